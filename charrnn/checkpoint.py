@@ -1,0 +1,100 @@
+"""One self-contained checkpoint file: save atomically, load safely.
+
+The file is a dict of tensors and plain Python values only, so `torch.load(weights_only=True)` reads
+it and no code in it ever runs:
+
+    format "charrnn", format_version   what this is, and which layout
+    model_config, train_config         dicts of the two dataclasses
+    vocab                              list of str: the whole tokenizer
+    model, optimizer                   state_dicts
+    trainer                            step, epoch, batch, elapsed, carried (h, c), RNG, best_val
+    metrics                            list of dicts, one per evaluation so far
+    corpus                             name, sources, chars, sha256
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from charrnn.errors import CharRNNError, CheckpointError
+from charrnn.fsutil import atomic_write
+from charrnn.model import CharLSTM, ModelConfig
+from charrnn.tokenizer import CharVocab
+
+FORMAT = "charrnn"
+FORMAT_VERSION = 1
+REQUIRED = ("model_config", "train_config", "vocab", "model", "trainer", "metrics", "corpus")
+
+
+def save(payload: dict[str, Any], path: Path) -> None:
+    """Write `payload` to `path` atomically: temp file in the same folder, fsync, rename."""
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    try:
+        atomic_write(Path(path), lambda f: torch.save(payload, f))
+    except OSError as e:
+        raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read and check a checkpoint on the CPU; never runs code from the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; pass a checkpoint file or a run folder")
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
+        raise CheckpointError(
+            f"{path} was refused: it is not a plain-data charrnn checkpoint ({first[:120]})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError) as e:
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated or not a torch file: "
+            f"{str(e).splitlines()[0][:120] if str(e) else type(e).__name__})"
+        ) from None
+    return validate(payload, path)
+
+
+def validate(payload: Any, path: Path) -> dict[str, Any]:
+    """Check the layout and version of a loaded checkpoint; raise CheckpointError otherwise."""
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a charrnn checkpoint")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format version {version}, newer than this charrnn reads "
+            f"({FORMAT_VERSION}); upgrade charrnn"
+        )
+    missing = [k for k in REQUIRED if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path} is incomplete: it lacks {', '.join(missing)}")
+    return payload
+
+
+def restore_model(payload: dict[str, Any], path: Path) -> tuple[CharLSTM, CharVocab]:
+    """The model (in eval mode, on the CPU) and vocabulary of a loaded checkpoint, cross-checked."""
+    try:
+        vocab = CharVocab.from_list(payload["vocab"])
+        config = ModelConfig.from_dict(payload["model_config"])
+    except (CharRNNError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path} has a broken vocabulary or model config ({e})") from None
+    if config.vocab_size != len(vocab):
+        raise CheckpointError(
+            f"{path} is inconsistent: its config says {config.vocab_size} characters, "
+            f"its vocabulary has {len(vocab)}"
+        )
+    model = CharLSTM(config)
+    try:
+        model.load_state_dict(payload["model"])
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise CheckpointError(
+            f"{path} is inconsistent: its weights do not fit its config "
+            f"({str(e).splitlines()[0][:160]})"
+        ) from None
+    return model.eval(), vocab

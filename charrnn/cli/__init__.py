@@ -1,0 +1,43 @@
+"""The `charrnn` command line: the only part of charrnn that prints, reads the environment or
+parses units.
+
+stdout carries the product (generated text, or a path a script needs); progress and messages go to
+stderr. A CharRNNError becomes one line, `Error: ...`, exit 1; bad usage exits 2. torch and the
+library modules are imported inside the commands, so `charrnn --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import click
+
+from charrnn import __version__
+from charrnn.cli.misc import corpus, runs
+from charrnn.cli.sample import sample
+from charrnn.cli.train import train
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="""\b
+Examples:
+  charrnn train corpus.txt                  # learn; checkpoints in ./checkpoints/corpus
+  charrnn sample --temp 0.8                 # write text from the latest run to stdout
+  charrnn sample --prime "ROMEO:" --length 500 --seed 1 | grep -c ROMEO
+  cat a.txt b.txt | charrnn train - --name mixed
+  charrnn train pystdlib --time 3m          # a built-in corpus, made offline
+  charrnn runs                              # what has been trained, and how well
+""",
+)
+@click.version_option(__version__, prog_name="charrnn")
+def cli():
+    """Train a stacked LSTM on any text, character by character, and write new text in its style."""
+
+
+def main():
+    cli(prog_name="charrnn")
+
+
+cli.add_command(train)
+cli.add_command(sample)
+cli.add_command(runs)
+cli.add_command(corpus)

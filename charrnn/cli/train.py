@@ -1,0 +1,296 @@
+"""`charrnn train`: read a corpus, build or restore a run, train it with progress on stderr."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+
+import click
+from click.core import ParameterSource
+
+from charrnn.cli.common import (
+    Duration,
+    cache_dir,
+    checkpoint_dir_option,
+    device_option,
+    download_bar,
+    resolve_device,
+    say,
+    stop_signals,
+    user_errors,
+)
+from charrnn.errors import CorpusError, RunError
+
+# name: (num_layers, hidden_size, embedding_dim, dropout)
+SIZES = {
+    "tiny": (1, 128, 32, 0.0),
+    "small": (2, 256, 64, 0.0),
+    "medium": (2, 512, 64, 0.0),
+    "large": (3, 512, 128, 0.1),
+}
+DEFAULT_SIZE = "small"
+DEFAULT_TIME = 600.0  # seconds, when no --steps, --epochs or --time is given
+# Options that shape the model or the data: fixed for the life of a run.
+FIXED_ON_RESUME = (
+    "name", "force", "size", "layers", "hidden", "embedding", "dropout",
+    "batch_size", "seq_len", "lr", "val_frac", "seed", "encoding",
+)  # fmt: skip
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  charrnn train corpus.txt                      # 10 minutes on the default model
+  charrnn train corpus.txt --time 1h30m --size medium
+  charrnn train notes/ --name notes --steps 5000 # every text file in a folder
+  cat a.txt b.txt | charrnn train - --name mixed
+  charrnn train tinyshakespeare                 # a catalog corpus (downloaded once)
+  charrnn train --resume corpus --time 20m      # continue a run, up to 20 minutes in all
+  charrnn sample --checkpoint "$(charrnn train corpus.txt -q --steps 500)"
+"""
+)
+@click.argument("corpus", nargs=-1, metavar="[CORPUS]...")
+@click.option("--name", help="Run name (default: the corpus file's name without extension).")
+@click.option("--resume", metavar="RUN", help="Continue a run (name or folder) where it stopped.")
+@click.option("--force", is_flag=True, help="Replace an existing run of the same name.")
+@click.option(
+    "--size",
+    type=click.Choice(list(SIZES)),
+    default=DEFAULT_SIZE,
+    show_default=True,
+    help="Model preset: tiny 1x128, small 2x256, medium 2x512, large 3x512.",
+)
+@click.option("--layers", type=click.IntRange(1, 16), help="LSTM layers (overrides --size).")
+@click.option("--hidden", type=click.IntRange(1, 8192), help="LSTM width (overrides --size).")
+@click.option("--embedding", type=click.IntRange(1, 4096), help="Embedding width.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout rate.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=32,
+    show_default=True,
+    help="Streams trained side by side (B).",
+)
+@click.option(
+    "--seq-len",
+    type=click.IntRange(1),
+    default=128,
+    show_default=True,
+    help="Characters per stream per step: the backprop window (T).",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(0, min_open=True),
+    default=3e-3,
+    show_default=True,
+    help="Peak learning rate (warm-up, then cosine decay to the budget's end).",
+)
+@click.option("--steps", type=click.IntRange(1), help="Stop after this many steps in all.")
+@click.option("--epochs", type=click.FloatRange(0, min_open=True), help="Stop after N epochs.")
+@click.option(
+    "--time",
+    "time_budget",
+    type=Duration(),
+    help="Stop after a wall-clock budget: "
+    "90s, 10m, 1h30m (default 10m when no other limit is given).",
+)
+@click.option(
+    "--eval-every",
+    type=click.IntRange(1),
+    help="Steps between evaluations and checkpoints  [default: 250].",
+)
+@click.option(
+    "--val-frac",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Share of the text, at its end, to validate on.",
+)
+@click.option("--seed", type=int, default=1337, show_default=True, help="Seed of the run.")
+@device_option
+@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the corpus.")
+@checkpoint_dir_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
+@click.pass_context
+@user_errors
+def train(ctx, corpus, resume, checkpoint_dir, quiet, **opts):
+    """Train a stacked LSTM on CORPUS: files, a folder of text files, '-' for stdin, or a corpus
+    name from `charrnn corpus list`.
+
+    Each run lives in CHECKPOINT_DIR/NAME/ with best.pt (lowest validation loss), last.pt and
+    metrics.jsonl. Progress goes to stderr; stdout gets the path of best.pt. Ctrl-C stops
+    cleanly after saving last.pt; `--resume NAME` continues exactly where it stopped.
+    """
+    if not corpus and not resume:
+        raise click.UsageError("give a CORPUS to train on (or --resume RUN)")
+    if resume:
+        fixed = [f"--{n.replace('_', '-')}" for n in FIXED_ON_RESUME if _given(ctx, n)]
+        if fixed:
+            raise click.UsageError(f"{', '.join(fixed)} cannot change when resuming a run")
+    device = resolve_device(opts["device"])
+    if resume:
+        trainer = _resumed_trainer(resume, corpus, checkpoint_dir, device, opts, quiet)
+    else:
+        trainer = _new_trainer(corpus, checkpoint_dir, device, opts, quiet)
+    sys.exit(_run(trainer, quiet))
+
+
+def _given(ctx, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
+def _load_corpus(specs, encoding, quiet):
+    from charrnn.corpus import load_corpus
+
+    stdin = click.get_binary_stream("stdin").read() if "-" in specs else None
+    return load_corpus(list(specs), cache_dir(), encoding, stdin, download_bar(quiet))
+
+
+def _budget(opts, default_time: float | None) -> dict:
+    steps, epochs, seconds = opts["steps"], opts["epochs"], opts["time_budget"]
+    if steps is None and epochs is None and seconds is None:
+        seconds = default_time
+    return {"max_steps": steps, "max_epochs": epochs, "max_time": seconds}
+
+
+def _new_trainer(specs, checkpoint_dir, device, opts, quiet):
+    import torch
+
+    from charrnn import data, runs
+    from charrnn.model import CharLSTM, ModelConfig
+    from charrnn.tokenizer import CharVocab
+    from charrnn.trainer import TrainConfig, Trainer
+
+    corpus = _load_corpus(specs, opts["encoding"], quiet)
+    run = runs.plan_run(checkpoint_dir, runs.safe_name(opts["name"] or corpus.name), opts["force"])
+    vocab = CharVocab.from_text(corpus.text)
+    train_ids, val_ids = data.split(data.encode(corpus.text, vocab), opts["val_frac"])
+    config = TrainConfig(
+        batch_size=opts["batch_size"], seq_len=opts["seq_len"], lr=opts["lr"],
+        eval_every=opts["eval_every"] or 250, val_frac=opts["val_frac"], seed=opts["seed"],
+        **_budget(opts, DEFAULT_TIME),
+    )  # fmt: skip
+    layers, hidden, embedding, dropout = SIZES[opts["size"]]
+    model_config = ModelConfig(
+        vocab_size=len(vocab),
+        embedding_dim=opts["embedding"] or embedding,
+        hidden_size=opts["hidden"] or hidden,
+        num_layers=opts["layers"] or layers,
+        dropout=dropout if opts["dropout"] is None else opts["dropout"],
+    )
+    torch.manual_seed(config.seed)
+    model = CharLSTM(model_config).to(device)
+    info = {"name": corpus.name, "sources": corpus.sources, "chars": len(corpus.text),
+            "sha256": corpus.sha256, "encoding": opts["encoding"]}  # fmt: skip
+    trainer = Trainer(model, vocab, train_ids, val_ids, config, run, info)
+    run.create(clear=opts["force"])
+    say(_describe(trainer, "Training", len(corpus.text), device), quiet)
+    return trainer
+
+
+def _resumed_trainer(name, specs, checkpoint_dir, device, opts, quiet):
+    from charrnn import checkpoint, data, runs
+    from charrnn.trainer import TrainConfig, Trainer
+
+    run = runs.find_run(name, checkpoint_dir)
+    path = run.last if run.last.is_file() else run.best
+    payload = checkpoint.load(path)
+    saved = payload["corpus"]
+    if not specs and "-" in saved["sources"]:
+        raise CorpusError(
+            f"run {run.name!r} was trained on standard input; pipe the same text again: "
+            f"... | charrnn train - --resume {name}"
+        )
+    # Re-read with the encoding the run was started with.
+    corpus = _load_corpus(specs or saved["sources"], saved.get("encoding", "utf-8"), quiet)
+    if corpus.sha256 != saved["sha256"]:
+        raise CorpusError(
+            f"the corpus differs from the one run {run.name!r} was trained on "
+            f"({len(corpus.text):,} vs {saved['chars']:,} characters, SHA-256 differs); "
+            "resume with the same text, or start a new run"
+        )
+    model, vocab = checkpoint.restore_model(payload, path)
+    config = TrainConfig.from_dict(payload["train_config"])
+    if any(opts[k] is not None for k in ("steps", "epochs", "time_budget")):
+        config = dataclasses.replace(config, **_budget(opts, None))
+    if opts["eval_every"]:
+        config = dataclasses.replace(config, eval_every=opts["eval_every"])
+    train_ids, val_ids = data.split(data.encode(corpus.text, vocab), config.val_frac)
+    trainer = Trainer(model.to(device), vocab, train_ids, val_ids, config, run, saved)
+    trainer.load_state(payload)
+    if trainer.budget_spent():
+        raise RunError(
+            f"run {run.name!r} has already used its budget ({trainer.pos.step:,} steps, "
+            f"{trainer.pos.elapsed:.0f}s); give a larger --steps, --epochs or --time in all"
+        )
+    say(_describe(trainer, f"Resuming at step {trainer.pos.step:,}:", len(corpus.text), device),
+        quiet)  # fmt: skip
+    return trainer
+
+
+def _describe(trainer, verb, n_chars, device) -> str:
+    m, c = trainer.model.config, trainer.config
+    params = trainer.model.num_params()
+    limits = [f"{c.max_steps:,} steps" if c.max_steps else "",
+              f"{c.max_epochs:g} epochs" if c.max_epochs else "",
+              _fmt_time(c.max_time) if c.max_time else ""]  # fmt: skip
+    return (
+        f"{verb} {trainer.run_dir.name!r}: {n_chars:,} characters, {len(trainer.vocab)} distinct; "
+        f"{m.num_layers}x{m.hidden_size} LSTM, {params / 1e6:.2f}M parameters; batch "
+        f"{c.batch_size}x{c.seq_len}; budget {', '.join(x for x in limits if x)}; {device}"
+    )
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = round(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def _run(trainer, quiet: bool) -> int:
+    """Drive the trainer, draw progress on stderr; returns the exit status."""
+    from tqdm import tqdm
+
+    from charrnn.trainer import DoneEvent, EvalEvent, StepEvent
+
+    bar = tqdm(total=1000, file=sys.stderr, disable=quiet or not sys.stderr.isatty(),
+               bar_format="{percentage:3.0f}%|{bar:24}| {elapsed}<{remaining} {postfix}",
+               initial=int(1000 * trainer.progress()))  # fmt: skip
+    speed, done = None, None
+    with stop_signals(trainer.request_stop) as signals:
+        for event in trainer.run():
+            if isinstance(event, StepEvent):
+                speed = (
+                    event.chars_per_s if speed is None else 0.9 * speed + 0.1 * event.chars_per_s
+                )
+                bar.update(int(1000 * event.progress) - bar.n)
+                bar.set_postfix_str(f"step {event.step:,} loss {event.loss:.3f} "
+                                    f"{speed:,.0f} char/s", refresh=False)  # fmt: skip
+            elif isinstance(event, EvalEvent) and not quiet:
+                bar.write(_eval_line(event), file=sys.stderr)
+            elif isinstance(event, DoneEvent):
+                done = event
+    bar.close()
+    run = trainer.run_dir
+    if done.reason == "stopped":
+        say(f"Stopped at step {done.step:,}; saved {run.last}. "
+            f"Resume with: charrnn train --resume {run.name}", quiet)  # fmt: skip
+        return 143 if signals and signals[0] == 15 else 130
+    best = f"{done.best_val:.4f} nats = {done.best_val / math.log(2):.3f} bits per character"
+    say(f"Done ({done.reason} budget spent) after {done.step:,} steps, "
+        f"{_fmt_time(trainer.pos.elapsed)}: best validation loss {best}.", quiet)  # fmt: skip
+    click.echo(str(run.best if run.best.is_file() else run.last))
+    return 0
+
+
+def _eval_line(event) -> str:
+    r = event.record
+    mark = "  * best" if event.improved else ""
+    return (
+        f"step {r['step']:>7,} | epoch {r['epoch']:6.2f} | {_fmt_time(r['elapsed']):>8} | "
+        f"train {r['train_loss']:.4f} | val {r['val_loss']:.4f} nats = {r['val_bpc']:.3f} bpc"
+        f"{mark}"
+    )

@@ -1,0 +1,28 @@
+"""Errors a user can cause. The CLI prints them as one line, `Error: ...`, and exits 1.
+
+Each message says what went wrong and what to do about it; library code raises, never prints.
+"""
+
+
+class CharRNNError(Exception):
+    """Base class for every error a user can cause and fix."""
+
+
+class CorpusError(CharRNNError):
+    """The text to train on cannot be read, decoded or used as it is."""
+
+
+class VocabError(CharRNNError):
+    """Text holds characters the model's vocabulary does not have."""
+
+
+class CheckpointError(CharRNNError):
+    """A checkpoint is missing, unreadable, unsafe, or not a charrnn checkpoint."""
+
+
+class RunError(CharRNNError):
+    """A run folder is missing, already exists, or cannot be written."""
+
+
+class ConfigError(CharRNNError):
+    """Settings that cannot work together (e.g. a batch larger than the corpus)."""

@@ -1,0 +1,141 @@
+"""CharLSTM: embedding -> stacked LSTM -> linear head over the vocabulary.
+
+Why an LSTM and not a vanilla RNN: a vanilla RNN rewrites its whole memory at every character,
+h = tanh(W x + U h), so the gradient from a character 100 steps back is multiplied by U and tanh'
+100 times and vanishes; in practice it forgets after a few dozen characters. An LSTM keeps a second
+vector, the cell state c, that runs along the sequence like a conveyor belt: each step only scales
+it (forget gate) and adds to it (input gate), so information and gradients can ride it for hundreds
+of characters. What the next layer and the head see is a gated read of that belt, h (output gate):
+
+        c_{t-1} ──(x f)────────(+)──────────────┬──> c_t         long-term memory, the belt
+                     ^          ^               │
+                  f = σ(.)   i·g, i = σ(.)    tanh
+                  forget     g = tanh(.)        │
+                     │       input/write     (x o), o = σ(.)  output gate
+        h_{t-1}, x_t ┴──────────┴───────────────┴──> h_t         short-term memory / output
+
+`forward` runs the fused nn.LSTM kernel (oneDNN on CPU, cuDNN on GPU) over whole sequences for
+training; `step` runs the very same equations written out gate by gate, one character at a time,
+which is both the clearest statement of the cell and the cheapest path for sampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (num_layers, B, hidden_size)
+
+
+@dataclass
+class ModelConfig:
+    """Shape of a CharLSTM; names follow torch.nn.LSTM."""
+
+    vocab_size: int
+    embedding_dim: int = 64
+    hidden_size: int = 512
+    num_layers: int = 2
+    dropout: float = 0.0  # between LSTM layers and before the head; 0 for short runs
+    forget_bias: float = 1.0  # start with the belt open: remember by default, learn to forget
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        return cls(**d)
+
+
+class CharLSTM(nn.Module):
+    """Next-character model: ids (B, T) and a state -> logits (B, T, V) and the new state."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.embed = nn.Embedding(c.vocab_size, c.embedding_dim)
+        self.lstm = nn.LSTM(
+            c.embedding_dim,
+            c.hidden_size,
+            num_layers=c.num_layers,
+            dropout=c.dropout if c.num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.drop = nn.Dropout(c.dropout)
+        self.head = nn.Linear(c.hidden_size, c.vocab_size)
+        self._init_forget_bias(c.forget_bias)
+
+    def _init_forget_bias(self, value: float) -> None:
+        # PyTorch orders the gates (i, f, g, o) in each bias; b_ih + b_hh is the effective bias.
+        h = self.config.hidden_size
+        with torch.no_grad():
+            for layer in range(self.config.num_layers):
+                getattr(self.lstm, f"bias_ih_l{layer}")[h : 2 * h].fill_(value)
+                getattr(self.lstm, f"bias_hh_l{layer}")[h : 2 * h].zero_()
+
+    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        """All-zero (h, c): the state before the first character of a stream."""
+        c = self.config
+        device = device or self.head.weight.device
+        shape = (c.num_layers, batch_size, c.hidden_size)
+        return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
+
+    def forward(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """idx (B, T) int64, state or None -> logits (B, T, V), state (h, c)."""
+        x = self.embed(idx)  # (B, T, E)
+        out, state = self.lstm(x, state)  # (B, T, H); h, c (num_layers, B, H)
+        return self.head(self.drop(out)), state  # (B, T, V)
+
+    def loss(self, idx: torch.Tensor, targets: torch.Tensor, state: State | None = None):
+        """Mean cross-entropy in nats per character, and the new state."""
+        logits, state = self(idx, state)
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten()), state
+
+    @torch.no_grad()
+    def step(self, idx: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One character per stream, the LSTM written out: idx (B,), state -> logits (B, V), state.
+
+        Equal (to float rounding) to forward() on a length-1 sequence, without the fused kernel's
+        per-call set-up cost, which dominates when generating one character at a time.
+        """
+        h, c = state
+        x = self.embed(idx)  # (B, E)
+        new_h, new_c = [], []
+        for layer in range(self.config.num_layers):
+            x, c_l = lstm_cell(x, h[layer], c[layer], *self._weights(layer))
+            new_h.append(x)
+            new_c.append(c_l)
+        return self.head(x), (torch.stack(new_h), torch.stack(new_c))
+
+    def _weights(self, layer: int):
+        lstm = self.lstm
+        return (
+            getattr(lstm, f"weight_ih_l{layer}"),
+            getattr(lstm, f"weight_hh_l{layer}"),
+            getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}"),
+        )
+
+    def num_params(self, embedding: bool = True) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        return n if embedding else n - self.embed.weight.numel()
+
+
+def lstm_cell(x, h, c, w_ih, w_hh, bias) -> State:
+    """One LSTM step: x (B, I), h and c (B, H) -> new h, c (B, H). The four gates, by name."""
+    gates = F.linear(x, w_ih) + F.linear(h, w_hh, bias)  # (B, 4H), in PyTorch's order i, f, g, o
+    i, f, g, o = gates.chunk(4, dim=1)
+    forget = torch.sigmoid(f)  # how much of the belt to keep (1 = remember everything)
+    write = torch.sigmoid(i)  # how much of the candidate to add
+    candidate = torch.tanh(g)  # what could be written
+    reveal = torch.sigmoid(o)  # how much of the belt to show as output
+    c = forget * c + write * candidate  # the conveyor belt: scaled and added to, never rewritten
+    h = reveal * torch.tanh(c)  # short-term memory: a gated view of the long-term cell
+    return h, c
+
+
+def detach_state(state: State) -> State:
+    """Keep the values, drop the graph: truncated backprop through time at a batch boundary."""
+    return state[0].detach(), state[1].detach()
