@@ -15,6 +15,8 @@ it and no code in it ever runs:
 from __future__ import annotations
 
 import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +49,20 @@ def load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols on foreign files
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
-        raise CheckpointError(
-            f"{path} was refused: it is not a plain-data charrnn checkpoint ({first[:120]})"
-        ) from None
+        if found := re.search(r"GLOBAL ([\w.]+)", str(e)):
+            raise CheckpointError(
+                f"{path} was refused: it asks to load {found.group(1)}, which is code, not data "
+                "(charrnn checkpoints hold only tensors and plain values); nothing in it was run"
+            ) from None
+        raise CheckpointError(f"{path} is not a readable checkpoint (not a torch file)") from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError) as e:
+        detail = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated or not a torch file: "
-            f"{str(e).splitlines()[0][:120] if str(e) else type(e).__name__})"
+            f"{path} is not a readable checkpoint (truncated or corrupted: {detail})"
         ) from None
     return validate(payload, path)
 

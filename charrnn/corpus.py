@@ -178,6 +178,8 @@ def download(entry: CatalogEntry, target: Path, progress: Progress | None = None
         atomic_write(target, write)
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
+        if isinstance(e, urllib.error.HTTPError):
+            reason = f"HTTP {e.code} {e.reason}"
         raise CorpusError(
             f"cannot download {entry.name} from {entry.url}: {reason}; check your connection, "
             "or download the file yourself and pass its path"

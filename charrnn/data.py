@@ -33,7 +33,8 @@ def encode(text: str, vocab: CharVocab) -> torch.Tensor:
     table = torch.tensor([ord(c) for c in vocab.chars], dtype=torch.int32)  # sorted code points
     for start in range(0, len(text), _ENCODE_BLOCK):
         piece = text[start : start + _ENCODE_BLOCK]
-        points = torch.frombuffer(bytearray(piece.encode("utf-32-le")), dtype=torch.int32)
+        raw = piece.encode("utf-32-le", "surrogatepass")  # lone surrogates encode too
+        points = torch.frombuffer(bytearray(raw), dtype=torch.int32)
         ids = torch.searchsorted(table, points).clamp_(max=len(table) - 1)
         if not torch.equal(table[ids], points):
             raise VocabError(f"the vocabulary lacks {describe_unknown(vocab.unknown(piece))}")

@@ -7,12 +7,12 @@ environment or the working directory on its own.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from charrnn.errors import RunError
+from charrnn.fsutil import atomic_write
 
 CHECKPOINT_SUFFIX = ".pt"
 
@@ -58,14 +58,19 @@ class RunDir:
         return max(times, default=0.0)
 
     def append_metrics(self, record: dict) -> None:
-        with open(self.metrics, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.metrics, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise RunError(f"cannot write {self.metrics}: {e.strerror or e}") from None
 
     def rewrite_metrics(self, records: list[dict]) -> None:
         """Make metrics.jsonl match a checkpoint's own history (used on resume)."""
-        tmp = self.metrics.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-        os.replace(tmp, self.metrics)
+        lines = "".join(json.dumps(r) + "\n" for r in records).encode("utf-8")
+        try:
+            atomic_write(self.metrics, lambda f: f.write(lines))
+        except OSError as e:
+            raise RunError(f"cannot write {self.metrics}: {e.strerror or e}") from None
 
 
 def safe_name(name: str) -> str:

@@ -190,17 +190,17 @@ class Trainer:
         last_eval, losses = self.pos.step, []
         tick = time.perf_counter()
         while (reason := self.budget_spent()) is None and not self._stop:
+            start = time.perf_counter()
             loss = self.train_step()
             now = time.perf_counter()
-            self.pos.elapsed += now - tick
-            chars_per_s = self.config.batch_size * self.config.seq_len / max(now - tick, 1e-9)
+            self.pos.elapsed += now - tick  # wall clock: evaluations and saves count too
             tick = now
+            chars_per_s = self.config.batch_size * self.config.seq_len / max(now - start, 1e-9)
             losses.append(loss)
             yield StepEvent(self.pos.step, loss, self.lr(), self.progress(), chars_per_s)
             if self.pos.step % self.config.eval_every == 0 and not self._stop:
                 yield self._evaluate_and_save(sum(losses) / len(losses))
                 last_eval, losses = self.pos.step, []
-                tick = time.perf_counter()  # evaluation time is not counted as training speed
         if self._stop:
             checkpoint.save(self.payload(), self.run_dir.last)
             yield DoneEvent("stopped", self.pos.step, self.pos.best_val)

@@ -89,13 +89,14 @@ def resolve_device(name: str):
     return torch.device(name)
 
 
-device_option = click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
-    default="auto",
-    show_default=True,
-    help="Where to run: auto picks cuda, then mps, then cpu.",
-)
+def device_option(default: str, why: str = ""):
+    return click.option(
+        "--device",
+        type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+        default=default,
+        show_default=True,
+        help=f"Where to run: auto picks cuda, then mps, then cpu.{why}",
+    )
 
 
 def download_bar(quiet: bool):

@@ -33,10 +33,14 @@ def runs(checkpoint_dir):
         best = min((r["val_bpc"] for r in rows), default=math.nan)
         last = rows[-1] if rows else {}
         table.add_row(
-            run.name, f"{last.get('step', 0):,}", f"{last.get('epoch', 0):.2f}",
-            f"{last.get('elapsed', 0) / 60:.1f} min", f"{best:.3f}",
-            f"{last.get('val_bpc', math.nan):.3f}", str(run.path),
-        )  # fmt: skip
+            run.name,
+            f"{last.get('step', 0):,}",
+            f"{last.get('epoch', 0):.2f}",
+            f"{last.get('elapsed', 0) / 60:.1f} min",
+            f"{best:.3f}",
+            f"{last.get('val_bpc', math.nan):.3f}",
+            str(run.path),
+        )
     Console(file=sys.stdout, width=200 if not sys.stdout.isatty() else None).print(table)
 
 
@@ -74,8 +78,9 @@ def corpus_list():
     for entry in load_catalog().values():
         here = "yes" if entry.cache_file(cache_dir()).is_file() else "no"
         kind = "built-in" if entry.builtin else "download"
-        table.add_row(entry.name, f"{entry.size / 1e6:.1f} MB", kind, here, entry.description,
-                      entry.licence)  # fmt: skip
+        table.add_row(
+            entry.name, f"{entry.size / 1e6:.1f} MB", kind, here, entry.description, entry.licence
+        )
     Console(file=sys.stdout, width=200 if not sys.stdout.isatty() else None).print(table)
 
 

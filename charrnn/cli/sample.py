@@ -20,9 +20,13 @@ Examples:
   charrnn sample -c checkpoints/notes/last.pt --temp 0   # greedy: always the likeliest
 """
 )
-@click.option("-c", "--checkpoint", metavar="PATH|RUN",
-              help="A checkpoint file, a run folder or a run name (then its best.pt); "
-              "default: the most recently updated run.")  # fmt: skip
+@click.option(
+    "-c",
+    "--checkpoint",
+    metavar="PATH|RUN",
+    help="A checkpoint file, a run folder or a run name (then its best.pt); "
+    "default: the most recently updated run.",
+)
 @click.option(
     "-t",
     "--temp",
@@ -49,11 +53,21 @@ Examples:
 @click.option("-p", "--prime", default="", help="Text to start from (it is read, then echoed).")
 @click.option("--no-echo-prime", is_flag=True, help="Print only the continuation.")
 @click.option("-s", "--seed", type=int, help="Seed: the same seed gives the same text.")
-@device_option
+@device_option("cpu", " One character at a time is fastest on the CPU.")
 @checkpoint_dir_option
 @user_errors
-def sample(checkpoint, temperature, top_k, top_p, length, prime, no_echo_prime, seed, device,
-           checkpoint_dir):  # fmt: skip
+def sample(
+    checkpoint,
+    temperature,
+    top_k,
+    top_p,
+    length,
+    prime,
+    no_echo_prime,
+    seed,
+    device,
+    checkpoint_dir,
+):
     """Write new text in the style of a trained run to stdout, as it is generated."""
     from charrnn import checkpoint as ckpt
     from charrnn import runs
@@ -63,8 +77,7 @@ def sample(checkpoint, temperature, top_k, top_p, length, prime, no_echo_prime, 
     config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
     path = runs.resolve_checkpoint(checkpoint, checkpoint_dir)
     model, vocab = ckpt.restore_model(ckpt.load(path), path)
-    sampler = Sampler(model.to(resolve_device("cpu" if device == "auto" else device)), vocab,
-                      config)  # fmt: skip
+    sampler = Sampler(model.to(resolve_device(device)), vocab, config)
     sampler.prime(prime)
     out = click.get_text_stream("stdout")
     text_end = ""

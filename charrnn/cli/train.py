@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -26,16 +27,27 @@ from charrnn.errors import CorpusError, RunError
 SIZES = {
     "tiny": (1, 128, 32, 0.0),
     "small": (2, 256, 64, 0.0),
-    "medium": (2, 512, 64, 0.0),
-    "large": (3, 512, 128, 0.1),
+    "medium": (2, 512, 64, 0.2),
+    "large": (3, 512, 128, 0.25),
 }
-DEFAULT_SIZE = "small"
+DEFAULT_SIZE = "medium"
 DEFAULT_TIME = 600.0  # seconds, when no --steps, --epochs or --time is given
 # Options that shape the model or the data: fixed for the life of a run.
 FIXED_ON_RESUME = (
-    "name", "force", "size", "layers", "hidden", "embedding", "dropout",
-    "batch_size", "seq_len", "lr", "val_frac", "seed", "encoding",
-)  # fmt: skip
+    "name",
+    "force",
+    "size",
+    "layers",
+    "hidden",
+    "embedding",
+    "dropout",
+    "batch_size",
+    "seq_len",
+    "lr",
+    "val_frac",
+    "seed",
+    "encoding",
+)
 
 
 @click.command(
@@ -108,7 +120,7 @@ Examples:
     help="Share of the text, at its end, to validate on.",
 )
 @click.option("--seed", type=int, default=1337, show_default=True, help="Seed of the run.")
-@device_option
+@device_option("auto")
 @click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the corpus.")
 @checkpoint_dir_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
@@ -168,10 +180,14 @@ def _new_trainer(specs, checkpoint_dir, device, opts, quiet):
     vocab = CharVocab.from_text(corpus.text)
     train_ids, val_ids = data.split(data.encode(corpus.text, vocab), opts["val_frac"])
     config = TrainConfig(
-        batch_size=opts["batch_size"], seq_len=opts["seq_len"], lr=opts["lr"],
-        eval_every=opts["eval_every"] or 250, val_frac=opts["val_frac"], seed=opts["seed"],
+        batch_size=opts["batch_size"],
+        seq_len=opts["seq_len"],
+        lr=opts["lr"],
+        eval_every=opts["eval_every"] or 250,
+        val_frac=opts["val_frac"],
+        seed=opts["seed"],
         **_budget(opts, DEFAULT_TIME),
-    )  # fmt: skip
+    )
     layers, hidden, embedding, dropout = SIZES[opts["size"]]
     model_config = ModelConfig(
         vocab_size=len(vocab),
@@ -182,8 +198,13 @@ def _new_trainer(specs, checkpoint_dir, device, opts, quiet):
     )
     torch.manual_seed(config.seed)
     model = CharLSTM(model_config).to(device)
-    info = {"name": corpus.name, "sources": corpus.sources, "chars": len(corpus.text),
-            "sha256": corpus.sha256, "encoding": opts["encoding"]}  # fmt: skip
+    info = {
+        "name": corpus.name,
+        "sources": corpus.sources,
+        "chars": len(corpus.text),
+        "sha256": corpus.sha256,
+        "encoding": opts["encoding"],
+    }
     trainer = Trainer(model, vocab, train_ids, val_ids, config, run, info)
     run.create(clear=opts["force"])
     say(_describe(trainer, "Training", len(corpus.text), device), quiet)
@@ -225,17 +246,21 @@ def _resumed_trainer(name, specs, checkpoint_dir, device, opts, quiet):
             f"run {run.name!r} has already used its budget ({trainer.pos.step:,} steps, "
             f"{trainer.pos.elapsed:.0f}s); give a larger --steps, --epochs or --time in all"
         )
-    say(_describe(trainer, f"Resuming at step {trainer.pos.step:,}:", len(corpus.text), device),
-        quiet)  # fmt: skip
+    say(
+        _describe(trainer, f"Resuming at step {trainer.pos.step:,}:", len(corpus.text), device),
+        quiet,
+    )
     return trainer
 
 
 def _describe(trainer, verb, n_chars, device) -> str:
     m, c = trainer.model.config, trainer.config
     params = trainer.model.num_params()
-    limits = [f"{c.max_steps:,} steps" if c.max_steps else "",
-              f"{c.max_epochs:g} epochs" if c.max_epochs else "",
-              _fmt_time(c.max_time) if c.max_time else ""]  # fmt: skip
+    limits = [
+        f"{c.max_steps:,} steps" if c.max_steps else "",
+        f"{c.max_epochs:g} epochs" if c.max_epochs else "",
+        _fmt_time(c.max_time) if c.max_time else "",
+    ]
     return (
         f"{verb} {trainer.run_dir.name!r}: {n_chars:,} characters, {len(trainer.vocab)} distinct; "
         f"{m.num_layers}x{m.hidden_size} LSTM, {params / 1e6:.2f}M parameters; batch "
@@ -256,19 +281,24 @@ def _run(trainer, quiet: bool) -> int:
 
     from charrnn.trainer import DoneEvent, EvalEvent, StepEvent
 
-    bar = tqdm(total=1000, file=sys.stderr, disable=quiet or not sys.stderr.isatty(),
-               bar_format="{percentage:3.0f}%|{bar:24}| {elapsed}<{remaining} {postfix}",
-               initial=int(1000 * trainer.progress()))  # fmt: skip
+    bar = tqdm(
+        total=1000,
+        file=sys.stderr,
+        disable=quiet or not sys.stderr.isatty(),
+        bar_format="{percentage:3.0f}%|{bar:24}| {elapsed}<{remaining} {postfix}",
+        initial=int(1000 * trainer.progress()),
+    )
     speed, done = None, None
-    with stop_signals(trainer.request_stop) as signals:
+    with stop_signals(trainer.request_stop) as signals, _hard_stop(trainer):
         for event in trainer.run():
             if isinstance(event, StepEvent):
                 speed = (
                     event.chars_per_s if speed is None else 0.9 * speed + 0.1 * event.chars_per_s
                 )
                 bar.update(int(1000 * event.progress) - bar.n)
-                bar.set_postfix_str(f"step {event.step:,} loss {event.loss:.3f} "
-                                    f"{speed:,.0f} char/s", refresh=False)  # fmt: skip
+                bar.set_postfix_str(
+                    f"step {event.step:,} loss {event.loss:.3f} {speed:,.0f} char/s", refresh=False
+                )
             elif isinstance(event, EvalEvent) and not quiet:
                 bar.write(_eval_line(event), file=sys.stderr)
             elif isinstance(event, DoneEvent):
@@ -276,14 +306,33 @@ def _run(trainer, quiet: bool) -> int:
     bar.close()
     run = trainer.run_dir
     if done.reason == "stopped":
-        say(f"Stopped at step {done.step:,}; saved {run.last}. "
-            f"Resume with: charrnn train --resume {run.name}", quiet)  # fmt: skip
+        say(
+            f"Stopped at step {done.step:,}; saved {run.last}. "
+            f"Resume with: charrnn train --resume {run.name}",
+            quiet,
+        )
         return 143 if signals and signals[0] == 15 else 130
     best = f"{done.best_val:.4f} nats = {done.best_val / math.log(2):.3f} bits per character"
-    say(f"Done ({done.reason} budget spent) after {done.step:,} steps, "
-        f"{_fmt_time(trainer.pos.elapsed)}: best validation loss {best}.", quiet)  # fmt: skip
+    say(
+        f"Done ({done.reason} budget spent) after {done.step:,} steps, "
+        f"{_fmt_time(trainer.pos.elapsed)}: best validation loss {best}.",
+        quiet,
+    )
     click.echo(str(run.best if run.best.is_file() else run.last))
     return 0
+
+
+@contextlib.contextmanager
+def _hard_stop(trainer):
+    """A second Ctrl-C stops at once: say so in one line, not with a traceback."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        say(
+            f"Interrupted twice: stopped without saving; {trainer.run_dir.last} holds the "
+            "previous checkpoint, if any"
+        )
+        sys.exit(130)
 
 
 def _eval_line(event) -> str:

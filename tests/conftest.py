@@ -1,0 +1,110 @@
+"""Shared fixtures: a small synthetic corpus, tiny models, one trained run per session."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from charrnn import data
+from charrnn.model import CharLSTM, ModelConfig
+from charrnn.runs import RunDir
+from charrnn.tokenizer import CharVocab
+from charrnn.trainer import TrainConfig, Trainer
+
+SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "tinyshakespeare.txt"
+
+# Tiny enough that a training step takes about a millisecond.
+TINY_MODEL = {"embedding_dim": 8, "hidden_size": 24, "num_layers": 2}
+TINY_TRAIN = {"batch_size": 4, "seq_len": 16, "lr": 1e-2, "warmup_steps": 5, "eval_every": 10}
+TINY_CLI = [
+    "--layers",
+    "2",
+    "--hidden",
+    "24",
+    "--embedding",
+    "8",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "16",
+    "--lr",
+    "1e-2",
+    "--eval-every",
+    "10",
+]
+
+
+def make_text(n_chars: int = 12_000, seed: int = 0) -> str:
+    """Deterministic English-like text with structure a tiny model learns in a few steps."""
+    rng = random.Random(seed)
+    names = ["ANNA", "BORIS", "CLARA"]
+    words = [
+        "the",
+        "cat",
+        "sat",
+        "on",
+        "a",
+        "mat",
+        "and",
+        "the",
+        "dog",
+        "ran",
+        "to",
+        "the",
+        "sun",
+        "while",
+        "we",
+        "all",
+        "sang",
+    ]
+    lines = []
+    while sum(len(line) for line in lines) < n_chars:
+        lines.append(f"{rng.choice(names)}:\n")
+        lines.append(" ".join(rng.choice(words) for _ in range(rng.randint(4, 9))) + ".\n\n")
+    return "".join(lines)[:n_chars]
+
+
+@pytest.fixture(scope="session")
+def text() -> str:
+    return make_text()
+
+
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory, text) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "tiny.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def make_trainer(text: str, folder: Path, seed: int = 0, **train) -> Trainer:
+    """A Trainer for a tiny model on `text`, writing into `folder`."""
+    vocab = CharVocab.from_text(text)
+    config = TrainConfig(**{**TINY_TRAIN, "seed": seed, **train})
+    train_ids, val_ids = data.split(data.encode(text, vocab), config.val_frac)
+    torch.manual_seed(seed)
+    model = CharLSTM(ModelConfig(vocab_size=len(vocab), **TINY_MODEL))
+    run = RunDir(folder)
+    run.create()
+    info = {"name": "tiny", "sources": [], "chars": len(text), "sha256": "0" * 64}
+    return Trainer(model, vocab, train_ids, val_ids, config, run, info)
+
+
+def drain(trainer: Trainer) -> list:
+    return list(trainer.run())
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, text) -> RunDir:
+    """A tiny run trained once per session: 200 steps, best.pt and last.pt on disk."""
+    trainer = make_trainer(text, tmp_path_factory.mktemp("runs") / "tiny", max_steps=200)
+    drain(trainer)
+    return trainer.run_dir
+
+
+def shakespeare() -> str:
+    if not SHAKESPEARE.is_file():
+        pytest.skip(f"{SHAKESPEARE} is not here")
+    return SHAKESPEARE.read_text(encoding="utf-8")

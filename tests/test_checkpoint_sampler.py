@@ -1,0 +1,172 @@
+"""Checkpoints (round trip, weights_only, atomic writes, refusals) and the sampler."""
+
+import io
+import os
+import pickle
+
+import pytest
+import torch
+
+from charrnn import checkpoint
+from charrnn.errors import CheckpointError, ConfigError, VocabError
+from charrnn.sampler import SampleConfig, Sampler
+
+
+def load_model(run):
+    return checkpoint.restore_model(checkpoint.load(run.best), run.best)
+
+
+def test_checkpoint_loads_with_weights_only_and_holds_everything(trained_run):
+    raw = torch.load(trained_run.last, weights_only=True)  # plain torch, no charrnn code
+    assert raw["format"] == "charrnn" and raw["format_version"] == checkpoint.FORMAT_VERSION
+    assert set(checkpoint.REQUIRED) <= set(raw)
+    assert raw["model_config"]["vocab_size"] == len(raw["vocab"])
+    assert raw["trainer"]["step"] == 200 and raw["metrics"][-1]["step"] == 200
+    assert {"sha256", "chars", "sources"} <= set(raw["corpus"])
+    assert raw["trainer"]["state_h"].shape == (2, 4, 24)  # carried state travels too
+
+
+def test_round_trip_gives_identical_logits(trained_run, tmp_path):
+    payload = checkpoint.load(trained_run.best)
+    model, _ = checkpoint.restore_model(payload, trained_run.best)
+    copy = tmp_path / "copy.pt"
+    checkpoint.save({k: v for k, v in payload.items() if not k.startswith("format")}, copy)
+    model2, _ = checkpoint.restore_model(checkpoint.load(copy), copy)
+    idx = torch.randint(0, model.config.vocab_size, (2, 9))
+    assert torch.equal(model(idx)[0], model2(idx)[0])
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint_untouched(
+    trained_run, tmp_path, monkeypatch
+):
+    target = tmp_path / "last.pt"
+    payload = checkpoint.load(trained_run.last)
+    checkpoint.save(payload, target)
+    before = target.read_bytes()
+
+    def half_write(obj, f):
+        f.write(b"partial garbage")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", half_write)
+    with pytest.raises(CheckpointError, match="No space left"):
+        checkpoint.save(payload, target)
+    assert target.read_bytes() == before
+    assert os.listdir(tmp_path) == ["last.pt"]  # no temp file left behind
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-marker",))
+
+
+def _torch_saved_evil() -> bytes:
+    buf = io.BytesIO()
+    torch.save({"format": "charrnn", "format_version": 1, "x": _Evil()}, buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "not a readable checkpoint"),
+        (b"\x00garbage\xff" * 50, "not a readable checkpoint"),
+        (_torch_saved_evil(), r"refused: it asks to load posix\.system.*nothing in it was run"),
+        (pickle.dumps({"format": "charrnn", "x": _Evil()}, protocol=2), "refused|not a readable"),
+        (pickle.dumps({"format": "charrnn", "x": _Evil()}), "refused|not a readable"),
+    ],
+)
+def test_bad_files_are_refused_and_never_run_code(tmp_path, monkeypatch, content, message):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
+        checkpoint.load(bad)
+    assert not (tmp_path / "pwned-marker").exists()
+    # the same file does run code under a plain pickle load: the test's trap is real
+    if content.startswith(b"\x80") and os.name == "posix":
+        pickle.loads(content)
+        assert (tmp_path / "pwned-marker").exists()
+
+
+def test_other_files_and_newer_versions_get_their_own_errors(trained_run, tmp_path):
+    payload = checkpoint.load(trained_run.best)
+    plain = tmp_path / "plain.pt"
+    torch.save(payload["model"], plain)  # a bare state_dict from another tool
+    with pytest.raises(CheckpointError, match="not a charrnn checkpoint"):
+        checkpoint.load(plain)
+    newer = tmp_path / "newer.pt"
+    torch.save({**payload, "format_version": checkpoint.FORMAT_VERSION + 1}, newer)
+    with pytest.raises(CheckpointError, match="newer than this charrnn reads"):
+        checkpoint.load(newer)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(trained_run.best.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        checkpoint.load(truncated)
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(trained_run):
+    payload = checkpoint.load(trained_run.best)
+    lying = {**payload, "model_config": {**payload["model_config"], "hidden_size": 99}}
+    with pytest.raises(CheckpointError, match="do not fit its config"):
+        checkpoint.restore_model(lying, trained_run.best)
+    short_vocab = {**payload, "vocab": payload["vocab"][:-1]}
+    with pytest.raises(CheckpointError, match="inconsistent"):
+        checkpoint.restore_model(short_vocab, trained_run.best)
+
+
+# --------------------------------------------------------------------------- sampler
+
+
+def sample(run, length=200, prime="", **cfg):
+    model, vocab = load_model(run)
+    s = Sampler(model, vocab, SampleConfig(**cfg))
+    s.prime(prime)
+    return "".join(s.generate(length))
+
+
+def test_same_seed_same_text_and_different_seeds_differ(trained_run):
+    a = sample(trained_run, seed=7, temperature=1.0)
+    assert a == sample(trained_run, seed=7, temperature=1.0)
+    assert a != sample(trained_run, seed=8, temperature=1.0)
+    assert len(a) == 200
+
+
+def test_greedy_equals_top_k_1_and_a_tiny_nucleus(trained_run):
+    greedy = sample(trained_run, temperature=0, seed=1)
+    assert greedy == sample(trained_run, temperature=0, seed=2)  # no randomness at all
+    assert greedy == sample(trained_run, temperature=1.0, top_k=1, seed=3)
+    assert greedy == sample(trained_run, temperature=1.0, top_p=1e-6, seed=4)
+
+
+def test_generation_carries_state_instead_of_rereading(trained_run):
+    """Each generated character equals what one forward pass over prime + text predicts."""
+    model, vocab = load_model(trained_run)
+    s = Sampler(model, vocab, SampleConfig(temperature=0))
+    s.prime("ANNA:\n")
+    text = "".join(s.generate(40))
+    with torch.no_grad():
+        logits, _ = model(torch.tensor([vocab.encode("ANNA:\n" + text)]))
+    expected = vocab.decode(logits[0, 5:-1].argmax(-1).tolist())
+    assert text == expected
+
+
+def test_the_prime_conditions_the_text(trained_run):
+    a = sample(trained_run, prime="ANNA:\n", temperature=0, length=60)
+    b = sample(trained_run, prime="the dog ", temperature=0, length=60)
+    assert a != b
+
+
+def test_unseen_prime_characters_are_named(trained_run):
+    model, vocab = load_model(trained_run)
+    s = Sampler(model, vocab, SampleConfig())
+    with pytest.raises(VocabError, match=r"'Z' \(U\+005A\).*'€'"):
+        s.prime("Zoo €")
+
+
+@pytest.mark.parametrize("bad", [{"temperature": -1}, {"top_k": 0}, {"top_p": 0.0}, {"top_p": 1.5}])
+def test_bad_settings_are_refused(bad):
+    with pytest.raises(ConfigError):
+        SampleConfig(**bad)

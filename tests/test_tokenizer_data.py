@@ -1,0 +1,118 @@
+"""Tokenizer round trips, compact encoding, the split, and stateful stream batching."""
+
+import pytest
+import torch
+from conftest import shakespeare
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from charrnn import data
+from charrnn.errors import ConfigError, VocabError
+from charrnn.tokenizer import CharVocab
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        "hello, world\n",
+        "Привет, мир",
+        "人工智能与字符级模型",
+        "emoji 🙂🚀 and e\u0301",
+        "tab\there",
+    ],
+)
+def test_decode_encode_round_trip(s):
+    vocab = CharVocab.from_text(s)
+    assert vocab.decode(vocab.encode(s)) == s
+    assert vocab.decode(data.encode(s, vocab).tolist()) == s
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1))
+def test_round_trip_any_unicode(s):
+    vocab = CharVocab.from_text(s)
+    assert vocab.decode(vocab.encode(s)) == s
+    assert data.encode(s, vocab).tolist() == vocab.encode(s)
+
+
+def test_vocab_is_sorted_code_points_and_round_trips_as_a_list():
+    vocab = CharVocab.from_text("banana🙂A")
+    assert vocab.chars == ["A", "a", "b", "n", "🙂"]
+    assert CharVocab.from_list(vocab.to_list()) == vocab
+
+
+def test_unknown_characters_are_named():
+    vocab = CharVocab.from_text("abc")
+    with pytest.raises(VocabError, match=r"2 characters: 'é' \(U\+00E9\), 'z' \(U\+007A\)"):
+        vocab.encode("abéz")
+    with pytest.raises(VocabError, match="'é'"):
+        data.encode("abé", vocab)
+
+
+@pytest.mark.parametrize(
+    ("size", "dtype"),
+    [(65, torch.uint8), (256, torch.uint8), (257, torch.int16), (40_000, torch.int32)],
+)
+def test_smallest_dtype(size, dtype):
+    assert data.id_dtype(size) == dtype
+    text = "".join(chr(0x4E00 + i) for i in range(size))
+    ids = data.encode(text, CharVocab.from_text(text))
+    assert ids.dtype == dtype and ids[-1].item() == size - 1
+
+
+def test_split_is_contiguous_and_matches_nanogpt_on_shakespeare():
+    text = shakespeare()
+    vocab = CharVocab.from_text(text)
+    train, val = data.split(data.encode(text, vocab), 0.1)
+    assert (len(train), len(val)) == (1_003_854, 111_540)
+    assert vocab.decode(val[:20].tolist()) == text[1_003_854 : 1_003_854 + 20]
+
+
+def test_split_rejects_bad_fractions():
+    with pytest.raises(ConfigError):
+        data.split(torch.arange(10), 1.0)
+
+
+def test_batch_targets_are_inputs_shifted_and_next_batch_continues_each_stream():
+    ids = torch.arange(1000)
+    b = data.StreamBatcher(ids, batch_size=4, seq_len=10)
+    L = 999 // 4
+    assert len(b) == L // 10
+    for k in range(len(b)):
+        x, y = b[k]
+        assert x.shape == y.shape == (4, 10) and x.dtype == torch.int64
+        assert torch.equal(y, x + 1)  # targets are the inputs shifted by one
+        for row in range(4):  # row b of batch k is characters [k*T, (k+1)*T) of stream b
+            assert x[row, 0].item() == row * L + k * 10
+        if k:
+            prev_x, _ = b[k - 1]
+            assert torch.equal(x[:, 0], prev_x[:, -1] + 1)  # continues each stream
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(2, 3000), batch=st.integers(1, 17), seq=st.integers(1, 40))
+def test_eval_chunks_cover_every_target_once_in_stream_order(n, batch, seq):
+    ids = torch.arange(n)
+    if (n - 1) // batch < seq:
+        with pytest.raises(ConfigError):
+            data.StreamBatcher(ids, batch, seq)
+        return
+    b = data.StreamBatcher(ids, batch, seq)
+    targets = []
+    rows = [[] for _ in range(batch)]
+    for x, y, tail in b.eval_chunks():
+        assert torch.equal(y, x + 1)
+        if tail:
+            rows[-1] += y[0].tolist()  # the tail continues the last stream
+        else:
+            for r in range(batch):
+                rows[r] += y[r].tolist()
+    for r in rows:
+        targets += r
+        assert r == list(range(r[0], r[0] + len(r)))  # each stream is contiguous
+    assert targets == list(range(1, n))  # every target exactly once, in text order
+
+
+def test_check_fits_says_how_small_and_what_to_change():
+    with pytest.raises(ConfigError, match=r"has 100 characters.*32 streams x 128.*--batch-size"):
+        data.check_fits(100, 32, 128, "validation", "use a smaller --batch-size")
