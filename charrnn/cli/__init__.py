@@ -8,12 +8,17 @@ library modules are imported inside the commands, so `charrnn --help` answers at
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from charrnn import __version__
 from charrnn.cli.misc import corpus, runs
 from charrnn.cli.sample import sample
 from charrnn.cli.train import train
+
+# torch warns on import when numpy is absent; charrnn never uses numpy, so users need not see it.
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 
 @click.group(
