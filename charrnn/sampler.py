@@ -2,6 +2,11 @@
 
 Priming reads the whole prime in one forward pass; after that each new character costs one
 `model.step` (O(1) work: the prefix is never read again, its memory is the (h, c) state).
+
+Why a lead-in: stateful training carries the state across batches, so the model sees a blank
+(all-zero) state only where a stream starts, a few dozen times an epoch. Primed straight from a
+blank state with a short text ("ROMEO:") it is out of its depth and writes noise. So the sampler
+first reads a paragraph break, the way most texts in a corpus start, and only then the prime.
 Randomness comes only from the sampler's own torch.Generator: same seed, same text.
 """
 
@@ -49,15 +54,14 @@ class Sampler:
 
     @torch.no_grad()
     def prime(self, text: str) -> None:
-        """Read `text` in one pass; with no text, start as if after a line break."""
+        """Read a lead-in, then `text`, in one pass: the state and odds for what comes next."""
         unknown = self.vocab.unknown(text)
         if unknown:
             raise VocabError(
                 f"the prime has {describe_unknown(unknown)} that the model has never seen; "
                 "remove them, or train on text that has them"
             )
-        if not text:
-            text = next((ch for ch in ("\n", " ") if ch in self.vocab), self.vocab.chars[0])
+        text = lead_in(self.vocab) + text
         idx = torch.tensor([self.vocab.encode(text)], device=self.device)  # (1, P)
         logits, self.state = self.model(idx, self.model.init_state(1))  # (1, P, V)
         self.logits = logits[0, -1]
@@ -86,6 +90,13 @@ class Sampler:
         if c.top_p is not None and c.top_p < 1.0:
             probs = _nucleus(probs, c.top_p)
         return torch.multinomial(probs, 1, generator=self.generator)
+
+
+def lead_in(vocab: CharVocab) -> str:
+    """What the sampler reads before the prime: a paragraph break, or a space, or a first char."""
+    if "\n" in vocab:
+        return "\n\n"
+    return " " if " " in vocab else vocab.chars[0]
 
 
 def _nucleus(probs: torch.Tensor, p: float) -> torch.Tensor:

@@ -9,7 +9,8 @@ import torch
 
 from charrnn import checkpoint
 from charrnn.errors import CheckpointError, ConfigError, VocabError
-from charrnn.sampler import SampleConfig, Sampler
+from charrnn.sampler import SampleConfig, Sampler, lead_in
+from charrnn.tokenizer import CharVocab
 
 
 def load_model(run):
@@ -147,16 +148,37 @@ def test_generation_carries_state_instead_of_rereading(trained_run):
     s = Sampler(model, vocab, SampleConfig(temperature=0))
     s.prime("ANNA:\n")
     text = "".join(s.generate(40))
+    context = lead_in(vocab) + "ANNA:\n"
     with torch.no_grad():
-        logits, _ = model(torch.tensor([vocab.encode("ANNA:\n" + text)]))
-    expected = vocab.decode(logits[0, 5:-1].argmax(-1).tolist())
+        logits, _ = model(torch.tensor([vocab.encode(context + text)]))
+    expected = vocab.decode(logits[0, len(context) - 1 : -1].argmax(-1).tolist())
     assert text == expected
 
 
-def test_the_prime_conditions_the_text(trained_run):
-    a = sample(trained_run, prime="ANNA:\n", temperature=0, length=60)
-    b = sample(trained_run, prime="the dog ", temperature=0, length=60)
-    assert a != b
+def test_lead_in_is_a_paragraph_break_or_what_the_vocabulary_has():
+    assert lead_in(CharVocab.from_text("a\nb")) == "\n\n"
+    assert lead_in(CharVocab.from_text("a b")) == " "
+    assert lead_in(CharVocab.from_text("xy")) == "x"
+
+
+def test_a_short_prime_is_continued_as_the_corpus_would(trained_run):
+    model, vocab = load_model(trained_run)
+    for name in ("ANNA:", "BORIS:", "CLARA:"):
+        s = Sampler(model, vocab, SampleConfig(temperature=0))
+        s.prime(name)
+        assert vocab.chars[int(s.logits.argmax())] == "\n"  # a speaker's name ends its line
+
+
+def test_the_prime_conditions_what_comes_next(trained_run):
+    model, vocab = load_model(trained_run)
+    odds = {}
+    for prime in ("ANNA:", "the dog "):
+        s = Sampler(model, vocab, SampleConfig())
+        s.prime(prime)
+        odds[prime] = torch.softmax(s.logits, -1)
+    assert vocab.chars[int(odds["ANNA:"].argmax())] == "\n"
+    assert vocab.chars[int(odds["the dog "].argmax())] not in "\n :"
+    assert (odds["ANNA:"] - odds["the dog "]).abs().sum() > 1.0
 
 
 def test_unseen_prime_characters_are_named(trained_run):
