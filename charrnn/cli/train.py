@@ -285,7 +285,7 @@ def _run(trainer, quiet: bool) -> int:
         total=1000,
         file=sys.stderr,
         disable=quiet or not sys.stderr.isatty(),
-        bar_format="{percentage:3.0f}%|{bar:24}| {elapsed}<{remaining} {postfix}",
+        bar_format="{percentage:3.0f}%|{bar:24}| {elapsed}<{remaining}{postfix}",
         initial=int(1000 * trainer.progress()),
     )
     speed, done = None, None
