@@ -183,7 +183,7 @@ def _new_trainer(specs, checkpoint_dir, device, opts, quiet):
         batch_size=opts["batch_size"],
         seq_len=opts["seq_len"],
         lr=opts["lr"],
-        eval_every=opts["eval_every"] or 250,
+        eval_every=opts["eval_every"] or TrainConfig.eval_every,
         val_frac=opts["val_frac"],
         seed=opts["seed"],
         **_budget(opts, DEFAULT_TIME),
