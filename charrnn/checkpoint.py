@@ -88,19 +88,35 @@ def restore_model(payload: dict[str, Any], path: Path) -> tuple[CharLSTM, CharVo
     try:
         vocab = CharVocab.from_list(payload["vocab"])
         config = ModelConfig.from_dict(payload["model_config"])
-    except (CharRNNError, TypeError, ValueError, AttributeError) as e:
+    except (CharRNNError, TypeError, ValueError, AttributeError, KeyError) as e:
         raise CheckpointError(f"{path} has a broken vocabulary or model config ({e})") from None
     if config.vocab_size != len(vocab):
         raise CheckpointError(
             f"{path} is inconsistent: its config says {config.vocab_size} characters, "
             f"its vocabulary has {len(vocab)}"
         )
+    _check_shapes(config, payload["model"], path)  # before allocating what the config claims
     model = CharLSTM(config)
-    try:
-        model.load_state_dict(payload["model"])
-    except (RuntimeError, TypeError, AttributeError) as e:
-        raise CheckpointError(
-            f"{path} is inconsistent: its weights do not fit its config "
-            f"({str(e).splitlines()[0][:160]})"
-        ) from None
+    model.load_state_dict(payload["model"])
     return model.eval(), vocab
+
+
+def _check_shapes(config: ModelConfig, weights: Any, path: Path) -> None:
+    """The weights must be exactly the tensors a model of `config` has, shape for shape."""
+    try:
+        with torch.device("meta"):  # shapes only: no memory, however large the config claims
+            expected = {k: v.shape for k, v in CharLSTM(config).state_dict().items()}
+    except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise CheckpointError(f"{path} has an impossible model config ({e})") from None
+    if not isinstance(weights, dict) or set(weights) != set(expected):
+        raise CheckpointError(f"{path} is inconsistent: its weights are not those of a CharLSTM")
+    for name, shape in expected.items():
+        tensor = weights[name]
+        if not isinstance(tensor, torch.Tensor) or tensor.shape != shape:
+            got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise CheckpointError(
+                f"{path} is inconsistent: its weights do not fit its config "
+                f"({name} is {got}, the config needs {tuple(shape)})"
+            )
+        if not tensor.is_floating_point():
+            raise CheckpointError(f"{path} is inconsistent: {name} is not a float tensor")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from charrnn.errors import ConfigError, VocabError
+from charrnn.errors import ConfigError, CorpusError, VocabError
 from charrnn.tokenizer import CharVocab, describe_unknown
 
+MAX_VOCAB = 65_536  # a character model needs an output per character; beyond this it is not text
 _ENCODE_BLOCK = 1 << 22  # characters per block, so encoding a huge text never holds int64 of it all
 
 
@@ -48,6 +49,20 @@ def split(ids: torch.Tensor, val_frac: float) -> tuple[torch.Tensor, torch.Tenso
         raise ConfigError(f"--val-frac must be between 0 and 1 (exclusive), not {val_frac}")
     n_train = int(len(ids) * (1.0 - val_frac))
     return ids[:n_train], ids[n_train:]
+
+
+def check_vocab(vocab: CharVocab) -> None:
+    """A corpus must have something to learn, and be text: 2 to MAX_VOCAB distinct characters."""
+    if len(vocab) < 2:
+        raise CorpusError(
+            f"the corpus is one character ({vocab.chars[0]!r}) repeated: there is nothing to "
+            "learn; train on real text"
+        )
+    if len(vocab) > MAX_VOCAB:
+        raise CorpusError(
+            f"the corpus has {len(vocab):,} distinct characters, more than the {MAX_VOCAB:,} a "
+            "character model can handle well; is it really text? (check --encoding)"
+        )
 
 
 def check_fits(n_chars: int, batch_size: int, seq_len: int, what: str, fix: str) -> None:

@@ -24,5 +24,9 @@ class RunError(CharRNNError):
     """A run folder is missing, already exists, or cannot be written."""
 
 
+class TrainingError(CharRNNError):
+    """Training cannot go on (e.g. the loss keeps blowing up after rollbacks)."""
+
+
 class ConfigError(CharRNNError):
     """Settings that cannot work together (e.g. a batch larger than the corpus)."""

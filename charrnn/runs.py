@@ -6,10 +6,18 @@ environment or the working directory on its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 from charrnn.errors import RunError
 from charrnn.fsutil import atomic_write
@@ -39,15 +47,31 @@ class RunDir:
     def metrics(self) -> Path:
         return self.path / "metrics.jsonl"
 
-    def create(self, clear: bool = False) -> None:
-        """Make the folder; with `clear`, remove a previous run's files first (--force)."""
+    @contextlib.contextmanager
+    def session(self, new: bool = False, clear: bool = False) -> Iterator[RunDir]:
+        """Hold the run's lock while training in it: a second trainer of the same run is refused.
+
+        `new`: the run must hold no checkpoint (re-checked under the lock); `clear`: remove a
+        previous run's files first (--force). Left-over temp files of a killed writer are removed.
+        The lock is an flock, so the kernel releases it when the process dies, even by SIGKILL.
+        """
         try:
             self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise RunError(f"cannot create the run folder {self.path}: {e.strerror}") from None
-        if clear:
-            for stale in (self.best, self.last, self.metrics):
-                stale.unlink(missing_ok=True)
+        try:
+            _lock(fd, self)
+            if clear:
+                for stale in (self.best, self.last, self.metrics):
+                    stale.unlink(missing_ok=True)
+            elif new and self.has_checkpoint():
+                raise RunError(f"run {self.name!r} was just created by another process")
+            for tmp in self.path.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+            yield self
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def has_checkpoint(self) -> bool:
         return self.best.is_file() or self.last.is_file()
@@ -71,6 +95,21 @@ class RunDir:
             atomic_write(self.metrics, lambda f: f.write(lines))
         except OSError as e:
             raise RunError(f"cannot write {self.metrics}: {e.strerror or e}") from None
+
+
+def _lock(fd: int, run: RunDir) -> None:
+    if fcntl is None:  # Windows: no flock; runs are not protected against a second trainer
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        raise RunError(
+            f"run {run.name!r} is being trained by another process (pid {holder}); wait for it "
+            "to finish, stop it, or train under another --name"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
 
 
 def safe_name(name: str) -> str:

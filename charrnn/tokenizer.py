@@ -17,7 +17,7 @@ class CharVocab:
 
     def __init__(self, chars: Sequence[str]):
         chars = list(chars)
-        if any(len(ch) != 1 for ch in chars):
+        if any(not isinstance(ch, str) or len(ch) != 1 for ch in chars):
             raise VocabError("a vocabulary holds single characters only")
         if chars != sorted(set(chars)):
             raise VocabError("a vocabulary must be sorted and free of duplicates")

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from charrnn import checkpoint
-from charrnn.data import StreamBatcher, check_fits
+from charrnn.data import StreamBatcher, check_fits, check_vocab
+from charrnn.errors import CheckpointError, TrainingError
 from charrnn.model import CharLSTM, State, detach_state
 from charrnn.runs import RunDir
 
@@ -41,6 +42,7 @@ class TrainConfig:
     max_epochs: float | None = None
     max_time: float | None = None  # seconds of wall-clock training
     seed: int = 1337
+    max_rollbacks: int = 3  # give up after this many rollbacks in a row without a good checkpoint
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,6 +61,7 @@ class Position:
     batch: int = 0  # next batch of the epoch
     elapsed: float = 0.0  # seconds of training so far, across resumes
     best_val: float = math.inf
+    lr_scale: float = 1.0  # halved by each rollback after the loss blew up
     metrics: list[dict] = field(default_factory=list)
 
 
@@ -78,6 +81,13 @@ class EvalEvent:
 
 
 @dataclass
+class RollbackEvent:
+    reason: str  # what went wrong, e.g. "the loss became nan at step 812"
+    to_step: int  # the checkpoint training went back to
+    lr_scale: float  # the learning rate is now this share of the schedule's
+
+
+@dataclass
 class DoneEvent:
     reason: str  # "steps", "epochs", "time" or "stopped"
     step: int
@@ -89,6 +99,7 @@ class Trainer:
 
     def __init__(self, model, vocab, train_ids, val_ids, config, run: RunDir, corpus: dict):
         c = config
+        check_vocab(vocab)
         check_fits(len(train_ids), c.batch_size, c.seq_len, "training", _FIX_TRAIN)
         check_fits(len(val_ids), c.batch_size, c.seq_len, "validation", _FIX_VAL)
         self.model, self.vocab, self.config, self.run_dir = model, vocab, config, run
@@ -100,6 +111,9 @@ class Trainer:
         self.pos = Position()
         self.state: State = model.init_state(c.batch_size)
         self._stop = False
+        self._rollbacks = 0  # in a row, since the last good checkpoint
+        # Far worse than guessing uniformly: the optimisation has blown up, not merely stalled.
+        self.explode_at = 2.0 * math.log(max(len(vocab), 2)) + 5.0
 
     # ------------------------------------------------------------------ state in, state out
     def payload(self) -> dict:
@@ -117,6 +131,7 @@ class Trainer:
                 "batch": self.pos.batch,
                 "elapsed": self.pos.elapsed,
                 "best_val": self.pos.best_val,
+                "lr_scale": self.pos.lr_scale,
                 "state_h": h.detach().cpu(),
                 "state_c": c.detach().cpu(),
                 "rng_cpu": torch.get_rng_state(),
@@ -128,21 +143,30 @@ class Trainer:
 
     def load_state(self, payload: dict) -> None:
         """Continue exactly where `payload` (a checkpoint of this run) stopped."""
-        self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        t = payload["trainer"]
-        self.pos = Position(
-            step=t["step"],
-            epoch=t["epoch"],
-            batch=t["batch"],
-            elapsed=t["elapsed"],
-            best_val=t["best_val"],
-            metrics=list(payload["metrics"]),
-        )
-        self.state = (t["state_h"].to(self.device), t["state_c"].to(self.device))
-        torch.set_rng_state(t["rng_cpu"])
-        if t.get("rng_cuda") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(t["rng_cuda"])
+        try:
+            self.model.load_state_dict(payload["model"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            t = payload["trainer"]
+            self.pos = Position(
+                step=int(t["step"]),
+                epoch=int(t["epoch"]),
+                batch=int(t["batch"]),
+                elapsed=float(t["elapsed"]),
+                best_val=float(t["best_val"]),
+                lr_scale=float(t.get("lr_scale", 1.0)),
+                metrics=list(payload["metrics"]),
+            )
+            state = (t["state_h"].to(self.device), t["state_c"].to(self.device))
+            if state[0].shape != self.state[0].shape or state[1].shape != self.state[1].shape:
+                raise ValueError("the carried state does not fit the model and batch size")
+            if not 0 <= self.pos.batch < len(self.train_batches):
+                raise ValueError(f"batch {self.pos.batch} is outside the epoch")
+            torch.set_rng_state(t["rng_cpu"])
+            if t.get("rng_cuda") is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(t["rng_cuda"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise CheckpointError(f"the checkpoint's training state is broken: {e}") from None
+        self.state = state
 
     def request_stop(self) -> None:
         """Ask the loop to stop at the next step boundary, saving last.pt (safe from a signal)."""
@@ -171,7 +195,7 @@ class Trainer:
         c = self.config
         warm = min(1.0, (self.pos.step + 1) / max(c.warmup_steps, 1))
         cosine = 0.5 * (1.0 + math.cos(math.pi * self.progress()))
-        return warm * c.lr * (c.min_lr_frac + (1.0 - c.min_lr_frac) * cosine)
+        return warm * c.lr * self.pos.lr_scale * (c.min_lr_frac + (1 - c.min_lr_frac) * cosine)
 
     def budget_spent(self) -> str | None:
         c = self.config
@@ -184,14 +208,21 @@ class Trainer:
         return None
 
     # ------------------------------------------------------------------ the loop
-    def run(self) -> Iterator[StepEvent | EvalEvent | DoneEvent]:
+    def run(self) -> Iterator[StepEvent | EvalEvent | RollbackEvent | DoneEvent]:
         """Train until the budget is spent or a stop is requested; checkpoints on the way."""
         self.run_dir.rewrite_metrics(self.pos.metrics)
+        if not self.run_dir.last.is_file():  # from step 0 on there is a state to go back to
+            checkpoint.save(self.payload(), self.run_dir.last)
         last_eval, losses = self.pos.step, []
         tick = time.perf_counter()
         while (reason := self.budget_spent()) is None and not self._stop:
             start = time.perf_counter()
-            loss = self.train_step()
+            try:
+                loss = self.train_step()
+            except _Diverged as e:
+                yield self._roll_back(str(e))
+                losses = []
+                continue
             now = time.perf_counter()
             self.pos.elapsed += now - tick  # wall clock: evaluations and saves count too
             tick = now
@@ -199,15 +230,17 @@ class Trainer:
             losses.append(loss)
             yield StepEvent(self.pos.step, loss, self.lr(), self.progress(), chars_per_s)
             if self.pos.step % self.config.eval_every == 0 and not self._stop:
-                yield self._evaluate_and_save(sum(losses) / len(losses))
+                if event := self._evaluate_and_save(sum(losses) / len(losses)):
+                    yield event
                 last_eval, losses = self.pos.step, []
-        if self._stop:
+        if not self._stop and last_eval != self.pos.step:
+            train_loss = sum(losses) / len(losses) if losses else math.nan
+            if event := self._evaluate_and_save(train_loss):
+                yield event
+        if self._stop:  # also when the stop came during the evaluation just above
             checkpoint.save(self.payload(), self.run_dir.last)
             yield DoneEvent("stopped", self.pos.step, self.pos.best_val)
             return
-        if last_eval != self.pos.step or not self.run_dir.last.is_file():
-            train_loss = sum(losses) / len(losses) if losses else math.nan
-            yield self._evaluate_and_save(train_loss)
         yield DoneEvent(reason, self.pos.step, self.pos.best_val)
 
     def train_step(self) -> float:
@@ -221,18 +254,39 @@ class Trainer:
         self.model.train()
         loss, state = self.model.loss(x, y, self.state)
         self.state = detach_state(state)  # carried to the next batch, cut from this graph
+        if not math.isfinite(value := loss.item()) or value > self.explode_at:
+            raise _Diverged(f"the loss became {value:.4g} at step {self.pos.step + 1}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        if not math.isfinite(norm := float(norm)):
+            raise _Diverged(f"the gradient norm became {norm} at step {self.pos.step + 1}")
         self.optimizer.step()
         self.pos.step += 1
         self.pos.batch += 1
         if self.pos.batch == len(self.train_batches):
             self.pos.epoch, self.pos.batch = self.pos.epoch + 1, 0
-        return loss.item()
+        return value
 
-    def _evaluate_and_save(self, train_loss: float) -> EvalEvent:
-        val = evaluate(self.model, self.val_batches)
+    def _roll_back(self, reason: str) -> RollbackEvent:
+        """Go back to last.pt with half the learning rate; give up after repeated failures."""
+        self._rollbacks += 1
+        if self._rollbacks > self.config.max_rollbacks:
+            raise TrainingError(
+                f"training diverged {self._rollbacks} times in a row ({reason}), even at "
+                f"{self.pos.lr_scale:g} of the learning rate; {self.run_dir.last} holds the last "
+                "good state: try a lower --lr, or check the corpus"
+            )
+        elapsed, scale = self.pos.elapsed, self.pos.lr_scale / 2
+        self.load_state(checkpoint.load(self.run_dir.last))
+        self.pos.elapsed, self.pos.lr_scale = elapsed, scale  # the clock does not go back
+        return RollbackEvent(reason, self.pos.step, scale)
+
+    def _evaluate_and_save(self, train_loss: float) -> EvalEvent | None:
+        """Evaluate, then write last.pt (and best.pt if better); None if a stop cut it short."""
+        val = evaluate(self.model, self.val_batches, should_stop=lambda: self._stop)
+        if val is None:
+            return None
         improved = val < self.pos.best_val
         if improved:
             self.pos.best_val = val
@@ -251,17 +305,22 @@ class Trainer:
         if improved:
             checkpoint.save(payload, self.run_dir.best)
         self.run_dir.append_metrics(record)
+        self._rollbacks = 0
         return EvalEvent(record, improved)
 
 
 @torch.no_grad()
-def evaluate(model: CharLSTM, batches: StreamBatcher) -> float:
-    """Mean nats per character over every target of the split, with state carried throughout."""
+def evaluate(model: CharLSTM, batches: StreamBatcher, should_stop=None) -> float | None:
+    """Mean nats per character over every target of the split, with state carried throughout;
+    None if `should_stop()` turns true on the way (a stop must not wait for a long evaluation)."""
     was_training = model.training
     model.eval()
     device = model.head.weight.device
     state, total, count = None, 0.0, 0
     for x, y, tail in batches.eval_chunks():
+        if should_stop is not None and should_stop():
+            model.train(was_training)
+            return None
         if tail:  # the leftover row continues the last stream
             state = (state[0][:, -1:].contiguous(), state[1][:, -1:].contiguous())
         logits, state = model(x.to(device), state)  # (B, t, V)
@@ -280,6 +339,10 @@ def _adamw(model: CharLSTM, c: TrainConfig) -> torch.optim.AdamW:
         {"params": no_decay, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=c.lr, betas=(0.9, 0.99))
+
+
+class _Diverged(Exception):
+    """The loss or gradient blew up on this step (internal: turned into a rollback)."""
 
 
 _FIX_TRAIN = "use a smaller --batch-size or --seq-len, or more text"

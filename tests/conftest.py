@@ -87,7 +87,7 @@ def make_trainer(text: str, folder: Path, seed: int = 0, **train) -> Trainer:
     torch.manual_seed(seed)
     model = CharLSTM(ModelConfig(vocab_size=len(vocab), **TINY_MODEL))
     run = RunDir(folder)
-    run.create()
+    folder.mkdir(parents=True, exist_ok=True)
     info = {"name": "tiny", "sources": [], "chars": len(text), "sha256": "0" * 64}
     return Trainer(model, vocab, train_ids, val_ids, config, run, info)
 

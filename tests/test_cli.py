@@ -37,7 +37,7 @@ def test_train_prints_only_the_checkpoint_path_on_stdout(env, corpus_file, tmp_p
     assert "Training 'tiny'" in result.stderr and "Done (steps budget spent)" in result.stderr
     assert "val" in result.stderr and "bits per character" in result.stderr
     run = tmp_path / "checkpoints" / "tiny"
-    assert {p.name for p in run.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl"}
+    assert {p.name for p in run.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", ".lock"}
 
 
 def test_sample_uses_the_latest_run_and_writes_only_text(env, corpus_file):

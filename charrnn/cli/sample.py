@@ -45,7 +45,7 @@ Examples:
 @click.option(
     "-l",
     "--length",
-    type=click.IntRange(0),
+    type=click.IntRange(0, 10**9),
     default=500,
     show_default=True,
     help="Characters to generate.",

@@ -140,12 +140,18 @@ def train(ctx, corpus, resume, checkpoint_dir, quiet, **opts):
         fixed = [f"--{n.replace('_', '-')}" for n in FIXED_ON_RESUME if _given(ctx, n)]
         if fixed:
             raise click.UsageError(f"{', '.join(fixed)} cannot change when resuming a run")
+    from charrnn import runs
+
     device = resolve_device(opts["device"])
     if resume:
-        trainer = _resumed_trainer(resume, corpus, checkpoint_dir, device, opts, quiet)
+        run = runs.find_run(resume, checkpoint_dir)
+        with run.session():  # locked before last.pt is read: no other trainer can move it
+            code = _run(_resumed_trainer(run, resume, corpus, device, opts, quiet), quiet)
     else:
-        trainer = _new_trainer(corpus, checkpoint_dir, device, opts, quiet)
-    sys.exit(_run(trainer, quiet))
+        trainer = _new_trainer(corpus, checkpoint_dir, device, opts, quiet)  # all checks first
+        with trainer.run_dir.session(new=True, clear=opts["force"]):
+            code = _run(trainer, quiet)
+    sys.exit(code)
 
 
 def _given(ctx, name: str) -> bool:
@@ -206,16 +212,14 @@ def _new_trainer(specs, checkpoint_dir, device, opts, quiet):
         "encoding": opts["encoding"],
     }
     trainer = Trainer(model, vocab, train_ids, val_ids, config, run, info)
-    run.create(clear=opts["force"])
     say(_describe(trainer, "Training", len(corpus.text), device), quiet)
     return trainer
 
 
-def _resumed_trainer(name, specs, checkpoint_dir, device, opts, quiet):
-    from charrnn import checkpoint, data, runs
+def _resumed_trainer(run, name, specs, device, opts, quiet):
+    from charrnn import checkpoint, data
     from charrnn.trainer import TrainConfig, Trainer
 
-    run = runs.find_run(name, checkpoint_dir)
     path = run.last if run.last.is_file() else run.best
     payload = checkpoint.load(path)
     saved = payload["corpus"]
@@ -279,7 +283,7 @@ def _run(trainer, quiet: bool) -> int:
     """Drive the trainer, draw progress on stderr; returns the exit status."""
     from tqdm import tqdm
 
-    from charrnn.trainer import DoneEvent, EvalEvent, StepEvent
+    from charrnn.trainer import DoneEvent, EvalEvent, RollbackEvent, StepEvent
 
     bar = tqdm(
         total=1000,
@@ -301,6 +305,9 @@ def _run(trainer, quiet: bool) -> int:
                 )
             elif isinstance(event, EvalEvent) and not quiet:
                 bar.write(_eval_line(event), file=sys.stderr)
+            elif isinstance(event, RollbackEvent) and not quiet:
+                bar.write(f"Warning: {event.reason}; went back to step {event.to_step:,} with "
+                          f"the learning rate at {event.lr_scale:g} of its schedule", file=sys.stderr)
             elif isinstance(event, DoneEvent):
                 done = event
     bar.close()
