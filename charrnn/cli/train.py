@@ -306,8 +306,7 @@ def _run(trainer, quiet: bool) -> int:
             elif isinstance(event, EvalEvent) and not quiet:
                 bar.write(_eval_line(event), file=sys.stderr)
             elif isinstance(event, RollbackEvent) and not quiet:
-                bar.write(f"Warning: {event.reason}; went back to step {event.to_step:,} with "
-                          f"the learning rate at {event.lr_scale:g} of its schedule", file=sys.stderr)
+                bar.write(_rollback_line(event), file=sys.stderr)
             elif isinstance(event, DoneEvent):
                 done = event
     bar.close()
@@ -340,6 +339,13 @@ def _hard_stop(trainer):
             "previous checkpoint, if any"
         )
         sys.exit(130)
+
+
+def _rollback_line(event) -> str:
+    return (
+        f"Warning: {event.reason}; went back to step {event.to_step:,} with the learning rate "
+        f"at {event.lr_scale:g} of its schedule"
+    )
 
 
 def _eval_line(event) -> str:
