@@ -121,6 +121,7 @@ def test_disk_full_mid_run_is_one_line_and_keeps_the_previous_checkpoint(
     assert "No space left on device" in r.stderr.splitlines()[-1]
     run = RunDir(tmp_path / "checkpoints" / "tiny")
     assert checkpoint.load(run.last)["trainer"]["step"] == 10  # untouched, loads
+    assert checkpoint.load(run.best)["trainer"]["step"] == 10
     assert not list(run.path.glob(".*.tmp"))
 
 
