@@ -2,6 +2,7 @@
 
 import errno
 import os
+import subprocess
 import tempfile
 
 import pytest
@@ -137,6 +138,42 @@ def test_a_read_only_checkpoint_folder_is_one_line(tmp_path, monkeypatch, corpus
     assert r.stderr.splitlines()[-1].startswith("Error: cannot write")
     assert "Read-only file system" in r.stderr.splitlines()[-1] and r.stderr.count("Error") == 1
     assert not (tmp_path / "checkpoints" / "tiny" / "last.pt").exists()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real, nearly full disk: a tmpfs with room for 2.5 tiny checkpoints (root only)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    size = 2 * 130_000 + 65_000  # a tiny run's checkpoint is ~129 KB
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                          capture_output=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_really_full_disk(tmp_path, monkeypatch, corpus_file, tiny_disk):
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "train",
+        str(corpus_file),
+        *TINY_CLI,
+        "--steps",
+        "40",
+        "--checkpoint-dir",
+        str(tiny_disk),
+    ]
+    r = CliRunner().invoke(cli, args)
+    # step 0: last.pt; step 10: last.pt and best.pt; step 20: no room for a third file
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[-1].startswith("Error: cannot write")
+    assert "No space left on device" in r.stderr
+    run = tiny_disk / "tiny"
+    assert checkpoint.load(run / "last.pt")["trainer"]["step"] == 10
+    assert checkpoint.load(run / "best.pt")["trainer"]["step"] == 10
+    assert not list(run.glob(".*.tmp"))
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
