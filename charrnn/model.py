@@ -136,6 +136,43 @@ def lstm_cell(x, h, c, w_ih, w_hh, bias) -> State:
     return h, c
 
 
+class Stepper:
+    """CharLSTM.step with the weights laid out for sampling's hot loop: same equations, less work.
+
+    Layer 0's embedding, input weights and both biases fold into one (V, 4H) table, so reading a
+    character is a row lookup; every upper layer is one matmul over [x, h]; the gates take one
+    sigmoid and one tanh over all 4H values. Per character that is one GEMV per layer and a dozen
+    small ops, with nothing recomputed (measured in bench/sample_speed.py).
+    """
+
+    @torch.no_grad()
+    def __init__(self, model: CharLSTM):
+        self.hidden = model.config.hidden_size
+        w_ih, w_hh, bias = model._weights(0)
+        self.table = (model.embed.weight @ w_ih.T + bias).contiguous()  # (V, 4H)
+        self.w_hh0 = w_hh.contiguous()  # (4H, H)
+        self.upper = []  # per layer >= 1: ([W_ih | W_hh] (4H, 2H), bias (4H,))
+        for layer in range(1, model.config.num_layers):
+            w_ih, w_hh, bias = model._weights(layer)
+            self.upper.append((torch.cat([w_ih, w_hh], 1).contiguous(), bias.contiguous()))
+        self.head_w, self.head_b = model.head.weight.contiguous(), model.head.bias.contiguous()
+
+    def __call__(self, idx: torch.Tensor, h: list, c: list) -> torch.Tensor:
+        """idx (B,), per-layer h and c lists of (B, H), updated in place -> logits (B, V)."""
+        gates = torch.addmm(self.table[idx], h[0], self.w_hh0.T)  # (B, 4H)
+        h[0], c[0] = self._cell(gates, c[0])
+        for layer, (w, b) in enumerate(self.upper, start=1):
+            gates = torch.addmm(b, torch.cat([h[layer - 1], h[layer]], 1), w.T)
+            h[layer], c[layer] = self._cell(gates, c[layer])
+        return torch.addmm(self.head_b, h[-1], self.head_w.T)  # (B, V)
+
+    def _cell(self, gates: torch.Tensor, c: torch.Tensor) -> State:
+        n = self.hidden  # gates are (i, f, g, o): sigmoid for the three gates, tanh for g
+        s, t = torch.sigmoid(gates), torch.tanh(gates)
+        c = s[:, n : 2 * n] * c + s[:, :n] * t[:, 2 * n : 3 * n]  # forget, then write
+        return s[:, 3 * n :] * torch.tanh(c), c  # reveal
+
+
 def detach_state(state: State) -> State:
     """Keep the values, drop the graph: truncated backprop through time at a batch boundary."""
     return state[0].detach(), state[1].detach()

@@ -79,3 +79,48 @@ def describe_unknown(chars: Sequence[str], limit: int = 20) -> str:
     more = f" and {len(chars) - limit} more" if len(chars) > limit else ""
     noun = "character" if len(chars) == 1 else "characters"
     return f"{len(chars)} {noun}: {shown}{more}"
+
+
+UNKNOWN_POLICIES = ("error", "skip", "replace")
+_LOOKALIKES = {"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "\u00a0": " "}
+
+
+def apply_unknown(
+    text: str, vocab: CharVocab, policy: str = "error", what: str = "the prime"
+) -> str:
+    """Text the vocabulary can read: unknown characters are an error, skipped, or replaced."""
+    if not (set(text) - set(vocab.index)):
+        return text
+    if policy == "skip":
+        return "".join(ch for ch in text if ch in vocab)
+    if policy == "replace":
+        return "".join(ch if ch in vocab else _replacement(ch, vocab) for ch in text)
+    raise VocabError(
+        f"{what} has characters the model has never seen: {locate_unknown(text, vocab)}; "
+        "remove them, or pass --unknown skip or --unknown replace"
+    )
+
+
+def locate_unknown(text: str, vocab: CharVocab, limit: int = 10) -> str:
+    """e.g. `'é' (U+00E9) at 4, 11; '€' (U+20AC) at 20` (1-based character positions)."""
+    where: dict[str, list[int]] = {}
+    for i, ch in enumerate(text, start=1):
+        if ch not in vocab.index:
+            where.setdefault(ch, []).append(i)
+    parts = []
+    for ch, places in list(where.items())[:limit]:
+        shown = ", ".join(map(str, places[:5])) + (", ..." if len(places) > 5 else "")
+        parts.append(f"{ch!r} (U+{ord(ch):04X}) at {shown}")
+    more = f"; and {len(where) - limit} more" if len(where) > limit else ""
+    return "; ".join(parts) + more
+
+
+def _replacement(ch: str, vocab: CharVocab) -> str:
+    """The nearest text the vocabulary has: é -> e, “ -> ", … -> ..., else a space (or nothing)."""
+    import unicodedata
+
+    for candidate in (_LOOKALIKES.get(ch, ""), unicodedata.normalize("NFKD", ch)):
+        kept = "".join(c for c in candidate if c in vocab)
+        if kept:
+            return kept
+    return " " if " " in vocab else ""

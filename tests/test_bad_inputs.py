@@ -103,7 +103,7 @@ CASES = [
     (["sample", "--top-p", "1.5"], 2, "--top-p"),
     (["sample", "--length", "-5"], 2, "--length"),
     (["sample", "--length", "10000000000"], 2, "--length"),
-    (["sample", "--prime", "Zebra €"], 1, "'€' (U+20AC) that the model has never seen"),
+    (["sample", "--prime", "Zebra €"], 1, "never seen: 'Z' (U+005A) at 1; 'b' (U+0062) at 3; '€'"),
     (["sample", "--device", "tpu"], 2, "--device"),
     # elsewhere
     (["corpus", "get", "nonesuch"], 1, "no corpus named"),

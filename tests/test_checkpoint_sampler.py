@@ -125,7 +125,7 @@ def sample(run, length=200, prime="", **cfg):
     model, vocab = load_model(run)
     s = Sampler(model, vocab, SampleConfig(**cfg))
     s.prime(prime)
-    return "".join(s.generate(length))
+    return "".join(chars[0] for chars in s.generate(length))
 
 
 def test_same_seed_same_text_and_different_seeds_differ(trained_run):
@@ -147,7 +147,7 @@ def test_generation_carries_state_instead_of_rereading(trained_run):
     model, vocab = load_model(trained_run)
     s = Sampler(model, vocab, SampleConfig(temperature=0))
     s.prime("ANNA:\n")
-    text = "".join(s.generate(40))
+    text = "".join(chars[0] for chars in s.generate(40))
     context = lead_in(vocab) + "ANNA:\n"
     with torch.no_grad():
         logits, _ = model(torch.tensor([vocab.encode(context + text)]))
@@ -166,7 +166,7 @@ def test_a_short_prime_is_continued_as_the_corpus_would(trained_run):
     for name in ("ANNA:", "BORIS:", "CLARA:"):
         s = Sampler(model, vocab, SampleConfig(temperature=0))
         s.prime(name)
-        assert vocab.chars[int(s.logits.argmax())] == "\n"  # a speaker's name ends its line
+        assert vocab.chars[int(s.logits[0].argmax())] == "\n"  # a speaker's name ends its line
 
 
 def test_the_prime_conditions_what_comes_next(trained_run):
@@ -175,7 +175,7 @@ def test_the_prime_conditions_what_comes_next(trained_run):
     for prime in ("ANNA:", "the dog "):
         s = Sampler(model, vocab, SampleConfig())
         s.prime(prime)
-        odds[prime] = torch.softmax(s.logits, -1)
+        odds[prime] = torch.softmax(s.logits[0], -1)
     assert vocab.chars[int(odds["ANNA:"].argmax())] == "\n"
     assert vocab.chars[int(odds["the dog "].argmax())] not in "\n :"
     assert (odds["ANNA:"] - odds["the dog "]).abs().sum() > 1.0

@@ -15,6 +15,7 @@ import click
 from charrnn import __version__
 from charrnn.cli.misc import corpus, runs
 from charrnn.cli.sample import sample
+from charrnn.cli.score import score
 from charrnn.cli.train import train
 
 # torch warns on import when numpy is absent; charrnn never uses numpy, so users need not see it.
@@ -44,5 +45,6 @@ def main():
 
 cli.add_command(train)
 cli.add_command(sample)
+cli.add_command(score)
 cli.add_command(runs)
 cli.add_command(corpus)

@@ -1,13 +1,47 @@
-"""`charrnn sample`: stream new text from a checkpoint to stdout."""
+"""`charrnn sample`: stream new text from a checkpoint to stdout (or a file)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
 from charrnn.cli.common import checkpoint_dir_option, device_option, user_errors
+
+MAX_LENGTH = 10**9
+
+
+class Temperatures(click.ParamType):
+    """`0.8`, or a schedule `0.5,1.0,0.8` cycled per character."""
+
+    name = "T[,T...]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            temps = tuple(float(t) for t in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a temperature or a comma-separated list of them")
+        if any(t < 0 or t != t for t in temps):
+            self.fail(f"{value!r}: temperatures must be 0 or more")
+        return temps
+
+
+def unescape(text: str) -> str:
+    r"""`\n`, `\t` and `\\` typed on a command line, as the characters they stand for."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in "nt\\":
+            out.append({"n": "\n", "t": "\t", "\\": "\\"}[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 @click.command(
@@ -16,8 +50,11 @@ Examples:
   charrnn sample                                # 500 characters from the latest run
   charrnn sample --temp 0.5 --length 2000       # safer, more repetitive text
   charrnn sample --prime "ROMEO:" --seed 1      # the same text every time
-  charrnn sample --checkpoint shakespeare --top-p 0.9 | tee out.txt
-  charrnn sample -c checkpoints/notes/last.pt --temp 0   # greedy: always the likeliest
+  charrnn sample --temp 0.4,1.2 --top-p 0.95    # a temperature schedule, nucleus sampling
+  charrnn sample -n 4 --stop '\\n\\n' --prime "JULIET:"   # four speeches, one paragraph each
+  charrnn sample -n 8 --json | jq -r .text      # one JSON object per sample
+  echo "To be" | charrnn sample --prime - --no-echo-prime
+  charrnn sample --length 1000000 | head -c 200 # stops quietly when the reader leaves
 """
 )
 @click.option(
@@ -31,10 +68,10 @@ Examples:
     "-t",
     "--temp",
     "temperature",
-    type=click.FloatRange(0),
-    default=0.8,
+    type=Temperatures(),
+    default="0.8",
     show_default=True,
-    help="Temperature: 0 greedy, <1 safer, >1 wilder.",
+    help="Temperature: 0 greedy, <1 safer, >1 wilder; a list (0.5,1.0) is cycled per character.",
 )
 @click.option("--top-k", type=click.IntRange(1), help="Sample among the k likeliest characters.")
 @click.option(
@@ -45,58 +82,196 @@ Examples:
 @click.option(
     "-l",
     "--length",
-    type=click.IntRange(0, 10**9),
+    type=click.IntRange(0, MAX_LENGTH),
     default=500,
     show_default=True,
-    help="Characters to generate.",
+    help="Characters to generate (at most; see --stop).",
 )
-@click.option("-p", "--prime", default="", help="Text to start from (it is read, then echoed).")
+@click.option("-p", "--prime", default="", help="Text to start from; '-' reads it from stdin.")
+@click.option("--prime-file", type=click.Path(dir_okay=False), help="Read the prime from a file.")
+@click.option(
+    "--unknown",
+    type=click.Choice(["error", "skip", "replace"]),
+    default="error",
+    show_default=True,
+    help="Prime characters the model never saw: refuse, drop them, "
+    "or replace them (é -> e, else a space).",
+)
 @click.option("--no-echo-prime", is_flag=True, help="Print only the continuation.")
-@click.option("-s", "--seed", type=int, help="Seed: the same seed gives the same text.")
+@click.option(
+    "-n",
+    "--num-samples",
+    type=click.IntRange(1, 4096),
+    default=1,
+    show_default=True,
+    help="Samples, generated together as one batch; sample i uses seed+i.",
+)
+@click.option(
+    "--separator",
+    default="\\n\\n",
+    show_default=True,
+    help="Between samples (\\n and \\t understood).",
+)
+@click.option(
+    "--stop",
+    multiple=True,
+    metavar="TEXT",
+    help="End a sample where TEXT appears (not printed); repeatable; \\n understood.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per sample: text, seed, settings, mean log-probability.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file instead of stdout.",
+)
+@click.option("-s", "--seed", type=click.IntRange(0, 2**62), help="The same seed, the same text.")
 @device_option("cpu", " One character at a time is fastest on the CPU.")
 @checkpoint_dir_option
 @user_errors
-def sample(
-    checkpoint,
-    temperature,
-    top_k,
-    top_p,
-    length,
-    prime,
-    no_echo_prime,
-    seed,
-    device,
-    checkpoint_dir,
-):
-    """Write new text in the style of a trained run to stdout, as it is generated."""
+def sample(checkpoint, checkpoint_dir, device, prime, prime_file, unknown, output, **opts):
+    """Write new text in the style of a trained run, streamed to stdout as it is generated."""
     from charrnn import checkpoint as ckpt
     from charrnn import runs
     from charrnn.cli.common import resolve_device
     from charrnn.sampler import SampleConfig, Sampler
+    from charrnn.tokenizer import apply_unknown
 
-    config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    config = SampleConfig(
+        temperature=opts["temperature"],
+        top_k=opts["top_k"],
+        top_p=opts["top_p"],
+        seed=opts["seed"],
+        num_samples=opts["num_samples"],
+    )
     path = runs.resolve_checkpoint(checkpoint, checkpoint_dir)
     model, vocab = ckpt.restore_model(ckpt.load(path), path)
+    text = apply_unknown(_read_prime(prime, prime_file), vocab, unknown)
     sampler = Sampler(model.to(resolve_device(device)), vocab, config)
-    sampler.prime(prime)
-    out = click.get_text_stream("stdout")
-    text_end = ""
+    sampler.prime(text)
+    out = _open_output(output)
+    job = _Job(sampler, text, opts, str(path), out)
     try:
-        if prime and not no_echo_prime:
-            out.write(prime)
-            text_end = prime[-1]
-        for ch in sampler.generate(length):
-            out.write(ch)
-            out.flush()  # stream: `charrnn sample | tee f` shows text as it is made
-            text_end = ch
-        if out.isatty() and text_end != "\n":
-            out.write("\n")
-        out.flush()
+        job.run()
     except BrokenPipeError:
         _quiet_exit_on_closed_pipe()
     except KeyboardInterrupt:
-        out.flush()
+        job.finish()  # what was produced so far, printed
         sys.exit(130)
+    finally:
+        if output:
+            out.close()
+
+
+class _Job:
+    """One sampling command: live output for a single sample, the whole batch otherwise."""
+
+    def __init__(self, sampler, prime, opts, checkpoint, out):
+        from charrnn.sampler import StopCutter
+
+        self.sampler, self.prime, self.opts, self.checkpoint, self.out = (
+            sampler,
+            prime,
+            opts,
+            checkpoint,
+            out,
+        )
+        n = sampler.config.num_samples
+        self.cutter = StopCutter(n, [unescape(s) for s in opts["stop"]])
+        self.pieces: list[list[str]] = [[] for _ in range(n)]
+        self.live = n == 1 and not opts["as_json"]
+        self.echo = "" if opts["no_echo_prime"] else prime
+        self.finished = False
+
+    def run(self) -> None:
+        if self.live:
+            self.out.write(self.echo)
+        for chars in self.sampler.generate(self.opts["length"]):
+            for row, ch in enumerate(chars):
+                if piece := self.cutter.feed(row, ch):
+                    self._add(row, piece)
+            if self.cutter.all_done():
+                break
+        self.finish()
+
+    def _add(self, row: int, piece: str) -> None:
+        self.pieces[row].append(piece)
+        if self.live:
+            self.out.write(piece)
+            self.out.flush()  # stream: `charrnn sample | tee f` shows text as it is made
+
+    def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        for row in range(len(self.pieces)):
+            if rest := self.cutter.flush(row):
+                self._add(row, rest)
+        texts = ["".join(p) for p in self.pieces]
+        if self.opts["as_json"]:
+            for line in self._json_lines(texts):
+                self.out.write(line + "\n")
+        elif not self.live:
+            self.out.write(unescape(self.opts["separator"]).join(self.echo + t for t in texts))
+        last = (self.echo + texts[-1])[-1:] if not self.opts["as_json"] else "\n"
+        if self.out.isatty() and last != "\n":
+            self.out.write("\n")
+        self.out.flush()
+
+    def _json_lines(self, texts):
+        o, s = self.opts, self.sampler
+        settings = {
+            "temperature": list(s.config.temperature),
+            "top_k": o["top_k"],
+            "top_p": o["top_p"],
+            "length": o["length"],
+            "stop": [unescape(x) for x in o["stop"]],
+        }
+        for text, seed, logprob in zip(texts, s.seeds, s.mean_logprob(), strict=True):
+            yield json.dumps(
+                {
+                    "text": text,
+                    "prime": self.prime,
+                    "seed": seed,
+                    "checkpoint": self.checkpoint,
+                    "settings": settings,
+                    "mean_logprob": round(logprob, 6),
+                },
+                ensure_ascii=False,
+            )
+
+
+def _read_prime(prime: str, prime_file: str | None) -> str:
+    from charrnn.corpus import decode_bytes
+    from charrnn.errors import CorpusError
+
+    if prime and prime_file:
+        raise click.UsageError("give --prime or --prime-file, not both")
+    if prime == "-":  # read stdin only when asked to, never implicitly
+        return decode_bytes(click.get_binary_stream("stdin").read(), "the prime on stdin")
+    if prime_file:
+        try:
+            data = Path(prime_file).read_bytes()
+        except OSError as e:
+            raise CorpusError(f"cannot read the prime file {prime_file}: {e.strerror}") from None
+        return decode_bytes(data, prime_file)
+    return prime
+
+
+def _open_output(output: str | None):
+    from charrnn.errors import CharRNNError
+
+    if not output:
+        return click.get_text_stream("stdout")
+    try:
+        return open(output, "w", encoding="utf-8", newline="")
+    except OSError as e:
+        raise CharRNNError(f"cannot write {output}: {e.strerror}") from None
 
 
 def _quiet_exit_on_closed_pipe():
