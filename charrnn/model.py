@@ -49,6 +49,19 @@ class ModelConfig:
         return cls(**d)
 
 
+def parameter_shapes(c: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The state_dict shapes of a CharLSTM of config `c`, without building one."""
+    v, e, h = c.vocab_size, c.embedding_dim, c.hidden_size
+    shapes = {"embed.weight": (v, e)}
+    for layer in range(c.num_layers):
+        shapes[f"lstm.weight_ih_l{layer}"] = (4 * h, e if layer == 0 else h)
+        shapes[f"lstm.weight_hh_l{layer}"] = (4 * h, h)
+        shapes[f"lstm.bias_ih_l{layer}"] = (4 * h,)
+        shapes[f"lstm.bias_hh_l{layer}"] = (4 * h,)
+    shapes["head.weight"], shapes["head.bias"] = (v, h), (v,)
+    return shapes
+
+
 class CharLSTM(nn.Module):
     """Next-character model: ids (B, T) and a state -> logits (B, T, V) and the new state."""
 
@@ -146,15 +159,19 @@ class Stepper:
     """
 
     @torch.no_grad()
-    def __init__(self, model: CharLSTM):
+    def __init__(self, model: CharLSTM, batch_size: int = 1):
         self.hidden = model.config.hidden_size
+        # Measured (bench/sample_speed.py): MKL is fastest on W itself for one row, and on a
+        # contiguous W^T for a batch of rows; the product is the same either way.
+        self._layout = (lambda w: w.T.contiguous().T) if batch_size > 1 else (lambda w: w)
         w_ih, w_hh, bias = model._weights(0)
         self.table = (model.embed.weight @ w_ih.T + bias).contiguous()  # (V, 4H)
-        self.w_hh0 = w_hh.contiguous()  # (4H, H)
+        self.w_hh0 = self._layout(w_hh.contiguous())  # (4H, H)
         self.upper = []  # per layer >= 1: ([W_ih | W_hh] (4H, 2H), bias (4H,))
         for layer in range(1, model.config.num_layers):
             w_ih, w_hh, bias = model._weights(layer)
-            self.upper.append((torch.cat([w_ih, w_hh], 1).contiguous(), bias.contiguous()))
+            w = self._layout(torch.cat([w_ih, w_hh], 1).contiguous())
+            self.upper.append((w, bias.contiguous()))
         self.head_w, self.head_b = model.head.weight.contiguous(), model.head.bias.contiguous()
 
     def __call__(self, idx: torch.Tensor, h: list, c: list) -> torch.Tensor:

@@ -55,14 +55,23 @@ class SampleConfig:
 class Sampler:
     """Generates N samples at once from `model`, after a common prime."""
 
-    def __init__(self, model: CharLSTM, vocab: CharVocab, config: SampleConfig, fast: bool = True):
+    def __init__(
+        self,
+        model: CharLSTM,
+        vocab: CharVocab,
+        config: SampleConfig,
+        fast: bool = True,
+        track_logprob: bool = True,
+    ):
         self.model, self.vocab, self.config = model.eval(), vocab, config
         self.device = model.head.weight.device
         n = config.num_samples
         base = config.seed if config.seed is not None else int(torch.seed() % 2**62)
         self.seeds = [base + i for i in range(n)]
         self.generators = [torch.Generator(self.device).manual_seed(s) for s in self.seeds]
-        self._step = Stepper(model) if fast else None  # fast=False: the reference model.step
+        self._uniforms = torch.empty(n, 0)  # (N, k): drawn a block at a time, used one per step
+        self._step = Stepper(model, n) if fast else None  # fast=False: the reference model.step
+        self.track_logprob = track_logprob
         self.h: list[torch.Tensor] = []  # per layer (N, H)
         self.c: list[torch.Tensor] = []
         self.logits: torch.Tensor | None = None  # (N, V): odds for the next character
@@ -112,13 +121,19 @@ class Sampler:
             if c.top_p is not None and c.top_p < 1.0:
                 probs = _nucleus(probs, c.top_p)
             idx = self._draw(probs)
-        self.logprob += F.log_softmax(logits, -1).gather(1, idx[:, None])[:, 0].double()
+        if self.track_logprob:
+            self.logprob += F.log_softmax(logits, -1).gather(1, idx[:, None])[:, 0].double()
         self.count += 1
         return idx
 
     def _draw(self, probs: torch.Tensor) -> torch.Tensor:
         """One id per row by inverse CDF, row i with its own generator: (N, V) -> (N,)."""
-        u = torch.cat([torch.rand(1, generator=g, device=self.device) for g in self.generators])
+        if not self._uniforms.shape[1]:  # row i's stream depends on its own seed only
+            block = [
+                torch.rand(UNIFORM_BLOCK, generator=g, device=self.device) for g in self.generators
+            ]
+            self._uniforms = torch.stack(block)
+        u, self._uniforms = self._uniforms[:, 0], self._uniforms[:, 1:]
         cdf = probs.cumsum(-1)  # (N, V)
         # side="right": the first id whose cumulative probability exceeds u, never a zero-odds id
         idx = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)[:, 0]
@@ -127,6 +142,9 @@ class Sampler:
     def mean_logprob(self) -> list[float]:
         """Per sample: mean log-probability (nats) the model gave to each generated character."""
         return (self.logprob / max(self.count, 1)).tolist()
+
+
+UNIFORM_BLOCK = 256  # random numbers drawn per generator at a time
 
 
 class StopCutter:

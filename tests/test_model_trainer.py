@@ -51,6 +51,14 @@ def test_lstm_cell_gates_behave_as_documented():
     torch.testing.assert_close(c_new, torch.zeros_like(c))
 
 
+def test_parameter_shapes_are_the_models(model):
+    from charrnn.model import parameter_shapes
+
+    assert parameter_shapes(model.config) == {
+        k: tuple(v.shape) for k, v in model.state_dict().items()
+    }
+
+
 def test_forget_gate_bias_starts_open(model):
     b = model.lstm.bias_ih_l0 + model.lstm.bias_hh_l0
     assert torch.all(b[24:48] == 1.0)

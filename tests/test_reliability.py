@@ -207,7 +207,8 @@ def good(tmp_path_factory, text):
     ("change", "message"),
     [
         ({"hidden_size": 10**5}, "do not fit its config"),  # 160 GB if it were built
-        ({"hidden_size": 10**9}, "impossible model config"),  # past any storage size
+        ({"hidden_size": 10**9}, "do not fit its config"),  # exabytes, never allocated
+        ({"hidden_size": 2**40}, "impossible model config"),
         ({"num_layers": 3}, "not those of a CharLSTM"),
         ({"embedding_dim": -4}, "impossible model config"),
         ({"vocab_size": 5}, "inconsistent"),

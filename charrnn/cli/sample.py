@@ -152,7 +152,9 @@ def sample(checkpoint, checkpoint_dir, device, prime, prime_file, unknown, outpu
     path = runs.resolve_checkpoint(checkpoint, checkpoint_dir)
     model, vocab = ckpt.restore_model(ckpt.load(path), path)
     text = apply_unknown(_read_prime(prime, prime_file), vocab, unknown)
-    sampler = Sampler(model.to(resolve_device(device)), vocab, config)
+    sampler = Sampler(
+        model.to(resolve_device(device)), vocab, config, track_logprob=opts["as_json"]
+    )
     sampler.prime(text)
     out = _open_output(output)
     job = _Job(sampler, text, opts, str(path), out)

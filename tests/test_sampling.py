@@ -1,0 +1,258 @@
+"""Every sampling feature: paths, batches, schedules, stops, primes, JSON, files, scoring."""
+
+import json
+import math
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from charrnn import checkpoint
+from charrnn.cli import cli
+from charrnn.errors import VocabError
+from charrnn.sampler import SampleConfig, Sampler, StopCutter, lead_in
+from charrnn.scoring import score_lines, score_text
+from charrnn.tokenizer import CharVocab, apply_unknown
+
+
+@pytest.fixture(scope="module")
+def model_vocab(trained_run):
+    return checkpoint.restore_model(checkpoint.load(trained_run.best), trained_run.best)
+
+
+def texts(model, vocab, length=300, prime="ANNA:", fast=True, **cfg):
+    s = Sampler(model, vocab, SampleConfig(**cfg), fast=fast)
+    s.prime(prime)
+    rows = ["" for _ in range(s.config.num_samples)]
+    for chars in s.generate(length):
+        rows = [r + ch for r, ch in zip(rows, chars, strict=True)]
+    return rows
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"temperature": 1.0},
+        {"temperature": 0.7, "top_k": 5},
+        {"temperature": 1.2, "top_p": 0.9},
+        {"temperature": (0.0, 1.5, 0.5)},
+        {"temperature": 0},
+    ],
+)
+def test_the_fast_path_writes_exactly_what_the_reference_path_writes(model_vocab, cfg):
+    model, vocab = model_vocab
+    fast = texts(model, vocab, seed=11, **cfg, fast=True)
+    reference = texts(model, vocab, seed=11, **cfg, fast=False)
+    assert fast == reference
+
+
+def test_a_batch_of_n_is_n_single_runs_with_seeds_seed_plus_i(model_vocab):
+    model, vocab = model_vocab
+    batch = texts(model, vocab, seed=40, num_samples=4, temperature=1.0)
+    assert len(set(batch)) == 4  # different samples
+    for i in range(4):
+        assert texts(model, vocab, seed=40 + i, temperature=1.0) == [batch[i]]
+
+
+def test_temperature_schedule_is_cycled_per_character(model_vocab):
+    model, vocab = model_vocab
+    s = Sampler(model, vocab, SampleConfig(temperature=(0.0, 5.0), seed=3))
+    s.prime("ANNA:")
+    logits = torch.randn(1, len(vocab))
+    assert [int(s.choose(logits, t)) for t in (0, 2, 4)] == [int(logits.argmax())] * 3
+    hot = {int(s.choose(logits, t)) for t in range(1, 400, 2)}
+    assert len(hot) > 5  # t odd: temperature 5, nearly uniform
+    assert texts(model, vocab, seed=1, temperature=(0.8, 0.8)) == texts(
+        model, vocab, seed=1, temperature=0.8
+    )
+
+
+def test_top_k_and_top_p_never_pick_outside_their_set(model_vocab):
+    model, vocab = model_vocab
+    logits = torch.linspace(0, 10, len(vocab))[None]  # id V-1 likeliest, then V-2, ...
+    for cfg, allowed in (
+        ({"top_k": 2}, {len(vocab) - 1, len(vocab) - 2}),
+        ({"top_p": 1e-9}, {len(vocab) - 1}),
+    ):
+        s = Sampler(model, vocab, SampleConfig(temperature=3.0, seed=0, **cfg))
+        assert {int(s.choose(logits)) for _ in range(300)} == allowed
+
+
+def test_mean_logprob_is_what_the_model_gives_the_text(model_vocab):
+    model, vocab = model_vocab
+    s = Sampler(model, vocab, SampleConfig(temperature=1.0, seed=5))
+    s.prime("ANNA:")
+    text = "".join(chars[0] for chars in s.generate(50))
+    context = lead_in(vocab) + "ANNA:"
+    with torch.no_grad():
+        logits, _ = model(torch.tensor([vocab.encode(context + text)]))
+    logp = torch.log_softmax(logits[0, len(context) - 1 : -1], -1)
+    expected = logp.gather(1, torch.tensor(vocab.encode(text))[:, None]).mean().item()
+    assert s.mean_logprob()[0] == pytest.approx(expected, abs=1e-5)
+
+
+def test_stop_cutter_ends_before_the_stop_and_streams_the_rest():
+    cut = StopCutter(2, ["\n\n", "END"])
+    out0 = "".join(cut.feed(0, ch) for ch in "one line\nnext\n\nlost")
+    assert out0 == "one line\nnext" and cut.done[0]
+    streamed = [cut.feed(1, ch) for ch in "abcEN"]
+    assert "".join(streamed) == "abc" and streamed[1] == "" and streamed[2] == "a"  # held 2 chars
+    assert cut.flush(1) == "EN" and not cut.all_done()
+    plain = StopCutter(1)
+    assert [plain.feed(0, ch) for ch in "xy"] == ["x", "y"]  # no stops: nothing held back
+
+
+def test_unknown_characters_error_skip_or_replace():
+    vocab = CharVocab.from_text("abcde \"'-.")
+    with pytest.raises(VocabError, match=r"'é' \(U\+00E9\) at 2, 5; 'z' \(U\+007A\) at 4"):
+        apply_unknown("aébzé", vocab)
+    assert apply_unknown("aébzé", vocab, "skip") == "ab"
+    assert apply_unknown("café “déjà” — ok…", vocab, "replace") == 'ca e "de a" -   ...'
+
+
+def test_scores_are_the_models_own_cross_entropy(model_vocab):
+    model, vocab = model_vocab
+    text = "ANNA:\nthe cat sat on a mat.\n\nBORIS:\nwe all sang.\n"
+    context = lead_in(vocab)
+    with torch.no_grad():
+        logits, _ = model(torch.tensor([vocab.encode(context + text)]))
+    expected = torch.nn.functional.cross_entropy(
+        logits[0, len(context) - 1 : -1], torch.tensor(vocab.encode(text)), reduction="sum"
+    )
+    assert score_text(model, vocab, text, chunk=7) == pytest.approx(expected.item(), rel=1e-5)
+    lines = text.splitlines(keepends=True)
+    per_line = score_lines(model, vocab, lines, batch=2)
+    for line, nats in zip(lines, per_line, strict=True):  # each line as if alone
+        assert nats == pytest.approx(score_text(model, vocab, line) / len(line), rel=1e-4)
+    assert score_lines(model, vocab, lines[::-1]) == pytest.approx(per_line[::-1], rel=1e-5)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, trained_run):
+    monkeypatch.chdir(tmp_path)
+    run = CliRunner()
+    ckpt = str(trained_run.best)
+    return lambda args, input=None: run.invoke(cli, [args[0], "-c", ckpt, *args[1:]], input=input)
+
+
+def test_prime_from_a_file_or_stdin_never_implicitly(env, tmp_path):
+    (tmp_path / "p.txt").write_bytes(b"\xef\xbb\xbfANNA:\r\n")
+    a = env(["sample", "--prime-file", "p.txt", "-l", "20", "-s", "1"])
+    b = env(["sample", "--prime", "-", "-l", "20", "-s", "1"], input="ANNA:\n")
+    assert a.exit_code == 0 and a.stdout.startswith("ANNA:\n") and a.stdout == b.stdout
+    c = env(["sample", "-l", "20", "-s", "1"], input="ANNA:\n")  # stdin given but not asked for
+    assert not c.stdout.startswith("ANNA:")
+    both = env(["sample", "--prime", "x", "--prime-file", "p.txt"])
+    assert both.exit_code == 2 and "not both" in both.stderr
+
+
+def test_unknown_policy_on_the_command_line(env):
+    bad = env(["sample", "--prime", "ANNÁ:"])
+    assert bad.exit_code == 1 and "'Á' (U+00C1) at 4" in bad.stderr
+    for policy, echoed in (("skip", "ANN:"), ("replace", "ANNA:")):
+        r = env(["sample", "--prime", "ANNÁ:", "--unknown", policy, "-l", "5"])
+        assert r.exit_code == 0 and r.stdout.startswith(echoed), r.stderr
+
+
+def test_several_samples_with_a_separator(env):
+    r = env(
+        [
+            "sample",
+            "-n",
+            "3",
+            "-l",
+            "40",
+            "-s",
+            "7",
+            "--prime",
+            "ANNA:",
+            "--separator",
+            "\\n=====\\n",
+        ]
+    )
+    parts = r.stdout.split("\n=====\n")
+    assert r.exit_code == 0 and len(parts) == 3
+    assert all(p.startswith("ANNA:") and len(p) == 45 for p in parts)
+    one = env(["sample", "-l", "40", "-s", "8", "--prime", "ANNA:"])
+    assert one.stdout == parts[1]  # sample i is seed + i
+
+
+def test_json_lines_for_scripts(env, trained_run):
+    r = env(
+        ["sample", "-n", "2", "-l", "30", "-s", "100", "--json", "--top-k", "5", "--temp", "0.5,1"]
+    )
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["seed"] for row in rows] == [100, 101]
+    for row in rows:
+        assert len(row["text"]) == 30 and row["prime"] == ""
+        assert row["checkpoint"] == str(trained_run.best)
+        assert row["settings"]["top_k"] == 5 and row["settings"]["temperature"] == [0.5, 1.0]
+        assert -math.log(64) < row["mean_logprob"] < 0
+
+
+def test_stop_strings_end_each_sample(env):
+    r = env(
+        [
+            "sample",
+            "--prime",
+            "ANNA:",
+            "--stop",
+            "\\n\\n",
+            "-l",
+            "2000",
+            "-s",
+            "2",
+            "--no-echo-prime",
+        ]
+    )
+    assert r.exit_code == 0 and "\n\n" not in r.stdout and 0 < len(r.stdout) < 2000
+    r = env(["sample", "-n", "4", "--stop", "\\n", "--stop", ".", "-l", "500", "--json"])
+    assert all(
+        "\n" not in json.loads(x)["text"] and "." not in json.loads(x)["text"]
+        for x in r.stdout.splitlines()
+    )
+
+
+def test_output_to_a_file(env, tmp_path):
+    r = env(["sample", "-o", "out.txt", "-l", "64", "-s", "3"])
+    assert r.exit_code == 0 and r.stdout == ""
+    assert (tmp_path / "out.txt").read_text() == env(["sample", "-l", "64", "-s", "3"]).stdout
+    bad = env(["sample", "-o", str(tmp_path / "no" / "such" / "dir.txt")])
+    assert bad.exit_code == 1 and bad.stderr.startswith("Error: cannot write")
+
+
+def test_bad_temperature_lists_are_usage_errors(env):
+    for temp in ("hot", "0.5,-1", "0.5,,1"):
+        r = env(["sample", "--temp", temp])
+        assert r.exit_code == 2 and "--temp" in r.stderr, temp
+
+
+def test_score_a_file_whole_and_per_line(env, tmp_path):
+    (tmp_path / "t.txt").write_text("ANNA:\nthe cat sat.\n\nmgmgrwrwuu\n")
+    whole = env(["score", "t.txt"])
+    assert whole.exit_code == 0 and float(whole.stdout) > 0 and "bits per character" in whole.stderr
+    lines = env(["score", "--per-line", "t.txt"]).stdout.split()
+    assert len(lines) == 4 and float(lines[1]) < float(lines[3])  # words beat gibberish
+    assert env(["score", "-"], input="ANNA:\n").exit_code == 0
+    unknown = env(["score", "-"], input="Ω\n")
+    assert unknown.exit_code == 1 and "'Ω' (U+03A9) at 1" in unknown.stderr
+
+
+def test_sigint_prints_what_was_made_and_exits_130(tmp_path, trained_run):
+    p = subprocess.Popen(
+        [sys.executable, "-m", "charrnn", "sample", "-c", str(trained_run.best), "-l", "100000000"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    first = p.stdout.read(200)  # it is streaming
+    p.send_signal(signal.SIGINT)
+    rest, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and len(first) == 200 and b"Traceback" not in err
+    assert len(first + rest) < 100_000_000
