@@ -50,6 +50,8 @@ def workspace(tmp_path_factory):
         os.chdir(old)
     weights = torch.load(root / "checkpoints/tiny/best.pt", weights_only=True)["model"]
     torch.save(weights, root / "statedict.pt")  # another tool's plain state_dict
+    newer = torch.load(root / "checkpoints/tiny/best.pt", weights_only=True)
+    torch.save({**newer, "format_version": 99}, root / "newer.pt")
     return root
 
 
@@ -96,6 +98,10 @@ CASES = [
     (["sample", "-c", "empty.pt"], 1, "not a readable checkpoint"),
     (["sample", "-c", "statedict.pt"], 1, "not a charrnn checkpoint"),
     (["sample", "-c", "evil.pt"], 1, "refused: it asks to load posix.system"),
+    (["sample", "-c", "newer.pt"], 1, "format version 99, newer than this charrnn reads"),
+    (["score", "ok.txt", "-c", "junk.pt"], 1, "not a readable checkpoint"),
+    (["score", "missing.txt", "-c", "tiny"], 1, "cannot read missing.txt"),
+    (["score", "empty.txt", "-c", "tiny"], 1, "nothing to score"),
     (["sample", "-c", "emptydir"], 1, "no run"),
     (["sample", "--checkpoint-dir", "emptydir"], 1, "no trained runs"),
     (["sample", "--temp", "-1"], 2, "--temp"),

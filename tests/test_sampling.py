@@ -227,6 +227,20 @@ def test_output_to_a_file(env, tmp_path):
     assert bad.exit_code == 1 and bad.stderr.startswith("Error: cannot write")
 
 
+def test_top_p_and_top_k_on_the_command_line(env):
+    a = env(["sample", "--top-p", "0.5", "--top-k", "3", "-l", "50", "-s", "4"])
+    assert a.exit_code == 0 and len(a.stdout) == 50 and a.stderr == ""
+    greedy = env(["sample", "-t", "0", "-l", "50"]).stdout
+    assert env(["sample", "--top-p", "0.000001", "-t", "2", "-l", "50", "-s", "4"]).stdout == greedy
+
+
+def test_score_options(env, tmp_path):
+    (tmp_path / "l1.txt").write_bytes("the cat sat ñ\n".encode("latin-1"))
+    assert env(["score", "l1.txt"]).exit_code == 1  # not UTF-8
+    r = env(["score", "l1.txt", "--encoding", "latin-1", "--unknown", "skip", "-q"])
+    assert r.exit_code == 0 and r.stderr == "" and float(r.stdout) > 0
+
+
 def test_bad_temperature_lists_are_usage_errors(env):
     for temp in ("hot", "0.5,-1", "0.5,,1"):
         r = env(["sample", "--temp", temp])
