@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -157,6 +158,9 @@ def sample(checkpoint, checkpoint_dir, device, prime, prime_file, unknown, outpu
         model.to(resolve_device(device)), vocab, config, track_logprob=opts["as_json"]
     )
     sampler.prime(text)
+    # Ctrl-C stops sampling (what was made is printed, exit 130) even where we were started with
+    # SIGINT ignored, as a non-interactive shell starts background jobs; `train` does the same.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     out = _open_output(output)
     job = _Job(sampler, text, opts, str(path), out)
     try:
