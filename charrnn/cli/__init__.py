@@ -31,6 +31,8 @@ Examples:
   charrnn sample --prime "ROMEO:" --length 500 --seed 1 | grep -c ROMEO
   cat a.txt b.txt | charrnn train - --name mixed
   charrnn train pystdlib --time 3m          # a built-in corpus, made offline
+  charrnn sample -n 4 --stop '\\n\\n' --json   # four paragraphs, as JSON lines
+  charrnn score --per-line notes.txt        # how typical each line is, in bits per character
   charrnn runs                              # what has been trained, and how well
 """,
 )

@@ -54,7 +54,7 @@ FIXED_ON_RESUME = (
     epilog="""\b
 Examples:
   charrnn train corpus.txt                      # 10 minutes on the default model
-  charrnn train corpus.txt --time 1h30m --size medium
+  charrnn train corpus.txt --time 1h30m --size large
   charrnn train notes/ --name notes --steps 5000 # every text file in a folder
   cat a.txt b.txt | charrnn train - --name mixed
   charrnn train tinyshakespeare                 # a catalog corpus (downloaded once)
