@@ -139,3 +139,25 @@ def test_evaluate_matches_a_single_stream_pass_over_the_split(tmp_path, text):
     assert evaluate(model, one_stream) == pytest.approx(exact, rel=1e-5)
     # with B streams each starting from a blank state the figure is close, not identical
     assert evaluate(model, trainer.val_batches) == pytest.approx(exact, rel=0.05)
+
+
+def test_a_corpus_of_more_than_256_characters_trains_and_samples(tmp_path):
+    """Wider vocabularies take int16 ids: the whole path must still work (e.g. Chinese text)."""
+    import random
+
+    from charrnn.sampler import SampleConfig, Sampler
+
+    rng = random.Random(0)
+    alphabet = [chr(0x4E00 + i) for i in range(300)] + ["。", "\n"]
+    text = "".join(
+        rng.choice(alphabet[:40]) if rng.random() < 0.9 else rng.choice(alphabet)
+        for _ in range(20_000)
+    ) + "".join(alphabet)
+    trainer = make_trainer(text, tmp_path / "zh", max_steps=20)
+    assert trainer.train_batches.ids.dtype == torch.int16
+    events = drain(trainer)
+    assert events[-1].reason == "steps" and math.isfinite(trainer.pos.best_val)
+    s = Sampler(trainer.model, trainer.vocab, SampleConfig(seed=1))
+    s.prime("一丁")
+    out = "".join(chars[0] for chars in s.generate(30))
+    assert len(out) == 30 and set(out) <= set(trainer.vocab.chars)
