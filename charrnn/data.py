@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from charrnn.errors import ConfigError, CorpusError, VocabError
-from charrnn.tokenizer import CharVocab, describe_unknown
+from charrnn.tokenizer import CharVocab, locate_unknown
 
 MAX_VOCAB = 65_536  # a character model needs an output per character; beyond this it is not text
 _ENCODE_BLOCK = 1 << 22  # characters per block, so encoding a huge text never holds int64 of it all
@@ -38,7 +38,7 @@ def encode(text: str, vocab: CharVocab) -> torch.Tensor:
         points = torch.frombuffer(bytearray(raw), dtype=torch.int32)
         ids = torch.searchsorted(table, points).clamp_(max=len(table) - 1)
         if not torch.equal(table[ids], points):
-            raise VocabError(f"the vocabulary lacks {describe_unknown(vocab.unknown(piece))}")
+            raise VocabError(f"the vocabulary lacks {locate_unknown(piece, vocab, start)}")
         out[start : start + len(piece)] = ids.to(dtype)
     return out
 

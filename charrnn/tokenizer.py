@@ -43,21 +43,12 @@ class CharVocab:
     def __hash__(self) -> int:
         return hash(tuple(self.chars))
 
-    def unknown(self, text: str) -> list[str]:
-        """Characters of `text` not in the vocabulary, in order of first appearance."""
-        seen: dict[str, None] = {}
-        for ch in text:
-            if ch not in self.index:
-                seen.setdefault(ch, None)
-        return list(seen)
-
     def encode(self, text: str) -> list[int]:
         """str -> ids; raises VocabError naming every character the vocabulary lacks."""
         try:
             return [self.index[ch] for ch in text]
         except KeyError:
-            unknown = describe_unknown(self.unknown(text))
-            raise VocabError(f"the vocabulary lacks {unknown}") from None
+            raise VocabError(f"the vocabulary lacks {locate_unknown(text, self)}") from None
 
     def decode(self, ids: Iterable[int]) -> str:
         """ids -> str; the inverse of encode."""
@@ -71,14 +62,6 @@ class CharVocab:
     @classmethod
     def from_list(cls, chars: Sequence[str]) -> CharVocab:
         return cls(chars)
-
-
-def describe_unknown(chars: Sequence[str], limit: int = 20) -> str:
-    """Name characters on one line, e.g. `2 characters: 'é' (U+00E9), '€' (U+20AC)`."""
-    shown = ", ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in chars[:limit])
-    more = f" and {len(chars) - limit} more" if len(chars) > limit else ""
-    noun = "character" if len(chars) == 1 else "characters"
-    return f"{len(chars)} {noun}: {shown}{more}"
 
 
 UNKNOWN_POLICIES = ("error", "skip", "replace")
@@ -101,10 +84,10 @@ def apply_unknown(
     )
 
 
-def locate_unknown(text: str, vocab: CharVocab, limit: int = 10) -> str:
-    """e.g. `'é' (U+00E9) at 4, 11; '€' (U+20AC) at 20` (1-based character positions)."""
+def locate_unknown(text: str, vocab: CharVocab, offset: int = 0, limit: int = 10) -> str:
+    """e.g. `'é' (U+00E9) at 4, 11; '€' (U+20AC) at 20` (1-based positions, after `offset`)."""
     where: dict[str, list[int]] = {}
-    for i, ch in enumerate(text, start=1):
+    for i, ch in enumerate(text, start=offset + 1):
         if ch not in vocab.index:
             where.setdefault(ch, []).append(i)
     parts = []

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from charrnn.cli.common import checkpoint_dir_option, device_option, user_errors
+from charrnn.tokenizer import UNKNOWN_POLICIES
 
 MAX_LENGTH = 10**9
 
@@ -93,7 +94,7 @@ Examples:
 @click.option("--prime-file", type=click.Path(dir_okay=False), help="Read the prime from a file.")
 @click.option(
     "--unknown",
-    type=click.Choice(["error", "skip", "replace"]),
+    type=click.Choice(UNKNOWN_POLICIES),
     default="error",
     show_default=True,
     help="Prime characters the model never saw: refuse, drop them, "

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from charrnn.cli.common import checkpoint_dir_option, device_option, say, user_errors
+from charrnn.tokenizer import UNKNOWN_POLICIES
 
 
 @click.command(
@@ -28,7 +29,7 @@ Examples:
 )
 @click.option(
     "--unknown",
-    type=click.Choice(["error", "skip", "replace"]),
+    type=click.Choice(UNKNOWN_POLICIES),
     default="error",
     show_default=True,
     help="Characters the model never saw: refuse, drop or replace.",
