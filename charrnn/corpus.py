@@ -14,13 +14,14 @@ import sys
 import sysconfig
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from charrnn.errors import CorpusError
 from charrnn.fsutil import atomic_write
 
+CHUNK = 1 << 24  # bytes read at a time: a corpus of any size streams through a fixed buffer
 Progress = Callable[[int, int | None], None]  # (bytes done, bytes in all or None)
 
 
@@ -34,7 +35,63 @@ class Corpus:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        return hashlib.sha256(self.text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass
+class Source:
+    """One file of a corpus, or bytes already in memory (standard input), read in chunks."""
+
+    label: str  # what messages call it: a path, or "standard input"
+    path: Path | None = None
+    data: bytes | None = None
+
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else _stat(self.path).st_size
+
+    def chunks(self, size: int | None = None) -> Iterator[bytes]:
+        size = size or CHUNK
+        if self.data is not None:
+            yield from (self.data[i : i + size] for i in range(0, len(self.data), size))
+            return
+        try:
+            with open(self.path, "rb") as f:
+                while chunk := f.read(size):
+                    yield chunk
+        except OSError as e:
+            raise CorpusError(f"cannot read {self.path}: {e.strerror or e}") from None
+
+
+@dataclass
+class Sources:
+    """What the user named, resolved to files in reading order."""
+
+    files: list[Source]
+    name: str  # a default run name
+    origins: list[str]  # one per spec: absolute path, catalog name, or "-" (kept in checkpoints)
+    encoding: str = "utf-8"
+
+    def text_chunks(self) -> Iterator[str]:
+        """The whole corpus as normalised text, in pieces; files joined so none runs into the next
+        mid-line (a newline follows a file that does not end with one, unless it is the last)."""
+        ends_line = True
+        for i, src in enumerate(self.files):
+            for piece in decode_chunks(src.chunks(), src.label, self.encoding):
+                yield piece
+                ends_line = piece.endswith("\n")
+            if not ends_line and i < len(self.files) - 1:
+                yield "\n"
+                ends_line = True
+
+    def total_bytes(self) -> int:
+        return sum(s.size() for s in self.files)
+
+
+def _stat(path: Path) -> os.stat_result:
+    try:
+        return path.stat()
+    except OSError as e:
+        raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -43,36 +100,57 @@ class Corpus:
 
 def decode_bytes(data: bytes, label: str, encoding: str = "utf-8") -> str:
     """bytes -> text with a byte-order mark dropped and \\r\\n or lone \\r read as \\n."""
+    return "".join(decode_chunks([data], label, encoding))
+
+
+def decode_chunks(chunks: Iterable[bytes], label: str, encoding: str = "utf-8") -> Iterator[str]:
+    """Decode a file arriving in chunks, as decode_bytes does the whole: errors name the offset
+    in the file, a \\r\\n split across two chunks is still one line end."""
+    utf8 = _codec(encoding) in ("utf-8", "utf-8-sig")
+    decoder = codecs.getincrementaldecoder("utf-8-sig" if utf8 else encoding)("strict")
+    offset, first, cr = 0, True, False  # bytes read before this chunk; a \\r held back
+    for chunk in _then_none(chunks):  # None: the end, to flush the decoder
+        final = chunk is None
+        chunk = b"" if final else chunk
+        if utf8 and b"\x00" in chunk:
+            raise CorpusError(
+                f"{label} looks like a binary file (NUL byte at offset {offset + chunk.index(0)}); "
+                "train on text files, or pass --encoding if it is UTF-16 or UTF-32 text"
+            )
+        held = len(decoder.getstate()[0])  # bytes of a character split across chunks
+        try:
+            text = decoder.decode(chunk, final)
+        except UnicodeDecodeError as e:
+            at = offset - held + e.start
+            raise CorpusError(
+                f"{label} is not valid {encoding} text: byte 0x{e.object[e.start]:02x} at offset "
+                f"{at} cannot be decoded; pass --encoding (e.g. --encoding latin-1) "
+                "if the file uses another encoding"
+            ) from None
+        offset += len(chunk)
+        if first and text:
+            first = False
+            if text.startswith("\ufeff"):  # a BOM that survived a non-UTF-8 codec (utf-16)
+                text = text[1:]
+        if cr:
+            text = "\r" + text
+        cr = not final and text.endswith("\r")  # its \\n may open the next chunk
+        if cr:
+            text = text[:-1]
+        if text:
+            yield text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _then_none(chunks: Iterable[bytes]) -> Iterator[bytes | None]:
+    yield from chunks
+    yield None
+
+
+def _codec(encoding: str) -> str:
     try:
-        codecs.lookup(encoding)
+        return codecs.lookup(encoding).name
     except LookupError:
         raise CorpusError(f"unknown encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
-    utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
-    if utf8 and b"\x00" in data:
-        offset = data.index(b"\x00")
-        raise CorpusError(
-            f"{label} looks like a binary file (NUL byte at offset {offset}); "
-            "train on text files, or pass --encoding if it is UTF-16 or UTF-32 text"
-        )
-    try:
-        text = data.decode("utf-8-sig" if utf8 else encoding)
-    except UnicodeDecodeError as e:
-        raise CorpusError(
-            f"{label} is not valid {encoding} text: byte 0x{data[e.start]:02x} at offset "
-            f"{e.start} cannot be decoded; pass --encoding (e.g. --encoding latin-1) "
-            "if the file uses another encoding"
-        ) from None
-    if text.startswith("\ufeff"):  # a BOM that survived a non-UTF-8 codec (e.g. utf-16 with BOM)
-        text = text[1:]
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _read_file(path: Path, encoding: str) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
-    return decode_bytes(data, str(path), encoding)
 
 
 def _text_files(folder: Path) -> list[Path]:
@@ -82,14 +160,6 @@ def _text_files(folder: Path) -> list[Path]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         files += [Path(root) / n for n in sorted(names) if not n.startswith(".")]
     return [f for f in files if f.is_file()]
-
-
-def _join(texts: Sequence[str]) -> str:
-    """Concatenate files so that one never runs into the next mid-line."""
-    parts = [
-        t if t.endswith("\n") or i == len(texts) - 1 else t + "\n" for i, t in enumerate(texts)
-    ]
-    return "".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,6 +294,25 @@ def python_stdlib_text(size: int) -> str:
 # One entry point: what the user typed -> Corpus
 
 
+def resolve(
+    specs: Sequence[str],
+    cache_dir: Path,
+    encoding: str = "utf-8",
+    stdin: bytes | None = None,
+    progress: Progress | None = None,
+) -> Sources:
+    """Find every source (a file, a folder of text files, "-" for stdin, or a catalog name)."""
+    if not specs:
+        raise CorpusError("no corpus given; pass a text file, a folder, '-' for stdin, or a name")
+    _codec(encoding)
+    files, origins = [], []
+    for spec in specs:
+        found, origin = _resolve_one(spec, cache_dir, stdin, progress)
+        files += found
+        origins.append(origin)
+    return Sources(files, _default_name(specs[0]), origins, encoding)
+
+
 def load_corpus(
     specs: Sequence[str],
     cache_dir: Path,
@@ -231,37 +320,36 @@ def load_corpus(
     stdin: bytes | None = None,
     progress: Progress | None = None,
 ) -> Corpus:
-    """Read every source (a file, a folder of text files, "-" for stdin, or a catalog name)."""
-    if not specs:
-        raise CorpusError("no corpus given; pass a text file, a folder, '-' for stdin, or a name")
-    texts, sources = [], []
-    for spec in specs:
-        text, source = _load_one(spec, cache_dir, encoding, stdin, progress)
-        texts.append(text)
-        sources.append(source)
-    text = _join(texts)
+    """The whole corpus as one str in memory (for small texts; training streams it instead)."""
+    sources = resolve(specs, cache_dir, encoding, stdin, progress)
+    text = "".join(sources.text_chunks())
     if not text:
-        what = "standard input" if specs == ["-"] else ", ".join(specs)
-        raise CorpusError(f"the corpus is empty ({what}); give it some text to learn from")
-    return Corpus(text=text, name=_default_name(specs[0]), sources=sources)
+        raise CorpusError(empty_message(specs))
+    return Corpus(text=text, name=sources.name, sources=sources.origins)
 
 
-def _load_one(spec, cache_dir, encoding, stdin, progress) -> tuple[str, str]:
+def empty_message(specs: Sequence[str]) -> str:
+    what = "standard input" if list(specs) == ["-"] else ", ".join(specs)
+    return f"the corpus is empty ({what}); give it some text to learn from"
+
+
+def _resolve_one(spec, cache_dir, stdin, progress) -> tuple[list[Source], str]:
     if spec == "-":
         if stdin is None:
             raise CorpusError("'-' means standard input, but none was given")
-        return decode_bytes(stdin, "standard input", encoding), "-"
+        return [Source("standard input", data=stdin)], "-"
     path = Path(spec).expanduser()
     if path.is_dir():
         files = _text_files(path)
         if not files:
             raise CorpusError(f"the folder {path} holds no files to train on")
-        return _join([_read_file(f, encoding) for f in files]), str(path.resolve())
+        return [Source(str(f), path=f) for f in files], str(path.resolve())
     if path.is_file():
-        return _read_file(path, encoding), str(path.resolve())
+        return [Source(str(path), path=path)], str(path.resolve())
     catalog = load_catalog()
     if spec in catalog:
-        return _read_file(fetch(catalog[spec], cache_dir, progress), "utf-8"), spec
+        target = fetch(catalog[spec], cache_dir, progress)
+        return [Source(str(target), path=target)], spec
     if path.exists():
         raise CorpusError(f"{path} is neither a file nor a folder")
     raise CorpusError(

@@ -88,17 +88,21 @@ class StreamBatcher:
     starting state for batch k+1. At most T-1 characters per stream are left over each epoch.
     """
 
-    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int):
+    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int, rank=0, world=1):
+        """`world` processes share B x world streams; this one (`rank`) serves B of them."""
         self.batch_size, self.seq_len = batch_size, seq_len
-        stream_len = (len(ids) - 1) // batch_size
+        streams = batch_size * world
+        stream_len = (len(ids) - 1) // streams
         if stream_len < seq_len:
             raise ConfigError(
-                f"{len(ids):,} characters cannot fill one batch of {batch_size} x {seq_len}"
+                f"{len(ids):,} characters cannot fill one batch of {streams} x {seq_len}"
             )
-        n = batch_size * stream_len
-        self.x = ids[:n].view(batch_size, stream_len)  # views: no copy of the corpus
-        self.y = ids[1 : n + 1].view(batch_size, stream_len)
-        self.ids, self.stream_len = ids, stream_len
+        n = streams * stream_len
+        rows = slice(rank * batch_size, (rank + 1) * batch_size)
+        self.x = ids[:n].view(streams, stream_len)[rows]  # views: no copy of the corpus
+        self.y = ids[1 : n + 1].view(streams, stream_len)[rows]
+        self.ids, self.stream_len, self.n = ids, stream_len, n
+        self.last_rank = rank == world - 1  # its last stream is the one the leftover continues
 
     def __len__(self) -> int:
         """Batches per epoch."""
@@ -121,6 +125,6 @@ class StreamBatcher:
         for start in range(0, self.stream_len, self.seq_len):
             cols = slice(start, start + self.seq_len)
             yield self.x[:, cols].long(), self.y[:, cols].long(), False
-        n = self.batch_size * self.stream_len
-        if n + 1 < len(self.ids):
+        n = self.n
+        if self.last_rank and n + 1 < len(self.ids):
             yield self.ids[n:-1].long().unsqueeze(0), self.ids[n + 1 :].long().unsqueeze(0), True

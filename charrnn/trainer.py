@@ -20,9 +20,9 @@ import torch.nn.functional as F
 
 from charrnn import checkpoint
 from charrnn.data import StreamBatcher, check_fits, check_vocab
+from charrnn.distributed import SINGLE, Dist
 from charrnn.errors import CheckpointError, TrainingError
 from charrnn.model import CharLSTM, State, detach_state
-from charrnn.runs import RunDir
 
 
 @dataclass
@@ -37,6 +37,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     val_frac: float = 0.1
+    # Evaluate on at most this many characters from the start of the validation split: enough to
+    # rank checkpoints, and an evaluation of a 1 GB corpus's 100 MB split would take an hour.
+    max_val_chars: int = 250_000
     eval_every: int = 250  # steps between evaluations (and checkpoints)
     max_steps: int | None = None
     max_epochs: float | None = None
@@ -97,28 +100,33 @@ class DoneEvent:
 class Trainer:
     """Owns the model, optimizer, batches and position of one run; `run()` trains and yields."""
 
-    def __init__(self, model, vocab, train_ids, val_ids, config, run: RunDir, corpus: dict):
-        c = config
+    def __init__(self, model, vocab, train_ids, val_ids, config, run, corpus, dist: Dist = SINGLE):
+        c, d = config, dist
         check_vocab(vocab)
-        check_fits(len(train_ids), c.batch_size, c.seq_len, "training", _FIX_TRAIN)
-        check_fits(len(val_ids), c.batch_size, c.seq_len, "validation", _FIX_VAL)
+        streams, val_ids = c.batch_size * d.world, val_ids[: c.max_val_chars]
+        check_fits(len(train_ids), streams, c.seq_len, "training", _FIX_TRAIN)
+        check_fits(len(val_ids), streams, c.seq_len, "validation", _FIX_VAL)
         self.model, self.vocab, self.config, self.run_dir = model, vocab, config, run
-        self.corpus = corpus
+        self.corpus, self.dist = corpus, dist
         self.device = model.head.weight.device
-        self.train_batches = StreamBatcher(train_ids, c.batch_size, c.seq_len)
-        self.val_batches = StreamBatcher(val_ids, c.batch_size, c.seq_len)
+        self.train_batches = StreamBatcher(train_ids, c.batch_size, c.seq_len, d.rank, d.world)
+        self.val_batches = StreamBatcher(val_ids, c.batch_size, c.seq_len, d.rank, d.world)
+        self.net = _data_parallel(model, d)  # what the training step calls
         self.optimizer = _adamw(model, c)
         self.pos = Position()
         self.state: State = model.init_state(c.batch_size)
-        self._stop = False
+        self._stop = False  # agreed by every rank (set only between steps when distributed)
+        self._requested = False  # asked for on this rank (by a signal)
         self._rollbacks = 0  # in a row, since the last good checkpoint
         # Far worse than guessing uniformly: the optimisation has blown up, not merely stalled.
         self.explode_at = 2.0 * math.log(max(len(vocab), 2)) + 5.0
 
     # ------------------------------------------------------------------ state in, state out
     def payload(self) -> dict:
-        """Everything needed to sample from, or resume, this run."""
-        h, c = self.state
+        """Everything needed to sample from, or resume, this run (a collective when distributed:
+        every rank calls it, and the state of all B x world streams is gathered)."""
+        h, c = (self.dist.all_gather(s.detach(), dim=1).cpu() for s in self.state)
+        rng = torch.get_rng_state()
         return {
             "model_config": self.model.config.to_dict(),
             "train_config": self.config.to_dict(),
@@ -132,9 +140,11 @@ class Trainer:
                 "elapsed": self.pos.elapsed,
                 "best_val": self.pos.best_val,
                 "lr_scale": self.pos.lr_scale,
-                "state_h": h.detach().cpu(),
-                "state_c": c.detach().cpu(),
-                "rng_cpu": torch.get_rng_state(),
+                "state_h": h,  # (num_layers, B x world, hidden_size)
+                "state_c": c,
+                "world_size": self.dist.world,
+                "rng_cpu": rng,  # rank 0's; every rank's below (dropout masks differ by rank)
+                "rng_ranks": self.dist.all_gather(rng.unsqueeze(0), dim=0),
                 "rng_cuda": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
             },
             "metrics": list(self.pos.metrics),
@@ -156,12 +166,23 @@ class Trainer:
                 lr_scale=float(t.get("lr_scale", 1.0)),
                 metrics=list(payload["metrics"]),
             )
-            state = (t["state_h"].to(self.device), t["state_c"].to(self.device))
+            world = int(t.get("world_size", 1))
+            if world != self.dist.world:
+                raise CheckpointError(
+                    f"run {self.run_dir.name!r} was trained by {world} process(es); resume it "
+                    f"with the same number (torchrun --nproc_per_node ... for more than one)"
+                )
+            rows = slice(self.dist.rank * self.config.batch_size, None)
+            state = tuple(
+                t[k][:, rows][:, : self.config.batch_size] for k in ("state_h", "state_c")
+            )
+            state = (state[0].to(self.device), state[1].to(self.device))
             if state[0].shape != self.state[0].shape or state[1].shape != self.state[1].shape:
                 raise ValueError("the carried state does not fit the model and batch size")
             if not 0 <= self.pos.batch < len(self.train_batches):
                 raise ValueError(f"batch {self.pos.batch} is outside the epoch")
-            torch.set_rng_state(t["rng_cpu"])
+            ranks = t.get("rng_ranks")
+            torch.set_rng_state((t["rng_cpu"] if ranks is None else ranks[self.dist.rank]).clone())
             if t.get("rng_cuda") is not None and self.device.type == "cuda":
                 torch.cuda.set_rng_state(t["rng_cuda"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
@@ -170,7 +191,16 @@ class Trainer:
 
     def request_stop(self) -> None:
         """Ask the loop to stop at the next step boundary, saving last.pt (safe from a signal)."""
-        self._stop = True
+        self._requested = True
+        if not self.dist.active:
+            self._stop = True
+
+    def _agree(self) -> None:
+        """Distributed: every rank takes the mean clock and stops if any rank was asked to, so all
+        ranks make the same decisions (a rank that left a collective alone would hang the rest)."""
+        if self.dist.active:
+            elapsed, asked = self.dist.all_sum([self.pos.elapsed, float(self._requested)])
+            self.pos.elapsed, self._stop = elapsed / self.dist.world, asked > 0
 
     # ------------------------------------------------------------------ budget and schedule
     @property
@@ -210,12 +240,17 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def run(self) -> Iterator[StepEvent | EvalEvent | RollbackEvent | DoneEvent]:
         """Train until the budget is spent or a stop is requested; checkpoints on the way."""
-        self.run_dir.rewrite_metrics(self.pos.metrics)
-        if not self.run_dir.last.is_file():  # from step 0 on there is a state to go back to
-            checkpoint.save(self.payload(), self.run_dir.last)
+        if self.dist.is_main:
+            self.run_dir.rewrite_metrics(self.pos.metrics)
+        # From step 0 on there is a state to go back to (rank 0's disk decides, for every rank).
+        if self.dist.all_sum([float(self.dist.is_main and not self.run_dir.last.is_file())])[0]:
+            self._save(self.run_dir.last)
         last_eval, losses = self.pos.step, []
         tick = time.perf_counter()
-        while (reason := self.budget_spent()) is None and not self._stop:
+        while True:
+            self._agree()
+            if (reason := self.budget_spent()) is not None or self._stop:
+                break
             start = time.perf_counter()
             try:
                 loss = self.train_step()
@@ -226,7 +261,8 @@ class Trainer:
             now = time.perf_counter()
             self.pos.elapsed += now - tick  # wall clock: evaluations and saves count too
             tick = now
-            chars_per_s = self.config.batch_size * self.config.seq_len / max(now - start, 1e-9)
+            chars = self.config.batch_size * self.config.seq_len * self.dist.world
+            chars_per_s = chars / max(now - start, 1e-9)
             losses.append(loss)
             yield StepEvent(self.pos.step, loss, self.lr(), self.progress(), chars_per_s)
             if self.pos.step % self.config.eval_every == 0 and not self._stop:
@@ -238,7 +274,7 @@ class Trainer:
             if event := self._evaluate_and_save(train_loss):
                 yield event
         if self._stop:  # also when the stop came during the evaluation just above
-            checkpoint.save(self.payload(), self.run_dir.last)
+            self._save(self.run_dir.last)
             yield DoneEvent("stopped", self.pos.step, self.pos.best_val)
             return
         yield DoneEvent(reason, self.pos.step, self.pos.best_val)
@@ -252,9 +288,13 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr()
         self.model.train()
-        loss, state = self.model.loss(x, y, self.state)
+        logits, state = self.net(x, self.state)  # (B, T, V)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
         self.state = detach_state(state)  # carried to the next batch, cut from this graph
-        if not math.isfinite(value := loss.item()) or value > self.explode_at:
+        value = loss.item()
+        if self.dist.active:  # the mean over ranks: every rank must agree to roll back
+            value = self.dist.all_sum([value])[0] / self.dist.world
+        if not math.isfinite(value) or value > self.explode_at:
             raise _Diverged(f"the loss became {value:.4g} at step {self.pos.step + 1}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -267,6 +307,14 @@ class Trainer:
         if self.pos.batch == len(self.train_batches):
             self.pos.epoch, self.pos.batch = self.pos.epoch + 1, 0
         return value
+
+    def _save(self, *paths) -> None:
+        """Write the payload to each path (rank 0 only; every rank helps gather it)."""
+        payload = self.payload()
+        if self.dist.is_main:
+            for path in paths:
+                if path is not None:
+                    checkpoint.save(payload, path)
 
     def _roll_back(self, reason: str) -> RollbackEvent:
         """Go back to last.pt with half the learning rate; give up after repeated failures."""
@@ -284,7 +332,7 @@ class Trainer:
 
     def _evaluate_and_save(self, train_loss: float) -> EvalEvent | None:
         """Evaluate, then write last.pt (and best.pt if better); None if a stop cut it short."""
-        val = evaluate(self.model, self.val_batches, should_stop=lambda: self._stop)
+        val = evaluate(self.model, self.val_batches, lambda: self._stop, self.dist)
         if val is None:
             return None
         improved = val < self.pos.best_val
@@ -300,19 +348,20 @@ class Trainer:
             "lr": self.lr(),
         }
         self.pos.metrics.append(record)
-        payload = self.payload()
-        checkpoint.save(payload, self.run_dir.last)
-        if improved:
-            checkpoint.save(payload, self.run_dir.best)
-        self.run_dir.append_metrics(record)
+        self._save(self.run_dir.last, self.run_dir.best if improved else None)
+        if self.dist.is_main:
+            self.run_dir.append_metrics(record)
         self._rollbacks = 0
         return EvalEvent(record, improved)
 
 
 @torch.no_grad()
-def evaluate(model: CharLSTM, batches: StreamBatcher, should_stop=None) -> float | None:
+def evaluate(
+    model: CharLSTM, batches: StreamBatcher, should_stop=None, dist: Dist = SINGLE
+) -> float | None:
     """Mean nats per character over every target of the split, with state carried throughout;
-    None if `should_stop()` turns true on the way (a stop must not wait for a long evaluation)."""
+    None if `should_stop()` turns true on the way (a stop must not wait for a long evaluation).
+    Distributed, each rank evaluates its own streams and the sums are added up."""
     was_training = model.training
     model.eval()
     device = model.head.weight.device
@@ -327,7 +376,19 @@ def evaluate(model: CharLSTM, batches: StreamBatcher, should_stop=None) -> float
         total += F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten(), reduction="sum")
         count += y.numel()
     model.train(was_training)
-    return float(total) / count
+    total, count = dist.all_sum([float(total), float(count)], device)
+    return total / count
+
+
+def _data_parallel(model: CharLSTM, d: Dist):
+    """The model as training calls it: wrapped by DDP (gradients averaged over ranks) if needed."""
+    if not d.active:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = model.head.weight.device
+    ids = [device] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
 
 
 def _adamw(model: CharLSTM, c: TrainConfig) -> torch.optim.AdamW:

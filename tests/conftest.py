@@ -67,6 +67,20 @@ def make_text(n_chars: int = 12_000, seed: int = 0) -> str:
     return "".join(lines)[:n_chars]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Keep the encoded-corpus cache of every test (and every subprocess) out of ~/.cache."""
+    import os
+
+    old = os.environ.get("CHARRNN_CACHE_DIR")
+    os.environ["CHARRNN_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        del os.environ["CHARRNN_CACHE_DIR"]
+    else:
+        os.environ["CHARRNN_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def text() -> str:
     return make_text()

@@ -73,17 +73,20 @@ def cache_dir() -> Path:
     return Path(base) / "charrnn"
 
 
-def resolve_device(name: str):
+def resolve_device(name: str, index: int = 0):
+    """--device to a torch.device; `index` picks this process's GPU under torchrun."""
     import torch
 
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device("cuda", index)
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise click.ClickException("--device cuda was asked for, but no CUDA GPU is available")
+    if name == "cuda":
+        return torch.device("cuda", index)
     if name == "mps" and not (torch.backends.mps.is_available()):
         raise click.ClickException("--device mps was asked for, but MPS is not available")
     return torch.device(name)
@@ -101,22 +104,33 @@ def device_option(default: str, why: str = ""):
 
 def download_bar(quiet: bool):
     """A progress callback for downloads: a tqdm bar on stderr, made on first use."""
-    bar = None
+    bar = phase_bar(quiet)
+    return lambda done, total: bar("download", done, total)
 
-    def progress(done: int, total: int | None) -> None:
-        nonlocal bar
-        if bar is None:
+
+def phase_bar(quiet: bool, min_total: int = 1 << 26):
+    """A progress callback (phase, done, total) in bytes: one tqdm bar per phase on stderr, shown
+    only for work big enough to wait for (64 MB and up, or a download of any size)."""
+    bar, current = None, None
+
+    def progress(phase: str, done: int, total: int | None) -> None:
+        nonlocal bar, current
+        if phase != current:
+            if bar is not None:
+                bar.close()
             from tqdm import tqdm
 
+            small = phase != "download" and (total or 0) < min_total
             bar = tqdm(
                 total=total,
                 unit="B",
                 unit_scale=True,
-                desc="download",
+                desc=phase,
                 file=sys.stderr,
-                disable=quiet or not sys.stderr.isatty(),
+                disable=quiet or small or not sys.stderr.isatty(),
                 leave=False,
             )
+            current = phase
         bar.update(done - bar.n)
 
     return progress

@@ -16,6 +16,7 @@ from charrnn.cli.common import (
     checkpoint_dir_option,
     device_option,
     download_bar,
+    phase_bar,
     resolve_device,
     say,
     stop_signals,
@@ -140,18 +141,29 @@ def train(ctx, corpus, resume, checkpoint_dir, quiet, **opts):
         fixed = [f"--{n.replace('_', '-')}" for n in FIXED_ON_RESUME if _given(ctx, n)]
         if fixed:
             raise click.UsageError(f"{', '.join(fixed)} cannot change when resuming a run")
-    from charrnn import runs
+    from charrnn import distributed, runs
 
-    device = resolve_device(opts["device"])
-    if resume:
-        run = runs.find_run(resume, checkpoint_dir)
-        with run.session():  # locked before last.pt is read: no other trainer can move it
-            code = _run(_resumed_trainer(run, resume, corpus, device, opts, quiet), quiet)
-    else:
-        trainer = _new_trainer(corpus, checkpoint_dir, device, opts, quiet)  # all checks first
-        with trainer.run_dir.session(new=True, clear=opts["force"]):
-            code = _run(trainer, quiet)
+    d = distributed.from_env()  # one process, or one rank of a torchrun job
+    device = resolve_device(opts["device"], d.local_rank)
+    distributed.start(d, device)
+    quiet = quiet or not d.is_main  # only rank 0 prints
+    try:
+        if resume:
+            run = runs.find_run(resume, checkpoint_dir)
+            with _session(run, d):  # locked before last.pt is read: no other trainer can move it
+                code = _run(_resumed_trainer(run, resume, corpus, device, opts, quiet, d), quiet)
+        else:
+            trainer = _new_trainer(corpus, checkpoint_dir, device, opts, quiet, d)  # checks first
+            with _session(trainer.run_dir, d, new=True, clear=opts["force"]):
+                code = _run(trainer, quiet)
+    finally:
+        distributed.stop(d)
     sys.exit(code)
+
+
+def _session(run, d, **kw):
+    """Rank 0 owns the run folder (its lock, its files); other ranks only read it."""
+    return run.session(**kw) if d.is_main else contextlib.nullcontext()
 
 
 def _given(ctx, name: str) -> bool:
@@ -159,11 +171,26 @@ def _given(ctx, name: str) -> bool:
     return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 
-def _load_corpus(specs, encoding, quiet):
-    from charrnn.corpus import load_corpus
+def _load_corpus(specs, encoding, quiet, d):
+    """The corpus as memory-mapped ids, encoded once and then read from the cache (under torchrun
+    the first rank of each machine encodes; the others wait, then find it cached)."""
+    from charrnn.corpus import resolve
+    from charrnn.encoded import encode_corpus
 
     stdin = click.get_binary_stream("stdin").read() if "-" in specs else None
-    return load_corpus(list(specs), cache_dir(), encoding, stdin, download_bar(quiet))
+    if d.local_rank != 0:
+        d.barrier()
+    sources = resolve(list(specs), cache_dir(), encoding, stdin, download_bar(quiet))
+    corpus = encode_corpus(sources, cache_dir(), phase_bar(quiet))
+    if d.local_rank == 0:
+        d.barrier()
+    if corpus.rebuilt:
+        say(
+            f"Warning: the cached encoding of this corpus was damaged ({corpus.rebuilt}); "
+            "encoded it again.",
+            quiet,
+        )
+    return corpus
 
 
 def _budget(opts, default_time: float | None) -> dict:
@@ -173,18 +200,17 @@ def _budget(opts, default_time: float | None) -> dict:
     return {"max_steps": steps, "max_epochs": epochs, "max_time": seconds}
 
 
-def _new_trainer(specs, checkpoint_dir, device, opts, quiet):
+def _new_trainer(specs, checkpoint_dir, device, opts, quiet, d):
     import torch
 
     from charrnn import data, runs
     from charrnn.model import CharLSTM, ModelConfig
-    from charrnn.tokenizer import CharVocab
     from charrnn.trainer import TrainConfig, Trainer
 
-    corpus = _load_corpus(specs, opts["encoding"], quiet)
+    corpus = _load_corpus(specs, opts["encoding"], quiet, d)
     run = runs.plan_run(checkpoint_dir, runs.safe_name(opts["name"] or corpus.name), opts["force"])
-    vocab = CharVocab.from_text(corpus.text)
-    train_ids, val_ids = data.split(data.encode(corpus.text, vocab), opts["val_frac"])
+    vocab = corpus.vocab
+    train_ids, val_ids = data.split(corpus.ids, opts["val_frac"])
     config = TrainConfig(
         batch_size=opts["batch_size"],
         seq_len=opts["seq_len"],
@@ -204,19 +230,21 @@ def _new_trainer(specs, checkpoint_dir, device, opts, quiet):
     )
     torch.manual_seed(config.seed)
     model = CharLSTM(model_config).to(device)
+    if d.rank:  # same initial weights everywhere, different dropout masks on each rank
+        torch.manual_seed(config.seed + d.rank)
     info = {
         "name": corpus.name,
         "sources": corpus.sources,
-        "chars": len(corpus.text),
+        "chars": len(corpus),
         "sha256": corpus.sha256,
         "encoding": opts["encoding"],
     }
-    trainer = Trainer(model, vocab, train_ids, val_ids, config, run, info)
-    say(_describe(trainer, "Training", len(corpus.text), device), quiet)
+    trainer = Trainer(model, vocab, train_ids, val_ids, config, run, info, d)
+    say(_describe(trainer, "Training", len(corpus), device), quiet)
     return trainer
 
 
-def _resumed_trainer(run, name, specs, device, opts, quiet):
+def _resumed_trainer(run, name, specs, device, opts, quiet, d):
     from charrnn import checkpoint, data
     from charrnn.trainer import TrainConfig, Trainer
 
@@ -229,21 +257,21 @@ def _resumed_trainer(run, name, specs, device, opts, quiet):
             f"... | charrnn train - --resume {name}"
         )
     # Re-read with the encoding the run was started with.
-    corpus = _load_corpus(specs or saved["sources"], saved.get("encoding", "utf-8"), quiet)
-    if corpus.sha256 != saved["sha256"]:
+    corpus = _load_corpus(specs or saved["sources"], saved.get("encoding", "utf-8"), quiet, d)
+    model, vocab = checkpoint.restore_model(payload, path)
+    if corpus.sha256 != saved["sha256"] or corpus.vocab.chars != vocab.chars:
         raise CorpusError(
             f"the corpus differs from the one run {run.name!r} was trained on "
-            f"({len(corpus.text):,} vs {saved['chars']:,} characters, SHA-256 differs); "
+            f"({len(corpus):,} vs {saved['chars']:,} characters, SHA-256 differs); "
             "resume with the same text, or start a new run"
         )
-    model, vocab = checkpoint.restore_model(payload, path)
     config = TrainConfig.from_dict(payload["train_config"])
     if any(opts[k] is not None for k in ("steps", "epochs", "time_budget")):
         config = dataclasses.replace(config, **_budget(opts, None))
     if opts["eval_every"]:
         config = dataclasses.replace(config, eval_every=opts["eval_every"])
-    train_ids, val_ids = data.split(data.encode(corpus.text, vocab), config.val_frac)
-    trainer = Trainer(model.to(device), vocab, train_ids, val_ids, config, run, saved)
+    train_ids, val_ids = data.split(corpus.ids, config.val_frac)
+    trainer = Trainer(model.to(device), vocab, train_ids, val_ids, config, run, saved, d)
     trainer.load_state(payload)
     if trainer.budget_spent():
         raise RunError(
@@ -251,7 +279,7 @@ def _resumed_trainer(run, name, specs, device, opts, quiet):
             f"{trainer.pos.elapsed:.0f}s); give a larger --steps, --epochs or --time in all"
         )
     say(
-        _describe(trainer, f"Resuming at step {trainer.pos.step:,}:", len(corpus.text), device),
+        _describe(trainer, f"Resuming at step {trainer.pos.step:,}:", len(corpus), device),
         quiet,
     )
     return trainer
@@ -269,6 +297,7 @@ def _describe(trainer, verb, n_chars, device) -> str:
         f"{verb} {trainer.run_dir.name!r}: {n_chars:,} characters, {len(trainer.vocab)} distinct; "
         f"{m.num_layers}x{m.hidden_size} LSTM, {params / 1e6:.2f}M parameters; batch "
         f"{c.batch_size}x{c.seq_len}; budget {', '.join(x for x in limits if x)}; {device}"
+        + (f" x {trainer.dist.world} processes" if trainer.dist.active else "")
     )
 
 
@@ -324,7 +353,8 @@ def _run(trainer, quiet: bool) -> int:
         f"{_fmt_time(trainer.pos.elapsed)}: best validation loss {best}.",
         quiet,
     )
-    click.echo(str(run.best if run.best.is_file() else run.last))
+    if trainer.dist.is_main:
+        click.echo(str(run.best if run.best.is_file() else run.last))
     return 0
 
 

@@ -1,0 +1,79 @@
+"""Training on many processes or machines under torchrun: who this process is, and the few
+collective operations the trainer needs. With one process every method is a cheap no-op.
+
+    torchrun --nproc_per_node=4 -m charrnn train corpus.txt         # one machine, 4 processes
+    torchrun --nnodes=2 --node_rank=0 --master_addr=HOST --master_port=29500 \\
+             --nproc_per_node=8 -m charrnn train corpus.txt         # run the same on each node
+
+Each rank owns a disjoint block of the B x world stateful streams (rank r: rows r*B .. r*B+B-1),
+gradients are averaged by DistributedDataParallel, and only rank 0 writes checkpoints and prints.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the job: rank 0 of 1 when not launched by torchrun."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    def all_sum(self, values: list[float], device: torch.device | None = None) -> list[float]:
+        """Elementwise sum over ranks (the same answer on every rank)."""
+        if not self.active:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def all_gather(self, t: torch.Tensor, dim: int) -> torch.Tensor:
+        """Every rank's `t`, concatenated along `dim` in rank order."""
+        if not self.active:
+            return t
+        parts = [torch.empty_like(t) for _ in range(self.world)]
+        dist.all_gather(parts, t.contiguous())
+        return torch.cat(parts, dim=dim)
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+
+SINGLE = Dist()  # a process on its own
+
+
+def from_env() -> Dist:
+    """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK (absent: a single process)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return SINGLE
+    return Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def start(d: Dist, device: torch.device) -> None:
+    """Join the process group: NCCL between GPUs, gloo between CPUs."""
+    if d.active and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def stop(d: Dist) -> None:
+    if d.active and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,260 @@
+"""A corpus encoded once into compact ids on disk, memory-mapped, and found again by its hash.
+
+    cache_dir/encoded/KEY.ids    the ids, raw: uint8 for up to 256 distinct characters, wider
+                                 only when needed (so a 1 GB text is a 1 GB file, not 8 GB)
+    cache_dir/encoded/KEY.json   what they mean: vocabulary, dtype, length, checksums
+
+KEY is the SHA-256 of the raw bytes of every source file with the encoding: the same text gives
+the same key on any path, and a changed byte gives a new one. Encoding streams the text in chunks
+(two passes: count the characters, then write ids), so memory stays flat whatever the size; a hit
+maps the ids file read-only, so training touches only the pages it reads. A damaged entry (wrong
+size, checksum or metadata) is rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from charrnn.corpus import CHUNK, Sources, empty_message
+from charrnn.data import check_vocab, id_dtype
+from charrnn.errors import CorpusError
+from charrnn.fsutil import atomic_write
+from charrnn.tokenizer import CharVocab
+
+FORMAT = 1  # bump when the layout or the decoding rules change: old entries are then misses
+Progress = Callable[[str, int, int], None]  # (phase, done, total) in bytes
+_DTYPES = {"uint8": torch.uint8, "int16": torch.int16, "int32": torch.int32}
+_MAX_CODE_POINT = 0x10FFFF
+
+
+@dataclass
+class EncodedCorpus:
+    """A corpus as ids, with what a checkpoint records about it."""
+
+    ids: torch.Tensor  # (N,) uint8/int16/int32, memory-mapped from the cache file (read-only use)
+    vocab: CharVocab
+    name: str
+    sources: list[str]  # as given: absolute paths, catalog names, or "-"
+    sha256: str  # of the normalised text as UTF-8: what checkpoints compare on resume
+    key: str  # the cache key: SHA-256 of the raw bytes and the encoding
+    hit: bool  # found in the cache (False: encoded now)
+    rebuilt: str | None = None  # why a damaged cache entry was encoded again, if one was
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def encode_corpus(
+    sources: Sources, cache_dir: Path, progress: Progress | None = None
+) -> EncodedCorpus:
+    """The ids of `sources`, from the cache if it holds them, else encoded and cached now."""
+    folder = cache_dir / "encoded"
+    key = content_key(sources, progress)
+    meta_path, ids_path = folder / f"{key}.json", folder / f"{key}.ids"
+    rebuilt = None
+    if meta_path.exists() or ids_path.exists():
+        try:
+            ids, meta = _open(key, meta_path, ids_path, progress)
+            return _result(ids, meta, sources, key, hit=True)
+        except _Damaged as e:
+            rebuilt = str(e)
+    _mkdir(folder)
+    meta = _build(sources, key, meta_path, ids_path, progress)
+    ids = _map(ids_path, meta)
+    return _result(ids, meta, sources, key, hit=False, rebuilt=rebuilt)
+
+
+def content_key(sources: Sources, progress: Progress | None = None) -> str:
+    """SHA-256 over the format, the encoding and each file's length and bytes, in order."""
+    digest = hashlib.sha256(f"charrnn-encoded-{FORMAT}\0{sources.encoding}\0".encode())
+    total, done = sources.total_bytes(), 0
+    for src in sources.files:
+        digest.update(f"{src.size()}\0".encode())
+        for chunk in src.chunks():
+            digest.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress("hash", done, total)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Building an entry: pass 1 counts characters, pass 2 writes ids
+
+
+def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress) -> dict:
+    counts, n, text_sha = _count(sources, progress)
+    if n == 0:
+        raise CorpusError(empty_message(sources.origins))
+    vocab = CharVocab.from_list([chr(c) for c in torch.nonzero(counts).flatten().tolist()])
+    check_vocab(vocab)
+    dtype = id_dtype(len(vocab))
+    crc = 0
+
+    def write(f) -> None:
+        nonlocal crc
+        written = 0
+        for ids in _id_chunks(sources, vocab, dtype, progress, n):
+            f.write(ids)
+            crc = zlib.crc32(ids, crc)
+            written += len(ids)
+        if written != n * dtype.itemsize:  # the files changed between the two passes
+            raise CorpusError("the corpus changed while it was being encoded; try again")
+
+    _write(ids_path, write)
+    meta = {
+        "format": FORMAT,
+        "key": key,
+        "length": n,
+        "dtype": str(dtype).removeprefix("torch."),
+        "vocab": vocab.to_list(),
+        "text_sha256": text_sha,
+        "ids_crc32": crc,
+    }
+    _write(meta_path, lambda f: f.write(json.dumps(meta).encode()))
+    return meta
+
+
+def _count(sources: Sources, progress) -> tuple[torch.Tensor, int, str]:
+    """How often each code point occurs, the length in characters, and the text's SHA-256."""
+    counts = torch.zeros(_MAX_CODE_POINT + 1, dtype=torch.int64)
+    digest, n = hashlib.sha256(), 0
+    for text in _pieces(sources, progress, "count"):
+        raw = text.encode("utf-8", "surrogatepass")
+        digest.update(raw)
+        n += len(text)
+        if text.isascii():  # O(1) in CPython: the UTF-8 bytes are the code points
+            points = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+        else:
+            points = _code_points(text)
+        hist = torch.bincount(points)
+        counts[: len(hist)] += hist
+    return counts, n, digest.hexdigest()
+
+
+def _id_chunks(sources: Sources, vocab: CharVocab, dtype: torch.dtype, progress, n: int):
+    """bytes of ids, piece by piece, in `dtype`."""
+    points = torch.tensor([ord(c) for c in vocab.chars], dtype=torch.int64)
+    lut = torch.zeros(int(points[-1]) + 1, dtype=dtype)
+    lut[points] = torch.arange(len(points)).to(dtype)
+    table = bytearray(256)  # ASCII code point -> id, for bytes.translate at memory speed
+    for i, c in enumerate(vocab.chars):
+        if ord(c) < 128:
+            table[ord(c)] = i
+    for text in _pieces(sources, progress, "encode"):
+        if dtype == torch.uint8 and text.isascii():
+            yield text.encode("ascii").translate(table)
+            continue
+        ids = lut[_code_points(text)]  # (n,) in dtype
+        out = bytearray(len(ids) * dtype.itemsize)
+        torch.frombuffer(out, dtype=dtype).copy_(ids)
+        yield bytes(out)
+
+
+def _pieces(sources: Sources, progress, phase: str):
+    """The normalised text in pieces, reporting progress by characters as a share of bytes."""
+    total, done = sources.total_bytes(), 0
+    for text in sources.text_chunks():
+        yield text
+        done = min(done + len(text), total)
+        if progress:
+            progress(phase, done, total)
+
+
+def _code_points(text: str) -> torch.Tensor:
+    """str -> (n,) int32 code points (lone surrogates included)."""
+    raw = text.encode("utf-32-le", "surrogatepass")
+    return torch.frombuffer(bytearray(raw), dtype=torch.int32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading an entry back
+
+
+class _Damaged(Exception):
+    """A cache entry that cannot be trusted (internal: it is rebuilt)."""
+
+
+def _open(key: str, meta_path: Path, ids_path: Path, progress) -> tuple[torch.Tensor, dict]:
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT or meta.get("key") != key:
+            raise _Damaged("its metadata is from another version or another corpus")
+        n, dtype = int(meta["length"]), _DTYPES[meta["dtype"]]
+        vocab = CharVocab.from_list(meta["vocab"])
+        if id_dtype(len(vocab)) != dtype or n <= 0:
+            raise _Damaged("its metadata does not add up")
+        size = ids_path.stat().st_size
+    except _Damaged:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise _Damaged(f"its metadata is unreadable ({type(e).__name__})") from None
+    if size != n * dtype.itemsize:
+        raise _Damaged(f"its ids file has {size:,} bytes, not {n * dtype.itemsize:,}")
+    if _crc32(ids_path, progress) != meta.get("ids_crc32"):
+        raise _Damaged("its ids file fails its checksum")
+    return _map(ids_path, meta), meta
+
+
+def _crc32(path: Path, progress) -> int:
+    crc, done, total = 0, 0, path.stat().st_size
+    buf = bytearray(CHUNK)
+    with open(path, "rb") as f:
+        while k := f.readinto(buf):
+            crc = zlib.crc32(memoryview(buf)[:k], crc)
+            done += k
+            if progress:
+                progress("check", done, total)
+    return crc
+
+
+def _map(ids_path: Path, meta: dict) -> torch.Tensor:
+    """Map the ids file privately: pages load as training reads them; nothing writes back."""
+    dtype = _DTYPES[meta["dtype"]]
+    return torch.from_file(str(ids_path), shared=False, size=int(meta["length"]), dtype=dtype)
+
+
+def _result(ids, meta, sources: Sources, key: str, hit: bool, rebuilt=None) -> EncodedCorpus:
+    return EncodedCorpus(
+        ids=ids,
+        vocab=CharVocab.from_list(meta["vocab"]),
+        name=sources.name,
+        sources=sources.origins,
+        sha256=meta["text_sha256"],
+        key=key,
+        hit=hit,
+        rebuilt=rebuilt,
+    )
+
+
+def _mkdir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CorpusError(f"cannot create the corpus cache {folder}: {e.strerror}") from None
+
+
+def _write(path: Path, write) -> None:
+    try:
+        atomic_write(path, write)
+    except OSError as e:
+        raise CorpusError(
+            f"cannot write the encoded corpus to {path.parent}: {e.strerror or e}; free some "
+            "space there, or point CHARRNN_CACHE_DIR at a folder with room"
+        ) from None
+
+
+def cache_entries(cache_dir: Path) -> list[tuple[Path, int]]:
+    """(ids file, bytes) of every encoded corpus in the cache, largest first."""
+    folder = cache_dir / "encoded"
+    if not folder.is_dir():
+        return []
+    entries = [(p, p.stat().st_size) for p in folder.glob("*.ids")]
+    return sorted(entries, key=lambda e: -e[1])

@@ -1,0 +1,108 @@
+"""Training under torchrun: two CPU processes (gloo) with a tiny model, disjoint streams, rank 0
+alone writing, exact resume across ranks, and a checkpoint a single process can load."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from charrnn import checkpoint, data
+from charrnn.sampler import SampleConfig, Sampler
+from tests.conftest import TINY_CLI
+
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="this torch has no torch.distributed"
+)
+
+
+DRIVER = Path(__file__).parent / "helpers" / "ddp_driver.py"
+
+
+def torchrun(tmp_path, *args, procs=2, stop_at=0):
+    """`torchrun --standalone --nproc_per_node=N charrnn train ...` (one thread per rank)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CHARRNN_CHECKPOINT_DIR": str(tmp_path / "ck")}
+    env["CHARRNN_STOP_AT"] = str(stop_at)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd += [f"--nproc_per_node={procs}", str(DRIVER), "train", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+
+
+def records(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def two_rank_runs(tmp_path_factory, corpus_file):
+    """The same 60 steps on 2 ranks: straight through, and stopped by rank 0 alone after step 30
+    (as by a Ctrl-C), then resumed."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    common = [str(corpus_file), "--steps", "60", *TINY_CLI, "--dropout", "0.1", "--seed", "7"]
+    straight = torchrun(tmp, *common, "--name", "straight")
+    first = torchrun(tmp, *common, "--name", "halves", stop_at=30)
+    second = torchrun(tmp, "--resume", "halves")
+    return tmp / "ck", straight, first, second
+
+
+def test_two_ranks_train_and_loss_falls(two_rank_runs):
+    ck, straight, _, _ = two_rank_runs
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    assert straight.stdout.strip() == str(ck / "straight" / "best.pt")  # rank 0 only, once
+    assert straight.stderr.count("Training 'straight'") == 1 and "x 2 processes" in straight.stderr
+    vals = [r["val_loss"] for r in records(ck / "straight")]
+    assert len(vals) == 6 and vals[-1] < vals[0] - 0.3
+
+
+def test_the_checkpoint_loads_and_samples_in_one_process(two_rank_runs):
+    ck = two_rank_runs[0]
+    payload = checkpoint.load(ck / "straight" / "best.pt")
+    t = payload["trainer"]
+    assert t["world_size"] == 2 and t["state_h"].shape[1] == 2 * 4  # B x world streams saved
+    model, vocab = checkpoint.restore_model(payload, ck / "straight" / "best.pt")
+    sampler = Sampler(model, vocab, SampleConfig(seed=1))
+    text = "".join(step[0] for step in sampler.generate(50))
+    assert len(text) == 50 and set(text) <= set(vocab.chars)
+
+
+def test_resume_across_ranks_is_exact(two_rank_runs):
+    ck, _, first, second = two_rank_runs
+    assert "Stopped at step 30" in first.stderr  # every rank stopped at rank 0's step
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "Resuming at step 30" in second.stderr
+    a = checkpoint.load(ck / "straight" / "last.pt")["model"]
+    b = checkpoint.load(ck / "halves" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # dropout on: the RNG of both ranks resumed
+    assert records(ck / "halves")[-1]["val_loss"] == records(ck / "straight")[-1]["val_loss"]
+
+
+def test_a_distributed_run_cannot_resume_in_one_process(two_rank_runs, monkeypatch):
+    from click.testing import CliRunner
+
+    from charrnn.cli import cli
+
+    ck = two_rank_runs[0]
+    result = CliRunner().invoke(
+        cli, ["train", "--resume", "halves", "--steps", "70", "--checkpoint-dir", str(ck)]
+    )
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "trained by 2 process(es)" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ranks_own_disjoint_blocks_of_the_streams():
+    ids = torch.arange(1000) % 251
+    whole = data.StreamBatcher(ids, 6, 10)
+    parts = [data.StreamBatcher(ids, 3, 10, rank=r, world=2) for r in range(2)]
+    assert len(parts[0]) == len(parts[1]) == len(whole)
+    for k in range(len(whole)):
+        x, y = whole[k]
+        assert torch.equal(torch.cat([parts[0][k][0], parts[1][k][0]]), x)
+        assert torch.equal(torch.cat([parts[0][k][1], parts[1][k][1]]), y)
+    tails = [[c for c in p.eval_chunks() if c[2]] for p in parts]
+    assert tails[0] == [] and len(tails[1]) == 1  # the leftover continues the last rank's stream
+    n_targets = sum(c[1].numel() for p in parts for c in p.eval_chunks())
+    assert n_targets == len(ids) - 1  # every target once, across ranks

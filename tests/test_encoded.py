@@ -1,0 +1,181 @@
+"""The encoded-corpus cache: streaming decode, ids equal to encoding in memory, hits, misses and
+damaged entries that are rebuilt rather than trusted."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from charrnn import corpus, data, encoded
+from charrnn.errors import CorpusError
+from charrnn.tokenizer import CharVocab
+
+
+def encode(tmp_path, *specs, encoding="utf-8"):
+    sources = corpus.resolve(list(specs), tmp_path / "cache", encoding)
+    return encoded.encode_corpus(sources, tmp_path / "cache")
+
+
+def in_memory(tmp_path, *specs, encoding="utf-8"):
+    """What the cache must agree with: the whole text in memory, encoded at once."""
+    text = corpus.load_corpus(list(specs), tmp_path / "cache", encoding).text
+    vocab = CharVocab.from_text(text)
+    return text, vocab, data.encode(text, vocab)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Read files 7 bytes at a time, so characters and \\r\\n pairs straddle chunk boundaries."""
+    monkeypatch.setattr(corpus, "CHUNK", 7)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "plain ASCII\nlines\n" * 50,
+        "caf\u00e9 na\u00efve \u2603 \U0001f600\r\nwindows\r\nline ends\rold mac\n" * 20,
+        "\ufeffa file with a byte-order mark\r\n",
+    ],
+    ids=["ascii", "unicode-crlf", "bom"],
+)
+def test_ids_and_vocab_equal_encoding_in_memory(tmp_path, small_chunks, body):
+    f = tmp_path / "c.txt"
+    f.write_bytes(body.encode("utf-8"))
+    text, vocab, ids = in_memory(tmp_path, str(f))
+    e = encode(tmp_path, str(f))
+    assert e.vocab.chars == vocab.chars and e.ids.dtype == torch.uint8
+    assert torch.equal(e.ids, ids) and len(e) == len(text)
+    assert e.sha256 == corpus.Corpus(text, "c").sha256  # what checkpoints compare on resume
+
+
+def test_more_than_256_characters_widen_to_int16(tmp_path):
+    f = tmp_path / "wide.txt"
+    f.write_text("".join(chr(0x4E00 + i) for i in range(300)) * 3, encoding="utf-8")
+    ids = in_memory(tmp_path, str(f))[2]
+    e = encode(tmp_path, str(f))
+    assert e.ids.dtype == torch.int16 and len(e.vocab) == 300 and torch.equal(e.ids, ids)
+
+
+def test_folders_and_several_files_join_as_in_memory(tmp_path, small_chunks):
+    d = tmp_path / "notes"
+    d.mkdir()
+    (d / "a.txt").write_text("no newline at the end")
+    (d / "b.txt").write_text("ends with one\n")
+    (tmp_path / "c.txt").write_text("last")
+    _, _, ids = in_memory(tmp_path, str(d), str(tmp_path / "c.txt"))
+    assert torch.equal(encode(tmp_path, str(d), str(tmp_path / "c.txt")).ids, ids)
+
+
+def test_miss_then_hit_keyed_by_content_not_path(tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("the same words\n" * 100)
+    b.write_text("the same words\n" * 100)
+    first, second = encode(tmp_path, str(a)), encode(tmp_path, str(a))
+    other_path = encode(tmp_path, str(b))
+    assert not first.hit and second.hit and other_path.hit
+    assert first.key == second.key == other_path.key
+    assert torch.equal(first.ids, second.ids)
+    assert len(list((tmp_path / "cache" / "encoded").glob("*.ids"))) == 1
+    b.write_text("the same words\n" * 99 + "the same wordz\n")  # one byte differs
+    changed = encode(tmp_path, str(b))
+    assert not changed.hit and changed.key != first.key
+    assert encode(tmp_path, str(a), encoding="latin-1").key != first.key  # encoding is in the key
+
+
+def _entry(tmp_path):
+    (ids,) = (tmp_path / "cache" / "encoded").glob("*.ids")
+    return ids, ids.with_suffix(".json")
+
+
+def _truncate(ids, meta):
+    ids.write_bytes(ids.read_bytes()[:-1])
+
+
+def _flip_a_byte(ids, meta):
+    raw = bytearray(ids.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    ids.write_bytes(bytes(raw))
+
+
+def _garble_metadata(ids, meta):
+    meta.write_text("{not json")
+
+
+def _lie_about_length(ids, meta):
+    m = json.loads(meta.read_text())
+    m["length"] += 10
+    meta.write_text(json.dumps(m))
+
+
+def _drop_metadata(ids, meta):
+    meta.unlink()
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (_truncate, "bytes, not"),
+        (_flip_a_byte, "checksum"),
+        (_garble_metadata, "metadata is unreadable"),
+        (_lie_about_length, "bytes, not"),
+        (_drop_metadata, "metadata is unreadable"),
+    ],
+)
+def test_a_damaged_entry_is_rebuilt_not_trusted(tmp_path, damage, reason):
+    f = tmp_path / "c.txt"
+    f.write_text("to be or not to be\n" * 200)
+    good = encode(tmp_path, str(f)).ids.clone()
+    damage(*_entry(tmp_path))
+    again = encode(tmp_path, str(f))
+    assert not again.hit and reason in again.rebuilt
+    assert torch.equal(again.ids, good)
+    healed = encode(tmp_path, str(f))
+    assert healed.hit and healed.rebuilt is None and torch.equal(healed.ids, good)
+
+
+def test_errors_name_the_offset_in_the_file_across_chunks(tmp_path, small_chunks):
+    f = tmp_path / "bad.txt"
+    f.write_bytes(b"a" * 30 + b"\xff" + b"b" * 30)
+    with pytest.raises(CorpusError, match=r"byte 0xff at offset 30"):
+        encode(tmp_path, str(f))
+    f.write_bytes(b"a" * 30 + "é".encode()[:1])  # cut inside a character at the very end
+    with pytest.raises(CorpusError, match=r"offset 30"):
+        encode(tmp_path, str(f))
+    f.write_bytes(b"a" * 20 + b"\x00")
+    with pytest.raises(CorpusError, match=r"NUL byte at offset 20"):
+        encode(tmp_path, str(f))
+    f.write_bytes(b"")
+    with pytest.raises(CorpusError, match="corpus is empty"):
+        encode(tmp_path, str(f))
+    assert not list((tmp_path / "cache" / "encoded").glob("*.ids"))  # nothing half-written
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from("ab\r\n\u00e9\u2603\U0001f600\ufeff"), max_size=60),
+    cuts=st.lists(st.integers(0, 240), max_size=6),
+)
+def test_decoding_in_chunks_equals_decoding_at_once(text, cuts):
+    raw = text.encode("utf-8")
+    bounds = sorted({min(c, len(raw)) for c in cuts} | {0, len(raw)})
+    chunks = [raw[a:b] for a, b in itertools.pairwise(bounds)]
+    whole = corpus.decode_bytes(raw, "t")
+    assert "".join(corpus.decode_chunks(chunks, "t")) == whole
+    assert "\r" not in whole
+
+
+def test_an_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch):
+    f = tmp_path / "c.txt"
+    f.write_text("some text\n" * 10)
+
+    def full(path, write):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(encoded, "atomic_write", full)
+    with pytest.raises(CorpusError, match=r"No space left.*CHARRNN_CACHE_DIR"):
+        encode(tmp_path, str(f))
