@@ -119,11 +119,12 @@ CASES = [
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """Every file's content hash (lock files aside: taking a lock writes the holder's pid)."""
+    """Every file's content hash. Lock files aside (taking a lock writes the holder's pid), and
+    the encoded-corpus cache: a valid corpus may be cached before a later check fails."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != ".lock"
+        if p.is_file() and p.name != ".lock" and "encoded" not in p.relative_to(root).parts
     }
 
 

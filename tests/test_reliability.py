@@ -21,17 +21,17 @@ from charrnn.trainer import DoneEvent, EvalEvent, RollbackEvent
 
 def poison(trainer, at_steps, once=True):
     """Make the loss NaN when the trainer takes one of `at_steps` (the first time only, if once)."""
-    real, fired = trainer.model.loss, set()
+    real, fired = trainer.net, set()
 
-    def loss(*args, **kwargs):
-        value, state = real(*args, **kwargs)
+    def net(*args, **kwargs):
+        logits, state = real(*args, **kwargs)
         step = trainer.pos.step + 1
         if step in at_steps and not (once and step in fired):
             fired.add(step)
-            value = value * float("nan")
-        return value, state
+            logits = logits * float("nan")
+        return logits, state
 
-    trainer.model.loss = loss
+    trainer.net = net
 
 
 def test_a_nan_loss_rolls_back_lowers_the_lr_and_training_goes_on(tmp_path, text):
