@@ -13,6 +13,7 @@ size, checksum or metadata) is rebuilt, never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import zlib
@@ -117,6 +118,7 @@ def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress
         "vocab": vocab.to_list(),
         "text_sha256": text_sha,
         "ids_crc32": crc,
+        "sources": sources.origins,  # for `charrnn corpus cache` only: the key is the content
     }
     _write(meta_path, lambda f: f.write(json.dumps(meta).encode()))
     return meta
@@ -251,10 +253,40 @@ def _write(path: Path, write) -> None:
         ) from None
 
 
-def cache_entries(cache_dir: Path) -> list[tuple[Path, int]]:
-    """(ids file, bytes) of every encoded corpus in the cache, largest first."""
+@dataclass
+class CacheEntry:
+    """One encoded corpus in the cache, as `charrnn corpus cache` lists it."""
+
+    key: str
+    ids_path: Path
+    size: int  # bytes on disk (ids and metadata)
+    chars: int | None  # None when the metadata is unreadable
+    sources: list[str]
+
+
+def cache_entries(cache_dir: Path) -> list[CacheEntry]:
+    """Every encoded corpus in the cache, largest first."""
     folder = cache_dir / "encoded"
-    if not folder.is_dir():
-        return []
-    entries = [(p, p.stat().st_size) for p in folder.glob("*.ids")]
-    return sorted(entries, key=lambda e: -e[1])
+    entries = []
+    for ids in folder.glob("*.ids") if folder.is_dir() else []:
+        meta_path = ids.with_suffix(".json")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            chars, sources = int(meta["length"]), list(meta.get("sources", []))
+        except (OSError, ValueError, KeyError, TypeError):
+            chars, sources = None, []
+        size = ids.stat().st_size + (meta_path.stat().st_size if meta_path.exists() else 0)
+        entries.append(CacheEntry(ids.stem, ids, size, chars, sources))
+    return sorted(entries, key=lambda e: -e.size)
+
+
+def clear_cache(cache_dir: Path) -> int:
+    """Delete every encoded corpus (a training run that has one mapped keeps reading it); returns
+    the bytes freed. Downloaded corpora are kept."""
+    freed = 0
+    for e in cache_entries(cache_dir):
+        for path in (e.ids_path, e.ids_path.with_suffix(".json")):
+            with contextlib.suppress(FileNotFoundError):
+                freed += path.stat().st_size
+                path.unlink()
+    return freed

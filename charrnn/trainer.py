@@ -30,8 +30,8 @@ class TrainConfig:
     """How to train; budgets (steps, epochs, time) are totals for the run, across resumes."""
 
     batch_size: int = 32
-    seq_len: int = 128
-    lr: float = 3e-3
+    seq_len: int = 64
+    lr: float = 5e-3
     min_lr_frac: float = 0.05  # the learning rate decays to lr * min_lr_frac at the budget's end
     warmup_steps: int = 50
     weight_decay: float = 0.01

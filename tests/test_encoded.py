@@ -179,3 +179,32 @@ def test_an_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(encoded, "atomic_write", full)
     with pytest.raises(CorpusError, match=r"No space left.*CHARRNN_CACHE_DIR"):
         encode(tmp_path, str(f))
+
+
+def test_cli_warns_about_a_damaged_entry_lists_and_clears_the_cache(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from conftest import TINY_CLI, make_text
+
+    from charrnn.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+    f = tmp_path / "c.txt"
+    f.write_text(make_text(6000))
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    assert invoke("train", str(f), *TINY_CLI, "--steps", "2").exit_code == 0
+    listed = invoke("corpus", "cache")
+    assert listed.exit_code == 0 and f"{len(f.read_text()):,} chars" in listed.stdout
+    assert str(f.resolve()) in listed.stdout
+    _flip_a_byte(*_entry(tmp_path))
+    again = invoke("train", str(f), *TINY_CLI, "--steps", "2", "--force")
+    assert again.exit_code == 0 and again.stdout.strip().endswith("best.pt")
+    assert "Warning: the cached encoding of this corpus was damaged" in again.stderr
+    cleared = invoke("corpus", "cache", "--clear")
+    assert cleared.exit_code == 0 and cleared.stdout == "" and "Freed" in cleared.stderr
+    assert not list((tmp_path / "cache" / "encoded").glob("*"))
+    assert "no encoded corpora" in invoke("corpus", "cache").stderr

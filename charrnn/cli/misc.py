@@ -103,3 +103,31 @@ def corpus_get(name, quiet):
     if name not in catalog:
         raise CorpusError(f"no corpus named {name!r}; known: {', '.join(catalog)}")
     click.echo(str(fetch(catalog[name], cache_dir(), download_bar(quiet))))
+
+
+@corpus.command(
+    "cache",
+    epilog="""\b
+Examples:
+  charrnn corpus cache                          # what is cached, and how big
+  charrnn corpus cache --clear                  # free the space (corpora are re-encoded on use)""",
+)
+@click.option("--clear", is_flag=True, help="Delete every encoded corpus in the cache.")
+@user_errors
+def corpus_cache(clear):
+    """List the encoded corpora in the cache (ids kept so training starts at once next time)."""
+    from charrnn.encoded import cache_entries, clear_cache
+
+    where = cache_dir()
+    if clear:
+        freed = clear_cache(where)
+        click.echo(f"Freed {freed / 1e6:,.1f} MB of encoded corpora in {where}", err=True)
+        return
+    entries = cache_entries(where)
+    if not entries:
+        click.echo(f"no encoded corpora in {where}; `charrnn train` makes them", err=True)
+        return
+    for e in entries:
+        chars = f"{e.chars:,} chars" if e.chars is not None else "unreadable (rebuilt on use)"
+        sources = ", ".join(e.sources) or "?"
+        click.echo(f"{e.size / 1e6:10,.1f} MB  {chars:>20}  {sources}  {e.ids_path}")

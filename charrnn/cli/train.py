@@ -23,15 +23,8 @@ from charrnn.cli.common import (
     user_errors,
 )
 from charrnn.errors import CorpusError, RunError
+from charrnn.presets import PRESETS
 
-# name: (num_layers, hidden_size, embedding_dim, dropout)
-SIZES = {
-    "tiny": (1, 128, 32, 0.0),
-    "small": (2, 256, 64, 0.0),
-    "medium": (2, 512, 64, 0.2),
-    "large": (3, 512, 128, 0.25),
-}
-DEFAULT_SIZE = "medium"
 DEFAULT_TIME = 600.0  # seconds, when no --steps, --epochs or --time is given
 # Options that shape the model or the data: fixed for the life of a run.
 FIXED_ON_RESUME = (
@@ -69,10 +62,11 @@ Examples:
 @click.option("--force", is_flag=True, help="Replace an existing run of the same name.")
 @click.option(
     "--size",
-    type=click.Choice(list(SIZES)),
-    default=DEFAULT_SIZE,
+    type=click.Choice(["auto", *PRESETS]),
+    default="auto",
     show_default=True,
-    help="Model preset: tiny 1x128, small 2x256, medium 2x512, large 3x512.",
+    help="Model preset: tiny 1x128, small 1x512, medium 2x512, large 3x512; auto picks small "
+    "for budgets up to 5 minutes, else medium (without dropout for 20M+ characters).",
 )
 @click.option("--layers", type=click.IntRange(1, 16), help="LSTM layers (overrides --size).")
 @click.option("--hidden", type=click.IntRange(1, 8192), help="LSTM width (overrides --size).")
@@ -81,23 +75,18 @@ Examples:
 @click.option(
     "--batch-size",
     type=click.IntRange(1),
-    default=32,
-    show_default=True,
-    help="Streams trained side by side (B).",
+    help="Streams trained side by side (B)  [default: the preset's, 32].",
 )
 @click.option(
     "--seq-len",
     type=click.IntRange(1),
-    default=128,
-    show_default=True,
-    help="Characters per stream per step: the backprop window (T).",
+    help="Characters per stream per step: the backprop window (T)  [default: the preset's].",
 )
 @click.option(
     "--lr",
     type=click.FloatRange(0, min_open=True),
-    default=3e-3,
-    show_default=True,
-    help="Peak learning rate (warm-up, then cosine decay to the budget's end).",
+    help="Peak learning rate (warm-up, then cosine decay to the budget's end)  "
+    "[default: the preset's].",
 )
 @click.option("--steps", type=click.IntRange(1), help="Stop after this many steps in all.")
 @click.option("--epochs", type=click.FloatRange(0, min_open=True), help="Stop after N epochs.")
@@ -205,28 +194,34 @@ def _new_trainer(specs, checkpoint_dir, device, opts, quiet, d):
 
     from charrnn import data, runs
     from charrnn.model import CharLSTM, ModelConfig
+    from charrnn.presets import choose
     from charrnn.trainer import TrainConfig, Trainer
 
     corpus = _load_corpus(specs, opts["encoding"], quiet, d)
     run = runs.plan_run(checkpoint_dir, runs.safe_name(opts["name"] or corpus.name), opts["force"])
     vocab = corpus.vocab
     train_ids, val_ids = data.split(corpus.ids, opts["val_frac"])
+    budget = _budget(opts, DEFAULT_TIME)
+    size, p = choose(opts["size"], budget["max_time"], len(corpus))
+
+    def pick(option, default):  # an option given on the command line beats the preset
+        return default if opts[option] is None else opts[option]
+
     config = TrainConfig(
-        batch_size=opts["batch_size"],
-        seq_len=opts["seq_len"],
-        lr=opts["lr"],
+        batch_size=pick("batch_size", p.batch_size),
+        seq_len=pick("seq_len", p.seq_len),
+        lr=pick("lr", p.lr),
         eval_every=opts["eval_every"] or TrainConfig.eval_every,
         val_frac=opts["val_frac"],
         seed=opts["seed"],
-        **_budget(opts, DEFAULT_TIME),
+        **budget,
     )
-    layers, hidden, embedding, dropout = SIZES[opts["size"]]
     model_config = ModelConfig(
         vocab_size=len(vocab),
-        embedding_dim=opts["embedding"] or embedding,
-        hidden_size=opts["hidden"] or hidden,
-        num_layers=opts["layers"] or layers,
-        dropout=dropout if opts["dropout"] is None else opts["dropout"],
+        embedding_dim=pick("embedding", p.embedding_dim),
+        hidden_size=pick("hidden", p.hidden_size),
+        num_layers=pick("layers", p.num_layers),
+        dropout=pick("dropout", p.dropout),
     )
     torch.manual_seed(config.seed)
     model = CharLSTM(model_config).to(device)
@@ -240,7 +235,8 @@ def _new_trainer(specs, checkpoint_dir, device, opts, quiet, d):
         "encoding": opts["encoding"],
     }
     trainer = Trainer(model, vocab, train_ids, val_ids, config, run, info, d)
-    say(_describe(trainer, "Training", len(corpus), device), quiet)
+    chosen = f" (--size auto: {size})" if opts["size"] == "auto" else ""
+    say(_describe(trainer, "Training", len(corpus), device) + chosen, quiet)
     return trainer
 
 

@@ -1,0 +1,161 @@
+"""Training throughput against the machine's fp32 matmul peak: `python bench/throughput.py`.
+
+In one run: the best fp32 GEMM rate torch reaches here (square matrices, all threads), then for
+charrnn's default model and for 2x512 the characters per second of the real training step
+(Trainer.train_step: batch, forward, cross-entropy, backward, clipping, AdamW) and the share of
+that peak it reaches, counting 6 x non-embedding parameters FLOPs per character. A breakdown of
+one step shows where the rest of the time goes; evaluation speed is given too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from charrnn.model import CharLSTM, ModelConfig
+from charrnn.presets import PRESETS, Preset, choose
+from charrnn.runs import RunDir
+from charrnn.tokenizer import CharVocab
+from charrnn.trainer import TrainConfig, Trainer, evaluate
+
+VOCAB = 65  # tinyshakespeare's; speed does not depend on what the text says
+
+
+def matmul_peak(seconds: float = 1.0) -> tuple[float, int]:
+    """The best GFLOP/s of torch.mm over a few square sizes (each timed for ~`seconds`)."""
+    best = (0.0, 0)
+    for n in (512, 1024, 2048, 3072):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        for _ in range(3):
+            torch.mm(a, b)
+        reps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            torch.mm(a, b)
+            reps += 1
+        rate = 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+        best = max(best, (rate, n))
+    return best
+
+
+def make_trainer(p: Preset, folder: Path) -> Trainer:
+    chars = [chr(32 + i) for i in range(VOCAB)]
+    vocab = CharVocab.from_list(chars)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, VOCAB, (2_000_000,), generator=g, dtype=torch.uint8)
+    n_train = 1_800_000
+    model = CharLSTM(ModelConfig(VOCAB, p.embedding_dim, p.hidden_size, p.num_layers, p.dropout))
+    config = TrainConfig(batch_size=p.batch_size, seq_len=p.seq_len, lr=p.lr, max_steps=10**9)
+    return Trainer(model, vocab, ids[:n_train], ids[n_train:], config, RunDir(folder), {})
+
+
+def non_embedding_params(model: CharLSTM) -> int:
+    return model.num_params() - model.embed.weight.numel()
+
+
+def time_steps(fn, steps: int, warmup: int = 5) -> float:
+    """Median seconds per call over `steps` calls (after warm-up)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def breakdown(tr: Trainer) -> dict[str, float]:
+    """Seconds per step in its parts, each timed on its own."""
+    m, c = tr.model, tr.config
+    x, y = tr.train_batches[0]
+    state = m.init_state(c.batch_size)
+    params = list(m.parameters())
+
+    def lstm():
+        out, _ = m.lstm(m.embed(x), state)
+        out.sum().backward()
+
+    hidden = torch.randn(c.batch_size, c.seq_len, m.config.hidden_size, requires_grad=True)
+
+    def head():
+        loss = F.cross_entropy(m.head(m.drop(hidden)).flatten(0, 1), y.flatten())
+        loss.backward()
+
+    def optimizer():
+        torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
+        tr.optimizer.step()
+
+    def batch():
+        tr.train_batches[7]
+
+    return {
+        "LSTM forward+backward": time_steps(lstm, 20),
+        "head + cross-entropy forward+backward": time_steps(head, 20),
+        "clip + AdamW": time_steps(optimizer, 20),
+        "fetch batch": time_steps(batch, 20),
+    }
+
+
+def measure(name: str, p: Preset, steps: int, peak: float) -> dict:
+    b, t = p.batch_size, p.seq_len
+    with tempfile.TemporaryDirectory() as tmp:
+        tr = make_trainer(p, Path(tmp))
+        step = time_steps(tr.train_step, steps)
+        parts = breakdown(tr)
+        tr.model.eval()
+        start = time.perf_counter()
+        evaluate(tr.model, tr.val_batches)
+        eval_rate = (len(tr.val_batches.ids) - 1) / (time.perf_counter() - start)
+    chars = b * t / step
+    n = non_embedding_params(tr.model)
+    gflops = 6 * n * chars / 1e9
+    return {
+        "name": name,
+        "shape": f"{p.describe()} dropout {p.dropout:g}, B {b} T {t}",
+        "params": n,
+        "step_ms": step * 1e3,
+        "chars_s": chars,
+        "gflops": gflops,
+        "share": gflops / peak,
+        "parts": parts,
+        "eval_chars_s": eval_rate,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=40, help="timed training steps per model")
+    args = p.parse_args()
+    peak, n = matmul_peak()
+    models = []
+    for budget in (136.5, 600.0):  # what `charrnn train` picks for a 1 MB corpus
+        name, p = choose("auto", budget, 1_115_394)
+        models.append((f"default for --time {budget:g}s ({name})", p))
+    models.append(("2x512 without dropout", replace(PRESETS["medium"], dropout=0.0)))
+    rows = [measure(name, p, args.steps, peak) for name, p in models]
+    print(f"# throughput: {platform.node()}, {os.cpu_count()} cores, torch {torch.__version__}, ")
+    print(f"# {torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}")
+    print(f"# fp32 matmul peak measured now: {peak:.1f} GFLOP/s ({n}x{n} torch.mm)")
+    print("| model | non-embedding params | ms/step | chars/s trained | GFLOP/s (6N) | of peak |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(
+            f"| {r['name']}: {r['shape']} | {r['params'] / 1e6:.2f}M | {r['step_ms']:.1f} "
+            f"| {r['chars_s']:,.0f} | {r['gflops']:.1f} | **{r['share']:.0%}** |"
+        )
+    for r in rows:
+        parts = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in r["parts"].items())
+        print(f"# {r['name']} step parts: {parts}; evaluation {r['eval_chars_s']:,.0f} chars/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Model and optimisation presets, and `auto`: the preset that learns most in the time given.
+
+Measured on tinyshakespeare with 2 CPU cores (README, "Performance"): in a short budget a small
+model that sees the text several times beats a large one that sees it once; in a long budget the
+small one has learned what it can and a larger one, with dropout against over-fitting, wins.
+Short backprop windows (T) help at every budget: the state carries context across batches anyway
+(stateful batching), so a shorter T buys more optimizer steps for the same characters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The defaults a --size stands for; any option given on the command line overrides one."""
+
+    num_layers: int
+    hidden_size: int
+    embedding_dim: int
+    dropout: float
+    batch_size: int
+    seq_len: int
+    lr: float
+
+    def describe(self) -> str:
+        return f"{self.num_layers}x{self.hidden_size}"
+
+
+PRESETS = {
+    "tiny": Preset(1, 128, 32, 0.0, 32, 32, 1e-2),
+    "small": Preset(1, 512, 64, 0.0, 32, 32, 5e-3),  # one wide layer: fastest to learn
+    "medium": Preset(2, 512, 64, 0.2, 32, 64, 5e-3),
+    "large": Preset(3, 512, 128, 0.25, 32, 64, 3e-3),
+}
+SHORT_BUDGET = 5 * 60.0  # seconds: up to this, `auto` trains the small model
+BIG_CORPUS = 20_000_000  # characters: a CPU run sees so much text about once, so no dropout
+
+
+def choose(size: str, max_time: float | None, n_chars: int) -> tuple[str, Preset]:
+    """The preset for --size `size`; for "auto", picked from the time budget and corpus size."""
+    if size != "auto":
+        return size, PRESETS[size]
+    name = "small" if max_time is not None and max_time <= SHORT_BUDGET else "medium"
+    preset = PRESETS[name]
+    if n_chars >= BIG_CORPUS:  # dropout slows training and only pays when the text repeats
+        preset = replace(preset, dropout=0.0)
+    return name, preset
