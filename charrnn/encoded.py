@@ -102,7 +102,7 @@ def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress
     def write(f) -> None:
         nonlocal crc
         written = 0
-        for ids in _id_chunks(sources, vocab, dtype, progress, n):
+        for ids in _id_chunks(sources, vocab, dtype, progress):
             f.write(ids)
             crc = zlib.crc32(ids, crc)
             written += len(ids)
@@ -141,7 +141,7 @@ def _count(sources: Sources, progress) -> tuple[torch.Tensor, int, str]:
     return counts, n, digest.hexdigest()
 
 
-def _id_chunks(sources: Sources, vocab: CharVocab, dtype: torch.dtype, progress, n: int):
+def _id_chunks(sources: Sources, vocab: CharVocab, dtype: torch.dtype, progress):
     """bytes of ids, piece by piece, in `dtype`."""
     points = torch.tensor([ord(c) for c in vocab.chars], dtype=torch.int64)
     lut = torch.zeros(int(points[-1]) + 1, dtype=dtype)
