@@ -1,6 +1,7 @@
 """Getting text to train on: files, folders, stdin, the catalog of public corpora, built-in corpora.
 
-Everything here returns plain `str` text with `\\n` line ends; encoding it to ids is data.py's job.
+Sources are resolved to files and read in chunks, decoded to `str` with `\\n` line ends; turning
+that text into ids is encoded.py's job (load_corpus gives the whole text, for small corpora).
 No torch, no printing: downloads report progress through a callback the caller supplies.
 """
 
@@ -291,7 +292,7 @@ def python_stdlib_text(size: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# One entry point: what the user typed -> Corpus
+# What the user typed -> Sources to stream (or, for small texts, a Corpus in memory)
 
 
 def resolve(
