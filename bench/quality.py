@@ -42,10 +42,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
             sys.executable, "-m", "charrnn", "train", str(corpus), "--name", "bench",
-            "--time", f"{args.budget}s", "--checkpoint-dir", tmp, "-q", *extra,
+            "--time", f"{args.budget}s", "--checkpoint-dir", tmp, *extra,
         ]  # fmt: skip
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)  # its progress: on stderr
         wall = time.perf_counter() - start
         lines = (Path(tmp) / "bench" / "metrics.jsonl").read_text().splitlines()
         records = [json.loads(line) for line in lines]
