@@ -66,7 +66,7 @@ Examples:
     type=click.Choice(["auto", *PRESETS]),
     default="auto",
     show_default=True,
-    help="Model preset: tiny 1x128, small 1x512, medium 2x512, large 3x512; auto picks small "
+    help="Model preset: tiny 1x128, small 1x512, medium 1x768, large 3x512; auto picks small "
     "for budgets up to 5 minutes, else medium (without dropout for 20M+ characters).",
 )
 @click.option("--layers", type=click.IntRange(1, 16), help="LSTM layers (overrides --size).")
