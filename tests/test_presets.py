@@ -44,4 +44,4 @@ def test_the_cli_says_what_auto_chose_and_options_override_it(tmp_path, monkeypa
         ],
     )
     assert r.exit_code == 0, r.stderr
-    assert "2x24 LSTM" in r.stderr and "batch 32x8" in r.stderr and "auto: medium" in r.stderr
+    assert "1x24 LSTM" in r.stderr and "batch 32x8" in r.stderr and "auto: medium" in r.stderr
