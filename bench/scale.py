@@ -1,6 +1,6 @@
 """Corpus scale: `python bench/scale.py [--sizes 10,100,1000] [--workdir DIR]` (sizes in MB).
 
-For each size it writes a synthetic text corpus (English-like words, ~70 distinct characters),
+For each size it writes a synthetic text corpus (made-up English-like words, 34 characters),
 then measures, each in its own process so that peak memory is that process's alone:
   encode   encoding into the cache from cold (library call, as `charrnn train` makes it): MB/s
            and peak resident memory
