@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_CLI
 
 from charrnn import checkpoint, data
 from charrnn.sampler import SampleConfig, Sampler
-from tests.conftest import TINY_CLI
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available(), reason="this torch has no torch.distributed"
