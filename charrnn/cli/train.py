@@ -55,6 +55,7 @@ Examples:
   charrnn train tinyshakespeare                 # a catalog corpus (downloaded once)
   charrnn train --resume corpus --time 20m      # continue a run, up to 20 minutes in all
   charrnn sample --checkpoint "$(charrnn train corpus.txt -q --steps 500)"
+  torchrun --standalone --nproc_per_node=4 -m charrnn train corpus.txt  # 4 processes
 """
 )
 @click.argument("corpus", nargs=-1, metavar="[CORPUS]...")
