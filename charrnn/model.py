@@ -102,11 +102,6 @@ class CharLSTM(nn.Module):
         out, state = self.lstm(x, state)  # (B, T, H); h, c (num_layers, B, H)
         return self.head(self.drop(out)), state  # (B, T, V)
 
-    def loss(self, idx: torch.Tensor, targets: torch.Tensor, state: State | None = None):
-        """Mean cross-entropy in nats per character, and the new state."""
-        logits, state = self(idx, state)
-        return F.cross_entropy(logits.flatten(0, 1), targets.flatten()), state
-
     @torch.no_grad()
     def step(self, idx: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One character per stream, the LSTM written out: idx (B,), state -> logits (B, V), state.

@@ -172,11 +172,9 @@ class Trainer:
                     f"run {self.run_dir.name!r} was trained by {world} process(es); resume it "
                     f"with the same number (torchrun --nproc_per_node ... for more than one)"
                 )
-            rows = slice(self.dist.rank * self.config.batch_size, None)
-            state = tuple(
-                t[k][:, rows][:, : self.config.batch_size] for k in ("state_h", "state_c")
-            )
-            state = (state[0].to(self.device), state[1].to(self.device))
+            b = self.config.batch_size  # this rank's streams: rows rank*B .. rank*B+B-1
+            rows = slice(self.dist.rank * b, (self.dist.rank + 1) * b)
+            state = (t["state_h"][:, rows].to(self.device), t["state_c"][:, rows].to(self.device))
             if state[0].shape != self.state[0].shape or state[1].shape != self.state[1].shape:
                 raise ValueError("the carried state does not fit the model and batch size")
             if not 0 <= self.pos.batch < len(self.train_batches):
