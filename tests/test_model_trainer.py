@@ -161,3 +161,12 @@ def test_a_corpus_of_more_than_256_characters_trains_and_samples(tmp_path):
     s.prime("一丁")
     out = "".join(chars[0] for chars in s.generate(30))
     assert len(out) == 30 and set(out) <= set(trainer.vocab.chars)
+
+
+def test_evaluations_default_to_about_every_million_characters():
+    from charrnn.trainer import TrainConfig
+
+    assert TrainConfig(batch_size=32, seq_len=32).steps_per_eval == 1024
+    assert TrainConfig(batch_size=32, seq_len=64).steps_per_eval == 512
+    assert TrainConfig(batch_size=32, seq_len=32, eval_every=7).steps_per_eval == 7
+    assert TrainConfig(batch_size=4096, seq_len=4096).steps_per_eval == 1

@@ -25,7 +25,6 @@ from charrnn.cli.common import (
 from charrnn.errors import CorpusError, RunError
 from charrnn.presets import PRESETS
 
-EVAL_CHARS = 1 << 20  # characters trained between evaluations, unless --eval-every is given
 DEFAULT_TIME = 600.0  # seconds, when no --steps, --epochs or --time is given
 # Options that shape the model or the data: fixed for the life of a run.
 FIXED_ON_RESUME = (
@@ -192,12 +191,6 @@ def _budget(opts, default_time: float | None) -> dict:
     return {"max_steps": steps, "max_epochs": epochs, "max_time": seconds}
 
 
-def _eval_every(chars_per_step: int) -> int:
-    """About every million characters trained (an evaluation costs ~10% of that much training;
-    evaluating every 250 short steps would spend a sixth of a short budget on it)."""
-    return max(1, round(EVAL_CHARS / chars_per_step))
-
-
 def _new_trainer(specs, checkpoint_dir, device, opts, quiet, d):
     import torch
 
@@ -216,12 +209,11 @@ def _new_trainer(specs, checkpoint_dir, device, opts, quiet, d):
     def pick(option, default):  # an option given on the command line beats the preset
         return default if opts[option] is None else opts[option]
 
-    batch_size, seq_len = pick("batch_size", p.batch_size), pick("seq_len", p.seq_len)
     config = TrainConfig(
-        batch_size=batch_size,
-        seq_len=seq_len,
+        batch_size=pick("batch_size", p.batch_size),
+        seq_len=pick("seq_len", p.seq_len),
         lr=pick("lr", p.lr),
-        eval_every=opts["eval_every"] or _eval_every(batch_size * seq_len),
+        eval_every=opts["eval_every"],
         val_frac=opts["val_frac"],
         seed=opts["seed"],
         **budget,
