@@ -25,20 +25,40 @@ def id_dtype(vocab_size: int) -> torch.dtype:
     return torch.int32
 
 
+def code_points(text: str) -> torch.Tensor:
+    """str -> (n,) code points: uint8 for ASCII (its bytes), else int32 (lone surrogates too)."""
+    if not text:
+        return torch.empty(0, dtype=torch.uint8)
+    if text.isascii():  # O(1) in CPython
+        return torch.frombuffer(bytearray(text.encode("ascii")), dtype=torch.uint8)
+    raw = text.encode("utf-32-le", "surrogatepass")
+    return torch.frombuffer(bytearray(raw), dtype=torch.int32)
+
+
 def encode(text: str, vocab: CharVocab) -> torch.Tensor:
-    """str -> (N,) ids in the smallest dtype; vectorised, about 100x faster than a dict per char."""
+    """str -> (N,) ids in the smallest dtype; vectorised, about 100x faster than a dict per char.
+
+    ASCII text with a one-byte vocabulary goes through bytes.translate (code point -> id) at
+    memory speed; anything else through a binary search of the sorted code points.
+    """
     dtype = id_dtype(len(vocab))
     out = torch.empty(len(text), dtype=dtype)
-    if not text:
-        return out
     table = torch.tensor([ord(c) for c in vocab.chars], dtype=torch.int32)  # sorted code points
+    ascii_ids, ascii_known = bytearray(256), bytes(ord(c) for c in vocab.chars if ord(c) < 128)
+    for i, c in enumerate(vocab.chars[: len(ascii_known)]):  # the ASCII ones sort first
+        ascii_ids[ord(c)] = i
     for start in range(0, len(text), _ENCODE_BLOCK):
         piece = text[start : start + _ENCODE_BLOCK]
-        raw = piece.encode("utf-32-le", "surrogatepass")  # lone surrogates encode too
-        points = torch.frombuffer(bytearray(raw), dtype=torch.int32)
-        ids = torch.searchsorted(table, points).clamp_(max=len(table) - 1)
-        if not torch.equal(table[ids], points):
-            raise VocabError(f"the vocabulary lacks {locate_unknown(piece, vocab, start)}")
+        if dtype == torch.uint8 and piece.isascii():
+            raw = piece.encode("ascii")
+            if raw.translate(None, ascii_known):  # bytes left after deleting every known one
+                raise VocabError(f"the vocabulary lacks {locate_unknown(piece, vocab, start)}")
+            ids = torch.frombuffer(bytearray(raw.translate(ascii_ids)), dtype=torch.uint8)
+        else:
+            points = code_points(piece).to(torch.int32)
+            ids = torch.searchsorted(table, points).clamp_(max=len(table) - 1)
+            if not torch.equal(table[ids], points):
+                raise VocabError(f"the vocabulary lacks {locate_unknown(piece, vocab, start)}")
         out[start : start + len(piece)] = ids.to(dtype)
     return out
 

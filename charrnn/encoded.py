@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from charrnn.corpus import CHUNK, Sources, empty_message
-from charrnn.data import check_vocab, id_dtype
+from charrnn.data import check_vocab, code_points, encode, id_dtype
 from charrnn.errors import CorpusError
 from charrnn.fsutil import atomic_write
 from charrnn.tokenizer import CharVocab
@@ -129,35 +129,20 @@ def _count(sources: Sources, progress) -> tuple[torch.Tensor, int, str]:
     counts = torch.zeros(_MAX_CODE_POINT + 1, dtype=torch.int64)
     digest, n = hashlib.sha256(), 0
     for text in _pieces(sources, progress, "count"):
-        raw = text.encode("utf-8", "surrogatepass")
-        digest.update(raw)
+        digest.update(text.encode("utf-8", "surrogatepass"))
         n += len(text)
-        if text.isascii():  # O(1) in CPython: the UTF-8 bytes are the code points
-            points = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
-        else:
-            points = _code_points(text)
-        hist = torch.bincount(points)
+        hist = torch.bincount(code_points(text))
         counts[: len(hist)] += hist
     return counts, n, digest.hexdigest()
 
 
 def _id_chunks(sources: Sources, vocab: CharVocab, dtype: torch.dtype, progress):
     """bytes of ids, piece by piece, in `dtype`."""
-    points = torch.tensor([ord(c) for c in vocab.chars], dtype=torch.int64)
-    lut = torch.zeros(int(points[-1]) + 1, dtype=dtype)
-    lut[points] = torch.arange(len(points)).to(dtype)
-    table = bytearray(256)  # ASCII code point -> id, for bytes.translate at memory speed
-    for i, c in enumerate(vocab.chars):
-        if ord(c) < 128:
-            table[ord(c)] = i
     for text in _pieces(sources, progress, "encode"):
-        if dtype == torch.uint8 and text.isascii():
-            yield text.encode("ascii").translate(table)
-            continue
-        ids = lut[_code_points(text)]  # (n,) in dtype
-        out = bytearray(len(ids) * dtype.itemsize)
+        ids = encode(text, vocab)  # (n,) in dtype
+        out = bytearray(len(ids) * dtype.itemsize)  # what f.write and crc32 take, without numpy
         torch.frombuffer(out, dtype=dtype).copy_(ids)
-        yield bytes(out)
+        yield out
 
 
 def _pieces(sources: Sources, progress, phase: str):
@@ -168,12 +153,6 @@ def _pieces(sources: Sources, progress, phase: str):
         done = min(done + len(text), total)
         if progress:
             progress(phase, done, total)
-
-
-def _code_points(text: str) -> torch.Tensor:
-    """str -> (n,) int32 code points (lone surrogates included)."""
-    raw = text.encode("utf-32-le", "surrogatepass")
-    return torch.frombuffer(bytearray(raw), dtype=torch.int32)
 
 
 # ---------------------------------------------------------------------------------------------
