@@ -63,6 +63,14 @@ def encode(text: str, vocab: CharVocab) -> torch.Tensor:
     return out
 
 
+def char_counts(ids: torch.Tensor, vocab_size: int) -> list[int]:
+    """How often each id occurs in `ids` (N,), read in blocks (a memory-mapped corpus stays put)."""
+    counts = torch.zeros(vocab_size, dtype=torch.int64)
+    for start in range(0, len(ids), _ENCODE_BLOCK):
+        counts += torch.bincount(ids[start : start + _ENCODE_BLOCK].int(), minlength=vocab_size)
+    return counts.tolist()
+
+
 def split(ids: torch.Tensor, val_frac: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The first (1 - val_frac) of the text to train on, the contiguous rest to validate on."""
     if not 0.0 < val_frac < 1.0:
@@ -122,6 +130,7 @@ class StreamBatcher:
         self.x = ids[:n].view(streams, stream_len)[rows]  # views: no copy of the corpus
         self.y = ids[1 : n + 1].view(streams, stream_len)[rows]
         self.ids, self.stream_len, self.n = ids, stream_len, n
+        self.first_stream = rank * batch_size  # rows of the whole (B x world, L) block served here
         self.last_rank = rank == world - 1  # its last stream is the one the leftover continues
 
     def __len__(self) -> int:

@@ -187,4 +187,15 @@ class Stepper:
 
 def detach_state(state: State) -> State:
     """Keep the values, drop the graph: truncated backprop through time at a batch boundary."""
-    return state[0].detach(), state[1].detach()
+    return tuple(s.detach() for s in state)
+
+
+def restart_streams(state: State, restart: torch.Tensor) -> State:
+    """Zero the state of the streams where `restart` (B,) bool is true: a cold start mid-text."""
+    keep = (~restart).to(state[0].dtype)[None, :, None]  # (1, B, 1)
+    return tuple(s * keep for s in state)
+
+
+def expand_state(state: State, n: int) -> State:
+    """A one-stream state (layers, 1, H) copied to n streams (layers, n, H)."""
+    return tuple(s.expand(-1, n, -1).contiguous() for s in state)

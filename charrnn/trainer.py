@@ -3,6 +3,7 @@ evaluation, best/last checkpoints, exact resume. Yields events; never prints.
 
 The loop, per step:
     x, y = batch k of the streams                 # (B, T) each; row b continues row b of batch k-1
+    state = restart a few streams at random       # cold starts mid-text: see TrainConfig
     logits, state = model(x, state)               # state carried in from the previous batch
     state = detach(state)                         # truncated BPTT: keep the values, cut the graph
     loss.backward(); clip; optimizer.step()
@@ -10,6 +11,7 @@ The loop, per step:
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Iterator
@@ -18,11 +20,12 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from charrnn import checkpoint
+from charrnn import checkpoint, coldstart
 from charrnn.data import StreamBatcher, check_fits, check_vocab
 from charrnn.distributed import SINGLE, Dist
 from charrnn.errors import CheckpointError, TrainingError
-from charrnn.model import CharLSTM, State, detach_state
+from charrnn.model import CharLSTM, State, detach_state, expand_state, restart_streams
+from charrnn.sampler import lead_in
 
 # Characters trained between evaluations by default: an evaluation costs ~10% of that much
 # training, where every 250 steps of 32x32 (the old default) spent a sixth of a short budget.
@@ -51,6 +54,13 @@ class TrainConfig:
     max_time: float | None = None  # seconds of wall-clock training
     seed: int = 1337
     max_rollbacks: int = 3  # give up after this many rollbacks in a row without a good checkpoint
+    # Each step, each stream restarts from a zero state with this chance, wherever it is in the
+    # text. Why: sampling, scoring and validation all begin from a zero state, but stateful
+    # training carries the state through a whole epoch, so without these cold starts the model
+    # meets a zero state only at epoch boundaries, forgets how to recover from one, and from a
+    # cold start falls into a runaway state that writes garbage (coldstart.py measures it).
+    cold_start_prob: float = 1 / 64
+    cold_start_checks: int = 256  # positions the cold-start check reads at each evaluation
 
     @property
     def steps_per_eval(self) -> int:
@@ -120,9 +130,11 @@ class Trainer:
         self.device = model.head.weight.device
         self.train_batches = StreamBatcher(train_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.val_batches = StreamBatcher(val_ids, c.batch_size, c.seq_len, d.rank, d.world)
+        self.lead_in = torch.tensor(vocab.encode(lead_in(vocab)))  # where sampling starts
         self.net = _data_parallel(model, d)  # what the training step calls
         self.optimizer = _adamw(model, c)
         self.pos = Position()
+        self.cold_rng = torch.Generator().manual_seed(c.seed + 7919 * d.rank)  # _cold_starts
         self.state: State = model.init_state(c.batch_size)
         self._stop = False  # agreed by every rank (set only between steps when distributed)
         self._requested = False  # asked for on this rank (by a signal)
@@ -154,6 +166,7 @@ class Trainer:
                 "world_size": self.dist.world,
                 "rng_cpu": rng,  # rank 0's; every rank's below (dropout masks differ by rank)
                 "rng_ranks": self.dist.all_gather(rng.unsqueeze(0), dim=0),
+                "rng_cold": self.dist.all_gather(self.cold_rng.get_state().unsqueeze(0), dim=0),
                 "rng_cuda": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
             },
             "metrics": list(self.pos.metrics),
@@ -190,6 +203,8 @@ class Trainer:
                 raise ValueError(f"batch {self.pos.batch} is outside the epoch")
             ranks = t.get("rng_ranks")
             torch.set_rng_state((t["rng_cpu"] if ranks is None else ranks[self.dist.rank]).clone())
+            if t.get("rng_cold") is not None:  # absent before cold starts were trained
+                self.cold_rng.set_state(t["rng_cold"][self.dist.rank].clone())
             if t.get("rng_cuda") is not None and self.device.type == "cuda":
                 torch.cuda.set_rng_state(t["rng_cuda"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
@@ -290,6 +305,7 @@ class Trainer:
         """One optimizer step on the next batch of every stream; returns its loss in nats."""
         if self.pos.batch == 0:  # a new epoch restarts every stream from the beginning
             self.state = self.model.init_state(self.config.batch_size)
+        self.state = restart_streams(self.state, self._cold_starts())
         x, y = self.train_batches[self.pos.batch]  # (B, T), (B, T)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         for group in self.optimizer.param_groups:
@@ -315,6 +331,14 @@ class Trainer:
             self.pos.epoch, self.pos.batch = self.pos.epoch + 1, 0
         return value
 
+    def _cold_starts(self) -> torch.Tensor:
+        """(B,) bool: this rank's streams that restart cold at this step. Drawn from the run's
+        own generator, whose state the checkpoint keeps, so a resumed run restarts the same ones
+        (and nothing else drawing random numbers in the process changes them)."""
+        c = self.config
+        draws = torch.rand(c.batch_size, generator=self.cold_rng)
+        return (draws < c.cold_start_prob).to(self.device)
+
     def _save(self, *paths) -> None:
         """Write the payload to each path (rank 0 only; every rank helps gather it)."""
         payload = self.payload()
@@ -339,9 +363,12 @@ class Trainer:
 
     def _evaluate_and_save(self, train_loss: float) -> EvalEvent | None:
         """Evaluate, then write last.pt (and best.pt if better); None if a stop cut it short."""
-        val = evaluate(self.model, self.val_batches, lambda: self._stop, self.dist)
-        if val is None:
+        result = evaluate(self.model, self.val_batches, self.lead_in, lambda: self._stop, self.dist)
+        if result is None:
             return None
+        val = result.loss
+        ids, starts = self.val_batches.ids, self.config.cold_start_checks
+        cold = coldstart.check(self.model, self.vocab, ids, result, starts, dist=self.dist)
         improved = val < self.pos.best_val
         if improved:
             self.pos.best_val = val
@@ -352,7 +379,10 @@ class Trainer:
             "train_loss": round(train_loss, 5),
             "val_loss": round(val, 5),
             "val_bpc": round(val / math.log(2), 5),
+            "val_worst": round(result.worst, 5),  # the worst stream's mean: a runaway shows here
+            "val_runaway_streams": result.runaway_streams,
             "lr": self.lr(),
+            "cold_start": cold.to_dict() if cold is not None else None,
         }
         self.pos.metrics.append(record)
         self._save(self.run_dir.last, self.run_dir.best if improved else None)
@@ -362,29 +392,76 @@ class Trainer:
         return EvalEvent(record, improved)
 
 
+@dataclass
+class Validation:
+    """What an evaluation measured; the per-target tensors are this rank's (NaN / -1 elsewhere)."""
+
+    loss: float  # mean nats per character over every target of the split
+    worst: float  # mean nats per character of the worst stream: a runaway cannot hide in a mean
+    runaway_streams: int  # streams more than coldstart.RUNAWAY_NATS worse than the median one
+    nats: torch.Tensor  # (N - 1,): nats[j - 1] is the loss of predicting ids[j]
+    context: torch.Tensor  # (N - 1,): characters the stream had read before predicting ids[j]
+
+
 @torch.no_grad()
 def evaluate(
-    model: CharLSTM, batches: StreamBatcher, should_stop=None, dist: Dist = SINGLE
-) -> float | None:
-    """Mean nats per character over every target of the split, with state carried throughout;
+    model: CharLSTM,
+    batches: StreamBatcher,
+    start: torch.Tensor | None = None,
+    should_stop=None,
+    dist: Dist = SINGLE,
+) -> Validation | None:
+    """Nats per character over every target of the split, with state carried along each stream;
     None if `should_stop()` turns true on the way (a stop must not wait for a long evaluation).
+
+    Each stream begins where `sample` and `score` begin: from a zero state that has read `start`
+    (the sampler's lead-in; None: nothing), so the figure is what a user of the model will get.
     Distributed, each rank evaluates its own streams and the sums are added up."""
     was_training = model.training
     model.eval()
     device = model.head.weight.device
-    state, total, count = None, 0.0, 0
+    state = model.init_state(1)
+    if start is not None and len(start):
+        _, state = model(start.to(device)[None], state)
+    state = expand_state(state, batches.batch_size)
+    b, length = batches.batch_size, batches.stream_len
+    per_target = torch.full((len(batches.ids) - 1,), math.nan)  # (N - 1,)
+    context = torch.full((len(batches.ids) - 1,), -1, dtype=torch.int32)
+    first = batches.first_stream * length  # where this rank's first stream starts in the split
+    streams = torch.arange(b)[:, None] * length  # (B, 1)
+    done = 0  # columns of the (B, L) block read so far
     for x, y, tail in batches.eval_chunks():
         if should_stop is not None and should_stop():
             model.train(was_training)
             return None
         if tail:  # the leftover row continues the last stream
-            state = (state[0][:, -1:].contiguous(), state[1][:, -1:].contiguous())
+            state = tuple(s[:, -1:].contiguous() for s in state)
         logits, state = model(x.to(device), state)  # (B, t, V)
-        total += F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten(), reduction="sum")
-        count += y.numel()
+        nats = F.cross_entropy(logits.transpose(1, 2), y.to(device), reduction="none").cpu()
+        t = y.shape[1]
+        if tail:  # targets n+1 .. N-1, after stream B-1's L characters
+            at = torch.arange(batches.n, batches.n + t)
+            read = torch.arange(length, length + t, dtype=torch.int32)
+        else:  # target j of stream s, column k: ids[first + s*L + k + 1]
+            at = (first + streams + torch.arange(done, done + t)).flatten()
+            read = torch.arange(done, done + t, dtype=torch.int32).repeat(b)
+            done += t
+        per_target[at], context[at] = nats.flatten().float(), read
     model.train(was_training)
-    total, count = dist.all_sum([float(total), float(count)], device)
-    return total / count
+    mine = ~per_target.isnan()
+    total, count = dist.all_sum([float(per_target[mine].double().sum()), float(mine.sum())], device)
+    bounds = [first + s * length for s in range(b + 1)]  # stream s: targets bounds[s]..bounds[s+1]
+    bounds[-1] = len(per_target) if batches.last_rank else bounds[-1]  # with the tail, if any
+    means = torch.stack([per_target[i:j].nanmean() for i, j in itertools.pairwise(bounds)])
+    every = dist.all_gather(means.to(device), dim=0).cpu()  # (B x world,)
+    # A stream far worse than the typical one has run away: its characters are no warm reference
+    # for the cold-start check (which would then see a small gap where there is a large one).
+    runaway = means > every.median() + coldstart.RUNAWAY_NATS
+    for (i, j), bad in zip(itertools.pairwise(bounds), runaway.tolist(), strict=True):
+        if bad:
+            context[i:j] = -1
+    runaways = int((every > every.median() + coldstart.RUNAWAY_NATS).sum())
+    return Validation(total / count, float(every.max()), runaways, per_target, context)
 
 
 def _data_parallel(model: CharLSTM, d: Dist):

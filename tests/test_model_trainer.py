@@ -136,9 +136,15 @@ def test_evaluate_matches_a_single_stream_pass_over_the_split(tmp_path, text):
     with torch.no_grad():
         logits, _ = model(val[:-1].long().unsqueeze(0))
         exact = torch.nn.functional.cross_entropy(logits[0], val[1:].long()).item()
-    assert evaluate(model, one_stream) == pytest.approx(exact, rel=1e-5)
+    result = evaluate(model, one_stream)
+    assert result.loss == pytest.approx(exact, rel=1e-5)
+    assert result.worst == pytest.approx(exact, rel=1e-5)  # one stream: the mean is the worst
+    assert torch.allclose(result.nats[: len(val) - 1].mean().double(), torch.tensor(exact).double())
+    assert torch.equal(result.context, torch.arange(len(val) - 1, dtype=torch.int32))
     # with B streams each starting from a blank state the figure is close, not identical
-    assert evaluate(model, trainer.val_batches) == pytest.approx(exact, rel=0.05)
+    split = evaluate(model, trainer.val_batches)
+    assert split.loss == pytest.approx(exact, rel=0.05)
+    assert split.worst >= split.loss and not split.nats.isnan().any()
 
 
 def test_a_corpus_of_more_than_256_characters_trains_and_samples(tmp_path):

@@ -153,7 +153,9 @@ def sample(checkpoint, checkpoint_dir, device, prime, prime_file, unknown, outpu
         num_samples=opts["num_samples"],
     )
     path = runs.resolve_checkpoint(checkpoint, checkpoint_dir)
-    model, vocab = ckpt.restore_model(ckpt.load(path), path)
+    payload = ckpt.load(path)
+    model, vocab = ckpt.restore_model(payload, path)
+    counts = (payload.get("corpus") or {}).get("char_counts")  # None in older checkpoints
     text = apply_unknown(_read_prime(prime, prime_file), vocab, unknown)
     sampler = Sampler(
         model.to(resolve_device(device)), vocab, config, track_logprob=opts["as_json"]
@@ -163,7 +165,7 @@ def sample(checkpoint, checkpoint_dir, device, prime, prime_file, unknown, outpu
     # SIGINT ignored, as a non-interactive shell starts background jobs; `train` does the same.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     out = _open_output(output)
-    job = _Job(sampler, text, opts, str(path), out)
+    job = _Job(sampler, text, opts, str(path), out, counts)
     try:
         job.run()
     except BrokenPipeError:
@@ -179,7 +181,7 @@ def sample(checkpoint, checkpoint_dir, device, prime, prime_file, unknown, outpu
 class _Job:
     """One sampling command: live output for a single sample, the whole batch otherwise."""
 
-    def __init__(self, sampler, prime, opts, checkpoint, out):
+    def __init__(self, sampler, prime, opts, checkpoint, out, counts=None):
         from charrnn.sampler import StopCutter
 
         self.sampler, self.prime, self.opts, self.checkpoint, self.out = (
@@ -189,6 +191,7 @@ class _Job:
             checkpoint,
             out,
         )
+        self.counts = counts  # the corpus's character counts: how a runaway is noticed
         n = sampler.config.num_samples
         self.cutter = StopCutter(n, [unescape(s) for s in opts["stop"]])
         self.pieces: list[list[str]] = [[] for _ in range(n)]
@@ -227,6 +230,7 @@ class _Job:
             if rest := self.cutter.flush(row):
                 self._add(row, rest)
         texts = ["".join(p) for p in self.pieces]
+        self.runaways = self._check(texts)
         if self.opts["as_json"]:
             for line in self._json_lines(texts):
                 self.out.write(line + "\n")
@@ -237,6 +241,26 @@ class _Job:
             self.out.write("\n")
         self.out.flush()
 
+    def _check(self, texts) -> list[float | None]:
+        """Warn on stderr about each sample whose characters show a runaway state."""
+        from charrnn.coldstart import looks_runaway
+
+        found = [looks_runaway(t, self.sampler.vocab, self.counts) for t in texts]
+        for i, value in enumerate(found):
+            if value is not None:
+                which = (
+                    f"sample {i + 1} (seed {self.sampler.seeds[i]})"
+                    if len(texts) > 1
+                    else "the sample"
+                )
+                click.echo(
+                    f"Warning: {which} looks like a runaway: its characters are {value:.1f} nats "
+                    "rarer than the corpus's; the model is unsound from a cold start (retrain it "
+                    "with this version of charrnn, or train it longer)",
+                    err=True,
+                )
+        return found
+
     def _json_lines(self, texts):
         o, s = self.opts, self.sampler
         settings = {
@@ -246,7 +270,8 @@ class _Job:
             "length": o["length"],
             "stop": [unescape(x) for x in o["stop"]],
         }
-        for text, seed, logprob in zip(texts, s.seeds, s.mean_logprob(), strict=True):
+        rows = zip(texts, s.seeds, s.mean_logprob(), self.runaways, strict=True)
+        for text, seed, logprob, runaway in rows:
             yield json.dumps(
                 {
                     "text": text,
@@ -255,6 +280,7 @@ class _Job:
                     "checkpoint": self.checkpoint,
                     "settings": settings,
                     "mean_logprob": round(logprob, 6),
+                    "runaway": runaway is not None,
                 },
                 ensure_ascii=False,
             )

@@ -235,6 +235,7 @@ def _new_trainer(specs, checkpoint_dir, device, opts, quiet, d):
         "chars": len(corpus),
         "sha256": corpus.sha256,
         "encoding": opts["encoding"],
+        "char_counts": data.char_counts(corpus.ids, len(vocab)),  # what sample checks itself by
     }
     trainer = Trainer(model, vocab, train_ids, val_ids, config, run, info, d)
     chosen = f" (--size auto: {size})" if opts["size"] == "auto" else ""
@@ -382,5 +383,14 @@ def _eval_line(event) -> str:
     return (
         f"step {r['step']:>7,} | epoch {r['epoch']:6.2f} | {_fmt_time(r['elapsed']):>8} | "
         f"train {r['train_loss']:.4f} | val {r['val_loss']:.4f} nats = {r['val_bpc']:.3f} bpc"
-        f"{mark}"
+        f"{_cold_start_text(r.get('cold_start'))}{mark}"
     )
+
+
+def _cold_start_text(c: dict | None) -> str:
+    """Runaway cold starts and the cold-start gap, the worse of a zero state and the lead-in."""
+    if not c:
+        return ""
+    runaways = max(c["runaways"], c["runaways_lead_in"])
+    gap = max(c["gap"], c["gap_lead_in"])
+    return f" | cold {runaways}/{c['starts']} runaway, gap {gap:+.3f}"

@@ -1,0 +1,158 @@
+"""Is the model sound from a cold start? The check behind every evaluation.
+
+`sample`, `score` and validation all begin from a zero state, while training carries the state
+through long stretches of text. A model can therefore score well warm and still fall, from a zero
+state, into a self-sustaining runaway (hidden state saturated, cell state growing without bound)
+that writes garbage. This check measures that directly, at `starts` fixed random positions p of
+the validation text, on the characters p+skip+1 .. p+skip+span (by default 100-300 characters after
+the start, long after a sound model has found its footing), read three ways:
+
+    warm   as the validation pass read them: hundreds of characters into its stream
+    zero   ids[p : p+skip+span] read from a zero state
+    lead   the sampler's lead-in ("\n\n"), then the same characters: how `sample` starts
+
+A start *runs away* when its cold loss exceeds the warm one by more than RUNAWAY_NATS (a sound cold
+start is within hundredths of a nat); the *gap* is the mean excess over all starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from charrnn.distributed import SINGLE, Dist
+from charrnn.model import CharLSTM
+from charrnn.sampler import lead_in
+from charrnn.tokenizer import CharVocab
+
+RUNAWAY_NATS = 1.0  # a sound cold start is within hundredths of a nat of warm by character 100
+MIN_JUDGED = 50  # characters a sample needs before its characters say anything
+_LOGITS_BUDGET = 1 << 24  # floats of logits per forward pass (64 MB), whatever the vocabulary
+
+
+@dataclass
+class ColdStartReport:
+    """What the check found: runaway counts and mean gaps (nats/char) for both kinds of start."""
+
+    starts: int  # positions checked
+    runaways: int  # zero-state starts that ran away
+    runaways_lead_in: int  # starts after the sampler's lead-in that ran away
+    gap: float  # mean (zero-state loss - warm loss) over the span, nats/char
+    gap_lead_in: float
+    warm_loss: float  # mean warm loss over the span: the reference
+
+    def to_dict(self) -> dict:
+        return {k: round(v, 5) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+    @property
+    def sound(self) -> bool:
+        return self.runaways == 0 and self.runaways_lead_in == 0
+
+
+@torch.no_grad()
+def check(
+    model: CharLSTM,
+    vocab: CharVocab,
+    ids: torch.Tensor,
+    warm: Warm,
+    starts: int = 256,
+    skip: int = 100,
+    span: int = 200,
+    min_context: int = 300,
+    seed: int = 0,
+    dist: Dist = SINGLE,
+) -> ColdStartReport | None:
+    """Check `starts` seeded positions of `ids` (N,) against the warm losses of its evaluation;
+    None if no position has `min_context` characters of warm context (a very short split).
+
+    Distributed, each rank checks positions in its own streams and the counts are added up."""
+    share = starts // dist.world + (dist.rank < starts % dist.world)
+    mine = _positions(warm.context, share, skip, span, min_context, seed)  # (n,) window starts
+    n = len(mine)
+    device = model.head.weight.device
+    sums = [0.0] * 6
+    if n:
+        was_training = model.training
+        model.eval()
+        lead = torch.tensor(vocab.encode(lead_in(vocab)), dtype=torch.long)
+        at = mine.tolist()
+        cold = torch.stack([ids[p : p + skip + span].long() for p in at])  # (n, skip + span)
+        targets = torch.stack([ids[p + skip + 1 : p + skip + span + 1].long() for p in at])
+        loss_warm = torch.stack([warm.nats[p + skip : p + skip + span].mean() for p in at])
+        loss_zero = _span_loss(model, cold, targets, device)  # (n,)
+        loss_lead = _span_loss(model, torch.cat([lead.expand(n, -1), cold], 1), targets, device)
+        model.train(was_training)
+        sums = [
+            float(n),
+            float((loss_zero - loss_warm > RUNAWAY_NATS).sum()),
+            float((loss_lead - loss_warm > RUNAWAY_NATS).sum()),
+            float((loss_zero - loss_warm).sum()),
+            float((loss_lead - loss_warm).sum()),
+            float(loss_warm.sum()),
+        ]
+    t, run_zero, run_lead, gap_zero, gap_lead, warm_sum = dist.all_sum(sums, device)
+    if not t:
+        return None
+    return ColdStartReport(
+        int(t), int(run_zero), int(run_lead), gap_zero / t, gap_lead / t, warm_sum / t
+    )
+
+
+class Warm(Protocol):
+    """The validation pass's per-target record (trainer.Validation): index j-1 is ids[j]."""
+
+    nats: torch.Tensor  # (N - 1,) loss of each target, NaN where this rank did not read it
+    context: torch.Tensor  # (N - 1,) characters its stream had read before it, -1 likewise
+
+
+def _positions(context, share, skip, span, min_context, seed) -> torch.Tensor:
+    """Up to `share` window starts p whose scored targets (p+skip .. p+skip+span-1 in `context`)
+    lie in one stream with at least `min_context` characters read before them; seeded, so the
+    same positions come back at every evaluation and the figures compare across a run."""
+    first = context[: len(context) - span + 1] if len(context) >= span else context[:0]
+    last = context[span - 1 :]  # the window's last target, for each first one
+    ok = (first >= min_context) & (last - first == span - 1)
+    q = ok.nonzero()[:, 0]  # first scored target indices
+    q = q[q >= skip]
+    g = torch.Generator().manual_seed(seed)
+    chosen = q[torch.randperm(len(q), generator=g)[:share]].sort().values
+    return chosen - skip
+
+
+def _span_loss(model, x: torch.Tensor, targets: torch.Tensor, device) -> torch.Tensor:
+    """Mean nats per character on the last targets.shape[1] predictions of reading x from a zero
+    state: x (n, t), targets (n, span) -> (n,). Runs in row chunks to bound the logits' memory."""
+    n, t = x.shape
+    span = targets.shape[1]
+    rows = max(1, _LOGITS_BUDGET // (t * model.config.vocab_size))
+    out = []
+    for i in range(0, n, rows):
+        xs, ys = x[i : i + rows].to(device), targets[i : i + rows].to(device)
+        logits, _ = model(xs, model.init_state(len(xs)))  # (r, t, V)
+        nats = F.cross_entropy(logits[:, -span:].transpose(1, 2), ys, reduction="none")  # (r, span)
+        out.append(nats.mean(1).cpu())
+    return torch.cat(out)
+
+
+def char_surprise(text: str, vocab: CharVocab, counts: list[int]) -> float | None:
+    """How much rarer the characters of `text` are than the corpus's: their mean surprise under
+    the corpus's character frequencies (`counts`, per vocabulary id) minus the corpus's own mean
+    surprise, in nats per character. About 0 for text like the corpus; a runaway writes rare
+    characters (`$&3QZ...` in English) and scores several nats. None for text too short to judge.
+    """
+    if len(text) < MIN_JUDGED or len(counts) != len(vocab) or not sum(counts):
+        return None
+    freq = torch.tensor(counts, dtype=torch.float64) + 1.0  # (V,), no character impossible
+    surprise = -(freq / freq.sum()).log()  # (V,) nats
+    entropy = float((freq / freq.sum() * surprise).sum())
+    seen = torch.tensor(vocab.encode("".join(c for c in text if c in vocab)), dtype=torch.long)
+    return float(surprise[seen].mean()) - entropy
+
+
+def looks_runaway(text: str, vocab: CharVocab, counts: list[int] | None) -> float | None:
+    """The char_surprise of a sample if it shows a runaway (over RUNAWAY_NATS), else None."""
+    value = char_surprise(text, vocab, counts) if counts else None
+    return value if value is not None and value > RUNAWAY_NATS else None
