@@ -40,6 +40,7 @@ def main() -> None:
     if not corpus.is_file():
         sys.exit(f"no corpus at {corpus}: give --corpus PATH (tinyshakespeare.txt)")
     with tempfile.TemporaryDirectory() as tmp:
+        tmp = args.keep or tmp
         cmd = [
             sys.executable, "-m", "charrnn", "train", str(corpus), "--name", "bench",
             "--time", f"{args.budget}s", "--checkpoint-dir", tmp, *extra,
@@ -67,11 +68,24 @@ def main() -> None:
         "epochs": last["epoch"],
         "chars_per_s": round(chars / last["elapsed"]),
         "wall_s": round(wall, 1),
+        # soundness from a cold start, at every evaluation (None: a split too short to check)
+        "cold_runaways": [_runaways(r.get("cold_start")) for r in records],
+        "cold_gap_last": _gap(last.get("cold_start")),
+        "val_worst_last": last.get("val_worst"),
     }
     report(args, result)
     if args.log:
         with open(args.log, "a") as f:
             f.write(json.dumps(result) + "\n")
+
+
+def _runaways(c: dict | None) -> int | None:
+    """Starts that ran away, from a zero state or after the lead-in, whichever is more."""
+    return None if not c else max(c["runaways"], c["runaways_lead_in"])
+
+
+def _gap(c: dict | None) -> float | None:
+    return None if not c else round(max(c["gap"], c["gap_lead_in"]), 4)
 
 
 def parse() -> tuple[argparse.Namespace, list[str]]:
@@ -82,6 +96,7 @@ def parse() -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--budget", type=float, default=136.5, help="seconds of training")
     p.add_argument("--corpus", default=str(CORPUS.resolve()))
     p.add_argument("--log", help="append the result as a JSON line to this file")
+    p.add_argument("--keep", metavar="DIR", help="checkpoint folder to keep (default: temporary)")
     return p.parse_args(argv), extra
 
 
@@ -101,6 +116,10 @@ def report(args, r: dict) -> None:
     print(
         f"# {r['steps']:,} steps, {r['epochs']} epochs, best at step {r['best_at_step']:,}; "
         f"{r['wall_s']} s wall clock with start-up and the last evaluation"
+    )
+    print(
+        f"# cold starts: runaways of 256 at each evaluation {r['cold_runaways']}; "
+        f"last gap {r['cold_gap_last']} nats; worst validation stream {r['val_worst_last']}"
     )
 
 

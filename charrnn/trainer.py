@@ -369,6 +369,8 @@ class Trainer:
         val = result.loss
         ids, starts = self.val_batches.ids, self.config.cold_start_checks
         cold = coldstart.check(self.model, self.vocab, ids, result, starts, dist=self.dist)
+        if self._stop:  # asked to stop during the check: the evaluation as a whole is cut short
+            return None
         improved = val < self.pos.best_val
         if improved:
             self.pos.best_val = val
@@ -448,11 +450,11 @@ def evaluate(
             done += t
         per_target[at], context[at] = nats.flatten().float(), read
     model.train(was_training)
-    mine = ~per_target.isnan()
+    mine = context >= 0  # (a NaN loss stays in the sums: it must show, not vanish)
     total, count = dist.all_sum([float(per_target[mine].double().sum()), float(mine.sum())], device)
     bounds = [first + s * length for s in range(b + 1)]  # stream s: targets bounds[s]..bounds[s+1]
     bounds[-1] = len(per_target) if batches.last_rank else bounds[-1]  # with the tail, if any
-    means = torch.stack([per_target[i:j].nanmean() for i, j in itertools.pairwise(bounds)])
+    means = torch.stack([per_target[i:j].mean() for i, j in itertools.pairwise(bounds)])
     every = dist.all_gather(means.to(device), dim=0).cpu()  # (B x world,)
     # A stream far worse than the typical one has run away: its characters are no warm reference
     # for the cold-start check (which would then see a small gap where there is a large one).

@@ -14,6 +14,10 @@ from charrnn.runs import RunDir
 from charrnn.tokenizer import CharVocab
 from charrnn.trainer import TrainConfig, Trainer
 
+# How long a test waits for an event from another process: far beyond what it takes here, so that
+# a machine three times slower, or busy with other work, still passes (tests wait for events,
+# never for a fixed time).
+DEADLINE = 300.0
 SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "tinyshakespeare.txt"
 
 # Tiny enough that a training step takes about a millisecond.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_CLI
+from conftest import DEADLINE, TINY_CLI
 
 from charrnn import checkpoint, data
 from charrnn.sampler import SampleConfig, Sampler
@@ -30,7 +30,7 @@ def torchrun(tmp_path, *args, procs=2, stop_at=0):
     env["CHARRNN_STOP_AT"] = str(stop_at)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     cmd += [f"--nproc_per_node={procs}", str(DRIVER), "train", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=DEADLINE)
 
 
 def records(run_dir):

@@ -1,20 +1,24 @@
 """Kill training hard and often; it must never lose more than a checkpoint interval, never leave a
 checkpoint that does not load, and end with the weights of a run that was never interrupted.
 
-Run alone with `pytest -m torture`.
+Every kill and signal is aimed at an observable event (a step reported on stdout, an evaluation
+beginning, a half-written checkpoint), never at a clock, so the tests hold on a machine of any
+speed, busy or idle. Slow (a minute or two): skip them locally with `pytest -m "not torture"`;
+`.ci/run` runs everything.
 """
 
 import os
+import queue
 import random
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_CLI, make_text
+from conftest import DEADLINE, TINY_CLI, make_text
 
 from charrnn import checkpoint
 
@@ -23,17 +27,64 @@ DRIVER = Path(__file__).parent / "helpers" / "train_driver.py"
 STEPS, INTERVAL = 500, 10  # TINY_CLI evaluates and checkpoints every 10 steps
 
 
-def start(args, cwd, slow_disk=False, **kw):
-    env = {**os.environ, "CHARRNN_SLOW_DISK": "1" if slow_disk else ""}
-    return subprocess.Popen(
-        [sys.executable, str(DRIVER), *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kw,
-    )
+class Driven:
+    """`charrnn train` under the test driver, its stdout lines readable as they come."""
+
+    def __init__(self, args, cwd, slow_disk: float = 0.0, slow_eval: bool = False):
+        env = {**os.environ, "CHARRNN_SLOW_DISK": str(slow_disk) if slow_disk else ""}
+        env["CHARRNN_SLOW_EVAL"] = "1" if slow_eval else ""
+        self.p = subprocess.Popen(
+            [sys.executable, str(DRIVER), *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue = queue.Queue()
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.p.stdout, self.out, True)),
+            threading.Thread(target=self._read, args=(self.p.stderr, self.err, False)),
+        ]
+        for t in self._readers:
+            t.start()
+
+    def _read(self, stream, into: list, announce: bool) -> None:
+        for line in stream:
+            into.append(line)
+            if announce:
+                self.lines.put(line)
+        if announce:
+            self.lines.put(None)  # end of output: the process is gone
+
+    def wait_for(self, wanted) -> str | None:
+        """The first stdout line for which wanted(line) holds; None if the process ends first."""
+        while (line := self.lines.get(timeout=DEADLINE)) is not None:
+            if wanted(line):
+                return line
+        return None
+
+    def finish(self, sig: int | None = None) -> tuple[int, str, str]:
+        if sig is not None and self.p.poll() is None:
+            self.p.send_signal(sig)
+        code = self.p.wait(timeout=DEADLINE)
+        for t in self._readers:
+            t.join(timeout=DEADLINE)
+        return code, "".join(self.out), "".join(self.err)
+
+
+def after_steps(n: int):
+    """A wanted(line) for Driven.wait_for: true at the n-th step the process reports."""
+    seen = 0
+
+    def wanted(line: str) -> bool:
+        nonlocal seen
+        seen += line.startswith("step ")
+        return seen >= n
+
+    return wanted
 
 
 def steps_seen(out: str) -> int:
@@ -49,48 +100,40 @@ def every_checkpoint_loads(run: Path) -> int:
     return checkpoint.load(run / "last.pt")["trainer"]["step"] if (run / "last.pt").exists() else 0
 
 
-def kill_during_a_write(p, run: Path, timeout: float = 30) -> bool:
-    """SIGKILL as soon as a checkpoint temp file appears; True if one did."""
-    deadline = time.time() + timeout
-    while time.time() < deadline and p.poll() is None:
-        if run.is_dir() and any(run.glob(".*.tmp")):
-            p.kill()
-            return True
-        time.sleep(0.001)
-    p.kill()
-    return False
-
-
 def test_sigkill_at_random_moments_loses_nothing_beyond_the_interval(tmp_path, corpus_file):
     train = ["train", str(corpus_file), *TINY_CLI, "--steps", str(STEPS), "--dropout", "0.1"]
-    whole = start([*train, "--name", "whole"], tmp_path)
-    assert whole.wait(timeout=120) == 0, whole.stderr.read()
+    whole = Driven([*train, "--name", "whole"], tmp_path)
+    code, _, err = whole.finish()
+    assert code == 0, err
 
     run, rng = tmp_path / "checkpoints" / "cut", random.Random(1234)
     kills, mid_write, leftovers = 0, 0, 0
     while kills < 8:
         resume = (run / "last.pt").exists()
-        p = start(
+        aimed = kills % 2 == 1
+        p = Driven(
             ["train", "--resume", "cut"] if resume else [*train, "--name", "cut"],
             tmp_path,
-            slow_disk=True,
+            slow_disk=DEADLINE if aimed else 0.05,  # aimed: a write waits for its kill
         )
-        if kills % 2:  # aim at a checkpoint write
-            mid_write += kill_during_a_write(p, run)
-        else:  # anywhere: start-up, training, evaluation, saving
-            time.sleep(rng.uniform(0.5, 3.0))
-            p.kill()
-        out, _ = p.communicate(timeout=60)
-        if p.returncode == 0:
+        if kills == 0:  # during start-up: the moment the process exists
+            pass
+        elif aimed:  # in the middle of a checkpoint write
+            mid_write += p.wait_for(lambda line: line.startswith("half-written")) is not None
+        else:  # anywhere in training, evaluating and saving: a few steps into this session
+            p.wait_for(after_steps(rng.randint(1, 3 * INTERVAL)))
+        code, out, _ = p.finish(signal.SIGKILL)
+        if code == 0:
             break  # it finished before the kill
         kills += 1
         leftovers += bool(list(run.glob(".*.tmp")))
         saved = every_checkpoint_loads(run)  # (a) whatever is on disk loads
         assert saved >= steps_seen(out) - INTERVAL  # (b) at most one interval lost
-    assert kills >= 6 and mid_write >= 2 and leftovers >= 1  # we did hit writes mid-way
+    assert kills == 8 and mid_write == 4 and leftovers == 4  # we did hit writes mid-way
 
-    final = start(["train", "--resume", "cut"], tmp_path)
-    assert final.wait(timeout=120) == 0, final.stderr.read()
+    final = Driven(["train", "--resume", "cut"], tmp_path)
+    code, _, err = final.finish()
+    assert code == 0, err
     assert not list(run.glob(".*.tmp"))  # a new session cleans up after killed writers
     a = torch.load(tmp_path / "checkpoints/whole/last.pt", weights_only=True)
     b = torch.load(run / "last.pt", weights_only=True)
@@ -107,44 +150,26 @@ def big_val(tmp_path_factory) -> Path:
 
 
 def test_sigterm_during_evaluation_stops_promptly_and_saves(tmp_path, big_val):
-    # Half the text is validation, evaluated every 5 steps: nearly all the time is evaluation.
-    p = start(
-        [
-            "train",
-            str(big_val),
-            *TINY_CLI,
-            "--val-frac",
-            "0.5",
-            "--eval-every",
-            "5",
-            "--steps",
-            "1000",
-        ],
-        tmp_path,
-    )
+    # Half the text is validation, evaluated every 5 steps, slowly: a signal sent when the
+    # evaluation at step 10 begins lands inside it.
+    args = ["train", str(big_val), *TINY_CLI, "--val-frac", "0.5", "--eval-every", "5"]
+    p = Driven([*args, "--steps", "1000"], tmp_path, slow_eval=True)
+    assert p.wait_for(lambda line: line == "evaluating 10\n")
+    code, _, err = p.finish(signal.SIGTERM)
+    assert code == 143, err
+    assert "Stopped at step 10" in err
+    # promptly: the evaluation was cut short (it would have recorded step 10 had it run its course)
     metrics = tmp_path / "checkpoints" / "big" / "metrics.jsonl"
-    deadline = time.time() + 60
-    while (not metrics.exists() or not metrics.read_text()) and time.time() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.2)  # well inside the evaluation at step 10
-    p.send_signal(signal.SIGTERM)
-    sent = time.time()
-    _, err = p.communicate(timeout=60)
-    assert p.returncode == 143, err
-    assert time.time() - sent < 5 and "Stopped at step 10" in err
     assert [line.count('"step": 5,') for line in metrics.read_text().splitlines()] == [1]
     assert checkpoint.load(metrics.parent / "last.pt")["trainer"]["step"] == 10
 
 
 def test_sigint_during_a_save_finishes_the_write_then_stops(tmp_path, corpus_file):
-    p = start(["train", str(corpus_file), *TINY_CLI, "--steps", "100000"], tmp_path, slow_disk=True)
-    run = tmp_path / "checkpoints" / "tiny"
-    deadline = time.time() + 60
-    while not (run.is_dir() and any(run.glob(".*.tmp"))) and time.time() < deadline:
-        time.sleep(0.001)
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=60)
-    assert p.returncode == 130, err
+    p = Driven(["train", str(corpus_file), *TINY_CLI, "--steps", "100000"], tmp_path, slow_disk=1)
+    assert p.wait_for(lambda line: line.startswith("half-written"))
+    code, _, err = p.finish(signal.SIGINT)
+    assert code == 130, err
     assert "Stopped at step" in err and "Traceback" not in err
+    run = tmp_path / "checkpoints" / "tiny"
     every_checkpoint_loads(run)
     assert not list(run.glob(".*.tmp"))

@@ -1,7 +1,10 @@
-"""Run the real `charrnn` CLI, reporting each finished step on stdout (for the torture tests).
+"""Run the real `charrnn` CLI, reporting on stdout each finished step (`step N`) and each
+evaluation as it begins (`evaluating N`), so the torture tests act on observable events, never on
+a clock.
 
-With CHARRNN_SLOW_DISK set, every checkpoint write pauses halfway, as on a slow disk, so that a
-kill aimed at a write really lands inside one.
+With CHARRNN_SLOW_DISK=SECONDS, every checkpoint write reports `half-written` and pauses there,
+as on a slow disk, so that a kill aimed at a write really lands inside one. With CHARRNN_SLOW_EVAL
+set, an evaluation pauses between its chunks, so that a signal sent as it begins lands inside it.
 """
 
 import io
@@ -15,6 +18,7 @@ from charrnn import trainer
 from charrnn.cli import main
 
 real_step, real_save = trainer.Trainer.train_step, torch.save
+real_evaluate, real_evaluate_and_save = trainer.evaluate, trainer.Trainer._evaluate_and_save
 
 
 def train_step(self):
@@ -29,11 +33,28 @@ def slow_save(obj, f, *args, **kwargs):
     data = buf.getvalue()
     f.write(data[: len(data) // 2])
     f.flush()
-    time.sleep(0.05)
+    print(f"half-written {getattr(f, 'name', '?')}", flush=True)
+    time.sleep(float(os.environ["CHARRNN_SLOW_DISK"]))  # the pause of a slow disk
     f.write(data[len(data) // 2 :])
 
 
+def evaluate_and_save(self, train_loss):
+    print(f"evaluating {self.pos.step}", flush=True)
+    return real_evaluate_and_save(self, train_loss)
+
+
+def slow_evaluate(model, batches, start=None, should_stop=None, dist=trainer.SINGLE):
+    def slowly():
+        time.sleep(0.01)
+        return should_stop()
+
+    return real_evaluate(model, batches, start, slowly, dist)
+
+
 trainer.Trainer.train_step = train_step
+trainer.Trainer._evaluate_and_save = evaluate_and_save
+if os.environ.get("CHARRNN_SLOW_EVAL"):
+    trainer.evaluate = slow_evaluate
 if os.environ.get("CHARRNN_SLOW_DISK"):
     torch.save = slow_save
 sys.argv[0] = "charrnn"

@@ -1,0 +1,157 @@
+"""Soundness from a cold start: training restarts streams cold, the check sees runaways, validation
+agrees with `score`, and `sample` flags a sample whose characters show a runaway."""
+
+import json
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import drain, make_text, make_trainer
+
+from charrnn import checkpoint, coldstart, data
+from charrnn.cli import cli
+from charrnn.model import restart_streams
+from charrnn.sampler import SampleConfig, Sampler
+from charrnn.scoring import score_text
+from charrnn.trainer import EvalEvent, Validation
+
+
+@pytest.fixture(scope="session")
+def long_text() -> str:
+    """Long enough for a validation split whose streams leave room for the check's windows."""
+    return make_text(60_000, seed=5)
+
+
+@pytest.fixture(scope="session")
+def mid_epoch(tmp_path_factory, long_text):
+    """A tiny model trained 300 steps: about a third of its first epoch (843 batches)."""
+    trainer = make_trainer(long_text, tmp_path_factory.mktemp("mid") / "mid", max_steps=300)
+    trainer.config.eval_every = 100
+    events = drain(trainer)
+    assert trainer.pos.epoch == 0 and trainer.pos.batch == 300
+    return trainer, [e.record for e in events if isinstance(e, EvalEvent)]
+
+
+def test_restart_streams_zeroes_exactly_the_chosen_rows():
+    state = (torch.randn(2, 5, 3), torch.randn(2, 5, 3))
+    rows = torch.tensor([False, True, False, False, True])
+    h, c = restart_streams(state, rows)
+    for new, old in ((h, state[0]), (c, state[1])):
+        assert torch.equal(new[:, rows], torch.zeros(2, 2, 3))
+        assert torch.equal(new[:, ~rows], old[:, ~rows])
+
+
+def test_training_meets_cold_starts_all_through_an_epoch(long_text, tmp_path):
+    """The root of the runaway: without restarts a stream meets a zero state only at the start of
+    an epoch. With them, zero states arrive mid-epoch at the configured rate."""
+    trainer = make_trainer(long_text, tmp_path / "r", max_steps=400, cold_start_prob=1 / 16)
+    seen = []  # per step: how many streams began it from an all-zero state
+    forward = trainer.net
+
+    def spy(x, state):
+        if trainer.pos.batch > 0:  # an epoch's first batch starts every stream cold anyway
+            seen.append(int((state[0].abs().sum(dim=(0, 2)) == 0).sum()))
+        return forward(x, state)
+
+    trainer.net = spy
+    drain(trainer)
+    restarts, expected = sum(seen), len(seen) * trainer.config.batch_size / 16
+    assert len(seen) == 399 and 0.6 * expected < restarts < 1.4 * expected  # ~100, binomial
+    assert sum(seen[:200]) > 0 and sum(seen[200:]) > 0  # early and late in the epoch alike
+
+
+def test_a_model_in_the_middle_of_its_first_epoch_is_sound_from_a_cold_start(mid_epoch, long_text):
+    trainer, records = mid_epoch
+    assert len(records) == 3
+    for r in records:  # the check ran at every evaluation, on every position it asks for
+        assert r["cold_start"]["starts"] == 256
+        assert r["cold_start"]["runaways"] == 0 and r["cold_start"]["runaways_lead_in"] == 0
+        assert r["val_runaway_streams"] == 0 and r["val_worst"] >= r["val_loss"]
+    assert abs(records[-1]["cold_start"]["gap_lead_in"]) < 0.05
+    # and what it writes has the corpus's characters, from any seed, with or without a prime
+    vocab = trainer.vocab
+    counts = data.char_counts(data.encode(long_text, vocab), len(vocab))
+    for seed, prime in [(1, ""), (2, ""), (3, "ANNA:"), (4, "ww"), (5, "the mat")]:
+        s = Sampler(trainer.model, vocab, SampleConfig(temperature=1.0, seed=seed))
+        s.prime(prime)
+        text = "".join(chars[0] for chars in s.generate(300))
+        surprise = coldstart.char_surprise(text, vocab, counts)
+        assert surprise < 0.5, (seed, prime, surprise, text)
+
+
+def test_validation_agrees_with_score_of_the_same_text(mid_epoch):
+    trainer, records = mid_epoch
+    val_text = trainer.vocab.decode(trainer.val_batches.ids.tolist())
+    model = checkpoint.restore_model(*[checkpoint.load(trainer.run_dir.last)] * 1, "last")[0]
+    scored = score_text(model, trainer.vocab, val_text) / len(val_text)
+    assert records[-1]["val_loss"] == pytest.approx(scored, abs=0.05)
+
+
+def test_the_check_counts_a_start_that_runs_away(mid_epoch):
+    """Warm losses far below what a cold read achieves make every start a runaway; equal ones
+    make none: the counting, not the model, under test."""
+    trainer, _ = mid_epoch
+    ids = trainer.val_batches.ids
+    real = coldstart.check(trainer.model, trainer.vocab, ids, _evaluation(trainer))
+    assert real.starts == 256 and real.runaways == 0
+    fake = _evaluation(trainer)
+    fake.nats = fake.nats - 2 * coldstart.RUNAWAY_NATS  # the warm reads, much better than they are
+    report = coldstart.check(trainer.model, trainer.vocab, ids, fake)
+    assert report.starts == 256
+    assert report.runaways == 256 and report.runaways_lead_in == 256
+    assert report.gap == pytest.approx(real.gap + 2 * coldstart.RUNAWAY_NATS, abs=1e-4)
+
+
+def test_the_check_reads_only_warm_windows_within_one_stream():
+    # two streams of 1,000 targets each; the second ran away (context -1: no warm reference)
+    context = torch.cat([torch.arange(1000), torch.full((1000,), -1)]).int()
+    starts = coldstart._positions(context, 500, skip=100, span=200, min_context=300, seed=0)
+    first_scored = starts + 100
+    assert len(starts) == 500 and len(set(starts.tolist())) == 500
+    assert first_scored.min() >= 300 and (first_scored + 199).max() <= 999
+    again = coldstart._positions(context, 500, skip=100, span=200, min_context=300, seed=0)
+    assert torch.equal(starts, again)  # the same positions at every evaluation
+    too_short = torch.arange(400).int()
+    assert len(coldstart._positions(too_short, 256, 100, 200, 300, 0)) == 0
+
+
+def test_char_surprise_tells_corpus_like_text_from_garbage(long_text):
+    vocab = data.CharVocab.from_text(long_text + "$&Q")
+    counts = data.char_counts(data.encode(long_text + "$&Q", vocab), len(vocab))
+    assert abs(coldstart.char_surprise(long_text[:500], vocab, counts)) < 0.3
+    assert coldstart.char_surprise("$&Q" * 100, vocab, counts) > 5
+    assert coldstart.char_surprise("$&Q", vocab, counts) is None  # too short to judge
+    assert coldstart.looks_runaway("$&Q" * 100, vocab, None) is None  # older checkpoints
+
+
+def test_sample_flags_a_runaway_on_stderr_and_in_json(mid_epoch, tmp_path):
+    trainer, _ = mid_epoch
+    payload = checkpoint.load(trainer.run_dir.last)
+    good = tmp_path / "good.pt"
+    checkpoint.save(payload, good)
+    # The same model, told that its corpus is all spaces: everything it writes is "rare".
+    vocab = trainer.vocab
+    payload["corpus"]["char_counts"] = [10**6 if ch == " " else 0 for ch in vocab.chars]
+    odd = tmp_path / "odd.pt"
+    checkpoint.save(payload, odd)
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["sample", "-c", str(good), "-l", "200", "-s", "1"])
+    assert ok.exit_code == 0 and ok.stderr == "" and len(ok.stdout) == 200
+    bad = runner.invoke(cli, ["sample", "-c", str(odd), "-l", "200", "-s", "1"])
+    assert bad.exit_code == 0 and bad.stdout == ok.stdout  # the text is still written
+    assert bad.stderr.startswith("Warning: the sample looks like a runaway")
+    both = runner.invoke(cli, ["sample", "-c", str(odd), "-n", "2", "-l", "200", "--json"])
+    lines = [json.loads(line) for line in both.stdout.splitlines()]
+    assert [x["runaway"] for x in lines] == [True, True]
+    assert both.stderr.count("Warning: sample") == 2
+    clean = runner.invoke(cli, ["sample", "-c", str(good), "-n", "2", "-l", "200", "--json"])
+    assert [json.loads(x)["runaway"] for x in clean.stdout.splitlines()] == [False, False]
+
+
+def _evaluation(trainer) -> Validation:
+    from charrnn.trainer import evaluate
+
+    result = evaluate(trainer.model, trainer.val_batches, trainer.lead_in)
+    assert math.isfinite(result.loss)
+    return result
