@@ -14,9 +14,11 @@ it and no code in it ever runs:
 
 from __future__ import annotations
 
+import codecs
 import pickle
 import re
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -48,24 +50,55 @@ def load(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is a folder; pass a checkpoint file or a run folder")
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    if reason := _not_a_torch_archive(path):
+        raise CheckpointError(f"{path} is not a charrnn checkpoint ({reason})")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols on foreign files
             warnings.simplefilter("ignore")
             # mmap: only the tensors used are read (sampling never touches the optimizer state)
             payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
     except pickle.UnpicklingError as e:
         if found := re.search(r"GLOBAL ([\w.]+)", str(e)):
             raise CheckpointError(
                 f"{path} was refused: it asks to load {found.group(1)}, which is code, not data "
                 "(charrnn checkpoints hold only tensors and plain values); nothing in it was run"
             ) from None
-        raise CheckpointError(f"{path} is not a readable checkpoint (not a torch file)") from None
-    except Exception as e:  # garbage can fail anywhere in the parser; weights_only ran no code
-        detail = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated or corrupted: {detail})"
+            f"{path} is not a charrnn checkpoint (its data is not a torch pickle)"
+        ) from None
+    except Exception as e:  # garbage can fail anywhere in the parser; weights_only ran no code
+        raise CheckpointError(
+            f"{path} is not a charrnn checkpoint (corrupted: {_gist(e)})"
         ) from None
     return validate(payload, path)
+
+
+def _not_a_torch_archive(path: Path) -> str | None:
+    """Why `path` cannot be a checkpoint at all (torch saves zip archives), or None if it may be."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+        whole = zipfile.is_zipfile(path)  # its end (the central directory) is there
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    if head.startswith(b"PK\x03\x04"):  # where torch looks for a zip archive: its start
+        return None if whole else "a zip archive cut short: the file is truncated"
+    if not head:
+        return "the file is empty"
+    try:  # incremental: a character cut at byte 512 is not an error
+        text = b"\0" not in head and codecs.getincrementaldecoder("utf-8")().decode(head) != ""
+    except UnicodeDecodeError:
+        text = False
+    return "a text file, not a torch archive" if text else "not a torch archive"
+
+
+def _gist(e: Exception) -> str:
+    """The first sentence of an error from torch's parser (its later ones advise developers)."""
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    first = first.split(". ")[0].rstrip(".")
+    return first if len(first) <= 150 else first[:149] + "…"
 
 
 def validate(payload: Any, path: Path) -> dict[str, Any]:

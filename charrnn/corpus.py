@@ -8,9 +8,12 @@ No torch, no printing: downloads report progress through a callback the caller s
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 import json
 import os
+import re
+import stat
 import sys
 import sysconfig
 import urllib.error
@@ -22,7 +25,14 @@ from pathlib import Path
 from charrnn.errors import CorpusError
 from charrnn.fsutil import atomic_write
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; stale temporaries are then left for `corpus cache --clear`
+    fcntl = None
+
 CHUNK = 1 << 24  # bytes read at a time: a corpus of any size streams through a fixed buffer
+SNIFF = 8192  # bytes of a file in a folder that decide whether it is text (git reads 8000)
+ENCODINGS = "any text encoding Python knows, e.g. utf-8, utf-16, latin-1 or cp1252"
 Progress = Callable[[int, int | None], None]  # (bytes done, bytes in all or None)
 
 
@@ -71,6 +81,7 @@ class Sources:
     name: str  # a default run name
     origins: list[str]  # one per spec: absolute path, catalog name, or "-" (kept in checkpoints)
     encoding: str = "utf-8"
+    skipped: list[str] = field(default_factory=list)  # files of folders left out as not text
 
     def text_chunks(self) -> Iterator[str]:
         """The whole corpus as normalised text, in pieces; files joined so none runs into the next
@@ -107,31 +118,14 @@ def decode_bytes(data: bytes, label: str, encoding: str = "utf-8") -> str:
 def decode_chunks(chunks: Iterable[bytes], label: str, encoding: str = "utf-8") -> Iterator[str]:
     """Decode a file arriving in chunks, as decode_bytes does the whole: errors name the offset
     in the file, a \\r\\n split across two chunks is still one line end."""
-    utf8 = _codec(encoding) in ("utf-8", "utf-8-sig")
-    decoder = codecs.getincrementaldecoder("utf-8-sig" if utf8 else encoding)("strict")
-    offset, first, cr = 0, True, False  # bytes read before this chunk; a \\r held back
+    decoder = Decoder(label, encoding)
+    first, cr = True, False  # a \\r held back
     for chunk in _then_none(chunks):  # None: the end, to flush the decoder
         final = chunk is None
-        chunk = b"" if final else chunk
-        if utf8 and b"\x00" in chunk:
-            raise CorpusError(
-                f"{label} looks like a binary file (NUL byte at offset {offset + chunk.index(0)}); "
-                "train on text files, or pass --encoding if it is UTF-16 or UTF-32 text"
-            )
-        held = len(decoder.getstate()[0])  # bytes of a character split across chunks
-        try:
-            text = decoder.decode(chunk, final)
-        except UnicodeDecodeError as e:
-            at = offset - held + e.start
-            raise CorpusError(
-                f"{label} is not valid {encoding} text: byte 0x{e.object[e.start]:02x} at offset "
-                f"{at} cannot be decoded; pass --encoding (e.g. --encoding latin-1) "
-                "if the file uses another encoding"
-            ) from None
-        offset += len(chunk)
+        text = decoder.decode(b"" if final else chunk, final)
         if first and text:
             first = False
-            if text.startswith("\ufeff"):  # a BOM that survived a non-UTF-8 codec (utf-16)
+            if text.startswith("\ufeff"):  # a byte-order mark, whatever the encoding
                 text = text[1:]
         if cr:
             text = "\r" + text
@@ -142,16 +136,82 @@ def decode_chunks(chunks: Iterable[bytes], label: str, encoding: str = "utf-8") 
             yield text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+class Decoder:
+    """Incremental strict decoding whose errors name the file and the byte offset in it."""
+
+    def __init__(self, label: str, encoding: str = "utf-8"):
+        codec = text_encoding(encoding)
+        # utf-8-sig counts error offsets after the BOM it drops: decode_chunks drops it instead
+        self.decoder = codecs.getincrementaldecoder("utf-8" if codec == "utf-8-sig" else codec)()
+        self.label, self.encoding, self.offset = label, codec, 0  # offset: bytes decoded so far
+        self.nul_is_text = _nul_is_text(codec)
+
+    def decode(self, chunk: bytes, final: bool = False) -> str:
+        if not self.nul_is_text and b"\x00" in chunk:
+            raise CorpusError(
+                f"{self.label} looks like a binary file (NUL byte at offset "
+                f"{self.offset + chunk.index(0)}); train on text files, or pass --encoding if it "
+                "is UTF-16 or UTF-32 text"
+            )
+        start = self.offset - len(self.decoder.getstate()[0])  # of the bytes held back, if any
+        try:
+            text = self.decoder.decode(chunk, final)
+        except UnicodeError as e:  # incl. UTF-16/32 without a byte-order mark, and codec bugs
+            raise CorpusError(self._undecodable(e, start)) from None
+        self.offset += len(chunk)
+        return text
+
+    def _undecodable(self, e: UnicodeError, start: int) -> str:
+        what = f"{self.label} is not valid {self.encoding} text"
+        if isinstance(e, UnicodeDecodeError) and e.start < len(e.object):
+            return (
+                f"{what}: byte 0x{e.object[e.start]:02x} at offset {start + e.start} cannot be "
+                "decoded; pass --encoding (e.g. --encoding latin-1) if the file uses another "
+                "encoding"
+            )
+        if self.encoding in ("utf-16", "utf-32") and "BOM" in str(e):
+            return (
+                f"{what}: it does not start with a byte-order mark (offset 0); pass --encoding "
+                f"{self.encoding}-le or --encoding {self.encoding}-be for its byte order"
+            )
+        return f"{what}: {str(e).rstrip('.')} (at offset {start}); pass --encoding for its encoding"
+
+
 def _then_none(chunks: Iterable[bytes]) -> Iterator[bytes | None]:
     yield from chunks
     yield None
 
 
-def _codec(encoding: str) -> str:
+def text_encoding(name: str) -> str:
+    """The canonical name of text encoding `name`; CorpusError for an unknown name or a codec
+    that does not turn bytes into text (hex, base64, rot13, zlib...)."""
     try:
-        return codecs.lookup(encoding).name
-    except LookupError:
-        raise CorpusError(f"unknown encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        raise CorpusError(f"unknown encoding {name!r}; use {ENCODINGS}") from None
+    if not info._is_text_encoding:  # the flag Python's own str.encode checks
+        raise CorpusError(f"{name!r} is not a text encoding; use {ENCODINGS}")
+    return info.name
+
+
+def _nul_is_text(codec: str) -> bool:
+    """True for encodings whose text holds NUL bytes (UTF-16, UTF-32): there NUL is not binary."""
+    try:
+        return b"\x00" in "a".encode(codec)
+    except UnicodeError:
+        return False
+
+
+def sniff(src: Source, encoding: str) -> str | None:
+    """Why a file is not text in `encoding` (a NUL byte, or bytes that do not decode), or None if
+    it is: judged on its first block, as grep and git do."""
+    with contextlib.closing(src.chunks(SNIFF)) as chunks:
+        head = next(chunks, b"")
+    try:
+        Decoder(src.label, encoding).decode(head, final=len(head) < SNIFF)
+    except CorpusError as e:
+        return str(e)
+    return None
 
 
 def _text_files(folder: Path) -> list[Path]:
@@ -197,14 +257,57 @@ def catalog_path() -> Path:
 
 
 def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
-    """name -> entry, in catalog order."""
+    """name -> entry, in catalog order; a catalog that is not as documented is a CorpusError."""
     path = path or catalog_path()
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        entries = [CatalogEntry(**e) for e in raw["corpora"]]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CorpusError(f"cannot read the corpus catalog {path}: {e}") from None
+    except (OSError, ValueError, RecursionError) as e:
+        reason = getattr(e, "strerror", None) or e
+        raise CorpusError(f"cannot read the corpus catalog {path}: {reason}") from None
+    try:
+        entries = _catalog_entries(raw)
+    except ValueError as e:
+        raise CorpusError(
+            f"the corpus catalog {path} is malformed: {e}; fix it, or point CHARRNN_CATALOG "
+            "at a good one"
+        ) from None
     return {e.name: e for e in entries}
+
+
+_FIELDS = {"name": str, "description": str, "size": int, "licence": str, "url": str}
+_FIELDS |= {"sha256": str, "builtin": bool}
+_REQUIRED = ("name", "description", "size", "licence")
+
+
+def _catalog_entries(raw) -> list[CatalogEntry]:
+    """The entries of a parsed catalog, checked field by field (ValueError says what is wrong)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("corpora"), list):
+        raise ValueError('it must be a JSON object with a list "corpora"')
+    entries = []
+    for i, e in enumerate(raw["corpora"], 1):
+        what = f"entry {i}" + (f" ({e['name']!r})" if isinstance(e, dict) and "name" in e else "")
+        if not isinstance(e, dict):
+            raise ValueError(f"{what} is not a JSON object")
+        if unknown := sorted(set(e) - set(_FIELDS)):
+            raise ValueError(f"{what} has an unknown field {unknown[0]!r}")
+        if missing := [k for k in _REQUIRED if k not in e]:
+            raise ValueError(f"{what} has no {missing[0]!r}")
+        for k, v in e.items():
+            if not isinstance(v, _FIELDS[k]) or (_FIELDS[k] is int and isinstance(v, bool)):
+                raise ValueError(f"{what}: {k!r} must be a {_FIELDS[k].__name__}, not {v!r}")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", e["name"]):
+            raise ValueError(f"{what}: the name may hold only letters, digits, '.', '_' and '-'")
+        if e["size"] <= 0:
+            raise ValueError(f"{what}: 'size' must be more than zero")
+        if e.get("builtin"):
+            if e["name"] not in BUILTINS:
+                raise ValueError(f"{what} is not a built-in corpus ({', '.join(BUILTINS)} are)")
+        elif not e.get("url") or not re.fullmatch(r"[0-9a-f]{64}", e.get("sha256", "")):
+            raise ValueError(f"{what} needs a 'url' and a 'sha256' (64 hex digits), or 'builtin'")
+        if e["name"] in {x.name for x in entries}:
+            raise ValueError(f"{what} repeats the name {e['name']!r}")
+        entries.append(CatalogEntry(**e))
+    return entries
 
 
 def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None) -> Path:
@@ -216,12 +319,61 @@ def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CorpusError(f"cannot create the corpus cache {cache_dir}: {e.strerror}") from None
-    if entry.builtin:
-        text = build_builtin(entry.name, entry.size).encode("utf-8")
-        atomic_write(target, lambda f: f.write(text))
-    else:
-        download(entry, target, progress)
+    with cache_writing(cache_dir, f".{target.name}.*.tmp"):  # the folder may hold others' files
+        if entry.builtin:
+            text = build_builtin(entry.name, entry.size).encode("utf-8")
+            atomic_write(target, lambda f: f.write(text))
+        else:
+            download(entry, target, progress)
     return target
+
+
+@contextlib.contextmanager
+def cache_writing(folder: Path, temporaries: str = ".*.tmp") -> Iterator[int]:
+    """Write files into cache `folder` (made already) under a shared lock on it; when no other
+    process is writing there, first remove the temporaries (files matching the glob pattern
+    `temporaries`) a killed writer left; yields the bytes that freed.
+
+    Every writer holds the folder's flock shared, so an exclusive one, got without waiting, proves
+    that every `.NAME.*.tmp` of atomic_write in it is stale. The kernel drops the lock of a dead
+    process, even one killed by SIGKILL.
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # the writes that follow will say what is wrong with the folder
+        yield 0
+        return
+    try:
+        freed = sweep_temporaries(folder, temporaries) if _try_lock(fd) else 0
+        if fcntl:
+            with contextlib.suppress(OSError):  # a file system without flock: no sweeping
+                fcntl.flock(fd, fcntl.LOCK_SH)  # (converts the exclusive lock, if we had it)
+        yield freed
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def sweep_temporaries(folder: Path, pattern: str = ".*.tmp") -> int:
+    """Remove atomic_write's temporaries in `folder` (call only when no writer is at work there);
+    returns the bytes freed."""
+    freed = 0
+    for tmp in folder.glob(pattern):
+        with contextlib.suppress(OSError):
+            size = tmp.stat().st_size
+            tmp.unlink()
+            freed += size
+    return freed
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the exclusive lock on `fd` if no one holds any; False if someone does (or no flock)."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
 
 
 def download(entry: CatalogEntry, target: Path, progress: Progress | None = None) -> None:
@@ -259,9 +411,9 @@ def download(entry: CatalogEntry, target: Path, progress: Progress | None = None
 
 def build_builtin(name: str, size: int) -> str:
     """Build a built-in corpus offline from files every Python installation has."""
-    if name != "pystdlib":
+    if name not in BUILTINS:
         raise CorpusError(f"unknown built-in corpus {name!r}")
-    return python_stdlib_text(size)
+    return BUILTINS[name](size)
 
 
 def python_stdlib_text(size: int) -> str:
@@ -291,6 +443,9 @@ def python_stdlib_text(size: int) -> str:
     return "".join(parts).replace("\r\n", "\n").replace("\r", "\n")
 
 
+BUILTINS = {"pystdlib": python_stdlib_text}  # built-in corpus name -> its builder(size)
+
+
 # ---------------------------------------------------------------------------------------------
 # What the user typed -> Sources to stream (or, for small texts, a Corpus in memory)
 
@@ -302,16 +457,30 @@ def resolve(
     stdin: bytes | None = None,
     progress: Progress | None = None,
 ) -> Sources:
-    """Find every source (a file, a folder of text files, "-" for stdin, or a catalog name)."""
+    """Find every source: a file, a folder of text files (others are skipped: see sniff), "-" for
+    stdin, a named pipe (read once, whole, like stdin), or a catalog name."""
     if not specs:
         raise CorpusError("no corpus given; pass a text file, a folder, '-' for stdin, or a name")
-    _codec(encoding)
-    files, origins = [], []
+    encoding = text_encoding(encoding)
+    files, origins, skipped = [], [], []
     for spec in specs:
-        found, origin = _resolve_one(spec, cache_dir, stdin, progress)
+        found, origin, left_out = _resolve_one(spec, cache_dir, encoding, stdin, progress)
         files += found
+        skipped += left_out
         origins.append(origin)
-    return Sources(files, _default_name(specs[0]), origins, encoding)
+    return Sources(files, _default_name(specs[0]), origins, encoding, skipped)
+
+
+def _text_only(found: list[Source], encoding: str, folder: Path) -> tuple[list[Source], list[str]]:
+    """The files of a folder that are text, and the labels of those that are not."""
+    why = {src.label: sniff(src, encoding) for src in found}
+    text = [src for src in found if why[src.label] is None]
+    if not text:
+        raise CorpusError(
+            f"the folder {folder} holds no {encoding} text files to train on: "
+            f"{len(found)} skipped, e.g. {why[found[0].label]}"
+        )
+    return text, [label for label, reason in why.items() if reason is not None]
 
 
 def load_corpus(
@@ -334,32 +503,56 @@ def empty_message(specs: Sequence[str]) -> str:
     return f"the corpus is empty ({what}); give it some text to learn from"
 
 
-def _resolve_one(spec, cache_dir, stdin, progress) -> tuple[list[Source], str]:
+def _resolve_one(spec, cache_dir, encoding, stdin, progress) -> tuple[list[Source], str, list]:
+    """The files of one spec, its origin, and the files of a folder skipped as not text."""
     if spec == "-":
         if stdin is None:
             raise CorpusError("'-' means standard input, but none was given")
-        return [Source("standard input", data=stdin)], "-"
+        return [Source("standard input", data=stdin)], "-", []
     path = Path(spec).expanduser()
-    if path.is_dir():
+    mode = _mode(path)
+    if stat.S_ISDIR(mode):
         files = _text_files(path)
         if not files:
             raise CorpusError(f"the folder {path} holds no files to train on")
-        return [Source(str(f), path=f) for f in files], str(path.resolve())
-    if path.is_file():
-        return [Source(str(path), path=path)], str(path.resolve())
+        text, skipped = _text_only([Source(str(f), path=f) for f in files], encoding, path)
+        return text, str(path.resolve()), skipped
+    if stat.S_ISREG(mode):
+        return [Source(str(path), path=path)], str(path.resolve()), []
+    if stat.S_ISFIFO(mode):  # a pipe or <(...) can be read only once: read it whole, as stdin
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
+        return [Source(str(path), data=data)], os.path.abspath(path), []
+    if mode:
+        raise CorpusError(
+            f"{path} is not a file, a folder or a pipe; to train on a stream, pipe it in "
+            "and use - to read standard input"
+        )
     catalog = load_catalog()
     if spec in catalog:
         target = fetch(catalog[spec], cache_dir, progress)
-        return [Source(str(target), path=target)], spec
-    if path.exists():
-        raise CorpusError(f"{path} is neither a file nor a folder")
+        return [Source(str(target), path=target)], spec, []
     raise CorpusError(
         f"no such file, folder or corpus: {spec!r}; `charrnn corpus list` shows the named corpora"
     )
 
 
+def _mode(path: Path) -> int:
+    """What `path` is (stat's st_mode, following links), or 0 where nothing is."""
+    try:
+        return path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the name
+        return 0
+    except OSError as e:
+        raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
+
+
 def _default_name(spec: str) -> str:
     if spec == "-":
         return "stdin"
+    if spec.startswith(("/dev/fd/", "/proc/")):  # <(...): its name is a number
+        return "pipe"
     name = Path(spec.rstrip("/\\")).stem
     return name or "corpus"

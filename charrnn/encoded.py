@@ -13,7 +13,6 @@ size, checksum or metadata) is rebuilt, never trusted.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import zlib
@@ -23,13 +22,13 @@ from pathlib import Path
 
 import torch
 
-from charrnn.corpus import CHUNK, Sources, empty_message
+from charrnn.corpus import CHUNK, Sources, cache_writing, empty_message
 from charrnn.data import check_vocab, code_points, encode, id_dtype
-from charrnn.errors import CorpusError
+from charrnn.errors import CorpusError, VocabError
 from charrnn.fsutil import atomic_write
 from charrnn.tokenizer import CharVocab
 
-FORMAT = 1  # bump when the layout or the decoding rules change: old entries are then misses
+FORMAT = 2  # bump when the layout or the decoding rules change: old entries are then misses
 Progress = Callable[[str, int, int], None]  # (phase, done, total) in bytes
 _DTYPES = {"uint8": torch.uint8, "int16": torch.int16, "int32": torch.int32}
 _MAX_CODE_POINT = 0x10FFFF
@@ -67,7 +66,8 @@ def encode_corpus(
         except _Damaged as e:
             rebuilt = str(e)
     _mkdir(folder)
-    meta = _build(sources, key, meta_path, ids_path, progress)
+    with cache_writing(folder):  # removes what an encoding killed midway left
+        meta = _build(sources, key, meta_path, ids_path, progress)
     ids = _map(ids_path, meta)
     return _result(ids, meta, sources, key, hit=False, rebuilt=rebuilt)
 
@@ -120,6 +120,7 @@ def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress
         "ids_crc32": crc,
         "sources": sources.origins,  # for `charrnn corpus cache` only: the key is the content
     }
+    meta["meta_sha256"] = _seal(meta)
     _write(meta_path, lambda f: f.write(json.dumps(meta).encode()))
     return meta
 
@@ -163,6 +164,10 @@ class _Damaged(Exception):
     """A cache entry that cannot be trusted (internal: it is rebuilt)."""
 
 
+# Metadata that cannot be read, or JSON of another shape (a list, a string length, Infinity...)
+_UNREADABLE = (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError, VocabError)
+
+
 def _open(key: str, meta_path: Path, ids_path: Path, progress) -> tuple[torch.Tensor, dict]:
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -175,13 +180,21 @@ def _open(key: str, meta_path: Path, ids_path: Path, progress) -> tuple[torch.Te
         size = ids_path.stat().st_size
     except _Damaged:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except _UNREADABLE as e:
         raise _Damaged(f"its metadata is unreadable ({type(e).__name__})") from None
     if size != n * dtype.itemsize:
         raise _Damaged(f"its ids file has {size:,} bytes, not {n * dtype.itemsize:,}")
     if _crc32(ids_path, progress) != meta.get("ids_crc32"):
         raise _Damaged("its ids file fails its checksum")
+    if _seal(meta) != meta.get("meta_sha256"):  # e.g. a vocabulary that still looks like one
+        raise _Damaged("its metadata fails its checksum")
     return _map(ids_path, meta), meta
+
+
+def _seal(meta: dict) -> str:
+    """The SHA-256 of the metadata but this checksum itself, so no damaged field is trusted."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def _crc32(path: Path, progress) -> int:
@@ -251,21 +264,36 @@ def cache_entries(cache_dir: Path) -> list[CacheEntry]:
         meta_path = ids.with_suffix(".json")
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            chars, sources = int(meta["length"]), list(meta.get("sources", []))
-        except (OSError, ValueError, KeyError, TypeError):
+            chars, sources = int(meta["length"]), [str(s) for s in meta.get("sources", [])]
+        except _UNREADABLE:
             chars, sources = None, []
-        size = ids.stat().st_size + (meta_path.stat().st_size if meta_path.exists() else 0)
+        size = sum(_size(p) for p in (ids, meta_path))
         entries.append(CacheEntry(ids.stem, ids, size, chars, sources))
     return sorted(entries, key=lambda e: -e.size)
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # gone meanwhile (another process cleared the cache), or never written
+        return 0
+
+
 def clear_cache(cache_dir: Path) -> int:
-    """Delete every encoded corpus (a training run that has one mapped keeps reading it); returns
-    the bytes freed. Downloaded corpora are kept."""
-    freed = 0
-    for e in cache_entries(cache_dir):
-        for path in (e.ids_path, e.ids_path.with_suffix(".json")):
-            with contextlib.suppress(FileNotFoundError):
-                freed += path.stat().st_size
-                path.unlink()
+    """Delete every encoded corpus (a training run that has one mapped keeps reading it), and
+    what killed encodings left; returns the bytes freed. Downloaded corpora are kept."""
+    folder = cache_dir / "encoded"
+    if not folder.is_dir():
+        return 0
+    with cache_writing(folder) as freed:
+        for e in cache_entries(cache_dir):
+            for path in (e.ids_path, e.ids_path.with_suffix(".json")):
+                size = _size(path)
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                except OSError as err:
+                    raise CorpusError(f"cannot delete {path}: {err.strerror or err}") from None
+                freed += size
     return freed

@@ -1,19 +1,20 @@
 """Sampling text from a trained CharLSTM, one character at a time with the state carried.
 
-Priming reads the whole prime in one forward pass; after that each new character costs one step
-(O(1) work: the prefix is never read again, its memory is the (h, c) state). N samples run as one
-batch of N streams. Sample i draws its randomness from its own torch.Generator, seeded seed + i, by
-inverse-CDF sampling, so the same seed gives the same text, and sample i of a batch is the text
-`--seed seed+i` gives alone.
+Priming reads the prime a few thousand characters per forward pass; after that each new character
+costs one step (O(1) work: the prefix is never read again, its memory is the (h, c) state). N
+samples run as one batch of N streams. Sample i draws its randomness from its own torch.Generator,
+seeded seed + i, by inverse-CDF sampling, so the same seed gives the same text, and sample i of a
+batch is the text `--seed seed+i` gives alone.
 
-Why a lead-in: stateful training carries the state across batches, so the model sees a blank
-(all-zero) state only where a stream starts, a few dozen times an epoch. Primed straight from a
-blank state with a short text ("ROMEO:") it is out of its depth and writes noise. So the sampler
-first reads a paragraph break, the way most texts in a corpus start, and only then the prime.
+Why a lead-in: a sample starts from a blank (all-zero) state, which stateful training meets only
+where a stream (re)starts cold (TrainConfig.cold_start_prob). So the sampler first reads a
+paragraph break, the way most texts in a corpus start, and only then the prime: the first
+characters then read like the start of a paragraph, not like the middle of one.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
@@ -23,6 +24,12 @@ import torch.nn.functional as F
 from charrnn.errors import ConfigError
 from charrnn.model import CharLSTM, Stepper
 from charrnn.tokenizer import CharVocab
+
+# Seeds go into JSON; up to 2^53-1 every JSON reader (an IEEE double) keeps them exactly.
+MAX_SEED = 2**53 - 1
+# Multiply-adds per step from which a sampling step is worth sharing among threads (see
+# sampling_threads): -n 64 of a 1x512 model, about.
+PARALLEL_MACS = 64_000_000
 
 
 @dataclass
@@ -47,6 +54,10 @@ class SampleConfig:
             raise ConfigError(f"--top-p must be in (0, 1], not {self.top_p}")
         if self.num_samples < 1:
             raise ConfigError(f"--num-samples must be at least 1, not {self.num_samples}")
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED - self.num_samples + 1:
+            raise ConfigError(
+                f"--seed must be 0 to 2^53-1 for every sample (seed+i), not {self.seed}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,23 +77,31 @@ class Sampler:
         self.model, self.vocab, self.config = model.eval(), vocab, config
         self.device = model.head.weight.device
         n = config.num_samples
-        base = config.seed if config.seed is not None else int(torch.seed() % 2**62)
+        base = config.seed if config.seed is not None else torch.seed() % (MAX_SEED - n + 2)
         self.seeds = [base + i for i in range(n)]
         self.generators = [torch.Generator(self.device).manual_seed(s) for s in self.seeds]
         self._uniforms = torch.empty(n, 0)  # (N, k): drawn a block at a time, used one per step
         self._step = Stepper(model, n) if fast else None  # fast=False: the reference model.step
+        self.threads = sampling_threads(model, n)
         self.track_logprob = track_logprob
         self.h: list[torch.Tensor] = []  # per layer (N, H)
         self.c: list[torch.Tensor] = []
         self.logits: torch.Tensor | None = None  # (N, V): odds for the next character
-        self.logprob = torch.zeros(n, dtype=torch.float64)  # model log-prob of what was generated
+        # (N, capacity): the model's log-prob of each generated character, so that a mean can
+        # cover exactly the characters a caller kept (a stop string cuts a sample short).
+        self._logprobs = torch.zeros(n, 0, dtype=torch.float64, device=self.device)
         self.count = 0
 
     @torch.inference_mode()
-    def prime(self, text: str) -> None:
-        """Read a lead-in, then `text`, in one pass; every sample starts from that state."""
+    def prime(self, text: str, chunk: int = 8192) -> None:
+        """Read a lead-in, then `text`; every sample starts from that state. Read `chunk`
+        characters per pass with the state carried, so a prime of any length fits in memory (one
+        pass over a few hundred thousand characters is more than oneDNN takes)."""
         idx = torch.tensor([self.vocab.encode(lead_in(self.vocab) + text)], device=self.device)
-        logits, (h, c) = self.model(idx, self.model.init_state(1))  # (1, P, V), (L, 1, H)
+        state = self.model.init_state(1)
+        for start in range(0, idx.shape[1], chunk):
+            logits, state = self.model(idx[:, start : start + chunk], state)  # (1, t, V)
+        h, c = state  # (L, 1, H)
         n = self.config.num_samples
         self.h = [x.expand(n, -1).contiguous() for x in h.unbind(0)]
         self.c = [x.expand(n, -1).contiguous() for x in c.unbind(0)]
@@ -94,10 +113,15 @@ class Sampler:
         if self.logits is None:
             self.prime("")
         chars = self.vocab.chars
-        for t in range(length):
-            idx = self.choose(self.logits, t)  # (N,)
-            yield [chars[i] for i in idx.tolist()]
-            self.logits = self._advance(idx)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(min(previous, self.threads))  # for this loop only
+        try:
+            for t in range(length):
+                idx = self.choose(self.logits, t)  # (N,)
+                yield [chars[i] for i in idx.tolist()]
+                self.logits = self._advance(idx)
+        finally:
+            torch.set_num_threads(previous)
 
     def _advance(self, idx: torch.Tensor) -> torch.Tensor:
         if self._step is not None:
@@ -110,10 +134,14 @@ class Sampler:
         """logits (N, V) -> ids (N,), by the temperature for step t, top-k and top-p."""
         c = self.config
         temperature = c.temperature[t % len(c.temperature)]
-        if temperature == 0:
+        # 0, or a temperature so small that it is 0 or a denormal in the logits' precision: greedy.
+        if temperature < torch.finfo(logits.dtype).tiny:
             idx = logits.argmax(-1)
         else:
-            z = logits / temperature
+            # Shifted first, so the likeliest character is at 0 and the rest below it: a tiny
+            # temperature takes the rest to -inf, which is greedy, where logits / T would overflow
+            # to inf, and softmax of inf is nan (then always the last character).
+            z = (logits - logits.amax(-1, keepdim=True)) / temperature
             if c.top_k is not None and c.top_k < z.shape[-1]:
                 kth = torch.topk(z, c.top_k, dim=-1).values[:, -1:]
                 z = z.masked_fill(z < kth, float("-inf"))
@@ -122,7 +150,11 @@ class Sampler:
                 probs = _nucleus(probs, c.top_p)
             idx = self._draw(probs)
         if self.track_logprob:
-            self.logprob += F.log_softmax(logits, -1).gather(1, idx[:, None])[:, 0].double()
+            if self.count == self._logprobs.shape[1]:  # grown by doubling: O(1) per step
+                more = self._logprobs.new_zeros(len(idx), max(self.count, UNIFORM_BLOCK))
+                self._logprobs = torch.cat([self._logprobs, more], 1)
+            logprob = F.log_softmax(logits, -1).gather(1, idx[:, None])[:, 0]
+            self._logprobs[:, self.count] = logprob.double()
         self.count += 1
         return idx
 
@@ -139,9 +171,12 @@ class Sampler:
         idx = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)[:, 0]
         return idx.clamp_(max=probs.shape[-1] - 1)
 
-    def mean_logprob(self) -> list[float]:
-        """Per sample: mean log-probability (nats) the model gave to each generated character."""
-        return (self.logprob / max(self.count, 1)).tolist()
+    def mean_logprob(self, lengths: Sequence[int] | None = None) -> list[float]:
+        """Per sample: mean log-probability (nats) the model gave to its generated characters, to
+        the first lengths[i] of them for sample i (default: all); 0.0 for none."""
+        if lengths is None:
+            lengths = [self.count] * len(self.seeds)
+        return [self._logprobs[i, :k].sum().item() / k if k else 0.0 for i, k in enumerate(lengths)]
 
 
 UNIFORM_BLOCK = 256  # random numbers drawn per generator at a time
@@ -195,3 +230,26 @@ def _nucleus(probs: torch.Tensor, p: float) -> torch.Tensor:
     before = sorted_probs.cumsum(-1) - sorted_probs  # mass of strictly more likely characters
     sorted_probs = sorted_probs.masked_fill(before >= p, 0.0)  # the likeliest always survives
     return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+
+
+def sampling_threads(model: CharLSTM, batch: int) -> int:
+    """Threads for sampling `batch` streams at once: one, unless a step is big enough to share
+    and other cores are free.
+
+    A step is a few small matrix products. Shared among threads, each ends at a barrier that waits
+    for the slowest thread, and a thread that another process has pushed off its core stalls every
+    step: -n 16 of a 1x512 model on 2 cores beside a busy process made 16,065 chars/s on one
+    thread and 2,529 on two (OMP_NUM_THREADS=1 was the users' cure).
+    """
+    c = model.config
+    h, v = c.hidden_size, model.head.weight.shape[0]
+    # Stepper's work per stream: layer 0's input is a table row; each upper layer reads [x, h].
+    macs = batch * (4 * h * h + (c.num_layers - 1) * 8 * h * h + v * h)
+    if macs < PARALLEL_MACS or model.head.weight.device.type != "cpu":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+        busy = os.getloadavg()[0]  # other processes running, on average over the last minute
+    except (AttributeError, OSError):  # not on this platform
+        cores, busy = os.cpu_count() or 1, 0.0
+    return max(1, min(torch.get_num_threads(), int(cores - busy)))

@@ -1,53 +1,74 @@
-"""How typical is a text for a model: bits per character, for a whole text or line by line."""
+"""How typical is a text for a model: bits per character, for a whole text or line by line.
+
+Texts and lines are read `chunk` positions (rows x characters) per forward pass, with the state
+carried from pass to pass: the (B, T, V) logits and the LSTM's buffers stay bounded, so a text, or
+a line, of any length costs time and no more memory than a short one (oneDNN refuses one sequence
+of a few hundred thousand characters).
+"""
 
 from __future__ import annotations
 
+import bisect
+
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
 
 from charrnn.model import CharLSTM
 from charrnn.sampler import lead_in
 from charrnn.tokenizer import CharVocab
 
+CHUNK = 8192
+
 
 @torch.inference_mode()
-def score_text(model: CharLSTM, vocab: CharVocab, text: str, chunk: int = 8192) -> float:
+def score_text(model: CharLSTM, vocab: CharVocab, text: str, chunk: int = CHUNK) -> float:
     """Total nats the model spends on `text` read in one go, after the sampler's lead-in."""
-    device = model.head.weight.device
-    context = torch.tensor(vocab.encode(lead_in(vocab)), device=device)
-    ids = torch.tensor(vocab.encode(text), device=device)
-    logits, state = model(context[None], model.init_state(1))  # (1, P, V)
-    total = F.cross_entropy(logits[0, -1:], ids[:1], reduction="sum") if len(ids) else 0.0
-    for start in range(0, len(ids) - 1, chunk):  # targets ids[start + 1 : start + chunk + 1]
-        x, y = ids[start : start + chunk], ids[start + 1 : start + chunk + 1]
-        logits, state = model(x[None, : len(y)], state)  # (1, t, V)
-        total += F.cross_entropy(logits[0], y, reduction="sum")
-    return float(total)
+    return float(_total_nats(model, vocab, [text], chunk)[0])
 
 
 @torch.inference_mode()
 def score_lines(
-    model: CharLSTM, vocab: CharVocab, lines: list[str], batch: int = 64
+    model: CharLSTM, vocab: CharVocab, lines: list[str], batch: int = 64, chunk: int = CHUNK
 ) -> list[float]:
     """Nats per character of each line (with its line break), each read on its own after the
-    lead-in, so lines compare whatever their order. Runs lines of similar length as one batch."""
-    device = model.head.weight.device
-    context = torch.tensor([vocab.encode(lead_in(vocab))], device=device)
-    first_logits, (h, c) = model(context, model.init_state(1))  # odds for each line's first char
+    lead-in, so lines compare whatever their order; nan for an empty line. Runs lines of similar
+    length as one batch."""
     scores = [float("nan")] * len(lines)
-    order = sorted(range(len(lines)), key=lambda i: len(lines[i]))
+    order = sorted((i for i, line in enumerate(lines) if line), key=lambda i: len(lines[i]))
     for start in range(0, len(order), batch):
-        rows = [i for i in order[start : start + batch] if lines[i]]
-        if not rows:
-            continue
-        width = max(len(lines[i]) for i in rows)
-        y = torch.zeros(len(rows), width, dtype=torch.long, device=device)  # (B, W) targets
-        for r, i in enumerate(rows):
-            y[r, : len(lines[i])] = torch.tensor(vocab.encode(lines[i]))
-        state = (h.expand(-1, len(rows), -1).contiguous(), c.expand(-1, len(rows), -1).contiguous())
-        logits, _ = model(y[:, :-1], state)  # (B, W-1, V): predictions for characters 2..W
-        logits = torch.cat([first_logits[:, -1:].expand(len(rows), 1, -1), logits], 1)
-        nats = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")  # (B, W)
-        for r, i in enumerate(rows):
-            scores[i] = float(nats[r, : len(lines[i])].mean())
+        rows = order[start : start + batch]
+        totals = _total_nats(model, vocab, [lines[i] for i in rows], chunk)
+        for i, total in zip(rows, totals.tolist(), strict=True):
+            scores[i] = total / len(lines[i])
     return scores
+
+
+def _total_nats(model: CharLSTM, vocab: CharVocab, texts: list[str], chunk: int) -> torch.Tensor:
+    """Total nats of each of `texts` (shortest first), read side by side after the lead-in."""
+    device = model.head.weight.device
+    ids = [torch.tensor(vocab.encode(t), dtype=torch.long) for t in texts]
+    lengths = [len(x) for x in ids]
+    assert lengths == sorted(lengths), "texts must come shortest first"
+    context = torch.tensor([vocab.encode(lead_in(vocab))], device=device)
+    logits, (h, c) = model(context, model.init_state(1))  # (1, P, V), (L, 1, H)
+    n = len(texts)
+    h, c = h.expand(-1, n, -1), c.expand(-1, n, -1)
+    odds = logits[:, -1].expand(n, -1)  # (B, V): each row's odds for its next character
+    totals = torch.zeros(n, dtype=torch.float64)
+    done, t = 0, 0  # rows before `done` have ended; t characters of the others were read
+    while (first := bisect.bisect_right(lengths, t)) < n:
+        # Rows that ended drop out: time goes to the characters left, not to padding.
+        k, done = first - done, first
+        h, c, odds = h[:, k:].contiguous(), c[:, k:].contiguous(), odds[k:]
+        width = max(1, chunk // (n - done))
+        y = pad_sequence([x[t : t + width] for x in ids[done:]], batch_first=True).to(device)
+        logits, (h, c) = model(y, (h, c))  # (B, w, V)
+        predicted = torch.cat([odds[:, None], logits[:, :-1]], 1)  # the odds each y was read with
+        nats = F.cross_entropy(predicted.transpose(1, 2), y, reduction="none")  # (B, w)
+        left = torch.tensor(lengths[done:], device=device) - t
+        real = torch.arange(y.shape[1], device=device) < left[:, None]  # not padding
+        # summed in float64, for long texts, on the CPU, as MPS has no float64
+        totals[done:] += (nats * real).sum(1).cpu().double()
+        odds, t = logits[:, -1], t + y.shape[1]
+    return totals

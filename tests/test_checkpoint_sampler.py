@@ -70,11 +70,11 @@ def _torch_saved_evil() -> bytes:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "not a readable checkpoint"),
-        (b"\x00garbage\xff" * 50, "not a readable checkpoint"),
+        (b"", "not a charrnn checkpoint"),
+        (b"\x00garbage\xff" * 50, "not a charrnn checkpoint"),
         (_torch_saved_evil(), r"refused: it asks to load posix\.system.*nothing in it was run"),
-        (pickle.dumps({"format": "charrnn", "x": _Evil()}, protocol=2), "refused|not a readable"),
-        (pickle.dumps({"format": "charrnn", "x": _Evil()}), "refused|not a readable"),
+        (pickle.dumps({"format": "charrnn", "x": _Evil()}, protocol=2), "refused|not a charrnn"),
+        (pickle.dumps({"format": "charrnn", "x": _Evil()}), "refused|not a charrnn"),
     ],
 )
 def test_bad_files_are_refused_and_never_run_code(tmp_path, monkeypatch, content, message):
@@ -102,7 +102,7 @@ def test_other_files_and_newer_versions_get_their_own_errors(trained_run, tmp_pa
         checkpoint.load(newer)
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(trained_run.best.read_bytes()[:5000])
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="not a charrnn checkpoint"):
         checkpoint.load(truncated)
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         checkpoint.load(tmp_path / "missing.pt")

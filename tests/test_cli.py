@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import TINY_CLI
+from conftest import DEADLINE, TINY_CLI
 
 from charrnn.cli import cli
 from charrnn.cli.common import parse_duration
@@ -119,7 +119,7 @@ def _bad_inputs(tmp_path):
         (["train", "small.txt", "--batch-size", "0"], 2, "batch-size"),
         (["train", "--resume", "nothing"], 1, "no run 'nothing'"),
         (["sample"], 1, "no trained runs"),
-        (["sample", "-c", "junk.pt"], 1, "not a readable checkpoint"),
+        (["sample", "-c", "junk.pt"], 1, "not a charrnn checkpoint"),
         (["sample", "-c", "nowhere.pt"], 1, "no checkpoint file or run folder"),
         (["sample", "--temp", "-1"], 2, "--temp"),
         (["sample", "--top-p", "0"], 2, "--top-p"),
@@ -169,7 +169,7 @@ def test_durations(text, seconds):
 
 
 def run(args, cwd, **kw):
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120, **kw)
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=DEADLINE, **kw)
 
 
 def test_help_does_not_import_torch():
@@ -196,7 +196,7 @@ def test_installed_command_and_python_dash_m(tmp_path, corpus_file):
     )
     p.stdout.read(10)
     p.stdout.close()
-    assert p.wait(timeout=60) == 0 and p.stderr.read() == b""
+    assert p.wait(timeout=DEADLINE) == 0 and p.stderr.read() == b""
 
 
 def test_ctrl_c_saves_last_and_resume_matches_an_uninterrupted_run(tmp_path, corpus_file):
@@ -212,11 +212,11 @@ def test_ctrl_c_saves_last_and_resume_matches_an_uninterrupted_run(tmp_path, cor
         text=True,
     )
     metrics = tmp_path / "checkpoints/cut/metrics.jsonl"
-    deadline = time.time() + 60
+    deadline = time.time() + DEADLINE
     while (not metrics.is_file() or not metrics.read_text()) and time.time() < deadline:
         time.sleep(0.02)
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=60)
+    _, err = p.communicate(timeout=DEADLINE)
     assert p.returncode == 130, err
     assert "Resume with: charrnn train --resume cut" in err and "Traceback" not in err
     step = torch.load(tmp_path / "checkpoints/cut/last.pt", weights_only=True)["trainer"]["step"]

@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import DEADLINE
 
 from charrnn import checkpoint
 from charrnn.cli import cli
@@ -267,6 +268,6 @@ def test_sigint_prints_what_was_made_and_exits_130(tmp_path, trained_run):
     )
     first = p.stdout.read(200)  # it is streaming
     p.send_signal(signal.SIGINT)
-    rest, err = p.communicate(timeout=60)
+    rest, err = p.communicate(timeout=DEADLINE)
     assert p.returncode == 130 and len(first) == 200 and b"Traceback" not in err
     assert len(first + rest) < 100_000_000

@@ -13,6 +13,7 @@ import warnings
 import click
 
 from charrnn import __version__
+from charrnn.cli.common import command_boundary
 from charrnn.cli.misc import corpus, runs
 from charrnn.cli.sample import sample
 from charrnn.cli.score import score
@@ -22,7 +23,16 @@ from charrnn.cli.train import train
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 
+class _Commands(click.Group):
+    """The `charrnn` group: every command runs inside the shared command_boundary."""
+
+    def invoke(self, ctx):
+        with command_boundary():
+            return super().invoke(ctx)
+
+
 @click.group(
+    cls=_Commands,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="""\b
 Examples:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -16,6 +18,9 @@ from charrnn.errors import CharRNNError
 
 CHECKPOINT_DIR_ENV = "CHARRNN_CHECKPOINT_DIR"
 CACHE_DIR_ENV = "CHARRNN_CACHE_DIR"
+# How an output that cannot take what is written fails: a full disk or quota, a device error, a
+# stdout that was closed (`>&-`), a file over its size limit. EPIPE (the reader left) is no error.
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF, errno.EFBIG}
 
 
 def user_errors(fn):
@@ -54,10 +59,56 @@ class Duration(click.ParamType):
         return seconds
 
 
+class Encoding(click.ParamType):
+    """A text encoding Python knows; a codec that is not one (hex, base64, rot13...) or an unknown
+    name is a usage error. For every command's --encoding."""
+
+    name = "ENCODING"
+
+    def convert(self, value, param, ctx):
+        from charrnn.corpus import text_encoding
+
+        try:
+            text_encoding(value)
+        except CharRNNError as e:
+            self.fail(str(e), param, ctx)
+        return value
+
+
+def read_stdin(quiet: bool = False) -> bytes:
+    """All of standard input; a closed or unreadable one is one `Error:` line, not a traceback."""
+    try:
+        stream = click.get_binary_stream("stdin")  # RuntimeError when stdin is closed (<&-)
+        if stream.isatty():
+            say("Reading standard input until Ctrl-D (or pipe a file into it)...", quiet)
+        return stream.read()
+    except (RuntimeError, ValueError, OSError) as e:  # ValueError: a closed file object
+        reason = getattr(e, "strerror", None) or "it is closed"
+        raise click.ClickException(
+            f"cannot read standard input ({reason}); pipe the text into it, or name a file "
+            "instead of -"
+        ) from None
+
+
+class _Folder(click.Path):
+    """A folder given as an option or in the environment: `~` expanded (no shell does it in a
+    variable's value), and an empty value a usage error rather than the current folder."""
+
+    def convert(self, value, param, ctx):
+        if value == "":
+            self.fail("is empty; give a folder ('.' for the current one)", param, ctx)
+        if isinstance(value, str):
+            value = os.path.expanduser(value)
+        try:
+            return super().convert(value, param, ctx)
+        except ValueError:  # a NUL byte: no system takes it in a path
+            self.fail(f"{value!r} is not a possible folder name", param, ctx)
+
+
 def checkpoint_dir_option(fn):
     return click.option(
         "--checkpoint-dir",
-        type=click.Path(path_type=Path, file_okay=False),
+        type=_Folder(path_type=Path, file_okay=False),
         default="checkpoints",
         envvar=CHECKPOINT_DIR_ENV,
         show_default=True,
@@ -66,11 +117,24 @@ def checkpoint_dir_option(fn):
     )(fn)
 
 
+def checkpoint_option(fn):
+    """-c/--checkpoint, as `sample` and `score` take it; `runs.is_path` is the rule it states."""
+    return click.option(
+        "-c",
+        "--checkpoint",
+        metavar="PATH|RUN",
+        callback=not_empty,
+        help="A run name (its best.pt, under --checkpoint-dir), or a path: a value with a / or "
+        "ending in .pt is a checkpoint file or a run folder (write ./NAME for a folder here). "
+        "Default: the most recently updated run trained to one evaluation at least.",
+    )(fn)
+
+
 def cache_dir() -> Path:
     if env := os.environ.get(CACHE_DIR_ENV):
-        return Path(env)
+        return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "charrnn"
+    return Path(base).expanduser() / "charrnn"
 
 
 def resolve_device(name: str, index: int = 0):
@@ -136,6 +200,12 @@ def phase_bar(quiet: bool, min_total: int = 1 << 26):
     return progress
 
 
+def quiet_exit_on_closed_pipe():
+    """The reader went away (`| head`): stop quietly, like any Unix filter."""
+    _drop_stdout()
+    sys.exit(0)
+
+
 def say(message: str, quiet: bool = False) -> None:
     """A message for the person at the terminal: stderr, never stdout."""
     if not quiet:
@@ -159,3 +229,90 @@ def stop_signals(on_stop):
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def command_boundary():
+    """What every command shares at its edge, from start-up on: Ctrl-C exits 130 quietly (as a
+    command does once it handles Ctrl-C itself); a reader that left (`| head`) ends the command
+    quietly with exit 0, like any Unix filter; output that cannot be written (a full disk, a
+    closed stdout) is one `Error:` line and exit 1, never a traceback."""
+    if sys.stdout is None:  # started with stdout closed (`>&-`): writing to it must fail, loudly
+        # A read-only fd: each write fails with EBADF, as writing to the closed fd 1 would; holding
+        # it also keeps fd 1 from being reused by a file that would then receive stdout's text.
+        sys.stdout = open(os.open(os.devnull, os.O_RDONLY), "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        yield
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as e:
+        if e.errno == errno.EPIPE:
+            quiet_exit_on_closed_pipe()
+        if e.errno not in OUTPUT_ERRNOS:
+            raise
+        _drop_stdout()
+        raise cannot_write(e) from None
+
+
+def cannot_write(e: OSError, path: str | None = None) -> click.ClickException:
+    """The one-line error for output that cannot be written."""
+    where = f"{os.fsdecode(path or e.filename)}: " if path or e.filename else ""
+    hint = " (was standard output closed, `>&-`?)" if e.errno == errno.EBADF else ""
+    return click.ClickException(f"cannot write the output: {where}{e.strerror or e}{hint}")
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's own final flush of what could not be written
+    cannot fail a second time (a traceback at exit)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # not a real file (tests' in-memory streams)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def stdout_console(**options):
+    """A rich Console onto stdout that leaves a reader that went away (`| head`) to the command
+    boundary, like every other output (rich on its own exits 1)."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    return _Console(file=sys.stdout, **options)
+
+
+def utf8_writer(f):
+    """A text stream onto binary file `f`, in UTF-8 (what `charrnn sample -o FILE` writes)."""
+    return codecs.getwriter("utf-8")(f)
+
+
+class Text(click.ParamType):
+    """Text given on the command line. Bytes that are not UTF-8 (which Python passes on as
+    surrogate escapes) are a usage error that names the option, never text that cannot be printed
+    or put in JSON later."""
+
+    name = "TEXT"
+
+    def convert(self, value, param, ctx):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            self.fail(
+                f"holds a byte that is not UTF-8 text (at character {e.start}); "
+                "give the text in UTF-8",
+                param,
+                ctx,
+            )
+        return value
+
+
+def not_empty(ctx, param, value):
+    """An option callback: an empty argument (`-o ''`, often an unset shell variable) is a usage
+    error, never a silent default."""
+    if value == "":
+        raise click.BadParameter("is empty; give a value, or leave the option out")
+    return value

@@ -3,59 +3,101 @@
 from __future__ import annotations
 
 import json
-import math
+import os
 import sys
 
 import click
 
-from charrnn.cli.common import cache_dir, checkpoint_dir_option, download_bar, user_errors
+from charrnn.cli.common import (
+    cache_dir,
+    checkpoint_dir_option,
+    download_bar,
+    stdout_console,
+    user_errors,
+)
 
 
-@click.command(epilog="\b\nExamples:\n  charrnn runs\n  charrnn runs --checkpoint-dir ~/models")
+@click.command(
+    epilog="""\b
+Examples:
+  charrnn runs
+  charrnn runs --checkpoint-dir ~/models
+  charrnn runs | cut -f1,2                      # piped: tab-separated, one run a line
+  charrnn runs --json | jq -r 'select(.status == "ok") | .run'"""
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per run and line: run, folder, status, step, scores, note.",
+)
 @checkpoint_dir_option
 @user_errors
-def runs(checkpoint_dir):
-    """List the runs in the checkpoint folder, most recent first, with their best scores."""
-    from rich.console import Console
-    from rich.table import Table
-
+def runs(checkpoint_dir, as_json):
+    """List the runs in the checkpoint folder, most recent first: the step of each one's newest
+    checkpoint, its scores, and its status: ok, untrained (no evaluation yet: `sample` skips it)
+    or damaged (a file that cannot be read; the others are listed all the same). On a terminal a
+    table; piped, tab-separated lines in full under a header line."""
     from charrnn import runs as runs_mod
 
     found = runs_mod.list_runs(checkpoint_dir)
     if not found:
         click.echo(f"no runs in {checkpoint_dir}; train one with `charrnn train CORPUS`", err=True)
         return
+    if as_json:
+        for info in found:
+            click.echo(json.dumps(_run_record(info), ensure_ascii=False))
+        return
+    header = ("run", "step", "train time", "best val bpc", "last val bpc", "folder", "note")
+    rows = [_run_row(info) for info in found]
+    if not sys.stdout.isatty():  # for scripts: every character as it is, nothing cut or styled
+        for row in (header, *rows):
+            click.echo("\t".join(_tsv_field(field) for field in row))
+        return
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None)
-    for col in ("run", "steps", "epoch", "train time", "best val bpc", "last val bpc", "folder"):
-        table.add_column(col, justify="left" if col in ("run", "folder") else "right")
-    for run in found:
-        rows = _read_metrics(run.metrics)
-        best = min((r["val_bpc"] for r in rows), default=math.nan)
-        last = rows[-1] if rows else {}
-        table.add_row(
-            run.name,
-            f"{last.get('step', 0):,}",
-            f"{last.get('epoch', 0):.2f}",
-            f"{last.get('elapsed', 0) / 60:.1f} min",
-            f"{best:.3f}",
-            f"{last.get('val_bpc', math.nan):.3f}",
-            str(run.path),
-        )
-    Console(file=sys.stdout, width=200 if not sys.stdout.isatty() else None).print(table)
+    for col in header:
+        numeric = col not in ("run", "folder", "note")
+        table.add_column(col, justify="right" if numeric else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(field) for field in row))  # Text: a name is never read as markup
+    stdout_console(highlight=False).print(table)
 
 
-def _read_metrics(path) -> list[dict]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    rows = []
-    for line in lines:
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut short by a crash: the checkpoint has the full history
-    return rows
+def _run_record(info) -> dict:
+    """A run as `runs --json` writes it: names and paths as text."""
+    return {k: _shown(v) if isinstance(v, str) else v for k, v in info.summary().items()}
+
+
+def _run_row(info) -> tuple[str, ...]:
+    """A run as a line of the table: text cells, '-' where a value is unknown."""
+    r = _run_record(info)
+
+    def fmt(value, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    minutes = None if r["train_seconds"] is None else r["train_seconds"] / 60
+    return (
+        r["run"],
+        fmt(r["step"], ",d"),
+        fmt(minutes, ".1f") + " min" * (minutes is not None),
+        fmt(r["best_val_bpc"], ".3f"),
+        fmt(r["last_val_bpc"], ".3f"),
+        r["folder"],
+        r["note"],
+    )
+
+
+def _shown(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (surrogate escapes) as \\xNN."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _tsv_field(field: str) -> str:
+    """One tab-separated field: a backslash, tab or line break in it escaped as \\, \\t, \\n."""
+    return field.translate({92: "\\\\", 9: "\\t", 10: "\\n", 13: "\\r"})
 
 
 @click.group()
@@ -67,7 +109,6 @@ def corpus():
 @user_errors
 def corpus_list():
     """Show the corpora `charrnn train NAME` knows, and whether each is already here."""
-    from rich.console import Console
     from rich.table import Table
 
     from charrnn.corpus import load_catalog
@@ -81,7 +122,7 @@ def corpus_list():
         table.add_row(
             entry.name, f"{entry.size / 1e6:.1f} MB", kind, here, entry.description, entry.licence
         )
-    Console(file=sys.stdout, width=200 if not sys.stdout.isatty() else None).print(table)
+    stdout_console(width=200 if not sys.stdout.isatty() else None).print(table)
 
 
 @corpus.command(

@@ -11,8 +11,25 @@ from pathlib import Path
 
 import click
 
-from charrnn.cli.common import checkpoint_dir_option, device_option, user_errors
+from charrnn.cli.common import (
+    Encoding,
+    Text,
+    cannot_write,
+    checkpoint_dir_option,
+    checkpoint_option,
+    device_option,
+    not_empty,
+    read_stdin,
+    say,
+    user_errors,
+    utf8_writer,
+)
 from charrnn.tokenizer import UNKNOWN_POLICIES
+
+# Seeds are kept to what every JSON reader holds exactly (an IEEE double's integers), so that the
+# `seed` of `--json` output, given back to --seed, makes the same text. The same bound as
+# charrnn.sampler.MAX_SEED, repeated because --help must not import torch to read it.
+MAX_SEED = 2**53 - 1
 
 MAX_LENGTH = 10**9
 
@@ -60,13 +77,7 @@ Examples:
   charrnn sample --length 1000000 | head -c 200 # stops quietly when the reader leaves
 """
 )
-@click.option(
-    "-c",
-    "--checkpoint",
-    metavar="PATH|RUN",
-    help="A checkpoint file, a run folder or a run name (then its best.pt); "
-    "default: the most recently updated run.",
-)
+@checkpoint_option
 @click.option(
     "-t",
     "--temp",
@@ -90,8 +101,22 @@ Examples:
     show_default=True,
     help="Characters to generate (at most; see --stop).",
 )
-@click.option("-p", "--prime", default="", help="Text to start from; '-' reads it from stdin.")
-@click.option("--prime-file", type=click.Path(dir_okay=False), help="Read the prime from a file.")
+@click.option(
+    "-p", "--prime", type=Text(), default="", help="Text to start from; '-' reads it from stdin."
+)
+@click.option(
+    "--prime-file",
+    type=click.Path(dir_okay=False),
+    callback=not_empty,
+    help="Read the prime from a file.",
+)
+@click.option(
+    "--encoding",
+    type=Encoding(),
+    default="utf-8",
+    show_default=True,
+    help="Encoding of the prime read from --prime-file or stdin.",
+)
 @click.option(
     "--unknown",
     type=click.Choice(UNKNOWN_POLICIES),
@@ -111,12 +136,14 @@ Examples:
 )
 @click.option(
     "--separator",
+    type=Text(),
     default="\\n\\n",
     show_default=True,
     help="Between samples (\\n and \\t understood).",
 )
 @click.option(
     "--stop",
+    type=Text(),
     multiple=True,
     metavar="TEXT",
     help="End a sample where TEXT appears (not printed); repeatable; \\n understood.",
@@ -131,13 +158,23 @@ Examples:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, writable=True),
-    help="Write to this file instead of stdout.",
+    callback=not_empty,
+    help="Write to this file instead of stdout (all or nothing: a failed write leaves FILE as "
+    "it was).",
 )
-@click.option("-s", "--seed", type=click.IntRange(0, 2**62), help="The same seed, the same text.")
+@click.option(
+    "-s",
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    help="The same seed, the same text: 0 to 2^53-1, which a JSON reader keeps exactly "
+    "(sample i uses seed+i, which must stay in that range).",
+)
 @device_option("cpu", " One character at a time is fastest on the CPU.")
 @checkpoint_dir_option
 @user_errors
-def sample(checkpoint, checkpoint_dir, device, prime, prime_file, unknown, output, **opts):
+def sample(
+    checkpoint, checkpoint_dir, device, prime, prime_file, encoding, unknown, output, **opts
+):
     """Write new text in the style of a trained run, streamed to stdout as it is generated."""
     from charrnn import checkpoint as ckpt
     from charrnn import runs
@@ -145,6 +182,12 @@ def sample(checkpoint, checkpoint_dir, device, prime, prime_file, unknown, outpu
     from charrnn.sampler import SampleConfig, Sampler
     from charrnn.tokenizer import apply_unknown
 
+    if opts["seed"] is not None and opts["seed"] + opts["num_samples"] - 1 > MAX_SEED:
+        raise click.BadParameter(
+            f"with -n {opts['num_samples']} it must be at most {MAX_SEED - opts['num_samples'] + 1}"
+            " (sample i uses seed+i, at most 2^53-1)",
+            param_hint="'-s' / '--seed'",
+        )
     config = SampleConfig(
         temperature=opts["temperature"],
         top_k=opts["top_k"],
@@ -152,11 +195,11 @@ def sample(checkpoint, checkpoint_dir, device, prime, prime_file, unknown, outpu
         seed=opts["seed"],
         num_samples=opts["num_samples"],
     )
-    path = runs.resolve_checkpoint(checkpoint, checkpoint_dir)
+    path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
     payload = ckpt.load(path)
     model, vocab = ckpt.restore_model(payload, path)
     counts = (payload.get("corpus") or {}).get("char_counts")  # None in older checkpoints
-    text = apply_unknown(_read_prime(prime, prime_file), vocab, unknown)
+    text = apply_unknown(_read_prime(prime, prime_file, encoding), vocab, unknown)
     sampler = Sampler(
         model.to(resolve_device(device)), vocab, config, track_logprob=opts["as_json"]
     )
@@ -164,18 +207,19 @@ def sample(checkpoint, checkpoint_dir, device, prime, prime_file, unknown, outpu
     # Ctrl-C stops sampling (what was made is printed, exit 130) even where we were started with
     # SIGINT ignored, as a non-interactive shell starts background jobs; `train` does the same.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    out = _open_output(output)
-    job = _Job(sampler, text, opts, str(path), out, counts)
-    try:
-        job.run()
-    except BrokenPipeError:
-        _quiet_exit_on_closed_pipe()
-    except KeyboardInterrupt:
-        job.finish()  # what was produced so far, printed
+
+    def emit(out) -> bool:
+        """Sample onto `out`; True when Ctrl-C cut it short (what was made is still written)."""
+        job = _Job(sampler, text, opts, str(path), out, counts)
+        try:
+            job.run()
+        except KeyboardInterrupt:
+            job.finish()
+            return True
+        return False
+
+    if _write_output(output, emit):
         sys.exit(130)
-    finally:
-        if output:
-            out.close()
 
 
 class _Job:
@@ -270,14 +314,18 @@ class _Job:
             "length": o["length"],
             "stop": [unescape(x) for x in o["stop"]],
         }
-        rows = zip(texts, s.seeds, s.mean_logprob(), self.runaways, strict=True)
+        # Each mean covers exactly the characters of its text: not a stop string, nor what a sample
+        # that had stopped went on generating while the rest of the batch ran.
+        logprobs = s.mean_logprob([len(t) for t in texts])
+        rows = zip(texts, s.seeds, logprobs, self.runaways, strict=True)
         for text, seed, logprob, runaway in rows:
             yield json.dumps(
                 {
                     "text": text,
                     "prime": self.prime,
                     "seed": seed,
-                    "checkpoint": self.checkpoint,
+                    # A path's bytes that are not UTF-8 show as U+FFFD: JSON holds text only.
+                    "checkpoint": os.fsencode(self.checkpoint).decode("utf-8", "replace"),
                     "settings": settings,
                     "mean_logprob": round(logprob, 6),
                     "runaway": runaway is not None,
@@ -286,36 +334,38 @@ class _Job:
             )
 
 
-def _read_prime(prime: str, prime_file: str | None) -> str:
+def _read_prime(prime: str, prime_file: str | None, encoding: str) -> str:
     from charrnn.corpus import decode_bytes
     from charrnn.errors import CorpusError
 
     if prime and prime_file:
         raise click.UsageError("give --prime or --prime-file, not both")
     if prime == "-":  # read stdin only when asked to, never implicitly
-        return decode_bytes(click.get_binary_stream("stdin").read(), "the prime on stdin")
+        return decode_bytes(read_stdin(), "the prime on stdin", encoding)
     if prime_file:
         try:
             data = Path(prime_file).read_bytes()
         except OSError as e:
             raise CorpusError(f"cannot read the prime file {prime_file}: {e.strerror}") from None
-        return decode_bytes(data, prime_file)
+        return decode_bytes(data, prime_file, encoding)
     return prime
 
 
-def _open_output(output: str | None):
-    from charrnn.errors import CharRNNError
+def _write_output(output: str | None, emit):
+    """emit(stream) onto stdout (where the command boundary handles write errors), or onto FILE:
+    atomically for a regular or new file (a failed write leaves no half-written FILE, and an
+    existing one as it was), straight for a device or a pipe (`-o /dev/stderr`, a FIFO), which
+    cannot be replaced."""
+    from charrnn.fsutil import atomic_write
 
-    if not output:
-        return click.get_text_stream("stdout")
+    if output is None:
+        return emit(click.get_text_stream("stdout"))
     try:
-        return open(output, "w", encoding="utf-8", newline="")
+        if os.path.exists(output) and not os.path.isfile(output):
+            with open(output, "w", encoding="utf-8", newline="") as out:
+                return emit(out)
+        result = []
+        atomic_write(Path(output), lambda f: result.append(emit(utf8_writer(f))))
+        return result[0]
     except OSError as e:
-        raise CharRNNError(f"cannot write {output}: {e.strerror}") from None
-
-
-def _quiet_exit_on_closed_pipe():
-    """The reader went away (`| head`): stop quietly, like any Unix filter."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())  # so Python's own final flush cannot fail again
-    sys.exit(0)
+        raise cannot_write(e, output) from None

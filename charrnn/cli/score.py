@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from charrnn.cli.common import checkpoint_dir_option, device_option, say, user_errors
+from charrnn.cli.common import (
+    Encoding,
+    checkpoint_dir_option,
+    checkpoint_option,
+    device_option,
+    read_stdin,
+    say,
+    user_errors,
+)
 from charrnn.tokenizer import UNKNOWN_POLICIES
 
 
@@ -16,25 +24,29 @@ from charrnn.tokenizer import UNKNOWN_POLICIES
 Examples:
   charrnn score poem.txt                        # bits per character of the whole text
   charrnn score --per-line lines.txt            # one number per input line
-  paste <(charrnn score --per-line f.txt) f.txt | sort -n | head   # the most typical lines
+  paste <(charrnn score --per-line f.txt) f.txt | sort -g | head   # the most typical lines
   fortune | charrnn score - -c shakespeare
 """
 )
 @click.argument("file", default="-")
-@click.option("-c", "--checkpoint", metavar="PATH|RUN", help="As for `charrnn sample`.")
+@checkpoint_option
 @click.option(
     "--per-line",
     is_flag=True,
-    help="One number per input line (each line read on its own, with its line break).",
+    help="One number per input line, as `wc -l` and `paste` count lines (ended by \\n; the last "
+    "may lack it); each line read on its own, with its line break.",
 )
 @click.option(
     "--unknown",
     type=click.Choice(UNKNOWN_POLICIES),
     default="error",
     show_default=True,
-    help="Characters the model never saw: refuse, drop or replace.",
+    help="Characters the model never saw: refuse, drop or replace them. With --per-line, "
+    "'error' prints nan for such a line (one warning on stderr names them) and goes on.",
 )
-@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of FILE.")
+@click.option(
+    "--encoding", type=Encoding(), default="utf-8", show_default=True, help="Encoding of FILE."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
 @device_option("cpu")
 @checkpoint_dir_option
@@ -47,28 +59,77 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
     from charrnn.cli.common import resolve_device
     from charrnn.corpus import decode_bytes
     from charrnn.errors import CorpusError
-    from charrnn.scoring import score_lines, score_text
+    from charrnn.scoring import score_text
     from charrnn.tokenizer import apply_unknown
 
-    path = runs.resolve_checkpoint(checkpoint, checkpoint_dir)
+    path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
     model, vocab = ckpt.restore_model(ckpt.load(path), path)
     model = model.to(resolve_device(device))
+    label = "standard input" if file == "-" else file
     try:
-        raw = click.get_binary_stream("stdin").read() if file == "-" else Path(file).read_bytes()
+        raw = read_stdin() if file == "-" else Path(file).read_bytes()
     except OSError as e:
         raise CorpusError(f"cannot read {file}: {e.strerror}") from None
-    label = "standard input" if file == "-" else file
-    text = apply_unknown(decode_bytes(raw, label, encoding), vocab, unknown, f"{label}")
+    text = decode_bytes(raw, label, encoding)
     if per_line:
-        for nats in score_lines(model, vocab, text.splitlines(keepends=True)):
-            click.echo(f"{nats / math.log(2):.4f}")
+        bits = _bits_per_line(model, vocab, _lines(text, raw, encoding), unknown, label)
+        click.echo("".join(f"{b:.4f}\n" for b in bits), nl=False)
         return
+    text = apply_unknown(text, vocab, unknown, label)
     if not text:
         raise CorpusError(f"{label} is empty: there is nothing to score")
     nats = score_text(model, vocab, text) / len(text)
     click.echo(f"{nats / math.log(2):.4f}")
     say(
-        f"{label}: {len(text):,} characters, {nats:.4f} nats = {nats / math.log(2):.4f} bits "
-        f"per character under {path}",
+        f"{label}: {_count(len(text), 'character')}, {nats:.4f} nats = {nats / math.log(2):.4f} "
+        f"bits per character under {path}",
         quiet,
     )
+
+
+def _lines(text: str, raw: bytes, encoding: str) -> list[str]:
+    """`text` (`raw` decoded, \\r\\n and a lone \\r read as \\n) cut into lines where `wc -l`
+    and `paste` cut `raw`: after each \\n, never at a lone \\r; the last line may lack its \\n."""
+    parts = text.split("\n")
+    segments = [part + "\n" for part in parts[:-1]] + [parts[-1]] * bool(parts[-1])
+    if b"\r" not in raw:  # no \r in the input (every encoding writes \r with a byte 0x0d)
+        return segments
+    # Join the segments a lone \r cut: each input line is 1 + (its lone \r's) segments.
+    pieces = raw.decode(encoding, "replace").split("\n")
+    lines, at = [], 0
+    for j, piece in enumerate(pieces):
+        cuts = 1 + piece.count("\r") - (j < len(pieces) - 1 and piece.endswith("\r"))
+        lines.append("".join(segments[at : at + cuts]))
+        at += cuts
+    return [line for line in lines if line]  # not the empty "line" after a final \n
+
+
+def _bits_per_line(model, vocab, lines: list[str], unknown: str, label: str) -> list[float]:
+    """Bits per character of each line. Under `--unknown error` a line with characters the model
+    never saw scores nan, with one warning: one odd line must not cost a pipeline the others, and
+    the output keeps one number per input line. A line with nothing left to score: nan too."""
+    from charrnn.scoring import score_lines
+    from charrnn.tokenizer import apply_unknown, locate_unknown
+
+    if "\n" not in vocab:  # a model that never saw a line break scores lines without theirs
+        lines = [line.removesuffix("\n") for line in lines]
+    if unknown != "error":
+        lines = [apply_unknown(line, vocab, unknown) for line in lines]
+    unseen = [i for i, line in enumerate(lines) if not set(line) <= vocab.index.keys()]
+    if unseen:
+        first = unseen[0]
+        click.echo(
+            f"Warning: {_count(len(unseen), 'line')} of {label} "
+            f"{'has' if len(unseen) == 1 else 'have'} characters the model has never seen, "
+            f"scored nan (line {first + 1}: {locate_unknown(lines[first], vocab)}); pass "
+            "--unknown skip or --unknown replace to score them",
+            err=True,
+        )
+        for i in unseen:
+            lines[i] = ""
+    return [nats / math.log(2) for nats in score_lines(model, vocab, lines)]
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 character`, `2,000 characters`."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import sys
 
 import click
@@ -12,11 +13,14 @@ from click.core import ParameterSource
 
 from charrnn.cli.common import (
     Duration,
+    Encoding,
     cache_dir,
     checkpoint_dir_option,
     device_option,
     download_bar,
+    not_empty,
     phase_bar,
+    read_stdin,
     resolve_device,
     say,
     stop_signals,
@@ -59,7 +63,12 @@ Examples:
 )
 @click.argument("corpus", nargs=-1, metavar="[CORPUS]...")
 @click.option("--name", help="Run name (default: the corpus file's name without extension).")
-@click.option("--resume", metavar="RUN", help="Continue a run (name or folder) where it stopped.")
+@click.option(
+    "--resume",
+    metavar="RUN",
+    callback=not_empty,
+    help="Continue a run where it stopped: a run name, or a folder (a value with a /).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing run of the same name.")
 @click.option(
     "--size",
@@ -113,7 +122,9 @@ Examples:
 )
 @click.option("--seed", type=int, default=1337, show_default=True, help="Seed of the run.")
 @device_option("auto")
-@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the corpus.")
+@click.option(
+    "--encoding", type=Encoding(), default="utf-8", show_default=True, help="The corpus's encoding."
+)
 @checkpoint_dir_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
 @click.pass_context
@@ -168,10 +179,12 @@ def _load_corpus(specs, encoding, quiet, d):
     from charrnn.corpus import resolve
     from charrnn.encoded import encode_corpus
 
-    stdin = click.get_binary_stream("stdin").read() if "-" in specs else None
+    stdin = read_stdin(quiet) if "-" in specs else None
     if d.local_rank != 0:
         d.barrier()
     sources = resolve(list(specs), cache_dir(), encoding, stdin, download_bar(quiet))
+    if sources.skipped:
+        say(_skipped_note(sources), quiet)
     corpus = encode_corpus(sources, cache_dir(), phase_bar(quiet))
     if d.local_rank == 0:
         d.barrier()
@@ -182,6 +195,16 @@ def _load_corpus(specs, encoding, quiet, d):
             quiet,
         )
     return corpus
+
+
+def _skipped_note(sources) -> str:
+    """One line for the files of folders left out as not text, as grep and git skip them."""
+    n, names = len(sources.skipped), ", ".join(sources.skipped[:5])
+    more = f" and {n - 5:,} more" if n > 5 else ""
+    return (
+        f"Note: skipped {n:,} file{'s' * (n > 1)} that {'are' if n > 1 else 'is'} not "
+        f"{sources.encoding} text (binary, or another encoding): {names}{more}"
+    )
 
 
 def _budget(opts, default_time: float | None) -> dict:
@@ -250,13 +273,9 @@ def _resumed_trainer(run, name, specs, device, opts, quiet, d):
     path = run.last if run.last.is_file() else run.best
     payload = checkpoint.load(path)
     saved = payload["corpus"]
-    if not specs and "-" in saved["sources"]:
-        raise CorpusError(
-            f"run {run.name!r} was trained on standard input; pipe the same text again: "
-            f"... | charrnn train - --resume {name}"
-        )
     # Re-read with the encoding the run was started with.
-    corpus = _load_corpus(specs or saved["sources"], saved.get("encoding", "utf-8"), quiet, d)
+    specs = specs or _saved_sources(saved["sources"], run, name)
+    corpus = _load_corpus(specs, saved.get("encoding", "utf-8"), quiet, d)
     model, vocab = checkpoint.restore_model(payload, path)
     if corpus.sha256 != saved["sha256"] or corpus.vocab.chars != vocab.chars:
         raise CorpusError(
@@ -270,6 +289,7 @@ def _resumed_trainer(run, name, specs, device, opts, quiet, d):
     if opts["eval_every"]:
         config = dataclasses.replace(config, eval_every=opts["eval_every"])
     train_ids, val_ids = data.split(corpus.ids, config.val_frac)
+    saved = {**saved, "sources": corpus.sources}  # where it is now, if it moved
     trainer = Trainer(model.to(device), vocab, train_ids, val_ids, config, run, saved, d)
     trainer.load_state(payload)
     if trainer.budget_spent():
@@ -282,6 +302,23 @@ def _resumed_trainer(run, name, specs, device, opts, quiet, d):
         quiet,
     )
     return trainer
+
+
+def _saved_sources(sources: list[str], run, name: str) -> list[str]:
+    """The corpus a run was trained on, to read again; an error saying how to pass it where it
+    cannot be read again (standard input, or files that moved)."""
+    if "-" in sources:
+        raise CorpusError(
+            f"run {run.name!r} was trained on standard input; pipe the same text again: "
+            f"... | charrnn train - --resume {name}"
+        )
+    gone = [s for s in sources if os.path.isabs(s) and not os.path.exists(s)]
+    if gone:
+        raise CorpusError(
+            f"run {run.name!r} was trained on {', '.join(gone)}, which is not there any more; "
+            f"if it moved, give its new place: charrnn train NEWPATH --resume {name}"
+        )
+    return sources
 
 
 def _describe(trainer, verb, n_chars, device) -> str:
@@ -383,8 +420,15 @@ def _eval_line(event) -> str:
     return (
         f"step {r['step']:>7,} | epoch {r['epoch']:6.2f} | {_fmt_time(r['elapsed']):>8} | "
         f"train {r['train_loss']:.4f} | val {r['val_loss']:.4f} nats = {r['val_bpc']:.3f} bpc"
-        f"{_cold_start_text(r.get('cold_start'))}{mark}"
+        f"{_cold_start_text(r.get('cold_start'))}{_runaway_streams_text(r)}{mark}"
     )
+
+
+def _runaway_streams_text(r: dict) -> str:
+    n = r.get("val_runaway_streams")
+    if not n:
+        return ""
+    return f" | {n} validation stream{'s' * (n > 1)} ran away (worst {r['val_worst']:.2f} nats)"
 
 
 def _cold_start_text(c: dict | None) -> str:
