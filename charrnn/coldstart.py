@@ -30,6 +30,7 @@ from charrnn.tokenizer import CharVocab
 
 RUNAWAY_NATS = 1.0  # a sound cold start is within hundredths of a nat of warm by character 100
 MIN_JUDGED = 50  # characters a sample needs before its characters say anything
+MIN_SPAN = 20  # the fewest characters per start the check scores (after at least 10 cold ones)
 _LOGITS_BUDGET = 1 << 24  # floats of logits per forward pass (64 MB), whatever the vocabulary
 
 
@@ -43,6 +44,8 @@ class ColdStartReport:
     gap: float  # mean (zero-state loss - warm loss) over the span, nats/char
     gap_lead_in: float
     warm_loss: float  # mean warm loss over the span: the reference
+    skip: int = 100  # the characters scored: skip+1 .. skip+span after each start
+    span: int = 200
 
     def to_dict(self) -> dict:
         return {k: round(v, 5) if isinstance(v, float) else v for k, v in asdict(self).items()}
@@ -65,10 +68,17 @@ def check(
     seed: int = 0,
     dist: Dist = SINGLE,
 ) -> ColdStartReport | None:
-    """Check `starts` seeded positions of `ids` (N,) against the warm losses of its evaluation;
-    None if no position has `min_context` characters of warm context (a very short split).
+    """Check `starts` seeded positions of `ids` (N,) against the warm losses of its evaluation.
+    Where the validation streams are shorter than twice min_context + span (a small corpus), every
+    window shrinks in proportion; None where even that leaves under MIN_SPAN to score.
 
     Distributed, each rank checks positions in its own streams and the counts are added up."""
+    longest = int(dist.all_max(float(warm.context.max()) + 1, model.head.weight.device))
+    if longest < 2 * (min_context + span):  # room for starts at many places in each stream
+        f = longest / (2 * (min_context + span))
+        skip, span, min_context = int(skip * f), int(span * f), int(min_context * f)
+    if span < MIN_SPAN:
+        return None
     share = starts // dist.world + (dist.rank < starts % dist.world)
     mine = _positions(warm.context, share, skip, span, min_context, seed)  # (n,) window starts
     n = len(mine)
@@ -97,7 +107,7 @@ def check(
     if not t:
         return None
     return ColdStartReport(
-        int(t), int(run_zero), int(run_lead), gap_zero / t, gap_lead / t, warm_sum / t
+        int(t), int(run_zero), int(run_lead), gap_zero / t, gap_lead / t, warm_sum / t, skip, span
     )
 
 

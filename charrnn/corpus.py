@@ -147,10 +147,10 @@ class Decoder:
         self.nul_is_text = _nul_is_text(codec)
 
     def decode(self, chunk: bytes, final: bool = False) -> str:
-        if not self.nul_is_text and b"\x00" in chunk:
+        if not self.nul_is_text and b"\x00" in chunk:  # binary, whatever else is wrong with it
             raise CorpusError(
                 f"{self.label} looks like a binary file (NUL byte at offset "
-                f"{self.offset + chunk.index(0)}); train on text files, or pass --encoding if it "
+                f"{self.offset + chunk.index(0)}); give text files, or pass --encoding if it "
                 "is UTF-16 or UTF-32 text"
             )
         start = self.offset - len(self.decoder.getstate()[0])  # of the bytes held back, if any

@@ -42,6 +42,14 @@ class Dist:
         dist.all_reduce(t)
         return t.tolist()
 
+    def all_max(self, value: float, device: torch.device | None = None) -> float:
+        """The largest `value` over ranks (the same answer on every rank)."""
+        if not self.active:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return float(t)
+
     def all_gather(self, t: torch.Tensor, dim: int) -> torch.Tensor:
         """Every rank's `t`, concatenated along `dim` in rank order."""
         if not self.active:

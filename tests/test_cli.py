@@ -229,3 +229,28 @@ def test_ctrl_c_saves_last_and_resume_matches_an_uninterrupted_run(tmp_path, cor
     assert cut["trainer"]["step"] == 400
     for name, w in whole["model"].items():
         assert torch.equal(w, cut["model"][name]), name
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", ""],  # an empty argument is not "the current folder"
+        ["train", "corpus.txt", "--name", ""],
+        ["train", "corpus.txt", "--seed", str(2**64)],  # what torch cannot take
+        ["train", "corpus.txt", "--seed", "-1"],
+        ["sample", "--stop", ""],
+    ],
+)
+def test_empty_and_out_of_range_arguments_are_usage_errors(env, args):
+    r = env(args)
+    assert r.exit_code == 2 and r.stdout == "" and "Traceback" not in r.stderr, r.stderr
+
+
+def test_json_lines_stay_one_line_whatever_the_text():
+    import json
+
+    from charrnn.cli.common import json_line
+
+    record = {"text": "a\x85b\u2028c\u2029d\ne", "run": "x\x85y"}
+    line = json_line(record)
+    assert len(line.splitlines()) == 1 and json.loads(line) == record

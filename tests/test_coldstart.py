@@ -128,10 +128,12 @@ def test_char_surprise_tells_corpus_like_text_from_garbage(long_text):
 def test_sample_flags_a_runaway_on_stderr_and_in_json(mid_epoch, tmp_path):
     trainer, _ = mid_epoch
     payload = checkpoint.load(trainer.run_dir.last)
+    vocab = trainer.vocab
+    ids = torch.cat([trainer.train_batches.ids, trainer.val_batches.ids])
+    payload["corpus"]["char_counts"] = data.char_counts(ids, len(vocab))  # as `train` records
     good = tmp_path / "good.pt"
     checkpoint.save(payload, good)
     # The same model, told that its corpus is all spaces: everything it writes is "rare".
-    vocab = trainer.vocab
     payload["corpus"]["char_counts"] = [10**6 if ch == " " else 0 for ch in vocab.chars]
     odd = tmp_path / "odd.pt"
     checkpoint.save(payload, odd)
@@ -147,6 +149,9 @@ def test_sample_flags_a_runaway_on_stderr_and_in_json(mid_epoch, tmp_path):
     assert both.stderr.count("Warning: sample") == 2
     clean = runner.invoke(cli, ["sample", "-c", str(good), "-n", "2", "-l", "200", "--json"])
     assert [json.loads(x)["runaway"] for x in clean.stdout.splitlines()] == [False, False]
+    # Above temperature 1 rare characters are what was asked for: not judged, no warning.
+    hot = runner.invoke(cli, ["sample", "-c", str(odd), "-l", "200", "-t", "1.5", "--json"])
+    assert hot.exit_code == 0 and hot.stderr == "" and json.loads(hot.stdout)["runaway"] is None
 
 
 def _evaluation(trainer) -> Validation:
@@ -155,3 +160,13 @@ def _evaluation(trainer) -> Validation:
     result = evaluate(trainer.model, trainer.val_batches, trainer.lead_in)
     assert math.isfinite(result.loss)
     return result
+
+
+def test_a_small_corpus_gets_a_smaller_check_not_none(tmp_path, text):
+    """Validation streams under 300 characters (a 12,000-character text): the windows shrink."""
+    trainer = make_trainer(text, tmp_path / "small", max_steps=20)
+    records = [e.record for e in drain(trainer) if isinstance(e, EvalEvent)]
+    report = records[-1]["cold_start"]
+    assert trainer.val_batches.stream_len < 300
+    assert report["starts"] == 256 and report["span"] < 200 and report["skip"] < 100
+    assert report["runaways"] == 0 and report["runaways_lead_in"] == 0

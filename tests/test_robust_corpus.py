@@ -23,7 +23,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from conftest import DEADLINE, TINY_CLI, make_text
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
 from charrnn import corpus, encoded
@@ -81,13 +81,22 @@ def temporaries(*folders: Path) -> list[Path]:
     data=st.binary(max_size=40) | st.text(max_size=20).map(lambda t: t.encode("utf-8")),
     size=tiny_chunks,
 )
+@example(encoding="ascii", data=b"\x80\x00", size=1)  # found in review
+@example(encoding="ascii", data=b"\x00\x80", size=1)
 def test_any_bytes_in_any_text_codec_decode_or_fail_in_one_line(encoding, data, size):
     whole = outcome([data], encoding)
     if whole[0] == "error":
         assert "\n" not in whole[1] and whole[1].startswith("f.txt ")
         assert offsets(whole[1]) and all(0 <= n <= len(data) for n in offsets(whole[1]))
-    if encoding != "punycode":  # its incremental decoder decodes each chunk on its own
-        assert outcome(chunked(data, size), encoding) == whole
+    if encoding == "punycode":  # its incremental decoder decodes each chunk on its own
+        return
+    cut = outcome(chunked(data, size), encoding)
+    if b"\x00" in data and "binary" in whole[1] + cut[1]:
+        # A NUL makes the block being read binary, so which error is named first (the NUL, or
+        # bytes before it that do not decode) depends on the blocks: one line either way.
+        assert cut[0] == "error" and "\n" not in cut[1]
+    else:
+        assert cut == whole
 
 
 # An always-invalid unit in each encoding, and its byte-order mark

@@ -310,9 +310,18 @@ class Text(click.ParamType):
         return value
 
 
+def json_line(record: dict) -> str:
+    """One JSON object on one line, text kept readable (ensure_ascii=False) but with the characters
+    that JSON leaves raw and line-based readers split at (U+0085, U+2028, U+2029) escaped."""
+    import json
+
+    text = json.dumps(record, ensure_ascii=False)
+    return text.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
 def not_empty(ctx, param, value):
     """An option callback: an empty argument (`-o ''`, often an unset shell variable) is a usage
     error, never a silent default."""
-    if value == "":
+    if value == "" or (isinstance(value, tuple) and "" in value):
         raise click.BadParameter("is empty; give a value, or leave the option out")
     return value

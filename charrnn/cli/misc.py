@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -12,6 +11,7 @@ from charrnn.cli.common import (
     cache_dir,
     checkpoint_dir_option,
     download_bar,
+    json_line,
     stdout_console,
     user_errors,
 )
@@ -46,7 +46,7 @@ def runs(checkpoint_dir, as_json):
         return
     if as_json:
         for info in found:
-            click.echo(json.dumps(_run_record(info), ensure_ascii=False))
+            click.echo(json_line(_run_record(info)))
         return
     header = ("run", "step", "train time", "best val bpc", "last val bpc", "folder", "note")
     rows = [_run_row(info) for info in found]

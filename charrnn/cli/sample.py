@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -18,6 +17,7 @@ from charrnn.cli.common import (
     checkpoint_dir_option,
     checkpoint_option,
     device_option,
+    json_line,
     not_empty,
     read_stdin,
     say,
@@ -46,8 +46,8 @@ class Temperatures(click.ParamType):
             temps = tuple(float(t) for t in str(value).split(","))
         except ValueError:
             self.fail(f"{value!r} is not a temperature or a comma-separated list of them")
-        if any(t < 0 or t != t for t in temps):
-            self.fail(f"{value!r}: temperatures must be 0 or more")
+        if any(not 0 <= t < float("inf") for t in temps):  # also nan
+            self.fail(f"{value!r}: temperatures must be 0 or more, and finite")
         return temps
 
 
@@ -144,6 +144,7 @@ Examples:
 @click.option(
     "--stop",
     type=Text(),
+    callback=not_empty,
     multiple=True,
     metavar="TEXT",
     help="End a sample where TEXT appears (not printed); repeatable; \\n understood.",
@@ -275,6 +276,7 @@ class _Job:
                 self._add(row, rest)
         texts = ["".join(p) for p in self.pieces]
         self.runaways = self._check(texts)
+        self.judged = bool(self.counts) and max(self.sampler.config.temperature) <= 1.0
         if self.opts["as_json"]:
             for line in self._json_lines(texts):
                 self.out.write(line + "\n")
@@ -286,9 +288,12 @@ class _Job:
         self.out.flush()
 
     def _check(self, texts) -> list[float | None]:
-        """Warn on stderr about each sample whose characters show a runaway state."""
+        """Warn on stderr about each sample whose characters show a runaway state. Not judged above
+        temperature 1, where rarer characters are what was asked for."""
         from charrnn.coldstart import looks_runaway
 
+        if max(self.sampler.config.temperature) > 1.0:
+            return [None] * len(texts)
         found = [looks_runaway(t, self.sampler.vocab, self.counts) for t in texts]
         for i, value in enumerate(found):
             if value is not None:
@@ -319,7 +324,7 @@ class _Job:
         logprobs = s.mean_logprob([len(t) for t in texts])
         rows = zip(texts, s.seeds, logprobs, self.runaways, strict=True)
         for text, seed, logprob, runaway in rows:
-            yield json.dumps(
+            yield json_line(
                 {
                     "text": text,
                     "prime": self.prime,
@@ -328,9 +333,9 @@ class _Job:
                     "checkpoint": os.fsencode(self.checkpoint).decode("utf-8", "replace"),
                     "settings": settings,
                     "mean_logprob": round(logprob, 6),
-                    "runaway": runaway is not None,
-                },
-                ensure_ascii=False,
+                    # null where not judged: a temperature above 1, or an older checkpoint
+                    "runaway": None if not self.judged else runaway is not None,
+                }
             )
 
 

@@ -61,8 +61,12 @@ Examples:
   torchrun --standalone --nproc_per_node=4 -m charrnn train corpus.txt  # 4 processes
 """
 )
-@click.argument("corpus", nargs=-1, metavar="[CORPUS]...")
-@click.option("--name", help="Run name (default: the corpus file's name without extension).")
+@click.argument("corpus", nargs=-1, metavar="[CORPUS]...", callback=not_empty)
+@click.option(
+    "--name",
+    callback=not_empty,
+    help="Run name (default: the corpus file's name without extension).",
+)
 @click.option(
     "--resume",
     metavar="RUN",
@@ -120,7 +124,13 @@ Examples:
     show_default=True,
     help="Share of the text, at its end, to validate on.",
 )
-@click.option("--seed", type=int, default=1337, show_default=True, help="Seed of the run.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**63 - 1),
+    default=1337,
+    show_default=True,
+    help="Seed of the run (0 to 2^63-1, what torch takes).",
+)
 @device_option("auto")
 @click.option(
     "--encoding", type=Encoding(), default="utf-8", show_default=True, help="The corpus's encoding."
@@ -268,10 +278,17 @@ def _new_trainer(specs, checkpoint_dir, device, opts, quiet, d):
 
 def _resumed_trainer(run, name, specs, device, opts, quiet, d):
     from charrnn import checkpoint, data
+    from charrnn.errors import CheckpointError
     from charrnn.trainer import TrainConfig, Trainer
 
     path = run.last if run.last.is_file() else run.best
-    payload = checkpoint.load(path)
+    try:
+        payload = checkpoint.load(path)
+    except CheckpointError as e:
+        raise CheckpointError(
+            f"{e}; run {run.name!r} cannot be resumed from it: start it again with "
+            f"`charrnn train CORPUS --name {run.name} --force`"
+        ) from None
     saved = payload["corpus"]
     # Re-read with the encoding the run was started with.
     specs = specs or _saved_sources(saved["sources"], run, name)
@@ -434,7 +451,9 @@ def _runaway_streams_text(r: dict) -> str:
 def _cold_start_text(c: dict | None) -> str:
     """Runaway cold starts and the cold-start gap, the worse of a zero state and the lead-in."""
     if not c:
-        return ""
+        return " | cold-start check skipped: the validation split is too short"
     runaways = max(c["runaways"], c["runaways_lead_in"])
     gap = max(c["gap"], c["gap_lead_in"])
-    return f" | cold {runaways}/{c['starts']} runaway, gap {gap:+.3f}"
+    window = c.get("skip", 100), c.get("skip", 100) + c.get("span", 200)
+    chars = "" if window == (100, 300) else f" (characters {window[0]}-{window[1]})"
+    return f" | cold {runaways}/{c['starts']} runaway, gap {gap:+.3f}{chars}"
