@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from charrnn import checkpoint
@@ -129,7 +129,12 @@ def assert_contract(r, ok_codes=(0,)):
 
 
 def tsv(field: str) -> str:
-    return field.replace("\\", "\\\\").replace("\t", "\\t")
+    """A field as piped `runs` writes it: a backslash doubled, a tab and anything a reader may
+    take for a line break written as its Python escape."""
+    out = field.replace("\\", "\\\\")
+    for c in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029":
+        out = out.replace(c, c.encode("unicode_escape").decode())
+    return out
 
 
 LAYOUT = st.dictionaries(
@@ -141,6 +146,8 @@ LAYOUT = st.dictionaries(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(layout=LAYOUT)
+@example(layout={"\x85": "good"})  # found in review: a line break that only some readers see
+@example(layout={"a\u2028b": "good", "c\x0bd": "step 0"})
 def test_any_checkpoint_folder_lists_every_run_and_samples_a_trained_one(files, layout):
     with workspace() as root:
         base = root / "checkpoints"

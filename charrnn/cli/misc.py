@@ -95,9 +95,15 @@ def _shown(name: str) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
+# Every character that some reader takes for a line break (str.splitlines' set), and the tab.
+_BREAKS = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
 def _tsv_field(field: str) -> str:
-    """One tab-separated field: a backslash, tab or line break in it escaped as \\, \\t, \\n."""
-    return field.translate({92: "\\\\", 9: "\\t", 10: "\\n", 13: "\\r"})
+    """One tab-separated field on one line: a backslash as \\\\, a tab or line break as its escape
+    (\\t, \\n, \\r; the others as \\xNN or \\uNNNN), so every reader sees one row per run."""
+    table = {ord(c): c.encode("unicode_escape").decode() for c in _BREAKS}
+    return field.translate({92: "\\\\", **table})
 
 
 @click.group()
