@@ -140,3 +140,17 @@ def shakespeare() -> str:
     if not SHAKESPEARE.is_file():
         pytest.skip(f"{SHAKESPEARE} is not here")
     return SHAKESPEARE.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """Run in an empty folder with a private cache; returns an invoke(args, input) helper."""
+    from click.testing import CliRunner
+
+    from charrnn.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
+    runner = CliRunner()
+    return lambda args, input=None: runner.invoke(cli, args, input=input, catch_exceptions=False)

@@ -9,21 +9,9 @@ import time
 
 import pytest
 import torch
-from click.testing import CliRunner
 from conftest import DEADLINE, TINY_CLI
 
-from charrnn.cli import cli
 from charrnn.cli.common import parse_duration
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    """Run in an empty folder with a private cache; returns an invoke(args, input) helper."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
-    runner = CliRunner()
-    return lambda args, input=None: runner.invoke(cli, args, input=input, catch_exceptions=False)
 
 
 def train(invoke, corpus, *extra, steps=30):

@@ -530,15 +530,6 @@ def test_an_entry_without_a_url_names_the_catalog_and_the_problem(tmp_path, monk
 # The command line against generated inputs
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
-    runner = CliRunner()
-    return lambda args, input=None: runner.invoke(cli, args, input=input, catch_exceptions=False)
-
-
 def assert_contract(r, root: Path) -> None:
     """Exit 0, or 1 with one `Error:` line (after notes, if any) and nothing on stdout, or 2 for
     usage; no traceback, no temporary file left."""
