@@ -58,7 +58,8 @@ def main() -> None:
     result = {
         "budget_s": args.budget,
         "options": " ".join(extra) or "(defaults)",
-        "model": f"{mc['num_layers']}x{mc['hidden_size']} emb {mc['embedding_dim']} "
+        "model": f"{mc.get('cell', 'lstm').upper()} {mc['num_layers']}x{mc['hidden_size']} "
+        f"emb {mc['embedding_dim']} "
         f"dropout {mc['dropout']}",
         "train": f"B {tc['batch_size']} T {tc['seq_len']} lr {tc['lr']:g}",
         "best_val": best["val_loss"],

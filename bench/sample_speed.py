@@ -19,25 +19,21 @@ from pathlib import Path
 
 import torch
 
-from charrnn import data
-from charrnn.model import CharLSTM, ModelConfig
+from charrnn.encoded import encode_text
+from charrnn.model import CharRNN, ModelConfig
 from charrnn.runs import RunDir
 from charrnn.sampler import SampleConfig, Sampler
-from charrnn.tokenizer import CharVocab
-from charrnn.trainer import TrainConfig, Trainer
+from charrnn.start import start_run
 
 ALPHABET = string.ascii_letters + string.digits + " \n.,;:!?'-"  # 65 characters
 
 
 def make_checkpoint(folder: Path, hidden: int) -> Path:
-    text = (ALPHABET * 400)[:20_000]
-    vocab = CharVocab.from_text(text)
-    train, val = data.split(data.encode(text, vocab), 0.1)
-    torch.manual_seed(0)
-    model = CharLSTM(ModelConfig(len(vocab), 64, hidden, 2))
+    corpus = encode_text((ALPHABET * 400)[:20_000])
     folder.mkdir(parents=True)
-    config = TrainConfig(batch_size=4, seq_len=16, max_steps=1)
-    for _ in Trainer(model, vocab, train, val, config, RunDir(folder), {}).run():
+    shape = {"embedding_dim": 64, "hidden_size": hidden, "num_layers": 2}
+    train = {"batch_size": 4, "seq_len": 16, "max_steps": 1}
+    for _ in start_run(corpus, RunDir(folder), model=shape, train=train).run():
         pass
     return folder / "best.pt"
 
@@ -71,7 +67,7 @@ def wall(cmd: list[str], repeat: int = 3) -> float:
 
 def nn_lstm_per_char(hidden: int, chars: int = 300) -> float:
     torch.manual_seed(0)
-    model = CharLSTM(ModelConfig(65, 64, hidden, 2)).eval()
+    model = CharRNN(ModelConfig(65, 64, hidden, 2)).eval()
     idx, state = torch.zeros(1, 1, dtype=torch.long), model.init_state(1)
     with torch.inference_mode():
         start = time.perf_counter()

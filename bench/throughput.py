@@ -1,10 +1,11 @@
 """Training throughput against the machine's fp32 matmul peak: `python bench/throughput.py`.
 
 In one run: the best fp32 GEMM rate torch reaches here (square matrices, all threads), then for
-charrnn's default model and for 2x512 the characters per second of the real training step
-(Trainer.train_step: batch, forward, cross-entropy, backward, clipping, AdamW) and the share of
-that peak it reaches, counting 6 x non-embedding parameters FLOPs per character. A breakdown of
-one step shows where the rest of the time goes; evaluation speed is given too.
+charrnn's default models and for 2x512 (of any cell, `--cell`, sized as --size sizes it) the
+characters per second of the real training step (Trainer.train_step: batch, forward,
+cross-entropy, backward, clipping, AdamW) and the share of that peak it reaches, counting
+6 x non-embedding parameters FLOPs per character. A breakdown of one step shows where the rest
+of the time goes; evaluation speed is given too.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from charrnn.model import CharLSTM, ModelConfig
-from charrnn.presets import Preset, choose
+from charrnn.config import CELLS
+from charrnn.encoded import encode_text
+from charrnn.model import CharRNN
+from charrnn.presets import Preset, choose, for_cell
 from charrnn.runs import RunDir
-from charrnn.tokenizer import CharVocab
-from charrnn.trainer import TrainConfig, Trainer, evaluate
+from charrnn.start import start_run
+from charrnn.trainer import Trainer, evaluate
 
 VOCAB = 65  # tinyshakespeare's; speed does not depend on what the text says
 
@@ -45,18 +48,18 @@ def matmul_peak(seconds: float = 1.0) -> tuple[float, int]:
     return best
 
 
-def make_trainer(p: Preset, folder: Path) -> Trainer:
-    chars = [chr(32 + i) for i in range(VOCAB)]
-    vocab = CharVocab.from_list(chars)
+def make_trainer(p: Preset, cell: str, folder: Path) -> Trainer:
+    """A run of preset `p` (sized for `cell`) on 2M random characters, as `train` starts one."""
     g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, VOCAB, (2_000_000,), generator=g, dtype=torch.uint8)
-    n_train = 1_800_000
-    model = CharLSTM(ModelConfig(VOCAB, p.embedding_dim, p.hidden_size, p.num_layers, p.dropout))
-    config = TrainConfig(batch_size=p.batch_size, seq_len=p.seq_len, lr=p.lr, max_steps=10**9)
-    return Trainer(model, vocab, ids[:n_train], ids[n_train:], config, RunDir(folder), {})
+    ids = torch.randint(0, VOCAB, (2_000_000,), generator=g).tolist()
+    corpus = encode_text("".join(chr(32 + i) for i in ids), "random")
+    shape = {"num_layers": p.num_layers, "hidden_size": p.hidden_size}
+    shape |= {"embedding_dim": p.embedding_dim, "dropout": p.dropout}
+    train = {"batch_size": p.batch_size, "seq_len": p.seq_len, "lr": p.lr, "max_steps": 10**9}
+    return start_run(corpus, RunDir(folder), cell=cell, model=shape, train=train)
 
 
-def non_embedding_params(model: CharLSTM) -> int:
+def non_embedding_params(model: CharRNN) -> int:
     return model.num_params() - model.embed.weight.numel()
 
 
@@ -79,8 +82,8 @@ def breakdown(tr: Trainer) -> dict[str, float]:
     state = m.init_state(c.batch_size)
     params = list(m.parameters())
 
-    def lstm():
-        out, _ = m.lstm(m.embed(x), state)
+    def cells():
+        out, _ = m(x, state)
         out.sum().backward()
 
     hidden = torch.randn(c.batch_size, c.seq_len, m.config.hidden_size, requires_grad=True)
@@ -97,17 +100,17 @@ def breakdown(tr: Trainer) -> dict[str, float]:
         tr.train_batches[7]
 
     return {
-        "LSTM forward+backward": time_steps(lstm, 20),
+        f"{m.config.cell.upper()} + head forward+backward": time_steps(cells, 20),
         "head + cross-entropy forward+backward": time_steps(head, 20),
         "clip + AdamW": time_steps(optimizer, 20),
         "fetch batch": time_steps(batch, 20),
     }
 
 
-def measure(name: str, p: Preset, steps: int, peak: float) -> dict:
+def measure(name: str, p: Preset, cell: str, steps: int, peak: float) -> dict:
     b, t = p.batch_size, p.seq_len
     with tempfile.TemporaryDirectory() as tmp:
-        tr = make_trainer(p, Path(tmp))
+        tr = make_trainer(p, cell, Path(tmp))
         step = time_steps(tr.train_step, steps)
         start = time.perf_counter()
         evaluate(tr.model, tr.val_batches)
@@ -118,7 +121,7 @@ def measure(name: str, p: Preset, steps: int, peak: float) -> dict:
     gflops = 6 * n * chars / 1e9
     return {
         "name": name,
-        "shape": f"{p.describe()} dropout {p.dropout:g}, B {b} T {t}",
+        "shape": f"{p.describe()} {cell.upper()} dropout {p.dropout:g}, B {b} T {t}",
         "params": n,
         "step_ms": step * 1e3,
         "chars_s": chars,
@@ -132,6 +135,9 @@ def measure(name: str, p: Preset, steps: int, peak: float) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=40, help="timed training steps per model")
+    p.add_argument(
+        "--cell", choices=[*CELLS, "all"], default="lstm", help="the cell (all: each in turn)"
+    )
     args = p.parse_args()
     peak, n = matmul_peak()
     models = []
@@ -139,7 +145,12 @@ def main() -> None:
         name, p = choose("auto", budget, 1_115_394)
         models.append((f"default for --time {budget:g}s ({name})", p))
     models.append(("2x512", Preset(2, 512, 64, 0.0, 32, 32, 5e-3)))
-    rows = [measure(name, p, args.steps, peak) for name, p in models]
+    cells = CELLS if args.cell == "all" else (args.cell,)
+    rows = [
+        measure(name, for_cell(p, cell, VOCAB), cell, args.steps, peak)
+        for name, p in models
+        for cell in cells
+    ]
     print(f"# throughput: {platform.node()}, {os.cpu_count()} cores, torch {torch.__version__}, ")
     print(f"# {torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}")
     print(f"# fp32 matmul peak measured now: {peak:.1f} GFLOP/s ({n}x{n} torch.mm)")

@@ -4,12 +4,17 @@ The file is a dict of tensors and plain Python values only, so `torch.load(weigh
 it and no code in it ever runs:
 
     format "charrnn", format_version   what this is, and which layout
-    model_config, train_config         dicts of the two dataclasses
+    model_config, train_config         dicts of the two dataclasses (the cell is in model_config)
     vocab                              list of str: the whole tokenizer
     model, optimizer                   state_dicts
-    trainer                            step, epoch, batch, elapsed, carried (h, c), RNG, best_val
+    trainer                            step, epoch, batch, elapsed, RNG, best_val, and "state": the
+                                       carried state as the model lists it (model.state_to_list)
     metrics                            list of dicts, one per evaluation so far
-    corpus                             name, sources, chars, sha256
+    corpus                             name, sources, chars, sha256, encoding, char_counts
+
+Versions: 1 was LSTM-only ("lstm." weights, the state as "state_h"/"state_c", no cell in the
+config); 2 names the cell and keeps the state opaque. A version-1 file is upgraded on load and
+reads as an LSTM.
 """
 
 from __future__ import annotations
@@ -24,13 +29,14 @@ from typing import Any
 
 import torch
 
+from charrnn.config import ModelConfig, parameter_shapes
 from charrnn.errors import CharRNNError, CheckpointError
 from charrnn.fsutil import atomic_write
-from charrnn.model import CharLSTM, ModelConfig, parameter_shapes
+from charrnn.model import CharRNN
 from charrnn.tokenizer import CharVocab
 
 FORMAT = "charrnn"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 REQUIRED = ("model_config", "train_config", "vocab", "model", "trainer", "metrics", "corpus")
 
 
@@ -114,10 +120,31 @@ def validate(payload: Any, path: Path) -> dict[str, Any]:
     missing = [k for k in REQUIRED if k not in payload]
     if missing:
         raise CheckpointError(f"{path} is incomplete: it lacks {', '.join(missing)}")
+    return _upgrade(payload) if version == 1 else payload
+
+
+def _upgrade(payload: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 checkpoint (LSTM only) in today's layout. What does not have the expected
+    types is left as it is, for the checks that follow to reject."""
+    payload = {**payload, "format_version": FORMAT_VERSION}
+    if isinstance(payload["model_config"], dict):
+        payload["model_config"] = {"cell": "lstm", **payload["model_config"]}
+    if isinstance(payload["model"], dict):
+        payload["model"] = {_renamed(k): v for k, v in payload["model"].items()}
+    trainer = payload["trainer"]
+    if isinstance(trainer, dict) and "state_h" in trainer and "state_c" in trainer:
+        state = [trainer["state_h"], trainer["state_c"]]  # (h, c): the LSTM's state, listed
+        rest = {k: v for k, v in trainer.items() if k not in ("state_h", "state_c")}
+        payload["trainer"] = {**rest, "state": state}
     return payload
 
 
-def restore_model(payload: dict[str, Any], path: Path) -> tuple[CharLSTM, CharVocab]:
+def _renamed(key):
+    """A version-1 weight's name today: the recurrent stack was `lstm`, it is `rnn`."""
+    return "rnn." + key.removeprefix("lstm.") if str(key).startswith("lstm.") else key
+
+
+def restore_model(payload: dict[str, Any], path: Path) -> tuple[CharRNN, CharVocab]:
     """The model (in eval mode, on the CPU) and vocabulary of a loaded checkpoint, cross-checked."""
     try:
         vocab = CharVocab.from_list(payload["vocab"])
@@ -130,7 +157,7 @@ def restore_model(payload: dict[str, Any], path: Path) -> tuple[CharLSTM, CharVo
             f"its vocabulary has {len(vocab)}"
         )
     _check_shapes(config, payload["model"], path)  # before allocating what the config claims
-    model = CharLSTM(config)
+    model = CharRNN(config)
     model.load_state_dict(payload["model"])
     return model.eval(), vocab
 
@@ -142,7 +169,9 @@ def _check_shapes(config: ModelConfig, weights: Any, path: Path) -> None:
         raise CheckpointError(f"{path} has an impossible model config ({config})")
     expected = parameter_shapes(config)  # arithmetic: nothing is allocated, however large
     if not isinstance(weights, dict) or set(weights) != set(expected):
-        raise CheckpointError(f"{path} is inconsistent: its weights are not those of a CharLSTM")
+        raise CheckpointError(
+            f"{path} is inconsistent: its weights are not those of a {config.cell.upper()}"
+        )
     for name, shape in expected.items():
         tensor = weights[name]
         if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:

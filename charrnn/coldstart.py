@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.distributed import SINGLE, Dist
-from charrnn.model import CharLSTM
+from charrnn.model import CharRNN
 from charrnn.sampler import lead_in
 from charrnn.tokenizer import CharVocab
 
@@ -57,7 +57,7 @@ class ColdStartReport:
 
 @torch.no_grad()
 def check(
-    model: CharLSTM,
+    model: CharRNN,
     vocab: CharVocab,
     ids: torch.Tensor,
     warm: Warm,
@@ -73,7 +73,7 @@ def check(
     window shrinks in proportion; None where even that leaves under MIN_SPAN to score.
 
     Distributed, each rank checks positions in its own streams and the counts are added up."""
-    longest = int(dist.all_max(float(warm.context.max()) + 1, model.head.weight.device))
+    longest = int(dist.all_max(float(warm.context.max()) + 1, model.device))
     if longest < 2 * (min_context + span):  # room for starts at many places in each stream
         f = longest / (2 * (min_context + span))
         skip, span, min_context = int(skip * f), int(span * f), int(min_context * f)
@@ -82,7 +82,7 @@ def check(
     share = starts // dist.world + (dist.rank < starts % dist.world)
     mine = _positions(warm.context, share, skip, span, min_context, seed)  # (n,) window starts
     n = len(mine)
-    device = model.head.weight.device
+    device = model.device
     sums = [0.0] * 6
     if n:
         was_training = model.training

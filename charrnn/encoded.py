@@ -46,6 +46,7 @@ class EncodedCorpus:
     key: str  # the cache key: SHA-256 of the raw bytes and the encoding
     hit: bool  # found in the cache (False: encoded now)
     rebuilt: str | None = None  # why a damaged cache entry was encoded again, if one was
+    encoding: str = "utf-8"  # what the sources were read with (a resume reads them so again)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -225,7 +226,19 @@ def _result(ids, meta, sources: Sources, key: str, hit: bool, rebuilt=None) -> E
         key=key,
         hit=hit,
         rebuilt=rebuilt,
+        encoding=sources.encoding,
     )
+
+
+def encode_text(text: str, name: str = "text") -> EncodedCorpus:
+    """A text already in memory as an EncodedCorpus (not cached), for tests, benches and
+    notebooks; the text is taken as it is (files are normalised on reading: BOM, line ends)."""
+    if not text:
+        raise CorpusError("the text is empty: there is nothing to train on")
+    vocab = CharVocab.from_text(text)
+    check_vocab(vocab)
+    sha = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return EncodedCorpus(encode(text, vocab), vocab, name, [], sha, key=sha, hit=False)
 
 
 def _mkdir(folder: Path) -> None:

@@ -1,11 +1,12 @@
-"""CharLSTM: embedding -> stacked LSTM -> linear head over the vocabulary.
+"""CharRNN: embedding -> a stack of recurrent cells (LSTM, GRU or vanilla RNN) -> linear head.
 
 Why an LSTM and not a vanilla RNN: a vanilla RNN rewrites its whole memory at every character,
-h = tanh(W x + U h), so the gradient from a character 100 steps back is multiplied by U and tanh'
-100 times and vanishes; in practice it forgets after a few dozen characters. An LSTM keeps a second
-vector, the cell state c, that runs along the sequence like a conveyor belt: each step only scales
-it (forget gate) and adds to it (input gate), so information and gradients can ride it for hundreds
-of characters. What the next layer and the head see is a gated read of that belt, h (output gate):
+h = tanh(W x + U h + b), so the gradient from a character 100 steps back is multiplied by U and
+tanh' 100 times and vanishes; in practice it forgets after a few dozen characters. An LSTM keeps a
+second vector, the cell state c, that runs along the sequence like a conveyor belt: each step only
+scales it (forget gate) and adds to it (input gate), so information and gradients can ride it for
+hundreds of characters. What the next layer and the head see is a gated read of that belt, h
+(output gate):
 
         c_{t-1} ──(x f)────────(+)──────────────┬──> c_t         long-term memory, the belt
                      ^          ^               │
@@ -14,175 +15,194 @@ of characters. What the next layer and the head see is a gated read of that belt
                      │       input/write     (x o), o = σ(.)  output gate
         h_{t-1}, x_t ┴──────────┴───────────────┴──> h_t         short-term memory / output
 
-`forward` runs the fused nn.LSTM kernel (oneDNN on CPU, cuDNN on GPU) over whole sequences for
-training; `step` runs the very same equations written out gate by gate, one character at a time,
-which is both the clearest statement of the cell and the cheapest path for sampling.
+A GRU is the LSTM's lighter cousin: one vector h, and an update gate that mixes the old h with a
+candidate (h = (1 - update) * candidate + update * h), so keeping a memory is again a gate held
+near one rather than a product of many Jacobians.
+
+Two paths through the same cell: `forward` runs PyTorch's fused kernel (nn.LSTM / nn.GRU / nn.RNN,
+oneDNN on CPU, cuDNN on GPU) over whole sequences, for training, scoring and priming; `Stepper`
+reads one character per stream through the cell's step written out gate by gate (`lstm_step`,
+`gru_step`, `rnn_step`), which is both the clearest statement of the cell and the cheapest path
+for sampling. Tests hold the two equal.
+
+The recurrent state is the model's business: a tuple of tensors, each (num_layers, B, hidden_size)
+with the streams along dim 1 ((h, c) for the LSTM, (h,) for the others). Code outside this module
+creates, detaches, selects, expands and saves it through the functions here, never unpacking it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (num_layers, B, hidden_size)
+from charrnn.config import CELLS, ModelConfig, parameter_count, parameter_shapes
+
+__all__ = ["CELLS", "CharRNN", "ModelConfig", "Stepper", "parameter_count", "parameter_shapes"]
+
+State = tuple[torch.Tensor, ...]  # opaque; each tensor (num_layers, B, hidden_size)
+Probe = dict[str, torch.Tensor] | None  # where a step can leave its named gates (B, H) each
+
+_KERNELS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+_STATE_TENSORS = {"lstm": 2, "gru": 1, "rnn": 1}  # (h, c) or (h,)
 
 
-@dataclass
-class ModelConfig:
-    """Shape of a CharLSTM; names follow torch.nn.LSTM."""
-
-    vocab_size: int
-    embedding_dim: int = 64
-    hidden_size: int = 512
-    num_layers: int = 2
-    dropout: float = 0.0  # between LSTM layers and before the head; 0 for short runs
-    forget_bias: float = 1.0  # start with the belt open: remember by default, learn to forget
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        return cls(**d)
-
-
-def parameter_shapes(c: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """The state_dict shapes of a CharLSTM of config `c`, without building one."""
-    v, e, h = c.vocab_size, c.embedding_dim, c.hidden_size
-    shapes = {"embed.weight": (v, e)}
-    for layer in range(c.num_layers):
-        shapes[f"lstm.weight_ih_l{layer}"] = (4 * h, e if layer == 0 else h)
-        shapes[f"lstm.weight_hh_l{layer}"] = (4 * h, h)
-        shapes[f"lstm.bias_ih_l{layer}"] = (4 * h,)
-        shapes[f"lstm.bias_hh_l{layer}"] = (4 * h,)
-    shapes["head.weight"], shapes["head.bias"] = (v, h), (v,)
-    return shapes
-
-
-class CharLSTM(nn.Module):
+class CharRNN(nn.Module):
     """Next-character model: ids (B, T) and a state -> logits (B, T, V) and the new state."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.config = config
-        c = config
+        self.config = c = config
         self.embed = nn.Embedding(c.vocab_size, c.embedding_dim)
-        self.lstm = nn.LSTM(
+        kernel_options = {"nonlinearity": "tanh"} if c.cell == "rnn" else {}
+        self.rnn = _KERNELS[c.cell](
             c.embedding_dim,
             c.hidden_size,
             num_layers=c.num_layers,
             dropout=c.dropout if c.num_layers > 1 else 0.0,
             batch_first=True,
+            **kernel_options,
         )
         self.drop = nn.Dropout(c.dropout)
         self.head = nn.Linear(c.hidden_size, c.vocab_size)
-        self._init_forget_bias(c.forget_bias)
+        if c.cell == "lstm":
+            self._init_forget_bias(c.forget_bias)
 
     def _init_forget_bias(self, value: float) -> None:
-        # PyTorch orders the gates (i, f, g, o) in each bias; b_ih + b_hh is the effective bias.
+        # PyTorch orders the LSTM's gates (i, f, g, o) in each bias; b_ih + b_hh is the bias.
         h = self.config.hidden_size
         with torch.no_grad():
             for layer in range(self.config.num_layers):
-                getattr(self.lstm, f"bias_ih_l{layer}")[h : 2 * h].fill_(value)
-                getattr(self.lstm, f"bias_hh_l{layer}")[h : 2 * h].zero_()
+                self.layer_weights(layer)[2][h : 2 * h].fill_(value)
+                self.layer_weights(layer)[3][h : 2 * h].zero_()
+
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
 
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
-        """All-zero (h, c): the state before the first character of a stream."""
+        """The all-zero state: before the first character of `batch_size` streams."""
         c = self.config
-        device = device or self.head.weight.device
         shape = (c.num_layers, batch_size, c.hidden_size)
-        return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
+        device = device or self.device
+        return tuple(torch.zeros(shape, device=device) for _ in range(_STATE_TENSORS[c.cell]))
 
     def forward(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """idx (B, T) int64, state or None -> logits (B, T, V), state (h, c)."""
+        """idx (B, T) int64, state or None (zero) -> logits (B, T, V), the state after idx."""
         x = self.embed(idx)  # (B, T, E)
-        out, state = self.lstm(x, state)  # (B, T, H); h, c (num_layers, B, H)
+        if state is not None:
+            state = state if self.config.cell == "lstm" else state[0]  # the kernel's own form
+        out, state = self.rnn(x, state)  # (B, T, H)
+        state = state if self.config.cell == "lstm" else (state,)
         return self.head(self.drop(out)), state  # (B, T, V)
 
-    @torch.no_grad()
-    def step(self, idx: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """One character per stream, the LSTM written out: idx (B,), state -> logits (B, V), state.
-
-        Equal (to float rounding) to forward() on a length-1 sequence, without the fused kernel's
-        per-call set-up cost, which dominates when generating one character at a time.
-        """
-        h, c = state
-        x = self.embed(idx)  # (B, E)
-        new_h, new_c = [], []
-        for layer in range(self.config.num_layers):
-            x, c_l = lstm_cell(x, h[layer], c[layer], *self._weights(layer))
-            new_h.append(x)
-            new_c.append(c_l)
-        return self.head(x), (torch.stack(new_h), torch.stack(new_c))
-
-    def _weights(self, layer: int):
-        lstm = self.lstm
-        return (
-            getattr(lstm, f"weight_ih_l{layer}"),
-            getattr(lstm, f"weight_hh_l{layer}"),
-            getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}"),
+    def layer_weights(self, layer: int) -> tuple[torch.Tensor, ...]:
+        """Layer `layer`'s (W_ih (G*H, I), W_hh (G*H, H), b_ih (G*H,), b_hh (G*H,)), G gates."""
+        return tuple(
+            getattr(self.rnn, f"{name}_l{layer}")
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
         )
+
+    def stepper(self, batch_size: int = 1) -> Stepper:
+        """The one-character-at-a-time path for `batch_size` streams (see Stepper)."""
+        return Stepper(self, batch_size)
 
     def num_params(self, embedding: bool = True) -> int:
         n = sum(p.numel() for p in self.parameters())
         return n if embedding else n - self.embed.weight.numel()
 
 
-def lstm_cell(x, h, c, w_ih, w_hh, bias) -> State:
-    """One LSTM step: x (B, I), h and c (B, H) -> new h, c (B, H). The four gates, by name."""
-    gates = F.linear(x, w_ih) + F.linear(h, w_hh, bias)  # (B, 4H), in PyTorch's order i, f, g, o
-    i, f, g, o = gates.chunk(4, dim=1)
+# ---------------------------------------------------------------------------------------------
+# One step of each cell, gate by gate. `x_part` is W_ih x + b_ih and `h_part` is W_hh h + b_hh,
+# (B, G*H) each, in PyTorch's gate order; the step returns the layer's new state, h first.
+
+
+def lstm_step(x_part, h_part, state: tuple, probe: Probe = None) -> tuple:
+    """LSTM: (h, c) (B, H) each -> new (h, c). Gates in PyTorch's order: input, forget, g, out."""
+    _, c = state
+    i, f, g, o = (x_part + h_part).chunk(4, dim=1)
     forget = torch.sigmoid(f)  # how much of the belt to keep (1 = remember everything)
-    write = torch.sigmoid(i)  # how much of the candidate to add
+    input = torch.sigmoid(i)  # how much of the candidate to write onto it
     candidate = torch.tanh(g)  # what could be written
-    reveal = torch.sigmoid(o)  # how much of the belt to show as output
-    c = forget * c + write * candidate  # the conveyor belt: scaled and added to, never rewritten
-    h = reveal * torch.tanh(c)  # short-term memory: a gated view of the long-term cell
+    output = torch.sigmoid(o)  # how much of the belt to show as h
+    c = forget * c + input * candidate  # the conveyor belt: scaled and added to, never rewritten
+    h = output * torch.tanh(c)  # short-term memory: a gated view of the long-term cell
+    if probe is not None:
+        probe.update(forget=forget, input=input, candidate=candidate, output=output)
     return h, c
 
 
-class Stepper:
-    """CharLSTM.step with the weights laid out for sampling's hot loop: same equations, less work.
+def gru_step(x_part, h_part, state: tuple, probe: Probe = None) -> tuple:
+    """GRU: (h,) (B, H) -> new (h,). Gates in PyTorch's order: reset, update, candidate."""
+    (h,) = state
+    x_r, x_z, x_n = x_part.chunk(3, dim=1)
+    h_r, h_z, h_n = h_part.chunk(3, dim=1)
+    reset = torch.sigmoid(x_r + h_r)  # how much of the old h the candidate may read
+    update = torch.sigmoid(x_z + h_z)  # how much of the old h to keep (1 = remember everything)
+    candidate = torch.tanh(x_n + reset * h_n)  # the new content on offer
+    h = (1 - update) * candidate + update * h  # a gated mix: keeping h is a gate held near 1
+    if probe is not None:
+        probe.update(reset=reset, update=update, candidate=candidate)
+    return (h,)
 
-    Layer 0's embedding, input weights and both biases fold into one (V, 4H) table, so reading a
-    character is a row lookup; every upper layer is one matmul over [x, h]; the gates take one
-    sigmoid and one tanh over all 4H values. Per character that is one GEMV per layer and a dozen
-    small ops, with nothing recomputed (measured in bench/sample_speed.py).
+
+def rnn_step(x_part, h_part, state: tuple, probe: Probe = None) -> tuple:
+    """Vanilla RNN: (h,) (B, H) -> new (h,): the whole memory rewritten at every character."""
+    return (torch.tanh(x_part + h_part),)
+
+
+STEPS: dict[str, Callable] = {"lstm": lstm_step, "gru": gru_step, "rnn": rnn_step}
+
+
+class Stepper:
+    """Reads one character per stream through the cell's step, for sampling and inspection.
+
+    The same step functions as above, with the weights laid out for the hot loop: layer 0's
+    embedding, input weights and input bias fold into one (V, G*H) table, so reading a character is
+    a row lookup; every other product is one addmm. The state lives here, per layer, between
+    `start` and `state()`: nothing is stacked or split per character.
     """
 
     @torch.no_grad()
-    def __init__(self, model: CharLSTM, batch_size: int = 1):
-        self.hidden = model.config.hidden_size
+    def __init__(self, model: CharRNN, batch_size: int = 1):
+        self.model, self.step = model, STEPS[model.config.cell]
         # Measured (bench/sample_speed.py): MKL is fastest on W itself for one row, and on a
         # contiguous W^T for a batch of rows; the product is the same either way.
-        self._layout = (lambda w: w.T.contiguous().T) if batch_size > 1 else (lambda w: w)
-        w_ih, w_hh, bias = model._weights(0)
-        self.table = (model.embed.weight @ w_ih.T + bias).contiguous()  # (V, 4H)
-        self.w_hh0 = self._layout(w_hh.contiguous())  # (4H, H)
-        self.upper = []  # per layer >= 1: ([W_ih | W_hh] (4H, 2H), bias (4H,))
-        for layer in range(1, model.config.num_layers):
-            w_ih, w_hh, bias = model._weights(layer)
-            w = self._layout(torch.cat([w_ih, w_hh], 1).contiguous())
-            self.upper.append((w, bias.contiguous()))
-        self.head_w, self.head_b = model.head.weight.contiguous(), model.head.bias.contiguous()
+        layout = (lambda w: w.T.contiguous().T) if batch_size > 1 else (lambda w: w.contiguous())
+        self.layers = []  # per layer: (W_ih, W_hh, b_ih, b_hh), W_ih None for layer 0
+        for layer in range(model.config.num_layers):
+            w_ih, w_hh, b_ih, b_hh = model.layer_weights(layer)
+            self.layers.append((None if layer == 0 else layout(w_ih), layout(w_hh), b_ih, b_hh))
+        w_ih, _, b_ih, _ = model.layer_weights(0)
+        self.table = torch.addmm(b_ih, model.embed.weight, w_ih.T)  # (V, G*H)
+        self.head_w, self.head_b = layout(model.head.weight), model.head.bias
+        self.per_layer: list[tuple] = []
+        self.start(model.init_state(batch_size))
 
-    def __call__(self, idx: torch.Tensor, h: list, c: list) -> torch.Tensor:
-        """idx (B,), per-layer h and c lists of (B, H), updated in place -> logits (B, V)."""
-        gates = torch.addmm(self.table[idx], h[0], self.w_hh0.T)  # (B, 4H)
-        h[0], c[0] = self._cell(gates, c[0])
-        for layer, (w, b) in enumerate(self.upper, start=1):
-            gates = torch.addmm(b, torch.cat([h[layer - 1], h[layer]], 1), w.T)
-            h[layer], c[layer] = self._cell(gates, c[layer])
-        return torch.addmm(self.head_b, h[-1], self.head_w.T)  # (B, V)
+    def start(self, state: State) -> None:
+        """Continue from `state` (num_layers, B, H each), e.g. a primed one."""
+        self.per_layer = [tuple(s[layer] for s in state) for layer in range(len(self.layers))]
 
-    def _cell(self, gates: torch.Tensor, c: torch.Tensor) -> State:
-        n = self.hidden  # gates are (i, f, g, o): sigmoid for the three gates, tanh for g
-        s, t = torch.sigmoid(gates), torch.tanh(gates)
-        c = s[:, n : 2 * n] * c + s[:, :n] * t[:, 2 * n : 3 * n]  # forget, then write
-        return s[:, 3 * n :] * torch.tanh(c), c  # reveal
+    def state(self) -> State:
+        """The state now, in the model's form."""
+        return tuple(torch.stack(parts) for parts in zip(*self.per_layer, strict=True))
+
+    @torch.no_grad()
+    def __call__(self, idx: torch.Tensor, probes: Sequence[Probe] | None = None) -> torch.Tensor:
+        """idx (B,) -> logits (B, V) for the next character; probes[layer] gets its gates."""
+        x = None
+        for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
+            x_part = self.table[idx] if w_ih is None else torch.addmm(b_ih, x, w_ih.T)  # (B, GH)
+            h_part = torch.addmm(b_hh, self.per_layer[layer][0], w_hh.T)  # (B, G*H)
+            probe = probes[layer] if probes is not None else None
+            self.per_layer[layer] = self.step(x_part, h_part, self.per_layer[layer], probe)
+            x = self.per_layer[layer][0]  # (B, H): h goes up to the next layer
+        return torch.addmm(self.head_b, x, self.head_w.T)  # (B, V)
+
+
+# ---------------------------------------------------------------------------------------------
+# The state, handled without being unpacked: every tensor has the streams along dim 1.
 
 
 def detach_state(state: State) -> State:
@@ -196,6 +216,33 @@ def restart_streams(state: State, restart: torch.Tensor) -> State:
     return tuple(s * keep for s in state)
 
 
+def select_streams(state: State, rows: slice | torch.Tensor) -> State:
+    """The state of some streams only: rows of dim 1, made contiguous for the kernels."""
+    return tuple(s[:, rows].contiguous() for s in state)
+
+
 def expand_state(state: State, n: int) -> State:
     """A one-stream state (layers, 1, H) copied to n streams (layers, n, H)."""
     return tuple(s.expand(-1, n, -1).contiguous() for s in state)
+
+
+def map_state(state: State, fn: Callable[[torch.Tensor], torch.Tensor]) -> State:
+    """`fn` applied to every tensor of the state (moving it, gathering its streams...)."""
+    return tuple(fn(s) for s in state)
+
+
+def state_to_list(state: State) -> list[torch.Tensor]:
+    """The state as plain tensors for a checkpoint."""
+    return [s.detach().cpu() for s in state]
+
+
+def state_from_list(model: CharRNN, saved: Sequence[torch.Tensor], rows=slice(None)) -> State:
+    """A saved state's streams `rows`, checked against the model's own form; ValueError if not."""
+    like = model.init_state(1)
+    if not isinstance(saved, list | tuple) or len(saved) != len(like):
+        raise ValueError(f"the carried state is not that of a {model.config.cell.upper()}")
+    state = tuple(s[:, rows].to(model.device) for s in saved)
+    for s, ref in zip(state, like, strict=True):
+        if s.dim() != 3 or s.shape[0] != ref.shape[0] or s.shape[2] != ref.shape[2]:
+            raise ValueError("the carried state does not fit the model")
+    return state

@@ -228,6 +228,8 @@ class RunInfo:
     metrics: tuple[dict, ...] = ()  # its evaluations, from that checkpoint
     has_best: bool = False  # best.pt is there and loads: it trained to one evaluation at least
     problem: str | None = None
+    cell: str | None = None  # "lstm", "gru" or "rnn"
+    shape: str | None = None  # layers x width, e.g. "1x512"
 
     def summary(self) -> dict:
         """Plain values (None where unknown), as `charrnn runs --json` writes them."""
@@ -237,6 +239,8 @@ class RunInfo:
             "run": self.run.name,
             "folder": str(self.run.path),
             "status": self.status,
+            "cell": self.cell,
+            "shape": self.shape,
             "step": self.step,
             "train_seconds": self.elapsed,
             "evaluations": len(self.metrics),
@@ -290,6 +294,8 @@ def inspect(run: RunDir) -> RunInfo:
         return RunInfo(run, problem="; ".join(problems) or f"{run.path} holds no checkpoint")
     trainer = newest["trainer"] if isinstance(newest["trainer"], dict) else {}
     records = newest["metrics"] if isinstance(newest["metrics"], list) else []
+    config = newest["model_config"] if isinstance(newest["model_config"], dict) else {}
+    layers, width = _number(config.get("num_layers"), int), _number(config.get("hidden_size"), int)
     return RunInfo(
         run,
         step=_number(trainer.get("step"), int),
@@ -297,6 +303,8 @@ def inspect(run: RunDir) -> RunInfo:
         metrics=tuple(r for r in records if isinstance(r, dict)),
         has_best="best.pt" in loaded,
         problem="; ".join(problems) or None,
+        cell=config.get("cell") if isinstance(config.get("cell"), str) else None,
+        shape=f"{layers}x{width}" if layers and width else None,
     )
 
 

@@ -1,7 +1,7 @@
-"""Sampling text from a trained CharLSTM, one character at a time with the state carried.
+"""Sampling text from a trained CharRNN, one character at a time with the state carried.
 
 Priming reads the prime a few thousand characters per forward pass; after that each new character
-costs one step (O(1) work: the prefix is never read again, its memory is the (h, c) state). N
+costs one step of the cell (O(1) work: the prefix is never read again, its memory is the state). N
 samples run as one batch of N streams. Sample i draws its randomness from its own torch.Generator,
 seeded seed + i, by inverse-CDF sampling, so the same seed gives the same text, and sample i of a
 batch is the text `--seed seed+i` gives alone.
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.errors import ConfigError
-from charrnn.model import CharLSTM, Stepper
+from charrnn.model import CharRNN, expand_state
 from charrnn.tokenizer import CharVocab
 
 # Seeds go into JSON; up to 2^53-1 every JSON reader (an IEEE double) keeps them exactly.
@@ -68,24 +68,21 @@ class Sampler:
 
     def __init__(
         self,
-        model: CharLSTM,
+        model: CharRNN,
         vocab: CharVocab,
         config: SampleConfig,
-        fast: bool = True,
         track_logprob: bool = True,
     ):
         self.model, self.vocab, self.config = model.eval(), vocab, config
-        self.device = model.head.weight.device
+        self.device = model.device
         n = config.num_samples
         base = config.seed if config.seed is not None else torch.seed() % (MAX_SEED - n + 2)
         self.seeds = [base + i for i in range(n)]
         self.generators = [torch.Generator(self.device).manual_seed(s) for s in self.seeds]
         self._uniforms = torch.empty(n, 0)  # (N, k): drawn a block at a time, used one per step
-        self._step = Stepper(model, n) if fast else None  # fast=False: the reference model.step
+        self.stepper = model.stepper(n)  # holds the N streams' state between characters
         self.threads = sampling_threads(model, n)
         self.track_logprob = track_logprob
-        self.h: list[torch.Tensor] = []  # per layer (N, H)
-        self.c: list[torch.Tensor] = []
         self.logits: torch.Tensor | None = None  # (N, V): odds for the next character
         # (N, capacity): the model's log-prob of each generated character, so that a mean can
         # cover exactly the characters a caller kept (a stop string cuts a sample short).
@@ -101,10 +98,8 @@ class Sampler:
         state = self.model.init_state(1)
         for start in range(0, idx.shape[1], chunk):
             logits, state = self.model(idx[:, start : start + chunk], state)  # (1, t, V)
-        h, c = state  # (L, 1, H)
         n = self.config.num_samples
-        self.h = [x.expand(n, -1).contiguous() for x in h.unbind(0)]
-        self.c = [x.expand(n, -1).contiguous() for x in c.unbind(0)]
+        self.stepper.start(expand_state(state, n))
         self.logits = logits[:, -1].expand(n, -1).contiguous()
 
     @torch.inference_mode()
@@ -119,16 +114,9 @@ class Sampler:
             for t in range(length):
                 idx = self.choose(self.logits, t)  # (N,)
                 yield [chars[i] for i in idx.tolist()]
-                self.logits = self._advance(idx)
+                self.logits = self.stepper(idx)  # (N, V)
         finally:
             torch.set_num_threads(previous)
-
-    def _advance(self, idx: torch.Tensor) -> torch.Tensor:
-        if self._step is not None:
-            return self._step(idx, self.h, self.c)
-        logits, (h, c) = self.model.step(idx, (torch.stack(self.h), torch.stack(self.c)))
-        self.h, self.c = list(h.unbind(0)), list(c.unbind(0))
-        return logits
 
     def choose(self, logits: torch.Tensor, t: int = 0) -> torch.Tensor:
         """logits (N, V) -> ids (N,), by the temperature for step t, top-k and top-p."""
@@ -232,7 +220,7 @@ def _nucleus(probs: torch.Tensor, p: float) -> torch.Tensor:
     return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
 
 
-def sampling_threads(model: CharLSTM, batch: int) -> int:
+def sampling_threads(model: CharRNN, batch: int) -> int:
     """Threads for sampling `batch` streams at once: one, unless a step is big enough to share
     and other cores are free.
 
@@ -243,9 +231,10 @@ def sampling_threads(model: CharLSTM, batch: int) -> int:
     """
     c = model.config
     h, v = c.hidden_size, model.head.weight.shape[0]
-    # Stepper's work per stream: layer 0's input is a table row; each upper layer reads [x, h].
-    macs = batch * (4 * h * h + (c.num_layers - 1) * 8 * h * h + v * h)
-    if macs < PARALLEL_MACS or model.head.weight.device.type != "cpu":
+    gh = model.layer_weights(0)[1].shape[0]  # G*H: the gates' rows (4H LSTM, 3H GRU, H RNN)
+    # Stepper's work per stream: layer 0's input is a table row; each upper layer reads x and h.
+    macs = batch * (gh * h + (c.num_layers - 1) * 2 * gh * h + v * h)
+    if macs < PARALLEL_MACS or model.device.type != "cpu":
         return 1
     try:
         cores = len(os.sched_getaffinity(0))

@@ -1,9 +1,9 @@
 """How typical is a text for a model: bits per character, for a whole text or line by line.
 
 Texts and lines are read `chunk` positions (rows x characters) per forward pass, with the state
-carried from pass to pass: the (B, T, V) logits and the LSTM's buffers stay bounded, so a text, or
-a line, of any length costs time and no more memory than a short one (oneDNN refuses one sequence
-of a few hundred thousand characters).
+carried from pass to pass: the (B, T, V) logits and the recurrent kernel's buffers stay bounded,
+so a text, or a line, of any length costs time and no more memory than a short one (oneDNN
+refuses one sequence of a few hundred thousand characters).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
-from charrnn.model import CharLSTM
+from charrnn.model import CharRNN, expand_state, select_streams
 from charrnn.sampler import lead_in
 from charrnn.tokenizer import CharVocab
 
@@ -22,14 +22,14 @@ CHUNK = 8192
 
 
 @torch.inference_mode()
-def score_text(model: CharLSTM, vocab: CharVocab, text: str, chunk: int = CHUNK) -> float:
+def score_text(model: CharRNN, vocab: CharVocab, text: str, chunk: int = CHUNK) -> float:
     """Total nats the model spends on `text` read in one go, after the sampler's lead-in."""
     return float(_total_nats(model, vocab, [text], chunk)[0])
 
 
 @torch.inference_mode()
 def score_lines(
-    model: CharLSTM, vocab: CharVocab, lines: list[str], batch: int = 64, chunk: int = CHUNK
+    model: CharRNN, vocab: CharVocab, lines: list[str], batch: int = 64, chunk: int = CHUNK
 ) -> list[float]:
     """Nats per character of each line (with its line break), each read on its own after the
     lead-in, so lines compare whatever their order; nan for an empty line. Runs lines of similar
@@ -44,26 +44,26 @@ def score_lines(
     return scores
 
 
-def _total_nats(model: CharLSTM, vocab: CharVocab, texts: list[str], chunk: int) -> torch.Tensor:
+def _total_nats(model: CharRNN, vocab: CharVocab, texts: list[str], chunk: int) -> torch.Tensor:
     """Total nats of each of `texts` (shortest first), read side by side after the lead-in."""
-    device = model.head.weight.device
+    device = model.device
     ids = [torch.tensor(vocab.encode(t), dtype=torch.long) for t in texts]
     lengths = [len(x) for x in ids]
     assert lengths == sorted(lengths), "texts must come shortest first"
     context = torch.tensor([vocab.encode(lead_in(vocab))], device=device)
-    logits, (h, c) = model(context, model.init_state(1))  # (1, P, V), (L, 1, H)
+    logits, state = model(context, model.init_state(1))  # (1, P, V)
     n = len(texts)
-    h, c = h.expand(-1, n, -1), c.expand(-1, n, -1)
+    state = expand_state(state, n)
     odds = logits[:, -1].expand(n, -1)  # (B, V): each row's odds for its next character
     totals = torch.zeros(n, dtype=torch.float64)
     done, t = 0, 0  # rows before `done` have ended; t characters of the others were read
     while (first := bisect.bisect_right(lengths, t)) < n:
         # Rows that ended drop out: time goes to the characters left, not to padding.
         k, done = first - done, first
-        h, c, odds = h[:, k:].contiguous(), c[:, k:].contiguous(), odds[k:]
+        state, odds = select_streams(state, slice(k, None)), odds[k:]
         width = max(1, chunk // (n - done))
         y = pad_sequence([x[t : t + width] for x in ids[done:]], batch_first=True).to(device)
-        logits, (h, c) = model(y, (h, c))  # (B, w, V)
+        logits, state = model(y, state)  # (B, w, V)
         predicted = torch.cat([odds[:, None], logits[:, :-1]], 1)  # the odds each y was read with
         nats = F.cross_entropy(predicted.transpose(1, 2), y, reduction="none")  # (B, w)
         left = torch.tensor(lengths[done:], device=device) - t

@@ -24,7 +24,17 @@ from charrnn import checkpoint, coldstart
 from charrnn.data import StreamBatcher, check_fits, check_vocab
 from charrnn.distributed import SINGLE, Dist
 from charrnn.errors import CheckpointError, TrainingError
-from charrnn.model import CharLSTM, State, detach_state, expand_state, restart_streams
+from charrnn.model import (
+    CharRNN,
+    State,
+    detach_state,
+    expand_state,
+    map_state,
+    restart_streams,
+    select_streams,
+    state_from_list,
+    state_to_list,
+)
 from charrnn.sampler import lead_in
 
 # Characters trained between evaluations by default: an evaluation costs ~10% of that much
@@ -36,9 +46,9 @@ EVAL_CHARS = 1 << 20
 class TrainConfig:
     """How to train; budgets (steps, epochs, time) are totals for the run, across resumes."""
 
-    batch_size: int = 32
-    seq_len: int = 64
-    lr: float = 5e-3
+    batch_size: int  # streams side by side (B); these three have their defaults in presets.py
+    seq_len: int  # characters per stream per step: the backprop window (T)
+    lr: float  # peak learning rate
     min_lr_frac: float = 0.05  # the learning rate decays to lr * min_lr_frac at the budget's end
     warmup_steps: int = 50
     weight_decay: float = 0.01
@@ -127,7 +137,7 @@ class Trainer:
         check_fits(len(val_ids), streams, c.seq_len, "validation", _FIX_VAL)
         self.model, self.vocab, self.config, self.run_dir = model, vocab, config, run
         self.corpus, self.dist = corpus, dist
-        self.device = model.head.weight.device
+        self.device = model.device
         self.train_batches = StreamBatcher(train_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.val_batches = StreamBatcher(val_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.lead_in = torch.tensor(vocab.encode(lead_in(vocab)))  # where sampling starts
@@ -146,7 +156,7 @@ class Trainer:
     def payload(self) -> dict:
         """Everything needed to sample from, or resume, this run (a collective when distributed:
         every rank calls it, and the state of all B x world streams is gathered)."""
-        h, c = (self.dist.all_gather(s.detach(), dim=1).cpu() for s in self.state)
+        state = map_state(self.state, lambda s: self.dist.all_gather(s.detach(), dim=1))
         rng = torch.get_rng_state()
         return {
             "model_config": self.model.config.to_dict(),
@@ -161,8 +171,7 @@ class Trainer:
                 "elapsed": self.pos.elapsed,
                 "best_val": self.pos.best_val,
                 "lr_scale": self.pos.lr_scale,
-                "state_h": h,  # (num_layers, B x world, hidden_size)
-                "state_c": c,
+                "state": state_to_list(state),  # the streams of every rank, in rank order
                 "world_size": self.dist.world,
                 "rng_cpu": rng,  # rank 0's; every rank's below (dropout masks differ by rank)
                 "rng_ranks": self.dist.all_gather(rng.unsqueeze(0), dim=0),
@@ -196,9 +205,9 @@ class Trainer:
                 )
             b = self.config.batch_size  # this rank's streams: rows rank*B .. rank*B+B-1
             rows = slice(self.dist.rank * b, (self.dist.rank + 1) * b)
-            state = (t["state_h"][:, rows].to(self.device), t["state_c"][:, rows].to(self.device))
-            if state[0].shape != self.state[0].shape or state[1].shape != self.state[1].shape:
-                raise ValueError("the carried state does not fit the model and batch size")
+            state = state_from_list(self.model, t["state"], rows)
+            if any(s.shape[1] != b for s in state):
+                raise ValueError("the carried state does not fit the batch size")
             if not 0 <= self.pos.batch < len(self.train_batches):
                 raise ValueError(f"batch {self.pos.batch} is outside the epoch")
             ranks = t.get("rng_ranks")
@@ -407,7 +416,7 @@ class Validation:
 
 @torch.no_grad()
 def evaluate(
-    model: CharLSTM,
+    model: CharRNN,
     batches: StreamBatcher,
     start: torch.Tensor | None = None,
     should_stop=None,
@@ -421,7 +430,7 @@ def evaluate(
     Distributed, each rank evaluates its own streams and the sums are added up."""
     was_training = model.training
     model.eval()
-    device = model.head.weight.device
+    device = model.device
     state = model.init_state(1)
     if start is not None and len(start):
         _, state = model(start.to(device)[None], state)
@@ -437,7 +446,7 @@ def evaluate(
             model.train(was_training)
             return None
         if tail:  # the leftover row continues the last stream
-            state = tuple(s[:, -1:].contiguous() for s in state)
+            state = select_streams(state, slice(-1, None))
         logits, state = model(x.to(device), state)  # (B, t, V)
         nats = F.cross_entropy(logits.transpose(1, 2), y.to(device), reduction="none").cpu()
         t = y.shape[1]
@@ -466,18 +475,18 @@ def evaluate(
     return Validation(total / count, float(every.max()), runaways, per_target, context)
 
 
-def _data_parallel(model: CharLSTM, d: Dist):
+def _data_parallel(model: CharRNN, d: Dist):
     """The model as training calls it: wrapped by DDP (gradients averaged over ranks) if needed."""
     if not d.active:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    device = model.head.weight.device
+    device = model.device
     ids = [device] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
 
 
-def _adamw(model: CharLSTM, c: TrainConfig) -> torch.optim.AdamW:
+def _adamw(model: CharRNN, c: TrainConfig) -> torch.optim.AdamW:
     # Decay weight matrices only: shrinking biases (e.g. the forget-gate bias) would fight the init.
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]

@@ -10,11 +10,10 @@ import pytest
 import torch
 from hypothesis import settings
 
-from charrnn import data
-from charrnn.model import CharLSTM, ModelConfig
+from charrnn.encoded import encode_text
 from charrnn.runs import RunDir
-from charrnn.tokenizer import CharVocab
-from charrnn.trainer import TrainConfig, Trainer
+from charrnn.start import start_run
+from charrnn.trainer import Trainer
 
 # One thread, here and in every process the tests start: the tiny models gain nothing from more,
 # and with another process busy on the cores (CI beside a build, a CPU hog) OpenMP's threads wait
@@ -35,7 +34,7 @@ DEADLINE = 300.0
 SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "tinyshakespeare.txt"
 
 # Tiny enough that a training step takes about a millisecond.
-TINY_MODEL = {"embedding_dim": 8, "hidden_size": 24, "num_layers": 2}
+TINY_MODEL = {"embedding_dim": 8, "hidden_size": 24, "num_layers": 2, "dropout": 0.0}
 TINY_TRAIN = {"batch_size": 4, "seq_len": 16, "lr": 1e-2, "warmup_steps": 5, "eval_every": 10}
 TINY_CLI = [
     "--layers",
@@ -111,17 +110,19 @@ def corpus_file(tmp_path_factory, text) -> Path:
     return path
 
 
-def make_trainer(text: str, folder: Path, seed: int = 0, **train) -> Trainer:
-    """A Trainer for a tiny model on `text`, writing into `folder`."""
-    vocab = CharVocab.from_text(text)
-    config = TrainConfig(**{**TINY_TRAIN, "seed": seed, **train})
-    train_ids, val_ids = data.split(data.encode(text, vocab), config.val_frac)
-    torch.manual_seed(seed)
-    model = CharLSTM(ModelConfig(vocab_size=len(vocab), **TINY_MODEL))
-    run = RunDir(folder)
+def make_trainer(
+    text: str, folder: Path, seed: int = 0, cell: str = "lstm", model: dict | None = None, **train
+) -> Trainer:
+    """A Trainer for a tiny model of `cell` on `text`, writing into `folder` (as the CLI starts
+    one: the library's start_run)."""
     folder.mkdir(parents=True, exist_ok=True)
-    info = {"name": "tiny", "sources": [], "chars": len(text), "sha256": "0" * 64}
-    return Trainer(model, vocab, train_ids, val_ids, config, run, info)
+    return start_run(
+        encode_text(text, "tiny"),
+        RunDir(folder),
+        cell=cell,
+        model={**TINY_MODEL, **(model or {})},
+        train={**TINY_TRAIN, "seed": seed, **train},
+    )
 
 
 def drain(trainer: Trainer) -> list:

@@ -24,7 +24,7 @@ def test_checkpoint_loads_with_weights_only_and_holds_everything(trained_run):
     assert raw["model_config"]["vocab_size"] == len(raw["vocab"])
     assert raw["trainer"]["step"] == 200 and raw["metrics"][-1]["step"] == 200
     assert {"sha256", "chars", "sources"} <= set(raw["corpus"])
-    assert raw["trainer"]["state_h"].shape == (2, 4, 24)  # carried state travels too
+    assert [s.shape for s in raw["trainer"]["state"]] == [(2, 4, 24)] * 2  # the carried (h, c)
 
 
 def test_round_trip_gives_identical_logits(trained_run, tmp_path):

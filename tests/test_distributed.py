@@ -62,7 +62,7 @@ def test_the_checkpoint_loads_and_samples_in_one_process(two_rank_runs):
     ck = two_rank_runs[0]
     payload = checkpoint.load(ck / "straight" / "best.pt")
     t = payload["trainer"]
-    assert t["world_size"] == 2 and t["state_h"].shape[1] == 2 * 4  # B x world streams saved
+    assert t["world_size"] == 2 and t["state"][0].shape[1] == 2 * 4  # B x world streams saved
     model, vocab = checkpoint.restore_model(payload, ck / "straight" / "best.pt")
     sampler = Sampler(model, vocab, SampleConfig(seed=1))
     text = "".join(step[0] for step in sampler.generate(50))

@@ -1,67 +1,13 @@
-"""The model's contract, and training: loss falls, seeds reproduce, resume equals uninterrupted."""
+"""Training: loss falls, seeds reproduce, resume equals uninterrupted."""
 
 import json
 import math
 
 import pytest
 import torch
-from conftest import TINY_MODEL, drain, make_trainer
+from conftest import drain, make_trainer
 
-from charrnn.model import CharLSTM, ModelConfig, lstm_cell
 from charrnn.trainer import DoneEvent, EvalEvent, StepEvent, evaluate
-
-
-@pytest.fixture
-def model():
-    torch.manual_seed(0)
-    return CharLSTM(ModelConfig(vocab_size=11, **TINY_MODEL)).eval()
-
-
-def test_forward_shapes(model):
-    logits, (h, c) = model(torch.randint(0, 11, (3, 7)))
-    assert logits.shape == (3, 7, 11)
-    assert h.shape == c.shape == (2, 3, 24)
-
-
-def test_one_call_over_abc_equals_three_one_character_calls(model):
-    idx = torch.tensor([[1, 2, 3]])  # "abc"
-    whole, state_whole = model(idx, model.init_state(1))
-    state, fused, stepped, step_state = model.init_state(1), [], [], model.init_state(1)
-    for t in range(3):
-        logits, state = model(idx[:, t : t + 1], state)  # the fused kernel, one char at a time
-        fused.append(logits[:, 0])
-        logits, step_state = model.step(idx[:, t], step_state)  # the gate-by-gate cell
-        stepped.append(logits)
-    torch.testing.assert_close(torch.stack(fused, 1), whole)
-    torch.testing.assert_close(torch.stack(stepped, 1), whole)
-    for a, b, s in zip(state, state_whole, step_state, strict=True):
-        torch.testing.assert_close(a, b)
-        torch.testing.assert_close(s, b)
-
-
-def test_lstm_cell_gates_behave_as_documented():
-    x, h, c = torch.zeros(1, 2), torch.zeros(1, 3), torch.full((1, 3), 5.0)
-    w_ih, w_hh = torch.zeros(12, 2), torch.zeros(12, 3)
-    bias = torch.zeros(12)
-    bias[3:6] = 50.0  # forget gate wide open, input gate at 0.5 with a zero candidate
-    _, c_new = lstm_cell(x, h, c, w_ih, w_hh, bias)
-    torch.testing.assert_close(c_new, c)  # the belt carries the memory unchanged
-    bias[3:6] = -50.0  # forget gate shut: the old memory is gone
-    _, c_new = lstm_cell(x, h, c, w_ih, w_hh, bias)
-    torch.testing.assert_close(c_new, torch.zeros_like(c))
-
-
-def test_parameter_shapes_are_the_models(model):
-    from charrnn.model import parameter_shapes
-
-    assert parameter_shapes(model.config) == {
-        k: tuple(v.shape) for k, v in model.state_dict().items()
-    }
-
-
-def test_forget_gate_bias_starts_open(model):
-    b = model.lstm.bias_ih_l0 + model.lstm.bias_hh_l0
-    assert torch.all(b[24:48] == 1.0)
 
 
 def test_loss_falls_on_a_tiny_corpus(tmp_path, text):
@@ -172,7 +118,7 @@ def test_a_corpus_of_more_than_256_characters_trains_and_samples(tmp_path):
 def test_evaluations_default_to_about_every_million_characters():
     from charrnn.trainer import TrainConfig
 
-    assert TrainConfig(batch_size=32, seq_len=32).steps_per_eval == 1024
-    assert TrainConfig(batch_size=32, seq_len=64).steps_per_eval == 512
-    assert TrainConfig(batch_size=32, seq_len=32, eval_every=7).steps_per_eval == 7
-    assert TrainConfig(batch_size=4096, seq_len=4096).steps_per_eval == 1
+    assert TrainConfig(batch_size=32, seq_len=32, lr=1e-3).steps_per_eval == 1024
+    assert TrainConfig(batch_size=32, seq_len=64, lr=1e-3).steps_per_eval == 512
+    assert TrainConfig(batch_size=32, seq_len=32, lr=1e-3, eval_every=7).steps_per_eval == 7
+    assert TrainConfig(batch_size=4096, seq_len=4096, lr=1e-3).steps_per_eval == 1

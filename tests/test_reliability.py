@@ -209,7 +209,9 @@ def good(tmp_path_factory, text):
         ({"hidden_size": 10**5}, "do not fit its config"),  # 160 GB if it were built
         ({"hidden_size": 10**9}, "do not fit its config"),  # exabytes, never allocated
         ({"hidden_size": 2**40}, "impossible model config"),
-        ({"num_layers": 3}, "not those of a CharLSTM"),
+        ({"num_layers": 3}, "not those of a LSTM"),
+        ({"cell": "gru"}, "do not fit its config"),  # an LSTM's weights called a GRU's
+        ({"cell": "transformer"}, "broken vocabulary or model config"),
         ({"embedding_dim": -4}, "impossible model config"),
         ({"vocab_size": 5}, "inconsistent"),
         ({"colour": "blue"}, "broken vocabulary or model config"),
@@ -237,9 +239,11 @@ def test_other_lies_are_refused(good):
 def test_a_broken_training_state_is_refused_on_resume(good, tmp_path, text):
     payload, _ = good
     trainer = make_trainer(text, tmp_path / "r", max_steps=10)
-    broken = {**payload, "trainer": {**payload["trainer"], "state_h": torch.zeros(9, 9, 9)}}
-    with pytest.raises(CheckpointError, match="training state is broken"):
-        trainer.load_state(broken)
+    state = payload["trainer"]["state"]
+    for bad in ([torch.zeros(9, 9, 9)] * 2, state[:1], [state[0][:, :2], state[1][:, :2]], None):
+        broken = {**payload, "trainer": {**payload["trainer"], "state": bad}}
+        with pytest.raises(CheckpointError, match="training state is broken"):
+            trainer.load_state(broken)
     broken = {**payload, "trainer": {**payload["trainer"], "batch": 10**6}}
     with pytest.raises(CheckpointError, match="outside the epoch"):
         trainer.load_state(broken)

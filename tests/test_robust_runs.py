@@ -183,9 +183,9 @@ def test_any_checkpoint_folder_lists_every_run_and_samples_a_trained_one(files, 
         assert set(rows) == {tsv(n) for n in listed}
         for name, kind in listed.items():
             row = rows[tsv(name)]
-            assert len(row) == 7 and row[5] == tsv(f"checkpoints/{name}")
+            assert len(row) == 8 and row[6] == tsv(f"checkpoints/{name}")
             if kind in ("good", "binary metrics"):
-                assert row[1] == "200" and row[6] == ""
+                assert row[1] == "LSTM 2x24" and row[2] == "200" and row[7] == ""
 
         r = invoke(["sample", "-l", "5", "-s", "1"])
         assert_contract(r)
@@ -269,9 +269,9 @@ def test_an_unreadable_run_folder_is_listed_as_damaged_and_hides_nothing(files, 
         r = invoke(["runs"])
         assert r.exit_code == 0, r.stderr
         rows = {line.split("\t")[0]: line.split("\t") for line in r.stdout.splitlines()[1:]}
-        assert rows["good"][1] == "200" and rows["good"][6] == ""
+        assert rows["good"][2] == "200" and rows["good"][7] == ""
         assert (
-            rows["locked"][6]
+            rows["locked"][7]
             == "damaged: cannot read checkpoints/locked/last.pt: Permission denied"
         )
         r = invoke(["sample", "-l", "5", "-s", "1"])
@@ -381,7 +381,7 @@ def test_piped_runs_are_plain_and_complete_and_a_terminal_gets_a_table(files, mo
         make_run(base, name, "good", files)
         r = invoke(["runs", "--checkpoint-dir", str(base)])
         assert r.exit_code == 0
-        assert r.stdout.splitlines()[1].split("\t")[:2] == [name, "200"]
+        assert r.stdout.splitlines()[1].split("\t")[:3:2] == [name, "200"]
         assert f"{base}/{name}" in r.stdout and "…" not in r.stdout and "\x1b" not in r.stdout
         monkeypatch.setattr(_NamedTextIOWrapper, "isatty", lambda self: True)
         monkeypatch.setenv("COLUMNS", "400")
@@ -414,7 +414,7 @@ def test_runs_shows_the_step_of_the_checkpoint_not_of_the_last_evaluation(traine
         (run / "metrics.jsonl").write_text('{"step": 10, "val_bpc": 9.0}\n')
         rec = json.loads(invoke(["runs", "--json"]).stdout)
         assert (rec["step"], rec["last_eval_step"]) == (237, 200)
-        assert invoke(["runs"]).stdout.splitlines()[1].split("\t")[1] == "237"
+        assert invoke(["runs"]).stdout.splitlines()[1].split("\t")[2] == "237"
 
 
 @pytest.mark.parametrize(

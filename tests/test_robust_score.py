@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from charrnn import checkpoint as ckpt
 from charrnn.cli import cli
 from charrnn.cli.score import _lines
-from charrnn.model import CharLSTM
+from charrnn.model import CharRNN
 from charrnn.sampler import SampleConfig, Sampler
 from charrnn.scoring import CHUNK, score_lines, score_text
 
@@ -155,20 +155,22 @@ def test_priming_in_chunks_reaches_the_same_state(model_vocab, prime, chunk):
     whole, parts = (Sampler(model, vocab, SampleConfig(seed=1)) for _ in range(2))
     whole.prime(prime, chunk=10**6)
     parts.prime(prime, chunk=chunk)
-    for a, b in ((whole.h, parts.h), (whole.c, parts.c), ([whole.logits], [parts.logits])):
-        torch.testing.assert_close(torch.stack(a), torch.stack(b), rtol=1e-4, atol=1e-5)
+    for a, b in zip(
+        (*whole.stepper.state(), whole.logits), (*parts.stepper.state(), parts.logits), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 @pytest.fixture
 def passes(monkeypatch):
     """The size (rows x characters) of every forward pass of the model from now on."""
-    sizes, forward = [], CharLSTM.forward
+    sizes, forward = [], CharRNN.forward
 
     def recorded(model, idx, state=None):
         sizes.append(idx.numel())
         return forward(model, idx, state)
 
-    monkeypatch.setattr(CharLSTM, "forward", recorded)
+    monkeypatch.setattr(CharRNN, "forward", recorded)
     return sizes
 
 

@@ -29,7 +29,7 @@ Examples:
     "--json",
     "as_json",
     is_flag=True,
-    help="One JSON object per run and line: run, folder, status, step, scores, note.",
+    help="One JSON object per run and line: run, folder, status, cell, shape, step, scores, note.",
 )
 @checkpoint_dir_option
 @user_errors
@@ -48,7 +48,16 @@ def runs(checkpoint_dir, as_json):
         for info in found:
             click.echo(json_line(_run_record(info)))
         return
-    header = ("run", "step", "train time", "best val bpc", "last val bpc", "folder", "note")
+    header = (
+        "run",
+        "model",
+        "step",
+        "train time",
+        "best val bpc",
+        "last val bpc",
+        "folder",
+        "note",
+    )
     rows = [_run_row(info) for info in found]
     if not sys.stdout.isatty():  # for scripts: every character as it is, nothing cut or styled
         for row in (header, *rows):
@@ -59,7 +68,7 @@ def runs(checkpoint_dir, as_json):
 
     table = Table(box=None)
     for col in header:
-        numeric = col not in ("run", "folder", "note")
+        numeric = col not in ("run", "model", "folder", "note")
         table.add_column(col, justify="right" if numeric else "left", overflow="fold")
     for row in rows:
         table.add_row(*(Text(field) for field in row))  # Text: a name is never read as markup
@@ -79,8 +88,10 @@ def _run_row(info) -> tuple[str, ...]:
         return "-" if value is None else format(value, spec)
 
     minutes = None if r["train_seconds"] is None else r["train_seconds"] / 60
+    model = " ".join(x for x in ((r["cell"] or "").upper(), r["shape"] or "") if x) or "-"
     return (
         r["run"],
+        model,
         fmt(r["step"], ",d"),
         fmt(minutes, ".1f") + " min" * (minutes is not None),
         fmt(r["best_val_bpc"], ".3f"),

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
-import os
 import sys
 
 import click
@@ -26,15 +24,15 @@ from charrnn.cli.common import (
     stop_signals,
     user_errors,
 )
-from charrnn.errors import CorpusError, RunError
+from charrnn.config import CELLS
 from charrnn.presets import PRESETS
 
-DEFAULT_TIME = 600.0  # seconds, when no --steps, --epochs or --time is given
 # Options that shape the model or the data: fixed for the life of a run.
 FIXED_ON_RESUME = (
     "name",
     "force",
     "size",
+    "cell",
     "layers",
     "hidden",
     "embedding",
@@ -82,8 +80,17 @@ Examples:
     help="Model preset: tiny 1x128, small 1x512, medium 1x768, large 3x512; auto picks small "
     "for budgets up to 5 minutes, else medium (without dropout for 20M+ characters).",
 )
-@click.option("--layers", type=click.IntRange(1, 16), help="LSTM layers (overrides --size).")
-@click.option("--hidden", type=click.IntRange(1, 8192), help="LSTM width (overrides --size).")
+@click.option(
+    "--cell",
+    type=click.Choice(CELLS),
+    default="lstm",
+    show_default=True,
+    help="The recurrent cell: lstm (cell state + forget/input/output gates), gru (reset/update "
+    "gates), or rnn (vanilla tanh RNN: short memory). --size gives each about the same number "
+    "of parameters: a GRU or RNN is made wider than the LSTM.",
+)
+@click.option("--layers", type=click.IntRange(1, 16), help="Layers of cells (overrides --size).")
+@click.option("--hidden", type=click.IntRange(1, 8192), help="Cell width (overrides --size).")
 @click.option("--embedding", type=click.IntRange(1, 4096), help="Embedding width.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout rate.")
 @click.option(
@@ -163,7 +170,7 @@ def train(ctx, corpus, resume, checkpoint_dir, quiet, **opts):
         if resume:
             run = runs.find_run(resume, checkpoint_dir)
             with _session(run, d):  # locked before last.pt is read: no other trainer can move it
-                code = _run(_resumed_trainer(run, resume, corpus, device, opts, quiet, d), quiet)
+                code = _run(_resumed_trainer(run, corpus, device, opts, quiet, d), quiet)
         else:
             trainer = _new_trainer(corpus, checkpoint_dir, device, opts, quiet, d)  # checks first
             with _session(trainer.run_dir, d, new=True, clear=opts["force"]):
@@ -217,125 +224,65 @@ def _skipped_note(sources) -> str:
     )
 
 
-def _budget(opts, default_time: float | None) -> dict:
-    steps, epochs, seconds = opts["steps"], opts["epochs"], opts["time_budget"]
-    if steps is None and epochs is None and seconds is None:
-        seconds = default_time
-    return {"max_steps": steps, "max_epochs": epochs, "max_time": seconds}
+# Command-line option -> the ModelConfig / TrainConfig field it sets (None: not given).
+MODEL_OPTIONS = {
+    "layers": "num_layers",
+    "hidden": "hidden_size",
+    "embedding": "embedding_dim",
+    "dropout": "dropout",
+}
+TRAIN_OPTIONS = {
+    "batch_size": "batch_size",
+    "seq_len": "seq_len",
+    "lr": "lr",
+    "steps": "max_steps",
+    "epochs": "max_epochs",
+    "time_budget": "max_time",
+    "eval_every": "eval_every",
+    "val_frac": "val_frac",
+    "seed": "seed",
+}
+
+
+def _given_fields(opts, names: dict) -> dict:
+    return {field: opts[option] for option, field in names.items() if opts[option] is not None}
 
 
 def _new_trainer(specs, checkpoint_dir, device, opts, quiet, d):
-    import torch
-
-    from charrnn import data, runs
-    from charrnn.model import CharLSTM, ModelConfig
+    from charrnn import runs
     from charrnn.presets import choose
-    from charrnn.trainer import TrainConfig, Trainer
+    from charrnn.start import start_run
 
     corpus = _load_corpus(specs, opts["encoding"], quiet, d)
     run = runs.plan_run(checkpoint_dir, runs.safe_name(opts["name"] or corpus.name), opts["force"])
-    vocab = corpus.vocab
-    train_ids, val_ids = data.split(corpus.ids, opts["val_frac"])
-    budget = _budget(opts, DEFAULT_TIME)
-    size, p = choose(opts["size"], budget["max_time"], len(corpus))
-
-    def pick(option, default):  # an option given on the command line beats the preset
-        return default if opts[option] is None else opts[option]
-
-    config = TrainConfig(
-        batch_size=pick("batch_size", p.batch_size),
-        seq_len=pick("seq_len", p.seq_len),
-        lr=pick("lr", p.lr),
-        eval_every=opts["eval_every"],
-        val_frac=opts["val_frac"],
-        seed=opts["seed"],
-        **budget,
+    train, model = _given_fields(opts, TRAIN_OPTIONS), _given_fields(opts, MODEL_OPTIONS)
+    trainer = start_run(
+        corpus,
+        run,
+        size=opts["size"],
+        cell=opts["cell"],
+        model=model,
+        train=train,
+        device=device,
+        dist=d,
     )
-    model_config = ModelConfig(
-        vocab_size=len(vocab),
-        embedding_dim=pick("embedding", p.embedding_dim),
-        hidden_size=pick("hidden", p.hidden_size),
-        num_layers=pick("layers", p.num_layers),
-        dropout=pick("dropout", p.dropout),
-    )
-    torch.manual_seed(config.seed)
-    model = CharLSTM(model_config).to(device)
-    if d.rank:  # same initial weights everywhere, different dropout masks on each rank
-        torch.manual_seed(config.seed + d.rank)
-    info = {
-        "name": corpus.name,
-        "sources": corpus.sources,
-        "chars": len(corpus),
-        "sha256": corpus.sha256,
-        "encoding": opts["encoding"],
-        "char_counts": data.char_counts(corpus.ids, len(vocab)),  # what sample checks itself by
-    }
-    trainer = Trainer(model, vocab, train_ids, val_ids, config, run, info, d)
+    size, _ = choose(opts["size"], trainer.config.max_time, len(corpus))
     chosen = f" (--size auto: {size})" if opts["size"] == "auto" else ""
     say(_describe(trainer, "Training", len(corpus), device) + chosen, quiet)
     return trainer
 
 
-def _resumed_trainer(run, name, specs, device, opts, quiet, d):
-    from charrnn import checkpoint, data
-    from charrnn.errors import CheckpointError
-    from charrnn.trainer import TrainConfig, Trainer
+def _resumed_trainer(run, specs, device, opts, quiet, d):
+    from charrnn.start import RESUMABLE, resume_run
 
-    path = run.last if run.last.is_file() else run.best
-    try:
-        payload = checkpoint.load(path)
-    except CheckpointError as e:
-        raise CheckpointError(
-            f"{e}; run {run.name!r} cannot be resumed from it: start it again with "
-            f"`charrnn train CORPUS --name {run.name} --force`"
-        ) from None
-    saved = payload["corpus"]
-    # Re-read with the encoding the run was started with.
-    specs = specs or _saved_sources(saved["sources"], run, name)
-    corpus = _load_corpus(specs, saved.get("encoding", "utf-8"), quiet, d)
-    model, vocab = checkpoint.restore_model(payload, path)
-    if corpus.sha256 != saved["sha256"] or corpus.vocab.chars != vocab.chars:
-        raise CorpusError(
-            f"the corpus differs from the one run {run.name!r} was trained on "
-            f"({len(corpus):,} vs {saved['chars']:,} characters, SHA-256 differs); "
-            "resume with the same text, or start a new run"
-        )
-    config = TrainConfig.from_dict(payload["train_config"])
-    if any(opts[k] is not None for k in ("steps", "epochs", "time_budget")):
-        config = dataclasses.replace(config, **_budget(opts, None))
-    if opts["eval_every"]:
-        config = dataclasses.replace(config, eval_every=opts["eval_every"])
-    train_ids, val_ids = data.split(corpus.ids, config.val_frac)
-    saved = {**saved, "sources": corpus.sources}  # where it is now, if it moved
-    trainer = Trainer(model.to(device), vocab, train_ids, val_ids, config, run, saved, d)
-    trainer.load_state(payload)
-    if trainer.budget_spent():
-        raise RunError(
-            f"run {run.name!r} has already used its budget ({trainer.pos.step:,} steps, "
-            f"{trainer.pos.elapsed:.0f}s); give a larger --steps, --epochs or --time in all"
-        )
-    say(
-        _describe(trainer, f"Resuming at step {trainer.pos.step:,}:", len(corpus), device),
-        quiet,
-    )
+    def read(specs, encoding):
+        return _load_corpus(specs, encoding, quiet, d)
+
+    train = {k: v for k, v in _given_fields(opts, TRAIN_OPTIONS).items() if k in RESUMABLE}
+    trainer = resume_run(run, read, corpus_specs=specs or None, train=train, device=device, dist=d)
+    n_chars = trainer.corpus["chars"]
+    say(_describe(trainer, f"Resuming at step {trainer.pos.step:,}:", n_chars, device), quiet)
     return trainer
-
-
-def _saved_sources(sources: list[str], run, name: str) -> list[str]:
-    """The corpus a run was trained on, to read again; an error saying how to pass it where it
-    cannot be read again (standard input, or files that moved)."""
-    if "-" in sources:
-        raise CorpusError(
-            f"run {run.name!r} was trained on standard input; pipe the same text again: "
-            f"... | charrnn train - --resume {name}"
-        )
-    gone = [s for s in sources if os.path.isabs(s) and not os.path.exists(s)]
-    if gone:
-        raise CorpusError(
-            f"run {run.name!r} was trained on {', '.join(gone)}, which is not there any more; "
-            f"if it moved, give its new place: charrnn train NEWPATH --resume {name}"
-        )
-    return sources
 
 
 def _describe(trainer, verb, n_chars, device) -> str:
@@ -348,7 +295,7 @@ def _describe(trainer, verb, n_chars, device) -> str:
     ]
     return (
         f"{verb} {trainer.run_dir.name!r}: {n_chars:,} characters, {len(trainer.vocab)} distinct; "
-        f"{m.num_layers}x{m.hidden_size} LSTM, {params / 1e6:.2f}M parameters; batch "
+        f"{m.num_layers}x{m.hidden_size} {m.cell.upper()}, {params / 1e6:.2f}M parameters; batch "
         f"{c.batch_size}x{c.seq_len}; budget {', '.join(x for x in limits if x)}; {device}"
         + (f" x {trainer.dist.world} processes" if trainer.dist.active else "")
     )

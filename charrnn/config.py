@@ -1,0 +1,54 @@
+"""The shape of a model, without torch: ModelConfig, the cells, and parameter arithmetic.
+
+Kept free of torch so that the command line can offer its choices (and `--help`) at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+CELLS = ("lstm", "gru", "rnn")
+GATE_ROWS = {"lstm": 4, "gru": 3, "rnn": 1}  # weight_ih is (rows * H, I): the gates stacked
+
+
+@dataclass
+class ModelConfig:
+    """Shape of a CharRNN; names follow torch.nn.LSTM. The sizes' defaults live in presets.py."""
+
+    vocab_size: int
+    embedding_dim: int
+    hidden_size: int
+    num_layers: int
+    dropout: float = 0.0  # between layers and before the head; 0 for short runs
+    cell: str = "lstm"  # "lstm", "gru" or "rnn" (tanh); checkpoints without one are LSTMs
+    forget_bias: float = 1.0  # LSTM only: start with the belt open, remember by default
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise ValueError(f"unknown cell {self.cell!r}: one of {', '.join(CELLS)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        return cls(**d)
+
+
+def parameter_shapes(c: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The state_dict shapes of a CharRNN of config `c`, without building one."""
+    v, e, h, rows = c.vocab_size, c.embedding_dim, c.hidden_size, GATE_ROWS[c.cell]
+    shapes = {"embed.weight": (v, e)}
+    for layer in range(c.num_layers):
+        shapes[f"rnn.weight_ih_l{layer}"] = (rows * h, e if layer == 0 else h)
+        shapes[f"rnn.weight_hh_l{layer}"] = (rows * h, h)
+        shapes[f"rnn.bias_ih_l{layer}"] = (rows * h,)
+        shapes[f"rnn.bias_hh_l{layer}"] = (rows * h,)
+    shapes["head.weight"], shapes["head.bias"] = (v, h), (v,)
+    return shapes
+
+
+def parameter_count(c: ModelConfig) -> int:
+    """How many parameters a CharRNN of config `c` has (arithmetic: nothing is allocated)."""
+    return sum(math.prod(s) for s in parameter_shapes(c).values())

@@ -1,0 +1,266 @@
+"""The three cells: one readable step each, equal to PyTorch's fused kernel; the opaque state;
+sizes at equal parameter count; and each cell through training, resume, sampling and scoring."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_CLI, TINY_MODEL, drain, make_text, make_trainer
+
+from charrnn import checkpoint
+from charrnn.config import CELLS
+from charrnn.model import (
+    CharRNN,
+    ModelConfig,
+    expand_state,
+    gru_step,
+    lstm_step,
+    parameter_count,
+    parameter_shapes,
+    select_streams,
+    state_from_list,
+    state_to_list,
+)
+from charrnn.presets import PRESETS, for_cell
+from charrnn.sampler import SampleConfig, Sampler
+from charrnn.scoring import score_text
+from charrnn.trainer import StepEvent
+
+V1 = Path(__file__).parent / "data" / "v1"
+
+
+def tiny(cell: str, num_layers: int = 2, vocab_size: int = 11, seed: int = 0) -> CharRNN:
+    torch.manual_seed(seed)
+    config = ModelConfig(
+        vocab_size=vocab_size, cell=cell, **{**TINY_MODEL, "num_layers": num_layers}
+    )
+    model = CharRNN(config).eval()
+    with torch.no_grad():  # weights away from PyTorch's small init, so the gates really move
+        for p in model.rnn.parameters():
+            p.mul_(2.0)
+    return model
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_readable_step_equals_the_fused_kernel(cell, num_layers, batch):
+    """40 characters read one at a time through the cell's named-gate step give the logits and the
+    state that one fused-kernel pass gives (1 and 3 streams: the Stepper lays weights out apart)."""
+    model = tiny(cell, num_layers)
+    idx = torch.randint(0, 11, (batch, 40))
+    start = tuple(torch.randn_like(s) for s in model.init_state(batch))  # a warm state
+    with torch.no_grad():
+        whole, state = model(idx, start)  # (B, T, V)
+    stepper = model.stepper(batch)
+    stepper.start(start)
+    stepped = torch.stack([stepper(idx[:, t]) for t in range(40)], 1)
+    torch.testing.assert_close(stepped, whole, atol=2e-5, rtol=1e-4)
+    for a, b in zip(stepper.state(), state, strict=True):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_the_state_is_the_models_own_form_and_survives_the_checkpoint_round_trip(cell):
+    model = tiny(cell)
+    logits, state = model(torch.randint(0, 11, (3, 7)))
+    assert logits.shape == (3, 7, 11)
+    assert len(state) == (2 if cell == "lstm" else 1)  # (h, c) or (h,)
+    assert all(s.shape == (2, 3, 24) for s in state)
+    assert all(s.shape == (2, 5, 24) for s in expand_state(select_streams(state, [1]), 5))
+    saved = state_to_list(state)
+    restored = state_from_list(model, saved, slice(1, 3))
+    for a, b in zip(restored, state, strict=True):
+        assert torch.equal(a, b[:, 1:3])
+    other = next(c for c in CELLS if (c == "lstm") != (cell == "lstm"))
+    with pytest.raises(ValueError):  # a GRU's state is not an LSTM's
+        state_from_list(tiny(other), saved)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_parameter_shapes_are_the_models(cell):
+    model = tiny(cell, num_layers=3)
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert parameter_shapes(model.config) == shapes
+    assert parameter_count(model.config) == model.num_params()
+
+
+def test_lstm_gates_behave_as_the_essays_say():
+    c, zeros = torch.full((1, 3), 5.0), torch.zeros(1, 12)
+    open_belt = zeros.clone()
+    open_belt[:, 3:6] = 50.0  # forget gate wide open; input gate at 0.5 with a zero candidate
+    probe = {}
+    h, c_new = lstm_step(open_belt, zeros, (torch.zeros(1, 3), c), probe)
+    torch.testing.assert_close(c_new, c)  # the belt carries the memory unchanged
+    assert set(probe) == {"forget", "input", "candidate", "output"}
+    torch.testing.assert_close(h, 0.5 * torch.tanh(c))  # output gate at 0.5 shows half the belt
+    shut = zeros.clone()
+    shut[:, 3:6] = -50.0  # forget gate shut: the old memory is gone
+    _, c_new = lstm_step(shut, zeros, (torch.zeros(1, 3), c))
+    torch.testing.assert_close(c_new, torch.zeros_like(c))
+
+
+def test_gru_update_gate_keeps_or_replaces_the_memory():
+    h, zeros = torch.full((1, 3), 0.7), torch.zeros(1, 9)
+    keep = zeros.clone()
+    keep[:, 3:6] = 50.0  # update gate at 1: h is kept whatever the candidate
+    probe = {}
+    (h_new,) = gru_step(keep, zeros, (h,), probe)
+    torch.testing.assert_close(h_new, h)
+    assert set(probe) == {"reset", "update", "candidate"}
+    replace = zeros.clone()
+    replace[:, 3:6] = -50.0  # update gate at 0: h becomes the candidate, tanh(0) here
+    (h_new,) = gru_step(replace, zeros, (h,))
+    torch.testing.assert_close(h_new, torch.zeros_like(h))
+
+
+def test_the_forget_gate_bias_is_the_lstms_alone():
+    lstm = CharRNN(ModelConfig(vocab_size=11, cell="lstm", **TINY_MODEL))
+    _, _, b_ih, b_hh = lstm.layer_weights(1)
+    assert torch.all(b_ih[24:48] + b_hh[24:48] == 1.0)
+    for cell in ("gru", "rnn"):  # PyTorch's own init (within 1/sqrt(H)): no gate starts open
+        model = CharRNN(ModelConfig(vocab_size=11, cell=cell, **TINY_MODEL))
+        assert model.layer_weights(0)[2].abs().max() < 1.0
+
+
+@pytest.mark.parametrize("size", ["small", "medium", "large"])
+def test_sizes_give_every_cell_about_the_lstms_parameter_count(size):
+    counts = {
+        cell: parameter_count(for_cell(PRESETS[size], cell, 65).model_config(65, cell))
+        for cell in CELLS
+    }
+    for cell in ("gru", "rnn"):
+        assert abs(counts[cell] / counts["lstm"] - 1) < 0.02, counts
+    assert for_cell(PRESETS[size], "rnn", 65).hidden_size > PRESETS[size].hidden_size
+
+
+class FusedStepper:
+    """The sampler's stepper done with the fused kernel, one character per call: the reference."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def start(self, state):
+        self.s = state
+
+    def __call__(self, idx):
+        logits, self.s = self.model(idx[:, None], self.s)  # (B, 1, V)
+        return logits[:, 0]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize(
+    "cfg", [{"temperature": 1.0}, {"temperature": 0.7, "top_k": 5}, {"temperature": (0, 1.5)}]
+)
+def test_sampling_through_the_readable_step_writes_what_the_fused_kernel_writes(cell, cfg):
+    model = tiny(cell, vocab_size=40)
+    from charrnn.tokenizer import CharVocab
+
+    vocab = CharVocab.from_text("".join(chr(65 + i) for i in range(39)) + "\n")
+
+    def write(reference: bool) -> list[str]:
+        s = Sampler(model, vocab, SampleConfig(seed=11, num_samples=3, **cfg))
+        if reference:
+            s.stepper = FusedStepper(model)
+        s.prime("ABC")
+        return ["".join(x) for x in zip(*s.generate(200), strict=True)]
+
+    with torch.inference_mode():
+        assert write(reference=False) == write(reference=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Each cell through the product: the invariants the LSTM's tests hold, for the GRU and the RNN.
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_each_cell_learns_resumes_exactly_samples_and_scores(tmp_path, text, cell):
+    steps = 2 * len(make_trainer(text, tmp_path / "probe", cell=cell).train_batches) + 7
+    whole = make_trainer(text, tmp_path / "whole", cell=cell, max_steps=steps)
+    events = drain(whole)
+    first = next(e for e in events if isinstance(e, StepEvent)).loss
+    assert whole.pos.best_val < 0.75 * first  # it learns
+
+    cut = make_trainer(text, tmp_path / "cut", cell=cell, max_steps=steps)
+    for event in cut.run():
+        if isinstance(event, StepEvent) and event.step == steps // 2 + 3:
+            cut.request_stop()
+    payload = checkpoint.load(cut.run_dir.last)
+    assert payload["model_config"]["cell"] == cell
+    torch.manual_seed(12345)  # a resumed process starts with some other RNG state
+    resumed = make_trainer(text, tmp_path / "cut", cell=cell, seed=99, max_steps=steps)
+    resumed.load_state(payload)
+    drain(resumed)
+    for (name, p), q in zip(
+        whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(p, q), name
+
+    model, vocab = checkpoint.restore_model(checkpoint.load(whole.run_dir.best), whole.run_dir.best)
+    assert model.config.cell == cell
+
+    def sample(seed):
+        s = Sampler(model, vocab, SampleConfig(temperature=0.8, seed=seed, num_samples=2))
+        s.prime("ANNA:")
+        return ["".join(x) for x in zip(*s.generate(80), strict=True)]
+
+    assert sample(1) == sample(1) and sample(1) != sample(2)
+    assert 0 < score_text(model, vocab, text[:300]) / 300 < first
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_the_cli_trains_resumes_samples_scores_and_lists_each_cell(env, corpus_file, cell):
+    r = env(["train", str(corpus_file), "--cell", cell, "--steps", "20", "--name", "c", *TINY_CLI])
+    assert r.exit_code == 0, r.stderr
+    assert f"2x24 {cell.upper()}" in r.stderr
+    r = env(["train", "--resume", "c", "--steps", "30"])
+    assert r.exit_code == 0, r.stderr
+    r = env(["train", "--resume", "c", "--steps", "40", "--cell", "lstm"])
+    assert r.exit_code == 2 and "--cell cannot change" in r.stderr
+    r = env(["sample", "-c", "c", "--seed", "1", "-l", "50"])
+    assert r.exit_code == 0 and len(r.stdout) >= 50, r.stderr
+    r = env(["score", "-c", "c", str(corpus_file)])
+    assert r.exit_code == 0 and float(r.stdout.split()[0]) > 0, r.stderr
+    r = env(["runs", "--json"])
+    (record,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert (record["cell"], record["shape"], record["step"]) == (cell, "2x24", 30)
+
+
+def test_an_unknown_cell_is_a_usage_error(env, corpus_file):
+    r = env(["train", str(corpus_file), "--cell", "transformer"])
+    assert r.exit_code == 2 and "transformer" in r.stderr and not r.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints written before the cells (format 1) keep loading, as LSTMs, and resume exactly.
+
+
+def test_a_format_1_checkpoint_samples_scores_and_resumes_as_before(tmp_path):
+    expected = json.loads((V1 / "expected.json").read_text())
+    payload = checkpoint.load(V1 / "last.pt")
+    assert payload["format_version"] == checkpoint.FORMAT_VERSION
+    model, vocab = checkpoint.restore_model(payload, V1 / "last.pt")
+    assert model.config.cell == "lstm"
+    s = Sampler(model, vocab, SampleConfig(temperature=0.8, seed=5, num_samples=2))
+    s.prime(expected["prime"])
+    assert ["".join(x) for x in zip(*s.generate(200), strict=True)] == expected["samples"]
+    text = make_text()
+    assert score_text(model, vocab, text[:500]) == pytest.approx(
+        expected["score_text_first500"], rel=1e-5
+    )
+    resumed = make_trainer(text, tmp_path / "v1", max_steps=40)  # what wrote it, 10 steps more
+    resumed.load_state(payload)
+    drain(resumed)
+    assert resumed.model.head.bias.tolist() == pytest.approx(expected["head_bias_after_40"], 1e-6)
+
+
+def test_the_runs_listing_reads_a_format_1_run_as_an_lstm(env, tmp_path):
+    import shutil
+
+    run = tmp_path / "checkpoints" / "old"
+    run.mkdir(parents=True)
+    shutil.copy(V1 / "last.pt", run / "last.pt")
+    r = env(["runs", "--json"])
+    record = json.loads(r.stdout)
+    assert (record["cell"], record["shape"], record["step"]) == ("lstm", "2x24", 30)
