@@ -8,7 +8,7 @@ it and no code in it ever runs:
     vocab                              list of str: the whole tokenizer
     model, optimizer                   state_dicts
     trainer                            step, epoch, batch, elapsed, carried (h, c), RNG, best_val
-    metrics                            list of dicts, one per evaluation so far
+    metrics                            list of dicts: every evaluation and training record so far
     corpus                             name, sources, chars, sha256
 """
 
