@@ -64,9 +64,11 @@ def run(name, cmd, threads, tmp, run_name) -> dict:
     start = time.perf_counter()
     subprocess.run([*cmd, "--name", run_name], env=env, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
-    lines = (Path(tmp) / run_name / "metrics.jsonl").read_text().splitlines()
-    last = json.loads(lines[-1])
     from charrnn import checkpoint
+    from charrnn.runs import is_evaluation
+
+    lines = (Path(tmp) / run_name / "metrics.jsonl").read_text().splitlines()
+    last = [r for r in map(json.loads, lines) if is_evaluation(r)][-1]  # not a training record
 
     saved = checkpoint.load(Path(tmp) / run_name / "last.pt")
     tc = saved["train_config"]

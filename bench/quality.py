@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from charrnn import checkpoint
+from charrnn.runs import is_evaluation
 
 CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora" / "tinyshakespeare.txt"
 # (system, best val nats/char in 136.5 s, chars/s): measured on this 2-core machine (issue 3)
@@ -49,7 +50,7 @@ def main() -> None:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)  # its progress: on stderr
         wall = time.perf_counter() - start
         lines = (Path(tmp) / "bench" / "metrics.jsonl").read_text().splitlines()
-        records = [json.loads(line) for line in lines]
+        records = [r for r in map(json.loads, lines) if is_evaluation(r)]  # not training records
         saved = checkpoint.load(Path(tmp) / "bench" / "last.pt")
     tc, mc = saved["train_config"], saved["model_config"]
     best = min(records, key=lambda r: r["val_loss"])

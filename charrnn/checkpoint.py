@@ -9,7 +9,7 @@ it and no code in it ever runs:
     model, optimizer                   state_dicts
     trainer                            step, epoch, batch, elapsed, RNG, best_val, and "state": the
                                        carried state as the model lists it (model.state_to_list)
-    metrics                            list of dicts, one per evaluation so far
+    metrics                            list of dicts: every evaluation and training record so far
     corpus                             name, sources, chars, sha256, encoding, char_counts
 
 Versions: 1 was LSTM-only ("lstm." weights, the state as "state_h"/"state_c", no cell in the

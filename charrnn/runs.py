@@ -1,5 +1,10 @@
 """Run folders: `BASE/NAME/{best.pt, last.pt, metrics.jsonl}`, and finding them again.
 
+metrics.jsonl (and a checkpoint's `metrics`) holds two kinds of record, one JSON object a line:
+evaluations (`"kind": "eval"`, with val_loss and val_bpc; lines written before training records
+existed have no kind and are all evaluations) and training records (`"kind": "train"`: the mean
+training loss over the steps since the previous one). `is_evaluation` tells them apart.
+
 The base folder is whatever the caller passes (the CLI's --checkpoint-dir); nothing here reads the
 environment or the working directory on its own.
 """
@@ -96,12 +101,18 @@ class RunDir:
             raise RunError(f"cannot write {self.metrics}: {e.strerror or e}") from None
 
     def rewrite_metrics(self, records: list[dict]) -> None:
-        """Make metrics.jsonl match a checkpoint's own history (used on resume)."""
+        """Make metrics.jsonl match a checkpoint's own history (used on resume and rollback)."""
         lines = "".join(json.dumps(r) + "\n" for r in records).encode("utf-8")
         try:
             atomic_write(self.metrics, lambda f: f.write(lines))
         except OSError as e:
             raise RunError(f"cannot write {self.metrics}: {e.strerror or e}") from None
+
+
+def is_evaluation(record) -> bool:
+    """A metrics record of an evaluation (not a training record, and not junk from a damaged
+    file)."""
+    return isinstance(record, dict) and record.get("kind", "eval") == "eval"
 
 
 def _lock(fd: int, run: RunDir) -> None:
@@ -300,7 +311,7 @@ def inspect(run: RunDir) -> RunInfo:
         run,
         step=_number(trainer.get("step"), int),
         elapsed=_number(trainer.get("elapsed"), float),
-        metrics=tuple(r for r in records if isinstance(r, dict)),
+        metrics=tuple(r for r in records if is_evaluation(r)),
         has_best="best.pt" in loaded,
         problem="; ".join(problems) or None,
         cell=config.get("cell") if isinstance(config.get("cell"), str) else None,

@@ -71,10 +71,18 @@ class TrainConfig:
     # cold start falls into a runaway state that writes garbage (coldstart.py measures it).
     cold_start_prob: float = 1 / 64
     cold_start_checks: int = 256  # positions the cold-start check reads at each evaluation
+    # Training-loss records in metrics per evaluation interval (plus one at every evaluation):
+    # four evaluations in a short run are too few points for a learning curve, and the records
+    # are small (every one is kept in the checkpoint: ~150 bytes, 16 per million characters).
+    records_per_eval: int = 16
 
     @property
     def steps_per_eval(self) -> int:
         return self.eval_every or max(1, round(EVAL_CHARS / (self.batch_size * self.seq_len)))
+
+    @property
+    def steps_per_record(self) -> int:
+        return max(1, self.steps_per_eval // max(self.records_per_eval, 1))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,6 +103,10 @@ class Position:
     best_val: float = math.inf
     lr_scale: float = 1.0  # halved by each rollback after the loss blew up
     metrics: list[dict] = field(default_factory=list)
+    # Training loss summed over the steps since the last training record, and their count: saved,
+    # so that after a resume the next record covers the same steps as in an uninterrupted run.
+    window_loss: float = 0.0
+    window_steps: int = 0
 
 
 @dataclass
@@ -171,6 +183,8 @@ class Trainer:
                 "elapsed": self.pos.elapsed,
                 "best_val": self.pos.best_val,
                 "lr_scale": self.pos.lr_scale,
+                "window_loss": self.pos.window_loss,
+                "window_steps": self.pos.window_steps,
                 "state": state_to_list(state),  # the streams of every rank, in rank order
                 "world_size": self.dist.world,
                 "rng_cpu": rng,  # rank 0's; every rank's below (dropout masks differ by rank)
@@ -196,6 +210,8 @@ class Trainer:
                 best_val=float(t["best_val"]),
                 lr_scale=float(t.get("lr_scale", 1.0)),
                 metrics=list(payload["metrics"]),
+                window_loss=float(t.get("window_loss", 0.0)),  # absent before training records
+                window_steps=int(t.get("window_steps", 0)),
             )
             world = int(t.get("world_size", 1))
             if world != self.dist.world:
@@ -295,11 +311,18 @@ class Trainer:
             chars = self.config.batch_size * self.config.seq_len * self.dist.world
             chars_per_s = chars / max(now - start, 1e-9)
             losses.append(loss)
+            self.pos.window_loss += loss
+            self.pos.window_steps += 1
+            step, c = self.pos.step, self.config
+            if step % c.steps_per_record == 0 or step % c.steps_per_eval == 0:
+                self._record_training()  # at every evaluation too: its checkpoint ends a window
             yield StepEvent(self.pos.step, loss, self.lr(), self.progress(), chars_per_s)
             if self.pos.step % self.config.steps_per_eval == 0 and not self._stop:
                 if event := self._evaluate_and_save(sum(losses) / len(losses)):
                     yield event
                 last_eval, losses = self.pos.step, []
+        if not self._stop and self.pos.window_steps:
+            self._record_training()  # the budget's last steps, saved by the evaluation below
         if not self._stop and last_eval != self.pos.step:
             train_loss = sum(losses) / len(losses) if losses else math.nan
             if event := self._evaluate_and_save(train_loss):
@@ -368,7 +391,34 @@ class Trainer:
         elapsed, scale = self.pos.elapsed, self.pos.lr_scale / 2
         self.load_state(checkpoint.load(self.run_dir.last))
         self.pos.elapsed, self.pos.lr_scale = elapsed, scale  # the clock does not go back
+        if self.dist.is_main:  # drop the training records made since last.pt: redone from it
+            self.run_dir.rewrite_metrics(self.pos.metrics)
         return RollbackEvent(reason, self.pos.step, scale)
+
+    def _chars_seen(self) -> int:
+        """Characters trained on so far, by every rank together."""
+        c = self.config
+        return self.pos.step * c.batch_size * c.seq_len * self.dist.world
+
+    def _record_training(self) -> None:
+        """Add a training record to the metrics: the mean loss of the steps since the last one."""
+        p = self.pos
+        loss = p.window_loss / p.window_steps
+        record = {
+            "kind": "train",
+            "step": p.step,
+            "epoch": round(p.epoch + p.batch / len(self.train_batches), 4),
+            "elapsed": round(p.elapsed, 2),
+            "chars": self._chars_seen(),
+            "steps": p.window_steps,  # the steps averaged: those after the previous record
+            "train_loss": round(loss, 5),
+            "train_bpc": round(loss / math.log(2), 5),
+            "lr": self.lr(),
+        }
+        p.metrics.append(record)
+        p.window_loss, p.window_steps = 0.0, 0
+        if self.dist.is_main:
+            self.run_dir.append_metrics(record)
 
     def _evaluate_and_save(self, train_loss: float) -> EvalEvent | None:
         """Evaluate, then write last.pt (and best.pt if better); None if a stop cut it short."""
@@ -384,9 +434,11 @@ class Trainer:
         if improved:
             self.pos.best_val = val
         record = {
+            "kind": "eval",
             "step": self.pos.step,
             "epoch": round(self.pos.epoch + self.pos.batch / len(self.train_batches), 4),
             "elapsed": round(self.pos.elapsed, 2),
+            "chars": self._chars_seen(),
             "train_loss": round(train_loss, 5),
             "val_loss": round(val, 5),
             "val_bpc": round(val / math.log(2), 5),

@@ -34,7 +34,9 @@ def torchrun(tmp_path, *args, procs=2, stop_at=0):
 
 
 def records(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    """The evaluation records of a run's metrics.jsonl."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == "eval"]
 
 
 @pytest.fixture(scope="module")

@@ -129,6 +129,8 @@ def commands(trained_run, tmp_path, monkeypatch):
         "score": ["score", "-c", best, str(lines)],
         "score --per-line": ["score", "-c", best, "--per-line", str(lines)],
         "runs": ["runs", "--checkpoint-dir", str(trained_run.path.parent)],
+        "plot": ["plot", trained_run.name, "--checkpoint-dir", str(trained_run.path.parent)],
+        "plot --json": ["plot", str(trained_run.path), "--train", "--json"],
         "corpus list": ["corpus", "list"],
         "train": ["train", str(small), *TINY_CLI, "--steps", "3", "-q", "--force"],
     }
@@ -136,7 +138,17 @@ def commands(trained_run, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "name",
-    ["sample", "sample -n 2 --json", "score", "score --per-line", "runs", "corpus list", "train"],
+    [
+        "sample",
+        "sample -n 2 --json",
+        "score",
+        "score --per-line",
+        "runs",
+        "plot",
+        "plot --json",
+        "corpus list",
+        "train",
+    ],
 )
 def test_every_command_reports_output_it_cannot_write(name, commands, monkeypatch, capsys):
     args = commands[name]

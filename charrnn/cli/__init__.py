@@ -15,6 +15,7 @@ import click
 from charrnn import __version__
 from charrnn.cli.common import command_boundary
 from charrnn.cli.misc import corpus, runs
+from charrnn.cli.plot import plot
 from charrnn.cli.sample import sample
 from charrnn.cli.score import score
 from charrnn.cli.train import train
@@ -44,6 +45,7 @@ Examples:
   charrnn sample -n 4 --stop '\\n\\n' --json   # four paragraphs, as JSON lines
   charrnn score --per-line notes.txt        # how typical each line is, in bits per character
   charrnn runs                              # what has been trained, and how well
+  charrnn plot lstm gru -o cells.png        # learning curves of two runs, as a figure
 """,
 )
 @click.version_option(__version__, prog_name="charrnn")
@@ -59,4 +61,5 @@ cli.add_command(train)
 cli.add_command(sample)
 cli.add_command(score)
 cli.add_command(runs)
+cli.add_command(plot)
 cli.add_command(corpus)

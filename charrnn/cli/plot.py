@@ -1,0 +1,311 @@
+"""`charrnn plot`: the learning curves of one run or several, as a text chart on a terminal,
+tab-separated lines in a pipe, JSON lines, or a PNG/SVG figure (with matplotlib, an extra)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from charrnn.cli.common import (
+    cannot_write,
+    checkpoint_dir_option,
+    json_line,
+    not_empty,
+    say,
+    user_errors,
+)
+from charrnn.cli.misc import _shown, _tsv_field
+from charrnn.curves import X_AXES  # no torch: `charrnn --help` stays quick
+
+EXTRA = "pip install 'charrnn[plot]'"
+FIGURE_TYPES = (".png", ".svg")
+X_TITLES = {"time": "training time", "chars": "characters trained", "steps": "steps"}
+TSV_X = {"time": "seconds", "chars": "chars", "steps": "step"}  # the x column's header
+CURVE_NAMES = {"val": "validation", "train": "training"}
+CHART_ROWS = 17  # rows of the text chart's plotting area: 4 x 4 between its 5 labels
+
+
+def _figure_path(ctx, param, value):
+    """-o's callback: an empty value is a usage error, and so is a name the type cannot be read
+    from (matplotlib would guess another type, or fail after all the work)."""
+    value = not_empty(ctx, param, value)
+    if value is not None and Path(value).suffix.lower() not in FIGURE_TYPES:
+        raise click.BadParameter("must end in .png or .svg (the figure's type is read from it)")
+    return value
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  charrnn plot tinyshakespeare                   # validation bpc against time, as text
+  charrnn plot lstm gru rnn --train -o cells.png # three runs, training loss too, as a figure
+  charrnn plot lstm gru --x chars -o cells.svg   # against characters trained
+  charrnn plot lstm gru | cut -f1,4,5            # piped: run, cell, curve, x, bpc
+  charrnn plot lstm --json | jq -r .bpc"""
+)
+@click.argument("specs", nargs=-1, required=True, metavar="RUN...", callback=not_empty)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    callback=_figure_path,
+    metavar="FILE",
+    help=f"Write a figure to FILE, .png or .svg (needs matplotlib: {EXTRA}).",
+)
+@click.option(
+    "--x",
+    "x_axis",
+    type=click.Choice(X_AXES),
+    default="time",
+    show_default=True,
+    help="Draw against training time, characters trained (by all processes), or steps.",
+)
+@click.option(
+    "--train",
+    "with_train",
+    is_flag=True,
+    help="Draw the training loss too (the mean over each 1/16 of an evaluation interval).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="The points as JSON lines on stdout: run, folder, cell, curve, step, seconds, chars, bpc.",
+)
+@checkpoint_dir_option
+@user_errors
+def plot(specs, output, x_axis, with_train, as_json, checkpoint_dir):
+    """Draw the learning curves of RUN...: validation bits per character (with --train, the
+    training loss too) against training time, characters trained or steps, several runs on one
+    chart, each labelled by its name and cell.
+
+    RUN is a run name under --checkpoint-dir, or a run folder (a value with a /). On a terminal
+    a text chart; piped, tab-separated lines (run, cell, curve, x, bpc) under a header line;
+    -o FILE writes a PNG or SVG figure instead. The curves of a run in training are as new as its
+    metrics.jsonl."""
+    from charrnn import runs
+    from charrnn.curves import no_points, read_curves
+    from charrnn.errors import RunError
+
+    figure = _figure_class() if output else None  # a missing extra is said before any work
+    wanted = ("val", "train") if with_train else ("val",)
+    found, seen = [], set()
+    for spec in specs:
+        run = runs.find_run(spec, checkpoint_dir)
+        if (key := os.path.realpath(run.path)) not in seen:  # the same run named twice: once
+            seen.add(key)
+            found.append(read_curves(run))
+    drawn = [c for c in found if no_points(c, wanted) is None]
+    empty = [why for c in found if (why := no_points(c, wanted)) is not None]
+    if not drawn:
+        raise RunError(
+            "; ".join(empty) if len(empty) == 1 else "nothing to plot: " + "; ".join(empty)
+        )
+    for why in empty:
+        say(f"Note: left out: {why}")
+    series = _series(drawn, wanted)
+    if output:
+        _write_figure(figure, series, x_axis, output)
+        say(f"Wrote {output}")
+    if as_json:
+        for run_curves, curve, _, _ in series:
+            for p in run_curves.points(curve):
+                click.echo(json_line(_point_record(run_curves, curve, p)))
+    elif output:
+        return
+    elif sys.stdout.isatty():
+        columns = shutil.get_terminal_size().columns
+        click.echo("\n".join(text_chart(series, x_axis, columns)))
+    else:  # for scripts: one point a line, every name in full
+        click.echo("\t".join(("run", "cell", "curve", TSV_X[x_axis], "bpc")))
+        for run_curves, curve, _, _ in series:
+            for p in run_curves.points(curve):
+                x = f"{p.seconds:.2f}" if x_axis == "time" else str(int(p.x(x_axis)))
+                row = (_shown(run_curves.name), run_curves.cell, curve, x, f"{p.bpc:.5f}")
+                click.echo("\t".join(_tsv_field(field) for field in row))
+
+
+def _series(drawn, wanted) -> list[tuple]:
+    """(curves, curve, marker, label) for each curve to draw, run by run: validation first. Runs
+    are labelled by name and cell (by folder where two share a name); in text, run i draws its
+    validation with the i-th capital letter and its training loss with the small one."""
+    names = [c.name for c in drawn]
+    out = []
+    for i, c in enumerate(drawn):
+        who = c.name if names.count(c.name) == 1 else str(c.folder)
+        letter = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[i % 26]
+        for curve in wanted:
+            if c.points(curve):
+                marker = letter if curve == "val" else letter.lower()
+                out.append((c, curve, marker, f"{_shown(who)} ({c.cell}) {CURVE_NAMES[curve]}"))
+    return out
+
+
+def _point_record(c, curve: str, p) -> dict:
+    return {
+        "run": _shown(c.name),
+        "folder": _shown(str(c.folder)),
+        "cell": c.cell,
+        "curve": curve,
+        "step": p.step,
+        "seconds": p.seconds,
+        "chars": p.chars,
+        "bpc": p.bpc,
+    }
+
+
+# --------------------------------------------------------------------------- the text chart
+
+
+def text_chart(series, x_axis: str, columns: int) -> list[str]:
+    """The curves as lines of plain text `columns` wide (40 at least): a plotting area of
+    CHART_ROWS rows, bits per character up the left, `x_axis` along the bottom from 0, and a
+    legend. Each curve is drawn as a line of its marker through its points; training curves
+    first, so a validation curve stays visible where they cross."""
+    points = [p for c, curve, _, _ in series for p in c.points(curve)]
+    x_hi = max(p.x(x_axis) for p in points) or 1.0
+    y_lo, y_hi = min(p.bpc for p in points), max(p.bpc for p in points)
+    if y_hi - y_lo < 1e-6:  # one level: give it a band to sit in
+        y_lo, y_hi = y_lo - 0.05, y_hi + 0.05
+    digits = 3 if y_hi - y_lo < 0.1 else 2
+    margin = max(len(f"{v:.{digits}f}") for v in (y_lo, y_hi)) + 1
+    width = max(40, columns - 1) - margin - 2
+    grid = [[" "] * width for _ in range(CHART_ROWS)]
+
+    def col(x: float) -> int:
+        return round(x / x_hi * (width - 1))
+
+    def row(y: float) -> int:
+        return round((y_hi - y) / (y_hi - y_lo) * (CHART_ROWS - 1))
+
+    for c, curve, marker, _ in sorted(series, key=lambda s: s[1] == "val"):
+        pts = c.points(curve)
+        path = [(col(pts[0].x(x_axis)), row(pts[0].bpc))]  # the cells of the line, in order
+        for a, b in itertools.pairwise(pts):  # between two points: one cell per column
+            ca, cb = col(a.x(x_axis)), col(b.x(x_axis))
+            for k in range(ca + 1, cb + 1):
+                path.append((k, row(a.bpc + (b.bpc - a.bpc) * (k - ca) / (cb - ca))))
+            if cb == ca:
+                path.append((cb, row(b.bpc)))
+        for (_, r0), (k, r) in itertools.pairwise(path):  # a steep part: fill the rows between
+            for between in range(min(r0, r) + 1, max(r0, r)):
+                grid[between][k] = marker
+        for k, r in path:
+            grid[r][k] = marker
+    labelled = {round(r * (CHART_ROWS - 1) / 4): r for r in range(5)}
+    lines = ["bits per character"]
+    for r, cells in enumerate(grid):
+        value = y_hi - (y_hi - y_lo) * r / (CHART_ROWS - 1)
+        label = f"{value:.{digits}f}" if r in labelled else ""
+        lines.append(f"{label:>{margin}} |{''.join(cells)}".rstrip())
+    lines.append(" " * margin + " +" + "-" * width)
+    lines.append(" " * (margin + 2) + _ticks(x_axis, x_hi, width))
+    title = X_TITLES[x_axis]
+    lines.append(" " * (margin + 2 + max(0, (width - len(title)) // 2)) + title)
+    lines.extend(f"  {marker}  {_tsv_field(label)}" for _, _, marker, label in series)
+    return lines
+
+
+def _ticks(x_axis: str, x_hi: float, width: int) -> str:
+    """The x axis's labels under their columns: at 0, the end and (room allowing) between."""
+    line = [" "] * width
+    parts = 4 if width >= 60 else 2
+    free = 0  # the first column a label may take
+    for i in range(parts + 1):
+        text = _x_text(x_axis, x_hi * i / parts, x_hi)
+        at = round((width - 1) * i / parts)
+        start = min(max(at - len(text) // 2, 0), width - len(text))
+        if start < free:
+            continue
+        line[start : start + len(text)] = text
+        free = start + len(text) + 1
+    return "".join(line).rstrip()
+
+
+def _x_text(x_axis: str, value: float, x_hi: float) -> str:
+    """A tick label: 1m30s, 2.5M characters, 1,024 steps (`x_hi`, the axis's end, sets the
+    precision)."""
+    if x_axis == "time" and x_hi < 60:
+        return f"{value:.3g}s"
+    if x_axis == "time":
+        seconds = round(value)
+        h, rest = divmod(seconds, 3600)
+        m, s = divmod(rest, 60)
+        return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+    if x_axis == "chars":
+        for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if value >= scale:
+                return f"{value / scale:.3g}{suffix}"
+        return f"{value:.0f}"
+    return f"{round(value):,}"
+
+
+# --------------------------------------------------------------------------- the figure
+
+
+def _figure_class():
+    """matplotlib's Figure; an `Error:` line naming the extra to install when it is missing."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise click.ClickException(
+            f"writing a figure (-o) needs matplotlib, which is not installed; install it with "
+            f"{EXTRA} (without -o, charrnn plot draws the curves as text)"
+        ) from None
+    return Figure
+
+
+def _write_figure(figure_class, series, x_axis: str, output: str) -> None:
+    """Draw the series into a figure and write it to `output`, whole or not at all."""
+    from charrnn.fsutil import atomic_write
+
+    points = [p for c, curve, _, _ in series for p in c.points(curve)]
+    scale, unit = _x_unit(x_axis, max(p.x(x_axis) for p in points))
+    fig = figure_class(figsize=(8, 5), layout="constrained")
+    ax = fig.add_subplot()
+    colours = {}  # one colour per run, its curves told apart by their style
+    for c, curve, _, label in series:
+        colour = colours.setdefault(id(c), f"C{len(colours) % 10}")
+        xs = [p.x(x_axis) / scale for p in c.points(curve)]
+        ys = [p.bpc for p in c.points(curve)]
+        if curve == "val":
+            ax.plot(xs, ys, color=colour, marker="o", markersize=4, label=label)
+        else:
+            ax.plot(xs, ys, color=colour, linestyle="--", linewidth=1, alpha=0.7, label=label)
+    ax.set_xlabel(f"{X_TITLES[x_axis]}{unit}")
+    ax.set_ylabel("bits per character")
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    kind = Path(output).suffix.lower()[1:]
+    metadata = {"Date": None} if kind == "svg" else None  # the same curves, the same file
+
+    def save(f) -> None:
+        fig.savefig(f, format=kind, metadata=metadata)
+
+    try:
+        if os.path.exists(output) and not os.path.isfile(output):  # a device or a pipe
+            with open(output, "wb") as f:
+                save(f)
+        else:
+            atomic_write(Path(output), save)
+    except OSError as e:
+        raise cannot_write(e, output) from None
+
+
+def _x_unit(x_axis: str, x_hi: float) -> tuple[float, str]:
+    """(divisor, axis-title suffix) that keep the figure's x numbers short."""
+    if x_axis == "time":
+        if x_hi >= 3 * 3600:
+            return 3600.0, " (hours)"
+        return (60.0, " (minutes)") if x_hi >= 120 else (1.0, " (seconds)")
+    if x_axis == "chars":
+        if x_hi >= 1e6:
+            return 1e6, " (millions)"
+        return (1e3, " (thousands)") if x_hi >= 1e3 else (1.0, "")
+    return 1.0, ""

@@ -1,0 +1,158 @@
+"""Learning curves: a run's bits per character against training time, characters and steps.
+
+Read from the run's metrics.jsonl, which has the newest records (training appends to it between
+checkpoints), or from its checkpoint's own copy where the file is missing. Validation points come
+from the evaluations, training points from the training records (see runs.py for the two kinds);
+a run trained before training records existed has only its evaluations' train_loss, the mean over
+each evaluation interval, and those are its training points. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from charrnn.errors import CharRNNError, RunError
+from charrnn.runs import RunDir, is_evaluation
+
+# What a curve can be drawn against: training time (seconds, across resumes), characters trained
+# on (by every process together), optimizer steps.
+X_AXES = ("time", "chars", "steps")
+CURVES = ("val", "train")  # validation, training
+
+
+@dataclass(frozen=True)
+class Point:
+    """One measurement: where training was, and the bits per character there."""
+
+    step: int
+    seconds: float  # of training, evaluations and saves included
+    chars: int
+    bpc: float
+
+    def x(self, axis: str) -> float:
+        """The point's place on `axis` (one of X_AXES)."""
+        return {"time": self.seconds, "chars": self.chars, "steps": self.step}[axis]
+
+
+@dataclass(frozen=True)
+class RunCurves:
+    """A run's curves: `val` at each evaluation and `train` at each training record, in order."""
+
+    name: str  # the run's name (its folder's)
+    folder: Path
+    cell: str  # "lstm", "gru" or "rnn" (a checkpoint that does not say is an LSTM's)
+    step: int | None  # the step of its newest checkpoint, for messages
+    val: tuple[Point, ...]
+    train: tuple[Point, ...]
+
+    def points(self, curve: str) -> tuple[Point, ...]:
+        """The points of `curve` (one of CURVES)."""
+        return self.val if curve == "val" else self.train
+
+
+def read_curves(run: RunDir) -> RunCurves:
+    """The learning curves of `run`; CheckpointError/RunError if it cannot be read."""
+    payload = _newest_checkpoint(run)
+    records = _read_jsonl(run.metrics)
+    if records is None:  # no metrics.jsonl (a run folder copied without it): the checkpoint's
+        records = payload["metrics"] if isinstance(payload["metrics"], list) else []
+    model, train = payload["model_config"], payload["train_config"]
+    trainer = payload["trainer"] if isinstance(payload["trainer"], dict) else {}
+    try:  # characters per step, for evaluations recorded before they said how many
+        per_step = int(train["batch_size"]) * int(train["seq_len"])
+        per_step *= int(trainer.get("world_size", 1))
+    except (KeyError, TypeError, ValueError):
+        per_step = None
+    val, training, old_train = [], [], []
+    for r in records:
+        if not isinstance(r, dict):  # a damaged line
+            continue
+        if is_evaluation(r):
+            _add(val, r, "val", per_step)
+            _add(old_train, r, "train", per_step)
+        elif r.get("kind") == "train":
+            _add(training, r, "train", per_step)
+    cell = model.get("cell", "lstm") if isinstance(model, dict) else "lstm"
+    step = trainer.get("step")
+    return RunCurves(
+        name=run.name,
+        folder=run.path,
+        cell=str(cell),
+        step=step if isinstance(step, int) else None,
+        val=tuple(val),
+        train=tuple(training or old_train),
+    )
+
+
+def _newest_checkpoint(run: RunDir) -> dict:
+    """last.pt, or best.pt where last.pt is missing or cannot be read."""
+    from charrnn import checkpoint  # torch: only where a checkpoint is opened
+
+    try:
+        return checkpoint.load(run.last)
+    except CharRNNError as e:
+        if not run.best.is_file():
+            raise
+        first = e
+    try:
+        return checkpoint.load(run.best)
+    except CharRNNError:
+        raise first from None
+
+
+def _read_jsonl(path: Path) -> list | None:
+    """The JSON values of a metrics.jsonl, one a line (lines that are not JSON are skipped: a
+    damaged line must not hide the rest); None if there is no such file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise RunError(f"cannot read {path}: {e.strerror or e}") from None
+    values = []
+    for line in data.splitlines():
+        try:
+            values.append(json.loads(line))
+        except ValueError:  # also a line that is not UTF-8
+            continue
+    return values
+
+
+def _add(points: list[Point], r: dict, curve: str, per_step: int | None) -> None:
+    """Append the `curve` point of record `r`, if it has one (all numbers finite)."""
+    step, seconds = _number(r.get("step")), _number(r.get("elapsed"))
+    bpc = _number(r.get(f"{curve}_bpc"))
+    if bpc is None and (nats := _number(r.get(f"{curve}_loss"))) is not None:
+        bpc = nats / math.log(2)
+    chars = _number(r.get("chars"))
+    if chars is None and step is not None and per_step is not None:
+        chars = step * per_step
+    if None in (step, seconds, bpc, chars):
+        return
+    points.append(Point(int(step), float(seconds), int(chars), float(bpc)))
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def no_points(curves: RunCurves, wanted: tuple[str, ...]) -> str | None:
+    """Why `curves` has nothing to draw of the `wanted` curves (a message that says what to do),
+    or None when it has something."""
+    if any(curves.points(c) for c in wanted):
+        return None
+    at = f" (step {curves.step:,})" if curves.step is not None else ""
+    if curves.train and "train" not in wanted:
+        return (
+            f"run {curves.name!r} has no evaluation yet{at}; --train draws its training loss, "
+            f"or train it on: charrnn train --resume {curves.name}"
+        )
+    return (
+        f"run {curves.name!r} has no records yet{at}; train it on: "
+        f"charrnn train --resume {curves.name}"
+    )

@@ -1,0 +1,296 @@
+"""Learning curves: training records in the metrics (every K steps, exact across a resume, cut
+back on a rollback), and `charrnn plot`, which draws them."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from conftest import drain, make_trainer
+
+from charrnn import checkpoint
+from charrnn.runs import is_evaluation
+from charrnn.trainer import EvalEvent, RollbackEvent, StepEvent
+
+# eval_every 10 and 3 records per evaluation: a training record every 3 steps and at every
+# evaluation, so both kinds of record boundary are crossed.
+RECORDS = {"eval_every": 10, "records_per_eval": 3}
+
+
+def on_disk(trainer) -> list[dict]:
+    return [json.loads(line) for line in trainer.run_dir.metrics.read_text().splitlines()]
+
+
+def training(records) -> list[dict]:
+    return [r for r in records if not is_evaluation(r)]
+
+
+def test_training_records_come_every_k_steps_and_at_each_evaluation(tmp_path, text):
+    trainer = make_trainer(text, tmp_path / "r", max_steps=25, **RECORDS)
+    events = drain(trainer)
+    losses = {e.step: e.loss for e in events if isinstance(e, StepEvent)}
+    records = on_disk(trainer)
+    assert records == trainer.pos.metrics == checkpoint.load(trainer.run_dir.last)["metrics"]
+    train = training(records)
+    # every 3 steps, at the evaluations (10, 20), and at the budget's end (25)
+    assert [r["step"] for r in train] == [3, 6, 9, 10, 12, 15, 18, 20, 21, 24, 25]
+    c, previous = trainer.config, 0
+    for r in train:
+        assert r["kind"] == "train" and r["steps"] == r["step"] - previous  # no step lost or twice
+        window = [losses[s] for s in range(previous + 1, r["step"] + 1)]
+        assert r["train_loss"] == round(sum(window) / len(window), 5)
+        assert r["train_bpc"] == pytest.approx(r["train_loss"] / math.log(2), abs=1e-5)
+        assert r["chars"] == r["step"] * c.batch_size * c.seq_len
+        assert r["elapsed"] >= 0 and r["lr"] > 0
+        previous = r["step"]
+    evals = [r for r in records if is_evaluation(r)]
+    assert [(r["kind"], r["step"]) for r in evals] == [("eval", 10), ("eval", 20), ("eval", 25)]
+    assert all(r["chars"] == r["step"] * c.batch_size * c.seq_len for r in evals)
+    assert next(r for r in records if r["step"] == 10)["kind"] == "train"  # a window ends first
+    assert evals == [e.record for e in events if isinstance(e, EvalEvent)]
+
+
+def test_a_resumed_run_records_what_an_uninterrupted_one_does(tmp_path, text):
+    whole = make_trainer(text, tmp_path / "whole", max_steps=25, **RECORDS)
+    drain(whole)
+    first = make_trainer(text, tmp_path / "cut", max_steps=25, **RECORDS)
+    for event in first.run():
+        if isinstance(event, StepEvent) and event.step == 14:  # two steps into a window
+            first.request_stop()
+    assert first.pos.step == 14
+    second = make_trainer(text, tmp_path / "cut", seed=99, max_steps=25, **RECORDS)
+    second.load_state(checkpoint.load(second.run_dir.last))
+    drain(second)
+
+    def timeless(records):  # the clock differs; eval train_loss averages since the resume only
+        return [
+            {
+                k: v
+                for k, v in r.items()
+                if k != "elapsed" and (k, r["kind"]) != ("train_loss", "eval")
+            }
+            for r in records
+        ]
+
+    assert timeless(on_disk(second)) == timeless(on_disk(whole))
+    assert on_disk(second) == second.pos.metrics
+
+
+def test_a_rollback_drops_the_records_made_after_the_checkpoint_it_goes_back_to(tmp_path, text):
+    from test_reliability import poison
+
+    trainer = make_trainer(text, tmp_path / "r", max_steps=30, **RECORDS)
+    poison(trainer, at_steps={25})
+    at_rollback = saved = None
+    for event in trainer.run():
+        if isinstance(event, RollbackEvent):
+            at_rollback, saved = on_disk(trainer), checkpoint.load(trainer.run_dir.last)["metrics"]
+    assert training(at_rollback)[-1]["step"] == 20  # 21 and 24 were made after last.pt: gone
+    assert at_rollback == saved == trainer.pos.metrics[: len(saved)]
+    records = on_disk(trainer)
+    assert records == trainer.pos.metrics
+    train, previous = training(records), 0
+    assert [r["step"] for r in train] == [3, 6, 9, 10, 12, 15, 18, 20, 21, 24, 27, 30]
+    for r in train:  # once each, in order, across the rollback
+        assert r["steps"] == r["step"] - previous
+        previous = r["step"]
+
+
+# --------------------------------------------------------------------------- charrnn plot
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory, text):
+    """Checkpoint folder with runs 'a' (an LSTM, 30 steps), 'b' (its checkpoint says GRU, 20
+    steps), 'young' (stopped at step 5, before its first evaluation) and 'newborn' (stopped
+    before its first step)."""
+    import torch
+
+    base = tmp_path_factory.mktemp("plot") / "checkpoints"
+    drain(make_trainer(text, base / "a", max_steps=30, **RECORDS))
+    drain(make_trainer(text, base / "b", seed=1, max_steps=20, **RECORDS))
+    last = base / "b" / "last.pt"
+    payload = torch.load(last, weights_only=True)
+    torch.save({**payload, "model_config": {**payload["model_config"], "cell": "gru"}}, last)
+    for name, stop_at in (("young", 5), ("newborn", 0)):
+        trainer = make_trainer(text, base / name, max_steps=30, **RECORDS)
+        if stop_at == 0:
+            trainer.request_stop()
+        for event in trainer.run():
+            if isinstance(event, StepEvent) and event.step == stop_at:
+                trainer.request_stop()
+    return base
+
+
+def metrics_of(base, name) -> list[dict]:
+    return [json.loads(line) for line in (base / name / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_plot_piped_writes_one_point_a_line(env, runs_dir):
+    r = env(["plot", "a", "b", "--checkpoint-dir", str(runs_dir)])
+    assert r.exit_code == 0 and r.stderr == ""
+    lines = r.stdout.splitlines()
+    assert lines[0] == "run\tcell\tcurve\tseconds\tbpc"
+    rows = [line.split("\t") for line in lines[1:]]
+    expected = [
+        [name, cell, "val", f"{e['elapsed']:.2f}", f"{e['val_bpc']:.5f}"]
+        for name, cell in (("a", "lstm"), ("b", "gru"))
+        for e in metrics_of(runs_dir, name)
+        if e["kind"] == "eval"
+    ]
+    assert rows == expected and len(rows) == 3 + 2  # evaluations only, unless --train
+
+    r = env(["plot", "a", "--train", "--x", "steps", "--checkpoint-dir", str(runs_dir)])
+    lines = r.stdout.splitlines()
+    assert lines[0] == "run\tcell\tcurve\tstep\tbpc"
+    steps = [int(line.split("\t")[3]) for line in lines[1:] if line.split("\t")[2] == "train"]
+    assert steps == [t["step"] for t in training(metrics_of(runs_dir, "a"))]
+
+
+def test_plot_json_has_every_point_with_all_three_xs(env, runs_dir):
+    r = env(["plot", "a", "b", "--train", "--json", "--checkpoint-dir", str(runs_dir)])
+    assert r.exit_code == 0 and r.stderr == ""
+    points = [json.loads(line) for line in r.stdout.splitlines()]
+    for name in ("a", "b"):
+        records = metrics_of(runs_dir, name)
+        mine = [p for p in points if p["run"] == name]
+        assert [(p["curve"], p["step"], p["bpc"]) for p in mine] == [
+            *[("val", e["step"], e["val_bpc"]) for e in records if e["kind"] == "eval"],
+            *[("train", t["step"], t["train_bpc"]) for t in training(records)],
+        ]
+        assert all(p["chars"] == p["step"] * 4 * 16 for p in mine)  # B x T of TINY_TRAIN
+        assert {p["cell"] for p in mine} == {"gru" if name == "b" else "lstm"}
+
+
+def test_plot_on_a_terminal_draws_a_labelled_text_chart(env, runs_dir, monkeypatch):
+    from click.testing import _NamedTextIOWrapper
+
+    monkeypatch.setattr(_NamedTextIOWrapper, "isatty", lambda self: True)
+    monkeypatch.setenv("COLUMNS", "90")
+    r = env(["plot", "a", "b", "--train", "--x", "chars", "--checkpoint-dir", str(runs_dir)])
+    assert r.exit_code == 0 and r.stderr == ""
+    lines = r.stdout.splitlines()
+    assert lines[0] == "bits per character" and "\t" not in r.stdout
+    assert all(len(line) <= 90 for line in lines)
+    legend = lines[-4:]
+    assert legend == [
+        "  A  a (lstm) validation",
+        "  a  a (lstm) training",
+        "  B  b (gru) validation",
+        "  b  b (gru) training",
+    ]
+    assert lines[-5].strip() == "characters trained"
+    area = lines[1:18]  # 17 rows, highest bpc at the top
+    bpc = [
+        r["val_bpc" if r["kind"] == "eval" else "train_bpc"]
+        for name in ("a", "b")
+        for r in metrics_of(runs_dir, name)
+    ]
+    top, bottom = max(bpc), min(bpc)
+    assert area[0].split("|")[0].strip() == f"{top:.2f}"
+    assert area[-1].split("|")[0].strip() == f"{bottom:.2f}"
+    assert all(marker in "".join(area) for marker in "AaBb")
+
+
+def test_plot_of_a_run_without_records_says_so(env, runs_dir):
+    base = ["--checkpoint-dir", str(runs_dir)]
+    r = env(["plot", "young", *base])
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr == (
+        "Error: run 'young' has no evaluation yet (step 5); --train draws its training loss, "
+        "or train it on: charrnn train --resume young\n"
+    )
+    r = env(["plot", "young", "--train", *base])  # its training records are there to draw
+    # step 3's record; steps 4 and 5 are the window its checkpoint keeps for the next one
+    assert r.exit_code == 0 and r.stdout.count("\ttrain\t") == 1
+    r = env(["plot", "newborn", "--train", *base])
+    assert r.exit_code == 1 and r.stderr.startswith("Error: run 'newborn' has no records yet")
+    r = env(["plot", "a", "newborn", *base])  # the others are drawn, with a note
+    assert r.exit_code == 0 and r.stdout.count("\na\t") == 3 and "newborn" not in r.stdout
+    assert r.stderr.startswith("Note: left out: run 'newborn' has no records yet")
+
+
+def test_plot_usage_and_user_errors(env, runs_dir):
+    r = env(["plot", "a", "-o", "curves.pdf", "--checkpoint-dir", str(runs_dir)])
+    assert r.exit_code == 2 and "must end in .png or .svg" in r.stderr
+    assert env(["plot"]).exit_code == 2
+    r = env(["plot", "nosuch", "--checkpoint-dir", str(runs_dir)])
+    assert r.exit_code == 1 and r.stderr.startswith("Error: no run 'nosuch'")
+    assert r.stderr.count("\n") == 1
+
+
+def test_a_figure_without_matplotlib_is_one_line_naming_the_extra(env, runs_dir, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    r = env(["plot", "a", "-o", "curves.png", "--checkpoint-dir", str(runs_dir)])
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("Error: ")
+    assert "pip install 'charrnn[plot]'" in r.stderr
+    assert not list(Path.cwd().iterdir())  # no figure, no temp file
+    assert env(["plot", "a", "--checkpoint-dir", str(runs_dir)]).exit_code == 0  # text needs none
+
+
+def test_plot_writes_a_png_and_an_svg(env, runs_dir):
+    pytest.importorskip("matplotlib")  # an extra: CI installs only '.[test]'
+    from xml.etree import ElementTree
+
+    for name in ("curves.png", "curves.SVG"):
+        r = env(["plot", "a", "b", "--train", "-o", name, "--checkpoint-dir", str(runs_dir)])
+        assert r.exit_code == 0 and r.stdout == "" and r.stderr == f"Wrote {name}\n"
+    assert Path("curves.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert ElementTree.parse("curves.SVG").getroot().tag == "{http://www.w3.org/2000/svg}svg"
+    assert sorted(p.name for p in Path.cwd().iterdir()) == ["curves.SVG", "curves.png"]
+
+
+def test_a_figure_that_cannot_be_written_is_one_line_and_keeps_the_old_file(
+    env, runs_dir, monkeypatch
+):
+    pytest.importorskip("matplotlib")
+    import errno
+    import os
+
+    Path("curves.png").write_bytes(b"the previous figure")
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_space)  # the disk fills as the file is made durable
+    r = env(["plot", "a", "-o", "curves.png", "--checkpoint-dir", str(runs_dir)])
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr == "Error: cannot write the output: curves.png: No space left on device\n"
+    assert [p.name for p in Path.cwd().iterdir()] == ["curves.png"]  # no temp file left
+    assert Path("curves.png").read_bytes() == b"the previous figure"
+    os.symlink("/dev/full", "full.png")  # a device is written in place, never replaced
+    r = env(["plot", "a", "-o", "full.png", "--checkpoint-dir", str(runs_dir)])
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1
+    assert "full.png: No space left on device" in r.stderr
+
+
+def test_curves_of_records_written_before_kinds_and_chars(runs_dir, tmp_path):
+    """Old lines (no kind, no chars) are evaluations, their chars from the checkpoint's batch
+    shape, and their train_loss the training curve; damaged lines are skipped."""
+    import shutil
+
+    from charrnn.curves import read_curves
+    from charrnn.runs import RunDir, inspect
+
+    run = tmp_path / "old"
+    shutil.copytree(runs_dir / "a", run)
+    evals = [r for r in metrics_of(runs_dir, "a") if r["kind"] == "eval"]
+    old = [{k: v for k, v in r.items() if k not in ("kind", "chars")} for r in evals]
+    lines = [json.dumps(r) for r in old]
+    (run / "metrics.jsonl").write_bytes(
+        ("\n".join(lines) + "\n").encode() + b'{"step": 1\xff\n[1]\n'
+    )
+    curves = read_curves(RunDir(run))
+    assert [(p.step, p.chars, p.bpc) for p in curves.val] == [
+        (r["step"], r["step"] * 4 * 16, r["val_bpc"]) for r in evals
+    ]
+    assert [p.bpc for p in curves.train] == [r["train_loss"] / math.log(2) for r in evals]
+    (run / "metrics.jsonl").unlink()  # then the checkpoint's own records are read
+    assert [p.step for p in read_curves(RunDir(run)).train] == [
+        r["step"] for r in training(metrics_of(runs_dir, "a"))
+    ]
+    assert inspect(RunDir(run)).summary()["evaluations"] == 3  # `runs` counts evaluations only
