@@ -24,11 +24,21 @@ sampler's lead-in, a few thousand positions per forward pass with the state carr
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from charrnn.errors import ConfigError, CorpusError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from charrnn.tokenizer import CharVocab
 
 GAPS = (5, 10, 20, 50, 100, 200, 400)  # filler characters between opener and cue
 # Opener + closer of each kind, in the order kinds are taken: K kinds are the first K.
@@ -40,6 +50,7 @@ KINDS = 8
 FILLER = "abcdefghij"
 CUE = "="
 SIZE = 2_000_000  # characters of the built-in `recall` corpus (about 17,000 records)
+CHUNK = 8192  # positions (streams x characters) per forward pass, as in scoring.py
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,3 +137,120 @@ def parse_recall(text: str) -> list[RecallRecord]:
     if not records:
         raise CorpusError("the recall text holds no records (one a line)")
     return records
+
+
+@dataclass(frozen=True)
+class GapResult:
+    """The closers of one gap d: how many, the mean bits the model spent on them, how often the
+    likeliest of the K closers was the right one, and chance (log2 K bits)."""
+
+    gap: int
+    count: int
+    bits: float
+    accuracy: float
+    chance: float
+
+
+def recall_loss(
+    model: nn.Module,
+    vocab: CharVocab,
+    text: str,
+    kinds: int | None = None,
+    streams: int = 64,
+    chunk: int = CHUNK,
+) -> dict[int, GapResult]:
+    """Per gap d (ascending): the model's loss on the closer of each record of a recall text.
+
+    `kinds` is K (default: as many as the text shows, i.e. up to its highest kind); it sets
+    chance and the closers the accuracy chooses among. Records are independent, so the text is
+    read as `streams` side-by-side streams cut at line starts, each from a zero state after the
+    lead-in; only the first record of each stream starts cold.
+    """
+    import torch
+
+    records = parse_recall(text)
+    seen = 1 + max(r.kind for r in records)
+    kinds = seen if kinds is None else kinds
+    if not seen <= kinds <= len(PAIRS):
+        raise ConfigError(f"the text holds {seen} kinds of record; kinds={kinds} cannot score it")
+    closers = vocab.encode("".join(pair[1] for pair in PAIRS[:kinds]))  # (K,) ids
+    starts = _line_starts(text, streams)
+    logp = _log_probs_at(model, vocab, text, [r.closer_at for r in records], starts, chunk)
+    truth = torch.tensor([closers[r.kind] for r in records])  # (N,)
+    bits = -logp.gather(1, truth[:, None])[:, 0] / math.log(2)  # (N,)
+    right = logp[:, closers].argmax(1) == torch.tensor([r.kind for r in records])  # (N,)
+    gaps = torch.tensor([r.gap for r in records])
+    results = {}
+    for d in sorted(set(gaps.tolist())):
+        mine = gaps == d
+        results[d] = GapResult(
+            gap=d,
+            count=int(mine.sum()),
+            bits=float(bits[mine].mean()),
+            accuracy=float(right[mine].double().mean()),
+            chance=math.log2(kinds),
+        )
+    return results
+
+
+def _line_starts(text: str, streams: int) -> list[int]:
+    """Where each of up to `streams` pieces of about equal length starts: 0, then line starts."""
+    starts = [0]
+    for s in range(1, max(1, streams)):
+        cut = text.find("\n", s * len(text) // streams) + 1
+        if 0 < cut < len(text) and cut > starts[-1]:
+            starts.append(cut)
+    return starts
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a text through a model
+
+
+def _log_probs_at(
+    model: nn.Module,
+    vocab: CharVocab,
+    text: str,
+    targets: Sequence[int],
+    starts: Sequence[int],
+    chunk: int = CHUNK,
+) -> torch.Tensor:
+    """(N, V) log-probabilities the model gave text[targets[i]] before reading it; the text is
+    read as len(starts) streams side by side, stream s from starts[s] to the next start, each
+    from a zero state after the lead-in, `chunk` positions per pass with the state carried."""
+    import torch
+    import torch.nn.functional as F
+
+    from charrnn.sampler import lead_in
+
+    device = next(model.parameters()).device
+    lead = vocab.encode(lead_in(vocab))
+    bounds = [*starts, len(text)]
+    rows = [torch.tensor(lead + vocab.encode(text[a:b])) for a, b in itertools.pairwise(bounds)]
+    ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)  # (B, L); padding is read
+    # after a stream's end only, so it never reaches a prediction that is asked for
+    stream = [bisect.bisect_right(starts, p) - 1 for p in targets]
+    # the column whose logits predict text[p]: the one before p's own
+    col = [len(lead) + p - starts[s] - 1 for p, s in zip(targets, stream, strict=True)]
+    order = sorted(range(len(targets)), key=col.__getitem__)
+    cols = [col[i] for i in order]
+    out = torch.empty(len(targets), len(vocab))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            batch = ids.shape[0]
+            state = model.init_state(batch)
+            width = max(1, chunk // batch)
+            for t in range(0, ids.shape[1], width):
+                logits, state = model(ids[:, t : t + width].to(device), state)  # (B, w, V)
+                a, b = bisect.bisect_left(cols, t), bisect.bisect_left(cols, t + width)
+                if a == b:
+                    continue
+                which = order[a:b]
+                r = torch.tensor([stream[i] for i in which], device=device)
+                c = torch.tensor([col[i] - t for i in which], device=device)
+                out[which] = F.log_softmax(logits[r, c].float(), -1).cpu()  # (n, V)
+    finally:
+        model.train(was_training)
+    return out
