@@ -52,6 +52,9 @@ CUE = "="
 SIZE = 2_000_000  # characters of the built-in `recall` corpus (about 17,000 records)
 CHUNK = 8192  # positions (streams x characters) per forward pass, as in scoring.py
 
+CODE_PAIRS = ("()", "[]", "{}")
+DISTANCE_BINS = (5, 10, 20, 50, 100, 200, 400)  # upper ends; the last bin is everything above
+
 
 # ---------------------------------------------------------------------------------------------
 # The recall corpus
@@ -201,6 +204,124 @@ def _line_starts(text: str, streams: int) -> list[int]:
         if 0 < cut < len(text) and cut > starts[-1]:
             starts.append(cut)
     return starts
+
+
+# ---------------------------------------------------------------------------------------------
+# Real text: closers by the distance back to their openers
+
+
+def match_pairs(text: str, pairs: Sequence[str] = CODE_PAIRS) -> list[tuple[int, int]]:
+    """(opener offset, closer offset) of every matched pair in `text`, in the closers' order.
+
+    Distinct-character pairs nest, matched with one stack: a closer matches the nearest open
+    opener of its kind, and openers above that one are dropped as never closed (`( [ )`); a closer
+    with no open opener of its kind is ignored (`( ] )`). A pair of one character (`""`) cannot
+    nest, so it alternates within a line: the 1st, 3rd, ... occurrence opens, the next closes, one
+    left open at a line end is dropped (an apostrophe or a triple quote then makes short, wrong
+    pairs, which is why `'` suits code, not prose). Brackets inside quotes count as brackets.
+    """
+    _check_pairs(pairs)
+    opener_of = {p[1]: p[0] for p in pairs if p[0] != p[1]}
+    openers = {p[0] for p in pairs if p[0] != p[1]}
+    quotes = {p[0] for p in pairs if p[0] == p[1]}
+    stack: list[tuple[str, int]] = []
+    open_quote: dict[str, int] = {}  # quote char -> offset of the one open on this line
+    found = []
+    for i, ch in enumerate(text):
+        if ch in openers:
+            stack.append((ch, i))
+        elif ch in opener_of:
+            want = opener_of[ch]
+            for depth in range(len(stack) - 1, -1, -1):
+                if stack[depth][0] == want:
+                    found.append((stack[depth][1], i))
+                    del stack[depth:]
+                    break
+        elif ch in quotes:
+            if ch in open_quote:
+                found.append((open_quote.pop(ch), i))
+            else:
+                open_quote[ch] = i
+        elif ch == "\n":
+            open_quote.clear()
+    return found
+
+
+def _check_pairs(pairs: Sequence[str]) -> None:
+    chars = "".join(pairs)
+    if (
+        not pairs
+        or any(not isinstance(p, str) or len(p) != 2 for p in pairs)
+        or "\n" in chars
+        or len(set(chars)) != len(chars) - sum(p[0] == p[1] for p in pairs)
+    ):
+        raise ConfigError(
+            f"pairs must be two-character strings (opener, closer; one character twice for "
+            f"quotes) with no character in two pairs, not {list(pairs)}"
+        )
+
+
+@dataclass(frozen=True)
+class DistanceBin:
+    """The closers whose opener is lo to hi characters back (hi None: no upper end): how many,
+    mean bits the model spent on them (nan for none), and how often the model's likeliest next
+    character was the closer."""
+
+    lo: int
+    hi: int | None
+    count: int
+    bits: float
+    accuracy: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.lo}+" if self.hi is None else f"{self.lo}-{self.hi}"
+
+
+def closer_loss_by_distance(
+    model: nn.Module,
+    vocab: CharVocab,
+    text: str,
+    pairs: Sequence[str] = CODE_PAIRS,
+    bins: Sequence[int] = DISTANCE_BINS,
+    limit: int | None = 200_000,
+    chunk: int = CHUNK,
+) -> dict[str, list[DistanceBin]]:
+    """Per pair (in the order given): the model's loss on its closers, binned by the distance in
+    characters from opener to closer (1 for `()`); bins' upper ends ascending, the last bin open.
+
+    Reads the first `limit` characters (None: all) as one stream, from a zero state after the
+    lead-in, so every opener the model is asked to remember is in what it has read. Pairs are
+    matched by match_pairs.
+    """
+    import torch
+
+    bins = list(bins)
+    if not bins or bins[0] < 1 or bins != sorted(set(bins)):
+        raise ConfigError(f"the distance bins must be ascending whole numbers from 1, not {bins}")
+    text = text if limit is None else text[:limit]
+    found = match_pairs(text, pairs)
+    bits, right = [], []
+    if found:
+        logp = _log_probs_at(model, vocab, text, [c for _, c in found], [0], chunk)  # (N, V)
+        truth = torch.tensor(vocab.encode("".join(text[c] for _, c in found)))  # (N,)
+        bits = (-logp.gather(1, truth[:, None])[:, 0] / math.log(2)).tolist()
+        right = (logp.argmax(1) == truth).tolist()
+    pair_of = {p[1]: p for p in pairs}
+    cells: dict[tuple[str, int], list[int]] = {}  # (pair, bin) -> indices into found
+    for n, (o, c) in enumerate(found):
+        cells.setdefault((pair_of[text[c]], bisect.bisect_left(bins, c - o)), []).append(n)
+    results = {}
+    for p in pairs:
+        results[p] = []
+        for b, (lo, hi) in enumerate(zip([1, *(e + 1 for e in bins)], [*bins, None], strict=True)):
+            mine = cells.get((p, b), [])
+            results[p].append(DistanceBin(lo, hi, len(mine), _mean(bits, mine), _mean(right, mine)))
+    return results
+
+
+def _mean(values: list, which: list[int]) -> float:
+    return sum(float(values[n]) for n in which) / len(which) if which else math.nan
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,14 +19,21 @@ from torch import nn
 from charrnn import memory
 from charrnn.corpus import catalog_path, load_catalog
 from charrnn.errors import ConfigError, CorpusError
-from charrnn.memory import FILLER, PAIRS, parse_recall, recall_loss, recall_text
+from charrnn.memory import (
+    FILLER,
+    PAIRS,
+    closer_loss_by_distance,
+    match_pairs,
+    parse_recall,
+    recall_loss,
+    recall_text,
+)
 from charrnn.model import CharLSTM, ModelConfig
 from charrnn.tokenizer import CharVocab
 
 # sha256 of `charrnn corpus get recall`: the same bytes on every machine and Python (checked on
 # 3.10 to 3.13); a change here changes every number measured on the corpus.
 RECALL_SHA256 = "2676464f0cd526e44fe5d902588c8f03f5d1884baca131dfd7a05472a4ad8fd5"
-
 RECALL_VOCAB = CharVocab(sorted(set("".join(PAIRS[:8]) + FILLER + "=\n")))
 
 
@@ -77,6 +84,21 @@ class Oracle(nn.Module):
                     if age[i] <= self.window:  # odds K-1 : 1 : ... : 1 -> p(right) = 1/2
                         logits[i, j, self.closers[kind[i]]] = math.log(len(self.closers) - 1)
         return logits, (kind, age)
+
+
+class Uniform(nn.Module):
+    """Equal odds for every character, always: log2 V bits on each."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))
+        self.v = vocab_size
+
+    def init_state(self, batch_size: int):
+        return torch.zeros(batch_size)
+
+    def forward(self, ids, state):
+        return torch.zeros(*ids.shape, self.v), state
 
 
 # --------------------------------------------------------------------------- the recall corpus
@@ -205,3 +227,60 @@ def test_reading_in_streams_and_chunks_is_reading_each_stream_in_one_pass():
         want.append(F.log_softmax(logits[0, len(lead) - 1 : -1], -1))
     assert torch.allclose(got, torch.cat(want), atol=1e-5)
     assert model.training  # put back as it was
+
+
+# --------------------------------------------------------------------------- real text
+
+
+def test_brackets_nest_and_unbalanced_ones_recover():
+    assert match_pairs("f(a[b]{c}(d))") == [(3, 5), (6, 8), (9, 11), (1, 12)]
+    assert match_pairs("( [ )") == [(0, 4)]  # the [ is never closed: dropped
+    assert match_pairs("( [ ) ]") == [(0, 4)]  # ... for good
+    assert match_pairs("( ] )") == [(0, 4)]  # a ] with no [ open: ignored
+    assert match_pairs(")(()") == [(2, 3)]
+    assert match_pairs("{[}]", pairs=("[]",)) == [(1, 3)]  # only the pairs asked for
+
+
+def test_quotes_alternate_within_a_line():
+    pairs = ("()", '""')
+    assert match_pairs('say "hi" (or "yo")', pairs) == [(4, 7), (13, 16), (9, 17)]
+    assert match_pairs('"open\n"x"', pairs) == [(6, 8)]  # left open at the line end: dropped
+    assert match_pairs('"""doc"""', pairs) == [(0, 1), (2, 6), (7, 8)]  # honest, not clever
+    assert match_pairs("'a' \"b\"", ("''", '""')) == [(0, 2), (4, 6)]
+
+
+@pytest.mark.parametrize("pairs", [("(",), ("()", "(]"), ("()", "))"), ("(\n",), ()])
+def test_pairs_that_cannot_be_matched_are_refused(pairs):
+    with pytest.raises(ConfigError):
+        match_pairs("()", pairs)
+
+
+def test_closers_are_binned_by_distance_to_their_opener():
+    text = "()" + "(xxxx)" + "(xxxxx)" + "[" + "x" * 399 + "]" + '"' + "x" * 400 + '"'
+    vocab = CharVocab.from_text(text)  # " ( ) [ ] x
+    out = closer_loss_by_distance(Uniform(len(vocab)), vocab, text, pairs=("()", "[]", '""'))
+    assert list(out) == ["()", "[]", '""']
+    labels = ["1-5", "6-10", "11-20", "21-50", "51-100", "101-200", "201-400", "401+"]
+    assert all([b.label for b in bins] == labels for bins in out.values())
+    counts = {p: [b.count for b in bins] for p, bins in out.items()}
+    assert counts == {  # distances 1 and 5, 6, 400, 401
+        "()": [2, 1, 0, 0, 0, 0, 0, 0],
+        "[]": [0, 0, 0, 0, 0, 0, 1, 0],
+        '""': [0, 0, 0, 0, 0, 0, 0, 1],
+    }
+    for bins in out.values():
+        for b in bins:
+            assert (b.count == 0) == math.isnan(b.bits)
+            assert b.count == 0 or b.bits == pytest.approx(math.log2(len(vocab)))
+    # equal odds: the likeliest character is the first, '"', right for the quote alone
+    assert out['""'][-1].accuracy == 1.0 and out["()"][0].accuracy == 0.0
+    capped = closer_loss_by_distance(Uniform(len(vocab)), vocab, text, ("()", '""'), limit=20)
+    assert [b.count for b in capped['""']] == [0] * 8 and capped["()"][1].count == 1
+
+
+def test_a_real_model_reads_code_and_prose():
+    text = 'def f(x):\n    return g(x[0], {"a": (1, 2)})\n' * 20
+    vocab = CharVocab.from_text(text)
+    out = closer_loss_by_distance(tiny_model(len(vocab)), vocab, text, ("()", "[]", "{}", '""'))
+    assert sum(b.count for b in out["()"]) == 60 and sum(b.count for b in out['""']) == 20
+    assert all(b.bits > 0 for bins in out.values() for b in bins if b.count)
