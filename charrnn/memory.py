@@ -8,7 +8,7 @@ the opener's closer, a line break:
 
 Everything in a record is random except the closer, which the opener fixes. The cue makes *when*
 the closer comes certain: a model that has learned the format knows, after the cue, that a closer
-is next, so its loss on the closer measures memory of *which* opener alone, d + 1 characters back.
+is next, so its loss on the closer measures memory of *which* opener alone, d + 2 characters back.
 Without a cue the closer's loss would mix in "is the record over yet?", which has nothing to do
 with memory. A model that remembers spends ~0 bits on the closer; one that knows only "some closer"
 spends log2 K. Every record draws d from a fixed set of gaps, so one model is measured at every gap.
