@@ -443,7 +443,18 @@ def python_stdlib_text(size: int) -> str:
     return "".join(parts).replace("\r\n", "\n").replace("\r", "\n")
 
 
-BUILTINS = {"pystdlib": python_stdlib_text}  # built-in corpus name -> its builder(size)
+def recall_corpus_text(size: int) -> str:
+    """About `size` characters of the recall task (memory.py): each line an opener, a gap of
+    random filler, a cue, and the opener's closer; seed 0, the same on every machine."""
+    from charrnn.memory import recall_text  # plain Python: the corpus is built without torch
+
+    return recall_text(size)
+
+
+BUILTINS = {  # built-in corpus name -> its builder(size)
+    "pystdlib": python_stdlib_text,
+    "recall": recall_corpus_text,
+}
 
 
 # ---------------------------------------------------------------------------------------------

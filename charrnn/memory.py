@@ -1,0 +1,377 @@
+"""Memory, measured: how well a model recalls a character after a gap, on text with a known answer.
+
+The recall corpus (`charrnn corpus get recall`, or `recall_text` for other gaps, kinds, sizes and
+seeds) is one record a line: an opener drawn from K kinds, d random filler characters, the cue `=`,
+the opener's closer, a line break:
+
+    [jbfhcaeigd=]        (K kinds: chance on the closer is log2 K bits; here d = 10)
+
+Everything in a record is random except the closer, which the opener fixes. The cue makes *when*
+the closer comes certain: a model that has learned the format knows, after the cue, that a closer
+is next, so its loss on the closer measures memory of *which* opener alone, d + 2 characters back.
+Without a cue the closer's loss would mix in "is the record over yet?", which has nothing to do
+with memory. A model that remembers spends ~0 bits on the closer; one that knows only "some closer"
+spends log2 K. Every record draws d from a fixed set of gaps, so one model is measured at every gap.
+
+`recall_loss` reads a recall text through a model and reports, per gap, the bits on the closer;
+`closer_loss_by_distance` does the same for real text (brackets in code, quotes in prose), binned
+by how far back each closer's opener is (cf. Karpathy, Johnson & Fei-Fei 2015 on `}` in Linux).
+
+The generator and the parsers are plain Python, so building the corpus needs no torch; the two
+measurements import it when called. Both read like scoring.py: from a zero state after the
+sampler's lead-in, a few thousand positions per forward pass with the state carried.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from charrnn.errors import ConfigError, CorpusError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from charrnn.tokenizer import CharVocab
+
+GAPS = (5, 10, 20, 50, 100, 200, 400)  # filler characters between opener and cue
+# Opener + closer of each kind, in the order kinds are taken: K kinds are the first K.
+PAIRS = (
+    "()", "[]", "{}", "<>", "/\\", "+-", "!?", "#$",
+    "AZ", "BY", "CX", "DW", "EV", "FU", "GT", "HS",
+)  # fmt: skip
+KINDS = 8
+FILLER = "abcdefghij"
+CUE = "="
+SIZE = 2_000_000  # characters of the built-in `recall` corpus (about 17,000 records)
+CHUNK = 8192  # positions (streams x characters) per forward pass, as in scoring.py
+
+CODE_PAIRS = ("()", "[]", "{}")
+DISTANCE_BINS = (5, 10, 20, 50, 100, 200, 400)  # upper ends; the last bin is everything above
+
+
+# ---------------------------------------------------------------------------------------------
+# The recall corpus
+
+
+def recall_text(
+    size: int = SIZE,
+    gaps: Sequence[int] = GAPS,
+    kinds: int = KINDS,
+    seed: int = 0,
+    filler: str = FILLER,
+) -> str:
+    """Whole records (opener, d filler chars, cue, closer, newline) until at least `size`
+    characters; d drawn uniformly from `gaps`, the kind from the first `kinds` of PAIRS.
+
+    Deterministic across machines and Python versions: only Random.random() is guaranteed to give
+    the same numbers for the same seed everywhere, so every draw is made from it.
+    """
+    gaps = list(gaps)
+    if not gaps or any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in gaps):
+        raise ConfigError(f"the gaps must be whole numbers of 0 or more, not {gaps}")
+    if not 1 <= kinds <= len(PAIRS):
+        raise ConfigError(f"the recall corpus has 1 to {len(PAIRS)} kinds, not {kinds}")
+    special = set("".join(PAIRS)) | {CUE, "\n"}
+    if not filler or set(filler) & special or len(set(filler)) != len(filler):
+        raise ConfigError(
+            f"the filler {filler!r} must be distinct characters other than the openers, "
+            f"closers, {CUE!r} and the line break"
+        )
+    rng = random.Random(seed)
+
+    def pick(n: int) -> int:  # an int in [0, n); random() < 1, and n is tiny beside 2^53
+        return int(rng.random() * n)
+
+    records, total = [], 0
+    while total < size:
+        opener, closer = PAIRS[pick(kinds)]
+        d = gaps[pick(len(gaps))]
+        record = f"{opener}{''.join(filler[pick(len(filler))] for _ in range(d))}{CUE}{closer}\n"
+        records.append(record)
+        total += len(record)
+    return "".join(records)
+
+
+@dataclass(frozen=True)
+class RecallRecord:
+    """One parsed record: its line (from 1), kind (index in PAIRS), gap d, and the closer's
+    offset in the text."""
+
+    line: int
+    kind: int
+    gap: int
+    closer_at: int
+
+
+def parse_recall(text: str) -> list[RecallRecord]:
+    """Every record of a recall text, found by reading it (not by trusting the generator).
+
+    Each line must be opener, filler (no opener, closer, cue), cue, the opener's closer; a last
+    line without a line break (a text cut short) is left out. CorpusError names a line that is
+    not a record.
+    """
+    kind_of = {pair[0]: k for k, pair in enumerate(PAIRS)}
+    special = set("".join(PAIRS)) | {CUE}
+    records, at = [], 0
+    lines = text.split("\n")[:-1]  # the piece after the last line break is not a whole record
+    for number, line in enumerate(lines, 1):
+        kind = kind_of.get(line[:1])
+        middle = line[1:-2]
+        if (
+            kind is None
+            or len(line) < 3
+            or line[-2] != CUE
+            or line[-1] != PAIRS[kind][1]
+            or not special.isdisjoint(middle)
+        ):
+            raise CorpusError(
+                f"line {number} of the recall text is not a record (opener, filler, {CUE!r}, "
+                f"the opener's closer): {line[:60]!r}"
+            )
+        records.append(RecallRecord(number, kind, len(middle), at + len(line) - 1))
+        at += len(line) + 1
+    if not records:
+        raise CorpusError("the recall text holds no records (one a line)")
+    return records
+
+
+@dataclass(frozen=True)
+class GapResult:
+    """The closers of one gap d: how many, the mean bits the model spent on them, how often the
+    likeliest of the K closers was the right one, and chance (log2 K bits)."""
+
+    gap: int
+    count: int
+    bits: float
+    accuracy: float
+    chance: float
+
+
+def recall_loss(
+    model: nn.Module,
+    vocab: CharVocab,
+    text: str,
+    kinds: int | None = None,
+    streams: int = 64,
+    chunk: int = CHUNK,
+) -> dict[int, GapResult]:
+    """Per gap d (ascending): the model's loss on the closer of each record of a recall text.
+
+    `kinds` is K (default: as many as the text shows, i.e. up to its highest kind); it sets
+    chance and the closers the accuracy chooses among. Records are independent, so the text is
+    read as `streams` side-by-side streams cut at line starts, each from a zero state after the
+    lead-in; only the first record of each stream starts cold.
+    """
+    import torch
+
+    records = parse_recall(text)
+    seen = 1 + max(r.kind for r in records)
+    kinds = seen if kinds is None else kinds
+    if not seen <= kinds <= len(PAIRS):
+        raise ConfigError(f"the text holds {seen} kinds of record; kinds={kinds} cannot score it")
+    closers = vocab.encode("".join(pair[1] for pair in PAIRS[:kinds]))  # (K,) ids
+    starts = _line_starts(text, streams)
+    logp = _log_probs_at(model, vocab, text, [r.closer_at for r in records], starts, chunk)
+    truth = torch.tensor([closers[r.kind] for r in records])  # (N,)
+    bits = -logp.gather(1, truth[:, None])[:, 0] / math.log(2)  # (N,)
+    right = logp[:, closers].argmax(1) == torch.tensor([r.kind for r in records])  # (N,)
+    gaps = torch.tensor([r.gap for r in records])
+    results = {}
+    for d in sorted(set(gaps.tolist())):
+        mine = gaps == d
+        results[d] = GapResult(
+            gap=d,
+            count=int(mine.sum()),
+            bits=float(bits[mine].mean()),
+            accuracy=float(right[mine].double().mean()),
+            chance=math.log2(kinds),
+        )
+    return results
+
+
+def _line_starts(text: str, streams: int) -> list[int]:
+    """Where each of up to `streams` pieces of about equal length starts: 0, then line starts."""
+    starts = [0]
+    for s in range(1, max(1, streams)):
+        cut = text.find("\n", s * len(text) // streams) + 1
+        if 0 < cut < len(text) and cut > starts[-1]:
+            starts.append(cut)
+    return starts
+
+
+# ---------------------------------------------------------------------------------------------
+# Real text: closers by the distance back to their openers
+
+
+def match_pairs(text: str, pairs: Sequence[str] = CODE_PAIRS) -> list[tuple[int, int]]:
+    """(opener offset, closer offset) of every matched pair in `text`, in the closers' order.
+
+    Distinct-character pairs nest, matched with one stack: a closer matches the nearest open
+    opener of its kind, and openers above that one are dropped as never closed (`( [ )`); a closer
+    with no open opener of its kind is ignored (`( ] )`). A pair of one character (`""`) cannot
+    nest, so it alternates within a line: the 1st, 3rd, ... occurrence opens, the next closes, one
+    left open at a line end is dropped (an apostrophe or a triple quote then makes short, wrong
+    pairs, which is why `'` suits code, not prose). Brackets inside quotes count as brackets.
+    """
+    _check_pairs(pairs)
+    opener_of = {p[1]: p[0] for p in pairs if p[0] != p[1]}
+    openers = {p[0] for p in pairs if p[0] != p[1]}
+    quotes = {p[0] for p in pairs if p[0] == p[1]}
+    stack: list[tuple[str, int]] = []
+    open_quote: dict[str, int] = {}  # quote char -> offset of the one open on this line
+    found = []
+    for i, ch in enumerate(text):
+        if ch in openers:
+            stack.append((ch, i))
+        elif ch in opener_of:
+            want = opener_of[ch]
+            for depth in range(len(stack) - 1, -1, -1):
+                if stack[depth][0] == want:
+                    found.append((stack[depth][1], i))
+                    del stack[depth:]
+                    break
+        elif ch in quotes:
+            if ch in open_quote:
+                found.append((open_quote.pop(ch), i))
+            else:
+                open_quote[ch] = i
+        elif ch == "\n":
+            open_quote.clear()
+    return found
+
+
+def _check_pairs(pairs: Sequence[str]) -> None:
+    chars = "".join(pairs)
+    if (
+        not pairs
+        or any(not isinstance(p, str) or len(p) != 2 for p in pairs)
+        or "\n" in chars
+        or len(set(chars)) != len(chars) - sum(p[0] == p[1] for p in pairs)
+    ):
+        raise ConfigError(
+            f"pairs must be two-character strings (opener, closer; one character twice for "
+            f"quotes) with no character in two pairs, not {list(pairs)}"
+        )
+
+
+@dataclass(frozen=True)
+class DistanceBin:
+    """The closers whose opener is lo to hi characters back (hi None: no upper end): how many,
+    mean bits the model spent on them (nan for none), and how often the model's likeliest next
+    character was the closer."""
+
+    lo: int
+    hi: int | None
+    count: int
+    bits: float
+    accuracy: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.lo}+" if self.hi is None else f"{self.lo}-{self.hi}"
+
+
+def closer_loss_by_distance(
+    model: nn.Module,
+    vocab: CharVocab,
+    text: str,
+    pairs: Sequence[str] = CODE_PAIRS,
+    bins: Sequence[int] = DISTANCE_BINS,
+    limit: int | None = 200_000,
+    chunk: int = CHUNK,
+) -> dict[str, list[DistanceBin]]:
+    """Per pair (in the order given): the model's loss on its closers, binned by the distance in
+    characters from opener to closer (1 for `()`); bins' upper ends ascending, the last bin open.
+
+    Reads the first `limit` characters (None: all) as one stream, from a zero state after the
+    lead-in, so every opener the model is asked to remember is in what it has read. Pairs are
+    matched by match_pairs.
+    """
+    import torch
+
+    bins = list(bins)
+    if not bins or bins[0] < 1 or bins != sorted(set(bins)):
+        raise ConfigError(f"the distance bins must be ascending whole numbers from 1, not {bins}")
+    text = text if limit is None else text[:limit]
+    found = match_pairs(text, pairs)
+    bits, right = [], []
+    if found:
+        logp = _log_probs_at(model, vocab, text, [c for _, c in found], [0], chunk)  # (N, V)
+        truth = torch.tensor(vocab.encode("".join(text[c] for _, c in found)))  # (N,)
+        bits = (-logp.gather(1, truth[:, None])[:, 0] / math.log(2)).tolist()
+        right = (logp.argmax(1) == truth).tolist()
+    pair_of = {p[1]: p for p in pairs}
+    cells: dict[tuple[str, int], list[int]] = {}  # (pair, bin) -> indices into found
+    for n, (o, c) in enumerate(found):
+        cells.setdefault((pair_of[text[c]], bisect.bisect_left(bins, c - o)), []).append(n)
+    results = {}
+    for p in pairs:
+        results[p] = []
+        for b, (lo, hi) in enumerate(zip([1, *(e + 1 for e in bins)], [*bins, None], strict=True)):
+            mine = cells.get((p, b), [])
+            results[p].append(DistanceBin(lo, hi, len(mine), _mean(bits, mine), _mean(right, mine)))
+    return results
+
+
+def _mean(values: list, which: list[int]) -> float:
+    return sum(float(values[n]) for n in which) / len(which) if which else math.nan
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a text through a model
+
+
+def _log_probs_at(
+    model: nn.Module,
+    vocab: CharVocab,
+    text: str,
+    targets: Sequence[int],
+    starts: Sequence[int],
+    chunk: int = CHUNK,
+) -> torch.Tensor:
+    """(N, V) log-probabilities the model gave text[targets[i]] before reading it; the text is
+    read as len(starts) streams side by side, stream s from starts[s] to the next start, each
+    from a zero state after the lead-in, `chunk` positions per pass with the state carried."""
+    import torch
+    import torch.nn.functional as F
+
+    from charrnn.sampler import lead_in
+
+    device = next(model.parameters()).device
+    lead = vocab.encode(lead_in(vocab))
+    bounds = [*starts, len(text)]
+    rows = [torch.tensor(lead + vocab.encode(text[a:b])) for a, b in itertools.pairwise(bounds)]
+    ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)  # (B, L); padding is read
+    # after a stream's end only, so it never reaches a prediction that is asked for
+    stream = [bisect.bisect_right(starts, p) - 1 for p in targets]
+    # the column whose logits predict text[p]: the one before p's own
+    col = [len(lead) + p - starts[s] - 1 for p, s in zip(targets, stream, strict=True)]
+    order = sorted(range(len(targets)), key=col.__getitem__)
+    cols = [col[i] for i in order]
+    out = torch.empty(len(targets), len(vocab))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            batch = ids.shape[0]
+            state = model.init_state(batch)
+            width = max(1, chunk // batch)
+            for t in range(0, ids.shape[1], width):
+                logits, state = model(ids[:, t : t + width].to(device), state)  # (B, w, V)
+                a, b = bisect.bisect_left(cols, t), bisect.bisect_left(cols, t + width)
+                if a == b:
+                    continue
+                which = order[a:b]
+                r = torch.tensor([stream[i] for i in which], device=device)
+                c = torch.tensor([col[i] - t for i in which], device=device)
+                out[which] = F.log_softmax(logits[r, c].float(), -1).cpu()  # (n, V)
+    finally:
+        model.train(was_training)
+    return out
