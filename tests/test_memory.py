@@ -28,7 +28,7 @@ from charrnn.memory import (
     recall_loss,
     recall_text,
 )
-from charrnn.model import CharLSTM, ModelConfig
+from charrnn.model import CharRNN, ModelConfig
 from charrnn.tokenizer import CharVocab
 
 # sha256 of `charrnn corpus get recall`: the same bytes on every machine and Python (checked on
@@ -40,7 +40,7 @@ RECALL_VOCAB = CharVocab(sorted(set("".join(PAIRS[:8]) + FILLER + "=\n")))
 def tiny_model(vocab_size: int, seed: int = 0) -> nn.Module:
     """The one place a real model is built: a tiny untrained one."""
     torch.manual_seed(seed)
-    return CharLSTM(ModelConfig(vocab_size=vocab_size, **TINY_MODEL))
+    return CharRNN(ModelConfig(vocab_size=vocab_size, **TINY_MODEL))
 
 
 def load_model(path: Path) -> tuple[nn.Module, CharVocab]:
