@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -35,6 +36,7 @@ import torch
 from charrnn import checkpoint, memory
 from charrnn.config import CELLS
 from charrnn.encoded import encode_text
+from charrnn.presets import PRESETS, for_cell
 from charrnn.runs import RunDir
 from charrnn.start import start_run
 from charrnn.trainer import EvalEvent
@@ -125,27 +127,27 @@ def train_real(job: RealJob, folder: str) -> dict:
     run.path.mkdir(parents=True, exist_ok=True)
     train = {"max_time": job.seconds}
     trainer = start_run(corpus, run, size=job.size, cell=job.cell, train=train)
-    evals = [e.record for e in trainer.run() if isinstance(e, EvalEvent)]
+    for _ in trainer.run():
+        pass
     return {
         **dataclasses.asdict(job),
         "run": str(run.path),
-        "val_bpc": min(r["val_bpc"] for r in evals),
-        **closers(run, job.limit),
+        **closers(run.best, job.limit),
     }
 
 
-def closers(run: RunDir, limit: int) -> dict:
-    """The closer table of a trained run, over the start of its validation split."""
-    payload = checkpoint.load(run.best)
-    model, vocab = checkpoint.restore_model(payload, run.best)
+def closers(path: Path, limit: int, text_file: Path | None = None) -> dict:
+    """The closer table of a checkpoint, over the start of its validation split: of its own
+    corpus, or of `text_file` (the same text, moved: e.g. a run trained on another machine)."""
+    payload = checkpoint.load(path)
+    model, vocab = checkpoint.restore_model(payload, path)
     from charrnn.corpus import resolve
-    from charrnn.data import split
 
-    cache = run.path.parent / "cache"
-    sources = payload["corpus"]["sources"]
-    text = "".join(resolve(sources, cache).text_chunks())
-    _, val = split(torch.arange(len(text)), payload["train_config"]["val_frac"])
-    held_out = text[int(val[0]) :][:limit]
+    specs = [str(text_file)] if text_file else payload["corpus"]["sources"]
+    cache = Path(tempfile.gettempdir()) / "charrnn-memory-cache"
+    text = "".join(resolve(specs, cache).text_chunks())
+    n_train = int(len(text) * (1.0 - payload["train_config"]["val_frac"]))  # as data.split cuts
+    held_out = text[n_train:][:limit]
     table = memory.closer_loss_by_distance(model, vocab, held_out, limit=limit)
     bins = {}  # all closers together, per distance bin
     for found in table.values():
@@ -157,8 +159,14 @@ def closers(run: RunDir, limit: int) -> dict:
     return {
         "cell": model.config.cell,
         "params": model.num_params(),
+        "val_bpc": min(r["val_bpc"] for r in payload["metrics"] if "val_bpc" in r),
         "closers": {k: (n, s / n if n else math.nan) for k, (n, s) in bins.items()},
     }
+
+
+def closers_job(args: tuple) -> dict:
+    torch.set_num_threads(1)
+    return closers(*args)
 
 
 def recall_table(rows: list[dict]) -> str:
@@ -186,8 +194,56 @@ def real_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def draw(out: dict, path: Path) -> None:
+    """The two tables as one figure (needs matplotlib: pip install 'charrnn[plot]')."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [k for k in ("recall", "real") if out[k]]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    colours = {"lstm": "tab:blue", "gru": "tab:green", "rnn": "tab:red"}
+    styles = ["-", "--", ":", "-."]
+    for ax, panel in zip(axes[0], panels, strict=True):
+        if panel == "recall":
+            windows = sorted({r["seq_len"] for r in out["recall"]})
+            for r in out["recall"]:
+                gaps = r["gaps"]
+                ax.plot(
+                    gaps,
+                    [r["bits"][d] for d in gaps],
+                    styles[windows.index(r["seq_len"]) % 4],
+                    marker="o",
+                    color=colours[r["cell"]],
+                    label=f"{r['cell'].upper()} T={r['seq_len']}",
+                )
+            ax.axhline(out["recall"][0]["chance"], color="grey", lw=0.8)
+            ax.text(gaps[0], out["recall"][0]["chance"] + 0.05, "chance", color="grey")
+            ax.set_xscale("log")
+            ax.set_xlabel("gap d: random characters between opener and closer")
+            ax.set_title("Recall: bits on the closer")
+        else:
+            for r in out["real"]:
+                labels = [k for k, (n, _) in r["closers"].items() if n]
+                ax.plot(
+                    labels,
+                    [r["closers"][k][1] for k in labels],
+                    marker="o",
+                    color=colours[r["cell"]],
+                    label=r["cell"].upper(),
+                )
+            ax.set_xlabel("characters back to the opener")
+            ax.set_title("Python source: bits on each closing bracket")
+        ax.set_ylabel("bits")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def quick() -> list[dict]:
-    """The CI-sized run: an LSTM and an RNN of ~10k parameters, K=4, gaps 2/8/24, T=32."""
+    """The CI-sized run: an LSTM (1x24) and an RNN of as many parameters, K=4, gaps 2/8/24, T=32."""
     jobs = [
         RecallJob(
             cell,
@@ -199,7 +255,7 @@ def quick() -> list[dict]:
             kinds=4,
             corpus_chars=100_000,
             eval_chars=20_000,
-            hidden_size={"lstm": 24, "gru": 28, "rnn": 48}[cell],
+            hidden_size=for_cell(replace(PRESETS["tiny"], hidden_size=24), cell, 20).hidden_size,
         )
         for cell in ("lstm", "rnn")
     ]
@@ -220,7 +276,17 @@ def main() -> None:
     p.add_argument("--no-recall", action="store_true", help="only the real-text table")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes at once")
     p.add_argument("--keep", metavar="DIR", help="keep the real-text runs in DIR")
+    p.add_argument(
+        "--closers",
+        nargs="+",
+        metavar="CKPT",
+        help="the real-text table of these trained checkpoints instead of training new ones",
+    )
+    p.add_argument("--closers-text", metavar="FILE", help="their corpus, if it moved")
+    p.add_argument("--limit", type=int, default=100_000, help="validation characters read")
     p.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
+    p.add_argument("--png", metavar="FILE", help="draw both tables (needs matplotlib)")
+    p.add_argument("--from-json", metavar="FILE", help="print (and draw) a saved --json again")
     args = p.parse_args()
     print(f"# memory: {platform.node()}, {os.cpu_count()} cores, torch {torch.__version__}, ")
     print(f"# {args.jobs} processes of 1 thread, {time.strftime('%Y-%m-%d %H:%M')}")
@@ -231,6 +297,15 @@ def main() -> None:
         beats = [d for d in QUICK_GAPS if lstm["bits"][d] < rnn["bits"][d] - 0.2]
         print(f"# LSTM beats the RNN by 0.2+ bits at gaps: {beats or 'none'}")
         sys.exit(0 if beats else 1)
+    if args.from_json:
+        out = json.loads(Path(args.from_json).read_text())
+        for part in out.values():  # JSON keys are strings; the gaps are ints
+            for r in part:
+                for key in ("bits", "accuracy"):
+                    if key in r:
+                        r[key] = {int(k): v for k, v in r[key].items()}
+        report(out, args)
+        return
     cells = args.cells.split(",")
     seq_lens = [int(t) for t in args.seq_lens.split(",")]
     out: dict = {"recall": [], "real": []}
@@ -240,16 +315,25 @@ def main() -> None:
             pool.submit(train_recall, RecallJob(cell, t, int(args.chars), size=args.size))
             for cell in cells for t in seq_lens
         ]  # fmt: skip
-        real = [] if args.no_real else [
+        real = [] if args.no_real or args.closers else [
             pool.submit(
                 train_real,
-                RealJob(cell, args.real_corpus, args.real_time, size=args.real_size),
+                RealJob(cell, args.real_corpus, args.real_time, args.real_size, args.limit),
                 folder,
             )
             for cell in cells
         ]  # fmt: skip
+        if args.closers:
+            text = Path(args.closers_text) if args.closers_text else None
+            real = [pool.submit(closers_job, (Path(c), args.limit, text)) for c in args.closers]
         out["recall"] = [f.result() for f in recall]
         out["real"] = [f.result() for f in real]
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+    report(out, args)
+
+
+def report(out: dict, args) -> None:
     if out["recall"]:
         r = out["recall"][0]
         print(
@@ -259,13 +343,15 @@ def main() -> None:
         print(recall_table(out["recall"]))
     if out["real"]:
         r = out["real"][0]
+        how = f"{r['corpus']}, {r['seconds']:g} s each" if "corpus" in r else "the runs given"
         print(
             f"\n## Real text: bits on each closing bracket by distance to its opener "
-            f"({r['corpus']}, {r['seconds']:g} s each, first {r['limit']:,} validation chars)"
+            f"({how}, the first {args.limit:,} characters of the validation split; "
+            "bits (count))"
         )
         print(real_table(out["real"]))
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+    if args.png:
+        draw(out, Path(args.png))
 
 
 if __name__ == "__main__":

@@ -288,6 +288,10 @@ class Trainer:
     def run(self) -> Iterator[StepEvent | EvalEvent | RollbackEvent | DoneEvent]:
         """Train until the budget is spent or a stop is requested; checkpoints on the way."""
         if self.dist.is_main:
+            try:  # a library caller need not make the folder first
+                self.run_dir.path.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise TrainingError(f"cannot create {self.run_dir.path}: {e.strerror}") from None
             self.run_dir.rewrite_metrics(self.pos.metrics)
         # From step 0 on there is a state to go back to (rank 0's disk decides, for every rank).
         if self.dist.all_sum([float(self.dist.is_main and not self.run_dir.last.is_file())])[0]:
