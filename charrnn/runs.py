@@ -38,6 +38,9 @@ class RunDir:
 
     path: Path
 
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))  # a str will do too
+
     @property
     def name(self) -> str:
         """The folder's name, or the path as given where it has none (`.`, `..`)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
@@ -22,7 +23,7 @@ from charrnn.distributed import SINGLE, Dist
 from charrnn.encoded import EncodedCorpus
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError
 from charrnn.model import CELLS, CharRNN, ModelConfig
-from charrnn.presets import Preset, choose, for_cell
+from charrnn.presets import PRESETS, Preset, choose, for_cell
 from charrnn.runs import RunDir
 from charrnn.trainer import TrainConfig, Trainer
 
@@ -37,8 +38,9 @@ ReadCorpus = Callable[[Sequence[str], str], EncodedCorpus]  # (specs, encoding) 
 
 def start_run(
     corpus: EncodedCorpus,
-    run: RunDir,
+    run: RunDir | str | os.PathLike,
     *,
+    replace: bool = False,
     size: str = "auto",
     cell: str = "lstm",
     model: dict | None = None,
@@ -46,17 +48,26 @@ def start_run(
     device: torch.device | str = "cpu",
     dist: Dist = SINGLE,
 ) -> Trainer:
-    """A new run of `cell` on `corpus`, writing into `run` (its folder is the caller's to create).
+    """A new run of `cell` on `corpus`, writing into the folder `run` (made when training starts);
+    a folder that holds a run already is refused unless `replace` (its checkpoints are then
+    overwritten as training goes).
 
     `size` names a preset ("auto": chosen from the time budget and the corpus size, see
     presets.choose); `model` and `train` are ModelConfig and TrainConfig fields that override it
     (e.g. {"hidden_size": 256}, {"max_steps": 500, "seed": 3}). Without a budget, DEFAULT_TIME.
     """
     model, train = dict(model or {}), dict(train or {})
+    run = run if isinstance(run, RunDir) else RunDir(Path(run))
     if cell not in CELLS:
         raise ConfigError(f"unknown cell {cell!r}: one of {', '.join(CELLS)}")
+    if size != "auto" and size not in PRESETS:
+        raise ConfigError(f"unknown size {size!r}: auto or one of {', '.join(PRESETS)}")
     _check_fields(model, ModelConfig, "model", exclude=("vocab_size", "cell"))
     _check_fields(train, TrainConfig, "train")
+    if run.has_checkpoint() and not replace:
+        raise RunError(
+            f"{run.path} holds a run already; resume it (resume_run), or pass replace=True"
+        )
     if all(train.get(k) is None for k in BUDGETS):
         train["max_time"] = DEFAULT_TIME
     _, preset = choose(size, train.get("max_time"), len(corpus))
@@ -98,13 +109,20 @@ def _fields(cls) -> set[str]:
 
 
 def _check_fields(options: dict, cls, what: str, exclude: Sequence[str] = ()) -> None:
+    """Every option must be a field of `cls`, and a number where the field is one."""
     unknown = set(options) - (_fields(cls) - set(exclude))
     if unknown:
         raise ConfigError(f"unknown {what} option(s): {', '.join(sorted(unknown))}")
+    types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    for name, value in options.items():
+        numeric = any(t in types[name] for t in ("int", "float"))
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if numeric and not is_number and not (value is None and "None" in types[name]):
+            raise ConfigError(f"{what} option {name} must be a number, not {value!r}")
 
 
 def resume_run(
-    run: RunDir,
+    run: RunDir | str | os.PathLike,
     read_corpus: ReadCorpus,
     *,
     corpus_specs: Sequence[str] | None = None,
@@ -117,6 +135,8 @@ def resume_run(
 
     `train` may change only the budget (replacing all three limits) and eval_every."""
     train = dict(train or {})
+    run = run if isinstance(run, RunDir) else RunDir(Path(run))
+    _check_fields(train, TrainConfig, "train")
     if fixed := set(train) - set(RESUMABLE):
         raise ConfigError(f"{', '.join(sorted(fixed))} cannot change when resuming a run")
     path = run.last if run.last.is_file() else run.best

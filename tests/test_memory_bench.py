@@ -18,5 +18,5 @@ def test_the_lstm_remembers_across_a_gap_where_the_rnn_forgets():
     assert abs(lstm["params"] / rnn["params"] - 1) < 0.1  # the same size, about
     assert lstm["chance"] == rnn["chance"] == 2.0  # K = 4 kinds of opener
     longest = max(bench.QUICK_GAPS)
-    assert lstm["bits"][longest] < 0.5  # it remembers which opener, 26 characters back
-    assert rnn["bits"][longest] > lstm["bits"][longest] + 1.0  # the RNN is near chance there
+    assert lstm["bits"][longest] < 0.5  # it remembers which opener, 66 characters back
+    assert rnn["bits"][longest] > lstm["bits"][longest] + 0.75  # the RNN far less (chance: 2)

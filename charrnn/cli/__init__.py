@@ -50,7 +50,8 @@ Examples:
 )
 @click.version_option(__version__, prog_name="charrnn")
 def cli():
-    """Train a stacked LSTM on any text, character by character, and write new text in its style."""
+    """Train a stacked LSTM (or GRU, or RNN) on any text, character by character, and write new text
+    in its style."""
 
 
 def main():

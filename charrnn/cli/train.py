@@ -82,7 +82,7 @@ Examples:
 )
 @click.option(
     "--cell",
-    type=click.Choice(CELLS),
+    type=click.Choice(CELLS, case_sensitive=False),
     default="lstm",
     show_default=True,
     help="The recurrent cell: lstm (cell state + forget/input/output gates), gru (reset/update "
@@ -147,8 +147,8 @@ Examples:
 @click.pass_context
 @user_errors
 def train(ctx, corpus, resume, checkpoint_dir, quiet, **opts):
-    """Train a stacked LSTM on CORPUS: files, a folder of text files, '-' for stdin, or a corpus
-    name from `charrnn corpus list`.
+    """Train a stacked LSTM (or a GRU or vanilla RNN: --cell) on CORPUS: files, a folder of text
+    files, '-' for stdin, or a corpus name from `charrnn corpus list`.
 
     Each run lives in CHECKPOINT_DIR/NAME/ with best.pt (lowest validation loss), last.pt and
     metrics.jsonl. Progress goes to stderr; stdout gets the path of best.pt. Ctrl-C stops
@@ -259,6 +259,7 @@ def _new_trainer(specs, checkpoint_dir, device, opts, quiet, d):
     trainer = start_run(
         corpus,
         run,
+        replace=opts["force"],
         size=opts["size"],
         cell=opts["cell"],
         model=model,

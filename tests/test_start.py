@@ -1,0 +1,74 @@
+"""start_run / resume_run, the library's entry points: what they refuse, and a run they start
+resumes exactly through resume_run (the CLI's path)."""
+
+import pytest
+import torch
+from conftest import TINY_MODEL, TINY_TRAIN, drain
+
+from charrnn.encoded import encode_text
+from charrnn.errors import ConfigError, CorpusError, RunError
+from charrnn.start import resume_run, start_run
+from charrnn.trainer import StepEvent
+
+
+@pytest.fixture
+def corpus(text):
+    return encode_text(text, "tiny")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"size": "huge"}, "unknown size 'huge'"),
+        ({"cell": "transformer"}, "unknown cell"),
+        ({"model": {"hidden": 24}}, "unknown model option"),
+        ({"model": {"vocab_size": 3}}, "unknown model option"),
+        ({"train": {"max_stepz": 5}}, "unknown train option"),
+        ({"train": {"max_steps": "10"}}, "max_steps must be a number"),
+        ({"train": {"lr": True}}, "lr must be a number"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_is_written(tmp_path, corpus, options, message):
+    with pytest.raises(ConfigError, match=message):
+        start_run(corpus, tmp_path / "run", **options)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_is_never_replaced_unless_asked(tmp_path, corpus):
+    folder = str(tmp_path / "run")  # a plain str will do
+    drain(start_run(corpus, folder, model=TINY_MODEL, train={**TINY_TRAIN, "max_steps": 10}))
+    with pytest.raises(RunError, match="holds a run already"):
+        start_run(corpus, folder, model=TINY_MODEL, train={**TINY_TRAIN, "max_steps": 10})
+    again = start_run(corpus, folder, replace=True, cell="gru", model=TINY_MODEL, train=TINY_TRAIN)
+    assert again.model.config.cell == "gru"
+
+
+def test_resume_run_continues_exactly_and_refuses_what_cannot_change(tmp_path, corpus, text):
+    options = {"model": TINY_MODEL, "cell": "rnn"}
+    whole = start_run(corpus, tmp_path / "whole", **options, train={**TINY_TRAIN, "max_steps": 30})
+    drain(whole)
+    half = start_run(corpus, tmp_path / "half", **options, train={**TINY_TRAIN, "max_steps": 30})
+    for event in half.run():
+        if isinstance(event, StepEvent) and event.step == 15:
+            half.request_stop()  # as Ctrl-C does
+
+    def read(specs, encoding):
+        assert specs == ["-"] and encoding == "utf-8"  # what the caller was told to read
+        return encode_text(text, "tiny")
+
+    with pytest.raises(ConfigError, match="unknown train option"):
+        resume_run(tmp_path / "half", read, corpus_specs=["-"], train={"max_stepz": 30})
+    with pytest.raises(ConfigError, match="seq_len cannot change"):
+        resume_run(tmp_path / "half", read, corpus_specs=["-"], train={"seq_len": 8})
+    with pytest.raises(CorpusError, match="standard input or a text in memory"):
+        resume_run(tmp_path / "half", read)  # no sources saved: the caller must give the text
+    with pytest.raises(CorpusError, match="differs"):
+        resume_run(tmp_path / "half", lambda s, e: encode_text(text[:-1], "x"), corpus_specs=["-"])
+    resumed = resume_run(tmp_path / "half", read, corpus_specs=["-"], train={"eval_every": 10})
+    drain(resumed)
+    for (name, p), q in zip(
+        whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(p, q), name
+    with pytest.raises(RunError, match="already used its budget"):
+        resume_run(tmp_path / "half", read, corpus_specs=["-"])
