@@ -119,6 +119,7 @@ def make_trainer(
     return start_run(
         encode_text(text, "tiny"),
         RunDir(folder),
+        replace=True,  # tests build one over a stopped run, then load its state by hand
         cell=cell,
         model={**TINY_MODEL, **(model or {})},
         train={**TINY_TRAIN, "seed": seed, **train},
