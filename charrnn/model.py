@@ -160,22 +160,31 @@ class Stepper:
 
     The same step functions as above, with the weights laid out for the hot loop: layer 0's
     embedding, input weights and input bias fold into one (V, G*H) table, so reading a character is
-    a row lookup; every other product is one addmm. The state lives here, per layer, between
-    `start` and `state()`: nothing is stacked or split per character.
+    a row lookup. The LSTM and the RNN add x_part and h_part before any gate, so for them each
+    layer's two products are one ([x, h] against [W_ih | W_hh], or the table row plus h W_hh) and
+    the step gets the sum with a zero h_part; the GRU's reset gate reads h_part alone, so it gets
+    the two apart. The state lives here, per layer, between `start` and `state()`.
     """
 
     @torch.no_grad()
     def __init__(self, model: CharRNN, batch_size: int = 1):
         self.model, self.step = model, STEPS[model.config.cell]
+        self.summed = model.config.cell in ("lstm", "rnn")
         # Measured (bench/sample_speed.py): MKL is fastest on W itself for one row, and on a
         # contiguous W^T for a batch of rows; the product is the same either way.
         layout = (lambda w: w.T.contiguous().T) if batch_size > 1 else (lambda w: w.contiguous())
-        self.layers = []  # per layer: (W_ih, W_hh, b_ih, b_hh), W_ih None for layer 0
+        self.layers = []  # per layer: (W_ih or None, W_hh, b_ih, b_hh), laid out as they are used
         for layer in range(model.config.num_layers):
             w_ih, w_hh, b_ih, b_hh = model.layer_weights(layer)
-            self.layers.append((None if layer == 0 else layout(w_ih), layout(w_hh), b_ih, b_hh))
-        w_ih, _, b_ih, _ = model.layer_weights(0)
-        self.table = torch.addmm(b_ih, model.embed.weight, w_ih.T)  # (V, G*H)
+            if layer == 0:
+                self.layers.append((None, layout(w_hh), None, None if self.summed else b_hh))
+            elif self.summed:
+                self.layers.append((layout(torch.cat([w_ih, w_hh], 1)), None, b_ih + b_hh, None))
+            else:
+                self.layers.append((layout(w_ih), layout(w_hh), b_ih, b_hh))
+        w_ih, _, b_ih, b_hh = model.layer_weights(0)
+        bias = b_ih + b_hh if self.summed else b_ih
+        self.table = torch.addmm(bias, model.embed.weight, w_ih.T)  # (V, G*H)
         self.head_w, self.head_b = layout(model.head.weight), model.head.bias
         self.per_layer: list[tuple] = []
         self.start(model.init_state(batch_size))
@@ -193,8 +202,14 @@ class Stepper:
         """idx (B,) -> logits (B, V) for the next character; probes[layer] gets its gates."""
         x = None
         for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
-            x_part = self.table[idx] if w_ih is None else torch.addmm(b_ih, x, w_ih.T)  # (B, GH)
-            h_part = torch.addmm(b_hh, self.per_layer[layer][0], w_hh.T)  # (B, G*H)
+            h = self.per_layer[layer][0]  # (B, H)
+            if layer == 0 and self.summed:  # (B, G*H) each
+                x_part, h_part = torch.addmm(self.table[idx], h, w_hh.T), 0.0
+            elif self.summed:
+                x_part, h_part = torch.addmm(b_ih, torch.cat([x, h], 1), w_ih.T), 0.0
+            else:
+                x_part = self.table[idx] if layer == 0 else torch.addmm(b_ih, x, w_ih.T)
+                h_part = torch.addmm(b_hh, h, w_hh.T)
             probe = probes[layer] if probes is not None else None
             self.per_layer[layer] = self.step(x_part, h_part, self.per_layer[layer], probe)
             x = self.per_layer[layer][0]  # (B, H): h goes up to the next layer
