@@ -145,6 +145,10 @@ class Decoder:
         self.decoder = codecs.getincrementaldecoder("utf-8" if codec == "utf-8-sig" else codec)()
         self.label, self.encoding, self.offset = label, codec, 0  # offset: bytes decoded so far
         self.nul_is_text = _nul_is_text(codec)
+        # UTF-16/32 must start with a byte-order mark. Python's incremental decoder refuses a
+        # file without one when it comes in several chunks, but reads it as little-endian when it
+        # comes in one: so the mark is checked here, on the first bytes, whatever the chunks.
+        self.head = b"" if codec in _BOMS else None
 
     def decode(self, chunk: bytes, final: bool = False) -> str:
         if not self.nul_is_text and b"\x00" in chunk:  # binary, whatever else is wrong with it
@@ -153,6 +157,14 @@ class Decoder:
                 f"{self.offset + chunk.index(0)}); give text files, or pass --encoding if it "
                 "is UTF-16 or UTF-32 text"
             )
+        if self.head is not None:
+            chunk, self.head = self.head + chunk, None
+            width = len(_BOMS[self.encoding][0])
+            if len(chunk) < width and not final:
+                self.head = chunk
+                return ""
+            if len(chunk) >= width and not chunk.startswith(_BOMS[self.encoding]):
+                raise CorpusError(self._undecodable(UnicodeError("no BOM"), 0))
         start = self.offset - len(self.decoder.getstate()[0])  # of the bytes held back, if any
         try:
             text = self.decoder.decode(chunk, final)
@@ -175,6 +187,12 @@ class Decoder:
                 f"{self.encoding}-le or --encoding {self.encoding}-be for its byte order"
             )
         return f"{what}: {str(e).rstrip('.')} (at offset {start}); pass --encoding for its encoding"
+
+
+_BOMS = {  # the byte-order marks a file in these encodings must start with
+    "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
+    "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
+}
 
 
 def _then_none(chunks: Iterable[bytes]) -> Iterator[bytes | None]:

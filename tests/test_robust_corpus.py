@@ -83,6 +83,7 @@ def temporaries(*folders: Path) -> list[Path]:
 )
 @example(encoding="ascii", data=b"\x80\x00", size=1)  # found in review
 @example(encoding="ascii", data=b"\x00\x80", size=1)
+@example(encoding="utf-16", data=b"\x00" * 7 + b"\xd8\x00\x00", size=1)  # no BOM: one refusal
 def test_any_bytes_in_any_text_codec_decode_or_fail_in_one_line(encoding, data, size):
     whole = outcome([data], encoding)
     if whole[0] == "error":
