@@ -170,6 +170,27 @@ class Sampler:
 UNIFORM_BLOCK = 256  # random numbers drawn per generator at a time
 
 
+def sample_text(
+    model: CharRNN,
+    vocab: CharVocab,
+    prime: str = "",
+    length: int = 200,
+    temperature: float = 0.8,
+    seed: int = 0,
+) -> str:
+    """A short sample, to watch a model learn during training: it draws from its own Generator
+    only (the run's random state is untouched, so a run sampled along the way ends with the same
+    weights) and leaves the model in the mode it found it in."""
+    was_training = model.training
+    try:
+        config = SampleConfig(temperature=temperature, seed=seed)
+        sampler = Sampler(model, vocab, config, track_logprob=False)
+        sampler.prime(prime)
+        return "".join(chars[0] for chars in sampler.generate(length))
+    finally:
+        model.train(was_training)
+
+
 class StopCutter:
     """Ends each sample just before the first stop string in its generated text.
 

@@ -138,6 +138,27 @@ Examples:
     show_default=True,
     help="Seed of the run (0 to 2^63-1, what torch takes).",
 )
+@click.option(
+    "--sample-every",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Every N steps, write a short sample to stderr, to watch the text take shape.",
+)
+@click.option(
+    "--sample-length",
+    type=click.IntRange(1),
+    default=200,
+    show_default=True,
+    help="Characters per --sample-every sample.",
+)
+@click.option(
+    "--sample-temp",
+    type=click.FloatRange(0),
+    default=0.8,
+    show_default=True,
+    help="Temperature of the --sample-every samples.",
+)
+@click.option("--sample-prime", default="", help="Text the --sample-every samples continue.")
 @device_option("auto")
 @click.option(
     "--encoding", type=Encoding(), default="utf-8", show_default=True, help="The corpus's encoding."
@@ -170,11 +191,11 @@ def train(ctx, corpus, resume, checkpoint_dir, quiet, **opts):
         if resume:
             run = runs.find_run(resume, checkpoint_dir)
             with _session(run, d):  # locked before last.pt is read: no other trainer can move it
-                code = _run(_resumed_trainer(run, corpus, device, opts, quiet, d), quiet)
+                code = _run(_resumed_trainer(run, corpus, device, opts, quiet, d), quiet, opts)
         else:
             trainer = _new_trainer(corpus, checkpoint_dir, device, opts, quiet, d)  # checks first
             with _session(trainer.run_dir, d, new=True, clear=opts["force"]):
-                code = _run(trainer, quiet)
+                code = _run(trainer, quiet, opts)
     finally:
         distributed.stop(d)
     sys.exit(code)
@@ -267,6 +288,7 @@ def _new_trainer(specs, checkpoint_dir, device, opts, quiet, d):
         device=device,
         dist=d,
     )
+    _check_prime(trainer, opts)
     size, _ = choose(opts["size"], trainer.config.max_time, len(corpus))
     chosen = f" (--size auto: {size})" if opts["size"] == "auto" else ""
     say(_describe(trainer, "Training", len(corpus), device) + chosen, quiet)
@@ -281,9 +303,21 @@ def _resumed_trainer(run, specs, device, opts, quiet, d):
 
     train = {k: v for k, v in _given_fields(opts, TRAIN_OPTIONS).items() if k in RESUMABLE}
     trainer = resume_run(run, read, corpus_specs=specs or None, train=train, device=device, dist=d)
+    _check_prime(trainer, opts)
     n_chars = trainer.corpus["chars"]
     say(_describe(trainer, f"Resuming at step {trainer.pos.step:,}:", n_chars, device), quiet)
     return trainer
+
+
+def _check_prime(trainer, opts) -> None:
+    """--sample-prime must be text the model can read: checked before anything is trained."""
+    from charrnn.errors import VocabError
+
+    unknown = sorted({c for c in opts["sample_prime"] if c not in trainer.vocab})
+    if opts["sample_every"] and unknown:
+        raise VocabError(
+            f"--sample-prime has characters the corpus lacks: {''.join(unknown)!r}; leave them out"
+        )
 
 
 def _describe(trainer, verb, n_chars, device) -> str:
@@ -309,11 +343,15 @@ def _fmt_time(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
-def _run(trainer, quiet: bool) -> int:
-    """Drive the trainer, draw progress on stderr; returns the exit status."""
+def _run(trainer, quiet: bool, opts: dict) -> int:
+    """Drive the trainer, draw progress (and --sample-every samples) on stderr; returns the exit
+    status."""
     from tqdm import tqdm
 
+    from charrnn.sampler import sample_text
     from charrnn.trainer import DoneEvent, EvalEvent, RollbackEvent, StepEvent
+
+    every, prime = opts["sample_every"], opts["sample_prime"]
 
     bar = tqdm(
         total=1000,
@@ -333,6 +371,17 @@ def _run(trainer, quiet: bool) -> int:
                 bar.set_postfix_str(
                     f"step {event.step:,} loss {event.loss:.3f} {speed:,.0f} char/s", refresh=False
                 )
+                if every and event.step % every == 0 and not quiet:
+                    text = sample_text(
+                        trainer.model,
+                        trainer.vocab,
+                        prime,
+                        opts["sample_length"],
+                        opts["sample_temp"],
+                        seed=event.step,
+                    )
+                    head = f"sample at step {event.step:,} (temperature {opts['sample_temp']:g}):"
+                    bar.write(f"{head}\n{prime}{text}\n", file=sys.stderr)
             elif isinstance(event, EvalEvent) and not quiet:
                 bar.write(_eval_line(event), file=sys.stderr)
             elif isinstance(event, RollbackEvent) and not quiet:
