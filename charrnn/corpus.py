@@ -164,7 +164,7 @@ class Decoder:
                 self.head = chunk
                 return ""
             if len(chunk) >= width and not chunk.startswith(_BOMS[self.encoding]):
-                raise CorpusError(self._undecodable(UnicodeError("no BOM"), 0))
+                raise CorpusError(self._no_byte_order_mark())
         start = self.offset - len(self.decoder.getstate()[0])  # of the bytes held back, if any
         try:
             text = self.decoder.decode(chunk, final)
@@ -173,6 +173,13 @@ class Decoder:
         self.offset += len(chunk)
         return text
 
+    def _no_byte_order_mark(self) -> str:
+        return (
+            f"{self.label} is not valid {self.encoding} text: it does not start with a byte-order "
+            f"mark (offset 0); pass --encoding {self.encoding}-le or --encoding "
+            f"{self.encoding}-be for its byte order"
+        )
+
     def _undecodable(self, e: UnicodeError, start: int) -> str:
         what = f"{self.label} is not valid {self.encoding} text"
         if isinstance(e, UnicodeDecodeError) and e.start < len(e.object):
@@ -180,11 +187,6 @@ class Decoder:
                 f"{what}: byte 0x{e.object[e.start]:02x} at offset {start + e.start} cannot be "
                 "decoded; pass --encoding (e.g. --encoding latin-1) if the file uses another "
                 "encoding"
-            )
-        if self.encoding in ("utf-16", "utf-32") and "BOM" in str(e):
-            return (
-                f"{what}: it does not start with a byte-order mark (offset 0); pass --encoding "
-                f"{self.encoding}-le or --encoding {self.encoding}-be for its byte order"
             )
         return f"{what}: {str(e).rstrip('.')} (at offset {start}); pass --encoding for its encoding"
 

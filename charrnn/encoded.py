@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from charrnn.corpus import CHUNK, Sources, cache_writing, empty_message
+from charrnn.corpus import CHUNK, Corpus, Sources, cache_writing, empty_message
 from charrnn.data import check_vocab, code_points, encode, id_dtype
 from charrnn.errors import CorpusError, VocabError
 from charrnn.fsutil import atomic_write
@@ -237,7 +237,7 @@ def encode_text(text: str, name: str = "text") -> EncodedCorpus:
         raise CorpusError("the text is empty: there is nothing to train on")
     vocab = CharVocab.from_text(text)
     check_vocab(vocab)
-    sha = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    sha = Corpus(text=text, name=name).sha256  # as encode_corpus computes it for the same text
     return EncodedCorpus(encode(text, vocab), vocab, name, [], sha, key=sha, hit=False)
 
 

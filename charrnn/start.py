@@ -71,7 +71,7 @@ def start_run(
     if all(train.get(k) is None for k in BUDGETS):
         train["max_time"] = DEFAULT_TIME
     _, preset = choose(size, train.get("max_time"), len(corpus))
-    preset = _with_options(preset, cell, len(corpus.vocab), model, train)
+    preset = _with_options(preset, cell, len(corpus.vocab), model)
     config = TrainConfig(
         **{"batch_size": preset.batch_size, "seq_len": preset.seq_len, "lr": preset.lr, **train}
     )
@@ -92,16 +92,11 @@ def start_run(
     return Trainer(net, corpus.vocab, train_ids, val_ids, config, run, provenance, dist)
 
 
-def _with_options(preset: Preset, cell: str, vocab_size: int, model: dict, train: dict) -> Preset:
-    """The preset with the options given over it, its width scaled to the cell unless given."""
-    given = {k: v for k, v in {**model, **train}.items() if k in _fields(Preset) and k != "lr"}
-    preset = dataclasses.replace(preset, **{k: v for k, v in given.items() if k != "hidden_size"})
-    preset = for_cell(preset, cell, vocab_size)  # scaled for the layers and embedding given
-    if "lr" in train:
-        preset = dataclasses.replace(preset, lr=train["lr"])
-    if "hidden_size" in model:
-        preset = dataclasses.replace(preset, hidden_size=model["hidden_size"])
-    return preset
+def _with_options(preset: Preset, cell: str, vocab_size: int, model: dict) -> Preset:
+    """The preset sized for `cell`, counting the layers and embedding given (an option given for
+    anything else overrides the preset where the configs are built)."""
+    shape = {k: model[k] for k in ("num_layers", "embedding_dim") if k in model}
+    return for_cell(dataclasses.replace(preset, **shape), cell, vocab_size)
 
 
 def _fields(cls) -> set[str]:
