@@ -187,6 +187,7 @@ def train(ctx, corpus, resume, checkpoint_dir, quiet, **opts):
     device = resolve_device(opts["device"], d.local_rank)
     distributed.start(d, device)
     quiet = quiet or not d.is_main  # only rank 0 prints
+    code = None
     try:
         if resume:
             run = runs.find_run(resume, checkpoint_dir)
@@ -197,7 +198,7 @@ def train(ctx, corpus, resume, checkpoint_dir, quiet, **opts):
             with _session(trainer.run_dir, d, new=True, clear=opts["force"]):
                 code = _run(trainer, quiet, opts)
     finally:
-        distributed.stop(d)
+        distributed.stop(d, finished=code is not None)
     sys.exit(code)
 
 
