@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 
 import click
@@ -199,6 +200,12 @@ def train(ctx, corpus, resume, checkpoint_dir, quiet, **opts):
                 code = _run(trainer, quiet, opts)
     finally:
         distributed.stop(d, finished=code is not None)
+    if d.active:
+        # gloo's threads can still abort the process while the interpreter shuts down
+        # ("terminate called without an active exception"): all is saved, so leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 
