@@ -42,7 +42,7 @@ from charrnn.config import CELLS, ModelConfig, parameter_count, parameter_shapes
 __all__ = ["CELLS", "CharRNN", "ModelConfig", "Stepper", "parameter_count", "parameter_shapes"]
 
 State = tuple[torch.Tensor, ...]  # opaque; each tensor (num_layers, B, hidden_size)
-Probe = dict[str, torch.Tensor] | None  # where a step can leave its named gates (B, H) each
+Probe = dict[str, torch.Tensor] | None  # where a step leaves what it computed, by name, (B, H)
 
 _KERNELS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 _STATE_TENSORS = {"lstm": 2, "gru": 1, "rnn": 1}  # (h, c) or (h,)
@@ -130,6 +130,7 @@ def lstm_step(x_part, h_part, state: tuple, probe: Probe = None) -> tuple:
     h = output * torch.tanh(c)  # short-term memory: a gated view of the long-term cell
     if probe is not None:
         probe.update(forget=forget, input=input, candidate=candidate, output=output)
+        probe.update(cell=c, hidden=h)
     return h, c
 
 
@@ -143,13 +144,16 @@ def gru_step(x_part, h_part, state: tuple, probe: Probe = None) -> tuple:
     candidate = torch.tanh(x_n + reset * h_n)  # the new content on offer
     h = (1 - update) * candidate + update * h  # a gated mix: keeping h is a gate held near 1
     if probe is not None:
-        probe.update(reset=reset, update=update, candidate=candidate)
+        probe.update(reset=reset, update=update, candidate=candidate, hidden=h)
     return (h,)
 
 
 def rnn_step(x_part, h_part, state: tuple, probe: Probe = None) -> tuple:
     """Vanilla RNN: (h,) (B, H) -> new (h,): the whole memory rewritten at every character."""
-    return (torch.tanh(x_part + h_part),)
+    h = torch.tanh(x_part + h_part)
+    if probe is not None:
+        probe.update(hidden=h)
+    return (h,)
 
 
 STEPS: dict[str, Callable] = {"lstm": lstm_step, "gru": gru_step, "rnn": rnn_step}
@@ -199,7 +203,8 @@ class Stepper:
 
     @torch.no_grad()
     def __call__(self, idx: torch.Tensor, probes: Sequence[Probe] | None = None) -> torch.Tensor:
-        """idx (B,) -> logits (B, V) for the next character; probes[layer] gets its gates."""
+        """idx (B,) -> logits (B, V) for the next character; probes[layer] gets what the layer's
+        step computed (its gates, its new hidden and cell state), by name."""
         x = None
         for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
             h = self.per_layer[layer][0]  # (B, H)

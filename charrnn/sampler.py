@@ -14,6 +14,7 @@ characters then read like the start of a paragraph, not like the middle of one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -108,15 +109,11 @@ class Sampler:
         if self.logits is None:
             self.prime("")
         chars = self.vocab.chars
-        previous = torch.get_num_threads()
-        torch.set_num_threads(min(previous, self.threads))  # for this loop only
-        try:
+        with step_threads(self.threads):  # for this loop only
             for t in range(length):
                 idx = self.choose(self.logits, t)  # (N,)
                 yield [chars[i] for i in idx.tolist()]
                 self.logits = self.stepper(idx)  # (N, V)
-        finally:
-            torch.set_num_threads(previous)
 
     def choose(self, logits: torch.Tensor, t: int = 0) -> torch.Tensor:
         """logits (N, V) -> ids (N,), by the temperature for step t, top-k and top-p."""
@@ -239,6 +236,17 @@ def _nucleus(probs: torch.Tensor, p: float) -> torch.Tensor:
     before = sorted_probs.cumsum(-1) - sorted_probs  # mass of strictly more likely characters
     sorted_probs = sorted_probs.masked_fill(before >= p, 0.0)  # the likeliest always survives
     return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+
+
+@contextlib.contextmanager
+def step_threads(threads: int):
+    """Run the block on at most `threads` threads (see sampling_threads), then restore."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(min(previous, threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def sampling_threads(model: CharRNN, batch: int) -> int:

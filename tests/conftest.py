@@ -138,6 +138,16 @@ def trained_run(tmp_path_factory, text) -> RunDir:
     return trainer.run_dir
 
 
+@pytest.fixture(scope="session")
+def runs_by_cell(tmp_path_factory):
+    """A tiny trained run of each cell (40 steps), in one checkpoint folder."""
+    base = tmp_path_factory.mktemp("inspect-runs")
+    text = make_text(6000)
+    for cell in ("lstm", "gru", "rnn"):
+        drain(make_trainer(text, base / cell, cell=cell, max_steps=40))
+    return base
+
+
 def shakespeare() -> str:
     if not SHAKESPEARE.is_file():
         pytest.skip(f"{SHAKESPEARE} is not here")

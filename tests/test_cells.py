@@ -93,7 +93,7 @@ def test_lstm_gates_behave_as_the_essays_say():
     probe = {}
     h, c_new = lstm_step(open_belt, zeros, (torch.zeros(1, 3), c), probe)
     torch.testing.assert_close(c_new, c)  # the belt carries the memory unchanged
-    assert set(probe) == {"forget", "input", "candidate", "output"}
+    assert set(probe) == {"forget", "input", "candidate", "output", "cell", "hidden"}
     torch.testing.assert_close(h, 0.5 * torch.tanh(c))  # output gate at 0.5 shows half the belt
     shut = zeros.clone()
     shut[:, 3:6] = -50.0  # forget gate shut: the old memory is gone
@@ -108,7 +108,7 @@ def test_gru_update_gate_keeps_or_replaces_the_memory():
     probe = {}
     (h_new,) = gru_step(keep, zeros, (h,), probe)
     torch.testing.assert_close(h_new, h)
-    assert set(probe) == {"reset", "update", "candidate"}
+    assert set(probe) == {"reset", "update", "candidate", "hidden"}
     replace = zeros.clone()
     replace[:, 3:6] = -50.0  # update gate at 0: h becomes the candidate, tanh(0) here
     (h_new,) = gru_step(replace, zeros, (h,))

@@ -132,6 +132,9 @@ def commands(trained_run, tmp_path, monkeypatch):
         "plot": ["plot", trained_run.name, "--checkpoint-dir", str(trained_run.path.parent)],
         "plot --json": ["plot", str(trained_run.path), "--train", "--json"],
         "corpus list": ["corpus", "list"],
+        "inspect": ["inspect", "-c", best, str(lines), "--unit", "1:2"],
+        "inspect --json": ["inspect", "-c", best, str(lines), "--json", "--find-units", "--gates"],
+        "inspect --sample": ["inspect", "-c", best, "--sample", "30", "--find-units", "-q"],
         "train": ["train", str(small), *TINY_CLI, "--steps", "3", "-q", "--force"],
     }
 
@@ -147,6 +150,9 @@ def commands(trained_run, tmp_path, monkeypatch):
         "plot",
         "plot --json",
         "corpus list",
+        "inspect",
+        "inspect --json",
+        "inspect --sample",
         "train",
     ],
 )
@@ -362,7 +368,13 @@ main()
 
 
 @pytest.mark.parametrize(
-    "args", [["sample", "-l", "5"], ["score", "x.txt"], ["train", "x.txt", "--steps", "1"]]
+    "args",
+    [
+        ["sample", "-l", "5"],
+        ["score", "x.txt"],
+        ["inspect", "x.txt"],
+        ["train", "x.txt", "--steps", "1"],
+    ],
 )
 def test_ctrl_c_during_start_up_exits_130_quietly(args, tmp_path):
     p = subprocess.Popen(

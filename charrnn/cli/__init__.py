@@ -14,6 +14,7 @@ import click
 
 from charrnn import __version__
 from charrnn.cli.common import command_boundary
+from charrnn.cli.inspect import inspect
 from charrnn.cli.misc import corpus, runs
 from charrnn.cli.plot import plot
 from charrnn.cli.sample import sample
@@ -46,6 +47,7 @@ Examples:
   charrnn score --per-line notes.txt        # how typical each line is, in bits per character
   charrnn runs                              # what has been trained, and how well
   charrnn plot lstm gru -o cells.png        # learning curves of two runs, as a figure
+  charrnn inspect play.txt --html page.html --find-units   # inside the model, in the browser
 """,
 )
 @click.version_option(__version__, prog_name="charrnn")
@@ -61,6 +63,7 @@ def main():
 cli.add_command(train)
 cli.add_command(sample)
 cli.add_command(score)
+cli.add_command(inspect)
 cli.add_command(runs)
 cli.add_command(plot)
 cli.add_command(corpus)

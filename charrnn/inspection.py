@@ -1,0 +1,145 @@
+"""Inside a trained model: every layer's state, gates and prediction, one character at a time.
+
+A text (or a sample as it is written) is read through `Stepper`, the same readable step per cell
+that sampling uses, with a probe on every layer: after each character the record holds what each
+layer's step computed by name (the LSTM's cell state, hidden state and its forget, input and
+output gates and candidate; the GRU's hidden state, reset and update gates and candidate; the
+RNN's hidden state), and what the model then expects: the likeliest next characters, and how
+surprised it was by the character it just read. Like sampling and scoring, reading starts from a
+zero state and the sampler's lead-in, so a record shows the model as `sample` and `score` use it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+
+from charrnn.model import CharRNN
+from charrnn.sampler import SampleConfig, Sampler, lead_in, sampling_threads, step_threads
+from charrnn.tokenizer import CharVocab
+
+# What each cell's step records, state first, then its gates in the essays' order.
+FIELDS = {
+    "lstm": ("cell", "hidden", "forget", "input", "output", "candidate"),
+    "gru": ("hidden", "reset", "update", "candidate"),
+    "rnn": ("hidden",),
+}
+GATES = {"lstm": ("forget", "input", "output"), "gru": ("reset", "update"), "rnn": ()}
+STATES = {"lstm": ("cell", "hidden"), "gru": ("hidden",), "rnn": ("hidden",)}
+TOP_K = 5  # next characters kept per record
+
+
+@dataclass
+class Recording:
+    """What a model held and predicted at each of T characters.
+
+    values[field] is (L, T, H): layer l's `field` after reading character t. surprise (T,) is the
+    bits the model spent on character t given everything before it; top_ids and top_probs (T, K)
+    are the K likeliest characters to follow character t. The first `given` characters were read
+    from the user (a text, or a prime); the rest were written by the model.
+    """
+
+    text: str
+    cell: str
+    values: dict[str, torch.Tensor]
+    surprise: torch.Tensor
+    top_ids: torch.Tensor
+    top_probs: torch.Tensor
+    given: int
+    vocab: CharVocab
+    seed: int | None = None  # the sample's seed, when the model wrote the text
+
+    @property
+    def num_layers(self) -> int:
+        return next(iter(self.values.values())).shape[0]
+
+    @property
+    def hidden_size(self) -> int:
+        return next(iter(self.values.values())).shape[2]
+
+    def top(self, t: int) -> list[tuple[str, float]]:
+        """The likeliest characters after character t, with their probabilities."""
+        ids, probs = self.top_ids[t].tolist(), self.top_probs[t].tolist()
+        return [(self.vocab.chars[i], p) for i, p in zip(ids, probs, strict=True)]
+
+
+class Recorder:
+    """Reads characters one at a time through the model's step and records each one."""
+
+    @torch.inference_mode()
+    def __init__(self, model: CharRNN, vocab: CharVocab, capacity: int, top_k: int = TOP_K):
+        self.model, self.vocab = model.eval(), vocab
+        c = model.config
+        self.fields = FIELDS[c.cell]
+        self.values = {
+            f: torch.zeros(c.num_layers, capacity, c.hidden_size) for f in self.fields
+        }  # (L, T, H) each
+        self.surprise = torch.zeros(capacity)
+        self.k = min(top_k, len(vocab))
+        self.top_ids = torch.zeros(capacity, self.k, dtype=torch.long)
+        self.top_probs = torch.zeros(capacity, self.k)
+        self.chars: list[str] = []
+        self.stepper = model.stepper(1)
+        context = torch.tensor([vocab.encode(lead_in(vocab))], device=model.device)
+        logits, state = model(context, model.init_state(1))  # (1, P, V)
+        self.stepper.start(state)
+        self.logits = logits[:, -1]  # (1, V): the odds for the next character
+
+    @torch.inference_mode()
+    def read(self, idx: int) -> None:
+        """Read character `idx`: record how surprising it was, the state after it, and the odds
+        for the one after it."""
+        t = len(self.chars)
+        log_probs = F.log_softmax(self.logits[0].float(), -1)  # (V,)
+        self.surprise[t] = -log_probs[idx] / math.log(2)
+        probes: list[dict] = [{} for _ in range(self.model.config.num_layers)]
+        self.logits = self.stepper(torch.tensor([idx], device=self.model.device), probes)
+        for layer, probe in enumerate(probes):
+            for f in self.fields:
+                self.values[f][layer, t] = probe[f][0].cpu()
+        probs, ids = torch.softmax(self.logits[0].float(), -1).topk(self.k)
+        self.top_ids[t], self.top_probs[t] = ids.cpu(), probs.cpu()
+        self.chars.append(self.vocab.chars[idx])
+
+    def recording(self, given: int, seed: int | None = None) -> Recording:
+        n = len(self.chars)
+        return Recording(
+            text="".join(self.chars),
+            cell=self.model.config.cell,
+            values={f: v[:, :n].clone() for f, v in self.values.items()},
+            surprise=self.surprise[:n].clone(),
+            top_ids=self.top_ids[:n].clone(),
+            top_probs=self.top_probs[:n].clone(),
+            given=given,
+            vocab=self.vocab,
+            seed=seed,
+        )
+
+
+def record_text(model: CharRNN, vocab: CharVocab, text: str) -> Recording:
+    """Read `text` (every character in the vocabulary) and record every character of it."""
+    recorder = Recorder(model, vocab, len(text))
+    with step_threads(sampling_threads(model, 1)):
+        for idx in vocab.encode(text):
+            recorder.read(idx)
+    return recorder.recording(given=len(text))
+
+
+def record_sample(
+    model: CharRNN, vocab: CharVocab, length: int, config: SampleConfig, prime: str = ""
+) -> Recording:
+    """Read `prime`, then write `length` characters as `charrnn sample` would with `config` (one
+    sample: the same seed gives the same text), recording every character of both."""
+    config = replace(config, num_samples=1)
+    sampler = Sampler(model, vocab, config, track_logprob=False)  # for its choice of characters
+    recorder = Recorder(model, vocab, len(prime) + length)
+    with step_threads(sampler.threads):
+        for idx in vocab.encode(prime):
+            recorder.read(idx)
+        for t in range(length):
+            idx = sampler.choose(recorder.logits, t)  # (1,)
+            recorder.read(int(idx[0]))
+    return recorder.recording(given=len(prime), seed=sampler.seeds[0])

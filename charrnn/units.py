@@ -1,0 +1,182 @@
+"""Units that mean something: which cells track a property of the text, and how gates saturate.
+
+Karpathy, Johnson & Fei-Fei (2015), "Visualizing and Understanding Recurrent Networks", found
+LSTM cells that switch on inside quotes, count down to the end of the line or follow the depth of
+brackets, and measured how often each gate is saturated. Here the properties are computed from the
+text alone, and every unit's state (the LSTM's cell and hidden, the others' hidden) is ranked by
+its correlation with each over a recording. Thousands of units over a few thousand characters
+always include some that correlate by chance, so each property also gets a chance level: the best
+correlation any unit reaches with the same property shifted along the text (which keeps its runs
+and rhythm but breaks its link to what the model read).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from charrnn.inspection import GATES, STATES, Recording
+
+OPENING, CLOSING = "([{", ")]}"
+TAB_WIDTH = 8  # columns a tab counts for in the indentation, as terminals show it
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    description: str
+
+
+PROPERTIES = (
+    Property("double quotes", 'inside "double quotes" (a blank line ends an unclosed one)'),
+    Property("single quotes", "inside 'single quotes' (not an apostrophe; a line end ends one)"),
+    Property("in brackets", "inside (), [] or {} (a blank line ends unclosed ones)"),
+    Property("bracket depth", "how many (), [] or {} are open"),
+    Property("line position", "characters since the start of the line"),
+    Property("to line end", "characters left before the next line break"),
+    Property("indentation", f"leading spaces of the line (a tab counts {TAB_WIDTH})"),
+    Property("word start", "the first character of a word"),
+    Property("upper-case run", "a letter of an upper-case word of two letters or more"),
+)
+
+
+def text_properties(text: str) -> dict[str, torch.Tensor]:
+    """Each property's value at each character of `text`, (T,) float64 each: what holds once the
+    character has been read."""
+    n = len(text)
+    double, single, inside, depth, column, indent, start, upper = ([0.0] * n for _ in range(8))
+    in_double = in_single = False
+    open_brackets = col = lead = 0
+    leading = True  # still in the line's leading whitespace
+    for t, ch in enumerate(text):
+        before = text[t - 1] if t else "\n"
+        after = text[t + 1] if t + 1 < n else " "
+        if ch == "\n":
+            if before == "\n":  # a blank line ends an unbalanced quote or bracket
+                in_double, open_brackets = False, 0
+            in_single, col, lead, leading = False, 0, 0, True
+        else:
+            col += 1
+            if leading and ch in " \t":
+                lead += TAB_WIDTH if ch == "\t" else 1
+            else:
+                leading = False
+        if ch == '"':
+            in_double = not in_double
+        elif ch == "'" and not (before.isalpha() and after.isalpha()):  # don't, o'er: apostrophes
+            in_single = not in_single
+        elif ch in OPENING:
+            open_brackets += 1
+        elif ch in CLOSING:
+            open_brackets = max(0, open_brackets - 1)
+        double[t], single[t] = float(in_double), float(in_single)
+        inside[t], depth[t] = float(open_brackets > 0), float(open_brackets)
+        column[t], indent[t] = float(col), float(lead)
+        start[t] = float(ch.isalnum() and not (before.isalnum() or before == "_"))
+    to_end, left = [0.0] * n, 0
+    for t in range(n - 1, -1, -1):  # counted back from each line break
+        to_end[t] = float(left)
+        left = 0 if text[t] == "\n" else left + 1
+    for word_start, word_end in _words(text):
+        letters = [ch for ch in text[word_start:word_end] if ch.isalpha()]
+        if len(letters) >= 2 and all(ch.isupper() for ch in letters):
+            for t in range(word_start, word_end):
+                upper[t] = float(text[t].isalpha())
+    columns = (double, single, inside, depth, column, to_end, indent, start, upper)
+    return {
+        p.name: torch.tensor(values, dtype=torch.float64)
+        for p, values in zip(PROPERTIES, columns, strict=True)
+    }
+
+
+def _words(text: str):
+    """(start, end) of each run of letters and apostrophes."""
+    t = 0
+    while t < len(text):
+        if text[t].isalpha():
+            end = t
+            while end < len(text) and (text[end].isalpha() or text[end] == "'"):
+                end += 1
+            yield t, end
+            t = end
+        else:
+            t += 1
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit's state: `field` ("cell" or "hidden") of unit `index` of layer `layer`."""
+
+    layer: int
+    index: int
+    field: str
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.layer}:{self.index}"
+
+
+@dataclass
+class Found:
+    """The units whose state correlates best with a property, best first, and the chance level."""
+
+    property: Property
+    units: list[tuple[Unit, float]]  # (unit, Pearson r); empty when the property never varies
+    chance: float  # the best |r| of any unit against the property shifted along the text
+
+    @property
+    def best(self) -> float:
+        return abs(self.units[0][1]) if self.units else 0.0
+
+
+def find_units(recording: Recording, top: int = 3) -> list[Found]:
+    """For each property of the recorded text, the `top` units that track it best."""
+    labels, columns = [], []
+    for field in STATES[recording.cell]:
+        values = recording.values[field]  # (L, T, H)
+        num_layers, _, hidden = values.shape
+        labels += [Unit(layer, i, field) for layer in range(num_layers) for i in range(hidden)]
+        columns.append(values.permute(1, 0, 2).reshape(values.shape[1], -1))  # (T, L*H)
+    states = _standardise(torch.cat(columns, 1).double())  # (T, U)
+    properties, found = text_properties(recording.text), []
+    for prop in PROPERTIES:
+        values = properties[prop.name]
+        if len(values) < 3 or values.std() == 0:  # nothing to track in this text
+            found.append(Found(prop, [], 0.0))
+            continue
+        r = _standardise(values[:, None])[:, 0] @ states / len(values)  # (U,)
+        order = r.abs().argsort(descending=True)[:top].tolist()
+        shifts = [len(values) * k // 4 for k in (1, 2, 3)]
+        chance = max(
+            float((_standardise(values.roll(s)[:, None])[:, 0] @ states).abs().max()) / len(values)
+            for s in shifts
+        )
+        found.append(Found(prop, [(labels[i], float(r[i])) for i in order], chance))
+    return found
+
+
+def _standardise(x: torch.Tensor) -> torch.Tensor:
+    """Columns of x (T, U) to mean 0 and (population) standard deviation 1; constant ones to 0."""
+    std = x.std(0, unbiased=False)
+    return (x - x.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
+
+
+@dataclass
+class Saturation:
+    """How often each unit's gate sits at an end: left (below `low`), right (above `high`)."""
+
+    gate: str
+    left: torch.Tensor  # (L, H): the share of characters with the gate below `low`
+    right: torch.Tensor  # (L, H): above `high`
+
+
+def gate_saturation(recording: Recording, low: float = 0.1, high: float = 0.9) -> list[Saturation]:
+    """Each gate's saturation per unit, as in the paper's figure (empty for the RNN: no gates)."""
+    return [
+        Saturation(
+            gate,
+            (recording.values[gate] < low).double().mean(1),
+            (recording.values[gate] > high).double().mean(1),
+        )
+        for gate in GATES[recording.cell]
+    ]

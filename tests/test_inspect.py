@@ -1,0 +1,299 @@
+"""`charrnn inspect`: the per-character record (equal to the fused kernel, the scorer and the
+sampler), the text's properties, the units found, gate saturation, the page, and the command."""
+
+import base64
+import json
+import math
+import re
+
+import pytest
+import torch
+from conftest import make_text
+from hypothesis import given
+from hypothesis import strategies as st
+from test_cells import tiny
+
+from charrnn.config import CELLS
+from charrnn.inspection import FIELDS, GATES, Recording, record_sample, record_text
+from charrnn.page import render
+from charrnn.sampler import SampleConfig, Sampler, lead_in
+from charrnn.scoring import score_text
+from charrnn.tokenizer import CharVocab
+from charrnn.units import PROPERTIES, find_units, gate_saturation, text_properties
+
+VOCAB = CharVocab.from_text("abcdefg \n()\"'")
+
+
+def model_for(cell, num_layers=2):
+    return tiny(cell, num_layers, vocab_size=len(VOCAB))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_the_record_is_the_fused_kernels_reading(cell, num_layers):
+    """Read character by character through the named-gate step, the record gives: the state after
+    the last character that `forward` gives, the top layer's hidden state at every character, the
+    likeliest next characters, and surprises that add up to the scorer's nats."""
+    model = model_for(cell, num_layers)
+    text = "".join(VOCAB.chars[i] for i in torch.randint(0, len(VOCAB), (60,)).tolist())
+    rec = record_text(model, VOCAB, text)
+    assert set(rec.values) == set(FIELDS[cell]) and rec.text == text
+    idx = torch.tensor([VOCAB.encode(lead_in(VOCAB) + text)])
+    with torch.no_grad():
+        x = model.embed(idx)
+        out, _ = model.rnn(x)  # (1, P+T, H): the top layer at every character
+        logits, state = model(idx)
+    n = len(text)
+    torch.testing.assert_close(rec.values["hidden"][-1], out[0, -n:], atol=2e-5, rtol=1e-4)
+    names = ("hidden", "cell") if cell == "lstm" else ("hidden",)  # the state's own order
+    for field, s in zip(names, state, strict=True):
+        torch.testing.assert_close(rec.values[field][:, -1], s[:, 0], atol=2e-5, rtol=1e-4)
+    probs, ids = torch.softmax(logits[0, -n:], -1).topk(rec.top_ids.shape[1])
+    torch.testing.assert_close(rec.top_probs, probs, atol=2e-5, rtol=1e-4)
+    assert (rec.top_ids[:, 0] == ids[:, 0]).all()
+    nats = score_text(model, VOCAB, text)
+    assert math.isclose(float(rec.surprise.sum()) * math.log(2), nats, rel_tol=1e-4)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_recorded_gates_make_the_recorded_states(cell):
+    """The gates in the record are those that made the next state: for the LSTM
+    c = forget * c + input * candidate and h = output * tanh(c); for the GRU
+    h = (1 - update) * candidate + update * h."""
+    rec = record_text(model_for(cell), VOCAB, "abc (de) 'fg'\n\"ab\" cd\nefg")
+    v = rec.values
+    if cell == "lstm":
+        c, f, i, g = (v[k] for k in ("cell", "forget", "input", "candidate"))
+        torch.testing.assert_close(f[:, 1:] * c[:, :-1] + i[:, 1:] * g[:, 1:], c[:, 1:])
+        torch.testing.assert_close(v["output"] * torch.tanh(c), v["hidden"])
+    else:
+        h = v["hidden"]
+        torch.testing.assert_close(
+            (1 - v["update"][:, 1:]) * v["candidate"][:, 1:] + v["update"][:, 1:] * h[:, :-1],
+            h[:, 1:],
+        )
+    for gate in GATES[cell]:
+        assert ((v[gate] > 0) & (v[gate] < 1)).all()
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_recorded_sample_is_the_samplers_text(cell):
+    """--sample writes what `charrnn sample` writes with the same seed, prime and temperature,
+    and records the prime as given."""
+    model = model_for(cell)
+    config = SampleConfig(temperature=(0.9,), seed=7)
+    rec = record_sample(model, VOCAB, 80, config, prime="ab (")
+    sampler = Sampler(model, VOCAB, config)
+    sampler.prime("ab (")
+    written = "".join(chars[0] for chars in sampler.generate(80))
+    assert rec.text == "ab (" + written and rec.given == 4 and rec.seed == 7
+
+
+def test_text_properties_on_a_worked_example():
+    text = "A \"b (c\n  [d]) e\n\nKING: x's 'y'"
+    p = {k: v.tolist() for k, v in text_properties(text).items()}
+    at = {ch: i for i, ch in enumerate(text) if ch in "bcdexy"}
+    assert p["double quotes"][at["b"]] == 1 and p["double quotes"][at["x"]] == 0  # blank line
+    assert p["bracket depth"][at["c"]] == 1 and p["bracket depth"][at["d"]] == 2
+    assert p["in brackets"][at["e"]] == 0
+    assert p["indentation"][at["d"]] == 2 and p["indentation"][at["e"]] == 2
+    assert p["indentation"][at["x"]] == 0
+    assert p["line position"][at["d"]] == 4 and p["to line end"][at["d"]] == 4  # "]) e"
+    assert p["upper-case run"][text.index("KING") + 2] == 1 and p["upper-case run"][0] == 0
+    assert p["single quotes"][text.index("s ")] == 0  # x's: an apostrophe
+    assert p["single quotes"][at["y"]] == 1
+    assert p["word start"][at["b"]] == 1 and p["word start"][text.index("ING")] == 0
+
+
+@given(st.text(alphabet="ab (){}[]\"'\n\t", max_size=200))
+def test_text_properties_hold_for_any_text(text):
+    p = text_properties(text)
+    assert all(len(v) == len(text) for v in p.values())
+    assert (p["bracket depth"] >= 0).all()
+    assert torch.equal(p["in brackets"], (p["bracket depth"] > 0).double())
+    for t, ch in enumerate(text):
+        if ch != "\n":  # a character, its place in the line and what is left make the line
+            line = text[: t + 1].rsplit("\n", 1)[-1] + text[t + 1 :].split("\n", 1)[0]
+            assert p["line position"][t] + p["to line end"][t] == len(line)
+
+
+def planted(values: dict, text: str, cell: str = "lstm") -> Recording:
+    n = len(text)
+    return Recording(
+        text=text,
+        cell=cell,
+        values=values,
+        surprise=torch.zeros(n),
+        top_ids=torch.zeros(n, 1, dtype=torch.long),
+        top_probs=torch.ones(n, 1),
+        given=n,
+        vocab=CharVocab.from_text(text),
+    )
+
+
+def test_find_units_finds_a_planted_unit_and_says_what_chance_gives():
+    """A unit that counts the characters of the line, hidden among noise, is the best at `line
+    position`, far above the chance level; a property the text lacks is reported as such."""
+    text = make_text(3000)
+    torch.manual_seed(0)
+    cell = torch.randn(2, len(text), 16)
+    cell[1, :, 5] = text_properties(text)["line position"].float() + 0.1 * torch.randn(len(text))
+    rec = planted({"cell": cell, "hidden": torch.randn(2, len(text), 16)}, text)
+    found = {f.property.name: f for f in find_units(rec)}
+    unit, r = found["line position"].units[0]
+    assert (unit.layer, unit.index, unit.field) == (1, 5, "cell") and r > 0.99
+    assert found["line position"].chance < 0.5
+    assert found["double quotes"].units == []  # make_text has no quotes
+
+
+def test_gate_saturation_counts_the_shares_below_and_above():
+    n = 10
+    forget = torch.full((1, n, 3), 0.5)
+    forget[0, :7, 0] = 0.95  # unit 0: above 0.9 on 7 of 10 characters
+    forget[0, :, 1] = 0.05  # unit 1: always below 0.1
+    rec = planted({g: forget for g in FIELDS["lstm"]}, "x" * n)
+    first = gate_saturation(rec)[0]
+    assert first.gate == "forget"
+    assert first.right[0].tolist() == pytest.approx([0.7, 0.0, 0.0])
+    assert first.left[0].tolist() == pytest.approx([0.0, 1.0, 0.0])
+    assert gate_saturation(planted({"hidden": forget}, "x" * n, "rnn")) == []
+
+
+def page_data(html: str) -> dict:
+    blob = re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S)
+    return json.loads(blob.group(1))
+
+
+def test_the_page_is_self_contained_and_holds_the_record():
+    """No source outside the file (a Content-Security-Policy forbids any), a text that tries to
+    close the script stays data, and each value comes back within a quantisation step."""
+    text = 'ab</script><script>alert("x")</script>\n' * 2
+    vocab = CharVocab.from_text(text)
+    model = tiny("lstm", vocab_size=len(vocab))
+    rec = record_text(model, vocab, text)
+    html = render(rec, "runs/x/best.pt", find_units(rec), gate_saturation(rec))
+    assert "default-src 'none'" in html
+    assert not re.search(r"<(script|img|link|iframe)[^>]*\b(src|href)=", html)
+    assert "<script>alert" not in html
+    data = page_data(html)
+    assert data["text"] == text and data["given"] == len(text)
+    cell = torch.frombuffer(bytearray(base64.b64decode(data["values"]["cell"])), dtype=torch.uint8)
+    cell = cell.float().reshape(rec.values["cell"].shape) / 255 * 2 - 1
+    assert (cell - torch.tanh(rec.values["cell"])).abs().max() <= 1 / 255 + 1e-6
+    forget = torch.frombuffer(
+        bytearray(base64.b64decode(data["values"]["forget"])), dtype=torch.uint8
+    )
+    forget = forget.float().reshape(rec.values["forget"].shape) / 255
+    assert (forget - rec.values["forget"]).abs().max() <= 0.5 / 255 + 1e-6
+    assert [g["gate"] for g in data["gates"]] == list(GATES["lstm"])
+    assert {f["property"] for f in data["found"]} == {p.name for p in PROPERTIES}
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+def invoke(env, runs, *args, input=None):
+    return env(["inspect", "--checkpoint-dir", str(runs), *args], input)
+
+
+def test_piped_it_writes_one_line_of_plain_data_per_character(env, runs_by_cell, tmp_path):
+    text = "ANNA:\nthe cat sat on a mat.\n"
+    (tmp_path / "in.txt").write_text(text)
+    result = invoke(env, runs_by_cell, "-c", "lstm", "in.txt", "--unit", "1:3", "--show", "cell")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "position\tchar\tcell_1:3\tsurprise_bits"
+    rows = [line.split("\t") for line in lines[1:]]
+    shown = "".join(r[1] for r in rows).replace("\\n", "\n").replace("\\t", "\t")
+    assert shown == text and [int(r[0]) for r in rows] == list(range(len(text)))
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_json_lines_hold_every_layer_for_every_cell(env, runs_by_cell, cell):
+    result = invoke(
+        env, runs_by_cell, "-c", cell, "-", "--json", "--find-units", "--gates", input="the cat\n"
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    header, chars = records[0], [r for r in records if r["kind"] == "char"]
+    assert header["kind"] == "header" and header["cell"] == cell and header["text"] == "the cat\n"
+    assert header["fields"] == list(FIELDS[cell]) and header["checkpoint"].endswith("best.pt")
+    assert "".join(r["char"] for r in chars) == "the cat\n"
+    assert all(len(r["layers"]) == 2 and set(r["layers"][1]) == set(FIELDS[cell]) for r in chars)
+    assert all(len(r["layers"][0]["hidden"]) == header["hidden_size"] for r in chars)
+    kinds = [r["kind"] for r in records]
+    assert kinds.count("units") == len(PROPERTIES)
+    assert kinds.count("gates") == 2 * len(GATES[cell])
+
+
+def test_sample_mode_writes_what_sample_writes(env, runs_by_cell):
+    args = ["-c", "gru", "--seed", "5", "--prime", "ANNA:"]
+    inspected = invoke(env, runs_by_cell, *args, "--sample", "60", "--json")
+    sampled = env(["sample", "--checkpoint-dir", str(runs_by_cell), *args, "--length", "60"])
+    header = json.loads(inspected.stdout.splitlines()[0])
+    assert header["text"] == sampled.stdout.rstrip("\n") or header["text"] == sampled.stdout
+    assert header["given"] == 5 and header["seed"] == 5
+
+
+def test_coloured_on_request_with_a_legend(env, runs_by_cell, tmp_path):
+    (tmp_path / "in.txt").write_text("the cat\nsat\n")
+    result = invoke(env, runs_by_cell, "-c", "rnn", "in.txt", "--color", "always", "-u", "0:1")
+    assert result.exit_code == 0, result.output
+    assert "\x1b[" in result.stdout and "hidden 0:1" in result.stdout
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
+    assert "the cat \nsat \n" in plain  # a line break shows as a coloured space, then breaks
+
+
+def test_find_units_and_gates_print_tables(env, runs_by_cell, tmp_path):
+    (tmp_path / "in.txt").write_text(make_text(800, seed=3))
+    result = invoke(env, runs_by_cell, "-c", "lstm", "in.txt", "--find-units", "--gates")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split("\t")[:3] == ["property", "best unit", "r"]
+    by_name = {line.split("\t")[0]: line.split("\t") for line in lines}
+    assert by_name["double quotes"][1] == "not in this text"
+    assert re.fullmatch(r"(cell|hidden) [01]:\d+", by_name["line position"][1])
+    gates = [line.split("\t") for line in lines if line.split("\t")[1] in GATES["lstm"]]
+    assert len(gates) == 2 * 3 and all(g[2].endswith("%") for g in gates)
+
+
+def test_the_bounds_and_the_unknown(env, runs_by_cell, tmp_path):
+    (tmp_path / "long.txt").write_text(make_text(500))
+    result = invoke(env, runs_by_cell, "-c", "lstm", "long.txt", "--max-chars", "40", "--json")
+    assert json.loads(result.stdout.splitlines()[0])["text"] == make_text(500)[:40]
+    assert "first 40 characters" in result.stderr
+    (tmp_path / "odd.txt").write_text("the cat é\n")
+    refused = invoke(env, runs_by_cell, "-c", "lstm", "odd.txt")
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert refused.stderr.startswith("Error: odd.txt has characters the model has never seen")
+    skipped = invoke(env, runs_by_cell, "-c", "lstm", "odd.txt", "--unknown", "skip", "--json")
+    assert json.loads(skipped.stdout.splitlines()[0])["text"] == "the cat \n"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-c", "lstm", "-", "--unit", "2:0"], "not in this model"),
+        (["-c", "lstm", "-", "--unit", "0:24"], "not in this model"),
+        (["-c", "lstm", "-", "--unit", "a:b"], "is not LAYER:INDEX"),
+        (["-c", "gru", "-", "--show", "forget"], "a GRU has no forget"),
+        (["-c", "rnn", "-", "--show", "update"], "an RNN has no update"),
+        (["-c", "lstm", "f.txt", "--sample", "10"], "not both"),
+        (["-c", "lstm", "-", "--prime", "x"], "--prime is for --sample"),
+        (["-c", "lstm", "--sample", "3000"], "more than --max-chars"),
+    ],
+)
+def test_usage_errors_exit_2(env, runs_by_cell, args, message):
+    result = invoke(env, runs_by_cell, *args, input="the cat\n")
+    assert result.exit_code == 2 and message in result.stderr and result.stdout == ""
+
+
+def test_empty_input_and_too_big_a_page_are_one_error_line(env, runs_by_cell, monkeypatch):
+    empty = invoke(env, runs_by_cell, "-c", "lstm", "-", input="")
+    assert empty.exit_code == 1
+    assert empty.stderr == "Error: standard input is empty: there is nothing to inspect\n"
+    monkeypatch.setattr("charrnn.page.PAGE_BYTES", 10_000)
+    big = invoke(env, runs_by_cell, "-c", "lstm", "-", "--html", "p.html", input="the cat " * 20)
+    assert big.exit_code == 1 and "pass --max-chars 34 or less" in big.stderr

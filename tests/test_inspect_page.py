@@ -1,0 +1,124 @@
+"""The page `charrnn inspect --html` writes, in a real headless browser: it loads without a script
+error, choosing a unit recolours the text with that unit's values, the units found and the gate
+plots select their unit in one click, and a character shows what the model expected next.
+Skipped where no Chromium is installed (Debian: apt-get install chromium)."""
+
+import math
+import re
+
+import pytest
+from conftest import DEADLINE, make_text
+from helpers.browser import Browser, find_chromium
+from test_inspect import page_data
+
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium here: apt-get install chromium"
+)
+
+
+@pytest.fixture(scope="module")
+def page(runs_by_cell, tmp_path_factory):
+    """A page of a tiny trained LSTM reading 600 characters, with units found and gate plots."""
+    from click.testing import CliRunner
+
+    from charrnn.cli import cli
+
+    folder = tmp_path_factory.mktemp("page")
+    (folder / "in.txt").write_text(make_text(600, seed=4))
+    args = ["inspect", "--checkpoint-dir", str(runs_by_cell), "-c", "lstm", str(folder / "in.txt")]
+    out = folder / "page.html"
+    result = CliRunner().invoke(cli, [*args, "--html", str(out), "--find-units", "--gates"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser(page):
+    with Browser(CHROMIUM, DEADLINE) as b:
+        b.open(page.as_uri(), f"document.querySelectorAll('#text span').length === {600}")
+        yield b
+
+
+def colours(browser) -> list[tuple[int, ...]]:
+    styles = browser.evaluate(
+        "Array.from(document.querySelectorAll('#text span'), s => s.style.backgroundColor)"
+    )
+    return [tuple(int(x) for x in re.findall(r"\d+", s)) for s in styles]
+
+
+def expected(data, layer: int, unit: int, field: str) -> list[tuple[int, ...]]:
+    """The colours the page's data gives one unit: its byte per character on the diverging
+    scale (white at 0, red at +1, blue at -1; gates from 0 to 1 across the whole scale)."""
+    import base64
+
+    raw = base64.b64decode(data["values"][field])
+    n, h = len(data["text"]), data["hidden"]
+    out = []
+    for t in range(n):
+        q = raw[(layer * n + t) * h + unit] / 255
+        x = 2 * q - 1  # both a signed value and a gate span [-1, 1] on the colour scale
+        end = (214, 47, 39) if x >= 0 else (33, 102, 172)
+        out.append(tuple(math.floor(255 + (e - 255) * abs(x) + 0.5) for e in end))
+    return out
+
+
+def close(a, b) -> bool:
+    """Colour lists equal to within 1 per channel (rounding)."""
+    pairs = zip(a, b, strict=True)
+    return all(abs(x - y) <= 1 for pa, pb in pairs for x, y in zip(pa, pb, strict=True))
+
+
+def test_choosing_a_unit_recolours_the_text(browser, page):
+    data = page_data(page.read_text(encoding="utf-8"))
+    assert browser.exceptions() == []
+    browser.evaluate(
+        "(() => { const s = document.getElementById('show'); s.value = 'cell';"
+        " s.dispatchEvent(new Event('change')); const u = document.getElementById('unit');"
+        " u.focus(); u.select(); })()"
+    )
+    browser.call("Input.insertText", {"text": "1"}, session=True)  # typed into the unit box
+    browser.wait_for("location.hash.endsWith(':1:cell')")
+    layer = browser.evaluate("+document.getElementById('layer').value")
+    before = colours(browser)
+    assert close(before, expected(data, layer, 1, "cell"))
+    browser.call("Input.insertText", {"text": "5"}, session=True)  # now unit 15
+    browser.wait_for("location.hash.endsWith(':15:cell')")
+    after = colours(browser)
+    assert after != before and close(after, expected(data, layer, 15, "cell"))
+
+
+def test_a_found_unit_and_a_gate_dot_select_their_unit_in_one_click(browser, page):
+    data = page_data(page.read_text(encoding="utf-8"))
+    button = browser.evaluate(
+        "(() => { const b = document.querySelector('#found button'); b.id = 'first-found';"
+        " return [+b.dataset.layer, +b.dataset.unit, b.dataset.show]; })()"
+    )
+    browser.click("#first-found")
+    layer, unit, show = button
+    browser.wait_for(f"location.hash === '#{layer}:{unit}:{show}'")
+    assert close(colours(browser), expected(data, layer, unit, show))
+    dots = browser.evaluate("document.querySelectorAll('#gates [data-gate=forget] circle').length")
+    assert dots == data["layers"] * data["hidden"]
+    browser.evaluate(
+        "document.querySelectorAll('#gates svg[data-gate=output] circle')[30].id = 'dot'"
+    )
+    browser.click("#dot")  # a real click: where dots overlap, the one on top is chosen
+    browser.wait_for("location.hash.endsWith(':output')")
+    layer, unit = map(int, re.match(r"#(\d+):(\d+):", browser.evaluate("location.hash")).groups())
+    assert close(colours(browser), expected(data, layer, unit, "output"))
+    assert browser.exceptions() == []
+
+
+def test_a_character_shows_what_came_next_and_the_page_is_seen(browser, page, tmp_path):
+    data = page_data(page.read_text(encoding="utf-8"))
+    browser.evaluate("document.querySelectorAll('#text span')[7].id = 'char7'")
+    browser.click("#char7")
+    info = browser.evaluate("document.getElementById('info').innerText")
+    _, p = data["top"][7][0]
+    assert "character 7" in info and "what it expected next" in info
+    assert f"{100 * p:.1f}%" in info
+    shot = browser.screenshot()
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 10_000
+    (tmp_path / "page.png").write_bytes(shot)
+    assert browser.exceptions() == []
