@@ -32,6 +32,11 @@ STATES = {"lstm": ("cell", "hidden"), "gru": ("hidden",), "rnn": ("hidden",)}
 TOP_K = 5  # next characters kept per record
 
 
+def record_bytes(config, chars: int) -> int:
+    """The memory a recording of `chars` characters takes (float32 values, every field)."""
+    return 4 * config.num_layers * config.hidden_size * len(FIELDS[config.cell]) * chars
+
+
 @dataclass
 class Recording:
     """What a model held and predicted at each of T characters.

@@ -2,14 +2,16 @@
 
 Everything is inline (CSS, script and data; a Content-Security-Policy forbids any other source),
 so the file opens from disk with no network. The values travel as one byte each, base64-encoded:
-states and candidates from -1 to 1 (the cell state as tanh(c), as the paper colours it), gates
-from 0 to 1. The page's address can pick what it shows: `page.html#1:17:cell` is layer 1, unit
-17, its cell state.
+hidden states and candidates from -1 to 1, gates from 0 to 1, and the cell state c divided by the
+unit's largest |c| over the text (`cell_scale`), so that a cell that counts (down by one at each
+character of a line, to -30) shows its count rather than a tanh(c) saturated after two steps.
+The page's address can pick what it shows: `page.html#1:17:cell` is layer 1, unit 17, its cell.
 """
 
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 
 import torch
@@ -32,16 +34,20 @@ def render(
     checkpoint: str,
     found: list[Found] | None = None,
     saturation: list[Saturation] | None = None,
+    view: tuple[int, int, str] | None = None,
 ) -> str:
-    """The page, as one string of HTML."""
+    """The page, as one string of HTML; it opens on `view` (layer, unit, what to show), or on the
+    best unit found, or on the first unit."""
     r = recording
-    values, signed = {}, {}
-    for field, v in r.values.items():
+    values, signed, cell_scale = {}, {}, None
+    for field, v in r.values.items():  # (L, T, H)
         signed[field] = field not in GATES[r.cell]
-        v = torch.tanh(v) if field == "cell" else v  # (L, T, H)
+        if field == "cell":
+            cell_scale = cell_scales(v)  # (L, H)
+            v = v / cell_scale[:, None, :]
         unit = (v + 1) / 2 if signed[field] else v
         q = (unit.clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
-        values[field] = base64.b64encode(q.numpy().tobytes()).decode("ascii")
+        values[field] = base64.b64encode(_bytes(q)).decode("ascii")
     data = {
         "checkpoint": checkpoint,
         "cell": r.cell,
@@ -51,6 +57,7 @@ def render(
         "given": r.given,
         "fields": list(r.values),
         "signed": signed,
+        "cell_scale": _rounded(cell_scale, 4) if cell_scale is not None else None,
         "values": values,
         "surprise": [round(s, 2) for s in r.surprise.tolist()],
         "top": [[[ch, round(p, 3)] for ch, p in r.top(t)] for t in range(len(r.text))],
@@ -63,6 +70,7 @@ def render(
             }
             for f in found or []
         ],
+        "view": list(view) if view else None,
         "gates": [
             {"gate": s.gate, "left": _rounded(s.left), "right": _rounded(s.right)}
             for s in saturation or []
@@ -74,8 +82,18 @@ def render(
     return TEMPLATE.replace("%TITLE%", title).replace("%DATA%", blob)
 
 
-def _rounded(x: torch.Tensor) -> list[list[float]]:
-    return [[round(v, 3) for v in row] for row in x.tolist()]
+def _bytes(q: torch.Tensor) -> bytes:
+    """A contiguous CPU uint8 tensor's bytes, read from its memory (numpy is no dependency)."""
+    return ctypes.string_at(q.data_ptr(), q.numel())
+
+
+def cell_scales(cell: torch.Tensor) -> torch.Tensor:
+    """Each unit's largest |c| over the text, (L, T, H) -> (L, H): what its colours span."""
+    return cell.abs().amax(1).clamp_min(1e-6)
+
+
+def _rounded(x: torch.Tensor, places: int = 3) -> list[list[float]]:
+    return [[round(v, places) for v in row] for row in x.tolist()]
 
 
 def _escape(text: str) -> str:
@@ -147,7 +165,9 @@ TEMPLATE = """<!DOCTYPE html>
 <script>
 "use strict";
 const D = JSON.parse(document.getElementById("data").textContent);
-const T = D.text.length, H = D.hidden, L = D.layers;
+// Characters, not UTF-16 code units: an emoji is one character of the record, two units in JS.
+const CHARS = Array.from(D.text);
+const T = CHARS.length, H = D.hidden, L = D.layers;
 const bytes = {};
 for (const f of D.fields) {
   const raw = atob(D.values[f]);
@@ -155,15 +175,19 @@ for (const f of D.fields) {
   for (let i = 0; i < raw.length; i++) a[i] = raw.charCodeAt(i);
   bytes[f] = a;
 }
-const LABEL = { cell: "cell state, tanh(c)", hidden: "hidden state h", forget: "forget gate",
+const LABEL = { cell: "cell state c", hidden: "hidden state h", forget: "forget gate",
   input: "input gate", output: "output gate", candidate: "candidate", reset: "reset gate",
   update: "update gate", surprise: "surprise (bits)" };
 const $ = (id) => document.getElementById(id);
 const layerSel = $("layer"), unitBox = $("unit"), unitRange = $("unit-range"), showSel = $("show");
 
-function value(field, layer, t, unit) {  // the recorded value, on the field's own scale
+function scaled(field, layer, t, unit) {  // -1 to 1 (0 to 1 for a gate), as stored
   const q = bytes[field][(layer * T + t) * H + unit] / 255;
   return D.signed[field] ? 2 * q - 1 : q;
+}
+function scale(field, layer, unit) { return field === "cell" ? D.cell_scale[layer][unit] : 1; }
+function value(field, layer, t, unit) {  // the recorded value
+  return scaled(field, layer, t, unit) * scale(field, layer, unit);
 }
 function mix(a, b, w) { return a.map((x, i) => Math.round(x + (b[i] - x) * w)); }
 const WHITE = [255, 255, 255], RED = [214, 47, 39], BLUE = [33, 102, 172];
@@ -174,7 +198,7 @@ function diverging(x) {  // x in [-1, 1]: blue, white, red
 }
 function colour(show, layer, t, unit) {
   if (show === "surprise") return diverging(Math.min(D.surprise[t], 8) / 8);
-  const v = value(show, layer, t, unit);
+  const v = scaled(show, layer, t, unit);
   return diverging(D.signed[show] ? v : 2 * v - 1);
 }
 
@@ -183,7 +207,7 @@ const spans = [];
 const box = $("text");
 for (let t = 0; t < T; t++) {
   const s = document.createElement("span");
-  const ch = D.text[t];
+  const ch = CHARS[t];
   s.textContent = ch === "\\n" ? "\\u21b5\\n" : ch;
   if (ch === "\\n") s.className = "nl";
   if (t < D.given && D.given < T) s.classList.add("given");
@@ -209,7 +233,9 @@ function recolour() {
   for (let t = 0; t < T; t++) spans[t].style.backgroundColor = colour(c.show, c.layer, t, c.unit);
   const what = c.show === "surprise" ? "surprise of each character" :
     `${LABEL[c.show]}, layer ${c.layer}, unit ${c.unit}`;
-  const [lo, mid, hi] = c.show === "surprise" ? ["0", "4", "8+ bits"] :
+  const [lo, mid, hi] = c.show === "surprise" ? ["0", "0", "8 bits or more"] :
+    c.show === "cell" ? [`-${scale("cell", c.layer, c.unit).toPrecision(3)}`, "0",
+      `+${scale("cell", c.layer, c.unit).toPrecision(3)} (this unit's largest |c| here)`] :
     D.signed[c.show] ? ["-1", "0", "+1"] : ["0", "0.5", "1"];
   $("legend").innerHTML = "";
   $("legend").append(`${what}:  ${lo}`);
@@ -242,7 +268,7 @@ function describe(t) {
   const top = D.top[t].map(([ch, p]) =>
     `<tr><td><code>${esc(fmt(ch))}</code></td><td>${(100 * p).toFixed(1)}%</td></tr>`).join("");
   $("info").classList.remove("dim");
-  $("info").innerHTML = `<div>character ${t}: <code>${esc(fmt(D.text[t]))}</code>` +
+  $("info").innerHTML = `<div>character ${t}: <code>${esc(fmt(CHARS[t]))}</code>` +
     `${t < D.given ? " (given)" : " (written by the model)"}</div><table>${v}` +
     `<tr><td>surprise</td><td>${D.surprise[t].toFixed(2)} bits</td></tr></table>` +
     `<div>what it expected next:</div><table>${top}</table>`;
@@ -339,10 +365,12 @@ const m = /^#(\\d+):(\\d+):(\\w+)$/.exec(location.hash);
 const start = D.found.find((f) => f.units.length);
 if (m && +m[1] < L && (D.fields.includes(m[3]) || m[3] === "surprise")) {
   choose(+m[1], +m[2], m[3]);
+} else if (D.view) {
+  choose(D.view[0], D.view[1], D.view[2]);
 } else if (start) {
   choose(start.units[0][0], start.units[0][1], start.units[0][2]);
 } else {
-  choose(0, 0, D.fields[0]);
+  choose(0, 0, "surprise");  // as the terminal: what needs no unit chosen
 }
 </script>
 </body>

@@ -8,7 +8,7 @@ import re
 
 import pytest
 import torch
-from conftest import make_text
+from conftest import DEADLINE, make_text
 from hypothesis import given
 from hypothesis import strategies as st
 from test_cells import tiny
@@ -179,7 +179,9 @@ def test_the_page_is_self_contained_and_holds_the_record():
     assert data["text"] == text and data["given"] == len(text)
     cell = torch.frombuffer(bytearray(base64.b64decode(data["values"]["cell"])), dtype=torch.uint8)
     cell = cell.float().reshape(rec.values["cell"].shape) / 255 * 2 - 1
-    assert (cell - torch.tanh(rec.values["cell"])).abs().max() <= 1 / 255 + 1e-6
+    scale = torch.tensor(data["cell_scale"])[:, None, :]  # (L, 1, H): each unit's largest |c|
+    assert (scale - rec.values["cell"].abs().amax(1, keepdim=True)).abs().max() < 1e-4
+    assert (cell * scale - rec.values["cell"]).abs().max() <= scale.max() / 255 + 1e-4
     forget = torch.frombuffer(
         bytearray(base64.b64decode(data["values"]["forget"])), dtype=torch.uint8
     )
@@ -297,3 +299,104 @@ def test_empty_input_and_too_big_a_page_are_one_error_line(env, runs_by_cell, mo
     monkeypatch.setattr("charrnn.page.PAGE_BYTES", 10_000)
     big = invoke(env, runs_by_cell, "-c", "lstm", "-", "--html", "p.html", input="the cat " * 20)
     assert big.exit_code == 1 and "pass --max-chars 34 or less" in big.stderr
+
+
+def test_the_page_opens_on_the_unit_asked_for(env, runs_by_cell):
+    args = ["-c", "gru", "-", "--html", "p.html", "--unit", "1:3", "--show", "update"]
+    result = invoke(env, runs_by_cell, *args, input="the cat\n")
+    assert result.exit_code == 0 and result.stdout.startswith("position\tchar\tupdate_1:3\t")
+    with open("p.html", encoding="utf-8") as f:
+        assert page_data(f.read())["view"] == [1, 3, "update"]
+
+
+@given(st.characters())
+def test_a_piped_character_is_one_printable_field(ch):
+    """No character can move a terminal's cursor, end a line or a field in the piped data."""
+    from charrnn.cli.inspect import plain_char
+
+    shown = plain_char(ch)
+    assert shown.isprintable() and "\t" not in shown
+    assert shown == ch or shown.startswith("\\")
+
+
+def test_the_page_needs_no_numpy(monkeypatch):
+    def no_numpy(self, *args, **kwargs):
+        raise RuntimeError("Numpy is not available")
+
+    monkeypatch.setattr(torch.Tensor, "numpy", no_numpy)
+    rec = record_text(model_for("gru"), VOCAB, "abc de\n")
+    assert page_data(render(rec, "x"))["text"] == "abc de\n"
+
+
+def test_the_page_goes_through_a_link_and_into_a_pipe(env, runs_by_cell, tmp_path):
+    """--html writes as `sample -o` does: a link's target is written and the link stays a link;
+    a FIFO (or a device) is written into, never replaced by a file."""
+    import os
+    import stat
+    import threading
+
+    (tmp_path / "target.html").write_text("")
+    os.symlink("target.html", tmp_path / "link.html")
+    ok = invoke(env, runs_by_cell, "-c", "lstm", "-", "--html", "link.html", input="the cat\n")
+    assert ok.exit_code == 0 and os.path.islink(tmp_path / "link.html")
+    assert "the cat" in page_data((tmp_path / "target.html").read_text(encoding="utf-8"))["text"]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    ok = invoke(env, runs_by_cell, "-c", "lstm", "-", "--html", str(fifo), input="the cat\n")
+    reader.join(DEADLINE)
+    assert ok.exit_code == 0 and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert page_data(got[0].decode("utf-8"))["text"] == "the cat\n"
+
+
+def test_a_recording_too_big_for_memory_is_one_error_line(env, runs_by_cell, monkeypatch):
+    pages = {"SC_AVPHYS_PAGES": 100, "SC_PAGE_SIZE": 4096}  # 400 KB free
+    monkeypatch.setattr("os.sysconf", lambda name: pages[name])
+    big = invoke(env, runs_by_cell, "-c", "lstm", "-", input="the cat " * 200)
+    fits = 400 * 1024 // 2 // (4 * 2 * 24 * 6)  # half the memory free, 4 bytes x 2 x 24 x 6 a char
+    assert big.exit_code == 1 and big.stdout == ""
+    assert big.stderr.endswith(f"; pass --max-chars {fits:,} or less\n")
+    sample = invoke(env, runs_by_cell, "-c", "lstm", "--sample", "1000")
+    assert sample.exit_code == 1 and f"pass --sample {fits:,} or less" in sample.stderr
+
+
+def test_endless_stdin_is_read_no_further_than_max_chars(runs_by_cell):
+    """`yes | charrnn inspect --max-chars 50` ends: stdin is read until 50 characters are in."""
+    import subprocess
+    import sys
+    import threading
+
+    args = ["-m", "charrnn", "inspect", "--checkpoint-dir", str(runs_by_cell), "-c", "lstm"]
+    p = subprocess.Popen(
+        [sys.executable, *args, "--max-chars", "50", "-", "-q"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+    def endless():
+        try:
+            while True:
+                p.stdin.write(b"the cat sat\n" * 1000)
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+    threading.Thread(target=endless, daemon=True).start()
+    out, err = p.stdout.read(), p.stderr.read()  # until it exits: no timing involved
+    assert p.wait(DEADLINE) == 0, err
+    assert len(out.decode().splitlines()) == 1 + 50
+
+
+def test_sampling_options_with_a_file_are_usage_errors_even_at_their_defaults(env, runs_by_cell):
+    result = invoke(env, runs_by_cell, "-c", "lstm", "-", "--temp", "0.8", input="the cat\n")
+    assert result.exit_code == 2 and "--temp is for --sample N" in result.stderr
+
+
+def test_the_legend_says_where_white_is(env, runs_by_cell):
+    args = ["-c", "lstm", "-", "--color", "always"]
+    surprise = invoke(env, runs_by_cell, *args, input="the cat\n").stdout.splitlines()[0]
+    assert "8 bits or more" in surprise and "(white: 0)" in surprise
+    gate = invoke(env, runs_by_cell, *args, "-u", "1:2", "--show", "forget", input="the cat\n")
+    assert "(white: 0.5)" in gate.stdout.splitlines()[0]

@@ -122,3 +122,51 @@ def test_a_character_shows_what_came_next_and_the_page_is_seen(browser, page, tm
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 10_000
     (tmp_path / "page.png").write_bytes(shot)
     assert browser.exceptions() == []
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_the_page_of_a_gru_and_of_an_rnn(runs_by_cell, tmp_path, cell):
+    """The other cells' pages: their own fields to show, coloured; the RNN has no gate plot."""
+    from click.testing import CliRunner
+
+    from charrnn.cli import cli
+
+    out = tmp_path / "page.html"
+    args = ["inspect", "--checkpoint-dir", str(runs_by_cell), "-c", cell, "-", "--html", str(out)]
+    result = CliRunner().invoke(cli, [*args, "--gates"], input=make_text(300, seed=5))
+    assert result.exit_code == 0, result.output
+    data = page_data(out.read_text(encoding="utf-8"))
+    with Browser(CHROMIUM, DEADLINE) as b:
+        b.open(out.as_uri() + "#1:4:hidden", "document.querySelectorAll('#text span').length")
+        b.wait_for("document.querySelector('#text span').style.backgroundColor")
+        options = b.evaluate("Array.from(document.getElementById('show').options, o => o.value)")
+        assert options == [*data["fields"], "surprise"]
+        assert close(colours(b), expected(data, 1, 4, "hidden"))
+        plots = b.evaluate("document.querySelectorAll('#gates svg').length")
+        assert plots == {"gru": 2, "rnn": 0}[cell]
+        assert b.exceptions() == []
+
+
+def test_every_character_is_one_span_whatever_it_is(tmp_path):
+    """Characters outside the Basic Multilingual Plane (two UTF-16 units in JavaScript), markup
+    and quotes in the text: one span per character of the record, the text as it was read."""
+    from test_cells import tiny
+
+    from charrnn.inspection import record_text
+    from charrnn.page import render
+    from charrnn.tokenizer import CharVocab
+
+    text = 'a 🙂 b</script>\n"\\x" 𝄞 é\te\n'
+    vocab = CharVocab.from_text(text)
+    rec = record_text(tiny("lstm", vocab_size=len(vocab)), vocab, text)
+    out = tmp_path / "page.html"
+    out.write_text(render(rec, "tiny"), encoding="utf-8")
+    with Browser(CHROMIUM, DEADLINE) as b:
+        b.open(out.as_uri(), "document.querySelectorAll('#text span').length")
+        spans = b.evaluate(
+            "Array.from(document.querySelectorAll('#text span'), e => e.textContent)"
+        )
+        assert "".join(spans).replace("\u21b5", "") == text and len(spans) == len(text)
+        b.click("#text span:nth-child(3)")  # the emoji
+        assert "character 2: 🙂" in b.evaluate("document.getElementById('info').innerText")
+        assert b.exceptions() == []

@@ -133,7 +133,7 @@ def commands(trained_run, tmp_path, monkeypatch):
         "plot --json": ["plot", str(trained_run.path), "--train", "--json"],
         "corpus list": ["corpus", "list"],
         "inspect": ["inspect", "-c", best, str(lines), "--unit", "1:2"],
-        "inspect --json": ["inspect", "-c", best, str(lines), "--json", "--find-units", "--gates"],
+        "inspect --json": ["inspect", "-c", best, str(lines), "--json", "--find-units", "-q"],
         "inspect --sample": ["inspect", "-c", best, "--sample", "30", "--find-units", "-q"],
         "train": ["train", str(small), *TINY_CLI, "--steps", "3", "-q", "--force"],
     }

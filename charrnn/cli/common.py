@@ -325,3 +325,41 @@ def not_empty(ctx, param, value):
     if value == "" or (isinstance(value, tuple) and "" in value):
         raise click.BadParameter("is empty; give a value, or leave the option out")
     return value
+
+
+def write_output(output: str | None, emit):
+    """emit(stream) onto stdout (where the command boundary handles write errors), or onto FILE:
+    atomically for a regular or new file (a failed write leaves no half-written FILE, and an
+    existing one as it was), straight for a device or a pipe (`-o /dev/stderr`, a FIFO), which
+    cannot be replaced. A symbolic link is followed: the file it points to is what is written."""
+    from charrnn.fsutil import atomic_write
+
+    if output is None:
+        return emit(click.get_text_stream("stdout"))
+    try:
+        target = os.path.realpath(output)  # a link stays a link; its target gets the text
+        if os.path.exists(target) and not os.path.isfile(target):
+            with open(target, "w", encoding="utf-8", newline="") as out:
+                return emit(out)
+        result = []
+        atomic_write(Path(target), lambda f: result.append(emit(utf8_writer(f))))
+        return result[0]
+    except OSError as e:
+        raise cannot_write(e, output) from None
+
+
+def stdin_chunks(size: int = 1 << 16):
+    """Standard input, `size` bytes at a time, for a reader that may stop early (a closed or
+    unreadable stdin is one `Error:` line, as for read_stdin)."""
+    try:
+        stream = click.get_binary_stream("stdin")
+        if stream.isatty():
+            say("Reading standard input until Ctrl-D (or pipe a file into it)...")
+        while chunk := stream.read(size):
+            yield chunk
+    except (RuntimeError, ValueError, OSError) as e:
+        reason = getattr(e, "strerror", None) or "it is closed"
+        raise click.ClickException(
+            f"cannot read standard input ({reason}); pipe the text into it, or name a file "
+            "instead of -"
+        ) from None

@@ -4,10 +4,8 @@ or as a page in the browser."""
 from __future__ import annotations
 
 import errno
-import math
 import os
 import sys
-from pathlib import Path
 
 import click
 
@@ -20,10 +18,11 @@ from charrnn.cli.common import (
     device_option,
     json_line,
     not_empty,
-    read_stdin,
     say,
+    stdin_chunks,
     stdout_console,
     user_errors,
+    write_output,
 )
 from charrnn.cli.sample import MAX_SEED, Temperatures
 from charrnn.tokenizer import UNKNOWN_POLICIES
@@ -31,6 +30,7 @@ from charrnn.tokenizer import UNKNOWN_POLICIES
 SHOWS = ("cell", "hidden", "forget", "input", "output", "reset", "update", "candidate", "surprise")
 MAX_CHARS = 2000  # a page of this many characters opens at once in a browser
 CHUNK = 1 << 16  # bytes read at a time: reading stops once --max-chars characters are in
+FEW_CHARS = 500  # below this, --find-units warns that its correlations are mostly chance
 
 
 class UnitSpec(click.ParamType):
@@ -57,7 +57,7 @@ Examples:
   charrnn inspect -c pystdlib code.py --find-units        # which cells track brackets, indents
   charrnn inspect -c pystdlib code.py --gates             # how often each gate saturates
   charrnn inspect code.py --json | jq -c '[.char, .surprise]'   # one JSON object per character
-  charrnn inspect play.txt --show surprise | sort -t$'\\t' -k4 -gr | head   # piped: plain data
+  charrnn inspect play.txt | sort -t$'\\t' -k3 -gr | head   # piped: the most surprising characters
 """
 )
 @click.argument("file", required=False)
@@ -70,7 +70,13 @@ Examples:
     help="Write N characters (as `charrnn sample` would) and show the state while writing them, "
     "instead of reading FILE.",
 )
-@click.option("-p", "--prime", type=Text(), default="", help="With --sample: text to start from.")
+@click.option(
+    "-p",
+    "--prime",
+    type=Text(),
+    default="",
+    help="With --sample: text to start from ('-' reads it from stdin).",
+)
 @click.option(
     "-t",
     "--temp",
@@ -90,7 +96,8 @@ Examples:
     "-u",
     "--unit",
     type=UnitSpec(),
-    help="The unit to colour the text by, LAYER:INDEX (default: the one that varies most).",
+    help="The unit to colour the text by: LAYER:INDEX, or INDEX for layer 0 (default: the one "
+    "that varies most).",
 )
 @click.option(
     "--show",
@@ -147,11 +154,12 @@ Examples:
     show_default=True,
     help="Coloured text on a terminal (auto), always, or never: plain tab-separated data.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="No notes on stderr.")
 @device_option("cpu")
 @checkpoint_dir_option
 @user_errors
-def inspect(file, checkpoint, checkpoint_dir, device, **opts):
+@click.pass_context
+def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     """Read FILE ('-': stdin) through a trained model, one character at a time, and show what it
     holds: every layer's cell and hidden state, its gates, and what it expects next.
 
@@ -161,8 +169,12 @@ def inspect(file, checkpoint, checkpoint_dir, device, **opts):
     from charrnn import checkpoint as ckpt
     from charrnn import runs
     from charrnn.cli.common import resolve_device
+    from charrnn.cli.sample import read_prime
 
-    _check_usage(file, opts)
+    _check_usage(ctx, file, opts)
+    if opts["sample_length"] is not None:
+        opts["prime"] = read_prime(opts["prime"], None, opts["encoding"])
+        _check_sample_length(opts)
     if opts["html_path"]:
         _check_writable(opts["html_path"])
     path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
@@ -172,36 +184,46 @@ def inspect(file, checkpoint, checkpoint_dir, device, **opts):
     show = _resolve_show(opts["show"], opts["unit"], c.cell)
     unit = _check_unit(opts["unit"], c.num_layers, c.hidden_size)
     text = None if opts["sample_length"] is not None else _input_text(vocab, file, opts)
+    chars = len(text) if text is not None else opts["sample_length"] + len(opts["prime"])
+    limit = "--max-chars" if text is not None else "--sample"
+    _check_memory(c, chars, limit)
     if opts["html_path"]:
-        chars = len(text) if text is not None else opts["sample_length"] + len(opts["prime"])
-        _check_page_size(c, chars)
+        _check_page_size(c, chars, limit)
     recording = _record(model, vocab, text, opts)
     found = gates = None
     if opts["find_units"]:
         from charrnn.units import find_units
 
         found = find_units(recording)
+        if len(recording.text) < FEW_CHARS:
+            say(
+                f"Only {len(recording.text):,} characters: correlations over so few are mostly "
+                "chance; give --find-units a few thousand (see the chance column).",
+                opts["quiet"],
+            )
     if opts["gates"]:
         from charrnn.units import gate_saturation
 
         gates = gate_saturation(recording)
         if not gates:
-            say(f"The {c.cell.upper()} has no gates: --gates has nothing to show.")
+            say(f"The {c.cell.upper()} has no gates: --gates has nothing to show.", opts["quiet"])
+    asked = opts["unit"] is not None or opts["show"] is not None  # a view of one unit
+    if unit is None and show != "surprise":
+        unit = _most_varied(recording, show)
+        say(
+            f"Showing {show} {unit[0]}:{unit[1]}, the unit whose {show} varies most "
+            "(choose one with --unit LAYER:INDEX).",
+            opts["quiet"],
+        )
     shown_path = os.fsencode(str(path)).decode("utf-8", "replace")
     if opts["html_path"]:
-        _write_page(opts["html_path"], recording, shown_path, found, gates, opts["quiet"])
+        view = (*(unit or (0, 0)), show) if asked else None  # else the page picks
+        page = (recording, shown_path, found, gates, view)
+        _write_page(opts["html_path"], page, opts["quiet"])
     if opts["as_json"]:
         _write_json(recording, shown_path, found, gates)
         return
-    view = opts["unit"] is not None or opts["show"] is not None
-    if view or not (found is not None or gates is not None or opts["html_path"]):
-        if unit is None and show != "surprise":
-            unit = _most_varied(recording, show)
-            say(
-                f"Showing {show} {unit[0]}:{unit[1]}, the unit whose {show} varies most "
-                "(choose one with --unit LAYER:INDEX).",
-                opts["quiet"],
-            )
+    if asked or not (found is not None or gates is not None or opts["html_path"]):
         colour = opts["color"] == "always" or (opts["color"] == "auto" and sys.stdout.isatty())
         if colour:
             _print_coloured(recording, show, unit, opts["color"] == "always")
@@ -213,21 +235,23 @@ def inspect(file, checkpoint, checkpoint_dir, device, **opts):
         _print_gates(gates, c.cell)
 
 
-def _check_usage(file, opts) -> None:
+def _check_usage(ctx, file, opts) -> None:
     if opts["sample_length"] is not None:
         if file is not None:
             raise click.UsageError("give FILE or --sample N, not both")
-        if opts["sample_length"] + len(opts["prime"]) > opts["max_chars"]:
-            raise click.BadParameter(
-                f"--sample {opts['sample_length']} with a prime of {len(opts['prime'])} "
-                f"characters is more than --max-chars {opts['max_chars']}; raise --max-chars",
-                param_hint="'--sample'",
-            )
-    else:
-        for name, default in (("prime", ""), ("seed", None), ("temperature", (0.8,))):
-            if opts[name] != default:
-                flag = {"temperature": "--temp"}.get(name, f"--{name}")
-                raise click.UsageError(f"{flag} is for --sample N; FILE is read as it is")
+        return
+    for name, flag in (("prime", "--prime"), ("seed", "--seed"), ("temperature", "--temp")):
+        if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+            raise click.UsageError(f"{flag} is for --sample N; FILE is read as it is")
+
+
+def _check_sample_length(opts) -> None:
+    if opts["sample_length"] + len(opts["prime"]) > opts["max_chars"]:
+        raise click.BadParameter(
+            f"--sample {opts['sample_length']} with a prime of {len(opts['prime'])} "
+            f"characters is more than --max-chars {opts['max_chars']}; raise --max-chars",
+            param_hint="'--sample'",
+        )
 
 
 def _resolve_show(show: str | None, unit, cell: str) -> str:
@@ -259,14 +283,15 @@ def _check_unit(unit, num_layers: int, hidden_size: int):
 
 def _check_writable(path: str) -> None:
     """Fail before the work, not after it, where the page could not be written."""
-    folder = os.path.dirname(path) or "."
+    folder = os.path.dirname(os.path.realpath(path)) or "."
     if not os.path.isdir(folder):
-        raise cannot_write(OSError(errno.ENOENT, os.strerror(errno.ENOENT)), path)
+        code = errno.ENOTDIR if os.path.exists(folder) else errno.ENOENT
+        raise cannot_write(OSError(code, os.strerror(code)), path)
     if not os.access(folder, os.W_OK):
         raise cannot_write(OSError(errno.EACCES, os.strerror(errno.EACCES)), path)
 
 
-def _check_page_size(config, chars: int) -> None:
+def _check_page_size(config, chars: int, limit: str) -> None:
     """A page the browser can open: refuse one that would hold more than page.PAGE_BYTES."""
     from charrnn.errors import ConfigError
     from charrnn.page import PAGE_BYTES, page_bytes
@@ -275,10 +300,33 @@ def _check_page_size(config, chars: int) -> None:
     if size > PAGE_BYTES:
         fits = PAGE_BYTES // page_bytes(config.num_layers, config.hidden_size, config.cell, 1)
         raise ConfigError(
-            f"a page of {chars:,} characters of this {config.num_layers}x{config.hidden_size} "
-            f"{config.cell.upper()} would hold {size / 2**20:,.0f} MB of values, more than a "
-            f"browser opens at ease; pass --max-chars {fits:,} or less (or --sample fewer)"
+            f"a page of {chars:,} characters of this {_shape(config)} would hold "
+            f"{size / 2**20:,.0f} MB of values, more than a browser opens at ease; pass "
+            f"{limit} {fits:,} or less"
         )
+
+
+def _check_memory(config, chars: int, limit: str) -> None:
+    """A recording that fits: at most half the memory free now (4 GB where that is unknown)."""
+    from charrnn.errors import ConfigError
+    from charrnn.inspection import record_bytes
+
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on this platform
+        free = 8 * 2**30
+    size = record_bytes(config, chars)
+    if size > free // 2:
+        fits = free // 2 // record_bytes(config, 1)
+        raise ConfigError(
+            f"recording {chars:,} characters of this {_shape(config)} takes "
+            f"{size / 2**30:,.1f} GB of memory, more than half of the {free / 2**30:,.1f} GB "
+            f"free; pass {limit} {fits:,} or less"
+        )
+
+
+def _shape(config) -> str:
+    return f"{config.num_layers}x{config.hidden_size} {config.cell.upper()}"
 
 
 def _input_text(vocab, file, opts) -> str:
@@ -313,7 +361,8 @@ def _record(model, vocab, text: str | None, opts):
     config = SampleConfig(temperature=opts["temperature"], seed=opts["seed"])
     recording = record_sample(model, vocab, opts["sample_length"], config, prime)
     length = opts["sample_length"]
-    say(f"Wrote {length:,} characters with seed {recording.seed}.", opts["quiet"])
+    plural = "" if length == 1 else "s"
+    say(f"Wrote {length:,} character{plural} with seed {recording.seed}.", opts["quiet"])
     return recording
 
 
@@ -324,8 +373,7 @@ def _read_text(file: str, label: str, encoding: str, max_chars: int) -> tuple[st
 
     def chunks():
         if file == "-":
-            data = read_stdin()
-            yield from (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
+            yield from stdin_chunks(CHUNK)
             return
         try:
             with open(file, "rb") as f:
@@ -363,14 +411,38 @@ def _label(show: str, unit) -> str:
 
 
 def _print_plain(recording, show: str, unit) -> None:
-    """Tab-separated: position, character (\\n, \\t and \\\\ escaped), value, surprise."""
-    column = "surprise_bits" if show == "surprise" else f"{show}_{unit[0]}:{unit[1]}"
-    rows = [f"position\tchar\t{column}\tsurprise_bits"]
-    values, surprise = _unit_values(recording, show, unit), recording.surprise.tolist()
-    for t, ch in enumerate(recording.text):
-        shown = ch.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
-        rows.append(f"{t}\t{shown}\t{values[t]:.4f}\t{surprise[t]:.4f}")
+    """Tab-separated: position, character (escaped, see plain_char), the value unless it is the
+    surprise, and the surprise in bits."""
+    surprise = recording.surprise.tolist()
+    if show == "surprise":
+        rows = ["position\tchar\tsurprise_bits"]
+        rows += [f"{t}\t{plain_char(ch)}\t{surprise[t]:.4f}" for t, ch in enumerate(recording.text)]
+    else:
+        values = _unit_values(recording, show, unit)
+        rows = [f"position\tchar\t{show}_{unit[0]}:{unit[1]}\tsurprise_bits"]
+        rows += [
+            f"{t}\t{plain_char(ch)}\t{values[t]:.4f}\t{surprise[t]:.4f}"
+            for t, ch in enumerate(recording.text)
+        ]
     click.echo("\n".join(rows))
+
+
+def plain_char(ch: str) -> str:
+    """A character as one field of a line: \\n, \\t and \\\\ for those three, \\xNN,
+    \\uNNNN or \\UNNNNNNNN for any other that does not print (an escape sequence, a line or
+    paragraph separator, a byte-order mark), so no text can move a terminal's cursor or split a
+    line."""
+    if ch in ESCAPES:
+        return ESCAPES[ch]
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+ESCAPES = {"\n": "\\n", "\t": "\\t", "\\": "\\\\"}
 
 
 def diverging(x: float) -> tuple[int, int, int]:
@@ -385,12 +457,12 @@ def _rgb(x: float) -> str:
     return "rgb({},{},{})".format(*diverging(x))
 
 
-def _scaled(show: str, value: float) -> float:
-    """A value on its own scale -> [-1, 1] for the colours."""
+def _scaled(show: str, value: float, cell_scale: float) -> float:
+    """A value on its own scale -> [-1, 1] for the colours (a cell by its largest |c|)."""
     if show == "surprise":
         return min(value, 8.0) / 8.0
     if show == "cell":
-        return math.tanh(value)
+        return value / cell_scale
     if show in ("forget", "input", "output", "reset", "update"):
         return 2 * value - 1
     return value
@@ -399,19 +471,20 @@ def _scaled(show: str, value: float) -> float:
 def _print_coloured(recording, show: str, unit, force: bool) -> None:
     from rich.text import Text as RichText
 
-    # Forced (--color always, e.g. into `less -R`): 24-bit colour, whatever TERM says.
+    # Forced (--color always, e.g. into `less -R`): 24-bit colour, whatever TERM says. A terminal
+    # taken for 16 colours (TERM=xterm) gets 256: 16 cannot draw a scale, and terminals that
+    # say xterm draw 256.
     options = {"force_terminal": True, "color_system": "truecolor"} if force else {}
     console = stdout_console(highlight=False, soft_wrap=True, **options)
+    if console.color_system in ("standard", "windows"):
+        console = stdout_console(highlight=False, soft_wrap=True, color_system="256")
     values = _unit_values(recording, show, unit)
+    cell_scale = max((abs(v) for v in values), default=1.0) or 1.0
+    gate = show in ("forget", "input", "output", "reset", "update")
     lo, mid, hi = {
-        "surprise": ("0", "4", "8+ bits"),
-        "cell": ("-1", "0", "+1 (tanh of the cell)"),
-    }.get(
-        show,
-        ("0", "0.5", "1")
-        if show in ("forget", "input", "output", "reset", "update")
-        else ("-1", "0", "+1"),
-    )
+        "surprise": ("0", "0", "8 bits or more"),
+        "cell": (f"-{cell_scale:.3g}", "0", f"+{cell_scale:.3g} (this unit's largest |c| here)"),
+    }.get(show, ("0", "0.5", "1") if gate else ("-1", "0", "+1"))
     legend = RichText(f"{_label(show, unit)}:  {lo} ")
     steps = [i / 8 for i in range(-8, 9)] if show != "surprise" else [i / 8 for i in range(9)]
     for x in steps:
@@ -420,7 +493,7 @@ def _print_coloured(recording, show: str, unit, force: bool) -> None:
     console.print(legend)
     text = RichText()
     for t, ch in enumerate(recording.text):
-        style = f"black on {_rgb(_scaled(show, values[t]))}"
+        style = f"black on {_rgb(_scaled(show, values[t], cell_scale))}"
         if ch == "\n":
             text.append(" ", style=style)
             text.append("\n")
@@ -509,14 +582,11 @@ def _write_json(recording, checkpoint: str, found, gates) -> None:
         "seed": r.seed,
     }
     out.write(json_line(header) + "\n")
-    # (T, L, H) per field, rounded to 4 places in float64 (shortest repr of each)
-    per_char = {
-        f: ((v.double() * 1e4).round() / 1e4).permute(1, 0, 2).tolist() for f, v in r.values.items()
-    }
-    surprise = ((r.surprise.double() * 1e4).round() / 1e4).tolist()
-    probs = ((r.top_probs.double() * 1e4).round() / 1e4).tolist()
-    chars, layers = r.vocab.chars, range(r.num_layers)
-    for t, ch in enumerate(r.text):
+    surprise = _rounded(r.surprise)
+    probs = _rounded(r.top_probs)
+    chars = r.vocab.chars
+    for t, ch in enumerate(r.text):  # one character at a time: no second copy of the recording
+        layers = {f: _rounded(v[:, t]) for f, v in r.values.items()}  # (L, H) each
         record = {
             "kind": "char",
             "t": t,
@@ -524,7 +594,7 @@ def _write_json(recording, checkpoint: str, found, gates) -> None:
             "given": t < r.given,
             "surprise": surprise[t],
             "top": [[chars[i], p] for i, p in zip(r.top_ids[t].tolist(), probs[t], strict=True)],
-            "layers": [{f: per_char[f][t][layer] for f in per_char} for layer in layers],
+            "layers": [{f: v[layer] for f, v in layers.items()} for layer in range(r.num_layers)],
         }
         out.write(json_line(record) + "\n")
     for f in found or []:
@@ -561,13 +631,15 @@ def _write_json(recording, checkpoint: str, found, gates) -> None:
     out.flush()
 
 
-def _write_page(path: str, recording, checkpoint: str, found, gates, quiet: bool) -> None:
-    from charrnn.fsutil import atomic_write
+def _rounded(x):
+    """A tensor as lists of floats to 4 places (float64 first: 0.1234, not 0.12340000271)."""
+    return ((x.double() * 1e4).round() / 1e4).tolist()
+
+
+def _write_page(path: str, page: tuple, quiet: bool) -> None:
+    """page.render(*page), written to `path` as `sample -o` writes: atomically to a file."""
     from charrnn.page import render
 
-    html = render(recording, checkpoint, found, gates).encode("utf-8")
-    try:
-        atomic_write(Path(path), lambda f: f.write(html))
-    except OSError as e:
-        raise cannot_write(e, path) from None
-    say(f"Wrote {path} ({len(html) / 2**20:.1f} MB): open it in a browser.", quiet)
+    html = render(*page)
+    write_output(path, lambda out: out.write(html))
+    say(f"Wrote {path} ({len(html.encode()) / 2**20:.1f} MB): open it in a browser.", quiet)

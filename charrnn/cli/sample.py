@@ -13,7 +13,6 @@ import click
 from charrnn.cli.common import (
     Encoding,
     Text,
-    cannot_write,
     checkpoint_dir_option,
     checkpoint_option,
     device_option,
@@ -22,7 +21,7 @@ from charrnn.cli.common import (
     read_stdin,
     say,
     user_errors,
-    utf8_writer,
+    write_output,
 )
 from charrnn.tokenizer import UNKNOWN_POLICIES
 
@@ -200,7 +199,7 @@ def sample(
     payload = ckpt.load(path)
     model, vocab = ckpt.restore_model(payload, path)
     counts = (payload.get("corpus") or {}).get("char_counts")  # None in older checkpoints
-    text = apply_unknown(_read_prime(prime, prime_file, encoding), vocab, unknown)
+    text = apply_unknown(read_prime(prime, prime_file, encoding), vocab, unknown)
     sampler = Sampler(
         model.to(resolve_device(device)), vocab, config, track_logprob=opts["as_json"]
     )
@@ -219,7 +218,7 @@ def sample(
             return True
         return False
 
-    if _write_output(output, emit):
+    if write_output(output, emit):
         sys.exit(130)
 
 
@@ -339,7 +338,8 @@ class _Job:
             )
 
 
-def _read_prime(prime: str, prime_file: str | None, encoding: str) -> str:
+def read_prime(prime: str, prime_file: str | None, encoding: str) -> str:
+    """The prime: --prime as given, '-' for stdin, or --prime-file."""
     from charrnn.corpus import decode_bytes
     from charrnn.errors import CorpusError
 
@@ -354,23 +354,3 @@ def _read_prime(prime: str, prime_file: str | None, encoding: str) -> str:
             raise CorpusError(f"cannot read the prime file {prime_file}: {e.strerror}") from None
         return decode_bytes(data, prime_file, encoding)
     return prime
-
-
-def _write_output(output: str | None, emit):
-    """emit(stream) onto stdout (where the command boundary handles write errors), or onto FILE:
-    atomically for a regular or new file (a failed write leaves no half-written FILE, and an
-    existing one as it was), straight for a device or a pipe (`-o /dev/stderr`, a FIFO), which
-    cannot be replaced."""
-    from charrnn.fsutil import atomic_write
-
-    if output is None:
-        return emit(click.get_text_stream("stdout"))
-    try:
-        if os.path.exists(output) and not os.path.isfile(output):
-            with open(output, "w", encoding="utf-8", newline="") as out:
-                return emit(out)
-        result = []
-        atomic_write(Path(output), lambda f: result.append(emit(utf8_writer(f))))
-        return result[0]
-    except OSError as e:
-        raise cannot_write(e, output) from None
