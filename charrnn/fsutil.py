@@ -22,12 +22,20 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+        # mkstemp makes 0600: keep the mode of the file replaced, or give a new one the usual
+        os.chmod(tmp, _mode_of(path))
         os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half
         _fsync_dir(path.parent)  # make the rename itself survive a power cut
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _mode_of(path: Path) -> int:
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
 
 
 def _umask() -> int:

@@ -33,7 +33,7 @@ TOP_K = 5  # next characters kept per record
 
 
 def record_bytes(config, chars: int) -> int:
-    """The memory a recording of `chars` characters takes (float32 values, every field)."""
+    """The memory a recording of `chars` characters holds (float32 values, every field)."""
     return 4 * config.num_layers * config.hidden_size * len(FIELDS[config.cell]) * chars
 
 
@@ -110,14 +110,15 @@ class Recorder:
         self.chars.append(self.vocab.chars[idx])
 
     def recording(self, given: int, seed: int | None = None) -> Recording:
+        """What was read so far (views of the buffers: no second copy of the values)."""
         n = len(self.chars)
         return Recording(
             text="".join(self.chars),
             cell=self.model.config.cell,
-            values={f: v[:, :n].clone() for f, v in self.values.items()},
-            surprise=self.surprise[:n].clone(),
-            top_ids=self.top_ids[:n].clone(),
-            top_probs=self.top_probs[:n].clone(),
+            values={f: v[:, :n] for f, v in self.values.items()},
+            surprise=self.surprise[:n],
+            top_ids=self.top_ids[:n],
+            top_probs=self.top_probs[:n],
             given=given,
             vocab=self.vocab,
             seed=seed,

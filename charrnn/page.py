@@ -124,7 +124,7 @@ TEMPLATE = """<!DOCTYPE html>
           white-space: pre-wrap; word-break: break-all; background: #fff; padding: 10px;
           border: 1px solid #ddd; min-width: 0; }
   #text span { cursor: pointer; }
-  #text span.nl { color: #aaa; }
+  #text span.nl, #text span.esc { color: #888; }
   #text span.given { text-decoration: underline dotted #999; }
   #text span.pinned { outline: 2px solid #000; }
   aside { flex: 0 0 330px; position: sticky; top: 110px; max-height: calc(100vh - 130px);
@@ -202,14 +202,23 @@ function colour(show, layer, t, unit) {
   return diverging(D.signed[show] ? v : 2 * v - 1);
 }
 
+// A character that does not print (a control, a bidirectional override, a zero-width joiner) is
+// shown as its code, so it can be pointed at and cannot reorder or hide the text around it.
+const INVISIBLE = /^[\\p{C}\\p{Zl}\\p{Zp}]$/u;
+function shown(ch) {
+  if (ch === "\\t" || !INVISIBLE.test(ch)) return ch;
+  return "\\\\u" + ch.codePointAt(0).toString(16).padStart(4, "0");
+}
+
 // The text, one span per character; a line break shows as a small arrow that can take a colour.
 const spans = [];
 const box = $("text");
 for (let t = 0; t < T; t++) {
   const s = document.createElement("span");
   const ch = CHARS[t];
-  s.textContent = ch === "\\n" ? "\\u21b5\\n" : ch;
+  s.textContent = ch === "\\n" ? "\\u21b5\\n" : shown(ch);
   if (ch === "\\n") s.className = "nl";
+  else if (s.textContent !== ch) s.classList.add("esc");
   if (t < D.given && D.given < T) s.classList.add("given");
   s.dataset.t = t;
   spans.push(s);
@@ -217,8 +226,8 @@ for (let t = 0; t < T; t++) {
 }
 
 $("title").textContent = `${D.checkpoint}: ${D.cell.toUpperCase()} ${L}x${H}, ` +
-  `${T.toLocaleString()} characters` + (D.given < T ? ` (${D.given} given, the rest written by ` +
-  `the model: the given ones are underlined)` : "");
+  `${T.toLocaleString()} characters` + (D.given === 0 ? " written by the model" :
+  D.given < T ? ` (${D.given} given, underlined; the rest written by the model)` : "");
 for (let l = 0; l < L; l++) layerSel.add(new Option(String(l), String(l)));
 for (const f of D.fields.concat(["surprise"])) showSel.add(new Option(LABEL[f] || f, f));
 unitBox.max = unitRange.max = String(H - 1);
@@ -259,12 +268,13 @@ function choose(layer, unit, show) {
 // What the model held at a character and what it expected next.
 let pinned = null;
 function fmt(ch) {
-  return ch === "\\n" ? "\\u21b5" : ch === " " ? "\\u2423" : ch === "\\t" ? "\\u21e5" : ch;
+  return ch === "\\n" ? "\\u21b5" : ch === " " ? "\\u2423" : ch === "\\t" ? "\\u21e5" : shown(ch);
 }
 function describe(t) {
   const c = current();
   const v = c.show === "surprise" ? "" :
-    `<tr><td>${LABEL[c.show]}</td><td>${value(c.show, c.layer, t, c.unit).toFixed(3)}</td></tr>`;
+    `<tr><td>${LABEL[c.show]}</td><td>\\u2248 ${value(c.show, c.layer, t, c.unit).toPrecision(2)}` +
+    `</td></tr>`;  // one byte per value: two figures are what it holds
   const top = D.top[t].map(([ch, p]) =>
     `<tr><td><code>${esc(fmt(ch))}</code></td><td>${(100 * p).toFixed(1)}%</td></tr>`).join("");
   $("info").classList.remove("dim");
@@ -362,7 +372,9 @@ unitRange.addEventListener("input", () => { unitBox.value = unitRange.value; rec
 foundTable();
 gatePlots();
 const m = /^#(\\d+):(\\d+):(\\w+)$/.exec(location.hash);
-const start = D.found.find((f) => f.units.length);
+// The unit found furthest above its chance level.
+const start = D.found.filter((f) => f.units.length).sort((a, b) =>
+  Math.abs(b.units[0][3]) / (b.chance || 1) - Math.abs(a.units[0][3]) / (a.chance || 1))[0];
 if (m && +m[1] < L && (D.fields.includes(m[3]) || m[3] === "surprise")) {
   choose(+m[1], +m[2], m[3]);
 } else if (D.view) {

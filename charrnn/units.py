@@ -137,20 +137,21 @@ def find_units(recording: Recording, top: int = 3) -> list[Found]:
         num_layers, _, hidden = values.shape
         labels += [Unit(layer, i, field) for layer in range(num_layers) for i in range(hidden)]
         columns.append(values.permute(1, 0, 2).reshape(values.shape[1], -1))  # (T, L*H)
-    states = _standardise(torch.cat(columns, 1).double())  # (T, U)
+    # float32, standardised in place: one copy of the states beside the recording
+    states = torch.cat(columns, 1)  # (T, U)
+    mean, std = states.mean(0), states.std(0, unbiased=False)
+    states.sub_(mean).div_(torch.where(std > 0, std, torch.ones_like(std)))
     properties, found = text_properties(recording.text), []
     for prop in PROPERTIES:
         values = properties[prop.name]
         if len(values) < 3 or values.std() == 0:  # nothing to track in this text
             found.append(Found(prop, [], 0.0))
             continue
-        r = _standardise(values[:, None])[:, 0] @ states / len(values)  # (U,)
+        values = _standardise(values[:, None])[:, 0].float()  # (T,)
+        r = values @ states / len(values)  # (U,)
         order = r.abs().argsort(descending=True)[:top].tolist()
         shifts = [len(values) * k // 4 for k in (1, 2, 3)]
-        chance = max(
-            float((_standardise(values.roll(s)[:, None])[:, 0] @ states).abs().max()) / len(values)
-            for s in shifts
-        )
+        chance = max(float((values.roll(s) @ states).abs().max()) / len(values) for s in shifts)
         found.append(Found(prop, [(labels[i], float(r[i])) for i in order], chance))
     return found
 

@@ -336,9 +336,11 @@ def test_the_page_goes_through_a_link_and_into_a_pipe(env, runs_by_cell, tmp_pat
     import threading
 
     (tmp_path / "target.html").write_text("")
+    os.chmod(tmp_path / "target.html", 0o600)
     os.symlink("target.html", tmp_path / "link.html")
     ok = invoke(env, runs_by_cell, "-c", "lstm", "-", "--html", "link.html", input="the cat\n")
     assert ok.exit_code == 0 and os.path.islink(tmp_path / "link.html")
+    assert stat.S_IMODE(os.stat(tmp_path / "target.html").st_mode) == 0o600  # its mode kept
     assert "the cat" in page_data((tmp_path / "target.html").read_text(encoding="utf-8"))["text"]
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -355,7 +357,7 @@ def test_a_recording_too_big_for_memory_is_one_error_line(env, runs_by_cell, mon
     pages = {"SC_AVPHYS_PAGES": 100, "SC_PAGE_SIZE": 4096}  # 400 KB free
     monkeypatch.setattr("os.sysconf", lambda name: pages[name])
     big = invoke(env, runs_by_cell, "-c", "lstm", "-", input="the cat " * 200)
-    fits = 400 * 1024 // 2 // (4 * 2 * 24 * 6)  # half the memory free, 4 bytes x 2 x 24 x 6 a char
+    fits = 400 * 1024 // 2 // (2 * 4 * 2 * 24 * 6)  # half the memory free; 2 x the recording
     assert big.exit_code == 1 and big.stdout == ""
     assert big.stderr.endswith(f"; pass --max-chars {fits:,} or less\n")
     sample = invoke(env, runs_by_cell, "-c", "lstm", "--sample", "1000")
@@ -400,3 +402,39 @@ def test_the_legend_says_where_white_is(env, runs_by_cell):
     assert "8 bits or more" in surprise and "(white: 0)" in surprise
     gate = invoke(env, runs_by_cell, *args, "-u", "1:2", "--show", "forget", input="the cat\n")
     assert "(white: 0.5)" in gate.stdout.splitlines()[0]
+
+
+def test_a_page_into_stdout_and_a_prime_from_endless_stdin(runs_by_cell, tmp_path):
+    """`--html /dev/stdout | wc -c` writes into the pipe (not a file at /proc/.../pipe:[N]), and
+    `yes | inspect --sample 5 --prime -` reads no more of the prime than --max-chars allows."""
+    import subprocess
+    import sys
+    import threading
+
+    base = [sys.executable, "-m", "charrnn", "inspect", "--checkpoint-dir", str(runs_by_cell)]
+    (tmp_path / "in.txt").write_text("the cat sat\n")
+    page = subprocess.run(
+        [*base, "-c", "lstm", str(tmp_path / "in.txt"), "--html", "/dev/stdout", "-q"],
+        capture_output=True,
+        timeout=DEADLINE,
+    )
+    assert page.returncode == 0, page.stderr
+    assert page_data(page.stdout.decode("utf-8"))["text"] == "the cat sat\n"
+    p = subprocess.Popen(
+        [*base, "-c", "lstm", "--sample", "5", "--prime", "-", "--max-chars", "50"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+    def endless():
+        try:
+            while True:
+                p.stdin.write(b"the cat sat\n" * 1000)
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+    threading.Thread(target=endless, daemon=True).start()
+    out, err = p.stdout.read(), p.stderr.read()
+    assert p.wait(DEADLINE) == 2 and out == b""
+    assert b"is longer than --max-chars 50" in err

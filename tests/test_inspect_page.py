@@ -156,7 +156,7 @@ def test_every_character_is_one_span_whatever_it_is(tmp_path):
     from charrnn.page import render
     from charrnn.tokenizer import CharVocab
 
-    text = 'a 🙂 b</script>\n"\\x" 𝄞 é\te\n'
+    text = 'a 🙂 b</script>\n"\\x" 𝄞 é\te\u202eright to left\n'
     vocab = CharVocab.from_text(text)
     rec = record_text(tiny("lstm", vocab_size=len(vocab)), vocab, text)
     out = tmp_path / "page.html"
@@ -166,7 +166,10 @@ def test_every_character_is_one_span_whatever_it_is(tmp_path):
         spans = b.evaluate(
             "Array.from(document.querySelectorAll('#text span'), e => e.textContent)"
         )
-        assert "".join(spans).replace("\u21b5", "") == text and len(spans) == len(text)
+        assert len(spans) == len(text)
+        shown = "".join(spans).replace("\u21b5", "").replace("\\u202e", "\u202e")
+        assert shown == text  # a character that does not print shows as its code
+        assert spans[text.index("\u202e")] == "\\u202e"
         b.click("#text span:nth-child(3)")  # the emoji
         assert "character 2: 🙂" in b.evaluate("document.getElementById('info').innerText")
         assert b.exceptions() == []

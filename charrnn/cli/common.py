@@ -337,10 +337,10 @@ def write_output(output: str | None, emit):
     if output is None:
         return emit(click.get_text_stream("stdout"))
     try:
-        target = os.path.realpath(output)  # a link stays a link; its target gets the text
-        if os.path.exists(target) and not os.path.isfile(target):
-            with open(target, "w", encoding="utf-8", newline="") as out:
+        if os.path.exists(output) and not os.path.isfile(output):  # /dev/stdout, a FIFO, >(cmd)
+            with open(output, "w", encoding="utf-8", newline="") as out:
                 return emit(out)
+        target = os.path.realpath(output)  # a link stays a link; its target gets the text
         result = []
         atomic_write(Path(target), lambda f: result.append(emit(utf8_writer(f))))
         return result[0]
@@ -363,3 +363,8 @@ def stdin_chunks(size: int = 1 << 16):
             f"cannot read standard input ({reason}); pipe the text into it, or name a file "
             "instead of -"
         ) from None
+
+
+def count(n: int, noun: str) -> str:
+    """`1 character`, `2,000 characters`."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

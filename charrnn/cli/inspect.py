@@ -15,6 +15,7 @@ from charrnn.cli.common import (
     cannot_write,
     checkpoint_dir_option,
     checkpoint_option,
+    count,
     device_option,
     json_line,
     not_empty,
@@ -56,7 +57,7 @@ Examples:
   charrnn inspect -c shakespeare --sample 400 --prime "ROMEO:" --html sample.html
   charrnn inspect -c pystdlib code.py --find-units        # which cells track brackets, indents
   charrnn inspect -c pystdlib code.py --gates             # how often each gate saturates
-  charrnn inspect code.py --json | jq -c '[.char, .surprise]'   # one JSON object per character
+  charrnn inspect code.py --json | jq -c 'select(.kind == "char") | [.char, .surprise]'
   charrnn inspect play.txt | sort -t$'\\t' -k3 -gr | head   # piped: the most surprising characters
 """
 )
@@ -169,11 +170,16 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     from charrnn import checkpoint as ckpt
     from charrnn import runs
     from charrnn.cli.common import resolve_device
-    from charrnn.cli.sample import read_prime
 
     _check_usage(ctx, file, opts)
+    if opts["sample_length"] is not None and opts["prime"] == "-":  # read no more than fits
+        label = "the prime on standard input"
+        opts["prime"], cut = _read_text("-", label, opts["encoding"], opts["max_chars"])
+        if cut:
+            raise click.BadParameter(
+                f"is longer than --max-chars {opts['max_chars']:,}", param_hint="'--prime'"
+            )
     if opts["sample_length"] is not None:
-        opts["prime"] = read_prime(opts["prime"], None, opts["encoding"])
         _check_sample_length(opts)
     if opts["html_path"]:
         _check_writable(opts["html_path"])
@@ -183,12 +189,17 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     c = model.config
     show = _resolve_show(opts["show"], opts["unit"], c.cell)
     unit = _check_unit(opts["unit"], c.num_layers, c.hidden_size)
-    text = None if opts["sample_length"] is not None else _input_text(vocab, file, opts)
-    chars = len(text) if text is not None else opts["sample_length"] + len(opts["prime"])
-    limit = "--max-chars" if text is not None else "--sample"
-    _check_memory(c, chars, limit)
+    # The most characters this command may record: its bound, the memory free, a page's size.
+    limits = [(opts["max_chars"], None), (_memory_fits(c), _memory_error)]
     if opts["html_path"]:
-        _check_page_size(c, chars, limit)
+        limits.append((_page_fits(c), _page_error))
+    fits, error = min(limits, key=lambda limit: limit[0])
+    if opts["sample_length"] is None:
+        text = _input_text(vocab, file, opts, fits, error, c)
+    else:
+        text, chars = None, opts["sample_length"] + len(opts["prime"])
+        if chars > fits:
+            raise error(c, chars, fits, "--sample")
     recording = _record(model, vocab, text, opts)
     found = gates = None
     if opts["find_units"]:
@@ -197,8 +208,8 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
         found = find_units(recording)
         if len(recording.text) < FEW_CHARS:
             say(
-                f"Only {len(recording.text):,} characters: correlations over so few are mostly "
-                "chance; give --find-units a few thousand (see the chance column).",
+                f"Only {count(len(recording.text), 'character')}: correlations over so few are "
+                "mostly chance; give --find-units a few thousand (see the chance column).",
                 opts["quiet"],
             )
     if opts["gates"]:
@@ -224,9 +235,11 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
         _write_json(recording, shown_path, found, gates)
         return
     if asked or not (found is not None or gates is not None or opts["html_path"]):
-        colour = opts["color"] == "always" or (opts["color"] == "auto" and sys.stdout.isatty())
-        if colour:
-            _print_coloured(recording, show, unit, opts["color"] == "always")
+        console = None
+        if opts["color"] == "always" or (opts["color"] == "auto" and sys.stdout.isatty()):
+            console = colour_console(force=opts["color"] == "always")
+        if console is not None:
+            _print_coloured(console, recording, show, unit)
         else:
             _print_plain(recording, show, unit)
     if found is not None:
@@ -291,55 +304,83 @@ def _check_writable(path: str) -> None:
         raise cannot_write(OSError(errno.EACCES, os.strerror(errno.EACCES)), path)
 
 
-def _check_page_size(config, chars: int, limit: str) -> None:
-    """A page the browser can open: refuse one that would hold more than page.PAGE_BYTES."""
-    from charrnn.errors import ConfigError
+def _page_fits(config) -> int:
+    """The most characters a page may hold: page.PAGE_BYTES of values, what a browser opens."""
     from charrnn.page import PAGE_BYTES, page_bytes
 
+    return PAGE_BYTES // page_bytes(config.num_layers, config.hidden_size, config.cell, 1)
+
+
+def _page_error(config, chars: int, fits: int, option: str):
+    from charrnn.errors import ConfigError
+    from charrnn.page import page_bytes
+
     size = page_bytes(config.num_layers, config.hidden_size, config.cell, chars)
-    if size > PAGE_BYTES:
-        fits = PAGE_BYTES // page_bytes(config.num_layers, config.hidden_size, config.cell, 1)
-        raise ConfigError(
-            f"a page of {chars:,} characters of this {_shape(config)} would hold "
-            f"{size / 2**20:,.0f} MB of values, more than a browser opens at ease; pass "
-            f"{limit} {fits:,} or less"
-        )
+    return ConfigError(
+        f"a page of {chars:,}{'+' if option == '--max-chars' else ''} characters of this "
+        f"{_shape(config)} would hold {_size(size)} of values or more, more than a "
+        f"browser opens at ease; pass {option} {fits:,} or less"
+    )
 
 
-def _check_memory(config, chars: int, limit: str) -> None:
-    """A recording that fits: at most half the memory free now (4 GB where that is unknown)."""
+# A recording's values, and at the peak about as much again: --find-units' standardised copy of
+# the states, or the page's quantised bytes and text (measured: 715 MB for a 368 MB recording).
+PEAK_PER_RECORDED = 2
+
+
+def _memory_fits(config) -> int:
+    """The most characters a recording may hold: at its peak, half the memory free now."""
+    from charrnn.inspection import record_bytes
+
+    return _free_memory() // 2 // (PEAK_PER_RECORDED * record_bytes(config, 1))
+
+
+def _free_memory() -> int:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on this platform: assume 8 GB
+        return 8 * 2**30
+
+
+def _memory_error(config, chars: int, fits: int, option: str):
     from charrnn.errors import ConfigError
     from charrnn.inspection import record_bytes
 
-    try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not on this platform
-        free = 8 * 2**30
-    size = record_bytes(config, chars)
-    if size > free // 2:
-        fits = free // 2 // record_bytes(config, 1)
-        raise ConfigError(
-            f"recording {chars:,} characters of this {_shape(config)} takes "
-            f"{size / 2**30:,.1f} GB of memory, more than half of the {free / 2**30:,.1f} GB "
-            f"free; pass {limit} {fits:,} or less"
-        )
+    peak = PEAK_PER_RECORDED * record_bytes(config, chars)
+    more = "+" if option == "--max-chars" else ""
+    return ConfigError(
+        f"recording {chars:,}{more} characters of this {_shape(config)} takes "
+        f"{_size(peak)} of memory or more at its peak, more than half of the "
+        f"{_size(_free_memory())} free; pass {option} {fits:,} or less"
+    )
+
+
+def _size(n: int) -> str:
+    """Bytes for a person: 12.3 GB, 45.6 MB, 7.8 KB."""
+    for unit, scale in (("GB", 2**30), ("MB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n / 2**10:,.1f} KB"
 
 
 def _shape(config) -> str:
     return f"{config.num_layers}x{config.hidden_size} {config.cell.upper()}"
 
 
-def _input_text(vocab, file, opts) -> str:
-    """FILE's first --max-chars characters, those the model never saw handled by --unknown."""
+def _input_text(vocab, file, opts, fits: int, error, config) -> str:
+    """FILE's first --max-chars characters, those the model never saw handled by --unknown. No
+    more than `fits` characters are read: one more is `error` (memory, or a page's size)."""
     from charrnn.errors import CorpusError
     from charrnn.tokenizer import apply_unknown
 
     file = file or "-"
     label = "standard input" if file == "-" else file
-    text, cut = _read_text(file, label, opts["encoding"], opts["max_chars"])
+    text, cut = _read_text(file, label, opts["encoding"], fits)
+    if cut and error is not None:
+        raise error(config, fits + 1, fits, "--max-chars")
     if cut:
         say(
-            f"Inspecting the first {opts['max_chars']:,} characters of {label} "
+            f"Inspecting the first {count(fits, 'character')} of {label} "
             "(--max-chars sets how many).",
             opts["quiet"],
         )
@@ -361,8 +402,7 @@ def _record(model, vocab, text: str | None, opts):
     config = SampleConfig(temperature=opts["temperature"], seed=opts["seed"])
     recording = record_sample(model, vocab, opts["sample_length"], config, prime)
     length = opts["sample_length"]
-    plural = "" if length == 1 else "s"
-    say(f"Wrote {length:,} character{plural} with seed {recording.seed}.", opts["quiet"])
+    say(f"Wrote {count(length, 'character')} with seed {recording.seed}.", opts["quiet"])
     return recording
 
 
@@ -452,9 +492,18 @@ def diverging(x: float) -> tuple[int, int, int]:
     return tuple(round(255 + (e - 255) * abs(x)) for e in end)
 
 
-def _rgb(x: float) -> str:
-    """The colour of x in [-1, 1] as a rich style's colour."""
-    return "rgb({},{},{})".format(*diverging(x))
+# The same scale in xterm's 256 colours, picked by hand to stay one hue and grow darker step by
+# step (rich's nearest-colour match turns some pale reds orange or yellow).
+RAMP_256 = {1: (231, 224, 217, 210, 203, 160), -1: (231, 189, 153, 111, 69, 25)}
+
+
+def _colour(x: float, system: str) -> str:
+    """The colour of x in [-1, 1] as a rich style's colour, for the console's colour system."""
+    if system == "truecolor":
+        return "rgb({},{},{})".format(*diverging(x))
+    x = max(-1.0, min(1.0, x))
+    ramp = RAMP_256[1 if x >= 0 else -1]
+    return f"color({ramp[round(abs(x) * (len(ramp) - 1))]})"
 
 
 def _scaled(show: str, value: float, cell_scale: float) -> float:
@@ -468,16 +517,31 @@ def _scaled(show: str, value: float, cell_scale: float) -> float:
     return value
 
 
-def _print_coloured(recording, show: str, unit, force: bool) -> None:
+def colour_console(force: bool):
+    """A console for the coloured view, or None where colour is off (NO_COLOR, TERM=dumb) and the
+    plain data says more. Forced (--color always, e.g. into `less -R`): 24-bit colour, whatever
+    the environment says. A terminal taken for 16 colours (TERM=xterm) gets 256: 16 cannot draw
+    a scale, and terminals that say xterm draw 256."""
+    if force:
+        return stdout_console(
+            highlight=False,
+            soft_wrap=True,
+            force_terminal=True,
+            color_system="truecolor",
+            no_color=False,
+        )
+    console = stdout_console(highlight=False, soft_wrap=True)
+    if console.no_color or console.color_system is None:
+        return None
+    if console.color_system in ("standard", "windows"):
+        return stdout_console(highlight=False, soft_wrap=True, color_system="256")
+    return console
+
+
+def _print_coloured(console, recording, show: str, unit) -> None:
     from rich.text import Text as RichText
 
-    # Forced (--color always, e.g. into `less -R`): 24-bit colour, whatever TERM says. A terminal
-    # taken for 16 colours (TERM=xterm) gets 256: 16 cannot draw a scale, and terminals that
-    # say xterm draw 256.
-    options = {"force_terminal": True, "color_system": "truecolor"} if force else {}
-    console = stdout_console(highlight=False, soft_wrap=True, **options)
-    if console.color_system in ("standard", "windows"):
-        console = stdout_console(highlight=False, soft_wrap=True, color_system="256")
+    system = console.color_system
     values = _unit_values(recording, show, unit)
     cell_scale = max((abs(v) for v in values), default=1.0) or 1.0
     gate = show in ("forget", "input", "output", "reset", "update")
@@ -488,12 +552,12 @@ def _print_coloured(recording, show: str, unit, force: bool) -> None:
     legend = RichText(f"{_label(show, unit)}:  {lo} ")
     steps = [i / 8 for i in range(-8, 9)] if show != "surprise" else [i / 8 for i in range(9)]
     for x in steps:
-        legend.append(" ", style=f"on {_rgb(x)}")
+        legend.append(" ", style=f"on {_colour(x, system)}")
     legend.append(f" {hi}   (white: {mid})")
     console.print(legend)
     text = RichText()
     for t, ch in enumerate(recording.text):
-        style = f"black on {_rgb(_scaled(show, values[t], cell_scale))}"
+        style = f"black on {_colour(_scaled(show, values[t], cell_scale), system)}"
         if ch == "\n":
             text.append(" ", style=style)
             text.append("\n")
@@ -642,4 +706,6 @@ def _write_page(path: str, page: tuple, quiet: bool) -> None:
 
     html = render(*page)
     write_output(path, lambda out: out.write(html))
-    say(f"Wrote {path} ({len(html.encode()) / 2**20:.1f} MB): open it in a browser.", quiet)
+    size = _size(len(html.encode()))
+    hint = ": open it in a browser" if os.path.isfile(path) else ""
+    say(f"Wrote the page to {path} ({size}){hint}.", quiet)

@@ -11,6 +11,7 @@ from charrnn.cli.common import (
     Encoding,
     checkpoint_dir_option,
     checkpoint_option,
+    count,
     device_option,
     read_stdin,
     say,
@@ -81,7 +82,7 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
     nats = score_text(model, vocab, text) / len(text)
     click.echo(f"{nats / math.log(2):.4f}")
     say(
-        f"{label}: {_count(len(text), 'character')}, {nats:.4f} nats = {nats / math.log(2):.4f} "
+        f"{label}: {count(len(text), 'character')}, {nats:.4f} nats = {nats / math.log(2):.4f} "
         f"bits per character under {path}",
         quiet,
     )
@@ -119,7 +120,7 @@ def _bits_per_line(model, vocab, lines: list[str], unknown: str, label: str) -> 
     if unseen:
         first = unseen[0]
         click.echo(
-            f"Warning: {_count(len(unseen), 'line')} of {label} "
+            f"Warning: {count(len(unseen), 'line')} of {label} "
             f"{'has' if len(unseen) == 1 else 'have'} characters the model has never seen, "
             f"scored nan (line {first + 1}: {locate_unknown(lines[first], vocab)}); pass "
             "--unknown skip or --unknown replace to score them",
@@ -128,8 +129,3 @@ def _bits_per_line(model, vocab, lines: list[str], unknown: str, label: str) -> 
         for i in unseen:
             lines[i] = ""
     return [nats / math.log(2) for nats in score_lines(model, vocab, lines)]
-
-
-def _count(n: int, noun: str) -> str:
-    """`1 character`, `2,000 characters`."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
