@@ -10,6 +10,14 @@ from dataclasses import asdict, dataclass
 
 CELLS = ("lstm", "gru", "rnn")
 GATE_ROWS = {"lstm": 4, "gru": 3, "rnn": 1}  # weight_ih is (rows * H, I): the gates stacked
+# What each cell's readable step computes and can record, by name: state first, then the gates
+# in the essays' order, then the candidate.
+FIELDS = {
+    "lstm": ("cell", "hidden", "forget", "input", "output", "candidate"),
+    "gru": ("hidden", "reset", "update", "candidate"),
+    "rnn": ("hidden",),
+}
+GATES = {"lstm": ("forget", "input", "output"), "gru": ("reset", "update"), "rnn": ()}
 
 
 @dataclass

@@ -17,17 +17,11 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from charrnn.config import FIELDS
 from charrnn.model import CharRNN
 from charrnn.sampler import SampleConfig, Sampler, lead_in, sampling_threads, step_threads
 from charrnn.tokenizer import CharVocab
 
-# What each cell's step records, state first, then its gates in the essays' order.
-FIELDS = {
-    "lstm": ("cell", "hidden", "forget", "input", "output", "candidate"),
-    "gru": ("hidden", "reset", "update", "candidate"),
-    "rnn": ("hidden",),
-}
-GATES = {"lstm": ("forget", "input", "output"), "gru": ("reset", "update"), "rnn": ()}
 STATES = {"lstm": ("cell", "hidden"), "gru": ("hidden",), "rnn": ("hidden",)}
 TOP_K = 5  # next characters kept per record
 

@@ -16,7 +16,8 @@ import json
 
 import torch
 
-from charrnn.inspection import GATES, Recording
+from charrnn.config import FIELDS, GATES
+from charrnn.inspection import Recording
 from charrnn.units import Found, Saturation
 
 PAGE_BYTES = 64 * 2**20  # the most recorded values a page may hold (one byte each)
@@ -24,8 +25,6 @@ PAGE_BYTES = 64 * 2**20  # the most recorded values a page may hold (one byte ea
 
 def page_bytes(num_layers: int, hidden_size: int, cell: str, chars: int) -> int:
     """How many bytes of values a page of `chars` characters holds."""
-    from charrnn.inspection import FIELDS
-
     return num_layers * hidden_size * len(FIELDS[cell]) * chars
 
 

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_cells import tiny
 
-from charrnn.config import CELLS
-from charrnn.inspection import FIELDS, GATES, Recording, record_sample, record_text
+from charrnn.config import CELLS, FIELDS, GATES
+from charrnn.inspection import Recording, record_sample, record_text
 from charrnn.page import render
 from charrnn.sampler import SampleConfig, Sampler, lead_in
 from charrnn.scoring import score_text
@@ -364,15 +364,15 @@ def test_a_recording_too_big_for_memory_is_one_error_line(env, runs_by_cell, mon
     assert sample.exit_code == 1 and f"pass --sample {fits:,} or less" in sample.stderr
 
 
-def test_endless_stdin_is_read_no_further_than_max_chars(runs_by_cell):
-    """`yes | charrnn inspect --max-chars 50` ends: stdin is read until 50 characters are in."""
+def with_endless_stdin(args: list[str]) -> tuple[int, bytes, bytes]:
+    """`yes "the cat sat" | charrnn ARGS`: exit status, stdout, stderr. It must end by itself:
+    the test waits for the process to exit (an event), never a fixed time."""
     import subprocess
     import sys
     import threading
 
-    args = ["-m", "charrnn", "inspect", "--checkpoint-dir", str(runs_by_cell), "-c", "lstm"]
     p = subprocess.Popen(
-        [sys.executable, *args, "--max-chars", "50", "-", "-q"],
+        [sys.executable, "-m", "charrnn", *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -382,12 +382,19 @@ def test_endless_stdin_is_read_no_further_than_max_chars(runs_by_cell):
         try:
             while True:
                 p.stdin.write(b"the cat sat\n" * 1000)
-        except (BrokenPipeError, ValueError, OSError):
+        except (BrokenPipeError, ValueError, OSError):  # it stopped reading, or left
             pass
 
     threading.Thread(target=endless, daemon=True).start()
-    out, err = p.stdout.read(), p.stderr.read()  # until it exits: no timing involved
-    assert p.wait(DEADLINE) == 0, err
+    out, err = p.stdout.read(), p.stderr.read()  # until it exits
+    return p.wait(DEADLINE), out, err
+
+
+def test_endless_stdin_is_read_no_further_than_max_chars(runs_by_cell):
+    """`yes | charrnn inspect --max-chars 50` ends: stdin is read until 50 characters are in."""
+    args = ["inspect", "--checkpoint-dir", str(runs_by_cell), "-c", "lstm"]
+    code, out, err = with_endless_stdin([*args, "--max-chars", "50", "-", "-q"])
+    assert code == 0, err
     assert len(out.decode().splitlines()) == 1 + 50
 
 
@@ -409,7 +416,6 @@ def test_a_page_into_stdout_and_a_prime_from_endless_stdin(runs_by_cell, tmp_pat
     `yes | inspect --sample 5 --prime -` reads no more of the prime than --max-chars allows."""
     import subprocess
     import sys
-    import threading
 
     base = [sys.executable, "-m", "charrnn", "inspect", "--checkpoint-dir", str(runs_by_cell)]
     (tmp_path / "in.txt").write_text("the cat sat\n")
@@ -420,21 +426,7 @@ def test_a_page_into_stdout_and_a_prime_from_endless_stdin(runs_by_cell, tmp_pat
     )
     assert page.returncode == 0, page.stderr
     assert page_data(page.stdout.decode("utf-8"))["text"] == "the cat sat\n"
-    p = subprocess.Popen(
-        [*base, "-c", "lstm", "--sample", "5", "--prime", "-", "--max-chars", "50"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-    def endless():
-        try:
-            while True:
-                p.stdin.write(b"the cat sat\n" * 1000)
-        except (BrokenPipeError, ValueError, OSError):
-            pass
-
-    threading.Thread(target=endless, daemon=True).start()
-    out, err = p.stdout.read(), p.stderr.read()
-    assert p.wait(DEADLINE) == 2 and out == b""
+    args = ["inspect", "--checkpoint-dir", str(runs_by_cell), "-c", "lstm", "--sample", "5"]
+    code, out, err = with_endless_stdin([*args, "--prime", "-", "--max-chars", "50"])
+    assert code == 2 and out == b""
     assert b"is longer than --max-chars 50" in err

@@ -75,19 +75,34 @@ class Encoding(click.ParamType):
         return value
 
 
-def read_stdin(quiet: bool = False) -> bytes:
-    """All of standard input; a closed or unreadable one is one `Error:` line, not a traceback."""
+@contextlib.contextmanager
+def _stdin(quiet: bool = False):
+    """Standard input's binary stream; a closed or unreadable one is one `Error:` line, not a
+    traceback."""
     try:
         stream = click.get_binary_stream("stdin")  # RuntimeError when stdin is closed (<&-)
         if stream.isatty():
             say("Reading standard input until Ctrl-D (or pipe a file into it)...", quiet)
-        return stream.read()
+        yield stream
     except (RuntimeError, ValueError, OSError) as e:  # ValueError: a closed file object
         reason = getattr(e, "strerror", None) or "it is closed"
         raise click.ClickException(
             f"cannot read standard input ({reason}); pipe the text into it, or name a file "
             "instead of -"
         ) from None
+
+
+def read_stdin(quiet: bool = False) -> bytes:
+    """All of standard input."""
+    with _stdin(quiet) as stream:
+        return stream.read()
+
+
+def stdin_chunks(size: int = 1 << 16, quiet: bool = False):
+    """Standard input, `size` bytes at a time, for a reader that may stop early."""
+    with _stdin(quiet) as stream:
+        while chunk := stream.read(size):
+            yield chunk
 
 
 class _Folder(click.Path):
@@ -346,23 +361,6 @@ def write_output(output: str | None, emit):
         return result[0]
     except OSError as e:
         raise cannot_write(e, output) from None
-
-
-def stdin_chunks(size: int = 1 << 16):
-    """Standard input, `size` bytes at a time, for a reader that may stop early (a closed or
-    unreadable stdin is one `Error:` line, as for read_stdin)."""
-    try:
-        stream = click.get_binary_stream("stdin")
-        if stream.isatty():
-            say("Reading standard input until Ctrl-D (or pipe a file into it)...")
-        while chunk := stream.read(size):
-            yield chunk
-    except (RuntimeError, ValueError, OSError) as e:
-        reason = getattr(e, "strerror", None) or "it is closed"
-        raise click.ClickException(
-            f"cannot read standard input ({reason}); pipe the text into it, or name a file "
-            "instead of -"
-        ) from None
 
 
 def count(n: int, noun: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -25,10 +26,13 @@ from charrnn.cli.common import (
     user_errors,
     write_output,
 )
-from charrnn.cli.sample import MAX_SEED, Temperatures
+from charrnn.cli.sample import MAX_SEED, temperature_option
+from charrnn.config import FIELDS, GATES
 from charrnn.tokenizer import UNKNOWN_POLICIES
 
-SHOWS = ("cell", "hidden", "forget", "input", "output", "reset", "update", "candidate", "surprise")
+# Every field of every cell, once each, and the surprise (checked against the cell later).
+SHOWS = (*dict.fromkeys(f for fields in FIELDS.values() for f in fields), "surprise")
+ALL_GATES = {g for gates in GATES.values() for g in gates}  # from 0 to 1, not -1 to 1
 MAX_CHARS = 2000  # a page of this many characters opens at once in a browser
 CHUNK = 1 << 16  # bytes read at a time: reading stops once --max-chars characters are in
 FEW_CHARS = 500  # below this, --find-units warns that its correlations are mostly chance
@@ -78,15 +82,7 @@ Examples:
     default="",
     help="With --sample: text to start from ('-' reads it from stdin).",
 )
-@click.option(
-    "-t",
-    "--temp",
-    "temperature",
-    type=Temperatures(),
-    default="0.8",
-    show_default=True,
-    help="With --sample: the temperature (or a schedule, cycled per character).",
-)
+@temperature_option("With --sample: the temperature (or a schedule, cycled per character).")
 @click.option(
     "-s",
     "--seed",
@@ -269,8 +265,6 @@ def _check_sample_length(opts) -> None:
 
 def _resolve_show(show: str | None, unit, cell: str) -> str:
     """--show checked against the cell; its default: the state, or the surprise with no unit."""
-    from charrnn.inspection import FIELDS
-
     if show is None:
         return "surprise" if unit is None else FIELDS[cell][0]
     show = show.lower()
@@ -408,22 +402,11 @@ def _record(model, vocab, text: str | None, opts):
 
 def _read_text(file: str, label: str, encoding: str, max_chars: int) -> tuple[str, bool]:
     """The first `max_chars` characters of FILE and whether there were more; the rest unread."""
-    from charrnn.corpus import decode_chunks
-    from charrnn.errors import CorpusError
+    from charrnn.corpus import Source, decode_chunks
 
-    def chunks():
-        if file == "-":
-            yield from stdin_chunks(CHUNK)
-            return
-        try:
-            with open(file, "rb") as f:
-                while chunk := f.read(CHUNK):
-                    yield chunk
-        except OSError as e:
-            raise CorpusError(f"cannot read {file}: {e.strerror}") from None
-
+    chunks = stdin_chunks(CHUNK) if file == "-" else Source(label, Path(file)).chunks(CHUNK)
     parts, n = [], 0
-    for piece in decode_chunks(chunks(), label, encoding):
+    for piece in decode_chunks(chunks, label, encoding):
         parts.append(piece)
         n += len(piece)
         if n > max_chars:
@@ -512,7 +495,7 @@ def _scaled(show: str, value: float, cell_scale: float) -> float:
         return min(value, 8.0) / 8.0
     if show == "cell":
         return value / cell_scale
-    if show in ("forget", "input", "output", "reset", "update"):
+    if show in ALL_GATES:
         return 2 * value - 1
     return value
 
@@ -544,7 +527,7 @@ def _print_coloured(console, recording, show: str, unit) -> None:
     system = console.color_system
     values = _unit_values(recording, show, unit)
     cell_scale = max((abs(v) for v in values), default=1.0) or 1.0
-    gate = show in ("forget", "input", "output", "reset", "update")
+    gate = show in ALL_GATES
     lo, mid, hi = {
         "surprise": ("0", "0", "8 bits or more"),
         "cell": (f"-{cell_scale:.3g}", "0", f"+{cell_scale:.3g} (this unit's largest |c| here)"),

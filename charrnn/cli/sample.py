@@ -50,6 +50,19 @@ class Temperatures(click.ParamType):
         return temps
 
 
+def temperature_option(help: str):
+    """-t/--temp, as `sample` and `inspect --sample` take it."""
+    return click.option(
+        "-t",
+        "--temp",
+        "temperature",
+        type=Temperatures(),
+        default="0.8",
+        show_default=True,
+        help=help,
+    )
+
+
 def unescape(text: str) -> str:
     r"""`\n`, `\t` and `\\` typed on a command line, as the characters they stand for."""
     out, i = [], 0
@@ -77,14 +90,8 @@ Examples:
 """
 )
 @checkpoint_option
-@click.option(
-    "-t",
-    "--temp",
-    "temperature",
-    type=Temperatures(),
-    default="0.8",
-    show_default=True,
-    help="Temperature: 0 greedy, <1 safer, >1 wilder; a list (0.5,1.0) is cycled per character.",
+@temperature_option(
+    "Temperature: 0 greedy, <1 safer, >1 wilder; a list (0.5,1.0) is cycled per character."
 )
 @click.option("--top-k", type=click.IntRange(1), help="Sample among the k likeliest characters.")
 @click.option(
