@@ -125,7 +125,9 @@ def decode_chunks(chunks: Iterable[bytes], label: str, encoding: str = "utf-8") 
         text = decoder.decode(b"" if final else chunk, final)
         if first and text:
             first = False
-            if text.startswith("\ufeff"):  # a byte-order mark, whatever the encoding
+            # A byte-order mark, whatever the encoding; but UTF-16/32's codec has dropped the
+            # file's own already, and a U+FEFF after it is text.
+            if text.startswith("\ufeff") and not decoder.drops_bom:
                 text = text[1:]
         if cr:
             text = "\r" + text
@@ -149,6 +151,7 @@ class Decoder:
         # file without one when it comes in several chunks, but reads it as little-endian when it
         # comes in one: so the mark is checked here, on the first bytes, whatever the chunks.
         self.head = b"" if codec in _BOMS else None
+        self.drops_bom = codec in _BOMS  # the codec reads the mark and drops it itself
 
     def decode(self, chunk: bytes, final: bool = False) -> str:
         if not self.nul_is_text and b"\x00" in chunk:  # binary, whatever else is wrong with it

@@ -28,7 +28,7 @@ from charrnn.errors import CorpusError, VocabError
 from charrnn.fsutil import atomic_write
 from charrnn.tokenizer import CharVocab
 
-FORMAT = 3  # bump when the layout or the decoding rules change: old entries are then misses
+FORMAT = 4  # bump when the layout or the decoding rules change: old entries are then misses
 Progress = Callable[[str, int, int], None]  # (phase, done, total) in bytes
 _DTYPES = {"uint8": torch.uint8, "int16": torch.int16, "int32": torch.int32}
 _MAX_CODE_POINT = 0x10FFFF

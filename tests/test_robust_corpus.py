@@ -141,6 +141,7 @@ def test_an_error_names_the_offset_of_the_bad_byte_in_the_file(encoding, bom, be
     crlf=st.booleans(),
     size=tiny_chunks,
 )
+@example(text="\ufeff", encoding="utf-16", bom=False, crlf=False, size=1)  # a U+FEFF after the BOM
 def test_text_in_any_encoding_with_or_without_bom_and_crlf_reads_back(
     text, encoding, bom, crlf, size
 ):
