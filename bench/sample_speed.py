@@ -1,14 +1,23 @@
-"""Sampling speed, measured in one run: `python bench/sample_speed.py`.
+"""Sampling speed against its memory limit, measured in one run: `python bench/sample_speed.py`.
 
-Builds checkpoints of the default model (2x512) and of --size small (2x256) over a 65-character
-vocabulary (tinyshakespeare's size; speed does not depend on what the weights learned), then
-measures characters per second for one stream and for -n 16, through the library and through the
-`charrnn` command, the cold start of `charrnn sample --length 1` and `charrnn --help`, and the
-baseline of calling nn.LSTM once per character.
+One stream of a large model is bound by reading its weights once per character. For each preset
+(and 2x512), over a 65-character vocabulary (tinyshakespeare's size; speed does not depend on what
+the weights learned), this measures in the same run:
+
+  limit     the matrix-vector products of one step and nothing else: the Stepper's own weight
+            tensors, in its own layout, one after another (characters per second if a step
+            cost only those), on 1 thread and on all
+  1 stream  `Sampler.generate` as `charrnn sample` runs it (no --json), and its share of the limit
+  -n 16     sixteen streams at once, in total
+
+then the cold start of `charrnn sample --length 1` and of `charrnn --help`.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import platform
 import statistics
 import string
 import subprocess
@@ -19,31 +28,39 @@ from pathlib import Path
 
 import torch
 
+from charrnn import checkpoint
 from charrnn.encoded import encode_text
-from charrnn.model import CharRNN, ModelConfig
+from charrnn.model import CharRNN
+from charrnn.presets import PRESETS
 from charrnn.runs import RunDir
 from charrnn.sampler import SampleConfig, Sampler
 from charrnn.start import start_run
 
 ALPHABET = string.ascii_letters + string.digits + " \n.,;:!?'-"  # 65 characters
+MODELS = {  # name: (size, shape options over it)
+    **{f"{name} {p.describe()}": (name, {}) for name, p in PRESETS.items()},
+    "2x512": ("small", {"num_layers": 2}),
+}
 
 
-def make_checkpoint(folder: Path, hidden: int) -> Path:
+def make_checkpoint(folder: Path, size: str, shape: dict) -> Path:
     corpus = encode_text((ALPHABET * 400)[:20_000])
-    folder.mkdir(parents=True)
-    shape = {"embedding_dim": 64, "hidden_size": hidden, "num_layers": 2}
     train = {"batch_size": 4, "seq_len": 16, "max_steps": 1}
-    for _ in start_run(corpus, RunDir(folder), model=shape, train=train).run():
+    for _ in start_run(corpus, RunDir(folder), size=size, model=shape, train=train).run():
         pass
     return folder / "best.pt"
 
 
-def library_speed(path: Path, n: int, chars: int) -> float:
-    from charrnn import checkpoint
+def load(path: Path) -> tuple[CharRNN, object]:
+    """(model, vocab) from a checkpoint."""
+    return checkpoint.restore_model(checkpoint.load(path), path)
 
-    model, vocab = checkpoint.restore_model(checkpoint.load(path), path)
+
+def sampling_speed(path: Path, n: int, chars: int) -> float:
+    """Characters per second in total of `n` streams, the median of three runs."""
+    model, vocab = load(path)
     speeds = []
-    for _ in range(3):  # the median of three runs
+    for _ in range(3):
         config = SampleConfig(temperature=0.8, seed=1, num_samples=n)
         s = Sampler(model, vocab, config, track_logprob=False)  # as `charrnn sample` without --json
         s.prime("The ")
@@ -56,6 +73,35 @@ def library_speed(path: Path, n: int, chars: int) -> float:
     return statistics.median(speeds)
 
 
+@torch.inference_mode()
+def matvec_limit(model: CharRNN, threads: int, chars: int = 2000) -> float:
+    """Characters per second if a one-stream step were only its matrix-vector products: the
+    Stepper's weight tensors (layer 0's recurrent one, each upper layer's, the head), each read
+    once per character through the same addmm, on `threads` threads."""
+    st = model.stepper(1)
+    h = model.config.hidden_size
+    products = []  # (bias, input, weight^T): what Stepper.__call__ multiplies
+    for w_ih, w_hh, _, _ in st.layers:
+        if w_ih is not None:
+            products.append((torch.zeros(w_ih.shape[0]), torch.randn(1, w_ih.shape[1]), w_ih.T))
+        if w_hh is not None:
+            products.append((torch.zeros(w_hh.shape[0]), torch.randn(1, h), w_hh.T))
+    products.append((st.head_b, torch.randn(1, h), st.head_w.T))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(chars):
+                for bias, x, w in products:
+                    torch.addmm(bias, x, w)
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+    return chars / min(times)
+
+
 def wall(cmd: list[str], repeat: int = 3) -> float:
     times = []
     for _ in range(repeat):
@@ -65,52 +111,43 @@ def wall(cmd: list[str], repeat: int = 3) -> float:
     return statistics.median(times)
 
 
-def nn_lstm_per_char(hidden: int, chars: int = 300) -> float:
-    torch.manual_seed(0)
-    model = CharRNN(ModelConfig(65, 64, hidden, 2)).eval()
-    idx, state = torch.zeros(1, 1, dtype=torch.long), model.init_state(1)
-    with torch.inference_mode():
-        start = time.perf_counter()
-        for _ in range(chars):
-            logits, state = model(idx, state)  # the fused kernel, one character per call
-            idx = logits[:, -1].argmax(-1, keepdim=True)
-    return chars / (time.perf_counter() - start)
-
-
 def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--chars", type=int, default=3000, help="characters timed per stream")
+    args = p.parse_args()
     charrnn = [sys.executable, "-m", "charrnn"]
+    cores = torch.get_num_threads()
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        ckpts = {
-            name: make_checkpoint(Path(tmp) / name, h)
-            for name, h in (("default 2x512", 512), ("small 2x256", 256))
-        }
-        print(f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}")
-        print(
-            "| model | 1 stream, library | -n 16 total, library | 1 stream, command | "
-            "nn.LSTM per char |"
-        )
-        print("| --- | --- | --- | --- | --- |")
-        for name, path in ckpts.items():
-            one = library_speed(path, 1, 3000)
-            sixteen = library_speed(path, 16, 1000)
-            base = [*charrnn, "sample", "-c", str(path), "-s", "1"]
-            t_long, t_short = wall([*base, "-l", "20001"]), wall([*base, "-l", "1"])
-            command = 20000 / (t_long - t_short)
-            lstm = nn_lstm_per_char(512 if "512" in name else 256)
-            print(
-                f"| {name} | {one:,.0f} chars/s | {sixteen:,.0f} chars/s | "
-                f"{command:,.0f} chars/s | {lstm:,.0f} chars/s |"
-            )
-        path = ckpts["default 2x512"]
+        for name, (size, shape) in MODELS.items():
+            path = make_checkpoint(Path(tmp) / name.replace(" ", "-"), size, shape)
+            model, _ = load(path)
+            limit_1, limit_all = matvec_limit(model, 1), matvec_limit(model, cores)
+            one = sampling_speed(path, 1, args.chars)
+            sixteen = sampling_speed(path, 16, args.chars // 3)
+            mb = sum(p.numel() for p in model.parameters()) * 4 / 1e6
+            rows.append((name, mb, limit_1, limit_all, one, sixteen))
+        path = Path(tmp) / "medium-1x768" / "best.pt"
         cold = wall([*charrnn, "sample", "-c", str(path), "-l", "1"], repeat=5)
         torch_import = wall([sys.executable, "-c", "import torch"], repeat=5)
         help_time = wall([*charrnn, "--help"], repeat=5)
-        print(f"`import torch` alone: {torch_import:.2f} s")
+    print(f"# sample speed: {platform.node()}, {os.cpu_count()} cores, torch {torch.__version__}, ")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')}; one stream samples on 1 thread (sampler.py)")
+    print(
+        "| model | fp32 weights | matvec limit, 1 thread | matvec limit, "
+        f"{cores} threads | 1 stream | of the 1-thread limit | -n 16 in total |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, mb, limit_1, limit_all, one, sixteen in rows:
         print(
-            f"`charrnn sample --length 1` (cold, default model): {cold:.2f} s "
-            f"= torch import + {cold - torch_import:.2f} s"
+            f"| {name} | {mb:.1f} MB | {limit_1:,.0f} chars/s | {limit_all:,.0f} chars/s "
+            f"| {one:,.0f} chars/s | **{one / limit_1:.0%}** | {sixteen:,.0f} chars/s |"
         )
-        print(f"`charrnn --help`: {help_time:.2f} s")
+    print(f"# `import torch` alone: {torch_import:.2f} s")
+    print(
+        f"# `charrnn sample --length 1` (cold, medium): {cold:.2f} s "
+        f"= torch import + {cold - torch_import:.2f} s; `charrnn --help`: {help_time:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ characters per second of the real training step (Trainer.train_step: batch, forw
 cross-entropy, backward, clipping, AdamW) and the share of that peak it reaches, counting
 6 x non-embedding parameters FLOPs per character. A breakdown of one step shows where the rest
 of the time goes; evaluation speed is given too.
+
+Then a machine that is not idle: the medium preset's training (Trainer.run, thread count tuned as
+`charrnn train` tunes it) idle and beside one busy process (`while True: pass`), each beside the
+same run on every fixed thread count under the same load.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,10 +30,10 @@ import torch.nn.functional as F
 from charrnn.config import CELLS
 from charrnn.encoded import encode_text
 from charrnn.model import CharRNN
-from charrnn.presets import Preset, choose, for_cell
+from charrnn.presets import PRESETS, Preset, for_cell
 from charrnn.runs import RunDir
 from charrnn.start import start_run
-from charrnn.trainer import Trainer, evaluate
+from charrnn.trainer import StepEvent, Trainer, evaluate
 
 VOCAB = 65  # tinyshakespeare's; speed does not depend on what the text says
 
@@ -48,7 +54,7 @@ def matmul_peak(seconds: float = 1.0) -> tuple[float, int]:
     return best
 
 
-def make_trainer(p: Preset, cell: str, folder: Path) -> Trainer:
+def make_trainer(p: Preset, cell: str, folder: Path, eval_every: int | None = None) -> Trainer:
     """A run of preset `p` (sized for `cell`) on 2M random characters, as `train` starts one."""
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, VOCAB, (2_000_000,), generator=g).tolist()
@@ -56,6 +62,7 @@ def make_trainer(p: Preset, cell: str, folder: Path) -> Trainer:
     shape = {"num_layers": p.num_layers, "hidden_size": p.hidden_size}
     shape |= {"embedding_dim": p.embedding_dim, "dropout": p.dropout}
     train = {"batch_size": p.batch_size, "seq_len": p.seq_len, "lr": p.lr, "max_steps": 10**9}
+    train["eval_every"] = eval_every
     return start_run(corpus, RunDir(folder), cell=cell, model=shape, train=train)
 
 
@@ -132,18 +139,56 @@ def measure(name: str, p: Preset, cell: str, steps: int, peak: float) -> dict:
     }
 
 
+def run_rate(tr: Trainer, steps: int, threads: int | None) -> float:
+    """Characters per second over `steps` steps of Trainer.run (after one), with the thread count
+    tuned (`threads` None) or fixed; the tuner's trials count in the time."""
+    tr.tune_threads = threads is None
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    stamps = []
+    try:
+        for event in tr.run():
+            if isinstance(event, StepEvent):
+                stamps.append(time.perf_counter())
+                if len(stamps) == steps + 1:
+                    tr.request_stop()
+    finally:
+        torch.set_num_threads(before)
+    c = tr.config
+    return steps * c.batch_size * c.seq_len / (stamps[-1] - stamps[0])
+
+
+def under_load(p: Preset, cell: str, steps: int) -> list[tuple[str, dict]]:
+    """chars/s of preset `p` idle and beside one busy process, tuned and at each fixed count."""
+    rows = []
+    for load in ("idle", "beside one busy process"):
+        hog = None
+        if load != "idle":
+            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            rates = {}
+            for threads in (None, *range(1, torch.get_num_threads() + 1)):
+                with tempfile.TemporaryDirectory() as tmp:
+                    tr = make_trainer(p, cell, Path(tmp), eval_every=10**9)
+                    rates[threads] = run_rate(tr, steps, threads)
+        finally:
+            if hog:
+                hog.kill()
+                hog.wait()
+        rows.append((load, rates))
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=40, help="timed training steps per model")
+    p.add_argument("--load-steps", type=int, default=80, help="steps per run under load (0: none)")
     p.add_argument(
         "--cell", choices=[*CELLS, "all"], default="lstm", help="the cell (all: each in turn)"
     )
     args = p.parse_args()
     peak, n = matmul_peak()
-    models = []
-    for budget in (136.5, 600.0):  # what `charrnn train` picks for a 1 MB corpus
-        name, p = choose("auto", budget, 1_115_394)
-        models.append((f"default for --time {budget:g}s ({name})", p))
+    models = [(name, PRESETS[name]) for name in ("small", "medium")]  # what --size auto picks
     models.append(("2x512", Preset(2, 512, 64, 0.0, 32, 32, 5e-3)))
     cells = CELLS if args.cell == "all" else (args.cell,)
     rows = [
@@ -164,6 +209,21 @@ def main() -> None:
     for r in rows:
         parts = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in r["parts"].items())
         print(f"# {r['name']} step parts: {parts}; evaluation {r['eval_chars_s']:,.0f} chars/s")
+    if args.load_steps:
+        medium = for_cell(PRESETS["medium"], cells[0], VOCAB)
+        loads = under_load(medium, cells[0], args.load_steps)
+        counts = [n for n in loads[0][1] if n is not None]
+        print(f"# medium {medium.describe()}, {args.load_steps} steps of Trainer.run each")
+        print(
+            "| load | tuned (charrnn's default) | "
+            + " | ".join(f"{n} thread{'s' * (n > 1)}" for n in counts)
+            + " | tuned against the best fixed |"
+        )
+        print("|" + " --- |" * (len(counts) + 3))
+        for load, rates in loads:
+            best = max(rates[n] for n in counts)
+            fixed = " | ".join(f"{rates[n]:,.0f}" for n in counts)
+            print(f"| {load} | {rates[None]:,.0f} | {fixed} | **{rates[None] / best:.0%}** |")
 
 
 if __name__ == "__main__":

@@ -51,19 +51,47 @@ PRESETS = {
     "medium": Preset(1, 768, 64, 0.1, 32, 32, 5e-3),
     "large": Preset(3, 512, 128, 0.25, 32, 64, 3e-3),
 }
-SHORT_BUDGET = 5 * 60.0  # seconds: up to this, `auto` trains the small model
+# Characters the medium model must be able to train in the budget for `auto` to pick it over small
+# (README, "Performance": on tinyshakespeare small wins at 1.4M characters of medium and medium
+# at 4.5M, on this machine idle and slowed down).
+MEDIUM_FROM_CHARS = 3_000_000
 BIG_CORPUS = 20_000_000  # characters: a CPU run sees so much text about once, so no dropout
 
 
-def choose(size: str, max_time: float | None, n_chars: int) -> tuple[str, Preset]:
-    """The preset for --size `size`; for "auto", picked from the time budget and corpus size."""
+@dataclass(frozen=True)
+class Choice:
+    """The preset a --size stands for, and for `auto` why (for the first line of a run)."""
+
+    name: str
+    preset: Preset
+    reason: str = ""
+
+
+def choose(
+    size: str, max_time: float | None, n_chars: int, medium_chars_per_s: float | None = None
+) -> Choice:
+    """The preset for --size `size`. For "auto": small when the medium model could train fewer
+    than MEDIUM_FROM_CHARS characters in `max_time` seconds at `medium_chars_per_s` (this
+    machine's rate, measured: speed.training_speed), else medium; medium without a time budget
+    or a measured rate. Without dropout on a corpus of BIG_CORPUS characters or more."""
     if size != "auto":
-        return size, PRESETS[size]
-    name = "small" if max_time is not None and max_time <= SHORT_BUDGET else "medium"
+        return Choice(size, PRESETS[size])
+    if max_time is None or not medium_chars_per_s:
+        name, reason = "medium", "no time budget" if max_time is None else "speed not measured"
+    else:
+        budget = max_time * medium_chars_per_s
+        few = budget < MEDIUM_FROM_CHARS
+        name = "small" if few else "medium"
+        reason = (
+            f"medium would train {budget / 1e6:.1f}M characters here "
+            f"({medium_chars_per_s:,.0f}/s measured), {'under' if few else 'over'} "
+            f"the {MEDIUM_FROM_CHARS / 1e6:g}M it needs"
+        )
     preset = PRESETS[name]
-    if n_chars >= BIG_CORPUS:  # dropout slows training and only pays when the text repeats
+    if n_chars >= BIG_CORPUS and preset.dropout:  # it slows training, and pays when text repeats
         preset = replace(preset, dropout=0.0)
-    return name, preset
+        reason += f"; no dropout for {n_chars / 1e6:.0f}M characters"
+    return Choice(name, preset, reason)
 
 
 def for_cell(preset: Preset, cell: str, vocab_size: int) -> Preset:

@@ -15,7 +15,6 @@ characters then read like the start of a paragraph, not like the middle of one.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 
 from charrnn.errors import ConfigError
 from charrnn.model import CharRNN, expand_state
+from charrnn.threads import ThreadTuner, timed, usable_cores
 from charrnn.tokenizer import CharVocab
 
 # Seeds go into JSON; up to 2^53-1 every JSON reader (an IEEE double) keeps them exactly.
@@ -82,7 +82,8 @@ class Sampler:
         self.generators = [torch.Generator(self.device).manual_seed(s) for s in self.seeds]
         self._uniforms = torch.empty(n, 0)  # (N, k): drawn a block at a time, used one per step
         self.stepper = model.stepper(n)  # holds the N streams' state between characters
-        self.threads = sampling_threads(model, n)
+        self.threads = sampling_threads(model, n)  # the most; a ThreadTuner fits it to the load
+        self.tuner: ThreadTuner | None = None
         self.track_logprob = track_logprob
         self.logits: torch.Tensor | None = None  # (N, V): odds for the next character
         # (N, capacity): the model's log-prob of each generated character, so that a mean can
@@ -110,10 +111,13 @@ class Sampler:
             self.prime("")
         chars = self.vocab.chars
         with step_threads(self.threads):  # for this loop only
+            if self.tuner is None and self.threads > 1:  # kept from one call to the next
+                self.tuner = ThreadTuner(self.threads)
             for t in range(length):
                 idx = self.choose(self.logits, t)  # (N,)
                 yield [chars[i] for i in idx.tolist()]
-                self.logits = self.stepper(idx)  # (N, V)
+                with timed(self.tuner):
+                    self.logits = self.stepper(idx)  # (N, V)
 
     def choose(self, logits: torch.Tensor, t: int = 0) -> torch.Tensor:
         """logits (N, V) -> ids (N,), by the temperature for step t, top-k and top-p."""
@@ -250,8 +254,8 @@ def step_threads(threads: int):
 
 
 def sampling_threads(model: CharRNN, batch: int) -> int:
-    """Threads for sampling `batch` streams at once: one, unless a step is big enough to share
-    and other cores are free.
+    """The most threads for sampling `batch` streams at once: one, unless a step is big enough to
+    share; then the generator's ThreadTuner fits the count to the cores free.
 
     A step is a few small matrix products. Shared among threads, each ends at a barrier that waits
     for the slowest thread, and a thread that another process has pushed off its core stalls every
@@ -265,9 +269,4 @@ def sampling_threads(model: CharRNN, batch: int) -> int:
     macs = batch * (gh * h + (c.num_layers - 1) * 2 * gh * h + v * h)
     if macs < PARALLEL_MACS or model.device.type != "cpu":
         return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-        busy = os.getloadavg()[0]  # other processes running, on average over the last minute
-    except (AttributeError, OSError):  # not on this platform
-        cores, busy = os.cpu_count() or 1, 0.0
-    return max(1, min(torch.get_num_threads(), int(cores - busy)))
+    return max(1, min(torch.get_num_threads(), usable_cores()))

@@ -16,6 +16,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from charrnn.model import CharRNN, expand_state, select_streams
 from charrnn.sampler import lead_in
+from charrnn.threads import ThreadTuner, timed, tuned_threads
 from charrnn.tokenizer import CharVocab
 
 CHUNK = 8192
@@ -24,7 +25,8 @@ CHUNK = 8192
 @torch.inference_mode()
 def score_text(model: CharRNN, vocab: CharVocab, text: str, chunk: int = CHUNK) -> float:
     """Total nats the model spends on `text` read in one go, after the sampler's lead-in."""
-    return float(_total_nats(model, vocab, [text], chunk)[0])
+    with tuned_threads(model.device.type == "cpu") as tuner:
+        return float(_total_nats(model, vocab, [text], chunk, tuner)[0])
 
 
 @torch.inference_mode()
@@ -36,16 +38,20 @@ def score_lines(
     length as one batch."""
     scores = [float("nan")] * len(lines)
     order = sorted((i for i, line in enumerate(lines) if line), key=lambda i: len(lines[i]))
-    for start in range(0, len(order), batch):
-        rows = order[start : start + batch]
-        totals = _total_nats(model, vocab, [lines[i] for i in rows], chunk)
-        for i, total in zip(rows, totals.tolist(), strict=True):
-            scores[i] = total / len(lines[i])
+    with tuned_threads(model.device.type == "cpu") as tuner:
+        for start in range(0, len(order), batch):
+            rows = order[start : start + batch]
+            totals = _total_nats(model, vocab, [lines[i] for i in rows], chunk, tuner)
+            for i, total in zip(rows, totals.tolist(), strict=True):
+                scores[i] = total / len(lines[i])
     return scores
 
 
-def _total_nats(model: CharRNN, vocab: CharVocab, texts: list[str], chunk: int) -> torch.Tensor:
-    """Total nats of each of `texts` (shortest first), read side by side after the lead-in."""
+def _total_nats(
+    model: CharRNN, vocab: CharVocab, texts: list[str], chunk: int, tuner: ThreadTuner | None
+) -> torch.Tensor:
+    """Total nats of each of `texts` (shortest first), read side by side after the lead-in;
+    each pass timed for `tuner` by the characters it reads."""
     device = model.device
     ids = [torch.tensor(vocab.encode(t), dtype=torch.long) for t in texts]
     lengths = [len(x) for x in ids]
@@ -63,7 +69,8 @@ def _total_nats(model: CharRNN, vocab: CharVocab, texts: list[str], chunk: int) 
         state, odds = select_streams(state, slice(k, None)), odds[k:]
         width = max(1, chunk // (n - done))
         y = pad_sequence([x[t : t + width] for x in ids[done:]], batch_first=True).to(device)
-        logits, state = model(y, state)  # (B, w, V)
+        with timed(tuner, y.numel()):
+            logits, state = model(y, state)  # (B, w, V)
         predicted = torch.cat([odds[:, None], logits[:, :-1]], 1)  # the odds each y was read with
         nats = F.cross_entropy(predicted.transpose(1, 2), y, reduction="none")  # (B, w)
         left = torch.tensor(lengths[done:], device=device) - t

@@ -23,8 +23,9 @@ from charrnn.distributed import SINGLE, Dist
 from charrnn.encoded import EncodedCorpus
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError
 from charrnn.model import CELLS, CharRNN, ModelConfig
-from charrnn.presets import PRESETS, Preset, choose, for_cell
+from charrnn.presets import PRESETS, Choice, Preset, choose, for_cell
 from charrnn.runs import RunDir
+from charrnn.speed import training_speed
 from charrnn.trainer import TrainConfig, Trainer
 
 DEFAULT_TIME = 600.0  # seconds of training when no steps, epochs or time budget is given
@@ -70,11 +71,9 @@ def start_run(
         )
     if all(train.get(k) is None for k in BUDGETS):
         train["max_time"] = DEFAULT_TIME
-    _, preset = choose(size, train.get("max_time"), len(corpus))
-    preset = _with_options(preset, cell, len(corpus.vocab), model)
-    config = TrainConfig(
-        **{"batch_size": preset.batch_size, "seq_len": preset.seq_len, "lr": preset.lr, **train}
-    )
+    choice = _choose(size, cell, model, train, corpus, device, dist)
+    preset = _with_options(choice.preset, cell, len(corpus.vocab), model)
+    config = _train_config(preset, train)
     model_config = dataclasses.replace(preset.model_config(len(corpus.vocab), cell), **model)
     train_ids, val_ids = data.split(corpus.ids, config.val_frac)
     torch.manual_seed(config.seed)
@@ -89,7 +88,28 @@ def start_run(
         "encoding": corpus.encoding,
         "char_counts": data.char_counts(corpus.ids, len(corpus.vocab)),  # sample checks by it
     }
-    return Trainer(net, corpus.vocab, train_ids, val_ids, config, run, provenance, dist)
+    trainer = Trainer(net, corpus.vocab, train_ids, val_ids, config, run, provenance, dist)
+    trainer.size_choice = choice
+    return trainer
+
+
+def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
+    """The preset: for `auto` with a time budget, from the medium model's speed measured here,
+    shaped as this run would shape it (cell, options given); summed over the ranks, so that
+    every rank makes the same choice."""
+    max_time = train.get("max_time")
+    if size != "auto" or max_time is None:
+        return choose(size, max_time, len(corpus))
+    medium = _with_options(PRESETS["medium"], cell, len(corpus.vocab), model)
+    shape = dataclasses.replace(medium.model_config(len(corpus.vocab), cell), **model)
+    rate = training_speed(shape, _train_config(medium, train), device)
+    return choose(size, max_time, len(corpus), dist.all_sum([rate])[0])
+
+
+def _train_config(preset: Preset, train: dict) -> TrainConfig:
+    """TrainConfig from the preset's batch shape and rate, with the options given over them."""
+    shape = {"batch_size": preset.batch_size, "seq_len": preset.seq_len, "lr": preset.lr}
+    return TrainConfig(**{**shape, **train})
 
 
 def _with_options(preset: Preset, cell: str, vocab_size: int, model: dict) -> Preset:

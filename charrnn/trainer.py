@@ -36,6 +36,7 @@ from charrnn.model import (
     state_to_list,
 )
 from charrnn.sampler import lead_in
+from charrnn.threads import ThreadTuner, timed, tuned_threads
 
 # Characters trained between evaluations by default: an evaluation costs ~10% of that much
 # training, where every 250 steps of 32x32 (the old default) spent a sixth of a short budget.
@@ -161,6 +162,12 @@ class Trainer:
         self._stop = False  # agreed by every rank (set only between steps when distributed)
         self._requested = False  # asked for on this rank (by a signal)
         self._rollbacks = 0  # in a row, since the last good checkpoint
+        # Fit torch's thread count to the cores free now (threads.py); False keeps the count the
+        # caller set (a user's OMP_NUM_THREADS, a bench's fixed count). Ranks of a distributed
+        # run each have their share of the cores already.
+        self.tune_threads = self.device.type == "cpu" and not d.active
+        self.tuner: ThreadTuner | None = None  # while run() runs, if tune_threads
+        self.size_choice = None  # what start_run's --size stood for (a presets.Choice)
         # Far worse than guessing uniformly: the optimisation has blown up, not merely stalled.
         self.explode_at = 2.0 * math.log(max(len(vocab), 2)) + 5.0
 
@@ -296,6 +303,10 @@ class Trainer:
         # From step 0 on there is a state to go back to (rank 0's disk decides, for every rank).
         if self.dist.all_sum([float(self.dist.is_main and not self.run_dir.last.is_file())])[0]:
             self._save(self.run_dir.last)
+        with tuned_threads(self.tune_threads) as self.tuner:
+            yield from self._loop()
+
+    def _loop(self) -> Iterator[StepEvent | EvalEvent | RollbackEvent | DoneEvent]:
         last_eval, losses = self.pos.step, []
         tick = time.perf_counter()
         while True:
@@ -304,7 +315,8 @@ class Trainer:
                 break
             start = time.perf_counter()
             try:
-                loss = self.train_step()
+                with timed(self.tuner):
+                    loss = self.train_step()
             except _Diverged as e:
                 yield self._roll_back(str(e))
                 losses = []

@@ -26,7 +26,7 @@ from charrnn.cli.common import (
     user_errors,
 )
 from charrnn.config import CELLS
-from charrnn.presets import PRESETS
+from charrnn.presets import MEDIUM_FROM_CHARS, PRESETS
 
 # Options that shape the model or the data: fixed for the life of a run.
 FIXED_ON_RESUME = (
@@ -78,8 +78,10 @@ Examples:
     type=click.Choice(["auto", *PRESETS]),
     default="auto",
     show_default=True,
-    help="Model preset: tiny 1x128, small 1x512, medium 1x768, large 3x512; auto picks small "
-    "for budgets up to 5 minutes, else medium (without dropout for 20M+ characters).",
+    help="Model preset: tiny 1x128, small 1x512, medium 1x768, large 3x512; auto times a few "
+    f"steps of medium here and picks it if it can train {MEDIUM_FROM_CHARS / 1e6:g}M+ characters "
+    "in --time, else small "
+    "(without dropout for 20M+ characters).",
 )
 @click.option(
     "--cell",
@@ -93,7 +95,11 @@ Examples:
 @click.option("--layers", type=click.IntRange(1, 16), help="Layers of cells (overrides --size).")
 @click.option("--hidden", type=click.IntRange(1, 8192), help="Cell width (overrides --size).")
 @click.option("--embedding", type=click.IntRange(1, 4096), help="Embedding width.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout rate.")
+@click.option(
+    "--dropout",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Dropout rate.",
+)
 @click.option(
     "--batch-size",
     type=click.IntRange(1),
@@ -279,7 +285,6 @@ def _given_fields(opts, names: dict) -> dict:
 
 def _new_trainer(specs, checkpoint_dir, device, opts, quiet, d):
     from charrnn import runs
-    from charrnn.presets import choose
     from charrnn.start import start_run
 
     corpus = _load_corpus(specs, opts["encoding"], quiet, d)
@@ -297,8 +302,8 @@ def _new_trainer(specs, checkpoint_dir, device, opts, quiet, d):
         dist=d,
     )
     _check_prime(trainer, opts)
-    size, _ = choose(opts["size"], trainer.config.max_time, len(corpus))
-    chosen = f" (--size auto: {size})" if opts["size"] == "auto" else ""
+    choice = trainer.size_choice
+    chosen = f" (--size auto: {choice.name}: {choice.reason})" if opts["size"] == "auto" else ""
     say(_describe(trainer, "Training", len(corpus), device) + chosen, quiet)
     return trainer
 

@@ -1,0 +1,52 @@
+"""How fast this machine trains a model, measured in a second or two: what `--size auto` picks by.
+
+Machines differ far more than a budget in seconds can say (the same step has run 2-3x slower on
+one 2-core machine than on another, and a laptop beside a busy process slower still), so `auto`
+turns the budget into characters: seconds x this machine's measured rate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import tempfile
+import time
+
+import torch
+
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.runs import RunDir
+from charrnn.threads import TRIAL, timed, tuned_threads
+from charrnn.tokenizer import CharVocab
+from charrnn.trainer import TrainConfig, Trainer
+
+
+def training_speed(
+    config: ModelConfig, train: TrainConfig, device: torch.device | str = "cpu"
+) -> float:
+    """Characters per second that training a fresh `config` model with `train`'s batch shape
+    reaches here now: the real training step (Trainer.train_step) on random characters, with
+    the thread count tuned as a run tunes it (threads.py), timed over about a dozen steps.
+
+    The global random state is left as it was: a run seeded after this trains the same."""
+    b, t = train.batch_size, train.seq_len
+    with torch.random.fork_rng(devices=[]), tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        vocab = CharVocab([chr(32 + i) for i in range(config.vocab_size)])
+        ids = torch.randint(0, config.vocab_size, (4 * b * t + 2,), dtype=torch.uint8)
+        train = dataclasses.replace(train, max_val_chars=b * t + 1, cold_start_prob=0.0)
+        model = CharRNN(config).to(device)
+        trainer = Trainer(model, vocab, ids, ids[: b * t + 1], train, RunDir(tmp), {})
+        with tuned_threads(trainer.tune_threads) as tuner:
+            trainer.train_step()  # the first step pays for allocations and kernel choice
+            timings: list[float] = []
+            # With a tuner, until its first trial is done: TRIAL steps at the count torch has,
+            # TRIAL at a neighbouring count, TRIAL at the first again. Else TRIAL steps.
+            tuning = tuner is not None and tuner.most > 1
+            while (tuner.baseline is None) if tuning else len(timings) < TRIAL:
+                with timed(tuner):
+                    start = time.perf_counter()
+                    trainer.train_step()  # ends with loss.item(): the device has finished
+                    timings.append(time.perf_counter() - start)
+            per_step = min(tuner.results.values()) if tuning else statistics.median(timings)
+    return b * t / per_step
