@@ -166,3 +166,12 @@ def env(tmp_path, monkeypatch):
     monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
     runner = CliRunner()
     return lambda args, input=None: runner.invoke(cli, args, input=input, catch_exceptions=False)
+
+
+@pytest.fixture(autouse=True)
+def _speed_stood_in(monkeypatch):
+    """`--size auto` times medium's training steps at start-up (a few seconds on one thread);
+    in-process tests get a fixed rate instead (tests/test_presets.py checks the real one)."""
+    from charrnn import start
+
+    monkeypatch.setattr(start, "training_speed", lambda *a, **k: 10_000.0)
