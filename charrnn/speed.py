@@ -33,7 +33,7 @@ def training_speed(
     with torch.random.fork_rng(devices=[]), tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
         vocab = CharVocab([chr(32 + i) for i in range(config.vocab_size)])
-        ids = torch.randint(0, config.vocab_size, (4 * b * t + 2,), dtype=torch.uint8)
+        ids = torch.randint(0, config.vocab_size, (4 * b * t + 2,))  # any vocabulary size
         train = dataclasses.replace(train, max_val_chars=b * t + 1, cold_start_prob=0.0)
         model = CharRNN(config).to(device)
         trainer = Trainer(model, vocab, ids, ids[: b * t + 1], train, RunDir(tmp), {})

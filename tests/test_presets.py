@@ -39,9 +39,10 @@ def test_auto_drops_dropout_on_a_big_corpus_and_named_sizes_are_kept():
 def test_the_speed_measurement_leaves_the_random_state_and_threads_as_they_were():
     torch.manual_seed(5)
     rng, threads = torch.get_rng_state(), torch.get_num_threads()
-    config = ModelConfig(vocab_size=20, embedding_dim=8, hidden_size=16, num_layers=1)
-    rate = training_speed(config, TrainConfig(batch_size=4, seq_len=8, lr=1e-3))
-    assert math.isfinite(rate) and rate > 0
+    for vocab_size in (20, 3000):  # past uint8 ids: a corpus of Chinese text
+        config = ModelConfig(vocab_size=vocab_size, embedding_dim=8, hidden_size=16, num_layers=1)
+        rate = training_speed(config, TrainConfig(batch_size=4, seq_len=8, lr=1e-3))
+        assert math.isfinite(rate) and rate > 0
     assert torch.equal(torch.get_rng_state(), rng) and torch.get_num_threads() == threads
 
 
