@@ -11,10 +11,15 @@ it and no code in it ever runs:
                                        carried state as the model lists it (model.state_to_list)
     metrics                            list of dicts: every evaluation and training record so far
     corpus                             name, sources, chars, sha256, encoding, char_counts
+    origin (optional)                  the model a fine-tuning run started from (--init-from):
+                                       checkpoint, run, step, corpus, vocab_size, new_chars
 
 Versions: 1 was LSTM-only ("lstm." weights, the state as "state_h"/"state_c", no cell in the
-config); 2 names the cell and keeps the state opaque. A version-1 file is upgraded on load and
-reads as an LSTM.
+config); 2 names the cell and keeps the state opaque; 3 may hold a grown vocabulary (a base
+model's characters, then those a fine-tuning text added: not sorted as a whole), `origin`, and
+early stopping (`patience`) in the train config, which a charrnn that reads only 2 would
+misread, so it refuses them as newer. A version-1 file is upgraded on load and reads as an LSTM;
+a version-2 file reads as it is (its train config lacks patience: None, as then).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from charrnn.model import CharRNN
 from charrnn.tokenizer import CharVocab
 
 FORMAT = "charrnn"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 REQUIRED = ("model_config", "train_config", "vocab", "model", "trainer", "metrics", "corpus")
 
 

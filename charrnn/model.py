@@ -113,6 +113,32 @@ class CharRNN(nn.Module):
         return n if embedding else n - self.embed.weight.numel()
 
 
+# A new character's output starts this many nats below its lookalike's logit (or the mean logit):
+# at e^-16, about 1e-7 of that probability, which leaves every old character's probability as it
+# was to float32 precision. Its output row (the lookalike's, or the mean row) is what learns it:
+# Adam moves every weight of the row at once, so its logit can rise by several nats a step in
+# the contexts where the character occurs, where the bias alone would climb lr per step.
+NEW_CHAR_GAP = 16.0
+
+
+def grown_weights(model: CharRNN, like: Sequence[int | None]) -> dict[str, torch.Tensor]:
+    """The state_dict of `model` with len(like) characters appended to its vocabulary: new
+    character j is read as old character like[j] is (its lookalike: é as e), or as the mean of
+    them all where like[j] is None, and predicted NEW_CHAR_GAP nats below it, so the predictions
+    over the old characters stay as they were (for a CharRNN of vocab_size V + len(like))."""
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def appended(rows: torch.Tensor, shift: float = 0.0) -> torch.Tensor:  # (V, ...) -> (V+n, ...)
+        mean = rows.mean(0)
+        new = [rows[i] if i is not None else mean for i in like]
+        return torch.cat([rows, torch.stack(new) - shift]) if new else rows
+
+    weights["embed.weight"] = appended(weights["embed.weight"])  # (V+n, E)
+    weights["head.weight"] = appended(weights["head.weight"])  # (V+n, H)
+    weights["head.bias"] = appended(weights["head.bias"], NEW_CHAR_GAP)  # (V+n,)
+    return weights
+
+
 # ---------------------------------------------------------------------------------------------
 # One step of each cell, gate by gate. `x_part` is W_ih x + b_ih and `h_part` is W_hh h + b_hh,
 # (B, G*H) each, in PyTorch's gate order; the step returns the layer's new state, h first.

@@ -59,6 +59,26 @@ BIG_CORPUS = 20_000_000  # characters: a CPU run sees so much text about once, s
 
 
 @dataclass(frozen=True)
+class FineTune:
+    """The defaults of a run started from a trained model on a small text (--init-from); any
+    option given overrides one. Why each (README, "Start from a trained model"):"""
+
+    # Of the base run's peak rate: the weights are good already; the full rate on a few
+    # kilobytes would overwrite in a few hundred steps what the base learned from megabytes.
+    lr_scale: float = 0.2
+    # Seconds, without another budget: a small text is seen dozens of times in two minutes,
+    # and early stopping ends the run sooner once more passes only memorise it.
+    max_time: float = 120.0
+    # Evaluations in a row without a new best validation loss before stopping (best.pt keeps
+    # the best): a small text is learned by heart quickly, and then validation only worsens.
+    patience: int = 4
+    evals_per_epoch: int = 2  # a small text's epoch is a few seconds: evaluate at each half
+
+
+FINE_TUNE = FineTune()
+
+
+@dataclass(frozen=True)
 class Choice:
     """The preset a --size stands for, and for `auto` why (for the first line of a run)."""
 

@@ -244,6 +244,7 @@ class RunInfo:
     problem: str | None = None
     cell: str | None = None  # "lstm", "gru" or "rnn"
     shape: str | None = None  # layers x width, e.g. "1x512"
+    origin: str | None = None  # the run it was fine-tuned from (train --init-from), if any
 
     def summary(self) -> dict:
         """Plain values (None where unknown), as `charrnn runs --json` writes them."""
@@ -255,6 +256,7 @@ class RunInfo:
             "status": self.status,
             "cell": self.cell,
             "shape": self.shape,
+            "from": self.origin,
             "step": self.step,
             "train_seconds": self.elapsed,
             "evaluations": len(self.metrics),
@@ -310,6 +312,8 @@ def inspect(run: RunDir) -> RunInfo:
     records = newest["metrics"] if isinstance(newest["metrics"], list) else []
     config = newest["model_config"] if isinstance(newest["model_config"], dict) else {}
     layers, width = _number(config.get("num_layers"), int), _number(config.get("hidden_size"), int)
+    origin = newest.get("origin")
+    origin = origin.get("run") if isinstance(origin, dict) else None
     return RunInfo(
         run,
         step=_number(trainer.get("step"), int),
@@ -319,6 +323,7 @@ def inspect(run: RunDir) -> RunInfo:
         problem="; ".join(problems) or None,
         cell=config.get("cell") if isinstance(config.get("cell"), str) else None,
         shape=f"{layers}x{width}" if layers and width else None,
+        origin=origin if isinstance(origin, str) else None,
     )
 
 

@@ -2,6 +2,9 @@
 
     start_run(corpus, run, size=, cell=, model=, train=)   preset (scaled to the cell), options over
                                                          it, seeding, corpus provenance -> Trainer
+    start_run(corpus, run, init_from=CHECKPOINT, ...)      the same from a trained model's weights:
+                                                         its vocabulary grown to the new text,
+                                                         fine-tuning defaults (presets.FINE_TUNE)
     resume_run(run, read_corpus, ...)                      last.pt read, the same text found and
                                                          checked, budget extended -> Trainer
 
@@ -22,17 +25,18 @@ from charrnn import checkpoint, data
 from charrnn.distributed import SINGLE, Dist
 from charrnn.encoded import EncodedCorpus
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError
-from charrnn.model import CELLS, CharRNN, ModelConfig
-from charrnn.presets import PRESETS, Choice, Preset, choose, for_cell
+from charrnn.model import CELLS, CharRNN, ModelConfig, grown_weights
+from charrnn.presets import FINE_TUNE, PRESETS, Choice, Preset, choose, for_cell
 from charrnn.runs import RunDir
 from charrnn.speed import training_speed
+from charrnn.tokenizer import lookalike
 from charrnn.trainer import TrainConfig, Trainer
 
 DEFAULT_TIME = 600.0  # seconds of training when no steps, epochs or time budget is given
 BUDGETS = ("max_steps", "max_epochs", "max_time")
 # What a resumed run may change: its budget and how often it evaluates. The rest shapes the model
 # or the data, fixed for the life of a run.
-RESUMABLE = (*BUDGETS, "eval_every")
+RESUMABLE = (*BUDGETS, "eval_every", "patience")
 
 ReadCorpus = Callable[[Sequence[str], str], EncodedCorpus]  # (specs, encoding) -> corpus
 
@@ -43,9 +47,10 @@ def start_run(
     *,
     replace: bool = False,
     size: str = "auto",
-    cell: str = "lstm",
+    cell: str | None = None,
     model: dict | None = None,
     train: dict | None = None,
+    init_from: str | os.PathLike | None = None,
     device: torch.device | str = "cpu",
     dist: Dist = SINGLE,
 ) -> Trainer:
@@ -56,10 +61,14 @@ def start_run(
     `size` names a preset ("auto": chosen from the time budget and the corpus size, see
     presets.choose); `model` and `train` are ModelConfig and TrainConfig fields that override it
     (e.g. {"hidden_size": 256}, {"max_steps": 500, "seed": 3}). Without a budget, DEFAULT_TIME.
+    `cell` is "lstm" (default), "gru" or "rnn".
+
+    `init_from`, a checkpoint file, starts from that model's weights instead (see _start_from):
+    its cell and shape are kept (only dropout may change), and its vocabulary grows to the text.
     """
     model, train = dict(model or {}), dict(train or {})
     run = run if isinstance(run, RunDir) else RunDir(Path(run))
-    if cell not in CELLS:
+    if cell is not None and cell not in CELLS:
         raise ConfigError(f"unknown cell {cell!r}: one of {', '.join(CELLS)}")
     if size != "auto" and size not in PRESETS:
         raise ConfigError(f"unknown size {size!r}: auto or one of {', '.join(PRESETS)}")
@@ -69,6 +78,9 @@ def start_run(
         raise RunError(
             f"{run.path} holds a run already; resume it (resume_run), or pass replace=True"
         )
+    if init_from is not None:
+        return _start_from(corpus, run, Path(init_from), size, cell, model, train, device, dist)
+    cell = cell or "lstm"
     if all(train.get(k) is None for k in BUDGETS):
         train["max_time"] = DEFAULT_TIME
     choice = _choose(size, cell, model, train, corpus, device, dist)
@@ -80,17 +92,143 @@ def start_run(
     net = CharRNN(model_config).to(device)
     if dist.rank:  # same initial weights everywhere, different dropout masks on each rank
         torch.manual_seed(config.seed + dist.rank)
-    provenance = {
+    provenance = _provenance(corpus, corpus.ids, len(corpus.vocab))
+    trainer = Trainer(net, corpus.vocab, train_ids, val_ids, config, run, provenance, dist)
+    trainer.size_choice = choice
+    return trainer
+
+
+def _provenance(corpus: EncodedCorpus, ids: torch.Tensor, vocab_size: int) -> dict:
+    """What a checkpoint records of the text it was trained on (`ids` in the model's vocabulary)."""
+    return {
         "name": corpus.name,
         "sources": corpus.sources,
         "chars": len(corpus),
         "sha256": corpus.sha256,
         "encoding": corpus.encoding,
-        "char_counts": data.char_counts(corpus.ids, len(corpus.vocab)),  # sample checks by it
+        "char_counts": data.char_counts(ids, vocab_size),  # sample checks by it
     }
-    trainer = Trainer(net, corpus.vocab, train_ids, val_ids, config, run, provenance, dist)
-    trainer.size_choice = choice
+
+
+def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist) -> Trainer:
+    """A new run on `corpus` from the weights of the checkpoint `base`: step 0, a fresh optimizer
+    and schedule, the defaults of presets.FINE_TUNE under the options given. Characters of the
+    text that the model never saw are appended to its vocabulary (model.grown_weights): the ones
+    it knows keep their ids, and its predictions over them start as they were."""
+    payload, base_model, base_vocab = _load_base(base)
+    c = base_model.config
+    shape = {"cell": c.cell, **{k: getattr(c, k) for k in _fields(ModelConfig) - {"dropout"}}}
+    asked = {**model, **({"cell": cell} if cell is not None else {})}
+    if clash := {k: v for k, v in asked.items() if k in shape and v != shape[k]}:
+        given = ", ".join(f"{k} {v}" for k, v in clash.items())
+        raise ConfigError(
+            f"{given} contradicts the model to start from ({base}: {c.num_layers}x"
+            f"{c.hidden_size} {c.cell.upper()}, embedding {c.embedding_dim}): its shape and cell "
+            "are kept; leave them out"
+        )
+    if size != "auto":
+        raise ConfigError(f"a size cannot be given with a model to start from ({base}): its own")
+    vocab = base_vocab.grown(corpus.vocab.chars)
+    new = vocab.chars[len(base_vocab) :]
+    like = [base_vocab.index[t[0]] if (t := lookalike(ch, base_vocab)) else None for ch in new]
+    ids = data.reindex(corpus.ids, corpus.vocab, vocab)
+    config = _fine_tune_config(payload["train_config"], train, len(ids), dist)
+    train_ids, val_ids = data.split(ids, config.val_frac)
+    torch.manual_seed(config.seed)
+    dropout = model.get("dropout", c.dropout)
+    net = CharRNN(dataclasses.replace(c, vocab_size=len(vocab), dropout=dropout))
+    net.load_state_dict(grown_weights(base_model, like))
+    net.to(device)
+    if dist.rank:  # different dropout masks on each rank (the weights are the base's everywhere)
+        torch.manual_seed(config.seed + dist.rank)
+    provenance = _provenance(corpus, ids, len(vocab))
+    trainer = Trainer(net, vocab, train_ids, val_ids, config, run, provenance, dist)
+    base_run = payload.get("corpus", {})
+    trainer.origin = {
+        "checkpoint": str(base.resolve()),
+        "run": base.parent.name if base.name in ("best.pt", "last.pt") else base.stem,
+        "step": int(payload["trainer"].get("step", 0)),
+        "corpus": base_run.get("name") if isinstance(base_run, dict) else None,
+        "vocab_size": len(base_vocab),
+        "new_chars": "".join(new),
+    }
+    if "batch_size" not in train and config.batch_size < payload["train_config"]["batch_size"]:
+        trainer.notes.append(
+            f"batch {config.batch_size}x{config.seq_len} to fit {len(ids):,} characters"
+        )
     return trainer
+
+
+def _load_base(path: Path):
+    """The payload, model and vocabulary of the checkpoint to start from."""
+    try:
+        payload = checkpoint.load(path)
+        model, vocab = checkpoint.restore_model(payload, path)
+        if not isinstance(payload["train_config"], dict) or not isinstance(
+            payload["trainer"], dict
+        ):
+            raise CheckpointError(f"{path} is inconsistent: its training config is broken")
+        _base_shape(payload["train_config"])
+    except CheckpointError as e:
+        raise CheckpointError(f"{e}; cannot start a run from it") from None
+    return payload, model, vocab
+
+
+def _base_shape(train_config: dict) -> dict:
+    """The batch shape and peak rate a base checkpoint was trained with."""
+    shape = {k: train_config.get(k) for k in ("batch_size", "seq_len", "lr")}
+    if not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in shape.values()
+    ):
+        raise CheckpointError(f"its training config is broken ({shape})")
+    return shape
+
+
+def _fine_tune_config(base_train: dict, train: dict, n_chars: int, dist: Dist) -> TrainConfig:
+    """TrainConfig for fine-tuning: the base run's batch shape at FINE_TUNE.lr_scale of its rate,
+    FINE_TUNE's budget, patience and evaluations, under the options given; a batch size that fits
+    a text too small for the base run's (unless one was given)."""
+    base = _base_shape(base_train)
+    defaults = {
+        "batch_size": int(base["batch_size"]),
+        "seq_len": int(base["seq_len"]),
+        "lr": base["lr"] * FINE_TUNE.lr_scale,
+        "patience": FINE_TUNE.patience,
+    }
+    if all(train.get(k) is None for k in BUDGETS):
+        defaults["max_time"] = FINE_TUNE.max_time
+    config = TrainConfig(**{**defaults, **train})
+    if "batch_size" not in train:
+        fits = _fitting_batch(n_chars, config.val_frac, config.seq_len, dist.world)
+        config = dataclasses.replace(config, batch_size=min(config.batch_size, fits))
+    if train.get("eval_every") is None:
+        n_train = int(n_chars * (1 - config.val_frac))
+        steps_per_epoch = n_train // (config.batch_size * dist.world) // config.seq_len
+        every = max(1, steps_per_epoch // FINE_TUNE.evals_per_epoch)
+        config = dataclasses.replace(config, eval_every=min(every, config.steps_per_eval))
+    return config
+
+
+def _fitting_batch(n_chars: int, val_frac: float, seq_len: int, world: int) -> int:
+    """The most streams per process that both splits of `n_chars` characters can fill with one
+    window of `seq_len` (and the target after it); a ConfigError saying how long the text must
+    be if not even one fits."""
+
+    def streams(n: int) -> int:
+        n_train = int(n * (1.0 - val_frac))
+        return min(n_train - 1, n - n_train - 1) // (seq_len * world)
+
+    if (fits := streams(n_chars)) >= 1:
+        return fits
+    need = n_chars
+    while streams(need) < 1:
+        need += max(1, need // 64)
+    raise ConfigError(
+        f"the text has {n_chars:,} characters, too few for windows of {seq_len}: its last "
+        f"{val_frac * 100:g}% validates, and each split needs {seq_len * world + 1} characters, so "
+        f"it needs about {need:,} characters; give more text, or a shorter --seq-len or a "
+        "larger --val-frac"
+    )
 
 
 def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
@@ -166,7 +304,8 @@ def resume_run(
     specs = corpus_specs or _saved_sources(saved["sources"], run)
     corpus = read_corpus(specs, saved.get("encoding", "utf-8"))  # as the run first read it
     model, vocab = checkpoint.restore_model(payload, path)
-    if corpus.sha256 != saved["sha256"] or corpus.vocab.chars != vocab.chars:
+    # The model's vocabulary is the text's, or grown from a base model's to hold it (init_from).
+    if corpus.sha256 != saved["sha256"] or not set(corpus.vocab.chars) <= set(vocab.chars):
         raise CorpusError(
             f"the corpus differs from the one run {run.name!r} was trained on "
             f"({len(corpus):,} vs {saved['chars']:,} characters, SHA-256 differs); "
@@ -175,12 +314,19 @@ def resume_run(
     config = TrainConfig.from_dict(payload["train_config"])
     if any(train.get(k) is not None for k in BUDGETS):
         config = dataclasses.replace(config, **{k: train.get(k) for k in BUDGETS})
-    if train.get("eval_every"):
-        config = dataclasses.replace(config, eval_every=train["eval_every"])
-    train_ids, val_ids = data.split(corpus.ids, config.val_frac)
+    for key in ("eval_every", "patience"):
+        if train.get(key):
+            config = dataclasses.replace(config, **{key: train[key]})
+    train_ids, val_ids = data.split(data.reindex(corpus.ids, corpus.vocab, vocab), config.val_frac)
     provenance = {**saved, "sources": corpus.sources}  # where it is now, if it moved
     trainer = Trainer(model.to(device), vocab, train_ids, val_ids, config, run, provenance, dist)
     trainer.load_state(payload)
+    trainer.origin = payload.get("origin")
+    if trainer.budget_spent() == "patience":
+        raise RunError(
+            f"run {run.name!r} stopped early: no better validation loss in its last "
+            f"{config.patience} evaluations; to go on, give a larger --patience"
+        )
     if trainer.budget_spent():
         raise RunError(
             f"run {run.name!r} has already used its budget ({trainer.pos.step:,} steps, "

@@ -1,8 +1,10 @@
 """CharVocab: Unicode code points <-> integer ids. Pure Python, no torch.
 
 The vocabulary is the sorted set of characters (code points, not bytes) in the training text, so a
-Chinese, Russian or emoji corpus works like an English one. It travels inside every checkpoint as a
-plain list of strings, so sampling never needs the training data.
+Chinese, Russian or emoji corpus works like an English one. A model fine-tuned on a new text keeps
+its ids and appends the characters it had never seen (`grown`), so a grown vocabulary is sorted in
+two parts. It travels inside every checkpoint as a plain list of strings, so sampling never needs
+the training data.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ from charrnn.errors import VocabError
 
 
 class CharVocab:
-    """A fixed, sorted alphabet: id i <-> self.chars[i]."""
+    """A fixed alphabet: id i <-> self.chars[i]; sorted, unless grown."""
 
     def __init__(self, chars: Sequence[str]):
         chars = list(chars)
         if any(not isinstance(ch, str) or len(ch) != 1 for ch in chars):
             raise VocabError("a vocabulary holds single characters only")
-        if chars != sorted(set(chars)):
-            raise VocabError("a vocabulary must be sorted and free of duplicates")
+        if len(set(chars)) != len(chars):
+            raise VocabError("a vocabulary must be free of duplicates")
         if not chars:
             raise VocabError("a vocabulary needs at least one character")
         self.chars: list[str] = chars
@@ -30,6 +32,12 @@ class CharVocab:
     def from_text(cls, text: str) -> CharVocab:
         """The vocabulary of every distinct character in `text`."""
         return cls(sorted(set(text)))
+
+    def grown(self, text_chars: Iterable[str]) -> CharVocab:
+        """This vocabulary with the characters of `text_chars` it lacks appended, sorted: every
+        character it has keeps its id."""
+        new = sorted(set(text_chars) - set(self.index))
+        return CharVocab([*self.chars, *new]) if new else self
 
     def __len__(self) -> int:
         return len(self.chars)
@@ -100,10 +108,15 @@ def locate_unknown(text: str, vocab: CharVocab, offset: int = 0, limit: int = 10
 
 def _replacement(ch: str, vocab: CharVocab) -> str:
     """The nearest text the vocabulary has: é -> e, “ -> ", … -> ..., else a space (or nothing)."""
+    return lookalike(ch, vocab) or (" " if " " in vocab else "")
+
+
+def lookalike(ch: str, vocab: CharVocab) -> str:
+    """What `ch` looks like in the vocabulary's characters (é -> e, “ -> ", … -> ...), or ""."""
     import unicodedata
 
     for candidate in (_LOOKALIKES.get(ch, ""), unicodedata.normalize("NFKD", ch)):
         kept = "".join(c for c in candidate if c in vocab)
         if kept:
             return kept
-    return " " if " " in vocab else ""
+    return ""

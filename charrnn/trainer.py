@@ -63,6 +63,9 @@ class TrainConfig:
     max_steps: int | None = None
     max_epochs: float | None = None
     max_time: float | None = None  # seconds of wall-clock training
+    # Early stopping: stop after this many evaluations in a row without a new best validation
+    # loss (best.pt holds the best); None: train to the budget.
+    patience: int | None = None
     seed: int = 1337
     max_rollbacks: int = 3  # give up after this many rollbacks in a row without a good checkpoint
     # Each step, each stream restarts from a zero state with this chance, wherever it is in the
@@ -168,6 +171,9 @@ class Trainer:
         self.tune_threads = self.device.type == "cpu" and not d.active
         self.tuner: ThreadTuner | None = None  # while run() runs, if tune_threads
         self.size_choice = None  # what start_run's --size stood for (a presets.Choice)
+        self.notes: list[str] = []  # what run setup chose for this text and why (start.py)
+        # The run this one was started from (start_run's init_from), kept in every checkpoint.
+        self.origin: dict | None = None
         # Far worse than guessing uniformly: the optimisation has blown up, not merely stalled.
         self.explode_at = 2.0 * math.log(max(len(vocab), 2)) + 5.0
 
@@ -201,6 +207,7 @@ class Trainer:
             },
             "metrics": list(self.pos.metrics),
             "corpus": self.corpus,
+            **({"origin": self.origin} if self.origin is not None else {}),
         }
 
     def load_state(self, payload: dict) -> None:
@@ -289,7 +296,14 @@ class Trainer:
             return "epochs"
         if c.max_time is not None and self.pos.elapsed >= c.max_time:
             return "time"
+        if c.patience is not None and self.evals_since_best() >= c.patience:
+            return "patience"
         return None
+
+    def evals_since_best(self) -> int:
+        """Evaluations after the one with the best validation loss (0: the last was the best)."""
+        losses = [r["val_loss"] for r in self.pos.metrics if r.get("kind", "eval") == "eval"]
+        return len(losses) - 1 - losses.index(min(losses)) if losses else 0
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> Iterator[StepEvent | EvalEvent | RollbackEvent | DoneEvent]:

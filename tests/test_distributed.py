@@ -109,3 +109,19 @@ def test_ranks_own_disjoint_blocks_of_the_streams():
     assert tails[0] == [] and len(tails[1]) == 1  # the leftover continues the last rank's stream
     n_targets = sum(c[1].numel() for p in parts for c in p.eval_chunks())
     assert n_targets == len(ids) - 1  # every target once, across ranks
+
+
+def test_two_ranks_fine_tune_from_a_run_with_new_characters(two_rank_runs, tmp_path):
+    ck = two_rank_runs[0]
+    new = tmp_path / "new.txt"
+    new.write_text("Quick jumps of 7 foxes: 'vexing'? (yes)\n" * 400)  # j, 7, ' ... are new
+    env = ["--checkpoint-dir", str(ck)]
+    r = torchrun(tmp_path, str(new), "--init-from", str(ck / "straight"), "--steps", "20", *env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.count("Fine-tuning 'new'") == 1 and "x 2 processes" in r.stderr
+    saved = checkpoint.load(ck / "new" / "last.pt")
+    assert saved["origin"]["run"] == "straight" and saved["trainer"]["world_size"] == 2
+    assert (
+        saved["vocab"][: saved["origin"]["vocab_size"]]
+        == checkpoint.load(ck / "straight" / "best.pt")["vocab"]
+    )

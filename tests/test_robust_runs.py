@@ -183,7 +183,7 @@ def test_any_checkpoint_folder_lists_every_run_and_samples_a_trained_one(files, 
         assert set(rows) == {tsv(n) for n in listed}
         for name, kind in listed.items():
             row = rows[tsv(name)]
-            assert len(row) == 8 and row[6] == tsv(f"checkpoints/{name}")
+            assert len(row) == 9 and row[6] == tsv(f"checkpoints/{name}") and row[8] == ""
             if kind in ("good", "binary metrics"):
                 assert row[1] == "LSTM 2x24" and row[2] == "200" and row[7] == ""
 

@@ -29,7 +29,8 @@ Examples:
     "--json",
     "as_json",
     is_flag=True,
-    help="One JSON object per run and line: run, folder, status, cell, shape, step, scores, note.",
+    help="One JSON object per run and line: run, folder, status, cell, shape, from (the run it "
+    "was fine-tuned from), step, scores, note.",
 )
 @checkpoint_dir_option
 @user_errors
@@ -57,6 +58,7 @@ def runs(checkpoint_dir, as_json):
         "last val bpc",
         "folder",
         "note",
+        "from",  # last: scripts that cut the columns before it keep working
     )
     rows = [_run_row(info) for info in found]
     if not sys.stdout.isatty():  # for scripts: every character as it is, nothing cut or styled
@@ -68,7 +70,7 @@ def runs(checkpoint_dir, as_json):
 
     table = Table(box=None)
     for col in header:
-        numeric = col not in ("run", "model", "folder", "note")
+        numeric = col not in ("run", "model", "from", "folder", "note")
         table.add_column(col, justify="right" if numeric else "left", overflow="fold")
     for row in rows:
         table.add_row(*(Text(field) for field in row))  # Text: a name is never read as markup
@@ -98,6 +100,7 @@ def _run_row(info) -> tuple[str, ...]:
         fmt(r["last_val_bpc"], ".3f"),
         r["folder"],
         r["note"],
+        r["from"] or "",
     )
 
 

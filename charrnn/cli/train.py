@@ -26,7 +26,7 @@ from charrnn.cli.common import (
     user_errors,
 )
 from charrnn.config import CELLS
-from charrnn.presets import MEDIUM_FROM_CHARS, PRESETS
+from charrnn.presets import FINE_TUNE, MEDIUM_FROM_CHARS, PRESETS
 
 # Options that shape the model or the data: fixed for the life of a run.
 FIXED_ON_RESUME = (
@@ -44,7 +44,10 @@ FIXED_ON_RESUME = (
     "val_frac",
     "seed",
     "encoding",
+    "init_from",
 )
+# Options that shape the model: with --init-from, the checkpoint's shape and cell are kept.
+SHAPE_OPTIONS = ("size", "cell", "layers", "hidden", "embedding")
 
 
 @click.command(
@@ -56,6 +59,7 @@ Examples:
   cat a.txt b.txt | charrnn train - --name mixed
   charrnn train tinyshakespeare                 # a catalog corpus (downloaded once)
   charrnn train --resume corpus --time 20m      # continue a run, up to 20 minutes in all
+  charrnn train poems.txt --init-from shakespeare  # fine-tune a trained model on a small text
   charrnn sample --checkpoint "$(charrnn train corpus.txt -q --steps 500)"
   torchrun --standalone --nproc_per_node=4 -m charrnn train corpus.txt  # 4 processes
 """
@@ -73,6 +77,18 @@ Examples:
     help="Continue a run where it stopped: a run name, or a folder (a value with a /).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing run of the same name.")
+@click.option(
+    "--init-from",
+    metavar="RUN|FILE.pt",
+    callback=not_empty,
+    help="Start a new run from a trained model's weights (its best.pt), to fine-tune it on a "
+    "small text: the model's size and cell are kept, and characters it never saw are added to "
+    "its vocabulary. Defaults for a small text, each overridable: "
+    f"--lr {FINE_TUNE.lr_scale:g} x the base run's (its weights are good already; a full rate "
+    f"on a few kilobytes overwrites them), --time {FINE_TUNE.max_time:g}s, evaluations twice "
+    f"an epoch and --patience {FINE_TUNE.patience} (a small text is soon learned by heart, and "
+    "then validation only worsens), and a smaller --batch-size if the text needs one.",
+)
 @click.option(
     "--size",
     type=click.Choice(["auto", *PRESETS]),
@@ -132,6 +148,13 @@ Examples:
     "characters: 1,024 steps at 32x32].",
 )
 @click.option(
+    "--patience",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Stop early after N evaluations in a row without a better validation loss (best.pt "
+    f"keeps the best)  [default: none; {FINE_TUNE.patience} with --init-from].",
+)
+@click.option(
     "--val-frac",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
     default=0.1,
@@ -174,7 +197,7 @@ Examples:
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
 @click.pass_context
 @user_errors
-def train(ctx, corpus, resume, checkpoint_dir, quiet, **opts):
+def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
     """Train a stacked LSTM (or a GRU or vanilla RNN: --cell) on CORPUS: files, a folder of text
     files, '-' for stdin, or a corpus name from `charrnn corpus list`.
 
@@ -188,6 +211,11 @@ def train(ctx, corpus, resume, checkpoint_dir, quiet, **opts):
         fixed = [f"--{n.replace('_', '-')}" for n in FIXED_ON_RESUME if _given(ctx, n)]
         if fixed:
             raise click.UsageError(f"{', '.join(fixed)} cannot change when resuming a run")
+    if init_from and (shape := [f"--{n}" for n in SHAPE_OPTIONS if _given(ctx, n)]):
+        raise click.UsageError(
+            f"{', '.join(shape)} cannot be given with --init-from: the model keeps the size and "
+            "cell of the checkpoint it starts from (--dropout may change)"
+        )
     from charrnn import distributed, runs
 
     d = distributed.from_env()  # one process, or one rank of a torchrun job
@@ -201,7 +229,7 @@ def train(ctx, corpus, resume, checkpoint_dir, quiet, **opts):
             with _session(run, d):  # locked before last.pt is read: no other trainer can move it
                 code = _run(_resumed_trainer(run, corpus, device, opts, quiet, d), quiet, opts)
         else:
-            trainer = _new_trainer(corpus, checkpoint_dir, device, opts, quiet, d)  # checks first
+            trainer = _new_trainer(corpus, init_from, checkpoint_dir, device, opts, quiet, d)
             with _session(trainer.run_dir, d, new=True, clear=opts["force"]):
                 code = _run(trainer, quiet, opts)
     finally:
@@ -276,6 +304,7 @@ TRAIN_OPTIONS = {
     "eval_every": "eval_every",
     "val_frac": "val_frac",
     "seed": "seed",
+    "patience": "patience",
 }
 
 
@@ -283,10 +312,12 @@ def _given_fields(opts, names: dict) -> dict:
     return {field: opts[option] for option, field in names.items() if opts[option] is not None}
 
 
-def _new_trainer(specs, checkpoint_dir, device, opts, quiet, d):
+def _new_trainer(specs, init_from, checkpoint_dir, device, opts, quiet, d):
+    """Checks everything (the base checkpoint first) before the run folder is made."""
     from charrnn import runs
     from charrnn.start import start_run
 
+    base = runs.resolve_checkpoint(init_from, checkpoint_dir) if init_from else None
     corpus = _load_corpus(specs, opts["encoding"], quiet, d)
     run = runs.plan_run(checkpoint_dir, runs.safe_name(opts["name"] or corpus.name), opts["force"])
     train, model = _given_fields(opts, TRAIN_OPTIONS), _given_fields(opts, MODEL_OPTIONS)
@@ -295,16 +326,25 @@ def _new_trainer(specs, checkpoint_dir, device, opts, quiet, d):
         run,
         replace=opts["force"],
         size=opts["size"],
-        cell=opts["cell"],
+        cell=opts["cell"] if base is None else None,
         model=model,
         train=train,
+        init_from=base,
         device=device,
         dist=d,
     )
     _check_prime(trainer, opts)
-    choice = trainer.size_choice
-    chosen = f" (--size auto: {choice.name}: {choice.reason})" if opts["size"] == "auto" else ""
-    say(_describe(trainer, "Training", len(corpus), device) + chosen, quiet)
+    choice, o = trainer.size_choice, trainer.origin
+    if o is not None:
+        new = o["new_chars"]
+        grown = f"{len(new)} new character{'s' * (len(new) != 1)}: {new!r}" if new else "none new"
+        verb = "Fine-tuning"
+        chosen = f" (from {o['run']!r} at step {o['step']:,}; {grown})"
+        chosen += "".join(f" ({note})" for note in trainer.notes)
+    else:
+        verb = "Training"
+        chosen = f" (--size auto: {choice.name}: {choice.reason})" if opts["size"] == "auto" else ""
+    say(_describe(trainer, verb, len(corpus), device) + chosen, quiet)
     return trainer
 
 
@@ -411,8 +451,11 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
         )
         return 143 if signals and signals[0] == 15 else 130
     best = f"{done.best_val:.4f} nats = {done.best_val / math.log(2):.3f} bits per character"
+    why = f"{done.reason} budget spent"
+    if done.reason == "patience":
+        why = f"stopped early: no better validation loss in {trainer.config.patience} evaluations"
     say(
-        f"Done ({done.reason} budget spent) after {done.step:,} steps, "
+        f"Done ({why}) after {done.step:,} steps, "
         f"{_fmt_time(trainer.pos.elapsed)}: best validation loss {best}.",
         quiet,
     )

@@ -1,0 +1,246 @@
+"""Starting from a trained model (train --init-from): the vocabulary grows and keeps the old ids,
+the model predicts as before at step 0, it learns the new characters, a fine-tuning run resumes
+exactly, and every bad base checkpoint or too-short text is refused before anything is written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import TINY_CLI, TINY_MODEL, TINY_TRAIN, drain, make_text
+from hypothesis import given
+from hypothesis import strategies as st
+
+from charrnn import checkpoint, data
+from charrnn.encoded import encode_text
+from charrnn.errors import CheckpointError, ConfigError, RunError
+from charrnn.start import resume_run, start_run
+from charrnn.tokenizer import CharVocab
+from charrnn.trainer import StepEvent
+
+# A new text in the base's style with characters it never saw: one with a lookalike (é reads as
+# e), the others without one.
+NEW_TEXT = (
+    make_text(8000, seed=3).replace("the ", "thé ").replace("sun", "{sun}").replace("a", "a7")
+)
+
+
+def base_checkpoint(runs_by_cell, cell: str):
+    return runs_by_cell / cell / "best.pt"
+
+
+def fine_tune(folder, base, text=NEW_TEXT, **train):
+    return start_run(
+        encode_text(text, "new"),
+        folder,
+        init_from=base,
+        train={"warmup_steps": 5, "eval_every": 10, "seed": 1, **train},
+    )
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_the_vocabulary_grows_and_old_predictions_are_unchanged_at_step_0(
+    tmp_path, runs_by_cell, cell
+):
+    path = base_checkpoint(runs_by_cell, cell)
+    base, old = checkpoint.restore_model(checkpoint.load(path), path)
+    trainer = fine_tune(tmp_path / "tuned", path, max_steps=1)
+    new = trainer.vocab
+    assert new.chars[: len(old)] == old.chars  # every old character keeps its id
+    assert sorted(new.chars[len(old) :]) == sorted(set(NEW_TEXT) - set(old.chars)) == list("7{}é")
+    x = torch.randint(0, len(old), (3, 50))  # text of old characters only: (B, T)
+    with torch.no_grad():
+        before = F.log_softmax(base(x)[0], dim=-1)  # (B, T, V_old)
+        after = F.log_softmax(trainer.model.eval()(x)[0], dim=-1)  # (B, T, V_new)
+    assert torch.allclose(after[..., : len(old)], before, atol=1e-5)  # the old predictions
+    assert after[..., len(old) :].exp().max() < 1e-5  # the new characters start all but unseen
+    assert trainer.pos.step == 0 and trainer.model.config.cell == cell
+    assert trainer.origin["run"] == cell and trainer.origin["new_chars"] == "7{}é"
+
+
+@pytest.fixture(scope="module")
+def base_128(tmp_path_factory):
+    """A base model wide enough to learn new characters as a real one does (1x128, 300 steps):
+    the tiny models' 24 units move a new character's logit too little per step."""
+    folder = tmp_path_factory.mktemp("base") / "base128"
+    model = {"embedding_dim": 16, "hidden_size": 128, "num_layers": 1, "dropout": 0.0}
+    train = {"batch_size": 8, "seq_len": 32, "lr": 1e-2, "max_steps": 300, "eval_every": 100}
+    drain(start_run(encode_text(make_text(20_000), "base"), folder, model=model, train=train))
+    return folder / "best.pt"
+
+
+def test_it_learns_the_new_characters_and_keeps_the_old(tmp_path, base_128):
+    trainer = fine_tune(tmp_path / "tuned", base_128, max_steps=150, eval_every=25)
+    ids = data.encode(NEW_TEXT[-2000:], trainer.vocab).long()[None]  # (1, T): validation text
+    is_new = ids[0, 1:] >= trainer.origin["vocab_size"]
+
+    def nats() -> torch.Tensor:  # (T-1,) per character
+        with torch.no_grad():
+            logits = trainer.model.eval()(ids[:, :-1])[0][0]  # (T-1, V)
+        trainer.model.train()
+        return F.cross_entropy(logits, ids[0, 1:], reduction="none")
+
+    before = nats()
+    assert before[is_new].mean() > 15  # unseen: NEW_CHAR_GAP below their lookalikes
+    drain(trainer)
+    after = nats()
+    assert after[is_new].mean() < 1.0  # measured: 0.4 nats after 150 steps (16 at step 0)
+    assert after[~is_new].mean() < before[~is_new].mean()  # and the old ones did not suffer
+    evals = [r["val_loss"] for r in trainer.pos.metrics if r["kind"] == "eval"]
+    assert evals[-1] < evals[0] - 1.0
+
+
+def test_a_fine_tuning_run_resumes_exactly(tmp_path, runs_by_cell):
+    base = base_checkpoint(runs_by_cell, "gru")
+    whole = fine_tune(tmp_path / "whole", base, max_steps=30)
+    drain(whole)
+    half = fine_tune(tmp_path / "half", base, max_steps=30)
+    for event in half.run():
+        if isinstance(event, StepEvent) and event.step == 15:
+            half.request_stop()
+    resumed = resume_run(
+        tmp_path / "half", lambda s, e: encode_text(NEW_TEXT, "new"), corpus_specs=["-"]
+    )
+    assert resumed.origin == whole.origin and resumed.vocab == whole.vocab
+    drain(resumed)
+    for (name, p), q in zip(
+        whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(p, q), name
+    saved = checkpoint.load(tmp_path / "half" / "last.pt")
+    assert saved["origin"]["run"] == "gru" and saved["trainer"]["step"] == 30
+
+
+def test_shape_options_that_contradict_the_base_are_refused(tmp_path, runs_by_cell):
+    base = base_checkpoint(runs_by_cell, "lstm")
+    corpus = encode_text(NEW_TEXT, "new")
+    with pytest.raises(ConfigError, match="hidden_size 32 contradicts"):
+        start_run(corpus, tmp_path / "a", init_from=base, model={"hidden_size": 32})
+    with pytest.raises(ConfigError, match="cell gru contradicts"):
+        start_run(corpus, tmp_path / "a", init_from=base, cell="gru")
+    with pytest.raises(ConfigError, match="a size cannot be given"):
+        start_run(corpus, tmp_path / "a", init_from=base, size="small")
+    same = {"hidden_size": TINY_MODEL["hidden_size"], "dropout": 0.3}  # agreeing, and dropout
+    trainer = start_run(corpus, tmp_path / "a", init_from=base, model=same, cell="lstm")
+    assert trainer.model.config.dropout == 0.3 and not (tmp_path / "a").exists()
+
+
+def test_a_text_too_small_for_the_base_batch_gets_one_that_fits_or_a_clear_error(
+    tmp_path, runs_by_cell
+):
+    base = base_checkpoint(runs_by_cell, "lstm")  # trained with 4 streams of 16
+    small = fine_tune(tmp_path / "a", base, text=NEW_TEXT[:300])  # validates on 30 characters
+    assert small.config.batch_size == 1 and small.notes == ["batch 1x16 to fit 300 characters"]
+    with pytest.raises(ConfigError, match=r"too few for windows of 16.*needs about (\d+)") as e:
+        fine_tune(tmp_path / "b", base, text=NEW_TEXT[:100])
+    need = int(e.value.args[0].split("needs about ")[1].split()[0].replace(",", ""))
+    fine_tune(tmp_path / "c", base, text=NEW_TEXT[:need])  # as long as it says is enough
+
+
+def test_patience_stops_a_run_that_no_longer_improves_and_resume_says_so(tmp_path, text):
+    corpus = encode_text(text, "tiny")
+    train = {**TINY_TRAIN, "lr": 1e-9, "patience": 2, "max_steps": 1000}  # nothing improves
+    trainer = start_run(corpus, tmp_path / "r", model=TINY_MODEL, train=train)
+    done = drain(trainer)[-1]
+    assert done.reason == "patience" and done.step == 30  # evaluations at 10, 20, 30
+    with pytest.raises(RunError, match=r"stopped early.*larger --patience"):
+        resume_run(tmp_path / "r", lambda s, e: corpus, corpus_specs=["-"])
+    again = resume_run(
+        tmp_path / "r", lambda s, e: corpus, corpus_specs=["-"], train={"patience": 3}
+    )
+    assert drain(again)[-1].step == 40
+
+
+@given(st.text(min_size=1, max_size=40), st.text(max_size=40))
+def test_a_grown_vocabulary_encodes_and_decodes_every_text(first, second):
+    vocab = CharVocab.from_text(first).grown(second)
+    assert vocab.chars[: len(set(first))] == sorted(set(first))
+    text = second + first
+    assert vocab.decode(data.encode(text, vocab).tolist()) == text
+
+
+# ------------------------------------------------------------------------------- the CLI
+
+
+def test_the_cli_fine_tunes_a_run_and_lists_where_it_came_from(env, tmp_path):
+    (tmp_path / "base.txt").write_text(make_text(6000))
+    (tmp_path / "new.txt").write_text(NEW_TEXT)
+    assert env(["train", "base.txt", *TINY_CLI, "--steps", "20"]).exit_code == 0
+    r = env(["train", "new.txt", "--init-from", "base", "--steps", "20", "--eval-every", "10"])
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "checkpoints/new/best.pt\n"
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("Fine-tuning 'new'") and "from 'base' at step 20" in first
+    assert "4 new characters: '7{}é'" in first
+    runs = [json.loads(line) for line in env(["runs", "--json"]).stdout.splitlines()]
+    assert {r["run"]: r["from"] for r in runs} == {"new": "base", "base": None}
+    sample = env(["sample", "-c", "new", "--prime", "thé {sun", "-l", "20", "-s", "1"])
+    assert sample.exit_code == 0 and sample.stdout.startswith("thé {sun")
+    resumed = env(["train", "--resume", "new", "--steps", "30"])
+    assert resumed.exit_code == 0 and "Resuming at step 20" in resumed.stderr
+
+
+@pytest.mark.parametrize("option", [["--hidden", "24"], ["--size", "small"], ["--cell", "gru"]])
+def test_shape_options_with_init_from_are_a_usage_error(env, tmp_path, option):
+    (tmp_path / "new.txt").write_text(NEW_TEXT)
+    r = env(["train", "new.txt", "--init-from", "base", *option])
+    assert r.exit_code == 2 and "cannot be given with --init-from" in r.stderr
+
+
+def _newer(path):
+    torch.save({"format": "charrnn", "format_version": 99}, path)
+
+
+def _truncated(path, good):
+    path.write_bytes(good.read_bytes()[:3000])
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p, g: p.write_text("hello"), "not a charrnn checkpoint"),
+        (lambda p, g: _newer(p), "newer than this charrnn reads"),
+        (_truncated, "truncated"),
+        (lambda p, g: torch.save({"format": "charrnn", "format_version": 2}, p), "incomplete"),
+    ],
+)
+def test_a_bad_base_checkpoint_is_one_error_line_and_nothing_is_written(
+    env, tmp_path, runs_by_cell, make, message
+):
+    (tmp_path / "new.txt").write_text(NEW_TEXT)
+    bad = tmp_path / "bad.pt"
+    make(bad, base_checkpoint(runs_by_cell, "lstm"))
+    r = env(["train", "new.txt", "--init-from", str(bad), "--steps", "5"])
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr.startswith("Error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert message in r.stderr
+    assert not (tmp_path / "checkpoints").exists()
+    with pytest.raises(CheckpointError, match="cannot start a run from it"):
+        start_run(encode_text(NEW_TEXT, "new"), tmp_path / "x", init_from=bad)
+
+
+def test_a_missing_base_run_is_an_error_that_names_it(env, tmp_path):
+    (tmp_path / "new.txt").write_text(NEW_TEXT)
+    r = env(["train", "new.txt", "--init-from", "nosuchrun"])
+    assert r.exit_code == 1 and "nosuchrun" in r.stderr and r.stderr.startswith("Error: ")
+    assert not (tmp_path / "checkpoints" / "new").exists()
+
+
+def test_a_format_2_checkpoint_resumes_and_is_a_base_to_start_from(tmp_path, text):
+    corpus = encode_text(text, "tiny")
+    train = {**TINY_TRAIN, "max_steps": 20}
+    drain(start_run(corpus, tmp_path / "r", model=TINY_MODEL, train=train))
+    (tmp_path / "v2").mkdir()
+    for name in ("last.pt", "best.pt"):  # as charrnn wrote them before --init-from
+        payload = checkpoint.load(tmp_path / "r" / name)
+        config = {k: v for k, v in payload["train_config"].items() if k != "patience"}
+        torch.save({**payload, "format_version": 2, "train_config": config}, tmp_path / "v2" / name)
+    resumed = resume_run(
+        tmp_path / "v2", lambda s, e: corpus, corpus_specs=["-"], train={"max_steps": 30}
+    )
+    assert resumed.config.patience is None and drain(resumed)[-1].step == 30
+    tuned = fine_tune(tmp_path / "tuned", tmp_path / "v2" / "best.pt", max_steps=5)
+    assert drain(tuned)[-1].step == 5
+    assert checkpoint.load(tmp_path / "tuned" / "last.pt")["format_version"] == 3
