@@ -79,6 +79,11 @@ def start_run(
             f"{run.path} holds a run already; resume it (resume_run), or pass replace=True"
         )
     if init_from is not None:
+        if Path(init_from).resolve().is_relative_to(run.path.resolve()):
+            raise ConfigError(
+                f"the model to start from ({init_from}) is in the run it would replace "
+                f"({run.path}); give the new run another name"
+            )
         return _start_from(corpus, run, Path(init_from), size, cell, model, train, device, dist)
     cell = cell or "lstm"
     if all(train.get(k) is None for k in BUDGETS):

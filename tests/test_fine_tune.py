@@ -174,12 +174,34 @@ def test_the_cli_fine_tunes_a_run_and_lists_where_it_came_from(env, tmp_path):
     first = r.stderr.splitlines()[0]
     assert first.startswith("Fine-tuning 'new'") and "from 'base' at step 20" in first
     assert "4 new characters: '7{}é'" in first
+    assert f"{len(set(NEW_TEXT))} distinct;" in first
     runs = [json.loads(line) for line in env(["runs", "--json"]).stdout.splitlines()]
     assert {r["run"]: r["from"] for r in runs} == {"new": "base", "base": None}
     sample = env(["sample", "-c", "new", "--prime", "thé {sun", "-l", "20", "-s", "1"])
     assert sample.exit_code == 0 and sample.stdout.startswith("thé {sun")
     resumed = env(["train", "--resume", "new", "--steps", "30"])
     assert resumed.exit_code == 0 and "Resuming at step 20" in resumed.stderr
+    # a text with fewer characters than the base knows: its own count, and the vocabulary's
+    (tmp_path / "few.txt").write_text("thé {sun} " * 300)
+    few = env(["train", "few.txt", "--init-from", "base", "--steps", "1"])
+    assert few.exit_code == 0, few.stderr
+    vocab = len(set(make_text(6000) + "é{}"))
+    first = few.stderr.splitlines()[0]
+    assert (
+        f"3,000 characters, 9 distinct (vocabulary {vocab});" in first and "budget 1 step;" in first
+    )
+
+
+def test_replacing_the_run_it_starts_from_is_refused_and_the_base_survives(env, tmp_path):
+    (tmp_path / "base.txt").write_text(make_text(6000))
+    (tmp_path / "new.txt").write_text(NEW_TEXT)
+    assert env(["train", "base.txt", *TINY_CLI, "--steps", "10"]).exit_code == 0
+    best = tmp_path / "checkpoints" / "base" / "best.pt"
+    before = best.read_bytes()
+    r = env(["train", "new.txt", "--init-from", "base", "--name", "base", "--force"])
+    assert r.exit_code == 1 and r.stdout == "" and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("Error: ") and "another name" in r.stderr
+    assert best.read_bytes() == before
 
 
 @pytest.mark.parametrize("option", [["--hidden", "24"], ["--size", "small"], ["--cell", "gru"]])

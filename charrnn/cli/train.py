@@ -377,12 +377,16 @@ def _describe(trainer, verb, n_chars, device) -> str:
     m, c = trainer.model.config, trainer.config
     params = trainer.model.num_params()
     limits = [
-        f"{c.max_steps:,} steps" if c.max_steps else "",
-        f"{c.max_epochs:g} epochs" if c.max_epochs else "",
+        f"{c.max_steps:,} step{'s' * (c.max_steps != 1)}" if c.max_steps else "",
+        f"{c.max_epochs:g} epoch{'s' * (c.max_epochs != 1)}" if c.max_epochs else "",
         _fmt_time(c.max_time) if c.max_time else "",
     ]
+    counts = trainer.corpus.get("char_counts") or []
+    distinct = sum(1 for n in counts if n) or len(trainer.vocab)
+    # a fine-tuning run's vocabulary is the base model's and the text's together
+    vocab = f" (vocabulary {len(trainer.vocab)})" if distinct != len(trainer.vocab) else ""
     return (
-        f"{verb} {trainer.run_dir.name!r}: {n_chars:,} characters, {len(trainer.vocab)} distinct; "
+        f"{verb} {trainer.run_dir.name!r}: {n_chars:,} characters, {distinct} distinct{vocab}; "
         f"{m.num_layers}x{m.hidden_size} {m.cell.upper()}, {params / 1e6:.2f}M parameters; batch "
         f"{c.batch_size}x{c.seq_len}; budget {', '.join(x for x in limits if x)}; {device}"
         + (f" x {trainer.dist.world} processes" if trainer.dist.active else "")
