@@ -30,7 +30,7 @@ from charrnn.presets import FINE_TUNE, PRESETS, Choice, Preset, choose, for_cell
 from charrnn.runs import RunDir
 from charrnn.speed import training_speed
 from charrnn.tokenizer import lookalike
-from charrnn.trainer import TrainConfig, Trainer
+from charrnn.trainer import MIN_EVALS_PER_EPOCH, TrainConfig, Trainer
 
 DEFAULT_TIME = 600.0  # seconds of training when no steps, epochs or time budget is given
 BUDGETS = ("max_steps", "max_epochs", "max_time")
@@ -91,6 +91,8 @@ def start_run(
     choice = _choose(size, cell, model, train, corpus, device, dist)
     preset = _with_options(choice.preset, cell, len(corpus.vocab), model)
     config = _train_config(preset, train)
+    if train.get("eval_every") is None:
+        config = _evaluating(config, len(corpus), MIN_EVALS_PER_EPOCH, dist)
     model_config = dataclasses.replace(preset.model_config(len(corpus.vocab), cell), **model)
     train_ids, val_ids = data.split(corpus.ids, config.val_frac)
     torch.manual_seed(config.seed)
@@ -207,11 +209,18 @@ def _fine_tune_config(base_train: dict, train: dict, n_chars: int, dist: Dist) -
         fits = _fitting_batch(n_chars, config.val_frac, config.seq_len, dist.world)
         config = dataclasses.replace(config, batch_size=min(config.batch_size, fits))
     if train.get("eval_every") is None:
-        n_train = int(n_chars * (1 - config.val_frac))
-        steps_per_epoch = n_train // (config.batch_size * dist.world) // config.seq_len
-        every = max(1, steps_per_epoch // FINE_TUNE.evals_per_epoch)
-        config = dataclasses.replace(config, eval_every=min(every, config.steps_per_eval))
+        config = _evaluating(config, n_chars, FINE_TUNE.evals_per_epoch, dist)
     return config
+
+
+def _evaluating(config: TrainConfig, n_chars: int, per_epoch: int, dist: Dist) -> TrainConfig:
+    """`config` evaluating every EVAL_CHARS characters trained, but at least `per_epoch` times an
+    epoch of a text of `n_chars`: a small text is learned by heart within a few epochs, and
+    best.pt can only keep the best model if an evaluation sees it."""
+    n_train = int(n_chars * (1 - config.val_frac))
+    steps_per_epoch = n_train // (config.batch_size * dist.world) // config.seq_len
+    every = max(1, steps_per_epoch // per_epoch)
+    return dataclasses.replace(config, eval_every=min(every, config.steps_per_eval))
 
 
 def _fitting_batch(n_chars: int, val_frac: float, seq_len: int, world: int) -> int:

@@ -41,6 +41,10 @@ from charrnn.threads import ThreadTuner, timed, tuned_threads
 # Characters trained between evaluations by default: an evaluation costs ~10% of that much
 # training, where every 250 steps of 32x32 (the old default) spent a sixth of a short budget.
 EVAL_CHARS = 1 << 20
+# ... but at least this often an epoch (start.py): on a text of 40,000 characters a million
+# characters are 25 epochs, and the model has learned the text by heart long before an
+# evaluation would see its best.
+MIN_EVALS_PER_EPOCH = 1
 
 
 @dataclass

@@ -1,14 +1,16 @@
 """start_run / resume_run, the library's entry points: what they refuse, and a run they start
 resumes exactly through resume_run (the CLI's path)."""
 
+from itertools import pairwise
+
 import pytest
 import torch
-from conftest import TINY_MODEL, TINY_TRAIN, drain
+from conftest import TINY_MODEL, TINY_TRAIN, drain, make_text
 
 from charrnn.encoded import encode_text
 from charrnn.errors import ConfigError, CorpusError, RunError
 from charrnn.start import resume_run, start_run
-from charrnn.trainer import StepEvent
+from charrnn.trainer import EvalEvent, StepEvent
 
 
 @pytest.fixture
@@ -72,3 +74,18 @@ def test_resume_run_continues_exactly_and_refuses_what_cannot_change(tmp_path, c
         assert torch.equal(p, q), name
     with pytest.raises(RunError, match="already used its budget"):
         resume_run(tmp_path / "half", read, corpus_specs=["-"])
+
+
+@pytest.mark.parametrize("n_chars", [2_000, 12_000])
+def test_a_small_text_is_evaluated_at_least_once_an_epoch(tmp_path, n_chars):
+    # a million characters between evaluations would be hundreds of epochs of these texts:
+    # best.pt would hold a model long past its best
+    corpus = encode_text(make_text(n_chars), "small")
+    train = {k: v for k, v in TINY_TRAIN.items() if k != "eval_every"}
+    trainer = start_run(
+        corpus, tmp_path / "run", model=TINY_MODEL, train={**train, "max_epochs": 3}
+    )
+    steps = [e.record["step"] for e in drain(trainer) if isinstance(e, EvalEvent)]
+    per_epoch = len(trainer.train_batches)
+    assert trainer.pos.step >= 3 * per_epoch and len(steps) >= 3
+    assert steps[0] <= per_epoch and all(b - a <= per_epoch for a, b in pairwise(steps))

@@ -145,7 +145,7 @@ Examples:
     "--eval-every",
     type=click.IntRange(1),
     help="Steps between evaluations and checkpoints  [default: about every million "
-    "characters: 1,024 steps at 32x32].",
+    "characters (1,024 steps at 32x32), and at least once an epoch of a small text].",
 )
 @click.option(
     "--patience",
