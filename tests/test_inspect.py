@@ -411,6 +411,14 @@ def test_the_legend_says_where_white_is(env, runs_by_cell):
     assert "(white: 0.5)" in gate.stdout.splitlines()[0]
 
 
+def test_html_dash_writes_the_page_to_stdout_alone(env, runs_by_cell, tmp_path):
+    page = invoke(env, runs_by_cell, "-c", "lstm", "-", "--html", "-", input="the cat\n")
+    assert page.exit_code == 0 and page_data(page.stdout)["text"] == "the cat\n"
+    assert "Wrote the page to stdout" in page.stderr and not (tmp_path / "-").exists()
+    both = invoke(env, runs_by_cell, "-c", "lstm", "-", "--html", "-", "--find-units", input="x")
+    assert both.exit_code == 2 and both.stdout == "" and "--find-units would write" in both.stderr
+
+
 def test_a_page_into_stdout_and_a_prime_from_endless_stdin(runs_by_cell, tmp_path):
     """`--html /dev/stdout | wc -c` writes into the pipe (not a file at /proc/.../pipe:[N]), and
     `yes | inspect --sample 5 --prime -` reads no more of the prime than --max-chars allows."""

@@ -343,13 +343,13 @@ def not_empty(ctx, param, value):
 
 
 def write_output(output: str | None, emit):
-    """emit(stream) onto stdout (where the command boundary handles write errors), or onto FILE:
+    """emit(stream) onto stdout (None or '-': the command boundary handles write errors), or FILE:
     atomically for a regular or new file (a failed write leaves no half-written FILE, and an
     existing one as it was), straight for a device or a pipe (`-o /dev/stderr`, a FIFO), which
     cannot be replaced. A symbolic link is followed: the file it points to is what is written."""
     from charrnn.fsutil import atomic_write
 
-    if output is None:
+    if output is None or output == "-":  # '-' is stdout, as for every Unix tool
         return emit(click.get_text_stream("stdout"))
     try:
         if os.path.exists(output) and not os.path.isfile(output):  # /dev/stdout, a FIFO, >(cmd)

@@ -177,7 +177,14 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
             )
     if opts["sample_length"] is not None:
         _check_sample_length(opts)
-    if opts["html_path"]:
+    also = [f for f in ("as_json", "unit", "show", "find_units", "gates") if opts[f]]
+    if opts["html_path"] == "-" and also:
+        given = ", ".join("--" + ("json" if f == "as_json" else f.replace("_", "-")) for f in also)
+        raise click.UsageError(
+            f"--html - writes the page to stdout, where {given} would write too; "
+            "give the page a file name"
+        )
+    if opts["html_path"] and opts["html_path"] != "-":
         _check_writable(opts["html_path"])
     path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
     model, vocab = ckpt.restore_model(ckpt.load(path), path)
@@ -691,4 +698,4 @@ def _write_page(path: str, page: tuple, quiet: bool) -> None:
     write_output(path, lambda out: out.write(html))
     size = _size(len(html.encode()))
     hint = ": open it in a browser" if os.path.isfile(path) else ""
-    say(f"Wrote the page to {path} ({size}){hint}.", quiet)
+    say(f"Wrote the page to {'stdout' if path == '-' else path} ({size}){hint}.", quiet)
