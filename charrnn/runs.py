@@ -245,6 +245,8 @@ class RunInfo:
     cell: str | None = None  # "lstm", "gru" or "rnn"
     shape: str | None = None  # layers x width, e.g. "1x512"
     origin: str | None = None  # the run it was fine-tuned from (train --init-from), if any
+    origin_step: int | None = None  # ... at that run's step
+    origin_checkpoint: str | None = None  # ... from this file (its absolute path then)
 
     def summary(self) -> dict:
         """Plain values (None where unknown), as `charrnn runs --json` writes them."""
@@ -257,6 +259,8 @@ class RunInfo:
             "cell": self.cell,
             "shape": self.shape,
             "from": self.origin,
+            "from_step": self.origin_step,
+            "from_checkpoint": self.origin_checkpoint,
             "step": self.step,
             "train_seconds": self.elapsed,
             "evaluations": len(self.metrics),
@@ -312,8 +316,8 @@ def inspect(run: RunDir) -> RunInfo:
     records = newest["metrics"] if isinstance(newest["metrics"], list) else []
     config = newest["model_config"] if isinstance(newest["model_config"], dict) else {}
     layers, width = _number(config.get("num_layers"), int), _number(config.get("hidden_size"), int)
-    origin = newest.get("origin")
-    origin = origin.get("run") if isinstance(origin, dict) else None
+    origin = newest.get("origin") if isinstance(newest.get("origin"), dict) else {}
+    base = origin.get("checkpoint")
     return RunInfo(
         run,
         step=_number(trainer.get("step"), int),
@@ -323,7 +327,9 @@ def inspect(run: RunDir) -> RunInfo:
         problem="; ".join(problems) or None,
         cell=config.get("cell") if isinstance(config.get("cell"), str) else None,
         shape=f"{layers}x{width}" if layers and width else None,
-        origin=origin if isinstance(origin, str) else None,
+        origin=origin.get("run") if isinstance(origin.get("run"), str) else None,
+        origin_step=_number(origin.get("step"), int),
+        origin_checkpoint=base if isinstance(base, str) else None,
     )
 
 
@@ -381,7 +387,7 @@ def _pick(run: RunDir, spec: str) -> Path:
     if _kind(run.last) is not None:
         raise RunError(
             f"run {spec} has not trained to its first evaluation yet, so it has no best.pt; "
-            f"continue it with `charrnn train --resume {spec}`, or pass -c {run.last} to use "
-            "its untrained last.pt as it is"
+            f"continue it with `charrnn train --resume {spec}`, or give the file {run.last} "
+            "instead of the run to use its untrained weights as they are"
         )
     raise RunError(f"no checkpoint in the run folder {spec}; `charrnn runs` lists the runs")

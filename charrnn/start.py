@@ -201,6 +201,7 @@ def _fine_tune_config(base_train: dict, train: dict, n_chars: int, dist: Dist) -
         "seq_len": int(base["seq_len"]),
         "lr": base["lr"] * FINE_TUNE.lr_scale,
         "patience": FINE_TUNE.patience,
+        "eval_at_start": True,
     }
     if all(train.get(k) is None for k in BUDGETS):
         defaults["max_time"] = FINE_TUNE.max_time

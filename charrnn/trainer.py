@@ -67,6 +67,9 @@ class TrainConfig:
     max_steps: int | None = None
     max_epochs: float | None = None
     max_time: float | None = None  # seconds of wall-clock training
+    # Evaluate (and save best.pt) before the first step: a run from a trained model (--init-from)
+    # must be able to keep that model as it was, if training on the new text never beats it.
+    eval_at_start: bool = False
     # Early stopping: stop after this many evaluations in a row without a new best validation
     # loss (best.pt holds the best); None: train to the budget.
     patience: int | None = None
@@ -115,6 +118,10 @@ class Position:
     # so that after a resume the next record covers the same steps as in an uninterrupted run.
     window_loss: float = 0.0
     window_steps: int = 0
+    # The loss of the run's first step, before any update: a run started from a trained model
+    # whose vocabulary grew (--init-from) starts far worse than guessing on its new characters,
+    # and that is where it starts, not a blow-up (train_step's limit).
+    start_loss: float | None = None
 
 
 @dataclass
@@ -202,6 +209,7 @@ class Trainer:
                 "lr_scale": self.pos.lr_scale,
                 "window_loss": self.pos.window_loss,
                 "window_steps": self.pos.window_steps,
+                "start_loss": self.pos.start_loss,
                 "state": state_to_list(state),  # the streams of every rank, in rank order
                 "world_size": self.dist.world,
                 "rng_cpu": rng,  # rank 0's; every rank's below (dropout masks differ by rank)
@@ -230,6 +238,7 @@ class Trainer:
                 metrics=list(payload["metrics"]),
                 window_loss=float(t.get("window_loss", 0.0)),  # absent before training records
                 window_steps=int(t.get("window_steps", 0)),
+                start_loss=_optional_float(t.get("start_loss")),  # absent before format 3
             )
             world = int(t.get("world_size", 1))
             if world != self.dist.world:
@@ -326,6 +335,10 @@ class Trainer:
 
     def _loop(self) -> Iterator[StepEvent | EvalEvent | RollbackEvent | DoneEvent]:
         last_eval, losses = self.pos.step, []
+        evaluated = any(r.get("kind", "eval") == "eval" for r in self.pos.metrics)
+        at_start = self.config.eval_at_start and self.pos.step == 0 and not evaluated
+        if at_start and (event := self._evaluate_and_save(math.nan)):  # no training loss yet
+            yield event
         tick = time.perf_counter()
         while True:
             self._agree()
@@ -383,7 +396,9 @@ class Trainer:
         value = loss.item()
         if self.dist.active:  # the mean over ranks: every rank must agree to roll back
             value = self.dist.all_sum([value])[0] / self.dist.world
-        if not math.isfinite(value) or value > self.explode_at:
+        if self.pos.start_loss is None and math.isfinite(value):
+            self.pos.start_loss = value
+        if not math.isfinite(value) or value > max(self.explode_at, self.pos.start_loss + 5.0):
             raise _Diverged(f"the loss became {value:.4g} at step {self.pos.step + 1}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -592,3 +607,7 @@ class _Diverged(Exception):
 
 _FIX_TRAIN = "use a smaller --batch-size or --seq-len, or more text"
 _FIX_VAL = "use a smaller --batch-size or --seq-len, a larger --val-frac, or more text"
+
+
+def _optional_float(x) -> float | None:
+    return None if x is None else float(x)

@@ -308,7 +308,7 @@ def test_a_run_that_never_trained_is_never_sampled_silently(files):
         assert r.stderr.startswith("Error: no trained runs in checkpoints: 'cut': not trained to")
         assert "charrnn train --resume cut" in r.stderr and r.stderr.count("\n") == 1
         r = invoke(["sample", "-c", "cut", "-l", "5"])
-        assert r.exit_code == 1 and "-c checkpoints/cut/last.pt" in r.stderr
+        assert r.exit_code == 1 and "give the file checkpoints/cut/last.pt instead" in r.stderr
         # named as a file, it is the user's explicit choice
         assert invoke(["sample", "-c", "checkpoints/cut/last.pt", "-l", "5"]).exit_code == 0
         make_run(base, "older", "good", files)

@@ -15,6 +15,7 @@ from charrnn.cli.common import (
     Encoding,
     cache_dir,
     checkpoint_dir_option,
+    count,
     device_option,
     download_bar,
     not_empty,
@@ -207,6 +208,10 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
     """
     if not corpus and not resume:
         raise click.UsageError("give a CORPUS to train on (or --resume RUN)")
+    if resume and init_from:
+        raise click.UsageError(
+            "--init-from starts a new run and --resume continues one: give one of them"
+        )
     if resume:
         fixed = [f"--{n.replace('_', '-')}" for n in FIXED_ON_RESUME if _given(ctx, n)]
         if fixed:
@@ -358,7 +363,10 @@ def _resumed_trainer(run, specs, device, opts, quiet, d):
     trainer = resume_run(run, read, corpus_specs=specs or None, train=train, device=device, dist=d)
     _check_prime(trainer, opts)
     n_chars = trainer.corpus["chars"]
-    say(_describe(trainer, f"Resuming at step {trainer.pos.step:,}:", n_chars, device), quiet)
+    o = trainer.origin
+    fine_tuned = f" (fine-tuned from {o['run']!r} at step {o['step']:,})" if o else ""
+    verb = f"Resuming at step {trainer.pos.step:,}:"
+    say(_describe(trainer, verb, n_chars, device) + fine_tuned, quiet)
     return trainer
 
 
@@ -409,6 +417,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
     from charrnn.trainer import DoneEvent, EvalEvent, RollbackEvent, StepEvent
 
     every, prime = opts["sample_every"], opts["sample_prime"]
+    evals = 0  # evaluation lines written
 
     bar = tqdm(
         total=1000,
@@ -440,7 +449,8 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
                     head = f"sample at step {event.step:,} (temperature {opts['sample_temp']:g}):"
                     bar.write(f"{head}\n{prime}{text}\n", file=sys.stderr)
             elif isinstance(event, EvalEvent) and not quiet:
-                bar.write(_eval_line(event), file=sys.stderr)
+                bar.write(_eval_line(event, first=not evals), file=sys.stderr)
+                evals += 1
             elif isinstance(event, RollbackEvent) and not quiet:
                 bar.write(_rollback_line(event), file=sys.stderr)
             elif isinstance(event, DoneEvent):
@@ -459,7 +469,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
     if done.reason == "patience":
         why = f"stopped early: no better validation loss in {trainer.config.patience} evaluations"
     say(
-        f"Done ({why}) after {done.step:,} steps, "
+        f"Done ({why}) after {count(done.step, 'step')}, "
         f"{_fmt_time(trainer.pos.elapsed)}: best validation loss {best}.",
         quiet,
     )
@@ -488,13 +498,15 @@ def _rollback_line(event) -> str:
     )
 
 
-def _eval_line(event) -> str:
+def _eval_line(event, first: bool) -> str:
     r = event.record
     mark = "  * best" if event.improved else ""
+    train = "   -  " if math.isnan(r["train_loss"]) else f"{r['train_loss']:.4f}"  # before step 1
+    cold = _cold_start_text(r.get("cold_start"), first)
     return (
         f"step {r['step']:>7,} | epoch {r['epoch']:6.2f} | {_fmt_time(r['elapsed']):>8} | "
-        f"train {r['train_loss']:.4f} | val {r['val_loss']:.4f} nats = {r['val_bpc']:.3f} bpc"
-        f"{_cold_start_text(r.get('cold_start'))}{_runaway_streams_text(r)}{mark}"
+        f"train {train} | val {r['val_loss']:.4f} nats = {r['val_bpc']:.3f} bpc"
+        f"{cold}{_runaway_streams_text(r)}{mark}"
     )
 
 
@@ -505,10 +517,11 @@ def _runaway_streams_text(r: dict) -> str:
     return f" | {n} validation stream{'s' * (n > 1)} ran away (worst {r['val_worst']:.2f} nats)"
 
 
-def _cold_start_text(c: dict | None) -> str:
-    """Runaway cold starts and the cold-start gap, the worse of a zero state and the lead-in."""
+def _cold_start_text(c: dict | None, first: bool) -> str:
+    """Runaway cold starts and the cold-start gap, the worse of a zero state and the lead-in
+    (that there is none said on the `first` evaluation line only)."""
     if not c:
-        return " | cold-start check skipped: the validation split is too short"
+        return " | cold-start check skipped: the validation split is too short" * first
     runaways = max(c["runaways"], c["runaways_lead_in"])
     gap = max(c["gap"], c["gap_lead_in"])
     window = c.get("skip", 100), c.get("skip", 100) + c.get("span", 200)
