@@ -139,10 +139,12 @@ def safe_name(name: str) -> str:
     return cleaned or "run"
 
 
-def plan_run(base: Path, name: str, force: bool = False) -> RunDir:
+def plan_run(base: Path, name: str, force: bool = False, init_from: Path | None = None) -> RunDir:
     """The folder for a new run, checked but not yet made: refuses to reuse one holding
-    checkpoints unless `force` (so a failed start never leaves an empty folder behind)."""
+    checkpoints unless `force` (so a failed start never leaves an empty folder behind), and
+    one holding `init_from`, the checkpoint the run starts from, even with `force`."""
     run = RunDir(Path(base) / name)
+    check_not_replacing(init_from, run)
     if _kind(Path(base)) not in (None, "dir"):
         raise RunError(f"the checkpoint folder {base} is a file; pass another --checkpoint-dir")
     if _kind(run.path) not in (None, "dir"):
@@ -153,6 +155,15 @@ def plan_run(base: Path, name: str, force: bool = False) -> RunDir:
             "start another with --name NEW, or replace it with --force"
         )
     return run
+
+
+def check_not_replacing(init_from: Path | None, run: RunDir) -> None:
+    """A new run must not replace the run folder of the checkpoint it starts from."""
+    if init_from is not None and Path(init_from).resolve().is_relative_to(run.path.resolve()):
+        raise RunError(
+            f"the model to start from ({init_from}) is in the run {run.path.name!r} that "
+            f"would be replaced; give the new run another --name"
+        )
 
 
 def is_path(spec: str) -> bool:

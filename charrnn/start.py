@@ -27,7 +27,7 @@ from charrnn.encoded import EncodedCorpus
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError
 from charrnn.model import CELLS, CharRNN, ModelConfig, grown_weights
 from charrnn.presets import FINE_TUNE, PRESETS, Choice, Preset, choose, for_cell
-from charrnn.runs import RunDir
+from charrnn.runs import RunDir, check_not_replacing
 from charrnn.speed import training_speed
 from charrnn.tokenizer import lookalike
 from charrnn.trainer import MIN_EVALS_PER_EPOCH, TrainConfig, Trainer
@@ -74,16 +74,12 @@ def start_run(
         raise ConfigError(f"unknown size {size!r}: auto or one of {', '.join(PRESETS)}")
     _check_fields(model, ModelConfig, "model", exclude=("vocab_size", "cell"))
     _check_fields(train, TrainConfig, "train")
+    check_not_replacing(None if init_from is None else Path(init_from), run)
     if run.has_checkpoint() and not replace:
         raise RunError(
             f"{run.path} holds a run already; resume it (resume_run), or pass replace=True"
         )
     if init_from is not None:
-        if Path(init_from).resolve().is_relative_to(run.path.resolve()):
-            raise ConfigError(
-                f"the model to start from ({init_from}) is in the run it would replace "
-                f"({run.path}); give the new run another name"
-            )
         return _start_from(corpus, run, Path(init_from), size, cell, model, train, device, dist)
     cell = cell or "lstm"
     if all(train.get(k) is None for k in BUDGETS):

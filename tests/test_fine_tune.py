@@ -216,10 +216,13 @@ def test_replacing_the_run_it_starts_from_is_refused_and_the_base_survives(env, 
     assert env(["train", "base.txt", *TINY_CLI, "--steps", "10"]).exit_code == 0
     best = tmp_path / "checkpoints" / "base" / "best.pt"
     before = best.read_bytes()
-    r = env(["train", "new.txt", "--init-from", "base", "--name", "base", "--force"])
-    assert r.exit_code == 1 and r.stdout == "" and r.stderr.count("\n") == 1
-    assert r.stderr.startswith("Error: ") and "another name" in r.stderr
-    assert best.read_bytes() == before
+    for force in (["--force"], []):
+        r = env(["train", "new.txt", "--init-from", "base", "--name", "base", *force])
+        assert r.exit_code == 1 and r.stdout == "" and r.stderr.count("\n") == 1
+        assert r.stderr.startswith("Error: ") and "another --name" in r.stderr
+        assert best.read_bytes() == before
+    with pytest.raises(RunError, match="another --name"):
+        start_run(encode_text(NEW_TEXT, "new"), best.parent, replace=True, init_from=best)
 
 
 @pytest.mark.parametrize("option", [["--hidden", "24"], ["--size", "small"], ["--cell", "gru"]])

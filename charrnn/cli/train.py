@@ -324,7 +324,8 @@ def _new_trainer(specs, init_from, checkpoint_dir, device, opts, quiet, d):
 
     base = runs.resolve_checkpoint(init_from, checkpoint_dir) if init_from else None
     corpus = _load_corpus(specs, opts["encoding"], quiet, d)
-    run = runs.plan_run(checkpoint_dir, runs.safe_name(opts["name"] or corpus.name), opts["force"])
+    name = runs.safe_name(opts["name"] or corpus.name)
+    run = runs.plan_run(checkpoint_dir, name, opts["force"], init_from=base)
     train, model = _given_fields(opts, TRAIN_OPTIONS), _given_fields(opts, MODEL_OPTIONS)
     trainer = start_run(
         corpus,
