@@ -87,7 +87,7 @@ def check(
     if n:
         was_training = model.training
         model.eval()
-        lead = torch.tensor(vocab.encode(lead_in(vocab)), dtype=torch.long)
+        lead = torch.tensor(vocab.encode(lead_in(vocab, model)), dtype=torch.long)
         at = mine.tolist()
         cold = torch.stack([ids[p : p + skip + span].long() for p in at])  # (n, skip + span)
         targets = torch.stack([ids[p + skip + 1 : p + skip + span + 1].long() for p in at])

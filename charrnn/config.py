@@ -31,6 +31,9 @@ class ModelConfig:
     dropout: float = 0.0  # between layers and before the head; 0 for short runs
     cell: str = "lstm"  # "lstm", "gru" or "rnn" (tanh); checkpoints without one are LSTMs
     forget_bias: float = 1.0  # LSTM only: start with the belt open, remember by default
+    # What the model reads before any text (sampling, scoring, validation): how its training text
+    # starts a paragraph (sampler.lead_in_for). None: from the vocabulary (checkpoints before it).
+    lead_in: str | None = None
 
     def __post_init__(self):
         if self.cell not in CELLS:

@@ -82,7 +82,7 @@ class Recorder:
         self.top_probs = torch.zeros(capacity, self.k)
         self.chars: list[str] = []
         self.stepper = model.stepper(1)
-        context = torch.tensor([vocab.encode(lead_in(vocab))], device=model.device)
+        context = torch.tensor([vocab.encode(lead_in(vocab, model))], device=model.device)
         logits, state = model(context, model.init_state(1))  # (1, P, V)
         self.stepper.start(state)
         self.logits = logits[:, -1]  # (1, V): the odds for the next character

@@ -345,7 +345,7 @@ def _log_probs_at(
     from charrnn.sampler import lead_in
 
     device = next(model.parameters()).device
-    lead = vocab.encode(lead_in(vocab))
+    lead = vocab.encode(lead_in(vocab, model))
     bounds = [*starts, len(text)]
     rows = [torch.tensor(lead + vocab.encode(text[a:b])) for a, b in itertools.pairwise(bounds)]
     ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)  # (B, L); padding is read

@@ -96,7 +96,9 @@ class Sampler:
         """Read a lead-in, then `text`; every sample starts from that state. Read `chunk`
         characters per pass with the state carried, so a prime of any length fits in memory (one
         pass over a few hundred thousand characters is more than oneDNN takes)."""
-        idx = torch.tensor([self.vocab.encode(lead_in(self.vocab) + text)], device=self.device)
+        idx = torch.tensor(
+            [self.vocab.encode(lead_in(self.vocab, self.model) + text)], device=self.device
+        )
         state = self.model.init_state(1)
         for start in range(0, idx.shape[1], chunk):
             logits, state = self.model(idx[:, start : start + chunk], state)  # (1, t, V)
@@ -227,11 +229,37 @@ class StopCutter:
         return all(self.done)
 
 
-def lead_in(vocab: CharVocab) -> str:
-    """What the sampler reads before the prime: a paragraph break, or a space, or a first char."""
+def lead_in(vocab: CharVocab, model: CharRNN | None = None) -> str:
+    """What a model reads before any text (the prime, a text scored, a validation stream): its
+    own (ModelConfig.lead_in), else a paragraph break, or a space, or a first character."""
+    own = getattr(getattr(model, "config", None), "lead_in", None)
+    if isinstance(own, str) and own and all(ch in vocab for ch in own):
+        return own
     if "\n" in vocab:
         return "\n\n"
     return " " if " " in vocab else vocab.chars[0]
+
+
+LEAD_IN_SCAN = 10_000_000  # characters of a text read for its lead-in: its start says enough
+
+
+def lead_in_for(ids: torch.Tensor, vocab: CharVocab) -> str:
+    """The lead-in of a model of the text `ids` (in `vocab`): a paragraph break where the text
+    has one, else a line break, else a space, else its first character. Why not simply from the
+    vocabulary: a model fine-tuned on lines without blank ones between them (a TSV, a list) keeps
+    its base's line break, and after a paragraph break it never read in its own text it writes
+    what followed one in the base's (a speaker's name)."""
+    head = ids[:LEAD_IN_SCAN].long()  # (n,)
+    nl, space = vocab.index.get("\n"), vocab.index.get(" ")
+    if nl is not None:
+        is_nl = head == nl
+        if bool((is_nl[:-1] & is_nl[1:]).any()):
+            return "\n\n"
+        if bool(is_nl.any()):
+            return "\n"
+    if space is not None and bool((head == space).any()):
+        return " "
+    return vocab.chars[int(head[0])]
 
 
 def _nucleus(probs: torch.Tensor, p: float) -> torch.Tensor:

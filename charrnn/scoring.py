@@ -56,7 +56,7 @@ def _total_nats(
     ids = [torch.tensor(vocab.encode(t), dtype=torch.long) for t in texts]
     lengths = [len(x) for x in ids]
     assert lengths == sorted(lengths), "texts must come shortest first"
-    context = torch.tensor([vocab.encode(lead_in(vocab))], device=device)
+    context = torch.tensor([vocab.encode(lead_in(vocab, model))], device=device)
     logits, state = model(context, model.init_state(1))  # (1, P, V)
     n = len(texts)
     state = expand_state(state, n)

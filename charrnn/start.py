@@ -28,6 +28,7 @@ from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError
 from charrnn.model import CELLS, CharRNN, ModelConfig, grown_weights
 from charrnn.presets import FINE_TUNE, PRESETS, Choice, Preset, choose, for_cell
 from charrnn.runs import RunDir, check_not_replacing
+from charrnn.sampler import lead_in_for
 from charrnn.speed import training_speed
 from charrnn.tokenizer import lookalike
 from charrnn.trainer import MIN_EVALS_PER_EPOCH, TrainConfig, Trainer
@@ -72,7 +73,7 @@ def start_run(
         raise ConfigError(f"unknown cell {cell!r}: one of {', '.join(CELLS)}")
     if size != "auto" and size not in PRESETS:
         raise ConfigError(f"unknown size {size!r}: auto or one of {', '.join(PRESETS)}")
-    _check_fields(model, ModelConfig, "model", exclude=("vocab_size", "cell"))
+    _check_fields(model, ModelConfig, "model", exclude=("vocab_size", "cell", "lead_in"))
     _check_fields(train, TrainConfig, "train")
     check_not_replacing(None if init_from is None else Path(init_from), run)
     if run.has_checkpoint() and not replace:
@@ -90,6 +91,7 @@ def start_run(
     if train.get("eval_every") is None:
         config = _evaluating(config, len(corpus), MIN_EVALS_PER_EPOCH, dist)
     model_config = dataclasses.replace(preset.model_config(len(corpus.vocab), cell), **model)
+    model_config.lead_in = lead_in_for(corpus.ids, corpus.vocab)
     train_ids, val_ids = data.split(corpus.ids, config.val_frac)
     torch.manual_seed(config.seed)
     net = CharRNN(model_config).to(device)
@@ -120,7 +122,10 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
     it knows keep their ids, and its predictions over them start as they were."""
     payload, base_model, base_vocab = _load_base(base)
     c = base_model.config
-    shape = {"cell": c.cell, **{k: getattr(c, k) for k in _fields(ModelConfig) - {"dropout"}}}
+    shape = {
+        "cell": c.cell,
+        **{k: getattr(c, k) for k in _fields(ModelConfig) - {"dropout", "lead_in"}},
+    }
     asked = {**model, **({"cell": cell} if cell is not None else {})}
     if clash := {k: v for k, v in asked.items() if k in shape and v != shape[k]}:
         given = ", ".join(f"{k} {v}" for k, v in clash.items())
@@ -139,7 +144,8 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
     train_ids, val_ids = data.split(ids, config.val_frac)
     torch.manual_seed(config.seed)
     dropout = model.get("dropout", c.dropout)
-    net = CharRNN(dataclasses.replace(c, vocab_size=len(vocab), dropout=dropout))
+    lead = lead_in_for(ids, vocab)  # the new text's, not the base's
+    net = CharRNN(dataclasses.replace(c, vocab_size=len(vocab), dropout=dropout, lead_in=lead))
     net.load_state_dict(grown_weights(base_model, like))
     net.to(device)
     if dist.rank:  # different dropout masks on each rank (the weights are the base's everywhere)

@@ -167,7 +167,7 @@ class Trainer:
         self.device = model.device
         self.train_batches = StreamBatcher(train_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.val_batches = StreamBatcher(val_ids, c.batch_size, c.seq_len, d.rank, d.world)
-        self.lead_in = torch.tensor(vocab.encode(lead_in(vocab)))  # where sampling starts
+        self.lead_in = torch.tensor(vocab.encode(lead_in(vocab, model)))  # where sampling starts
         self.net = _data_parallel(model, d)  # what the training step calls
         self.optimizer = _adamw(model, c)
         self.pos = Position()
@@ -488,7 +488,8 @@ class Trainer:
             "epoch": round(self.pos.epoch + self.pos.batch / len(self.train_batches), 4),
             "elapsed": round(self.pos.elapsed, 2),
             "chars": self._chars_seen(),
-            "train_loss": round(train_loss, 5),
+            # null where no step was trained since the last evaluation (NaN is not JSON)
+            "train_loss": round(train_loss, 5) if math.isfinite(train_loss) else None,
             "val_loss": round(val, 5),
             "val_bpc": round(val / math.log(2), 5),
             "val_worst": round(result.worst, 5),  # the worst stream's mean: a runaway shows here

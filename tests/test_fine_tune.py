@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from charrnn import checkpoint, data
 from charrnn.encoded import encode_text
 from charrnn.errors import CheckpointError, ConfigError, RunError
+from charrnn.sampler import lead_in, sample_text
 from charrnn.start import resume_run, start_run
 from charrnn.tokenizer import CharVocab
 from charrnn.trainer import EvalEvent, RollbackEvent, StepEvent
@@ -105,6 +106,16 @@ def test_a_text_of_mostly_new_characters_trains_from_where_it_starts(tmp_path, b
     evals = [e.record for e in events if isinstance(e, EvalEvent)]
     assert evals[0]["step"] == 0 and evals[0]["val_loss"] > trainer.explode_at
     assert evals[-1]["val_loss"] < evals[0]["val_loss"] - 5  # measured: 19.7 to 2.6 nats
+    # strict JSON: the step-0 evaluation has no training loss, null rather than NaN
+    lines = (tmp_path / "tsv" / "metrics.jsonl").read_text().splitlines()
+    first = json.loads(lines[0], parse_constant=lambda c: pytest.fail(f"{c} in metrics.jsonl"))
+    assert first["step"] == 0 and first["train_loss"] is None
+    # Its lines have no blank line between them: the model reads a line break before any text,
+    # as its text has one, not the base's paragraph break (after which it wrote the base's habit)
+    model = trainer.model
+    assert lead_in(trainer.vocab, model) == "\n" and model.config.lead_in == "\n"
+    text = sample_text(model, trainer.vocab, length=200, seed=1)
+    assert sum(ch.isdigit() or ch in "\t.\n" for ch in text) > 0.9 * len(text), text
 
 
 def test_a_fine_tuning_run_resumes_exactly(tmp_path, runs_by_cell):

@@ -14,7 +14,7 @@ from conftest import DEADLINE
 from charrnn import checkpoint
 from charrnn.cli import cli
 from charrnn.errors import VocabError
-from charrnn.sampler import SampleConfig, Sampler, StopCutter, lead_in
+from charrnn.sampler import SampleConfig, Sampler, StopCutter, lead_in, lead_in_for
 from charrnn.scoring import score_lines, score_text
 from charrnn.tokenizer import CharVocab, apply_unknown
 
@@ -254,3 +254,17 @@ def test_sigint_prints_what_was_made_and_exits_130(tmp_path, trained_run):
     rest, err = p.communicate(timeout=DEADLINE)
     assert p.returncode == 130 and len(first) == 200 and b"Traceback" not in err
     assert len(first + rest) < 100_000_000
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("a b\n\nc d\n", "\n\n"), ("1\t2\n3\t4\n", "\n"), ("a b c", " "), ("abc", "a")],
+)
+def test_a_model_reads_how_its_own_text_starts_a_paragraph(text, expected):
+    # The vocabulary may hold a line break the text never doubles (a fine-tune keeps its base's)
+    vocab = CharVocab.from_text(text + "\n ")
+    ids = torch.tensor(vocab.encode(text))
+    assert lead_in_for(ids, vocab) == expected
+    config = type("Config", (), {"lead_in": expected})()
+    assert lead_in(vocab, type("Model", (), {"config": config})()) == expected
+    assert lead_in(vocab) == "\n\n"  # a checkpoint from before: the vocabulary's rule

@@ -502,7 +502,7 @@ def _rollback_line(event) -> str:
 def _eval_line(event, first: bool) -> str:
     r = event.record
     mark = "  * best" if event.improved else ""
-    train = "   -  " if math.isnan(r["train_loss"]) else f"{r['train_loss']:.4f}"  # before step 1
+    train = "   -  " if r["train_loss"] is None else f"{r['train_loss']:.4f}"  # e.g. at step 0
     cold = _cold_start_text(r.get("cold_start"), first)
     return (
         f"step {r['step']:>7,} | epoch {r['epoch']:6.2f} | {_fmt_time(r['elapsed']):>8} | "
