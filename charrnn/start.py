@@ -161,9 +161,10 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
         "vocab_size": len(base_vocab),
         "new_chars": "".join(new),
     }
-    if "batch_size" not in train and config.batch_size < payload["train_config"]["batch_size"]:
+    base_b, b = payload["train_config"]["batch_size"], config.batch_size
+    if "batch_size" not in train and b < base_b:
         trainer.notes.append(
-            f"batch {config.batch_size}x{config.seq_len} to fit {len(ids):,} characters"
+            f"{b} stream{'s' * (b != 1)}, not the base's {base_b}, to fit {len(ids):,} characters"
         )
     return trainer
 

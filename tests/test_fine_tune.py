@@ -158,7 +158,9 @@ def test_a_text_too_small_for_the_base_batch_gets_one_that_fits_or_a_clear_error
 ):
     base = base_checkpoint(runs_by_cell, "lstm")  # trained with 4 streams of 16
     small = fine_tune(tmp_path / "a", base, text=NEW_TEXT[:300])  # validates on 30 characters
-    assert small.config.batch_size == 1 and small.notes == ["batch 1x16 to fit 300 characters"]
+    assert small.config.batch_size == 1 and small.notes == [
+        "1 stream, not the base's 4, to fit 300 characters"
+    ]
     with pytest.raises(ConfigError, match=r"too few for windows of 16.*needs about (\d+)") as e:
         fine_tune(tmp_path / "b", base, text=NEW_TEXT[:100])
     need = int(e.value.args[0].split("needs about ")[1].split()[0].replace(",", ""))

@@ -107,7 +107,8 @@ Examples:
     "html_path",
     type=click.Path(dir_okay=False),
     callback=not_empty,
-    help="Write a self-contained page to explore every unit in the browser (no network).",
+    help="Write a self-contained page to explore every unit in the browser (no network); "
+    "'-' writes it to stdout.",
 )
 @click.option(
     "--find-units",

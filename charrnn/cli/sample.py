@@ -166,8 +166,8 @@ Examples:
     "--output",
     type=click.Path(dir_okay=False, writable=True),
     callback=not_empty,
-    help="Write to this file instead of stdout (all or nothing: a failed write leaves FILE as "
-    "it was).",
+    help="Write to this file instead of stdout ('-': stdout; all or nothing: a failed write "
+    "leaves FILE as it was).",
 )
 @click.option(
     "-s",
@@ -310,8 +310,8 @@ class _Job:
                 )
                 click.echo(
                     f"Warning: {which} looks like a runaway: its characters are {value:.1f} nats "
-                    "rarer than the corpus's; the model is unsound from a cold start (retrain it "
-                    "with this version of charrnn, or train it longer)",
+                    "rarer than the corpus's; the model is unsound from a cold start (train it "
+                    "longer, or retrain it if it was trained before charrnn's cold starts)",
                     err=True,
                 )
         return found
