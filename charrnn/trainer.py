@@ -238,7 +238,7 @@ class Trainer:
                 metrics=list(payload["metrics"]),
                 window_loss=float(t.get("window_loss", 0.0)),  # absent before training records
                 window_steps=int(t.get("window_steps", 0)),
-                start_loss=_optional_float(t.get("start_loss")),  # absent before format 3
+                start_loss=_optional_float(t.get("start_loss")),  # absent in older checkpoints
             )
             world = int(t.get("world_size", 1))
             if world != self.dist.world:
