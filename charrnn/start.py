@@ -120,12 +120,9 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
     and schedule, the defaults of presets.FINE_TUNE under the options given. Characters of the
     text that the model never saw are appended to its vocabulary (model.grown_weights): the ones
     it knows keep their ids, and its predictions over them start as they were."""
-    payload, base_model, base_vocab = _load_base(base)
+    payload, base_model, base_vocab, base_shape = _load_base(base)
     c = base_model.config
-    shape = {
-        "cell": c.cell,
-        **{k: getattr(c, k) for k in _fields(ModelConfig) - {"dropout", "lead_in"}},
-    }
+    shape = {k: getattr(c, k) for k in _fields(ModelConfig) - {"dropout", "lead_in"}}
     asked = {**model, **({"cell": cell} if cell is not None else {})}
     if clash := {k: v for k, v in asked.items() if k in shape and v != shape[k]}:
         given = ", ".join(f"{k} {v}" for k, v in clash.items())
@@ -140,7 +137,7 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
     new = vocab.chars[len(base_vocab) :]
     like = [base_vocab.index[t[0]] if (t := lookalike(ch, base_vocab)) else None for ch in new]
     ids = data.reindex(corpus.ids, corpus.vocab, vocab)
-    config = _fine_tune_config(payload["train_config"], train, len(ids), dist)
+    config = _fine_tune_config(base_shape, train, len(ids), dist)
     train_ids, val_ids = data.split(ids, config.val_frac)
     torch.manual_seed(config.seed)
     dropout = model.get("dropout", c.dropout)
@@ -161,7 +158,7 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
         "vocab_size": len(base_vocab),
         "new_chars": "".join(new),
     }
-    base_b, b = payload["train_config"]["batch_size"], config.batch_size
+    base_b, b = base_shape["batch_size"], config.batch_size
     if "batch_size" not in train and b < base_b:
         trainer.notes.append(
             f"{b} stream{'s' * (b != 1)}, not the base's {base_b}, to fit {len(ids):,} characters"
@@ -170,7 +167,8 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
 
 
 def _load_base(path: Path):
-    """The payload, model and vocabulary of the checkpoint to start from."""
+    """The payload, model, vocabulary and batch shape (_base_shape) of the checkpoint to start
+    from."""
     try:
         payload = checkpoint.load(path)
         model, vocab = checkpoint.restore_model(payload, path)
@@ -178,10 +176,10 @@ def _load_base(path: Path):
             payload["trainer"], dict
         ):
             raise CheckpointError(f"{path} is inconsistent: its training config is broken")
-        _base_shape(payload["train_config"])
+        shape = _base_shape(payload["train_config"])
     except CheckpointError as e:
         raise CheckpointError(f"{e}; cannot start a run from it") from None
-    return payload, model, vocab
+    return payload, model, vocab, shape
 
 
 def _base_shape(train_config: dict) -> dict:
@@ -194,11 +192,10 @@ def _base_shape(train_config: dict) -> dict:
     return shape
 
 
-def _fine_tune_config(base_train: dict, train: dict, n_chars: int, dist: Dist) -> TrainConfig:
-    """TrainConfig for fine-tuning: the base run's batch shape at FINE_TUNE.lr_scale of its rate,
-    FINE_TUNE's budget, patience and evaluations, under the options given; a batch size that fits
-    a text too small for the base run's (unless one was given)."""
-    base = _base_shape(base_train)
+def _fine_tune_config(base: dict, train: dict, n_chars: int, dist: Dist) -> TrainConfig:
+    """TrainConfig for fine-tuning: the base run's batch shape (`base`, from _base_shape) at
+    FINE_TUNE.lr_scale of its rate, FINE_TUNE's budget, patience and evaluations, under the
+    options given; a batch size that fits a text too small for the base run's (unless given)."""
     defaults = {
         "batch_size": int(base["batch_size"]),
         "seq_len": int(base["seq_len"]),

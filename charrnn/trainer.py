@@ -35,6 +35,7 @@ from charrnn.model import (
     state_from_list,
     state_to_list,
 )
+from charrnn.runs import is_evaluation
 from charrnn.sampler import lead_in
 from charrnn.threads import ThreadTuner, timed, tuned_threads
 
@@ -315,7 +316,7 @@ class Trainer:
 
     def evals_since_best(self) -> int:
         """Evaluations after the one with the best validation loss (0: the last was the best)."""
-        losses = [r["val_loss"] for r in self.pos.metrics if r.get("kind", "eval") == "eval"]
+        losses = [r["val_loss"] for r in self.pos.metrics if is_evaluation(r)]
         return len(losses) - 1 - losses.index(min(losses)) if losses else 0
 
     # ------------------------------------------------------------------ the loop
@@ -335,7 +336,7 @@ class Trainer:
 
     def _loop(self) -> Iterator[StepEvent | EvalEvent | RollbackEvent | DoneEvent]:
         last_eval, losses = self.pos.step, []
-        evaluated = any(r.get("kind", "eval") == "eval" for r in self.pos.metrics)
+        evaluated = any(is_evaluation(r) for r in self.pos.metrics)
         at_start = self.config.eval_at_start and self.pos.step == 0 and not evaluated
         if at_start and (event := self._evaluate_and_save(math.nan)):  # no training loss yet
             yield event

@@ -343,7 +343,7 @@ def _new_trainer(specs, init_from, checkpoint_dir, device, opts, quiet, d):
     choice, o = trainer.size_choice, trainer.origin
     if o is not None:
         new = o["new_chars"]
-        grown = f"{len(new)} new character{'s' * (len(new) != 1)}: {new!r}" if new else "none new"
+        grown = f"{count(len(new), 'new character')}: {new!r}" if new else "none new"
         verb = "Fine-tuning"
         chosen = f" (from {o['run']!r} at step {o['step']:,}; {grown})"
         chosen += "".join(f" ({note})" for note in trainer.notes)
