@@ -8,7 +8,8 @@ the weights learned), this measures in the same run:
             tensors, in its own layout, one after another (characters per second if a step
             cost only those), on 1 thread and on all
   1 stream  `Sampler.generate` as `charrnn sample` runs it (no --json), and its share of the limit
-  -n 16     sixteen streams at once, in total
+            (each measured three times in turn with the limit; the medians)
+  -n 16     sixteen streams at once, in total (the median of three)
 
 then the cold start of `charrnn sample --length 1` and of `charrnn --help`.
 """
@@ -56,21 +57,17 @@ def load(path: Path) -> tuple[CharRNN, object]:
     return checkpoint.restore_model(checkpoint.load(path), path)
 
 
-def sampling_speed(path: Path, n: int, chars: int) -> float:
-    """Characters per second in total of `n` streams, the median of three runs."""
-    model, vocab = load(path)
-    speeds = []
-    for _ in range(3):
-        config = SampleConfig(temperature=0.8, seed=1, num_samples=n)
-        s = Sampler(model, vocab, config, track_logprob=False)  # as `charrnn sample` without --json
-        s.prime("The ")
-        for _ in s.generate(200):  # warm up
-            pass
-        start = time.perf_counter()
-        for _ in s.generate(chars):
-            pass
-        speeds.append(n * chars / (time.perf_counter() - start))
-    return statistics.median(speeds)
+def sampling_speed(model: CharRNN, vocab, n: int, chars: int) -> float:
+    """Characters per second in total of `n` streams, one run."""
+    config = SampleConfig(temperature=0.8, seed=1, num_samples=n)
+    s = Sampler(model, vocab, config, track_logprob=False)  # as `charrnn sample` without --json
+    s.prime("The ")
+    for _ in s.generate(200):  # warm up
+        pass
+    start = time.perf_counter()
+    for _ in s.generate(chars):
+        pass
+    return n * chars / (time.perf_counter() - start)
 
 
 @torch.inference_mode()
@@ -121,12 +118,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, (size, shape) in MODELS.items():
             path = make_checkpoint(Path(tmp) / name.replace(" ", "-"), size, shape)
-            model, _ = load(path)
-            limit_1, limit_all = matvec_limit(model, 1), matvec_limit(model, cores)
-            one = sampling_speed(path, 1, args.chars)
-            sixteen = sampling_speed(path, 16, args.chars // 3)
+            model, vocab = load(path)
+            # The limit and one stream are measured in turn, three times, and the share is the
+            # median of the three: a drift in the machine's speed between them would skew it.
+            runs = [
+                (matvec_limit(model, 1), sampling_speed(model, vocab, 1, args.chars))
+                for _ in range(3)
+            ]
+            limit_1, one = (statistics.median(x) for x in zip(*runs, strict=True))
+            share = statistics.median(speed / limit for limit, speed in runs)
+            limit_all = matvec_limit(model, cores)
+            sixteen = statistics.median(
+                sampling_speed(model, vocab, 16, args.chars // 3) for _ in range(3)
+            )
             mb = sum(p.numel() for p in model.parameters()) * 4 / 1e6
-            rows.append((name, mb, limit_1, limit_all, one, sixteen))
+            rows.append((name, mb, limit_1, limit_all, one, share, sixteen))
         path = Path(tmp) / "medium-1x768" / "best.pt"
         cold = wall([*charrnn, "sample", "-c", str(path), "-l", "1"], repeat=5)
         torch_import = wall([sys.executable, "-c", "import torch"], repeat=5)
@@ -138,10 +144,10 @@ def main() -> None:
         f"{cores} threads | 1 stream | of the 1-thread limit | -n 16 in total |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name, mb, limit_1, limit_all, one, sixteen in rows:
+    for name, mb, limit_1, limit_all, one, share, sixteen in rows:
         print(
             f"| {name} | {mb:.1f} MB | {limit_1:,.0f} chars/s | {limit_all:,.0f} chars/s "
-            f"| {one:,.0f} chars/s | **{one / limit_1:.0%}** | {sixteen:,.0f} chars/s |"
+            f"| {one:,.0f} chars/s | **{share:.0%}** | {sixteen:,.0f} chars/s |"
         )
     print(f"# `import torch` alone: {torch_import:.2f} s")
     print(

@@ -189,7 +189,7 @@ def main() -> None:
     args = p.parse_args()
     peak, n = matmul_peak()
     models = [(name, PRESETS[name]) for name in ("small", "medium")]  # what --size auto picks
-    models.append(("2x512", Preset(2, 512, 64, 0.0, 32, 32, 5e-3)))
+    models.append(("2x512", Preset(2, 512, 64, 0.0, 32, 32, 5e-3, 0.01)))
     cells = CELLS if args.cell == "all" else (args.cell,)
     rows = [
         measure(name, for_cell(p, cell, VOCAB), cell, args.steps, peak)

@@ -141,13 +141,16 @@ def grown_weights(model: CharRNN, like: Sequence[int | None]) -> dict[str, torch
 
 # ---------------------------------------------------------------------------------------------
 # One step of each cell, gate by gate. `x_part` is W_ih x + b_ih and `h_part` is W_hh h + b_hh,
-# (B, G*H) each, in PyTorch's gate order; the step returns the layer's new state, h first.
+# (B, G*H) each, in PyTorch's gate order; the step returns the layer's new state, h first. The
+# LSTM and the RNN read only their sum, so a caller that has it already passes it as x_part with
+# h_part None (Stepper: one product over [x, h]).
 
 
 def lstm_step(x_part, h_part, state: tuple, probe: Probe = None) -> tuple:
     """LSTM: (h, c) (B, H) each -> new (h, c). Gates in PyTorch's order: input, forget, g, out."""
     _, c = state
-    i, f, g, o = (x_part + h_part).chunk(4, dim=1)
+    gates = x_part if h_part is None else x_part + h_part  # (B, 4H)
+    i, f, g, o = gates.chunk(4, dim=1)
     forget = torch.sigmoid(f)  # how much of the belt to keep (1 = remember everything)
     input = torch.sigmoid(i)  # how much of the candidate to write onto it
     candidate = torch.tanh(g)  # what could be written
@@ -176,7 +179,7 @@ def gru_step(x_part, h_part, state: tuple, probe: Probe = None) -> tuple:
 
 def rnn_step(x_part, h_part, state: tuple, probe: Probe = None) -> tuple:
     """Vanilla RNN: (h,) (B, H) -> new (h,): the whole memory rewritten at every character."""
-    h = torch.tanh(x_part + h_part)
+    h = torch.tanh(x_part if h_part is None else x_part + h_part)
     if probe is not None:
         probe.update(hidden=h)
     return (h,)
@@ -192,17 +195,20 @@ class Stepper:
     embedding, input weights and input bias fold into one (V, G*H) table, so reading a character is
     a row lookup. The LSTM and the RNN add x_part and h_part before any gate, so for them each
     layer's two products are one ([x, h] against [W_ih | W_hh], or the table row plus h W_hh) and
-    the step gets the sum with a zero h_part; the GRU's reset gate reads h_part alone, so it gets
-    the two apart. The state lives here, per layer, between `start` and `state()`.
+    the step gets the sum as x_part (h_part None); the GRU's reset gate reads h_part alone, so it
+    gets the two apart. The state lives here, per layer, between `start` and `state()`.
     """
 
     @torch.no_grad()
     def __init__(self, model: CharRNN, batch_size: int = 1):
         self.model, self.step = model, STEPS[model.config.cell]
         self.summed = model.config.cell in ("lstm", "rnn")
-        # Measured (bench/sample_speed.py): MKL is fastest on W itself for one row, and on a
-        # contiguous W^T for a batch of rows; the product is the same either way.
-        layout = (lambda w: w.T.contiguous().T) if batch_size > 1 else (lambda w: w.contiguous())
+        # Measured on one row (2026-12-01, README "Sampling"): the gates' matrices (G*H, I) multiply
+        # fastest stored as a contiguous W^T (8-38% faster from 512x128 to 6144x1536 than W
+        # itself; 7% slower at 2048x1024 alone), the head (V, H) stored as W; a batch of rows is
+        # fastest on W^T throughout. The product is the same either way, to rounding.
+        layout = lambda w: w.T.contiguous().T  # noqa: E731
+        head_layout = layout if batch_size > 1 else (lambda w: w.contiguous())
         self.layers = []  # per layer: (W_ih or None, W_hh, b_ih, b_hh), laid out as they are used
         for layer in range(model.config.num_layers):
             w_ih, w_hh, b_ih, b_hh = model.layer_weights(layer)
@@ -215,7 +221,7 @@ class Stepper:
         w_ih, _, b_ih, b_hh = model.layer_weights(0)
         bias = b_ih + b_hh if self.summed else b_ih
         self.table = torch.addmm(bias, model.embed.weight, w_ih.T)  # (V, G*H)
-        self.head_w, self.head_b = layout(model.head.weight), model.head.bias
+        self.head_w, self.head_b = head_layout(model.head.weight), model.head.bias
         self.per_layer: list[tuple] = []
         self.start(model.init_state(batch_size))
 
@@ -235,9 +241,9 @@ class Stepper:
         for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
             h = self.per_layer[layer][0]  # (B, H)
             if layer == 0 and self.summed:  # (B, G*H) each
-                x_part, h_part = torch.addmm(self.table[idx], h, w_hh.T), 0.0
+                x_part, h_part = torch.addmm(self.table.index_select(0, idx), h, w_hh.T), None
             elif self.summed:
-                x_part, h_part = torch.addmm(b_ih, torch.cat([x, h], 1), w_ih.T), 0.0
+                x_part, h_part = torch.addmm(b_ih, torch.cat([x, h], 1), w_ih.T), None
             else:
                 x_part = self.table[idx] if layer == 0 else torch.addmm(b_ih, x, w_ih.T)
                 h_part = torch.addmm(b_hh, h, w_hh.T)

@@ -260,9 +260,10 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
 
 
 def _train_config(preset: Preset, train: dict) -> TrainConfig:
-    """TrainConfig from the preset's batch shape and rate, with the options given over them."""
+    """TrainConfig from the preset's batch shape, rate and weight decay, with the options given
+    over them."""
     shape = {"batch_size": preset.batch_size, "seq_len": preset.seq_len, "lr": preset.lr}
-    return TrainConfig(**{**shape, **train})
+    return TrainConfig(**{**shape, "weight_decay": preset.weight_decay, **train})
 
 
 def _with_options(preset: Preset, cell: str, vocab_size: int, model: dict) -> Preset:

@@ -57,7 +57,7 @@ class TrainConfig:
     lr: float  # peak learning rate
     min_lr_frac: float = 0.05  # the learning rate decays to lr * min_lr_frac at the budget's end
     warmup_steps: int = 50
-    weight_decay: float = 0.01
+    weight_decay: float = 0.01  # of the weight matrices, not the biases; presets set theirs
     grad_clip: float = 1.0
     val_frac: float = 0.1
     # Evaluate on at most this many characters from the start of the validation split: enough to

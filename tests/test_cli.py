@@ -71,12 +71,15 @@ def test_an_existing_run_is_never_overwritten_silently(env, corpus_file, tmp_pat
 
 
 def test_resume_continues_the_step_count(env, corpus_file, tmp_path):
-    train(env, corpus_file, steps=20)
+    train(env, corpus_file, "--weight-decay", "0.5", steps=20)
     r = env(["train", "--resume", "tiny", "--steps", "40", "-q"])
     assert r.exit_code == 0, r.stderr
     assert r.stderr == "" and r.stdout.strip().endswith("best.pt")
     last = torch.load(tmp_path / "checkpoints/tiny/last.pt", weights_only=True)
     assert last["trainer"]["step"] == 40
+    assert last["train_config"]["weight_decay"] == 0.5  # the run's own, kept on resume
+    decay = env(["train", "--resume", "tiny", "--weight-decay", "0", "--steps", "50"])
+    assert decay.exit_code == 2 and "--weight-decay cannot change" in decay.stderr
     again = env(["train", "--resume", "tiny"])
     assert again.exit_code == 1 and "already used its budget" in again.stderr
     fixed = env(["train", "--resume", "tiny", "--lr", "1", "--steps", "50"])

@@ -42,6 +42,7 @@ FIXED_ON_RESUME = (
     "batch_size",
     "seq_len",
     "lr",
+    "weight_decay",
     "val_frac",
     "seed",
     "encoding",
@@ -132,6 +133,14 @@ Examples:
     type=click.FloatRange(0, min_open=True),
     help="Peak learning rate (warm-up, then cosine decay to the budget's end)  "
     "[default: the preset's].",
+)
+@click.option(
+    "--weight-decay",
+    type=click.FloatRange(0),
+    help="AdamW's weight decay of the weight matrices (not the biases): a regulariser that "
+    "costs no time  [default: the preset's, "
+    + ", ".join(f"{p.weight_decay:g} {name}" for name, p in PRESETS.items())
+    + "].",
 )
 @click.option("--steps", type=click.IntRange(1), help="Stop after this many steps in all.")
 @click.option("--epochs", type=click.FloatRange(0, min_open=True), help="Stop after N epochs.")
@@ -303,6 +312,7 @@ TRAIN_OPTIONS = {
     "batch_size": "batch_size",
     "seq_len": "seq_len",
     "lr": "lr",
+    "weight_decay": "weight_decay",
     "steps": "max_steps",
     "epochs": "max_epochs",
     "time_budget": "max_time",
