@@ -57,10 +57,12 @@ PRESETS = {
     "medium": Preset(1, 768, 64, 0.1, 32, 32, 5e-3, 0.1),
     "large": Preset(3, 512, 128, 0.25, 32, 64, 3e-3, 0.01),
 }
-# Characters the medium model must be able to train in the budget for `auto` to pick it over small
-# (README, "Performance": on tinyshakespeare small wins at 1.4M characters of medium and medium
-# at 4.5M, on this machine idle and slowed down).
-MEDIUM_FROM_CHARS = 3_000_000
+# Characters the medium model must be able to train in the budget (as its start-up probe measures
+# them) for `auto` to pick it over small. README, "Performance", on tinyshakespeare, this machine
+# idle and slowed to one core: small wins by 0.09-0.11 nats at 0.6-1.3M measured characters of
+# medium; medium wins at 2.6-3.0M (one core, 600 s: by 0.011 before its weight decay of 0.1,
+# which gained it 0.017 by then) and at 5.4M and more. The line sits between the two.
+MEDIUM_FROM_CHARS = 2_000_000
 BIG_CORPUS = 20_000_000  # characters: a CPU run sees so much text about once, so no dropout
 
 
