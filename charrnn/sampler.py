@@ -159,7 +159,9 @@ class Sampler:
     def _gumbel(self, v: int) -> torch.Tensor:
         """The next row of Gumbel noise of each sample, from its own generator: (N, v)."""
         if self._used == self._noise.shape[1]:  # row i's stream depends on its own seed only
-            rows = max(1, min(NOISE_BLOCK, NOISE_NUMBERS // v))
+            # Rows per block from the total, so -n 200 of a 5,000-character vocabulary stays within
+            # NOISE_NUMBERS; the text does not depend on it (a generator's numbers come in order).
+            rows = max(1, min(NOISE_BLOCK, NOISE_NUMBERS // (v * len(self.generators))))
             u = [torch.rand(rows, v, generator=g, device=self.device) for g in self.generators]
             self._noise, self._used = -torch.log(-torch.log(torch.stack(u))), 0  # (N, rows, V)
         self._used += 1
@@ -174,7 +176,7 @@ class Sampler:
 
 
 NOISE_BLOCK = 256  # characters of noise drawn per sample at a time
-NOISE_NUMBERS = 2**18  # at most, per sample and block (1 MB): a large vocabulary gets fewer rows
+NOISE_NUMBERS = 2**22  # at most, all samples' blocks together (16 MB): big -n x V, fewer rows
 
 
 def sample_text(

@@ -33,8 +33,15 @@ def texts(model, vocab, length=300, prime="ANNA:", **cfg):
     return rows
 
 
-def test_a_batch_of_n_is_n_single_runs_with_seeds_seed_plus_i(model_vocab):
+@pytest.mark.parametrize("noise_numbers", [None, 3])
+def test_a_batch_of_n_is_n_single_runs_with_seeds_seed_plus_i(
+    model_vocab, noise_numbers, monkeypatch
+):
+    # noise_numbers 3 x V: one sample draws its noise 3 characters at a time, a batch of 4 one at
+    # a time; the texts must not depend on it.
     model, vocab = model_vocab
+    if noise_numbers:
+        monkeypatch.setattr("charrnn.sampler.NOISE_NUMBERS", noise_numbers * len(vocab))
     batch = texts(model, vocab, seed=40, num_samples=4, temperature=1.0)
     assert len(set(batch)) == 4  # different samples
     for i in range(4):
