@@ -81,6 +81,8 @@ class FineTune:
     # the best): a small text is learned by heart quickly, and then validation only worsens.
     patience: int = 4
     evals_per_epoch: int = 2  # a small text's epoch is a few seconds: evaluate at each half
+    # Whatever the base's: the rate and budget above were measured with it (README example).
+    weight_decay: float = 0.01
 
 
 FINE_TUNE = FineTune()
@@ -111,7 +113,7 @@ def choose(
         few = budget < MEDIUM_FROM_CHARS
         name = "small" if few else "medium"
         reason = (
-            f"medium would train {budget / 1e6:.1f}M characters here "
+            f"medium would train {budget / 1e6:.2f}M characters here "
             f"({medium_chars_per_s:,.0f}/s measured), {'under' if few else 'over'} "
             f"the {MEDIUM_FROM_CHARS / 1e6:g}M it needs"
         )

@@ -3,14 +3,8 @@
 Priming reads the prime a few thousand characters per forward pass; after that each new character
 costs one step of the cell (O(1) work: the prefix is never read again, its memory is the state). N
 samples run as one batch of N streams. Sample i draws its randomness from its own torch.Generator,
-seeded seed + i, so the same seed gives the same text, and sample i of a batch is the text
-`--seed seed+i` gives alone.
-
-How a character is drawn: the Gumbel-max trick. Add to each logit T times its own Gumbel noise
--log(-log(u)) and take the largest: that id comes out with probability softmax(logits / T), the
-same law as summing the probabilities and looking a uniform number up in them, in two operations
-instead of ten (a softmax, a cumulative sum, a search...), which is a fifth of a small model's
-time per character. The noise is drawn ahead, a block of characters at a time per sample.
+seeded seed + i, by inverse-CDF sampling, so the same seed gives the same text, and sample i of a
+batch is the text `--seed seed+i` gives alone.
 
 Why a lead-in: a sample starts from a blank (all-zero) state, which stateful training meets only
 where a stream (re)starts cold (TrainConfig.cold_start_prob). So the sampler first reads a
@@ -86,8 +80,7 @@ class Sampler:
         base = config.seed if config.seed is not None else torch.seed() % (MAX_SEED - n + 2)
         self.seeds = [base + i for i in range(n)]
         self.generators = [torch.Generator(self.device).manual_seed(s) for s in self.seeds]
-        self._noise = torch.empty(n, 0, 0)  # (N, k, V): Gumbel noise, a row per character drawn
-        self._used = 0  # rows of _noise used
+        self._uniforms = torch.empty(n, 0)  # (N, k): drawn a block at a time, used one per step
         self.stepper = model.stepper(n)  # holds the N streams' state between characters
         self.threads = sampling_threads(model, n)  # the most; a ThreadTuner fits it to the load
         self.tuner: ThreadTuner | None = None
@@ -136,36 +129,38 @@ class Sampler:
         if temperature < torch.finfo(logits.dtype).tiny:
             idx = logits.argmax(-1)
         else:
-            # argmax(logits / T + noise) = argmax(logits + T * noise): the second for T <= 1, so
-            # that a tiny T is greedy where logits / T would overflow to inf; the first above 1,
-            # so that a huge T is uniform where T * noise would overflow.
-            z, scale = (logits, temperature) if temperature <= 1.0 else (logits / temperature, 1.0)
+            # Shifted first, so the likeliest character is at 0 and the rest below it: a tiny
+            # temperature takes the rest to -inf, which is greedy, where logits / T would overflow
+            # to inf, and softmax of inf is nan (then always the last character).
+            z = (logits - logits.amax(-1, keepdim=True)) / temperature
             if c.top_k is not None and c.top_k < z.shape[-1]:
                 kth = torch.topk(z, c.top_k, dim=-1).values[:, -1:]
                 z = z.masked_fill(z < kth, float("-inf"))
+            probs = torch.softmax(z, dim=-1)
             if c.top_p is not None and c.top_p < 1.0:
-                keep = _nucleus(torch.softmax(z / scale, dim=-1), c.top_p) > 0
-                z = z.masked_fill(~keep, float("-inf"))
-            idx = torch.add(z, self._gumbel(z.shape[-1]), alpha=scale).argmax(-1)  # (N,)
+                probs = _nucleus(probs, c.top_p)
+            idx = self._draw(probs)
         if self.track_logprob:
             if self.count == self._logprobs.shape[1]:  # grown by doubling: O(1) per step
-                more = self._logprobs.new_zeros(len(idx), max(self.count, NOISE_BLOCK))
+                more = self._logprobs.new_zeros(len(idx), max(self.count, UNIFORM_BLOCK))
                 self._logprobs = torch.cat([self._logprobs, more], 1)
             logprob = F.log_softmax(logits, -1).gather(1, idx[:, None])[:, 0]
             self._logprobs[:, self.count] = logprob.double()
         self.count += 1
         return idx
 
-    def _gumbel(self, v: int) -> torch.Tensor:
-        """The next row of Gumbel noise of each sample, from its own generator: (N, v)."""
-        if self._used == self._noise.shape[1]:  # row i's stream depends on its own seed only
-            # Rows per block from the total, so -n 200 of a 5,000-character vocabulary stays within
-            # NOISE_NUMBERS; the text does not depend on it (a generator's numbers come in order).
-            rows = max(1, min(NOISE_BLOCK, NOISE_NUMBERS // (v * len(self.generators))))
-            u = [torch.rand(rows, v, generator=g, device=self.device) for g in self.generators]
-            self._noise, self._used = -torch.log(-torch.log(torch.stack(u))), 0  # (N, rows, V)
-        self._used += 1
-        return self._noise[:, self._used - 1]
+    def _draw(self, probs: torch.Tensor) -> torch.Tensor:
+        """One id per row by inverse CDF, row i with its own generator: (N, V) -> (N,)."""
+        if not self._uniforms.shape[1]:  # row i's stream depends on its own seed only
+            block = [
+                torch.rand(UNIFORM_BLOCK, generator=g, device=self.device) for g in self.generators
+            ]
+            self._uniforms = torch.stack(block)
+        u, self._uniforms = self._uniforms[:, 0], self._uniforms[:, 1:]
+        cdf = probs.cumsum(-1)  # (N, V)
+        # side="right": the first id whose cumulative probability exceeds u, never a zero-odds id
+        idx = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)[:, 0]
+        return idx.clamp_(max=probs.shape[-1] - 1)
 
     def mean_logprob(self, lengths: Sequence[int] | None = None) -> list[float]:
         """Per sample: mean log-probability (nats) the model gave to its generated characters, to
@@ -175,8 +170,7 @@ class Sampler:
         return [self._logprobs[i, :k].sum().item() / k if k else 0.0 for i, k in enumerate(lengths)]
 
 
-NOISE_BLOCK = 256  # characters of noise drawn per sample at a time
-NOISE_NUMBERS = 2**22  # at most, all samples' blocks together (16 MB): big -n x V, fewer rows
+UNIFORM_BLOCK = 256  # random numbers drawn per generator at a time
 
 
 def sample_text(

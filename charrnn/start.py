@@ -200,6 +200,7 @@ def _fine_tune_config(base: dict, train: dict, n_chars: int, dist: Dist) -> Trai
         "batch_size": int(base["batch_size"]),
         "seq_len": int(base["seq_len"]),
         "lr": base["lr"] * FINE_TUNE.lr_scale,
+        "weight_decay": FINE_TUNE.weight_decay,
         "patience": FINE_TUNE.patience,
         "eval_at_start": True,
     }

@@ -84,6 +84,12 @@ CASES = [
     (["train", "ok.txt", "--val-frac", "0"], 2, "--val-frac"),
     (["train", "ok.txt", "--size", "huge"], 2, "--size"),
     (["train", "ok.txt", "--device", "tpu"], 2, "--device"),
+    # nan passes every range check (its comparisons are all false): each number option refuses it
+    *[
+        (["train", "ok.txt", option, "nan"], 2, f"'{option}': 'nan' is not a number")
+        for option in ("--lr", "--dropout", "--val-frac", "--epochs", "--weight-decay")
+    ],
+    (["train", "ok.txt", "--sample-temp", "nan"], 2, "'--sample-temp': 'nan' is not a number"),
     (["train", "ok.txt", "--checkpoint-dir", "blocker"], 2, "is a file"),
     # train: runs
     (["train"], 2, "give a CORPUS"),

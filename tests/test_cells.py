@@ -244,8 +244,6 @@ def test_a_format_1_checkpoint_samples_scores_and_resumes_as_before(tmp_path):
     assert model.config.cell == "lstm"
     s = Sampler(model, vocab, SampleConfig(temperature=0.8, seed=5, num_samples=2))
     s.prime(expected["prime"])
-    # The samples were drawn again when the draw became Gumbel-max (expected["samples_drawn_by"]);
-    # the score and the resumed bias below still hold the weights to what format 1 wrote.
     assert ["".join(x) for x in zip(*s.generate(200), strict=True)] == expected["samples"]
     text = make_text()
     assert score_text(model, vocab, text[:500]) == pytest.approx(

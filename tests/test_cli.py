@@ -80,6 +80,9 @@ def test_resume_continues_the_step_count(env, corpus_file, tmp_path):
     assert last["train_config"]["weight_decay"] == 0.5  # the run's own, kept on resume
     decay = env(["train", "--resume", "tiny", "--weight-decay", "0", "--steps", "50"])
     assert decay.exit_code == 2 and "--weight-decay cannot change" in decay.stderr
+    for bad in ("inf", "1.5", "-0.1"):  # refused before anything is read or written
+        r = env(["train", str(corpus_file), "--name", "x", "--weight-decay", bad])
+        assert r.exit_code == 2 and "--weight-decay" in r.stderr and not r.stdout
     again = env(["train", "--resume", "tiny"])
     assert again.exit_code == 1 and "already used its budget" in again.stderr
     fixed = env(["train", "--resume", "tiny", "--lr", "1", "--steps", "50"])

@@ -24,7 +24,7 @@ def test_auto_picks_by_the_characters_the_budget_buys_here():
     assert choose("auto", 1.01 * edge, 1_115_394, rate / 3).name == "small"
     assert choose("auto", 1.01 * edge / 3, 1_115_394, 3 * rate).name == "medium"
     small = choose("auto", 136.5, 1_115_394, rate)
-    assert small.preset == PRESETS["small"] and "1.4M characters" in small.reason
+    assert small.preset == PRESETS["small"] and "1.36M characters" in small.reason
     assert choose("auto", None, 1_115_394).name == "medium"  # a --steps or --epochs budget
     assert PRESETS["medium"].dropout > 0
 

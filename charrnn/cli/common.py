@@ -59,6 +59,17 @@ class Duration(click.ParamType):
         return seconds
 
 
+class Number(click.FloatRange):
+    """click.FloatRange that refuses nan: every comparison with nan is false, so a range lets it
+    through, and the library then fails on it with a traceback."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
+
+
 class Encoding(click.ParamType):
     """A text encoding Python knows; a codec that is not one (hex, base64, rot13...) or an unknown
     name is a usage error. For every command's --encoding."""

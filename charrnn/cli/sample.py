@@ -12,6 +12,7 @@ import click
 
 from charrnn.cli.common import (
     Encoding,
+    Number,
     Text,
     checkpoint_dir_option,
     checkpoint_option,
@@ -96,7 +97,7 @@ Examples:
 @click.option("--top-k", type=click.IntRange(1), help="Sample among the k likeliest characters.")
 @click.option(
     "--top-p",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=Number(0, 1, min_open=True),
     help="Sample among the likeliest characters holding probability p (nucleus).",
 )
 @click.option(

@@ -13,6 +13,7 @@ from click.core import ParameterSource
 from charrnn.cli.common import (
     Duration,
     Encoding,
+    Number,
     cache_dir,
     checkpoint_dir_option,
     count,
@@ -115,7 +116,7 @@ Examples:
 @click.option("--embedding", type=click.IntRange(1, 4096), help="Embedding width.")
 @click.option(
     "--dropout",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=Number(0, 1, max_open=True),
     help="Dropout rate.",
 )
 @click.option(
@@ -130,20 +131,20 @@ Examples:
 )
 @click.option(
     "--lr",
-    type=click.FloatRange(0, min_open=True),
+    type=Number(0, min_open=True),
     help="Peak learning rate (warm-up, then cosine decay to the budget's end)  "
     "[default: the preset's].",
 )
 @click.option(
     "--weight-decay",
-    type=click.FloatRange(0),
+    type=Number(0, 1),
     help="AdamW's weight decay of the weight matrices (not the biases): a regulariser that "
     "costs no time  [default: the preset's, "
     + ", ".join(f"{p.weight_decay:g} {name}" for name, p in PRESETS.items())
-    + "].",
+    + f"; {FINE_TUNE.weight_decay:g} with --init-from].",
 )
 @click.option("--steps", type=click.IntRange(1), help="Stop after this many steps in all.")
-@click.option("--epochs", type=click.FloatRange(0, min_open=True), help="Stop after N epochs.")
+@click.option("--epochs", type=Number(0, min_open=True), help="Stop after N epochs.")
 @click.option(
     "--time",
     "time_budget",
@@ -166,7 +167,7 @@ Examples:
 )
 @click.option(
     "--val-frac",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    type=Number(0, 1, min_open=True, max_open=True),
     default=0.1,
     show_default=True,
     help="Share of the text, at its end, to validate on.",
@@ -193,7 +194,7 @@ Examples:
 )
 @click.option(
     "--sample-temp",
-    type=click.FloatRange(0),
+    type=Number(0),
     default=0.8,
     show_default=True,
     help="Temperature of the --sample-every samples.",
