@@ -141,7 +141,8 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}; one stream samples on 1 thread (sampler.py)")
     print(
         "| model | fp32 weights | matvec limit, 1 thread | matvec limit, "
-        f"{cores} threads | 1 stream | of the 1-thread limit | -n 16 in total |"
+        f"{cores} thread{'s' * (cores > 1)} | 1 stream | of the limit (median ratio) "
+        "| -n 16 in total |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, mb, limit_1, limit_all, one, share, sixteen in rows:
