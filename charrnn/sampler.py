@@ -266,7 +266,9 @@ def _nucleus(probs: torch.Tensor, p: float) -> torch.Tensor:
     """Per row, zero all but the most likely characters whose total reaches p: (N, V) -> (N, V)."""
     sorted_probs, order = probs.sort(dim=-1, descending=True)
     before = sorted_probs.cumsum(-1) - sorted_probs  # mass of strictly more likely characters
-    sorted_probs = sorted_probs.masked_fill(before >= p, 0.0)  # the likeliest always survives
+    drop = before >= p
+    drop[:, 0] = False  # the likeliest always survives, even a p that is 0 in float32 (1e-300)
+    sorted_probs = sorted_probs.masked_fill(drop, 0.0)
     return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
 
 

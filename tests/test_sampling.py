@@ -72,6 +72,7 @@ def test_top_k_and_top_p_never_pick_outside_their_set(model_vocab):
     for cfg, allowed in (
         ({"top_k": 2}, {len(vocab) - 1, len(vocab) - 2}),
         ({"top_p": 1e-9}, {len(vocab) - 1}),
+        ({"top_p": 1e-300}, {len(vocab) - 1}),  # 0 in float32: still the likeliest
     ):
         s = Sampler(model, vocab, SampleConfig(temperature=3.0, seed=0, **cfg))
         assert {int(s.choose(logits)) for _ in range(300)} == allowed
