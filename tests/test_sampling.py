@@ -72,10 +72,13 @@ def test_top_k_and_top_p_never_pick_outside_their_set(model_vocab):
     for cfg, allowed in (
         ({"top_k": 2}, {len(vocab) - 1, len(vocab) - 2}),
         ({"top_p": 1e-9}, {len(vocab) - 1}),
-        ({"top_p": 1e-300}, {len(vocab) - 1}),  # 0 in float32: still the likeliest
     ):
         s = Sampler(model, vocab, SampleConfig(temperature=3.0, seed=0, **cfg))
         assert {int(s.choose(logits)) for _ in range(300)} == allowed
+    # A p that is 0 in float32 still keeps the likeliest, here the first id (a mask that dropped
+    # everything fell through to the last).
+    s = Sampler(model, vocab, SampleConfig(temperature=3.0, seed=0, top_p=1e-300))
+    assert {int(s.choose(logits.flip(-1))) for _ in range(50)} == {0}
 
 
 def test_mean_logprob_is_what_the_model_gives_the_text(model_vocab):
