@@ -133,12 +133,14 @@ class Sampler:
             # temperature takes the rest to -inf, which is greedy, where logits / T would overflow
             # to inf, and softmax of inf is nan (then always the last character).
             z = (logits - logits.amax(-1, keepdim=True)) / temperature
+            # Which characters top-k and top-p keep is read in the logits' order: a huge
+            # temperature flattens z (and the probabilities) to ties in float32.
             if c.top_k is not None and c.top_k < z.shape[-1]:
-                kth = torch.topk(z, c.top_k, dim=-1).values[:, -1:]
-                z = z.masked_fill(z < kth, float("-inf"))
+                kth = torch.topk(logits, c.top_k, dim=-1).values[:, -1:]
+                z = z.masked_fill(logits < kth, float("-inf"))
             probs = torch.softmax(z, dim=-1)
             if c.top_p is not None and c.top_p < 1.0:
-                probs = _nucleus(probs, c.top_p)
+                probs = _nucleus(probs, c.top_p, logits.argsort(dim=-1, descending=True))
             idx = self._draw(probs)
         if self.track_logprob:
             if self.count == self._logprobs.shape[1]:  # grown by doubling: O(1) per step
@@ -262,9 +264,10 @@ def lead_in_for(ids: torch.Tensor, vocab: CharVocab) -> str:
     return vocab.chars[int(head[0])]
 
 
-def _nucleus(probs: torch.Tensor, p: float) -> torch.Tensor:
-    """Per row, zero all but the most likely characters whose total reaches p: (N, V) -> (N, V)."""
-    sorted_probs, order = probs.sort(dim=-1, descending=True)
+def _nucleus(probs: torch.Tensor, p: float, order: torch.Tensor) -> torch.Tensor:
+    """Per row, zero all but the most likely characters whose total reaches p, taken in `order`
+    (ids, likeliest first): (N, V) -> (N, V)."""
+    sorted_probs = probs.gather(-1, order)
     before = sorted_probs.cumsum(-1) - sorted_probs  # mass of strictly more likely characters
     drop = before >= p
     drop[:, 0] = False  # the likeliest always survives, even a p that is 0 in float32 (1e-300)

@@ -90,6 +90,12 @@ CASES = [
         for option in ("--lr", "--dropout", "--val-frac", "--epochs", "--weight-decay")
     ],
     (["train", "ok.txt", "--sample-temp", "nan"], 2, "'--sample-temp': 'nan' is not a number"),
+    # ... and inf, or a number too big for a float, where a range has no upper end
+    *[
+        (["train", "ok.txt", option, value], 2, f"'{option}': '{value}' is not a finite number")
+        for option in ("--lr", "--epochs", "--sample-temp")
+        for value in ("inf", "1e400")
+    ],
     (["train", "ok.txt", "--checkpoint-dir", "blocker"], 2, "is a file"),
     # train: runs
     (["train"], 2, "give a CORPUS"),

@@ -79,6 +79,10 @@ def test_top_k_and_top_p_never_pick_outside_their_set(model_vocab):
     # everything fell through to the last).
     s = Sampler(model, vocab, SampleConfig(temperature=3.0, seed=0, top_p=1e-300))
     assert {int(s.choose(logits.flip(-1))) for _ in range(50)} == {0}
+    # ... and so do top-k 1 and a tiny p at a temperature that flattens every logit to a tie.
+    for cfg in ({"top_k": 1}, {"top_p": 1e-300}):
+        s = Sampler(model, vocab, SampleConfig(temperature=1e39, seed=0, **cfg))
+        assert {int(s.choose(logits.flip(-1))) for _ in range(50)} == {0}
 
 
 def test_mean_logprob_is_what_the_model_gives_the_text(model_vocab):

@@ -60,13 +60,16 @@ class Duration(click.ParamType):
 
 
 class Number(click.FloatRange):
-    """click.FloatRange that refuses nan: every comparison with nan is false, so a range lets it
-    through, and the library then fails on it with a traceback."""
+    """click.FloatRange of finite numbers: every comparison with nan is false, so a range lets it
+    through, and inf (or 1e400) passes a range without an upper end; the library then fails on
+    either with a traceback (an inf epoch budget has no step count)."""
 
     def convert(self, value, param, ctx):
         number = super().convert(value, param, ctx)
         if number != number:
             self.fail(f"{value!r} is not a number", param, ctx)
+        if number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
 
 
