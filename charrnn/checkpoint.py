@@ -13,6 +13,10 @@ it and no code in it ever runs:
     corpus                             name, sources, chars, sha256, encoding, char_counts
     origin (optional)                  the model a fine-tuning run started from (--init-from):
                                        checkpoint, run, step, corpus, vocab_size, new_chars
+    digests (optional)                 SHA-256 of the tensors of each part that holds any
+                                       ("model", "optimizer", "trainer"), checked on load: bits
+                                       flipped on a disk or in a copy are found, not used. A
+                                       file written before digests existed loads unchecked.
 
 Versions: 1 was LSTM-only ("lstm." weights, the state as "state_h"/"state_c", no cell in the
 config); 2 names the cell and keeps the state opaque; 3 may hold a grown vocabulary (a base
@@ -25,10 +29,13 @@ a version-2 file reads as it is (its train config lacks patience: None, as then)
 from __future__ import annotations
 
 import codecs
+import ctypes
+import hashlib
 import pickle
 import re
 import warnings
 import zipfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +43,7 @@ import torch
 
 from charrnn.config import ModelConfig, parameter_shapes
 from charrnn.errors import CharRNNError, CheckpointError
-from charrnn.fsutil import atomic_write
+from charrnn.fsutil import atomic_write, cannot_write
 from charrnn.model import CharRNN
 from charrnn.tokenizer import CharVocab
 
@@ -48,14 +55,21 @@ REQUIRED = ("model_config", "train_config", "vocab", "model", "trainer", "metric
 def save(payload: dict[str, Any], path: Path) -> None:
     """Write `payload` to `path` atomically: temp file in the same folder, fsync, rename."""
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    payload["digests"] = {part: d for part, value in payload.items() if (d := _digest(value))}
     try:
         atomic_write(Path(path), lambda f: torch.save(payload, f))
     except OSError as e:
-        raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from None
+        raise CheckpointError(
+            cannot_write(path, e, "train with another --checkpoint-dir")
+        ) from None
 
 
-def load(path: Path) -> dict[str, Any]:
-    """Read and check a checkpoint on the CPU; never runs code from the file."""
+def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
+    """Read and check a checkpoint on the CPU; never runs code from the file.
+
+    `verify`: the parts whose digests are checked (True: all; a reader of the model alone names
+    ("model",), so the optimizer's tensors are never read; False: none, for a reader of the plain
+    values only, such as `charrnn runs`)."""
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder; pass a checkpoint file or a run folder")
@@ -83,7 +97,52 @@ def load(path: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} is not a charrnn checkpoint (corrupted: {_gist(e)})"
         ) from None
-    return validate(payload, path)
+    payload = validate(payload, path)
+    if verify:
+        _verify(payload, path, None if verify is True else verify)
+    return payload
+
+
+def _digest(value: Any) -> str | None:
+    """SHA-256 of the tensors in `value` (nested in dicts, lists and tuples), with where each one
+    is, its dtype and its shape; None if it holds none."""
+    h, found = hashlib.sha256(), False
+    for where, t in _tensors(value, ""):
+        found = True
+        t = t.detach().cpu().contiguous()
+        h.update(f"{where}|{t.dtype}|{tuple(t.shape)};".encode())
+        if n := t.numel() * t.element_size():  # the bytes where they lie (mmap: read once)
+            h.update(memoryview((ctypes.c_char * n).from_address(t.data_ptr())))
+    return h.hexdigest() if found else None
+
+
+def _tensors(value: Any, where: str):
+    if isinstance(value, torch.Tensor):
+        yield where, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _tensors(v, f"{where}/{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _tensors(v, f"{where}/{i}")
+
+
+def _verify(payload: dict[str, Any], path: Path, parts: Collection[str] | None) -> None:
+    """Each part's tensors against the digest saved with them (a file without digests: as is)."""
+    digests = payload.get("digests")
+    if digests is None:
+        return
+    if not isinstance(digests, dict):
+        raise CheckpointError(f"{path} is damaged: its digests are not readable")
+    for part, expected in digests.items():
+        if parts is not None and part not in parts:
+            continue
+        if part not in payload or _digest(payload[part]) != expected:
+            raise CheckpointError(
+                f"{path} is damaged: its {part} does not match the digest saved with it (the "
+                "file changed after it was written); use the run's other checkpoint, or train "
+                "again"
+            )
 
 
 def _not_a_torch_archive(path: Path) -> str | None:
@@ -187,3 +246,9 @@ def _check_shapes(config: ModelConfig, weights: Any, path: Path) -> None:
             )
         if not tensor.is_floating_point():
             raise CheckpointError(f"{path} is inconsistent: {name} is not a float tensor")
+        if not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"{path} is damaged: its weights hold values that are not numbers (NaN or "
+                f"infinity, in {name}), so it would write garbage; use the run's other "
+                "checkpoint, or train again"
+            )

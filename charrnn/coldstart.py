@@ -17,11 +17,11 @@ start is within hundredths of a nat); the *gap* is the mean excess over all star
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 
 from charrnn.distributed import SINGLE, Dist
 from charrnn.model import CharRNN
@@ -31,7 +31,9 @@ from charrnn.tokenizer import CharVocab
 RUNAWAY_NATS = 1.0  # a sound cold start is within hundredths of a nat of warm by character 100
 MIN_JUDGED = 50  # characters a sample needs before its characters say anything
 MIN_SPAN = 20  # the fewest characters per start the check scores (after at least 10 cold ones)
-_LOGITS_BUDGET = 1 << 24  # floats of logits per forward pass (64 MB), whatever the vocabulary
+# Multiply-adds between two looks for a stop: a tenth of a second on a laptop core, so that a stop
+# asked for during the check is seen within a second, whatever the model and the vocabulary.
+_WORK_BUDGET = 1 << 33
 
 
 @dataclass
@@ -67,10 +69,12 @@ def check(
     min_context: int = 300,
     seed: int = 0,
     dist: Dist = SINGLE,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ColdStartReport | None:
     """Check `starts` seeded positions of `ids` (N,) against the warm losses of its evaluation.
     Where the validation streams are shorter than twice min_context + span (a small corpus), every
-    window shrinks in proportion; None where even that leaves under MIN_SPAN to score.
+    window shrinks in proportion; None where even that leaves under MIN_SPAN to score, or where
+    `should_stop()` turns true on the way (it is asked before each bounded piece of work).
 
     Distributed, each rank checks positions in its own streams and the counts are added up."""
     longest = int(dist.all_max(float(warm.context.max()) + 1, model.device))
@@ -92,9 +96,14 @@ def check(
         cold = torch.stack([ids[p : p + skip + span].long() for p in at])  # (n, skip + span)
         targets = torch.stack([ids[p + skip + 1 : p + skip + span + 1].long() for p in at])
         loss_warm = torch.stack([warm.nats[p + skip : p + skip + span].mean() for p in at])
-        loss_zero = _span_loss(model, cold, targets, device)  # (n,)
-        loss_lead = _span_loss(model, torch.cat([lead.expand(n, -1), cold], 1), targets, device)
+        loss_zero = _span_loss(model, cold, targets, device, should_stop)  # (n,)
+        lead_cold = torch.cat([lead.expand(n, -1), cold], 1)
+        loss_lead = None
+        if loss_zero is not None:
+            loss_lead = _span_loss(model, lead_cold, targets, device, should_stop)
         model.train(was_training)
+        if loss_lead is None:  # asked to stop (every rank is asked alike: see Trainer._agree)
+            return None
         sums = [
             float(n),
             float((loss_zero - loss_warm > RUNAWAY_NATS).sum()),
@@ -132,17 +141,24 @@ def _positions(context, share, skip, span, min_context, seed) -> torch.Tensor:
     return chosen - skip
 
 
-def _span_loss(model, x: torch.Tensor, targets: torch.Tensor, device) -> torch.Tensor:
+def _span_loss(model, x, targets, device, should_stop=None) -> torch.Tensor | None:
     """Mean nats per character on the last targets.shape[1] predictions of reading x from a zero
-    state: x (n, t), targets (n, span) -> (n,). Runs in row chunks to bound the logits' memory."""
+    state: x (n, t), targets (n, span) -> (n,); None if `should_stop()` turns true on the way.
+
+    Rows come a few at a time, so that the work between two looks at `should_stop` is bounded
+    whatever the model and the vocabulary; the output layer, whose cost grows with the
+    vocabulary, is applied to the scored positions only."""
     n, t = x.shape
     span = targets.shape[1]
-    rows = max(1, _LOGITS_BUDGET // (t * model.config.vocab_size))
+    c = model.config
+    recurrent = model.num_params(embedding=False) - model.head.weight.numel() - c.vocab_size
+    rows = max(1, _WORK_BUDGET // (t * recurrent + span * c.hidden_size * c.vocab_size))
     out = []
     for i in range(0, n, rows):
-        xs, ys = x[i : i + rows].to(device), targets[i : i + rows].to(device)
-        logits, _ = model(xs, model.init_state(len(xs)))  # (r, t, V)
-        nats = F.cross_entropy(logits[:, -span:].transpose(1, 2), ys, reduction="none")  # (r, span)
+        if should_stop is not None and should_stop():
+            return None
+        hidden, _ = model.read(x[i : i + rows].to(device))  # (r, t, H) from a zero state
+        nats = model.nats(hidden[:, -span:], targets[i : i + rows].to(device))  # (r, span)
         out.append(nats.mean(1).cpu())
     return torch.cat(out)
 
@@ -162,7 +178,13 @@ def char_surprise(text: str, vocab: CharVocab, counts: list[int]) -> float | Non
     return float(surprise[seen].mean()) - entropy
 
 
-def looks_runaway(text: str, vocab: CharVocab, counts: list[int] | None) -> float | None:
-    """The char_surprise of a sample if it shows a runaway (over RUNAWAY_NATS), else None."""
+def looks_runaway(text: str, vocab: CharVocab, counts: list[int] | None) -> str | None:
+    """What shows that a sample comes from a runaway state (as a phrase about the sample), or
+    None: one character repeated throughout, or characters far rarer than the corpus's (their
+    char_surprise over RUNAWAY_NATS). Too short a sample (under MIN_JUDGED) is not judged."""
+    if len(text) >= MIN_JUDGED and len(set(text)) == 1:  # a stuck state, whatever the character
+        return f"it is one character repeated ({text[0]!r})"
     value = char_surprise(text, vocab, counts) if counts else None
-    return value if value is not None and value > RUNAWAY_NATS else None
+    if value is None or value <= RUNAWAY_NATS:
+        return None
+    return f"its characters are {value:.1f} nats rarer than the corpus's"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from charrnn.errors import CorpusError
-from charrnn.fsutil import atomic_write
+from charrnn.fsutil import atomic_write, cannot_write
 
 try:
     import fcntl
@@ -104,6 +105,64 @@ def _stat(path: Path) -> os.stat_result:
         return path.stat()
     except OSError as e:
         raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading what the user named: every command reads its files by these rules, as train does
+
+STREAM_HINT = "to read a stream, pipe it in and use - to read standard input"
+TRAIN_HINT = "to train on a stream, pipe it in and use - to read standard input"
+
+
+def input_file(
+    spec: str | os.PathLike, label: str | None = None, hint: str = STREAM_HINT
+) -> Source:
+    """The file a user named (a command's FILE, --prime-file), as a Source read in chunks: a
+    regular file, or a pipe (a FIFO, <(...), /dev/stdin fed by a shell pipe), read once. Anything
+    else is a CorpusError: a missing file, a folder, and a device (/dev/zero, /dev/urandom never
+    end: read whole, they fill the memory), with `hint` saying how to read a stream instead."""
+    path = Path(spec).expanduser()
+    label = label or str(path)
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+        raise CorpusError(f"cannot read {label}: {getattr(e, 'strerror', None) or e}") from None
+    if stat.S_ISDIR(mode):
+        raise CorpusError(f"cannot read {label}: {os.strerror(errno.EISDIR)}")
+    refuse_devices(label, mode, "a file or a pipe", hint)
+    return Source(label, path=path)
+
+
+def refuse_devices(label: str, mode: int, kinds: str, hint: str = STREAM_HINT) -> None:
+    """The one rule on what may be read as a file (`mode`: its stat's): a regular file or a pipe,
+    never a device, a socket or the like. Folders are the caller's to handle first; `kinds` says
+    what it takes ("a file, a folder or a pipe" for train)."""
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise CorpusError(f"{label} is not {kinds}; {hint}")
+
+
+def read_all(
+    chunks: Iterable[bytes], label: str, encoding: str = "utf-8", text: bool = True
+) -> tuple[bytes, str]:
+    """All the bytes of a stream read once (standard input, a pipe, a file read whole) and their
+    text as decode_chunks gives it, checked chunk by chunk as they arrive: binary content or
+    bytes that do not decode stop the reading there, with decode_chunks' message, before the
+    rest is read (`cat /dev/zero | charrnn ...` ends at its first chunk). With text=False the
+    bytes are only checked, and the text returned is ""."""
+    raw: list[bytes] = []
+
+    def kept() -> Iterator[bytes]:
+        for chunk in chunks:
+            raw.append(chunk)
+            yield chunk
+
+    pieces = decode_chunks(kept(), label, encoding)
+    if text:
+        decoded = "".join(pieces)  # reads the chunks: `raw` holds them only after this
+        return b"".join(raw), decoded
+    for _ in pieces:
+        pass
+    return b"".join(raw), ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,14 +328,13 @@ class CatalogEntry:
 
 
 def catalog_path() -> Path:
-    """The catalog file: $CHARRNN_CATALOG, else the one shipped in the wheel or the checkout."""
+    """The catalog file: $CHARRNN_CATALOG, else the one that ships inside the package."""
     if env := os.environ.get("CHARRNN_CATALOG"):
         return Path(env)
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "corpora" / "catalog.json", here.parent / "corpora" / "catalog.json"):
-        if candidate.is_file():
-            return candidate
-    raise CorpusError("the corpus catalog is missing from this installation; reinstall charrnn")
+    path = Path(__file__).resolve().parent / "catalog.json"
+    if not path.is_file():
+        raise CorpusError("the corpus catalog is missing from this installation; reinstall charrnn")
+    return path
 
 
 def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
@@ -333,6 +391,9 @@ def _catalog_entries(raw) -> list[CatalogEntry]:
     return entries
 
 
+_OTHER_CACHE = "point CHARRNN_CACHE_DIR at another folder"  # how to put the cache elsewhere
+
+
 def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None) -> Path:
     """The cached file of a catalog corpus, downloading (and verifying) or building it if needed."""
     target = entry.cache_file(cache_dir)
@@ -345,7 +406,10 @@ def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None
     with cache_writing(cache_dir, f".{target.name}.*.tmp"):  # the folder may hold others' files
         if entry.builtin:
             text = build_builtin(entry.name, entry.size).encode("utf-8")
-            atomic_write(target, lambda f: f.write(text))
+            try:
+                atomic_write(target, lambda f: f.write(text))
+            except OSError as e:
+                raise CorpusError(cannot_write(target, e, _OTHER_CACHE)) from None
         else:
             download(entry, target, progress)
     return target
@@ -423,6 +487,8 @@ def download(entry: CatalogEntry, target: Path, progress: Progress | None = None
     try:
         atomic_write(target, write)
     except (urllib.error.URLError, OSError, ValueError) as e:
+        if isinstance(e, OSError) and e.filename == str(target):  # writing failed, not the network
+            raise CorpusError(cannot_write(target, e, _OTHER_CACHE)) from None
         reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
         if isinstance(e, urllib.error.HTTPError):
             reason = f"HTTP {e.code} {e.reason}"
@@ -551,19 +617,13 @@ def _resolve_one(spec, cache_dir, encoding, stdin, progress) -> tuple[list[Sourc
             raise CorpusError(f"the folder {path} holds no files to train on")
         text, skipped = _text_only([Source(str(f), path=f) for f in files], encoding, path)
         return text, str(path.resolve()), skipped
+    if mode:
+        refuse_devices(str(path), mode, "a file, a folder or a pipe", TRAIN_HINT)
     if stat.S_ISREG(mode):
         return [Source(str(path), path=path)], str(path.resolve()), []
     if stat.S_ISFIFO(mode):  # a pipe or <(...) can be read only once: read it whole, as stdin
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
+        data, _ = read_all(Source(str(path), path=path).chunks(), str(path), encoding, text=False)
         return [Source(str(path), data=data)], os.path.abspath(path), []
-    if mode:
-        raise CorpusError(
-            f"{path} is not a file, a folder or a pipe; to train on a stream, pipe it in "
-            "and use - to read standard input"
-        )
     catalog = load_catalog()
     if spec in catalog:
         target = fetch(catalog[spec], cache_dir, progress)

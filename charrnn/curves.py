@@ -47,6 +47,10 @@ class RunCurves:
     step: int | None  # the step of its newest checkpoint, for messages
     val: tuple[Point, ...]
     train: tuple[Point, ...]
+    # records of each curve whose figure is not a finite number (a model whose weights broke down
+    # evaluates to NaN): they are not drawn, and a curve made only of them says so
+    val_not_finite: int = 0
+    train_not_finite: int = 0
 
     def points(self, curve: str) -> tuple[Point, ...]:
         """The points of `curve` (one of CURVES)."""
@@ -67,14 +71,15 @@ def read_curves(run: RunDir) -> RunCurves:
     except (KeyError, TypeError, ValueError):
         per_step = None
     val, training, old_train = [], [], []
+    not_finite = {"val": 0, "train": 0}
     for r in records:
         if not isinstance(r, dict):  # a damaged line
             continue
         if is_evaluation(r):
-            _add(val, r, "val", per_step)
+            not_finite["val"] += _add(val, r, "val", per_step)
             _add(old_train, r, "train", per_step)
         elif r.get("kind") == "train":
-            _add(training, r, "train", per_step)
+            not_finite["train"] += _add(training, r, "train", per_step)
     cell = model.get("cell", "lstm") if isinstance(model, dict) else "lstm"
     step = trainer.get("step")
     return RunCurves(
@@ -84,6 +89,8 @@ def read_curves(run: RunDir) -> RunCurves:
         step=step if isinstance(step, int) else None,
         val=tuple(val),
         train=tuple(training or old_train),
+        val_not_finite=not_finite["val"],
+        train_not_finite=not_finite["train"],
     )
 
 
@@ -92,13 +99,13 @@ def _newest_checkpoint(run: RunDir) -> dict:
     from charrnn import checkpoint  # torch: only where a checkpoint is opened
 
     try:
-        return checkpoint.load(run.last)
+        return checkpoint.load(run.last, verify=False)  # its plain values only
     except CharRNNError as e:
         if not run.best.is_file():
             raise
         first = e
     try:
-        return checkpoint.load(run.best)
+        return checkpoint.load(run.best, verify=False)
     except CharRNNError:
         raise first from None
 
@@ -121,18 +128,23 @@ def _read_jsonl(path: Path) -> list | None:
     return values
 
 
-def _add(points: list[Point], r: dict, curve: str, per_step: int | None) -> None:
-    """Append the `curve` point of record `r`, if it has one (all numbers finite)."""
+def _add(points: list[Point], r: dict, curve: str, per_step: int | None) -> bool:
+    """Append the `curve` point of record `r`, if it has one (all numbers finite); True where its
+    figure is there but is no finite number (null, as charrnn writes NaN; NaN or infinity, as
+    older versions wrote them)."""
     step, seconds = _number(r.get("step")), _number(r.get("elapsed"))
+    figures = [r[k] for k in (f"{curve}_bpc", f"{curve}_loss") if k in r]
+    if figures and all(_number(v) is None for v in figures):  # null (as charrnn writes NaN), NaN
+        return True
     bpc = _number(r.get(f"{curve}_bpc"))
     if bpc is None and (nats := _number(r.get(f"{curve}_loss"))) is not None:
         bpc = nats / math.log(2)
     chars = _number(r.get("chars"))
     if chars is None and step is not None and per_step is not None:
         chars = step * per_step
-    if None in (step, seconds, bpc, chars):
-        return
-    points.append(Point(int(step), float(seconds), int(chars), float(bpc)))
+    if None not in (step, seconds, bpc, chars):
+        points.append(Point(int(step), float(seconds), int(chars), float(bpc)))
+    return False
 
 
 def _number(value) -> float | None:
@@ -147,6 +159,15 @@ def no_points(curves: RunCurves, wanted: tuple[str, ...]) -> str | None:
     if any(curves.points(c) for c in wanted):
         return None
     at = f" (step {curves.step:,})" if curves.step is not None else ""
+    broken = [(c, n) for c in wanted if (n := getattr(curves, f"{c}_not_finite"))]
+    if broken:
+        nouns = {"val": "evaluation", "train": "training record"}
+        what = " and ".join(f"{n:,} {nouns[c]}{'s' * (n != 1)}" for c, n in broken)
+        return (
+            f"run {curves.name!r} has {what}{at}, none with a finite loss (NaN or infinity: its "
+            "weights broke down), so there is nothing to draw; train it again from the start "
+            "with --force"
+        )
     if curves.train and "train" not in wanted:
         return (
             f"run {curves.name!r} has no evaluation yet{at}; --train draws its training loss, "

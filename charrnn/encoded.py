@@ -22,10 +22,11 @@ from pathlib import Path
 
 import torch
 
+from charrnn import jsonl
 from charrnn.corpus import CHUNK, Corpus, Sources, cache_writing, empty_message
 from charrnn.data import check_vocab, code_points, encode, id_dtype
 from charrnn.errors import CorpusError, VocabError
-from charrnn.fsutil import atomic_write
+from charrnn.fsutil import atomic_write, write_advice
 from charrnn.tokenizer import CharVocab
 
 FORMAT = 4  # bump when the layout or the decoding rules change: old entries are then misses
@@ -122,7 +123,7 @@ def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress
         "sources": sources.origins,  # for `charrnn corpus cache` only: the key is the content
     }
     meta["meta_sha256"] = _seal(meta)
-    _write(meta_path, lambda f: f.write(json.dumps(meta).encode()))
+    _write(meta_path, lambda f: f.write(jsonl.dumps(meta).encode()))
     return meta
 
 
@@ -252,9 +253,10 @@ def _write(path: Path, write) -> None:
     try:
         atomic_write(path, write)
     except OSError as e:
+        advice = write_advice(e, "point CHARRNN_CACHE_DIR at another folder")
         raise CorpusError(
-            f"cannot write the encoded corpus to {path.parent}: {e.strerror or e}; free some "
-            "space there, or point CHARRNN_CACHE_DIR at a folder with room"
+            f"cannot write the encoded corpus to {path.parent}: {e.strerror or e}"
+            + (f"; {advice}" if advice else "")
         ) from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -13,22 +14,85 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Call write(f) on a temp file beside `path`, fsync it, then rename it over `path`.
 
     If `write` raises, or the process dies, `path` is untouched and the temp file is removed (or,
-    after a kill, left as a hidden `.NAME.*.tmp` that nothing reads).
+    after a kill, left as a hidden `.NAME.*.tmp` that nothing reads). A failing write is always
+    an OSError naming `path`, with its errno (a full disk, a file-size limit...), even where the
+    library that wrote reported it in its own words (torch's zip writer raises RuntimeError).
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _named(e, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            watched = _Watched(f)
+            try:
+                write(watched)
+            except Exception:
+                if watched.error is not None:  # the cause, whatever the writer made of it
+                    raise _named(watched.error, path) from None
+                raise
             f.flush()
             os.fsync(f.fileno())
         # mkstemp makes 0600: keep the mode of the file replaced, or give a new one the usual
         os.chmod(tmp, _mode_of(path))
         os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half
         _fsync_dir(path.parent)  # make the rename itself survive a power cut
+    except OSError as e:
+        raise _named(e, path) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+class _Watched:
+    """A binary file that remembers the OSError its writes raised, for writers that turn it into
+    an error of their own."""
+
+    def __init__(self, f: BinaryIO):
+        self._f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def _named(e: OSError, path: Path) -> OSError:
+    """`e` about `path`, the file the caller asked for (not the temp file beside it)."""
+    # OSError(errno, ...) is the subclass the errno calls for (FileNotFoundError, ...)
+    return OSError(e.errno, e.strerror, str(path)) if e.errno is not None else e
+
+
+# What to do when a write fails, by its cause.
+_ADVICE = {
+    errno.ENOSPC: "free some space on that disk, or {elsewhere}",
+    errno.EDQUOT: "free some space within your disk quota, or {elsewhere}",
+    errno.EFBIG: "the file would be larger than this process may write (`ulimit -f`) or the "
+    "file system allows; raise the limit, or {elsewhere}",
+    errno.EROFS: "that file system is read-only; {elsewhere}",
+    errno.EACCES: "you may not write there; change its permissions, or {elsewhere}",
+    errno.EPERM: "you may not write there; change its permissions, or {elsewhere}",
+    errno.EIO: "the device reported an error; check the disk, or {elsewhere}",
+}
+
+
+def write_advice(e: OSError, elsewhere: str = "write it elsewhere") -> str:
+    """What to do about a write that failed with `e` ("" where nothing useful can be said);
+    `elsewhere` names the way to write somewhere else (an option, a variable)."""
+    advice = _ADVICE.get(e.errno)
+    return advice.format(elsewhere=elsewhere) if advice else ""
+
+
+def cannot_write(path, e: OSError, elsewhere: str = "write it elsewhere") -> str:
+    """The one line for a write to `path` that failed with `e`: what happened, what to do."""
+    advice = write_advice(e, elsewhere)
+    return f"cannot write {path}: {e.strerror or e}" + (f"; {advice}" if advice else "")
 
 
 def _mode_of(path: Path) -> int:

@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from charrnn.config import CELLS, ModelConfig, parameter_count, parameter_shapes
@@ -45,6 +46,7 @@ State = tuple[torch.Tensor, ...]  # opaque; each tensor (num_layers, B, hidden_s
 Probe = dict[str, torch.Tensor] | None  # where a step leaves what it computed, by name, (B, H)
 
 _KERNELS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+LOGITS_BUDGET = 1 << 24  # floats of logits a reader holds at once (64 MB), whatever the vocabulary
 _STATE_TENSORS = {"lstm": 2, "gru": 1, "rnn": 1}  # (h, c) or (h,)
 
 
@@ -90,12 +92,34 @@ class CharRNN(nn.Module):
 
     def forward(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """idx (B, T) int64, state or None (zero) -> logits (B, T, V), the state after idx."""
+        out, state = self.read(idx, state)  # (B, T, H)
+        return self.logits(out), state  # (B, T, V)
+
+    def read(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """The recurrent part alone: idx (B, T), state -> the top layer's h (B, T, H), the state
+        after idx. For readers that need the logits at some positions only (`logits`)."""
         x = self.embed(idx)  # (B, T, E)
         if state is not None:
             state = state if self.config.cell == "lstm" else state[0]  # the kernel's own form
         out, state = self.rnn(x, state)  # (B, T, H)
-        state = state if self.config.cell == "lstm" else (state,)
-        return self.head(self.drop(out)), state  # (B, T, V)
+        return out, state if self.config.cell == "lstm" else (state,)
+
+    def logits(self, out: torch.Tensor) -> torch.Tensor:
+        """The output layer: the top layer's h (..., H) -> logits (..., V). Its cost is the one
+        that grows with the vocabulary."""
+        return self.head(self.drop(out))
+
+    def nats(self, out: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The loss of each target under the logits of `out`: out (..., H), targets (...) ->
+        nats (...). The logits are made LOGITS_BUDGET floats at a time, so what a reader of any
+        length holds stays bounded, whatever the vocabulary."""
+        out, flat = out.reshape(-1, out.shape[-1]), targets.reshape(-1)  # (N, H), (N,)
+        rows = max(1, LOGITS_BUDGET // self.config.vocab_size)
+        nats = torch.empty(flat.shape, device=out.device)  # (N,)
+        for i in range(0, len(flat), rows):
+            piece = slice(i, i + rows)
+            nats[piece] = F.cross_entropy(self.logits(out[piece]), flat[piece], reduction="none")
+        return nats.view(targets.shape)
 
     def layer_weights(self, layer: int) -> tuple[torch.Tensor, ...]:
         """Layer `layer`'s (W_ih (G*H, I), W_hh (G*H, H), b_ih (G*H,), b_hh (G*H,)), G gates."""

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import base64
 import ctypes
-import json
+import re
 
 import torch
 
+from charrnn import jsonl
 from charrnn.config import FIELDS, GATES
 from charrnn.inspection import Recording
 from charrnn.units import Found, Saturation
@@ -76,9 +77,15 @@ def render(
         ],
     }
     # "<" escaped: no "</script>" or "<!--" in the data can end the script element early.
-    blob = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+    blob = jsonl.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
     title = _escape(f"charrnn inspect: {checkpoint}")
-    return TEMPLATE.replace("%TITLE%", title).replace("%DATA%", blob)
+    return fill(TEMPLATE, TITLE=title, DATA=blob)
+
+
+def fill(template: str, **values: str) -> str:
+    """`template` with each %NAME% replaced by values[NAME], in one pass: a value is never read
+    again, so one that holds %DATA% (a checkpoint's path, say) stays as it is."""
+    return re.sub(r"%([A-Z_]+)%", lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 def _bytes(q: torch.Tensor) -> bytes:

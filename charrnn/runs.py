@@ -12,13 +12,16 @@ environment or the working directory on its own.
 from __future__ import annotations
 
 import contextlib
-import json
+import errno
 import math
 import os
 import re
+import shlex
 import stat
+import sys
+import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 try:
@@ -26,10 +29,12 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
+from charrnn import jsonl
 from charrnn.errors import CharRNNError, RunError
-from charrnn.fsutil import atomic_write
+from charrnn.fsutil import atomic_write, cannot_write, write_advice
 
 CHECKPOINT_SUFFIX = ".pt"
+_ELSEWHERE = "train with another --checkpoint-dir"  # where a run's files can go instead
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,9 @@ class RunDir:
     """One training run's folder."""
 
     path: Path
+    # How the user named the run (a name under the checkpoint folder, or a folder path), so that
+    # advice names it the same way; None: by its folder's name.
+    given: str | None = field(default=None, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "path", Path(self.path))  # a str will do too
@@ -45,6 +53,18 @@ class RunDir:
     def name(self) -> str:
         """The folder's name, or the path as given where it has none (`.`, `..`)."""
         return self.path.name or str(self.path)
+
+    @property
+    def ref(self) -> str:
+        """The run as a `--resume` or `-c` value, for advice: as it was given, else its name."""
+        return self.given if self.given is not None else self.name
+
+    def file_ref(self, file: str) -> str:
+        """One of its files (`best.pt`) as a `--resume` or `-c` value: a path, in the folder as the
+        user gave it (a run given by name: under the checkpoint folder it was looked up in)."""
+        if self.given is not None and is_path(self.given):
+            return os.path.join(self.given, file)
+        return str(self.path / file)
 
     @property
     def best(self) -> Path:
@@ -70,7 +90,11 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise RunError(f"cannot create the run folder {self.path}: {e.strerror}") from None
+            advice = write_advice(e, "train with another --checkpoint-dir")
+            raise RunError(
+                f"cannot create the run folder {self.path}: {e.strerror}"
+                + (f"; {advice}" if advice else "")
+            ) from None
         try:
             _lock(fd, self)
             if clear:
@@ -97,19 +121,29 @@ class RunDir:
         return max(times, default=0.0)
 
     def append_metrics(self, record: dict) -> None:
+        """Add one record to metrics.jsonl; a write that fails leaves the file as it was (a line
+        cut short by a full disk would join the next one)."""
+        line = memoryview((jsonl.dumps(record) + "\n").encode("utf-8"))
         try:
-            with open(self.metrics, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            with open(self.metrics, "ab", buffering=0) as f:  # unbuffered: every byte accounted
+                size = f.seek(0, os.SEEK_END)
+                try:
+                    while line:
+                        line = line[f.write(line) :]
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(f.fileno(), size)
+                    raise
         except OSError as e:
-            raise RunError(f"cannot write {self.metrics}: {e.strerror or e}") from None
+            raise RunError(cannot_write(self.metrics, e, _ELSEWHERE)) from None
 
     def rewrite_metrics(self, records: list[dict]) -> None:
         """Make metrics.jsonl match a checkpoint's own history (used on resume and rollback)."""
-        lines = "".join(json.dumps(r) + "\n" for r in records).encode("utf-8")
+        lines = "".join(jsonl.dumps(r) + "\n" for r in records).encode("utf-8")
         try:
             atomic_write(self.metrics, lambda f: f.write(lines))
         except OSError as e:
-            raise RunError(f"cannot write {self.metrics}: {e.strerror or e}") from None
+            raise RunError(cannot_write(self.metrics, e, _ELSEWHERE)) from None
 
 
 def is_evaluation(record) -> bool:
@@ -133,17 +167,89 @@ def _lock(fd: int, run: RunDir) -> None:
     os.pwrite(fd, str(os.getpid()).encode(), 0)
 
 
-def safe_name(name: str) -> str:
-    """A run name that is one plain folder name."""
-    cleaned = re.sub(r"[^\w.-]+", "-", name).strip(".-")
+NAME_MAX = 255  # bytes in a folder name where the file system does not say (most allow 255)
+PLAIN = "letters, digits and _ . -, with no . or - at either end, not ending in .pt"
+
+
+def name_limit(base: str | os.PathLike) -> int:
+    """The most bytes (in the file system's encoding) a folder name under `base` may have, as the
+    file system of `base` (or of its nearest existing parent folder) says."""
+    for folder in (Path(base).absolute(), *Path(base).absolute().parents):
+        try:
+            if os.path.isdir(folder):
+                limit = os.pathconf(folder, "PC_NAME_MAX")
+                return limit if limit and limit > 0 else NAME_MAX
+        except (OSError, ValueError, AttributeError):  # no pathconf (Windows), an odd path
+            break
+    return NAME_MAX
+
+
+def _size(name: str) -> int:
+    """`name`'s length in bytes of the file system's encoding (UTF-8 where it cannot encode it)."""
+    try:
+        return len(os.fsencode(name))
+    except UnicodeError:
+        return len(name.encode("utf-8", errors="surrogatepass"))
+
+
+def _plain_char(ch: str) -> bool:
+    """A character a plain run name may hold: a letter or digit (or an accent on one), _ . -."""
+    if not (ch.isalnum() or ch in "_.-" or unicodedata.category(ch).startswith("M")):
+        return False
+    try:
+        os.fsencode(ch)
+    except UnicodeError:
+        return False
+    return True
+
+
+def _plain(name: str) -> str:
+    """`name` with runs of other characters as '-', no . or - at either end, a final .pt as -pt
+    (`-c NAME.pt` would read as a file), and never empty."""
+    marked = "".join(c if _plain_char(c) else "\0" for c in name)
+    cleaned = re.sub("\0+", "-", marked).strip(".-")
+    if cleaned.endswith(CHECKPOINT_SUFFIX):
+        cleaned = cleaned[: -len(CHECKPOINT_SUFFIX)] + "-" + CHECKPOINT_SUFFIX[1:]
     return cleaned or "run"
 
 
+def safe_name(name: str, base: str | os.PathLike | None = None) -> str:
+    """The run name charrnn makes of `name`: one plain folder name (see PLAIN) that `-c`,
+    `--resume` and `runs` all read back as this run, cut to what the file system of `base` allows
+    in a folder name (NAME_MAX bytes without a `base`). A plain name that fits is kept as it is."""
+    cleaned = _plain(name)
+    limit = name_limit(base) if base is not None else NAME_MAX
+    if _size(cleaned) > limit:  # cut at a character's end: a partial one is dropped
+        cut = os.fsencode(cleaned)[:limit].decode(sys.getfilesystemencoding(), errors="ignore")
+        cleaned = _plain(cut)  # never longer: a final .pt becomes -pt, the same length
+    return cleaned
+
+
+def name_problem(name: str, base: str | os.PathLike) -> str | None:
+    """Why `name`, given for a new run under `base`, cannot be that run's folder name as it is,
+    and the name to use instead (one line); None where it can."""
+    usable = safe_name(name, base)
+    if usable == name:
+        return None
+    shown = repr(name) if len(name) <= 40 else f"{name[:30]!r}... ({len(name):,} characters)"
+    why = []
+    if _plain(name) != name:
+        why.append(f"is not a plain folder name ({PLAIN})")
+    if _size(_plain(name)) > (limit := name_limit(base)):
+        why.append(
+            f"is {_size(name):,} bytes long, and the file system allows {limit:,} in a folder name"
+        )
+    return f"{shown} {' and '.join(why)}; use {usable!r}"
+
+
 def plan_run(base: Path, name: str, force: bool = False, init_from: Path | None = None) -> RunDir:
-    """The folder for a new run, checked but not yet made: refuses to reuse one holding
-    checkpoints unless `force` (so a failed start never leaves an empty folder behind), and
-    one holding `init_from`, the checkpoint the run starts from, even with `force`."""
-    run = RunDir(Path(base) / name)
+    """The folder for a new run, checked but not yet made: refuses a `name` that is not one
+    `safe_name` would make (see `name_problem`), a folder holding checkpoints unless `force` (so a
+    failed start never leaves an empty folder behind), and one holding `init_from`, the checkpoint
+    the run starts from, even with `force`."""
+    if (problem := name_problem(name, base)) is not None:
+        raise RunError(f"the run name {problem}")
+    run = RunDir(Path(base) / name, given=name)
     check_not_replacing(init_from, run)
     if _kind(Path(base)) not in (None, "dir"):
         raise RunError(f"the checkpoint folder {base} is a file; pass another --checkpoint-dir")
@@ -187,18 +293,70 @@ def find_run(spec: str | Path, base: Path) -> RunDir:
     return run
 
 
+RESUMABLE_FILES = ("last.pt", "best.pt")
+
+
+def find_resume(spec: str | Path, base: Path) -> tuple[RunDir, Path | None]:
+    """The run `--resume` continues, and the checkpoint file to continue from (None: the run's
+    own choice, see start.resume_run): a run name or folder as for `find_run`, or a path to a
+    run's last.pt or best.pt (a value `is_path` reads as a path), which continues in its folder."""
+    spec = str(spec)
+    if is_path(spec):
+        path = Path(spec).expanduser()
+        kind = _kind(path)
+        if kind is None:
+            raise RunError(
+                f"no run folder or checkpoint file at {spec}{_meant(spec, base)}; "
+                "`charrnn runs` lists the runs"
+            )
+        if kind != "dir":
+            if path.name not in RESUMABLE_FILES:
+                init = f"; to start a new run from its weights: --init-from {shlex.quote(spec)}"
+                raise RunError(
+                    f"{spec} is not a run's last.pt or best.pt: --resume continues a run, given "
+                    "by its name or folder or one of those files"
+                    + (init if path.name.endswith(CHECKPOINT_SUFFIX) else "")
+                )
+            folder = os.path.dirname(spec) or "."  # as given, and read as a path again
+            given = folder if is_path(folder) else f".{os.sep}{folder}"
+            return RunDir(path.parent, given=given), path
+    return find_run(spec, base), None
+
+
 def _run_folder(spec: str, base: Path) -> RunDir:
     """The folder `spec` names (a path, or a run name under `base`), which must be a folder."""
     if is_path(spec):
-        run = RunDir(Path(spec).expanduser())
+        run = RunDir(Path(spec).expanduser(), given=spec)
         if _kind(run.path) != "dir":
-            raise RunError(f"no run folder at {spec}; `charrnn runs` lists the runs")
+            raise RunError(
+                f"no run folder at {spec}{_meant(spec, base)}; `charrnn runs` lists the runs"
+            )
         return run
-    run = RunDir(Path(base) / spec)
+    run = RunDir(Path(base) / spec, given=spec)
     if _kind(run.path) != "dir":
         here = f"; to use {spec} in this folder, write ./{spec}" if os.path.lexists(spec) else ""
-        raise RunError(f"no run {spec!r} in {base}{here}; `charrnn runs` lists the runs")
+        raise RunError(
+            f"no run {spec!r} in {base}{here}{_meant(spec, base)}; `charrnn runs` lists the runs"
+        )
     return run
+
+
+def _meant(spec: str, base: Path) -> str:
+    """For a `spec` that names nothing, a hint at the run under `base` it may mean: the one a run
+    called `spec` was named (`safe_name`: how names were made before a name that is not plain
+    was refused), or, for a value read as a path, the run named just so ('x.pt'); '' if none."""
+    plain = {os.sep, os.altsep} - {None}
+    names = [safe_name(spec, base)]
+    if is_path(spec) and spec not in (".", "..") and not any(s in spec for s in plain):
+        names.insert(0, spec)
+    for name in names:
+        if name == spec and not is_path(spec):
+            continue  # what was looked for already
+        with contextlib.suppress(RunError):
+            if _kind(Path(base) / name) == "dir":
+                use = str(Path(base) / name) if is_path(name) else name
+                return f"; did you mean the run {name!r} in {base}? give {shlex.quote(use)}"
+    return ""
 
 
 def _kind(path: Path) -> str | None:
@@ -211,10 +369,22 @@ def _kind(path: Path) -> str | None:
             raise RunError(f"{path} is a broken link") from None
         return None
     except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise RunError(f"cannot read {path}: {_too_long(Path(path))}") from None
         raise RunError(f"cannot read {path}: {e.strerror or e}") from None
     except ValueError:  # a NUL byte, or characters the file system cannot encode
         raise RunError(f"{path!r} is not a possible path") from None
     return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+
+
+def _too_long(path: Path) -> str:
+    """Why the system calls `path` too long: a name in it over the file system's limit, or the
+    whole path over the system's."""
+    limit = name_limit(path.parent)
+    longest = max((_size(part) for part in path.parts), default=0)
+    if longest > limit:
+        return f"a name in it is {longest:,} bytes long, and the file system allows {limit:,}"
+    return "the path is longer than the system allows"
 
 
 def scan(base: Path) -> list[RunDir]:
@@ -315,7 +485,7 @@ def inspect(run: RunDir) -> RunInfo:
                 raise RunError(f"{path} is not a file")
             if kind == "file":
                 try:
-                    loaded[path.name] = checkpoint.load(path)
+                    loaded[path.name] = checkpoint.load(path, verify=False)  # values only
                 except CharRNNError as e:
                     problems.append(str(e))
     except CharRNNError as e:
@@ -365,7 +535,7 @@ def resolve_checkpoint(spec: str | Path | None, base: Path, note=None) -> Path:
         if kind == "dir":
             return _pick(RunDir(path), spec)
         if kind is None:
-            raise RunError(f"no checkpoint file or run folder at {spec}")
+            raise RunError(f"no checkpoint file or run folder at {spec}{_meant(spec, base)}")
         return path  # a file: checkpoint.load says what is wrong with it, if anything
     return _pick(_run_folder(spec, base), spec)
 

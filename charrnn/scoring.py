@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 
 import torch
-import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
 from charrnn.model import CharRNN, expand_state, select_streams
@@ -57,25 +56,25 @@ def _total_nats(
     lengths = [len(x) for x in ids]
     assert lengths == sorted(lengths), "texts must come shortest first"
     context = torch.tensor([vocab.encode(lead_in(vocab, model))], device=device)
-    logits, state = model(context, model.init_state(1))  # (1, P, V)
+    out, state = model.read(context, model.init_state(1))  # (1, P, H)
     n = len(texts)
     state = expand_state(state, n)
-    odds = logits[:, -1].expand(n, -1)  # (B, V): each row's odds for its next character
+    last = out[:, -1:].expand(n, -1, -1)  # (B, 1, H): each row's h before its next character
     totals = torch.zeros(n, dtype=torch.float64)
     done, t = 0, 0  # rows before `done` have ended; t characters of the others were read
     while (first := bisect.bisect_right(lengths, t)) < n:
         # Rows that ended drop out: time goes to the characters left, not to padding.
         k, done = first - done, first
-        state, odds = select_streams(state, slice(k, None)), odds[k:]
+        state, last = select_streams(state, slice(k, None)), last[k:]
         width = max(1, chunk // (n - done))
         y = pad_sequence([x[t : t + width] for x in ids[done:]], batch_first=True).to(device)
         with timed(tuner, y.numel()):
-            logits, state = model(y, state)  # (B, w, V)
-        predicted = torch.cat([odds[:, None], logits[:, :-1]], 1)  # the odds each y was read with
-        nats = F.cross_entropy(predicted.transpose(1, 2), y, reduction="none")  # (B, w)
+            out, state = model.read(y, state)  # (B, w, H)
+            before = torch.cat([last, out[:, :-1]], 1)  # (B, w, H): the h each y was read after
+            nats = model.nats(before, y)  # (B, w), the logits a piece at a time
         left = torch.tensor(lengths[done:], device=device) - t
         real = torch.arange(y.shape[1], device=device) < left[:, None]  # not padding
         # summed in float64, for long texts, on the CPU, as MPS has no float64
         totals[done:] += (nats * real).sum(1).cpu().double()
-        odds, t = logits[:, -1], t + y.shape[1]
+        last, t = out[:, -1:], t + y.shape[1]
     return totals

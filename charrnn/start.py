@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -299,28 +300,33 @@ def resume_run(
     train: dict | None = None,
     device: torch.device | str = "cpu",
     dist: Dist = SINGLE,
+    checkpoint_file: str | os.PathLike | None = None,
 ) -> Trainer:
-    """Run `run` continued exactly where last.pt stopped, with its own text read again through
-    `read_corpus` (from `corpus_specs` if given: the text moved, or came from stdin).
+    """Run `run` continued exactly where last.pt stopped (best.pt where there is no last.pt, or
+    `checkpoint_file`, e.g. its best.pt beside a damaged last.pt), with its own text read again
+    through `read_corpus` (from `corpus_specs` if given: the text moved, or came from stdin).
 
-    `train` may change only the budget (replacing all three limits) and eval_every."""
+    `train` may change only the budget (replacing all three limits) and eval_every. A checkpoint
+    that cannot be read is an error that offers the run's other one where that one loads."""
     train = dict(train or {})
     run = run if isinstance(run, RunDir) else RunDir(Path(run))
     _check_fields(train, TrainConfig, "train")
     if fixed := set(train) - set(RESUMABLE):
         raise ConfigError(f"{', '.join(sorted(fixed))} cannot change when resuming a run")
-    path = run.last if run.last.is_file() else run.best
+    if checkpoint_file is not None:
+        path = Path(checkpoint_file)
+    else:
+        path = run.last if run.last.is_file() else run.best
+    # how to name this resume again, in advice: the file, if one was given
+    again = shlex.quote(str(path) if checkpoint_file is not None else run.ref)
     try:
         payload = checkpoint.load(path)
+        model, vocab = checkpoint.restore_model(payload, path)
     except CheckpointError as e:
-        raise CheckpointError(
-            f"{e}; run {run.name!r} cannot be resumed from it: start it again with "
-            f"`charrnn train CORPUS --name {run.name} --force`"
-        ) from None
+        raise CheckpointError(f"{e}; {_resume_instead(run, path)}") from None
     saved = payload["corpus"]
-    specs = corpus_specs or _saved_sources(saved["sources"], run)
+    specs = corpus_specs or _saved_sources(saved["sources"], run, again)
     corpus = read_corpus(specs, saved.get("encoding", "utf-8"))  # as the run first read it
-    model, vocab = checkpoint.restore_model(payload, path)
     # The model's vocabulary is the text's, or grown from a base model's to hold it (init_from).
     if corpus.sha256 != saved["sha256"] or not set(corpus.vocab.chars) <= set(vocab.chars):
         raise CorpusError(
@@ -339,6 +345,9 @@ def resume_run(
     trainer = Trainer(model.to(device), vocab, train_ids, val_ids, config, run, provenance, dist)
     trainer.load_state(payload)
     trainer.origin = payload.get("origin")
+    # From another file than last.pt: last.pt (damaged, or further on) is replaced by this state
+    # as training starts, so that a rollback, or a resume after a stop, goes back to it.
+    trainer.save_last_first = path.absolute() != run.last.absolute()
     if trainer.budget_spent() == "patience":
         raise RunError(
             f"run {run.name!r} stopped early: no better validation loss in its last "
@@ -352,18 +361,45 @@ def resume_run(
     return trainer
 
 
-def _saved_sources(sources: list[str], run: RunDir) -> list[str]:
+def _resume_instead(run: RunDir, path: Path) -> str:
+    """What to do when `path`, a checkpoint of `run`, cannot be resumed from: go on from the
+    run's other checkpoint where that one loads (named in the folder as the user gave it); never
+    --force, which would throw that one away too."""
+    others = {run.last.absolute(): run.best, run.best.absolute(): run.last}
+    other = others.get(path.absolute())
+    if other is not None and other.is_file():
+        try:
+            payload = checkpoint.load(other)
+            checkpoint.restore_model(payload, other)  # as resuming from it will
+        except CheckpointError:
+            pass
+        else:
+            trainer = payload.get("trainer")
+            step = trainer.get("step") if isinstance(trainer, dict) else None
+            at = f" (step {step:,})" if isinstance(step, int) and not isinstance(step, bool) else ""
+            return (
+                f"run {run.ref!r} can go on from its {other.name}{at} instead: "
+                f"charrnn train --resume {shlex.quote(run.file_ref(other.name))}"
+            )
+    return (
+        f"run {run.ref!r} has no other checkpoint that loads, so it cannot be resumed; "
+        "train a new run under another --name"
+    )
+
+
+def _saved_sources(sources: list[str], run: RunDir, again: str) -> list[str]:
     """The corpus a run was trained on, to read again; an error saying how to pass it where it
-    cannot be read again (standard input, or files that moved)."""
+    cannot be read again (standard input, or files that moved). `again`: how the user named the
+    run (or the file it resumes from), for the advice."""
     if "-" in sources or not sources:
         raise CorpusError(
             f"run {run.name!r} was trained on standard input or a text in memory; pipe the same "
-            f"text again: ... | charrnn train - --resume {run.name}"
+            f"text again: ... | charrnn train - --resume {again}"
         )
     gone = [s for s in sources if os.path.isabs(s) and not os.path.exists(s)]
     if gone:
         raise CorpusError(
             f"run {run.name!r} was trained on {', '.join(gone)}, which is not there any more; "
-            f"if it moved, give its new place: charrnn train NEWPATH --resume {run.name}"
+            f"if it moved, give its new place: charrnn train NEWPATH --resume {again}"
         )
     return sources

@@ -186,6 +186,9 @@ class Trainer:
         self.notes: list[str] = []  # what run setup chose for this text and why (start.py)
         # The run this one was started from (start_run's init_from), kept in every checkpoint.
         self.origin: dict | None = None
+        # Write last.pt before the first step even where one is there: resumed from another file
+        # (best.pt beside a damaged last.pt, see start.resume_run), which last.pt must then hold.
+        self.save_last_first = False
         # Far worse than guessing uniformly: the optimisation has blown up, not merely stalled.
         self.explode_at = 2.0 * math.log(max(len(vocab), 2)) + 5.0
 
@@ -270,6 +273,11 @@ class Trainer:
         if not self.dist.active:
             self._stop = True
 
+    def _stopping(self) -> bool:
+        """Whether a stop was asked for: what a long computation inside a step boundary (an
+        evaluation, the cold-start check) looks at between its pieces of work."""
+        return self._stop
+
     def _agree(self) -> None:
         """Distributed: every rank takes the mean clock and stops if any rank was asked to, so all
         ranks make the same decisions (a rank that left a collective alone would hang the rest)."""
@@ -329,7 +337,8 @@ class Trainer:
                 raise TrainingError(f"cannot create {self.run_dir.path}: {e.strerror}") from None
             self.run_dir.rewrite_metrics(self.pos.metrics)
         # From step 0 on there is a state to go back to (rank 0's disk decides, for every rank).
-        if self.dist.all_sum([float(self.dist.is_main and not self.run_dir.last.is_file())])[0]:
+        missing = self.dist.is_main and not self.run_dir.last.is_file()
+        if self.save_last_first or self.dist.all_sum([float(missing)])[0]:
             self._save(self.run_dir.last)
         with tuned_threads(self.tune_threads) as self.tuner:
             yield from self._loop()
@@ -472,12 +481,14 @@ class Trainer:
 
     def _evaluate_and_save(self, train_loss: float) -> EvalEvent | None:
         """Evaluate, then write last.pt (and best.pt if better); None if a stop cut it short."""
-        result = evaluate(self.model, self.val_batches, self.lead_in, lambda: self._stop, self.dist)
+        result = evaluate(self.model, self.val_batches, self.lead_in, self._stopping, self.dist)
         if result is None:
             return None
         val = result.loss
         ids, starts = self.val_batches.ids, self.config.cold_start_checks
-        cold = coldstart.check(self.model, self.vocab, ids, result, starts, dist=self.dist)
+        cold = coldstart.check(
+            self.model, self.vocab, ids, result, starts, dist=self.dist, should_stop=self._stopping
+        )
         if self._stop:  # asked to stop during the check: the evaluation as a whole is cut short
             return None
         improved = val < self.pos.best_val
@@ -550,8 +561,8 @@ def evaluate(
             return None
         if tail:  # the leftover row continues the last stream
             state = select_streams(state, slice(-1, None))
-        logits, state = model(x.to(device), state)  # (B, t, V)
-        nats = F.cross_entropy(logits.transpose(1, 2), y.to(device), reduction="none").cpu()
+        out, state = model.read(x.to(device), state)  # (B, t, H)
+        nats = model.nats(out, y.to(device)).cpu()  # (B, t): the logits a piece at a time
         t = y.shape[1]
         if tail:  # targets n+1 .. N-1, after stream B-1's L characters
             at = torch.arange(batches.n, batches.n + t)

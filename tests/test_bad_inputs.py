@@ -3,13 +3,17 @@ no file written or changed."""
 
 import hashlib
 import io
+import json
 import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import TINY_CLI, make_text
+from conftest import DEADLINE, TINY_CLI, make_text
 
 from charrnn.cli import cli
 
@@ -182,3 +186,180 @@ def test_cuda_asked_for_without_a_gpu(workspace, monkeypatch):
     monkeypatch.chdir(workspace)
     r = CliRunner().invoke(cli, ["train", "ok.txt", "--device", "cuda"])
     assert r.exit_code == 1 and "no CUDA GPU" in r.stderr and r.stderr.count("\n") == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Every command and option that reads a file the user names reads it by train's rules (one place:
+# corpus.input_file and corpus.read_all): a device is refused before a byte of it is read (read
+# whole, /dev/zero fills the memory), a folder is refused where a file is meant, binary content
+# stops the reading with train's message, and a pipe (a FIFO, /dev/stdin, '-') is read.
+
+FILE_READERS = {  # each reader of a FILE the user names, "{}" standing for the file
+    "train CORPUS": ["train", "{}", *TINY_CLI, "--steps", "1", "--device", "cpu"],
+    "score FILE": ["score", "{}", "-c", "tiny"],
+    "inspect FILE": ["inspect", "{}", "-c", "tiny"],
+    "sample --prime-file": ["sample", "-c", "tiny", "--prime-file", "{}", "-l", "5"],
+}
+STDIN_READERS = {  # ... and each reader of standard input, '-'
+    "train -": ["train", "-", *TINY_CLI, "--steps", "1", "--device", "cpu"],
+    "score -": ["score", "-", "-c", "tiny"],
+    "inspect -": ["inspect", "-", "-c", "tiny"],
+    "sample --prime -": ["sample", "-c", "tiny", "--prime", "-", "-l", "5"],
+    "inspect --sample --prime -": ["inspect", "-c", "tiny", "--sample", "5", "--prime", "-"],
+}
+DEVICES = [d for d in ("/dev/zero", "/dev/urandom") if Path(d).is_char_device()]
+MEMORY_CAP = 4 << 30  # the address space of the process below: torch takes about 1 GiB of it
+
+# Runs the cases of argv[1] through CliRunner in one process (torch imported once), fd 0 of each
+# "/dev/stdin" case a pipe holding its text, and prints what each did as one JSON object.
+DRIVER = """
+import json, os, sys
+from click.testing import CliRunner
+from charrnn.cli import cli
+
+done = {}
+for key, args, stdin, text in json.loads(sys.argv[1]):
+    if text is not None:  # `... | charrnn ARGS`: fd 0 a pipe, the text in it, its writer gone
+        r, w = os.pipe()
+        os.write(w, text.encode())
+        os.close(w)
+        os.dup2(r, 0)
+        os.close(r)
+    with open(stdin or os.devnull, "rb") as f:
+        result = CliRunner().invoke(cli, args, input=f)
+    failed = not isinstance(result.exception, (SystemExit, type(None)))
+    done[key] = [result.exit_code, result.stdout, result.stderr, failed and repr(result.exception)]
+print(json.dumps(done))
+"""
+
+
+def command(template: list[str], file: str, runs: Path) -> list[str]:
+    """The reader's command line for `file`; train writes its run under `runs`."""
+    args = [file if a == "{}" else a for a in template]
+    return [*args, "--checkpoint-dir", str(runs)] if args[0] == "train" else args
+
+
+@pytest.fixture(scope="module")
+def in_process_of_its_own(workspace, tmp_path_factory) -> dict:
+    """What each reader did with a device as FILE, a device as stdin (`- < /dev/zero`), and
+    /dev/stdin fed by a pipe, run in a process of its own with its memory capped: a reader that
+    read a device whole would end there in a MemoryError, not take this machine's memory. The
+    timeout only guards against a hang: the process ends by itself, in seconds."""
+    import resource
+
+    runs = tmp_path_factory.mktemp("device-runs")
+    cases = [
+        (f"{reader} {device}", command(FILE_READERS[reader], device, runs), None, None)
+        for reader in FILE_READERS
+        for device in DEVICES
+    ]
+    cases += [
+        (f"{reader} < {device}", command(STDIN_READERS[reader], "-", runs), device, None)
+        for reader in STDIN_READERS
+        for device in DEVICES
+    ]
+    cases += [
+        (f"{reader} /dev/stdin", command(FILE_READERS[reader], "/dev/stdin", runs), None, text)
+        for reader in FILE_READERS
+        for text in [make_text(4000)]
+    ]
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+
+    env = {**os.environ, "CHARRNN_CACHE_DIR": str(workspace / "cache")}
+    env.pop("CHARRNN_CHECKPOINT_DIR", None)
+    p = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(cases)],
+        cwd=workspace,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        preexec_fn=cap,
+    )
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def assert_one_error(code: int, stdout: str, stderr: str, message: str) -> None:
+    assert code == 1, stderr
+    assert stdout == "" and "Traceback" not in stderr, stderr
+    assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
+    assert message in stderr, stderr
+
+
+@pytest.fixture
+def in_workspace(workspace, monkeypatch):
+    monkeypatch.chdir(workspace)
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(workspace / "cache"))
+    monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
+    return workspace
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reader", FILE_READERS)
+def test_every_reader_refuses_a_device(in_process_of_its_own, reader, device):
+    code, stdout, stderr, failed = in_process_of_its_own[f"{reader} {device}"]
+    assert not failed, failed  # e.g. a MemoryError: the device was read whole
+    assert_one_error(code, stdout, stderr, f"{device} is not a file")
+    assert "pipe it in and use" in stderr and "to read standard input" in stderr
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reader", STDIN_READERS)
+def test_every_reader_of_stdin_stops_a_device_at_its_first_binary_chunk(
+    in_process_of_its_own, reader, device
+):
+    """`charrnn ... - < /dev/zero`: stdin is read in chunks, each checked: the first NUL ends it."""
+    code, stdout, stderr, failed = in_process_of_its_own[f"{reader} < {device}"]
+    assert not failed, failed
+    assert_one_error(code, stdout, stderr, "looks like a binary file (NUL byte at offset")
+
+
+@pytest.mark.parametrize("reader", FILE_READERS)
+def test_every_reader_reads_dev_stdin_fed_by_a_pipe(in_process_of_its_own, reader):
+    """`make_text | charrnn score /dev/stdin`: a pipe, under a name that looks like a device's."""
+    code, stdout, stderr, failed = in_process_of_its_own[f"{reader} /dev/stdin"]
+    assert not failed, failed
+    assert code == 0 and stdout and "Traceback" not in stderr, stderr
+
+
+@pytest.mark.parametrize("reader", FILE_READERS)
+def test_every_reader_refuses_a_folder_and_binary_content(in_workspace, tmp_path, reader):
+    folder = "holds no files" if reader == "train CORPUS" else "emptydir: Is a directory"
+    binary = "binary.bin looks like a binary file (NUL byte at offset 8); give text files"
+    for file, message in (("emptydir", folder), ("binary.bin", binary)):
+        r = CliRunner().invoke(cli, command(FILE_READERS[reader], file, tmp_path))
+        assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+        assert_one_error(r.exit_code, r.stdout, r.stderr, message)
+
+
+@pytest.mark.parametrize("reader", STDIN_READERS)
+def test_every_reader_of_stdin_stops_at_binary_content(in_workspace, tmp_path, reader):
+    data = (in_workspace / "binary.bin").read_bytes()
+    r = CliRunner().invoke(cli, command(STDIN_READERS[reader], "-", tmp_path), input=data)
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+    assert_one_error(r.exit_code, r.stdout, r.stderr, "binary file (NUL byte at offset 8)")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+@pytest.mark.parametrize("reader", FILE_READERS)
+def test_every_reader_reads_a_named_pipe(in_workspace, tmp_path, reader):
+    fifo = tmp_path / "stream"
+    os.mkfifo(fifo)
+    # Opening a FIFO to write blocks until a reader opens it: the writer is a thread of its own.
+    text = make_text(4000).encode()
+    writer = threading.Thread(target=fifo.write_bytes, args=(text,), daemon=True)
+    writer.start()
+    r = CliRunner().invoke(cli, command(FILE_READERS[reader], str(fifo), tmp_path / "runs"))
+    assert r.exit_code == 0 and r.stdout and "Traceback" not in r.stderr, r.stderr
+    writer.join(DEADLINE)
+
+
+@pytest.mark.parametrize("reader", STDIN_READERS)
+def test_every_reader_of_stdin_reads_text(in_workspace, tmp_path, reader):
+    text = make_text(4000) if reader == "train -" else "ANNA:\n"  # a corpus, or a prime
+    r = CliRunner().invoke(cli, command(STDIN_READERS[reader], "-", tmp_path), input=text)
+    assert r.exit_code == 0 and r.stdout and "Traceback" not in r.stderr, r.stderr

@@ -62,6 +62,24 @@ def test_the_readable_step_equals_the_fused_kernel(cell, num_layers, batch):
 
 
 @pytest.mark.parametrize("cell", CELLS)
+def test_nats_by_pieces_equal_the_loss_of_the_whole_logits(cell, monkeypatch):
+    """What evaluation, scoring and the cold-start check read (the recurrent part, then the
+    output layer a bounded piece at a time) is the forward pass's cross-entropy."""
+    import torch.nn.functional as F
+
+    from charrnn import model as model_module
+
+    model = tiny(cell, vocab_size=37)
+    idx, targets = torch.randint(0, 37, (3, 29)), torch.randint(0, 37, (3, 29))
+    logits, state = model(idx)
+    whole = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (3, 29)
+    monkeypatch.setattr(model_module, "LOGITS_BUDGET", 37 * 5)  # pieces of 5 rows, one short
+    out, state_read = model.read(idx)
+    assert torch.allclose(model.nats(out, targets), whole, atol=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(state, state_read, strict=True))
+
+
+@pytest.mark.parametrize("cell", CELLS)
 def test_the_state_is_the_models_own_form_and_survives_the_checkpoint_round_trip(cell):
     model = tiny(cell)
     logits, state = model(torch.randint(0, 11, (3, 7)))

@@ -118,6 +118,79 @@ def test_weights_that_do_not_fit_the_config_are_refused(trained_run):
         checkpoint.restore_model(short_vocab, trained_run.best)
 
 
+def _flip_a_byte_of_the_first_tensor(src, dst) -> None:
+    """A copy of checkpoint `src` with one bit flipped in the bytes of its first tensor (the
+    embedding: torch numbers storages as the pickle meets them), as a bad disk or copy would."""
+    import zipfile
+
+    data = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as z:
+        (info,) = [i for i in z.infolist() if i.filename.endswith("/data/0")]
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + info.file_size // 2] ^= 0x10
+    dst.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def untrustworthy(trained_run, tmp_path_factory):
+    """Run folders whose best.pt cannot be trusted: weights that are NaN (digest and all, as a
+    run that blew up would save them), and weights with a flipped bit."""
+    base = tmp_path_factory.mktemp("untrustworthy")
+    payload = checkpoint.load(trained_run.best)
+    (base / "nan").mkdir()
+    weights = {k: v.clone() for k, v in payload["model"].items()}
+    weights["head.weight"][0, 0] = float("nan")
+    kept = {k: v for k, v in payload.items() if not k.startswith("format") and k != "digests"}
+    checkpoint.save({**kept, "model": weights}, base / "nan" / "best.pt")
+    (base / "flipped").mkdir()
+    _flip_a_byte_of_the_first_tensor(trained_run.best, base / "flipped" / "best.pt")
+    raw = torch.load(base / "flipped" / "best.pt", weights_only=True)  # torch sees nothing wrong
+    assert not torch.equal(raw["model"]["embed.weight"], payload["model"]["embed.weight"])
+    return base
+
+
+@pytest.mark.parametrize("damage", ["nan", "flipped"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sample", "-l", "60"],
+        ["sample", "-n", "2", "-l", "60", "--json"],
+        ["score", "-"],
+        ["inspect", "-"],
+        ["inspect", "-", "--json"],
+        ["train", "-", "--init-from", "RUN", "--name", "new", "--steps", "1"],
+    ],
+)
+def test_a_checkpoint_is_checked_before_it_is_trusted(untrustworthy, env, command, damage):
+    """Weights that are not numbers, or bits flipped after the file was written: every command
+    that reads a model refuses the file in one line, and writes nothing (no NaN in JSON)."""
+    run = str(untrustworthy / damage)
+    args = [a.replace("RUN", run) for a in command]
+    if "--init-from" not in args:
+        args += ["-c", run]
+    r = env(args, input="ANNA:\nthe cat sat on the mat.\n")
+    assert r.exit_code == 1 and r.stdout == "", (r.stdout, r.stderr)
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("Error: ")
+    assert f"{run}/best.pt is damaged: its " in r.stderr
+    assert ("not numbers" if damage == "nan" else "does not match the digest") in r.stderr
+
+
+def test_resume_checks_the_optimizer_and_the_state_too(trained_run, tmp_path, env):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.path, run)
+    payload = torch.load(run / "last.pt", weights_only=True)
+    payload["optimizer"]["state"][0]["exp_avg"][0] += 1.0  # changed, digest left as it was
+    torch.save(payload, run / "last.pt")
+    with pytest.raises(CheckpointError, match="its optimizer does not match the digest"):
+        checkpoint.load(run / "last.pt")
+    checkpoint.load(run / "last.pt", verify=("model",))  # what sampling reads is intact
+    older = {k: v for k, v in payload.items() if k != "digests"}  # as written before digests
+    torch.save(older, run / "last.pt")
+    assert checkpoint.load(run / "last.pt")["trainer"]["step"] == 200
+
+
 # --------------------------------------------------------------------------- sampler
 
 

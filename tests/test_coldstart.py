@@ -123,6 +123,21 @@ def test_char_surprise_tells_corpus_like_text_from_garbage(long_text):
     assert coldstart.char_surprise("$&Q" * 100, vocab, counts) > 5
     assert coldstart.char_surprise("$&Q", vocab, counts) is None  # too short to judge
     assert coldstart.looks_runaway("$&Q" * 100, vocab, None) is None  # older checkpoints
+    assert "nats rarer than the corpus's" in coldstart.looks_runaway("$&Q" * 100, vocab, counts)
+
+
+@pytest.mark.parametrize("char", ["e", " ", "z", "\n"])
+def test_one_character_repeated_is_a_runaway_whatever_the_character(long_text, char):
+    """A stuck state writes one character for ever: a common one passes the surprise test, and
+    must not pass as sound (a NaN model writes the last character of its vocabulary)."""
+    vocab = data.CharVocab.from_text(long_text + "z")
+    counts = data.char_counts(data.encode(long_text, vocab), len(vocab))
+    for known in (counts, None):  # also from checkpoints without character counts
+        assert coldstart.looks_runaway(char * 60, vocab, known) == (
+            f"it is one character repeated ({char!r})"
+        )
+    assert coldstart.looks_runaway(char * (coldstart.MIN_JUDGED - 1), vocab, counts) is None
+    assert coldstart.looks_runaway(char * 59 + "a", vocab, counts) is None or char == "z"
 
 
 def test_sample_flags_a_runaway_on_stderr_and_in_json(mid_epoch, tmp_path):

@@ -244,6 +244,34 @@ def test_plot_writes_a_png_and_an_svg(env, runs_dir):
     assert sorted(p.name for p in Path.cwd().iterdir()) == ["curves.SVG", "curves.png"]
 
 
+@pytest.mark.parametrize("figure", [None, float("nan"), float("inf")])
+def test_plot_of_a_run_whose_losses_are_not_numbers_says_so(env, runs_dir, tmp_path, figure):
+    """Evaluations (and training records) whose losses are not numbers, as a model whose weights
+    broke down makes them (null, as charrnn writes them; NaN or Infinity, as it once did): the
+    message says what they hold, not that there are none."""
+    import shutil
+
+    run = tmp_path / "broken"
+    shutil.copytree(runs_dir / "a", run)
+    records = metrics_of(runs_dir, "a")
+    for r in records:
+        for key in ("val_loss", "val_bpc", "train_loss", "train_bpc"):
+            if key in r:
+                r[key] = figure
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    evals = sum(r["kind"] == "eval" for r in records)
+    base = ["--checkpoint-dir", str(tmp_path)]
+    r = env(["plot", "broken", *base])
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr == (
+        f"Error: run 'broken' has {evals} evaluations (step 30), none with a finite loss (NaN "
+        "or infinity: its weights broke down), so there is nothing to draw; train it again from "
+        "the start with --force\n"
+    )
+    r = env(["plot", "broken", "--train", *base])
+    assert r.exit_code == 1 and "training records (step 30), none with a finite loss" in r.stderr
+
+
 def test_a_figure_that_cannot_be_written_is_one_line_and_keeps_the_old_file(
     env, runs_dir, monkeypatch
 ):
@@ -259,7 +287,10 @@ def test_a_figure_that_cannot_be_written_is_one_line_and_keeps_the_old_file(
     monkeypatch.setattr(os, "fsync", no_space)  # the disk fills as the file is made durable
     r = env(["plot", "a", "-o", "curves.png", "--checkpoint-dir", str(runs_dir)])
     assert r.exit_code == 1 and r.stdout == ""
-    assert r.stderr == "Error: cannot write the output: curves.png: No space left on device\n"
+    assert r.stderr == (
+        "Error: cannot write the output: curves.png: No space left on device; free some space "
+        "on that disk, or write to another file\n"
+    )
     assert [p.name for p in Path.cwd().iterdir()] == ["curves.png"]  # no temp file left
     assert Path("curves.png").read_bytes() == b"the previous figure"
     os.symlink("/dev/full", "full.png")  # a device is written in place, never replaced

@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 from conftest import DEADLINE, make_text
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_cells import tiny
 
@@ -189,6 +189,28 @@ def test_the_page_is_self_contained_and_holds_the_record():
     assert (forget - rec.values["forget"]).abs().max() <= 0.5 / 255 + 1e-6
     assert [g["gate"] for g in data["gates"]] == list(GATES["lstm"])
     assert {f["property"] for f in data["found"]} == {p.name for p in PROPERTIES}
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    name=st.lists(
+        st.sampled_from(["%DATA%", "%TITLE%", "%", "DATA", "<", "&", "</title>", "x/", "é"]),
+        max_size=8,
+    ).map("".join),
+    text=st.sampled_from(["ab%DATA%c", "%TITLE%", "plain"]),
+)
+def test_the_page_template_is_filled_in_one_pass(name, text):
+    """Whatever the checkpoint's path and the text hold (placeholders among them), the title is
+    that path, escaped, and the data is the record: no value is read again as a template."""
+    from charrnn.page import TEMPLATE
+
+    vocab = CharVocab.from_text(text)
+    html = render(record_text(tiny("lstm", vocab_size=len(vocab)), vocab, text), name)
+    title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+    escaped = name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    assert title == f"charrnn inspect: {escaped}"
+    assert page_data(html)["text"] == text
+    assert html.count('id="data"') == TEMPLATE.count('id="data"') == 1
 
 
 # ---------------------------------------------------------------------------------------------

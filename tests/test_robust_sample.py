@@ -139,6 +139,12 @@ def commands(trained_run, tmp_path, monkeypatch):
     }
 
 
+FULL = (
+    "Error: cannot write the output: No space left on device; free some space on that disk, or "
+    "send the output elsewhere"
+)
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -160,7 +166,7 @@ def test_every_command_reports_output_it_cannot_write(name, commands, monkeypatc
     args = commands[name]
     with open("/dev/full", "w") as full:  # a full disk: ENOSPC on the first flush
         code, err = run_main(args, full, monkeypatch, capsys)
-    assert code == 1 and err == "Error: cannot write the output: No space left on device\n", err
+    assert code == 1 and err == f"{FULL}\n", err
     code, err = run_main(args, None, monkeypatch, capsys)  # started with stdout closed (>&-)
     assert code == 1 and err.startswith("Error: cannot write the output: Bad file descriptor")
     assert err.count("\n") == 1
@@ -176,9 +182,7 @@ def test_a_full_disk_or_closed_stdout_in_a_real_process(trained_run):
     with open("/dev/full", "wb") as full:
         p = subprocess.run(base, stdout=full, stderr=subprocess.PIPE, timeout=DEADLINE)
     assert p.returncode == 1
-    assert p.stderr.decode().splitlines()[-1:] == [
-        "Error: cannot write the output: No space left on device"
-    ]
+    assert p.stderr.decode().splitlines()[-1:] == [FULL]
     p = subprocess.run(
         base, stderr=subprocess.PIPE, timeout=DEADLINE, preexec_fn=lambda: os.close(1)
     )

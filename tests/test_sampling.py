@@ -5,6 +5,7 @@ import math
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -262,7 +263,8 @@ def test_score_a_file_whole_and_per_line(env, tmp_path):
     assert unknown.exit_code == 1 and "'Ω' (U+03A9) at 1" in unknown.stderr
 
 
-def test_sigint_prints_what_was_made_and_exits_130(tmp_path, trained_run):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_prints_what_was_made_and_exits_128_plus_it(tmp_path, trained_run, sig):
     p = subprocess.Popen(
         [sys.executable, "-m", "charrnn", "sample", "-c", str(trained_run.best), "-l", "100000000"],
         cwd=tmp_path,
@@ -270,10 +272,32 @@ def test_sigint_prints_what_was_made_and_exits_130(tmp_path, trained_run):
         stderr=subprocess.PIPE,
     )
     first = p.stdout.read(200)  # it is streaming
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     rest, err = p.communicate(timeout=DEADLINE)
-    assert p.returncode == 130 and len(first) == 200 and b"Traceback" not in err
+    assert p.returncode == 128 + sig and len(first) == 200 and b"Traceback" not in err
     assert len(first + rest) < 100_000_000
+
+
+def test_sigterm_leaves_no_half_written_output_file(tmp_path, trained_run):
+    """A stop signal ends `sample -o FILE` as Ctrl-C does: the file holds what was made, whole,
+    and no temporary file is left beside it."""
+    out = tmp_path / "out.txt"
+    args = ["sample", "-c", str(trained_run.best), "-l", "100000000", "-o", str(out)]
+    p = subprocess.Popen(
+        [sys.executable, "-m", "charrnn", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + DEADLINE
+    while not list(tmp_path.glob(".out.txt.*.tmp")):  # the sample is being written
+        assert p.poll() is None and time.monotonic() < deadline, p.stderr.read()
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=DEADLINE)
+    assert p.returncode == 143 and b"Traceback" not in err, err
+    assert 0 < len(out.read_text()) < 100_000_000
+    assert [f.name for f in tmp_path.iterdir()] == ["out.txt"]
 
 
 @pytest.mark.parametrize(

@@ -31,9 +31,10 @@ STEPS, INTERVAL = 500, 10  # TINY_CLI evaluates and checkpoints every 10 steps
 class Driven:
     """`charrnn train` under the test driver, its stdout lines readable as they come."""
 
-    def __init__(self, args, cwd, slow_disk: float = 0.0, slow_eval: bool = False):
+    def __init__(self, args, cwd, slow_disk=0.0, slow_eval=False, slow_coldstart=False):
         env = {**os.environ, "CHARRNN_SLOW_DISK": str(slow_disk) if slow_disk else ""}
         env["CHARRNN_SLOW_EVAL"] = "1" if slow_eval else ""
+        env["CHARRNN_SLOW_COLDSTART"] = "1" if slow_coldstart else ""
         self.p = subprocess.Popen(
             [sys.executable, str(DRIVER), *args],
             cwd=cwd,
@@ -164,6 +165,32 @@ def test_sigterm_during_evaluation_stops_promptly_and_saves(tmp_path, big_val):
     evals = [r for r in map(json.loads, metrics.read_text().splitlines()) if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [5]
     assert checkpoint.load(metrics.parent / "last.pt")["trainer"]["step"] == 10
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_during_the_cold_start_check_stops_promptly_and_saves(tmp_path, big_val, sig):
+    """The check, which reads hundreds of windows (minutes with a large vocabulary), looks for a
+    stop between its pieces: the first signal of any kind stops cleanly, with last.pt saved."""
+    args = ["train", str(big_val), *TINY_CLI, "--val-frac", "0.5", "--eval-every", "5"]
+    p = Driven([*args, "--steps", "1000"], tmp_path, slow_coldstart=True)
+    assert p.wait_for(lambda line: line == "evaluating 10\n")
+    assert p.wait_for(lambda line: line == "checking\n")
+    code, _, err = p.finish(sig)
+    assert code == 128 + sig, err
+    assert "Stopped at step 10" in err and "Traceback" not in err
+    metrics = tmp_path / "checkpoints" / "big" / "metrics.jsonl"
+    evals = [r for r in map(json.loads, metrics.read_text().splitlines()) if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [5]  # the evaluation at 10 was cut short
+    assert checkpoint.load(metrics.parent / "last.pt")["trainer"]["step"] == 10
+
+
+def test_a_second_stop_signal_of_any_kind_stops_without_saving(tmp_path, corpus_file):
+    p = Driven(["train", str(corpus_file), *TINY_CLI, "--steps", "100000"], tmp_path, slow_disk=30)
+    assert p.wait_for(lambda line: line.startswith("half-written"))  # the save at step 0
+    p.p.send_signal(signal.SIGTERM)  # a clean stop, waiting for the write to end...
+    code, _, err = p.finish(signal.SIGINT)  # ... and then one that will not wait
+    assert code in (130, 143), err  # the status of the second (Python may take them in any order)
+    assert "Interrupted twice: stopped without saving" in err and "Traceback" not in err
 
 
 def test_sigint_during_a_save_finishes_the_write_then_stops(tmp_path, corpus_file):

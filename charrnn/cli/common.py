@@ -106,17 +106,25 @@ def _stdin(quiet: bool = False):
         ) from None
 
 
-def read_stdin(quiet: bool = False) -> bytes:
-    """All of standard input."""
-    with _stdin(quiet) as stream:
-        return stream.read()
+def read_stdin(
+    label: str, encoding: str, quiet: bool = False, text: bool = True
+) -> tuple[bytes, str]:
+    """All of standard input and its text (text=False: checked only, "" returned), read as every
+    file is (corpus.read_all): in chunks, binary content or bytes that are not `encoding` text
+    stopping the reading at the chunk that holds them, with the message train gives."""
+    from charrnn.corpus import read_all
+
+    return read_all(stdin_chunks(1 << 20, quiet), label, encoding, text)
 
 
 def stdin_chunks(size: int = 1 << 16, quiet: bool = False):
-    """Standard input, `size` bytes at a time, for a reader that may stop early."""
+    """Standard input, `size` bytes at a time, for a reader that may stop early (corpus.read_all
+    checks each chunk as it comes: binary content stops the reading there, as for a file)."""
     with _stdin(quiet) as stream:
         while chunk := stream.read(size):
             yield chunk
+            if len(chunk) < size:  # a buffered read is short only at the end: one Ctrl-D ends
+                return  # a terminal's input, not a second one
 
 
 class _Folder(click.Path):
@@ -241,20 +249,75 @@ def say(message: str, quiet: bool = False) -> None:
         click.echo(message, err=True)
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal, raised where the command is: the exit status is 128 + `signum` (130 for
+    Ctrl-C, 143 for SIGTERM, 129 for a hang-up), as a shell reports a command a signal ended."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def status(self) -> int:
+        return 128 + self.signum
+
+
+def exit_status(interrupt: KeyboardInterrupt) -> int:
+    """The exit status for a stop: 128 + its signal (Ctrl-C: 130)."""
+    return interrupt.status if isinstance(interrupt, Interrupted) else 128 + signal.SIGINT
+
+
+# The signals that ask a command to stop. SIGHUP (the terminal went away) only where it is not
+# ignored: `nohup charrnn train ...` must go on.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+def _installable(signum: int) -> bool:
+    return signum != getattr(signal, "SIGHUP", None) or signal.getsignal(signum) != signal.SIG_IGN
+
+
 @contextlib.contextmanager
 def stop_signals(on_stop):
-    """Route SIGINT and SIGTERM to `on_stop` (a second SIGINT interrupts at once)."""
+    """Route the stop signals to `on_stop`: the first, of any kind, asks for a clean stop; a second
+    one, of any kind, raises Interrupted where the program is (a stop without saving). Yields the
+    list of signals received, first first."""
     received: list[int] = []
 
     def handler(signum, frame):
-        if received and signum == signal.SIGINT:
-            raise KeyboardInterrupt
         received.append(signum)
+        if len(received) > 1:
+            raise Interrupted(signum)
         on_stop()
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    wanted = [s for s in STOP_SIGNALS if _installable(s)]
+    previous = {s: signal.signal(s, handler) for s in wanted}
     try:
         yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGTERM and SIGHUP stop a command as Ctrl-C does, by an exception where it is, so that its
+    clean-up runs (a half-written output file is removed) and the exit status names the signal.
+    Outside the main thread (tests calling commands from other threads) nothing changes."""
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {}
+    try:
+        for s in STOP_SIGNALS:
+            if s != signal.SIGINT and _installable(s):
+                previous[s] = signal.signal(s, handler)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -265,15 +328,17 @@ def command_boundary():
     """What every command shares at its edge, from start-up on: Ctrl-C exits 130 quietly (as a
     command does once it handles Ctrl-C itself); a reader that left (`| head`) ends the command
     quietly with exit 0, like any Unix filter; output that cannot be written (a full disk, a
-    closed stdout) is one `Error:` line and exit 1, never a traceback."""
+    closed stdout) is one `Error:` line and exit 1, never a traceback. SIGTERM and SIGHUP end it
+    as Ctrl-C does (exit 143, 129), with its clean-up run."""
     if sys.stdout is None:  # started with stdout closed (`>&-`): writing to it must fail, loudly
         # A read-only fd: each write fails with EBADF, as writing to the closed fd 1 would; holding
         # it also keeps fd 1 from being reused by a file that would then receive stdout's text.
         sys.stdout = open(os.open(os.devnull, os.O_RDONLY), "w", encoding="utf-8")  # noqa: SIM115
     try:
-        yield
-    except KeyboardInterrupt:
-        sys.exit(130)
+        with _signals_interrupt():
+            yield
+    except KeyboardInterrupt as e:
+        sys.exit(exit_status(e))
     except OSError as e:
         if e.errno == errno.EPIPE:
             quiet_exit_on_closed_pipe()
@@ -285,9 +350,13 @@ def command_boundary():
 
 def cannot_write(e: OSError, path: str | None = None) -> click.ClickException:
     """The one-line error for output that cannot be written."""
+    from charrnn.fsutil import write_advice
+
     where = f"{os.fsdecode(path or e.filename)}: " if path or e.filename else ""
     hint = " (was standard output closed, `>&-`?)" if e.errno == errno.EBADF else ""
-    return click.ClickException(f"cannot write the output: {where}{e.strerror or e}{hint}")
+    advice = write_advice(e, "write to another file" if where else "send the output elsewhere")
+    advice = f"; {advice}" if advice else ""
+    return click.ClickException(f"cannot write the output: {where}{e.strerror or e}{hint}{advice}")
 
 
 def _drop_stdout() -> None:
@@ -342,9 +411,9 @@ class Text(click.ParamType):
 def json_line(record: dict) -> str:
     """One JSON object on one line, text kept readable (ensure_ascii=False) but with the characters
     that JSON leaves raw and line-based readers split at (U+0085, U+2028, U+2029) escaped."""
-    import json
+    from charrnn import jsonl
 
-    text = json.dumps(record, ensure_ascii=False)
+    text = jsonl.dumps(record, ensure_ascii=False)
     return text.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 

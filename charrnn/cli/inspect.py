@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from pathlib import Path
+import tempfile
 
 import click
 
@@ -35,6 +35,7 @@ SHOWS = (*dict.fromkeys(f for fields in FIELDS.values() for f in fields), "surpr
 ALL_GATES = {g for gates in GATES.values() for g in gates}  # from 0 to 1, not -1 to 1
 MAX_CHARS = 2000  # a page of this many characters opens at once in a browser
 CHUNK = 1 << 16  # bytes read at a time: reading stops once --max-chars characters are in
+INSPECT_HINT = "to inspect a stream, pipe it in and use - to read standard input"
 FEW_CHARS = 500  # below this, --find-units warns that its correlations are mostly chance
 
 
@@ -188,7 +189,7 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     if opts["html_path"] and opts["html_path"] != "-":
         _check_writable(opts["html_path"])
     path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
-    model, vocab = ckpt.restore_model(ckpt.load(path), path)
+    model, vocab = ckpt.restore_model(ckpt.load(path, verify=("model",)), path)
     model = model.to(resolve_device(device))
     c = model.config
     show = _resolve_show(opts["show"], opts["unit"], c.cell)
@@ -298,12 +299,18 @@ def _check_unit(unit, num_layers: int, hidden_size: int):
 
 def _check_writable(path: str) -> None:
     """Fail before the work, not after it, where the page could not be written."""
+    if os.path.exists(path) and not os.path.isfile(path):  # /dev/stdout, a FIFO: written as is
+        return
     folder = os.path.dirname(os.path.realpath(path)) or "."
     if not os.path.isdir(folder):
         code = errno.ENOTDIR if os.path.exists(folder) else errno.ENOENT
         raise cannot_write(OSError(code, os.strerror(code)), path)
-    if not os.access(folder, os.W_OK):
-        raise cannot_write(OSError(errno.EACCES, os.strerror(errno.EACCES)), path)
+    try:  # a file made and removed: the real reason (no permission, a read-only disk) if any
+        fd, probe = tempfile.mkstemp(prefix=".charrnn-probe.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise cannot_write(e, path) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _page_fits(config) -> int:
@@ -410,9 +417,12 @@ def _record(model, vocab, text: str | None, opts):
 
 def _read_text(file: str, label: str, encoding: str, max_chars: int) -> tuple[str, bool]:
     """The first `max_chars` characters of FILE and whether there were more; the rest unread."""
-    from charrnn.corpus import Source, decode_chunks
+    from charrnn.corpus import decode_chunks, input_file
 
-    chunks = stdin_chunks(CHUNK) if file == "-" else Source(label, Path(file)).chunks(CHUNK)
+    if file == "-":
+        chunks = stdin_chunks(CHUNK)
+    else:
+        chunks = input_file(file, label, INSPECT_HINT).chunks(CHUNK)
     parts, n = [], 0
     for piece in decode_chunks(chunks, label, encoding):
         parts.append(piece)

@@ -6,7 +6,6 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 import click
 
@@ -17,6 +16,7 @@ from charrnn.cli.common import (
     checkpoint_dir_option,
     checkpoint_option,
     device_option,
+    exit_status,
     json_line,
     not_empty,
     read_stdin,
@@ -32,6 +32,7 @@ from charrnn.tokenizer import UNKNOWN_POLICIES
 MAX_SEED = 2**53 - 1
 
 MAX_LENGTH = 10**9
+PRIME_HINT = "to prime from a stream, pipe it in and use --prime - to read standard input"
 
 
 class Temperatures(click.ParamType):
@@ -113,7 +114,8 @@ Examples:
 )
 @click.option(
     "--prime-file",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),  # read by corpus.input_file, as every command reads a file
+    metavar="FILE",
     callback=not_empty,
     help="Read the prime from a file.",
 )
@@ -204,7 +206,7 @@ def sample(
         num_samples=opts["num_samples"],
     )
     path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
-    payload = ckpt.load(path)
+    payload = ckpt.load(path, verify=("model",))
     model, vocab = ckpt.restore_model(payload, path)
     counts = (payload.get("corpus") or {}).get("char_counts")  # None in older checkpoints
     text = apply_unknown(read_prime(prime, prime_file, encoding), vocab, unknown)
@@ -216,18 +218,19 @@ def sample(
     # SIGINT ignored, as a non-interactive shell starts background jobs; `train` does the same.
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    def emit(out) -> bool:
-        """Sample onto `out`; True when Ctrl-C cut it short (what was made is still written)."""
+    def emit(out) -> int:
+        """Sample onto `out`; the exit status of the stop signal that cut it short (what was made
+        is still written), else 0."""
         job = _Job(sampler, text, opts, str(path), out, counts)
         try:
             job.run()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             job.finish()
-            return True
-        return False
+            return exit_status(e)
+        return 0
 
-    if write_output(output, emit):
-        sys.exit(130)
+    if status := write_output(output, emit):
+        sys.exit(status)
 
 
 class _Job:
@@ -294,7 +297,7 @@ class _Job:
             self.out.write("\n")
         self.out.flush()
 
-    def _check(self, texts) -> list[float | None]:
+    def _check(self, texts) -> list[str | None]:
         """Warn on stderr about each sample whose characters show a runaway state. Not judged above
         temperature 1, where rarer characters are what was asked for."""
         from charrnn.coldstart import looks_runaway
@@ -310,9 +313,9 @@ class _Job:
                     else "the sample"
                 )
                 click.echo(
-                    f"Warning: {which} looks like a runaway: its characters are {value:.1f} nats "
-                    "rarer than the corpus's; the model is unsound from a cold start (train it "
-                    "longer, or retrain it if it was trained before charrnn's cold starts)",
+                    f"Warning: {which} looks like a runaway: {value}; the model is unsound from "
+                    "a cold start (train it longer, or retrain it if it was trained before "
+                    "charrnn's cold starts)",
                     err=True,
                 )
         return found
@@ -348,17 +351,13 @@ class _Job:
 
 def read_prime(prime: str, prime_file: str | None, encoding: str) -> str:
     """The prime: --prime as given, '-' for stdin, or --prime-file."""
-    from charrnn.corpus import decode_bytes
-    from charrnn.errors import CorpusError
+    from charrnn.corpus import input_file, read_all
 
     if prime and prime_file:
         raise click.UsageError("give --prime or --prime-file, not both")
     if prime == "-":  # read stdin only when asked to, never implicitly
-        return decode_bytes(read_stdin(), "the prime on stdin", encoding)
+        return read_stdin("the prime on stdin", encoding)[1]
     if prime_file:
-        try:
-            data = Path(prime_file).read_bytes()
-        except OSError as e:
-            raise CorpusError(f"cannot read the prime file {prime_file}: {e.strerror}") from None
-        return decode_bytes(data, prime_file, encoding)
+        source = input_file(prime_file, f"the prime file {prime_file}", PRIME_HINT)
+        return read_all(source.chunks(), source.label, encoding)[1]
     return prime

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import click
 
@@ -18,6 +17,8 @@ from charrnn.cli.common import (
     user_errors,
 )
 from charrnn.tokenizer import UNKNOWN_POLICIES
+
+SCORE_HINT = "to score a stream, pipe it in and use - to read standard input"
 
 
 @click.command(
@@ -58,20 +59,21 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
     from charrnn import checkpoint as ckpt
     from charrnn import runs
     from charrnn.cli.common import resolve_device
-    from charrnn.corpus import decode_bytes
+    from charrnn.corpus import input_file, read_all
     from charrnn.errors import CorpusError
     from charrnn.scoring import score_text
     from charrnn.tokenizer import apply_unknown
 
-    path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
-    model, vocab = ckpt.restore_model(ckpt.load(path), path)
-    model = model.to(resolve_device(device))
     label = "standard input" if file == "-" else file
-    try:
-        raw = read_stdin() if file == "-" else Path(file).read_bytes()
-    except OSError as e:
-        raise CorpusError(f"cannot read {file}: {e.strerror}") from None
-    text = decode_bytes(raw, label, encoding)
+    # Checked before the model loads (a folder, a device: refused), read after it.
+    source = None if file == "-" else input_file(file, label, SCORE_HINT)
+    path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
+    model, vocab = ckpt.restore_model(ckpt.load(path, verify=("model",)), path)
+    model = model.to(resolve_device(device))
+    if source is None:
+        raw, text = read_stdin(label, encoding)
+    else:
+        raw, text = read_all(source.chunks(), label, encoding)
     if per_line:
         bits = _bits_per_line(model, vocab, _lines(text, raw, encoding), unknown, label)
         click.echo("".join(f"{b:.4f}\n" for b in bits), nl=False)

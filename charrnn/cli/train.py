@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shlex
 import sys
 
 import click
@@ -19,6 +20,7 @@ from charrnn.cli.common import (
     count,
     device_option,
     download_bar,
+    exit_status,
     not_empty,
     phase_bar,
     read_stdin,
@@ -71,13 +73,17 @@ Examples:
 @click.option(
     "--name",
     callback=not_empty,
-    help="Run name (default: the corpus file's name without extension).",
+    help="Run name, a plain folder name: letters, digits and _ . - (not at either end . or -, "
+    "not ending in .pt); another is refused with the name to use instead (default: the corpus "
+    "file's name without extension, made plain).",
 )
 @click.option(
     "--resume",
     metavar="RUN",
     callback=not_empty,
-    help="Continue a run where it stopped: a run name, or a folder (a value with a /).",
+    help="Continue a run where it stopped: a run name, or a path (a value with a / or ending in "
+    ".pt) to a run folder (its last.pt) or to a run's last.pt or best.pt (after a damaged "
+    "last.pt: RUN/best.pt).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing run of the same name.")
 @click.option(
@@ -233,6 +239,8 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
         )
     from charrnn import distributed, runs
 
+    if opts["name"] is not None and (problem := runs.name_problem(opts["name"], checkpoint_dir)):
+        raise click.BadParameter(problem, ctx=ctx, param_hint="'--name'")
     d = distributed.from_env()  # one process, or one rank of a torchrun job
     device = resolve_device(opts["device"], d.local_rank)
     distributed.start(d, device)
@@ -240,9 +248,10 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
     code = None
     try:
         if resume:
-            run = runs.find_run(resume, checkpoint_dir)
+            run, start = runs.find_resume(resume, checkpoint_dir)
             with _session(run, d):  # locked before last.pt is read: no other trainer can move it
-                code = _run(_resumed_trainer(run, corpus, device, opts, quiet, d), quiet, opts)
+                trainer = _resumed_trainer(run, start, corpus, device, opts, quiet, d)
+                code = _run(trainer, quiet, opts)
         else:
             trainer = _new_trainer(corpus, init_from, checkpoint_dir, device, opts, quiet, d)
             with _session(trainer.run_dir, d, new=True, clear=opts["force"]):
@@ -274,7 +283,8 @@ def _load_corpus(specs, encoding, quiet, d):
     from charrnn.corpus import resolve
     from charrnn.encoded import encode_corpus
 
-    stdin = read_stdin(quiet) if "-" in specs else None
+    # Read as resolve reads a pipe: checked as it comes, so binary stops it at the first chunk.
+    stdin = read_stdin("standard input", encoding, quiet, text=False)[0] if "-" in specs else None
     if d.local_rank != 0:
         d.barrier()
     sources = resolve(list(specs), cache_dir(), encoding, stdin, download_bar(quiet))
@@ -335,7 +345,7 @@ def _new_trainer(specs, init_from, checkpoint_dir, device, opts, quiet, d):
 
     base = runs.resolve_checkpoint(init_from, checkpoint_dir) if init_from else None
     corpus = _load_corpus(specs, opts["encoding"], quiet, d)
-    name = runs.safe_name(opts["name"] or corpus.name)
+    name = opts["name"] or runs.safe_name(corpus.name, checkpoint_dir)  # a --name is checked
     run = runs.plan_run(checkpoint_dir, name, opts["force"], init_from=base)
     train, model = _given_fields(opts, TRAIN_OPTIONS), _given_fields(opts, MODEL_OPTIONS)
     trainer = start_run(
@@ -365,19 +375,29 @@ def _new_trainer(specs, init_from, checkpoint_dir, device, opts, quiet, d):
     return trainer
 
 
-def _resumed_trainer(run, specs, device, opts, quiet, d):
+def _resumed_trainer(run, start, specs, device, opts, quiet, d):
+    """`start`: the checkpoint file given to --resume (None: the run's own choice)."""
     from charrnn.start import RESUMABLE, resume_run
 
     def read(specs, encoding):
         return _load_corpus(specs, encoding, quiet, d)
 
     train = {k: v for k, v in _given_fields(opts, TRAIN_OPTIONS).items() if k in RESUMABLE}
-    trainer = resume_run(run, read, corpus_specs=specs or None, train=train, device=device, dist=d)
+    trainer = resume_run(
+        run,
+        read,
+        corpus_specs=specs or None,
+        train=train,
+        device=device,
+        dist=d,
+        checkpoint_file=start,
+    )
     _check_prime(trainer, opts)
     n_chars = trainer.corpus["chars"]
     o = trainer.origin
     fine_tuned = f" (fine-tuned from {o['run']!r} at step {o['step']:,})" if o else ""
-    verb = f"Resuming at step {trainer.pos.step:,}:"
+    where = f" from {start.name}" if trainer.save_last_first and start is not None else ""
+    verb = f"Resuming{where} at step {trainer.pos.step:,}:"
     say(_describe(trainer, verb, n_chars, device) + fine_tuned, quiet)
     return trainer
 
@@ -472,10 +492,10 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
     if done.reason == "stopped":
         say(
             f"Stopped at step {done.step:,}; saved {run.last}. "
-            f"Resume with: charrnn train --resume {run.name}",
+            f"Resume with: charrnn train --resume {shlex.quote(run.ref)}",
             quiet,
         )
-        return 143 if signals and signals[0] == 15 else 130
+        return 128 + signals[0] if signals else 130
     best = f"{done.best_val:.4f} nats = {done.best_val / math.log(2):.3f} bits per character"
     why = f"{done.reason} budget spent"
     if done.reason == "patience":
@@ -492,15 +512,15 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
 
 @contextlib.contextmanager
 def _hard_stop(trainer):
-    """A second Ctrl-C stops at once: say so in one line, not with a traceback."""
+    """A second stop signal stops at once: say so in one line, not with a traceback."""
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         say(
             f"Interrupted twice: stopped without saving; {trainer.run_dir.last} holds the "
             "previous checkpoint, if any"
         )
-        sys.exit(130)
+        sys.exit(exit_status(e))
 
 
 def _rollback_line(event) -> str:

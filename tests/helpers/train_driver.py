@@ -4,7 +4,9 @@ a clock.
 
 With CHARRNN_SLOW_DISK=SECONDS, every checkpoint write reports `half-written` and pauses there,
 as on a slow disk, so that a kill aimed at a write really lands inside one. With CHARRNN_SLOW_EVAL
-set, an evaluation pauses between its chunks, so that a signal sent as it begins lands inside it.
+set, an evaluation pauses between its chunks, so that a signal sent as it begins lands inside it;
+with CHARRNN_SLOW_COLDSTART set, the cold-start check reports `checking N` as it begins and
+pauses between its pieces of work, likewise.
 """
 
 import io
@@ -14,11 +16,12 @@ import time
 
 import torch
 
-from charrnn import trainer
+from charrnn import coldstart, trainer
 from charrnn.cli import main
 
 real_step, real_save = trainer.Trainer.train_step, torch.save
 real_evaluate, real_evaluate_and_save = trainer.evaluate, trainer.Trainer._evaluate_and_save
+real_check = coldstart.check
 
 
 def train_step(self):
@@ -51,10 +54,22 @@ def slow_evaluate(model, batches, start=None, should_stop=None, dist=trainer.SIN
     return real_evaluate(model, batches, start, slowly, dist)
 
 
+def slow_check(*args, should_stop=None, **kwargs):
+    print("checking", flush=True)
+
+    def slowly():
+        time.sleep(0.01)
+        return should_stop()
+
+    return real_check(*args, should_stop=slowly, **kwargs)
+
+
 trainer.Trainer.train_step = train_step
 trainer.Trainer._evaluate_and_save = evaluate_and_save
 if os.environ.get("CHARRNN_SLOW_EVAL"):
     trainer.evaluate = slow_evaluate
+if os.environ.get("CHARRNN_SLOW_COLDSTART"):
+    coldstart.check = slow_check
 if os.environ.get("CHARRNN_SLOW_DISK"):
     torch.save = slow_save
 sys.argv[0] = "charrnn"

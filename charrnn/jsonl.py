@@ -1,0 +1,30 @@
+"""JSON as charrnn writes it: strict JSON, which has no NaN or Infinity.
+
+Python's json module writes a float that is not finite as a bare `NaN` or `Infinity`, which other
+JSON readers refuse. Every JSON charrnn writes (metrics.jsonl, `--json` lines, the inspect page's
+data, the cache's metadata) goes through `dumps`, which writes such a number as null: a value
+that is not known as a number, where a reader already expects null (a step-0 evaluation has no
+training loss).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+
+def finite(value: Any) -> Any:
+    """`value` with every float that is not finite (at any depth) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def dumps(value: Any, **options) -> str:
+    """json.dumps of `value` as strict JSON (see the module's docstring)."""
+    return json.dumps(finite(value), allow_nan=False, **options)
