@@ -337,11 +337,16 @@ def catalog_path() -> Path:
     return path
 
 
+_CATALOG_HINT = "point CHARRNN_CATALOG at a JSON file"
+
+
 def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
     """name -> entry, in catalog order; a catalog that is not as documented is a CorpusError."""
     path = path or catalog_path()
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+    label = f"the corpus catalog {path}"
+    try:  # read as every file a user names is read: no device, in chunks, no binary content
+        _, text = read_all(input_file(path, label, _CATALOG_HINT).chunks(), label)
+        raw = json.loads(text)
     except (OSError, ValueError, RecursionError) as e:
         reason = getattr(e, "strerror", None) or e
         raise CorpusError(f"cannot read the corpus catalog {path}: {reason}") from None

@@ -528,6 +528,19 @@ def test_an_entry_without_a_url_names_the_catalog_and_the_problem(tmp_path, monk
     )
 
 
+@pytest.mark.parametrize("catalog", ["/dev/zero", "/dev/urandom"])
+def test_a_catalog_that_is_a_device_is_refused_at_once(catalog, monkeypatch):
+    """The catalog is read as every file a user names is: a device that never ends is refused
+    before a byte of it is read (it would fill the memory)."""
+    monkeypatch.setenv("CHARRNN_CATALOG", catalog)
+    r = CliRunner().invoke(cli, ["corpus", "list"], catch_exceptions=False)
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr == (
+        f"Error: the corpus catalog {catalog} is not a file or a pipe; point CHARRNN_CATALOG at "
+        "a JSON file\n"
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # The command line against generated inputs
 

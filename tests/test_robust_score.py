@@ -163,14 +163,15 @@ def test_priming_in_chunks_reaches_the_same_state(model_vocab, prime, chunk):
 
 @pytest.fixture
 def passes(monkeypatch):
-    """The size (rows x characters) of every forward pass of the model from now on."""
-    sizes, forward = [], CharRNN.forward
+    """The size (rows x characters) of every pass of the model's recurrent part from now on
+    (`forward` reads through it too)."""
+    sizes, read = [], CharRNN.read
 
     def recorded(model, idx, state=None):
         sizes.append(idx.numel())
-        return forward(model, idx, state)
+        return read(model, idx, state)
 
-    monkeypatch.setattr(CharRNN, "forward", recorded)
+    monkeypatch.setattr(CharRNN, "read", recorded)
     return sizes
 
 

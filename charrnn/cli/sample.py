@@ -343,8 +343,9 @@ class _Job:
                     "checkpoint": os.fsencode(self.checkpoint).decode("utf-8", "replace"),
                     "settings": settings,
                     "mean_logprob": round(logprob, 6),
-                    # null where not judged: a temperature above 1, or an older checkpoint
-                    "runaway": None if not self.judged else runaway is not None,
+                    # null where not judged (a temperature above 1, or an older checkpoint)
+                    # and nothing showed one (one character repeated shows one anywhere)
+                    "runaway": True if runaway is not None else (False if self.judged else None),
                 }
             )
 
