@@ -142,3 +142,14 @@ def test_the_installed_command_trains_samples_scores_lists_and_inspects(installe
     assert [(run["run"], run["status"]) for run in listed] == [("notes", "ok")]
     charrnn("inspect", "notes.txt", "--html", "page.html")
     assert (cwd / "page.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    # a reader that leaves early (`| head`): a quiet exit 0, no traceback
+    p = subprocess.Popen(
+        ["charrnn", "sample", "-l", "1000000"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    p.stdout.read(10)
+    p.stdout.close()
+    assert p.wait(timeout=DEADLINE) == 0 and p.stderr.read() == b""

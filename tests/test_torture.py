@@ -31,9 +31,10 @@ STEPS, INTERVAL = 500, 10  # TINY_CLI evaluates and checkpoints every 10 steps
 class Driven:
     """`charrnn train` under the test driver, its stdout lines readable as they come."""
 
-    def __init__(self, args, cwd, slow_disk=0.0, slow_eval=False, slow_coldstart=False):
+    def __init__(self, args, cwd, slow_disk=0.0, slow_eval=0, slow_coldstart=False):
+        """slow_eval: the step from which evaluations are slow (0: none)."""
         env = {**os.environ, "CHARRNN_SLOW_DISK": str(slow_disk) if slow_disk else ""}
-        env["CHARRNN_SLOW_EVAL"] = "1" if slow_eval else ""
+        env["CHARRNN_SLOW_EVAL"] = str(slow_eval) if slow_eval else ""
         env["CHARRNN_SLOW_COLDSTART"] = "1" if slow_coldstart else ""
         self.p = subprocess.Popen(
             [sys.executable, str(DRIVER), *args],
@@ -155,7 +156,7 @@ def test_sigterm_during_evaluation_stops_promptly_and_saves(tmp_path, big_val):
     # Half the text is validation, evaluated every 5 steps, slowly: a signal sent when the
     # evaluation at step 10 begins lands inside it.
     args = ["train", str(big_val), *TINY_CLI, "--val-frac", "0.5", "--eval-every", "5"]
-    p = Driven([*args, "--steps", "1000"], tmp_path, slow_eval=True)
+    p = Driven([*args, "--steps", "1000"], tmp_path, slow_eval=10)
     assert p.wait_for(lambda line: line == "evaluating 10\n")
     code, _, err = p.finish(signal.SIGTERM)
     assert code == 143, err

@@ -4,7 +4,8 @@ a clock.
 
 With CHARRNN_SLOW_DISK=SECONDS, every checkpoint write reports `half-written` and pauses there,
 as on a slow disk, so that a kill aimed at a write really lands inside one. With CHARRNN_SLOW_EVAL
-set, an evaluation pauses between its chunks, so that a signal sent as it begins lands inside it;
+=STEP, an evaluation from that step on pauses between its chunks, so that a signal sent as it
+begins lands inside it;
 with CHARRNN_SLOW_COLDSTART set, the cold-start check reports `checking N` as it begins and
 pauses between its pieces of work, likewise.
 """
@@ -41,8 +42,12 @@ def slow_save(obj, f, *args, **kwargs):
     f.write(data[len(data) // 2 :])
 
 
+evaluating = [0]  # the step of the evaluation under way
+
+
 def evaluate_and_save(self, train_loss):
     print(f"evaluating {self.pos.step}", flush=True)
+    evaluating[0] = self.pos.step
     return real_evaluate_and_save(self, train_loss)
 
 
@@ -51,7 +56,8 @@ def slow_evaluate(model, batches, start=None, should_stop=None, dist=trainer.SIN
         time.sleep(0.01)
         return should_stop()
 
-    return real_evaluate(model, batches, start, slowly, dist)
+    slow = evaluating[0] >= int(os.environ["CHARRNN_SLOW_EVAL"])
+    return real_evaluate(model, batches, start, slowly if slow else should_stop, dist)
 
 
 def slow_check(*args, should_stop=None, **kwargs):
