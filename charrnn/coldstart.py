@@ -145,21 +145,30 @@ def _span_loss(model, x, targets, device, should_stop=None) -> torch.Tensor | No
     """Mean nats per character on the last targets.shape[1] predictions of reading x from a zero
     state: x (n, t), targets (n, span) -> (n,); None if `should_stop()` turns true on the way.
 
-    Rows come a few at a time, so that the work between two looks at `should_stop` is bounded
-    whatever the model and the vocabulary; the output layer, whose cost grows with the
-    vocabulary, is applied to the scored positions only."""
+    The work comes in pieces of about _WORK_BUDGET multiply-adds, with a look at `should_stop`
+    between two, whatever the model and the vocabulary: rows read together through the
+    recurrent part, then their scored positions through the output layer (whose cost grows with
+    the vocabulary, and which is applied to those positions only)."""
     n, t = x.shape
     span = targets.shape[1]
     c = model.config
     recurrent = model.num_params(embedding=False) - model.head.weight.numel() - c.vocab_size
-    rows = max(1, _WORK_BUDGET // (t * recurrent + span * c.hidden_size * c.vocab_size))
+    rows = max(1, _WORK_BUDGET // (t * recurrent))  # read together: a batch keeps it fast
+    positions = max(1, _WORK_BUDGET // (c.hidden_size * c.vocab_size))  # through the head at once
     out = []
     for i in range(0, n, rows):
         if should_stop is not None and should_stop():
             return None
         hidden, _ = model.read(x[i : i + rows].to(device))  # (r, t, H) from a zero state
-        nats = model.nats(hidden[:, -span:], targets[i : i + rows].to(device))  # (r, span)
-        out.append(nats.mean(1).cpu())
+        hidden = hidden[:, -span:].reshape(-1, c.hidden_size)  # (r * span, H): the scored ones
+        ys = targets[i : i + rows].reshape(-1).to(device)  # (r * span,)
+        nats = torch.empty(len(ys), device=device)
+        for j in range(0, len(ys), positions):
+            if should_stop is not None and should_stop():
+                return None
+            piece = slice(j, j + positions)
+            nats[piece] = model.nats(hidden[piece], ys[piece])
+        out.append(nats.view(-1, span).mean(1).cpu())
     return torch.cat(out)
 
 
