@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from charrnn.errors import CorpusError
-from charrnn.fsutil import atomic_write, cannot_write
+from charrnn.fsutil import atomic_write, cannot_write, write_advice
 
 try:
     import fcntl
@@ -407,7 +407,11 @@ def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise CorpusError(f"cannot create the corpus cache {cache_dir}: {e.strerror}") from None
+        advice = write_advice(e, _OTHER_CACHE)
+        raise CorpusError(
+            f"cannot create the corpus cache {cache_dir}: {e.strerror}"
+            + (f"; {advice}" if advice else "")
+        ) from None
     with cache_writing(cache_dir, f".{target.name}.*.tmp"):  # the folder may hold others' files
         if entry.builtin:
             text = build_builtin(entry.name, entry.size).encode("utf-8")

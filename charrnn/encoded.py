@@ -246,7 +246,11 @@ def _mkdir(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise CorpusError(f"cannot create the corpus cache {folder}: {e.strerror}") from None
+        advice = write_advice(e, "point CHARRNN_CACHE_DIR at another folder")
+        raise CorpusError(
+            f"cannot create the corpus cache {folder}: {e.strerror}"
+            + (f"; {advice}" if advice else "")
+        ) from None
 
 
 def _write(path: Path, write) -> None:

@@ -265,3 +265,24 @@ def test_unseen_prime_characters_are_named(trained_run):
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ConfigError):
         SampleConfig(**bad)
+
+
+def test_one_character_written_for_ever_is_a_runaway_at_any_temperature(trained_run, tmp_path, env):
+    """A model stuck on one character (a finite but huge bias) is flagged even above temperature
+    1, where rarer characters are not judged; a sample too short to judge says null."""
+    import json
+
+    payload = checkpoint.load(trained_run.best)
+    weights = {k: v.clone() for k, v in payload["model"].items()}
+    weights["head.bias"][0] = 1e4  # character 0, whatever the context
+    kept = {k: v for k, v in payload.items() if not k.startswith("format") and k != "digests"}
+    (tmp_path / "stuck").mkdir()
+    checkpoint.save({**kept, "model": weights}, tmp_path / "stuck" / "best.pt")
+    base = ["sample", "-c", str(tmp_path / "stuck"), "--json", "-s", "1"]
+    for temp in ("0.8", "2"):
+        r = env([*base, "-t", temp, "-l", "60"])
+        record = json.loads(r.stdout)
+        assert r.exit_code == 0 and len(set(record["text"])) == 1
+        assert record["runaway"] is True and "one character repeated" in r.stderr
+    short = json.loads(env([*base, "-t", "2", "-l", "49"]).stdout)
+    assert short["runaway"] is None

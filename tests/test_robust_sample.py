@@ -123,6 +123,7 @@ def commands(trained_run, tmp_path, monkeypatch):
     lines.write_text("ANNA:\nthe cat sat.\n\nBORIS:\nwe all sang.\n")
     small = tmp_path / "small.txt"
     small.write_text(make_text(3000))
+    runs_here = ["--checkpoint-dir", str(tmp_path / "checkpoints")]
     return {
         "sample": ["sample", "-c", best, "-l", "50", "-s", "1"],
         "sample -n 2 --json": ["sample", "-c", best, "-n", "2", "-l", "50", "--json"],
@@ -135,7 +136,9 @@ def commands(trained_run, tmp_path, monkeypatch):
         "inspect": ["inspect", "-c", best, str(lines), "--unit", "1:2"],
         "inspect --json": ["inspect", "-c", best, str(lines), "--json", "--find-units", "-q"],
         "inspect --sample": ["inspect", "-c", best, "--sample", "30", "--find-units", "-q"],
-        "train": ["train", str(small), *TINY_CLI, "--steps", "3", "-q", "--force"],
+        # its own --checkpoint-dir: run_main's monkeypatch.undo() also undoes the chdir above,
+        # and a run must never land in the checkout's checkpoints/
+        "train": ["train", str(small), *TINY_CLI, "--steps", "3", "-q", "--force", *runs_here],
     }
 
 

@@ -298,13 +298,12 @@ class _Job:
         self.out.flush()
 
     def _check(self, texts) -> list[str | None]:
-        """Warn on stderr about each sample whose characters show a runaway state. Not judged above
-        temperature 1, where rarer characters are what was asked for."""
+        """Warn on stderr about each sample whose characters show a runaway state."""
         from charrnn.coldstart import looks_runaway
 
-        if max(self.sampler.config.temperature) > 1.0:
-            return [None] * len(texts)
-        found = [looks_runaway(t, self.sampler.vocab, self.counts) for t in texts]
+        # above temperature 1 only the repetition is judged: rarer characters were asked for
+        counts = self.counts if max(self.sampler.config.temperature) <= 1.0 else None
+        found = [looks_runaway(t, self.sampler.vocab, counts) for t in texts]
         for i, value in enumerate(found):
             if value is not None:
                 which = (
@@ -321,6 +320,8 @@ class _Job:
         return found
 
     def _json_lines(self, texts):
+        from charrnn.coldstart import MIN_JUDGED  # a shorter sample is not judged
+
         o, s = self.opts, self.sampler
         settings = {
             "temperature": list(s.config.temperature),
@@ -345,7 +346,9 @@ class _Job:
                     "mean_logprob": round(logprob, 6),
                     # null where not judged (a temperature above 1, or an older checkpoint)
                     # and nothing showed one (one character repeated shows one anywhere)
-                    "runaway": True if runaway is not None else (False if self.judged else None),
+                    "runaway": True
+                    if runaway is not None
+                    else (False if self.judged and len(text) >= MIN_JUDGED else None),
                 }
             )
 

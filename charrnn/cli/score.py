@@ -60,7 +60,7 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
     from charrnn import runs
     from charrnn.cli.common import resolve_device
     from charrnn.corpus import input_file, read_all
-    from charrnn.errors import CorpusError
+    from charrnn.errors import CheckpointError, CorpusError
     from charrnn.scoring import score_text
     from charrnn.tokenizer import apply_unknown
 
@@ -82,6 +82,11 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
     if not text:
         raise CorpusError(f"{label} is empty: there is nothing to score")
     nats = score_text(model, vocab, text) / len(text)
+    if not math.isfinite(nats):  # finite weights so large that the logits overflow
+        raise CheckpointError(
+            f"{path} gives this text a loss that is not a number ({nats}): its weights are "
+            "broken; use the run's other checkpoint, or train again"
+        )
     click.echo(f"{nats / math.log(2):.4f}")
     say(
         f"{label}: {count(len(text), 'character')}, {nats:.4f} nats = {nats / math.log(2):.4f} "
