@@ -13,10 +13,10 @@ it and no code in it ever runs:
     corpus                             name, sources, chars, sha256, encoding, char_counts
     origin (optional)                  the model a fine-tuning run started from (--init-from):
                                        checkpoint, run, step, corpus, vocab_size, new_chars
-    digests (optional)                 SHA-256 of the tensors of each part that holds any
-                                       ("model", "optimizer", "trainer"), checked on load: bits
-                                       flipped on a disk or in a copy are found, not used. A
-                                       file written before digests existed loads unchecked.
+    digests (optional)                 SHA-256 of each other part (its tensors' bytes and its
+                                       plain values), checked on load: bits flipped on a disk
+                                       or in a copy are found, not used. A file written before
+                                       digests existed loads unchecked.
 
 Versions: 1 was LSTM-only ("lstm." weights, the state as "state_h"/"state_c", no cell in the
 config); 2 names the cell and keeps the state opaque; 3 may hold a grown vocabulary (a base
@@ -49,13 +49,18 @@ from charrnn.tokenizer import CharVocab
 
 FORMAT = "charrnn"
 FORMAT_VERSION = 3
+# What a reader of the model alone checks (`load(verify=MODEL_PARTS)`): everything but the
+# optimizer's and the trainer's tensors, which it never reads.
+MODEL_PARTS = ("format", "format_version", "model_config", "train_config", "vocab", "model")
+MODEL_PARTS += ("metrics", "corpus", "origin")
 REQUIRED = ("model_config", "train_config", "vocab", "model", "trainer", "metrics", "corpus")
 
 
 def save(payload: dict[str, Any], path: Path) -> None:
     """Write `payload` to `path` atomically: temp file in the same folder, fsync, rename."""
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
-    payload["digests"] = {part: d for part, value in payload.items() if (d := _digest(value))}
+    payload.pop("digests", None)  # a loaded payload saved again: its digests are made anew
+    payload["digests"] = {part: _digest(value) for part, value in payload.items()}
     try:
         atomic_write(Path(path), lambda f: torch.save(payload, f))
     except OSError as e:
@@ -67,8 +72,8 @@ def save(payload: dict[str, Any], path: Path) -> None:
 def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
     """Read and check a checkpoint on the CPU; never runs code from the file.
 
-    `verify`: the parts whose digests are checked (True: all; a reader of the model alone names
-    ("model",), so the optimizer's tensors are never read; False: none, for a reader of the plain
+    `verify`: the parts whose digests are checked (True: all; a reader of the model alone gives
+    MODEL_PARTS, so the optimizer's tensors are never read; False: none, for a reader of the plain
     values only, such as `charrnn runs`)."""
     path = Path(path)
     if path.is_dir():
@@ -103,28 +108,32 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
     return payload
 
 
-def _digest(value: Any) -> str | None:
-    """SHA-256 of the tensors in `value` (nested in dicts, lists and tuples), with where each one
-    is, its dtype and its shape; None if it holds none."""
-    h, found = hashlib.sha256(), False
-    for where, t in _tensors(value, ""):
-        found = True
-        t = t.detach().cpu().contiguous()
-        h.update(f"{where}|{t.dtype}|{tuple(t.shape)};".encode())
-        if n := t.numel() * t.element_size():  # the bytes where they lie (mmap: read once)
-            h.update(memoryview((ctypes.c_char * n).from_address(t.data_ptr())))
-    return h.hexdigest() if found else None
+def _digest(value: Any) -> str:
+    """SHA-256 of `value`: its plain values (their types and reprs) and its tensors (where each
+    one is, its dtype, its shape and its bytes), nested in dicts, lists and tuples, in order."""
+    h = hashlib.sha256()
+    for where, leaf in _leaves(value, ""):
+        if isinstance(leaf, torch.Tensor):
+            t = leaf.detach().cpu().contiguous()
+            h.update(f"{where}|{t.dtype}|{tuple(t.shape)};".encode())
+            if n := t.numel() * t.element_size():  # the bytes where they lie (mmap: read once)
+                h.update(memoryview((ctypes.c_char * n).from_address(t.data_ptr())))
+        else:
+            h.update(f"{where}|{type(leaf).__name__}|{leaf!r};".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
 
 
-def _tensors(value: Any, where: str):
-    if isinstance(value, torch.Tensor):
-        yield where, value
-    elif isinstance(value, dict):
+def _leaves(value: Any, where: str):
+    if isinstance(value, dict):
+        yield f"{where}{{{len(value)}", None
         for k, v in value.items():
-            yield from _tensors(v, f"{where}/{k}")
+            yield from _leaves(v, f"{where}/{k!r}")
     elif isinstance(value, list | tuple):
+        yield f"{where}[{len(value)}", None
         for i, v in enumerate(value):
-            yield from _tensors(v, f"{where}/{i}")
+            yield from _leaves(v, f"{where}/{i}")
+    else:
+        yield where, value
 
 
 def _verify(payload: dict[str, Any], path: Path, parts: Collection[str] | None) -> None:

@@ -185,7 +185,7 @@ def test_resume_checks_the_optimizer_and_the_state_too(trained_run, tmp_path, en
     torch.save(payload, run / "last.pt")
     with pytest.raises(CheckpointError, match="its optimizer does not match the digest"):
         checkpoint.load(run / "last.pt")
-    checkpoint.load(run / "last.pt", verify=("model",))  # what sampling reads is intact
+    checkpoint.load(run / "last.pt", verify=checkpoint.MODEL_PARTS)  # what sampling reads: intact
     older = {k: v for k, v in payload.items() if k != "digests"}  # as written before digests
     torch.save(older, run / "last.pt")
     assert checkpoint.load(run / "last.pt")["trainer"]["step"] == 200
@@ -286,3 +286,19 @@ def test_one_character_written_for_ever_is_a_runaway_at_any_temperature(trained_
         assert record["runaway"] is True and "one character repeated" in r.stderr
     short = json.loads(env([*base, "-t", "2", "-l", "49"]).stdout)
     assert short["runaway"] is None
+
+
+@pytest.mark.parametrize("part", ["vocab", "model_config", "corpus"])
+def test_a_changed_plain_value_is_found_too(trained_run, tmp_path, part):
+    """The digests cover the plain values as well: a character of the vocabulary, the lead-in,
+    the corpus's record, changed after the file was written, are refused, never used."""
+    payload = torch.load(trained_run.best, weights_only=True)
+    if part == "vocab":
+        payload["vocab"][3] = "#"
+    elif part == "model_config":
+        payload["model_config"]["lead_in"] = "#"
+    else:
+        payload["corpus"]["sha256"] = "0" * 64
+    torch.save(payload, tmp_path / "best.pt")
+    with pytest.raises(CheckpointError, match=f"its {part} does not match the digest"):
+        checkpoint.load(tmp_path / "best.pt", verify=checkpoint.MODEL_PARTS)

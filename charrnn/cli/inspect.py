@@ -189,7 +189,7 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     if opts["html_path"] and opts["html_path"] != "-":
         _check_writable(opts["html_path"])
     path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
-    model, vocab = ckpt.restore_model(ckpt.load(path, verify=("model",)), path)
+    model, vocab = ckpt.restore_model(ckpt.load(path, verify=ckpt.MODEL_PARTS), path)
     model = model.to(resolve_device(device))
     c = model.config
     show = _resolve_show(opts["show"], opts["unit"], c.cell)

@@ -206,7 +206,7 @@ def sample(
         num_samples=opts["num_samples"],
     )
     path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
-    payload = ckpt.load(path, verify=("model",))
+    payload = ckpt.load(path, verify=ckpt.MODEL_PARTS)
     model, vocab = ckpt.restore_model(payload, path)
     counts = (payload.get("corpus") or {}).get("char_counts")  # None in older checkpoints
     text = apply_unknown(read_prime(prime, prime_file, encoding), vocab, unknown)

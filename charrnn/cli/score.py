@@ -68,7 +68,7 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
     # Checked before the model loads (a folder, a device: refused), read after it.
     source = None if file == "-" else input_file(file, label, SCORE_HINT)
     path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
-    model, vocab = ckpt.restore_model(ckpt.load(path, verify=("model",)), path)
+    model, vocab = ckpt.restore_model(ckpt.load(path, verify=ckpt.MODEL_PARTS), path)
     model = model.to(resolve_device(device))
     if source is None:
         raw, text = read_stdin(label, encoding)
