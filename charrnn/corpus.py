@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from charrnn.errors import CorpusError
-from charrnn.fsutil import atomic_write, cannot_write, write_advice
+from charrnn.fsutil import atomic_write, cannot_write
 
 try:
     import fcntl
@@ -396,7 +396,7 @@ def _catalog_entries(raw) -> list[CatalogEntry]:
     return entries
 
 
-_OTHER_CACHE = "point CHARRNN_CACHE_DIR at another folder"  # how to put the cache elsewhere
+OTHER_CACHE = "point CHARRNN_CACHE_DIR at another folder"  # how to put the cache elsewhere
 
 
 def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None) -> Path:
@@ -407,10 +407,8 @@ def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        advice = write_advice(e, _OTHER_CACHE)
         raise CorpusError(
-            f"cannot create the corpus cache {cache_dir}: {e.strerror}"
-            + (f"; {advice}" if advice else "")
+            cannot_write(cache_dir, e, OTHER_CACHE, doing="create the corpus cache")
         ) from None
     with cache_writing(cache_dir, f".{target.name}.*.tmp"):  # the folder may hold others' files
         if entry.builtin:
@@ -418,7 +416,7 @@ def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None
             try:
                 atomic_write(target, lambda f: f.write(text))
             except OSError as e:
-                raise CorpusError(cannot_write(target, e, _OTHER_CACHE)) from None
+                raise CorpusError(cannot_write(target, e, OTHER_CACHE)) from None
         else:
             download(entry, target, progress)
     return target
@@ -497,7 +495,7 @@ def download(entry: CatalogEntry, target: Path, progress: Progress | None = None
         atomic_write(target, write)
     except (urllib.error.URLError, OSError, ValueError) as e:
         if isinstance(e, OSError) and e.filename == str(target):  # writing failed, not the network
-            raise CorpusError(cannot_write(target, e, _OTHER_CACHE)) from None
+            raise CorpusError(cannot_write(target, e, OTHER_CACHE)) from None
         reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
         if isinstance(e, urllib.error.HTTPError):
             reason = f"HTTP {e.code} {e.reason}"

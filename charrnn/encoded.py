@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 from charrnn import jsonl
-from charrnn.corpus import CHUNK, Corpus, Sources, cache_writing, empty_message
+from charrnn.corpus import CHUNK, OTHER_CACHE, Corpus, Sources, cache_writing, empty_message
 from charrnn.data import check_vocab, code_points, encode, id_dtype
 from charrnn.errors import CorpusError, VocabError
-from charrnn.fsutil import atomic_write, write_advice
+from charrnn.fsutil import atomic_write, cannot_write
 from charrnn.tokenizer import CharVocab
 
 FORMAT = 4  # bump when the layout or the decoding rules change: old entries are then misses
@@ -246,10 +246,8 @@ def _mkdir(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        advice = write_advice(e, "point CHARRNN_CACHE_DIR at another folder")
         raise CorpusError(
-            f"cannot create the corpus cache {folder}: {e.strerror}"
-            + (f"; {advice}" if advice else "")
+            cannot_write(folder, e, OTHER_CACHE, doing="create the corpus cache")
         ) from None
 
 
@@ -257,10 +255,8 @@ def _write(path: Path, write) -> None:
     try:
         atomic_write(path, write)
     except OSError as e:
-        advice = write_advice(e, "point CHARRNN_CACHE_DIR at another folder")
         raise CorpusError(
-            f"cannot write the encoded corpus to {path.parent}: {e.strerror or e}"
-            + (f"; {advice}" if advice else "")
+            cannot_write(path.parent, e, OTHER_CACHE, doing="write the encoded corpus to")
         ) from None
 
 

@@ -89,10 +89,13 @@ def write_advice(e: OSError, elsewhere: str = "write it elsewhere") -> str:
     return advice.format(elsewhere=elsewhere) if advice else ""
 
 
-def cannot_write(path, e: OSError, elsewhere: str = "write it elsewhere") -> str:
-    """The one line for a write to `path` that failed with `e`: what happened, what to do."""
+def cannot_write(
+    path, e: OSError, elsewhere: str = "write it elsewhere", doing: str = "write"
+) -> str:
+    """The one line for a write to `path` that failed with `e` (`doing`: "write", or "create the
+    run folder" and the like): what happened, what to do."""
     advice = write_advice(e, elsewhere)
-    return f"cannot write {path}: {e.strerror or e}" + (f"; {advice}" if advice else "")
+    return f"cannot {doing} {path}: {e.strerror or e}" + (f"; {advice}" if advice else "")
 
 
 def _mode_of(path: Path) -> int:

@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - Windows
 
 from charrnn import jsonl
 from charrnn.errors import CharRNNError, RunError
-from charrnn.fsutil import atomic_write, cannot_write, write_advice
+from charrnn.fsutil import atomic_write, cannot_write
 
 CHECKPOINT_SUFFIX = ".pt"
 _ELSEWHERE = "train with another --checkpoint-dir"  # where a run's files can go instead
@@ -90,10 +90,8 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            advice = write_advice(e, "train with another --checkpoint-dir")
             raise RunError(
-                f"cannot create the run folder {self.path}: {e.strerror}"
-                + (f"; {advice}" if advice else "")
+                cannot_write(self.path, e, _ELSEWHERE, doing="create the run folder")
             ) from None
         try:
             _lock(fd, self)
