@@ -23,12 +23,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-from charrnn import coldstart
-from charrnn.config import ModelConfig
-from charrnn.data import StreamBatcher
-from charrnn.model import CharRNN
-from charrnn.tokenizer import CharVocab
-from charrnn.trainer import evaluate
+from charrnn.model.config import ModelConfig
+from charrnn.model.network import CharRNN
+from charrnn.text.data import StreamBatcher
+from charrnn.text.vocab import CharVocab
+from charrnn.train import coldstart
+from charrnn.train.trainer import evaluate
 
 
 def timed(fn) -> float:

@@ -3,7 +3,7 @@
 Two tables, from models trained here, each cell at the same parameter count (`--size` scales the
 GRU and the RNN to the LSTM's) and the same budget:
 
-  recall     each cell, for each backprop window T, trained on the recall corpus (charrnn/memory.py:
+  recall     each cell, for each backprop window T, trained on the recall corpus (memory.py:
              an opener of K kinds, d random letters, '=', the matching closer) for the same number
              of characters; then the bits it spends on the closer at each gap d, read on a fresh
              text (another seed). Chance is log2 K bits; 0 is perfect memory. Beside it: the
@@ -33,13 +33,14 @@ from pathlib import Path
 
 import torch
 
-from charrnn import checkpoint, memory
-from charrnn.config import CELLS
-from charrnn.encoded import encode_text
-from charrnn.presets import PRESETS, for_cell
+from charrnn import checkpoint
+from charrnn.model.config import CELLS
+from charrnn.model.presets import PRESETS, for_cell
 from charrnn.runs import RunDir
-from charrnn.start import start_run
-from charrnn.trainer import EvalEvent
+from charrnn.text.encoded import encode_text
+from charrnn.train.start import start_run
+from charrnn.train.trainer import EvalEvent
+from charrnn.use import memory
 
 QUICK_GAPS = (4, 16, 64)
 
@@ -118,8 +119,8 @@ class RealJob:
 def train_real(job: RealJob, folder: str) -> dict:
     """Train `job` through the CLI's own path (a run folder), then measure its closers."""
     torch.set_num_threads(1)
-    from charrnn.corpus import resolve
-    from charrnn.encoded import encode_corpus
+    from charrnn.text.corpus import resolve
+    from charrnn.text.encoded import encode_corpus
 
     cache = Path(folder) / "cache"
     corpus = encode_corpus(resolve([job.corpus], cache), cache)
@@ -141,7 +142,7 @@ def closers(path: Path, limit: int, text_file: Path | None = None) -> dict:
     corpus, or of `text_file` (the same text, moved: e.g. a run trained on another machine)."""
     payload = checkpoint.load(path)
     model, vocab = checkpoint.restore_model(payload, path)
-    from charrnn.corpus import resolve
+    from charrnn.text.corpus import resolve
 
     specs = [str(text_file)] if text_file else payload["corpus"]["sources"]
     cache = Path(tempfile.gettempdir()) / "charrnn-memory-cache"

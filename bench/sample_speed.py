@@ -30,12 +30,12 @@ from pathlib import Path
 import torch
 
 from charrnn import checkpoint
-from charrnn.encoded import encode_text
-from charrnn.model import CharRNN
-from charrnn.presets import PRESETS
+from charrnn.model.network import CharRNN
+from charrnn.model.presets import PRESETS
 from charrnn.runs import RunDir
-from charrnn.sampler import SampleConfig, Sampler
-from charrnn.start import start_run
+from charrnn.text.encoded import encode_text
+from charrnn.train.start import start_run
+from charrnn.use.sampler import SampleConfig, Sampler
 
 ALPHABET = string.ascii_letters + string.digits + " \n.,;:!?'-"  # 65 characters
 MODELS = {  # name: (size, shape options over it)

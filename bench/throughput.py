@@ -27,13 +27,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from charrnn.config import CELLS
-from charrnn.encoded import encode_text
-from charrnn.model import CharRNN
-from charrnn.presets import PRESETS, Preset, for_cell
+from charrnn.model.config import CELLS
+from charrnn.model.network import CharRNN
+from charrnn.model.presets import PRESETS, Preset, for_cell
 from charrnn.runs import RunDir
-from charrnn.start import start_run
-from charrnn.trainer import StepEvent, Trainer, evaluate
+from charrnn.text.encoded import encode_text
+from charrnn.train.start import start_run
+from charrnn.train.trainer import StepEvent, Trainer, evaluate
 
 VOCAB = 65  # tinyshakespeare's; speed does not depend on what the text says
 

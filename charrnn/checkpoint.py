@@ -41,11 +41,11 @@ from typing import Any
 
 import torch
 
-from charrnn.config import ModelConfig, parameter_shapes
 from charrnn.errors import CharRNNError, CheckpointError
 from charrnn.fsutil import atomic_write, cannot_write
-from charrnn.model import CharRNN
-from charrnn.tokenizer import CharVocab
+from charrnn.model.config import ModelConfig, parameter_shapes
+from charrnn.model.network import CharRNN
+from charrnn.text.vocab import CharVocab
 
 FORMAT = "charrnn"
 FORMAT_VERSION = 3

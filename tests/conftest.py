@@ -10,10 +10,10 @@ import pytest
 import torch
 from hypothesis import settings
 
-from charrnn.encoded import encode_text
 from charrnn.runs import RunDir
-from charrnn.start import start_run
-from charrnn.trainer import Trainer
+from charrnn.text.encoded import encode_text
+from charrnn.train.start import start_run
+from charrnn.train.trainer import Trainer
 
 # One thread, here and in every process the tests start: the tiny models gain nothing from more,
 # and with another process busy on the cores (CI beside a build, a CPU hog) OpenMP's threads wait
@@ -172,6 +172,6 @@ def env(tmp_path, monkeypatch):
 def _speed_stood_in(monkeypatch):
     """`--size auto` times medium's training steps at start-up (a few seconds on one thread);
     in-process tests get a fixed rate instead (tests/test_presets.py checks the real one)."""
-    from charrnn import start
+    from charrnn.train import start
 
     monkeypatch.setattr(start, "training_speed", lambda *a, **k: 10_000.0)

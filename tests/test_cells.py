@@ -9,8 +9,8 @@ import torch
 from conftest import TINY_CLI, TINY_MODEL, drain, make_text, make_trainer
 
 from charrnn import checkpoint
-from charrnn.config import CELLS
-from charrnn.model import (
+from charrnn.model.config import CELLS
+from charrnn.model.network import (
     CharRNN,
     ModelConfig,
     expand_state,
@@ -22,10 +22,10 @@ from charrnn.model import (
     state_from_list,
     state_to_list,
 )
-from charrnn.presets import PRESETS, for_cell
-from charrnn.sampler import SampleConfig, Sampler
-from charrnn.scoring import score_text
-from charrnn.trainer import StepEvent
+from charrnn.model.presets import PRESETS, for_cell
+from charrnn.train.trainer import StepEvent
+from charrnn.use.sampler import SampleConfig, Sampler
+from charrnn.use.scoring import score_text
 
 V1 = Path(__file__).parent / "data" / "v1"
 
@@ -67,7 +67,7 @@ def test_nats_by_pieces_equal_the_loss_of_the_whole_logits(cell, monkeypatch):
     output layer a bounded piece at a time) is the forward pass's cross-entropy."""
     import torch.nn.functional as F
 
-    from charrnn import model as model_module
+    from charrnn.model.network import network as model_module
 
     model = tiny(cell, vocab_size=37)
     idx, targets = torch.randint(0, 37, (3, 29)), torch.randint(0, 37, (3, 29))
@@ -173,7 +173,7 @@ class FusedStepper:
 )
 def test_sampling_through_the_readable_step_writes_what_the_fused_kernel_writes(cell, cfg):
     model = tiny(cell, vocab_size=40)
-    from charrnn.tokenizer import CharVocab
+    from charrnn.text.vocab import CharVocab
 
     vocab = CharVocab.from_text("".join(chr(65 + i) for i in range(39)) + "\n")
 

@@ -9,8 +9,8 @@ import torch
 
 from charrnn import checkpoint
 from charrnn.errors import CheckpointError, ConfigError, VocabError
-from charrnn.sampler import SampleConfig, Sampler, lead_in
-from charrnn.tokenizer import CharVocab
+from charrnn.text.vocab import CharVocab
+from charrnn.use.sampler import SampleConfig, Sampler, lead_in
 
 
 def load_model(run):

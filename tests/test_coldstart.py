@@ -9,12 +9,14 @@ import torch
 from click.testing import CliRunner
 from conftest import drain, make_text, make_trainer
 
-from charrnn import checkpoint, coldstart, data
+from charrnn import checkpoint
 from charrnn.cli import cli
-from charrnn.model import restart_streams
-from charrnn.sampler import SampleConfig, Sampler
-from charrnn.scoring import score_text
-from charrnn.trainer import EvalEvent, Validation
+from charrnn.model.network import restart_streams
+from charrnn.text import data
+from charrnn.train import coldstart
+from charrnn.train.trainer import EvalEvent, Validation
+from charrnn.use.sampler import SampleConfig, Sampler
+from charrnn.use.scoring import score_text
 
 
 @pytest.fixture(scope="session")
@@ -170,7 +172,7 @@ def test_sample_flags_a_runaway_on_stderr_and_in_json(mid_epoch, tmp_path):
 
 
 def _evaluation(trainer) -> Validation:
-    from charrnn.trainer import evaluate
+    from charrnn.train.trainer import evaluate
 
     result = evaluate(trainer.model, trainer.val_batches, trainer.lead_in)
     assert math.isfinite(result.loss)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from charrnn import corpus
 from charrnn.errors import CorpusError
+from charrnn.text import corpus
 
 
 def load(tmp_path, *specs, **kw):

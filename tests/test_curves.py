@@ -10,7 +10,7 @@ from conftest import drain, make_trainer
 
 from charrnn import checkpoint
 from charrnn.runs import is_evaluation
-from charrnn.trainer import EvalEvent, RollbackEvent, StepEvent
+from charrnn.train.trainer import EvalEvent, RollbackEvent, StepEvent
 
 # eval_every 10 and 3 records per evaluation: a training record every 3 steps and at every
 # evaluation, so both kinds of record boundary are crossed.

@@ -13,8 +13,9 @@ import pytest
 import torch
 from conftest import DEADLINE, TINY_CLI
 
-from charrnn import checkpoint, data
-from charrnn.sampler import SampleConfig, Sampler
+from charrnn import checkpoint
+from charrnn.text import data
+from charrnn.use.sampler import SampleConfig, Sampler
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available(), reason="this torch has no torch.distributed"

@@ -11,9 +11,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charrnn import corpus, data, encoded
 from charrnn.errors import CorpusError
-from charrnn.tokenizer import CharVocab
+from charrnn.text import corpus, data, encoded
+from charrnn.text.vocab import CharVocab
 
 
 def encode(tmp_path, *specs, encoding="utf-8"):

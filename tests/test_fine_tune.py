@@ -14,13 +14,14 @@ from conftest import TINY_CLI, TINY_MODEL, TINY_TRAIN, drain, make_text
 from hypothesis import given
 from hypothesis import strategies as st
 
-from charrnn import checkpoint, data
-from charrnn.encoded import encode_text
+from charrnn import checkpoint
 from charrnn.errors import CheckpointError, ConfigError, RunError
-from charrnn.sampler import lead_in, sample_text
-from charrnn.start import resume_run, start_run
-from charrnn.tokenizer import CharVocab
-from charrnn.trainer import EvalEvent, RollbackEvent, StepEvent
+from charrnn.text import data
+from charrnn.text.encoded import encode_text
+from charrnn.text.vocab import CharVocab
+from charrnn.train.start import resume_run, start_run
+from charrnn.train.trainer import EvalEvent, RollbackEvent, StepEvent
+from charrnn.use.sampler import lead_in, sample_text
 
 # A new text in the base's style with characters it never saw: one with a lookalike (é reads as
 # e), the others without one.

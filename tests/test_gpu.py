@@ -9,13 +9,13 @@ import torch
 from conftest import TINY_MODEL, TINY_TRAIN, make_text
 
 from charrnn import checkpoint
-from charrnn.config import ModelConfig
-from charrnn.encoded import encode_text
-from charrnn.sampler import SampleConfig, Sampler
-from charrnn.scoring import score_text
-from charrnn.speed import training_speed
-from charrnn.start import start_run
-from charrnn.trainer import DoneEvent, EvalEvent, TrainConfig
+from charrnn.model.config import ModelConfig
+from charrnn.text.encoded import encode_text
+from charrnn.train.speed import training_speed
+from charrnn.train.start import start_run
+from charrnn.train.trainer import DoneEvent, EvalEvent, TrainConfig
+from charrnn.use.sampler import SampleConfig, Sampler
+from charrnn.use.scoring import score_text
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 
@@ -81,7 +81,7 @@ def test_the_speed_measurement_runs_on_the_gpu():
 
 
 def test_a_gpu_run_resumes_on_the_cpu(gpu_run):
-    from charrnn.start import resume_run
+    from charrnn.train.start import resume_run
 
     folder, _ = gpu_run
     corpus = encode_text(make_text(12_000), "synthetic")

@@ -13,13 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_cells import tiny
 
-from charrnn.config import CELLS, FIELDS, GATES
-from charrnn.inspection import Recording, record_sample, record_text
-from charrnn.page import render
-from charrnn.sampler import SampleConfig, Sampler, lead_in
-from charrnn.scoring import score_text
-from charrnn.tokenizer import CharVocab
-from charrnn.units import PROPERTIES, find_units, gate_saturation, text_properties
+from charrnn.model.config import CELLS, FIELDS, GATES
+from charrnn.text.vocab import CharVocab
+from charrnn.use.inspection import Recording, record_sample, record_text
+from charrnn.use.page import render
+from charrnn.use.sampler import SampleConfig, Sampler, lead_in
+from charrnn.use.scoring import score_text
+from charrnn.use.units import PROPERTIES, find_units, gate_saturation, text_properties
 
 VOCAB = CharVocab.from_text("abcdefg \n()\"'")
 
@@ -202,7 +202,7 @@ def test_the_page_is_self_contained_and_holds_the_record():
 def test_the_page_template_is_filled_in_one_pass(name, text):
     """Whatever the checkpoint's path and the text hold (placeholders among them), the title is
     that path, escaped, and the data is the record: no value is read again as a template."""
-    from charrnn.page import TEMPLATE
+    from charrnn.use.page import TEMPLATE
 
     vocab = CharVocab.from_text(text)
     html = render(record_text(tiny("lstm", vocab_size=len(vocab)), vocab, text), name)
@@ -318,7 +318,7 @@ def test_empty_input_and_too_big_a_page_are_one_error_line(env, runs_by_cell, mo
     empty = invoke(env, runs_by_cell, "-c", "lstm", "-", input="")
     assert empty.exit_code == 1
     assert empty.stderr == "Error: standard input is empty: there is nothing to inspect\n"
-    monkeypatch.setattr("charrnn.page.PAGE_BYTES", 10_000)
+    monkeypatch.setattr("charrnn.use.page.PAGE_BYTES", 10_000)
     big = invoke(env, runs_by_cell, "-c", "lstm", "-", "--html", "p.html", input="the cat " * 20)
     assert big.exit_code == 1 and "pass --max-chars 34 or less" in big.stderr
 

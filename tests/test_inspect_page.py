@@ -152,9 +152,9 @@ def test_every_character_is_one_span_whatever_it_is(tmp_path):
     and quotes in the text: one span per character of the record, the text as it was read."""
     from test_cells import tiny
 
-    from charrnn.inspection import record_text
-    from charrnn.page import render
-    from charrnn.tokenizer import CharVocab
+    from charrnn.text.vocab import CharVocab
+    from charrnn.use.inspection import record_text
+    from charrnn.use.page import render
 
     text = 'a 🙂 b</script>\n"\\x" 𝄞 é\te\u202eright to left\n'
     vocab = CharVocab.from_text(text)

@@ -16,10 +16,12 @@ import torch.nn.functional as F
 from conftest import DEADLINE, TINY_CLI, TINY_MODEL
 from torch import nn
 
-from charrnn import memory
-from charrnn.corpus import catalog_path, load_catalog
 from charrnn.errors import ConfigError, CorpusError
-from charrnn.memory import (
+from charrnn.model.network import CharRNN, ModelConfig
+from charrnn.text.corpus import catalog_path, load_catalog
+from charrnn.text.vocab import CharVocab
+from charrnn.use import memory
+from charrnn.use.memory import (
     FILLER,
     PAIRS,
     closer_loss_by_distance,
@@ -28,8 +30,6 @@ from charrnn.memory import (
     recall_loss,
     recall_text,
 )
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.tokenizer import CharVocab
 
 # sha256 of `charrnn corpus get recall`: the same bytes on every machine and Python (checked on
 # 3.10 to 3.13); a change here changes every number measured on the corpus.
@@ -164,7 +164,7 @@ def test_the_catalog_has_recall_and_corpus_get_builds_it_offline(env):
 
 def test_the_recall_corpus_is_built_without_torch():
     code = (
-        "import sys; from charrnn.corpus import build_builtin; "
+        "import sys; from charrnn.text.corpus import build_builtin; "
         "assert build_builtin('recall', 1000).count('=') > 2; assert 'torch' not in sys.modules"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=DEADLINE).returncode == 0

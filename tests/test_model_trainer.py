@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import drain, make_trainer
 
-from charrnn.trainer import DoneEvent, EvalEvent, StepEvent, evaluate
+from charrnn.train.trainer import DoneEvent, EvalEvent, StepEvent, evaluate
 
 
 def test_loss_falls_on_a_tiny_corpus(tmp_path, text):
@@ -75,7 +75,7 @@ def test_time_budget_stops_and_schedule_decays(tmp_path, text):
 
 def test_evaluate_matches_a_single_stream_pass_over_the_split(tmp_path, text):
     trainer = make_trainer(text, tmp_path / "e", max_steps=1)
-    from charrnn.data import StreamBatcher
+    from charrnn.text.data import StreamBatcher
 
     val = trainer.val_batches.ids
     one_stream = StreamBatcher(val, batch_size=1, seq_len=len(val) - 1)
@@ -98,7 +98,7 @@ def test_a_corpus_of_more_than_256_characters_trains_and_samples(tmp_path):
     """Wider vocabularies take int16 ids: the whole path must still work (e.g. Chinese text)."""
     import random
 
-    from charrnn.sampler import SampleConfig, Sampler
+    from charrnn.use.sampler import SampleConfig, Sampler
 
     rng = random.Random(0)
     alphabet = [chr(0x4E00 + i) for i in range(300)] + ["。", "\n"]
@@ -117,7 +117,7 @@ def test_a_corpus_of_more_than_256_characters_trains_and_samples(tmp_path):
 
 
 def test_evaluations_default_to_about_every_million_characters():
-    from charrnn.trainer import TrainConfig
+    from charrnn.train.trainer import TrainConfig
 
     assert TrainConfig(batch_size=32, seq_len=32, lr=1e-3).steps_per_eval == 1024
     assert TrainConfig(batch_size=32, seq_len=64, lr=1e-3).steps_per_eval == 512

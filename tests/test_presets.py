@@ -7,12 +7,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from charrnn import start
 from charrnn.cli import cli
-from charrnn.config import ModelConfig
-from charrnn.presets import BIG_CORPUS, MEDIUM_FROM_CHARS, PRESETS, choose
-from charrnn.speed import training_speed
-from charrnn.trainer import TrainConfig
+from charrnn.model.config import ModelConfig
+from charrnn.model.presets import BIG_CORPUS, MEDIUM_FROM_CHARS, PRESETS, choose
+from charrnn.train import start
+from charrnn.train.speed import training_speed
+from charrnn.train.trainer import TrainConfig
 
 
 def test_auto_picks_by_the_characters_the_budget_buys_here():

@@ -13,11 +13,12 @@ from conftest import TINY_CLI, drain, make_trainer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charrnn import checkpoint, data
+from charrnn import checkpoint
 from charrnn.cli import cli
 from charrnn.errors import CheckpointError, RunError, TrainingError
 from charrnn.runs import RunDir
-from charrnn.trainer import DoneEvent, EvalEvent, RollbackEvent
+from charrnn.text import data
+from charrnn.train.trainer import DoneEvent, EvalEvent, RollbackEvent
 
 
 def poison(trainer, at_steps, once=True):

@@ -26,9 +26,9 @@ from conftest import DEADLINE, TINY_CLI, make_text
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
-from charrnn import corpus, encoded
 from charrnn.cli import cli
 from charrnn.errors import CorpusError
+from charrnn.text import corpus, encoded
 
 FEW = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 MANY = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -281,7 +281,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from charrnn.corpus import cache_writing
+    from charrnn.text.corpus import cache_writing
     from charrnn.fsutil import atomic_write
 
     def write(f):

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from charrnn import checkpoint
 from charrnn.cli import cli
-from charrnn.sampler import MAX_SEED, SampleConfig, Sampler, lead_in, sampling_threads
+from charrnn.use.sampler import MAX_SEED, SampleConfig, Sampler, lead_in, sampling_threads
 
 PROPERTY = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from charrnn import checkpoint as ckpt
 from charrnn.cli import cli
 from charrnn.cli.score import _lines
-from charrnn.model import CharRNN
-from charrnn.sampler import SampleConfig, Sampler
-from charrnn.scoring import CHUNK, score_lines, score_text
+from charrnn.model.network import CharRNN
+from charrnn.use.sampler import SampleConfig, Sampler
+from charrnn.use.scoring import CHUNK, score_lines, score_text
 
 PROPERTY = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

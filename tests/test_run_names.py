@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 from test_robust_runs import assert_contract, invoke, make_run, workspace
 
 from charrnn import checkpoint, runs
-from charrnn.encoded import encode_text
 from charrnn.errors import CheckpointError, RunError
 from charrnn.runs import RunDir
-from charrnn.start import resume_run
-from charrnn.trainer import StepEvent
+from charrnn.text.encoded import encode_text
+from charrnn.train.start import resume_run
+from charrnn.train.trainer import StepEvent
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ from conftest import DEADLINE
 from charrnn import checkpoint
 from charrnn.cli import cli
 from charrnn.errors import VocabError
-from charrnn.sampler import SampleConfig, Sampler, StopCutter, lead_in, lead_in_for
-from charrnn.scoring import score_lines, score_text
-from charrnn.tokenizer import CharVocab, apply_unknown
+from charrnn.text.vocab import CharVocab, apply_unknown
+from charrnn.use.sampler import SampleConfig, Sampler, StopCutter, lead_in, lead_in_for
+from charrnn.use.scoring import score_lines, score_text
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import pytest
 import torch
 from conftest import TINY_MODEL, TINY_TRAIN, drain, make_text
 
-from charrnn.encoded import encode_text
 from charrnn.errors import ConfigError, CorpusError, RunError
-from charrnn.start import resume_run, start_run
-from charrnn.trainer import EvalEvent, StepEvent
+from charrnn.text.encoded import encode_text
+from charrnn.train.start import resume_run, start_run
+from charrnn.train.trainer import EvalEvent, StepEvent
 
 
 @pytest.fixture

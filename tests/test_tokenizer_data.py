@@ -6,9 +6,9 @@ from conftest import shakespeare
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charrnn import data
 from charrnn.errors import ConfigError, VocabError
-from charrnn.tokenizer import CharVocab
+from charrnn.text import data
+from charrnn.text.vocab import CharVocab
 
 
 @pytest.mark.parametrize(

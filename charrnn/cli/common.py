@@ -80,7 +80,7 @@ class Encoding(click.ParamType):
     name = "ENCODING"
 
     def convert(self, value, param, ctx):
-        from charrnn.corpus import text_encoding
+        from charrnn.text.corpus import text_encoding
 
         try:
             text_encoding(value)
@@ -112,7 +112,7 @@ def read_stdin(
     """All of standard input and its text (text=False: checked only, "" returned), read as every
     file is (corpus.read_all): in chunks, binary content or bytes that are not `encoding` text
     stopping the reading at the chunk that holds them, with the message train gives."""
-    from charrnn.corpus import read_all
+    from charrnn.text.corpus import read_all
 
     return read_all(stdin_chunks(1 << 20, quiet), label, encoding, text)
 

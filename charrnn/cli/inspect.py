@@ -27,8 +27,8 @@ from charrnn.cli.common import (
     write_output,
 )
 from charrnn.cli.sample import MAX_SEED, temperature_option
-from charrnn.config import FIELDS, GATES
-from charrnn.tokenizer import UNKNOWN_POLICIES
+from charrnn.model.config import FIELDS, GATES
+from charrnn.text.vocab import UNKNOWN_POLICIES
 
 # Every field of every cell, once each, and the surprise (checked against the cell later).
 SHOWS = (*dict.fromkeys(f for fields in FIELDS.values() for f in fields), "surprise")
@@ -208,7 +208,7 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     recording = _record(model, vocab, text, opts)
     found = gates = None
     if opts["find_units"]:
-        from charrnn.units import find_units
+        from charrnn.use.units import find_units
 
         found = find_units(recording)
         if len(recording.text) < FEW_CHARS:
@@ -218,7 +218,7 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
                 opts["quiet"],
             )
     if opts["gates"]:
-        from charrnn.units import gate_saturation
+        from charrnn.use.units import gate_saturation
 
         gates = gate_saturation(recording)
         if not gates:
@@ -315,14 +315,14 @@ def _check_writable(path: str) -> None:
 
 def _page_fits(config) -> int:
     """The most characters a page may hold: page.PAGE_BYTES of values, what a browser opens."""
-    from charrnn.page import PAGE_BYTES, page_bytes
+    from charrnn.use.page import PAGE_BYTES, page_bytes
 
     return PAGE_BYTES // page_bytes(config.num_layers, config.hidden_size, config.cell, 1)
 
 
 def _page_error(config, chars: int, fits: int, option: str):
     from charrnn.errors import ConfigError
-    from charrnn.page import page_bytes
+    from charrnn.use.page import page_bytes
 
     size = page_bytes(config.num_layers, config.hidden_size, config.cell, chars)
     return ConfigError(
@@ -339,7 +339,7 @@ PEAK_PER_RECORDED = 2
 
 def _memory_fits(config) -> int:
     """The most characters a recording may hold: at its peak, half the memory free now."""
-    from charrnn.inspection import record_bytes
+    from charrnn.use.inspection import record_bytes
 
     return _free_memory() // 2 // (PEAK_PER_RECORDED * record_bytes(config, 1))
 
@@ -353,7 +353,7 @@ def _free_memory() -> int:
 
 def _memory_error(config, chars: int, fits: int, option: str):
     from charrnn.errors import ConfigError
-    from charrnn.inspection import record_bytes
+    from charrnn.use.inspection import record_bytes
 
     peak = PEAK_PER_RECORDED * record_bytes(config, chars)
     more = "+" if option == "--max-chars" else ""
@@ -380,7 +380,7 @@ def _input_text(vocab, file, opts, fits: int, error, config) -> str:
     """FILE's first --max-chars characters, those the model never saw handled by --unknown. No
     more than `fits` characters are read: one more is `error` (memory, or a page's size)."""
     from charrnn.errors import CorpusError
-    from charrnn.tokenizer import apply_unknown
+    from charrnn.text.vocab import apply_unknown
 
     file = file or "-"
     label = "standard input" if file == "-" else file
@@ -401,9 +401,9 @@ def _input_text(vocab, file, opts, fits: int, error, config) -> str:
 
 def _record(model, vocab, text: str | None, opts):
     """The recording of `text`, or of a sample (text None)."""
-    from charrnn.inspection import record_sample, record_text
-    from charrnn.sampler import SampleConfig
-    from charrnn.tokenizer import apply_unknown
+    from charrnn.text.vocab import apply_unknown
+    from charrnn.use.inspection import record_sample, record_text
+    from charrnn.use.sampler import SampleConfig
 
     if text is not None:
         return record_text(model, vocab, text)
@@ -417,7 +417,7 @@ def _record(model, vocab, text: str | None, opts):
 
 def _read_text(file: str, label: str, encoding: str, max_chars: int) -> tuple[str, bool]:
     """The first `max_chars` characters of FILE and whether there were more; the rest unread."""
-    from charrnn.corpus import decode_chunks, input_file
+    from charrnn.text.corpus import decode_chunks, input_file
 
     if file == "-":
         chunks = stdin_chunks(CHUNK)
@@ -703,7 +703,7 @@ def _rounded(x):
 
 def _write_page(path: str, page: tuple, quiet: bool) -> None:
     """page.render(*page), written to `path` as `sample -o` writes: atomically to a file."""
-    from charrnn.page import render
+    from charrnn.use.page import render
 
     html = render(*page)
     write_output(path, lambda out: out.write(html))

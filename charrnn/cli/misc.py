@@ -131,7 +131,7 @@ def corpus_list():
     """Show the corpora `charrnn train NAME` knows, and whether each is already here."""
     from rich.table import Table
 
-    from charrnn.corpus import load_catalog
+    from charrnn.text.corpus import load_catalog
 
     table = Table(box=None)
     for col in ("name", "size", "kind", "here", "description", "licence"):
@@ -157,8 +157,8 @@ Examples:
 @user_errors
 def corpus_get(name, quiet):
     """Download (or build) corpus NAME into the cache and print its path on stdout."""
-    from charrnn.corpus import fetch, load_catalog
     from charrnn.errors import CorpusError
+    from charrnn.text.corpus import fetch, load_catalog
 
     catalog = load_catalog()
     if name not in catalog:
@@ -177,7 +177,7 @@ Examples:
 @user_errors
 def corpus_cache(clear):
     """List the encoded corpora in the cache (ids kept so training starts at once next time)."""
-    from charrnn.encoded import cache_entries, clear_cache
+    from charrnn.text.encoded import cache_entries, clear_cache
 
     where = cache_dir()
     if clear:

@@ -24,11 +24,11 @@ from charrnn.cli.common import (
     user_errors,
     write_output,
 )
-from charrnn.tokenizer import UNKNOWN_POLICIES
+from charrnn.text.vocab import UNKNOWN_POLICIES
 
 # Seeds are kept to what every JSON reader holds exactly (an IEEE double's integers), so that the
 # `seed` of `--json` output, given back to --seed, makes the same text. The same bound as
-# charrnn.sampler.MAX_SEED, repeated because --help must not import torch to read it.
+# charrnn.use.sampler.MAX_SEED, repeated because --help must not import torch to read it.
 MAX_SEED = 2**53 - 1
 
 MAX_LENGTH = 10**9
@@ -189,8 +189,8 @@ def sample(
     from charrnn import checkpoint as ckpt
     from charrnn import runs
     from charrnn.cli.common import resolve_device
-    from charrnn.sampler import SampleConfig, Sampler
-    from charrnn.tokenizer import apply_unknown
+    from charrnn.text.vocab import apply_unknown
+    from charrnn.use.sampler import SampleConfig, Sampler
 
     if opts["seed"] is not None and opts["seed"] + opts["num_samples"] - 1 > MAX_SEED:
         raise click.BadParameter(
@@ -237,7 +237,7 @@ class _Job:
     """One sampling command: live output for a single sample, the whole batch otherwise."""
 
     def __init__(self, sampler, prime, opts, checkpoint, out, counts=None):
-        from charrnn.sampler import StopCutter
+        from charrnn.use.sampler import StopCutter
 
         self.sampler, self.prime, self.opts, self.checkpoint, self.out = (
             sampler,
@@ -299,7 +299,7 @@ class _Job:
 
     def _check(self, texts) -> list[str | None]:
         """Warn on stderr about each sample whose characters show a runaway state."""
-        from charrnn.coldstart import looks_runaway
+        from charrnn.train.coldstart import looks_runaway
 
         # above temperature 1 only the repetition is judged: rarer characters were asked for
         counts = self.counts if max(self.sampler.config.temperature) <= 1.0 else None
@@ -320,7 +320,7 @@ class _Job:
         return found
 
     def _json_lines(self, texts):
-        from charrnn.coldstart import MIN_JUDGED  # a shorter sample is not judged
+        from charrnn.train.coldstart import MIN_JUDGED  # a shorter sample is not judged
 
         o, s = self.opts, self.sampler
         settings = {
@@ -355,7 +355,7 @@ class _Job:
 
 def read_prime(prime: str, prime_file: str | None, encoding: str) -> str:
     """The prime: --prime as given, '-' for stdin, or --prime-file."""
-    from charrnn.corpus import input_file, read_all
+    from charrnn.text.corpus import input_file, read_all
 
     if prime and prime_file:
         raise click.UsageError("give --prime or --prime-file, not both")

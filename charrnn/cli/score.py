@@ -16,7 +16,7 @@ from charrnn.cli.common import (
     say,
     user_errors,
 )
-from charrnn.tokenizer import UNKNOWN_POLICIES
+from charrnn.text.vocab import UNKNOWN_POLICIES
 
 SCORE_HINT = "to score a stream, pipe it in and use - to read standard input"
 
@@ -59,10 +59,10 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
     from charrnn import checkpoint as ckpt
     from charrnn import runs
     from charrnn.cli.common import resolve_device
-    from charrnn.corpus import input_file, read_all
     from charrnn.errors import CheckpointError, CorpusError
-    from charrnn.scoring import score_text
-    from charrnn.tokenizer import apply_unknown
+    from charrnn.text.corpus import input_file, read_all
+    from charrnn.text.vocab import apply_unknown
+    from charrnn.use.scoring import score_text
 
     label = "standard input" if file == "-" else file
     # Checked before the model loads (a folder, a device: refused), read after it.
@@ -116,8 +116,8 @@ def _bits_per_line(model, vocab, lines: list[str], unknown: str, label: str) -> 
     """Bits per character of each line. Under `--unknown error` a line with characters the model
     never saw scores nan, with one warning: one odd line must not cost a pipeline the others, and
     the output keeps one number per input line. A line with nothing left to score: nan too."""
-    from charrnn.scoring import score_lines
-    from charrnn.tokenizer import apply_unknown, locate_unknown
+    from charrnn.text.vocab import apply_unknown, locate_unknown
+    from charrnn.use.scoring import score_lines
 
     if "\n" not in vocab:  # a model that never saw a line break scores lines without theirs
         lines = [line.removesuffix("\n") for line in lines]

@@ -29,8 +29,8 @@ from charrnn.cli.common import (
     stop_signals,
     user_errors,
 )
-from charrnn.config import CELLS
-from charrnn.presets import FINE_TUNE, MEDIUM_FROM_CHARS, PRESETS
+from charrnn.model.config import CELLS
+from charrnn.model.presets import FINE_TUNE, MEDIUM_FROM_CHARS, PRESETS
 
 # Options that shape the model or the data: fixed for the life of a run.
 FIXED_ON_RESUME = (
@@ -237,7 +237,8 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
             f"{', '.join(shape)} cannot be given with --init-from: the model keeps the size and "
             "cell of the checkpoint it starts from (--dropout may change)"
         )
-    from charrnn import distributed, runs
+    from charrnn import runs
+    from charrnn.train import distributed
 
     if opts["name"] is not None and (problem := runs.name_problem(opts["name"], checkpoint_dir)):
         raise click.BadParameter(problem, ctx=ctx, param_hint="'--name'")
@@ -280,8 +281,8 @@ def _given(ctx, name: str) -> bool:
 def _load_corpus(specs, encoding, quiet, d):
     """The corpus as memory-mapped ids, encoded once and then read from the cache (under torchrun
     the first rank of each machine encodes; the others wait, then find it cached)."""
-    from charrnn.corpus import resolve
-    from charrnn.encoded import encode_corpus
+    from charrnn.text.corpus import resolve
+    from charrnn.text.encoded import encode_corpus
 
     # Read as resolve reads a pipe: checked as it comes, so binary stops it at the first chunk.
     stdin = read_stdin("standard input", encoding, quiet, text=False)[0] if "-" in specs else None
@@ -341,7 +342,7 @@ def _given_fields(opts, names: dict) -> dict:
 def _new_trainer(specs, init_from, checkpoint_dir, device, opts, quiet, d):
     """Checks everything (the base checkpoint first) before the run folder is made."""
     from charrnn import runs
-    from charrnn.start import start_run
+    from charrnn.train.start import start_run
 
     base = runs.resolve_checkpoint(init_from, checkpoint_dir) if init_from else None
     corpus = _load_corpus(specs, opts["encoding"], quiet, d)
@@ -377,7 +378,7 @@ def _new_trainer(specs, init_from, checkpoint_dir, device, opts, quiet, d):
 
 def _resumed_trainer(run, start, specs, device, opts, quiet, d):
     """`start`: the checkpoint file given to --resume (None: the run's own choice)."""
-    from charrnn.start import RESUMABLE, resume_run
+    from charrnn.train.start import RESUMABLE, resume_run
 
     def read(specs, encoding):
         return _load_corpus(specs, encoding, quiet, d)
@@ -445,8 +446,8 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
     status."""
     from tqdm import tqdm
 
-    from charrnn.sampler import sample_text
-    from charrnn.trainer import DoneEvent, EvalEvent, RollbackEvent, StepEvent
+    from charrnn.train.trainer import DoneEvent, EvalEvent, RollbackEvent, StepEvent
+    from charrnn.use.sampler import sample_text
 
     every, prime = opts["sample_every"], opts["sample_prime"]
     evals = 0  # evaluation lines written

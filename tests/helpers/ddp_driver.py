@@ -4,8 +4,8 @@ as a Ctrl-C reaching one process would; every rank must then stop at the same st
 import os
 import sys
 
-from charrnn import trainer
 from charrnn.cli import main
+from charrnn.train import trainer
 
 STOP_AT = int(os.environ.get("CHARRNN_STOP_AT", "0"))
 real_step = trainer.Trainer.train_step

@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from charrnn import coldstart, trainer
 from charrnn.cli import main
+from charrnn.train import coldstart, trainer
 
 real_step, real_save = trainer.Trainer.train_step, torch.save
 real_evaluate, real_evaluate_and_save = trainer.evaluate, trainer.Trainer._evaluate_and_save

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charrnn.config import CELLS, ModelConfig, parameter_count, parameter_shapes
+from charrnn.model.config import CELLS, ModelConfig, parameter_count, parameter_shapes
 
 __all__ = ["CELLS", "CharRNN", "ModelConfig", "Stepper", "parameter_count", "parameter_shapes"]
 

@@ -20,11 +20,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from charrnn import checkpoint, coldstart
-from charrnn.data import StreamBatcher, check_fits, check_vocab
-from charrnn.distributed import SINGLE, Dist
+from charrnn import checkpoint
 from charrnn.errors import CheckpointError, TrainingError
-from charrnn.model import (
+from charrnn.model.network import (
     CharRNN,
     State,
     detach_state,
@@ -36,8 +34,11 @@ from charrnn.model import (
     state_to_list,
 )
 from charrnn.runs import is_evaluation
-from charrnn.sampler import lead_in
+from charrnn.text.data import StreamBatcher, check_fits, check_vocab
 from charrnn.threads import ThreadTuner, timed, tuned_threads
+from charrnn.train import coldstart
+from charrnn.train.distributed import SINGLE, Dist
+from charrnn.use.sampler import lead_in
 
 # Characters trained between evaluations by default: an evaluation costs ~10% of that much
 # training, where every 250 steps of 32x32 (the old default) spent a sixth of a short budget.

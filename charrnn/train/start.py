@@ -22,17 +22,18 @@ from pathlib import Path
 
 import torch
 
-from charrnn import checkpoint, data
-from charrnn.distributed import SINGLE, Dist
-from charrnn.encoded import EncodedCorpus
+from charrnn import checkpoint
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError
-from charrnn.model import CELLS, CharRNN, ModelConfig, grown_weights
-from charrnn.presets import FINE_TUNE, PRESETS, Choice, Preset, choose, for_cell
+from charrnn.model.network import CELLS, CharRNN, ModelConfig, grown_weights
+from charrnn.model.presets import FINE_TUNE, PRESETS, Choice, Preset, choose, for_cell
 from charrnn.runs import RunDir, check_not_replacing
-from charrnn.sampler import lead_in_for
-from charrnn.speed import training_speed
-from charrnn.tokenizer import lookalike
-from charrnn.trainer import MIN_EVALS_PER_EPOCH, TrainConfig, Trainer
+from charrnn.text import data
+from charrnn.text.encoded import EncodedCorpus
+from charrnn.text.vocab import lookalike
+from charrnn.train.distributed import SINGLE, Dist
+from charrnn.train.speed import training_speed
+from charrnn.train.trainer import MIN_EVALS_PER_EPOCH, TrainConfig, Trainer
+from charrnn.use.sampler import lead_in_for
 
 DEFAULT_TIME = 600.0  # seconds of training when no steps, epochs or time budget is given
 BUDGETS = ("max_steps", "max_epochs", "max_time")

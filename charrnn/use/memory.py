@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from charrnn.tokenizer import CharVocab
+    from charrnn.text.vocab import CharVocab
 
 GAPS = (5, 10, 20, 50, 100, 200, 400)  # filler characters between opener and cue
 # Opener + closer of each kind, in the order kinds are taken: K kinds are the first K.
@@ -342,7 +342,7 @@ def _log_probs_at(
     import torch
     import torch.nn.functional as F
 
-    from charrnn.sampler import lead_in
+    from charrnn.use.sampler import lead_in
 
     device = next(model.parameters()).device
     lead = vocab.encode(lead_in(vocab, model))

@@ -23,10 +23,10 @@ from typing import Protocol
 
 import torch
 
-from charrnn.distributed import SINGLE, Dist
-from charrnn.model import CharRNN
-from charrnn.sampler import lead_in
-from charrnn.tokenizer import CharVocab
+from charrnn.model.network import CharRNN
+from charrnn.text.vocab import CharVocab
+from charrnn.train.distributed import SINGLE, Dist
+from charrnn.use.sampler import lead_in
 
 RUNAWAY_NATS = 1.0  # a sound cold start is within hundredths of a nat of warm by character 100
 MIN_JUDGED = 50  # characters a sample needs before its characters say anything

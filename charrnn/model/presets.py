@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from charrnn.config import ModelConfig, parameter_count
+from charrnn.model.config import ModelConfig, parameter_count
 
 
 @dataclass(frozen=True)

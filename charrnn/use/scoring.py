@@ -13,10 +13,10 @@ import bisect
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from charrnn.model import CharRNN, expand_state, select_streams
-from charrnn.sampler import lead_in
+from charrnn.model.network import CharRNN, expand_state, select_streams
+from charrnn.text.vocab import CharVocab
 from charrnn.threads import ThreadTuner, timed, tuned_threads
-from charrnn.tokenizer import CharVocab
+from charrnn.use.sampler import lead_in
 
 CHUNK = 8192
 

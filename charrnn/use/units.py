@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from charrnn.config import GATES
-from charrnn.inspection import STATES, Recording
+from charrnn.model.config import GATES
+from charrnn.use.inspection import STATES, Recording
 
 OPENING, CLOSING = "([{", ")]}"
 TAB_WIDTH = 8  # columns a tab counts for in the indentation, as terminals show it

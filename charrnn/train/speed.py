@@ -14,11 +14,11 @@ import time
 
 import torch
 
-from charrnn.model import CharRNN, ModelConfig
+from charrnn.model.network import CharRNN, ModelConfig
 from charrnn.runs import RunDir
+from charrnn.text.vocab import CharVocab
 from charrnn.threads import TRIAL, timed, tuned_threads
-from charrnn.tokenizer import CharVocab
-from charrnn.trainer import TrainConfig, Trainer
+from charrnn.train.trainer import TrainConfig, Trainer
 
 
 def training_speed(

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.errors import ConfigError
-from charrnn.model import CharRNN, expand_state
+from charrnn.model.network import CharRNN, expand_state
+from charrnn.text.vocab import CharVocab
 from charrnn.threads import ThreadTuner, timed, usable_cores
-from charrnn.tokenizer import CharVocab
 
 # Seeds go into JSON; up to 2^53-1 every JSON reader (an IEEE double) keeps them exactly.
 MAX_SEED = 2**53 - 1

@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 
 from charrnn import jsonl
-from charrnn.corpus import CHUNK, OTHER_CACHE, Corpus, Sources, cache_writing, empty_message
-from charrnn.data import check_vocab, code_points, encode, id_dtype
 from charrnn.errors import CorpusError, VocabError
 from charrnn.fsutil import atomic_write, cannot_write
-from charrnn.tokenizer import CharVocab
+from charrnn.text.corpus import CHUNK, OTHER_CACHE, Corpus, Sources, cache_writing, empty_message
+from charrnn.text.data import check_vocab, code_points, encode, id_dtype
+from charrnn.text.vocab import CharVocab
 
 FORMAT = 4  # bump when the layout or the decoding rules change: old entries are then misses
 Progress = Callable[[str, int, int], None]  # (phase, done, total) in bytes

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from charrnn.errors import ConfigError, CorpusError, VocabError
-from charrnn.tokenizer import CharVocab, locate_unknown
+from charrnn.text.vocab import CharVocab, locate_unknown
 
 MAX_VOCAB = 65_536  # a character model needs an output per character; beyond this it is not text
 _ENCODE_BLOCK = 1 << 22  # characters per block, so encoding a huge text never holds int64 of it all

@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from charrnn.config import FIELDS
-from charrnn.model import CharRNN
-from charrnn.sampler import SampleConfig, Sampler, lead_in, sampling_threads, step_threads
-from charrnn.tokenizer import CharVocab
+from charrnn.model.config import FIELDS
+from charrnn.model.network import CharRNN
+from charrnn.text.vocab import CharVocab
+from charrnn.use.sampler import SampleConfig, Sampler, lead_in, sampling_threads, step_threads
 
 STATES = {"lstm": ("cell", "hidden"), "gru": ("hidden",), "rnn": ("hidden",)}
 TOP_K = 5  # next characters kept per record

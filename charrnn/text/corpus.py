@@ -542,7 +542,7 @@ def python_stdlib_text(size: int) -> str:
 def recall_corpus_text(size: int) -> str:
     """About `size` characters of the recall task (memory.py): each line an opener, a gap of
     random filler, a cue, and the opener's closer; seed 0, the same on every machine."""
-    from charrnn.memory import recall_text  # plain Python: the corpus is built without torch
+    from charrnn.use.memory import recall_text  # plain Python: the corpus is built without torch
 
     return recall_text(size)
 

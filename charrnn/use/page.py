@@ -17,9 +17,9 @@ import re
 import torch
 
 from charrnn import jsonl
-from charrnn.config import FIELDS, GATES
-from charrnn.inspection import Recording
-from charrnn.units import Found, Saturation
+from charrnn.model.config import FIELDS, GATES
+from charrnn.use.inspection import Recording
+from charrnn.use.units import Found, Saturation
 
 PAGE_BYTES = 64 * 2**20  # the most recorded values a page may hold (one byte each)
 

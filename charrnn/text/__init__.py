@@ -1,0 +1,1 @@
+"""Where characters come from: sources, the catalog, the vocabulary, the cache, the batcher."""
