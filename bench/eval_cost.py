@@ -28,7 +28,7 @@ from charrnn.model.network import CharRNN
 from charrnn.text.data import StreamBatcher
 from charrnn.text.vocab import CharVocab
 from charrnn.train import coldstart
-from charrnn.train.trainer import evaluate
+from charrnn.train.evaluate import evaluate
 
 
 def timed(fn) -> float:

@@ -32,8 +32,9 @@ from charrnn.model.network import CharRNN
 from charrnn.model.presets import PRESETS, Preset, for_cell
 from charrnn.runs import RunDir
 from charrnn.text.encoded import encode_text
+from charrnn.train.evaluate import evaluate
 from charrnn.train.start import start_run
-from charrnn.train.trainer import StepEvent, Trainer, evaluate
+from charrnn.train.trainer import StepEvent, Trainer
 
 VOCAB = 65  # tinyshakespeare's; speed does not depend on what the text says
 

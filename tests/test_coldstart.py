@@ -14,7 +14,8 @@ from charrnn.cli import cli
 from charrnn.model.network import restart_streams
 from charrnn.text import data
 from charrnn.train import coldstart
-from charrnn.train.trainer import EvalEvent, Validation
+from charrnn.train.evaluate import Validation
+from charrnn.train.trainer import EvalEvent
 from charrnn.use.sampler import SampleConfig, Sampler
 from charrnn.use.scoring import score_text
 
@@ -172,7 +173,7 @@ def test_sample_flags_a_runaway_on_stderr_and_in_json(mid_epoch, tmp_path):
 
 
 def _evaluation(trainer) -> Validation:
-    from charrnn.train.trainer import evaluate
+    from charrnn.train.evaluate import evaluate
 
     result = evaluate(trainer.model, trainer.val_batches, trainer.lead_in)
     assert math.isfinite(result.loss)

@@ -7,7 +7,8 @@ import pytest
 import torch
 from conftest import drain, make_trainer
 
-from charrnn.train.trainer import DoneEvent, EvalEvent, StepEvent, evaluate
+from charrnn.train.evaluate import evaluate
+from charrnn.train.trainer import DoneEvent, EvalEvent, StepEvent
 
 
 def test_loss_falls_on_a_tiny_corpus(tmp_path, text):

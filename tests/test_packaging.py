@@ -68,7 +68,7 @@ def test_the_wheel_holds_every_file_of_the_package_and_nothing_else(dist):
         for p in (ROOT / "charrnn").rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
     }
-    assert "charrnn/cli/__init__.py" in shipped and "charrnn/catalog.json" in shipped
+    assert "charrnn/cli/__init__.py" in shipped and "charrnn/text/catalog.json" in shipped
     assert shipped - names == set(), "files of charrnn/ missing from the wheel"
     meta = {n for n in names if n.split("/")[0].endswith(".dist-info")}
     assert names - meta == shipped, "the wheel holds more than the package (tests, benches...)"
@@ -86,7 +86,12 @@ def test_the_wheel_holds_every_file_of_the_package_and_nothing_else(dist):
 def test_the_sdist_holds_what_it_takes_to_build_and_test(dist):
     with tarfile.open(_only(dist, "*.tar.gz")) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    for needed in [*SOURCES, "tests/conftest.py", "tests/data/v1/last.pt", "charrnn/catalog.json"]:
+    for needed in [
+        *SOURCES,
+        "tests/conftest.py",
+        "tests/data/v1/last.pt",
+        "charrnn/text/catalog.json",
+    ]:
         assert needed in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
