@@ -67,7 +67,7 @@ def test_nats_by_pieces_equal_the_loss_of_the_whole_logits(cell, monkeypatch):
     output layer a bounded piece at a time) is the forward pass's cross-entropy."""
     import torch.nn.functional as F
 
-    from charrnn.model.network import network as model_module
+    from charrnn.model import network as model_module
 
     model = tiny(cell, vocab_size=37)
     idx, targets = torch.randint(0, 37, (3, 29)), torch.randint(0, 37, (3, 29))
