@@ -291,7 +291,6 @@ def main() -> None:
     from report import header  # here: tests load this file by its path, bench/ not on sys.path
 
     print(header())
-    print(f"{args.jobs} processes of 1 thread at once.")
     if args.quick:
         rows = quick()
         print("\n" + recall_table(rows))
@@ -312,6 +311,7 @@ def main() -> None:
     seq_lens = [int(t) for t in args.seq_lens.split(",")]
     out: dict = {"recall": [], "real": []}
     folder = args.keep or tempfile.mkdtemp(prefix="charrnn-memory-")
+    print(f"{args.jobs} processes of 1 thread at once.")
     with ProcessPoolExecutor(args.jobs) as pool:
         recall = [] if args.no_recall else [
             pool.submit(train_recall, RecallJob(cell, t, int(args.chars), size=args.size))
