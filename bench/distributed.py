@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from report import header
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
@@ -46,8 +47,8 @@ def main() -> None:
         path = Path(tmp) / "many" / "best.pt"
         model, _ = checkpoint.restore_model(checkpoint.load(path), path)
         loads = f"loads in one process: {model.config.num_layers}x{model.config.hidden_size}"
-    print(f"# distributed: {platform.node()}, {cores} cores, {time.strftime('%Y-%m-%d')}")
-    print(f"# charrnn train {Path(args.corpus).name} --size {args.size} --steps {args.steps}")
+    print(header())
+    print(f"`charrnn train {Path(args.corpus).name} --size {args.size} --steps {args.steps}`\n")
     print("| run | threads per process | streams in all | chars/s | val nats/char | wall |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
@@ -55,7 +56,7 @@ def main() -> None:
             f"| {r['name']} | {r['threads']} | {r['streams']} | {r['chars_s']:,.0f} "
             f"| {r['val']:.4f} | {r['wall']:.1f} s |"
         )
-    print(f"# the torchrun checkpoint {loads}")
+    print(f"\nThe torchrun checkpoint {loads}.")
 
 
 def run(name, cmd, threads, tmp, run_name) -> dict:

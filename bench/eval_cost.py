@@ -17,11 +17,11 @@ layer costs, no more: the columns "rest" (the time less its output layer) should
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import torch
 import torch.nn.functional as F
+from report import header
 
 from charrnn.model.config import ModelConfig
 from charrnn.model.network import CharRNN
@@ -84,11 +84,8 @@ def main() -> None:
     p.add_argument("--chars", type=int, default=100_000, help="validation characters")
     p.add_argument("--vocab", type=int, nargs="+", default=[100, 60_000])
     args = p.parse_args()
-    print(
-        f"`python bench/eval_cost.py --chars {args.chars}`, {time.strftime('%Y-%m-%d')}, "
-        f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; medium (1x768 LSTM), 32 validation streams\n"
-    )
+    print(header())
+    print(f"{torch.get_num_threads()} threads; medium (1x768 LSTM), 32 validation streams.\n")
     print(
         "| vocabulary | validation | its output layer | rest | cold-start check (starts) "
         "| its output layer | rest |"

@@ -23,7 +23,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -289,14 +288,15 @@ def main() -> None:
     p.add_argument("--png", metavar="FILE", help="draw both tables (needs matplotlib)")
     p.add_argument("--from-json", metavar="FILE", help="print (and draw) a saved --json again")
     args = p.parse_args()
-    print(f"# memory: {platform.node()}, {os.cpu_count()} cores, torch {torch.__version__}, ")
-    print(f"# {args.jobs} processes of 1 thread, {time.strftime('%Y-%m-%d %H:%M')}")
+    from report import header  # here: tests load this file by its path, bench/ not on sys.path
+
+    print(header())
     if args.quick:
         rows = quick()
-        print(recall_table(rows))
+        print("\n" + recall_table(rows))
         lstm, rnn = rows
         beats = [d for d in QUICK_GAPS if lstm["bits"][d] < rnn["bits"][d] - 0.2]
-        print(f"# LSTM beats the RNN by 0.2+ bits at gaps: {beats or 'none'}")
+        print(f"\nThe LSTM beats the RNN by 0.2+ bits at gaps: {beats or 'none'}.")
         sys.exit(0 if beats else 1)
     if args.from_json:
         out = json.loads(Path(args.from_json).read_text())
@@ -311,6 +311,7 @@ def main() -> None:
     seq_lens = [int(t) for t in args.seq_lens.split(",")]
     out: dict = {"recall": [], "real": []}
     folder = args.keep or tempfile.mkdtemp(prefix="charrnn-memory-")
+    print(f"{args.jobs} processes of 1 thread at once.")
     with ProcessPoolExecutor(args.jobs) as pool:
         recall = [] if args.no_recall else [
             pool.submit(train_recall, RecallJob(cell, t, int(args.chars), size=args.size))

@@ -6,7 +6,7 @@ invocation and under the same budget, a plain PyTorch LSTM: the model a user wri
 B 32 random windows of T 128 from a zero state, Adam 2e-3, no schedule; `reference` below). It
 prints both best validation losses (nats per character over the whole validation split, read
 statefully by each) and the difference. Anything after `--` is passed to `charrnn train` (that
-is how the search in the README was run).
+is how the search in docs/performance.md was run).
 
     python bench/quality.py                      # 136.5 s, the defaults, then the reference
     python bench/quality.py --budget 600         # 10 minutes each
@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from report import header
 
 from charrnn import checkpoint
 from charrnn.runs import is_evaluation
@@ -166,9 +166,10 @@ def parse() -> tuple[argparse.Namespace, list[str]]:
 
 
 def report(args, r: dict) -> None:
-    print(f"# quality: {platform.node()} {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
-    print(f"# charrnn train tinyshakespeare --time {args.budget}s {r['options']}")
-    print(f"# model {r['model']}; {r['train']}")
+    """The result as docs/performance.md shows it: the header line, the run, the table, notes."""
+    print(header())
+    run = f"charrnn train tinyshakespeare --time {args.budget}s {r['options']}"
+    print(f"`{run}`: {r['model']}; {r['train']}.\n")
     print("| system | best val (nats/char) | bits/char | chars/s |")
     print("| --- | --- | --- | --- |")
     print(
@@ -179,16 +180,16 @@ def report(args, r: dict) -> None:
         val = ref["best_val"]
         print(f"| {REFERENCE} | {val:.4f} | {val / math.log(2):.3f} | {ref['chars_per_s']:,} |")
         print(
-            f"# same run, same budget: charrnn is {val - r['best_val']:+.4f} nats below the "
-            f"reference ({ref['steps']:,} reference steps)"
+            f"\nSame run, same budget: charrnn is {val - r['best_val']:+.4f} nats below the "
+            f"reference ({ref['steps']:,} reference steps)."
         )
     print(
-        f"# {r['steps']:,} steps, {r['epochs']} epochs, best at step {r['best_at_step']:,}; "
-        f"{r['wall_s']} s wall clock with start-up and the last evaluation"
+        f"\n{r['steps']:,} steps, {r['epochs']} epochs, best at step {r['best_at_step']:,}; "
+        f"{r['wall_s']} s wall clock with start-up and the last evaluation."
     )
     print(
-        f"# cold starts: runaways of 256 at each evaluation {r['cold_runaways']}; "
-        f"last gap {r['cold_gap_last']} nats; worst validation stream {r['val_worst_last']}"
+        f"Cold starts: runaways of 256 at each evaluation {r['cold_runaways']}; "
+        f"last gap {r['cold_gap_last']} nats; worst validation stream {r['val_worst_last']}."
     )
 
 

@@ -17,8 +17,6 @@ then the cold start of `charrnn sample --length 1` and of `charrnn --help`.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import string
 import subprocess
@@ -28,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from report import header
 
 from charrnn import checkpoint
 from charrnn.model.network import CharRNN
@@ -137,8 +136,8 @@ def main() -> None:
         cold = wall([*charrnn, "sample", "-c", str(path), "-l", "1"], repeat=5)
         torch_import = wall([sys.executable, "-c", "import torch"], repeat=5)
         help_time = wall([*charrnn, "--help"], repeat=5)
-    print(f"# sample speed: {platform.node()}, {os.cpu_count()} cores, torch {torch.__version__}, ")
-    print(f"# {time.strftime('%Y-%m-%d %H:%M')}; one stream samples on 1 thread (sampler.py)")
+    print(header())
+    print("One stream samples on 1 thread, as `charrnn sample` runs it.\n")
     print(
         "| model | fp32 weights | matvec limit, 1 thread | matvec limit, "
         f"{cores} thread{'s' * (cores > 1)} | 1 stream | of the limit (median ratio) "
@@ -150,10 +149,10 @@ def main() -> None:
             f"| {name} | {mb:.1f} MB | {limit_1:,.0f} chars/s | {limit_all:,.0f} chars/s "
             f"| {one:,.0f} chars/s | **{share:.0%}** | {sixteen:,.0f} chars/s |"
         )
-    print(f"# `import torch` alone: {torch_import:.2f} s")
+    print(f"\n`import torch` alone: {torch_import:.2f} s;")
     print(
-        f"# `charrnn sample --length 1` (cold, medium): {cold:.2f} s "
-        f"= torch import + {cold - torch_import:.2f} s; `charrnn --help`: {help_time:.2f} s"
+        f"`charrnn sample --length 1` (cold, medium): {cold:.2f} s "
+        f"= torch import + {cold - torch_import:.2f} s; `charrnn --help`: {help_time:.2f} s."
     )
 
 

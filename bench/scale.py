@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import shutil
 import subprocess
@@ -23,6 +22,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from report import header
 
 MB = 1_000_000
 ENCODE = """
@@ -143,8 +144,8 @@ def median_of(n: int, f) -> float:
 
 
 def report(rows: list[dict], torch_import: float, steps: int) -> None:
-    print(f"# scale: {platform.node()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
-    print(f"# import torch: {torch_import:.2f} s; training: default model, {steps} steps")
+    print(header())
+    print(f"`import torch` took {torch_import:.2f} s; training: default model, {steps} steps.\n")
     print(
         "| corpus | chars | ids | encode (cold) | encode MB/s | encode peak RSS "
         "| start to first step (cached) | minus import torch | training peak RSS | cache |"

@@ -15,8 +15,6 @@ same run on every fixed thread count under the same load.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,6 +24,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from report import header
 
 from charrnn.model.config import CELLS
 from charrnn.model.network import CharRNN
@@ -197,9 +196,11 @@ def main() -> None:
         for name, p in models
         for cell in cells
     ]
-    print(f"# throughput: {platform.node()}, {os.cpu_count()} cores, torch {torch.__version__}, ")
-    print(f"# {torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}")
-    print(f"# fp32 matmul peak measured now: {peak:.1f} GFLOP/s ({n}x{n} torch.mm)")
+    print(header())
+    print(
+        f"{torch.get_num_threads()} threads; fp32 matmul peak measured in this run: "
+        f"{peak:.1f} GFLOP/s ({n}x{n} torch.mm).\n"
+    )
     print("| model | non-embedding params | ms/step | chars/s trained | GFLOP/s (6N) | of peak |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
@@ -207,14 +208,15 @@ def main() -> None:
             f"| {r['name']}: {r['shape']} | {r['params'] / 1e6:.2f}M | {r['step_ms']:.1f} "
             f"| {r['chars_s']:,.0f} | {r['gflops']:.1f} | **{r['share']:.0%}** |"
         )
+    print()
     for r in rows:
         parts = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in r["parts"].items())
-        print(f"# {r['name']} step parts: {parts}; evaluation {r['eval_chars_s']:,.0f} chars/s")
+        print(f"- {r['name']} step parts: {parts}; evaluation {r['eval_chars_s']:,.0f} chars/s")
     if args.load_steps:
         medium = for_cell(PRESETS["medium"], cells[0], VOCAB)
         loads = under_load(medium, cells[0], args.load_steps)
         counts = [n for n in loads[0][1] if n is not None]
-        print(f"# medium {medium.describe()}, {args.load_steps} steps of Trainer.run each")
+        print(f"\nMedium {medium.describe()}, {args.load_steps} steps of Trainer.run each:\n")
         print(
             "| load | tuned (charrnn's default) | "
             + " | ".join(f"{n} thread{'s' * (n > 1)}" for n in counts)

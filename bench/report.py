@@ -1,0 +1,46 @@
+"""The line above every table a benchmark prints: the command, the date and the machine.
+
+docs/ keeps each table under this line as printed, so a table is regenerated, not retyped.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cores() -> str:
+    """Cores this process may run on, and the machine's count where that differs (`taskset`)."""
+    total = os.cpu_count() or 1
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else total
+    return f"{usable} cores" if usable == total else f"{usable} of {total} cores"
+
+
+def header() -> str:
+    """One Markdown line: the command as run, the date, the CPU, Python and torch."""
+    script = Path(sys.argv[0])
+    command = shlex.join(["python", f"bench/{script.name}", *sys.argv[1:]])
+    try:
+        torch = importlib.metadata.version("torch")  # without importing it: scale.py times that
+    except importlib.metadata.PackageNotFoundError:
+        torch = "not installed"
+    return (
+        f"`{command}`: {time.strftime('%Y-%m-%d %H:%M %Z')}, {cpu_model()} ({cores()}), "
+        f"Python {platform.python_version()}, torch {torch}\n"
+    )
