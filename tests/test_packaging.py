@@ -25,7 +25,7 @@ from conftest import DEADLINE, make_text
 ROOT = Path(__file__).resolve().parents[1]
 # What the build reads: the packaging files and the folders the sdist carries.
 SOURCES = ["pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "constraints.txt"]
-FOLDERS = ["charrnn", "tests", "bench"]
+FOLDERS = ["charrnn", "tests", "bench", "docs"]
 JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis")
 
 pytest.importorskip("build", reason="the packaging test needs the test extra (pip install .[test])")
@@ -91,6 +91,7 @@ def test_the_sdist_holds_what_it_takes_to_build_and_test(dist):
         "tests/conftest.py",
         "tests/data/v1/last.pt",
         "charrnn/text/catalog.json",
+        "docs/performance.md",  # the README links its measurements
     ]:
         assert needed in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
