@@ -80,7 +80,7 @@ class Encoding(click.ParamType):
     name = "ENCODING"
 
     def convert(self, value, param, ctx):
-        from charrnn.text.corpus import text_encoding
+        from charrnn.text.decode import text_encoding
 
         try:
             text_encoding(value)
@@ -110,15 +110,15 @@ def read_stdin(
     label: str, encoding: str, quiet: bool = False, text: bool = True
 ) -> tuple[bytes, str]:
     """All of standard input and its text (text=False: checked only, "" returned), read as every
-    file is (corpus.read_all): in chunks, binary content or bytes that are not `encoding` text
+    file is (sources.read_all): in chunks, binary content or bytes that are not `encoding` text
     stopping the reading at the chunk that holds them, with the message train gives."""
-    from charrnn.text.corpus import read_all
+    from charrnn.text.sources import read_all
 
     return read_all(stdin_chunks(1 << 20, quiet), label, encoding, text)
 
 
 def stdin_chunks(size: int = 1 << 16, quiet: bool = False):
-    """Standard input, `size` bytes at a time, for a reader that may stop early (corpus.read_all
+    """Standard input, `size` bytes at a time, for a reader that may stop early (sources.read_all
     checks each chunk as it comes: binary content stops the reading there, as for a file)."""
     with _stdin(quiet) as stream:
         while chunk := stream.read(size):

@@ -417,7 +417,8 @@ def _record(model, vocab, text: str | None, opts):
 
 def _read_text(file: str, label: str, encoding: str, max_chars: int) -> tuple[str, bool]:
     """The first `max_chars` characters of FILE and whether there were more; the rest unread."""
-    from charrnn.text.corpus import decode_chunks, input_file
+    from charrnn.text.decode import decode_chunks
+    from charrnn.text.sources import input_file
 
     if file == "-":
         chunks = stdin_chunks(CHUNK)

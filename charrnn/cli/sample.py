@@ -114,7 +114,7 @@ Examples:
 )
 @click.option(
     "--prime-file",
-    type=click.Path(),  # read by corpus.input_file, as every command reads a file
+    type=click.Path(),  # read by sources.input_file, as every command reads a file
     metavar="FILE",
     callback=not_empty,
     help="Read the prime from a file.",
@@ -355,7 +355,7 @@ class _Job:
 
 def read_prime(prime: str, prime_file: str | None, encoding: str) -> str:
     """The prime: --prime as given, '-' for stdin, or --prime-file."""
-    from charrnn.text.corpus import input_file, read_all
+    from charrnn.text.sources import input_file, read_all
 
     if prime and prime_file:
         raise click.UsageError("give --prime or --prime-file, not both")

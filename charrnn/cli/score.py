@@ -60,7 +60,7 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
     from charrnn import runs
     from charrnn.cli.common import resolve_device
     from charrnn.errors import CheckpointError, CorpusError
-    from charrnn.text.corpus import input_file, read_all
+    from charrnn.text.sources import input_file, read_all
     from charrnn.text.vocab import apply_unknown
     from charrnn.use.scoring import score_text
 

@@ -281,8 +281,8 @@ def _given(ctx, name: str) -> bool:
 def _load_corpus(specs, encoding, quiet, d):
     """The corpus as memory-mapped ids, encoded once and then read from the cache (under torchrun
     the first rank of each machine encodes; the others wait, then find it cached)."""
-    from charrnn.text.corpus import resolve
     from charrnn.text.encoded import encode_corpus
+    from charrnn.text.resolve import resolve
 
     # Read as resolve reads a pipe: checked as it comes, so binary stops it at the first chunk.
     stdin = read_stdin("standard input", encoding, quiet, text=False)[0] if "-" in specs else None
