@@ -26,7 +26,8 @@ from charrnn.cli.common import (
     user_errors,
     write_output,
 )
-from charrnn.cli.sample import MAX_SEED, temperature_option
+from charrnn.cli.sample import temperature_option
+from charrnn.defaults import ENCODING, MAX_SEED, UNKNOWN
 from charrnn.model.config import FIELDS, GATES
 from charrnn.text.vocab import UNKNOWN_POLICIES
 
@@ -139,12 +140,12 @@ Examples:
 @click.option(
     "--unknown",
     type=click.Choice(UNKNOWN_POLICIES),
-    default="error",
+    default=UNKNOWN,
     show_default=True,
     help="Characters the model never saw: refuse, drop or replace them.",
 )
 @click.option(
-    "--encoding", type=Encoding(), default="utf-8", show_default=True, help="Encoding of FILE."
+    "--encoding", type=Encoding(), default=ENCODING, show_default=True, help="Encoding of FILE."
 )
 @click.option(
     "--color",

@@ -24,12 +24,8 @@ from charrnn.cli.common import (
     user_errors,
     write_output,
 )
+from charrnn.defaults import ENCODING, MAX_SEED, TEMPERATURE, UNKNOWN
 from charrnn.text.vocab import UNKNOWN_POLICIES
-
-# Seeds are kept to what every JSON reader holds exactly (an IEEE double's integers), so that the
-# `seed` of `--json` output, given back to --seed, makes the same text. The same bound as
-# charrnn.use.sampler.MAX_SEED, repeated because --help must not import torch to read it.
-MAX_SEED = 2**53 - 1
 
 MAX_LENGTH = 10**9
 PRIME_HINT = "to prime from a stream, pipe it in and use --prime - to read standard input"
@@ -59,7 +55,7 @@ def temperature_option(help: str):
         "--temp",
         "temperature",
         type=Temperatures(),
-        default="0.8",
+        default=str(TEMPERATURE),
         show_default=True,
         help=help,
     )
@@ -122,14 +118,14 @@ Examples:
 @click.option(
     "--encoding",
     type=Encoding(),
-    default="utf-8",
+    default=ENCODING,
     show_default=True,
     help="Encoding of the prime read from --prime-file or stdin.",
 )
 @click.option(
     "--unknown",
     type=click.Choice(UNKNOWN_POLICIES),
-    default="error",
+    default=UNKNOWN,
     show_default=True,
     help="Prime characters the model never saw: refuse, drop them, "
     "or replace them (é -> e, else a space).",
