@@ -18,7 +18,6 @@ from charrnn.cli.common import (
     checkpoint_option,
     count,
     device_option,
-    json_line,
     not_empty,
     say,
     stdin_chunks,
@@ -28,6 +27,7 @@ from charrnn.cli.common import (
 )
 from charrnn.cli.sample import temperature_option
 from charrnn.defaults import ENCODING, MAX_SEED, UNKNOWN
+from charrnn.jsonl import json_line
 from charrnn.model.config import FIELDS, GATES
 from charrnn.text.vocab import UNKNOWN_POLICIES
 
@@ -168,7 +168,7 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     unit, --find-units and --gates print what the units do, --json writes everything."""
     from charrnn import checkpoint as ckpt
     from charrnn import runs
-    from charrnn.cli.common import resolve_device
+    from charrnn.devices import resolve_device
 
     _check_usage(ctx, file, opts)
     if opts["sample_length"] is not None and opts["prime"] == "-":  # read no more than fits

@@ -11,10 +11,10 @@ from charrnn.cli.common import (
     cache_dir,
     checkpoint_dir_option,
     download_bar,
-    json_line,
     stdout_console,
     user_errors,
 )
+from charrnn.jsonl import json_line
 
 
 @click.command(

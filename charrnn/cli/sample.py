@@ -16,15 +16,15 @@ from charrnn.cli.common import (
     checkpoint_dir_option,
     checkpoint_option,
     device_option,
-    exit_status,
-    json_line,
     not_empty,
     read_stdin,
     say,
     user_errors,
     write_output,
 )
+from charrnn.cli.signals import exit_status
 from charrnn.defaults import ENCODING, MAX_SEED, TEMPERATURE, UNKNOWN
+from charrnn.jsonl import json_line
 from charrnn.text.vocab import UNKNOWN_POLICIES
 
 MAX_LENGTH = 10**9
@@ -184,7 +184,7 @@ def sample(
     """Write new text in the style of a trained run, streamed to stdout as it is generated."""
     from charrnn import checkpoint as ckpt
     from charrnn import runs
-    from charrnn.cli.common import resolve_device
+    from charrnn.devices import resolve_device
     from charrnn.text.vocab import apply_unknown
     from charrnn.use.sampler import SampleConfig, Sampler
 

@@ -59,7 +59,7 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
     typical of what the model was trained on."""
     from charrnn import checkpoint as ckpt
     from charrnn import runs
-    from charrnn.cli.common import resolve_device
+    from charrnn.devices import resolve_device
     from charrnn.errors import CheckpointError, CorpusError
     from charrnn.text.sources import input_file, read_all
     from charrnn.text.vocab import apply_unknown

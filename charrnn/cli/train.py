@@ -20,16 +20,15 @@ from charrnn.cli.common import (
     count,
     device_option,
     download_bar,
-    exit_status,
     not_empty,
     phase_bar,
     read_stdin,
-    resolve_device,
     say,
-    stop_signals,
     user_errors,
 )
+from charrnn.cli.signals import exit_status, stop_signals
 from charrnn.defaults import CELL, ENCODING, SAMPLE_LENGTH, SEED, SIZE, TEMPERATURE, VAL_FRAC
+from charrnn.devices import resolve_device
 from charrnn.model.config import CELLS
 from charrnn.model.presets import FINE_TUNE, MEDIUM_FROM_CHARS, PRESETS
 
