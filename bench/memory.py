@@ -36,6 +36,7 @@ from charrnn import checkpoint
 from charrnn.model.config import CELLS
 from charrnn.model.presets import PRESETS, for_cell
 from charrnn.runs import RunDir
+from charrnn.text import recall
 from charrnn.text.encoded import encode_text
 from charrnn.train.start import start_run
 from charrnn.train.trainer import EvalEvent
@@ -53,8 +54,8 @@ class RecallJob:
     chars: int  # characters trained: the same budget for every cell and T
     size: str = "tiny"
     batch_size: int = 32
-    gaps: tuple[int, ...] = memory.GAPS
-    kinds: int = memory.KINDS
+    gaps: tuple[int, ...] = recall.GAPS
+    kinds: int = recall.KINDS
     corpus_chars: int = 2_000_000
     eval_chars: int = 200_000
     hidden_size: int | None = None  # None: the preset's, scaled to the cell
@@ -64,8 +65,8 @@ class RecallJob:
 def train_recall(job: RecallJob) -> dict:
     """Train `job`'s model on a recall text (seed 0), then read a fresh one (seed 1)."""
     torch.set_num_threads(1)
-    text = memory.recall_text(job.corpus_chars, job.gaps, job.kinds, seed=0)
-    fresh = memory.recall_text(job.eval_chars, job.gaps, job.kinds, seed=1)
+    text = recall.recall_text(job.corpus_chars, job.gaps, job.kinds, seed=0)
+    fresh = recall.recall_text(job.eval_chars, job.gaps, job.kinds, seed=1)
     model_options = {"hidden_size": job.hidden_size} if job.hidden_size else {}
     steps = max(1, job.chars // (job.batch_size * job.seq_len))
     train = {
@@ -118,8 +119,8 @@ class RealJob:
 def train_real(job: RealJob, folder: str) -> dict:
     """Train `job` through the CLI's own path (a run folder), then measure its closers."""
     torch.set_num_threads(1)
-    from charrnn.text.corpus import resolve
     from charrnn.text.encoded import encode_corpus
+    from charrnn.text.resolve import resolve
 
     cache = Path(folder) / "cache"
     corpus = encode_corpus(resolve([job.corpus], cache), cache)
@@ -141,7 +142,7 @@ def closers(path: Path, limit: int, text_file: Path | None = None) -> dict:
     corpus, or of `text_file` (the same text, moved: e.g. a run trained on another machine)."""
     payload = checkpoint.load(path)
     model, vocab = checkpoint.restore_model(payload, path)
-    from charrnn.text.corpus import resolve
+    from charrnn.text.resolve import resolve
 
     specs = [str(text_file)] if text_file else payload["corpus"]["sources"]
     cache = Path(tempfile.gettempdir()) / "charrnn-memory-cache"

@@ -29,10 +29,10 @@ MB = 1_000_000
 ENCODE = """
 import sys, time
 from pathlib import Path
-from charrnn.text import corpus
+from charrnn.text import resolve
 from charrnn.text import encoded
 t = time.perf_counter()
-e = encoded.encode_corpus(corpus.resolve([sys.argv[1]], Path(sys.argv[2])), Path(sys.argv[2]))
+e = encoded.encode_corpus(resolve.resolve([sys.argv[1]], Path(sys.argv[2])), Path(sys.argv[2]))
 print(time.perf_counter() - t, len(e), e.ids.dtype, len(e.vocab), e.hit)
 """
 

@@ -28,3 +28,10 @@ def finite(value: Any) -> Any:
 def dumps(value: Any, **options) -> str:
     """json.dumps of `value` as strict JSON (see the module's docstring)."""
     return json.dumps(finite(value), allow_nan=False, **options)
+
+
+def json_line(record: dict) -> str:
+    """One JSON object on one line, text kept readable (ensure_ascii=False) but with the characters
+    that JSON leaves raw and line-based readers split at (U+0085, U+2028, U+2029) escaped."""
+    text = dumps(record, ensure_ascii=False)
+    return text.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")

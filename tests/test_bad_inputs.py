@@ -190,7 +190,7 @@ def test_cuda_asked_for_without_a_gpu(workspace, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------
 # Every command and option that reads a file the user names reads it by train's rules (one place:
-# corpus.input_file and corpus.read_all): a device is refused before a byte of it is read (read
+# sources.input_file and sources.read_all): a device is refused before a byte of it is read (read
 # whole, /dev/zero fills the memory), a folder is refused where a file is meant, binary content
 # stops the reading with train's message, and a pipe (a FIFO, /dev/stdin, '-') is read.
 

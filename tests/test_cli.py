@@ -226,7 +226,7 @@ def test_empty_and_out_of_range_arguments_are_usage_errors(env, args):
 def test_json_lines_stay_one_line_whatever_the_text():
     import json
 
-    from charrnn.cli.common import json_line
+    from charrnn.jsonl import json_line
 
     record = {"text": "a\x85b\u2028c\u2029d\ne", "run": "x\x85y"}
     line = json_line(record)

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from charrnn.errors import CorpusError
-from charrnn.text import corpus
+from charrnn.text.catalog import CatalogEntry, fetch, load_catalog
+from charrnn.text.resolve import load_corpus
 
 
 def load(tmp_path, *specs, **kw):
-    return corpus.load_corpus(list(specs), tmp_path / "cache", **kw)
+    return load_corpus(list(specs), tmp_path / "cache", **kw)
 
 
 def test_bom_and_line_ends_are_normalised(tmp_path):
@@ -75,7 +76,7 @@ def test_unknown_names_point_to_the_catalog(tmp_path):
 
 
 def test_catalog_lists_tinyshakespeare_first_with_its_hash():
-    catalog = corpus.load_catalog()
+    catalog = load_catalog()
     first = next(iter(catalog.values()))
     assert first.name == "tinyshakespeare"
     assert first.sha256 == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -110,9 +111,9 @@ def server(tmp_path):
     httpd.shutdown()
 
 
-def entry_for(url: str, body: bytes, sha: str | None = None) -> corpus.CatalogEntry:
+def entry_for(url: str, body: bytes, sha: str | None = None) -> CatalogEntry:
     sha = sha or hashlib.sha256(body).hexdigest()
-    return corpus.CatalogEntry("demo", "a test corpus", len(body), "CC0", url=url, sha256=sha)
+    return CatalogEntry("demo", "a test corpus", len(body), "CC0", url=url, sha256=sha)
 
 
 def test_download_verifies_the_hash_and_reports_progress(server, tmp_path):
@@ -120,7 +121,7 @@ def test_download_verifies_the_hash_and_reports_progress(server, tmp_path):
     body = b"To be, or not to be\n" * 5000
     (www / "demo.txt").write_bytes(body)
     seen = []
-    path = corpus.fetch(
+    path = fetch(
         entry_for(f"{base}/demo.txt", body), tmp_path / "c", lambda d, t: seen.append((d, t))
     )
     assert path.read_bytes() == body
@@ -132,14 +133,14 @@ def test_a_download_with_the_wrong_hash_leaves_nothing(server, tmp_path):
     (www / "demo.txt").write_bytes(b"tampered text\n")
     cache = tmp_path / "c"
     with pytest.raises(CorpusError, match="does not match its SHA-256"):
-        corpus.fetch(entry_for(f"{base}/demo.txt", b"x", sha="0" * 64), cache)
+        fetch(entry_for(f"{base}/demo.txt", b"x", sha="0" * 64), cache)
     assert list(cache.iterdir()) == []
 
 
 def test_an_unreachable_source_is_a_clear_error(server, tmp_path):
     _, base = server
     with pytest.raises(CorpusError, match=r"cannot download demo.*404"):
-        corpus.fetch(entry_for(f"{base}/missing.txt", b"x"), tmp_path / "c")
+        fetch(entry_for(f"{base}/missing.txt", b"x"), tmp_path / "c")
 
 
 def test_a_catalog_name_downloads_through_train_sources(server, tmp_path, monkeypatch):

@@ -12,18 +12,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charrnn.errors import CorpusError
-from charrnn.text import corpus, data, encoded
+from charrnn.text import data, decode, encoded, resolve, sources
 from charrnn.text.vocab import CharVocab
 
 
 def encode(tmp_path, *specs, encoding="utf-8"):
-    sources = corpus.resolve(list(specs), tmp_path / "cache", encoding)
+    sources = resolve.resolve(list(specs), tmp_path / "cache", encoding)
     return encoded.encode_corpus(sources, tmp_path / "cache")
 
 
 def in_memory(tmp_path, *specs, encoding="utf-8"):
     """What the cache must agree with: the whole text in memory, encoded at once."""
-    text = corpus.load_corpus(list(specs), tmp_path / "cache", encoding).text
+    text = resolve.load_corpus(list(specs), tmp_path / "cache", encoding).text
     vocab = CharVocab.from_text(text)
     return text, vocab, data.encode(text, vocab)
 
@@ -31,7 +31,7 @@ def in_memory(tmp_path, *specs, encoding="utf-8"):
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Read files 7 bytes at a time, so characters and \\r\\n pairs straddle chunk boundaries."""
-    monkeypatch.setattr(corpus, "CHUNK", 7)
+    monkeypatch.setattr(sources, "CHUNK", 7)
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def test_ids_and_vocab_equal_encoding_in_memory(tmp_path, small_chunks, body):
     e = encode(tmp_path, str(f))
     assert e.vocab.chars == vocab.chars and e.ids.dtype == torch.uint8
     assert torch.equal(e.ids, ids) and len(e) == len(text)
-    assert e.sha256 == corpus.Corpus(text, "c").sha256  # what checkpoints compare on resume
+    assert e.sha256 == sources.Corpus(text, "c").sha256  # what checkpoints compare on resume
 
 
 def test_more_than_256_characters_widen_to_int16(tmp_path):
@@ -164,8 +164,8 @@ def test_decoding_in_chunks_equals_decoding_at_once(text, cuts):
     raw = text.encode("utf-8")
     bounds = sorted({min(c, len(raw)) for c in cuts} | {0, len(raw)})
     chunks = [raw[a:b] for a, b in itertools.pairwise(bounds)]
-    whole = corpus.decode_bytes(raw, "t")
-    assert "".join(corpus.decode_chunks(chunks, "t")) == whole
+    whole = decode.decode_bytes(raw, "t")
+    assert "".join(decode.decode_chunks(chunks, "t")) == whole
     assert "\r" not in whole
 
 

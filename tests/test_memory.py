@@ -18,18 +18,12 @@ from torch import nn
 
 from charrnn.errors import ConfigError, CorpusError
 from charrnn.model.network import CharRNN, ModelConfig
-from charrnn.text.corpus import catalog_path, load_catalog
+from charrnn.text import recall
+from charrnn.text.catalog import catalog_path, load_catalog
+from charrnn.text.recall import FILLER, PAIRS, parse_recall, recall_text
 from charrnn.text.vocab import CharVocab
 from charrnn.use import memory
-from charrnn.use.memory import (
-    FILLER,
-    PAIRS,
-    closer_loss_by_distance,
-    match_pairs,
-    parse_recall,
-    recall_loss,
-    recall_text,
-)
+from charrnn.use.memory import closer_loss_by_distance, match_pairs, recall_loss
 
 # sha256 of `charrnn corpus get recall`: the same bytes on every machine and Python (checked on
 # 3.10 to 3.13); a change here changes every number measured on the corpus.
@@ -155,7 +149,7 @@ def test_parsing_finds_the_closers_and_refuses_what_is_not_a_record():
 
 def test_the_catalog_has_recall_and_corpus_get_builds_it_offline(env):
     entry = load_catalog()["recall"]
-    assert entry.builtin and entry.size == memory.SIZE and not entry.url
+    assert entry.builtin and entry.size == recall.SIZE and not entry.url
     r = env(["corpus", "get", "-q", "recall"])
     assert r.exit_code == 0, r.stderr
     data = Path(r.stdout.strip()).read_bytes()
@@ -164,7 +158,7 @@ def test_the_catalog_has_recall_and_corpus_get_builds_it_offline(env):
 
 def test_the_recall_corpus_is_built_without_torch():
     code = (
-        "import sys; from charrnn.text.corpus import build_builtin; "
+        "import sys; from charrnn.text.catalog import build_builtin; "
         "assert build_builtin('recall', 1000).count('=') > 2; assert 'torch' not in sys.modules"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=DEADLINE).returncode == 0
@@ -181,7 +175,7 @@ def test_a_run_trains_on_the_recall_corpus_and_is_measured(env, tmp_path, monkey
     assert r.exit_code == 0 and r.stdout.strip().endswith("best.pt"), r.stderr
     model, vocab = load_model(Path(r.stdout.strip()))
     results = recall_loss(model, vocab, recall_text(3_000, seed=99))
-    assert sorted(results) == list(memory.GAPS)
+    assert sorted(results) == list(recall.GAPS)
     assert all(g.count > 0 and 0 < g.bits < 20 and g.chance == 3.0 for g in results.values())
 
 

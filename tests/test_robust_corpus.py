@@ -28,7 +28,9 @@ from hypothesis import strategies as st
 
 from charrnn.cli import cli
 from charrnn.errors import CorpusError
-from charrnn.text import corpus, encoded
+from charrnn.text import decode, encoded, resolve
+from charrnn.text.catalog import BUILTINS, CatalogEntry, fetch, load_catalog
+from charrnn.text.sources import _text_files
 
 FEW = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 MANY = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -58,7 +60,7 @@ def chunked(data: bytes, size: int) -> list[bytes]:
 def outcome(chunks, encoding):
     """What decoding gives: ("ok", text) or ("error", the message); any other exception fails."""
     try:
-        return "ok", "".join(corpus.decode_chunks(chunks, "f.txt", encoding))
+        return "ok", "".join(decode.decode_chunks(chunks, "f.txt", encoding))
     except CorpusError as e:
         return "error", str(e)
 
@@ -163,17 +165,17 @@ def test_utf16_and_utf32_without_a_bom_say_which_byte_order_to_pass(tmp_path, fa
     f = tmp_path / "nobom.txt"
     f.write_bytes("hello\n".encode(f"{family}-le"))
     with pytest.raises(CorpusError, match=rf"nobom\.txt is not valid {family} text.*offset 0"):
-        corpus.load_corpus([str(f)], tmp_path, family)
+        resolve.load_corpus([str(f)], tmp_path, family)
     with pytest.raises(CorpusError) as e:
-        corpus.load_corpus([str(f)], tmp_path, family)
+        resolve.load_corpus([str(f)], tmp_path, family)
     assert f"--encoding {family}-le or --encoding {family}-be" in str(e.value)
-    assert corpus.load_corpus([str(f)], tmp_path, f"{family}-le").text == "hello\n"
+    assert resolve.load_corpus([str(f)], tmp_path, f"{family}-le").text == "hello\n"
 
 
 @pytest.mark.parametrize("name", [*NOT_TEXT, "rot_13", "base64_codec", "klingon", "", "utf\0-8"])
 def test_codecs_that_are_not_text_encodings_are_refused(name):
     with pytest.raises(CorpusError, match=r"(not a text encoding|unknown encoding).*utf-8"):
-        corpus.text_encoding(name)
+        decode.text_encoding(name)
 
 
 def test_a_non_text_codec_is_a_usage_error_naming_what_is_accepted(env, tmp_path):
@@ -231,16 +233,16 @@ def test_a_folder_is_its_text_files_and_skips_the_others(tmp_path_factory, files
     for i, (name, kind, body) in enumerate(files):
         path = folder / ("sub.d" if sub and i % 2 else "") / name
         (kept if make_file(path, kind, body) else skipped).append(path)
-    order = corpus._text_files(folder)  # reading order: a folder's files, then its subfolders'
+    order = _text_files(folder)  # reading order: a folder's files, then its subfolders'
     kept.sort(key=order.index)
     if not kept:
         with pytest.raises(CorpusError, match=r"holds no utf-8 text files to train on: \d+ skip"):
-            corpus.resolve([str(folder)], root / "cache")
+            resolve.resolve([str(folder)], root / "cache")
         return
-    sources = corpus.resolve([str(folder)], root / "cache")
+    sources = resolve.resolve([str(folder)], root / "cache")
     assert sources.skipped == [str(p) for p in sorted(skipped, key=order.index)]
-    as_folder = outcome_of(lambda: corpus.load_corpus([str(folder)], root / "cache"))
-    as_files = outcome_of(lambda: corpus.load_corpus([str(p) for p in kept], root / "cache"))
+    as_folder = outcome_of(lambda: resolve.load_corpus([str(folder)], root / "cache"))
+    as_files = outcome_of(lambda: resolve.load_corpus([str(p) for p in kept], root / "cache"))
     assert as_folder == as_files
 
 
@@ -255,7 +257,7 @@ def test_a_binary_file_named_alone_is_still_an_error(tmp_path):
     f = tmp_path / "module.pyc"
     f.write_bytes(b"\xa7\r\r\n\x00\x00\x00\x00" + b"x" * 100)
     with pytest.raises(CorpusError, match=r"module\.pyc looks like a binary file"):
-        corpus.resolve([str(f)], tmp_path).text_chunks().__next__()
+        resolve.resolve([str(f)], tmp_path).text_chunks().__next__()
 
 
 def test_train_on_a_folder_with_binary_files_notes_them_once(env, tmp_path):
@@ -281,7 +283,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from charrnn.text.corpus import cache_writing
+    from charrnn.text.cache import cache_writing
     from charrnn.fsutil import atomic_write
 
     def write(f):
@@ -312,13 +314,13 @@ def test_a_killed_encoding_leaves_nothing_behind_once_the_next_encoding_runs(tmp
     try:
         assert writer.stdout.readline() == "writing\n"  # the event: its temporary exists
         assert len(temporaries(cache)) == 1
-        encoded.encode_corpus(corpus.resolve([str(f)], cache), cache)
+        encoded.encode_corpus(resolve.resolve([str(f)], cache), cache)
         assert len(temporaries(cache)) == 1  # a live writer's file is left alone
     finally:
         writer.send_signal(signal.SIGKILL)
         writer.wait(DEADLINE)
     f.write_text("something else to encode\n" * 50)
-    e = encoded.encode_corpus(corpus.resolve([str(f)], cache), cache)
+    e = encoded.encode_corpus(resolve.resolve([str(f)], cache), cache)
     assert not e.hit and temporaries(cache) == []
     assert sorted(p.suffix for p in (cache / "encoded").iterdir()) == 2 * [".ids"] + 2 * [".json"]
 
@@ -333,11 +335,11 @@ def test_clearing_the_cache_removes_stale_temporaries_too(tmp_path):
 
 def test_a_download_sweeps_only_its_own_temporaries(tmp_path):
     """The cache folder may be one shared with other programs: only our files are ours."""
-    entry = corpus.CatalogEntry("pystdlib", "d", 1000, "l", builtin=True)
+    entry = CatalogEntry("pystdlib", "d", 1000, "l", builtin=True)
     target = entry.cache_file(tmp_path)
     (tmp_path / f".{target.name}.k1ll3d.tmp").write_bytes(b"half a corpus")
     (tmp_path / ".someone-elses.tmp").write_bytes(b"not ours")
-    assert corpus.fetch(entry, tmp_path) == target and target.is_file()
+    assert fetch(entry, tmp_path) == target and target.is_file()
     assert [p.name for p in temporaries(tmp_path)] == [".someone-elses.tmp"]
 
 
@@ -354,18 +356,18 @@ def test_metadata_of_any_shape_is_rebuilt_or_listed_never_a_crash(tmp_path_facto
     root = tmp_path_factory.mktemp("meta")
     f = root / "c.txt"
     f.write_text("to be or not to be\n" * 20)
-    good = encoded.encode_corpus(corpus.resolve([str(f)], root), root)
+    good = encoded.encode_corpus(resolve.resolve([str(f)], root), root)
     meta_path = root / "encoded" / f"{good.key}.json"
     meta = json.loads(meta_path.read_text())
     meta[field] = value
     meta_path.write_text(json.dumps(meta))
-    again = encoded.encode_corpus(corpus.resolve([str(f)], root), root)
+    again = encoded.encode_corpus(resolve.resolve([str(f)], root), root)
     assert torch.equal(again.ids, good.ids) and again.vocab == good.vocab
     [entry] = encoded.cache_entries(root)
     assert entry.key == good.key
     meta_path.write_text(json.dumps(value))  # JSON that is not even an object
     assert [e.chars for e in encoded.cache_entries(root)] == [None]
-    assert torch.equal(encoded.encode_corpus(corpus.resolve([str(f)], root), root).ids, good.ids)
+    assert torch.equal(encoded.encode_corpus(resolve.resolve([str(f)], root), root).ids, good.ids)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,7 +386,7 @@ def test_a_named_pipe_is_read_once_like_stdin(tmp_path):
     fifo = tmp_path / "stream.fifo"
     os.mkfifo(fifo)
     feed(fifo, "caf\u00e9\r\nau lait\n".encode())
-    sources = corpus.resolve([str(fifo)], tmp_path / "cache")
+    sources = resolve.resolve([str(fifo)], tmp_path / "cache")
     assert "".join(sources.text_chunks()) == "caf\u00e9\nau lait\n"
     assert sources.origins == [str(fifo)] and sources.name == "stream"
     e = encoded.encode_corpus(sources, tmp_path / "cache")  # hashed, counted, encoded: 3 reads
@@ -487,14 +489,14 @@ def test_any_catalog_loads_checked_or_fails_in_one_line(tmp_path_factory, catalo
     path = tmp_path_factory.mktemp("catalog") / "catalog.json"
     path.write_text(json.dumps(catalog))
     try:
-        entries = corpus.load_catalog(path)
+        entries = load_catalog(path)
     except CorpusError as e:
         assert str(path) in str(e) and "\n" not in str(e)
         return
     for e in entries.values():
         assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", e.name)
         assert isinstance(e.size, int) and e.size > 0
-        assert (e.builtin and e.name in corpus.BUILTINS) or (e.url and len(e.sha256) == 64)
+        assert (e.builtin and e.name in BUILTINS) or (e.url and len(e.sha256) == 64)
 
 
 @FEW
@@ -573,7 +575,7 @@ def test_train_on_generated_inputs_keeps_the_contract(
     folder.mkdir()
     for name, kind, body in files:
         make_file(folder / name, kind, body + make_text(padding))
-    first = corpus._text_files(folder)[0]
+    first = _text_files(folder)[0]
     spec = {"folder": str(folder), "first file": str(first), "stdin": "-"}[how]
     stdin = first.read_bytes() if how == "stdin" else None
     args = ["train", spec, "--encoding", encoding, *TINY_CLI, "--steps", "1"]

@@ -13,12 +13,12 @@ import warnings
 import click
 
 from charrnn import __version__
-from charrnn.cli.common import command_boundary
 from charrnn.cli.inspect import inspect
 from charrnn.cli.misc import corpus, runs
 from charrnn.cli.plot import plot
 from charrnn.cli.sample import sample
 from charrnn.cli.score import score
+from charrnn.cli.signals import command_boundary
 from charrnn.cli.train import train
 
 # torch warns on import when numpy is absent; charrnn never uses numpy, so users need not see it.

@@ -1,4 +1,5 @@
-"""Plumbing shared by the commands: error mapping, units, shared options, devices, signals."""
+"""Plumbing shared by the commands: error mapping, units, shared options, standard input,
+progress bars, output and its errors (signals and the command boundary: signals.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import errno
 import functools
 import os
 import re
-import signal
 import sys
 from pathlib import Path
 
@@ -18,9 +18,6 @@ from charrnn.errors import CharRNNError
 
 CHECKPOINT_DIR_ENV = "CHARRNN_CHECKPOINT_DIR"
 CACHE_DIR_ENV = "CHARRNN_CACHE_DIR"
-# How an output that cannot take what is written fails: a full disk or quota, a device error, a
-# stdout that was closed (`>&-`), a file over its size limit. EPIPE (the reader left) is no error.
-OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF, errno.EFBIG}
 
 
 def user_errors(fn):
@@ -80,7 +77,7 @@ class Encoding(click.ParamType):
     name = "ENCODING"
 
     def convert(self, value, param, ctx):
-        from charrnn.text.corpus import text_encoding
+        from charrnn.text.decode import text_encoding
 
         try:
             text_encoding(value)
@@ -110,15 +107,15 @@ def read_stdin(
     label: str, encoding: str, quiet: bool = False, text: bool = True
 ) -> tuple[bytes, str]:
     """All of standard input and its text (text=False: checked only, "" returned), read as every
-    file is (corpus.read_all): in chunks, binary content or bytes that are not `encoding` text
+    file is (sources.read_all): in chunks, binary content or bytes that are not `encoding` text
     stopping the reading at the chunk that holds them, with the message train gives."""
-    from charrnn.text.corpus import read_all
+    from charrnn.text.sources import read_all
 
     return read_all(stdin_chunks(1 << 20, quiet), label, encoding, text)
 
 
 def stdin_chunks(size: int = 1 << 16, quiet: bool = False):
-    """Standard input, `size` bytes at a time, for a reader that may stop early (corpus.read_all
+    """Standard input, `size` bytes at a time, for a reader that may stop early (sources.read_all
     checks each chunk as it comes: binary content stops the reading there, as for a file)."""
     with _stdin(quiet) as stream:
         while chunk := stream.read(size):
@@ -174,25 +171,6 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "charrnn"
 
 
-def resolve_device(name: str, index: int = 0):
-    """--device to a torch.device; `index` picks this process's GPU under torchrun."""
-    import torch
-
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", index)
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise click.ClickException("--device cuda was asked for, but no CUDA GPU is available")
-    if name == "cuda":
-        return torch.device("cuda", index)
-    if name == "mps" and not (torch.backends.mps.is_available()):
-        raise click.ClickException("--device mps was asked for, but MPS is not available")
-    return torch.device(name)
-
-
 def device_option(default: str, why: str = ""):
     return click.option(
         "--device",
@@ -237,115 +215,10 @@ def phase_bar(quiet: bool, min_total: int = 1 << 26):
     return progress
 
 
-def quiet_exit_on_closed_pipe():
-    """The reader went away (`| head`): stop quietly, like any Unix filter."""
-    _drop_stdout()
-    sys.exit(0)
-
-
 def say(message: str, quiet: bool = False) -> None:
     """A message for the person at the terminal: stderr, never stdout."""
     if not quiet:
         click.echo(message, err=True)
-
-
-class Interrupted(KeyboardInterrupt):
-    """A stop signal, raised where the command is: the exit status is 128 + `signum` (130 for
-    Ctrl-C, 143 for SIGTERM, 129 for a hang-up), as a shell reports a command a signal ended."""
-
-    def __init__(self, signum: int = signal.SIGINT):
-        super().__init__(signum)
-        self.signum = signum
-
-    @property
-    def status(self) -> int:
-        return 128 + self.signum
-
-
-def exit_status(interrupt: KeyboardInterrupt) -> int:
-    """The exit status for a stop: 128 + its signal (Ctrl-C: 130)."""
-    return interrupt.status if isinstance(interrupt, Interrupted) else 128 + signal.SIGINT
-
-
-# The signals that ask a command to stop. SIGHUP (the terminal went away) only where it is not
-# ignored: `nohup charrnn train ...` must go on.
-STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-
-
-def _installable(signum: int) -> bool:
-    return signum != getattr(signal, "SIGHUP", None) or signal.getsignal(signum) != signal.SIG_IGN
-
-
-@contextlib.contextmanager
-def stop_signals(on_stop):
-    """Route the stop signals to `on_stop`: the first, of any kind, asks for a clean stop; a second
-    one, of any kind, raises Interrupted where the program is (a stop without saving). Yields the
-    list of signals received, first first."""
-    received: list[int] = []
-
-    def handler(signum, frame):
-        received.append(signum)
-        if len(received) > 1:
-            raise Interrupted(signum)
-        on_stop()
-
-    wanted = [s for s in STOP_SIGNALS if _installable(s)]
-    previous = {s: signal.signal(s, handler) for s in wanted}
-    try:
-        yield received
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-@contextlib.contextmanager
-def _signals_interrupt():
-    """SIGTERM and SIGHUP stop a command as Ctrl-C does, by an exception where it is, so that its
-    clean-up runs (a half-written output file is removed) and the exit status names the signal.
-    Outside the main thread (tests calling commands from other threads) nothing changes."""
-
-    def handler(signum, frame):
-        raise Interrupted(signum)
-
-    previous = {}
-    try:
-        for s in STOP_SIGNALS:
-            if s != signal.SIGINT and _installable(s):
-                previous[s] = signal.signal(s, handler)
-    except ValueError:  # not the main thread
-        pass
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-@contextlib.contextmanager
-def command_boundary():
-    """What every command shares at its edge, from start-up on: Ctrl-C exits 130 quietly (as a
-    command does once it handles Ctrl-C itself); a reader that left (`| head`) ends the command
-    quietly with exit 0, like any Unix filter; output that cannot be written (a full disk, a
-    closed stdout) is one `Error:` line and exit 1, never a traceback. SIGTERM and SIGHUP end it
-    as Ctrl-C does (exit 143, 129), with its clean-up run."""
-    if sys.stdout is None:  # started with stdout closed (`>&-`): writing to it must fail, loudly
-        # A read-only fd: each write fails with EBADF, as writing to the closed fd 1 would; holding
-        # it also keeps fd 1 from being reused by a file that would then receive stdout's text.
-        sys.stdout = open(os.open(os.devnull, os.O_RDONLY), "w", encoding="utf-8")  # noqa: SIM115
-    try:
-        with _signals_interrupt():
-            yield
-    except KeyboardInterrupt as e:
-        sys.exit(exit_status(e))
-    except OSError as e:
-        if e.errno == errno.EPIPE:
-            quiet_exit_on_closed_pipe()
-        if e.errno not in OUTPUT_ERRNOS:
-            raise
-        _drop_stdout()
-        raise cannot_write(e) from None
 
 
 def cannot_write(e: OSError, path: str | None = None) -> click.ClickException:
@@ -359,7 +232,7 @@ def cannot_write(e: OSError, path: str | None = None) -> click.ClickException:
     return click.ClickException(f"cannot write the output: {where}{e.strerror or e}{hint}{advice}")
 
 
-def _drop_stdout() -> None:
+def drop_stdout() -> None:
     """Point stdout at /dev/null, so that Python's own final flush of what could not be written
     cannot fail a second time (a traceback at exit)."""
     try:
@@ -383,11 +256,6 @@ def stdout_console(**options):
     return _Console(file=sys.stdout, **options)
 
 
-def utf8_writer(f):
-    """A text stream onto binary file `f`, in UTF-8 (what `charrnn sample -o FILE` writes)."""
-    return codecs.getwriter("utf-8")(f)
-
-
 class Text(click.ParamType):
     """Text given on the command line. Bytes that are not UTF-8 (which Python passes on as
     surrogate escapes) are a usage error that names the option, never text that cannot be printed
@@ -406,15 +274,6 @@ class Text(click.ParamType):
                 ctx,
             )
         return value
-
-
-def json_line(record: dict) -> str:
-    """One JSON object on one line, text kept readable (ensure_ascii=False) but with the characters
-    that JSON leaves raw and line-based readers split at (U+0085, U+2028, U+2029) escaped."""
-    from charrnn import jsonl
-
-    text = jsonl.dumps(record, ensure_ascii=False)
-    return text.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 def not_empty(ctx, param, value):
@@ -444,6 +303,11 @@ def write_output(output: str | None, emit):
         return result[0]
     except OSError as e:
         raise cannot_write(e, output) from None
+
+
+def utf8_writer(f):
+    """A text stream onto binary file `f`, in UTF-8 (what `charrnn sample -o FILE` writes)."""
+    return codecs.getwriter("utf-8")(f)
 
 
 def count(n: int, noun: str) -> str:

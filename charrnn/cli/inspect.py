@@ -18,7 +18,6 @@ from charrnn.cli.common import (
     checkpoint_option,
     count,
     device_option,
-    json_line,
     not_empty,
     say,
     stdin_chunks,
@@ -26,7 +25,9 @@ from charrnn.cli.common import (
     user_errors,
     write_output,
 )
-from charrnn.cli.sample import MAX_SEED, temperature_option
+from charrnn.cli.sample import temperature_option
+from charrnn.defaults import ENCODING, MAX_SEED, UNKNOWN
+from charrnn.jsonl import json_line
 from charrnn.model.config import FIELDS, GATES
 from charrnn.text.vocab import UNKNOWN_POLICIES
 
@@ -139,12 +140,12 @@ Examples:
 @click.option(
     "--unknown",
     type=click.Choice(UNKNOWN_POLICIES),
-    default="error",
+    default=UNKNOWN,
     show_default=True,
     help="Characters the model never saw: refuse, drop or replace them.",
 )
 @click.option(
-    "--encoding", type=Encoding(), default="utf-8", show_default=True, help="Encoding of FILE."
+    "--encoding", type=Encoding(), default=ENCODING, show_default=True, help="Encoding of FILE."
 )
 @click.option(
     "--color",
@@ -167,7 +168,7 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     unit, --find-units and --gates print what the units do, --json writes everything."""
     from charrnn import checkpoint as ckpt
     from charrnn import runs
-    from charrnn.cli.common import resolve_device
+    from charrnn.devices import resolve_device
 
     _check_usage(ctx, file, opts)
     if opts["sample_length"] is not None and opts["prime"] == "-":  # read no more than fits
@@ -417,7 +418,8 @@ def _record(model, vocab, text: str | None, opts):
 
 def _read_text(file: str, label: str, encoding: str, max_chars: int) -> tuple[str, bool]:
     """The first `max_chars` characters of FILE and whether there were more; the rest unread."""
-    from charrnn.text.corpus import decode_chunks, input_file
+    from charrnn.text.decode import decode_chunks
+    from charrnn.text.sources import input_file
 
     if file == "-":
         chunks = stdin_chunks(CHUNK)

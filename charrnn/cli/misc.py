@@ -11,10 +11,10 @@ from charrnn.cli.common import (
     cache_dir,
     checkpoint_dir_option,
     download_bar,
-    json_line,
     stdout_console,
     user_errors,
 )
+from charrnn.jsonl import json_line
 
 
 @click.command(
@@ -131,7 +131,7 @@ def corpus_list():
     """Show the corpora `charrnn train NAME` knows, and whether each is already here."""
     from rich.table import Table
 
-    from charrnn.text.corpus import load_catalog
+    from charrnn.text.catalog import load_catalog
 
     table = Table(box=None)
     for col in ("name", "size", "kind", "here", "description", "licence"):
@@ -158,7 +158,7 @@ Examples:
 def corpus_get(name, quiet):
     """Download (or build) corpus NAME into the cache and print its path on stdout."""
     from charrnn.errors import CorpusError
-    from charrnn.text.corpus import fetch, load_catalog
+    from charrnn.text.catalog import fetch, load_catalog
 
     catalog = load_catalog()
     if name not in catalog:

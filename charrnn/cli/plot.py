@@ -14,13 +14,13 @@ import click
 from charrnn.cli.common import (
     cannot_write,
     checkpoint_dir_option,
-    json_line,
     not_empty,
     say,
     user_errors,
 )
 from charrnn.cli.misc import _shown, _tsv_field
 from charrnn.curves import X_AXES  # no torch: `charrnn --help` stays quick
+from charrnn.jsonl import json_line
 
 EXTRA = "pip install 'charrnn[plot]'"
 FIGURE_TYPES = (".png", ".svg")

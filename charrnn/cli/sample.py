@@ -16,20 +16,16 @@ from charrnn.cli.common import (
     checkpoint_dir_option,
     checkpoint_option,
     device_option,
-    exit_status,
-    json_line,
     not_empty,
     read_stdin,
     say,
     user_errors,
     write_output,
 )
+from charrnn.cli.signals import exit_status
+from charrnn.defaults import ENCODING, MAX_SEED, TEMPERATURE, UNKNOWN
+from charrnn.jsonl import json_line
 from charrnn.text.vocab import UNKNOWN_POLICIES
-
-# Seeds are kept to what every JSON reader holds exactly (an IEEE double's integers), so that the
-# `seed` of `--json` output, given back to --seed, makes the same text. The same bound as
-# charrnn.use.sampler.MAX_SEED, repeated because --help must not import torch to read it.
-MAX_SEED = 2**53 - 1
 
 MAX_LENGTH = 10**9
 PRIME_HINT = "to prime from a stream, pipe it in and use --prime - to read standard input"
@@ -59,7 +55,7 @@ def temperature_option(help: str):
         "--temp",
         "temperature",
         type=Temperatures(),
-        default="0.8",
+        default=str(TEMPERATURE),
         show_default=True,
         help=help,
     )
@@ -114,7 +110,7 @@ Examples:
 )
 @click.option(
     "--prime-file",
-    type=click.Path(),  # read by corpus.input_file, as every command reads a file
+    type=click.Path(),  # read by sources.input_file, as every command reads a file
     metavar="FILE",
     callback=not_empty,
     help="Read the prime from a file.",
@@ -122,14 +118,14 @@ Examples:
 @click.option(
     "--encoding",
     type=Encoding(),
-    default="utf-8",
+    default=ENCODING,
     show_default=True,
     help="Encoding of the prime read from --prime-file or stdin.",
 )
 @click.option(
     "--unknown",
     type=click.Choice(UNKNOWN_POLICIES),
-    default="error",
+    default=UNKNOWN,
     show_default=True,
     help="Prime characters the model never saw: refuse, drop them, "
     "or replace them (é -> e, else a space).",
@@ -188,7 +184,7 @@ def sample(
     """Write new text in the style of a trained run, streamed to stdout as it is generated."""
     from charrnn import checkpoint as ckpt
     from charrnn import runs
-    from charrnn.cli.common import resolve_device
+    from charrnn.devices import resolve_device
     from charrnn.text.vocab import apply_unknown
     from charrnn.use.sampler import SampleConfig, Sampler
 
@@ -355,7 +351,7 @@ class _Job:
 
 def read_prime(prime: str, prime_file: str | None, encoding: str) -> str:
     """The prime: --prime as given, '-' for stdin, or --prime-file."""
-    from charrnn.text.corpus import input_file, read_all
+    from charrnn.text.sources import input_file, read_all
 
     if prime and prime_file:
         raise click.UsageError("give --prime or --prime-file, not both")

@@ -16,6 +16,7 @@ from charrnn.cli.common import (
     say,
     user_errors,
 )
+from charrnn.defaults import ENCODING, UNKNOWN
 from charrnn.text.vocab import UNKNOWN_POLICIES
 
 SCORE_HINT = "to score a stream, pipe it in and use - to read standard input"
@@ -41,13 +42,13 @@ Examples:
 @click.option(
     "--unknown",
     type=click.Choice(UNKNOWN_POLICIES),
-    default="error",
+    default=UNKNOWN,
     show_default=True,
     help="Characters the model never saw: refuse, drop or replace them. With --per-line, "
     "'error' prints nan for such a line (one warning on stderr names them) and goes on.",
 )
 @click.option(
-    "--encoding", type=Encoding(), default="utf-8", show_default=True, help="Encoding of FILE."
+    "--encoding", type=Encoding(), default=ENCODING, show_default=True, help="Encoding of FILE."
 )
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
 @device_option("cpu")
@@ -58,9 +59,9 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
     typical of what the model was trained on."""
     from charrnn import checkpoint as ckpt
     from charrnn import runs
-    from charrnn.cli.common import resolve_device
+    from charrnn.devices import resolve_device
     from charrnn.errors import CheckpointError, CorpusError
-    from charrnn.text.corpus import input_file, read_all
+    from charrnn.text.sources import input_file, read_all
     from charrnn.text.vocab import apply_unknown
     from charrnn.use.scoring import score_text
 

@@ -20,15 +20,15 @@ from charrnn.cli.common import (
     count,
     device_option,
     download_bar,
-    exit_status,
     not_empty,
     phase_bar,
     read_stdin,
-    resolve_device,
     say,
-    stop_signals,
     user_errors,
 )
+from charrnn.cli.signals import exit_status, stop_signals
+from charrnn.defaults import CELL, ENCODING, SAMPLE_LENGTH, SEED, SIZE, TEMPERATURE, VAL_FRAC
+from charrnn.devices import resolve_device
 from charrnn.model.config import CELLS
 from charrnn.model.presets import FINE_TUNE, MEDIUM_FROM_CHARS, PRESETS
 
@@ -101,7 +101,7 @@ Examples:
 @click.option(
     "--size",
     type=click.Choice(["auto", *PRESETS]),
-    default="auto",
+    default=SIZE,
     show_default=True,
     help="Model preset: tiny 1x128, small 1x512, medium 1x768, large 3x512; auto times a few "
     f"steps of medium here and picks it if it can train {MEDIUM_FROM_CHARS / 1e6:g}M+ characters "
@@ -111,7 +111,7 @@ Examples:
 @click.option(
     "--cell",
     type=click.Choice(CELLS, case_sensitive=False),
-    default="lstm",
+    default=CELL,
     show_default=True,
     help="The recurrent cell: lstm (cell state + forget/input/output gates), gru (reset/update "
     "gates), or rnn (vanilla tanh RNN: short memory). --size gives each about the same number "
@@ -174,14 +174,14 @@ Examples:
 @click.option(
     "--val-frac",
     type=Number(0, 1, min_open=True, max_open=True),
-    default=0.1,
+    default=VAL_FRAC,
     show_default=True,
     help="Share of the text, at its end, to validate on.",
 )
 @click.option(
     "--seed",
     type=click.IntRange(0, 2**63 - 1),
-    default=1337,
+    default=SEED,
     show_default=True,
     help="Seed of the run (0 to 2^63-1, what torch takes).",
 )
@@ -194,21 +194,25 @@ Examples:
 @click.option(
     "--sample-length",
     type=click.IntRange(1),
-    default=200,
+    default=SAMPLE_LENGTH,
     show_default=True,
     help="Characters per --sample-every sample.",
 )
 @click.option(
     "--sample-temp",
     type=Number(0),
-    default=0.8,
+    default=TEMPERATURE,
     show_default=True,
     help="Temperature of the --sample-every samples.",
 )
 @click.option("--sample-prime", default="", help="Text the --sample-every samples continue.")
 @device_option("auto")
 @click.option(
-    "--encoding", type=Encoding(), default="utf-8", show_default=True, help="The corpus's encoding."
+    "--encoding",
+    type=Encoding(),
+    default=ENCODING,
+    show_default=True,
+    help="The corpus's encoding.",
 )
 @checkpoint_dir_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
@@ -281,8 +285,8 @@ def _given(ctx, name: str) -> bool:
 def _load_corpus(specs, encoding, quiet, d):
     """The corpus as memory-mapped ids, encoded once and then read from the cache (under torchrun
     the first rank of each machine encodes; the others wait, then find it cached)."""
-    from charrnn.text.corpus import resolve
     from charrnn.text.encoded import encode_corpus
+    from charrnn.text.resolve import resolve
 
     # Read as resolve reads a pipe: checked as it comes, so binary stops it at the first chunk.
     stdin = read_stdin("standard input", encoding, quiet, text=False)[0] if "-" in specs else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from charrnn.defaults import CELL
 from charrnn.model.config import ModelConfig, parameter_count
 
 
@@ -35,7 +36,7 @@ class Preset:
     def describe(self) -> str:
         return f"{self.num_layers}x{self.hidden_size}"
 
-    def model_config(self, vocab_size: int, cell: str = "lstm") -> ModelConfig:
+    def model_config(self, vocab_size: int, cell: str = CELL) -> ModelConfig:
         return ModelConfig(
             vocab_size=vocab_size,
             embedding_dim=self.embedding_dim,

@@ -23,10 +23,12 @@ from pathlib import Path
 import torch
 
 from charrnn import jsonl
+from charrnn.defaults import ENCODING
 from charrnn.errors import CorpusError, VocabError
 from charrnn.fsutil import atomic_write, cannot_write
-from charrnn.text.corpus import CHUNK, OTHER_CACHE, Corpus, Sources, cache_writing, empty_message
+from charrnn.text.cache import OTHER_CACHE, cache_writing, make_cache_dir
 from charrnn.text.data import check_vocab, code_points, encode, id_dtype
+from charrnn.text.sources import CHUNK, Corpus, Sources, empty_message
 from charrnn.text.vocab import CharVocab
 
 FORMAT = 4  # bump when the layout or the decoding rules change: old entries are then misses
@@ -47,7 +49,7 @@ class EncodedCorpus:
     key: str  # the cache key: SHA-256 of the raw bytes and the encoding
     hit: bool  # found in the cache (False: encoded now)
     rebuilt: str | None = None  # why a damaged cache entry was encoded again, if one was
-    encoding: str = "utf-8"  # what the sources were read with (a resume reads them so again)
+    encoding: str = ENCODING  # what the sources were read with (a resume reads them so again)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -67,7 +69,7 @@ def encode_corpus(
             return _result(ids, meta, sources, key, hit=True)
         except _Damaged as e:
             rebuilt = str(e)
-    _mkdir(folder)
+    make_cache_dir(folder)
     with cache_writing(folder):  # removes what an encoding killed midway left
         meta = _build(sources, key, meta_path, ids_path, progress)
     ids = _map(ids_path, meta)
@@ -240,15 +242,6 @@ def encode_text(text: str, name: str = "text") -> EncodedCorpus:
     check_vocab(vocab)
     sha = Corpus(text=text, name=name).sha256  # as encode_corpus computes it for the same text
     return EncodedCorpus(encode(text, vocab), vocab, name, [], sha, key=sha, hit=False)
-
-
-def _mkdir(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CorpusError(
-            cannot_write(folder, e, OTHER_CACHE, doing="create the corpus cache")
-        ) from None
 
 
 def _write(path: Path, write) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from charrnn.defaults import UNKNOWN
 from charrnn.errors import VocabError
 
 
@@ -77,7 +78,7 @@ _LOOKALIKES = {"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–"
 
 
 def apply_unknown(
-    text: str, vocab: CharVocab, policy: str = "error", what: str = "the prime"
+    text: str, vocab: CharVocab, policy: str = UNKNOWN, what: str = "the prime"
 ) -> str:
     """Text the vocabulary can read: unknown characters are an error, skipped, or replaced."""
     if not (set(text) - set(vocab.index)):

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from charrnn import checkpoint
+from charrnn.defaults import CELL, SIZE
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError
 from charrnn.model.network import CELLS, CharRNN, ModelConfig, grown_weights
 from charrnn.model.presets import FINE_TUNE, PRESETS, Choice, Preset, choose, for_cell
@@ -49,7 +50,7 @@ def start_run(
     run: RunDir | str | os.PathLike,
     *,
     replace: bool = False,
-    size: str = "auto",
+    size: str = SIZE,
     cell: str | None = None,
     model: dict | None = None,
     train: dict | None = None,
@@ -84,7 +85,7 @@ def start_run(
         )
     if init_from is not None:
         return _start_from(corpus, run, Path(init_from), size, cell, model, train, device, dist)
-    cell = cell or "lstm"
+    cell = cell or CELL
     if all(train.get(k) is None for k in BUDGETS):
         train["max_time"] = DEFAULT_TIME
     choice = _choose(size, cell, model, train, corpus, device, dist)

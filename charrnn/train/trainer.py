@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn import checkpoint
+from charrnn.defaults import SEED, VAL_FRAC
 from charrnn.errors import CheckpointError, TrainingError
 from charrnn.model.network import (
     CharRNN,
@@ -58,7 +59,7 @@ class TrainConfig:
     warmup_steps: int = 50
     weight_decay: float = 0.01  # of the weight matrices, not the biases; presets set theirs
     grad_clip: float = 1.0
-    val_frac: float = 0.1
+    val_frac: float = VAL_FRAC
     # Evaluate on at most this many characters from the start of the validation split: enough to
     # rank checkpoints, and an evaluation of a 1 GB corpus's 100 MB split would take an hour.
     max_val_chars: int = 250_000
@@ -73,7 +74,7 @@ class TrainConfig:
     # Early stopping: stop after this many evaluations in a row without a new best validation
     # loss (best.pt holds the best); None: train to the budget.
     patience: int | None = None
-    seed: int = 1337
+    seed: int = SEED
     max_rollbacks: int = 3  # give up after this many rollbacks in a row without a good checkpoint
     # Each step, each stream restarts from a zero state with this chance, wherever it is in the
     # text. Why: sampling, scoring and validation all begin from a zero state, but stateful

@@ -21,13 +21,12 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from charrnn.defaults import MAX_SEED, SAMPLE_LENGTH, TEMPERATURE
 from charrnn.errors import ConfigError
 from charrnn.model.network import CharRNN, expand_state
 from charrnn.text.vocab import CharVocab
 from charrnn.threads import ThreadTuner, timed, usable_cores
 
-# Seeds go into JSON; up to 2^53-1 every JSON reader (an IEEE double) keeps them exactly.
-MAX_SEED = 2**53 - 1
 # Multiply-adds per step from which a sampling step is worth sharing among threads (see
 # sampling_threads): -n 64 of a 1x512 model, about.
 PARALLEL_MACS = 64_000_000
@@ -37,7 +36,7 @@ PARALLEL_MACS = 64_000_000
 class SampleConfig:
     """How to pick each next character."""
 
-    temperature: Sequence[float] = (0.8,)  # cycled per character; 0 = the likeliest character
+    temperature: Sequence[float] = (TEMPERATURE,)  # cycled per character; 0 = the likeliest one
     top_k: int | None = None  # keep only the k most likely characters
     top_p: float | None = None  # keep the smallest set whose probability reaches p (nucleus)
     seed: int | None = None  # None: a fresh random seed
@@ -179,8 +178,8 @@ def sample_text(
     model: CharRNN,
     vocab: CharVocab,
     prime: str = "",
-    length: int = 200,
-    temperature: float = 0.8,
+    length: int = SAMPLE_LENGTH,
+    temperature: float = TEMPERATURE,
     seed: int = 0,
 ) -> str:
     """A short sample, to watch a model learn during training: it draws from its own Generator

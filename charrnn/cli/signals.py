@@ -1,0 +1,116 @@
+"""Stop signals and exit statuses, and the edge every command runs inside (command_boundary):
+Ctrl-C, SIGTERM and SIGHUP end a command with its clean-up run and 128 + the signal's number."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import sys
+
+from charrnn.cli.common import cannot_write, drop_stdout
+
+# How an output that cannot take what is written fails: a full disk or quota, a device error, a
+# stdout that was closed (`>&-`), a file over its size limit. EPIPE (the reader left) is no error.
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF, errno.EFBIG}
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal, raised where the command is: the exit status is 128 + `signum` (130 for
+    Ctrl-C, 143 for SIGTERM, 129 for a hang-up), as a shell reports a command a signal ended."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def status(self) -> int:
+        return 128 + self.signum
+
+
+def exit_status(interrupt: KeyboardInterrupt) -> int:
+    """The exit status for a stop: 128 + its signal (Ctrl-C: 130)."""
+    return interrupt.status if isinstance(interrupt, Interrupted) else 128 + signal.SIGINT
+
+
+# The signals that ask a command to stop. SIGHUP (the terminal went away) only where it is not
+# ignored: `nohup charrnn train ...` must go on.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+def _installable(signum: int) -> bool:
+    return signum != getattr(signal, "SIGHUP", None) or signal.getsignal(signum) != signal.SIG_IGN
+
+
+@contextlib.contextmanager
+def stop_signals(on_stop):
+    """Route the stop signals to `on_stop`: the first, of any kind, asks for a clean stop; a second
+    one, of any kind, raises Interrupted where the program is (a stop without saving). Yields the
+    list of signals received, first first."""
+    received: list[int] = []
+
+    def handler(signum, frame):
+        received.append(signum)
+        if len(received) > 1:
+            raise Interrupted(signum)
+        on_stop()
+
+    wanted = [s for s in STOP_SIGNALS if _installable(s)]
+    previous = {s: signal.signal(s, handler) for s in wanted}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGTERM and SIGHUP stop a command as Ctrl-C does, by an exception where it is, so that its
+    clean-up runs (a half-written output file is removed) and the exit status names the signal.
+    Outside the main thread (tests calling commands from other threads) nothing changes."""
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {}
+    try:
+        for s in STOP_SIGNALS:
+            if s != signal.SIGINT and _installable(s):
+                previous[s] = signal.signal(s, handler)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def command_boundary():
+    """What every command shares at its edge, from start-up on: Ctrl-C exits 130 quietly (as a
+    command does once it handles Ctrl-C itself); a reader that left (`| head`) ends the command
+    quietly with exit 0, like any Unix filter; output that cannot be written (a full disk, a
+    closed stdout) is one `Error:` line and exit 1, never a traceback. SIGTERM and SIGHUP end it
+    as Ctrl-C does (exit 143, 129), with its clean-up run."""
+    if sys.stdout is None:  # started with stdout closed (`>&-`): writing to it must fail, loudly
+        # A read-only fd: each write fails with EBADF, as writing to the closed fd 1 would; holding
+        # it also keeps fd 1 from being reused by a file that would then receive stdout's text.
+        sys.stdout = open(os.open(os.devnull, os.O_RDONLY), "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        with _signals_interrupt():
+            yield
+    except KeyboardInterrupt as e:
+        sys.exit(exit_status(e))
+    except OSError as e:
+        if e.errno == errno.EPIPE:
+            drop_stdout()  # the reader went away (`| head`): stop quietly, like any Unix filter
+            sys.exit(0)
+        if e.errno not in OUTPUT_ERRNOS:
+            raise
+        drop_stdout()
+        raise cannot_write(e) from None

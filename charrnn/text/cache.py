@@ -1,0 +1,79 @@
+"""The corpus cache folder: downloaded and built corpora, and encoded ones (encoded.py), written
+by any number of processes at once under a shared lock; a folder no one writes in is swept of
+what killed writers left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from charrnn.errors import CorpusError
+from charrnn.fsutil import cannot_write
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; stale temporaries are then left for `corpus cache --clear`
+    fcntl = None
+
+OTHER_CACHE = "point CHARRNN_CACHE_DIR at another folder"  # how to put the cache elsewhere
+
+
+def make_cache_dir(folder: Path) -> None:
+    """Create `folder` of the cache (and its parents) if it is missing; CorpusError if it cannot."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CorpusError(
+            cannot_write(folder, e, OTHER_CACHE, doing="create the corpus cache")
+        ) from None
+
+
+@contextlib.contextmanager
+def cache_writing(folder: Path, temporaries: str = ".*.tmp") -> Iterator[int]:
+    """Write files into cache `folder` (made already) under a shared lock on it; when no other
+    process is writing there, first remove the temporaries (files matching the glob pattern
+    `temporaries`) a killed writer left; yields the bytes that freed.
+
+    Every writer holds the folder's flock shared, so an exclusive one, got without waiting, proves
+    that every `.NAME.*.tmp` of atomic_write in it is stale. The kernel drops the lock of a dead
+    process, even one killed by SIGKILL.
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # the writes that follow will say what is wrong with the folder
+        yield 0
+        return
+    try:
+        freed = sweep_temporaries(folder, temporaries) if _try_lock(fd) else 0
+        if fcntl:
+            with contextlib.suppress(OSError):  # a file system without flock: no sweeping
+                fcntl.flock(fd, fcntl.LOCK_SH)  # (converts the exclusive lock, if we had it)
+        yield freed
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def sweep_temporaries(folder: Path, pattern: str = ".*.tmp") -> int:
+    """Remove atomic_write's temporaries in `folder` (call only when no writer is at work there);
+    returns the bytes freed."""
+    freed = 0
+    for tmp in folder.glob(pattern):
+        with contextlib.suppress(OSError):
+            size = tmp.stat().st_size
+            tmp.unlink()
+            freed += size
+    return freed
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the exclusive lock on `fd` if no one holds any; False if someone does (or no flock)."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True

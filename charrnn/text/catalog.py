@@ -1,0 +1,208 @@
+"""The corpora known by name: the catalog (catalog.json: public corpora, downloaded once and
+verified by their SHA-256) and the built-in ones, made offline from this machine's own files.
+
+Either is fetched into the cache folder (cache.py) on first use and read from there as a file.
+No printing: downloads report progress through a callback the caller supplies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import sysconfig
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from charrnn.errors import CorpusError
+from charrnn.fsutil import atomic_write, cannot_write
+from charrnn.text.cache import OTHER_CACHE, cache_writing, make_cache_dir
+from charrnn.text.recall import recall_text
+from charrnn.text.sources import input_file, read_all
+
+Progress = Callable[[int, int | None], None]  # (bytes done, bytes in all or None)
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One corpus the tool knows by name: downloaded (url + sha256) or built offline (builtin)."""
+
+    name: str
+    description: str
+    size: int
+    licence: str
+    url: str | None = None
+    sha256: str | None = None
+    builtin: bool = False
+
+    def cache_file(self, cache_dir: Path) -> Path:
+        if self.builtin:  # built from this machine's own files, which differ per Python version
+            return cache_dir / f"{self.name}-py{sys.version_info[0]}.{sys.version_info[1]}.txt"
+        return cache_dir / f"{self.name}.txt"
+
+
+def catalog_path() -> Path:
+    """The catalog file: $CHARRNN_CATALOG, else the one that ships inside the package."""
+    if env := os.environ.get("CHARRNN_CATALOG"):
+        return Path(env)
+    path = Path(__file__).resolve().parent / "catalog.json"
+    if not path.is_file():
+        raise CorpusError("the corpus catalog is missing from this installation; reinstall charrnn")
+    return path
+
+
+_CATALOG_HINT = "point CHARRNN_CATALOG at a JSON file"
+
+
+def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
+    """name -> entry, in catalog order; a catalog that is not as documented is a CorpusError."""
+    path = path or catalog_path()
+    label = f"the corpus catalog {path}"
+    try:  # read as every file a user names is read: no device, in chunks, no binary content
+        _, text = read_all(input_file(path, label, _CATALOG_HINT).chunks(), label)
+        raw = json.loads(text)
+    except (OSError, ValueError, RecursionError) as e:
+        reason = getattr(e, "strerror", None) or e
+        raise CorpusError(f"cannot read the corpus catalog {path}: {reason}") from None
+    try:
+        entries = _catalog_entries(raw)
+    except ValueError as e:
+        raise CorpusError(
+            f"the corpus catalog {path} is malformed: {e}; fix it, or point CHARRNN_CATALOG "
+            "at a good one"
+        ) from None
+    return {e.name: e for e in entries}
+
+
+_FIELDS = {"name": str, "description": str, "size": int, "licence": str, "url": str}
+_FIELDS |= {"sha256": str, "builtin": bool}
+_REQUIRED = ("name", "description", "size", "licence")
+
+
+def _catalog_entries(raw) -> list[CatalogEntry]:
+    """The entries of a parsed catalog, checked field by field (ValueError says what is wrong)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("corpora"), list):
+        raise ValueError('it must be a JSON object with a list "corpora"')
+    entries = []
+    for i, e in enumerate(raw["corpora"], 1):
+        what = f"entry {i}" + (f" ({e['name']!r})" if isinstance(e, dict) and "name" in e else "")
+        if not isinstance(e, dict):
+            raise ValueError(f"{what} is not a JSON object")
+        if unknown := sorted(set(e) - set(_FIELDS)):
+            raise ValueError(f"{what} has an unknown field {unknown[0]!r}")
+        if missing := [k for k in _REQUIRED if k not in e]:
+            raise ValueError(f"{what} has no {missing[0]!r}")
+        for k, v in e.items():
+            if not isinstance(v, _FIELDS[k]) or (_FIELDS[k] is int and isinstance(v, bool)):
+                raise ValueError(f"{what}: {k!r} must be a {_FIELDS[k].__name__}, not {v!r}")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", e["name"]):
+            raise ValueError(f"{what}: the name may hold only letters, digits, '.', '_' and '-'")
+        if e["size"] <= 0:
+            raise ValueError(f"{what}: 'size' must be more than zero")
+        if e.get("builtin"):
+            if e["name"] not in BUILTINS:
+                raise ValueError(f"{what} is not a built-in corpus ({', '.join(BUILTINS)} are)")
+        elif not e.get("url") or not re.fullmatch(r"[0-9a-f]{64}", e.get("sha256", "")):
+            raise ValueError(f"{what} needs a 'url' and a 'sha256' (64 hex digits), or 'builtin'")
+        if e["name"] in {x.name for x in entries}:
+            raise ValueError(f"{what} repeats the name {e['name']!r}")
+        entries.append(CatalogEntry(**e))
+    return entries
+
+
+def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None) -> Path:
+    """The cached file of a catalog corpus, downloading (and verifying) or building it if needed."""
+    target = entry.cache_file(cache_dir)
+    if target.is_file():
+        return target
+    make_cache_dir(cache_dir)
+    with cache_writing(cache_dir, f".{target.name}.*.tmp"):  # the folder may hold others' files
+        if entry.builtin:
+            text = build_builtin(entry.name, entry.size).encode("utf-8")
+            try:
+                atomic_write(target, lambda f: f.write(text))
+            except OSError as e:
+                raise CorpusError(cannot_write(target, e, OTHER_CACHE)) from None
+        else:
+            download(entry, target, progress)
+    return target
+
+
+def download(entry: CatalogEntry, target: Path, progress: Progress | None = None) -> None:
+    """Stream entry.url into `target`, verifying its SHA-256; a bad download leaves nothing."""
+    assert entry.url and entry.sha256
+
+    def write(out) -> None:
+        digest, done = hashlib.sha256(), 0
+        with urllib.request.urlopen(entry.url, timeout=30) as resp:
+            total = int(resp.headers.get("Content-Length") or 0) or entry.size
+            while chunk := resp.read(1 << 16):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+        if digest.hexdigest() != entry.sha256:
+            raise CorpusError(
+                f"the download of {entry.name} from {entry.url} does not match its SHA-256 "
+                f"(got {digest.hexdigest()[:16]}..., expected {entry.sha256[:16]}...); "
+                "it was discarded: try again later, or download it yourself and pass its path"
+            )
+
+    try:
+        atomic_write(target, write)
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        if isinstance(e, OSError) and e.filename == str(target):  # writing failed, not the network
+            raise CorpusError(cannot_write(target, e, OTHER_CACHE)) from None
+        reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
+        if isinstance(e, urllib.error.HTTPError):
+            reason = f"HTTP {e.code} {e.reason}"
+        raise CorpusError(
+            f"cannot download {entry.name} from {entry.url}: {reason}; check your connection, "
+            "or download the file yourself and pass its path"
+        ) from None
+
+
+def build_builtin(name: str, size: int) -> str:
+    """Build a built-in corpus offline from files every Python installation has."""
+    if name not in BUILTINS:
+        raise CorpusError(f"unknown built-in corpus {name!r}")
+    return BUILTINS[name](size)
+
+
+def python_stdlib_text(size: int) -> str:
+    """About `size` characters of this Python's standard library source, in a fixed order.
+
+    Test suites and vendored packages are left out; each file is preceded by a comment naming it,
+    which the model learns to write too.
+    """
+    root = Path(sysconfig.get_paths()["stdlib"])
+    skip = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
+    parts, total = [], 0
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if skip & set(rel.parts):
+            continue
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        part = f"# {rel.as_posix()}\n{source.rstrip()}\n\n"
+        parts.append(part)
+        total += len(part)
+        if total >= size:
+            break
+    if not parts:
+        raise CorpusError(f"no Python source found under {root} to build the pystdlib corpus")
+    return "".join(parts).replace("\r\n", "\n").replace("\r", "\n")
+
+
+BUILTINS = {  # built-in corpus name -> its builder(size)
+    "pystdlib": python_stdlib_text,
+    "recall": recall_text,  # the recall task of use/memory.py: seed 0, the same on every machine
+}

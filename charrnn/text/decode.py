@@ -1,0 +1,130 @@
+"""Bytes to text: a text encoding's name checked, strict incremental decoding whose errors name
+the file and the byte offset, a byte-order mark dropped, and \\r\\n or a lone \\r read as \\n.
+
+Plain Python: every command's reading (sources.py) decodes through here.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterable, Iterator
+
+from charrnn.defaults import ENCODING
+from charrnn.errors import CorpusError
+
+ENCODINGS = "any text encoding Python knows, e.g. utf-8, utf-16, latin-1 or cp1252"
+
+
+def decode_bytes(data: bytes, label: str, encoding: str = ENCODING) -> str:
+    """bytes -> text with a byte-order mark dropped and \\r\\n or lone \\r read as \\n."""
+    return "".join(decode_chunks([data], label, encoding))
+
+
+def decode_chunks(chunks: Iterable[bytes], label: str, encoding: str = ENCODING) -> Iterator[str]:
+    """Decode a file arriving in chunks, as decode_bytes does the whole: errors name the offset
+    in the file, a \\r\\n split across two chunks is still one line end."""
+    decoder = Decoder(label, encoding)
+    first, cr = True, False  # a \\r held back
+    for chunk in _then_none(chunks):  # None: the end, to flush the decoder
+        final = chunk is None
+        text = decoder.decode(b"" if final else chunk, final)
+        if first and text:
+            first = False
+            # A byte-order mark, whatever the encoding; but UTF-16/32's codec has dropped the
+            # file's own already, and a U+FEFF after it is text.
+            if text.startswith("\ufeff") and not decoder.drops_bom:
+                text = text[1:]
+        if cr:
+            text = "\r" + text
+        cr = not final and text.endswith("\r")  # its \\n may open the next chunk
+        if cr:
+            text = text[:-1]
+        if text:
+            yield text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+class Decoder:
+    """Incremental strict decoding whose errors name the file and the byte offset in it."""
+
+    def __init__(self, label: str, encoding: str = ENCODING):
+        codec = text_encoding(encoding)
+        # utf-8-sig counts error offsets after the BOM it drops: decode_chunks drops it instead
+        self.decoder = codecs.getincrementaldecoder("utf-8" if codec == "utf-8-sig" else codec)()
+        self.label, self.encoding, self.offset = label, codec, 0  # offset: bytes decoded so far
+        self.nul_is_text = _nul_is_text(codec)
+        # UTF-16/32 must start with a byte-order mark. Python's incremental decoder refuses a
+        # file without one when it comes in several chunks, but reads it as little-endian when it
+        # comes in one: so the mark is checked here, on the first bytes, whatever the chunks.
+        self.head = b"" if codec in _BOMS else None
+        self.drops_bom = codec in _BOMS  # the codec reads the mark and drops it itself
+
+    def decode(self, chunk: bytes, final: bool = False) -> str:
+        if not self.nul_is_text and b"\x00" in chunk:  # binary, whatever else is wrong with it
+            raise CorpusError(
+                f"{self.label} looks like a binary file (NUL byte at offset "
+                f"{self.offset + chunk.index(0)}); give text files, or pass --encoding if it "
+                "is UTF-16 or UTF-32 text"
+            )
+        if self.head is not None:
+            chunk, self.head = self.head + chunk, None
+            width = len(_BOMS[self.encoding][0])
+            if len(chunk) < width and not final:
+                self.head = chunk
+                return ""
+            if len(chunk) >= width and not chunk.startswith(_BOMS[self.encoding]):
+                raise CorpusError(self._no_byte_order_mark())
+        start = self.offset - len(self.decoder.getstate()[0])  # of the bytes held back, if any
+        try:
+            text = self.decoder.decode(chunk, final)
+        except UnicodeError as e:  # incl. UTF-16/32 without a byte-order mark, and codec bugs
+            raise CorpusError(self._undecodable(e, start)) from None
+        self.offset += len(chunk)
+        return text
+
+    def _no_byte_order_mark(self) -> str:
+        return (
+            f"{self.label} is not valid {self.encoding} text: it does not start with a byte-order "
+            f"mark (offset 0); pass --encoding {self.encoding}-le or --encoding "
+            f"{self.encoding}-be for its byte order"
+        )
+
+    def _undecodable(self, e: UnicodeError, start: int) -> str:
+        what = f"{self.label} is not valid {self.encoding} text"
+        if isinstance(e, UnicodeDecodeError) and e.start < len(e.object):
+            return (
+                f"{what}: byte 0x{e.object[e.start]:02x} at offset {start + e.start} cannot be "
+                "decoded; pass --encoding (e.g. --encoding latin-1) if the file uses another "
+                "encoding"
+            )
+        return f"{what}: {str(e).rstrip('.')} (at offset {start}); pass --encoding for its encoding"
+
+
+_BOMS = {  # the byte-order marks a file in these encodings must start with
+    "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
+    "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
+}
+
+
+def _then_none(chunks: Iterable[bytes]) -> Iterator[bytes | None]:
+    yield from chunks
+    yield None
+
+
+def text_encoding(name: str) -> str:
+    """The canonical name of text encoding `name`; CorpusError for an unknown name or a codec
+    that does not turn bytes into text (hex, base64, rot13, zlib...)."""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        raise CorpusError(f"unknown encoding {name!r}; use {ENCODINGS}") from None
+    if not info._is_text_encoding:  # the flag Python's own str.encode checks
+        raise CorpusError(f"{name!r} is not a text encoding; use {ENCODINGS}")
+    return info.name
+
+
+def _nul_is_text(codec: str) -> bool:
+    """True for encodings whose text holds NUL bytes (UTF-16, UTF-32): there NUL is not binary."""
+    try:
+        return b"\x00" in "a".encode(codec)
+    except UnicodeError:
+        return False

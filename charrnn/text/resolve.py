@@ -1,0 +1,110 @@
+"""What the user named -> Sources to stream (or, for small texts, a Corpus in memory): files,
+folders of text files, "-" for standard input, pipes, and the names of the catalog.
+
+    resolve(specs) -> Sources -> encoded.encode_corpus -> ids, or load_corpus(specs) -> Corpus
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+from charrnn.defaults import ENCODING
+from charrnn.errors import CorpusError
+from charrnn.text.catalog import Progress, fetch, load_catalog
+from charrnn.text.decode import text_encoding
+from charrnn.text.sources import (
+    Corpus,
+    Source,
+    Sources,
+    empty_message,
+    folder_sources,
+    read_all,
+    refuse_devices,
+)
+
+TRAIN_HINT = "to train on a stream, pipe it in and use - to read standard input"
+
+
+def resolve(
+    specs: Sequence[str],
+    cache_dir: Path,
+    encoding: str = ENCODING,
+    stdin: bytes | None = None,
+    progress: Progress | None = None,
+) -> Sources:
+    """Find every source: a file, a folder of text files (others are skipped: see sources.sniff),
+    "-" for stdin, a named pipe (read once, whole, like stdin), or a catalog name."""
+    if not specs:
+        raise CorpusError("no corpus given; pass a text file, a folder, '-' for stdin, or a name")
+    encoding = text_encoding(encoding)
+    files, origins, skipped = [], [], []
+    for spec in specs:
+        found, origin, left_out = _resolve_one(spec, cache_dir, encoding, stdin, progress)
+        files += found
+        skipped += left_out
+        origins.append(origin)
+    return Sources(files, _default_name(specs[0]), origins, encoding, skipped)
+
+
+def load_corpus(
+    specs: Sequence[str],
+    cache_dir: Path,
+    encoding: str = ENCODING,
+    stdin: bytes | None = None,
+    progress: Progress | None = None,
+) -> Corpus:
+    """The whole corpus as one str in memory (for small texts; training streams it instead)."""
+    sources = resolve(specs, cache_dir, encoding, stdin, progress)
+    text = "".join(sources.text_chunks())
+    if not text:
+        raise CorpusError(empty_message(specs))
+    return Corpus(text=text, name=sources.name, sources=sources.origins)
+
+
+def _resolve_one(spec, cache_dir, encoding, stdin, progress) -> tuple[list[Source], str, list]:
+    """The files of one spec, its origin, and the files of a folder skipped as not text."""
+    if spec == "-":
+        if stdin is None:
+            raise CorpusError("'-' means standard input, but none was given")
+        return [Source("standard input", data=stdin)], "-", []
+    path = Path(spec).expanduser()
+    mode = _mode(path)
+    if stat.S_ISDIR(mode):
+        text, skipped = folder_sources(path, encoding)
+        return text, str(path.resolve()), skipped
+    if mode:
+        refuse_devices(str(path), mode, "a file, a folder or a pipe", TRAIN_HINT)
+    if stat.S_ISREG(mode):
+        return [Source(str(path), path=path)], str(path.resolve()), []
+    if stat.S_ISFIFO(mode):  # a pipe or <(...) can be read only once: read it whole, as stdin
+        data, _ = read_all(Source(str(path), path=path).chunks(), str(path), encoding, text=False)
+        return [Source(str(path), data=data)], os.path.abspath(path), []
+    catalog = load_catalog()
+    if spec in catalog:
+        target = fetch(catalog[spec], cache_dir, progress)
+        return [Source(str(target), path=target)], spec, []
+    raise CorpusError(
+        f"no such file, folder or corpus: {spec!r}; `charrnn corpus list` shows the named corpora"
+    )
+
+
+def _mode(path: Path) -> int:
+    """What `path` is (stat's st_mode, following links), or 0 where nothing is."""
+    try:
+        return path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the name
+        return 0
+    except OSError as e:
+        raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _default_name(spec: str) -> str:
+    if spec == "-":
+        return "stdin"
+    if spec.startswith(("/dev/fd/", "/proc/")):  # <(...): its name is a number
+        return "pipe"
+    name = Path(spec.rstrip("/\\")).stem
+    return name or "corpus"

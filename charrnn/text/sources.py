@@ -1,0 +1,194 @@
+"""Reading what the user named: files, folders of text files, pipes and standard input, as
+Sources read in chunks and decoded (decode.py) to text with \\n line ends. Every command reads
+its files by these rules, as train does.
+
+Plain Python, no printing: turning the text into ids is encoded.py's job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import stat
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from charrnn.defaults import ENCODING
+from charrnn.errors import CorpusError
+from charrnn.text.decode import Decoder, decode_chunks
+
+CHUNK = 1 << 24  # bytes read at a time: a corpus of any size streams through a fixed buffer
+SNIFF = 8192  # bytes of a file in a folder that decide whether it is text (git reads 8000)
+STREAM_HINT = "to read a stream, pipe it in and use - to read standard input"
+
+
+@dataclass
+class Corpus:
+    """Text ready to encode, with where it came from (stored in checkpoints for resuming)."""
+
+    text: str
+    name: str  # a default run name: the first source's file name without its extension
+    sources: list[str] = field(default_factory=list)  # absolute paths, catalog names, or "-"
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass
+class Source:
+    """One file of a corpus, or bytes already in memory (standard input), read in chunks."""
+
+    label: str  # what messages call it: a path, or "standard input"
+    path: Path | None = None
+    data: bytes | None = None
+
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else _stat(self.path).st_size
+
+    def chunks(self, size: int | None = None) -> Iterator[bytes]:
+        size = size or CHUNK
+        if self.data is not None:
+            yield from (self.data[i : i + size] for i in range(0, len(self.data), size))
+            return
+        try:
+            with open(self.path, "rb") as f:
+                while chunk := f.read(size):
+                    yield chunk
+        except OSError as e:
+            raise CorpusError(f"cannot read {self.path}: {e.strerror or e}") from None
+
+
+@dataclass
+class Sources:
+    """What the user named, resolved to files in reading order."""
+
+    files: list[Source]
+    name: str  # a default run name
+    origins: list[str]  # one per spec: absolute path, catalog name, or "-" (kept in checkpoints)
+    encoding: str = ENCODING
+    skipped: list[str] = field(default_factory=list)  # files of folders left out as not text
+
+    def text_chunks(self) -> Iterator[str]:
+        """The whole corpus as normalised text, in pieces; files joined so none runs into the next
+        mid-line (a newline follows a file that does not end with one, unless it is the last)."""
+        ends_line = True
+        for i, src in enumerate(self.files):
+            for piece in decode_chunks(src.chunks(), src.label, self.encoding):
+                yield piece
+                ends_line = piece.endswith("\n")
+            if not ends_line and i < len(self.files) - 1:
+                yield "\n"
+                ends_line = True
+
+    def total_bytes(self) -> int:
+        return sum(s.size() for s in self.files)
+
+
+def _stat(path: Path) -> os.stat_result:
+    try:
+        return path.stat()
+    except OSError as e:
+        raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def empty_message(specs: Sequence[str]) -> str:
+    """What to say of a corpus that holds no text: `specs` as the user named them."""
+    what = "standard input" if list(specs) == ["-"] else ", ".join(specs)
+    return f"the corpus is empty ({what}); give it some text to learn from"
+
+
+def input_file(
+    spec: str | os.PathLike, label: str | None = None, hint: str = STREAM_HINT
+) -> Source:
+    """The file a user named (a command's FILE, --prime-file), as a Source read in chunks: a
+    regular file, or a pipe (a FIFO, <(...), /dev/stdin fed by a shell pipe), read once. Anything
+    else is a CorpusError: a missing file, a folder, and a device (/dev/zero, /dev/urandom never
+    end: read whole, they fill the memory), with `hint` saying how to read a stream instead."""
+    path = Path(spec).expanduser()
+    label = label or str(path)
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+        raise CorpusError(f"cannot read {label}: {getattr(e, 'strerror', None) or e}") from None
+    if stat.S_ISDIR(mode):
+        raise CorpusError(f"cannot read {label}: {os.strerror(errno.EISDIR)}")
+    refuse_devices(label, mode, "a file or a pipe", hint)
+    return Source(label, path=path)
+
+
+def refuse_devices(label: str, mode: int, kinds: str, hint: str = STREAM_HINT) -> None:
+    """The one rule on what may be read as a file (`mode`: its stat's): a regular file or a pipe,
+    never a device, a socket or the like. Folders are the caller's to handle first; `kinds` says
+    what it takes ("a file, a folder or a pipe" for train)."""
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise CorpusError(f"{label} is not {kinds}; {hint}")
+
+
+def read_all(
+    chunks: Iterable[bytes], label: str, encoding: str = ENCODING, text: bool = True
+) -> tuple[bytes, str]:
+    """All the bytes of a stream read once (standard input, a pipe, a file read whole) and their
+    text as decode_chunks gives it, checked chunk by chunk as they arrive: binary content or
+    bytes that do not decode stop the reading there, with decode_chunks' message, before the
+    rest is read (`cat /dev/zero | charrnn ...` ends at its first chunk). With text=False the
+    bytes are only checked, and the text returned is ""."""
+    raw: list[bytes] = []
+
+    def kept() -> Iterator[bytes]:
+        for chunk in chunks:
+            raw.append(chunk)
+            yield chunk
+
+    pieces = decode_chunks(kept(), label, encoding)
+    if text:
+        decoded = "".join(pieces)  # reads the chunks: `raw` holds them only after this
+        return b"".join(raw), decoded
+    for _ in pieces:
+        pass
+    return b"".join(raw), ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Folders: every text file under one, the rest skipped
+
+
+def folder_sources(folder: Path, encoding: str) -> tuple[list[Source], list[str]]:
+    """The text files under `folder` in reading order, and the labels of the files skipped as
+    not `encoding` text (see sniff)."""
+    files = _text_files(folder)
+    if not files:
+        raise CorpusError(f"the folder {folder} holds no files to train on")
+    found = [Source(str(f), path=f) for f in files]
+    why = {src.label: sniff(src, encoding) for src in found}
+    text = [src for src in found if why[src.label] is None]
+    if not text:
+        raise CorpusError(
+            f"the folder {folder} holds no {encoding} text files to train on: "
+            f"{len(found)} skipped, e.g. {why[found[0].label]}"
+        )
+    return text, [label for label, reason in why.items() if reason is not None]
+
+
+def sniff(src: Source, encoding: str) -> str | None:
+    """Why a file is not text in `encoding` (a NUL byte, or bytes that do not decode), or None if
+    it is: judged on its first block, as grep and git do."""
+    with contextlib.closing(src.chunks(SNIFF)) as chunks:
+        head = next(chunks, b"")
+    try:
+        Decoder(src.label, encoding).decode(head, final=len(head) < SNIFF)
+    except CorpusError as e:
+        return str(e)
+    return None
+
+
+def _text_files(folder: Path) -> list[Path]:
+    """Every regular file under `folder`, sorted, hidden files and folders left out."""
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files += [Path(root) / n for n in sorted(names) if not n.startswith(".")]
+    return [f for f in files if f.is_file()]
