@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import DEADLINE, TINY_CLI, json_values, make_text, temporaries
 from helpers.cli import assert_one_error, invoke, run
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
 from charrnn.errors import CorpusError
@@ -90,7 +90,7 @@ def test_stdin_and_several_sources(tmp_path):
     assert c.text == "from stdin\nfrom a file" and c.name == "stdin"
 
 
-# - decoding: any bytes in any text codec decode, or fail in one line naming the file and offset
+# Decoding: any bytes in any text codec decode, or fail in one line naming the file and offset
 
 
 def _codec(name: str):
@@ -133,6 +133,116 @@ def outcome(chunks, encoding):
 
 def offsets(message: str) -> list[int]:
     return [int(n) for n in re.findall(r"offset (\d+)", message)]
+
+
+@MANY
+@given(
+    encoding=st.sampled_from(TEXT_CODECS),
+    data=st.binary(max_size=40) | st.text(max_size=20).map(lambda t: t.encode("utf-8")),
+    size=tiny_chunks,
+)
+@example(encoding="ascii", data=b"\x80\x00", size=1)  # found in review
+@example(encoding="ascii", data=b"\x00\x80", size=1)
+@example(encoding="utf-16", data=b"\x00" * 7 + b"\xd8\x00\x00", size=1)  # no BOM: one refusal
+def test_any_bytes_in_any_text_codec_decode_or_fail_in_one_line(encoding, data, size):
+    whole = outcome([data], encoding)
+    if whole[0] == "error":
+        assert "\n" not in whole[1] and whole[1].startswith("f.txt ")
+        assert offsets(whole[1]) and all(0 <= n <= len(data) for n in offsets(whole[1]))
+    if encoding == "punycode":  # its incremental decoder decodes each chunk on its own
+        return
+    cut = outcome(chunked(data, size), encoding)
+    if b"\x00" in data and "binary" in whole[1] + cut[1]:
+        # A NUL makes the block being read binary, so which error is named first (the NUL, or
+        # bytes before it that do not decode) depends on the blocks: one line either way.
+        assert cut[0] == "error" and "\n" not in cut[1]
+    else:
+        assert cut == whole
+
+
+# An always-invalid unit in each encoding, and its byte-order mark
+BAD = {
+    "utf-8": (b"\xff", b"\xef\xbb\xbf"),
+    "utf-8-sig": (b"\xff", b"\xef\xbb\xbf"),
+    "utf-16-le": ("\udc00".encode("utf-16-le", "surrogatepass"), b"\xff\xfe"),
+    "utf-16-be": ("\udc00".encode("utf-16-be", "surrogatepass"), b"\xfe\xff"),
+    "utf-16": ("\udc00".encode("utf-16-le", "surrogatepass"), b"\xff\xfe"),
+    "utf-32": (b"\x00\x00\x11\x00", b"\xff\xfe\x00\x00"),  # U+110000, past Unicode
+    "cp1252": (b"\x81", b""),
+}
+
+
+@MANY
+@given(
+    encoding=st.sampled_from(sorted(BAD)),
+    bom=st.booleans(),
+    before=st.text(alphabet="ab\r\n\u00e9\u20ac", max_size=30),
+    after=st.text(alphabet="ab\r\n\u00e9", max_size=30),
+    size=tiny_chunks,
+)
+def test_an_error_names_the_offset_of_the_bad_byte_in_the_file(encoding, bom, before, after, size):
+    bad, mark = BAD[encoding]
+    unit = {"utf-16": "utf-16-le", "utf-32": "utf-32-le", "utf-8-sig": "utf-8"}.get(encoding)
+    bom = bom or encoding in ("utf-16", "utf-32")  # these need one
+    head = (mark if bom else b"") + before.encode(unit or encoding)
+    data = head + bad + after.encode(unit or encoding)
+    kind, message = outcome(chunked(data, size), encoding)
+    assert kind == "error" and offsets(message) == [len(head)], message
+    assert f"byte 0x{bad[0]:02x} at offset {len(head)}" in message
+
+
+@MANY
+@given(
+    text=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=40
+    ),
+    encoding=st.sampled_from(COMMON),
+    bom=st.booleans(),
+    crlf=st.booleans(),
+    size=tiny_chunks,
+)
+@example(text="\ufeff", encoding="utf-16", bom=False, crlf=False, size=1)  # a U+FEFF after the BOM
+def test_text_in_any_encoding_with_or_without_bom_and_crlf_reads_back(
+    text, encoding, bom, crlf, size
+):
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    writes_bom = encoding in ("utf-16", "utf-32", "utf-8-sig")
+    try:
+        data = (("\ufeff" if bom and not writes_bom else "") + text).encode(encoding)
+    except UnicodeEncodeError:
+        assume(False)
+    if not (bom or writes_bom):  # a U+FEFF that opens the text is read as its BOM
+        text = text.removeprefix("\ufeff")
+    expected = text.replace("\r\n", "\n").replace("\r", "\n")
+    assert outcome(chunked(data, size), encoding) == ("ok", expected)
+
+
+@pytest.mark.parametrize("family", ["utf-16", "utf-32"])
+def test_utf16_and_utf32_without_a_bom_say_which_byte_order_to_pass(tmp_path, family):
+    f = tmp_path / "nobom.txt"
+    f.write_bytes("hello\n".encode(f"{family}-le"))
+    with pytest.raises(CorpusError, match=rf"nobom\.txt is not valid {family} text.*offset 0"):
+        corpus.load_corpus([str(f)], tmp_path, family)
+    with pytest.raises(CorpusError) as e:
+        corpus.load_corpus([str(f)], tmp_path, family)
+    assert f"--encoding {family}-le or --encoding {family}-be" in str(e.value)
+    assert corpus.load_corpus([str(f)], tmp_path, f"{family}-le").text == "hello\n"
+
+
+@pytest.mark.parametrize("name", [*NOT_TEXT, "rot_13", "base64_codec", "klingon", "", "utf\0-8"])
+def test_codecs_that_are_not_text_encodings_are_refused(name):
+    with pytest.raises(CorpusError, match=r"(not a text encoding|unknown encoding).*utf-8"):
+        corpus.text_encoding(name)
+
+
+def test_a_non_text_codec_is_a_usage_error_naming_what_is_accepted(env, tmp_path):
+    (tmp_path / "ok.txt").write_text(make_text(3000))
+    for name in NOT_TEXT:
+        r = env(["train", "ok.txt", "--encoding", name, *TINY_CLI, "--steps", "1"])
+        assert r.exit_code == 2 and r.stdout == "" and "Traceback" not in r.stderr
+        assert f"'{name}' is not a text encoding; use any text encoding" in r.stderr
+    assert not (tmp_path / "checkpoints").exists()
 
 
 # ----------------- folders: binary files and files in another encoding are skipped, with a note
