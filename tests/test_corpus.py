@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import DEADLINE, TINY_CLI, json_values, make_text, temporaries
 from helpers.cli import assert_one_error, invoke, run
 from hypothesis import HealthCheck, assume, event, example, given, settings
@@ -391,7 +392,7 @@ FILE_READERS = {  # each reader of a FILE the user names, "{}" standing for the 
     "train CORPUS": ["train", "{}", *TINY_CLI, "--steps", "1", "--device", "cpu"],
     "score FILE": ["score", "{}", "-c", "tiny"],
     "inspect FILE": ["inspect", "{}", "-c", "tiny"],
-    "sample --prime-file": ["sample", "-c", "tiny", "--prime-file", "{}", "-l", "5"],
+    "sample --prime-file": ["sample", "-c", "tiny", "--prime-file", "{}", "-l", "5", "-s", "1"],
 }
 
 
@@ -399,8 +400,36 @@ STDIN_READERS = {  # ... and each reader of standard input, '-'
     "train -": ["train", "-", *TINY_CLI, "--steps", "1", "--device", "cpu"],
     "score -": ["score", "-", "-c", "tiny"],
     "inspect -": ["inspect", "-", "-c", "tiny"],
-    "sample --prime -": ["sample", "-c", "tiny", "--prime", "-", "-l", "5"],
-    "inspect --sample --prime -": ["inspect", "-c", "tiny", "--sample", "5", "--prime", "-"],
+    "sample --prime -": ["sample", "-c", "tiny", "--prime", "-", "-l", "5", "-s", "1"],
+    "inspect --sample --prime -": [
+        "inspect",
+        "-c",
+        "tiny",
+        "--sample",
+        "5",
+        "--seed",
+        "1",
+        "--prime",
+        "-",
+    ],
+}
+# ... and what each does with the same text given otherwise: in a file, or as --prime's value
+FROM_A_FILE = {
+    "train -": FILE_READERS["train CORPUS"],
+    "score -": FILE_READERS["score FILE"],
+    "inspect -": FILE_READERS["inspect FILE"],
+    "sample --prime -": FILE_READERS["sample --prime-file"],
+    "inspect --sample --prime -": [
+        "inspect",
+        "-c",
+        "tiny",
+        "--sample",
+        "5",
+        "--seed",
+        "1",
+        "--prime",
+        "ANNA:\n",
+    ],
 }
 
 
@@ -431,6 +460,24 @@ for key, args, stdin, text in json.loads(sys.argv[1]):
     done[key] = [result.exit_code, result.stdout, result.stderr, failed and repr(result.exception)]
 print(json.dumps(done))
 """
+
+
+def assert_same_as_from_a_file(r, template: list[str], text: bytes, where: Path) -> None:
+    """`r`, a reader given `text` through a pipe or stdin, did what `template` does with the same
+    text in a file: the same output, or for train the same weights (its run is named after its
+    source)."""
+    assert r.exit_code == 0 and r.stdout and "Traceback" not in r.stderr, r.stderr
+    (where / "same.txt").write_bytes(text)
+    again = invoke(command(template, str(where / "same.txt"), where / "runs"))
+    assert again.exit_code == 0, again.stderr
+    if template[0] != "train":
+        assert r.stdout == again.stdout
+        return
+    assert r.stdout != again.stdout  # runs of their own
+    runs = [
+        torch.load(Path(x.stdout.strip()).parent / "last.pt", weights_only=True) for x in (r, again)
+    ]
+    assert all(torch.equal(w, runs[1]["model"][k]) for k, w in runs[0]["model"].items())
 
 
 def command(template: list[str], file: str, runs: Path) -> list[str]:
@@ -541,15 +588,15 @@ def test_every_reader_reads_a_named_pipe(in_workspace, tmp_path, reader):
     writer = threading.Thread(target=fifo.write_bytes, args=(text,), daemon=True)
     writer.start()
     r = invoke(command(FILE_READERS[reader], str(fifo), tmp_path / "runs"))
-    assert r.exit_code == 0 and r.stdout and "Traceback" not in r.stderr, r.stderr
     writer.join(DEADLINE)
+    assert_same_as_from_a_file(r, FILE_READERS[reader], text, tmp_path)
 
 
 @pytest.mark.parametrize("reader", STDIN_READERS)
 def test_every_reader_of_stdin_reads_text(in_workspace, tmp_path, reader):
     text = make_text(4000) if reader == "train -" else "ANNA:\n"  # a corpus, or a prime
     r = invoke(command(STDIN_READERS[reader], "-", tmp_path), input=text)
-    assert r.exit_code == 0 and r.stdout and "Traceback" not in r.stderr, r.stderr
+    assert_same_as_from_a_file(r, FROM_A_FILE[reader], text.encode(), tmp_path)
 
 
 def assert_contract(r, root: Path) -> None:

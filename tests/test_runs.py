@@ -82,6 +82,11 @@ def files(trained_run, tmp_path_factory) -> dict[str, Path]:
             {k: v for k, v in changed.items() if not k.startswith("format")}, where / name
         )
         parts[name] = where / name
+    stuck = {k: v for k, v in payload.items() if not k.startswith("format") and k != "digests"}
+    stuck["model"] = {k: v.clone() for k, v in payload["model"].items()}
+    stuck["model"]["head.bias"][0] = 1e4  # a trained run that writes character 0 for ever
+    checkpoint.save(stuck, where / "stuck")
+    parts["stuck"] = where / "stuck"
     blob = trained_run.best.read_bytes()
     for name, content in (
         ("junk", os.urandom(3000)),
@@ -169,17 +174,28 @@ def test_sample_uses_the_latest_run_and_writes_only_text(env, files):
 
 
 def test_checkpoint_option_takes_a_file_a_folder_or_a_name(env, files, tmp_path):
+    """Each way of naming run `tiny` samples its best.pt (or the file named), never the latest
+    run `other`, whose text is all one character."""
     (tmp_path / "checkpoints").mkdir()
     make_run(tmp_path / "checkpoints", "tiny", "good", files)
-    make_run(tmp_path / "checkpoints", "other", "good", files)  # the latest run
-    for ref in (
-        "tiny",
-        "checkpoints/tiny",
-        "checkpoints/tiny/last.pt",
-        str(tmp_path / "checkpoints/tiny"),
+    (tmp_path / "checkpoints" / "other").mkdir()  # the latest run
+    for name in ("best.pt", "last.pt"):
+        (tmp_path / "checkpoints" / "other" / name).write_bytes(files["stuck"].read_bytes())
+    greedy = ["-l", "10", "-s", "1", "-t", "0"]
+    text = {
+        part: env(["sample", "-c", str(files[part]), *greedy]).stdout
+        for part in ("best", "last", "stuck")
+    }
+    assert len(set(text["stuck"])) == 1 and text["stuck"] not in (text["best"], text["last"])
+    assert env(["sample", *greedy]).stdout == text["stuck"]  # no -c: the latest run
+    for ref, part in (
+        ("tiny", "best"),
+        ("checkpoints/tiny", "best"),
+        ("checkpoints/tiny/last.pt", "last"),
+        (str(tmp_path / "checkpoints/tiny"), "best"),
     ):
-        r = env(["sample", "-c", ref, "-l", "10", "-s", "1", "-t", "0"])
-        assert r.exit_code == 0 and len(r.stdout) == 10, (ref, r.stderr)
+        r = env(["sample", "-c", ref, *greedy])
+        assert r.exit_code == 0 and r.stdout == text[part] and len(r.stdout) == 10, (ref, r.stderr)
 
 
 def test_checkpoint_dir_option_and_environment_variable(env, corpus_file, tmp_path, monkeypatch):
