@@ -146,6 +146,14 @@ def trained_run(tmp_path_factory, text) -> RunDir:
 
 
 @pytest.fixture(scope="session")
+def model_vocab(trained_run):
+    """(model, vocab) of the session's tiny run, restored from its best.pt."""
+    from charrnn import checkpoint
+
+    return checkpoint.restore_model(checkpoint.load(trained_run.best), trained_run.best)
+
+
+@pytest.fixture(scope="session")
 def runs_by_cell(tmp_path_factory):
     """A tiny trained run of each cell (40 steps), in one checkpoint folder."""
     base = tmp_path_factory.mktemp("inspect-runs")

@@ -30,11 +30,6 @@ from charrnn.use.sampler import (
 )
 
 
-@pytest.fixture(scope="module")
-def model_vocab(trained_run):
-    return checkpoint.restore_model(checkpoint.load(trained_run.best), trained_run.best)
-
-
 def texts(model, vocab, length=300, prime="ANNA:", **cfg):
     s = Sampler(model, vocab, SampleConfig(**cfg))
     s.prime(prime)

@@ -15,7 +15,6 @@ from helpers.cli import assert_one_error, invoke, popen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charrnn import checkpoint as ckpt
 from charrnn.cli.score import _lines
 from charrnn.model.network import CharRNN
 from charrnn.use.sampler import SampleConfig, Sampler, lead_in
@@ -24,11 +23,6 @@ from charrnn.use.scoring import CHUNK, score_lines, score_text
 PROPERTY = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-
-
-@pytest.fixture(scope="module")
-def model_vocab(trained_run):
-    return ckpt.restore_model(ckpt.load(trained_run.best), trained_run.best)
 
 
 @pytest.fixture
