@@ -1,15 +1,23 @@
-"""Shared fixtures: a small synthetic corpus, tiny models, one trained run per session."""
+"""Shared fixtures: a small synthetic corpus, tiny models, trained runs made once per session, and
+the helpers more than one test file uses."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import random
+import re
 from pathlib import Path
 
 import pytest
 import torch
+from helpers.cli import DEADLINE as DEADLINE  # tests import it from here
+from helpers.cli import invoke
 from hypothesis import settings
+from hypothesis import strategies as st
 
+from charrnn.model.network import CharRNN, ModelConfig
 from charrnn.runs import RunDir
 from charrnn.text.encoded import encode_text
 from charrnn.train.start import start_run
@@ -27,10 +35,9 @@ settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-# How long a test waits for an event from another process: far beyond what it takes here, so that
-# a machine three times slower, or busy with other work, still passes (tests wait for events,
-# never for a fixed time).
-DEADLINE = 300.0
+# DEADLINE (helpers/cli.py): how long a test waits for an event from another process, far beyond
+# what it takes here, so that a machine three times slower, or busy with other work, still passes
+# (tests wait for events, never for a fixed time).
 SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "tinyshakespeare.txt"
 
 # Tiny enough that a training step takes about a millisecond.
@@ -139,6 +146,14 @@ def trained_run(tmp_path_factory, text) -> RunDir:
 
 
 @pytest.fixture(scope="session")
+def model_vocab(trained_run):
+    """(model, vocab) of the session's tiny run, restored from its best.pt."""
+    from charrnn import checkpoint
+
+    return checkpoint.restore_model(checkpoint.load(trained_run.best), trained_run.best)
+
+
+@pytest.fixture(scope="session")
 def runs_by_cell(tmp_path_factory):
     """A tiny trained run of each cell (40 steps), in one checkpoint folder."""
     base = tmp_path_factory.mktemp("inspect-runs")
@@ -156,16 +171,121 @@ def shakespeare() -> str:
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    """Run in an empty folder with a private cache; returns an invoke(args, input) helper."""
-    from click.testing import CliRunner
-
-    from charrnn.cli import cli
-
+    """Run in an empty folder with a private cache; returns helpers.cli.invoke(args, input)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
-    runner = CliRunner()
-    return lambda args, input=None: runner.invoke(cli, args, input=input, catch_exceptions=False)
+    return invoke
+
+
+@pytest.fixture
+def sample(trained_run, tmp_path, monkeypatch):
+    """sample(*args, input=None): `charrnn sample -c RUN ARGS` with the session's tiny run, in an
+    empty folder."""
+    monkeypatch.chdir(tmp_path)
+    best = str(trained_run.best)
+    return lambda *args, input=None: invoke(["sample", "-c", best, *args], input=input)
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-marker",))
+
+
+def torch_saved_evil() -> bytes:
+    """A torch file that would run a command if it were unpickled without weights_only."""
+    buf = io.BytesIO()
+    torch.save({"format": "charrnn", "format_version": 1, "x": Evil()}, buf)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory):
+    """A folder with a run `tiny` trained there by the command (20 steps) and every kind of bad
+    file."""
+    root = tmp_path_factory.mktemp("bad")
+    (root / "ok.txt").write_text(make_text(), encoding="utf-8")
+    (root / "empty.txt").write_text("")
+    (root / "latin.txt").write_bytes("naïve café ".encode("latin-1") * 100)
+    (root / "binary.bin").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 50)
+    (root / "small.txt").write_text("just a few words\n")
+    (root / "onechar.txt").write_text("a" * 50_000)
+    (root / "hugevocab.txt").write_text("".join(chr(0x10000 + i) for i in range(100_000)))
+    (root / "emptydir").mkdir()
+    (root / "hiddenonly").mkdir()
+    (root / "hiddenonly" / ".notes").write_text("hidden text " * 1000)
+    (root / "blocker").write_text("a file where a folder should be")
+    (root / "junk.pt").write_bytes(os.urandom(4096))
+    (root / "empty.pt").write_bytes(b"")
+    (root / "evil.pt").write_bytes(torch_saved_evil())
+    old = os.getcwd()
+    os.chdir(root)
+    try:
+        r = invoke(["train", "ok.txt", "--name", "tiny", *TINY_CLI, "--steps", "20"])
+        assert r.exit_code == 0, r.stderr
+    finally:
+        os.chdir(old)
+    weights = torch.load(root / "checkpoints/tiny/best.pt", weights_only=True)["model"]
+    torch.save(weights, root / "statedict.pt")  # another tool's plain state_dict
+    newer = torch.load(root / "checkpoints/tiny/best.pt", weights_only=True)
+    torch.save({**newer, "format_version": 99}, root / "newer.pt")
+    return root
+
+
+@pytest.fixture
+def in_workspace(workspace, monkeypatch):
+    """The current folder is the workspace, its cache private, CHARRNN_CHECKPOINT_DIR unset."""
+    monkeypatch.chdir(workspace)
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(workspace / "cache"))
+    monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
+    return workspace
+
+
+def tiny(cell: str, num_layers: int = 2, vocab_size: int = 11, seed: int = 0) -> CharRNN:
+    """An untrained tiny model of `cell`, its weights away from PyTorch's small init."""
+    torch.manual_seed(seed)
+    config = ModelConfig(
+        vocab_size=vocab_size, cell=cell, **{**TINY_MODEL, "num_layers": num_layers}
+    )
+    model = CharRNN(config).eval()
+    with torch.no_grad():  # weights away from PyTorch's small init, so the gates really move
+        for p in model.rnn.parameters():
+            p.mul_(2.0)
+    return model
+
+
+def poison(trainer, at_steps, once=True):
+    """Make the loss NaN when the trainer takes one of `at_steps` (the first time only, if once)."""
+    real, fired = trainer.net, set()
+
+    def net(*args, **kwargs):
+        logits, state = real(*args, **kwargs)
+        step = trainer.pos.step + 1
+        if step in at_steps and not (once and step in fired):
+            fired.add(step)
+            logits = logits * float("nan")
+        return logits, state
+
+    trainer.net = net
+
+
+def page_data(html: str) -> dict:
+    """The record an inspect page carries."""
+    blob = re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S)
+    return json.loads(blob.group(1))
+
+
+def temporaries(*folders: Path) -> list[Path]:
+    """The temporary files (an atomic write's, a download's) left in `folders`."""
+    return [p for f in folders if f.is_dir() for p in f.rglob("*.tmp")]
+
+
+# Any JSON value, small: what a damaged or hand-edited file may hold.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids),
+    max_leaves=6,
+)
 
 
 @pytest.fixture(autouse=True)

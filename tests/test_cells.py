@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_CLI, TINY_MODEL, drain, make_text, make_trainer
+from conftest import TINY_CLI, TINY_MODEL, drain, make_text, make_trainer, tiny
 
 from charrnn import checkpoint
 from charrnn.model.config import CELLS
@@ -23,23 +23,11 @@ from charrnn.model.network import (
     state_to_list,
 )
 from charrnn.model.presets import PRESETS, for_cell
-from charrnn.train.trainer import StepEvent
+from charrnn.train.trainer import DoneEvent, StepEvent
 from charrnn.use.sampler import SampleConfig, Sampler
 from charrnn.use.scoring import score_text
 
 V1 = Path(__file__).parent / "data" / "v1"
-
-
-def tiny(cell: str, num_layers: int = 2, vocab_size: int = 11, seed: int = 0) -> CharRNN:
-    torch.manual_seed(seed)
-    config = ModelConfig(
-        vocab_size=vocab_size, cell=cell, **{**TINY_MODEL, "num_layers": num_layers}
-    )
-    model = CharRNN(config).eval()
-    with torch.no_grad():  # weights away from PyTorch's small init, so the gates really move
-        for p in model.rnn.parameters():
-            p.mul_(2.0)
-    return model
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -194,26 +182,33 @@ def test_sampling_through_the_readable_step_writes_what_the_fused_kernel_writes(
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_each_cell_learns_resumes_exactly_samples_and_scores(tmp_path, text, cell):
+    # dropout on, so the random state must come back too; 2+ epochs, so epoch rollover is crossed
     steps = 2 * len(make_trainer(text, tmp_path / "probe", cell=cell).train_batches) + 7
     whole = make_trainer(text, tmp_path / "whole", cell=cell, max_steps=steps)
+    whole.model.drop.p = 0.2
     events = drain(whole)
     first = next(e for e in events if isinstance(e, StepEvent)).loss
     assert whole.pos.best_val < 0.75 * first  # it learns
 
     cut = make_trainer(text, tmp_path / "cut", cell=cell, max_steps=steps)
+    cut.model.drop.p = 0.2
     for event in cut.run():
-        if isinstance(event, StepEvent) and event.step == steps // 2 + 3:
+        if isinstance(event, StepEvent) and event.step == steps // 2 + 3:  # mid-epoch, not at eval
             cut.request_stop()
+    assert cut.pos.step == steps // 2 + 3
     payload = checkpoint.load(cut.run_dir.last)
     assert payload["model_config"]["cell"] == cell
     torch.manual_seed(12345)  # a resumed process starts with some other RNG state
     resumed = make_trainer(text, tmp_path / "cut", cell=cell, seed=99, max_steps=steps)
+    resumed.model.drop.p = 0.2
     resumed.load_state(payload)
-    drain(resumed)
+    events = drain(resumed)
+    assert isinstance(events[-1], DoneEvent) and events[-1].reason == "steps"
     for (name, p), q in zip(
         whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
     ):
         assert torch.equal(p, q), name
+    assert whole.pos.best_val == resumed.pos.best_val
 
     model, vocab = checkpoint.restore_model(checkpoint.load(whole.run_dir.best), whole.run_dir.best)
     assert model.config.cell == cell

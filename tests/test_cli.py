@@ -1,155 +1,26 @@
-"""The command line through click's CliRunner (stdout and stderr apart) and as real processes."""
+"""The command line as a whole: help, durations and JSON lines; bad input to every command and
+option (one line, the right exit code, no traceback, nothing written); Ctrl-C at start-up."""
 
-import os
-import shutil
+import hashlib
+import json
 import signal
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import DEADLINE, TINY_CLI
+from conftest import DEADLINE
+from helpers.cli import assert_one_error, invoke
 
 from charrnn.cli.common import parse_duration
-
-
-def train(invoke, corpus, *extra, steps=30):
-    return invoke(["train", str(corpus), *TINY_CLI, "--steps", str(steps), *extra])
-
-
-def test_train_prints_only_the_checkpoint_path_on_stdout(env, corpus_file, tmp_path):
-    result = train(env, corpus_file)
-    assert result.exit_code == 0, result.stderr
-    assert result.stdout == os.path.join("checkpoints", "tiny", "best.pt") + "\n"
-    assert "Training 'tiny'" in result.stderr and "Done (steps budget spent)" in result.stderr
-    assert "val" in result.stderr and "bits per character" in result.stderr
-    run = tmp_path / "checkpoints" / "tiny"
-    assert {p.name for p in run.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", ".lock"}
-
-
-def test_sample_uses_the_latest_run_and_writes_only_text(env, corpus_file):
-    train(env, corpus_file)
-    a = env(["sample", "--length", "80", "--seed", "3"])
-    assert a.exit_code == 0 and a.stderr == ""
-    assert len(a.stdout) == 80
-    assert env(["sample", "--length", "80", "--seed", "3"]).stdout == a.stdout
-    primed = env(["sample", "--prime", "ANNA:", "--length", "20", "--seed", "3"])
-    assert primed.stdout.startswith("ANNA:") and len(primed.stdout) == 25
-    quiet = env(["sample", "--prime", "ANNA:", "-l", "20", "-s", "3", "--no-echo-prime"])
-    assert quiet.stdout == primed.stdout[5:]
-
-
-def test_checkpoint_option_takes_a_file_a_folder_or_a_name(env, corpus_file, tmp_path):
-    train(env, corpus_file)
-    train(env, corpus_file, "--name", "other", "--seed", "5")
-    for ref in (
-        "tiny",
-        "checkpoints/tiny",
-        "checkpoints/tiny/last.pt",
-        str(tmp_path / "checkpoints/tiny"),
-    ):
-        r = env(["sample", "-c", ref, "-l", "10", "-s", "1", "-t", "0"])
-        assert r.exit_code == 0 and len(r.stdout) == 10, (ref, r.stderr)
-
-
-def test_checkpoint_dir_option_and_environment_variable(env, corpus_file, tmp_path, monkeypatch):
-    r = train(env, corpus_file, "--checkpoint-dir", "elsewhere")
-    assert r.stdout.startswith(os.path.join("elsewhere", "tiny"))
-    monkeypatch.setenv("CHARRNN_CHECKPOINT_DIR", str(tmp_path / "elsewhere"))
-    assert env(["sample", "-l", "5"]).exit_code == 0
-    assert "tiny" in env(["runs"]).stdout
-
-
-def test_an_existing_run_is_never_overwritten_silently(env, corpus_file, tmp_path):
-    train(env, corpus_file)
-    before = (tmp_path / "checkpoints/tiny/best.pt").read_bytes()
-    r = train(env, corpus_file)
-    assert r.exit_code == 1 and "already exists" in r.stderr and "--resume tiny" in r.stderr
-    assert (tmp_path / "checkpoints/tiny/best.pt").read_bytes() == before
-    assert train(env, corpus_file, "--force", "--seed", "9").exit_code == 0
-
-
-def test_resume_continues_the_step_count(env, corpus_file, tmp_path):
-    train(env, corpus_file, "--weight-decay", "0.5", steps=20)
-    r = env(["train", "--resume", "tiny", "--steps", "40", "-q"])
-    assert r.exit_code == 0, r.stderr
-    assert r.stderr == "" and r.stdout.strip().endswith("best.pt")
-    last = torch.load(tmp_path / "checkpoints/tiny/last.pt", weights_only=True)
-    assert last["trainer"]["step"] == 40
-    assert last["train_config"]["weight_decay"] == 0.5  # the run's own, kept on resume
-    decay = env(["train", "--resume", "tiny", "--weight-decay", "0", "--steps", "50"])
-    assert decay.exit_code == 2 and "--weight-decay cannot change" in decay.stderr
-    for bad in ("inf", "1.5", "-0.1"):  # refused before anything is read or written
-        r = env(["train", str(corpus_file), "--name", "x", "--weight-decay", bad])
-        assert r.exit_code == 2 and "--weight-decay" in r.stderr and not r.stdout
-    again = env(["train", "--resume", "tiny"])
-    assert again.exit_code == 1 and "already used its budget" in again.stderr
-    fixed = env(["train", "--resume", "tiny", "--lr", "1", "--steps", "50"])
-    assert fixed.exit_code == 2 and "--lr cannot change" in fixed.stderr
-
-
-def test_stdin_training_with_a_name(env, text, tmp_path):
-    r = env(["train", "-", "--name", "mixed", *TINY_CLI, "--steps", "10"], input=text)
-    assert r.exit_code == 0, r.stderr
-    assert (tmp_path / "checkpoints/mixed/best.pt").is_file()
-    r = env(["train", "--resume", "mixed", "--steps", "20"])
-    assert r.exit_code == 1 and "standard input" in r.stderr
-
-
-def _bad_inputs(tmp_path):
-    (tmp_path / "empty.txt").write_text("")
-    (tmp_path / "latin.txt").write_bytes("naïve".encode("latin-1") * 100)
-    (tmp_path / "small.txt").write_text("just a few words\n")
-    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    return [
-        (["train", "empty.txt"], 1, "corpus is empty"),
-        (["train", "latin.txt"], 1, "offset 2"),
-        (["train", "small.txt"], 1, "split has"),
-        (["train", "missing.txt"], 1, "no such file"),
-        (["train", "-"], 1, "corpus is empty"),
-        (["train"], 2, "give a CORPUS"),
-        (["train", "small.txt", "--time", "soon"], 2, "not a duration"),
-        (["train", "small.txt", "--batch-size", "0"], 2, "batch-size"),
-        (["train", "--resume", "nothing"], 1, "no run 'nothing'"),
-        (["sample"], 1, "no trained runs"),
-        (["sample", "-c", "junk.pt"], 1, "not a charrnn checkpoint"),
-        (["sample", "-c", "nowhere.pt"], 1, "no checkpoint file or run folder"),
-        (["sample", "--temp", "-1"], 2, "--temp"),
-        (["sample", "--top-p", "0"], 2, "--top-p"),
-        (["corpus", "get", "nonesuch"], 1, "no corpus named"),
-    ]
-
-
-def test_user_errors_are_one_line_with_the_right_exit_code(env, tmp_path):
-    for args, code, message in _bad_inputs(tmp_path):
-        r = env(args)
-        assert r.exit_code == code, (args, r.stderr)
-        assert message in r.stderr, (args, r.stderr)
-        assert r.stdout == "" and "Traceback" not in r.stderr, args
-        if code == 1:
-            assert r.stderr.startswith("Error: ") and r.stderr.count("\n") == 1, r.stderr
-    assert not (tmp_path / "checkpoints").exists()  # no failed start left a folder behind
-
-
-def test_unseen_prime_characters_are_named(env, corpus_file):
-    train(env, corpus_file)
-    r = env(["sample", "--prime", "Zebra €"])
-    assert r.exit_code == 1 and "'Z' (U+005A)" in r.stderr and "'€'" in r.stderr
+from charrnn.jsonl import json_line
 
 
 def test_every_command_has_help_with_examples(env):
     for args in ([], ["train"], ["sample"], ["runs"], ["corpus", "get"], ["corpus", "list"]):
         r = env([*args, "--help"])
         assert r.exit_code == 0 and "Example" in r.stdout, args
-
-
-def test_corpus_list_and_get(env, tmp_path):
-    listing = env(["corpus", "list"]).stdout
-    assert "tinyshakespeare" in listing and "pystdlib" in listing
-    r = env(["corpus", "get", "pystdlib"])
-    assert r.exit_code == 0 and r.stdout.startswith(str(tmp_path / "cache"))
-    assert os.path.getsize(r.stdout.strip()) > 1_000_000
 
 
 @pytest.mark.parametrize(
@@ -159,53 +30,18 @@ def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
-# --------------------------------------------------------------------------- real processes
-
-
-def run(args, cwd, **kw):
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=DEADLINE, **kw)
-
-
 def test_help_does_not_import_torch():
     code = (
         "import sys; from charrnn.cli import cli; cli(['--help'], standalone_mode=False); "
         "assert 'torch' not in sys.modules"
     )
-    assert run([sys.executable, "-c", code], cwd=".").returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], timeout=DEADLINE).returncode == 0
 
 
-def test_ctrl_c_saves_last_and_resume_matches_an_uninterrupted_run(tmp_path, corpus_file):
-    # the installed command: the one beside this Python, whether or not its folder is on PATH
-    exe = shutil.which("charrnn", path=os.path.dirname(sys.executable)) or shutil.which("charrnn")
-    assert exe, "the charrnn command is not installed (pip install -e .)"
-    args = [exe, "train", str(corpus_file), *TINY_CLI, "--steps", "400", "--dropout", "0.1"]
-    assert run([*args, "--name", "whole"], tmp_path).returncode == 0
-
-    p = subprocess.Popen(
-        [*args, "--name", "cut"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    metrics = tmp_path / "checkpoints/cut/metrics.jsonl"
-    deadline = time.time() + DEADLINE
-    while (not metrics.is_file() or not metrics.read_text()) and time.time() < deadline:
-        time.sleep(0.02)
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=DEADLINE)
-    assert p.returncode == 130, err
-    assert "Resume with: charrnn train --resume cut" in err and "Traceback" not in err
-    step = torch.load(tmp_path / "checkpoints/cut/last.pt", weights_only=True)["trainer"]["step"]
-    assert 0 < step < 400
-
-    r = run([exe, "train", "--resume", "cut"], tmp_path)
-    assert r.returncode == 0, r.stderr
-    whole = torch.load(tmp_path / "checkpoints/whole/last.pt", weights_only=True)
-    cut = torch.load(tmp_path / "checkpoints/cut/last.pt", weights_only=True)
-    assert cut["trainer"]["step"] == 400
-    for name, w in whole["model"].items():
-        assert torch.equal(w, cut["model"][name]), name
+def test_json_lines_stay_one_line_whatever_the_text():
+    record = {"text": "a\x85b\u2028c\u2029d\ne", "run": "x\x85y"}
+    line = json_line(record)
+    assert len(line.splitlines()) == 1 and json.loads(line) == record
 
 
 @pytest.mark.parametrize(
@@ -219,15 +55,187 @@ def test_ctrl_c_saves_last_and_resume_matches_an_uninterrupted_run(tmp_path, cor
     ],
 )
 def test_empty_and_out_of_range_arguments_are_usage_errors(env, args):
-    r = env(args)
-    assert r.exit_code == 2 and r.stdout == "" and "Traceback" not in r.stderr, r.stderr
+    assert_one_error(env(args), 2)
 
 
-def test_json_lines_stay_one_line_whatever_the_text():
-    import json
+# --------------------------------------------------------------------- bad input, every command
 
-    from charrnn.jsonl import json_line
 
-    record = {"text": "a\x85b\u2028c\u2029d\ne", "run": "x\x85y"}
-    line = json_line(record)
-    assert len(line.splitlines()) == 1 and json.loads(line) == record
+CASES = [
+    # train: the corpus
+    (["train", "missing.txt"], 1, "no such file"),
+    (["train", "emptydir"], 1, "holds no files"),
+    (["train", "hiddenonly"], 1, "holds no files"),
+    (["train", "binary.bin"], 1, "binary file (NUL byte at offset 8)"),
+    (["train", "latin.txt"], 1, "not valid utf-8 text: byte 0xef at offset 2"),
+    (["train", "empty.txt"], 1, "corpus is empty"),
+    (["train", "-"], 1, "corpus is empty (standard input)"),
+    (["train", "onechar.txt"], 1, "nothing to learn"),
+    (["train", "small.txt"], 1, "split has"),
+    (["train", "hugevocab.txt"], 1, "100,000 distinct characters"),
+    (["train", "ok.txt", "--encoding", "klingon"], 2, "unknown encoding"),
+    # train: sizes and settings
+    (["train", "ok.txt", "--hidden", "0"], 2, "--hidden"),
+    (["train", "ok.txt", "--layers", "-1"], 2, "--layers"),
+    (["train", "ok.txt", "--embedding", "0"], 2, "--embedding"),
+    (["train", "ok.txt", "--batch-size", "0"], 2, "--batch-size"),
+    (["train", "ok.txt", "--seq-len", "0"], 2, "--seq-len"),
+    (["train", "ok.txt", "--batch-size", "5000"], 1, "split has"),
+    (["train", "ok.txt", "--steps", "0"], 2, "--steps"),
+    (["train", "ok.txt", "--epochs", "-1"], 2, "--epochs"),
+    (["train", "ok.txt", "--time", "0s"], 2, "more than zero"),
+    (["train", "ok.txt", "--time", "soon"], 2, "not a duration"),
+    (["train", "ok.txt", "--lr", "0"], 2, "--lr"),
+    (["train", "ok.txt", "--dropout", "1"], 2, "--dropout"),
+    (["train", "ok.txt", "--val-frac", "0"], 2, "--val-frac"),
+    (["train", "ok.txt", "--size", "huge"], 2, "--size"),
+    (["train", "ok.txt", "--device", "tpu"], 2, "--device"),
+    # nan passes every range check (its comparisons are all false): each number option refuses it
+    *[
+        (["train", "ok.txt", option, "nan"], 2, f"'{option}': 'nan' is not a number")
+        for option in ("--lr", "--dropout", "--val-frac", "--epochs", "--weight-decay")
+    ],
+    (["train", "ok.txt", "--sample-temp", "nan"], 2, "'--sample-temp': 'nan' is not a number"),
+    # ... and inf, or a number too big for a float, where a range has no upper end
+    *[
+        (["train", "ok.txt", option, value], 2, f"'{option}': '{value}' is not a finite number")
+        for option in ("--lr", "--epochs", "--sample-temp")
+        for value in ("inf", "1e400")
+    ],
+    (["train", "ok.txt", "--checkpoint-dir", "blocker"], 2, "is a file"),
+    # train: runs
+    (["train"], 2, "give a CORPUS"),
+    (["train", "ok.txt", "--name", "tiny"], 1, "already exists"),
+    (["train", "--resume", "nothing"], 1, "no run 'nothing'"),
+    (["train", "--resume", "tiny"], 1, "already used its budget"),
+    (["train", "--resume", "tiny", "--lr", "1", "--steps", "99"], 2, "--lr cannot change"),
+    (["train", "--resume", "tiny", "--steps", "99", "--checkpoint-dir", "emptydir"], 1, "no run"),
+    # sample
+    (["sample", "-c", "missing.pt"], 1, "no checkpoint file or run folder"),
+    (["sample", "-c", "junk.pt"], 1, "junk.pt is not a charrnn checkpoint (not a torch archive)"),
+    (["sample", "-c", "empty.pt"], 1, "not a charrnn checkpoint (the file is empty)"),
+    (["sample", "-c", "statedict.pt"], 1, "not a charrnn checkpoint"),
+    (["sample", "-c", "evil.pt"], 1, "refused: it asks to load posix.system"),
+    (["sample", "-c", "newer.pt"], 1, "format version 99, newer than this charrnn reads"),
+    (["score", "ok.txt", "-c", "junk.pt"], 1, "not a charrnn checkpoint"),
+    (["score", "missing.txt", "-c", "tiny"], 1, "cannot read missing.txt"),
+    (["score", "empty.txt", "-c", "tiny"], 1, "nothing to score"),
+    (["sample", "-c", "emptydir"], 1, "no run"),
+    (["sample", "--checkpoint-dir", "emptydir"], 1, "no trained runs"),
+    (["sample", "--temp", "-1"], 2, "--temp"),
+    (["sample", "--top-k", "0"], 2, "--top-k"),
+    (["sample", "--top-p", "1.5"], 2, "--top-p"),
+    (["sample", "--top-p", "0"], 2, "--top-p"),
+    (["sample", "--length", "-5"], 2, "--length"),
+    (["sample", "--length", "10000000000"], 2, "--length"),
+    (["sample", "--prime", "Zebra €"], 1, "never seen: 'Z' (U+005A) at 1; 'b' (U+0062) at 3; '€'"),
+    (["sample", "--device", "tpu"], 2, "--device"),
+    # inspect
+    (["inspect", "ok.txt", "-c", "evil.pt"], 1, "refused: it asks to load posix.system"),
+    (["inspect", "ok.txt", "-c", "junk.pt"], 1, "not a charrnn checkpoint"),
+    (["inspect", "missing.txt", "-c", "tiny"], 1, "cannot read missing.txt"),
+    (["inspect", "emptydir", "-c", "tiny"], 1, "cannot read emptydir"),
+    (["inspect", "empty.txt", "-c", "tiny"], 1, "nothing to inspect"),
+    (["inspect", "binary.bin", "-c", "tiny"], 1, "binary"),
+    (["inspect", "latin.txt", "-c", "tiny"], 1, "not valid utf-8 text"),
+    (["inspect", "small.txt", "-c", "tiny"], 1, "never seen: 'j' (U+006A) at 1"),
+    (["inspect", "ok.txt", "-c", "tiny", "--html", "emptydir"], 2, "--html"),
+    (["inspect", "ok.txt", "-c", "tiny", "--html", "nowhere/p.html"], 1, "cannot write"),
+    (["inspect", "ok.txt", "-c", "tiny", "--html", ""], 2, "is empty"),
+    (["inspect", "ok.txt", "-c", "tiny", "--max-chars", "0"], 2, "--max-chars"),
+    (["inspect", "-c", "tiny", "--sample", "0"], 2, "--sample"),
+    (["inspect", "-c", "tiny", "--sample", "5", "--prime", "Zebra"], 1, "never seen: 'Z'"),
+    (["inspect", "ok.txt", "-c", "tiny", "--show", "gates"], 2, "--show"),
+    (["inspect", "ok.txt", "-c", "tiny", "--color", "sometimes"], 2, "--color"),
+    # elsewhere
+    (["corpus", "get", "nonesuch"], 1, "no corpus named"),
+    (["runs", "--checkpoint-dir", "blocker"], 2, "is a file"),
+    (["bogus"], 2, "No such command"),
+]
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every folder, and every file's content hash. Lock files aside (taking a lock writes the
+    holder's pid), and the cache: a valid corpus may be cached before a later check fails."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "/"
+        for p in sorted(root.rglob("*"))
+        if p.name != ".lock" and p.relative_to(root).parts[0] != "cache"
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    CASES,
+    ids=lambda a: " ".join(map(str, a)) if isinstance(a, list) else None,
+)
+def test_bad_input(in_workspace, args, code, message):
+    before = snapshot(in_workspace)
+    assert_one_error(invoke(args, input=""), code, message)
+    assert snapshot(in_workspace) == before  # nothing written, nothing changed, no folder made
+    assert not (in_workspace / "pwned-marker").exists()
+
+
+def test_a_failed_start_in_an_empty_folder_leaves_nothing_behind(env, tmp_path):
+    """Where there is no run yet (the cases above run beside one): no folder is made."""
+    (tmp_path / "empty.txt").write_text("")
+    for args, message in (
+        (["train", "empty.txt", "--name", "x"], "corpus is empty"),
+        (["train", "missing.txt"], "no such file"),
+        (["train", "-"], "corpus is empty"),
+        (["train", "--resume", "nothing"], "no run 'nothing'"),
+        (["sample"], "no trained runs"),
+    ):
+        assert_one_error(env(args, input=""), 1, message)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["empty.txt"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_asked_for_without_a_gpu(in_workspace):
+    assert_one_error(invoke(["train", "ok.txt", "--device", "cuda"]), 1, "no CUDA GPU")
+
+
+# ----------------------------------------------------------------------- Ctrl-C during start-up
+
+
+# Runs `charrnn ARGS`, but says READY on stderr and waits for a signal where torch is first
+# imported: the start-up every command goes through before its work begins.
+STARTUP_DRIVER = """
+import signal, sys
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            sys.meta_path.remove(self)
+            sys.stderr.write("READY\\n")
+            sys.stderr.flush()
+            signal.pause()
+
+sys.meta_path.insert(0, Block())
+sys.argv[0] = "charrnn"
+from charrnn.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sample", "-l", "5"],
+        ["score", "x.txt"],
+        ["inspect", "x.txt"],
+        ["train", "x.txt", "--steps", "1"],
+    ],
+)
+def test_ctrl_c_during_start_up_exits_130_quietly(args, tmp_path):
+    p = subprocess.Popen(
+        [sys.executable, "-c", STARTUP_DRIVER, *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert p.stderr.readline() == b"READY\n"
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=DEADLINE)
+    assert p.returncode == 130 and out == b"" and err.count(b"\n") <= 1, err
+    assert b"Traceback" not in err and b"Aborted" not in err

@@ -6,11 +6,10 @@ import math
 
 import pytest
 import torch
-from click.testing import CliRunner
 from conftest import drain, make_text, make_trainer
+from helpers.cli import invoke
 
 from charrnn import checkpoint
-from charrnn.cli import cli
 from charrnn.model.network import restart_streams
 from charrnn.text import data
 from charrnn.train import coldstart
@@ -155,20 +154,19 @@ def test_sample_flags_a_runaway_on_stderr_and_in_json(mid_epoch, tmp_path):
     payload["corpus"]["char_counts"] = [10**6 if ch == " " else 0 for ch in vocab.chars]
     odd = tmp_path / "odd.pt"
     checkpoint.save(payload, odd)
-    runner = CliRunner()
-    ok = runner.invoke(cli, ["sample", "-c", str(good), "-l", "200", "-s", "1"])
+    ok = invoke(["sample", "-c", str(good), "-l", "200", "-s", "1"])
     assert ok.exit_code == 0 and ok.stderr == "" and len(ok.stdout) == 200
-    bad = runner.invoke(cli, ["sample", "-c", str(odd), "-l", "200", "-s", "1"])
+    bad = invoke(["sample", "-c", str(odd), "-l", "200", "-s", "1"])
     assert bad.exit_code == 0 and bad.stdout == ok.stdout  # the text is still written
     assert bad.stderr.startswith("Warning: the sample looks like a runaway")
-    both = runner.invoke(cli, ["sample", "-c", str(odd), "-n", "2", "-l", "200", "--json"])
+    both = invoke(["sample", "-c", str(odd), "-n", "2", "-l", "200", "--json"])
     lines = [json.loads(line) for line in both.stdout.splitlines()]
     assert [x["runaway"] for x in lines] == [True, True]
     assert both.stderr.count("Warning: sample") == 2
-    clean = runner.invoke(cli, ["sample", "-c", str(good), "-n", "2", "-l", "200", "--json"])
+    clean = invoke(["sample", "-c", str(good), "-n", "2", "-l", "200", "--json"])
     assert [json.loads(x)["runaway"] for x in clean.stdout.splitlines()] == [False, False]
     # Above temperature 1 rare characters are what was asked for: not judged, no warning.
-    hot = runner.invoke(cli, ["sample", "-c", str(odd), "-l", "200", "-t", "1.5", "--json"])
+    hot = invoke(["sample", "-c", str(odd), "-l", "200", "-t", "1.5", "--json"])
     assert hot.exit_code == 0 and hot.stderr == "" and json.loads(hot.stdout)["runaway"] is None
 
 

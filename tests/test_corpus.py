@@ -1,20 +1,42 @@
-"""Reading corpora: encodings, line ends, folders, stdin, the catalog and checked downloads."""
+"""Reading corpora and every file a user names, whatever it is: files in any encoding, with or
+without a BOM, folders with binary files in them, pipes, devices, closed stdin, the catalog and
+checked downloads. The reading layer is tested with many generated examples, the command line with
+a few: exit 0 with the documented output, or exit 1 with one `Error:` line (2 for usage), never a
+traceback, and no temporary file left behind."""
 
+from __future__ import annotations
+
+import codecs
+import encodings.aliases
 import hashlib
 import http.server
 import json
+import os
+import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
+import torch
+from conftest import DEADLINE, TINY_CLI, json_values, make_text, temporaries
+from helpers.cli import assert_one_error, invoke, run
+from hypothesis import HealthCheck, assume, event, example, given, settings
+from hypothesis import strategies as st
 
 from charrnn.errors import CorpusError
-from charrnn.text.catalog import CatalogEntry, fetch, load_catalog
-from charrnn.text.resolve import load_corpus
+from charrnn.text import catalog, decode, encoded, resolve, sources
+from charrnn.text.sources import _text_files
+
+FEW = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+MANY = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def load(tmp_path, *specs, **kw):
-    return load_corpus(list(specs), tmp_path / "cache", **kw)
+    return resolve.load_corpus(list(specs), tmp_path / "cache", **kw)
 
 
 def test_bom_and_line_ends_are_normalised(tmp_path):
@@ -70,14 +92,571 @@ def test_stdin_and_several_sources(tmp_path):
     assert c.text == "from stdin\nfrom a file" and c.name == "stdin"
 
 
+# Decoding: any bytes in any text codec decode, or fail in one line naming the file and offset
+
+
+def _codec(name: str):
+    try:
+        return codecs.lookup(name)
+    except LookupError:
+        return None
+
+
+_ALL = {c.name for n in set(encodings.aliases.aliases.values()) if (c := _codec(n))}
+
+
+_ALL |= {"utf-8-sig", "utf-7", "idna", "undefined", "unicode-escape", "raw-unicode-escape"}
+
+
+TEXT_CODECS = sorted(n for n in _ALL if codecs.lookup(n)._is_text_encoding)
+
+
+NOT_TEXT = ["hex", "base64", "rot13", "zlib", "uu", "bz2", "quopri"]
+
+
+# Encodings most files are in; the first six need no BOM, utf-16 and utf-32 read one
+COMMON = ["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "cp1252", "latin-1", "utf-16", "utf-32"]
+
+
+tiny_chunks = st.integers(1, 9)
+
+
+def chunked(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def outcome(chunks, encoding):
+    """What decoding gives: ("ok", text) or ("error", the message); any other exception fails."""
+    try:
+        return "ok", "".join(decode.decode_chunks(chunks, "f.txt", encoding))
+    except CorpusError as e:
+        return "error", str(e)
+
+
+def offsets(message: str) -> list[int]:
+    return [int(n) for n in re.findall(r"offset (\d+)", message)]
+
+
+@MANY
+@given(
+    encoding=st.sampled_from(TEXT_CODECS),
+    data=st.binary(max_size=40) | st.text(max_size=20).map(lambda t: t.encode("utf-8")),
+    size=tiny_chunks,
+)
+@example(encoding="ascii", data=b"\x80\x00", size=1)  # found in review
+@example(encoding="ascii", data=b"\x00\x80", size=1)
+@example(encoding="utf-16", data=b"\x00" * 7 + b"\xd8\x00\x00", size=1)  # no BOM: one refusal
+def test_any_bytes_in_any_text_codec_decode_or_fail_in_one_line(encoding, data, size):
+    whole = outcome([data], encoding)
+    if whole[0] == "error":
+        assert "\n" not in whole[1] and whole[1].startswith("f.txt ")
+        assert offsets(whole[1]) and all(0 <= n <= len(data) for n in offsets(whole[1]))
+    if encoding == "punycode":  # its incremental decoder decodes each chunk on its own
+        return
+    cut = outcome(chunked(data, size), encoding)
+    if b"\x00" in data and "binary" in whole[1] + cut[1]:
+        # A NUL makes the block being read binary, so which error is named first (the NUL, or
+        # bytes before it that do not decode) depends on the blocks: one line either way.
+        assert cut[0] == "error" and "\n" not in cut[1]
+    else:
+        assert cut == whole
+
+
+# An always-invalid unit in each encoding, and its byte-order mark
+BAD = {
+    "utf-8": (b"\xff", b"\xef\xbb\xbf"),
+    "utf-8-sig": (b"\xff", b"\xef\xbb\xbf"),
+    "utf-16-le": ("\udc00".encode("utf-16-le", "surrogatepass"), b"\xff\xfe"),
+    "utf-16-be": ("\udc00".encode("utf-16-be", "surrogatepass"), b"\xfe\xff"),
+    "utf-16": ("\udc00".encode("utf-16-le", "surrogatepass"), b"\xff\xfe"),
+    "utf-32": (b"\x00\x00\x11\x00", b"\xff\xfe\x00\x00"),  # U+110000, past Unicode
+    "cp1252": (b"\x81", b""),
+}
+
+
+@MANY
+@given(
+    encoding=st.sampled_from(sorted(BAD)),
+    bom=st.booleans(),
+    before=st.text(alphabet="ab\r\n\u00e9\u20ac", max_size=30),
+    after=st.text(alphabet="ab\r\n\u00e9", max_size=30),
+    size=tiny_chunks,
+)
+def test_an_error_names_the_offset_of_the_bad_byte_in_the_file(encoding, bom, before, after, size):
+    bad, mark = BAD[encoding]
+    unit = {"utf-16": "utf-16-le", "utf-32": "utf-32-le", "utf-8-sig": "utf-8"}.get(encoding)
+    bom = bom or encoding in ("utf-16", "utf-32")  # these need one
+    head = (mark if bom else b"") + before.encode(unit or encoding)
+    data = head + bad + after.encode(unit or encoding)
+    kind, message = outcome(chunked(data, size), encoding)
+    assert kind == "error" and offsets(message) == [len(head)], message
+    assert f"byte 0x{bad[0]:02x} at offset {len(head)}" in message
+
+
+@MANY
+@given(
+    text=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=40
+    ),
+    encoding=st.sampled_from(COMMON),
+    bom=st.booleans(),
+    crlf=st.booleans(),
+    size=tiny_chunks,
+)
+@example(text="\ufeff", encoding="utf-16", bom=False, crlf=False, size=1)  # a U+FEFF after the BOM
+def test_text_in_any_encoding_with_or_without_bom_and_crlf_reads_back(
+    text, encoding, bom, crlf, size
+):
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    writes_bom = encoding in ("utf-16", "utf-32", "utf-8-sig")
+    try:
+        data = (("\ufeff" if bom and not writes_bom else "") + text).encode(encoding)
+    except UnicodeEncodeError:
+        assume(False)
+    if not (bom or writes_bom):  # a U+FEFF that opens the text is read as its BOM
+        text = text.removeprefix("\ufeff")
+    expected = text.replace("\r\n", "\n").replace("\r", "\n")
+    assert outcome(chunked(data, size), encoding) == ("ok", expected)
+
+
+@pytest.mark.parametrize("family", ["utf-16", "utf-32"])
+def test_utf16_and_utf32_without_a_bom_say_which_byte_order_to_pass(tmp_path, family):
+    f = tmp_path / "nobom.txt"
+    f.write_bytes("hello\n".encode(f"{family}-le"))
+    with pytest.raises(CorpusError, match=rf"nobom\.txt is not valid {family} text.*offset 0"):
+        resolve.load_corpus([str(f)], tmp_path, family)
+    with pytest.raises(CorpusError) as e:
+        resolve.load_corpus([str(f)], tmp_path, family)
+    assert f"--encoding {family}-le or --encoding {family}-be" in str(e.value)
+    assert resolve.load_corpus([str(f)], tmp_path, f"{family}-le").text == "hello\n"
+
+
+@pytest.mark.parametrize("name", [*NOT_TEXT, "rot_13", "base64_codec", "klingon", "", "utf\0-8"])
+def test_codecs_that_are_not_text_encodings_are_refused(name):
+    with pytest.raises(CorpusError, match=r"(not a text encoding|unknown encoding).*utf-8"):
+        decode.text_encoding(name)
+
+
+def test_a_non_text_codec_is_a_usage_error_naming_what_is_accepted(env, tmp_path):
+    (tmp_path / "ok.txt").write_text(make_text(3000))
+    for name in NOT_TEXT:
+        r = env(["train", "ok.txt", "--encoding", name, *TINY_CLI, "--steps", "1"])
+        assert r.exit_code == 2 and r.stdout == "" and "Traceback" not in r.stderr
+        assert f"'{name}' is not a text encoding; use any text encoding" in r.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
+# ----------------- folders: binary files and files in another encoding are skipped, with a note
+
+
+names = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\\.\0"),
+    min_size=1,
+    max_size=8,
+)
+
+
+file_kinds = st.sampled_from(["text", "text", "bom-crlf", "empty", "binary", "latin-1"])
+
+
+def make_file(path: Path, kind: str, body: str) -> bool:
+    """Write a file of `kind`; True if it is text (kept), False if it must be skipped."""
+    data = {
+        "text": body.encode("utf-8"),
+        "bom-crlf": b"\xef\xbb\xbf" + body.replace("\n", "\r\n").encode("utf-8"),
+        "empty": b"",
+        "binary": b"\x89PNG\r\n\x1a\n\x00\x00" + body.encode("utf-8"),  # NUL in the first block
+        "latin-1": "caf\u00e9 ".encode("latin-1") + body.encode("utf-8"),  # not UTF-8 at byte 3
+    }[kind]
+    path.write_bytes(data)
+    return kind not in ("binary", "latin-1")
+
+
+folders = st.lists(
+    st.tuples(
+        names,
+        file_kinds,
+        st.text(st.characters(min_codepoint=1, blacklist_categories=("Cs",)), max_size=30),
+    ),
+    min_size=1,
+    max_size=6,
+    unique_by=lambda t: t[0],
+)
+
+
+@MANY
+@given(files=folders, sub=st.booleans())
+def test_a_folder_is_its_text_files_and_skips_the_others(tmp_path_factory, files, sub):
+    root = tmp_path_factory.mktemp("folder")
+    folder = root / "notes"
+    (folder / "sub.d").mkdir(parents=True)  # (names hold no dot)
+    kept, skipped = [], []
+    for i, (name, kind, body) in enumerate(files):
+        path = folder / ("sub.d" if sub and i % 2 else "") / name
+        (kept if make_file(path, kind, body) else skipped).append(path)
+    order = _text_files(folder)  # reading order: a folder's files, then its subfolders'
+    kept.sort(key=order.index)
+    if not kept:
+        with pytest.raises(CorpusError, match=r"holds no utf-8 text files to train on: \d+ skip"):
+            resolve.resolve([str(folder)], root / "cache")
+        return
+    sources = resolve.resolve([str(folder)], root / "cache")
+    assert sources.skipped == [str(p) for p in sorted(skipped, key=order.index)]
+    as_folder = outcome_of(lambda: resolve.load_corpus([str(folder)], root / "cache"))
+    as_files = outcome_of(lambda: resolve.load_corpus([str(p) for p in kept], root / "cache"))
+    assert as_folder == as_files
+
+
+def outcome_of(load):
+    try:
+        return "ok", load().text
+    except CorpusError as e:
+        return "error", str(e).split("(")[0]  # the empty-corpus message names its sources
+
+
+def test_a_binary_file_named_alone_is_still_an_error(tmp_path):
+    f = tmp_path / "module.pyc"
+    f.write_bytes(b"\xa7\r\r\n\x00\x00\x00\x00" + b"x" * 100)
+    with pytest.raises(CorpusError, match=r"module\.pyc looks like a binary file"):
+        resolve.resolve([str(f)], tmp_path).text_chunks().__next__()
+
+
+def test_train_on_a_folder_with_binary_files_notes_them_once(env, tmp_path):
+    (tmp_path / "src" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "src" / "a.txt").write_text(make_text(4000))
+    for i in range(7):
+        (tmp_path / "src" / "__pycache__" / f"m{i}.pyc").write_bytes(b"\xa7\r\r\n\x00\x00" * 9)
+    r = env(["train", "src", *TINY_CLI, "--steps", "1"])
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == os.path.join("checkpoints", "src", "best.pt") + "\n"
+    notes = [line for line in r.stderr.splitlines() if line.startswith("Note: skipped")]
+    assert notes == [
+        "Note: skipped 7 files that are not utf-8 text (binary, or another encoding): "
+        + ", ".join(os.path.join("src", "__pycache__", f"m{i}.pyc") for i in range(5))
+        + " and 2 more"
+    ]
+
+
+# ----------------------- pipes, devices and standard input, for every command that reads a file
+
+
+def feed(path: Path, data: bytes) -> threading.Thread:
+    """Write `data` into FIFO `path` from a thread (opening it blocks until a reader opens it)."""
+    t = threading.Thread(target=path.write_bytes, args=(data,), daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+def test_a_named_pipe_is_read_once_like_stdin(tmp_path):
+    fifo = tmp_path / "stream.fifo"
+    os.mkfifo(fifo)
+    feed(fifo, "caf\u00e9\r\nau lait\n".encode())
+    sources = resolve.resolve([str(fifo)], tmp_path / "cache")
+    assert "".join(sources.text_chunks()) == "caf\u00e9\nau lait\n"
+    assert sources.origins == [str(fifo)] and sources.name == "stream"
+    e = encoded.encode_corpus(sources, tmp_path / "cache")  # hashed, counted, encoded: 3 reads
+    assert len(e) == 13
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+def test_train_reads_a_pipe_and_points_devices_to_stdin(env, tmp_path):
+    fifo = tmp_path / "text"
+    os.mkfifo(fifo)
+    feed(fifo, make_text(4000).encode())
+    r = env(["train", str(fifo), *TINY_CLI, "--steps", "1"])
+    assert r.exit_code == 0 and r.stdout.endswith("best.pt\n"), r.stderr
+    if os.path.exists("/dev/null"):
+        r = env(["train", "/dev/null", *TINY_CLI, "--steps", "1"])
+        assert_one_error(r, 1, "use - to read standard input")
+
+
+def test_closed_stdin_is_one_error_line(tmp_path):
+    """`charrnn train - <&-`: Python starts with sys.stdin None."""
+    env = {**os.environ, "CHARRNN_CACHE_DIR": str(tmp_path / "cache")}
+    r = run(
+        ["train", "-", *TINY_CLI, "--steps", "1"],
+        tmp_path,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert r.returncode == 1 and r.stdout == "", r.stderr
+    assert r.stderr == (
+        "Error: cannot read standard input (it is closed); pipe the text into it, or name a file "
+        "instead of -\n"
+    )
+
+
+FILE_READERS = {  # each reader of a FILE the user names, "{}" standing for the file
+    "train CORPUS": ["train", "{}", *TINY_CLI, "--steps", "1", "--device", "cpu"],
+    "score FILE": ["score", "{}", "-c", "tiny"],
+    "inspect FILE": ["inspect", "{}", "-c", "tiny"],
+    "sample --prime-file": ["sample", "-c", "tiny", "--prime-file", "{}", "-l", "5", "-s", "1"],
+}
+
+
+STDIN_READERS = {  # ... and each reader of standard input, '-'
+    "train -": ["train", "-", *TINY_CLI, "--steps", "1", "--device", "cpu"],
+    "score -": ["score", "-", "-c", "tiny"],
+    "inspect -": ["inspect", "-", "-c", "tiny"],
+    "sample --prime -": ["sample", "-c", "tiny", "--prime", "-", "-l", "5", "-s", "1"],
+    "inspect --sample --prime -": [
+        "inspect",
+        "-c",
+        "tiny",
+        "--sample",
+        "5",
+        "--seed",
+        "1",
+        "--prime",
+        "-",
+    ],
+}
+# ... and what each does with the same text given otherwise: in a file, or as --prime's value
+FROM_A_FILE = {
+    "train -": FILE_READERS["train CORPUS"],
+    "score -": FILE_READERS["score FILE"],
+    "inspect -": FILE_READERS["inspect FILE"],
+    "sample --prime -": FILE_READERS["sample --prime-file"],
+    "inspect --sample --prime -": [
+        "inspect",
+        "-c",
+        "tiny",
+        "--sample",
+        "5",
+        "--seed",
+        "1",
+        "--prime",
+        "ANNA:\n",
+    ],
+}
+
+
+DEVICES = [d for d in ("/dev/zero", "/dev/urandom") if Path(d).is_char_device()]
+
+
+MEMORY_CAP = 4 << 30  # the address space of the process below: torch takes about 1 GiB of it
+
+
+# Runs the cases of argv[1] through CliRunner in one process (torch imported once), fd 0 of each
+# "/dev/stdin" case a pipe holding its text, and prints what each did as one JSON object.
+DRIVER = """
+import json, os, sys
+from click.testing import CliRunner
+from charrnn.cli import cli
+
+done = {}
+for key, args, stdin, text in json.loads(sys.argv[1]):
+    if text is not None:  # `... | charrnn ARGS`: fd 0 a pipe, the text in it, its writer gone
+        r, w = os.pipe()
+        os.write(w, text.encode())
+        os.close(w)
+        os.dup2(r, 0)
+        os.close(r)
+    with open(stdin or os.devnull, "rb") as f:
+        result = CliRunner().invoke(cli, args, input=f)
+    failed = not isinstance(result.exception, (SystemExit, type(None)))
+    done[key] = [result.exit_code, result.stdout, result.stderr, failed and repr(result.exception)]
+print(json.dumps(done))
+"""
+
+
+def assert_same_as_from_a_file(r, template: list[str], text: bytes, where: Path) -> None:
+    """`r`, a reader given `text` through a pipe or stdin, did what `template` does with the same
+    text in a file: the same output, or for train the same weights (its run is named after its
+    source)."""
+    assert r.exit_code == 0 and r.stdout and "Traceback" not in r.stderr, r.stderr
+    (where / "same.txt").write_bytes(text)
+    again = invoke(command(template, str(where / "same.txt"), where / "runs"))
+    assert again.exit_code == 0, again.stderr
+    if template[0] != "train":
+        assert r.stdout == again.stdout
+        return
+    assert r.stdout != again.stdout  # runs of their own
+    runs = [
+        torch.load(Path(x.stdout.strip()).parent / "last.pt", weights_only=True) for x in (r, again)
+    ]
+    assert all(torch.equal(w, runs[1]["model"][k]) for k, w in runs[0]["model"].items())
+
+
+def command(template: list[str], file: str, runs: Path) -> list[str]:
+    """The reader's command line for `file`; train writes its run under `runs`."""
+    args = [file if a == "{}" else a for a in template]
+    return [*args, "--checkpoint-dir", str(runs)] if args[0] == "train" else args
+
+
+@pytest.fixture(scope="module")
+def in_process_of_its_own(workspace, tmp_path_factory) -> dict:
+    """What each reader did with a device as FILE, a device as stdin (`- < /dev/zero`), and
+    /dev/stdin fed by a pipe, run in a process of its own with its memory capped: a reader that
+    read a device whole would end there in a MemoryError, not take this machine's memory. The
+    timeout only guards against a hang: the process ends by itself, in seconds."""
+    import resource
+
+    runs = tmp_path_factory.mktemp("device-runs")
+    cases = [
+        (f"{reader} {device}", command(FILE_READERS[reader], device, runs), None, None)
+        for reader in FILE_READERS
+        for device in DEVICES
+    ]
+    cases += [
+        (f"{reader} < {device}", command(STDIN_READERS[reader], "-", runs), device, None)
+        for reader in STDIN_READERS
+        for device in DEVICES
+    ]
+    cases += [
+        (f"{reader} /dev/stdin", command(FILE_READERS[reader], "/dev/stdin", runs), None, text)
+        for reader in FILE_READERS
+        for text in [make_text(4000)]
+    ]
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+
+    env = {**os.environ, "CHARRNN_CACHE_DIR": str(workspace / "cache")}
+    env.pop("CHARRNN_CHECKPOINT_DIR", None)
+    p = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(cases)],
+        cwd=workspace,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        preexec_fn=cap,
+    )
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def assert_refused(outcome: list, message: str) -> None:
+    """What a case of the driver did was one `Error:` line holding `message`."""
+    code, stdout, stderr, failed = outcome
+    assert not failed, failed  # e.g. a MemoryError: the device was read whole
+    assert_one_error(subprocess.CompletedProcess([], code, stdout, stderr), 1, message)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reader", FILE_READERS)
+def test_every_reader_refuses_a_device(in_process_of_its_own, reader, device):
+    outcome = in_process_of_its_own[f"{reader} {device}"]
+    assert_refused(outcome, f"{device} is not a file")
+    assert "pipe it in and use" in outcome[2] and "to read standard input" in outcome[2]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reader", STDIN_READERS)
+def test_every_reader_of_stdin_stops_a_device_at_its_first_binary_chunk(
+    in_process_of_its_own, reader, device
+):
+    """`charrnn ... - < /dev/zero`: stdin is read in chunks, each checked: the first NUL ends it."""
+    outcome = in_process_of_its_own[f"{reader} < {device}"]
+    assert_refused(outcome, "looks like a binary file (NUL byte at offset")
+
+
+@pytest.mark.parametrize("reader", FILE_READERS)
+def test_every_reader_reads_dev_stdin_fed_by_a_pipe(in_process_of_its_own, reader):
+    """`make_text | charrnn score /dev/stdin`: a pipe, under a name that looks like a device's."""
+    code, stdout, stderr, failed = in_process_of_its_own[f"{reader} /dev/stdin"]
+    assert not failed, failed
+    assert code == 0 and stdout and "Traceback" not in stderr, stderr
+
+
+@pytest.mark.parametrize("reader", FILE_READERS)
+def test_every_reader_refuses_a_folder_and_binary_content(in_workspace, tmp_path, reader):
+    folder = "holds no files" if reader == "train CORPUS" else "emptydir: Is a directory"
+    binary = "binary.bin looks like a binary file (NUL byte at offset 8); give text files"
+    for file, message in (("emptydir", folder), ("binary.bin", binary)):
+        assert_one_error(invoke(command(FILE_READERS[reader], file, tmp_path)), 1, message)
+
+
+@pytest.mark.parametrize("reader", STDIN_READERS)
+def test_every_reader_of_stdin_stops_at_binary_content(in_workspace, tmp_path, reader):
+    data = (in_workspace / "binary.bin").read_bytes()
+    r = invoke(command(STDIN_READERS[reader], "-", tmp_path), input=data)
+    assert_one_error(r, 1, "binary file (NUL byte at offset 8)")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+@pytest.mark.parametrize("reader", FILE_READERS)
+def test_every_reader_reads_a_named_pipe(in_workspace, tmp_path, reader):
+    fifo = tmp_path / "stream"
+    os.mkfifo(fifo)
+    # Opening a FIFO to write blocks until a reader opens it: the writer is a thread of its own.
+    text = make_text(4000).encode()
+    writer = threading.Thread(target=fifo.write_bytes, args=(text,), daemon=True)
+    writer.start()
+    r = invoke(command(FILE_READERS[reader], str(fifo), tmp_path / "runs"))
+    writer.join(DEADLINE)
+    assert_same_as_from_a_file(r, FILE_READERS[reader], text, tmp_path)
+
+
+@pytest.mark.parametrize("reader", STDIN_READERS)
+def test_every_reader_of_stdin_reads_text(in_workspace, tmp_path, reader):
+    text = make_text(4000) if reader == "train -" else "ANNA:\n"  # a corpus, or a prime
+    r = invoke(command(STDIN_READERS[reader], "-", tmp_path), input=text)
+    assert_same_as_from_a_file(r, FROM_A_FILE[reader], text.encode(), tmp_path)
+
+
+def assert_contract(r, root: Path) -> None:
+    """Exit 0, or 1 with one `Error:` line (after notes, if any) and nothing on stdout, or 2 for
+    usage; no traceback, no temporary file left."""
+    assert "Traceback" not in r.stderr and r.exit_code in (0, 1, 2), (r.exit_code, r.stderr)
+    if r.exit_code in (1, 2):
+        assert_one_error(r, r.exit_code, alone=False)
+    if r.exit_code == 1:
+        *notes, _ = r.stderr.splitlines()
+        assert all(n.startswith("Note: ") for n in notes), r.stderr
+    assert temporaries(root) == []
+
+
+@FEW
+@given(
+    files=folders,
+    how=st.sampled_from(["folder", "first file", "stdin"]),
+    encoding=st.sampled_from(["utf-8", "utf-8", "utf-16", "latin-1", "hex", "klingon", "cp1252"]),
+    padding=st.sampled_from([0, 2000, 2000, 2000]),
+)
+def test_train_on_generated_inputs_keeps_the_contract(
+    tmp_path_factory, files, how, encoding, padding
+):
+    root = tmp_path_factory.mktemp("cli")
+    folder = root / "in"
+    folder.mkdir()
+    for name, kind, body in files:
+        make_file(folder / name, kind, body + make_text(padding))
+    first = sources._text_files(folder)[0]
+    spec = {"folder": str(folder), "first file": str(first), "stdin": "-"}[how]
+    stdin = first.read_bytes() if how == "stdin" else None
+    args = ["train", spec, "--encoding", encoding, *TINY_CLI, "--steps", "1"]
+    old = os.getcwd()
+    os.chdir(root)
+    try:
+        r = invoke(args, input=stdin, env={"CHARRNN_CACHE_DIR": str(root / "cache")})
+    finally:
+        os.chdir(old)
+    event(f"exit {r.exit_code}")  # pytest --hypothesis-show-statistics shows the mix
+    assert_contract(r, root)
+    if r.exit_code == 0:
+        assert r.stdout.endswith(("best.pt\n", "last.pt\n")) and r.stdout.count("\n") == 1
+        assert (root / r.stdout.strip()).is_file()
+    if encoding in ("hex", "klingon"):
+        assert r.exit_code == 2 and "--encoding" in r.stderr
+
+
+# ------------------------------------------------------------ the catalog and checked downloads
+
+
 def test_unknown_names_point_to_the_catalog(tmp_path):
     with pytest.raises(CorpusError, match="corpus list"):
         load(tmp_path, "no-such-thing")
 
 
 def test_catalog_lists_tinyshakespeare_first_with_its_hash():
-    catalog = load_catalog()
-    first = next(iter(catalog.values()))
+    entries = catalog.load_catalog()
+    first = next(iter(entries.values()))
     assert first.name == "tinyshakespeare"
     assert first.sha256 == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
     assert first.size == 1_115_394 and first.url and first.licence
@@ -90,6 +669,14 @@ def test_pystdlib_is_built_offline_and_cached(tmp_path):
     cached = list((tmp_path / "cache").glob("pystdlib-py*.txt"))
     assert len(cached) == 1
     assert load(tmp_path, "pystdlib").text == c.text  # same text from the cache
+
+
+def test_corpus_list_and_get(env, tmp_path):
+    listing = env(["corpus", "list"]).stdout
+    assert "tinyshakespeare" in listing and "pystdlib" in listing
+    r = env(["corpus", "get", "pystdlib"])
+    assert r.exit_code == 0 and r.stdout.startswith(str(tmp_path / "cache"))
+    assert os.path.getsize(r.stdout.strip()) > 1_000_000
 
 
 @pytest.fixture
@@ -111,9 +698,9 @@ def server(tmp_path):
     httpd.shutdown()
 
 
-def entry_for(url: str, body: bytes, sha: str | None = None) -> CatalogEntry:
+def entry_for(url: str, body: bytes, sha: str | None = None) -> catalog.CatalogEntry:
     sha = sha or hashlib.sha256(body).hexdigest()
-    return CatalogEntry("demo", "a test corpus", len(body), "CC0", url=url, sha256=sha)
+    return catalog.CatalogEntry("demo", "a test corpus", len(body), "CC0", url=url, sha256=sha)
 
 
 def test_download_verifies_the_hash_and_reports_progress(server, tmp_path):
@@ -121,7 +708,7 @@ def test_download_verifies_the_hash_and_reports_progress(server, tmp_path):
     body = b"To be, or not to be\n" * 5000
     (www / "demo.txt").write_bytes(body)
     seen = []
-    path = fetch(
+    path = catalog.fetch(
         entry_for(f"{base}/demo.txt", body), tmp_path / "c", lambda d, t: seen.append((d, t))
     )
     assert path.read_bytes() == body
@@ -133,14 +720,14 @@ def test_a_download_with_the_wrong_hash_leaves_nothing(server, tmp_path):
     (www / "demo.txt").write_bytes(b"tampered text\n")
     cache = tmp_path / "c"
     with pytest.raises(CorpusError, match="does not match its SHA-256"):
-        fetch(entry_for(f"{base}/demo.txt", b"x", sha="0" * 64), cache)
+        catalog.fetch(entry_for(f"{base}/demo.txt", b"x", sha="0" * 64), cache)
     assert list(cache.iterdir()) == []
 
 
 def test_an_unreachable_source_is_a_clear_error(server, tmp_path):
     _, base = server
     with pytest.raises(CorpusError, match=r"cannot download demo.*404"):
-        fetch(entry_for(f"{base}/missing.txt", b"x"), tmp_path / "c")
+        catalog.fetch(entry_for(f"{base}/missing.txt", b"x"), tmp_path / "c")
 
 
 def test_a_catalog_name_downloads_through_train_sources(server, tmp_path, monkeypatch):
@@ -154,3 +741,103 @@ def test_a_catalog_name_downloads_through_train_sources(server, tmp_path, monkey
     c = load(tmp_path, "demo")
     assert c.text == body.decode() and c.sources == ["demo"] and c.name == "demo"
     assert Path(tmp_path / "cache" / "demo.txt").is_file()
+
+
+def test_a_download_sweeps_only_its_own_temporaries(tmp_path):
+    """The cache folder may be one shared with other programs: only our files are ours."""
+    entry = catalog.CatalogEntry("pystdlib", "d", 1000, "l", builtin=True)
+    target = entry.cache_file(tmp_path)
+    (tmp_path / f".{target.name}.k1ll3d.tmp").write_bytes(b"half a corpus")
+    (tmp_path / ".someone-elses.tmp").write_bytes(b"not ours")
+    assert catalog.fetch(entry, tmp_path) == target and target.is_file()
+    assert [p.name for p in temporaries(tmp_path)] == [".someone-elses.tmp"]
+
+
+VALID = {
+    "name": "x",
+    "description": "d",
+    "size": 10,
+    "licence": "l",
+    "url": "http://127.0.0.1:9/x.txt",
+    "sha256": "0" * 64,
+}
+
+
+@st.composite
+def catalogs(draw):
+    """A catalog: arbitrary JSON, or a valid entry with a field dropped, added or changed."""
+    entry = dict(VALID)
+    action = draw(st.sampled_from(["drop", "set", "set", "json", "builtin"]))
+    if action == "json":
+        return draw(json_values)
+    if action == "drop":
+        entry.pop(draw(st.sampled_from(sorted(entry))))
+    elif action == "builtin":
+        entry = {k: entry[k] for k in ("name", "description", "size", "licence")} | {
+            "builtin": draw(json_values)
+        }
+        entry["name"] = draw(st.sampled_from(["pystdlib", "x", "../pystdlib"]))
+    else:
+        key = draw(st.sampled_from([*sorted(entry), "builtin", "mirror"]))
+        entry[key] = draw(json_values | st.sampled_from(["../../etc/x", "a b", "1" * 64]))
+    return {"format": "charrnn-catalog", "corpora": [entry]}
+
+
+@MANY
+@given(catalog=catalogs())
+def test_any_catalog_loads_checked_or_fails_in_one_line(tmp_path_factory, catalog):
+    path = tmp_path_factory.mktemp("catalog") / "catalog.json"
+    path.write_text(json.dumps(catalog))
+    try:
+        entries = catalog.load_catalog(path)
+    except CorpusError as e:
+        assert str(path) in str(e) and "\n" not in str(e)
+        return
+    for e in entries.values():
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", e.name)
+        assert isinstance(e.size, int) and e.size > 0
+        assert (e.builtin and e.name in catalog.BUILTINS) or (e.url and len(e.sha256) == 64)
+
+
+@FEW
+@given(catalog=catalogs(), command=st.sampled_from(["list", "get"]))
+def test_corpus_commands_with_any_catalog_keep_the_contract(tmp_path_factory, catalog, command):
+    root = tmp_path_factory.mktemp("cat")
+    path = root / "catalog.json"
+    path.write_text(json.dumps(catalog))
+    env = {"CHARRNN_CATALOG": str(path), "CHARRNN_CACHE_DIR": str(root / "cache")}
+    try:
+        name = str(catalog["corpora"][0]["name"])
+    except (TypeError, KeyError, IndexError):
+        name = "x"
+    args = ["corpus", "list"] if command == "list" else ["corpus", "get", "-q", name]
+    r = invoke(args, env=env)
+    assert_contract(r, root)
+    if r.exit_code == 1:
+        assert str(path) in r.stderr or "no corpus named" in r.stderr or "download" in r.stderr
+
+
+def test_an_entry_without_a_url_names_the_catalog_and_the_problem(tmp_path, monkeypatch):
+    path = tmp_path / "catalog.json"
+    entry = {k: v for k, v in VALID.items() if k != "url"}
+    path.write_text(json.dumps({"corpora": [entry]}))
+    monkeypatch.setenv("CHARRNN_CATALOG", str(path))
+    r = invoke(["corpus", "get", "x"])
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr == (
+        f"Error: the corpus catalog {path} is malformed: entry 1 ('x') needs a 'url' and a "
+        "'sha256' (64 hex digits), or 'builtin'; fix it, or point CHARRNN_CATALOG at a good one\n"
+    )
+
+
+@pytest.mark.parametrize("catalog", ["/dev/zero", "/dev/urandom"])
+def test_a_catalog_that_is_a_device_is_refused_at_once(catalog, monkeypatch):
+    """The catalog is read as every file a user names is: a device that never ends is refused
+    before a byte of it is read (it would fill the memory)."""
+    monkeypatch.setenv("CHARRNN_CATALOG", catalog)
+    r = invoke(["corpus", "list"])
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr == (
+        f"Error: the corpus catalog {catalog} is not a file or a pipe; point CHARRNN_CATALOG at "
+        "a JSON file\n"
+    )

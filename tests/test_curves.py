@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import drain, make_trainer
+from conftest import drain, make_trainer, poison
+from helpers.cli import assert_one_error
 
 from charrnn import checkpoint
 from charrnn.runs import is_evaluation
@@ -77,8 +78,6 @@ def test_a_resumed_run_records_what_an_uninterrupted_one_does(tmp_path, text):
 
 
 def test_a_rollback_drops_the_records_made_after_the_checkpoint_it_goes_back_to(tmp_path, text):
-    from test_reliability import poison
-
     trainer = make_trainer(text, tmp_path / "r", max_steps=30, **RECORDS)
     poison(trainer, at_steps={25})
     at_rollback = saved = None
@@ -212,11 +211,10 @@ def test_plot_of_a_run_without_records_says_so(env, runs_dir):
 
 def test_plot_usage_and_user_errors(env, runs_dir):
     r = env(["plot", "a", "-o", "curves.pdf", "--checkpoint-dir", str(runs_dir)])
-    assert r.exit_code == 2 and "must end in .png or .svg" in r.stderr
-    assert env(["plot"]).exit_code == 2
+    assert_one_error(r, 2, "must end in .png or .svg")
+    assert_one_error(env(["plot"]), 2)
     r = env(["plot", "nosuch", "--checkpoint-dir", str(runs_dir)])
-    assert r.exit_code == 1 and r.stderr.startswith("Error: no run 'nosuch'")
-    assert r.stderr.count("\n") == 1
+    assert assert_one_error(r).startswith("Error: no run 'nosuch'")
 
 
 def test_a_figure_without_matplotlib_is_one_line_naming_the_extra(env, runs_dir, monkeypatch):
@@ -225,9 +223,7 @@ def test_a_figure_without_matplotlib_is_one_line_naming_the_extra(env, runs_dir,
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     r = env(["plot", "a", "-o", "curves.png", "--checkpoint-dir", str(runs_dir)])
-    assert r.exit_code == 1 and r.stdout == ""
-    assert r.stderr.count("\n") == 1 and r.stderr.startswith("Error: ")
-    assert "pip install 'charrnn[plot]'" in r.stderr
+    assert_one_error(r, 1, "pip install 'charrnn[plot]'")
     assert not list(Path.cwd().iterdir())  # no figure, no temp file
     assert env(["plot", "a", "--checkpoint-dir", str(runs_dir)]).exit_code == 0  # text needs none
 
@@ -295,8 +291,7 @@ def test_a_figure_that_cannot_be_written_is_one_line_and_keeps_the_old_file(
     assert Path("curves.png").read_bytes() == b"the previous figure"
     os.symlink("/dev/full", "full.png")  # a device is written in place, never replaced
     r = env(["plot", "a", "-o", "full.png", "--checkpoint-dir", str(runs_dir)])
-    assert r.exit_code == 1 and r.stderr.count("\n") == 1
-    assert "full.png: No space left on device" in r.stderr
+    assert_one_error(r, 1, "full.png: No space left on device")
 
 
 def test_curves_of_records_written_before_kinds_and_chars(runs_dir, tmp_path):

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
-from hypothesis import given, settings
+from conftest import DEADLINE, TINY_CLI, json_values, make_text, temporaries
+from helpers.cli import invoke
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charrnn.errors import CorpusError
@@ -181,30 +187,131 @@ def test_an_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch):
         encode(tmp_path, str(f))
 
 
-def test_cli_warns_about_a_damaged_entry_lists_and_clears_the_cache(tmp_path, monkeypatch):
-    from click.testing import CliRunner
-    from conftest import TINY_CLI, make_text
-
-    from charrnn.cli import cli
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+def test_cli_warns_about_a_damaged_entry_lists_and_clears_the_cache(env, tmp_path):
     f = tmp_path / "c.txt"
     f.write_text(make_text(6000))
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    assert invoke("train", str(f), *TINY_CLI, "--steps", "2").exit_code == 0
-    listed = invoke("corpus", "cache")
+    assert env(["train", str(f), *TINY_CLI, "--steps", "2"]).exit_code == 0
+    listed = env(["corpus", "cache"])
     assert listed.exit_code == 0 and f"{len(f.read_text()):,} chars" in listed.stdout
     assert str(f.resolve()) in listed.stdout
     _flip_a_byte(*_entry(tmp_path))
-    again = invoke("train", str(f), *TINY_CLI, "--steps", "2", "--force")
+    again = env(["train", str(f), *TINY_CLI, "--steps", "2", "--force"])
     assert again.exit_code == 0 and again.stdout.strip().endswith("best.pt")
     assert "Warning: the cached encoding of this corpus was damaged" in again.stderr
-    cleared = invoke("corpus", "cache", "--clear")
+    cleared = env(["corpus", "cache", "--clear"])
     assert cleared.exit_code == 0 and cleared.stdout == "" and "Freed" in cleared.stderr
     assert not list((tmp_path / "cache" / "encoded").glob("*"))
-    assert "no encoded corpora" in invoke("corpus", "cache").stderr
+    assert "no encoded corpora" in env(["corpus", "cache"]).stderr
+
+
+# -------------------------------------------- temporaries of killed encodings, and any metadata
+
+FEW = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from charrnn.text.cache import cache_writing
+    from charrnn.fsutil import atomic_write
+
+    def write(f):
+        f.write(b"half an encoding")
+        f.flush()
+        print("writing", flush=True)
+        sys.stdin.read()  # until killed
+
+    folder = Path(sys.argv[1])
+    with cache_writing(folder):
+        atomic_write(folder / "KEY.ids", write)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock on Windows")
+def test_a_killed_encoding_leaves_nothing_behind_once_the_next_encoding_runs(tmp_path):
+    cache = tmp_path / "cache"
+    (cache / "encoded").mkdir(parents=True)
+    f = tmp_path / "c.txt"
+    f.write_text("to be or not to be\n" * 50)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(cache / "encoded")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline() == "writing\n"  # the event: its temporary exists
+        assert len(temporaries(cache)) == 1
+        encoded.encode_corpus(resolve.resolve([str(f)], cache), cache)
+        assert len(temporaries(cache)) == 1  # a live writer's file is left alone
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(DEADLINE)
+    f.write_text("something else to encode\n" * 50)
+    e = encoded.encode_corpus(resolve.resolve([str(f)], cache), cache)
+    assert not e.hit and temporaries(cache) == []
+    assert sorted(p.suffix for p in (cache / "encoded").iterdir()) == 2 * [".ids"] + 2 * [".json"]
+
+
+def test_clearing_the_cache_removes_stale_temporaries_too(tmp_path):
+    folder = tmp_path / "encoded"
+    folder.mkdir()
+    (folder / ".KEY.ids.x1y2.tmp").write_bytes(b"x" * 1000)
+    assert encoded.clear_cache(tmp_path) == 1000
+    assert list(folder.iterdir()) == []
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    field=st.sampled_from(["format", "key", "length", "dtype", "vocab", "ids_crc32", "sources"]),
+    value=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+        lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=3), kids),
+        max_leaves=5,
+    ),
+)
+def test_metadata_of_any_shape_is_rebuilt_or_listed_never_a_crash(tmp_path_factory, field, value):
+    root = tmp_path_factory.mktemp("meta")
+    f = root / "c.txt"
+    f.write_text("to be or not to be\n" * 20)
+    good = encoded.encode_corpus(resolve.resolve([str(f)], root), root)
+    meta_path = root / "encoded" / f"{good.key}.json"
+    meta = json.loads(meta_path.read_text())
+    meta[field] = value
+    meta_path.write_text(json.dumps(meta))
+    again = encoded.encode_corpus(resolve.resolve([str(f)], root), root)
+    assert torch.equal(again.ids, good.ids) and again.vocab == good.vocab
+    [entry] = encoded.cache_entries(root)
+    assert entry.key == good.key
+    meta_path.write_text(json.dumps(value))  # JSON that is not even an object
+    assert [e.chars for e in encoded.cache_entries(root)] == [None]
+    assert torch.equal(encoded.encode_corpus(resolve.resolve([str(f)], root), root).ids, good.ids)
+
+
+@FEW
+@given(
+    junk=st.lists(
+        st.tuples(
+            st.text("0123456789abcdef", min_size=1, max_size=8),
+            st.sampled_from([".ids", ".json", ".tmp"]),
+            st.binary(max_size=20) | json_values.map(lambda v: json.dumps(v).encode()),
+        ),
+        max_size=5,
+    )
+)
+def test_corpus_cache_lists_and_clears_whatever_is_in_it(tmp_path_factory, junk):
+    root = tmp_path_factory.mktemp("cache")
+    folder = root / "encoded"
+    folder.mkdir()
+    for stem, suffix, content in junk:
+        name = f".{stem}.ids.x{suffix}" if suffix == ".tmp" else stem + suffix
+        (folder / name).write_bytes(content)
+    env = {"CHARRNN_CACHE_DIR": str(root)}
+    listed = invoke(["corpus", "cache"], env=env)
+    assert listed.exit_code == 0 and "Traceback" not in listed.stderr
+    assert listed.stdout.count("\n") == len(list(folder.glob("*.ids")))
+    cleared = invoke(["corpus", "cache", "--clear"], env=env)
+    assert cleared.exit_code == 0 and cleared.stdout == "" and "Freed" in cleared.stderr
+    assert not list(folder.glob("*.ids")) and not list(folder.glob("*.tmp"))

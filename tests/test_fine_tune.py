@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import TINY_CLI, TINY_MODEL, TINY_TRAIN, drain, make_text
+from helpers.cli import assert_one_error
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -232,8 +233,7 @@ def test_replacing_the_run_it_starts_from_is_refused_and_the_base_survives(env, 
     before = best.read_bytes()
     for force in (["--force"], []):
         r = env(["train", "new.txt", "--init-from", "base", "--name", "base", *force])
-        assert r.exit_code == 1 and r.stdout == "" and r.stderr.count("\n") == 1
-        assert r.stderr.startswith("Error: ") and "another --name" in r.stderr
+        assert_one_error(r, 1, "another --name")
         assert best.read_bytes() == before
     with pytest.raises(RunError, match="another --name"):
         start_run(encode_text(NEW_TEXT, "new"), best.parent, replace=True, init_from=best)
@@ -272,9 +272,7 @@ def test_a_bad_base_checkpoint_is_one_error_line_and_nothing_is_written(
     bad = tmp_path / "bad.pt"
     make(bad, base_checkpoint(runs_by_cell, "lstm"))
     r = env(["train", "new.txt", "--init-from", str(bad), "--steps", "5"])
-    assert r.exit_code == 1 and r.stdout == ""
-    assert r.stderr.startswith("Error: ") and r.stderr.count("\n") == 1, r.stderr
-    assert message in r.stderr
+    assert_one_error(r, 1, message)
     assert not (tmp_path / "checkpoints").exists()
     with pytest.raises(CheckpointError, match="cannot start a run from it"):
         start_run(encode_text(NEW_TEXT, "new"), tmp_path / "x", init_from=bad)
@@ -283,7 +281,7 @@ def test_a_bad_base_checkpoint_is_one_error_line_and_nothing_is_written(
 def test_a_missing_base_run_is_an_error_that_names_it(env, tmp_path):
     (tmp_path / "new.txt").write_text(NEW_TEXT)
     r = env(["train", "new.txt", "--init-from", "nosuchrun"])
-    assert r.exit_code == 1 and "nosuchrun" in r.stderr and r.stderr.startswith("Error: ")
+    assert_one_error(r, 1, "nosuchrun")
     assert not (tmp_path / "checkpoints" / "new").exists()
 
 

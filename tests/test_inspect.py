@@ -8,10 +8,10 @@ import re
 
 import pytest
 import torch
-from conftest import DEADLINE, make_text
+from conftest import DEADLINE, make_text, page_data, tiny
+from helpers.cli import popen, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_cells import tiny
 
 from charrnn.model.config import CELLS, FIELDS, GATES
 from charrnn.text.vocab import CharVocab
@@ -157,11 +157,6 @@ def test_gate_saturation_counts_the_shares_below_and_above():
     assert first.right[0].tolist() == pytest.approx([0.7, 0.0, 0.0])
     assert first.left[0].tolist() == pytest.approx([0.0, 1.0, 0.0])
     assert gate_saturation(planted({"hidden": forget}, "x" * n, "rnn")) == []
-
-
-def page_data(html: str) -> dict:
-    blob = re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S)
-    return json.loads(blob.group(1))
 
 
 def test_the_page_is_self_contained_and_holds_the_record():
@@ -390,11 +385,10 @@ def with_endless_stdin(args: list[str]) -> tuple[int, bytes, bytes]:
     """`yes "the cat sat" | charrnn ARGS`: exit status, stdout, stderr. It must end by itself:
     the test waits for the process to exit (an event), never a fixed time."""
     import subprocess
-    import sys
     import threading
 
-    p = subprocess.Popen(
-        [sys.executable, "-m", "charrnn", *args],
+    p = popen(
+        args,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -444,15 +438,12 @@ def test_html_dash_writes_the_page_to_stdout_alone(env, runs_by_cell, tmp_path):
 def test_a_page_into_stdout_and_a_prime_from_endless_stdin(runs_by_cell, tmp_path):
     """`--html /dev/stdout | wc -c` writes into the pipe (not a file at /proc/.../pipe:[N]), and
     `yes | inspect --sample 5 --prime -` reads no more of the prime than --max-chars allows."""
-    import subprocess
-    import sys
 
-    base = [sys.executable, "-m", "charrnn", "inspect", "--checkpoint-dir", str(runs_by_cell)]
+    base = ["inspect", "--checkpoint-dir", str(runs_by_cell)]
     (tmp_path / "in.txt").write_text("the cat sat\n")
-    page = subprocess.run(
+    page = run(
         [*base, "-c", "lstm", str(tmp_path / "in.txt"), "--html", "/dev/stdout", "-q"],
-        capture_output=True,
-        timeout=DEADLINE,
+        text=False,
     )
     assert page.returncode == 0, page.stderr
     assert page_data(page.stdout.decode("utf-8"))["text"] == "the cat sat\n"

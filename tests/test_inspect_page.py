@@ -7,9 +7,9 @@ import math
 import re
 
 import pytest
-from conftest import DEADLINE, make_text
+from conftest import DEADLINE, make_text, page_data, tiny
 from helpers.browser import Browser, find_chromium
-from test_inspect import page_data
+from helpers.cli import invoke
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
@@ -20,15 +20,11 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def page(runs_by_cell, tmp_path_factory):
     """A page of a tiny trained LSTM reading 600 characters, with units found and gate plots."""
-    from click.testing import CliRunner
-
-    from charrnn.cli import cli
-
     folder = tmp_path_factory.mktemp("page")
     (folder / "in.txt").write_text(make_text(600, seed=4))
     args = ["inspect", "--checkpoint-dir", str(runs_by_cell), "-c", "lstm", str(folder / "in.txt")]
     out = folder / "page.html"
-    result = CliRunner().invoke(cli, [*args, "--html", str(out), "--find-units", "--gates"])
+    result = invoke([*args, "--html", str(out), "--find-units", "--gates"])
     assert result.exit_code == 0, result.output
     return out
 
@@ -127,13 +123,9 @@ def test_a_character_shows_what_came_next_and_the_page_is_seen(browser, page, tm
 @pytest.mark.parametrize("cell", ["gru", "rnn"])
 def test_the_page_of_a_gru_and_of_an_rnn(runs_by_cell, tmp_path, cell):
     """The other cells' pages: their own fields to show, coloured; the RNN has no gate plot."""
-    from click.testing import CliRunner
-
-    from charrnn.cli import cli
-
     out = tmp_path / "page.html"
     args = ["inspect", "--checkpoint-dir", str(runs_by_cell), "-c", cell, "-", "--html", str(out)]
-    result = CliRunner().invoke(cli, [*args, "--gates"], input=make_text(300, seed=5))
+    result = invoke([*args, "--gates"], input=make_text(300, seed=5))
     assert result.exit_code == 0, result.output
     data = page_data(out.read_text(encoding="utf-8"))
     with Browser(CHROMIUM, DEADLINE) as b:
@@ -150,8 +142,6 @@ def test_the_page_of_a_gru_and_of_an_rnn(runs_by_cell, tmp_path, cell):
 def test_every_character_is_one_span_whatever_it_is(tmp_path):
     """Characters outside the Basic Multilingual Plane (two UTF-16 units in JavaScript), markup
     and quotes in the text: one span per character of the record, the text as it was read."""
-    from test_cells import tiny
-
     from charrnn.text.vocab import CharVocab
     from charrnn.use.inspection import record_text
     from charrnn.use.page import render

@@ -5,9 +5,8 @@ import math
 
 import pytest
 import torch
-from click.testing import CliRunner
+from helpers.cli import invoke
 
-from charrnn.cli import cli
 from charrnn.model.config import ModelConfig
 from charrnn.model.presets import BIG_CORPUS, MEDIUM_FROM_CHARS, PRESETS, choose
 from charrnn.train import start
@@ -51,7 +50,7 @@ def test_the_cli_says_what_auto_chose_and_why(tmp_path, monkeypatch, corpus_file
     """The choice follows the measured speed (stood in for here: no test depends on timing)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(start, "training_speed", lambda *a, **k: rate)
-    r = CliRunner().invoke(cli, ["train", str(corpus_file), "--time", "1m", "--steps", "1"])
+    r = invoke(["train", str(corpus_file), "--time", "1m", "--steps", "1"])
     assert r.exit_code == 0, r.stderr
     hidden = PRESETS[size].hidden_size
     assert f"1x{hidden} LSTM" in r.stderr and "batch 32x32" in r.stderr
@@ -61,9 +60,7 @@ def test_the_cli_says_what_auto_chose_and_why(tmp_path, monkeypatch, corpus_file
 
 def test_options_override_what_auto_chose(tmp_path, monkeypatch, corpus_file):
     monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
-    r = runner.invoke(
-        cli,
+    r = invoke(
         [
             "train",
             str(corpus_file),

@@ -1,28 +1,33 @@
-"""Every sampling feature: paths, batches, schedules, stops, primes, JSON, files, scoring."""
+"""Sampling, in the library and through `charrnn sample`: seeds, batches, temperature schedules,
+top-k and top-p, primes, stops, JSON, files and signals; and the contract for any options: exit 0
+with the documented output, or one `Error:` line and exit 1 (2 for usage), never a traceback."""
 
 import json
 import math
+import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
-from click.testing import CliRunner
 from conftest import DEADLINE
+from helpers.cli import assert_one_error, popen, run
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from charrnn import checkpoint
-from charrnn.cli import cli
-from charrnn.errors import VocabError
-from charrnn.text.vocab import CharVocab, apply_unknown
-from charrnn.use.sampler import SampleConfig, Sampler, StopCutter, lead_in, lead_in_for
-from charrnn.use.scoring import score_lines, score_text
-
-
-@pytest.fixture(scope="module")
-def model_vocab(trained_run):
-    return checkpoint.restore_model(checkpoint.load(trained_run.best), trained_run.best)
+from charrnn.errors import ConfigError, VocabError
+from charrnn.text.vocab import CharVocab
+from charrnn.use.sampler import (
+    MAX_SEED,
+    SampleConfig,
+    Sampler,
+    StopCutter,
+    lead_in,
+    lead_in_for,
+    sampling_threads,
+)
 
 
 def texts(model, vocab, length=300, prime="ANNA:", **cfg):
@@ -34,12 +39,35 @@ def texts(model, vocab, length=300, prime="ANNA:", **cfg):
     return rows
 
 
+def logits_over(model, vocab, prime: str, text: str) -> torch.Tensor:
+    """(len(text), V): what one forward pass over the lead-in, `prime` and `text` predicts for
+    each character of `text`."""
+    context = lead_in(vocab) + prime
+    with torch.no_grad():
+        logits, _ = model(torch.tensor([vocab.encode(context + text)]))
+    return logits[0, len(context) - 1 : -1]
+
+
+def mean_logprob(model, vocab, prime: str, text: str) -> float:
+    """The mean log-probability the model gives `text` after `prime`."""
+    logp = torch.log_softmax(logits_over(model, vocab, prime, text), -1)
+    return logp.gather(1, torch.tensor(vocab.encode(text))[:, None]).mean().item()
+
+
 def test_a_batch_of_n_is_n_single_runs_with_seeds_seed_plus_i(model_vocab):
     model, vocab = model_vocab
     batch = texts(model, vocab, seed=40, num_samples=4, temperature=1.0)
-    assert len(set(batch)) == 4  # different samples
+    assert len(set(batch)) == 4 and {len(t) for t in batch} == {300}  # different samples
     for i in range(4):
         assert texts(model, vocab, seed=40 + i, temperature=1.0) == [batch[i]]
+
+
+def test_greedy_equals_top_k_1_and_a_tiny_nucleus(model_vocab):
+    model, vocab = model_vocab
+    greedy = texts(model, vocab, 200, "", temperature=0, seed=1)
+    assert greedy == texts(model, vocab, 200, "", temperature=0, seed=2)  # no randomness at all
+    assert greedy == texts(model, vocab, 200, "", temperature=1.0, top_k=1, seed=3)
+    assert greedy == texts(model, vocab, 200, "", temperature=1.0, top_p=1e-6, seed=4)
 
 
 def test_temperature_schedule_is_cycled_per_character(model_vocab):
@@ -86,17 +114,104 @@ def test_top_k_and_top_p_never_pick_outside_their_set(model_vocab):
         assert {int(s.choose(logits.flip(-1))) for _ in range(50)} == {0}
 
 
+TINY_TEMPS = ["1e-39", "1e-30", "5e-324", "2.2e-308", "1e-300"]
+
+
+def test_choose_at_a_tiny_temperature_is_the_argmax_whatever_the_logits(model_vocab):
+    model, vocab = model_vocab
+    logits = torch.randn(4, len(vocab)) * 1e3
+    for t in (1e-39, 5e-324, 1e-300):
+        s = Sampler(model, vocab, SampleConfig(temperature=t, seed=0, num_samples=4))
+        assert torch.equal(s.choose(logits), logits.argmax(-1))
+
+
+@pytest.mark.parametrize("bad", [{"temperature": -1}, {"top_k": 0}, {"top_p": 0.0}, {"top_p": 1.5}])
+def test_bad_settings_are_refused(bad):
+    with pytest.raises(ConfigError):
+        SampleConfig(**bad)
+
+
+def test_sampling_runs_on_one_thread_for_small_steps_and_restores_the_setting(model_vocab):
+    model, vocab = model_vocab
+    assert all(sampling_threads(model, n) == 1 for n in (1, 2, 16, 4096))  # a tiny model
+    before = torch.get_num_threads()
+    s = Sampler(model, vocab, SampleConfig(seed=0, num_samples=8))
+    seen = []
+    for _ in s.generate(3):
+        seen.append(torch.get_num_threads())
+    assert seen == [1, 1, 1] and torch.get_num_threads() == before
+
+
+# ------------------------------------------- what the model is given: the lead-in and the prime
+
+
+def test_lead_in_is_a_paragraph_break_or_what_the_vocabulary_has():
+    assert lead_in(CharVocab.from_text("a\nb")) == "\n\n"
+    assert lead_in(CharVocab.from_text("a b")) == " "
+    assert lead_in(CharVocab.from_text("xy")) == "x"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("a b\n\nc d\n", "\n\n"), ("1\t2\n3\t4\n", "\n"), ("a b c", " "), ("abc", "a")],
+)
+def test_a_model_reads_how_its_own_text_starts_a_paragraph(text, expected):
+    # The vocabulary may hold a line break the text never doubles (a fine-tune keeps its base's)
+    vocab = CharVocab.from_text(text + "\n ")
+    ids = torch.tensor(vocab.encode(text))
+    assert lead_in_for(ids, vocab) == expected
+    config = type("Config", (), {"lead_in": expected})()
+    assert lead_in(vocab, type("Model", (), {"config": config})()) == expected
+    assert lead_in(vocab) == "\n\n"  # a checkpoint from before: the vocabulary's rule
+
+
+def test_generation_carries_state_instead_of_rereading(model_vocab):
+    """Each generated character equals what one forward pass over prime + text predicts."""
+    model, vocab = model_vocab
+    (text,) = texts(model, vocab, 40, "ANNA:\n", temperature=0)
+    assert text == vocab.decode(logits_over(model, vocab, "ANNA:\n", text).argmax(-1).tolist())
+
+
 def test_mean_logprob_is_what_the_model_gives_the_text(model_vocab):
     model, vocab = model_vocab
     s = Sampler(model, vocab, SampleConfig(temperature=1.0, seed=5))
     s.prime("ANNA:")
     text = "".join(chars[0] for chars in s.generate(50))
-    context = lead_in(vocab) + "ANNA:"
-    with torch.no_grad():
-        logits, _ = model(torch.tensor([vocab.encode(context + text)]))
-    logp = torch.log_softmax(logits[0, len(context) - 1 : -1], -1)
-    expected = logp.gather(1, torch.tensor(vocab.encode(text))[:, None]).mean().item()
+    expected = mean_logprob(model, vocab, "ANNA:", text)
     assert s.mean_logprob()[0] == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_short_prime_is_continued_as_the_corpus_would(model_vocab):
+    model, vocab = model_vocab
+    for name in ("ANNA:", "BORIS:", "CLARA:"):
+        s = Sampler(model, vocab, SampleConfig(temperature=0))
+        s.prime(name)
+        assert vocab.chars[int(s.logits[0].argmax())] == "\n"  # a speaker's name ends its line
+
+
+def test_the_prime_conditions_what_comes_next(model_vocab):
+    model, vocab = model_vocab
+    odds = {}
+    for prime in ("ANNA:", "the dog "):
+        s = Sampler(model, vocab, SampleConfig())
+        s.prime(prime)
+        odds[prime] = torch.softmax(s.logits[0], -1)
+    assert vocab.chars[int(odds["ANNA:"].argmax())] == "\n"
+    assert vocab.chars[int(odds["the dog "].argmax())] not in "\n :"
+    assert (odds["ANNA:"] - odds["the dog "]).abs().sum() > 1.0
+
+
+@given(prime=st.text("ANBOR: thecasmn.\n", max_size=60), chunk=st.integers(1, 9))
+@settings(max_examples=20, deadline=None)
+def test_priming_in_chunks_reaches_the_same_state(model_vocab, prime, chunk):
+    model, vocab = model_vocab
+    whole, parts = (Sampler(model, vocab, SampleConfig(seed=1)) for _ in range(2))
+    whole.prime(prime, chunk=10**6)
+    parts.prime(prime, chunk=chunk)
+    for a, b in zip(
+        (*whole.stepper.state(), whole.logits), (*parts.stepper.state(), parts.logits), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_stop_cutter_ends_before_the_stop_and_streams_the_rest():
@@ -110,88 +225,68 @@ def test_stop_cutter_ends_before_the_stop_and_streams_the_rest():
     assert [plain.feed(0, ch) for ch in "xy"] == ["x", "y"]  # no stops: nothing held back
 
 
-def test_unknown_characters_error_skip_or_replace():
-    vocab = CharVocab.from_text("abcde \"'-.")
-    with pytest.raises(VocabError, match=r"'é' \(U\+00E9\) at 2, 5; 'z' \(U\+007A\) at 4"):
-        apply_unknown("aébzé", vocab)
-    assert apply_unknown("aébzé", vocab, "skip") == "ab"
-    assert apply_unknown("café “déjà” — ok…", vocab, "replace") == 'ca e "de a" -   ...'
+# ---------------------------------------------------------------------------------- the command
 
 
-def test_scores_are_the_models_own_cross_entropy(model_vocab):
-    model, vocab = model_vocab
-    text = "ANNA:\nthe cat sat on a mat.\n\nBORIS:\nwe all sang.\n"
-    context = lead_in(vocab)
-    with torch.no_grad():
-        logits, _ = model(torch.tensor([vocab.encode(context + text)]))
-    expected = torch.nn.functional.cross_entropy(
-        logits[0, len(context) - 1 : -1], torch.tensor(vocab.encode(text)), reduction="sum"
-    )
-    assert score_text(model, vocab, text, chunk=7) == pytest.approx(expected.item(), rel=1e-5)
-    lines = text.splitlines(keepends=True)
-    per_line = score_lines(model, vocab, lines, batch=2)
-    for line, nats in zip(lines, per_line, strict=True):  # each line as if alone
-        assert nats == pytest.approx(score_text(model, vocab, line) / len(line), rel=1e-4)
-    assert score_lines(model, vocab, lines[::-1]) == pytest.approx(per_line[::-1], rel=1e-5)
+PROPERTY = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
-# --------------------------------------------------------------------------- the command
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch, trained_run):
-    monkeypatch.chdir(tmp_path)
-    run = CliRunner()
-    ckpt = str(trained_run.best)
-    return lambda args, input=None: run.invoke(cli, [args[0], "-c", ckpt, *args[1:]], input=input)
-
-
-def test_prime_from_a_file_or_stdin_never_implicitly(env, tmp_path):
+def test_prime_from_a_file_or_stdin_never_implicitly(sample, tmp_path):
     (tmp_path / "p.txt").write_bytes(b"\xef\xbb\xbfANNA:\r\n")
-    a = env(["sample", "--prime-file", "p.txt", "-l", "20", "-s", "1"])
-    b = env(["sample", "--prime", "-", "-l", "20", "-s", "1"], input="ANNA:\n")
+    a = sample("--prime-file", "p.txt", "-l", "20", "-s", "1")
+    b = sample("--prime", "-", "-l", "20", "-s", "1", input="ANNA:\n")
     assert a.exit_code == 0 and a.stdout.startswith("ANNA:\n") and a.stdout == b.stdout
-    c = env(["sample", "-l", "20", "-s", "1"], input="ANNA:\n")  # stdin given but not asked for
+    c = sample("-l", "20", "-s", "1", input="ANNA:\n")  # stdin given but not asked for
     assert not c.stdout.startswith("ANNA:")
-    both = env(["sample", "--prime", "x", "--prime-file", "p.txt"])
-    assert both.exit_code == 2 and "not both" in both.stderr
+    both = sample("--prime", "x", "--prime-file", "p.txt")
+    assert_one_error(both, 2, "not both")
 
 
-def test_unknown_policy_on_the_command_line(env):
-    bad = env(["sample", "--prime", "ANNÁ:"])
-    assert bad.exit_code == 1 and "'Á' (U+00C1) at 4" in bad.stderr
+def test_unseen_prime_characters_are_named_or_skipped_or_replaced(sample, model_vocab):
+    """The library's sampler names them as the command does (the vocabulary's own message,
+    tested in test_vocab_and_batches.py), and --unknown skips or replaces them instead."""
+    model, vocab = model_vocab
+    with pytest.raises(VocabError, match=r"'Z' \(U\+005A\).*'€'"):
+        Sampler(model, vocab, SampleConfig()).prime("Zoo €")
+    assert_one_error(sample("--prime", "ANNÁ:"), 1, "'Á' (U+00C1) at 4")
     for policy, echoed in (("skip", "ANN:"), ("replace", "ANNA:")):
-        r = env(["sample", "--prime", "ANNÁ:", "--unknown", policy, "-l", "5"])
+        r = sample("--prime", "ANNÁ:", "--unknown", policy, "-l", "5")
         assert r.exit_code == 0 and r.stdout.startswith(echoed), r.stderr
 
 
-def test_several_samples_with_a_separator(env):
-    r = env(
-        [
-            "sample",
-            "-n",
-            "3",
-            "-l",
-            "40",
-            "-s",
-            "7",
-            "--prime",
-            "ANNA:",
-            "--separator",
-            "\\n=====\\n",
-        ]
+def test_a_prime_file_in_another_encoding(sample, tmp_path):
+    (tmp_path / "p.txt").write_bytes("ANNA:\xa0".encode("latin-1"))
+    bad = sample("--prime-file", "p.txt", "-l", "5")
+    assert_one_error(bad, 1)
+    assert "--encoding" in bad.stderr
+    ok = sample("--prime-file", "p.txt", "--encoding", "latin-1", "--unknown", "skip", "-l", "5")
+    assert ok.exit_code == 0 and ok.stdout.startswith("ANNA:"), ok.stderr
+
+
+def test_several_samples_with_a_separator(sample):
+    r = sample(
+        "-n",
+        "3",
+        "-l",
+        "40",
+        "-s",
+        "7",
+        "--prime",
+        "ANNA:",
+        "--separator",
+        "\\n=====\\n",
     )
     parts = r.stdout.split("\n=====\n")
     assert r.exit_code == 0 and len(parts) == 3
     assert all(p.startswith("ANNA:") and len(p) == 45 for p in parts)
-    one = env(["sample", "-l", "40", "-s", "8", "--prime", "ANNA:"])
+    one = sample("-l", "40", "-s", "8", "--prime", "ANNA:")
     assert one.stdout == parts[1]  # sample i is seed + i
 
 
-def test_json_lines_for_scripts(env, trained_run):
-    r = env(
-        ["sample", "-n", "2", "-l", "30", "-s", "100", "--json", "--top-k", "5", "--temp", "0.5,1"]
-    )
+def test_json_lines_for_scripts(sample, trained_run):
+    r = sample("-n", "2", "-l", "30", "-s", "100", "--json", "--top-k", "5", "--temp", "0.5,1")
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [row["seed"] for row in rows] == [100, 101]
     for row in rows:
@@ -201,73 +296,206 @@ def test_json_lines_for_scripts(env, trained_run):
         assert -math.log(64) < row["mean_logprob"] < 0
 
 
-def test_stop_strings_end_each_sample(env):
-    r = env(
-        [
-            "sample",
-            "--prime",
-            "ANNA:",
-            "--stop",
-            "\\n\\n",
-            "-l",
-            "2000",
-            "-s",
-            "2",
-            "--no-echo-prime",
-        ]
+@pytest.mark.parametrize("n", [1, 3])
+def test_mean_logprob_covers_exactly_the_characters_output(sample, model_vocab, n):
+    model, vocab = model_vocab
+    r = sample("-n", str(n), "-l", "80", "-s", "9", "--prime", "ANNA:", "--stop", "at", "--json")
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) == n and any(len(row["text"]) < 80 for row in rows)  # some were cut
+    for row in rows:
+        expected = mean_logprob(model, vocab, "ANNA:", row["text"])
+        assert row["mean_logprob"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_stop_strings_end_each_sample(sample):
+    r = sample(
+        "--prime",
+        "ANNA:",
+        "--stop",
+        "\\n\\n",
+        "-l",
+        "2000",
+        "-s",
+        "2",
+        "--no-echo-prime",
     )
     assert r.exit_code == 0 and "\n\n" not in r.stdout and 0 < len(r.stdout) < 2000
-    r = env(["sample", "-n", "4", "--stop", "\\n", "--stop", ".", "-l", "500", "--json"])
+    r = sample("-n", "4", "--stop", "\\n", "--stop", ".", "-l", "500", "--json")
     assert all(
         "\n" not in json.loads(x)["text"] and "." not in json.loads(x)["text"]
         for x in r.stdout.splitlines()
     )
 
 
-def test_output_to_a_file(env, tmp_path):
-    r = env(["sample", "-o", "out.txt", "-l", "64", "-s", "3"])
+def test_output_to_a_file(sample, tmp_path):
+    r = sample("-o", "out.txt", "-l", "64", "-s", "3")
     assert r.exit_code == 0 and r.stdout == ""
-    assert (tmp_path / "out.txt").read_text() == env(["sample", "-l", "64", "-s", "3"]).stdout
-    bad = env(["sample", "-o", str(tmp_path / "no" / "such" / "dir.txt")])
-    assert bad.exit_code == 1 and bad.stderr.startswith("Error: cannot write")
+    assert (tmp_path / "out.txt").read_text() == sample("-l", "64", "-s", "3").stdout
+    bad = sample("-o", str(tmp_path / "no" / "such" / "dir.txt"))
+    assert assert_one_error(bad).startswith("Error: cannot write")
 
 
-def test_top_p_and_top_k_on_the_command_line(env):
-    a = env(["sample", "--top-p", "0.5", "--top-k", "3", "-l", "50", "-s", "4"])
+def test_top_p_and_top_k_on_the_command_line(sample):
+    a = sample("--top-p", "0.5", "--top-k", "3", "-l", "50", "-s", "4")
     assert a.exit_code == 0 and len(a.stdout) == 50 and a.stderr == ""
-    greedy = env(["sample", "-t", "0", "-l", "50"]).stdout
-    assert env(["sample", "--top-p", "0.000001", "-t", "2", "-l", "50", "-s", "4"]).stdout == greedy
+    greedy = sample("-t", "0", "-l", "50").stdout
+    assert sample("--top-p", "0.000001", "-t", "2", "-l", "50", "-s", "4").stdout == greedy
 
 
-def test_score_options(env, tmp_path):
-    (tmp_path / "l1.txt").write_bytes("the cat sat ñ\n".encode("latin-1"))
-    assert env(["score", "l1.txt"]).exit_code == 1  # not UTF-8
-    r = env(["score", "l1.txt", "--encoding", "latin-1", "--unknown", "skip", "-q"])
-    assert r.exit_code == 0 and r.stderr == "" and float(r.stdout) > 0
-
-
-def test_bad_temperature_lists_are_usage_errors(env):
+def test_bad_temperature_lists_are_usage_errors(sample):
     for temp in ("hot", "0.5,-1", "0.5,,1"):
-        r = env(["sample", "--temp", temp])
-        assert r.exit_code == 2 and "--temp" in r.stderr, temp
+        r = sample("--temp", temp)
+        assert_one_error(r, 2, "--temp")
 
 
-def test_score_a_file_whole_and_per_line(env, tmp_path):
-    (tmp_path / "t.txt").write_text("ANNA:\nthe cat sat.\n\nmgmgrwrwuu\n")
-    whole = env(["score", "t.txt"])
-    assert whole.exit_code == 0 and float(whole.stdout) > 0 and "bits per character" in whole.stderr
-    lines = env(["score", "--per-line", "t.txt"]).stdout.split()
-    assert len(lines) == 4 and float(lines[1]) < float(lines[3])  # words beat gibberish
-    assert env(["score", "-"], input="ANNA:\n").exit_code == 0
-    unknown = env(["score", "-"], input="Ω\n")
-    assert unknown.exit_code == 1 and "'Ω' (U+03A9) at 1" in unknown.stderr
+@settings(PROPERTY, max_examples=15)
+@given(
+    temp=st.sampled_from(TINY_TEMPS) | st.floats(5e-324, 1e-30).map(repr),
+    seed=st.integers(0, 1000),
+)
+def test_a_tiny_temperature_is_greedy(sample, temp, seed):
+    greedy = sample("-t", "0", "-l", "60", "-s", str(seed), "--prime", "ANNA:").stdout
+    assert sample("-t", temp, "-l", "60", "-s", str(seed), "--prime", "ANNA:").stdout == greedy
+
+
+@pytest.mark.parametrize("option", ["-o", "--prime-file"])
+def test_an_empty_file_argument_is_a_usage_error(sample, option):
+    r = sample(option, "", "-l", "5")
+    assert_one_error(r, 2)
+    assert "is empty" in r.stderr
+
+
+def test_one_character_written_for_ever_is_a_runaway_at_any_temperature(trained_run, tmp_path, env):
+    """A model stuck on one character (a finite but huge bias) is flagged even above temperature
+    1, where rarer characters are not judged; a sample too short to judge says null."""
+    import json
+
+    payload = checkpoint.load(trained_run.best)
+    weights = {k: v.clone() for k, v in payload["model"].items()}
+    weights["head.bias"][0] = 1e4  # character 0, whatever the context
+    kept = {k: v for k, v in payload.items() if not k.startswith("format") and k != "digests"}
+    (tmp_path / "stuck").mkdir()
+    checkpoint.save({**kept, "model": weights}, tmp_path / "stuck" / "best.pt")
+    base = ["sample", "-c", str(tmp_path / "stuck"), "--json", "-s", "1"]
+    for temp in ("0.8", "2"):
+        r = env([*base, "-t", temp, "-l", "60"])
+        record = json.loads(r.stdout)
+        assert r.exit_code == 0 and len(set(record["text"])) == 1
+        assert record["runaway"] is True and "one character repeated" in r.stderr
+    short = json.loads(env([*base, "-t", "2", "-l", "49"]).stdout)
+    assert short["runaway"] is None
+
+
+# -------------------------------------------------------------------- seeds a JSON reader keeps
+
+
+@settings(PROPERTY, max_examples=25)
+@given(seed=st.integers(MAX_SEED - 5, MAX_SEED) | st.integers(0, MAX_SEED), n=st.integers(1, 3))
+def test_seeds_round_trip_through_json(sample, seed, n):
+    r = sample("-s", str(seed), "-n", str(n), "-l", "3", "--json")
+    if seed + n - 1 > MAX_SEED:
+        assert_one_error(r, 2)
+        return
+    seeds = [json.loads(line)["seed"] for line in r.stdout.splitlines()]
+    assert seeds == [seed + i for i in range(n)]
+    assert [int(float(s)) for s in seeds] == seeds  # what a reader with only doubles gets
+
+
+@pytest.mark.parametrize(
+    "seed", ["-1", str(2**53), str(2**62), str(2**64), "-99999999999999999999"]
+)
+def test_seeds_out_of_range_are_usage_errors(sample, seed):
+    assert_one_error(sample("-s", seed, "-l", "3"), 2)
+
+
+def test_a_random_seed_is_one_a_json_reader_keeps_and_replays(sample):
+    row = json.loads(sample("-l", "30", "--json").stdout)
+    assert 0 <= row["seed"] <= MAX_SEED
+    again = json.loads(sample("-l", "30", "--json", "-s", str(row["seed"])).stdout)
+    assert again["text"] == row["text"]
+
+
+# ------------------------------------------------- the contract, for any combination of options
+
+
+option_texts = st.text(alphabet=st.sampled_from("ANB:th e.\n\\nxé\t"), max_size=6)
+
+
+@PROPERTY
+@given(
+    prime=option_texts,
+    stops=st.lists(option_texts, max_size=3),
+    separator=option_texts,
+    n=st.integers(1, 3),
+    temps=st.lists(st.sampled_from(["0", "0.5", "1", "3", *TINY_TEMPS]), min_size=1, max_size=3),
+    top_k=st.none() | st.integers(1, 8),
+    top_p=st.none() | st.floats(0.01, 1.0),
+    length=st.integers(0, 25),
+    as_json=st.booleans(),
+    seed=st.integers(0, MAX_SEED - 2),
+)
+def test_sample_keeps_its_contract_for_any_options(
+    sample, model_vocab, prime, stops, separator, n, temps, top_k, top_p, length, as_json, seed
+):
+    args = ["-n", str(n), "-l", str(length), "-s", str(seed), "-t", ",".join(temps)]
+    args += ["--prime", prime, "--separator", separator, "--unknown", "error"]
+    for stop in stops:
+        args += ["--stop", stop]
+    args += ["--top-k", str(top_k)] * (top_k is not None) + ["--top-p", str(top_p)] * bool(top_p)
+    r = sample(*args, *["--json"] * as_json)
+    if r.exit_code != 0:
+        assert_one_error(r, (1, 2))
+        # the user errors here: characters the model never saw, an empty --stop (exit 2)
+        assert set(prime) - set(model_vocab[1].chars) or (r.exit_code == 2 and "" in stops)
+        return
+    cuts = [s.replace("\\n", "\n").replace("\\t", "\t") for s in stops if s]
+    cuts = [s.replace("\\\\", "\\") for s in cuts]
+    if as_json:
+        rows = [json.loads(line) for line in r.stdout.splitlines()]
+        assert [row["seed"] for row in rows] == [seed + i for i in range(n)]
+        for row in rows:
+            assert len(row["text"]) <= length and row["prime"] == prime
+            assert not any(c in row["text"] for c in cuts)
+            assert -math.inf < row["mean_logprob"] <= 0
+    elif n == 1:
+        assert r.stdout.startswith(prime) and len(r.stdout) <= len(prime) + length
+        assert not any(c in r.stdout[len(prime) :] for c in cuts)
+
+
+@PROPERTY
+@given(
+    option=st.sampled_from(["--prime", "--stop", "--separator"]),
+    raw=st.binary(min_size=1, max_size=6),
+    as_json=st.booleans(),
+)
+def test_text_options_refuse_bytes_that_are_not_utf8(sample, option, raw, as_json):
+    value = raw.decode("utf-8", "surrogateescape")  # what Python makes of such an argv
+    r = sample(option, value, "-n", "2", "-l", "10", "--unknown", "skip", *["--json"] * as_json)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        assert_one_error(r, 2)
+        assert f"'{option}': holds a byte that is not UTF-8" in r.stderr
+    else:
+        assert r.exit_code == 0 or r.stdout == "", r.stderr
+        assert "Traceback" not in r.stderr
+
+
+def test_raw_bytes_on_a_real_command_line(trained_run):
+    args = [os.fsencode(x) for x in ("sample", "-c", str(trained_run.best), "-n", "2")]
+    args += [b"--json", b"--separator", b"\xff\xfe", b"-l", b"5"]
+    p = run(args, text=False)
+    assert assert_one_error(p, 2).startswith("Error: Invalid value for '--separator'")
+
+
+# -------------------------------------------------------------------------------------- signals
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_signal_prints_what_was_made_and_exits_128_plus_it(tmp_path, trained_run, sig):
-    p = subprocess.Popen(
-        [sys.executable, "-m", "charrnn", "sample", "-c", str(trained_run.best), "-l", "100000000"],
-        cwd=tmp_path,
+    p = popen(
+        ["sample", "-c", str(trained_run.best), "-l", "100000000"],
+        tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -283,9 +511,9 @@ def test_sigterm_leaves_no_half_written_output_file(tmp_path, trained_run):
     and no temporary file is left beside it."""
     out = tmp_path / "out.txt"
     args = ["sample", "-c", str(trained_run.best), "-l", "100000000", "-o", str(out)]
-    p = subprocess.Popen(
-        [sys.executable, "-m", "charrnn", *args],
-        cwd=tmp_path,
+    p = popen(
+        args,
+        tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -298,17 +526,3 @@ def test_sigterm_leaves_no_half_written_output_file(tmp_path, trained_run):
     assert p.returncode == 143 and b"Traceback" not in err, err
     assert 0 < len(out.read_text()) < 100_000_000
     assert [f.name for f in tmp_path.iterdir()] == ["out.txt"]
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [("a b\n\nc d\n", "\n\n"), ("1\t2\n3\t4\n", "\n"), ("a b c", " "), ("abc", "a")],
-)
-def test_a_model_reads_how_its_own_text_starts_a_paragraph(text, expected):
-    # The vocabulary may hold a line break the text never doubles (a fine-tune keeps its base's)
-    vocab = CharVocab.from_text(text + "\n ")
-    ids = torch.tensor(vocab.encode(text))
-    assert lead_in_for(ids, vocab) == expected
-    config = type("Config", (), {"lead_in": expected})()
-    assert lead_in(vocab, type("Model", (), {"config": config})()) == expected
-    assert lead_in(vocab) == "\n\n"  # a checkpoint from before: the vocabulary's rule

@@ -1,66 +1,65 @@
-"""Every write charrnn makes, refused for real by the system: a file-size limit (`ulimit -f`, set in
-the process that writes), a full disk and a read-only folder (small tmpfs mounts, where the tests
-run as root). Each ends in one `Error:` line that names the file and says what to do, with no
-traceback, no temporary file left, and the files that were there before as they were."""
+"""Every write charrnn makes, refused: a checkpoint, the metrics, an output file, stdout, the
+encoded corpus. Refused for real by the system where it can be (a file-size limit, `ulimit -f`, set
+in the process that writes; a full disk and a read-only folder: small tmpfs mounts, where the tests
+run as root), and simulated where it cannot. Each ends in one `Error:` line that names the file and
+says what to do, with no traceback, no temporary file left, and the files that were there before as
+they were."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import resource
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+import torch
 from conftest import DEADLINE, TINY_CLI, make_text
+from helpers.cli import assert_one_error, command, invoke, run
 
 from charrnn import checkpoint
 from charrnn.cli import cli
+from charrnn.errors import CheckpointError
+from charrnn.runs import RunDir
 
 LIMIT = 64 * 1024  # bytes a process may write to one file: less than a tiny model's checkpoint
 
 
-def charrnn(args, cwd: Path, limit: int | None = None, input: str | None = None):
-    """The command, run here (CliRunner) in folder `cwd`, with the process's file-size limit at
-    `limit` bytes while it runs (Python ignores SIGXFSZ: a write over the limit fails, EFBIG)."""
+def charrnn(args, cwd: Path, limit: int | None = None):
+    """The command, run here in folder `cwd`, with the process's file-size limit at `limit` bytes
+    while it runs (Python ignores SIGXFSZ: a write over the limit fails, EFBIG)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     here = os.getcwd()
     os.chdir(cwd)
     try:
         if limit is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-        r = CliRunner().invoke(
-            cli, args, input=input, env={"CHARRNN_CACHE_DIR": str(cwd / "cache")}
-        )
+        return invoke(args, env={"CHARRNN_CACHE_DIR": str(cwd / "cache")})
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         os.chdir(here)
-    return subprocess.CompletedProcess(args, r.exit_code, r.stdout, r.stderr)
 
 
 def in_a_process(args, cwd: Path, limit: int):
     """The real command in a process of its own, its file-size limit at `limit` bytes."""
-    return subprocess.run(
-        [sys.executable, "-m", "charrnn", *args],
-        cwd=cwd,
+    return run(
+        args,
+        cwd,
         env={**os.environ, "CHARRNN_CACHE_DIR": str(cwd / "cache")},
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
     )
 
 
 def one_error(r, *words: str) -> str:
-    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
-    assert "Traceback" not in r.stderr and r.stdout == ""
-    last = r.stderr.splitlines()[-1]
-    assert last.startswith("Error: ") and r.stderr.count("Error") == 1, r.stderr
-    for word in words:
-        assert word in last, (word, last)
+    """One `Error:` line, its last (after what training wrote before the write failed), holding
+    `words`; and the word Error nowhere else."""
+    last = assert_one_error(r, 1, *words, alone=False)
+    assert r.stderr.count("Error") == 1, r.stderr
     return last
 
 
@@ -74,8 +73,30 @@ def trained(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("writes")
     (home / "notes.txt").write_text(make_text(6000), encoding="utf-8")
     r = charrnn(["train", "notes.txt", *TINY_CLI, "--steps", "20", "-q"], home)
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.stderr
     return home
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint_untouched(
+    trained_run, tmp_path, monkeypatch
+):
+    target = tmp_path / "last.pt"
+    payload = checkpoint.load(trained_run.last)
+    checkpoint.save(payload, target)
+    before = target.read_bytes()
+
+    def half_write(obj, f):
+        f.write(b"partial garbage")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", half_write)
+    with pytest.raises(CheckpointError, match="No space left"):
+        checkpoint.save(payload, target)
+    assert target.read_bytes() == before
+    assert os.listdir(tmp_path) == ["last.pt"]  # no temp file left behind
 
 
 def test_a_checkpoint_over_the_file_size_limit(tmp_path):
@@ -109,6 +130,90 @@ def test_a_later_checkpoint_over_the_limit_keeps_the_earlier_ones(trained, tmp_p
     no_temporaries(tmp_path)
 
 
+def test_disk_full_mid_run_is_one_line_and_keeps_the_previous_checkpoint(
+    env, tmp_path, monkeypatch, corpus_file
+):
+    real_save, calls = torch.save, []
+
+    def save(obj, f, *args, **kwargs):
+        calls.append(1)
+        if len(calls) >= 4:  # step 0, step 10 (last + best), then the disk is full
+            f.write(b"\0" * 100)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    r = env(["train", str(corpus_file), *TINY_CLI, "--steps", "40"])
+    assert one_error(r, "No space left on device").startswith("Error: cannot write")
+    run = RunDir(tmp_path / "checkpoints" / "tiny")
+    assert checkpoint.load(run.last)["trainer"]["step"] == 10  # untouched, loads
+    assert checkpoint.load(run.best)["trainer"]["step"] == 10
+    assert not list(run.path.glob(".*.tmp"))
+
+
+def test_a_read_only_checkpoint_folder_is_one_line(env, tmp_path, monkeypatch, corpus_file):
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    r = env(["train", str(corpus_file), *TINY_CLI, "--steps", "10"])
+    assert one_error(r, "Read-only file system").startswith("Error: cannot write")
+    assert not (tmp_path / "checkpoints" / "tiny" / "last.pt").exists()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real, nearly full disk: a tmpfs with room for 2.5 tiny checkpoints (root only)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    size = 2 * 130_000 + 65_000  # a tiny run's checkpoint is ~129 KB
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                          capture_output=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_really_full_disk(env, corpus_file, tiny_disk):
+    args = [
+        "train",
+        str(corpus_file),
+        *TINY_CLI,
+        "--steps",
+        "40",
+        "--checkpoint-dir",
+        str(tiny_disk),
+    ]
+    r = env(args)
+    # step 0: last.pt; step 10: last.pt and best.pt; step 20: no room for a third file
+    assert one_error(r, "No space left on device").startswith("Error: cannot write")
+    run = tiny_disk / "tiny"
+    assert checkpoint.load(run / "last.pt")["trainer"]["step"] == 10
+    assert checkpoint.load(run / "best.pt")["trainer"]["step"] == 10
+    assert not list(run.glob(".*.tmp"))
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
+def test_a_really_read_only_folder(env, tmp_path, corpus_file):
+    (tmp_path / "ro").mkdir()
+    os.chmod(tmp_path / "ro", 0o555)
+    r = env(["train", str(corpus_file), "--checkpoint-dir", "ro", *TINY_CLI])
+    assert_one_error(r, 1)
+
+
+def test_stale_temp_files_of_a_killed_writer_are_removed(tmp_path):
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    (run.path / ".last.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    with run.session():
+        assert not list(run.path.glob(".*.tmp"))
+
+
+# ----------------------------------------------------------- the metrics and the encoded corpus
+
+
 def test_metrics_that_cannot_grow_are_left_whole(tmp_path):
     """An append cut short by the limit is taken back: no half line to join the next one."""
     script = (
@@ -133,6 +238,16 @@ def test_metrics_that_cannot_grow_are_left_whole(tmp_path):
     assert metrics.read_bytes() == before
 
 
+def test_an_encoded_corpus_over_the_limit(tmp_path):
+    (tmp_path / "big.txt").write_text(make_text(200_000), encoding="utf-8")
+    r = charrnn(["train", "big.txt", *TINY_CLI, "--steps", "5"], tmp_path, LIMIT)
+    one_error(r, "cannot write the encoded corpus", "File too large", "CHARRNN_CACHE_DIR")
+    no_temporaries(tmp_path)
+
+
+# -------------------------------------------------------------------------------------- outputs
+
+
 @pytest.mark.parametrize(
     "args, target",
     [
@@ -150,13 +265,6 @@ def test_an_output_over_the_limit_keeps_the_file_that_was_there(trained, args, t
     assert old.read_text() == "the previous text\n"
     assert (trained / "out.html").read_text() == "the previous page\n"
     no_temporaries(trained)
-
-
-def test_an_encoded_corpus_over_the_limit(tmp_path):
-    (tmp_path / "big.txt").write_text(make_text(200_000), encoding="utf-8")
-    r = charrnn(["train", "big.txt", *TINY_CLI, "--steps", "5"], tmp_path, LIMIT)
-    one_error(r, "cannot write the encoded corpus", "File too large", "CHARRNN_CACHE_DIR")
-    no_temporaries(tmp_path)
 
 
 @contextlib.contextmanager
@@ -191,3 +299,119 @@ def test_a_full_or_read_only_disk(trained, tmp_path, args, disk):
         else:
             one_error(r, str(folder), "Read-only file system", "read-only")
         no_temporaries(folder)
+
+
+def test_output_file_is_all_or_nothing(sample, tmp_path, monkeypatch):
+    target = tmp_path / "out.txt"
+    target.write_text("the previous text\n")
+    real_fsync = os.fsync
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_space)  # the disk fills as the file is made durable
+    r = sample("-o", str(target), "-l", "300")
+    assert_one_error(r, 1)
+    assert "cannot write the output" in r.stderr and "No space left on device" in r.stderr
+    assert target.read_text() == "the previous text\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]  # no temp file left
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    ok = sample("-o", str(target), "-l", "40", "-s", "4", "--prime", "ANNA:")
+    assert ok.exit_code == 0 and ok.stdout == ""
+    assert target.read_text() == sample("-l", "40", "-s", "4", "--prime", "ANNA:").stdout
+    full = sample("-o", "/dev/full", "-l", "40")  # a device is written in place, never replaced
+    assert_one_error(full, 1)
+    assert "/dev/full: No space left on device" in full.stderr
+    assert Path("/dev/full").is_char_device()
+
+
+# --------------------------------------------------------------------------------------- stdout
+
+
+def run_main(args, stdout, monkeypatch, capsys):
+    """The whole command, as `charrnn ARGS` runs it, with sys.stdout being `stdout`."""
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    with pytest.raises(SystemExit) as e:
+        cli.main(args, prog_name="charrnn")
+    monkeypatch.undo()
+    return e.value.code, capsys.readouterr().err
+
+
+@pytest.fixture
+def commands(trained_run, tmp_path, monkeypatch):
+    """Every command that writes to stdout, with the arguments to make it write."""
+    monkeypatch.chdir(tmp_path)  # train makes its runs here, in ./checkpoints
+    best = str(trained_run.best)
+    lines = tmp_path / "lines.txt"
+    lines.write_text("ANNA:\nthe cat sat.\n\nBORIS:\nwe all sang.\n")
+    small = tmp_path / "small.txt"
+    small.write_text(make_text(3000))
+    runs_here = ["--checkpoint-dir", str(tmp_path / "checkpoints")]
+    return {
+        "sample": ["sample", "-c", best, "-l", "50", "-s", "1"],
+        "sample -n 2 --json": ["sample", "-c", best, "-n", "2", "-l", "50", "--json"],
+        "score": ["score", "-c", best, str(lines)],
+        "score --per-line": ["score", "-c", best, "--per-line", str(lines)],
+        "runs": ["runs", "--checkpoint-dir", str(trained_run.path.parent)],
+        "plot": ["plot", trained_run.name, "--checkpoint-dir", str(trained_run.path.parent)],
+        "plot --json": ["plot", str(trained_run.path), "--train", "--json"],
+        "corpus list": ["corpus", "list"],
+        "inspect": ["inspect", "-c", best, str(lines), "--unit", "1:2"],
+        "inspect --json": ["inspect", "-c", best, str(lines), "--json", "--find-units", "-q"],
+        "inspect --sample": ["inspect", "-c", best, "--sample", "30", "--find-units", "-q"],
+        # its own --checkpoint-dir: run_main's monkeypatch.undo() also undoes the chdir above,
+        # and a run must never land in the checkout's checkpoints/
+        "train": ["train", str(small), *TINY_CLI, "--steps", "3", "-q", "--force", *runs_here],
+    }
+
+
+FULL = (
+    "Error: cannot write the output: No space left on device; free some space on that disk, or "
+    "send the output elsewhere"
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sample",
+        "sample -n 2 --json",
+        "score",
+        "score --per-line",
+        "runs",
+        "plot",
+        "plot --json",
+        "corpus list",
+        "inspect",
+        "inspect --json",
+        "inspect --sample",
+        "train",
+    ],
+)
+def test_every_command_reports_output_it_cannot_write(name, commands, monkeypatch, capsys):
+    args = commands[name]
+    with open("/dev/full", "w") as full:  # a full disk: ENOSPC on the first flush
+        code, err = run_main(args, full, monkeypatch, capsys)
+    assert code == 1 and err == f"{FULL}\n", err
+    code, err = run_main(args, None, monkeypatch, capsys)  # started with stdout closed (>&-)
+    line = assert_one_error(subprocess.CompletedProcess(args, code, "", err))
+    assert line.startswith("Error: cannot write the output: Bad file descriptor")
+    r, w = os.pipe()
+    os.close(r)  # the reader left (`| head`): quiet, exit 0
+    with open(w, "w") as gone:
+        code, err = run_main(args, gone, monkeypatch, capsys)
+    assert code == 0 and err == ""
+
+
+def test_a_full_disk_or_closed_stdout_in_a_real_process(trained_run):
+    base = command(["sample", "-c", str(trained_run.best), "-l", "99"])
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run(base, stdout=full, stderr=subprocess.PIPE, timeout=DEADLINE)
+    assert p.returncode == 1
+    assert p.stderr.decode().splitlines()[-1:] == [FULL]
+    p = subprocess.run(
+        base, stderr=subprocess.PIPE, timeout=DEADLINE, preexec_fn=lambda: os.close(1)
+    )
+    assert p.returncode == 1 and b"Traceback" not in p.stderr and b"Exception" not in p.stderr
+    assert b"Error: cannot write the output: Bad file descriptor" in p.stderr

@@ -1,14 +1,15 @@
-"""Tokenizer round trips, compact encoding, the split, and stateful stream batching."""
+"""The vocabulary (round trips, compact ids, unseen characters named), the split, and stateful
+stream batching."""
 
 import pytest
 import torch
 from conftest import shakespeare
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from charrnn.errors import ConfigError, VocabError
 from charrnn.text import data
-from charrnn.text.vocab import CharVocab
+from charrnn.text.vocab import CharVocab, apply_unknown
 
 
 @pytest.mark.parametrize(
@@ -41,12 +42,21 @@ def test_vocab_is_sorted_code_points_and_round_trips_as_a_list():
     assert CharVocab.from_list(vocab.to_list()) == vocab
 
 
-def test_unknown_characters_are_named():
+def test_unseen_characters_are_named_with_their_code_points_and_positions():
+    """Every layer that meets characters the vocabulary lacks names each, its code point and where
+    it is (1-based), as the commands write it; --unknown skip or replace takes them out instead.
+    (The sampler's prime: test_sampling.py; score's lines: test_scoring.py; the table of bad
+    input: test_cli.py.)"""
     vocab = CharVocab.from_text("abc")
     with pytest.raises(VocabError, match=r"'é' \(U\+00E9\) at 3; 'z' \(U\+007A\) at 4"):
         vocab.encode("abéz")
-    with pytest.raises(VocabError, match="'é'"):
+    with pytest.raises(VocabError, match=r"'é' \(U\+00E9\) at 3$"):
         data.encode("abé", vocab)
+    vocab = CharVocab.from_text("abcde \"'-.")
+    with pytest.raises(VocabError, match=r"'é' \(U\+00E9\) at 2, 5; 'z' \(U\+007A\) at 4"):
+        apply_unknown("aébzé", vocab)
+    assert apply_unknown("aébzé", vocab, "skip") == "ab"
+    assert apply_unknown("café “déjà” — ok…", vocab, "replace") == 'ca e "de a" -   ...'
 
 
 @pytest.mark.parametrize(
@@ -73,20 +83,25 @@ def test_split_rejects_bad_fractions():
         data.split(torch.arange(10), 1.0)
 
 
-def test_batch_targets_are_inputs_shifted_and_next_batch_continues_each_stream():
-    ids = torch.arange(1000)
-    b = data.StreamBatcher(ids, batch_size=4, seq_len=10)
-    L = 999 // 4
-    assert len(b) == L // 10
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(2, 5000), batch=st.integers(1, 40), seq=st.integers(1, 64))
+@example(n=1000, batch=4, seq=10)
+def test_batch_targets_are_inputs_shifted_and_each_batch_continues_every_stream(n, batch, seq):
+    ids = torch.arange(n)
+    L = (n - 1) // batch  # each stream's length (too short a text: see the next test)
+    assume(seq <= L)
+    b = data.StreamBatcher(ids, batch, seq)
+    assert len(b) == L // seq
+    prev = None
     for k in range(len(b)):
         x, y = b[k]
-        assert x.shape == y.shape == (4, 10) and x.dtype == torch.int64
+        assert x.shape == y.shape == (batch, seq) and x.dtype == torch.int64
         assert torch.equal(y, x + 1)  # targets are the inputs shifted by one
-        for row in range(4):  # row b of batch k is characters [k*T, (k+1)*T) of stream b
-            assert x[row, 0].item() == row * L + k * 10
-        if k:
-            prev_x, _ = b[k - 1]
-            assert torch.equal(x[:, 0], prev_x[:, -1] + 1)  # continues each stream
+        # row r of batch k is characters [k*T, (k+1)*T) of stream r
+        assert torch.equal(x[:, 0], torch.arange(batch) * L + k * seq)
+        if prev is not None:
+            assert torch.equal(x[:, 0], prev[:, -1] + 1)  # continues each stream
+        prev = x
 
 
 @settings(max_examples=100, deadline=None)

@@ -1,20 +1,24 @@
-"""Checkpoints (round trip, weights_only, atomic writes, refusals) and the sampler."""
+"""Checkpoints: what a file holds (weights_only, every part), the round trip, and every file that
+cannot be trusted refused in one line without running its code: other files, newer versions, lies
+about the weights, damage, changed bits."""
 
-import io
+from __future__ import annotations
+
 import os
 import pickle
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
+from conftest import Evil, torch_saved_evil
+from helpers.cli import assert_one_error
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from charrnn import checkpoint
-from charrnn.errors import CheckpointError, ConfigError, VocabError
-from charrnn.text.vocab import CharVocab
-from charrnn.use.sampler import SampleConfig, Sampler, lead_in
-
-
-def load_model(run):
-    return checkpoint.restore_model(checkpoint.load(run.best), run.best)
+from charrnn.errors import CheckpointError
 
 
 def test_checkpoint_loads_with_weights_only_and_holds_everything(trained_run):
@@ -37,34 +41,7 @@ def test_round_trip_gives_identical_logits(trained_run, tmp_path):
     assert torch.equal(model(idx)[0], model2(idx)[0])
 
 
-def test_a_failed_write_leaves_the_previous_checkpoint_untouched(
-    trained_run, tmp_path, monkeypatch
-):
-    target = tmp_path / "last.pt"
-    payload = checkpoint.load(trained_run.last)
-    checkpoint.save(payload, target)
-    before = target.read_bytes()
-
-    def half_write(obj, f):
-        f.write(b"partial garbage")
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(torch, "save", half_write)
-    with pytest.raises(CheckpointError, match="No space left"):
-        checkpoint.save(payload, target)
-    assert target.read_bytes() == before
-    assert os.listdir(tmp_path) == ["last.pt"]  # no temp file left behind
-
-
-class _Evil:
-    def __reduce__(self):
-        return (os.system, ("touch pwned-marker",))
-
-
-def _torch_saved_evil() -> bytes:
-    buf = io.BytesIO()
-    torch.save({"format": "charrnn", "format_version": 1, "x": _Evil()}, buf)
-    return buf.getvalue()
+# --------------------------------------------------------------- files that are not checkpoints
 
 
 @pytest.mark.parametrize(
@@ -72,9 +49,9 @@ def _torch_saved_evil() -> bytes:
     [
         (b"", "not a charrnn checkpoint"),
         (b"\x00garbage\xff" * 50, "not a charrnn checkpoint"),
-        (_torch_saved_evil(), r"refused: it asks to load posix\.system.*nothing in it was run"),
-        (pickle.dumps({"format": "charrnn", "x": _Evil()}, protocol=2), "refused|not a charrnn"),
-        (pickle.dumps({"format": "charrnn", "x": _Evil()}), "refused|not a charrnn"),
+        (torch_saved_evil(), r"refused: it asks to load posix\.system.*nothing in it was run"),
+        (pickle.dumps({"format": "charrnn", "x": Evil()}, protocol=2), "refused|not a charrnn"),
+        (pickle.dumps({"format": "charrnn", "x": Evil()}), "refused|not a charrnn"),
     ],
 )
 def test_bad_files_are_refused_and_never_run_code(tmp_path, monkeypatch, content, message):
@@ -108,14 +85,95 @@ def test_other_files_and_newer_versions_get_their_own_errors(trained_run, tmp_pa
         checkpoint.load(tmp_path / "missing.pt")
 
 
-def test_weights_that_do_not_fit_the_config_are_refused(trained_run):
-    payload = checkpoint.load(trained_run.best)
-    lying = {**payload, "model_config": {**payload["model_config"], "hidden_size": 99}}
-    with pytest.raises(CheckpointError, match="do not fit its config"):
-        checkpoint.restore_model(lying, trained_run.best)
-    short_vocab = {**payload, "vocab": payload["vocab"][:-1]}
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "the file is empty"),
+        (b"hello, I am text\n" * 10, "a text file, not a torch archive"),
+        (bytes(range(256)) * 4, "not a torch archive"),
+        ("half", "a zip archive cut short: the file is truncated"),
+    ],
+)
+def test_a_file_that_is_not_a_checkpoint_is_one_clear_line(trained_run, env, content, reason):
+    if content == "half":
+        blob = trained_run.best.read_bytes()
+        content = blob[: len(blob) // 3]
+    Path("bad.pt").write_bytes(content)
+    r = env(["sample", "-c", "bad.pt"])
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr == f"Error: bad.pt is not a charrnn checkpoint ({reason})\n"
+
+
+@settings(max_examples=60, deadline=None)
+@given(blob=st.binary(max_size=3000), cut=st.floats(0, 1, exclude_max=True))
+def test_a_damaged_file_is_refused_in_one_complete_line(trained_run, blob, cut):
+    """Random bytes and a real checkpoint cut short anywhere are refused; one overwritten anywhere
+    is refused too, or, if the bytes it lost mattered to nothing, gives the same weights. Each
+    refusal is one line that names the file."""
+    real = trained_run.best.read_bytes()
+    at = int(cut * len(real))
+    overwritten = real[:at] + blob + real[at + len(blob) :]
+    with tempfile.TemporaryDirectory() as where:
+        for i, content in enumerate((blob, real[:at], overwritten)):
+            path = Path(where) / f"c{i}.pt"
+            path.write_bytes(content)
+            try:
+                loaded = checkpoint.load(path)
+            except CheckpointError as e:
+                message = str(e)
+                assert "\n" not in message and len(message) < 300, message
+                assert message.startswith(f"{path} ") and "please" not in message
+            else:
+                assert i == 2, f"{len(content)} bytes of damage loaded"
+                original = checkpoint.load(trained_run.best)["model"]
+                assert all(torch.equal(w, loaded["model"][k]) for k, w in original.items())
+
+
+# ---------------------------------------------------------------------------------- lying files
+
+
+@pytest.fixture(scope="module")
+def good(trained_run):
+    return checkpoint.load(trained_run.best), trained_run.best
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"hidden_size": 99}, "do not fit its config"),
+        ({"hidden_size": 10**5}, "do not fit its config"),  # 160 GB if it were built
+        ({"hidden_size": 10**9}, "do not fit its config"),  # exabytes, never allocated
+        ({"hidden_size": 2**40}, "impossible model config"),
+        ({"num_layers": 3}, "not those of a LSTM"),
+        ({"cell": "gru"}, "do not fit its config"),  # an LSTM's weights called a GRU's
+        ({"cell": "transformer"}, "broken vocabulary or model config"),
+        ({"embedding_dim": -4}, "impossible model config"),
+        ({"vocab_size": 5}, "inconsistent"),
+        ({"colour": "blue"}, "broken vocabulary or model config"),
+    ],
+)
+def test_configs_that_lie_about_the_weights_are_refused(good, change, message):
+    payload, path = good
+    lying = {**payload, "model_config": {**payload["model_config"], **change}}
+    with pytest.raises(CheckpointError, match=message):
+        checkpoint.restore_model(lying, path)
+
+
+def test_other_lies_are_refused(good):
+    payload, path = good
+    with pytest.raises(CheckpointError, match="broken vocabulary"):
+        checkpoint.restore_model({**payload, "vocab": [1, 2, 3]}, path)
     with pytest.raises(CheckpointError, match="inconsistent"):
-        checkpoint.restore_model(short_vocab, trained_run.best)
+        checkpoint.restore_model({**payload, "vocab": payload["vocab"][:-1]}, path)
+    weights = dict(payload["model"])
+    weights["head.bias"] = torch.zeros(3, dtype=torch.int64)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        checkpoint.restore_model({**payload, "model": weights}, path)
+    with pytest.raises(CheckpointError, match="format version"):
+        checkpoint.validate({**payload, "format_version": "1"}, path)
+
+
+# -------------------------------------------------------------------------------------- digests
 
 
 def _flip_a_byte_of_the_first_tensor(src, dst) -> None:
@@ -169,14 +227,11 @@ def test_a_checkpoint_is_checked_before_it_is_trusted(untrustworthy, env, comman
     if "--init-from" not in args:
         args += ["-c", run]
     r = env(args, input="ANNA:\nthe cat sat on the mat.\n")
-    assert r.exit_code == 1 and r.stdout == "", (r.stdout, r.stderr)
-    assert r.stderr.count("\n") == 1 and r.stderr.startswith("Error: ")
-    assert f"{run}/best.pt is damaged: its " in r.stderr
-    assert ("not numbers" if damage == "nan" else "does not match the digest") in r.stderr
+    why = "not numbers" if damage == "nan" else "does not match the digest"
+    assert_one_error(r, 1, f"{run}/best.pt is damaged: its ", why)
 
 
 def test_resume_checks_the_optimizer_and_the_state_too(trained_run, tmp_path, env):
-    import shutil
 
     run = tmp_path / "run"
     shutil.copytree(trained_run.path, run)
@@ -189,103 +244,6 @@ def test_resume_checks_the_optimizer_and_the_state_too(trained_run, tmp_path, en
     older = {k: v for k, v in payload.items() if k != "digests"}  # as written before digests
     torch.save(older, run / "last.pt")
     assert checkpoint.load(run / "last.pt")["trainer"]["step"] == 200
-
-
-# --------------------------------------------------------------------------- sampler
-
-
-def sample(run, length=200, prime="", **cfg):
-    model, vocab = load_model(run)
-    s = Sampler(model, vocab, SampleConfig(**cfg))
-    s.prime(prime)
-    return "".join(chars[0] for chars in s.generate(length))
-
-
-def test_same_seed_same_text_and_different_seeds_differ(trained_run):
-    a = sample(trained_run, seed=7, temperature=1.0)
-    assert a == sample(trained_run, seed=7, temperature=1.0)
-    assert a != sample(trained_run, seed=8, temperature=1.0)
-    assert len(a) == 200
-
-
-def test_greedy_equals_top_k_1_and_a_tiny_nucleus(trained_run):
-    greedy = sample(trained_run, temperature=0, seed=1)
-    assert greedy == sample(trained_run, temperature=0, seed=2)  # no randomness at all
-    assert greedy == sample(trained_run, temperature=1.0, top_k=1, seed=3)
-    assert greedy == sample(trained_run, temperature=1.0, top_p=1e-6, seed=4)
-
-
-def test_generation_carries_state_instead_of_rereading(trained_run):
-    """Each generated character equals what one forward pass over prime + text predicts."""
-    model, vocab = load_model(trained_run)
-    s = Sampler(model, vocab, SampleConfig(temperature=0))
-    s.prime("ANNA:\n")
-    text = "".join(chars[0] for chars in s.generate(40))
-    context = lead_in(vocab) + "ANNA:\n"
-    with torch.no_grad():
-        logits, _ = model(torch.tensor([vocab.encode(context + text)]))
-    expected = vocab.decode(logits[0, len(context) - 1 : -1].argmax(-1).tolist())
-    assert text == expected
-
-
-def test_lead_in_is_a_paragraph_break_or_what_the_vocabulary_has():
-    assert lead_in(CharVocab.from_text("a\nb")) == "\n\n"
-    assert lead_in(CharVocab.from_text("a b")) == " "
-    assert lead_in(CharVocab.from_text("xy")) == "x"
-
-
-def test_a_short_prime_is_continued_as_the_corpus_would(trained_run):
-    model, vocab = load_model(trained_run)
-    for name in ("ANNA:", "BORIS:", "CLARA:"):
-        s = Sampler(model, vocab, SampleConfig(temperature=0))
-        s.prime(name)
-        assert vocab.chars[int(s.logits[0].argmax())] == "\n"  # a speaker's name ends its line
-
-
-def test_the_prime_conditions_what_comes_next(trained_run):
-    model, vocab = load_model(trained_run)
-    odds = {}
-    for prime in ("ANNA:", "the dog "):
-        s = Sampler(model, vocab, SampleConfig())
-        s.prime(prime)
-        odds[prime] = torch.softmax(s.logits[0], -1)
-    assert vocab.chars[int(odds["ANNA:"].argmax())] == "\n"
-    assert vocab.chars[int(odds["the dog "].argmax())] not in "\n :"
-    assert (odds["ANNA:"] - odds["the dog "]).abs().sum() > 1.0
-
-
-def test_unseen_prime_characters_are_named(trained_run):
-    model, vocab = load_model(trained_run)
-    s = Sampler(model, vocab, SampleConfig())
-    with pytest.raises(VocabError, match=r"'Z' \(U\+005A\).*'€'"):
-        s.prime("Zoo €")
-
-
-@pytest.mark.parametrize("bad", [{"temperature": -1}, {"top_k": 0}, {"top_p": 0.0}, {"top_p": 1.5}])
-def test_bad_settings_are_refused(bad):
-    with pytest.raises(ConfigError):
-        SampleConfig(**bad)
-
-
-def test_one_character_written_for_ever_is_a_runaway_at_any_temperature(trained_run, tmp_path, env):
-    """A model stuck on one character (a finite but huge bias) is flagged even above temperature
-    1, where rarer characters are not judged; a sample too short to judge says null."""
-    import json
-
-    payload = checkpoint.load(trained_run.best)
-    weights = {k: v.clone() for k, v in payload["model"].items()}
-    weights["head.bias"][0] = 1e4  # character 0, whatever the context
-    kept = {k: v for k, v in payload.items() if not k.startswith("format") and k != "digests"}
-    (tmp_path / "stuck").mkdir()
-    checkpoint.save({**kept, "model": weights}, tmp_path / "stuck" / "best.pt")
-    base = ["sample", "-c", str(tmp_path / "stuck"), "--json", "-s", "1"]
-    for temp in ("0.8", "2"):
-        r = env([*base, "-t", temp, "-l", "60"])
-        record = json.loads(r.stdout)
-        assert r.exit_code == 0 and len(set(record["text"])) == 1
-        assert record["runaway"] is True and "one character repeated" in r.stderr
-    short = json.loads(env([*base, "-t", "2", "-l", "49"]).stdout)
-    assert short["runaway"] is None
 
 
 @pytest.mark.parametrize("part", ["vocab", "model_config", "corpus"])

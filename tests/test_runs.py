@@ -1,0 +1,834 @@
+"""Finding runs and checkpoints whatever the checkpoint folder holds (damaged, untrained and oddly
+named runs beside good ones), every way of naming one with -c, --resume and --checkpoint-dir, the
+names a user types, and advice on resuming that fits what is there.
+
+A --name is either refused (exit 2, one `Error:` line naming the name to use instead) or kept
+exactly, then found by `-c NAME`, `--resume NAME` and `runs`; a lookup of a name that charrnn
+would have cleaned names the run it means. A damaged last.pt beside a good best.pt is answered with
+`--resume RUN/best.pt`, in the folder as the user gave it, never with --force; and --resume takes
+a run's best.pt or last.pt as a file."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import re
+import shlex
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_CLI
+from helpers.cli import assert_one_error, invoke
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from charrnn import checkpoint, runs
+from charrnn.cli.common import cache_dir
+from charrnn.errors import CheckpointError, RunError
+from charrnn.runs import RunDir, is_path
+from charrnn.text.encoded import encode_text
+from charrnn.train.start import resume_run
+from charrnn.train.trainer import StepEvent
+
+# What each kind of run folder is made of; None: absent. "good" and "bad last" can be sampled.
+KINDS = {
+    "good": ("best", "last"),
+    "bad last": ("best", "junk"),
+    "step 0": (None, "step0"),  # killed at start-up: only the step-0 last.pt
+    "stopped": (None, "step7"),  # stopped before its first evaluation
+    "bad best": ("junk", "last"),
+    "text": ("text", "text"),
+    "truncated": ("cut", "cut"),
+    "empty": ("empty", None),
+    "best is a folder": ("folder", "last"),
+    "binary metrics": ("best", "last"),
+}
+
+
+SAMPLEABLE = {"good", "bad last", "binary metrics"}
+
+
+UNTRAINED = {"step 0", "stopped"}
+
+
+NOT_RUNS = ("a plain file", "metrics only", "empty folder")  # never listed
+
+
+BROKEN = ("broken link", "link loop")  # listed as damaged
+
+
+NAME = st.text(
+    st.characters(min_codepoint=32, max_codepoint=0x2FF, exclude_characters="/\\")
+    | st.sampled_from(list("[]\t ü€漢\\")),
+    min_size=1,
+    max_size=12,
+).filter(lambda n: n not in (".", "..") and len(n.encode()) < 200)
+
+
+@pytest.fixture(scope="module")
+def files(trained_run, tmp_path_factory) -> dict[str, Path]:
+    """The files run folders are made of, made once: good, untrained and damaged checkpoints."""
+    where = tmp_path_factory.mktemp("parts")
+    parts = {"best": trained_run.best, "last": trained_run.last}
+    payload = torch.load(trained_run.last, weights_only=True)
+    for name, step in (("step0", 0), ("step7", 7)):
+        changed = {**payload, "trainer": {**payload["trainer"], "step": step}, "metrics": []}
+        checkpoint.save(
+            {k: v for k, v in changed.items() if not k.startswith("format")}, where / name
+        )
+        parts[name] = where / name
+    stuck = {k: v for k, v in payload.items() if not k.startswith("format") and k != "digests"}
+    stuck["model"] = {k: v.clone() for k, v in payload["model"].items()}
+    stuck["model"]["head.bias"][0] = 1e4  # a trained run that writes character 0 for ever
+    checkpoint.save(stuck, where / "stuck")
+    parts["stuck"] = where / "stuck"
+    blob = trained_run.best.read_bytes()
+    for name, content in (
+        ("junk", os.urandom(3000)),
+        ("text", b"ANNA:\nthe cat sat on a mat.\n"),
+        ("cut", blob[: len(blob) // 2]),
+        ("empty", b""),
+    ):
+        (where / name).write_bytes(content)
+        parts[name] = where / name
+    return parts
+
+
+def make_run(base: Path, name: str, kind: str, files: dict[str, Path]) -> None:
+    """One entry of a checkpoint folder, of `kind` (a KINDS key, or one of NOT_RUNS or BROKEN)."""
+    path = base / name
+    if kind == "a plain file":
+        path.write_text("notes")
+    elif kind == "broken link":
+        path.symlink_to(base / "nowhere" / "at all")
+    elif kind == "link loop":
+        path.symlink_to(path)
+    else:
+        path.mkdir()
+        if kind == "metrics only":  # killed before its step-0 checkpoint: not a run yet
+            (path / "metrics.jsonl").write_text("")
+        for target, part in zip(("best.pt", "last.pt"), KINDS.get(kind, (None, None)), strict=True):
+            if part == "folder":
+                (path / target).mkdir()
+            elif part is not None:
+                shutil.copyfile(files[part], path / target)
+        if kind == "binary metrics":
+            (path / "metrics.jsonl").write_bytes(b'{"step": 1\xff\xfe\x00\n[1]\n"val_bpc"\n')
+
+
+@contextlib.contextmanager
+def workspace():
+    """An empty current folder of its own (hypothesis runs many examples in one test)."""
+    old = os.getcwd()
+    with tempfile.TemporaryDirectory() as where:
+        os.chdir(where)
+        try:
+            yield Path(where)
+        finally:
+            os.chdir(old)
+
+
+@pytest.fixture(autouse=True)
+def _no_checkpoint_dir_env(monkeypatch):
+    monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
+
+
+def assert_contract(r, ok_codes=(0,)):
+    """Exit 0 (or another code the caller allows), or 1 with exactly one `Error:` line and
+    nothing on stdout, or 2 for usage; never a traceback."""
+    if r.exit_code in (1, 2):
+        assert_one_error(r, r.exit_code)
+        assert r.exit_code == 1 or "Usage:" in r.stderr
+    else:
+        assert "Traceback" not in r.stderr and r.exit_code in ok_codes, (r.exit_code, r.stderr)
+
+
+def tsv(field: str) -> str:
+    """A field as piped `runs` writes it: a backslash doubled, a tab and anything a reader may
+    take for a line break written as its Python escape."""
+    out = field.replace("\\", "\\\\")
+    for c in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029":
+        out = out.replace(c, c.encode("unicode_escape").decode())
+    return out
+
+
+# -------------------------------------------------------- the checkpoint folder, in the command
+
+
+def test_sample_uses_the_latest_run_and_writes_only_text(env, files):
+    (Path("checkpoints")).mkdir()
+    make_run(Path("checkpoints"), "tiny", "good", files)
+    a = env(["sample", "--length", "80", "--seed", "3"])
+    assert a.exit_code == 0 and a.stderr == ""
+    assert len(a.stdout) == 80
+    assert env(["sample", "--length", "80", "--seed", "3"]).stdout == a.stdout
+    primed = env(["sample", "--prime", "ANNA:", "--length", "20", "--seed", "3"])
+    assert primed.stdout.startswith("ANNA:") and len(primed.stdout) == 25
+    quiet = env(["sample", "--prime", "ANNA:", "-l", "20", "-s", "3", "--no-echo-prime"])
+    assert quiet.stdout == primed.stdout[5:]
+
+
+def test_checkpoint_option_takes_a_file_a_folder_or_a_name(env, files, tmp_path):
+    """Each way of naming run `tiny` samples its best.pt (or the file named), never the latest
+    run `other`, whose text is all one character."""
+    (tmp_path / "checkpoints").mkdir()
+    make_run(tmp_path / "checkpoints", "tiny", "good", files)
+    (tmp_path / "checkpoints" / "other").mkdir()  # the latest run
+    for name in ("best.pt", "last.pt"):
+        (tmp_path / "checkpoints" / "other" / name).write_bytes(files["stuck"].read_bytes())
+    greedy = ["-l", "10", "-s", "1", "-t", "0"]
+    text = {
+        part: env(["sample", "-c", str(files[part]), *greedy]).stdout
+        for part in ("best", "last", "stuck")
+    }
+    assert len(set(text["stuck"])) == 1 and text["stuck"] not in (text["best"], text["last"])
+    assert env(["sample", *greedy]).stdout == text["stuck"]  # no -c: the latest run
+    for ref, part in (
+        ("tiny", "best"),
+        ("checkpoints/tiny", "best"),
+        ("checkpoints/tiny/last.pt", "last"),
+        (str(tmp_path / "checkpoints/tiny"), "best"),
+    ):
+        r = env(["sample", "-c", ref, *greedy])
+        assert r.exit_code == 0 and r.stdout == text[part] and len(r.stdout) == 10, (ref, r.stderr)
+
+
+def test_checkpoint_dir_option_and_environment_variable(env, corpus_file, tmp_path, monkeypatch):
+    r = env(
+        ["train", str(corpus_file), *TINY_CLI, "--steps", "30", "--checkpoint-dir", "elsewhere"]
+    )
+    assert r.stdout.startswith(os.path.join("elsewhere", "tiny"))
+    monkeypatch.setenv("CHARRNN_CHECKPOINT_DIR", str(tmp_path / "elsewhere"))
+    assert env(["sample", "-l", "5"]).exit_code == 0
+    assert "tiny" in env(["runs"]).stdout
+
+
+def test_tilde_is_expanded_in_the_environment(files, monkeypatch):
+    with workspace() as root:
+        monkeypatch.setenv("HOME", str(root))
+        (root / "models").mkdir()
+        make_run(root / "models", "a", "good", files)
+        monkeypatch.setenv("CHARRNN_CHECKPOINT_DIR", "~/models")
+        r = invoke(["runs"])
+        assert r.exit_code == 0 and f"{root}/models/a" in r.stdout
+        assert invoke(["sample", "-l", "5"]).exit_code == 0
+        monkeypatch.setenv("CHARRNN_CACHE_DIR", "~/cache")
+        assert cache_dir() == root / "cache"
+
+
+# ------------------------------------------------------------------------ any checkpoint folder
+
+
+LAYOUT = st.dictionaries(
+    NAME, st.sampled_from([*KINDS, *NOT_RUNS, *BROKEN]), min_size=1, max_size=6
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(layout=LAYOUT)
+@example(layout={"\x85": "good"})  # found in review: a line break that only some readers see
+@example(layout={"a\u2028b": "good", "c\x0bd": "step 0"})
+def test_any_checkpoint_folder_lists_every_run_and_samples_a_trained_one(files, layout):
+    with workspace() as root:
+        base = root / "checkpoints"
+        base.mkdir()
+        for name, kind in layout.items():
+            make_run(base, name, kind, files)
+        listed = {n: k for n, k in layout.items() if k not in NOT_RUNS}
+
+        r = invoke(["runs", "--json"])
+        assert_contract(r)
+        records = {rec["run"]: rec for rec in map(json.loads, r.stdout.splitlines())}
+        assert set(records) == set(listed), r.stdout
+        for name, kind in listed.items():
+            rec = records[name]
+            if kind in ("good", "binary metrics"):
+                assert (rec["status"], rec["step"], rec["note"]) == ("ok", 200, "")
+                assert rec["evaluations"] > 0 and rec["best_val_bpc"] > 0
+            elif kind in UNTRAINED:
+                assert rec["status"] == "untrained" and rec["step"] in (0, 7)
+                assert "not trained to its first evaluation" in rec["note"]
+            else:
+                assert rec["status"] == "damaged" and rec["note"].startswith("damaged: ")
+                assert "\n" not in rec["note"]
+
+        r = invoke(["runs"])  # piped: tab-separated, complete, no markup read
+        assert_contract(r)
+        lines = r.stdout.splitlines()
+        if not listed:
+            assert r.stdout == "" and r.stderr.startswith("no runs in checkpoints")
+            lines = ["run"]
+        assert lines[0].split("\t")[0] == "run" and len(lines) == len(listed) + 1
+        rows = {line.split("\t")[0]: line.split("\t") for line in lines[1:]}
+        assert set(rows) == {tsv(n) for n in listed}
+        for name, kind in listed.items():
+            row = rows[tsv(name)]
+            assert len(row) == 9 and row[6] == tsv(f"checkpoints/{name}") and row[8] == ""
+            if kind in ("good", "binary metrics"):
+                assert row[1] == "LSTM 2x24" and row[2] == "200" and row[7] == ""
+
+        r = invoke(["sample", "-l", "5", "-s", "1"])
+        assert_contract(r)
+        if any(kind in SAMPLEABLE for kind in layout.values()):
+            assert r.exit_code == 0 and len(r.stdout) == 5, r.stderr
+            assert r.stderr == "" or (
+                r.stderr.startswith("Note: using run ") and r.stderr.count("\n") == 1
+            ), r.stderr
+        else:
+            assert r.exit_code == 1 and "no trained runs in checkpoints" in r.stderr
+
+
+SPEC = st.one_of(
+    NAME,
+    NAME.map(lambda n: f"checkpoints/{n}"),
+    NAME.map(lambda n: f"./{n}"),
+    NAME.map(lambda n: f"checkpoints/{n}/last.pt"),
+    st.sampled_from(["", ".", "..", "checkpoints", "x.pt", "~", "/", "checkpoints/"]),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    layout=LAYOUT,
+    spec=SPEC,
+    here=st.booleans(),
+    base=st.sampled_from(["", ".", "checkpoints", "nowhere", "afile"]),
+)
+def test_any_checkpoint_and_checkpoint_dir_value_keeps_the_contract(
+    files, layout, spec, here, base
+):
+    with workspace() as root:
+        (root / "checkpoints").mkdir()
+        (root / "afile").write_text("a file where a folder should be")
+        for name, kind in layout.items():
+            make_run(root / "checkpoints", name, kind, files)
+            if here and not os.path.lexists(name):  # a bare name never means these
+                make_run(root, name, "bad best", files)
+        r = invoke(["sample", "-c", spec, "-l", "5", "-s", "1"])
+        assert_contract(r)
+        if spec == "":
+            assert r.exit_code == 2 and "is empty" in r.stderr
+        elif not is_path(spec) and layout.get(spec) in ("good", "bad last", "binary metrics"):
+            assert r.exit_code == 0 and len(r.stdout) == 5, r.stderr  # the run, not ./spec
+        elif not is_path(spec) and layout.get(spec) in UNTRAINED:
+            assert r.exit_code == 1 and "has not trained to its first evaluation" in r.stderr
+        for args in (
+            ["runs", "--checkpoint-dir", base],
+            ["runs", "--json", "--checkpoint-dir", base],
+        ):
+            r = invoke(args)
+            assert_contract(r)
+            if base in ("", "afile"):
+                assert r.exit_code == 2
+        r = invoke(["sample", "--checkpoint-dir", base, "-l", "5", "-s", "1"])
+        assert_contract(r)
+        r = invoke(["train", "--resume", spec, "--steps", "1", "-q"])
+        assert_contract(r, ok_codes=())  # no run here can be resumed: the corpus is not here
+
+
+# -------------------------------------------------------------- one class at a time, by example
+
+
+def test_an_unreadable_run_folder_is_listed_as_damaged_and_hides_nothing(files, monkeypatch):
+    """A folder without permission (simulated: the tests may run as root, whom nothing stops)."""
+    real_stat = os.stat
+
+    def stat(path, *a, **kw):
+        if "locked" in Path(os.fsdecode(path)).parts[:-1]:
+            raise PermissionError(13, "Permission denied", os.fsdecode(path))
+        return real_stat(path, *a, **kw)
+
+    with workspace() as root:
+        base = root / "checkpoints"
+        base.mkdir()
+        make_run(base, "good", "good", files)
+        make_run(base, "locked", "good", files)
+        monkeypatch.setattr(os, "stat", stat)
+        r = invoke(["runs"])
+        assert r.exit_code == 0, r.stderr
+        rows = {line.split("\t")[0]: line.split("\t") for line in r.stdout.splitlines()[1:]}
+        assert rows["good"][2] == "200" and rows["good"][7] == ""
+        assert (
+            rows["locked"][7]
+            == "damaged: cannot read checkpoints/locked/last.pt: Permission denied"
+        )
+        r = invoke(["sample", "-l", "5", "-s", "1"])
+        assert r.exit_code == 0 and len(r.stdout) == 5
+        r = invoke(["sample", "-c", "locked"])
+        assert r.exit_code == 1 and r.stderr == (
+            "Error: cannot read checkpoints/locked/best.pt: Permission denied\n"
+        )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
+def test_a_folder_without_permission_for_real(files):
+    with workspace() as root:
+        (root / "checkpoints").mkdir()
+        make_run(root / "checkpoints", "good", "good", files)
+        make_run(root / "checkpoints", "locked", "good", files)
+        (root / "checkpoints" / "locked").chmod(0)
+        try:
+            r = invoke(["runs", "--json"])
+            status = {rec["run"]: rec["status"] for rec in map(json.loads, r.stdout.splitlines())}
+            assert status == {"good": "ok", "locked": "damaged"}
+            assert invoke(["sample", "-l", "5"]).exit_code == 0
+        finally:
+            (root / "checkpoints" / "locked").chmod(0o755)
+
+
+def test_a_run_that_never_trained_is_never_sampled_silently(files):
+    with workspace() as root:
+        base = root / "checkpoints"
+        base.mkdir()
+        make_run(base, "cut", "step 0", files)
+        r = invoke(["sample", "-l", "5"])
+        line = assert_one_error(r, 1, "charrnn train --resume cut")
+        assert line.startswith("Error: no trained runs in checkpoints: 'cut': not trained to")
+        r = invoke(["sample", "-c", "cut", "-l", "5"])
+        assert r.exit_code == 1 and "give the file checkpoints/cut/last.pt instead" in r.stderr
+        # named as a file, it is the user's explicit choice
+        assert invoke(["sample", "-c", "checkpoints/cut/last.pt", "-l", "5"]).exit_code == 0
+        make_run(base, "older", "good", files)
+        for p in (base / "older").iterdir():
+            os.utime(p, (0, 0))
+        r = invoke(["sample", "-l", "5", "-s", "1"])
+        assert r.exit_code == 0 and len(r.stdout) == 5
+        assert r.stderr.startswith("Note: using run 'older', skipping newer runs")
+        assert "'cut': not trained" in r.stderr and r.stderr.count("\n") == 1
+        r = invoke(["score", "-c", "cut", "-"], input="ANNA:\n")
+        assert r.exit_code == 1 and "has not trained to its first evaluation" in r.stderr
+
+
+def test_a_bare_name_is_a_run_and_a_path_is_a_path(files):
+    with workspace() as root:
+        base = root / "checkpoints"
+        base.mkdir()
+        make_run(base, "tiny", "good", files)
+        make_run(root, "tiny", "bad best", files)  # a same-named folder here
+        make_run(base, "x.pt", "good", files)
+        assert invoke(["sample", "-c", "tiny", "-l", "5"]).exit_code == 0
+        r = invoke(["sample", "-c", "./tiny", "-l", "5"])
+        assert r.exit_code == 1 and "tiny/best.pt is not a charrnn checkpoint" in r.stderr
+        make_run(root, "other", "good", files)
+        r = invoke(["sample", "-c", "other"])
+        assert r.exit_code == 1 and "no run 'other' in checkpoints" in r.stderr
+        assert "write ./other" in r.stderr
+        assert invoke(["sample", "-c", "./other", "-l", "5"]).exit_code == 0
+        r = invoke(["sample", "-c", "x.pt"])  # ends in .pt: a file path, not the run x.pt
+        assert r.exit_code == 1 and "no checkpoint file or run folder at x.pt" in r.stderr
+        assert invoke(["sample", "-c", "checkpoints/x.pt", "-l", "5"]).exit_code == 0
+        r = invoke(["train", "--resume", "other"])
+        assert r.exit_code == 1 and "no run 'other' in checkpoints" in r.stderr
+    assert "a value with a / or ending in .pt" in " ".join(
+        invoke(["sample", "--help"]).stdout.split()
+    )
+    assert "As for" not in invoke(["score", "--help"]).stdout
+
+
+def test_an_empty_argument_is_a_usage_error(files):
+    with workspace() as root:
+        make_run(root, "run", "good", files)
+        for args in (
+            ["sample", "-c", ""],
+            ["score", "-c", "", "-"],
+            ["sample", "--checkpoint-dir", ""],
+            ["runs", "--checkpoint-dir", ""],
+            ["train", "--resume", ""],
+            ["train", "x.txt", "--checkpoint-dir", ""],
+        ):
+            r = invoke(args, input="")
+            assert r.exit_code == 2 and "is empty" in r.stderr and r.stdout == "", args
+        os.chdir(root / "run")
+        os.remove("best.pt")
+        os.remove("last.pt")
+        r = invoke(["train", "--resume", "."])
+        assert r.exit_code == 1 and r.stderr == (
+            "Error: the run folder . holds no checkpoint; `charrnn runs` lists the runs\n"
+        )
+    assert RunDir(Path(".")).name == "." and RunDir(Path("a/b")).name == "b"
+
+
+def test_piped_runs_are_plain_and_complete_and_a_terminal_gets_a_table(files, monkeypatch):
+    from click.testing import _NamedTextIOWrapper
+
+    with workspace() as root:
+        base = root / ("deep" * 30) / "checkpoints"
+        base.mkdir(parents=True)
+        name = "[bold red]x[red] y ü"
+        make_run(base, name, "good", files)
+        r = invoke(["runs", "--checkpoint-dir", str(base)])
+        assert r.exit_code == 0
+        assert r.stdout.splitlines()[1].split("\t")[:3:2] == [name, "200"]
+        assert f"{base}/{name}" in r.stdout and "…" not in r.stdout and "\x1b" not in r.stdout
+        monkeypatch.setattr(_NamedTextIOWrapper, "isatty", lambda self: True)
+        monkeypatch.setenv("COLUMNS", "400")
+        r = invoke(["runs", "--checkpoint-dir", str(base)])
+        assert r.exit_code == 0 and name in r.stdout and f"{base}/{name}" in r.stdout
+        assert "…" not in r.stdout and "\t" not in r.stdout
+
+
+def test_runs_json_is_one_object_per_run(files):
+    with workspace() as root:
+        (root / "checkpoints").mkdir()
+        make_run(root / "checkpoints", "a", "good", files)
+        make_run(root / "checkpoints", "b", "step 0", files)
+        lines = invoke(["runs", "--json"]).stdout.splitlines()
+        records = [json.loads(line) for line in lines]
+        assert len(records) == 2
+        keys = {"run", "folder", "status", "step", "train_seconds", "evaluations", "best_val_bpc"}
+        assert all(keys <= set(rec) for rec in records)
+        assert {rec["run"]: rec["status"] for rec in records} == {"a": "ok", "b": "untrained"}
+
+
+def test_runs_shows_the_step_of_the_checkpoint_not_of_the_last_evaluation(trained_run):
+    payload = torch.load(trained_run.last, weights_only=True)
+    assert payload["metrics"][-1]["step"] == 200
+    with workspace() as root:
+        run = root / "checkpoints" / "stopped"
+        run.mkdir(parents=True)
+        shutil.copyfile(trained_run.best, run / "best.pt")
+        torch.save({**payload, "trainer": {**payload["trainer"], "step": 237}}, run / "last.pt")
+        (run / "metrics.jsonl").write_text('{"step": 10, "val_bpc": 9.0}\n')
+        rec = json.loads(invoke(["runs", "--json"]).stdout)
+        assert (rec["step"], rec["last_eval_step"]) == (237, 200)
+        assert invoke(["runs"]).stdout.splitlines()[1].split("\t")[2] == "237"
+
+
+# ------------------------------------------------------------------------------------ run names
+
+
+LIMIT = runs.name_limit(Path.cwd())  # the temporary folders' file system's, as a rule 255
+
+
+ODD_NAMES = [
+    "a/b",
+    "../x",
+    "./x",
+    "/abs",
+    "a\\b",
+    ".hidden",
+    ".",
+    "..",
+    "...",
+    "-x",
+    "x-",
+    "name.",
+    "my run",
+    " lead",
+    "tab\there",
+    "line\nbreak",
+    "x.pt",
+    "x.PT",
+    "a--b",
+    "~",
+    "~user",
+    "$HOME",
+    "*?[]",
+    "'quoted'",
+    "ü漢",
+    "e\u0301te\u0301",  # accents as combining marks
+    "emoji😀",
+    "\u200bzero-width",
+    "\x85next-line",
+    "\udcffbyte",  # an undecodable byte of argv, as Python hands it on
+    "a" * LIMIT,
+    "a" * (LIMIT + 1),
+    "ü" * (LIMIT // 2 + 1),
+    "漢" * 100,
+    "a/" * 200,
+    "x" * (LIMIT - 3) + ".pt",
+]
+
+
+TYPED = st.one_of(
+    st.sampled_from(ODD_NAMES),
+    st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=16),
+    st.text(st.sampled_from("aü/.- 漢"), min_size=LIMIT - 8, max_size=LIMIT + 40),
+)
+
+
+def refused_for(r) -> str:
+    """The name an exit-2 refusal of --name offers, checked to be its one `Error:` line."""
+    assert r.exit_code == 2 and r.stdout == "" and "Traceback" not in r.stderr, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and r.stderr.endswith(errors[0] + "\n"), r.stderr
+    assert errors[0].startswith("Error: Invalid value for '--name': "), errors[0]
+    found = re.search(r"; use '([^']+)'$", errors[0])
+    assert found, errors[0]
+    return found.group(1)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(name=TYPED)
+@example(name="a/b")
+@example(name="..")
+@example(name=".hidden")
+@example(name="x.pt")
+@example(name="a" * (LIMIT + 45))
+@example(name="plain-name_1.0")
+def test_a_typed_name_is_refused_with_a_usable_one_or_kept_and_found(corpus_file, name):
+    with workspace():
+        train = ["train", str(corpus_file), *TINY_CLI, "--steps", "10", "-q"]
+        r = invoke([*train, "--name", name])
+        if r.exit_code == 2:
+            used = refused_for(r)
+            assert used != name and runs.name_problem(used, Path("checkpoints")) is None
+            assert not os.path.exists("checkpoints")  # refused before anything was made
+            too_long = len(os.fsencode(runs._plain(name))) > LIMIT
+            assert too_long == (f"the file system allows {LIMIT} in a folder name" in r.stderr)
+            r = invoke([*train, "--name", used])
+        else:
+            used = name
+        assert r.exit_code == 0, r.stderr
+        assert r.stdout == f"checkpoints/{used}/best.pt\n"
+        assert r.stderr == ""  # -q: the name was the user's own, or refused: nothing to say
+        listed = [json.loads(line) for line in invoke(["runs", "--json"]).stdout.splitlines()]
+        assert [rec["run"] for rec in listed] == [used]
+        r = invoke(["sample", "-c", used, "-l", "5", "-s", "1"])
+        assert r.exit_code == 0 and len(r.stdout) == 5, r.stderr
+        r = invoke(["train", "--resume", used, "-q"])  # found: its budget is spent
+        assert r.exit_code == 1 and "has already used its budget" in r.stderr, r.stderr
+
+
+def test_a_name_derived_from_the_corpus_is_cleaned_and_said(text):
+    with workspace() as root:
+        (root / ".my notes.pt.txt").write_text(text)
+        r = invoke(["train", ".my notes.pt.txt", *TINY_CLI, "--steps", "10"])
+        assert r.exit_code == 0, r.stderr
+        assert r.stderr.startswith("Training 'my-notes-pt': ")
+        assert r.stdout == "checkpoints/my-notes-pt/best.pt\n"
+        long = "b" * (LIMIT + 20)
+        (root / long[: LIMIT - 4]).mkdir()  # a folder corpus: its name is the run's
+        (root / long[: LIMIT - 4] / "t.txt").write_text(text)
+        r = invoke(["train", long[: LIMIT - 4], *TINY_CLI, "--steps", "10", "-q"])
+        assert r.exit_code == 0 and r.stdout == f"checkpoints/{long[: LIMIT - 4]}/best.pt\n"
+
+
+def test_a_lookup_of_a_name_charrnn_would_have_cleaned_names_the_run(files, corpus_file):
+    """Runs made before a --name was checked: `--name a/b` made the run a-b."""
+    with workspace() as root:
+        base = root / "checkpoints"
+        base.mkdir()
+        make_run(base, "a-b", "good", files)
+        make_run(base, "x.pt", "good", files)  # `-c x.pt` reads as a file here
+        for spec in ("a/b", "a b", "./a b", "a/b/"):
+            for args in (
+                ["sample", "-c", spec, "-l", "5"],
+                ["score", "-c", spec, "-"],
+                ["inspect", "-c", spec, "-"],
+                ["plot", spec],
+                ["train", "--resume", spec],
+                ["train", str(corpus_file), "--init-from", spec, "--name", "new"],
+            ):
+                r = invoke(args, input="ANNA:\n")
+                assert_contract(r, ok_codes=())
+                assert "did you mean the run 'a-b' in checkpoints? give a-b" in r.stderr, args
+        r = invoke(["sample", "-c", "x.pt"])
+        assert_contract(r, ok_codes=())
+        assert "did you mean the run 'x.pt' in checkpoints? give checkpoints/x.pt" in r.stderr
+        assert invoke(["sample", "-c", "checkpoints/x.pt", "-l", "5"]).exit_code == 0
+        r = invoke(["sample", "-c", "nothing"])
+        assert r.stderr == "Error: no run 'nothing' in checkpoints; `charrnn runs` lists the runs\n"
+
+
+def test_a_name_too_long_for_the_file_system_says_so_and_gives_the_limit(files, corpus_file):
+    long = "n" * (LIMIT + 1)
+    with workspace() as root:
+        r = invoke(["train", str(corpus_file), "--name", long])
+        assert refused_for(r) == "n" * LIMIT
+        assert (
+            f"is {LIMIT + 1} bytes long, and the file system allows {LIMIT} in a folder name"
+            in r.stderr
+        )
+        assert "not a plain folder name" not in r.stderr
+        assert not os.path.exists("checkpoints")
+        with pytest.raises(RunError, match=f"allows {LIMIT} in a folder name"):
+            runs.plan_run(root / "checkpoints", long)
+        (root / "checkpoints").mkdir()
+        for args in (["sample", "-c", long], ["train", "--resume", long]):
+            r = invoke(args)
+            assert_contract(r, ok_codes=())
+            assert r.stderr.endswith(
+                f"a name in it is {LIMIT + 1} bytes long, and the file system allows {LIMIT}\n"
+            ), r.stderr
+
+
+def test_the_library_refuses_a_name_that_is_not_plain(tmp_path):
+    with pytest.raises(RunError, match=r"'a/b' is not a plain folder name .*; use 'a-b'"):
+        runs.plan_run(tmp_path, "a/b")
+    assert runs.plan_run(tmp_path, "a-b").path == tmp_path / "a-b"
+    for name in ("a/b", "..", ".x", "x.pt", "~", "a" * 400, "ü" * 200, "\udcff", "x" * 252 + ".pt"):
+        made = runs.safe_name(name, tmp_path)
+        assert runs.safe_name(made, tmp_path) == made and runs.name_problem(made, tmp_path) is None
+        assert not runs.is_path(made) and not made.startswith((".", "-"))
+        assert len(os.fsencode(made)) <= runs.name_limit(tmp_path)
+
+
+# ------------------------------------------------------------- resuming, and what to do instead
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory, corpus_file) -> Path:
+    """A run trained to two evaluations by the CLI (`copy_run` copies it with last.pt cut to 100
+    bytes, best.pt intact)."""
+    where = tmp_path_factory.mktemp("damaged")
+    old = os.getcwd()
+    os.chdir(where)
+    try:
+        args = ["train", str(corpus_file), *TINY_CLI, "--steps", "20", "--name", "r", "-q"]
+        assert invoke([*args, "--checkpoint-dir", "ck"]).exit_code == 0
+    finally:
+        os.chdir(old)
+    run = where / "ck" / "r"
+    assert checkpoint.load(run / "best.pt")["trainer"]["step"] in (10, 20)
+    return run
+
+
+def copy_run(run: Path, to: Path) -> Path:
+    to.mkdir(parents=True)
+    for name in ("best.pt", "last.pt", "metrics.jsonl"):
+        (to / name).write_bytes((run / name).read_bytes())
+    with open(to / "last.pt", "r+b") as f:
+        f.truncate(100)
+    return to
+
+
+def advised(r) -> str:
+    """The --resume value a one-line error advises."""
+    assert_contract(r, ok_codes=())
+    found = re.search(r"charrnn train --resume (.+)$", r.stderr.rstrip("\n"))
+    assert found, r.stderr
+    return shlex.split(found.group(1))[0]
+
+
+@pytest.mark.parametrize(
+    ("spec", "base", "folder", "advice"),
+    [
+        ("r", "ck", "ck/r", "ck/r/best.pt"),
+        ("r", None, "checkpoints/r", "checkpoints/r/best.pt"),
+        ("ck/r", None, "ck/r", "ck/r/best.pt"),
+        ("./ck/r/", None, "ck/r", "./ck/r/best.pt"),
+        ("ck/r/last.pt", None, "ck/r", "ck/r/best.pt"),
+        ("ABS", None, "ck/r", "ABS/best.pt"),
+        ("my ck/r", None, "my ck/r", "my ck/r/best.pt"),
+    ],
+)
+def test_a_damaged_last_pt_beside_a_good_best_pt_offers_best_pt(
+    damaged, spec, base, folder, advice
+):
+    with workspace() as root:
+        copy_run(damaged, root / folder)
+        spec = spec.replace("ABS", str(root / folder))
+        advice = advice.replace("ABS", str(root / folder))
+        dir_args = ["--checkpoint-dir", base] if base else []
+        r = invoke(["train", "--resume", spec, "--steps", "30", *dir_args])
+        assert "last.pt is not a charrnn checkpoint (a zip archive cut short" in r.stderr
+        assert "--force" not in r.stderr and "--name" not in r.stderr
+        assert advised(r) == advice
+        assert "can go on from its best.pt (step " in r.stderr
+        best_step = checkpoint.load(root / folder / "best.pt")["trainer"]["step"]
+        r = invoke(["train", "--resume", advice, "--steps", "30", *dir_args])
+        assert r.exit_code == 0, r.stderr
+        assert r.stderr.startswith(f"Resuming from best.pt at step {best_step}: 'r': ")
+        assert r.stdout == f"{Path(advice).parent / 'best.pt'}\n"
+        last = checkpoint.load(root / folder / "last.pt")
+        assert last["trainer"]["step"] == 30
+        records = [json.loads(line) for line in (root / folder / "metrics.jsonl").open()]
+        assert records == last["metrics"]
+        r = invoke(["train", "--resume", spec, "--steps", "40", "-q", *dir_args])
+        assert r.exit_code == 0, r.stderr  # last.pt is whole again: a plain resume goes on
+
+
+def test_resuming_from_best_pt_writes_last_pt_before_the_first_step(damaged, tmp_path, text):
+    """So that a rollback (or a resume after a stop) goes back to it, not to the damaged file."""
+    run = RunDir(copy_run(damaged, tmp_path / "r"))
+    with pytest.raises(CheckpointError, match=r"can go on from its best\.pt"):
+        resume_run(run, lambda specs, enc: encode_text(text, "t"), corpus_specs=["-"])
+    trainer = resume_run(
+        run,
+        lambda specs, enc: encode_text(text, "t"),
+        corpus_specs=["-"],
+        train={"max_steps": 30},
+        checkpoint_file=run.best,
+    )
+    assert trainer.save_last_first
+    for event in trainer.run():
+        if isinstance(event, StepEvent):
+            break
+    assert checkpoint.load(run.last)["trainer"]["step"] == trainer.pos.step - 1
+
+
+def test_every_resume_error_names_the_folder_given_and_nothing_destructive(damaged, files):
+    with workspace() as root:
+        run = copy_run(damaged, root / "ck" / "r")
+        # best.pt damaged, last.pt good: --resume RUN/best.pt offers last.pt
+        (run / "last.pt").write_bytes((damaged / "last.pt").read_bytes())
+        (run / "best.pt").write_bytes(b"junk")
+        r = invoke(["train", "--resume", "ck/r/best.pt"])
+        assert advised(r) == "ck/r/last.pt" and "--force" not in r.stderr
+        # both damaged: no advice to replace it
+        (run / "last.pt").write_bytes(b"junk")
+        for spec in ("ck/r", "ck/r/best.pt", "ck/r/last.pt"):
+            r = invoke(["train", "--resume", spec])
+            assert_contract(r, ok_codes=())
+            assert "has no other checkpoint that loads, so it cannot be resumed" in r.stderr
+            assert "--force" not in r.stderr
+        # a run trained on text in memory: the advice to pipe it names the run as given
+        make_run(root / "ck", "mem", "good", files)
+        for spec, again in (
+            ("ck/mem", "ck/mem"),
+            ("./ck/mem/", "./ck/mem/"),
+            ("ck/mem/best.pt", "ck/mem/best.pt"),
+            (str(root / "ck/mem"), str(root / "ck/mem")),
+        ):
+            r = invoke(["train", "--resume", spec, "--steps", "999"])
+            assert_contract(r, ok_codes=())
+            assert r.stderr.endswith(f"... | charrnn train - --resume {again}\n"), r.stderr
+        r = invoke(["train", "--resume", "mem", "--steps", "999", "--checkpoint-dir", "ck"])
+        assert r.stderr.endswith("... | charrnn train - --resume mem\n"), r.stderr
+        # a file that is not a run's checkpoint: --resume says what it takes
+        (root / "weights.pt").write_bytes((damaged / "best.pt").read_bytes())
+        r = invoke(["train", "--resume", "weights.pt"])
+        assert_contract(r, ok_codes=())
+        assert "weights.pt is not a run's last.pt or best.pt" in r.stderr
+        assert r.stderr.endswith("its weights: --init-from weights.pt\n")
+        r = invoke(["train", "--resume", "ck/mem/metrics.jsonl"])
+        assert_contract(r, ok_codes=())
+        assert "--init-from" not in r.stderr
+        r = invoke(["train", "--resume", "ck/none/best.pt"])
+        assert r.stderr == (
+            "Error: no run folder or checkpoint file at ck/none/best.pt; "
+            "`charrnn runs` lists the runs\n"
+        )
+
+
+def test_a_stopped_resume_names_the_folder_given(damaged, monkeypatch):
+    """The `Resume with:` line after Ctrl-C names the run as it was given to --resume."""
+    train_cli = importlib.import_module("charrnn.cli.train")  # the module, not the command
+
+    with workspace() as root:
+        run = copy_run(damaged, root / "ck" / "r")
+        (run / "last.pt").write_bytes((damaged / "last.pt").read_bytes())
+        real = train_cli._resumed_trainer
+
+        def stopping(*a, **kw):
+            trainer = real(*a, **kw)
+            trainer.request_stop()
+            return trainer
+
+        monkeypatch.setattr(train_cli, "_resumed_trainer", stopping)
+        r = invoke(["train", "--resume", "./ck/r", "--steps", "40"])
+        assert r.exit_code == 130, r.stderr
+        assert r.stderr.rstrip().endswith("Resume with: charrnn train --resume ./ck/r")
+        torch.load(run / "last.pt", weights_only=True)  # saved

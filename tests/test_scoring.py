@@ -1,0 +1,281 @@
+"""Scoring, in the library and through `charrnn score`: the model's own cross-entropy, lines scored
+as if alone, texts and lines of any length read in bounded chunks with the state carried, the
+contract for any text, and the streams around it."""
+
+import math
+import os
+import pty
+import select
+import subprocess
+
+import pytest
+import torch
+from conftest import DEADLINE
+from helpers.cli import assert_one_error, invoke, popen
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from charrnn.cli.score import _lines
+from charrnn.model.network import CharRNN
+from charrnn.use.sampler import SampleConfig, Sampler, lead_in
+from charrnn.use.scoring import CHUNK, score_lines, score_text
+
+PROPERTY = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@pytest.fixture
+def score(trained_run, tmp_path, monkeypatch):
+    """score(args, input=None): `charrnn score -c RUN ARGS` in an empty folder."""
+    monkeypatch.chdir(tmp_path)
+    best = str(trained_run.best)
+    return lambda args, input=None: invoke(["score", "-c", best, *args], input=input)
+
+
+def bits(nats: float) -> str:
+    """A loss in nats as `score` writes it: bits per character, 4 decimals."""
+    return f"{nats / math.log(2):.4f}"
+
+
+def test_scores_are_the_models_own_cross_entropy(model_vocab):
+    model, vocab = model_vocab
+    text = "ANNA:\nthe cat sat on a mat.\n\nBORIS:\nwe all sang.\n"
+    context = lead_in(vocab)
+    with torch.no_grad():
+        logits, _ = model(torch.tensor([vocab.encode(context + text)]))
+    expected = torch.nn.functional.cross_entropy(
+        logits[0, len(context) - 1 : -1], torch.tensor(vocab.encode(text)), reduction="sum"
+    )
+    assert score_text(model, vocab, text, chunk=7) == pytest.approx(expected.item(), rel=1e-5)
+
+
+@given(
+    lines=st.lists(st.text("ANBOR: thecasmn.\n", min_size=1, max_size=40), min_size=1, max_size=9),
+    batch=st.integers(1, 5),
+    chunk=st.integers(1, 50),
+)
+@settings(max_examples=20, deadline=None)
+def test_a_batch_scores_each_line_as_if_alone(model_vocab, lines, batch, chunk):
+    model, vocab = model_vocab
+    together = score_lines(model, vocab, lines, batch=batch, chunk=chunk)
+    alone = [score_text(model, vocab, line) / len(line) for line in lines]
+    assert together == pytest.approx(alone, rel=1e-4, abs=1e-5)
+
+
+@pytest.fixture
+def passes(monkeypatch):
+    """The size (rows x characters) of every pass of the model's recurrent part from now on
+    (`forward` reads through it too)."""
+    sizes, read = [], CharRNN.read
+
+    def recorded(model, idx, state=None):
+        sizes.append(idx.numel())
+        return read(model, idx, state)
+
+    monkeypatch.setattr(CharRNN, "read", recorded)
+    return sizes
+
+
+def test_no_pass_reads_more_than_a_chunk(model_vocab, passes):
+    """Lines and primes of any length go to the LSTM in bounded pieces (oneDNN refuses one
+    sequence of a few hundred thousand characters), and a batch's padding too."""
+    model, vocab = model_vocab
+    lines = ["the cat sat. " * n for n in (1, 3, 50, 200)]
+    scores = score_lines(model, vocab, lines, chunk=64)
+    assert max(passes) <= 64
+    assert scores == pytest.approx(score_lines(model, vocab, lines, chunk=10**6), rel=1e-4)
+    passes.clear()
+    Sampler(model, vocab, SampleConfig()).prime("the cat sat. " * 631)  # CHUNK + 11 characters
+    assert max(passes) <= CHUNK and len(passes) > 1
+
+
+def test_a_long_line_and_a_long_prime_through_the_command_line(
+    score, trained_run, tmp_path, passes
+):
+    long = "the cat sat on a mat. " * 500  # 11,000 characters on one line
+    (tmp_path / "long.txt").write_text(long + "\nANNA:\n")
+    r = score(["--per-line", "long.txt"])
+    assert r.exit_code == 0 and len(r.stdout.split()) == 2, r.stderr
+    r = invoke(["sample", "-c", str(trained_run.best), "--prime-file", "long.txt", "-l", "5"])
+    assert r.exit_code == 0 and len(r.stdout) == len(long) + 7 + 5, r.stderr
+    assert max(passes) <= CHUNK
+
+
+# ---------------------------------------------------------------------------------- the command
+
+
+def test_score_a_file_whole_and_per_line(score, model_vocab, tmp_path):
+    """The numbers are the library's, in bits per character: the whole text's, or each line's as
+    if alone."""
+    model, vocab = model_vocab
+    text = "ANNA:\nthe cat sat.\n\nmgmgrwrwuu\n"
+    (tmp_path / "t.txt").write_text(text)
+    whole = score(["t.txt"])
+    assert whole.exit_code == 0 and "bits per character" in whole.stderr
+    assert whole.stdout == bits(score_text(model, vocab, text) / len(text)) + "\n"
+    lines = score(["--per-line", "t.txt"]).stdout.split()
+    nats = score_lines(model, vocab, text.splitlines(keepends=True))
+    assert lines == [bits(n) for n in nats]
+    assert float(lines[1]) < float(lines[3])  # words beat gibberish
+    assert score(["-"], input=text).stdout == whole.stdout  # stdin, as a file
+
+
+def test_score_options(score, tmp_path):
+    """--encoding reads the file; --unknown skip scores it as the text without the character."""
+    (tmp_path / "l1.txt").write_bytes("the cat sat ñ\n".encode("latin-1"))
+    assert_one_error(score(["l1.txt"]), 1, "not valid utf-8")
+    r = score(["l1.txt", "--encoding", "latin-1", "--unknown", "skip", "-q"])
+    assert r.exit_code == 0 and r.stderr == ""
+    assert r.stdout == score(["-q", "-"], input="the cat sat \n").stdout
+
+
+def test_blank_and_one_character_lines_score_one_number_each(score):
+    r = score(["--per-line", "-"], input="\n\n\n\n")
+    assert r.exit_code == 0 and len(r.stdout.split()) == 4 and r.stderr == ""
+    r = score(["--per-line", "-"], input="a\n\nb")
+    assert r.exit_code == 0 and len(r.stdout.split()) == 3
+
+
+def test_lines_end_at_a_newline_only_as_paste_counts_them():
+    raw = "a\fb\x1cc\x85d\u2028e\nf\rg\r\nh\r\r\ni".encode()
+    text = raw.decode().replace("\r\n", "\n").replace("\r", "\n")  # as decode_bytes reads it
+    assert _lines(text, raw, "utf-8") == ["a\fb\x1cc\x85d\u2028e\n", "f\ng\n", "h\n\n", "i"]
+    assert _lines("", b"", "utf-8") == [] and _lines("x\n", b"x\r", "utf-8") == ["x\n"]
+    utf16 = "a\rb\nc".encode("utf-16")
+    assert _lines("a\nb\nc", utf16, "utf-16") == ["a\nb\n", "c"]
+
+
+def test_unseen_characters_in_a_line_score_nan_with_one_warning(score):
+    r = score(["--per-line", "-"], input="ANNA:\nΩ\nthe cat\nwhy é\n")
+    assert r.exit_code == 0
+    numbers = r.stdout.split()
+    assert [math.isnan(float(n)) for n in numbers] == [False, True, False, True]
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("Warning: 2 lines")
+    assert "line 2: 'Ω' (U+03A9) at 1" in r.stderr and "--unknown skip" in r.stderr
+    whole = score(["-"], input="ANNA:\nΩ\n")  # the whole text stays refused
+    assert_one_error(whole, 1, "'Ω' (U+03A9) at 7")
+    skip = score(["--per-line", "--unknown", "skip", "-"], input="ANNA:\nΩ\n")
+    assert skip.exit_code == 0 and skip.stderr == "" and len(skip.stdout.split()) == 2
+
+
+def test_summary_counts_in_the_singular_and_plural(score):
+    assert "1 character," in score(["-"], input="a").stderr
+    assert "2 characters," in score(["-"], input="an").stderr
+
+
+# ------------------------------------------------------------------- the contract, for any text
+
+
+def paste_lines(text: str) -> int:
+    """How many lines `paste` shows: one per \\n, and a last one without it (a BOM is no text)."""
+    text = text.removeprefix("\ufeff")
+    return text.count("\n") + (not text.endswith("\n") if text else 0)
+
+
+def texts(known: str):
+    """Texts of the model's own characters, of any characters, and of line breaks of all kinds."""
+    breaks = st.sampled_from(["\n", "\r", "\r\n", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028"])
+    mixed = st.lists(st.one_of(st.text(known, max_size=12), breaks), max_size=12).map("".join)
+    return st.one_of(
+        st.text(known, max_size=80),
+        st.text(st.characters(codec="utf-8"), max_size=40),
+        st.text("\n", max_size=6),
+        mixed,
+        st.integers(0, 1000).map(lambda n: "the cat " * (n // 8) + "\n" * (n % 2)),  # long lines
+    )
+
+
+def assert_contract(r, per_line: bool, text: str):
+    """Exit 0 with one number per line (or one in all), or exit 1 with one Error: line."""
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+    assert "Traceback" not in r.stderr
+    if r.exit_code == 1:
+        assert_one_error(r, 1)
+        return
+    assert r.exit_code == 0, r.stderr
+    numbers = r.stdout.splitlines()
+    assert r.stdout.endswith("\n") or not r.stdout
+    assert len(numbers) == (paste_lines(text) if per_line else 1)
+    for n in numbers:
+        assert not math.isinf(float(n)) and (float(n) >= 0 or math.isnan(float(n)))
+    if per_line:  # nothing on stderr but a warning about lines scored nan
+        assert r.stderr == "" or (r.stderr.startswith("Warning: ") and r.stderr.count("\n") == 1)
+        assert ("nan\n" in r.stdout) >= bool(r.stderr)
+    else:
+        assert r.stderr.count("\n") == 1 and "bits per character" in r.stderr
+
+
+@given(data=st.data())
+@PROPERTY
+def test_score_any_text_keeps_the_contract(score, model_vocab, tmp_path, data):
+    text = data.draw(texts("".join(model_vocab[1].chars)), label="text")
+    unknown = data.draw(st.sampled_from(["error", "skip", "replace"]), label="unknown")
+    (tmp_path / "in.txt").write_bytes(text.encode("utf-8"))
+    source = data.draw(st.sampled_from([["in.txt"], ["-"]]), label="from")
+    for per_line in (False, True):
+        args = ["--unknown", unknown, *(["--per-line"] if per_line else []), *source]
+        r = score(args, input=text.encode("utf-8"))
+        assert_contract(r, per_line, text)
+        if per_line:  # whatever the characters: only a NUL byte (a binary file) refuses the text
+            assert r.exit_code == 0 or "binary" in r.stderr
+
+
+# ---------------------------------------------------------------------------------- the streams
+
+
+def test_a_reader_that_leaves_early_is_a_quiet_exit_0(trained_run, tmp_path):
+    (tmp_path / "some.txt").write_text("the cat\n" * 100)
+    for args in (["--per-line", "some.txt"], ["some.txt"]):
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before a byte is written (`| head -0`)
+        p = popen(
+            ["score", "-c", str(trained_run.best), *args],
+            tmp_path,
+            stdout=write,
+            stderr=subprocess.PIPE,
+        )
+        os.close(write)
+        _, err = p.communicate(timeout=DEADLINE)
+        assert p.returncode == 0 and err == b"", err
+
+
+def test_closed_stdin_is_one_error_line(trained_run, tmp_path):
+    p = popen(
+        ["score", "-c", str(trained_run.best), "-"],
+        tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: os.close(0),
+    )
+    out, err = p.communicate(timeout=DEADLINE)
+    r = subprocess.CompletedProcess(p.args, p.returncode, out, err)
+    assert assert_one_error(r).startswith("Error: cannot read standard input")
+
+
+def test_a_terminal_on_stdin_gets_a_hint_before_the_text_is_read(
+    trained_run, model_vocab, tmp_path
+):
+    master, slave = pty.openpty()
+    p = popen(
+        ["score", "-c", str(trained_run.best)],
+        tmp_path,
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    os.close(slave)
+    try:
+        hint = b""
+        while not hint.endswith(b"\n"):  # wait for the hint, then type
+            ready, _, _ = select.select([p.stderr], [], [], DEADLINE)
+            assert ready, "no hint on stderr"
+            hint += os.read(p.stderr.fileno(), 1)
+        assert b"Ctrl-D" in hint
+        os.write(master, b"ANNA:\n\x04")
+        out, err = p.communicate(timeout=DEADLINE)
+    finally:
+        os.close(master)
+    assert p.returncode == 0 and b"6 characters" in err
+    model, vocab = model_vocab
+    assert out.decode() == bits(score_text(model, vocab, "ANNA:\n") / 6) + "\n"

@@ -1,0 +1,413 @@
+"""Training: the loss falls, seeds reproduce, a resume equals an uninterrupted run, the library's
+start_run and resume_run, rollbacks and stops, locks, samples while training, and the command."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from itertools import pairwise
+
+import pytest
+import torch
+from conftest import (
+    DEADLINE,
+    TINY_CLI,
+    TINY_MODEL,
+    TINY_TRAIN,
+    drain,
+    make_text,
+    make_trainer,
+    poison,
+)
+from helpers.cli import assert_one_error
+
+from charrnn import checkpoint
+from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError, TrainingError
+from charrnn.runs import RunDir
+from charrnn.text.encoded import encode_text
+from charrnn.train.evaluate import evaluate
+from charrnn.train.start import resume_run, start_run
+from charrnn.train.trainer import DoneEvent, EvalEvent, RollbackEvent, StepEvent
+
+
+def test_loss_falls_on_a_tiny_corpus(tmp_path, text):
+    trainer = make_trainer(text, tmp_path / "run", max_steps=200, eval_every=50)
+    events = drain(trainer)
+    evals = [e.record for e in events if isinstance(e, EvalEvent)]
+    first = next(e for e in events if isinstance(e, StepEvent)).loss
+    assert first > math.log(len(trainer.vocab)) - 0.5  # starts near uniform
+    assert evals[-1]["val_loss"] < 0.6 * first
+    assert evals[-1]["val_bpc"] == pytest.approx(evals[-1]["val_loss"] / math.log(2), abs=1e-4)
+    lines = trainer.run_dir.metrics.read_text().splitlines()
+    written = [r for r in map(json.loads, lines) if r["kind"] == "eval"]
+    assert [r["step"] for r in written] == [r["step"] for r in evals]
+    assert trainer.run_dir.best.is_file() and trainer.run_dir.last.is_file()
+
+
+def test_same_seed_same_weights(tmp_path, text):
+    a = make_trainer(text, tmp_path / "a", seed=3, max_steps=15)
+    b = make_trainer(text, tmp_path / "b", seed=3, max_steps=15)
+    drain(a), drain(b)
+    for (name, p), q in zip(
+        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(p, q), name
+
+
+def test_time_budget_stops_and_schedule_decays(tmp_path, text):
+    trainer = make_trainer(text, tmp_path / "t", max_time=0.5, eval_every=10_000)
+    events = drain(trainer)
+    assert events[-1].reason == "time"
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert steps[-1].lr < 0.2 * trainer.config.lr  # cosine decay follows the clock
+    assert trainer.pos.elapsed >= 0.5
+
+
+def test_evaluate_matches_a_single_stream_pass_over_the_split(tmp_path, text):
+    trainer = make_trainer(text, tmp_path / "e", max_steps=1)
+    from charrnn.text.data import StreamBatcher
+
+    val = trainer.val_batches.ids
+    one_stream = StreamBatcher(val, batch_size=1, seq_len=len(val) - 1)
+    model = trainer.model.eval()
+    with torch.no_grad():
+        logits, _ = model(val[:-1].long().unsqueeze(0))
+        exact = torch.nn.functional.cross_entropy(logits[0], val[1:].long()).item()
+    result = evaluate(model, one_stream)
+    assert result.loss == pytest.approx(exact, rel=1e-5)
+    assert result.worst == pytest.approx(exact, rel=1e-5)  # one stream: the mean is the worst
+    assert torch.allclose(result.nats[: len(val) - 1].mean().double(), torch.tensor(exact).double())
+    assert torch.equal(result.context, torch.arange(len(val) - 1, dtype=torch.int32))
+    # with B streams each starting from a blank state the figure is close, not identical
+    split = evaluate(model, trainer.val_batches)
+    assert split.loss == pytest.approx(exact, rel=0.05)
+    assert split.worst >= split.loss and not split.nats.isnan().any()
+
+
+def test_a_corpus_of_more_than_256_characters_trains_and_samples(tmp_path):
+    """Wider vocabularies take int16 ids: the whole path must still work (e.g. Chinese text)."""
+    import random
+
+    from charrnn.use.sampler import SampleConfig, Sampler
+
+    rng = random.Random(0)
+    alphabet = [chr(0x4E00 + i) for i in range(300)] + ["。", "\n"]
+    text = "".join(
+        rng.choice(alphabet[:40]) if rng.random() < 0.9 else rng.choice(alphabet)
+        for _ in range(20_000)
+    ) + "".join(alphabet)
+    trainer = make_trainer(text, tmp_path / "zh", max_steps=20)
+    assert trainer.train_batches.ids.dtype == torch.int16
+    events = drain(trainer)
+    assert events[-1].reason == "steps" and math.isfinite(trainer.pos.best_val)
+    s = Sampler(trainer.model, trainer.vocab, SampleConfig(seed=1))
+    s.prime("一丁")
+    out = "".join(chars[0] for chars in s.generate(30))
+    assert len(out) == 30 and set(out) <= set(trainer.vocab.chars)
+
+
+def test_evaluations_default_to_about_every_million_characters():
+    from charrnn.train.trainer import TrainConfig
+
+    assert TrainConfig(batch_size=32, seq_len=32, lr=1e-3).steps_per_eval == 1024
+    assert TrainConfig(batch_size=32, seq_len=64, lr=1e-3).steps_per_eval == 512
+    assert TrainConfig(batch_size=32, seq_len=32, lr=1e-3, eval_every=7).steps_per_eval == 7
+    assert TrainConfig(batch_size=4096, seq_len=4096, lr=1e-3).steps_per_eval == 1
+
+
+# --------------------------------------------------------------------- start_run and resume_run
+
+
+@pytest.fixture
+def corpus(text):
+    return encode_text(text, "tiny")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"size": "huge"}, "unknown size 'huge'"),
+        ({"cell": "transformer"}, "unknown cell"),
+        ({"model": {"hidden": 24}}, "unknown model option"),
+        ({"model": {"vocab_size": 3}}, "unknown model option"),
+        ({"train": {"max_stepz": 5}}, "unknown train option"),
+        ({"train": {"max_steps": "10"}}, "max_steps must be a number"),
+        ({"train": {"lr": True}}, "lr must be a number"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_is_written(tmp_path, corpus, options, message):
+    with pytest.raises(ConfigError, match=message):
+        start_run(corpus, tmp_path / "run", **options)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_is_never_replaced_unless_asked(tmp_path, corpus):
+    folder = str(tmp_path / "run")  # a plain str will do
+    drain(start_run(corpus, folder, model=TINY_MODEL, train={**TINY_TRAIN, "max_steps": 10}))
+    with pytest.raises(RunError, match="holds a run already"):
+        start_run(corpus, folder, model=TINY_MODEL, train={**TINY_TRAIN, "max_steps": 10})
+    again = start_run(corpus, folder, replace=True, cell="gru", model=TINY_MODEL, train=TINY_TRAIN)
+    assert again.model.config.cell == "gru"
+
+
+def test_resume_run_continues_exactly_and_refuses_what_cannot_change(tmp_path, corpus, text):
+    options = {"model": TINY_MODEL, "cell": "rnn"}
+    whole = start_run(corpus, tmp_path / "whole", **options, train={**TINY_TRAIN, "max_steps": 30})
+    drain(whole)
+    half = start_run(corpus, tmp_path / "half", **options, train={**TINY_TRAIN, "max_steps": 30})
+    for event in half.run():
+        if isinstance(event, StepEvent) and event.step == 15:
+            half.request_stop()  # as Ctrl-C does
+
+    def read(specs, encoding):
+        assert specs == ["-"] and encoding == "utf-8"  # what the caller was told to read
+        return encode_text(text, "tiny")
+
+    with pytest.raises(ConfigError, match="unknown train option"):
+        resume_run(tmp_path / "half", read, corpus_specs=["-"], train={"max_stepz": 30})
+    with pytest.raises(ConfigError, match="seq_len cannot change"):
+        resume_run(tmp_path / "half", read, corpus_specs=["-"], train={"seq_len": 8})
+    with pytest.raises(CorpusError, match="standard input or a text in memory"):
+        resume_run(tmp_path / "half", read)  # no sources saved: the caller must give the text
+    with pytest.raises(CorpusError, match="differs"):
+        resume_run(tmp_path / "half", lambda s, e: encode_text(text[:-1], "x"), corpus_specs=["-"])
+    resumed = resume_run(tmp_path / "half", read, corpus_specs=["-"], train={"eval_every": 10})
+    drain(resumed)
+    for (name, p), q in zip(
+        whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(p, q), name
+    with pytest.raises(RunError, match="already used its budget"):
+        resume_run(tmp_path / "half", read, corpus_specs=["-"])
+
+
+@pytest.mark.parametrize("n_chars", [2_000, 12_000])
+def test_a_small_text_is_evaluated_at_least_once_an_epoch(tmp_path, n_chars):
+    # a million characters between evaluations would be hundreds of epochs of these texts:
+    # best.pt would hold a model long past its best
+    corpus = encode_text(make_text(n_chars), "small")
+    train = {k: v for k, v in TINY_TRAIN.items() if k != "eval_every"}
+    trainer = start_run(
+        corpus, tmp_path / "run", model=TINY_MODEL, train={**train, "max_epochs": 3}
+    )
+    steps = [e.record["step"] for e in drain(trainer) if isinstance(e, EvalEvent)]
+    per_epoch = len(trainer.train_batches)
+    assert trainer.pos.step >= 3 * per_epoch and len(steps) >= 3
+    assert steps[0] <= per_epoch and all(b - a <= per_epoch for a, b in pairwise(steps))
+
+
+# ------------------------------------------------------------------- rollbacks, stops and locks
+
+
+def test_a_nan_loss_rolls_back_lowers_the_lr_and_training_goes_on(tmp_path, text):
+    trainer = make_trainer(text, tmp_path / "r", max_steps=40, eval_every=10)
+    poison(trainer, at_steps={25})
+    events = drain(trainer)
+    rollbacks = [e for e in events if isinstance(e, RollbackEvent)]
+    assert len(rollbacks) == 1
+    assert rollbacks[0].to_step == 20 and rollbacks[0].lr_scale == 0.5
+    assert "the loss became nan at step 25" in rollbacks[0].reason
+    assert events[-1] == DoneEvent("steps", 40, trainer.pos.best_val)
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    last = checkpoint.load(trainer.run_dir.last)
+    assert last["trainer"]["lr_scale"] == 0.5  # the lower rate survives a resume
+
+
+def test_it_gives_up_after_repeated_failures_with_a_clear_message(tmp_path, text):
+    trainer = make_trainer(text, tmp_path / "r", max_steps=40, eval_every=10)
+    poison(trainer, at_steps=set(range(15, 41)), once=False)
+    with pytest.raises(TrainingError, match=r"diverged 4 times in a row.*try a lower --lr"):
+        drain(trainer)
+    assert checkpoint.load(trainer.run_dir.last)["trainer"]["step"] == 10  # the last good state
+
+
+def test_a_rollback_before_the_first_evaluation_goes_back_to_step_0(tmp_path, text):
+    trainer = make_trainer(text, tmp_path / "r", max_steps=12, eval_every=10)
+    poison(trainer, at_steps={3})
+    events = drain(trainer)
+    assert [e.to_step for e in events if isinstance(e, RollbackEvent)] == [0]
+    assert events[-1].reason == "steps"
+
+
+def test_a_stop_during_evaluation_cuts_it_short_and_saves_last(tmp_path, text):
+    trainer = make_trainer(text, tmp_path / "r", max_steps=40, eval_every=10)
+    real_forward = trainer.model.forward
+
+    def forward(*args, **kwargs):
+        if not trainer.model.training:  # evaluating
+            trainer.request_stop()
+        return real_forward(*args, **kwargs)
+
+    trainer.model.forward = forward
+    events = drain(trainer)
+    assert not [e for e in events if isinstance(e, EvalEvent)]
+    assert events[-1].reason == "stopped" and events[-1].step == 10
+    assert checkpoint.load(trainer.run_dir.last)["trainer"]["step"] == 10
+    records = [json.loads(line) for line in trainer.run_dir.metrics.read_text().splitlines()]
+    assert [r["kind"] for r in records] == ["train"] * 10  # steps 1 to 10, and no evaluation
+
+
+def test_a_second_trainer_of_the_same_run_is_refused(env, tmp_path, corpus_file):
+    r = env(["train", str(corpus_file), *TINY_CLI, "--steps", "10"])
+    assert r.exit_code == 0
+    run = RunDir(tmp_path / "checkpoints" / "tiny")
+    before = run.best.read_bytes()
+    with run.session():  # another trainer holds the run
+        for args in (
+            ["train", "--resume", "tiny", "--steps", "20"],
+            ["train", str(corpus_file), *TINY_CLI, "--steps", "10", "--force"],
+        ):
+            message = f"being trained by another process (pid {os.getpid()})"
+            assert_one_error(env(args), 1, message, alone=False)
+        assert run.best.read_bytes() == before  # --force deleted nothing
+        with pytest.raises(RunError), run.session():
+            pass
+    assert env(["train", "--resume", "tiny", "--steps", "20"]).exit_code == 0
+
+
+def test_a_broken_training_state_is_refused_on_resume(trained_run, tmp_path, text):
+    payload = checkpoint.load(trained_run.last)
+    trainer = make_trainer(text, tmp_path / "r", max_steps=10)
+    state = payload["trainer"]["state"]
+    for bad in ([torch.zeros(9, 9, 9)] * 2, state[:1], [state[0][:, :2], state[1][:, :2]], None):
+        broken = {**payload, "trainer": {**payload["trainer"], "state": bad}}
+        with pytest.raises(CheckpointError, match="training state is broken"):
+            trainer.load_state(broken)
+    broken = {**payload, "trainer": {**payload["trainer"], "batch": 10**6}}
+    with pytest.raises(CheckpointError, match="outside the epoch"):
+        trainer.load_state(broken)
+
+
+# ---------------------------------------------------------------------------------- the command
+
+
+def train(env, corpus, *extra, steps=30):
+    return env(["train", str(corpus), *TINY_CLI, "--steps", str(steps), *extra])
+
+
+def test_train_prints_only_the_checkpoint_path_on_stdout(env, corpus_file, tmp_path):
+    result = train(env, corpus_file)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == os.path.join("checkpoints", "tiny", "best.pt") + "\n"
+    assert "Training 'tiny'" in result.stderr and "Done (steps budget spent)" in result.stderr
+    assert "val" in result.stderr and "bits per character" in result.stderr
+    run = tmp_path / "checkpoints" / "tiny"
+    assert {p.name for p in run.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", ".lock"}
+
+
+def test_an_existing_run_is_never_overwritten_silently(env, corpus_file, tmp_path):
+    train(env, corpus_file)
+    before = (tmp_path / "checkpoints/tiny/best.pt").read_bytes()
+    r = train(env, corpus_file)
+    assert_one_error(r, 1, "already exists", "--resume tiny")
+    assert (tmp_path / "checkpoints/tiny/best.pt").read_bytes() == before
+    assert train(env, corpus_file, "--force", "--seed", "9").exit_code == 0
+
+
+def test_resume_continues_the_step_count(env, corpus_file, tmp_path):
+    train(env, corpus_file, "--weight-decay", "0.5", steps=20)
+    r = env(["train", "--resume", "tiny", "--steps", "40", "-q"])
+    assert r.exit_code == 0, r.stderr
+    assert r.stderr == "" and r.stdout.strip().endswith("best.pt")
+    last = torch.load(tmp_path / "checkpoints/tiny/last.pt", weights_only=True)
+    assert last["trainer"]["step"] == 40
+    assert last["train_config"]["weight_decay"] == 0.5  # the run's own, kept on resume
+    decay = env(["train", "--resume", "tiny", "--weight-decay", "0", "--steps", "50"])
+    assert decay.exit_code == 2 and "--weight-decay cannot change" in decay.stderr
+    for bad in ("inf", "1.5", "-0.1"):  # refused before anything is read or written
+        r = env(["train", str(corpus_file), "--name", "x", "--weight-decay", bad])
+        assert r.exit_code == 2 and "--weight-decay" in r.stderr and not r.stdout
+    again = env(["train", "--resume", "tiny"])
+    assert_one_error(again, 1, "already used its budget")
+    fixed = env(["train", "--resume", "tiny", "--lr", "1", "--steps", "50"])
+    assert fixed.exit_code == 2 and "--lr cannot change" in fixed.stderr
+
+
+def test_stdin_training_with_a_name(env, text, tmp_path):
+    r = env(["train", "-", "--name", "mixed", *TINY_CLI, "--steps", "10"], input=text)
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "checkpoints/mixed/best.pt").is_file()
+    r = env(["train", "--resume", "mixed", "--steps", "20"])
+    assert_one_error(r, 1, "standard input")
+
+
+def test_resume_after_the_corpus_moved_says_where_it_was_and_takes_the_new_place(env, tmp_path):
+    (tmp_path / "old.txt").write_text(make_text(4000))
+    assert env(["train", "old.txt", "--name", "r", *TINY_CLI, "--steps", "2"]).exit_code == 0
+    shutil.move(tmp_path / "old.txt", tmp_path / "new.txt")
+    r = env(["train", "--resume", "r", "--steps", "4"])
+    assert_one_error(r, 1)
+    assert f"was trained on {tmp_path / 'old.txt'}, which is not there any more" in r.stderr
+    assert "charrnn train NEWPATH --resume r" in r.stderr
+    moved = env(["train", "new.txt", "--resume", "r", "--steps", "4"])
+    assert moved.exit_code == 0 and moved.stdout.endswith("best.pt\n"), moved.stderr
+    again = env(["train", "--resume", "r", "--steps", "6"])  # the new place was remembered
+    assert again.exit_code == 0, again.stderr
+    assert "Resuming at step 4" in again.stderr
+
+
+def test_samples_go_to_stderr_and_leave_the_run_unchanged(env, corpus_file, tmp_path):
+    watch = ["--sample-every", "10", "--sample-length", "40", "--sample-prime", "ANNA:"]
+    r = env(["train", str(corpus_file), "--steps", "20", "--name", "watched", *TINY_CLI, *watch])
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.strip().endswith("watched/best.pt")  # stdout: the path alone
+    assert (
+        r.stderr.count("sample at step") == 2 and "sample at step 20 (temperature 0.8):" in r.stderr
+    )
+    after = r.stderr.split("sample at step 10 (temperature 0.8):\n", 1)[1]
+    assert after.startswith("ANNA:") and len(after.split("\n", 1)[0]) >= 5  # the prime, continued
+    r = env(["train", str(corpus_file), "--steps", "20", "--name", "plain", *TINY_CLI])
+    assert r.exit_code == 0 and "sample at" not in r.stderr
+    a = torch.load(tmp_path / "checkpoints/watched/last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "checkpoints/plain/last.pt", weights_only=True)["model"]
+    for name, weight in a.items():  # sampling drew nothing from the run's random state
+        assert torch.equal(weight, b[name]), name
+
+
+def test_a_prime_the_corpus_cannot_spell_is_one_error_line(env, corpus_file, tmp_path):
+    args = ["train", str(corpus_file), "--steps", "5", *TINY_CLI, "--sample-every", "2"]
+    r = env([*args, "--sample-prime", "zq€"])
+    assert assert_one_error(r).startswith("Error: --sample-prime has characters the corpus lacks")
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_ctrl_c_saves_last_and_resume_matches_an_uninterrupted_run(tmp_path, corpus_file):
+    # the installed command: the one beside this Python, whether or not its folder is on PATH
+    exe = shutil.which("charrnn", path=os.path.dirname(sys.executable)) or shutil.which("charrnn")
+    assert exe, "the charrnn command is not installed (pip install -e .)"
+    args = [exe, "train", str(corpus_file), *TINY_CLI, "--steps", "400", "--dropout", "0.1"]
+    args += ["--eval-every", "100"]  # the cold-start check at every evaluation is most of the time
+    run = {"cwd": tmp_path, "capture_output": True, "text": True, "timeout": DEADLINE}
+    assert subprocess.run([*args, "--name", "whole"], **run).returncode == 0
+
+    p = subprocess.Popen(
+        [*args, "--name", "cut"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = tmp_path / "checkpoints/cut/metrics.jsonl"
+    deadline = time.time() + DEADLINE
+    while (not metrics.is_file() or not metrics.read_text()) and time.time() < deadline:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=DEADLINE)
+    assert p.returncode == 130, err
+    assert "Resume with: charrnn train --resume cut" in err and "Traceback" not in err
+    step = torch.load(tmp_path / "checkpoints/cut/last.pt", weights_only=True)["trainer"]["step"]
+    assert 0 < step < 400
+
+    r = subprocess.run([exe, "train", "--resume", "cut"], **run)
+    assert r.returncode == 0, r.stderr
+    whole = torch.load(tmp_path / "checkpoints/whole/last.pt", weights_only=True)
+    cut = torch.load(tmp_path / "checkpoints/cut/last.pt", weights_only=True)
+    assert cut["trainer"]["step"] == 400
+    for name, w in whole["model"].items():
+        assert torch.equal(w, cut["model"][name]), name
