@@ -660,7 +660,7 @@ def test_catalog_lists_tinyshakespeare_first_with_its_hash():
     assert first.name == "tinyshakespeare"
     assert first.sha256 == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
     assert first.size == 1_115_394 and first.url and first.licence
-    assert any(e.builtin for e in catalog.values())
+    assert any(e.builtin for e in entries.values())
 
 
 def test_pystdlib_is_built_offline_and_cached(tmp_path):
@@ -784,10 +784,10 @@ def catalogs(draw):
 
 
 @MANY
-@given(catalog=catalogs())
-def test_any_catalog_loads_checked_or_fails_in_one_line(tmp_path_factory, catalog):
+@given(raw=catalogs())
+def test_any_catalog_loads_checked_or_fails_in_one_line(tmp_path_factory, raw):
     path = tmp_path_factory.mktemp("catalog") / "catalog.json"
-    path.write_text(json.dumps(catalog))
+    path.write_text(json.dumps(raw))
     try:
         entries = catalog.load_catalog(path)
     except CorpusError as e:
