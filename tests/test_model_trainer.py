@@ -55,7 +55,7 @@ def test_resume_follows_the_same_trajectory_as_an_uninterrupted_run(tmp_path, te
     torch.manual_seed(12345)  # a resumed process starts with some other RNG state
     second = make_trainer(text, tmp_path / "cut", seed=99, max_steps=steps)
     second.model.drop.p = 0.2
-    second.load_state(payload)
+    second.restore(checkpoint.run_state(payload, *checkpoint.restore_model(payload, "x")))
     events = drain(second)
     assert isinstance(events[-1], DoneEvent) and events[-1].reason == "steps"
     for (name, p), q in zip(
@@ -118,7 +118,7 @@ def test_a_corpus_of_more_than_256_characters_trains_and_samples(tmp_path):
 
 
 def test_evaluations_default_to_about_every_million_characters():
-    from charrnn.train.trainer import TrainConfig
+    from charrnn.train.config import TrainConfig
 
     assert TrainConfig(batch_size=32, seq_len=32, lr=1e-3).steps_per_eval == 1024
     assert TrainConfig(batch_size=32, seq_len=64, lr=1e-3).steps_per_eval == 512

@@ -246,10 +246,10 @@ def test_a_broken_training_state_is_refused_on_resume(good, tmp_path, text):
     for bad in ([torch.zeros(9, 9, 9)] * 2, state[:1], [state[0][:, :2], state[1][:, :2]], None):
         broken = {**payload, "trainer": {**payload["trainer"], "state": bad}}
         with pytest.raises(CheckpointError, match="training state is broken"):
-            trainer.load_state(broken)
+            trainer.restore(checkpoint.run_state(broken, trainer.model, trainer.vocab))
     broken = {**payload, "trainer": {**payload["trainer"], "batch": 10**6}}
     with pytest.raises(CheckpointError, match="outside the epoch"):
-        trainer.load_state(broken)
+        trainer.restore(checkpoint.run_state(broken, trainer.model, trainer.vocab))
 
 
 @settings(

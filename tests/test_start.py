@@ -9,7 +9,8 @@ from conftest import TINY_MODEL, TINY_TRAIN, drain, make_text
 
 from charrnn.errors import ConfigError, CorpusError, RunError
 from charrnn.text.encoded import encode_text
-from charrnn.train.start import resume_run, start_run
+from charrnn.train.resume import resume_run
+from charrnn.train.start import start_run
 from charrnn.train.trainer import EvalEvent, StepEvent
 
 
