@@ -4,9 +4,7 @@ events as progress on stderr."""
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-import shlex
 import sys
 
 import click
@@ -18,7 +16,6 @@ from charrnn.cli.common import (
     Number,
     cache_dir,
     checkpoint_dir_option,
-    count,
     device_option,
     download_bar,
     exit_status,
@@ -297,6 +294,7 @@ def _given_fields(opts, names: dict) -> dict:
 
 def _train(request, device, d, quiet: bool, opts: dict) -> int:
     """Open the run, say what it is, train it; returns the exit status."""
+    from charrnn.cli.report import describe
     from charrnn.train.open import TextReader, open_run
 
     def stdin(encoding: str) -> bytes:
@@ -307,55 +305,11 @@ def _train(request, device, d, quiet: bool, opts: dict) -> int:
         say(line, quiet)
 
     def tell(opened) -> None:
-        say(_describe(opened, request, device), quiet)
+        say(describe(opened, request, device), quiet)
 
     reader = TextReader(cache_dir(), stdin, download_bar(quiet), phase_bar(quiet), note)
     with open_run(request, reader, device, d, on_open=tell) as opened:
         return _run(opened.trainer, quiet, opts)
-
-
-def _describe(opened, request, device) -> str:
-    """The line that says what is trained: the run, its text, model, batch, budget and device."""
-    trainer, o = opened.trainer, opened.trainer.origin
-    if request.resume:
-        where = f" from {opened.resumed_from.name}" if opened.resumed_from else ""
-        verb = f"Resuming{where} at step {trainer.pos.step:,}:"
-        chosen = f" (fine-tuned from {o['run']!r} at step {o['step']:,})" if o else ""
-    elif o is not None:
-        new = o["new_chars"]
-        grown = f"{count(len(new), 'new character')}: {new!r}" if new else "none new"
-        verb = "Fine-tuning"
-        chosen = f" (from {o['run']!r} at step {o['step']:,}; {grown})"
-        chosen += "".join(f" ({note})" for note in opened.notes)
-    else:
-        verb, choice = "Training", opened.choice
-        chosen = f" (--size auto: {choice.name}: {choice.reason})" if request.size == "auto" else ""
-    m, c = trainer.model.config, trainer.config
-    params = trainer.model.num_params()
-    limits = [
-        f"{c.max_steps:,} step{'s' * (c.max_steps != 1)}" if c.max_steps else "",
-        f"{c.max_epochs:g} epoch{'s' * (c.max_epochs != 1)}" if c.max_epochs else "",
-        _fmt_time(c.max_time) if c.max_time else "",
-    ]
-    counts = trainer.corpus.get("char_counts") or []
-    distinct = sum(1 for n in counts if n) or len(trainer.vocab)
-    # a fine-tuning run's vocabulary is the base model's and the text's together
-    vocab = f" (vocabulary {len(trainer.vocab)})" if distinct != len(trainer.vocab) else ""
-    return (
-        f"{verb} {trainer.run_dir.name!r}: {opened.chars:,} characters, {distinct} distinct"
-        f"{vocab}; {m.num_layers}x{m.hidden_size} {m.cell.upper()}, {params / 1e6:.2f}M "
-        f"parameters; batch {c.batch_size}x{c.seq_len}; budget "
-        f"{', '.join(x for x in limits if x)}; {device}"
-        + (f" x {trainer.dist.world} processes" if trainer.dist.active else "")
-        + chosen
-    )
-
-
-def _fmt_time(seconds: float) -> str:
-    seconds = round(seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 def _run(trainer, quiet: bool, opts: dict) -> int:
@@ -363,7 +317,8 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
     status."""
     from tqdm import tqdm
 
-    from charrnn.train.trainer import DoneEvent, EvalEvent, RollbackEvent, StepEvent
+    from charrnn.cli.report import eval_line, rollback_line
+    from charrnn.train.events import DoneEvent, EvalEvent, RollbackEvent, StepEvent
 
     bar = tqdm(
         total=1000,
@@ -385,10 +340,10 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
                 if opts["sample_every"] and event.step % opts["sample_every"] == 0 and not quiet:
                     bar.write(_sample(trainer, event.step, opts), file=sys.stderr)
             elif isinstance(event, EvalEvent) and not quiet:
-                bar.write(_eval_line(event, first=not evals), file=sys.stderr)
+                bar.write(eval_line(event, first=not evals), file=sys.stderr)
                 evals += 1
             elif isinstance(event, RollbackEvent) and not quiet:
-                bar.write(_rollback_line(event), file=sys.stderr)
+                bar.write(rollback_line(event), file=sys.stderr)
             elif isinstance(event, DoneEvent):
                 done = event
     bar.close()
@@ -406,24 +361,13 @@ def _sample(trainer, step: int, opts: dict) -> str:
 
 def _finish(trainer, done, signals, quiet: bool) -> int:
     """Say how the run ended (and print the checkpoint to use on stdout); the exit status."""
-    run = trainer.run_dir
+    from charrnn.cli.report import done_line
+
+    say(done_line(trainer, done), quiet)
     if done.reason == "stopped":
-        say(
-            f"Stopped at step {done.step:,}; saved {run.last}. "
-            f"Resume with: charrnn train --resume {shlex.quote(run.ref)}",
-            quiet,
-        )
         return 128 + signals[0] if signals else 130
-    best = f"{done.best_val:.4f} nats = {done.best_val / math.log(2):.3f} bits per character"
-    why = f"{done.reason} budget spent"
-    if done.reason == "patience":
-        why = f"stopped early: no better validation loss in {trainer.config.patience} evaluations"
-    say(
-        f"Done ({why}) after {count(done.step, 'step')}, "
-        f"{_fmt_time(trainer.pos.elapsed)}: best validation loss {best}.",
-        quiet,
-    )
     if trainer.dist.is_main:
+        run = trainer.run_dir
         click.echo(str(run.best if run.best.is_file() else run.last))
     return 0
 
@@ -439,41 +383,3 @@ def _hard_stop(trainer):
             "previous checkpoint, if any"
         )
         sys.exit(exit_status(e))
-
-
-def _rollback_line(event) -> str:
-    return (
-        f"Warning: {event.reason}; went back to step {event.to_step:,} with the learning rate "
-        f"at {event.lr_scale:g} of its schedule"
-    )
-
-
-def _eval_line(event, first: bool) -> str:
-    r = event.record
-    mark = "  * best" if event.improved else ""
-    train = "   -  " if r["train_loss"] is None else f"{r['train_loss']:.4f}"  # e.g. at step 0
-    cold = _cold_start_text(r.get("cold_start"), first)
-    return (
-        f"step {r['step']:>7,} | epoch {r['epoch']:6.2f} | {_fmt_time(r['elapsed']):>8} | "
-        f"train {train} | val {r['val_loss']:.4f} nats = {r['val_bpc']:.3f} bpc"
-        f"{cold}{_runaway_streams_text(r)}{mark}"
-    )
-
-
-def _runaway_streams_text(r: dict) -> str:
-    n = r.get("val_runaway_streams")
-    if not n:
-        return ""
-    return f" | {n} validation stream{'s' * (n > 1)} ran away (worst {r['val_worst']:.2f} nats)"
-
-
-def _cold_start_text(c: dict | None, first: bool) -> str:
-    """Runaway cold starts and the cold-start gap, the worse of a zero state and the lead-in
-    (that there is none said on the `first` evaluation line only)."""
-    if not c:
-        return " | cold-start check skipped: the validation split is too short" * first
-    runaways = max(c["runaways"], c["runaways_lead_in"])
-    gap = max(c["gap"], c["gap_lead_in"])
-    window = c.get("skip", 100), c.get("skip", 100) + c.get("span", 200)
-    chars = "" if window == (100, 300) else f" (characters {window[0]}-{window[1]})"
-    return f" | cold {runaways}/{c['starts']} runaway, gap {gap:+.3f}{chars}"

@@ -9,49 +9,15 @@ The base folder is whatever the caller passes (the CLI's --checkpoint-dir); noth
 environment or the working directory on its own.
 """
 
+# ruff: noqa: F401 (what `from charrnn import runs` offers, from the modules above)
 from charrnn.runs.find import (
-    RESUMABLE_FILES,
     check_not_replacing,
     find_resume,
     find_run,
     list_runs,
     plan_run,
     resolve_checkpoint,
-    scan,
 )
-from charrnn.runs.folder import RunDir, is_evaluation, path_kind
-from charrnn.runs.info import RunInfo, inspect
-from charrnn.runs.names import (
-    CHECKPOINT_SUFFIX,
-    NAME_MAX,
-    PLAIN,
-    _plain,
-    is_path,
-    name_limit,
-    name_problem,
-    safe_name,
-)
-
-__all__ = [
-    "CHECKPOINT_SUFFIX",
-    "NAME_MAX",
-    "PLAIN",
-    "RESUMABLE_FILES",
-    "RunDir",
-    "RunInfo",
-    "_plain",
-    "check_not_replacing",
-    "find_resume",
-    "find_run",
-    "inspect",
-    "is_evaluation",
-    "is_path",
-    "list_runs",
-    "name_limit",
-    "name_problem",
-    "path_kind",
-    "plan_run",
-    "resolve_checkpoint",
-    "safe_name",
-    "scan",
-]
+from charrnn.runs.folder import RunDir, is_evaluation
+from charrnn.runs.info import inspect
+from charrnn.runs.names import _plain, is_path, name_limit, name_problem, safe_name

@@ -82,19 +82,25 @@ def resume(
     # as training starts, so that a rollback, or a resume after a stop, goes back to it.
     elsewhere = path.absolute() != run.last.absolute()
     ids = data.reindex(corpus.ids, corpus.vocab, vocab)
-    trainer = Trainer(state, ids, run, dist, save_last_first=elsewhere)
+    trainer = _check_budget(Trainer(state, ids, run, dist, save_last_first=elsewhere))
+    given = Path(checkpoint_file) if checkpoint_file is not None and elsewhere else None
+    return Opened(trainer, resumed_from=given, chars=saved["chars"])
+
+
+def _check_budget(trainer: Trainer) -> Trainer:
+    """`trainer`, if its budget (as extended) is not spent yet; else a RunError saying so."""
+    name = trainer.run_dir.name
     if trainer.budget_spent() == "patience":
         raise RunError(
-            f"run {run.name!r} stopped early: no better validation loss in its last "
-            f"{config.patience} evaluations; to go on, give a larger --patience"
+            f"run {name!r} stopped early: no better validation loss in its last "
+            f"{trainer.config.patience} evaluations; to go on, give a larger --patience"
         )
     if trainer.budget_spent():
         raise RunError(
-            f"run {run.name!r} has already used its budget ({trainer.pos.step:,} steps, "
+            f"run {name!r} has already used its budget ({trainer.pos.step:,} steps, "
             f"{trainer.pos.elapsed:.0f}s); give a larger --steps, --epochs or --time in all"
         )
-    given = Path(checkpoint_file) if checkpoint_file is not None and elsewhere else None
-    return Opened(trainer, resumed_from=given, chars=saved["chars"])
+    return trainer
 
 
 def _extended(config: TrainConfig, train: dict) -> TrainConfig:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -33,44 +32,13 @@ from charrnn.model.network import (
 from charrnn.runs import RunDir, is_evaluation
 from charrnn.text.data import StreamBatcher, check_fits, check_vocab, split
 from charrnn.threads import ThreadTuner, timed, tuned_threads
-from charrnn.train import coldstart, records
+from charrnn.train import coldstart, records, schedule
 from charrnn.train.config import TrainConfig
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.evaluate import evaluate
+from charrnn.train.events import DoneEvent, EvalEvent, Event, RollbackEvent, StepEvent
 from charrnn.train.state import Generators, Position, RunState
 from charrnn.use.sampler import lead_in
-
-
-@dataclass
-class StepEvent:
-    step: int
-    loss: float  # nats per character on this batch
-    lr: float
-    progress: float  # 0..1 of the budget (0 when there is none)
-    chars_per_s: float
-
-
-@dataclass
-class EvalEvent:
-    record: dict  # the metrics.jsonl line
-    improved: bool  # best.pt was updated
-
-
-@dataclass
-class RollbackEvent:
-    reason: str  # what went wrong, e.g. "the loss became nan at step 812"
-    to_step: int  # the checkpoint training went back to
-    lr_scale: float  # the learning rate is now this share of the schedule's
-
-
-@dataclass
-class DoneEvent:
-    reason: str  # "steps", "epochs", "time", "patience" or "stopped"
-    step: int
-    best_val: float
-
-
-Event = StepEvent | EvalEvent | RollbackEvent | DoneEvent
 
 
 class Trainer:
@@ -88,18 +56,18 @@ class Trainer:
         dist: Dist = SINGLE,
         save_last_first: bool = False,
     ):
-        c, d, model = state.config, dist, state.model
-        check_vocab(state.vocab)
+        c, d, model, vocab = state.config, dist, state.model, state.vocab
+        check_vocab(vocab)
         train_ids, val_ids = split(ids, c.val_frac)
         streams, val_ids = c.batch_size * d.world, val_ids[: c.max_val_chars]
         check_fits(len(train_ids), streams, c.seq_len, "training", _FIX_TRAIN)
         check_fits(len(val_ids), streams, c.seq_len, "validation", _FIX_VAL)
-        self.model, self.vocab, self.config, self.run_dir = model, state.vocab, c, run
+        self.model, self.vocab, self.config, self.run_dir = model, vocab, c, run
         self.corpus, self.origin, self.dist = state.corpus, state.origin, dist
         self.device = model.device
         self.train_batches = StreamBatcher(train_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.val_batches = StreamBatcher(val_ids, c.batch_size, c.seq_len, d.rank, d.world)
-        self.lead_in = torch.tensor(state.vocab.encode(lead_in(state.vocab, model)))  # sampling's
+        self.lead_in = torch.tensor(vocab.encode(lead_in(vocab, model)))  # where sampling starts
         self.net = d.wrap(model)  # what the training step calls
         self.optimizer = _adamw(model, c)
         self.cold_rng = torch.Generator().manual_seed(c.seed + 7919 * d.rank)  # _cold_starts
@@ -115,7 +83,7 @@ class Trainer:
         self.tuner: ThreadTuner | None = None  # while run() runs, if tune_threads
         self.save_last_first = save_last_first
         # Far worse than guessing uniformly: the optimisation has blown up, not merely stalled.
-        self.explode_at = 2.0 * math.log(max(len(state.vocab), 2)) + 5.0
+        self.explode_at = 2.0 * math.log(max(len(vocab), 2)) + 5.0
         self.restore(state)
 
     # ------------------------------------------------------------------ the loop
@@ -273,46 +241,14 @@ class Trainer:
         return RollbackEvent(reason, self.pos.step, scale)
 
     # ------------------------------------------------------------------ budget and schedule
-    @property
-    def total_steps(self) -> int | None:
-        c, per_epoch = self.config, len(self.train_batches)
-        limits = [c.max_steps] if c.max_steps is not None else []
-        if c.max_epochs is not None:
-            limits.append(math.ceil(c.max_epochs * per_epoch))
-        return min(limits) if limits else None
-
     def progress(self) -> float:
-        """Fraction of the budget used, by whichever limit is nearest."""
-        fractions = []
-        if (total := self.total_steps) is not None:
-            fractions.append(self.pos.step / max(total, 1))
-        if self.config.max_time is not None:
-            fractions.append(self.pos.elapsed / max(self.config.max_time, 1e-9))
-        return min(max(fractions, default=0.0), 1.0)
+        return schedule.progress(self.config, self.pos, len(self.train_batches))
 
     def lr(self) -> float:
-        """Linear warm-up, then cosine decay to lr * min_lr_frac at the end of the budget."""
-        c = self.config
-        warm = min(1.0, (self.pos.step + 1) / max(c.warmup_steps, 1))
-        cosine = 0.5 * (1.0 + math.cos(math.pi * self.progress()))
-        return warm * c.lr * self.pos.lr_scale * (c.min_lr_frac + (1 - c.min_lr_frac) * cosine)
+        return schedule.learning_rate(self.config, self.pos, len(self.train_batches))
 
     def budget_spent(self) -> str | None:
-        c = self.config
-        if c.max_steps is not None and self.pos.step >= c.max_steps:
-            return "steps"
-        if (total := self.total_steps) is not None and self.pos.step >= total:
-            return "epochs"
-        if c.max_time is not None and self.pos.elapsed >= c.max_time:
-            return "time"
-        if c.patience is not None and self.evals_since_best() >= c.patience:
-            return "patience"
-        return None
-
-    def evals_since_best(self) -> int:
-        """Evaluations after the one with the best validation loss (0: the last was the best)."""
-        losses = [r["val_loss"] for r in self.pos.metrics if is_evaluation(r)]
-        return len(losses) - 1 - losses.index(min(losses)) if losses else 0
+        return schedule.budget_spent(self.config, self.pos, len(self.train_batches))
 
     def _chars_seen(self) -> int:
         """Characters trained on so far, by every rank together."""
