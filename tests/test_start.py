@@ -90,3 +90,35 @@ def test_a_small_text_is_evaluated_at_least_once_an_epoch(tmp_path, n_chars):
     per_epoch = len(trainer.train_batches)
     assert trainer.pos.step >= 3 * per_epoch and len(steps) >= 3
     assert steps[0] <= per_epoch and all(b - a <= per_epoch for a, b in pairwise(steps))
+
+
+def test_a_run_state_goes_to_a_file_and_back_unchanged(trained_run):
+    """checkpoint.py alone turns a RunState into a file and back: nothing is lost on the way."""
+    from charrnn import checkpoint
+
+    payload = checkpoint.load(trained_run.last)
+    again = checkpoint.to_payload(checkpoint.load_run(trained_run.last))
+    for part in ("format", "format_version", "digests"):
+        payload.pop(part)
+    assert set(again) == set(payload)
+    assert checkpoint._digest(again) == checkpoint._digest(payload)
+
+
+def test_open_run_starts_then_resumes_one_run_holding_its_lock(tmp_path, corpus_file):
+    """The CLI's one call: a new run from files, its folder locked while it trains; the same
+    call with `resume` continues it."""
+    from charrnn.train.open import RunRequest, TextReader, open_run
+
+    reader = TextReader(tmp_path / "cache")
+    train = {**TINY_TRAIN, "max_steps": 10}
+    new = RunRequest(tmp_path / "ck", corpus=(str(corpus_file),), model=TINY_MODEL, train=train)
+    told = []
+    with open_run(new, reader, on_open=told.append) as opened:
+        assert told == [opened] and opened.trainer.run_dir.name == "tiny"
+        with pytest.raises(RunError, match="being trained by another process"):
+            opened.trainer.run_dir.session().__enter__()
+        drain(opened.trainer)
+    resumed = RunRequest(tmp_path / "ck", resume="tiny", train={"max_steps": 20, "seed": 3})
+    with open_run(resumed, reader) as opened:
+        assert opened.trainer.pos.step == 10 and opened.chars == len(corpus_file.read_text())
+        assert drain(opened.trainer)[-1].step == 20

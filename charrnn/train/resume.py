@@ -105,12 +105,10 @@ def _check_budget(trainer: Trainer) -> Trainer:
 
 def _extended(config: TrainConfig, train: dict) -> TrainConfig:
     """`config` with the budget given (all three limits replaced), eval_every and patience."""
+    given = {k: train[k] for k in ("eval_every", "patience") if train.get(k)}
     if any(train.get(k) is not None for k in BUDGETS):
-        config = dataclasses.replace(config, **{k: train.get(k) for k in BUDGETS})
-    for key in ("eval_every", "patience"):
-        if train.get(key):
-            config = dataclasses.replace(config, **{key: train[key]})
-    return config
+        given.update({k: train.get(k) for k in BUDGETS})
+    return dataclasses.replace(config, **given)
 
 
 def _resume_instead(run: RunDir, path: Path) -> str:
