@@ -46,6 +46,8 @@ from charrnn.fsutil import atomic_write, cannot_write
 from charrnn.model.config import ModelConfig, parameter_shapes
 from charrnn.model.network import CharRNN
 from charrnn.text.vocab import CharVocab
+from charrnn.train.config import TrainConfig
+from charrnn.train.state import Generators, Position, RunState
 
 FORMAT = "charrnn"
 FORMAT_VERSION = 3
@@ -261,3 +263,83 @@ def _check_shapes(config: ModelConfig, weights: Any, path: Path) -> None:
                 f"infinity, in {name}), so it would write garbage; use the run's other "
                 "checkpoint, or train again"
             )
+
+
+# ------------------------------------------------------------------ a run's state, in and out
+def save_run(state: RunState, path: Path) -> None:
+    """Write what `state` is (model, optimizer, position, streams, generators) to `path`."""
+    save(to_payload(state), path)
+
+
+def load_run(path: Path) -> RunState:
+    """The run a checkpoint file holds, to continue exactly where it stopped."""
+    payload = load(path)
+    return run_state(payload, *restore_model(payload, path))
+
+
+def to_payload(state: RunState) -> dict[str, Any]:
+    """`state` as the file's dict of tensors and plain values (the layout in this docstring)."""
+    p, g = state.position, state.generators
+    trainer = {
+        "step": p.step,
+        "epoch": p.epoch,
+        "batch": p.batch,
+        "elapsed": p.elapsed,
+        "best_val": p.best_val,
+        "lr_scale": p.lr_scale,
+        "window_loss": p.window_loss,
+        "window_steps": p.window_steps,
+        "start_loss": p.start_loss,
+        "state": state.streams,  # the streams of every rank, in rank order
+        "world_size": state.world_size,
+        "rng_cpu": g.cpu,  # rank 0's; every rank's below (dropout masks differ by rank)
+        "rng_ranks": g.ranks,
+        "rng_cold": g.cold,
+        "rng_cuda": g.cuda,
+    }
+    return {
+        "model_config": state.model.config.to_dict(),
+        "train_config": state.config.to_dict(),
+        "vocab": state.vocab.to_list(),
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer,
+        "trainer": trainer,
+        "metrics": list(p.metrics),
+        "corpus": state.corpus,
+        **({"origin": state.origin} if state.origin is not None else {}),
+    }
+
+
+def run_state(payload: dict[str, Any], model: CharRNN, vocab: CharVocab) -> RunState:
+    """The run a loaded checkpoint holds, around its model and vocabulary (`restore_model`); fields
+    absent from older versions take their defaults. CheckpointError where its training state is
+    broken."""
+    try:
+        t = payload["trainer"]
+        position = Position(
+            step=int(t["step"]),
+            epoch=int(t["epoch"]),
+            batch=int(t["batch"]),
+            elapsed=float(t["elapsed"]),
+            best_val=float(t["best_val"]),
+            lr_scale=float(t.get("lr_scale", 1.0)),
+            metrics=list(payload["metrics"]),
+            window_loss=float(t.get("window_loss", 0.0)),  # absent before training records
+            window_steps=int(t.get("window_steps", 0)),
+            start_loss=None if t.get("start_loss") is None else float(t["start_loss"]),
+        )
+        rng = t["rng_cpu"], t.get("rng_ranks"), t.get("rng_cold"), t.get("rng_cuda")
+        return RunState(
+            model,
+            vocab,
+            TrainConfig.from_dict(payload["train_config"]),
+            payload["corpus"],
+            position,
+            optimizer=payload["optimizer"],
+            streams=list(t["state"]),
+            generators=Generators(*rng),
+            world_size=int(t.get("world_size", 1)),
+            origin=payload.get("origin"),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"the checkpoint's training state is broken: {e}") from None

@@ -201,7 +201,7 @@ def test_each_cell_learns_resumes_exactly_samples_and_scores(tmp_path, text, cel
     torch.manual_seed(12345)  # a resumed process starts with some other RNG state
     resumed = make_trainer(text, tmp_path / "cut", cell=cell, seed=99, max_steps=steps)
     resumed.model.drop.p = 0.2
-    resumed.load_state(payload)
+    resumed.restore(checkpoint.run_state(payload, *checkpoint.restore_model(payload, "x")))
     events = drain(resumed)
     assert isinstance(events[-1], DoneEvent) and events[-1].reason == "steps"
     for (name, p), q in zip(
@@ -263,7 +263,7 @@ def test_a_format_1_checkpoint_samples_scores_and_resumes_as_before(tmp_path):
         expected["score_text_first500"], rel=1e-5
     )
     resumed = make_trainer(text, tmp_path / "v1", max_steps=40)  # what wrote it, 10 steps more
-    resumed.load_state(payload)
+    resumed.restore(checkpoint.run_state(payload, *checkpoint.restore_model(payload, "x")))
     drain(resumed)
     assert resumed.model.head.bias.tolist() == pytest.approx(expected["head_bias_after_40"], 1e-6)
 

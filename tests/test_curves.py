@@ -60,7 +60,7 @@ def test_a_resumed_run_records_what_an_uninterrupted_one_does(tmp_path, text):
             first.request_stop()
     assert first.pos.step == 14
     second = make_trainer(text, tmp_path / "cut", seed=99, max_steps=25, **RECORDS)
-    second.load_state(checkpoint.load(second.run_dir.last))
+    second.restore(checkpoint.load_run(second.run_dir.last))
     drain(second)
 
     def timeless(records):  # the clock differs; eval train_loss averages since the resume only

@@ -20,7 +20,8 @@ from charrnn.errors import CheckpointError, ConfigError, RunError
 from charrnn.text import data
 from charrnn.text.encoded import encode_text
 from charrnn.text.vocab import CharVocab
-from charrnn.train.start import resume_run, start_run
+from charrnn.train.resume import resume_run
+from charrnn.train.start import start, start_run
 from charrnn.train.trainer import EvalEvent, RollbackEvent, StepEvent
 from charrnn.use.sampler import lead_in, sample_text
 
@@ -159,8 +160,10 @@ def test_a_text_too_small_for_the_base_batch_gets_one_that_fits_or_a_clear_error
     tmp_path, runs_by_cell
 ):
     base = base_checkpoint(runs_by_cell, "lstm")  # trained with 4 streams of 16
-    small = fine_tune(tmp_path / "a", base, text=NEW_TEXT[:300])  # validates on 30 characters
-    assert small.config.batch_size == 1 and small.notes == [
+    train = {"warmup_steps": 5, "eval_every": 10, "seed": 1}
+    opened = start(encode_text(NEW_TEXT[:300], "new"), tmp_path / "a", init_from=base, train=train)
+    small = opened.trainer  # validates on 30 characters
+    assert small.config.batch_size == 1 and opened.notes == [
         "1 stream, not the base's 4, to fit 300 characters"
     ]
     with pytest.raises(ConfigError, match=r"too few for windows of 16.*needs about (\d+)") as e:

@@ -81,7 +81,7 @@ def test_the_speed_measurement_runs_on_the_gpu():
 
 
 def test_a_gpu_run_resumes_on_the_cpu(gpu_run):
-    from charrnn.train.start import resume_run
+    from charrnn.train.resume import resume_run
 
     folder, _ = gpu_run
     corpus = encode_text(make_text(12_000), "synthetic")

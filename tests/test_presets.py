@@ -10,8 +10,8 @@ from helpers.cli import invoke
 from charrnn.model.config import ModelConfig
 from charrnn.model.presets import BIG_CORPUS, MEDIUM_FROM_CHARS, PRESETS, choose
 from charrnn.train import start
+from charrnn.train.config import TrainConfig
 from charrnn.train.speed import training_speed
-from charrnn.train.trainer import TrainConfig
 
 
 def test_auto_picks_by_the_characters_the_budget_buys_here():

@@ -32,7 +32,7 @@ from charrnn.cli.common import cache_dir
 from charrnn.errors import CheckpointError, RunError
 from charrnn.runs import RunDir, is_path
 from charrnn.text.encoded import encode_text
-from charrnn.train.start import resume_run
+from charrnn.train.resume import resume_run
 from charrnn.train.trainer import StepEvent
 
 # What each kind of run folder is made of; None: absent. "good" and "bad last" can be sampled.
@@ -820,14 +820,13 @@ def test_a_stopped_resume_names_the_folder_given(damaged, monkeypatch):
     with workspace() as root:
         run = copy_run(damaged, root / "ck" / "r")
         (run / "last.pt").write_bytes((damaged / "last.pt").read_bytes())
-        real = train_cli._resumed_trainer
+        real = train_cli._run
 
-        def stopping(*a, **kw):
-            trainer = real(*a, **kw)
+        def stopping(trainer, *a, **kw):
             trainer.request_stop()
-            return trainer
+            return real(trainer, *a, **kw)
 
-        monkeypatch.setattr(train_cli, "_resumed_trainer", stopping)
+        monkeypatch.setattr(train_cli, "_run", stopping)
         r = invoke(["train", "--resume", "./ck/r", "--steps", "40"])
         assert r.exit_code == 130, r.stderr
         assert r.stderr.rstrip().endswith("Resume with: charrnn train --resume ./ck/r")

@@ -32,7 +32,8 @@ from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError, 
 from charrnn.runs import RunDir
 from charrnn.text.encoded import encode_text
 from charrnn.train.evaluate import evaluate
-from charrnn.train.start import resume_run, start_run
+from charrnn.train.resume import resume_run
+from charrnn.train.start import start_run
 from charrnn.train.trainer import DoneEvent, EvalEvent, RollbackEvent, StepEvent
 
 
@@ -113,7 +114,7 @@ def test_a_corpus_of_more_than_256_characters_trains_and_samples(tmp_path):
 
 
 def test_evaluations_default_to_about_every_million_characters():
-    from charrnn.train.trainer import TrainConfig
+    from charrnn.train.config import TrainConfig
 
     assert TrainConfig(batch_size=32, seq_len=32, lr=1e-3).steps_per_eval == 1024
     assert TrainConfig(batch_size=32, seq_len=64, lr=1e-3).steps_per_eval == 512
@@ -278,10 +279,10 @@ def test_a_broken_training_state_is_refused_on_resume(trained_run, tmp_path, tex
     for bad in ([torch.zeros(9, 9, 9)] * 2, state[:1], [state[0][:, :2], state[1][:, :2]], None):
         broken = {**payload, "trainer": {**payload["trainer"], "state": bad}}
         with pytest.raises(CheckpointError, match="training state is broken"):
-            trainer.load_state(broken)
+            trainer.restore(checkpoint.run_state(broken, trainer.model, trainer.vocab))
     broken = {**payload, "trainer": {**payload["trainer"], "batch": 10**6}}
     with pytest.raises(CheckpointError, match="outside the epoch"):
-        trainer.load_state(broken)
+        trainer.restore(checkpoint.run_state(broken, trainer.model, trainer.vocab))
 
 
 # ---------------------------------------------------------------------------------- the command
@@ -411,3 +412,35 @@ def test_ctrl_c_saves_last_and_resume_matches_an_uninterrupted_run(tmp_path, cor
     assert cut["trainer"]["step"] == 400
     for name, w in whole["model"].items():
         assert torch.equal(w, cut["model"][name]), name
+
+
+def test_a_run_state_goes_to_a_file_and_back_unchanged(trained_run):
+    """checkpoint.py alone turns a RunState into a file and back: nothing is lost on the way."""
+    from charrnn import checkpoint
+
+    payload = checkpoint.load(trained_run.last)
+    again = checkpoint.to_payload(checkpoint.load_run(trained_run.last))
+    for part in ("format", "format_version", "digests"):
+        payload.pop(part)
+    assert set(again) == set(payload)
+    assert checkpoint._digest(again) == checkpoint._digest(payload)
+
+
+def test_open_run_starts_then_resumes_one_run_holding_its_lock(tmp_path, corpus_file):
+    """The CLI's one call: a new run from files, its folder locked while it trains; the same
+    call with `resume` continues it."""
+    from charrnn.train.open import RunRequest, TextReader, open_run
+
+    reader = TextReader(tmp_path / "cache")
+    train = {**TINY_TRAIN, "max_steps": 10}
+    new = RunRequest(tmp_path / "ck", corpus=(str(corpus_file),), model=TINY_MODEL, train=train)
+    told = []
+    with open_run(new, reader, on_open=told.append) as opened:
+        assert told == [opened] and opened.trainer.run_dir.name == "tiny"
+        with pytest.raises(RunError, match="being trained by another process"):
+            opened.trainer.run_dir.session().__enter__()
+        drain(opened.trainer)
+    resumed = RunRequest(tmp_path / "ck", resume="tiny", train={"max_steps": 20, "seed": 3})
+    with open_run(resumed, reader) as opened:
+        assert opened.trainer.pos.step == 10 and opened.chars == len(corpus_file.read_text())
+        assert drain(opened.trainer)[-1].step == 20

@@ -1,11 +1,10 @@
-"""`charrnn train`: read a corpus, build or restore a run, train it with progress on stderr."""
+"""`charrnn train`: map the options to one library call (train.open.open_run) and draw the run's
+events as progress on stderr."""
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-import shlex
 import sys
 
 import click
@@ -17,7 +16,6 @@ from charrnn.cli.common import (
     Number,
     cache_dir,
     checkpoint_dir_option,
-    count,
     device_option,
     download_bar,
     not_empty,
@@ -32,25 +30,29 @@ from charrnn.devices import resolve_device
 from charrnn.model.config import CELLS
 from charrnn.model.presets import FINE_TUNE, MEDIUM_FROM_CHARS, PRESETS
 
-# Options that shape the model or the data: fixed for the life of a run.
-FIXED_ON_RESUME = (
-    "name",
-    "force",
-    "size",
-    "cell",
-    "layers",
-    "hidden",
-    "embedding",
-    "dropout",
-    "batch_size",
-    "seq_len",
-    "lr",
-    "weight_decay",
-    "val_frac",
-    "seed",
-    "encoding",
-    "init_from",
-)
+# Command-line option -> the ModelConfig / TrainConfig field it sets (None: not given).
+MODEL_OPTIONS = {
+    "layers": "num_layers",
+    "hidden": "hidden_size",
+    "embedding": "embedding_dim",
+    "dropout": "dropout",
+}
+TRAIN_OPTIONS = {
+    "batch_size": "batch_size",
+    "seq_len": "seq_len",
+    "lr": "lr",
+    "weight_decay": "weight_decay",
+    "steps": "max_steps",
+    "epochs": "max_epochs",
+    "time_budget": "max_time",
+    "eval_every": "eval_every",
+    "val_frac": "val_frac",
+    "seed": "seed",
+    "patience": "patience",
+}
+# Every option that describes the run, in the order an error lists them: a resumed run takes
+# only those that set a field of start.RESUMABLE (its budget and evaluations), the one list.
+RUN_OPTIONS = ("name", "force", "size", "cell", *MODEL_OPTIONS, *TRAIN_OPTIONS, "encoding")
 # Options that shape the model: with --init-from, the checkpoint's shape and cell are kept.
 SHAPE_OPTIONS = ("size", "cell", "layers", "hidden", "embedding")
 
@@ -226,41 +228,16 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
     metrics.jsonl. Progress goes to stderr; stdout gets the path of best.pt. Ctrl-C stops
     cleanly after saving last.pt; `--resume NAME` continues exactly where it stopped.
     """
-    if not corpus and not resume:
-        raise click.UsageError("give a CORPUS to train on (or --resume RUN)")
-    if resume and init_from:
-        raise click.UsageError(
-            "--init-from starts a new run and --resume continues one: give one of them"
-        )
-    if resume:
-        fixed = [f"--{n.replace('_', '-')}" for n in FIXED_ON_RESUME if _given(ctx, n)]
-        if fixed:
-            raise click.UsageError(f"{', '.join(fixed)} cannot change when resuming a run")
-    if init_from and (shape := [f"--{n}" for n in SHAPE_OPTIONS if _given(ctx, n)]):
-        raise click.UsageError(
-            f"{', '.join(shape)} cannot be given with --init-from: the model keeps the size and "
-            "cell of the checkpoint it starts from (--dropout may change)"
-        )
-    from charrnn import runs
     from charrnn.train import distributed
 
-    if opts["name"] is not None and (problem := runs.name_problem(opts["name"], checkpoint_dir)):
-        raise click.BadParameter(problem, ctx=ctx, param_hint="'--name'")
+    request = _request(ctx, corpus, resume, init_from, checkpoint_dir, opts)
     d = distributed.from_env()  # one process, or one rank of a torchrun job
     device = resolve_device(opts["device"], d.local_rank)
     distributed.start(d, device)
     quiet = quiet or not d.is_main  # only rank 0 prints
     code = None
     try:
-        if resume:
-            run, start = runs.find_resume(resume, checkpoint_dir)
-            with _session(run, d):  # locked before last.pt is read: no other trainer can move it
-                trainer = _resumed_trainer(run, start, corpus, device, opts, quiet, d)
-                code = _run(trainer, quiet, opts)
-        else:
-            trainer = _new_trainer(corpus, init_from, checkpoint_dir, device, opts, quiet, d)
-            with _session(trainer.run_dir, d, new=True, clear=opts["force"]):
-                code = _run(trainer, quiet, opts)
+        code = _train(request, device, d, quiet, opts)
     finally:
         distributed.stop(d, finished=code is not None)
     if d.active:
@@ -272,9 +249,42 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
     sys.exit(code)
 
 
-def _session(run, d, **kw):
-    """Rank 0 owns the run folder (its lock, its files); other ranks only read it."""
-    return run.session(**kw) if d.is_main else contextlib.nullcontext()
+def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
+    """The options as open_run's RunRequest; a usage error for options that contradict."""
+    from charrnn import runs
+    from charrnn.train.open import RunRequest
+    from charrnn.train.start import RESUMABLE
+
+    if not corpus and not resume:
+        raise click.UsageError("give a CORPUS to train on (or --resume RUN)")
+    if resume and init_from:
+        raise click.UsageError(
+            "--init-from starts a new run and --resume continues one: give one of them"
+        )
+    fixed = [n for n in (*RUN_OPTIONS, "init_from") if TRAIN_OPTIONS.get(n) not in RESUMABLE]
+    if resume and (given := [f"--{n.replace('_', '-')}" for n in fixed if _given(ctx, n)]):
+        raise click.UsageError(f"{', '.join(given)} cannot change when resuming a run")
+    if init_from and (shape := [f"--{n}" for n in SHAPE_OPTIONS if _given(ctx, n)]):
+        raise click.UsageError(
+            f"{', '.join(shape)} cannot be given with --init-from: the model keeps the size and "
+            "cell of the checkpoint it starts from (--dropout may change)"
+        )
+    if opts["name"] is not None and (problem := runs.name_problem(opts["name"], checkpoint_dir)):
+        raise click.BadParameter(problem, ctx=ctx, param_hint="'--name'")
+    return RunRequest(
+        checkpoint_dir,
+        corpus=tuple(corpus),
+        name=opts["name"],
+        resume=resume,
+        init_from=init_from,
+        replace=opts["force"],
+        size=opts["size"],
+        cell=opts["cell"],
+        model=_given_fields(opts, MODEL_OPTIONS),
+        train=_given_fields(opts, TRAIN_OPTIONS),
+        encoding=opts["encoding"],
+        prime=opts["sample_prime"] if opts["sample_every"] else "",
+    )
 
 
 def _given(ctx, name: str) -> bool:
@@ -282,167 +292,28 @@ def _given(ctx, name: str) -> bool:
     return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 
-def _load_corpus(specs, encoding, quiet, d):
-    """The corpus as memory-mapped ids, encoded once and then read from the cache (under torchrun
-    the first rank of each machine encodes; the others wait, then find it cached)."""
-    from charrnn.text.encoded import encode_corpus
-    from charrnn.text.resolve import resolve
-
-    # Read as resolve reads a pipe: checked as it comes, so binary stops it at the first chunk.
-    stdin = read_stdin("standard input", encoding, quiet, text=False)[0] if "-" in specs else None
-    if d.local_rank != 0:
-        d.barrier()
-    sources = resolve(list(specs), cache_dir(), encoding, stdin, download_bar(quiet))
-    if sources.skipped:
-        say(_skipped_note(sources), quiet)
-    corpus = encode_corpus(sources, cache_dir(), phase_bar(quiet))
-    if d.local_rank == 0:
-        d.barrier()
-    if corpus.rebuilt:
-        say(
-            f"Warning: the cached encoding of this corpus was damaged ({corpus.rebuilt}); "
-            "encoded it again.",
-            quiet,
-        )
-    return corpus
-
-
-def _skipped_note(sources) -> str:
-    """One line for the files of folders left out as not text, as grep and git skip them."""
-    n, names = len(sources.skipped), ", ".join(sources.skipped[:5])
-    more = f" and {n - 5:,} more" if n > 5 else ""
-    return (
-        f"Note: skipped {n:,} file{'s' * (n > 1)} that {'are' if n > 1 else 'is'} not "
-        f"{sources.encoding} text (binary, or another encoding): {names}{more}"
-    )
-
-
-# Command-line option -> the ModelConfig / TrainConfig field it sets (None: not given).
-MODEL_OPTIONS = {
-    "layers": "num_layers",
-    "hidden": "hidden_size",
-    "embedding": "embedding_dim",
-    "dropout": "dropout",
-}
-TRAIN_OPTIONS = {
-    "batch_size": "batch_size",
-    "seq_len": "seq_len",
-    "lr": "lr",
-    "weight_decay": "weight_decay",
-    "steps": "max_steps",
-    "epochs": "max_epochs",
-    "time_budget": "max_time",
-    "eval_every": "eval_every",
-    "val_frac": "val_frac",
-    "seed": "seed",
-    "patience": "patience",
-}
-
-
 def _given_fields(opts, names: dict) -> dict:
     return {field: opts[option] for option, field in names.items() if opts[option] is not None}
 
 
-def _new_trainer(specs, init_from, checkpoint_dir, device, opts, quiet, d):
-    """Checks everything (the base checkpoint first) before the run folder is made."""
-    from charrnn import runs
-    from charrnn.train.start import start_run
+def _train(request, device, d, quiet: bool, opts: dict) -> int:
+    """Open the run, say what it is, train it; returns the exit status."""
+    from charrnn.cli.report import describe
+    from charrnn.train.open import TextReader, open_run
 
-    base = runs.resolve_checkpoint(init_from, checkpoint_dir) if init_from else None
-    corpus = _load_corpus(specs, opts["encoding"], quiet, d)
-    name = opts["name"] or runs.safe_name(corpus.name, checkpoint_dir)  # a --name is checked
-    run = runs.plan_run(checkpoint_dir, name, opts["force"], init_from=base)
-    train, model = _given_fields(opts, TRAIN_OPTIONS), _given_fields(opts, MODEL_OPTIONS)
-    trainer = start_run(
-        corpus,
-        run,
-        replace=opts["force"],
-        size=opts["size"],
-        cell=opts["cell"] if base is None else None,
-        model=model,
-        train=train,
-        init_from=base,
-        device=device,
-        dist=d,
-    )
-    _check_prime(trainer, opts)
-    choice, o = trainer.size_choice, trainer.origin
-    if o is not None:
-        new = o["new_chars"]
-        grown = f"{count(len(new), 'new character')}: {new!r}" if new else "none new"
-        verb = "Fine-tuning"
-        chosen = f" (from {o['run']!r} at step {o['step']:,}; {grown})"
-        chosen += "".join(f" ({note})" for note in trainer.notes)
-    else:
-        verb = "Training"
-        chosen = f" (--size auto: {choice.name}: {choice.reason})" if opts["size"] == "auto" else ""
-    say(_describe(trainer, verb, len(corpus), device) + chosen, quiet)
-    return trainer
+    def stdin(encoding: str) -> bytes:
+        # Read as resolve reads a pipe: checked as it comes, so binary stops it at the first chunk.
+        return read_stdin("standard input", encoding, quiet, text=False)[0]
 
+    def note(line: str) -> None:
+        say(line, quiet)
 
-def _resumed_trainer(run, start, specs, device, opts, quiet, d):
-    """`start`: the checkpoint file given to --resume (None: the run's own choice)."""
-    from charrnn.train.start import RESUMABLE, resume_run
+    def tell(opened) -> None:
+        say(describe(opened, request, device), quiet)
 
-    def read(specs, encoding):
-        return _load_corpus(specs, encoding, quiet, d)
-
-    train = {k: v for k, v in _given_fields(opts, TRAIN_OPTIONS).items() if k in RESUMABLE}
-    trainer = resume_run(
-        run,
-        read,
-        corpus_specs=specs or None,
-        train=train,
-        device=device,
-        dist=d,
-        checkpoint_file=start,
-    )
-    _check_prime(trainer, opts)
-    n_chars = trainer.corpus["chars"]
-    o = trainer.origin
-    fine_tuned = f" (fine-tuned from {o['run']!r} at step {o['step']:,})" if o else ""
-    where = f" from {start.name}" if trainer.save_last_first and start is not None else ""
-    verb = f"Resuming{where} at step {trainer.pos.step:,}:"
-    say(_describe(trainer, verb, n_chars, device) + fine_tuned, quiet)
-    return trainer
-
-
-def _check_prime(trainer, opts) -> None:
-    """--sample-prime must be text the model can read: checked before anything is trained."""
-    from charrnn.errors import VocabError
-
-    unknown = sorted({c for c in opts["sample_prime"] if c not in trainer.vocab})
-    if opts["sample_every"] and unknown:
-        raise VocabError(
-            f"--sample-prime has characters the corpus lacks: {''.join(unknown)!r}; leave them out"
-        )
-
-
-def _describe(trainer, verb, n_chars, device) -> str:
-    m, c = trainer.model.config, trainer.config
-    params = trainer.model.num_params()
-    limits = [
-        f"{c.max_steps:,} step{'s' * (c.max_steps != 1)}" if c.max_steps else "",
-        f"{c.max_epochs:g} epoch{'s' * (c.max_epochs != 1)}" if c.max_epochs else "",
-        _fmt_time(c.max_time) if c.max_time else "",
-    ]
-    counts = trainer.corpus.get("char_counts") or []
-    distinct = sum(1 for n in counts if n) or len(trainer.vocab)
-    # a fine-tuning run's vocabulary is the base model's and the text's together
-    vocab = f" (vocabulary {len(trainer.vocab)})" if distinct != len(trainer.vocab) else ""
-    return (
-        f"{verb} {trainer.run_dir.name!r}: {n_chars:,} characters, {distinct} distinct{vocab}; "
-        f"{m.num_layers}x{m.hidden_size} {m.cell.upper()}, {params / 1e6:.2f}M parameters; batch "
-        f"{c.batch_size}x{c.seq_len}; budget {', '.join(x for x in limits if x)}; {device}"
-        + (f" x {trainer.dist.world} processes" if trainer.dist.active else "")
-    )
-
-
-def _fmt_time(seconds: float) -> str:
-    seconds = round(seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+    reader = TextReader(cache_dir(), stdin, download_bar(quiet), phase_bar(quiet), note)
+    with open_run(request, reader, device, d, on_open=tell) as opened:
+        return _run(opened.trainer, quiet, opts)
 
 
 def _run(trainer, quiet: bool, opts: dict) -> int:
@@ -450,11 +321,8 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
     status."""
     from tqdm import tqdm
 
-    from charrnn.train.trainer import DoneEvent, EvalEvent, RollbackEvent, StepEvent
-    from charrnn.use.sampler import sample_text
-
-    every, prime = opts["sample_every"], opts["sample_prime"]
-    evals = 0  # evaluation lines written
+    from charrnn.cli.report import eval_line, rollback_line
+    from charrnn.train.events import DoneEvent, EvalEvent, RollbackEvent, StepEvent
 
     bar = tqdm(
         total=1000,
@@ -463,54 +331,47 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
         bar_format="{percentage:3.0f}%|{bar:24}| {elapsed}<{remaining}{postfix}",
         initial=int(1000 * trainer.progress()),
     )
-    speed, done = None, None
+    speed, done, evals = None, None, 0  # evals: evaluation lines written
     with stop_signals(trainer.request_stop) as signals, _hard_stop(trainer):
         for event in trainer.run():
             if isinstance(event, StepEvent):
-                speed = (
-                    event.chars_per_s if speed is None else 0.9 * speed + 0.1 * event.chars_per_s
-                )
+                now = event.chars_per_s
+                speed = now if speed is None else 0.9 * speed + 0.1 * now
                 bar.update(int(1000 * event.progress) - bar.n)
                 bar.set_postfix_str(
                     f"step {event.step:,} loss {event.loss:.3f} {speed:,.0f} char/s", refresh=False
                 )
-                if every and event.step % every == 0 and not quiet:
-                    text = sample_text(
-                        trainer.model,
-                        trainer.vocab,
-                        prime,
-                        opts["sample_length"],
-                        opts["sample_temp"],
-                        seed=event.step,
-                    )
-                    head = f"sample at step {event.step:,} (temperature {opts['sample_temp']:g}):"
-                    bar.write(f"{head}\n{prime}{text}\n", file=sys.stderr)
+                if opts["sample_every"] and event.step % opts["sample_every"] == 0 and not quiet:
+                    bar.write(_sample(trainer, event.step, opts), file=sys.stderr)
             elif isinstance(event, EvalEvent) and not quiet:
-                bar.write(_eval_line(event, first=not evals), file=sys.stderr)
+                bar.write(eval_line(event, first=not evals), file=sys.stderr)
                 evals += 1
             elif isinstance(event, RollbackEvent) and not quiet:
-                bar.write(_rollback_line(event), file=sys.stderr)
+                bar.write(rollback_line(event), file=sys.stderr)
             elif isinstance(event, DoneEvent):
                 done = event
     bar.close()
-    run = trainer.run_dir
+    return _finish(trainer, done, signals, quiet)
+
+
+def _sample(trainer, step: int, opts: dict) -> str:
+    """A --sample-every sample at `step`, with its heading."""
+    from charrnn.use.sampler import sample_text
+
+    prime, temp = opts["sample_prime"], opts["sample_temp"]
+    text = sample_text(trainer.model, trainer.vocab, prime, opts["sample_length"], temp, seed=step)
+    return f"sample at step {step:,} (temperature {temp:g}):\n{prime}{text}\n"
+
+
+def _finish(trainer, done, signals, quiet: bool) -> int:
+    """Say how the run ended (and print the checkpoint to use on stdout); the exit status."""
+    from charrnn.cli.report import done_line
+
+    say(done_line(trainer, done), quiet)
     if done.reason == "stopped":
-        say(
-            f"Stopped at step {done.step:,}; saved {run.last}. "
-            f"Resume with: charrnn train --resume {shlex.quote(run.ref)}",
-            quiet,
-        )
         return 128 + signals[0] if signals else 130
-    best = f"{done.best_val:.4f} nats = {done.best_val / math.log(2):.3f} bits per character"
-    why = f"{done.reason} budget spent"
-    if done.reason == "patience":
-        why = f"stopped early: no better validation loss in {trainer.config.patience} evaluations"
-    say(
-        f"Done ({why}) after {count(done.step, 'step')}, "
-        f"{_fmt_time(trainer.pos.elapsed)}: best validation loss {best}.",
-        quiet,
-    )
     if trainer.dist.is_main:
+        run = trainer.run_dir
         click.echo(str(run.best if run.best.is_file() else run.last))
     return 0
 
@@ -526,41 +387,3 @@ def _hard_stop(trainer):
             "previous checkpoint, if any"
         )
         sys.exit(exit_status(e))
-
-
-def _rollback_line(event) -> str:
-    return (
-        f"Warning: {event.reason}; went back to step {event.to_step:,} with the learning rate "
-        f"at {event.lr_scale:g} of its schedule"
-    )
-
-
-def _eval_line(event, first: bool) -> str:
-    r = event.record
-    mark = "  * best" if event.improved else ""
-    train = "   -  " if r["train_loss"] is None else f"{r['train_loss']:.4f}"  # e.g. at step 0
-    cold = _cold_start_text(r.get("cold_start"), first)
-    return (
-        f"step {r['step']:>7,} | epoch {r['epoch']:6.2f} | {_fmt_time(r['elapsed']):>8} | "
-        f"train {train} | val {r['val_loss']:.4f} nats = {r['val_bpc']:.3f} bpc"
-        f"{cold}{_runaway_streams_text(r)}{mark}"
-    )
-
-
-def _runaway_streams_text(r: dict) -> str:
-    n = r.get("val_runaway_streams")
-    if not n:
-        return ""
-    return f" | {n} validation stream{'s' * (n > 1)} ran away (worst {r['val_worst']:.2f} nats)"
-
-
-def _cold_start_text(c: dict | None, first: bool) -> str:
-    """Runaway cold starts and the cold-start gap, the worse of a zero state and the lead-in
-    (that there is none said on the `first` evaluation line only)."""
-    if not c:
-        return " | cold-start check skipped: the validation split is too short" * first
-    runaways = max(c["runaways"], c["runaways_lead_in"])
-    gap = max(c["gap"], c["gap_lead_in"])
-    window = c.get("skip", 100), c.get("skip", 100) + c.get("span", 200)
-    chars = "" if window == (100, 300) else f" (characters {window[0]}-{window[1]})"
-    return f" | cold {runaways}/{c['starts']} runaway, gap {gap:+.3f}{chars}"

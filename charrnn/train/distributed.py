@@ -62,6 +62,16 @@ class Dist:
         if self.active:
             dist.barrier()
 
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """`model` as training calls it: in DDP (gradients averaged over ranks) when distributed."""
+        if not self.active:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        device = next(model.parameters()).device
+        ids = [device] if device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
 
 SINGLE = Dist()  # a process on its own
 

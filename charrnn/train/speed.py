@@ -18,7 +18,9 @@ from charrnn.model.network import CharRNN, ModelConfig
 from charrnn.runs import RunDir
 from charrnn.text.vocab import CharVocab
 from charrnn.threads import TRIAL, timed, tuned_threads
-from charrnn.train.trainer import TrainConfig, Trainer
+from charrnn.train.config import TrainConfig
+from charrnn.train.state import RunState
+from charrnn.train.trainer import Trainer
 
 
 def training_speed(
@@ -33,10 +35,11 @@ def training_speed(
     with torch.random.fork_rng(devices=[]), tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
         vocab = CharVocab([chr(32 + i) for i in range(config.vocab_size)])
-        ids = torch.randint(0, config.vocab_size, (4 * b * t + 2,))  # any vocabulary size
-        train = dataclasses.replace(train, max_val_chars=b * t + 1, cold_start_prob=0.0)
-        model = CharRNN(config).to(device)
-        trainer = Trainer(model, vocab, ids, ids[: b * t + 1], train, RunDir(tmp), {})
+        # any vocabulary size; a fifth, b * t + 1, validates: one batch's worth
+        ids = torch.randint(0, config.vocab_size, (5 * b * t + 3,))
+        train = dataclasses.replace(train, val_frac=0.2, cold_start_prob=0.0)
+        state = RunState(CharRNN(config).to(device), vocab, train, corpus={})
+        trainer = Trainer(state, ids, RunDir(tmp))
         with tuned_threads(trainer.tune_threads) as tuner:
             trainer.train_step()  # the first step pays for allocations and kernel choice
             timings: list[float] = []

@@ -1,39 +1,39 @@
-"""Starting and resuming a run: the one library call for each, used by the CLI, tests and benches.
+"""Starting a new run on a text in memory, complete (nothing is set on its Trainer afterwards):
 
-    start_run(corpus, run, size=, cell=, model=, train=)   preset (scaled to the cell), options over
-                                                         it, seeding, corpus provenance -> Trainer
-    start_run(corpus, run, init_from=CHECKPOINT, ...)      the same from a trained model's weights:
-                                                         its vocabulary grown to the new text,
-                                                         fine-tuning defaults (presets.FINE_TUNE)
-    resume_run(run, read_corpus, ...)                      last.pt read, the same text found and
-                                                         checked, budget extended -> Trainer
+    start(corpus, run, size=, cell=, model=, train=)   preset (scaled to the cell), options over it,
+                                                     seeding, corpus provenance -> Opened
+    start(corpus, run, init_from=CHECKPOINT, ...)      the same from a trained model's weights: its
+                                                     vocabulary grown to the new text, fine-tuning
+                                                     defaults (presets.FINE_TUNE)
 
-Neither prints nor reads the environment: the caller reads the corpus (with its own progress bars)
-and drives the Trainer it gets.
+resume.py continues a run; open.py reads the text and opens any of the three (the CLI's call).
+Nothing here prints or reads the environment.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from charrnn import checkpoint
 from charrnn.defaults import CELL, SIZE
-from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError
+from charrnn.errors import CheckpointError, ConfigError, RunError
 from charrnn.model.network import CELLS, CharRNN, ModelConfig, grown_weights
 from charrnn.model.presets import FINE_TUNE, PRESETS, Choice, Preset, choose, for_cell
 from charrnn.runs import RunDir, check_not_replacing
 from charrnn.text import data
 from charrnn.text.encoded import EncodedCorpus
 from charrnn.text.vocab import lookalike
+from charrnn.train.config import MIN_EVALS_PER_EPOCH, TrainConfig
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.speed import training_speed
-from charrnn.train.trainer import MIN_EVALS_PER_EPOCH, TrainConfig, Trainer
+from charrnn.train.state import RunState
+from charrnn.train.trainer import Trainer
 from charrnn.use.sampler import lead_in_for
 
 DEFAULT_TIME = 600.0  # seconds of training when no steps, epochs or time budget is given
@@ -42,10 +42,24 @@ BUDGETS = ("max_steps", "max_epochs", "max_time")
 # or the data, fixed for the life of a run.
 RESUMABLE = (*BUDGETS, "eval_every", "patience")
 
-ReadCorpus = Callable[[Sequence[str], str], EncodedCorpus]  # (specs, encoding) -> corpus
+
+@dataclass
+class Opened:
+    """A run ready to train, and what opening it chose, for the caller to tell."""
+
+    trainer: Trainer
+    choice: Choice | None = None  # the preset: what `size` stood for, and why (a new run's)
+    notes: list[str] = field(default_factory=list)  # what was chosen for this text, and why
+    resumed_from: Path | None = None  # the file a resume continues from, where not last.pt
+    chars: int = 0  # characters of the text
 
 
-def start_run(
+def start_run(*args, **kwargs) -> Trainer:
+    """`start(...)`'s Trainer alone, for a caller that tells nothing of the choices made."""
+    return start(*args, **kwargs).trainer
+
+
+def start(
     corpus: EncodedCorpus,
     run: RunDir | str | os.PathLike,
     *,
@@ -57,7 +71,7 @@ def start_run(
     init_from: str | os.PathLike | None = None,
     device: torch.device | str = "cpu",
     dist: Dist = SINGLE,
-) -> Trainer:
+) -> Opened:
     """A new run of `cell` on `corpus`, writing into the folder `run` (made when training starts);
     a folder that holds a run already is refused unless `replace` (its checkpoints are then
     overwritten as training goes).
@@ -76,8 +90,8 @@ def start_run(
         raise ConfigError(f"unknown cell {cell!r}: one of {', '.join(CELLS)}")
     if size != "auto" and size not in PRESETS:
         raise ConfigError(f"unknown size {size!r}: auto or one of {', '.join(PRESETS)}")
-    _check_fields(model, ModelConfig, "model", exclude=("vocab_size", "cell", "lead_in"))
-    _check_fields(train, TrainConfig, "train")
+    check_fields(model, ModelConfig, "model", exclude=("vocab_size", "cell", "lead_in"))
+    check_fields(train, TrainConfig, "train")
     check_not_replacing(None if init_from is None else Path(init_from), run)
     if run.has_checkpoint() and not replace:
         raise RunError(
@@ -95,15 +109,13 @@ def start_run(
         config = _evaluating(config, len(corpus), MIN_EVALS_PER_EPOCH, dist)
     model_config = dataclasses.replace(preset.model_config(len(corpus.vocab), cell), **model)
     model_config.lead_in = lead_in_for(corpus.ids, corpus.vocab)
-    train_ids, val_ids = data.split(corpus.ids, config.val_frac)
     torch.manual_seed(config.seed)
     net = CharRNN(model_config).to(device)
     if dist.rank:  # same initial weights everywhere, different dropout masks on each rank
         torch.manual_seed(config.seed + dist.rank)
     provenance = _provenance(corpus, corpus.ids, len(corpus.vocab))
-    trainer = Trainer(net, corpus.vocab, train_ids, val_ids, config, run, provenance, dist)
-    trainer.size_choice = choice
-    return trainer
+    state = RunState(net, corpus.vocab, config, provenance)
+    return Opened(Trainer(state, corpus.ids, run, dist), choice, chars=len(corpus))
 
 
 def _provenance(corpus: EncodedCorpus, ids: torch.Tensor, vocab_size: int) -> dict:
@@ -118,7 +130,7 @@ def _provenance(corpus: EncodedCorpus, ids: torch.Tensor, vocab_size: int) -> di
     }
 
 
-def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist) -> Trainer:
+def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist) -> Opened:
     """A new run on `corpus` from the weights of the checkpoint `base`: step 0, a fresh optimizer
     and schedule, the defaults of presets.FINE_TUNE under the options given. Characters of the
     text that the model never saw are appended to its vocabulary (model.grown_weights): the ones
@@ -141,7 +153,6 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
     like = [base_vocab.index[t[0]] if (t := lookalike(ch, base_vocab)) else None for ch in new]
     ids = data.reindex(corpus.ids, corpus.vocab, vocab)
     config = _fine_tune_config(base_shape, train, len(ids), dist)
-    train_ids, val_ids = data.split(ids, config.val_frac)
     torch.manual_seed(config.seed)
     dropout = model.get("dropout", c.dropout)
     lead = lead_in_for(ids, vocab)  # the new text's, not the base's
@@ -150,10 +161,8 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
     net.to(device)
     if dist.rank:  # different dropout masks on each rank (the weights are the base's everywhere)
         torch.manual_seed(config.seed + dist.rank)
-    provenance = _provenance(corpus, ids, len(vocab))
-    trainer = Trainer(net, vocab, train_ids, val_ids, config, run, provenance, dist)
     base_run = payload.get("corpus", {})
-    trainer.origin = {
+    origin = {
         "checkpoint": str(base.resolve()),
         "run": base.parent.name if base.name in ("best.pt", "last.pt") else base.stem,
         "step": int(payload["trainer"].get("step", 0)),
@@ -161,12 +170,13 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
         "vocab_size": len(base_vocab),
         "new_chars": "".join(new),
     }
-    base_b, b = base_shape["batch_size"], config.batch_size
+    state = RunState(net, vocab, config, _provenance(corpus, ids, len(vocab)), origin=origin)
+    notes, base_b, b = [], base_shape["batch_size"], config.batch_size
     if "batch_size" not in train and b < base_b:
-        trainer.notes.append(
+        notes.append(
             f"{b} stream{'s' * (b != 1)}, not the base's {base_b}, to fit {len(ids):,} characters"
         )
-    return trainer
+    return Opened(Trainer(state, ids, run, dist), notes=notes, chars=len(corpus))
 
 
 def _load_base(path: Path):
@@ -281,7 +291,7 @@ def _fields(cls) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
 
-def _check_fields(options: dict, cls, what: str, exclude: Sequence[str] = ()) -> None:
+def check_fields(options: dict, cls, what: str, exclude: Sequence[str] = ()) -> None:
     """Every option must be a field of `cls`, and a number where the field is one."""
     unknown = set(options) - (_fields(cls) - set(exclude))
     if unknown:
@@ -292,116 +302,3 @@ def _check_fields(options: dict, cls, what: str, exclude: Sequence[str] = ()) ->
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
         if numeric and not is_number and not (value is None and "None" in types[name]):
             raise ConfigError(f"{what} option {name} must be a number, not {value!r}")
-
-
-def resume_run(
-    run: RunDir | str | os.PathLike,
-    read_corpus: ReadCorpus,
-    *,
-    corpus_specs: Sequence[str] | None = None,
-    train: dict | None = None,
-    device: torch.device | str = "cpu",
-    dist: Dist = SINGLE,
-    checkpoint_file: str | os.PathLike | None = None,
-) -> Trainer:
-    """Run `run` continued exactly where last.pt stopped (best.pt where there is no last.pt, or
-    `checkpoint_file`, e.g. its best.pt beside a damaged last.pt), with its own text read again
-    through `read_corpus` (from `corpus_specs` if given: the text moved, or came from stdin).
-
-    `train` may change only the budget (replacing all three limits) and eval_every. A checkpoint
-    that cannot be read is an error that offers the run's other one where that one loads."""
-    train = dict(train or {})
-    run = run if isinstance(run, RunDir) else RunDir(Path(run))
-    _check_fields(train, TrainConfig, "train")
-    if fixed := set(train) - set(RESUMABLE):
-        raise ConfigError(f"{', '.join(sorted(fixed))} cannot change when resuming a run")
-    if checkpoint_file is not None:
-        path = Path(checkpoint_file)
-    else:
-        path = run.last if run.last.is_file() else run.best
-    # how to name this resume again, in advice: the file, if one was given
-    again = shlex.quote(str(path) if checkpoint_file is not None else run.ref)
-    try:
-        payload = checkpoint.load(path)
-        model, vocab = checkpoint.restore_model(payload, path)
-    except CheckpointError as e:
-        raise CheckpointError(f"{e}; {_resume_instead(run, path)}") from None
-    saved = payload["corpus"]
-    specs = corpus_specs or _saved_sources(saved["sources"], run, again)
-    corpus = read_corpus(specs, saved.get("encoding", "utf-8"))  # as the run first read it
-    # The model's vocabulary is the text's, or grown from a base model's to hold it (init_from).
-    if corpus.sha256 != saved["sha256"] or not set(corpus.vocab.chars) <= set(vocab.chars):
-        raise CorpusError(
-            f"the corpus differs from the one run {run.name!r} was trained on "
-            f"({len(corpus):,} vs {saved['chars']:,} characters, SHA-256 differs); "
-            "resume with the same text, or start a new run"
-        )
-    config = TrainConfig.from_dict(payload["train_config"])
-    if any(train.get(k) is not None for k in BUDGETS):
-        config = dataclasses.replace(config, **{k: train.get(k) for k in BUDGETS})
-    for key in ("eval_every", "patience"):
-        if train.get(key):
-            config = dataclasses.replace(config, **{key: train[key]})
-    train_ids, val_ids = data.split(data.reindex(corpus.ids, corpus.vocab, vocab), config.val_frac)
-    provenance = {**saved, "sources": corpus.sources}  # where it is now, if it moved
-    trainer = Trainer(model.to(device), vocab, train_ids, val_ids, config, run, provenance, dist)
-    trainer.load_state(payload)
-    trainer.origin = payload.get("origin")
-    # From another file than last.pt: last.pt (damaged, or further on) is replaced by this state
-    # as training starts, so that a rollback, or a resume after a stop, goes back to it.
-    trainer.save_last_first = path.absolute() != run.last.absolute()
-    if trainer.budget_spent() == "patience":
-        raise RunError(
-            f"run {run.name!r} stopped early: no better validation loss in its last "
-            f"{config.patience} evaluations; to go on, give a larger --patience"
-        )
-    if trainer.budget_spent():
-        raise RunError(
-            f"run {run.name!r} has already used its budget ({trainer.pos.step:,} steps, "
-            f"{trainer.pos.elapsed:.0f}s); give a larger --steps, --epochs or --time in all"
-        )
-    return trainer
-
-
-def _resume_instead(run: RunDir, path: Path) -> str:
-    """What to do when `path`, a checkpoint of `run`, cannot be resumed from: go on from the
-    run's other checkpoint where that one loads (named in the folder as the user gave it); never
-    --force, which would throw that one away too."""
-    others = {run.last.absolute(): run.best, run.best.absolute(): run.last}
-    other = others.get(path.absolute())
-    if other is not None and other.is_file():
-        try:
-            payload = checkpoint.load(other)
-            checkpoint.restore_model(payload, other)  # as resuming from it will
-        except CheckpointError:
-            pass
-        else:
-            trainer = payload.get("trainer")
-            step = trainer.get("step") if isinstance(trainer, dict) else None
-            at = f" (step {step:,})" if isinstance(step, int) and not isinstance(step, bool) else ""
-            return (
-                f"run {run.ref!r} can go on from its {other.name}{at} instead: "
-                f"charrnn train --resume {shlex.quote(run.file_ref(other.name))}"
-            )
-    return (
-        f"run {run.ref!r} has no other checkpoint that loads, so it cannot be resumed; "
-        "train a new run under another --name"
-    )
-
-
-def _saved_sources(sources: list[str], run: RunDir, again: str) -> list[str]:
-    """The corpus a run was trained on, to read again; an error saying how to pass it where it
-    cannot be read again (standard input, or files that moved). `again`: how the user named the
-    run (or the file it resumes from), for the advice."""
-    if "-" in sources or not sources:
-        raise CorpusError(
-            f"run {run.name!r} was trained on standard input or a text in memory; pipe the same "
-            f"text again: ... | charrnn train - --resume {again}"
-        )
-    gone = [s for s in sources if os.path.isabs(s) and not os.path.exists(s)]
-    if gone:
-        raise CorpusError(
-            f"run {run.name!r} was trained on {', '.join(gone)}, which is not there any more; "
-            f"if it moved, give its new place: charrnn train NEWPATH --resume {again}"
-        )
-    return sources

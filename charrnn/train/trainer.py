@@ -1,5 +1,5 @@
-"""TrainConfig and the training loop: stateful batches, AdamW, warm-up + cosine decay, clipping,
-evaluation, best/last checkpoints, exact resume. Yields events; never prints.
+"""The training loop: stateful batches, AdamW, warm-up + cosine decay, clipping, evaluation,
+best/last checkpoints, exact resume. Yields events; never prints.
 
 The loop, per step:
     x, y = batch k of the streams                 # (B, T) each; row b continues row b of batch k-1
@@ -7,6 +7,7 @@ The loop, per step:
     logits, state = model(x, state)               # state carried in from the previous batch
     state = detach(state)                         # truncated BPTT: keep the values, cut the graph
     loss.backward(); clip; optimizer.step()
+and every config.steps_per_eval steps: evaluate, write last.pt (and best.pt if better).
 """
 
 from __future__ import annotations
@@ -14,16 +15,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from charrnn import checkpoint
-from charrnn.defaults import SEED, VAL_FRAC
 from charrnn.errors import CheckpointError, TrainingError
 from charrnn.model.network import (
-    CharRNN,
     State,
     detach_state,
     map_state,
@@ -31,149 +29,50 @@ from charrnn.model.network import (
     state_from_list,
     state_to_list,
 )
-from charrnn.runs import is_evaluation
-from charrnn.text.data import StreamBatcher, check_fits, check_vocab
+from charrnn.runs import RunDir, is_evaluation
+from charrnn.text.data import StreamBatcher, check_fits, check_vocab, split
 from charrnn.threads import ThreadTuner, timed, tuned_threads
-from charrnn.train import coldstart
+from charrnn.train import coldstart, records, schedule
+from charrnn.train.config import TrainConfig
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.evaluate import evaluate
+from charrnn.train.events import DoneEvent, EvalEvent, Event, RollbackEvent, StepEvent
+from charrnn.train.state import Generators, Position, RunState
 from charrnn.use.sampler import lead_in
-
-# Characters trained between evaluations by default: an evaluation costs ~10% of that much
-# training, where every 250 steps of 32x32 (the old default) spent a sixth of a short budget.
-EVAL_CHARS = 1 << 20
-# ... but at least this often an epoch (start.py): on a text of 40,000 characters a million
-# characters are 25 epochs, and the model has learned the text by heart long before an
-# evaluation would see its best.
-MIN_EVALS_PER_EPOCH = 1
-
-
-@dataclass
-class TrainConfig:
-    """How to train; budgets (steps, epochs, time) are totals for the run, across resumes."""
-
-    batch_size: int  # streams side by side (B); these three have their defaults in presets.py
-    seq_len: int  # characters per stream per step: the backprop window (T)
-    lr: float  # peak learning rate
-    min_lr_frac: float = 0.05  # the learning rate decays to lr * min_lr_frac at the budget's end
-    warmup_steps: int = 50
-    weight_decay: float = 0.01  # of the weight matrices, not the biases; presets set theirs
-    grad_clip: float = 1.0
-    val_frac: float = VAL_FRAC
-    # Evaluate on at most this many characters from the start of the validation split: enough to
-    # rank checkpoints, and an evaluation of a 1 GB corpus's 100 MB split would take an hour.
-    max_val_chars: int = 250_000
-    # Steps between evaluations (and checkpoints); None: about every EVAL_CHARS characters trained.
-    eval_every: int | None = None
-    max_steps: int | None = None
-    max_epochs: float | None = None
-    max_time: float | None = None  # seconds of wall-clock training
-    # Evaluate (and save best.pt) before the first step: a run from a trained model (--init-from)
-    # must be able to keep that model as it was, if training on the new text never beats it.
-    eval_at_start: bool = False
-    # Early stopping: stop after this many evaluations in a row without a new best validation
-    # loss (best.pt holds the best); None: train to the budget.
-    patience: int | None = None
-    seed: int = SEED
-    max_rollbacks: int = 3  # give up after this many rollbacks in a row without a good checkpoint
-    # Each step, each stream restarts from a zero state with this chance, wherever it is in the
-    # text. Why: sampling, scoring and validation all begin from a zero state, but stateful
-    # training carries the state through a whole epoch, so without these cold starts the model
-    # meets a zero state only at epoch boundaries, forgets how to recover from one, and from a
-    # cold start falls into a runaway state that writes garbage (coldstart.py measures it).
-    cold_start_prob: float = 1 / 64
-    cold_start_checks: int = 256  # positions the cold-start check reads at each evaluation
-    # Training-loss records in metrics per evaluation interval (plus one at every evaluation):
-    # four evaluations in a short run are too few points for a learning curve, and the records
-    # are small (every one is kept in the checkpoint: ~150 bytes, 16 per million characters).
-    records_per_eval: int = 16
-
-    @property
-    def steps_per_eval(self) -> int:
-        return self.eval_every or max(1, round(EVAL_CHARS / (self.batch_size * self.seq_len)))
-
-    @property
-    def steps_per_record(self) -> int:
-        return max(1, self.steps_per_eval // max(self.records_per_eval, 1))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        return cls(**d)
-
-
-@dataclass
-class Position:
-    """Where training is: restored exactly on resume."""
-
-    step: int = 0  # optimizer steps taken
-    epoch: int = 0
-    batch: int = 0  # next batch of the epoch
-    elapsed: float = 0.0  # seconds of training so far, across resumes
-    best_val: float = math.inf
-    lr_scale: float = 1.0  # halved by each rollback after the loss blew up
-    metrics: list[dict] = field(default_factory=list)
-    # Training loss summed over the steps since the last training record, and their count: saved,
-    # so that after a resume the next record covers the same steps as in an uninterrupted run.
-    window_loss: float = 0.0
-    window_steps: int = 0
-    # The loss of the run's first step, before any update: a run started from a trained model
-    # whose vocabulary grew (--init-from) starts far worse than guessing on its new characters,
-    # and that is where it starts, not a blow-up (train_step's limit).
-    start_loss: float | None = None
-
-
-@dataclass
-class StepEvent:
-    step: int
-    loss: float  # nats per character on this batch
-    lr: float
-    progress: float  # 0..1 of the budget (0 when there is none)
-    chars_per_s: float
-
-
-@dataclass
-class EvalEvent:
-    record: dict  # the metrics.jsonl line
-    improved: bool  # best.pt was updated
-
-
-@dataclass
-class RollbackEvent:
-    reason: str  # what went wrong, e.g. "the loss became nan at step 812"
-    to_step: int  # the checkpoint training went back to
-    lr_scale: float  # the learning rate is now this share of the schedule's
-
-
-@dataclass
-class DoneEvent:
-    reason: str  # "steps", "epochs", "time" or "stopped"
-    step: int
-    best_val: float
 
 
 class Trainer:
-    """Owns the model, optimizer, batches and position of one run; `run()` trains and yields."""
+    """Trains one run from what it is at a step (a RunState, complete: see start.py) on `ids`, the
+    whole text in the model's vocabulary (split by config.val_frac), writing into `run`.
 
-    def __init__(self, model, vocab, train_ids, val_ids, config, run, corpus, dist: Dist = SINGLE):
-        c, d = config, dist
+    `save_last_first`: write last.pt before the first step even where one is there, as when
+    resumed from another file (best.pt beside a damaged last.pt), which last.pt must then hold."""
+
+    def __init__(
+        self,
+        state: RunState,
+        ids: torch.Tensor,
+        run: RunDir,
+        dist: Dist = SINGLE,
+        save_last_first: bool = False,
+    ):
+        c, d, model, vocab = state.config, dist, state.model, state.vocab
         check_vocab(vocab)
+        train_ids, val_ids = split(ids, c.val_frac)
         streams, val_ids = c.batch_size * d.world, val_ids[: c.max_val_chars]
         check_fits(len(train_ids), streams, c.seq_len, "training", _FIX_TRAIN)
         check_fits(len(val_ids), streams, c.seq_len, "validation", _FIX_VAL)
-        self.model, self.vocab, self.config, self.run_dir = model, vocab, config, run
-        self.corpus, self.dist = corpus, dist
+        self.model, self.vocab, self.config, self.run_dir = model, vocab, c, run
+        self.corpus, self.origin, self.dist = state.corpus, state.origin, dist
         self.device = model.device
         self.train_batches = StreamBatcher(train_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.val_batches = StreamBatcher(val_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.lead_in = torch.tensor(vocab.encode(lead_in(vocab, model)))  # where sampling starts
-        self.net = _data_parallel(model, d)  # what the training step calls
+        self.net = d.wrap(model)  # what the training step calls
         self.optimizer = _adamw(model, c)
-        self.pos = Position()
         self.cold_rng = torch.Generator().manual_seed(c.seed + 7919 * d.rank)  # _cold_starts
-        self.state: State = model.init_state(c.batch_size)
+        self.pos = Position()
+        self.streams: State = model.init_state(c.batch_size)  # this rank's carried state
         self._stop = False  # agreed by every rank (set only between steps when distributed)
         self._requested = False  # asked for on this rank (by a signal)
         self._rollbacks = 0  # in a row, since the last good checkpoint
@@ -182,153 +81,13 @@ class Trainer:
         # run each have their share of the cores already.
         self.tune_threads = self.device.type == "cpu" and not d.active
         self.tuner: ThreadTuner | None = None  # while run() runs, if tune_threads
-        self.size_choice = None  # what start_run's --size stood for (a presets.Choice)
-        self.notes: list[str] = []  # what run setup chose for this text and why (start.py)
-        # The run this one was started from (start_run's init_from), kept in every checkpoint.
-        self.origin: dict | None = None
-        # Write last.pt before the first step even where one is there: resumed from another file
-        # (best.pt beside a damaged last.pt, see start.resume_run), which last.pt must then hold.
-        self.save_last_first = False
+        self.save_last_first = save_last_first
         # Far worse than guessing uniformly: the optimisation has blown up, not merely stalled.
         self.explode_at = 2.0 * math.log(max(len(vocab), 2)) + 5.0
-
-    # ------------------------------------------------------------------ state in, state out
-    def payload(self) -> dict:
-        """Everything needed to sample from, or resume, this run (a collective when distributed:
-        every rank calls it, and the state of all B x world streams is gathered)."""
-        state = map_state(self.state, lambda s: self.dist.all_gather(s.detach(), dim=1))
-        rng = torch.get_rng_state()
-        return {
-            "model_config": self.model.config.to_dict(),
-            "train_config": self.config.to_dict(),
-            "vocab": self.vocab.to_list(),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "trainer": {
-                "step": self.pos.step,
-                "epoch": self.pos.epoch,
-                "batch": self.pos.batch,
-                "elapsed": self.pos.elapsed,
-                "best_val": self.pos.best_val,
-                "lr_scale": self.pos.lr_scale,
-                "window_loss": self.pos.window_loss,
-                "window_steps": self.pos.window_steps,
-                "start_loss": self.pos.start_loss,
-                "state": state_to_list(state),  # the streams of every rank, in rank order
-                "world_size": self.dist.world,
-                "rng_cpu": rng,  # rank 0's; every rank's below (dropout masks differ by rank)
-                "rng_ranks": self.dist.all_gather(rng.unsqueeze(0), dim=0),
-                "rng_cold": self.dist.all_gather(self.cold_rng.get_state().unsqueeze(0), dim=0),
-                "rng_cuda": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
-            },
-            "metrics": list(self.pos.metrics),
-            "corpus": self.corpus,
-            **({"origin": self.origin} if self.origin is not None else {}),
-        }
-
-    def load_state(self, payload: dict) -> None:
-        """Continue exactly where `payload` (a checkpoint of this run) stopped."""
-        try:
-            self.model.load_state_dict(payload["model"])
-            self.optimizer.load_state_dict(payload["optimizer"])
-            t = payload["trainer"]
-            self.pos = Position(
-                step=int(t["step"]),
-                epoch=int(t["epoch"]),
-                batch=int(t["batch"]),
-                elapsed=float(t["elapsed"]),
-                best_val=float(t["best_val"]),
-                lr_scale=float(t.get("lr_scale", 1.0)),
-                metrics=list(payload["metrics"]),
-                window_loss=float(t.get("window_loss", 0.0)),  # absent before training records
-                window_steps=int(t.get("window_steps", 0)),
-                start_loss=_optional_float(t.get("start_loss")),  # absent in older checkpoints
-            )
-            world = int(t.get("world_size", 1))
-            if world != self.dist.world:
-                raise CheckpointError(
-                    f"run {self.run_dir.name!r} was trained by {world} process(es); resume it "
-                    f"with the same number (torchrun --nproc_per_node ... for more than one)"
-                )
-            b = self.config.batch_size  # this rank's streams: rows rank*B .. rank*B+B-1
-            rows = slice(self.dist.rank * b, (self.dist.rank + 1) * b)
-            state = state_from_list(self.model, t["state"], rows)
-            if any(s.shape[1] != b for s in state):
-                raise ValueError("the carried state does not fit the batch size")
-            if not 0 <= self.pos.batch < len(self.train_batches):
-                raise ValueError(f"batch {self.pos.batch} is outside the epoch")
-            ranks = t.get("rng_ranks")
-            torch.set_rng_state((t["rng_cpu"] if ranks is None else ranks[self.dist.rank]).clone())
-            if t.get("rng_cold") is not None:  # absent before cold starts were trained
-                self.cold_rng.set_state(t["rng_cold"][self.dist.rank].clone())
-            if t.get("rng_cuda") is not None and self.device.type == "cuda":
-                torch.cuda.set_rng_state(t["rng_cuda"])
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
-            raise CheckpointError(f"the checkpoint's training state is broken: {e}") from None
-        self.state = state
-
-    def request_stop(self) -> None:
-        """Ask the loop to stop at the next step boundary, saving last.pt (safe from a signal)."""
-        self._requested = True
-        if not self.dist.active:
-            self._stop = True
-
-    def _stopping(self) -> bool:
-        """Whether a stop was asked for: what a long computation inside a step boundary (an
-        evaluation, the cold-start check) looks at between its pieces of work."""
-        return self._stop
-
-    def _agree(self) -> None:
-        """Distributed: every rank takes the mean clock and stops if any rank was asked to, so all
-        ranks make the same decisions (a rank that left a collective alone would hang the rest)."""
-        if self.dist.active:
-            elapsed, asked = self.dist.all_sum([self.pos.elapsed, float(self._requested)])
-            self.pos.elapsed, self._stop = elapsed / self.dist.world, asked > 0
-
-    # ------------------------------------------------------------------ budget and schedule
-    @property
-    def total_steps(self) -> int | None:
-        c, per_epoch = self.config, len(self.train_batches)
-        limits = [c.max_steps] if c.max_steps is not None else []
-        if c.max_epochs is not None:
-            limits.append(math.ceil(c.max_epochs * per_epoch))
-        return min(limits) if limits else None
-
-    def progress(self) -> float:
-        """Fraction of the budget used, by whichever limit is nearest."""
-        fractions = []
-        if (total := self.total_steps) is not None:
-            fractions.append(self.pos.step / max(total, 1))
-        if self.config.max_time is not None:
-            fractions.append(self.pos.elapsed / max(self.config.max_time, 1e-9))
-        return min(max(fractions, default=0.0), 1.0)
-
-    def lr(self) -> float:
-        """Linear warm-up, then cosine decay to lr * min_lr_frac at the end of the budget."""
-        c = self.config
-        warm = min(1.0, (self.pos.step + 1) / max(c.warmup_steps, 1))
-        cosine = 0.5 * (1.0 + math.cos(math.pi * self.progress()))
-        return warm * c.lr * self.pos.lr_scale * (c.min_lr_frac + (1 - c.min_lr_frac) * cosine)
-
-    def budget_spent(self) -> str | None:
-        c = self.config
-        if c.max_steps is not None and self.pos.step >= c.max_steps:
-            return "steps"
-        if (total := self.total_steps) is not None and self.pos.step >= total:
-            return "epochs"
-        if c.max_time is not None and self.pos.elapsed >= c.max_time:
-            return "time"
-        if c.patience is not None and self.evals_since_best() >= c.patience:
-            return "patience"
-        return None
-
-    def evals_since_best(self) -> int:
-        """Evaluations after the one with the best validation loss (0: the last was the best)."""
-        losses = [r["val_loss"] for r in self.pos.metrics if is_evaluation(r)]
-        return len(losses) - 1 - losses.index(min(losses)) if losses else 0
+        self.restore(state)
 
     # ------------------------------------------------------------------ the loop
-    def run(self) -> Iterator[StepEvent | EvalEvent | RollbackEvent | DoneEvent]:
+    def run(self) -> Iterator[Event]:
         """Train until the budget is spent or a stop is requested; checkpoints on the way."""
         if self.dist.is_main:
             try:  # a library caller need not make the folder first
@@ -339,17 +98,17 @@ class Trainer:
         # From step 0 on there is a state to go back to (rank 0's disk decides, for every rank).
         missing = self.dist.is_main and not self.run_dir.last.is_file()
         if self.save_last_first or self.dist.all_sum([float(missing)])[0]:
-            self._save(self.run_dir.last)
+            self._save()
         with tuned_threads(self.tune_threads) as self.tuner:
             yield from self._loop()
 
-    def _loop(self) -> Iterator[StepEvent | EvalEvent | RollbackEvent | DoneEvent]:
-        last_eval, losses = self.pos.step, []
+    def _loop(self) -> Iterator[Event]:
+        c, losses = self.config, []  # the losses since the last evaluation
         evaluated = any(is_evaluation(r) for r in self.pos.metrics)
-        at_start = self.config.eval_at_start and self.pos.step == 0 and not evaluated
+        at_start = c.eval_at_start and self.pos.step == 0 and not evaluated
         if at_start and (event := self._evaluate_and_save(math.nan)):  # no training loss yet
             yield event
-        tick = time.perf_counter()
+        last_eval, tick = self.pos.step, time.perf_counter()
         while True:
             self._agree()
             if (reason := self.budget_spent()) is not None or self._stop:
@@ -365,44 +124,38 @@ class Trainer:
             now = time.perf_counter()
             self.pos.elapsed += now - tick  # wall clock: evaluations and saves count too
             tick = now
-            chars = self.config.batch_size * self.config.seq_len * self.dist.world
-            chars_per_s = chars / max(now - start, 1e-9)
             losses.append(loss)
-            self.pos.window_loss += loss
-            self.pos.window_steps += 1
-            step, c = self.pos.step, self.config
-            if step % c.steps_per_record == 0 or step % c.steps_per_eval == 0:
-                self._record_training()  # at every evaluation too: its checkpoint ends a window
+            self._add_to_window(loss)
+            chars_per_s = c.batch_size * c.seq_len * self.dist.world / max(now - start, 1e-9)
             yield StepEvent(self.pos.step, loss, self.lr(), self.progress(), chars_per_s)
-            if self.pos.step % self.config.steps_per_eval == 0 and not self._stop:
+            if self.pos.step % c.steps_per_eval == 0 and not self._stop:
                 if event := self._evaluate_and_save(sum(losses) / len(losses)):
                     yield event
                 last_eval, losses = self.pos.step, []
         if not self._stop and self.pos.window_steps:
             self._record_training()  # the budget's last steps, saved by the evaluation below
-        if not self._stop and last_eval != self.pos.step:
-            train_loss = sum(losses) / len(losses) if losses else math.nan
-            if event := self._evaluate_and_save(train_loss):
-                yield event
+        final = not self._stop and last_eval != self.pos.step  # steps since the last evaluation
+        train_loss = sum(losses) / len(losses) if losses else math.nan
+        if final and (event := self._evaluate_and_save(train_loss)):
+            yield event
         if self._stop:  # also when the stop came during the evaluation just above
-            self._save(self.run_dir.last)
-            yield DoneEvent("stopped", self.pos.step, self.pos.best_val)
-            return
+            self._save()
+            reason = "stopped"
         yield DoneEvent(reason, self.pos.step, self.pos.best_val)
 
     def train_step(self) -> float:
         """One optimizer step on the next batch of every stream; returns its loss in nats."""
         if self.pos.batch == 0:  # a new epoch restarts every stream from the beginning
-            self.state = self.model.init_state(self.config.batch_size)
-        self.state = restart_streams(self.state, self._cold_starts())
+            self.streams = self.model.init_state(self.config.batch_size)
+        self.streams = restart_streams(self.streams, self._cold_starts())
         x, y = self.train_batches[self.pos.batch]  # (B, T), (B, T)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr()
         self.model.train()
-        logits, state = self.net(x, self.state)  # (B, T, V)
+        logits, state = self.net(x, self.streams)  # (B, T, V)
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-        self.state = detach_state(state)  # carried to the next batch, cut from this graph
+        self.streams = detach_state(state)  # carried to the next batch, cut from this graph
         value = loss.item()
         if self.dist.active:  # the mean over ranks: every rank must agree to roll back
             value = self.dist.all_sum([value])[0] / self.dist.world
@@ -430,13 +183,46 @@ class Trainer:
         draws = torch.rand(c.batch_size, generator=self.cold_rng)
         return (draws < c.cold_start_prob).to(self.device)
 
-    def _save(self, *paths) -> None:
-        """Write the payload to each path (rank 0 only; every rank helps gather it)."""
-        payload = self.payload()
+    def _evaluate_and_save(self, train_loss: float) -> EvalEvent | None:
+        """Evaluate, then write last.pt (and best.pt if better); None if a stop cut it short."""
+        result = evaluate(self.model, self.val_batches, self.lead_in, self._stopping, self.dist)
+        if result is None:
+            return None
+        ids, starts = self.val_batches.ids, self.config.cold_start_checks
+        cold = coldstart.check(
+            self.model, self.vocab, ids, result, starts, dist=self.dist, should_stop=self._stopping
+        )
+        if self._stop:  # asked to stop during the check: the evaluation as a whole is cut short
+            return None
+        improved = result.loss < self.pos.best_val
+        if improved:
+            self.pos.best_val = result.loss
+        per_epoch, chars, lr = len(self.train_batches), self._chars_seen(), self.lr()
+        record = records.evaluation(self.pos, per_epoch, chars, lr, train_loss, result, cold)
+        self.pos.metrics.append(record)
+        self._save(best=improved)
         if self.dist.is_main:
-            for path in paths:
-                if path is not None:
-                    checkpoint.save(payload, path)
+            self.run_dir.append_metrics(record)
+        self._rollbacks = 0
+        return EvalEvent(record, improved)
+
+    def _add_to_window(self, loss: float) -> None:
+        """Count a step's loss towards the next training record; write one every
+        config.steps_per_record steps and at every evaluation (its checkpoint ends a window)."""
+        self.pos.window_loss += loss
+        self.pos.window_steps += 1
+        step, c = self.pos.step, self.config
+        if step % c.steps_per_record == 0 or step % c.steps_per_eval == 0:
+            self._record_training()
+
+    def _record_training(self) -> None:
+        """Add a training record to the metrics: the mean loss of the steps since the last one."""
+        per_epoch, chars = len(self.train_batches), self._chars_seen()
+        record = records.training(self.pos, per_epoch, chars, self.lr())
+        self.pos.metrics.append(record)
+        self.pos.window_loss, self.pos.window_steps = 0.0, 0
+        if self.dist.is_main:
+            self.run_dir.append_metrics(record)
 
     def _roll_back(self, reason: str) -> RollbackEvent:
         """Go back to last.pt with half the learning rate; give up after repeated failures."""
@@ -448,87 +234,117 @@ class Trainer:
                 "good state: try a lower --lr, or check the corpus"
             )
         elapsed, scale = self.pos.elapsed, self.pos.lr_scale / 2
-        self.load_state(checkpoint.load(self.run_dir.last))
+        self.restore(checkpoint.load_run(self.run_dir.last))
         self.pos.elapsed, self.pos.lr_scale = elapsed, scale  # the clock does not go back
         if self.dist.is_main:  # drop the training records made since last.pt: redone from it
             self.run_dir.rewrite_metrics(self.pos.metrics)
         return RollbackEvent(reason, self.pos.step, scale)
+
+    # ------------------------------------------------------------------ budget and schedule
+    def progress(self) -> float:
+        return schedule.progress(self.config, self.pos, len(self.train_batches))
+
+    def lr(self) -> float:
+        return schedule.learning_rate(self.config, self.pos, len(self.train_batches))
+
+    def budget_spent(self) -> str | None:
+        return schedule.budget_spent(self.config, self.pos, len(self.train_batches))
 
     def _chars_seen(self) -> int:
         """Characters trained on so far, by every rank together."""
         c = self.config
         return self.pos.step * c.batch_size * c.seq_len * self.dist.world
 
-    def _record_training(self) -> None:
-        """Add a training record to the metrics: the mean loss of the steps since the last one."""
-        p = self.pos
-        loss = p.window_loss / p.window_steps
-        record = {
-            "kind": "train",
-            "step": p.step,
-            "epoch": round(p.epoch + p.batch / len(self.train_batches), 4),
-            "elapsed": round(p.elapsed, 2),
-            "chars": self._chars_seen(),
-            "steps": p.window_steps,  # the steps averaged: those after the previous record
-            "train_loss": round(loss, 5),
-            "train_bpc": round(loss / math.log(2), 5),
-            "lr": self.lr(),
-        }
-        p.metrics.append(record)
-        p.window_loss, p.window_steps = 0.0, 0
-        if self.dist.is_main:
-            self.run_dir.append_metrics(record)
+    # ------------------------------------------------------------------ stopping
+    def request_stop(self) -> None:
+        """Ask the loop to stop at the next step boundary, saving last.pt (safe from a signal)."""
+        self._requested = True
+        if not self.dist.active:
+            self._stop = True
 
-    def _evaluate_and_save(self, train_loss: float) -> EvalEvent | None:
-        """Evaluate, then write last.pt (and best.pt if better); None if a stop cut it short."""
-        result = evaluate(self.model, self.val_batches, self.lead_in, self._stopping, self.dist)
-        if result is None:
-            return None
-        val = result.loss
-        ids, starts = self.val_batches.ids, self.config.cold_start_checks
-        cold = coldstart.check(
-            self.model, self.vocab, ids, result, starts, dist=self.dist, should_stop=self._stopping
+    def _stopping(self) -> bool:
+        """Whether a stop was asked for: what a long computation inside a step boundary (an
+        evaluation, the cold-start check) looks at between its pieces of work."""
+        return self._stop
+
+    def _agree(self) -> None:
+        """Distributed: every rank takes the mean clock and stops if any rank was asked to, so all
+        ranks make the same decisions (a rank that left a collective alone would hang the rest)."""
+        if self.dist.active:
+            elapsed, asked = self.dist.all_sum([self.pos.elapsed, float(self._requested)])
+            self.pos.elapsed, self._stop = elapsed / self.dist.world, asked > 0
+
+    # ------------------------------------------------------------------ the run's state
+    def snapshot(self) -> RunState:
+        """What the run is now (a collective when distributed: every rank calls it, and the
+        state and generators of every rank's streams are gathered)."""
+        streams = map_state(self.streams, lambda s: self.dist.all_gather(s.detach(), dim=1))
+        rng = torch.get_rng_state()
+        generators = Generators(
+            cpu=rng,
+            ranks=self.dist.all_gather(rng.unsqueeze(0), dim=0),
+            cold=self.dist.all_gather(self.cold_rng.get_state().unsqueeze(0), dim=0),
+            cuda=torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
         )
-        if self._stop:  # asked to stop during the check: the evaluation as a whole is cut short
-            return None
-        improved = val < self.pos.best_val
-        if improved:
-            self.pos.best_val = val
-        record = {
-            "kind": "eval",
-            "step": self.pos.step,
-            "epoch": round(self.pos.epoch + self.pos.batch / len(self.train_batches), 4),
-            "elapsed": round(self.pos.elapsed, 2),
-            "chars": self._chars_seen(),
-            # null where no step was trained since the last evaluation (NaN is not JSON)
-            "train_loss": round(train_loss, 5) if math.isfinite(train_loss) else None,
-            "val_loss": round(val, 5),
-            "val_bpc": round(val / math.log(2), 5),
-            "val_worst": round(result.worst, 5),  # the worst stream's mean: a runaway shows here
-            "val_runaway_streams": result.runaway_streams,
-            "lr": self.lr(),
-            "cold_start": cold.to_dict() if cold is not None else None,
-        }
-        self.pos.metrics.append(record)
-        self._save(self.run_dir.last, self.run_dir.best if improved else None)
+        return RunState(
+            self.model,
+            self.vocab,
+            self.config,
+            self.corpus,
+            self.pos,
+            optimizer=self.optimizer.state_dict(),
+            streams=state_to_list(streams),
+            generators=generators,
+            world_size=self.dist.world,
+            origin=self.origin,
+        )
+
+    def restore(self, state: RunState) -> None:
+        """Continue exactly where `state` (this run at a step, as snapshot() or a checkpoint has
+        it) stopped: a new run's state sets nothing but the position."""
+        try:
+            if state.model is not self.model:
+                self.model.load_state_dict(state.model.state_dict())
+            if state.optimizer is not None:
+                self.optimizer.load_state_dict(state.optimizer)
+            if state.world_size is not None and state.world_size != self.dist.world:
+                raise CheckpointError(
+                    f"run {self.run_dir.name!r} was trained by {state.world_size} process(es); "
+                    "resume it with the same number (torchrun --nproc_per_node ... for more "
+                    "than one)"
+                )
+            streams = self.model.init_state(self.config.batch_size)
+            if state.streams is not None:
+                streams = self._own_streams(state.streams)
+            if not 0 <= state.position.batch < len(self.train_batches):
+                raise ValueError(f"batch {state.position.batch} is outside the epoch")
+            if (g := state.generators) is not None:
+                rank = self.dist.rank
+                torch.set_rng_state((g.cpu if g.ranks is None else g.ranks[rank]).clone())
+                if g.cold is not None:  # absent before cold starts were trained
+                    self.cold_rng.set_state(g.cold[rank].clone())
+                if g.cuda is not None and self.device.type == "cuda":
+                    torch.cuda.set_rng_state(g.cuda)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise CheckpointError(f"the checkpoint's training state is broken: {e}") from None
+        self.pos, self.streams = state.position, streams
+
+    def _own_streams(self, streams: list[torch.Tensor]) -> State:
+        """This rank's rows (rank*B .. rank*B+B-1) of every rank's listed state."""
+        b, rank = self.config.batch_size, self.dist.rank
+        state = state_from_list(self.model, streams, slice(rank * b, (rank + 1) * b))
+        if any(s.shape[1] != b for s in state):
+            raise ValueError("the carried state does not fit the batch size")
+        return state
+
+    def _save(self, best: bool = False) -> None:
+        """Write last.pt (and best.pt): rank 0 only, but every rank helps gather the state."""
+        state = self.snapshot()
         if self.dist.is_main:
-            self.run_dir.append_metrics(record)
-        self._rollbacks = 0
-        return EvalEvent(record, improved)
+            self.run_dir.save(state, best=best)
 
 
-def _data_parallel(model: CharRNN, d: Dist):
-    """The model as training calls it: wrapped by DDP (gradients averaged over ranks) if needed."""
-    if not d.active:
-        return model
-    from torch.nn.parallel import DistributedDataParallel
-
-    device = model.device
-    ids = [device] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
-
-
-def _adamw(model: CharRNN, c: TrainConfig) -> torch.optim.AdamW:
+def _adamw(model, c: TrainConfig) -> torch.optim.AdamW:
     # Decay weight matrices only: shrinking biases (e.g. the forget-gate bias) would fight the init.
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -548,7 +364,3 @@ class _Diverged(Exception):
 
 _FIX_TRAIN = "use a smaller --batch-size or --seq-len, or more text"
 _FIX_VAL = "use a smaller --batch-size or --seq-len, a larger --val-frac, or more text"
-
-
-def _optional_float(x) -> float | None:
-    return None if x is None else float(x)

@@ -1,0 +1,108 @@
+"""The lines `charrnn train` writes of a run: what it trains, each evaluation, a rollback."""
+
+from __future__ import annotations
+
+import math
+import shlex
+
+from charrnn.cli.common import count
+
+
+def describe(opened, request, device) -> str:
+    """The line that says what is trained: the run, its text, model, batch, budget and device."""
+    trainer, o = opened.trainer, opened.trainer.origin
+    if request.resume:
+        where = f" from {opened.resumed_from.name}" if opened.resumed_from else ""
+        verb = f"Resuming{where} at step {trainer.pos.step:,}:"
+        chosen = f" (fine-tuned from {o['run']!r} at step {o['step']:,})" if o else ""
+    elif o is not None:
+        new = o["new_chars"]
+        grown = f"{count(len(new), 'new character')}: {new!r}" if new else "none new"
+        verb = "Fine-tuning"
+        chosen = f" (from {o['run']!r} at step {o['step']:,}; {grown})"
+        chosen += "".join(f" ({note})" for note in opened.notes)
+    else:
+        verb, choice = "Training", opened.choice
+        chosen = f" (--size auto: {choice.name}: {choice.reason})" if request.size == "auto" else ""
+    m, c = trainer.model.config, trainer.config
+    params = trainer.model.num_params()
+    limits = [
+        f"{c.max_steps:,} step{'s' * (c.max_steps != 1)}" if c.max_steps else "",
+        f"{c.max_epochs:g} epoch{'s' * (c.max_epochs != 1)}" if c.max_epochs else "",
+        fmt_time(c.max_time) if c.max_time else "",
+    ]
+    counts = trainer.corpus.get("char_counts") or []
+    distinct = sum(1 for n in counts if n) or len(trainer.vocab)
+    # a fine-tuning run's vocabulary is the base model's and the text's together
+    vocab = f" (vocabulary {len(trainer.vocab)})" if distinct != len(trainer.vocab) else ""
+    return (
+        f"{verb} {trainer.run_dir.name!r}: {opened.chars:,} characters, {distinct} distinct"
+        f"{vocab}; {m.num_layers}x{m.hidden_size} {m.cell.upper()}, {params / 1e6:.2f}M "
+        f"parameters; batch {c.batch_size}x{c.seq_len}; budget "
+        f"{', '.join(x for x in limits if x)}; {device}"
+        + (f" x {trainer.dist.world} processes" if trainer.dist.active else "")
+        + chosen
+    )
+
+
+def done_line(trainer, done) -> str:
+    """How the run ended (`done`, its DoneEvent): stopped, and how to resume it, or trained."""
+    run = trainer.run_dir
+    if done.reason == "stopped":
+        return (
+            f"Stopped at step {done.step:,}; saved {run.last}. "
+            f"Resume with: charrnn train --resume {shlex.quote(run.ref)}"
+        )
+    best = f"{done.best_val:.4f} nats = {done.best_val / math.log(2):.3f} bits per character"
+    why = f"{done.reason} budget spent"
+    if done.reason == "patience":
+        why = f"stopped early: no better validation loss in {trainer.config.patience} evaluations"
+    return (
+        f"Done ({why}) after {count(done.step, 'step')}, "
+        f"{fmt_time(trainer.pos.elapsed)}: best validation loss {best}."
+    )
+
+
+def fmt_time(seconds: float) -> str:
+    seconds = round(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def rollback_line(event) -> str:
+    return (
+        f"Warning: {event.reason}; went back to step {event.to_step:,} with the learning rate "
+        f"at {event.lr_scale:g} of its schedule"
+    )
+
+
+def eval_line(event, first: bool) -> str:
+    r = event.record
+    mark = "  * best" if event.improved else ""
+    train = "   -  " if r["train_loss"] is None else f"{r['train_loss']:.4f}"  # e.g. at step 0
+    cold = _cold_start_text(r.get("cold_start"), first)
+    return (
+        f"step {r['step']:>7,} | epoch {r['epoch']:6.2f} | {fmt_time(r['elapsed']):>8} | "
+        f"train {train} | val {r['val_loss']:.4f} nats = {r['val_bpc']:.3f} bpc"
+        f"{cold}{_runaway_streams_text(r)}{mark}"
+    )
+
+
+def _runaway_streams_text(r: dict) -> str:
+    n = r.get("val_runaway_streams")
+    if not n:
+        return ""
+    return f" | {n} validation stream{'s' * (n > 1)} ran away (worst {r['val_worst']:.2f} nats)"
+
+
+def _cold_start_text(c: dict | None, first: bool) -> str:
+    """Runaway cold starts and the cold-start gap, the worse of a zero state and the lead-in
+    (that there is none said on the `first` evaluation line only)."""
+    if not c:
+        return " | cold-start check skipped: the validation split is too short" * first
+    runaways = max(c["runaways"], c["runaways_lead_in"])
+    gap = max(c["gap"], c["gap_lead_in"])
+    window = c.get("skip", 100), c.get("skip", 100) + c.get("span", 200)
+    chars = "" if window == (100, 300) else f" (characters {window[0]}-{window[1]})"
+    return f" | cold {runaways}/{c['starts']} runaway, gap {gap:+.3f}{chars}"

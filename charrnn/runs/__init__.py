@@ -1,0 +1,23 @@
+"""Run folders, `BASE/NAME/{best.pt, last.pt, metrics.jsonl}`, and finding them again.
+
+    names    what a run may be called, and how a value is read: a path or a name
+    folder   RunDir: one run's folder, its lock, metrics and checkpoints
+    info     what a run's checkpoints say of it (`charrnn runs`)
+    find     the folder for a new run, the run --resume continues, the checkpoint -c means
+
+The base folder is whatever the caller passes (the CLI's --checkpoint-dir); nothing here reads the
+environment or the working directory on its own.
+"""
+
+# ruff: noqa: F401 (what `from charrnn import runs` offers, from the modules above)
+from charrnn.runs.find import (
+    check_not_replacing,
+    find_resume,
+    find_run,
+    list_runs,
+    plan_run,
+    resolve_checkpoint,
+)
+from charrnn.runs.folder import RunDir, is_evaluation
+from charrnn.runs.info import inspect
+from charrnn.runs.names import _plain, is_path, name_limit, name_problem, safe_name

@@ -1,0 +1,197 @@
+"""Finding runs again: the folder for a new run, the run `--resume` continues, the checkpoint `-c`
+means, and every run under a checkpoint folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+from pathlib import Path
+
+from charrnn.errors import RunError
+from charrnn.runs.folder import RunDir, path_kind
+from charrnn.runs.info import RunInfo, inspect
+from charrnn.runs.names import CHECKPOINT_SUFFIX, is_path, name_problem, safe_name
+
+RESUMABLE_FILES = ("last.pt", "best.pt")
+
+
+def plan_run(base: Path, name: str, force: bool = False, init_from: Path | None = None) -> RunDir:
+    """The folder for a new run, checked but not yet made: refuses a `name` that is not one
+    `safe_name` would make (see `name_problem`), a folder holding checkpoints unless `force` (so a
+    failed start never leaves an empty folder behind), and one holding `init_from`, the checkpoint
+    the run starts from, even with `force`."""
+    if (problem := name_problem(name, base)) is not None:
+        raise RunError(f"the run name {problem}")
+    run = RunDir(Path(base) / name, given=name)
+    check_not_replacing(init_from, run)
+    if path_kind(Path(base)) not in (None, "dir"):
+        raise RunError(f"the checkpoint folder {base} is a file; pass another --checkpoint-dir")
+    if path_kind(run.path) not in (None, "dir"):
+        raise RunError(f"{run.path} exists and is not a folder; choose another --name")
+    if run.has_checkpoint() and not force:
+        raise RunError(
+            f"run {name!r} already exists in {run.path}; continue it with --resume {name}, "
+            "start another with --name NEW, or replace it with --force"
+        )
+    return run
+
+
+def check_not_replacing(init_from: Path | None, run: RunDir) -> None:
+    """A new run must not replace the run folder of the checkpoint it starts from."""
+    if init_from is not None and Path(init_from).resolve().is_relative_to(run.path.resolve()):
+        raise RunError(
+            f"the model to start from ({init_from}) is in the run {run.path.name!r} that "
+            f"would be replaced; give the new run another --name"
+        )
+
+
+def find_run(spec: str | Path, base: Path) -> RunDir:
+    """A run given by folder path or by name under `base` (see `is_path`); it must hold a
+    checkpoint."""
+    run = _run_folder(str(spec), base)
+    if not run.has_checkpoint():
+        raise RunError(f"the run folder {spec} holds no checkpoint; `charrnn runs` lists the runs")
+    return run
+
+
+def find_resume(spec: str | Path, base: Path) -> tuple[RunDir, Path | None]:
+    """The run `--resume` continues, and the checkpoint file to continue from (None: the run's
+    own choice, see train.resume): a run name or folder as for `find_run`, or a path to a
+    run's last.pt or best.pt (a value `is_path` reads as a path), which continues in its folder."""
+    spec = str(spec)
+    if is_path(spec):
+        path = Path(spec).expanduser()
+        kind = path_kind(path)
+        if kind is None:
+            raise RunError(
+                f"no run folder or checkpoint file at {spec}{_meant(spec, base)}; "
+                "`charrnn runs` lists the runs"
+            )
+        if kind != "dir":
+            if path.name not in RESUMABLE_FILES:
+                init = f"; to start a new run from its weights: --init-from {shlex.quote(spec)}"
+                raise RunError(
+                    f"{spec} is not a run's last.pt or best.pt: --resume continues a run, given "
+                    "by its name or folder or one of those files"
+                    + (init if path.name.endswith(CHECKPOINT_SUFFIX) else "")
+                )
+            folder = os.path.dirname(spec) or "."  # as given, and read as a path again
+            given = folder if is_path(folder) else f".{os.sep}{folder}"
+            return RunDir(path.parent, given=given), path
+    return find_run(spec, base), None
+
+
+def _run_folder(spec: str, base: Path) -> RunDir:
+    """The folder `spec` names (a path, or a run name under `base`), which must be a folder."""
+    if is_path(spec):
+        run = RunDir(Path(spec).expanduser(), given=spec)
+        if path_kind(run.path) != "dir":
+            raise RunError(
+                f"no run folder at {spec}{_meant(spec, base)}; `charrnn runs` lists the runs"
+            )
+        return run
+    run = RunDir(Path(base) / spec, given=spec)
+    if path_kind(run.path) != "dir":
+        here = f"; to use {spec} in this folder, write ./{spec}" if os.path.lexists(spec) else ""
+        raise RunError(
+            f"no run {spec!r} in {base}{here}{_meant(spec, base)}; `charrnn runs` lists the runs"
+        )
+    return run
+
+
+def _meant(spec: str, base: Path) -> str:
+    """For a `spec` that names nothing, a hint at the run under `base` it may mean: the one a run
+    called `spec` was named (`safe_name`: how names were made before a name that is not plain
+    was refused), or, for a value read as a path, the run named just so ('x.pt'); '' if none."""
+    plain = {os.sep, os.altsep} - {None}
+    names = [safe_name(spec, base)]
+    if is_path(spec) and spec not in (".", "..") and not any(s in spec for s in plain):
+        names.insert(0, spec)
+    for name in names:
+        if name == spec and not is_path(spec):
+            continue  # what was looked for already
+        with contextlib.suppress(RunError):
+            if path_kind(Path(base) / name) == "dir":
+                use = str(Path(base) / name) if is_path(name) else name
+                return f"; did you mean the run {name!r} in {base}? give {shlex.quote(use)}"
+    return ""
+
+
+def scan(base: Path) -> list[RunDir]:
+    """The run folders under `base`, most recently updated first: folders holding best.pt or
+    last.pt, and entries that cannot be read (a folder without permission, a broken link), which
+    `inspect` then reports as damaged. Plain files beside them are not runs."""
+    try:
+        names = sorted(os.listdir(base))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as e:
+        raise RunError(f"cannot read the checkpoint folder {base}: {e.strerror or e}") from None
+    found = []
+    for name in names:
+        run = RunDir(Path(base) / name)
+        try:
+            if path_kind(run.path) == "dir" and (path_kind(run.best) or path_kind(run.last)):
+                found.append(run)
+        except RunError:
+            found.append(run)
+    return sorted(found, key=lambda r: r.updated(), reverse=True)
+
+
+def list_runs(base: Path) -> list[RunInfo]:
+    """What is known of every run under `base` (see `scan`), most recently updated first."""
+    return [inspect(run) for run in scan(base)]
+
+
+def resolve_checkpoint(spec: str | Path | None, base: Path, note=None) -> Path:
+    """The checkpoint file meant by `spec`: a path (see `is_path`) to a file, or to a run folder
+    (its best.pt); a run name (its best.pt); or None for the best.pt of the most recently updated
+    run under `base` that has trained to its first evaluation. Newer runs that cannot be used are
+    skipped, and `note` (if given) is called with one line that says so."""
+    if spec is None:
+        return _latest(base, note)
+    spec = str(spec)
+    if is_path(spec):
+        path = Path(spec).expanduser()
+        kind = path_kind(path)
+        if kind == "dir":
+            return _pick(RunDir(path), spec)
+        if kind is None:
+            raise RunError(f"no checkpoint file or run folder at {spec}{_meant(spec, base)}")
+        return path  # a file: checkpoint.load says what is wrong with it, if anything
+    return _pick(_run_folder(spec, base), spec)
+
+
+def _latest(base: Path, note) -> Path:
+    skipped = []
+    for run in scan(base):
+        info = inspect(run)
+        if info.has_best:
+            if skipped and note:
+                note(
+                    f"Note: using run {run.name!r}, skipping newer runs that cannot be sampled "
+                    f"(`charrnn runs` lists them): {'; '.join(skipped)}"
+                )
+            return run.best
+        skipped.append(f"{run.name!r}: {info.note}")
+    if not skipped:
+        raise RunError(
+            f"no trained runs in {base}; train one with `charrnn train CORPUS`, "
+            "or pass --checkpoint"
+        )
+    raise RunError(f"no trained runs in {base}: {'; '.join(skipped)}")
+
+
+def _pick(run: RunDir, spec: str) -> Path:
+    """A run's best.pt; a run without one has not trained to its first evaluation and is refused
+    (its last.pt is at most a few steps in: sampling it would be noise), unless named as a file."""
+    if path_kind(run.best) is not None:
+        return run.best
+    if path_kind(run.last) is not None:
+        raise RunError(
+            f"run {spec} has not trained to its first evaluation yet, so it has no best.pt; "
+            f"continue it with `charrnn train --resume {spec}`, or give the file {run.last} "
+            "instead of the run to use its untrained weights as they are"
+        )
+    raise RunError(f"no checkpoint in the run folder {spec}; `charrnn runs` lists the runs")

@@ -1,0 +1,183 @@
+"""One run's folder, `BASE/NAME/{best.pt, last.pt, metrics.jsonl}`: its lock, its metrics and its
+checkpoints.
+
+metrics.jsonl (and a checkpoint's `metrics`) holds two kinds of record, one JSON object a line:
+evaluations (`"kind": "eval"`, with val_loss and val_bpc; lines written before training records
+existed have no kind and are all evaluations) and training records (`"kind": "train"`: the mean
+training loss over the steps since the previous one). `is_evaluation` tells them apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+from charrnn import jsonl
+from charrnn.errors import RunError
+from charrnn.fsutil import atomic_write, cannot_write
+from charrnn.runs.names import is_path, too_long
+
+_ELSEWHERE = "train with another --checkpoint-dir"  # where a run's files can go instead
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One training run's folder."""
+
+    path: Path
+    # How the user named the run (a name under the checkpoint folder, or a folder path), so that
+    # advice names it the same way; None: by its folder's name.
+    given: str | None = field(default=None, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))  # a str will do too
+
+    @property
+    def name(self) -> str:
+        """The folder's name, or the path as given where it has none (`.`, `..`)."""
+        return self.path.name or str(self.path)
+
+    @property
+    def ref(self) -> str:
+        """The run as a `--resume` or `-c` value, for advice: as it was given, else its name."""
+        return self.given if self.given is not None else self.name
+
+    def file_ref(self, file: str) -> str:
+        """One of its files (`best.pt`) as a `--resume` or `-c` value: a path, in the folder as the
+        user gave it (a run given by name: under the checkpoint folder it was looked up in)."""
+        if self.given is not None and is_path(self.given):
+            return os.path.join(self.given, file)
+        return str(self.path / file)
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.pt"
+
+    @property
+    def last(self) -> Path:
+        return self.path / "last.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @contextlib.contextmanager
+    def session(self, new: bool = False, clear: bool = False) -> Iterator[RunDir]:
+        """Hold the run's lock while training in it: a second trainer of the same run is refused.
+
+        `new`: the run must hold no checkpoint (re-checked under the lock); `clear`: remove a
+        previous run's files first (--force). Left-over temp files of a killed writer are removed.
+        The lock is an flock, so the kernel releases it when the process dies, even by SIGKILL.
+        """
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise RunError(
+                cannot_write(self.path, e, _ELSEWHERE, doing="create the run folder")
+            ) from None
+        try:
+            _lock(fd, self)
+            if clear:
+                for stale in (self.best, self.last, self.metrics):
+                    stale.unlink(missing_ok=True)
+            elif new and self.has_checkpoint():
+                raise RunError(f"run {self.name!r} was just created by another process")
+            for tmp in self.path.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+            yield self
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def has_checkpoint(self) -> bool:
+        """best.pt or last.pt is a file here (RunError if the folder cannot be read)."""
+        return path_kind(self.best) == "file" or path_kind(self.last) == "file"
+
+    def updated(self) -> float:
+        """When a checkpoint in it was last written (0 if none, or if it cannot be read)."""
+        times = []
+        for path in (self.best, self.last):
+            with contextlib.suppress(OSError, ValueError):
+                times.append(path.stat().st_mtime)
+        return max(times, default=0.0)
+
+    def save(self, state, best: bool = False) -> None:
+        """Write `state` (a train.state.RunState) to last.pt, and to best.pt if `best`."""
+        from charrnn import checkpoint  # torch: only where a checkpoint is written
+
+        for path in (self.last, self.best) if best else (self.last,):
+            checkpoint.save_run(state, path)
+
+    def append_metrics(self, record: dict) -> None:
+        """Add one record to metrics.jsonl; a write that fails leaves the file as it was (a line
+        cut short by a full disk would join the next one)."""
+        line = memoryview((jsonl.dumps(record) + "\n").encode("utf-8"))
+        try:
+            with open(self.metrics, "ab", buffering=0) as f:  # unbuffered: every byte accounted
+                size = f.seek(0, os.SEEK_END)
+                try:
+                    while line:
+                        line = line[f.write(line) :]
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(f.fileno(), size)
+                    raise
+        except OSError as e:
+            raise RunError(cannot_write(self.metrics, e, _ELSEWHERE)) from None
+
+    def rewrite_metrics(self, records: list[dict]) -> None:
+        """Make metrics.jsonl match a checkpoint's own history (used on resume and rollback)."""
+        lines = "".join(jsonl.dumps(r) + "\n" for r in records).encode("utf-8")
+        try:
+            atomic_write(self.metrics, lambda f: f.write(lines))
+        except OSError as e:
+            raise RunError(cannot_write(self.metrics, e, _ELSEWHERE)) from None
+
+
+def is_evaluation(record) -> bool:
+    """A metrics record of an evaluation (not a training record, and not junk from a damaged
+    file)."""
+    return isinstance(record, dict) and record.get("kind", "eval") == "eval"
+
+
+def _lock(fd: int, run: RunDir) -> None:
+    if fcntl is None:  # Windows: no flock; runs are not protected against a second trainer
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        raise RunError(
+            f"run {run.name!r} is being trained by another process (pid {holder}); wait for it "
+            "to finish, stop it, or train under another --name"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+
+
+def path_kind(path: Path) -> str | None:
+    """'dir', 'file' or 'other' for what is at `path`, None for nothing; RunError if that cannot
+    be told (no permission, a broken link, a name the system refuses)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        if os.path.islink(path):
+            raise RunError(f"{path} is a broken link") from None
+        return None
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise RunError(f"cannot read {path}: {too_long(Path(path))}") from None
+        raise RunError(f"cannot read {path}: {e.strerror or e}") from None
+    except ValueError:  # a NUL byte, or characters the file system cannot encode
+        raise RunError(f"{path!r} is not a possible path") from None
+    return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"

@@ -1,0 +1,118 @@
+"""What a run's checkpoints say of it (`charrnn runs`): its step, evaluations, cell and shape, the
+run it was fine-tuned from, or why it cannot be read."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from charrnn.errors import CharRNNError, RunError
+from charrnn.runs.folder import RunDir, is_evaluation, path_kind
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run as its checkpoints tell it; `problem` says why a file of it cannot be read."""
+
+    run: RunDir
+    step: int | None = None  # the trainer step of its newest checkpoint (last.pt)
+    elapsed: float | None = None  # seconds of training, across resumes
+    metrics: tuple[dict, ...] = ()  # its evaluations, from that checkpoint
+    has_best: bool = False  # best.pt is there and loads: it trained to one evaluation at least
+    problem: str | None = None
+    cell: str | None = None  # "lstm", "gru" or "rnn"
+    shape: str | None = None  # layers x width, e.g. "1x512"
+    origin: str | None = None  # the run it was fine-tuned from (train --init-from), if any
+    origin_step: int | None = None  # ... at that run's step
+    origin_checkpoint: str | None = None  # ... from this file (its absolute path then)
+
+    def summary(self) -> dict:
+        """Plain values (None where unknown), as `charrnn runs --json` writes them."""
+        last = self.metrics[-1] if self.metrics else {}
+        scores = [_number(r.get("val_bpc"), float) for r in self.metrics]
+        return {
+            "run": self.run.name,
+            "folder": str(self.run.path),
+            "status": self.status,
+            "cell": self.cell,
+            "shape": self.shape,
+            "from": self.origin,
+            "from_step": self.origin_step,
+            "from_checkpoint": self.origin_checkpoint,
+            "step": self.step,
+            "train_seconds": self.elapsed,
+            "evaluations": len(self.metrics),
+            "best_val_bpc": min((v for v in scores if v is not None), default=None),
+            "last_val_bpc": _number(last.get("val_bpc"), float),
+            "last_eval_step": _number(last.get("step"), int),
+            "last_eval_epoch": _number(last.get("epoch"), float),
+            "note": self.note,
+        }
+
+    @property
+    def status(self) -> str:
+        """'damaged' (a file cannot be read), 'untrained' (no evaluation yet) or 'ok'."""
+        return "damaged" if self.problem else "ok" if self.has_best else "untrained"
+
+    @property
+    def note(self) -> str:
+        """Why the run is not 'ok', and what to do; empty when it is."""
+        if self.problem:
+            return f"damaged: {self.problem}"
+        if not self.has_best:
+            at = f" (step {self.step})" if self.step is not None else ""
+            return (
+                f"not trained to its first evaluation yet{at}; continue it with "
+                f"`charrnn train --resume {self.run.name}`"
+            )
+        return ""
+
+
+def inspect(run: RunDir) -> RunInfo:
+    """Read a run's checkpoints (mmap: the weights are not read) and what they say."""
+    from charrnn import checkpoint  # torch: only where a checkpoint is opened
+
+    loaded, problems = {}, []
+    try:
+        if path_kind(run.path) != "dir":
+            raise RunError(f"{run.path} is not a folder")
+        for path in (run.last, run.best):
+            kind = path_kind(path)
+            if kind is not None and kind != "file":
+                raise RunError(f"{path} is not a file")
+            if kind == "file":
+                try:
+                    loaded[path.name] = checkpoint.load(path, verify=False)  # values only
+                except CharRNNError as e:
+                    problems.append(str(e))
+    except CharRNNError as e:
+        problems.append(str(e))
+    newest = loaded.get("last.pt") or loaded.get("best.pt")
+    if newest is None:
+        return RunInfo(run, problem="; ".join(problems) or f"{run.path} holds no checkpoint")
+    trainer = newest["trainer"] if isinstance(newest["trainer"], dict) else {}
+    records = newest["metrics"] if isinstance(newest["metrics"], list) else []
+    config = newest["model_config"] if isinstance(newest["model_config"], dict) else {}
+    layers, width = _number(config.get("num_layers"), int), _number(config.get("hidden_size"), int)
+    origin = newest.get("origin") if isinstance(newest.get("origin"), dict) else {}
+    base = origin.get("checkpoint")
+    return RunInfo(
+        run,
+        step=_number(trainer.get("step"), int),
+        elapsed=_number(trainer.get("elapsed"), float),
+        metrics=tuple(r for r in records if is_evaluation(r)),
+        has_best="best.pt" in loaded,
+        problem="; ".join(problems) or None,
+        cell=config.get("cell") if isinstance(config.get("cell"), str) else None,
+        shape=f"{layers}x{width}" if layers and width else None,
+        origin=origin.get("run") if isinstance(origin.get("run"), str) else None,
+        origin_step=_number(origin.get("step"), int),
+        origin_checkpoint=base if isinstance(base, str) else None,
+    )
+
+
+def _number(value, kind):
+    """`value` as an int or float, or None if it is not a number (a damaged or foreign file)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return kind(value) if math.isfinite(value) else None

@@ -1,0 +1,107 @@
+"""Run names: what a plain run folder name is, the name charrnn makes of any other, and how `-c`
+and `--resume` tell a path from a name."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import unicodedata
+from pathlib import Path
+
+CHECKPOINT_SUFFIX = ".pt"
+NAME_MAX = 255  # bytes in a folder name where the file system does not say (most allow 255)
+PLAIN = "letters, digits and _ . -, with no . or - at either end, not ending in .pt"
+
+
+def is_path(spec: str) -> bool:
+    """How `-c` and `--resume` read a value: a path (to a file or run folder, from the current
+    folder) if it holds a folder separator, is `.` or `..`, or ends in `.pt`; otherwise the name of
+    a run under the checkpoint folder, whatever is in the current folder."""
+    separators = {os.sep, os.altsep} - {None}
+    return (
+        any(s in spec for s in separators)
+        or spec in (".", "..")
+        or spec.endswith(CHECKPOINT_SUFFIX)
+    )
+
+
+def name_limit(base: str | os.PathLike) -> int:
+    """The most bytes (in the file system's encoding) a folder name under `base` may have, as the
+    file system of `base` (or of its nearest existing parent folder) says."""
+    for folder in (Path(base).absolute(), *Path(base).absolute().parents):
+        try:
+            if os.path.isdir(folder):
+                limit = os.pathconf(folder, "PC_NAME_MAX")
+                return limit if limit and limit > 0 else NAME_MAX
+        except (OSError, ValueError, AttributeError):  # no pathconf (Windows), an odd path
+            break
+    return NAME_MAX
+
+
+def _size(name: str) -> int:
+    """`name`'s length in bytes of the file system's encoding (UTF-8 where it cannot encode it)."""
+    try:
+        return len(os.fsencode(name))
+    except UnicodeError:
+        return len(name.encode("utf-8", errors="surrogatepass"))
+
+
+def _plain_char(ch: str) -> bool:
+    """A character a plain run name may hold: a letter or digit (or an accent on one), _ . -."""
+    if not (ch.isalnum() or ch in "_.-" or unicodedata.category(ch).startswith("M")):
+        return False
+    try:
+        os.fsencode(ch)
+    except UnicodeError:
+        return False
+    return True
+
+
+def _plain(name: str) -> str:
+    """`name` with runs of other characters as '-', no . or - at either end, a final .pt as -pt
+    (`-c NAME.pt` would read as a file), and never empty."""
+    marked = "".join(c if _plain_char(c) else "\0" for c in name)
+    cleaned = re.sub("\0+", "-", marked).strip(".-")
+    if cleaned.endswith(CHECKPOINT_SUFFIX):
+        cleaned = cleaned[: -len(CHECKPOINT_SUFFIX)] + "-" + CHECKPOINT_SUFFIX[1:]
+    return cleaned or "run"
+
+
+def safe_name(name: str, base: str | os.PathLike | None = None) -> str:
+    """The run name charrnn makes of `name`: one plain folder name (see PLAIN) that `-c`,
+    `--resume` and `runs` all read back as this run, cut to what the file system of `base` allows
+    in a folder name (NAME_MAX bytes without a `base`). A plain name that fits is kept as it is."""
+    cleaned = _plain(name)
+    limit = name_limit(base) if base is not None else NAME_MAX
+    if _size(cleaned) > limit:  # cut at a character's end: a partial one is dropped
+        cut = os.fsencode(cleaned)[:limit].decode(sys.getfilesystemencoding(), errors="ignore")
+        cleaned = _plain(cut)  # never longer: a final .pt becomes -pt, the same length
+    return cleaned
+
+
+def name_problem(name: str, base: str | os.PathLike) -> str | None:
+    """Why `name`, given for a new run under `base`, cannot be that run's folder name as it is,
+    and the name to use instead (one line); None where it can."""
+    usable = safe_name(name, base)
+    if usable == name:
+        return None
+    shown = repr(name) if len(name) <= 40 else f"{name[:30]!r}... ({len(name):,} characters)"
+    why = []
+    if _plain(name) != name:
+        why.append(f"is not a plain folder name ({PLAIN})")
+    if _size(_plain(name)) > (limit := name_limit(base)):
+        why.append(
+            f"is {_size(name):,} bytes long, and the file system allows {limit:,} in a folder name"
+        )
+    return f"{shown} {' and '.join(why)}; use {usable!r}"
+
+
+def too_long(path: Path) -> str:
+    """Why the system calls `path` too long: a name in it over the file system's limit, or the
+    whole path over the system's."""
+    limit = name_limit(path.parent)
+    longest = max((_size(part) for part in path.parts), default=0)
+    if longest > limit:
+        return f"a name in it is {longest:,} bytes long, and the file system allows {limit:,}"
+    return "the path is longer than the system allows"

@@ -1,0 +1,71 @@
+"""TrainConfig: how a run trains (batch shape, schedule, budgets, evaluations, cold starts)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from charrnn.defaults import SEED, VAL_FRAC
+
+# Characters trained between evaluations by default: an evaluation costs ~10% of that much
+# training, where every 250 steps of 32x32 (the old default) spent a sixth of a short budget.
+EVAL_CHARS = 1 << 20
+# ... but at least this often an epoch (start.py): on a text of 40,000 characters a million
+# characters are 25 epochs, and the model has learned the text by heart long before an
+# evaluation would see its best.
+MIN_EVALS_PER_EPOCH = 1
+
+
+@dataclass
+class TrainConfig:
+    """How to train; budgets (steps, epochs, time) are totals for the run, across resumes."""
+
+    batch_size: int  # streams side by side (B); these three have their defaults in presets.py
+    seq_len: int  # characters per stream per step: the backprop window (T)
+    lr: float  # peak learning rate
+    min_lr_frac: float = 0.05  # the learning rate decays to lr * min_lr_frac at the budget's end
+    warmup_steps: int = 50
+    weight_decay: float = 0.01  # of the weight matrices, not the biases; presets set theirs
+    grad_clip: float = 1.0
+    val_frac: float = VAL_FRAC
+    # Evaluate on at most this many characters from the start of the validation split: enough to
+    # rank checkpoints, and an evaluation of a 1 GB corpus's 100 MB split would take an hour.
+    max_val_chars: int = 250_000
+    # Steps between evaluations (and checkpoints); None: about every EVAL_CHARS characters trained.
+    eval_every: int | None = None
+    max_steps: int | None = None
+    max_epochs: float | None = None
+    max_time: float | None = None  # seconds of wall-clock training
+    # Evaluate (and save best.pt) before the first step: a run from a trained model (--init-from)
+    # must be able to keep that model as it was, if training on the new text never beats it.
+    eval_at_start: bool = False
+    # Early stopping: stop after this many evaluations in a row without a new best validation
+    # loss (best.pt holds the best); None: train to the budget.
+    patience: int | None = None
+    seed: int = SEED
+    max_rollbacks: int = 3  # give up after this many rollbacks in a row without a good checkpoint
+    # Each step, each stream restarts from a zero state with this chance, wherever it is in the
+    # text. Why: sampling, scoring and validation all begin from a zero state, but stateful
+    # training carries the state through a whole epoch, so without these cold starts the model
+    # meets a zero state only at epoch boundaries, forgets how to recover from one, and from a
+    # cold start falls into a runaway state that writes garbage (coldstart.py measures it).
+    cold_start_prob: float = 1 / 64
+    cold_start_checks: int = 256  # positions the cold-start check reads at each evaluation
+    # Training-loss records in metrics per evaluation interval (plus one at every evaluation):
+    # four evaluations in a short run are too few points for a learning curve, and the records
+    # are small (every one is kept in the checkpoint: ~150 bytes, 16 per million characters).
+    records_per_eval: int = 16
+
+    @property
+    def steps_per_eval(self) -> int:
+        return self.eval_every or max(1, round(EVAL_CHARS / (self.batch_size * self.seq_len)))
+
+    @property
+    def steps_per_record(self) -> int:
+        return max(1, self.steps_per_eval // max(self.records_per_eval, 1))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        return cls(**d)

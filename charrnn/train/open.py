@@ -1,0 +1,165 @@
+"""Opening a run, new, resumed or fine-tuned, from what `charrnn train` was asked: the one call the
+CLI makes. The text is read and encoded once (under torchrun by the first rank of each machine,
+the others waiting, then finding it cached); a new run's folder is checked before it is made; the
+run's folder stays locked (by rank 0) while it trains.
+
+    with open_run(RunRequest(checkpoint_dir, corpus=("a.txt",)), TextReader(cache)) as opened:
+        for event in opened.trainer.run(): ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from charrnn import runs
+from charrnn.defaults import ENCODING, SIZE
+from charrnn.errors import VocabError
+from charrnn.text.catalog import Progress
+from charrnn.text.encoded import EncodedCorpus, encode_corpus
+from charrnn.text.encoded import Progress as PhaseProgress
+from charrnn.text.resolve import resolve
+from charrnn.train.distributed import SINGLE, Dist
+from charrnn.train.resume import resume
+from charrnn.train.start import RESUMABLE, Opened, start
+
+
+@dataclass
+class RunRequest:
+    """What to open: a new run on `corpus` (named `name`, else after the corpus), the run
+    `resume` names, or a new run from the trained model `init_from`."""
+
+    checkpoint_dir: Path  # where runs are
+    corpus: tuple[str, ...] = ()  # files, folders, '-', catalog names; a resume: () = its own
+    name: str | None = None
+    resume: str | None = None  # a run name or folder, or a run's last.pt or best.pt
+    init_from: str | None = None  # a run or checkpoint file to fine-tune
+    replace: bool = False  # replace a run of the same name
+    size: str = SIZE
+    cell: str = "lstm"
+    model: dict = field(default_factory=dict)  # ModelConfig fields given
+    train: dict = field(default_factory=dict)  # TrainConfig fields given (a resume: RESUMABLE's)
+    encoding: str = ENCODING
+    prime: str = ""  # text that samples during training continue: the model must know its chars
+
+
+@dataclass
+class TextReader:
+    """How the text is read: the cache of encoded corpora, and the caller's input and displays."""
+
+    cache: Path
+    stdin: Callable[[str], bytes] | None = None  # standard input (for '-'), read as (encoding)
+    download: Progress | None = None  # progress of a catalog corpus's download
+    progress: PhaseProgress | None = None  # progress of the encoding, phase by phase
+    note: Callable[[str], None] | None = None  # one line on what was done besides asked
+
+
+@contextlib.contextmanager
+def open_run(
+    request: RunRequest,
+    reader: TextReader,
+    device: torch.device | str = "cpu",
+    dist: Dist = SINGLE,
+    on_open: Callable[[Opened], None] | None = None,
+) -> Iterator[Opened]:
+    """The run `request` asks for, ready to train, its folder locked until the block ends.
+    `on_open` is called with it as soon as it is built: a new run's before its folder is made, a
+    resumed run's under the lock, taken before its checkpoint is read."""
+    if request.resume:
+        run, file = runs.find_resume(request.resume, request.checkpoint_dir)
+        with _locked(run, dist):  # no other trainer can move last.pt while it is read
+
+            def read(specs, encoding):
+                return read_corpus(specs, encoding, reader, dist)
+
+            given = {k: v for k, v in request.train.items() if k in RESUMABLE}
+            opened = resume(
+                run,
+                read,
+                corpus_specs=request.corpus or None,
+                train=given,
+                device=device,
+                dist=dist,
+                checkpoint_file=file,
+            )
+            _check_prime(opened, request.prime)
+            if on_open:
+                on_open(opened)
+            yield opened
+        return
+    opened = _start(request, reader, device, dist)
+    if on_open:
+        on_open(opened)
+    with _locked(opened.trainer.run_dir, dist, new=True, clear=request.replace):
+        yield opened
+
+
+def _start(request: RunRequest, reader: TextReader, device, dist: Dist) -> Opened:
+    """A new run, everything checked (the model to start from first) before its folder is made."""
+    base_dir, init = request.checkpoint_dir, request.init_from
+    base = runs.resolve_checkpoint(init, base_dir) if init else None
+    corpus = read_corpus(request.corpus, request.encoding, reader, dist)
+    name = request.name or runs.safe_name(corpus.name, base_dir)  # a name given is checked
+    run = runs.plan_run(base_dir, name, request.replace, init_from=base)
+    opened = start(
+        corpus,
+        run,
+        replace=request.replace,
+        size=request.size,
+        cell=request.cell if base is None else None,
+        model=request.model,
+        train=request.train,
+        init_from=base,
+        device=device,
+        dist=dist,
+    )
+    _check_prime(opened, request.prime)
+    return opened
+
+
+def _locked(run: runs.RunDir, dist: Dist, **kw):
+    """Rank 0 owns the run folder (its lock, its files); other ranks only read it."""
+    return run.session(**kw) if dist.is_main else contextlib.nullcontext()
+
+
+def _check_prime(opened: Opened, prime: str) -> None:
+    """Samples during training must begin with text the model can read: checked before anything
+    is trained."""
+    if unknown := sorted({c for c in prime if c not in opened.trainer.vocab}):
+        raise VocabError(
+            f"--sample-prime has characters the corpus lacks: {''.join(unknown)!r}; leave them out"
+        )
+
+
+def read_corpus(specs, encoding: str, reader: TextReader, dist: Dist = SINGLE) -> EncodedCorpus:
+    """The corpus as memory-mapped ids, encoded once and then read from the cache (under torchrun
+    the first rank of each machine encodes; the others wait, then find it cached)."""
+    stdin = reader.stdin(encoding) if "-" in specs and reader.stdin else None
+    if dist.local_rank != 0:
+        dist.barrier()
+    sources = resolve(list(specs), reader.cache, encoding, stdin, reader.download)
+    if sources.skipped and reader.note:
+        reader.note(_skipped_note(sources))
+    corpus = encode_corpus(sources, reader.cache, reader.progress)
+    if dist.local_rank == 0:
+        dist.barrier()
+    if corpus.rebuilt and reader.note:
+        reader.note(
+            f"Warning: the cached encoding of this corpus was damaged ({corpus.rebuilt}); "
+            "encoded it again."
+        )
+    return corpus
+
+
+def _skipped_note(sources) -> str:
+    """One line for the files of folders left out as not text, as grep and git skip them."""
+    n, names = len(sources.skipped), ", ".join(sources.skipped[:5])
+    more = f" and {n - 5:,} more" if n > 5 else ""
+    return (
+        f"Note: skipped {n:,} file{'s' * (n > 1)} that {'are' if n > 1 else 'is'} not "
+        f"{sources.encoding} text (binary, or another encoding): {names}{more}"
+    )

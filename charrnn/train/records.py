@@ -1,0 +1,47 @@
+"""The metrics records a run writes (metrics.jsonl, and every checkpoint's `metrics`): one for each
+window of training steps, one for each evaluation (runs/folder.py says how they are told apart)."""
+
+from __future__ import annotations
+
+import math
+
+from charrnn.train.evaluate import Validation
+from charrnn.train.state import Position
+
+
+def training(pos: Position, per_epoch: int, chars: int, lr: float) -> dict:
+    """The mean loss of the steps since the previous training record (pos.window_*)."""
+    loss = pos.window_loss / pos.window_steps
+    return {
+        "kind": "train",
+        "step": pos.step,
+        "epoch": round(pos.epoch + pos.batch / per_epoch, 4),
+        "elapsed": round(pos.elapsed, 2),
+        "chars": chars,
+        "steps": pos.window_steps,  # the steps averaged: those after the previous record
+        "train_loss": round(loss, 5),
+        "train_bpc": round(loss / math.log(2), 5),
+        "lr": lr,
+    }
+
+
+def evaluation(
+    pos: Position, per_epoch: int, chars: int, lr: float, train_loss: float, val: Validation, cold
+) -> dict:
+    """An evaluation: `train_loss` the mean since the previous one (NaN: no step), `cold` the
+    cold-start check's report (None: skipped, the split being too short)."""
+    return {
+        "kind": "eval",
+        "step": pos.step,
+        "epoch": round(pos.epoch + pos.batch / per_epoch, 4),
+        "elapsed": round(pos.elapsed, 2),
+        "chars": chars,
+        # null where no step was trained since the last evaluation (NaN is not JSON)
+        "train_loss": round(train_loss, 5) if math.isfinite(train_loss) else None,
+        "val_loss": round(val.loss, 5),
+        "val_bpc": round(val.loss / math.log(2), 5),
+        "val_worst": round(val.worst, 5),  # the worst stream's mean: a runaway shows here
+        "val_runaway_streams": val.runaway_streams,
+        "lr": lr,
+        "cold_start": cold.to_dict() if cold is not None else None,
+    }

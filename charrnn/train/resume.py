@@ -1,0 +1,155 @@
+"""Continuing a run exactly where its checkpoint stopped, on the same text read again.
+
+resume(run, read_corpus, ...)   last.pt read, the same text found and checked, the budget
+                                extended -> Opened (start.RESUMABLE: what may change)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from charrnn import checkpoint
+from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError
+from charrnn.runs import RunDir
+from charrnn.text import data
+from charrnn.text.encoded import EncodedCorpus
+from charrnn.train.config import TrainConfig
+from charrnn.train.distributed import SINGLE, Dist
+from charrnn.train.start import BUDGETS, RESUMABLE, Opened, check_fields
+from charrnn.train.trainer import Trainer
+
+ReadCorpus = Callable[[Sequence[str], str], EncodedCorpus]  # (specs, encoding) -> corpus
+
+
+def resume_run(*args, **kwargs) -> Trainer:
+    """`resume(...)`'s Trainer alone, for a caller that tells nothing of the choices made."""
+    return resume(*args, **kwargs).trainer
+
+
+def resume(
+    run: RunDir | str | os.PathLike,
+    read_corpus: ReadCorpus,
+    *,
+    corpus_specs: Sequence[str] | None = None,
+    train: dict | None = None,
+    device: torch.device | str = "cpu",
+    dist: Dist = SINGLE,
+    checkpoint_file: str | os.PathLike | None = None,
+) -> Opened:
+    """Run `run` continued exactly where last.pt stopped (best.pt where there is no last.pt, or
+    `checkpoint_file`, e.g. its best.pt beside a damaged last.pt), with its own text read again
+    through `read_corpus` (from `corpus_specs` if given: the text moved, or came from stdin).
+
+    `train` may change only the budget (replacing all three limits) and eval_every. A checkpoint
+    that cannot be read is an error that offers the run's other one where that one loads."""
+    train = dict(train or {})
+    run = run if isinstance(run, RunDir) else RunDir(Path(run))
+    check_fields(train, TrainConfig, "train")
+    if fixed := set(train) - set(RESUMABLE):
+        raise ConfigError(f"{', '.join(sorted(fixed))} cannot change when resuming a run")
+    if checkpoint_file is not None:
+        path = Path(checkpoint_file)
+    else:
+        path = run.last if run.last.is_file() else run.best
+    # how to name this resume again, in advice: the file, if one was given
+    again = shlex.quote(str(path) if checkpoint_file is not None else run.ref)
+    try:
+        payload = checkpoint.load(path)
+        model, vocab = checkpoint.restore_model(payload, path)
+    except CheckpointError as e:
+        raise CheckpointError(f"{e}; {_resume_instead(run, path)}") from None
+    saved = payload["corpus"]
+    specs = corpus_specs or _saved_sources(saved["sources"], run, again)
+    corpus = read_corpus(specs, saved.get("encoding", "utf-8"))  # as the run first read it
+    # The model's vocabulary is the text's, or grown from a base model's to hold it (init_from).
+    if corpus.sha256 != saved["sha256"] or not set(corpus.vocab.chars) <= set(vocab.chars):
+        raise CorpusError(
+            f"the corpus differs from the one run {run.name!r} was trained on "
+            f"({len(corpus):,} vs {saved['chars']:,} characters, SHA-256 differs); "
+            "resume with the same text, or start a new run"
+        )
+    state = checkpoint.run_state(payload, model.to(device), vocab)
+    config = _extended(state.config, train)
+    provenance = {**saved, "sources": corpus.sources}  # where it is now, if it moved
+    state = dataclasses.replace(state, config=config, corpus=provenance)
+    # From another file than last.pt: last.pt (damaged, or further on) is replaced by this state
+    # as training starts, so that a rollback, or a resume after a stop, goes back to it.
+    elsewhere = path.absolute() != run.last.absolute()
+    ids = data.reindex(corpus.ids, corpus.vocab, vocab)
+    trainer = _check_budget(Trainer(state, ids, run, dist, save_last_first=elsewhere))
+    given = Path(checkpoint_file) if checkpoint_file is not None and elsewhere else None
+    return Opened(trainer, resumed_from=given, chars=saved["chars"])
+
+
+def _check_budget(trainer: Trainer) -> Trainer:
+    """`trainer`, if its budget (as extended) is not spent yet; else a RunError saying so."""
+    name = trainer.run_dir.name
+    if trainer.budget_spent() == "patience":
+        raise RunError(
+            f"run {name!r} stopped early: no better validation loss in its last "
+            f"{trainer.config.patience} evaluations; to go on, give a larger --patience"
+        )
+    if trainer.budget_spent():
+        raise RunError(
+            f"run {name!r} has already used its budget ({trainer.pos.step:,} steps, "
+            f"{trainer.pos.elapsed:.0f}s); give a larger --steps, --epochs or --time in all"
+        )
+    return trainer
+
+
+def _extended(config: TrainConfig, train: dict) -> TrainConfig:
+    """`config` with the budget given (all three limits replaced), eval_every and patience."""
+    given = {k: train[k] for k in ("eval_every", "patience") if train.get(k)}
+    if any(train.get(k) is not None for k in BUDGETS):
+        given.update({k: train.get(k) for k in BUDGETS})
+    return dataclasses.replace(config, **given)
+
+
+def _resume_instead(run: RunDir, path: Path) -> str:
+    """What to do when `path`, a checkpoint of `run`, cannot be resumed from: go on from the
+    run's other checkpoint where that one loads (named in the folder as the user gave it); never
+    --force, which would throw that one away too."""
+    others = {run.last.absolute(): run.best, run.best.absolute(): run.last}
+    other = others.get(path.absolute())
+    if other is not None and other.is_file():
+        try:
+            payload = checkpoint.load(other)
+            checkpoint.restore_model(payload, other)  # as resuming from it will
+        except CheckpointError:
+            pass
+        else:
+            trainer = payload.get("trainer")
+            step = trainer.get("step") if isinstance(trainer, dict) else None
+            at = f" (step {step:,})" if isinstance(step, int) and not isinstance(step, bool) else ""
+            return (
+                f"run {run.ref!r} can go on from its {other.name}{at} instead: "
+                f"charrnn train --resume {shlex.quote(run.file_ref(other.name))}"
+            )
+    return (
+        f"run {run.ref!r} has no other checkpoint that loads, so it cannot be resumed; "
+        "train a new run under another --name"
+    )
+
+
+def _saved_sources(sources: list[str], run: RunDir, again: str) -> list[str]:
+    """The corpus a run was trained on, to read again; an error saying how to pass it where it
+    cannot be read again (standard input, or files that moved). `again`: how the user named the
+    run (or the file it resumes from), for the advice."""
+    if "-" in sources or not sources:
+        raise CorpusError(
+            f"run {run.name!r} was trained on standard input or a text in memory; pipe the same "
+            f"text again: ... | charrnn train - --resume {again}"
+        )
+    gone = [s for s in sources if os.path.isabs(s) and not os.path.exists(s)]
+    if gone:
+        raise CorpusError(
+            f"run {run.name!r} was trained on {', '.join(gone)}, which is not there any more; "
+            f"if it moved, give its new place: charrnn train NEWPATH --resume {again}"
+        )
+    return sources

@@ -1,0 +1,54 @@
+"""A run's budget and learning-rate schedule: functions of its config, its position and the
+steps in an epoch (`per_epoch`)."""
+
+from __future__ import annotations
+
+import math
+
+from charrnn.runs import is_evaluation
+from charrnn.train.config import TrainConfig
+from charrnn.train.state import Position
+
+
+def total_steps(c: TrainConfig, per_epoch: int) -> int | None:
+    """The steps the budget allows, by the nearer of its step and epoch limits (None: neither)."""
+    limits = [c.max_steps] if c.max_steps is not None else []
+    if c.max_epochs is not None:
+        limits.append(math.ceil(c.max_epochs * per_epoch))
+    return min(limits) if limits else None
+
+
+def progress(c: TrainConfig, pos: Position, per_epoch: int) -> float:
+    """Fraction of the budget used, by whichever limit is nearest."""
+    fractions = []
+    if (total := total_steps(c, per_epoch)) is not None:
+        fractions.append(pos.step / max(total, 1))
+    if c.max_time is not None:
+        fractions.append(pos.elapsed / max(c.max_time, 1e-9))
+    return min(max(fractions, default=0.0), 1.0)
+
+
+def learning_rate(c: TrainConfig, pos: Position, per_epoch: int) -> float:
+    """Linear warm-up, then cosine decay to lr * min_lr_frac at the end of the budget."""
+    warm = min(1.0, (pos.step + 1) / max(c.warmup_steps, 1))
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress(c, pos, per_epoch)))
+    return warm * c.lr * pos.lr_scale * (c.min_lr_frac + (1 - c.min_lr_frac) * cosine)
+
+
+def budget_spent(c: TrainConfig, pos: Position, per_epoch: int) -> str | None:
+    """Which limit is reached ("steps", "epochs", "time", "patience"), or None."""
+    if c.max_steps is not None and pos.step >= c.max_steps:
+        return "steps"
+    if (total := total_steps(c, per_epoch)) is not None and pos.step >= total:
+        return "epochs"
+    if c.max_time is not None and pos.elapsed >= c.max_time:
+        return "time"
+    if c.patience is not None and evals_since_best(pos.metrics) >= c.patience:
+        return "patience"
+    return None
+
+
+def evals_since_best(metrics: list[dict]) -> int:
+    """Evaluations after the one with the best validation loss (0: the last was the best)."""
+    losses = [r["val_loss"] for r in metrics if is_evaluation(r)]
+    return len(losses) - 1 - losses.index(min(losses)) if losses else 0
