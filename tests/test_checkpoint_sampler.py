@@ -9,8 +9,9 @@ import torch
 
 from charrnn import checkpoint
 from charrnn.errors import CheckpointError, ConfigError, VocabError
+from charrnn.model.trained import Model, lead_in
 from charrnn.text.vocab import CharVocab
-from charrnn.use.sampler import SampleConfig, Sampler, lead_in
+from charrnn.use.sampler import SampleConfig, Sampler
 
 
 def load_model(run):
@@ -196,7 +197,7 @@ def test_resume_checks_the_optimizer_and_the_state_too(trained_run, tmp_path, en
 
 def sample(run, length=200, prime="", **cfg):
     model, vocab = load_model(run)
-    s = Sampler(model, vocab, SampleConfig(**cfg))
+    s = Sampler(Model(model, vocab), SampleConfig(**cfg))
     s.prime(prime)
     return "".join(chars[0] for chars in s.generate(length))
 
@@ -218,7 +219,7 @@ def test_greedy_equals_top_k_1_and_a_tiny_nucleus(trained_run):
 def test_generation_carries_state_instead_of_rereading(trained_run):
     """Each generated character equals what one forward pass over prime + text predicts."""
     model, vocab = load_model(trained_run)
-    s = Sampler(model, vocab, SampleConfig(temperature=0))
+    s = Sampler(Model(model, vocab), SampleConfig(temperature=0))
     s.prime("ANNA:\n")
     text = "".join(chars[0] for chars in s.generate(40))
     context = lead_in(vocab) + "ANNA:\n"
@@ -237,7 +238,7 @@ def test_lead_in_is_a_paragraph_break_or_what_the_vocabulary_has():
 def test_a_short_prime_is_continued_as_the_corpus_would(trained_run):
     model, vocab = load_model(trained_run)
     for name in ("ANNA:", "BORIS:", "CLARA:"):
-        s = Sampler(model, vocab, SampleConfig(temperature=0))
+        s = Sampler(Model(model, vocab), SampleConfig(temperature=0))
         s.prime(name)
         assert vocab.chars[int(s.logits[0].argmax())] == "\n"  # a speaker's name ends its line
 
@@ -246,7 +247,7 @@ def test_the_prime_conditions_what_comes_next(trained_run):
     model, vocab = load_model(trained_run)
     odds = {}
     for prime in ("ANNA:", "the dog "):
-        s = Sampler(model, vocab, SampleConfig())
+        s = Sampler(Model(model, vocab), SampleConfig())
         s.prime(prime)
         odds[prime] = torch.softmax(s.logits[0], -1)
     assert vocab.chars[int(odds["ANNA:"].argmax())] == "\n"
@@ -256,7 +257,7 @@ def test_the_prime_conditions_what_comes_next(trained_run):
 
 def test_unseen_prime_characters_are_named(trained_run):
     model, vocab = load_model(trained_run)
-    s = Sampler(model, vocab, SampleConfig())
+    s = Sampler(Model(model, vocab), SampleConfig())
     with pytest.raises(VocabError, match=r"'Z' \(U\+005A\).*'€'"):
         s.prime("Zoo €")
 

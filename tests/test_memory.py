@@ -18,6 +18,7 @@ from torch import nn
 
 from charrnn.errors import ConfigError, CorpusError
 from charrnn.model.network import CharRNN, ModelConfig
+from charrnn.model.trained import Model
 from charrnn.text.corpus import catalog_path, load_catalog
 from charrnn.text.vocab import CharVocab
 from charrnn.use import memory
@@ -66,7 +67,7 @@ class Oracle(nn.Module):
     def init_state(self, batch_size: int):
         return torch.zeros(batch_size, dtype=torch.long), torch.full((batch_size,), 10**6)
 
-    def forward(self, ids, state):
+    def read(self, ids, state):  # its "output" is the logits themselves
         kind, age = state[0].clone(), state[1].clone()
         b, t = ids.shape
         logits = torch.zeros(b, t, len(self.vocab))
@@ -85,6 +86,9 @@ class Oracle(nn.Module):
                         logits[i, j, self.closers[kind[i]]] = math.log(len(self.closers) - 1)
         return logits, (kind, age)
 
+    def logits(self, out):
+        return out
+
 
 class Uniform(nn.Module):
     """Equal odds for every character, always: log2 V bits on each."""
@@ -97,8 +101,11 @@ class Uniform(nn.Module):
     def init_state(self, batch_size: int):
         return torch.zeros(batch_size)
 
-    def forward(self, ids, state):
+    def read(self, ids, state):
         return torch.zeros(*ids.shape, self.v), state
+
+    def logits(self, out):
+        return out
 
 
 # --------------------------------------------------------------------------- the recall corpus
@@ -180,7 +187,7 @@ def test_a_run_trains_on_the_recall_corpus_and_is_measured(env, tmp_path, monkey
     r = env(["train", "recall", *TINY_CLI, "--steps", "5"])
     assert r.exit_code == 0 and r.stdout.strip().endswith("best.pt"), r.stderr
     model, vocab = load_model(Path(r.stdout.strip()))
-    results = recall_loss(model, vocab, recall_text(3_000, seed=99))
+    results = recall_loss(Model(model, vocab), recall_text(3_000, seed=99))
     assert sorted(results) == list(memory.GAPS)
     assert all(g.count > 0 and 0 < g.bits < 20 and g.chance == 3.0 for g in results.values())
 
@@ -193,7 +200,9 @@ HAND_MADE = "(ab=)\n[ba=]\n{aaaaaa=}\n(bbbbbb=)\n"  # gaps 2, 2, 6, 6; kinds 0, 
 @pytest.mark.parametrize(("streams", "chunk"), [(1, 8192), (1, 3), (4, 5), (64, 2)])
 def test_recall_loss_against_hand_computed_values(streams, chunk):
     oracle = Oracle(RECALL_VOCAB, kinds=8, window=4)  # remembers gap 2 (3 back), not gap 6
-    results = recall_loss(oracle, RECALL_VOCAB, HAND_MADE, kinds=8, streams=streams, chunk=chunk)
+    results = recall_loss(
+        Model(oracle, RECALL_VOCAB), HAND_MADE, kinds=8, streams=streams, chunk=chunk
+    )
     assert list(results) == [2, 6]
     near, far = results[2], results[6]
     assert near.count == 2 and near.bits == pytest.approx(1.0) and near.accuracy == 1.0
@@ -206,11 +215,11 @@ def test_recall_loss_against_hand_computed_values(streams, chunk):
 def test_a_perfect_memory_costs_nothing_and_kinds_default_to_the_text():
     oracle = Oracle(RECALL_VOCAB, kinds=3, window=1000)
     oracle.closers = oracle.closers[:3]
-    results = recall_loss(oracle, RECALL_VOCAB, HAND_MADE)  # kinds 0 to 2 seen: K = 3
+    results = recall_loss(Model(oracle, RECALL_VOCAB), HAND_MADE)  # kinds 0 to 2 seen: K = 3
     assert all(g.chance == pytest.approx(math.log2(3)) for g in results.values())
     assert all(g.bits == pytest.approx(1.0) and g.accuracy == 1.0 for g in results.values())
     with pytest.raises(ConfigError, match="3 kinds"):
-        recall_loss(oracle, RECALL_VOCAB, HAND_MADE, kinds=2)
+        recall_loss(Model(oracle, RECALL_VOCAB), HAND_MADE, kinds=2)
 
 
 def test_reading_in_streams_and_chunks_is_reading_each_stream_in_one_pass():
@@ -218,7 +227,7 @@ def test_reading_in_streams_and_chunks_is_reading_each_stream_in_one_pass():
     model = tiny_model(len(RECALL_VOCAB))
     starts = memory._line_starts(text, 3)
     assert len(starts) == 3 and all(text[s - 1] == "\n" for s in starts[1:])
-    got = memory._log_probs_at(model, RECALL_VOCAB, text, range(len(text)), starts, chunk=7)
+    got = memory._log_probs_at(Model(model, RECALL_VOCAB), text, range(len(text)), starts, chunk=7)
     lead = RECALL_VOCAB.encode("\n\n")
     want = []
     for a, b in zip(starts, [*starts[1:], len(text)], strict=True):
@@ -258,7 +267,7 @@ def test_pairs_that_cannot_be_matched_are_refused(pairs):
 def test_closers_are_binned_by_distance_to_their_opener():
     text = "()" + "(xxxx)" + "(xxxxx)" + "[" + "x" * 399 + "]" + '"' + "x" * 400 + '"'
     vocab = CharVocab.from_text(text)  # " ( ) [ ] x
-    out = closer_loss_by_distance(Uniform(len(vocab)), vocab, text, pairs=("()", "[]", '""'))
+    out = closer_loss_by_distance(Model(Uniform(len(vocab)), vocab), text, pairs=("()", "[]", '""'))
     assert list(out) == ["()", "[]", '""']
     labels = ["1-5", "6-10", "11-20", "21-50", "51-100", "101-200", "201-400", "401+"]
     assert all([b.label for b in bins] == labels for bins in out.values())
@@ -274,13 +283,17 @@ def test_closers_are_binned_by_distance_to_their_opener():
             assert b.count == 0 or b.bits == pytest.approx(math.log2(len(vocab)))
     # equal odds: the likeliest character is the first, '"', right for the quote alone
     assert out['""'][-1].accuracy == 1.0 and out["()"][0].accuracy == 0.0
-    capped = closer_loss_by_distance(Uniform(len(vocab)), vocab, text, ("()", '""'), limit=20)
+    capped = closer_loss_by_distance(
+        Model(Uniform(len(vocab)), vocab), text, ("()", '""'), limit=20
+    )
     assert [b.count for b in capped['""']] == [0] * 8 and capped["()"][1].count == 1
 
 
 def test_a_real_model_reads_code_and_prose():
     text = 'def f(x):\n    return g(x[0], {"a": (1, 2)})\n' * 20
     vocab = CharVocab.from_text(text)
-    out = closer_loss_by_distance(tiny_model(len(vocab)), vocab, text, ("()", "[]", "{}", '""'))
+    out = closer_loss_by_distance(
+        Model(tiny_model(len(vocab)), vocab), text, ("()", "[]", "{}", '""')
+    )
     assert sum(b.count for b in out["()"]) == 60 and sum(b.count for b in out['""']) == 20
     assert all(b.bits > 0 for bins in out.values() for b in bins if b.count)

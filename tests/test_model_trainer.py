@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import drain, make_trainer
 
+from charrnn.model.trained import Model
 from charrnn.train.evaluate import evaluate
 from charrnn.train.trainer import DoneEvent, EvalEvent, StepEvent
 
@@ -84,13 +85,13 @@ def test_evaluate_matches_a_single_stream_pass_over_the_split(tmp_path, text):
     with torch.no_grad():
         logits, _ = model(val[:-1].long().unsqueeze(0))
         exact = torch.nn.functional.cross_entropy(logits[0], val[1:].long()).item()
-    result = evaluate(model, one_stream)
+    result = evaluate(Model(model, trainer.vocab), one_stream, cold=False)
     assert result.loss == pytest.approx(exact, rel=1e-5)
     assert result.worst == pytest.approx(exact, rel=1e-5)  # one stream: the mean is the worst
     assert torch.allclose(result.nats[: len(val) - 1].mean().double(), torch.tensor(exact).double())
     assert torch.equal(result.context, torch.arange(len(val) - 1, dtype=torch.int32))
     # with B streams each starting from a blank state the figure is close, not identical
-    split = evaluate(model, trainer.val_batches)
+    split = evaluate(Model(model, trainer.vocab), trainer.val_batches, cold=False)
     assert split.loss == pytest.approx(exact, rel=0.05)
     assert split.worst >= split.loss and not split.nats.isnan().any()
 
@@ -111,7 +112,7 @@ def test_a_corpus_of_more_than_256_characters_trains_and_samples(tmp_path):
     assert trainer.train_batches.ids.dtype == torch.int16
     events = drain(trainer)
     assert events[-1].reason == "steps" and math.isfinite(trainer.pos.best_val)
-    s = Sampler(trainer.model, trainer.vocab, SampleConfig(seed=1))
+    s = Sampler(Model(trainer.model, trainer.vocab), SampleConfig(seed=1))
     s.prime("一丁")
     out = "".join(chars[0] for chars in s.generate(30))
     assert len(out) == 30 and set(out) <= set(trainer.vocab.chars)

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from charrnn import checkpoint
 from charrnn.cli import cli
-from charrnn.use.sampler import MAX_SEED, SampleConfig, Sampler, lead_in, sampling_threads
+from charrnn.model.trained import Model, lead_in
+from charrnn.use.sampler import MAX_SEED, SampleConfig, Sampler, sampling_threads
 
 PROPERTY = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -322,7 +323,7 @@ def test_choose_at_a_tiny_temperature_is_the_argmax_whatever_the_logits(model_vo
     model, vocab = model_vocab
     logits = torch.randn(4, len(vocab)) * 1e3
     for t in (1e-39, 5e-324, 1e-300):
-        s = Sampler(model, vocab, SampleConfig(temperature=t, seed=0, num_samples=4))
+        s = Sampler(Model(model, vocab), SampleConfig(temperature=t, seed=0, num_samples=4))
         assert torch.equal(s.choose(logits), logits.argmax(-1))
 
 
@@ -333,7 +334,7 @@ def test_sampling_runs_on_one_thread_for_small_steps_and_restores_the_setting(mo
     model, vocab = model_vocab
     assert all(sampling_threads(model, n) == 1 for n in (1, 2, 16, 4096))  # a tiny model
     before = torch.get_num_threads()
-    s = Sampler(model, vocab, SampleConfig(seed=0, num_samples=8))
+    s = Sampler(Model(model, vocab), SampleConfig(seed=0, num_samples=8))
     seen = []
     for _ in s.generate(3):
         seen.append(torch.get_num_threads())

@@ -19,6 +19,7 @@ from charrnn import checkpoint as ckpt
 from charrnn.cli import cli
 from charrnn.cli.score import _lines
 from charrnn.model.network import CharRNN
+from charrnn.model.trained import Model
 from charrnn.use.sampler import SampleConfig, Sampler
 from charrnn.use.scoring import CHUNK, score_lines, score_text
 
@@ -143,8 +144,8 @@ def test_summary_counts_in_the_singular_and_plural(score):
 @settings(max_examples=20, deadline=None)
 def test_a_batch_scores_each_line_as_if_alone(model_vocab, lines, batch, chunk):
     model, vocab = model_vocab
-    together = score_lines(model, vocab, lines, batch=batch, chunk=chunk)
-    alone = [score_text(model, vocab, line) / len(line) for line in lines]
+    together = score_lines(Model(model, vocab), lines, batch=batch, chunk=chunk)
+    alone = [score_text(Model(model, vocab), line) / len(line) for line in lines]
     assert together == pytest.approx(alone, rel=1e-4, abs=1e-5)
 
 
@@ -152,7 +153,7 @@ def test_a_batch_scores_each_line_as_if_alone(model_vocab, lines, batch, chunk):
 @settings(max_examples=20, deadline=None)
 def test_priming_in_chunks_reaches_the_same_state(model_vocab, prime, chunk):
     model, vocab = model_vocab
-    whole, parts = (Sampler(model, vocab, SampleConfig(seed=1)) for _ in range(2))
+    whole, parts = (Sampler(Model(model, vocab), SampleConfig(seed=1)) for _ in range(2))
     whole.prime(prime, chunk=10**6)
     parts.prime(prime, chunk=chunk)
     for a, b in zip(
@@ -178,12 +179,12 @@ def passes(monkeypatch):
 def test_no_pass_reads_more_than_a_chunk(model_vocab, passes):
     """Lines and primes of any length go to the LSTM in bounded pieces (oneDNN refuses one
     sequence of a few hundred thousand characters), and a batch's padding too."""
-    model, vocab = model_vocab
+    model = Model(*model_vocab)
     lines = ["the cat sat. " * n for n in (1, 3, 50, 200)]
-    scores = score_lines(model, vocab, lines, chunk=64)
+    scores = score_lines(model, lines, chunk=64)
     assert max(passes) <= 64 and all(s > 0 for s in scores)
     passes.clear()
-    Sampler(model, vocab, SampleConfig()).prime("the cat sat. " * 631)  # CHUNK + 11 characters
+    Sampler(model, SampleConfig()).prime("the cat sat. " * 631)  # CHUNK + 11 characters
     assert max(passes) <= CHUNK and len(passes) > 1
 
 

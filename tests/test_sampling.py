@@ -15,8 +15,9 @@ from conftest import DEADLINE
 from charrnn import checkpoint
 from charrnn.cli import cli
 from charrnn.errors import VocabError
+from charrnn.model.trained import Model, lead_in, lead_in_for
 from charrnn.text.vocab import CharVocab, apply_unknown
-from charrnn.use.sampler import SampleConfig, Sampler, StopCutter, lead_in, lead_in_for
+from charrnn.use.sampler import SampleConfig, Sampler, StopCutter
 from charrnn.use.scoring import score_lines, score_text
 
 
@@ -26,7 +27,7 @@ def model_vocab(trained_run):
 
 
 def texts(model, vocab, length=300, prime="ANNA:", **cfg):
-    s = Sampler(model, vocab, SampleConfig(**cfg))
+    s = Sampler(Model(model, vocab), SampleConfig(**cfg))
     s.prime(prime)
     rows = ["" for _ in range(s.config.num_samples)]
     for chars in s.generate(length):
@@ -44,7 +45,7 @@ def test_a_batch_of_n_is_n_single_runs_with_seeds_seed_plus_i(model_vocab):
 
 def test_temperature_schedule_is_cycled_per_character(model_vocab):
     model, vocab = model_vocab
-    s = Sampler(model, vocab, SampleConfig(temperature=(0.0, 5.0), seed=3))
+    s = Sampler(Model(model, vocab), SampleConfig(temperature=(0.0, 5.0), seed=3))
     s.prime("ANNA:")
     logits = torch.randn(1, len(vocab))
     assert [int(s.choose(logits, t)) for t in (0, 2, 4)] == [int(logits.argmax())] * 3
@@ -61,7 +62,7 @@ def test_the_draws_follow_softmax_of_the_logits_over_the_temperature(model_vocab
     # frequency within 0.015 of it (4 standard deviations at p = 0.5).
     model, vocab = model_vocab
     logits = torch.randn(1, len(vocab), generator=torch.Generator().manual_seed(0)) * 2
-    s = Sampler(model, vocab, SampleConfig(temperature=temperature, seed=9))
+    s = Sampler(Model(model, vocab), SampleConfig(temperature=temperature, seed=9))
     draws = torch.cat([s.choose(logits) for _ in range(20_000)])
     seen = torch.bincount(draws, minlength=len(vocab)) / len(draws)
     assert (seen - torch.softmax(logits[0] / temperature, -1)).abs().max() < 0.015
@@ -74,21 +75,21 @@ def test_top_k_and_top_p_never_pick_outside_their_set(model_vocab):
         ({"top_k": 2}, {len(vocab) - 1, len(vocab) - 2}),
         ({"top_p": 1e-9}, {len(vocab) - 1}),
     ):
-        s = Sampler(model, vocab, SampleConfig(temperature=3.0, seed=0, **cfg))
+        s = Sampler(Model(model, vocab), SampleConfig(temperature=3.0, seed=0, **cfg))
         assert {int(s.choose(logits)) for _ in range(300)} == allowed
     # A p that is 0 in float32 still keeps the likeliest, here the first id (a mask that dropped
     # everything fell through to the last).
-    s = Sampler(model, vocab, SampleConfig(temperature=3.0, seed=0, top_p=1e-300))
+    s = Sampler(Model(model, vocab), SampleConfig(temperature=3.0, seed=0, top_p=1e-300))
     assert {int(s.choose(logits.flip(-1))) for _ in range(50)} == {0}
     # ... and so do top-k 1 and a tiny p at a temperature that flattens every logit to a tie.
     for cfg in ({"top_k": 1}, {"top_p": 1e-300}):
-        s = Sampler(model, vocab, SampleConfig(temperature=1e39, seed=0, **cfg))
+        s = Sampler(Model(model, vocab), SampleConfig(temperature=1e39, seed=0, **cfg))
         assert {int(s.choose(logits.flip(-1))) for _ in range(50)} == {0}
 
 
 def test_mean_logprob_is_what_the_model_gives_the_text(model_vocab):
     model, vocab = model_vocab
-    s = Sampler(model, vocab, SampleConfig(temperature=1.0, seed=5))
+    s = Sampler(Model(model, vocab), SampleConfig(temperature=1.0, seed=5))
     s.prime("ANNA:")
     text = "".join(chars[0] for chars in s.generate(50))
     context = lead_in(vocab) + "ANNA:"
@@ -127,12 +128,14 @@ def test_scores_are_the_models_own_cross_entropy(model_vocab):
     expected = torch.nn.functional.cross_entropy(
         logits[0, len(context) - 1 : -1], torch.tensor(vocab.encode(text)), reduction="sum"
     )
-    assert score_text(model, vocab, text, chunk=7) == pytest.approx(expected.item(), rel=1e-5)
+    assert score_text(Model(model, vocab), text, chunk=7) == pytest.approx(
+        expected.item(), rel=1e-5
+    )
     lines = text.splitlines(keepends=True)
-    per_line = score_lines(model, vocab, lines, batch=2)
+    per_line = score_lines(Model(model, vocab), lines, batch=2)
     for line, nats in zip(lines, per_line, strict=True):  # each line as if alone
-        assert nats == pytest.approx(score_text(model, vocab, line) / len(line), rel=1e-4)
-    assert score_lines(model, vocab, lines[::-1]) == pytest.approx(per_line[::-1], rel=1e-5)
+        assert nats == pytest.approx(score_text(Model(model, vocab), line) / len(line), rel=1e-4)
+    assert score_lines(Model(model, vocab), lines[::-1]) == pytest.approx(per_line[::-1], rel=1e-5)
 
 
 # --------------------------------------------------------------------------- the command

@@ -472,8 +472,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
                 )
                 if every and event.step % every == 0 and not quiet:
                     text = sample_text(
-                        trainer.model,
-                        trainer.vocab,
+                        trainer.trained,
                         prime,
                         opts["sample_length"],
                         opts["sample_temp"],

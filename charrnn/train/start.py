@@ -26,6 +26,7 @@ from charrnn import checkpoint
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError
 from charrnn.model.network import CELLS, CharRNN, ModelConfig, grown_weights
 from charrnn.model.presets import FINE_TUNE, PRESETS, Choice, Preset, choose, for_cell
+from charrnn.model.trained import lead_in_for
 from charrnn.runs import RunDir, check_not_replacing
 from charrnn.text import data
 from charrnn.text.encoded import EncodedCorpus
@@ -33,7 +34,6 @@ from charrnn.text.vocab import lookalike
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.speed import training_speed
 from charrnn.train.trainer import MIN_EVALS_PER_EPOCH, TrainConfig, Trainer
-from charrnn.use.sampler import lead_in_for
 
 DEFAULT_TIME = 600.0  # seconds of training when no steps, epochs or time budget is given
 BUDGETS = ("max_steps", "max_epochs", "max_time")

@@ -30,13 +30,13 @@ from charrnn.model.network import (
     state_from_list,
     state_to_list,
 )
+from charrnn.model.trained import Model
 from charrnn.runs import is_evaluation
 from charrnn.text.data import StreamBatcher, check_fits, check_vocab
 from charrnn.threads import ThreadTuner, timed, tuned_threads
 from charrnn.train import coldstart
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.evaluate import evaluate
-from charrnn.use.sampler import lead_in
 
 # Characters trained between evaluations by default: an evaluation costs ~10% of that much
 # training, where every 250 steps of 32x32 (the old default) spent a sixth of a short budget.
@@ -167,7 +167,7 @@ class Trainer:
         self.device = model.device
         self.train_batches = StreamBatcher(train_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.val_batches = StreamBatcher(val_ids, c.batch_size, c.seq_len, d.rank, d.world)
-        self.lead_in = torch.tensor(vocab.encode(lead_in(vocab, model)))  # where sampling starts
+        self.trained = Model(model, vocab)  # the model whole, as evaluation and samples read it
         self.net = _data_parallel(model, d)  # what the training step calls
         self.optimizer = _adamw(model, c)
         self.pos = Position()
@@ -480,13 +480,13 @@ class Trainer:
 
     def _evaluate_and_save(self, train_loss: float) -> EvalEvent | None:
         """Evaluate, then write last.pt (and best.pt if better); None if a stop cut it short."""
-        result = evaluate(self.model, self.val_batches, self.lead_in, self._stopping, self.dist)
+        result = evaluate(self.trained, self.val_batches, self._stopping, self.dist)
         if result is None:
             return None
         val = result.loss
         ids, starts = self.val_batches.ids, self.config.cold_start_checks
         cold = coldstart.check(
-            self.model, self.vocab, ids, result, starts, dist=self.dist, should_stop=self._stopping
+            self.trained, ids, result, starts, dist=self.dist, should_stop=self._stopping
         )
         if self._stop:  # asked to stop during the check: the evaluation as a whole is cut short
             return None
