@@ -11,6 +11,7 @@ text: the first characters then read like the start of a paragraph, not like the
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,6 +91,17 @@ class Model:
     def to(self, device: torch.device | str) -> Model:
         self.net.to(device)
         return self
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[Model]:
+        """The network in eval mode (no dropout) for the block, then in the mode it was in: a
+        reader in the middle of training leaves it training."""
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            yield self
+        finally:
+            self.net.train(was_training)
 
     def with_lead_in(self, ids: torch.Tensor) -> torch.Tensor:
         """Each row of ids (B, T) after the lead-in (B, P + T): what a cold start reads, for rows

@@ -87,18 +87,16 @@ def check(
     device = model.device
     sums = [0.0] * 6
     if n:
-        net = model.net
-        was_training = net.training
-        net.eval()
         at = mine.tolist()
         cold = torch.stack([ids[p : p + skip + span].long() for p in at])  # (n, skip + span)
         targets = torch.stack([ids[p + skip + 1 : p + skip + span + 1].long() for p in at])
         loss_warm = torch.stack([warm.nats[p + skip : p + skip + span].mean() for p in at])
-        loss_zero = _span_loss(net, cold, targets, device, should_stop)  # (n,)
-        loss_lead = None
-        if loss_zero is not None:
-            loss_lead = _span_loss(net, model.with_lead_in(cold), targets, device, should_stop)
-        net.train(was_training)
+        with model.evaluating():
+            loss_zero = _span_loss(model.net, cold, targets, device, should_stop)  # (n,)
+            loss_lead = None
+            if loss_zero is not None:
+                lead_cold = model.with_lead_in(cold)
+                loss_lead = _span_loss(model.net, lead_cold, targets, device, should_stop)
         if loss_lead is None:  # asked to stop (every rank is asked alike: see Trainer._agree)
             return None
         sums = [

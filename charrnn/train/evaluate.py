@@ -43,34 +43,13 @@ def evaluate(
     Each stream begins where `sample` and `score` begin, from the model's cold start (`cold`
     False: a zero state alone), so the figure is what a user of the model will get.
     Distributed, each rank evaluates its own streams and the sums are added up."""
-    net, device, b = model.net, model.device, batches.batch_size
-    was_training = net.training
-    net.eval()
-    state = model.start(b).state if cold else net.init_state(b)
-    length = batches.stream_len
-    per_target = torch.full((len(batches.ids) - 1,), math.nan)  # (N - 1,)
-    context = torch.full((len(batches.ids) - 1,), -1, dtype=torch.int32)
+    with model.evaluating():
+        read = _read_split(model, batches, should_stop, cold)
+    if read is None:
+        return None
+    per_target, context = read
+    device, b, length = model.device, batches.batch_size, batches.stream_len
     first = batches.first_stream * length  # where this rank's first stream starts in the split
-    streams = torch.arange(b)[:, None] * length  # (B, 1)
-    done = 0  # columns of the (B, L) block read so far
-    for x, y, tail in batches.eval_chunks():
-        if should_stop is not None and should_stop():
-            net.train(was_training)
-            return None
-        if tail:  # the leftover row continues the last stream
-            state = select_streams(state, slice(-1, None))
-        out, state = net.read(x.to(device), state)  # (B, t, H)
-        nats = net.nats(out, y.to(device)).cpu()  # (B, t): the logits a piece at a time
-        t = y.shape[1]
-        if tail:  # targets n+1 .. N-1, after stream B-1's L characters
-            at = torch.arange(batches.n, batches.n + t)
-            read = torch.arange(length, length + t, dtype=torch.int32)
-        else:  # target j of stream s, column k: ids[first + s*L + k + 1]
-            at = (first + streams + torch.arange(done, done + t)).flatten()
-            read = torch.arange(done, done + t, dtype=torch.int32).repeat(b)
-            done += t
-        per_target[at], context[at] = nats.flatten().float(), read
-    net.train(was_training)
     mine = context >= 0  # (a NaN loss stays in the sums: it must show, not vanish)
     total, count = dist.all_sum([float(per_target[mine].double().sum()), float(mine.sum())], device)
     bounds = [first + s * length for s in range(b + 1)]  # stream s: targets bounds[s]..bounds[s+1]
@@ -85,3 +64,32 @@ def evaluate(
             context[i:j] = -1
     runaways = int((every > every.median() + coldstart.RUNAWAY_NATS).sum())
     return Validation(total / count, float(every.max()), runaways, per_target, context)
+
+
+def _read_split(model: Model, batches: StreamBatcher, should_stop, cold: bool):
+    """(per_target, context) as in Validation, this rank's streams read side by side; None if
+    `should_stop()` turns true on the way."""
+    net, device, b, length = model.net, model.device, batches.batch_size, batches.stream_len
+    state = model.start(b).state if cold else net.init_state(b)
+    per_target = torch.full((len(batches.ids) - 1,), math.nan)  # (N - 1,)
+    context = torch.full((len(batches.ids) - 1,), -1, dtype=torch.int32)
+    first = batches.first_stream * length  # where this rank's first stream starts in the split
+    streams = torch.arange(b)[:, None] * length  # (B, 1)
+    done = 0  # columns of the (B, L) block read so far
+    for x, y, tail in batches.eval_chunks():
+        if should_stop is not None and should_stop():
+            return None
+        if tail:  # the leftover row continues the last stream
+            state = select_streams(state, slice(-1, None))
+        out, state = net.read(x.to(device), state)  # (B, t, H)
+        nats = net.nats(out, y.to(device)).cpu()  # (B, t): the logits a piece at a time
+        t = y.shape[1]
+        if tail:  # targets n+1 .. N-1, after stream B-1's L characters
+            at = torch.arange(batches.n, batches.n + t)
+            read = torch.arange(length, length + t, dtype=torch.int32)
+        else:  # target j of stream s, column k: ids[first + s*L + k + 1]
+            at = (first + streams + torch.arange(done, done + t)).flatten()
+            read = torch.arange(done, done + t, dtype=torch.int32).repeat(b)
+            done += t
+        per_target[at], context[at] = nats.flatten().float(), read
+    return per_target, context

@@ -346,19 +346,14 @@ def _log_probs_at(
     order = sorted(range(len(targets)), key=col.__getitem__)
     cols = [col[i] for i in order]
     out = torch.empty(len(targets), len(model.vocab))
-    was_training = model.net.training
-    model.net.eval()
-    try:
-        with torch.inference_mode():
-            for t, h, _ in model.read(ids, chunk=chunk):  # h (B, w, H)
-                a, b = bisect.bisect_left(cols, t), bisect.bisect_left(cols, t + h.shape[1])
-                if a == b:
-                    continue
-                logits = model.net.logits(h)  # (B, w, V)
-                which = order[a:b]
-                r = torch.tensor([stream[i] for i in which], device=device)
-                c = torch.tensor([col[i] - t for i in which], device=device)
-                out[which] = F.log_softmax(logits[r, c].float(), -1).cpu()  # (n, V)
-    finally:
-        model.net.train(was_training)
+    with model.evaluating(), torch.inference_mode():
+        for t, h, _ in model.read(ids, chunk=chunk):  # h (B, w, H)
+            a, b = bisect.bisect_left(cols, t), bisect.bisect_left(cols, t + h.shape[1])
+            if a == b:
+                continue
+            logits = model.net.logits(h)  # (B, w, V)
+            which = order[a:b]
+            r = torch.tensor([stream[i] for i in which], device=device)
+            c = torch.tensor([col[i] - t for i in which], device=device)
+            out[which] = F.log_softmax(logits[r, c].float(), -1).cpu()  # (n, V)
     return out

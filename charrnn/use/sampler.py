@@ -170,14 +170,11 @@ def sample_text(
     """A short sample, to watch a model learn during training: it draws from its own Generator
     only (the run's random state is untouched, so a run sampled along the way ends with the same
     weights) and leaves the model in the mode it found it in."""
-    was_training = model.net.training
-    try:
+    with model.evaluating():
         config = SampleConfig(temperature=temperature, seed=seed)
         sampler = Sampler(model, config, track_logprob=False)
         sampler.prime(prime)
         return "".join(chars[0] for chars in sampler.generate(length))
-    finally:
-        model.net.train(was_training)
 
 
 class StopCutter:
