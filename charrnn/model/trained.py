@@ -115,7 +115,8 @@ class Model:
         stream alike: read once, then copied), `chunk` characters per pass."""
         ids = self.with_lead_in(torch.tensor([self.vocab.encode(prime)], dtype=torch.long))
         _, out, state = deque(self.read(ids, chunk=chunk), maxlen=1)[0]  # the last pass (1, w, H)
-        logits = self.net.logits(out)[:, -1]  # (1, V): over the last pass, as a forward pass
+        # (1, V): the head over the whole last pass, the product a forward pass makes (same floats)
+        logits = self.net.logits(out)[:, -1]
         h = out[:, -1:].expand(n, -1, -1)  # (n, 1, H)
         return Start(logits.expand(n, -1).contiguous(), h, expand_state(state, n))
 
