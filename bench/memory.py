@@ -94,7 +94,7 @@ def train_recall(job: RecallJob) -> dict:
     return {
         **dataclasses.asdict(job),
         "hidden": model.config.hidden_size,
-        "params": model.num_params(),
+        "params": model.net.num_params(),
         "steps": steps,
         "seconds": seconds,
         "chars_per_s": steps * job.batch_size * job.seq_len / seconds,
@@ -159,7 +159,7 @@ def closers(path: Path, limit: int, text_file: Path | None = None) -> dict:
                 total[1] += b.count * b.bits
     return {
         "cell": model.config.cell,
-        "params": model.num_params(),
+        "params": model.net.num_params(),
         "val_bpc": min(r["val_bpc"] for r in payload["metrics"] if "val_bpc" in r),
         "closers": {k: (n, s / n if n else math.nan) for k, (n, s) in bins.items()},
     }

@@ -68,14 +68,14 @@ def test_a_rollback_before_the_first_evaluation_goes_back_to_step_0(tmp_path, te
 
 def test_a_stop_during_evaluation_cuts_it_short_and_saves_last(tmp_path, text):
     trainer = make_trainer(text, tmp_path / "r", max_steps=40, eval_every=10)
-    real_forward = trainer.model.forward
+    real_read = trainer.model.read  # what every pass of the recurrent part goes through
 
-    def forward(*args, **kwargs):
+    def read(*args, **kwargs):
         if not trainer.model.training:  # evaluating
             trainer.request_stop()
-        return real_forward(*args, **kwargs)
+        return real_read(*args, **kwargs)
 
-    trainer.model.forward = forward
+    trainer.model.read = read
     events = drain(trainer)
     assert not [e for e in events if isinstance(e, EvalEvent)]
     assert events[-1].reason == "stopped" and events[-1].step == 10
