@@ -25,6 +25,7 @@ from report import header
 
 from charrnn.model.config import ModelConfig
 from charrnn.model.network import CharRNN
+from charrnn.model.trained import Model
 from charrnn.text.data import StreamBatcher
 from charrnn.text.vocab import CharVocab
 from charrnn.train import coldstart
@@ -58,16 +59,16 @@ def measure(vocab_size: int, chars: int) -> dict:
     model = CharRNN(config).eval()
     ids = torch.randint(0, vocab_size, (chars,))
     batches = StreamBatcher(ids, 32, 32)
-    lead = torch.tensor(vocab.encode("\n\n"))
+    trained = Model(model, vocab)  # its lead-in: "\n\n"
     result = None
 
     def validate():
         nonlocal result
-        result = evaluate(model, batches, lead)
+        result = evaluate(trained, batches)
 
     validation = timed(validate)
-    check = timed(lambda: coldstart.check(model, vocab, ids, result))
-    report = coldstart.check(model, vocab, ids, result)
+    check = timed(lambda: coldstart.check(trained, ids, result))
+    report = coldstart.check(trained, ids, result)
     scored = 2 * report.starts * report.span  # both reads score `span` positions per start
     return {
         "vocab": vocab_size,

@@ -89,12 +89,12 @@ def train_recall(job: RecallJob) -> dict:
         evals = [e.record for e in trainer.run() if isinstance(e, EvalEvent)]
         seconds = time.perf_counter() - start
         best = trainer.run_dir.best
-        model, vocab = checkpoint.restore_model(checkpoint.load(best), best)
-    results = memory.recall_loss(model, vocab, fresh, kinds=job.kinds)
+        model = checkpoint.load_model(best, verify=True)
+    results = memory.recall_loss(model, fresh, kinds=job.kinds)
     return {
         **dataclasses.asdict(job),
         "hidden": model.config.hidden_size,
-        "params": model.num_params(),
+        "params": model.net.num_params(),
         "steps": steps,
         "seconds": seconds,
         "chars_per_s": steps * job.batch_size * job.seq_len / seconds,
@@ -141,7 +141,7 @@ def closers(path: Path, limit: int, text_file: Path | None = None) -> dict:
     """The closer table of a checkpoint, over the start of its validation split: of its own
     corpus, or of `text_file` (the same text, moved: e.g. a run trained on another machine)."""
     payload = checkpoint.load(path)
-    model, vocab = checkpoint.restore_model(payload, path)
+    model = checkpoint.restore(payload, path)
     from charrnn.text.resolve import resolve
 
     specs = [str(text_file)] if text_file else payload["corpus"]["sources"]
@@ -149,7 +149,7 @@ def closers(path: Path, limit: int, text_file: Path | None = None) -> dict:
     text = "".join(resolve(specs, cache).text_chunks())
     n_train = int(len(text) * (1.0 - payload["train_config"]["val_frac"]))  # as data.split cuts
     held_out = text[n_train:][:limit]
-    table = memory.closer_loss_by_distance(model, vocab, held_out, limit=limit)
+    table = memory.closer_loss_by_distance(model, held_out, limit=limit)
     bins = {}  # all closers together, per distance bin
     for found in table.values():
         for b in found:
@@ -159,7 +159,7 @@ def closers(path: Path, limit: int, text_file: Path | None = None) -> dict:
                 total[1] += b.count * b.bits
     return {
         "cell": model.config.cell,
-        "params": model.num_params(),
+        "params": model.net.num_params(),
         "val_bpc": min(r["val_bpc"] for r in payload["metrics"] if "val_bpc" in r),
         "closers": {k: (n, s / n if n else math.nan) for k, (n, s) in bins.items()},
     }

@@ -31,6 +31,7 @@ from report import header
 from charrnn import checkpoint
 from charrnn.model.network import CharRNN
 from charrnn.model.presets import PRESETS
+from charrnn.model.trained import Model
 from charrnn.runs import RunDir
 from charrnn.text.encoded import encode_text
 from charrnn.train.start import start_run
@@ -51,15 +52,15 @@ def make_checkpoint(folder: Path, size: str, shape: dict) -> Path:
     return folder / "best.pt"
 
 
-def load(path: Path) -> tuple[CharRNN, object]:
-    """(model, vocab) from a checkpoint."""
-    return checkpoint.restore_model(checkpoint.load(path), path)
+def load(path: Path) -> Model:
+    """The model of a checkpoint."""
+    return checkpoint.load_model(path, verify=True)
 
 
-def sampling_speed(model: CharRNN, vocab, n: int, chars: int) -> float:
+def sampling_speed(model: Model, n: int, chars: int) -> float:
     """Characters per second in total of `n` streams, one run."""
     config = SampleConfig(temperature=0.8, seed=1, num_samples=n)
-    s = Sampler(model, vocab, config, track_logprob=False)  # as `charrnn sample` without --json
+    s = Sampler(model, config, track_logprob=False)  # as `charrnn sample` without --json
     s.prime("The ")
     for _ in s.generate(200):  # warm up
         pass
@@ -117,20 +118,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, (size, shape) in MODELS.items():
             path = make_checkpoint(Path(tmp) / name.replace(" ", "-"), size, shape)
-            model, vocab = load(path)
+            model = load(path)
             # The limit and one stream are measured in turn, three times, and the share is the
             # median of the three: a drift in the machine's speed between them would skew it.
             runs = [
-                (matvec_limit(model, 1), sampling_speed(model, vocab, 1, args.chars))
-                for _ in range(3)
+                (matvec_limit(model.net, 1), sampling_speed(model, 1, args.chars)) for _ in range(3)
             ]
             limit_1, one = (statistics.median(x) for x in zip(*runs, strict=True))
             share = statistics.median(speed / limit for limit, speed in runs)
-            limit_all = matvec_limit(model, cores)
+            limit_all = matvec_limit(model.net, cores)
             sixteen = statistics.median(
-                sampling_speed(model, vocab, 16, args.chars // 3) for _ in range(3)
+                sampling_speed(model, 16, args.chars // 3) for _ in range(3)
             )
-            mb = sum(p.numel() for p in model.parameters()) * 4 / 1e6
+            mb = sum(p.numel() for p in model.net.parameters()) * 4 / 1e6
             rows.append((name, mb, limit_1, limit_all, one, share, sixteen))
         path = Path(tmp) / "medium-1x768" / "best.pt"
         cold = wall([*charrnn, "sample", "-c", str(path), "-l", "1"], repeat=5)

@@ -120,7 +120,7 @@ def measure(name: str, p: Preset, cell: str, steps: int, peak: float) -> dict:
         tr = make_trainer(p, cell, Path(tmp))
         step = time_steps(tr.train_step, steps)
         start = time.perf_counter()
-        evaluate(tr.model, tr.val_batches)
+        evaluate(tr.trained, tr.val_batches, cold=False)
         eval_rate = (len(tr.val_batches.ids) - 1) / (time.perf_counter() - start)
         parts = breakdown(tr)  # last: its optimizer steps on piled-up gradients spoil the weights
     chars = b * t / step

@@ -45,6 +45,7 @@ from charrnn.errors import CharRNNError, CheckpointError
 from charrnn.fsutil import atomic_write, cannot_write
 from charrnn.model.config import ModelConfig, parameter_shapes
 from charrnn.model.network import CharRNN
+from charrnn.model.trained import Model
 from charrnn.text.vocab import CharVocab
 from charrnn.train.config import TrainConfig
 from charrnn.train.state import Generators, Position, RunState
@@ -219,8 +220,19 @@ def _renamed(key):
     return "rnn." + key.removeprefix("lstm.") if str(key).startswith("lstm.") else key
 
 
-def restore_model(payload: dict[str, Any], path: Path) -> tuple[CharRNN, CharVocab]:
-    """The model (in eval mode, on the CPU) and vocabulary of a loaded checkpoint, cross-checked."""
+def load_model(
+    path: Path,
+    device: torch.device | str | None = None,
+    verify: bool | Collection[str] = MODEL_PARTS,
+) -> Model:
+    """The trained model of the checkpoint at `path`, whole (in eval mode, on `device`, else the
+    CPU): what `sample`, `score` and `inspect` read text with."""
+    model = restore(load(path, verify=verify), path)
+    return model.to(device) if device is not None else model
+
+
+def restore(payload: dict[str, Any], path: Path) -> Model:
+    """The trained model of a loaded checkpoint (in eval mode, on the CPU), cross-checked."""
     try:
         vocab = CharVocab.from_list(payload["vocab"])
         config = ModelConfig.from_dict(payload["model_config"])
@@ -232,9 +244,17 @@ def restore_model(payload: dict[str, Any], path: Path) -> tuple[CharRNN, CharVoc
             f"its vocabulary has {len(vocab)}"
         )
     _check_shapes(config, payload["model"], path)  # before allocating what the config claims
-    model = CharRNN(config)
-    model.load_state_dict(payload["model"])
-    return model.eval(), vocab
+    net = CharRNN(config)
+    net.load_state_dict(payload["model"])
+    counts = (payload.get("corpus") or {}).get("char_counts")  # None in older checkpoints
+    return Model(net.eval(), vocab, counts)
+
+
+def restore_model(payload: dict[str, Any], path: Path) -> tuple[CharRNN, CharVocab]:
+    """The network and vocabulary alone of a loaded checkpoint (see `restore`), for a run that
+    trains them on."""
+    model = restore(payload, path)
+    return model.net, model.vocab
 
 
 def _check_shapes(config: ModelConfig, weights: Any, path: Path) -> None:

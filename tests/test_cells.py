@@ -23,6 +23,7 @@ from charrnn.model.network import (
     state_to_list,
 )
 from charrnn.model.presets import PRESETS, for_cell
+from charrnn.model.trained import Model
 from charrnn.train.trainer import DoneEvent, StepEvent
 from charrnn.use.sampler import SampleConfig, Sampler
 from charrnn.use.scoring import score_text
@@ -166,7 +167,7 @@ def test_sampling_through_the_readable_step_writes_what_the_fused_kernel_writes(
     vocab = CharVocab.from_text("".join(chr(65 + i) for i in range(39)) + "\n")
 
     def write(reference: bool) -> list[str]:
-        s = Sampler(model, vocab, SampleConfig(seed=11, num_samples=3, **cfg))
+        s = Sampler(Model(model, vocab), SampleConfig(seed=11, num_samples=3, **cfg))
         if reference:
             s.stepper = FusedStepper(model)
         s.prime("ABC")
@@ -214,12 +215,12 @@ def test_each_cell_learns_resumes_exactly_samples_and_scores(tmp_path, text, cel
     assert model.config.cell == cell
 
     def sample(seed):
-        s = Sampler(model, vocab, SampleConfig(temperature=0.8, seed=seed, num_samples=2))
+        s = Sampler(Model(model, vocab), SampleConfig(temperature=0.8, seed=seed, num_samples=2))
         s.prime("ANNA:")
         return ["".join(x) for x in zip(*s.generate(80), strict=True)]
 
     assert sample(1) == sample(1) and sample(1) != sample(2)
-    assert 0 < score_text(model, vocab, text[:300]) / 300 < first
+    assert 0 < score_text(Model(model, vocab), text[:300]) / 300 < first
 
 
 @pytest.mark.parametrize("cell", ["gru", "rnn"])
@@ -255,11 +256,11 @@ def test_a_format_1_checkpoint_samples_scores_and_resumes_as_before(tmp_path):
     assert payload["format_version"] == checkpoint.FORMAT_VERSION
     model, vocab = checkpoint.restore_model(payload, V1 / "last.pt")
     assert model.config.cell == "lstm"
-    s = Sampler(model, vocab, SampleConfig(temperature=0.8, seed=5, num_samples=2))
+    s = Sampler(Model(model, vocab), SampleConfig(temperature=0.8, seed=5, num_samples=2))
     s.prime(expected["prime"])
     assert ["".join(x) for x in zip(*s.generate(200), strict=True)] == expected["samples"]
     text = make_text()
-    assert score_text(model, vocab, text[:500]) == pytest.approx(
+    assert score_text(Model(model, vocab), text[:500]) == pytest.approx(
         expected["score_text_first500"], rel=1e-5
     )
     resumed = make_trainer(text, tmp_path / "v1", max_steps=40)  # what wrote it, 10 steps more

@@ -11,6 +11,7 @@ from helpers.cli import invoke
 
 from charrnn import checkpoint
 from charrnn.model.network import restart_streams
+from charrnn.model.trained import Model
 from charrnn.text import data
 from charrnn.train import coldstart
 from charrnn.train.evaluate import Validation
@@ -75,7 +76,7 @@ def test_a_model_in_the_middle_of_its_first_epoch_is_sound_from_a_cold_start(mid
     vocab = trainer.vocab
     counts = data.char_counts(data.encode(long_text, vocab), len(vocab))
     for seed, prime in [(1, ""), (2, ""), (3, "ANNA:"), (4, "ww"), (5, "the mat")]:
-        s = Sampler(trainer.model, vocab, SampleConfig(temperature=1.0, seed=seed))
+        s = Sampler(Model(trainer.model, vocab), SampleConfig(temperature=1.0, seed=seed))
         s.prime(prime)
         text = "".join(chars[0] for chars in s.generate(300))
         surprise = coldstart.char_surprise(text, vocab, counts)
@@ -86,7 +87,7 @@ def test_validation_agrees_with_score_of_the_same_text(mid_epoch):
     trainer, records = mid_epoch
     val_text = trainer.vocab.decode(trainer.val_batches.ids.tolist())
     model = checkpoint.restore_model(*[checkpoint.load(trainer.run_dir.last)] * 1, "last")[0]
-    scored = score_text(model, trainer.vocab, val_text) / len(val_text)
+    scored = score_text(Model(model, trainer.vocab), val_text) / len(val_text)
     assert records[-1]["val_loss"] == pytest.approx(scored, abs=0.05)
 
 
@@ -95,11 +96,11 @@ def test_the_check_counts_a_start_that_runs_away(mid_epoch):
     make none: the counting, not the model, under test."""
     trainer, _ = mid_epoch
     ids = trainer.val_batches.ids
-    real = coldstart.check(trainer.model, trainer.vocab, ids, _evaluation(trainer))
+    real = coldstart.check(trainer.trained, ids, _evaluation(trainer))
     assert real.starts == 256 and real.runaways == 0
     fake = _evaluation(trainer)
     fake.nats = fake.nats - 2 * coldstart.RUNAWAY_NATS  # the warm reads, much better than they are
-    report = coldstart.check(trainer.model, trainer.vocab, ids, fake)
+    report = coldstart.check(trainer.trained, ids, fake)
     assert report.starts == 256
     assert report.runaways == 256 and report.runaways_lead_in == 256
     assert report.gap == pytest.approx(real.gap + 2 * coldstart.RUNAWAY_NATS, abs=1e-4)
@@ -173,7 +174,7 @@ def test_sample_flags_a_runaway_on_stderr_and_in_json(mid_epoch, tmp_path):
 def _evaluation(trainer) -> Validation:
     from charrnn.train.evaluate import evaluate
 
-    result = evaluate(trainer.model, trainer.val_batches, trainer.lead_in)
+    result = evaluate(trainer.trained, trainer.val_batches)
     assert math.isfinite(result.loss)
     return result
 

@@ -14,6 +14,7 @@ import torch
 from conftest import DEADLINE, TINY_CLI
 
 from charrnn import checkpoint
+from charrnn.model.trained import Model
 from charrnn.text import data
 from charrnn.use.sampler import SampleConfig, Sampler
 
@@ -68,7 +69,7 @@ def test_the_checkpoint_loads_and_samples_in_one_process(two_rank_runs):
     t = payload["trainer"]
     assert t["world_size"] == 2 and t["state"][0].shape[1] == 2 * 4  # B x world streams saved
     model, vocab = checkpoint.restore_model(payload, ck / "straight" / "best.pt")
-    sampler = Sampler(model, vocab, SampleConfig(seed=1))
+    sampler = Sampler(Model(model, vocab), SampleConfig(seed=1))
     text = "".join(step[0] for step in sampler.generate(50))
     assert len(text) == 50 and set(text) <= set(vocab.chars)
 

@@ -17,13 +17,14 @@ from hypothesis import strategies as st
 
 from charrnn import checkpoint
 from charrnn.errors import CheckpointError, ConfigError, RunError
+from charrnn.model.trained import Model, lead_in
 from charrnn.text import data
 from charrnn.text.encoded import encode_text
 from charrnn.text.vocab import CharVocab
 from charrnn.train.resume import resume_run
 from charrnn.train.start import start, start_run
 from charrnn.train.trainer import EvalEvent, RollbackEvent, StepEvent
-from charrnn.use.sampler import lead_in, sample_text
+from charrnn.use.sampler import sample_text
 
 # A new text in the base's style with characters it never saw: one with a lookalike (é reads as
 # e), the others without one.
@@ -117,7 +118,7 @@ def test_a_text_of_mostly_new_characters_trains_from_where_it_starts(tmp_path, b
     # as its text has one, not the base's paragraph break (after which it wrote the base's habit)
     model = trainer.model
     assert lead_in(trainer.vocab, model) == "\n" and model.config.lead_in == "\n"
-    text = sample_text(model, trainer.vocab, length=200, seed=1)
+    text = sample_text(Model(model, trainer.vocab), length=200, seed=1)
     assert sum(ch.isdigit() or ch in "\t.\n" for ch in text) > 0.9 * len(text), text
 
 

@@ -10,6 +10,7 @@ from conftest import TINY_MODEL, TINY_TRAIN, make_text
 
 from charrnn import checkpoint
 from charrnn.model.config import ModelConfig
+from charrnn.model.trained import Model
 from charrnn.text.encoded import encode_text
 from charrnn.train.speed import training_speed
 from charrnn.train.start import start_run
@@ -63,12 +64,12 @@ def test_sampling_and_scoring_on_the_gpu(gpu_run):
     folder, _ = gpu_run
     model, vocab = checkpoint.restore_model(checkpoint.load(folder / "best.pt"), folder)
     text = make_text(400, seed=5)
-    on_cpu = score_text(model, vocab, text)
+    on_cpu = score_text(Model(model, vocab), text)
     model = model.to("cuda")
-    torch.testing.assert_close(score_text(model, vocab, text), on_cpu, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(score_text(Model(model, vocab), text), on_cpu, rtol=1e-3, atol=1e-3)
 
     def sample(seed: int) -> str:
-        s = Sampler(model, vocab, SampleConfig(temperature=0.8, seed=seed, num_samples=3))
+        s = Sampler(Model(model, vocab), SampleConfig(temperature=0.8, seed=seed, num_samples=3))
         s.prime("ANNA:")
         return "|".join("".join(col) for col in zip(*s.generate(80), strict=True))
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from charrnn.errors import ConfigError, CorpusError
 from charrnn.model.network import CharRNN, ModelConfig
+from charrnn.model.trained import Model
 from charrnn.text import recall
 from charrnn.text.catalog import catalog_path, load_catalog
 from charrnn.text.recall import FILLER, PAIRS, parse_recall, recall_text
@@ -174,7 +175,7 @@ def test_a_run_trains_on_the_recall_corpus_and_is_measured(env, tmp_path, monkey
     r = env(["train", "recall", *TINY_CLI, "--steps", "5"])
     assert r.exit_code == 0 and r.stdout.strip().endswith("best.pt"), r.stderr
     model, vocab = load_model(Path(r.stdout.strip()))
-    results = recall_loss(model, vocab, recall_text(3_000, seed=99))
+    results = recall_loss(Model(model, vocab), recall_text(3_000, seed=99))
     assert sorted(results) == list(recall.GAPS)
     assert all(g.count > 0 and 0 < g.bits < 20 and g.chance == 3.0 for g in results.values())
 
@@ -187,7 +188,9 @@ HAND_MADE = "(ab=)\n[ba=]\n{aaaaaa=}\n(bbbbbb=)\n"  # gaps 2, 2, 6, 6; kinds 0, 
 @pytest.mark.parametrize(("streams", "chunk"), [(1, 8192), (1, 3), (4, 5), (64, 2)])
 def test_recall_loss_against_hand_computed_values(streams, chunk):
     oracle = Oracle(RECALL_VOCAB, kinds=8, window=4)  # remembers gap 2 (3 back), not gap 6
-    results = recall_loss(oracle, RECALL_VOCAB, HAND_MADE, kinds=8, streams=streams, chunk=chunk)
+    results = recall_loss(
+        Model(oracle, RECALL_VOCAB), HAND_MADE, kinds=8, streams=streams, chunk=chunk
+    )
     assert list(results) == [2, 6]
     near, far = results[2], results[6]
     assert near.count == 2 and near.bits == pytest.approx(1.0) and near.accuracy == 1.0
@@ -200,11 +203,11 @@ def test_recall_loss_against_hand_computed_values(streams, chunk):
 def test_a_perfect_memory_costs_nothing_and_kinds_default_to_the_text():
     oracle = Oracle(RECALL_VOCAB, kinds=3, window=1000)
     oracle.closers = oracle.closers[:3]
-    results = recall_loss(oracle, RECALL_VOCAB, HAND_MADE)  # kinds 0 to 2 seen: K = 3
+    results = recall_loss(Model(oracle, RECALL_VOCAB), HAND_MADE)  # kinds 0 to 2 seen: K = 3
     assert all(g.chance == pytest.approx(math.log2(3)) for g in results.values())
     assert all(g.bits == pytest.approx(1.0) and g.accuracy == 1.0 for g in results.values())
     with pytest.raises(ConfigError, match="3 kinds"):
-        recall_loss(oracle, RECALL_VOCAB, HAND_MADE, kinds=2)
+        recall_loss(Model(oracle, RECALL_VOCAB), HAND_MADE, kinds=2)
 
 
 def test_reading_in_streams_and_chunks_is_reading_each_stream_in_one_pass():
@@ -212,7 +215,7 @@ def test_reading_in_streams_and_chunks_is_reading_each_stream_in_one_pass():
     model = tiny_model(len(RECALL_VOCAB))
     starts = memory._line_starts(text, 3)
     assert len(starts) == 3 and all(text[s - 1] == "\n" for s in starts[1:])
-    got = memory._log_probs_at(model, RECALL_VOCAB, text, range(len(text)), starts, chunk=7)
+    got = memory._log_probs_at(Model(model, RECALL_VOCAB), text, range(len(text)), starts, chunk=7)
     lead = RECALL_VOCAB.encode("\n\n")
     want = []
     for a, b in zip(starts, [*starts[1:], len(text)], strict=True):

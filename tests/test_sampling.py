@@ -18,20 +18,19 @@ from hypothesis import strategies as st
 
 from charrnn import checkpoint
 from charrnn.errors import ConfigError, VocabError
+from charrnn.model.trained import Model, lead_in, lead_in_for
 from charrnn.text.vocab import CharVocab
 from charrnn.use.sampler import (
     MAX_SEED,
     SampleConfig,
     Sampler,
     StopCutter,
-    lead_in,
-    lead_in_for,
     sampling_threads,
 )
 
 
 def texts(model, vocab, length=300, prime="ANNA:", **cfg):
-    s = Sampler(model, vocab, SampleConfig(**cfg))
+    s = Sampler(Model(model, vocab), SampleConfig(**cfg))
     s.prime(prime)
     rows = ["" for _ in range(s.config.num_samples)]
     for chars in s.generate(length):
@@ -72,7 +71,7 @@ def test_greedy_equals_top_k_1_and_a_tiny_nucleus(model_vocab):
 
 def test_temperature_schedule_is_cycled_per_character(model_vocab):
     model, vocab = model_vocab
-    s = Sampler(model, vocab, SampleConfig(temperature=(0.0, 5.0), seed=3))
+    s = Sampler(Model(model, vocab), SampleConfig(temperature=(0.0, 5.0), seed=3))
     s.prime("ANNA:")
     logits = torch.randn(1, len(vocab))
     assert [int(s.choose(logits, t)) for t in (0, 2, 4)] == [int(logits.argmax())] * 3
@@ -89,7 +88,7 @@ def test_the_draws_follow_softmax_of_the_logits_over_the_temperature(model_vocab
     # frequency within 0.015 of it (4 standard deviations at p = 0.5).
     model, vocab = model_vocab
     logits = torch.randn(1, len(vocab), generator=torch.Generator().manual_seed(0)) * 2
-    s = Sampler(model, vocab, SampleConfig(temperature=temperature, seed=9))
+    s = Sampler(Model(model, vocab), SampleConfig(temperature=temperature, seed=9))
     draws = torch.cat([s.choose(logits) for _ in range(20_000)])
     seen = torch.bincount(draws, minlength=len(vocab)) / len(draws)
     assert (seen - torch.softmax(logits[0] / temperature, -1)).abs().max() < 0.015
@@ -102,15 +101,15 @@ def test_top_k_and_top_p_never_pick_outside_their_set(model_vocab):
         ({"top_k": 2}, {len(vocab) - 1, len(vocab) - 2}),
         ({"top_p": 1e-9}, {len(vocab) - 1}),
     ):
-        s = Sampler(model, vocab, SampleConfig(temperature=3.0, seed=0, **cfg))
+        s = Sampler(Model(model, vocab), SampleConfig(temperature=3.0, seed=0, **cfg))
         assert {int(s.choose(logits)) for _ in range(300)} == allowed
     # A p that is 0 in float32 still keeps the likeliest, here the first id (a mask that dropped
     # everything fell through to the last).
-    s = Sampler(model, vocab, SampleConfig(temperature=3.0, seed=0, top_p=1e-300))
+    s = Sampler(Model(model, vocab), SampleConfig(temperature=3.0, seed=0, top_p=1e-300))
     assert {int(s.choose(logits.flip(-1))) for _ in range(50)} == {0}
     # ... and so do top-k 1 and a tiny p at a temperature that flattens every logit to a tie.
     for cfg in ({"top_k": 1}, {"top_p": 1e-300}):
-        s = Sampler(model, vocab, SampleConfig(temperature=1e39, seed=0, **cfg))
+        s = Sampler(Model(model, vocab), SampleConfig(temperature=1e39, seed=0, **cfg))
         assert {int(s.choose(logits.flip(-1))) for _ in range(50)} == {0}
 
 
@@ -121,7 +120,7 @@ def test_choose_at_a_tiny_temperature_is_the_argmax_whatever_the_logits(model_vo
     model, vocab = model_vocab
     logits = torch.randn(4, len(vocab)) * 1e3
     for t in (1e-39, 5e-324, 1e-300):
-        s = Sampler(model, vocab, SampleConfig(temperature=t, seed=0, num_samples=4))
+        s = Sampler(Model(model, vocab), SampleConfig(temperature=t, seed=0, num_samples=4))
         assert torch.equal(s.choose(logits), logits.argmax(-1))
 
 
@@ -135,7 +134,7 @@ def test_sampling_runs_on_one_thread_for_small_steps_and_restores_the_setting(mo
     model, vocab = model_vocab
     assert all(sampling_threads(model, n) == 1 for n in (1, 2, 16, 4096))  # a tiny model
     before = torch.get_num_threads()
-    s = Sampler(model, vocab, SampleConfig(seed=0, num_samples=8))
+    s = Sampler(Model(model, vocab), SampleConfig(seed=0, num_samples=8))
     seen = []
     for _ in s.generate(3):
         seen.append(torch.get_num_threads())
@@ -174,7 +173,7 @@ def test_generation_carries_state_instead_of_rereading(model_vocab):
 
 def test_mean_logprob_is_what_the_model_gives_the_text(model_vocab):
     model, vocab = model_vocab
-    s = Sampler(model, vocab, SampleConfig(temperature=1.0, seed=5))
+    s = Sampler(Model(model, vocab), SampleConfig(temperature=1.0, seed=5))
     s.prime("ANNA:")
     text = "".join(chars[0] for chars in s.generate(50))
     expected = mean_logprob(model, vocab, "ANNA:", text)
@@ -184,7 +183,7 @@ def test_mean_logprob_is_what_the_model_gives_the_text(model_vocab):
 def test_a_short_prime_is_continued_as_the_corpus_would(model_vocab):
     model, vocab = model_vocab
     for name in ("ANNA:", "BORIS:", "CLARA:"):
-        s = Sampler(model, vocab, SampleConfig(temperature=0))
+        s = Sampler(Model(model, vocab), SampleConfig(temperature=0))
         s.prime(name)
         assert vocab.chars[int(s.logits[0].argmax())] == "\n"  # a speaker's name ends its line
 
@@ -193,7 +192,7 @@ def test_the_prime_conditions_what_comes_next(model_vocab):
     model, vocab = model_vocab
     odds = {}
     for prime in ("ANNA:", "the dog "):
-        s = Sampler(model, vocab, SampleConfig())
+        s = Sampler(Model(model, vocab), SampleConfig())
         s.prime(prime)
         odds[prime] = torch.softmax(s.logits[0], -1)
     assert vocab.chars[int(odds["ANNA:"].argmax())] == "\n"
@@ -205,7 +204,7 @@ def test_the_prime_conditions_what_comes_next(model_vocab):
 @settings(max_examples=20, deadline=None)
 def test_priming_in_chunks_reaches_the_same_state(model_vocab, prime, chunk):
     model, vocab = model_vocab
-    whole, parts = (Sampler(model, vocab, SampleConfig(seed=1)) for _ in range(2))
+    whole, parts = (Sampler(Model(model, vocab), SampleConfig(seed=1)) for _ in range(2))
     whole.prime(prime, chunk=10**6)
     parts.prime(prime, chunk=chunk)
     for a, b in zip(
@@ -249,7 +248,7 @@ def test_unseen_prime_characters_are_named_or_skipped_or_replaced(sample, model_
     tested in test_vocab_and_batches.py), and --unknown skips or replaces them instead."""
     model, vocab = model_vocab
     with pytest.raises(VocabError, match=r"'Z' \(U\+005A\).*'€'"):
-        Sampler(model, vocab, SampleConfig()).prime("Zoo €")
+        Sampler(Model(model, vocab), SampleConfig()).prime("Zoo €")
     assert_one_error(sample("--prime", "ANNÁ:"), 1, "'Á' (U+00C1) at 4")
     for policy, echoed in (("skip", "ANN:"), ("replace", "ANNA:")):
         r = sample("--prime", "ANNÁ:", "--unknown", policy, "-l", "5")

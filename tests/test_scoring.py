@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from charrnn.cli.score import _lines
 from charrnn.model.network import CharRNN
-from charrnn.use.sampler import SampleConfig, Sampler, lead_in
+from charrnn.model.trained import Model, lead_in
+from charrnn.use.sampler import SampleConfig, Sampler
 from charrnn.use.scoring import CHUNK, score_lines, score_text
 
 PROPERTY = settings(
@@ -47,7 +48,9 @@ def test_scores_are_the_models_own_cross_entropy(model_vocab):
     expected = torch.nn.functional.cross_entropy(
         logits[0, len(context) - 1 : -1], torch.tensor(vocab.encode(text)), reduction="sum"
     )
-    assert score_text(model, vocab, text, chunk=7) == pytest.approx(expected.item(), rel=1e-5)
+    assert score_text(Model(model, vocab), text, chunk=7) == pytest.approx(
+        expected.item(), rel=1e-5
+    )
 
 
 @given(
@@ -58,8 +61,8 @@ def test_scores_are_the_models_own_cross_entropy(model_vocab):
 @settings(max_examples=20, deadline=None)
 def test_a_batch_scores_each_line_as_if_alone(model_vocab, lines, batch, chunk):
     model, vocab = model_vocab
-    together = score_lines(model, vocab, lines, batch=batch, chunk=chunk)
-    alone = [score_text(model, vocab, line) / len(line) for line in lines]
+    together = score_lines(Model(model, vocab), lines, batch=batch, chunk=chunk)
+    alone = [score_text(Model(model, vocab), line) / len(line) for line in lines]
     assert together == pytest.approx(alone, rel=1e-4, abs=1e-5)
 
 
@@ -82,11 +85,13 @@ def test_no_pass_reads_more_than_a_chunk(model_vocab, passes):
     sequence of a few hundred thousand characters), and a batch's padding too."""
     model, vocab = model_vocab
     lines = ["the cat sat. " * n for n in (1, 3, 50, 200)]
-    scores = score_lines(model, vocab, lines, chunk=64)
+    scores = score_lines(Model(model, vocab), lines, chunk=64)
     assert max(passes) <= 64
-    assert scores == pytest.approx(score_lines(model, vocab, lines, chunk=10**6), rel=1e-4)
+    assert scores == pytest.approx(score_lines(Model(model, vocab), lines, chunk=10**6), rel=1e-4)
     passes.clear()
-    Sampler(model, vocab, SampleConfig()).prime("the cat sat. " * 631)  # CHUNK + 11 characters
+    Sampler(Model(model, vocab), SampleConfig()).prime(
+        "the cat sat. " * 631
+    )  # CHUNK + 11 characters
     assert max(passes) <= CHUNK and len(passes) > 1
 
 
@@ -113,9 +118,9 @@ def test_score_a_file_whole_and_per_line(score, model_vocab, tmp_path):
     (tmp_path / "t.txt").write_text(text)
     whole = score(["t.txt"])
     assert whole.exit_code == 0 and "bits per character" in whole.stderr
-    assert whole.stdout == bits(score_text(model, vocab, text) / len(text)) + "\n"
+    assert whole.stdout == bits(score_text(Model(model, vocab), text) / len(text)) + "\n"
     lines = score(["--per-line", "t.txt"]).stdout.split()
-    nats = score_lines(model, vocab, text.splitlines(keepends=True))
+    nats = score_lines(Model(model, vocab), text.splitlines(keepends=True))
     assert lines == [bits(n) for n in nats]
     assert float(lines[1]) < float(lines[3])  # words beat gibberish
     assert score(["-"], input=text).stdout == whole.stdout  # stdin, as a file
@@ -278,4 +283,4 @@ def test_a_terminal_on_stdin_gets_a_hint_before_the_text_is_read(
         os.close(master)
     assert p.returncode == 0 and b"6 characters" in err
     model, vocab = model_vocab
-    assert out.decode() == bits(score_text(model, vocab, "ANNA:\n") / 6) + "\n"
+    assert out.decode() == bits(score_text(Model(model, vocab), "ANNA:\n") / 6) + "\n"

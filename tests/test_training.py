@@ -29,6 +29,7 @@ from helpers.cli import assert_one_error
 
 from charrnn import checkpoint
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError, TrainingError
+from charrnn.model.trained import Model
 from charrnn.runs import RunDir
 from charrnn.text.encoded import encode_text
 from charrnn.train.evaluate import evaluate
@@ -107,7 +108,7 @@ def test_a_corpus_of_more_than_256_characters_trains_and_samples(tmp_path):
     assert trainer.train_batches.ids.dtype == torch.int16
     events = drain(trainer)
     assert events[-1].reason == "steps" and math.isfinite(trainer.pos.best_val)
-    s = Sampler(trainer.model, trainer.vocab, SampleConfig(seed=1))
+    s = Sampler(Model(trainer.model, trainer.vocab), SampleConfig(seed=1))
     s.prime("一丁")
     out = "".join(chars[0] for chars in s.generate(30))
     assert len(out) == 30 and set(out) <= set(trainer.vocab.chars)

@@ -190,8 +190,8 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     if opts["html_path"] and opts["html_path"] != "-":
         _check_writable(opts["html_path"])
     path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
-    model, vocab = ckpt.restore_model(ckpt.load(path, verify=ckpt.MODEL_PARTS), path)
-    model = model.to(resolve_device(device))
+    model = ckpt.load_model(path).to(resolve_device(device))
+    vocab = model.vocab
     c = model.config
     show = _resolve_show(opts["show"], opts["unit"], c.cell)
     unit = _check_unit(opts["unit"], c.num_layers, c.hidden_size)
@@ -407,10 +407,10 @@ def _record(model, vocab, text: str | None, opts):
     from charrnn.use.sampler import SampleConfig
 
     if text is not None:
-        return record_text(model, vocab, text)
+        return record_text(model, text)
     prime = apply_unknown(opts["prime"], vocab, opts["unknown"])
     config = SampleConfig(temperature=opts["temperature"], seed=opts["seed"])
-    recording = record_sample(model, vocab, opts["sample_length"], config, prime)
+    recording = record_sample(model, opts["sample_length"], config, prime)
     length = opts["sample_length"]
     say(f"Wrote {count(length, 'character')} with seed {recording.seed}.", opts["quiet"])
     return recording

@@ -202,13 +202,10 @@ def sample(
         num_samples=opts["num_samples"],
     )
     path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
-    payload = ckpt.load(path, verify=ckpt.MODEL_PARTS)
-    model, vocab = ckpt.restore_model(payload, path)
-    counts = (payload.get("corpus") or {}).get("char_counts")  # None in older checkpoints
-    text = apply_unknown(read_prime(prime, prime_file, encoding), vocab, unknown)
-    sampler = Sampler(
-        model.to(resolve_device(device)), vocab, config, track_logprob=opts["as_json"]
-    )
+    model = ckpt.load_model(path)
+    counts = model.char_counts  # None in older checkpoints
+    text = apply_unknown(read_prime(prime, prime_file, encoding), model.vocab, unknown)
+    sampler = Sampler(model.to(resolve_device(device)), config, track_logprob=opts["as_json"])
     sampler.prime(text)
     # Ctrl-C stops sampling (what was made is printed, exit 130) even where we were started with
     # SIGINT ignored, as a non-interactive shell starts background jobs; `train` does the same.
@@ -299,7 +296,7 @@ class _Job:
 
         # above temperature 1 only the repetition is judged: rarer characters were asked for
         counts = self.counts if max(self.sampler.config.temperature) <= 1.0 else None
-        found = [looks_runaway(t, self.sampler.vocab, counts) for t in texts]
+        found = [looks_runaway(t, self.sampler.model.vocab, counts) for t in texts]
         for i, value in enumerate(found):
             if value is not None:
                 which = (

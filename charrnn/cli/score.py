@@ -69,8 +69,8 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
     # Checked before the model loads (a folder, a device: refused), read after it.
     source = None if file == "-" else input_file(file, label, SCORE_HINT)
     path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
-    model, vocab = ckpt.restore_model(ckpt.load(path, verify=ckpt.MODEL_PARTS), path)
-    model = model.to(resolve_device(device))
+    model = ckpt.load_model(path).to(resolve_device(device))
+    vocab = model.vocab
     if source is None:
         raw, text = read_stdin(label, encoding)
     else:
@@ -82,7 +82,7 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
     text = apply_unknown(text, vocab, unknown, label)
     if not text:
         raise CorpusError(f"{label} is empty: there is nothing to score")
-    nats = score_text(model, vocab, text) / len(text)
+    nats = score_text(model, text) / len(text)
     if not math.isfinite(nats):  # finite weights so large that the logits overflow
         raise CheckpointError(
             f"{path} gives this text a loss that is not a number ({nats}): its weights are "
@@ -136,4 +136,4 @@ def _bits_per_line(model, vocab, lines: list[str], unknown: str, label: str) -> 
         )
         for i in unseen:
             lines[i] = ""
-    return [nats / math.log(2) for nats in score_lines(model, vocab, lines)]
+    return [nats / math.log(2) for nats in score_lines(model, lines)]

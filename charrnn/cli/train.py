@@ -359,7 +359,7 @@ def _sample(trainer, step: int, opts: dict) -> str:
     from charrnn.use.sampler import sample_text
 
     prime, temp = opts["sample_prime"], opts["sample_temp"]
-    text = sample_text(trainer.model, trainer.vocab, prime, opts["sample_length"], temp, seed=step)
+    text = sample_text(trainer.trained, prime, opts["sample_length"], temp, seed=step)
     return f"sample at step {step:,} (temperature {temp:g}):\n{prime}{text}\n"
 
 

@@ -32,7 +32,7 @@ class ModelConfig:
     cell: str = "lstm"  # "lstm", "gru" or "rnn" (tanh); checkpoints without one are LSTMs
     forget_bias: float = 1.0  # LSTM only: start with the belt open, remember by default
     # What the model reads before any text (sampling, scoring, validation): how its training text
-    # starts a paragraph (sampler.lead_in_for). None: from the vocabulary (checkpoints before it).
+    # starts a paragraph (trained.lead_in_for). None: from the vocabulary (checkpoints before it).
     lead_in: str | None = None
 
     def __post_init__(self):

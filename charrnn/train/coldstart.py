@@ -9,7 +9,7 @@ the start, long after a sound model has found its footing), read three ways:
 
     warm   as the validation pass read them: hundreds of characters into its stream
     zero   ids[p : p+skip+span] read from a zero state
-    lead   the sampler's lead-in ("\n\n"), then the same characters: how `sample` starts
+    lead   the model's lead-in ("\n\n"), then the same characters: how `sample` starts
 
 A start *runs away* when its cold loss exceeds the warm one by more than RUNAWAY_NATS (a sound cold
 start is within hundredths of a nat); the *gap* is the mean excess over all starts.
@@ -23,10 +23,9 @@ from typing import Protocol
 
 import torch
 
-from charrnn.model.network import CharRNN
+from charrnn.model.trained import Model
 from charrnn.text.vocab import CharVocab
 from charrnn.train.distributed import SINGLE, Dist
-from charrnn.use.sampler import lead_in
 
 RUNAWAY_NATS = 1.0  # a sound cold start is within hundredths of a nat of warm by character 100
 MIN_JUDGED = 50  # characters a sample needs before its characters say anything
@@ -42,7 +41,7 @@ class ColdStartReport:
 
     starts: int  # positions checked
     runaways: int  # zero-state starts that ran away
-    runaways_lead_in: int  # starts after the sampler's lead-in that ran away
+    runaways_lead_in: int  # starts after the model's lead-in that ran away
     gap: float  # mean (zero-state loss - warm loss) over the span, nats/char
     gap_lead_in: float
     warm_loss: float  # mean warm loss over the span: the reference
@@ -59,8 +58,7 @@ class ColdStartReport:
 
 @torch.no_grad()
 def check(
-    model: CharRNN,
-    vocab: CharVocab,
+    model: Model,
     ids: torch.Tensor,
     warm: Warm,
     starts: int = 256,
@@ -89,19 +87,16 @@ def check(
     device = model.device
     sums = [0.0] * 6
     if n:
-        was_training = model.training
-        model.eval()
-        lead = torch.tensor(vocab.encode(lead_in(vocab, model)), dtype=torch.long)
         at = mine.tolist()
         cold = torch.stack([ids[p : p + skip + span].long() for p in at])  # (n, skip + span)
         targets = torch.stack([ids[p + skip + 1 : p + skip + span + 1].long() for p in at])
         loss_warm = torch.stack([warm.nats[p + skip : p + skip + span].mean() for p in at])
-        loss_zero = _span_loss(model, cold, targets, device, should_stop)  # (n,)
-        lead_cold = torch.cat([lead.expand(n, -1), cold], 1)
-        loss_lead = None
-        if loss_zero is not None:
-            loss_lead = _span_loss(model, lead_cold, targets, device, should_stop)
-        model.train(was_training)
+        with model.evaluating():
+            loss_zero = _span_loss(model.net, cold, targets, device, should_stop)  # (n,)
+            loss_lead = None
+            if loss_zero is not None:
+                lead_cold = model.with_lead_in(cold)
+                loss_lead = _span_loss(model.net, lead_cold, targets, device, should_stop)
         if loss_lead is None:  # asked to stop (every rank is asked alike: see Trainer._agree)
             return None
         sums = [

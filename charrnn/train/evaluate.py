@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from charrnn.model.network import CharRNN, expand_state, select_streams
+from charrnn.model.network import select_streams
+from charrnn.model.trained import Model
 from charrnn.text.data import StreamBatcher
 from charrnn.train import coldstart
 from charrnn.train.distributed import SINGLE, Dist
@@ -30,49 +31,25 @@ class Validation:
 
 @torch.no_grad()
 def evaluate(
-    model: CharRNN,
+    model: Model,
     batches: StreamBatcher,
-    start: torch.Tensor | None = None,
     should_stop=None,
     dist: Dist = SINGLE,
+    cold: bool = True,
 ) -> Validation | None:
     """Nats per character over every target of the split, with state carried along each stream;
     None if `should_stop()` turns true on the way (a stop must not wait for a long evaluation).
 
-    Each stream begins where `sample` and `score` begin: from a zero state that has read `start`
-    (the sampler's lead-in; None: nothing), so the figure is what a user of the model will get.
+    Each stream begins where `sample` and `score` begin, from the model's cold start (`cold`
+    False: a zero state alone), so the figure is what a user of the model will get.
     Distributed, each rank evaluates its own streams and the sums are added up."""
-    was_training = model.training
-    model.eval()
-    device = model.device
-    state = model.init_state(1)
-    if start is not None and len(start):
-        _, state = model(start.to(device)[None], state)
-    state = expand_state(state, batches.batch_size)
-    b, length = batches.batch_size, batches.stream_len
-    per_target = torch.full((len(batches.ids) - 1,), math.nan)  # (N - 1,)
-    context = torch.full((len(batches.ids) - 1,), -1, dtype=torch.int32)
+    with model.evaluating():
+        read = _read_split(model, batches, should_stop, cold)
+    if read is None:
+        return None
+    per_target, context = read
+    device, b, length = model.device, batches.batch_size, batches.stream_len
     first = batches.first_stream * length  # where this rank's first stream starts in the split
-    streams = torch.arange(b)[:, None] * length  # (B, 1)
-    done = 0  # columns of the (B, L) block read so far
-    for x, y, tail in batches.eval_chunks():
-        if should_stop is not None and should_stop():
-            model.train(was_training)
-            return None
-        if tail:  # the leftover row continues the last stream
-            state = select_streams(state, slice(-1, None))
-        out, state = model.read(x.to(device), state)  # (B, t, H)
-        nats = model.nats(out, y.to(device)).cpu()  # (B, t): the logits a piece at a time
-        t = y.shape[1]
-        if tail:  # targets n+1 .. N-1, after stream B-1's L characters
-            at = torch.arange(batches.n, batches.n + t)
-            read = torch.arange(length, length + t, dtype=torch.int32)
-        else:  # target j of stream s, column k: ids[first + s*L + k + 1]
-            at = (first + streams + torch.arange(done, done + t)).flatten()
-            read = torch.arange(done, done + t, dtype=torch.int32).repeat(b)
-            done += t
-        per_target[at], context[at] = nats.flatten().float(), read
-    model.train(was_training)
     mine = context >= 0  # (a NaN loss stays in the sums: it must show, not vanish)
     total, count = dist.all_sum([float(per_target[mine].double().sum()), float(mine.sum())], device)
     bounds = [first + s * length for s in range(b + 1)]  # stream s: targets bounds[s]..bounds[s+1]
@@ -87,3 +64,32 @@ def evaluate(
             context[i:j] = -1
     runaways = int((every > every.median() + coldstart.RUNAWAY_NATS).sum())
     return Validation(total / count, float(every.max()), runaways, per_target, context)
+
+
+def _read_split(model: Model, batches: StreamBatcher, should_stop, cold: bool):
+    """(per_target, context) as in Validation, this rank's streams read side by side; None if
+    `should_stop()` turns true on the way."""
+    net, device, b, length = model.net, model.device, batches.batch_size, batches.stream_len
+    state = model.start(b).state if cold else net.init_state(b)
+    per_target = torch.full((len(batches.ids) - 1,), math.nan)  # (N - 1,)
+    context = torch.full((len(batches.ids) - 1,), -1, dtype=torch.int32)
+    first = batches.first_stream * length  # where this rank's first stream starts in the split
+    streams = torch.arange(b)[:, None] * length  # (B, 1)
+    done = 0  # columns of the (B, L) block read so far
+    for x, y, tail in batches.eval_chunks():
+        if should_stop is not None and should_stop():
+            return None
+        if tail:  # the leftover row continues the last stream
+            state = select_streams(state, slice(-1, None))
+        out, state = net.read(x.to(device), state)  # (B, t, H)
+        nats = net.nats(out, y.to(device)).cpu()  # (B, t): the logits a piece at a time
+        t = y.shape[1]
+        if tail:  # targets n+1 .. N-1, after stream B-1's L characters
+            at = torch.arange(batches.n, batches.n + t)
+            read = torch.arange(length, length + t, dtype=torch.int32)
+        else:  # target j of stream s, column k: ids[first + s*L + k + 1]
+            at = (first + streams + torch.arange(done, done + t)).flatten()
+            read = torch.arange(done, done + t, dtype=torch.int32).repeat(b)
+            done += t
+        per_target[at], context[at] = nats.flatten().float(), read
+    return per_target, context

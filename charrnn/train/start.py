@@ -25,6 +25,7 @@ from charrnn.defaults import CELL, SIZE
 from charrnn.errors import CheckpointError, ConfigError, RunError
 from charrnn.model.network import CELLS, CharRNN, ModelConfig, grown_weights
 from charrnn.model.presets import FINE_TUNE, PRESETS, Choice, Preset, choose, for_cell
+from charrnn.model.trained import lead_in_for
 from charrnn.runs import RunDir, check_not_replacing
 from charrnn.text import data
 from charrnn.text.encoded import EncodedCorpus
@@ -34,7 +35,6 @@ from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.speed import training_speed
 from charrnn.train.state import RunState
 from charrnn.train.trainer import Trainer
-from charrnn.use.sampler import lead_in_for
 
 DEFAULT_TIME = 600.0  # seconds of training when no steps, epochs or time budget is given
 BUDGETS = ("max_steps", "max_epochs", "max_time")

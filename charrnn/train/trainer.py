@@ -29,6 +29,7 @@ from charrnn.model.network import (
     state_from_list,
     state_to_list,
 )
+from charrnn.model.trained import Model
 from charrnn.runs import RunDir, is_evaluation
 from charrnn.text.data import StreamBatcher, check_fits, check_vocab, split
 from charrnn.threads import ThreadTuner, timed, tuned_threads
@@ -38,7 +39,6 @@ from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.evaluate import evaluate
 from charrnn.train.events import DoneEvent, EvalEvent, Event, RollbackEvent, StepEvent
 from charrnn.train.state import Generators, Position, RunState
-from charrnn.use.sampler import lead_in
 
 
 class Trainer:
@@ -67,7 +67,7 @@ class Trainer:
         self.device = model.device
         self.train_batches = StreamBatcher(train_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.val_batches = StreamBatcher(val_ids, c.batch_size, c.seq_len, d.rank, d.world)
-        self.lead_in = torch.tensor(vocab.encode(lead_in(vocab, model)))  # where sampling starts
+        self.trained = Model(model, vocab)  # the model whole, as evaluation and samples read it
         self.net = d.wrap(model)  # what the training step calls
         self.optimizer = _adamw(model, c)
         self.cold_rng = torch.Generator().manual_seed(c.seed + 7919 * d.rank)  # _cold_starts
@@ -185,12 +185,12 @@ class Trainer:
 
     def _evaluate_and_save(self, train_loss: float) -> EvalEvent | None:
         """Evaluate, then write last.pt (and best.pt if better); None if a stop cut it short."""
-        result = evaluate(self.model, self.val_batches, self.lead_in, self._stopping, self.dist)
+        result = evaluate(self.trained, self.val_batches, self._stopping, self.dist)
         if result is None:
             return None
         ids, starts = self.val_batches.ids, self.config.cold_start_checks
         cold = coldstart.check(
-            self.model, self.vocab, ids, result, starts, dist=self.dist, should_stop=self._stopping
+            self.trained, ids, result, starts, dist=self.dist, should_stop=self._stopping
         )
         if self._stop:  # asked to stop during the check: the evaluation as a whole is cut short
             return None

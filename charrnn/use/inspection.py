@@ -6,7 +6,7 @@ layer's step computed by name (the LSTM's cell state, hidden state and its forge
 output gates and candidate; the GRU's hidden state, reset and update gates and candidate; the
 RNN's hidden state), and what the model then expects: the likeliest next characters, and how
 surprised it was by the character it just read. Like sampling and scoring, reading starts from a
-zero state and the sampler's lead-in, so a record shows the model as `sample` and `score` use it.
+cold start (Model.start), so a record shows the model as `sample` and `score` use it.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.model.config import FIELDS
-from charrnn.model.network import CharRNN
+from charrnn.model.trained import Model
 from charrnn.text.vocab import CharVocab
-from charrnn.use.sampler import SampleConfig, Sampler, lead_in, sampling_threads, step_threads
+from charrnn.use.sampler import SampleConfig, Sampler, sampling_threads, step_threads
 
 STATES = {"lstm": ("cell", "hidden"), "gru": ("hidden",), "rnn": ("hidden",)}
 TOP_K = 5  # next characters kept per record
@@ -69,23 +69,23 @@ class Recorder:
     """Reads characters one at a time through the model's step and records each one."""
 
     @torch.inference_mode()
-    def __init__(self, model: CharRNN, vocab: CharVocab, capacity: int, top_k: int = TOP_K):
-        self.model, self.vocab = model.eval(), vocab
+    def __init__(self, model: Model, capacity: int, top_k: int = TOP_K):
+        self.model, self.vocab, self.device = model, model.vocab, model.device
+        model.net.eval()
         c = model.config
         self.fields = FIELDS[c.cell]
         self.values = {
             f: torch.zeros(c.num_layers, capacity, c.hidden_size) for f in self.fields
         }  # (L, T, H) each
         self.surprise = torch.zeros(capacity)
-        self.k = min(top_k, len(vocab))
+        self.k = min(top_k, len(model.vocab))
         self.top_ids = torch.zeros(capacity, self.k, dtype=torch.long)
         self.top_probs = torch.zeros(capacity, self.k)
         self.chars: list[str] = []
-        self.stepper = model.stepper(1)
-        context = torch.tensor([vocab.encode(lead_in(vocab, model))], device=model.device)
-        logits, state = model(context, model.init_state(1))  # (1, P, V)
-        self.stepper.start(state)
-        self.logits = logits[:, -1]  # (1, V): the odds for the next character
+        self.stepper = model.net.stepper(1)
+        start = model.start(1)
+        self.stepper.start(start.state)
+        self.logits = start.logits  # (1, V): the odds for the next character
 
     @torch.inference_mode()
     def read(self, idx: int) -> None:
@@ -95,7 +95,7 @@ class Recorder:
         log_probs = F.log_softmax(self.logits[0].float(), -1)  # (V,)
         self.surprise[t] = -log_probs[idx] / math.log(2)
         probes: list[dict] = [{} for _ in range(self.model.config.num_layers)]
-        self.logits = self.stepper(torch.tensor([idx], device=self.model.device), probes)
+        self.logits = self.stepper(torch.tensor([idx], device=self.device), probes)
         for layer, probe in enumerate(probes):
             for f in self.fields:
                 self.values[f][layer, t] = probe[f][0].cpu()
@@ -119,25 +119,23 @@ class Recorder:
         )
 
 
-def record_text(model: CharRNN, vocab: CharVocab, text: str) -> Recording:
+def record_text(model: Model, text: str) -> Recording:
     """Read `text` (every character in the vocabulary) and record every character of it."""
-    recorder = Recorder(model, vocab, len(text))
-    with step_threads(sampling_threads(model, 1)):
-        for idx in vocab.encode(text):
+    recorder = Recorder(model, len(text))
+    with step_threads(sampling_threads(model.net, 1)):
+        for idx in model.vocab.encode(text):
             recorder.read(idx)
     return recorder.recording(given=len(text))
 
 
-def record_sample(
-    model: CharRNN, vocab: CharVocab, length: int, config: SampleConfig, prime: str = ""
-) -> Recording:
+def record_sample(model: Model, length: int, config: SampleConfig, prime: str = "") -> Recording:
     """Read `prime`, then write `length` characters as `charrnn sample` would with `config` (one
     sample: the same seed gives the same text), recording every character of both."""
     config = replace(config, num_samples=1)
-    sampler = Sampler(model, vocab, config, track_logprob=False)  # for its choice of characters
-    recorder = Recorder(model, vocab, len(prime) + length)
+    sampler = Sampler(model, config, track_logprob=False)  # for its choice of characters
+    recorder = Recorder(model, len(prime) + length)
     with step_threads(sampler.threads):
-        for idx in vocab.encode(prime):
+        for idx in model.vocab.encode(prime):
             recorder.read(idx)
         for t in range(length):
             idx = sampler.choose(recorder.logits, t)  # (1,)

@@ -12,8 +12,8 @@ log2 K.
 by how far back each closer's opener is (cf. Karpathy, Johnson & Fei-Fei 2015 on `}` in Linux).
 
 The parsers are plain Python; the two measurements import torch when called. Both read like
-scoring.py: from a zero state after the sampler's lead-in, a few thousand positions per forward
-pass with the state carried.
+scoring.py: from the model's cold start, a few thousand positions per forward pass with the
+state carried (Model.read).
 """
 
 from __future__ import annotations
@@ -30,9 +30,8 @@ from charrnn.text.recall import PAIRS, parse_recall
 
 if TYPE_CHECKING:
     import torch
-    from torch import nn
 
-    from charrnn.text.vocab import CharVocab
+    from charrnn.model.trained import Model
 
 CHUNK = 8192  # positions (streams x characters) per forward pass, as in scoring.py
 
@@ -53,8 +52,7 @@ class GapResult:
 
 
 def recall_loss(
-    model: nn.Module,
-    vocab: CharVocab,
+    model: Model,
     text: str,
     kinds: int | None = None,
     streams: int = 64,
@@ -64,8 +62,8 @@ def recall_loss(
 
     `kinds` is K (default: as many as the text shows, i.e. up to its highest kind); it sets
     chance and the closers the accuracy chooses among. Records are independent, so the text is
-    read as `streams` side-by-side streams cut at line starts, each from a zero state after the
-    lead-in; only the first record of each stream starts cold.
+    read as `streams` side-by-side streams cut at line starts, each from a cold start; only the
+    first record of each stream starts cold.
     """
     import torch
 
@@ -74,9 +72,9 @@ def recall_loss(
     kinds = seen if kinds is None else kinds
     if not seen <= kinds <= len(PAIRS):
         raise ConfigError(f"the text holds {seen} kinds of record; kinds={kinds} cannot score it")
-    closers = vocab.encode("".join(pair[1] for pair in PAIRS[:kinds]))  # (K,) ids
+    closers = model.vocab.encode("".join(pair[1] for pair in PAIRS[:kinds]))  # (K,) ids
     starts = _line_starts(text, streams)
-    logp = _log_probs_at(model, vocab, text, [r.closer_at for r in records], starts, chunk)
+    logp = _log_probs_at(model, text, [r.closer_at for r in records], starts, chunk)
     truth = torch.tensor([closers[r.kind] for r in records])  # (N,)
     bits = -logp.gather(1, truth[:, None])[:, 0] / math.log(2)  # (N,)
     right = logp[:, closers].argmax(1) == torch.tensor([r.kind for r in records])  # (N,)
@@ -177,8 +175,7 @@ class DistanceBin:
 
 
 def closer_loss_by_distance(
-    model: nn.Module,
-    vocab: CharVocab,
+    model: Model,
     text: str,
     pairs: Sequence[str] = CODE_PAIRS,
     bins: Sequence[int] = DISTANCE_BINS,
@@ -188,9 +185,9 @@ def closer_loss_by_distance(
     """Per pair (in the order given): the model's loss on its closers, binned by the distance in
     characters from opener to closer (1 for `()`); bins' upper ends ascending, the last bin open.
 
-    Reads the first `limit` characters (None: all) as one stream, from a zero state after the
-    lead-in, so every opener the model is asked to remember is in what it has read. Pairs are
-    matched by match_pairs.
+    Reads the first `limit` characters (None: all) as one stream, from a cold start, so every
+    opener the model is asked to remember is in what it has read. Pairs are matched by
+    match_pairs.
     """
     import torch
 
@@ -201,8 +198,8 @@ def closer_loss_by_distance(
     found = match_pairs(text, pairs)
     bits, right = [], []
     if found:
-        logp = _log_probs_at(model, vocab, text, [c for _, c in found], [0], chunk)  # (N, V)
-        truth = torch.tensor(vocab.encode("".join(text[c] for _, c in found)))  # (N,)
+        logp = _log_probs_at(model, text, [c for _, c in found], [0], chunk)  # (N, V)
+        truth = torch.tensor(model.vocab.encode("".join(text[c] for _, c in found)))  # (N,)
         bits = (-logp.gather(1, truth[:, None])[:, 0] / math.log(2)).tolist()
         right = (logp.argmax(1) == truth).tolist()
     pair_of = {p[1]: p for p in pairs}
@@ -227,49 +224,34 @@ def _mean(values: list, which: list[int]) -> float:
 
 
 def _log_probs_at(
-    model: nn.Module,
-    vocab: CharVocab,
-    text: str,
-    targets: Sequence[int],
-    starts: Sequence[int],
-    chunk: int = CHUNK,
+    model: Model, text: str, targets: Sequence[int], starts: Sequence[int], chunk: int = CHUNK
 ) -> torch.Tensor:
     """(N, V) log-probabilities the model gave text[targets[i]] before reading it; the text is
     read as len(starts) streams side by side, stream s from starts[s] to the next start, each
-    from a zero state after the lead-in, `chunk` positions per pass with the state carried."""
+    from a cold start, `chunk` positions per pass with the state carried."""
     import torch
     import torch.nn.functional as F
 
-    from charrnn.use.sampler import lead_in
-
-    device = next(model.parameters()).device
-    lead = vocab.encode(lead_in(vocab, model))
-    bounds = [*starts, len(text)]
-    rows = [torch.tensor(lead + vocab.encode(text[a:b])) for a, b in itertools.pairwise(bounds)]
-    ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)  # (B, L); padding is read
-    # after a stream's end only, so it never reaches a prediction that is asked for
+    device, lead = model.device, len(model.lead_in)
+    pairs = itertools.pairwise([*starts, len(text)])
+    rows = [torch.tensor(model.vocab.encode(text[a:b]), dtype=torch.long) for a, b in pairs]
+    # (B, P + L); padding is read after a stream's end only, so it never reaches a prediction
+    # that is asked for
+    ids = model.with_lead_in(torch.nn.utils.rnn.pad_sequence(rows, batch_first=True))
     stream = [bisect.bisect_right(starts, p) - 1 for p in targets]
     # the column whose logits predict text[p]: the one before p's own
-    col = [len(lead) + p - starts[s] - 1 for p, s in zip(targets, stream, strict=True)]
+    col = [lead + p - starts[s] - 1 for p, s in zip(targets, stream, strict=True)]
     order = sorted(range(len(targets)), key=col.__getitem__)
     cols = [col[i] for i in order]
-    out = torch.empty(len(targets), len(vocab))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            batch = ids.shape[0]
-            state = model.init_state(batch)
-            width = max(1, chunk // batch)
-            for t in range(0, ids.shape[1], width):
-                logits, state = model(ids[:, t : t + width].to(device), state)  # (B, w, V)
-                a, b = bisect.bisect_left(cols, t), bisect.bisect_left(cols, t + width)
-                if a == b:
-                    continue
-                which = order[a:b]
-                r = torch.tensor([stream[i] for i in which], device=device)
-                c = torch.tensor([col[i] - t for i in which], device=device)
-                out[which] = F.log_softmax(logits[r, c].float(), -1).cpu()  # (n, V)
-    finally:
-        model.train(was_training)
+    out = torch.empty(len(targets), len(model.vocab))
+    with model.evaluating(), torch.inference_mode():
+        for t, h, _ in model.read(ids, chunk=chunk):  # h (B, w, H)
+            a, b = bisect.bisect_left(cols, t), bisect.bisect_left(cols, t + h.shape[1])
+            if a == b:
+                continue
+            logits = model.net.logits(h)  # (B, w, V)
+            which = order[a:b]
+            r = torch.tensor([stream[i] for i in which], device=device)
+            c = torch.tensor([col[i] - t for i in which], device=device)
+            out[which] = F.log_softmax(logits[r, c].float(), -1).cpu()  # (n, V)
     return out

@@ -6,10 +6,7 @@ samples run as one batch of N streams. Sample i draws its randomness from its ow
 seeded seed + i, by inverse-CDF sampling, so the same seed gives the same text, and sample i of a
 batch is the text `--seed seed+i` gives alone.
 
-Why a lead-in: a sample starts from a blank (all-zero) state, which stateful training meets only
-where a stream (re)starts cold (TrainConfig.cold_start_prob). So the sampler first reads a
-paragraph break, the way most texts in a corpus start, and only then the prime: the first
-characters then read like the start of a paragraph, not like the middle of one.
+Every sample begins from the model's cold start (Model.start: its lead-in, then the prime).
 """
 
 from __future__ import annotations
@@ -23,8 +20,8 @@ import torch.nn.functional as F
 
 from charrnn.defaults import MAX_SEED, SAMPLE_LENGTH, TEMPERATURE
 from charrnn.errors import ConfigError
-from charrnn.model.network import CharRNN, expand_state
-from charrnn.text.vocab import CharVocab
+from charrnn.model.network import CharRNN
+from charrnn.model.trained import CHUNK, Model
 from charrnn.threads import ThreadTuner, timed, usable_cores
 
 # Multiply-adds per step from which a sampling step is worth sharing among threads (see
@@ -66,22 +63,17 @@ class SampleConfig:
 class Sampler:
     """Generates N samples at once from `model`, after a common prime."""
 
-    def __init__(
-        self,
-        model: CharRNN,
-        vocab: CharVocab,
-        config: SampleConfig,
-        track_logprob: bool = True,
-    ):
-        self.model, self.vocab, self.config = model.eval(), vocab, config
+    def __init__(self, model: Model, config: SampleConfig, track_logprob: bool = True):
+        self.model, self.config = model, config
+        model.net.eval()
         self.device = model.device
         n = config.num_samples
         base = config.seed if config.seed is not None else torch.seed() % (MAX_SEED - n + 2)
         self.seeds = [base + i for i in range(n)]
         self.generators = [torch.Generator(self.device).manual_seed(s) for s in self.seeds]
         self._uniforms = torch.empty(n, 0)  # (N, k): drawn a block at a time, used one per step
-        self.stepper = model.stepper(n)  # holds the N streams' state between characters
-        self.threads = sampling_threads(model, n)  # the most; a ThreadTuner fits it to the load
+        self.stepper = model.net.stepper(n)  # holds the N streams' state between characters
+        self.threads = sampling_threads(model.net, n)  # the most; a ThreadTuner fits it to the load
         self.tuner: ThreadTuner | None = None
         self.track_logprob = track_logprob
         self.logits: torch.Tensor | None = None  # (N, V): odds for the next character
@@ -91,26 +83,19 @@ class Sampler:
         self.count = 0
 
     @torch.inference_mode()
-    def prime(self, text: str, chunk: int = 8192) -> None:
-        """Read a lead-in, then `text`; every sample starts from that state. Read `chunk`
-        characters per pass with the state carried, so a prime of any length fits in memory (one
-        pass over a few hundred thousand characters is more than oneDNN takes)."""
-        idx = torch.tensor(
-            [self.vocab.encode(lead_in(self.vocab, self.model) + text)], device=self.device
-        )
-        state = self.model.init_state(1)
-        for start in range(0, idx.shape[1], chunk):
-            logits, state = self.model(idx[:, start : start + chunk], state)  # (1, t, V)
-        n = self.config.num_samples
-        self.stepper.start(expand_state(state, n))
-        self.logits = logits[:, -1].expand(n, -1).contiguous()
+    def prime(self, text: str, chunk: int = CHUNK) -> None:
+        """Read `text` after the model's lead-in; every sample starts from that state. A prime
+        of any length fits in memory: it is read `chunk` characters a pass (Model.start)."""
+        start = self.model.start(self.config.num_samples, text, chunk)
+        self.stepper.start(start.state)
+        self.logits = start.logits
 
     @torch.inference_mode()
     def generate(self, length: int) -> Iterator[list[str]]:
         """Yield `length` steps; each is the list of N new characters, one per sample."""
         if self.logits is None:
             self.prime("")
-        chars = self.vocab.chars
+        chars = self.model.vocab.chars
         with step_threads(self.threads):  # for this loop only
             if self.tuner is None and self.threads > 1:  # kept from one call to the next
                 self.tuner = ThreadTuner(self.threads)
@@ -175,8 +160,7 @@ UNIFORM_BLOCK = 256  # random numbers drawn per generator at a time
 
 
 def sample_text(
-    model: CharRNN,
-    vocab: CharVocab,
+    model: Model,
     prime: str = "",
     length: int = SAMPLE_LENGTH,
     temperature: float = TEMPERATURE,
@@ -185,14 +169,11 @@ def sample_text(
     """A short sample, to watch a model learn during training: it draws from its own Generator
     only (the run's random state is untouched, so a run sampled along the way ends with the same
     weights) and leaves the model in the mode it found it in."""
-    was_training = model.training
-    try:
+    with model.evaluating():
         config = SampleConfig(temperature=temperature, seed=seed)
-        sampler = Sampler(model, vocab, config, track_logprob=False)
+        sampler = Sampler(model, config, track_logprob=False)
         sampler.prime(prime)
         return "".join(chars[0] for chars in sampler.generate(length))
-    finally:
-        model.train(was_training)
 
 
 class StopCutter:
@@ -228,39 +209,6 @@ class StopCutter:
 
     def all_done(self) -> bool:
         return all(self.done)
-
-
-def lead_in(vocab: CharVocab, model: CharRNN | None = None) -> str:
-    """What a model reads before any text (the prime, a text scored, a validation stream): its
-    own (ModelConfig.lead_in), else a paragraph break, or a space, or a first character."""
-    own = getattr(getattr(model, "config", None), "lead_in", None)
-    if isinstance(own, str) and own and all(ch in vocab for ch in own):
-        return own
-    if "\n" in vocab:
-        return "\n\n"
-    return " " if " " in vocab else vocab.chars[0]
-
-
-LEAD_IN_SCAN = 10_000_000  # characters of a text read for its lead-in: its start says enough
-
-
-def lead_in_for(ids: torch.Tensor, vocab: CharVocab) -> str:
-    """The lead-in of a model of the text `ids` (in `vocab`): a paragraph break where the text
-    has one, else a line break, else a space, else its first character. Why not simply from the
-    vocabulary: a model fine-tuned on lines without blank ones between them (a TSV, a list) keeps
-    its base's line break, and after a paragraph break it never read in its own text it writes
-    what followed one in the base's (a speaker's name)."""
-    head = ids[:LEAD_IN_SCAN]  # (n,), in the corpus's own dtype: no 80 MB int64 copy
-    nl, space = vocab.index.get("\n"), vocab.index.get(" ")
-    if nl is not None:
-        is_nl = head == nl
-        if bool((is_nl[:-1] & is_nl[1:]).any()):
-            return "\n\n"
-        if bool(is_nl.any()):
-            return "\n"
-    if space is not None and bool((head == space).any()):
-        return " "
-    return vocab.chars[int(head[0])]
 
 
 def _nucleus(probs: torch.Tensor, p: float, order: torch.Tensor) -> torch.Tensor:

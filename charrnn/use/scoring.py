@@ -13,53 +13,45 @@ import bisect
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from charrnn.model.network import CharRNN, expand_state, select_streams
-from charrnn.text.vocab import CharVocab
+from charrnn.model.network import select_streams
+from charrnn.model.trained import CHUNK, Model
 from charrnn.threads import ThreadTuner, timed, tuned_threads
-from charrnn.use.sampler import lead_in
-
-CHUNK = 8192
 
 
 @torch.inference_mode()
-def score_text(model: CharRNN, vocab: CharVocab, text: str, chunk: int = CHUNK) -> float:
-    """Total nats the model spends on `text` read in one go, after the sampler's lead-in."""
+def score_text(model: Model, text: str, chunk: int = CHUNK) -> float:
+    """Total nats the model spends on `text` read in one go, from a cold start."""
     with tuned_threads(model.device.type == "cpu") as tuner:
-        return float(_total_nats(model, vocab, [text], chunk, tuner)[0])
+        return float(_total_nats(model, [text], chunk, tuner)[0])
 
 
 @torch.inference_mode()
-def score_lines(
-    model: CharRNN, vocab: CharVocab, lines: list[str], batch: int = 64, chunk: int = CHUNK
-) -> list[float]:
-    """Nats per character of each line (with its line break), each read on its own after the
-    lead-in, so lines compare whatever their order; nan for an empty line. Runs lines of similar
+def score_lines(model: Model, lines: list[str], batch: int = 64, chunk: int = CHUNK) -> list[float]:
+    """Nats per character of each line (with its line break), each read on its own from a cold
+    start, so lines compare whatever their order; nan for an empty line. Runs lines of similar
     length as one batch."""
     scores = [float("nan")] * len(lines)
     order = sorted((i for i, line in enumerate(lines) if line), key=lambda i: len(lines[i]))
     with tuned_threads(model.device.type == "cpu") as tuner:
         for start in range(0, len(order), batch):
             rows = order[start : start + batch]
-            totals = _total_nats(model, vocab, [lines[i] for i in rows], chunk, tuner)
+            totals = _total_nats(model, [lines[i] for i in rows], chunk, tuner)
             for i, total in zip(rows, totals.tolist(), strict=True):
                 scores[i] = total / len(lines[i])
     return scores
 
 
 def _total_nats(
-    model: CharRNN, vocab: CharVocab, texts: list[str], chunk: int, tuner: ThreadTuner | None
+    model: Model, texts: list[str], chunk: int, tuner: ThreadTuner | None
 ) -> torch.Tensor:
-    """Total nats of each of `texts` (shortest first), read side by side after the lead-in;
+    """Total nats of each of `texts` (shortest first), read side by side from a cold start;
     each pass timed for `tuner` by the characters it reads."""
-    device = model.device
-    ids = [torch.tensor(vocab.encode(t), dtype=torch.long) for t in texts]
+    device, net = model.device, model.net
+    ids = [torch.tensor(model.vocab.encode(t), dtype=torch.long) for t in texts]
     lengths = [len(x) for x in ids]
     assert lengths == sorted(lengths), "texts must come shortest first"
-    context = torch.tensor([vocab.encode(lead_in(vocab, model))], device=device)
-    out, state = model.read(context, model.init_state(1))  # (1, P, H)
     n = len(texts)
-    state = expand_state(state, n)
-    last = out[:, -1:].expand(n, -1, -1)  # (B, 1, H): each row's h before its next character
+    _, last, state = model.start(n)  # last (B, 1, H): each row's h before its next character
     totals = torch.zeros(n, dtype=torch.float64)
     done, t = 0, 0  # rows before `done` have ended; t characters of the others were read
     while (first := bisect.bisect_right(lengths, t)) < n:
@@ -69,9 +61,9 @@ def _total_nats(
         width = max(1, chunk // (n - done))
         y = pad_sequence([x[t : t + width] for x in ids[done:]], batch_first=True).to(device)
         with timed(tuner, y.numel()):
-            out, state = model.read(y, state)  # (B, w, H)
+            out, state = net.read(y, state)  # (B, w, H)
             before = torch.cat([last, out[:, :-1]], 1)  # (B, w, H): the h each y was read after
-            nats = model.nats(before, y)  # (B, w), the logits a piece at a time
+            nats = net.nats(before, y)  # (B, w), the logits a piece at a time
         left = torch.tensor(lengths[done:], device=device) - t
         real = torch.arange(y.shape[1], device=device) < left[:, None]  # not padding
         # summed in float64, for long texts, on the CPU, as MPS has no float64

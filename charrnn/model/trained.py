@@ -1,0 +1,133 @@
+"""A trained model whole: the network, its vocabulary, its lead-in and its character statistics.
+
+Sampling, scoring, inspection, evaluation, the cold-start check and the memory measures all read
+text through a `Model`, so a cold start is written once, here.
+
+Why a lead-in: every reader starts from a blank (all-zero) state, which stateful training meets
+only where a stream (re)starts cold (TrainConfig.cold_start_prob). So a reader first reads how the
+model's text starts a paragraph (a blank line, a line break or a space), and only then its own
+text: the first characters then read like the start of a paragraph, not like the middle of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from charrnn.model.network import CharRNN, State, expand_state
+from charrnn.text.vocab import CharVocab
+
+CHUNK = 8192  # positions (streams x characters) read per pass: any length in bounded memory
+LEAD_IN_SCAN = 10_000_000  # characters of a text read for its lead-in: its start says enough
+
+
+def lead_in(vocab: CharVocab, model=None) -> str:
+    """What a model reads before any text (the prime, a text scored, a validation stream): its
+    own (ModelConfig.lead_in), else a paragraph break, or a space, or a first character."""
+    own = getattr(getattr(model, "config", None), "lead_in", None)
+    if isinstance(own, str) and own and all(ch in vocab for ch in own):
+        return own
+    if "\n" in vocab:
+        return "\n\n"
+    return " " if " " in vocab else vocab.chars[0]
+
+
+def lead_in_for(ids: torch.Tensor, vocab: CharVocab) -> str:
+    """The lead-in of a model of the text `ids` (in `vocab`): a paragraph break where the text
+    has one, else a line break, else a space, else its first character. Why not simply from the
+    vocabulary: a model fine-tuned on lines without blank ones between them (a TSV, a list) keeps
+    its base's line break, and after a paragraph break it never read in its own text it writes
+    what followed one in the base's (a speaker's name)."""
+    head = ids[:LEAD_IN_SCAN]  # (n,), in the corpus's own dtype: no 80 MB int64 copy
+    nl, space = vocab.index.get("\n"), vocab.index.get(" ")
+    if nl is not None:
+        is_nl = head == nl
+        if bool((is_nl[:-1] & is_nl[1:]).any()):
+            return "\n\n"
+        if bool(is_nl.any()):
+            return "\n"
+    if space is not None and bool((head == space).any()):
+        return " "
+    return vocab.chars[int(head[0])]
+
+
+class Start(NamedTuple):
+    """Where n streams stand after a cold start: the odds for their next character (n, V), the
+    top layer's h that gave them (n, 1, H), and the state (opaque)."""
+
+    logits: torch.Tensor
+    h: torch.Tensor
+    state: State
+
+
+@dataclass
+class Model:
+    """A trained model: what every reader of text takes, in place of a network and a vocabulary."""
+
+    net: CharRNN
+    vocab: CharVocab
+    # Per vocabulary id, how often the training text has it: how a runaway sample is noticed
+    # (coldstart.looks_runaway). None for checkpoints written before it was recorded.
+    char_counts: list[int] | None = None
+
+    @property
+    def config(self):
+        return self.net.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    @property
+    def lead_in(self) -> str:
+        """How a cold start begins (see `lead_in`)."""
+        return lead_in(self.vocab, self.net)
+
+    def to(self, device: torch.device | str) -> Model:
+        self.net.to(device)
+        return self
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[Model]:
+        """The network in eval mode (no dropout) for the block, then in the mode it was in: a
+        reader in the middle of training leaves it training."""
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            yield self
+        finally:
+            self.net.train(was_training)
+
+    def with_lead_in(self, ids: torch.Tensor) -> torch.Tensor:
+        """Each row of ids (B, T) after the lead-in (B, P + T): what a cold start reads, for rows
+        that each begin cold with their own text."""
+        lead = torch.tensor(self.vocab.encode(self.lead_in), dtype=ids.dtype, device=ids.device)
+        return torch.cat([lead.expand(len(ids), -1), ids], 1)
+
+    @torch.no_grad()
+    def start(self, n: int = 1, prime: str = "", chunk: int = CHUNK) -> Start:
+        """A cold start for n streams: a zero state that has read the lead-in, then `prime` (every
+        stream alike: read once, then copied), `chunk` characters per pass."""
+        ids = self.with_lead_in(torch.tensor([self.vocab.encode(prime)], dtype=torch.long))
+        _, out, state = deque(self.read(ids, chunk=chunk), maxlen=1)[0]  # the last pass (1, w, H)
+        # (1, V): the head over the whole last pass, the product a forward pass makes (same floats)
+        logits = self.net.logits(out)[:, -1]
+        h = out[:, -1:].expand(n, -1, -1)  # (n, 1, H)
+        return Start(logits.expand(n, -1).contiguous(), h, expand_state(state, n))
+
+    def read(
+        self, ids: torch.Tensor, state: State | None = None, chunk: int = CHUNK
+    ) -> Iterator[tuple[int, torch.Tensor, State]]:
+        """Read ids (B, T) on from `state` (None: zero), chunk positions (B x characters) per
+        pass with the state carried: yields, per pass, the column it began at, the top layer's
+        h after each character it read (B, w, H) and the state after them."""
+        state = self.net.init_state(len(ids)) if state is None else state
+        width = max(1, chunk // len(ids))
+        for t in range(0, ids.shape[1], width):
+            out, state = self.net.read(ids[:, t : t + width].to(self.device), state)  # (B, w, H)
+            yield t, out, state
