@@ -61,7 +61,7 @@ class Oracle(nn.Module):
     def init_state(self, batch_size: int):
         return torch.zeros(batch_size, dtype=torch.long), torch.full((batch_size,), 10**6)
 
-    def forward(self, ids, state):
+    def read(self, ids, state):  # its "output" is the logits themselves
         kind, age = state[0].clone(), state[1].clone()
         b, t = ids.shape
         logits = torch.zeros(b, t, len(self.vocab))
@@ -80,6 +80,9 @@ class Oracle(nn.Module):
                         logits[i, j, self.closers[kind[i]]] = math.log(len(self.closers) - 1)
         return logits, (kind, age)
 
+    def logits(self, out):
+        return out
+
 
 class Uniform(nn.Module):
     """Equal odds for every character, always: log2 V bits on each."""
@@ -92,8 +95,11 @@ class Uniform(nn.Module):
     def init_state(self, batch_size: int):
         return torch.zeros(batch_size)
 
-    def forward(self, ids, state):
+    def read(self, ids, state):
         return torch.zeros(*ids.shape, self.v), state
+
+    def logits(self, out):
+        return out
 
 
 # --------------------------------------------------------------------------- the recall corpus
@@ -255,7 +261,7 @@ def test_pairs_that_cannot_be_matched_are_refused(pairs):
 def test_closers_are_binned_by_distance_to_their_opener():
     text = "()" + "(xxxx)" + "(xxxxx)" + "[" + "x" * 399 + "]" + '"' + "x" * 400 + '"'
     vocab = CharVocab.from_text(text)  # " ( ) [ ] x
-    out = closer_loss_by_distance(Uniform(len(vocab)), vocab, text, pairs=("()", "[]", '""'))
+    out = closer_loss_by_distance(Model(Uniform(len(vocab)), vocab), text, pairs=("()", "[]", '""'))
     assert list(out) == ["()", "[]", '""']
     labels = ["1-5", "6-10", "11-20", "21-50", "51-100", "101-200", "201-400", "401+"]
     assert all([b.label for b in bins] == labels for bins in out.values())
@@ -271,13 +277,17 @@ def test_closers_are_binned_by_distance_to_their_opener():
             assert b.count == 0 or b.bits == pytest.approx(math.log2(len(vocab)))
     # equal odds: the likeliest character is the first, '"', right for the quote alone
     assert out['""'][-1].accuracy == 1.0 and out["()"][0].accuracy == 0.0
-    capped = closer_loss_by_distance(Uniform(len(vocab)), vocab, text, ("()", '""'), limit=20)
+    capped = closer_loss_by_distance(
+        Model(Uniform(len(vocab)), vocab), text, ("()", '""'), limit=20
+    )
     assert [b.count for b in capped['""']] == [0] * 8 and capped["()"][1].count == 1
 
 
 def test_a_real_model_reads_code_and_prose():
     text = 'def f(x):\n    return g(x[0], {"a": (1, 2)})\n' * 20
     vocab = CharVocab.from_text(text)
-    out = closer_loss_by_distance(tiny_model(len(vocab)), vocab, text, ("()", "[]", "{}", '""'))
+    out = closer_loss_by_distance(
+        Model(tiny_model(len(vocab)), vocab), text, ("()", "[]", "{}", '""')
+    )
     assert sum(b.count for b in out["()"]) == 60 and sum(b.count for b in out['""']) == 20
     assert all(b.bits > 0 for bins in out.values() for b in bins if b.count)

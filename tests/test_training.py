@@ -81,13 +81,13 @@ def test_evaluate_matches_a_single_stream_pass_over_the_split(tmp_path, text):
     with torch.no_grad():
         logits, _ = model(val[:-1].long().unsqueeze(0))
         exact = torch.nn.functional.cross_entropy(logits[0], val[1:].long()).item()
-    result = evaluate(model, one_stream)
+    result = evaluate(Model(model, trainer.vocab), one_stream, cold=False)
     assert result.loss == pytest.approx(exact, rel=1e-5)
     assert result.worst == pytest.approx(exact, rel=1e-5)  # one stream: the mean is the worst
     assert torch.allclose(result.nats[: len(val) - 1].mean().double(), torch.tensor(exact).double())
     assert torch.equal(result.context, torch.arange(len(val) - 1, dtype=torch.int32))
     # with B streams each starting from a blank state the figure is close, not identical
-    split = evaluate(model, trainer.val_batches)
+    split = evaluate(Model(model, trainer.vocab), trainer.val_batches, cold=False)
     assert split.loss == pytest.approx(exact, rel=0.05)
     assert split.worst >= split.loss and not split.nats.isnan().any()
 
@@ -239,14 +239,14 @@ def test_a_rollback_before_the_first_evaluation_goes_back_to_step_0(tmp_path, te
 
 def test_a_stop_during_evaluation_cuts_it_short_and_saves_last(tmp_path, text):
     trainer = make_trainer(text, tmp_path / "r", max_steps=40, eval_every=10)
-    real_forward = trainer.model.forward
+    real_read = trainer.model.read  # what every pass of the recurrent part goes through
 
-    def forward(*args, **kwargs):
+    def read(*args, **kwargs):
         if not trainer.model.training:  # evaluating
             trainer.request_stop()
-        return real_forward(*args, **kwargs)
+        return real_read(*args, **kwargs)
 
-    trainer.model.forward = forward
+    trainer.model.read = read
     events = drain(trainer)
     assert not [e for e in events if isinstance(e, EvalEvent)]
     assert events[-1].reason == "stopped" and events[-1].step == 10
