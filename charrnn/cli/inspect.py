@@ -30,10 +30,10 @@ from charrnn.cli.options import (
     prime_option,
     quiet_option,
     seed_option,
-    shown_path,
     temperature_option,
     unknown_option,
 )
+from charrnn.cli.output import shown_path
 from charrnn.model.config import FIELDS
 
 # Every field of every cell, once each, and the surprise (checked against the cell later).

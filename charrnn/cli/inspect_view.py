@@ -8,6 +8,7 @@ import sys
 import click
 
 from charrnn.cli.common import stdout_console
+from charrnn.cli.output import print_table
 from charrnn.model.config import GATES
 
 ALL_GATES = {g for gates in GATES.values() for g in gates}  # from 0 to 1, not -1 to 1
@@ -172,7 +173,8 @@ def print_found(found) -> None:
                 f"{f.best / f.chance:.1f}x" if f.chance > 0 else "",
             )
         )
-    _table(header, rows, "Units that track the text (Pearson r over the characters read)")
+    title = "Units that track the text (Pearson r over the characters read)"
+    print_table(header, rows, _numeric, title)
 
 
 def print_gates(saturation, cell: str) -> None:
@@ -192,26 +194,16 @@ def print_gates(saturation, cell: str) -> None:
                 )
             )
     keep = "forget" if cell == "lstm" else "update"
-    _table(
+    print_table(
         header,
         rows,
+        _numeric,
         "Gate saturation: the share of characters each gate spends below 0.1 and above 0.9, "
         f"averaged over the units; a unit whose {keep} gate is mostly above 0.9 keeps its memory "
         "for long (an integrator)",
     )
 
 
-def _table(header, rows, title: str) -> None:
-    """A table on a terminal; piped, tab-separated lines under a header line."""
-    if not sys.stdout.isatty():
-        for row in (header, *rows):
-            click.echo("\t".join(row))
-        return
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", box=None)
-    for i, col in enumerate(header):
-        table.add_column(col, justify="left" if i < 2 or col == "next best" else "right")
-    for row in rows:
-        table.add_row(*row)
-    stdout_console(highlight=False).print(table)
+def _numeric(i: int, col: str) -> bool:
+    """Whether column `i` of a table of units or gates holds numbers (right-aligned)."""
+    return not (i < 2 or col == "next best")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from charrnn.cli.common import Encoding, Text, say
@@ -89,11 +87,6 @@ def unescape(text: str) -> str:
             out.append(text[i])
             i += 1
     return "".join(out)
-
-
-def shown_path(path) -> str:
-    """A path as text for JSON or a page: bytes that are not UTF-8 show as U+FFFD."""
-    return os.fsencode(str(path)).decode("utf-8", "replace")
 
 
 def load_model(checkpoint: str | None, checkpoint_dir, device: str | None):

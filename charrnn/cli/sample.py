@@ -28,11 +28,11 @@ from charrnn.cli.options import (
     load_model,
     prime_option,
     seed_option,
-    shown_path,
     temperature_option,
     unescape,
     unknown_option,
 )
+from charrnn.cli.output import shown_path
 
 MAX_LENGTH = 10**9
 PRIME_HINT = "to prime from a stream, pipe it in and use --prime - to read standard input"

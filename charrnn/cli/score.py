@@ -7,7 +7,6 @@ import math
 import click
 
 from charrnn.cli.common import (
-    Encoding,
     checkpoint_dir_option,
     checkpoint_option,
     count,
@@ -16,7 +15,7 @@ from charrnn.cli.common import (
     say,
     user_errors,
 )
-from charrnn.text.vocab import UNKNOWN_POLICIES
+from charrnn.cli.options import encoding_option, load_model, quiet_option, unknown_option
 
 SCORE_HINT = "to score a stream, pipe it in and use - to read standard input"
 
@@ -38,27 +37,18 @@ Examples:
     help="One number per input line, as `wc -l` and `paste` count lines (ended by \\n; the last "
     "may lack it); each line read on its own, with its line break.",
 )
-@click.option(
-    "--unknown",
-    type=click.Choice(UNKNOWN_POLICIES),
-    default="error",
-    show_default=True,
-    help="Characters the model never saw: refuse, drop or replace them. With --per-line, "
-    "'error' prints nan for such a line (one warning on stderr names them) and goes on.",
+@unknown_option(
+    "Characters the model never saw: refuse, drop or replace them. With --per-line, "
+    "'error' prints nan for such a line (one warning on stderr names them) and goes on."
 )
-@click.option(
-    "--encoding", type=Encoding(), default="utf-8", show_default=True, help="Encoding of FILE."
-)
-@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@encoding_option()
+@quiet_option("No summary on stderr.")
 @device_option("cpu")
 @checkpoint_dir_option
 @user_errors
 def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoint_dir):
     """Print the model's bits per character on FILE ('-' or nothing: stdin): lower is more
     typical of what the model was trained on."""
-    from charrnn import checkpoint as ckpt
-    from charrnn import runs
-    from charrnn.cli.common import resolve_device
     from charrnn.errors import CheckpointError, CorpusError
     from charrnn.text.corpus import input_file, read_all
     from charrnn.text.vocab import apply_unknown
@@ -67,9 +57,7 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
     label = "standard input" if file == "-" else file
     # Checked before the model loads (a folder, a device: refused), read after it.
     source = None if file == "-" else input_file(file, label, SCORE_HINT)
-    path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
-    model, vocab = ckpt.restore_model(ckpt.load(path, verify=ckpt.MODEL_PARTS), path)
-    model = model.to(resolve_device(device))
+    path, model, vocab, _ = load_model(checkpoint, checkpoint_dir, device)
     if source is None:
         raw, text = read_stdin(label, encoding)
     else:
