@@ -40,7 +40,7 @@ class Budget:
                 f"{size_text(self.free)} free; pass {option} {self.fits:,} or less"
             )
         if self.bound == "page":
-            size = page.page_bytes(c.num_layers, c.hidden_size, c.cell, chars)
+            size = page.page_bytes(c, chars)
             return ConfigError(
                 f"a page of {chars:,}{more} characters of this {shape} would hold "
                 f"{size_text(size)} of values or more, more than a browser opens at ease; "
@@ -56,8 +56,7 @@ def recording_budget(config: ModelConfig, max_chars: int, with_page: bool) -> Bu
     limits = [(max_chars, "chars")]
     limits.append((free // 2 // (PEAK_PER_RECORDED * record_bytes(config, 1)), "memory"))
     if with_page:
-        one = page.page_bytes(config.num_layers, config.hidden_size, config.cell, 1)
-        limits.append((page.PAGE_BYTES // one, "page"))
+        limits.append((page.PAGE_BYTES // page.page_bytes(config, 1), "page"))
     fits, bound = min(limits, key=lambda limit: limit[0])
     return Budget(fits, bound, config, free)
 
