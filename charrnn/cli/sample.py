@@ -129,7 +129,7 @@ def sample(
     from charrnn.cli.common import resolve_device
     from charrnn.text.vocab import apply_unknown
     from charrnn.use.sample_job import SampleJob
-    from charrnn.use.sampler import SampleConfig, Sampler
+    from charrnn.use.sampler import SampleConfig
 
     if opts["seed"] is not None and opts["seed"] + opts["num_samples"] - 1 > MAX_SEED:
         raise click.BadParameter(
@@ -146,12 +146,9 @@ def sample(
     )
     path, model, vocab, counts = load_model(checkpoint, checkpoint_dir, None)
     text = apply_unknown(read_prime(prime, prime_file, encoding), vocab, unknown)
-    sampler = Sampler(
-        model.to(resolve_device(device)), vocab, config, track_logprob=opts["as_json"]
-    )
-    sampler.prime(text)
+    model = model.to(resolve_device(device))
     stops = [unescape(s) for s in opts["stop"]]
-    job = SampleJob(sampler, opts["length"], stops, counts)
+    job = SampleJob(model, vocab, config, opts["length"], text, stops, counts, opts["as_json"])
     # Ctrl-C stops sampling (what was made is printed, exit 130) even where we were started with
     # SIGINT ignored, as a non-interactive shell starts background jobs; `train` does the same.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -159,7 +156,7 @@ def sample(
     def emit(out) -> int:
         """Sample onto `out`; the exit status of the stop signal that cut it short (what was made
         is still written), else 0."""
-        writer = _Writer(job, out, opts, text, shown_path(path))
+        writer = _Writer(job, out, opts, shown_path(path))
         try:
             writer.run()
         except KeyboardInterrupt as e:
@@ -175,11 +172,10 @@ class _Writer:
     """Writes a job: live, piece by piece, for a single sample; the whole batch at the end
     otherwise (or as JSON lines)."""
 
-    def __init__(self, job, out, opts, prime: str, checkpoint: str):
-        self.job, self.out, self.opts = job, out, opts
-        self.prime, self.checkpoint = prime, checkpoint
+    def __init__(self, job, out, opts, checkpoint: str):
+        self.job, self.out, self.opts, self.checkpoint = job, out, opts, checkpoint
         self.live = len(job.pieces) == 1 and not opts["as_json"]
-        self.echo = "" if opts["no_echo_prime"] else prime
+        self.echo = "" if opts["no_echo_prime"] else job.prime
         self.finished = False
         self.tty, self.flushed = out.isatty(), time.monotonic()
 
@@ -211,7 +207,7 @@ class _Writer:
         _warn_runaways(results)
         texts = [r.text for r in results]
         if self.opts["as_json"]:
-            for record in self.job.records(results, self.prime, self.checkpoint):
+            for record in self.job.records(results, self.checkpoint):
                 self.out.write(json_line(record) + "\n")
         elif not self.live:
             self.out.write(unescape(self.opts["separator"]).join(self.echo + t for t in texts))

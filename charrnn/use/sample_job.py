@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from charrnn.model.network import CharRNN
+from charrnn.text.vocab import CharVocab
 from charrnn.train.coldstart import MIN_JUDGED, looks_runaway
-from charrnn.use.sampler import Sampler, StopCutter
+from charrnn.use.sampler import SampleConfig, Sampler, StopCutter
 
 
 @dataclass
@@ -33,20 +35,27 @@ class SampleResult:
 
 
 class SampleJob:
-    """Iterating yields (sample, piece) as text becomes safe to show: a stop string, and whatever a
-    sample writes after it, never shows. Stops after `length` characters or once every sample
-    has met a stop string; then `results()` says what each sample is."""
+    """`config.num_samples` samples of up to `length` characters after `prime`. Iterating yields
+    (sample, piece) as text becomes safe to show: a stop string, and whatever a sample writes
+    after it, never shows. It ends after `length` characters or once every sample has met a stop
+    string; then `results()` says what each sample is. `char_counts`, the corpus's character
+    counts, are how a runaway is noticed; `track_logprob`, whether the mean log-probability is."""
 
     def __init__(
         self,
-        sampler: Sampler,
+        model: CharRNN,
+        vocab: CharVocab,
+        config: SampleConfig,
         length: int,
+        prime: str = "",
         stops: Sequence[str] = (),
         char_counts: list[int] | None = None,
+        track_logprob: bool = True,
     ):
-        self.sampler, self.length, self.stops = sampler, length, list(stops)
-        self.counts = char_counts  # the corpus's character counts: how a runaway is noticed
-        n = sampler.config.num_samples
+        self.sampler = Sampler(model, vocab, config, track_logprob=track_logprob)
+        self.sampler.prime(prime)
+        self.length, self.prime, self.stops, self.counts = length, prime, list(stops), char_counts
+        n = config.num_samples
         self.cutter = StopCutter(n, self.stops)
         self.pieces: list[list[str]] = [[] for _ in range(n)]
         self.flushed = False
@@ -93,7 +102,7 @@ class SampleJob:
             for text, seed, logprob in zip(texts, self.sampler.seeds, logprobs, strict=True)
         ]
 
-    def records(self, results: list[SampleResult], prime: str, checkpoint: str) -> Iterator[dict]:
+    def records(self, results: list[SampleResult], checkpoint: str) -> Iterator[dict]:
         """The `sample --json` objects, one per result (`checkpoint`: the path as text)."""
         c = self.sampler.config
         settings = {
@@ -106,7 +115,7 @@ class SampleJob:
         for result in results:
             yield {
                 "text": result.text,
-                "prime": prime,
+                "prime": self.prime,
                 "seed": result.seed,
                 "checkpoint": checkpoint,
                 "settings": settings,
