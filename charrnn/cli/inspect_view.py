@@ -156,6 +156,7 @@ def _print_coloured(console, recording, show: str, unit) -> None:
 
 
 def print_found(found) -> None:
+    """The units found, one property a row: the best unit, the next best, the chance level."""
     header = ("property", "best unit", "r", "next best", "chance", "best/chance")
     rows = []
     for f in found:
@@ -178,6 +179,7 @@ def print_found(found) -> None:
 
 
 def print_gates(saturation, cell: str) -> None:
+    """Each gate's saturation, one layer a row: shares of characters, and of units, at each end."""
     header = ("layer", "gate", "< 0.1", "> 0.9", "units mostly < 0.1", "units mostly > 0.9")
     rows = []
     for s in saturation:
