@@ -1,6 +1,8 @@
 """What `sample` and `inspect` compute, called from Python: the sampling job (stop strings, the
 per-sample results, runaway judgement, the JSON records), the inspection and its records, and the
-budget of a recording."""
+budget of a recording; what `score` computes line by line."""
+
+import math
 
 import pytest
 from test_cells import tiny
@@ -8,6 +10,7 @@ from test_cells import tiny
 from charrnn.errors import ConfigError
 from charrnn.text.vocab import CharVocab
 from charrnn.use import budget as budget_mod
+from charrnn.use.bits import line_bits
 from charrnn.use.budget import recording_budget
 from charrnn.use.report import inspect
 from charrnn.use.sample_job import SampleJob
@@ -86,3 +89,12 @@ def test_the_budget_is_the_smallest_bound_and_says_what_to_pass(monkeypatch):
     assert memory.bound == "memory" and memory.fits == 400 * 1024 // 2 // (2 * 4 * 2 * 24 * 6)
     with pytest.raises(ConfigError, match=f"pass --max-chars {memory.fits:,} or less"):
         raise memory.error(memory.fits + 1, "--max-chars")
+
+
+def test_line_bits_name_the_lines_with_unseen_characters_and_leave_the_lines_alone():
+    lines = ["abc\n", "xyz\n", "a\n"]
+    found = line_bits(model_for(), VOCAB, lines, "error")
+    assert lines == ["abc\n", "xyz\n", "a\n"] and found.unseen == [1]
+    assert math.isnan(found.bits[1]) and not math.isnan(found.bits[0])
+    assert found.where.startswith("'x' (U+0078) at 1")
+    assert line_bits(model_for(), VOCAB, lines, "skip").unseen == []

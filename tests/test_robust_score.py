@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from charrnn import checkpoint as ckpt
 from charrnn.cli import cli
-from charrnn.cli.score import _lines
 from charrnn.model.network import CharRNN
+from charrnn.use.bits import split_lines as _lines
 from charrnn.use.sampler import SampleConfig, Sampler
 from charrnn.use.scoring import CHUNK, score_lines, score_text
 
