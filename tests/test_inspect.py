@@ -330,7 +330,7 @@ def test_the_page_opens_on_the_unit_asked_for(env, runs_by_cell):
 @given(st.characters())
 def test_a_piped_character_is_one_printable_field(ch):
     """No character can move a terminal's cursor, end a line or a field in the piped data."""
-    from charrnn.cli.inspect import plain_char
+    from charrnn.cli.inspect_view import plain_char
 
     shown = plain_char(ch)
     assert shown.isprintable() and "\t" not in shown

@@ -15,9 +15,9 @@ from helpers.cli import assert_one_error, invoke, popen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charrnn.cli.score import _lines
 from charrnn.model.network import CharRNN
 from charrnn.model.trained import Model, lead_in
+from charrnn.use.bits import split_lines as _lines
 from charrnn.use.sampler import SampleConfig, Sampler
 from charrnn.use.scoring import CHUNK, score_lines, score_text
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -14,6 +13,7 @@ from charrnn.cli.common import (
     stdout_console,
     user_errors,
 )
+from charrnn.cli.output import print_table, shown_name
 from charrnn.jsonl import json_line
 
 
@@ -61,25 +61,13 @@ def runs(checkpoint_dir, as_json):
         "from",  # last: scripts that cut the columns before it keep working
     )
     rows = [_run_row(info) for info in found]
-    if not sys.stdout.isatty():  # for scripts: every character as it is, nothing cut or styled
-        for row in (header, *rows):
-            click.echo("\t".join(_tsv_field(field) for field in row))
-        return
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None)
-    for col in header:
-        numeric = col not in ("run", "model", "from", "folder", "note")
-        table.add_column(col, justify="right" if numeric else "left", overflow="fold")
-    for row in rows:
-        table.add_row(*(Text(field) for field in row))  # Text: a name is never read as markup
-    stdout_console(highlight=False).print(table)
+    text = ("run", "model", "from", "folder", "note")
+    print_table(header, rows, lambda i, col: col not in text, overflow="fold")
 
 
 def _run_record(info) -> dict:
     """A run as `runs --json` writes it: names and paths as text."""
-    return {k: _shown(v) if isinstance(v, str) else v for k, v in info.summary().items()}
+    return {k: shown_name(v) if isinstance(v, str) else v for k, v in info.summary().items()}
 
 
 def _run_row(info) -> tuple[str, ...]:
@@ -102,22 +90,6 @@ def _run_row(info) -> tuple[str, ...]:
         r["note"],
         r["from"] or "",
     )
-
-
-def _shown(name: str) -> str:
-    """A file name as text: bytes that are not UTF-8 (surrogate escapes) as \\xNN."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
-
-
-# Every character that some reader takes for a line break (str.splitlines' set), and the tab.
-_BREAKS = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-
-
-def _tsv_field(field: str) -> str:
-    """One tab-separated field on one line: a backslash as \\\\, a tab or line break as its escape
-    (\\t, \\n, \\r; the others as \\xNN or \\uNNNN), so every reader sees one row per run."""
-    table = {ord(c): c.encode("unicode_escape").decode() for c in _BREAKS}
-    return field.translate({92: "\\\\", **table})
 
 
 @click.group()

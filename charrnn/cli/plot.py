@@ -18,7 +18,7 @@ from charrnn.cli.common import (
     say,
     user_errors,
 )
-from charrnn.cli.misc import _shown, _tsv_field
+from charrnn.cli.output import shown_name, tsv_field
 from charrnn.curves import X_AXES  # no torch: `charrnn --help` stays quick
 from charrnn.jsonl import json_line
 
@@ -126,8 +126,8 @@ def plot(specs, output, x_axis, with_train, as_json, checkpoint_dir):
         for run_curves, curve, _, _ in series:
             for p in run_curves.points(curve):
                 x = f"{p.seconds:.2f}" if x_axis == "time" else str(int(p.x(x_axis)))
-                row = (_shown(run_curves.name), run_curves.cell, curve, x, f"{p.bpc:.5f}")
-                click.echo("\t".join(_tsv_field(field) for field in row))
+                row = (shown_name(run_curves.name), run_curves.cell, curve, x, f"{p.bpc:.5f}")
+                click.echo("\t".join(tsv_field(field) for field in row))
 
 
 def _series(drawn, wanted) -> list[tuple]:
@@ -142,14 +142,14 @@ def _series(drawn, wanted) -> list[tuple]:
         for curve in wanted:
             if c.points(curve):
                 marker = letter if curve == "val" else letter.lower()
-                out.append((c, curve, marker, f"{_shown(who)} ({c.cell}) {CURVE_NAMES[curve]}"))
+                out.append((c, curve, marker, f"{shown_name(who)} ({c.cell}) {CURVE_NAMES[curve]}"))
     return out
 
 
 def _point_record(c, curve: str, p) -> dict:
     return {
-        "run": _shown(c.name),
-        "folder": _shown(str(c.folder)),
+        "run": shown_name(c.name),
+        "folder": shown_name(str(c.folder)),
         "cell": c.cell,
         "curve": curve,
         "step": p.step,
@@ -207,7 +207,7 @@ def text_chart(series, x_axis: str, columns: int) -> list[str]:
     lines.append(" " * (margin + 2) + _ticks(x_axis, x_hi, width))
     title = X_TITLES[x_axis]
     lines.append(" " * (margin + 2 + max(0, (width - len(title)) // 2)) + title)
-    lines.extend(f"  {marker}  {_tsv_field(label)}" for _, _, marker, label in series)
+    lines.extend(f"  {marker}  {tsv_field(label)}" for _, _, marker, label in series)
     return lines
 
 

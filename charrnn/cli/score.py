@@ -7,7 +7,6 @@ import math
 import click
 
 from charrnn.cli.common import (
-    Encoding,
     checkpoint_dir_option,
     checkpoint_option,
     count,
@@ -16,8 +15,7 @@ from charrnn.cli.common import (
     say,
     user_errors,
 )
-from charrnn.defaults import ENCODING, UNKNOWN
-from charrnn.text.vocab import UNKNOWN_POLICIES
+from charrnn.cli.options import encoding_option, load_model, quiet_option, unknown_option
 
 SCORE_HINT = "to score a stream, pipe it in and use - to read standard input"
 
@@ -39,55 +37,41 @@ Examples:
     help="One number per input line, as `wc -l` and `paste` count lines (ended by \\n; the last "
     "may lack it); each line read on its own, with its line break.",
 )
-@click.option(
-    "--unknown",
-    type=click.Choice(UNKNOWN_POLICIES),
-    default=UNKNOWN,
-    show_default=True,
-    help="Characters the model never saw: refuse, drop or replace them. With --per-line, "
-    "'error' prints nan for such a line (one warning on stderr names them) and goes on.",
+@unknown_option(
+    "Characters the model never saw: refuse, drop or replace them. With --per-line, "
+    "'error' prints nan for such a line (one warning on stderr names them) and goes on."
 )
-@click.option(
-    "--encoding", type=Encoding(), default=ENCODING, show_default=True, help="Encoding of FILE."
-)
-@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@encoding_option()
+@quiet_option("No summary on stderr.")
 @device_option("cpu")
 @checkpoint_dir_option
 @user_errors
 def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoint_dir):
     """Print the model's bits per character on FILE ('-' or nothing: stdin): lower is more
     typical of what the model was trained on."""
-    from charrnn import checkpoint as ckpt
-    from charrnn import runs
-    from charrnn.devices import resolve_device
-    from charrnn.errors import CheckpointError, CorpusError
+    from charrnn.errors import CorpusError
     from charrnn.text.sources import input_file, read_all
     from charrnn.text.vocab import apply_unknown
-    from charrnn.use.scoring import score_text
+    from charrnn.use.bits import line_bits, split_lines, text_nats
 
     label = "standard input" if file == "-" else file
     # Checked before the model loads (a folder, a device: refused), read after it.
     source = None if file == "-" else input_file(file, label, SCORE_HINT)
-    path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
-    model = ckpt.load_model(path).to(resolve_device(device))
+    path, model = load_model(checkpoint, checkpoint_dir, device)
     vocab = model.vocab
     if source is None:
         raw, text = read_stdin(label, encoding)
     else:
         raw, text = read_all(source.chunks(), label, encoding)
     if per_line:
-        bits = _bits_per_line(model, vocab, _lines(text, raw, encoding), unknown, label)
-        click.echo("".join(f"{b:.4f}\n" for b in bits), nl=False)
+        found = line_bits(model, split_lines(text, raw, encoding), unknown)
+        _warn_unseen(found, label)
+        click.echo("".join(f"{b:.4f}\n" for b in found.bits), nl=False)
         return
     text = apply_unknown(text, vocab, unknown, label)
     if not text:
         raise CorpusError(f"{label} is empty: there is nothing to score")
-    nats = score_text(model, text) / len(text)
-    if not math.isfinite(nats):  # finite weights so large that the logits overflow
-        raise CheckpointError(
-            f"{path} gives this text a loss that is not a number ({nats}): its weights are "
-            "broken; use the run's other checkpoint, or train again"
-        )
+    nats = text_nats(model, text, path)
     click.echo(f"{nats / math.log(2):.4f}")
     say(
         f"{label}: {count(len(text), 'character')}, {nats:.4f} nats = {nats / math.log(2):.4f} "
@@ -96,44 +80,13 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
     )
 
 
-def _lines(text: str, raw: bytes, encoding: str) -> list[str]:
-    """`text` (`raw` decoded, \\r\\n and a lone \\r read as \\n) cut into lines where `wc -l`
-    and `paste` cut `raw`: after each \\n, never at a lone \\r; the last line may lack its \\n."""
-    parts = text.split("\n")
-    segments = [part + "\n" for part in parts[:-1]] + [parts[-1]] * bool(parts[-1])
-    if b"\r" not in raw:  # no \r in the input (every encoding writes \r with a byte 0x0d)
-        return segments
-    # Join the segments a lone \r cut: each input line is 1 + (its lone \r's) segments.
-    pieces = raw.decode(encoding, "replace").split("\n")
-    lines, at = [], 0
-    for j, piece in enumerate(pieces):
-        cuts = 1 + piece.count("\r") - (j < len(pieces) - 1 and piece.endswith("\r"))
-        lines.append("".join(segments[at : at + cuts]))
-        at += cuts
-    return [line for line in lines if line]  # not the empty "line" after a final \n
-
-
-def _bits_per_line(model, vocab, lines: list[str], unknown: str, label: str) -> list[float]:
-    """Bits per character of each line. Under `--unknown error` a line with characters the model
-    never saw scores nan, with one warning: one odd line must not cost a pipeline the others, and
-    the output keeps one number per input line. A line with nothing left to score: nan too."""
-    from charrnn.text.vocab import apply_unknown, locate_unknown
-    from charrnn.use.scoring import score_lines
-
-    if "\n" not in vocab:  # a model that never saw a line break scores lines without theirs
-        lines = [line.removesuffix("\n") for line in lines]
-    if unknown != "error":
-        lines = [apply_unknown(line, vocab, unknown) for line in lines]
-    unseen = [i for i, line in enumerate(lines) if not set(line) <= vocab.index.keys()]
-    if unseen:
-        first = unseen[0]
+def _warn_unseen(found, label: str) -> None:
+    """One warning for the lines scored nan for characters the model never saw."""
+    if found.unseen:
+        n = len(found.unseen)
         click.echo(
-            f"Warning: {count(len(unseen), 'line')} of {label} "
-            f"{'has' if len(unseen) == 1 else 'have'} characters the model has never seen, "
-            f"scored nan (line {first + 1}: {locate_unknown(lines[first], vocab)}); pass "
-            "--unknown skip or --unknown replace to score them",
+            f"Warning: {count(n, 'line')} of {label} {'has' if n == 1 else 'have'} characters "
+            f"the model has never seen, scored nan (line {found.unseen[0] + 1}: {found.where}); "
+            "pass --unknown skip or --unknown replace to score them",
             err=True,
         )
-        for i in unseen:
-            lines[i] = ""
-    return [nats / math.log(2) for nats in score_lines(model, lines)]

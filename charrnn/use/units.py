@@ -182,3 +182,11 @@ def gate_saturation(recording: Recording, low: float = 0.1, high: float = 0.9) -
         )
         for gate in GATES[recording.cell]
     ]
+
+
+def most_varied(recording: Recording, field: str) -> tuple[int, int]:
+    """(layer, index) of the unit whose `field` varies most over the recording."""
+    values = recording.values[field]  # (L, T, H)
+    std = values.std(1) if values.shape[1] > 1 else values.abs()[:, 0]  # (L, H)
+    flat = int(std.flatten().argmax())
+    return flat // values.shape[2], flat % values.shape[2]

@@ -1,0 +1,77 @@
+"""How many characters a recording may hold: the caller's bound, what memory holds, what a page
+holds. A recording is refused before it is made, with the bound to pass instead."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from charrnn.errors import ConfigError
+from charrnn.model.config import ModelConfig
+from charrnn.use import page
+from charrnn.use.inspection import record_bytes
+
+# A recording's values, and at the peak about as much again: --find-units' standardised copy of
+# the states, or the page's quantised bytes and text (measured: 715 MB for a 368 MB recording).
+PEAK_PER_RECORDED = 2
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The most characters a recording of `config` may hold, and what sets it: "chars" (the
+    caller's bound), "memory" (at its peak, half the memory free) or "page" (page.PAGE_BYTES of
+    values, what a browser opens)."""
+
+    fits: int
+    bound: str
+    config: ModelConfig
+    free: int  # bytes of memory free when the budget was set
+
+    def error(self, chars: int, option: str) -> ConfigError | None:
+        """Why `chars` characters (asked for by `option`) are refused; None where the caller's own
+        bound sets the budget (a note, not an error: the text is cut there)."""
+        c, more = self.config, "+" if option == "--max-chars" else ""
+        shape = f"{c.num_layers}x{c.hidden_size} {c.cell.upper()}"
+        if self.bound == "memory":
+            peak = PEAK_PER_RECORDED * record_bytes(c, chars)
+            return ConfigError(
+                f"recording {chars:,}{more} characters of this {shape} takes "
+                f"{size_text(peak)} of memory or more at its peak, more than half of the "
+                f"{size_text(self.free)} free; pass {option} {self.fits:,} or less"
+            )
+        if self.bound == "page":
+            size = page.page_bytes(c, chars)
+            return ConfigError(
+                f"a page of {chars:,}{more} characters of this {shape} would hold "
+                f"{size_text(size)} of values or more, more than a browser opens at ease; "
+                f"pass {option} {self.fits:,} or less"
+            )
+        return None
+
+
+def recording_budget(config: ModelConfig, max_chars: int, with_page: bool) -> Budget:
+    """The budget of a recording of `config`: at most `max_chars`, what memory holds and, for a
+    page (`with_page`), what a page holds; the first of the smallest."""
+    free = free_memory()
+    limits = [(max_chars, "chars")]
+    limits.append((free // 2 // (PEAK_PER_RECORDED * record_bytes(config, 1)), "memory"))
+    if with_page:
+        limits.append((page.PAGE_BYTES // page.page_bytes(config, 1), "page"))
+    fits, bound = min(limits, key=lambda limit: limit[0])
+    return Budget(fits, bound, config, free)
+
+
+def free_memory() -> int:
+    """Bytes of memory free now (8 GB assumed where the platform does not say)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on this platform: assume 8 GB
+        return 8 * 2**30
+
+
+def size_text(n: int) -> str:
+    """Bytes for a person: 12.3 GB, 45.6 MB, 7.8 KB."""
+    for unit, scale in (("GB", 2**30), ("MB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n / 2**10:,.1f} KB"

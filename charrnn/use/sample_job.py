@@ -1,0 +1,123 @@
+"""A sampling job, as `charrnn sample` runs it: a batch of samples cut at stop strings and streamed
+piece by piece as each becomes safe to show, then each sample's result: its text, its seed, its
+mean log-probability and whether it looks like a runaway, and the JSON record of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from charrnn.model.trained import Model
+from charrnn.train.coldstart import MIN_JUDGED, looks_runaway
+from charrnn.use.sampler import SampleConfig, Sampler, StopCutter
+
+
+@dataclass
+class SampleResult:
+    """One sample of a job: its text (cut before a stop string) and its seed. `runaway` says what
+    shows it comes from a runaway state (None: nothing did); `judged`, whether its characters were
+    weighed against the corpus's (a temperature up to 1, counts known, long enough)."""
+
+    text: str
+    seed: int
+    mean_logprob: float | None  # nats per character of `text`; None where not tracked
+    runaway: str | None
+    judged: bool
+
+    @property
+    def looks_runaway(self) -> bool | None:
+        """True, False, or None where not judged and nothing showed a runaway (one character
+        repeated shows one at any temperature)."""
+        if self.runaway is not None:
+            return True
+        return False if self.judged else None
+
+
+class SampleJob:
+    """`config.num_samples` samples of up to `length` characters after `prime`. Iterating yields
+    (sample, piece) as text becomes safe to show: a stop string, and whatever a sample writes
+    after it, never shows. It ends after `length` characters or once every sample has met a stop
+    string; then `results()` says what each sample is. `char_counts`, the corpus's character
+    counts, are how a runaway is noticed; `track_logprob`, whether the mean log-probability is."""
+
+    def __init__(
+        self,
+        model: Model,
+        config: SampleConfig,
+        length: int,
+        prime: str = "",
+        stops: Sequence[str] = (),
+        track_logprob: bool = True,
+    ):
+        self.sampler = Sampler(model, config, track_logprob=track_logprob)
+        self.sampler.prime(prime)
+        self.length, self.prime, self.stops = length, prime, list(stops)
+        self.counts = model.char_counts
+        n = config.num_samples
+        self.cutter = StopCutter(n, self.stops)
+        self.pieces: list[list[str]] = [[] for _ in range(n)]
+        self.flushed = False
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        for chars in self.sampler.generate(self.length):
+            for row, ch in enumerate(chars):
+                if piece := self.cutter.feed(row, ch):
+                    self.pieces[row].append(piece)
+                    yield row, piece
+            if self.cutter.all_done():
+                break
+        yield from self.flush()
+
+    def flush(self) -> list[tuple[int, str]]:
+        """The text held back in case it began a stop string: at the end, or when sampling was
+        cut short (a stop signal). Given once; empty after that."""
+        if self.flushed:
+            return []
+        self.flushed = True
+        rests = [(row, self.cutter.flush(row)) for row in range(len(self.pieces))]
+        for row, rest in rests:
+            self.pieces[row].append(rest)
+        return [(row, rest) for row, rest in rests if rest]
+
+    def results(self) -> list[SampleResult]:
+        """Each sample's text so far, its seed, mean log-probability and runaway judgement."""
+        texts = ["".join(p) for p in self.pieces]
+        # above temperature 1 only the repetition is judged: rarer characters were asked for
+        cool = max(self.sampler.config.temperature) <= 1.0
+        counts = self.counts if cool else None
+        # Each mean covers exactly the characters of its text: not a stop string, nor what a sample
+        # that had stopped went on generating while the rest of the batch ran.
+        logprobs = self.sampler.mean_logprob([len(t) for t in texts])
+        tracked = self.sampler.track_logprob
+        return [
+            SampleResult(
+                text=text,
+                seed=seed,
+                mean_logprob=logprob if tracked else None,
+                runaway=looks_runaway(text, self.sampler.model.vocab, counts),
+                judged=bool(self.counts) and cool and len(text) >= MIN_JUDGED,
+            )
+            for text, seed, logprob in zip(texts, self.sampler.seeds, logprobs, strict=True)
+        ]
+
+    def records(self, results: list[SampleResult], checkpoint: str) -> Iterator[dict]:
+        """The `sample --json` objects, one per result (`checkpoint`: the path as text)."""
+        c = self.sampler.config
+        settings = {
+            "temperature": list(c.temperature),
+            "top_k": c.top_k,
+            "top_p": c.top_p,
+            "length": self.length,
+            "stop": self.stops,
+        }
+        for result in results:
+            yield {
+                "text": result.text,
+                "prime": self.prime,
+                "seed": result.seed,
+                "checkpoint": checkpoint,
+                "settings": settings,
+                "mean_logprob": round(result.mean_logprob or 0.0, 6),
+                # null where not judged (a temperature above 1, or an older checkpoint)
+                "runaway": result.looks_runaway,
+            }

@@ -1,0 +1,101 @@
+"""What `sample` and `inspect` compute, called from Python: the sampling job (stop strings, the
+per-sample results, runaway judgement, the JSON records), the inspection and its records, and the
+budget of a recording; what `score` computes line by line."""
+
+import math
+
+import pytest
+from test_cells import tiny
+
+from charrnn.errors import ConfigError
+from charrnn.model.trained import Model
+from charrnn.text.vocab import CharVocab
+from charrnn.use import budget as budget_mod
+from charrnn.use.bits import line_bits
+from charrnn.use.budget import recording_budget
+from charrnn.use.report import inspect
+from charrnn.use.sample_job import SampleJob
+from charrnn.use.sampler import SampleConfig, Sampler
+from charrnn.use.units import most_varied
+
+VOCAB = CharVocab.from_text("abcdefg \n()\"'")
+
+
+def model_for(cell="lstm", char_counts=None):
+    return Model(tiny(cell, 2, vocab_size=len(VOCAB)), VOCAB, char_counts)
+
+
+def test_a_job_streams_exactly_its_results_and_never_a_stop_string():
+    model, config = model_for(), SampleConfig(temperature=1.5, seed=7, num_samples=3)
+    job = SampleJob(model, config, 200, prime="ab", stops=["a", "b("])
+    streamed = ["", "", ""]
+    for row, piece in job:
+        streamed[row] += piece
+    assert job.flush() == []  # given once, at the end of the iteration
+    results = job.results()
+    assert [r.text for r in results] == streamed
+    assert all("a" not in t and "b(" not in t for t in streamed)
+    assert [r.seed for r in results] == [7, 8, 9]
+    plain = Sampler(model, config)  # the same samples as the sampler alone, cut at a stop
+    plain.prime("ab")
+    rows = ["", "", ""]
+    for chars in plain.generate(200):
+        rows = [r + ch for r, ch in zip(rows, chars, strict=True)]
+    assert streamed == [r[: min((r + "a").find("a"), (r + "b(").find("b("))] for r in rows]
+
+
+def test_a_runaway_is_judged_where_it_can_be_and_null_where_not():
+    config = SampleConfig(temperature=0.0, seed=1)  # greedy: one character repeated, often
+    job = SampleJob(model_for(char_counts=[1] * len(VOCAB)), config, 80)
+    list(job)
+    (result,) = job.results()
+    (record,) = job.records([result], "x.pt")
+    assert record["runaway"] is result.looks_runaway
+    assert (result.runaway is not None) == (record["runaway"] is True)
+    assert record["runaway"] is not None  # judged: temperature 0, counts known, 80 characters
+    short = SampleJob(model_for(), SampleConfig(temperature=1.0, seed=1), 10)
+    list(short)
+    assert short.results()[0].looks_runaway is None  # too short, no counts: not judged
+    assert short.results()[0].mean_logprob is not None
+
+
+def test_an_inspection_writes_a_header_its_characters_then_what_was_found():
+    found = inspect(model_for("gru"), "(a 'b' c)\n", units=True, gates=True)
+    kinds = [r["kind"] for r in found.records("m.pt")]
+    assert kinds[0] == "header" and kinds[1:11] == ["char"] * 10
+    assert kinds[11:] == ["units"] * len(found.found) + ["gates"] * 2 * 2  # 2 gates, 2 layers
+    assert found.few_chars and inspect(model_for(), "abc").found is None
+    layer, index = most_varied(found.recording, "hidden")
+    values = found.recording.values["hidden"].std(1)  # (L, H)
+    assert values[layer, index] == values.max()
+
+
+def test_a_sampled_inspection_is_the_sample():
+    config = SampleConfig(temperature=1.0, seed=3)
+    found = inspect(model_for(), length=30, prime="ab", config=config)
+    job = SampleJob(model_for(), config, 30, prime="ab")
+    assert found.recording.text == "ab" + "".join(piece for _, piece in job)
+    assert found.recording.given == 2 and found.recording.seed == 3
+
+
+def test_the_budget_is_the_smallest_bound_and_says_what_to_pass(monkeypatch):
+    c = model_for().config
+    assert recording_budget(c, 10, with_page=True).bound == "chars"
+    assert recording_budget(c, 10, with_page=True).error(11, "--max-chars") is None
+    monkeypatch.setattr("charrnn.use.page.PAGE_BYTES", 10_000)
+    page = recording_budget(c, 10**6, with_page=True)
+    assert page.bound == "page" and "pass --sample" in str(page.error(page.fits + 1, "--sample"))
+    monkeypatch.setattr(budget_mod, "free_memory", lambda: 400 * 1024)
+    memory = recording_budget(c, 10**6, with_page=False)
+    assert memory.bound == "memory" and memory.fits == 400 * 1024 // 2 // (2 * 4 * 2 * 24 * 6)
+    with pytest.raises(ConfigError, match=f"pass --max-chars {memory.fits:,} or less"):
+        raise memory.error(memory.fits + 1, "--max-chars")
+
+
+def test_line_bits_name_the_lines_with_unseen_characters_and_leave_the_lines_alone():
+    lines = ["abc\n", "xyz\n", "a\n"]
+    found = line_bits(model_for(), lines, "error")
+    assert lines == ["abc\n", "xyz\n", "a\n"] and found.unseen == [1]
+    assert math.isnan(found.bits[1]) and not math.isnan(found.bits[0])
+    assert found.where.startswith("'x' (U+0078) at 1")
+    assert line_bits(model_for(), lines, "skip").unseen == []
