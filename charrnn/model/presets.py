@@ -1,6 +1,6 @@
 """Model and optimisation presets, and `auto`: the preset that learns most in the time given.
 
-Measured on tinyshakespeare with 2 CPU cores (README, "Performance"): in a short budget a small
+Measured on tinyshakespeare with 2 CPU cores (docs/performance.md): in a short budget a small
 model that sees the text several times beats a large one that sees it once; in a long budget the
 small one has learned what it can and a larger one, with dropout against over-fitting, wins. At
 both budgets one wide layer beat two or three narrower ones of similar cost. Short backprop windows
@@ -51,7 +51,7 @@ PRESETS = {
     "tiny": Preset(1, 128, 32, 0.0, 32, 32, 1e-2, 0.01),
     "small": Preset(1, 512, 64, 0.0, 32, 32, 5e-3, 0.01),  # one wide layer: fastest to learn
     # Weight decay 0.1: measured on tinyshakespeare, 10 minutes, the same seed, one run after the
-    # other (README, "Performance"): 1.4277 nats against 1.4506 at 0.01 and 1.4479 at 0.3, ahead
+    # other (docs/performance.md): 1.4277 nats against 1.4506 at 0.01 and 1.4479 at 0.3, ahead
     # at every evaluation: a regulariser that costs no time, for a model that reads its text five
     # times. Not moved where it was not measured to help (small at 136.5 s: 1.4974 against 1.5101,
     # with 7% more steps; tiny: the recall test of bench/memory.py learned at 0.01 and not at 0.1).
@@ -59,7 +59,7 @@ PRESETS = {
     "large": Preset(3, 512, 128, 0.25, 32, 64, 3e-3, 0.01),
 }
 # Characters the medium model must be able to train in the budget (as its start-up probe measures
-# them) for `auto` to pick it over small. README, "Performance", on tinyshakespeare, this machine
+# them) for `auto` to pick it over small. docs/performance.md, on tinyshakespeare, this machine
 # idle and slowed to one core: small wins by 0.09-0.11 nats at 0.6-1.3M measured characters of
 # medium; medium wins at 2.6-3.0M (one core, 600 s: by 0.011 before its weight decay of 0.1,
 # which gained it 0.017 by then) and at 5.4M and more. The line sits between the two.
@@ -70,7 +70,7 @@ BIG_CORPUS = 20_000_000  # characters: a CPU run sees so much text about once, s
 @dataclass(frozen=True)
 class FineTune:
     """The defaults of a run started from a trained model on a small text (--init-from); any
-    option given overrides one. Why each (README, "Start from a trained model"):"""
+    option given overrides one. Why each (docs/fine-tuning.md):"""
 
     # Of the base run's peak rate: the weights are good already; the full rate on a few
     # kilobytes would overwrite in a few hundred steps what the base learned from megabytes.
@@ -82,7 +82,7 @@ class FineTune:
     # the best): a small text is learned by heart quickly, and then validation only worsens.
     patience: int = 4
     evals_per_epoch: int = 2  # a small text's epoch is a few seconds: evaluate at each half
-    # Whatever the base's: the rate and budget above were measured with it (README example).
+    # Whatever the base's: the rate and budget above were measured with it (docs/fine-tuning.md).
     weight_decay: float = 0.01
 
 
