@@ -227,8 +227,8 @@ class Stepper:
     def __init__(self, model: CharRNN, batch_size: int = 1):
         self.model, self.step = model, STEPS[model.config.cell]
         self.summed = model.config.cell in ("lstm", "rnn")
-        # Measured on one row (2026-12-01, docs/sampling-speed.md): the gates' matrices (G*H, I) multiply
-        # fastest stored as a contiguous W^T (8-38% faster from 512x128 to 6144x1536 than W
+        # Measured on one row (2026-12-01, docs/sampling-speed.md): the gates' matrices (G*H, I)
+        # multiply fastest stored as a contiguous W^T (8-38% faster from 512x128 to 6144x1536 than W
         # itself; 7% slower at 2048x1024 alone), the head (V, H) stored as W; a batch of rows is
         # fastest on W^T throughout. The product is the same either way, to rounding.
         layout = lambda w: w.T.contiguous().T  # noqa: E731
