@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from charrnn import runs
-from charrnn.defaults import ENCODING, SIZE
+from charrnn.defaults import CELL, ENCODING, SIZE
 from charrnn.errors import VocabError
 from charrnn.text.catalog import Progress
 from charrnn.text.encoded import EncodedCorpus, encode_corpus
@@ -40,7 +40,7 @@ class RunRequest:
     init_from: str | None = None  # a run or checkpoint file to fine-tune
     replace: bool = False  # replace a run of the same name
     size: str = SIZE
-    cell: str = "lstm"
+    cell: str = CELL
     model: dict = field(default_factory=dict)  # ModelConfig fields given
     train: dict = field(default_factory=dict)  # TrainConfig fields given (a resume: RESUMABLE's)
     encoding: str = ENCODING

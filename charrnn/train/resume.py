@@ -46,8 +46,9 @@ def resume(
     `checkpoint_file`, e.g. its best.pt beside a damaged last.pt), with its own text read again
     through `read_corpus` (from `corpus_specs` if given: the text moved, or came from stdin).
 
-    `train` may change only the budget (replacing all three limits) and eval_every. A checkpoint
-    that cannot be read is an error that offers the run's other one where that one loads."""
+    `train` may change only what start.RESUMABLE lists: the budget (replacing all three
+    limits), eval_every and patience. A checkpoint that cannot be read is an error that offers
+    the run's other one where that one loads."""
     train = dict(train or {})
     run = run if isinstance(run, RunDir) else RunDir(Path(run))
     check_fields(train, TrainConfig, "train")

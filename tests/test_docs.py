@@ -1,0 +1,43 @@
+"""The Python examples of docs/commands.md, run as a reader would copy them: in a fresh folder
+holding their `notes.txt`, the run first, then what uses its model."""
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from conftest import DEADLINE, make_text
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "commands.md"
+
+
+def python_blocks(markdown: str) -> list[str]:
+    """Every ```python block, dedented (a block inside a list item is indented)."""
+    blocks = re.findall(r"^( *)```python\n(.*?)^\1```$", markdown, re.S | re.M)
+    return [textwrap.dedent(body) for _, body in blocks]
+
+
+def test_the_python_examples_run_as_written(tmp_path):
+    blocks = python_blocks(DOCS.read_text())
+    assert len(blocks) == 3 and "open_run" in blocks[-2]
+    notes = make_text(30_000) + "The same seed writes the same text.\n" * 300
+    (tmp_path / "notes.txt").write_text(notes)  # every character the examples use
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONWARNINGS": "ignore"}
+    outputs = []
+    for block in [blocks[-2], blocks[-1], *blocks[:-2]]:  # the run the others read comes first
+        r = subprocess.run(
+            [sys.executable, "-c", block],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+        )
+        assert r.returncode == 0, r.stderr
+        outputs.append(r.stdout)
+    assert "DoneEvent" in outputs[0] and (tmp_path / "checkpoints/notes/best.pt").is_file()
+    *sample, per_char = outputs[1].splitlines()  # 200 characters, then the score
+    assert len("\n".join(sample)) >= 199 and 0 < float(per_char) < 5
+    assert outputs[2].strip()  # a line per property the units were sought for
