@@ -7,6 +7,7 @@ Plain Python: every command's reading (sources.py) decodes through here.
 from __future__ import annotations
 
 import codecs
+import itertools
 from collections.abc import Iterable, Iterator
 
 from charrnn.defaults import ENCODING
@@ -15,17 +16,12 @@ from charrnn.errors import CorpusError
 ENCODINGS = "any text encoding Python knows, e.g. utf-8, utf-16, latin-1 or cp1252"
 
 
-def decode_bytes(data: bytes, label: str, encoding: str = ENCODING) -> str:
-    """bytes -> text with a byte-order mark dropped and \\r\\n or lone \\r read as \\n."""
-    return "".join(decode_chunks([data], label, encoding))
-
-
 def decode_chunks(chunks: Iterable[bytes], label: str, encoding: str = ENCODING) -> Iterator[str]:
-    """Decode a file arriving in chunks, as decode_bytes does the whole: errors name the offset
-    in the file, a \\r\\n split across two chunks is still one line end."""
+    """Text of a file arriving in chunks, a byte-order mark dropped and \\r\\n or a lone \\r read
+    as \\n: errors name the offset in the file, a \\r\\n split across two chunks is one line end."""
     decoder = Decoder(label, encoding)
     first, cr = True, False  # a \\r held back
-    for chunk in _then_none(chunks):  # None: the end, to flush the decoder
+    for chunk in itertools.chain(chunks, [None]):  # None: the end, to flush the decoder
         final = chunk is None
         text = decoder.decode(b"" if final else chunk, final)
         if first and text:
@@ -103,11 +99,6 @@ _BOMS = {  # the byte-order marks a file in these encodings must start with
     "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
     "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
 }
-
-
-def _then_none(chunks: Iterable[bytes]) -> Iterator[bytes | None]:
-    yield from chunks
-    yield None
 
 
 def text_encoding(name: str) -> str:

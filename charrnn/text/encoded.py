@@ -28,7 +28,7 @@ from charrnn.errors import CorpusError, VocabError
 from charrnn.fsutil import atomic_write, cannot_write
 from charrnn.text.cache import OTHER_CACHE, cache_writing, make_cache_dir
 from charrnn.text.data import check_vocab, code_points, encode, id_dtype
-from charrnn.text.sources import CHUNK, Corpus, Sources, empty_message
+from charrnn.text.sources import CHUNK, Sources
 from charrnn.text.vocab import CharVocab
 
 FORMAT = 4  # bump when the layout or the decoding rules change: old entries are then misses
@@ -97,7 +97,8 @@ def content_key(sources: Sources, progress: Progress | None = None) -> str:
 def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress) -> dict:
     counts, n, text_sha = _count(sources, progress)
     if n == 0:
-        raise CorpusError(empty_message(sources.origins))
+        what = "standard input" if sources.origins == ["-"] else ", ".join(sources.origins)
+        raise CorpusError(f"the corpus is empty ({what}); give it some text to learn from")
     vocab = CharVocab.from_list([chr(c) for c in torch.nonzero(counts).flatten().tolist()])
     check_vocab(vocab)
     dtype = id_dtype(len(vocab))
@@ -240,7 +241,7 @@ def encode_text(text: str, name: str = "text") -> EncodedCorpus:
         raise CorpusError("the text is empty: there is nothing to train on")
     vocab = CharVocab.from_text(text)
     check_vocab(vocab)
-    sha = Corpus(text=text, name=name).sha256  # as encode_corpus computes it for the same text
+    sha = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()  # as _count does
     return EncodedCorpus(encode(text, vocab), vocab, name, [], sha, key=sha, hit=False)
 
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,19 +22,6 @@ from charrnn.text.decode import Decoder, decode_chunks
 CHUNK = 1 << 24  # bytes read at a time: a corpus of any size streams through a fixed buffer
 SNIFF = 8192  # bytes of a file in a folder that decide whether it is text (git reads 8000)
 STREAM_HINT = "to read a stream, pipe it in and use - to read standard input"
-
-
-@dataclass
-class Corpus:
-    """Text ready to encode, with where it came from (stored in checkpoints for resuming)."""
-
-    text: str
-    name: str  # a default run name: the first source's file name without its extension
-    sources: list[str] = field(default_factory=list)  # absolute paths, catalog names, or "-"
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass
@@ -93,12 +79,6 @@ def _stat(path: Path) -> os.stat_result:
         return path.stat()
     except OSError as e:
         raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
-
-
-def empty_message(specs: Sequence[str]) -> str:
-    """What to say of a corpus that holds no text: `specs` as the user named them."""
-    what = "standard input" if list(specs) == ["-"] else ", ".join(specs)
-    return f"the corpus is empty ({what}); give it some text to learn from"
 
 
 def input_file(
