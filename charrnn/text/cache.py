@@ -21,26 +21,22 @@ except ImportError:  # Windows: no flock; stale temporaries are then left for `c
 OTHER_CACHE = "point CHARRNN_CACHE_DIR at another folder"  # how to put the cache elsewhere
 
 
-def make_cache_dir(folder: Path) -> None:
-    """Create `folder` of the cache (and its parents) if it is missing; CorpusError if it cannot."""
+@contextlib.contextmanager
+def cache_writing(folder: Path, temporaries: str = ".*.tmp") -> Iterator[int]:
+    """Write files into cache `folder` (made if missing: CorpusError if it cannot be) under a shared
+    lock on it; when no other process is writing there, first remove the temporaries (files
+    matching the glob pattern `temporaries`) a killed writer left; yields the bytes that freed.
+
+    Every writer holds the folder's flock shared, so an exclusive one, got without waiting, proves
+    that every `.NAME.*.tmp` of atomic_write in it is stale. The kernel drops the lock of a dead
+    process, even one killed by SIGKILL.
+    """
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CorpusError(
             cannot_write(folder, e, OTHER_CACHE, doing="create the corpus cache")
         ) from None
-
-
-@contextlib.contextmanager
-def cache_writing(folder: Path, temporaries: str = ".*.tmp") -> Iterator[int]:
-    """Write files into cache `folder` (made already) under a shared lock on it; when no other
-    process is writing there, first remove the temporaries (files matching the glob pattern
-    `temporaries`) a killed writer left; yields the bytes that freed.
-
-    Every writer holds the folder's flock shared, so an exclusive one, got without waiting, proves
-    that every `.NAME.*.tmp` of atomic_write in it is stale. The kernel drops the lock of a dead
-    process, even one killed by SIGKILL.
-    """
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:  # the writes that follow will say what is wrong with the folder

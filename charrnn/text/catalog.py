@@ -21,7 +21,7 @@ from pathlib import Path
 
 from charrnn.errors import CorpusError
 from charrnn.fsutil import atomic_write, cannot_write
-from charrnn.text.cache import OTHER_CACHE, cache_writing, make_cache_dir
+from charrnn.text.cache import OTHER_CACHE, cache_writing
 from charrnn.text.recall import recall_text
 from charrnn.text.sources import input_file, read_all
 
@@ -120,10 +120,9 @@ def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None
     target = entry.cache_file(cache_dir)
     if target.is_file():
         return target
-    make_cache_dir(cache_dir)
     with cache_writing(cache_dir, f".{target.name}.*.tmp"):  # the folder may hold others' files
-        if entry.builtin:
-            text = build_builtin(entry.name, entry.size).encode("utf-8")
+        if entry.builtin:  # a name of BUILTINS: the catalog is checked as it loads
+            text = BUILTINS[entry.name](entry.size).encode("utf-8")
             try:
                 atomic_write(target, lambda f: f.write(text))
             except OSError as e:
@@ -166,13 +165,6 @@ def download(entry: CatalogEntry, target: Path, progress: Progress | None = None
             f"cannot download {entry.name} from {entry.url}: {reason}; check your connection, "
             "or download the file yourself and pass its path"
         ) from None
-
-
-def build_builtin(name: str, size: int) -> str:
-    """Build a built-in corpus offline from files every Python installation has."""
-    if name not in BUILTINS:
-        raise CorpusError(f"unknown built-in corpus {name!r}")
-    return BUILTINS[name](size)
 
 
 def python_stdlib_text(size: int) -> str:

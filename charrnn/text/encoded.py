@@ -26,7 +26,7 @@ from charrnn import jsonl
 from charrnn.defaults import ENCODING
 from charrnn.errors import CorpusError, VocabError
 from charrnn.fsutil import atomic_write, cannot_write
-from charrnn.text.cache import OTHER_CACHE, cache_writing, make_cache_dir
+from charrnn.text.cache import OTHER_CACHE, cache_writing
 from charrnn.text.data import check_vocab, code_points, encode, id_dtype
 from charrnn.text.sources import CHUNK, Sources
 from charrnn.text.vocab import CharVocab
@@ -69,7 +69,6 @@ def encode_corpus(
             return _result(ids, meta, sources, key, hit=True)
         except _Damaged as e:
             rebuilt = str(e)
-    make_cache_dir(folder)
     with cache_writing(folder):  # removes what an encoding killed midway left
         meta = _build(sources, key, meta_path, ids_path, progress)
     ids = _map(ids_path, meta)

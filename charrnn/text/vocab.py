@@ -86,7 +86,9 @@ def apply_unknown(
     if policy == "skip":
         return "".join(ch for ch in text if ch in vocab)
     if policy == "replace":
-        return "".join(ch if ch in vocab else _replacement(ch, vocab) for ch in text)
+        # the nearest text the vocabulary has (é -> e, “ -> ", … -> ...), else a space or nothing
+        space = " " if " " in vocab else ""
+        return "".join(ch if ch in vocab else lookalike(ch, vocab) or space for ch in text)
     raise VocabError(
         f"{what} has characters the model has never seen: {locate_unknown(text, vocab)}; "
         "remove them, or pass --unknown skip or --unknown replace"
@@ -105,11 +107,6 @@ def locate_unknown(text: str, vocab: CharVocab, offset: int = 0, limit: int = 10
         parts.append(f"{ch!r} (U+{ord(ch):04X}) at {shown}")
     more = f"; and {len(where) - limit} more" if len(where) > limit else ""
     return "; ".join(parts) + more
-
-
-def _replacement(ch: str, vocab: CharVocab) -> str:
-    """The nearest text the vocabulary has: é -> e, “ -> ", … -> ..., else a space (or nothing)."""
-    return lookalike(ch, vocab) or (" " if " " in vocab else "")
 
 
 def lookalike(ch: str, vocab: CharVocab) -> str:
