@@ -1,14 +1,6 @@
-"""A corpus encoded once into compact ids on disk, memory-mapped, and found again by its hash.
-
-    cache_dir/encoded/KEY.ids    the ids, raw: uint8 for up to 256 distinct characters, wider
-                                 only when needed (so a 1 GB text is a 1 GB file, not 8 GB)
-    cache_dir/encoded/KEY.json   what they mean: vocabulary, dtype, length, checksums
-
-KEY is the SHA-256 of the raw bytes of every source file with the encoding: the same text gives
-the same key on any path, and a changed byte gives a new one. Encoding streams the text in chunks
-(two passes: count the characters, then write ids), so memory stays flat whatever the size; a hit
-maps the ids file read-only, so training touches only the pages it reads. A damaged entry (wrong
-size, checksum or metadata) is rebuilt, never trusted.
+"""A corpus encoded once into compact ids on disk (cache_dir/encoded/KEY.ids, uint8 up to 256
+characters; KEY.json says what they mean), memory-mapped, and found again by KEY, the SHA-256 of
+the raw bytes and the encoding. How and why: docs/commands.md, "Corpora of any size".
 """
 
 from __future__ import annotations

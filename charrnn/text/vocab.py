@@ -1,10 +1,5 @@
-"""CharVocab: Unicode code points <-> integer ids. Pure Python, no torch.
-
-The vocabulary is the sorted set of characters (code points, not bytes) in the training text, so a
-Chinese, Russian or emoji corpus works like an English one. A model fine-tuned on a new text keeps
-its ids and appends the characters it had never seen (`grown`), so a grown vocabulary is sorted in
-two parts. It travels inside every checkpoint as a plain list of strings, so sampling never needs
-the training data.
+"""CharVocab: Unicode code points <-> integer ids, the sorted characters of the training text
+(with those a fine-tune added after them: `grown`), stored in every checkpoint. No torch.
 """
 
 from __future__ import annotations
