@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charrnn.errors import CorpusError
-from charrnn.text import data, decode, encoded, resolve, sources
+from charrnn.text import cache, data, decode, encoded, resolve, sources
 from charrnn.text.vocab import CharVocab
 
 
@@ -182,7 +182,7 @@ def test_an_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch):
     def full(path, write):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(encoded, "atomic_write", full)
+    monkeypatch.setattr(cache, "atomic_write", full)
     with pytest.raises(CorpusError, match=r"No space left.*CHARRNN_CACHE_DIR"):
         encode(tmp_path, str(f))
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from charrnn.errors import CorpusError
-from charrnn.fsutil import cannot_write
+from charrnn.fsutil import atomic_write, cannot_write
 
 try:
     import fcntl
@@ -50,6 +51,17 @@ def cache_writing(folder: Path, temporaries: str = ".*.tmp") -> Iterator[int]:
         yield freed
     finally:
         os.close(fd)  # releases the lock
+
+
+def write_cached(
+    path: Path, write: Callable[[BinaryIO], None], doing: str = "write", named: Path | None = None
+) -> None:
+    """atomic_write into the cache, under cache_writing: a failed write is a CorpusError naming
+    `named` (else `path`) that says how to put the cache elsewhere."""
+    try:
+        atomic_write(path, write)
+    except OSError as e:
+        raise CorpusError(cannot_write(named or path, e, OTHER_CACHE, doing=doing)) from None
 
 
 def sweep_temporaries(folder: Path, pattern: str = ".*.tmp") -> int:

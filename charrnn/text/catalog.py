@@ -21,7 +21,7 @@ from pathlib import Path
 
 from charrnn.errors import CorpusError
 from charrnn.fsutil import atomic_write, cannot_write
-from charrnn.text.cache import OTHER_CACHE, cache_writing
+from charrnn.text.cache import OTHER_CACHE, cache_writing, write_cached
 from charrnn.text.recall import recall_text
 from charrnn.text.sources import input_file, read_all
 
@@ -123,10 +123,7 @@ def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None
     with cache_writing(cache_dir, f".{target.name}.*.tmp"):  # the folder may hold others' files
         if entry.builtin:  # a name of BUILTINS: the catalog is checked as it loads
             text = BUILTINS[entry.name](entry.size).encode("utf-8")
-            try:
-                atomic_write(target, lambda f: f.write(text))
-            except OSError as e:
-                raise CorpusError(cannot_write(target, e, OTHER_CACHE)) from None
+            write_cached(target, lambda f: f.write(text))
         else:
             download(entry, target, progress)
     return target

@@ -17,8 +17,7 @@ import torch
 from charrnn import jsonl
 from charrnn.defaults import ENCODING
 from charrnn.errors import CorpusError, VocabError
-from charrnn.fsutil import atomic_write, cannot_write
-from charrnn.text.cache import OTHER_CACHE, cache_writing
+from charrnn.text.cache import cache_writing, write_cached
 from charrnn.text.data import check_vocab, code_points, encode, id_dtype
 from charrnn.text.sources import CHUNK, Sources
 from charrnn.text.vocab import CharVocab
@@ -27,6 +26,7 @@ FORMAT = 4  # bump when the layout or the decoding rules change: old entries are
 Progress = Callable[[str, int, int], None]  # (phase, done, total) in bytes
 _DTYPES = {"uint8": torch.uint8, "int16": torch.int16, "int32": torch.int32}
 _MAX_CODE_POINT = 0x10FFFF
+_WRITING = "write the encoded corpus to"  # what a failed write says, naming the folder
 
 
 @dataclass
@@ -57,14 +57,13 @@ def encode_corpus(
     rebuilt = None
     if meta_path.exists() or ids_path.exists():
         try:
-            ids, meta = _open(key, meta_path, ids_path, progress)
-            return _result(ids, meta, sources, key, hit=True)
+            meta = _open(key, meta_path, ids_path, progress)
+            return _result(ids_path, meta, sources, hit=True)
         except _Damaged as e:
             rebuilt = str(e)
     with cache_writing(folder):  # removes what an encoding killed midway left
         meta = _build(sources, key, meta_path, ids_path, progress)
-    ids = _map(ids_path, meta)
-    return _result(ids, meta, sources, key, hit=False, rebuilt=rebuilt)
+    return _result(ids_path, meta, sources, hit=False, rebuilt=rebuilt)
 
 
 def content_key(sources: Sources, progress: Progress | None = None) -> str:
@@ -105,7 +104,7 @@ def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress
         if written != n * dtype.itemsize:  # the files changed between the two passes
             raise CorpusError("the corpus changed while it was being encoded; try again")
 
-    _write(ids_path, write)
+    write_cached(ids_path, write, _WRITING, ids_path.parent)
     meta = {
         "format": FORMAT,
         "key": key,
@@ -117,7 +116,8 @@ def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress
         "sources": sources.origins,  # for `charrnn corpus cache` only: the key is the content
     }
     meta["meta_sha256"] = _seal(meta)
-    _write(meta_path, lambda f: f.write(jsonl.dumps(meta).encode()))
+    sealed = jsonl.dumps(meta).encode()
+    write_cached(meta_path, lambda f: f.write(sealed), _WRITING, meta_path.parent)
     return meta
 
 
@@ -164,7 +164,8 @@ class _Damaged(Exception):
 _UNREADABLE = (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError, VocabError)
 
 
-def _open(key: str, meta_path: Path, ids_path: Path, progress) -> tuple[torch.Tensor, dict]:
+def _open(key: str, meta_path: Path, ids_path: Path, progress) -> dict:
+    """The metadata of the entry, checked with its ids file; _Damaged says what is wrong."""
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT or meta.get("key") != key:
@@ -184,7 +185,7 @@ def _open(key: str, meta_path: Path, ids_path: Path, progress) -> tuple[torch.Te
         raise _Damaged("its ids file fails its checksum")
     if _seal(meta) != meta.get("meta_sha256"):  # e.g. a vocabulary that still looks like one
         raise _Damaged("its metadata fails its checksum")
-    return _map(ids_path, meta), meta
+    return meta
 
 
 def _seal(meta: dict) -> str:
@@ -205,20 +206,17 @@ def _crc32(path: Path, progress) -> int:
     return crc
 
 
-def _map(ids_path: Path, meta: dict) -> torch.Tensor:
-    """Map the ids file privately: pages load as training reads them; nothing writes back."""
-    dtype = _DTYPES[meta["dtype"]]
-    return torch.from_file(str(ids_path), shared=False, size=int(meta["length"]), dtype=dtype)
-
-
-def _result(ids, meta, sources: Sources, key: str, hit: bool, rebuilt=None) -> EncodedCorpus:
+def _result(ids_path: Path, meta: dict, sources: Sources, hit: bool, rebuilt=None) -> EncodedCorpus:
+    """The entry with its ids file mapped privately: pages load as training reads them; nothing
+    writes back."""
+    dtype, n = _DTYPES[meta["dtype"]], int(meta["length"])
     return EncodedCorpus(
-        ids=ids,
+        ids=torch.from_file(str(ids_path), shared=False, size=n, dtype=dtype),
         vocab=CharVocab.from_list(meta["vocab"]),
         name=sources.name,
         sources=sources.origins,
         sha256=meta["text_sha256"],
-        key=key,
+        key=meta["key"],
         hit=hit,
         rebuilt=rebuilt,
         encoding=sources.encoding,
@@ -234,15 +232,6 @@ def encode_text(text: str, name: str = "text") -> EncodedCorpus:
     check_vocab(vocab)
     sha = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()  # as _count does
     return EncodedCorpus(encode(text, vocab), vocab, name, [], sha, key=sha, hit=False)
-
-
-def _write(path: Path, write) -> None:
-    try:
-        atomic_write(path, write)
-    except OSError as e:
-        raise CorpusError(
-            cannot_write(path.parent, e, OTHER_CACHE, doing="write the encoded corpus to")
-        ) from None
 
 
 @dataclass
