@@ -44,7 +44,13 @@ def cache_writing(folder: Path, temporaries: str = ".*.tmp") -> Iterator[int]:
         yield 0
         return
     try:
-        freed = sweep_temporaries(folder, temporaries) if _try_lock(fd) else 0
+        freed = 0
+        if _try_lock(fd):  # no one else is writing here: every temporary is a killed writer's
+            for tmp in folder.glob(temporaries):
+                with contextlib.suppress(OSError):
+                    size = tmp.stat().st_size
+                    tmp.unlink()
+                    freed += size
         if fcntl:
             with contextlib.suppress(OSError):  # a file system without flock: no sweeping
                 fcntl.flock(fd, fcntl.LOCK_SH)  # (converts the exclusive lock, if we had it)
@@ -62,18 +68,6 @@ def write_cached(
         atomic_write(path, write)
     except OSError as e:
         raise CorpusError(cannot_write(named or path, e, OTHER_CACHE, doing=doing)) from None
-
-
-def sweep_temporaries(folder: Path, pattern: str = ".*.tmp") -> int:
-    """Remove atomic_write's temporaries in `folder` (call only when no writer is at work there);
-    returns the bytes freed."""
-    freed = 0
-    for tmp in folder.glob(pattern):
-        with contextlib.suppress(OSError):
-            size = tmp.stat().st_size
-            tmp.unlink()
-            freed += size
-    return freed
 
 
 def _try_lock(fd: int) -> bool:

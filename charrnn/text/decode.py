@@ -47,7 +47,10 @@ class Decoder:
         # utf-8-sig counts error offsets after the BOM it drops: decode_chunks drops it instead
         self.decoder = codecs.getincrementaldecoder("utf-8" if codec == "utf-8-sig" else codec)()
         self.label, self.encoding, self.offset = label, codec, 0  # offset: bytes decoded so far
-        self.nul_is_text = _nul_is_text(codec)
+        try:  # UTF-16 and UTF-32 text holds NUL bytes: there a NUL is not binary
+            self.nul_is_text = b"\x00" in "a".encode(codec)
+        except UnicodeError:
+            self.nul_is_text = False
         # UTF-16/32 must start with a byte-order mark. Python's incremental decoder refuses a
         # file without one when it comes in several chunks, but reads it as little-endian when it
         # comes in one: so the mark is checked here, on the first bytes, whatever the chunks.
@@ -111,11 +114,3 @@ def text_encoding(name: str) -> str:
     if not info._is_text_encoding:  # the flag Python's own str.encode checks
         raise CorpusError(f"{name!r} is not a text encoding; use {ENCODINGS}")
     return info.name
-
-
-def _nul_is_text(codec: str) -> bool:
-    """True for encodings whose text holds NUL bytes (UTF-16, UTF-32): there NUL is not binary."""
-    try:
-        return b"\x00" in "a".encode(codec)
-    except UnicodeError:
-        return False
