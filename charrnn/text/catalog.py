@@ -66,9 +66,8 @@ def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
     try:  # read as every file a user names is read: no device, in chunks, no binary content
         _, text = read_all(input_file(path, label, _CATALOG_HINT).chunks(), label)
         raw = json.loads(text)
-    except (OSError, ValueError, RecursionError) as e:
-        reason = getattr(e, "strerror", None) or e
-        raise CorpusError(f"cannot read the corpus catalog {path}: {reason}") from None
+    except (ValueError, RecursionError) as e:  # (reading it fails as a CorpusError of its own)
+        raise CorpusError(f"cannot read the corpus catalog {path}: {e}") from None
     try:
         entries = _catalog_entries(raw)
     except ValueError as e:
