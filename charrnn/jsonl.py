@@ -1,10 +1,6 @@
-"""JSON as charrnn writes it: strict JSON, which has no NaN or Infinity.
-
-Python's json module writes a float that is not finite as a bare `NaN` or `Infinity`, which other
-JSON readers refuse. Every JSON charrnn writes (metrics.jsonl, `--json` lines, the inspect page's
-data, the cache's metadata) goes through `dumps`, which writes such a number as null: a value
-that is not known as a number, where a reader already expects null (a step-0 evaluation has no
-training loss).
+"""JSON as charrnn writes it: strict JSON, a float that is not finite written as null (Python's
+bare `NaN` and `Infinity` are refused by other readers, and they already expect null where a
+value is not known: a step-0 evaluation has no training loss).
 """
 
 from __future__ import annotations

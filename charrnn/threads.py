@@ -1,19 +1,6 @@
-"""How many threads torch should use now: measured on the work itself, while it runs.
-
-A training step is a chain of matrix products, each split among torch's threads and ended by a
-barrier that waits for the slowest one. When another process holds a core, the thread that shares
-it stalls every product: measured on 2 cores beside one busy process (`while True: pass`), 100
-steps of the 1x768 model took 56.1 s on two threads and 31.2 s on one, where idle they took 24.7
-and 29.3. No fixed count is right on a laptop whose load comes and goes, so `ThreadTuner` keeps
-timing the work, tries a neighbouring count now and then, and keeps whichever is faster.
-
-    with tuned_threads() as tuner:             # torch's count is restored afterwards
-        for batch in batches:
-            with timed(tuner, work=len(batch)):  # the count may change before the block runs
-                step(batch)
-
-It never uses more threads than torch was given (OMP_NUM_THREADS, torch.set_num_threads) or
-cores the process may run on: a user's OMP_NUM_THREADS=1 stays one thread.
+"""How many threads torch should use now: measured on the work itself, while it runs (why, and
+what was measured: docs/commands.md, "Threads"). Never more than torch was given or the cores the
+process may run on: a user's OMP_NUM_THREADS=1 stays one thread.
 """
 
 from __future__ import annotations
@@ -42,11 +29,11 @@ def usable_cores() -> int:
 
 
 @contextlib.contextmanager
-def tuned_threads(enabled: bool = True, most: int | None = None) -> Iterator[ThreadTuner | None]:
+def tuned_threads(enabled: bool = True) -> Iterator[ThreadTuner | None]:
     """A ThreadTuner (None if not `enabled`) for the block; torch's thread count is restored."""
     before = torch.get_num_threads()
     try:
-        yield ThreadTuner(most) if enabled else None
+        yield ThreadTuner() if enabled else None
     finally:
         torch.set_num_threads(before)
 
@@ -57,16 +44,9 @@ def timed(tuner: ThreadTuner | None, work: float = 1.0) -> contextlib.AbstractCo
 
 
 class ThreadTuner:
-    """Keeps torch's intra-op thread count at the fastest for the load on the machine now.
-
-    Feed it the time of each unit of repeated work (`measure`, or `record(seconds, work)`); it
-    compares seconds per unit of work. A trial runs the work TRIAL times at a neighbouring count
-    (one more or one fewer thread, in turn), then TRIAL times at the count in use, and moves only
-    if the neighbour was MARGIN faster: both are timed within seconds of each other, under the same
-    load. The first trial comes after TRIAL units at the count torch had, then one every PERIOD[0]
-    seconds, the period doubling up to PERIOD[1] while nothing changes; a change of speed by CHANGE
-    (a load came or went) brings one at once.
-    """
+    """Keeps torch's intra-op thread count at the fastest for the load on the machine now, fed
+    the seconds of each unit of repeated work (`measure`, or `before` then `record`). A trial
+    times a neighbouring count, then the count in use, within seconds, under the same load."""
 
     def __init__(
         self,
@@ -118,7 +98,7 @@ class ThreadTuner:
     def _due(self) -> bool:
         if len(self.recent) < TRIAL:  # a short job never pays for a trial
             return False
-        if self.clock() >= self.next_trial or self.baseline is None:
+        if self.clock() >= self.next_trial:  # always before the first trial (-inf)
             return True
         ratio = statistics.median(self.recent) / self.baseline
         return not 1 / CHANGE < ratio < CHANGE

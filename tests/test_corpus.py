@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -36,7 +37,10 @@ MANY = settings(max_examples=60, deadline=None, suppress_health_check=list(Healt
 
 
 def load(tmp_path, *specs, **kw):
-    return resolve.load_corpus(list(specs), tmp_path / "cache", **kw)
+    """The corpus as training reads it (resolve, then encode_corpus), its text decoded back."""
+    cache = tmp_path / "cache"
+    e = encoded.encode_corpus(resolve.resolve(list(specs), cache, **kw), cache)
+    return SimpleNamespace(text=e.vocab.decode(e.ids.tolist()), name=e.name, sources=e.sources)
 
 
 def test_bom_and_line_ends_are_normalised(tmp_path):
@@ -225,11 +229,11 @@ def test_utf16_and_utf32_without_a_bom_say_which_byte_order_to_pass(tmp_path, fa
     f = tmp_path / "nobom.txt"
     f.write_bytes("hello\n".encode(f"{family}-le"))
     with pytest.raises(CorpusError, match=rf"nobom\.txt is not valid {family} text.*offset 0"):
-        resolve.load_corpus([str(f)], tmp_path, family)
+        load(tmp_path, str(f), encoding=family)
     with pytest.raises(CorpusError) as e:
-        resolve.load_corpus([str(f)], tmp_path, family)
+        load(tmp_path, str(f), encoding=family)
     assert f"--encoding {family}-le or --encoding {family}-be" in str(e.value)
-    assert resolve.load_corpus([str(f)], tmp_path, f"{family}-le").text == "hello\n"
+    assert load(tmp_path, str(f), encoding=f"{family}-le").text == "hello\n"
 
 
 @pytest.mark.parametrize("name", [*NOT_TEXT, "rot_13", "base64_codec", "klingon", "", "utf\0-8"])
@@ -303,8 +307,8 @@ def test_a_folder_is_its_text_files_and_skips_the_others(tmp_path_factory, files
         return
     sources = resolve.resolve([str(folder)], root / "cache")
     assert sources.skipped == [str(p) for p in sorted(skipped, key=order.index)]
-    as_folder = outcome_of(lambda: resolve.load_corpus([str(folder)], root / "cache"))
-    as_files = outcome_of(lambda: resolve.load_corpus([str(p) for p in kept], root / "cache"))
+    as_folder = outcome_of(lambda: load(root, str(folder)))
+    as_files = outcome_of(lambda: load(root, *[str(p) for p in kept]))
     assert as_folder == as_files
 
 

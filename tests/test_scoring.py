@@ -144,7 +144,7 @@ def test_blank_and_one_character_lines_score_one_number_each(score):
 
 def test_lines_end_at_a_newline_only_as_paste_counts_them():
     raw = "a\fb\x1cc\x85d\u2028e\nf\rg\r\nh\r\r\ni".encode()
-    text = raw.decode().replace("\r\n", "\n").replace("\r", "\n")  # as decode_bytes reads it
+    text = raw.decode().replace("\r\n", "\n").replace("\r", "\n")  # as decode_chunks reads it
     assert _lines(text, raw, "utf-8") == ["a\fb\x1cc\x85d\u2028e\n", "f\ng\n", "h\n\n", "i"]
     assert _lines("", b"", "utf-8") == [] and _lines("x\n", b"x\r", "utf-8") == ["x\n"]
     utf16 = "a\rb\nc".encode("utf-16")

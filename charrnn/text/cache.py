@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from charrnn.errors import CorpusError
-from charrnn.fsutil import cannot_write
+from charrnn.fsutil import atomic_write, cannot_write
 
 try:
     import fcntl
@@ -21,33 +22,35 @@ except ImportError:  # Windows: no flock; stale temporaries are then left for `c
 OTHER_CACHE = "point CHARRNN_CACHE_DIR at another folder"  # how to put the cache elsewhere
 
 
-def make_cache_dir(folder: Path) -> None:
-    """Create `folder` of the cache (and its parents) if it is missing; CorpusError if it cannot."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CorpusError(
-            cannot_write(folder, e, OTHER_CACHE, doing="create the corpus cache")
-        ) from None
-
-
 @contextlib.contextmanager
 def cache_writing(folder: Path, temporaries: str = ".*.tmp") -> Iterator[int]:
-    """Write files into cache `folder` (made already) under a shared lock on it; when no other
-    process is writing there, first remove the temporaries (files matching the glob pattern
-    `temporaries`) a killed writer left; yields the bytes that freed.
+    """Write files into cache `folder` (made if missing: CorpusError if it cannot be) under a shared
+    lock on it; when no other process is writing there, first remove the temporaries (files
+    matching the glob pattern `temporaries`) a killed writer left; yields the bytes that freed.
 
     Every writer holds the folder's flock shared, so an exclusive one, got without waiting, proves
     that every `.NAME.*.tmp` of atomic_write in it is stale. The kernel drops the lock of a dead
     process, even one killed by SIGKILL.
     """
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CorpusError(
+            cannot_write(folder, e, OTHER_CACHE, doing="create the corpus cache")
+        ) from None
+    try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:  # the writes that follow will say what is wrong with the folder
         yield 0
         return
     try:
-        freed = sweep_temporaries(folder, temporaries) if _try_lock(fd) else 0
+        freed = 0
+        if _try_lock(fd):  # no one else is writing here: every temporary is a killed writer's
+            for tmp in folder.glob(temporaries):
+                with contextlib.suppress(OSError):
+                    size = tmp.stat().st_size
+                    tmp.unlink()
+                    freed += size
         if fcntl:
             with contextlib.suppress(OSError):  # a file system without flock: no sweeping
                 fcntl.flock(fd, fcntl.LOCK_SH)  # (converts the exclusive lock, if we had it)
@@ -56,16 +59,15 @@ def cache_writing(folder: Path, temporaries: str = ".*.tmp") -> Iterator[int]:
         os.close(fd)  # releases the lock
 
 
-def sweep_temporaries(folder: Path, pattern: str = ".*.tmp") -> int:
-    """Remove atomic_write's temporaries in `folder` (call only when no writer is at work there);
-    returns the bytes freed."""
-    freed = 0
-    for tmp in folder.glob(pattern):
-        with contextlib.suppress(OSError):
-            size = tmp.stat().st_size
-            tmp.unlink()
-            freed += size
-    return freed
+def write_cached(
+    path: Path, write: Callable[[BinaryIO], None], doing: str = "write", named: Path | None = None
+) -> None:
+    """atomic_write into the cache, under cache_writing: a failed write is a CorpusError naming
+    `named` (else `path`) that says how to put the cache elsewhere."""
+    try:
+        atomic_write(path, write)
+    except OSError as e:
+        raise CorpusError(cannot_write(named or path, e, OTHER_CACHE, doing=doing)) from None
 
 
 def _try_lock(fd: int) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from charrnn.errors import CorpusError
 from charrnn.fsutil import atomic_write, cannot_write
-from charrnn.text.cache import OTHER_CACHE, cache_writing, make_cache_dir
+from charrnn.text.cache import OTHER_CACHE, cache_writing, write_cached
 from charrnn.text.recall import recall_text
 from charrnn.text.sources import input_file, read_all
 
@@ -66,9 +66,8 @@ def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
     try:  # read as every file a user names is read: no device, in chunks, no binary content
         _, text = read_all(input_file(path, label, _CATALOG_HINT).chunks(), label)
         raw = json.loads(text)
-    except (OSError, ValueError, RecursionError) as e:
-        reason = getattr(e, "strerror", None) or e
-        raise CorpusError(f"cannot read the corpus catalog {path}: {reason}") from None
+    except (ValueError, RecursionError) as e:  # (reading it fails as a CorpusError of its own)
+        raise CorpusError(f"cannot read the corpus catalog {path}: {e}") from None
     try:
         entries = _catalog_entries(raw)
     except ValueError as e:
@@ -120,14 +119,10 @@ def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None
     target = entry.cache_file(cache_dir)
     if target.is_file():
         return target
-    make_cache_dir(cache_dir)
     with cache_writing(cache_dir, f".{target.name}.*.tmp"):  # the folder may hold others' files
-        if entry.builtin:
-            text = build_builtin(entry.name, entry.size).encode("utf-8")
-            try:
-                atomic_write(target, lambda f: f.write(text))
-            except OSError as e:
-                raise CorpusError(cannot_write(target, e, OTHER_CACHE)) from None
+        if entry.builtin:  # a name of BUILTINS: the catalog is checked as it loads
+            text = BUILTINS[entry.name](entry.size).encode("utf-8")
+            write_cached(target, lambda f: f.write(text))
         else:
             download(entry, target, progress)
     return target
@@ -166,13 +161,6 @@ def download(entry: CatalogEntry, target: Path, progress: Progress | None = None
             f"cannot download {entry.name} from {entry.url}: {reason}; check your connection, "
             "or download the file yourself and pass its path"
         ) from None
-
-
-def build_builtin(name: str, size: int) -> str:
-    """Build a built-in corpus offline from files every Python installation has."""
-    if name not in BUILTINS:
-        raise CorpusError(f"unknown built-in corpus {name!r}")
-    return BUILTINS[name](size)
 
 
 def python_stdlib_text(size: int) -> str:

@@ -1,8 +1,5 @@
-"""Ids on disk and in memory: compact encoding, the train/val split, and stateful stream batching.
-
-Knows nothing of the model. The stream batcher is what makes truncated backprop through time work:
-batch k+1 continues every stream exactly where batch k stopped, so the LSTM state carried across
-the batch boundary is the state of the text that really comes before.
+"""Ids on disk and in memory: compact encoding, the train/val split, and stateful stream batching
+(docs/how-it-works.md). Knows nothing of the model.
 """
 
 from __future__ import annotations
@@ -123,17 +120,10 @@ def check_fits(n_chars: int, batch_size: int, seq_len: int, what: str, fix: str)
 
 
 class StreamBatcher:
-    """Cuts ids into B contiguous streams and serves (x, y) batches of shape (B, T), in order.
-
-    ids        a b c d e f g h i j k l m n o p q r s t u v w x y
-    B=3        stream 0: a b c d e f g h        stream 1: i j k l m n o p
-    L=(N-1)//B stream 2: q r s t u v w x        (y is only ever a target)
-    T=4        batch 0: x = [abcd, ijkl, qrst]   y = [bcde, jklm, rstu]
-               batch 1: x = [efgh, mnop, uvwx]   y = [fghi, nopq, vwxy]
-
-    Row b of batch k+1 continues row b of batch k, so the (h, c) state left by batch k is the right
-    starting state for batch k+1. At most T-1 characters per stream are left over each epoch.
-    """
+    """Cuts ids into B contiguous streams of L = (N-1)//B and serves (x, y) batches of shape
+    (B, T), in order: row b of batch k+1 continues row b of batch k, so the state batch k leaves is
+    where batch k+1 starts (docs/how-it-works.md draws it). At most T-1 characters per stream are
+    left over each epoch."""
 
     def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int, rank=0, world=1):
         """`world` processes share B x world streams; this one (`rank`) serves B of them."""

@@ -7,6 +7,7 @@ Plain Python: every command's reading (sources.py) decodes through here.
 from __future__ import annotations
 
 import codecs
+import itertools
 from collections.abc import Iterable, Iterator
 
 from charrnn.defaults import ENCODING
@@ -15,17 +16,12 @@ from charrnn.errors import CorpusError
 ENCODINGS = "any text encoding Python knows, e.g. utf-8, utf-16, latin-1 or cp1252"
 
 
-def decode_bytes(data: bytes, label: str, encoding: str = ENCODING) -> str:
-    """bytes -> text with a byte-order mark dropped and \\r\\n or lone \\r read as \\n."""
-    return "".join(decode_chunks([data], label, encoding))
-
-
 def decode_chunks(chunks: Iterable[bytes], label: str, encoding: str = ENCODING) -> Iterator[str]:
-    """Decode a file arriving in chunks, as decode_bytes does the whole: errors name the offset
-    in the file, a \\r\\n split across two chunks is still one line end."""
+    """Text of a file arriving in chunks, a byte-order mark dropped and \\r\\n or a lone \\r read
+    as \\n: errors name the offset in the file, a \\r\\n split across two chunks is one line end."""
     decoder = Decoder(label, encoding)
     first, cr = True, False  # a \\r held back
-    for chunk in _then_none(chunks):  # None: the end, to flush the decoder
+    for chunk in itertools.chain(chunks, [None]):  # None: the end, to flush the decoder
         final = chunk is None
         text = decoder.decode(b"" if final else chunk, final)
         if first and text:
@@ -51,7 +47,10 @@ class Decoder:
         # utf-8-sig counts error offsets after the BOM it drops: decode_chunks drops it instead
         self.decoder = codecs.getincrementaldecoder("utf-8" if codec == "utf-8-sig" else codec)()
         self.label, self.encoding, self.offset = label, codec, 0  # offset: bytes decoded so far
-        self.nul_is_text = _nul_is_text(codec)
+        try:  # UTF-16 and UTF-32 text holds NUL bytes: there a NUL is not binary
+            self.nul_is_text = b"\x00" in "a".encode(codec)
+        except UnicodeError:
+            self.nul_is_text = False
         # UTF-16/32 must start with a byte-order mark. Python's incremental decoder refuses a
         # file without one when it comes in several chunks, but reads it as little-endian when it
         # comes in one: so the mark is checked here, on the first bytes, whatever the chunks.
@@ -105,11 +104,6 @@ _BOMS = {  # the byte-order marks a file in these encodings must start with
 }
 
 
-def _then_none(chunks: Iterable[bytes]) -> Iterator[bytes | None]:
-    yield from chunks
-    yield None
-
-
 def text_encoding(name: str) -> str:
     """The canonical name of text encoding `name`; CorpusError for an unknown name or a codec
     that does not turn bytes into text (hex, base64, rot13, zlib...)."""
@@ -120,11 +114,3 @@ def text_encoding(name: str) -> str:
     if not info._is_text_encoding:  # the flag Python's own str.encode checks
         raise CorpusError(f"{name!r} is not a text encoding; use {ENCODINGS}")
     return info.name
-
-
-def _nul_is_text(codec: str) -> bool:
-    """True for encodings whose text holds NUL bytes (UTF-16, UTF-32): there NUL is not binary."""
-    try:
-        return b"\x00" in "a".encode(codec)
-    except UnicodeError:
-        return False

@@ -1,14 +1,6 @@
-"""A corpus encoded once into compact ids on disk, memory-mapped, and found again by its hash.
-
-    cache_dir/encoded/KEY.ids    the ids, raw: uint8 for up to 256 distinct characters, wider
-                                 only when needed (so a 1 GB text is a 1 GB file, not 8 GB)
-    cache_dir/encoded/KEY.json   what they mean: vocabulary, dtype, length, checksums
-
-KEY is the SHA-256 of the raw bytes of every source file with the encoding: the same text gives
-the same key on any path, and a changed byte gives a new one. Encoding streams the text in chunks
-(two passes: count the characters, then write ids), so memory stays flat whatever the size; a hit
-maps the ids file read-only, so training touches only the pages it reads. A damaged entry (wrong
-size, checksum or metadata) is rebuilt, never trusted.
+"""A corpus encoded once into compact ids on disk (cache_dir/encoded/KEY.ids, uint8 up to 256
+characters; KEY.json says what they mean), memory-mapped, and found again by KEY, the SHA-256 of
+the raw bytes and the encoding. How and why: docs/commands.md, "Corpora of any size".
 """
 
 from __future__ import annotations
@@ -25,16 +17,16 @@ import torch
 from charrnn import jsonl
 from charrnn.defaults import ENCODING
 from charrnn.errors import CorpusError, VocabError
-from charrnn.fsutil import atomic_write, cannot_write
-from charrnn.text.cache import OTHER_CACHE, cache_writing, make_cache_dir
+from charrnn.text.cache import cache_writing, write_cached
 from charrnn.text.data import check_vocab, code_points, encode, id_dtype
-from charrnn.text.sources import CHUNK, Corpus, Sources, empty_message
+from charrnn.text.sources import CHUNK, Sources
 from charrnn.text.vocab import CharVocab
 
 FORMAT = 4  # bump when the layout or the decoding rules change: old entries are then misses
 Progress = Callable[[str, int, int], None]  # (phase, done, total) in bytes
 _DTYPES = {"uint8": torch.uint8, "int16": torch.int16, "int32": torch.int32}
 _MAX_CODE_POINT = 0x10FFFF
+_WRITING = "write the encoded corpus to"  # what a failed write says, naming the folder
 
 
 @dataclass
@@ -65,15 +57,13 @@ def encode_corpus(
     rebuilt = None
     if meta_path.exists() or ids_path.exists():
         try:
-            ids, meta = _open(key, meta_path, ids_path, progress)
-            return _result(ids, meta, sources, key, hit=True)
+            meta = _open(key, meta_path, ids_path, progress)
+            return _result(ids_path, meta, sources, hit=True)
         except _Damaged as e:
             rebuilt = str(e)
-    make_cache_dir(folder)
     with cache_writing(folder):  # removes what an encoding killed midway left
         meta = _build(sources, key, meta_path, ids_path, progress)
-    ids = _map(ids_path, meta)
-    return _result(ids, meta, sources, key, hit=False, rebuilt=rebuilt)
+    return _result(ids_path, meta, sources, hit=False, rebuilt=rebuilt)
 
 
 def content_key(sources: Sources, progress: Progress | None = None) -> str:
@@ -97,7 +87,8 @@ def content_key(sources: Sources, progress: Progress | None = None) -> str:
 def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress) -> dict:
     counts, n, text_sha = _count(sources, progress)
     if n == 0:
-        raise CorpusError(empty_message(sources.origins))
+        what = "standard input" if sources.origins == ["-"] else ", ".join(sources.origins)
+        raise CorpusError(f"the corpus is empty ({what}); give it some text to learn from")
     vocab = CharVocab.from_list([chr(c) for c in torch.nonzero(counts).flatten().tolist()])
     check_vocab(vocab)
     dtype = id_dtype(len(vocab))
@@ -113,7 +104,7 @@ def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress
         if written != n * dtype.itemsize:  # the files changed between the two passes
             raise CorpusError("the corpus changed while it was being encoded; try again")
 
-    _write(ids_path, write)
+    write_cached(ids_path, write, _WRITING, ids_path.parent)
     meta = {
         "format": FORMAT,
         "key": key,
@@ -125,7 +116,8 @@ def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress
         "sources": sources.origins,  # for `charrnn corpus cache` only: the key is the content
     }
     meta["meta_sha256"] = _seal(meta)
-    _write(meta_path, lambda f: f.write(jsonl.dumps(meta).encode()))
+    sealed = jsonl.dumps(meta).encode()
+    write_cached(meta_path, lambda f: f.write(sealed), _WRITING, meta_path.parent)
     return meta
 
 
@@ -172,7 +164,8 @@ class _Damaged(Exception):
 _UNREADABLE = (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError, VocabError)
 
 
-def _open(key: str, meta_path: Path, ids_path: Path, progress) -> tuple[torch.Tensor, dict]:
+def _open(key: str, meta_path: Path, ids_path: Path, progress) -> dict:
+    """The metadata of the entry, checked with its ids file; _Damaged says what is wrong."""
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT or meta.get("key") != key:
@@ -192,7 +185,7 @@ def _open(key: str, meta_path: Path, ids_path: Path, progress) -> tuple[torch.Te
         raise _Damaged("its ids file fails its checksum")
     if _seal(meta) != meta.get("meta_sha256"):  # e.g. a vocabulary that still looks like one
         raise _Damaged("its metadata fails its checksum")
-    return _map(ids_path, meta), meta
+    return meta
 
 
 def _seal(meta: dict) -> str:
@@ -213,20 +206,17 @@ def _crc32(path: Path, progress) -> int:
     return crc
 
 
-def _map(ids_path: Path, meta: dict) -> torch.Tensor:
-    """Map the ids file privately: pages load as training reads them; nothing writes back."""
-    dtype = _DTYPES[meta["dtype"]]
-    return torch.from_file(str(ids_path), shared=False, size=int(meta["length"]), dtype=dtype)
-
-
-def _result(ids, meta, sources: Sources, key: str, hit: bool, rebuilt=None) -> EncodedCorpus:
+def _result(ids_path: Path, meta: dict, sources: Sources, hit: bool, rebuilt=None) -> EncodedCorpus:
+    """The entry with its ids file mapped privately: pages load as training reads them; nothing
+    writes back."""
+    dtype, n = _DTYPES[meta["dtype"]], int(meta["length"])
     return EncodedCorpus(
-        ids=ids,
+        ids=torch.from_file(str(ids_path), shared=False, size=n, dtype=dtype),
         vocab=CharVocab.from_list(meta["vocab"]),
         name=sources.name,
         sources=sources.origins,
         sha256=meta["text_sha256"],
-        key=key,
+        key=meta["key"],
         hit=hit,
         rebuilt=rebuilt,
         encoding=sources.encoding,
@@ -240,17 +230,8 @@ def encode_text(text: str, name: str = "text") -> EncodedCorpus:
         raise CorpusError("the text is empty: there is nothing to train on")
     vocab = CharVocab.from_text(text)
     check_vocab(vocab)
-    sha = Corpus(text=text, name=name).sha256  # as encode_corpus computes it for the same text
+    sha = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()  # as _count does
     return EncodedCorpus(encode(text, vocab), vocab, name, [], sha, key=sha, hit=False)
-
-
-def _write(path: Path, write) -> None:
-    try:
-        atomic_write(path, write)
-    except OSError as e:
-        raise CorpusError(
-            cannot_write(path.parent, e, OTHER_CACHE, doing="write the encoded corpus to")
-        ) from None
 
 
 @dataclass

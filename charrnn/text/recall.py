@@ -1,15 +1,6 @@
-"""The recall corpus: text whose every record tests memory, with a known answer.
-
-One record a line: an opener drawn from K kinds, d random filler characters, the cue `=`, the
-opener's closer, a line break:
-
-    [jbfhcaeigd=]        (K kinds: chance on the closer is log2 K bits; here d = 10)
-
-Everything in a record is random except the closer, which the opener fixes. The cue makes *when*
-the closer comes certain, so a model's loss on the closer measures memory of *which* opener alone,
-d + 2 characters back (use/memory.py measures it). Every record draws d from a fixed set of gaps,
-so one model is measured at every gap. It is the built-in corpus `recall` (catalog.py) and plain
-Python: building it needs no torch.
+"""The recall corpus (the built-in `recall`): one record a line, an opener, d random filler
+characters, the cue `=` and the opener's closer, e.g. `[jbfhcaeigd=]`, so a model's loss on the
+closer measures its memory of the opener (docs/cells-and-memory.md). Plain Python: no torch.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""What the user named -> Sources to stream (or, for small texts, a Corpus in memory): files,
-folders of text files, "-" for standard input, pipes, and the names of the catalog.
+"""What the user named -> Sources to stream: files, folders of text files, "-" for standard
+input, pipes, and the names of the catalog.
 
-    resolve(specs) -> Sources -> encoded.encode_corpus -> ids, or load_corpus(specs) -> Corpus
+    resolve(specs) -> Sources -> encoded.encode_corpus -> ids
 """
 
 from __future__ import annotations
@@ -15,15 +15,7 @@ from charrnn.defaults import ENCODING
 from charrnn.errors import CorpusError
 from charrnn.text.catalog import Progress, fetch, load_catalog
 from charrnn.text.decode import text_encoding
-from charrnn.text.sources import (
-    Corpus,
-    Source,
-    Sources,
-    empty_message,
-    folder_sources,
-    read_all,
-    refuse_devices,
-)
+from charrnn.text.sources import Source, Sources, folder_sources, read_all, refuse_devices
 
 TRAIN_HINT = "to train on a stream, pipe it in and use - to read standard input"
 
@@ -47,21 +39,6 @@ def resolve(
         skipped += left_out
         origins.append(origin)
     return Sources(files, _default_name(specs[0]), origins, encoding, skipped)
-
-
-def load_corpus(
-    specs: Sequence[str],
-    cache_dir: Path,
-    encoding: str = ENCODING,
-    stdin: bytes | None = None,
-    progress: Progress | None = None,
-) -> Corpus:
-    """The whole corpus as one str in memory (for small texts; training streams it instead)."""
-    sources = resolve(specs, cache_dir, encoding, stdin, progress)
-    text = "".join(sources.text_chunks())
-    if not text:
-        raise CorpusError(empty_message(specs))
-    return Corpus(text=text, name=sources.name, sources=sources.origins)
 
 
 def _resolve_one(spec, cache_dir, encoding, stdin, progress) -> tuple[list[Source], str, list]:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,20 +21,6 @@ from charrnn.text.decode import Decoder, decode_chunks
 
 CHUNK = 1 << 24  # bytes read at a time: a corpus of any size streams through a fixed buffer
 SNIFF = 8192  # bytes of a file in a folder that decide whether it is text (git reads 8000)
-STREAM_HINT = "to read a stream, pipe it in and use - to read standard input"
-
-
-@dataclass
-class Corpus:
-    """Text ready to encode, with where it came from (stored in checkpoints for resuming)."""
-
-    text: str
-    name: str  # a default run name: the first source's file name without its extension
-    sources: list[str] = field(default_factory=list)  # absolute paths, catalog names, or "-"
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass
@@ -47,7 +32,7 @@ class Source:
     data: bytes | None = None
 
     def size(self) -> int:
-        return len(self.data) if self.data is not None else _stat(self.path).st_size
+        return len(self.data) if self.data is not None else _stat(self.path, self.label).st_size
 
     def chunks(self, size: int | None = None) -> Iterator[bytes]:
         size = size or CHUNK
@@ -88,39 +73,27 @@ class Sources:
         return sum(s.size() for s in self.files)
 
 
-def _stat(path: Path) -> os.stat_result:
+def _stat(path: Path, label: str) -> os.stat_result:
     try:
         return path.stat()
-    except OSError as e:
-        raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+        raise CorpusError(f"cannot read {label}: {getattr(e, 'strerror', None) or e}") from None
 
 
-def empty_message(specs: Sequence[str]) -> str:
-    """What to say of a corpus that holds no text: `specs` as the user named them."""
-    what = "standard input" if list(specs) == ["-"] else ", ".join(specs)
-    return f"the corpus is empty ({what}); give it some text to learn from"
-
-
-def input_file(
-    spec: str | os.PathLike, label: str | None = None, hint: str = STREAM_HINT
-) -> Source:
+def input_file(spec: str | os.PathLike, label: str, hint: str) -> Source:
     """The file a user named (a command's FILE, --prime-file), as a Source read in chunks: a
     regular file, or a pipe (a FIFO, <(...), /dev/stdin fed by a shell pipe), read once. Anything
     else is a CorpusError: a missing file, a folder, and a device (/dev/zero, /dev/urandom never
     end: read whole, they fill the memory), with `hint` saying how to read a stream instead."""
     path = Path(spec).expanduser()
-    label = label or str(path)
-    try:
-        mode = path.stat().st_mode
-    except (OSError, ValueError) as e:  # ValueError: a NUL in the name
-        raise CorpusError(f"cannot read {label}: {getattr(e, 'strerror', None) or e}") from None
+    mode = _stat(path, label).st_mode
     if stat.S_ISDIR(mode):
         raise CorpusError(f"cannot read {label}: {os.strerror(errno.EISDIR)}")
     refuse_devices(label, mode, "a file or a pipe", hint)
     return Source(label, path=path)
 
 
-def refuse_devices(label: str, mode: int, kinds: str, hint: str = STREAM_HINT) -> None:
+def refuse_devices(label: str, mode: int, kinds: str, hint: str) -> None:
     """The one rule on what may be read as a file (`mode`: its stat's): a regular file or a pipe,
     never a device, a socket or the like. Folders are the caller's to handle first; `kinds` says
     what it takes ("a file, a folder or a pipe" for train)."""

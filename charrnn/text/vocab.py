@@ -1,10 +1,5 @@
-"""CharVocab: Unicode code points <-> integer ids. Pure Python, no torch.
-
-The vocabulary is the sorted set of characters (code points, not bytes) in the training text, so a
-Chinese, Russian or emoji corpus works like an English one. A model fine-tuned on a new text keeps
-its ids and appends the characters it had never seen (`grown`), so a grown vocabulary is sorted in
-two parts. It travels inside every checkpoint as a plain list of strings, so sampling never needs
-the training data.
+"""CharVocab: Unicode code points <-> integer ids, the sorted characters of the training text
+(with those a fine-tune added after them: `grown`), stored in every checkpoint. No torch.
 """
 
 from __future__ import annotations
@@ -86,7 +81,9 @@ def apply_unknown(
     if policy == "skip":
         return "".join(ch for ch in text if ch in vocab)
     if policy == "replace":
-        return "".join(ch if ch in vocab else _replacement(ch, vocab) for ch in text)
+        # the nearest text the vocabulary has (é -> e, “ -> ", … -> ...), else a space or nothing
+        space = " " if " " in vocab else ""
+        return "".join(ch if ch in vocab else lookalike(ch, vocab) or space for ch in text)
     raise VocabError(
         f"{what} has characters the model has never seen: {locate_unknown(text, vocab)}; "
         "remove them, or pass --unknown skip or --unknown replace"
@@ -105,11 +102,6 @@ def locate_unknown(text: str, vocab: CharVocab, offset: int = 0, limit: int = 10
         parts.append(f"{ch!r} (U+{ord(ch):04X}) at {shown}")
     more = f"; and {len(where) - limit} more" if len(where) > limit else ""
     return "; ".join(parts) + more
-
-
-def _replacement(ch: str, vocab: CharVocab) -> str:
-    """The nearest text the vocabulary has: é -> e, “ -> ", … -> ..., else a space (or nothing)."""
-    return lookalike(ch, vocab) or (" " if " " in vocab else "")
 
 
 def lookalike(ch: str, vocab: CharVocab) -> str:
