@@ -1,12 +1,10 @@
-"""Plumbing shared by the commands: error mapping, units, shared options, standard input,
-progress bars, output and its errors (signals and the command boundary: signals.py)."""
+"""Plumbing shared by the commands: units, shared options, standard input, progress bars, output
+and its errors (signals and the command boundary, which maps errors: signals.py)."""
 
 from __future__ import annotations
 
 import codecs
-import contextlib
 import errno
-import functools
 import os
 import re
 import sys
@@ -18,19 +16,6 @@ from charrnn.errors import CharRNNError
 
 CHECKPOINT_DIR_ENV = "CHARRNN_CHECKPOINT_DIR"
 CACHE_DIR_ENV = "CHARRNN_CACHE_DIR"
-
-
-def user_errors(fn):
-    """Turn errors a user can cause into `Error: ...` and exit 1, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except CharRNNError as e:
-            raise click.ClickException(str(e)) from None
-
-    return wrapper
 
 
 def parse_duration(text: str) -> float:
@@ -86,23 +71,6 @@ class Encoding(click.ParamType):
         return value
 
 
-@contextlib.contextmanager
-def _stdin(quiet: bool = False):
-    """Standard input's binary stream; a closed or unreadable one is one `Error:` line, not a
-    traceback."""
-    try:
-        stream = click.get_binary_stream("stdin")  # RuntimeError when stdin is closed (<&-)
-        if stream.isatty():
-            say("Reading standard input until Ctrl-D (or pipe a file into it)...", quiet)
-        yield stream
-    except (RuntimeError, ValueError, OSError) as e:  # ValueError: a closed file object
-        reason = getattr(e, "strerror", None) or "it is closed"
-        raise click.ClickException(
-            f"cannot read standard input ({reason}); pipe the text into it, or name a file "
-            "instead of -"
-        ) from None
-
-
 def read_stdin(
     label: str, encoding: str, quiet: bool = False, text: bool = True
 ) -> tuple[bytes, str]:
@@ -116,12 +84,22 @@ def read_stdin(
 
 def stdin_chunks(size: int = 1 << 16, quiet: bool = False):
     """Standard input, `size` bytes at a time, for a reader that may stop early (sources.read_all
-    checks each chunk as it comes: binary content stops the reading there, as for a file)."""
-    with _stdin(quiet) as stream:
+    checks each chunk as it comes: binary content stops the reading there, as for a file). A
+    closed or unreadable standard input is one `Error:` line, not a traceback."""
+    try:
+        stream = click.get_binary_stream("stdin")  # RuntimeError when stdin is closed (<&-)
+        if stream.isatty():
+            say("Reading standard input until Ctrl-D (or pipe a file into it)...", quiet)
         while chunk := stream.read(size):
             yield chunk
             if len(chunk) < size:  # a buffered read is short only at the end: one Ctrl-D ends
                 return  # a terminal's input, not a second one
+    except (RuntimeError, ValueError, OSError) as e:  # ValueError: a closed file object
+        reason = getattr(e, "strerror", None) or "it is closed"
+        raise click.ClickException(
+            f"cannot read standard input ({reason}); pipe the text into it, or name a file "
+            "instead of -"
+        ) from None
 
 
 class _Folder(click.Path):
@@ -145,7 +123,6 @@ def checkpoint_dir_option(fn):
         type=_Folder(path_type=Path, file_okay=False),
         default="checkpoints",
         envvar=CHECKPOINT_DIR_ENV,
-        show_default=True,
         show_envvar=True,
         help="Base folder of the run folders.",
     )(fn)
@@ -176,7 +153,6 @@ def device_option(default: str, why: str = ""):
         "--device",
         type=click.Choice(["auto", "cpu", "cuda", "mps"]),
         default=default,
-        show_default=True,
         help=f"Where to run: auto picks cuda, then mps, then cpu.{why}",
     )
 
@@ -299,15 +275,10 @@ def write_output(output: str | None, emit):
                 return emit(out)
         target = os.path.realpath(output)  # a link stays a link; its target gets the text
         result = []
-        atomic_write(Path(target), lambda f: result.append(emit(utf8_writer(f))))
+        atomic_write(Path(target), lambda f: result.append(emit(codecs.getwriter("utf-8")(f))))
         return result[0]
     except OSError as e:
         raise cannot_write(e, output) from None
-
-
-def utf8_writer(f):
-    """A text stream onto binary file `f`, in UTF-8 (what `charrnn sample -o FILE` writes)."""
-    return codecs.getwriter("utf-8")(f)
 
 
 def count(n: int, noun: str) -> str:

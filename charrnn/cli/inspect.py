@@ -18,7 +18,6 @@ from charrnn.cli.common import (
     not_empty,
     say,
     stdin_chunks,
-    user_errors,
     write_output,
 )
 from charrnn.cli.inspect_view import draw_unit, print_found, print_gates
@@ -123,7 +122,6 @@ Examples:
     "--max-chars",
     type=click.IntRange(1),
     default=MAX_CHARS,
-    show_default=True,
     help="Read at most this many characters of FILE (or prime and sample together).",
 )
 @unknown_option("Characters the model never saw: refuse, drop or replace them.")
@@ -132,13 +130,11 @@ Examples:
     "--color",
     type=click.Choice(["auto", "always", "never"]),
     default="auto",
-    show_default=True,
     help="Coloured text on a terminal (auto), always, or never: plain tab-separated data.",
 )
 @quiet_option("No notes on stderr.")
 @device_option("cpu")
 @checkpoint_dir_option
-@user_errors
 @click.pass_context
 def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     """Read FILE ('-': stdin) through a trained model, one character at a time, and show what it

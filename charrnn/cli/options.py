@@ -34,7 +34,6 @@ def temperature_option(help: str):
         "temperature",
         type=Temperatures(),
         default=str(TEMPERATURE),
-        show_default=True,
         help=help,
     )
 
@@ -44,7 +43,7 @@ def seed_option(help: str):
 
 
 def prime_option(help: str):
-    return click.option("-p", "--prime", type=Text(), default="", help=help)
+    return click.option("-p", "--prime", type=Text(), default="", show_default=False, help=help)
 
 
 def unknown_option(help: str):
@@ -53,15 +52,12 @@ def unknown_option(help: str):
         "--unknown",
         type=click.Choice(UNKNOWN_POLICIES),
         default=UNKNOWN,
-        show_default=True,
         help=help,
     )
 
 
 def encoding_option(help: str = "Encoding of FILE."):
-    return click.option(
-        "--encoding", type=Encoding(), default=ENCODING, show_default=True, help=help
-    )
+    return click.option("--encoding", type=Encoding(), default=ENCODING, help=help)
 
 
 def json_option(help: str):

@@ -18,8 +18,7 @@ def print_table(header, rows, right, title: str | None = None, overflow: str = "
     """A table on a terminal (column i right-aligned where right(i, name)); piped, tab-separated
     lines under a header line, for scripts: every character as it is, nothing cut or styled."""
     if not sys.stdout.isatty():
-        for row in (header, *rows):
-            click.echo("\t".join(tsv_field(field) for field in row))
+        print_tsv(header, rows)
         return
     from rich.table import Table
     from rich.text import Text
@@ -31,6 +30,12 @@ def print_table(header, rows, right, title: str | None = None, overflow: str = "
     for row in rows:
         table.add_row(*(Text(field) for field in row))  # Text: a name is never read as markup
     stdout_console(highlight=False).print(table)
+
+
+def print_tsv(header, rows) -> None:
+    """Tab-separated lines under a header line, for scripts: every character as it is."""
+    for row in (header, *rows):
+        click.echo("\t".join(tsv_field(field) for field in row))
 
 
 def tsv_field(field: str) -> str:

@@ -16,7 +16,6 @@ from charrnn.cli.common import (
     device_option,
     not_empty,
     read_stdin,
-    user_errors,
     write_output,
 )
 from charrnn.cli.options import (
@@ -66,7 +65,6 @@ Examples:
     "--length",
     type=click.IntRange(0, MAX_LENGTH),
     default=500,
-    show_default=True,
     help="Characters to generate (at most; see --stop).",
 )
 @prime_option("Text to start from; '-' reads it from stdin.")
@@ -88,14 +86,12 @@ Examples:
     "--num-samples",
     type=click.IntRange(1, 4096),
     default=1,
-    show_default=True,
     help="Samples, generated together as one batch; sample i uses seed+i.",
 )
 @click.option(
     "--separator",
     type=Text(),
     default="\\n\\n",
-    show_default=True,
     help="Between samples (\\n and \\t understood).",
 )
 @click.option(
@@ -121,7 +117,6 @@ Examples:
 )
 @device_option("cpu", " One character at a time is fastest on the CPU.")
 @checkpoint_dir_option
-@user_errors
 def sample(
     checkpoint, checkpoint_dir, device, prime, prime_file, encoding, unknown, output, **opts
 ):
