@@ -6,14 +6,8 @@ import sys
 
 import click
 
-from charrnn.cli.common import (
-    cache_dir,
-    checkpoint_dir_option,
-    download_bar,
-    stdout_console,
-)
-from charrnn.cli.options import json_option, quiet_option
-from charrnn.cli.output import print_table, shown_name
+from charrnn.cli.common import cache_dir, download_bar, print_table, shown_name, stdout_console
+from charrnn.cli.options import checkpoint_dir_option, json_option, quiet_option
 from charrnn.jsonl import json_line
 
 

@@ -11,14 +11,8 @@ from pathlib import Path
 
 import click
 
-from charrnn.cli.common import (
-    cannot_write,
-    checkpoint_dir_option,
-    not_empty,
-    say,
-)
-from charrnn.cli.options import json_option
-from charrnn.cli.output import print_tsv, shown_name, tsv_field
+from charrnn.cli.common import cannot_write, print_tsv, say, shown_name, tsv_field
+from charrnn.cli.options import checkpoint_dir_option, json_option, not_empty
 from charrnn.cli.report import fmt_time
 from charrnn.curves import X_AXES  # no torch: `charrnn --help` stays quick
 from charrnn.jsonl import json_line

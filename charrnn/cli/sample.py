@@ -8,29 +8,24 @@ import time
 
 import click
 
-from charrnn.cli.common import (
+from charrnn.cli.common import load_model, read_stdin, shown_path, write_output
+from charrnn.cli.options import (
     Number,
     Text,
     checkpoint_dir_option,
     checkpoint_option,
     device_option,
-    not_empty,
-    read_stdin,
-    write_output,
-)
-from charrnn.cli.options import (
-    MAX_SEED,
     encoding_option,
     json_option,
-    load_model,
+    not_empty,
     prime_option,
     seed_option,
     temperature_option,
     unescape,
     unknown_option,
 )
-from charrnn.cli.output import shown_path
 from charrnn.cli.signals import exit_status
+from charrnn.defaults import MAX_SEED
 from charrnn.jsonl import json_line
 
 MAX_LENGTH = 10**9
@@ -89,10 +84,7 @@ Examples:
     help="Samples, generated together as one batch; sample i uses seed+i.",
 )
 @click.option(
-    "--separator",
-    type=Text(),
-    default="\\n\\n",
-    help="Between samples (\\n and \\t understood).",
+    "--separator", type=Text(), default="\\n\\n", help="Between samples (\\n and \\t understood)."
 )
 @click.option(
     "--stop",
@@ -113,7 +105,7 @@ Examples:
 )
 @seed_option(
     "The same seed, the same text: 0 to 2^53-1, which a JSON reader keeps exactly "
-    "(sample i uses seed+i, which must stay in that range).",
+    "(sample i uses seed+i, which must stay in that range)."
 )
 @device_option("cpu", " One character at a time is fastest on the CPU.")
 @checkpoint_dir_option

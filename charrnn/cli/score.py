@@ -6,15 +6,15 @@ import math
 
 import click
 
-from charrnn.cli.common import (
+from charrnn.cli.common import count, load_model, read_stdin, say
+from charrnn.cli.options import (
     checkpoint_dir_option,
     checkpoint_option,
-    count,
     device_option,
-    read_stdin,
-    say,
+    encoding_option,
+    quiet_option,
+    unknown_option,
 )
-from charrnn.cli.options import encoding_option, load_model, quiet_option, unknown_option
 
 SCORE_HINT = "to score a stream, pipe it in and use - to read standard input"
 

@@ -10,19 +10,16 @@ import sys
 import click
 from click.core import ParameterSource
 
-from charrnn.cli.common import (
+from charrnn.cli.common import cache_dir, download_bar, phase_bar, read_stdin, say
+from charrnn.cli.options import (
     Duration,
     Number,
-    cache_dir,
     checkpoint_dir_option,
     device_option,
-    download_bar,
+    encoding_option,
     not_empty,
-    phase_bar,
-    read_stdin,
-    say,
+    quiet_option,
 )
-from charrnn.cli.options import encoding_option, quiet_option
 from charrnn.cli.signals import exit_status, stop_signals
 from charrnn.defaults import CELL, SAMPLE_LENGTH, SEED, SIZE, TEMPERATURE, VAL_FRAC
 from charrnn.devices import resolve_device
@@ -119,11 +116,7 @@ Examples:
 @click.option("--layers", type=click.IntRange(1, 16), help="Layers of cells (overrides --size).")
 @click.option("--hidden", type=click.IntRange(1, 8192), help="Cell width (overrides --size).")
 @click.option("--embedding", type=click.IntRange(1, 4096), help="Embedding width.")
-@click.option(
-    "--dropout",
-    type=Number(0, 1, max_open=True),
-    help="Dropout rate.",
-)
+@click.option("--dropout", type=Number(0, 1, max_open=True), help="Dropout rate.")
 @click.option(
     "--batch-size",
     type=click.IntRange(1),
