@@ -65,10 +65,5 @@ def main():
     cli(prog_name="charrnn")
 
 
-cli.add_command(train)
-cli.add_command(sample)
-cli.add_command(score)
-cli.add_command(inspect)
-cli.add_command(runs)
-cli.add_command(plot)
-cli.add_command(corpus)
+for command in (train, sample, score, inspect, runs, plot, corpus):
+    cli.add_command(command)

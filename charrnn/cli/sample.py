@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import time
@@ -124,13 +125,8 @@ def sample(
             " (sample i uses seed+i, at most 2^53-1)",
             param_hint="'-s' / '--seed'",
         )
-    config = SampleConfig(
-        temperature=opts["temperature"],
-        top_k=opts["top_k"],
-        top_p=opts["top_p"],
-        seed=opts["seed"],
-        num_samples=opts["num_samples"],
-    )
+    # every field of SampleConfig is an option of the same name
+    config = SampleConfig(**{f.name: opts[f.name] for f in dataclasses.fields(SampleConfig)})
     path, model = load_model(checkpoint, checkpoint_dir, None)
     text = apply_unknown(read_prime(prime, prime_file, encoding), model.vocab, unknown)
     model = model.to(resolve_device(device))
