@@ -146,6 +146,7 @@ def _point_record(c, curve: str, p) -> dict:
 
 
 def _point_row(c, curve: str, p, x_axis: str) -> tuple[str, ...]:
+    """A point as the fields of its tab-separated line: run, cell, curve, x, bpc."""
     x = f"{p.seconds:.2f}" if x_axis == "time" else str(int(p.x(x_axis)))
     return (shown_name(c.name), c.cell, curve, x, f"{p.bpc:.5f}")
 
@@ -154,10 +155,11 @@ def _point_row(c, curve: str, p, x_axis: str) -> tuple[str, ...]:
 
 
 def text_chart(series, points, x_axis: str, columns: int) -> list[str]:
-    """The curves as lines of plain text `columns` wide (40 at least): a plotting area of
-    CHART_ROWS rows, bits per character up the left, `x_axis` along the bottom from 0, and a
-    legend. Each curve is drawn as a line of its marker through its points; training curves
-    first, so a validation curve stays visible where they cross."""
+    """The curves (`points`: the series' (curves, curve, point) triples) as lines of plain text
+    `columns` wide (40 at least): a plotting area of CHART_ROWS rows, bits per character up the
+    left, `x_axis` along the bottom from 0, and a legend. Each curve is drawn as a line of its
+    marker through its points; training curves first, so a validation curve stays visible where
+    they cross."""
     x_hi = max(p.x(x_axis) for _, _, p in points) or 1.0
     y_lo, y_hi = min(p.bpc for _, _, p in points), max(p.bpc for _, _, p in points)
     if y_hi - y_lo < 1e-6:  # one level: give it a band to sit in
