@@ -13,7 +13,7 @@ import torch
 from conftest import DEADLINE
 from helpers.cli import assert_one_error, invoke
 
-from charrnn.cli.common import parse_duration
+from charrnn.cli.options import parse_duration
 from charrnn.jsonl import json_line
 
 

@@ -35,7 +35,12 @@ class _Commands(click.Group):
 
 @click.group(
     cls=_Commands,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    # every option with a default shows it in its help
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+        "show_default": True,
+    },
     epilog="""\b
 Examples:
   charrnn train corpus.txt                  # learn; checkpoints in ./checkpoints/corpus
@@ -60,10 +65,5 @@ def main():
     cli(prog_name="charrnn")
 
 
-cli.add_command(train)
-cli.add_command(sample)
-cli.add_command(score)
-cli.add_command(inspect)
-cli.add_command(runs)
-cli.add_command(plot)
-cli.add_command(corpus)
+for command in (train, sample, score, inspect, runs, plot, corpus):
+    cli.add_command(command)

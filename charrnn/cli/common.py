@@ -1,106 +1,50 @@
-"""Plumbing shared by the commands: error mapping, units, shared options, standard input,
-progress bars, output and its errors (signals and the command boundary: signals.py)."""
+"""What the commands share besides their options: the model they restore, standard input,
+progress bars and messages, and output: files, tables, names as text (the stop signals and the
+command boundary that maps errors: signals.py)."""
 
 from __future__ import annotations
 
 import codecs
-import contextlib
 import errno
-import functools
 import os
-import re
 import sys
 from pathlib import Path
 
 import click
 
-from charrnn.errors import CharRNNError
-
-CHECKPOINT_DIR_ENV = "CHARRNN_CHECKPOINT_DIR"
 CACHE_DIR_ENV = "CHARRNN_CACHE_DIR"
 
 
-def user_errors(fn):
-    """Turn errors a user can cause into `Error: ...` and exit 1, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except CharRNNError as e:
-            raise click.ClickException(str(e)) from None
-
-    return wrapper
+def cache_dir() -> Path:
+    if env := os.environ.get(CACHE_DIR_ENV):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "charrnn"
 
 
-def parse_duration(text: str) -> float:
-    """'90s', '10m', '1h30m', '1.5h' or plain seconds -> seconds."""
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise click.BadParameter(f"{text!r} is not a duration; try 90s, 10m or 1h30m")
-    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+def load_model(checkpoint: str | None, checkpoint_dir, device: str | None):
+    """The checkpoint -c names (or the latest run's), restored onto --device (None: left on the
+    CPU, for a command that checks more before it picks one): (path, the model whole)."""
+    from charrnn import checkpoint as ckpt
+    from charrnn import runs
+    from charrnn.devices import resolve_device
+
+    path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
+    model = ckpt.load_model(path)
+    if device is not None:
+        model = model.to(resolve_device(device))
+    return path, model
 
 
-class Duration(click.ParamType):
-    name = "DURATION"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, float):
-            return value
-        seconds = parse_duration(value)
-        if seconds <= 0:
-            self.fail("must be more than zero", param, ctx)
-        return seconds
+def say(message: str, quiet: bool = False) -> None:
+    """A message for the person at the terminal: stderr, never stdout."""
+    if not quiet:
+        click.echo(message, err=True)
 
 
-class Number(click.FloatRange):
-    """click.FloatRange of finite numbers: every comparison with nan is false, so a range lets it
-    through, and inf (or 1e400) passes a range without an upper end; the library then fails on
-    either with a traceback (an inf epoch budget has no step count)."""
-
-    def convert(self, value, param, ctx):
-        number = super().convert(value, param, ctx)
-        if number != number:
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if number in (float("inf"), float("-inf")):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return number
-
-
-class Encoding(click.ParamType):
-    """A text encoding Python knows; a codec that is not one (hex, base64, rot13...) or an unknown
-    name is a usage error. For every command's --encoding."""
-
-    name = "ENCODING"
-
-    def convert(self, value, param, ctx):
-        from charrnn.text.decode import text_encoding
-
-        try:
-            text_encoding(value)
-        except CharRNNError as e:
-            self.fail(str(e), param, ctx)
-        return value
-
-
-@contextlib.contextmanager
-def _stdin(quiet: bool = False):
-    """Standard input's binary stream; a closed or unreadable one is one `Error:` line, not a
-    traceback."""
-    try:
-        stream = click.get_binary_stream("stdin")  # RuntimeError when stdin is closed (<&-)
-        if stream.isatty():
-            say("Reading standard input until Ctrl-D (or pipe a file into it)...", quiet)
-        yield stream
-    except (RuntimeError, ValueError, OSError) as e:  # ValueError: a closed file object
-        reason = getattr(e, "strerror", None) or "it is closed"
-        raise click.ClickException(
-            f"cannot read standard input ({reason}); pipe the text into it, or name a file "
-            "instead of -"
-        ) from None
+def count(n: int, noun: str) -> str:
+    """`1 character`, `2,000 characters`."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def read_stdin(
@@ -116,69 +60,22 @@ def read_stdin(
 
 def stdin_chunks(size: int = 1 << 16, quiet: bool = False):
     """Standard input, `size` bytes at a time, for a reader that may stop early (sources.read_all
-    checks each chunk as it comes: binary content stops the reading there, as for a file)."""
-    with _stdin(quiet) as stream:
+    checks each chunk as it comes: binary content stops the reading there, as for a file). A
+    closed or unreadable standard input is one `Error:` line, not a traceback."""
+    try:
+        stream = click.get_binary_stream("stdin")  # RuntimeError when stdin is closed (<&-)
+        if stream.isatty():
+            say("Reading standard input until Ctrl-D (or pipe a file into it)...", quiet)
         while chunk := stream.read(size):
             yield chunk
             if len(chunk) < size:  # a buffered read is short only at the end: one Ctrl-D ends
                 return  # a terminal's input, not a second one
-
-
-class _Folder(click.Path):
-    """A folder given as an option or in the environment: `~` expanded (no shell does it in a
-    variable's value), and an empty value a usage error rather than the current folder."""
-
-    def convert(self, value, param, ctx):
-        if value == "":
-            self.fail("is empty; give a folder ('.' for the current one)", param, ctx)
-        if isinstance(value, str):
-            value = os.path.expanduser(value)
-        try:
-            return super().convert(value, param, ctx)
-        except ValueError:  # a NUL byte: no system takes it in a path
-            self.fail(f"{value!r} is not a possible folder name", param, ctx)
-
-
-def checkpoint_dir_option(fn):
-    return click.option(
-        "--checkpoint-dir",
-        type=_Folder(path_type=Path, file_okay=False),
-        default="checkpoints",
-        envvar=CHECKPOINT_DIR_ENV,
-        show_default=True,
-        show_envvar=True,
-        help="Base folder of the run folders.",
-    )(fn)
-
-
-def checkpoint_option(fn):
-    """-c/--checkpoint, as `sample` and `score` take it; `runs.is_path` is the rule it states."""
-    return click.option(
-        "-c",
-        "--checkpoint",
-        metavar="PATH|RUN",
-        callback=not_empty,
-        help="A run name (its best.pt, under --checkpoint-dir), or a path: a value with a / or "
-        "ending in .pt is a checkpoint file or a run folder (write ./NAME for a folder here). "
-        "Default: the most recently updated run trained to one evaluation at least.",
-    )(fn)
-
-
-def cache_dir() -> Path:
-    if env := os.environ.get(CACHE_DIR_ENV):
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "charrnn"
-
-
-def device_option(default: str, why: str = ""):
-    return click.option(
-        "--device",
-        type=click.Choice(["auto", "cpu", "cuda", "mps"]),
-        default=default,
-        show_default=True,
-        help=f"Where to run: auto picks cuda, then mps, then cpu.{why}",
-    )
+    except (RuntimeError, ValueError, OSError) as e:  # ValueError: a closed file object
+        reason = getattr(e, "strerror", None) or "it is closed"
+        raise click.ClickException(
+            f"cannot read standard input ({reason}); pipe the text into it, or name a file "
+            "instead of -"
+        ) from None
 
 
 def download_bar(quiet: bool):
@@ -213,12 +110,6 @@ def phase_bar(quiet: bool, min_total: int = 1 << 26):
         bar.update(done - bar.n)
 
     return progress
-
-
-def say(message: str, quiet: bool = False) -> None:
-    """A message for the person at the terminal: stderr, never stdout."""
-    if not quiet:
-        click.echo(message, err=True)
 
 
 def cannot_write(e: OSError, path: str | None = None) -> click.ClickException:
@@ -256,34 +147,6 @@ def stdout_console(**options):
     return _Console(file=sys.stdout, **options)
 
 
-class Text(click.ParamType):
-    """Text given on the command line. Bytes that are not UTF-8 (which Python passes on as
-    surrogate escapes) are a usage error that names the option, never text that cannot be printed
-    or put in JSON later."""
-
-    name = "TEXT"
-
-    def convert(self, value, param, ctx):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as e:
-            self.fail(
-                f"holds a byte that is not UTF-8 text (at character {e.start}); "
-                "give the text in UTF-8",
-                param,
-                ctx,
-            )
-        return value
-
-
-def not_empty(ctx, param, value):
-    """An option callback: an empty argument (`-o ''`, often an unset shell variable) is a usage
-    error, never a silent default."""
-    if value == "" or (isinstance(value, tuple) and "" in value):
-        raise click.BadParameter("is empty; give a value, or leave the option out")
-    return value
-
-
 def write_output(output: str | None, emit):
     """emit(stream) onto stdout (None or '-': the command boundary handles write errors), or FILE:
     atomically for a regular or new file (a failed write leaves no half-written FILE, and an
@@ -299,17 +162,52 @@ def write_output(output: str | None, emit):
                 return emit(out)
         target = os.path.realpath(output)  # a link stays a link; its target gets the text
         result = []
-        atomic_write(Path(target), lambda f: result.append(emit(utf8_writer(f))))
+        atomic_write(Path(target), lambda f: result.append(emit(codecs.getwriter("utf-8")(f))))
         return result[0]
     except OSError as e:
         raise cannot_write(e, output) from None
 
 
-def utf8_writer(f):
-    """A text stream onto binary file `f`, in UTF-8 (what `charrnn sample -o FILE` writes)."""
-    return codecs.getwriter("utf-8")(f)
+# Every character that some reader takes for a line break (str.splitlines' set), and the tab.
+_BREAKS = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 
-def count(n: int, noun: str) -> str:
-    """`1 character`, `2,000 characters`."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+def print_table(header, rows, right, title: str | None = None, overflow: str = "ellipsis") -> None:
+    """A table on a terminal (column i right-aligned where right(i, name)); piped, tab-separated
+    lines under a header line, for scripts: every character as it is, nothing cut or styled."""
+    if not sys.stdout.isatty():
+        print_tsv(header, rows)
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left", box=None)
+    for i, col in enumerate(header):
+        justify = "right" if right(i, col) else "left"
+        table.add_column(col, justify=justify, overflow=overflow)
+    for row in rows:
+        table.add_row(*(Text(field) for field in row))  # Text: a name is never read as markup
+    stdout_console(highlight=False).print(table)
+
+
+def print_tsv(header, rows) -> None:
+    """Tab-separated lines under a header line, for scripts: every character as it is."""
+    for row in (header, *rows):
+        click.echo("\t".join(tsv_field(field) for field in row))
+
+
+def tsv_field(field: str) -> str:
+    """One tab-separated field on one line: a backslash as \\\\, a tab or line break as its escape
+    (\\t, \\n, \\r; the others as \\xNN or \\uNNNN), so every reader sees one row per record."""
+    table = {ord(c): c.encode("unicode_escape").decode() for c in _BREAKS}
+    return field.translate({92: "\\\\", **table})
+
+
+def shown_name(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (surrogate escapes) as \\xNN."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def shown_path(path) -> str:
+    """A path as text for JSON or a page: bytes that are not UTF-8 show as U+FFFD."""
+    return os.fsencode(str(path)).decode("utf-8", "replace")

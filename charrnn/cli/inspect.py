@@ -11,28 +11,27 @@ import click
 
 from charrnn.cli.common import (
     cannot_write,
-    checkpoint_dir_option,
-    checkpoint_option,
     count,
-    device_option,
-    not_empty,
+    load_model,
     say,
+    shown_path,
     stdin_chunks,
-    user_errors,
     write_output,
 )
 from charrnn.cli.inspect_view import draw_unit, print_found, print_gates
 from charrnn.cli.options import (
+    checkpoint_dir_option,
+    checkpoint_option,
+    device_option,
     encoding_option,
     json_option,
-    load_model,
+    not_empty,
     prime_option,
     quiet_option,
     seed_option,
     temperature_option,
     unknown_option,
 )
-from charrnn.cli.output import shown_path
 from charrnn.jsonl import json_line
 from charrnn.model.config import FIELDS
 
@@ -123,7 +122,6 @@ Examples:
     "--max-chars",
     type=click.IntRange(1),
     default=MAX_CHARS,
-    show_default=True,
     help="Read at most this many characters of FILE (or prime and sample together).",
 )
 @unknown_option("Characters the model never saw: refuse, drop or replace them.")
@@ -132,13 +130,11 @@ Examples:
     "--color",
     type=click.Choice(["auto", "always", "never"]),
     default="auto",
-    show_default=True,
     help="Coloured text on a terminal (auto), always, or never: plain tab-separated data.",
 )
 @quiet_option("No notes on stderr.")
 @device_option("cpu")
 @checkpoint_dir_option
-@user_errors
 @click.pass_context
 def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     """Read FILE ('-': stdin) through a trained model, one character at a time, and show what it
@@ -153,8 +149,7 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     _check_options(ctx, file, opts)
     path, model = load_model(checkpoint, checkpoint_dir, device)
     c = model.config
-    show = _resolve_show(opts["show"], opts["unit"], c.cell)
-    unit = _check_unit(opts["unit"], c.num_layers, c.hidden_size)
+    show, unit = _check_view(opts["show"], opts["unit"], c)
     # The most characters this command may record: its bound, the memory free, a page's size.
     budget = recording_budget(c, opts["max_chars"], with_page=bool(opts["html_path"]))
     result = _inspect(model, file, opts, budget)
@@ -186,16 +181,26 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
 
 def _check_options(ctx, file, opts) -> None:
     """Every check that needs no model: what goes together, the prime, the page's file."""
-    _check_usage(ctx, file, opts)
-    if opts["sample_length"] is not None and opts["prime"] == "-":  # read no more than fits
-        label = "the prime on standard input"
-        opts["prime"], cut = _read_text("-", label, opts["encoding"], opts["max_chars"])
-        if cut:
+    if opts["sample_length"] is None:
+        for name, flag in (("prime", "--prime"), ("seed", "--seed"), ("temperature", "--temp")):
+            if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+                raise click.UsageError(f"{flag} is for --sample N; FILE is read as it is")
+    elif file is not None:
+        raise click.UsageError("give FILE or --sample N, not both")
+    else:
+        if opts["prime"] == "-":  # read no more than fits
+            label = "the prime on standard input"
+            opts["prime"], cut = _read_text("-", label, opts["encoding"], opts["max_chars"])
+            if cut:
+                raise click.BadParameter(
+                    f"is longer than --max-chars {opts['max_chars']:,}", param_hint="'--prime'"
+                )
+        if opts["sample_length"] + len(opts["prime"]) > opts["max_chars"]:
             raise click.BadParameter(
-                f"is longer than --max-chars {opts['max_chars']:,}", param_hint="'--prime'"
+                f"--sample {opts['sample_length']} with a prime of {len(opts['prime'])} "
+                f"characters is more than --max-chars {opts['max_chars']}; raise --max-chars",
+                param_hint="'--sample'",
             )
-    if opts["sample_length"] is not None:
-        _check_sample_length(opts)
     also = [f for f in ("as_json", "unit", "show", "find_units", "gates") if opts[f]]
     if opts["html_path"] == "-" and also:
         given = ", ".join("--" + ("json" if f == "as_json" else f.replace("_", "-")) for f in also)
@@ -237,29 +242,12 @@ def _inspect(model, file, opts, budget):
     return result
 
 
-def _check_usage(ctx, file, opts) -> None:
-    if opts["sample_length"] is not None:
-        if file is not None:
-            raise click.UsageError("give FILE or --sample N, not both")
-        return
-    for name, flag in (("prime", "--prime"), ("seed", "--seed"), ("temperature", "--temp")):
-        if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
-            raise click.UsageError(f"{flag} is for --sample N; FILE is read as it is")
-
-
-def _check_sample_length(opts) -> None:
-    if opts["sample_length"] + len(opts["prime"]) > opts["max_chars"]:
-        raise click.BadParameter(
-            f"--sample {opts['sample_length']} with a prime of {len(opts['prime'])} "
-            f"characters is more than --max-chars {opts['max_chars']}; raise --max-chars",
-            param_hint="'--sample'",
-        )
-
-
-def _resolve_show(show: str | None, unit, cell: str) -> str:
-    """--show checked against the cell; its default: the state, or the surprise with no unit."""
+def _check_view(show: str | None, unit, c) -> tuple[str, tuple | None]:
+    """--show and --unit checked against model config `c`; --show's default: the state, or the
+    surprise with no unit."""
+    cell = c.cell
     if show is None:
-        return "surprise" if unit is None else FIELDS[cell][0]
+        show = "surprise" if unit is None else FIELDS[cell][0]
     show = show.lower()
     if show != "surprise" and show not in FIELDS[cell]:
         article = "a" if cell == "gru" else "an"
@@ -268,17 +256,13 @@ def _resolve_show(show: str | None, unit, cell: str) -> str:
             f"{', '.join(FIELDS[cell] + ('surprise',))}",
             param_hint="'--show'",
         )
-    return show
-
-
-def _check_unit(unit, num_layers: int, hidden_size: int):
-    if unit is not None and (unit[0] >= num_layers or unit[1] >= hidden_size):
+    if unit is not None and (unit[0] >= c.num_layers or unit[1] >= c.hidden_size):
         raise click.BadParameter(
-            f"{unit[0]}:{unit[1]} is not in this model: layers 0 to {num_layers - 1}, "
-            f"units 0 to {hidden_size - 1}",
+            f"{unit[0]}:{unit[1]} is not in this model: layers 0 to {c.num_layers - 1}, "
+            f"units 0 to {c.hidden_size - 1}",
             param_hint="'--unit'",
         )
-    return unit
+    return show, unit
 
 
 def _check_writable(path: str) -> None:

@@ -7,8 +7,7 @@ import sys
 
 import click
 
-from charrnn.cli.common import stdout_console
-from charrnn.cli.output import print_table
+from charrnn.cli.common import print_table, stdout_console
 from charrnn.model.config import GATES
 
 ALL_GATES = {g for gates in GATES.values() for g in gates}  # from 0 to 1, not -1 to 1
@@ -33,24 +32,16 @@ def _unit_values(recording, show: str, unit) -> list[float]:
     return recording.values[show][layer, :, index].tolist()
 
 
-def _label(show: str, unit) -> str:
-    return "surprise (bits)" if show == "surprise" else f"{show} {unit[0]}:{unit[1]}"
-
-
 def _print_plain(recording, show: str, unit) -> None:
     """Tab-separated: position, character (escaped, see plain_char), the value unless it is the
     surprise, and the surprise in bits."""
     surprise = recording.surprise.tolist()
-    if show == "surprise":
-        rows = ["position\tchar\tsurprise_bits"]
-        rows += [f"{t}\t{plain_char(ch)}\t{surprise[t]:.4f}" for t, ch in enumerate(recording.text)]
-    else:
-        values = _unit_values(recording, show, unit)
-        rows = [f"position\tchar\t{show}_{unit[0]}:{unit[1]}\tsurprise_bits"]
-        rows += [
-            f"{t}\t{plain_char(ch)}\t{values[t]:.4f}\t{surprise[t]:.4f}"
-            for t, ch in enumerate(recording.text)
-        ]
+    column = "" if show == "surprise" else f"\t{show}_{unit[0]}:{unit[1]}"  # the unit's, if any
+    values = None if show == "surprise" else _unit_values(recording, show, unit)
+    rows = [f"position\tchar{column}\tsurprise_bits"]
+    for t, ch in enumerate(recording.text):
+        value = "" if values is None else f"\t{values[t]:.4f}"
+        rows.append(f"{t}\t{plain_char(ch)}{value}\t{surprise[t]:.4f}")
     click.echo("\n".join(rows))
 
 
@@ -109,19 +100,14 @@ def colour_console(force: bool):
     plain data says more. Forced (--color always, e.g. into `less -R`): 24-bit colour, whatever
     the environment says. A terminal taken for 16 colours (TERM=xterm) gets 256: 16 cannot draw
     a scale, and terminals that say xterm draw 256."""
+    text = {"highlight": False, "soft_wrap": True}
     if force:
-        return stdout_console(
-            highlight=False,
-            soft_wrap=True,
-            force_terminal=True,
-            color_system="truecolor",
-            no_color=False,
-        )
-    console = stdout_console(highlight=False, soft_wrap=True)
+        return stdout_console(**text, force_terminal=True, color_system="truecolor", no_color=False)
+    console = stdout_console(**text)
     if console.no_color or console.color_system is None:
         return None
     if console.color_system in ("standard", "windows"):
-        return stdout_console(highlight=False, soft_wrap=True, color_system="256")
+        return stdout_console(**text, color_system="256")
     return console
 
 
@@ -136,7 +122,8 @@ def _print_coloured(console, recording, show: str, unit) -> None:
         "surprise": ("0", "0", "8 bits or more"),
         "cell": (f"-{cell_scale:.3g}", "0", f"+{cell_scale:.3g} (this unit's largest |c| here)"),
     }.get(show, ("0", "0.5", "1") if gate else ("-1", "0", "+1"))
-    legend = RichText(f"{_label(show, unit)}:  {lo} ")
+    label = "surprise (bits)" if show == "surprise" else f"{show} {unit[0]}:{unit[1]}"
+    legend = RichText(f"{label}:  {lo} ")
     steps = [i / 8 for i in range(-8, 9)] if show != "surprise" else [i / 8 for i in range(9)]
     for x in steps:
         legend.append(" ", style=f"on {_colour(x, system)}")

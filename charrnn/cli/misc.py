@@ -6,14 +6,8 @@ import sys
 
 import click
 
-from charrnn.cli.common import (
-    cache_dir,
-    checkpoint_dir_option,
-    download_bar,
-    stdout_console,
-    user_errors,
-)
-from charrnn.cli.output import print_table, shown_name
+from charrnn.cli.common import cache_dir, download_bar, print_table, shown_name, stdout_console
+from charrnn.cli.options import checkpoint_dir_option, json_option, quiet_option
 from charrnn.jsonl import json_line
 
 
@@ -25,15 +19,11 @@ Examples:
   charrnn runs | cut -f1,2                      # piped: tab-separated, one run a line
   charrnn runs --json | jq -r 'select(.status == "ok") | .run'"""
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="One JSON object per run and line: run, folder, status, cell, shape, from (the run it "
-    "was fine-tuned from), step, scores, note.",
+@json_option(
+    "One JSON object per run and line: run, folder, status, cell, shape, from (the run it "
+    "was fine-tuned from), step, scores, note."
 )
 @checkpoint_dir_option
-@user_errors
 def runs(checkpoint_dir, as_json):
     """List the runs in the checkpoint folder, most recent first: the step of each one's newest
     checkpoint, its scores, and its status: ok, untrained (no evaluation yet: `sample` skips it)
@@ -98,7 +88,6 @@ def corpus():
 
 
 @corpus.command("list", epilog="\b\nExample:\n  charrnn corpus list")
-@user_errors
 def corpus_list():
     """Show the corpora `charrnn train NAME` knows, and whether each is already here."""
     from rich.table import Table
@@ -125,8 +114,7 @@ Examples:
   wc -c "$(charrnn corpus get pystdlib)"        # build from this Python's own source""",
 )
 @click.argument("name")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@user_errors
+@quiet_option("No progress bar.")
 def corpus_get(name, quiet):
     """Download (or build) corpus NAME into the cache and print its path on stdout."""
     from charrnn.errors import CorpusError
@@ -146,7 +134,6 @@ Examples:
   charrnn corpus cache --clear                  # free the space (corpora are re-encoded on use)""",
 )
 @click.option("--clear", is_flag=True, help="Delete every encoded corpus in the cache.")
-@user_errors
 def corpus_cache(clear):
     """List the encoded corpora in the cache (ids kept so training starts at once next time)."""
     from charrnn.text.encoded import cache_entries, clear_cache

@@ -1,12 +1,115 @@
-"""What `sample`, `score` and `inspect` share: their options, and how they restore a model."""
+"""What the commands parse: option types, the options several commands share, and text typed on
+a command line."""
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
+
 import click
 
-from charrnn.cli.common import Encoding, Text, say
 from charrnn.defaults import ENCODING, MAX_SEED, TEMPERATURE, UNKNOWN
+from charrnn.errors import CharRNNError
 from charrnn.text.vocab import UNKNOWN_POLICIES
+
+CHECKPOINT_DIR_ENV = "CHARRNN_CHECKPOINT_DIR"
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '10m', '1h30m', '1.5h' or plain seconds -> seconds."""
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise click.BadParameter(f"{text!r} is not a duration; try 90s, 10m or 1h30m")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+class Duration(click.ParamType):
+    name = "DURATION"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        seconds = parse_duration(value)
+        if seconds <= 0:
+            self.fail("must be more than zero", param, ctx)
+        return seconds
+
+
+class Number(click.FloatRange):
+    """click.FloatRange of finite numbers: every comparison with nan is false, so a range lets it
+    through, and inf (or 1e400) passes a range without an upper end; the library then fails on
+    either with a traceback (an inf epoch budget has no step count)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+class Encoding(click.ParamType):
+    """A text encoding Python knows; a codec that is not one (hex, base64, rot13...) or an unknown
+    name is a usage error. For every command's --encoding."""
+
+    name = "ENCODING"
+
+    def convert(self, value, param, ctx):
+        from charrnn.text.decode import text_encoding
+
+        try:
+            text_encoding(value)
+        except CharRNNError as e:
+            self.fail(str(e), param, ctx)
+        return value
+
+
+class Text(click.ParamType):
+    """Text given on the command line. Bytes that are not UTF-8 (which Python passes on as
+    surrogate escapes) are a usage error that names the option, never text that cannot be printed
+    or put in JSON later."""
+
+    name = "TEXT"
+
+    def convert(self, value, param, ctx):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            self.fail(
+                f"holds a byte that is not UTF-8 text (at character {e.start}); "
+                "give the text in UTF-8",
+                param,
+                ctx,
+            )
+        return value
+
+
+def not_empty(ctx, param, value):
+    """An option callback: an empty argument (`-o ''`, often an unset shell variable) is a usage
+    error, never a silent default."""
+    if value == "" or (isinstance(value, tuple) and "" in value):
+        raise click.BadParameter("is empty; give a value, or leave the option out")
+    return value
+
+
+class _Folder(click.Path):
+    """A folder given as an option or in the environment: `~` expanded (no shell does it in a
+    variable's value), and an empty value a usage error rather than the current folder."""
+
+    def convert(self, value, param, ctx):
+        if value == "":
+            self.fail("is empty; give a folder ('.' for the current one)", param, ctx)
+        if isinstance(value, str):
+            value = os.path.expanduser(value)
+        try:
+            return super().convert(value, param, ctx)
+        except ValueError:  # a NUL byte: no system takes it in a path
+            self.fail(f"{value!r} is not a possible folder name", param, ctx)
 
 
 class Temperatures(click.ParamType):
@@ -26,16 +129,43 @@ class Temperatures(click.ParamType):
         return temps
 
 
+def checkpoint_dir_option(fn):
+    return click.option(
+        "--checkpoint-dir",
+        type=_Folder(path_type=Path, file_okay=False),
+        default="checkpoints",
+        envvar=CHECKPOINT_DIR_ENV,
+        show_envvar=True,
+        help="Base folder of the run folders.",
+    )(fn)
+
+
+def checkpoint_option(fn):
+    """-c/--checkpoint, as `sample` and `score` take it; `runs.is_path` is the rule it states."""
+    return click.option(
+        "-c",
+        "--checkpoint",
+        metavar="PATH|RUN",
+        callback=not_empty,
+        help="A run name (its best.pt, under --checkpoint-dir), or a path: a value with a / or "
+        "ending in .pt is a checkpoint file or a run folder (write ./NAME for a folder here). "
+        "Default: the most recently updated run trained to one evaluation at least.",
+    )(fn)
+
+
+def device_option(default: str, why: str = ""):
+    return click.option(
+        "--device",
+        type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+        default=default,
+        help=f"Where to run: auto picks cuda, then mps, then cpu.{why}",
+    )
+
+
 def temperature_option(help: str):
     """-t/--temp, as `sample` and `inspect --sample` take it."""
     return click.option(
-        "-t",
-        "--temp",
-        "temperature",
-        type=Temperatures(),
-        default=str(TEMPERATURE),
-        show_default=True,
-        help=help,
+        "-t", "--temp", "temperature", type=Temperatures(), default=str(TEMPERATURE), help=help
     )
 
 
@@ -44,24 +174,18 @@ def seed_option(help: str):
 
 
 def prime_option(help: str):
-    return click.option("-p", "--prime", type=Text(), default="", help=help)
+    return click.option("-p", "--prime", type=Text(), default="", show_default=False, help=help)
 
 
 def unknown_option(help: str):
     """--unknown: what to do with characters the model never saw."""
     return click.option(
-        "--unknown",
-        type=click.Choice(UNKNOWN_POLICIES),
-        default=UNKNOWN,
-        show_default=True,
-        help=help,
+        "--unknown", type=click.Choice(UNKNOWN_POLICIES), default=UNKNOWN, help=help
     )
 
 
 def encoding_option(help: str = "Encoding of FILE."):
-    return click.option(
-        "--encoding", type=Encoding(), default=ENCODING, show_default=True, help=help
-    )
+    return click.option("--encoding", type=Encoding(), default=ENCODING, help=help)
 
 
 def json_option(help: str):
@@ -83,17 +207,3 @@ def unescape(text: str) -> str:
             out.append(text[i])
             i += 1
     return "".join(out)
-
-
-def load_model(checkpoint: str | None, checkpoint_dir, device: str | None):
-    """The checkpoint -c names (or the latest run's), restored onto --device (None: left on the
-    CPU, for a command that checks more before it picks one): (path, the model whole)."""
-    from charrnn import checkpoint as ckpt
-    from charrnn import runs
-    from charrnn.devices import resolve_device
-
-    path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
-    model = ckpt.load_model(path)
-    if device is not None:
-        model = model.to(resolve_device(device))
-    return path, model

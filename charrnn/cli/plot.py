@@ -11,14 +11,9 @@ from pathlib import Path
 
 import click
 
-from charrnn.cli.common import (
-    cannot_write,
-    checkpoint_dir_option,
-    not_empty,
-    say,
-    user_errors,
-)
-from charrnn.cli.output import shown_name, tsv_field
+from charrnn.cli.common import cannot_write, print_tsv, say, shown_name, tsv_field
+from charrnn.cli.options import checkpoint_dir_option, json_option, not_empty
+from charrnn.cli.report import fmt_time
 from charrnn.curves import X_AXES  # no torch: `charrnn --help` stays quick
 from charrnn.jsonl import json_line
 
@@ -62,7 +57,6 @@ Examples:
     "x_axis",
     type=click.Choice(X_AXES),
     default="time",
-    show_default=True,
     help="Draw against training time, characters trained (by all processes), or steps.",
 )
 @click.option(
@@ -71,14 +65,10 @@ Examples:
     is_flag=True,
     help="Draw the training loss too (the mean over each 1/16 of an evaluation interval).",
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="The points as JSON lines on stdout: run, folder, cell, curve, step, seconds, chars, bpc.",
+@json_option(
+    "The points as JSON lines on stdout: run, folder, cell, curve, step, seconds, chars, bpc."
 )
 @checkpoint_dir_option
-@user_errors
 def plot(specs, output, x_axis, with_train, as_json, checkpoint_dir):
     """Draw the learning curves of RUN...: validation bits per character (with --train, the
     training loss too) against training time, characters trained or steps, several runs on one
@@ -109,25 +99,21 @@ def plot(specs, output, x_axis, with_train, as_json, checkpoint_dir):
     for why in empty:
         say(f"Note: left out: {why}")
     series = _series(drawn, wanted)
+    points = [(c, curve, p) for c, curve, _, _ in series for p in c.points(curve)]
     if output:
-        _write_figure(figure, series, x_axis, output)
+        _write_figure(figure, series, points, x_axis, output)
         say(f"Wrote {output}")
     if as_json:
-        for run_curves, curve, _, _ in series:
-            for p in run_curves.points(curve):
-                click.echo(json_line(_point_record(run_curves, curve, p)))
+        for c, curve, p in points:
+            click.echo(json_line(_point_record(c, curve, p)))
     elif output:
         return
     elif sys.stdout.isatty():
         columns = shutil.get_terminal_size().columns
-        click.echo("\n".join(text_chart(series, x_axis, columns)))
+        click.echo("\n".join(text_chart(series, points, x_axis, columns)))
     else:  # for scripts: one point a line, every name in full
-        click.echo("\t".join(("run", "cell", "curve", TSV_X[x_axis], "bpc")))
-        for run_curves, curve, _, _ in series:
-            for p in run_curves.points(curve):
-                x = f"{p.seconds:.2f}" if x_axis == "time" else str(int(p.x(x_axis)))
-                row = (shown_name(run_curves.name), run_curves.cell, curve, x, f"{p.bpc:.5f}")
-                click.echo("\t".join(tsv_field(field) for field in row))
+        rows = [_point_row(c, curve, p, x_axis) for c, curve, p in points]
+        print_tsv(("run", "cell", "curve", TSV_X[x_axis], "bpc"), rows)
 
 
 def _series(drawn, wanted) -> list[tuple]:
@@ -159,17 +145,23 @@ def _point_record(c, curve: str, p) -> dict:
     }
 
 
+def _point_row(c, curve: str, p, x_axis: str) -> tuple[str, ...]:
+    """A point as the fields of its tab-separated line: run, cell, curve, x, bpc."""
+    x = f"{p.seconds:.2f}" if x_axis == "time" else str(int(p.x(x_axis)))
+    return (shown_name(c.name), c.cell, curve, x, f"{p.bpc:.5f}")
+
+
 # --------------------------------------------------------------------------- the text chart
 
 
-def text_chart(series, x_axis: str, columns: int) -> list[str]:
-    """The curves as lines of plain text `columns` wide (40 at least): a plotting area of
-    CHART_ROWS rows, bits per character up the left, `x_axis` along the bottom from 0, and a
-    legend. Each curve is drawn as a line of its marker through its points; training curves
-    first, so a validation curve stays visible where they cross."""
-    points = [p for c, curve, _, _ in series for p in c.points(curve)]
-    x_hi = max(p.x(x_axis) for p in points) or 1.0
-    y_lo, y_hi = min(p.bpc for p in points), max(p.bpc for p in points)
+def text_chart(series, points, x_axis: str, columns: int) -> list[str]:
+    """The curves (`points`: the series' (curves, curve, point) triples) as lines of plain text
+    `columns` wide (40 at least): a plotting area of CHART_ROWS rows, bits per character up the
+    left, `x_axis` along the bottom from 0, and a legend. Each curve is drawn as a line of its
+    marker through its points; training curves first, so a validation curve stays visible where
+    they cross."""
+    x_hi = max(p.x(x_axis) for _, _, p in points) or 1.0
+    y_lo, y_hi = min(p.bpc for _, _, p in points), max(p.bpc for _, _, p in points)
     if y_hi - y_lo < 1e-6:  # one level: give it a band to sit in
         y_lo, y_hi = y_lo - 0.05, y_hi + 0.05
     digits = 3 if y_hi - y_lo < 0.1 else 2
@@ -232,11 +224,9 @@ def _x_text(x_axis: str, value: float, x_hi: float) -> str:
     precision)."""
     if x_axis == "time" and x_hi < 60:
         return f"{value:.3g}s"
-    if x_axis == "time":
-        seconds = round(value)
-        h, rest = divmod(seconds, 3600)
-        m, s = divmod(rest, 60)
-        return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+    if x_axis == "time":  # 1h02m03s is cut to 1h02m
+        text = fmt_time(value)
+        return text[:-3] if "h" in text else text
     if x_axis == "chars":
         for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
             if value >= scale:
@@ -260,12 +250,11 @@ def _figure_class():
     return Figure
 
 
-def _write_figure(figure_class, series, x_axis: str, output: str) -> None:
+def _write_figure(figure_class, series, points, x_axis: str, output: str) -> None:
     """Draw the series into a figure and write it to `output`, whole or not at all."""
     from charrnn.fsutil import atomic_write
 
-    points = [p for c, curve, _, _ in series for p in c.points(curve)]
-    scale, unit = _x_unit(x_axis, max(p.x(x_axis) for p in points))
+    scale, unit = _x_unit(x_axis, max(p.x(x_axis) for _, _, p in points))
     fig = figure_class(figsize=(8, 5), layout="constrained")
     ax = fig.add_subplot()
     colours = {}  # one colour per run, its curves told apart by their style

@@ -27,7 +27,7 @@ def describe(opened, request, device) -> str:
     m, c = trainer.model.config, trainer.config
     params = trainer.model.num_params()
     limits = [
-        f"{c.max_steps:,} step{'s' * (c.max_steps != 1)}" if c.max_steps else "",
+        count(c.max_steps, "step") if c.max_steps else "",
         f"{c.max_epochs:g} epoch{'s' * (c.max_epochs != 1)}" if c.max_epochs else "",
         fmt_time(c.max_time) if c.max_time else "",
     ]

@@ -2,36 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import time
 
 import click
 
-from charrnn.cli.common import (
+from charrnn.cli.common import load_model, read_stdin, shown_path, write_output
+from charrnn.cli.options import (
     Number,
     Text,
     checkpoint_dir_option,
     checkpoint_option,
     device_option,
-    not_empty,
-    read_stdin,
-    user_errors,
-    write_output,
-)
-from charrnn.cli.options import (
-    MAX_SEED,
     encoding_option,
     json_option,
-    load_model,
+    not_empty,
     prime_option,
     seed_option,
     temperature_option,
     unescape,
     unknown_option,
 )
-from charrnn.cli.output import shown_path
 from charrnn.cli.signals import exit_status
+from charrnn.defaults import MAX_SEED
 from charrnn.jsonl import json_line
 
 MAX_LENGTH = 10**9
@@ -66,7 +61,6 @@ Examples:
     "--length",
     type=click.IntRange(0, MAX_LENGTH),
     default=500,
-    show_default=True,
     help="Characters to generate (at most; see --stop).",
 )
 @prime_option("Text to start from; '-' reads it from stdin.")
@@ -88,15 +82,10 @@ Examples:
     "--num-samples",
     type=click.IntRange(1, 4096),
     default=1,
-    show_default=True,
     help="Samples, generated together as one batch; sample i uses seed+i.",
 )
 @click.option(
-    "--separator",
-    type=Text(),
-    default="\\n\\n",
-    show_default=True,
-    help="Between samples (\\n and \\t understood).",
+    "--separator", type=Text(), default="\\n\\n", help="Between samples (\\n and \\t understood)."
 )
 @click.option(
     "--stop",
@@ -117,11 +106,10 @@ Examples:
 )
 @seed_option(
     "The same seed, the same text: 0 to 2^53-1, which a JSON reader keeps exactly "
-    "(sample i uses seed+i, which must stay in that range).",
+    "(sample i uses seed+i, which must stay in that range)."
 )
 @device_option("cpu", " One character at a time is fastest on the CPU.")
 @checkpoint_dir_option
-@user_errors
 def sample(
     checkpoint, checkpoint_dir, device, prime, prime_file, encoding, unknown, output, **opts
 ):
@@ -137,13 +125,8 @@ def sample(
             " (sample i uses seed+i, at most 2^53-1)",
             param_hint="'-s' / '--seed'",
         )
-    config = SampleConfig(
-        temperature=opts["temperature"],
-        top_k=opts["top_k"],
-        top_p=opts["top_p"],
-        seed=opts["seed"],
-        num_samples=opts["num_samples"],
-    )
+    # every field of SampleConfig is an option of the same name
+    config = SampleConfig(**{f.name: opts[f.name] for f in dataclasses.fields(SampleConfig)})
     path, model = load_model(checkpoint, checkpoint_dir, None)
     text = apply_unknown(read_prime(prime, prime_file, encoding), model.vocab, unknown)
     model = model.to(resolve_device(device))

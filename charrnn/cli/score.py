@@ -6,16 +6,15 @@ import math
 
 import click
 
-from charrnn.cli.common import (
+from charrnn.cli.common import count, load_model, read_stdin, say
+from charrnn.cli.options import (
     checkpoint_dir_option,
     checkpoint_option,
-    count,
     device_option,
-    read_stdin,
-    say,
-    user_errors,
+    encoding_option,
+    quiet_option,
+    unknown_option,
 )
-from charrnn.cli.options import encoding_option, load_model, quiet_option, unknown_option
 
 SCORE_HINT = "to score a stream, pipe it in and use - to read standard input"
 
@@ -45,7 +44,6 @@ Examples:
 @quiet_option("No summary on stderr.")
 @device_option("cpu")
 @checkpoint_dir_option
-@user_errors
 def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoint_dir):
     """Print the model's bits per character on FILE ('-' or nothing: stdin): lower is more
     typical of what the model was trained on."""
@@ -58,7 +56,6 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
     # Checked before the model loads (a folder, a device: refused), read after it.
     source = None if file == "-" else input_file(file, label, SCORE_HINT)
     path, model = load_model(checkpoint, checkpoint_dir, device)
-    vocab = model.vocab
     if source is None:
         raw, text = read_stdin(label, encoding)
     else:
@@ -68,7 +65,7 @@ def score(file, checkpoint, per_line, unknown, encoding, quiet, device, checkpoi
         _warn_unseen(found, label)
         click.echo("".join(f"{b:.4f}\n" for b in found.bits), nl=False)
         return
-    text = apply_unknown(text, vocab, unknown, label)
+    text = apply_unknown(text, model.vocab, unknown, label)
     if not text:
         raise CorpusError(f"{label} is empty: there is nothing to score")
     nats = text_nats(model, text, path)

@@ -8,8 +8,12 @@ import errno
 import os
 import signal
 import sys
+import threading
+
+import click
 
 from charrnn.cli.common import cannot_write, drop_stdout
+from charrnn.errors import CharRNNError
 
 # How an output that cannot take what is written fails: a full disk or quota, a device error, a
 # stdout that was closed (`>&-`), a file over its size limit. EPIPE (the reader left) is no error.
@@ -24,14 +28,10 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(signum)
         self.signum = signum
 
-    @property
-    def status(self) -> int:
-        return 128 + self.signum
-
 
 def exit_status(interrupt: KeyboardInterrupt) -> int:
     """The exit status for a stop: 128 + its signal (Ctrl-C: 130)."""
-    return interrupt.status if isinstance(interrupt, Interrupted) else 128 + signal.SIGINT
+    return 128 + getattr(interrupt, "signum", signal.SIGINT)
 
 
 # The signals that ask a command to stop. SIGHUP (the terminal went away) only where it is not
@@ -43,6 +43,19 @@ STOP_SIGNALS = tuple(
 
 def _installable(signum: int) -> bool:
     return signum != getattr(signal, "SIGHUP", None) or signal.getsignal(signum) != signal.SIG_IGN
+
+
+@contextlib.contextmanager
+def _routed(signals, handler):
+    """`handler` for each of `signals` during the block; the handlers there before, after it."""
+    previous = {}
+    try:
+        for s in signals:
+            previous[s] = signal.signal(s, handler)
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 @contextlib.contextmanager
@@ -58,52 +71,36 @@ def stop_signals(on_stop):
             raise Interrupted(signum)
         on_stop()
 
-    wanted = [s for s in STOP_SIGNALS if _installable(s)]
-    previous = {s: signal.signal(s, handler) for s in wanted}
-    try:
+    with _routed([s for s in STOP_SIGNALS if _installable(s)], handler):
         yield received
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
-@contextlib.contextmanager
-def _signals_interrupt():
-    """SIGTERM and SIGHUP stop a command as Ctrl-C does, by an exception where it is, so that its
-    clean-up runs (a half-written output file is removed) and the exit status names the signal.
-    Outside the main thread (tests calling commands from other threads) nothing changes."""
-
-    def handler(signum, frame):
-        raise Interrupted(signum)
-
-    previous = {}
-    try:
-        for s in STOP_SIGNALS:
-            if s != signal.SIGINT and _installable(s):
-                previous[s] = signal.signal(s, handler)
-    except ValueError:  # not the main thread
-        pass
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+def _interrupt(signum, frame):
+    raise Interrupted(signum)
 
 
 @contextlib.contextmanager
 def command_boundary():
-    """What every command shares at its edge, from start-up on: Ctrl-C exits 130 quietly (as a
-    command does once it handles Ctrl-C itself); a reader that left (`| head`) ends the command
-    quietly with exit 0, like any Unix filter; output that cannot be written (a full disk, a
-    closed stdout) is one `Error:` line and exit 1, never a traceback. SIGTERM and SIGHUP end it
-    as Ctrl-C does (exit 143, 129), with its clean-up run."""
+    """What every command shares at its edge, from start-up on: an error a user can cause
+    (CharRNNError) or output that cannot be written (a full disk, a closed stdout) is one `Error:`
+    line and exit 1, never a traceback; Ctrl-C exits 130 quietly (as a command does once it
+    handles Ctrl-C itself); a reader that left (`| head`) ends the command quietly with exit 0,
+    like any Unix filter. SIGTERM and SIGHUP end it as Ctrl-C does (exit 143, 129), with its
+    clean-up run."""
     if sys.stdout is None:  # started with stdout closed (`>&-`): writing to it must fail, loudly
         # A read-only fd: each write fails with EBADF, as writing to the closed fd 1 would; holding
         # it also keeps fd 1 from being reused by a file that would then receive stdout's text.
         sys.stdout = open(os.open(os.devnull, os.O_RDONLY), "w", encoding="utf-8")  # noqa: SIM115
+    # SIGTERM and SIGHUP stop a command as Ctrl-C does, by an exception where it is, so that its
+    # clean-up runs (a half-written output file is removed) and the exit status names the signal.
+    # Outside the main thread (tests calling commands from other threads) nothing changes.
+    main = threading.current_thread() is threading.main_thread()
+    others = [s for s in STOP_SIGNALS if s != signal.SIGINT and _installable(s) and main]
     try:
-        with _signals_interrupt():
+        with _routed(others, _interrupt):
             yield
+    except CharRNNError as e:
+        raise click.ClickException(str(e)) from None
     except KeyboardInterrupt as e:
         sys.exit(exit_status(e))
     except OSError as e:

@@ -10,22 +10,18 @@ import sys
 import click
 from click.core import ParameterSource
 
-from charrnn.cli.common import (
+from charrnn.cli.common import cache_dir, download_bar, phase_bar, read_stdin, say
+from charrnn.cli.options import (
     Duration,
-    Encoding,
     Number,
-    cache_dir,
     checkpoint_dir_option,
     device_option,
-    download_bar,
+    encoding_option,
     not_empty,
-    phase_bar,
-    read_stdin,
-    say,
-    user_errors,
+    quiet_option,
 )
 from charrnn.cli.signals import exit_status, stop_signals
-from charrnn.defaults import CELL, ENCODING, SAMPLE_LENGTH, SEED, SIZE, TEMPERATURE, VAL_FRAC
+from charrnn.defaults import CELL, SAMPLE_LENGTH, SEED, SIZE, TEMPERATURE, VAL_FRAC
 from charrnn.devices import resolve_device
 from charrnn.model.config import CELLS
 from charrnn.model.presets import FINE_TUNE, MEDIUM_FROM_CHARS, PRESETS
@@ -104,7 +100,6 @@ Examples:
     "--size",
     type=click.Choice(["auto", *PRESETS]),
     default=SIZE,
-    show_default=True,
     help="Model preset: tiny 1x128, small 1x512, medium 1x768, large 3x512; auto times a few "
     f"steps of medium here and picks it if it can train {MEDIUM_FROM_CHARS / 1e6:g}M+ characters "
     "in --time, else small "
@@ -114,7 +109,6 @@ Examples:
     "--cell",
     type=click.Choice(CELLS, case_sensitive=False),
     default=CELL,
-    show_default=True,
     help="The recurrent cell: lstm (cell state + forget/input/output gates), gru (reset/update "
     "gates), or rnn (vanilla tanh RNN: short memory). --size gives each about the same number "
     "of parameters: a GRU or RNN is made wider than the LSTM.",
@@ -122,11 +116,7 @@ Examples:
 @click.option("--layers", type=click.IntRange(1, 16), help="Layers of cells (overrides --size).")
 @click.option("--hidden", type=click.IntRange(1, 8192), help="Cell width (overrides --size).")
 @click.option("--embedding", type=click.IntRange(1, 4096), help="Embedding width.")
-@click.option(
-    "--dropout",
-    type=Number(0, 1, max_open=True),
-    help="Dropout rate.",
-)
+@click.option("--dropout", type=Number(0, 1, max_open=True), help="Dropout rate.")
 @click.option(
     "--batch-size",
     type=click.IntRange(1),
@@ -177,14 +167,12 @@ Examples:
     "--val-frac",
     type=Number(0, 1, min_open=True, max_open=True),
     default=VAL_FRAC,
-    show_default=True,
     help="Share of the text, at its end, to validate on.",
 )
 @click.option(
     "--seed",
     type=click.IntRange(0, 2**63 - 1),
     default=SEED,
-    show_default=True,
     help="Seed of the run (0 to 2^63-1, what torch takes).",
 )
 @click.option(
@@ -197,29 +185,25 @@ Examples:
     "--sample-length",
     type=click.IntRange(1),
     default=SAMPLE_LENGTH,
-    show_default=True,
     help="Characters per --sample-every sample.",
 )
 @click.option(
     "--sample-temp",
     type=Number(0),
     default=TEMPERATURE,
-    show_default=True,
     help="Temperature of the --sample-every samples.",
 )
-@click.option("--sample-prime", default="", help="Text the --sample-every samples continue.")
-@device_option("auto")
 @click.option(
-    "--encoding",
-    type=Encoding(),
-    default=ENCODING,
-    show_default=True,
-    help="The corpus's encoding.",
+    "--sample-prime",
+    default="",
+    show_default=False,
+    help="Text the --sample-every samples continue.",
 )
+@device_option("auto")
+@encoding_option("The corpus's encoding.")
 @checkpoint_dir_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
+@quiet_option("No progress or messages on stderr.")
 @click.pass_context
-@user_errors
 def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
     """Train a stacked LSTM (or a GRU or vanilla RNN: --cell) on CORPUS: files, a folder of text
     files, '-' for stdin, or a corpus name from `charrnn corpus list`.
