@@ -250,13 +250,6 @@ def restore(payload: dict[str, Any], path: Path) -> Model:
     return Model(net.eval(), vocab, counts)
 
 
-def restore_model(payload: dict[str, Any], path: Path) -> tuple[CharRNN, CharVocab]:
-    """The network and vocabulary alone of a loaded checkpoint (see `restore`), for a run that
-    trains them on."""
-    model = restore(payload, path)
-    return model.net, model.vocab
-
-
 def _check_shapes(config: ModelConfig, weights: Any, path: Path) -> None:
     """The weights must be exactly the tensors a model of `config` has, shape for shape."""
     sizes = (config.vocab_size, config.embedding_dim, config.hidden_size, config.num_layers)
@@ -294,7 +287,7 @@ def save_run(state: RunState, path: Path) -> None:
 def load_run(path: Path) -> RunState:
     """The run a checkpoint file holds, to continue exactly where it stopped."""
     payload = load(path)
-    return run_state(payload, *restore_model(payload, path))
+    return run_state(payload, restore(payload, path))
 
 
 def to_payload(state: RunState) -> dict[str, Any]:
@@ -330,8 +323,8 @@ def to_payload(state: RunState) -> dict[str, Any]:
     }
 
 
-def run_state(payload: dict[str, Any], model: CharRNN, vocab: CharVocab) -> RunState:
-    """The run a loaded checkpoint holds, around its model and vocabulary (`restore_model`); fields
+def run_state(payload: dict[str, Any], model: Model) -> RunState:
+    """The run a loaded checkpoint holds, around its model (`restore`, on the run's device); fields
     absent from older versions take their defaults. CheckpointError where its training state is
     broken."""
     try:
@@ -350,8 +343,8 @@ def run_state(payload: dict[str, Any], model: CharRNN, vocab: CharVocab) -> RunS
         )
         rng = t["rng_cpu"], t.get("rng_ranks"), t.get("rng_cold"), t.get("rng_cuda")
         return RunState(
-            model,
-            vocab,
+            model.net,
+            model.vocab,
             TrainConfig.from_dict(payload["train_config"]),
             payload["corpus"],
             position,

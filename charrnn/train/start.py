@@ -54,11 +54,6 @@ class Opened:
     chars: int = 0  # characters of the text
 
 
-def start_run(*args, **kwargs) -> Trainer:
-    """`start(...)`'s Trainer alone, for a caller that tells nothing of the choices made."""
-    return start(*args, **kwargs).trainer
-
-
 def start(
     corpus: EncodedCorpus,
     run: RunDir | str | os.PathLike,
@@ -135,8 +130,8 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
     and schedule, the defaults of presets.FINE_TUNE under the options given. Characters of the
     text that the model never saw are appended to its vocabulary (model.grown_weights): the ones
     it knows keep their ids, and its predictions over them start as they were."""
-    payload, base_model, base_vocab, base_shape = _load_base(base)
-    c = base_model.config
+    payload, base_model, base_shape = _load_base(base)
+    c, base_vocab = base_model.config, base_model.vocab
     shape = {k: getattr(c, k) for k in _fields(ModelConfig) - {"dropout", "lead_in"}}
     asked = {**model, **({"cell": cell} if cell is not None else {})}
     if clash := {k: v for k, v in asked.items() if k in shape and v != shape[k]}:
@@ -157,7 +152,7 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
     dropout = model.get("dropout", c.dropout)
     lead = lead_in_for(ids, vocab)  # the new text's, not the base's
     net = CharRNN(dataclasses.replace(c, vocab_size=len(vocab), dropout=dropout, lead_in=lead))
-    net.load_state_dict(grown_weights(base_model, like))
+    net.load_state_dict(grown_weights(base_model.net, like))
     net.to(device)
     if dist.rank:  # different dropout masks on each rank (the weights are the base's everywhere)
         torch.manual_seed(config.seed + dist.rank)
@@ -180,11 +175,10 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
 
 
 def _load_base(path: Path):
-    """The payload, model, vocabulary and batch shape (_base_shape) of the checkpoint to start
-    from."""
+    """The payload, model and batch shape (_base_shape) of the checkpoint to start from."""
     try:
         payload = checkpoint.load(path)
-        model, vocab = checkpoint.restore_model(payload, path)
+        model = checkpoint.restore(payload, path)
         if not isinstance(payload["train_config"], dict) or not isinstance(
             payload["trainer"], dict
         ):
@@ -192,7 +186,7 @@ def _load_base(path: Path):
         shape = _base_shape(payload["train_config"])
     except CheckpointError as e:
         raise CheckpointError(f"{e}; cannot start a run from it") from None
-    return payload, model, vocab, shape
+    return payload, model, shape
 
 
 def _base_shape(train_config: dict) -> dict:
