@@ -116,7 +116,7 @@ class RunDir:
         from charrnn import checkpoint  # torch: only where a checkpoint is written
 
         for path in (self.last, self.best) if best else (self.last,):
-            checkpoint.save_run(state, path)
+            checkpoint.save(checkpoint.to_payload(state), path)
 
     def append_metrics(self, record: dict) -> None:
         """Add one record to metrics.jsonl; a write that fails leaves the file as it was (a line
