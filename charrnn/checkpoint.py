@@ -272,10 +272,7 @@ def to_payload(state: RunState) -> dict[str, Any]:
         **{k: v for k, v in vars(p).items() if k != "metrics"},  # in the file's own list
         "state": state.streams,  # the streams of every rank, in rank order
         "world_size": state.world_size,
-        "rng_cpu": g.cpu,  # rank 0's; every rank's below (dropout masks differ by rank)
-        "rng_ranks": g.ranks,
-        "rng_cold": g.cold,
-        "rng_cuda": g.cuda,
+        **{f"rng_{k}": v for k, v in vars(g).items()},  # rng_cpu, rng_ranks, rng_cold, rng_cuda
     }
     return {
         "model_config": state.model.config.to_dict(),

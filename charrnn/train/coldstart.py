@@ -1,18 +1,9 @@
-"""Is the model sound from a cold start? The check behind every evaluation.
+"""Is the model sound from a cold start? The check behind every evaluation (docs/cold-starts.md).
 
-`sample`, `score` and validation all begin from a zero state, while training carries the state
-through long stretches of text. A model can therefore score well warm and still fall, from a zero
-state, into a self-sustaining runaway (hidden state saturated, cell state growing without bound)
-that writes garbage. This check measures that directly, at `starts` fixed random positions p of
-the validation text, on the characters p+skip+1 .. p+skip+span (by default 100-300 characters after
-the start, long after a sound model has found its footing), read three ways:
-
-    warm   as the validation pass read them: hundreds of characters into its stream
-    zero   ids[p : p+skip+span] read from a zero state
-    lead   the model's lead-in ("\n\n"), then the same characters: how `sample` starts
-
-A start *runs away* when its cold loss exceeds the warm one by more than RUNAWAY_NATS (a sound cold
-start is within hundredths of a nat); the *gap* is the mean excess over all starts.
+At `starts` fixed random positions p of the validation text it scores the characters p+skip+1 ..
+p+skip+span three ways: warm (as the validation pass read them), from a zero state, and after the
+model's lead-in (as `sample` starts). A cold start *runs away* when it is more than RUNAWAY_NATS
+worse than warm; the *gap* is the mean excess over all starts.
 """
 
 from __future__ import annotations

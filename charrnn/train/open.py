@@ -1,7 +1,6 @@
 """Opening a run, new, resumed or fine-tuned, from what `charrnn train` was asked: the one call the
-CLI makes. The text is read and encoded once (under torchrun by the first rank of each machine,
-the others waiting, then finding it cached); a new run's folder is checked before it is made; the
-run's folder stays locked (by rank 0) while it trains.
+CLI makes. A new run's folder is checked before it is made; the run's folder stays locked (by
+rank 0) while it trains.
 
     with open_run(RunRequest(checkpoint_dir, corpus=("a.txt",)), TextReader(cache)) as opened:
         for event in opened.trainer.run(): ...

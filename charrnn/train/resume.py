@@ -1,8 +1,4 @@
-"""Continuing a run exactly where its checkpoint stopped, on the same text read again.
-
-resume(run, read_corpus, ...)   last.pt read, the same text found and checked, the budget
-                                extended -> Opened (start.RESUMABLE: what may change)
-"""
+"""Continuing a run exactly where its checkpoint stopped, on the same text read again."""
 
 from __future__ import annotations
 

@@ -1,13 +1,6 @@
-"""Starting a new run on a text in memory, complete (nothing is set on its Trainer afterwards):
-
-    start(corpus, run, size=, cell=, model=, train=)   preset (scaled to the cell), options over it,
-                                                     seeding, corpus provenance -> Opened
-    start(corpus, run, init_from=CHECKPOINT, ...)      the same from a trained model's weights: its
-                                                     vocabulary grown to the new text, fine-tuning
-                                                     defaults (presets.FINE_TUNE)
-
-resume.py continues a run; open.py reads the text and opens any of the three (the CLI's call).
-Nothing here prints or reads the environment.
+"""Starting a new run on a text in memory, complete (nothing is set on its Trainer afterwards): from
+a preset scaled to the cell with the options over it, or from a trained model's weights
+(`init_from`: its vocabulary grown to the new text, with presets.FINE_TUNE's defaults).
 """
 
 from __future__ import annotations
