@@ -16,6 +16,7 @@ import re
 import warnings
 import zipfile
 from collections.abc import Collection
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +216,7 @@ def restore(payload: dict[str, Any], path: Path) -> Model:
     """The trained model of a loaded checkpoint (in eval mode, on the CPU), cross-checked."""
     try:
         vocab = CharVocab.from_list(payload["vocab"])
-        config = ModelConfig.from_dict(payload["model_config"])
+        config = ModelConfig(**payload["model_config"])
     except (CharRNNError, TypeError, ValueError, AttributeError, KeyError) as e:
         raise CheckpointError(f"{path} has a broken vocabulary or model config ({e})") from None
     if config.vocab_size != len(vocab):
@@ -275,8 +276,8 @@ def to_payload(state: RunState) -> dict[str, Any]:
         **{f"rng_{k}": v for k, v in vars(g).items()},  # rng_cpu, rng_ranks, rng_cold, rng_cuda
     }
     return {
-        "model_config": state.model.config.to_dict(),
-        "train_config": state.config.to_dict(),
+        "model_config": asdict(state.model.config),
+        "train_config": asdict(state.config),
         "vocab": state.vocab.to_list(),
         "model": state.model.state_dict(),
         "optimizer": state.optimizer,
@@ -309,7 +310,7 @@ def run_state(payload: dict[str, Any], model: Model) -> RunState:
         return RunState(
             model.net,
             model.vocab,
-            TrainConfig.from_dict(payload["train_config"]),
+            TrainConfig(**payload["train_config"]),
             payload["corpus"],
             position,
             optimizer=payload["optimizer"],

@@ -60,18 +60,11 @@ def start(
     device: torch.device | str = "cpu",
     dist: Dist = SINGLE,
 ) -> Opened:
-    """A new run of `cell` on `corpus`, writing into the folder `run` (made when training starts);
-    a folder that holds a run already is refused unless `replace` (its checkpoints are then
-    overwritten as training goes).
-
-    `size` names a preset ("auto": chosen from the time budget and the corpus size, see
-    presets.choose); `model` and `train` are ModelConfig and TrainConfig fields that override it
-    (e.g. {"hidden_size": 256}, {"max_steps": 500, "seed": 3}). Without a budget, DEFAULT_TIME.
-    `cell` is "lstm" (default), "gru" or "rnn".
-
-    `init_from`, a checkpoint file, starts from that model's weights instead (see _start_from):
-    its cell and shape are kept (only dropout may change), and its vocabulary grows to the text.
-    """
+    """A new run of `cell` ("lstm", "gru", "rnn") on `corpus`, writing into the folder `run` (one
+    that holds a run already is refused unless `replace`). `size` names a preset ("auto": by the
+    time budget and the corpus size); `model` and `train` are ModelConfig and TrainConfig fields
+    over it (e.g. {"hidden_size": 256}, {"max_steps": 500}); without a budget, DEFAULT_TIME.
+    `init_from`, a checkpoint file, starts from its model instead (see _start_from)."""
     model, train = dict(model or {}), dict(train or {})
     run = run if isinstance(run, RunDir) else RunDir(Path(run))
     if cell is not None and cell not in CELLS:
