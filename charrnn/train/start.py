@@ -88,13 +88,18 @@ def start(
     )
     model_config = dataclasses.replace(preset.model_config(len(corpus.vocab), cell), **model)
     model_config.lead_in = lead_in_for(corpus.ids, corpus.vocab)
-    built = _built(model_config, config, device, dist)
-    return _opened(corpus, corpus.ids, corpus.vocab, built, config, run, dist, choice=choice)
+    return _opened(
+        corpus, corpus.ids, corpus.vocab, model_config, config, run, device, dist, choice=choice
+    )
 
 
-def _built(model_config: ModelConfig, config: TrainConfig, device, dist: Dist, weights=None):
-    """The run's network, seeded (`weights`, if given, over its initial ones): the same on every
-    rank, and each rank's generator then seeded apart, so that its dropout masks differ."""
+def _opened(
+    corpus, ids, vocab, model_config, config, run, device, dist, weights=None, origin=None, **told
+) -> Opened:
+    """The run's Trainer on `ids` (the text of `corpus` in the model's `vocab`), its network
+    seeded (`weights`, if given, over the initial ones) alike on every rank, each rank's
+    generator then seeded apart so that its dropout masks differ; and what the checkpoint records
+    of the text."""
     torch.manual_seed(config.seed)
     net = CharRNN(model_config)
     if weights is not None:
@@ -102,12 +107,6 @@ def _built(model_config: ModelConfig, config: TrainConfig, device, dist: Dist, w
     net.to(device)
     if dist.rank:
         torch.manual_seed(config.seed + dist.rank)
-    return net
-
-
-def _opened(corpus, ids, vocab, net, config, run, dist: Dist, origin=None, **told) -> Opened:
-    """The run's Trainer on `ids` (the text of `corpus` in the model's `vocab`), and what the
-    checkpoint records of that text."""
     provenance = {
         "name": corpus.name,
         "sources": corpus.sources,
@@ -146,7 +145,6 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
     dropout = model.get("dropout", c.dropout)
     lead = lead_in_for(ids, vocab)  # the new text's, not the base's
     tuned = dataclasses.replace(c, vocab_size=len(vocab), dropout=dropout, lead_in=lead)
-    net = _built(tuned, config, device, dist, grown_weights(base_model.net, like))
     base_run = payload.get("corpus", {})
     origin = {
         "checkpoint": str(base.resolve()),
@@ -161,7 +159,10 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
         notes.append(
             f"{b} stream{'s' * (b != 1)}, not the base's {base_b}, to fit {len(ids):,} characters"
         )
-    return _opened(corpus, ids, vocab, net, config, run, dist, origin, notes=notes)
+    weights = grown_weights(base_model.net, like)
+    return _opened(
+        corpus, ids, vocab, tuned, config, run, device, dist, weights, origin, notes=notes
+    )
 
 
 def _load_base(path: Path):
