@@ -45,7 +45,7 @@ def main() -> None:
         from charrnn import checkpoint
 
         path = Path(tmp) / "many" / "best.pt"
-        model, _ = checkpoint.restore_model(checkpoint.load(path), path)
+        model = checkpoint.restore(checkpoint.load(path), path)
         loads = f"loads in one process: {model.config.num_layers}x{model.config.hidden_size}"
     print(header())
     print(f"`charrnn train {Path(args.corpus).name} --size {args.size} --steps {args.steps}`\n")

@@ -38,7 +38,7 @@ from charrnn.model.presets import PRESETS, for_cell
 from charrnn.runs import RunDir
 from charrnn.text import recall
 from charrnn.text.encoded import encode_text
-from charrnn.train.start import start_run
+from charrnn.train.start import start
 from charrnn.train.trainer import EvalEvent
 from charrnn.use import memory
 
@@ -77,17 +77,17 @@ def train_recall(job: RecallJob) -> dict:
         "seed": job.seed,
     }
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = start_run(
+        trainer = start(
             encode_text(text, "recall"),
             RunDir(Path(tmp)),
             size=job.size,
             cell=job.cell,
             model=model_options,
             train=train,
-        )
-        start = time.perf_counter()
+        ).trainer
+        began = time.perf_counter()
         evals = [e.record for e in trainer.run() if isinstance(e, EvalEvent)]
-        seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - began
         best = trainer.run_dir.best
         model = checkpoint.load_model(best, verify=True)
     results = memory.recall_loss(model, fresh, kinds=job.kinds)
@@ -127,7 +127,7 @@ def train_real(job: RealJob, folder: str) -> dict:
     run = RunDir(Path(folder) / f"{Path(job.corpus).stem}-{job.cell}")
     run.path.mkdir(parents=True, exist_ok=True)
     train = {"max_time": job.seconds}
-    trainer = start_run(corpus, run, size=job.size, cell=job.cell, train=train)
+    trainer = start(corpus, run, size=job.size, cell=job.cell, train=train).trainer
     for _ in trainer.run():
         pass
     return {

@@ -34,7 +34,7 @@ from charrnn.model.presets import PRESETS
 from charrnn.model.trained import Model
 from charrnn.runs import RunDir
 from charrnn.text.encoded import encode_text
-from charrnn.train.start import start_run
+from charrnn.train.start import start
 from charrnn.use.sampler import SampleConfig, Sampler
 
 ALPHABET = string.ascii_letters + string.digits + " \n.,;:!?'-"  # 65 characters
@@ -47,7 +47,7 @@ MODELS = {  # name: (size, shape options over it)
 def make_checkpoint(folder: Path, size: str, shape: dict) -> Path:
     corpus = encode_text((ALPHABET * 400)[:20_000])
     train = {"batch_size": 4, "seq_len": 16, "max_steps": 1}
-    for _ in start_run(corpus, RunDir(folder), size=size, model=shape, train=train).run():
+    for _ in start(corpus, RunDir(folder), size=size, model=shape, train=train).trainer.run():
         pass
     return folder / "best.pt"
 

@@ -32,7 +32,7 @@ from charrnn.model.presets import PRESETS, Preset, for_cell
 from charrnn.runs import RunDir
 from charrnn.text.encoded import encode_text
 from charrnn.train.evaluate import evaluate
-from charrnn.train.start import start_run
+from charrnn.train.start import start
 from charrnn.train.trainer import StepEvent, Trainer
 
 VOCAB = 65  # tinyshakespeare's; speed does not depend on what the text says
@@ -63,7 +63,7 @@ def make_trainer(p: Preset, cell: str, folder: Path, eval_every: int | None = No
     shape |= {"embedding_dim": p.embedding_dim, "dropout": p.dropout}
     train = {"batch_size": p.batch_size, "seq_len": p.seq_len, "lr": p.lr, "max_steps": 10**9}
     train["eval_every"] = eval_every
-    return start_run(corpus, RunDir(folder), cell=cell, model=shape, train=train)
+    return start(corpus, RunDir(folder), cell=cell, model=shape, train=train).trainer
 
 
 def non_embedding_params(model: CharRNN) -> int:

@@ -1,29 +1,9 @@
-"""One self-contained checkpoint file: save atomically, load safely.
+"""One self-contained checkpoint file: save atomically, load safely, every version readable.
 
-The file is a dict of tensors and plain Python values only, so `torch.load(weights_only=True)` reads
-it and no code in it ever runs:
-
-    format "charrnn", format_version   what this is, and which layout
-    model_config, train_config         dicts of the two dataclasses (the cell is in model_config)
-    vocab                              list of str: the whole tokenizer
-    model, optimizer                   state_dicts
-    trainer                            step, epoch, batch, elapsed, RNG, best_val, and "state": the
-                                       carried state as the model lists it (model.state_to_list)
-    metrics                            list of dicts: every evaluation and training record so far
-    corpus                             name, sources, chars, sha256, encoding, char_counts
-    origin (optional)                  the model a fine-tuning run started from (--init-from):
-                                       checkpoint, run, step, corpus, vocab_size, new_chars
-    digests (optional)                 SHA-256 of each other part (its tensors' bytes and its
-                                       plain values), checked on load: bits flipped on a disk
-                                       or in a copy are found, not used. A file written before
-                                       digests existed loads unchecked.
-
-Versions: 1 was LSTM-only ("lstm." weights, the state as "state_h"/"state_c", no cell in the
-config); 2 names the cell and keeps the state opaque; 3 may hold a grown vocabulary (a base
-model's characters, then those a fine-tuning text added: not sorted as a whole), `origin`, and
-early stopping (`patience`) in the train config, which a charrnn that reads only 2 would
-misread, so it refuses them as newer. A version-1 file is upgraded on load and reads as an LSTM;
-a version-2 file reads as it is (its train config lacks patience: None, as then).
+The file is a dict of tensors and plain Python values only, so `torch.load(weights_only=True)`
+reads it and no code in it ever runs; README's "Checkpoint format" lists its parts. Version 3 may
+hold a grown vocabulary (not sorted as a whole), `origin` and `patience`, which a charrnn that
+reads only 2 would misread, so it refuses them as newer; version 1 (LSTM only) is upgraded on load.
 """
 
 from __future__ import annotations
@@ -36,6 +16,7 @@ import re
 import warnings
 import zipfile
 from collections.abc import Collection
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +216,7 @@ def restore(payload: dict[str, Any], path: Path) -> Model:
     """The trained model of a loaded checkpoint (in eval mode, on the CPU), cross-checked."""
     try:
         vocab = CharVocab.from_list(payload["vocab"])
-        config = ModelConfig.from_dict(payload["model_config"])
+        config = ModelConfig(**payload["model_config"])
     except (CharRNNError, TypeError, ValueError, AttributeError, KeyError) as e:
         raise CheckpointError(f"{path} has a broken vocabulary or model config ({e})") from None
     if config.vocab_size != len(vocab):
@@ -248,13 +229,6 @@ def restore(payload: dict[str, Any], path: Path) -> Model:
     net.load_state_dict(payload["model"])
     counts = (payload.get("corpus") or {}).get("char_counts")  # None in older checkpoints
     return Model(net.eval(), vocab, counts)
-
-
-def restore_model(payload: dict[str, Any], path: Path) -> tuple[CharRNN, CharVocab]:
-    """The network and vocabulary alone of a loaded checkpoint (see `restore`), for a run that
-    trains them on."""
-    model = restore(payload, path)
-    return model.net, model.vocab
 
 
 def _check_shapes(config: ModelConfig, weights: Any, path: Path) -> None:
@@ -286,40 +260,24 @@ def _check_shapes(config: ModelConfig, weights: Any, path: Path) -> None:
 
 
 # ------------------------------------------------------------------ a run's state, in and out
-def save_run(state: RunState, path: Path) -> None:
-    """Write what `state` is (model, optimizer, position, streams, generators) to `path`."""
-    save(to_payload(state), path)
-
-
 def load_run(path: Path) -> RunState:
     """The run a checkpoint file holds, to continue exactly where it stopped."""
     payload = load(path)
-    return run_state(payload, *restore_model(payload, path))
+    return run_state(payload, restore(payload, path))
 
 
 def to_payload(state: RunState) -> dict[str, Any]:
     """`state` as the file's dict of tensors and plain values (the layout in this docstring)."""
     p, g = state.position, state.generators
     trainer = {
-        "step": p.step,
-        "epoch": p.epoch,
-        "batch": p.batch,
-        "elapsed": p.elapsed,
-        "best_val": p.best_val,
-        "lr_scale": p.lr_scale,
-        "window_loss": p.window_loss,
-        "window_steps": p.window_steps,
-        "start_loss": p.start_loss,
+        **{k: v for k, v in vars(p).items() if k != "metrics"},  # in the file's own list
         "state": state.streams,  # the streams of every rank, in rank order
         "world_size": state.world_size,
-        "rng_cpu": g.cpu,  # rank 0's; every rank's below (dropout masks differ by rank)
-        "rng_ranks": g.ranks,
-        "rng_cold": g.cold,
-        "rng_cuda": g.cuda,
+        **{f"rng_{k}": v for k, v in vars(g).items()},  # rng_cpu, rng_ranks, rng_cold, rng_cuda
     }
     return {
-        "model_config": state.model.config.to_dict(),
-        "train_config": state.config.to_dict(),
+        "model_config": asdict(state.model.config),
+        "train_config": asdict(state.config),
         "vocab": state.vocab.to_list(),
         "model": state.model.state_dict(),
         "optimizer": state.optimizer,
@@ -330,8 +288,8 @@ def to_payload(state: RunState) -> dict[str, Any]:
     }
 
 
-def run_state(payload: dict[str, Any], model: CharRNN, vocab: CharVocab) -> RunState:
-    """The run a loaded checkpoint holds, around its model and vocabulary (`restore_model`); fields
+def run_state(payload: dict[str, Any], model: Model) -> RunState:
+    """The run a loaded checkpoint holds, around its model (`restore`, on the run's device); fields
     absent from older versions take their defaults. CheckpointError where its training state is
     broken."""
     try:
@@ -350,9 +308,9 @@ def run_state(payload: dict[str, Any], model: CharRNN, vocab: CharVocab) -> RunS
         )
         rng = t["rng_cpu"], t.get("rng_ranks"), t.get("rng_cold"), t.get("rng_cuda")
         return RunState(
-            model,
-            vocab,
-            TrainConfig.from_dict(payload["train_config"]),
+            model.net,
+            model.vocab,
+            TrainConfig(**payload["train_config"]),
             payload["corpus"],
             position,
             optimizer=payload["optimizer"],

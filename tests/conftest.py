@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from charrnn.model.network import CharRNN, ModelConfig
 from charrnn.runs import RunDir
 from charrnn.text.encoded import encode_text
-from charrnn.train.start import start_run
+from charrnn.train.start import start
 from charrnn.train.trainer import Trainer
 
 # One thread, here and in every process the tests start: the tiny models gain nothing from more,
@@ -121,16 +121,16 @@ def make_trainer(
     text: str, folder: Path, seed: int = 0, cell: str = "lstm", model: dict | None = None, **train
 ) -> Trainer:
     """A Trainer for a tiny model of `cell` on `text`, writing into `folder` (as the CLI starts
-    one: the library's start_run)."""
+    one: the library's start)."""
     folder.mkdir(parents=True, exist_ok=True)
-    return start_run(
+    return start(
         encode_text(text, "tiny"),
         RunDir(folder),
         replace=True,  # tests build one over a stopped run, then load its state by hand
         cell=cell,
         model={**TINY_MODEL, **(model or {})},
         train={**TINY_TRAIN, "seed": seed, **train},
-    )
+    ).trainer
 
 
 def drain(trainer: Trainer) -> list:
@@ -150,7 +150,8 @@ def model_vocab(trained_run):
     """(model, vocab) of the session's tiny run, restored from its best.pt."""
     from charrnn import checkpoint
 
-    return checkpoint.restore_model(checkpoint.load(trained_run.best), trained_run.best)
+    model = checkpoint.restore(checkpoint.load(trained_run.best), trained_run.best)
+    return model.net, model.vocab
 
 
 @pytest.fixture(scope="session")

@@ -202,7 +202,7 @@ def test_each_cell_learns_resumes_exactly_samples_and_scores(tmp_path, text, cel
     torch.manual_seed(12345)  # a resumed process starts with some other RNG state
     resumed = make_trainer(text, tmp_path / "cut", cell=cell, seed=99, max_steps=steps)
     resumed.model.drop.p = 0.2
-    resumed.restore(checkpoint.run_state(payload, *checkpoint.restore_model(payload, "x")))
+    resumed.restore(checkpoint.run_state(payload, checkpoint.restore(payload, "x")))
     events = drain(resumed)
     assert isinstance(events[-1], DoneEvent) and events[-1].reason == "steps"
     for (name, p), q in zip(
@@ -211,7 +211,8 @@ def test_each_cell_learns_resumes_exactly_samples_and_scores(tmp_path, text, cel
         assert torch.equal(p, q), name
     assert whole.pos.best_val == resumed.pos.best_val
 
-    model, vocab = checkpoint.restore_model(checkpoint.load(whole.run_dir.best), whole.run_dir.best)
+    trained = checkpoint.restore(checkpoint.load(whole.run_dir.best), whole.run_dir.best)
+    model, vocab = trained.net, trained.vocab
     assert model.config.cell == cell
 
     def sample(seed):
@@ -254,7 +255,8 @@ def test_a_format_1_checkpoint_samples_scores_and_resumes_as_before(tmp_path):
     expected = json.loads((V1 / "expected.json").read_text())
     payload = checkpoint.load(V1 / "last.pt")
     assert payload["format_version"] == checkpoint.FORMAT_VERSION
-    model, vocab = checkpoint.restore_model(payload, V1 / "last.pt")
+    trained = checkpoint.restore(payload, V1 / "last.pt")
+    model, vocab = trained.net, trained.vocab
     assert model.config.cell == "lstm"
     s = Sampler(Model(model, vocab), SampleConfig(temperature=0.8, seed=5, num_samples=2))
     s.prime(expected["prime"])
@@ -264,7 +266,7 @@ def test_a_format_1_checkpoint_samples_scores_and_resumes_as_before(tmp_path):
         expected["score_text_first500"], rel=1e-5
     )
     resumed = make_trainer(text, tmp_path / "v1", max_steps=40)  # what wrote it, 10 steps more
-    resumed.restore(checkpoint.run_state(payload, *checkpoint.restore_model(payload, "x")))
+    resumed.restore(checkpoint.run_state(payload, checkpoint.restore(payload, "x")))
     drain(resumed)
     assert resumed.model.head.bias.tolist() == pytest.approx(expected["head_bias_after_40"], 1e-6)
 

@@ -33,10 +33,10 @@ def test_checkpoint_loads_with_weights_only_and_holds_everything(trained_run):
 
 def test_round_trip_gives_identical_logits(trained_run, tmp_path):
     payload = checkpoint.load(trained_run.best)
-    model, _ = checkpoint.restore_model(payload, trained_run.best)
+    model = checkpoint.restore(payload, trained_run.best).net
     copy = tmp_path / "copy.pt"
     checkpoint.save({k: v for k, v in payload.items() if not k.startswith("format")}, copy)
-    model2, _ = checkpoint.restore_model(checkpoint.load(copy), copy)
+    model2 = checkpoint.restore(checkpoint.load(copy), copy).net
     idx = torch.randint(0, model.config.vocab_size, (2, 9))
     assert torch.equal(model(idx)[0], model2(idx)[0])
 
@@ -156,19 +156,19 @@ def test_configs_that_lie_about_the_weights_are_refused(good, change, message):
     payload, path = good
     lying = {**payload, "model_config": {**payload["model_config"], **change}}
     with pytest.raises(CheckpointError, match=message):
-        checkpoint.restore_model(lying, path)
+        checkpoint.restore(lying, path)
 
 
 def test_other_lies_are_refused(good):
     payload, path = good
     with pytest.raises(CheckpointError, match="broken vocabulary"):
-        checkpoint.restore_model({**payload, "vocab": [1, 2, 3]}, path)
+        checkpoint.restore({**payload, "vocab": [1, 2, 3]}, path)
     with pytest.raises(CheckpointError, match="inconsistent"):
-        checkpoint.restore_model({**payload, "vocab": payload["vocab"][:-1]}, path)
+        checkpoint.restore({**payload, "vocab": payload["vocab"][:-1]}, path)
     weights = dict(payload["model"])
     weights["head.bias"] = torch.zeros(3, dtype=torch.int64)
     with pytest.raises(CheckpointError, match="do not fit"):
-        checkpoint.restore_model({**payload, "model": weights}, path)
+        checkpoint.restore({**payload, "model": weights}, path)
     with pytest.raises(CheckpointError, match="format version"):
         checkpoint.validate({**payload, "format_version": "1"}, path)
 

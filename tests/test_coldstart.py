@@ -10,6 +10,7 @@ from conftest import drain, make_text, make_trainer
 from helpers.cli import invoke
 
 from charrnn import checkpoint
+from charrnn.model import runaway
 from charrnn.model.network import restart_streams
 from charrnn.model.trained import Model
 from charrnn.text import data
@@ -79,14 +80,14 @@ def test_a_model_in_the_middle_of_its_first_epoch_is_sound_from_a_cold_start(mid
         s = Sampler(Model(trainer.model, vocab), SampleConfig(temperature=1.0, seed=seed))
         s.prime(prime)
         text = "".join(chars[0] for chars in s.generate(300))
-        surprise = coldstart.char_surprise(text, vocab, counts)
+        surprise = runaway.char_surprise(text, vocab, counts)
         assert surprise < 0.5, (seed, prime, surprise, text)
 
 
 def test_validation_agrees_with_score_of_the_same_text(mid_epoch):
     trainer, records = mid_epoch
     val_text = trainer.vocab.decode(trainer.val_batches.ids.tolist())
-    model = checkpoint.restore_model(*[checkpoint.load(trainer.run_dir.last)] * 1, "last")[0]
+    model = checkpoint.restore(checkpoint.load(trainer.run_dir.last), "last").net
     scored = score_text(Model(model, trainer.vocab), val_text) / len(val_text)
     assert records[-1]["val_loss"] == pytest.approx(scored, abs=0.05)
 
@@ -122,11 +123,11 @@ def test_the_check_reads_only_warm_windows_within_one_stream():
 def test_char_surprise_tells_corpus_like_text_from_garbage(long_text):
     vocab = data.CharVocab.from_text(long_text + "$&Q")
     counts = data.char_counts(data.encode(long_text + "$&Q", vocab), len(vocab))
-    assert abs(coldstart.char_surprise(long_text[:500], vocab, counts)) < 0.3
-    assert coldstart.char_surprise("$&Q" * 100, vocab, counts) > 5
-    assert coldstart.char_surprise("$&Q", vocab, counts) is None  # too short to judge
-    assert coldstart.looks_runaway("$&Q" * 100, vocab, None) is None  # older checkpoints
-    assert "nats rarer than the corpus's" in coldstart.looks_runaway("$&Q" * 100, vocab, counts)
+    assert abs(runaway.char_surprise(long_text[:500], vocab, counts)) < 0.3
+    assert runaway.char_surprise("$&Q" * 100, vocab, counts) > 5
+    assert runaway.char_surprise("$&Q", vocab, counts) is None  # too short to judge
+    assert runaway.looks_runaway("$&Q" * 100, vocab, None) is None  # older checkpoints
+    assert "nats rarer than the corpus's" in runaway.looks_runaway("$&Q" * 100, vocab, counts)
 
 
 @pytest.mark.parametrize("char", ["e", " ", "z", "\n"])
@@ -136,11 +137,11 @@ def test_one_character_repeated_is_a_runaway_whatever_the_character(long_text, c
     vocab = data.CharVocab.from_text(long_text + "z")
     counts = data.char_counts(data.encode(long_text, vocab), len(vocab))
     for known in (counts, None):  # also from checkpoints without character counts
-        assert coldstart.looks_runaway(char * 60, vocab, known) == (
+        assert runaway.looks_runaway(char * 60, vocab, known) == (
             f"it is one character repeated ({char!r})"
         )
-    assert coldstart.looks_runaway(char * (coldstart.MIN_JUDGED - 1), vocab, counts) is None
-    assert coldstart.looks_runaway(char * 59 + "a", vocab, counts) is None or char == "z"
+    assert runaway.looks_runaway(char * (runaway.MIN_JUDGED - 1), vocab, counts) is None
+    assert runaway.looks_runaway(char * 59 + "a", vocab, counts) is None or char == "z"
 
 
 def test_sample_flags_a_runaway_on_stderr_and_in_json(mid_epoch, tmp_path):

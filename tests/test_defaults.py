@@ -64,3 +64,11 @@ def test_text_imports_flow_one_way():
             assert module.split(".")[1:2] not in (["model"], ["train"], ["use"], ["cli"]), module
             if module.startswith("charrnn.text."):
                 assert module.split(".")[2] in order[:i], f"{name} imports {module}"
+
+
+def test_use_and_model_never_reach_into_train():
+    """What a trained model is for (use/) and the model itself never import train/: a sample's
+    runaway judgement is the model's (model/runaway.py), not the training check's."""
+    for folder in ("use", "model"):
+        for path in (TEXT.parent / folder).glob("*.py"):
+            assert not any(m.startswith("charrnn.train") for m in _text_imports(path)), path

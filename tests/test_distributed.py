@@ -68,7 +68,8 @@ def test_the_checkpoint_loads_and_samples_in_one_process(two_rank_runs):
     payload = checkpoint.load(ck / "straight" / "best.pt")
     t = payload["trainer"]
     assert t["world_size"] == 2 and t["state"][0].shape[1] == 2 * 4  # B x world streams saved
-    model, vocab = checkpoint.restore_model(payload, ck / "straight" / "best.pt")
+    trained = checkpoint.restore(payload, ck / "straight" / "best.pt")
+    model, vocab = trained.net, trained.vocab
     sampler = Sampler(Model(model, vocab), SampleConfig(seed=1))
     text = "".join(step[0] for step in sampler.generate(50))
     assert len(text) == 50 and set(text) <= set(vocab.chars)

@@ -21,8 +21,8 @@ from charrnn.model.trained import Model, lead_in
 from charrnn.text import data
 from charrnn.text.encoded import encode_text
 from charrnn.text.vocab import CharVocab
-from charrnn.train.resume import resume_run
-from charrnn.train.start import start, start_run
+from charrnn.train.resume import resume
+from charrnn.train.start import start
 from charrnn.train.trainer import EvalEvent, RollbackEvent, StepEvent
 from charrnn.use.sampler import sample_text
 
@@ -38,12 +38,12 @@ def base_checkpoint(runs_by_cell, cell: str):
 
 
 def fine_tune(folder, base, text=NEW_TEXT, **train):
-    return start_run(
+    return start(
         encode_text(text, "new"),
         folder,
         init_from=base,
         train={"warmup_steps": 5, "eval_every": 10, "seed": 1, **train},
-    )
+    ).trainer
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -51,7 +51,8 @@ def test_the_vocabulary_grows_and_old_predictions_are_unchanged_at_step_0(
     tmp_path, runs_by_cell, cell
 ):
     path = base_checkpoint(runs_by_cell, cell)
-    base, old = checkpoint.restore_model(checkpoint.load(path), path)
+    trained = checkpoint.restore(checkpoint.load(path), path)
+    base, old = trained.net, trained.vocab
     trainer = fine_tune(tmp_path / "tuned", path, max_steps=1)
     new = trainer.vocab
     assert new.chars[: len(old)] == old.chars  # every old character keeps its id
@@ -73,7 +74,7 @@ def base_128(tmp_path_factory):
     folder = tmp_path_factory.mktemp("base") / "base128"
     model = {"embedding_dim": 16, "hidden_size": 128, "num_layers": 1, "dropout": 0.0}
     train = {"batch_size": 8, "seq_len": 32, "lr": 1e-2, "max_steps": 300, "eval_every": 100}
-    drain(start_run(encode_text(make_text(20_000), "base"), folder, model=model, train=train))
+    drain(start(encode_text(make_text(20_000), "base"), folder, model=model, train=train).trainer)
     return folder / "best.pt"
 
 
@@ -130,9 +131,9 @@ def test_a_fine_tuning_run_resumes_exactly(tmp_path, runs_by_cell):
     for event in half.run():
         if isinstance(event, StepEvent) and event.step == 15:
             half.request_stop()
-    resumed = resume_run(
+    resumed = resume(
         tmp_path / "half", lambda s, e: encode_text(NEW_TEXT, "new"), corpus_specs=["-"]
-    )
+    ).trainer
     assert resumed.origin == whole.origin and resumed.vocab == whole.vocab
     drain(resumed)
     for (name, p), q in zip(
@@ -147,13 +148,13 @@ def test_shape_options_that_contradict_the_base_are_refused(tmp_path, runs_by_ce
     base = base_checkpoint(runs_by_cell, "lstm")
     corpus = encode_text(NEW_TEXT, "new")
     with pytest.raises(ConfigError, match="hidden_size 32 contradicts"):
-        start_run(corpus, tmp_path / "a", init_from=base, model={"hidden_size": 32})
+        start(corpus, tmp_path / "a", init_from=base, model={"hidden_size": 32})
     with pytest.raises(ConfigError, match="cell gru contradicts"):
-        start_run(corpus, tmp_path / "a", init_from=base, cell="gru")
+        start(corpus, tmp_path / "a", init_from=base, cell="gru")
     with pytest.raises(ConfigError, match="a size cannot be given"):
-        start_run(corpus, tmp_path / "a", init_from=base, size="small")
+        start(corpus, tmp_path / "a", init_from=base, size="small")
     same = {"hidden_size": TINY_MODEL["hidden_size"], "dropout": 0.3}  # agreeing, and dropout
-    trainer = start_run(corpus, tmp_path / "a", init_from=base, model=same, cell="lstm")
+    trainer = start(corpus, tmp_path / "a", init_from=base, model=same, cell="lstm").trainer
     assert trainer.model.config.dropout == 0.3 and not (tmp_path / "a").exists()
 
 
@@ -176,14 +177,14 @@ def test_a_text_too_small_for_the_base_batch_gets_one_that_fits_or_a_clear_error
 def test_patience_stops_a_run_that_no_longer_improves_and_resume_says_so(tmp_path, text):
     corpus = encode_text(text, "tiny")
     train = {**TINY_TRAIN, "lr": 1e-9, "patience": 2, "max_steps": 1000}  # nothing improves
-    trainer = start_run(corpus, tmp_path / "r", model=TINY_MODEL, train=train)
+    trainer = start(corpus, tmp_path / "r", model=TINY_MODEL, train=train).trainer
     done = drain(trainer)[-1]
     assert done.reason == "patience" and done.step == 30  # evaluations at 10, 20, 30
     with pytest.raises(RunError, match=r"stopped early.*larger --patience"):
-        resume_run(tmp_path / "r", lambda s, e: corpus, corpus_specs=["-"])
-    again = resume_run(
+        resume(tmp_path / "r", lambda s, e: corpus, corpus_specs=["-"])
+    again = resume(
         tmp_path / "r", lambda s, e: corpus, corpus_specs=["-"], train={"patience": 3}
-    )
+    ).trainer
     assert drain(again)[-1].step == 40
 
 
@@ -240,7 +241,7 @@ def test_replacing_the_run_it_starts_from_is_refused_and_the_base_survives(env, 
         assert_one_error(r, 1, "another --name")
         assert best.read_bytes() == before
     with pytest.raises(RunError, match="another --name"):
-        start_run(encode_text(NEW_TEXT, "new"), best.parent, replace=True, init_from=best)
+        start(encode_text(NEW_TEXT, "new"), best.parent, replace=True, init_from=best)
 
 
 @pytest.mark.parametrize("option", [["--hidden", "24"], ["--size", "small"], ["--cell", "gru"]])
@@ -279,7 +280,7 @@ def test_a_bad_base_checkpoint_is_one_error_line_and_nothing_is_written(
     assert_one_error(r, 1, message)
     assert not (tmp_path / "checkpoints").exists()
     with pytest.raises(CheckpointError, match="cannot start a run from it"):
-        start_run(encode_text(NEW_TEXT, "new"), tmp_path / "x", init_from=bad)
+        start(encode_text(NEW_TEXT, "new"), tmp_path / "x", init_from=bad)
 
 
 def test_a_missing_base_run_is_an_error_that_names_it(env, tmp_path):
@@ -292,16 +293,16 @@ def test_a_missing_base_run_is_an_error_that_names_it(env, tmp_path):
 def test_a_format_2_checkpoint_resumes_and_is_a_base_to_start_from(tmp_path, text):
     corpus = encode_text(text, "tiny")
     train = {**TINY_TRAIN, "max_steps": 20}
-    drain(start_run(corpus, tmp_path / "r", model=TINY_MODEL, train=train))
+    drain(start(corpus, tmp_path / "r", model=TINY_MODEL, train=train).trainer)
     (tmp_path / "v2").mkdir()
     for name in ("last.pt", "best.pt"):  # as charrnn wrote them before --init-from
         payload = checkpoint.load(tmp_path / "r" / name)
         config = {k: v for k, v in payload["train_config"].items() if k != "patience"}
         v2 = {k: v for k, v in payload.items() if k != "digests"}  # format 2 had none
         torch.save({**v2, "format_version": 2, "train_config": config}, tmp_path / "v2" / name)
-    resumed = resume_run(
+    resumed = resume(
         tmp_path / "v2", lambda s, e: corpus, corpus_specs=["-"], train={"max_steps": 30}
-    )
+    ).trainer
     assert resumed.config.patience is None and drain(resumed)[-1].step == 30
     tuned = fine_tune(tmp_path / "tuned", tmp_path / "v2" / "best.pt", max_steps=5)
     assert drain(tuned)[-1].step == 5

@@ -13,7 +13,7 @@ from charrnn.model.config import ModelConfig
 from charrnn.model.trained import Model
 from charrnn.text.encoded import encode_text
 from charrnn.train.speed import training_speed
-from charrnn.train.start import start_run
+from charrnn.train.start import start
 from charrnn.train.trainer import DoneEvent, EvalEvent, TrainConfig
 from charrnn.use.sampler import SampleConfig, Sampler
 from charrnn.use.scoring import score_text
@@ -27,7 +27,9 @@ def gpu_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gpu") / "run"
     corpus = encode_text(make_text(12_000), "synthetic")
     train = {**TINY_TRAIN, "max_steps": 60, "eval_every": 20}
-    trainer = start_run(corpus, folder, size="small", model=TINY_MODEL, train=train, device="cuda")
+    trainer = start(
+        corpus, folder, size="small", model=TINY_MODEL, train=train, device="cuda"
+    ).trainer
     assert trainer.tune_threads is False  # threads are the CPU's business
     losses = [e.record["val_loss"] for e in trainer.run() if isinstance(e, EvalEvent)]
     return folder, losses
@@ -41,7 +43,8 @@ def test_training_on_the_gpu_learns(gpu_run):
 def test_a_gpu_checkpoint_loads_on_the_cpu_and_agrees_with_the_gpu(gpu_run):
     folder, _ = gpu_run
     payload = checkpoint.load(folder / "best.pt")  # weights_only, mapped to the CPU
-    model, vocab = checkpoint.restore_model(payload, folder / "best.pt")
+    trained = checkpoint.restore(payload, folder / "best.pt")
+    model, vocab = trained.net, trained.vocab
     ids = torch.tensor([vocab.encode(make_text(300, seed=3))])
     cpu_logits, _ = model(ids)
     gpu_logits, _ = model.to("cuda")(ids.to("cuda"))
@@ -51,7 +54,8 @@ def test_a_gpu_checkpoint_loads_on_the_cpu_and_agrees_with_the_gpu(gpu_run):
 
 def test_the_step_equals_the_fused_kernel_on_the_gpu(gpu_run):
     folder, _ = gpu_run
-    model, vocab = checkpoint.restore_model(checkpoint.load(folder / "best.pt"), folder)
+    trained = checkpoint.restore(checkpoint.load(folder / "best.pt"), folder)
+    model, vocab = trained.net, trained.vocab
     model = model.to("cuda")
     ids = torch.tensor([vocab.encode(make_text(100, seed=4))], device="cuda")
     fused, _ = model(ids)
@@ -62,7 +66,8 @@ def test_the_step_equals_the_fused_kernel_on_the_gpu(gpu_run):
 
 def test_sampling_and_scoring_on_the_gpu(gpu_run):
     folder, _ = gpu_run
-    model, vocab = checkpoint.restore_model(checkpoint.load(folder / "best.pt"), folder)
+    trained = checkpoint.restore(checkpoint.load(folder / "best.pt"), folder)
+    model, vocab = trained.net, trained.vocab
     text = make_text(400, seed=5)
     on_cpu = score_text(Model(model, vocab), text)
     model = model.to("cuda")
@@ -82,12 +87,12 @@ def test_the_speed_measurement_runs_on_the_gpu():
 
 
 def test_a_gpu_run_resumes_on_the_cpu(gpu_run):
-    from charrnn.train.resume import resume_run
+    from charrnn.train.resume import resume
 
     folder, _ = gpu_run
     corpus = encode_text(make_text(12_000), "synthetic")
-    trainer = resume_run(
+    trainer = resume(
         folder, lambda *_: corpus, corpus_specs=["synthetic"], train={"max_steps": 70}
-    )
+    ).trainer
     events = list(trainer.run())
     assert isinstance(events[-1], DoneEvent) and events[-1].step == 70

@@ -42,7 +42,8 @@ def load_model(path: Path) -> tuple[nn.Module, CharVocab]:
     """The one place a checkpoint is read back into a model."""
     from charrnn import checkpoint
 
-    return checkpoint.restore_model(checkpoint.load(path), path)
+    model = checkpoint.restore(checkpoint.load(path), path)
+    return model.net, model.vocab
 
 
 class Oracle(nn.Module):

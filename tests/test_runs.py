@@ -32,7 +32,7 @@ from charrnn.cli.common import cache_dir
 from charrnn.errors import CheckpointError, RunError
 from charrnn.runs import RunDir, is_path
 from charrnn.text.encoded import encode_text
-from charrnn.train.resume import resume_run
+from charrnn.train.resume import resume
 from charrnn.train.trainer import StepEvent
 
 # What each kind of run folder is made of; None: absent. "good" and "bad last" can be sampled.
@@ -754,14 +754,14 @@ def test_resuming_from_best_pt_writes_last_pt_before_the_first_step(damaged, tmp
     """So that a rollback (or a resume after a stop) goes back to it, not to the damaged file."""
     run = RunDir(copy_run(damaged, tmp_path / "r"))
     with pytest.raises(CheckpointError, match=r"can go on from its best\.pt"):
-        resume_run(run, lambda specs, enc: encode_text(text, "t"), corpus_specs=["-"])
-    trainer = resume_run(
+        resume(run, lambda specs, enc: encode_text(text, "t"), corpus_specs=["-"])
+    trainer = resume(
         run,
         lambda specs, enc: encode_text(text, "t"),
         corpus_specs=["-"],
         train={"max_steps": 30},
         checkpoint_file=run.best,
-    )
+    ).trainer
     assert trainer.save_last_first
     for event in trainer.run():
         if isinstance(event, StepEvent):

@@ -99,7 +99,7 @@ def every_checkpoint_loads(run: Path) -> int:
     """Load best.pt and last.pt (if there) as a sampler would; return last.pt's step."""
     for path in (run / "best.pt", run / "last.pt"):
         if path.exists():
-            checkpoint.restore_model(checkpoint.load(path), path)
+            checkpoint.restore(checkpoint.load(path), path)
     return checkpoint.load(run / "last.pt")["trainer"]["step"] if (run / "last.pt").exists() else 0
 
 

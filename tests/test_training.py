@@ -1,5 +1,5 @@
 """Training: the loss falls, seeds reproduce, a resume equals an uninterrupted run, the library's
-start_run and resume_run, rollbacks and stops, locks, samples while training, and the command."""
+start and resume, rollbacks and stops, locks, samples while training, and the command."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ from charrnn.model.trained import Model
 from charrnn.runs import RunDir
 from charrnn.text.encoded import encode_text
 from charrnn.train.evaluate import evaluate
-from charrnn.train.resume import resume_run
-from charrnn.train.start import start_run
+from charrnn.train.resume import resume
+from charrnn.train.start import start
 from charrnn.train.trainer import DoneEvent, EvalEvent, RollbackEvent, StepEvent
 
 
@@ -123,7 +123,7 @@ def test_evaluations_default_to_about_every_million_characters():
     assert TrainConfig(batch_size=4096, seq_len=4096, lr=1e-3).steps_per_eval == 1
 
 
-# --------------------------------------------------------------------- start_run and resume_run
+# --------------------------------------------------------------------- start and resume
 
 
 @pytest.fixture
@@ -145,24 +145,30 @@ def corpus(text):
 )
 def test_bad_options_are_refused_before_anything_is_written(tmp_path, corpus, options, message):
     with pytest.raises(ConfigError, match=message):
-        start_run(corpus, tmp_path / "run", **options)
+        start(corpus, tmp_path / "run", **options)
     assert not (tmp_path / "run").exists()
 
 
 def test_a_run_is_never_replaced_unless_asked(tmp_path, corpus):
     folder = str(tmp_path / "run")  # a plain str will do
-    drain(start_run(corpus, folder, model=TINY_MODEL, train={**TINY_TRAIN, "max_steps": 10}))
+    drain(start(corpus, folder, model=TINY_MODEL, train={**TINY_TRAIN, "max_steps": 10}).trainer)
     with pytest.raises(RunError, match="holds a run already"):
-        start_run(corpus, folder, model=TINY_MODEL, train={**TINY_TRAIN, "max_steps": 10})
-    again = start_run(corpus, folder, replace=True, cell="gru", model=TINY_MODEL, train=TINY_TRAIN)
+        start(corpus, folder, model=TINY_MODEL, train={**TINY_TRAIN, "max_steps": 10})
+    again = start(
+        corpus, folder, replace=True, cell="gru", model=TINY_MODEL, train=TINY_TRAIN
+    ).trainer
     assert again.model.config.cell == "gru"
 
 
 def test_resume_run_continues_exactly_and_refuses_what_cannot_change(tmp_path, corpus, text):
     options = {"model": TINY_MODEL, "cell": "rnn"}
-    whole = start_run(corpus, tmp_path / "whole", **options, train={**TINY_TRAIN, "max_steps": 30})
+    whole = start(
+        corpus, tmp_path / "whole", **options, train={**TINY_TRAIN, "max_steps": 30}
+    ).trainer
     drain(whole)
-    half = start_run(corpus, tmp_path / "half", **options, train={**TINY_TRAIN, "max_steps": 30})
+    half = start(
+        corpus, tmp_path / "half", **options, train={**TINY_TRAIN, "max_steps": 30}
+    ).trainer
     for event in half.run():
         if isinstance(event, StepEvent) and event.step == 15:
             half.request_stop()  # as Ctrl-C does
@@ -172,21 +178,21 @@ def test_resume_run_continues_exactly_and_refuses_what_cannot_change(tmp_path, c
         return encode_text(text, "tiny")
 
     with pytest.raises(ConfigError, match="unknown train option"):
-        resume_run(tmp_path / "half", read, corpus_specs=["-"], train={"max_stepz": 30})
+        resume(tmp_path / "half", read, corpus_specs=["-"], train={"max_stepz": 30})
     with pytest.raises(ConfigError, match="seq_len cannot change"):
-        resume_run(tmp_path / "half", read, corpus_specs=["-"], train={"seq_len": 8})
+        resume(tmp_path / "half", read, corpus_specs=["-"], train={"seq_len": 8})
     with pytest.raises(CorpusError, match="standard input or a text in memory"):
-        resume_run(tmp_path / "half", read)  # no sources saved: the caller must give the text
+        resume(tmp_path / "half", read)  # no sources saved: the caller must give the text
     with pytest.raises(CorpusError, match="differs"):
-        resume_run(tmp_path / "half", lambda s, e: encode_text(text[:-1], "x"), corpus_specs=["-"])
-    resumed = resume_run(tmp_path / "half", read, corpus_specs=["-"], train={"eval_every": 10})
+        resume(tmp_path / "half", lambda s, e: encode_text(text[:-1], "x"), corpus_specs=["-"])
+    resumed = resume(tmp_path / "half", read, corpus_specs=["-"], train={"eval_every": 10}).trainer
     drain(resumed)
     for (name, p), q in zip(
         whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
     ):
         assert torch.equal(p, q), name
     with pytest.raises(RunError, match="already used its budget"):
-        resume_run(tmp_path / "half", read, corpus_specs=["-"])
+        resume(tmp_path / "half", read, corpus_specs=["-"])
 
 
 @pytest.mark.parametrize("n_chars", [2_000, 12_000])
@@ -195,9 +201,9 @@ def test_a_small_text_is_evaluated_at_least_once_an_epoch(tmp_path, n_chars):
     # best.pt would hold a model long past its best
     corpus = encode_text(make_text(n_chars), "small")
     train = {k: v for k, v in TINY_TRAIN.items() if k != "eval_every"}
-    trainer = start_run(
+    trainer = start(
         corpus, tmp_path / "run", model=TINY_MODEL, train={**train, "max_epochs": 3}
-    )
+    ).trainer
     steps = [e.record["step"] for e in drain(trainer) if isinstance(e, EvalEvent)]
     per_epoch = len(trainer.train_batches)
     assert trainer.pos.step >= 3 * per_epoch and len(steps) >= 3
@@ -280,10 +286,10 @@ def test_a_broken_training_state_is_refused_on_resume(trained_run, tmp_path, tex
     for bad in ([torch.zeros(9, 9, 9)] * 2, state[:1], [state[0][:, :2], state[1][:, :2]], None):
         broken = {**payload, "trainer": {**payload["trainer"], "state": bad}}
         with pytest.raises(CheckpointError, match="training state is broken"):
-            trainer.restore(checkpoint.run_state(broken, trainer.model, trainer.vocab))
+            trainer.restore(checkpoint.run_state(broken, trainer.trained))
     broken = {**payload, "trainer": {**payload["trainer"], "batch": 10**6}}
     with pytest.raises(CheckpointError, match="outside the epoch"):
-        trainer.restore(checkpoint.run_state(broken, trainer.model, trainer.vocab))
+        trainer.restore(checkpoint.run_state(broken, trainer.trained))
 
 
 # ---------------------------------------------------------------------------------- the command

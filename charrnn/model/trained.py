@@ -72,7 +72,7 @@ class Model:
     net: CharRNN
     vocab: CharVocab
     # Per vocabulary id, how often the training text has it: how a runaway sample is noticed
-    # (coldstart.looks_runaway). None for checkpoints written before it was recorded.
+    # (runaway.looks_runaway). None for checkpoints written before it was recorded.
     char_counts: list[int] | None = None
 
     @property

@@ -1,12 +1,6 @@
-"""Run folders, `BASE/NAME/{best.pt, last.pt, metrics.jsonl}`, and finding them again.
-
-    names    what a run may be called, and how a value is read: a path or a name
-    folder   RunDir: one run's folder, its lock, metrics and checkpoints
-    info     what a run's checkpoints say of it (`charrnn runs`)
-    find     the folder for a new run, the run --resume continues, the checkpoint -c means
-
-The base folder is whatever the caller passes (the CLI's --checkpoint-dir); nothing here reads the
-environment or the working directory on its own.
+"""Run folders, `BASE/NAME/{best.pt, last.pt, metrics.jsonl}`, and finding them again (names,
+folder, info, find: README's layout). The base folder is whatever the caller passes (the CLI's
+--checkpoint-dir); nothing here reads the environment or the working directory on its own.
 """
 
 # ruff: noqa: F401 (what `from charrnn import runs` offers, from the modules above)

@@ -1,11 +1,5 @@
-"""One run's folder, `BASE/NAME/{best.pt, last.pt, metrics.jsonl}`: its lock, its metrics and its
-checkpoints.
-
-metrics.jsonl (and a checkpoint's `metrics`) holds two kinds of record, one JSON object a line:
-evaluations (`"kind": "eval"`, with val_loss and val_bpc; lines written before training records
-existed have no kind and are all evaluations) and training records (`"kind": "train"`: the mean
-training loss over the steps since the previous one). `is_evaluation` tells them apart.
-"""
+"""One run's folder, `BASE/NAME/{best.pt, last.pt, metrics.jsonl}`: its lock, its metrics (training
+and evaluation records: README's "Checkpoint format") and its checkpoints."""
 
 from __future__ import annotations
 
@@ -116,7 +110,7 @@ class RunDir:
         from charrnn import checkpoint  # torch: only where a checkpoint is written
 
         for path in (self.last, self.best) if best else (self.last,):
-            checkpoint.save_run(state, path)
+            checkpoint.save(checkpoint.to_payload(state), path)
 
     def append_metrics(self, record: dict) -> None:
         """Add one record to metrics.jsonl; a write that fails leaves the file as it was (a line
@@ -145,8 +139,8 @@ class RunDir:
 
 
 def is_evaluation(record) -> bool:
-    """A metrics record of an evaluation (not a training record, and not junk from a damaged
-    file)."""
+    """A metrics record of an evaluation, its kind "eval" or none (written before training records
+    existed): not a training record, nor junk from a damaged file."""
     return isinstance(record, dict) and record.get("kind", "eval") == "eval"
 
 

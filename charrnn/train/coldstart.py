@@ -1,18 +1,9 @@
-"""Is the model sound from a cold start? The check behind every evaluation.
+"""Is the model sound from a cold start? The check behind every evaluation (docs/cold-starts.md).
 
-`sample`, `score` and validation all begin from a zero state, while training carries the state
-through long stretches of text. A model can therefore score well warm and still fall, from a zero
-state, into a self-sustaining runaway (hidden state saturated, cell state growing without bound)
-that writes garbage. This check measures that directly, at `starts` fixed random positions p of
-the validation text, on the characters p+skip+1 .. p+skip+span (by default 100-300 characters after
-the start, long after a sound model has found its footing), read three ways:
-
-    warm   as the validation pass read them: hundreds of characters into its stream
-    zero   ids[p : p+skip+span] read from a zero state
-    lead   the model's lead-in ("\n\n"), then the same characters: how `sample` starts
-
-A start *runs away* when its cold loss exceeds the warm one by more than RUNAWAY_NATS (a sound cold
-start is within hundredths of a nat); the *gap* is the mean excess over all starts.
+At `starts` fixed random positions p of the validation text it scores the characters p+skip+1 ..
+p+skip+span three ways: warm (as the validation pass read them), from a zero state, and after the
+model's lead-in (as `sample` starts). A cold start *runs away* when it is more than RUNAWAY_NATS
+worse than warm; the *gap* is the mean excess over all starts.
 """
 
 from __future__ import annotations
@@ -23,12 +14,10 @@ from typing import Protocol
 
 import torch
 
+from charrnn.model.runaway import RUNAWAY_NATS
 from charrnn.model.trained import Model
-from charrnn.text.vocab import CharVocab
 from charrnn.train.distributed import SINGLE, Dist
 
-RUNAWAY_NATS = 1.0  # a sound cold start is within hundredths of a nat of warm by character 100
-MIN_JUDGED = 50  # characters a sample needs before its characters say anything
 MIN_SPAN = 20  # the fewest characters per start the check scores (after at least 10 cold ones)
 # Multiply-adds between two looks for a stop: a tenth of a second on a laptop core, so that a stop
 # asked for during the check is seen within a second, whatever the model and the vocabulary.
@@ -50,10 +39,6 @@ class ColdStartReport:
 
     def to_dict(self) -> dict:
         return {k: round(v, 5) if isinstance(v, float) else v for k, v in asdict(self).items()}
-
-    @property
-    def sound(self) -> bool:
-        return self.runaways == 0 and self.runaways_lead_in == 0
 
 
 @torch.no_grad()
@@ -165,30 +150,3 @@ def _span_loss(model, x, targets, device, should_stop=None) -> torch.Tensor | No
             nats[piece] = model.nats(hidden[piece], ys[piece])
         out.append(nats.view(-1, span).mean(1).cpu())
     return torch.cat(out)
-
-
-def char_surprise(text: str, vocab: CharVocab, counts: list[int]) -> float | None:
-    """How much rarer the characters of `text` are than the corpus's: their mean surprise under
-    the corpus's character frequencies (`counts`, per vocabulary id) minus the corpus's own mean
-    surprise, in nats per character. About 0 for text like the corpus; a runaway writes rare
-    characters (`$&3QZ...` in English) and scores several nats. None for text too short to judge.
-    """
-    if len(text) < MIN_JUDGED or len(counts) != len(vocab) or not sum(counts):
-        return None
-    freq = torch.tensor(counts, dtype=torch.float64) + 1.0  # (V,), no character impossible
-    surprise = -(freq / freq.sum()).log()  # (V,) nats
-    entropy = float((freq / freq.sum() * surprise).sum())
-    seen = torch.tensor(vocab.encode("".join(c for c in text if c in vocab)), dtype=torch.long)
-    return float(surprise[seen].mean()) - entropy
-
-
-def looks_runaway(text: str, vocab: CharVocab, counts: list[int] | None) -> str | None:
-    """What shows that a sample comes from a runaway state (as a phrase about the sample), or
-    None: one character repeated throughout, or characters far rarer than the corpus's (their
-    char_surprise over RUNAWAY_NATS). Too short a sample (under MIN_JUDGED) is not judged."""
-    if len(text) >= MIN_JUDGED and len(set(text)) == 1:  # a stuck state, whatever the character
-        return f"it is one character repeated ({text[0]!r})"
-    value = char_surprise(text, vocab, counts) if counts else None
-    if value is None or value <= RUNAWAY_NATS:
-        return None
-    return f"its characters are {value:.1f} nats rarer than the corpus's"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from charrnn.defaults import SEED, VAL_FRAC
 
@@ -62,10 +62,3 @@ class TrainConfig:
     @property
     def steps_per_record(self) -> int:
         return max(1, self.steps_per_eval // max(self.records_per_eval, 1))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        return cls(**d)

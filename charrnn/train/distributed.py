@@ -1,12 +1,6 @@
-"""Training on many processes or machines under torchrun: who this process is, and the few
-collective operations the trainer needs. With one process every method is a cheap no-op.
-
-    torchrun --nproc_per_node=4 -m charrnn train corpus.txt         # one machine, 4 processes
-    torchrun --nnodes=2 --node_rank=0 --master_addr=HOST --master_port=29500 \\
-             --nproc_per_node=8 -m charrnn train corpus.txt         # run the same on each node
-
-Each rank owns a disjoint block of the B x world stateful streams (rank r: rows r*B .. r*B+B-1),
-gradients are averaged by DistributedDataParallel, and only rank 0 writes checkpoints and prints.
+"""Training under torchrun (README's "Many processes"): who this process is, and the few
+collective operations the trainer needs; with one process every method is a cheap no-op. Rank r
+owns streams r*B .. r*B+B-1 of the B x world, and only rank 0 writes checkpoints and prints.
 """
 
 from __future__ import annotations

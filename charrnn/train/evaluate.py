@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import torch
 
 from charrnn.model.network import select_streams
+from charrnn.model.runaway import RUNAWAY_NATS
 from charrnn.model.trained import Model
 from charrnn.text.data import StreamBatcher
-from charrnn.train import coldstart
 from charrnn.train.distributed import SINGLE, Dist
 
 
@@ -24,7 +24,7 @@ class Validation:
 
     loss: float  # mean nats per character over every target of the split
     worst: float  # mean nats per character of the worst stream: a runaway cannot hide in a mean
-    runaway_streams: int  # streams more than coldstart.RUNAWAY_NATS worse than the median one
+    runaway_streams: int  # streams more than RUNAWAY_NATS worse than the median one
     nats: torch.Tensor  # (N - 1,): nats[j - 1] is the loss of predicting ids[j]
     context: torch.Tensor  # (N - 1,): characters the stream had read before predicting ids[j]
 
@@ -58,11 +58,11 @@ def evaluate(
     every = dist.all_gather(means.to(device), dim=0).cpu()  # (B x world,)
     # A stream far worse than the typical one has run away: its characters are no warm reference
     # for the cold-start check (which would then see a small gap where there is a large one).
-    runaway = means > every.median() + coldstart.RUNAWAY_NATS
+    runaway = means > every.median() + RUNAWAY_NATS
     for (i, j), bad in zip(itertools.pairwise(bounds), runaway.tolist(), strict=True):
         if bad:
             context[i:j] = -1
-    runaways = int((every > every.median() + coldstart.RUNAWAY_NATS).sum())
+    runaways = int((every > every.median() + RUNAWAY_NATS).sum())
     return Validation(total / count, float(every.max()), runaways, per_target, context)
 
 

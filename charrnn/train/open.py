@@ -1,7 +1,6 @@
 """Opening a run, new, resumed or fine-tuned, from what `charrnn train` was asked: the one call the
-CLI makes. The text is read and encoded once (under torchrun by the first rank of each machine,
-the others waiting, then finding it cached); a new run's folder is checked before it is made; the
-run's folder stays locked (by rank 0) while it trains.
+CLI makes. A new run's folder is checked before it is made; the run's folder stays locked (by
+rank 0) while it trains.
 
     with open_run(RunRequest(checkpoint_dir, corpus=("a.txt",)), TextReader(cache)) as opened:
         for event in opened.trainer.run(): ...
@@ -10,6 +9,7 @@ run's folder stays locked (by rank 0) while it trains.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,11 +72,8 @@ def open_run(
     if request.resume:
         run, file = runs.find_resume(request.resume, request.checkpoint_dir)
         with _locked(run, dist):  # no other trainer can move last.pt while it is read
-
-            def read(specs, encoding):
-                return read_corpus(specs, encoding, reader, dist)
-
             given = {k: v for k, v in request.train.items() if k in RESUMABLE}
+            read = functools.partial(read_corpus, reader=reader, dist=dist)
             opened = resume(
                 run,
                 read,
@@ -86,14 +83,9 @@ def open_run(
                 dist=dist,
                 checkpoint_file=file,
             )
-            _check_prime(opened, request.prime)
-            if on_open:
-                on_open(opened)
-            yield opened
+            yield _told(opened, request.prime, on_open)
         return
-    opened = _start(request, reader, device, dist)
-    if on_open:
-        on_open(opened)
+    opened = _told(_start(request, reader, device, dist), request.prime, on_open)
     with _locked(opened.trainer.run_dir, dist, new=True, clear=request.replace):
         yield opened
 
@@ -105,7 +97,7 @@ def _start(request: RunRequest, reader: TextReader, device, dist: Dist) -> Opene
     corpus = read_corpus(request.corpus, request.encoding, reader, dist)
     name = request.name or runs.safe_name(corpus.name, base_dir)  # a name given is checked
     run = runs.plan_run(base_dir, name, request.replace, init_from=base)
-    opened = start(
+    return start(
         corpus,
         run,
         replace=request.replace,
@@ -117,8 +109,6 @@ def _start(request: RunRequest, reader: TextReader, device, dist: Dist) -> Opene
         device=device,
         dist=dist,
     )
-    _check_prime(opened, request.prime)
-    return opened
 
 
 def _locked(run: runs.RunDir, dist: Dist, **kw):
@@ -126,13 +116,16 @@ def _locked(run: runs.RunDir, dist: Dist, **kw):
     return run.session(**kw) if dist.is_main else contextlib.nullcontext()
 
 
-def _check_prime(opened: Opened, prime: str) -> None:
-    """Samples during training must begin with text the model can read: checked before anything
-    is trained."""
+def _told(opened: Opened, prime: str, on_open: Callable[[Opened], None] | None) -> Opened:
+    """`opened`, told to `on_open`, once the samples during training are known to begin with text
+    the model can read (`prime`): checked before anything is trained."""
     if unknown := sorted({c for c in prime if c not in opened.trainer.vocab}):
         raise VocabError(
             f"--sample-prime has characters the corpus lacks: {''.join(unknown)!r}; leave them out"
         )
+    if on_open:
+        on_open(opened)
+    return opened
 
 
 def read_corpus(specs, encoding: str, reader: TextReader, dist: Dist = SINGLE) -> EncodedCorpus:

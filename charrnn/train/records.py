@@ -13,11 +13,7 @@ def training(pos: Position, per_epoch: int, chars: int, lr: float) -> dict:
     """The mean loss of the steps since the previous training record (pos.window_*)."""
     loss = pos.window_loss / pos.window_steps
     return {
-        "kind": "train",
-        "step": pos.step,
-        "epoch": round(pos.epoch + pos.batch / per_epoch, 4),
-        "elapsed": round(pos.elapsed, 2),
-        "chars": chars,
+        **_where("train", pos, per_epoch, chars),
         "steps": pos.window_steps,  # the steps averaged: those after the previous record
         "train_loss": round(loss, 5),
         "train_bpc": round(loss / math.log(2), 5),
@@ -31,11 +27,7 @@ def evaluation(
     """An evaluation: `train_loss` the mean since the previous one (NaN: no step), `cold` the
     cold-start check's report (None: skipped, the split being too short)."""
     return {
-        "kind": "eval",
-        "step": pos.step,
-        "epoch": round(pos.epoch + pos.batch / per_epoch, 4),
-        "elapsed": round(pos.elapsed, 2),
-        "chars": chars,
+        **_where("eval", pos, per_epoch, chars),
         # null where no step was trained since the last evaluation (NaN is not JSON)
         "train_loss": round(train_loss, 5) if math.isfinite(train_loss) else None,
         "val_loss": round(val.loss, 5),
@@ -45,3 +37,9 @@ def evaluation(
         "lr": lr,
         "cold_start": cold.to_dict() if cold is not None else None,
     }
+
+
+def _where(kind: str, pos: Position, per_epoch: int, chars: int) -> dict:
+    """What every record begins with: its kind, and where training was."""
+    epoch = round(pos.epoch + pos.batch / per_epoch, 4)
+    return dict(kind=kind, step=pos.step, epoch=epoch, elapsed=round(pos.elapsed, 2), chars=chars)

@@ -1,8 +1,4 @@
-"""Continuing a run exactly where its checkpoint stopped, on the same text read again.
-
-resume(run, read_corpus, ...)   last.pt read, the same text found and checked, the budget
-                                extended -> Opened (start.RESUMABLE: what may change)
-"""
+"""Continuing a run exactly where its checkpoint stopped, on the same text read again."""
 
 from __future__ import annotations
 
@@ -25,11 +21,6 @@ from charrnn.train.start import BUDGETS, RESUMABLE, Opened, check_fields
 from charrnn.train.trainer import Trainer
 
 ReadCorpus = Callable[[Sequence[str], str], EncodedCorpus]  # (specs, encoding) -> corpus
-
-
-def resume_run(*args, **kwargs) -> Trainer:
-    """`resume(...)`'s Trainer alone, for a caller that tells nothing of the choices made."""
-    return resume(*args, **kwargs).trainer
 
 
 def resume(
@@ -62,27 +53,27 @@ def resume(
     again = shlex.quote(str(path) if checkpoint_file is not None else run.ref)
     try:
         payload = checkpoint.load(path)
-        model, vocab = checkpoint.restore_model(payload, path)
+        model = checkpoint.restore(payload, path)
     except CheckpointError as e:
         raise CheckpointError(f"{e}; {_resume_instead(run, path)}") from None
     saved = payload["corpus"]
     specs = corpus_specs or _saved_sources(saved["sources"], run, again)
     corpus = read_corpus(specs, saved.get("encoding", "utf-8"))  # as the run first read it
     # The model's vocabulary is the text's, or grown from a base model's to hold it (init_from).
-    if corpus.sha256 != saved["sha256"] or not set(corpus.vocab.chars) <= set(vocab.chars):
+    if corpus.sha256 != saved["sha256"] or not set(corpus.vocab.chars) <= set(model.vocab.chars):
         raise CorpusError(
             f"the corpus differs from the one run {run.name!r} was trained on "
             f"({len(corpus):,} vs {saved['chars']:,} characters, SHA-256 differs); "
             "resume with the same text, or start a new run"
         )
-    state = checkpoint.run_state(payload, model.to(device), vocab)
+    state = checkpoint.run_state(payload, model.to(device))
     config = _extended(state.config, train)
     provenance = {**saved, "sources": corpus.sources}  # where it is now, if it moved
     state = dataclasses.replace(state, config=config, corpus=provenance)
     # From another file than last.pt: last.pt (damaged, or further on) is replaced by this state
     # as training starts, so that a rollback, or a resume after a stop, goes back to it.
     elsewhere = path.absolute() != run.last.absolute()
-    ids = data.reindex(corpus.ids, corpus.vocab, vocab)
+    ids = data.reindex(corpus.ids, corpus.vocab, model.vocab)
     trainer = _check_budget(Trainer(state, ids, run, dist, save_last_first=elsewhere))
     given = Path(checkpoint_file) if checkpoint_file is not None and elsewhere else None
     return Opened(trainer, resumed_from=given, chars=saved["chars"])
@@ -121,7 +112,7 @@ def _resume_instead(run: RunDir, path: Path) -> str:
     if other is not None and other.is_file():
         try:
             payload = checkpoint.load(other)
-            checkpoint.restore_model(payload, other)  # as resuming from it will
+            checkpoint.restore(payload, other)  # as resuming from it will
         except CheckpointError:
             pass
         else:

@@ -1,13 +1,6 @@
-"""Starting a new run on a text in memory, complete (nothing is set on its Trainer afterwards):
-
-    start(corpus, run, size=, cell=, model=, train=)   preset (scaled to the cell), options over it,
-                                                     seeding, corpus provenance -> Opened
-    start(corpus, run, init_from=CHECKPOINT, ...)      the same from a trained model's weights: its
-                                                     vocabulary grown to the new text, fine-tuning
-                                                     defaults (presets.FINE_TUNE)
-
-resume.py continues a run; open.py reads the text and opens any of the three (the CLI's call).
-Nothing here prints or reads the environment.
+"""Starting a new run on a text in memory, complete (nothing is set on its Trainer afterwards): from
+a preset scaled to the cell with the options over it, or from a trained model's weights
+(`init_from`: its vocabulary grown to the new text, with presets.FINE_TUNE's defaults).
 """
 
 from __future__ import annotations
@@ -54,11 +47,6 @@ class Opened:
     chars: int = 0  # characters of the text
 
 
-def start_run(*args, **kwargs) -> Trainer:
-    """`start(...)`'s Trainer alone, for a caller that tells nothing of the choices made."""
-    return start(*args, **kwargs).trainer
-
-
 def start(
     corpus: EncodedCorpus,
     run: RunDir | str | os.PathLike,
@@ -72,18 +60,11 @@ def start(
     device: torch.device | str = "cpu",
     dist: Dist = SINGLE,
 ) -> Opened:
-    """A new run of `cell` on `corpus`, writing into the folder `run` (made when training starts);
-    a folder that holds a run already is refused unless `replace` (its checkpoints are then
-    overwritten as training goes).
-
-    `size` names a preset ("auto": chosen from the time budget and the corpus size, see
-    presets.choose); `model` and `train` are ModelConfig and TrainConfig fields that override it
-    (e.g. {"hidden_size": 256}, {"max_steps": 500, "seed": 3}). Without a budget, DEFAULT_TIME.
-    `cell` is "lstm" (default), "gru" or "rnn".
-
-    `init_from`, a checkpoint file, starts from that model's weights instead (see _start_from):
-    its cell and shape are kept (only dropout may change), and its vocabulary grows to the text.
-    """
+    """A new run of `cell` ("lstm", "gru", "rnn") on `corpus`, writing into the folder `run` (one
+    that holds a run already is refused unless `replace`). `size` names a preset ("auto": by the
+    time budget and the corpus size); `model` and `train` are ModelConfig and TrainConfig fields
+    over it (e.g. {"hidden_size": 256}, {"max_steps": 500}); without a budget, DEFAULT_TIME.
+    `init_from`, a checkpoint file, starts from its model instead (see _start_from)."""
     model, train = dict(model or {}), dict(train or {})
     run = run if isinstance(run, RunDir) else RunDir(Path(run))
     if cell is not None and cell not in CELLS:
@@ -94,9 +75,7 @@ def start(
     check_fields(train, TrainConfig, "train")
     check_not_replacing(None if init_from is None else Path(init_from), run)
     if run.has_checkpoint() and not replace:
-        raise RunError(
-            f"{run.path} holds a run already; resume it (resume_run), or pass replace=True"
-        )
+        raise RunError(f"{run.path} holds a run already; resume it (resume), or pass replace=True")
     if init_from is not None:
         return _start_from(corpus, run, Path(init_from), size, cell, model, train, device, dist)
     cell = cell or CELL
@@ -104,30 +83,40 @@ def start(
         train["max_time"] = DEFAULT_TIME
     choice = _choose(size, cell, model, train, corpus, device, dist)
     preset = _with_options(choice.preset, cell, len(corpus.vocab), model)
-    config = _train_config(preset, train)
-    if train.get("eval_every") is None:
-        config = _evaluating(config, len(corpus), MIN_EVALS_PER_EPOCH, dist)
+    config = _evaluating(
+        _train_config(preset, train), train, len(corpus), MIN_EVALS_PER_EPOCH, dist
+    )
     model_config = dataclasses.replace(preset.model_config(len(corpus.vocab), cell), **model)
     model_config.lead_in = lead_in_for(corpus.ids, corpus.vocab)
+    return _opened(
+        corpus, corpus.ids, corpus.vocab, model_config, config, run, device, dist, choice=choice
+    )
+
+
+def _opened(
+    corpus, ids, vocab, model_config, config, run, device, dist, weights=None, origin=None, **told
+) -> Opened:
+    """The run's Trainer on `ids` (the text of `corpus` in the model's `vocab`), its network
+    seeded (`weights`, if given, over the initial ones) alike on every rank, each rank's
+    generator then seeded apart so that its dropout masks differ; and what the checkpoint records
+    of the text."""
     torch.manual_seed(config.seed)
-    net = CharRNN(model_config).to(device)
-    if dist.rank:  # same initial weights everywhere, different dropout masks on each rank
+    net = CharRNN(model_config)
+    if weights is not None:
+        net.load_state_dict(weights)
+    net.to(device)
+    if dist.rank:
         torch.manual_seed(config.seed + dist.rank)
-    provenance = _provenance(corpus, corpus.ids, len(corpus.vocab))
-    state = RunState(net, corpus.vocab, config, provenance)
-    return Opened(Trainer(state, corpus.ids, run, dist), choice, chars=len(corpus))
-
-
-def _provenance(corpus: EncodedCorpus, ids: torch.Tensor, vocab_size: int) -> dict:
-    """What a checkpoint records of the text it was trained on (`ids` in the model's vocabulary)."""
-    return {
+    provenance = {
         "name": corpus.name,
         "sources": corpus.sources,
         "chars": len(corpus),
         "sha256": corpus.sha256,
         "encoding": corpus.encoding,
-        "char_counts": data.char_counts(ids, vocab_size),  # sample checks by it
+        "char_counts": data.char_counts(ids, len(vocab)),  # sample checks by it
     }
+    state = RunState(net, vocab, config, provenance, origin=origin)
+    return Opened(Trainer(state, ids, run, dist), chars=len(corpus), **told)
 
 
 def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist) -> Opened:
@@ -135,8 +124,8 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
     and schedule, the defaults of presets.FINE_TUNE under the options given. Characters of the
     text that the model never saw are appended to its vocabulary (model.grown_weights): the ones
     it knows keep their ids, and its predictions over them start as they were."""
-    payload, base_model, base_vocab, base_shape = _load_base(base)
-    c = base_model.config
+    payload, base_model, base_shape = _load_base(base)
+    c, base_vocab = base_model.config, base_model.vocab
     shape = {k: getattr(c, k) for k in _fields(ModelConfig) - {"dropout", "lead_in"}}
     asked = {**model, **({"cell": cell} if cell is not None else {})}
     if clash := {k: v for k, v in asked.items() if k in shape and v != shape[k]}:
@@ -153,14 +142,9 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
     like = [base_vocab.index[t[0]] if (t := lookalike(ch, base_vocab)) else None for ch in new]
     ids = data.reindex(corpus.ids, corpus.vocab, vocab)
     config = _fine_tune_config(base_shape, train, len(ids), dist)
-    torch.manual_seed(config.seed)
     dropout = model.get("dropout", c.dropout)
     lead = lead_in_for(ids, vocab)  # the new text's, not the base's
-    net = CharRNN(dataclasses.replace(c, vocab_size=len(vocab), dropout=dropout, lead_in=lead))
-    net.load_state_dict(grown_weights(base_model, like))
-    net.to(device)
-    if dist.rank:  # different dropout masks on each rank (the weights are the base's everywhere)
-        torch.manual_seed(config.seed + dist.rank)
+    tuned = dataclasses.replace(c, vocab_size=len(vocab), dropout=dropout, lead_in=lead)
     base_run = payload.get("corpus", {})
     origin = {
         "checkpoint": str(base.resolve()),
@@ -170,43 +154,38 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
         "vocab_size": len(base_vocab),
         "new_chars": "".join(new),
     }
-    state = RunState(net, vocab, config, _provenance(corpus, ids, len(vocab)), origin=origin)
     notes, base_b, b = [], base_shape["batch_size"], config.batch_size
     if "batch_size" not in train and b < base_b:
         notes.append(
             f"{b} stream{'s' * (b != 1)}, not the base's {base_b}, to fit {len(ids):,} characters"
         )
-    return Opened(Trainer(state, ids, run, dist), notes=notes, chars=len(corpus))
+    weights = grown_weights(base_model.net, like)
+    return _opened(
+        corpus, ids, vocab, tuned, config, run, device, dist, weights, origin, notes=notes
+    )
 
 
 def _load_base(path: Path):
-    """The payload, model, vocabulary and batch shape (_base_shape) of the checkpoint to start
-    from."""
+    """The payload and model of the checkpoint to start from, and the batch shape and peak rate it
+    was trained with."""
     try:
         payload = checkpoint.load(path)
-        model, vocab = checkpoint.restore_model(payload, path)
-        if not isinstance(payload["train_config"], dict) or not isinstance(
-            payload["trainer"], dict
-        ):
+        model = checkpoint.restore(payload, path)
+        train, trainer = payload["train_config"], payload["trainer"]
+        if not isinstance(train, dict) or not isinstance(trainer, dict):
             raise CheckpointError(f"{path} is inconsistent: its training config is broken")
-        shape = _base_shape(payload["train_config"])
+        shape = {k: train.get(k) for k in ("batch_size", "seq_len", "lr")}
+        if not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in shape.values()
+        ):
+            raise CheckpointError(f"its training config is broken ({shape})")
     except CheckpointError as e:
         raise CheckpointError(f"{e}; cannot start a run from it") from None
-    return payload, model, vocab, shape
-
-
-def _base_shape(train_config: dict) -> dict:
-    """The batch shape and peak rate a base checkpoint was trained with."""
-    shape = {k: train_config.get(k) for k in ("batch_size", "seq_len", "lr")}
-    if not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in shape.values()
-    ):
-        raise CheckpointError(f"its training config is broken ({shape})")
-    return shape
+    return payload, model, shape
 
 
 def _fine_tune_config(base: dict, train: dict, n_chars: int, dist: Dist) -> TrainConfig:
-    """TrainConfig for fine-tuning: the base run's batch shape (`base`, from _base_shape) at
+    """TrainConfig for fine-tuning: the base run's batch shape (`base`, from _load_base) at
     FINE_TUNE.lr_scale of its rate, FINE_TUNE's budget, patience and evaluations, under the
     options given; a batch size that fits a text too small for the base run's (unless given)."""
     defaults = {
@@ -223,15 +202,15 @@ def _fine_tune_config(base: dict, train: dict, n_chars: int, dist: Dist) -> Trai
     if "batch_size" not in train:
         fits = _fitting_batch(n_chars, config.val_frac, config.seq_len, dist.world)
         config = dataclasses.replace(config, batch_size=min(config.batch_size, fits))
-    if train.get("eval_every") is None:
-        config = _evaluating(config, n_chars, FINE_TUNE.evals_per_epoch, dist)
-    return config
+    return _evaluating(config, train, n_chars, FINE_TUNE.evals_per_epoch, dist)
 
 
-def _evaluating(config: TrainConfig, n_chars: int, per_epoch: int, dist: Dist) -> TrainConfig:
+def _evaluating(config: TrainConfig, train: dict, n_chars: int, per_epoch: int, dist: Dist):
     """`config` evaluating every EVAL_CHARS characters trained, but at least `per_epoch` times an
     epoch of a text of `n_chars`: a small text is learned by heart within a few epochs, and
-    best.pt can only keep the best model if an evaluation sees it."""
+    best.pt can only keep the best model if an evaluation sees it. An eval_every given wins."""
+    if train.get("eval_every") is not None:
+        return config
     n_train = int(n_chars * (1 - config.val_frac))
     steps_per_epoch = n_train // (config.batch_size * dist.world) // config.seq_len
     every = max(1, steps_per_epoch // per_epoch)

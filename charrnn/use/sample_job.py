@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from charrnn.model.runaway import MIN_JUDGED, looks_runaway
 from charrnn.model.trained import Model
-from charrnn.train.coldstart import MIN_JUDGED, looks_runaway
 from charrnn.use.sampler import SampleConfig, Sampler, StopCutter
 
 

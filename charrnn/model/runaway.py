@@ -1,0 +1,38 @@
+"""Does a text look like a runaway model wrote it? Judged by the training text's character counts
+(Model.char_counts): a runaway state writes one character over and over, or rare ones."""
+
+from __future__ import annotations
+
+import torch
+
+from charrnn.text.vocab import CharVocab
+
+RUNAWAY_NATS = 1.0  # a sound cold start is within hundredths of a nat of warm by character 100
+MIN_JUDGED = 50  # characters a sample needs before its characters say anything
+
+
+def char_surprise(text: str, vocab: CharVocab, counts: list[int]) -> float | None:
+    """How much rarer the characters of `text` are than the corpus's: their mean surprise under
+    the corpus's character frequencies (`counts`, per vocabulary id) minus the corpus's own mean
+    surprise, in nats per character. About 0 for text like the corpus; a runaway writes rare
+    characters (`$&3QZ...` in English) and scores several nats. None for text too short to judge.
+    """
+    if len(text) < MIN_JUDGED or len(counts) != len(vocab) or not sum(counts):
+        return None
+    freq = torch.tensor(counts, dtype=torch.float64) + 1.0  # (V,), no character impossible
+    surprise = -(freq / freq.sum()).log()  # (V,) nats
+    entropy = float((freq / freq.sum() * surprise).sum())
+    seen = torch.tensor(vocab.encode("".join(c for c in text if c in vocab)), dtype=torch.long)
+    return float(surprise[seen].mean()) - entropy
+
+
+def looks_runaway(text: str, vocab: CharVocab, counts: list[int] | None) -> str | None:
+    """What shows that a sample comes from a runaway state (as a phrase about the sample), or
+    None: one character repeated throughout, or characters far rarer than the corpus's (their
+    char_surprise over RUNAWAY_NATS). Too short a sample (under MIN_JUDGED) is not judged."""
+    if len(text) >= MIN_JUDGED and len(set(text)) == 1:  # a stuck state, whatever the character
+        return f"it is one character repeated ({text[0]!r})"
+    value = char_surprise(text, vocab, counts) if counts else None
+    if value is None or value <= RUNAWAY_NATS:
+        return None
+    return f"its characters are {value:.1f} nats rarer than the corpus's"
