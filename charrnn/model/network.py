@@ -1,33 +1,10 @@
 """CharRNN: embedding -> a stack of recurrent cells (LSTM, GRU or vanilla RNN) -> linear head.
 
-Why an LSTM and not a vanilla RNN: a vanilla RNN rewrites its whole memory at every character,
-h = tanh(W x + U h + b), so the gradient from a character 100 steps back is multiplied by U and
-tanh' 100 times and vanishes; in practice it forgets after a few dozen characters. An LSTM keeps a
-second vector, the cell state c, that runs along the sequence like a conveyor belt: each step only
-scales it (forget gate) and adds to it (input gate), so information and gradients can ride it for
-hundreds of characters. What the next layer and the head see is a gated read of that belt, h
-(output gate):
-
-        c_{t-1} ──(x f)────────(+)──────────────┬──> c_t         long-term memory, the belt
-                     ^          ^               │
-                  f = σ(.)   i·g, i = σ(.)    tanh
-                  forget     g = tanh(.)        │
-                     │       input/write     (x o), o = σ(.)  output gate
-        h_{t-1}, x_t ┴──────────┴───────────────┴──> h_t         short-term memory / output
-
-A GRU is the LSTM's lighter cousin: one vector h, and an update gate that mixes the old h with a
-candidate (h = (1 - update) * candidate + update * h), so keeping a memory is again a gate held
-near one rather than a product of many Jacobians.
-
-Two paths through the same cell: `forward` runs PyTorch's fused kernel (nn.LSTM / nn.GRU / nn.RNN,
-oneDNN on CPU, cuDNN on GPU) over whole sequences, for training, scoring and priming; `Stepper`
-reads one character per stream through the cell's step written out gate by gate (`lstm_step`,
-`gru_step`, `rnn_step`), which is both the clearest statement of the cell and the cheapest path
-for sampling. Tests hold the two equal.
-
-The recurrent state is the model's business: a tuple of tensors, each (num_layers, B, hidden_size)
-with the streams along dim 1 ((h, c) for the LSTM, (h,) for the others). Code outside this module
-creates, detaches, selects, expands and saves it through the functions here, never unpacking it.
+Two paths through the same cell, held equal by tests: `forward` runs PyTorch's fused kernel over
+whole sequences (training, scoring, priming); `Stepper` reads one character per stream through the
+cell's step written out gate by gate (sampling, inspection). The recurrent state is a tuple of
+(num_layers, B, hidden_size) tensors, opaque outside this module. Why each cell works as it does:
+docs/how-it-works.md.
 """
 
 from __future__ import annotations
@@ -38,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charrnn.model.config import CELLS, ModelConfig, parameter_count, parameter_shapes
+from charrnn.model.config import CELLS, STATES, ModelConfig, parameter_count, parameter_shapes
 
 __all__ = ["CELLS", "CharRNN", "ModelConfig", "Stepper", "parameter_count", "parameter_shapes"]
 
@@ -47,7 +24,6 @@ Probe = dict[str, torch.Tensor] | None  # where a step leaves what it computed, 
 
 _KERNELS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 LOGITS_BUDGET = 1 << 24  # floats of logits a reader holds at once (64 MB), whatever the vocabulary
-_STATE_TENSORS = {"lstm": 2, "gru": 1, "rnn": 1}  # (h, c) or (h,)
 
 
 class CharRNN(nn.Module):
@@ -83,12 +59,11 @@ class CharRNN(nn.Module):
     def device(self) -> torch.device:
         return self.head.weight.device
 
-    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+    def init_state(self, batch_size: int) -> State:
         """The all-zero state: before the first character of `batch_size` streams."""
         c = self.config
         shape = (c.num_layers, batch_size, c.hidden_size)
-        device = device or self.device
-        return tuple(torch.zeros(shape, device=device) for _ in range(_STATE_TENSORS[c.cell]))
+        return tuple(torch.zeros(shape, device=self.device) for _ in STATES[c.cell])
 
     def forward(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """idx (B, T) int64, state or None (zero) -> logits (B, T, V), the state after idx."""

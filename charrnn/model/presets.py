@@ -1,15 +1,7 @@
 """Model and optimisation presets, and `auto`: the preset that learns most in the time given.
 
-Measured on tinyshakespeare with 2 CPU cores (docs/performance.md): in a short budget a small
-model that sees the text several times beats a large one that sees it once; in a long budget the
-small one has learned what it can and a larger one, with dropout against over-fitting, wins. At
-both budgets one wide layer beat two or three narrower ones of similar cost. Short backprop windows
-(T) help: the state carries context across batches anyway (stateful batching), so a shorter T buys
-more optimizer steps for the same characters.
-
-The sizes are the LSTM's. A GRU (3 gate blocks to the LSTM's 4) and a vanilla RNN (1) get a wider
-layer of about the same parameter count (`for_cell`), so that `--size` compares cells at equal
-size: small is 1x512 LSTM, 1x592 GRU, 1x1040 RNN at 65 characters.
+The sizes are the LSTM's; a GRU or an RNN gets a wider layer of about the same parameter count
+(`for_cell`). Why these sizes and when `auto` picks which: docs/performance.md.
 """
 
 from __future__ import annotations

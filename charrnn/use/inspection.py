@@ -1,12 +1,7 @@
 """Inside a trained model: every layer's state, gates and prediction, one character at a time.
 
-A text (or a sample as it is written) is read through `Stepper`, the same readable step per cell
-that sampling uses, with a probe on every layer: after each character the record holds what each
-layer's step computed by name (the LSTM's cell state, hidden state and its forget, input and
-output gates and candidate; the GRU's hidden state, reset and update gates and candidate; the
-RNN's hidden state), and what the model then expects: the likeliest next characters, and how
-surprised it was by the character it just read. Like sampling and scoring, reading starts from a
-cold start (Model.start), so a record shows the model as `sample` and `score` use it.
+A text (or a sample as it is written) is read from a cold start through `Stepper`, the readable
+step sampling uses, with a probe on every layer (the fields of model/config.py's FIELDS).
 """
 
 from __future__ import annotations
@@ -22,13 +17,12 @@ from charrnn.model.trained import Model
 from charrnn.text.vocab import CharVocab
 from charrnn.use.sampler import SampleConfig, Sampler, sampling_threads, step_threads
 
-STATES = {"lstm": ("cell", "hidden"), "gru": ("hidden",), "rnn": ("hidden",)}
 TOP_K = 5  # next characters kept per record
 
 
-def record_bytes(config, chars: int) -> int:
-    """The memory a recording of `chars` characters holds (float32 values, every field)."""
-    return 4 * config.num_layers * config.hidden_size * len(FIELDS[config.cell]) * chars
+def recorded_values(config, chars: int) -> int:
+    """How many values a recording of `chars` characters holds: every field of every unit."""
+    return config.num_layers * config.hidden_size * len(FIELDS[config.cell]) * chars
 
 
 @dataclass
@@ -119,25 +113,20 @@ class Recorder:
         )
 
 
-def record_text(model: Model, text: str) -> Recording:
-    """Read `text` (every character in the vocabulary) and record every character of it."""
-    recorder = Recorder(model, len(text))
+def record(
+    model: Model, given: str, length: int = 0, config: SampleConfig | None = None
+) -> Recording:
+    """Read `given` (every character in the vocabulary) and, with a sampling `config`, then write
+    `length` characters as `charrnn sample` would (one sample: the same seed gives the same text),
+    recording every character of both."""
+    sampler = None
+    if config is not None:  # for its choice of characters
+        sampler = Sampler(model, replace(config, num_samples=1), track_logprob=False)
+    recorder = Recorder(model, len(given) + length)
     with step_threads(sampling_threads(model.net, 1)):
-        for idx in model.vocab.encode(text):
-            recorder.read(idx)
-    return recorder.recording(given=len(text))
-
-
-def record_sample(model: Model, length: int, config: SampleConfig, prime: str = "") -> Recording:
-    """Read `prime`, then write `length` characters as `charrnn sample` would with `config` (one
-    sample: the same seed gives the same text), recording every character of both."""
-    config = replace(config, num_samples=1)
-    sampler = Sampler(model, config, track_logprob=False)  # for its choice of characters
-    recorder = Recorder(model, len(prime) + length)
-    with step_threads(sampler.threads):
-        for idx in model.vocab.encode(prime):
+        for idx in model.vocab.encode(given):
             recorder.read(idx)
         for t in range(length):
             idx = sampler.choose(recorder.logits, t)  # (1,)
             recorder.read(int(idx[0]))
-    return recorder.recording(given=len(prime), seed=sampler.seeds[0])
+    return recorder.recording(given=len(given), seed=sampler.seeds[0] if sampler else None)

@@ -1,19 +1,9 @@
-"""Memory, measured: how well a model recalls a character after a gap, on text with a known answer.
+"""Memory, measured: the bits a model spends on a closer, by how far back its opener is.
 
-`recall_loss` reads a recall text (text/recall.py: `charrnn corpus get recall`, or `recall_text`
-for other gaps, kinds, sizes and seeds) through a model and reports, per gap, the bits on the
-closer. A model that has learned the format knows, after the cue, that a closer is next, so its
-loss on the closer measures memory of *which* opener alone, d + 2 characters back. Without a cue
-the closer's loss would mix in "is the record over yet?", which has nothing to do with memory. A
-model that remembers spends ~0 bits on the closer; one that knows only "some closer" spends
-log2 K.
-
-`closer_loss_by_distance` does the same for real text (brackets in code, quotes in prose), binned
-by how far back each closer's opener is (cf. Karpathy, Johnson & Fei-Fei 2015 on `}` in Linux).
-
-The parsers are plain Python; the two measurements import torch when called. Both read like
-scoring.py: from the model's cold start, a few thousand positions per forward pass with the
-state carried (Model.read).
+On a recall text (text/recall.py) per gap d, where only memory of *which* opener predicts the
+closer; on real text per distance bin (brackets in code, quotes in prose). What the two show and
+why: docs/cells-and-memory.md. Both read like scoring.py: from the model's cold start, a few
+thousand positions per forward pass with the state carried (Model.read).
 """
 
 from __future__ import annotations

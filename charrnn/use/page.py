@@ -18,18 +18,13 @@ from pathlib import Path
 import torch
 
 from charrnn import jsonl
-from charrnn.model.config import FIELDS, GATES
+from charrnn.model.config import GATES
 from charrnn.use.inspection import Recording
 from charrnn.use.units import Found, Saturation
 
 PAGE_BYTES = 64 * 2**20  # the most recorded values a page may hold (one byte each)
 # The page itself (markup, style and script), filled in by `fill`: %TITLE% and %DATA%.
 TEMPLATE = (Path(__file__).resolve().parent / "page.html").read_text(encoding="utf-8")
-
-
-def page_bytes(config, chars: int) -> int:
-    """How many bytes of values a page of `chars` characters of a `config` model holds."""
-    return config.num_layers * config.hidden_size * len(FIELDS[config.cell]) * chars
 
 
 def render(
