@@ -113,10 +113,8 @@ class CharRNN(nn.Module):
 
 
 # A new character's output starts this many nats below its lookalike's logit (or the mean logit):
-# at e^-16, about 1e-7 of that probability, which leaves every old character's probability as it
-# was to float32 precision. Its output row (the lookalike's, or the mean row) is what learns it:
-# Adam moves every weight of the row at once, so its logit can rise by several nats a step in
-# the contexts where the character occurs, where the bias alone would climb lr per step.
+# about 1e-7 of its probability, so the old characters' stay as they were to float32 precision;
+# its copied output row then learns it fast (docs/commands.md, --init-from).
 NEW_CHAR_GAP = 16.0
 
 
@@ -202,10 +200,8 @@ class Stepper:
     def __init__(self, model: CharRNN, batch_size: int = 1):
         self.model, self.step = model, STEPS[model.config.cell]
         self.summed = model.config.cell in ("lstm", "rnn")
-        # Measured on one row (2026-12-01, docs/sampling-speed.md): the gates' matrices (G*H, I)
-        # multiply fastest stored as a contiguous W^T (8-38% faster from 512x128 to 6144x1536 than W
-        # itself; 7% slower at 2048x1024 alone), the head (V, H) stored as W; a batch of rows is
-        # fastest on W^T throughout. The product is the same either way, to rounding.
+        # The layouts measured fastest (docs/sampling-speed.md): the gates' matrices as a contiguous
+        # W^T, the head as W for one row and W^T for a batch. The product is the same, to rounding.
         layout = lambda w: w.T.contiguous().T  # noqa: E731
         head_layout = layout if batch_size > 1 else (lambda w: w.contiguous())
         self.layers = []  # per layer: (W_ih or None, W_hh, b_ih, b_hh), laid out as they are used

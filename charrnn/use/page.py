@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import ctypes
+import html
 import re
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def render(
     for field, v in r.values.items():  # (L, T, H)
         signed[field] = field not in GATES[r.cell]
         if field == "cell":
-            cell_scale = cell_scales(v)  # (L, H)
+            cell_scale = v.abs().amax(1).clamp_min(1e-6)  # (L, H): each unit's largest |c|
             v = v / cell_scale[:, None, :]
         unit = (v + 1) / 2 if signed[field] else v
         q = (unit.clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
@@ -76,7 +77,7 @@ def render(
     }
     # "<" escaped: no "</script>" or "<!--" in the data can end the script element early.
     blob = jsonl.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
-    title = _escape(f"charrnn inspect: {checkpoint}")
+    title = html.escape(f"charrnn inspect: {checkpoint}", quote=False)
     return fill(TEMPLATE, TITLE=title, DATA=blob)
 
 
@@ -91,14 +92,5 @@ def _bytes(q: torch.Tensor) -> bytes:
     return ctypes.string_at(q.data_ptr(), q.numel())
 
 
-def cell_scales(cell: torch.Tensor) -> torch.Tensor:
-    """Each unit's largest |c| over the text, (L, T, H) -> (L, H): what its colours span."""
-    return cell.abs().amax(1).clamp_min(1e-6)
-
-
 def _rounded(x: torch.Tensor, places: int = 3) -> list[list[float]]:
     return [[round(v, places) for v in row] for row in x.tolist()]
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

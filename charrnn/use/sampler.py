@@ -228,12 +228,8 @@ def step_threads(threads: int):
 
 def sampling_threads(model: CharRNN, batch: int) -> int:
     """The most threads for sampling `batch` streams at once: one, unless a step is big enough to
-    share; then the generator's ThreadTuner fits the count to the cores free.
-
-    A step is a few small matrix products. Shared among threads, each ends at a barrier that waits
-    for the slowest thread, and a thread that another process has pushed off its core stalls every
-    step: -n 16 of a 1x512 model on 2 cores beside a busy process made 16,065 chars/s on one
-    thread and 2,529 on two (OMP_NUM_THREADS=1 was the users' cure).
+    share; then the generator's ThreadTuner fits the count to the cores free. Why one: a shared
+    step waits at a barrier for its slowest thread every step (docs/performance.md).
     """
     c = model.config
     h, v = c.hidden_size, model.head.weight.shape[0]
