@@ -84,6 +84,10 @@ class Model:
         """How a cold start begins (see `lead_in`)."""
         return lead_in(self.vocab, self.net)
 
+    def to(self, device: torch.device | str) -> Model:
+        self.net.to(device)
+        return self
+
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[Model]:
         """The network in eval mode (no dropout) for the block, then in the mode it was in: a
