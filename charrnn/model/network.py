@@ -207,15 +207,14 @@ class Stepper:
         self.layers = []  # per layer: (W_ih or None, W_hh, b_ih, b_hh), laid out as they are used
         for layer in range(model.config.num_layers):
             w_ih, w_hh, b_ih, b_hh = model.layer_weights(layer)
-            if layer == 0:
+            if layer == 0:  # the embedding, W_ih and b_ih (with b_hh where summed) as one table
+                bias = b_ih + b_hh if self.summed else b_ih
+                self.table = torch.addmm(bias, model.embed.weight, w_ih.T)  # (V, G*H)
                 self.layers.append((None, layout(w_hh), None, None if self.summed else b_hh))
             elif self.summed:
                 self.layers.append((layout(torch.cat([w_ih, w_hh], 1)), None, b_ih + b_hh, None))
             else:
                 self.layers.append((layout(w_ih), layout(w_hh), b_ih, b_hh))
-        w_ih, _, b_ih, b_hh = model.layer_weights(0)
-        bias = b_ih + b_hh if self.summed else b_ih
-        self.table = torch.addmm(bias, model.embed.weight, w_ih.T)  # (V, G*H)
         self.head_w, self.head_b = head_layout(model.head.weight), model.head.bias
         self.per_layer: list[tuple] = []
         self.start(model.init_state(batch_size))

@@ -1,11 +1,8 @@
 """One self-contained HTML page of a recording: the text coloured by any unit, in the browser.
 
-Everything is inline (CSS, script and data; a Content-Security-Policy forbids any other source),
-so the file opens from disk with no network. The values travel as one byte each, base64-encoded:
-hidden states and candidates from -1 to 1, gates from 0 to 1, and the cell state c divided by the
-unit's largest |c| over the text (`cell_scale`), so that a cell that counts (down by one at each
-character of a line, to -30) shows its count rather than a tanh(c) saturated after two steps.
-The page's address can pick what it shows: `page.html#1:17:cell` is layer 1, unit 17, its cell.
+Everything is inline (docs/commands.md, `--html`). Each value travels as one byte, base64-encoded:
+hidden states and candidates from -1 to 1, gates from 0 to 1, and the cell state divided by the
+unit's largest |c| over the text (`cell_scale`), so that a counting cell shows its count.
 """
 
 from __future__ import annotations
