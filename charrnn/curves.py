@@ -20,7 +20,6 @@ from charrnn.runs import RunDir, is_evaluation
 # What a curve can be drawn against: training time (seconds, across resumes), characters trained
 # on (by every process together), optimizer steps.
 X_AXES = ("time", "chars", "steps")
-CURVES = ("val", "train")  # validation, training
 
 
 @dataclass(frozen=True)
@@ -47,13 +46,12 @@ class RunCurves:
     step: int | None  # the step of its newest checkpoint, for messages
     val: tuple[Point, ...]
     train: tuple[Point, ...]
-    # records of each curve whose figure is not a finite number (a model whose weights broke down
-    # evaluates to NaN): they are not drawn, and a curve made only of them says so
-    val_not_finite: int = 0
-    train_not_finite: int = 0
+    # per curve, the records whose figure is not a finite number (a model whose weights broke
+    # down evaluates to NaN): they are not drawn, and a curve made only of them says so
+    not_finite: dict[str, int]
 
     def points(self, curve: str) -> tuple[Point, ...]:
-        """The points of `curve` (one of CURVES)."""
+        """The points of `curve` ("val" or "train")."""
         return self.val if curve == "val" else self.train
 
 
@@ -89,8 +87,7 @@ def read_curves(run: RunDir) -> RunCurves:
         step=step if isinstance(step, int) else None,
         val=tuple(val),
         train=tuple(training or old_train),
-        val_not_finite=not_finite["val"],
-        train_not_finite=not_finite["train"],
+        not_finite=not_finite,
     )
 
 
@@ -159,7 +156,7 @@ def no_points(curves: RunCurves, wanted: tuple[str, ...]) -> str | None:
     if any(curves.points(c) for c in wanted):
         return None
     at = f" (step {curves.step:,})" if curves.step is not None else ""
-    broken = [(c, n) for c in wanted if (n := getattr(curves, f"{c}_not_finite"))]
+    broken = [(c, n) for c in wanted if (n := curves.not_finite[c])]
     if broken:
         nouns = {"val": "evaluation", "train": "training record"}
         what = " and ".join(f"{n:,} {nouns[c]}{'s' * (n != 1)}" for c, n in broken)

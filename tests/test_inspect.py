@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from charrnn.model.config import CELLS, FIELDS, GATES
 from charrnn.model.trained import Model, lead_in
 from charrnn.text.vocab import CharVocab
-from charrnn.use.inspection import Recording, record_sample, record_text
+from charrnn.use.inspection import Recording, record
 from charrnn.use.page import render
 from charrnn.use.sampler import SampleConfig, Sampler
 from charrnn.use.scoring import score_text
@@ -37,7 +37,7 @@ def test_the_record_is_the_fused_kernels_reading(cell, num_layers):
     likeliest next characters, and surprises that add up to the scorer's nats."""
     model = model_for(cell, num_layers)
     text = "".join(VOCAB.chars[i] for i in torch.randint(0, len(VOCAB), (60,)).tolist())
-    rec = record_text(Model(model, VOCAB), text)
+    rec = record(Model(model, VOCAB), text)
     assert set(rec.values) == set(FIELDS[cell]) and rec.text == text
     idx = torch.tensor([VOCAB.encode(lead_in(VOCAB) + text)])
     with torch.no_grad():
@@ -61,7 +61,7 @@ def test_the_recorded_gates_make_the_recorded_states(cell):
     """The gates in the record are those that made the next state: for the LSTM
     c = forget * c + input * candidate and h = output * tanh(c); for the GRU
     h = (1 - update) * candidate + update * h."""
-    rec = record_text(Model(model_for(cell), VOCAB), "abc (de) 'fg'\n\"ab\" cd\nefg")
+    rec = record(Model(model_for(cell), VOCAB), "abc (de) 'fg'\n\"ab\" cd\nefg")
     v = rec.values
     if cell == "lstm":
         c, f, i, g = (v[k] for k in ("cell", "forget", "input", "candidate"))
@@ -83,7 +83,7 @@ def test_a_recorded_sample_is_the_samplers_text(cell):
     and records the prime as given."""
     model = model_for(cell)
     config = SampleConfig(temperature=(0.9,), seed=7)
-    rec = record_sample(Model(model, VOCAB), 80, config, prime="ab (")
+    rec = record(Model(model, VOCAB), "ab (", 80, config)
     sampler = Sampler(Model(model, VOCAB), config)
     sampler.prime("ab (")
     written = "".join(chars[0] for chars in sampler.generate(80))
@@ -166,7 +166,7 @@ def test_the_page_is_self_contained_and_holds_the_record():
     text = 'ab</script><script>alert("x")</script>\n' * 2
     vocab = CharVocab.from_text(text)
     model = tiny("lstm", vocab_size=len(vocab))
-    rec = record_text(Model(model, vocab), text)
+    rec = record(Model(model, vocab), text)
     html = render(rec, "runs/x/best.pt", find_units(rec), gate_saturation(rec))
     assert "default-src 'none'" in html
     assert not re.search(r"<(script|img|link|iframe)[^>]*\b(src|href)=", html)
@@ -201,7 +201,7 @@ def test_the_page_template_is_filled_in_one_pass(name, text):
     from charrnn.use.page import TEMPLATE
 
     vocab = CharVocab.from_text(text)
-    html = render(record_text(Model(tiny("lstm", vocab_size=len(vocab)), vocab), text), name)
+    html = render(record(Model(tiny("lstm", vocab_size=len(vocab)), vocab), text), name)
     title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
     escaped = name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     assert title == f"charrnn inspect: {escaped}"
@@ -342,7 +342,7 @@ def test_the_page_needs_no_numpy(monkeypatch):
         raise RuntimeError("Numpy is not available")
 
     monkeypatch.setattr(torch.Tensor, "numpy", no_numpy)
-    rec = record_text(Model(model_for("gru"), VOCAB), "abc de\n")
+    rec = record(Model(model_for("gru"), VOCAB), "abc de\n")
     assert page_data(render(rec, "x"))["text"] == "abc de\n"
 
 

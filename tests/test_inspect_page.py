@@ -144,12 +144,12 @@ def test_every_character_is_one_span_whatever_it_is(tmp_path):
     and quotes in the text: one span per character of the record, the text as it was read."""
     from charrnn.model.trained import Model
     from charrnn.text.vocab import CharVocab
-    from charrnn.use.inspection import record_text
+    from charrnn.use.inspection import record
     from charrnn.use.page import render
 
     text = 'a 🙂 b</script>\n"\\x" 𝄞 é\te\u202eright to left\n'
     vocab = CharVocab.from_text(text)
-    rec = record_text(Model(tiny("lstm", vocab_size=len(vocab)), vocab), text)
+    rec = record(Model(tiny("lstm", vocab_size=len(vocab)), vocab), text)
     out = tmp_path / "page.html"
     out.write_text(render(rec, "tiny"), encoding="utf-8")
     with Browser(CHROMIUM, DEADLINE) as b:

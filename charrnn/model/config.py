@@ -17,6 +17,8 @@ FIELDS = {
     "gru": ("hidden", "reset", "update", "candidate"),
     "rnn": ("hidden",),
 }
+# What each cell carries from one character to the next: (h, c) for the LSTM, (h,) for the others.
+STATES = {"lstm": ("cell", "hidden"), "gru": ("hidden",), "rnn": ("hidden",)}
 GATES = {"lstm": ("forget", "input", "output"), "gru": ("reset", "update"), "rnn": ()}
 
 

@@ -1,33 +1,10 @@
 """CharRNN: embedding -> a stack of recurrent cells (LSTM, GRU or vanilla RNN) -> linear head.
 
-Why an LSTM and not a vanilla RNN: a vanilla RNN rewrites its whole memory at every character,
-h = tanh(W x + U h + b), so the gradient from a character 100 steps back is multiplied by U and
-tanh' 100 times and vanishes; in practice it forgets after a few dozen characters. An LSTM keeps a
-second vector, the cell state c, that runs along the sequence like a conveyor belt: each step only
-scales it (forget gate) and adds to it (input gate), so information and gradients can ride it for
-hundreds of characters. What the next layer and the head see is a gated read of that belt, h
-(output gate):
-
-        c_{t-1} ──(x f)────────(+)──────────────┬──> c_t         long-term memory, the belt
-                     ^          ^               │
-                  f = σ(.)   i·g, i = σ(.)    tanh
-                  forget     g = tanh(.)        │
-                     │       input/write     (x o), o = σ(.)  output gate
-        h_{t-1}, x_t ┴──────────┴───────────────┴──> h_t         short-term memory / output
-
-A GRU is the LSTM's lighter cousin: one vector h, and an update gate that mixes the old h with a
-candidate (h = (1 - update) * candidate + update * h), so keeping a memory is again a gate held
-near one rather than a product of many Jacobians.
-
-Two paths through the same cell: `forward` runs PyTorch's fused kernel (nn.LSTM / nn.GRU / nn.RNN,
-oneDNN on CPU, cuDNN on GPU) over whole sequences, for training, scoring and priming; `Stepper`
-reads one character per stream through the cell's step written out gate by gate (`lstm_step`,
-`gru_step`, `rnn_step`), which is both the clearest statement of the cell and the cheapest path
-for sampling. Tests hold the two equal.
-
-The recurrent state is the model's business: a tuple of tensors, each (num_layers, B, hidden_size)
-with the streams along dim 1 ((h, c) for the LSTM, (h,) for the others). Code outside this module
-creates, detaches, selects, expands and saves it through the functions here, never unpacking it.
+Two paths through the same cell, held equal by tests: `forward` runs PyTorch's fused kernel over
+whole sequences (training, scoring, priming); `Stepper` reads one character per stream through the
+cell's step written out gate by gate (sampling, inspection). The recurrent state is a tuple of
+(num_layers, B, hidden_size) tensors, opaque outside this module. Why each cell works as it does:
+docs/how-it-works.md.
 """
 
 from __future__ import annotations
@@ -38,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charrnn.model.config import CELLS, ModelConfig, parameter_count, parameter_shapes
+from charrnn.model.config import CELLS, STATES, ModelConfig, parameter_count, parameter_shapes
 
 __all__ = ["CELLS", "CharRNN", "ModelConfig", "Stepper", "parameter_count", "parameter_shapes"]
 
@@ -47,7 +24,6 @@ Probe = dict[str, torch.Tensor] | None  # where a step leaves what it computed, 
 
 _KERNELS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 LOGITS_BUDGET = 1 << 24  # floats of logits a reader holds at once (64 MB), whatever the vocabulary
-_STATE_TENSORS = {"lstm": 2, "gru": 1, "rnn": 1}  # (h, c) or (h,)
 
 
 class CharRNN(nn.Module):
@@ -83,12 +59,11 @@ class CharRNN(nn.Module):
     def device(self) -> torch.device:
         return self.head.weight.device
 
-    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+    def init_state(self, batch_size: int) -> State:
         """The all-zero state: before the first character of `batch_size` streams."""
         c = self.config
         shape = (c.num_layers, batch_size, c.hidden_size)
-        device = device or self.device
-        return tuple(torch.zeros(shape, device=device) for _ in range(_STATE_TENSORS[c.cell]))
+        return tuple(torch.zeros(shape, device=self.device) for _ in STATES[c.cell])
 
     def forward(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """idx (B, T) int64, state or None (zero) -> logits (B, T, V), the state after idx."""
@@ -138,10 +113,8 @@ class CharRNN(nn.Module):
 
 
 # A new character's output starts this many nats below its lookalike's logit (or the mean logit):
-# at e^-16, about 1e-7 of that probability, which leaves every old character's probability as it
-# was to float32 precision. Its output row (the lookalike's, or the mean row) is what learns it:
-# Adam moves every weight of the row at once, so its logit can rise by several nats a step in
-# the contexts where the character occurs, where the bias alone would climb lr per step.
+# about 1e-7 of its probability, so the old characters' stay as they were to float32 precision;
+# its copied output row then learns it fast (docs/commands.md, --init-from).
 NEW_CHAR_GAP = 16.0
 
 
@@ -227,24 +200,21 @@ class Stepper:
     def __init__(self, model: CharRNN, batch_size: int = 1):
         self.model, self.step = model, STEPS[model.config.cell]
         self.summed = model.config.cell in ("lstm", "rnn")
-        # Measured on one row (2026-12-01, docs/sampling-speed.md): the gates' matrices (G*H, I)
-        # multiply fastest stored as a contiguous W^T (8-38% faster from 512x128 to 6144x1536 than W
-        # itself; 7% slower at 2048x1024 alone), the head (V, H) stored as W; a batch of rows is
-        # fastest on W^T throughout. The product is the same either way, to rounding.
+        # The layouts measured fastest (docs/sampling-speed.md): the gates' matrices as a contiguous
+        # W^T, the head as W for one row and W^T for a batch. The product is the same, to rounding.
         layout = lambda w: w.T.contiguous().T  # noqa: E731
         head_layout = layout if batch_size > 1 else (lambda w: w.contiguous())
         self.layers = []  # per layer: (W_ih or None, W_hh, b_ih, b_hh), laid out as they are used
         for layer in range(model.config.num_layers):
             w_ih, w_hh, b_ih, b_hh = model.layer_weights(layer)
-            if layer == 0:
+            if layer == 0:  # the embedding, W_ih and b_ih (with b_hh where summed) as one table
+                bias = b_ih + b_hh if self.summed else b_ih
+                self.table = torch.addmm(bias, model.embed.weight, w_ih.T)  # (V, G*H)
                 self.layers.append((None, layout(w_hh), None, None if self.summed else b_hh))
             elif self.summed:
                 self.layers.append((layout(torch.cat([w_ih, w_hh], 1)), None, b_ih + b_hh, None))
             else:
                 self.layers.append((layout(w_ih), layout(w_hh), b_ih, b_hh))
-        w_ih, _, b_ih, b_hh = model.layer_weights(0)
-        bias = b_ih + b_hh if self.summed else b_ih
-        self.table = torch.addmm(bias, model.embed.weight, w_ih.T)  # (V, G*H)
         self.head_w, self.head_b = head_layout(model.head.weight), model.head.bias
         self.per_layer: list[tuple] = []
         self.start(model.init_state(batch_size))

@@ -1,15 +1,7 @@
 """Model and optimisation presets, and `auto`: the preset that learns most in the time given.
 
-Measured on tinyshakespeare with 2 CPU cores (docs/performance.md): in a short budget a small
-model that sees the text several times beats a large one that sees it once; in a long budget the
-small one has learned what it can and a larger one, with dropout against over-fitting, wins. At
-both budgets one wide layer beat two or three narrower ones of similar cost. Short backprop windows
-(T) help: the state carries context across batches anyway (stateful batching), so a shorter T buys
-more optimizer steps for the same characters.
-
-The sizes are the LSTM's. A GRU (3 gate blocks to the LSTM's 4) and a vanilla RNN (1) get a wider
-layer of about the same parameter count (`for_cell`), so that `--size` compares cells at equal
-size: small is 1x512 LSTM, 1x592 GRU, 1x1040 RNN at 65 characters.
+The sizes are the LSTM's; a GRU or an RNN gets a wider layer of about the same parameter count
+(`for_cell`). Why these sizes and when `auto` picks which: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -50,19 +42,14 @@ class Preset:
 PRESETS = {
     "tiny": Preset(1, 128, 32, 0.0, 32, 32, 1e-2, 0.01),
     "small": Preset(1, 512, 64, 0.0, 32, 32, 5e-3, 0.01),  # one wide layer: fastest to learn
-    # Weight decay 0.1: measured on tinyshakespeare, 10 minutes, the same seed, one run after the
-    # other (docs/performance.md): 1.4277 nats against 1.4506 at 0.01 and 1.4479 at 0.3, ahead
-    # at every evaluation: a regulariser that costs no time, for a model that reads its text five
-    # times. Not moved where it was not measured to help (small at 136.5 s: 1.4974 against 1.5101,
-    # with 7% more steps; tiny: the recall test of bench/memory.py learned at 0.01 and not at 0.1).
+    # Weight decay 0.1: ahead at every evaluation over 10 minutes on tinyshakespeare, where 0.01
+    # elsewhere: not measured to help small or tiny (docs/performance.md).
     "medium": Preset(1, 768, 64, 0.1, 32, 32, 5e-3, 0.1),
     "large": Preset(3, 512, 128, 0.25, 32, 64, 3e-3, 0.01),
 }
 # Characters the medium model must be able to train in the budget (as its start-up probe measures
-# them) for `auto` to pick it over small. docs/performance.md, on tinyshakespeare, this machine
-# idle and slowed to one core: small wins by 0.09-0.11 nats at 0.6-1.3M measured characters of
-# medium; medium wins at 2.6-3.0M (one core, 600 s: by 0.011 before its weight decay of 0.1,
-# which gained it 0.017 by then) and at 5.4M and more. The line sits between the two.
+# them) for `auto` to pick it over small: small wins at 0.6-1.3M, medium from 2.6M
+# (docs/performance.md); the line sits between the two.
 MEDIUM_FROM_CHARS = 2_000_000
 BIG_CORPUS = 20_000_000  # characters: a CPU run sees so much text about once, so no dropout
 
@@ -141,9 +128,6 @@ def for_cell(preset: Preset, cell: str, vocab_size: int) -> Preset:
     return replace(preset, hidden_size=width, lr=lr)
 
 
-# A vanilla RNN has no gate to damp a large step: at the LSTM's peak rate, Adam moves each of the
-# wide RNN's recurrent weights so far per step that its tanh units saturate, and it stops learning.
-# Measured on tinyshakespeare, 1x1552 RNN (medium), 300 steps: val 2.558 nats at lr 5e-3 (stuck
-# at the unigram level), 2.016 at 2e-3, 2.129 at 1e-3, 2.286 at 3e-4. The GRU at the LSTM's rate
-# learned fastest (1x888, 300 steps: 1.762 at 5e-3, 1.880 at 2e-3), so only the RNN's is lowered.
+# A vanilla RNN has no gate to damp a large step: at the LSTM's peak rate its tanh units saturate
+# and it stops learning; the GRU learns fastest at the LSTM's rate (docs/commands.md, --cell).
 RNN_LR_SCALE = 0.4

@@ -1,12 +1,8 @@
 """A trained model whole: the network, its vocabulary, its lead-in and its character statistics.
 
-Sampling, scoring, inspection, evaluation, the cold-start check and the memory measures all read
-text through a `Model`, so a cold start is written once, here.
-
-Why a lead-in: every reader starts from a blank (all-zero) state, which stateful training meets
-only where a stream (re)starts cold (TrainConfig.cold_start_prob). So a reader first reads how the
-model's text starts a paragraph (a blank line, a line break or a space), and only then its own
-text: the first characters then read like the start of a paragraph, not like the middle of one.
+Every reader of text (sampling, scoring, inspection, evaluation, the cold-start check, the memory
+measures) starts through a `Model`, so a cold start is written once: a zero state that first reads
+the lead-in, how the model's text starts a paragraph (why: docs/cold-starts.md).
 """
 
 from __future__ import annotations

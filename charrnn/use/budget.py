@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from charrnn.errors import ConfigError
 from charrnn.model.config import ModelConfig
 from charrnn.use import page
-from charrnn.use.inspection import record_bytes
+from charrnn.use.inspection import recorded_values
 
 # A recording's values, and at the peak about as much again: --find-units' standardised copy of
 # the states, or the page's quantised bytes and text (measured: 715 MB for a 368 MB recording).
 PEAK_PER_RECORDED = 2
+VALUE_BYTES = 4  # a recording holds float32 values; a page, one byte each
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,14 @@ class Budget:
         c, more = self.config, "+" if option == "--max-chars" else ""
         shape = f"{c.num_layers}x{c.hidden_size} {c.cell.upper()}"
         if self.bound == "memory":
-            peak = PEAK_PER_RECORDED * record_bytes(c, chars)
+            peak = PEAK_PER_RECORDED * VALUE_BYTES * recorded_values(c, chars)
             return ConfigError(
                 f"recording {chars:,}{more} characters of this {shape} takes "
                 f"{size_text(peak)} of memory or more at its peak, more than half of the "
                 f"{size_text(self.free)} free; pass {option} {self.fits:,} or less"
             )
         if self.bound == "page":
-            size = page.page_bytes(c, chars)
+            size = recorded_values(c, chars)
             return ConfigError(
                 f"a page of {chars:,}{more} characters of this {shape} would hold "
                 f"{size_text(size)} of values or more, more than a browser opens at ease; "
@@ -54,9 +55,10 @@ def recording_budget(config: ModelConfig, max_chars: int, with_page: bool) -> Bu
     page (`with_page`), what a page holds; the first of the smallest."""
     free = free_memory()
     limits = [(max_chars, "chars")]
-    limits.append((free // 2 // (PEAK_PER_RECORDED * record_bytes(config, 1)), "memory"))
+    peak = PEAK_PER_RECORDED * VALUE_BYTES * recorded_values(config, 1)
+    limits.append((free // 2 // peak, "memory"))
     if with_page:
-        limits.append((page.PAGE_BYTES // page.page_bytes(config, 1), "page"))
+        limits.append((page.PAGE_BYTES // recorded_values(config, 1), "page"))
     fits, bound = min(limits, key=lambda limit: limit[0])
     return Budget(fits, bound, config, free)
 

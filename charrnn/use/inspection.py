@@ -1,12 +1,7 @@
 """Inside a trained model: every layer's state, gates and prediction, one character at a time.
 
-A text (or a sample as it is written) is read through `Stepper`, the same readable step per cell
-that sampling uses, with a probe on every layer: after each character the record holds what each
-layer's step computed by name (the LSTM's cell state, hidden state and its forget, input and
-output gates and candidate; the GRU's hidden state, reset and update gates and candidate; the
-RNN's hidden state), and what the model then expects: the likeliest next characters, and how
-surprised it was by the character it just read. Like sampling and scoring, reading starts from a
-cold start (Model.start), so a record shows the model as `sample` and `score` use it.
+A text (or a sample as it is written) is read from a cold start through `Stepper`, the readable
+step sampling uses, with a probe on every layer (the fields of model/config.py's FIELDS).
 """
 
 from __future__ import annotations
@@ -22,13 +17,12 @@ from charrnn.model.trained import Model
 from charrnn.text.vocab import CharVocab
 from charrnn.use.sampler import SampleConfig, Sampler, sampling_threads, step_threads
 
-STATES = {"lstm": ("cell", "hidden"), "gru": ("hidden",), "rnn": ("hidden",)}
 TOP_K = 5  # next characters kept per record
 
 
-def record_bytes(config, chars: int) -> int:
-    """The memory a recording of `chars` characters holds (float32 values, every field)."""
-    return 4 * config.num_layers * config.hidden_size * len(FIELDS[config.cell]) * chars
+def recorded_values(config, chars: int) -> int:
+    """How many values a recording of `chars` characters holds: every field of every unit."""
+    return config.num_layers * config.hidden_size * len(FIELDS[config.cell]) * chars
 
 
 @dataclass
@@ -65,79 +59,47 @@ class Recording:
         return [(self.vocab.chars[i], p) for i, p in zip(ids, probs, strict=True)]
 
 
-class Recorder:
-    """Reads characters one at a time through the model's step and records each one."""
-
-    @torch.inference_mode()
-    def __init__(self, model: Model, capacity: int, top_k: int = TOP_K):
-        self.model, self.vocab, self.device = model, model.vocab, model.device
-        model.net.eval()
-        c = model.config
-        self.fields = FIELDS[c.cell]
-        self.values = {
-            f: torch.zeros(c.num_layers, capacity, c.hidden_size) for f in self.fields
-        }  # (L, T, H) each
-        self.surprise = torch.zeros(capacity)
-        self.k = min(top_k, len(model.vocab))
-        self.top_ids = torch.zeros(capacity, self.k, dtype=torch.long)
-        self.top_probs = torch.zeros(capacity, self.k)
-        self.chars: list[str] = []
-        self.stepper = model.net.stepper(1)
-        start = model.start(1)
-        self.stepper.start(start.state)
-        self.logits = start.logits  # (1, V): the odds for the next character
-
-    @torch.inference_mode()
-    def read(self, idx: int) -> None:
-        """Read character `idx`: record how surprising it was, the state after it, and the odds
-        for the one after it."""
-        t = len(self.chars)
-        log_probs = F.log_softmax(self.logits[0].float(), -1)  # (V,)
-        self.surprise[t] = -log_probs[idx] / math.log(2)
-        probes: list[dict] = [{} for _ in range(self.model.config.num_layers)]
-        self.logits = self.stepper(torch.tensor([idx], device=self.device), probes)
-        for layer, probe in enumerate(probes):
-            for f in self.fields:
-                self.values[f][layer, t] = probe[f][0].cpu()
-        probs, ids = torch.softmax(self.logits[0].float(), -1).topk(self.k)
-        self.top_ids[t], self.top_probs[t] = ids.cpu(), probs.cpu()
-        self.chars.append(self.vocab.chars[idx])
-
-    def recording(self, given: int, seed: int | None = None) -> Recording:
-        """What was read so far (views of the buffers: no second copy of the values)."""
-        n = len(self.chars)
-        return Recording(
-            text="".join(self.chars),
-            cell=self.model.config.cell,
-            values={f: v[:, :n] for f, v in self.values.items()},
-            surprise=self.surprise[:n],
-            top_ids=self.top_ids[:n],
-            top_probs=self.top_probs[:n],
-            given=given,
-            vocab=self.vocab,
-            seed=seed,
-        )
-
-
-def record_text(model: Model, text: str) -> Recording:
-    """Read `text` (every character in the vocabulary) and record every character of it."""
-    recorder = Recorder(model, len(text))
+@torch.inference_mode()
+def record(
+    model: Model, given: str, length: int = 0, config: SampleConfig | None = None
+) -> Recording:
+    """Read `given` (every character in the vocabulary) and, with a sampling `config`, then write
+    `length` characters as `charrnn sample` would (one sample: the same seed gives the same text),
+    recording every character of both."""
+    sampler = None
+    if config is not None:  # for its choice of characters
+        sampler = Sampler(model, replace(config, num_samples=1), track_logprob=False)
+    model.net.eval()
+    c, ids = model.config, model.vocab.encode(given)
+    n, k = len(ids) + length, min(TOP_K, len(model.vocab))
+    values = {f: torch.zeros(c.num_layers, n, c.hidden_size) for f in FIELDS[c.cell]}  # (L, T, H)
+    surprise = torch.zeros(n)
+    top_ids, top_probs = torch.zeros(n, k, dtype=torch.long), torch.zeros(n, k)
+    stepper, start = model.net.stepper(1), model.start(1)
+    stepper.start(start.state)
+    logits = start.logits  # (1, V): the odds for the next character
     with step_threads(sampling_threads(model.net, 1)):
-        for idx in model.vocab.encode(text):
-            recorder.read(idx)
-    return recorder.recording(given=len(text))
-
-
-def record_sample(model: Model, length: int, config: SampleConfig, prime: str = "") -> Recording:
-    """Read `prime`, then write `length` characters as `charrnn sample` would with `config` (one
-    sample: the same seed gives the same text), recording every character of both."""
-    config = replace(config, num_samples=1)
-    sampler = Sampler(model, config, track_logprob=False)  # for its choice of characters
-    recorder = Recorder(model, len(prime) + length)
-    with step_threads(sampler.threads):
-        for idx in model.vocab.encode(prime):
-            recorder.read(idx)
-        for t in range(length):
-            idx = sampler.choose(recorder.logits, t)  # (1,)
-            recorder.read(int(idx[0]))
-    return recorder.recording(given=len(prime), seed=sampler.seeds[0])
+        for t in range(n):
+            if t >= len(given):  # past the given text: the sampler's choice
+                ids.append(int(sampler.choose(logits, t - len(given))[0]))
+            idx = ids[t]
+            # how surprising it was, the state after it, and the odds for the one after it
+            surprise[t] = -F.log_softmax(logits[0].float(), -1)[idx] / math.log(2)
+            probes: list[dict] = [{} for _ in range(c.num_layers)]
+            logits = stepper(torch.tensor([idx], device=model.device), probes)
+            for layer, probe in enumerate(probes):
+                for f, v in values.items():
+                    v[layer, t] = probe[f][0].cpu()
+            probs, top = torch.softmax(logits[0].float(), -1).topk(k)
+            top_ids[t], top_probs[t] = top.cpu(), probs.cpu()
+    return Recording(
+        text="".join(model.vocab.chars[i] for i in ids),
+        cell=c.cell,
+        values=values,
+        surprise=surprise,
+        top_ids=top_ids,
+        top_probs=top_probs,
+        given=len(given),
+        vocab=model.vocab,
+        seed=sampler.seeds[0] if sampler else None,
+    )

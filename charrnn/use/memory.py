@@ -1,19 +1,9 @@
-"""Memory, measured: how well a model recalls a character after a gap, on text with a known answer.
+"""Memory, measured: the bits a model spends on a closer, by how far back its opener is.
 
-`recall_loss` reads a recall text (text/recall.py: `charrnn corpus get recall`, or `recall_text`
-for other gaps, kinds, sizes and seeds) through a model and reports, per gap, the bits on the
-closer. A model that has learned the format knows, after the cue, that a closer is next, so its
-loss on the closer measures memory of *which* opener alone, d + 2 characters back. Without a cue
-the closer's loss would mix in "is the record over yet?", which has nothing to do with memory. A
-model that remembers spends ~0 bits on the closer; one that knows only "some closer" spends
-log2 K.
-
-`closer_loss_by_distance` does the same for real text (brackets in code, quotes in prose), binned
-by how far back each closer's opener is (cf. Karpathy, Johnson & Fei-Fei 2015 on `}` in Linux).
-
-The parsers are plain Python; the two measurements import torch when called. Both read like
-scoring.py: from the model's cold start, a few thousand positions per forward pass with the
-state carried (Model.read).
+On a recall text (text/recall.py) per gap d, where only memory of *which* opener predicts the
+closer; on real text per distance bin (brackets in code, quotes in prose). What the two show and
+why: docs/cells-and-memory.md. Both read like scoring.py: from the model's cold start, a few
+thousand positions per forward pass with the state carried (Model.read).
 """
 
 from __future__ import annotations
@@ -21,7 +11,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -65,31 +55,19 @@ def recall_loss(
     read as `streams` side-by-side streams cut at line starts, each from a cold start; only the
     first record of each stream starts cold.
     """
-    import torch
-
     records = parse_recall(text)
     seen = 1 + max(r.kind for r in records)
     kinds = seen if kinds is None else kinds
     if not seen <= kinds <= len(PAIRS):
         raise ConfigError(f"the text holds {seen} kinds of record; kinds={kinds} cannot score it")
     closers = model.vocab.encode("".join(pair[1] for pair in PAIRS[:kinds]))  # (K,) ids
-    starts = _line_starts(text, streams)
-    logp = _log_probs_at(model, text, [r.closer_at for r in records], starts, chunk)
-    truth = torch.tensor([closers[r.kind] for r in records])  # (N,)
-    bits = -logp.gather(1, truth[:, None])[:, 0] / math.log(2)  # (N,)
-    right = logp[:, closers].argmax(1) == torch.tensor([r.kind for r in records])  # (N,)
-    gaps = torch.tensor([r.gap for r in records])
-    results = {}
-    for d in sorted(set(gaps.tolist())):
-        mine = gaps == d
-        results[d] = GapResult(
-            gap=d,
-            count=int(mine.sum()),
-            bits=float(bits[mine].mean()),
-            accuracy=float(right[mine].double().mean()),
-            chance=math.log2(kinds),
-        )
-    return results
+    targets, starts = [r.closer_at for r in records], _line_starts(text, streams)
+    bits, right = _closer_bits(model, text, targets, starts, closers, chunk)
+    by_gap = _groups(r.gap for r in records)
+    return {
+        d: GapResult(d, len(mine), _mean(bits, mine), _mean(right, mine), math.log2(kinds))
+        for d, mine in sorted(by_gap.items())
+    }
 
 
 def _line_starts(text: str, streams: int) -> list[int]:
@@ -189,23 +167,15 @@ def closer_loss_by_distance(
     opener the model is asked to remember is in what it has read. Pairs are matched by
     match_pairs.
     """
-    import torch
-
     bins = list(bins)
     if not bins or bins[0] < 1 or bins != sorted(set(bins)):
         raise ConfigError(f"the distance bins must be ascending whole numbers from 1, not {bins}")
     text = text if limit is None else text[:limit]
     found = match_pairs(text, pairs)
-    bits, right = [], []
-    if found:
-        logp = _log_probs_at(model, text, [c for _, c in found], [0], chunk)  # (N, V)
-        truth = torch.tensor(model.vocab.encode("".join(text[c] for _, c in found)))  # (N,)
-        bits = (-logp.gather(1, truth[:, None])[:, 0] / math.log(2)).tolist()
-        right = (logp.argmax(1) == truth).tolist()
+    bits, right = _closer_bits(model, text, [c for _, c in found], [0], None, chunk)
     pair_of = {p[1]: p for p in pairs}
-    cells: dict[tuple[str, int], list[int]] = {}  # (pair, bin) -> indices into found
-    for n, (o, c) in enumerate(found):
-        cells.setdefault((pair_of[text[c]], bisect.bisect_left(bins, c - o)), []).append(n)
+    # (pair, bin) -> indices into found
+    cells = _groups((pair_of[text[c]], bisect.bisect_left(bins, c - o)) for o, c in found)
     results = {}
     for p in pairs:
         results[p] = []
@@ -215,12 +185,42 @@ def closer_loss_by_distance(
     return results
 
 
+def _groups(keys: Iterable) -> dict:
+    """key -> the indices of `keys` that hold it, in order."""
+    groups: dict = {}
+    for n, key in enumerate(keys):
+        groups.setdefault(key, []).append(n)
+    return groups
+
+
 def _mean(values: list, which: list[int]) -> float:
     return sum(float(values[n]) for n in which) / len(which) if which else math.nan
 
 
 # ---------------------------------------------------------------------------------------------
 # Reading a text through a model
+
+
+def _closer_bits(
+    model: Model,
+    text: str,
+    targets: Sequence[int],
+    starts: Sequence[int],
+    choices: Sequence[int] | None,
+    chunk: int,
+) -> tuple[list[float], list[bool]]:
+    """Per target p, read as _log_probs_at reads: the bits the model spent on text[p], and whether
+    text[p] was the likeliest of `choices` (ids; None: of every character)."""
+    import torch
+
+    if not targets:
+        return [], []
+    logp = _log_probs_at(model, text, targets, starts, chunk)  # (N, V)
+    truth = torch.tensor(model.vocab.encode("".join(text[p] for p in targets)))  # (N,)
+    bits = -logp.gather(1, truth[:, None])[:, 0] / math.log(2)  # (N,)
+    ids = torch.arange(logp.shape[1]) if choices is None else torch.tensor(choices)  # (K,)
+    right = ids[logp[:, ids].argmax(1)] == truth  # (N,): ties go to the first of `choices`
+    return bits.tolist(), right.tolist()
 
 
 def _log_probs_at(

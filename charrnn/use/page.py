@@ -1,35 +1,28 @@
 """One self-contained HTML page of a recording: the text coloured by any unit, in the browser.
 
-Everything is inline (CSS, script and data; a Content-Security-Policy forbids any other source),
-so the file opens from disk with no network. The values travel as one byte each, base64-encoded:
-hidden states and candidates from -1 to 1, gates from 0 to 1, and the cell state c divided by the
-unit's largest |c| over the text (`cell_scale`), so that a cell that counts (down by one at each
-character of a line, to -30) shows its count rather than a tanh(c) saturated after two steps.
-The page's address can pick what it shows: `page.html#1:17:cell` is layer 1, unit 17, its cell.
+Everything is inline (docs/commands.md, `--html`). Each value travels as one byte, base64-encoded:
+hidden states and candidates from -1 to 1, gates from 0 to 1, and the cell state divided by the
+unit's largest |c| over the text (`cell_scale`), so that a counting cell shows its count.
 """
 
 from __future__ import annotations
 
 import base64
 import ctypes
+import html
 import re
 from pathlib import Path
 
 import torch
 
 from charrnn import jsonl
-from charrnn.model.config import FIELDS, GATES
+from charrnn.model.config import GATES
 from charrnn.use.inspection import Recording
 from charrnn.use.units import Found, Saturation
 
 PAGE_BYTES = 64 * 2**20  # the most recorded values a page may hold (one byte each)
 # The page itself (markup, style and script), filled in by `fill`: %TITLE% and %DATA%.
 TEMPLATE = (Path(__file__).resolve().parent / "page.html").read_text(encoding="utf-8")
-
-
-def page_bytes(config, chars: int) -> int:
-    """How many bytes of values a page of `chars` characters of a `config` model holds."""
-    return config.num_layers * config.hidden_size * len(FIELDS[config.cell]) * chars
 
 
 def render(
@@ -46,7 +39,7 @@ def render(
     for field, v in r.values.items():  # (L, T, H)
         signed[field] = field not in GATES[r.cell]
         if field == "cell":
-            cell_scale = cell_scales(v)  # (L, H)
+            cell_scale = v.abs().amax(1).clamp_min(1e-6)  # (L, H): each unit's largest |c|
             v = v / cell_scale[:, None, :]
         unit = (v + 1) / 2 if signed[field] else v
         q = (unit.clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
@@ -81,7 +74,7 @@ def render(
     }
     # "<" escaped: no "</script>" or "<!--" in the data can end the script element early.
     blob = jsonl.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
-    title = _escape(f"charrnn inspect: {checkpoint}")
+    title = html.escape(f"charrnn inspect: {checkpoint}", quote=False)
     return fill(TEMPLATE, TITLE=title, DATA=blob)
 
 
@@ -96,14 +89,5 @@ def _bytes(q: torch.Tensor) -> bytes:
     return ctypes.string_at(q.data_ptr(), q.numel())
 
 
-def cell_scales(cell: torch.Tensor) -> torch.Tensor:
-    """Each unit's largest |c| over the text, (L, T, H) -> (L, H): what its colours span."""
-    return cell.abs().amax(1).clamp_min(1e-6)
-
-
 def _rounded(x: torch.Tensor, places: int = 3) -> list[list[float]]:
     return [[round(v, places) for v in row] for row in x.tolist()]
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

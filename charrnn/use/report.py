@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from charrnn.model.trained import Model
-from charrnn.use.inspection import Recording, record_sample, record_text
+from charrnn.use.inspection import Recording, record
 from charrnn.use.sampler import SampleConfig
 from charrnn.use.units import Found, Saturation, find_units, gate_saturation
 
@@ -107,9 +107,9 @@ def inspect(
     `charrnn sample`); with `units`, find the units that track the text, with `gates`, how the
     gates saturate."""
     if text is not None:
-        recording = record_text(model, text)
+        recording = record(model, text)
     else:
-        recording = record_sample(model, length, config or SampleConfig(), prime)
+        recording = record(model, prime, length, config or SampleConfig())
     return Inspection(
         recording,
         find_units(recording) if units else None,

@@ -1,19 +1,15 @@
 """Sampling text from a trained CharRNN, one character at a time with the state carried.
 
-Priming reads the prime a few thousand characters per forward pass; after that each new character
-costs one step of the cell (O(1) work: the prefix is never read again, its memory is the state). N
-samples run as one batch of N streams. Sample i draws its randomness from its own torch.Generator,
-seeded seed + i, by inverse-CDF sampling, so the same seed gives the same text, and sample i of a
-batch is the text `--seed seed+i` gives alone.
-
-Every sample begins from the model's cold start (Model.start: its lead-in, then the prime).
+Every sample begins from the model's cold start (Model.start: its lead-in, then the prime), then
+costs one step of the cell per character. N samples run as one batch; sample i draws from its own
+generator, seeded seed + i, so sample i of a batch is the text `--seed seed+i` gives alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -55,9 +51,6 @@ class SampleConfig:
             raise ConfigError(
                 f"--seed must be 0 to 2^53-1 for every sample (seed+i), not {self.seed}"
             )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Sampler:
@@ -235,12 +228,8 @@ def step_threads(threads: int):
 
 def sampling_threads(model: CharRNN, batch: int) -> int:
     """The most threads for sampling `batch` streams at once: one, unless a step is big enough to
-    share; then the generator's ThreadTuner fits the count to the cores free.
-
-    A step is a few small matrix products. Shared among threads, each ends at a barrier that waits
-    for the slowest thread, and a thread that another process has pushed off its core stalls every
-    step: -n 16 of a 1x512 model on 2 cores beside a busy process made 16,065 chars/s on one
-    thread and 2,529 on two (OMP_NUM_THREADS=1 was the users' cure).
+    share; then the generator's ThreadTuner fits the count to the cores free. Why one: a shared
+    step waits at a barrier for its slowest thread every step (docs/performance.md).
     """
     c = model.config
     h, v = c.hidden_size, model.head.weight.shape[0]

@@ -1,13 +1,8 @@
 """Units that mean something: which cells track a property of the text, and how gates saturate.
 
-Karpathy, Johnson & Fei-Fei (2015), "Visualizing and Understanding Recurrent Networks", found
-LSTM cells that switch on inside quotes, count down to the end of the line or follow the depth of
-brackets, and measured how often each gate is saturated. Here the properties are computed from the
-text alone, and every unit's state (the LSTM's cell and hidden, the others' hidden) is ranked by
-its correlation with each over a recording. Thousands of units over a few thousand characters
-always include some that correlate by chance, so each property also gets a chance level: the best
-correlation any unit reaches with the same property shifted along the text (which keeps its runs
-and rhythm but breaks its link to what the model read).
+After Karpathy, Johnson & Fei-Fei (2015): every unit's state is ranked by its correlation with
+properties computed from the text alone, beside a chance level (the best correlation with the
+property shifted along the text). What each measure means: docs/commands.md (`inspect`).
 """
 
 from __future__ import annotations
@@ -16,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from charrnn.model.config import GATES
-from charrnn.use.inspection import STATES, Recording
+from charrnn.model.config import GATES, STATES
+from charrnn.use.inspection import Recording
 
 OPENING, CLOSING = "([{", ")]}"
 TAB_WIDTH = 8  # columns a tab counts for in the indentation, as terminals show it
@@ -139,9 +134,7 @@ def find_units(recording: Recording, top: int = 3) -> list[Found]:
         labels += [Unit(layer, i, field) for layer in range(num_layers) for i in range(hidden)]
         columns.append(values.permute(1, 0, 2).reshape(values.shape[1], -1))  # (T, L*H)
     # float32, standardised in place: one copy of the states beside the recording
-    states = torch.cat(columns, 1)  # (T, U)
-    mean, std = states.mean(0), states.std(0, unbiased=False)
-    states.sub_(mean).div_(torch.where(std > 0, std, torch.ones_like(std)))
+    states = _standardise(torch.cat(columns, 1))  # (T, U)
     properties, found = text_properties(recording.text), []
     for prop in PROPERTIES:
         values = properties[prop.name]
@@ -158,9 +151,10 @@ def find_units(recording: Recording, top: int = 3) -> list[Found]:
 
 
 def _standardise(x: torch.Tensor) -> torch.Tensor:
-    """Columns of x (T, U) to mean 0 and (population) standard deviation 1; constant ones to 0."""
-    std = x.std(0, unbiased=False)
-    return (x - x.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
+    """Columns of x (T, U), in place, to mean 0 and (population) standard deviation 1; constant
+    ones to 0."""
+    mean, std = x.mean(0), x.std(0, unbiased=False)
+    return x.sub_(mean).div_(torch.where(std > 0, std, torch.ones_like(std)))
 
 
 @dataclass
