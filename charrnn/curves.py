@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charrnn.errors import CharRNNError, RunError
+from charrnn.jsonl import number
 from charrnn.runs import RunDir, is_evaluation
 
 # What a curve can be drawn against: training time (seconds, across resumes), characters trained
@@ -129,25 +130,19 @@ def _add(points: list[Point], r: dict, curve: str, per_step: int | None) -> bool
     """Append the `curve` point of record `r`, if it has one (all numbers finite); True where its
     figure is there but is no finite number (null, as charrnn writes NaN; NaN or infinity, as
     older versions wrote them)."""
-    step, seconds = _number(r.get("step")), _number(r.get("elapsed"))
+    step, seconds = number(r.get("step")), number(r.get("elapsed"))
     figures = [r[k] for k in (f"{curve}_bpc", f"{curve}_loss") if k in r]
-    if figures and all(_number(v) is None for v in figures):  # null (as charrnn writes NaN), NaN
+    if figures and all(number(v) is None for v in figures):  # null (as charrnn writes NaN), NaN
         return True
-    bpc = _number(r.get(f"{curve}_bpc"))
-    if bpc is None and (nats := _number(r.get(f"{curve}_loss"))) is not None:
+    bpc = number(r.get(f"{curve}_bpc"))
+    if bpc is None and (nats := number(r.get(f"{curve}_loss"))) is not None:
         bpc = nats / math.log(2)
-    chars = _number(r.get("chars"))
+    chars = number(r.get("chars"))
     if chars is None and step is not None and per_step is not None:
         chars = step * per_step
     if None not in (step, seconds, bpc, chars):
         points.append(Point(int(step), float(seconds), int(chars), float(bpc)))
     return False
-
-
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def no_points(curves: RunCurves, wanted: tuple[str, ...]) -> str | None:

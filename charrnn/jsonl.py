@@ -21,6 +21,13 @@ def finite(value: Any) -> Any:
     return value
 
 
+def number(value: Any) -> int | float | None:
+    """A value read from JSON as a finite number; None for anything else (a bool, NaN, a string)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value if math.isfinite(value) else None
+
+
 def dumps(value: Any, **options) -> str:
     """json.dumps of `value` as strict JSON (see the module's docstring)."""
     return json.dumps(finite(value), allow_nan=False, **options)

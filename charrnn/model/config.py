@@ -6,7 +6,7 @@ Kept free of torch so that the command line can offer its choices (and `--help`)
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 CELLS = ("lstm", "gru", "rnn")
 GATE_ROWS = {"lstm": 4, "gru": 3, "rnn": 1}  # weight_ih is (rows * H, I): the gates stacked
@@ -40,13 +40,6 @@ class ModelConfig:
     def __post_init__(self):
         if self.cell not in CELLS:
             raise ValueError(f"unknown cell {self.cell!r}: one of {', '.join(CELLS)}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        return cls(**d)
 
 
 def parameter_shapes(c: ModelConfig) -> dict[str, tuple[int, ...]]:

@@ -3,10 +3,10 @@ run it was fine-tuned from, or why it cannot be read."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from charrnn.errors import CharRNNError, RunError
+from charrnn.jsonl import number
 from charrnn.runs.folder import RunDir, is_evaluation, path_kind
 
 
@@ -113,6 +113,5 @@ def inspect(run: RunDir) -> RunInfo:
 
 def _number(value, kind):
     """`value` as an int or float, or None if it is not a number (a damaged or foreign file)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return kind(value) if math.isfinite(value) else None
+    n = number(value)
+    return None if n is None else kind(n)
