@@ -30,3 +30,7 @@ class TrainingError(CharRNNError):
 
 class ConfigError(CharRNNError):
     """Settings that cannot work together (e.g. a batch larger than the corpus)."""
+
+
+class ExportError(CharRNNError):
+    """A model cannot be written in the format asked for (e.g. the package it needs is missing)."""
