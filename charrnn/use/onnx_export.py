@@ -48,22 +48,18 @@ def onnx_bytes(model: Model) -> bytes:
         )
     graph = _Graph(onnx)
     names = STATE_NAMES[c.cell]
-    with torch.no_grad():
-        x = graph.op("Gather", graph.weight("embed.weight", net.embed.weight), "char", name="embed")
-        new = []  # per layer, the new state tensors (batch, H)
-        for layer in range(c.num_layers):
-            state = [graph.layer_of(name, layer) for name in names]
-            new.append(_layer(graph, c.cell, layer, net.layer_weights(layer), x, state))
-            x = new[-1][0]  # h goes up to the next layer
-        w, b = (
-            graph.weight("head.weight", net.head.weight),
-            graph.weight("head.bias", net.head.bias),
-        )
-        graph.op("Gemm", x, w, b, name="logits", transB=1)
+    x = graph.op("Gather", graph.weight("embed.weight", net.embed.weight), "char", name="embed")
+    new = []  # per layer, its new state tensors (batch, H), h first
+    for layer in range(c.num_layers):
+        state = [graph.layer_of(name, layer) for name in names]
+        new.append(_layer(graph, c.cell, layer, net.layer_weights(layer), x, state))
+        x = new[-1][0]  # h goes up to the next layer
+    head = graph.weight("head.weight", net.head.weight), graph.weight("head.bias", net.head.bias)
+    graph.op("Gemm", x, *head, name="logits", transB=1)  # dropout: none after training
     for i, name in enumerate(names):
         graph.stack([parts[i] for parts in new], name + NEXT)
     proto = _model_proto(onnx, graph, c, names)
-    _describe(onnx, proto, model)
+    onnx.helper.set_model_props(proto, metadata(model))
     return proto.SerializeToString()
 
 
@@ -203,7 +199,3 @@ def metadata(model: Model) -> dict[str, str]:
         "how_to_start": HOW_TO_START,
     }
 
-
-def _describe(onnx, proto, model: Model) -> None:
-    """Write `metadata(model)` into the ModelProto's metadata_props."""
-    onnx.helper.set_model_props(proto, metadata(model))
