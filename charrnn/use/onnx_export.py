@@ -198,4 +198,3 @@ def metadata(model: Model) -> dict[str, str]:
         "charrnn_version": charrnn.__version__,
         "how_to_start": HOW_TO_START,
     }
-
