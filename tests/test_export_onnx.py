@@ -157,10 +157,11 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     assert set(out) <= set(vocab.chars)
 
 
-def test_without_the_onnx_package_it_says_what_to_install(monkeypatch, exported_free_model):
+@pytest.mark.parametrize("package", ["onnx", "numpy"])
+def test_without_the_extra_it_says_what_to_install(monkeypatch, exported_free_model, package):
     from charrnn.use.onnx_export import onnx_bytes
 
-    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` raises ImportError
+    monkeypatch.setitem(sys.modules, package, None)  # `import PACKAGE` raises ImportError
     with pytest.raises(ExportError, match=re.escape("pip install 'charrnn[onnx]'")):
         onnx_bytes(exported_free_model)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import torch
 
 import charrnn
@@ -40,13 +39,13 @@ HOW_TO_START = (
 
 def onnx_bytes(model: Model) -> bytes:
     """The serialized ONNX ModelProto of `model`'s one step (see the module's docstring)."""
-    onnx = _onnx()
+    onnx, np = _onnx()
     net, c = model.net, model.config
     if 4 * net.num_params() > PROTOBUF_LIMIT - (1 << 20):
         raise ExportError(
             f"the model has {net.num_params():,} parameters: more than one ONNX file holds (2 GB)"
         )
-    graph = _Graph(onnx)
+    graph = _Graph(onnx, np)
     names = STATE_NAMES[c.cell]
     x = graph.op("Gather", graph.weight("embed.weight", net.embed.weight), "char", name="embed")
     new = []  # per layer, its new state tensors (batch, H), h first
@@ -64,27 +63,28 @@ def onnx_bytes(model: Model) -> bytes:
 
 
 def _onnx():
-    """The onnx package; an ExportError naming the extra to install when it is missing."""
+    """The onnx package and numpy (which onnx needs); an ExportError naming the extra to install
+    when either is missing."""
     try:
+        import numpy
         import onnx
     except ImportError:
         raise ExportError(
             f"writing an ONNX model needs the onnx package, which is not installed; install it "
             f"with {EXTRA}"
         ) from None
-    return onnx
+    return onnx, numpy
 
 
 class _Graph:
     """The nodes and weights of a graph as it is built; every tensor is named by what it is."""
 
-    def __init__(self, onnx):
-        self.onnx, self.nodes, self.initializers = onnx, [], []
+    def __init__(self, onnx, np):
+        self.onnx, self.np, self.nodes, self.initializers = onnx, np, [], []
 
-    def weight(self, name: str, tensor: torch.Tensor | np.ndarray) -> str:
-        """A constant of the graph (a weight, a shape), float32 unless it is an integer array."""
-        array = tensor.detach().cpu().float().numpy() if torch.is_tensor(tensor) else tensor
-        array = np.require(array, requirements="C")  # keeps a scalar a scalar
+    def weight(self, name: str, tensor: torch.Tensor) -> str:
+        """A weight of the graph, float32."""
+        array = self.np.require(tensor.detach().cpu().float().numpy(), requirements="C")
         self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
         return name
 
@@ -94,20 +94,21 @@ class _Graph:
         self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), out, name, **attrs))
         return out[0] if outputs == 1 else out
 
-    def const(self, name: str, array: np.ndarray) -> str:
+    def const(self, name: str, value, dtype: str = "int64") -> str:
         """A small constant (an index, an axis, a one), added once however often it is used."""
         if name not in {t.name for t in self.initializers}:
-            self.weight(name, array)
+            array = self.np.array(value, dtype=dtype)  # a scalar stays a scalar
+            self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
         return name
 
     def layer_of(self, state: str, layer: int) -> str:
         """Layer `layer`'s part of the state input `state`: (batch, H)."""
-        index = self.const(f"layer{layer}/index", np.array(layer, dtype=np.int64))
+        index = self.const(f"layer{layer}/index", layer)
         return self.op("Gather", state, index, name=f"layer{layer}/{state}", axis=0)
 
     def stack(self, parts: list[str], name: str) -> None:
         """The per-layer tensors (batch, H) as one (num_layers, batch, H) output `name`."""
-        axes = self.const("stack_axis", np.array([0], dtype=np.int64))
+        axes = self.const("stack_axis", [0])
         rows = [self.op("Unsqueeze", p, axes, name=f"{p}/as_row") for p in parts]
         self.op("Concat", *rows, name=name, axis=0)
 
@@ -152,7 +153,7 @@ def _gru(graph: _Graph, at: str, x_part: str, h_part: str, h: str) -> list[str]:
     update = graph.op("Sigmoid", graph.op("Add", x_z, h_z, name=f"{at}/z"), name=f"{at}/update")
     read = graph.op("Mul", reset, h_n, name=f"{at}/reset_h")  # the reset gate reads h_part alone
     candidate = graph.op("Tanh", graph.op("Add", x_n, read, name=f"{at}/n"), name=f"{at}/candidate")
-    one = graph.const("one", np.array(1.0, dtype=np.float32))
+    one = graph.const("one", 1.0, "float32")
     keep_new = graph.op("Sub", one, update, name=f"{at}/one_minus_update")
     new = graph.op("Mul", keep_new, candidate, name=f"{at}/new")
     kept = graph.op("Mul", update, h, name=f"{at}/kept")
