@@ -57,8 +57,8 @@ def export(out, checkpoint, fmt, precision, prime, quiet, checkpoint_dir):
         write_output(out, lambda stream: stream.write(page))
         size = len(page.encode())
     hint = ": open it in a browser" if fmt == "html" and os.path.isfile(out) else ""
-    where = "stdout" if out == "-" else out
-    say(f"Wrote the {'page' if fmt == 'html' else 'ONNX model'} to {where} ({_size(size)}){hint}.", quiet)
+    what, where = ("page" if fmt == "html" else "ONNX model"), ("stdout" if out == "-" else out)
+    say(f"Wrote the {what} to {where} ({_size(size)}){hint}.", quiet)
 
 
 def _format_of(out: str) -> str:
