@@ -142,6 +142,7 @@ def screenshot(browser: Browser, model: Model, folder: Path, out: Path) -> None:
     browser.evaluate(
         "(() => { const set = (id, v) => document.getElementById(id).value = v;"
         " set('length', '600'); set('seed', '3'); set('show', 'cell'); set('unit', '17');"
+        " document.getElementById('unit').dispatchEvent(new Event('input'));"
         " document.getElementById('write').click(); })()"
     )
     browser.wait_for("window.charrnnDone === true")
