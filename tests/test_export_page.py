@@ -83,6 +83,17 @@ def test_a_seed_writes_the_same_text_every_time(browser, tmp_path):
     browser.wait_for(WRITTEN)
     shown = browser.evaluate("document.getElementById('text').textContent")
     assert shown.replace("\u21b5", "") == "ab" + text(5)
+    # The cell state colours the text, divided by the unit's largest |c|: that one is full red
+    # or blue (214, 47, 39 or 33, 102, 172), and none is further from white.
+    browser.evaluate(
+        "(() => { const s = document.getElementById('show'); s.value = 'cell';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    assert "largest |c|" in browser.evaluate("document.getElementById('legend').textContent")
+    styles = browser.evaluate(
+        "Array.from(document.querySelectorAll('#text span'), s => s.style.backgroundColor)"
+    )
+    assert {"rgb(214, 47, 39)", "rgb(33, 102, 172)"} & set(styles)
     assert browser.exceptions() == []
 
 
