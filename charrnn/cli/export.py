@@ -35,8 +35,8 @@ Examples:
     "--precision",
     type=click.Choice(["float16", "float32"]),
     default="float16",
-    help="How the page holds the weights: float16 is half the size, for about 0.0001 nats per "
-    "character more (docs/export.md); float32 is the model's own numbers.",
+    help="How the page holds the weights: float16 is half the size, for a few millionths of a "
+    "nat per character (docs/export.md); float32 is the model's own numbers.",
 )
 @prime_option("The page's prime box, filled in (the page reads it before writing).")
 @quiet_option("No message on stderr.")
