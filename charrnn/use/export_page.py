@@ -1,11 +1,12 @@
 """A trained model as one self-contained HTML page that writes text in the browser, offline.
 
-The page (export_page.html) runs the model's cells in JavaScript, gate by gate as
-model/network.py writes them, and samples as use/sampler.py does (temperature, top-k, top-p, a
-seeded generator of its own). Every weight travels inline, base64-encoded, little-endian, as
-float16 (half the size; docs/export.md measures what it costs) or float32 (the model's own
-numbers). The data is one JSON document in ASCII, with "<" escaped: no character of the
-vocabulary or the prime can end the script element, break a line in it or read as markup.
+The page (export_page.html; its model part, export_page.js) runs the model's cells in
+JavaScript, gate by gate as model/network.py writes them, and samples as use/sampler.py does
+(temperature, top-k, top-p, a seeded generator of its own). Every weight travels inline,
+base64-encoded, little-endian, as float16 (half the size; docs/export.md measures what it costs)
+or float32 (the model's own numbers). The data is one JSON document in ASCII, with "<" escaped:
+no character of the vocabulary or the prime can end the script element, break a line in it or
+read as markup.
 """
 
 from __future__ import annotations
@@ -28,13 +29,18 @@ PRECISIONS = {"float16": torch.float16, "float32": torch.float32}
 # weights and the float32 copy it computes with at once, and decodes them on its one main thread
 # before the page answers; above this it opens slowly or not at all on a phone.
 PAGE_LIMIT = PAGE_BYTES
-TEMPLATE = (Path(__file__).resolve().parent / "export_page.html").read_text(encoding="utf-8")
+HERE = Path(__file__).resolve().parent
+# The page (markup, style and the script that draws), filled in by `fill`: %TITLE%, %DATA% and
+# %MODEL%, the script that runs the model and samples (export_page.js).
+TEMPLATE = (HERE / "export_page.html").read_text(encoding="utf-8")
+MODEL_JS = (HERE / "export_page.js").read_text(encoding="utf-8")
 
 
 def page_size(model: Model, precision: str = "float16") -> int:
     """About how many bytes the page of `model` takes: its weights in base64, and the page."""
     weights = sum(t.numel() for t in _tensors(model).values())
-    return (weights * PRECISIONS[precision].itemsize + 2) // 3 * 4 + len(TEMPLATE) + 4096
+    page = len(TEMPLATE) + len(MODEL_JS) + 4096  # and the title, the vocabulary, the prime
+    return (weights * PRECISIONS[precision].itemsize + 2) // 3 * 4 + page
 
 
 def export_page(model: Model, name: str, precision: str = "float16", prime: str = "") -> str:
@@ -69,7 +75,7 @@ def export_page(model: Model, name: str, precision: str = "float16", prime: str 
     # "<!--" in the vocabulary or the prime can end the script element early.
     blob = jsonl.dumps(data, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")
     title = html.escape(f"charrnn: {name}", quote=False)
-    return fill(TEMPLATE, TITLE=title, DATA=blob)
+    return fill(TEMPLATE, TITLE=title, DATA=blob, MODEL=MODEL_JS)
 
 
 def _tensors(model: Model) -> dict[str, torch.Tensor]:
