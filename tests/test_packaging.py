@@ -125,7 +125,7 @@ def installed(dist, tmp_path_factory) -> dict:
     return {"cwd": home, "env": env, "python": str(python)}
 
 
-def test_the_installed_command_trains_samples_scores_lists_and_inspects(installed):
+def test_the_installed_command_trains_samples_scores_lists_inspects_and_exports(installed):
     cwd, env = installed["cwd"], installed["env"]
 
     def charrnn(*args, input=None) -> subprocess.CompletedProcess:
@@ -148,6 +148,8 @@ def test_the_installed_command_trains_samples_scores_lists_and_inspects(installe
     assert [(run["run"], run["status"]) for run in listed] == [("notes", "ok")]
     charrnn("inspect", "notes.txt", "--html", "page.html")
     assert (cwd / "page.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    charrnn("export", "writer.html")  # its template comes with the wheel too
+    assert (cwd / "writer.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     # a reader that leaves early (`| head`): a quiet exit 0, no traceback
     p = subprocess.Popen(
         ["charrnn", "sample", "-l", "1000000"],

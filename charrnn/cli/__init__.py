@@ -13,6 +13,7 @@ import warnings
 import click
 
 from charrnn import __version__
+from charrnn.cli.export import export
 from charrnn.cli.inspect import inspect
 from charrnn.cli.misc import corpus, runs
 from charrnn.cli.plot import plot
@@ -53,6 +54,7 @@ Examples:
   charrnn runs                              # what has been trained, and how well
   charrnn plot lstm gru -o cells.png        # learning curves of two runs, as a figure
   charrnn inspect play.txt --html page.html --find-units   # inside the model, in the browser
+  charrnn export -c shakespeare page.html   # a page that writes text in any browser, offline
 """,
 )
 @click.version_option(__version__, prog_name="charrnn")
@@ -65,5 +67,5 @@ def main():
     cli(prog_name="charrnn")
 
 
-for command in (train, sample, score, inspect, runs, plot, corpus):
+for command in (train, sample, score, inspect, export, runs, plot, corpus):
     cli.add_command(command)

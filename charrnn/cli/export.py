@@ -1,0 +1,97 @@
+"""`charrnn export`: a trained model in a form that runs without charrnn: a page that writes text
+in the browser, offline, or an ONNX file."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from charrnn.cli.common import load_model, say, write_output
+from charrnn.cli.options import checkpoint_dir_option, checkpoint_option, prime_option, quiet_option
+
+FORMATS = {".html": "html", ".htm": "html", ".onnx": "onnx"}
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  charrnn export -c shakespeare page.html           # open it in a browser: it writes offline
+  charrnn export -c shakespeare page.html --prime "ROMEO:" --precision float32
+  charrnn export -c shakespeare model.onnx          # for onnxruntime, in any language
+  charrnn export -c shakespeare - --format html > page.html
+"""
+)
+@click.argument("out", metavar="OUT")
+@checkpoint_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(set(FORMATS.values()))),
+    help="What to write. Default: from OUT's extension (.html or .htm a page, .onnx ONNX); "
+    "needed for - (stdout).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["float16", "float32"]),
+    default="float16",
+    help="How the page holds the weights: float16 is half the size, for a few millionths of a "
+    "nat per character (docs/export.md); float32 is the model's own numbers.",
+)
+@prime_option("The page's prime box, filled in (the page reads it before writing).")
+@quiet_option("No message on stderr.")
+@checkpoint_dir_option
+def export(out, checkpoint, fmt, precision, prime, quiet, checkpoint_dir):
+    """Write the trained model to OUT ('-': stdout) as a self-contained HTML page that writes text
+    in any browser, offline (no server, nothing fetched), or as an ONNX model."""
+    fmt = fmt or _format_of(out)
+    path, model = load_model(checkpoint, checkpoint_dir, None)
+    if fmt == "onnx":
+        data = _onnx(model)
+        write_output(out, lambda stream: _binary(stream).write(data))
+        size = len(data)
+    else:
+        from charrnn.use.export_page import export_page
+
+        page = export_page(model, path.parent.name or str(path), precision, prime)
+        write_output(out, lambda stream: stream.write(page))
+        size = len(page.encode())
+    hint = ": open it in a browser" if fmt == "html" and os.path.isfile(out) else ""
+    what, where = ("page" if fmt == "html" else "ONNX model"), ("stdout" if out == "-" else out)
+    say(f"Wrote the {what} to {where} ({_size(size)}){hint}.", quiet)
+
+
+def _format_of(out: str) -> str:
+    """The format OUT's extension names; a usage error where it names none."""
+    if out == "-":
+        raise click.UsageError("OUT is - (stdout): say what to write with --format html or onnx")
+    ext = os.path.splitext(out)[1].lower()
+    if ext not in FORMATS:
+        known = ", ".join(FORMATS)
+        raise click.UsageError(
+            f"{out}: no format for the extension {ext or '(none)'!r}; use {known} or --format"
+        )
+    return FORMATS[ext]
+
+
+def _onnx(model) -> bytes:
+    try:
+        from charrnn.use.onnx_export import onnx_bytes
+    except ModuleNotFoundError as e:
+        if e.name != "charrnn.use.onnx_export":
+            raise
+        raise click.ClickException(
+            "this charrnn cannot write ONNX; export a page (OUT ending in .html) instead"
+        ) from None
+    return onnx_bytes(model)
+
+
+def _binary(stream):
+    """The byte stream under a text stream: the file's (an atomic write) or stdout's."""
+    return getattr(stream, "stream", None) or stream.buffer
+
+
+def _size(n: int) -> str:
+    from charrnn.use.budget import size_text
+
+    return size_text(n)

@@ -1,0 +1,230 @@
+"""`charrnn export`: the page that writes text in the browser, checked in a real headless Chromium
+against the PyTorch model (its next-character probabilities, its sampler's draws, top-k and top-p,
+seeded text, text that could break out of the page), and the command's refusals. The browser
+tests skip where no Chromium is installed (Debian: apt-get install chromium)."""
+
+import math
+import os
+import sys
+
+import pytest
+import torch
+from conftest import DEADLINE, tiny
+from helpers.browser import Browser, find_chromium
+from helpers.cli import assert_one_error, invoke
+
+from charrnn.model.trained import Model
+from charrnn.text.vocab import CharVocab
+from charrnn.use.export_page import export_page
+
+CHROMIUM = find_chromium()
+needs_browser = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium here: apt-get install chromium"
+)
+VOCAB = CharVocab.from_text("abc de\nfgh!?")
+WRITTEN = "window.charrnnDone === true"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("no Chromium here")
+    with Browser(CHROMIUM, DEADLINE) as b:
+        yield b
+
+
+def opened(browser, folder, model: Model, precision="float32", prime="", name="page"):
+    """`model`'s page written to `folder` and opened in `browser`, its first text written."""
+    path = folder / f"{name}.html"
+    path.write_text(export_page(model, name, precision, prime), encoding="utf-8")
+    browser.open(path.as_uri(), WRITTEN)
+    assert browser.exceptions() == []
+    return path
+
+
+@needs_browser
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_the_pages_probabilities_are_the_models(browser, tmp_path, cell, layers):
+    model = Model(tiny(cell, layers, len(VOCAB), seed=layers), VOCAB)
+    opened(browser, tmp_path, model)
+    for text in ("", "a", "abc de\nfgh! ba?" * 4):
+        page = torch.tensor(browser.evaluate(f"charrnn.probabilities({text!r})"))
+        ours = torch.softmax(model.start(1, text).logits[0].double(), -1)
+        assert (page - ours).abs().max() < 1e-4, text
+    # float16 weights: the same model to about three figures
+    opened(browser, tmp_path, model, "float16", name="half")
+    page = torch.tensor(browser.evaluate("charrnn.probabilities('abc')"))
+    ours = torch.softmax(model.start(1, "abc").logits[0].double(), -1)
+    assert 0 < (page - ours).abs().max() < 2e-2
+
+
+@needs_browser
+def test_a_seed_writes_the_same_text_every_time(browser, tmp_path):
+    opened(browser, tmp_path, Model(tiny("lstm", 2, len(VOCAB)), VOCAB))
+
+    def text(seed, temperature=1.0):
+        o = f"{{prime: 'ab', temperature: {temperature}, topK: null, topP: null, length: 300,"
+        return browser.evaluate(f"charrnn.write({o} seed: {seed}}})")
+
+    assert text(5) == text(5) and len(text(5)) == 300
+    assert text(5) != text(6)
+    assert text(5, 0) == text(6, 0)  # temperature 0: the likeliest character, whatever the seed
+    # The page's own controls write that text too, stopped and continued on the way.
+    browser.evaluate(
+        "(() => { const set = (id, v) => document.getElementById(id).value = v;"
+        " set('prime', 'ab'); set('temp', '1'); set('topk', ''); set('topp', '');"
+        " set('length', '300'); set('seed', '5'); })()"
+    )
+    browser.click("#write")
+    browser.click("#pause")
+    if browser.evaluate("!window.charrnnDone"):
+        browser.click("#pause")  # continue
+    browser.wait_for(WRITTEN)
+    shown = browser.evaluate("document.getElementById('text').textContent")
+    assert shown.replace("\u21b5", "") == "ab" + text(5)
+    # The cell state colours the text, divided by the unit's largest |c|: that one is full red
+    # or blue (214, 47, 39 or 33, 102, 172), and none is further from white.
+    browser.evaluate(
+        "(() => { const s = document.getElementById('show'); s.value = 'cell';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    assert "largest |c|" in browser.evaluate("document.getElementById('legend').textContent")
+    styles = browser.evaluate(
+        "Array.from(document.querySelectorAll('#text span'), s => s.style.backgroundColor)"
+    )
+    assert {"rgb(214, 47, 39)", "rgb(33, 102, 172)"} & set(styles)
+    assert browser.exceptions() == []
+
+
+@needs_browser
+def test_the_draws_follow_the_probabilities(browser, tmp_path):
+    """Chi-square over 20,000 draws from one fixed distribution, a fixed seed: it fails (p
+    0.001) where the draw leans, and a character of zero odds is never drawn."""
+    opened(browser, tmp_path, Model(tiny("rnn", 1, len(VOCAB)), VOCAB))
+    probs = [0.4, 0.25, 0.0, 0.15, 0.1, 0.06, 0.04]
+    n = 20_000
+    counts = browser.evaluate(f"charrnn.draws({probs}, 12345, {n})")
+    assert sum(counts) == n and counts[2] == 0
+    chi2 = sum((c - n * p) ** 2 / (n * p) for c, p in zip(counts, probs, strict=True) if p)
+    assert chi2 < 20.52  # 5 degrees of freedom (six odds not zero, less one), p = 0.001
+
+
+@needs_browser
+def test_top_k_and_top_p_keep_the_characters_they_should(browser, tmp_path):
+    from charrnn.use.sampler import _nucleus
+
+    opened(browser, tmp_path, Model(tiny("gru", 1, len(VOCAB)), VOCAB))
+    logits = torch.randn(12, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2
+    cases = [
+        (1, 3, None),
+        (0.7, None, 0.8),
+        (1.5, 5, 0.5),
+        (1, None, 0.01),
+        (1, 12, 1.0),
+        (2, 1, None),
+        (0, None, None),
+    ]
+    for temperature, k, p in cases:
+        call = f"charrnn.filtered({logits.tolist()}, {temperature}, {k or 'null'}, {p or 'null'})"
+        page = torch.tensor(browser.evaluate(call), dtype=torch.float64)
+        if temperature == 0:
+            assert page.nonzero().flatten().tolist() == [int(logits.argmax())]
+            continue
+        z = (logits - logits.max()) / temperature
+        if k is not None:
+            z = z.masked_fill(logits < logits.topk(k).values[-1], -math.inf)
+        ours = torch.softmax(z, -1)[None]
+        if p is not None and p < 1:
+            ours = _nucleus(ours, p, logits.argsort(descending=True)[None])
+        ours = ours[0]
+        assert page.nonzero().flatten().tolist() == ours.nonzero().flatten().tolist()
+        assert (page - ours).abs().max() < 1e-9
+        if k is not None and p is None:
+            assert len(page.nonzero()) == k
+
+
+@needs_browser
+def test_text_that_could_break_out_of_the_page_is_inert(browser, tmp_path):
+    chars = "</script><!--\u2028\u2029\ufeff\"'&`${}ab"
+    vocab = CharVocab.from_text(chars)
+    prime = "</script>\u2028\ufeff<!--${a}"
+    model = Model(tiny("lstm", 1, len(vocab)), vocab)
+    page = opened(browser, tmp_path, model, prime=prime, name="evil")
+    raw = page.read_text(encoding="utf-8")
+    assert raw.count("</script>") == 2 and "<!--" not in raw  # the page's own script elements
+    assert not any(ch in raw for ch in "\u2028\u2029\ufeff")
+    assert browser.evaluate("document.scripts.length") == 2
+    assert browser.evaluate("charrnn.vocab") == list(vocab.chars)
+    assert browser.evaluate("document.getElementById('prime').value") == prime
+    shown = browser.evaluate(
+        "Array.from(document.querySelectorAll('#text span.given'), s => s.textContent).join('')"
+    )
+    assert shown == prime.replace("\u2028", "\\u2028").replace("\ufeff", "\\ufeff")
+    probs = torch.tensor(browser.evaluate(f"charrnn.probabilities({prime!r})"))
+    assert (probs - torch.softmax(model.start(1, prime).logits[0].double(), -1)).abs().max() < 1e-4
+    assert browser.exceptions() == []
+
+
+# ---- The command
+
+
+def export_args(runs_by_cell, *args):
+    return ["export", "--checkpoint-dir", str(runs_by_cell), "-c", "lstm", *args]
+
+
+def test_the_command_writes_a_page_to_a_file_and_to_stdout(runs_by_cell, tmp_path):
+    out = tmp_path / "page.htm"
+    result = invoke(export_args(runs_by_cell, str(out), "--prime", "ab"))
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert "default-src 'none'" in page and "float16" in page
+    assert result.stdout == "" and "Wrote the page to" in result.stderr
+    piped = invoke(export_args(runs_by_cell, "-", "--format", "html", "--prime", "ab", "-q"))
+    assert piped.exit_code == 0 and piped.stderr == ""
+    assert piped.stdout == page
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "word"),
+    [
+        (["page.txt"], 2, "'.txt'"),
+        (["page"], 2, "--format"),
+        (["-"], 2, "--format html or onnx"),
+        (["page.html", "--format", "pdf"], 2, "pdf"),
+        (["no/such/folder/page.html"], 1, "cannot write"),
+    ],
+)
+def test_the_command_refuses_in_one_line(runs_by_cell, tmp_path, monkeypatch, args, code, word):
+    monkeypatch.chdir(tmp_path)
+    assert_one_error(invoke(export_args(runs_by_cell, *args)), code, word)
+    assert os.listdir(tmp_path) == []
+
+
+def test_no_trained_run_is_one_error(tmp_path):
+    args = ["export", "--checkpoint-dir", str(tmp_path), str(tmp_path / "p.html")]
+    assert_one_error(invoke(args), 1, "no trained runs")
+
+
+def test_a_model_too_large_for_a_page_is_one_error(runs_by_cell, tmp_path, monkeypatch):
+    import charrnn.use.export_page as export
+
+    monkeypatch.setattr(export, "PAGE_LIMIT", 20_000)
+    out = tmp_path / "p.html"
+    line = assert_one_error(invoke(export_args(runs_by_cell, str(out))), 1, "too large", "MiB")
+    assert "--format onnx" in line and not out.exists()
+
+
+def test_onnx_where_this_charrnn_cannot_write_it_is_one_error(runs_by_cell, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "charrnn.use.onnx_export", None)  # as if it were absent
+    result = invoke(export_args(runs_by_cell, str(tmp_path / "m.onnx")))
+    assert_one_error(result, 1, "ONNX")
+
+
+def test_onnx_is_written_to_a_file_and_to_stdout(runs_by_cell, tmp_path):
+    pytest.importorskip("charrnn.use.onnx_export")
+    out = tmp_path / "m.onnx"
+    result = invoke(export_args(runs_by_cell, str(out)))
+    assert result.exit_code == 0, result.output
+    piped = invoke(export_args(runs_by_cell, "-", "--format", "onnx", "-q"))
+    assert piped.exit_code == 0 and piped.stdout_bytes == out.read_bytes() != b""
