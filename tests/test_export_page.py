@@ -215,14 +215,16 @@ def test_a_model_too_large_for_a_page_is_one_error(runs_by_cell, tmp_path, monke
     assert "--format onnx" in line and not out.exists()
 
 
-def test_onnx_where_this_charrnn_cannot_write_it_is_one_error(runs_by_cell, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "charrnn.use.onnx_export", None)  # as if it were absent
-    result = invoke(export_args(runs_by_cell, str(tmp_path / "m.onnx")))
-    assert_one_error(result, 1, "ONNX")
+def test_onnx_without_the_onnx_package_is_one_error(runs_by_cell, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    out = tmp_path / "m.onnx"
+    result = invoke(export_args(runs_by_cell, str(out)))
+    assert_one_error(result, 1, "pip install 'charrnn[onnx]'")
+    assert not out.exists()
 
 
 def test_onnx_is_written_to_a_file_and_to_stdout(runs_by_cell, tmp_path):
-    pytest.importorskip("charrnn.use.onnx_export")
+    pytest.importorskip("onnx")
     out = tmp_path / "m.onnx"
     result = invoke(export_args(runs_by_cell, str(out)))
     assert result.exit_code == 0, result.output

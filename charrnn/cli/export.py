@@ -75,14 +75,8 @@ def _format_of(out: str) -> str:
 
 
 def _onnx(model) -> bytes:
-    try:
-        from charrnn.use.onnx_export import onnx_bytes
-    except ModuleNotFoundError as e:
-        if e.name != "charrnn.use.onnx_export":
-            raise
-        raise click.ClickException(
-            "this charrnn cannot write ONNX; export a page (OUT ending in .html) instead"
-        ) from None
+    from charrnn.use.onnx_export import onnx_bytes  # here: `charrnn --help` loads no torch
+
     return onnx_bytes(model)
 
 
