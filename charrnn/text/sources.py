@@ -86,6 +86,7 @@ def input_file(spec: str | os.PathLike, label: str, hint: str) -> Source:
     else is a CorpusError: a missing file, a folder, and a device (/dev/zero, /dev/urandom never
     end: read whole, they fill the memory), with `hint` saying how to read a stream instead."""
     path = Path(spec).expanduser()
+    label = label or str(path)  # an empty FILE is the current folder, '.', and says so
     mode = _stat(path, label).st_mode
     if stat.S_ISDIR(mode):
         raise CorpusError(f"cannot read {label}: {os.strerror(errno.EISDIR)}")
