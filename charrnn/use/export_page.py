@@ -22,6 +22,7 @@ from charrnn import jsonl
 from charrnn.errors import ConfigError
 from charrnn.model.config import FIELDS, STATES
 from charrnn.model.trained import Model
+from charrnn.text.vocab import apply_unknown
 from charrnn.use.page import PAGE_BYTES, _bytes, fill
 
 PRECISIONS = {"float16": torch.float16, "float32": torch.float32}
@@ -48,13 +49,14 @@ def export_page(model: Model, name: str, precision: str = "float16", prime: str 
     ConfigError if the page would pass PAGE_LIMIT or `precision` is not one of PRECISIONS."""
     if precision not in PRECISIONS:
         raise ConfigError(f"the page's weights are float16 or float32, not {precision!r}")
+    apply_unknown(prime, model.vocab)  # the page could not read it: refused here, as sample does
     size = page_size(model, precision)
     if size > PAGE_LIMIT:
         raise ConfigError(
             f"the model is too large for a page: {size / 2**20:.0f} MiB of {precision} weights "
             f"where a page holds at most {PAGE_LIMIT // 2**20} MiB (what a browser opens at once); "
             + ("try --precision float16, or " if precision == "float32" else "")
-            + "export it as ONNX (--format onnx)"
+            + "export it as ONNX (an OUT ending in .onnx)"
         )
     c = model.config
     data = {

@@ -25,7 +25,7 @@ from charrnn.model.trained import Model
 
 OPSET = 17
 IR_VERSION = 8  # the IR that opset 17 came with: older runtimes read it
-EXTRA = "pip install 'charrnn[onnx]'"
+EXTRA = "pip install onnx"  # the [onnx] extra's one package, installed beside charrnn
 PROTOBUF_LIMIT = 2**31 - 1  # bytes: one serialized ModelProto can hold no more
 STATE_NAMES = {"lstm": ("h", "c"), "gru": ("h",), "rnn": ("h",)}  # the model's state, in order
 NEXT = "_next"  # an output state's name: the input's with this suffix
