@@ -21,10 +21,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from report import header
+from sample_speed import sampling_speed
 
 from charrnn import checkpoint
 from charrnn.use.onnx_export import onnx_bytes
-from charrnn.use.sampler import SampleConfig, Sampler
 
 
 def train(corpus: str, folder: Path) -> Path:
@@ -33,18 +33,6 @@ def train(corpus: str, folder: Path) -> Path:
     cmd += ["--checkpoint-dir", str(folder), "-q"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return Path(out.strip().splitlines()[-1])
-
-
-def charrnn_speed(model, chars: int) -> float:
-    """One stream's characters per second through Sampler.generate (no --json)."""
-    s = Sampler(model, SampleConfig(temperature=0.8, seed=1), track_logprob=False)
-    s.prime("The ")
-    for _ in s.generate(200):  # warm up
-        pass
-    start = time.perf_counter()
-    for _ in s.generate(chars):
-        pass
-    return chars / (time.perf_counter() - start)
 
 
 def onnx_speed(session: ort.InferenceSession, model, chars: int) -> float:
@@ -80,7 +68,7 @@ def main() -> None:
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         runs = [
-            (onnx_speed(session, model, args.chars), charrnn_speed(model, args.chars))
+            (onnx_speed(session, model, args.chars), sampling_speed(model, 1, args.chars))
             for _ in range(3)
         ]
         onnx_cps, torch_cps = (statistics.median(x) for x in zip(*runs, strict=True))

@@ -23,7 +23,7 @@ from charrnn.errors import ConfigError
 from charrnn.model.config import FIELDS, STATES
 from charrnn.model.trained import Model
 from charrnn.text.vocab import apply_unknown
-from charrnn.use.page import PAGE_BYTES, _bytes, fill
+from charrnn.use.page import PAGE_BYTES, fill, tensor_bytes
 
 PRECISIONS = {"float16": torch.float16, "float32": torch.float32}
 # The largest page written: the inspect page's limit. A browser holds the page, its decoded
@@ -99,4 +99,4 @@ def _base64(t: torch.Tensor, precision: str) -> str:
     if sys.byteorder != "little":  # the page reads little-endian on every machine
         q = q.view(torch.uint8).view(-1, q.element_size()).flip(1)
     raw = q.contiguous().view(torch.uint8)
-    return base64.b64encode(_bytes(raw)).decode("ascii")
+    return base64.b64encode(tensor_bytes(raw)).decode("ascii")

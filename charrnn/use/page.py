@@ -43,7 +43,7 @@ def render(
             v = v / cell_scale[:, None, :]
         unit = (v + 1) / 2 if signed[field] else v
         q = (unit.clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
-        values[field] = base64.b64encode(_bytes(q)).decode("ascii")
+        values[field] = base64.b64encode(tensor_bytes(q)).decode("ascii")
     data = {
         "checkpoint": checkpoint,
         "cell": r.cell,
@@ -84,7 +84,7 @@ def fill(template: str, **values: str) -> str:
     return re.sub(r"%([A-Z_]+)%", lambda m: values.get(m.group(1), m.group(0)), template)
 
 
-def _bytes(q: torch.Tensor) -> bytes:
+def tensor_bytes(q: torch.Tensor) -> bytes:
     """A contiguous CPU uint8 tensor's bytes, read from its memory (numpy is no dependency)."""
     return ctypes.string_at(q.data_ptr(), q.numel())
 
