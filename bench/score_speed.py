@@ -59,15 +59,24 @@ def sweep_table(runs: list[str], text: Path, chars: int, streams: list[int], war
     from charrnn.use.scoring import score_text
 
     body = text.read_text(encoding="utf-8")[:chars]
-    print(f"\nSplit read minus one stream, nats per character, first {len(body):,} characters:\n")
+    print(
+        f"\nSplit read (S streams, warm-up W) minus one stream, nats per character, and its "
+        f"speed, over the first {len(body):,} characters:\n"
+    )
     cols = [(s, w) for s in streams for w in warmups]
-    print("| run | " + " | ".join(f"S={s} W={w}" for s, w in cols) + " |")
-    print("| --- |" + " --- |" * len(cols))
+    print("| run | one stream | " + " | ".join(f"S={s} W={w}" for s, w in cols) + " |")
+    print("| --- | --- |" + " --- |" * len(cols))
     for run in runs:
         model = checkpoint.load_model(resolve_checkpoint(run, None))
+        start = time.perf_counter()
         exact = score_text(model, body, streams=1) / len(body)
-        diffs = [score_text(model, body, streams=s, warmup=w) / len(body) - exact for s, w in cols]
-        print(f"| {run} | " + " | ".join(f"{d:+.5f}" for d in diffs) + " |")
+        cells = [f"{exact:.4f} ({len(body) / (time.perf_counter() - start):,.0f}/s)"]
+        for s, w in cols:
+            start = time.perf_counter()
+            nats = score_text(model, body, streams=s, warmup=w) / len(body)
+            speed = len(body) / (time.perf_counter() - start)
+            cells.append(f"{nats - exact:+.5f} ({speed:,.0f}/s)")
+        print(f"| {run} | " + " | ".join(cells) + " |", flush=True)
 
 
 def main() -> None:
