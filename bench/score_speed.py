@@ -17,6 +17,7 @@ and prints Markdown tables.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -67,7 +68,8 @@ def sweep_table(runs: list[str], text: Path, chars: int, streams: list[int], war
     print("| run | one stream | " + " | ".join(f"S={s} W={w}" for s, w in cols) + " |")
     print("| --- | --- |" + " --- |" * len(cols))
     for run in runs:
-        model = checkpoint.load_model(resolve_checkpoint(run, None))
+        base = os.environ.get("CHARRNN_CHECKPOINT_DIR", "checkpoints")  # as the command reads it
+        model = checkpoint.load_model(resolve_checkpoint(run, base))
         start = time.perf_counter()
         exact = score_text(model, body, streams=1) / len(body)
         cells = [f"{exact:.4f} ({len(body) / (time.perf_counter() - start):,.0f}/s)"]
