@@ -1,8 +1,9 @@
 """CharRNN: embedding -> a stack of recurrent cells (LSTM, GRU or vanilla RNN) -> linear head.
 
 Two paths through the same cell, held equal by tests: `forward` runs PyTorch's fused kernel over
-whole sequences (training, scoring, priming); `Stepper` reads one character per stream through the
-cell's step written out gate by gate (sampling, inspection). The recurrent state is a tuple of
+whole sequences (training, scoring, priming); `Stepper` reads one character per stream, through
+the cell's step written out gate by gate (the reference; inspection reads its gates) or through
+PyTorch's one-step cell kernel, one call a layer (sampling). The recurrent state is a tuple of
 (num_layers, B, hidden_size) tensors, opaque outside this module. Why each cell works as it does:
 docs/how-it-works.md.
 """
@@ -203,16 +204,17 @@ class Stepper:
     False, and what inspection's probes need): the step functions above; the LSTM and the RNN add
     x_part and h_part before any gate, so for them each layer's two products are one ([x, h]
     against [W_ih | W_hh], or the table row plus h W_hh) and the step gets the sum as x_part
-    (h_part None); the GRU's reset gate reads h_part alone, so it gets the two apart. Fused: each
-    layer is one call of PyTorch's cell kernel (FUSED_STEPS), layer 0 with the table row as a bias
-    and an empty input (tests hold the two equal). The state lives here, per layer, between
-    `start` and `state()`.
+    (h_part None); the GRU's reset gate reads h_part alone, so it gets the two apart. Fused (on
+    the CPU): each layer is one call of PyTorch's cell kernel (FUSED_STEPS), layer 0 with the table
+    row as a bias and an empty input (tests hold the two equal). The state lives here, per layer,
+    between `start` and `state()`.
     """
 
     @torch.no_grad()
     def __init__(self, model: CharRNN, batch_size: int = 1, fused: bool = True):
-        self.model, self.fused = model, fused
-        self.step = (FUSED_STEPS if fused else STEPS)[model.config.cell]
+        # Fused on the CPU only: on a GPU the kernel behind lstm_cell takes 1-D biases alone.
+        self.model, self.fused = model, fused and model.device.type == "cpu"
+        self.step = (FUSED_STEPS if self.fused else STEPS)[model.config.cell]
         self.summed = model.config.cell in ("lstm", "rnn")
         # The layouts measured fastest (docs/sampling-speed.md): the gates' matrices as a contiguous
         # W^T, the head as W for one row and W^T for a batch. The product is the same, to rounding.
@@ -226,7 +228,7 @@ class Stepper:
                 bias = b_ih + b_hh if self.summed else b_ih
                 self.table = torch.addmm(bias, model.embed.weight, w_ih.T)  # (V, G*H)
                 self.layers.append((None, layout(w_hh), None, None if self.summed else b_hh))
-            elif self.summed and not fused:
+            elif self.summed and not self.fused:
                 self.layers.append((layout(torch.cat([w_ih, w_hh], 1)), None, b_ih + b_hh, None))
             else:
                 self.layers.append((layout(w_ih), layout(w_hh), b_ih, b_hh))
