@@ -75,7 +75,7 @@ def matvec_limit(model: CharRNN, threads: int, chars: int = 2000) -> float:
     """Characters per second if a one-stream step were only its matrix-vector products: the
     Stepper's weight tensors (layer 0's recurrent one, each upper layer's, the head), each read
     once per character through the same addmm, on `threads` threads."""
-    st = model.stepper(1)
+    st = model.stepper(1, fused=False)  # the readable layout: upper layers as one product
     h = model.config.hidden_size
     products = []  # (bias, input, weight^T): what Stepper.__call__ multiplies
     for w_ih, w_hh, _, _ in st.layers:

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 import torch
-from conftest import DEADLINE
+from conftest import DEADLINE, make_text
 from helpers.cli import assert_one_error, invoke, popen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,7 +19,7 @@ from charrnn.model.network import CharRNN
 from charrnn.model.trained import Model, lead_in
 from charrnn.use.bits import split_lines as _lines
 from charrnn.use.sampler import SampleConfig, Sampler
-from charrnn.use.scoring import CHUNK, score_lines, score_text
+from charrnn.use.scoring import CHUNK, MIN_PIECE, STREAMS, score_lines, score_text, split
 
 PROPERTY = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -285,3 +285,79 @@ def test_a_terminal_on_stdin_gets_a_hint_before_the_text_is_read(
     assert p.returncode == 0 and b"6 characters" in err
     model, vocab = model_vocab
     assert out.decode() == bits(score_text(Model(model, vocab), "ANNA:\n") / 6) + "\n"
+
+
+# ------------------------------------------------------------- a long text, as streams side by side
+
+
+@given(length=st.integers(0, 3000), streams=st.one_of(st.none(), st.integers(1, 40)))
+@settings(max_examples=200, deadline=None)
+def test_a_split_scores_every_character_once_in_order(length, streams):
+    rows = split(length, streams, warmup=50)
+    assert rows[0].start == rows[0].scored == 0  # the first stream: the one-stream read's start
+    assert [r.scored for r in rows[1:]] == [r.end for r in rows[:-1]] and rows[-1].end == length
+    for r in rows:
+        assert r.start == max(0, r.scored - 50) or r is rows[0]
+        assert r.start <= r.scored <= r.end
+    wanted = min(STREAMS, length // MIN_PIECE) if streams is None else min(streams, length)
+    assert len(rows) == max(1, wanted)  # a short text: one stream
+
+
+@given(
+    length=st.integers(1, 400),
+    streams=st.integers(1, 12),
+    warmup=st.integers(0, 60),
+    data=st.data(),
+)
+@PROPERTY
+def test_each_character_is_scored_once_by_the_split_read(
+    model_vocab, monkeypatch, length, streams, warmup, data
+):
+    """With a loss that is the target's own id, the total is the sum of the text's ids: every
+    character scored once, none of a warm-up, none of the padding."""
+    model, vocab = model_vocab
+    text = data.draw(st.text("".join(vocab.chars), min_size=length, max_size=length))
+    monkeypatch.setattr(model, "nats", lambda out, targets: targets.float())
+    total = score_text(Model(model, vocab), text, chunk=37, streams=streams, warmup=warmup)
+    assert total == sum(vocab.encode(text))
+
+
+def test_a_long_text_split_agrees_with_the_one_stream_read(model_vocab):
+    model, vocab = model_vocab
+    text = make_text(30_000, seed=3)  # not the training text
+    m = Model(model, vocab)
+    assert len(split(len(text))) > 4
+    exact = score_text(m, text, streams=1) / len(text)
+    assert abs(score_text(m, text) / len(text) - exact) < 0.005
+    # The warm-up matters: read cold, each piece's start costs more.
+    cold = score_text(m, text, warmup=0) / len(text)
+    assert cold - exact > abs(score_text(m, text) / len(text) - exact)
+
+
+def test_the_one_stream_read_is_the_models_cross_entropy_and_a_short_text_is_read_so(
+    model_vocab,
+):
+    model, vocab = model_vocab
+    text = make_text(2 * MIN_PIECE + 10, seed=4)
+    context = lead_in(vocab)
+    with torch.no_grad():
+        logits, _ = model(torch.tensor([vocab.encode(context + text)]))
+    expected = torch.nn.functional.cross_entropy(
+        logits[0, len(context) - 1 : -1], torch.tensor(vocab.encode(text)), reduction="sum"
+    )
+    m = Model(model, vocab)
+    assert score_text(m, text, streams=1) == pytest.approx(expected.item(), rel=1e-5)
+    short = text[: 2 * MIN_PIECE - 1]
+    assert score_text(m, short) == score_text(m, short, streams=1)
+
+
+def test_score_exact_through_the_command_line(score, model_vocab, tmp_path):
+    model, vocab = model_vocab
+    text = make_text(3 * MIN_PIECE, seed=5)
+    (tmp_path / "long.txt").write_text(text)
+    m = Model(model, vocab)
+    exact, split_read = score(["--exact", "long.txt"]), score(["long.txt"])
+    assert exact.exit_code == 0 and split_read.exit_code == 0, exact.stderr + split_read.stderr
+    assert exact.stdout == bits(score_text(m, text, streams=1) / len(text)) + "\n"
+    assert split_read.stdout == bits(score_text(m, text) / len(text)) + "\n"
+    assert abs(float(exact.stdout) - float(split_read.stdout)) < 0.01

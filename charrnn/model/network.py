@@ -1,8 +1,9 @@
 """CharRNN: embedding -> a stack of recurrent cells (LSTM, GRU or vanilla RNN) -> linear head.
 
 Two paths through the same cell, held equal by tests: `forward` runs PyTorch's fused kernel over
-whole sequences (training, scoring, priming); `Stepper` reads one character per stream through the
-cell's step written out gate by gate (sampling, inspection). The recurrent state is a tuple of
+whole sequences (training, scoring, priming); `Stepper` reads one character per stream, through
+the cell's step written out gate by gate (the reference; inspection reads its gates) or through
+PyTorch's one-step cell kernel, one call a layer (sampling). The recurrent state is a tuple of
 (num_layers, B, hidden_size) tensors, opaque outside this module. Why each cell works as it does:
 docs/how-it-works.md.
 """
@@ -103,9 +104,10 @@ class CharRNN(nn.Module):
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
         )
 
-    def stepper(self, batch_size: int = 1) -> Stepper:
-        """The one-character-at-a-time path for `batch_size` streams (see Stepper)."""
-        return Stepper(self, batch_size)
+    def stepper(self, batch_size: int = 1, fused: bool = True) -> Stepper:
+        """The one-character-at-a-time path for `batch_size` streams (see Stepper); `fused`
+        False: the readable step, which inspection's probes read."""
+        return Stepper(self, batch_size, fused)
 
     def num_params(self, embedding: bool = True) -> int:
         n = sum(p.numel() for p in self.parameters())
@@ -185,20 +187,34 @@ def rnn_step(x_part, h_part, state: tuple, probe: Probe = None) -> tuple:
 STEPS: dict[str, Callable] = {"lstm": lstm_step, "gru": gru_step, "rnn": rnn_step}
 
 
+# PyTorch's own one-step kernels: the same gates as the steps above, each layer in one call
+# (fewer operations from Python: the sampler's step is bound by their count, not by arithmetic).
+FUSED_STEPS: dict[str, Callable] = {
+    "lstm": torch.lstm_cell,
+    "gru": torch.gru_cell,
+    "rnn": torch.rnn_tanh_cell,
+}
+
+
 class Stepper:
     """Reads one character per stream through the cell's step, for sampling and inspection.
 
-    The same step functions as above, with the weights laid out for the hot loop: layer 0's
-    embedding, input weights and input bias fold into one (V, G*H) table, so reading a character is
-    a row lookup. The LSTM and the RNN add x_part and h_part before any gate, so for them each
-    layer's two products are one ([x, h] against [W_ih | W_hh], or the table row plus h W_hh) and
-    the step gets the sum as x_part (h_part None); the GRU's reset gate reads h_part alone, so it
-    gets the two apart. The state lives here, per layer, between `start` and `state()`.
+    The weights are laid out for the hot loop: layer 0's embedding, input weights and input bias
+    fold into one (V, G*H) table, so reading a character is a row lookup. Readable (`fused`
+    False, and what inspection's probes need): the step functions above; the LSTM and the RNN add
+    x_part and h_part before any gate, so for them each layer's two products are one ([x, h]
+    against [W_ih | W_hh], or the table row plus h W_hh) and the step gets the sum as x_part
+    (h_part None); the GRU's reset gate reads h_part alone, so it gets the two apart. Fused (on
+    the CPU): each layer is one call of PyTorch's cell kernel (FUSED_STEPS), layer 0 with the table
+    row as a bias and an empty input (tests hold the two equal). The state lives here, per layer,
+    between `start` and `state()`.
     """
 
     @torch.no_grad()
-    def __init__(self, model: CharRNN, batch_size: int = 1):
-        self.model, self.step = model, STEPS[model.config.cell]
+    def __init__(self, model: CharRNN, batch_size: int = 1, fused: bool = True):
+        # Fused on the CPU only: on a GPU the kernel behind lstm_cell takes 1-D biases alone.
+        self.model, self.fused = model, fused and model.device.type == "cpu"
+        self.step = (FUSED_STEPS if self.fused else STEPS)[model.config.cell]
         self.summed = model.config.cell in ("lstm", "rnn")
         # The layouts measured fastest (docs/sampling-speed.md): the gates' matrices as a contiguous
         # W^T, the head as W for one row and W^T for a batch. The product is the same, to rounding.
@@ -206,31 +222,48 @@ class Stepper:
         head_layout = layout if batch_size > 1 else (lambda w: w.contiguous())
         self.layers = []  # per layer: (W_ih or None, W_hh, b_ih, b_hh), laid out as they are used
         for layer in range(model.config.num_layers):
-            w_ih, w_hh, b_ih, b_hh = model.layer_weights(layer)
+            # detached: with no weight needing a gradient, a step needs no no_grad (1.5 µs)
+            w_ih, w_hh, b_ih, b_hh = (w.detach() for w in model.layer_weights(layer))
             if layer == 0:  # the embedding, W_ih and b_ih (with b_hh where summed) as one table
                 bias = b_ih + b_hh if self.summed else b_ih
                 self.table = torch.addmm(bias, model.embed.weight, w_ih.T)  # (V, G*H)
                 self.layers.append((None, layout(w_hh), None, None if self.summed else b_hh))
-            elif self.summed:
+            elif self.summed and not self.fused:
                 self.layers.append((layout(torch.cat([w_ih, w_hh], 1)), None, b_ih + b_hh, None))
             else:
                 self.layers.append((layout(w_ih), layout(w_hh), b_ih, b_hh))
-        self.head_w, self.head_b = head_layout(model.head.weight), model.head.bias
-        self.per_layer: list[tuple] = []
+        # layer 0's input to a fused kernel: nothing, through no weights (its row is a bias)
+        self.no_weights = self.table.new_empty(self.table.shape[1], 0)  # (G*H, 0)
+        self.head_w = head_layout(model.head.weight.detach())
+        self.head_b = model.head.bias.detach()
+        self.head_wt = self.head_w.T  # (H, V), a view made once, not per character
+        self.per_layer: list = []
         self.start(model.init_state(batch_size))
 
     def start(self, state: State) -> None:
         """Continue from `state` (num_layers, B, H each), e.g. a primed one."""
         self.per_layer = [tuple(s[layer] for s in state) for layer in range(len(self.layers))]
+        if self.fused:  # the kernels take the LSTM's (h, c) as a tuple, the others' h alone
+            self.per_layer = [p if self.summed and len(p) == 2 else p[0] for p in self.per_layer]
+        self.nothing = state[0].new_empty(state[0].shape[1], 0)  # (B, 0): layer 0's fused input
 
     def state(self) -> State:
         """The state now, in the model's form."""
-        return tuple(torch.stack(parts) for parts in zip(*self.per_layer, strict=True))
+        parts = self.per_layer
+        if self.fused:
+            parts = [p if isinstance(p, tuple) else (p,) for p in parts]
+        return tuple(torch.stack(p) for p in zip(*parts, strict=True))
 
-    @torch.no_grad()
     def __call__(self, idx: torch.Tensor, probes: Sequence[Probe] | None = None) -> torch.Tensor:
         """idx (B,) -> logits (B, V) for the next character; probes[layer] gets what the layer's
-        step computed (its gates, its new hidden and cell state), by name."""
+        step computed (its gates, its new hidden and cell state), by name (a readable Stepper's)."""
+        if self.fused:
+            assert probes is None, "probes need the readable step: stepper(fused=False)"
+            return self._fused(idx)
+        return self._readable(idx, probes)
+
+    def _readable(self, idx: torch.Tensor, probes: Sequence[Probe] | None) -> torch.Tensor:
+        """The step as the step functions above write it, layer after layer."""
         x = None
         for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
             h = self.per_layer[layer][0]  # (B, H)
@@ -245,6 +278,22 @@ class Stepper:
             self.per_layer[layer] = self.step(x_part, h_part, self.per_layer[layer], probe)
             x = self.per_layer[layer][0]  # (B, H): h goes up to the next layer
         return torch.addmm(self.head_b, x, self.head_w.T)  # (B, V)
+
+    def _fused(self, idx: torch.Tensor) -> torch.Tensor:
+        """The same step, one kernel call per layer: layer 0 reads the table row as the bias of
+        the product it belongs to (summed with h W_hh as the readable step sums it; for the GRU,
+        as W_ih x + b_ih) and its empty input adds nothing."""
+        row = self.table.index_select(0, idx)  # (B, G*H)
+        (_, w_hh, _, b_hh), step, layers = self.layers[0], self.step, self.per_layer
+        if self.summed:
+            layers[0] = step(self.nothing, layers[0], self.no_weights, w_hh, None, row)
+        else:
+            layers[0] = step(self.nothing, layers[0], self.no_weights, w_hh, row, b_hh)
+        x = layers[0][0] if isinstance(layers[0], tuple) else layers[0]
+        for layer in range(1, len(layers)):
+            layers[layer] = step(x, layers[layer], *self.layers[layer])
+            x = layers[layer][0] if isinstance(layers[layer], tuple) else layers[layer]
+        return torch.addmm(self.head_b, x, self.head_wt)  # (B, V)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,10 +13,11 @@ from charrnn.text.vocab import apply_unknown, locate_unknown
 from charrnn.use.scoring import score_lines, score_text
 
 
-def text_nats(model: Model, text: str, checkpoint: Path | str) -> float:
-    """Nats per character of `text` (every character in the vocabulary, one at least); a loss
-    that is not a number is the `checkpoint`'s fault, an error."""
-    nats = score_text(model, text) / len(text)
+def text_nats(model: Model, text: str, checkpoint: Path | str, exact: bool = False) -> float:
+    """Nats per character of `text` (every character in the vocabulary, one at least), read as
+    one stream if `exact`, else split as score_text splits a long text; a loss that is not a
+    number is the `checkpoint`'s fault, an error."""
+    nats = score_text(model, text, streams=1 if exact else None) / len(text)
     if not math.isfinite(nats):  # finite weights so large that the logits overflow
         raise CheckpointError(
             f"{checkpoint} gives this text a loss that is not a number ({nats}): its weights are "

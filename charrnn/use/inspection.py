@@ -75,7 +75,7 @@ def record(
     values = {f: torch.zeros(c.num_layers, n, c.hidden_size) for f in FIELDS[c.cell]}  # (L, T, H)
     surprise = torch.zeros(n)
     top_ids, top_probs = torch.zeros(n, k, dtype=torch.long), torch.zeros(n, k)
-    stepper, start = model.net.stepper(1), model.start(1)
+    stepper, start = model.net.stepper(1, fused=False), model.start(1)
     stepper.start(start.state)
     logits = start.logits  # (1, V): the odds for the next character
     with step_threads(sampling_threads(model.net, 1)):

@@ -4,11 +4,18 @@ Texts and lines are read `chunk` positions (rows x characters) per forward pass,
 carried from pass to pass: the (B, T, V) logits and the recurrent kernel's buffers stay bounded,
 so a text, or a line, of any length costs time and no more memory than a short one (oneDNN
 refuses one sequence of a few hundred thousand characters).
+
+A long text is read as several streams side by side (`split`), each after a warm-up on the text
+just before its piece, which is several times faster than one stream and agrees with it to a few
+thousandths of a nat per character (docs/commands.md, `charrnn score`); `streams=1` reads it as
+one stream, exactly.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
+from typing import NamedTuple
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -17,12 +24,50 @@ from charrnn.model.network import select_streams
 from charrnn.model.trained import CHUNK, Model
 from charrnn.threads import ThreadTuner, timed, tuned_threads
 
+# How a long text is split, chosen by measurement (bench/score_speed.py, docs/commands.md):
+STREAMS = 32  # streams at most: about the most that still speeds up a pass on a CPU
+WARMUP = 256  # characters each later stream reads, unscored, before its piece
+MIN_PIECE = 4096  # characters scored per stream at least: a shorter text is read as one stream
+
+
+class Row(NamedTuple):
+    """One stream of a split text: it reads text[start:end] and scores text[scored:end]."""
+
+    start: int
+    scored: int
+    end: int
+
+
+def split(length: int, streams: int | None = None, warmup: int = WARMUP) -> list[Row]:
+    """How a text of `length` characters is read: `streams` rows (None: as many as the length
+    makes worth it, up to STREAMS; 1: one row, the exact one-stream read) whose scored pieces
+    cover every character once, in order; each row after the first starts `warmup` characters
+    before its piece."""
+    if streams is None:
+        streams = min(STREAMS, length // MIN_PIECE)
+    streams = max(1, min(streams, length))
+    bounds = [j * length // streams for j in range(streams + 1)]
+    return [
+        Row(max(0, a - warmup) if j else 0, a, b)
+        for j, (a, b) in enumerate(itertools.pairwise(bounds))
+    ]
+
 
 @torch.inference_mode()
-def score_text(model: Model, text: str, chunk: int = CHUNK) -> float:
-    """Total nats the model spends on `text` read in one go, from a cold start."""
+def score_text(
+    model: Model,
+    text: str,
+    chunk: int = CHUNK,
+    streams: int | None = None,
+    warmup: int = WARMUP,
+) -> float:
+    """Total nats the model spends on `text`, from a cold start: read as one stream where
+    `streams` is 1 (or the text is short), else as `split` cuts it."""
+    rows = sorted(split(len(text), streams, warmup), key=lambda r: r.end - r.start)
     with tuned_threads(model.device.type == "cpu") as tuner:
-        return float(_total_nats(model, [text], chunk, tuner)[0])
+        pieces = [text[r.start : r.end] for r in rows]
+        skips = [r.scored - r.start for r in rows]
+        return float(_total_nats(model, pieces, chunk, tuner, skips if any(skips) else None).sum())
 
 
 @torch.inference_mode()
@@ -42,15 +87,21 @@ def score_lines(model: Model, lines: list[str], batch: int = 64, chunk: int = CH
 
 
 def _total_nats(
-    model: Model, texts: list[str], chunk: int, tuner: ThreadTuner | None
+    model: Model,
+    texts: list[str],
+    chunk: int,
+    tuner: ThreadTuner | None,
+    skips: list[int] | None = None,
 ) -> torch.Tensor:
-    """Total nats of each of `texts` (shortest first), read side by side from a cold start;
-    each pass timed for `tuner` by the characters it reads."""
+    """Total nats of each of `texts` (shortest first), read side by side from a cold start, all
+    but the first skips[i] characters of text i (a warm-up) scored; each pass timed for `tuner`
+    by the characters it reads."""
     device, net = model.device, model.net
     ids = [torch.tensor(model.vocab.encode(t), dtype=torch.long) for t in texts]
     lengths = [len(x) for x in ids]
     assert lengths == sorted(lengths), "texts must come shortest first"
     n = len(texts)
+    skip = torch.tensor(skips or [0] * n, device=device)  # (n,)
     _, last, state = model.start(n)  # last (B, 1, H): each row's h before its next character
     totals = torch.zeros(n, dtype=torch.float64)
     done, t = 0, 0  # rows before `done` have ended; t characters of the others were read
@@ -65,7 +116,10 @@ def _total_nats(
             before = torch.cat([last, out[:, :-1]], 1)  # (B, w, H): the h each y was read after
             nats = net.nats(before, y)  # (B, w), the logits a piece at a time
         left = torch.tensor(lengths[done:], device=device) - t
-        real = torch.arange(y.shape[1], device=device) < left[:, None]  # not padding
+        at = torch.arange(y.shape[1], device=device)
+        real = at < left[:, None]  # not padding
+        if skips:
+            real &= at >= (skip[done:] - t)[:, None]  # not a warm-up
         # summed in float64, for long texts, on the CPU, as MPS has no float64
         totals[done:] += (nats * real).sum(1).cpu().double()
         last, t = out[:, -1:], t + y.shape[1]
