@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 
 import click
 from click.core import ParameterSource
@@ -205,6 +206,7 @@ Examples:
 @quiet_option("No progress or messages on stderr.")
 @click.pass_context
 def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
+    started = time.perf_counter()  # the time budget counts from here: start-up is inside it
     """Train a stacked LSTM (or a GRU or vanilla RNN: --cell) on CORPUS: files, a folder of text
     files, '-' for stdin, or a corpus name from `charrnn corpus list`.
 
@@ -215,6 +217,7 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
     from charrnn.train import distributed
 
     request = _request(ctx, corpus, resume, init_from, checkpoint_dir, opts)
+    request.started = started
     d = distributed.from_env()  # one process, or one rank of a torchrun job
     device = resolve_device(opts["device"], d.local_rank)
     distributed.start(d, device)

@@ -35,13 +35,14 @@ def learning_rate(c: TrainConfig, pos: Position, per_epoch: int) -> float:
     return warm * c.lr * pos.lr_scale * (c.min_lr_frac + (1 - c.min_lr_frac) * cosine)
 
 
-def budget_spent(c: TrainConfig, pos: Position, per_epoch: int) -> str | None:
-    """Which limit is reached ("steps", "epochs", "time", "patience"), or None."""
+def budget_spent(c: TrainConfig, pos: Position, per_epoch: int, keep: float = 0.0) -> str | None:
+    """Which limit is reached ("steps", "epochs", "time", "patience"), or None; `keep`: seconds
+    of the time budget kept for what must come after (a step, the final evaluation)."""
     if c.max_steps is not None and pos.step >= c.max_steps:
         return "steps"
     if (total := total_steps(c, per_epoch)) is not None and pos.step >= total:
         return "epochs"
-    if c.max_time is not None and pos.elapsed >= c.max_time:
+    if c.max_time is not None and pos.elapsed + keep >= c.max_time:
         return "time"
     if c.patience is not None and evals_since_best(pos.metrics) >= c.patience:
         return "patience"
