@@ -121,6 +121,14 @@ def _positions(context, share, skip, span, min_context, seed) -> torch.Tensor:
     return chosen - skip
 
 
+def rows_at_once(model, t: int) -> int:
+    """Windows of `t` characters the check reads side by side through the recurrent part of
+    `model` (a CharRNN): about _WORK_BUDGET multiply-adds a piece."""
+    recurrent = model.num_params(embedding=False) - model.head.weight.numel()
+    recurrent -= model.config.vocab_size
+    return max(1, _WORK_BUDGET // (t * recurrent))
+
+
 def _span_loss(model, x, targets, device, should_stop=None) -> torch.Tensor | None:
     """Mean nats per character on the last targets.shape[1] predictions of reading x from a zero
     state: x (n, t), targets (n, span) -> (n,); None if `should_stop()` turns true on the way.
@@ -132,8 +140,7 @@ def _span_loss(model, x, targets, device, should_stop=None) -> torch.Tensor | No
     n, t = x.shape
     span = targets.shape[1]
     c = model.config
-    recurrent = model.num_params(embedding=False) - model.head.weight.numel() - c.vocab_size
-    rows = max(1, _WORK_BUDGET // (t * recurrent))  # read together: a batch keeps it fast
+    rows = rows_at_once(model, t)  # read together: a batch keeps it fast
     positions = max(1, _WORK_BUDGET // (c.hidden_size * c.vocab_size))  # through the head at once
     out = []
     for i in range(0, n, rows):

@@ -1,13 +1,16 @@
 """Evaluations under a time budget: how much each reads, when one is due, and the time kept for the
 last one, so that evaluations spend at most SHARE of the budget and the run ends within it.
 
-An evaluation reads the first `streams` validation streams, `chars` characters of each, and checks
-`starts` cold starts (coldstart.py). Its cost is modelled as
-    seconds = per_char * streams * chars + per_start * starts + fixed
-with the rates first from a probe (a piece of the validation read, timed) and then from what each
-evaluation measured. The size is chosen once for a run (kept in its checkpoints), so that every
-evaluation reads the same text and their losses compare (best.pt is chosen by them); the schedule
-then spends what is left of the allowance.
+An evaluation reads the first `chars` characters of `streams` validation streams side by side,
+and checks `starts` cold starts (coldstart.py), each a window of about CHECK_CHARS read from a zero
+state twice, `rows` windows side by side. Reading n streams side by side costs a + b * n seconds a
+character: a for the sequential step (what a small model's time is), b for each stream (the
+output layer's, which grows with the vocabulary). So an evaluation costs about
+    chars * (a + b * streams) + 2 * CHECK_CHARS * (a * ceil(starts / rows) + b * starts)
+with a and b from a probe (a piece of the validation read timed at two widths), then the seconds
+each evaluation measured. The size is chosen once for a run (kept in its checkpoints), so that
+every evaluation reads the same text and their losses compare (best.pt is chosen by them); the
+schedule then spends what is left of the allowance.
 """
 
 from __future__ import annotations
@@ -15,19 +18,25 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import torch
+
 from charrnn.runs import is_evaluation
+from charrnn.text.data import StreamBatcher
+from charrnn.train.coldstart import rows_at_once
 from charrnn.train.config import TrainConfig
+from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.state import Position
 
 SHARE = 0.03  # the most of a time budget that evaluations may spend
 TARGET = 0.02  # what the plan aims at: the rest is margin for a busy machine's noise
 MAX_EVALS = 16  # evaluations planned at most in a budget: enough to keep the best and to resume
 MIN_STREAMS = 4  # streams read at least: their median is what a runaway stream is judged against
-MIN_CHARS = 1000  # characters of each stream read at least: the cold-start windows fit whole
+MIN_CHARS = 500  # characters of each stream read at least (the cold-start windows shrink to fit)
 MIN_STARTS = 64  # cold starts checked at least (docs/evaluation-cost.md: what still catches one)
-# A cold start reads 300 characters through the recurrent part and scores 200 with the output
-# layer, twice: no more than the cost of reading this many validation characters.
-START_CHARS = 600
+CHECK_CHARS = 300  # characters of a cold-start window (skip + span): read twice, from zero state
+# Below the floors where nothing else fits: one stream of 100 characters (the check's windows
+# shrink to 10 + 20, its least) and 16 starts. A runaway still shows, on fewer starts.
+LEAST = (1, 100, 16)
 TRAIN_PER_EVAL = 3.0  # a character trained costs about three read (forward, backward, update)
 
 
@@ -45,52 +54,95 @@ class EvalSize:
 
 @dataclass
 class EvalCost:
-    """Seconds per validation character read, per cold start checked, and per evaluation besides
-    (writing the checkpoints)."""
+    """Seconds an evaluation costs: `step` a character read whatever the streams side by side,
+    `row` a character of each stream, `fixed` besides (writing the checkpoints); `rows`: cold-start
+    windows the check reads side by side."""
 
-    per_char: float
-    per_start: float
+    step: float
+    row: float
+    rows: int
     fixed: float = 0.0
 
     def of(self, size: EvalSize) -> float:
-        return self.per_char * size.streams * size.chars + self.per_start * size.starts + self.fixed
+        read = size.chars * (self.step + self.row * size.streams)
+        batches = math.ceil(size.starts / max(self.rows, 1))
+        check = 2 * CHECK_CHARS * (self.step * batches + self.row * size.starts)
+        return read + check + self.fixed
 
 
-def probe_cost(per_char: float) -> EvalCost:
-    """The model of an evaluation's cost from the probe's seconds per validation character."""
-    return EvalCost(per_char, per_char * START_CHARS, 0.0)
+def whole(c: TrainConfig, batches: StreamBatcher) -> EvalSize:
+    """The size of an evaluation that reads every validation stream whole (as far as the split
+    is read: TrainConfig.max_val_chars) and checks config.cold_start_checks starts."""
+    return EvalSize(batches.batch_size, batches.stream_len, c.cold_start_checks)
+
+
+@torch.no_grad()
+def probe(model, batches: StreamBatcher, clock, dist: Dist = SINGLE) -> EvalCost:
+    """The cost model of evaluating `model` (a trained.Model) on `batches`, from a piece of the
+    validation read timed at two widths (each the better of two reads: the first warms up), the
+    mean over the ranks."""
+    b = batches.batch_size
+    few, cols = max(1, b // 8), min(batches.stream_len, batches.seq_len)
+    x, y = batches.x[:, :cols].long(), batches.y[:, :cols].long()
+    seconds = []
+    with model.evaluating():
+        for n in (b, few):
+            xs, ys, best = x[:n].to(model.device), y[:n].to(model.device), math.inf
+            for _ in range(2):
+                start = clock()
+                out, _ = model.net.read(xs, model.net.init_state(n))
+                model.net.nats(out, ys)
+                best = min(best, clock() - start)
+            seconds.append(best / cols)
+    wide, narrow = (t / dist.world for t in dist.all_sum(seconds))
+    row = max(0.0, (wide - narrow) / max(b - few, 1))
+    return EvalCost(max(narrow - row * few, 0.0), row, rows_at_once(model.net, CHECK_CHARS))
 
 
 def choose_size(max_time: float, full: EvalSize, cost: EvalCost, evals: int) -> EvalSize:
     """The largest size (at most `full`) at which `evals` evaluations fit in TARGET of `max_time`
-    seconds, but not under the minimum (MIN_*), unless even one evaluation at that would not fit.
-    `evals`: how many the default schedule would make in the budget."""
-    allow = TARGET * max_time - cost.fixed * max(evals, 1)
-    frac = allow / max(evals, 1) / max(cost.of(full) - cost.fixed, 1e-12)
-    size = _scaled(full, frac, floor=True)
-    if cost.of(size) > TARGET * max_time:  # the minimum alone is too much: fit the final one
-        size = _scaled(full, (TARGET * max_time - cost.fixed) / (cost.of(full) - cost.fixed))
+    seconds: the characters of each stream shrink first (a small model's time is its steps),
+    then the starts, then the streams; not under the MIN_* floors, unless even one evaluation
+    there would not fit: then under them, until the final one alone does (or LEAST is reached)."""
+    floors = MIN_STREAMS, MIN_CHARS, MIN_STARTS
+    size = _shrunk(full, cost, TARGET * max_time / max(evals, 1), *floors)
+    if cost.of(size) > TARGET * max_time:
+        size = _shrunk(size, cost, TARGET * max_time, *LEAST)
     return size
 
 
-def _scaled(full: EvalSize, frac: float, floor: bool = False) -> EvalSize:
-    """`full` scaled by `frac` (at most 1): the streams first, then the characters of each."""
-    if frac >= 1:
-        return full
-    lo_streams = min(MIN_STREAMS, full.streams) if floor else 1
-    lo_chars = min(MIN_CHARS, full.chars) if floor else min(MIN_CHARS // 4, full.chars)
-    lo_starts = min(MIN_STARTS, full.starts) if floor else min(MIN_STARTS // 4, full.starts)
-    chars = max(frac, 0.0) * full.streams * full.chars
-    streams = max(lo_streams, min(full.streams, math.ceil(chars / full.chars)))
-    each = max(lo_chars, min(full.chars, int(chars // streams)))
-    starts = max(lo_starts, min(full.starts, round(frac * full.starts)))
-    return EvalSize(streams, each, starts)
+def _shrunk(full: EvalSize, cost: EvalCost, seconds: float, streams, chars, starts) -> EvalSize:
+    """The largest size at most `full` and at least the floors given that costs `seconds`, the
+    characters of each stream shrunk first, then the starts, then the streams; else the floors."""
+    lo = EvalSize(min(streams, full.streams), min(chars, full.chars), min(starts, full.starts))
+
+    def fits(n, c, s) -> bool:
+        return cost.of(EvalSize(n, c, s)) <= seconds
+
+    n, s = full.streams, full.starts
+    c = _largest(lo.chars, full.chars, lambda c: fits(n, c, s))
+    if c == lo.chars:
+        s = _largest(lo.starts, s, lambda s: fits(n, c, s))
+        if s == lo.starts:
+            n = _largest(lo.streams, n, lambda n: fits(n, c, s))
+    return EvalSize(n, c, s)
 
 
-def default_evals(max_time: float, cost: EvalCost, chars_per_eval: int) -> int:
-    """About how many evaluations the default schedule (every `chars_per_eval` characters trained)
-    would make in `max_time` seconds, training at about TRAIN_PER_EVAL times the read's cost."""
-    trained = max_time / (TRAIN_PER_EVAL * max(cost.per_char, 1e-12))
+def _largest(lo: int, hi: int, ok) -> int:
+    """The largest value in lo..hi for which `ok` holds (it holds for all below one that does),
+    else lo."""
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid - 1)
+    return lo
+
+
+def default_evals(max_time: float, cost: EvalCost, streams: int, chars_per_eval: int) -> int:
+    """About how many evaluations the default schedule (every `chars_per_eval` characters trained,
+    `streams` side by side) would make in `max_time` seconds, training at about TRAIN_PER_EVAL
+    times the read's cost."""
+    per_char = (cost.step + cost.row * streams) / streams
+    trained = max_time / (TRAIN_PER_EVAL * max(per_char, 1e-12))
     return max(1, min(MAX_EVALS, math.ceil(trained / chars_per_eval)))
 
 
@@ -117,11 +169,12 @@ class EvalBudget:
     def __init__(self, max_time: float, size: EvalSize, cost: EvalCost, spent: float = 0.0):
         self.max_time, self.size, self.cost, self.spent = max_time, size, cost, spent
         self.allow = TARGET * max_time
+        self.took: float | None = None  # the last evaluation's seconds, once there is one
         self.next_at = self._next(0.0)
 
     def predicted(self) -> float:
-        """Seconds the next evaluation (and its checkpoints) should take."""
-        return self.cost.of(self.size)
+        """Seconds the next evaluation (and its checkpoints) should take: as the last one did."""
+        return self.took if self.took is not None else self.cost.of(self.size)
 
     def reserve(self) -> float:
         """Seconds to keep for the final evaluation, with a margin for noise."""
@@ -134,11 +187,9 @@ class EvalBudget:
         return room >= self.predicted() and elapsed >= self.next_at
 
     def measured(self, elapsed: float, read_s: float, check_s: float, save_s: float) -> None:
-        """An evaluation took these seconds (at `elapsed`): the rates from now on are its own."""
-        s = self.size
-        per_start = check_s / s.starts if s.starts else self.cost.per_start
-        self.cost = EvalCost(read_s / max(s.streams * s.chars, 1), per_start, save_s)
-        self.spent += read_s + check_s + save_s
+        """An evaluation took these seconds (at `elapsed`): the next of its size should too."""
+        self.took = read_s + check_s + save_s
+        self.spent += self.took
         self.next_at = self._next(elapsed)
 
     def _next(self, elapsed: float) -> float:
@@ -150,18 +201,18 @@ class EvalBudget:
         return elapsed + (self.max_time - elapsed) / left
 
 
-def plan(c: TrainConfig, full: EvalSize, per_char: float, pos: Position) -> EvalBudget:
-    """The EvalBudget of a run under a time budget at `pos`, from the probe's seconds per validation
-    character (of one process): a new run's size chosen for it and kept in `pos` for the rest of
-    the run (a run evaluated whole before keeps the whole), so that its losses compare."""
-    cost = probe_cost(per_char)
+def plan(c: TrainConfig, full: EvalSize, cost: EvalCost, pos: Position) -> EvalBudget:
+    """The EvalBudget of a run under a time budget at `pos`: a new run's size chosen for it and
+    kept in `pos` for the rest of the run (a run evaluated whole before keeps the whole), so that
+    its losses compare."""
     evaluations = [r for r in pos.metrics if is_evaluation(r)]
     if pos.eval_size is not None:
         size = EvalSize(**pos.eval_size)
     elif evaluations:
         size = full
     else:
-        evals = default_evals(c.max_time, cost, c.steps_per_eval * c.batch_size * c.seq_len)
+        step_chars = c.batch_size * c.seq_len
+        evals = default_evals(c.max_time, cost, c.batch_size, c.steps_per_eval * step_chars)
         size = choose_size(c.max_time, full, cost, evals)
     pos.eval_size = size.to_dict()
     spent = sum(r.get("eval_seconds") or 0.0 for r in evaluations)

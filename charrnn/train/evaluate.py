@@ -106,20 +106,3 @@ def _read_split(model: Model, batches: StreamBatcher, should_stop, cold: bool, b
             done += t
         per_target[at], context[at] = nats.flatten().float(), read
     return per_target, context
-
-
-@torch.no_grad()
-def probe(model: Model, batches: StreamBatcher, clock, chars: int = 4096) -> float:
-    """Seconds per character of the validation read, timed on about `chars` of this rank's first
-    streams (the better of two reads, the first paying for warming up)."""
-    b = batches.batch_size
-    cols = max(1, min(batches.stream_len, batches.seq_len, chars // b))
-    x, y = batches.x[:, :cols].long().to(model.device), batches.y[:, :cols].long().to(model.device)
-    best = math.inf
-    with model.evaluating():
-        for _ in range(2):
-            start = clock()
-            out, _ = model.net.read(x, model.net.init_state(b))
-            model.net.nats(out, y)
-            best = min(best, clock() - start)
-    return best / (b * cols)

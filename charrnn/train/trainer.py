@@ -37,7 +37,7 @@ from charrnn.threads import ThreadTuner, timed, tuned_threads
 from charrnn.train import coldstart, evalplan, records, schedule
 from charrnn.train.config import TrainConfig
 from charrnn.train.distributed import SINGLE, Dist
-from charrnn.train.evaluate import evaluate, probe
+from charrnn.train.evaluate import evaluate
 from charrnn.train.events import DoneEvent, EvalEvent, Event, RollbackEvent, StepEvent
 from charrnn.train.state import Generators, Position, RunState
 
@@ -87,8 +87,7 @@ class Trainer:
         self.tuner: ThreadTuner | None = None  # while run() runs, if tune_threads
         self.save_last_first = save_last_first
         self.clock, self.started, self._tick = clock, started, 0.0
-        full = evalplan.EvalSize(c.batch_size, self.val_batches.stream_len, c.cold_start_checks)
-        self.budget = evalplan.Unbounded(full)  # under a time budget, run() plans an EvalBudget
+        self.budget = evalplan.Unbounded(evalplan.whole(c, self.val_batches))  # run() plans one
         self._step_s = 0.0  # a step's seconds, smoothed: the budget stops a step early
         # Far worse than guessing uniformly: the optimisation has blown up, not merely stalled.
         self.explode_at = 2.0 * math.log(max(len(vocab), 2)) + 5.0
@@ -109,8 +108,9 @@ class Trainer:
         if self.save_last_first or self.dist.all_sum([float(missing)])[0]:
             self._save()
         with tuned_threads(self.tune_threads) as self.tuner:
-            if self.config.max_time is not None:
-                self.budget = self._plan()
+            if self.config.max_time is not None:  # its evaluations, from a probe of their cost
+                cost = evalplan.probe(self.trained, self.val_batches, self.clock, self.dist)
+                self.budget = evalplan.plan(self.config, self.budget.size, cost, self.pos)
             yield from self._loop()
 
     def _loop(self) -> Iterator[Event]:
@@ -226,11 +226,6 @@ class Trainer:
         self._rollbacks = 0
         return EvalEvent(record, improved)
 
-    def _plan(self) -> evalplan.EvalBudget:
-        """The time budget's evaluations, from a probe of the validation read (evalplan.plan)."""
-        per_char = self.dist.all_sum([probe(self.trained, self.val_batches, self.clock)])[0]
-        return evalplan.plan(self.config, self.budget.size, per_char / self.dist.world, self.pos)
-
     def _advance(self) -> None:
         """Count the wall clock since the last count (start-up, steps, evaluations) as elapsed."""
         now = self.clock()
@@ -273,15 +268,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ budget and schedule
     def progress(self) -> float:
-        return schedule.progress(self.config, self.pos, len(self.train_batches))
+        return schedule.progress(self.config, self.pos, len(self.train_batches), self._keep())
 
     def lr(self) -> float:
-        return schedule.learning_rate(self.config, self.pos, len(self.train_batches))
+        return schedule.learning_rate(self.config, self.pos, len(self.train_batches), self._keep())
+
+    def _keep(self) -> float:
+        """Seconds of a time budget kept for a step and the final evaluation."""
+        return self._step_s + self.budget.reserve()
 
     def budget_spent(self, final: bool = False) -> str | None:
-        """Which limit is reached; `final`: keeping a step and the final evaluation's time."""
-        keep = self._step_s + self.budget.reserve() if final else 0.0
-        return schedule.budget_spent(self.config, self.pos, len(self.train_batches), keep)
+        """Which limit is reached; `final`: keeping the time of a step and the final evaluation
+        (but a new run trains a step, and so evaluates, whatever its start-up took)."""
+        keep = self._keep() if final else 0.0
+        reason = schedule.budget_spent(self.config, self.pos, len(self.train_batches), keep)
+        return None if final and reason == "time" and self.pos.step == 0 else reason
 
     def _chars_seen(self) -> int:
         """Characters trained on so far, by every rank together."""
