@@ -77,11 +77,11 @@ def check(
         targets = torch.stack([ids[p + skip + 1 : p + skip + span + 1].long() for p in at])
         loss_warm = torch.stack([warm.nats[p + skip : p + skip + span].mean() for p in at])
         with model.evaluating():
-            loss_zero = _span_loss(model.net, cold, targets, device, should_stop)  # (n,)
+            loss_zero = span_loss(model.net, cold, targets, device, should_stop)  # (n,)
             loss_lead = None
             if loss_zero is not None:
                 lead_cold = model.with_lead_in(cold)
-                loss_lead = _span_loss(model.net, lead_cold, targets, device, should_stop)
+                loss_lead = span_loss(model.net, lead_cold, targets, device, should_stop)
         if loss_lead is None:  # asked to stop (every rank is asked alike: see Trainer._agree)
             return None
         sums = [
@@ -121,15 +121,7 @@ def _positions(context, share, skip, span, min_context, seed) -> torch.Tensor:
     return chosen - skip
 
 
-def rows_at_once(model, t: int) -> int:
-    """Windows of `t` characters the check reads side by side through the recurrent part of
-    `model` (a CharRNN): about _WORK_BUDGET multiply-adds a piece."""
-    recurrent = model.num_params(embedding=False) - model.head.weight.numel()
-    recurrent -= model.config.vocab_size
-    return max(1, _WORK_BUDGET // (t * recurrent))
-
-
-def _span_loss(model, x, targets, device, should_stop=None) -> torch.Tensor | None:
+def span_loss(model, x, targets, device, should_stop=None) -> torch.Tensor | None:
     """Mean nats per character on the last targets.shape[1] predictions of reading x from a zero
     state: x (n, t), targets (n, span) -> (n,); None if `should_stop()` turns true on the way.
 
@@ -140,7 +132,8 @@ def _span_loss(model, x, targets, device, should_stop=None) -> torch.Tensor | No
     n, t = x.shape
     span = targets.shape[1]
     c = model.config
-    rows = rows_at_once(model, t)  # read together: a batch keeps it fast
+    recurrent = model.num_params(embedding=False) - model.head.weight.numel() - c.vocab_size
+    rows = max(1, _WORK_BUDGET // (t * recurrent))  # read together: a batch keeps it fast
     positions = max(1, _WORK_BUDGET // (c.hidden_size * c.vocab_size))  # through the head at once
     out = []
     for i in range(0, n, rows):

@@ -2,15 +2,15 @@
 last one, so that evaluations spend at most SHARE of the budget and the run ends within it.
 
 An evaluation reads the first `chars` characters of `streams` validation streams side by side,
-and checks `starts` cold starts (coldstart.py), each a window of about CHECK_CHARS read from a zero
-state twice, `rows` windows side by side. Reading n streams side by side costs a + b * n seconds a
-character: a for the sequential step (what a small model's time is), b for each stream (the
-output layer's, which grows with the vocabulary). So an evaluation costs about
-    chars * (a + b * streams) + 2 * CHECK_CHARS * (a * ceil(starts / rows) + b * starts)
-with a and b from a probe (a piece of the validation read timed at two widths), then the seconds
-each evaluation measured. The size is chosen once for a run (kept in its checkpoints), so that
-every evaluation reads the same text and their losses compare (best.pt is chosen by them); the
-schedule then spends what is left of the allowance.
+and checks `starts` cold starts (coldstart.py). Reading n streams side by side costs a + b * n
+seconds a character: a for the sequential step (what a small model's time is), b for each stream
+(the output layer's, which grows with the vocabulary); a cold start costs c. So an evaluation
+costs about
+    chars * (a + b * streams) + c * starts * min(1, chars / WHOLE_WINDOWS)
+with a, b and c from a probe (a piece of the validation read timed at two widths, a few cold
+starts checked), then the seconds each evaluation measured. The size is chosen once for a run
+(kept in its checkpoints), so that every evaluation reads the same text and their losses compare
+(best.pt is chosen by them); the schedule then spends what is left of the allowance.
 """
 
 from __future__ import annotations
@@ -22,18 +22,19 @@ import torch
 
 from charrnn.runs import is_evaluation
 from charrnn.text.data import StreamBatcher
-from charrnn.train.coldstart import rows_at_once
+from charrnn.train.coldstart import span_loss
 from charrnn.train.config import TrainConfig
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.state import Position
 
 SHARE = 0.03  # the most of a time budget that evaluations may spend
-TARGET = 0.02  # what the plan aims at: the rest is margin for a busy machine's noise
+TARGET = 0.025  # what the plan aims at: the rest is margin for a busy machine's noise
 MAX_EVALS = 16  # evaluations planned at most in a budget: enough to keep the best and to resume
 MIN_STREAMS = 4  # streams read at least: their median is what a runaway stream is judged against
 MIN_CHARS = 500  # characters of each stream read at least (the cold-start windows shrink to fit)
 MIN_STARTS = 64  # cold starts checked at least (docs/evaluation-cost.md: what still catches one)
-CHECK_CHARS = 300  # characters of a cold-start window (skip + span): read twice, from zero state
+PROBE_STARTS = 4  # cold starts the probe checks
+WHOLE_WINDOWS = 1000  # characters of a stream read in which the check's windows are whole
 # Below the floors where nothing else fits: one stream of 100 characters (the check's windows
 # shrink to 10 + 20, its least) and 16 starts. A runaway still shows, on fewer starts.
 LEAST = (1, 100, 16)
@@ -55,19 +56,19 @@ class EvalSize:
 @dataclass
 class EvalCost:
     """Seconds an evaluation costs: `step` a character read whatever the streams side by side,
-    `row` a character of each stream, `fixed` besides (writing the checkpoints); `rows`: cold-start
-    windows the check reads side by side."""
+    `row` a character of each stream, `start` a cold start checked, `fixed` besides (writing the
+    checkpoints); `probe`: the seconds the probe took."""
 
     step: float
     row: float
-    rows: int
+    start: float
     fixed: float = 0.0
+    probe: float = 0.0
 
     def of(self, size: EvalSize) -> float:
         read = size.chars * (self.step + self.row * size.streams)
-        batches = math.ceil(size.starts / max(self.rows, 1))
-        check = 2 * CHECK_CHARS * (self.step * batches + self.row * size.starts)
-        return read + check + self.fixed
+        shrunk = min(1.0, size.chars / WHOLE_WINDOWS)  # the check's windows, in short streams
+        return read + self.start * shrunk * size.starts + self.fixed
 
 
 def whole(c: TrainConfig, batches: StreamBatcher) -> EvalSize:
@@ -78,10 +79,11 @@ def whole(c: TrainConfig, batches: StreamBatcher) -> EvalSize:
 
 @torch.no_grad()
 def probe(model, batches: StreamBatcher, clock, dist: Dist = SINGLE) -> EvalCost:
-    """The cost model of evaluating `model` (a trained.Model) on `batches`, from a piece of the
-    validation read timed at two widths (each the better of two reads: the first warms up), the
-    mean over the ranks."""
-    b = batches.batch_size
+    """The cost model of evaluating `model` (a trained.Model) on `batches`, the mean over the ranks:
+    a piece of the validation read timed at two widths (each the better of two reads: the first
+    warms up), and PROBE_STARTS cold-start windows read from a zero state (the check reads each
+    twice)."""
+    begun, b, net = clock(), batches.batch_size, model.net
     few, cols = max(1, b // 8), min(batches.stream_len, batches.seq_len)
     x, y = batches.x[:, :cols].long(), batches.y[:, :cols].long()
     seconds = []
@@ -90,13 +92,28 @@ def probe(model, batches: StreamBatcher, clock, dist: Dist = SINGLE) -> EvalCost
             xs, ys, best = x[:n].to(model.device), y[:n].to(model.device), math.inf
             for _ in range(2):
                 start = clock()
-                out, _ = model.net.read(xs, model.net.init_state(n))
-                model.net.nats(out, ys)
+                out, _ = net.read(xs, net.init_state(n))
+                net.nats(out, ys)
                 best = min(best, clock() - start)
             seconds.append(best / cols)
-    wide, narrow = (t / dist.world for t in dist.all_sum(seconds))
+        windows = _windows(batches.ids, PROBE_STARTS)
+        start = clock()
+        if windows is not None:
+            span_loss(net, *windows, model.device)
+        seconds.append(2 * (clock() - start) / PROBE_STARTS)
+    wide, narrow, check = (t / dist.world for t in dist.all_sum(seconds))
     row = max(0.0, (wide - narrow) / max(b - few, 1))
-    return EvalCost(max(narrow - row * few, 0.0), row, rows_at_once(model.net, CHECK_CHARS))
+    return EvalCost(max(narrow - row * few, 0.0), row, check, probe=clock() - begun)
+
+
+def _windows(ids: torch.Tensor, n: int, skip: int = 100, span: int = 200):
+    """n cold-start windows from the start of `ids` and their scored targets, as the check reads
+    them: (n, skip + span) and (n, span); None where `ids` is too short."""
+    t = skip + span
+    if len(ids) < n * t + 1:
+        return None
+    x = ids[: n * t].long().view(n, t)
+    return x, ids[1 : n * t + 1].long().view(n, t)[:, skip:]
 
 
 def choose_size(max_time: float, full: EvalSize, cost: EvalCost, evals: int) -> EvalSize:
@@ -167,7 +184,8 @@ class EvalBudget:
     long to keep for the final one. `spent`: seconds evaluations spent so far in the run."""
 
     def __init__(self, max_time: float, size: EvalSize, cost: EvalCost, spent: float = 0.0):
-        self.max_time, self.size, self.cost, self.spent = max_time, size, cost, spent
+        self.max_time, self.size, self.cost = max_time, size, cost
+        self.spent = spent + cost.probe  # the probe is evaluation work too
         self.allow = TARGET * max_time
         self.took: float | None = None  # the last evaluation's seconds, once there is one
         self.next_at = self._next(0.0)
