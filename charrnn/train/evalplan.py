@@ -35,9 +35,10 @@ MIN_CHARS = 500  # characters of each stream read at least (the cold-start windo
 MIN_STARTS = 64  # cold starts checked at least (docs/evaluation-cost.md: what still catches one)
 PROBE_STARTS = 4  # cold starts the probe checks
 WHOLE_WINDOWS = 1000  # characters of a stream read in which the check's windows are whole
-# Below the floors where nothing else fits: one stream of 100 characters (the check's windows
-# shrink to 10 + 20, its least) and 16 starts. A runaway still shows, on fewer starts.
-LEAST = (1, 100, 16)
+# Below the floors where nothing else fits: one stream and 16 starts, but still MIN_CHARS of it:
+# in a shorter stream the check's windows shrink until a runaway no longer shows in them
+# (docs/evaluation-cost.md: 100 characters a stream found none of the runaways the full check did).
+LEAST = (1, MIN_CHARS, 16)
 TRAIN_PER_EVAL = 3.0  # a character trained costs about three read (forward, backward, update)
 
 
