@@ -39,6 +39,7 @@ WHOLE_WINDOWS = 1000  # characters of a stream read in which the check's windows
 # in a shorter stream the check's windows shrink until a runaway no longer shows in them
 # (docs/evaluation-cost.md: 100 characters a stream found none of the runaways the full check did).
 LEAST = (1, MIN_CHARS, 16)
+EXIT_S = 1.0  # seconds kept for what follows the final evaluation: the process's exit
 TRAIN_PER_EVAL = 3.0  # a character trained costs about three read (forward, backward, update)
 
 
@@ -196,8 +197,9 @@ class EvalBudget:
         return self.took if self.took is not None else self.cost.of(self.size)
 
     def reserve(self) -> float:
-        """Seconds to keep for the final evaluation, with a margin for noise."""
-        return 1.25 * self.predicted()
+        """Seconds to keep for the final evaluation, with a margin for noise (a wider one while
+        the prediction is the probe's)."""
+        return (1.5 if self.took is None else 1.25) * self.predicted() + EXIT_S
 
     def due(self, elapsed: float) -> bool:
         """Whether a scheduled evaluation may run now: its cost and the final's both fit what is

@@ -44,7 +44,7 @@ def evaluation(
         "val_runaway_streams": val.runaway_streams,
         "lr": lr,
         "cold_start": cold.to_dict() if cold is not None else None,
-        **(cost or {}),
+        **{k: round(v, 3) for k, v in (cost or {}).items()},
     }
 
 

@@ -88,7 +88,7 @@ class Trainer:
         self.save_last_first = save_last_first
         self.clock, self.started, self._tick = clock, started, 0.0
         self.budget = evalplan.Unbounded(evalplan.whole(c, self.val_batches))  # run() plans one
-        self._step_s = 0.0  # a step's seconds, smoothed: the budget stops a step early
+        self._step_s = self._save_s = 0.0  # a step's seconds (smoothed), a file's to write
         # Far worse than guessing uniformly: the optimisation has blown up, not merely stalled.
         self.explode_at = 2.0 * math.log(max(len(vocab), 2)) + 5.0
         self.restore(state)
@@ -106,10 +106,11 @@ class Trainer:
         # From step 0 on there is a state to go back to (rank 0's disk decides, for every rank).
         missing = self.dist.is_main and not self.run_dir.last.is_file()
         if self.save_last_first or self.dist.all_sum([float(missing)])[0]:
-            self._save()
+            self._save()  # (timed: the final evaluation writes two such files)
         with tuned_threads(self.tune_threads) as self.tuner:
             if self.config.max_time is not None:  # its evaluations, from a probe of their cost
                 cost = evalplan.probe(self.trained, self.val_batches, self.clock, self.dist)
+                cost.fixed = 2 * self._save_s
                 self.budget = evalplan.plan(self.config, self.budget.size, cost, self.pos)
             yield from self._loop()
 
@@ -214,8 +215,7 @@ class Trainer:
             self.pos.best_val = result.loss
         self._advance()  # the record and the checkpoint count the evaluation's time
         per_epoch, chars, lr = len(self.train_batches), self._chars_seen(), self.lr()
-        read = size.streams * size.chars * self.dist.world
-        cost = {"val_chars": read, "eval_seconds": round(t2 - t0, 3)}
+        cost = {"val_chars": size.streams * size.chars * dist.world, "eval_seconds": t2 - t0}
         record = records.evaluation(self.pos, per_epoch, chars, lr, train_loss, result, cold, cost)
         self.pos.metrics.append(record)
         self._save(best=improved)
@@ -228,9 +228,8 @@ class Trainer:
 
     def _advance(self) -> None:
         """Count the wall clock since the last count (start-up, steps, evaluations) as elapsed."""
-        now = self.clock()
-        self.pos.elapsed += now - self._tick
-        self._tick = now
+        now, then = self.clock(), self._tick
+        self.pos.elapsed, self._tick = self.pos.elapsed + now - then, now
 
     def _add_to_window(self, loss: float) -> None:
         """Count a step's loss towards the next training record; write one every
@@ -373,9 +372,10 @@ class Trainer:
 
     def _save(self, best: bool = False) -> None:
         """Write last.pt (and best.pt): rank 0 only, but every rank helps gather the state."""
-        state = self.snapshot()
+        start, state = self.clock(), self.snapshot()
         if self.dist.is_main:
             self.run_dir.save(state, best=best)
+        self._save_s = (self.clock() - start) / (1 + best)
 
 
 def _adamw(model, c: TrainConfig) -> torch.optim.AdamW:
