@@ -266,6 +266,16 @@ def load_run(path: Path) -> RunState:
     return run_state(payload, restore(payload, path))
 
 
+def _eval_size(value) -> dict | None:
+    """A checkpoint's evaluation size, checked: three positive integers, or None."""
+    if value is None:
+        return None
+    keys = ("streams", "chars", "starts")
+    if not isinstance(value, dict) or set(value) != set(keys):
+        raise ValueError(f"eval_size {value!r}")
+    return {k: int(value[k]) for k in keys}
+
+
 def to_payload(state: RunState) -> dict[str, Any]:
     """`state` as the file's dict of tensors and plain values (the layout in this docstring)."""
     p, g = state.position, state.generators
@@ -305,6 +315,7 @@ def run_state(payload: dict[str, Any], model: Model) -> RunState:
             window_loss=float(t.get("window_loss", 0.0)),  # absent before training records
             window_steps=int(t.get("window_steps", 0)),
             start_loss=None if t.get("start_loss") is None else float(t["start_loss"]),
+            eval_size=_eval_size(t.get("eval_size")),  # absent before evaluations were sized
         )
         rng = t["rng_cpu"], t.get("rng_ranks"), t.get("rng_cold"), t.get("rng_cuda")
         return RunState(

@@ -14,8 +14,8 @@ from charrnn.model import runaway
 from charrnn.model.network import restart_streams
 from charrnn.model.trained import Model
 from charrnn.text import data
-from charrnn.train import coldstart
-from charrnn.train.evaluate import Validation
+from charrnn.train import coldstart, evalplan
+from charrnn.train.evaluate import Validation, evaluate
 from charrnn.train.trainer import EvalEvent
 from charrnn.use.sampler import SampleConfig, Sampler
 from charrnn.use.scoring import score_text
@@ -188,3 +188,20 @@ def test_a_small_corpus_gets_a_smaller_check_not_none(tmp_path, text):
     assert trainer.val_batches.stream_len < 300
     assert report["starts"] == 256 and report["span"] < 200 and report["skip"] < 100
     assert report["runaways"] == 0 and report["runaways_lead_in"] == 0
+
+
+def test_the_smallest_check_of_a_time_budget_still_counts_a_runaway(mid_epoch):
+    """A time budget's floor (evalplan: a few streams, a few hundred characters of each, 64
+    starts) finds no runaway in a sound model, and finds the starts in a stream planted to run
+    away (its warm reads far better than a cold read achieves), as the full check does."""
+    trainer, _ = mid_epoch
+    ids, few = trainer.val_batches.ids, evalplan.MIN_STARTS
+    warm = evaluate(trainer.trained, trainer.val_batches, streams=2, chars=evalplan.MIN_CHARS)
+    sound = coldstart.check(trainer.trained, ids, warm, few)
+    assert sound.starts == few and sound.runaways == 0 and sound.runaways_lead_in == 0
+    length = trainer.val_batches.stream_len
+    warm.nats[:length] -= 2 * coldstart.RUNAWAY_NATS  # stream 0's windows: every one runs away
+    planted = coldstart.check(trainer.trained, ids, warm, few)
+    assert planted.starts == few
+    assert few // 4 <= planted.runaways <= 3 * few // 4  # about half: one stream of the two
+    assert planted.runaways == planted.runaways_lead_in

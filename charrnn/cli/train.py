@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
+from pathlib import Path
 
 import click
 from click.core import ParameterSource
@@ -205,6 +207,7 @@ Examples:
 @quiet_option("No progress or messages on stderr.")
 @click.pass_context
 def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
+    started = _process_started()  # the time budget counts from here: start-up is inside it
     """Train a stacked LSTM (or a GRU or vanilla RNN: --cell) on CORPUS: files, a folder of text
     files, '-' for stdin, or a corpus name from `charrnn corpus list`.
 
@@ -215,6 +218,7 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
     from charrnn.train import distributed
 
     request = _request(ctx, corpus, resume, init_from, checkpoint_dir, opts)
+    request.started = started
     d = distributed.from_env()  # one process, or one rank of a torchrun job
     device = resolve_device(opts["device"], d.local_rank)
     distributed.start(d, device)
@@ -231,6 +235,18 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
+
+
+def _process_started() -> float:
+    """When this process began, on time.perf_counter's clock (from /proc on Linux; elsewhere,
+    now: Python's own start-up is then outside the budget)."""
+    now = time.perf_counter()
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return now - min(max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK")), 60.0)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return now
 
 
 def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):

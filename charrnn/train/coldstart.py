@@ -77,11 +77,11 @@ def check(
         targets = torch.stack([ids[p + skip + 1 : p + skip + span + 1].long() for p in at])
         loss_warm = torch.stack([warm.nats[p + skip : p + skip + span].mean() for p in at])
         with model.evaluating():
-            loss_zero = _span_loss(model.net, cold, targets, device, should_stop)  # (n,)
+            loss_zero = span_loss(model.net, cold, targets, device, should_stop)  # (n,)
             loss_lead = None
             if loss_zero is not None:
                 lead_cold = model.with_lead_in(cold)
-                loss_lead = _span_loss(model.net, lead_cold, targets, device, should_stop)
+                loss_lead = span_loss(model.net, lead_cold, targets, device, should_stop)
         if loss_lead is None:  # asked to stop (every rank is asked alike: see Trainer._agree)
             return None
         sums = [
@@ -121,7 +121,7 @@ def _positions(context, share, skip, span, min_context, seed) -> torch.Tensor:
     return chosen - skip
 
 
-def _span_loss(model, x, targets, device, should_stop=None) -> torch.Tensor | None:
+def span_loss(model, x, targets, device, should_stop=None) -> torch.Tensor | None:
     """Mean nats per character on the last targets.shape[1] predictions of reading x from a zero
     state: x (n, t), targets (n, span) -> (n,); None if `should_stop()` turns true on the way.
 

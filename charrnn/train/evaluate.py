@@ -5,7 +5,6 @@ one is counted as a runaway (the cold-start check must not take it as a warm ref
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -36,49 +35,63 @@ def evaluate(
     should_stop=None,
     dist: Dist = SINGLE,
     cold: bool = True,
+    streams: int | None = None,
+    chars: int | None = None,
 ) -> Validation | None:
     """Nats per character over every target of the split, with state carried along each stream;
     None if `should_stop()` turns true on the way (a stop must not wait for a long evaluation).
+    `streams`, `chars`: read only the first `streams` of this rank's streams, the first `chars`
+    characters of each (None: all; a part leaves out the leftover that continues the last one).
 
     Each stream begins where `sample` and `score` begin, from the model's cold start (`cold`
     False: a zero state alone), so the figure is what a user of the model will get.
     Distributed, each rank evaluates its own streams and the sums are added up."""
+    length = batches.stream_len
+    b = min(streams or batches.batch_size, batches.batch_size)
+    read_len = min(chars or length, length)
     with model.evaluating():
-        read = _read_split(model, batches, should_stop, cold)
+        read = _read_split(model, batches, should_stop, cold, b, read_len)
     if read is None:
         return None
     per_target, context = read
-    device, b, length = model.device, batches.batch_size, batches.stream_len
+    device = model.device
     first = batches.first_stream * length  # where this rank's first stream starts in the split
     mine = context >= 0  # (a NaN loss stays in the sums: it must show, not vanish)
     total, count = dist.all_sum([float(per_target[mine].double().sum()), float(mine.sum())], device)
-    bounds = [first + s * length for s in range(b + 1)]  # stream s: targets bounds[s]..bounds[s+1]
-    bounds[-1] = len(per_target) if batches.last_rank else bounds[-1]  # with the tail, if any
-    means = torch.stack([per_target[i:j].mean() for i, j in itertools.pairwise(bounds)])
+    spans = [(first + s * length, first + s * length + read_len) for s in range(b)]  # stream s's
+    whole = b == batches.batch_size and read_len == length
+    if whole and batches.last_rank:  # the last stream with the tail, if any
+        spans[-1] = (spans[-1][0], len(per_target))
+    means = torch.stack([per_target[i:j].mean() for i, j in spans])
     every = dist.all_gather(means.to(device), dim=0).cpu()  # (B x world,)
     # A stream far worse than the typical one has run away: its characters are no warm reference
     # for the cold-start check (which would then see a small gap where there is a large one).
     runaway = means > every.median() + RUNAWAY_NATS
-    for (i, j), bad in zip(itertools.pairwise(bounds), runaway.tolist(), strict=True):
+    for (i, j), bad in zip(spans, runaway.tolist(), strict=True):
         if bad:
             context[i:j] = -1
     runaways = int((every > every.median() + RUNAWAY_NATS).sum())
     return Validation(total / count, float(every.max()), runaways, per_target, context)
 
 
-def _read_split(model: Model, batches: StreamBatcher, should_stop, cold: bool):
-    """(per_target, context) as in Validation, this rank's streams read side by side; None if
-    `should_stop()` turns true on the way."""
-    net, device, b, length = model.net, model.device, batches.batch_size, batches.stream_len
+def _read_split(model: Model, batches: StreamBatcher, should_stop, cold: bool, b: int, cols: int):
+    """(per_target, context) as in Validation, the first `b` of this rank's streams read side by
+    side (their first `cols` characters); None if `should_stop()` turns true on the way."""
+    net, device, length = model.net, model.device, batches.stream_len
+    whole = b == batches.batch_size and cols == length
     state = model.start(b).state if cold else net.init_state(b)
     per_target = torch.full((len(batches.ids) - 1,), math.nan)  # (N - 1,)
     context = torch.full((len(batches.ids) - 1,), -1, dtype=torch.int32)
     first = batches.first_stream * length  # where this rank's first stream starts in the split
-    streams = torch.arange(b)[:, None] * length  # (B, 1)
+    rows = torch.arange(b)[:, None] * length  # (b, 1)
     done = 0  # columns of the (B, L) block read so far
     for x, y, tail in batches.eval_chunks():
         if should_stop is not None and should_stop():
             return None
+        if (not whole and tail) or (not tail and done >= cols):
+            break
+        if not tail:
+            x, y = x[:b, : cols - done], y[:b, : cols - done]
         if tail:  # the leftover row continues the last stream
             state = select_streams(state, slice(-1, None))
         out, state = net.read(x.to(device), state)  # (B, t, H)
@@ -88,7 +101,7 @@ def _read_split(model: Model, batches: StreamBatcher, should_stop, cold: bool):
             at = torch.arange(batches.n, batches.n + t)
             read = torch.arange(length, length + t, dtype=torch.int32)
         else:  # target j of stream s, column k: ids[first + s*L + k + 1]
-            at = (first + streams + torch.arange(done, done + t)).flatten()
+            at = (first + rows + torch.arange(done, done + t)).flatten()
             read = torch.arange(done, done + t, dtype=torch.int32).repeat(b)
             done += t
         per_target[at], context[at] = nats.flatten().float(), read

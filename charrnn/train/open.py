@@ -45,6 +45,9 @@ class RunRequest:
     train: dict = field(default_factory=dict)  # TrainConfig fields given (a resume: RESUMABLE's)
     encoding: str = ENCODING
     prime: str = ""  # text that samples during training continue: the model must know its chars
+    # When the command began, by time.perf_counter: a time budget counts from there, so that
+    # reading the text and building the model are inside it (None: from the first step's run).
+    started: float | None = None
 
 
 @dataclass
@@ -82,6 +85,7 @@ def open_run(
                 device=device,
                 dist=dist,
                 checkpoint_file=file,
+                started=request.started,
             )
             yield _told(opened, request.prime, on_open)
         return
@@ -108,6 +112,7 @@ def _start(request: RunRequest, reader: TextReader, device, dist: Dist) -> Opene
         init_from=base,
         device=device,
         dist=dist,
+        started=request.started,
     )
 
 

@@ -22,10 +22,18 @@ def training(pos: Position, per_epoch: int, chars: int, lr: float) -> dict:
 
 
 def evaluation(
-    pos: Position, per_epoch: int, chars: int, lr: float, train_loss: float, val: Validation, cold
+    pos: Position,
+    per_epoch: int,
+    chars: int,
+    lr: float,
+    train_loss: float,
+    val: Validation,
+    cold,
+    cost: dict | None = None,
 ) -> dict:
     """An evaluation: `train_loss` the mean since the previous one (NaN: no step), `cold` the
-    cold-start check's report (None: skipped, the split being too short)."""
+    cold-start check's report (None: skipped, the split being too short), `cost` what it read
+    and took (val_chars, eval_seconds)."""
     return {
         **_where("eval", pos, per_epoch, chars),
         # null where no step was trained since the last evaluation (NaN is not JSON)
@@ -36,6 +44,7 @@ def evaluation(
         "val_runaway_streams": val.runaway_streams,
         "lr": lr,
         "cold_start": cold.to_dict() if cold is not None else None,
+        **{k: round(v, 3) for k, v in (cost or {}).items()},
     }
 
 

@@ -32,14 +32,15 @@ def resume(
     device: torch.device | str = "cpu",
     dist: Dist = SINGLE,
     checkpoint_file: str | os.PathLike | None = None,
+    started: float | None = None,
 ) -> Opened:
     """Run `run` continued exactly where last.pt stopped (best.pt where there is no last.pt, or
     `checkpoint_file`, e.g. its best.pt beside a damaged last.pt), with its own text read again
     through `read_corpus` (from `corpus_specs` if given: the text moved, or came from stdin).
 
     `train` may change only what start.RESUMABLE lists: the budget (replacing all three
-    limits), eval_every and patience. A checkpoint that cannot be read is an error that offers
-    the run's other one where that one loads."""
+    limits), eval_every and patience; `started` as start.start's. A checkpoint that cannot be
+    read is an error that offers the run's other one where that one loads."""
     train = dict(train or {})
     run = run if isinstance(run, RunDir) else RunDir(Path(run))
     check_fields(train, TrainConfig, "train")
@@ -74,7 +75,8 @@ def resume(
     # as training starts, so that a rollback, or a resume after a stop, goes back to it.
     elsewhere = path.absolute() != run.last.absolute()
     ids = data.reindex(corpus.ids, corpus.vocab, model.vocab)
-    trainer = _check_budget(Trainer(state, ids, run, dist, save_last_first=elsewhere))
+    trainer = Trainer(state, ids, run, dist, save_last_first=elsewhere, started=started)
+    trainer = _check_budget(trainer)
     given = Path(checkpoint_file) if checkpoint_file is not None and elsewhere else None
     return Opened(trainer, resumed_from=given, chars=saved["chars"])
 

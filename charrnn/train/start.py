@@ -59,12 +59,14 @@ def start(
     init_from: str | os.PathLike | None = None,
     device: torch.device | str = "cpu",
     dist: Dist = SINGLE,
+    started: float | None = None,
 ) -> Opened:
     """A new run of `cell` ("lstm", "gru", "rnn") on `corpus`, writing into the folder `run` (one
     that holds a run already is refused unless `replace`). `size` names a preset ("auto": by the
     time budget and the corpus size); `model` and `train` are ModelConfig and TrainConfig fields
     over it (e.g. {"hidden_size": 256}, {"max_steps": 500}); without a budget, DEFAULT_TIME.
-    `init_from`, a checkpoint file, starts from its model instead (see _start_from)."""
+    `init_from`, a checkpoint file, starts from its model instead (see _start_from). `started`:
+    when the caller began, by time.perf_counter: a time budget counts from there (Trainer)."""
     model, train = dict(model or {}), dict(train or {})
     run = run if isinstance(run, RunDir) else RunDir(Path(run))
     if cell is not None and cell not in CELLS:
@@ -77,7 +79,8 @@ def start(
     if run.has_checkpoint() and not replace:
         raise RunError(f"{run.path} holds a run already; resume it (resume), or pass replace=True")
     if init_from is not None:
-        return _start_from(corpus, run, Path(init_from), size, cell, model, train, device, dist)
+        base = Path(init_from)
+        return _start_from(corpus, run, base, size, cell, model, train, device, dist, started)
     cell = cell or CELL
     if all(train.get(k) is None for k in BUDGETS):
         train["max_time"] = DEFAULT_TIME
@@ -88,8 +91,9 @@ def start(
     )
     model_config = dataclasses.replace(preset.model_config(len(corpus.vocab), cell), **model)
     model_config.lead_in = lead_in_for(corpus.ids, corpus.vocab)
+    ids, vocab = corpus.ids, corpus.vocab
     return _opened(
-        corpus, corpus.ids, corpus.vocab, model_config, config, run, device, dist, choice=choice
+        corpus, ids, vocab, model_config, config, run, device, dist, started=started, choice=choice
     )
 
 
@@ -116,10 +120,11 @@ def _opened(
         "char_counts": data.char_counts(ids, len(vocab)),  # sample checks by it
     }
     state = RunState(net, vocab, config, provenance, origin=origin)
-    return Opened(Trainer(state, ids, run, dist), chars=len(corpus), **told)
+    trainer = Trainer(state, ids, run, dist, started=told.pop("started", None))
+    return Opened(trainer, chars=len(corpus), **told)
 
 
-def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist) -> Opened:
+def _start_from(corpus, run, base, size, cell, model, train, device, dist, started) -> Opened:
     """A new run on `corpus` from the weights of the checkpoint `base`: step 0, a fresh optimizer
     and schedule, the defaults of presets.FINE_TUNE under the options given. Characters of the
     text that the model never saw are appended to its vocabulary (model.grown_weights): the ones
@@ -160,9 +165,8 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist: Dist)
             f"{b} stream{'s' * (b != 1)}, not the base's {base_b}, to fit {len(ids):,} characters"
         )
     weights = grown_weights(base_model.net, like)
-    return _opened(
-        corpus, ids, vocab, tuned, config, run, device, dist, weights, origin, notes=notes
-    )
+    told = {"notes": notes, "started": started}
+    return _opened(corpus, ids, vocab, tuned, config, run, device, dist, weights, origin, **told)
 
 
 def _load_base(path: Path):

@@ -32,6 +32,9 @@ class Position:
     # whose vocabulary grew (--init-from) starts far worse than guessing on its new characters,
     # and that is where it starts, not a blow-up (train_step's limit).
     start_loss: float | None = None
+    # What each evaluation reads under a time budget (evalplan.EvalSize as a dict), chosen once so
+    # that every evaluation of the run reads the same text; None: the whole (first) split.
+    eval_size: dict | None = None
 
 
 @dataclass

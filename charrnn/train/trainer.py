@@ -7,7 +7,8 @@ The loop, per step:
     logits, state = model(x, state)               # state carried in from the previous batch
     state = detach(state)                         # truncated BPTT: keep the values, cut the graph
     loss.backward(); clip; optimizer.step()
-and every config.steps_per_eval steps: evaluate, write last.pt (and best.pt if better).
+and every config.steps_per_eval steps: evaluate, write last.pt (and best.pt if better); under a
+time budget, as the budget's share for evaluations pays, in time for the final one (evalplan.py).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from charrnn.model.trained import Model
 from charrnn.runs import RunDir, is_evaluation
 from charrnn.text.data import StreamBatcher, check_fits, check_vocab, split
 from charrnn.threads import ThreadTuner, timed, tuned_threads
-from charrnn.train import coldstart, records, schedule
+from charrnn.train import coldstart, evalplan, records, schedule
 from charrnn.train.config import TrainConfig
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.evaluate import evaluate
@@ -46,7 +47,8 @@ class Trainer:
     whole text in the model's vocabulary (split by config.val_frac), writing into `run`.
 
     `save_last_first`: write last.pt before the first step even where one is there, as when
-    resumed from another file (best.pt beside a damaged last.pt), which last.pt must then hold."""
+    resumed from another file (best.pt beside a damaged last.pt), which last.pt must then hold.
+    `started`: when the command began, by `clock`: a time budget counts from there (None: run())."""
 
     def __init__(
         self,
@@ -55,6 +57,8 @@ class Trainer:
         run: RunDir,
         dist: Dist = SINGLE,
         save_last_first: bool = False,
+        started: float | None = None,
+        clock=time.perf_counter,
     ):
         c, d, model, vocab = state.config, dist, state.model, state.vocab
         check_vocab(vocab)
@@ -82,6 +86,9 @@ class Trainer:
         self.tune_threads = self.device.type == "cpu" and not d.active
         self.tuner: ThreadTuner | None = None  # while run() runs, if tune_threads
         self.save_last_first = save_last_first
+        self.clock, self.started, self._tick = clock, started, 0.0
+        self.budget = evalplan.Unbounded(evalplan.whole(c, self.val_batches))  # run() plans one
+        self._step_s = self._save_s = 0.0  # a step's seconds (smoothed), a file's to write
         # Far worse than guessing uniformly: the optimisation has blown up, not merely stalled.
         self.explode_at = 2.0 * math.log(max(len(vocab), 2)) + 5.0
         self.restore(state)
@@ -89,6 +96,7 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def run(self) -> Iterator[Event]:
         """Train until the budget is spent or a stop is requested; checkpoints on the way."""
+        self._tick = self.clock() if self.started is None else self.started
         if self.dist.is_main:
             try:  # a library caller need not make the folder first
                 self.run_dir.path.mkdir(parents=True, exist_ok=True)
@@ -98,8 +106,12 @@ class Trainer:
         # From step 0 on there is a state to go back to (rank 0's disk decides, for every rank).
         missing = self.dist.is_main and not self.run_dir.last.is_file()
         if self.save_last_first or self.dist.all_sum([float(missing)])[0]:
-            self._save()
+            self._save()  # (timed: the final evaluation writes two such files)
         with tuned_threads(self.tune_threads) as self.tuner:
+            if self.config.max_time is not None:  # its evaluations, from a probe of their cost
+                cost = evalplan.probe(self.trained, self.val_batches, self.clock, self.dist)
+                cost.fixed = 2 * self._save_s
+                self.budget = evalplan.plan(self.config, self.budget.size, cost, self.pos)
             yield from self._loop()
 
     def _loop(self) -> Iterator[Event]:
@@ -108,12 +120,13 @@ class Trainer:
         at_start = c.eval_at_start and self.pos.step == 0 and not evaluated
         if at_start and (event := self._evaluate_and_save(math.nan)):  # no training loss yet
             yield event
-        last_eval, tick = self.pos.step, time.perf_counter()
+        last_eval = self.pos.step
         while True:
+            self._advance()
             self._agree()
-            if (reason := self.budget_spent()) is not None or self._stop:
+            if (reason := self.budget_spent(final=True)) is not None or self._stop:
                 break
-            start = time.perf_counter()
+            start = self.clock()
             try:
                 with timed(self.tuner):
                     loss = self.train_step()
@@ -121,14 +134,14 @@ class Trainer:
                 yield self._roll_back(str(e))
                 losses = []
                 continue
-            now = time.perf_counter()
-            self.pos.elapsed += now - tick  # wall clock: evaluations and saves count too
-            tick = now
+            took = self.clock() - start
+            self._step_s = took if not self._step_s else 0.8 * self._step_s + 0.2 * took
             losses.append(loss)
             self._add_to_window(loss)
-            chars_per_s = c.batch_size * c.seq_len * self.dist.world / max(now - start, 1e-9)
+            chars_per_s = c.batch_size * c.seq_len * self.dist.world / max(took, 1e-9)
             yield StepEvent(self.pos.step, loss, self.lr(), self.progress(), chars_per_s)
-            if self.pos.step % c.steps_per_eval == 0 and not self._stop:
+            due = self.pos.step % c.steps_per_eval == 0 and self.budget.due(self.pos.elapsed)
+            if due and not self._stop:
                 if event := self._evaluate_and_save(sum(losses) / len(losses)):
                     yield event
                 last_eval, losses = self.pos.step, []
@@ -185,26 +198,38 @@ class Trainer:
 
     def _evaluate_and_save(self, train_loss: float) -> EvalEvent | None:
         """Evaluate, then write last.pt (and best.pt if better); None if a stop cut it short."""
-        result = evaluate(self.trained, self.val_batches, self._stopping, self.dist)
+        size, t0 = self.budget.size, self.clock()
+        batches, stop, dist = self.val_batches, self._stopping, self.dist
+        result = evaluate(self.trained, batches, stop, dist, streams=size.streams, chars=size.chars)
         if result is None:
             return None
-        ids, starts = self.val_batches.ids, self.config.cold_start_checks
+        t1, ids = self.clock(), self.val_batches.ids
         cold = coldstart.check(
-            self.trained, ids, result, starts, dist=self.dist, should_stop=self._stopping
+            self.trained, ids, result, size.starts, dist=self.dist, should_stop=self._stopping
         )
         if self._stop:  # asked to stop during the check: the evaluation as a whole is cut short
             return None
+        t2 = self.clock()
         improved = result.loss < self.pos.best_val
         if improved:
             self.pos.best_val = result.loss
+        self._advance()  # the record and the checkpoint count the evaluation's time
         per_epoch, chars, lr = len(self.train_batches), self._chars_seen(), self.lr()
-        record = records.evaluation(self.pos, per_epoch, chars, lr, train_loss, result, cold)
+        cost = {"val_chars": size.streams * size.chars * dist.world, "eval_seconds": t2 - t0}
+        record = records.evaluation(self.pos, per_epoch, chars, lr, train_loss, result, cold, cost)
         self.pos.metrics.append(record)
         self._save(best=improved)
         if self.dist.is_main:
             self.run_dir.append_metrics(record)
+        took = self.dist.all_sum([t1 - t0, t2 - t1, self.clock() - t2])  # every rank plans alike
+        self.budget.measured(self.pos.elapsed, *[x / self.dist.world for x in took])
         self._rollbacks = 0
         return EvalEvent(record, improved)
+
+    def _advance(self) -> None:
+        """Count the wall clock since the last count (start-up, steps, evaluations) as elapsed."""
+        now, then = self.clock(), self._tick
+        self.pos.elapsed, self._tick = self.pos.elapsed + now - then, now
 
     def _add_to_window(self, loss: float) -> None:
         """Count a step's loss towards the next training record; write one every
@@ -242,13 +267,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ budget and schedule
     def progress(self) -> float:
-        return schedule.progress(self.config, self.pos, len(self.train_batches))
+        return schedule.progress(self.config, self.pos, len(self.train_batches), self._keep())
 
     def lr(self) -> float:
-        return schedule.learning_rate(self.config, self.pos, len(self.train_batches))
+        return schedule.learning_rate(self.config, self.pos, len(self.train_batches), self._keep())
 
-    def budget_spent(self) -> str | None:
-        return schedule.budget_spent(self.config, self.pos, len(self.train_batches))
+    def _keep(self) -> float:
+        """Seconds of a time budget kept for a step and the final evaluation."""
+        return self._step_s + self.budget.reserve()
+
+    def budget_spent(self, final: bool = False) -> str | None:
+        """Which limit is reached; `final`: keeping the time of a step and the final evaluation
+        (but a new run trains a step, and so evaluates, whatever its start-up took)."""
+        keep = self._keep() if final else 0.0
+        reason = schedule.budget_spent(self.config, self.pos, len(self.train_batches), keep)
+        return None if final and reason == "time" and self.pos.step == 0 else reason
 
     def _chars_seen(self) -> int:
         """Characters trained on so far, by every rank together."""
@@ -339,9 +372,10 @@ class Trainer:
 
     def _save(self, best: bool = False) -> None:
         """Write last.pt (and best.pt): rank 0 only, but every rank helps gather the state."""
-        state = self.snapshot()
+        start, state = self.clock(), self.snapshot()
         if self.dist.is_main:
             self.run_dir.save(state, best=best)
+        self._save_s = (self.clock() - start) / (1 + best)
 
 
 def _adamw(model, c: TrainConfig) -> torch.optim.AdamW:

@@ -51,13 +51,13 @@ def evaluate_and_save(self, train_loss):
     return real_evaluate_and_save(self, train_loss)
 
 
-def slow_evaluate(model, batches, should_stop=None, dist=trainer.SINGLE, cold=True):
+def slow_evaluate(model, batches, should_stop=None, dist=trainer.SINGLE, cold=True, **part):
     def slowly():
         time.sleep(0.01)
         return should_stop()
 
     slow = evaluating[0] >= int(os.environ["CHARRNN_SLOW_EVAL"])
-    return real_evaluate(model, batches, slowly if slow else should_stop, dist, cold)
+    return real_evaluate(model, batches, slowly if slow else should_stop, dist, cold, **part)
 
 
 def slow_check(*args, should_stop=None, **kwargs):

@@ -1,0 +1,240 @@
+"""Evaluations under a time budget: how much each reads, when one is due, and the time kept for the
+last one, so that evaluations spend at most SHARE of the budget and the run ends within it.
+
+An evaluation reads the first `chars` characters of `streams` validation streams side by side,
+and checks `starts` cold starts (coldstart.py). Reading n streams side by side costs a + b * n
+seconds a character: a for the sequential step (what a small model's time is), b for each stream
+(the output layer's, which grows with the vocabulary); a cold start costs c. So an evaluation
+costs about
+    chars * (a + b * streams) + c * starts * min(1, chars / WHOLE_WINDOWS)
+with a, b and c from a probe (a piece of the validation read timed at two widths, a few cold
+starts checked), then the seconds each evaluation measured. The size is chosen once for a run
+(kept in its checkpoints), so that every evaluation reads the same text and their losses compare
+(best.pt is chosen by them); the schedule then spends what is left of the allowance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from charrnn.runs import is_evaluation
+from charrnn.text.data import StreamBatcher
+from charrnn.train.coldstart import span_loss
+from charrnn.train.config import TrainConfig
+from charrnn.train.distributed import SINGLE, Dist
+from charrnn.train.state import Position
+
+SHARE = 0.03  # the most of a time budget that evaluations may spend
+TARGET = 0.025  # what the plan aims at: the rest is margin for a busy machine's noise
+MAX_EVALS = 16  # evaluations planned at most in a budget: enough to keep the best and to resume
+MIN_STREAMS = 4  # streams read at least: their median is what a runaway stream is judged against
+MIN_CHARS = 500  # characters of each stream read at least (the cold-start windows shrink to fit)
+MIN_STARTS = 64  # cold starts checked at least (docs/evaluation-cost.md: what still catches one)
+PROBE_STARTS = 4  # cold starts the probe checks
+WHOLE_WINDOWS = 1000  # characters of a stream read in which the check's windows are whole
+# Below the floors where nothing else fits: one stream and 16 starts, but still MIN_CHARS of it:
+# in a shorter stream the check's windows shrink until a runaway no longer shows in them
+# (docs/evaluation-cost.md: 100 characters a stream found none of the runaways the full check did).
+LEAST = (1, MIN_CHARS, 16)
+EXIT_S = 1.0  # seconds kept for what follows the final evaluation: the process's exit
+TRAIN_PER_EVAL = 3.0  # a character trained costs about three read (forward, backward, update)
+
+
+@dataclass
+class EvalSize:
+    """What an evaluation reads: `streams` x `chars` of the validation streams, `starts` checks."""
+
+    streams: int
+    chars: int
+    starts: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EvalCost:
+    """Seconds an evaluation costs: `step` a character read whatever the streams side by side,
+    `row` a character of each stream, `start` a cold start checked, `fixed` besides (writing the
+    checkpoints); `probe`: the seconds the probe took."""
+
+    step: float
+    row: float
+    start: float
+    fixed: float = 0.0
+    probe: float = 0.0
+
+    def of(self, size: EvalSize) -> float:
+        read = size.chars * (self.step + self.row * size.streams)
+        shrunk = min(1.0, size.chars / WHOLE_WINDOWS)  # the check's windows, in short streams
+        return read + self.start * shrunk * size.starts + self.fixed
+
+
+def whole(c: TrainConfig, batches: StreamBatcher) -> EvalSize:
+    """The size of an evaluation that reads every validation stream whole (as far as the split
+    is read: TrainConfig.max_val_chars) and checks config.cold_start_checks starts."""
+    return EvalSize(batches.batch_size, batches.stream_len, c.cold_start_checks)
+
+
+@torch.no_grad()
+def probe(model, batches: StreamBatcher, clock, dist: Dist = SINGLE) -> EvalCost:
+    """The cost model of evaluating `model` (a trained.Model) on `batches`, the mean over the ranks:
+    a piece of the validation read timed at two widths (each the better of two reads: the first
+    warms up), and PROBE_STARTS cold-start windows read from a zero state (the check reads each
+    twice)."""
+    begun, b, net = clock(), batches.batch_size, model.net
+    few, cols = max(1, b // 8), min(batches.stream_len, batches.seq_len)
+    x, y = batches.x[:, :cols].long(), batches.y[:, :cols].long()
+    seconds = []
+    with model.evaluating():
+        for n in (b, few):
+            xs, ys, best = x[:n].to(model.device), y[:n].to(model.device), math.inf
+            for _ in range(2):
+                start = clock()
+                out, _ = net.read(xs, net.init_state(n))
+                net.nats(out, ys)
+                best = min(best, clock() - start)
+            seconds.append(best / cols)
+        windows = _windows(batches.ids, PROBE_STARTS)
+        start = clock()
+        if windows is not None:
+            span_loss(net, *windows, model.device)
+        seconds.append(2 * (clock() - start) / PROBE_STARTS)
+    wide, narrow, check = (t / dist.world for t in dist.all_sum(seconds))
+    row = max(0.0, (wide - narrow) / max(b - few, 1))
+    return EvalCost(max(narrow - row * few, 0.0), row, check, probe=clock() - begun)
+
+
+def _windows(ids: torch.Tensor, n: int, skip: int = 100, span: int = 200):
+    """n cold-start windows from the start of `ids` and their scored targets, as the check reads
+    them: (n, skip + span) and (n, span); None where `ids` is too short."""
+    t = skip + span
+    if len(ids) < n * t + 1:
+        return None
+    x = ids[: n * t].long().view(n, t)
+    return x, ids[1 : n * t + 1].long().view(n, t)[:, skip:]
+
+
+def choose_size(max_time: float, full: EvalSize, cost: EvalCost, evals: int) -> EvalSize:
+    """The largest size (at most `full`) at which `evals` evaluations fit in TARGET of `max_time`
+    seconds: the characters of each stream shrink first (a small model's time is its steps),
+    then the starts, then the streams; not under the MIN_* floors, unless even one evaluation
+    there would not fit: then under them, until the final one alone does (or LEAST is reached)."""
+    floors = MIN_STREAMS, MIN_CHARS, MIN_STARTS
+    size = _shrunk(full, cost, TARGET * max_time / max(evals, 1), *floors)
+    if cost.of(size) > TARGET * max_time:
+        size = _shrunk(size, cost, TARGET * max_time, *LEAST)
+    return size
+
+
+def _shrunk(full: EvalSize, cost: EvalCost, seconds: float, streams, chars, starts) -> EvalSize:
+    """The largest size at most `full` and at least the floors given that costs `seconds`, the
+    characters of each stream shrunk first, then the starts, then the streams; else the floors."""
+    lo = EvalSize(min(streams, full.streams), min(chars, full.chars), min(starts, full.starts))
+
+    def fits(n, c, s) -> bool:
+        return cost.of(EvalSize(n, c, s)) <= seconds
+
+    n, s = full.streams, full.starts
+    c = _largest(lo.chars, full.chars, lambda c: fits(n, c, s))
+    if c == lo.chars:
+        s = _largest(lo.starts, s, lambda s: fits(n, c, s))
+        if s == lo.starts:
+            n = _largest(lo.streams, n, lambda n: fits(n, c, s))
+    return EvalSize(n, c, s)
+
+
+def _largest(lo: int, hi: int, ok) -> int:
+    """The largest value in lo..hi for which `ok` holds (it holds for all below one that does),
+    else lo."""
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid - 1)
+    return lo
+
+
+def default_evals(max_time: float, cost: EvalCost, streams: int, chars_per_eval: int) -> int:
+    """About how many evaluations the default schedule (every `chars_per_eval` characters trained,
+    `streams` side by side) would make in `max_time` seconds, training at about TRAIN_PER_EVAL
+    times the read's cost."""
+    per_char = (cost.step + cost.row * streams) / streams
+    trained = max_time / (TRAIN_PER_EVAL * max(per_char, 1e-12))
+    return max(1, min(MAX_EVALS, math.ceil(trained / chars_per_eval)))
+
+
+class Unbounded:
+    """Without a time budget: every scheduled evaluation runs, reading `size` (the whole)."""
+
+    def __init__(self, size: EvalSize):
+        self.size = size
+
+    def due(self, elapsed: float) -> bool:
+        return True
+
+    def reserve(self) -> float:
+        return 0.0
+
+    def measured(self, elapsed: float, read_s: float, check_s: float, save_s: float) -> None:
+        pass
+
+
+class EvalBudget:
+    """Under a time budget of `max_time` seconds: whether a scheduled evaluation is due, and how
+    long to keep for the final one. `spent`: seconds evaluations spent so far in the run."""
+
+    def __init__(self, max_time: float, size: EvalSize, cost: EvalCost, spent: float = 0.0):
+        self.max_time, self.size, self.cost = max_time, size, cost
+        self.spent = spent + cost.probe  # the probe is evaluation work too
+        self.allow = TARGET * max_time
+        self.took: float | None = None  # the last evaluation's seconds, once there is one
+        self.next_at = self._next(0.0)
+
+    def predicted(self) -> float:
+        """Seconds the next evaluation (and its checkpoints) should take: as the last one did."""
+        return self.took if self.took is not None else self.cost.of(self.size)
+
+    def reserve(self) -> float:
+        """Seconds to keep for the final evaluation, with a margin for noise (a wider one while
+        the prediction is the probe's)."""
+        return (1.5 if self.took is None else 1.25) * self.predicted() + EXIT_S
+
+    def due(self, elapsed: float) -> bool:
+        """Whether a scheduled evaluation may run now: its cost and the final's both fit what is
+        left of the allowance, and it is its turn in the budget."""
+        room = self.allow - self.spent - self.predicted()  # the final's kept
+        return room >= self.predicted() and elapsed >= self.next_at
+
+    def measured(self, elapsed: float, read_s: float, check_s: float, save_s: float) -> None:
+        """An evaluation took these seconds (at `elapsed`): the next of its size should too."""
+        self.took = read_s + check_s + save_s
+        self.spent += self.took
+        self.next_at = self._next(elapsed)
+
+    def _next(self, elapsed: float) -> float:
+        """When the next evaluation is due: what is left of the budget in equal parts, one for each
+        evaluation the allowance still pays for (the final one among them)."""
+        left = math.floor((self.allow - self.spent) / max(self.predicted(), 1e-12))
+        if left <= 1:
+            return math.inf
+        return elapsed + (self.max_time - elapsed) / left
+
+
+def plan(c: TrainConfig, full: EvalSize, cost: EvalCost, pos: Position) -> EvalBudget:
+    """The EvalBudget of a run under a time budget at `pos`: a new run's size chosen for it and
+    kept in `pos` for the rest of the run (a run evaluated whole before keeps the whole), so that
+    its losses compare."""
+    evaluations = [r for r in pos.metrics if is_evaluation(r)]
+    if pos.eval_size is not None:
+        size = EvalSize(**pos.eval_size)
+    elif evaluations:
+        size = full
+    else:
+        step_chars = c.batch_size * c.seq_len
+        evals = default_evals(c.max_time, cost, c.batch_size, c.steps_per_eval * step_chars)
+        size = choose_size(c.max_time, full, cost, evals)
+    pos.eval_size = size.to_dict()
+    spent = sum(r.get("eval_seconds") or 0.0 for r in evaluations)
+    return EvalBudget(c.max_time, size, cost, spent)

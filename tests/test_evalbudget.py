@@ -1,0 +1,156 @@
+"""Evaluations under a time budget (train/evalplan.py): their size and schedule keep them within a
+share of the budget, the run keeps time for its final evaluation and ends within the budget, and
+the start-up counts. Every clock here is simulated: no test depends on how fast this machine is."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import drain, make_text, make_trainer
+
+from charrnn.train import coldstart, evalplan
+from charrnn.train import trainer as trainer_module
+from charrnn.train.evalplan import EvalBudget, EvalCost, EvalSize
+from charrnn.train.evaluate import evaluate
+from charrnn.train.trainer import DoneEvent, EvalEvent, StepEvent
+
+# Measured shapes of cost (seconds a character read: per step, per stream side by side): a tiny
+# model (its time is its steps), the medium preset, and 5,000 characters of vocabulary.
+COSTS = {
+    "small model": EvalCost(step=4e-4, row=1e-4, start=2e-2),
+    "medium": EvalCost(step=5e-4, row=2e-4, start=5e-2),
+    "large vocabulary": EvalCost(step=3e-4, row=1e-3, start=1e-1),
+}
+FULL = EvalSize(streams=32, chars=7812, starts=256)
+
+
+def simulate(max_time: float, cost: EvalCost, step_s: float, every: int, drift: float = 1.1):
+    """A run under `max_time` on a simulated clock: steps of `step_s`, an evaluation scheduled
+    every `every` steps, each taking `drift` times what the model of its cost says. Returns the
+    seconds evaluations took, the run's wall time and the evaluations made."""
+    evals = evalplan.default_evals(max_time, cost, FULL.streams, every * 32 * 64)
+    size = evalplan.choose_size(max_time, FULL, cost, evals)
+    budget = EvalBudget(max_time, size, cost)
+    elapsed, spent, made, step = 0.0, 0.0, 0, 0
+    while step == 0 or elapsed + step_s + budget.reserve() < max_time:
+        elapsed, step = elapsed + step_s, step + 1
+        if step % every == 0 and budget.due(elapsed):
+            took = drift * cost.of(size)
+            elapsed, spent, made = elapsed + took, spent + took, made + 1
+            budget.measured(elapsed, took, 0.0, 0.0)
+    took = drift * cost.of(size)  # the final evaluation
+    return spent + took, elapsed + took, made + 1
+
+
+@pytest.mark.parametrize("name", list(COSTS))
+@pytest.mark.parametrize("max_time", [120, 137, 600, 3600, 36_000])
+def test_evaluations_spend_at_most_three_percent_of_a_budget_of_two_minutes_or_more(name, max_time):
+    spent, wall, made = simulate(max_time, COSTS[name], step_s=0.05, every=64)
+    assert spent <= evalplan.SHARE * max_time, (spent, made)
+    assert wall <= max_time
+    assert made >= 1
+
+
+def test_a_long_budget_evaluates_more_often_and_a_cheap_evaluation_reads_everything():
+    cheap = EvalCost(step=1e-7, row=1e-9, start=1e-6)
+    assert evalplan.choose_size(600, FULL, cheap, 16) == FULL
+    _, _, short = simulate(137, COSTS["medium"], 0.05, 64)
+    _, _, long = simulate(3600, COSTS["medium"], 0.05, 64)
+    assert 1 <= short < long
+
+
+def test_the_size_shrinks_the_characters_of_each_stream_first():
+    size = evalplan.choose_size(600, FULL, COSTS["small model"], 4)
+    assert size.streams == FULL.streams and size.chars < FULL.chars
+    assert size.chars >= evalplan.MIN_CHARS and size.starts >= evalplan.MIN_STARTS
+
+
+class Clock:
+    """A simulated clock: what the code under test reads as time.perf_counter."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def slow(monkeypatch):
+    """A clock on which a step takes 0.5 s, a validation character read 1 ms and a cold start
+    60 ms (less in short streams, as in the check), what the probe is told too."""
+    clock = Clock()
+    real_step, real_check = trainer_module.Trainer.train_step, coldstart.check
+    real_evaluate = trainer_module.evaluate
+
+    def step(self):
+        clock.now += 0.5
+        return real_step(self)
+
+    def read(model, batches, *args, streams=None, chars=None, **kw):
+        clock.now += 1e-3 * streams * chars
+        return real_evaluate(model, batches, *args, streams=streams, chars=chars, **kw)
+
+    def check(model, ids, warm, starts=256, **kw):
+        longest = float(warm.context.max()) + 1  # in short streams the windows shrink
+        clock.now += 0.06 * starts * min(1.0, longest / evalplan.WHOLE_WINDOWS)
+        return real_check(model, ids, warm, starts, **kw)
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", step)
+    monkeypatch.setattr(trainer_module, "evaluate", read)
+    monkeypatch.setattr(coldstart, "check", check)
+    monkeypatch.setattr(evalplan, "probe", lambda *a: EvalCost(step=0.0, row=1e-3, start=0.06))
+    return clock
+
+
+def test_a_time_budget_keeps_its_final_evaluation_and_ends_within_it(tmp_path, slow):
+    text = make_text(30_000, seed=3)
+    trainer = make_trainer(text, tmp_path / "r", max_time=120.0, eval_every=10)
+    trainer.clock, trainer.started = slow, slow.now - 10.0  # 10 s of start-up before run()
+    events = drain(trainer)
+    evals = [e.record for e in events if isinstance(e, EvalEvent)]
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert isinstance(events[-1], DoneEvent) and events[-1].reason == "time"
+    assert evals[-1]["step"] == steps[-1].step  # the final evaluation, after the last step
+    assert slow.now - (1000.0 - 10.0) <= 120.0  # the whole command, start-up included
+    assert trainer.pos.elapsed == pytest.approx(slow.now - 990.0)
+    assert sum(r["eval_seconds"] for r in evals) <= evalplan.SHARE * 120.0
+    assert all(r["val_chars"] == evals[0]["val_chars"] for r in evals)  # one size for the run
+    assert trainer.pos.eval_size == trainer.budget.size.to_dict()
+    assert steps[-1].lr < 0.1 * trainer.config.lr  # the schedule ends where training does
+
+
+def test_start_up_that_eats_the_budget_still_trains_a_step_and_evaluates(tmp_path, slow):
+    trainer = make_trainer(make_text(30_000, seed=3), tmp_path / "r", max_time=120.0)
+    trainer.clock, trainer.started = slow, slow.now - 200.0
+    events = drain(trainer)
+    assert [type(e) for e in events[-3:]] == [StepEvent, EvalEvent, DoneEvent]
+    assert trainer.pos.step == 1
+
+
+def test_a_step_budget_reads_the_whole_validation_split(tmp_path, text):
+    trainer = make_trainer(text, tmp_path / "r", max_steps=20)
+    records = [e.record for e in drain(trainer) if isinstance(e, EvalEvent)]
+    b = trainer.val_batches
+    assert all(r["val_chars"] == b.batch_size * b.stream_len for r in records)
+    assert all(r["cold_start"]["starts"] == 256 for r in records if r["cold_start"])
+    assert trainer.pos.eval_size is None
+
+
+def test_best_checkpoint_is_the_same_by_the_smallest_evaluation(tmp_path):
+    """Over the evaluations of one small run that learns its text by heart (so that its best is
+    not its last), the full validation read and the floor of a time budget's agree on the best."""
+    text = make_text(30_000, seed=11)
+    train = {"batch_size": 16, "lr": 3e-2, "max_steps": 480, "eval_every": 40}
+    trainer = make_trainer(text, tmp_path / "r", model={"hidden_size": 64}, **train)
+    full, part = [], []
+    few = EvalSize(evalplan.MIN_STREAMS, evalplan.MIN_CHARS, evalplan.MIN_STARTS)
+    for event in trainer.run():
+        if isinstance(event, EvalEvent):
+            full.append(event.record["val_loss"])
+            small = evaluate(trainer.trained, trainer.val_batches, streams=few.streams)
+            part.append(small.loss)
+    best = min(range(len(full)), key=full.__getitem__)
+    assert 0 < best < len(full) - 1  # the run overfits: its best is in the middle
+    assert min(range(len(part)), key=part.__getitem__) == best
+    assert torch.tensor(part).argmin() == best
