@@ -16,8 +16,8 @@ import torch
 
 TRIAL = 4  # timings per count in a trial; the first after a change is dropped (threads wake up)
 MARGIN = 0.05  # a count must be this much faster than the one in use to replace it
-CLEAR = 1.2  # a first timing this much slower (or faster) than its rival decides a trial at once,
-# so a clear loser costs two units of work, not a whole trial
+CLEAR = 1.2  # a count whose first timing is this much slower than its rival has lost: the trial
+# ends there, so a clear loser costs two units of work, not a whole trial (a win takes a whole one)
 SHARE = 0.02  # a periodic trial's expected cost (what the count tried cost last time) is at most
 # this share of the work since the last trial: a count that lost by far is tried more rarely
 PERIOD = (10.0, 160.0)  # seconds of work between trials: the shortest, the longest after no change
@@ -119,9 +119,15 @@ class ThreadTuner:
             return False
         if self.baseline is not None:
             ratio = statistics.median(self.recent) / self.baseline
-            if not 1 / CHANGE < ratio < CHANGE and self.worked >= self.last_trial + self.calm:
-                self.extra, self.changed = {}, True  # what was learnt is stale
-                self.direction = -1 if ratio > 1 else 1  # slower: a load came; fewer threads
+            # Slower: a load came, fewer threads may help; faster: one left, more may help.
+            side = -1 if ratio > 1 else 1
+            changed = not 1 / CHANGE < ratio < CHANGE and 1 <= self.threads + side <= self.most
+            if changed and self.worked >= self.last_trial + self.calm:
+                self.extra, self.changed, self.direction = (
+                    {},
+                    True,
+                    side,
+                )  # what was learnt is stale
                 return True
         # What the trial will cost if the count it tries is as slow as last time: a clear loser
         # costs its dropped timing and one more (CLEAR), any other count a whole trial.
@@ -143,10 +149,10 @@ class ThreadTuner:
             return
         count, timings = self.trial[0]
         timings.append(per_unit)
-        if len(timings) == 2:  # the first that counts: a clear winner or loser decides at once
+        if len(timings) == 2:  # the first that counts: a clear loser ends the trial at once
             # the count in use just before, or the count tried just now
             rival = self.reference if count != self.threads else min(self.results.values())
-            if not 1 / CLEAR < per_unit / rival < CLEAR:
+            if per_unit > CLEAR * rival:
                 self.results[count] = per_unit
                 self.results.setdefault(self.threads, rival)
                 return self._decide()
@@ -160,7 +166,8 @@ class ThreadTuner:
         tried = next(n for n in self.results if n != self.threads)
         if self.results[tried] < (1 - MARGIN) * self.results[self.threads]:
             self.extra = {self.threads: self.results[self.threads] - self.results[tried]}
-            self.confirm = (self.threads, self.results[self.threads])
+            # what the old count did at its best, in the trial or just before it
+            self.confirm = (self.threads, min(self.results[self.threads], self.reference))
             self.threads, self.period, self.changes = tried, PERIOD[0], self.changes + 1
             self.direction, self.calm = -self.direction, 0.0  # keep going the way that helped
         else:

@@ -69,7 +69,7 @@ def test_a_noisy_machine_neither_trials_all_the_time_nor_keeps_a_lucky_loser():
     m = Machine(HALF, noise=0.5)  # every unit up to 50% slower or faster, at random
     tuner = m.tuner(2)
     m.run(tuner, 6000)
-    assert tuner.threads == 2 and m.share_of_best() >= 0.96
+    assert tuner.threads == 2 and m.share_of_best() >= 0.98
     m = Machine(BUSY, noise=0.2)
     tuner = m.tuner(2)
     m.run(tuner, 460)  # a minute beside a busy process from the start
