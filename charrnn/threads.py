@@ -107,7 +107,7 @@ class ThreadTuner:
             self.direction = self.threads - neighbour  # the other side next time
             self.trial = [(neighbour, []), (self.threads, [])]
             self.results, self.trials = {}, self.trials + 1
-            self.reference = statistics.median(self.recent)
+            self.reference = statistics.fmean(self.recent)
         self._apply(self.trial[0][0] if self.trial else self.threads)
 
     def _neighbour(self) -> int:
@@ -118,7 +118,7 @@ class ThreadTuner:
         if len(self.recent) < TRIAL:  # a short job never pays for a trial
             return False
         if self.baseline is not None:
-            ratio = statistics.median(self.recent) / self.baseline
+            ratio = statistics.fmean(self.recent) / self.baseline
             # Slower: a load came, fewer threads may help; faster: one left, more may help.
             side = -1 if ratio > 1 else 1
             changed = not 1 / CHANGE < ratio < CHANGE and 1 <= self.threads + side <= self.most
@@ -157,7 +157,9 @@ class ThreadTuner:
                 self.results.setdefault(self.threads, rival)
                 return self._decide()
         if len(timings) == TRIAL:
-            self.results[count] = statistics.median(timings[1:])  # the first woke the threads
+            # the mean, not the median: a count that often stalls (another process holds a core) is
+            # slow by its stalls, which a median would hide; the first timing woke the threads
+            self.results[count] = statistics.fmean(timings[1:])
             self.trial.pop(0)
             if not self.trial:
                 self._decide()
@@ -166,8 +168,7 @@ class ThreadTuner:
         tried = next(n for n in self.results if n != self.threads)
         if self.results[tried] < (1 - MARGIN) * self.results[self.threads]:
             self.extra = {self.threads: self.results[self.threads] - self.results[tried]}
-            # what the old count did at its best, in the trial or just before it
-            self.confirm = (self.threads, min(self.results[self.threads], self.reference))
+            self.confirm = (self.threads, self.results[self.threads])
             self.threads, self.period, self.changes = tried, PERIOD[0], self.changes + 1
             self.direction, self.calm = -self.direction, 0.0  # keep going the way that helped
         else:
@@ -181,7 +182,7 @@ class ThreadTuner:
         """The first units on a count just adopted must beat the count it replaced, or it goes
         back: a trial that happened to time its winner in a quiet moment is undone at once."""
         (old, seconds), self.confirm = self.confirm, None
-        now = statistics.median(self.recent)
+        now = statistics.fmean(self.recent)
         if now >= (1 - MARGIN) * seconds:
             self.extra = {self.threads: now - seconds}
             self.threads, self.changes = old, self.changes + 1

@@ -84,6 +84,16 @@ def test_on_a_crowded_machine_a_slowdown_at_one_thread_brings_no_trial_of_two():
     assert m.share_of_best() >= 0.9
 
 
+def test_a_count_that_stalls_now_and_then_is_judged_by_its_stalls():
+    m = Machine({1: 0.2, 2: 0.1})
+    tuner = m.tuner(2)
+    for unit in range(3000):  # two threads: fast, but every third step stalls (a core is taken)
+        with tuner.measure():
+            m.used.append(m.threads)
+            m.now += 1.0 if m.threads == 2 and unit % 3 == 0 else m.cost[m.threads]
+    assert tuner.threads == 1 and m.used.count(2) < 100
+
+
 def test_beside_a_busy_process_from_the_start_it_is_within_five_percent_of_one_thread():
     m = Machine(BUSY)
     tuner = m.tuner(2)
