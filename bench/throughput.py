@@ -159,7 +159,7 @@ def interleaved(trainers: dict, steps: int, turn: int) -> dict:
     done = dict.fromkeys(trainers, -1)  # steps timed so far; -1: the untimed first
     while min(done.values()) < steps:
         for threads, run in runs.items():
-            before = torch.get_num_threads()  # the tuned run's count: it carries on from it
+            before = torch.get_num_threads()  # the tuned run's count, left as its tuner set it
             torch.set_num_threads(threads or before)
             try:
                 for _ in range(min(turn, steps - done[threads])):
@@ -170,7 +170,8 @@ def interleaved(trainers: dict, steps: int, turn: int) -> dict:
                         seconds[threads] += time.perf_counter() - start
                     done[threads] += 1
             finally:
-                torch.set_num_threads(before)
+                if threads is not None:  # the tuner's own count stays: it knows what it set
+                    torch.set_num_threads(before)
     for threads, run in runs.items():
         trainers[threads].request_stop()
         torch.set_num_threads(threads or torch.get_num_threads())
