@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+
 
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` knows."""
@@ -40,7 +42,10 @@ def header() -> str:
         torch = importlib.metadata.version("torch")  # without importing it: scale.py times that
     except importlib.metadata.PackageNotFoundError:
         torch = "not installed"
+    # The kernels' instruction sets, where limited (e.g. an AVX2 machine seen on an AVX-512 one)
+    limits = [f"{k}={os.environ[k]}" for k in ISA_LIMITS if os.environ.get(k)]
+    limited = f", with {' '.join(limits)}" if limits else ""
     return (
-        f"`{command}`: {time.strftime('%Y-%m-%d %H:%M %Z')}, {cpu_model()} ({cores()}), "
+        f"`{command}`: {time.strftime('%Y-%m-%d %H:%M %Z')}, {cpu_model()} ({cores()}{limited}), "
         f"Python {platform.python_version()}, torch {torch}\n"
     )

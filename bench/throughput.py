@@ -7,9 +7,10 @@ cross-entropy, backward, clipping, AdamW) and the share of that peak it reaches,
 6 x non-embedding parameters FLOPs per character. A breakdown of one step shows where the rest
 of the time goes; evaluation speed is given too.
 
-Then a machine that is not idle: the medium preset's training (Trainer.run, thread count tuned as
-`charrnn train` tunes it) idle and beside one busy process (`while True: pass`), each beside the
-same run on every fixed thread count under the same load.
+Then a machine that is not idle: the small and medium presets' training (Trainer.run, thread
+count tuned as `charrnn train` tunes it) idle and beside one busy process (`while True: pass`),
+each beside the same run on every fixed thread count under the same load, the runs taking turns
+(`--turn`) so that other work on the machine hits them alike. `--steps 0` skips the first part.
 """
 
 from __future__ import annotations
@@ -139,64 +140,104 @@ def measure(name: str, p: Preset, cell: str, steps: int, peak: float) -> dict:
     }
 
 
-def run_rate(tr: Trainer, steps: int, threads: int | None) -> float:
-    """Characters per second over `steps` steps of Trainer.run (after one), with the thread count
-    tuned (`threads` None) or fixed; the tuner's trials count in the time."""
-    tr.tune_threads = threads is None
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads or before)
-    stamps = []
-    try:
-        for event in tr.run():
-            if isinstance(event, StepEvent):
-                stamps.append(time.perf_counter())
-                if len(stamps) == steps + 1:
-                    tr.request_stop()
-    finally:
-        torch.set_num_threads(before)
-    c = tr.config
-    return steps * c.batch_size * c.seq_len / (stamps[-1] - stamps[0])
+def interleaved(trainers: dict, steps: int, turn: int) -> dict:
+    """Characters per second of each of `trainers` (by thread count, None: tuned as `charrnn
+    train` tunes it) over `steps` steps of Trainer.run, the runs taking turns of `turn` steps
+    (A B C A B C ...) so that a load that comes and goes hits them alike. Only the seconds inside
+    each run count (its tuner's trials included); the first step of each run is not timed."""
+    runs, seconds, tuned_at = {}, dict.fromkeys(trainers, 0.0), []
+    for threads, tr in trainers.items():
+        tr.tune_threads = threads is None
+        runs[threads] = tr.run()
+    tuned, step = trainers[None], trainers[None].train_step
+
+    def logged_step() -> float:  # the count each step of the tuned run ran on
+        tuned_at.append(torch.get_num_threads())
+        return step()
+
+    tuned.train_step = logged_step
+    done = dict.fromkeys(trainers, -1)  # steps timed so far; -1: the untimed first
+    while min(done.values()) < steps:
+        for threads, run in runs.items():
+            before = torch.get_num_threads()  # the tuned run's count, left as its tuner set it
+            torch.set_num_threads(threads or before)
+            try:
+                for _ in range(min(turn, steps - done[threads])):
+                    start = time.perf_counter()
+                    while not isinstance(next(run), StepEvent):  # evaluations: none are due
+                        pass
+                    if done[threads] >= 0:
+                        seconds[threads] += time.perf_counter() - start
+                    done[threads] += 1
+            finally:
+                if threads is not None:  # the tuner's own count stays: it knows what it set
+                    torch.set_num_threads(before)
+    for threads, run in runs.items():
+        trainers[threads].request_stop()
+        torch.set_num_threads(threads or torch.get_num_threads())
+        for _ in run:  # the stop: a last checkpoint
+            pass
+    c = next(iter(trainers.values())).config
+    rates = {n: steps * c.batch_size * c.seq_len / s for n, s in seconds.items()}
+    return {"rates": rates, "tuned_at": tuned_at[1:]}
 
 
-def under_load(p: Preset, cell: str, steps: int) -> list[tuple[str, dict]]:
-    """chars/s of preset `p` idle and beside one busy process, tuned and at each fixed count."""
+def under_load(models: list, cell: str, steps: int, turn: int) -> list[tuple[str, str, dict]]:
+    """chars/s of each (name, preset) idle and beside one busy process, tuned and at each fixed
+    count, interleaved (see `interleaved`)."""
     rows = []
     for load in ("idle", "beside one busy process"):
         hog = None
         if load != "idle":
             hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
-            rates = {}
-            for threads in (None, *range(1, torch.get_num_threads() + 1)):
+            for name, p in models:
                 with tempfile.TemporaryDirectory() as tmp:
-                    tr = make_trainer(p, cell, Path(tmp), eval_every=10**9)
-                    rates[threads] = run_rate(tr, steps, threads)
+                    counts = (None, *range(1, torch.get_num_threads() + 1))
+                    trainers = {
+                        n: make_trainer(p, cell, Path(tmp, str(n)), eval_every=10**9)
+                        for n in counts
+                    }
+                    rows.append((load, name, interleaved(trainers, steps, turn)))
         finally:
             if hog:
                 hog.kill()
                 hog.wait()
-        rows.append((load, rates))
     return rows
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=40, help="timed training steps per model")
-    p.add_argument("--load-steps", type=int, default=80, help="steps per run under load (0: none)")
-    p.add_argument(
-        "--cell", choices=[*CELLS, "all"], default="lstm", help="the cell (all: each in turn)"
+def print_load_table(loads: list, steps: int, turn: int) -> None:
+    counts = [n for n in loads[0][2]["rates"] if n is not None]
+    print(
+        f"\n{steps} steps of Trainer.run each, the runs taking turns of {turn} steps "
+        "(tuned, then each fixed count):\n"
     )
-    args = p.parse_args()
+    print(
+        "| load | model | tuned (charrnn's default) | "
+        + " | ".join(f"{n} thread{'s' * (n > 1)}" for n in counts)
+        + " | tuned against the best fixed | tuned steps on each count |"
+    )
+    print("|" + " --- |" * (len(counts) + 5))
+    for load, name, r in loads:
+        rates, at = r["rates"], r["tuned_at"]
+        best = max(rates[n] for n in counts)
+        fixed = " | ".join(f"{rates[n]:,.0f}" for n in counts)
+        spent = ", ".join(f"{n}: {at.count(n)}" for n in sorted(set(at)))
+        print(
+            f"| {load} | {name} | {rates[None]:,.0f} | {fixed} "
+            f"| **{rates[None] / best:.1%}** | {spent} |"
+        )
+
+
+def throughput_table(cells: tuple, steps: int) -> None:
     peak, n = matmul_peak()
     models = [(name, PRESETS[name]) for name in ("small", "medium")]  # what --size auto picks
     models.append(("2x512", Preset(2, 512, 64, 0.0, 32, 32, 5e-3, 0.01)))
-    cells = CELLS if args.cell == "all" else (args.cell,)
     rows = [
-        measure(name, for_cell(p, cell, VOCAB), cell, args.steps, peak)
+        measure(name, for_cell(p, cell, VOCAB), cell, steps, peak)
         for name, p in models
         for cell in cells
     ]
-    print(header())
     print(
         f"{torch.get_num_threads()} threads; fp32 matmul peak measured in this run: "
         f"{peak:.1f} GFLOP/s ({n}x{n} torch.mm).\n"
@@ -212,21 +253,27 @@ def main() -> None:
     for r in rows:
         parts = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in r["parts"].items())
         print(f"- {r['name']} step parts: {parts}; evaluation {r['eval_chars_s']:,.0f} chars/s")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=40, help="timed training steps per model")
+    p.add_argument(
+        "--load-steps", type=int, default=300, help="steps per run idle and under load (0: none)"
+    )
+    p.add_argument("--turn", type=int, default=20, help="steps a run takes before the next's turn")
+    p.add_argument(
+        "--cell", choices=[*CELLS, "all"], default="lstm", help="the cell (all: each in turn)"
+    )
+    args = p.parse_args()
+    cells = CELLS if args.cell == "all" else (args.cell,)
+    print(header())
+    if args.steps:
+        throughput_table(cells, args.steps)
     if args.load_steps:
-        medium = for_cell(PRESETS["medium"], cells[0], VOCAB)
-        loads = under_load(medium, cells[0], args.load_steps)
-        counts = [n for n in loads[0][1] if n is not None]
-        print(f"\nMedium {medium.describe()}, {args.load_steps} steps of Trainer.run each:\n")
-        print(
-            "| load | tuned (charrnn's default) | "
-            + " | ".join(f"{n} thread{'s' * (n > 1)}" for n in counts)
-            + " | tuned against the best fixed |"
-        )
-        print("|" + " --- |" * (len(counts) + 3))
-        for load, rates in loads:
-            best = max(rates[n] for n in counts)
-            fixed = " | ".join(f"{rates[n]:,.0f}" for n in counts)
-            print(f"| {load} | {rates[None]:,.0f} | {fixed} | **{rates[None] / best:.0%}** |")
+        loaded = [(name, for_cell(PRESETS[name], cells[0], VOCAB)) for name in ("small", "medium")]
+        loads = under_load(loaded, cells[0], args.load_steps, args.turn)
+        print_load_table(loads, args.load_steps, args.turn)
 
 
 if __name__ == "__main__":

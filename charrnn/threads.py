@@ -16,7 +16,11 @@ import torch
 
 TRIAL = 4  # timings per count in a trial; the first after a change is dropped (threads wake up)
 MARGIN = 0.05  # a count must be this much faster than the one in use to replace it
-PERIOD = (10.0, 160.0)  # seconds between trials: the shortest, and the longest after no change
+CLEAR = 1.2  # a count whose first timing is this much slower than its rival has lost: the trial
+# ends there, so a clear loser costs two units of work, not a whole trial (a win takes a whole one)
+SHARE = 0.02  # a periodic trial's expected cost (what the count tried cost last time) is at most
+# this share of the work since the last trial: a count that lost by far is tried more rarely
+PERIOD = (10.0, 160.0)  # seconds of work between trials: the shortest, the longest after no change
 CHANGE = 1.3  # a trial at once when the work gets this much slower (or faster) than last seen
 
 
@@ -46,7 +50,10 @@ def timed(tuner: ThreadTuner | None, work: float = 1.0) -> contextlib.AbstractCo
 class ThreadTuner:
     """Keeps torch's intra-op thread count at the fastest for the load on the machine now, fed
     the seconds of each unit of repeated work (`measure`, or `before` then `record`). A trial
-    times a neighbouring count, then the count in use, within seconds, under the same load."""
+    times a neighbouring count, then the count in use, within seconds, under the same load; a
+    count adopted must win again in its first units, or the old count comes back. The schedule
+    runs on the seconds of work fed, not the wall clock: time spent elsewhere brings no trial.
+    """
 
     def __init__(
         self,
@@ -60,11 +67,21 @@ class ThreadTuner:
         self.period = PERIOD[0]
         self.direction = -1  # the neighbour the next trial tries: fewer threads first
         self.trial: list | None = None  # [(count, timings), ...] still to run; None: no trial
-        self.results: dict[int, float] = {}  # the trial's median seconds per unit, by count
+        self.results: dict[int, float] = {}  # the trial's seconds per unit, by count
+        self.reference = 0.0  # seconds per unit at `threads` just before the trial
         self.baseline: float | None = None  # seconds per unit at `threads` when last measured
         self.recent: deque[float] = deque(maxlen=TRIAL)
+        self.worked = 0.0  # seconds of work recorded: the clock the schedule runs on
+        self.last_trial = 0.0  # `worked` when the last trial ended
         self.next_trial = -float("inf")  # as soon as TRIAL units were timed
-        self.changes = 0  # counts adopted: for tests and benches
+        self.extra: dict[int, float] = {}  # seconds per unit a count cost over `threads` when
+        # last tried, under the load of now (forgotten when the load changes)
+        self.calm = 0.0  # work between trials the speed's changes bring: grows while they find
+        # nothing (a noisy machine), back to 0 when one finds a better count
+        self.changed = False  # the trial under way was brought by a change of speed
+        self.confirm: tuple[int, float] | None = None  # after a change: (the old count, its
+        # seconds per unit), until the new count's first TRIAL units confirm it
+        self.changes = self.trials = 0  # counts adopted (or undone), trials run: for tests, benches
         self._applied: int | None = None  # what torch was last told
         self._apply(self.threads)
 
@@ -86,48 +103,95 @@ class ThreadTuner:
         if self.most == 1:
             return
         if self.trial is None and self._due():
-            neighbour = self.threads + self.direction
-            if not 1 <= neighbour <= self.most:
-                self.direction = -self.direction
-                neighbour = self.threads + self.direction
-            self.direction = -self.direction
+            neighbour = self._neighbour()
+            self.direction = self.threads - neighbour  # the other side next time
             self.trial = [(neighbour, []), (self.threads, [])]
-            self.results = {}
+            self.results, self.trials = {}, self.trials + 1
+            self.reference = statistics.fmean(self.recent)
         self._apply(self.trial[0][0] if self.trial else self.threads)
+
+    def _neighbour(self) -> int:
+        n = self.threads + self.direction
+        return n if 1 <= n <= self.most else self.threads - self.direction
 
     def _due(self) -> bool:
         if len(self.recent) < TRIAL:  # a short job never pays for a trial
             return False
-        if self.clock() >= self.next_trial:  # always before the first trial (-inf)
-            return True
-        ratio = statistics.median(self.recent) / self.baseline
-        return not 1 / CHANGE < ratio < CHANGE
+        if self.baseline is not None:
+            ratio = statistics.fmean(self.recent) / self.baseline
+            # Slower: a load came, fewer threads may help; faster: one left, more may help.
+            side = -1 if ratio > 1 else 1
+            changed = not 1 / CHANGE < ratio < CHANGE and 1 <= self.threads + side <= self.most
+            if changed and self.worked >= self.last_trial + self.calm:
+                self.extra, self.changed, self.direction = (
+                    {},
+                    True,
+                    side,
+                )  # what was learnt is stale
+                return True
+        # What the trial will cost if the count it tries is as slow as last time: a clear loser
+        # costs its dropped timing and one more (CLEAR), any other count a whole trial.
+        extra = self.extra.get(self._neighbour(), 0.0)
+        clear = self.baseline is not None and extra > (CLEAR - 1) * self.baseline
+        cost = (2 if clear else TRIAL) * extra
+        return self.worked >= max(self.next_trial, self.last_trial + cost / SHARE)
 
     def record(self, seconds: float, work: float = 1.0) -> None:
         """The last unit of work (run after `before`) took `seconds` for `work` units."""
         if self.most == 1 or work <= 0:
             return
         per_unit = seconds / work
+        self.worked += seconds
         if self.trial is None:
             self.recent.append(per_unit)
+            if self.confirm is not None and len(self.recent) == TRIAL:
+                self._confirm()
             return
         count, timings = self.trial[0]
         timings.append(per_unit)
-        if len(timings) < TRIAL:
-            return
-        self.results[count] = statistics.median(timings[1:])  # the first woke the threads
-        self.trial.pop(0)
-        if not self.trial:
-            self._decide()
+        if len(timings) == 2:  # the first that counts: a clear loser ends the trial at once
+            # the count in use just before, or the count tried just now
+            rival = self.reference if count != self.threads else min(self.results.values())
+            if per_unit > CLEAR * rival:
+                self.results[count] = per_unit
+                self.results.setdefault(self.threads, rival)
+                return self._decide()
+        if len(timings) == TRIAL:
+            # the mean, not the median: a count that often stalls (another process holds a core) is
+            # slow by its stalls, which a median would hide; the first timing woke the threads
+            self.results[count] = statistics.fmean(timings[1:])
+            self.trial.pop(0)
+            if not self.trial:
+                self._decide()
 
     def _decide(self) -> None:
-        best = min(self.results, key=self.results.get)
-        if best != self.threads and self.results[best] < (1 - MARGIN) * self.results[self.threads]:
-            self.threads, self.period, self.changes = best, PERIOD[0], self.changes + 1
-            self.direction = -self.direction  # keep going the way that helped
+        tried = next(n for n in self.results if n != self.threads)
+        if self.results[tried] < (1 - MARGIN) * self.results[self.threads]:
+            self.extra = {self.threads: self.results[self.threads] - self.results[tried]}
+            self.confirm = (self.threads, self.results[self.threads])
+            self.threads, self.period, self.changes = tried, PERIOD[0], self.changes + 1
+            self.direction, self.calm = -self.direction, 0.0  # keep going the way that helped
         else:
+            self.extra[tried] = self.results[tried] - self.results[self.threads]
             self.period = min(2 * self.period, PERIOD[1])
-        self.baseline = self.results[self.threads]
-        self.trial, self.recent = None, deque(maxlen=TRIAL)
-        self.next_trial = self.clock() + self.period
+            if self.changed:  # a change of speed that no other count answers: noise, perhaps
+                self.calm = min(max(2 * self.calm, PERIOD[0] / 8), PERIOD[0])
+        self._settle(self.results[self.threads])
+
+    def _confirm(self) -> None:
+        """The first units on a count just adopted must beat the count it replaced, or it goes
+        back: a trial that happened to time its winner in a quiet moment is undone at once."""
+        (old, seconds), self.confirm = self.confirm, None
+        now = statistics.fmean(self.recent)
+        if now >= (1 - MARGIN) * seconds:
+            self.extra = {self.threads: now - seconds}
+            self.threads, self.changes = old, self.changes + 1
+            self.period = min(2 * self.period, PERIOD[1])
+            self._settle(seconds)
+
+    def _settle(self, baseline: float) -> None:
+        """End a trial (or undo a change): run on `threads` until the next one is due."""
+        self.baseline, self.trial, self.changed = baseline, None, False
+        self.recent = deque(maxlen=TRIAL)
+        self.last_trial, self.next_trial = self.worked, self.worked + self.period
         self._apply(self.threads)

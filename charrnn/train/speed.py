@@ -44,7 +44,8 @@ def training_speed(
             trainer.train_step()  # the first step pays for allocations and kernel choice
             timings: list[float] = []
             # With a tuner, until its first trial is done: TRIAL steps at the count torch has,
-            # TRIAL at a neighbouring count, TRIAL at the first again. Else TRIAL steps.
+            # then up to TRIAL at a neighbouring count and TRIAL at the first again (two, where
+            # the first timing of a count is clearly slower). Else TRIAL steps.
             tuning = tuner is not None and tuner.most > 1
             while (tuner.baseline is None) if tuning else len(timings) < TRIAL:
                 with timed(tuner):
