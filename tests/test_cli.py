@@ -23,6 +23,22 @@ def test_every_command_has_help_with_examples(env):
         assert r.exit_code == 0 and "Example" in r.stdout, args
 
 
+def test_every_command_says_what_it_does():
+    """Each command's help begins with its summary (a statement above a docstring would drop it)."""
+    import click
+
+    from charrnn.cli import cli
+
+    def walk(group):
+        for command in group.commands.values():
+            yield command
+            if isinstance(command, click.Group):
+                yield from walk(command)
+
+    for command in walk(cli):
+        assert command.help and command.help.strip(), command.name
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"), [("90s", 90), ("10m", 600), ("1h30m", 5400), ("1.5h", 5400), ("45", 45)]
 )

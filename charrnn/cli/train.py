@@ -207,7 +207,6 @@ Examples:
 @quiet_option("No progress or messages on stderr.")
 @click.pass_context
 def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
-    started = _process_started()  # the time budget counts from here: start-up is inside it
     """Train a stacked LSTM (or a GRU or vanilla RNN: --cell) on CORPUS: files, a folder of text
     files, '-' for stdin, or a corpus name from `charrnn corpus list`.
 
@@ -215,6 +214,7 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
     metrics.jsonl. Progress goes to stderr; stdout gets the path of best.pt. Ctrl-C stops
     cleanly after saving last.pt; `--resume NAME` continues exactly where it stopped.
     """
+    started = _process_started()  # the time budget counts from here: start-up is inside it
     from charrnn.train import distributed
 
     request = _request(ctx, corpus, resume, init_from, checkpoint_dir, opts)
