@@ -149,8 +149,8 @@ Examples:
     "--time",
     "time_budget",
     type=Duration(),
-    help="Stop after a wall-clock budget: "
-    "90s, 10m, 1h30m (default 10m when no other limit is given).",
+    help="The wall-clock time the whole command may take, start-up and the final evaluation "
+    "included: 90s, 10m, 1h30m (default 10m when no other limit is given).",
 )
 @click.option(
     "--eval-every",
