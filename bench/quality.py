@@ -161,9 +161,10 @@ def reference(text: str, budget: float, seed: int = 0) -> dict:
     return {"best_val": best, "steps": steps, "chars_per_s": round(steps * b * t / elapsed)}
 
 
-def _runaways(c: dict | None) -> int | None:
-    """Starts that ran away, from a zero state or after the lead-in, whichever is more."""
-    return None if not c else max(c["runaways"], c["runaways_lead_in"])
+def _runaways(c: dict | None) -> str | None:
+    """Starts that ran away (from a zero state or after the lead-in, whichever is more) of those
+    checked."""
+    return None if not c else f"{max(c['runaways'], c['runaways_lead_in'])}/{c['starts']}"
 
 
 def _gap(c: dict | None) -> float | None:
@@ -206,7 +207,7 @@ def report(args, r: dict) -> None:
         f"{r['wall_s']} s wall clock with start-up and the last evaluation."
     )
     print(
-        f"Cold starts: runaways of 256 at each evaluation {r['cold_runaways']}; "
+        f"Cold starts: runaways of those checked at each evaluation {r['cold_runaways']}; "
         f"last gap {r['cold_gap_last']} nats; worst validation stream {r['val_worst_last']}."
     )
 
