@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import drain, make_text, make_trainer
 
+from charrnn import checkpoint
 from charrnn.train import coldstart, evalplan
 from charrnn.train import trainer as trainer_module
 from charrnn.train.evalplan import EvalBudget, EvalCost, EvalSize
@@ -126,6 +127,20 @@ def test_start_up_that_eats_the_budget_still_trains_a_step_and_evaluates(tmp_pat
     events = drain(trainer)
     assert [type(e) for e in events[-3:]] == [StepEvent, EvalEvent, DoneEvent]
     assert trainer.pos.step == 1
+
+
+def test_a_stopped_run_counts_the_step_its_stop_waited_for(tmp_path, slow):
+    """A stop asked for during a step ends the run after it; that step's time is in the budget the
+    resume goes on counting (last.pt's elapsed)."""
+    trainer = make_trainer(make_text(30_000, seed=3), tmp_path / "r", max_time=120.0)
+    trainer.clock, trainer.started = slow, slow.now
+    for event in trainer.run():
+        if isinstance(event, StepEvent) and event.step == 3:
+            trainer.request_stop()
+    assert trainer.pos.step == 3
+    assert checkpoint.load_run(trainer.run_dir.last).position.elapsed == pytest.approx(
+        slow.now - 1000.0
+    )
 
 
 def test_a_step_budget_reads_the_whole_validation_split(tmp_path, text):

@@ -124,7 +124,7 @@ Examples:
     default=MAX_CHARS,
     help="Read at most this many characters of FILE (or prime and sample together).",
 )
-@unknown_option("Characters the model never saw: refuse, drop or replace them.")
+@unknown_option("Characters the model never saw: refuse, skip or replace them.")
 @encoding_option()
 @click.option(
     "--color",

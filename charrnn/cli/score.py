@@ -45,7 +45,7 @@ Examples:
     "character. --per-line is exact either way.",
 )
 @unknown_option(
-    "Characters the model never saw: refuse, drop or replace them. With --per-line, "
+    "Characters the model never saw: refuse, skip or replace them. With --per-line, "
     "'error' prints nan for such a line (one warning on stderr names them) and goes on."
 )
 @encoding_option()

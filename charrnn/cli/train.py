@@ -150,7 +150,8 @@ Examples:
     "time_budget",
     type=Duration(),
     help="The wall-clock time the whole command may take, start-up and the final evaluation "
-    "included: 90s, 10m, 1h30m (default 10m when no other limit is given).",
+    "included (with --resume, the run's total over its commands): 90s, 10m, 1h30m (default 10m "
+    "when no other limit is given).",
 )
 @click.option(
     "--eval-every",
