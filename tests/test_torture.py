@@ -28,6 +28,12 @@ DRIVER = Path(__file__).parent / "helpers" / "train_driver.py"
 STEPS, INTERVAL = 500, 10  # TINY_CLI evaluates and checkpoints every 10 steps
 
 
+def _hangup_as_in_a_terminal() -> None:
+    """SIGHUP's default in the child, as a terminal's command has it: where the suite itself runs
+    under nohup, the child would inherit SIGHUP ignored, and rightly keep ignoring it."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 class Driven:
     """`charrnn train` under the test driver, its stdout lines readable as they come."""
 
@@ -43,6 +49,7 @@ class Driven:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_hangup_as_in_a_terminal,
         )
         self.lines: queue.Queue = queue.Queue()
         self.out: list[str] = []
