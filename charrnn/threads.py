@@ -123,11 +123,8 @@ class ThreadTuner:
             side = -1 if ratio > 1 else 1
             changed = not 1 / CHANGE < ratio < CHANGE and 1 <= self.threads + side <= self.most
             if changed and self.worked >= self.last_trial + self.calm:
-                self.extra, self.changed, self.direction = (
-                    {},
-                    True,
-                    side,
-                )  # what was learnt is stale
+                self.extra = {}  # what was learnt is stale under the new load
+                self.changed, self.direction = True, side
                 return True
         # What the trial will cost if the count it tries is as slow as last time: a clear loser
         # costs its dropped timing and one more (CLEAR), any other count a whole trial.
