@@ -321,7 +321,8 @@ def run_state(payload: dict[str, Any], model: Model) -> RunState:
         return RunState(
             model.net,
             model.vocab,
-            TrainConfig(**payload["train_config"]),
+            # a run from before the setting trained in float32, and goes on so
+            TrainConfig(**{"precision": "float32", **payload["train_config"]}),
             payload["corpus"],
             position,
             optimizer=payload["optimizer"],

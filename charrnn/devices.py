@@ -31,3 +31,44 @@ def resolve_device(name: str, index: int = 0) -> torch.device:
     if name == "mps" and not (torch.backends.mps.is_available()):
         raise ConfigError("--device mps was asked for, but MPS is not available")
     return torch.device(name)
+
+
+# A training step's arithmetic (TrainConfig.precision).
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The dtype a training step on `device` autocasts to for `precision` (None: float32 all
+    through). "auto" is bfloat16 only where it is native and fast: a CPU with AVX-512 BF16 or AMX
+    that oneDNN may use (ONEDNN_MAX_CPU_ISA can forbid it), never a GPU or MPS; "bfloat16" asked for
+    where it would be emulated or is not there is a ConfigError."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}: one of {', '.join(PRECISIONS)}")
+    if precision == "float32":
+        return None
+    native = _native_bf16(device)
+    if precision == "auto":
+        return torch.bfloat16 if native and device.type == "cpu" else None
+    if not native:
+        raise ConfigError(
+            f"--precision bfloat16 was asked for, but {device.type} has no native bfloat16 "
+            "arithmetic here; use --precision float32 (or auto)"
+        )
+    return torch.bfloat16
+
+
+def _native_bf16(device: torch.device) -> bool:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:  # private probes: a torch without them is taken to have no native bf16
+        usable = torch.ops.mkldnn._is_mkldnn_bf16_supported()  # oneDNN may use it here
+        fast = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    except (AttributeError, RuntimeError):
+        return False
+    return bool(usable and fast)

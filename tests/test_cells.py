@@ -303,8 +303,11 @@ def test_a_format_1_checkpoint_samples_scores_and_resumes_as_before(tmp_path):
     assert score_text(Model(model, vocab), text[:500]) == pytest.approx(
         expected["score_text_first500"], rel=1e-5
     )
-    resumed = make_trainer(text, tmp_path / "v1", max_steps=40)  # what wrote it, 10 steps more
-    resumed.restore(checkpoint.run_state(payload, checkpoint.restore(payload, "x")))
+    # what wrote it (in float32, as every run then), 10 steps more
+    resumed = make_trainer(text, tmp_path / "v1", max_steps=40, precision="float32")
+    state = checkpoint.run_state(payload, checkpoint.restore(payload, "x"))
+    assert state.config.precision == "float32"  # what a resume of it reads
+    resumed.restore(state)
     drain(resumed)
     assert resumed.model.head.bias.tolist() == pytest.approx(expected["head_bias_after_40"], 1e-6)
 

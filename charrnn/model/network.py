@@ -301,8 +301,9 @@ class Stepper:
 
 
 def detach_state(state: State) -> State:
-    """Keep the values, drop the graph: truncated backprop through time at a batch boundary."""
-    return tuple(s.detach() for s in state)
+    """Keep the values, drop the graph: truncated backprop through time at a batch boundary. The
+    state carried is float32, as the model is, also from a step autocast to bfloat16."""
+    return tuple(s.detach().float() for s in state)
 
 
 def restart_streams(state: State, restart: torch.Tensor) -> State:

@@ -26,6 +26,11 @@ class TrainConfig:
     warmup_steps: int = 50
     weight_decay: float = 0.01  # of the weight matrices, not the biases; presets set theirs
     grad_clip: float = 1.0
+    # The training step's arithmetic (devices.PRECISIONS): "auto" is bfloat16 mixed precision
+    # where the CPU computes bf16 natively (its steps ~1.4x faster, learning per step about the
+    # same: docs/performance.md), float32 elsewhere. The weights, the evaluations and sampling
+    # stay float32 whatever this says.
+    precision: str = "auto"
     val_frac: float = VAL_FRAC
     # Evaluate on at most this many characters from the start of the validation split: enough to
     # rank checkpoints, and an evaluation of a 1 GB corpus's 100 MB split would take an hour.

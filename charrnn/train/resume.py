@@ -39,8 +39,8 @@ def resume(
     through `read_corpus` (from `corpus_specs` if given: the text moved, or came from stdin).
 
     `train` may change only what start.RESUMABLE lists: the budget (replacing all three
-    limits), eval_every and patience; `started` as start.start's. A checkpoint that cannot be
-    read is an error that offers the run's other one where that one loads."""
+    limits), eval_every, patience and precision; `started` as start.start's. A checkpoint that
+    cannot be read is an error that offers the run's other one where that one loads."""
     train = dict(train or {})
     run = run if isinstance(run, RunDir) else RunDir(Path(run))
     check_fields(train, TrainConfig, "train")
@@ -98,8 +98,9 @@ def _check_budget(trainer: Trainer) -> Trainer:
 
 
 def _extended(config: TrainConfig, train: dict) -> TrainConfig:
-    """`config` with the budget given (all three limits replaced), eval_every and patience."""
-    given = {k: train[k] for k in ("eval_every", "patience") if train.get(k)}
+    """`config` with the budget given (all three limits replaced), eval_every, patience and
+    precision."""
+    given = {k: train[k] for k in ("eval_every", "patience", "precision") if train.get(k)}
     if any(train.get(k) is not None for k in BUDGETS):
         given.update({k: train.get(k) for k in BUDGETS})
     return dataclasses.replace(config, **given)

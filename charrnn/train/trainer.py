@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn import checkpoint
+from charrnn.devices import autocast_dtype
 from charrnn.errors import CheckpointError, TrainingError
 from charrnn.model.network import (
     State,
@@ -73,6 +74,7 @@ class Trainer:
         self.val_batches = StreamBatcher(val_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.trained = Model(model, vocab)  # the model whole, as evaluation and samples read it
         self.net = d.wrap(model)  # what the training step calls
+        self.autocast = autocast_dtype(c.precision, self.device)  # None: float32 all through
         self.optimizer = _adamw(model, c)
         self.cold_rng = torch.Generator().manual_seed(c.seed + 7919 * d.rank)  # _cold_starts
         self.pos = Position()
@@ -166,8 +168,9 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr()
         self.model.train()
-        logits, state = self.net(x, self.streams)  # (B, T, V)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        with torch.autocast(self.device.type, self.autocast, enabled=self.autocast is not None):
+            logits, state = self.net(x, self.streams)  # (B, T, V)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         self.streams = detach_state(state)  # carried to the next batch, cut from this graph
         value = loss.item()
         if self.dist.active:  # the mean over ranks: every rank must agree to roll back
@@ -285,8 +288,7 @@ class Trainer:
 
     def _chars_seen(self) -> int:
         """Characters trained on so far, by every rank together."""
-        c = self.config
-        return self.pos.step * c.batch_size * c.seq_len * self.dist.world
+        return self.pos.step * self.config.batch_size * self.config.seq_len * self.dist.world
 
     # ------------------------------------------------------------------ stopping
     def request_stop(self) -> None:
@@ -380,11 +382,9 @@ class Trainer:
 
 def _adamw(model, c: TrainConfig) -> torch.optim.AdamW:
     # Decay weight matrices only: shrinking biases (e.g. the forget-gate bias) would fight the init.
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [
-        {"params": decay, "weight_decay": c.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": c.weight_decay},
+        {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0},
     ]
     try:  # the fused kernel: one pass over all parameters, ~3x faster than the loop on CPU
         return torch.optim.AdamW(groups, lr=c.lr, betas=(0.9, 0.99), fused=True)

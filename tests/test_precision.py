@@ -1,0 +1,103 @@
+"""Mixed precision: a training step autocast to bfloat16 where the CPU has it natively, float32
+elsewhere; it learns as the float32 step does, reproduces, and leaves the weights, the carried
+state and the checkpoint in float32."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import TINY_CLI, drain, make_trainer
+from helpers.cli import assert_one_error
+
+from charrnn import checkpoint, devices
+from charrnn.errors import ConfigError
+from charrnn.text.encoded import encode_text
+from charrnn.train.resume import resume
+from charrnn.train.trainer import StepEvent
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def native(monkeypatch):
+    """native(True/False): make this machine's CPU one with (or without) native bf16. Autocast
+    to bf16 works on any CPU, only slower where emulated, so every test runs everywhere."""
+    return lambda value: monkeypatch.setattr(devices, "_native_bf16", lambda device: value)
+
+
+def test_auto_is_bf16_only_on_a_cpu_that_has_it_and_bf16_is_refused_where_it_is_not(native):
+    native(True)
+    assert devices.autocast_dtype("auto", CPU) == torch.bfloat16
+    assert devices.autocast_dtype("bfloat16", CPU) == torch.bfloat16
+    assert devices.autocast_dtype("float32", CPU) is None
+    assert devices.autocast_dtype("auto", torch.device("cuda")) is None  # measured on CPUs only
+    native(False)
+    assert devices.autocast_dtype("auto", CPU) is None
+    with pytest.raises(ConfigError, match="use --precision float32"):
+        devices.autocast_dtype("bfloat16", CPU)
+    with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
+        devices.autocast_dtype("fp16", CPU)
+
+
+def test_the_probe_of_native_bf16_answers_on_this_machine():
+    assert devices._native_bf16(CPU) in (True, False)  # the private probes exist, or say no
+    assert devices._native_bf16(torch.device("meta")) is False
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_a_bf16_run_learns_as_a_float32_run_and_keeps_float32(tmp_path, text, native, cell):
+    native(True)
+    runs = {
+        p: make_trainer(text, tmp_path / p, cell=cell, max_steps=60, eval_every=60, precision=p)
+        for p in ("float32", "bfloat16")
+    }
+    losses = {}
+    for p, trainer in runs.items():
+        steps = [e.loss for e in drain(trainer) if isinstance(e, StepEvent)]
+        losses[p] = (steps[0], trainer.pos.best_val)
+        assert all(s.dtype == torch.float32 for s in trainer.streams)  # the state carried
+        assert all(w.dtype == torch.float32 for w in trainer.model.parameters())
+    (first32, val32), (first16, val16) = losses["float32"], losses["bfloat16"]
+    assert runs["bfloat16"].autocast == torch.bfloat16 and runs["float32"].autocast is None
+    assert first16 == pytest.approx(first32, abs=0.02)  # the same model, rounded to bf16
+    assert val16 < first16 - 0.5  # it learns...
+    assert val16 == pytest.approx(val32, abs=0.05)  # ... as the float32 run does
+    saved = checkpoint.load(runs["bfloat16"].run_dir.last)  # weights_only, as every load is
+    assert saved["train_config"]["precision"] == "bfloat16"
+    assert all(t.dtype == torch.float32 for t in saved["model"].values() if t.is_floating_point())
+
+
+def test_the_same_seed_gives_the_same_bf16_weights(tmp_path, text, native):
+    native(True)
+    a, b = (
+        make_trainer(text, tmp_path / n, seed=5, max_steps=12, precision="bfloat16") for n in "ab"
+    )
+    drain(a), drain(b)
+    for (name, p), q in zip(
+        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(p, q), name
+
+
+def test_a_resume_may_change_the_precision(tmp_path, text, native):
+    native(True)
+    drain(make_trainer(text, tmp_path / "run", max_steps=10, precision="bfloat16"))
+    again = resume(
+        tmp_path / "run",
+        lambda specs, encoding: encode_text(text, "tiny"),
+        corpus_specs=["-"],
+        train={"max_steps": 20, "precision": "float32"},
+    ).trainer
+    assert again.config.precision == "float32" and again.autocast is None
+    drain(again)
+    assert again.pos.step == 20
+
+
+def test_bf16_asked_for_without_it_is_one_error_line(env, corpus_file, native):
+    native(False)
+    r = env(["train", str(corpus_file), *TINY_CLI, "--steps", "5", "--precision", "bfloat16"])
+    assert_one_error(r, 1, "--precision bfloat16", "--precision float32")
+    native(True)
+    r = env(["train", str(corpus_file), *TINY_CLI, "--steps", "5", "--precision", "bfloat16"])
+    assert r.exit_code == 0, r.stderr
+    assert "(bfloat16 mixed precision)" in r.stderr.splitlines()[0]
