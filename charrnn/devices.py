@@ -53,8 +53,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if native and device.type == "cpu" else None
     if not native:
         raise ConfigError(
-            f"--precision bfloat16 was asked for, but {device.type} has no native bfloat16 "
-            "arithmetic here; use --precision float32 (or auto)"
+            f"precision bfloat16 (this run's or --precision's) needs native bfloat16 arithmetic, "
+            f"which {device.type} has not here; give --precision float32 (or auto)"
         )
     return torch.bfloat16
 

@@ -4,6 +4,8 @@ the start-up counts. Every clock here is simulated: no test depends on how fast 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from conftest import drain, make_text, make_trainer
@@ -25,21 +27,34 @@ COSTS = {
 FULL = EvalSize(streams=32, chars=7812, starts=256)
 
 
-def simulate(max_time: float, cost: EvalCost, step_s: float, every: int, drift: float = 1.1):
+def simulate(
+    max_time: float,
+    cost: EvalCost,
+    step_s: float,
+    every: int,
+    drift: float = 1.1,
+    busy: tuple[float, float] = (math.inf, 1.0),
+    told: bool = True,
+):
     """A run under `max_time` on a simulated clock: steps of `step_s`, an evaluation scheduled
-    every `every` steps, each taking `drift` times what the model of its cost says. Returns the
-    seconds evaluations took, the run's wall time and the evaluations made."""
+    every `every` steps, each taking `drift` times what the model of its cost says; from `busy`'s
+    second on, everything `busy`'s factor times slower (another process took the cores), the
+    budget `told` each step's seconds as the trainer tells it. Returns the seconds evaluations
+    took, the run's wall time and the evaluations made."""
     evals = evalplan.default_evals(max_time, cost, FULL.streams, every * 32 * 64)
     size = evalplan.choose_size(max_time, FULL, cost, evals)
     budget = EvalBudget(max_time, size, cost)
     elapsed, spent, made, step = 0.0, 0.0, 0, 0
-    while step == 0 or elapsed + step_s + budget.reserve() < max_time:
-        elapsed, step = elapsed + step_s, step + 1
+    slow = lambda: busy[1] if elapsed >= busy[0] else 1.0  # noqa: E731
+    while step == 0 or elapsed + step_s * slow() + budget.reserve() < max_time:
+        elapsed, step = elapsed + step_s * slow(), step + 1
+        if told:
+            budget.stepped(step_s * slow())
         if step % every == 0 and budget.due(elapsed):
-            took = drift * cost.of(size)
+            took = drift * cost.of(size) * slow()
             elapsed, spent, made = elapsed + took, spent + took, made + 1
             budget.measured(elapsed, took, 0.0, 0.0)
-    took = drift * cost.of(size)  # the final evaluation
+    took = drift * cost.of(size) * slow()  # the final evaluation
     return spent + took, elapsed + took, made + 1
 
 
@@ -50,6 +65,17 @@ def test_evaluations_spend_at_most_three_percent_of_a_budget_of_two_minutes_or_m
     assert spent <= evalplan.SHARE * max_time, (spent, made)
     assert wall <= max_time
     assert made >= 1
+
+
+@pytest.mark.parametrize("name", list(COSTS))
+@pytest.mark.parametrize("busy", [(10.0, 4.0), (40.0, 20.0), (80.0, 10.0)])
+def test_a_machine_that_gets_busy_mid_run_still_ends_within_the_budget(name, busy):
+    # Seen: a second training process on a 2-core machine made steps 17x and the final
+    # evaluation 20x slower from the 40th second on; the run ended 14% late.
+    _, wall, _ = simulate(137, COSTS[name], step_s=0.05, every=64, busy=busy)
+    assert wall <= 137 * 1.05
+    _, late, _ = simulate(137, COSTS[name], step_s=0.05, every=64, busy=busy, told=False)
+    assert late > wall  # what the steps tell is what keeps it in
 
 
 def test_a_long_budget_evaluates_more_often_and_a_cheap_evaluation_reads_everything():
@@ -119,6 +145,25 @@ def test_a_time_budget_keeps_its_final_evaluation_and_ends_within_it(tmp_path, s
     assert all(r["val_chars"] == evals[0]["val_chars"] for r in evals)  # one size for the run
     assert trainer.pos.eval_size == trainer.budget.size.to_dict()
     assert steps[-1].lr < 0.1 * trainer.config.lr  # the schedule ends where training does
+
+
+def test_with_early_stopping_every_scheduled_evaluation_runs_in_time(tmp_path, slow):
+    # A fine-tune's patience acts only through evaluations: a 3% share must not starve them.
+    def scheduled(patience):
+        trainer = make_trainer(
+            make_text(30_000, seed=3), tmp_path / str(patience), max_time=120.0, eval_every=10,
+            patience=patience,
+        )  # fmt: skip
+        trainer.clock, trainer.started = slow, slow.now
+        start = slow.now
+        evals = [e.record["step"] for e in drain(trainer) if isinstance(e, EvalEvent)]
+        assert slow.now - start <= 120.0
+        return [s for s in evals if s % 10 == 0], trainer.pos.step
+
+    evaluated, steps = scheduled(patience=1000)
+    assert evaluated == list(range(10, steps + 1, 10))[: len(evaluated)]
+    assert len(evaluated) >= steps // 10 - 1  # all but, at most, the one the final replaced
+    assert len(scheduled(patience=None)[0]) < len(evaluated) / 2  # what the share allows
 
 
 def test_start_up_that_eats_the_budget_still_trains_a_step_and_evaluates(tmp_path, slow):

@@ -33,7 +33,7 @@ def test_auto_is_bf16_only_on_a_cpu_that_has_it_and_bf16_is_refused_where_it_is_
     assert devices.autocast_dtype("auto", torch.device("cuda")) is None  # measured on CPUs only
     native(False)
     assert devices.autocast_dtype("auto", CPU) is None
-    with pytest.raises(ConfigError, match="use --precision float32"):
+    with pytest.raises(ConfigError, match="give --precision float32"):
         devices.autocast_dtype("bfloat16", CPU)
     with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
         devices.autocast_dtype("fp16", CPU)
@@ -82,9 +82,14 @@ def test_the_same_seed_gives_the_same_bf16_weights(tmp_path, text, native):
 def test_a_resume_may_change_the_precision(tmp_path, text, native):
     native(True)
     drain(make_trainer(text, tmp_path / "run", max_steps=10, precision="bfloat16"))
+    read = lambda specs, encoding: encode_text(text, "tiny")  # noqa: E731
+    native(False)  # resumed where bf16 is not: its saved setting is refused, and says what to do
+    with pytest.raises(ConfigError, match=r"this run's or --precision's\).*--precision float32"):
+        resume(tmp_path / "run", read, corpus_specs=["-"], train={"max_steps": 20})
+    native(True)
     again = resume(
         tmp_path / "run",
-        lambda specs, encoding: encode_text(text, "tiny"),
+        read,
         corpus_specs=["-"],
         train={"max_steps": 20, "precision": "float32"},
     ).trainer
@@ -96,7 +101,7 @@ def test_a_resume_may_change_the_precision(tmp_path, text, native):
 def test_bf16_asked_for_without_it_is_one_error_line(env, corpus_file, native):
     native(False)
     r = env(["train", str(corpus_file), *TINY_CLI, "--steps", "5", "--precision", "bfloat16"])
-    assert_one_error(r, 1, "--precision bfloat16", "--precision float32")
+    assert_one_error(r, 1, "precision bfloat16", "--precision float32")
     native(True)
     r = env(["train", str(corpus_file), *TINY_CLI, "--steps", "5", "--precision", "bfloat16"])
     assert r.exit_code == 0, r.stderr

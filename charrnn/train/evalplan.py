@@ -39,6 +39,7 @@ WHOLE_WINDOWS = 1000  # characters of a stream read in which the check's windows
 # in a shorter stream the check's windows shrink until a runaway no longer shows in them
 # (docs/evaluation-cost.md: 100 characters a stream found none of the runaways the full check did).
 LEAST = (1, MIN_CHARS, 16)
+SETTLE = 8  # steps after which a step's smoothed seconds are the pace the probe's figures hold at
 EXIT_S = 1.0  # seconds kept for what follows the final evaluation: the process's exit
 TRAIN_PER_EVAL = 3.0  # a character trained costs about three read (forward, backward, update)
 
@@ -177,6 +178,9 @@ class Unbounded:
     def reserve(self) -> float:
         return 0.0
 
+    def stepped(self, step_s: float) -> None:
+        pass
+
     def measured(self, elapsed: float, read_s: float, check_s: float, save_s: float) -> None:
         pass
 
@@ -185,16 +189,38 @@ class EvalBudget:
     """Under a time budget of `max_time` seconds: whether a scheduled evaluation is due, and how
     long to keep for the final one. `spent`: seconds evaluations spent so far in the run."""
 
-    def __init__(self, max_time: float, size: EvalSize, cost: EvalCost, spent: float = 0.0):
+    def __init__(
+        self,
+        max_time: float,
+        size: EvalSize,
+        cost: EvalCost,
+        spent: float = 0.0,
+        early_stop: bool = False,
+    ):
         self.max_time, self.size, self.cost = max_time, size, cost
+        # With early stopping (--patience, a fine-tune's default) every scheduled evaluation runs
+        # that fits in the time: one of them is what ends the run, and saves far more than 3%.
+        self.early_stop = early_stop
         self.spent = spent + cost.probe  # the probe is evaluation work too
         self.allow = TARGET * max_time
         self.took: float | None = None  # the last evaluation's seconds, once there is one
+        # A training step's seconds now (smoothed), and when the prediction was measured: for the
+        # probe's, after the first SETTLE steps (the first pays for allocations and kernel choice)
+        self.step_s, self.pace, self.steps = 0.0, 0.0, 0
         self.next_at = self._next(0.0)
 
     def predicted(self) -> float:
-        """Seconds the next evaluation (and its checkpoints) should take: as the last one did."""
-        return self.took if self.took is not None else self.cost.of(self.size)
+        """Seconds the next evaluation (and its checkpoints) should take: as the last one did, or
+        the probe said, times how much slower training steps have become since. A machine that
+        gets busy slows an evaluation as much as a step, and the final one must still fit."""
+        measured = self.took if self.took is not None else self.cost.of(self.size)
+        return measured * max(1.0, self.step_s / self.pace) if self.pace else measured
+
+    def stepped(self, step_s: float) -> None:
+        """A training step takes `step_s` seconds now (smoothed over the last few)."""
+        self.step_s, self.steps = step_s, self.steps + 1
+        if self.steps == SETTLE and self.took is None:
+            self.pace = step_s
 
     def reserve(self) -> float:
         """Seconds to keep for the final evaluation, with a margin for noise (a wider one while
@@ -203,14 +229,18 @@ class EvalBudget:
 
     def due(self, elapsed: float) -> bool:
         """Whether a scheduled evaluation may run now: its cost and the final's both fit what is
-        left of the allowance, and it is its turn in the budget."""
+        left of the allowance and of the budget, and it is its turn."""
         room = self.allow - self.spent - self.predicted()  # the final's kept
-        return room >= self.predicted() and elapsed >= self.next_at
+        in_time = elapsed + self.predicted() + self.reserve() <= self.max_time  # and the final
+        if self.early_stop:
+            return in_time
+        return room >= self.predicted() and elapsed >= self.next_at and in_time
 
     def measured(self, elapsed: float, read_s: float, check_s: float, save_s: float) -> None:
         """An evaluation took these seconds (at `elapsed`): the next of its size should too."""
         self.took = read_s + check_s + save_s
         self.spent += self.took
+        self.pace = self.step_s  # the pace `took` was measured at
         self.next_at = self._next(elapsed)
 
     def _next(self, elapsed: float) -> float:
@@ -237,4 +267,4 @@ def plan(c: TrainConfig, full: EvalSize, cost: EvalCost, pos: Position) -> EvalB
         size = choose_size(c.max_time, full, cost, evals)
     pos.eval_size = size.to_dict()
     spent = sum(r.get("eval_seconds") or 0.0 for r in evaluations)
-    return EvalBudget(c.max_time, size, cost, spent)
+    return EvalBudget(c.max_time, size, cost, spent, early_stop=c.patience is not None)

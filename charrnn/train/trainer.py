@@ -138,6 +138,7 @@ class Trainer:
                 continue
             took = self.clock() - start
             self._step_s = took if not self._step_s else 0.8 * self._step_s + 0.2 * took
+            self.budget.stepped(self._step_s)
             losses.append(loss)
             self._add_to_window(loss)
             chars_per_s = c.batch_size * c.seq_len * self.dist.world / max(took, 1e-9)
@@ -298,8 +299,7 @@ class Trainer:
             self._stop = True
 
     def _stopping(self) -> bool:
-        """Whether a stop was asked for: what a long computation inside a step boundary (an
-        evaluation, the cold-start check) looks at between its pieces of work."""
+        """Whether a stop was asked for: what an evaluation looks at between its pieces of work."""
         return self._stop
 
     def _agree(self) -> None:
