@@ -146,6 +146,13 @@ CASES = [
     (["sample", "--length", "10000000000"], 2, "--length"),
     (["sample", "--prime", "Zebra €"], 1, "never seen: 'Z' (U+005A) at 1; 'b' (U+0062) at 3; '€'"),
     (["sample", "--device", "tpu"], 2, "--device"),
+    # output onto a saved model (a typo such as -o best.pt), or an empty name
+    (["sample", "-c", "tiny", "-o", "statedict.pt"], 1, "statedict.pt holds a saved model"),
+    (["export", "-c", "tiny", "--format", "html", "statedict.pt"], 1, "holds a saved model"),
+    (["inspect", "ok.txt", "-c", "tiny", "--html", "statedict.pt"], 1, "holds a saved model"),
+    (["export", "-c", "tiny", ""], 2, "'OUT': is empty"),
+    (["score", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
+    (["inspect", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
     # inspect
     (["inspect", "ok.txt", "-c", "evil.pt"], 1, "refused: it asks to load posix.system"),
     (["inspect", "ok.txt", "-c", "junk.pt"], 1, "not a charrnn checkpoint"),

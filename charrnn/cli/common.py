@@ -160,12 +160,34 @@ def write_output(output: str | None, emit):
         if os.path.exists(output) and not os.path.isfile(output):  # /dev/stdout, a FIFO, >(cmd)
             with open(output, "w", encoding="utf-8", newline="") as out:
                 return emit(out)
+        refuse_saved_model(output)
         target = os.path.realpath(output)  # a link stays a link; its target gets the text
         result = []
         atomic_write(Path(target), lambda f: result.append(emit(codecs.getwriter("utf-8")(f))))
         return result[0]
     except OSError as e:
         raise cannot_write(e, output) from None
+
+
+def refuse_saved_model(output: str) -> None:
+    """An error where the output file `output` is one torch.save wrote (a checkpoint, a run's
+    best.pt: a zip archive holding a pickle): a typo such as `-o best.pt` must not replace a
+    model with text."""
+    import zipfile
+
+    try:
+        with open(output, "rb") as f:  # a link: the file it points to, which is what is written
+            if f.read(4) != b"PK\x03\x04":
+                return
+        with zipfile.ZipFile(output) as archive:
+            saved = any(name.endswith("data.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return  # no such file, or none that torch wrote; a real write problem is met later
+    if saved:
+        raise click.ClickException(
+            f"{output} holds a saved model (a torch archive); writing over it would lose it: "
+            "give another output file"
+        )
 
 
 # Every character that some reader takes for a line break (str.splitlines' set), and the tab.

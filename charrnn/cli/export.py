@@ -8,7 +8,13 @@ import os
 import click
 
 from charrnn.cli.common import load_model, say, write_output
-from charrnn.cli.options import checkpoint_dir_option, checkpoint_option, prime_option, quiet_option
+from charrnn.cli.options import (
+    checkpoint_dir_option,
+    checkpoint_option,
+    not_empty,
+    prime_option,
+    quiet_option,
+)
 
 FORMATS = {".html": "html", ".htm": "html", ".onnx": "onnx"}
 
@@ -22,7 +28,7 @@ Examples:
   charrnn export -c shakespeare - --format html > page.html
 """
 )
-@click.argument("out", metavar="OUT")
+@click.argument("out", metavar="OUT", callback=not_empty)
 @checkpoint_option
 @click.option(
     "--format",

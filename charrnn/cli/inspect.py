@@ -13,6 +13,7 @@ from charrnn.cli.common import (
     cannot_write,
     count,
     load_model,
+    refuse_saved_model,
     say,
     shown_path,
     stdin_chunks,
@@ -69,7 +70,7 @@ Examples:
   charrnn inspect play.txt | sort -t$'\\t' -k3 -gr | head   # piped: the most surprising characters
 """
 )
-@click.argument("file", required=False)
+@click.argument("file", required=False, callback=not_empty)
 @checkpoint_option
 @click.option(
     "--sample",
@@ -269,6 +270,7 @@ def _check_writable(path: str) -> None:
     """Fail before the work, not after it, where the page could not be written."""
     if os.path.exists(path) and not os.path.isfile(path):  # /dev/stdout, a FIFO: written as is
         return
+    refuse_saved_model(path)
     folder = os.path.dirname(os.path.realpath(path)) or "."
     if not os.path.isdir(folder):
         code = errno.ENOTDIR if os.path.exists(folder) else errno.ENOENT

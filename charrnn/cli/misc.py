@@ -7,7 +7,7 @@ import sys
 import click
 
 from charrnn.cli.common import cache_dir, download_bar, print_table, shown_name, stdout_console
-from charrnn.cli.options import checkpoint_dir_option, json_option, quiet_option
+from charrnn.cli.options import checkpoint_dir_option, json_option, not_empty, quiet_option
 from charrnn.jsonl import json_line
 
 
@@ -113,7 +113,7 @@ Examples:
   charrnn corpus get tinyshakespeare            # download once, verify its SHA-256
   wc -c "$(charrnn corpus get pystdlib)"        # build from this Python's own source""",
 )
-@click.argument("name")
+@click.argument("name", callback=not_empty)
 @quiet_option("No progress bar.")
 def corpus_get(name, quiet):
     """Download (or build) corpus NAME into the cache and print its path on stdout."""

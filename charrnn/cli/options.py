@@ -90,9 +90,11 @@ class Text(click.ParamType):
 
 
 def not_empty(ctx, param, value):
-    """An option callback: an empty argument (`-o ''`, often an unset shell variable) is a usage
-    error, never a silent default."""
+    """An option's or argument's callback: an empty value (`-o ''`, often an unset shell variable)
+    is a usage error, never a silent default (the current folder, stdin)."""
     if value == "" or (isinstance(value, tuple) and "" in value):
+        if isinstance(param, click.Argument):
+            raise click.BadParameter("is empty (an unset shell variable?); give a value")
         raise click.BadParameter("is empty; give a value, or leave the option out")
     return value
 

@@ -12,6 +12,7 @@ from charrnn.cli.options import (
     checkpoint_option,
     device_option,
     encoding_option,
+    not_empty,
     quiet_option,
     unknown_option,
 )
@@ -28,7 +29,7 @@ Examples:
   fortune | charrnn score - -c shakespeare
 """
 )
-@click.argument("file", default="-")
+@click.argument("file", default="-", callback=not_empty)
 @checkpoint_option
 @click.option(
     "--per-line",
