@@ -23,7 +23,7 @@ from conftest import DEADLINE, TINY_CLI, make_text
 from helpers.cli import assert_one_error, command, invoke, run
 
 from charrnn import checkpoint
-from charrnn.cli import cli
+from charrnn.cli import main
 from charrnn.errors import CheckpointError
 from charrnn.runs import RunDir
 
@@ -329,11 +329,13 @@ def test_output_file_is_all_or_nothing(sample, tmp_path, monkeypatch):
 
 
 def run_main(args, stdout, monkeypatch, capsys):
-    """The whole command, as `charrnn ARGS` runs it, with sys.stdout being `stdout`."""
+    """The whole command, as `charrnn ARGS` runs it (its entry point), with sys.stdout being
+    `stdout`."""
     capsys.readouterr()
     monkeypatch.setattr(sys, "stdout", stdout)
+    monkeypatch.setattr(sys, "argv", ["charrnn", *args])
     with pytest.raises(SystemExit) as e:
-        cli.main(args, prog_name="charrnn")
+        main()
     monkeypatch.undo()
     return e.value.code, capsys.readouterr().err
 
@@ -363,6 +365,10 @@ def commands(trained_run, tmp_path, monkeypatch):
         # its own --checkpoint-dir: run_main's monkeypatch.undo() also undoes the chdir above,
         # and a run must never land in the checkout's checkpoints/
         "train": ["train", str(small), *TINY_CLI, "--steps", "3", "-q", "--force", *runs_here],
+        # written before any command runs
+        "--help": ["--help"],
+        "--version": ["--version"],
+        "sample --help": ["sample", "--help"],
     }
 
 
@@ -387,6 +393,9 @@ FULL = (
         "inspect --json",
         "inspect --sample",
         "train",
+        "--help",
+        "--version",
+        "sample --help",
     ],
 )
 def test_every_command_reports_output_it_cannot_write(name, commands, monkeypatch, capsys):

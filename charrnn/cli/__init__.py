@@ -27,7 +27,12 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 
 class _Commands(click.Group):
-    """The `charrnn` group: every command runs inside the shared command_boundary."""
+    """The `charrnn` group: every command runs inside the shared command_boundary, from the
+    parsing of its arguments on."""
+
+    def make_context(self, *args, **kwargs):
+        with command_boundary():  # what it writes too: `charrnn --help > /dev/full`
+            return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx):
         with command_boundary():

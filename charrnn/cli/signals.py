@@ -79,6 +79,14 @@ def _interrupt(signum, frame):
     raise Interrupted(signum)
 
 
+def fail_closed_stdout() -> None:
+    """Started with stdout closed (`>&-`): make writing to it fail, loudly, as it would in C."""
+    if sys.stdout is None:
+        # A read-only fd: each write fails with EBADF, as writing to the closed fd 1 would; holding
+        # it also keeps fd 1 from being reused by a file that would then receive stdout's text.
+        sys.stdout = open(os.open(os.devnull, os.O_RDONLY), "w", encoding="utf-8")  # noqa: SIM115
+
+
 @contextlib.contextmanager
 def command_boundary():
     """What every command shares at its edge, from start-up on: an error a user can cause
@@ -87,10 +95,7 @@ def command_boundary():
     handles Ctrl-C itself); a reader that left (`| head`) ends the command quietly with exit 0,
     like any Unix filter. SIGTERM and SIGHUP end it as Ctrl-C does (exit 143, 129), with its
     clean-up run."""
-    if sys.stdout is None:  # started with stdout closed (`>&-`): writing to it must fail, loudly
-        # A read-only fd: each write fails with EBADF, as writing to the closed fd 1 would; holding
-        # it also keeps fd 1 from being reused by a file that would then receive stdout's text.
-        sys.stdout = open(os.open(os.devnull, os.O_RDONLY), "w", encoding="utf-8")  # noqa: SIM115
+    fail_closed_stdout()
     # SIGTERM and SIGHUP stop a command as Ctrl-C does, by an exception where it is, so that its
     # clean-up runs (a half-written output file is removed) and the exit status names the signal.
     # Outside the main thread (tests calling commands from other threads) nothing changes.
