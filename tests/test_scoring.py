@@ -130,7 +130,7 @@ def test_score_options(score, tmp_path):
     """--encoding reads the file; --unknown skip scores it as the text without the character."""
     (tmp_path / "l1.txt").write_bytes("the cat sat ñ\n".encode("latin-1"))
     assert_one_error(score(["l1.txt"]), 1, "not valid utf-8")
-    assert_one_error(score([""]), 1, "cannot read .: ")  # an empty name is the folder it means
+    assert_one_error(score([""]), 2, "is empty")  # an empty name, never the folder it would mean
     r = score(["l1.txt", "--encoding", "latin-1", "--unknown", "skip", "-q"])
     assert r.exit_code == 0 and r.stderr == ""
     assert r.stdout == score(["-q", "-"], input="the cat sat \n").stdout

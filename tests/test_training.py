@@ -389,8 +389,8 @@ def test_ctrl_c_saves_last_and_resume_matches_an_uninterrupted_run(tmp_path, cor
     # the installed command: the one beside this Python, whether or not its folder is on PATH
     exe = shutil.which("charrnn", path=os.path.dirname(sys.executable)) or shutil.which("charrnn")
     assert exe, "the charrnn command is not installed (pip install -e .)"
-    args = [exe, "train", str(corpus_file), *TINY_CLI, "--steps", "400", "--dropout", "0.1"]
-    args += ["--eval-every", "100"]  # the cold-start check at every evaluation is most of the time
+    args = [exe, "train", str(corpus_file), *TINY_CLI, "--steps", "240", "--dropout", "0.1"]
+    args += ["--eval-every", "60"]  # the cold-start check at every evaluation is most of the time
     run = {"cwd": tmp_path, "capture_output": True, "text": True, "timeout": DEADLINE}
     assert subprocess.run([*args, "--name", "whole"], **run).returncode == 0
 
@@ -410,13 +410,13 @@ def test_ctrl_c_saves_last_and_resume_matches_an_uninterrupted_run(tmp_path, cor
     assert p.returncode == 130, err
     assert "Resume with: charrnn train --resume cut" in err and "Traceback" not in err
     step = torch.load(tmp_path / "checkpoints/cut/last.pt", weights_only=True)["trainer"]["step"]
-    assert 0 < step < 400
+    assert 0 < step < 240
 
     r = subprocess.run([exe, "train", "--resume", "cut"], **run)
     assert r.returncode == 0, r.stderr
     whole = torch.load(tmp_path / "checkpoints/whole/last.pt", weights_only=True)
     cut = torch.load(tmp_path / "checkpoints/cut/last.pt", weights_only=True)
-    assert cut["trainer"]["step"] == 400
+    assert cut["trainer"]["step"] == 240
     for name, w in whole["model"].items():
         assert torch.equal(w, cut["model"][name]), name
 
