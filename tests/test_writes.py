@@ -424,3 +424,16 @@ def test_a_full_disk_or_closed_stdout_in_a_real_process(trained_run):
     )
     assert p.returncode == 1 and b"Traceback" not in p.stderr and b"Exception" not in p.stderr
     assert b"Error: cannot write the output: Bad file descriptor" in p.stderr
+
+
+def test_a_reader_of_stderr_that_leaves_silences_the_messages_not_the_run(tmp_path, corpus_file):
+    """`charrnn train ... 2> >(head -1)`: the run goes on to its end, and its exit says so."""
+    args = ["train", str(corpus_file), *TINY_CLI, "--steps", "30", "--name", "r"]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    p = subprocess.Popen(command(args), cwd=tmp_path, **pipes)
+    p.stderr.readline()  # the first message, then the reader leaves
+    p.stderr.close()
+    out, _ = p.communicate(timeout=DEADLINE)
+    assert p.returncode == 0 and out.decode().strip().endswith("best.pt")
+    last = torch.load(tmp_path / "checkpoints/r/last.pt", weights_only=True)
+    assert last["trainer"]["step"] == 30

@@ -79,6 +79,45 @@ def _interrupt(signum, frame):
     raise Interrupted(signum)
 
 
+class _Messages:
+    """stderr, where a reader that left (`2> >(head -1)`) silences the messages instead of
+    stopping the command: they are not its product, and a run cut short must not exit 0."""
+
+    def __init__(self, stream):
+        self.stream, self.gone = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self.gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self.gone = True
+
+    def __getattr__(self, name):  # isatty, fileno, encoding...: the stream's own
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def _messages_may_close():
+    """sys.stderr as _Messages for the block (once, where blocks nest)."""
+    if isinstance(sys.stderr, _Messages) or sys.stderr is None:
+        yield
+        return
+    real, sys.stderr = sys.stderr, _Messages(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stderr = real
+
+
 def fail_closed_stdout() -> None:
     """Started with stdout closed (`>&-`): make writing to it fail, loudly, as it would in C."""
     if sys.stdout is None:
@@ -93,8 +132,8 @@ def command_boundary():
     (CharRNNError) or output that cannot be written (a full disk, a closed stdout) is one `Error:`
     line and exit 1, never a traceback; Ctrl-C exits 130 quietly (as a command does once it
     handles Ctrl-C itself); a reader that left (`| head`) ends the command quietly with exit 0,
-    like any Unix filter. SIGTERM and SIGHUP end it as Ctrl-C does (exit 143, 129), with its
-    clean-up run."""
+    like any Unix filter, while a reader of stderr that left only silences the messages. SIGTERM
+    and SIGHUP end it as Ctrl-C does (exit 143, 129), with its clean-up run."""
     fail_closed_stdout()
     # SIGTERM and SIGHUP stop a command as Ctrl-C does, by an exception where it is, so that its
     # clean-up runs (a half-written output file is removed) and the exit status names the signal.
@@ -102,7 +141,7 @@ def command_boundary():
     main = threading.current_thread() is threading.main_thread()
     others = [s for s in STOP_SIGNALS if s != signal.SIGINT and _installable(s) and main]
     try:
-        with _routed(others, _interrupt):
+        with _routed(others, _interrupt), _messages_may_close():
             yield
     except CharRNNError as e:
         raise click.ClickException(str(e)) from None
