@@ -228,6 +228,8 @@ def workspace(tmp_path_factory):
         os.chdir(old)
     weights = torch.load(root / "checkpoints/tiny/best.pt", weights_only=True)["model"]
     torch.save(weights, root / "statedict.pt")  # another tool's plain state_dict
+    # ... in the format before PyTorch 1.6, not a zip archive
+    torch.save(weights, root / "legacy.pt", _use_new_zipfile_serialization=False)
     newer = torch.load(root / "checkpoints/tiny/best.pt", weights_only=True)
     torch.save({**newer, "format_version": 99}, root / "newer.pt")
     return root

@@ -676,8 +676,10 @@ def test_pystdlib_is_built_offline_and_cached(tmp_path):
 
 
 def test_corpus_list_and_get(env, tmp_path):
-    listing = env(["corpus", "list"]).stdout
-    assert "tinyshakespeare" in listing and "pystdlib" in listing
+    listing = env(["corpus", "list"]).stdout.splitlines()  # piped: a header, then a line each
+    rows = {line.split("\t")[0]: line.split("\t") for line in listing[1:]}
+    assert listing[0].split("\t")[:4] == ["name", "size", "kind", "here"]
+    assert rows["pystdlib"][2:4] == ["built-in", "no"] and rows["tinyshakespeare"][2] == "download"
     r = env(["corpus", "get", "pystdlib"])
     assert r.exit_code == 0 and r.stdout.startswith(str(tmp_path / "cache"))
     assert os.path.getsize(r.stdout.strip()) > 1_000_000

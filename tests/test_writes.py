@@ -437,3 +437,27 @@ def test_a_reader_of_stderr_that_leaves_silences_the_messages_not_the_run(tmp_pa
     assert p.returncode == 0 and out.decode().strip().endswith("best.pt")
     last = torch.load(tmp_path / "checkpoints/r/last.pt", weights_only=True)
     assert last["trainer"]["step"] == 30
+
+
+def test_output_to_an_inherited_descriptor_writes_where_the_shell_opened_it(trained_run, tmp_path):
+    """`-o /dev/stdout >> log` appends, as `>> log` does: the file is not replaced; and a saved
+    model behind the descriptor is refused, left whole."""
+    log = tmp_path / "log.txt"
+    log.write_text("kept\n")
+    base = ["sample", "-c", str(trained_run.best), "-l", "20", "-s", "1"]
+    alone = run(base).stdout
+    for through in ("stdout", "fd"):
+        with open(log, "a") as appended:
+            if through == "stdout":
+                r = run([*base, "-o", "/dev/stdout"], stdout=appended, stderr=subprocess.PIPE)
+            else:  # the descriptor's own number in the child: /dev/fd/N
+                fd = appended.fileno()
+                r = run([*base, "-o", f"/dev/fd/{fd}"], pass_fds=(fd,))
+        assert r.returncode == 0, r.stderr
+    assert log.read_text() == "kept\n" + alone + alone
+    model = tmp_path / "model.pt"
+    model.write_bytes(trained_run.best.read_bytes())
+    with open(model, "a") as appended:
+        r = run([*base, "-o", "/dev/stdout"], stdout=appended, stderr=subprocess.PIPE)
+    assert r.returncode == 1 and "holds a saved model" in r.stderr
+    assert model.read_bytes() == trained_run.best.read_bytes()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import errno
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -151,16 +152,25 @@ def write_output(output: str | None, emit):
     """emit(stream) onto stdout (None or '-': the command boundary handles write errors), or FILE:
     atomically for a regular or new file (a failed write leaves no half-written FILE, and an
     existing one as it was), straight for a device or a pipe (`-o /dev/stderr`, a FIFO), which
-    cannot be replaced. A symbolic link is followed: the file it points to is what is written."""
+    cannot be replaced, and through the descriptor itself for /dev/stdout, /dev/fd/N (`>> log`
+    appends). A symbolic link is followed: the file it points to is what is written. A file that
+    holds a saved model, or that is read-only, is never replaced."""
     from charrnn.fsutil import atomic_write
 
     if output is None or output == "-":  # '-' is stdout, as for every Unix tool
         return emit(click.get_text_stream("stdout"))
     try:
-        if os.path.exists(output) and not os.path.isfile(output):  # /dev/stdout, a FIFO, >(cmd)
+        regular = os.path.isfile(output)  # a link: the file it points to
+        if regular:
+            refuse_saved_model(output)
+        if (fd := _descriptor(output)) is not None:  # where the shell opened it, as it opened it
+            with open(os.dup(fd), "w", encoding="utf-8", newline="") as out:
+                return emit(out)
+        if os.path.exists(output) and not regular:  # a FIFO, a device, >(cmd)
             with open(output, "w", encoding="utf-8", newline="") as out:
                 return emit(out)
-        refuse_saved_model(output)
+        if regular and not os.access(output, os.W_OK):  # replacing it would need only the folder
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
         target = os.path.realpath(output)  # a link stays a link; its target gets the text
         result = []
         atomic_write(Path(target), lambda f: result.append(emit(codecs.getwriter("utf-8")(f))))
@@ -169,20 +179,49 @@ def write_output(output: str | None, emit):
         raise cannot_write(e, output) from None
 
 
+def _descriptor(path: str) -> int | None:
+    """The open descriptor `path` names (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N),
+    or None."""
+    named = {"/dev/stdout": 1, "/dev/stderr": 2}
+    match = re.fullmatch(r"/dev/fd/(\d+)|/proc/self/fd/(\d+)", path)
+    fd = named.get(path, int(next(filter(None, match.groups()))) if match else None)
+    if fd is None:
+        return None
+    try:
+        os.fstat(fd)
+    except OSError:
+        return None  # not open here: the path is written as any other, and fails as it fails
+    return fd
+
+
+# What torch.save writes: a zip archive holding a pickle, or (before PyTorch 1.6) a pickle that
+# starts with this magic number.
+_LEGACY_TORCH = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+
+
 def refuse_saved_model(output: str) -> None:
     """An error where the output file `output` is one torch.save wrote (a checkpoint, a run's
-    best.pt: a zip archive holding a pickle): a typo such as `-o best.pt` must not replace a
-    model with text."""
+    best.pt), or cannot be read to tell: a typo such as `-o best.pt` must not replace a model
+    with text."""
     import zipfile
 
     try:
         with open(output, "rb") as f:  # a link: the file it points to, which is what is written
-            if f.read(4) != b"PK\x03\x04":
-                return
-        with zipfile.ZipFile(output) as archive:
-            saved = any(name.endswith("data.pkl") for name in archive.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return  # no such file, or none that torch wrote; a real write problem is met later
+            head = f.read(len(_LEGACY_TORCH))
+        if head.startswith(b"PK\x03\x04"):
+            with zipfile.ZipFile(output) as archive:
+                saved = any(name.endswith("data.pkl") for name in archive.namelist())
+        else:
+            saved = head == _LEGACY_TORCH
+    except FileNotFoundError:
+        return
+    except zipfile.BadZipFile:
+        saved = False  # a zip file cut short, not torch's: replaced as any other file
+    except OSError as e:
+        raise click.ClickException(
+            f"{output} cannot be read ({e.strerror or e}) to check that it holds no saved model; "
+            "give another output file"
+        ) from None
     if saved:
         raise click.ClickException(
             f"{output} holds a saved model (a torch archive); writing over it would lose it: "

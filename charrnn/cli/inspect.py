@@ -271,6 +271,8 @@ def _check_writable(path: str) -> None:
     if os.path.exists(path) and not os.path.isfile(path):  # /dev/stdout, a FIFO: written as is
         return
     refuse_saved_model(path)
+    if os.path.isfile(path) and not os.access(path, os.W_OK):  # as write_output refuses it
+        raise cannot_write(PermissionError(errno.EACCES, os.strerror(errno.EACCES)), path)
     folder = os.path.dirname(os.path.realpath(path)) or "."
     if not os.path.isdir(folder):
         code = errno.ENOTDIR if os.path.exists(folder) else errno.ENOENT

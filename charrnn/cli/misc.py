@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
+import os
 
 import click
 
-from charrnn.cli.common import cache_dir, download_bar, print_table, shown_name, stdout_console
+from charrnn.cli.common import cache_dir, download_bar, print_table, shown_name
 from charrnn.cli.options import checkpoint_dir_option, json_option, not_empty, quiet_option
 from charrnn.jsonl import json_line
 
@@ -33,7 +33,10 @@ def runs(checkpoint_dir, as_json):
 
     found = runs_mod.list_runs(checkpoint_dir)
     if not found:
-        click.echo(f"no runs in {checkpoint_dir}; train one with `charrnn train CORPUS`", err=True)
+        missing = "" if os.path.isdir(checkpoint_dir) else " (there is no such folder)"
+        click.echo(
+            f"no runs in {checkpoint_dir}{missing}; train one with `charrnn train CORPUS`", err=True
+        )
         return
     if as_json:
         for info in found:
@@ -89,21 +92,23 @@ def corpus():
 
 @corpus.command("list", epilog="\b\nExample:\n  charrnn corpus list")
 def corpus_list():
-    """Show the corpora `charrnn train NAME` knows, and whether each is already here."""
-    from rich.table import Table
-
+    """Show the corpora `charrnn train NAME` knows, and whether each is already here. On a
+    terminal a table; piped, tab-separated lines in full under a header line."""
     from charrnn.text.catalog import load_catalog
 
-    table = Table(box=None)
-    for col in ("name", "size", "kind", "here", "description", "licence"):
-        table.add_column(col, justify="right" if col == "size" else "left", overflow="fold")
-    for entry in load_catalog().values():
-        here = "yes" if entry.cache_file(cache_dir()).is_file() else "no"
-        kind = "built-in" if entry.builtin else "download"
-        table.add_row(
-            entry.name, f"{entry.size / 1e6:.1f} MB", kind, here, entry.description, entry.licence
+    header = ("name", "size", "kind", "here", "description", "licence")
+    rows = [
+        (
+            entry.name,
+            f"{entry.size / 1e6:.1f} MB",
+            "built-in" if entry.builtin else "download",
+            "yes" if entry.cache_file(cache_dir()).is_file() else "no",
+            entry.description,
+            entry.licence,
         )
-    stdout_console(width=200 if not sys.stdout.isatty() else None).print(table)
+        for entry in load_catalog().values()
+    ]
+    print_table(header, rows, right=lambda i, name: name == "size", overflow="fold")
 
 
 @corpus.command(

@@ -99,7 +99,7 @@ Examples:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, writable=True),
+    type=click.Path(dir_okay=False, readable=False),  # write_output says what it cannot write
     callback=not_empty,
     help="Write to this file instead of stdout ('-': stdout; all or nothing: a failed write "
     "leaves FILE as it was).",
