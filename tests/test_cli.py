@@ -154,6 +154,9 @@ CASES = [
     (["export", "-c", "tiny", ""], 2, "'OUT': is empty"),
     (["score", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
     (["inspect", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
+    (["runs", ""], 2, "an empty argument (an unset shell variable?)"),
+    (["sample", "-c", "tiny", "x", ""], 2, "an empty argument"),
+    (["sample", "-c", "tiny", "--prime", "-"], 1, "standard input is empty: there is no prime"),
     # inspect
     (["inspect", "ok.txt", "-c", "evil.pt"], 1, "refused: it asks to load posix.system"),
     (["inspect", "ok.txt", "-c", "junk.pt"], 1, "not a charrnn checkpoint"),

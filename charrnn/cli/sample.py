@@ -220,7 +220,12 @@ def read_prime(prime: str, prime_file: str | None, encoding: str) -> str:
     if prime and prime_file:
         raise click.UsageError("give --prime or --prime-file, not both")
     if prime == "-":  # read stdin only when asked to, never implicitly
-        return read_stdin("the prime on stdin", encoding)[1]
+        text = read_stdin("the prime on stdin", encoding)[1]
+        if not text:  # asked for and not there: an upstream command that wrote nothing
+            raise click.ClickException(
+                "standard input is empty: there is no prime; pipe text in, or leave --prime out"
+            )
+        return text
     if prime_file:
         source = input_file(prime_file, f"the prime file {prime_file}", PRIME_HINT)
         return read_all(source.chunks(), source.label, encoding)[1]
