@@ -126,6 +126,9 @@ def test_eval_chunks_cover_every_target_once_in_stream_order(n, batch, seq):
         targets += r
         assert r == list(range(r[0], r[0] + len(r)))  # each stream is contiguous
     assert targets == list(range(1, n))  # every target exactly once, in text order
+    # read in as few calls as a T of EVAL_MIN_COLS allows, however short T is
+    calls = sum(1 for _ in b.eval_chunks())
+    assert calls <= -(-b.stream_len // max(seq, data.EVAL_MIN_COLS)) + 1
 
 
 def test_check_fits_says_how_small_and_what_to_change():

@@ -119,6 +119,9 @@ def check_fits(n_chars: int, batch_size: int, seq_len: int, what: str, fix: str)
         )
 
 
+EVAL_MIN_COLS = 32  # the presets' T: their evaluations read as they always have
+
+
 class StreamBatcher:
     """Cuts ids into B contiguous streams of L = (N-1)//B and serves (x, y) batches of shape
     (B, T), in order: row b of batch k+1 continues row b of batch k, so the state batch k leaves is
@@ -153,15 +156,22 @@ class StreamBatcher:
         cols = slice(k * self.seq_len, (k + 1) * self.seq_len)
         return self.x[:, cols].long(), self.y[:, cols].long()
 
+    @property
+    def eval_cols(self) -> int:
+        """Columns per evaluation chunk: T, or EVAL_MIN_COLS where T is shorter. The state is
+        carried from chunk to chunk, so the width changes no loss; a call of the recurrent kernel
+        per character or two (`--seq-len 1`) costs a hundred times the reading."""
+        return max(self.seq_len, EVAL_MIN_COLS)
+
     def eval_chunks(self):
         """Every target of the split exactly once, in order: (x, y, tail) chunks for evaluation.
 
-        The (B, L) block comes in chunks of T columns (the last one shorter); then the r < B
-        characters that do not fill a whole row come as one (1, r) row with tail=True, which
+        The (B, L) block comes in chunks of eval_cols columns (the last one shorter); then the
+        r < B characters that do not fill a whole row come as one (1, r) row with tail=True, which
         continues stream B-1 (so an evaluator carries that row's state into it).
         """
-        for start in range(0, self.stream_len, self.seq_len):
-            cols = slice(start, start + self.seq_len)
+        for start in range(0, self.stream_len, self.eval_cols):
+            cols = slice(start, start + self.eval_cols)
             yield self.x[:, cols].long(), self.y[:, cols].long(), False
         n = self.n
         if self.last_rank and n + 1 < len(self.ids):

@@ -87,7 +87,7 @@ def probe(model, batches: StreamBatcher, clock, dist: Dist = SINGLE) -> EvalCost
     warms up), and PROBE_STARTS cold-start windows read from a zero state (the check reads each
     twice)."""
     begun, b, net = clock(), batches.batch_size, model.net
-    few, cols = max(1, b // 8), min(batches.stream_len, batches.seq_len)
+    few, cols = max(1, b // 8), min(batches.stream_len, batches.eval_cols)
     x, y = batches.x[:, :cols].long(), batches.y[:, :cols].long()
     seconds = []
     with model.evaluating():
