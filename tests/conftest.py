@@ -229,7 +229,9 @@ def workspace(tmp_path_factory):
     weights = torch.load(root / "checkpoints/tiny/best.pt", weights_only=True)["model"]
     torch.save(weights, root / "statedict.pt")  # another tool's plain state_dict
     # ... in the format before PyTorch 1.6, not a zip archive
-    torch.save(weights, root / "legacy.pt", _use_new_zipfile_serialization=False)
+    legacy = {"_use_new_zipfile_serialization": False}
+    torch.save(weights, root / "legacy.pt", **legacy)  # pickle protocol 2, torch.save's default
+    torch.save(weights, root / "legacy5.pt", **legacy, pickle_protocol=5)
     newer = torch.load(root / "checkpoints/tiny/best.pt", weights_only=True)
     torch.save({**newer, "format_version": 99}, root / "newer.pt")
     return root

@@ -151,6 +151,7 @@ CASES = [
     (["export", "-c", "tiny", "--format", "html", "statedict.pt"], 1, "holds a saved model"),
     (["inspect", "ok.txt", "-c", "tiny", "--html", "statedict.pt"], 1, "holds a saved model"),
     (["sample", "-c", "tiny", "-o", "legacy.pt"], 1, "legacy.pt holds a saved model"),
+    (["export", "-c", "tiny", "--format", "html", "legacy5.pt"], 1, "holds a saved model"),
     (["export", "-c", "tiny", ""], 2, "'OUT': is empty"),
     (["score", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
     (["inspect", "", "-c", "tiny"], 2, "'[FILE]': is empty"),

@@ -426,15 +426,31 @@ def test_a_full_disk_or_closed_stdout_in_a_real_process(trained_run):
     assert b"Error: cannot write the output: Bad file descriptor" in p.stderr
 
 
-def test_a_reader_of_stderr_that_leaves_silences_the_messages_not_the_run(tmp_path, corpus_file):
-    """`charrnn train ... 2> >(head -1)`: the run goes on to its end, and its exit says so."""
-    args = ["train", str(corpus_file), *TINY_CLI, "--steps", "30", "--name", "r"]
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-    p = subprocess.Popen(command(args), cwd=tmp_path, **pipes)
-    p.stderr.readline()  # the first message, then the reader leaves
-    p.stderr.close()
-    out, _ = p.communicate(timeout=DEADLINE)
-    assert p.returncode == 0 and out.decode().strip().endswith("best.pt")
+@pytest.mark.parametrize("stderr", ["a reader that leaves", "/dev/full", "closed"])
+def test_a_stderr_that_cannot_be_written_silences_the_messages_not_the_run(
+    tmp_path, corpus_file, stderr
+):
+    """`charrnn train ... 2> >(head -1)`, `2>/dev/full`, `2>&-`: the run goes on to its end, and
+    its exit status and stdout say so."""
+    args = command(["train", str(corpus_file), *TINY_CLI, "--steps", "30", "--name", "r"])
+    if stderr == "a reader that leaves":
+        p = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p.stderr.readline()  # the first message, then the reader leaves
+        p.stderr.close()
+        out, _ = p.communicate(timeout=DEADLINE)
+        code = p.returncode
+    else:
+        with open("/dev/full", "w") as full:
+            r = subprocess.run(
+                args,
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=full if stderr == "/dev/full" else None,
+                preexec_fn=(lambda: os.close(2)) if stderr == "closed" else None,
+                timeout=DEADLINE,
+            )
+        out, code = r.stdout, r.returncode
+    assert code == 0 and out.decode().strip().endswith("best.pt")
     last = torch.load(tmp_path / "checkpoints/r/last.pt", weights_only=True)
     assert last["trainer"]["step"] == 30
 
@@ -457,7 +473,17 @@ def test_output_to_an_inherited_descriptor_writes_where_the_shell_opened_it(trai
     assert log.read_text() == "kept\n" + alone + alone
     model = tmp_path / "model.pt"
     model.write_bytes(trained_run.best.read_bytes())
-    with open(model, "a") as appended:
-        r = run([*base, "-o", "/dev/stdout"], stdout=appended, stderr=subprocess.PIPE)
-    assert r.returncode == 1 and "holds a saved model" in r.stderr
+    for output in (["-o", "/dev/stdout"], ["-o", "-"], []):  # `>> model.pt` by any name
+        with open(model, "a") as appended:
+            r = run([*base, *output], stdout=appended, stderr=subprocess.PIPE)
+        assert r.returncode == 1 and "holds a saved model" in r.stderr
     assert model.read_bytes() == trained_run.best.read_bytes()
+    # a reader that leaves (`-o /dev/stdout | head -c 5`): quiet, exit 0, as for stdout itself
+    p = subprocess.Popen(
+        command([*base[:-4], "-l", "100000", "-o", "/dev/stdout"]),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    p.stdout.read(5)
+    p.stdout.close()
+    assert p.wait(timeout=DEADLINE) == 0 and p.stderr.read() == b""

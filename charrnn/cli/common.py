@@ -8,6 +8,7 @@ import codecs
 import errno
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 
@@ -158,6 +159,8 @@ def write_output(output: str | None, emit):
     from charrnn.fsutil import atomic_write
 
     if output is None or output == "-":  # '-' is stdout, as for every Unix tool
+        if (fd := _regular_file_fd(sys.stdout)) is not None:  # `>> best.pt`: appended to
+            refuse_saved_model(f"/dev/fd/{fd}", "standard output", strict=False)
         return emit(click.get_text_stream("stdout"))
     try:
         regular = os.path.isfile(output)  # a link: the file it points to
@@ -176,7 +179,19 @@ def write_output(output: str | None, emit):
         atomic_write(Path(target), lambda f: result.append(emit(codecs.getwriter("utf-8")(f))))
         return result[0]
     except OSError as e:
+        if e.errno == errno.EPIPE:  # the reader left (`-o /dev/stdout | head`): as for stdout
+            raise
         raise cannot_write(e, output) from None
+
+
+def _regular_file_fd(stream) -> int | None:
+    """The descriptor of `stream` where it is a regular file, else None (a pipe, a terminal, a
+    stream without one)."""
+    try:
+        fd = stream.fileno()
+        return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is an OSError
+        return None
 
 
 def _descriptor(path: str) -> int | None:
@@ -194,37 +209,40 @@ def _descriptor(path: str) -> int | None:
     return fd
 
 
-# What torch.save writes: a zip archive holding a pickle, or (before PyTorch 1.6) a pickle that
-# starts with this magic number.
-_LEGACY_TORCH = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+# What torch.save writes: a zip archive holding a pickle, or (before PyTorch 1.6) a pickle whose
+# first object is this magic number, a 10-byte LONG1 (after the protocol, and a frame from 4 on).
+_LEGACY_TORCH = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 
 
-def refuse_saved_model(output: str) -> None:
-    """An error where the output file `output` is one torch.save wrote (a checkpoint, a run's
-    best.pt), or cannot be read to tell: a typo such as `-o best.pt` must not replace a model
-    with text."""
+def refuse_saved_model(output: str, name: str | None = None, strict: bool = True) -> None:
+    """An error where the output file `output` (`name` in the message) is one torch.save wrote (a
+    checkpoint, a run's best.pt), or, where `strict`, cannot be read to tell: a typo such as
+    `-o best.pt` must not replace a model with text."""
     import zipfile
 
+    name = name or output
     try:
         with open(output, "rb") as f:  # a link: the file it points to, which is what is written
-            head = f.read(len(_LEGACY_TORCH))
+            head = f.read(32)
         if head.startswith(b"PK\x03\x04"):
             with zipfile.ZipFile(output) as archive:
-                saved = any(name.endswith("data.pkl") for name in archive.namelist())
+                saved = any(n.endswith("data.pkl") for n in archive.namelist())
         else:
-            saved = head == _LEGACY_TORCH
+            saved = head.startswith(b"\x80") and _LEGACY_TORCH in head
     except FileNotFoundError:
         return
     except zipfile.BadZipFile:
         saved = False  # a zip file cut short, not torch's: replaced as any other file
     except OSError as e:
+        if not strict:
+            return
         raise click.ClickException(
-            f"{output} cannot be read ({e.strerror or e}) to check that it holds no saved model; "
+            f"{name} cannot be read ({e.strerror or e}) to check that it holds no saved model; "
             "give another output file"
         ) from None
     if saved:
         raise click.ClickException(
-            f"{output} holds a saved model (a torch archive); writing over it would lose it: "
+            f"{name} holds a saved model (a torch archive); writing over it would lose it: "
             "give another output file"
         )
 

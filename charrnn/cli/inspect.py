@@ -99,7 +99,7 @@ Examples:
 @click.option(
     "--html",
     "html_path",
-    type=click.Path(dir_okay=False),
+    type=click.Path(dir_okay=False, readable=False),  # _check_writable says what it cannot write
     callback=not_empty,
     help="Write a self-contained page to explore every unit in the browser (no network); "
     "'-' writes it to stdout.",

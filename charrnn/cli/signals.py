@@ -80,8 +80,9 @@ def _interrupt(signum, frame):
 
 
 class _Messages:
-    """stderr, where a reader that left (`2> >(head -1)`) silences the messages instead of
-    stopping the command: they are not its product, and a run cut short must not exit 0."""
+    """stderr, where a reader that left (`2> >(head -1)`) or a stderr that cannot be written
+    silences the messages instead of stopping the command: they are not its product, and a run
+    cut short must not exit 0."""
 
     def __init__(self, stream):
         self.stream, self.gone = stream, False
@@ -90,7 +91,7 @@ class _Messages:
         if not self.gone:
             try:
                 self.stream.write(text)
-            except BrokenPipeError:
+            except OSError:  # the reader left, a full disk (`2>/dev/full`), a closed fd 2
                 self.gone = True
         return len(text)
 
@@ -98,7 +99,7 @@ class _Messages:
         if not self.gone:
             try:
                 self.stream.flush()
-            except BrokenPipeError:
+            except OSError:
                 self.gone = True
 
     def __getattr__(self, name):  # isatty, fileno, encoding...: the stream's own
@@ -107,15 +108,20 @@ class _Messages:
 
 @contextlib.contextmanager
 def _messages_may_close():
-    """sys.stderr as _Messages for the block (once, where blocks nest)."""
-    if isinstance(sys.stderr, _Messages) or sys.stderr is None:
+    """sys.stderr as _Messages for the block (once, where blocks nest); where it was closed
+    (`2>&-`), /dev/null, held open so that no file opened meanwhile (a run's lock) becomes fd 2."""
+    if isinstance(sys.stderr, _Messages):
         yield
         return
-    real, sys.stderr = sys.stderr, _Messages(sys.stderr)
+    real = sys.stderr
+    closed = open(os.devnull, "w") if real is None else None  # noqa: SIM115
+    sys.stderr = _Messages(real or closed)
     try:
         yield
     finally:
         sys.stderr = real
+        if closed is not None:
+            closed.close()
 
 
 def fail_closed_stdout() -> None:
