@@ -165,15 +165,13 @@ def write_output(output: str | None, emit):
     try:
         regular = os.path.isfile(output)  # a link: the file it points to
         if regular:
-            refuse_saved_model(output)
+            refuse_to_replace(output)
         if (fd := _descriptor(output)) is not None:  # where the shell opened it, as it opened it
             with open(os.dup(fd), "w", encoding="utf-8", newline="") as out:
                 return emit(out)
         if os.path.exists(output) and not regular:  # a FIFO, a device, >(cmd)
             with open(output, "w", encoding="utf-8", newline="") as out:
                 return emit(out)
-        if regular and not os.access(output, os.W_OK):  # replacing it would need only the folder
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
         target = os.path.realpath(output)  # a link stays a link; its target gets the text
         result = []
         atomic_write(Path(target), lambda f: result.append(emit(codecs.getwriter("utf-8")(f))))
@@ -197,16 +195,26 @@ def _regular_file_fd(stream) -> int | None:
 def _descriptor(path: str) -> int | None:
     """The open descriptor `path` names (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N),
     or None."""
-    named = {"/dev/stdout": 1, "/dev/stderr": 2}
-    match = re.fullmatch(r"/dev/fd/(\d+)|/proc/self/fd/(\d+)", path)
-    fd = named.get(path, int(next(filter(None, match.groups()))) if match else None)
-    if fd is None:
+    if path in ("/dev/stdout", "/dev/stderr"):
+        fd = 1 if path == "/dev/stdout" else 2
+    elif match := re.fullmatch(r"/dev/fd/(\d+)|/proc/self/fd/(\d+)", path):
+        fd = int(match[1] or match[2])
+    else:
         return None
     try:
         os.fstat(fd)
     except OSError:
         return None  # not open here: the path is written as any other, and fails as it fails
     return fd
+
+
+def refuse_to_replace(path: str) -> None:
+    """An error where the existing regular file `path` must not be replaced by an output: it holds
+    a saved model (refuse_saved_model), or it is read-only (an atomic replace needs only its
+    folder's permission, so the file's own is checked here)."""
+    refuse_saved_model(path)
+    if not os.access(path, os.W_OK):
+        raise cannot_write(PermissionError(errno.EACCES, os.strerror(errno.EACCES)), path)
 
 
 # What torch.save writes: a zip archive holding a pickle, or (before PyTorch 1.6) a pickle whose

@@ -13,7 +13,7 @@ from charrnn.cli.common import (
     cannot_write,
     count,
     load_model,
-    refuse_saved_model,
+    refuse_to_replace,
     say,
     shown_path,
     stdin_chunks,
@@ -270,9 +270,8 @@ def _check_writable(path: str) -> None:
     """Fail before the work, not after it, where the page could not be written."""
     if os.path.exists(path) and not os.path.isfile(path):  # /dev/stdout, a FIFO: written as is
         return
-    refuse_saved_model(path)
-    if os.path.isfile(path) and not os.access(path, os.W_OK):  # as write_output refuses it
-        raise cannot_write(PermissionError(errno.EACCES, os.strerror(errno.EACCES)), path)
+    if os.path.isfile(path):
+        refuse_to_replace(path)  # as write_output will
     folder = os.path.dirname(os.path.realpath(path)) or "."
     if not os.path.isdir(folder):
         code = errno.ENOTDIR if os.path.exists(folder) else errno.ENOENT
