@@ -69,15 +69,19 @@ def _named(e: OSError, path: Path) -> OSError:
     return OSError(e.errno, e.strerror, str(path)) if e.errno is not None else e
 
 
-# What to do when a write fails, by its cause.
+# What to do when a write fails, by its cause. (A file is written beside itself and renamed
+# over: the folder's permissions count as much as the file's.)
+_DENIED = (
+    "you may not write there; change the permissions of its folder (or its own), or {elsewhere}"
+)
 _ADVICE = {
     errno.ENOSPC: "free some space on that disk, or {elsewhere}",
     errno.EDQUOT: "free some space within your disk quota, or {elsewhere}",
     errno.EFBIG: "the file would be larger than this process may write (`ulimit -f`) or the "
     "file system allows; raise the limit, or {elsewhere}",
     errno.EROFS: "that file system is read-only; {elsewhere}",
-    errno.EACCES: "you may not write there; change its permissions, or {elsewhere}",
-    errno.EPERM: "you may not write there; change its permissions, or {elsewhere}",
+    errno.EACCES: _DENIED,
+    errno.EPERM: _DENIED,
     errno.EIO: "the device reported an error; check the disk, or {elsewhere}",
 }
 

@@ -8,7 +8,7 @@ import torch
 from helpers.cli import invoke
 
 from charrnn.model.config import ModelConfig
-from charrnn.model.presets import BIG_CORPUS, MEDIUM_FROM_CHARS, PRESETS, choose
+from charrnn.model.presets import BIG_CORPUS, MEDIUM_FROM_CHARS, PRESETS, SMALL_FLOAT32, choose
 from charrnn.train import start
 from charrnn.train.config import TrainConfig
 from charrnn.train.speed import training_speed
@@ -28,6 +28,17 @@ def test_auto_picks_by_the_characters_the_budget_buys_here():
     assert PRESETS["medium"].dropout > 0
 
 
+def test_auto_picks_a_narrower_small_for_an_lstm_trained_in_float32():
+    rate = 10_000.0
+    small = choose("auto", 136.5, 1_115_394, rate, float32_lstm=True)
+    assert small.name == "small" and small.preset == SMALL_FLOAT32
+    assert "1x384 over 16 streams, as it trains in float32" in small.reason
+    assert choose("auto", 136.5, 1_115_394, rate).preset == PRESETS["small"]  # bfloat16
+    # medium, and a size asked for by name, are what they are in either precision
+    assert choose("auto", 600.0, 1_115_394, rate, float32_lstm=True).preset == PRESETS["medium"]
+    assert choose("small", 136.5, 1_115_394, rate, float32_lstm=True).preset == PRESETS["small"]
+
+
 def test_auto_drops_dropout_on_a_big_corpus_and_named_sizes_are_kept():
     choice = choose("auto", 600.0, BIG_CORPUS, 10_000.0)
     assert choice.name == "medium" and choice.preset.dropout == 0.0
@@ -45,17 +56,29 @@ def test_the_speed_measurement_leaves_the_random_state_and_threads_as_they_were(
     assert torch.equal(torch.get_rng_state(), rng) and torch.get_num_threads() == threads
 
 
-@pytest.mark.parametrize(("rate", "size"), [(2_000.0, "small"), (200_000.0, "medium")])
-def test_the_cli_says_what_auto_chose_and_why(tmp_path, monkeypatch, corpus_file, rate, size):
-    """The choice follows the measured speed (stood in for here: no test depends on timing)."""
+@pytest.mark.parametrize(
+    ("rate", "bf16", "cell", "size", "shape"),
+    [
+        (2_000.0, True, "lstm", "small", ("1x512 LSTM", "batch 32x32")),
+        (2_000.0, False, "lstm", "small", ("1x384 LSTM", "batch 16x32")),  # SMALL_FLOAT32
+        (2_000.0, False, "gru", "small", ("GRU", "batch 32x32")),
+        (200_000.0, False, "lstm", "medium", ("1x768 LSTM", "batch 32x32")),
+    ],
+)
+def test_the_cli_says_what_auto_chose_and_why(
+    tmp_path, monkeypatch, corpus_file, rate, bf16, cell, size, shape
+):
+    """The choice follows the measured speed and the precision this CPU trains in (both stood
+    in for here: no test depends on timing or on the CPU)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(start, "training_speed", lambda *a, **k: rate)
-    r = invoke(["train", str(corpus_file), "--time", "1m", "--steps", "1"])
+    monkeypatch.setattr(start, "autocast_dtype", lambda *a: torch.bfloat16 if bf16 else None)
+    r = invoke(["train", str(corpus_file), "--time", "1m", "--steps", "1", "--cell", cell])
     assert r.exit_code == 0, r.stderr
-    hidden = PRESETS[size].hidden_size
-    assert f"1x{hidden} LSTM" in r.stderr and "batch 32x32" in r.stderr
+    assert all(part in r.stderr for part in shape)
     assert f"(--size auto: {size}: medium would train" in r.stderr
     assert f"({rate:,.0f}/s measured)" in r.stderr
+    assert ("as it trains in float32" in r.stderr) == (shape[0] == "1x384 LSTM")
 
 
 def test_options_override_what_auto_chose(tmp_path, monkeypatch, corpus_file):

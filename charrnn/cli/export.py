@@ -75,7 +75,8 @@ def _format_of(out: str) -> str:
     if ext not in FORMATS:
         known = ", ".join(FORMATS)
         raise click.UsageError(
-            f"{out}: no format for the extension {ext or '(none)'!r}; use {known} or --format"
+            f"OUT {out!r} has {f'the extension {ext!r}' if ext else 'no extension'}, which "
+            f"names no format; end it in {known}, or give --format"
         )
     return FORMATS[ext]
 

@@ -51,6 +51,11 @@ PRESETS = {
 # them) for `auto` to pick it over small: small wins at 0.6-1.3M, medium from 2.6M
 # (docs/performance.md); the line sits between the two.
 MEDIUM_FROM_CHARS = 2_000_000
+# What `auto` picks in small's place where a CPU trains in float32 (no native bfloat16: an AVX2
+# machine, or --precision float32): there small's step costs about 1.4x more, and a narrower
+# model over half the streams makes 2.1-2.6x the steps: 0.014-0.022 nats better in 136.5-180 s,
+# level by 240 s (docs/performance.md). Measured for the LSTM; a GRU or an RNN keeps small.
+SMALL_FLOAT32 = replace(PRESETS["small"], hidden_size=384, batch_size=16)
 BIG_CORPUS = 20_000_000  # characters: a CPU run sees so much text about once, so no dropout
 
 
@@ -86,12 +91,17 @@ class Choice:
 
 
 def choose(
-    size: str, max_time: float | None, n_chars: int, medium_chars_per_s: float | None = None
+    size: str,
+    max_time: float | None,
+    n_chars: int,
+    medium_chars_per_s: float | None = None,
+    float32_lstm: bool = False,
 ) -> Choice:
     """The preset for --size `size`. For "auto": small when the medium model could train fewer
     than MEDIUM_FROM_CHARS characters in `max_time` seconds at `medium_chars_per_s` (this
     machine's rate, measured: speed.training_speed), else medium; medium without a time budget
-    or a measured rate. Without dropout on a corpus of BIG_CORPUS characters or more."""
+    or a measured rate. Small is SMALL_FLOAT32 for an LSTM trained in float32 on a CPU
+    (`float32_lstm`). Without dropout on a corpus of BIG_CORPUS characters or more."""
     if size != "auto":
         return Choice(size, PRESETS[size])
     if max_time is None or not medium_chars_per_s:
@@ -106,6 +116,9 @@ def choose(
             f"the {MEDIUM_FROM_CHARS / 1e6:g}M it needs"
         )
     preset = PRESETS[name]
+    if name == "small" and float32_lstm:
+        preset = SMALL_FLOAT32
+        reason += f"; {preset.describe()} over {preset.batch_size} streams, as it trains in float32"
     if n_chars >= BIG_CORPUS and preset.dropout:  # it slows training, and pays when text repeats
         preset = replace(preset, dropout=0.0)
         reason += f"; no dropout for {n_chars / 1e6:.0f}M characters"

@@ -15,6 +15,7 @@ import torch
 
 from charrnn import checkpoint
 from charrnn.defaults import CELL, SIZE
+from charrnn.devices import autocast_dtype
 from charrnn.errors import CheckpointError, ConfigError, RunError
 from charrnn.model.network import CELLS, CharRNN, ModelConfig, grown_weights
 from charrnn.model.presets import FINE_TUNE, PRESETS, Choice, Preset, choose, for_cell
@@ -245,15 +246,21 @@ def _fitting_batch(n_chars: int, val_frac: float, seq_len: int, world: int) -> i
 
 def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
     """The preset: for `auto` with a time budget, from the medium model's speed measured here,
-    shaped as this run would shape it (cell, options given); summed over the ranks, so that
-    every rank makes the same choice."""
+    shaped as this run would shape it (cell, options given), summed over the ranks so that
+    every rank makes the same choice; and whether this run's LSTM would train in float32 on a
+    CPU, where small is SMALL_FLOAT32."""
     max_time = train.get("max_time")
     if size != "auto" or max_time is None:
         return choose(size, max_time, len(corpus))
     medium = _with_options(PRESETS["medium"], cell, len(corpus.vocab), model)
     shape = dataclasses.replace(medium.model_config(len(corpus.vocab), cell), **model)
-    rate = training_speed(shape, _train_config(medium, train), device)
-    return choose(size, max_time, len(corpus), dist.all_sum([rate])[0])
+    config = _train_config(medium, train)
+    rate = training_speed(shape, config, device)
+    device = torch.device(device)
+    float32 = device.type == "cpu" and autocast_dtype(config.precision, device) is None
+    rate, float32_ranks = dist.all_sum([rate, float(float32)])
+    float32_lstm = cell == "lstm" and float32_ranks == dist.world  # on every rank
+    return choose(size, max_time, len(corpus), rate, float32_lstm=float32_lstm)
 
 
 def _train_config(preset: Preset, train: dict) -> TrainConfig:
