@@ -135,6 +135,9 @@ CASES = [
     (["sample", "-c", "newer.pt"], 1, "format version 99, newer than this charrnn reads"),
     (["score", "ok.txt", "-c", "junk.pt"], 1, "not a charrnn checkpoint"),
     (["score", "missing.txt", "-c", "tiny"], 1, "cannot read missing.txt"),
+    # a run's name given as the text to read: -c was meant
+    (["score", "tiny"], 1, "there is a run of that name: to read a text through it, give -c"),
+    (["inspect", "tiny"], 1, "a run of that name: to read a text through it, give -c tiny"),
     (["score", "empty.txt", "-c", "tiny"], 1, "nothing to score"),
     (["sample", "-c", "emptydir"], 1, "no run"),
     (["sample", "--checkpoint-dir", "emptydir"], 1, "no trained runs"),

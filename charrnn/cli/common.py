@@ -38,6 +38,24 @@ def load_model(checkpoint: str | None, checkpoint_dir, device: str | None):
     return path, model
 
 
+def refuse_run_as_file(file: str | None, checkpoint_dir) -> None:
+    """FILE, a text to read, that is not there but names a run under --checkpoint-dir: the run
+    was meant for -c. Said before the model loads, as the one Error line."""
+    from charrnn import runs
+    from charrnn.errors import CharRNNError, CorpusError
+
+    if file in (None, "-") or os.path.lexists(file) or runs.is_path(file):
+        return
+    try:
+        runs.find_run(file, checkpoint_dir)
+    except CharRNNError:
+        return
+    raise CorpusError(
+        f"there is no file {file}, but there is a run of that name: to read a text through it, "
+        f"give -c {file} and the text's file (or - for standard input)"
+    )
+
+
 def say(message: str, quiet: bool = False) -> None:
     """A message for the person at the terminal: stderr, never stdout."""
     if not quiet:

@@ -13,6 +13,7 @@ from charrnn.cli.common import (
     cannot_write,
     count,
     load_model,
+    refuse_run_as_file,
     refuse_to_replace,
     say,
     shown_path,
@@ -148,6 +149,7 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     from charrnn.use.units import most_varied
 
     _check_options(ctx, file, opts)
+    refuse_run_as_file(file, checkpoint_dir)
     path, model = load_model(checkpoint, checkpoint_dir, device)
     c = model.config
     show, unit = _check_view(opts["show"], opts["unit"], c)

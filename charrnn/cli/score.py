@@ -6,7 +6,7 @@ import math
 
 import click
 
-from charrnn.cli.common import count, load_model, read_stdin, say
+from charrnn.cli.common import count, load_model, read_stdin, refuse_run_as_file, say
 from charrnn.cli.options import (
     checkpoint_dir_option,
     checkpoint_option,
@@ -62,6 +62,7 @@ def score(file, checkpoint, per_line, exact, unknown, encoding, quiet, device, c
     from charrnn.use.bits import line_bits, split_lines, text_nats
 
     label = "standard input" if file == "-" else file
+    refuse_run_as_file(file, checkpoint_dir)
     # Checked before the model loads (a folder, a device: refused), read after it.
     source = None if file == "-" else input_file(file, label, SCORE_HINT)
     path, model = load_model(checkpoint, checkpoint_dir, device)
