@@ -17,9 +17,18 @@ from hypothesis import strategies as st
 
 from charrnn.model.network import CharRNN
 from charrnn.model.trained import Model, lead_in
+from charrnn.use import scoring
 from charrnn.use.bits import split_lines as _lines
 from charrnn.use.sampler import SampleConfig, Sampler
-from charrnn.use.scoring import CHUNK, MIN_PIECE, STREAMS, score_lines, score_text, split
+from charrnn.use.scoring import (
+    CHUNK,
+    MIN_PIECE,
+    PASS_COLS,
+    STREAMS,
+    score_lines,
+    score_text,
+    split,
+)
 
 PROPERTY = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -93,6 +102,27 @@ def test_no_pass_reads_more_than_a_chunk(model_vocab, passes):
         "the cat sat. " * 631
     )  # CHUNK + 11 characters
     assert max(passes) <= CHUNK and len(passes) > 1
+
+
+@pytest.mark.parametrize("streams", [1, None])
+def test_a_text_is_read_in_passes_the_thread_tuner_can_time(model_vocab, monkeypatch, streams):
+    """One stream or a few: no pass reads more than PASS_COLS characters of a stream, so the
+    thread tuner has units to time from the first second; the figure is what long passes give."""
+    model = Model(*model_vocab)
+    text = "the cat sat on a mat.\n" * 600  # 13,200 characters: 3 streams when split
+    widths, read = [], CharRNN.read
+
+    def recorded(self, idx, state=None):
+        widths.append(idx.shape[1])
+        return read(self, idx, state)
+
+    monkeypatch.setattr(CharRNN, "read", recorded)
+    bounded = score_text(model, text, streams=streams)
+    assert max(widths) == PASS_COLS and len(widths) > 13_200 // (3 * PASS_COLS)
+    widths.clear()
+    monkeypatch.setattr(scoring, "PASS_COLS", 10**9)  # passes of CHUNK positions, as before
+    assert score_text(model, text, streams=streams) == pytest.approx(bounded, rel=1e-6)
+    assert max(widths) > PASS_COLS
 
 
 def test_a_long_line_and_a_long_prime_through_the_command_line(

@@ -1,7 +1,7 @@
 """How typical is a text for a model: bits per character, for a whole text or line by line.
 
-Texts and lines are read `chunk` positions (rows x characters) per forward pass, with the state
-carried from pass to pass: the (B, T, V) logits and the recurrent kernel's buffers stay bounded,
+Texts and lines are read at most `chunk` positions (rows x characters) and PASS_COLS characters
+of each row per forward pass, with the state carried from pass to pass: the (B, T, V) logits and the recurrent kernel's buffers stay bounded,
 so a text, or a line, of any length costs time and no more memory than a short one (oneDNN
 refuses one sequence of a few hundred thousand characters).
 
@@ -28,6 +28,11 @@ from charrnn.threads import ThreadTuner, timed, tuned_threads
 STREAMS = 32  # streams at most: about the most that still speeds up a pass on a CPU
 WARMUP = 256  # characters each later stream reads, unscored, before its piece
 MIN_PIECE = 4096  # characters scored per stream at least: a shorter text is read as one stream
+# Characters per stream a pass reads at most. Each pass is a unit the thread tuner times, and a
+# thread count that loses (two threads beside a busy process: every character of the recurrence
+# waits at a barrier for a thread the other process holds) can cost 10x: passes this short
+# give the tuner its units in the first second, where one of CHUNK characters gave none.
+PASS_COLS = 256
 
 
 class Row(NamedTuple):
@@ -109,7 +114,7 @@ def _total_nats(
         # Rows that ended drop out: time goes to the characters left, not to padding.
         k, done = first - done, first
         state, last = select_streams(state, slice(k, None)), last[k:]
-        width = max(1, chunk // (n - done))
+        width = max(1, min(PASS_COLS, chunk // (n - done)))
         y = pad_sequence([x[t : t + width] for x in ids[done:]], batch_first=True).to(device)
         with timed(tuner, y.numel()):
             out, state = net.read(y, state)  # (B, w, H)
