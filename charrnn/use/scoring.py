@@ -1,9 +1,10 @@
 """How typical is a text for a model: bits per character, for a whole text or line by line.
 
 Texts and lines are read at most `chunk` positions (rows x characters) and PASS_COLS characters
-of each row per forward pass, with the state carried from pass to pass: the (B, T, V) logits and the recurrent kernel's buffers stay bounded,
-so a text, or a line, of any length costs time and no more memory than a short one (oneDNN
-refuses one sequence of a few hundred thousand characters).
+of each row per forward pass, with the state carried from pass to pass: the (B, T, V) logits and
+the recurrent kernel's buffers stay bounded, so a text, or a line, of any length costs time and
+no more memory than a short one (oneDNN refuses one sequence of a few hundred thousand
+characters).
 
 A long text is read as several streams side by side (`split`), each after a warm-up on the text
 just before its piece, which is several times faster than one stream and agrees with it to a few
