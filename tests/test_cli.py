@@ -156,6 +156,8 @@ CASES = [
     (["sample", "-c", "tiny", "-o", "legacy.pt"], 1, "legacy.pt holds a saved model"),
     (["export", "-c", "tiny", "--format", "html", "legacy5.pt"], 1, "holds a saved model"),
     (["export", "-c", "tiny", ""], 2, "'OUT': is empty"),
+    (["export", "-c", "tiny", "--format", "html", "  "], 2, "'OUT': is only blanks ('  ')"),
+    (["sample", "-c", "tiny", "-o", " "], 2, "'-o' / '--output': is only blanks"),
     (["score", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
     (["inspect", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
     (["runs", ""], 2, "an empty argument (an unset shell variable?)"),

@@ -190,7 +190,10 @@ def test_the_command_writes_a_page_to_a_file_and_to_stdout(runs_by_cell, tmp_pat
     [
         (["page.txt"], 2, "'.txt'"),
         (["page"], 2, "--format"),
-        ([" "], 2, "OUT ' ' has no extension"),
+        ([" "], 2, "'OUT': is only blanks"),
+        ([".html"], 2, "OUT '.html' is an extension alone; give a name, e.g. page.html"),
+        (["sub/"], 2, "OUT 'sub/' is a folder"),
+        (["."], 2, "OUT '.' is a folder"),
         (["-"], 2, "--format html or onnx"),
         (["page.html", "--format", "pdf"], 2, "pdf"),
         (["no/such/folder/page.html"], 1, "cannot write"),

@@ -57,26 +57,30 @@ def test_the_speed_measurement_leaves_the_random_state_and_threads_as_they_were(
 
 
 @pytest.mark.parametrize(
-    ("rate", "bf16", "cell", "size", "shape"),
+    ("rate", "bf16", "options", "size", "shape"),
     [
-        (2_000.0, True, "lstm", "small", ("1x512 LSTM", "batch 32x32")),
-        (2_000.0, False, "lstm", "small", ("1x384 LSTM", "batch 16x32")),  # SMALL_FLOAT32
-        (2_000.0, False, "gru", "small", ("GRU", "batch 32x32")),
-        (200_000.0, False, "lstm", "medium", ("1x768 LSTM", "batch 32x32")),
+        (2_000.0, True, [], "small", ("1x512 LSTM", "batch 32x32")),
+        (2_000.0, False, [], "small", ("1x384 LSTM", "batch 16x32")),  # SMALL_FLOAT32
+        (2_000.0, False, ["--cell", "gru"], "small", ("GRU", "batch 32x32")),
+        (200_000.0, False, [], "medium", ("1x768 LSTM", "batch 32x32")),
+        # options that shape the model: the one timed is named, and small stays small
+        (2_000.0, False, ["--hidden", "40"], "small", ("1x40 LSTM", "batch 32x32", "(1x40)")),
+        (2_000.0, False, ["--batch-size", "8"], "small", ("1x512 LSTM", "batch 8x32")),
     ],
 )
 def test_the_cli_says_what_auto_chose_and_why(
-    tmp_path, monkeypatch, corpus_file, rate, bf16, cell, size, shape
+    tmp_path, monkeypatch, corpus_file, rate, bf16, options, size, shape
 ):
     """The choice follows the measured speed and the precision this CPU trains in (both stood
     in for here: no test depends on timing or on the CPU)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(start, "training_speed", lambda *a, **k: rate)
     monkeypatch.setattr(start, "autocast_dtype", lambda *a: torch.bfloat16 if bf16 else None)
-    r = invoke(["train", str(corpus_file), "--time", "1m", "--steps", "1", "--cell", cell])
+    r = invoke(["train", str(corpus_file), "--time", "1m", "--steps", "1", *options])
     assert r.exit_code == 0, r.stderr
     assert all(part in r.stderr for part in shape)
-    assert f"(--size auto: {size}: medium would train" in r.stderr
+    timed = "medium as the options shape it" if "--hidden" in options else "medium"
+    assert f"(--size auto: {size}: {timed}" in r.stderr and " would train " in r.stderr
     assert f"({rate:,.0f}/s measured)" in r.stderr
     assert ("as it trains in float32" in r.stderr) == (shape[0] == "1x384 LSTM")
 

@@ -11,7 +11,7 @@ from charrnn.cli.common import load_model, say, write_output
 from charrnn.cli.options import (
     checkpoint_dir_option,
     checkpoint_option,
-    not_empty,
+    output_name,
     prime_option,
     quiet_option,
 )
@@ -28,7 +28,7 @@ Examples:
   charrnn export -c shakespeare - --format html > page.html
 """
 )
-@click.argument("out", metavar="OUT", callback=not_empty)
+@click.argument("out", metavar="OUT", callback=output_name)
 @checkpoint_option
 @click.option(
     "--format",
@@ -71,6 +71,11 @@ def _format_of(out: str) -> str:
     """The format OUT's extension names; a usage error where it names none."""
     if out == "-":
         raise click.UsageError("OUT is - (stdout): say what to write with --format html or onnx")
+    name = os.path.basename(out)
+    if not name or os.path.isdir(out):
+        raise click.UsageError(f"OUT {out!r} is a folder; give a file's name, e.g. page.html")
+    if name.lower() in FORMATS:
+        raise click.UsageError(f"OUT {out!r} is an extension alone; give a name, e.g. page{name}")
     ext = os.path.splitext(out)[1].lower()
     if ext not in FORMATS:
         known = ", ".join(FORMATS)

@@ -28,6 +28,7 @@ from charrnn.cli.options import (
     encoding_option,
     json_option,
     not_empty,
+    output_name,
     prime_option,
     quiet_option,
     seed_option,
@@ -101,7 +102,7 @@ Examples:
     "--html",
     "html_path",
     type=click.Path(dir_okay=False, readable=False),  # _check_writable says what it cannot write
-    callback=not_empty,
+    callback=output_name,
     help="Write a self-contained page to explore every unit in the browser (no network); "
     "'-' writes it to stdout.",
 )

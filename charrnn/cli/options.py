@@ -99,6 +99,15 @@ def not_empty(ctx, param, value):
     return value
 
 
+def output_name(ctx, param, value):
+    """not_empty, for a file to write: a name of blanks only (`-o " "`, a variable of spaces) is a
+    usage error too, where it would write a file no listing shows plainly."""
+    value = not_empty(ctx, param, value)
+    if isinstance(value, str) and value and not value.strip():
+        raise click.BadParameter(f"is only blanks ({value!r}); give a file's name")
+    return value
+
+
 class _Folder(click.Path):
     """A folder given as an option or in the environment: `~` expanded (no shell does it in a
     variable's value), and an empty value a usage error rather than the current folder."""

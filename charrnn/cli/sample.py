@@ -19,6 +19,7 @@ from charrnn.cli.options import (
     encoding_option,
     json_option,
     not_empty,
+    output_name,
     prime_option,
     seed_option,
     temperature_option,
@@ -100,7 +101,7 @@ Examples:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, readable=False),  # write_output says what it cannot write
-    callback=not_empty,
+    callback=output_name,
     help="Write to this file instead of stdout ('-': stdout; all or nothing: a failed write "
     "leaves FILE as it was).",
 )

@@ -96,12 +96,14 @@ def choose(
     n_chars: int,
     medium_chars_per_s: float | None = None,
     float32_lstm: bool = False,
+    timed: str = "medium",
 ) -> Choice:
     """The preset for --size `size`. For "auto": small when the medium model could train fewer
     than MEDIUM_FROM_CHARS characters in `max_time` seconds at `medium_chars_per_s` (this
     machine's rate, measured: speed.training_speed), else medium; medium without a time budget
-    or a measured rate. Small is SMALL_FLOAT32 for an LSTM trained in float32 on a CPU
-    (`float32_lstm`). Without dropout on a corpus of BIG_CORPUS characters or more."""
+    or a measured rate (`timed` names the model measured, for the reason). Small is
+    SMALL_FLOAT32 for an LSTM trained in float32 on a CPU (`float32_lstm`). Without dropout on a
+    corpus of BIG_CORPUS characters or more."""
     if size != "auto":
         return Choice(size, PRESETS[size])
     if max_time is None or not medium_chars_per_s:
@@ -111,7 +113,7 @@ def choose(
         few = budget < MEDIUM_FROM_CHARS
         name = "small" if few else "medium"
         reason = (
-            f"medium would train {budget / 1e6:.2f}M characters here "
+            f"{timed} would train {budget / 1e6:.2f}M characters here "
             f"({medium_chars_per_s:,.0f}/s measured), {'under' if few else 'over'} "
             f"the {MEDIUM_FROM_CHARS / 1e6:g}M it needs"
         )

@@ -248,7 +248,7 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
     """The preset: for `auto` with a time budget, from the medium model's speed measured here,
     shaped as this run would shape it (cell, options given), summed over the ranks so that
     every rank makes the same choice; and whether this run's LSTM would train in float32 on a
-    CPU, where small is SMALL_FLOAT32."""
+    CPU, where small is SMALL_FLOAT32 (unless the options give its width, depth or streams)."""
     max_time = train.get("max_time")
     if size != "auto" or max_time is None:
         return choose(size, max_time, len(corpus))
@@ -259,8 +259,13 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
     device = torch.device(device)
     float32 = device.type == "cpu" and autocast_dtype(config.precision, device) is None
     rate, float32_ranks = dist.all_sum([rate, float(float32)])
-    float32_lstm = cell == "lstm" and float32_ranks == dist.world  # on every rank
-    return choose(size, max_time, len(corpus), rate, float32_lstm=float32_lstm)
+    # A user who gives the width, the depth or the streams shapes the model: small stays small.
+    shaped = any(k in model for k in ("hidden_size", "num_layers")) or "batch_size" in train
+    float32_lstm = cell == "lstm" and float32_ranks == dist.world and not shaped  # every rank
+    timed = "medium"
+    if any(k in model for k in ("hidden_size", "num_layers", "embedding_dim")):
+        timed = f"medium as the options shape it ({shape.num_layers}x{shape.hidden_size})"
+    return choose(size, max_time, len(corpus), rate, float32_lstm=float32_lstm, timed=timed)
 
 
 def _train_config(preset: Preset, train: dict) -> TrainConfig:
