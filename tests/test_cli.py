@@ -158,6 +158,7 @@ CASES = [
     (["export", "-c", "tiny", ""], 2, "'OUT': is empty"),
     (["export", "-c", "tiny", "--format", "html", "  "], 2, "'OUT': is only blanks ('  ')"),
     (["sample", "-c", "tiny", "-o", " "], 2, "'-o' / '--output': is only blanks"),
+    (["sample", "-c", "tiny", "-o", "new/"], 2, "'new/' is a folder; give a file's name in it"),
     (["score", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
     (["inspect", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
     (["runs", ""], 2, "an empty argument (an unset shell variable?)"),

@@ -71,9 +71,7 @@ def _format_of(out: str) -> str:
     """The format OUT's extension names; a usage error where it names none."""
     if out == "-":
         raise click.UsageError("OUT is - (stdout): say what to write with --format html or onnx")
-    name = os.path.basename(out)
-    if not name or os.path.isdir(out):
-        raise click.UsageError(f"OUT {out!r} is a folder; give a file's name, e.g. page.html")
+    name = os.path.basename(out)  # not a folder: output_name refused one
     if name.lower() in FORMATS:
         raise click.UsageError(f"OUT {out!r} is an extension alone; give a name, e.g. page{name}")
     ext = os.path.splitext(out)[1].lower()

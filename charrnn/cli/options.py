@@ -105,6 +105,9 @@ def output_name(ctx, param, value):
     value = not_empty(ctx, param, value)
     if isinstance(value, str) and value and not value.strip():
         raise click.BadParameter(f"is only blanks ({value!r}); give a file's name")
+    # A name ending in / would be written as a file without it
+    if isinstance(value, str) and value != "-" and (value.endswith("/") or os.path.isdir(value)):
+        raise click.BadParameter(f"{value!r} is a folder; give a file's name in it")
     return value
 
 
