@@ -103,10 +103,11 @@ def output_name(ctx, param, value):
     """not_empty, for a file to write: a name of blanks only (`-o " "`, a variable of spaces) is a
     usage error too, where it would write a file no listing shows plainly."""
     value = not_empty(ctx, param, value)
-    if isinstance(value, str) and value and not value.strip():
+    if value is None or value == "-":  # not given, or stdout
+        return value
+    if not value.strip():
         raise click.BadParameter(f"is only blanks ({value!r}); give a file's name")
-    # A name ending in / would be written as a file without it
-    if isinstance(value, str) and value != "-" and (value.endswith("/") or os.path.isdir(value)):
+    if value.endswith("/") or os.path.isdir(value):  # `dir/` would be written as a file `dir`
         raise click.BadParameter(f"{value!r} is a folder; give a file's name in it")
     return value
 
