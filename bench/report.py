@@ -27,6 +27,25 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def vector_isa() -> str:
+    """The CPU's widest vector instructions, from /proc/cpuinfo's flags: the same model name covers
+    machines with AVX-512 and machines with AVX2 alone, 2-3x apart in these benchmarks."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
+        [],
+    )
+    if "avx512f" in flags:
+        extras = [
+            name for flag, name in (("avx512_bf16", "BF16"), ("amx_tile", "AMX")) if flag in flags
+        ]
+        return "AVX-512" + "".join(f", {e}" for e in extras)
+    return "AVX2" if "avx2" in flags else ""
+
+
 def cores() -> str:
     """Cores this process may run on, and the machine's count where that differs (`taskset`)."""
     total = os.cpu_count() or 1
@@ -45,7 +64,9 @@ def header() -> str:
     # The kernels' instruction sets, where limited (e.g. an AVX2 machine seen on an AVX-512 one)
     limits = [f"{k}={os.environ[k]}" for k in ISA_LIMITS if os.environ.get(k)]
     limited = f", with {' '.join(limits)}" if limits else ""
+    isa = f", {vector_isa()}" if vector_isa() else ""
+    machine = f"{cpu_model()} ({cores()}{isa}{limited})"
     return (
-        f"`{command}`: {time.strftime('%Y-%m-%d %H:%M %Z')}, {cpu_model()} ({cores()}{limited}), "
+        f"`{command}`: {time.strftime('%Y-%m-%d %H:%M %Z')}, {machine}, "
         f"Python {platform.python_version()}, torch {torch}\n"
     )

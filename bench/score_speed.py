@@ -10,6 +10,11 @@ For each run (a run name or a checkpoint), in one run on one machine:
   --sweep the split read through the library at several warm-ups W and stream counts S against
           the one-stream read of the first --sweep-chars characters: the difference in nats per
           character (how WARMUP and STREAMS in charrnn/use/scoring.py were chosen)
+  --beside-busy
+          `charrnn score -c RUN` of the text's first --busy-chars characters beside a busy
+          process (a loop of 512x512 products on two threads), on torch's thread count (tuned as
+          the command tunes it) and on one thread (OMP_NUM_THREADS=1), taking turns for --rounds,
+          then idle: the whole command's wall time, start-up included
 
 and prints Markdown tables.
 """
@@ -17,10 +22,12 @@ and prints Markdown tables.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,11 +36,18 @@ from report import header
 NATS = re.compile(r", ([0-9.]+) nats = ")
 
 
-def command(run: str, text: Path, exact: bool) -> tuple[float, float]:
-    """Seconds and nats per character of `charrnn score` on `text`, as a user runs it."""
+def command(run: str, text: Path, exact: bool, env: dict | None = None) -> tuple[float, float]:
+    """Seconds and nats per character of `charrnn score` on `text`, as a user runs it (with `env`
+    added to the environment)."""
     args = [sys.executable, "-m", "charrnn", "score", "-c", run, str(text)]
     start = time.perf_counter()
-    r = subprocess.run(args + ["--exact"] * exact, capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        args + ["--exact"] * exact,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
+    )
     return time.perf_counter() - start, float(NATS.search(r.stderr).group(1))
 
 
@@ -52,6 +66,55 @@ def speed_table(runs: list[str], text: Path) -> None:
             f"({chars / exact:,.0f}/s) | {exact / split:.1f}x | {nats:.4f} | {exact_nats:.4f} "
             f"| {nats - exact_nats:+.4f} |"
         )
+
+
+BUSY = """
+import sys, torch
+torch.set_num_threads(2)
+a = torch.randn(512, 512)
+a @ a
+print("busy", flush=True)
+while True:
+    a @ a
+"""
+
+
+@contextlib.contextmanager
+def busy():
+    """A process keeping two threads busy until the block ends; it has started once it says so."""
+    proc = subprocess.Popen([sys.executable, "-c", BUSY], stdout=subprocess.PIPE, text=True)
+    try:
+        if proc.stdout.readline().strip() != "busy":
+            raise RuntimeError("the busy process did not start")
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def busy_table(runs: list[str], text: Path, lengths: list[int], rounds: int) -> None:
+    body = text.read_text(encoding="utf-8")
+    ways = {"tuned": {}, "one thread": {"OMP_NUM_THREADS": "1"}}
+    print(
+        f"`charrnn score -c RUN` of the first characters of {text.name} beside a busy process "
+        f"(two threads of 512x512 products), the ways taking turns, {rounds} rounds; then idle. "
+        "Whole-command seconds, start-up included:\n"
+    )
+    print("| run | characters | tuned, beside busy | one thread, beside busy | tuned, idle |")
+    print("| --- | --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory() as folder:
+        for run in runs:
+            for n in lengths:
+                part = Path(folder) / f"first-{n}.txt"
+                part.write_text(body[:n], encoding="utf-8")
+                times = {way: [] for way in ways}
+                with busy():
+                    for _ in range(rounds):
+                        for way, env in ways.items():
+                            times[way].append(command(run, part, exact=False, env=env)[0])
+                idle = [command(run, part, exact=False)[0] for _ in range(rounds)]
+                cells = [", ".join(f"{t:.1f}" for t in ts) for ts in (*times.values(), idle)]
+                print(f"| {run} | {len(body[:n]):,} | " + " s | ".join(cells) + " s |", flush=True)
 
 
 def sweep_table(runs: list[str], text: Path, chars: int, streams: list[int], warmups: list[int]):
@@ -90,9 +153,15 @@ def main() -> None:
     p.add_argument("--sweep-chars", type=int, default=200_000)
     p.add_argument("--streams", default="32", help="stream counts swept, comma-separated")
     p.add_argument("--warmups", default="0,16,64,256,1024", help="warm-ups swept")
+    p.add_argument("--beside-busy", action="store_true", help="the table beside a busy process")
+    p.add_argument("--busy-chars", default="20000,200000", help="text lengths, comma-separated")
+    p.add_argument("--rounds", type=int, default=2, help="turns of each way beside the process")
     args = p.parse_args()
     print(header())
-    if not args.no_speed:
+    if args.beside_busy:
+        lengths = [int(n) for n in args.busy_chars.split(",")]
+        busy_table(args.runs, args.text, lengths, args.rounds)
+    elif not args.no_speed:
         speed_table(args.runs, args.text)
     if args.sweep or args.no_speed:
         streams = [int(s) for s in args.streams.split(",")]

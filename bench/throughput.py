@@ -29,7 +29,7 @@ from report import header
 
 from charrnn.model.config import CELLS
 from charrnn.model.network import CharRNN
-from charrnn.model.presets import PRESETS, Preset, for_cell
+from charrnn.model.presets import PRESETS, SMALL_FLOAT32, Preset, for_cell
 from charrnn.runs import RunDir
 from charrnn.text.encoded import encode_text
 from charrnn.train.evaluate import evaluate
@@ -232,6 +232,7 @@ def print_load_table(loads: list, steps: int, turn: int) -> None:
 def throughput_table(cells: tuple, steps: int) -> None:
     peak, n = matmul_peak()
     models = [(name, PRESETS[name]) for name in ("small", "medium")]  # what --size auto picks
+    models.insert(1, ("small for float32", SMALL_FLOAT32))  # auto's small without bfloat16
     models.append(("2x512", Preset(2, 512, 64, 0.0, 32, 32, 5e-3, 0.01)))
     rows = [
         measure(name, for_cell(p, cell, VOCAB), cell, steps, peak)

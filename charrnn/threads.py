@@ -18,6 +18,9 @@ TRIAL = 4  # timings per count in a trial; the first after a change is dropped (
 MARGIN = 0.05  # a count must be this much faster than the one in use to replace it
 CLEAR = 1.2  # a count whose first timing is this much slower than its rival has lost: the trial
 # ends there, so a clear loser costs two units of work, not a whole trial (a win takes a whole one)
+STALL = 5.0  # a count whose dropped timing is this much slower has lost at once: waking threads
+# costs far less than a unit, but two threads switched back on beside a busy process stalled at
+# every barrier, 100x one thread's unit (docs/commands.md, "Threads")
 SHARE = 0.02  # a periodic trial's expected cost (what the count tried cost last time) is at most
 # this share of the work since the last trial: a count that lost by far is tried more rarely
 PERIOD = (10.0, 160.0)  # seconds of work between trials: the shortest, the longest after no change
@@ -117,21 +120,26 @@ class ThreadTuner:
     def _due(self) -> bool:
         if len(self.recent) < TRIAL:  # a short job never pays for a trial
             return False
+        since = self.worked - self.last_trial
         if self.baseline is not None:
             ratio = statistics.fmean(self.recent) / self.baseline
             # Slower: a load came, fewer threads may help; faster: one left, more may help.
             side = -1 if ratio > 1 else 1
             changed = not 1 / CHANGE < ratio < CHANGE and 1 <= self.threads + side <= self.most
-            if changed and self.worked >= self.last_trial + self.calm:
+            # At once, unless the count cost more than the work since when it was last tried: a
+            # noisy machine's ups and downs must not bring a dear count back every few units.
+            if changed and since >= max(self.calm, self._cost(self.threads + side)):
                 self.extra = {}  # what was learnt is stale under the new load
                 self.changed, self.direction = True, side
                 return True
-        # What the trial will cost if the count it tries is as slow as last time: a clear loser
-        # costs its dropped timing and one more (CLEAR), any other count a whole trial.
-        extra = self.extra.get(self._neighbour(), 0.0)
+        return self.worked >= self.next_trial and since >= self._cost(self._neighbour()) / SHARE
+
+    def _cost(self, count: int) -> float:
+        """What a trial of `count` will cost if it is as slow as last time: a clear loser costs
+        its dropped timing and one more (CLEAR), any other count a whole trial."""
+        extra = self.extra.get(count, 0.0)
         clear = self.baseline is not None and extra > (CLEAR - 1) * self.baseline
-        cost = (2 if clear else TRIAL) * extra
-        return self.worked >= max(self.next_trial, self.last_trial + cost / SHARE)
+        return (2 if clear else TRIAL) * extra
 
     def record(self, seconds: float, work: float = 1.0) -> None:
         """The last unit of work (run after `before`) took `seconds` for `work` units."""
@@ -146,10 +154,11 @@ class ThreadTuner:
             return
         count, timings = self.trial[0]
         timings.append(per_unit)
-        if len(timings) == 2:  # the first that counts: a clear loser ends the trial at once
+        if len(timings) <= 2:  # the first that counts: a clear loser ends the trial at once (as
+            # does a stall in the first, which is dropped as the threads' wake-up otherwise)
             # the count in use just before, or the count tried just now
             rival = self.reference if count != self.threads else min(self.results.values())
-            if per_unit > CLEAR * rival:
+            if per_unit > (CLEAR if len(timings) == 2 else STALL) * rival:
                 self.results[count] = per_unit
                 self.results.setdefault(self.threads, rival)
                 return self._decide()
