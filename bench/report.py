@@ -64,7 +64,7 @@ def header() -> str:
     # The kernels' instruction sets, where limited (e.g. an AVX2 machine seen on an AVX-512 one)
     limits = [f"{k}={os.environ[k]}" for k in ISA_LIMITS if os.environ.get(k)]
     limited = f", with {' '.join(limits)}" if limits else ""
-    isa = f", {vector_isa()}" if vector_isa() else ""
+    isa = f", {isa}" if (isa := vector_isa()) else ""
     machine = f"{cpu_model()} ({cores()}{isa}{limited})"
     return (
         f"`{command}`: {time.strftime('%Y-%m-%d %H:%M %Z')}, {machine}, "

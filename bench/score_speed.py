@@ -69,7 +69,7 @@ def speed_table(runs: list[str], text: Path) -> None:
 
 
 BUSY = """
-import sys, torch
+import torch
 torch.set_num_threads(2)
 a = torch.randn(512, 512)
 a @ a

@@ -31,9 +31,13 @@ class Machine:
         for _ in range(units):
             noise = 1 + self.noise * self.rng.uniform(-1, 1)
             with tuner.measure():
+                self.now += self.unit_cost() * noise
                 self.used.append(self.threads)
-                self.now += self.cost[self.threads] * noise
             self.best += min(self.cost.values()) * noise
+
+    def unit_cost(self) -> float:
+        """Seconds of the next unit on the count in use, before noise."""
+        return self.cost[self.threads]
 
     def share_of_best(self) -> float:
         """The throughput reached against the best fixed count's over the same units."""
@@ -112,14 +116,9 @@ class Switched(Machine):
         super().__init__(cost, noise)
         self.stall = stall
 
-    def run(self, tuner: ThreadTuner, units: int) -> None:
-        for _ in range(units):
-            noise = 1 + self.noise * self.rng.uniform(-1, 1)
-            with tuner.measure():
-                stalled = self.threads == 2 and 1 in self.used
-                self.used.append(self.threads)
-                self.now += (self.stall if stalled else self.cost[self.threads]) * noise
-            self.best += min(self.cost.values()) * noise
+    def unit_cost(self) -> float:
+        stalled = self.threads == 2 and 1 in self.used
+        return self.stall if stalled else self.cost[self.threads]
 
 
 def test_two_threads_that_stall_once_switched_back_cost_one_unit_a_trial():
