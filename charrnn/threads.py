@@ -35,12 +35,57 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def default_threads() -> int:
+    """The most threads a tuner may use: torch's count, within the cores this process may use."""
+    return min(usable_cores(), torch.get_num_threads())
+
+
+def free_cores(most: int) -> int:
+    """How many of `most` threads the cores left by other processes' running threads can take
+    now (at least one). On a machine whose cores another program keeps busy, a count that
+    shares a core with it stalls at every barrier from its first unit, before any trial could
+    tell (docs/commands.md, "Threads"); where the load cannot be read, `most`."""
+    others = _others_running()
+    if others is None:
+        return most
+    return max(1, min(most, (os.cpu_count() or most) - others))
+
+
+def _others_running(samples: int = 3) -> int | None:
+    """The threads of other processes running or waiting for a core, the fewest of a few reads
+    (a process that runs for a moment is not a load); None where Linux's /proc is not there."""
+    try:
+        fewest = None
+        for _ in range(samples):
+            # the 4th field of /proc/loadavg: the machine's runnable threads (this one included)
+            with open("/proc/loadavg") as f:
+                running = int(f.read().split()[3].split("/")[0])
+            n = running - _own_running()
+            fewest = n if fewest is None else min(fewest, n)
+            time.sleep(0.002)
+        return max(0, fewest)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _own_running() -> int:
+    """This process's threads running or runnable (libgomp's threads spin for a while after
+    torch's last parallel work, and this thread is reading): they are not another's load."""
+    count = 0
+    for task in os.scandir("/proc/self/task"):
+        with contextlib.suppress(OSError), open(f"{task.path}/stat") as f:
+            # the state follows the name in parentheses, which may hold spaces
+            count += f.read().rpartition(")")[2].split()[0] == "R"
+    return count
+
+
 @contextlib.contextmanager
 def tuned_threads(enabled: bool = True) -> Iterator[ThreadTuner | None]:
-    """A ThreadTuner (None if not `enabled`) for the block; torch's thread count is restored."""
+    """A ThreadTuner (None if not `enabled`) for the block, starting on the cores free now;
+    torch's thread count is restored."""
     before = torch.get_num_threads()
     try:
-        yield ThreadTuner() if enabled else None
+        yield ThreadTuner.on_free_cores() if enabled else None
     finally:
         torch.set_num_threads(before)
 
@@ -63,10 +108,11 @@ class ThreadTuner:
         most: int | None = None,
         clock: Callable[[], float] = time.perf_counter,
         set_threads: Callable[[int], None] = torch.set_num_threads,
+        start: int | None = None,
     ):
-        self.most = max(1, most or min(usable_cores(), torch.get_num_threads()))
+        self.most = max(1, most or default_threads())
         self.clock, self._set = clock, set_threads
-        self.threads = self.most  # the count in use
+        self.threads = min(self.most, start or self.most)  # the count in use
         self.period = PERIOD[0]
         self.direction = -1  # the neighbour the next trial tries: fewer threads first
         self.trial: list | None = None  # [(count, timings), ...] still to run; None: no trial
@@ -76,7 +122,9 @@ class ThreadTuner:
         self.recent: deque[float] = deque(maxlen=TRIAL)
         self.worked = 0.0  # seconds of work recorded: the clock the schedule runs on
         self.last_trial = 0.0  # `worked` when the last trial ended
-        self.next_trial = -float("inf")  # as soon as TRIAL units were timed
+        # As soon as TRIAL units were timed; started below `most` (cores were busy), after a
+        # period: more threads would share a busy core, and a change of speed still calls a trial
+        self.next_trial = -float("inf") if self.threads == self.most else PERIOD[0]
         self.extra: dict[int, float] = {}  # seconds per unit a count cost over `threads` when
         # last tried, under the load of now (forgotten when the load changes)
         self.calm = 0.0  # work between trials the speed's changes bring: grows while they find
@@ -87,6 +135,12 @@ class ThreadTuner:
         self.changes = self.trials = 0  # counts adopted (or undone), trials run: for tests, benches
         self._applied: int | None = None  # what torch was last told
         self._apply(self.threads)
+
+    @classmethod
+    def on_free_cores(cls, most: int | None = None) -> ThreadTuner:
+        """A tuner of up to `most` threads that starts on as many as the cores free now."""
+        most = max(1, most or default_threads())
+        return cls(most, start=free_cores(most))
 
     def _apply(self, threads: int) -> None:
         if threads != self._applied:
@@ -149,6 +203,8 @@ class ThreadTuner:
         self.worked += seconds
         if self.trial is None:
             self.recent.append(per_unit)
+            if self.baseline is None and len(self.recent) == TRIAL:  # the speed that a change of
+                self.baseline = statistics.fmean(self.recent)  # speed is measured against
             if self.confirm is not None and len(self.recent) == TRIAL:
                 self._confirm()
             return

@@ -3,11 +3,15 @@ the load of the moment, so every behaviour is checked without timing anything re
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 
-from charrnn.threads import PERIOD, TRIAL, ThreadTuner, tuned_threads
+from charrnn.threads import PERIOD, TRIAL, ThreadTuner, free_cores, tuned_threads
 
 
 class Machine:
@@ -24,8 +28,8 @@ class Machine:
     def set_threads(self, n: int) -> None:
         self.threads = n
 
-    def tuner(self, most: int) -> ThreadTuner:
-        return ThreadTuner(most, clock=self.clock, set_threads=self.set_threads)
+    def tuner(self, most: int, start: int | None = None) -> ThreadTuner:
+        return ThreadTuner(most, clock=self.clock, set_threads=self.set_threads, start=start)
 
     def run(self, tuner: ThreadTuner, units: int) -> None:
         for _ in range(units):
@@ -105,6 +109,51 @@ def test_beside_a_busy_process_from_the_start_it_is_within_five_percent_of_one_t
     assert tuner.threads == 1 and m.share_of_best() >= 0.95
     m.run(tuner, 4370)  # ten minutes
     assert m.share_of_best() >= 0.99
+
+
+def test_started_on_the_cores_a_busy_process_leaves_it_never_shares_one_in_a_short_job():
+    m = Machine({1: 0.045, 2: 4.2})  # two threads beside it stall from the first unit (AVX2)
+    tuner = m.tuner(2, start=1)  # what free_cores reads beside one busy process on 2 cores
+    m.run(tuner, 220)  # `charrnn score` of 200,000 characters: under 10 s of work
+    assert set(m.used) == {1} and m.share_of_best() == 1.0
+    m.run(tuner, 13000)  # ten minutes: periodic trials of two, each cut after its stalled unit
+    assert tuner.threads == 1 and m.share_of_best() >= 0.98
+
+
+def test_started_on_one_thread_by_a_passing_load_it_finds_all_threads():
+    m = Machine(IDLE)  # the load read at the start was gone by the first unit
+    tuner = m.tuner(2, start=1)
+    m.run(tuner, int(PERIOD[0] / IDLE[1]) + 3 * TRIAL)  # the first periodic trial finds two
+    assert tuner.threads == 2
+    m.run(tuner, 6000)
+    assert m.share_of_best() >= 0.98
+    m = Machine(BUSY)  # started on one thread; the busy process ends after a few units
+    tuner = m.tuner(2, start=1)
+    m.run(tuner, 2 * TRIAL)
+    m.cost = {1: 0.125, 2: 0.06}  # one thread 4% faster, two threads twice as fast
+    m.run(tuner, 2 * TRIAL)  # not noticed by a change of speed...
+    m.cost = {1: 0.09, 2: 0.045}  # ... but this one is: a trial at once, before the period
+    m.run(tuner, 4 * TRIAL)
+    assert tuner.threads == 2 and m.now < PERIOD[0]
+
+
+def test_free_cores_leaves_a_busy_processs_core_to_it():
+    most = os.cpu_count() or 1
+    assert 1 <= free_cores(most) <= most and free_cores(1) == 1
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "print('spinning', flush=True)\nwhile True: pass"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert busy.stdout.readline() == "spinning\n"  # running, and runnable until killed
+        if not Path("/proc/loadavg").exists():
+            assert free_cores(most) == most  # nothing to read: all of them
+        else:
+            assert free_cores(most) <= max(1, most - 1)
+    finally:
+        busy.kill()
+        busy.wait()
 
 
 class Switched(Machine):

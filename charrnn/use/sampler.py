@@ -19,7 +19,7 @@ from charrnn.defaults import MAX_SEED, SAMPLE_LENGTH, TEMPERATURE
 from charrnn.errors import ConfigError
 from charrnn.model.network import CharRNN
 from charrnn.model.trained import CHUNK, Model
-from charrnn.threads import ThreadTuner, timed, usable_cores
+from charrnn.threads import ThreadTuner, default_threads, timed
 
 # Multiply-adds per step from which a sampling step is worth sharing among threads (see
 # sampling_threads): -n 64 of a 1x512 model, about.
@@ -94,7 +94,7 @@ class Sampler:
         chars = self.model.vocab.chars
         with step_threads(self.threads):  # for this loop only
             if self.tuner is None and self.threads > 1:  # kept from one call to the next
-                self.tuner = ThreadTuner(self.threads)
+                self.tuner = ThreadTuner.on_free_cores(self.threads)
             for t in range(length):
                 idx = self.choose(self.logits, t)  # (N,)
                 yield [chars[i] for i in idx.tolist()]
@@ -248,4 +248,4 @@ def sampling_threads(model: CharRNN, batch: int) -> int:
     macs = batch * (gh * h + (c.num_layers - 1) * 2 * gh * h + v * h)
     if macs < PARALLEL_MACS or model.device.type != "cpu":
         return 1
-    return max(1, min(torch.get_num_threads(), usable_cores()))
+    return default_threads()
