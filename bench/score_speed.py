@@ -9,7 +9,9 @@ For each run (a run name or a checkpoint), in one run on one machine:
           per character each prints
   --sweep the split read through the library at several warm-ups W and stream counts S against
           the one-stream read of the first --sweep-chars characters: the difference in nats per
-          character (how WARMUP and STREAMS in charrnn/use/scoring.py were chosen)
+          character (how WARMUP and STREAMS in charrnn/use/scoring.py were chosen), and the
+          fastest split read's share of the machine's fp32 matmul peak measured in the same run
+          (2 x the non-embedding parameters FLOPs a character: what bounds a read in streams)
   --beside-busy
           `charrnn score -c RUN` of the text's first --busy-chars characters beside a busy
           process (a loop of 512x512 products on two threads), on torch's thread count (tuned as
@@ -118,29 +120,38 @@ def busy_table(runs: list[str], text: Path, lengths: list[int], rounds: int) -> 
 
 
 def sweep_table(runs: list[str], text: Path, chars: int, streams: list[int], warmups: list[int]):
+    from throughput import matmul_peak
+
     from charrnn import checkpoint
     from charrnn.runs import resolve_checkpoint
     from charrnn.use.scoring import score_text
 
     body = text.read_text(encoding="utf-8")[:chars]
+    peak, _ = matmul_peak()
     print(
         f"\nSplit read (S streams, warm-up W) minus one stream, nats per character, and its "
-        f"speed, over the first {len(body):,} characters:\n"
+        f"speed, over the first {len(body):,} characters; the fp32 matmul peak measured first: "
+        f"{peak:.1f} GFLOP/s:\n"
     )
     cols = [(s, w) for s in streams for w in warmups]
-    print("| run | one stream | " + " | ".join(f"S={s} W={w}" for s, w in cols) + " |")
-    print("| --- | --- |" + " --- |" * len(cols))
+    head = " | ".join(f"S={s} W={w}" for s, w in cols)
+    print(f"| run | one stream | {head} | fastest split, of the peak |")
+    print("| --- | --- |" + " --- |" * (len(cols) + 1))
     for run in runs:
         base = os.environ.get("CHARRNN_CHECKPOINT_DIR", "checkpoints")  # as the command reads it
         model = checkpoint.load_model(resolve_checkpoint(run, base))
         start = time.perf_counter()
         exact = score_text(model, body, streams=1) / len(body)
         cells = [f"{exact:.4f} ({len(body) / (time.perf_counter() - start):,.0f}/s)"]
+        fastest = 0.0
         for s, w in cols:
             start = time.perf_counter()
             nats = score_text(model, body, streams=s, warmup=w) / len(body)
             speed = len(body) / (time.perf_counter() - start)
+            fastest = max(fastest, speed)
             cells.append(f"{nats - exact:+.5f} ({speed:,.0f}/s)")
+        weights = sum(p.numel() for n, p in model.net.named_parameters() if "embed" not in n)
+        cells.append(f"{2 * weights * fastest / 1e9 / peak:.0%}")
         print(f"| {run} | " + " | ".join(cells) + " |", flush=True)
 
 
