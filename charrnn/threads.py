@@ -142,6 +142,12 @@ class ThreadTuner:
         most = max(1, most or default_threads())
         return cls(most, start=free_cores(most))
 
+    def first_trial_pending(self) -> bool:
+        """Whether the first trial is under way, or comes right after the first TRIAL units (as
+        it does on all threads; a tuner started on fewer waits a period): for a measurement that
+        wants the count the tuner settles on."""
+        return self.trial is not None or (self.trials == 0 and self.next_trial < 0)
+
     def _apply(self, threads: int) -> None:
         if threads != self._applied:
             self._set(threads)

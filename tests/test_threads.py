@@ -3,15 +3,23 @@ the load of the moment, so every behaviour is checked without timing anything re
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+from conftest import drain, make_trainer
 
+from charrnn import checkpoint, threads
+from charrnn.model.config import ModelConfig
 from charrnn.threads import PERIOD, TRIAL, ThreadTuner, free_cores, tuned_threads
+from charrnn.train.config import TrainConfig
+from charrnn.train.speed import training_speed
+from charrnn.use.scoring import score_text
 
 
 class Machine:
@@ -233,3 +241,25 @@ def test_tuned_threads_restores_torchs_count():
     assert torch.get_num_threads() == before
     with tuned_threads(enabled=False) as tuner:
         assert tuner is None
+
+
+@pytest.fixture(params=[2, 1], ids=["idle", "busy"])
+def two_thread_tuners(request, monkeypatch):
+    """Tuners of up to two threads, starting on two (an idle machine) or one (a busy one): the
+    suite runs torch on one thread, where every tuner is off."""
+    monkeypatch.setattr(threads, "default_threads", lambda: 2)
+    monkeypatch.setattr(threads, "free_cores", lambda most: min(most, request.param))
+    return request.param
+
+
+def test_the_real_work_runs_on_a_tuner_of_two_threads(two_thread_tuners, tmp_path, text):
+    config = ModelConfig(vocab_size=20, embedding_dim=8, hidden_size=16, num_layers=1)
+    rate = training_speed(config, TrainConfig(batch_size=4, seq_len=8, lr=1e-3))  # `--size auto`
+    assert math.isfinite(rate) and rate > 0
+    trainer = make_trainer(text, tmp_path / "run", max_steps=12)
+    events = drain(trainer)
+    assert trainer.pos.step == 12 and events
+    assert torch.get_num_threads() == 1  # given back as it was
+    model = checkpoint.load_model(trainer.run_dir.last)
+    piece = text[:9000]  # read as two streams, each timed for the tuner
+    assert score_text(model, piece) == pytest.approx(score_text(model, piece, streams=1), rel=1e-3)

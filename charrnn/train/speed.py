@@ -43,14 +43,15 @@ def training_speed(
         with tuned_threads(trainer.tune_threads) as tuner:
             trainer.train_step()  # the first step pays for allocations and kernel choice
             timings: list[float] = []
-            # With a tuner, until its first trial is done: TRIAL steps at the count torch has,
-            # then up to TRIAL at a neighbouring count and TRIAL at the first again (two, where
-            # the first timing of a count is clearly slower). Else TRIAL steps.
+            # TRIAL steps; with a tuner on all threads, until its first trial is done: up to TRIAL
+            # at a neighbouring count and TRIAL at the first again (two, where the first timing of
+            # a count is clearly slower). A tuner started on the cores left free runs on them.
             tuning = tuner is not None and tuner.most > 1
-            while (tuner.baseline is None) if tuning else len(timings) < TRIAL:
+            while len(timings) < TRIAL or (tuning and tuner.first_trial_pending()):
                 with timed(tuner):
                     start = time.perf_counter()
                     trainer.train_step()  # ends with loss.item(): the device has finished
                     timings.append(time.perf_counter() - start)
-            per_step = min(tuner.results.values()) if tuning else statistics.median(timings)
+            tried = tuner.results if tuning else {}
+            per_step = min(tried.values()) if tried else statistics.median(timings[-TRIAL:])
     return b * t / per_step
