@@ -19,6 +19,8 @@ from charrnn.model.config import ModelConfig
 from charrnn.threads import PERIOD, TRIAL, ThreadTuner, free_cores, tuned_threads
 from charrnn.train.config import TrainConfig
 from charrnn.train.speed import training_speed
+from charrnn.use import sampler
+from charrnn.use.sampler import SampleConfig, Sampler
 from charrnn.use.scoring import score_text
 
 
@@ -249,6 +251,8 @@ def two_thread_tuners(request, monkeypatch):
     suite runs torch on one thread, where every tuner is off."""
     monkeypatch.setattr(threads, "default_threads", lambda: 2)
     monkeypatch.setattr(threads, "free_cores", lambda most: min(most, request.param))
+    monkeypatch.setattr(sampler, "default_threads", lambda: 2)
+    monkeypatch.setattr(sampler, "PARALLEL_MACS", 0)  # a batch of tiny streams shares its steps
     return request.param
 
 
@@ -263,3 +267,6 @@ def test_the_real_work_runs_on_a_tuner_of_two_threads(two_thread_tuners, tmp_pat
     model = checkpoint.load_model(trainer.run_dir.last)
     piece = text[:9000]  # read as two streams, each timed for the tuner
     assert score_text(model, piece) == pytest.approx(score_text(model, piece, streams=1), rel=1e-3)
+    steps = list(Sampler(model, SampleConfig(seed=1, num_samples=3)).generate(300))
+    assert len(steps) == 300 and all(len(chars) == 3 for chars in steps)
+    assert torch.get_num_threads() == 1
