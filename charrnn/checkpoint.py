@@ -1,7 +1,7 @@
 """One self-contained checkpoint file: save atomically, load safely, every version readable.
 
 The file is a dict of tensors and plain Python values only, so `torch.load(weights_only=True)`
-reads it and no code in it ever runs; README's "Checkpoint format" lists its parts. Version 3 may
+reads it and no code in it ever runs; docs/checkpoint-format.md lists its parts. Version 3 may
 hold a grown vocabulary (not sorted as a whole), `origin` and `patience`, which a charrnn that
 reads only 2 would misread, so it refuses them as newer; version 1 (LSTM only) is upgraded on load.
 """

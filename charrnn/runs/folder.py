@@ -1,5 +1,5 @@
 """One run's folder, `BASE/NAME/{best.pt, last.pt, metrics.jsonl}`: its lock, its metrics (training
-and evaluation records: README's "Checkpoint format") and its checkpoints."""
+and evaluation records: docs/checkpoint-format.md) and its checkpoints."""
 
 from __future__ import annotations
 
