@@ -21,7 +21,7 @@ from charrnn.train.config import TrainConfig
 from charrnn.train.speed import training_speed
 from charrnn.use import sampler
 from charrnn.use.sampler import SampleConfig, Sampler
-from charrnn.use.scoring import score_text
+from charrnn.use.scoring import score_lines, score_text
 
 
 class Machine:
@@ -267,6 +267,8 @@ def test_the_real_work_runs_on_a_tuner_of_two_threads(two_thread_tuners, tmp_pat
     model = checkpoint.load_model(trainer.run_dir.last)
     piece = text[:9000]  # read as two streams, each timed for the tuner
     assert score_text(model, piece) == pytest.approx(score_text(model, piece, streams=1), rel=1e-3)
+    lines = piece.splitlines(keepends=True)[:200]  # `score --per-line`: lines side by side
+    assert all(math.isfinite(x) for x in score_lines(model, [x for x in lines if x], batch=8))
     steps = list(Sampler(model, SampleConfig(seed=1, num_samples=3)).generate(300))
     assert len(steps) == 300 and all(len(chars) == 3 for chars in steps)
     assert torch.get_num_threads() == 1
