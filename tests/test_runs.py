@@ -273,6 +273,7 @@ def test_any_checkpoint_folder_lists_every_run_and_samples_a_trained_one(files, 
             assert len(row) == 9 and row[6] == tsv(f"checkpoints/{name}") and row[8] == ""
             if kind in ("good", "binary metrics"):
                 assert row[1] == "LSTM 2x24" and row[2] == "200" and row[7] == ""
+                assert re.fullmatch(r"(\d+m)?\d+s", row[3])  # as `train` writes a time
 
         r = invoke(["sample", "-l", "5", "-s", "1"])
         assert_contract(r)

@@ -8,6 +8,7 @@ import click
 
 from charrnn.cli.common import cache_dir, download_bar, print_table, shown_name
 from charrnn.cli.options import checkpoint_dir_option, json_option, not_empty, quiet_option
+from charrnn.cli.report import fmt_time
 from charrnn.jsonl import json_line
 
 
@@ -70,13 +71,12 @@ def _run_row(info) -> tuple[str, ...]:
     def fmt(value, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
-    minutes = None if r["train_seconds"] is None else r["train_seconds"] / 60
     model = " ".join(x for x in ((r["cell"] or "").upper(), r["shape"] or "") if x) or "-"
     return (
         r["run"],
         model,
         fmt(r["step"], ",d"),
-        fmt(minutes, ".1f") + " min" * (minutes is not None),
+        "-" if r["train_seconds"] is None else fmt_time(r["train_seconds"]),  # as `train` says it
         fmt(r["best_val_bpc"], ".3f"),
         fmt(r["last_val_bpc"], ".3f"),
         r["folder"],
