@@ -55,15 +55,15 @@ def _others_running(samples: int = 3) -> int | None:
     """The threads of other processes running or waiting for a core, the fewest of a few reads
     (a process that runs for a moment is not a load); None where Linux's /proc is not there."""
     try:
-        fewest = None
-        for _ in range(samples):
+        counts = []
+        for i in range(samples):
+            if i:
+                time.sleep(0.002)
             # the 4th field of /proc/loadavg: the machine's runnable threads (this one included)
             with open("/proc/loadavg") as f:
                 running = int(f.read().split()[3].split("/")[0])
-            n = running - _own_running()
-            fewest = n if fewest is None else min(fewest, n)
-            time.sleep(0.002)
-        return max(0, fewest)
+            counts.append(running - _own_running())
+        return max(0, min(counts))
     except (OSError, ValueError, IndexError):
         return None
 
@@ -146,7 +146,7 @@ class ThreadTuner:
         """Whether the first trial is under way, or comes right after the first TRIAL units (as
         it does on all threads; a tuner started on fewer waits a period): for a measurement that
         wants the count the tuner settles on."""
-        return self.trial is not None or (self.trials == 0 and self.next_trial < 0)
+        return self.trial is not None or (self.trials == 0 and self.threads == self.most)
 
     def _apply(self, threads: int) -> None:
         if threads != self._applied:
