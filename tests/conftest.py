@@ -29,6 +29,11 @@ from charrnn.train.trainer import Trainer
 os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(1)
 
+# The suite runs on its own settings, never the developer's: a CHARRNN_CHECKPOINT_DIR left set in
+# the shell would send the tests' runs into that folder (and fail them on a name already there).
+for name in [name for name in os.environ if name.startswith("CHARRNN_")]:
+    del os.environ[name]
+
 # CI (which sets CI=true) draws the same property-test examples every run, so a landing is judged
 # on the code, not on the luck of the draw; a developer's runs explore new examples each time.
 settings.register_profile("ci", derandomize=True)
