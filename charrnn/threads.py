@@ -127,6 +127,8 @@ class ThreadTuner:
         self.next_trial = -float("inf") if self.threads == self.most else PERIOD[0]
         self.extra: dict[int, float] = {}  # seconds per unit a count cost over `threads` when
         # last tried, under the load of now (forgotten when the load changes)
+        self.trial_work = 1.0  # units of work a trial's timing covered last (a pass of `score`
+        # is thousands of characters): what a trial costs is extra seconds per unit times this
         self.calm = 0.0  # work between trials the speed's changes bring: grows while they find
         # nothing (a noisy machine), back to 0 when one finds a better count
         self.changed = False  # the trial under way was brought by a change of speed
@@ -161,10 +163,13 @@ class ThreadTuner:
         yield
         self.record(self.clock() - start, work)
 
-    def before(self) -> None:
-        """Set the count the next unit of work runs on (a trial may begin here)."""
+    def before(self) -> bool:
+        """Set the count the next unit of work runs on (a trial may begin here); whether the unit
+        is a trial's. Calling it again before `record` changes nothing, so a reader whose units
+        can be made smaller (score) asks first and makes a trial's small: a count that stalls
+        then costs a small unit, not a whole one."""
         if self.most == 1:
-            return
+            return False
         if self.trial is None and self._due():
             neighbour = self._neighbour()
             self.direction = self.threads - neighbour  # the other side next time
@@ -172,6 +177,7 @@ class ThreadTuner:
             self.results, self.trials = {}, self.trials + 1
             self.reference = statistics.fmean(self.recent)
         self._apply(self.trial[0][0] if self.trial else self.threads)
+        return self.trial is not None
 
     def _neighbour(self) -> int:
         n = self.threads + self.direction
@@ -199,7 +205,7 @@ class ThreadTuner:
         its dropped timing and one more (CLEAR), any other count a whole trial."""
         extra = self.extra.get(count, 0.0)
         clear = self.baseline is not None and extra > (CLEAR - 1) * self.baseline
-        return (2 if clear else TRIAL) * extra
+        return (2 if clear else TRIAL) * extra * self.trial_work
 
     def record(self, seconds: float, work: float = 1.0) -> None:
         """The last unit of work (run after `before`) took `seconds` for `work` units."""
@@ -216,6 +222,7 @@ class ThreadTuner:
             return
         count, timings = self.trial[0]
         timings.append(per_unit)
+        self.trial_work = work
         if len(timings) <= 2:  # the first that counts: a clear loser ends the trial at once (as
             # does a stall in the first, which is dropped as the threads' wake-up otherwise)
             # the count in use just before, or the count tried just now

@@ -8,18 +8,19 @@ import os
 import random
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import drain, make_trainer
+from conftest import drain, make_text, make_trainer
 
 from charrnn import checkpoint, threads
 from charrnn.model.config import ModelConfig
 from charrnn.threads import PERIOD, TRIAL, ThreadTuner, free_cores, tuned_threads
 from charrnn.train.config import TrainConfig
 from charrnn.train.speed import training_speed
-from charrnn.use import sampler
+from charrnn.use import sampler, scoring
 from charrnn.use.sampler import SampleConfig, Sampler
 from charrnn.use.scoring import score_lines, score_text
 
@@ -272,3 +273,35 @@ def test_the_real_work_runs_on_a_tuner_of_two_threads(two_thread_tuners, tmp_pat
     steps = list(Sampler(model, SampleConfig(seed=1, num_samples=3)).generate(300))
     assert len(steps) == 300 and all(len(chars) == 3 for chars in steps)
     assert torch.get_num_threads() == 1
+
+
+def test_score_reads_a_trials_passes_short_so_a_stalling_count_costs_little(
+    monkeypatch, trained_run
+):
+    """`score` beside a busy process: two threads stall at every character of the recurrence,
+    12x one thread (measured: a 256-column pass 4.2 s against 0.35 s). The tuner starts on one
+    thread and tries two after a period; that trial's passes are short."""
+    per_char = {1: 1e-3, 2: 12e-3}  # simulated seconds a character, by thread count
+    units = []  # (threads, characters, whether a trial's) of each pass
+
+    class Stalling(ThreadTuner):
+        def record(self, seconds: float, work: float = 1.0) -> None:
+            units.append((self._applied, work, self.trial is not None))
+            super().record(per_char[self._applied] * work, work)
+
+    tuner = Stalling(2, set_threads=lambda n: None, start=1)
+    monkeypatch.setattr(scoring, "tuned_threads", lambda enabled=True: nullcontext(tuner))
+    model = checkpoint.load_model(trained_run.best)
+    piece = make_text(60_000, seed=3)
+    nats = score_text(model, piece)
+    streams = len(scoring.split(len(piece)))
+    # one trial: its stall (seconds a character, times the characters of a pass) is what a
+    # next one would cost, and over a minute of work that is more than a trial may cost
+    assert tuner.trials == 1 and tuner.threads == 1
+    assert all(chars <= scoring.TRIAL_COLS * streams for _, chars, trial in units if trial)
+    assert any(chars > scoring.TRIAL_COLS * streams for _, chars, trial in units if not trial)
+    # what one thread alone would have taken, against what the tuned read took
+    spent = sum(per_char[threads] * chars for threads, chars, _ in units)
+    assert sum(chars for _, chars, _ in units) * per_char[1] / spent >= 0.9
+    monkeypatch.setattr(scoring, "tuned_threads", lambda enabled=True: nullcontext(None))
+    assert nats == pytest.approx(score_text(model, piece), rel=1e-6)  # the passes' widths aside

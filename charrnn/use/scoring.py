@@ -34,6 +34,9 @@ MIN_PIECE = 4096  # characters scored per stream at least: a shorter text is rea
 # waits at a barrier for a thread the other process holds) can cost 10x: passes this short
 # give the tuner its units in the first second, where one of CHUNK characters gave none.
 PASS_COLS = 256
+# ... and while the tuner runs a trial: a count on trial that stalls costs a pass this short
+# (beside a busy process, a stalled pass of PASS_COLS took 4.2 s where one thread read it in 0.35)
+TRIAL_COLS = 32
 
 
 class Row(NamedTuple):
@@ -115,7 +118,8 @@ def _total_nats(
         # Rows that ended drop out: time goes to the characters left, not to padding.
         k, done = first - done, first
         state, last = select_streams(state, slice(k, None)), last[k:]
-        width = max(1, min(PASS_COLS, chunk // (n - done)))
+        trial = tuner is not None and tuner.before()  # the count this pass runs on is set here
+        width = max(1, min(TRIAL_COLS if trial else PASS_COLS, chunk // (n - done)))
         y = pad_sequence([x[t : t + width] for x in ids[done:]], batch_first=True).to(device)
         with timed(tuner, y.numel()):
             out, state = net.read(y, state)  # (B, w, H)
