@@ -86,10 +86,23 @@ _ADVICE = {
 }
 
 
-def write_advice(e: OSError, elsewhere: str = "write it elsewhere") -> str:
-    """What to do about a write that failed with `e` ("" where nothing useful can be said);
-    `elsewhere` names the way to write somewhere else (an option, a variable)."""
+def write_advice(e: OSError, elsewhere: str = "write it elsewhere", path=None) -> str:
+    """What to do about a write to `path` (default: `e`'s file) that failed with `e` ("" where
+    nothing useful can be said); `elsewhere` names the way to write somewhere else (an option, a
+    variable)."""
     advice = _ADVICE.get(e.errno)
+    path = path if path is not None else e.filename
+    if advice is None and e.errno in (errno.ENOENT, errno.ENOTDIR) and path is not None:
+        # "No such file or directory" of a file being created: its folder is missing (or a part
+        # of the path is a file), or the folder takes no new files (/proc, /sys)
+        folder = Path(os.fsdecode(path)).parent
+        found = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if found is not None and not found.is_dir():
+            advice = f"{found} is a file, not a folder; {{elsewhere}}"
+        elif found != folder:
+            advice = f"its folder {folder} does not exist; create it first, or {{elsewhere}}"
+        else:
+            advice = f"no file can be created in {folder}; {{elsewhere}}"
     return advice.format(elsewhere=elsewhere) if advice else ""
 
 
@@ -98,7 +111,7 @@ def cannot_write(
 ) -> str:
     """The one line for a write to `path` that failed with `e` (`doing`: "write", or "create the
     run folder" and the like): what happened, what to do."""
-    advice = write_advice(e, elsewhere)
+    advice = write_advice(e, elsewhere, path)
     return f"cannot {doing} {path}: {e.strerror or e}" + (f"; {advice}" if advice else "")
 
 

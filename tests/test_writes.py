@@ -325,6 +325,24 @@ def test_output_file_is_all_or_nothing(sample, tmp_path, monkeypatch):
     assert Path("/dev/full").is_char_device()
 
 
+def test_output_where_no_file_can_be_made_says_why(sample, tmp_path):
+    """ "No such file or directory" of a file being created says which part of the path is
+    wrong: a folder that is missing, a file where a folder should be, a folder that takes none."""
+    (tmp_path / "notes").write_text("a file\n")
+    cases = {
+        tmp_path / "missing" / "deeper" / "out.txt": "missing/deeper does not exist; create it",
+        tmp_path / "notes" / "out.txt": "notes is a file, not a folder",
+        tmp_path / "notes" / "a" / "out.txt": "notes is a file, not a folder",
+    }
+    if Path("/proc/self").is_dir():  # Linux: /proc exists and takes no new files
+        cases[Path("/proc/charrnn-out.txt")] = "no file can be created in /proc"
+    for target, why in cases.items():
+        r = sample("-o", str(target), "-l", "20")
+        assert_one_error(r, 1)
+        assert why in r.stderr and r.stderr.rstrip().endswith("write to another file")
+        assert not target.exists()
+
+
 # --------------------------------------------------------------------------------------- stdout
 
 

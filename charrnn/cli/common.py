@@ -138,7 +138,8 @@ def cannot_write(e: OSError, path: str | None = None) -> click.ClickException:
 
     where = f"{os.fsdecode(path or e.filename)}: " if path or e.filename else ""
     hint = " (was standard output closed, `>&-`?)" if e.errno == errno.EBADF else ""
-    advice = write_advice(e, "write to another file" if where else "send the output elsewhere")
+    elsewhere = "write to another file" if where else "send the output elsewhere"
+    advice = write_advice(e, elsewhere, path)
     advice = f"; {advice}" if advice else ""
     return click.ClickException(f"cannot write the output: {where}{e.strerror or e}{hint}{advice}")
 
