@@ -223,8 +223,16 @@ def test_a_model_too_large_for_a_page_is_one_error(runs_by_cell, tmp_path, monke
 def test_a_prime_the_model_cannot_read_is_one_error(runs_by_cell, tmp_path):
     out = tmp_path / "p.html"
     result = invoke(export_args(runs_by_cell, str(out), "--prime", "AN\u2603"))
-    assert_one_error(result, 1, "never seen", "U+2603")
+    line = assert_one_error(result, 1, "never seen", "U+2603")
     assert not out.exists()
+    for policy in ("skip", "replace"):  # the advice the error gives, taken
+        assert f"--unknown {policy}" in line
+        result = invoke(
+            export_args(runs_by_cell, str(out), "--prime", "AN\u2603", "--unknown", policy)
+        )
+        assert result.exit_code == 0, result.stderr
+        kept = {"skip": "AN", "replace": "AN "}[policy]  # no lookalike: a space
+        assert f'"prime":"{kept}"' in out.read_text(encoding="utf-8")
 
 
 def test_onnx_without_the_onnx_package_is_one_error(runs_by_cell, tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ from charrnn.cli.options import (
     output_name,
     prime_option,
     quiet_option,
+    unknown_option,
 )
 
 FORMATS = {".html": "html", ".htm": "html", ".onnx": "onnx"}
@@ -45,9 +46,13 @@ Examples:
     "nat per character (docs/export.md); float32 is the model's own numbers.",
 )
 @prime_option("The page's prime box, filled in (the page reads it before writing).")
+@unknown_option(
+    "Prime characters the model never saw: refuse, drop them, "
+    "or replace them (é -> e, else a space)."
+)
 @quiet_option("No message on stderr.")
 @checkpoint_dir_option
-def export(out, checkpoint, fmt, precision, prime, quiet, checkpoint_dir):
+def export(out, checkpoint, fmt, precision, prime, unknown, quiet, checkpoint_dir):
     """Write the trained model to OUT ('-': stdout) as a self-contained HTML page that writes text
     in any browser, offline (no server, nothing fetched), or as an ONNX model."""
     fmt = fmt or _format_of(out)
@@ -59,7 +64,7 @@ def export(out, checkpoint, fmt, precision, prime, quiet, checkpoint_dir):
     else:
         from charrnn.use.export_page import export_page
 
-        page = export_page(model, path.parent.name or str(path), precision, prime)
+        page = export_page(model, path.parent.name or str(path), precision, prime, unknown)
         write_output(out, lambda stream: stream.write(page))
         size = len(page.encode())
     hint = ": open it in a browser" if fmt == "html" and os.path.isfile(out) else ""

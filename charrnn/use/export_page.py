@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from charrnn import jsonl
+from charrnn.defaults import UNKNOWN
 from charrnn.errors import ConfigError
 from charrnn.model.config import FIELDS, STATES
 from charrnn.model.trained import Model
@@ -44,12 +45,15 @@ def page_size(model: Model, precision: str = "float16") -> int:
     return (weights * PRECISIONS[precision].itemsize + 2) // 3 * 4 + page
 
 
-def export_page(model: Model, name: str, precision: str = "float16", prime: str = "") -> str:
-    """The page of `model` as one string of HTML, titled `name`, its prime box holding `prime`.
+def export_page(
+    model: Model, name: str, precision: str = "float16", prime: str = "", unknown: str = UNKNOWN
+) -> str:
+    """The page of `model` as one string of HTML, titled `name`, its prime box holding `prime`
+    (characters the model never saw refused, skipped or replaced: `unknown`, as sample does).
     ConfigError if the page would pass PAGE_LIMIT or `precision` is not one of PRECISIONS."""
     if precision not in PRECISIONS:
         raise ConfigError(f"the page's weights are float16 or float32, not {precision!r}")
-    apply_unknown(prime, model.vocab)  # the page could not read it: refused here, as sample does
+    prime = apply_unknown(prime, model.vocab, unknown)  # what the page could not read
     size = page_size(model, precision)
     if size > PAGE_LIMIT:
         raise ConfigError(
