@@ -214,3 +214,23 @@ def test_best_checkpoint_is_the_same_by_the_smallest_evaluation(tmp_path):
     assert 0 < best < len(full) - 1  # the run overfits: its best is in the middle
     assert min(range(len(part)), key=part.__getitem__) == best
     assert torch.tensor(part).argmin() == best
+
+
+def test_a_stall_of_a_few_steps_does_not_end_a_time_budget_early(tmp_path, slow, monkeypatch):
+    # Seen: three steps of a 30 s run stalled 35x at its 20th second, and the time kept for the
+    # final evaluation (scaled by how much slower steps had got) ended the run after 22 s.
+    stalled = trainer_module.Trainer.train_step
+    count = {"steps": 0}
+
+    def step(self):
+        count["steps"] += 1
+        if count["steps"] in (100, 101, 102):  # 50 s into the 120: three steps of 17.5 s
+            slow.now += 17.0
+        return stalled(self)
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", step)
+    trainer = make_trainer(make_text(30_000, seed=3), tmp_path / "r", max_time=120.0)
+    trainer.clock, trainer.started = slow, slow.now
+    events = drain(trainer)
+    assert events[-1].reason == "time" and count["steps"] > 102
+    assert 0.95 * 120.0 <= slow.now - (1000.0) <= 120.0  # neither short nor late

@@ -14,7 +14,9 @@ time budget, as the budget's share for evaluations pays, in time for the final o
 from __future__ import annotations
 
 import math
+import statistics
 import time
+from collections import deque
 from collections.abc import Iterator
 
 import torch
@@ -41,6 +43,11 @@ from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.evaluate import evaluate
 from charrnn.train.events import DoneEvent, EvalEvent, Event, RollbackEvent, StepEvent
 from charrnn.train.state import Generators, Position, RunState
+
+# A step's seconds now: the median of the last few. A time budget keeps that and the final
+# evaluation's (scaled by how much slower steps got) from its end, so a lasting slowdown must
+# count at once, but a stall of a step or two (the machine paused) must not end the run early.
+PACE_STEPS = 9
 
 
 class Trainer:
@@ -90,7 +97,8 @@ class Trainer:
         self.save_last_first = save_last_first
         self.clock, self.started, self._tick = clock, started, 0.0
         self.budget = evalplan.Unbounded(evalplan.whole(c, self.val_batches))  # run() plans one
-        self._step_s = self._save_s = 0.0  # a step's seconds (smoothed), a file's to write
+        self._step_s = self._save_s = 0.0  # a step's seconds now (PACE_STEPS), a file's to write
+        self._recent: deque[float] = deque(maxlen=PACE_STEPS)  # the last steps' seconds
         # Far worse than guessing uniformly: the optimisation has blown up, not merely stalled.
         self.explode_at = 2.0 * math.log(max(len(vocab), 2)) + 5.0
         self.restore(state)
@@ -137,7 +145,8 @@ class Trainer:
                 losses = []
                 continue
             took = self.clock() - start
-            self._step_s = took if not self._step_s else 0.8 * self._step_s + 0.2 * took
+            self._recent.append(took)
+            self._step_s = statistics.median(self._recent)
             self.budget.stepped(self._step_s)
             losses.append(loss)
             self._add_to_window(loss)
