@@ -39,7 +39,7 @@ WHOLE_WINDOWS = 1000  # characters of a stream read in which the check's windows
 # in a shorter stream the check's windows shrink until a runaway no longer shows in them
 # (docs/evaluation-cost.md: 100 characters a stream found none of the runaways the full check did).
 LEAST = (1, MIN_CHARS, 16)
-SETTLE = 8  # steps after which a step's smoothed seconds are the pace the probe's figures hold at
+SETTLE = 8  # steps after which a step's seconds (a median) are the pace the probe's figures hold at
 EXIT_S = 1.0  # seconds kept for what follows the final evaluation: the process's exit
 TRAIN_PER_EVAL = 3.0  # a character trained costs about three read (forward, backward, update)
 
@@ -204,8 +204,9 @@ class EvalBudget:
         self.spent = spent + cost.probe  # the probe is evaluation work too
         self.allow = TARGET * max_time
         self.took: float | None = None  # the last evaluation's seconds, once there is one
-        # A training step's seconds now (smoothed), and when the prediction was measured: for the
-        # probe's, after the first SETTLE steps (the first pays for allocations and kernel choice)
+        # A training step's seconds now (a median of the last few), and when the prediction was
+        # measured: for the probe's, after the first SETTLE steps (the first pays for allocations
+        # and kernel choice)
         self.step_s, self.pace, self.steps = 0.0, 0.0, 0
         self.next_at = self._next(0.0)
 
@@ -217,7 +218,7 @@ class EvalBudget:
         return measured * max(1.0, self.step_s / self.pace) if self.pace else measured
 
     def stepped(self, step_s: float) -> None:
-        """A training step takes `step_s` seconds now (smoothed over the last few)."""
+        """A training step takes `step_s` seconds now (the median of the last few)."""
         self.step_s, self.steps = step_s, self.steps + 1
         if self.steps == SETTLE and self.took is None:
             self.pace = step_s
