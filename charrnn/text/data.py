@@ -115,7 +115,8 @@ def check_fits(n_chars: int, batch_size: int, seq_len: int, what: str, fix: str)
     if n_chars < need:
         raise ConfigError(
             f"the {what} split has {n_chars:,} characters, fewer than one batch needs "
-            f"({batch_size} streams x {seq_len} characters + 1 = {need:,}); {fix}"
+            f"({batch_size} stream{'s' * (batch_size != 1)} x {seq_len} characters + 1 "
+            f"= {need:,}); {fix}"
         )
 
 

@@ -72,8 +72,9 @@ class Trainer:
         check_vocab(vocab)
         train_ids, val_ids = split(ids, c.val_frac)
         streams, val_ids = c.batch_size * d.world, val_ids[: c.max_val_chars]
-        check_fits(len(train_ids), streams, c.seq_len, "training", _FIX_TRAIN)
-        check_fits(len(val_ids), streams, c.seq_len, "validation", _FIX_VAL)
+        fit = _fitting(min(len(train_ids), len(val_ids)), c.seq_len, d.world)
+        check_fits(len(train_ids), streams, c.seq_len, "training", _FIX_TRAIN.format(fit=fit))
+        check_fits(len(val_ids), streams, c.seq_len, "validation", _FIX_VAL.format(fit=fit))
         self.model, self.vocab, self.config, self.run_dir = model, vocab, c, run
         self.corpus, self.origin, self.dist = state.corpus, state.origin, dist
         self.device = model.device
@@ -405,5 +406,16 @@ class _Diverged(Exception):
     """The loss or gradient blew up on this step (internal: turned into a rollback)."""
 
 
-_FIX_TRAIN = "use a smaller --batch-size or --seq-len, or more text"
-_FIX_VAL = "use a smaller --batch-size or --seq-len, a larger --val-frac, or more text"
+_FIX_TRAIN = "use a smaller --batch-size or --seq-len{fit}, or more text"
+_FIX_VAL = "use a smaller --batch-size or --seq-len{fit}, a larger --val-frac, or more text"
+
+
+def _fitting(n_chars: int, seq_len: int, world: int) -> str:
+    """Values that fit a split of `n_chars` (the smaller of the two), so that a user who follows
+    the advice is not refused again by the other split: the longest window up to `seq_len`, then
+    as many streams as fit (`world` processes each need one); "" if none would."""
+    window = min(seq_len, (n_chars - 1) // world)
+    if window < 1:
+        return ""
+    batch = (n_chars - 1) // (window * world)
+    return f" (--batch-size {batch} --seq-len {window} fits this text)"
