@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -192,8 +193,12 @@ def test_cli_warns_about_a_damaged_entry_lists_and_clears_the_cache(env, tmp_pat
     f.write_text(make_text(6000))
     assert env(["train", str(f), *TINY_CLI, "--steps", "2"]).exit_code == 0
     listed = env(["corpus", "cache"])
-    assert listed.exit_code == 0 and f"{len(f.read_text()):,} chars" in listed.stdout
-    assert str(f.resolve()) in listed.stdout
+    assert listed.exit_code == 0
+    header, row = listed.stdout.splitlines()  # piped: a header, then a tab-separated line each
+    assert header.split("\t") == ["size", "characters", "corpus", "encoded file"]
+    size, chars, source, path = row.split("\t")
+    assert chars == f"{len(f.read_text()):,}" and source == str(f.resolve())
+    assert Path(path).is_file() and size.endswith(" MB")
     _flip_a_byte(*_entry(tmp_path))
     again = env(["train", str(f), *TINY_CLI, "--steps", "2", "--force"])
     assert again.exit_code == 0 and again.stdout.strip().endswith("best.pt")
@@ -311,7 +316,8 @@ def test_corpus_cache_lists_and_clears_whatever_is_in_it(tmp_path_factory, junk)
     env = {"CHARRNN_CACHE_DIR": str(root)}
     listed = invoke(["corpus", "cache"], env=env)
     assert listed.exit_code == 0 and "Traceback" not in listed.stderr
-    assert listed.stdout.count("\n") == len(list(folder.glob("*.ids")))
+    entries = len(list(folder.glob("*.ids")))
+    assert listed.stdout.count("\n") == (1 + entries if entries else 0)  # and the header
     cleared = invoke(["corpus", "cache", "--clear"], env=env)
     assert cleared.exit_code == 0 and cleared.stdout == "" and "Freed" in cleared.stderr
     assert not list(folder.glob("*.ids")) and not list(folder.glob("*.tmp"))

@@ -140,7 +140,8 @@ Examples:
 )
 @click.option("--clear", is_flag=True, help="Delete every encoded corpus in the cache.")
 def corpus_cache(clear):
-    """List the encoded corpora in the cache (ids kept so training starts at once next time)."""
+    """List the encoded corpora in the cache (ids kept so training starts at once next time). On
+    a terminal a table; piped, tab-separated lines in full under a header line."""
     from charrnn.text.encoded import cache_entries, clear_cache
 
     where = cache_dir()
@@ -152,7 +153,15 @@ def corpus_cache(clear):
     if not entries:
         click.echo(f"no encoded corpora in {where}; `charrnn train` makes them", err=True)
         return
-    for e in entries:
-        chars = f"{e.chars:,} chars" if e.chars is not None else "unreadable (rebuilt on use)"
-        sources = ", ".join(e.sources) or "?"
-        click.echo(f"{e.size / 1e6:10,.1f} MB  {chars:>20}  {sources}  {e.ids_path}")
+    rows = [
+        (
+            f"{e.size / 1e6:,.1f} MB",
+            f"{e.chars:,}" if e.chars is not None else "unreadable (rebuilt on use)",
+            ", ".join(e.sources) or "?",
+            str(e.ids_path),
+        )
+        for e in entries
+    ]
+    print_table(
+        ("size", "characters", "corpus", "encoded file"), rows, lambda i, _: i < 2, overflow="fold"
+    )
