@@ -46,10 +46,7 @@ Examples:
     "nat per character (docs/export.md); float32 is the model's own numbers.",
 )
 @prime_option("The page's prime box, filled in (the page reads it before writing).")
-@unknown_option(
-    "Prime characters the model never saw: refuse, drop them, "
-    "or replace them (é -> e, else a space)."
-)
+@unknown_option()
 @quiet_option("No message on stderr.")
 @checkpoint_dir_option
 def export(out, checkpoint, fmt, precision, prime, unknown, quiet, checkpoint_dir):

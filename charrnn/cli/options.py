@@ -192,8 +192,14 @@ def prime_option(help: str):
     return click.option("-p", "--prime", type=Text(), default="", show_default=False, help=help)
 
 
-def unknown_option(help: str):
-    """--unknown: what to do with characters the model never saw."""
+PRIME_UNKNOWN = (
+    "Prime characters the model never saw: refuse, drop them, or replace them (é -> e, else a "
+    "space)."
+)
+
+
+def unknown_option(help: str = PRIME_UNKNOWN):
+    """--unknown: what to do with characters the model never saw (by default, in a prime)."""
     return click.option(
         "--unknown", type=click.Choice(UNKNOWN_POLICIES), default=UNKNOWN, help=help
     )

@@ -73,10 +73,7 @@ Examples:
     help="Read the prime from a file.",
 )
 @encoding_option("Encoding of the prime read from --prime-file or stdin.")
-@unknown_option(
-    "Prime characters the model never saw: refuse, drop them, "
-    "or replace them (é -> e, else a space)."
-)
+@unknown_option()
 @click.option("--no-echo-prime", is_flag=True, help="Print only the continuation.")
 @click.option(
     "-n",
