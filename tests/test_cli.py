@@ -273,3 +273,32 @@ def test_ctrl_c_during_start_up_exits_130_quietly(args, tmp_path):
     out, err = p.communicate(timeout=DEADLINE)
     assert p.returncode == 130 and out == b"" and err.count(b"\n") <= 1, err
     assert b"Traceback" not in err and b"Aborted" not in err
+
+
+def test_every_option_the_code_tells_users_of_exists():
+    """An error's advice, a help text or a message that names `--an-option` names a real one (of
+    charrnn's commands, or torchrun's): advice that cannot be followed is a dead end."""
+    import ast
+    import re
+
+    import click
+
+    from charrnn.cli import cli
+
+    def options(command) -> set[str]:
+        found = {o for p in command.params if isinstance(p, click.Option) for o in p.opts}
+        found |= {
+            o for p in command.params if isinstance(p, click.Option) for o in p.secondary_opts
+        }
+        for sub in getattr(command, "commands", {}).values():
+            found |= options(sub)
+        return found
+
+    known = options(cli) | {"--help", "--nproc-per-node", "--nproc_per_node", "--standalone"}
+    named = {}
+    for path in Path(__file__).parent.parent.joinpath("charrnn").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for option in re.findall(r"(?<![\w-])--[a-z][a-z0-9_-]*", node.value):
+                    named.setdefault(option, path.name)
+    assert {o: f for o, f in named.items() if o not in known} == {}
