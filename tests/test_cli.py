@@ -286,10 +286,8 @@ def test_every_option_the_code_tells_users_of_exists():
     from charrnn.cli import cli
 
     def options(command) -> set[str]:
-        found = {o for p in command.params if isinstance(p, click.Option) for o in p.opts}
-        found |= {
-            o for p in command.params if isinstance(p, click.Option) for o in p.secondary_opts
-        }
+        given = [p for p in command.params if isinstance(p, click.Option)]
+        found = {o for p in given for o in (*p.opts, *p.secondary_opts)}
         for sub in getattr(command, "commands", {}).values():
             found |= options(sub)
         return found
