@@ -124,6 +124,14 @@ def _messages_may_close():
             closed.close()
 
 
+def hold_closed_stderr() -> None:
+    """Started with stderr closed (`2>&-`): messages, `Error:` lines and usage errors go nowhere,
+    as they would in C, never to stdout (click writes a message it has no stderr for to stdout);
+    the /dev/null held as fd 2 also keeps a file opened later from becoming fd 2."""
+    if sys.stderr is None:
+        sys.stderr = open(os.open(os.devnull, os.O_WRONLY), "w", encoding="utf-8")  # noqa: SIM115
+
+
 def fail_closed_stdout() -> None:
     """Started with stdout closed (`>&-`): make writing to it fail, loudly, as it would in C."""
     if sys.stdout is None:
