@@ -101,6 +101,7 @@ CASES = [
     (["train", "ok.txt", "--epochs", "-1"], 2, "--epochs"),
     (["train", "ok.txt", "--time", "0s"], 2, "more than zero"),
     (["train", "ok.txt", "--time", "soon"], 2, "not a duration"),
+    (["train", "ok.txt", "--time", "9" * 400 + "h"], 2, "longer than any run can take"),
     (["train", "ok.txt", "--lr", "0"], 2, "--lr"),
     (["train", "ok.txt", "--dropout", "1"], 2, "--dropout"),
     (["train", "ok.txt", "--val-frac", "0"], 2, "--val-frac"),

@@ -212,6 +212,8 @@ def test_plot_of_a_run_without_records_says_so(env, runs_dir):
 def test_plot_usage_and_user_errors(env, runs_dir):
     r = env(["plot", "a", "-o", "curves.pdf", "--checkpoint-dir", str(runs_dir)])
     assert_one_error(r, 2, "must end in .png or .svg")
+    r = env(["plot", "a", "-o", "out/.PNG", "--checkpoint-dir", str(runs_dir)])
+    assert_one_error(r, 2, "has no name before its type: give one, as curves.png")
     assert_one_error(env(["plot"]), 2)
     r = env(["plot", "nosuch", "--checkpoint-dir", str(runs_dir)])
     assert assert_one_error(r).startswith("Error: no run 'nosuch'")

@@ -36,6 +36,8 @@ class Duration(click.ParamType):
         seconds = parse_duration(value)
         if seconds <= 0:
             self.fail("must be more than zero", param, ctx)
+        if seconds == float("inf"):  # 400 digits of hours: no clock reaches its end
+            self.fail(f"{value!r} is longer than any run can take", param, ctx)
         return seconds
 
 

@@ -29,7 +29,11 @@ def _figure_path(ctx, param, value):
     """-o's callback: an empty value is a usage error, and so is a name the type cannot be read
     from (matplotlib would guess another type, or fail after all the work)."""
     value = not_empty(ctx, param, value)
-    if value is not None and Path(value).suffix.lower() not in FIGURE_TYPES:
+    if value is None:
+        return value
+    if Path(value).name.lower() in FIGURE_TYPES:  # `.png` is a hidden file's name, with no type
+        raise click.BadParameter(f"{value!r} has no name before its type: give one, as curves.png")
+    if Path(value).suffix.lower() not in FIGURE_TYPES:
         raise click.BadParameter("must end in .png or .svg (the figure's type is read from it)")
     return value
 

@@ -273,7 +273,10 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
         )
     fixed = [n for n in (*RUN_OPTIONS, "init_from") if TRAIN_OPTIONS.get(n) not in RESUMABLE]
     if resume and (given := [f"--{n.replace('_', '-')}" for n in fixed if _given(ctx, n)]):
-        raise click.UsageError(f"{', '.join(given)} cannot change when resuming a run")
+        raise click.UsageError(
+            f"{', '.join(given)} cannot change when resuming a run: leave "
+            f"{'it' if len(given) == 1 else 'them'} out, the run keeps its own"
+        )
     if init_from and (shape := [f"--{n}" for n in SHAPE_OPTIONS if _given(ctx, n)]):
         raise click.UsageError(
             f"{', '.join(shape)} cannot be given with --init-from: the model keeps the size and "
