@@ -230,6 +230,29 @@ def test_cuda_asked_for_without_a_gpu(in_workspace):
     assert_one_error(invoke(["train", "ok.txt", "--device", "cuda"]), 1, "no CUDA GPU")
 
 
+# torch's own words when the CPU allocator is refused (`ulimit -v`, a full machine)
+TORCH_OOM = (
+    "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+    "you tried to allocate 1073741824 bytes. Error code 12 (Cannot allocate memory)"
+)
+
+
+@pytest.mark.parametrize(
+    "args, where, advice",
+    [
+        (["train", "ok.txt"], "charrnn.train.open.open_run", "a smaller model (--size"),
+        (["score", "-c", "tiny", "ok.txt"], "charrnn.use.bits.text_nats", "--exact reads"),
+    ],
+)
+def test_memory_that_runs_out_is_one_error_line(in_workspace, monkeypatch, args, where, advice):
+    def refused(*args, **kwargs):
+        raise RuntimeError(TORCH_OOM)
+
+    monkeypatch.setattr(where, refused)
+    line = assert_one_error(invoke(args), 1, "Error: out of memory (it asked for 1.00 GiB more): ")
+    assert advice in line
+
+
 # ----------------------------------------------------------------------- Ctrl-C during start-up
 
 

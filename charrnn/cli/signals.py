@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import signal
 import sys
 import threading
@@ -18,6 +19,36 @@ from charrnn.errors import CharRNNError
 # How an output that cannot take what is written fails: a full disk or quota, a device error, a
 # stdout that was closed (`>&-`), a file over its size limit. EPIPE (the reader left) is no error.
 OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF, errno.EFBIG}
+
+
+# What each command can ask for less of when memory runs out.
+OOM_ADVICE = {
+    "train": "a smaller model (--size, --hidden, --layers) or --batch-size needs less",
+    "score": "--exact reads the text as one stream, in less",
+    "inspect": "a shorter text needs less",
+}
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether `e` says memory ran out: Python's MemoryError, or torch's allocators (CPU: "can't
+    allocate memory"; CUDA and others: "out of memory")."""
+    text = str(e).lower()
+    return isinstance(e, MemoryError) or "can't allocate memory" in text or "out of memory" in text
+
+
+def out_of_memory_message(e: BaseException) -> str:
+    """One line for memory that ran out: how much was asked for, where torch says, and what to
+    ask for less of, for the command that ran."""
+    asked = re.search(r"tried to allocate (\d+(?:\.\d+)?) ?(bytes|[KMGT]iB)", str(e))
+    size = ""
+    if asked:
+        n, unit = float(asked.group(1)), asked.group(2)
+        n *= 1 if unit == "bytes" else 1024 ** "_KMGT".index(unit[0])
+        size = f" (it asked for {n / 2**30:.2f} GiB more)"
+    ctx = click.get_current_context(silent=True)
+    command = ctx and (ctx.invoked_subcommand or ctx.command.name)  # the group's, or its own
+    advice = OOM_ADVICE.get(command, "close other programs, or ask for less")
+    return f"out of memory{size}: {advice}"
 
 
 class Interrupted(KeyboardInterrupt):
@@ -161,6 +192,10 @@ def command_boundary():
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt as e:
         sys.exit(exit_status(e))
+    except (MemoryError, RuntimeError) as e:  # torch's allocators raise RuntimeError
+        if not out_of_memory(e):
+            raise
+        raise click.ClickException(out_of_memory_message(e)) from None
     except OSError as e:
         if e.errno == errno.EPIPE:
             drop_stdout()  # the reader went away (`| head`): stop quietly, like any Unix filter
