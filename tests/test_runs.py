@@ -705,12 +705,12 @@ def copy_run(run: Path, to: Path) -> Path:
     return to
 
 
-def advised(r) -> str:
-    """The --resume value a one-line error advises."""
+def advised(r) -> list[str]:
+    """The arguments of the `charrnn train ...` a one-line error advises."""
     assert_contract(r, ok_codes=())
-    found = re.search(r"charrnn train --resume (.+)$", r.stderr.rstrip("\n"))
+    found = re.search(r"charrnn train (.+)$", r.stderr.rstrip("\n"))
     assert found, r.stderr
-    return shlex.split(found.group(1))[0]
+    return shlex.split(found.group(1))
 
 
 @pytest.mark.parametrize(
@@ -736,10 +736,11 @@ def test_a_damaged_last_pt_beside_a_good_best_pt_offers_best_pt(
         r = invoke(["train", "--resume", spec, "--steps", "30", *dir_args])
         assert "last.pt is not a charrnn checkpoint (a zip archive cut short" in r.stderr
         assert "--force" not in r.stderr and "--name" not in r.stderr
-        assert advised(r) == advice
+        # the whole command again, from best.pt: the budget given is not lost
+        assert advised(r) == ["--resume", advice, "--steps", "30"]
         assert "can go on from its best.pt (step " in r.stderr
         best_step = checkpoint.load(root / folder / "best.pt")["trainer"]["step"]
-        r = invoke(["train", "--resume", advice, "--steps", "30", *dir_args])
+        r = invoke(["train", *advised(r), *dir_args])
         assert r.exit_code == 0, r.stderr
         assert r.stderr.startswith(f"Resuming from best.pt at step {best_step}: 'r': ")
         assert r.stdout == f"{Path(advice).parent / 'best.pt'}\n"
@@ -777,7 +778,10 @@ def test_every_resume_error_names_the_folder_given_and_nothing_destructive(damag
         (run / "last.pt").write_bytes((damaged / "last.pt").read_bytes())
         (run / "best.pt").write_bytes(b"junk")
         r = invoke(["train", "--resume", "ck/r/best.pt"])
-        assert advised(r) == "ck/r/last.pt" and "--force" not in r.stderr
+        assert advised(r) == ["--resume", "ck/r/last.pt"] and "--force" not in r.stderr
+        # the text and budget given come with the advice (a text that moved, 90 seconds more)
+        r = invoke(["train", "my text.txt", "--resume", "ck/r/best.pt", "--time", "1m30s"])
+        assert advised(r) == ["my text.txt", "--resume", "ck/r/last.pt", "--time", "90s"]
         # both damaged: no advice to replace it
         (run / "last.pt").write_bytes(b"junk")
         for spec in ("ck/r", "ck/r/best.pt", "ck/r/last.pt"):

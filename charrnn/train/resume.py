@@ -56,7 +56,7 @@ def resume(
         payload = checkpoint.load(path)
         model = checkpoint.restore(payload, path)
     except CheckpointError as e:
-        raise CheckpointError(f"{e}; {_resume_instead(run, path)}") from None
+        raise CheckpointError(f"{e}; {_resume_instead(run, path, corpus_specs, train)}") from None
     saved = payload["corpus"]
     specs = corpus_specs or _saved_sources(saved["sources"], run, again)
     corpus = read_corpus(specs, saved.get("encoding", "utf-8"))  # as the run first read it
@@ -106,10 +106,37 @@ def _extended(config: TrainConfig, train: dict) -> TrainConfig:
     return dataclasses.replace(config, **given)
 
 
-def _resume_instead(run: RunDir, path: Path) -> str:
+# The option that gives each field a resume may change, to repeat them in advice.
+RESUME_FLAGS = {
+    "max_steps": "--steps",
+    "max_epochs": "--epochs",
+    "max_time": "--time",
+    "eval_every": "--eval-every",
+    "patience": "--patience",
+    "precision": "--precision",
+}
+
+
+def _resume_command(file: str, corpus_specs: Sequence[str] | None, train: dict) -> str:
+    """`charrnn train [TEXT...] --resume FILE [budget...]`: the resume asked for, from `file`,
+    with the text and options it was given, so that the advice is the whole command."""
+    specs = [shlex.quote(s) for s in corpus_specs or ()]
+    options = []
+    for field, flag in RESUME_FLAGS.items():
+        value = train.get(field)
+        if value is not None:
+            value = f"{value:g}s" if field == "max_time" else value
+            options += [flag, shlex.quote(str(value))]
+    piped = "... | " if "-" in (corpus_specs or ()) else ""
+    return " ".join([f"{piped}charrnn train", *specs, "--resume", shlex.quote(file), *options])
+
+
+def _resume_instead(
+    run: RunDir, path: Path, corpus_specs: Sequence[str] | None, train: dict
+) -> str:
     """What to do when `path`, a checkpoint of `run`, cannot be resumed from: go on from the
-    run's other checkpoint where that one loads (named in the folder as the user gave it); never
-    --force, which would throw that one away too."""
+    run's other checkpoint where that one loads (named in the folder as the user gave it, with
+    the text and budget given); never --force, which would throw that one away too."""
     others = {run.last.absolute(): run.best, run.best.absolute(): run.last}
     other = others.get(path.absolute())
     if other is not None and other.is_file():
@@ -124,7 +151,7 @@ def _resume_instead(run: RunDir, path: Path) -> str:
             at = f" (step {step:,})" if isinstance(step, int) and not isinstance(step, bool) else ""
             return (
                 f"run {run.ref!r} can go on from its {other.name}{at} instead: "
-                f"charrnn train --resume {shlex.quote(run.file_ref(other.name))}"
+                f"{_resume_command(run.file_ref(other.name), corpus_specs, train)}"
             )
     return (
         f"run {run.ref!r} has no other checkpoint that loads, so it cannot be resumed; "
