@@ -193,6 +193,15 @@ def test_unseen_characters_in_a_line_score_nan_with_one_warning(score):
     assert_one_error(whole, 1, "'Ω' (U+03A9) at 7")
     skip = score(["--per-line", "--unknown", "skip", "-"], input="ANNA:\nΩ\n")
     assert skip.exit_code == 0 and skip.stderr == "" and len(skip.stdout.split()) == 2
+    # a line that --unknown skip leaves with nothing: nan, and a warning saying which
+    skip = score(["--per-line", "--unknown", "skip", "-"], input="ANNA:\nΩΩ")
+    assert skip.stdout.split()[1] == "nan"
+    assert skip.stderr == (
+        "Warning: 1 line of standard input has no character the model reads, scored nan (line 2)\n"
+    )
+    # the whole text left with nothing is not "empty": it says what happened
+    whole = score(["--unknown", "skip", "-"], input="ΩΩ")
+    assert_one_error(whole, 1, "Error: standard input has no character the model knows")
 
 
 def test_summary_counts_in_the_singular_and_plural(score):
@@ -235,8 +244,9 @@ def assert_contract(r, per_line: bool, text: str):
     assert len(numbers) == (paste_lines(text) if per_line else 1)
     for n in numbers:
         assert not math.isinf(float(n)) and (float(n) >= 0 or math.isnan(float(n)))
-    if per_line:  # nothing on stderr but a warning about lines scored nan
-        assert r.stderr == "" or (r.stderr.startswith("Warning: ") and r.stderr.count("\n") == 1)
+    if per_line:  # nothing on stderr but warnings about lines scored nan, one of each kind
+        warnings = r.stderr.splitlines()
+        assert all(w.startswith("Warning: ") for w in warnings) and len(warnings) <= 2
         assert ("nan\n" in r.stdout) >= bool(r.stderr)
     else:
         assert r.stderr.count("\n") == 1 and "bits per character" in r.stderr

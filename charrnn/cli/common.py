@@ -62,6 +62,24 @@ def say(message: str, quiet: bool = False) -> None:
         click.echo(message, err=True)
 
 
+def known_text(text: str, vocab, unknown: str, label: str, task: str) -> str:
+    """`text` as the model reads it under --unknown (vocab.apply_unknown); an error where nothing
+    is left, saying whether the text was empty or held no character the model knows."""
+    from charrnn.errors import CorpusError
+    from charrnn.text.vocab import apply_unknown
+
+    kept = apply_unknown(text, vocab, unknown, label)
+    if kept:
+        return kept
+    if text:
+        raise CorpusError(
+            f"{label} has no character the model knows (--unknown {unknown} left none of its "
+            f"{count(len(text), 'character')}): there is nothing to {task}; give a text in the "
+            "model's alphabet, or a model trained on text like it"
+        )
+    raise CorpusError(f"{label} is empty: there is nothing to {task}")
+
+
 def count(n: int, noun: str) -> str:
     """`1 character`, `2,000 characters`."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -12,6 +12,7 @@ import click
 from charrnn.cli.common import (
     cannot_write,
     count,
+    known_text,
     load_model,
     refuse_run_as_file,
     refuse_to_replace,
@@ -291,8 +292,6 @@ def _input_text(vocab, file, opts, budget) -> str:
     """FILE's first --max-chars characters, those the model never saw handled by --unknown. No
     more than `budget.fits` characters are read: one more is refused where memory or a page's
     size sets the budget, else noted."""
-    from charrnn.errors import CorpusError
-    from charrnn.text.vocab import apply_unknown
 
     file = file or "-"
     label = "standard input" if file == "-" else file
@@ -305,9 +304,7 @@ def _input_text(vocab, file, opts, budget) -> str:
             "(--max-chars sets how many).",
             opts["quiet"],
         )
-    text = apply_unknown(text, vocab, opts["unknown"], label)
-    if not text:
-        raise CorpusError(f"{label} is empty: there is nothing to inspect")
+    text = known_text(text, vocab, opts["unknown"], label, "inspect")
     return text
 
 

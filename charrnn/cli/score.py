@@ -6,7 +6,14 @@ import math
 
 import click
 
-from charrnn.cli.common import count, load_model, read_stdin, refuse_run_as_file, say
+from charrnn.cli.common import (
+    count,
+    known_text,
+    load_model,
+    read_stdin,
+    refuse_run_as_file,
+    say,
+)
 from charrnn.cli.options import (
     checkpoint_dir_option,
     checkpoint_option,
@@ -56,9 +63,7 @@ Examples:
 def score(file, checkpoint, per_line, exact, unknown, encoding, quiet, device, checkpoint_dir):
     """Print the model's bits per character on FILE ('-' or nothing: stdin): lower is more
     typical of what the model was trained on."""
-    from charrnn.errors import CorpusError
     from charrnn.text.sources import input_file, read_all
-    from charrnn.text.vocab import apply_unknown
     from charrnn.use.bits import line_bits, split_lines, text_nats
 
     label = "standard input" if file == "-" else file
@@ -75,9 +80,7 @@ def score(file, checkpoint, per_line, exact, unknown, encoding, quiet, device, c
         _warn_unseen(found, label)
         click.echo("".join(f"{b:.4f}\n" for b in found.bits), nl=False)
         return
-    text = apply_unknown(text, model.vocab, unknown, label)
-    if not text:
-        raise CorpusError(f"{label} is empty: there is nothing to score")
+    text = known_text(text, model.vocab, unknown, label, "score")
     nats = text_nats(model, text, path, exact)
     click.echo(f"{nats / math.log(2):.4f}")
     say(
@@ -88,7 +91,15 @@ def score(file, checkpoint, per_line, exact, unknown, encoding, quiet, device, c
 
 
 def _warn_unseen(found, label: str) -> None:
-    """One warning for the lines scored nan for characters the model never saw."""
+    """One warning for the lines scored nan for characters the model never saw, and one for the
+    lines left with nothing to score."""
+    if found.emptied:
+        n = len(found.emptied)
+        click.echo(
+            f"Warning: {count(n, 'line')} of {label} {'has' if n == 1 else 'have'} no character "
+            f"the model reads, scored nan (line {found.emptied[0] + 1})",
+            err=True,
+        )
     if found.unseen:
         n = len(found.unseen)
         click.echo(

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from charrnn.errors import CheckpointError
@@ -30,11 +30,13 @@ def text_nats(model: Model, text: str, checkpoint: Path | str, exact: bool = Fal
 class LineBits:
     """Bits per character of each line; nan for a line with nothing to score, and for each line
     in `unseen` (by index): characters the model never saw, under --unknown "error". `where`
-    says where the first of those has one."""
+    says where the first of those has one. `emptied`: lines that had characters and lost them
+    all (skipped as unknown, or a line break the model never saw), scored nan too."""
 
     bits: list[float]
     unseen: list[int]
     where: str = ""
+    emptied: list[int] = field(default_factory=list)
 
 
 def line_bits(model: Model, lines: list[str], unknown: str) -> LineBits:
@@ -42,16 +44,18 @@ def line_bits(model: Model, lines: list[str], unknown: str) -> LineBits:
     "error" such a line scores nan: one odd line must not cost a pipeline the others, and the
     output keeps one number per input line."""
     vocab = model.vocab
+    given = lines
     if "\n" not in vocab:  # a model that never saw a line break scores lines without theirs
         lines = [line.removesuffix("\n") for line in lines]
     if unknown != "error":
         lines = [apply_unknown(line, vocab, unknown) for line in lines]
+    emptied = [i for i, line in enumerate(lines) if given[i] and not line]
     unseen = [i for i, line in enumerate(lines) if not set(line) <= vocab.index.keys()]
     where = locate_unknown(lines[unseen[0]], vocab) if unseen else ""
     blank = set(unseen)
     lines = ["" if i in blank else line for i, line in enumerate(lines)]  # the caller's kept
     bits = [nats / math.log(2) for nats in score_lines(model, lines)]
-    return LineBits(bits, unseen, where)
+    return LineBits(bits, unseen, where, emptied)
 
 
 def split_lines(text: str, raw: bytes, encoding: str) -> list[str]:
