@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 import torch
@@ -168,10 +169,13 @@ def test_a_text_too_small_for_the_base_batch_gets_one_that_fits_or_a_clear_error
     assert small.config.batch_size == 1 and opened.notes == [
         "1 stream, not the base's 4, to fit 300 characters"
     ]
-    with pytest.raises(ConfigError, match=r"too few for windows of 16.*needs about (\d+)") as e:
+    with pytest.raises(ConfigError, match=r"too few for windows of 16.*more text") as e:
         fine_tune(tmp_path / "b", base, text=NEW_TEXT[:100])
-    need = int(e.value.args[0].split("needs about ")[1].split()[0].replace(",", ""))
-    fine_tune(tmp_path / "c", base, text=NEW_TEXT[:need])  # as long as it says is enough
+    found = re.search(r"more text \(([\d,]+) characters or more", e.value.args[0])
+    need = int(found.group(1).replace(",", ""))
+    fine_tune(tmp_path / "c", base, text=NEW_TEXT[:need])  # as long as it says is enough...
+    with pytest.raises(ConfigError, match="too few for windows"):
+        fine_tune(tmp_path / "d", base, text=NEW_TEXT[: need - 1])  # ... and no longer
 
 
 def test_patience_stops_a_run_that_no_longer_improves_and_resume_says_so(tmp_path, text):

@@ -457,18 +457,26 @@ def test_open_run_starts_then_resumes_one_run_holding_its_lock(tmp_path, corpus_
 @pytest.mark.parametrize("chars", [12, 25, 60, 219, 700, 2_000, 9_000])
 @pytest.mark.parametrize("batch, window", [(32, 32), (4, 16), (7, 100)])
 def test_a_text_too_short_for_the_batch_is_told_values_that_fit_it(tmp_path, chars, batch, window):
-    """The values the error gives train at once: the other split does not refuse them next."""
+    """Each way out the error gives trains at once: smaller values, another --val-frac, or the
+    length of text it names; the other split does not refuse them next."""
     text = make_text(chars, seed=chars)
     try:
         make_trainer(text, tmp_path / "r", batch_size=batch, seq_len=window, max_steps=2)
         return  # it fits as asked
     except ConfigError as e:
         message = str(e)
-    found = re.search(r"--batch-size (\d+) --seq-len (\d+) fits this text", message)
-    if found is None:  # nothing would: the text itself is the problem
-        assert message.endswith("or more text")
-        return
-    b, t = map(int, found.groups())
-    assert b >= 1 and 1 <= t <= window
-    events = drain(make_trainer(text, tmp_path / "f", batch_size=b, seq_len=t, max_steps=2))
-    assert isinstance(events[-1], DoneEvent) and events[-1].reason == "steps"
+    shape = dict(batch_size=batch, seq_len=window)
+    tries = []
+    if found := re.search(r"--batch-size (\d+) --seq-len (\d+) fits this text", message):
+        b, t = map(int, found.groups())
+        assert b >= 1 and 1 <= t <= window
+        tries.append((text, dict(batch_size=b, seq_len=t)))
+    if found := re.search(r"--val-frac (0\.\d+)", message):
+        tries.append((text, dict(**shape, val_frac=float(found.group(1)))))
+    found = re.search(r"or more text \(([\d,]+) characters or more for these values\)$", message)
+    assert found, message
+    enough = int(found.group(1).replace(",", ""))
+    tries.append((make_text(enough, seed=chars), shape))
+    for i, (given, values) in enumerate(tries):
+        events = drain(make_trainer(given, tmp_path / f"f{i}", **values, max_steps=2))
+        assert isinstance(events[-1], DoneEvent) and events[-1].reason == "steps"

@@ -114,10 +114,55 @@ def check_fits(n_chars: int, batch_size: int, seq_len: int, what: str, fix: str)
     need = batch_size * seq_len + 1
     if n_chars < need:
         raise ConfigError(
-            f"the {what} split has {n_chars:,} characters, fewer than one batch needs "
-            f"({batch_size} stream{'s' * (batch_size != 1)} x {seq_len} characters + 1 "
+            f"the {what} split has {n_chars:,} character{'s' * (n_chars != 1)}, fewer than one "
+            f"batch needs ({batch_size} stream{'s' * (batch_size != 1)} x {seq_len} "
+            f"character{'s' * (seq_len != 1)} + 1 "
             f"= {need:,}); {fix}"
         )
+
+
+def fit_advice(
+    n_chars: int, batch_size: int, seq_len: int, val_frac: float, world: int = 1, batch_given=True
+) -> str:
+    """What lets a text of `n_chars` train where a split is too short for one batch, each way
+    with the value that works and only the ways that would: a smaller batch or window (that fits
+    both splits: the user is not refused next by the other), another --val-frac, and always the
+    length of text these values need. `batch_given`: False where a preset picks the batch, so
+    only --seq-len is the user's to change."""
+    need = batch_size * world * seq_len + 1
+    fixes = []
+    n_train = int(n_chars * (1.0 - val_frac))  # as split cuts
+    window = min(seq_len, (min(n_train, n_chars - n_train) - 1) // world)
+    if window >= 1 and batch_given:
+        batch = (min(n_train, n_chars - n_train) - 1) // (window * world)
+        fixes.append(
+            f"a smaller --batch-size or --seq-len (--batch-size {batch} --seq-len {window} fits "
+            "this text)"
+        )
+    elif 1 <= window < seq_len:
+        fixes.append(f"a shorter --seq-len (--seq-len {window} fits this text)")
+    if (frac := _val_frac_fitting(n_chars, need)) is not None:
+        fixes.append(f"--val-frac {frac:g}")
+    # the least text: each split holds at most one character more than its share, so none
+    # shorter fits; both splits grow with the text, so the first length that fits is it
+    enough = max(2 * need, int((need - 1) / min(val_frac, 1 - val_frac)))
+    while not _splits_fit(enough, val_frac, need):
+        enough += 1
+    fixes.append(f"more text ({enough:,} characters or more for these values)")
+    return "use " + ", ".join(fixes[:-1]) + (", or " if len(fixes) > 1 else "") + fixes[-1]
+
+
+def _splits_fit(n_chars: int, val_frac: float, need: int) -> bool:
+    n_train = int(n_chars * (1.0 - val_frac))  # as split cuts
+    return n_train >= need and n_chars - n_train >= need
+
+
+def _val_frac_fitting(n_chars: int, need: int) -> float | None:
+    """The smallest --val-frac, in hundredths, with which both splits hold `need` characters."""
+    for hundredths in range(1, 100):
+        if _splits_fit(n_chars, hundredths / 100, need):
+            return hundredths / 100
+    return None
 
 
 EVAL_MIN_COLS = 32  # the presets' T: their evaluations read as they always have

@@ -233,14 +233,11 @@ def _fitting_batch(n_chars: int, val_frac: float, seq_len: int, world: int) -> i
 
     if (fits := streams(n_chars)) >= 1:
         return fits
-    need = n_chars
-    while streams(need) < 1:
-        need += max(1, need // 64)
+    advice = data.fit_advice(n_chars, 1, seq_len, val_frac, world, batch_given=False)
     raise ConfigError(
         f"the text has {n_chars:,} characters, too few for windows of {seq_len}: its last "
-        f"{val_frac * 100:g}% validates, and each split needs {seq_len * world + 1} characters, so "
-        f"it needs about {need:,} characters; give more text, or a shorter --seq-len or a "
-        "larger --val-frac"
+        f"{val_frac * 100:g}% validates, and each split needs {seq_len * world + 1} characters; "
+        f"{advice}"
     )
 
 

@@ -35,7 +35,7 @@ from charrnn.model.network import (
 )
 from charrnn.model.trained import Model
 from charrnn.runs import RunDir, is_evaluation
-from charrnn.text.data import StreamBatcher, check_fits, check_vocab, split
+from charrnn.text.data import StreamBatcher, check_fits, check_vocab, fit_advice, split
 from charrnn.threads import ThreadTuner, timed, tuned_threads
 from charrnn.train import coldstart, evalplan, records, schedule
 from charrnn.train.config import TrainConfig
@@ -72,9 +72,9 @@ class Trainer:
         check_vocab(vocab)
         train_ids, val_ids = split(ids, c.val_frac)
         streams, val_ids = c.batch_size * d.world, val_ids[: c.max_val_chars]
-        fit = _fitting(min(len(train_ids), len(val_ids)), c.seq_len, d.world)
-        check_fits(len(train_ids), streams, c.seq_len, "training", _FIX_TRAIN.format(fit=fit))
-        check_fits(len(val_ids), streams, c.seq_len, "validation", _FIX_VAL.format(fit=fit))
+        fix = fit_advice(len(ids), c.batch_size, c.seq_len, c.val_frac, d.world)
+        check_fits(len(train_ids), streams, c.seq_len, "training", fix)
+        check_fits(len(val_ids), streams, c.seq_len, "validation", fix)
         self.model, self.vocab, self.config, self.run_dir = model, vocab, c, run
         self.corpus, self.origin, self.dist = state.corpus, state.origin, dist
         self.device = model.device
@@ -404,18 +404,3 @@ def _adamw(model, c: TrainConfig) -> torch.optim.AdamW:
 
 class _Diverged(Exception):
     """The loss or gradient blew up on this step (internal: turned into a rollback)."""
-
-
-_FIX_TRAIN = "use a smaller --batch-size or --seq-len{fit}, or more text"
-_FIX_VAL = "use a smaller --batch-size or --seq-len{fit}, a larger --val-frac, or more text"
-
-
-def _fitting(n_chars: int, seq_len: int, world: int) -> str:
-    """Values that fit a split of `n_chars` (the smaller of the two), so that a user who follows
-    the advice is not refused again by the other split: the longest window up to `seq_len`, then
-    as many streams as fit (`world` processes each need one); "" if none would."""
-    window = min(seq_len, (n_chars - 1) // world)
-    if window < 1:
-        return ""
-    batch = (n_chars - 1) // (window * world)
-    return f" (--batch-size {batch} --seq-len {window} fits this text)"
