@@ -13,6 +13,7 @@ import http.server
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -730,10 +731,15 @@ def test_a_download_with_the_wrong_hash_leaves_nothing(server, tmp_path):
     assert list(cache.iterdir()) == []
 
 
-def test_an_unreachable_source_is_a_clear_error(server, tmp_path):
+def test_an_unreachable_source_is_a_clear_error_whose_advice_works(server, tmp_path):
     _, base = server
-    with pytest.raises(CorpusError, match=r"cannot download demo.*404"):
-        catalog.fetch(entry_for(f"{base}/missing.txt", b"x"), tmp_path / "c")
+    entry = entry_for(f"{base}/missing.txt", b"x")
+    with pytest.raises(CorpusError, match=r"cannot download demo.*404") as e:
+        catalog.fetch(entry, tmp_path / "my cache")
+    # the file fetched another way, saved where it says: the name finds it from then on
+    saved = shlex.split(e.value.args[0].split("save it as ")[1])[0]
+    Path(saved).write_text("fetched by hand\n")
+    assert catalog.fetch(entry, tmp_path / "my cache").read_text() == "fetched by hand\n"
 
 
 def test_a_catalog_name_downloads_through_train_sources(server, tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import sys
 import sysconfig
 import urllib.error
@@ -146,7 +147,7 @@ def download(entry: CatalogEntry, target: Path, progress: Progress | None = None
             raise CorpusError(
                 f"the download of {entry.name} from {entry.url} does not match its SHA-256 "
                 f"(got {digest.hexdigest()[:16]}..., expected {entry.sha256[:16]}...); "
-                "it was discarded: try again later, or download it yourself and pass its path"
+                f"it was discarded: try again later, or {_by_hand(target)}"
             )
 
     try:
@@ -159,8 +160,14 @@ def download(entry: CatalogEntry, target: Path, progress: Progress | None = None
             reason = f"HTTP {e.code} {e.reason}"
         raise CorpusError(
             f"cannot download {entry.name} from {entry.url}: {reason}; check your connection, "
-            "or download the file yourself and pass its path"
+            f"or {_by_hand(target)}"
         ) from None
+
+
+def _by_hand(target: Path) -> str:
+    """Advice for a corpus the network will not give: the file fetched another way and saved
+    where the cache looks (so that its name works for `train` and `corpus get` alike)."""
+    return f"download the file yourself and save it as {shlex.quote(str(target))}"
 
 
 def python_stdlib_text(size: int) -> str:
