@@ -25,11 +25,24 @@ def resolve_device(name: str, index: int = 0) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for, but no CUDA GPU is available")
+        if torch.version.cuda is None:
+            why = (
+                f"this torch ({torch.__version__}) is built without CUDA; install a CUDA build "
+                "of torch (pytorch.org), or"
+            )
+        else:
+            why = "none is visible (see nvidia-smi and CUDA_VISIBLE_DEVICES); or"
+        raise ConfigError(
+            f"--device cuda was asked for, but no CUDA GPU is available: {why} "
+            "give --device cpu (or auto)"
+        )
     if name == "cuda":
         return torch.device("cuda", index)
     if name == "mps" and not (torch.backends.mps.is_available()):
-        raise ConfigError("--device mps was asked for, but MPS is not available")
+        raise ConfigError(
+            "--device mps was asked for, but MPS (an Apple GPU) is not available here; give "
+            "--device cpu (or auto)"
+        )
     return torch.device(name)
 
 

@@ -244,7 +244,8 @@ def test_a_failed_start_in_an_empty_folder_leaves_nothing_behind(env, tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_asked_for_without_a_gpu(in_workspace):
-    assert_one_error(invoke(["train", "ok.txt", "--device", "cuda"]), 1, "no CUDA GPU")
+    line = assert_one_error(invoke(["train", "ok.txt", "--device", "cuda"]), 1, "no CUDA GPU")
+    assert line.endswith("give --device cpu (or auto)")
 
 
 # torch's own words when the CPU allocator is refused (`ulimit -v`, a full machine)
