@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from charrnn import checkpoint, runs
 from charrnn.cli.common import cache_dir
-from charrnn.errors import CheckpointError, RunError
+from charrnn.errors import CheckpointError, CorpusError, RunError
 from charrnn.runs import RunDir, is_path
 from charrnn.text.encoded import encode_text
 from charrnn.train.resume import resume
@@ -836,3 +836,26 @@ def test_a_stopped_resume_names_the_folder_given(damaged, monkeypatch):
         assert r.exit_code == 130, r.stderr
         assert r.stderr.rstrip().endswith("Resume with: charrnn train --resume ./ck/r")
         torch.load(run / "last.pt", weights_only=True)  # saved
+
+
+def test_a_run_trained_on_a_pipe_is_not_read_from_it_again_unasked(text):
+    """A pipe's text is gone once read: reopened, it would wait, silent, for a writer."""
+    with workspace() as root:
+        (root / "t.txt").write_text(text)
+        r = invoke(["train", "t.txt", *TINY_CLI, "--steps", "2", "--name", "r", "-q"])
+        assert r.exit_code == 0, r.stderr
+        (root / "t.txt").unlink()
+        os.mkfifo(root / "t.txt")  # where the text was: now a pipe, as `mkfifo` makes
+
+        def read(specs, encoding):
+            raise AssertionError(f"opened {specs}")
+
+        with pytest.raises(CorpusError, match=r"t\.txt, a pipe, whose text is not kept; give"):
+            resume(root / "checkpoints" / "r", read, train={"max_steps": 4})
+        again = resume(  # the text given again: it goes on
+            root / "checkpoints" / "r",
+            lambda specs, enc: encode_text(text, "t"),
+            corpus_specs=["t.txt"],
+            train={"max_steps": 4},
+        )
+        assert again.trainer.pos.step == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -168,6 +169,14 @@ def _saved_sources(sources: list[str], run: RunDir, again: str) -> list[str]:
             f"run {run.name!r} was trained on standard input or a text in memory; pipe the same "
             f"text again: ... | charrnn train - --resume {again}"
         )
+    # A pipe (mkfifo) gave its text once: opened again it would wait, silent, for a writer.
+    pipes = [s for s in sources if os.path.isabs(s) and _is_pipe(s)]
+    if pipes:
+        raise CorpusError(
+            f"run {run.name!r} was trained on {', '.join(pipes)}, a pipe, whose text is not "
+            f"kept; give the text again: charrnn train FILE --resume {again} (or the pipe, "
+            "with a writer ready)"
+        )
     gone = [s for s in sources if os.path.isabs(s) and not os.path.exists(s)]
     if gone:
         raise CorpusError(
@@ -175,3 +184,10 @@ def _saved_sources(sources: list[str], run: RunDir, again: str) -> list[str]:
             f"if it moved, give its new place: charrnn train NEWPATH --resume {again}"
         )
     return sources
+
+
+def _is_pipe(path: str) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
