@@ -317,6 +317,44 @@ def test_ctrl_c_during_start_up_exits_130_quietly(args, tmp_path):
     assert b"Traceback" not in err and b"Aborted" not in err
 
 
+# As STARTUP_DRIVER, but waits in the middle of torch's own import (where numpy and the C
+# extensions initialise), and says RESUMED if the import goes on after the signal.
+MID_IMPORT_DRIVER = """
+import signal, sys
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch.version":
+            sys.meta_path.remove(self)
+            sys.stderr.write("READY\\n")
+            sys.stderr.flush()
+            signal.pause()
+            sys.stderr.write("RESUMED\\n")
+
+sys.argv[0] = "charrnn"
+from charrnn.cli import main
+from charrnn.cli.signals import load_torch_whole
+load_torch_whole()  # as main() does: its finder first, then this one, before Python's own
+sys.meta_path.insert(1, Block())
+main()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_while_torch_loads_waits_for_torch_then_stops_quietly(signum, trained_run, tmp_path):
+    """Ctrl-C inside torch's import can abort the interpreter: it is held until torch is whole."""
+    p = subprocess.Popen(
+        [sys.executable, "-c", MID_IMPORT_DRIVER, "sample", "-c", str(trained_run.best)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert p.stderr.readline() == b"READY\n"
+    p.send_signal(signum)
+    out, err = p.communicate(timeout=DEADLINE)
+    assert (p.returncode, out, err) == (128 + signum, b"", b"RESUMED\n")
+
+
 def test_every_option_the_code_tells_users_of_exists():
     """An error's advice, a help text or a message that names `--an-option` names a real one (of
     charrnn's commands, or torchrun's): advice that cannot be followed is a dead end."""

@@ -19,7 +19,7 @@ from charrnn.cli.misc import corpus, runs
 from charrnn.cli.plot import plot
 from charrnn.cli.sample import sample
 from charrnn.cli.score import score
-from charrnn.cli.signals import command_boundary, hold_closed_stderr
+from charrnn.cli.signals import command_boundary, hold_closed_stderr, load_torch_whole
 from charrnn.cli.train import train
 
 # torch warns on import when numpy is absent; charrnn never uses numpy, so users need not see it.
@@ -76,6 +76,7 @@ def cli():
 
 def main():
     hold_closed_stderr()
+    load_torch_whole()
     cli(prog_name="charrnn")
 
 

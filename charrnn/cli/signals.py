@@ -110,6 +110,65 @@ def _interrupt(signum, frame):
     raise Interrupted(signum)
 
 
+@contextlib.contextmanager
+def _deferred_stops():
+    """The stop signals held back for the block, then acted on: one that arrives is raised as
+    Interrupted where the block ends. Signals ignored (`nohup`, a background job) stay ignored."""
+    held: list[int] = []
+    wanted = [s for s in STOP_SIGNALS if signal.getsignal(s) not in (signal.SIG_IGN, None)]
+    with _routed(wanted, lambda signum, frame: held.append(signum)):
+        yield
+    if held:
+        raise Interrupted(held[0])
+
+
+class _Whole:
+    """A loader that runs another's exec_module with the stop signals held back."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        if threading.current_thread() is not threading.main_thread():  # signals go to main's
+            return self.loader.exec_module(module)
+        with _deferred_stops():
+            self.loader.exec_module(module)
+
+    def __getattr__(self, name):  # get_resource_reader, is_package...: the loader's own
+        return getattr(self.loader, name)
+
+
+class _TorchLoadsWhole:
+    """A finder that makes torch's import uninterruptible: Ctrl-C in the second it takes (inside
+    numpy's or a C extension's initialisation) can abort the interpreter or leave it half-made,
+    with a traceback or a core dump; held back until torch is whole, it stops the command as
+    anywhere else (exit 130)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "torch":
+            return None
+        sys.meta_path.remove(self)  # once; the other finders find torch itself
+        for finder in list(sys.meta_path):
+            spec = getattr(finder, "find_spec", lambda *a: None)(name, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _Whole(spec.loader)
+                return spec
+        return None
+
+
+def load_torch_whole() -> None:
+    """Make the first `import torch` of this process uninterruptible (see _TorchLoadsWhole); for
+    the command line's own process, in its main thread, before torch is imported."""
+    if "torch" in sys.modules or threading.current_thread() is not threading.main_thread():
+        return
+    if not any(isinstance(f, _TorchLoadsWhole) for f in sys.meta_path):
+        sys.meta_path.insert(0, _TorchLoadsWhole())
+
+
 class _Messages:
     """stderr, where a reader that left (`2> >(head -1)`) or a stderr that cannot be written
     silences the messages instead of stopping the command: they are not its product, and a run
