@@ -859,3 +859,21 @@ def test_a_run_trained_on_a_pipe_is_not_read_from_it_again_unasked(text):
             train={"max_steps": 4},
         )
         assert again.trainer.pos.step == 2
+
+
+def test_a_resume_with_no_time_left_says_no_step_was_trained(trained_run, text, tmp_path):
+    """A --time hardly above what the run has used: start-up takes it all; the user is told, with
+    the time to give instead, not left with a quiet exit 0."""
+    run = tmp_path / "r"
+    shutil.copytree(trained_run.path, run)
+    used = checkpoint.load(run / "last.pt")["trainer"]["elapsed"]
+    args = ["train", "-", "--resume", str(run), "--time", f"{used + 0.001:.3f}s"]
+    r = invoke(args, input=text)
+    assert r.exit_code == 0 and r.stdout == f"{run / 'best.pt'}\n"
+    warning = r.stderr.splitlines()[-1]
+    assert (
+        warning.startswith("Warning: no step was trained: ")
+        and "give a --time larger than" in warning
+    )
+    r = invoke(["train", "-", "--resume", str(run), "--steps", "201", "-q"], input=text)
+    assert r.exit_code == 0 and r.stderr == ""  # a resume that trains: no such warning

@@ -345,6 +345,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
         initial=int(1000 * trainer.progress()),
     )
     speed, done, evals = None, None, 0  # evals: evaluation lines written
+    start = trainer.pos.step
     with stop_signals(trainer.request_stop) as signals, _hard_stop(trainer):
         for event in trainer.run():
             if isinstance(event, StepEvent):
@@ -364,7 +365,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
             elif isinstance(event, DoneEvent):
                 done = event
     bar.close()
-    return _finish(trainer, done, signals, quiet)
+    return _finish(trainer, done, signals, quiet, trained=done.step > start)
 
 
 def _sample(trainer, step: int, opts: dict) -> str:
@@ -376,11 +377,19 @@ def _sample(trainer, step: int, opts: dict) -> str:
     return f"sample at step {step:,} (temperature {temp:g}):\n{prime}{text}\n"
 
 
-def _finish(trainer, done, signals, quiet: bool) -> int:
-    """Say how the run ended (and print the checkpoint to use on stdout); the exit status."""
-    from charrnn.cli.report import done_line
+def _finish(trainer, done, signals, quiet: bool, trained: bool) -> int:
+    """Say how the run ended (and print the checkpoint to use on stdout); the exit status.
+    `trained`: whether this command trained a step (a resume may have had no time left)."""
+    from charrnn.cli.report import done_line, fmt_time
 
     say(done_line(trainer, done), quiet)
+    if done.reason == "time" and not trained:
+        say(
+            "Warning: no step was trained: the time the run had left went to starting and "
+            f"evaluating; give a --time larger than {fmt_time(trainer.pos.elapsed)} (its time so "
+            "far) to train it further",
+            quiet,
+        )
     if done.reason == "stopped":
         return 128 + signals[0] if signals else 130
     if trainer.dist.is_main:
