@@ -875,5 +875,5 @@ def test_a_resume_with_no_time_left_says_no_step_was_trained(trained_run, text, 
         warning.startswith("Warning: no step was trained: ")
         and "give a --time larger than" in warning
     )
-    r = invoke(["train", "-", "--resume", str(run), "--steps", "201", "-q"], input=text)
-    assert r.exit_code == 0 and r.stderr == ""  # a resume that trains: no such warning
+    r = invoke(["train", "-", "--resume", str(run), "--steps", "201"], input=text)
+    assert r.exit_code == 0 and "no step was trained" not in r.stderr  # it trained one
