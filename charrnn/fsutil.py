@@ -103,6 +103,11 @@ def write_advice(e: OSError, elsewhere: str = "write it elsewhere", path=None) -
             advice = f"its folder {folder} does not exist; create it first, or {{elsewhere}}"
         else:
             advice = f"no file can be created in {folder}; {{elsewhere}}"
+    if advice is None and e.errno == errno.EEXIST and path is not None:
+        # a folder being made where a file is
+        made = Path(os.fsdecode(path))
+        if made.exists() and not made.is_dir():
+            advice = f"{made} is a file, not a folder; {{elsewhere}}"
     return advice.format(elsewhere=elsewhere) if advice else ""
 
 

@@ -343,6 +343,14 @@ def test_output_where_no_file_can_be_made_says_why(sample, tmp_path):
         assert not target.exists()
 
 
+def test_a_cache_folder_that_is_a_file_says_so(tmp_path, monkeypatch):
+    (tmp_path / "notes").write_text("a file\n")
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "notes"))
+    r = invoke(["corpus", "get", "pystdlib"])
+    line = assert_one_error(r, 1, "notes is a file, not a folder")
+    assert line.endswith("point CHARRNN_CACHE_DIR at another folder")
+
+
 # --------------------------------------------------------------------------------------- stdout
 
 
