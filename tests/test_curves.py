@@ -1,6 +1,7 @@
 """Learning curves: training records in the metrics (every K steps, exact across a resume, cut
 back on a rollback), and `charrnn plot`, which draws them."""
 
+import importlib
 import json
 import math
 from pathlib import Path
@@ -159,6 +160,20 @@ def test_plot_json_has_every_point_with_all_three_xs(env, runs_dir):
         ]
         assert all(p["chars"] == p["step"] * 4 * 16 for p in mine)  # B x T of TINY_TRAIN
         assert {p["cell"] for p in mine} == {"gru" if name == "b" else "lstm"}
+
+
+def test_more_runs_than_letters_on_a_terminal_are_told_of(env, runs_dir, monkeypatch):
+    from click.testing import _NamedTextIOWrapper
+
+    monkeypatch.setattr(_NamedTextIOWrapper, "isatty", lambda self: True)
+    plot_module = importlib.import_module("charrnn.cli.plot")  # not the command of that name
+    monkeypatch.setattr(plot_module, "LETTERS", "AB")  # as 27 runs are to 26 letters
+    r = env(["plot", "a", "b", "young", "--train", "--checkpoint-dir", str(runs_dir)])
+    assert r.exit_code == 0 and r.stdout.splitlines()[-1] == "  a  young (lstm) training"
+    assert r.stderr == (
+        "Note: the text chart tells 2 runs apart; from run 3 on, letters repeat: draw them with "
+        "-o FILE.png, or fewer\n"
+    )
 
 
 def test_plot_on_a_terminal_draws_a_labelled_text_chart(env, runs_dir, monkeypatch):

@@ -22,6 +22,7 @@ FIGURE_TYPES = (".png", ".svg")
 X_TITLES = {"time": "training time", "chars": "characters trained", "steps": "steps"}
 TSV_X = {"time": "seconds", "chars": "chars", "steps": "step"}  # the x column's header
 CURVE_NAMES = {"val": "validation", "train": "training"}
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # the text chart's markers: a run's letter
 CHART_ROWS = 17  # rows of the text chart's plotting area: 4 x 4 between its 5 labels
 
 
@@ -113,6 +114,11 @@ def plot(specs, output, x_axis, with_train, as_json, checkpoint_dir):
     elif output:
         return
     elif sys.stdout.isatty():
+        if len(drawn) > len(LETTERS):
+            say(
+                f"Note: the text chart tells {len(LETTERS)} runs apart; from run "
+                f"{len(LETTERS) + 1} on, letters repeat: draw them with -o FILE.png, or fewer"
+            )
         columns = shutil.get_terminal_size().columns
         click.echo("\n".join(text_chart(series, points, x_axis, columns)))
     else:  # for scripts: one point a line, every name in full
@@ -128,7 +134,7 @@ def _series(drawn, wanted) -> list[tuple]:
     out = []
     for i, c in enumerate(drawn):
         who = c.name if names.count(c.name) == 1 else str(c.folder)
-        letter = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[i % 26]
+        letter = LETTERS[i % len(LETTERS)]
         for curve in wanted:
             if c.points(curve):
                 marker = letter if curve == "val" else letter.lower()
