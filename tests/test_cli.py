@@ -326,9 +326,13 @@ class Block:
     def find_spec(self, name, path=None, target=None):
         if name == "torch.version":
             sys.meta_path.remove(self)
+            stops = {signal.SIGINT, signal.SIGTERM}
+            signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # none is lost before the wait
             sys.stderr.write("READY\\n")
             sys.stderr.flush()
-            signal.pause()
+            signum = signal.sigwait(stops)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+            signal.raise_signal(signum)  # to the handler in force here, inside torch's import
             sys.stderr.write("RESUMED\\n")
 
 sys.argv[0] = "charrnn"
