@@ -9,6 +9,7 @@ SEED = 1337  # of a training run: the same corpus, options and seed give the sam
 VAL_FRAC = 0.1  # share of the text, at its end, to validate on
 CELL = "lstm"  # the recurrent cell of a new model
 SIZE = "auto"  # the model preset: chosen from the time budget and the corpus (presets.choose)
+CHECKPOINT_DIR = "checkpoints"  # where runs are kept, under the current folder
 
 TEMPERATURE = 0.8  # of sampling: 0 the likeliest character, below 1 safer, above 1 wilder
 SAMPLE_LENGTH = 200  # characters of each sample written while training (--sample-every)

@@ -799,9 +799,13 @@ def test_every_resume_error_names_the_folder_given_and_nothing_destructive(damag
         ):
             r = invoke(["train", "--resume", spec, "--steps", "999"])
             assert_contract(r, ok_codes=())
-            assert r.stderr.endswith(f"... | charrnn train - --resume {again}\n"), r.stderr
+            assert r.stderr.endswith(f"... | charrnn train - --resume {again} --steps 999\n")
+        # by name in another checkpoint folder: the advice names the folder, so that it works
+        # as given, without --checkpoint-dir
         r = invoke(["train", "--resume", "mem", "--steps", "999", "--checkpoint-dir", "ck"])
-        assert r.stderr.endswith("... | charrnn train - --resume mem\n"), r.stderr
+        assert r.stderr.endswith("... | charrnn train - --resume ck/mem --steps 999\n"), r.stderr
+        r = invoke(["train", "-", "--resume", "ck/mem", "--steps", "999", "-q"], input="xy" * 99)
+        assert "the corpus differs" in r.stderr  # the advice, followed, reaches the run
         # a file that is not a run's checkpoint: --resume says what it takes
         (root / "weights.pt").write_bytes((damaged / "best.pt").read_bytes())
         r = invoke(["train", "--resume", "weights.pt"])
@@ -818,8 +822,10 @@ def test_every_resume_error_names_the_folder_given_and_nothing_destructive(damag
         )
 
 
-def test_a_stopped_resume_names_the_folder_given(damaged, monkeypatch):
-    """The `Resume with:` line after Ctrl-C names the run as it was given to --resume."""
+def test_a_stopped_resume_names_the_folder_given(damaged, monkeypatch, text):
+    """The `Resume with:` line after Ctrl-C names the run as it was given to --resume, and is a
+    command that works as given: a run in another checkpoint folder by its folder, a run read
+    from standard input with the text piped again."""
     train_cli = importlib.import_module("charrnn.cli.train")  # the module, not the command
 
     with workspace() as root:
@@ -836,6 +842,13 @@ def test_a_stopped_resume_names_the_folder_given(damaged, monkeypatch):
         assert r.exit_code == 130, r.stderr
         assert r.stderr.rstrip().endswith("Resume with: charrnn train --resume ./ck/r")
         torch.load(run / "last.pt", weights_only=True)  # saved
+        new = ["train", "-", *TINY_CLI, "--steps", "40", "--name", "s", "--checkpoint-dir", "ck2"]
+        r = invoke(new, input=text)
+        assert r.exit_code == 130, r.stderr
+        assert r.stderr.rstrip().endswith("Resume with: ... | charrnn train - --resume ck2/s")
+        monkeypatch.undo()
+        r = invoke(["train", "-", "--resume", "ck2/s"], input=text)
+        assert r.exit_code == 0 and r.stdout == "ck2/s/best.pt\n", r.stderr
 
 
 def test_a_run_trained_on_a_pipe_is_not_read_from_it_again_unasked(text):

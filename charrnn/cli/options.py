@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from charrnn.defaults import ENCODING, MAX_SEED, TEMPERATURE, UNKNOWN
+from charrnn.defaults import CHECKPOINT_DIR, ENCODING, MAX_SEED, TEMPERATURE, UNKNOWN
 from charrnn.errors import CharRNNError
 from charrnn.text.vocab import UNKNOWN_POLICIES
 
@@ -150,7 +150,7 @@ def checkpoint_dir_option(fn):
     return click.option(
         "--checkpoint-dir",
         type=_Folder(path_type=Path, file_okay=False),
-        default="checkpoints",
+        default=CHECKPOINT_DIR,
         envvar=CHECKPOINT_DIR_ENV,
         show_envvar=True,
         help="Base folder of the run folders.",

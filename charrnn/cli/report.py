@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shlex
 
 from charrnn.cli.common import count
 
@@ -50,10 +49,10 @@ def done_line(trainer, done) -> str:
     """How the run ended (`done`, its DoneEvent): stopped, and how to resume it, or trained."""
     run = trainer.run_dir
     if done.reason == "stopped":
-        return (
-            f"Stopped at step {done.step:,}; saved {run.last}. "
-            f"Resume with: charrnn train --resume {shlex.quote(run.ref)}"
-        )
+        from charrnn.train.resume import resume_command, text_to_give
+
+        again = resume_command(run.ref, text_to_give(trainer.corpus["sources"]), {})
+        return f"Stopped at step {done.step:,}; saved {run.last}. Resume with: {again}"
     best = f"{done.best_val:.4f} nats = {done.best_val / math.log(2):.3f} bits per character"
     why = f"{done.reason} budget spent"
     if done.reason == "patience":

@@ -17,6 +17,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 from charrnn import jsonl
+from charrnn.defaults import CHECKPOINT_DIR
 from charrnn.errors import RunError
 from charrnn.fsutil import atomic_write, cannot_write
 from charrnn.runs.names import is_path, too_long
@@ -43,8 +44,15 @@ class RunDir:
 
     @property
     def ref(self) -> str:
-        """The run as a `--resume` or `-c` value, for advice: as it was given, else its name."""
-        return self.given if self.given is not None else self.name
+        """The run as a `--resume` or `-c` value, for advice: a folder as it was given; a run by
+        name, its name where it is in the default checkpoint folder, else its folder (a name
+        alone would be looked up where it is not, unless the user repeats --checkpoint-dir)."""
+        if self.given is not None and is_path(self.given):
+            return self.given
+        if self.path.parent == Path(CHECKPOINT_DIR) or not self.path.name:
+            return self.given if self.given is not None else self.name
+        folder = str(self.path)
+        return folder if is_path(folder) else os.path.join(".", folder)
 
     def file_ref(self, file: str) -> str:
         """One of its files (`best.pt`) as a `--resume` or `-c` value: a path, in the folder as the

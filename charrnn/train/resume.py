@@ -52,14 +52,14 @@ def resume(
     else:
         path = run.last if run.last.is_file() else run.best
     # how to name this resume again, in advice: the file, if one was given
-    again = shlex.quote(str(path) if checkpoint_file is not None else run.ref)
+    again = str(path) if checkpoint_file is not None else run.ref
     try:
         payload = checkpoint.load(path)
         model = checkpoint.restore(payload, path)
     except CheckpointError as e:
         raise CheckpointError(f"{e}; {_resume_instead(run, path, corpus_specs, train)}") from None
     saved = payload["corpus"]
-    specs = corpus_specs or _saved_sources(saved["sources"], run, again)
+    specs = corpus_specs or _saved_sources(saved["sources"], run, again, train)
     corpus = read_corpus(specs, saved.get("encoding", "utf-8"))  # as the run first read it
     # The model's vocabulary is the text's, or grown from a base model's to hold it (init_from).
     if corpus.sha256 != saved["sha256"] or not set(corpus.vocab.chars) <= set(model.vocab.chars):
@@ -118,9 +118,10 @@ RESUME_FLAGS = {
 }
 
 
-def _resume_command(file: str, corpus_specs: Sequence[str] | None, train: dict) -> str:
-    """`charrnn train [TEXT...] --resume FILE [budget...]`: the resume asked for, from `file`,
-    with the text and options it was given, so that the advice is the whole command."""
+def resume_command(file: str, corpus_specs: Sequence[str] | None, train: dict) -> str:
+    """`charrnn train [TEXT...] --resume FILE [budget...]`: the resume asked for, from `file` (a
+    run or its checkpoint), with the text and options given, so that advice is the whole command
+    (`... | ` before it for standard input)."""
     specs = [shlex.quote(s) for s in corpus_specs or ()]
     options = []
     for field, flag in RESUME_FLAGS.items():
@@ -152,7 +153,7 @@ def _resume_instead(
             at = f" (step {step:,})" if isinstance(step, int) and not isinstance(step, bool) else ""
             return (
                 f"run {run.ref!r} can go on from its {other.name}{at} instead: "
-                f"{_resume_command(run.file_ref(other.name), corpus_specs, train)}"
+                f"{resume_command(run.file_ref(other.name), corpus_specs, train)}"
             )
     return (
         f"run {run.ref!r} has no other checkpoint that loads, so it cannot be resumed; "
@@ -160,33 +161,45 @@ def _resume_instead(
     )
 
 
-def _saved_sources(sources: list[str], run: RunDir, again: str) -> list[str]:
+def _saved_sources(sources: list[str], run: RunDir, again: str, train: dict) -> list[str]:
     """The corpus a run was trained on, to read again; an error saying how to pass it where it
-    cannot be read again (standard input, or files that moved). `again`: how the user named the
-    run (or the file it resumes from), for the advice."""
+    cannot be read again (standard input, a pipe, or files that moved), with the whole command:
+    `again`, how the user named the run (or the file it resumes from), and the `train` given."""
     if "-" in sources or not sources:
         raise CorpusError(
             f"run {run.name!r} was trained on standard input or a text in memory; pipe the same "
-            f"text again: ... | charrnn train - --resume {again}"
+            f"text again: {resume_command(again, ['-'], train)}"
         )
-    # A pipe (mkfifo) gave its text once: opened again it would wait, silent, for a writer.
+    # A pipe (mkfifo, or a shell's <(...)) gave its text once: opened again it would wait, silent,
+    # for a writer, or it is gone with the shell that made it.
     pipes = [s for s in sources if os.path.isabs(s) and _is_pipe(s)]
     if pipes:
         raise CorpusError(
             f"run {run.name!r} was trained on {', '.join(pipes)}, a pipe, whose text is not "
-            f"kept; give the text again: charrnn train FILE --resume {again} (or the pipe, "
+            f"kept; give the text again: {resume_command(again, ['FILE'], train)} (or the pipe, "
             "with a writer ready)"
         )
     gone = [s for s in sources if os.path.isabs(s) and not os.path.exists(s)]
     if gone:
         raise CorpusError(
             f"run {run.name!r} was trained on {', '.join(gone)}, which is not there any more; "
-            f"if it moved, give its new place: charrnn train NEWPATH --resume {again}"
+            f"if it moved, give its new place: {resume_command(again, ['NEWPATH'], train)}"
         )
     return sources
 
 
+def text_to_give(sources: Sequence[str]) -> list[str]:
+    """What a resume of a run trained on `sources` must be given (the corpus argument): standard
+    input (`-`) or a pipe's text again (`FILE`), or nothing: its files are read again."""
+    if "-" in sources or not sources:
+        return ["-"]
+    return ["FILE"] if any(os.path.isabs(s) and _is_pipe(s) for s in sources) else []
+
+
 def _is_pipe(path: str) -> bool:
+    """A FIFO, or a descriptor a shell passed (`<(...)`: /dev/fd/63, gone or a pipe by now)."""
+    if path.startswith(("/dev/fd/", "/proc/self/fd/")):
+        return True
     try:
         return stat.S_ISFIFO(os.stat(path).st_mode)
     except OSError:
