@@ -737,9 +737,12 @@ def test_an_unreachable_source_is_a_clear_error_whose_advice_works(server, tmp_p
     with pytest.raises(CorpusError, match=r"cannot download demo.*404") as e:
         catalog.fetch(entry, tmp_path / "my cache")
     # the file fetched another way, saved where it says: the name finds it from then on
-    saved = shlex.split(e.value.args[0].split("save it as ")[1])[0]
-    Path(saved).write_text("fetched by hand\n")
-    assert catalog.fetch(entry, tmp_path / "my cache").read_text() == "fetched by hand\n"
+    saved = Path(shlex.split(e.value.args[0].split("save it as ")[1])[0])
+    saved.write_text("the wrong file\n")  # checked as a download is
+    with pytest.raises(CorpusError, match=r"is not the demo the catalog names: its SHA-256"):
+        catalog.fetch(entry, tmp_path / "my cache")
+    saved.write_bytes(b"x")  # the file the catalog names
+    assert catalog.fetch(entry, tmp_path / "my cache").read_bytes() == b"x"
 
 
 def test_a_catalog_name_downloads_through_train_sources(server, tmp_path, monkeypatch):

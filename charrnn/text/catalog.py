@@ -119,6 +119,12 @@ def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None
     """The cached file of a catalog corpus, downloading (and verifying) or building it if needed."""
     target = entry.cache_file(cache_dir)
     if target.is_file():
+        if entry.sha256 and (got := _sha256(target)) != entry.sha256:  # saved by hand, or damaged
+            raise CorpusError(
+                f"{target} is not the {entry.name} the catalog names: its SHA-256 differs "
+                f"(got {got[:16]}..., expected {entry.sha256[:16]}...); remove it and run "
+                f"`charrnn corpus get {entry.name}` again, or train on that file by its path"
+            )
         return target
     with cache_writing(cache_dir, f".{target.name}.*.tmp"):  # the folder may hold others' files
         if entry.builtin:  # a name of BUILTINS: the catalog is checked as it loads
@@ -127,6 +133,14 @@ def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None
         else:
             download(entry, target, progress)
     return target
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def download(entry: CatalogEntry, target: Path, progress: Progress | None = None) -> None:
