@@ -199,6 +199,10 @@ def test_unseen_characters_in_a_line_score_nan_with_one_warning(score):
     assert skip.stderr == (
         "Warning: 1 line of standard input has no character the model reads, scored nan (line 2)\n"
     )
+    whole = score(["--unknown", "replace", "-"], input="ANNA:\nΩΩ\n")
+    assert whole.stderr.startswith(
+        "Note: --unknown replace replaced 2 characters the model never saw.\n"
+    )
     # the whole text left with nothing is not "empty": it says what happened
     whole = score(["--unknown", "skip", "-"], input="ΩΩ")
     assert_one_error(whole, 1, "Error: standard input has no character the model knows")
@@ -248,8 +252,10 @@ def assert_contract(r, per_line: bool, text: str):
         warnings = r.stderr.splitlines()
         assert all(w.startswith("Warning: ") for w in warnings) and len(warnings) <= 2
         assert ("nan\n" in r.stdout) >= bool(r.stderr)
-    else:
-        assert r.stderr.count("\n") == 1 and "bits per character" in r.stderr
+    else:  # the summary, after a note of the characters --unknown left out or replaced
+        *notes, summary = r.stderr.splitlines()
+        assert "bits per character" in summary and len(notes) <= 1
+        assert all(n.startswith("Note: --unknown ") for n in notes)
 
 
 @given(data=st.data())

@@ -62,13 +62,17 @@ def say(message: str, quiet: bool = False) -> None:
         click.echo(message, err=True)
 
 
-def known_text(text: str, vocab, unknown: str, label: str, task: str) -> str:
-    """`text` as the model reads it under --unknown (vocab.apply_unknown); an error where nothing
-    is left, saying whether the text was empty or held no character the model knows."""
+def known_text(text: str, vocab, unknown: str, label: str, task: str, quiet: bool = False) -> str:
+    """`text` as the model reads it under --unknown (vocab.apply_unknown), with a note of how many
+    characters were skipped or replaced; an error where nothing is left, saying whether the text
+    was empty or held no character the model knows."""
     from charrnn.errors import CorpusError
     from charrnn.text.vocab import apply_unknown
 
     kept = apply_unknown(text, vocab, unknown, label)
+    if kept and unknown != "error" and (n := sum(ch not in vocab.index for ch in text)):
+        done = "left out" if unknown == "skip" else "replaced"
+        say(f"Note: --unknown {unknown} {done} {count(n, 'character')} the model never saw.", quiet)
     if kept:
         return kept
     if text:

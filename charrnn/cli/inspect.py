@@ -304,7 +304,7 @@ def _input_text(vocab, file, opts, budget) -> str:
             "(--max-chars sets how many).",
             opts["quiet"],
         )
-    text = known_text(text, vocab, opts["unknown"], label, "inspect")
+    text = known_text(text, vocab, opts["unknown"], label, "inspect", opts["quiet"])
     return text
 
 

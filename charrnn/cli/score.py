@@ -80,7 +80,7 @@ def score(file, checkpoint, per_line, exact, unknown, encoding, quiet, device, c
         _warn_unseen(found, label)
         click.echo("".join(f"{b:.4f}\n" for b in found.bits), nl=False)
         return
-    text = known_text(text, model.vocab, unknown, label, "score")
+    text = known_text(text, model.vocab, unknown, label, "score", quiet)
     nats = text_nats(model, text, path, exact)
     click.echo(f"{nats / math.log(2):.4f}")
     say(
