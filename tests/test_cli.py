@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 import torch
 from conftest import DEADLINE
@@ -44,6 +45,15 @@ def test_every_command_says_what_it_does():
 )
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["5m5m", "1m1h", "1d", "PT1H", "", "h", "1.5.h", "-5s"])
+def test_what_is_not_a_duration_says_so_as_typed(text):
+    with pytest.raises(click.BadParameter) as e:
+        parse_duration(text)
+    assert e.value.message == (
+        f"{text!r} is not a duration; try 90s, 10m or 1h30m (units h, m and s, in that order)"
+    )
 
 
 def test_help_does_not_import_torch():
@@ -102,6 +112,7 @@ CASES = [
     (["train", "ok.txt", "--time", "0s"], 2, "more than zero"),
     (["train", "ok.txt", "--time", "soon"], 2, "not a duration"),
     (["train", "ok.txt", "--time", "9" * 400 + "h"], 2, "longer than any run can take"),
+    (["train", "ok.txt", "--time", "9" * 20 + "h"], 2, "longer than any run can take"),
     (["train", "ok.txt", "--lr", "0"], 2, "--lr"),
     (["train", "ok.txt", "--dropout", "1"], 2, "--dropout"),
     (["train", "ok.txt", "--val-frac", "0"], 2, "--val-frac"),

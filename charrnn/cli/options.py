@@ -16,15 +16,21 @@ from charrnn.text.vocab import UNKNOWN_POLICIES
 CHECKPOINT_DIR_ENV = "CHARRNN_CHECKPOINT_DIR"
 
 
+MAX_DURATION = 100 * 365.25 * 86400  # seconds: a budget beyond it is a mistake
+
+
 def parse_duration(text: str) -> float:
-    """'90s', '10m', '1h30m', '1.5h' or plain seconds -> seconds."""
-    text = text.strip().lower()
+    """'90s', '10m', '1h30m', '1.5h' or plain seconds -> seconds: hours, minutes and seconds in
+    that order, each at most once."""
+    given, text = text, text.strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise click.BadParameter(f"{text!r} is not a duration; try 90s, 10m or 1h30m")
-    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    found = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", text)
+    if not text or found is None:
+        raise click.BadParameter(
+            f"{given!r} is not a duration; try 90s, 10m or 1h30m (units h, m and s, in that order)"
+        )
+    return sum(float(n) * unit for n, unit in zip(found.groups(), (3600, 60, 1), strict=True) if n)
 
 
 class Duration(click.ParamType):
@@ -36,8 +42,8 @@ class Duration(click.ParamType):
         seconds = parse_duration(value)
         if seconds <= 0:
             self.fail("must be more than zero", param, ctx)
-        if seconds == float("inf"):  # 400 digits of hours: no clock reaches its end
-            self.fail(f"{value!r} is longer than any run can take", param, ctx)
+        if seconds > MAX_DURATION:  # 400 digits of hours: no clock (or float) reaches its end
+            self.fail(f"{value!r} is longer than any run can take (a century at most)", param, ctx)
         return seconds
 
 

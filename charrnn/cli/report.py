@@ -64,6 +64,9 @@ def done_line(trainer, done) -> str:
 
 
 def fmt_time(seconds: float) -> str:
+    """`1h02m03s`, `4m05s`, `9s`; under 10 s, tenths where there are any (`0.5s`)."""
+    if seconds < 10 and round(seconds, 1) != round(seconds):
+        return f"{seconds:.1f}s"
     seconds = round(seconds)
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
