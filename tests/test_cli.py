@@ -282,6 +282,22 @@ def test_memory_that_runs_out_is_one_error_line(in_workspace, monkeypatch, args,
     assert advice in line
 
 
+def test_torch_that_cannot_load_is_one_error_line(in_workspace, monkeypatch):
+    """Under a memory limit (`ulimit -v`) torch's libraries fail to map: no traceback."""
+
+    def unloadable(*args, **kwargs):
+        raise ImportError(
+            "libtorch_cpu.so: failed to map segment from shared object", name="torch._C"
+        )
+
+    monkeypatch.setattr("charrnn.use.bits.text_nats", unloadable)
+    line = assert_one_error(invoke(["score", "-c", "tiny", "ok.txt"]), 1)
+    assert line == (
+        "Error: cannot load torch (libtorch_cpu.so: failed to map segment from shared object); "
+        "memory ran out: close other programs, or raise the limit (ulimit -v)"
+    )
+
+
 # ----------------------------------------------------------------------- Ctrl-C during start-up
 
 

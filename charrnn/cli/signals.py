@@ -51,6 +51,36 @@ def out_of_memory_message(e: BaseException) -> str:
     return f"out of memory{size}: {advice}"
 
 
+def _causes(e: BaseException) -> list[BaseException]:
+    """`e` and the exceptions it was raised from, first to last."""
+    chain = [e]
+    while (e := e.__cause__ or e.__context__) is not None and e not in chain:
+        chain.append(e)
+    return chain
+
+
+def _torch_failed(e: ImportError) -> bool:
+    """Whether `e` is torch (or the numpy it loads) failing to load: its libraries cannot be
+    mapped (a memory limit), or the installation is broken."""
+    for cause in _causes(e):
+        root = (getattr(cause, "name", None) or "").split(".")[0]
+        if root in ("torch", "numpy") or "libtorch" in str(cause) or "numpy" in str(cause):
+            return True
+    return False
+
+
+def _cannot_load_torch(e: ImportError) -> str:
+    """One line for torch that cannot load: the library's own words, from the deepest cause
+    (numpy's message is a page of advice around it), and what to do."""
+    text = next((str(c).strip() for c in reversed(_causes(e)) if str(c).strip()), "")
+    why = text.splitlines()[0] if text else type(e).__name__
+    if any(word in why.lower() for word in ("map segment", "allocate", "memory")):
+        advice = "memory ran out: close other programs, or raise the limit (ulimit -v)"
+    else:
+        advice = "reinstall it: pip install -c constraints.txt torch"
+    return f"cannot load torch ({why}); {advice}"
+
+
 class Interrupted(KeyboardInterrupt):
     """A stop signal, raised where the command is: the exit status is 128 + `signum` (130 for
     Ctrl-C, 143 for SIGTERM, 129 for a hang-up), as a shell reports a command a signal ended."""
@@ -251,6 +281,10 @@ def command_boundary():
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt as e:
         sys.exit(exit_status(e))
+    except ImportError as e:
+        if not _torch_failed(e):
+            raise
+        raise click.ClickException(_cannot_load_torch(e)) from None
     except (MemoryError, RuntimeError) as e:  # torch's allocators raise RuntimeError
         if not out_of_memory(e):
             raise
