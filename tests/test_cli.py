@@ -137,6 +137,7 @@ CASES = [
     (["train", "--resume", "nothing"], 1, "no run 'nothing'"),
     (["train", "--resume", "tiny"], 1, "already used its budget"),
     (["train", "--resume", "tiny", "--lr", "1", "--steps", "99"], 2, "--lr cannot change"),
+    (["train", "--resume", "tiny", "--force"], 2, "--force starts a run over and --resume"),
     (["train", "--resume", "tiny", "--steps", "99", "--checkpoint-dir", "emptydir"], 1, "no run"),
     # sample
     (["sample", "-c", "missing.pt"], 1, "no checkpoint file or run folder"),

@@ -23,7 +23,7 @@ OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF, errno.EFBIG
 
 # What each command can ask for less of when memory runs out.
 OOM_ADVICE = {
-    "train": "a smaller model (--size, --hidden, --layers) or --batch-size needs less",
+    "train": "a smaller model (--size, --hidden, --layers), --batch-size or --seq-len needs less",
     "score": "--exact reads the text as one stream, in less",
     "inspect": "a shorter text needs less",
 }

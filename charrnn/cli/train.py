@@ -271,6 +271,10 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
         raise click.UsageError(
             "--init-from starts a new run and --resume continues one: give one of them"
         )
+    if resume and _given(ctx, "force"):
+        raise click.UsageError(
+            "--force starts a run over and --resume continues one: give one of them"
+        )
     fixed = [n for n in (*RUN_OPTIONS, "init_from") if TRAIN_OPTIONS.get(n) not in RESUMABLE]
     if resume and (given := [f"--{n.replace('_', '-')}" for n in fixed if _given(ctx, n)]):
         raise click.UsageError(
