@@ -95,7 +95,7 @@ def write_advice(e: OSError, elsewhere: str = "write it elsewhere", path=None) -
     if advice is None and e.errno in (errno.ENOENT, errno.ENOTDIR) and path is not None:
         # "No such file or directory" of a file being created: its folder is missing (or a part
         # of the path is a file), or the folder takes no new files (/proc, /sys)
-        folder = Path(os.fsdecode(path)).parent
+        folder = Path(os.path.realpath(os.fsdecode(path))).parent  # a link: where it points
         found = next((p for p in (folder, *folder.parents) if p.exists()), None)
         if found is not None and not found.is_dir():
             advice = f"{found} is a file, not a folder; {{elsewhere}}"

@@ -255,6 +255,11 @@ def test_plot_writes_a_png_and_an_svg(env, runs_dir):
     assert Path("curves.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert ElementTree.parse("curves.SVG").getroot().tag == "{http://www.w3.org/2000/svg}svg"
     assert sorted(p.name for p in Path.cwd().iterdir()) == ["curves.SVG", "curves.png"]
+    Path("figures").mkdir()
+    Path("figures/latest.png").symlink_to("../curves.png")  # a link: its target is replaced
+    r = env(["plot", "b", "-o", "figures/latest.png", "--checkpoint-dir", str(runs_dir)])
+    assert r.exit_code == 0 and Path("figures/latest.png").is_symlink()
+    assert Path("curves.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
 @pytest.mark.parametrize("figure", [None, float("nan"), float("inf")])

@@ -333,14 +333,16 @@ def test_output_where_no_file_can_be_made_says_why(sample, tmp_path):
         tmp_path / "missing" / "deeper" / "out.txt": "missing/deeper does not exist; create it",
         tmp_path / "notes" / "out.txt": "notes is a file, not a folder",
         tmp_path / "notes" / "a" / "out.txt": "notes is a file, not a folder",
+        tmp_path / "dangling.txt": "gone/deeper does not exist; create it",  # a link's target's
     }
+    (tmp_path / "dangling.txt").symlink_to(tmp_path / "gone" / "deeper" / "out.txt")
     if Path("/proc/self").is_dir():  # Linux: /proc exists and takes no new files
         cases[Path("/proc/charrnn-out.txt")] = "no file can be created in /proc"
     for target, why in cases.items():
         r = sample("-o", str(target), "-l", "20")
         assert_one_error(r, 1)
         assert why in r.stderr and r.stderr.rstrip().endswith("write to another file")
-        assert not target.exists()
+        assert not target.exists()  # (a dangling link: its target still does not)
 
 
 def test_a_cache_folder_that_is_a_file_says_so(tmp_path, monkeypatch):

@@ -292,7 +292,7 @@ def _write_figure(figure_class, series, points, x_axis: str, output: str) -> Non
             with open(output, "wb") as f:
                 save(f)
         else:
-            atomic_write(Path(output), save)
+            atomic_write(Path(os.path.realpath(output)), save)  # a link stays; its target changes
     except OSError as e:
         raise cannot_write(e, output) from None
 
