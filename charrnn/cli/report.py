@@ -28,7 +28,7 @@ def describe(opened, request, device) -> str:
     limits = [
         count(c.max_steps, "step") if c.max_steps else "",
         f"{c.max_epochs:g} epoch{'s' * (c.max_epochs != 1)}" if c.max_epochs else "",
-        fmt_time(c.max_time) if c.max_time else "",
+        _budget_time(c.max_time) if c.max_time else "",
     ]
     counts = trainer.corpus.get("char_counts") or []
     distinct = sum(1 for n in counts if n) or len(trainer.vocab)
@@ -63,10 +63,16 @@ def done_line(trainer, done) -> str:
     )
 
 
-def fmt_time(seconds: float) -> str:
-    """`1h02m03s`, `4m05s`, `9s`; under 10 s, tenths where there are any (`0.5s`)."""
+def _budget_time(seconds: float) -> str:
+    """A time budget as fmt_time writes it, but one under 10 s with its tenths (`0.5s`): the
+    budget as the user gave it, not `0s`."""
     if seconds < 10 and round(seconds, 1) != round(seconds):
         return f"{seconds:.1f}s"
+    return fmt_time(seconds)
+
+
+def fmt_time(seconds: float) -> str:
+    """`1h02m03s`, `4m05s`, `9s`."""
     seconds = round(seconds)
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
