@@ -806,6 +806,11 @@ def test_every_resume_error_names_the_folder_given_and_nothing_destructive(damag
         assert r.stderr.endswith("... | charrnn train - --resume ck/mem --steps 999\n"), r.stderr
         r = invoke(["train", "-", "--resume", "ck/mem", "--steps", "999", "-q"], input="xy" * 99)
         assert "the corpus differs" in r.stderr  # the advice, followed, reaches the run
+        # its last.pt damaged: the advice to go on from best.pt pipes the text too
+        with open(root / "ck" / "mem" / "last.pt", "r+b") as f:
+            f.truncate(100)
+        r = invoke(["train", "--resume", "ck/mem", "--steps", "999"])
+        assert r.stderr.endswith("... | charrnn train - --resume ck/mem/best.pt --steps 999\n")
         # a file that is not a run's checkpoint: --resume says what it takes
         (root / "weights.pt").write_bytes((damaged / "best.pt").read_bytes())
         r = invoke(["train", "--resume", "weights.pt"])

@@ -62,6 +62,13 @@ def say(message: str, quiet: bool = False) -> None:
         click.echo(message, err=True)
 
 
+def note_unknown(text: str, vocab, unknown: str, quiet: bool = False) -> None:
+    """Say how many characters of `text` --unknown skip or replace changes (none: nothing)."""
+    if unknown != "error" and (n := sum(ch not in vocab.index for ch in text)):
+        done = "left out" if unknown == "skip" else "replaced"
+        say(f"Note: --unknown {unknown} {done} {count(n, 'character')} the model never saw.", quiet)
+
+
 def known_text(text: str, vocab, unknown: str, label: str, task: str, quiet: bool = False) -> str:
     """`text` as the model reads it under --unknown (vocab.apply_unknown), with a note of how many
     characters were skipped or replaced; an error where nothing is left, saying whether the text
@@ -70,10 +77,8 @@ def known_text(text: str, vocab, unknown: str, label: str, task: str, quiet: boo
     from charrnn.text.vocab import apply_unknown
 
     kept = apply_unknown(text, vocab, unknown, label)
-    if kept and unknown != "error" and (n := sum(ch not in vocab.index for ch in text)):
-        done = "left out" if unknown == "skip" else "replaced"
-        say(f"Note: --unknown {unknown} {done} {count(n, 'character')} the model never saw.", quiet)
     if kept:
+        note_unknown(text, vocab, unknown, quiet)
         return kept
     if text:
         raise CorpusError(

@@ -10,6 +10,7 @@ from charrnn.cli.common import (
     count,
     known_text,
     load_model,
+    note_unknown,
     read_stdin,
     refuse_run_as_file,
     say,
@@ -76,6 +77,7 @@ def score(file, checkpoint, per_line, exact, unknown, encoding, quiet, device, c
     else:
         raw, text = read_all(source.chunks(), label, encoding)
     if per_line:
+        note_unknown(text, model.vocab, unknown, quiet)
         found = line_bits(model, split_lines(text, raw, encoding), unknown)
         _warn_unseen(found, label)
         click.echo("".join(f"{b:.4f}\n" for b in found.bits), nl=False)

@@ -24,16 +24,17 @@ OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF, errno.EFBIG
 # What each command can ask for less of when memory runs out.
 OOM_ADVICE = {
     "train": "a smaller model (--size, --hidden, --layers), --batch-size or --seq-len needs less",
-    "score": "--exact reads the text as one stream, in less",
-    "inspect": "a shorter text needs less",
 }
+FREE_MEMORY = "close other programs, or raise the memory limit (ulimit -v)"
 
 
 def out_of_memory(e: BaseException) -> bool:
     """Whether `e` says memory ran out: Python's MemoryError, or torch's allocators (CPU: "can't
     allocate memory"; CUDA and others: "out of memory")."""
     text = str(e).lower()
-    return isinstance(e, MemoryError) or "can't allocate memory" in text or "out of memory" in text
+    return isinstance(e, MemoryError) or any(
+        words in text for words in ("can't allocate memory", "out of memory", "bad_alloc")
+    )
 
 
 def out_of_memory_message(e: BaseException) -> str:
@@ -47,7 +48,7 @@ def out_of_memory_message(e: BaseException) -> str:
         size = f" (it asked for {n / 2**30:.2f} GiB more)"
     ctx = click.get_current_context(silent=True)
     command = ctx and (ctx.invoked_subcommand or ctx.command.name)  # the group's, or its own
-    advice = OOM_ADVICE.get(command, "close other programs, or ask for less")
+    advice = OOM_ADVICE.get(command, FREE_MEMORY)
     return f"out of memory{size}: {advice}"
 
 
@@ -75,7 +76,7 @@ def _cannot_load_torch(e: ImportError) -> str:
     text = next((str(c).strip() for c in reversed(_causes(e)) if str(c).strip()), "")
     why = text.splitlines()[0] if text else type(e).__name__
     if any(word in why.lower() for word in ("map segment", "allocate", "memory")):
-        advice = "memory ran out: close other programs, or raise the limit (ulimit -v)"
+        advice = f"memory ran out: {FREE_MEMORY}"
     else:
         advice = "reinstall it: pip install -c constraints.txt torch"
     return f"cannot load torch ({why}); {advice}"

@@ -150,6 +150,8 @@ def _resume_instead(
         else:
             trainer = payload.get("trainer")
             step = trainer.get("step") if isinstance(trainer, dict) else None
+            if corpus_specs is None:  # the text it needs given again (stdin, a pipe), if any
+                corpus_specs = text_to_give(payload["corpus"]["sources"])
             at = f" (step {step:,})" if isinstance(step, int) and not isinstance(step, bool) else ""
             return (
                 f"run {run.ref!r} can go on from its {other.name}{at} instead: "
