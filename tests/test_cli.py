@@ -41,7 +41,8 @@ def test_every_command_says_what_it_does():
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("90s", 90), ("10m", 600), ("1h30m", 5400), ("1.5h", 5400), ("45", 45)]
+    ("text", "seconds"),
+    [("90s", 90), ("10m", 600), ("1h30m", 5400), ("1.5h", 5400), ("45", 45), (".5s", 0.5)],
 )
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds

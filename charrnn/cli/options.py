@@ -23,9 +23,10 @@ def parse_duration(text: str) -> float:
     """'90s', '10m', '1h30m', '1.5h' or plain seconds -> seconds: hours, minutes and seconds in
     that order, each at most once."""
     given, text = text, text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
+    number = r"(\d+(?:\.\d+)?|\.\d+)"  # 90, 1.5, .5
+    if re.fullmatch(number, text):
         return float(text)
-    found = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", text)
+    found = re.fullmatch(f"(?:{number}h)?(?:{number}m)?(?:{number}s)?", text)
     if not text or found is None:
         raise click.BadParameter(
             f"{given!r} is not a duration; try 90s, 10m or 1h30m (units h, m and s, in that order)"
