@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 
 import click
-from click.core import ParameterSource
 
 from charrnn.cli.common import load_model, say, write_output
 from charrnn.cli.options import (
     checkpoint_dir_option,
     checkpoint_option,
+    given,
     output_name,
     prime_option,
     quiet_option,
@@ -54,7 +54,9 @@ def export(out, checkpoint, fmt, precision, prime, unknown, quiet, checkpoint_di
     """Write the trained model to OUT ('-': stdout) as a self-contained HTML page that writes text
     in any browser, offline (no server, nothing fetched), or as an ONNX model."""
     fmt = fmt or _format_of(out)
-    if fmt == "onnx" and (page_only := _given(["precision", "prime", "unknown"])):
+    ctx = click.get_current_context()
+    page_only = [f"--{n}" for n in ("precision", "prime", "unknown") if given(ctx, n)]
+    if fmt == "onnx" and page_only:
         raise click.UsageError(
             f"{', '.join(page_only)} {'is' if len(page_only) == 1 else 'are'} for a page (.html); "
             "an ONNX model holds float32 weights and takes its prime when it runs: leave "
@@ -74,13 +76,6 @@ def export(out, checkpoint, fmt, precision, prime, unknown, quiet, checkpoint_di
     hint = ": open it in a browser" if fmt == "html" and os.path.isfile(out) else ""
     what, where = ("page" if fmt == "html" else "ONNX model"), ("stdout" if out == "-" else out)
     say(f"Wrote the {what} to {where} ({_size(size)}){hint}.", quiet)
-
-
-def _given(names: list[str]) -> list[str]:
-    """The options among `names` given on the command line (or the environment), as options."""
-    ctx = click.get_current_context()
-    defaulted = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
-    return [f"--{n}" for n in names if ctx.get_parameter_source(n) not in defaulted]
 
 
 def _format_of(out: str) -> str:

@@ -8,12 +8,20 @@ import re
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from charrnn.defaults import CHECKPOINT_DIR, ENCODING, MAX_SEED, TEMPERATURE, UNKNOWN
 from charrnn.errors import CharRNNError
 from charrnn.text.vocab import UNKNOWN_POLICIES
 
 CHECKPOINT_DIR_ENV = "CHARRNN_CHECKPOINT_DIR"
+
+
+def given(ctx: click.Context, name: str) -> bool:
+    """Whether option `name` was given (on the command line, or through its environment
+    variable), not left at its default."""
+    source = ctx.get_parameter_source(name)
+    return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 
 MAX_DURATION = 100 * 365.25 * 86400  # seconds: a budget beyond it is a mistake

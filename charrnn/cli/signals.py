@@ -21,10 +21,10 @@ from charrnn.errors import CharRNNError
 OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF, errno.EFBIG}
 
 
-# What each command can ask for less of when memory runs out.
-OOM_ADVICE = {
-    "train": "a smaller model (--size, --hidden, --layers), --batch-size or --seq-len needs less",
-}
+# What to do when memory runs out: train can ask for less; every command can free some.
+TRAIN_NEEDS_LESS = (
+    "a smaller model (--size, --hidden, --layers), --batch-size or --seq-len needs less"
+)
 FREE_MEMORY = "close other programs, or raise the memory limit (ulimit -v)"
 
 
@@ -48,7 +48,7 @@ def out_of_memory_message(e: BaseException) -> str:
         size = f" (it asked for {n / 2**30:.2f} GiB more)"
     ctx = click.get_current_context(silent=True)
     command = ctx and (ctx.invoked_subcommand or ctx.command.name)  # the group's, or its own
-    advice = OOM_ADVICE.get(command, FREE_MEMORY)
+    advice = TRAIN_NEEDS_LESS if command == "train" else FREE_MEMORY
     return f"out of memory{size}: {advice}"
 
 

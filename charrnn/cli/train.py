@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import click
-from click.core import ParameterSource
 
 from charrnn.cli.common import cache_dir, download_bar, phase_bar, read_stdin, say
 from charrnn.cli.options import (
@@ -19,6 +18,7 @@ from charrnn.cli.options import (
     checkpoint_dir_option,
     device_option,
     encoding_option,
+    given,
     not_empty,
     quiet_option,
 )
@@ -271,17 +271,17 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
         raise click.UsageError(
             "--init-from starts a new run and --resume continues one: give one of them"
         )
-    if resume and _given(ctx, "force"):
+    if resume and given(ctx, "force"):
         raise click.UsageError(
             "--force starts a run over and --resume continues one: give one of them"
         )
     fixed = [n for n in (*RUN_OPTIONS, "init_from") if TRAIN_OPTIONS.get(n) not in RESUMABLE]
-    if resume and (given := [f"--{n.replace('_', '-')}" for n in fixed if _given(ctx, n)]):
+    if resume and (kept := [f"--{n.replace('_', '-')}" for n in fixed if given(ctx, n)]):
         raise click.UsageError(
-            f"{', '.join(given)} cannot change when resuming a run: leave "
-            f"{'it' if len(given) == 1 else 'them'} out, the run keeps its own"
+            f"{', '.join(kept)} cannot change when resuming a run: leave "
+            f"{'it' if len(kept) == 1 else 'them'} out, the run keeps its own"
         )
-    if init_from and (shape := [f"--{n}" for n in SHAPE_OPTIONS if _given(ctx, n)]):
+    if init_from and (shape := [f"--{n}" for n in SHAPE_OPTIONS if given(ctx, n)]):
         raise click.UsageError(
             f"{', '.join(shape)} cannot be given with --init-from: the model keeps the size and "
             "cell of the checkpoint it starts from (--dropout may change)"
@@ -302,11 +302,6 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
         encoding=opts["encoding"],
         prime=opts["sample_prime"] if opts["sample_every"] else "",
     )
-
-
-def _given(ctx, name: str) -> bool:
-    source = ctx.get_parameter_source(name)
-    return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 
 def _given_fields(opts, names: dict) -> dict:

@@ -132,9 +132,10 @@ def fit_advice(
     need = batch_size * world * seq_len + 1
     fixes = []
     n_train = int(n_chars * (1.0 - val_frac))  # as split cuts
-    window = min(seq_len, (min(n_train, n_chars - n_train) - 1) // world)
+    smaller = min(n_train, n_chars - n_train)  # the split a batch must fit
+    window = min(seq_len, (smaller - 1) // world)
     if window >= 1 and batch_given:
-        batch = (min(n_train, n_chars - n_train) - 1) // (window * world)
+        batch = (smaller - 1) // (window * world)
         fixes.append(
             f"a smaller --batch-size or --seq-len (--batch-size {batch} --seq-len {window} fits "
             "this text)"

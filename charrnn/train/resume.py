@@ -174,8 +174,7 @@ def _saved_sources(sources: list[str], run: RunDir, again: str, train: dict) -> 
         )
     # A pipe (mkfifo, or a shell's <(...)) gave its text once: opened again it would wait, silent,
     # for a writer, or it is gone with the shell that made it.
-    pipes = [s for s in sources if os.path.isabs(s) and _is_pipe(s)]
-    if pipes:
+    if pipes := _pipes(sources):
         raise CorpusError(
             f"run {run.name!r} was trained on {', '.join(pipes)}, a pipe, whose text is not "
             f"kept; give the text again: {resume_command(again, ['FILE'], train)} (or the pipe, "
@@ -195,7 +194,12 @@ def text_to_give(sources: Sequence[str]) -> list[str]:
     input (`-`) or a pipe's text again (`FILE`), or nothing: its files are read again."""
     if "-" in sources or not sources:
         return ["-"]
-    return ["FILE"] if any(os.path.isabs(s) and _is_pipe(s) for s in sources) else []
+    return ["FILE"] if _pipes(sources) else []
+
+
+def _pipes(sources: Sequence[str]) -> list[str]:
+    """The sources that were pipes: their text was read once and is gone."""
+    return [s for s in sources if os.path.isabs(s) and _is_pipe(s)]
 
 
 def _is_pipe(path: str) -> bool:
