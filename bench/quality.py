@@ -11,6 +11,7 @@ is how the search in docs/performance.md was run).
     python bench/quality.py                      # 136.5 s, the defaults, then the reference
     python bench/quality.py --budget 600         # 10 minutes each
     python bench/quality.py --no-reference -- --hidden 384 --lr 4e-3
+    python bench/quality.py --device cuda        # both on the GPU
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def main() -> None:
         tmp = args.keep or tmp
         cmd = [
             sys.executable, "-m", "charrnn", "train", str(corpus), "--name", "bench",
-            "--time", f"{args.budget}s", "--checkpoint-dir", tmp, *extra,
+            "--time", f"{args.budget}s", "--checkpoint-dir", tmp, "--device", args.device,
+            *extra,
         ]  # fmt: skip
         start = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)  # its progress: on stderr
@@ -52,7 +54,7 @@ def main() -> None:
         saved = checkpoint.load(Path(tmp) / "bench" / "last.pt")
         # Under a time budget the run's evaluations may read a part of the split (evalplan.py);
         # the figure compared is best.pt read over all of it, as the reference is.
-        whole = full_validation(Path(tmp) / "bench" / "best.pt", corpus)
+        whole = full_validation(Path(tmp) / "bench" / "best.pt", corpus, args.device)
     tc, mc = saved["train_config"], saved["model_config"]
     best = min(records, key=lambda r: r["val_loss"])
     last = records[-1]
@@ -78,14 +80,15 @@ def main() -> None:
         "val_worst_last": last.get("val_worst"),
     }
     if not args.no_reference:
-        result["reference"] = reference(corpus.read_text(encoding="utf-8"), args.budget)
+        text = corpus.read_text(encoding="utf-8")
+        result["reference"] = reference(text, args.budget, device=args.device)
     report(args, result)
     if args.log:
         with open(args.log, "a") as f:
             f.write(json.dumps(result) + "\n")
 
 
-def full_validation(path: Path, corpus: Path) -> float:
+def full_validation(path: Path, corpus: Path, device: str = "cpu") -> float:
     """Nats per character of the checkpoint at `path` over its run's whole validation split."""
     from charrnn.text.data import StreamBatcher, split
     from charrnn.text.encoded import encode_text
@@ -96,10 +99,10 @@ def full_validation(path: Path, corpus: Path) -> float:
     _, val = split(ids, state.config.val_frac)
     c = state.config
     batches = StreamBatcher(val[: c.max_val_chars], c.batch_size, c.seq_len)
-    return evaluate(checkpoint.load_model(path), batches).loss
+    return evaluate(checkpoint.load_model(path, device=device), batches).loss
 
 
-def reference(text: str, budget: float, seed: int = 0) -> dict:
+def reference(text: str, budget: float, seed: int = 0, device: str = "cpu") -> dict:
     """Best validation loss of a plain PyTorch character LSTM trained for `budget` seconds, written
     as a first attempt is: 2x256 on a 256-wide embedding, batches of 32 windows of 129 characters
     at random places of the training split, each read from a zero state, Adam at 2e-3 without a
@@ -112,7 +115,7 @@ def reference(text: str, budget: float, seed: int = 0) -> dict:
     torch.manual_seed(seed)
     chars = sorted(set(text))
     index = {c: i for i, c in enumerate(chars)}
-    ids = torch.tensor([index[c] for c in text])
+    ids = torch.tensor([index[c] for c in text], device=device)
     n_val = int(len(ids) * 0.1)
     train, val = ids[:-n_val], ids[-n_val:]
     v, b, t = len(chars), 32, 128
@@ -128,7 +131,7 @@ def reference(text: str, budget: float, seed: int = 0) -> dict:
             out, state = self.lstm(self.embed(x), state)
             return self.head(out), state
 
-    model = LSTM()
+    model = LSTM().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
 
     @torch.no_grad()
@@ -146,7 +149,7 @@ def reference(text: str, budget: float, seed: int = 0) -> dict:
 
     best, steps, start = math.inf, 0, time.perf_counter()
     while time.perf_counter() - start < budget:
-        at = torch.randint(0, len(train) - t - 1, (b,))
+        at = torch.randint(0, len(train) - t - 1, (b,))  # drawn on the CPU, as on a CPU run
         window = torch.stack([train[i : i + t + 1] for i in at.tolist()])  # (B, T+1)
         logits, _ = model(window[:, :-1])
         loss = F.cross_entropy(logits.flatten(0, 1), window[:, 1:].flatten())
@@ -156,6 +159,8 @@ def reference(text: str, budget: float, seed: int = 0) -> dict:
         steps += 1
         if steps % 100 == 0:
             best = min(best, evaluate())
+    if device == "cuda":
+        torch.cuda.synchronize()  # the steps still queued count in the time
     elapsed = time.perf_counter() - start
     best = min(best, evaluate())
     return {"best_val": best, "steps": steps, "chars_per_s": round(steps * b * t / elapsed)}
@@ -181,13 +186,15 @@ def parse() -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--log", help="append the result as a JSON line to this file")
     p.add_argument("--keep", metavar="DIR", help="checkpoint folder to keep (default: temporary)")
     p.add_argument("--no-reference", action="store_true", help="skip the plain PyTorch LSTM")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where both train")
     return p.parse_args(argv), extra
 
 
 def report(args, r: dict) -> None:
     """The result as docs/performance.md shows it: the header line, the run, the table, notes."""
-    print(header())
-    run = f"charrnn train tinyshakespeare --time {args.budget}s {r['options']}"
+    print(header(args.device))
+    on = f" --device {args.device}" if args.device != "cpu" else ""
+    run = f"charrnn train tinyshakespeare --time {args.budget}s{on} {r['options']}"
     print(f"`{run}`: {r['model']}; {r['train']}.\n")
     print("| system | best val (nats/char) | bits/char | chars/s |")
     print("| --- | --- | --- | --- |")

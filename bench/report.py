@@ -53,8 +53,9 @@ def cores() -> str:
     return f"{usable} cores" if usable == total else f"{usable} of {total} cores"
 
 
-def header() -> str:
-    """One Markdown line: the command as run, the date, the CPU, Python and torch."""
+def header(device: str = "cpu") -> str:
+    """One Markdown line: the command as run, the date, the CPU (and the GPU where `device` is
+    cuda), Python and torch."""
     script = Path(sys.argv[0])
     command = shlex.join(["python", f"bench/{script.name}", *sys.argv[1:]])
     try:
@@ -66,6 +67,10 @@ def header() -> str:
     limited = f", with {' '.join(limits)}" if limits else ""
     isa = f", {isa}" if (isa := vector_isa()) else ""
     machine = f"{cpu_model()} ({cores()}{isa}{limited})"
+    if device == "cuda":
+        import torch
+
+        machine = f"{torch.cuda.get_device_name()} GPU (CUDA {torch.version.cuda}), {machine}"
     return (
         f"`{command}`: {time.strftime('%Y-%m-%d %H:%M %Z')}, {machine}, "
         f"Python {platform.python_version()}, torch {torch}\n"

@@ -11,6 +11,10 @@ Then a machine that is not idle: the small and medium presets' training (Trainer
 count tuned as `charrnn train` tunes it) idle and beside one busy process (`while True: pass`),
 each beside the same run on every fixed thread count under the same load, the runs taking turns
 (`--turn`) so that other work on the machine hits them alike. `--steps 0` skips the first part.
+
+`--device cuda` measures the first part on the GPU, against its fp32 and TF32 matmul peaks
+(cuDNN's LSTM may do its products in TF32, as torch lets it by default); the second part is the
+CPU's threads and is skipped there.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -39,23 +44,34 @@ from charrnn.train.trainer import StepEvent, Trainer
 VOCAB = 65  # tinyshakespeare's; speed does not depend on what the text says
 
 
-def matmul_peak(seconds: float = 1.0) -> tuple[float, int]:
+def matmul_peak(seconds: float = 1.0, device: str = "cpu") -> tuple[float, int]:
     """The best GFLOP/s of torch.mm over a few square sizes (each timed for ~`seconds`)."""
     best = (0.0, 0)
-    for n in (512, 1024, 2048, 3072):
-        a, b = torch.randn(n, n), torch.randn(n, n)
+    sizes = (512, 1024, 2048, 3072) if device == "cpu" else (2048, 4096, 8192)
+    for n in sizes:
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
         for _ in range(3):
             torch.mm(a, b)
+        sync(device)
         reps, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
             torch.mm(a, b)
             reps += 1
+            sync(device)
         rate = 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
         best = max(best, (rate, n))
     return best
 
 
-def make_trainer(p: Preset, cell: str, folder: Path, eval_every: int | None = None) -> Trainer:
+def sync(device: str) -> None:
+    """Wait for the GPU's queued work: a GPU's calls return before their work is done."""
+    if device != "cpu":
+        torch.cuda.synchronize()
+
+
+def make_trainer(
+    p: Preset, cell: str, folder: Path, eval_every: int | None = None, device: str = "cpu"
+) -> Trainer:
     """A run of preset `p` (sized for `cell`) on 2M random characters, as `train` starts one."""
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, VOCAB, (2_000_000,), generator=g).tolist()
@@ -64,29 +80,31 @@ def make_trainer(p: Preset, cell: str, folder: Path, eval_every: int | None = No
     shape |= {"embedding_dim": p.embedding_dim, "dropout": p.dropout}
     train = {"batch_size": p.batch_size, "seq_len": p.seq_len, "lr": p.lr, "max_steps": 10**9}
     train["eval_every"] = eval_every
-    return start(corpus, RunDir(folder), cell=cell, model=shape, train=train).trainer
+    return start(corpus, RunDir(folder), cell=cell, model=shape, train=train, device=device).trainer
 
 
 def non_embedding_params(model: CharRNN) -> int:
     return model.num_params() - model.embed.weight.numel()
 
 
-def time_steps(fn, steps: int, warmup: int = 5) -> float:
-    """Median seconds per call over `steps` calls (after warm-up)."""
+def time_steps(fn, steps: int, warmup: int = 5, device: str = "cpu") -> float:
+    """Median seconds per call over `steps` calls (after warm-up), each waited for to its end."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(steps):
+        sync(device)
         start = time.perf_counter()
         fn()
+        sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
 def breakdown(tr: Trainer) -> dict[str, float]:
     """Seconds per step in its parts, each timed on its own."""
-    m, c = tr.model, tr.config
-    x, y = tr.train_batches[0]
+    m, c, device = tr.model, tr.config, tr.device
+    x, y = (t.to(device) for t in tr.train_batches[0])
     state = m.init_state(c.batch_size)
     params = list(m.parameters())
 
@@ -94,7 +112,8 @@ def breakdown(tr: Trainer) -> dict[str, float]:
         out, _ = m(x, state)
         out.sum().backward()
 
-    hidden = torch.randn(c.batch_size, c.seq_len, m.config.hidden_size, requires_grad=True)
+    hidden = torch.randn(c.batch_size, c.seq_len, m.config.hidden_size, device=device)
+    hidden.requires_grad_()
 
     def head():
         loss = F.cross_entropy(m.head(m.drop(hidden)).flatten(0, 1), y.flatten())
@@ -107,19 +126,20 @@ def breakdown(tr: Trainer) -> dict[str, float]:
     def batch():
         tr.train_batches[7]
 
+    d = device.type
     return {
-        f"{m.config.cell.upper()} + head forward+backward": time_steps(cells, 20),
-        "head + cross-entropy forward+backward": time_steps(head, 20),
-        "clip + AdamW": time_steps(optimizer, 20),
-        "fetch batch": time_steps(batch, 20),
+        f"{m.config.cell.upper()} + head forward+backward": time_steps(cells, 20, device=d),
+        "head + cross-entropy forward+backward": time_steps(head, 20, device=d),
+        "clip + AdamW": time_steps(optimizer, 20, device=d),
+        "fetch batch": time_steps(batch, 20, device=d),
     }
 
 
-def measure(name: str, p: Preset, cell: str, steps: int, peak: float) -> dict:
+def measure(name: str, p: Preset, cell: str, steps: int, peaks: dict, device: str) -> dict:
     b, t = p.batch_size, p.seq_len
     with tempfile.TemporaryDirectory() as tmp:
-        tr = make_trainer(p, cell, Path(tmp))
-        step = time_steps(tr.train_step, steps)
+        tr = make_trainer(p, cell, Path(tmp), device=device)
+        step = time_steps(tr.train_step, steps, device=device)
         start = time.perf_counter()
         evaluate(tr.trained, tr.val_batches, cold=False)
         eval_rate = (len(tr.val_batches.ids) - 1) / (time.perf_counter() - start)
@@ -134,7 +154,7 @@ def measure(name: str, p: Preset, cell: str, steps: int, peak: float) -> dict:
         "step_ms": step * 1e3,
         "chars_s": chars,
         "gflops": gflops,
-        "share": gflops / peak,
+        "shares": {kind: gflops / peak for kind, peak in peaks.items()},
         "parts": parts,
         "eval_chars_s": eval_rate,
     }
@@ -229,26 +249,41 @@ def print_load_table(loads: list, steps: int, turn: int) -> None:
         )
 
 
-def throughput_table(cells: tuple, steps: int) -> None:
-    peak, n = matmul_peak()
+def throughput_table(cells: tuple, steps: int, device: str) -> None:
+    peaks, sizes = {}, {}
+    peaks["fp32"], sizes["fp32"] = matmul_peak(device=device)
+    if device == "cuda":  # the rate cuDNN's products may reach: TF32 (torch's default for cuDNN)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        peaks["TF32"], sizes["TF32"] = matmul_peak(device=device)
+        torch.backends.cuda.matmul.allow_tf32 = False
     models = [(name, PRESETS[name]) for name in ("small", "medium")]  # what --size auto picks
     models.insert(1, ("small for float32", SMALL_FLOAT32))  # auto's small without bfloat16
     models.append(("2x512", Preset(2, 512, 64, 0.0, 32, 32, 5e-3, 0.01)))
+    if device == "cuda":  # what a GPU could do with more streams than the CPU's presets take
+        models.append(("large", PRESETS["large"]))
+        models.append(("medium, 256 streams", replace(PRESETS["medium"], batch_size=256)))
     rows = [
-        measure(name, for_cell(p, cell, VOCAB), cell, steps, peak)
+        measure(name, for_cell(p, cell, VOCAB), cell, steps, peaks, device)
         for name, p in models
         for cell in cells
     ]
-    print(
-        f"{torch.get_num_threads()} threads; fp32 matmul peak measured in this run: "
-        f"{peak:.1f} GFLOP/s ({n}x{n} torch.mm).\n"
+    where = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+    measured = "; ".join(
+        f"{kind} {peak:,.1f} GFLOP/s ({sizes[kind]}x{sizes[kind]} torch.mm)"
+        for kind, peak in peaks.items()
     )
-    print("| model | non-embedding params | ms/step | chars/s trained | GFLOP/s (6N) | of peak |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        f"{where}, {torch.get_num_threads()} CPU threads; matmul peak measured in this run: "
+        f"{measured}.\n"
+    )
+    of = " | ".join(f"of {kind} peak" for kind in peaks)
+    print(f"| model | non-embedding params | ms/step | chars/s trained | GFLOP/s (6N) | {of} |")
+    print("| --- | --- | --- | --- | --- |" + " --- |" * len(peaks))
     for r in rows:
+        shares = " | ".join(f"**{share:.0%}**" for share in r["shares"].values())
         print(
             f"| {r['name']}: {r['shape']} | {r['params'] / 1e6:.2f}M | {r['step_ms']:.1f} "
-            f"| {r['chars_s']:,.0f} | {r['gflops']:.1f} | **{r['share']:.0%}** |"
+            f"| {r['chars_s']:,.0f} | {r['gflops']:.1f} | {shares} |"
         )
     print()
     for r in rows:
@@ -266,12 +301,13 @@ def main() -> None:
     p.add_argument(
         "--cell", choices=[*CELLS, "all"], default="lstm", help="the cell (all: each in turn)"
     )
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train")
     args = p.parse_args()
     cells = CELLS if args.cell == "all" else (args.cell,)
-    print(header())
+    print(header(args.device))
     if args.steps:
-        throughput_table(cells, args.steps)
-    if args.load_steps:
+        throughput_table(cells, args.steps, args.device)
+    if args.load_steps and args.device == "cpu":
         loaded = [(name, for_cell(PRESETS[name], cells[0], VOCAB)) for name in ("small", "medium")]
         loads = under_load(loaded, cells[0], args.load_steps, args.turn)
         print_load_table(loads, args.load_steps, args.turn)
