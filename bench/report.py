@@ -68,9 +68,10 @@ def header(device: str = "cpu") -> str:
     isa = f", {isa}" if (isa := vector_isa()) else ""
     machine = f"{cpu_model()} ({cores()}{isa}{limited})"
     if device == "cuda":
-        import torch
+        import torch as gpu_torch  # `torch` above is its version's string
 
-        machine = f"{torch.cuda.get_device_name()} GPU (CUDA {torch.version.cuda}), {machine}"
+        gpu = gpu_torch.cuda.get_device_name()
+        machine = f"{gpu} GPU (CUDA {gpu_torch.version.cuda}), {machine}"
     return (
         f"`{command}`: {time.strftime('%Y-%m-%d %H:%M %Z')}, {machine}, "
         f"Python {platform.python_version()}, torch {torch}\n"

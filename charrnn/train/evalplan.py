@@ -30,7 +30,11 @@ from charrnn.train.state import Position
 SHARE = 0.03  # the most of a time budget that evaluations may spend
 TARGET = 0.025  # what the plan aims at: the rest is margin for a busy machine's noise
 MAX_EVALS = 16  # evaluations planned at most in a budget: enough to keep the best and to resume
-MIN_STREAMS = 4  # streams read at least: their median is what a runaway stream is judged against
+# Streams read at least where not every stream fits: their median is what a runaway stream is
+# judged against. Every stream is read where an evaluation before the final one fits that way:
+# the first few streams are only the start of the split, and have read up to 0.4 nats below it
+# (docs/evaluation-cost.md).
+MIN_STREAMS = 4
 MIN_CHARS = 500  # characters of each stream read at least (the cold-start windows shrink to fit)
 MIN_STARTS = 64  # cold starts checked at least (docs/evaluation-cost.md: what still catches one)
 PROBE_STARTS = 4  # cold starts the probe checks
@@ -86,27 +90,34 @@ def probe(model, batches: StreamBatcher, clock, dist: Dist = SINGLE) -> EvalCost
     a piece of the validation read timed at two widths (each the better of two reads: the first
     warms up), and PROBE_STARTS cold-start windows read from a zero state (the check reads each
     twice)."""
-    begun, b, net = clock(), batches.batch_size, model.net
+    device = model.device
+
+    def now() -> float:  # a GPU's calls return before their work is done: wait for it
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return clock()
+
+    begun, b, net = now(), batches.batch_size, model.net
     few, cols = max(1, b // 8), min(batches.stream_len, batches.eval_cols)
     x, y = batches.x[:, :cols].long(), batches.y[:, :cols].long()
     seconds = []
     with model.evaluating():
         for n in (b, few):
-            xs, ys, best = x[:n].to(model.device), y[:n].to(model.device), math.inf
+            xs, ys, best = x[:n].to(device), y[:n].to(device), math.inf
             for _ in range(2):
-                start = clock()
+                start = now()
                 out, _ = net.read(xs, net.init_state(n))
                 net.nats(out, ys)
-                best = min(best, clock() - start)
+                best = min(best, now() - start)
             seconds.append(best / cols)
         windows = _windows(batches.ids, PROBE_STARTS)
-        start = clock()
+        start = now()
         if windows is not None:
-            span_loss(net, *windows, model.device)
-        seconds.append(2 * (clock() - start) / PROBE_STARTS)
+            span_loss(net, *windows, device)
+        seconds.append(2 * (now() - start) / PROBE_STARTS)
     wide, narrow, check = (t / dist.world for t in dist.all_sum(seconds))
     row = max(0.0, (wide - narrow) / max(b - few, 1))
-    return EvalCost(max(narrow - row * few, 0.0), row, check, probe=clock() - begun)
+    return EvalCost(max(narrow - row * few, 0.0), row, check, probe=now() - begun)
 
 
 def _windows(ids: torch.Tensor, n: int, skip: int = 100, span: int = 200):
@@ -121,14 +132,23 @@ def _windows(ids: torch.Tensor, n: int, skip: int = 100, span: int = 200):
 
 def choose_size(max_time: float, full: EvalSize, cost: EvalCost, evals: int) -> EvalSize:
     """The largest size (at most `full`) at which `evals` evaluations fit in TARGET of `max_time`
-    seconds: the characters of each stream shrink first (a small model's time is its steps),
-    then the starts, then the streams; not under the MIN_* floors, unless even one evaluation
-    there would not fit: then under them, until the final one alone does (or LEAST is reached)."""
-    floors = MIN_STREAMS, MIN_CHARS, MIN_STARTS
-    size = _shrunk(full, cost, TARGET * max_time / max(evals, 1), *floors)
-    if cost.of(size) > TARGET * max_time:
-        size = _shrunk(size, cost, TARGET * max_time, *LEAST)
-    return size
+    seconds, reading every stream: the characters of each stream shrink first (a small model's
+    time is its steps), then the starts, not under MIN_CHARS and MIN_STARTS. Where even that
+    size does not fit `evals`, fewer evaluations read it, as many as the allowance pays for
+    (the schedule spends it), so long as one fits before the final one. Only where none does do
+    the streams shrink too (not under MIN_STREAMS), as few as one before the final (else the final
+    alone) needs; under the floors only where the final alone would not fit (down to LEAST)."""
+    allow = TARGET * max_time
+    floor = EvalSize(full.streams, min(MIN_CHARS, full.chars), min(MIN_STARTS, full.starts))
+    affordable = math.floor(allow / max(cost.of(floor), 1e-12))
+    if affordable >= min(evals, 2):  # every stream, in fewer evaluations if need be
+        count = max(1, min(evals, affordable))
+        return _shrunk(full, cost, allow / count, floor.streams, floor.chars, floor.starts)
+    for count in (min(evals, 2), 1):  # one before the final, else the final alone, read widest
+        size = _shrunk(floor, cost, allow / count, MIN_STREAMS, MIN_CHARS, MIN_STARTS)
+        if cost.of(size) <= allow / count:
+            return size
+    return _shrunk(size, cost, allow, *LEAST)
 
 
 def _shrunk(full: EvalSize, cost: EvalCost, seconds: float, streams, chars, starts) -> EvalSize:
