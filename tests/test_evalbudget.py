@@ -9,6 +9,8 @@ import math
 import pytest
 import torch
 from conftest import drain, make_text, make_trainer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from charrnn import checkpoint
 from charrnn.train import coldstart, evalplan
@@ -117,6 +119,35 @@ def test_where_every_stream_fits_no_evaluation_before_the_final_the_final_reads_
     assert medium.of(size) <= allow  # the final evaluation fits
     wider = evalplan.EvalSize(size.streams + 1, size.chars, size.starts)
     assert evalplan.MIN_STREAMS < size.streams < FULL.streams and medium.of(wider) > allow
+
+
+seconds = st.floats(1e-7, 1.0)  # a step, a stream's share of one, a cold start: any machine
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cost=st.builds(EvalCost, step=seconds, row=st.one_of(st.just(0.0), seconds), start=seconds),
+    streams=st.integers(1, 256),
+    chars=st.integers(1, 20_000),
+    starts=st.integers(0, 256),
+    max_time=st.floats(10, 100_000),
+    evals=st.integers(1, evalplan.MAX_EVALS),
+)
+def test_the_size_reads_every_stream_where_it_can_and_the_final_evaluation_fits(
+    cost, streams, chars, starts, max_time, evals
+):
+    full = EvalSize(streams, chars, starts)
+    size = evalplan.choose_size(max_time, full, cost, evals)
+    allow = evalplan.TARGET * max_time
+    assert 1 <= size.streams <= full.streams and size.chars <= full.chars
+    assert size.starts <= full.starts
+    floor = EvalSize(streams, min(evalplan.MIN_CHARS, chars), min(evalplan.MIN_STARTS, starts))
+    if cost.of(floor) * min(evals, 2) <= allow:  # an evaluation before the final fits, whole-wide
+        assert size.streams == full.streams and size.chars >= floor.chars
+        assert size.starts >= floor.starts
+    least = EvalSize(1, min(evalplan.LEAST[1], chars), min(evalplan.LEAST[2], starts))
+    if cost.of(least) <= allow:  # whatever fits at all, the final evaluation does
+        assert cost.of(size) <= allow
 
 
 class Clock:
