@@ -113,6 +113,16 @@ def test_every_stream_is_read_where_an_evaluation_before_the_final_fits_that_way
     assert 2 <= made < planned and spent <= evalplan.SHARE * 600
 
 
+def test_the_plan_counts_what_the_probe_spent():
+    # Seen: 611 distinct characters, --time 3m: every stream fitted two evaluations of the
+    # allowance, but not once the probe's 0.21 s were counted, and the run made none before its
+    # final one.
+    cost = EvalCost(step=1.12e-4, row=5.41e-5, start=3.34e-2, fixed=7.8e-2, probe=0.212)
+    full = EvalSize(streams=32, chars=2853, starts=256)
+    budget = EvalBudget(180, evalplan.choose_size(180, full, cost, 2), cost)
+    assert budget.next_at < math.inf  # one evaluation before the final is scheduled
+
+
 def test_where_every_stream_fits_no_evaluation_before_the_final_the_final_reads_what_fits():
     medium, allow = COSTS["medium"], evalplan.TARGET * 137
     size = evalplan.choose_size(137, FULL, medium, 2)
@@ -126,7 +136,13 @@ seconds = st.floats(1e-7, 1.0)  # a step, a stream's share of one, a cold start:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    cost=st.builds(EvalCost, step=seconds, row=st.one_of(st.just(0.0), seconds), start=seconds),
+    cost=st.builds(
+        EvalCost,
+        step=seconds,
+        row=st.one_of(st.just(0.0), seconds),
+        start=seconds,
+        probe=st.floats(0.0, 10.0),
+    ),
     streams=st.integers(1, 256),
     chars=st.integers(1, 20_000),
     starts=st.integers(0, 256),
@@ -138,7 +154,7 @@ def test_the_size_reads_every_stream_where_it_can_and_the_final_evaluation_fits(
 ):
     full = EvalSize(streams, chars, starts)
     size = evalplan.choose_size(max_time, full, cost, evals)
-    allow = evalplan.TARGET * max_time
+    allow = evalplan.TARGET * max_time - cost.probe
     assert 1 <= size.streams <= full.streams and size.chars <= full.chars
     assert size.starts <= full.starts
     floor = EvalSize(streams, min(evalplan.MIN_CHARS, chars), min(evalplan.MIN_STARTS, starts))

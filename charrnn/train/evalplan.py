@@ -132,13 +132,14 @@ def _windows(ids: torch.Tensor, n: int, skip: int = 100, span: int = 200):
 
 def choose_size(max_time: float, full: EvalSize, cost: EvalCost, evals: int) -> EvalSize:
     """The largest size (at most `full`) at which `evals` evaluations fit in TARGET of `max_time`
-    seconds, reading every stream: the characters of each stream shrink first (a small model's
-    time is its steps), then the starts, not under MIN_CHARS and MIN_STARTS. Where even that
-    size does not fit `evals`, fewer evaluations read it, as many as the allowance pays for
-    (the schedule spends it), so long as one fits before the final one. Only where none does do
-    the streams shrink too (not under MIN_STREAMS), as few as one before the final (else the final
-    alone) needs; under the floors only where the final alone would not fit (down to LEAST)."""
-    allow = TARGET * max_time
+    seconds less what the probe spent, reading every stream: the characters of each stream
+    shrink first (a small model's time is its steps), then the starts, not under MIN_CHARS and
+    MIN_STARTS. Where even that size does not fit `evals`, fewer evaluations read it, as many as
+    the allowance pays for (the schedule spends it), so long as one fits before the final one.
+    Only where none does do the streams shrink too (not under MIN_STREAMS), as few as one before
+    the final (else the final alone) needs; under the floors only where the final alone would
+    not fit (down to LEAST)."""
+    allow = TARGET * max_time - cost.probe  # the probe spent its part already
     floor = EvalSize(full.streams, min(MIN_CHARS, full.chars), min(MIN_STARTS, full.starts))
     affordable = math.floor(allow / max(cost.of(floor), 1e-12))
     if affordable >= min(evals, 2):  # every stream, in fewer evaluations if need be
