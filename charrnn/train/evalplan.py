@@ -43,6 +43,10 @@ WHOLE_WINDOWS = 1000  # characters of a stream read in which the check's windows
 # in a shorter stream the check's windows shrink until a runaway no longer shows in them
 # (docs/evaluation-cost.md: 100 characters a stream found none of the runaways the full check did).
 LEAST = (1, MIN_CHARS, 16)
+# How much more than the probe's prediction a first evaluation may cost (seen: 1.1-1.6x, more with
+# a large vocabulary): the plan leaves this room, and the time kept for a final evaluation that
+# only the probe has predicted.
+PROBE_MARGIN = 1.5
 SETTLE = 8  # steps after which a step's seconds (a median) are the pace the probe's figures hold at
 EXIT_S = 1.0  # seconds kept for what follows the final evaluation: the process's exit
 TRAIN_PER_EVAL = 3.0  # a character trained costs about three read (forward, backward, update)
@@ -132,14 +136,15 @@ def _windows(ids: torch.Tensor, n: int, skip: int = 100, span: int = 200):
 
 def choose_size(max_time: float, full: EvalSize, cost: EvalCost, evals: int) -> EvalSize:
     """The largest size (at most `full`) at which `evals` evaluations fit in TARGET of `max_time`
-    seconds less what the probe spent, reading every stream: the characters of each stream
+    seconds less what the probe spent (with PROBE_MARGIN for the probe's error), reading every
+    stream: the characters of each stream
     shrink first (a small model's time is its steps), then the starts, not under MIN_CHARS and
     MIN_STARTS. Where even that size does not fit `evals`, fewer evaluations read it, as many as
     the allowance pays for (the schedule spends it), so long as one fits before the final one.
     Only where none does do the streams shrink too (not under MIN_STREAMS), as few as one before
     the final (else the final alone) needs; under the floors only where the final alone would
     not fit (down to LEAST)."""
-    allow = TARGET * max_time - cost.probe  # the probe spent its part already
+    allow = (TARGET * max_time - cost.probe) / PROBE_MARGIN  # the probe spent its part already
     floor = EvalSize(full.streams, min(MIN_CHARS, full.chars), min(MIN_STARTS, full.starts))
     affordable = math.floor(allow / max(cost.of(floor), 1e-12))
     if affordable >= min(evals, 2):  # every stream, in fewer evaluations if need be
@@ -247,7 +252,7 @@ class EvalBudget:
     def reserve(self) -> float:
         """Seconds to keep for the final evaluation, with a margin for noise (a wider one while
         the prediction is the probe's)."""
-        return (1.5 if self.took is None else 1.25) * self.predicted() + EXIT_S
+        return (PROBE_MARGIN if self.took is None else 1.25) * self.predicted() + EXIT_S
 
     def due(self, elapsed: float) -> bool:
         """Whether a scheduled evaluation may run now: its cost and the final's both fit what is
