@@ -190,6 +190,21 @@ def test_a_small_corpus_gets_a_smaller_check_not_none(tmp_path, text):
     assert report["runaways"] == 0 and report["runaways_lead_in"] == 0
 
 
+def test_a_part_of_the_split_reads_streams_spread_over_it_as_the_whole_read_reads_them(mid_epoch):
+    """A time budget's part reads the first and the last stream and ones between (the first few
+    alone are the start of the split only), each target scored as the whole read scores it."""
+    trainer, _ = mid_epoch
+    batches = trainer.val_batches
+    length, count = batches.stream_len, batches.batch_size
+    part = evaluate(trainer.trained, batches, streams=3, chars=100)
+    read = (part.context >= 0).nonzero()[:, 0]  # the targets read: stream s's start at s * L
+    assert sorted(set((read // length).tolist())) == [0, (count - 1) // 2, count - 1]
+    assert len(read) == 3 * 100
+    whole = evaluate(trainer.trained, batches)
+    torch.testing.assert_close(part.nats[read], whole.nats[read], rtol=1e-4, atol=1e-4)
+    assert part.loss == pytest.approx(float(whole.nats[read].mean()), abs=1e-4)
+
+
 def test_the_smallest_check_of_a_time_budget_still_counts_a_runaway(mid_epoch):
     """A time budget's floor (evalplan: a few streams, a few hundred characters of each, 64
     starts) finds no runaway in a sound model, and finds the starts in a stream planted to run

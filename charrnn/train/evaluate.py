@@ -40,8 +40,10 @@ def evaluate(
 ) -> Validation | None:
     """Nats per character over every target of the split, with state carried along each stream;
     None if `should_stop()` turns true on the way (a stop must not wait for a long evaluation).
-    `streams`, `chars`: read only the first `streams` of this rank's streams, the first `chars`
-    characters of each (None: all; a part leaves out the leftover that continues the last one).
+    `streams`, `chars`: read only `streams` of this rank's streams, spread evenly over them (the
+    first, the last and between: a few first streams would be only the start of the split), the
+    first `chars` characters of each (None: all; a part leaves out the leftover that continues
+    the last one).
 
     Each stream begins where `sample` and `score` begin, from the model's cold start (`cold`
     False: a zero state alone), so the figure is what a user of the model will get.
@@ -58,7 +60,8 @@ def evaluate(
     first = batches.first_stream * length  # where this rank's first stream starts in the split
     mine = context >= 0  # (a NaN loss stays in the sums: it must show, not vanish)
     total, count = dist.all_sum([float(per_target[mine].double().sum()), float(mine.sum())], device)
-    spans = [(first + s * length, first + s * length + read_len) for s in range(b)]  # stream s's
+    picked = spread(b, batches.batch_size).tolist()
+    spans = [(first + s * length, first + s * length + read_len) for s in picked]  # stream s's
     whole = b == batches.batch_size and read_len == length
     if whole and batches.last_rank:  # the last stream with the tail, if any
         spans[-1] = (spans[-1][0], len(per_target))
@@ -75,7 +78,7 @@ def evaluate(
 
 
 def _read_split(model: Model, batches: StreamBatcher, should_stop, cold: bool, b: int, cols: int):
-    """(per_target, context) as in Validation, the first `b` of this rank's streams read side by
+    """(per_target, context) as in Validation, `b` of this rank's streams (`spread`) read side by
     side (their first `cols` characters); None if `should_stop()` turns true on the way."""
     net, device, length = model.net, model.device, batches.stream_len
     whole = b == batches.batch_size and cols == length
@@ -83,7 +86,8 @@ def _read_split(model: Model, batches: StreamBatcher, should_stop, cold: bool, b
     per_target = torch.full((len(batches.ids) - 1,), math.nan)  # (N - 1,)
     context = torch.full((len(batches.ids) - 1,), -1, dtype=torch.int32)
     first = batches.first_stream * length  # where this rank's first stream starts in the split
-    rows = torch.arange(b)[:, None] * length  # (b, 1)
+    picked = spread(b, batches.batch_size)  # (b,): which streams
+    rows = picked[:, None] * length  # (b, 1)
     done = 0  # columns of the (B, L) block read so far
     for x, y, tail in batches.eval_chunks():
         if should_stop is not None and should_stop():
@@ -91,7 +95,7 @@ def _read_split(model: Model, batches: StreamBatcher, should_stop, cold: bool, b
         if (not whole and tail) or (not tail and done >= cols):
             break
         if not tail:
-            x, y = x[:b, : cols - done], y[:b, : cols - done]
+            x, y = x[picked, : cols - done], y[picked, : cols - done]
         if tail:  # the leftover row continues the last stream
             state = select_streams(state, slice(-1, None))
         out, state = net.read(x.to(device), state)  # (B, t, H)
@@ -106,3 +110,13 @@ def _read_split(model: Model, batches: StreamBatcher, should_stop, cold: bool, b
             done += t
         per_target[at], context[at] = nats.flatten().float(), read
     return per_target, context
+
+
+def spread(b: int, streams: int) -> torch.Tensor:
+    """(b,) indices of `b` of `streams` streams spread evenly over them, first and last among
+    them (b == streams: all of them, in order)."""
+    if b >= streams:
+        return torch.arange(streams)
+    if b == 1:
+        return torch.zeros(1, dtype=torch.long)
+    return torch.div(torch.arange(b) * (streams - 1), b - 1, rounding_mode="floor")
