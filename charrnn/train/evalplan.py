@@ -30,10 +30,10 @@ from charrnn.train.state import Position
 SHARE = 0.03  # the most of a time budget that evaluations may spend
 TARGET = 0.025  # what the plan aims at: the rest is margin for a busy machine's noise
 MAX_EVALS = 16  # evaluations planned at most in a budget: enough to keep the best and to resume
-# Streams read at least where not every stream fits: their median is what a runaway stream is
-# judged against. Every stream is read where an evaluation before the final one fits that way:
-# the first few streams are only the start of the split, and have read up to 0.4 nats below it
-# (docs/evaluation-cost.md).
+# Streams read at least where not every stream fits (spread over the split: evaluate.spread):
+# their median is what a runaway stream is judged against. Every stream is read where an
+# evaluation before the final one fits that way: a few streams are a small sample of the split
+# (the first four once read up to 0.4 nats below it: docs/evaluation-cost.md).
 MIN_STREAMS = 4
 MIN_CHARS = 500  # characters of each stream read at least (the cold-start windows shrink to fit)
 MIN_STARTS = 64  # cold starts checked at least (docs/evaluation-cost.md: what still catches one)
@@ -137,13 +137,12 @@ def _windows(ids: torch.Tensor, n: int, skip: int = 100, span: int = 200):
 def choose_size(max_time: float, full: EvalSize, cost: EvalCost, evals: int) -> EvalSize:
     """The largest size (at most `full`) at which `evals` evaluations fit in TARGET of `max_time`
     seconds less what the probe spent (with PROBE_MARGIN for the probe's error), reading every
-    stream: the characters of each stream
-    shrink first (a small model's time is its steps), then the starts, not under MIN_CHARS and
-    MIN_STARTS. Where even that size does not fit `evals`, fewer evaluations read it, as many as
-    the allowance pays for (the schedule spends it), so long as one fits before the final one.
-    Only where none does do the streams shrink too (not under MIN_STREAMS), as few as one before
-    the final (else the final alone) needs; under the floors only where the final alone would
-    not fit (down to LEAST)."""
+    stream: the characters of each stream shrink first (a small model's time is its steps),
+    then the starts, not under MIN_CHARS and MIN_STARTS. Where even that size does not fit
+    `evals`, fewer evaluations read it, as many as the allowance pays for (the schedule spends
+    it), so long as one fits before the final one. Only where none does do the streams shrink
+    too (not under MIN_STREAMS), as few as one before the final (else the final alone) needs;
+    under the floors only where the final alone would not fit (down to LEAST)."""
     allow = (TARGET * max_time - cost.probe) / PROBE_MARGIN  # the probe spent its part already
     floor = EvalSize(full.streams, min(MIN_CHARS, full.chars), min(MIN_STARTS, full.starts))
     affordable = math.floor(allow / max(cost.of(floor), 1e-12))
