@@ -113,6 +113,17 @@ def test_every_stream_is_read_where_an_evaluation_before_the_final_fits_that_way
     assert 2 <= made < planned and spent <= evalplan.SHARE * 1200
 
 
+def test_no_scheduled_evaluation_comes_just_before_the_final_one():
+    # Seen: a scheduled evaluation 3 steps before the final one, two lines that said the same.
+    cost = COSTS["small model"]
+    budget = EvalBudget(600, EvalSize(32, 500, 64), cost)
+    assert budget.due(budget.next_at)  # its turn, with a run's worth of training after it
+    last = 600 - budget.predicted() - budget.reserve()  # the latest it would still fit
+    assert not budget.due(last - 0.05)  # a step or so before the final one: not worth a line
+    early = EvalBudget(600, EvalSize(32, 500, 64), cost, early_stop=True)
+    assert early.due(last - 0.05)  # early stopping acts through every evaluation that fits
+
+
 def test_the_plan_counts_what_the_probe_spent():
     # Seen: 611 distinct characters, --time 3m: every stream fitted two evaluations of the
     # allowance, but not once the probe's 0.21 s were counted, and the run made none before its

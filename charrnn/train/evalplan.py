@@ -233,6 +233,7 @@ class EvalBudget:
         # measured: for the probe's, after the first SETTLE steps (the first pays for allocations
         # and kernel choice)
         self.step_s, self.pace, self.steps = 0.0, 0.0, 0
+        self.part = math.inf  # seconds between two evaluations, as the schedule spreads them
         self.next_at = self._next(0.0)
 
     def predicted(self) -> float:
@@ -255,12 +256,14 @@ class EvalBudget:
 
     def due(self, elapsed: float) -> bool:
         """Whether a scheduled evaluation may run now: its cost and the final's both fit what is
-        left of the allowance and of the budget, and it is its turn."""
+        left of the allowance and of the budget, and it is its turn; and, unless early stopping
+        needs every one, the final is not so near that this one would say what it will say (the
+        training left after it at least a quarter of the schedule's spacing)."""
         room = self.allow - self.spent - self.predicted()  # the final's kept
-        in_time = elapsed + self.predicted() + self.reserve() <= self.max_time  # and the final
+        after = self.max_time - (elapsed + self.predicted() + self.reserve())  # training left
         if self.early_stop:
-            return in_time
-        return room >= self.predicted() and elapsed >= self.next_at and in_time
+            return after >= 0
+        return room >= self.predicted() and elapsed >= self.next_at and after >= self.part / 4
 
     def measured(self, elapsed: float, read_s: float, check_s: float, save_s: float) -> None:
         """An evaluation took these seconds (at `elapsed`): the next of its size should too."""
@@ -275,7 +278,8 @@ class EvalBudget:
         left = math.floor((self.allow - self.spent) / max(self.predicted(), 1e-12))
         if left <= 1:
             return math.inf
-        return elapsed + (self.max_time - elapsed) / left
+        self.part = (self.max_time - elapsed) / left
+        return elapsed + self.part
 
 
 def plan(c: TrainConfig, full: EvalSize, cost: EvalCost, pos: Position) -> EvalBudget:
