@@ -310,6 +310,23 @@ def test_train_prints_only_the_checkpoint_path_on_stdout(env, corpus_file, tmp_p
     assert {p.name for p in run.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", ".lock"}
 
 
+def test_the_done_line_gives_the_best_loss_as_its_evaluation_line_did():
+    from types import SimpleNamespace
+
+    from charrnn.cli.report import done_line, eval_line
+    from charrnn.train import records
+
+    loss = 4.73624999  # on a rounding edge: 4.7362 as it is, 4.7363 as its record rounds it
+    val = SimpleNamespace(loss=loss, worst=loss, runaway_streams=0)
+    pos = SimpleNamespace(step=7, epoch=0, batch=1, elapsed=3.0)
+    record = records.evaluation(pos, 10, 1024, 1e-3, 4.9, val, None)
+    line = eval_line(SimpleNamespace(record=record, improved=True), first=False)
+    trainer = SimpleNamespace(pos=pos, config=SimpleNamespace(patience=None), run_dir=None)
+    done = SimpleNamespace(reason="steps", step=7, best_val=loss)
+    shown = line.split("val ")[1].split(" bpc")[0]  # "4.7363 nats = 6.833"
+    assert shown in done_line(trainer, done)
+
+
 def test_an_existing_run_is_never_overwritten_silently(env, corpus_file, tmp_path):
     train(env, corpus_file)
     before = (tmp_path / "checkpoints/tiny/best.pt").read_bytes()

@@ -53,7 +53,9 @@ def done_line(trainer, done) -> str:
 
         again = resume_command(run.ref, text_to_give(trainer.corpus["sources"]), {})
         return f"Stopped at step {done.step:,}; saved {run.last}. Resume with: {again}"
-    best = f"{done.best_val:.4f} nats = {done.best_val / math.log(2):.3f} bits per character"
+    # rounded as the evaluation's record (and so its progress line) rounds it, so the two agree
+    nats, bits = round(done.best_val, 5), round(done.best_val / math.log(2), 5)
+    best = f"{nats:.4f} nats = {bits:.3f} bits per character"
     why = f"{done.reason} budget spent"
     if done.reason == "patience":
         why = f"stopped early: no better validation loss in {trainer.config.patience} evaluations"
