@@ -39,11 +39,26 @@ def main() -> None:
     corpus = Path(args.corpus)
     if not corpus.is_file():
         sys.exit(f"no corpus at {corpus}: give --corpus PATH (tinyshakespeare.txt)")
+    result = train_charrnn(corpus, args.budget, extra, args.device, args.keep)
+    if not args.no_reference:
+        text = corpus.read_text(encoding="utf-8")
+        result["reference"] = reference(text, args.budget, device=args.device)
+    report(args, result)
+    if args.log:
+        with open(args.log, "a") as f:
+            f.write(json.dumps(result) + "\n")
+
+
+def train_charrnn(
+    corpus: Path, budget: float, extra: list[str], device: str = "cpu", keep: str | None = None
+) -> dict:
+    """`charrnn train corpus --time budget EXTRA...` in a subprocess, and what it did: its model,
+    steps, epochs, speed and best.pt's loss over the whole validation split (`best_val`)."""
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = args.keep or tmp
+        tmp = keep or tmp
         cmd = [
             sys.executable, "-m", "charrnn", "train", str(corpus), "--name", "bench",
-            "--time", f"{args.budget}s", "--checkpoint-dir", tmp, "--device", args.device,
+            "--time", f"{budget}s", "--checkpoint-dir", tmp, "--device", device,
             *extra,
         ]  # fmt: skip
         start = time.perf_counter()
@@ -54,13 +69,16 @@ def main() -> None:
         saved = checkpoint.load(Path(tmp) / "bench" / "last.pt")
         # Under a time budget the run's evaluations may read a part of the split (evalplan.py);
         # the figure compared is best.pt read over all of it, as the reference is.
-        whole = full_validation(Path(tmp) / "bench" / "best.pt", corpus, args.device)
+        whole = full_validation(Path(tmp) / "bench" / "best.pt", corpus, device)
     tc, mc = saved["train_config"], saved["model_config"]
     best = min(records, key=lambda r: r["val_loss"])
     last = records[-1]
     chars = last["step"] * tc["batch_size"] * tc["seq_len"]
-    result = {
-        "budget_s": args.budget,
+    return {
+        "budget_s": budget,
+        "corpus": corpus.name,
+        "corpus_chars": saved["corpus"]["chars"],
+        "dropout": mc["dropout"],
         "options": " ".join(extra) or "(defaults)",
         "model": f"{mc.get('cell', 'lstm').upper()} {mc['num_layers']}x{mc['hidden_size']} "
         f"emb {mc['embedding_dim']} "
@@ -79,13 +97,6 @@ def main() -> None:
         "cold_gap_last": _gap(last.get("cold_start")),
         "val_worst_last": last.get("val_worst"),
     }
-    if not args.no_reference:
-        text = corpus.read_text(encoding="utf-8")
-        result["reference"] = reference(text, args.budget, device=args.device)
-    report(args, result)
-    if args.log:
-        with open(args.log, "a") as f:
-            f.write(json.dumps(result) + "\n")
 
 
 def full_validation(path: Path, corpus: Path, device: str = "cpu") -> float:

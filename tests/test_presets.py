@@ -7,8 +7,17 @@ import pytest
 import torch
 from helpers.cli import invoke
 
+from charrnn import checkpoint
 from charrnn.model.config import ModelConfig
-from charrnn.model.presets import BIG_CORPUS, MEDIUM_FROM_CHARS, PRESETS, SMALL_FLOAT32, choose
+from charrnn.model.presets import (
+    FEW_PASSES,
+    MANY_PASSES,
+    MANY_PASSES_DROPOUT,
+    MEDIUM_FROM_CHARS,
+    PRESETS,
+    SMALL_FLOAT32,
+    choose,
+)
 from charrnn.train import start
 from charrnn.train.config import TrainConfig
 from charrnn.train.speed import training_speed
@@ -17,33 +26,63 @@ from charrnn.train.speed import training_speed
 def test_auto_picks_by_the_characters_the_budget_buys_here():
     rate = 10_000.0  # medium's chars/s
     edge = MEDIUM_FROM_CHARS / rate  # seconds
-    assert choose("auto", 0.99 * edge, 1_115_394, rate).name == "small"
-    assert choose("auto", 1.01 * edge, 1_115_394, rate).name == "medium"
+    assert choose("auto", 0.99 * edge, rate).name == "small"
+    assert choose("auto", 1.01 * edge, rate).name == "medium"
     # the same budget on a machine three times slower buys a third of the characters
-    assert choose("auto", 1.01 * edge, 1_115_394, rate / 3).name == "small"
-    assert choose("auto", 1.01 * edge / 3, 1_115_394, 3 * rate).name == "medium"
-    small = choose("auto", 136.5, 1_115_394, rate)
+    assert choose("auto", 1.01 * edge, rate / 3).name == "small"
+    assert choose("auto", 1.01 * edge / 3, 3 * rate).name == "medium"
+    small = choose("auto", 136.5, rate)
     assert small.preset == PRESETS["small"] and "1.36M characters" in small.reason
-    assert choose("auto", None, 1_115_394).name == "medium"  # a --steps or --epochs budget
+    assert choose("auto", None).name == "medium"  # a --steps or --epochs budget
     assert PRESETS["medium"].dropout > 0
 
 
 def test_auto_picks_a_narrower_small_for_an_lstm_trained_in_float32():
     rate = 10_000.0
-    small = choose("auto", 136.5, 1_115_394, rate, float32_lstm=True)
+    small = choose("auto", 136.5, rate, float32_lstm=True)
     assert small.name == "small" and small.preset == SMALL_FLOAT32
     assert "1x384 over 16 streams, as it trains in float32" in small.reason
-    assert choose("auto", 136.5, 1_115_394, rate).preset == PRESETS["small"]  # bfloat16
+    assert choose("auto", 136.5, rate).preset == PRESETS["small"]  # bfloat16
     # medium, and a size asked for by name, are what they are in either precision
-    assert choose("auto", 600.0, 1_115_394, rate, float32_lstm=True).preset == PRESETS["medium"]
-    assert choose("small", 136.5, 1_115_394, rate, float32_lstm=True).preset == PRESETS["small"]
+    assert choose("auto", 600.0, rate, float32_lstm=True).preset == PRESETS["medium"]
+    assert choose("small", 136.5, rate, float32_lstm=True).preset == PRESETS["small"]
 
 
-def test_auto_drops_dropout_on_a_big_corpus_and_named_sizes_are_kept():
-    choice = choose("auto", 600.0, BIG_CORPUS, 10_000.0)
-    assert choice.name == "medium" and choice.preset.dropout == 0.0
-    assert choice.preset.hidden_size == PRESETS["medium"].hidden_size
-    assert choose("large", 60.0, BIG_CORPUS).preset == PRESETS["large"]
+def test_auto_sets_dropout_by_the_passes_over_the_text_and_named_sizes_are_kept():
+    rate = 10_000.0
+    once = choose("auto", 600.0, rate, passes=0.6)  # a big text: read less than once
+    assert once.name == "medium" and once.preset.dropout == 0.0
+    assert once.preset.hidden_size == PRESETS["medium"].hidden_size
+    assert "dropout 0, as the budget reads the text less than once" in once.reason
+    assert choose("auto", 600.0, rate, passes=FEW_PASSES).preset == PRESETS["medium"]
+    # from there it rises in a line, in steps of 0.05, and never falls as the passes grow
+    ramp = [choose("auto", 600.0, rate, passes=p / 4).preset.dropout for p in range(4, 200)]
+    assert ramp == sorted(ramp) and {round(d * 20, 9) % 1 for d in ramp} == {0}
+    middle = choose("auto", 600.0, rate, passes=(FEW_PASSES + MANY_PASSES) / 2).preset.dropout
+    assert middle == pytest.approx((PRESETS["medium"].dropout + MANY_PASSES_DROPOUT) / 2, abs=0.03)
+    for name, budget in (("small", 60.0), ("medium", 600.0)):
+        often = choose("auto", budget, rate, passes=MANY_PASSES)
+        assert often.name == name and often.preset.dropout == MANY_PASSES_DROPOUT
+        assert f"about {MANY_PASSES:.0f} times" in often.reason
+    assert choose("auto", None, passes=40.0).preset.dropout == MANY_PASSES_DROPOUT  # --epochs 40
+    assert choose("large", 60.0, passes=40.0).preset == PRESETS["large"]
+    assert choose("auto", 600.0, rate).preset == PRESETS["medium"]  # passes unknown
+
+
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [
+        ({"max_epochs": 3.0}, 3.0),
+        ({"max_steps": 100}, 100 * 8 * 16 / 900),  # B x T characters a step
+        ({"max_time": 60.0}, 60 * 50 / 900),  # at 50 characters a second
+        ({"max_time": 60.0, "max_steps": 10, "max_epochs": 2.0}, 10 * 8 * 16 / 900),  # the least
+        ({"max_time": 60.0, "max_epochs": 2.0}, 2.0),
+    ],
+)
+def test_the_passes_a_run_makes_are_the_least_its_budgets_allow(budget, expected):
+    config = TrainConfig(batch_size=8, seq_len=16, lr=1e-3, val_frac=0.1, **budget)
+    assert start.passes(config, 1000, 50.0) == pytest.approx(expected)
+    assert start.passes(TrainConfig(batch_size=8, seq_len=16, lr=1e-3), 1000, 50.0) is None
 
 
 def test_the_speed_measurement_leaves_the_random_state_and_threads_as_they_were():
@@ -103,3 +142,21 @@ def test_options_override_what_auto_chose(tmp_path, monkeypatch, corpus_file):
     )
     assert r.exit_code == 0, r.stderr
     assert "1x24 LSTM" in r.stderr and "batch 32x8" in r.stderr and "auto: medium" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "dropout"), [([], MANY_PASSES_DROPOUT), (["--dropout", "0.2"], 0.2)]
+)
+def test_a_run_that_reads_its_text_many_times_gets_more_dropout_unless_given(
+    tmp_path, monkeypatch, corpus_file, options, dropout
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(start, "training_speed", lambda *a, **k: 200_000.0)  # medium
+    monkeypatch.setattr(start, "passes", lambda *a, **k: 20.0)  # as a long budget would read it
+    r = invoke(
+        ["train", str(corpus_file), "--time", "10m", "--steps", "1", "--name", "d", *options]
+    )
+    assert r.exit_code == 0, r.stderr
+    assert ("dropout 0.5, as the budget reads the text about 20 times" in r.stderr) == (not options)
+    saved = checkpoint.load(tmp_path / "checkpoints" / "d" / "last.pt")
+    assert saved["model_config"]["dropout"] == dropout

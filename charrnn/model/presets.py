@@ -56,7 +56,16 @@ MEDIUM_FROM_CHARS = 2_000_000
 # model over half the streams makes 2.1-2.6x the steps: 0.014-0.022 nats better in 136.5-180 s,
 # level by 240 s (docs/performance.md). Measured for the LSTM; a GRU or an RNN keeps small.
 SMALL_FLOAT32 = replace(PRESETS["small"], hidden_size=384, batch_size=16)
-BIG_CORPUS = 20_000_000  # characters: a CPU run sees so much text about once, so no dropout
+# Dropout by how many times the run will read its training text (`auto` only): text read about
+# once needs none (dropout slows learning, and pays only where text repeats); text read many times
+# is memorised without more (docs/performance.md, "dropout by the passes over the text").
+# Between FEW_PASSES and MANY_PASSES it rises in a line from the preset's to MANY_PASSES_DROPOUT,
+# so that a little more budget never flips it: medium at 136.5 s on texts of 0.6M, 0.3M and 0.1M
+# characters (5, 10 and 29 passes) was best at 0.1-0.3, 0.5 and 0.5.
+ONE_PASS = 1.0  # passes: fewer, no dropout
+FEW_PASSES = 4.0  # passes: up to here, the preset's
+MANY_PASSES = 10.0  # passes: from here, MANY_PASSES_DROPOUT
+MANY_PASSES_DROPOUT = 0.5
 
 
 @dataclass(frozen=True)
@@ -93,17 +102,17 @@ class Choice:
 def choose(
     size: str,
     max_time: float | None,
-    n_chars: int,
     medium_chars_per_s: float | None = None,
     float32_lstm: bool = False,
     timed: str = "medium",
+    passes: float | None = None,
 ) -> Choice:
     """The preset for --size `size`. For "auto": small when the medium model could train fewer
     than MEDIUM_FROM_CHARS characters in `max_time` seconds at `medium_chars_per_s` (this
     machine's rate, measured: speed.training_speed), else medium; medium without a time budget
     or a measured rate (`timed` names the model measured, for the reason). Small is
-    SMALL_FLOAT32 for an LSTM trained in float32 on a CPU (`float32_lstm`). Without dropout on a
-    corpus of BIG_CORPUS characters or more."""
+    SMALL_FLOAT32 for an LSTM trained in float32 on a CPU (`float32_lstm`). Its dropout follows
+    `passes`, about how many times the run will read its training text (dropout_for)."""
     if size != "auto":
         return Choice(size, PRESETS[size])
     if max_time is None or not medium_chars_per_s:
@@ -121,10 +130,23 @@ def choose(
     if name == "small" and float32_lstm:
         preset = SMALL_FLOAT32
         reason += f"; {preset.describe()} over {preset.batch_size} streams, as it trains in float32"
-    if n_chars >= BIG_CORPUS and preset.dropout:  # it slows training, and pays when text repeats
-        preset = replace(preset, dropout=0.0)
-        reason += f"; no dropout for {n_chars / 1e6:.0f}M characters"
+    if passes is not None and (dropout := dropout_for(passes, preset)) != preset.dropout:
+        preset = replace(preset, dropout=dropout)
+        reason += f"; dropout {dropout:g}, as the budget reads the text {_times(passes)}"
     return Choice(name, preset, reason)
+
+
+def dropout_for(passes: float, preset: Preset) -> float:
+    """The dropout for `preset` in a run that reads its training text about `passes` times."""
+    if passes < ONE_PASS:
+        return 0.0
+    share = min(max((passes - FEW_PASSES) / (MANY_PASSES - FEW_PASSES), 0.0), 1.0)
+    dropout = preset.dropout + share * max(0.0, MANY_PASSES_DROPOUT - preset.dropout)
+    return round(dropout * 20) / 20  # in steps of 0.05: a figure the first line can say
+
+
+def _times(passes: float) -> str:
+    return "less than once" if passes < 1 else f"about {passes:.0f} times"
 
 
 def for_cell(preset: Preset, cell: str, vocab_size: int) -> Preset:

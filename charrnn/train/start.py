@@ -245,13 +245,21 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
     """The preset: for `auto` with a time budget, from the medium model's speed measured here,
     shaped as this run would shape it (cell, options given), summed over the ranks so that
     every rank makes the same choice; and whether this run's LSTM would train in float32 on a
-    CPU, where small is SMALL_FLOAT32 (unless the options give its width, depth or streams)."""
+    CPU, where small is SMALL_FLOAT32 (unless the options give its width, depth or streams);
+    and, unless given, the dropout for the passes over the text that the budget allows."""
     max_time = train.get("max_time")
-    if size != "auto" or max_time is None:
-        return choose(size, max_time, len(corpus))
+    if size != "auto":
+        return choose(size, max_time)
     medium = _with_options(PRESETS["medium"], cell, len(corpus.vocab), model)
-    shape = dataclasses.replace(medium.model_config(len(corpus.vocab), cell), **model)
     config = _train_config(medium, train)
+    given = "dropout" in model  # then the passes do not set it
+
+    def read(rate: float | None) -> float | None:
+        return None if given else passes(config, len(corpus), rate, dist.world)
+
+    if max_time is None:
+        return choose(size, None, passes=read(None))
+    shape = dataclasses.replace(medium.model_config(len(corpus.vocab), cell), **model)
     rate = training_speed(shape, config, device)
     device = torch.device(device)
     float32 = device.type == "cpu" and autocast_dtype(config.precision, device) is None
@@ -262,7 +270,24 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
     timed = "medium"
     if any(k in model for k in ("hidden_size", "num_layers", "embedding_dim")):
         timed = f"medium as the options shape it ({shape.num_layers}x{shape.hidden_size})"
-    return choose(size, max_time, len(corpus), rate, float32_lstm=float32_lstm, timed=timed)
+    return choose(size, max_time, rate, float32_lstm=float32_lstm, timed=timed, passes=read(rate))
+
+
+def passes(
+    config: TrainConfig, n_chars: int, chars_per_s: float | None, world: int = 1
+) -> float | None:
+    """About how many times a run of `config` reads the training split of a text of `n_chars`
+    characters: the least its budgets allow, a time budget at `chars_per_s` (all `world` ranks
+    together); None where no budget says."""
+    n_train = max(1.0, n_chars * (1 - config.val_frac))
+    read = []
+    if config.max_epochs is not None:
+        read.append(config.max_epochs)
+    if config.max_steps is not None:
+        read.append(config.max_steps * config.batch_size * config.seq_len * world / n_train)
+    if config.max_time is not None and chars_per_s:
+        read.append(config.max_time * chars_per_s / n_train)
+    return min(read, default=None)
 
 
 def _train_config(preset: Preset, train: dict) -> TrainConfig:
