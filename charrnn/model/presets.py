@@ -146,7 +146,9 @@ def dropout_for(passes: float, preset: Preset) -> float:
 
 
 def _times(passes: float) -> str:
-    return "less than once" if passes < 1 else f"about {passes:.0f} times"
+    if passes < 1.5:
+        return "less than once" if passes < 1 else "about once"
+    return f"about {passes:.0f} times"
 
 
 def for_cell(preset: Preset, cell: str, vocab_size: int) -> Preset:
