@@ -8,7 +8,7 @@ import torch
 from helpers.cli import invoke
 
 from charrnn import checkpoint
-from charrnn.model.config import ModelConfig
+from charrnn.model.config import ModelConfig, parameter_count
 from charrnn.model.presets import (
     FEW_PASSES,
     MANY_PASSES,
@@ -17,6 +17,7 @@ from charrnn.model.presets import (
     PRESETS,
     SMALL_FLOAT32,
     choose,
+    with_dropout,
 )
 from charrnn.train import start
 from charrnn.train.config import TrainConfig
@@ -48,25 +49,26 @@ def test_auto_picks_a_narrower_small_for_an_lstm_trained_in_float32():
     assert choose("small", 136.5, rate, float32_lstm=True).preset == PRESETS["small"]
 
 
-def test_auto_sets_dropout_by_the_passes_over_the_text_and_named_sizes_are_kept():
-    rate = 10_000.0
-    once = choose("auto", 600.0, rate, passes=0.6)  # a big text: read less than once
+def test_auto_sets_dropout_by_the_passes_over_the_text():
+    medium = choose("auto", 600.0, 10_000.0)
+    once = with_dropout(medium, 0.6)  # a big text: read less than once
     assert once.name == "medium" and once.preset.dropout == 0.0
     assert once.preset.hidden_size == PRESETS["medium"].hidden_size
     assert "dropout 0, as the budget reads the text less than once" in once.reason
-    assert choose("auto", 600.0, rate, passes=FEW_PASSES).preset == PRESETS["medium"]
+    assert with_dropout(medium, FEW_PASSES) == medium  # a few times: the preset's, unsaid
     # from there it rises in a line, in steps of 0.05, and never falls as the passes grow
-    ramp = [choose("auto", 600.0, rate, passes=p / 4).preset.dropout for p in range(4, 200)]
+    ramp = [with_dropout(medium, p / 4).preset.dropout for p in range(4, 200)]
     assert ramp == sorted(ramp) and {round(d * 20, 9) % 1 for d in ramp} == {0}
-    middle = choose("auto", 600.0, rate, passes=(FEW_PASSES + MANY_PASSES) / 2).preset.dropout
+    middle = with_dropout(medium, (FEW_PASSES + MANY_PASSES) / 2).preset.dropout
     assert middle == pytest.approx((PRESETS["medium"].dropout + MANY_PASSES_DROPOUT) / 2, abs=0.03)
-    for name, budget in (("small", 60.0), ("medium", 600.0)):
-        often = choose("auto", budget, rate, passes=MANY_PASSES)
-        assert often.name == name and often.preset.dropout == MANY_PASSES_DROPOUT
-        assert f"about {MANY_PASSES:.0f} times" in often.reason
-    assert choose("auto", None, passes=40.0).preset.dropout == MANY_PASSES_DROPOUT  # --epochs 40
-    assert choose("large", 60.0, passes=40.0).preset == PRESETS["large"]
-    assert choose("auto", 600.0, rate).preset == PRESETS["medium"]  # passes unknown
+    for choice in (choose("auto", 60.0, 10_000.0), medium):  # small and medium
+        often = with_dropout(choice, MANY_PASSES)
+        assert often.name == choice.name and often.preset.dropout == MANY_PASSES_DROPOUT
+        assert often.reason.startswith(choice.reason)
+        assert (
+            f"; dropout 0.5, as the budget reads the text about {MANY_PASSES:.0f} times"
+            in often.reason
+        )
 
 
 @pytest.mark.parametrize(
@@ -145,7 +147,8 @@ def test_options_override_what_auto_chose(tmp_path, monkeypatch, corpus_file):
 
 
 @pytest.mark.parametrize(
-    ("options", "dropout"), [([], MANY_PASSES_DROPOUT), (["--dropout", "0.2"], 0.2)]
+    ("options", "dropout"),
+    [([], MANY_PASSES_DROPOUT), (["--dropout", "0.2"], 0.2), (["--size", "medium"], 0.1)],
 )
 def test_a_run_that_reads_its_text_many_times_gets_more_dropout_unless_given(
     tmp_path, monkeypatch, corpus_file, options, dropout
@@ -160,3 +163,26 @@ def test_a_run_that_reads_its_text_many_times_gets_more_dropout_unless_given(
     assert ("dropout 0.5, as the budget reads the text about 20 times" in r.stderr) == (not options)
     saved = checkpoint.load(tmp_path / "checkpoints" / "d" / "last.pt")
     assert saved["model_config"]["dropout"] == dropout
+
+
+def test_the_passes_count_the_model_auto_chose(tmp_path, monkeypatch, corpus_file):
+    """auto times medium, but small trains faster and, in float32, over fewer streams: the passes
+    are small's, at medium's speed scaled by their arithmetic a character."""
+    seen = {}
+
+    def passes(config, n_chars, chars_per_s, world=1):
+        seen.update(streams=config.batch_size, rate=chars_per_s)
+        return 2.0
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(start, "training_speed", lambda *a, **k: 2_000.0)  # small is chosen
+    monkeypatch.setattr(start, "autocast_dtype", lambda *a: None)  # float32: SMALL_FLOAT32
+    monkeypatch.setattr(start, "passes", passes)
+    r = invoke(["train", str(corpus_file), "--time", "1m", "--steps", "1", "--name", "s"])
+    assert r.exit_code == 0, r.stderr
+    assert "1x384 LSTM" in r.stderr and seen["streams"] == SMALL_FLOAT32.batch_size
+    vocab = len(checkpoint.load(tmp_path / "checkpoints" / "s" / "last.pt")["vocab"])
+    medium, small = (
+        parameter_count(p.model_config(vocab)) for p in (PRESETS["medium"], SMALL_FLOAT32)
+    )
+    assert seen["rate"] == pytest.approx(2_000.0 * medium / small)

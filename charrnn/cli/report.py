@@ -37,7 +37,8 @@ def describe(opened, request, device) -> str:
     return (
         f"{verb} {trainer.run_dir.name!r}: {opened.chars:,} characters, {distinct} distinct"
         f"{vocab}; {m.num_layers}x{m.hidden_size} {m.cell.upper()}, {params / 1e6:.2f}M "
-        f"parameters; batch {c.batch_size}x{c.seq_len}; budget "
+        f"parameters{f', dropout {m.dropout:g}' if m.dropout else ''}; batch "
+        f"{c.batch_size}x{c.seq_len}; budget "
         f"{', '.join(x for x in limits if x)}; {device}"
         + (" (bfloat16 mixed precision)" if trainer.autocast is not None else "")
         + (f" x {trainer.dist.world} processes" if trainer.dist.active else "")

@@ -106,7 +106,8 @@ Examples:
     help="Model preset: tiny 1x128, small 1x512, medium 1x768, large 3x512; auto times a few "
     f"steps of medium here and picks it if it can train {MEDIUM_FROM_CHARS / 1e6:g}M+ characters "
     "in --time, else small (an LSTM in float32: 1x384 over 16 streams, unless --hidden, "
-    "--layers or --batch-size is given; without dropout for 20M+ characters).",
+    "--layers or --batch-size is given); auto also sets the dropout by how many times the "
+    "budget reads the text: none below once, the preset's up to 4, rising to 0.5 at 10.",
 )
 @click.option(
     "--cell",
@@ -119,7 +120,12 @@ Examples:
 @click.option("--layers", type=click.IntRange(1, 16), help="Layers of cells (overrides --size).")
 @click.option("--hidden", type=click.IntRange(1, 8192), help="Cell width (overrides --size).")
 @click.option("--embedding", type=click.IntRange(1, 4096), help="Embedding width.")
-@click.option("--dropout", type=Number(0, 1, max_open=True), help="Dropout rate.")
+@click.option(
+    "--dropout",
+    type=Number(0, 1, max_open=True),
+    help="Dropout rate, between the layers and before the head  [default: the preset's; with "
+    "--size auto, by the passes over the text].",
+)
 @click.option(
     "--batch-size",
     type=click.IntRange(1),
@@ -166,7 +172,8 @@ Examples:
     "--eval-every",
     type=click.IntRange(1),
     help="Steps between evaluations and checkpoints  [default: about every million "
-    "characters (1,024 steps at 32x32), and at least once an epoch of a small text].",
+    "characters (1,024 steps at 32x32), and at least once an epoch of a small text; under "
+    "--time, fewer where they would cost over 3% of it].",
 )
 @click.option(
     "--patience",

@@ -105,14 +105,13 @@ def choose(
     medium_chars_per_s: float | None = None,
     float32_lstm: bool = False,
     timed: str = "medium",
-    passes: float | None = None,
 ) -> Choice:
     """The preset for --size `size`. For "auto": small when the medium model could train fewer
     than MEDIUM_FROM_CHARS characters in `max_time` seconds at `medium_chars_per_s` (this
     machine's rate, measured: speed.training_speed), else medium; medium without a time budget
     or a measured rate (`timed` names the model measured, for the reason). Small is
-    SMALL_FLOAT32 for an LSTM trained in float32 on a CPU (`float32_lstm`). Its dropout follows
-    `passes`, about how many times the run will read its training text (dropout_for)."""
+    SMALL_FLOAT32 for an LSTM trained in float32 on a CPU (`float32_lstm`). Its dropout is the
+    preset's: with_dropout sets it by the passes over the text."""
     if size != "auto":
         return Choice(size, PRESETS[size])
     if max_time is None or not medium_chars_per_s:
@@ -130,10 +129,17 @@ def choose(
     if name == "small" and float32_lstm:
         preset = SMALL_FLOAT32
         reason += f"; {preset.describe()} over {preset.batch_size} streams, as it trains in float32"
-    if passes is not None and (dropout := dropout_for(passes, preset)) != preset.dropout:
-        preset = replace(preset, dropout=dropout)
-        reason += f"; dropout {dropout:g}, as the budget reads the text {_times(passes)}"
     return Choice(name, preset, reason)
+
+
+def with_dropout(choice: Choice, passes: float) -> Choice:
+    """`choice` (of `auto`) with the dropout for a run that reads its text about `passes` times,
+    and the reason saying so where that is not the preset's."""
+    dropout = dropout_for(passes, choice.preset)
+    if dropout == choice.preset.dropout:
+        return choice
+    why = f"{choice.reason}; dropout {dropout:g}, as the budget reads the text {_times(passes)}"
+    return Choice(choice.name, replace(choice.preset, dropout=dropout), why)
 
 
 def dropout_for(passes: float, preset: Preset) -> float:

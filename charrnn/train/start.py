@@ -17,8 +17,17 @@ from charrnn import checkpoint
 from charrnn.defaults import CELL, SIZE
 from charrnn.devices import autocast_dtype
 from charrnn.errors import CheckpointError, ConfigError, RunError
+from charrnn.model.config import parameter_count
 from charrnn.model.network import CELLS, CharRNN, ModelConfig, grown_weights
-from charrnn.model.presets import FINE_TUNE, PRESETS, Choice, Preset, choose, for_cell
+from charrnn.model.presets import (
+    FINE_TUNE,
+    PRESETS,
+    Choice,
+    Preset,
+    choose,
+    for_cell,
+    with_dropout,
+)
 from charrnn.model.trained import lead_in_for
 from charrnn.runs import RunDir, check_not_replacing
 from charrnn.text import data
@@ -90,7 +99,7 @@ def start(
     config = _evaluating(
         _train_config(preset, train), train, len(corpus), MIN_EVALS_PER_EPOCH, dist
     )
-    model_config = dataclasses.replace(preset.model_config(len(corpus.vocab), cell), **model)
+    model_config = _shape(preset, cell, len(corpus.vocab), model)
     model_config.lead_in = lead_in_for(corpus.ids, corpus.vocab)
     ids, vocab = corpus.ids, corpus.vocab
     return _opened(
@@ -242,24 +251,34 @@ def _fitting_batch(n_chars: int, val_frac: float, seq_len: int, world: int) -> i
 
 
 def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
-    """The preset: for `auto` with a time budget, from the medium model's speed measured here,
-    shaped as this run would shape it (cell, options given), summed over the ranks so that
-    every rank makes the same choice; and whether this run's LSTM would train in float32 on a
-    CPU, where small is SMALL_FLOAT32 (unless the options give its width, depth or streams);
-    and, unless given, the dropout for the passes over the text that the budget allows."""
+    """The preset (for `auto` with a time budget, by _by_speed), and unless the options give it,
+    the dropout for the passes over the text that the budget allows the model chosen."""
     max_time = train.get("max_time")
     if size != "auto":
         return choose(size, max_time)
-    medium = _with_options(PRESETS["medium"], cell, len(corpus.vocab), model)
-    config = _train_config(medium, train)
-    given = "dropout" in model  # then the passes do not set it
-
-    def read(rate: float | None) -> float | None:
-        return None if given else passes(config, len(corpus), rate, dist.world)
-
+    vocab = len(corpus.vocab)
+    medium = _with_options(PRESETS["medium"], cell, vocab, model)
     if max_time is None:
-        return choose(size, None, passes=read(None))
-    shape = dataclasses.replace(medium.model_config(len(corpus.vocab), cell), **model)
+        choice, rate = choose(size, None), None
+    else:
+        choice, rate = _by_speed(medium, cell, model, train, vocab, device, dist)
+    if "dropout" in model:
+        return choice  # the user's
+    chosen = _with_options(choice.preset, cell, vocab, model)
+    if rate:  # the chosen model's speed, from medium's by their arithmetic a character
+        rate *= parameter_count(_shape(medium, cell, vocab, model))
+        rate /= parameter_count(_shape(chosen, cell, vocab, model))
+    read = passes(_train_config(chosen, train), len(corpus), rate, dist.world)
+    return choice if read is None else with_dropout(choice, read)
+
+
+def _by_speed(medium, cell, model, train, vocab, device, dist: Dist) -> tuple[Choice, float]:
+    """`auto`'s preset by the `medium` model's speed measured here (characters a second), shaped
+    as this run would shape it (cell, options given), summed over the ranks so that every rank
+    makes the same choice; and whether this run's LSTM would train in float32 on a CPU, where
+    small is SMALL_FLOAT32 (unless the options give its width, depth or streams)."""
+    shape = _shape(medium, cell, vocab, model)
+    config = _train_config(medium, train)
     rate = training_speed(shape, config, device)
     device = torch.device(device)
     float32 = device.type == "cpu" and autocast_dtype(config.precision, device) is None
@@ -270,7 +289,12 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
     timed = "medium"
     if any(k in model for k in ("hidden_size", "num_layers", "embedding_dim")):
         timed = f"medium as the options shape it ({shape.num_layers}x{shape.hidden_size})"
-    return choose(size, max_time, rate, float32_lstm=float32_lstm, timed=timed, passes=read(rate))
+    choice = choose("auto", config.max_time, rate, float32_lstm=float32_lstm, timed=timed)
+    return choice, rate
+
+
+def _shape(preset: Preset, cell: str, vocab: int, model: dict) -> ModelConfig:
+    return dataclasses.replace(preset.model_config(vocab, cell), **model)
 
 
 def passes(
