@@ -87,11 +87,16 @@ def char_counts(ids: torch.Tensor, vocab_size: int) -> list[int]:
     return counts.tolist()
 
 
+def train_length(n_chars: int, val_frac: float) -> int:
+    """Characters of a text of `n_chars` that `split` gives to training."""
+    return int(n_chars * (1.0 - val_frac))
+
+
 def split(ids: torch.Tensor, val_frac: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The first (1 - val_frac) of the text to train on, the contiguous rest to validate on."""
     if not 0.0 < val_frac < 1.0:
         raise ConfigError(f"--val-frac must be between 0 and 1 (exclusive), not {val_frac}")
-    n_train = int(len(ids) * (1.0 - val_frac))
+    n_train = train_length(len(ids), val_frac)
     return ids[:n_train], ids[n_train:]
 
 
@@ -131,7 +136,7 @@ def fit_advice(
     only --seq-len is the user's to change."""
     need = batch_size * world * seq_len + 1
     fixes = []
-    n_train = int(n_chars * (1.0 - val_frac))  # as split cuts
+    n_train = train_length(n_chars, val_frac)
     smaller = min(n_train, n_chars - n_train)  # the split a batch must fit
     window = min(seq_len, (smaller - 1) // world)
     if window >= 1 and batch_given:
@@ -154,7 +159,7 @@ def fit_advice(
 
 
 def _splits_fit(n_chars: int, val_frac: float, need: int) -> bool:
-    n_train = int(n_chars * (1.0 - val_frac))  # as split cuts
+    n_train = train_length(n_chars, val_frac)
     return n_train >= need and n_chars - n_train >= need
 
 

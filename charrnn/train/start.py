@@ -225,7 +225,7 @@ def _evaluating(config: TrainConfig, train: dict, n_chars: int, per_epoch: int, 
     best.pt can only keep the best model if an evaluation sees it. An eval_every given wins."""
     if train.get("eval_every") is not None:
         return config
-    n_train = int(n_chars * (1 - config.val_frac))
+    n_train = data.train_length(n_chars, config.val_frac)
     steps_per_epoch = n_train // (config.batch_size * dist.world) // config.seq_len
     every = max(1, steps_per_epoch // per_epoch)
     return dataclasses.replace(config, eval_every=min(every, config.steps_per_eval))
@@ -237,7 +237,7 @@ def _fitting_batch(n_chars: int, val_frac: float, seq_len: int, world: int) -> i
     be if not even one fits."""
 
     def streams(n: int) -> int:
-        n_train = int(n * (1.0 - val_frac))
+        n_train = data.train_length(n, val_frac)
         return min(n_train - 1, n - n_train - 1) // (seq_len * world)
 
     if (fits := streams(n_chars)) >= 1:
@@ -303,7 +303,7 @@ def passes(
     """About how many times a run of `config` reads the training split of a text of `n_chars`
     characters: the least its budgets allow, a time budget at `chars_per_s` (all `world` ranks
     together); None where no budget says."""
-    n_train = max(1.0, n_chars * (1 - config.val_frac))
+    n_train = max(1, data.train_length(n_chars, config.val_frac))
     read = []
     if config.max_epochs is not None:
         read.append(config.max_epochs)
