@@ -7,8 +7,10 @@ the weights learned), this measures in the same run:
   limit     the matrix-vector products of one step and nothing else: the Stepper's own weight
             tensors, in its own layout, one after another (characters per second if a step
             cost only those), on 1 thread and on all
-  1 stream  `Sampler.generate` as `charrnn sample` runs it (no --json), and its share of the limit
-            (each measured three times in turn with the limit; the medians)
+  1 stream  `Sampler.generate` as `charrnn sample` runs it (no --json; on the thread count its
+            tuner settles on where the weights are large enough to share), and its share of the
+            1-thread limit and of the better of the two (each measured three times in turn with
+            the limits; the medians)
   -n 16     sixteen streams at once, in total (the median of three)
 
 then the cold start of `charrnn sample --length 1` and of `charrnn --help`.
@@ -57,8 +59,8 @@ def load(path: Path) -> Model:
     return checkpoint.load_model(path, verify=True)
 
 
-def sampling_speed(model: Model, n: int, chars: int) -> float:
-    """Characters per second in total of `n` streams, one run."""
+def sampling_speed(model: Model, n: int, chars: int) -> tuple[float, int]:
+    """Characters per second in total of `n` streams, one run, and the threads it ended on."""
     config = SampleConfig(temperature=0.8, seed=1, num_samples=n)
     s = Sampler(model, config, track_logprob=False)  # as `charrnn sample` without --json
     s.prime("The ")
@@ -67,7 +69,7 @@ def sampling_speed(model: Model, n: int, chars: int) -> float:
     start = time.perf_counter()
     for _ in s.generate(chars):
         pass
-    return n * chars / (time.perf_counter() - start)
+    return n * chars / (time.perf_counter() - start), s.tuner.threads if s.tuner else 1
 
 
 @torch.inference_mode()
@@ -119,35 +121,42 @@ def main() -> None:
         for name, (size, shape) in MODELS.items():
             path = make_checkpoint(Path(tmp) / name.replace(" ", "-"), size, shape)
             model = load(path)
-            # The limit and one stream are measured in turn, three times, and the share is the
+            # The limits and one stream are measured in turn, three times, and a share is the
             # median of the three: a drift in the machine's speed between them would skew it.
-            runs = [
-                (matvec_limit(model.net, 1), sampling_speed(model, 1, args.chars)) for _ in range(3)
-            ]
-            limit_1, one = (statistics.median(x) for x in zip(*runs, strict=True))
-            share = statistics.median(speed / limit for limit, speed in runs)
-            limit_all = matvec_limit(model.net, cores)
+            runs = []
+            for _ in range(3):
+                limit_1, limit_all = matvec_limit(model.net, 1), matvec_limit(model.net, cores)
+                runs.append((limit_1, limit_all, *sampling_speed(model, 1, args.chars)))
+            limit_1, limit_all, one = (statistics.median(r[i] for r in runs) for i in range(3))
+            threads = sorted(r[3] for r in runs)
+            share_1 = statistics.median(r[2] / r[0] for r in runs)
+            share = statistics.median(r[2] / max(r[:2]) for r in runs)
             sixteen = statistics.median(
-                sampling_speed(model, 16, args.chars // 3) for _ in range(3)
+                sampling_speed(model, 16, args.chars // 3)[0] for _ in range(3)
             )
             mb = sum(p.numel() for p in model.net.parameters()) * 4 / 1e6
-            rows.append((name, mb, limit_1, limit_all, one, share, sixteen))
+            rows.append((name, mb, limit_1, limit_all, one, threads, share_1, share, sixteen))
         path = Path(tmp) / "medium-1x768" / "best.pt"
         cold = wall([*charrnn, "sample", "-c", str(path), "-l", "1"], repeat=5)
         torch_import = wall([sys.executable, "-c", "import torch"], repeat=5)
         help_time = wall([*charrnn, "--help"], repeat=5)
     print(header())
-    print("One stream samples on 1 thread, as `charrnn sample` runs it.\n")
+    print(
+        "One stream samples as `charrnn sample` runs it: on the threads its tuner settles on "
+        "(the count each of the three runs ended on), on one where the weights are too small "
+        "to share.\n"
+    )
     print(
         "| model | fp32 weights | matvec limit, 1 thread | matvec limit, "
-        f"{cores} thread{'s' * (cores > 1)} | 1 stream | of the limit (median ratio) "
-        "| -n 16 in total |"
+        f"{cores} thread{'s' * (cores > 1)} | 1 stream (threads) | of the 1-thread limit "
+        "| of the better limit | -n 16 in total |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name, mb, limit_1, limit_all, one, share, sixteen in rows:
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, mb, limit_1, limit_all, one, threads, share_1, share, sixteen in rows:
         print(
             f"| {name} | {mb:.1f} MB | {limit_1:,.0f} chars/s | {limit_all:,.0f} chars/s "
-            f"| {one:,.0f} chars/s | **{share:.0%}** | {sixteen:,.0f} chars/s |"
+            f"| {one:,.0f} chars/s ({', '.join(map(str, threads))}) | {share_1:.0%} "
+            f"| **{share:.0%}** | {sixteen:,.0f} chars/s |"
         )
     print(f"\n`import torch` alone: {torch_import:.2f} s;")
     print(

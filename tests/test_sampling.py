@@ -18,8 +18,11 @@ from hypothesis import strategies as st
 
 from charrnn import checkpoint
 from charrnn.errors import ConfigError, VocabError
+from charrnn.model.config import ModelConfig
+from charrnn.model.network import CharRNN
 from charrnn.model.trained import Model, lead_in, lead_in_for
 from charrnn.text.vocab import CharVocab
+from charrnn.use import sampler as sampler_module
 from charrnn.use.sampler import (
     MAX_SEED,
     SampleConfig,
@@ -139,6 +142,16 @@ def test_sampling_runs_on_one_thread_for_small_steps_and_restores_the_setting(mo
     for _ in s.generate(3):
         seen.append(torch.get_num_threads())
     assert seen == [1, 1, 1] and torch.get_num_threads() == before
+
+
+def test_a_step_whose_weights_are_large_may_share_its_threads_even_for_one_stream(monkeypatch):
+    monkeypatch.setattr(sampler_module, "default_threads", lambda: 2)
+    shape = {"vocab_size": 65, "embedding_dim": 16, "num_layers": 1}
+    small = CharRNN(ModelConfig(hidden_size=256, **shape))  # 1 MB a step: no machine gained
+    large = CharRNN(ModelConfig(hidden_size=512, **shape))  # 4 MB: two cores may read it faster
+    assert [sampling_threads(small, n) for n in (1, 16)] == [1, 1]
+    assert sampling_threads(small, 4096) == 2  # the arithmetic of a large batch
+    assert [sampling_threads(large, n) for n in (1, 16)] == [2, 2]
 
 
 # ------------------------------------------- what the model is given: the lead-in and the prime

@@ -253,7 +253,7 @@ def two_thread_tuners(request, monkeypatch):
     monkeypatch.setattr(threads, "default_threads", lambda: 2)
     monkeypatch.setattr(threads, "free_cores", lambda most: min(most, request.param))
     monkeypatch.setattr(sampler, "default_threads", lambda: 2)
-    monkeypatch.setattr(sampler, "PARALLEL_MACS", 0)  # a batch of tiny streams shares its steps
+    monkeypatch.setattr(sampler, "BATCH_MACS", 0)  # a batch of tiny streams shares its steps
     return request.param
 
 
@@ -305,3 +305,31 @@ def test_score_reads_a_trials_passes_short_so_a_stalling_count_costs_little(
     assert sum(chars for _, chars, _ in units) * per_char[1] / spent >= 0.9
     monkeypatch.setattr(scoring, "tuned_threads", lambda enabled=True: nullcontext(None))
     assert nats == pytest.approx(score_text(model, piece), rel=1e-6)  # the passes' widths aside
+
+
+@pytest.mark.parametrize("faster", [1, 2])
+def test_one_stream_of_a_large_model_samples_on_the_count_that_steps_faster(
+    monkeypatch, trained_run, faster
+):
+    """Two cores that read memory faster than one (or not): the tuner keeps the count whose
+    steps are faster, fed units of TUNED_STEPS steps, and the text is what one thread writes."""
+    monkeypatch.setattr(sampler, "default_threads", lambda: 2)
+    monkeypatch.setattr(sampler, "STREAM_MACS", 0)  # the tiny model as if its weights were large
+    model = checkpoint.load_model(trained_run.best)
+    assert sampler.sampling_threads(model.net, 1) == 2
+    per_step = {faster: 1e-3, 3 - faster: 1.5e-3}  # simulated seconds a step, by thread count
+    units = []  # (threads, steps) of each unit recorded
+
+    class Simulated(ThreadTuner):
+        def record(self, seconds: float, work: float = 1.0) -> None:
+            units.append((self._applied, work))
+            super().record(per_step[self._applied] * work, work)
+
+    tuned = Sampler(model, SampleConfig(seed=4))
+    tuned.tuner = Simulated(2, set_threads=lambda n: None, start=2)
+    length = 30 * sampler.TUNED_STEPS + 5  # the last 5 steps are no whole unit
+    text = "".join(c for [c] in tuned.generate(length))
+    assert tuned.tuner.threads == faster and tuned.tuner.trials >= 1
+    assert units == [(units[i][0], sampler.TUNED_STEPS) for i in range(30)]
+    monkeypatch.setattr(sampler, "default_threads", lambda: 1)
+    assert text == "".join(c for [c] in Sampler(model, SampleConfig(seed=4)).generate(length))

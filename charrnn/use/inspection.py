@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from charrnn.model.config import FIELDS
 from charrnn.model.trained import Model
 from charrnn.text.vocab import CharVocab
-from charrnn.use.sampler import SampleConfig, Sampler, sampling_threads, step_threads
+from charrnn.use.sampler import SampleConfig, Sampler, step_threads
 
 TOP_K = 5  # next characters kept per record
 
@@ -78,7 +78,7 @@ def record(
     stepper, start = model.net.stepper(1, fused=False), model.start(1)
     stepper.start(start.state)
     logits = start.logits  # (1, V): the odds for the next character
-    with step_threads(sampling_threads(model.net, 1)):
+    with step_threads(1):  # one stream, untimed: no tuner to tell whether two threads pay
         for t in range(n):
             if t >= len(given):  # past the given text: the sampler's choice
                 ids.append(int(sampler.choose(logits, t - len(given))[0]))

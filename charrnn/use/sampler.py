@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -19,11 +20,17 @@ from charrnn.defaults import MAX_SEED, SAMPLE_LENGTH, TEMPERATURE
 from charrnn.errors import ConfigError
 from charrnn.model.network import CharRNN
 from charrnn.model.trained import CHUNK, Model
-from charrnn.threads import ThreadTuner, default_threads, timed
+from charrnn.threads import ThreadTuner, default_threads
 
-# Multiply-adds per step from which a sampling step is worth sharing among threads (see
-# sampling_threads): -n 64 of a 1x512 model, about.
-PARALLEL_MACS = 64_000_000
+# When a sampling step may be worth sharing among threads (see sampling_threads), in its
+# multiply-adds: for the weights it reads, one stream's (each weight is read once a step, however
+# many streams), from a 1x384 LSTM's 1.6 MB: on two cores of an Intel Xeon whose one core reads
+# memory at half the speed of two, one stream of 1x512 ran 1.4x faster on two threads, of 1x256
+# no faster, on an AMD EPYC no faster at any size (docs/sampling-speed.md); for the arithmetic, the
+# whole batch's, from -n 64 of a 1x512 model. From either a ThreadTuner measures which count wins.
+STREAM_MACS = 400_000
+BATCH_MACS = 64_000_000
+TUNED_STEPS = 16  # steps timed as one unit for the tuner: a timing per step cost 5% of small's
 
 
 @dataclass
@@ -95,11 +102,22 @@ class Sampler:
         with step_threads(self.threads):  # for this loop only
             if self.tuner is None and self.threads > 1:  # kept from one call to the next
                 self.tuner = ThreadTuner.on_free_cores(self.threads)
+            tuner, clock = self.tuner, time.perf_counter
+            spent, steps = 0.0, 0  # of the unit being timed: the steps alone, not the draws
             for t in range(length):
                 idx = self.choose(self.logits, t)  # (N,)
                 yield [chars[i] for i in idx.tolist()]
-                with timed(self.tuner):
+                if tuner is None:
                     self.logits = self.stepper(idx)  # (N, V)
+                    continue
+                if steps == 0:
+                    tuner.before()  # the count this unit runs on
+                begun = clock()
+                self.logits = self.stepper(idx)
+                spent, steps = spent + clock() - begun, steps + 1
+                if steps == TUNED_STEPS:
+                    tuner.record(spent, steps)
+                    spent, steps = 0.0, 0
 
     def choose(self, logits: torch.Tensor, t: int = 0) -> torch.Tensor:
         """logits (N, V) -> ids (N,), by the temperature for step t, top-k and top-p."""
@@ -237,15 +255,15 @@ def step_threads(threads: int):
 
 
 def sampling_threads(model: CharRNN, batch: int) -> int:
-    """The most threads for sampling `batch` streams at once: one, unless a step is big enough to
-    share; then the generator's ThreadTuner fits the count to the cores free. Why one: a shared
-    step waits at a barrier for its slowest thread every step (docs/performance.md).
-    """
+    """The most threads for sampling `batch` streams at once: one, unless a step is big enough
+    that sharing it may pay (STREAM_MACS, BATCH_MACS); then the generator's ThreadTuner measures
+    the count that is fastest on this machine under its load. Why not always: a shared step
+    waits at a barrier for its slowest thread every step (docs/performance.md)."""
     c = model.config
     h, v = c.hidden_size, model.head.weight.shape[0]
     gh = model.layer_weights(0)[1].shape[0]  # G*H: the gates' rows (4H LSTM, 3H GRU, H RNN)
     # Stepper's work per stream: layer 0's input is a table row; each upper layer reads x and h.
-    macs = batch * (gh * h + (c.num_layers - 1) * 2 * gh * h + v * h)
-    if macs < PARALLEL_MACS or model.device.type != "cpu":
+    macs = gh * h + (c.num_layers - 1) * 2 * gh * h + v * h  # one stream's: the weights read
+    if (macs < STREAM_MACS and batch * macs < BATCH_MACS) or model.device.type != "cpu":
         return 1
     return default_threads()
