@@ -11,6 +11,7 @@ logged before (by this script or by `quality.py --log`), without training.
 
     python bench/dropout.py                                   # 3 texts x 4 runs of 136.5 s
     python bench/dropout.py --chars 100000 --dropouts 0 0.5 --budget 60
+    python bench/dropout.py --chars 100000 --dropouts 0.5 0.7 --steps 1880 --no-choice
     python bench/dropout.py --table runs.jsonl
 """
 
@@ -42,8 +43,9 @@ def main() -> None:
         for n in args.chars:
             part = Path(tmp) / f"{corpus.stem}-{n // 1000}k.txt"
             part.write_text(text[:n], encoding="utf-8")
-            for extra in [["--dropout", f"{d:g}"] for d in args.dropouts] + [[]]:
-                run = train_charrnn(part, args.budget, extra, args.device)
+            choice = [] if args.no_choice else [[]]
+            for extra in [["--dropout", f"{d:g}"] for d in args.dropouts] + choice:
+                run = train_charrnn(part, args.budget, extra, args.device, steps=args.steps)
                 runs.append(run)
                 print(f"{part.name} {run['options']}: {run['best_val']:.4f}", file=sys.stderr)
                 if args.log:
@@ -60,7 +62,8 @@ def table(runs: list[dict]) -> str:
     dropouts = sorted({r["dropout"] for r in runs if r["options"] != "(defaults)"})
     rows = {}
     for r in runs:
-        rows.setdefault((r["corpus"], r["corpus_chars"], r["budget_s"]), []).append(r)
+        budget = f"{r['budget_steps']:,} steps" if r.get("budget_steps") else f"{r['budget_s']:g} s"
+        rows.setdefault((r["corpus"], r["corpus_chars"], budget), []).append(r)
     head = ["text", "budget", "passes", "model"] + [f"dropout {d:g}" for d in dropouts]
     lines = ["| " + " | ".join([*head, "charrnn's choice"]) + " |"]
     lines.append("|" + " --- |" * (len(head) + 1))
@@ -76,7 +79,7 @@ def table(runs: list[dict]) -> str:
         epochs = sorted(r["epochs"] for r in group)
         model = group[0]["model"].rsplit(" emb", 1)[0]
         passes = f"{epochs[0]:.1f}-{epochs[-1]:.1f}" if len(epochs) > 1 else f"{epochs[0]:.1f}"
-        row = [f"{name} ({chars:,} characters)", f"{budget:g} s", passes, model, *cells]
+        row = [f"{name} ({chars:,} characters)", budget, passes, model, *cells]
         lines.append("| " + " | ".join([*row, ", ".join(chosen)]) + " |")
     return "\n".join(lines)
 
@@ -88,6 +91,8 @@ def _loss(x: float, best: float) -> str:
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget", type=float, default=136.5, help="seconds of training a run")
+    p.add_argument("--steps", type=int, help="steps of training a run, instead of --budget")
+    p.add_argument("--no-choice", action="store_true", help="skip the run of charrnn's choice")
     p.add_argument("--corpus", default=str(CORPUS.resolve()))
     p.add_argument("--chars", type=int, nargs="+", default=[100_000, 300_000, 600_000])
     p.add_argument("--dropouts", type=float, nargs="*", default=[0.1, 0.3, 0.5])

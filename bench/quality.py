@@ -50,15 +50,22 @@ def main() -> None:
 
 
 def train_charrnn(
-    corpus: Path, budget: float, extra: list[str], device: str = "cpu", keep: str | None = None
+    corpus: Path,
+    budget: float,
+    extra: list[str],
+    device: str = "cpu",
+    keep: str | None = None,
+    steps: int | None = None,
 ) -> dict:
-    """`charrnn train corpus --time budget EXTRA...` in a subprocess, and what it did: its model,
-    steps, epochs, speed and best.pt's loss over the whole validation split (`best_val`)."""
+    """`charrnn train corpus --time budget EXTRA...` (`--steps steps` instead where given: the
+    same characters read whatever else the machine runs) in a subprocess, and what it did: its
+    model, steps, epochs, speed and best.pt's loss over the whole validation split (`best_val`)."""
+    limit = ["--steps", str(steps)] if steps else ["--time", f"{budget}s"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = keep or tmp
         cmd = [
             sys.executable, "-m", "charrnn", "train", str(corpus), "--name", "bench",
-            "--time", f"{budget}s", "--checkpoint-dir", tmp, "--device", device,
+            *limit, "--checkpoint-dir", tmp, "--device", device,
             *extra,
         ]  # fmt: skip
         start = time.perf_counter()
@@ -75,7 +82,8 @@ def train_charrnn(
     last = records[-1]
     chars = last["step"] * tc["batch_size"] * tc["seq_len"]
     return {
-        "budget_s": budget,
+        "budget_s": None if steps else budget,
+        "budget_steps": steps,
         "corpus": corpus.name,
         "corpus_chars": saved["corpus"]["chars"],
         "dropout": mc["dropout"],
