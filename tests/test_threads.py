@@ -312,24 +312,28 @@ def test_one_stream_of_a_large_model_samples_on_the_count_that_steps_faster(
     monkeypatch, trained_run, faster
 ):
     """Two cores that read memory faster than one (or not): the tuner keeps the count whose
-    steps are faster, fed units of TUNED_STEPS steps, and the text is what one thread writes."""
+    steps are faster, fed units of TUNED_STEPS steps (a trial's of one step, so that a count
+    that stalls costs little), and the text is what one thread writes."""
     monkeypatch.setattr(sampler, "default_threads", lambda: 2)
     monkeypatch.setattr(sampler, "STREAM_MACS", 0)  # the tiny model as if its weights were large
     model = checkpoint.load_model(trained_run.best)
     assert sampler.sampling_threads(model.net, 1) == 2
     per_step = {faster: 1e-3, 3 - faster: 1.5e-3}  # simulated seconds a step, by thread count
-    units = []  # (threads, steps) of each unit recorded
+    units = []  # (steps, whether a trial's) of each unit recorded
 
     class Simulated(ThreadTuner):
         def record(self, seconds: float, work: float = 1.0) -> None:
-            units.append((self._applied, work))
+            units.append((work, self.trial is not None))
             super().record(per_step[self._applied] * work, work)
 
     tuned = Sampler(model, SampleConfig(seed=4))
     tuned.tuner = Simulated(2, set_threads=lambda n: None, start=2)
-    length = 30 * sampler.TUNED_STEPS + 5  # the last 5 steps are no whole unit
+    length = 30 * sampler.TUNED_STEPS
     text = "".join(c for [c] in tuned.generate(length))
     assert tuned.tuner.threads == faster and tuned.tuner.trials >= 1
-    assert units == [(units[i][0], sampler.TUNED_STEPS) for i in range(30)]
+    trials = [steps for steps, trial in units if trial]
+    assert trials and set(trials) == {1}
+    assert {steps for steps, trial in units if not trial} == {sampler.TUNED_STEPS}
+    assert sum(steps for steps, _ in units) > length - sampler.TUNED_STEPS  # all but a last part
     monkeypatch.setattr(sampler, "default_threads", lambda: 1)
     assert text == "".join(c for [c] in Sampler(model, SampleConfig(seed=4)).generate(length))

@@ -103,19 +103,20 @@ class Sampler:
             if self.tuner is None and self.threads > 1:  # kept from one call to the next
                 self.tuner = ThreadTuner.on_free_cores(self.threads)
             tuner, clock = self.tuner, time.perf_counter
-            spent, steps = 0.0, 0  # of the unit being timed: the steps alone, not the draws
+            spent, steps, unit = 0.0, 0, 1  # of the unit being timed: the steps, not the draws
             for t in range(length):
                 idx = self.choose(self.logits, t)  # (N,)
                 yield [chars[i] for i in idx.tolist()]
                 if tuner is None:
                     self.logits = self.stepper(idx)  # (N, V)
                     continue
-                if steps == 0:
-                    tuner.before()  # the count this unit runs on
+                if steps == 0:  # the count this unit runs on; a trial's units are one step:
+                    # a count that stalls (a busy core) then costs a step, not TUNED_STEPS
+                    unit = 1 if tuner.before() else TUNED_STEPS
                 begun = clock()
                 self.logits = self.stepper(idx)
                 spent, steps = spent + clock() - begun, steps + 1
-                if steps == TUNED_STEPS:
+                if steps == unit:
                     tuner.record(spent, steps)
                     spent, steps = 0.0, 0
 
