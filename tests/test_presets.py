@@ -14,6 +14,8 @@ from charrnn.model.presets import (
     MANY_PASSES,
     MANY_PASSES_DROPOUT,
     MEDIUM_FROM_CHARS,
+    MOST_PASSES,
+    MOST_PASSES_DROPOUT,
     PRESETS,
     SMALL_FLOAT32,
     choose,
@@ -69,6 +71,11 @@ def test_auto_sets_dropout_by_the_passes_over_the_text():
             f"; dropout 0.5, as the budget reads the text about {MANY_PASSES:.0f} times"
             in often.reason
         )
+        # on past it, in a second line, to its top from MOST_PASSES
+        between = with_dropout(choice, (MANY_PASSES + MOST_PASSES) / 2).preset.dropout
+        assert between == pytest.approx((MANY_PASSES_DROPOUT + MOST_PASSES_DROPOUT) / 2, abs=0.03)
+        for passes in (MOST_PASSES, 10 * MOST_PASSES):
+            assert with_dropout(choice, passes).preset.dropout == MOST_PASSES_DROPOUT
 
 
 @pytest.mark.parametrize(
@@ -155,12 +162,12 @@ def test_a_run_that_reads_its_text_many_times_gets_more_dropout_unless_given(
 ):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(start, "training_speed", lambda *a, **k: 200_000.0)  # medium
-    monkeypatch.setattr(start, "passes", lambda *a, **k: 20.0)  # as a long budget would read it
+    monkeypatch.setattr(start, "passes", lambda *a, **k: MANY_PASSES)  # as a long budget reads it
     r = invoke(
         ["train", str(corpus_file), "--time", "10m", "--steps", "1", "--name", "d", *options]
     )
     assert r.exit_code == 0, r.stderr
-    assert ("dropout 0.5, as the budget reads the text about 20 times" in r.stderr) == (not options)
+    assert ("dropout 0.5, as the budget reads the text about 10 times" in r.stderr) == (not options)
     saved = checkpoint.load(tmp_path / "checkpoints" / "d" / "last.pt")
     assert saved["model_config"]["dropout"] == dropout
 

@@ -107,7 +107,8 @@ Examples:
     f"steps of medium here and picks it if it can train {MEDIUM_FROM_CHARS / 1e6:g}M+ characters "
     "in --time, else small (an LSTM in float32: 1x384 over 16 streams, unless --hidden, "
     "--layers or --batch-size is given); auto also sets the dropout by how many times the "
-    "budget reads the text: none below once, the preset's up to 4, rising to 0.5 at 10.",
+    "budget reads the text: none below once, the preset's up to 4, rising to 0.5 at 10 and "
+    "0.7 at 20.",
 )
 @click.option(
     "--cell",

@@ -59,13 +59,16 @@ SMALL_FLOAT32 = replace(PRESETS["small"], hidden_size=384, batch_size=16)
 # Dropout by how many times the run will read its training text (`auto` only): text read about
 # once needs none (dropout slows learning, and pays only where text repeats); text read many times
 # is memorised without more (docs/performance.md, "dropout by the passes over the text").
-# Between FEW_PASSES and MANY_PASSES it rises in a line from the preset's to MANY_PASSES_DROPOUT,
-# so that a little more budget never flips it: medium at 136.5 s on texts of 0.6M, 0.3M and 0.1M
-# characters (5, 10 and 29 passes) was best at 0.1-0.3, 0.5 and 0.5.
+# From FEW_PASSES it rises in lines, from the preset's to MANY_PASSES_DROPOUT at MANY_PASSES and on
+# to MOST_PASSES_DROPOUT at MOST_PASSES, so that a little more budget never flips it: medium at
+# 136.5 s on texts of 0.6M, 0.3M and 0.1M characters (5, 10 and 29 passes) was best at 0.1-0.3, 0.5
+# and 0.5 of 0.1, 0.3 and 0.5; by steps, 0.7 beat 0.5 on texts read 22 and 43 times by 0.03.
 ONE_PASS = 1.0  # passes: fewer, no dropout
 FEW_PASSES = 4.0  # passes: up to here, the preset's
-MANY_PASSES = 10.0  # passes: from here, MANY_PASSES_DROPOUT
+MANY_PASSES = 10.0  # passes: here, MANY_PASSES_DROPOUT
 MANY_PASSES_DROPOUT = 0.5
+MOST_PASSES = 20.0  # passes: from here, MOST_PASSES_DROPOUT
+MOST_PASSES_DROPOUT = 0.7
 
 
 @dataclass(frozen=True)
@@ -146,9 +149,25 @@ def dropout_for(passes: float, preset: Preset) -> float:
     """The dropout for `preset` in a run that reads its training text about `passes` times."""
     if passes < ONE_PASS:
         return 0.0
-    share = min(max((passes - FEW_PASSES) / (MANY_PASSES - FEW_PASSES), 0.0), 1.0)
-    dropout = preset.dropout + share * max(0.0, MANY_PASSES_DROPOUT - preset.dropout)
+    ramp = [
+        (FEW_PASSES, preset.dropout),
+        (MANY_PASSES, MANY_PASSES_DROPOUT),
+        (MOST_PASSES, MOST_PASSES_DROPOUT),
+    ]
+    dropout = max(preset.dropout, _along(ramp, passes))  # never below the preset's own
     return round(dropout * 20) / 20  # in steps of 0.05: a figure the first line can say
+
+
+def _along(points: list[tuple[float, float]], x: float) -> float:
+    """The value at x of the line through `points` (by increasing x), flat beyond its ends."""
+    (x0, y0), *rest = points
+    if x <= x0:
+        return y0
+    for x1, y1 in rest:
+        if x <= x1:
+            return y0 + (x - x0) / (x1 - x0) * (y1 - y0)
+        x0, y0 = x1, y1
+    return y0
 
 
 def _times(passes: float) -> str:
