@@ -12,6 +12,7 @@ logged before (by this script or by `quality.py --log`), without training.
     python bench/dropout.py                                   # 3 texts x 4 runs of 136.5 s
     python bench/dropout.py --chars 100000 --dropouts 0 0.5 --budget 60
     python bench/dropout.py --chars 100000 --dropouts 0.5 0.7 --steps 1880 --no-choice
+    python bench/dropout.py --chars 100000 --dropouts 0.5 0.7 --steps 2640 -- --size small
     python bench/dropout.py --table runs.jsonl
 """
 
@@ -45,6 +46,7 @@ def main() -> None:
             part.write_text(text[:n], encoding="utf-8")
             choice = [] if args.no_choice else [[]]
             for extra in [["--dropout", f"{d:g}"] for d in args.dropouts] + choice:
+                extra = args.train + extra
                 run = train_charrnn(part, args.budget, extra, args.device, steps=args.steps)
                 runs.append(run)
                 print(f"{part.name} {run['options']}: {run['best_val']:.4f}", file=sys.stderr)
@@ -59,29 +61,30 @@ def table(runs: list[dict]) -> str:
     """A row for each text and budget: the passes its runs made (epochs, lowest to highest), the
     model, and best.pt's validation loss (nats/char) for each dropout, the best in bold; the
     run with charrnn's own choice (no --dropout given) names the dropout it chose."""
-    dropouts = sorted({r["dropout"] for r in runs if r["options"] != "(defaults)"})
+    dropouts = sorted({r["dropout"] for r in runs if _given(r)})
     rows = {}
     for r in runs:
         budget = f"{r['budget_steps']:,} steps" if r.get("budget_steps") else f"{r['budget_s']:g} s"
-        rows.setdefault((r["corpus"], r["corpus_chars"], budget), []).append(r)
+        model = r["model"].rsplit(" emb", 1)[0]
+        rows.setdefault((r["corpus"], r["corpus_chars"], budget, model), []).append(r)
     head = ["text", "budget", "passes", "model"] + [f"dropout {d:g}" for d in dropouts]
     lines = ["| " + " | ".join([*head, "charrnn's choice"]) + " |"]
     lines.append("|" + " --- |" * (len(head) + 1))
-    for (name, chars, budget), group in rows.items():
-        given = {r["dropout"]: r["best_val"] for r in group if r["options"] != "(defaults)"}
+    for (name, chars, budget, model), group in rows.items():
+        given = {r["dropout"]: r["best_val"] for r in group if _given(r)}
         best = min(r["best_val"] for r in group)
         cells = [_loss(given[d], best) if d in given else "" for d in dropouts]
-        chosen = [
-            f"{r['dropout']:g}: {_loss(r['best_val'], best)}"
-            for r in group
-            if r["options"] == "(defaults)"
-        ]
+        chosen = [f"{r['dropout']:g}: {_loss(r['best_val'], best)}" for r in group if not _given(r)]
         epochs = sorted(r["epochs"] for r in group)
-        model = group[0]["model"].rsplit(" emb", 1)[0]
         passes = f"{epochs[0]:.1f}-{epochs[-1]:.1f}" if len(epochs) > 1 else f"{epochs[0]:.1f}"
         row = [f"{name} ({chars:,} characters)", budget, passes, model, *cells]
         lines.append("| " + " | ".join([*row, ", ".join(chosen)]) + " |")
     return "\n".join(lines)
+
+
+def _given(run: dict) -> bool:
+    """Whether the run was given its dropout (else it is charrnn's choice)."""
+    return "--dropout" in run["options"].split()
 
 
 def _loss(x: float, best: float) -> str:
@@ -89,6 +92,10 @@ def _loss(x: float, best: float) -> str:
 
 
 def parse() -> argparse.Namespace:
+    """The options; anything after `--` goes to every `charrnn train` (args.train)."""
+    argv = sys.argv[1:]
+    train = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget", type=float, default=136.5, help="seconds of training a run")
     p.add_argument("--steps", type=int, help="steps of training a run, instead of --budget")
@@ -99,7 +106,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--log", help="append each run as a JSON line to this file")
     p.add_argument("--table", nargs="+", metavar="FILE", help="print the table of logged runs")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the runs train")
-    return p.parse_args()
+    args = p.parse_args(argv)
+    args.train = train
+    return args
 
 
 if __name__ == "__main__":

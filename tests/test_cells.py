@@ -279,6 +279,8 @@ def test_the_cli_trains_resumes_samples_scores_and_lists_each_cell(env, corpus_f
     r = env(["runs", "--json"])
     (record,) = [json.loads(line) for line in r.stdout.splitlines()]
     assert (record["cell"], record["shape"], record["step"]) == (cell, "2x24", 30)
+    saved = checkpoint.load(Path(record["folder"]) / "last.pt")
+    assert record["dropout"] == saved["model_config"]["dropout"]
 
 
 def test_an_unknown_cell_is_a_usage_error(env, corpus_file):

@@ -21,7 +21,7 @@ Examples:
   charrnn runs --json | jq -r 'select(.status == "ok") | .run'"""
 )
 @json_option(
-    "One JSON object per run and line: run, folder, status, cell, shape, from (the run it "
+    "One JSON object per run and line: run, folder, status, cell, shape, dropout, from (the run it "
     "was fine-tuned from), step, scores, note."
 )
 @checkpoint_dir_option

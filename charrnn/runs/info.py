@@ -22,6 +22,7 @@ class RunInfo:
     problem: str | None = None
     cell: str | None = None  # "lstm", "gru" or "rnn"
     shape: str | None = None  # layers x width, e.g. "1x512"
+    dropout: float | None = None  # what it trains with (--size auto sets it by the passes)
     origin: str | None = None  # the run it was fine-tuned from (train --init-from), if any
     origin_step: int | None = None  # ... at that run's step
     origin_checkpoint: str | None = None  # ... from this file (its absolute path then)
@@ -36,6 +37,7 @@ class RunInfo:
             "status": self.status,
             "cell": self.cell,
             "shape": self.shape,
+            "dropout": self.dropout,
             "from": self.origin,
             "from_step": self.origin_step,
             "from_checkpoint": self.origin_checkpoint,
@@ -105,6 +107,7 @@ def inspect(run: RunDir) -> RunInfo:
         problem="; ".join(problems) or None,
         cell=config.get("cell") if isinstance(config.get("cell"), str) else None,
         shape=f"{layers}x{width}" if layers and width else None,
+        dropout=_number(config.get("dropout"), float),
         origin=origin.get("run") if isinstance(origin.get("run"), str) else None,
         origin_step=_number(origin.get("step"), int),
         origin_checkpoint=base if isinstance(base, str) else None,
