@@ -123,15 +123,22 @@ def corpus_file(tmp_path_factory, text) -> Path:
 
 
 def make_trainer(
-    text: str, folder: Path, seed: int = 0, cell: str = "lstm", model: dict | None = None, **train
+    text: str,
+    folder: Path,
+    seed: int = 0,
+    cell: str = "lstm",
+    model: dict | None = None,
+    size: str = "auto",
+    **train,
 ) -> Trainer:
     """A Trainer for a tiny model of `cell` on `text`, writing into `folder` (as the CLI starts
-    one: the library's start)."""
+    one: the library's start; `size` a preset's name where auto's choices would be in the way)."""
     folder.mkdir(parents=True, exist_ok=True)
     return start(
         encode_text(text, "tiny"),
         RunDir(folder),
         replace=True,  # tests build one over a stopped run, then load its state by hand
+        size=size,
         cell=cell,
         model={**TINY_MODEL, **(model or {})},
         train={**TINY_TRAIN, "seed": seed, **train},

@@ -217,7 +217,8 @@ def slow(monkeypatch):
 
 def test_a_time_budget_keeps_its_final_evaluation_and_ends_within_it(tmp_path, slow):
     text = make_text(30_000, seed=3)
-    trainer = make_trainer(text, tmp_path / "r", max_time=120.0, eval_every=10)
+    # tiny, not auto: auto stops a text read this often early, evaluating every scheduled time
+    trainer = make_trainer(text, tmp_path / "r", size="tiny", max_time=120.0, eval_every=10)
     trainer.clock, trainer.started = slow, slow.now - 10.0  # 10 s of start-up before run()
     events = drain(trainer)
     evals = [e.record for e in events if isinstance(e, EvalEvent)]
@@ -237,7 +238,7 @@ def test_with_early_stopping_every_scheduled_evaluation_runs_in_time(tmp_path, s
     def scheduled(patience):
         trainer = make_trainer(
             make_text(30_000, seed=3), tmp_path / str(patience), max_time=120.0, eval_every=10,
-            patience=patience,
+            patience=patience, size="tiny",
         )  # fmt: skip
         trainer.clock, trainer.started = slow, slow.now
         start = slow.now
@@ -314,7 +315,7 @@ def test_a_stall_of_a_few_steps_does_not_end_a_time_budget_early(tmp_path, slow,
         return stalled(self)
 
     monkeypatch.setattr(trainer_module.Trainer, "train_step", step)
-    trainer = make_trainer(make_text(30_000, seed=3), tmp_path / "r", max_time=120.0)
+    trainer = make_trainer(make_text(30_000, seed=3), tmp_path / "r", size="tiny", max_time=120.0)
     trainer.clock, trainer.started = slow, slow.now
     events = drain(trainer)
     assert events[-1].reason == "time" and count["steps"] > 102

@@ -10,15 +10,18 @@ from helpers.cli import invoke
 from charrnn import checkpoint
 from charrnn.model.config import ModelConfig, parameter_count
 from charrnn.model.presets import (
+    EARLY_STOP_PASSES,
     FEW_PASSES,
     MANY_PASSES,
     MANY_PASSES_DROPOUT,
     MEDIUM_FROM_CHARS,
     MOST_PASSES,
     MOST_PASSES_DROPOUT,
+    PATIENCE,
     PRESETS,
     SMALL_FLOAT32,
     choose,
+    for_passes,
     with_dropout,
 )
 from charrnn.train import start
@@ -151,6 +154,46 @@ def test_options_override_what_auto_chose(tmp_path, monkeypatch, corpus_file):
     )
     assert r.exit_code == 0, r.stderr
     assert "1x24 LSTM" in r.stderr and "batch 32x8" in r.stderr and "auto: medium" in r.stderr
+
+
+def test_auto_stops_a_text_read_many_times_early_and_says_so_in_one_clause():
+    medium = choose("auto", 600.0, 10_000.0)
+    assert for_passes(medium, 0.99 * EARLY_STOP_PASSES).patience is None
+    both = for_passes(medium, 40.0)
+    assert both.patience == PATIENCE and both.preset.dropout == MOST_PASSES_DROPOUT
+    assert both.reason == (
+        f"{medium.reason}; dropout 0.7 and a stop after {PATIENCE} evaluations (one an epoch) "
+        "without a better validation loss, as the budget reads the text about 40 times"
+    )
+    stop_only = for_passes(medium, 40.0, dropout=False)  # the user's dropout: the preset's kept
+    assert stop_only.patience == PATIENCE and stop_only.preset == medium.preset
+    assert stop_only.reason.startswith(f"{medium.reason}; a stop after {PATIENCE} evaluations")
+    assert for_passes(medium, 40.0, early_stop=False) == with_dropout(medium, 40.0)
+    assert with_dropout(medium, 40.0).patience is None
+
+
+@pytest.mark.parametrize(
+    ("train", "patience"),
+    [({}, PATIENCE), ({"max_steps": 10}, None), ({"max_epochs": 50}, None), ({"patience": 2}, 2)],
+)
+def test_only_a_time_budget_that_reads_the_text_many_times_gets_early_stopping(
+    tmp_path, monkeypatch, text, train, patience
+):
+    """Steps or epochs given measure the run as the user wants it; a patience given is theirs."""
+    from charrnn.runs import RunDir
+    from charrnn.text.encoded import encode_text
+
+    monkeypatch.setattr(start, "training_speed", lambda *a, **k: 200_000.0)  # medium
+    corpus = encode_text(text[:20_000], "t")  # 600 s at about 200,000 a second: read ~6,000 times
+    model = {"hidden_size": 16, "embedding_dim": 8}
+    opened = start.start(corpus, RunDir(tmp_path / "r"), model=model, train=train)
+    assert opened.trainer.config.patience == patience
+    assert (f"a stop after {PATIENCE} evaluations" in opened.choice.reason) == (
+        patience == PATIENCE
+    )
+    if not train:  # evaluated every epoch: the peak of a short text comes within a few
+        steps_per_epoch = 18_000 // (32 * 32)
+        assert opened.trainer.config.eval_every <= steps_per_epoch
 
 
 @pytest.mark.parametrize(

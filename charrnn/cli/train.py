@@ -26,7 +26,13 @@ from charrnn.cli.signals import exit_status, stop_signals
 from charrnn.defaults import CELL, SAMPLE_LENGTH, SEED, SIZE, TEMPERATURE, VAL_FRAC
 from charrnn.devices import PRECISIONS, resolve_device
 from charrnn.model.config import CELLS
-from charrnn.model.presets import FINE_TUNE, MEDIUM_FROM_CHARS, PRESETS
+from charrnn.model.presets import (
+    EARLY_STOP_PASSES,
+    FINE_TUNE,
+    MEDIUM_FROM_CHARS,
+    PATIENCE,
+    PRESETS,
+)
 
 # Command-line option -> the ModelConfig / TrainConfig field it sets (None: not given).
 MODEL_OPTIONS = {
@@ -108,7 +114,8 @@ Examples:
     "in --time, else small (an LSTM in float32: 1x384 over 16 streams, unless --hidden, "
     "--layers or --batch-size is given); auto also sets the dropout by how many times the "
     "budget reads the text: none below once, the preset's up to 4, rising to 0.5 at 10 and "
-    "0.7 at 20.",
+    f"0.7 at 20; from {EARLY_STOP_PASSES:g} passes of a --time budget, with --patience "
+    f"{PATIENCE} and an evaluation an epoch, it stops once more passes no longer help.",
 )
 @click.option(
     "--cell",
@@ -181,7 +188,8 @@ Examples:
     type=click.IntRange(1),
     metavar="N",
     help="Stop early after N evaluations in a row without a better validation loss (best.pt "
-    f"keeps the best)  [default: none; {FINE_TUNE.patience} with --init-from].",
+    f"keeps the best)  [default: none; {FINE_TUNE.patience} with --init-from; {PATIENCE} with "
+    f"--size auto where --time reads the text {EARLY_STOP_PASSES:g} times or more].",
 )
 @click.option(
     "--val-frac",

@@ -69,6 +69,13 @@ MANY_PASSES = 10.0  # passes: here, MANY_PASSES_DROPOUT
 MANY_PASSES_DROPOUT = 0.5
 MOST_PASSES = 20.0  # passes: from here, MOST_PASSES_DROPOUT
 MOST_PASSES_DROPOUT = 0.7
+# From here (passes of a time budget) `auto` also stops a run early, after PATIENCE evaluations
+# in a row (one an epoch) without a better validation loss: medium on texts of 50 K and 100 K
+# characters reached its best validation loss at 11-17 passes, whether the run was to read the
+# text 15, 25, 40, 60 or 310 times, and only worsened after it; a 10-minute budget that reads a
+# 50 K text 310 times ran nine minutes for nothing (docs/performance.md, "early stopping").
+EARLY_STOP_PASSES = 20.0
+PATIENCE = 4
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,7 @@ class Choice:
     name: str
     preset: Preset
     reason: str = ""
+    patience: int | None = None  # evaluations without a better loss before stopping (early stop)
 
 
 def choose(
@@ -114,7 +122,7 @@ def choose(
     machine's rate, measured: speed.training_speed), else medium; medium without a time budget
     or a measured rate (`timed` names the model measured, for the reason). Small is
     SMALL_FLOAT32 for an LSTM trained in float32 on a CPU (`float32_lstm`). Its dropout is the
-    preset's: with_dropout sets it by the passes over the text."""
+    preset's: for_passes sets it by the passes over the text."""
     if size != "auto":
         return Choice(size, PRESETS[size])
     if max_time is None or not medium_chars_per_s:
@@ -138,11 +146,28 @@ def choose(
 def with_dropout(choice: Choice, passes: float) -> Choice:
     """`choice` (of `auto`) with the dropout for a run that reads its text about `passes` times,
     and the reason saying so where that is not the preset's."""
-    dropout = dropout_for(passes, choice.preset)
-    if dropout == choice.preset.dropout:
+    return for_passes(choice, passes, early_stop=False)
+
+
+def for_passes(
+    choice: Choice, passes: float, dropout: bool = True, early_stop: bool = True
+) -> Choice:
+    """`choice` (of `auto`) fitted to a run that reads its text about `passes` times: the dropout
+    for them (unless not `dropout`: the user's) and, from EARLY_STOP_PASSES of a time budget
+    (`early_stop`), early stopping; the reason saying what changed and why, in one clause."""
+    changes, preset, patience = [], choice.preset, None
+    if dropout and (rate := dropout_for(passes, preset)) != preset.dropout:
+        changes.append(f"dropout {rate:g}")
+        preset = replace(preset, dropout=rate)
+    if early_stop and passes >= EARLY_STOP_PASSES:
+        patience = PATIENCE
+        changes.append(
+            f"a stop after {PATIENCE} evaluations (one an epoch) without a better validation loss"
+        )
+    if not changes:
         return choice
-    why = f"{choice.reason}; dropout {dropout:g}, as the budget reads the text {_times(passes)}"
-    return Choice(choice.name, replace(choice.preset, dropout=dropout), why)
+    why = f"{choice.reason}; {' and '.join(changes)}, as the budget reads the text {_times(passes)}"
+    return Choice(choice.name, preset, why, patience)
 
 
 def dropout_for(passes: float, preset: Preset) -> float:

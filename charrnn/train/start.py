@@ -26,7 +26,7 @@ from charrnn.model.presets import (
     Preset,
     choose,
     for_cell,
-    with_dropout,
+    for_passes,
 )
 from charrnn.model.trained import lead_in_for
 from charrnn.runs import RunDir, check_not_replacing
@@ -95,6 +95,8 @@ def start(
     if all(train.get(k) is None for k in BUDGETS):
         train["max_time"] = DEFAULT_TIME
     choice = _choose(size, cell, model, train, corpus, device, dist)
+    if choice.patience is not None:
+        train["patience"] = choice.patience
     preset = _with_options(choice.preset, cell, len(corpus.vocab), model)
     config = _evaluating(
         _train_config(preset, train), train, len(corpus), MIN_EVALS_PER_EPOCH, dist
@@ -251,8 +253,9 @@ def _fitting_batch(n_chars: int, val_frac: float, seq_len: int, world: int) -> i
 
 
 def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
-    """The preset (for `auto` with a time budget, by _by_speed), and unless the options give it,
-    the dropout for the passes over the text that the budget allows the model chosen."""
+    """The preset (for `auto` with a time budget, by _by_speed), and unless the options give
+    them, the dropout and early stopping for the passes over the text that the budget allows the
+    model chosen (presets.for_passes)."""
     max_time = train.get("max_time")
     if size != "auto":
         return choose(size, max_time)
@@ -262,14 +265,17 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
         choice, rate = choose(size, None), None
     else:
         choice, rate = _by_speed(medium, cell, model, train, vocab, device, dist)
-    if "dropout" in model:
-        return choice  # the user's
     chosen = _with_options(choice.preset, cell, vocab, model)
     if rate:  # the chosen model's speed, from medium's by their arithmetic a character
         rate *= parameter_count(_shape(medium, cell, vocab, model))
         rate /= parameter_count(_shape(chosen, cell, vocab, model))
     read = passes(_train_config(chosen, train), len(corpus), rate, dist.world)
-    return choice if read is None else with_dropout(choice, read)
+    if read is None:
+        return choice
+    # Early stopping only where the time budget is what ends the run: steps or epochs given are
+    # the user's measure of it, and a patience given is the user's own.
+    early_stop = all(train.get(k) is None for k in ("max_steps", "max_epochs", "patience"))
+    return for_passes(choice, read, dropout="dropout" not in model, early_stop=early_stop)
 
 
 def _by_speed(medium, cell, model, train, vocab, device, dist: Dist) -> tuple[Choice, float]:
