@@ -14,6 +14,7 @@ from charrnn.model.presets import (
     FEW_PASSES,
     MANY_PASSES,
     MANY_PASSES_DROPOUT,
+    MAX_PASSES,
     MEDIUM_FROM_CHARS,
     MOST_PASSES,
     MOST_PASSES_DROPOUT,
@@ -159,17 +160,27 @@ def test_options_override_what_auto_chose(tmp_path, monkeypatch, corpus_file):
 def test_auto_stops_a_text_read_many_times_early_and_says_so_in_one_clause():
     medium = choose("auto", 600.0, 10_000.0)
     assert for_passes(medium, 0.99 * EARLY_STOP_PASSES).patience is None
-    both = for_passes(medium, 40.0)
-    assert both.patience == PATIENCE and both.preset.dropout == MOST_PASSES_DROPOUT
-    assert both.reason == (
+    stopped = for_passes(medium, EARLY_STOP_PASSES)
+    assert stopped.patience == PATIENCE and stopped.max_epochs is None
+    assert stopped.reason == (
         f"{medium.reason}; dropout 0.7 and a stop after {PATIENCE} evaluations (one an epoch) "
-        "without a better validation loss, as the budget reads the text about 40 times"
+        f"without a better validation loss, as the budget reads the text about 20 times"
+    )
+    # more passes than help: MAX_PASSES of them, the dropout theirs
+    capped = for_passes(medium, 4 * MAX_PASSES)
+    assert capped.max_epochs == MAX_PASSES and capped.patience == PATIENCE
+    assert capped.preset == for_passes(medium, MAX_PASSES).preset
+    assert capped.reason == (
+        f"{medium.reason}; dropout 0.7, {MAX_PASSES:g} passes and a stop after {PATIENCE} "
+        "evaluations (one an epoch) without a better validation loss, as the budget would read "
+        f"the text about {4 * MAX_PASSES:g} times"
     )
     stop_only = for_passes(medium, 40.0, dropout=False)  # the user's dropout: the preset's kept
     assert stop_only.patience == PATIENCE and stop_only.preset == medium.preset
-    assert stop_only.reason.startswith(f"{medium.reason}; a stop after {PATIENCE} evaluations")
+    assert stop_only.reason.startswith(f"{medium.reason}; {MAX_PASSES:g} passes and a stop")
     assert for_passes(medium, 40.0, early_stop=False) == with_dropout(medium, 40.0)
-    assert with_dropout(medium, 40.0).patience is None
+    plain = with_dropout(medium, 40.0)  # steps or epochs given: their passes, no stop
+    assert plain.patience is None and plain.max_epochs is None
 
 
 @pytest.mark.parametrize(
@@ -188,6 +199,8 @@ def test_only_a_time_budget_that_reads_the_text_many_times_gets_early_stopping(
     model = {"hidden_size": 16, "embedding_dim": 8}
     opened = start.start(corpus, RunDir(tmp_path / "r"), model=model, train=train)
     assert opened.trainer.config.patience == patience
+    epochs = opened.trainer.config.max_epochs
+    assert epochs == train.get("max_epochs", None if train else MAX_PASSES)
     assert (f"a stop after {PATIENCE} evaluations" in opened.choice.reason) == (
         patience == PATIENCE
     )

@@ -29,6 +29,7 @@ from charrnn.model.config import CELLS
 from charrnn.model.presets import (
     EARLY_STOP_PASSES,
     FINE_TUNE,
+    MAX_PASSES,
     MEDIUM_FROM_CHARS,
     PATIENCE,
     PRESETS,
@@ -114,8 +115,9 @@ Examples:
     "in --time, else small (an LSTM in float32: 1x384 over 16 streams, unless --hidden, "
     "--layers or --batch-size is given); auto also sets the dropout by how many times the "
     "budget reads the text: none below once, the preset's up to 4, rising to 0.5 at 10 and "
-    f"0.7 at 20; from {EARLY_STOP_PASSES:g} passes of a --time budget, with --patience "
-    f"{PATIENCE} and an evaluation an epoch, it stops once more passes no longer help.",
+    f"0.7 at 20; a --time budget that reads the text {EARLY_STOP_PASSES:g} times or more gets "
+    f"--patience {PATIENCE} with an evaluation an epoch, and --epochs {MAX_PASSES:g} where it "
+    "would read it more often: a run stops once more passes no longer help.",
 )
 @click.option(
     "--cell",

@@ -97,6 +97,8 @@ def start(
     choice = _choose(size, cell, model, train, corpus, device, dist)
     if choice.patience is not None:
         train["patience"] = choice.patience
+    if choice.max_epochs is not None:
+        train["max_epochs"] = choice.max_epochs
     preset = _with_options(choice.preset, cell, len(corpus.vocab), model)
     config = _evaluating(
         _train_config(preset, train), train, len(corpus), MIN_EVALS_PER_EPOCH, dist
