@@ -310,6 +310,14 @@ def test_train_prints_only_the_checkpoint_path_on_stdout(env, corpus_file, tmp_p
     assert {p.name for p in run.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", ".lock"}
 
 
+def test_a_run_ended_by_its_epochs_says_how_often_it_read_the_text(env, tmp_path):
+    corpus = tmp_path / "short.txt"  # a short text: its epoch is a few steps
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 60)
+    result = env(["train", str(corpus), *TINY_CLI, "--epochs", "2", "--name", "e"])
+    assert result.exit_code == 0, result.stderr
+    assert "Done (the text read 2 times) after " in result.stderr
+
+
 def test_the_done_line_gives_the_best_loss_as_its_evaluation_line_did():
     from types import SimpleNamespace
 

@@ -58,6 +58,8 @@ def done_line(trainer, done) -> str:
     nats, bits = round(done.best_val, 5), round(done.best_val / math.log(2), 5)
     best = f"{nats:.4f} nats = {bits:.3f} bits per character"
     why = f"{done.reason} budget spent"
+    if done.reason == "epochs":  # given, or auto's for a short text: said as passes, as it chose
+        why = f"the text read {trainer.config.max_epochs:g} times"
     if done.reason == "patience":
         why = f"stopped early: no better validation loss in {trainer.config.patience} evaluations"
     return (
