@@ -70,10 +70,11 @@ MANY_PASSES_DROPOUT = 0.5
 MOST_PASSES = 20.0  # passes: from here, MOST_PASSES_DROPOUT
 MOST_PASSES_DROPOUT = 0.7
 # From here (passes of a time budget) `auto` also stops a run early, after PATIENCE evaluations
-# in a row (one an epoch) without a better validation loss: medium on texts of 50 K and 100 K
-# characters reached its best validation loss at 11-17 passes, whether the run was to read the
+# in a row (one an epoch) without a better validation loss: medium on texts of 14 K to 300 K
+# characters reached its best validation loss at 11-18 passes, whether the run was to read the
 # text 15, 25, 40, 60 or 310 times, and only worsened after it; a 10-minute budget that reads a
-# 50 K text 310 times ran nine minutes for nothing (docs/performance.md, "early stopping").
+# 50 K text 310 times ran nine minutes for nothing (docs/performance.md, "a short text read 25
+# times at most").
 EARLY_STOP_PASSES = 20.0
 PATIENCE = 4
 # A time budget that would read the text more often reads it MAX_PASSES times (`auto`): the
@@ -162,23 +163,22 @@ def for_passes(
     for them (unless not `dropout`: the user's) and, for a time budget (`early_stop`), at most
     MAX_PASSES and from EARLY_STOP_PASSES early stopping; the reason saying what changed and why,
     in one clause."""
-    changes, preset, patience, most = [], choice.preset, None, None
-    if early_stop and passes > MAX_PASSES:
-        most = MAX_PASSES
-        changes.append(f"{most:g} passes")
-    if dropout and (rate := dropout_for(min(passes, most or passes), preset)) != preset.dropout:
-        changes.insert(0, f"dropout {rate:g}")
-        preset = replace(preset, dropout=rate)
-    if early_stop and passes >= EARLY_STOP_PASSES:
-        patience = PATIENCE
-        changes.append(
-            f"a stop after {PATIENCE} evaluations (one an epoch) without a better validation loss"
-        )
+    most = MAX_PASSES if early_stop and passes > MAX_PASSES else None
+    rate = dropout_for(min(passes, most or passes), choice.preset) if dropout else None
+    patience = PATIENCE if early_stop and passes >= EARLY_STOP_PASSES else None
+    stop = f"a stop after {PATIENCE} evaluations (one an epoch) without a better validation loss"
+    changes = [
+        f"dropout {rate:g}" if rate is not None and rate != choice.preset.dropout else "",
+        f"{most:g} passes" if most else "",
+        stop if patience else "",
+    ]
+    changes = [c for c in changes if c]
     if not changes:
         return choice
     listed = " and ".join([", ".join(changes[:-1]), changes[-1]] if changes[1:] else changes)
     reads = "would read" if most else "reads"
     why = f"{choice.reason}; {listed}, as the budget {reads} the text {_times(passes)}"
+    preset = replace(choice.preset, dropout=rate) if rate is not None else choice.preset
     return Choice(choice.name, preset, why, patience, most)
 
 
