@@ -98,7 +98,7 @@ CASES = [
     (["train", "empty.txt"], 1, "corpus is empty"),
     (["train", "-"], 1, "corpus is empty (standard input)"),
     (["train", "onechar.txt"], 1, "nothing to learn"),
-    (["train", "small.txt"], 1, "split has"),
+    (["train", "small.txt"], 1, "too few for windows of 32"),
     (["train", "hugevocab.txt"], 1, "100,000 distinct characters"),
     (["train", "ok.txt", "--encoding", "klingon"], 2, "unknown encoding"),
     # train: sizes and settings

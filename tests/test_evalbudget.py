@@ -124,6 +124,22 @@ def test_no_scheduled_evaluation_comes_just_before_the_final_one():
     assert early.due(last - 0.05)  # early stopping acts through every evaluation that fits
 
 
+def test_a_run_that_stops_early_reads_the_whole_split_at_every_evaluation():
+    from charrnn.train.config import TrainConfig
+    from charrnn.train.state import Position
+
+    def planned(patience):
+        c = TrainConfig(batch_size=32, seq_len=32, lr=1e-3, max_time=80.0, patience=patience)
+        pos = Position()
+        size = evalplan.plan(c, FULL, COSTS["medium"], pos).size
+        assert pos.eval_size == size.to_dict()  # kept for the run: its losses compare
+        return size
+
+    shrunk, whole = planned(None), planned(4)
+    assert shrunk.chars < FULL.chars  # a short budget's plan reads part of each stream
+    assert whole == EvalSize(FULL.streams, FULL.chars, shrunk.starts)  # the cold starts planned
+
+
 def test_the_plan_counts_what_the_probe_spent():
     # Seen: 611 distinct characters, --time 3m: every stream fitted two evaluations of the
     # allowance, but not once the probe's 0.21 s were counted, and the run made none before its

@@ -479,6 +479,18 @@ def test_open_run_starts_then_resumes_one_run_holding_its_lock(tmp_path, corpus_
         assert drain(opened.trainer)[-1].step == 20
 
 
+def test_a_short_text_trains_on_the_streams_that_fit_it_unless_a_batch_is_given(env, tmp_path):
+    corpus = tmp_path / "short.txt"  # 1,000 characters: its last 100 validate, 3 windows of 32
+    corpus.write_text(make_text(1_000, seed=5))
+    shape = ["--hidden", "16", "--embedding", "8", "--steps", "2"]
+    r = env(["train", str(corpus), *shape, "--name", "s"])
+    assert r.exit_code == 0, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert "batch 3x32" in first and "(3 streams, not 32, to fit 1,000 characters)" in first
+    r = env(["train", str(corpus), *shape, "--name", "b", "--batch-size", "32"])
+    assert r.exit_code == 1 and "--batch-size 3 --seq-len 32 fits this text" in r.stderr
+
+
 @pytest.mark.parametrize("chars", [12, 25, 60, 219, 700, 2_000, 9_000])
 @pytest.mark.parametrize("batch, window", [(32, 32), (4, 16), (7, 100)])
 def test_a_text_too_short_for_the_batch_is_told_values_that_fit_it(tmp_path, chars, batch, window):

@@ -19,10 +19,10 @@ def describe(opened, request, device) -> str:
         grown = f"{count(len(new), 'new character')}: {new!r}" if new else "none new"
         verb = "Fine-tuning"
         chosen = f" (from {o['run']!r} at step {o['step']:,}; {grown})"
-        chosen += "".join(f" ({note})" for note in opened.notes)
     else:
         verb, choice = "Training", opened.choice
         chosen = f" (--size auto: {choice.name}: {choice.reason})" if request.size == "auto" else ""
+    chosen += "".join(f" ({note})" for note in opened.notes)  # what opening chose for this text
     m, c = trainer.model.config, trainer.config
     params = trainer.model.num_params()
     limits = [

@@ -100,15 +100,21 @@ def start(
     if choice.max_epochs is not None:
         train["max_epochs"] = choice.max_epochs
     preset = _with_options(choice.preset, cell, len(corpus.vocab), model)
-    config = _evaluating(
-        _train_config(preset, train), train, len(corpus), MIN_EVALS_PER_EPOCH, dist
-    )
+    config, notes = _train_config(preset, train), []
+    if "batch_size" not in train:  # a text too short for the preset's streams: fewer, that fit
+        fits = _fitting_batch(len(corpus), config.val_frac, config.seq_len, dist.world)
+        if fits < config.batch_size:
+            b = config.batch_size
+            notes.append(
+                f"{fits} stream{'s' * (fits != 1)}, not {b}, to fit {len(corpus):,} characters"
+            )
+            config = dataclasses.replace(config, batch_size=fits)
+    config = _evaluating(config, train, len(corpus), MIN_EVALS_PER_EPOCH, dist)
     model_config = _shape(preset, cell, len(corpus.vocab), model)
     model_config.lead_in = lead_in_for(corpus.ids, corpus.vocab)
     ids, vocab = corpus.ids, corpus.vocab
-    return _opened(
-        corpus, ids, vocab, model_config, config, run, device, dist, started=started, choice=choice
-    )
+    told = {"started": started, "choice": choice, "notes": notes}
+    return _opened(corpus, ids, vocab, model_config, config, run, device, dist, **told)
 
 
 def _opened(
