@@ -74,7 +74,8 @@ def start(
     """A new run of `cell` ("lstm", "gru", "rnn") on `corpus`, writing into the folder `run` (one
     that holds a run already is refused unless `replace`). `size` names a preset ("auto": by the
     time budget and the corpus size); `model` and `train` are ModelConfig and TrainConfig fields
-    over it (e.g. {"hidden_size": 256}, {"max_steps": 500}); without a budget, DEFAULT_TIME.
+    over it (e.g. {"hidden_size": 256}, {"max_steps": 500}); without a budget, DEFAULT_TIME; a
+    text too short for the preset's streams gets as many as fit, unless a batch size is given.
     `init_from`, a checkpoint file, starts from its model instead (see _start_from). `started`:
     when the caller began, by time.perf_counter: a time budget counts from there (Trainer)."""
     model, train = dict(model or {}), dict(train or {})
