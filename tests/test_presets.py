@@ -23,7 +23,6 @@ from charrnn.model.presets import (
     SMALL_FLOAT32,
     choose,
     for_passes,
-    with_dropout,
 )
 from charrnn.train import start
 from charrnn.train.config import TrainConfig
@@ -57,18 +56,20 @@ def test_auto_picks_a_narrower_small_for_an_lstm_trained_in_float32():
 
 def test_auto_sets_dropout_by_the_passes_over_the_text():
     medium = choose("auto", 600.0, 10_000.0)
-    once = with_dropout(medium, 0.6)  # a big text: read less than once
+    once = for_passes(medium, 0.6, early_stop=False)  # a big text: read less than once
     assert once.name == "medium" and once.preset.dropout == 0.0
     assert once.preset.hidden_size == PRESETS["medium"].hidden_size
     assert "dropout 0, as the budget reads the text less than once" in once.reason
-    assert with_dropout(medium, FEW_PASSES) == medium  # a few times: the preset's, unsaid
+    assert (
+        for_passes(medium, FEW_PASSES, early_stop=False) == medium
+    )  # a few times: the preset's, unsaid
     # from there it rises in a line, in steps of 0.05, and never falls as the passes grow
-    ramp = [with_dropout(medium, p / 4).preset.dropout for p in range(4, 200)]
+    ramp = [for_passes(medium, p / 4, early_stop=False).preset.dropout for p in range(4, 200)]
     assert ramp == sorted(ramp) and {round(d * 20, 9) % 1 for d in ramp} == {0}
-    middle = with_dropout(medium, (FEW_PASSES + MANY_PASSES) / 2).preset.dropout
+    middle = for_passes(medium, (FEW_PASSES + MANY_PASSES) / 2, early_stop=False).preset.dropout
     assert middle == pytest.approx((PRESETS["medium"].dropout + MANY_PASSES_DROPOUT) / 2, abs=0.03)
     for choice in (choose("auto", 60.0, 10_000.0), medium):  # small and medium
-        often = with_dropout(choice, MANY_PASSES)
+        often = for_passes(choice, MANY_PASSES, early_stop=False)
         assert often.name == choice.name and often.preset.dropout == MANY_PASSES_DROPOUT
         assert often.reason.startswith(choice.reason)
         assert (
@@ -76,10 +77,14 @@ def test_auto_sets_dropout_by_the_passes_over_the_text():
             in often.reason
         )
         # on past it, in a second line, to its top from MOST_PASSES
-        between = with_dropout(choice, (MANY_PASSES + MOST_PASSES) / 2).preset.dropout
+        between = for_passes(
+            choice, (MANY_PASSES + MOST_PASSES) / 2, early_stop=False
+        ).preset.dropout
         assert between == pytest.approx((MANY_PASSES_DROPOUT + MOST_PASSES_DROPOUT) / 2, abs=0.03)
         for passes in (MOST_PASSES, 10 * MOST_PASSES):
-            assert with_dropout(choice, passes).preset.dropout == MOST_PASSES_DROPOUT
+            assert (
+                for_passes(choice, passes, early_stop=False).preset.dropout == MOST_PASSES_DROPOUT
+            )
 
 
 @pytest.mark.parametrize(
@@ -178,8 +183,9 @@ def test_auto_stops_a_text_read_many_times_early_and_says_so_in_one_clause():
     stop_only = for_passes(medium, 40.0, dropout=False)  # the user's dropout: the preset's kept
     assert stop_only.patience == PATIENCE and stop_only.preset == medium.preset
     assert stop_only.reason.startswith(f"{medium.reason}; {MAX_PASSES:g} passes and a stop")
-    assert for_passes(medium, 40.0, early_stop=False) == with_dropout(medium, 40.0)
-    plain = with_dropout(medium, 40.0)  # steps or epochs given: their passes, no stop
+    plain = for_passes(
+        medium, 40.0, early_stop=False
+    )  # steps or epochs given: their passes, no stop
     assert plain.patience is None and plain.max_epochs is None
 
 

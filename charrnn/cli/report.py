@@ -59,7 +59,8 @@ def done_line(trainer, done) -> str:
     best = f"{nats:.4f} nats = {bits:.3f} bits per character"
     why = f"{done.reason} budget spent"
     if done.reason == "epochs":  # given, or auto's for a short text: said as passes, as it chose
-        why = f"the text read {trainer.config.max_epochs:g} times"
+        n = trainer.config.max_epochs
+        why = f"the text read {n:g} time{'s' * (n != 1)}"
     if done.reason == "patience":
         why = f"stopped early: no better validation loss in {trainer.config.patience} evaluations"
     return (

@@ -150,12 +150,6 @@ def choose(
     return Choice(name, preset, reason)
 
 
-def with_dropout(choice: Choice, passes: float) -> Choice:
-    """`choice` (of `auto`) with the dropout for a run that reads its text about `passes` times,
-    and the reason saying so where that is not the preset's."""
-    return for_passes(choice, passes, early_stop=False)
-
-
 def for_passes(
     choice: Choice, passes: float, dropout: bool = True, early_stop: bool = True
 ) -> Choice:

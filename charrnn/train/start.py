@@ -101,15 +101,7 @@ def start(
     if choice.max_epochs is not None:
         train["max_epochs"] = choice.max_epochs
     preset = _with_options(choice.preset, cell, len(corpus.vocab), model)
-    config, notes = _train_config(preset, train), []
-    if "batch_size" not in train:  # a text too short for the preset's streams: fewer, that fit
-        fits = _fitting_batch(len(corpus), config.val_frac, config.seq_len, dist.world)
-        if fits < config.batch_size:
-            b = config.batch_size
-            notes.append(
-                f"{fits} stream{'s' * (fits != 1)}, not {b}, to fit {len(corpus):,} characters"
-            )
-            config = dataclasses.replace(config, batch_size=fits)
+    config, notes = _fitted(_train_config(preset, train), train, len(corpus), dist)
     config = _evaluating(config, train, len(corpus), MIN_EVALS_PER_EPOCH, dist)
     model_config = _shape(preset, cell, len(corpus.vocab), model)
     model_config.lead_in = lead_in_for(corpus.ids, corpus.vocab)
@@ -167,7 +159,7 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist, start
     new = vocab.chars[len(base_vocab) :]
     like = [base_vocab.index[t[0]] if (t := lookalike(ch, base_vocab)) else None for ch in new]
     ids = data.reindex(corpus.ids, corpus.vocab, vocab)
-    config = _fine_tune_config(base_shape, train, len(ids), dist)
+    config, notes = _fine_tune_config(base_shape, train, len(ids), dist)
     dropout = model.get("dropout", c.dropout)
     lead = lead_in_for(ids, vocab)  # the new text's, not the base's
     tuned = dataclasses.replace(c, vocab_size=len(vocab), dropout=dropout, lead_in=lead)
@@ -180,11 +172,6 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist, start
         "vocab_size": len(base_vocab),
         "new_chars": "".join(new),
     }
-    notes, base_b, b = [], base_shape["batch_size"], config.batch_size
-    if "batch_size" not in train and b < base_b:
-        notes.append(
-            f"{b} stream{'s' * (b != 1)}, not the base's {base_b}, to fit {len(ids):,} characters"
-        )
     weights = grown_weights(base_model.net, like)
     told = {"notes": notes, "started": started}
     return _opened(corpus, ids, vocab, tuned, config, run, device, dist, weights, origin, **told)
@@ -209,10 +196,11 @@ def _load_base(path: Path):
     return payload, model, shape
 
 
-def _fine_tune_config(base: dict, train: dict, n_chars: int, dist: Dist) -> TrainConfig:
+def _fine_tune_config(base: dict, train: dict, n_chars: int, dist: Dist):
     """TrainConfig for fine-tuning: the base run's batch shape (`base`, from _load_base) at
     FINE_TUNE.lr_scale of its rate, FINE_TUNE's budget, patience and evaluations, under the
-    options given; a batch size that fits a text too small for the base run's (unless given)."""
+    options given; a batch size that fits a text too small for the base run's (unless given),
+    with the note saying so (_fitted)."""
     defaults = {
         "batch_size": int(base["batch_size"]),
         "seq_len": int(base["seq_len"]),
@@ -223,11 +211,26 @@ def _fine_tune_config(base: dict, train: dict, n_chars: int, dist: Dist) -> Trai
     }
     if all(train.get(k) is None for k in BUDGETS):
         defaults["max_time"] = FINE_TUNE.max_time
-    config = TrainConfig(**{**defaults, **train})
-    if "batch_size" not in train:
-        fits = _fitting_batch(n_chars, config.val_frac, config.seq_len, dist.world)
-        config = dataclasses.replace(config, batch_size=min(config.batch_size, fits))
-    return _evaluating(config, train, n_chars, FINE_TUNE.evals_per_epoch, dist)
+    config, notes = _fitted(
+        TrainConfig(**{**defaults, **train}), train, n_chars, dist, "the base's "
+    )
+    return _evaluating(config, train, n_chars, FINE_TUNE.evals_per_epoch, dist), notes
+
+
+def _fitted(config: TrainConfig, train: dict, n_chars: int, dist: Dist, whose: str = ""):
+    """`config` with as many streams as a text of `n_chars` fits where that is fewer than its
+    own (`whose`: the preset's or the base run's) and the batch size was not given, and the note
+    saying so for the first line."""
+    if "batch_size" in train:
+        return config, []
+    b, fits = (
+        config.batch_size,
+        _fitting_batch(n_chars, config.val_frac, config.seq_len, dist.world),
+    )
+    if fits >= b:
+        return config, []
+    note = f"{fits} stream{'s' * (fits != 1)}, not {whose}{b}, to fit {n_chars:,} characters"
+    return dataclasses.replace(config, batch_size=fits), [note]
 
 
 def _evaluating(config: TrainConfig, train: dict, n_chars: int, per_epoch: int, dist: Dist):
