@@ -3,6 +3,7 @@ start and resume, rollbacks and stops, locks, samples while training, and the co
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -308,6 +309,28 @@ def test_train_prints_only_the_checkpoint_path_on_stdout(env, corpus_file, tmp_p
     assert "val" in result.stderr and "bits per character" in result.stderr
     run = tmp_path / "checkpoints" / "tiny"
     assert {p.name for p in run.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", ".lock"}
+
+
+def test_a_log_without_a_terminal_gets_lines_of_progress_between_evaluations(
+    env, corpus_file, tmp_path, monkeypatch
+):
+    train_cli = importlib.import_module("charrnn.cli.train")  # the module, not the command
+    monkeypatch.setattr(train_cli, "PROGRESS_EVERY_S", 0.0)  # a line at every training record
+    result = train(env, corpus_file, "--eval-every", "16", "--name", "logged", steps=40)
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "of the budget" in line]
+    metrics = tmp_path / "checkpoints/logged/metrics.jsonl"
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    # one line a record, except where an evaluation line follows (every 16 steps, the last)
+    shown = {r["step"]: r for r in records if r["kind"] == "train" and r["step"] % 16}
+    shown.pop(40)
+    assert len(lines) == len(shown) > 0
+    for line, (step, r) in zip(lines, sorted(shown.items()), strict=True):
+        assert line.startswith(f"step {step:>7,} | epoch {r['epoch']:6.2f} | ")
+        assert f"| train {r['train_loss']:.4f} | " in line
+        assert line.endswith(f" char/s | {step / 40:.0%} of the budget")
+    quiet = train(env, corpus_file, "--eval-every", "16", "--name", "quiet", "--quiet", steps=40)
+    assert quiet.exit_code == 0 and quiet.stderr == ""
 
 
 def test_a_run_ended_by_its_epochs_says_how_often_it_read_the_text(env, tmp_path):

@@ -92,6 +92,16 @@ def rollback_line(event) -> str:
     )
 
 
+def progress_line(record: dict, chars_per_s: float, progress: float) -> str:
+    """Where a run is, from a training record (`record`, its window's mean loss), for a log that
+    has no progress bar: in the columns of the evaluation lines."""
+    r = record
+    return (
+        f"step {r['step']:>7,} | epoch {r['epoch']:6.2f} | {fmt_time(r['elapsed']):>8} | "
+        f"train {r['train_loss']:.4f} | {chars_per_s:,.0f} char/s | {progress:.0%} of the budget"
+    )
+
+
 def eval_line(event, first: bool) -> str:
     r = event.record
     mark = "  * best" if event.improved else ""

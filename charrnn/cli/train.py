@@ -346,12 +346,18 @@ def _train(request, device, d, quiet: bool, opts: dict) -> int:
         return _run(opened.trainer, quiet, opts)
 
 
+# Without a terminal for the progress bar (stderr to a file or a pipe), a line saying where the
+# run is after this many seconds without one: a log shows a run alive between evaluations,
+# which a short --time spaces minutes apart.
+PROGRESS_EVERY_S = 30.0
+
+
 def _run(trainer, quiet: bool, opts: dict) -> int:
     """Drive the trainer, draw progress (and --sample-every samples) on stderr; returns the exit
     status."""
     from tqdm import tqdm
 
-    from charrnn.cli.report import eval_line, rollback_line
+    from charrnn.cli.report import eval_line, progress_line, rollback_line
     from charrnn.train.events import DoneEvent, EvalEvent, RollbackEvent, StepEvent
 
     bar = tqdm(
@@ -361,8 +367,15 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
         bar_format="{percentage:3.0f}%|{bar:24}| {elapsed}<{remaining}{postfix}",
         initial=int(1000 * trainer.progress()),
     )
+    lines = not quiet and bar.disable  # progress as lines, not as a bar
     speed, done, evals = None, None, 0  # evals: evaluation lines written
-    start = trainer.pos.step
+    start, written = trainer.pos.step, time.monotonic()  # written: when stderr last had a line
+
+    def write(line: str) -> None:
+        nonlocal written
+        bar.write(line, file=sys.stderr)
+        written = time.monotonic()
+
     with stop_signals(trainer.request_stop) as signals, _hard_stop(trainer):
         for event in trainer.run():
             if isinstance(event, StepEvent):
@@ -373,16 +386,26 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
                     f"step {event.step:,} loss {event.loss:.3f} {speed:,.0f} char/s", refresh=False
                 )
                 if opts["sample_every"] and event.step % opts["sample_every"] == 0 and not quiet:
-                    bar.write(_sample(trainer, event.step, opts), file=sys.stderr)
+                    write(_sample(trainer, event.step, opts))
+                elif lines and event.record and _progress_due(trainer, event, written):
+                    write(progress_line(event.record, speed, event.progress))
             elif isinstance(event, EvalEvent) and not quiet:
-                bar.write(eval_line(event, first=not evals), file=sys.stderr)
+                write(eval_line(event, first=not evals))
                 evals += 1
             elif isinstance(event, RollbackEvent) and not quiet:
-                bar.write(rollback_line(event), file=sys.stderr)
+                write(rollback_line(event))
             elif isinstance(event, DoneEvent):
                 done = event
     bar.close()
     return _finish(trainer, done, signals, quiet, trained=done.step > start)
+
+
+def _progress_due(trainer, event, written: float) -> bool:
+    """Whether a step's training record should be a progress line: PROGRESS_EVERY_S after the
+    last line, and not where an evaluation line follows (an evaluation's step, the last)."""
+    quiet_for = time.monotonic() - written
+    evaluating = event.step % trainer.config.steps_per_eval == 0 or event.progress >= 1
+    return quiet_for >= PROGRESS_EVERY_S and not evaluating
 
 
 def _sample(trainer, step: int, opts: dict) -> str:
