@@ -276,6 +276,16 @@ def _eval_size(value) -> dict | None:
     return {k: int(value[k]) for k in keys}
 
 
+ENDINGS = ("steps", "epochs", "time", "patience", "stopped")  # Position.ended, when not None
+
+
+def _ended(value) -> str | None:
+    """A checkpoint's record of how its run ended, checked: one of ENDINGS, or None."""
+    if value is not None and value not in ENDINGS:
+        raise ValueError(f"ended {value!r}")
+    return value
+
+
 def to_payload(state: RunState) -> dict[str, Any]:
     """`state` as the file's dict of tensors and plain values (the layout in this docstring)."""
     p, g = state.position, state.generators
@@ -316,6 +326,7 @@ def run_state(payload: dict[str, Any], model: Model) -> RunState:
             window_steps=int(t.get("window_steps", 0)),
             start_loss=None if t.get("start_loss") is None else float(t["start_loss"]),
             eval_size=_eval_size(t.get("eval_size")),  # absent before evaluations were sized
+            ended=_ended(t.get("ended")),  # absent before it was kept
         )
         rng = t["rng_cpu"], t.get("rng_ranks"), t.get("rng_cold"), t.get("rng_cuda")
         return RunState(

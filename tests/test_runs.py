@@ -270,9 +270,10 @@ def test_any_checkpoint_folder_lists_every_run_and_samples_a_trained_one(files, 
         assert set(rows) == {tsv(n) for n in listed}
         for name, kind in listed.items():
             row = rows[tsv(name)]
-            assert len(row) == 9 and row[6] == tsv(f"checkpoints/{name}") and row[8] == ""
+            assert len(row) == 10 and row[6] == tsv(f"checkpoints/{name}") and row[8] == ""
             if kind in ("good", "binary metrics"):
                 assert row[1] == "LSTM 2x24" and row[2] == "200" and row[7] == ""
+                assert row[9] == "steps"  # how it ended: its steps spent
                 assert re.fullmatch(r"(\d+m)?\d+s", row[3])  # as `train` writes a time
 
         r = invoke(["sample", "-l", "5", "-s", "1"])
@@ -500,8 +501,11 @@ def test_runs_shows_the_step_of_the_checkpoint_not_of_the_last_evaluation(traine
         torch.save({**payload, "trainer": {**payload["trainer"], "step": 237}}, run / "last.pt")
         (run / "metrics.jsonl").write_text('{"step": 10, "val_bpc": 9.0}\n')
         rec = json.loads(invoke(["runs", "--json"]).stdout)
-        assert (rec["step"], rec["last_eval_step"]) == (237, 200)
+        assert (rec["step"], rec["last_eval_step"], rec["ended"]) == (237, 200, "steps")
         assert invoke(["runs"]).stdout.splitlines()[1].split("\t")[2] == "237"
+        del payload["trainer"]["ended"]  # as a charrnn that did not keep it wrote it
+        torch.save(payload, run / "last.pt")
+        assert json.loads(invoke(["runs", "--json"]).stdout)["ended"] is None
 
 
 # ------------------------------------------------------------------------------------ run names

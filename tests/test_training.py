@@ -187,8 +187,11 @@ def test_resume_run_continues_exactly_and_refuses_what_cannot_change(tmp_path, c
         resume(tmp_path / "half", read)  # no sources saved: the caller must give the text
     with pytest.raises(CorpusError, match="differs"):
         resume(tmp_path / "half", lambda s, e: encode_text(text[:-1], "x"), corpus_specs=["-"])
+    ended = lambda run: checkpoint.load(run.run_dir.last)["trainer"]["ended"]  # noqa: E731
+    assert (ended(whole), ended(half)) == ("steps", "stopped")  # what `charrnn runs` shows
     resumed = resume(tmp_path / "half", read, corpus_specs=["-"], train={"eval_every": 10}).trainer
     drain(resumed)
+    assert ended(resumed) == "steps"
     for (name, p), q in zip(
         whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
     ):

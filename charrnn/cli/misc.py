@@ -22,14 +22,16 @@ Examples:
 )
 @json_option(
     "One JSON object per run and line: run, folder, status, cell, shape, dropout, from (the run it "
-    "was fine-tuned from), step, scores, note."
+    "was fine-tuned from), step, scores, note, ended (steps, epochs, time, patience, stopped, or "
+    "null while it trains)."
 )
 @checkpoint_dir_option
 def runs(checkpoint_dir, as_json):
     """List the runs in the checkpoint folder, most recent first: the step of each one's newest
-    checkpoint, its scores, and its status: ok, untrained (no evaluation yet: `sample` skips it)
-    or damaged (a file that cannot be read; the others are listed all the same). On a terminal a
-    table; piped, tab-separated lines in full under a header line."""
+    checkpoint, its scores, its status: ok, untrained (no evaluation yet: `sample` skips it) or
+    damaged (a file that cannot be read; the others are listed all the same), and what ended it
+    (its time, steps or epochs, an early stop, or interrupted: `train --resume` goes on). On a
+    terminal a table; piped, tab-separated lines in full under a header line."""
     from charrnn import runs as runs_mod
 
     found = runs_mod.list_runs(checkpoint_dir)
@@ -52,10 +54,11 @@ def runs(checkpoint_dir, as_json):
         "last val bpc",
         "folder",
         "note",
-        "from",  # last: scripts that cut the columns before it keep working
+        "from",  # scripts that cut the columns before it keep working
+        "ended",
     )
     rows = [_run_row(info) for info in found]
-    text = ("run", "model", "from", "folder", "note")
+    text = ("run", "model", "from", "folder", "note", "ended")
     print_table(header, rows, lambda i, col: col not in text, overflow="fold")
 
 
@@ -82,7 +85,18 @@ def _run_row(info) -> tuple[str, ...]:
         r["folder"],
         r["note"],
         r["from"] or "",
+        ENDED.get(r["ended"], ""),
     )
+
+
+# How a run ended, in the table: what stopped it (`runs --json` gives checkpoint.ENDINGS' words).
+ENDED = {
+    "steps": "steps",
+    "epochs": "epochs",
+    "time": "time",
+    "patience": "early stop",
+    "stopped": "interrupted",
+}
 
 
 @click.group()

@@ -26,6 +26,9 @@ class RunInfo:
     origin: str | None = None  # the run it was fine-tuned from (train --init-from), if any
     origin_step: int | None = None  # ... at that run's step
     origin_checkpoint: str | None = None  # ... from this file (its absolute path then)
+    # How it ended (checkpoint.ENDINGS: a budget spent, "patience", "stopped" by a signal);
+    # None while it trains, or from a charrnn that did not keep it.
+    ended: str | None = None
 
     def summary(self) -> dict:
         """Plain values (None where unknown), as `charrnn runs --json` writes them."""
@@ -49,6 +52,7 @@ class RunInfo:
             "last_eval_step": _number(last.get("step"), int),
             "last_eval_epoch": _number(last.get("epoch"), float),
             "note": self.note,
+            "ended": self.ended,
         }
 
     @property
@@ -111,6 +115,7 @@ def inspect(run: RunDir) -> RunInfo:
         origin=origin.get("run") if isinstance(origin.get("run"), str) else None,
         origin_step=_number(origin.get("step"), int),
         origin_checkpoint=base if isinstance(base, str) else None,
+        ended=trainer.get("ended") if trainer.get("ended") in checkpoint.ENDINGS else None,
     )
 
 

@@ -35,6 +35,9 @@ class Position:
     # What each evaluation reads under a time budget (evalplan.EvalSize as a dict), chosen once so
     # that every evaluation of the run reads the same text; None: the whole (first) split.
     eval_size: dict | None = None
+    # How the run ended, as its DoneEvent says it ("steps", "epochs", "time", "patience",
+    # "stopped"); None while it trains (and in files from before it was kept).
+    ended: str | None = None
 
 
 @dataclass

@@ -108,6 +108,7 @@ class Trainer:
     def run(self) -> Iterator[Event]:
         """Train until the budget is spent or a stop is requested; checkpoints on the way."""
         self._tick = self.clock() if self.started is None else self.started
+        self.pos.ended = None  # a resumed run goes on
         if self.dist.is_main:
             try:  # a library caller need not make the folder first
                 self.run_dir.path.mkdir(parents=True, exist_ok=True)
@@ -162,11 +163,14 @@ class Trainer:
             self._record_training()  # the budget's last steps, saved by the evaluation below
         final = not self._stop and last_eval != self.pos.step  # steps since the last evaluation
         train_loss = sum(losses) / len(losses) if losses else math.nan
+        self.pos.ended = reason  # for the files written from here: how the run ended
         if final and (event := self._evaluate_and_save(train_loss)):
             yield event
         if self._stop:  # also when the stop came during the evaluation just above
+            reason = self.pos.ended = "stopped"
             self._save()
-            reason = "stopped"
+        elif not final:  # the last step's evaluation wrote last.pt before the run knew it ended
+            self._save()
         yield DoneEvent(reason, self.pos.step, self.pos.best_val)
 
     def train_step(self) -> float:
