@@ -107,6 +107,31 @@ def test_the_check_counts_a_start_that_runs_away(mid_epoch):
     assert report.gap == pytest.approx(real.gap + 2 * coldstart.RUNAWAY_NATS, abs=1e-4)
 
 
+def test_a_stream_far_worse_for_its_text_is_told_from_one_that_ran_away(mid_epoch):
+    """A validation stream of random characters reads far worse than the rest, and fresh starts
+    read it no better: text unlike the rest, kept as the check's warm reference. The same stream
+    read 3 nats worse than the model reads it (a carried state gone wrong) ran away."""
+    from charrnn.train.evaluate import _ran_away
+
+    trainer, _ = mid_epoch
+    val = trainer.val_batches
+    ids, length = val.ids.clone(), val.stream_len
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randint(len(trainer.vocab), (length,), generator=g).to(ids.dtype)
+    ids[2 * length : 3 * length] = noise  # stream 2 of 4: random characters of the vocabulary
+    batches = data.StreamBatcher(ids, val.batch_size, val.seq_len)
+    result = evaluate(trainer.trained, batches)
+    assert (result.runaway_streams, result.unlike_streams) == (0, 1)
+    assert (result.context[2 * length : 3 * length] >= 0).all()  # still a warm reference
+    stream, plain = (2 * length, 3 * length), (length, 2 * length)
+    assert _ran_away(trainer.trained, ids, result.nats, [stream, plain]) == [False, False]
+    ran = result.nats.clone()
+    ran[2 * length : 3 * length] += 3.0
+    assert _ran_away(trainer.trained, ids, ran, [stream, plain]) == [True, False]
+    short = (2 * length, 2 * length + 40)  # no room for a window past its start: not judged
+    assert _ran_away(trainer.trained, ids, ran, [short]) == [False]
+
+
 def test_the_check_reads_only_warm_windows_within_one_stream():
     # two streams of 1,000 targets each; the second ran away (context -1: no warm reference)
     context = torch.cat([torch.arange(1000), torch.full((1000,), -1)]).int()

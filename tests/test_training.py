@@ -351,7 +351,7 @@ def test_the_done_line_gives_the_best_loss_as_its_evaluation_line_did():
     from charrnn.train import records
 
     loss = 4.73624999  # on a rounding edge: 4.7362 as it is, 4.7363 as its record rounds it
-    val = SimpleNamespace(loss=loss, worst=loss, runaway_streams=0)
+    val = SimpleNamespace(loss=loss, worst=loss, runaway_streams=0, unlike_streams=0)
     pos = SimpleNamespace(step=7, epoch=0, batch=1, elapsed=3.0)
     record = records.evaluation(pos, 10, 1024, 1e-3, 4.9, val, None)
     line = eval_line(SimpleNamespace(record=record, improved=True), first=False)

@@ -115,16 +115,13 @@ def eval_line(event, first: bool) -> str:
 
 
 def _runaway_streams_text(r: dict) -> str:
-    """Streams that read far worse than the typical one: a state that ran off, or text unlike
-    the rest (a table of symbols in prose, characters the model has not learned), which the
-    line cannot tell apart; so it says what was seen, not why."""
+    """Streams whose carried state ran away (a fresh start reads their text far better). Streams
+    far worse for their text alone (a table of symbols in prose, characters the model has not
+    learned) are the text's, not the model's fault: metrics.jsonl counts them, the line does not."""
     n = r.get("val_runaway_streams")
     if not n:
         return ""
-    return (
-        f" | {n} validation stream{'s' * (n > 1)} far worse than the rest "
-        f"(worst {r['val_worst']:.2f} nats)"
-    )
+    return f" | {n} validation stream{'s' * (n > 1)} ran away (worst {r['val_worst']:.2f} nats)"
 
 
 def _cold_start_text(c: dict | None, first: bool) -> str:

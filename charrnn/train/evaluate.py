@@ -1,7 +1,10 @@
 """Evaluation: nats per character over a split, each stream from a cold start as a user begins.
 
-Streams are read side by side with their state carried along; a stream far worse than the typical
-one is counted as a runaway (the cold-start check must not take it as a warm reference)."""
+Streams are read side by side with their state carried along. A stream far worse than the typical
+one has either run away (its carried state reads it far worse than a fresh start would: the
+cold-start check must not take it as a warm reference) or is text unlike the rest (a table of
+symbols in prose, characters the model has not learned); windows of it read from fresh starts
+tell the two apart."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from charrnn.model.network import select_streams
 from charrnn.model.runaway import RUNAWAY_NATS
 from charrnn.model.trained import Model
 from charrnn.text.data import StreamBatcher
+from charrnn.train.coldstart import MIN_SPAN, span_loss
 from charrnn.train.distributed import SINGLE, Dist
 
 
@@ -23,7 +27,10 @@ class Validation:
 
     loss: float  # mean nats per character over every target of the split
     worst: float  # mean nats per character of the worst stream: a runaway cannot hide in a mean
-    runaway_streams: int  # streams more than RUNAWAY_NATS worse than the median one
+    # Streams more than RUNAWAY_NATS worse than the median one, told apart (_ran_away): those whose
+    # carried state ran away, and those whose text is unlike the rest.
+    runaway_streams: int
+    unlike_streams: int
     nats: torch.Tensor  # (N - 1,): nats[j - 1] is the loss of predicting ids[j]
     context: torch.Tensor  # (N - 1,): characters the stream had read before predicting ids[j]
 
@@ -67,14 +74,49 @@ def evaluate(
         spans[-1] = (spans[-1][0], len(per_target))
     means = torch.stack([per_target[i:j].mean() for i, j in spans])
     every = dist.all_gather(means.to(device), dim=0).cpu()  # (B x world,)
-    # A stream far worse than the typical one has run away: its characters are no warm reference
-    # for the cold-start check (which would then see a small gap where there is a large one).
-    runaway = means > every.median() + RUNAWAY_NATS
-    for (i, j), bad in zip(spans, runaway.tolist(), strict=True):
+    far = (means > every.median() + RUNAWAY_NATS).tolist()  # far worse than the typical stream
+    flagged = [span for span, bad in zip(spans, far, strict=True) if bad]
+    ran_away = _ran_away(model, batches.ids, per_target, flagged)
+    # A stream that ran away is no warm reference for the cold-start check (which would then see
+    # a small gap where there is a large one); text unlike the rest is one.
+    for (i, j), bad in zip(flagged, ran_away, strict=True):
         if bad:
             context[i:j] = -1
-    runaways = int((every > every.median() + RUNAWAY_NATS).sum())
-    return Validation(total / count, float(every.max()), runaways, per_target, context)
+    runaways, unlike = dist.all_sum([sum(ran_away), len(flagged) - sum(ran_away)], device)
+    worst = float(every.max())
+    return Validation(total / count, worst, int(runaways), int(unlike), per_target, context)
+
+
+# A far-worse stream ran away where fresh starts inside it read its text this much better (nats per
+# character) than its carried state did; text that is merely unlike the rest reads no better from
+# a fresh start (a little worse: a fresh start has less context).
+RAN_AWAY_BY = RUNAWAY_NATS / 2
+WINDOWS = 4  # fresh starts read in each far-worse stream
+
+
+@torch.no_grad()
+def _ran_away(model: Model, ids: torch.Tensor, nats: torch.Tensor, spans: list) -> list[bool]:
+    """For each span (i, j) of `nats` (a stream's targets: nats[k] is the loss of ids[k + 1]),
+    whether its carried state ran away: WINDOWS windows inside it, each read after the model's
+    lead-in as a cold start reads (the last `span` of its characters scored), read it more than
+    RAN_AWAY_BY better on average than the stream did. A stream too short for a window past its
+    start (where the stream itself starts cold) is not judged a runaway: nothing says so."""
+    verdicts = []
+    for i, j in spans:
+        length = j - i
+        skip, span = min(100, length // 6), min(200, length // 3)  # as the check's, to fit
+        room = length - skip - span  # where a window may start, after the stream's start
+        if span < MIN_SPAN or room < WINDOWS:
+            verdicts.append(False)
+            continue
+        at = [i + k * room // WINDOWS for k in range(1, WINDOWS + 1)]
+        x = torch.stack([ids[p : p + skip + span] for p in at]).long()  # (W, skip + span)
+        y = torch.stack([ids[p + skip + 1 : p + skip + span + 1] for p in at]).long()  # (W, span)
+        warm = torch.stack([nats[p + skip : p + skip + span].mean() for p in at])  # (W,)
+        with model.evaluating():
+            fresh = span_loss(model.net, model.with_lead_in(x), y, model.device)  # (W,)
+        verdicts.append(float((warm - fresh).mean()) > RAN_AWAY_BY)
+    return verdicts
 
 
 def _read_split(model: Model, batches: StreamBatcher, should_stop, cold: bool, b: int, cols: int):

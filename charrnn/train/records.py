@@ -41,7 +41,8 @@ def evaluation(
         "val_loss": round(val.loss, 5),
         "val_bpc": round(val.loss / math.log(2), 5),
         "val_worst": round(val.worst, 5),  # the worst stream's mean: a runaway shows here
-        "val_runaway_streams": val.runaway_streams,
+        "val_runaway_streams": val.runaway_streams,  # far worse: a state that ran away
+        "val_unlike_streams": val.unlike_streams,  # far worse: text unlike the rest
         "lr": lr,
         "cold_start": cold.to_dict() if cold is not None else None,
         **{k: round(v, 3) for k, v in (cost or {}).items()},
