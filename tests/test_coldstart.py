@@ -111,6 +111,7 @@ def test_a_stream_far_worse_for_its_text_is_told_from_one_that_ran_away(mid_epoc
     """A validation stream of random characters reads far worse than the rest, and fresh starts
     read it no better: text unlike the rest, kept as the check's warm reference. The same stream
     read 3 nats worse than the model reads it (a carried state gone wrong) ran away."""
+    from charrnn.model.network import select_streams
     from charrnn.train.evaluate import _ran_away
 
     trainer, _ = mid_epoch
@@ -124,12 +125,16 @@ def test_a_stream_far_worse_for_its_text_is_told_from_one_that_ran_away(mid_epoc
     assert (result.runaway_streams, result.unlike_streams) == (0, 1)
     assert (result.context[2 * length : 3 * length] >= 0).all()  # still a warm reference
     stream, plain = (2 * length, 3 * length), (length, 2 * length)
-    assert _ran_away(trainer.trained, ids, result.nats, [stream, plain]) == [False, False]
+    # a sound state: stream 0's, warm after reading the split's first characters
+    with trainer.trained.evaluating():
+        sound = select_streams(trainer.net(ids[None, :500].long())[1], slice(0, 1))
+    judged = _ran_away(trainer.trained, ids, result.nats, [stream, plain], sound)
+    assert judged == [False, False]
     ran = result.nats.clone()
     ran[2 * length : 3 * length] += 3.0
-    assert _ran_away(trainer.trained, ids, ran, [stream, plain]) == [True, False]
-    short = (2 * length, 2 * length + 40)  # no room for a window past its start: not judged
-    assert _ran_away(trainer.trained, ids, ran, [short]) == [False]
+    assert _ran_away(trainer.trained, ids, ran, [stream, plain], sound) == [True, False]
+    short = (2 * length, 2 * length + 40)  # too short for windows: not judged
+    assert _ran_away(trainer.trained, ids, ran, [short], sound) == [False]
 
 
 def test_the_check_reads_only_warm_windows_within_one_stream():

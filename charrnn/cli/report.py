@@ -115,7 +115,7 @@ def eval_line(event, first: bool) -> str:
 
 
 def _runaway_streams_text(r: dict) -> str:
-    """Streams whose carried state ran away (a fresh start reads their text far better). Streams
+    """Streams whose carried state ran away (a sound state reads their text far better). Streams
     far worse for their text alone (a table of symbols in prose, characters the model has not
     learned) are the text's, not the model's fault: metrics.jsonl counts them, the line does not."""
     n = r.get("val_runaway_streams")

@@ -3,8 +3,8 @@
 Streams are read side by side with their state carried along. A stream far worse than the typical
 one has either run away (its carried state reads it far worse than a fresh start would: the
 cold-start check must not take it as a warm reference) or is text unlike the rest (a table of
-symbols in prose, characters the model has not learned); windows of it read from fresh starts
-tell the two apart."""
+symbols in prose, characters the model has not learned); windows of it read on from the state of
+the best-read stream tell the two apart."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import torch
 
-from charrnn.model.network import select_streams
+from charrnn.model.network import expand_state, select_streams
 from charrnn.model.runaway import RUNAWAY_NATS
 from charrnn.model.trained import Model
 from charrnn.text.data import StreamBatcher
-from charrnn.train.coldstart import MIN_SPAN, span_loss
+from charrnn.train.coldstart import MIN_SPAN
 from charrnn.train.distributed import SINGLE, Dist
 
 
@@ -62,7 +62,7 @@ def evaluate(
         read = _read_split(model, batches, should_stop, cold, b, read_len)
     if read is None:
         return None
-    per_target, context = read
+    per_target, context, carried = read
     device = model.device
     first = batches.first_stream * length  # where this rank's first stream starts in the split
     mine = context >= 0  # (a NaN loss stays in the sums: it must show, not vanish)
@@ -76,7 +76,9 @@ def evaluate(
     every = dist.all_gather(means.to(device), dim=0).cpu()  # (B x world,)
     far = (means > every.median() + RUNAWAY_NATS).tolist()  # far worse than the typical stream
     flagged = [span for span, bad in zip(spans, far, strict=True) if bad]
-    ran_away = _ran_away(model, batches.ids, per_target, flagged)
+    # the state of this rank's best-read stream: where the model reads text as it should
+    sound = select_streams(carried, means.argmin().view(1))
+    ran_away = _ran_away(model, batches.ids, per_target, flagged, sound)
     # A stream that ran away is no warm reference for the cold-start check (which would then see
     # a small gap where there is a large one); text unlike the rest is one.
     for (i, j), bad in zip(flagged, ran_away, strict=True):
@@ -87,25 +89,29 @@ def evaluate(
     return Validation(total / count, worst, int(runaways), int(unlike), per_target, context)
 
 
-# A far-worse stream ran away where fresh starts inside it read its text this much better (nats per
-# character) than its carried state did; text that is merely unlike the rest reads no better from
-# a fresh start (a little worse: a fresh start has less context).
+# A far-worse stream ran away where windows of it read after a sound state read its text this
+# much better (nats per character) than its own carried state did; text that is merely unlike
+# the rest reads no better after any state.
 RAN_AWAY_BY = RUNAWAY_NATS / 2
-WINDOWS = 4  # fresh starts read in each far-worse stream
+WINDOWS = 4  # windows read in each far-worse stream
+WARM_UP = 100  # characters each window reads before the ones it scores (at most)
 
 
 @torch.no_grad()
-def _ran_away(model: Model, ids: torch.Tensor, nats: torch.Tensor, spans: list) -> list[bool]:
+def _ran_away(
+    model: Model, ids: torch.Tensor, nats: torch.Tensor, spans: list, sound: tuple
+) -> list[bool]:
     """For each span (i, j) of `nats` (a stream's targets: nats[k] is the loss of ids[k + 1]),
-    whether its carried state ran away: WINDOWS windows inside it, each read after the model's
-    lead-in as a cold start reads (the last `span` of its characters scored), read it more than
-    RAN_AWAY_BY better on average than the stream did. A stream too short for a window past its
-    start (where the stream itself starts cold) is not judged a runaway: nothing says so."""
-    verdicts = []
+    whether its carried state ran away rather than its text being unlike the rest: WINDOWS
+    windows inside it, each read on from `sound` (a one-stream state that reads the text as it
+    should, e.g. the best-read stream's: not a cold start, which a model may not yet survive),
+    read its last characters more than RAN_AWAY_BY better on average than the stream did. A
+    stream too short for windows is not judged a runaway: nothing says so."""
+    net, verdicts = model.net, []
     for i, j in spans:
         length = j - i
-        skip, span = min(100, length // 6), min(200, length // 3)  # as the check's, to fit
-        room = length - skip - span  # where a window may start, after the stream's start
+        skip, span = min(WARM_UP, length // 6), min(200, length // 3)  # as the check's, to fit
+        room = length - skip - span  # where a window may start
         if span < MIN_SPAN or room < WINDOWS:
             verdicts.append(False)
             continue
@@ -114,14 +120,16 @@ def _ran_away(model: Model, ids: torch.Tensor, nats: torch.Tensor, spans: list) 
         y = torch.stack([ids[p + skip + 1 : p + skip + span + 1] for p in at]).long()  # (W, span)
         warm = torch.stack([nats[p + skip : p + skip + span].mean() for p in at])  # (W,)
         with model.evaluating():
-            fresh = span_loss(model.net, model.with_lead_in(x), y, model.device)  # (W,)
+            out, _ = net.read(x.to(model.device), expand_state(sound, WINDOWS))  # (W, t, H)
+            fresh = net.nats(out[:, skip:], y.to(model.device)).mean(1).cpu()  # (W,)
         verdicts.append(float((warm - fresh).mean()) > RAN_AWAY_BY)
     return verdicts
 
 
 def _read_split(model: Model, batches: StreamBatcher, should_stop, cold: bool, b: int, cols: int):
     """(per_target, context) as in Validation, `b` of this rank's streams (`spread`) read side by
-    side (their first `cols` characters); None if `should_stop()` turns true on the way."""
+    side (their first `cols` characters), and their state after it (b streams, before the tail);
+    None if `should_stop()` turns true on the way."""
     net, device, length = model.net, model.device, batches.stream_len
     whole = b == batches.batch_size and cols == length
     state = model.start(b).state if cold else net.init_state(b)
@@ -131,6 +139,7 @@ def _read_split(model: Model, batches: StreamBatcher, should_stop, cold: bool, b
     picked = spread(b, batches.batch_size)  # (b,): which streams
     rows = picked[:, None] * length  # (b, 1)
     done = 0  # columns of the (B, L) block read so far
+    carried = None  # the b streams' state before the tail, where there is one
     for x, y, tail in batches.eval_chunks():
         if should_stop is not None and should_stop():
             return None
@@ -139,7 +148,7 @@ def _read_split(model: Model, batches: StreamBatcher, should_stop, cold: bool, b
         if not tail:
             x, y = x[picked, : cols - done], y[picked, : cols - done]
         if tail:  # the leftover row continues the last stream
-            state = select_streams(state, slice(-1, None))
+            carried, state = state, select_streams(state, slice(-1, None))
         out, state = net.read(x.to(device), state)  # (B, t, H)
         nats = net.nats(out, y.to(device)).cpu()  # (B, t): the logits a piece at a time
         t = y.shape[1]
@@ -151,7 +160,7 @@ def _read_split(model: Model, batches: StreamBatcher, should_stop, cold: bool, b
             read = torch.arange(done, done + t, dtype=torch.int32).repeat(b)
             done += t
         per_target[at], context[at] = nats.flatten().float(), read
-    return per_target, context
+    return per_target, context, state if carried is None else carried
 
 
 def spread(b: int, streams: int) -> torch.Tensor:
