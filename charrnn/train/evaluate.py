@@ -1,7 +1,7 @@
 """Evaluation: nats per character over a split, each stream from a cold start as a user begins.
 
 Streams are read side by side with their state carried along. A stream far worse than the typical
-one has either run away (its carried state reads it far worse than a fresh start would: the
+one has either run away (its carried state reads it far worse than a sound state would: the
 cold-start check must not take it as a warm reference) or is text unlike the rest (a table of
 symbols in prose, characters the model has not learned); windows of it read on from the state of
 the best-read stream tell the two apart."""
@@ -77,7 +77,7 @@ def evaluate(
     far = (means > every.median() + RUNAWAY_NATS).tolist()  # far worse than the typical stream
     flagged = [span for span, bad in zip(spans, far, strict=True) if bad]
     # the state of this rank's best-read stream: where the model reads text as it should
-    sound = select_streams(carried, means.argmin().view(1))
+    sound = select_streams(carried, means.nan_to_num(math.inf).argmin().view(1))
     ran_away = _ran_away(model, batches.ids, per_target, flagged, sound)
     # A stream that ran away is no warm reference for the cold-start check (which would then see
     # a small gap where there is a large one); text unlike the rest is one.
