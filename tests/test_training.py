@@ -318,22 +318,30 @@ def test_a_log_without_a_terminal_gets_lines_of_progress_between_evaluations(
     env, corpus_file, tmp_path, monkeypatch
 ):
     train_cli = importlib.import_module("charrnn.cli.train")  # the module, not the command
-    monkeypatch.setattr(train_cli, "PROGRESS_EVERY_S", 0.0)  # a line at every training record
+    monkeypatch.setattr(train_cli, "PROGRESS_EVERY_S", 0.0)  # a line at every step
     result = train(env, corpus_file, "--eval-every", "16", "--name", "logged", steps=40)
     assert result.exit_code == 0, result.stderr
-    lines = [line for line in result.stderr.splitlines() if "of the budget" in line]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("step ")]
+    # --eval-every 16: a training record of every step, its loss that step's
     metrics = tmp_path / "checkpoints/logged/metrics.jsonl"
     records = [json.loads(line) for line in metrics.read_text().splitlines()]
-    # one line a record, except where an evaluation line follows (every 16 steps, the last)
-    shown = {r["step"]: r for r in records if r["kind"] == "train" and r["step"] % 16}
-    shown.pop(40)
-    assert len(lines) == len(shown) > 0
-    for line, (step, r) in zip(lines, sorted(shown.items()), strict=True):
+    steps = {r["step"]: r for r in records if r["kind"] == "train"}
+    since = []  # the steps' losses since the last evaluation line
+    for line, step in zip(lines, range(1, 41), strict=True):  # a line a step, of one kind or other
+        r = steps[step]
         assert line.startswith(f"step {step:>7,} | epoch {r['epoch']:6.2f} | ")
-        assert f"| train {r['train_loss']:.4f} | " in line
-        assert line.endswith(f" char/s | {step / 40:.0%} of the budget")
+        since.append(r["train_loss"])
+        shown = float(line.split("| train ")[1].split(" ")[0])  # as the evaluation line's: the
+        assert shown == pytest.approx(sum(since) / len(since), abs=2e-4)  # mean since the last
+        if step % 16 and step < 40:
+            assert line.endswith(f" char/s | {step / 40:.0%} of the budget")
+        else:  # an evaluation line, with nothing before it to say the same
+            assert " | val " in line
+            since = []
     quiet = train(env, corpus_file, "--eval-every", "16", "--name", "quiet", "--quiet", steps=40)
     assert quiet.exit_code == 0 and quiet.stderr == ""
+    sparse = train(env, corpus_file, "--eval-every", "1000", "--name", "sparse", steps=40)
+    assert sparse.stderr.count("of the budget") == 39  # evaluations far apart: lines go on
 
 
 def test_a_run_ended_by_its_epochs_says_how_often_it_read_the_text(env, tmp_path):

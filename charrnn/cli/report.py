@@ -92,13 +92,13 @@ def rollback_line(event) -> str:
     )
 
 
-def progress_line(record: dict, chars_per_s: float, progress: float) -> str:
-    """Where a run is, from a training record (`record`, its window's mean loss), for a log that
-    has no progress bar: in the columns of the evaluation lines."""
-    r = record
+def progress_line(event, train_loss: float, chars_per_s: float) -> str:
+    """Where a run is at a step (`event`, its StepEvent), for a log that has no progress bar: in
+    the columns of the evaluation lines, `train_loss` as theirs (the mean since the last one)."""
+    e = event
     return (
-        f"step {r['step']:>7,} | epoch {r['epoch']:6.2f} | {fmt_time(r['elapsed']):>8} | "
-        f"train {r['train_loss']:.4f} | {chars_per_s:,.0f} char/s | {progress:.0%} of the budget"
+        f"step {e.step:>7,} | epoch {e.epoch:6.2f} | {fmt_time(e.elapsed):>8} | "
+        f"train {train_loss:.4f} | {chars_per_s:,.0f} char/s | {e.progress:.0%} of the budget"
     )
 
 

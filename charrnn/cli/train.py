@@ -370,6 +370,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
     lines = not quiet and bar.disable  # progress as lines, not as a bar
     speed, done, evals = None, None, 0  # evals: evaluation lines written
     start, written = trainer.pos.step, time.monotonic()  # written: when stderr last had a line
+    losses = [0.0, 0]  # the steps' loss summed since the last evaluation, and their count
 
     def write(line: str) -> None:
         nonlocal written
@@ -381,19 +382,21 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
             if isinstance(event, StepEvent):
                 now = event.chars_per_s
                 speed = now if speed is None else 0.9 * speed + 0.1 * now
+                losses = [losses[0] + event.loss, losses[1] + 1]
                 bar.update(int(1000 * event.progress) - bar.n)
                 bar.set_postfix_str(
                     f"step {event.step:,} loss {event.loss:.3f} {speed:,.0f} char/s", refresh=False
                 )
                 if opts["sample_every"] and event.step % opts["sample_every"] == 0 and not quiet:
                     write(_sample(trainer, event.step, opts))
-                elif lines and event.record and _progress_due(trainer, event, written):
-                    write(progress_line(event.record, speed, event.progress))
+                elif lines and _progress_due(trainer, event, written):
+                    write(progress_line(event, losses[0] / losses[1], speed))
             elif isinstance(event, EvalEvent) and not quiet:
                 write(eval_line(event, first=not evals))
-                evals += 1
+                evals, losses = evals + 1, [0.0, 0]
             elif isinstance(event, RollbackEvent) and not quiet:
                 write(rollback_line(event))
+                losses = [0.0, 0]  # the steps rolled back are not the run's
             elif isinstance(event, DoneEvent):
                 done = event
     bar.close()
@@ -401,8 +404,8 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
 
 
 def _progress_due(trainer, event, written: float) -> bool:
-    """Whether a step's training record should be a progress line: PROGRESS_EVERY_S after the
-    last line, and not where an evaluation line follows (an evaluation's step, the last)."""
+    """Whether a step should have a progress line: PROGRESS_EVERY_S after the last line, and not
+    where an evaluation line follows (an evaluation's step, the last)."""
     quiet_for = time.monotonic() - written
     evaluating = event.step % trainer.config.steps_per_eval == 0 or event.progress >= 1
     return quiet_for >= PROGRESS_EVERY_S and not evaluating

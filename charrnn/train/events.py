@@ -12,9 +12,8 @@ class StepEvent:
     lr: float
     progress: float  # 0..1 of the budget (0 when there is none)
     chars_per_s: float
-    # The training record this step closed (metrics.jsonl's line: the mean loss of its window,
-    # the epoch, the time so far), or None: one every TrainConfig.steps_per_record steps.
-    record: dict | None = None
+    epoch: float = 0.0  # epochs trained after this step, as the metrics records count them
+    elapsed: float = 0.0  # seconds of the run so far (at the step's start), across resumes
 
 
 @dataclass

@@ -49,7 +49,12 @@ def evaluation(
     }
 
 
+def epochs(pos: Position, per_epoch: int) -> float:
+    """Epochs trained at `pos`, with `per_epoch` batches an epoch (a record's "epoch")."""
+    return round(pos.epoch + pos.batch / per_epoch, 4)
+
+
 def _where(kind: str, pos: Position, per_epoch: int, chars: int) -> dict:
     """What every record begins with: its kind, and where training was."""
-    epoch = round(pos.epoch + pos.batch / per_epoch, 4)
+    epoch = epochs(pos, per_epoch)
     return dict(kind=kind, step=pos.step, epoch=epoch, elapsed=round(pos.elapsed, 2), chars=chars)

@@ -151,9 +151,12 @@ class Trainer:
             self._step_s = statistics.median(self._recent)
             self.budget.stepped(self._step_s)
             losses.append(loss)
-            record = self._add_to_window(loss)
+            self._add_to_window(loss)
             chars_per_s = c.batch_size * c.seq_len * self.dist.world / max(took, 1e-9)
-            yield StepEvent(self.pos.step, loss, self.lr(), self.progress(), chars_per_s, record)
+            epoch, elapsed = records.epochs(self.pos, len(self.train_batches)), self.pos.elapsed
+            yield StepEvent(
+                self.pos.step, loss, self.lr(), self.progress(), chars_per_s, epoch, elapsed
+            )
             due = self.pos.step % c.steps_per_eval == 0 and self.budget.due(self.pos.elapsed)
             if due and not self._stop:
                 if event := self._evaluate_and_save(sum(losses) / len(losses)):
@@ -249,18 +252,16 @@ class Trainer:
         now, then = self.clock(), self._tick
         self.pos.elapsed, self._tick = self.pos.elapsed + now - then, now
 
-    def _add_to_window(self, loss: float) -> dict | None:
+    def _add_to_window(self, loss: float) -> None:
         """Count a step's loss towards the next training record; write one every
-        config.steps_per_record steps and at every evaluation (its checkpoint ends a window).
-        The record written, if any."""
+        config.steps_per_record steps and at every evaluation (its checkpoint ends a window)."""
         self.pos.window_loss += loss
         self.pos.window_steps += 1
         step, c = self.pos.step, self.config
         if step % c.steps_per_record == 0 or step % c.steps_per_eval == 0:
-            return self._record_training()
-        return None
+            self._record_training()
 
-    def _record_training(self) -> dict:
+    def _record_training(self) -> None:
         """Add a training record to the metrics: the mean loss of the steps since the last one."""
         per_epoch, chars = len(self.train_batches), self._chars_seen()
         record = records.training(self.pos, per_epoch, chars, self.lr())
@@ -268,7 +269,6 @@ class Trainer:
         self.pos.window_loss, self.pos.window_steps = 0.0, 0
         if self.dist.is_main:
             self.run_dir.append_metrics(record)
-        return record
 
     def _roll_back(self, reason: str) -> RollbackEvent:
         """Go back to last.pt with half the learning rate; give up after repeated failures."""
