@@ -123,6 +123,8 @@ def test_a_stream_far_worse_for_its_text_is_told_from_one_that_ran_away(mid_epoc
     batches = data.StreamBatcher(ids, val.batch_size, val.seq_len)
     result = evaluate(trainer.trained, batches)
     assert (result.runaway_streams, result.unlike_streams) == (0, 1)
+    others = torch.cat([result.nats[: 2 * length], result.nats[3 * length :]])  # the tail: 3's
+    assert result.typical == pytest.approx(others.double().mean().item(), rel=1e-6)
     assert (result.context[2 * length : 3 * length] >= 0).all()  # still a warm reference
     stream, plain = (2 * length, 3 * length), (length, 2 * length)
     # a sound state: stream 0's, warm after reading the split's first characters

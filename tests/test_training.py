@@ -344,6 +344,36 @@ def test_a_log_without_a_terminal_gets_lines_of_progress_between_evaluations(
     assert sparse.stderr.count("of the budget") == 39  # evaluations far apart: lines go on
 
 
+def test_text_unlike_the_rest_in_validation_is_said_once_with_the_loss_without_it(env, tmp_path):
+    symbols = "QZXJK0123456789"  # in the training part once: the model learns them as rare
+    words = "the quick brown fox jumps over the lazy dog and then runs far away "
+    text = symbols + (words * 200)[: 12_000 - len(symbols)]
+    stream = len(text) // 10 // 4  # the last tenth validates, in 4 streams (TINY_CLI)
+    start = len(text) - 4 * stream + 2 * stream
+    odd = text[:start] + (symbols * 30)[:stream] + text[start + stream :]  # stream 2: symbols
+    for name, content in (("plain", text), ("odd", odd)):
+        (tmp_path / f"{name}.txt").write_text(content)
+        r = env(["train", f"{name}.txt", *TINY_CLI, "--steps", "200", "--eval-every", "100"])
+        assert r.exit_code == 0, r.stderr
+        notes = [line for line in r.stderr.splitlines() if line.startswith("Note: ")]
+        if name == "plain":
+            assert notes == []
+            continue
+        best = min(
+            (json.loads(line) for line in (tmp_path / "checkpoints/odd/metrics.jsonl").open()),
+            key=lambda r: r.get("val_loss", math.inf),
+        )
+        assert (best["val_unlike_streams"], best["val_runaway_streams"]) == (1, 0)
+        assert best["val_typical"] < best["val_loss"] - 0.5  # the symbols cost far more
+        assert notes == [
+            "Note: 1 validation stream reads far worse than the rest for the text, not for the "
+            "model's state (text unlike the rest: symbols, a table, characters the training part "
+            f"rarely has); over the others best.pt reads {best['val_typical']:.4f} nats = "
+            f"{best['val_typical'] / math.log(2):.3f} bits per character."
+        ]
+        assert " ran away" not in r.stderr
+
+
 def test_a_run_ended_by_its_epochs_says_how_often_it_read_the_text(env, tmp_path):
     corpus = tmp_path / "short.txt"  # a short text: its epoch is a few steps
     corpus.write_text("the quick brown fox jumps over the lazy dog. " * 60)
@@ -359,7 +389,7 @@ def test_the_done_line_gives_the_best_loss_as_its_evaluation_line_did():
     from charrnn.train import records
 
     loss = 4.73624999  # on a rounding edge: 4.7362 as it is, 4.7363 as its record rounds it
-    val = SimpleNamespace(loss=loss, worst=loss, runaway_streams=0, unlike_streams=0)
+    val = SimpleNamespace(loss=loss, worst=loss, runaway_streams=0, unlike_streams=0, typical=loss)
     pos = SimpleNamespace(step=7, epoch=0, batch=1, elapsed=3.0)
     record = records.evaluation(pos, 10, 1024, 1e-3, 4.9, val, None)
     line = eval_line(SimpleNamespace(record=record, improved=True), first=False)

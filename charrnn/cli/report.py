@@ -69,6 +69,26 @@ def done_line(trainer, done) -> str:
     )
 
 
+# How much the streams of text unlike the rest must raise best.pt's validation loss (nats) for the
+# end of a run to say so: below it they change no reading of the figure.
+UNLIKE_NOTE_NATS = 0.05
+
+
+def unlike_note(best: dict | None) -> str | None:
+    """A note on best.pt's evaluation record `best`, where validation streams of text unlike the
+    rest (symbols, a table, characters the training part rarely has) raise its loss by
+    UNLIKE_NOTE_NATS or more: how many, and the loss over the others. None otherwise."""
+    n, typical = (best or {}).get("val_unlike_streams"), (best or {}).get("val_typical")
+    if not n or typical is None or best["val_loss"] - typical < UNLIKE_NOTE_NATS:
+        return None
+    streams = f"{n} validation streams read" if n > 1 else "1 validation stream reads"
+    return (
+        f"Note: {streams} far worse than the rest for the text, not for the model's state (text "
+        "unlike the rest: symbols, a table, characters the training part rarely has); over the "
+        f"others best.pt reads {typical:.4f} nats = {typical / math.log(2):.3f} bits per character."
+    )
+
+
 def _budget_time(seconds: float) -> str:
     """A time budget as fmt_time writes it, but one under 10 s with its tenths (`0.5s`): the
     budget as the user gave it, not `0s`."""

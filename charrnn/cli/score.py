@@ -99,14 +99,21 @@ def _warn_unseen(found, label: str) -> None:
         n = len(found.emptied)
         click.echo(
             f"Warning: {count(n, 'line')} of {label} {'has' if n == 1 else 'have'} no character "
-            f"the model reads, scored nan (line {found.emptied[0] + 1})",
+            f"the model reads, scored nan ({_line_numbers(found.emptied)})",
             err=True,
         )
     if found.unseen:
         n = len(found.unseen)
+        first = f"; line {found.unseen[0] + 1}" if n > 1 else ""  # where found.where is
         click.echo(
             f"Warning: {count(n, 'line')} of {label} {'has' if n == 1 else 'have'} characters "
-            f"the model has never seen, scored nan (line {found.unseen[0] + 1}: {found.where}); "
-            "pass --unknown skip or --unknown replace to score them",
+            f"the model has never seen, scored nan ({_line_numbers(found.unseen)}{first}: "
+            f"{found.where}); pass --unknown skip or --unknown replace to score them",
             err=True,
         )
+
+
+def _line_numbers(indices: list[int], most: int = 10) -> str:
+    """`line 4` or `lines 2, 4, 9, ...`: 1-based, the first `most` of them."""
+    shown = ", ".join(str(i + 1) for i in indices[:most]) + (", ..." if len(indices) > most else "")
+    return f"line{'s' * (len(indices) > 1)} {shown}"

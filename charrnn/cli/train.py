@@ -371,6 +371,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
     speed, done, evals = None, None, 0  # evals: evaluation lines written
     start, written = trainer.pos.step, time.monotonic()  # written: when stderr last had a line
     losses = [0.0, 0]  # the steps' loss summed since the last evaluation, and their count
+    best = None  # the record of this command's best evaluation
 
     def write(line: str) -> None:
         nonlocal written
@@ -394,13 +395,14 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
             elif isinstance(event, EvalEvent) and not quiet:
                 write(eval_line(event, first=not evals))
                 evals, losses = evals + 1, [0.0, 0]
+                best = event.record if event.improved else best
             elif isinstance(event, RollbackEvent) and not quiet:
                 write(rollback_line(event))
                 losses = [0.0, 0]  # the steps rolled back are not the run's
             elif isinstance(event, DoneEvent):
                 done = event
     bar.close()
-    return _finish(trainer, done, signals, quiet, trained=done.step > start)
+    return _finish(trainer, done, signals, quiet, trained=done.step > start, best=best)
 
 
 def _progress_due(trainer, event, written: float) -> bool:
@@ -420,12 +422,15 @@ def _sample(trainer, step: int, opts: dict) -> str:
     return f"sample at step {step:,} (temperature {temp:g}):\n{prime}{text}\n"
 
 
-def _finish(trainer, done, signals, quiet: bool, trained: bool) -> int:
+def _finish(trainer, done, signals, quiet: bool, trained: bool, best: dict | None) -> int:
     """Say how the run ended (and print the checkpoint to use on stdout); the exit status.
-    `trained`: whether this command trained a step (a resume may have had no time left)."""
-    from charrnn.cli.report import done_line, fmt_time
+    `trained`: whether this command trained a step (a resume may have had no time left); `best`:
+    the record of its best evaluation, if it wrote best.pt."""
+    from charrnn.cli.report import done_line, fmt_time, unlike_note
 
     say(done_line(trainer, done), quiet)
+    if done.reason != "stopped" and (note := unlike_note(best)):
+        say(note, quiet)
     if done.reason == "time" and not trained:
         say(
             "Warning: no step was trained: the time the run had left went to starting and "

@@ -31,6 +31,7 @@ class Validation:
     # carried state ran away, and those whose text is unlike the rest.
     runaway_streams: int
     unlike_streams: int
+    typical: float  # mean nats per character over the other streams: what text like the rest costs
     nats: torch.Tensor  # (N - 1,): nats[j - 1] is the loss of predicting ids[j]
     context: torch.Tensor  # (N - 1,): characters the stream had read before predicting ids[j]
 
@@ -84,9 +85,17 @@ def evaluate(
     for (i, j), bad in zip(flagged, ran_away, strict=True):
         if bad:
             context[i:j] = -1
-    runaways, unlike = dist.all_sum([sum(ran_away), len(flagged) - sum(ran_away)], device)
+    kept = [(i, j) for (i, j), bad in zip(spans, far, strict=True) if not bad]
+    kept_nats = sum(float(per_target[i:j].double().sum()) for i, j in kept)
+    runaways, unlike, kept_nats, kept_count = dist.all_sum(
+        [sum(ran_away), len(flagged) - sum(ran_away), kept_nats, sum(j - i for i, j in kept)],
+        device,
+    )
+    typical = kept_nats / kept_count if kept_count else math.nan
     worst = float(every.max())
-    return Validation(total / count, worst, int(runaways), int(unlike), per_target, context)
+    return Validation(
+        total / count, worst, int(runaways), int(unlike), typical, per_target, context
+    )
 
 
 # A far-worse stream ran away where windows of it read after a sound state read its text this

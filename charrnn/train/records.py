@@ -43,6 +43,8 @@ def evaluation(
         "val_worst": round(val.worst, 5),  # the worst stream's mean: a runaway shows here
         "val_runaway_streams": val.runaway_streams,  # far worse: a state that ran away
         "val_unlike_streams": val.unlike_streams,  # far worse: text unlike the rest
+        # the loss over the streams not far worse (null where none is): what the rest would read
+        "val_typical": round(val.typical, 5) if math.isfinite(val.typical) else None,
         "lr": lr,
         "cold_start": cold.to_dict() if cold is not None else None,
         **{k: round(v, 3) for k, v in (cost or {}).items()},
