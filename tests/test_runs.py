@@ -476,6 +476,9 @@ def test_piped_runs_are_plain_and_complete_and_a_terminal_gets_a_table(files, mo
         r = invoke(["runs", "--checkpoint-dir", str(base)])
         assert r.exit_code == 0 and name in r.stdout and f"{base}/{name}" in r.stdout
         assert "…" not in r.stdout and "\t" not in r.stdout
+        # on a terminal, the columns empty in every row leave room for the others
+        head = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout.splitlines()[0]).split()  # styles left out
+        assert "note" not in head and "from" not in head and head[-1] == "ended"
 
 
 def test_runs_json_is_one_object_per_run(files):

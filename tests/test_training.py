@@ -366,9 +366,9 @@ def test_text_unlike_the_rest_in_validation_is_said_once_with_the_loss_without_i
         assert (best["val_unlike_streams"], best["val_runaway_streams"]) == (1, 0)
         assert best["val_typical"] < best["val_loss"] - 0.5  # the symbols cost far more
         assert notes == [
-            "Note: 1 validation stream reads far worse than the rest for the text, not for the "
-            "model's state (text unlike the rest: symbols, a table, characters the training part "
-            f"rarely has); over the others best.pt reads {best['val_typical']:.4f} nats = "
+            "Note: 1 validation stream reads far worse than the rest because of the text "
+            "(symbols, a table, characters the training part rarely has), not because the model "
+            f"went wrong; over the others best.pt reads {best['val_typical']:.4f} nats = "
             f"{best['val_typical'] / math.log(2):.3f} bits per character."
         ]
         assert " ran away" not in r.stderr

@@ -305,21 +305,33 @@ def refuse_saved_model(output: str, name: str | None = None, strict: bool = True
 _BREAKS = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 
-def print_table(header, rows, right, title: str | None = None, overflow: str = "ellipsis") -> None:
+def print_table(
+    header,
+    rows,
+    right,
+    title: str | None = None,
+    overflow: str = "ellipsis",
+    optional: tuple[str, ...] = (),
+) -> None:
     """A table on a terminal (column i right-aligned where right(i, name)); piped, tab-separated
-    lines under a header line, for scripts: every character as it is, nothing cut or styled."""
+    lines under a header line, for scripts: every character as it is, nothing cut or styled. The
+    `optional` columns are left out of the terminal's table where every row's is empty (room for
+    the others on a narrow terminal); the lines keep every column, for scripts that cut them."""
     if not sys.stdout.isatty():
         print_tsv(header, rows)
         return
     from rich.table import Table
     from rich.text import Text
 
+    shown = [
+        i for i, col in enumerate(header) if col not in optional or any(row[i] for row in rows)
+    ]
     table = Table(title=title, title_justify="left", box=None)
-    for i, col in enumerate(header):
-        justify = "right" if right(i, col) else "left"
-        table.add_column(col, justify=justify, overflow=overflow)
-    for row in rows:
-        table.add_row(*(Text(field) for field in row))  # Text: a name is never read as markup
+    for i in shown:
+        justify = "right" if right(i, header[i]) else "left"
+        table.add_column(header[i], justify=justify, overflow=overflow)
+    for row in rows:  # Text: a name is never read as markup
+        table.add_row(*(Text(row[i]) for i in shown))
     stdout_console(highlight=False).print(table)
 
 

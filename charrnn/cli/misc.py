@@ -59,7 +59,8 @@ def runs(checkpoint_dir, as_json):
     )
     rows = [_run_row(info) for info in found]
     text = ("run", "model", "from", "folder", "note", "ended")
-    print_table(header, rows, lambda i, col: col not in text, overflow="fold")
+    optional = ("note", "from", "ended")  # often empty in every row
+    print_table(header, rows, lambda i, col: col not in text, overflow="fold", optional=optional)
 
 
 def _run_record(info) -> dict:

@@ -83,8 +83,8 @@ def unlike_note(best: dict | None) -> str | None:
         return None
     streams = f"{n} validation streams read" if n > 1 else "1 validation stream reads"
     return (
-        f"Note: {streams} far worse than the rest for the text, not for the model's state (text "
-        "unlike the rest: symbols, a table, characters the training part rarely has); over the "
+        f"Note: {streams} far worse than the rest because of the text (symbols, a table, "
+        "characters the training part rarely has), not because the model went wrong; over the "
         f"others best.pt reads {typical:.4f} nats = {typical / math.log(2):.3f} bits per character."
     )
 
