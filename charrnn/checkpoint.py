@@ -29,6 +29,7 @@ from charrnn.model.network import CharRNN
 from charrnn.model.trained import Model
 from charrnn.text.vocab import CharVocab
 from charrnn.train.config import TrainConfig
+from charrnn.train.events import ENDINGS
 from charrnn.train.state import Generators, Position, RunState
 
 FORMAT = "charrnn"
@@ -276,11 +277,8 @@ def _eval_size(value) -> dict | None:
     return {k: int(value[k]) for k in keys}
 
 
-ENDINGS = ("steps", "epochs", "time", "patience", "stopped")  # Position.ended, when not None
-
-
 def _ended(value) -> str | None:
-    """A checkpoint's record of how its run ended, checked: one of ENDINGS, or None."""
+    """A checkpoint's record of how its run ended, checked: one of events.ENDINGS, or None."""
     if value is not None and value not in ENDINGS:
         raise ValueError(f"ended {value!r}")
     return value

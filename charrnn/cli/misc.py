@@ -90,7 +90,7 @@ def _run_row(info) -> tuple[str, ...]:
     )
 
 
-# How a run ended, in the table: what stopped it (`runs --json` gives checkpoint.ENDINGS' words).
+# How a run ended, in the table: what stopped it (`runs --json` gives events.ENDINGS' words).
 ENDED = {
     "steps": "steps",
     "epochs": "epochs",

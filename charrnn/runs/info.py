@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from charrnn.errors import CharRNNError, RunError
 from charrnn.jsonl import number
 from charrnn.runs.folder import RunDir, is_evaluation, path_kind
+from charrnn.train.events import ENDINGS
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class RunInfo:
     origin: str | None = None  # the run it was fine-tuned from (train --init-from), if any
     origin_step: int | None = None  # ... at that run's step
     origin_checkpoint: str | None = None  # ... from this file (its absolute path then)
-    # How it ended (checkpoint.ENDINGS: a budget spent, "patience", "stopped" by a signal);
+    # How it ended (events.ENDINGS: a budget spent, "patience", "stopped" by a signal);
     # None while it trains, or from a charrnn that did not keep it.
     ended: str | None = None
 
@@ -115,7 +116,7 @@ def inspect(run: RunDir) -> RunInfo:
         origin=origin.get("run") if isinstance(origin.get("run"), str) else None,
         origin_step=_number(origin.get("step"), int),
         origin_checkpoint=base if isinstance(base, str) else None,
-        ended=trainer.get("ended") if trainer.get("ended") in checkpoint.ENDINGS else None,
+        ended=trainer.get("ended") if trainer.get("ended") in ENDINGS else None,
     )
 
 

@@ -29,9 +29,14 @@ class RollbackEvent:
     lr_scale: float  # the learning rate is now this share of the schedule's
 
 
+# How a run ends: a budget spent ("steps", "epochs", "time"), an early stop ("patience"), or a stop
+# asked for ("stopped"): DoneEvent.reason, and Position.ended in its checkpoints.
+ENDINGS = ("steps", "epochs", "time", "patience", "stopped")
+
+
 @dataclass
 class DoneEvent:
-    reason: str  # "steps", "epochs", "time", "patience" or "stopped"
+    reason: str  # one of ENDINGS
     step: int
     best_val: float
 
