@@ -86,18 +86,13 @@ def _run_row(info) -> tuple[str, ...]:
         r["folder"],
         r["note"],
         r["from"] or "",
-        ENDED.get(r["ended"], ""),
+        ENDED.get(r["ended"], r["ended"] or ""),
     )
 
 
-# How a run ended, in the table: what stopped it (`runs --json` gives events.ENDINGS' words).
-ENDED = {
-    "steps": "steps",
-    "epochs": "epochs",
-    "time": "time",
-    "patience": "early stop",
-    "stopped": "interrupted",
-}
+# How a run ended, in the table, where it says it otherwise than events.ENDINGS (`runs --json`):
+# the budget spent is named as it is.
+ENDED = {"patience": "early stop", "stopped": "interrupted"}
 
 
 @click.group()

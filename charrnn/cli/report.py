@@ -116,10 +116,8 @@ def progress_line(event, train_loss: float, chars_per_s: float) -> str:
     """Where a run is at a step (`event`, its StepEvent), for a log that has no progress bar: in
     the columns of the evaluation lines, `train_loss` as theirs (the mean since the last one)."""
     e = event
-    return (
-        f"step {e.step:>7,} | epoch {e.epoch:6.2f} | {fmt_time(e.elapsed):>8} | "
-        f"train {train_loss:.4f} | {chars_per_s:,.0f} char/s | {e.progress:.0%} of the budget"
-    )
+    where = _where(e.step, e.epoch, e.elapsed, f"{train_loss:.4f}")
+    return f"{where} | {chars_per_s:,.0f} char/s | {e.progress:.0%} of the budget"
 
 
 def eval_line(event, first: bool) -> str:
@@ -128,10 +126,14 @@ def eval_line(event, first: bool) -> str:
     train = "   -  " if r["train_loss"] is None else f"{r['train_loss']:.4f}"  # e.g. at step 0
     cold = _cold_start_text(r.get("cold_start"), first)
     return (
-        f"step {r['step']:>7,} | epoch {r['epoch']:6.2f} | {fmt_time(r['elapsed']):>8} | "
-        f"train {train} | val {r['val_loss']:.4f} nats = {r['val_bpc']:.3f} bpc"
-        f"{cold}{_runaway_streams_text(r)}{mark}"
+        f"{_where(r['step'], r['epoch'], r['elapsed'], train)} | val {r['val_loss']:.4f} nats = "
+        f"{r['val_bpc']:.3f} bpc{cold}{_runaway_streams_text(r)}{mark}"
     )
+
+
+def _where(step: int, epoch: float, elapsed: float, train: str) -> str:
+    """The columns every line of a run's progress begins with, evaluation or not."""
+    return f"step {step:>7,} | epoch {epoch:6.2f} | {fmt_time(elapsed):>8} | train {train}"
 
 
 def _runaway_streams_text(r: dict) -> str:

@@ -12,8 +12,8 @@ class StepEvent:
     lr: float
     progress: float  # 0..1 of the budget (0 when there is none)
     chars_per_s: float
-    epoch: float = 0.0  # epochs trained after this step, as the metrics records count them
-    elapsed: float = 0.0  # seconds of the run so far (at the step's start), across resumes
+    epoch: float  # epochs trained after this step, as the metrics records count them
+    elapsed: float  # seconds of the run so far (at the step's start), across resumes
 
 
 @dataclass

@@ -223,10 +223,8 @@ def _fitted(config: TrainConfig, train: dict, n_chars: int, dist: Dist, whose: s
     saying so for the first line."""
     if "batch_size" in train:
         return config, []
-    b, fits = (
-        config.batch_size,
-        _fitting_batch(n_chars, config.val_frac, config.seq_len, dist.world),
-    )
+    b = config.batch_size
+    fits = _fitting_batch(n_chars, config.val_frac, config.seq_len, dist.world)
     if fits >= b:
         return config, []
     note = f"{fits} stream{'s' * (fits != 1)}, not {whose}{b}, to fit {n_chars:,} characters"
