@@ -13,6 +13,7 @@ import ctypes
 import hashlib
 import pickle
 import re
+import shutil
 import warnings
 import zipfile
 from collections.abc import Collection
@@ -48,6 +49,18 @@ def save(payload: dict[str, Any], path: Path) -> None:
     payload["digests"] = {part: _digest(value) for part, value in payload.items()}
     try:
         atomic_write(Path(path), lambda f: torch.save(payload, f))
+    except OSError as e:
+        raise CheckpointError(
+            cannot_write(path, e, "train with another --checkpoint-dir")
+        ) from None
+
+
+def copy(source: Path, path: Path) -> None:
+    """Write the checkpoint file `source` to `path` atomically, byte for byte: a second file of
+    the same state costs a copy, not another serialization."""
+    try:
+        with open(source, "rb") as f:
+            atomic_write(Path(path), lambda out: shutil.copyfileobj(f, out, 1 << 20))
     except OSError as e:
         raise CheckpointError(
             cannot_write(path, e, "train with another --checkpoint-dir")

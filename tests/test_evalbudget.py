@@ -208,6 +208,7 @@ def slow(monkeypatch):
     """A clock on which a step takes 0.5 s, a validation character read 1 ms and a cold start
     60 ms (less in short streams, as in the check), what the probe is told too."""
     clock = Clock()
+    clock.read_s, clock.start_s = 1e-3, 0.06  # a test may make them cheaper than the probe says
     real_step, real_check = trainer_module.Trainer.train_step, coldstart.check
     real_evaluate = trainer_module.evaluate
 
@@ -216,12 +217,12 @@ def slow(monkeypatch):
         return real_step(self)
 
     def read(model, batches, *args, streams=None, chars=None, **kw):
-        clock.now += 1e-3 * streams * chars
+        clock.now += clock.read_s * streams * chars
         return real_evaluate(model, batches, *args, streams=streams, chars=chars, **kw)
 
     def check(model, ids, warm, starts=256, **kw):
         longest = float(warm.context.max()) + 1  # in short streams the windows shrink
-        clock.now += 0.06 * starts * min(1.0, longest / evalplan.WHOLE_WINDOWS)
+        clock.now += clock.start_s * starts * min(1.0, longest / evalplan.WHOLE_WINDOWS)
         return real_check(model, ids, warm, starts, **kw)
 
     monkeypatch.setattr(trainer_module.Trainer, "train_step", step)
@@ -316,6 +317,64 @@ def test_best_checkpoint_is_the_same_by_the_smallest_evaluation(tmp_path):
     assert 0 < best < len(full) - 1  # the run overfits: its best is in the middle
     assert min(range(len(part)), key=part.__getitem__) == best
     assert torch.tensor(part).argmin() == best
+
+
+def test_early_stopping_checks_cold_starts_first_last_and_as_the_allowance_pays(
+    tmp_path, slow, monkeypatch
+):
+    """With early stopping every evaluation reads the whole split (their losses decide the stop);
+    the cold-start check runs at the first, at the one that ends the run and between as far as
+    the share of the budget pays."""
+    # 20 s of training between two evaluations; a read of 3,000 characters 0.3 s, a check 0.4 s
+    slow.read_s, slow.start_s = 1e-4, 0.02
+    text = make_text(30_000, seed=11)
+    train = {"batch_size": 16, "lr": 3e-2, "eval_every": 40, "patience": 2, "max_time": 2000.0}
+
+    trainer = make_trainer(text, tmp_path / "r", model={"hidden_size": 64}, **train)
+    trainer.clock, trainer.started = slow, slow.now
+    events = drain(trainer)
+    evals = [e.record for e in events if isinstance(e, EvalEvent)]
+    checked = [r["cold_start"] is not None for r in evals]
+    assert events[-1].reason == "patience"
+    assert checked[0] and checked[-1] and 0 < sum(checked[1:-1]) < len(evals) - 2, checked
+    # the share of the time so far (a time budget's progress), the final evaluation on top
+    assert sum(r["eval_seconds"] for r in evals[:-1]) <= evalplan.TARGET * evals[-1]["elapsed"]
+
+
+def test_an_evaluation_without_a_check_still_predicts_the_final_one_with_it():
+    budget = EvalBudget(600, EvalSize(32, 500, 64), COSTS["medium"], early_stop=True)
+    assert budget.check_due(0.0, final=False, read_s=1.0)  # the first evaluation checks
+    budget.measured(30.0, read_s=1.0, check_s=2.0, save_s=0.5)
+    assert not budget.check_due(0.1, final=False, read_s=1.0)  # 6.5 s, the share 1.5 s by now
+    assert budget.check_due(0.1, final=True, read_s=1.0)
+    budget.measured(60.0, read_s=1.0, check_s=None, save_s=0.5)
+    assert budget.predicted() == pytest.approx(3.5)  # the final's read, check and checkpoints
+    assert budget.spent == pytest.approx(COSTS["medium"].probe + 5.0)  # but no check was made
+    assert not budget.check_due(0.5, final=False, read_s=1.0)  # 8 s, the share 7.5 s
+    assert budget.check_due(0.6, final=False, read_s=1.0)  # the share 9 s
+
+
+def test_the_cold_start_check_changes_nothing_but_the_time(tmp_path, monkeypatch):
+    """A run that checks no cold start trains as one that checks at every evaluation (under a
+    step budget, where the time does not set the learning rate): the same losses, the same
+    best.pt. So where early stopping skips checks, the runs differ by the time saved alone."""
+    text = make_text(30_000, seed=11)
+    train = {"batch_size": 16, "lr": 3e-2, "max_steps": 280, "eval_every": 40}
+
+    def run(name):
+        trainer = make_trainer(text, tmp_path / name, model={"hidden_size": 64}, **train)
+        trainer.tune_threads = False  # a thread count changes the floats a little
+        evals = [e.record for e in drain(trainer) if isinstance(e, EvalEvent)]
+        best = checkpoint.load_run(trainer.run_dir.best)
+        return evals, best.position.step, best.model.state_dict()
+
+    checked, best, weights = run("checked")
+    monkeypatch.setattr(evalplan.Unbounded, "check_due", lambda *args: False)
+    unchecked, best_unchecked, weights_unchecked = run("unchecked")
+    assert all(r["cold_start"] for r in checked) and not any(r["cold_start"] for r in unchecked)
+    assert [r["val_loss"] for r in unchecked] == [r["val_loss"] for r in checked]
+    assert best_unchecked == best
+    assert all(torch.equal(weights[k], weights_unchecked[k]) for k in weights)
 
 
 def test_a_stall_of_a_few_steps_does_not_end_a_time_budget_early(tmp_path, slow, monkeypatch):

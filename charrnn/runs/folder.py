@@ -117,8 +117,9 @@ class RunDir:
         """Write `state` (a train.state.RunState) to last.pt, and to best.pt if `best`."""
         from charrnn import checkpoint  # torch: only where a checkpoint is written
 
-        for path in (self.last, self.best) if best else (self.last,):
-            checkpoint.save(checkpoint.to_payload(state), path)
+        checkpoint.save(checkpoint.to_payload(state), self.last)
+        if best:  # the same state: its bytes copied, not serialized again
+            checkpoint.copy(self.last, self.best)
 
     def append_metrics(self, record: dict) -> None:
         """Add one record to metrics.jsonl; a write that fails leaves the file as it was (a line

@@ -200,11 +200,17 @@ class Unbounded:
     def due(self, elapsed: float) -> bool:
         return True
 
+    def predicted(self) -> float:
+        return 0.0
+
     def reserve(self) -> float:
         return 0.0
 
     def stepped(self, step_s: float) -> None:
         pass
+
+    def check_due(self, progress: float, final: bool, read_s: float) -> bool:
+        return True
 
     def measured(self, elapsed: float, read_s: float, check_s: float, save_s: float) -> None:
         pass
@@ -229,6 +235,9 @@ class EvalBudget:
         self.spent = spent + cost.probe  # the probe is evaluation work too
         self.allow = TARGET * max_time
         self.took: float | None = None  # the last evaluation's seconds, once there is one
+        # Its parts (read, cold-start check, checkpoints): the check is the last one measured,
+        # so that an evaluation without one still predicts the final's, which has one.
+        self.parts: list[float] | None = None
         # A training step's seconds now (a median of the last few), and when the prediction was
         # measured: for the probe's, after the first SETTLE steps (the first pays for allocations
         # and kernel choice)
@@ -265,10 +274,28 @@ class EvalBudget:
             return after >= 0
         return room >= self.predicted() and elapsed >= self.next_at and after >= self.part / 4
 
+    def check_due(self, progress: float, final: bool, read_s: float) -> bool:
+        """Whether an evaluation whose read took `read_s` seconds runs the cold-start check too.
+        Without early stopping every one does: the size was chosen to fit. With it, every
+        evaluation reads the whole split (early stopping compares them), so the checks take what
+        the reads leave of the allowance: the first evaluation's and the `final` one's, and
+        between them one wherever the evaluations' seconds so far, with this one's read and
+        check, are within the allowance's share for the `progress` made (the fraction of the
+        budget used, by its nearest limit)."""
+        if not self.early_stop or final or self.parts is None:
+            return True
+        check = self.parts[1] * (max(1.0, self.step_s / self.pace) if self.pace else 1.0)
+        return self.spent + read_s + check <= self.allow * progress
+
     def measured(self, elapsed: float, read_s: float, check_s: float, save_s: float) -> None:
-        """An evaluation took these seconds (at `elapsed`): the next of its size should too."""
+        """An evaluation took these seconds (at `elapsed`; `check_s` None: it made no check):
+        the next of its size should take as long, with the check as the last one made."""
+        checked = check_s is not None
+        if not checked:
+            check_s = self.parts[1] if self.parts is not None else 0.0
+        self.parts = [read_s, check_s, save_s]
         self.took = read_s + check_s + save_s
-        self.spent += self.took
+        self.spent += read_s + save_s + (check_s if checked else 0.0)
         self.pace = self.step_s  # the pace `took` was measured at
         self.next_at = self._next(elapsed)
 

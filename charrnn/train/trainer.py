@@ -167,7 +167,7 @@ class Trainer:
         final = not self._stop and last_eval != self.pos.step  # steps since the last evaluation
         train_loss = sum(losses) / len(losses) if losses else math.nan
         self.pos.ended = reason  # for the files written from here: how the run ended
-        if final and (event := self._evaluate_and_save(train_loss)):
+        if final and (event := self._evaluate_and_save(train_loss, final=True)):
             yield event
         if self._stop:  # also when the stop came during the evaluation just above
             reason = self.pos.ended = "stopped"
@@ -217,21 +217,27 @@ class Trainer:
         draws = torch.rand(c.batch_size, generator=self.cold_rng)
         return (draws < c.cold_start_prob).to(self.device)
 
-    def _evaluate_and_save(self, train_loss: float) -> EvalEvent | None:
-        """Evaluate, then write last.pt (and best.pt if better); None if a stop cut it short."""
+    def _evaluate_and_save(self, train_loss: float, final: bool = False) -> EvalEvent | None:
+        """Evaluate, then write last.pt (and best.pt if better); None if a stop cut it short.
+        `final`: the run ends after it (one that ends by its patience or a limit is found out)."""
         size, t0 = self.budget.size, self.clock()
         batches, stop, dist = self.val_batches, self._stopping, self.dist
         result = evaluate(self.trained, batches, stop, dist, streams=size.streams, chars=size.chars)
         if result is None:
             return None
         t1, ids = self.clock(), self.val_batches.ids
-        cold = coldstart.check(
-            self.trained, ids, result, size.starts, dist=self.dist, should_stop=self._stopping
-        )
+        improved = result.loss < self.pos.best_val
+        final = final or self._ends_after(improved, t1 - t0)
+        checked = self.budget.check_due(self.progress(), final, t1 - t0)
+        checked = dist.all_sum([float(checked)], self.device)[0] > 0  # all ranks, or none
+        cold = None
+        if checked:
+            cold = coldstart.check(
+                self.trained, ids, result, size.starts, dist=self.dist, should_stop=self._stopping
+            )
         if self._stop:  # asked to stop during the check: the evaluation as a whole is cut short
             return None
         t2 = self.clock()
-        improved = result.loss < self.pos.best_val
         if improved:
             self.pos.best_val = result.loss
         self._advance()  # the record and the checkpoint count the evaluation's time
@@ -243,9 +249,21 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.append_metrics(record)
         took = self.dist.all_sum([t1 - t0, t2 - t1, self.clock() - t2])  # every rank plans alike
-        self.budget.measured(self.pos.elapsed, *[x / self.dist.world for x in took])
+        read_s, check_s, save_s = (x / self.dist.world for x in took)
+        self.budget.measured(self.pos.elapsed, read_s, check_s if checked else None, save_s)
         self._rollbacks = 0
         return EvalEvent(record, improved)
+
+    def _ends_after(self, improved: bool, read_s: float) -> bool:
+        """Whether the run ends after the evaluation under way, whose read took `read_s`: it
+        reaches a limit (the time counted with the rest of this evaluation and what is kept for
+        the final one), or the patience, being no better."""
+        c, keep = self.config, self._keep() + self.budget.predicted() - read_s
+        keep += self.clock() - self._tick  # the step and the read, not yet counted as elapsed
+        if schedule.budget_spent(c, self.pos, len(self.train_batches), keep) is not None:
+            return True
+        since = schedule.evals_since_best(self.pos.metrics) + 1  # with this one, no better
+        return c.patience is not None and not improved and since >= c.patience
 
     def _advance(self) -> None:
         """Count the wall clock since the last count (start-up, steps, evaluations) as elapsed."""
