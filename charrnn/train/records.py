@@ -32,7 +32,8 @@ def evaluation(
     cost: dict | None = None,
 ) -> dict:
     """An evaluation: `train_loss` the mean since the previous one (NaN: no step), `cold` the
-    cold-start check's report (None: skipped, the split being too short), `cost` what it read
+    cold-start check's report (None: none made, the split being too short or early stopping's
+    schedule skipping it), `cost` what it read
     and took (val_chars, eval_seconds)."""
     return {
         **_where("eval", pos, per_epoch, chars),
