@@ -341,6 +341,58 @@ def test_early_stopping_checks_cold_starts_first_last_and_as_the_allowance_pays(
     assert sum(r["eval_seconds"] for r in evals[:-1]) <= evalplan.TARGET * evals[-1]["elapsed"]
 
 
+@pytest.mark.parametrize("at, stall", [(105.0, 12.0), (60.0, 3.0), (80.0, 3.0)])
+def test_the_evaluation_that_ends_a_run_is_the_last_and_checks_even_after_a_slow_read(
+    tmp_path, slow, monkeypatch, at, stall
+):
+    # Seen: two busy processes made an evaluation's read 3x slower than predicted near the end of
+    # the budget; the run took it for one with time left, then found the time spent, and ended
+    # with it unchecked. And where one slow read made the next evaluations' predictions too high,
+    # an evaluation took itself for the final one, then a few steps and another evaluation came.
+    read, begun, stalled = trainer_module.evaluate, slow.now, []
+
+    def busy_once(*args, **kwargs):
+        if slow.now - begun > at and not stalled:  # one read far slower than the last ones
+            slow.now += stall
+            stalled.append(slow.now)
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "evaluate", busy_once)
+    slow.read_s, slow.start_s = 1e-4, 0.02
+    text = make_text(30_000, seed=3)
+    train = {"max_time": 120.0, "eval_every": 10, "patience": 1000}
+    trainer = make_trainer(text, tmp_path / "r", size="tiny", **train)
+    trainer.clock, trainer.started = slow, slow.now
+    events = drain(trainer)
+    evals = [e.record for e in events if isinstance(e, EvalEvent)]
+    assert events[-1].reason == "time"
+    assert evals[-1]["cold_start"] is not None and evals[-1]["step"] == trainer.pos.step
+    # the first and the last checked (3% of 120 s pays for none between: a read costs 0.3 s)
+    assert [r["cold_start"] is not None for r in evals].count(True) == 2
+
+
+def test_an_evaluation_that_finds_the_time_left_only_for_itself_is_the_last(
+    tmp_path, slow, monkeypatch
+):
+    # Its check ran as the final one's: no step and no second evaluation may follow it, even
+    # where what comes after it turns out quicker than predicted.
+    after_read, begun = EvalBudget.after_read, slow.now
+
+    def pessimist(self, read_s):
+        rest, reserve = after_read(self, read_s)
+        return (rest + 30.0, reserve) if slow.now - begun > 80.0 else (rest, reserve)
+
+    monkeypatch.setattr(EvalBudget, "after_read", pessimist)
+    train = {"max_time": 120.0, "eval_every": 10, "patience": 1000}
+    trainer = make_trainer(make_text(30_000, seed=3), tmp_path / "r", size="tiny", **train)
+    trainer.clock, trainer.started = slow, slow.now
+    events = drain(trainer)
+    evals = [e.record for e in events if isinstance(e, EvalEvent)]
+    assert events[-1].reason == "time" and evals[-1]["step"] == trainer.pos.step
+    assert 80.0 < evals[-1]["elapsed"] < 90.0  # the first after 80 s: it judged itself final
+    assert evals[-1]["cold_start"] is not None
+
+
 def test_an_evaluation_without_a_check_still_predicts_the_final_one_with_it():
     budget = EvalBudget(600, EvalSize(32, 500, 64), COSTS["medium"], early_stop=True)
     assert budget.check_due(0.0, final=False, read_s=1.0)  # the first evaluation checks

@@ -346,7 +346,7 @@ def test_a_log_without_a_terminal_gets_lines_of_progress_between_evaluations(
 
 def test_text_unlike_the_rest_in_validation_is_said_once_with_the_loss_without_it(env, tmp_path):
     symbols = "QZXJK0123456789"  # in the training part once: the model learns them as rare
-    words = "the quick brown fox jumps over the lazy dog and then runs far away "
+    words = "the quick brown fox jumps over the lazy dog and then runs far away\n"
     text = symbols + (words * 200)[: 12_000 - len(symbols)]
     stream = len(text) // 10 // 4  # the last tenth validates, in 4 streams (TINY_CLI)
     start = len(text) - 4 * stream + 2 * stream
@@ -365,13 +365,31 @@ def test_text_unlike_the_rest_in_validation_is_said_once_with_the_loss_without_i
         )
         assert (best["val_unlike_streams"], best["val_runaway_streams"]) == (1, 0)
         assert best["val_typical"] < best["val_loss"] - 0.5  # the symbols cost far more
+        [(first, last)] = best["val_unlike_lines"]  # the stream, the block's line inside it
+        assert first <= 1 + odd[:start].count("\n") <= last <= first + 2
+        where = f"line {first:,}" if first == last else f"lines {first:,}-{last:,}"
         assert notes == [
-            "Note: 1 validation stream reads far worse than the rest because of the text "
-            "(symbols, a table, characters the training part rarely has), not because the model "
-            f"went wrong; over the others best.pt reads {best['val_typical']:.4f} nats = "
-            f"{best['val_typical'] / math.log(2):.3f} bits per character."
+            f"Note: 1 validation stream ({where} of the text) reads far worse "
+            "than the rest because of the text (symbols, a table, characters the training part "
+            "rarely has), not because the model went wrong; over the others best.pt reads "
+            f"{best['val_typical']:.4f} nats = {best['val_typical'] / math.log(2):.3f} bits per "
+            "character."
         ]
         assert " ran away" not in r.stderr
+
+
+def test_the_note_says_where_the_first_unlike_streams_are():
+    from charrnn.cli.report import unlike_note
+
+    best = {"val_loss": 2.0, "val_typical": 1.5, "val_unlike_streams": 5}
+    best["val_unlike_lines"] = [[7, 7], [1200, 1260], [3000, 3001], [4000, 4010], [5000, 5001]]
+    note = unlike_note(best)
+    assert note.startswith(
+        "Note: 5 validation streams (lines 7, 1,200-1,260, 3,000-3,001 and 2 more of the text) "
+        "read far worse than the rest"
+    )
+    del best["val_unlike_lines"]  # a record written before lines were kept
+    assert unlike_note(best).startswith("Note: 5 validation streams read far worse")
 
 
 def test_a_run_ended_by_its_epochs_says_how_often_it_read_the_text(env, tmp_path):

@@ -23,7 +23,7 @@ Examples:
 @json_option(
     "One JSON object per run and line: run, folder, status, cell, shape, dropout, from (the run it "
     "was fine-tuned from), step, scores, note, ended (steps, epochs, time, patience, stopped, or "
-    "null while it trains)."
+    "null while it trains, or where it ended without saying: killed, or a failed write)."
 )
 @checkpoint_dir_option
 def runs(checkpoint_dir, as_json):

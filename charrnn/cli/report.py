@@ -72,6 +72,7 @@ def done_line(trainer, done) -> str:
 # How much the streams of text unlike the rest must raise best.pt's validation loss (nats) for the
 # end of a run to say so: below it they change no reading of the figure.
 UNLIKE_NOTE_NATS = 0.05
+SAID_SPANS = 3  # where the note says the first few of them are; metrics.jsonl has every one
 
 
 def unlike_note(best: dict | None) -> str | None:
@@ -82,6 +83,12 @@ def unlike_note(best: dict | None) -> str | None:
     if not n or typical is None or best["val_loss"] - typical < UNLIKE_NOTE_NATS:
         return None
     streams = f"{n} validation streams read" if n > 1 else "1 validation stream reads"
+    if lines := best.get("val_unlike_lines"):  # where they are, for a reader to look at
+        spans = [f"{a:,}" if a == b else f"{a:,}-{b:,}" for a, b in lines[:SAID_SPANS]]
+        more = f" and {len(lines) - SAID_SPANS} more" if len(lines) > SAID_SPANS else ""
+        word = "lines" if len(lines) > 1 or lines[0][0] != lines[0][1] else "line"
+        where = f" ({word} {', '.join(spans)}{more} of the text)"
+        streams = streams.replace(" read", f"{where} read", 1)
     return (
         f"Note: {streams} far worse than the rest because of the text (symbols, a table, "
         "characters the training part rarely has), not because the model went wrong; over the "

@@ -77,9 +77,13 @@ class EvalCost:
     probe: float = 0.0
 
     def of(self, size: EvalSize) -> float:
+        return sum(self.parts(size))
+
+    def parts(self, size: EvalSize) -> tuple[float, float, float]:
+        """Seconds of an evaluation of `size`: its read, its check, its checkpoints."""
         read = size.chars * (self.step + self.row * size.streams)
         shrunk = min(1.0, size.chars / WHOLE_WINDOWS)  # the check's windows, in short streams
-        return read + self.start * shrunk * size.starts + self.fixed
+        return read, self.start * shrunk * size.starts, self.fixed
 
 
 def whole(c: TrainConfig, batches: StreamBatcher) -> EvalSize:
@@ -212,6 +216,9 @@ class Unbounded:
     def check_due(self, progress: float, final: bool, read_s: float) -> bool:
         return True
 
+    def after_read(self, read_s: float) -> tuple[float, float]:
+        return 0.0, 0.0
+
     def measured(self, elapsed: float, read_s: float, check_s: float, save_s: float) -> None:
         pass
 
@@ -235,9 +242,10 @@ class EvalBudget:
         self.spent = spent + cost.probe  # the probe is evaluation work too
         self.allow = TARGET * max_time
         self.took: float | None = None  # the last evaluation's seconds, once there is one
-        # Its parts (read, cold-start check, checkpoints): the check is the last one measured,
-        # so that an evaluation without one still predicts the final's, which has one.
-        self.parts: list[float] | None = None
+        # Its parts (read, cold-start check, checkpoints), the probe's until one is measured;
+        # the check is the last one made, so that an evaluation without one still predicts the
+        # final's, which has one.
+        self.parts = list(cost.parts(size))
         # A training step's seconds now (a median of the last few), and when the prediction was
         # measured: for the probe's, after the first SETTLE steps (the first pays for allocations
         # and kernel choice)
@@ -249,8 +257,11 @@ class EvalBudget:
         """Seconds the next evaluation (and its checkpoints) should take: as the last one did, or
         the probe said, times how much slower training steps have become since. A machine that
         gets busy slows an evaluation as much as a step, and the final one must still fit."""
-        measured = self.took if self.took is not None else self.cost.of(self.size)
-        return measured * max(1.0, self.step_s / self.pace) if self.pace else measured
+        return sum(self.parts) * self._slower()
+
+    def _slower(self) -> float:
+        """How much slower training steps are now than when the prediction was measured."""
+        return max(1.0, self.step_s / self.pace) if self.pace else 1.0
 
     def stepped(self, step_s: float) -> None:
         """A training step takes `step_s` seconds now (the median of the last few)."""
@@ -282,17 +293,23 @@ class EvalBudget:
         between them one wherever the evaluations' seconds so far, with this one's read and
         check, are within the allowance's share for the `progress` made (the fraction of the
         budget used, by its nearest limit)."""
-        if not self.early_stop or final or self.parts is None:
+        if not self.early_stop or final or self.took is None:
             return True
-        check = self.parts[1] * (max(1.0, self.step_s / self.pace) if self.pace else 1.0)
-        return self.spent + read_s + check <= self.allow * progress
+        return self.spent + read_s + self.parts[1] * self._slower() <= self.allow * progress
+
+    def after_read(self, read_s: float) -> tuple[float, float]:
+        """For an evaluation whose read took `read_s`: the seconds it still takes (its check and
+        checkpoints, as predicted), and the time reserve() will keep once it is measured (a read
+        far slower than the last ones raises the prediction of the final one)."""
+        rest = (self.parts[1] + self.parts[2]) * self._slower()
+        return rest, 1.25 * (read_s + self.parts[1] + self.parts[2]) + EXIT_S
 
     def measured(self, elapsed: float, read_s: float, check_s: float, save_s: float) -> None:
         """An evaluation took these seconds (at `elapsed`; `check_s` None: it made no check):
         the next of its size should take as long, with the check as the last one made."""
         checked = check_s is not None
         if not checked:
-            check_s = self.parts[1] if self.parts is not None else 0.0
+            check_s = self.parts[1]  # the last one made, or the probe's
         self.parts = [read_s, check_s, save_s]
         self.took = read_s + check_s + save_s
         self.spent += read_s + save_s + (check_s if checked else 0.0)

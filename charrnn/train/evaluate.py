@@ -32,6 +32,8 @@ class Validation:
     runaway_streams: int
     unlike_streams: int
     typical: float  # mean nats per character over the other streams: what text like the rest costs
+    # (start, end): the characters of the split (its ids[start:end]) each unlike stream holds
+    unlike_at: list[tuple[int, int]]
     nats: torch.Tensor  # (N - 1,): nats[j - 1] is the loss of predicting ids[j]
     context: torch.Tensor  # (N - 1,): characters the stream had read before predicting ids[j]
 
@@ -93,8 +95,14 @@ def evaluate(
     )
     typical = kept_nats / kept_count if kept_count else math.nan
     worst = float(every.max())
+    unlike_at = torch.full((len(spans), 2), -1, dtype=torch.long)  # (b, 2): a row per stream
+    for row, ((i, j), bad) in enumerate(zip(flagged, ran_away, strict=True)):
+        if not bad:  # targets i .. j-1 predict ids[i + 1 .. j]: the stream holds ids[i : j + 1]
+            unlike_at[row] = torch.tensor([i, j + 1])
+    unlike_at = dist.all_gather(unlike_at.to(device), dim=0).cpu()  # every rank's, in order
+    at = [(int(i), int(j)) for i, j in unlike_at.tolist() if i >= 0]
     return Validation(
-        total / count, worst, int(runaways), int(unlike), typical, per_target, context
+        total / count, worst, int(runaways), int(unlike), typical, at, per_target, context
     )
 
 

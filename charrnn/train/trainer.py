@@ -81,6 +81,11 @@ class Trainer:
         self.train_batches = StreamBatcher(train_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.val_batches = StreamBatcher(val_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.trained = Model(model, vocab)  # the model whole, as evaluation and samples read it
+        # The line of the text the validation split begins on (1-based), to say where in it
+        # something is (_lines)
+        self._newline = vocab.index.get("\n")
+        newlines = int((train_ids == self._newline).sum()) if self._newline is not None else 0
+        self._val_line = 1 + newlines
         self.net = d.wrap(model)  # what the training step calls
         self.autocast = autocast_dtype(c.precision, self.device)  # None: float32 all through
         self.optimizer = _adamw(model, c)
@@ -90,6 +95,7 @@ class Trainer:
         self._stop = False  # agreed by every rank (set only between steps when distributed)
         self._requested = False  # asked for on this rank (by a signal)
         self._rollbacks = 0  # in a row, since the last good checkpoint
+        self._time_up = False  # an evaluation found the time left only for itself (_ends_after)
         # Fit torch's thread count to the cores free now (threads.py); False keeps the count the
         # caller set (a user's OMP_NUM_THREADS, a bench's fixed count). Ranks of a distributed
         # run each have their share of the cores already.
@@ -136,7 +142,8 @@ class Trainer:
         while True:
             self._advance()
             self._agree()
-            if (reason := self.budget_spent(final=True)) is not None or self._stop:
+            reason = self.budget_spent(final=True) or ("time" if self._time_up else None)
+            if reason is not None or self._stop:
                 break
             start = self.clock()
             try:
@@ -227,9 +234,11 @@ class Trainer:
             return None
         t1, ids = self.clock(), self.val_batches.ids
         improved = result.loss < self.pos.best_val
-        final = final or self._ends_after(improved, t1 - t0)
-        checked = self.budget.check_due(self.progress(), final, t1 - t0)
-        checked = dist.all_sum([float(checked)], self.device)[0] > 0  # all ranks, or none
+        ends, time_up = self._ends_after(improved, t1 - t0)
+        checked = self.budget.check_due(self.progress(), final or ends, t1 - t0)
+        # every rank alike (the check is a collective; the loop ends on every rank or none)
+        agreed = dist.all_sum([float(checked), float(time_up)], self.device)
+        checked, self._time_up = agreed[0] > 0, agreed[1] > 0
         cold = None
         if checked:
             cold = coldstart.check(
@@ -243,7 +252,10 @@ class Trainer:
         self._advance()  # the record and the checkpoint count the evaluation's time
         per_epoch, chars, lr = len(self.train_batches), self._chars_seen(), self.lr()
         cost = {"val_chars": size.streams * size.chars * dist.world, "eval_seconds": t2 - t0}
-        record = records.evaluation(self.pos, per_epoch, chars, lr, train_loss, result, cold, cost)
+        lines = self._lines(result.unlike_at)
+        record = records.evaluation(
+            self.pos, per_epoch, chars, lr, train_loss, result, cold, cost, lines
+        )
         self.pos.metrics.append(record)
         self._save(best=improved)
         if self.dist.is_main:
@@ -254,16 +266,32 @@ class Trainer:
         self._rollbacks = 0
         return EvalEvent(record, improved)
 
-    def _ends_after(self, improved: bool, read_s: float) -> bool:
-        """Whether the run ends after the evaluation under way, whose read took `read_s`: it
-        reaches a limit (the time counted with the rest of this evaluation and what is kept for
-        the final one), or the patience, being no better."""
-        c, keep = self.config, self._keep() + self.budget.predicted() - read_s
-        keep += self.clock() - self._tick  # the step and the read, not yet counted as elapsed
-        if schedule.budget_spent(c, self.pos, len(self.train_batches), keep) is not None:
-            return True
+    def _lines(self, spans: list[tuple[int, int]]) -> list[list[int]]:
+        """[first, last]: the lines of the text (1-based) that characters start .. end-1 of the
+        validation split are on, for each (start, end) of `spans`."""
+        ids, nl, first = self.val_batches.ids, self._newline, self._val_line
+        if nl is None:  # a text without line breaks is one line
+            return [[1, 1] for _ in spans]
+        return [
+            [first + int((ids[:i] == nl).sum()), first + int((ids[: j - 1] == nl).sum())]
+            for i, j in spans
+        ]
+
+    def _ends_after(self, improved: bool, read_s: float) -> tuple[bool, bool]:
+        """Whether the run ends after the evaluation under way, whose read took `read_s`; and
+        whether by the time: what is left of the budget, less the rest of this evaluation (as
+        predicted), is what will be kept for a step and the final one once this one is measured
+        (so the loop ends after this one, rather than train a step and evaluate again). Else by
+        a limit of steps or passes, or the patience, this one being no better."""
+        c, (rest, reserve) = self.config, self.budget.after_read(read_s)
+        # the time kept for a step and the final one, this evaluation's rest, the step and read
+        keep = self._step_s + reserve + rest + self.clock() - self._tick
+        reason = schedule.budget_spent(c, self.pos, len(self.train_batches), keep)
+        if reason == "time" and self.pos.step == 0:  # a new run trains a step (budget_spent)
+            reason = None
         since = schedule.evals_since_best(self.pos.metrics) + 1  # with this one, no better
-        return c.patience is not None and not improved and since >= c.patience
+        patience = c.patience is not None and not improved and since >= c.patience
+        return reason is not None or patience, reason == "time"
 
     def _advance(self) -> None:
         """Count the wall clock since the last count (start-up, steps, evaluations) as elapsed."""
