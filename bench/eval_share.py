@@ -1,13 +1,14 @@
 """What evaluations cost a run, as a user runs it: `python bench/eval_share.py TEXT [OPTIONS]`.
 
 Runs `charrnn train TEXT OPTIONS` in a folder of its own (OPTIONS as the command takes them, e.g.
-`--time 3m`; with `--init-from RUN --checkpoint-dir DIR` the run RUN is copied from DIR, which
-is only read) and prints a Markdown row: which code ran, the command's wall time, the steps and
-how the run ended, its evaluations and how many of them ran the cold-start check, the seconds
-they took to read and check (metrics.jsonl's eval_seconds; the checkpoints each writes are not
-in it) as a share of the wall time and of the time budget, and the best validation loss. With
-PYTHONPATH set to another checkout (Python 3.11+), the row is that code's, as its `code` column
-says: two versions compared one after the other, on one machine.
+`--time 3m`; the run an `--init-from RUN` names is copied from where `charrnn train` would find it,
+`--checkpoint-dir DIR` or its default, which is only read) and prints a Markdown row: which code
+ran, the command's wall time, the steps and how the run ended, its evaluations and how many of
+them ran the cold-start check, the seconds they took to read and check (metrics.jsonl's
+eval_seconds; the checkpoints each writes are not in it) as a share of the wall time and of the
+time budget, and the best validation loss. With PYTHONPATH set to another checkout (Python 3.11+),
+the row is that code's, as its `code` column says: two versions compared one after the other, on
+one machine.
 """
 
 from __future__ import annotations
@@ -72,13 +73,15 @@ def without(options: list[str], name: str, takes_value: bool = True) -> list[str
 def measure(text: str, options: list[str], budget: float | None) -> list[str]:
     # The child must import the charrnn that PYTHONPATH names, not one in the folder it runs in
     env = {**os.environ, "PYTHONSAFEPATH": "1"}
-    base_dir = option(options, "--checkpoint-dir")
+    # where `charrnn train` would look for an --init-from run: the run is copied from there
+    given = option(options, "--checkpoint-dir")
+    base_dir = given or os.environ.get("CHARRNN_CHECKPOINT_DIR") or "checkpoints"
     options = without(options, "--checkpoint-dir")
     for quiet in ("-q", "--quiet"):  # the last line of the progress says how the run ended
         options = without(options, quiet, takes_value=False)
     with tempfile.TemporaryDirectory() as folder:
         base = option(options, "--init-from")
-        if base_dir is not None and base is not None and (Path(base_dir) / base).is_dir():
+        if base is not None and (Path(base_dir) / base).is_dir():
             shutil.copytree(Path(base_dir) / base, Path(folder) / base)  # read, never written
         command = [sys.executable, "-m", "charrnn", "train", text, *options]
         command += ["--checkpoint-dir", folder]

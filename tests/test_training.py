@@ -367,7 +367,7 @@ def test_text_unlike_the_rest_in_validation_is_said_once_with_the_loss_without_i
         assert best["val_typical"] < best["val_loss"] - 0.5  # the symbols cost far more
         [(first, last)] = best["val_unlike_lines"]  # the stream, the block's line inside it
         assert first <= 1 + odd[:start].count("\n") <= last <= first + 2
-        where = f"line {first:,}" if first == last else f"lines {first:,}-{last:,}"
+        where = f"line {first}" if first == last else f"lines {first}-{last}"
         assert notes == [
             f"Note: 1 validation stream ({where} of the text) reads far worse "
             "than the rest because of the text (symbols, a table, characters the training part "
@@ -378,18 +378,55 @@ def test_text_unlike_the_rest_in_validation_is_said_once_with_the_loss_without_i
         assert " ran away" not in r.stderr
 
 
+def test_where_unlike_streams_are_said_in_characters_for_one_line_and_not_for_a_folder(
+    env, tmp_path
+):
+    symbols = "QZXJK0123456789"
+    words = "the quick brown fox jumps over the lazy dog and then runs far away "  # no line break
+    text = symbols + (words * 200)[: 12_000 - len(symbols)]
+    stream = len(text) // 10 // 4
+    start = len(text) - 2 * stream
+    odd = text[:start] + (symbols * 30)[:stream] + text[start + stream :]
+    (tmp_path / "line.txt").write_text(odd)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "a.txt").write_text(odd[:6000])
+    (folder / "b.txt").write_text(odd[6000:])
+    for corpus, name in (("line.txt", "line"), ("parts", "parts")):
+        r = env(["train", corpus, *TINY_CLI, "--steps", "200", "--eval-every", "100"])
+        assert r.exit_code == 0, r.stderr
+        [note] = [line for line in r.stderr.splitlines() if line.startswith("Note: ")]
+        records = (tmp_path / "checkpoints" / name / "metrics.jsonl").open()
+        best = min((json.loads(line) for line in records), key=lambda r: r.get("val_loss", 9))
+        if name == "line":  # characters, 1-based, around the block
+            [(first, last)] = best["val_unlike_chars"]
+            assert first <= start + 1 and start + stream <= last + 2
+            assert f"(characters {first}-{last} of the text)" in note
+        else:  # lines of files read one after another would not be lines of either file
+            assert best["val_unlike_lines"] == best["val_unlike_chars"] == []
+            assert note.startswith("Note: 1 validation stream reads far worse")
+
+
 def test_the_note_says_where_the_first_unlike_streams_are():
     from charrnn.cli.report import unlike_note
 
-    best = {"val_loss": 2.0, "val_typical": 1.5, "val_unlike_streams": 5}
-    best["val_unlike_lines"] = [[7, 7], [1200, 1260], [3000, 3001], [4000, 4010], [5000, 5001]]
-    note = unlike_note(best)
+    best = {"val_loss": 2.0, "val_typical": 1.5, "val_unlike_streams": 6}
+    # adjacent streams (a stream ends on the line the next begins on) are one range of lines
+    lines = [[7, 7], [1200, 1230], [1230, 1260], [3000, 3001], [4000, 4010], [5000, 5001]]
+    best["val_unlike_lines"] = lines
+    note = unlike_note(best)  # plain numbers, as `sed -n 1200,1260p` takes them
     assert note.startswith(
-        "Note: 5 validation streams (lines 7, 1,200-1,260, 3,000-3,001 and 2 more of the text) "
+        "Note: 6 validation streams (lines 7, 1200-1260, 3000-3001 and 2 more of the text) "
         "read far worse than the rest"
     )
-    del best["val_unlike_lines"]  # a record written before lines were kept
-    assert unlike_note(best).startswith("Note: 5 validation streams read far worse")
+    best["val_unlike_lines"] = lines[1:3]
+    assert "(lines 1200-1260 of the text)" in unlike_note(best)
+    best["val_unlike_lines"] = [[7, 7], [9, 9]]
+    assert "(lines 7 and 9 of the text)" in unlike_note(best)
+    best["val_unlike_lines"], best["val_unlike_chars"] = [], [[90001, 90300]]  # one line
+    assert "(characters 90001-90300 of the text)" in unlike_note(best)
+    del best["val_unlike_lines"], best["val_unlike_chars"]  # records from before they were kept
+    assert unlike_note(best).startswith("Note: 6 validation streams read far worse")
 
 
 def test_a_run_ended_by_its_epochs_says_how_often_it_read_the_text(env, tmp_path):

@@ -83,17 +83,36 @@ def unlike_note(best: dict | None) -> str | None:
     if not n or typical is None or best["val_loss"] - typical < UNLIKE_NOTE_NATS:
         return None
     streams = f"{n} validation streams read" if n > 1 else "1 validation stream reads"
-    if lines := best.get("val_unlike_lines"):  # where they are, for a reader to look at
-        spans = [f"{a:,}" if a == b else f"{a:,}-{b:,}" for a, b in lines[:SAID_SPANS]]
-        more = f" and {len(lines) - SAID_SPANS} more" if len(lines) > SAID_SPANS else ""
-        word = "lines" if len(lines) > 1 or lines[0][0] != lines[0][1] else "line"
-        where = f" ({word} {', '.join(spans)}{more} of the text)"
-        streams = streams.replace(" read", f"{where} read", 1)
+    if where := _where_text(best):  # for a reader to look at
+        streams = streams.replace(" read", f" ({where} of the text) read", 1)
     return (
         f"Note: {streams} far worse than the rest because of the text (symbols, a table, "
         "characters the training part rarely has), not because the model went wrong; over the "
         f"others best.pt reads {typical:.4f} nats = {typical / math.log(2):.3f} bits per character."
     )
+
+
+def _where_text(record: dict) -> str:
+    """`lines 8661-8718, 8835-8876 and 2 more`: the ranges of lines (or of characters, in a text
+    of one line) a record's unlike streams span, those that touch merged, the first SAID_SPANS
+    said; plain numbers, as `sed -n` and `cut -c` take them. "" where none is known."""
+    for key, unit in (("val_unlike_lines", "line"), ("val_unlike_chars", "character")):
+        merged: list[list[int]] = []
+        for first, last in sorted(record.get(key) or []):
+            if merged and first <= merged[-1][1] + 1:  # adjacent streams: one range
+                merged[-1][1] = max(merged[-1][1], last)
+            else:
+                merged.append([first, last])
+        if merged:
+            said = [f"{a}" if a == b else f"{a}-{b}" for a, b in merged[:SAID_SPANS]]
+            more = f" and {len(merged) - SAID_SPANS} more" if len(merged) > SAID_SPANS else ""
+            plural = "s" * (len(merged) > 1 or merged[0][0] != merged[0][1])
+            if more or len(said) == 1:
+                listed = ", ".join(said) + more
+            else:
+                listed = f"{', '.join(said[:-1])} and {said[-1]}"
+            return f"{unit}{plural} {listed}"
+    return ""
 
 
 def _budget_time(seconds: float) -> str:

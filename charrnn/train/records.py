@@ -30,13 +30,13 @@ def evaluation(
     val: Validation,
     cold,
     cost: dict | None = None,
-    unlike_lines: list[list[int]] | None = None,
+    unlike_where: dict | None = None,
 ) -> dict:
     """An evaluation: `train_loss` the mean since the previous one (NaN: no step), `cold` the
     cold-start check's report (None: none made, the split being too short or early stopping's
     schedule skipping it), `cost` what it read
-    and took (val_chars, eval_seconds), `unlike_lines` the first and last line of the text each
-    stream of text unlike the rest spans (val.unlike_at, where the caller knows the lines)."""
+    and took (val_chars, eval_seconds), `unlike_where` where in the text the streams of text
+    unlike the rest are (val.unlike_at as "lines" and "chars": [first, last] each, 1-based)."""
     return {
         **_where("eval", pos, per_epoch, chars),
         # null where no step was trained since the last evaluation (NaN is not JSON)
@@ -48,7 +48,9 @@ def evaluation(
         "val_unlike_streams": val.unlike_streams,  # far worse: text unlike the rest
         # the loss over the streams not far worse (null where none is): what the rest would read
         "val_typical": round(val.typical, 5) if math.isfinite(val.typical) else None,
-        "val_unlike_lines": unlike_lines or [],  # [first, last] line of the text, for each
+        # where they are: [first, last] line of the text, or character in a text of one line
+        "val_unlike_lines": (unlike_where or {}).get("lines", []),
+        "val_unlike_chars": (unlike_where or {}).get("chars", []),
         "lr": lr,
         "cold_start": cold.to_dict() if cold is not None else None,
         **{k: round(v, 3) for k, v in (cost or {}).items()},

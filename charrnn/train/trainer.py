@@ -14,6 +14,7 @@ time budget, as the budget's share for evaluations pays, in time for the final o
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from collections import deque
@@ -81,11 +82,14 @@ class Trainer:
         self.train_batches = StreamBatcher(train_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.val_batches = StreamBatcher(val_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.trained = Model(model, vocab)  # the model whole, as evaluation and samples read it
-        # The line of the text the validation split begins on (1-based), to say where in it
-        # something is (_lines)
+        # Where the validation split begins in the text, to say where in it something is
+        # (_where): its first character and line (1-based). Only for a text that is one file (a
+        # pipe, a built-in corpus's file, a string): a folder's files are read one after another.
+        sources = state.corpus.get("sources") or []
+        self._one_text = not sources or (len(sources) == 1 and not os.path.isdir(sources[0]))
         self._newline = vocab.index.get("\n")
         newlines = int((train_ids == self._newline).sum()) if self._newline is not None else 0
-        self._val_line = 1 + newlines
+        self._val_char, self._val_line = len(train_ids) + 1, 1 + newlines
         self.net = d.wrap(model)  # what the training step calls
         self.autocast = autocast_dtype(c.precision, self.device)  # None: float32 all through
         self.optimizer = _adamw(model, c)
@@ -252,9 +256,9 @@ class Trainer:
         self._advance()  # the record and the checkpoint count the evaluation's time
         per_epoch, chars, lr = len(self.train_batches), self._chars_seen(), self.lr()
         cost = {"val_chars": size.streams * size.chars * dist.world, "eval_seconds": t2 - t0}
-        lines = self._lines(result.unlike_at)
+        where = self._where(result.unlike_at)
         record = records.evaluation(
-            self.pos, per_epoch, chars, lr, train_loss, result, cold, cost, lines
+            self.pos, per_epoch, chars, lr, train_loss, result, cold, cost, where
         )
         self.pos.metrics.append(record)
         self._save(best=improved)
@@ -266,16 +270,17 @@ class Trainer:
         self._rollbacks = 0
         return EvalEvent(record, improved)
 
-    def _lines(self, spans: list[tuple[int, int]]) -> list[list[int]]:
-        """[first, last]: the lines of the text (1-based) that characters start .. end-1 of the
-        validation split are on, for each (start, end) of `spans`."""
-        ids, nl, first = self.val_batches.ids, self._newline, self._val_line
-        if nl is None:  # a text without line breaks is one line
-            return [[1, 1] for _ in spans]
-        return [
-            [first + int((ids[:i] == nl).sum()), first + int((ids[: j - 1] == nl).sum())]
-            for i, j in spans
-        ]
+    def _where(self, spans: list[tuple[int, int]]) -> dict[str, list[list[int]]]:
+        """Where characters start .. end-1 of the validation split are in the text, for each
+        (start, end) of `spans`: its first and last line (1-based), or in a text without line
+        breaks its first and last character; none for a corpus of several files."""
+        ids, nl, line, char = self.val_batches.ids, self._newline, self._val_line, self._val_char
+        if not self._one_text:
+            return {}
+        if nl is None:
+            return {"chars": [[char + i, char + j - 1] for i, j in spans]}
+        before = [(int((ids[:i] == nl).sum()), int((ids[: j - 1] == nl).sum())) for i, j in spans]
+        return {"lines": [[line + a, line + b] for a, b in before]}
 
     def _ends_after(self, improved: bool, read_s: float) -> tuple[bool, bool]:
         """Whether the run ends after the evaluation under way, whose read took `read_s`; and
