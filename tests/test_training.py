@@ -392,13 +392,23 @@ def test_where_unlike_streams_are_said_in_characters_for_one_line_and_not_for_a_
     folder.mkdir()
     (folder / "a.txt").write_text(odd[:6000])
     (folder / "b.txt").write_text(odd[6000:])
-    for corpus, name in (("line.txt", "line"), ("parts", "parts")):
-        r = env(["train", corpus, *TINY_CLI, "--steps", "200", "--eval-every", "100"])
+    (tmp_path / "lines.txt").write_text("the lazy dog\nand the fox\n" * 400)  # a base: "\n"
+    base = env(["train", "lines.txt", *TINY_CLI, "--steps", "20", "--name", "base"])
+    assert base.exit_code == 0, base.stderr
+    runs = (
+        ("line.txt", "line", []),
+        ("parts", "parts", []),
+        ("line.txt", "tuned", ["--init-from", "base"]),
+    )
+    for corpus, name, more in runs:  # the fine-tune's vocabulary has "\n", its text has none
+        shape = TINY_CLI if not more else TINY_CLI[6:]  # a fine-tune keeps the base's shape
+        options = [*shape, "--steps", "200", "--eval-every", "100", "--name", name, *more]
+        r = env(["train", corpus, *options])
         assert r.exit_code == 0, r.stderr
         [note] = [line for line in r.stderr.splitlines() if line.startswith("Note: ")]
         records = (tmp_path / "checkpoints" / name / "metrics.jsonl").open()
         best = min((json.loads(line) for line in records), key=lambda r: r.get("val_loss", 9))
-        if name == "line":  # characters, 1-based, around the block
+        if name in ("line", "tuned"):  # characters, 1-based, around the block
             [(first, last)] = best["val_unlike_chars"]
             assert first <= start + 1 and start + stream <= last + 2
             assert f"(characters {first}-{last} of the text)" in note

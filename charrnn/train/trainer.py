@@ -87,8 +87,10 @@ class Trainer:
         # pipe, a built-in corpus's file, a string): a folder's files are read one after another.
         sources = state.corpus.get("sources") or []
         self._one_text = not sources or (len(sources) == 1 and not os.path.isdir(sources[0]))
-        self._newline = vocab.index.get("\n")
-        newlines = int((train_ids == self._newline).sum()) if self._newline is not None else 0
+        nl = vocab.index.get("\n")  # a fine-tune's vocabulary may have it, its text not
+        newlines = int((train_ids == nl).sum()) if nl is not None else 0
+        lines = nl is not None and newlines + int((val_ids == nl).sum()) > 0
+        self._newline = nl if lines else None
         self._val_char, self._val_line = len(train_ids) + 1, 1 + newlines
         self.net = d.wrap(model)  # what the training step calls
         self.autocast = autocast_dtype(c.precision, self.device)  # None: float32 all through
