@@ -234,6 +234,28 @@ def test_the_cli_fine_tunes_a_run_and_lists_where_it_came_from(env, tmp_path):
     )
 
 
+def test_a_fine_tune_that_finds_nothing_better_says_best_pt_is_where_it_started(env, tmp_path):
+    # Its validation part (the last tenth) is a table of digits the training part never has:
+    # every evaluation reads worse than the start, so best.pt stays the model it started from.
+    (tmp_path / "base.txt").write_text(make_text(6000))
+    assert env(["train", "base.txt", *TINY_CLI, "--steps", "20"]).exit_code == 0
+    words = make_text(5400, seed=5)
+    rng = random.Random(0)
+    table = "".join(f"{rng.randrange(10**6):06d}{'|' if i % 8 else chr(10)}" for i in range(90))
+    (tmp_path / "odd.txt").write_text(words + table[: 6000 - len(words)])
+    r = env(["train", "odd.txt", "--init-from", "base", "--steps", "40", "--eval-every", "10"])
+    assert r.exit_code == 0, r.stderr
+    records = [json.loads(line) for line in (tmp_path / "checkpoints/odd/metrics.jsonl").open()]
+    losses = [e["val_loss"] for e in records if e.get("val_loss") is not None]
+    assert min(losses) == losses[0] and len(losses) > 1
+    assert (
+        "Note: no evaluation found a better model than the one this fine-tune started from: "
+        "best.pt is that model; checkpoints/odd/last.pt holds the fine-tuned one"
+    ) in r.stderr.splitlines()
+    plain = env(["train", "base.txt", "--init-from", "base", "--steps", "40", "--name", "same"])
+    assert plain.exit_code == 0 and "no evaluation found a better model" not in plain.stderr
+
+
 def test_replacing_the_run_it_starts_from_is_refused_and_the_base_survives(env, tmp_path):
     (tmp_path / "base.txt").write_text(make_text(6000))
     (tmp_path / "new.txt").write_text(NEW_TEXT)

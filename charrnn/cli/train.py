@@ -431,6 +431,13 @@ def _finish(trainer, done, signals, quiet: bool, trained: bool, best: dict | Non
     say(done_line(trainer, done), quiet)
     if done.reason != "stopped" and (note := unlike_note(best)):
         say(note, quiet)
+    if done.reason != "stopped" and trainer.origin and best and best["step"] == 0 and trained:
+        # A fine-tune that made nothing better: its best.pt is the model it started from
+        say(
+            "Note: no evaluation found a better model than the one this fine-tune started from: "
+            f"best.pt is that model; {trainer.run_dir.last} holds the fine-tuned one",
+            quiet,
+        )
     if done.reason == "time" and not trained:
         say(
             "Warning: no step was trained: the time the run had left went to starting and "
