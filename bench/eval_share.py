@@ -25,6 +25,8 @@ from pathlib import Path
 
 from report import header
 
+from charrnn.cli.options import parse_duration  # as `train --time` reads it
+
 COLUMNS = (
     "code", "wall", "steps", "ended", "evaluations", "checked", "evaluating", "of wall",
     "of budget", "best val",
@@ -105,23 +107,11 @@ def measure(text: str, options: list[str], budget: float | None) -> list[str]:
     ]  # fmt: skip
 
 
-def seconds_of(budget: str) -> float:
-    """`3m`, `90s`, `1h30m` as seconds."""
-    total, number = 0.0, ""
-    for ch in budget:
-        if ch.isdigit() or ch == ".":
-            number += ch
-        else:
-            total += float(number) * {"h": 3600, "m": 60, "s": 1}[ch]
-            number = ""
-    return total + float(number or 0)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("text")
     args, options = parser.parse_known_args()
-    budget = seconds_of(given) if (given := option(options, "--time")) else None
+    budget = parse_duration(given) if (given := option(options, "--time")) else None
     row = measure(args.text, options, budget)
     print(header(), end="")
     print("| " + " | ".join(COLUMNS) + " |")

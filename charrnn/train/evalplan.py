@@ -47,6 +47,7 @@ LEAST = (1, MIN_CHARS, 16)
 # a large vocabulary): the plan leaves this room, and the time kept for a final evaluation that
 # only the probe has predicted.
 PROBE_MARGIN = 1.5
+MEASURED_MARGIN = 1.25  # and for the final one, once an evaluation of the run was measured
 SETTLE = 8  # steps after which a step's seconds (a median) are the pace the probe's figures hold at
 EXIT_S = 1.0  # seconds kept for what follows the final evaluation: the process's exit
 TRAIN_PER_EVAL = 3.0  # a character trained costs about three read (forward, backward, update)
@@ -241,7 +242,7 @@ class EvalBudget:
         self.early_stop = early_stop
         self.spent = spent + cost.probe  # the probe is evaluation work too
         self.allow = TARGET * max_time
-        self.took: float | None = None  # the last evaluation's seconds, once there is one
+        self.measured_yet = False  # whether an evaluation of this run's process was measured
         # Its parts (read, cold-start check, checkpoints), the probe's until one is measured;
         # the check is the last one made, so that an evaluation without one still predicts the
         # final's, which has one.
@@ -266,13 +267,14 @@ class EvalBudget:
     def stepped(self, step_s: float) -> None:
         """A training step takes `step_s` seconds now (the median of the last few)."""
         self.step_s, self.steps = step_s, self.steps + 1
-        if self.steps == SETTLE and self.took is None:
+        if self.steps == SETTLE and not self.measured_yet:
             self.pace = step_s
 
     def reserve(self) -> float:
         """Seconds to keep for the final evaluation, with a margin for noise (a wider one while
         the prediction is the probe's)."""
-        return (PROBE_MARGIN if self.took is None else 1.25) * self.predicted() + EXIT_S
+        margin = MEASURED_MARGIN if self.measured_yet else PROBE_MARGIN
+        return margin * self.predicted() + EXIT_S
 
     def due(self, elapsed: float) -> bool:
         """Whether a scheduled evaluation may run now: its cost and the final's both fit what is
@@ -293,7 +295,7 @@ class EvalBudget:
         between them one wherever the evaluations' seconds so far, with this one's read and
         check, are within the allowance's share for the `progress` made (the fraction of the
         budget used, by its nearest limit)."""
-        if not self.early_stop or final or self.took is None:
+        if not self.early_stop or final or not self.measured_yet:
             return True
         return self.spent + read_s + self.parts[1] * self._slower() <= self.allow * progress
 
@@ -302,7 +304,7 @@ class EvalBudget:
         checkpoints, as predicted), and the time reserve() will keep once it is measured (a read
         far slower than the last ones raises the prediction of the final one)."""
         rest = (self.parts[1] + self.parts[2]) * self._slower()
-        return rest, 1.25 * (read_s + self.parts[1] + self.parts[2]) + EXIT_S
+        return rest, MEASURED_MARGIN * (read_s + self.parts[1] + self.parts[2]) + EXIT_S
 
     def measured(self, elapsed: float, read_s: float, check_s: float, save_s: float) -> None:
         """An evaluation took these seconds (at `elapsed`; `check_s` None: it made no check):
@@ -310,10 +312,9 @@ class EvalBudget:
         checked = check_s is not None
         if not checked:
             check_s = self.parts[1]  # the last one made, or the probe's
-        self.parts = [read_s, check_s, save_s]
-        self.took = read_s + check_s + save_s
+        self.parts, self.measured_yet = [read_s, check_s, save_s], True
         self.spent += read_s + save_s + (check_s if checked else 0.0)
-        self.pace = self.step_s  # the pace `took` was measured at
+        self.pace = self.step_s  # the pace the parts were measured at
         self.next_at = self._next(elapsed)
 
     def _next(self, elapsed: float) -> float:

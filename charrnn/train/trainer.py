@@ -13,6 +13,7 @@ time budget, as the budget's share for evaluations pays, in time for the final o
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import statistics
@@ -240,7 +241,7 @@ class Trainer:
             return None
         t1, ids = self.clock(), self.val_batches.ids
         improved = result.loss < self.pos.best_val
-        ends, time_up = self._ends_after(improved, t1 - t0)
+        ends, time_up = self._ends_after(result.loss, t1 - t0)
         checked = self.budget.check_due(self.progress(), final or ends, t1 - t0)
         # every rank alike (the check is a collective; the loop ends on every rank or none)
         agreed = dist.all_sum([float(checked), float(time_up)], self.device)
@@ -284,21 +285,21 @@ class Trainer:
         before = [(int((ids[:i] == nl).sum()), int((ids[: j - 1] == nl).sum())) for i, j in spans]
         return {"lines": [[line + a, line + b] for a, b in before]}
 
-    def _ends_after(self, improved: bool, read_s: float) -> tuple[bool, bool]:
-        """Whether the run ends after the evaluation under way, whose read took `read_s`; and
-        whether by the time: what is left of the budget, less the rest of this evaluation (as
-        predicted), is what will be kept for a step and the final one once this one is measured
-        (so the loop ends after this one, rather than train a step and evaluate again). Else by
-        a limit of steps or passes, or the patience, this one being no better."""
-        c, (rest, reserve) = self.config, self.budget.after_read(read_s)
+    def _ends_after(self, loss: float, read_s: float) -> tuple[bool, bool]:
+        """Whether the run ends after the evaluation under way, whose read found `loss` in
+        `read_s` seconds: by a limit, its patience counting this evaluation; and whether by the
+        time: what is left of the budget, less the rest of this evaluation (as predicted), is what
+        will be kept for a step and the final one once this one is measured (so the loop ends
+        after this one, rather than train a step and evaluate again)."""
+        rest, reserve = self.budget.after_read(read_s)
         # the time kept for a step and the final one, this evaluation's rest, the step and read
         keep = self._step_s + reserve + rest + self.clock() - self._tick
-        reason = schedule.budget_spent(c, self.pos, len(self.train_batches), keep)
-        if reason == "time" and self.pos.step == 0:  # a new run trains a step (budget_spent)
+        pending = {"kind": "eval", "val_loss": round(loss, 5)}  # as its record will say
+        pos = dataclasses.replace(self.pos, metrics=[*self.pos.metrics, pending])
+        reason = schedule.budget_spent(self.config, pos, len(self.train_batches), keep)
+        if reason == "time" and pos.step == 0:  # a new run trains a step (budget_spent)
             reason = None
-        since = schedule.evals_since_best(self.pos.metrics) + 1  # with this one, no better
-        patience = c.patience is not None and not improved and since >= c.patience
-        return reason is not None or patience, reason == "time"
+        return reason is not None, reason == "time"
 
     def _advance(self) -> None:
         """Count the wall clock since the last count (start-up, steps, evaluations) as elapsed."""
