@@ -3,4 +3,4 @@
 Importing the package does no work and does not import torch, so `charrnn --help` stays instant.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -301,6 +301,7 @@ def test_a_format_1_checkpoint_samples_scores_and_resumes_as_before(tmp_path):
     assert model.config.cell == "lstm"
     s = Sampler(Model(model, vocab), SampleConfig(temperature=0.8, seed=5, num_samples=2))
     s.prime(expected["prime"])
+    # the text this version's draw writes from it (the weights as read are held by the score)
     assert ["".join(x) for x in zip(*s.generate(200), strict=True)] == expected["samples"]
     text = make_text()
     assert score_text(Model(model, vocab), text[:500]) == pytest.approx(

@@ -112,7 +112,7 @@ def test_the_draws_follow_the_probabilities(browser, tmp_path):
 
 @needs_browser
 def test_top_k_and_top_p_keep_the_characters_they_should(browser, tmp_path):
-    from charrnn.use.sampler import _nucleus
+    from charrnn.use.sampler import _outside_nucleus
 
     opened(browser, tmp_path, Model(tiny("gru", 1, len(VOCAB)), VOCAB))
     logits = torch.randn(12, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2
@@ -134,10 +134,10 @@ def test_top_k_and_top_p_keep_the_characters_they_should(browser, tmp_path):
         z = (logits - logits.max()) / temperature
         if k is not None:
             z = z.masked_fill(logits < logits.topk(k).values[-1], -math.inf)
-        ours = torch.softmax(z, -1)[None]
+        ours = torch.softmax(z, -1)  # the page's odds are not renormalised after top-p
         if p is not None and p < 1:
-            ours = _nucleus(ours, p, logits.argsort(descending=True)[None])
-        ours = ours[0]
+            order = logits.argsort(descending=True)[None]
+            ours = ours.masked_fill(_outside_nucleus(z[None], 1.0, p, order)[0], 0.0)
         assert page.nonzero().flatten().tolist() == ours.nonzero().flatten().tolist()
         assert (page - ours).abs().max() < 1e-9
         if k is not None and p is None:

@@ -56,10 +56,18 @@ def mean_logprob(model, vocab, prime: str, text: str) -> float:
     return logp.gather(1, torch.tensor(vocab.encode(text))[:, None]).mean().item()
 
 
-def test_a_batch_of_n_is_n_single_runs_with_seeds_seed_plus_i(model_vocab):
+@pytest.mark.parametrize("one_at_a_time", [False, True])
+def test_a_batch_of_n_is_n_single_runs_with_seeds_seed_plus_i(
+    model_vocab, monkeypatch, one_at_a_time
+):
+    # ... however many characters' noise the batch draws at a time (NOISE_STEPS alone: the
+    # single runs draw that many; one at a time, as a large batch of a large vocabulary does)
     model, vocab = model_vocab
+    if one_at_a_time:
+        monkeypatch.setattr(sampler_module, "NOISE_FLOATS", len(vocab) * 4)  # 4 rows: 1 each
     batch = texts(model, vocab, seed=40, num_samples=4, temperature=1.0)
     assert len(set(batch)) == 4 and {len(t) for t in batch} == {300}  # different samples
+    monkeypatch.undo()
     for i in range(4):
         assert texts(model, vocab, seed=40 + i, temperature=1.0) == [batch[i]]
 
@@ -86,15 +94,33 @@ def test_temperature_schedule_is_cycled_per_character(model_vocab):
 
 
 @pytest.mark.parametrize("temperature", [0.5, 1.0, 3.0])
-def test_the_draws_follow_softmax_of_the_logits_over_the_temperature(model_vocab, temperature):
-    # The draw must give each id its probability under softmax(logits / T): 20,000 draws put each
-    # frequency within 0.015 of it (4 standard deviations at p = 0.5).
+@pytest.mark.parametrize("top_k", [None, 3])
+def test_the_draws_follow_softmax_of_the_logits_over_the_temperature(
+    model_vocab, temperature, top_k
+):
+    # The draw must give each id its probability under softmax(logits / T), over the ids top-k
+    # keeps: 20,000 draws put each frequency within 0.015 of it (4 standard deviations at 0.5).
     model, vocab = model_vocab
     logits = torch.randn(1, len(vocab), generator=torch.Generator().manual_seed(0)) * 2
-    s = Sampler(Model(model, vocab), SampleConfig(temperature=temperature, seed=9))
+    config = SampleConfig(temperature=temperature, seed=9, top_k=top_k)
+    s = Sampler(Model(model, vocab), config)
     draws = torch.cat([s.choose(logits) for _ in range(20_000)])
     seen = torch.bincount(draws, minlength=len(vocab)) / len(draws)
-    assert (seen - torch.softmax(logits[0] / temperature, -1)).abs().max() < 0.015
+    kept = logits[0] >= logits[0].topk(top_k or len(vocab)).values[-1]
+    expected = torch.softmax((logits[0] / temperature).masked_fill(~kept, -math.inf), -1)
+    assert (seen - expected).abs().max() < 0.015
+
+
+def test_a_uniform_of_exactly_0_or_almost_1_draws_a_kept_character(model_vocab, monkeypatch):
+    # torch.rand can draw 0: its Gumbel noise would be -inf (a character never drawn, and nan
+    # beside a character top-k dropped). Every uniform 0, then every one the largest below 1.
+    model, vocab = model_vocab
+    logits = torch.linspace(0, 10, len(vocab))[None]  # id V-1 likeliest, then V-2, ...
+    below_1 = 1 - 2**-24
+    for u in (0.0, below_1):
+        monkeypatch.setattr(torch, "rand", lambda *shape, u=u, **_: torch.full(shape, u))
+        s = Sampler(Model(model, vocab), SampleConfig(temperature=3.0, seed=0, top_k=2))
+        assert {int(s.choose(logits)) for _ in range(5)} == {len(vocab) - 1}  # noise all equal
 
 
 def test_top_k_and_top_p_never_pick_outside_their_set(model_vocab):

@@ -72,7 +72,7 @@ class Sampler:
         base = config.seed if config.seed is not None else torch.seed() % (MAX_SEED - n + 2)
         self.seeds = [base + i for i in range(n)]
         self.generators = [torch.Generator(self.device).manual_seed(s) for s in self.seeds]
-        self._uniforms = torch.empty(n, 0)  # (N, k): drawn a block at a time, used one per step
+        self._log_e = torch.empty(n, 0, 0)  # (N, k, V): drawn a block at a time, a row per step
         self._used = 0  # columns of the block used
         self.stepper = model.net.stepper(n)  # holds the N streams' state between characters
         self.threads = sampling_threads(model.net, n)  # the most; a ThreadTuner fits it to the load
@@ -128,41 +128,52 @@ class Sampler:
         if temperature < _tiny(logits.dtype):
             idx = logits.argmax(-1)
         else:
-            # Shifted first, so the likeliest character is at 0 and the rest below it: a tiny
-            # temperature takes the rest to -inf, which is greedy, where logits / T would overflow
-            # to inf, and softmax of inf is nan (then always the last character).
-            z = (logits - logits.amax(-1, keepdim=True)) / temperature
             # Which characters top-k and top-p keep is read in the logits' order: a huge
-            # temperature flattens z (and the probabilities) to ties in float32.
+            # temperature flattens the probabilities to ties in float32.
+            z = logits
             if c.top_k is not None and c.top_k < z.shape[-1]:
                 kth = torch.topk(logits, c.top_k, dim=-1).values[:, -1:]
                 z = z.masked_fill(logits < kth, float("-inf"))
-            probs = torch.softmax(z, dim=-1)
             if c.top_p is not None and c.top_p < 1.0:
-                probs = _nucleus(probs, c.top_p, logits.argsort(dim=-1, descending=True))
-            idx = self._draw(probs)
+                order = logits.argsort(dim=-1, descending=True)
+                z = z.masked_fill(_outside_nucleus(z, temperature, c.top_p, order), float("-inf"))
+            idx = self._draw(z, temperature)
         if self.track_logprob:
             if self.count == self._logprobs.shape[1]:  # grown by doubling: O(1) per step
-                more = self._logprobs.new_zeros(len(idx), max(self.count, UNIFORM_BLOCK))
+                more = self._logprobs.new_zeros(len(idx), max(self.count, NOISE_STEPS))
                 self._logprobs = torch.cat([self._logprobs, more], 1)
             logprob = F.log_softmax(logits, -1).gather(1, idx[:, None])[:, 0]
             self._logprobs[:, self.count] = logprob.double()
         self.count += 1
         return idx
 
-    def _draw(self, probs: torch.Tensor) -> torch.Tensor:
-        """One id per row by inverse CDF, row i with its own generator: (N, V) -> (N,)."""
-        if self._used == self._uniforms.shape[1]:  # row i's stream depends on its own seed only
-            block = [
-                torch.rand(UNIFORM_BLOCK, generator=g, device=self.device) for g in self.generators
-            ]
-            self._uniforms, self._used = torch.stack(block), 0
-        u = self._uniforms[:, self._used : self._used + 1]  # (N, 1)
+    def _draw(self, z: torch.Tensor, temperature: float) -> torch.Tensor:
+        """One id per row from softmax(z / temperature), by the Gumbel-max trick: the argmax of
+        z / T + g, where g = -log E is Gumbel noise, E exponential (row i's from its own
+        generator), which is the argmax of z - T log E: (N, V) -> (N,). Two operations a
+        character, where an inverse-CDF draw takes about ten (the softmax, the cumulative sum,
+        the search...), each of which costs several microseconds a step of a large model has
+        pushed out of the caches (docs/sampling-speed.md)."""
+        if self._used == self._log_e.shape[1]:
+            self._log_e, self._used = self._log_exponentials(z.shape[-1]), 0
+        log_e = self._log_e[:, self._used]  # (N, V)
         self._used += 1
-        cdf = probs.cumsum(-1)  # (N, V)
-        # side="right": the first id whose cumulative probability exceeds u, never a zero-odds id
-        idx = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)  # (N, 1)
-        return idx.clamp_(max=probs.shape[-1] - 1).view(-1)
+        # Capped so that T log E stays finite: from 1e30 on the draw is uniform anyway.
+        return torch.add(z, log_e, alpha=-min(temperature, 1e30)).argmax(-1)  # (N,)
+
+    def _log_exponentials(self, vocab_size: int) -> torch.Tensor:
+        """log E, E exponential, for the next k characters of every row: (N, k, V). Row i's are
+        drawn from its own generator only, in order, so they are the same however many rows
+        there are and however the characters are split into blocks; k shrinks as N * V grows
+        (NOISE_FLOATS)."""
+        n = len(self.generators)
+        k = max(1, min(NOISE_STEPS, NOISE_FLOATS // (n * vocab_size)))
+        u = torch.stack(
+            [torch.rand(k, vocab_size, generator=g, device=self.device) for g in self.generators]
+        )
+        # E = -log u; a u of exactly 0 (torch.rand can draw one) would make E infinite and its
+        # character never drawn, so the clamp keeps every log E finite, between -16.6 and 4.5.
+        return u.clamp_(min=_tiny(u.dtype)).log_().neg_().log_()
 
     def mean_logprob(self, lengths: Sequence[int] | None = None) -> list[float]:
         """Per sample: mean log-probability (nats) the model gave to its generated characters, to
@@ -172,7 +183,9 @@ class Sampler:
         return [self._logprobs[i, :k].sum().item() / k if k else 0.0 for i, k in enumerate(lengths)]
 
 
-UNIFORM_BLOCK = 256  # random numbers drawn per generator at a time
+NOISE_STEPS = 256  # characters whose noise a generator draws at a time, at most
+NOISE_FLOATS = 1 << 20  # noise held at once for all rows (4 MB); a large batch and vocabulary
+# draw fewer characters' at a time instead (-n 1000 of 5,000 characters: one at a time)
 
 
 @functools.cache
@@ -233,15 +246,19 @@ class StopCutter:
         return all(self.done)
 
 
-def _nucleus(probs: torch.Tensor, p: float, order: torch.Tensor) -> torch.Tensor:
-    """Per row, zero all but the most likely characters whose total reaches p, taken in `order`
-    (ids, likeliest first): (N, V) -> (N, V)."""
+def _outside_nucleus(z: torch.Tensor, temperature: float, p: float, order: torch.Tensor):
+    """Per row, the characters outside the nucleus of softmax(z / temperature): all but the most
+    likely ones whose total reaches p, taken in `order` (ids, likeliest first). (N, V) -> (N, V)
+    bool, True where dropped."""
+    # Shifted first, so the likeliest character is at 0 and the rest below it: a tiny
+    # temperature takes the rest to -inf, where z / T would overflow to inf, and softmax of inf
+    # is nan.
+    probs = torch.softmax((z - z.amax(-1, keepdim=True)) / temperature, dim=-1)
     sorted_probs = probs.gather(-1, order)
     before = sorted_probs.cumsum(-1) - sorted_probs  # mass of strictly more likely characters
     drop = before >= p
     drop[:, 0] = False  # the likeliest always survives, even a p that is 0 in float32 (1e-300)
-    sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-    return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+    return torch.zeros_like(drop).scatter_(-1, order, drop)
 
 
 @contextlib.contextmanager
