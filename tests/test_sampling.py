@@ -60,11 +60,11 @@ def mean_logprob(model, vocab, prime: str, text: str) -> float:
 def test_a_batch_of_n_is_n_single_runs_with_seeds_seed_plus_i(
     model_vocab, monkeypatch, one_at_a_time
 ):
-    # ... however many characters' noise the batch draws at a time (NOISE_STEPS alone: the
-    # single runs draw that many; one at a time, as a large batch of a large vocabulary does)
+    # ... however many characters' noise each draws at a time (NOISE_STEPS, or one at a time as
+    # from a vocabulary of NOISE_PER_ROW)
     model, vocab = model_vocab
     if one_at_a_time:
-        monkeypatch.setattr(sampler_module, "NOISE_FLOATS", len(vocab) * 4)  # 4 rows: 1 each
+        monkeypatch.setattr(sampler_module, "NOISE_PER_ROW", len(vocab))
     batch = texts(model, vocab, seed=40, num_samples=4, temperature=1.0)
     assert len(set(batch)) == 4 and {len(t) for t in batch} == {300}  # different samples
     monkeypatch.undo()
@@ -118,7 +118,7 @@ def test_a_uniform_of_exactly_0_or_almost_1_draws_a_kept_character(model_vocab, 
     logits = torch.linspace(0, 10, len(vocab))[None]  # id V-1 likeliest, then V-2, ...
     below_1 = 1 - 2**-24
     for u in (0.0, below_1):
-        monkeypatch.setattr(torch, "rand", lambda *shape, u=u, **_: torch.full(shape, u))
+        monkeypatch.setattr(torch, "rand", lambda *shape, out, u=u, **_: out.fill_(u))
         s = Sampler(Model(model, vocab), SampleConfig(temperature=3.0, seed=0, top_k=2))
         assert {int(s.choose(logits)) for _ in range(5)} == {len(vocab) - 1}  # noise all equal
 
@@ -136,10 +136,14 @@ def test_top_k_and_top_p_never_pick_outside_their_set(model_vocab):
     # everything fell through to the last).
     s = Sampler(Model(model, vocab), SampleConfig(temperature=3.0, seed=0, top_p=1e-300))
     assert {int(s.choose(logits.flip(-1))) for _ in range(50)} == {0}
-    # ... and so do top-k 1 and a tiny p at a temperature that flattens every logit to a tie.
-    for cfg in ({"top_k": 1}, {"top_p": 1e-300}):
+    # ... and so do top-k 1 and a tiny p at a temperature that flattens every logit to a tie
+    # (and is inf in float32), alone or after a top-k.
+    for cfg in ({"top_k": 1}, {"top_p": 1e-300}, {"top_k": 2, "top_p": 1e-9}):
         s = Sampler(Model(model, vocab), SampleConfig(temperature=1e39, seed=0, **cfg))
         assert {int(s.choose(logits.flip(-1))) for _ in range(50)} == {0}
+    # There top-p keeps the first of the ties in the logits' order, as many as p asks for.
+    s = Sampler(Model(model, vocab), SampleConfig(temperature=1e39, seed=0, top_k=5, top_p=0.3))
+    assert {int(s.choose(logits.flip(-1))) for _ in range(300)} == {0, 1}
 
 
 TINY_TEMPS = ["1e-39", "1e-30", "5e-324", "2.2e-308", "1e-300"]

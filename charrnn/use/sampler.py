@@ -128,6 +128,9 @@ class Sampler:
         if temperature < _tiny(logits.dtype):
             idx = logits.argmax(-1)
         else:
+            # Beyond HOTTEST the draw is uniform (over what top-k and top-p keep) anyway, and
+            # float32 turns a larger temperature into inf, and -inf / inf into nan.
+            temperature = min(temperature, HOTTEST)
             # Which characters top-k and top-p keep is read in the logits' order: a huge
             # temperature flattens the probabilities to ties in float32.
             z = logits
@@ -158,19 +161,17 @@ class Sampler:
             self._log_e, self._used = self._log_exponentials(z.shape[-1]), 0
         log_e = self._log_e[:, self._used]  # (N, V)
         self._used += 1
-        # Capped so that T log E stays finite: from 1e30 on the draw is uniform anyway.
-        return torch.add(z, log_e, alpha=-min(temperature, 1e30)).argmax(-1)  # (N,)
+        return torch.add(z, log_e, alpha=-temperature).argmax(-1)  # (N,)
 
     def _log_exponentials(self, vocab_size: int) -> torch.Tensor:
         """log E, E exponential, for the next k characters of every row: (N, k, V). Row i's are
-        drawn from its own generator only, in order, so they are the same however many rows
-        there are and however the characters are split into blocks; k shrinks as N * V grows
-        (NOISE_FLOATS)."""
-        n = len(self.generators)
-        k = max(1, min(NOISE_STEPS, NOISE_FLOATS // (n * vocab_size)))
-        u = torch.stack(
-            [torch.rand(k, vocab_size, generator=g, device=self.device) for g in self.generators]
-        )
+        drawn from its own generator only, by the same calls however many rows there are (k
+        depends on V alone: NOISE_PER_ROW), so sample i of a batch is the text seed + i writes
+        alone on any device."""
+        k = max(1, min(NOISE_STEPS, NOISE_PER_ROW // vocab_size))
+        u = torch.empty(len(self.generators), k, vocab_size, device=self.device)
+        for row, g in zip(u, self.generators, strict=True):
+            torch.rand(k, vocab_size, generator=g, device=self.device, out=row)
         # E = -log u; a u of exactly 0 (torch.rand can draw one) would make E infinite and its
         # character never drawn, so the clamp keeps every log E finite, between -16.6 and 4.5.
         return u.clamp_(min=_tiny(u.dtype)).log_().neg_().log_()
@@ -184,8 +185,9 @@ class Sampler:
 
 
 NOISE_STEPS = 256  # characters whose noise a generator draws at a time, at most
-NOISE_FLOATS = 1 << 20  # noise held at once for all rows (4 MB); a large batch and vocabulary
-# draw fewer characters' at a time instead (-n 1000 of 5,000 characters: one at a time)
+NOISE_PER_ROW = 4096  # noise held at once for each sample (16 KB), or one character's if more:
+# 63 characters' at 65 distinct, one at a time from 4,096 (-n 1000 of 5,000: 20 MB in all)
+HOTTEST = 1e30  # temperatures above it are taken as it (see choose)
 
 
 @functools.cache
