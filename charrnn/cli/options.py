@@ -211,7 +211,7 @@ def prime_option(help: str):
 
 PRIME_UNKNOWN = (
     "Prime characters the model never saw: refuse, drop them, or replace them (é -> e, else a "
-    "space)."
+    "space, or nothing where the model has no space)."
 )
 
 
