@@ -22,8 +22,11 @@ from charrnn.model.network import (
     state_from_list,
     state_to_list,
 )
-from charrnn.model.presets import PRESETS, for_cell
+from charrnn.model.presets import PRESETS, RNN_LR_SCALE, for_cell
 from charrnn.model.trained import Model
+from charrnn.runs import RunDir
+from charrnn.text.encoded import encode_text
+from charrnn.train.start import start
 from charrnn.train.trainer import DoneEvent, StepEvent
 from charrnn.use.sampler import SampleConfig, Sampler
 from charrnn.use.scoring import score_text
@@ -178,6 +181,22 @@ def test_sizes_give_every_cell_about_the_lstms_parameter_count(size):
     for cell in ("gru", "rnn"):
         assert abs(counts[cell] / counts["lstm"] - 1) < 0.02, counts
     assert for_cell(PRESETS[size], "rnn", 65).hidden_size > PRESETS[size].hidden_size
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_each_cell_trains_at_its_own_peak_rate_and_an_lr_given_wins(tmp_path, cell):
+    medium = PRESETS["medium"]  # the preset whose GRU learns best at another rate than its LSTM
+    gru = medium.lr if medium.gru_lr is None else medium.gru_lr
+    rate = {"lstm": medium.lr, "gru": gru, "rnn": gru * RNN_LR_SCALE}[cell]
+    text, train = encode_text(make_text(3000), "t"), {"batch_size": 4, "seq_len": 16}
+
+    def lr(name: str, **given) -> float:
+        run = RunDir(tmp_path / name)
+        opened = start(text, run, size="medium", cell=cell, model=TINY_MODEL, train=train | given)
+        return opened.trainer.config.lr
+
+    assert lr("preset") == pytest.approx(rate)
+    assert lr("given", lr=3e-3) == 3e-3
 
 
 class FusedStepper:

@@ -11,13 +11,14 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY_CLI, TINY_MODEL, TINY_TRAIN, drain, make_text
+from conftest import TINY_CLI, TINY_MODEL, TINY_TRAIN, drain, make_text, make_trainer
 from helpers.cli import assert_one_error
 from hypothesis import given
 from hypothesis import strategies as st
 
 from charrnn import checkpoint
 from charrnn.errors import CheckpointError, ConfigError, RunError
+from charrnn.model.presets import FINE_TUNE
 from charrnn.model.trained import Model, lead_in
 from charrnn.text import data
 from charrnn.text.encoded import encode_text
@@ -143,6 +144,17 @@ def test_a_fine_tuning_run_resumes_exactly(tmp_path, runs_by_cell):
         assert torch.equal(p, q), name
     saved = checkpoint.load(tmp_path / "half" / "last.pt")
     assert saved["origin"]["run"] == "gru" and saved["trainer"]["step"] == 30
+
+
+def test_the_fine_tune_rate_is_a_share_of_the_base_rate_and_an_lr_given_wins(tmp_path):
+    text = make_text(6000)
+    for rate in (2e-3, 3e-2):
+        base = tmp_path / f"base{rate}"
+        drain(make_trainer(text, base, **{**TINY_TRAIN, "lr": rate, "max_steps": 2}))
+        tuned = fine_tune(tmp_path / f"tuned{rate}", base / "best.pt", max_steps=1)
+        assert tuned.config.lr == pytest.approx(FINE_TUNE.lr_scale * rate)
+    given = fine_tune(tmp_path / "given", base / "best.pt", max_steps=1, lr=5e-3)
+    assert given.config.lr == 5e-3
 
 
 def test_shape_options_that_contradict_the_base_are_refused(tmp_path, runs_by_cell):
