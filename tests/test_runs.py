@@ -479,6 +479,14 @@ def test_piped_runs_are_plain_and_complete_and_a_terminal_gets_a_table(files, mo
         # on a terminal, the columns empty in every row leave room for the others
         head = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout.splitlines()[0]).split()  # styles left out
         assert "note" not in head and "from" not in head and head[-1] == "ended"
+        # a narrow terminal: the spare columns go, in their order, rather than every cell folding
+        monkeypatch.setenv("COLUMNS", "80")
+        r = invoke(["runs", "--checkpoint-dir", str(base)])
+        lines = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout).splitlines()
+        assert r.exit_code == 0 and max(map(len, lines)) <= 80
+        assert name in lines[1] and "folder" not in lines[0] and "200" in lines[1]
+        caption = lines[-1].strip()  # "from", empty in every row, was never shown
+        assert caption.startswith("(left out at this width: folder") and "from" not in caption
 
 
 def test_runs_json_is_one_object_per_run(files):

@@ -312,27 +312,46 @@ def print_table(
     title: str | None = None,
     overflow: str = "ellipsis",
     optional: tuple[str, ...] = (),
+    spare: tuple[str, ...] = (),
 ) -> None:
     """A table on a terminal (column i right-aligned where right(i, name)); piped, tab-separated
     lines under a header line, for scripts: every character as it is, nothing cut or styled. The
-    `optional` columns are left out of the terminal's table where every row's is empty (room for
-    the others on a narrow terminal); the lines keep every column, for scripts that cut them."""
+    `optional` columns are left out of the terminal's table where every row's is empty, and the
+    `spare` ones, in their order, while it is wider than the terminal (room for the others on a
+    narrow terminal, rather than every cell folded); the lines keep every column, for scripts."""
     if not sys.stdout.isatty():
         print_tsv(header, rows)
         return
     from rich.table import Table
     from rich.text import Text
 
+    def table_of(shown: list[int], left_out: list[str]) -> Table:
+        caption = f"(left out at this width: {', '.join(left_out)})" if left_out else None
+        table = Table(
+            title=title, title_justify="left", caption=caption, caption_justify="left", box=None
+        )
+        for i in shown:
+            justify = "right" if right(i, header[i]) else "left"
+            table.add_column(header[i], justify=justify, overflow=overflow)
+        for row in rows:  # Text: a name is never read as markup
+            table.add_row(*(Text(row[i]) for i in shown))
+        return table
+
+    console = stdout_console(highlight=False)
     shown = [
         i for i, col in enumerate(header) if col not in optional or any(row[i] for row in rows)
     ]
-    table = Table(title=title, title_justify="left", box=None)
-    for i in shown:
-        justify = "right" if right(i, header[i]) else "left"
-        table.add_column(header[i], justify=justify, overflow=overflow)
-    for row in rows:  # Text: a name is never read as markup
-        table.add_row(*(Text(row[i]) for i in shown))
-    stdout_console(highlight=False).print(table)
+    left_out: list[str] = []
+    table = table_of(shown, left_out)
+    unbounded = console.options.update_width(1 << 20)  # its natural width, not the terminal's
+    for col in spare:
+        if console.measure(table, options=unbounded).maximum <= console.width:
+            break
+        if header.index(col) in shown:
+            shown.remove(header.index(col))
+            left_out.append(col)
+            table = table_of(shown, left_out)
+    console.print(table)
 
 
 def print_tsv(header, rows) -> None:

@@ -31,7 +31,8 @@ def runs(checkpoint_dir, as_json):
     checkpoint, its scores, its status: ok, untrained (no evaluation yet: `sample` skips it) or
     damaged (a file that cannot be read; the others are listed all the same), and what ended it
     (its time, steps or epochs, an early stop, or interrupted: `train --resume` goes on). On a
-    terminal a table; piped, tab-separated lines in full under a header line."""
+    terminal a table (a narrow one leaves out the folder first, and says so); piped,
+    tab-separated lines in full under a header line."""
     from charrnn import runs as runs_mod
 
     found = runs_mod.list_runs(checkpoint_dir)
@@ -58,9 +59,16 @@ def runs(checkpoint_dir, as_json):
         "ended",
     )
     rows = [_run_row(info) for info in found]
-    text = ("run", "model", "from", "folder", "note", "ended")
     optional = ("note", "from", "ended")  # often empty in every row
-    print_table(header, rows, lambda i, col: col not in text, overflow="fold", optional=optional)
+    # Left out, in this order, where the table is wider than the terminal: the folder is the
+    # checkpoint folder's path and the run's name; piped lines and --json keep every column.
+    spare = ("folder", "from", "last val bpc", "train time")
+    print_table(header, rows, _numeric, overflow="fold", optional=optional, spare=spare)
+
+
+def _numeric(i: int, col: str) -> bool:
+    """Whether a column of the runs table holds figures (right-aligned)."""
+    return col not in ("run", "model", "from", "folder", "note", "ended")
 
 
 def _run_record(info) -> dict:
