@@ -487,6 +487,12 @@ def test_piped_runs_are_plain_and_complete_and_a_terminal_gets_a_table(files, mo
         assert name in lines[1] and "folder" not in lines[0] and "200" in lines[1]
         caption = lines[-1].strip()  # "from", empty in every row, was never shown
         assert caption.startswith("(left out at this width: folder") and "from" not in caption
+        # a run's long note wraps: it does not push the figures out of a wide terminal
+        make_run(base, "new", "step 0", files)
+        monkeypatch.setenv("COLUMNS", "150")
+        r = invoke(["runs", "--checkpoint-dir", str(base)])
+        head = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout.splitlines()[0])
+        assert "not trained" in r.stdout and "last val bpc" in head and "train time" in head
 
 
 def test_runs_json_is_one_object_per_run(files):

@@ -313,26 +313,27 @@ def print_table(
     overflow: str = "ellipsis",
     optional: tuple[str, ...] = (),
     spare: tuple[str, ...] = (),
+    prose: tuple[str, ...] = (),
 ) -> None:
     """A table on a terminal (column i right-aligned where right(i, name)); piped, tab-separated
     lines under a header line, for scripts: every character as it is, nothing cut or styled. The
     `optional` columns are left out of the terminal's table where every row's is empty, and the
     `spare` ones, in their order, while it is wider than the terminal (room for the others on a
-    narrow terminal, rather than every cell folded); the lines keep every column, for scripts."""
+    narrow terminal, rather than every cell folded); the `prose` columns wrap at PROSE_WIDTH;
+    the lines keep every column, in full, for scripts."""
     if not sys.stdout.isatty():
         print_tsv(header, rows)
         return
     from rich.table import Table
     from rich.text import Text
 
-    def table_of(shown: list[int], left_out: list[str]) -> Table:
-        caption = f"(left out at this width: {', '.join(left_out)})" if left_out else None
-        table = Table(
-            title=title, title_justify="left", caption=caption, caption_justify="left", box=None
-        )
+    def table_of(shown: list[int]) -> Table:
+        table = Table(title=title, title_justify="left", box=None)
         for i in shown:
             justify = "right" if right(i, header[i]) else "left"
-            table.add_column(header[i], justify=justify, overflow=overflow)
+            # prose wraps at PROSE_WIDTH, so that one long note does not push out the figures
+            limit = PROSE_WIDTH if header[i] in prose else None
+            table.add_column(header[i], justify=justify, overflow=overflow, max_width=limit)
         for row in rows:  # Text: a name is never read as markup
             table.add_row(*(Text(row[i]) for i in shown))
         return table
@@ -342,7 +343,7 @@ def print_table(
         i for i, col in enumerate(header) if col not in optional or any(row[i] for row in rows)
     ]
     left_out: list[str] = []
-    table = table_of(shown, left_out)
+    table = table_of(shown)
     unbounded = console.options.update_width(1 << 20)  # its natural width, not the terminal's
     for col in spare:
         if console.measure(table, options=unbounded).maximum <= console.width:
@@ -350,8 +351,13 @@ def print_table(
         if header.index(col) in shown:
             shown.remove(header.index(col))
             left_out.append(col)
-            table = table_of(shown, left_out)
+            table = table_of(shown)
     console.print(table)
+    if left_out:  # wrapped at the terminal's width, between words
+        console.print(Text(f"(left out at this width: {', '.join(left_out)})"))
+
+
+PROSE_WIDTH = 40  # characters a line of a table's prose column (print_table) holds at most
 
 
 def print_tsv(header, rows) -> None:

@@ -31,8 +31,9 @@ def runs(checkpoint_dir, as_json):
     checkpoint, its scores, its status: ok, untrained (no evaluation yet: `sample` skips it) or
     damaged (a file that cannot be read; the others are listed all the same), and what ended it
     (its time, steps or epochs, an early stop, or interrupted: `train --resume` goes on). On a
-    terminal a table (a narrow one leaves out the folder first, and says so); piped,
-    tab-separated lines in full under a header line."""
+    terminal a table (a narrow one leaves out folder, from, last val bpc and train time in turn
+    until it fits, and says so); piped, tab-separated lines in full under a header line, as
+    --json keeps every field."""
     from charrnn import runs as runs_mod
 
     found = runs_mod.list_runs(checkpoint_dir)
@@ -63,7 +64,9 @@ def runs(checkpoint_dir, as_json):
     # Left out, in this order, where the table is wider than the terminal: the folder is the
     # checkpoint folder's path and the run's name; piped lines and --json keep every column.
     spare = ("folder", "from", "last val bpc", "train time")
-    print_table(header, rows, _numeric, overflow="fold", optional=optional, spare=spare)
+    print_table(
+        header, rows, _numeric, overflow="fold", optional=optional, spare=spare, prose=("note",)
+    )
 
 
 def _numeric(i: int, col: str) -> bool:
