@@ -10,6 +10,7 @@ from helpers.cli import invoke
 from charrnn import checkpoint
 from charrnn.model.config import ModelConfig, parameter_count
 from charrnn.model.presets import (
+    DENSE_EVALS_FROM,
     EARLY_STOP_PASSES,
     FEW_PASSES,
     MANY_PASSES,
@@ -168,8 +169,9 @@ def test_auto_stops_a_text_read_many_times_early_and_says_so_in_one_clause():
     stopped = for_passes(medium, EARLY_STOP_PASSES)
     assert stopped.patience == PATIENCE and stopped.max_epochs is None
     assert stopped.reason == (
-        f"{medium.reason}; dropout 0.7 and a stop after {PATIENCE} evaluations (one an epoch) "
-        f"without a better validation loss, as the budget reads the text about 20 times"
+        f"{medium.reason}; dropout 0.7 and a stop after {PATIENCE} evaluations (one a pass, every "
+        "other pass before the 6th) without a better validation loss, as the budget reads the "
+        "text about 20 times"
     )
     # more passes than help: MAX_PASSES of them, the dropout theirs
     capped = for_passes(medium, 4 * MAX_PASSES)
@@ -177,8 +179,8 @@ def test_auto_stops_a_text_read_many_times_early_and_says_so_in_one_clause():
     assert capped.preset == for_passes(medium, MAX_PASSES).preset
     assert capped.reason == (
         f"{medium.reason}; dropout 0.7, {MAX_PASSES:g} passes and a stop after {PATIENCE} "
-        "evaluations (one an epoch) without a better validation loss, as the budget would read "
-        f"the text about {4 * MAX_PASSES:g} times"
+        "evaluations (one a pass, every other pass before the 6th) without a better validation "
+        f"loss, as the budget would read the text about {4 * MAX_PASSES:g} times"
     )
     stop_only = for_passes(medium, 40.0, dropout=False)  # the user's dropout: the preset's kept
     assert stop_only.patience == PATIENCE and stop_only.preset == medium.preset
@@ -210,9 +212,14 @@ def test_only_a_time_budget_that_reads_the_text_many_times_gets_early_stopping(
     assert (f"a stop after {PATIENCE} evaluations" in opened.choice.reason) == (
         patience == PATIENCE
     )
+    config = opened.trainer.config
     if not train:  # evaluated every epoch: the peak of a short text comes within a few
-        steps_per_epoch = 18_000 // (32 * 32)
-        assert opened.trainer.config.eval_every <= steps_per_epoch
+        steps_per_epoch = len(opened.trainer.train_batches)
+        assert config.eval_every <= steps_per_epoch
+        # ... but every other epoch before DENSE_EVALS_FROM: the peak comes after it
+        assert config.sparse_evals_until == round(DENSE_EVALS_FROM * steps_per_epoch)
+    else:
+        assert config.sparse_evals_until is None
 
 
 @pytest.mark.parametrize(

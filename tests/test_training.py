@@ -215,6 +215,27 @@ def test_a_small_text_is_evaluated_at_least_once_an_epoch(tmp_path, n_chars):
     assert steps[0] <= per_epoch and all(b - a <= per_epoch for a, b in pairwise(steps))
 
 
+def test_early_on_every_other_scheduled_evaluation_runs_and_an_eval_every_given_on_resume_all(
+    tmp_path, text
+):
+    """sparse_evals_until (auto's, for a run it stops early): before it the second, the fourth,
+    ... scheduled evaluation; from it every one. A resume given --eval-every asks for each."""
+    run = tmp_path / "r"
+    trainer = make_trainer(text, run, max_steps=40, eval_every=5, sparse_evals_until=21)
+    for event in trainer.run():
+        if isinstance(event, StepEvent) and event.step == 28:
+            trainer.request_stop()
+    evals = [r["step"] for r in trainer.pos.metrics if r["kind"] == "eval"]
+    assert evals == [10, 20, 25]
+    read = lambda specs, encoding: encode_text(text, "tiny")  # noqa: E731
+    kept = resume(run, read, corpus_specs=["-"], train={"max_steps": 40}).trainer
+    assert kept.config.sparse_evals_until == 21
+    every = resume(run, read, corpus_specs=["-"], train={"eval_every": 5}).trainer
+    assert every.config.sparse_evals_until is None
+    drain(every)
+    assert [r["step"] for r in every.pos.metrics if r["kind"] == "eval"] == [10, 20, 25, 30, 35, 40]
+
+
 # ------------------------------------------------------------------- rollbacks, stops and locks
 
 

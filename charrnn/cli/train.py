@@ -409,7 +409,7 @@ def _progress_due(trainer, event, written: float) -> bool:
     """Whether a step should have a progress line: PROGRESS_EVERY_S after the last line, and not
     where an evaluation line follows (an evaluation's step, the last)."""
     quiet_for = time.monotonic() - written
-    evaluating = event.step % trainer.config.steps_per_eval == 0 or event.progress >= 1
+    evaluating = trainer.config.evaluates_at(event.step) or event.progress >= 1
     return quiet_for >= PROGRESS_EVERY_S and not evaluating
 
 

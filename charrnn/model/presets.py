@@ -83,6 +83,12 @@ MOST_PASSES_DROPOUT = 0.7
 # times at most").
 EARLY_STOP_PASSES = 20.0
 PATIENCE = 4
+# Such a run evaluates every other pass before this one (the second and the fourth), and every
+# pass from it: each evaluation reads the whole validation split, a tenth of the text, so that
+# one every pass cost 3.1-3.3% of a 2-minute budget, more than evaluations may spend; and the best
+# came at pass 9 or later in every run measured, the loss still falling fast at pass 5
+# (docs/evaluation-cost.md, "under early stopping").
+DENSE_EVALS_FROM = 6.0
 # A time budget that would read the text more often reads it MAX_PASSES times (`auto`): the
 # learning rate's decay then comes around the best validation loss, not long after it. Medium at
 # dropout 0.7 on 50 K characters, best within runs of 15, 20, 25 passes 1.6343, 1.6320, 1.6337,
@@ -169,7 +175,10 @@ def for_passes(
     most = MAX_PASSES if early_stop and passes > MAX_PASSES else None
     rate = dropout_for(min(passes, most or passes), choice.preset) if dropout else None
     patience = PATIENCE if early_stop and passes >= EARLY_STOP_PASSES else None
-    stop = f"a stop after {PATIENCE} evaluations (one an epoch) without a better validation loss"
+    stop = (
+        f"a stop after {PATIENCE} evaluations (one a pass, every other pass before the "
+        f"{DENSE_EVALS_FROM:.0f}th) without a better validation loss"
+    )
     changes = [
         f"dropout {rate:g}" if rate is not None and rate != choice.preset.dropout else "",
         f"{most:g} passes" if most else "",

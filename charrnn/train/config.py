@@ -46,6 +46,11 @@ class TrainConfig:
     # Early stopping: stop after this many evaluations in a row without a new best validation
     # loss (best.pt holds the best); None: train to the budget.
     patience: int | None = None
+    # Before this step only every other evaluation of the schedule runs (None: every one). `auto`
+    # sets it for a short text it stops early (start.py): the best came late in every run
+    # measured, and an evaluation of each early pass, reading the whole validation split, cost
+    # more than the share of the budget that evaluations may spend (evalplan.SHARE).
+    sparse_evals_until: int | None = None
     seed: int = SEED
     max_rollbacks: int = 3  # give up after this many rollbacks in a row without a good checkpoint
     # Each step, each stream restarts from a zero state with this chance, wherever it is in the
@@ -63,6 +68,15 @@ class TrainConfig:
     @property
     def steps_per_eval(self) -> int:
         return self.eval_every or max(1, round(EVAL_CHARS / (self.batch_size * self.seq_len)))
+
+    def evaluates_at(self, step: int) -> bool:
+        """Whether the schedule has an evaluation after `step`: every steps_per_eval steps, and
+        of those before sparse_evals_until every other one (the second, the fourth, ...)."""
+        turn, rest = divmod(step, self.steps_per_eval)
+        if rest or step == 0:
+            return False
+        dense = self.sparse_evals_until is None or step >= self.sparse_evals_until
+        return dense or turn % 2 == 0
 
     @property
     def steps_per_record(self) -> int:

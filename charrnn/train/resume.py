@@ -99,9 +99,11 @@ def _check_budget(trainer: Trainer) -> Trainer:
 
 
 def _extended(config: TrainConfig, train: dict) -> TrainConfig:
-    """`config` with the budget given (all three limits replaced), eval_every, patience and
-    precision."""
+    """`config` with the budget given (all three limits replaced), eval_every (every one of its
+    evaluations: none left out early on), patience and precision."""
     given = {k: train[k] for k in ("eval_every", "patience", "precision") if train.get(k)}
+    if "eval_every" in given:
+        given["sparse_evals_until"] = None
     if any(train.get(k) is not None for k in BUDGETS):
         given.update({k: train.get(k) for k in BUDGETS})
     return dataclasses.replace(config, **given)

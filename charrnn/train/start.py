@@ -20,6 +20,7 @@ from charrnn.errors import CheckpointError, ConfigError, RunError
 from charrnn.model.config import parameter_count
 from charrnn.model.network import CELLS, CharRNN, ModelConfig, grown_weights
 from charrnn.model.presets import (
+    DENSE_EVALS_FROM,
     FINE_TUNE,
     PRESETS,
     Choice,
@@ -102,7 +103,9 @@ def start(
         train["max_epochs"] = choice.max_epochs
     preset = _with_options(choice.preset, cell, len(corpus.vocab), model)
     config, notes = _fitted(_train_config(preset, train), train, len(corpus), dist)
-    config = _evaluating(config, train, len(corpus), MIN_EVALS_PER_EPOCH, dist)
+    # A run `auto` stops early evaluates every other pass before DENSE_EVALS_FROM (presets.py).
+    sparse = DENSE_EVALS_FROM if choice.patience is not None else None
+    config = _evaluating(config, train, len(corpus), MIN_EVALS_PER_EPOCH, dist, sparse)
     model_config = _shape(preset, cell, len(corpus.vocab), model)
     model_config.lead_in = lead_in_for(corpus.ids, corpus.vocab)
     ids, vocab = corpus.ids, corpus.vocab
@@ -231,16 +234,27 @@ def _fitted(config: TrainConfig, train: dict, n_chars: int, dist: Dist, whose: s
     return dataclasses.replace(config, batch_size=fits), [note]
 
 
-def _evaluating(config: TrainConfig, train: dict, n_chars: int, per_epoch: int, dist: Dist):
+def _evaluating(
+    config: TrainConfig,
+    train: dict,
+    n_chars: int,
+    per_epoch: int,
+    dist: Dist,
+    sparse_passes: float | None = None,
+) -> TrainConfig:
     """`config` evaluating every EVAL_CHARS characters trained, but at least `per_epoch` times an
     epoch of a text of `n_chars`: a small text is learned by heart within a few epochs, and
-    best.pt can only keep the best model if an evaluation sees it. An eval_every given wins."""
+    best.pt can only keep the best model if an evaluation sees it; and (`sparse_passes`) only
+    every other one of them before that many passes. An eval_every given wins."""
     if train.get("eval_every") is not None:
         return config
     n_train = data.train_length(n_chars, config.val_frac)
     steps_per_epoch = n_train // (config.batch_size * dist.world) // config.seq_len
     every = max(1, steps_per_epoch // per_epoch)
-    return dataclasses.replace(config, eval_every=min(every, config.steps_per_eval))
+    until = None if sparse_passes is None else round(sparse_passes * steps_per_epoch)
+    return dataclasses.replace(
+        config, eval_every=min(every, config.steps_per_eval), sparse_evals_until=until
+    )
 
 
 def _fitting_batch(n_chars: int, val_frac: float, seq_len: int, world: int) -> int:

@@ -7,8 +7,9 @@ The loop, per step:
     logits, state = model(x, state)               # state carried in from the previous batch
     state = detach(state)                         # truncated BPTT: keep the values, cut the graph
     loss.backward(); clip; optimizer.step()
-and every config.steps_per_eval steps: evaluate, write last.pt (and best.pt if better); under a
-time budget, as the budget's share for evaluations pays, in time for the final one (evalplan.py).
+and where the schedule has one (config.evaluates_at): evaluate, write last.pt (and best.pt if
+better); under a time budget, as the budget's share for evaluations pays, in time for the final
+one (evalplan.py).
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ class Trainer:
             yield StepEvent(
                 self.pos.step, loss, self.lr(), self.progress(), chars_per_s, epoch, elapsed
             )
-            due = self.pos.step % c.steps_per_eval == 0 and self.budget.due(self.pos.elapsed)
+            due = c.evaluates_at(self.pos.step) and self.budget.due(self.pos.elapsed)
             if due and not self._stop:
                 if event := self._evaluate_and_save(sum(losses) / len(losses)):
                     yield event
