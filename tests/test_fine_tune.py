@@ -255,7 +255,8 @@ def test_a_fine_tune_that_finds_nothing_better_says_best_pt_is_where_it_started(
     rng = random.Random(0)
     table = "".join(f"{rng.randrange(10**6):06d}{'|' if i % 8 else chr(10)}" for i in range(90))
     (tmp_path / "odd.txt").write_text(words + table[: 6000 - len(words)])
-    r = env(["train", "odd.txt", "--init-from", "base", "--steps", "40", "--eval-every", "10"])
+    # (not every 10 steps: after 10 steps in warm-up the model is the start's, within the noise)
+    r = env(["train", "odd.txt", "--init-from", "base", "--steps", "40", "--eval-every", "20"])
     assert r.exit_code == 0, r.stderr
     records = [json.loads(line) for line in (tmp_path / "checkpoints/odd/metrics.jsonl").open()]
     losses = [e["val_loss"] for e in records if e.get("val_loss") is not None]

@@ -12,8 +12,9 @@ from helpers.cli import assert_one_error
 from charrnn import checkpoint, devices
 from charrnn.errors import ConfigError
 from charrnn.text.encoded import encode_text
+from charrnn.train.evaluate import evaluate
 from charrnn.train.resume import resume
-from charrnn.train.trainer import StepEvent
+from charrnn.train.trainer import EvalEvent, StepEvent
 
 CPU = torch.device("cpu")
 
@@ -84,6 +85,21 @@ def test_a_bf16_run_learns_as_a_float32_run_and_keeps_float32(tmp_path, text, na
     saved = checkpoint.load(runs["bfloat16"].run_dir.last)  # weights_only, as every load is
     assert saved["train_config"]["precision"] == "bfloat16"
     assert all(t.dtype == torch.float32 for t in saved["model"].values() if t.is_floating_point())
+
+
+def test_a_bf16_run_evaluates_in_bf16_a_hair_from_float32(tmp_path, text, native):
+    """A run's evaluations read in its step's arithmetic (about twice as fast): its record is the
+    bf16 read of its model, a hair from the float32 read that `score` gives."""
+    native(True)
+    trainer = make_trainer(
+        text, tmp_path / "r", cell=BF16_CELL, max_steps=30, eval_every=30, precision="bfloat16"
+    )
+    record = [e.record for e in drain(trainer) if isinstance(e, EvalEvent)][-1]
+    with torch.autocast("cpu", torch.bfloat16):
+        half = evaluate(trainer.trained, trainer.val_batches).loss
+    full = evaluate(trainer.trained, trainer.val_batches).loss
+    assert record["val_loss"] == pytest.approx(half, abs=1e-5)  # (the record keeps 5 decimals)
+    assert half != full and half == pytest.approx(full, abs=2e-3)
 
 
 def test_the_same_seed_gives_the_same_bf16_weights(tmp_path, text, native):

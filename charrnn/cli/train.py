@@ -165,8 +165,8 @@ Examples:
     "--precision",
     type=click.Choice(PRECISIONS),
     help="The training step's arithmetic: auto is bfloat16 mixed precision where this CPU has "
-    "it natively (AVX-512 BF16 or AMX: ~1.4x the steps), else float32; the weights, evaluations "
-    "and samples are float32 either way  [default: auto].",
+    "it natively (AVX-512 BF16 or AMX: ~1.4x the steps), else float32; the run's evaluations "
+    "read in it too; the weights and samples are float32 either way  [default: auto].",
 )
 @click.option("--steps", type=click.IntRange(1), help="Stop after this many steps in all.")
 @click.option("--epochs", type=Number(0, min_open=True), help="Stop after N epochs.")

@@ -28,8 +28,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     # The training step's arithmetic (devices.PRECISIONS): "auto" is bfloat16 mixed precision
     # where the CPU computes bf16 natively (its steps ~1.4x faster, learning per step about the
-    # same: docs/performance.md), float32 elsewhere. The weights, the evaluations and sampling
-    # stay float32 whatever this says.
+    # same: docs/performance.md), float32 elsewhere. The run's evaluations read in it too; the
+    # weights and sampling stay float32 whatever this says.
     precision: str = "auto"
     val_frac: float = VAL_FRAC
     # Evaluate on at most this many characters from the start of the validation split: enough to
