@@ -300,6 +300,7 @@ def test_the_cli_trains_resumes_samples_scores_and_lists_each_cell(env, corpus_f
     assert (record["cell"], record["shape"], record["step"]) == (cell, "2x24", 30)
     saved = checkpoint.load(Path(record["folder"]) / "last.pt")
     assert record["dropout"] == saved["model_config"]["dropout"]
+    assert record["lr"] == saved["train_config"]["lr"]  # the cell's own peak rate
 
 
 def test_an_unknown_cell_is_a_usage_error(env, corpus_file):

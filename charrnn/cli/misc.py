@@ -21,9 +21,10 @@ Examples:
   charrnn runs --json | jq -r 'select(.status == "ok") | .run'"""
 )
 @json_option(
-    "One JSON object per run and line: run, folder, status, cell, shape, dropout, from (the run it "
-    "was fine-tuned from), step, scores, note, ended (steps, epochs, time, patience, stopped, or "
-    "null while it trains, or where it ended without saying: killed, or a failed write)."
+    "One JSON object per run and line: run, folder, status, cell, shape, dropout, lr (its peak "
+    "learning rate), from (the run it was fine-tuned from), step, scores, note, ended (steps, "
+    "epochs, time, patience, stopped, or null while it trains, or where it ended without "
+    "saying: killed, or a failed write)."
 )
 @checkpoint_dir_option
 def runs(checkpoint_dir, as_json):

@@ -24,6 +24,7 @@ class RunInfo:
     cell: str | None = None  # "lstm", "gru" or "rnn"
     shape: str | None = None  # layers x width, e.g. "1x512"
     dropout: float | None = None  # what it trains with (--size auto sets it by the passes)
+    lr: float | None = None  # its peak learning rate (its preset's, or a share of its base's)
     origin: str | None = None  # the run it was fine-tuned from (train --init-from), if any
     origin_step: int | None = None  # ... at that run's step
     origin_checkpoint: str | None = None  # ... from this file (its absolute path then)
@@ -42,6 +43,7 @@ class RunInfo:
             "cell": self.cell,
             "shape": self.shape,
             "dropout": self.dropout,
+            "lr": self.lr,
             "from": self.origin,
             "from_step": self.origin_step,
             "from_checkpoint": self.origin_checkpoint,
@@ -100,6 +102,7 @@ def inspect(run: RunDir) -> RunInfo:
     trainer = newest["trainer"] if isinstance(newest["trainer"], dict) else {}
     records = newest["metrics"] if isinstance(newest["metrics"], list) else []
     config = newest["model_config"] if isinstance(newest["model_config"], dict) else {}
+    train = newest.get("train_config") if isinstance(newest.get("train_config"), dict) else {}
     layers, width = _number(config.get("num_layers"), int), _number(config.get("hidden_size"), int)
     origin = newest.get("origin") if isinstance(newest.get("origin"), dict) else {}
     base = origin.get("checkpoint")
@@ -113,6 +116,7 @@ def inspect(run: RunDir) -> RunInfo:
         cell=config.get("cell") if isinstance(config.get("cell"), str) else None,
         shape=f"{layers}x{width}" if layers and width else None,
         dropout=_number(config.get("dropout"), float),
+        lr=_number(train.get("lr"), float),
         origin=origin.get("run") if isinstance(origin.get("run"), str) else None,
         origin_step=_number(origin.get("step"), int),
         origin_checkpoint=base if isinstance(base, str) else None,
