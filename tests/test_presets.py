@@ -143,6 +143,29 @@ def test_the_cli_says_what_auto_chose_and_why(
     assert ("as it trains in float32" in r.stderr) == (shape[0] == "1x384 LSTM")
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "chosen"), [(0.7, 1.1, "medium"), (0.3, None, "small")]
+)
+def test_a_speed_that_puts_the_budget_just_under_the_line_is_read_again(
+    tmp_path, monkeypatch, text, first, second, chosen
+):
+    """A reading a moment's slowness could make: just under the line, auto reads medium's speed
+    again and keeps the faster; far under it, once is enough."""
+    from charrnn.runs import RunDir
+    from charrnn.text.encoded import encode_text
+
+    readings = [r * MEDIUM_FROM_CHARS / 600 for r in (first, second) if r is not None]
+    calls = iter(readings)
+    monkeypatch.setattr(start, "training_speed", lambda *a, **k: next(calls))
+    corpus = encode_text(text, "t")
+    model = {"hidden_size": 16, "embedding_dim": 8}
+    train = {"max_time": 600.0, "max_steps": 1}
+    opened = start.start(corpus, RunDir(tmp_path / "r"), model=model, train=train)
+    assert opened.choice.name == chosen
+    assert next(calls, None) is None  # every reading taken, and no more
+    assert f"({max(readings):,.0f}/s measured)" in opened.choice.reason
+
+
 def test_options_override_what_auto_chose(tmp_path, monkeypatch, corpus_file):
     monkeypatch.chdir(tmp_path)
     r = invoke(

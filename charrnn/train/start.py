@@ -22,6 +22,7 @@ from charrnn.model.network import CELLS, CharRNN, ModelConfig, grown_weights
 from charrnn.model.presets import (
     DENSE_EVALS_FROM,
     FINE_TUNE,
+    MEDIUM_FROM_CHARS,
     PRESETS,
     Choice,
     Preset,
@@ -302,6 +303,11 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
     return for_passes(choice, read, dropout="dropout" not in model, early_stop=early_stop)
 
 
+# Where the first reading of medium's speed puts the budget at this share of MEDIUM_FROM_CHARS or
+# more, but under it, `auto` reads the speed again (a second or so more of start-up).
+NEAR_THE_LINE = 0.6
+
+
 def _by_speed(medium, cell, model, train, vocab, device, dist: Dist) -> tuple[Choice, float]:
     """`auto`'s preset by the `medium` model's speed measured here (characters a second), shaped
     as this run would shape it (cell, options given), summed over the ranks so that every rank
@@ -313,6 +319,12 @@ def _by_speed(medium, cell, model, train, vocab, device, dist: Dist) -> tuple[Ch
     device = torch.device(device)
     float32 = device.type == "cpu" and autocast_dtype(config.precision, device) is None
     rate, float32_ranks = dist.all_sum([rate, float(float32)])
+    if NEAR_THE_LINE * MEDIUM_FROM_CHARS <= rate * config.max_time < MEDIUM_FROM_CHARS:
+        # Small by a reading that a moment's slowness could make: read again, keep the faster.
+        # (Seen: one reading of eight a third below the rest, which put a run on small where
+        # medium, at the line, did 0.036 better: docs/performance.md, "medium or small".)
+        again = dist.all_sum([training_speed(shape, config, device)])[0]
+        rate = max(rate, again)
     # A user who gives the width, the depth or the streams shapes the model: small stays small.
     shaped = any(k in model for k in ("hidden_size", "num_layers")) or "batch_size" in train
     float32_lstm = cell == "lstm" and float32_ranks == dist.world and not shaped  # every rank
