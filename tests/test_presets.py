@@ -25,6 +25,7 @@ from charrnn.model.presets import (
     choose,
     for_passes,
 )
+from charrnn.train import config as config_module
 from charrnn.train import start
 from charrnn.train.config import TrainConfig
 from charrnn.train.speed import training_speed
@@ -226,6 +227,8 @@ def test_only_a_time_budget_that_reads_the_text_many_times_gets_early_stopping(
     from charrnn.text.encoded import encode_text
 
     monkeypatch.setattr(start, "training_speed", lambda *a, **k: 200_000.0)  # medium
+    # a pass longer than the characters between evaluations of a run that does not stop early
+    monkeypatch.setattr(config_module, "EVAL_CHARS", 4 * 32 * 32)
     corpus = encode_text(text[:20_000], "t")  # 600 s at about 200,000 a second: read ~6,000 times
     model = {"hidden_size": 16, "embedding_dim": 8}
     opened = start.start(corpus, RunDir(tmp_path / "r"), model=model, train=train)
@@ -238,11 +241,27 @@ def test_only_a_time_budget_that_reads_the_text_many_times_gets_early_stopping(
     config = opened.trainer.config
     if not train:  # evaluated every epoch: the peak of a short text comes within a few
         steps_per_epoch = len(opened.trainer.train_batches)
-        assert config.eval_every <= steps_per_epoch
-        # ... but every other epoch before DENSE_EVALS_FROM: the peak comes after it
+        assert config.eval_every == steps_per_epoch  # one a pass, however long the pass
+        # ... but every other pass before DENSE_EVALS_FROM: the peak comes after it
         assert config.sparse_evals_until == round(DENSE_EVALS_FROM * steps_per_epoch)
     else:
-        assert config.sparse_evals_until is None
+        assert config.sparse_evals_until is None and config.eval_every <= 4
+
+
+def test_an_eval_every_given_keeps_its_schedule_and_the_first_line_claims_no_other(
+    tmp_path, monkeypatch, text
+):
+    from charrnn.runs import RunDir
+    from charrnn.text.encoded import encode_text
+
+    monkeypatch.setattr(start, "training_speed", lambda *a, **k: 200_000.0)  # medium
+    corpus = encode_text(text[:20_000], "t")
+    model = {"hidden_size": 16, "embedding_dim": 8}
+    opened = start.start(corpus, RunDir(tmp_path / "r"), model=model, train={"eval_every": 5})
+    config = opened.trainer.config
+    assert config.patience == PATIENCE and config.max_epochs == MAX_PASSES  # still stops early
+    assert config.eval_every == 5 and config.sparse_evals_until is None
+    assert f"a stop after {PATIENCE} evaluations without a better" in opened.choice.reason
 
 
 @pytest.mark.parametrize(

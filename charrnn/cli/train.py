@@ -27,6 +27,7 @@ from charrnn.defaults import CELL, SAMPLE_LENGTH, SEED, SIZE, TEMPERATURE, VAL_F
 from charrnn.devices import PRECISIONS, resolve_device
 from charrnn.model.config import CELLS
 from charrnn.model.presets import (
+    DENSE_EVALS_FROM,
     EARLY_STOP_PASSES,
     FINE_TUNE,
     MAX_PASSES,
@@ -116,8 +117,9 @@ Examples:
     "--layers or --batch-size is given); auto also sets the dropout by how many times the "
     "budget reads the text: none below once, the preset's up to 4, rising to 0.5 at 10 and "
     f"0.7 at 20; a --time budget that reads the text {EARLY_STOP_PASSES:g} times or more gets "
-    f"--patience {PATIENCE} with an evaluation an epoch, and --epochs {MAX_PASSES:g} where it "
-    "would read it more often: a run stops once more passes no longer help.",
+    f"--patience {PATIENCE} with an evaluation a pass (every other pass before the "
+    f"{DENSE_EVALS_FROM:.0f}th), and --epochs {MAX_PASSES:g} where it would read it more often: "
+    "a run stops once more passes no longer help.",
 )
 @click.option(
     "--cell",
@@ -183,7 +185,8 @@ Examples:
     type=click.IntRange(1),
     help="Steps between evaluations and checkpoints  [default: about every million "
     "characters (1,024 steps at 32x32), and at least once an epoch of a small text; under "
-    "--time, fewer where they would cost over 3% of it].",
+    "--time, fewer where they would cost over 3% of it; with auto's early stop, once a pass, "
+    f"every other pass before the {DENSE_EVALS_FROM:.0f}th].",
 )
 @click.option(
     "--patience",

@@ -76,11 +76,11 @@ MANY_PASSES_DROPOUT = 0.5
 MOST_PASSES = 20.0  # passes: from here, MOST_PASSES_DROPOUT
 MOST_PASSES_DROPOUT = 0.7
 # From here (passes of a time budget) `auto` also stops a run early, after PATIENCE evaluations
-# in a row (one an epoch) without a better validation loss: medium on texts of 14 K to 300 K
-# characters reached its best validation loss at 11-18 passes, whether the run was to read the
-# text 15, 25, 40, 60 or 310 times, and only worsened after it; a 10-minute budget that reads a
-# 50 K text 310 times ran nine minutes for nothing (docs/performance.md, "a short text read 25
-# times at most").
+# in a row (one a pass: DENSE_EVALS_FROM) without a better validation loss: medium on texts of
+# 14 K to 300 K characters reached its best validation loss at 11-18 passes, whether the run was
+# to read the text 15, 25, 40, 60 or 310 times, and only worsened after it; a 10-minute budget
+# that reads a 50 K text 310 times ran nine minutes for nothing (docs/performance.md, "a short
+# text read 25 times at most").
 EARLY_STOP_PASSES = 20.0
 PATIENCE = 4
 # Such a run evaluates every other pass before this one (the second and the fourth), and every
@@ -166,19 +166,23 @@ def choose(
 
 
 def for_passes(
-    choice: Choice, passes: float, dropout: bool = True, early_stop: bool = True
+    choice: Choice,
+    passes: float,
+    dropout: bool = True,
+    early_stop: bool = True,
+    schedule: bool = True,
 ) -> Choice:
     """`choice` (of `auto`) fitted to a run that reads its text about `passes` times: the dropout
     for them (unless not `dropout`: the user's) and, for a time budget (`early_stop`), at most
-    MAX_PASSES and from EARLY_STOP_PASSES early stopping; the reason saying what changed and why,
-    in one clause."""
+    MAX_PASSES and from EARLY_STOP_PASSES early stopping, with its evaluations a pass (unless not
+    `schedule`: the user's --eval-every); the reason saying what changed and why, in one
+    clause."""
     most = MAX_PASSES if early_stop and passes > MAX_PASSES else None
     rate = dropout_for(min(passes, most or passes), choice.preset) if dropout else None
     patience = PATIENCE if early_stop and passes >= EARLY_STOP_PASSES else None
-    stop = (
-        f"a stop after {PATIENCE} evaluations (one a pass, every other pass before the "
-        f"{DENSE_EVALS_FROM:.0f}th) without a better validation loss"
-    )
+    when = f" (one a pass, every other pass before the {DENSE_EVALS_FROM:.0f}th)"
+    when = when if schedule else ""  # an --eval-every given says when
+    stop = f"a stop after {PATIENCE} evaluations{when} without a better validation loss"
     changes = [
         f"dropout {rate:g}" if rate is not None and rate != choice.preset.dropout else "",
         f"{most:g} passes" if most else "",

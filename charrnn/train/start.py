@@ -245,17 +245,18 @@ def _evaluating(
 ) -> TrainConfig:
     """`config` evaluating every EVAL_CHARS characters trained, but at least `per_epoch` times an
     epoch of a text of `n_chars`: a small text is learned by heart within a few epochs, and
-    best.pt can only keep the best model if an evaluation sees it; and (`sparse_passes`) only
-    every other one of them before that many passes. An eval_every given wins."""
+    best.pt can only keep the best model if an evaluation sees it. With `sparse_passes` (early
+    stopping's), `per_epoch` times an epoch whatever the text's length, every other pass before
+    that many. An eval_every given wins."""
     if train.get("eval_every") is not None:
         return config
     n_train = data.train_length(n_chars, config.val_frac)
     steps_per_epoch = n_train // (config.batch_size * dist.world) // config.seq_len
     every = max(1, steps_per_epoch // per_epoch)
-    until = None if sparse_passes is None else round(sparse_passes * steps_per_epoch)
-    return dataclasses.replace(
-        config, eval_every=min(every, config.steps_per_eval), sparse_evals_until=until
-    )
+    if sparse_passes is None:
+        return dataclasses.replace(config, eval_every=min(every, config.steps_per_eval))
+    until = round(sparse_passes * steps_per_epoch)
+    return dataclasses.replace(config, eval_every=every, sparse_evals_until=until)
 
 
 def _fitting_batch(n_chars: int, val_frac: float, seq_len: int, world: int) -> int:
@@ -300,7 +301,8 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
     # Early stopping only where the time budget is what ends the run: steps or epochs given are
     # the user's measure of it, and a patience given is the user's own.
     early_stop = all(train.get(k) is None for k in ("max_steps", "max_epochs", "patience"))
-    return for_passes(choice, read, dropout="dropout" not in model, early_stop=early_stop)
+    schedule = train.get("eval_every") is None  # an --eval-every given is the user's schedule
+    return for_passes(choice, read, "dropout" not in model, early_stop, schedule)
 
 
 # Where the first reading of medium's speed puts the budget at this share of MEDIUM_FROM_CHARS or

@@ -229,7 +229,7 @@ class Trainer:
     def _precision(self):
         """The training step's arithmetic (autocast to bfloat16 where the CPU has it, or none),
         in which evaluations read too: on the AMD machine with AVX-512 BF16, 1.6-2.1x faster than in
-        float32, the loss within 0.0002 nats of float32's (docs/evaluation-cost.md)."""
+        float32, the loss about 0.0002 nats from float32's (docs/evaluation-cost.md)."""
         return torch.autocast(self.device.type, self.autocast, enabled=self.autocast is not None)
 
     def _cold_starts(self) -> torch.Tensor:
