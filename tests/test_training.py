@@ -399,7 +399,7 @@ def test_text_unlike_the_rest_in_validation_is_said_once_with_the_loss_without_i
         assert " ran away" not in r.stderr
 
 
-def test_where_unlike_streams_are_said_in_characters_for_one_line_and_not_for_a_folder(
+def test_where_unlike_streams_are_said_in_characters_for_one_line_and_by_file_for_a_folder(
     env, tmp_path
 ):
     symbols = "QZXJK0123456789"
@@ -433,9 +433,36 @@ def test_where_unlike_streams_are_said_in_characters_for_one_line_and_not_for_a_
             [(first, last)] = best["val_unlike_chars"]
             assert first <= start + 1 and start + stream <= last + 2
             assert f"(characters {first}-{last} of the text)" in note
-        else:  # lines of files read one after another would not be lines of either file
+        else:  # the file, and the characters in it (b.txt begins at the text's 6,001st)
             assert best["val_unlike_lines"] == best["val_unlike_chars"] == []
-            assert note.startswith("Note: 1 validation stream reads far worse")
+            [(file, unit, first, last)] = best["val_unlike_files"]
+            assert (file, unit) == (os.path.join("parts", "b.txt"), "character")
+            assert first <= start + 1 - 6000 and start + stream - 6000 <= last + 2
+            assert f"(characters {first}-{last} of {file}) reads far worse" in note
+
+
+def test_a_folders_unlike_stream_is_said_in_lines_of_its_file(env, tmp_path):
+    symbols = "QZXJK0123456789"
+    words = "the quick brown fox jumps over the lazy dog and then runs far away\n"
+    text = symbols + (words * 200)[: 12_000 - len(symbols)]
+    stream = len(text) // 10 // 4
+    start = len(text) - 2 * stream
+    odd = text[:start] + (symbols * 30)[:stream] + text[start + stream :]
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "a.txt").write_text(odd[:5000])
+    (folder / "b.txt").write_text(odd[5000:])  # the block: in b.txt, from this line
+    line = 1 + odd[5000:start].count("\n")
+    r = env(["train", "parts", *TINY_CLI, "--steps", "200", "--eval-every", "100"])
+    assert r.exit_code == 0, r.stderr
+    [note] = [line for line in r.stderr.splitlines() if line.startswith("Note: ")]
+    records = (tmp_path / "checkpoints" / "parts" / "metrics.jsonl").open()
+    best = min((json.loads(line) for line in records), key=lambda r: r.get("val_loss", 9))
+    [(file, unit, first, last)] = best["val_unlike_files"]
+    assert (file, unit) == (os.path.join("parts", "b.txt"), "line")
+    assert first <= line <= last <= first + 2
+    where = f"line {first}" if first == last else f"lines {first}-{last}"
+    assert f"({where} of {file}) reads far worse" in note
 
 
 def test_the_note_says_where_the_first_unlike_streams_are():
@@ -456,7 +483,18 @@ def test_the_note_says_where_the_first_unlike_streams_are():
     assert "(lines 7 and 9 of the text)" in unlike_note(best)
     best["val_unlike_lines"], best["val_unlike_chars"] = [], [[90001, 90300]]  # one line
     assert "(characters 90001-90300 of the text)" in unlike_note(best)
-    del best["val_unlike_lines"], best["val_unlike_chars"]  # records from before they were kept
+    best["val_unlike_chars"] = []  # a text of several files: by file, in the text's order
+    best["val_unlike_files"] = [["b.md", "line", 3, 40], ["b.md", "line", 40, 41]]
+    assert "(lines 3-41 of b.md) read far worse" in unlike_note(best)
+    best["val_unlike_files"] += [["a.csv", "character", 7, 300], ["c.txt", "line", 2, 2]]
+    assert "(lines 3-41 of b.md, characters 7-300 of a.csv and line 2 of c.txt) read" in (
+        unlike_note(best)
+    )
+    best["val_unlike_files"] += [["c.txt", "line", 9, 9]]
+    assert "(lines 3-41 of b.md, characters 7-300 of a.csv, line 2 of c.txt and 1 more) read" in (
+        unlike_note(best)
+    )
+    del best["val_unlike_lines"], best["val_unlike_chars"], best["val_unlike_files"]  # older
     assert unlike_note(best).startswith("Note: 6 validation streams read far worse")
 
 

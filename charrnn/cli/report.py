@@ -84,7 +84,7 @@ def unlike_note(best: dict | None) -> str | None:
         return None
     streams = f"{n} validation streams read" if n > 1 else "1 validation stream reads"
     if where := _where_text(best):  # for a reader to look at
-        streams = streams.replace(" read", f" ({where} of the text) read", 1)
+        streams = streams.replace(" read", f" ({where}) read", 1)
     return (
         f"Note: {streams} far worse than the rest because of the text (symbols, a table, "
         "characters the training part rarely has), not because the model went wrong; over the "
@@ -93,26 +93,48 @@ def unlike_note(best: dict | None) -> str | None:
 
 
 def _where_text(record: dict) -> str:
-    """`lines 8661-8718, 8835-8876 and 2 more`: the ranges of lines (or of characters, in a text
-    of one line) a record's unlike streams span, those that touch merged, the first SAID_SPANS
-    said; plain numbers, as `sed -n` and `cut -c` take them. "" where none is known."""
-    for key, unit in (("val_unlike_lines", "line"), ("val_unlike_chars", "character")):
-        merged: list[list[int]] = []
-        for first, last in sorted(record.get(key) or []):
-            if merged and first <= merged[-1][1] + 1:  # adjacent streams: one range
-                merged[-1][1] = max(merged[-1][1], last)
-            else:
-                merged.append([first, last])
-        if merged:
-            said = [f"{a}" if a == b else f"{a}-{b}" for a, b in merged[:SAID_SPANS]]
-            more = f" and {len(merged) - SAID_SPANS} more" if len(merged) > SAID_SPANS else ""
-            plural = "s" * (len(merged) > 1 or merged[0][0] != merged[0][1])
-            if more or len(said) == 1:
-                listed = ", ".join(said) + more
-            else:
-                listed = f"{', '.join(said[:-1])} and {said[-1]}"
-            return f"{unit}{plural} {listed}"
-    return ""
+    """`lines 8661-8718, 8835-8876 and 2 more of the text`, or in a text of several files
+    `lines 3-40 of docs/b.md and characters 7-300 of data.csv`: the ranges of lines (or of
+    characters, in a text of one line) a record's unlike streams span, those that touch merged,
+    the first SAID_SPANS said; plain numbers, as `sed -n` and `cut -c` take them. "" where none
+    is known."""
+    spans = [(None, "line", a, b) for a, b in record.get("val_unlike_lines") or []]
+    spans = spans or [(None, "character", a, b) for a, b in record.get("val_unlike_chars") or []]
+    spans = spans or [tuple(f) for f in record.get("val_unlike_files") or []]
+    if spans and spans[0][0] is None:  # one text: by line (files: the streams' order, the text's)
+        spans = sorted(spans)
+    merged: list[list] = []  # [file, unit, first, last]
+    for file, unit, first, last in spans:
+        m = merged[-1] if merged else None
+        if m and m[:2] == [file, unit] and first <= m[3] + 1:  # adjacent streams: one range
+            m[3] = max(m[3], last)
+        else:
+            merged.append([file, unit, first, last])
+    if not merged:
+        return ""
+    groups: list[list] = []  # the ranges said, by file and unit: [file, unit, [ranges]]
+    for file, unit, a, b in merged[:SAID_SPANS]:
+        if not groups or groups[-1][:2] != [file, unit]:
+            groups.append([file, unit, []])
+        groups[-1][2].append((a, b))
+    more = len(merged) - SAID_SPANS
+    said = []
+    for file, unit, ranges in groups:
+        plural = "s" * (len(ranges) > 1 or ranges[0][0] != ranges[0][1])
+        listed = [f"{a}" if a == b else f"{a}-{b}" for a, b in ranges]
+        said.append((f"{unit}{plural}", listed, f"of {file}" if file else "of the text"))
+    if len(said) == 1:
+        unit, listed, of = said[0]
+        if more > 0:
+            return f"{unit} {', '.join(listed)} and {more} more {of}"
+        return f"{unit} {_and(listed)} {of}"
+    parts = [f"{unit} {_and(listed)} {of}" for unit, listed, of in said]
+    return ", ".join(parts) + f" and {more} more" if more > 0 else _and(parts)
+
+
+def _and(items: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _budget_time(seconds: float) -> str:

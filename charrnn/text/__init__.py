@@ -9,4 +9,5 @@ resolve    what the user named -> Sources
 vocab      characters <-> ids
 data       ids: compact dtypes, the split, the stream batcher
 encoded    Sources -> ids, encoded once and memory-mapped from the cache
+places     where in which file a stretch of the validation split is
 """

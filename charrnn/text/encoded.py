@@ -9,7 +9,7 @@ import hashlib
 import json
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -42,6 +42,9 @@ class EncodedCorpus:
     hit: bool  # found in the cache (False: encoded now)
     rebuilt: str | None = None  # why a damaged cache entry was encoded again, if one was
     encoding: str = ENCODING  # what the sources were read with (a resume reads them so again)
+    # Each file's label and length in characters, in reading order, to say where in which file a
+    # place in the text is; [] where not known (a cache entry from before they were kept).
+    files: list[tuple[str, int]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -85,7 +88,7 @@ def content_key(sources: Sources, progress: Progress | None = None) -> str:
 
 
 def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress) -> dict:
-    counts, n, text_sha = _count(sources, progress)
+    counts, n, text_sha, file_chars = _count(sources, progress)
     if n == 0:
         what = "standard input" if sources.origins == ["-"] else ", ".join(sources.origins)
         raise CorpusError(f"the corpus is empty ({what}); give it some text to learn from")
@@ -114,6 +117,7 @@ def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress
         "text_sha256": text_sha,
         "ids_crc32": crc,
         "sources": sources.origins,  # for `charrnn corpus cache` only: the key is the content
+        "file_chars": file_chars,  # each file's characters: the key fixes them, as the content
     }
     meta["meta_sha256"] = _seal(meta)
     sealed = jsonl.dumps(meta).encode()
@@ -121,21 +125,23 @@ def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress
     return meta
 
 
-def _count(sources: Sources, progress) -> tuple[torch.Tensor, int, str]:
-    """How often each code point occurs, the length in characters, and the text's SHA-256."""
+def _count(sources: Sources, progress) -> tuple[torch.Tensor, int, str, list[int]]:
+    """How often each code point occurs, the length in characters, the text's SHA-256, and each
+    file's length in characters."""
     counts = torch.zeros(_MAX_CODE_POINT + 1, dtype=torch.int64)
-    digest, n = hashlib.sha256(), 0
-    for text in _pieces(sources, progress, "count"):
+    digest, n, per_file = hashlib.sha256(), 0, [0] * len(sources.files)
+    for i, text in _pieces(sources, progress, "count"):
         digest.update(text.encode("utf-8", "surrogatepass"))
         n += len(text)
+        per_file[i] += len(text)
         hist = torch.bincount(code_points(text))
         counts[: len(hist)] += hist
-    return counts, n, digest.hexdigest()
+    return counts, n, digest.hexdigest(), per_file
 
 
 def _id_chunks(sources: Sources, vocab: CharVocab, dtype: torch.dtype, progress):
     """bytes of ids, piece by piece, in `dtype`."""
-    for text in _pieces(sources, progress, "encode"):
+    for _, text in _pieces(sources, progress, "encode"):
         ids = encode(text, vocab)  # (n,) in dtype
         out = bytearray(len(ids) * dtype.itemsize)  # what f.write and crc32 take, without numpy
         torch.frombuffer(out, dtype=dtype).copy_(ids)
@@ -143,10 +149,11 @@ def _id_chunks(sources: Sources, vocab: CharVocab, dtype: torch.dtype, progress)
 
 
 def _pieces(sources: Sources, progress, phase: str):
-    """The normalised text in pieces, reporting progress by characters as a share of bytes."""
+    """The normalised text in pieces, each with its file's index, reporting progress by
+    characters as a share of bytes."""
     total, done = sources.total_bytes(), 0
-    for text in sources.text_chunks():
-        yield text
+    for i, text in sources.numbered_chunks():
+        yield i, text
         done = min(done + len(text), total)
         if progress:
             progress(phase, done, total)
@@ -210,6 +217,9 @@ def _result(ids_path: Path, meta: dict, sources: Sources, hit: bool, rebuilt=Non
     """The entry with its ids file mapped privately: pages load as training reads them; nothing
     writes back."""
     dtype, n = _DTYPES[meta["dtype"]], int(meta["length"])
+    file_chars = meta.get("file_chars") or []
+    known = len(file_chars) == len(sources.files) and sum(file_chars) == n
+    labels = [s.label for s in sources.files]
     return EncodedCorpus(
         ids=torch.from_file(str(ids_path), shared=False, size=n, dtype=dtype),
         vocab=CharVocab.from_list(meta["vocab"]),
@@ -220,6 +230,7 @@ def _result(ids_path: Path, meta: dict, sources: Sources, hit: bool, rebuilt=Non
         hit=hit,
         rebuilt=rebuilt,
         encoding=sources.encoding,
+        files=list(zip(labels, file_chars, strict=True)) if known else [],
     )
 
 

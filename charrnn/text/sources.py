@@ -60,13 +60,19 @@ class Sources:
     def text_chunks(self) -> Iterator[str]:
         """The whole corpus as normalised text, in pieces; files joined so none runs into the next
         mid-line (a newline follows a file that does not end with one, unless it is the last)."""
+        for _, piece in self.numbered_chunks():
+            yield piece
+
+    def numbered_chunks(self) -> Iterator[tuple[int, str]]:
+        """text_chunks, each piece with the index of its file (a newline added after a file is
+        that file's)."""
         ends_line = True
         for i, src in enumerate(self.files):
             for piece in decode_chunks(src.chunks(), src.label, self.encoding):
-                yield piece
+                yield i, piece
                 ends_line = piece.endswith("\n")
             if not ends_line and i < len(self.files) - 1:
-                yield "\n"
+                yield i, "\n"
                 ends_line = True
 
     def total_bytes(self) -> int:

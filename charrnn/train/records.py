@@ -51,6 +51,8 @@ def evaluation(
         # where they are: [first, last] line of the text, or character in a text of one line
         "val_unlike_lines": (unlike_where or {}).get("lines", []),
         "val_unlike_chars": (unlike_where or {}).get("chars", []),
+        # in a text of several files: [file, "line" or "character", first, last]
+        "val_unlike_files": (unlike_where or {}).get("files", []),
         "lr": lr,
         "cold_start": cold.to_dict() if cold is not None else None,
         **{k: round(v, 3) for k, v in (cost or {}).items()},

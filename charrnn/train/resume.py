@@ -76,7 +76,9 @@ def resume(
     # as training starts, so that a rollback, or a resume after a stop, goes back to it.
     elsewhere = path.absolute() != run.last.absolute()
     ids = data.reindex(corpus.ids, corpus.vocab, model.vocab)
-    trainer = Trainer(state, ids, run, dist, save_last_first=elsewhere, started=started)
+    trainer = Trainer(
+        state, ids, run, dist, save_last_first=elsewhere, started=started, files=corpus.files
+    )
     trainer = _check_budget(trainer)
     given = Path(checkpoint_file) if checkpoint_file is not None and elsewhere else None
     return Opened(trainer, resumed_from=given, chars=saved["chars"])

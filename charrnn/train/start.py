@@ -137,7 +137,8 @@ def _opened(
         "char_counts": data.char_counts(ids, len(vocab)),  # sample checks by it
     }
     state = RunState(net, vocab, config, provenance, origin=origin)
-    trainer = Trainer(state, ids, run, dist, started=told.pop("started", None))
+    started = told.pop("started", None)
+    trainer = Trainer(state, ids, run, dist, started=started, files=corpus.files)
     return Opened(trainer, chars=len(corpus), **told)
 
 

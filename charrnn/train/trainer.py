@@ -20,7 +20,7 @@ import os
 import statistics
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,7 @@ from charrnn.model.network import (
 from charrnn.model.trained import Model
 from charrnn.runs import RunDir, is_evaluation
 from charrnn.text.data import StreamBatcher, check_fits, check_vocab, fit_advice, split
+from charrnn.text.places import Places
 from charrnn.threads import ThreadTuner, timed, tuned_threads
 from charrnn.train import coldstart, evalplan, records, schedule
 from charrnn.train.config import TrainConfig
@@ -59,7 +60,9 @@ class Trainer:
 
     `save_last_first`: write last.pt before the first step even where one is there, as when
     resumed from another file (best.pt beside a damaged last.pt), which last.pt must then hold.
-    `started`: when the command began, by `clock`: a time budget counts from there (None: run())."""
+    `started`: when the command began, by `clock`: a time budget counts from there (None: run()).
+    `files`: each file's label and length where the text is several files (EncodedCorpus.files),
+    so that a note can say in which file something in the validation split is."""
 
     def __init__(
         self,
@@ -70,6 +73,7 @@ class Trainer:
         save_last_first: bool = False,
         started: float | None = None,
         clock=time.perf_counter,
+        files: Sequence[tuple[str, int]] = (),
     ):
         c, d, model, vocab = state.config, dist, state.model, state.vocab
         check_vocab(vocab)
@@ -84,16 +88,14 @@ class Trainer:
         self.train_batches = StreamBatcher(train_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.val_batches = StreamBatcher(val_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.trained = Model(model, vocab)  # the model whole, as evaluation and samples read it
-        # Where the validation split begins in the text, to say where in it something is
-        # (_where): its first character and line (1-based). Only for a text that is one file (a
-        # pipe, a built-in corpus's file, a string): a folder's files are read one after another.
+        # Where the validation split's characters are, to say where something is (_where): the
+        # lines (or characters) of a text that is one file (a pipe, a built-in corpus's file, a
+        # string), and of several files (a folder) which file too, where their lengths are known.
         sources = state.corpus.get("sources") or []
-        self._one_text = not sources or (len(sources) == 1 and not os.path.isdir(sources[0]))
+        one_text = not sources or (len(sources) == 1 and not os.path.isdir(sources[0]))
         nl = vocab.index.get("\n")  # a fine-tune's vocabulary may have it, its text not
-        newlines = int((train_ids == nl).sum()) if nl is not None else 0
-        lines = nl is not None and newlines + int((val_ids == nl).sum()) > 0
-        self._newline = nl if lines else None
-        self._val_char, self._val_line = len(train_ids) + 1, 1 + newlines
+        parts = [(None, len(ids))] if one_text else list(files)
+        self._places = Places(ids, len(train_ids), nl, parts) if parts else None
         self.net = d.wrap(model)  # what the training step calls
         # None: float32 all through. Evaluations read in it too (_precision).
         self.autocast = autocast_dtype(c.precision, self.device)
@@ -286,17 +288,17 @@ class Trainer:
         self._rollbacks = 0
         return EvalEvent(record, improved)
 
-    def _where(self, spans: list[tuple[int, int]]) -> dict[str, list[list[int]]]:
-        """Where characters start .. end-1 of the validation split are in the text, for each
-        (start, end) of `spans`: its first and last line (1-based), or in a text without line
-        breaks its first and last character; none for a corpus of several files."""
-        ids, nl, line, char = self.val_batches.ids, self._newline, self._val_line, self._val_char
-        if not self._one_text:
+    def _where(self, spans: list[tuple[int, int]]) -> dict[str, list]:
+        """Where characters start .. end-1 of the validation split are, for each (start, end) of
+        `spans` (records.evaluation): in a text of one file its first and last line (1-based), or
+        character where it has no line breaks; in several files, which file as well."""
+        if self._places is None or not spans:
             return {}
-        if nl is None:
-            return {"chars": [[char + i, char + j - 1] for i, j in spans]}
-        before = [(int((ids[:i] == nl).sum()), int((ids[: j - 1] == nl).sum())) for i, j in spans]
-        return {"lines": [[line + a, line + b] for a, b in before]}
+        places = self._places.where(self.val_batches.ids, spans)
+        if places[0].file is None:  # one text
+            key = "lines" if places[0].unit == "line" else "chars"
+            return {key: [[p.first, p.last] for p in places]}
+        return {"files": [[p.file, p.unit, p.first, p.last] for p in places]}
 
     def _ends_after(self, loss: float, read_s: float) -> tuple[bool, bool]:
         """Whether the run ends after the evaluation under way, whose read found `loss` in

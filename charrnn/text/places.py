@@ -1,0 +1,77 @@
+"""Where a stretch of the validation split is in the files it came from, as a reader looks it up:
+the file, and its lines (1-based), or its characters in a file without line breaks."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Place:
+    """A stretch of one file: its `unit` ("line" or "character") numbers `first` to `last`, 1-based;
+    `file` None for a text that is one file."""
+
+    file: str | None
+    unit: str
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class _Part:
+    """The validation split's characters [start, end) that one file holds."""
+
+    file: str | None
+    start: int
+    end: int
+    number: int  # the line (or character) number in the file of the split's character `start`
+    lines: bool  # counted in lines: the file has a line break before its last character
+
+
+class Places:
+    """Says where characters of the validation split are. `ids`: the whole text (N,); the split
+    begins at `val_start`; `files`: each file's label and length in characters, in reading order
+    (a text of one file: [(None, N)])."""
+
+    def __init__(
+        self,
+        ids: torch.Tensor,
+        val_start: int,
+        newline: int | None,
+        files: Sequence[tuple[str | None, int]],
+    ):
+        self.newline, self.parts = newline, []
+        end = 0
+        for file, length in files:
+            start, end = end, end + length
+            if end <= val_start:  # a file wholly in the training part
+                continue
+            first = max(start, val_start)
+            # line breaks before the split's first character, and after it (but the last's): one
+            # pass over the file, which may be most of a large text
+            before = int((ids[start:first] == newline).sum()) if newline is not None else 0
+            after = int((ids[first : end - 1] == newline).sum()) if newline is not None else 0
+            lines = before + after > 0
+            number = 1 + (before if lines else first - start)
+            self.parts.append(_Part(file, first - val_start, end - val_start, number, lines))
+        self._starts = [p.start for p in self.parts]
+
+    def where(self, val_ids: torch.Tensor, spans: Sequence[tuple[int, int]]) -> list[Place]:
+        """Each span (start, end) of `val_ids` (the split's first characters, (n,)) as the place
+        in the file where it begins, cut at that file's end."""
+        places = []
+        for i, j in spans:
+            part = self.parts[max(bisect.bisect_right(self._starts, i) - 1, 0)]
+            last = min(j, part.end) - 1
+            if part.lines:  # a character's line: the part's first, and the breaks before it
+                a = part.number + int((val_ids[part.start : i] == self.newline).sum())
+                b = part.number + int((val_ids[part.start : last] == self.newline).sum())
+                places.append(Place(part.file, "line", a, b))
+            else:
+                a, b = part.number + i - part.start, part.number + last - part.start
+                places.append(Place(part.file, "character", a, b))
+        return places
