@@ -872,9 +872,20 @@ def test_a_stopped_resume_names_the_folder_given(damaged, monkeypatch, text):
         r = invoke(new, input=text)
         assert r.exit_code == 130, r.stderr
         assert r.stderr.rstrip().endswith("Resume with: ... | charrnn train - --resume ck2/s")
+        # standard input among files: the advice gives them, with the text piped in its place
+        (root / "a b.txt").write_text(text)
+        r = invoke([*new[:1], "a b.txt", *new[1:-3], "m", *new[-2:]], input=text)
+        assert r.exit_code == 130, r.stderr
+        given = shlex.quote(str((root / "a b.txt").resolve()))
+        advice = f"Resume with: ... | charrnn train {given} - --resume ck2/m"
+        assert r.stderr.rstrip().endswith(advice)
         monkeypatch.undo()
         r = invoke(["train", "-", "--resume", "ck2/s"], input=text)
         assert r.exit_code == 0 and r.stdout == "ck2/s/best.pt\n", r.stderr
+        r = invoke(["train", "--resume", "ck2/m"], input=text)  # the advice when none is given
+        assert r.stderr.rstrip().endswith(f"... | charrnn train {given} - --resume ck2/m")
+        r = invoke(["train", str(root / "a b.txt"), "-", "--resume", "ck2/m"], input=text)
+        assert r.exit_code == 0 and r.stdout == "ck2/m/best.pt\n", r.stderr
 
 
 def test_a_run_trained_on_a_pipe_is_not_read_from_it_again_unasked(text):

@@ -494,6 +494,9 @@ def test_the_note_says_where_the_first_unlike_streams_are():
     assert "(lines 3-41 of b.md, characters 7-300 of a.csv, line 2 of c.txt and 1 more) read" in (
         unlike_note(best)
     )
+    best["val_unlike_files"] = [["b.md", "line", a, b] for a, b in ((6, 17), (22, 31), (39, 48))]
+    best["val_unlike_files"] += [["c.md", "line", 5, 17]]  # "1 more" is not of b.md
+    assert "(lines 6-17, 22-31 and 39-48 of b.md and 1 more) read" in unlike_note(best)
     del best["val_unlike_lines"], best["val_unlike_chars"], best["val_unlike_files"]  # older
     assert unlike_note(best).startswith("Note: 6 validation streams read far worse")
 

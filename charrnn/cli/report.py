@@ -96,8 +96,8 @@ def _where_text(record: dict) -> str:
     """`lines 8661-8718, 8835-8876 and 2 more of the text`, or in a text of several files
     `lines 3-40 of docs/b.md and characters 7-300 of data.csv`: the ranges of lines (or of
     characters, in a text of one line) a record's unlike streams span, those that touch merged,
-    the first SAID_SPANS said; plain numbers, as `sed -n` and `cut -c` take them. "" where none
-    is known."""
+    the first SAID_SPANS said; plain numbers, lines as `sed -n` takes them, characters counted
+    as Python counts a str (after a byte-order mark). "" where none is known."""
     spans = [(None, "line", a, b) for a, b in record.get("val_unlike_lines") or []]
     spans = spans or [(None, "character", a, b) for a, b in record.get("val_unlike_chars") or []]
     spans = spans or [tuple(f) for f in record.get("val_unlike_files") or []]
@@ -123,11 +123,9 @@ def _where_text(record: dict) -> str:
         plural = "s" * (len(ranges) > 1 or ranges[0][0] != ranges[0][1])
         listed = [f"{a}" if a == b else f"{a}-{b}" for a, b in ranges]
         said.append((f"{unit}{plural}", listed, f"of {file}" if file else "of the text"))
-    if len(said) == 1:
+    if len({(m[0], m[1]) for m in merged}) == 1 and more > 0:  # all of one file: said once
         unit, listed, of = said[0]
-        if more > 0:
-            return f"{unit} {', '.join(listed)} and {more} more {of}"
-        return f"{unit} {_and(listed)} {of}"
+        return f"{unit} {', '.join(listed)} and {more} more {of}"
     parts = [f"{unit} {_and(listed)} {of}" for unit, listed, of in said]
     return ", ".join(parts) + f" and {more} more" if more > 0 else _and(parts)
 

@@ -5,6 +5,7 @@ the raw bytes and the encoding. How and why: docs/commands.md, "Corpora of any s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import zlib
@@ -61,6 +62,8 @@ def encode_corpus(
     if meta_path.exists() or ids_path.exists():
         try:
             meta = _open(key, meta_path, ids_path, progress)
+            if "file_chars" not in meta and len(sources.files) > 1:  # made before they were kept
+                meta = _with_file_chars(meta, sources, meta_path, progress)
             return _result(ids_path, meta, sources, hit=True)
         except _Damaged as e:
             rebuilt = str(e)
@@ -122,6 +125,21 @@ def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress
     meta["meta_sha256"] = _seal(meta)
     sealed = jsonl.dumps(meta).encode()
     write_cached(meta_path, lambda f: f.write(sealed), _WRITING, meta_path.parent)
+    return meta
+
+
+def _with_file_chars(meta: dict, sources: Sources, meta_path: Path, progress) -> dict:
+    """`meta` of an entry made before each file's length was kept, with them: counted now, in one
+    pass that decodes the files, and written into the entry (where the cache can still be
+    written: else they are counted again next time)."""
+    per_file = [0] * len(sources.files)
+    for i, text in _pieces(sources, progress, "count"):
+        per_file[i] += len(text)
+    meta = {**meta, "file_chars": per_file}
+    meta["meta_sha256"] = _seal(meta)
+    sealed = jsonl.dumps(meta).encode()
+    with contextlib.suppress(CorpusError), cache_writing(meta_path.parent):
+        write_cached(meta_path, lambda f: f.write(sealed), _WRITING, meta_path.parent)
     return meta
 
 
@@ -217,7 +235,7 @@ def _result(ids_path: Path, meta: dict, sources: Sources, hit: bool, rebuilt=Non
     """The entry with its ids file mapped privately: pages load as training reads them; nothing
     writes back."""
     dtype, n = _DTYPES[meta["dtype"]], int(meta["length"])
-    file_chars = meta.get("file_chars") or []
+    file_chars = meta.get("file_chars") or ([n] if len(sources.files) == 1 else [])
     known = len(file_chars) == len(sources.files) and sum(file_chars) == n
     labels = [s.label for s in sources.files]
     return EncodedCorpus(

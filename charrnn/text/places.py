@@ -48,7 +48,7 @@ class Places:
         end = 0
         for file, length in files:
             start, end = end, end + length
-            if end <= val_start:  # a file wholly in the training part
+            if end <= val_start or length == 0:  # wholly in the training part, or empty
                 continue
             first = max(start, val_start)
             # line breaks before the split's first character, and after it (but the last's): one
@@ -61,17 +61,24 @@ class Places:
         self._starts = [p.start for p in self.parts]
 
     def where(self, val_ids: torch.Tensor, spans: Sequence[tuple[int, int]]) -> list[Place]:
-        """Each span (start, end) of `val_ids` (the split's first characters, (n,)) as the place
-        in the file where it begins, cut at that file's end."""
+        """Each span (start, end) of `val_ids` (the split's first characters, (n,)) as the places
+        it covers in the order of the text: one per file it runs through."""
         places = []
         for i, j in spans:
-            part = self.parts[max(bisect.bisect_right(self._starts, i) - 1, 0)]
-            last = min(j, part.end) - 1
-            if part.lines:  # a character's line: the part's first, and the breaks before it
-                a = part.number + int((val_ids[part.start : i] == self.newline).sum())
-                b = part.number + int((val_ids[part.start : last] == self.newline).sum())
-                places.append(Place(part.file, "line", a, b))
-            else:
-                a, b = part.number + i - part.start, part.number + last - part.start
-                places.append(Place(part.file, "character", a, b))
+            k = max(bisect.bisect_right(self._starts, i) - 1, 0)
+            while True:
+                part = self.parts[k]
+                places.append(self._place(part, val_ids, i, min(j, part.end) - 1))
+                if j <= part.end or k + 1 == len(self.parts):
+                    break
+                k, i = k + 1, part.end  # on into the next file, which begins there
         return places
+
+    def _place(self, part: _Part, val_ids: torch.Tensor, first: int, last: int) -> Place:
+        """Characters first..last of the split, all in `part`'s file, numbered in that file."""
+        if part.lines:  # a character's line: the part's first, and the breaks before it
+            a = part.number + int((val_ids[part.start : first] == self.newline).sum())
+            b = part.number + int((val_ids[part.start : last] == self.newline).sum())
+            return Place(part.file, "line", a, b)
+        a, b = part.number + first - part.start, part.number + last - part.start
+        return Place(part.file, "character", a, b)

@@ -174,7 +174,7 @@ def _saved_sources(sources: list[str], run: RunDir, again: str, train: dict) -> 
     if "-" in sources or not sources:
         raise CorpusError(
             f"run {run.name!r} was trained on standard input or a text in memory; pipe the same "
-            f"text again: {resume_command(again, ['-'], train)}"
+            f"text again: {resume_command(again, text_to_give(sources), train)}"
         )
     # A pipe (mkfifo, or a shell's <(...)) gave its text once: opened again it would wait, silent,
     # for a writer, or it is gone with the shell that made it.
@@ -195,9 +195,10 @@ def _saved_sources(sources: list[str], run: RunDir, again: str, train: dict) -> 
 
 def text_to_give(sources: Sequence[str]) -> list[str]:
     """What a resume of a run trained on `sources` must be given (the corpus argument): standard
-    input (`-`) or a pipe's text again (`FILE`), or nothing: its files are read again."""
+    input (`-`) again, in its place among the files read with it, or a pipe's text again
+    (`FILE`), or nothing: its files are read again."""
     if "-" in sources or not sources:
-        return ["-"]
+        return list(sources) if len(sources) > 1 else ["-"]
     return ["FILE"] if _pipes(sources) else []
 
 
