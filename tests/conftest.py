@@ -246,6 +246,8 @@ def workspace(tmp_path_factory):
     torch.save(weights, root / "legacy5.pt", **legacy, pickle_protocol=5)
     newer = torch.load(root / "checkpoints/tiny/best.pt", weights_only=True)
     torch.save({**newer, "format_version": 99}, root / "newer.pt")
+    (root / "readonly.txt").write_text("kept\n")
+    (root / "readonly.txt").chmod(0o444)  # refused as an output, also to root
     return root
 
 

@@ -169,6 +169,13 @@ CASES = [
     (["inspect", "ok.txt", "-c", "tiny", "--html", "statedict.pt"], 1, "holds a saved model"),
     (["sample", "-c", "tiny", "-o", "legacy.pt"], 1, "legacy.pt holds a saved model"),
     (["export", "-c", "tiny", "--format", "html", "legacy5.pt"], 1, "holds a saved model"),
+    # a read-only file: root could replace it, and must not
+    (["sample", "-c", "tiny", "-o", "readonly.txt"], 1, "cannot write the output: readonly.txt"),
+    (
+        ["export", "-c", "tiny", "--format", "html", "readonly.txt"],
+        1,
+        "cannot write the output: readonly.txt",
+    ),
     (["export", "-c", "tiny", ""], 2, "'OUT': is empty"),
     (["export", "-c", "tiny", "m.onnx", "--prime", "A"], 2, "--prime is for a page (.html)"),
     (

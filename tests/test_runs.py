@@ -726,6 +726,24 @@ def copy_run(run: Path, to: Path) -> Path:
     return to
 
 
+def test_a_run_whose_best_pt_is_gone_is_damaged_not_untrained(damaged):
+    """An evaluated run without its best.pt (deleted by hand) is not one that has yet to train:
+    `runs` calls it damaged and `sample` points to its last.pt, never to more training."""
+    with workspace() as root:
+        run = root / "ck" / "r"
+        run.mkdir(parents=True)
+        (run / "last.pt").write_bytes((damaged / "last.pt").read_bytes())  # intact, evaluated
+        r = invoke(["runs", "--json", "--checkpoint-dir", "ck"])
+        [rec] = map(json.loads, r.stdout.splitlines())
+        assert rec["status"] == "damaged" and rec["evaluations"] >= 1
+        assert rec["note"].startswith("damaged: its best.pt is missing, though it was evaluated")
+        for args in (["-c", "ck/r"], ["--checkpoint-dir", "ck"]):
+            line = assert_one_error(invoke(["sample", *args]), 1, "best.pt")
+            assert "--resume" not in line and "last.pt" in line
+        r = invoke(["sample", "-c", "ck/r/last.pt", "-l", "5"])
+        assert r.exit_code == 0 and len(r.stdout) == 5, r.stderr
+
+
 def advised(r) -> list[str]:
     """The arguments of the `charrnn train ...` a one-line error advises."""
     assert_contract(r, ok_codes=())

@@ -338,6 +338,12 @@ def test_json_lines_for_scripts(sample, trained_run):
         assert -math.log(64) < row["mean_logprob"] < 0
 
 
+def test_an_empty_sample_has_no_mean_logprob(sample):
+    r = sample("-l", "0", "-n", "2", "--json")
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(row["text"], row["mean_logprob"]) for row in rows] == [("", None)] * 2
+
+
 @pytest.mark.parametrize("n", [1, 3])
 def test_mean_logprob_covers_exactly_the_characters_output(sample, model_vocab, n):
     model, vocab = model_vocab
@@ -498,7 +504,10 @@ def test_sample_keeps_its_contract_for_any_options(
         for row in rows:
             assert len(row["text"]) <= length and row["prime"] == prime
             assert not any(c in row["text"] for c in cuts)
-            assert -math.inf < row["mean_logprob"] <= 0
+            if row["text"]:
+                assert -math.inf < row["mean_logprob"] <= 0
+            else:  # nothing to average
+                assert row["mean_logprob"] is None
     elif n == 1:
         assert r.stdout.startswith(prime) and len(r.stdout) <= len(prime) + length
         assert not any(c in r.stdout[len(prime) :] for c in cuts)

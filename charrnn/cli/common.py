@@ -259,7 +259,8 @@ def refuse_to_replace(path: str) -> None:
     a saved model (refuse_saved_model), or it is read-only (an atomic replace needs only its
     folder's permission, so the file's own is checked here)."""
     refuse_saved_model(path)
-    if not os.access(path, os.W_OK):
+    # by its mode bits too: root may write any file, and would replace one marked read-only
+    if not os.access(path, os.W_OK) or not os.stat(path).st_mode & 0o222:
         raise cannot_write(PermissionError(errno.EACCES, os.strerror(errno.EACCES)), path)
 
 

@@ -189,6 +189,12 @@ def _pick(run: RunDir, spec: str) -> Path:
     if path_kind(run.best) is not None:
         return run.best
     if path_kind(run.last) is not None:
+        if (evaluated := len(inspect(run).metrics)) > 0:
+            raise RunError(
+                f"run {spec} has no best.pt: it is missing, though the run was evaluated "
+                f"{evaluated} times; give the file {run.last} instead of the run to use its "
+                "latest weights"
+            )
         raise RunError(
             f"run {spec} has not trained to its first evaluation yet, so it has no best.pt; "
             f"continue it with `charrnn train --resume {spec}`, or give the file {run.last} "

@@ -60,14 +60,27 @@ class RunInfo:
 
     @property
     def status(self) -> str:
-        """'damaged' (a file cannot be read), 'untrained' (no evaluation yet) or 'ok'."""
-        return "damaged" if self.problem else "ok" if self.has_best else "untrained"
+        """'damaged' (a file cannot be read, or best.pt is gone though the run was evaluated),
+        'untrained' (no evaluation yet) or 'ok'."""
+        if self.problem or self.lost_best:
+            return "damaged"
+        return "ok" if self.has_best else "untrained"
+
+    @property
+    def lost_best(self) -> bool:
+        """best.pt is missing though the run was evaluated (it is written at the first one)."""
+        return not self.has_best and bool(self.metrics)
 
     @property
     def note(self) -> str:
         """Why the run is not 'ok', and what to do; empty when it is."""
         if self.problem:
             return f"damaged: {self.problem}"
+        if self.lost_best:
+            return (
+                f"damaged: its best.pt is missing, though it was evaluated {len(self.metrics)} "
+                f"times; its latest weights are in {self.run.last}"
+            )
         if not self.has_best:
             at = f" (step {self.step})" if self.step is not None else ""
             return (

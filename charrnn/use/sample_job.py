@@ -93,7 +93,7 @@ class SampleJob:
             SampleResult(
                 text=text,
                 seed=seed,
-                mean_logprob=logprob if tracked else None,
+                mean_logprob=logprob if tracked and text else None,  # no mean of nothing
                 runaway=looks_runaway(text, self.sampler.model.vocab, counts),
                 judged=bool(self.counts) and cool and len(text) >= MIN_JUDGED,
             )
@@ -117,7 +117,12 @@ class SampleJob:
                 "seed": result.seed,
                 "checkpoint": checkpoint,
                 "settings": settings,
-                "mean_logprob": round(result.mean_logprob or 0.0, 6),
+                # null for an empty text (`-l 0`, a stop string at its start): nothing to average
+                "mean_logprob": _rounded(result.mean_logprob),
                 # null where not judged (a temperature above 1, or an older checkpoint)
                 "runaway": result.looks_runaway,
             }
+
+
+def _rounded(x: float | None) -> float | None:
+    return round(x, 6) if x is not None else None
