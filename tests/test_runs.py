@@ -408,6 +408,16 @@ def test_a_run_that_never_trained_is_never_sampled_silently(files):
         assert "'cut': not trained" in r.stderr and r.stderr.count("\n") == 1
         r = invoke(["score", "-c", "cut", "-"], input="ANNA:\n")
         assert r.exit_code == 1 and "has not trained to its first evaluation" in r.stderr
+        # in another checkpoint folder: the advice names the folder, as a resume needs it
+        os.rename(base, root / "ck2")
+        r = invoke(["sample", "-c", "cut", "--checkpoint-dir", "ck2"])
+        assert "continue it with `charrnn train --resume ck2/cut`" in r.stderr
+        [rec] = [
+            json.loads(x)
+            for x in invoke(["runs", "--json", "--checkpoint-dir", "ck2"]).stdout.splitlines()
+            if '"cut"' in x
+        ]
+        assert rec["note"].endswith("continue it with `charrnn train --resume ck2/cut`")
 
 
 def test_a_bare_name_is_a_run_and_a_path_is_a_path(files):

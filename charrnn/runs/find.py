@@ -197,7 +197,7 @@ def _pick(run: RunDir, spec: str) -> Path:
             )
         raise RunError(
             f"run {spec} has not trained to its first evaluation yet, so it has no best.pt; "
-            f"continue it with `charrnn train --resume {spec}`, or give the file {run.last} "
+            f"continue it with `charrnn train --resume {run.ref}`, or give the file {run.last} "
             "instead of the run to use its untrained weights as they are"
         )
     raise RunError(f"no checkpoint in the run folder {spec}; `charrnn runs` lists the runs")

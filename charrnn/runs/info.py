@@ -85,7 +85,7 @@ class RunInfo:
             at = f" (step {self.step})" if self.step is not None else ""
             return (
                 f"not trained to its first evaluation yet{at}; continue it with "
-                f"`charrnn train --resume {self.run.name}`"
+                f"`charrnn train --resume {self.run.ref}`"
             )
         return ""
 
