@@ -393,7 +393,8 @@ def test_a_run_that_never_trained_is_never_sampled_silently(files):
         base.mkdir()
         make_run(base, "cut", "step 0", files)
         r = invoke(["sample", "-l", "5"])
-        line = assert_one_error(r, 1, "charrnn train --resume cut")
+        # trained on a text in memory: the advice pipes it again
+        line = assert_one_error(r, 1, "`... | charrnn train - --resume cut`")
         assert line.startswith("Error: no trained runs in checkpoints: 'cut': not trained to")
         r = invoke(["sample", "-c", "cut", "-l", "5"])
         assert r.exit_code == 1 and "give the file checkpoints/cut/last.pt instead" in r.stderr
@@ -411,13 +412,13 @@ def test_a_run_that_never_trained_is_never_sampled_silently(files):
         # in another checkpoint folder: the advice names the folder, as a resume needs it
         os.rename(base, root / "ck2")
         r = invoke(["sample", "-c", "cut", "--checkpoint-dir", "ck2"])
-        assert "continue it with `charrnn train --resume ck2/cut`" in r.stderr
+        assert "continue it with `... | charrnn train - --resume ck2/cut`" in r.stderr
         [rec] = [
             json.loads(x)
             for x in invoke(["runs", "--json", "--checkpoint-dir", "ck2"]).stdout.splitlines()
             if '"cut"' in x
         ]
-        assert rec["note"].endswith("continue it with `charrnn train --resume ck2/cut`")
+        assert rec["note"].endswith("continue it with `... | charrnn train - --resume ck2/cut`")
 
 
 def test_a_bare_name_is_a_run_and_a_path_is_a_path(files):

@@ -50,7 +50,7 @@ def done_line(trainer, done) -> str:
     """How the run ended (`done`, its DoneEvent): stopped, and how to resume it, or trained."""
     run = trainer.run_dir
     if done.reason == "stopped":
-        from charrnn.train.resume import resume_command, text_to_give
+        from charrnn.runs.advice import resume_command, text_to_give
 
         again = resume_command(run.ref, text_to_give(trainer.corpus["sources"]), {})
         return f"Stopped at step {done.step:,}; saved {run.last}. Resume with: {again}"

@@ -1,6 +1,6 @@
 """Run folders, `BASE/NAME/{best.pt, last.pt, metrics.jsonl}`, and finding them again (names,
-folder, info, find: README's layout). The base folder is whatever the caller passes (the CLI's
---checkpoint-dir); nothing here reads the environment or the working directory on its own.
+folder, advice, info, find: README's layout). The base folder is whatever the caller passes (the
+CLI's --checkpoint-dir); nothing here reads the environment or the working directory on its own.
 """
 
 # ruff: noqa: F401 (what `from charrnn import runs` offers, from the modules above)

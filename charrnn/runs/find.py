@@ -189,7 +189,8 @@ def _pick(run: RunDir, spec: str) -> Path:
     if path_kind(run.best) is not None:
         return run.best
     if path_kind(run.last) is not None:
-        if (evaluated := len(inspect(run).metrics)) > 0:
+        info = inspect(run)
+        if (evaluated := len(info.metrics)) > 0:
             raise RunError(
                 f"run {spec} has no best.pt: it is missing, though the run was evaluated "
                 f"{evaluated} times; give the file {run.last} instead of the run to use its "
@@ -197,7 +198,7 @@ def _pick(run: RunDir, spec: str) -> Path:
             )
         raise RunError(
             f"run {spec} has not trained to its first evaluation yet, so it has no best.pt; "
-            f"continue it with `charrnn train --resume {run.ref}`, or give the file {run.last} "
+            f"continue it with `{info.resume_advice()}`, or give the file {run.last} "
             "instead of the run to use its untrained weights as they are"
         )
     raise RunError(f"no checkpoint in the run folder {spec}; `charrnn runs` lists the runs")

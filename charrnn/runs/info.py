@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from charrnn.errors import CharRNNError, RunError
 from charrnn.jsonl import number
+from charrnn.runs.advice import resume_command, text_to_give
 from charrnn.runs.folder import RunDir, is_evaluation, path_kind
 from charrnn.train.events import ENDINGS
 
@@ -31,6 +32,14 @@ class RunInfo:
     # How it ended (events.ENDINGS: a budget spent, "patience", "stopped" by a signal);
     # None while it trains, or from a charrnn that did not keep it.
     ended: str | None = None
+    # What it was trained on (absolute paths, catalog names, "-" for standard input), for the
+    # advice to continue it; None where unknown.
+    sources: tuple[str, ...] | None = None
+
+    def resume_advice(self) -> str:
+        """The command that continues the run, with the text it must be given again."""
+        given = text_to_give(self.sources) if self.sources is not None else []
+        return resume_command(self.run.ref, given, {})
 
     def summary(self) -> dict:
         """Plain values (None where unknown), as `charrnn runs --json` writes them."""
@@ -85,7 +94,7 @@ class RunInfo:
             at = f" (step {self.step})" if self.step is not None else ""
             return (
                 f"not trained to its first evaluation yet{at}; continue it with "
-                f"`charrnn train --resume {self.run.ref}`"
+                f"`{self.resume_advice()}`"
             )
         return ""
 
@@ -134,7 +143,16 @@ def inspect(run: RunDir) -> RunInfo:
         origin_step=_number(origin.get("step"), int),
         origin_checkpoint=base if isinstance(base, str) else None,
         ended=trainer.get("ended") if trainer.get("ended") in ENDINGS else None,
+        sources=_sources(newest.get("corpus")),
     )
+
+
+def _sources(corpus) -> tuple[str, ...] | None:
+    """A checkpoint's corpus sources, where they are a list of strings (None otherwise)."""
+    sources = corpus.get("sources") if isinstance(corpus, dict) else None
+    if isinstance(sources, list) and all(isinstance(x, str) for x in sources):
+        return tuple(sources)
+    return None
 
 
 def _number(value, kind):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shlex
-import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import torch
 from charrnn import checkpoint
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError
 from charrnn.runs import RunDir
+from charrnn.runs.advice import pipe_sources, resume_command, text_to_give
 from charrnn.text import data
 from charrnn.text.encoded import EncodedCorpus
 from charrnn.train.config import TrainConfig
@@ -111,32 +110,6 @@ def _extended(config: TrainConfig, train: dict) -> TrainConfig:
     return dataclasses.replace(config, **given)
 
 
-# The option that gives each field a resume may change, to repeat them in advice.
-RESUME_FLAGS = {
-    "max_steps": "--steps",
-    "max_epochs": "--epochs",
-    "max_time": "--time",
-    "eval_every": "--eval-every",
-    "patience": "--patience",
-    "precision": "--precision",
-}
-
-
-def resume_command(file: str, corpus_specs: Sequence[str] | None, train: dict) -> str:
-    """`charrnn train [TEXT...] --resume FILE [budget...]`: the resume asked for, from `file` (a
-    run or its checkpoint), with the text and options given, so that advice is the whole command
-    (`... | ` before it for standard input)."""
-    specs = [shlex.quote(s) for s in corpus_specs or ()]
-    options = []
-    for field, flag in RESUME_FLAGS.items():
-        value = train.get(field)
-        if value is not None:
-            value = f"{value:g}s" if field == "max_time" else value
-            options += [flag, shlex.quote(str(value))]
-    piped = "... | " if "-" in (corpus_specs or ()) else ""
-    return " ".join([f"{piped}charrnn train", *specs, "--resume", shlex.quote(file), *options])
-
-
 def _resume_instead(
     run: RunDir, path: Path, corpus_specs: Sequence[str] | None, train: dict
 ) -> str:
@@ -178,7 +151,7 @@ def _saved_sources(sources: list[str], run: RunDir, again: str, train: dict) -> 
         )
     # A pipe (mkfifo, or a shell's <(...)) gave its text once: opened again it would wait, silent,
     # for a writer, or it is gone with the shell that made it.
-    if pipes := _pipes(sources):
+    if pipes := pipe_sources(sources):
         raise CorpusError(
             f"run {run.name!r} was trained on {', '.join(pipes)}, a pipe, whose text is not "
             f"kept; give the text again: {resume_command(again, ['FILE'], train)} (or the pipe, "
@@ -191,27 +164,3 @@ def _saved_sources(sources: list[str], run: RunDir, again: str, train: dict) -> 
             f"if it moved, give its new place: {resume_command(again, ['NEWPATH'], train)}"
         )
     return sources
-
-
-def text_to_give(sources: Sequence[str]) -> list[str]:
-    """What a resume of a run trained on `sources` must be given (the corpus argument): standard
-    input (`-`) again, in its place among the files read with it, or a pipe's text again
-    (`FILE`), or nothing: its files are read again."""
-    if "-" in sources or not sources:
-        return list(sources) if len(sources) > 1 else ["-"]
-    return ["FILE"] if _pipes(sources) else []
-
-
-def _pipes(sources: Sequence[str]) -> list[str]:
-    """The sources that were pipes: their text was read once and is gone."""
-    return [s for s in sources if os.path.isabs(s) and _is_pipe(s)]
-
-
-def _is_pipe(path: str) -> bool:
-    """A FIFO, or a descriptor a shell passed (`<(...)`: /dev/fd/63, gone or a pipe by now)."""
-    if path.startswith(("/dev/fd/", "/proc/self/fd/")):
-        return True
-    try:
-        return stat.S_ISFIFO(os.stat(path).st_mode)
-    except OSError:
-        return False
