@@ -20,7 +20,7 @@ class SampleResult:
 
     text: str
     seed: int
-    mean_logprob: float | None  # nats per character of `text`; None where not tracked
+    mean_logprob: float | None  # nats per character of `text`; None where not tracked or empty
     runaway: str | None
     judged: bool
 
@@ -93,7 +93,7 @@ class SampleJob:
             SampleResult(
                 text=text,
                 seed=seed,
-                mean_logprob=logprob if tracked and text else None,  # no mean of nothing
+                mean_logprob=logprob if tracked else None,
                 runaway=looks_runaway(text, self.sampler.model.vocab, counts),
                 judged=bool(self.counts) and cool and len(text) >= MIN_JUDGED,
             )
@@ -118,11 +118,7 @@ class SampleJob:
                 "checkpoint": checkpoint,
                 "settings": settings,
                 # null for an empty text (`-l 0`, a stop string at its start): nothing to average
-                "mean_logprob": _rounded(result.mean_logprob),
+                "mean_logprob": None if (x := result.mean_logprob) is None else round(x, 6),
                 # null where not judged (a temperature above 1, or an older checkpoint)
                 "runaway": result.looks_runaway,
             }
-
-
-def _rounded(x: float | None) -> float | None:
-    return round(x, 6) if x is not None else None

@@ -176,12 +176,13 @@ class Sampler:
         # character never drawn, so the clamp keeps every log E finite, between -16.6 and 4.5.
         return u.clamp_(min=_tiny(u.dtype)).log_().neg_().log_()
 
-    def mean_logprob(self, lengths: Sequence[int] | None = None) -> list[float]:
+    def mean_logprob(self, lengths: Sequence[int] | None = None) -> list[float | None]:
         """Per sample: mean log-probability (nats) the model gave to its generated characters, to
-        the first lengths[i] of them for sample i (default: all); 0.0 for none."""
+        the first lengths[i] of them for sample i (default: all); None for none (no mean)."""
         if lengths is None:
             lengths = [self.count] * len(self.seeds)
-        return [self._logprobs[i, :k].sum().item() / k if k else 0.0 for i, k in enumerate(lengths)]
+        sums = [self._logprobs[i, :k].sum().item() for i, k in enumerate(lengths)]
+        return [total / k if k else None for total, k in zip(sums, lengths, strict=True)]
 
 
 NOISE_STEPS = 256  # characters whose noise a generator draws at a time, at most
