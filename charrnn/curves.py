@@ -1,10 +1,11 @@
 """Learning curves: a run's bits per character against training time, characters and steps.
 
-Read from the run's metrics.jsonl, which has the newest records (training appends to it between
-checkpoints), or from its checkpoint's own copy where the file is missing. Validation points come
-from the evaluations, training points from the training records (see runs.py for the two kinds);
-a run trained before training records existed has only its evaluations' train_loss, the mean over
-each evaluation interval, and those are its training points. Nothing here prints.
+Read from the run's checkpoint, which keeps every record up to its step, and from its
+metrics.jsonl the records after it (training appends to the file between checkpoints).
+Validation points come from the evaluations, training points from the training records (see
+runs.py for the two kinds); a run trained before training records existed has only its
+evaluations' train_loss, the mean over each evaluation interval, and those are its training
+points. Nothing here prints.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from charrnn.errors import CharRNNError, RunError
 from charrnn.jsonl import number
 from charrnn.runs import RunDir, is_evaluation
+from charrnn.runs.info import RunInfo, pid_text, sources_of
 
 # What a curve can be drawn against: training time (seconds, across resumes), characters trained
 # on (by every process together), optimizer steps.
@@ -50,6 +52,8 @@ class RunCurves:
     # per curve, the records whose figure is not a finite number (a model whose weights broke
     # down evaluates to NaN): they are not drawn, and a curve made only of them says so
     not_finite: dict[str, int]
+    resume: str = ""  # the command that trains it on (runs/advice.py)
+    trainer: int | None = None  # the process id training it now (0: not said yet), or None
 
     def points(self, curve: str) -> tuple[Point, ...]:
         """The points of `curve` ("val" or "train")."""
@@ -59,11 +63,9 @@ class RunCurves:
 def read_curves(run: RunDir) -> RunCurves:
     """The learning curves of `run`; CheckpointError/RunError if it cannot be read."""
     payload = _newest_checkpoint(run)
-    records = _read_jsonl(run.metrics)
-    if records is None:  # no metrics.jsonl (a run folder copied without it): the checkpoint's
-        records = payload["metrics"] if isinstance(payload["metrics"], list) else []
     model, train = payload["model_config"], payload["train_config"]
     trainer = payload["trainer"] if isinstance(payload["trainer"], dict) else {}
+    records = _merged(payload, trainer, _read_jsonl(run.metrics))
     try:  # characters per step, for evaluations recorded before they said how many
         per_step = int(train["batch_size"]) * int(train["seq_len"])
         per_step *= int(trainer.get("world_size", 1))
@@ -89,7 +91,27 @@ def read_curves(run: RunDir) -> RunCurves:
         val=tuple(val),
         train=tuple(training or old_train),
         not_finite=not_finite,
+        resume=RunInfo(run, sources=sources_of(payload.get("corpus"))).resume_advice(),
+        trainer=run.trainer(),
     )
+
+
+def _merged(payload: dict, trainer: dict, lines: list | None) -> list:
+    """The run's records: metrics.jsonl's, where it holds at least what the checkpoint keeps up
+    to its step; else (the file missing, cut short or emptied) the checkpoint's own copy, then
+    the file's lines written after that checkpoint (training appends between checkpoints)."""
+    kept = payload["metrics"] if isinstance(payload["metrics"], list) else []
+    at = trainer.get("step") if isinstance(trainer.get("step"), int) else None
+    lines = [r for r in lines or [] if isinstance(r, dict)]  # a damaged line: skipped
+
+    def step(r: dict) -> float:
+        return number(r.get("step")) or 0
+
+    if at is None:
+        return lines or kept
+    if sum(step(r) <= at for r in lines) >= len(kept):
+        return lines
+    return kept + [r for r in lines if step(r) > at]
 
 
 def _newest_checkpoint(run: RunDir) -> dict:
@@ -160,12 +182,14 @@ def no_points(curves: RunCurves, wanted: tuple[str, ...]) -> str | None:
             "weights broke down), so there is nothing to draw; train it again from the start "
             "with --force"
         )
+    if curves.trainer is not None:  # its step: the checkpoint's, as it started
+        at = f" (it is being trained now, {pid_text(curves.trainer)})"
+        then = "wait for its first evaluation"
+    else:
+        then = f"train it on: {curves.resume}"
     if curves.train and "train" not in wanted:
         return (
             f"run {curves.name!r} has no evaluation yet{at}; --train draws its training loss, "
-            f"or train it on: charrnn train --resume {curves.name}"
+            f"or {then}"
         )
-    return (
-        f"run {curves.name!r} has no records yet{at}; train it on: "
-        f"charrnn train --resume {curves.name}"
-    )
+    return f"run {curves.name!r} has no records yet{at}; {then}"

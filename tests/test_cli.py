@@ -71,6 +71,35 @@ def test_json_lines_stay_one_line_whatever_the_text():
     assert len(line.splitlines()) == 1 and json.loads(line) == record
 
 
+@pytest.mark.parametrize("columns", [12, 30, 60])
+def test_a_table_on_a_narrow_terminal_never_cuts_a_figure(columns, monkeypatch, capsys):
+    """Figures (right-aligned columns) are whole on a terminal of any width, and words of text
+    up to WORD_WIDTH too: a table wider than the terminal wraps there, a figure in pieces
+    (`4,43` over `5`, `+0…`) would read as another number."""
+    import re
+
+    from charrnn.cli import common
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setenv("COLUMNS", str(columns))
+    header = ("name", "steps", "bits", "description", "share")
+    rows = [
+        ("tinyshakespeare", "1,234,567", "+0.1234", "a long text, a description", "100.0%"),
+        ("x", "7", "-12.5", "several words of prose to fold", "3%"),
+    ]
+    figures = lambda i, name: name in ("steps", "bits", "share")  # noqa: E731
+    common.print_table(header, rows, figures, overflow="fold")
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    tokens = shown.split()
+    for row in rows:
+        for figure in row[1:3] + row[4:]:
+            assert figure in tokens
+    assert "…" not in shown and {"share", "steps", "bits", "fold"} <= set(tokens)
+    common.print_table(header, rows, figures)  # text cut short where it must be: figures whole
+    tokens = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out).split()
+    assert all(figure in tokens for row in rows for figure in row[1:3] + row[4:])
+
+
 @pytest.mark.parametrize(
     "args",
     [

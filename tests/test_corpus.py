@@ -684,6 +684,22 @@ def test_corpus_list_and_get(env, tmp_path):
     r = env(["corpus", "get", "pystdlib"])
     assert r.exit_code == 0 and r.stdout.startswith(str(tmp_path / "cache"))
     assert os.path.getsize(r.stdout.strip()) > 1_000_000
+    # a file by a downloaded corpus's name that is not it (saved by hand): `get` refuses it, so
+    # `list` does not call it here
+    target = catalog.load_catalog()["tinyshakespeare"].cache_file(tmp_path / "cache")
+    target.write_text("hello\n")
+    rows = {
+        line.split("\t")[0]: line.split("\t")
+        for line in env(["corpus", "list"]).stdout.splitlines()
+    }
+    assert rows["tinyshakespeare"][3] == "differs" and rows["pystdlib"][3] == "yes"
+    records = {
+        r["name"]: r for r in map(json.loads, env(["corpus", "list", "--json"]).stdout.splitlines())
+    }
+    assert records.keys() == rows.keys() - {"name"}  # the piped lines' header
+    assert records["tinyshakespeare"]["bytes"] == 1_115_394
+    assert [records[n]["here"] for n in ("tinyshakespeare", "pystdlib")] == ["differs", "yes"]
+    assert "SHA-256 differs" in env(["corpus", "get", "tinyshakespeare"]).stderr
 
 
 @pytest.fixture

@@ -130,10 +130,10 @@ def test_plot_piped_writes_one_point_a_line(env, runs_dir):
     r = env(["plot", "a", "b", "--checkpoint-dir", str(runs_dir)])
     assert r.exit_code == 0 and r.stderr == ""
     lines = r.stdout.splitlines()
-    assert lines[0] == "run\tcell\tcurve\tseconds\tbpc"
+    assert lines[0] == "run\tcell\tcurve\tseconds\tbpc\tfolder"
     rows = [line.split("\t") for line in lines[1:]]
     expected = [
-        [name, cell, "val", f"{e['elapsed']:.2f}", f"{e['val_bpc']:.5f}"]
+        [name, cell, "val", f"{e['elapsed']:.2f}", f"{e['val_bpc']:.5f}", str(runs_dir / name)]
         for name, cell in (("a", "lstm"), ("b", "gru"))
         for e in metrics_of(runs_dir, name)
         if e["kind"] == "eval"
@@ -142,7 +142,7 @@ def test_plot_piped_writes_one_point_a_line(env, runs_dir):
 
     r = env(["plot", "a", "--train", "--x", "steps", "--checkpoint-dir", str(runs_dir)])
     lines = r.stdout.splitlines()
-    assert lines[0] == "run\tcell\tcurve\tstep\tbpc"
+    assert lines[0] == "run\tcell\tcurve\tstep\tbpc\tfolder"
     steps = [int(line.split("\t")[3]) for line in lines[1:] if line.split("\t")[2] == "train"]
     assert steps == [t["step"] for t in training(metrics_of(runs_dir, "a"))]
 
@@ -210,9 +210,9 @@ def test_plot_of_a_run_without_records_says_so(env, runs_dir):
     base = ["--checkpoint-dir", str(runs_dir)]
     r = env(["plot", "young", *base])
     assert r.exit_code == 1 and r.stdout == ""
-    assert r.stderr == (
+    assert r.stderr == (  # the advice `runs` gives: its folder, its text (read from stdin)
         "Error: run 'young' has no evaluation yet (step 5); --train draws its training loss, "
-        "or train it on: charrnn train --resume young\n"
+        f"or train it on: ... | charrnn train - --resume {runs_dir}/young\n"
     )
     r = env(["plot", "young", "--train", *base])  # its training records are there to draw
     # step 3's record; steps 4 and 5 are the window its checkpoint keeps for the next one
@@ -222,6 +222,67 @@ def test_plot_of_a_run_without_records_says_so(env, runs_dir):
     r = env(["plot", "a", "newborn", *base])  # the others are drawn, with a note
     assert r.exit_code == 0 and r.stdout.count("\na\t") == 3 and "newborn" not in r.stdout
     assert r.stderr.startswith("Note: left out: run 'newborn' has no records yet")
+
+
+def test_a_run_training_now_is_said_to_be_so_not_advised_a_resume_that_is_refused(
+    env, runs_dir, tmp_path
+):
+    """While `charrnn train` holds a run (its lock), every command that finds it not yet
+    evaluated says so and to wait, where each advised a `--resume` the lock refuses."""
+    import os
+    import shutil
+
+    from charrnn.runs import RunDir
+
+    shutil.copytree(runs_dir / "young", tmp_path / "ck" / "young")
+    shutil.copytree(runs_dir / "a", tmp_path / "ck" / "a")
+    base = ["--checkpoint-dir", str(tmp_path / "ck")]
+    pid = os.getpid()
+    with RunDir(tmp_path / "ck" / "young").session():  # as a trainer holds it
+        r = env(["plot", "young", *base])
+        assert r.exit_code == 1 and r.stderr == (
+            f"Error: run 'young' has no evaluation yet (it is being trained now, pid {pid}); "
+            "--train draws its training loss, or wait for its first evaluation\n"
+        )
+        r = env(["sample", "-c", "young", *base])
+        assert_one_error(r, 1, f"run young is being trained now (pid {pid})", "wait for it")
+        assert "--resume" not in r.stderr
+        r = env(["runs", "--json", *base])
+        rows = {row["run"]: row for row in map(json.loads, r.stdout.splitlines())}
+        assert rows["young"]["training_pid"] == pid and rows["a"]["training_pid"] is None
+        assert rows["young"]["note"] == (
+            f"being trained now (pid {pid}); best.pt comes with its first evaluation"
+        )
+        r = env(["runs", *base])  # piped: the last column says it
+        lines = dict(line.split("\t", 1) for line in r.stdout.splitlines()[1:])
+        assert lines["young"].endswith("\ttraining now") and not lines["a"].endswith("now")
+    r = env(["runs", "--json", *base])  # the lock released: the advice to go on is back
+    young = next(row for row in map(json.loads, r.stdout.splitlines()) if row["run"] == "young")
+    assert young["training_pid"] is None and "--resume" in young["note"]
+
+
+def test_a_probe_of_a_run_never_stops_a_trainer_from_starting(tmp_path, monkeypatch):
+    """`charrnn runs` takes the run's lock for an instant to see whether it is held; a trainer
+    that starts in that instant waits it out instead of taking it as another trainer's."""
+    import fcntl
+    import os
+
+    folder = importlib.import_module("charrnn.runs.folder")
+    run = folder.RunDir(tmp_path / "r")
+    run.path.mkdir()
+    probe = os.open(run.path / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)  # the probe, caught holding it
+    waits = []
+
+    def the_probe_lets_go(seconds):
+        waits.append(seconds)
+        fcntl.flock(probe, fcntl.LOCK_UN)
+
+    monkeypatch.setattr(folder.time, "sleep", the_probe_lets_go)
+    with run.session():
+        assert run.trainer() == os.getpid()
+    assert len(waits) == 1 and run.trainer() is None
+    os.close(probe)
 
 
 def test_plot_usage_and_user_errors(env, runs_dir):
@@ -316,10 +377,87 @@ def test_a_figure_that_cannot_be_written_is_one_line_and_keeps_the_old_file(
     assert_one_error(r, 1, "full.png: No space left on device")
 
 
+class StubFigure:
+    """matplotlib's Figure as far as plot draws with it (CI installs no extra): savefig writes
+    a few bytes, so that where they go can be checked."""
+
+    def __init__(self, **options):
+        pass
+
+    def add_subplot(self):
+        from unittest import mock
+
+        return mock.MagicMock()
+
+    def savefig(self, f, format, metadata):
+        f.write(b"a figure")
+
+
+def test_a_figure_never_replaces_a_saved_model_or_a_read_only_file(env, runs_dir, monkeypatch):
+    """As every other output: a typo such as `-o best.pt` renamed, or a file marked read-only
+    (also to root, who may write any file), is refused and left as it was."""
+    import os
+
+    import torch
+
+    monkeypatch.setattr(
+        importlib.import_module("charrnn.cli.plot"), "_figure_class", lambda: StubFigure
+    )
+    base = ["--checkpoint-dir", str(runs_dir)]
+    torch.save({"weights": torch.zeros(2)}, "model.png")
+    saved = Path("model.png").read_bytes()
+    r = env(["plot", "a", "-o", "model.png", *base])
+    assert_one_error(r, 1, "model.png holds a saved model")
+    assert Path("model.png").read_bytes() == saved
+    Path("kept.svg").write_text("the figure to keep")
+    os.chmod("kept.svg", 0o444)
+    r = env(["plot", "a", "-o", "kept.svg", *base])
+    assert_one_error(r, 1, "kept.svg: Permission denied")
+    assert Path("kept.svg").read_text() == "the figure to keep"
+    r = env(["plot", "a", "-o", "new.png", *base])  # and where nothing stands in the way: written
+    assert r.exit_code == 0 and Path("new.png").read_bytes() == b"a figure"
+    assert sorted(p.name for p in Path.cwd().iterdir()) == ["kept.svg", "model.png", "new.png"]
+
+
+def test_a_metrics_file_cut_short_or_emptied_draws_what_the_checkpoint_kept(runs_dir, tmp_path):
+    """metrics.jsonl is the newest word (training appends to it between checkpoints), but a
+    file cut short, emptied or replaced by junk must not hide what the checkpoint kept (the
+    plot then said "no evaluation yet" and advised a resume that trained nothing)."""
+    import shutil
+
+    from charrnn.curves import read_curves
+    from charrnn.runs import RunDir
+
+    run = tmp_path / "cut"
+    shutil.copytree(runs_dir / "a", run)
+    whole = read_curves(RunDir(run))
+    assert [p.step for p in whole.val] == [
+        r["step"] for r in metrics_of(runs_dir, "a") if r["kind"] == "eval"
+    ]
+    data = (run / "metrics.jsonl").read_bytes()
+    for damaged in (data[:500], b"", b"\x00" * 300, data[: len(data) // 2] + b"{junk\n"):
+        (run / "metrics.jsonl").write_bytes(damaged)
+        assert read_curves(RunDir(run)) == whole
+    # lines written after the checkpoint (a run training now): drawn after the checkpoint's
+    later = {
+        "kind": "eval",
+        "step": 40,
+        "epoch": 9.0,
+        "elapsed": 99.0,
+        "chars": 2560,
+        "val_loss": 1.0,
+    }
+    (run / "metrics.jsonl").write_bytes(data[:500] + b"\n" + json.dumps(later).encode() + b"\n")
+    curves = read_curves(RunDir(run))
+    assert curves.val[:-1] == whole.val and curves.val[-1].step == 40
+
+
 def test_curves_of_records_written_before_kinds_and_chars(runs_dir, tmp_path):
     """Old lines (no kind, no chars) are evaluations, their chars from the checkpoint's batch
     shape, and their train_loss the training curve; damaged lines are skipped."""
     import shutil
+
+    import torch
 
     from charrnn.curves import read_curves
     from charrnn.runs import RunDir, inspect
@@ -332,12 +470,16 @@ def test_curves_of_records_written_before_kinds_and_chars(runs_dir, tmp_path):
     (run / "metrics.jsonl").write_bytes(
         ("\n".join(lines) + "\n").encode() + b'{"step": 1\xff\n[1]\n'
     )
+    payload = torch.load(run / "last.pt", weights_only=True)  # whose copy was as old
+    torch.save({**payload, "metrics": old}, run / "last.pt")
     curves = read_curves(RunDir(run))
     assert [(p.step, p.chars, p.bpc) for p in curves.val] == [
         (r["step"], r["step"] * 4 * 16, r["val_bpc"]) for r in evals
     ]
     assert [p.bpc for p in curves.train] == [r["train_loss"] / math.log(2) for r in evals]
     (run / "metrics.jsonl").unlink()  # then the checkpoint's own records are read
+    assert [p.step for p in read_curves(RunDir(run)).val] == [r["step"] for r in evals]
+    shutil.copy(runs_dir / "a" / "last.pt", run / "last.pt")
     assert [p.step for p in read_curves(RunDir(run)).train] == [
         r["step"] for r in training(metrics_of(runs_dir, "a"))
     ]

@@ -244,7 +244,7 @@ def test_cli_warns_about_a_damaged_entry_lists_and_clears_the_cache(env, tmp_pat
     assert header.split("\t") == ["size", "characters", "corpus", "encoded file"]
     size, chars, source, path = row.split("\t")
     assert chars == f"{len(f.read_text()):,}" and source == str(f.resolve())
-    assert Path(path).is_file() and size.endswith(" MB")
+    assert Path(path).is_file() and size.endswith(" KB") and float(size[:-3]) > 5  # not 0.0 MB
     _flip_a_byte(*_entry(tmp_path))
     again = env(["train", str(f), *TINY_CLI, "--steps", "2", "--force"])
     assert again.exit_code == 0 and again.stdout.strip().endswith("best.pt")
@@ -364,6 +364,16 @@ def test_corpus_cache_lists_and_clears_whatever_is_in_it(tmp_path_factory, junk)
     assert listed.exit_code == 0 and "Traceback" not in listed.stderr
     entries = len(list(folder.glob("*.ids")))
     assert listed.stdout.count("\n") == (1 + entries if entries else 0)  # and the header
+    records = [
+        json.loads(line)
+        for line in invoke(["corpus", "cache", "--json"], env=env).stdout.splitlines()
+    ]
+    assert [r["file"] for r in records] == [
+        line.split("\t")[3] for line in listed.stdout.splitlines()[1:]
+    ]
+    assert all(
+        isinstance(r["bytes"], int) and (r["chars"] is None or r["chars"] >= 0) for r in records
+    )
     cleared = invoke(["corpus", "cache", "--clear"], env=env)
     assert cleared.exit_code == 0 and cleared.stdout == "" and "Freed" in cleared.stderr
     assert not list(folder.glob("*.ids")) and not list(folder.glob("*.tmp"))

@@ -300,6 +300,7 @@ def test_the_bounds_and_the_unknown(env, runs_by_cell, tmp_path):
         (["-c", "lstm", "-", "--unit", "a:b"], "is not LAYER:INDEX"),
         (["-c", "gru", "-", "--show", "forget"], "a GRU has no forget"),
         (["-c", "rnn", "-", "--show", "update"], "an RNN has no update"),
+        (["-c", "gru", "-", "--show", "surprise", "--unit", "5"], "no unit's: leave out --unit"),
         (["-c", "lstm", "f.txt", "--sample", "10"], "not both"),
         (["-c", "lstm", "-", "--prime", "x"], "--prime is for --sample"),
         (["-c", "lstm", "--sample", "3000"], "more than --max-chars"),
@@ -372,14 +373,19 @@ def test_the_page_goes_through_a_link_and_into_a_pipe(env, runs_by_cell, tmp_pat
 
 
 def test_a_recording_too_big_for_memory_is_one_error_line(env, runs_by_cell, monkeypatch):
-    pages = {"SC_AVPHYS_PAGES": 100, "SC_PAGE_SIZE": 4096}  # 400 KB free
+    pages = {"SC_AVPHYS_PAGES": 2000, "SC_PAGE_SIZE": 4096}  # 8 MB free
     monkeypatch.setattr("os.sysconf", lambda name: pages[name])
-    big = invoke(env, runs_by_cell, "-c", "lstm", "-", input="the cat " * 200)
-    fits = 400 * 1024 // 2 // (2 * 4 * 2 * 24 * 6)  # half the memory free; 2 x the recording
+    big = invoke(env, runs_by_cell, "-c", "lstm", "-", input="the cat " * 400)
+    fits = 2000 * 4096 // 2 // (2 * 4 * 2 * 24 * 6)  # half the memory free; 2 x the recording
     assert big.exit_code == 1 and big.stdout == ""
-    assert big.stderr.endswith(f"; pass --max-chars {fits:,} or less\n")
-    sample = invoke(env, runs_by_cell, "-c", "lstm", "--sample", "1000")
-    assert sample.exit_code == 1 and f"pass --sample {fits:,} or less" in sample.stderr
+    assert fits > 1000  # written as the option takes it: 1,234 is no integer to click
+    assert big.stderr.endswith(f"; pass --max-chars {fits} or less\n")
+    sample = invoke(env, runs_by_cell, "-c", "lstm", "--sample", "1900")
+    assert sample.exit_code == 1 and f"pass --sample {fits} or less" in sample.stderr
+    as_told = invoke(
+        env, runs_by_cell, "-c", "lstm", "-", "--max-chars", str(fits), input="the cat"
+    )
+    assert as_told.exit_code == 0
 
 
 def with_endless_stdin(args: list[str]) -> tuple[int, bytes, bytes]:
@@ -405,6 +411,25 @@ def with_endless_stdin(args: list[str]) -> tuple[int, bytes, bytes]:
     threading.Thread(target=endless, daemon=True).start()
     out, err = p.stdout.read(), p.stderr.read()  # until it exits
     return p.wait(DEADLINE), out, err
+
+
+@pytest.mark.parametrize("after", [b"\xff", b"\x00", b"\xe4\xb8"])  # not UTF-8, binary, cut
+@pytest.mark.parametrize("char", ["a", "\u732b", "\r\n"])  # one, three bytes; two to one
+def test_bytes_after_max_chars_are_never_decoded(env, runs_by_cell, tmp_path, after, char):
+    """What --max-chars leaves unread cannot stop the command, wherever it falls in what is read
+    from the file at a time (it stopped it inside the first 64 KB); inside, it still does."""
+    known = "the cat sat.\n"
+    text = ((known * 20).replace("\n", char) if char == "\r\n" else known * 20)[:200]
+    if char == "\u732b":
+        text = text[:150] + char * 50
+    (tmp_path / "in.txt").write_bytes(text.encode() + after + b"more")
+    options, file = ["-c", "lstm", "--unknown", "skip", "-q"], str(tmp_path / "in.txt")
+    r = invoke(env, runs_by_cell, *options, file, "--max-chars", "180")
+    assert r.exit_code == 0, r.stderr
+    r = invoke(env, runs_by_cell, *options, "-", "--max-chars", "180", input=text.encode() + after)
+    assert r.exit_code == 0, r.stderr
+    r = invoke(env, runs_by_cell, *options, file, "--max-chars", "1000")
+    assert r.exit_code == 1 and r.stderr.startswith("Error: ") and "in.txt" in r.stderr
 
 
 def test_endless_stdin_is_read_no_further_than_max_chars(runs_by_cell):

@@ -88,7 +88,7 @@ def test_the_budget_is_the_smallest_bound_and_says_what_to_pass(monkeypatch):
     monkeypatch.setattr(budget_mod, "free_memory", lambda: 400 * 1024)
     memory = recording_budget(c, 10**6, with_page=False)
     assert memory.bound == "memory" and memory.fits == 400 * 1024 // 2 // (2 * 4 * 2 * 24 * 6)
-    with pytest.raises(ConfigError, match=f"pass --max-chars {memory.fits:,} or less"):
+    with pytest.raises(ConfigError, match=f"pass --max-chars {memory.fits} or less"):
         raise memory.error(memory.fits + 1, "--max-chars")
 
 

@@ -506,6 +506,20 @@ def test_piped_runs_are_plain_and_complete_and_a_terminal_gets_a_table(files, mo
         assert "not trained" in r.stdout and "last val bpc" in head and "train time" in head
 
 
+def test_runs_of_a_run_folder_names_the_folder_of_runs(files):
+    """`--checkpoint-dir` given a run's own folder (a slip: a run, not the folder of runs) says so
+    and what to type, where it said there were no runs."""
+    with workspace() as root:
+        (root / "checkpoints").mkdir()
+        make_run(root / "checkpoints", "a", "good", files)
+        r = invoke(["runs", "--checkpoint-dir", "checkpoints/a"])
+        assert r.exit_code == 0 and r.stdout == ""
+        assert r.stderr == (
+            "checkpoints/a is a run's folder, not a folder of runs; list it with its "
+            "neighbours: charrnn runs --checkpoint-dir checkpoints\n"
+        )
+
+
 def test_runs_json_is_one_object_per_run(files):
     with workspace() as root:
         (root / "checkpoints").mkdir()

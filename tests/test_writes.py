@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import DEADLINE, TINY_CLI, make_text
-from helpers.cli import assert_one_error, command, invoke, run
+from helpers.cli import assert_one_error, command, invoke, popen, run
 
 from charrnn import checkpoint
 from charrnn.cli import main
@@ -452,6 +452,25 @@ def test_a_full_disk_or_closed_stdout_in_a_real_process(trained_run):
     )
     assert p.returncode == 1 and b"Traceback" not in p.stderr and b"Exception" not in p.stderr
     assert b"Error: cannot write the output: Bad file descriptor" in p.stderr
+
+
+def test_a_reader_that_leaves_in_the_middle_of_a_page_is_no_success(trained_run):
+    """A page (`inspect --html -`, `export -`) is written to stdout in one call; a reader that
+    leaves while it waits in the pipe cuts that write short without an error (Python drops the
+    rest), so the command said `Wrote the page to stdout`: it now ends quietly, as after any
+    write the reader's leaving fails (write_output, which every output goes through)."""
+    args = ["inspect", "-c", str(trained_run.best), "-", "--html", "-"]
+    text = b"the cat sat " * 200
+    whole = run(args, input=text, capture_output=True, text=False)  # read to its end
+    assert whole.returncode == 0 and b"Wrote the page to stdout" in whole.stderr
+    assert len(whole.stdout) > 4 * 65536  # more than a pipe holds: the writer will wait in it
+    p = popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdin.write(text)
+    p.stdin.close()
+    assert p.stdout.read(1) == b"<"
+    p.stdout.close()  # the reader leaves
+    assert p.wait(DEADLINE) == 0
+    assert b"Wrote" not in p.stderr.read()
 
 
 @pytest.mark.parametrize("stderr", ["a reader that leaves", "/dev/full", "closed"])

@@ -207,7 +207,12 @@ def write_output(output: str | None, emit):
     if output is None or output == "-":  # '-' is stdout, as for every Unix tool
         if (fd := _regular_file_fd(sys.stdout)) is not None:  # `>> best.pt`: appended to
             refuse_saved_model(f"/dev/fd/{fd}", "standard output", strict=False)
-        return emit(click.get_text_stream("stdout"))
+        stream = click.get_text_stream("stdout")
+        result = emit(stream)
+        stream.flush()
+        if _reader_left(stream):  # as a failed write would have said: no `Wrote ...` after it
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+        return result
     try:
         regular = os.path.isfile(output)  # a link: the file it points to
         if regular:
@@ -226,6 +231,29 @@ def write_output(output: str | None, emit):
         if e.errno == errno.EPIPE:  # the reader left (`-o /dev/stdout | head`): as for stdout
             raise
         raise cannot_write(e, output) from None
+
+
+def binary(stream):
+    """The byte stream under a text stream that write_output gives: the file's (an atomic write)
+    or stdout's, for an output of bytes (a figure, an ONNX model)."""
+    return getattr(stream, "stream", None) or stream.buffer
+
+
+def _reader_left(stream) -> bool:
+    """Whether `stream` is a pipe whose reader has closed it. A write the reader's leaving cuts
+    short returns without an error (Python drops the rest of it: `export - | head -c 1`), so an
+    output written whole in one call is checked after it."""
+    import select
+
+    try:
+        fd = stream.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        poll = select.poll()
+        poll.register(fd, select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # no descriptor, or no poll (Windows)
+        return False
 
 
 def _regular_file_fd(stream) -> int | None:
@@ -321,20 +349,31 @@ def print_table(
     `optional` columns are left out of the terminal's table where every row's is empty, and the
     `spare` ones, in their order, while it is wider than the terminal (room for the others on a
     narrow terminal, rather than every cell folded); the `prose` columns wrap at PROSE_WIDTH;
-    the lines keep every column, in full, for scripts."""
+    the lines keep every column, in full, for scripts. A figure (a right-aligned column) is never
+    folded or cut, nor a word of text shorter than WORD_WIDTH: a terminal too narrow for them gets
+    the table wider than itself (its lines wrap), not a figure in pieces."""
     if not sys.stdout.isatty():
         print_tsv(header, rows)
         return
     from rich.table import Table
     from rich.text import Text
 
+    def least(i: int) -> int:
+        """Column i's narrowest: a figure whole (its header too), text's words up to WORD_WIDTH."""
+        cells = [header[i], *(row[i] for row in rows)]
+        if right(i, header[i]):
+            return max(map(len, cells))
+        return min(WORD_WIDTH, max((len(w) for c in cells for w in c.split()), default=1))
+
     def table_of(shown: list[int]) -> Table:
         table = Table(title=title, title_justify="left", box=None)
         for i in shown:
-            justify = "right" if right(i, header[i]) else "left"
+            if right(i, header[i]):  # a figure: whole on one line, whatever else must give way
+                table.add_column(header[i], justify="right", no_wrap=True, min_width=least(i))
+                continue
             # prose wraps at PROSE_WIDTH, so that one long note does not push out the figures
             limit = PROSE_WIDTH if header[i] in prose else None
-            table.add_column(header[i], justify=justify, overflow=overflow, max_width=limit)
+            table.add_column(header[i], overflow=overflow, min_width=least(i), max_width=limit)
         for row in rows:  # Text: a name is never read as markup
             table.add_row(*(Text(row[i]) for i in shown))
         return table
@@ -353,12 +392,16 @@ def print_table(
             shown.remove(header.index(col))
             left_out.append(col)
             table = table_of(shown)
-    console.print(table)
+    terminal = console.width  # a table narrower than its figures would cut them: made wider
+    console.width = max(terminal, sum(least(i) + 2 for i in shown))  # (+ its cell padding)
+    console.print(table, crop=False)  # where rich still makes it wider: wrapped, never cut
+    console.width = terminal
     if left_out:  # wrapped at the terminal's width, between words
         console.print(Text(f"(left out at this width: {', '.join(left_out)})"))
 
 
 PROSE_WIDTH = 40  # characters a line of a table's prose column (print_table) holds at most
+WORD_WIDTH = 10  # a table's text is folded inside a word longer than this, never a shorter one
 
 
 def print_tsv(header, rows) -> None:

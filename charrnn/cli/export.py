@@ -7,7 +7,7 @@ import os
 
 import click
 
-from charrnn.cli.common import load_model, say, write_output
+from charrnn.cli.common import binary, load_model, say, write_output
 from charrnn.cli.options import (
     checkpoint_dir_option,
     checkpoint_option,
@@ -65,7 +65,7 @@ def export(out, checkpoint, fmt, precision, prime, unknown, quiet, checkpoint_di
     path, model = load_model(checkpoint, checkpoint_dir, None)
     if fmt == "onnx":
         data = _onnx(model)
-        write_output(out, lambda stream: _binary(stream).write(data))
+        write_output(out, lambda stream: binary(stream).write(data))
         size = len(data)
     else:
         from charrnn.use.export_page import export_page
@@ -99,11 +99,6 @@ def _onnx(model) -> bytes:
     from charrnn.use.onnx_export import onnx_bytes  # here: `charrnn --help` loads no torch
 
     return onnx_bytes(model)
-
-
-def _binary(stream):
-    """The byte stream under a text stream: the file's (an atomic write) or stdout's."""
-    return getattr(stream, "stream", None) or stream.buffer
 
 
 def _size(n: int) -> str:

@@ -198,7 +198,7 @@ def _check_options(ctx, file, opts) -> None:
             opts["prime"], cut = _read_text("-", label, opts["encoding"], opts["max_chars"])
             if cut:
                 raise click.BadParameter(
-                    f"is longer than --max-chars {opts['max_chars']:,}", param_hint="'--prime'"
+                    f"is longer than --max-chars {opts['max_chars']}", param_hint="'--prime'"
                 )
         if opts["sample_length"] + len(opts["prime"]) > opts["max_chars"]:
             raise click.BadParameter(
@@ -261,6 +261,12 @@ def _check_view(show: str | None, unit, c) -> tuple[str, tuple | None]:
             f"{', '.join(FIELDS[cell] + ('surprise',))}",
             param_hint="'--show'",
         )
+    if show == "surprise" and unit is not None:  # it would be ignored without a word
+        raise click.BadParameter(
+            "--show surprise is each character's surprise, no unit's: leave out --unit, or show "
+            f"a unit's value ({', '.join(FIELDS[cell])})",
+            param_hint="'--unit'",
+        )
     if unit is not None and (unit[0] >= c.num_layers or unit[1] >= c.hidden_size):
         raise click.BadParameter(
             f"{unit[0]}:{unit[1]} is not in this model: layers 0 to {c.num_layers - 1}, "
@@ -318,7 +324,18 @@ def _read_text(file: str, label: str, encoding: str, max_chars: int) -> tuple[st
     else:
         chunks = input_file(file, label, INSPECT_HINT).chunks(CHUNK)
     parts, n = [], 0
-    for piece in decode_chunks(chunks, label, encoding):
+
+    def needed(chunks):
+        """The bytes cut to what may still be needed (a character is a byte at least), so that
+        nothing after the first max_chars + 1 characters is decoded: bytes there that are not
+        text do not stop a command that reads no further."""
+        for chunk in chunks:
+            while chunk:
+                size = max_chars + 1 - n
+                yield chunk[:size]
+                chunk = chunk[size:]
+
+    for piece in decode_chunks(needed(chunks), label, encoding):
         parts.append(piece)
         n += len(piece)
         if n > max_chars:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 
 import click
 
@@ -24,20 +25,29 @@ Examples:
     "One JSON object per run and line: run, folder, status, cell, shape, dropout, lr (its peak "
     "learning rate), from (the run it was fine-tuned from), step, scores, note, ended (steps, "
     "epochs, time, patience, stopped, or null while it trains, or where it ended without "
-    "saying: killed, or a failed write)."
+    "saying: killed, or a failed write), training_pid (the process training it now, else null)."
 )
 @checkpoint_dir_option
 def runs(checkpoint_dir, as_json):
     """List the runs in the checkpoint folder, most recent first: the step of each one's newest
     checkpoint, its scores, its status: ok, untrained (no evaluation yet: `sample` skips it) or
     damaged (a file that cannot be read; the others are listed all the same), and what ended it
-    (its time, steps or epochs, an early stop, or interrupted: `train --resume` goes on). On a
+    (its time, steps or epochs, an early stop, or interrupted: `train --resume` goes on), or
+    "training now" while a `charrnn train` trains it. On a
     terminal a table (a narrow one leaves out folder, from, last val bpc and train time in turn
     until it fits, and says so); piped, tab-separated lines in full under a header line, as
     --json keeps every field."""
     from charrnn import runs as runs_mod
 
     found = runs_mod.list_runs(checkpoint_dir)
+    if not found and runs_mod.RunDir(checkpoint_dir).has_checkpoint():  # a run's own folder
+        parent = os.path.dirname(os.path.normpath(checkpoint_dir)) or "."
+        click.echo(
+            f"{checkpoint_dir} is a run's folder, not a folder of runs; list it with its "
+            f"neighbours: charrnn runs --checkpoint-dir {shlex.quote(parent)}",
+            err=True,
+        )
+        return
     if not found:
         missing = "" if os.path.isdir(checkpoint_dir) else " (there is no such folder)"
         click.echo(
@@ -98,7 +108,7 @@ def _run_row(info) -> tuple[str, ...]:
         r["folder"],
         r["note"],
         r["from"] or "",
-        ENDED.get(r["ended"], r["ended"] or ""),
+        ENDED.get(r["ended"], r["ended"] or "") if r["training_pid"] is None else "training now",
     )
 
 
@@ -112,25 +122,52 @@ def corpus():
     """Named corpora: a catalog of public ones (downloaded once) and built-in ones (offline)."""
 
 
-@corpus.command("list", epilog="\b\nExample:\n  charrnn corpus list")
-def corpus_list():
+@corpus.command(
+    "list",
+    epilog="""\b
+Examples:
+  charrnn corpus list
+  charrnn corpus list --json | jq -r 'select(.here == "yes") | .name'""",
+)
+@json_option(
+    "One JSON object per corpus and line: name, bytes, kind (built-in or download), here (yes, "
+    "no, or differs: a file by its name that is not the catalog's), description, licence."
+)
+def corpus_list(as_json):
     """Show the corpora `charrnn train NAME` knows, and whether each is already here. On a
     terminal a table; piped, tab-separated lines in full under a header line."""
-    from charrnn.text.catalog import load_catalog
+    from charrnn.text.catalog import cached, load_catalog
 
     header = ("name", "size", "kind", "here", "description", "licence")
-    rows = [
-        (
-            entry.name,
-            f"{entry.size / 1e6:.1f} MB",
-            "built-in" if entry.builtin else "download",
-            "yes" if entry.cache_file(cache_dir()).is_file() else "no",
-            entry.description,
-            entry.licence,
-        )
+    records = [
+        {
+            "name": entry.name,
+            "bytes": entry.size,
+            "kind": "built-in" if entry.builtin else "download",
+            "here": cached(entry, cache_dir()),
+            "description": entry.description,
+            "licence": entry.licence,
+        }
         for entry in load_catalog().values()
     ]
-    print_table(header, rows, right=lambda i, name: name == "size", overflow="fold")
+    if as_json:
+        for r in records:
+            click.echo(json_line(r))
+        return
+    rows = [
+        (
+            r["name"],
+            f"{r['bytes'] / 1e6:.1f} MB",
+            r["kind"],
+            r["here"],
+            r["description"],
+            r["licence"],
+        )
+        for r in records
+    ]
+    # on a narrow terminal the licence, then the description, make room for the rest
+    spare = ("licence", "description")
+    print_table(header, rows, lambda i, name: name == "size", overflow="fold", spare=spare)
 
 
 @corpus.command(
@@ -161,10 +198,15 @@ Examples:
   charrnn corpus cache --clear                  # free the space (corpora are re-encoded on use)""",
 )
 @click.option("--clear", is_flag=True, help="Delete every encoded corpus in the cache.")
-def corpus_cache(clear):
+@json_option(
+    "One JSON object per encoded corpus and line: bytes, chars (null: unreadable, rebuilt on "
+    "use), sources, file."
+)
+def corpus_cache(clear, as_json):
     """List the encoded corpora in the cache (ids kept so training starts at once next time). On
     a terminal a table; piped, tab-separated lines in full under a header line."""
     from charrnn.text.encoded import cache_entries, clear_cache
+    from charrnn.use.budget import size_text
 
     where = cache_dir()
     if clear:
@@ -175,9 +217,17 @@ def corpus_cache(clear):
     if not entries:
         click.echo(f"no encoded corpora in {where}; `charrnn train` makes them", err=True)
         return
+    if as_json:
+        for e in entries:
+            sources = [shown_name(x) for x in e.sources]
+            file = shown_name(str(e.ids_path))
+            click.echo(
+                json_line({"bytes": e.size, "chars": e.chars, "sources": sources, "file": file})
+            )
+        return
     rows = [
         (
-            f"{e.size / 1e6:,.1f} MB",
+            size_text(e.size),
             f"{e.chars:,}" if e.chars is not None else "unreadable (rebuilt on use)",
             ", ".join(e.sources) or "?",
             str(e.ids_path),

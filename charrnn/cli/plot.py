@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from charrnn.cli.common import cannot_write, print_tsv, say, shown_name, tsv_field
+from charrnn.cli.common import binary, print_tsv, say, shown_name, tsv_field, write_output
 from charrnn.cli.options import checkpoint_dir_option, json_option, not_empty
 from charrnn.cli.report import fmt_time
 from charrnn.curves import X_AXES  # no torch: `charrnn --help` stays quick
@@ -45,7 +45,7 @@ Examples:
   charrnn plot tinyshakespeare                   # validation bpc against time, as text
   charrnn plot lstm gru rnn --train -o cells.png # three runs, training loss too, as a figure
   charrnn plot lstm gru --x chars -o cells.svg   # against characters trained
-  charrnn plot lstm gru | cut -f1,4,5            # piped: run, cell, curve, x, bpc
+  charrnn plot lstm gru | cut -f1,4,5            # piped: run, cell, curve, x, bpc, folder
   charrnn plot lstm --json | jq -r .bpc"""
 )
 @click.argument("specs", nargs=-1, required=True, metavar="RUN...", callback=not_empty)
@@ -80,9 +80,9 @@ def plot(specs, output, x_axis, with_train, as_json, checkpoint_dir):
     chart, each labelled by its name and cell.
 
     RUN is a run name under --checkpoint-dir, or a run folder (a value with a /). On a terminal
-    a text chart; piped, tab-separated lines (run, cell, curve, x, bpc) under a header line;
-    -o FILE writes a PNG or SVG figure instead. The curves of a run in training are as new as its
-    metrics.jsonl."""
+    a text chart; piped, tab-separated lines (run, cell, curve, x, bpc, folder) under a header
+    line; -o FILE writes a PNG or SVG figure instead. The curves of a run in training are as new
+    as its metrics.jsonl."""
     from charrnn import runs
     from charrnn.curves import no_points, read_curves
     from charrnn.errors import RunError
@@ -123,7 +123,7 @@ def plot(specs, output, x_axis, with_train, as_json, checkpoint_dir):
         click.echo("\n".join(text_chart(series, points, x_axis, columns)))
     else:  # for scripts: one point a line, every name in full
         rows = [_point_row(c, curve, p, x_axis) for c, curve, p in points]
-        print_tsv(("run", "cell", "curve", TSV_X[x_axis], "bpc"), rows)
+        print_tsv(("run", "cell", "curve", TSV_X[x_axis], "bpc", "folder"), rows)
 
 
 def _series(drawn, wanted) -> list[tuple]:
@@ -156,9 +156,11 @@ def _point_record(c, curve: str, p) -> dict:
 
 
 def _point_row(c, curve: str, p, x_axis: str) -> tuple[str, ...]:
-    """A point as the fields of its tab-separated line: run, cell, curve, x, bpc."""
+    """A point as the fields of its tab-separated line: run, cell, curve, x, bpc, folder (last,
+    so that scripts that cut the columns before it keep working; two runs of one name differ in
+    it)."""
     x = f"{p.seconds:.2f}" if x_axis == "time" else str(int(p.x(x_axis)))
-    return (shown_name(c.name), c.cell, curve, x, f"{p.bpc:.5f}")
+    return (shown_name(c.name), c.cell, curve, x, f"{p.bpc:.5f}", shown_name(str(c.folder)))
 
 
 # --------------------------------------------------------------------------- the text chart
@@ -261,9 +263,8 @@ def _figure_class():
 
 
 def _write_figure(figure_class, series, points, x_axis: str, output: str) -> None:
-    """Draw the series into a figure and write it to `output`, whole or not at all."""
-    from charrnn.fsutil import atomic_write
-
+    """Draw the series into a figure and write it to `output` as every output is (write_output:
+    whole or not at all, and never over a saved model or a read-only file)."""
     scale, unit = _x_unit(x_axis, max(p.x(x_axis) for _, _, p in points))
     fig = figure_class(figsize=(8, 5), layout="constrained")
     ax = fig.add_subplot()
@@ -283,18 +284,7 @@ def _write_figure(figure_class, series, points, x_axis: str, output: str) -> Non
     ax.legend()
     kind = Path(output).suffix.lower()[1:]
     metadata = {"Date": None} if kind == "svg" else None  # the same curves, the same file
-
-    def save(f) -> None:
-        fig.savefig(f, format=kind, metadata=metadata)
-
-    try:
-        if os.path.exists(output) and not os.path.isfile(output):  # a device or a pipe
-            with open(output, "wb") as f:
-                save(f)
-        else:
-            atomic_write(Path(os.path.realpath(output)), save)  # a link stays; its target changes
-    except OSError as e:
-        raise cannot_write(e, output) from None
+    write_output(output, lambda out: fig.savefig(binary(out), format=kind, metadata=metadata))
 
 
 def _x_unit(x_axis: str, x_hi: float) -> tuple[float, str]:

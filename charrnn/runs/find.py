@@ -10,7 +10,7 @@ from pathlib import Path
 
 from charrnn.errors import RunError
 from charrnn.runs.folder import RunDir, path_kind
-from charrnn.runs.info import RunInfo, inspect
+from charrnn.runs.info import RunInfo, inspect, pid_text
 from charrnn.runs.names import CHECKPOINT_SUFFIX, is_path, name_problem, safe_name
 
 RESUMABLE_FILES = ("last.pt", "best.pt")
@@ -195,6 +195,12 @@ def _pick(run: RunDir, spec: str) -> Path:
                 f"run {spec} has no best.pt: it is missing, though the run was evaluated "
                 f"{evaluated} times; give the file {run.last} instead of the run to use its "
                 "latest weights"
+            )
+        if info.trainer is not None:
+            raise RunError(
+                f"run {spec} is being trained now ({pid_text(info.trainer)}) and has not reached "
+                "its first evaluation, so it has no best.pt yet; wait for it (`charrnn runs` "
+                f"says when), or give the file {run.last} to use its untrained weights as they are"
             )
         raise RunError(
             f"run {spec} has not trained to its first evaluation yet, so it has no best.pt; "

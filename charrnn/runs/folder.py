@@ -7,6 +7,7 @@ import contextlib
 import errno
 import os
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,28 @@ class RunDir:
         finally:
             os.close(fd)  # closing releases the lock
 
+    def trainer(self) -> int | None:
+        """The process id of a `charrnn train` training in this run now (0 where it has not
+        written it yet), or None: whether another process holds the run's lock. The probe holds
+        a shared lock for an instant, which a trainer starting in that instant waits out."""
+        if fcntl is None:  # Windows: runs are not locked, so none is known to be training
+            return None
+        try:
+            fd = os.open(self.path / ".lock", os.O_RDONLY)
+        except OSError:  # no lock file: never trained here, or a folder that cannot be read
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                return int(pid) if pid.isdigit() else 0
+            except OSError:  # a file system without locks
+                return None
+            return None  # closing releases the probe's lock
+        finally:
+            os.close(fd)
+
     def has_checkpoint(self) -> bool:
         """best.pt or last.pt is a file here (RunError if the folder cannot be read)."""
         return path_kind(self.best) == "file" or path_kind(self.last) == "file"
@@ -153,19 +176,33 @@ def is_evaluation(record) -> bool:
     return isinstance(record, dict) and record.get("kind", "eval") == "eval"
 
 
+# How long a trainer waits for the run's lock before it takes it as another trainer's: a probe
+# (RunDir.trainer: `charrnn runs`, `sample` of a run) holds it for microseconds.
+LOCK_PATIENCE_S = 0.5
+
+
 def _lock(fd: int, run: RunDir) -> None:
     if fcntl is None:  # Windows: no flock; runs are not protected against a second trainer
         return
+    deadline = time.monotonic() + LOCK_PATIENCE_S
+    while not _took_lock(fd):
+        if time.monotonic() >= deadline:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise RunError(
+                f"run {run.name!r} is being trained by another process (pid {holder}); wait for "
+                "it to finish, stop it, or train under another --name"
+            )
+        time.sleep(0.005)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+
+
+def _took_lock(fd: int) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-        raise RunError(
-            f"run {run.name!r} is being trained by another process (pid {holder}); wait for it "
-            "to finish, stop it, or train under another --name"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
+        return False
+    return True
 
 
 def path_kind(path: Path) -> str | None:

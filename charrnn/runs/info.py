@@ -35,6 +35,8 @@ class RunInfo:
     # What it was trained on (absolute paths, catalog names, "-" for standard input), for the
     # advice to continue it; None where unknown.
     sources: tuple[str, ...] | None = None
+    # The process id of a `charrnn train` training it now (0: not written yet), or None.
+    trainer: int | None = None
 
     def resume_advice(self) -> str:
         """The command that continues the run, with the text it must be given again."""
@@ -65,6 +67,7 @@ class RunInfo:
             "last_eval_epoch": _number(last.get("epoch"), float),
             "note": self.note,
             "ended": self.ended,
+            "training_pid": self.trainer,
         }
 
     @property
@@ -90,6 +93,9 @@ class RunInfo:
                 f"damaged: its best.pt is missing, though it was evaluated {len(self.metrics)} "
                 f"times; its latest weights are in {self.run.last}"
             )
+        if not self.has_best and self.trainer is not None:  # its last.pt: as it started
+            who = pid_text(self.trainer)
+            return f"being trained now ({who}); best.pt comes with its first evaluation"
         if not self.has_best:
             at = f" (step {self.step})" if self.step is not None else ""
             return (
@@ -143,16 +149,22 @@ def inspect(run: RunDir) -> RunInfo:
         origin_step=_number(origin.get("step"), int),
         origin_checkpoint=base if isinstance(base, str) else None,
         ended=trainer.get("ended") if trainer.get("ended") in ENDINGS else None,
-        sources=_sources(newest.get("corpus")),
+        sources=sources_of(newest.get("corpus")),
+        trainer=run.trainer(),
     )
 
 
-def _sources(corpus) -> tuple[str, ...] | None:
+def sources_of(corpus) -> tuple[str, ...] | None:
     """A checkpoint's corpus sources, where they are a list of strings (None otherwise)."""
     sources = corpus.get("sources") if isinstance(corpus, dict) else None
     if isinstance(sources, list) and all(isinstance(x, str) for x in sources):
         return tuple(sources)
     return None
+
+
+def pid_text(pid: int) -> str:
+    """A trainer's process id as messages give it (0: not written yet)."""
+    return f"pid {pid}" if pid else "by another process"
 
 
 def _number(value, kind):

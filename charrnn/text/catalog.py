@@ -115,6 +115,15 @@ def _catalog_entries(raw) -> list[CatalogEntry]:
     return entries
 
 
+def cached(entry: CatalogEntry, cache_dir: Path) -> str:
+    """Whether `entry` is in the cache: "yes", "no", or "differs" (a file by its name that is not
+    the one the catalog names, which `fetch` refuses: saved by hand, or damaged)."""
+    target = entry.cache_file(cache_dir)
+    if not target.is_file():
+        return "no"
+    return "differs" if entry.sha256 and _sha256(target) != entry.sha256 else "yes"
+
+
 def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None) -> Path:
     """The cached file of a catalog corpus, downloading (and verifying) or building it if needed."""
     target = entry.cache_file(cache_dir)

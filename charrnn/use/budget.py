@@ -38,14 +38,14 @@ class Budget:
             return ConfigError(
                 f"recording {chars:,}{more} characters of this {shape} takes "
                 f"{size_text(peak)} of memory or more at its peak, more than half of the "
-                f"{size_text(self.free)} free; pass {option} {self.fits:,} or less"
+                f"{size_text(self.free)} free; pass {option} {self.fits} or less"
             )
         if self.bound == "page":
             size = recorded_values(c, chars)
             return ConfigError(
                 f"a page of {chars:,}{more} characters of this {shape} would hold "
                 f"{size_text(size)} of values or more, more than a browser opens at ease; "
-                f"pass {option} {self.fits:,} or less"
+                f"pass {option} {self.fits} or less"
             )
         return None
 
