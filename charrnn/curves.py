@@ -97,21 +97,16 @@ def read_curves(run: RunDir) -> RunCurves:
 
 
 def _merged(payload: dict, trainer: dict, lines: list | None) -> list:
-    """The run's records: metrics.jsonl's, where it holds at least what the checkpoint keeps up
-    to its step; else (the file missing, cut short or emptied) the checkpoint's own copy, then
-    the file's lines written after that checkpoint (training appends between checkpoints)."""
+    """The run's records: its checkpoint's own copy, which holds every one up to its step,
+    then the lines of metrics.jsonl written after that checkpoint (training appends to the file
+    between checkpoints): what the file holds up to the checkpoint (cut short, emptied, junk)
+    changes nothing. A checkpoint that keeps none (an old one): the file's."""
     kept = payload["metrics"] if isinstance(payload["metrics"], list) else []
     at = trainer.get("step") if isinstance(trainer.get("step"), int) else None
     lines = [r for r in lines or [] if isinstance(r, dict)]  # a damaged line: skipped
-
-    def step(r: dict) -> float:
-        return number(r.get("step")) or 0
-
-    if at is None:
+    if at is None or not kept:
         return lines or kept
-    if sum(step(r) <= at for r in lines) >= len(kept):
-        return lines
-    return kept + [r for r in lines if step(r) > at]
+    return kept + [r for r in lines if (number(r.get("step")) or 0) > at]
 
 
 def _newest_checkpoint(run: RunDir) -> dict:

@@ -330,6 +330,8 @@ def test_plot_of_a_run_whose_losses_are_not_numbers_says_so(env, runs_dir, tmp_p
     message says what they hold, not that there are none."""
     import shutil
 
+    import torch
+
     run = tmp_path / "broken"
     shutil.copytree(runs_dir / "a", run)
     records = metrics_of(runs_dir, "a")
@@ -338,6 +340,8 @@ def test_plot_of_a_run_whose_losses_are_not_numbers_says_so(env, runs_dir, tmp_p
             if key in r:
                 r[key] = figure
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    payload = torch.load(run / "last.pt", weights_only=True)  # its own copy says the same
+    torch.save({**payload, "metrics": records}, run / "last.pt")
     evals = sum(r["kind"] == "eval" for r in records)
     base = ["--checkpoint-dir", str(tmp_path)]
     r = env(["plot", "broken", *base])
@@ -435,7 +439,8 @@ def test_a_metrics_file_cut_short_or_emptied_draws_what_the_checkpoint_kept(runs
         r["step"] for r in metrics_of(runs_dir, "a") if r["kind"] == "eval"
     ]
     data = (run / "metrics.jsonl").read_bytes()
-    for damaged in (data[:500], b"", b"\x00" * 300, data[: len(data) // 2] + b"{junk\n"):
+    junk = b"{}\n" * 300 + b'{"kind": "eval", "step": 1, "val_bpc": 9.9}\n' * 50  # as JSON as any
+    for damaged in (data[:500], b"", b"\x00" * 300, data[: len(data) // 2] + b"{junk\n", junk):
         (run / "metrics.jsonl").write_bytes(damaged)
         assert read_curves(RunDir(run)) == whole
     # lines written after the checkpoint (a run training now): drawn after the checkpoint's

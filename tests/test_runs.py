@@ -514,10 +514,12 @@ def test_runs_of_a_run_folder_names_the_folder_of_runs(files):
         make_run(root / "checkpoints", "a", "good", files)
         r = invoke(["runs", "--checkpoint-dir", "checkpoints/a"])
         assert r.exit_code == 0 and r.stdout == ""
-        assert r.stderr == (
-            "checkpoints/a is a run's folder, not a folder of runs; list it with its "
-            "neighbours: charrnn runs --checkpoint-dir checkpoints\n"
-        )
+        hint = "checkpoints/a is a run's folder, not a folder of runs: give --checkpoint-dir "
+        hint += "checkpoints"
+        assert r.stderr == f"no runs in checkpoints/a; {hint}\n"
+        for args in (["sample", "-l", "5"], ["plot", "a"], ["sample", "-c", "a", "-l", "5"]):
+            r = invoke([*args, "--checkpoint-dir", "checkpoints/a"])
+            assert_one_error(r, 1, hint)
 
 
 def test_runs_json_is_one_object_per_run(files):

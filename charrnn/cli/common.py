@@ -207,22 +207,17 @@ def write_output(output: str | None, emit):
     if output is None or output == "-":  # '-' is stdout, as for every Unix tool
         if (fd := _regular_file_fd(sys.stdout)) is not None:  # `>> best.pt`: appended to
             refuse_saved_model(f"/dev/fd/{fd}", "standard output", strict=False)
-        stream = click.get_text_stream("stdout")
-        result = emit(stream)
-        stream.flush()
-        if _reader_left(stream):  # as a failed write would have said: no `Wrote ...` after it
-            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
-        return result
+        return _whole(click.get_text_stream("stdout"), emit)
     try:
         regular = os.path.isfile(output)  # a link: the file it points to
         if regular:
             refuse_to_replace(output)
         if (fd := _descriptor(output)) is not None:  # where the shell opened it, as it opened it
             with open(os.dup(fd), "w", encoding="utf-8", newline="") as out:
-                return emit(out)
+                return _whole(out, emit)
         if os.path.exists(output) and not regular:  # a FIFO, a device, >(cmd)
             with open(output, "w", encoding="utf-8", newline="") as out:
-                return emit(out)
+                return _whole(out, emit)
         target = os.path.realpath(output)  # a link stays a link; its target gets the text
         result = []
         atomic_write(Path(target), lambda f: result.append(emit(codecs.getwriter("utf-8")(f))))
@@ -237,6 +232,16 @@ def binary(stream):
     """The byte stream under a text stream that write_output gives: the file's (an atomic write)
     or stdout's, for an output of bytes (a figure, an ONNX model)."""
     return getattr(stream, "stream", None) or stream.buffer
+
+
+def _whole(stream, emit):
+    """emit(stream), then an error where the stream is a pipe whose reader has left, as a failed
+    write would have raised (so no `Wrote ...` follows it)."""
+    result = emit(stream)
+    stream.flush()
+    if _reader_left(stream):
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+    return result
 
 
 def _reader_left(stream) -> bool:
@@ -350,8 +355,8 @@ def print_table(
     `spare` ones, in their order, while it is wider than the terminal (room for the others on a
     narrow terminal, rather than every cell folded); the `prose` columns wrap at PROSE_WIDTH;
     the lines keep every column, in full, for scripts. A figure (a right-aligned column) is never
-    folded or cut, nor a word of text shorter than WORD_WIDTH: a terminal too narrow for them gets
-    the table wider than itself (its lines wrap), not a figure in pieces."""
+    folded or cut, nor a word of text of up to WORD_WIDTH characters: a terminal too narrow for
+    them gets the table wider than itself (its lines wrap), not a figure in pieces."""
     if not sys.stdout.isatty():
         print_tsv(header, rows)
         return
@@ -401,7 +406,7 @@ def print_table(
 
 
 PROSE_WIDTH = 40  # characters a line of a table's prose column (print_table) holds at most
-WORD_WIDTH = 10  # a table's text is folded inside a word longer than this, never a shorter one
+WORD_WIDTH = 12  # a table's text is folded inside a word longer than this ("interrupted" is not)
 
 
 def print_tsv(header, rows) -> None:

@@ -323,25 +323,29 @@ def _read_text(file: str, label: str, encoding: str, max_chars: int) -> tuple[st
         chunks = stdin_chunks(CHUNK)
     else:
         chunks = input_file(file, label, INSPECT_HINT).chunks(CHUNK)
-    parts, n = [], 0
+    parts, n, rest, after = [], 0, iter(chunks), b""
 
-    def needed(chunks):
+    def needed():
         """The bytes cut to what may still be needed (a character is a byte at least), so that
-        nothing after the first max_chars + 1 characters is decoded: bytes there that are not
-        text do not stop a command that reads no further."""
-        for chunk in chunks:
+        nothing after the first max_chars characters is decoded: bytes there that are not text
+        do not stop a command that reads no further. Whether there are more is told by the
+        bytes alone (`after`)."""
+        nonlocal after
+        for chunk in rest:
             while chunk:
-                size = max_chars + 1 - n
+                if n >= max_chars:
+                    after = chunk
+                    return
+                size = max_chars - n
                 yield chunk[:size]
                 chunk = chunk[size:]
 
-    for piece in decode_chunks(needed(chunks), label, encoding):
+    for piece in decode_chunks(needed(), label, encoding):
         parts.append(piece)
         n += len(piece)
-        if n > max_chars:
-            break
     text = "".join(parts)
-    return text[:max_chars], len(text) > max_chars
+    more = len(text) > max_chars or bool(after) or any(rest)  # one more read at most
+    return text[:max_chars], more
 
 
 def _write_page(path: str, page: tuple, quiet: bool) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 
 import click
 
@@ -38,15 +37,11 @@ def runs(checkpoint_dir, as_json):
     until it fits, and says so); piped, tab-separated lines in full under a header line, as
     --json keeps every field."""
     from charrnn import runs as runs_mod
+    from charrnn.runs.find import run_folder_hint
 
     found = runs_mod.list_runs(checkpoint_dir)
-    if not found and runs_mod.RunDir(checkpoint_dir).has_checkpoint():  # a run's own folder
-        parent = os.path.dirname(os.path.normpath(checkpoint_dir)) or "."
-        click.echo(
-            f"{checkpoint_dir} is a run's folder, not a folder of runs; list it with its "
-            f"neighbours: charrnn runs --checkpoint-dir {shlex.quote(parent)}",
-            err=True,
-        )
+    if not found and (hint := run_folder_hint(checkpoint_dir)):  # a run's own folder
+        click.echo(f"no runs in {checkpoint_dir}{hint}", err=True)
         return
     if not found:
         missing = "" if os.path.isdir(checkpoint_dir) else " (there is no such folder)"

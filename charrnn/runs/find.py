@@ -94,10 +94,22 @@ def _run_folder(spec: str, base: Path) -> RunDir:
     run = RunDir(Path(base) / spec, given=spec)
     if path_kind(run.path) != "dir":
         here = f"; to use {spec} in this folder, write ./{spec}" if os.path.lexists(spec) else ""
-        raise RunError(
-            f"no run {spec!r} in {base}{here}{_meant(spec, base)}; `charrnn runs` lists the runs"
-        )
+        hint = _meant(spec, base) or run_folder_hint(base)
+        raise RunError(f"no run {spec!r} in {base}{here}{hint}; `charrnn runs` lists the runs")
     return run
+
+
+def run_folder_hint(base: Path) -> str:
+    """Where a folder of runs was looked in, and `base` is one run's own folder (a slip: the run,
+    not its checkpoint folder), a clause that says so and what to give; '' otherwise."""
+    with contextlib.suppress(RunError):
+        if RunDir(Path(base)).has_checkpoint():
+            parent = os.path.dirname(os.path.normpath(base)) or "."
+            return (
+                f"; {base} is a run's folder, not a folder of runs: give --checkpoint-dir "
+                f"{shlex.quote(parent)}"
+            )
+    return ""
 
 
 def _meant(spec: str, base: Path) -> str:
@@ -175,6 +187,8 @@ def _latest(base: Path, note) -> Path:
                 )
             return run.best
         skipped.append(f"{run.name!r}: {info.note}")
+    if not skipped and (hint := run_folder_hint(base)):
+        raise RunError(f"no trained runs in {base}{hint}, or pass --checkpoint {base}")
     if not skipped:
         raise RunError(
             f"no trained runs in {base}; train one with `charrnn train CORPUS`, "
