@@ -63,9 +63,12 @@ def table(runs: list[dict]) -> str:
     run with charrnn's own choice (no --dropout given) names the dropout it chose."""
     dropouts = sorted({r["dropout"] for r in runs if _given(r)})
     rows = {}
-    for r in runs:
+    for r in runs:  # a row for each text, budget, model and seed (`-- --seed N`: runs to compare)
         budget = f"{r['budget_steps']:,} steps" if r.get("budget_steps") else f"{r['budget_s']:g} s"
         model = r["model"].rsplit(" emb", 1)[0]
+        options = r["options"].split()
+        if "--seed" in options[:-1]:
+            model += f", seed {options[options.index('--seed') + 1]}"
         rows.setdefault((r["corpus"], r["corpus_chars"], budget, model), []).append(r)
     head = ["text", "budget", "passes", "model"] + [f"dropout {d:g}" for d in dropouts]
     lines = ["| " + " | ".join([*head, "charrnn's choice"]) + " |"]

@@ -19,6 +19,7 @@ from charrnn.model.presets import (
     MEDIUM_FROM_CHARS,
     MOST_PASSES,
     MOST_PASSES_DROPOUT,
+    NO_DROPOUT_PASSES,
     PATIENCE,
     PRESETS,
     SMALL_FLOAT32,
@@ -62,11 +63,19 @@ def test_auto_sets_dropout_by_the_passes_over_the_text():
     assert once.name == "medium" and once.preset.dropout == 0.0
     assert once.preset.hidden_size == PRESETS["medium"].hidden_size
     assert "dropout 0, as the budget reads the text less than once" in once.reason
+    for passes, said in ((1.0, "about once"), (2.0, "about 2 times"), (3.0, "about 3 times")):
+        few = for_passes(medium, passes, early_stop=False)  # a few times: none yet, and said
+        assert few.preset.dropout == 0.0 and passes <= NO_DROPOUT_PASSES
+        assert f"dropout 0, as the budget reads the text {said}" in few.reason
     assert (
         for_passes(medium, FEW_PASSES, early_stop=False) == medium
     )  # a few times: the preset's, unsaid
-    # from there it rises in a line, in steps of 0.05, and never falls as the passes grow
-    ramp = [for_passes(medium, p / 4, early_stop=False).preset.dropout for p in range(4, 200)]
+    # from none it rises in lines, in steps of 0.05, and never falls as the passes grow
+    ramp = [for_passes(medium, p / 4, early_stop=False).preset.dropout for p in range(1, 200)]
+    halfway = (NO_DROPOUT_PASSES + FEW_PASSES) / 2
+    assert for_passes(medium, halfway, early_stop=False).preset.dropout == pytest.approx(
+        PRESETS["medium"].dropout / 2, abs=0.03
+    )
     assert ramp == sorted(ramp) and {round(d * 20, 9) % 1 for d in ramp} == {0}
     middle = for_passes(medium, (FEW_PASSES + MANY_PASSES) / 2, early_stop=False).preset.dropout
     assert middle == pytest.approx((PRESETS["medium"].dropout + MANY_PASSES_DROPOUT) / 2, abs=0.03)

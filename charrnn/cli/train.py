@@ -115,7 +115,7 @@ Examples:
     f"steps of medium here and picks it if it can train {MEDIUM_FROM_CHARS / 1e6:g}M+ characters "
     "in --time, else small (an LSTM in float32: 1x384 over 16 streams, unless --hidden, "
     "--layers or --batch-size is given); auto also sets the dropout by how many times the "
-    "budget reads the text: none below once, the preset's up to 4, rising to 0.5 at 10 and "
+    "budget reads the text: none up to 3 times, rising to the preset's at 4, 0.5 at 10 and "
     f"0.7 at 20; a --time budget that reads the text {EARLY_STOP_PASSES:g} times or more gets "
     f"--patience {PATIENCE} with an evaluation a pass (every other pass before the "
     f"{DENSE_EVALS_FROM:.0f}th), and --epochs {MAX_PASSES:g} where it would read it more often: "

@@ -62,15 +62,17 @@ MEDIUM_FROM_CHARS = 2_000_000
 # model over half the streams makes 2.1-2.6x the steps: 0.014-0.022 nats better in 136.5-180 s,
 # level by 240 s (docs/performance.md). Measured for the LSTM; a GRU or an RNN keeps small.
 SMALL_FLOAT32 = replace(PRESETS["small"], hidden_size=384, batch_size=16)
-# Dropout by how many times the run will read its training text (`auto` only): text read about
-# once needs none (dropout slows learning, and pays only where text repeats); text read many times
-# is memorised without more (docs/performance.md, "dropout by the passes over the text").
-# From FEW_PASSES it rises in lines, from the preset's to MANY_PASSES_DROPOUT at MANY_PASSES and on
-# to MOST_PASSES_DROPOUT at MOST_PASSES, so that a little more budget never flips it: medium at
-# 136.5 s on texts of 0.6M, 0.3M and 0.1M characters (5, 10 and 29 passes) was best at 0.1-0.3, 0.5
-# and 0.5 of 0.1, 0.3 and 0.5; by steps, 0.7 beat 0.5 on texts read 22 and 43 times by 0.03.
-ONE_PASS = 1.0  # passes: fewer, no dropout
-FEW_PASSES = 4.0  # passes: up to here, the preset's
+# Dropout by how many times the run will read its training text (`auto` only): text read a few
+# times needs none (dropout slows learning, and pays only where text repeats often); text read
+# many times is memorised without more (docs/performance.md, "dropout by the passes over the
+# text"). It rises in lines, from none at NO_DROPOUT_PASSES to the preset's at FEW_PASSES, to
+# MANY_PASSES_DROPOUT at MANY_PASSES and on to MOST_PASSES_DROPOUT at MOST_PASSES, so that a
+# little more budget never flips it: medium on tinyshakespeare at 1.9 and 3 passes was 0.004-0.010
+# better without dropout than with its 0.1 (same steps, three seeds and one); at 136.5 s on texts
+# of 0.6M, 0.3M and 0.1M characters (5, 10 and 29 passes) best at 0.1-0.3, 0.5 and 0.5 of 0.1, 0.3
+# and 0.5; by steps, 0.7 beat 0.5 on texts read 22 and 43 times by 0.03.
+NO_DROPOUT_PASSES = 3.0  # passes: up to here, no dropout
+FEW_PASSES = 4.0  # passes: here, the preset's
 MANY_PASSES = 10.0  # passes: here, MANY_PASSES_DROPOUT
 MANY_PASSES_DROPOUT = 0.5
 MOST_PASSES = 20.0  # passes: from here, MOST_PASSES_DROPOUT
@@ -200,14 +202,15 @@ def for_passes(
 
 def dropout_for(passes: float, preset: Preset) -> float:
     """The dropout for `preset` in a run that reads its training text about `passes` times."""
-    if passes < ONE_PASS:
-        return 0.0
     ramp = [
+        (NO_DROPOUT_PASSES, 0.0),
         (FEW_PASSES, preset.dropout),
         (MANY_PASSES, MANY_PASSES_DROPOUT),
         (MOST_PASSES, MOST_PASSES_DROPOUT),
     ]
-    dropout = max(preset.dropout, _along(ramp, passes))  # never below the preset's own
+    dropout = _along(ramp, passes)
+    if passes >= FEW_PASSES:  # from there never below the preset's own
+        dropout = max(preset.dropout, dropout)
     return round(dropout * 20) / 20  # in steps of 0.05: a figure the first line can say
 
 
