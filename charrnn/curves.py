@@ -65,7 +65,11 @@ def read_curves(run: RunDir) -> RunCurves:
     payload = _newest_checkpoint(run)
     model, train = payload["model_config"], payload["train_config"]
     trainer = payload["trainer"] if isinstance(payload["trainer"], dict) else {}
-    records = _merged(payload, trainer, _read_jsonl(run.metrics))
+    pid = run.trainer()
+    # a run that ended saying how (a budget, an early stop, a signal) saved every record it made
+    # in its checkpoint; lines after it are another run's or junk, unless it is trained again now
+    ended = trainer.get("ended") is not None and pid is None
+    records = _merged(payload, trainer, None if ended else _read_jsonl(run.metrics))
     try:  # characters per step, for evaluations recorded before they said how many
         per_step = int(train["batch_size"]) * int(train["seq_len"])
         per_step *= int(trainer.get("world_size", 1))
@@ -92,7 +96,7 @@ def read_curves(run: RunDir) -> RunCurves:
         train=tuple(training or old_train),
         not_finite=not_finite,
         resume=RunInfo(run, sources=sources_of(payload.get("corpus"))).resume_advice(),
-        trainer=run.trainer(),
+        trainer=pid,
     )
 
 
@@ -103,7 +107,7 @@ def _merged(payload: dict, trainer: dict, lines: list | None) -> list:
     changes nothing. A checkpoint that keeps none (an old one): the file's."""
     kept = payload["metrics"] if isinstance(payload["metrics"], list) else []
     at = trainer.get("step") if isinstance(trainer.get("step"), int) else None
-    lines = [r for r in lines or [] if isinstance(r, dict)]  # a damaged line: skipped
+    lines = [r for r in lines or [] if isinstance(r, dict)]  # a damaged line, or none: skipped
     if at is None or not kept:
         return lines or kept
     return kept + [r for r in lines if (number(r.get("step")) or 0) > at]

@@ -424,9 +424,10 @@ def test_a_figure_never_replaces_a_saved_model_or_a_read_only_file(env, runs_dir
 
 
 def test_a_metrics_file_cut_short_or_emptied_draws_what_the_checkpoint_kept(runs_dir, tmp_path):
-    """metrics.jsonl is the newest word (training appends to it between checkpoints), but a
-    file cut short, emptied or replaced by junk must not hide what the checkpoint kept (the
-    plot then said "no evaluation yet" and advised a resume that trained nothing)."""
+    """metrics.jsonl is the newest word while a run trains (training appends to it between
+    checkpoints), but a file cut short, emptied or replaced by junk must not hide what the
+    checkpoint kept (the plot then said "no evaluation yet" and advised a resume that trained
+    nothing), nor lines after the checkpoint of a run that ended add to it."""
     import shutil
 
     from charrnn.curves import read_curves
@@ -453,7 +454,9 @@ def test_a_metrics_file_cut_short_or_emptied_draws_what_the_checkpoint_kept(runs
         "val_loss": 1.0,
     }
     (run / "metrics.jsonl").write_bytes(data[:500] + b"\n" + json.dumps(later).encode() + b"\n")
-    curves = read_curves(RunDir(run))
+    assert read_curves(RunDir(run)) == whole  # it ended (steps): its checkpoint holds them all
+    with RunDir(run).session():  # trained on now: the lines after its last.pt are its newest
+        curves = read_curves(RunDir(run))
     assert curves.val[:-1] == whole.val and curves.val[-1].step == 40
 
 

@@ -520,6 +520,22 @@ def test_runs_of_a_run_folder_names_the_folder_of_runs(files):
         for args in (["sample", "-l", "5"], ["plot", "a"], ["sample", "-c", "a", "-l", "5"]):
             r = invoke([*args, "--checkpoint-dir", "checkpoints/a"])
             assert_one_error(r, 1, hint)
+        # the advice followed as written, wherever it is typed: a name without a / is a path
+        # given as ./name, `.`'s folder of runs is `..`, a space quoted
+        (root / "my ck").mkdir()
+        make_run(root / "my ck", "b", "good", files)
+        for where, given, folder, run in [
+            ("checkpoints", "a", ".", "./a"),
+            ("checkpoints/a", ".", "..", "."),
+            (".", "my ck/b", "'my ck'", "'my ck/b'"),
+        ]:
+            os.chdir(root / where)
+            line = assert_one_error(invoke(["sample", "-l", "5", "--checkpoint-dir", given]), 1)
+            assert line.endswith(f"give --checkpoint-dir {folder}, or pass --checkpoint {run}")
+            for advice in (["--checkpoint-dir", folder], ["--checkpoint", run]):
+                r = invoke(["sample", "-l", "5", *(a.strip("'") for a in advice)])
+                assert r.exit_code == 0 and len(r.stdout) >= 5, r.stderr
+            os.chdir(root)
 
 
 def test_runs_json_is_one_object_per_run(files):

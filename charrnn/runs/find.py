@@ -104,12 +104,19 @@ def run_folder_hint(base: Path) -> str:
     not its checkpoint folder), a clause that says so and what to give; '' otherwise."""
     with contextlib.suppress(RunError):
         if RunDir(Path(base)).has_checkpoint():
-            parent = os.path.dirname(os.path.normpath(base)) or "."
+            parent = os.path.normpath(os.path.join(base, os.pardir))  # `.`'s is `..`
             return (
                 f"; {base} is a run's folder, not a folder of runs: give --checkpoint-dir "
                 f"{shlex.quote(parent)}"
             )
     return ""
+
+
+def as_path(folder: str | Path) -> str:
+    """`folder` as a value that `-c`/`--checkpoint` reads as a path, not a run name (`./x`),
+    quoted for a shell."""
+    folder = str(folder)
+    return shlex.quote(folder if is_path(folder) else os.path.join(".", folder))
 
 
 def _meant(spec: str, base: Path) -> str:
@@ -188,7 +195,7 @@ def _latest(base: Path, note) -> Path:
             return run.best
         skipped.append(f"{run.name!r}: {info.note}")
     if not skipped and (hint := run_folder_hint(base)):
-        raise RunError(f"no trained runs in {base}{hint}, or pass --checkpoint {base}")
+        raise RunError(f"no trained runs in {base}{hint}, or pass --checkpoint {as_path(base)}")
     if not skipped:
         raise RunError(
             f"no trained runs in {base}; train one with `charrnn train CORPUS`, "
