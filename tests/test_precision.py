@@ -11,7 +11,10 @@ from helpers.cli import assert_one_error
 
 from charrnn import checkpoint, devices
 from charrnn.errors import ConfigError
+from charrnn.model.config import ModelConfig
+from charrnn.model.network import CharRNN
 from charrnn.text.encoded import encode_text
+from charrnn.train import precision
 from charrnn.train.evaluate import evaluate
 from charrnn.train.resume import resume
 from charrnn.train.trainer import EvalEvent, StepEvent
@@ -143,3 +146,92 @@ def test_bf16_asked_for_without_it_is_one_error_line(env, corpus_file, native):
     r = env(["train", str(corpus_file), *TINY_CLI, *bf16])
     assert r.exit_code == 0, r.stderr
     assert "(bfloat16 mixed precision)" in r.stderr.splitlines()[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# bfloat16 kept only where its gradients are float32's (train/precision.py)
+
+
+@pytest.fixture
+def faulty(monkeypatch):
+    """Make every bf16 kernel look wrong: its gradients this far from float32's."""
+    precision._agree.cache_clear()
+    monkeypatch.setattr(precision, "distance", lambda exact, fast: 0.5)
+    yield
+    precision._agree.cache_clear()
+
+
+def test_a_right_bf16_kernel_passes_the_probe_and_the_run_keeps_bf16(tmp_path, text, native):
+    native(True)
+    precision._agree.cache_clear()
+    trainer = make_trainer(text, tmp_path / "r", cell=BF16_CELL, max_steps=2)
+    assert trainer.autocast == torch.bfloat16 and trainer.precision_note == ""
+
+
+def test_where_bf16_gradients_are_wrong_auto_trains_in_float32_and_bf16_asked_for_is_refused(
+    tmp_path, text, native, faulty
+):
+    native(True)
+    trainer = make_trainer(text, tmp_path / "auto", cell=BF16_CELL, max_steps=2)
+    assert trainer.autocast is None
+    assert trainer.precision_note.startswith("float32, as bfloat16 does not give float32's")
+    with pytest.raises(ConfigError, match=r"gradients.*give --precision float32 or auto"):
+        make_trainer(text, tmp_path / "bf16", cell=BF16_CELL, max_steps=2, precision="bfloat16")
+    # The probe draws from its own generators: the same seed trains the same weights with it
+    # (faulty: float32 after the probe) and without it (no bf16 here: no probe), dropout too.
+    runs = []
+    for native_here, name in ((True, "probed"), (False, "plain")):
+        native(native_here)
+        run = make_trainer(text, tmp_path / name, 3, BF16_CELL, {"dropout": 0.3}, max_steps=3)
+        assert run.autocast is None
+        drain(run)
+        runs.append(run)
+    for p, q in zip(runs[0].model.parameters(), runs[1].model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_a_kernel_that_refuses_bf16_is_float32_under_auto(tmp_path, text, native, monkeypatch):
+    native(True)
+    precision._agree.cache_clear()
+    real = precision._gradients
+
+    def refuses(net, x, dtype):
+        if dtype is not None:
+            raise RuntimeError("no bf16 kernel here")
+        return real(net, x, dtype)
+
+    monkeypatch.setattr(precision, "_gradients", refuses)
+    trainer = make_trainer(text, tmp_path / "r", cell=BF16_CELL, max_steps=2)
+    assert trainer.autocast is None
+    assert "does not give float32's gradients" in trainer.precision_note
+    precision._agree.cache_clear()
+
+
+def test_the_first_line_says_why_a_run_trains_in_float32(env, corpus_file, native, faulty):
+    native(True)
+    r = env(["train", str(corpus_file), *TINY_CLI, "--steps", "2", "--cell", BF16_CELL])
+    assert r.exit_code == 0, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert "(float32, as bfloat16 does not give float32's gradients for a 2x" in first
+    assert "mixed precision" not in first
+    bf16 = ["--steps", "2", "--precision", "bfloat16", "--name", "bf16"]
+    r = env(["train", str(corpus_file), *TINY_CLI, *bf16])
+    assert_one_error(r, 1, "does not give float32's gradients", "--precision float32")
+
+
+@pytest.mark.skipif(not BF16_LSTM, reason="oneDNN has no bf16 LSTM on this CPU (no AVX-512)")
+def test_the_probe_of_a_wide_lstm_says_what_another_batch_says():
+    """At 1024 wide, PyTorch's bf16 LSTM on a CPU with AMX gives wrong gradients; elsewhere right
+    ones. Whichever this machine gives, the probe's verdict is the one another batch and other
+    weights give: it is not an accident of its own draw."""
+    precision._agree.cache_clear()
+    config = ModelConfig(vocab_size=40, embedding_dim=16, hidden_size=1024, num_layers=1)
+    torch.manual_seed(7)
+    net = CharRNN(config)
+    x = torch.randint(40, (8, 9), generator=torch.Generator().manual_seed(7))
+    far = precision.distance(
+        precision._gradients(net, x, None), precision._gradients(net, x, torch.bfloat16)
+    )
+    agree = precision.gradients_agree(net, 8, 32, torch.bfloat16)
+    assert agree == (far <= precision.AGREEMENT), far
+    assert far < precision.AGREEMENT / 3 or far > 2 * precision.AGREEMENT  # never near the line

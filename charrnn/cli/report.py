@@ -41,6 +41,7 @@ def describe(opened, request, device) -> str:
         f"{c.batch_size}x{c.seq_len}; budget "
         f"{', '.join(x for x in limits if x)}; {device}"
         + (" (bfloat16 mixed precision)" if trainer.autocast is not None else "")
+        + (f" ({trainer.precision_note})" if trainer.precision_note else "")
         + (f" x {trainer.dist.world} processes" if trainer.dist.active else "")
         + chosen
     )

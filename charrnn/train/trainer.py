@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 
 from charrnn import checkpoint
-from charrnn.devices import autocast_dtype
 from charrnn.errors import CheckpointError, TrainingError
 from charrnn.model.network import (
     State,
@@ -46,6 +45,7 @@ from charrnn.train.config import TrainConfig
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.evaluate import evaluate
 from charrnn.train.events import DoneEvent, EvalEvent, Event, RollbackEvent, StepEvent
+from charrnn.train.precision import step_arithmetic
 from charrnn.train.state import Generators, Position, RunState
 
 # A step's seconds now: the median of the last few. A time budget keeps that and the final
@@ -97,8 +97,11 @@ class Trainer:
         parts = [(None, len(ids))] if one_text else list(files)
         self._places = Places(ids, len(train_ids), nl, parts) if parts else None
         self.net = d.wrap(model)  # what the training step calls
-        # None: float32 all through. Evaluations read in it too (_precision).
-        self.autocast = autocast_dtype(c.precision, self.device)
+        # None: float32 all through. Evaluations read in it too (_precision). `precision_note`:
+        # why it is float32 where `precision` would be bfloat16 ("" where it is not).
+        self.autocast, self.precision_note = step_arithmetic(
+            model, c.precision, c.batch_size, c.seq_len
+        )
         self.optimizer = _adamw(model, c)
         self.cold_rng = torch.Generator().manual_seed(c.seed + 7919 * d.rank)  # _cold_starts
         self.pos = Position()
