@@ -524,6 +524,10 @@ def test_the_done_line_gives_the_best_loss_as_its_evaluation_line_did():
     done = SimpleNamespace(reason="steps", step=7, best_val=loss)
     shown = line.split("val ")[1].split(" bpc")[0]  # "4.7363 nats = 6.833"
     assert shown in done_line(trainer, done)
+    # a run that ended before its first evaluation has no best loss to give, and no best.pt
+    done = SimpleNamespace(reason="time", step=7, best_val=float("inf"))
+    said = done_line(trainer, done)
+    assert said.endswith(": no evaluation yet, so no best.pt.") and "inf" not in said
 
 
 def test_an_existing_run_is_never_overwritten_silently(env, corpus_file, tmp_path):
@@ -680,6 +684,11 @@ def test_a_short_text_trains_on_the_streams_that_fit_it_unless_a_batch_is_given(
     assert "batch 3x32" in first and "(3 streams, not 32, to fit 1,000 characters)" in first
     r = env(["train", str(corpus), *shape, "--name", "b", "--batch-size", "32"])
     assert r.exit_code == 1 and "--batch-size 3 --seq-len 32 fits this text" in r.stderr
+    # a split given: the note names the part too short, not the whole text
+    for frac, said in (("0.05", "the validation split's 50"), ("0.96", "the training split's 40")):
+        r = env(["train", str(corpus), *shape, "--name", "v", "--force", "--val-frac", frac])
+        assert r.exit_code == 0, r.stderr
+        assert f"(1 stream, not 32, to fit {said} characters (--val-frac {frac}))" in r.stderr
 
 
 @pytest.mark.parametrize("chars", [12, 25, 60, 219, 700, 2_000, 9_000])

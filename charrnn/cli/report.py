@@ -57,7 +57,9 @@ def done_line(trainer, done) -> str:
         return f"Stopped at step {done.step:,}; saved {run.last}. Resume with: {again}"
     # rounded as the evaluation's record (and so its progress line) rounds it, so the two agree
     nats, bits = round(done.best_val, 5), round(done.best_val / math.log(2), 5)
-    best = f"{nats:.4f} nats = {bits:.3f} bits per character"
+    best = f"best validation loss {nats:.4f} nats = {bits:.3f} bits per character"
+    if math.isinf(done.best_val):  # ended before its first evaluation (a resume with no time)
+        best = "no evaluation yet, so no best.pt"
     why = f"{done.reason} budget spent"
     if done.reason == "epochs":  # given, or auto's for a short text: said as passes, as it chose
         n = trainer.config.max_epochs
@@ -65,8 +67,7 @@ def done_line(trainer, done) -> str:
     if done.reason == "patience":
         why = f"stopped early: no better validation loss in {trainer.config.patience} evaluations"
     return (
-        f"Done ({why}) after {count(done.step, 'step')}, "
-        f"{fmt_time(trainer.pos.elapsed)}: best validation loss {best}."
+        f"Done ({why}) after {count(done.step, 'step')}, {fmt_time(trainer.pos.elapsed)}: {best}."
     )
 
 

@@ -95,7 +95,9 @@ def input_file(spec: str | os.PathLike, label: str, hint: str) -> Source:
     label = label or str(path)  # an empty FILE is the current folder, '.', and says so
     mode = _stat(path, label).st_mode
     if stat.S_ISDIR(mode):
-        raise CorpusError(f"cannot read {label}: {os.strerror(errno.EISDIR)}")
+        raise CorpusError(
+            f"cannot read {label}: {os.strerror(errno.EISDIR)}; give a file, not a folder"
+        )
     refuse_devices(label, mode, "a file or a pipe", hint)
     return Source(label, path=path)
 

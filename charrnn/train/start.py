@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from charrnn import checkpoint
-from charrnn.defaults import CELL, SIZE
+from charrnn.defaults import CELL, SIZE, VAL_FRAC
 from charrnn.devices import autocast_dtype
 from charrnn.errors import CheckpointError, ConfigError, RunError
 from charrnn.model.config import parameter_count
@@ -232,7 +232,12 @@ def _fitted(config: TrainConfig, train: dict, n_chars: int, dist: Dist, whose: s
     fits = _fitting_batch(n_chars, config.val_frac, config.seq_len, dist.world)
     if fits >= b:
         return config, []
-    note = f"{fits} stream{'s' * (fits != 1)}, not {whose}{b}, to fit {n_chars:,} characters"
+    what = f"{n_chars:,} characters"
+    if config.val_frac != VAL_FRAC:  # a split of the user's: say which part is too short
+        n_train = data.train_length(n_chars, config.val_frac)
+        part, n = min(("training", n_train), ("validation", n_chars - n_train), key=lambda p: p[1])
+        what = f"the {part} split's {n:,} characters (--val-frac {config.val_frac:g})"
+    note = f"{fits} stream{'s' * (fits != 1)}, not {whose}{b}, to fit {what}"
     return dataclasses.replace(config, batch_size=fits), [note]
 
 
