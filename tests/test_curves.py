@@ -12,6 +12,7 @@ from helpers.cli import assert_one_error
 
 from charrnn import checkpoint
 from charrnn.runs import is_evaluation
+from charrnn.train import config as config_module
 from charrnn.train.trainer import EvalEvent, RollbackEvent, StepEvent
 
 # eval_every 10 and 3 records per evaluation: a training record every 3 steps and at every
@@ -50,6 +51,29 @@ def test_training_records_come_every_k_steps_and_at_each_evaluation(tmp_path, te
     assert all(r["chars"] == r["step"] * c.batch_size * c.seq_len for r in evals)
     assert next(r for r in records if r["step"] == 10)["kind"] == "train"  # a window ends first
     assert evals == [e.record for e in events if isinstance(e, EvalEvent)]
+
+
+def test_a_long_run_on_a_short_text_thins_its_records_by_the_doubling(tmp_path, text, monkeypatch):
+    """An evaluation an epoch of a few steps would put a record at every step of a long run (an
+    hour: 96,901 of them): past FULL_RATE_RECORDS they come at twice the spacing with each
+    doubling of the steps, and still at every evaluation, no step lost or counted twice."""
+    monkeypatch.setattr(config_module, "FULL_RATE_RECORDS", 6)
+    trainer = make_trainer(text, tmp_path / "r", max_steps=100, eval_every=40, records_per_eval=40)
+    events = drain(trainer)
+    losses = {e.step: e.loss for e in events if isinstance(e, StepEvent)}
+    train = training(on_disk(trainer))
+    # 1 apart to step 6, 2 to 12, 4 to 24, 8 to 48, 16 after; and at the evaluations (40, 80)
+    # and the budget's end (100)
+    expected = [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 100]
+    assert [r["step"] for r in train] == expected
+    previous = 0
+    for r in train:
+        window = [losses[s] for s in range(previous + 1, r["step"] + 1)]
+        assert r["steps"] == len(window) and r["train_loss"] == round(sum(window) / len(window), 5)
+        previous = r["step"]
+    # a budget's worth: about FULL_RATE_RECORDS / 2 a doubling, however many steps
+    c = trainer.config
+    assert sum(c.records_at(s) for s in range(1, 1_000_001)) < 6 + 3 * 20
 
 
 def test_a_resumed_run_records_what_an_uninterrupted_one_does(tmp_path, text):

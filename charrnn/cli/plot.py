@@ -68,7 +68,8 @@ Examples:
     "--train",
     "with_train",
     is_flag=True,
-    help="Draw the training loss too (the mean over each 1/16 of an evaluation interval).",
+    help="Draw the training loss too (the mean over each 1/16 of an evaluation interval, "
+    "sparser in a long run).",
 )
 @json_option(
     "The points as JSON lines on stdout: run, folder, cell, curve, step, seconds, chars, bpc."

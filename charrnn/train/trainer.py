@@ -173,13 +173,13 @@ class Trainer:
             self._step_s = statistics.median(self._recent)
             self.budget.stepped(self._step_s)
             losses.append(loss)
-            self._add_to_window(loss)
+            due = c.evaluates_at(self.pos.step) and self.budget.due(self.pos.elapsed)
+            self._add_to_window(loss, ends=due)
             chars_per_s = c.batch_size * c.seq_len * self.dist.world / max(took, 1e-9)
             epoch, elapsed = records.epochs(self.pos, len(self.train_batches)), self.pos.elapsed
             yield StepEvent(
                 self.pos.step, loss, self.lr(), self.progress(), chars_per_s, epoch, elapsed
             )
-            due = c.evaluates_at(self.pos.step) and self.budget.due(self.pos.elapsed)
             if due and not self._stop:
                 if event := self._evaluate_and_save(sum(losses) / len(losses)):
                     yield event
@@ -324,13 +324,13 @@ class Trainer:
         now, then = self.clock(), self._tick
         self.pos.elapsed, self._tick = self.pos.elapsed + now - then, now
 
-    def _add_to_window(self, loss: float) -> None:
-        """Count a step's loss towards the next training record; write one every
-        config.steps_per_record steps and at every evaluation (its checkpoint ends a window)."""
+    def _add_to_window(self, loss: float, ends: bool) -> None:
+        """Count a step's loss towards the next training record; write one where the config's
+        spacing says (records_at) and where an evaluation follows (`ends`: its checkpoint ends
+        a window)."""
         self.pos.window_loss += loss
         self.pos.window_steps += 1
-        step, c = self.pos.step, self.config
-        if step % c.steps_per_record == 0 or step % c.steps_per_eval == 0:
+        if ends or self.config.records_at(self.pos.step):
             self._record_training()
 
     def _record_training(self) -> None:
