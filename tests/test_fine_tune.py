@@ -244,6 +244,20 @@ def test_the_cli_fine_tunes_a_run_and_lists_where_it_came_from(env, tmp_path):
     assert (
         f"3,000 characters, 9 distinct (vocabulary {vocab});" in first and "budget 1 step;" in first
     )
+    assert "new to the model started from" not in first + r.stderr.splitlines()[0]
+    # a text mostly of characters the base never saw (another script): said, with what to do
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    greek_letters = "".join(chr(0x3B1 + i) for i in range(26))  # α, β, ... (new to the base)
+    greek = make_text(3000, seed=4).translate(str.maketrans(letters, greek_letters))
+    (tmp_path / "greek.txt").write_text(greek)
+    r = env(["train", "greek.txt", "--init-from", "base", "--steps", "1"])
+    assert r.exit_code == 0, r.stderr
+    share = sum(ch in greek_letters for ch in greek) / len(greek)
+    assert share > 0.5
+    assert (
+        f"({share:.0%} of the text is characters new to the model started from: little of what "
+        "it learned applies, and a new run, without --init-from, may learn it better)"
+    ) in r.stderr.splitlines()[0]
 
 
 def test_a_fine_tune_that_finds_nothing_better_says_best_pt_is_where_it_started(env, tmp_path):

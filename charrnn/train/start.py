@@ -178,8 +178,19 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist, start
         "new_chars": "".join(new),
     }
     weights = grown_weights(base_model.net, like)
+    if (unknown := (ids >= len(base_vocab)).float().mean().item()) > MOSTLY_NEW:
+        notes.append(
+            f"{unknown:.0%} of the text is characters new to the model started from: little "
+            "of what it learned applies, and a new run, without --init-from, may learn it better"
+        )
     told = {"notes": notes, "started": started}
     return _opened(corpus, ids, vocab, tuned, config, run, device, dist, weights, origin, **told)
+
+
+# A fine-tune's text mostly made of characters the base never saw (another script) is said to be
+# so: a German base fine-tuned on 2 KB of Russian (53 of its 59 characters new) ended at 5.73
+# bits a character where a new run of the same 30 s read 4.44.
+MOSTLY_NEW = 0.5
 
 
 def _load_base(path: Path):
