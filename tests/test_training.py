@@ -717,3 +717,25 @@ def test_a_text_too_short_for_the_batch_is_told_values_that_fit_it(tmp_path, cha
     for i, (given, values) in enumerate(tries):
         events = drain(make_trainer(given, tmp_path / f"f{i}", **values, max_steps=2))
         assert isinstance(events[-1], DoneEvent) and events[-1].reason == "steps"
+
+
+def test_a_run_whose_validation_loss_rose_well_after_its_best_says_it_learned_the_text_by_heart():
+    from types import SimpleNamespace
+
+    from charrnn.cli.report import memorised_note
+
+    def run(losses, patience=None):
+        metrics = [{"kind": "train", "step": 5, "train_loss": 0.1}]
+        metrics += [
+            {"kind": "eval", "step": 10 * (i + 1), "val_loss": v} for i, v in enumerate(losses)
+        ]
+        return SimpleNamespace(
+            pos=SimpleNamespace(metrics=metrics), config=SimpleNamespace(patience=patience)
+        )
+
+    note = memorised_note(run([3.0, 2.0, 2.5]))
+    assert note.startswith("Note: the validation loss rose from 2.0000 nats at step 20 to 2.5000")
+    assert "best.pt holds the best" in note and "--patience 4" in note
+    assert memorised_note(run([3.0, 2.0, 2.09])) is None  # within the noise of a short split
+    assert memorised_note(run([3.0, 2.0, 2.5], patience=4)) is None  # its early stop says so
+    assert memorised_note(run([])) is None

@@ -71,6 +71,32 @@ def done_line(trainer, done) -> str:
     )
 
 
+# How far above best.pt's the last evaluation's validation loss must be (nats) for the end of a
+# run to say that the model went on to learn its text by heart: a helper's hour of a tiny model
+# on a 35 K text read 3.08 bits at its best and 6.73 at the end, worse than a uniform guess.
+MEMORISED_NATS = 0.1
+
+
+def memorised_note(trainer) -> str | None:
+    """A note where the run's last evaluation read MEMORISED_NATS or more above its best (the
+    model learned the text by heart after best.pt): where best.pt is, and how to stop such a run
+    sooner. None otherwise, and under a patience (which ends such a run, and says so)."""
+    from charrnn.runs import is_evaluation
+
+    evals = [r for r in trainer.pos.metrics if is_evaluation(r) and "val_loss" in r]
+    if not evals or trainer.config.patience:
+        return None
+    best, last = min(evals, key=lambda r: r["val_loss"]), evals[-1]
+    if last["val_loss"] - best["val_loss"] < MEMORISED_NATS:
+        return None
+    return (
+        f"Note: the validation loss rose from {best['val_loss']:.4f} nats at step "
+        f"{best['step']:,} to {last['val_loss']:.4f} at step {last['step']:,}: the model went on "
+        "to learn the training text by heart; best.pt holds the best, and --patience 4 (or a "
+        "shorter budget) would stop such a run sooner"
+    )
+
+
 # How much the streams of text unlike the rest must raise best.pt's validation loss (nats) for the
 # end of a run to say so: below it they change no reading of the figure.
 UNLIKE_NOTE_NATS = 0.05

@@ -429,10 +429,12 @@ def _finish(trainer, done, signals, quiet: bool, trained: bool, best: dict | Non
     """Say how the run ended (and print the checkpoint to use on stdout); the exit status.
     `trained`: whether this command trained a step (a resume may have had no time left); `best`:
     the record of its best evaluation, if it wrote best.pt."""
-    from charrnn.cli.report import done_line, fmt_time, unlike_note
+    from charrnn.cli.report import done_line, fmt_time, memorised_note, unlike_note
 
     say(done_line(trainer, done), quiet)
     if done.reason != "stopped" and (note := unlike_note(best)):
+        say(note, quiet)
+    if done.reason != "stopped" and (note := memorised_note(trainer)):
         say(note, quiet)
     if done.reason != "stopped" and trainer.origin and best and best["step"] == 0 and trained:
         # A fine-tune that made nothing better: its best.pt is the model it started from
