@@ -4,6 +4,7 @@ events as progress on stderr."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -425,6 +426,9 @@ def _sample(trainer, step: int, opts: dict) -> str:
     return f"sample at step {step:,} (temperature {temp:g}):\n{prime}{text}\n"
 
 
+MORE_TIME_S = 60  # seconds of training the advice after a resume that trained nothing adds
+
+
 def _finish(trainer, done, signals, quiet: bool, trained: bool, best: dict | None) -> int:
     """Say how the run ended (and print the checkpoint to use on stdout); the exit status.
     `trained`: whether this command trained a step (a resume may have had no time left); `best`:
@@ -444,10 +448,13 @@ def _finish(trainer, done, signals, quiet: bool, trained: bool, best: dict | Non
             quiet,
         )
     if done.reason == "time" and not trained:
+        # Each start-up (reading the text, building the model) counts towards the run's time, so
+        # a --time just above its time so far would train nothing again: a minute more.
+        so_far = trainer.pos.elapsed
         say(
-            "Warning: no step was trained: the time the run had left went to starting and "
-            f"evaluating; give a --time larger than {fmt_time(trainer.pos.elapsed)} (its time so "
-            "far) to train it further",
+            "Warning: no step was trained: the time the run had left went to starting it; give "
+            f"a --time of at least {fmt_time(math.ceil(so_far) + MORE_TIME_S)} to train it "
+            f"further (its time so far, {fmt_time(so_far)}, counts every start-up)",
             quiet,
         )
     if done.reason == "stopped":
