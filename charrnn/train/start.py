@@ -178,7 +178,9 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist, start
         "new_chars": "".join(new),
     }
     weights = grown_weights(base_model.net, like)
-    if (unknown := (ids >= len(base_vocab)).float().mean().item()) > MOSTLY_NEW:
+    counts = data.char_counts(corpus.ids, len(corpus.vocab))  # by the text's own ids
+    unknown = sum(n for ch, n in zip(corpus.vocab.chars, counts, strict=True) if ch in new)
+    if (unknown := unknown / len(ids)) > MOSTLY_NEW:
         notes.append(
             f"{unknown:.0%} of the text is characters new to the model started from: little "
             "of what it learned applies, and a new run, without --init-from, may learn it better"
