@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from charrnn.errors import CharRNNError, CheckpointError
-from charrnn.fsutil import atomic_write, cannot_write
+from charrnn.fsutil import ZIP, atomic_write, cannot_write
 from charrnn.model.config import ModelConfig, parameter_shapes
 from charrnn.model.network import CharRNN
 from charrnn.model.trained import Model
@@ -160,7 +160,7 @@ def _not_a_torch_archive(path: Path) -> str | None:
         whole = zipfile.is_zipfile(path)  # its end (the central directory) is there
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
-    if head.startswith(b"PK\x03\x04"):  # where torch looks for a zip archive: its start
+    if head.startswith(ZIP):  # where torch looks for a zip archive: its start
         return None if whole else "a zip archive cut short: the file is truncated"
     if not head:
         return "the file is empty"

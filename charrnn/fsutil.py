@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+ZIP = b"PK\x03\x04"  # how a zip archive starts: torch.save's checkpoints are ones
+
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Call write(f) on a temp file beside `path`, fsync it, then rename it over `path`.
@@ -28,9 +30,11 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
             watched = _Watched(f)
             try:
                 write(watched)
-            except Exception:
+            except Exception as e:
                 if watched.error is not None:  # the cause, whatever the writer made of it
                     raise _named(watched.error, path) from None
+                if (stop := _interrupt_behind(e)) is not None:  # a stop signal mid-write, which
+                    raise stop from None  # the writer's cleanup turned into an error of its own
                 raise
             f.flush()
             os.fsync(f.fileno())
@@ -43,6 +47,18 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _interrupt_behind(e: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt (a stop signal) that `e` was raised while handling, if any: torch's
+    zip writer, interrupted mid-write, raises a RuntimeError of its own as it closes."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        e = e.__context__
+    return None
 
 
 class _Watched:

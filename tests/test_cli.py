@@ -123,6 +123,13 @@ CASES = [
     (["train", "emptydir"], 1, "holds no files"),
     (["train", "hiddenonly"], 1, "holds no files"),
     (["train", "binary.bin"], 1, "binary file (NUL byte at offset 8)"),
+    # a checkpoint given as text, a text as a checkpoint, a checkpoint as a run's folder
+    (["train", "checkpoints/tiny/best.pt"], 1, "is a PyTorch checkpoint, not text: a model goes"),
+    (["score", "-c", "tiny", "checkpoints/tiny/best.pt"], 1, "a PyTorch checkpoint, not text"),
+    (["sample", "-c", "ok.txt"], 1, "the file ok.txt in this folder is no checkpoint"),
+    (["train", "ok.txt", "--init-from", "ok.txt"], 1, "ok.txt in this folder is no checkpoint"),
+    (["sample", "-c", "junk.pt"], 1, "junk.pt is not a charrnn checkpoint (not a torch archive)"),
+    (["plot", "checkpoints/tiny/best.pt"], 1, "a checkpoint file, not a run folder: give its"),
     (["train", "latin.txt"], 1, "not valid utf-8 text: byte 0xef at offset 2"),
     (["train", "empty.txt"], 1, "corpus is empty"),
     (["train", "-"], 1, "corpus is empty (standard input)"),
@@ -171,7 +178,6 @@ CASES = [
     (["train", "--resume", "tiny", "--steps", "99", "--checkpoint-dir", "emptydir"], 1, "no run"),
     # sample
     (["sample", "-c", "missing.pt"], 1, "no checkpoint file or run folder"),
-    (["sample", "-c", "junk.pt"], 1, "junk.pt is not a charrnn checkpoint (not a torch archive)"),
     (["sample", "-c", "empty.pt"], 1, "not a charrnn checkpoint (the file is empty)"),
     (["sample", "-c", "statedict.pt"], 1, "not a charrnn checkpoint"),
     (["sample", "-c", "evil.pt"], 1, "refused: it asks to load posix.system"),

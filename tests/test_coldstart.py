@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import drain, make_text, make_trainer
+from conftest import drain, make_text, make_trainer, tiny
 from helpers.cli import invoke
 
 from charrnn import checkpoint
@@ -252,3 +252,20 @@ def test_the_smallest_check_of_a_time_budget_still_counts_a_runaway(mid_epoch):
     assert planted.starts == few
     assert few // 4 <= planted.runaways <= 3 * few // 4  # about half: one stream of the two
     assert planted.runaways == planted.runaways_lead_in
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("work", [1, 5_000, 1 << 33])
+def test_span_loss_in_blocks_equals_one_whole_read(monkeypatch, cell, work):
+    """The check reads its rows ROWS at a time, in blocks of columns with the state carried: the
+    losses are those of reading each row whole from a zero state, however the blocks fall."""
+    torch.manual_seed(0)
+    net = tiny(cell, vocab_size=11)
+    x = torch.randint(0, 11, (7, 30))
+    targets = torch.randint(0, 11, (7, 12))
+    out, _ = net.read(x)  # (7, 30, H): every row whole, from a zero state
+    expected = net.nats(out[:, -12:], targets).mean(1)
+    monkeypatch.setattr(coldstart, "_WORK_BUDGET", work)  # 1: a column a block, 5,000: a few
+    monkeypatch.setattr(coldstart, "ROWS", 3)  # rows in groups of 3, 3 and 1
+    got = coldstart.span_loss(net, x, targets, torch.device("cpu"))
+    torch.testing.assert_close(got, expected)

@@ -231,6 +231,7 @@ def test_a_prime_the_model_cannot_read_is_one_error(runs_by_cell, tmp_path):
             export_args(runs_by_cell, str(out), "--prime", "AN\u2603", "--unknown", policy)
         )
         assert result.exit_code == 0, result.stderr
+        assert f"Note: --unknown {policy} " in result.stderr  # what became of the prime, said
         kept = {"skip": "AN", "replace": "AN "}[policy]  # no lookalike: a space
         assert f'"prime":"{kept}"' in out.read_text(encoding="utf-8")
 

@@ -293,9 +293,13 @@ def test_unseen_prime_characters_are_named_or_skipped_or_replaced(sample, model_
     with pytest.raises(VocabError, match=r"'Z' \(U\+005A\).*'€'"):
         Sampler(Model(model, vocab), SampleConfig()).prime("Zoo €")
     assert_one_error(sample("--prime", "ANNÁ:"), 1, "'Á' (U+00C1) at 4")
-    for policy, echoed in (("skip", "ANN:"), ("replace", "ANNA:")):
+    for policy, echoed, done in (("skip", "ANN:", "left out"), ("replace", "ANNA:", "replaced")):
         r = sample("--prime", "ANNÁ:", "--unknown", policy, "-l", "5")
         assert r.exit_code == 0 and r.stdout.startswith(echoed), r.stderr
+        assert r.stderr == f"Note: --unknown {policy} {done} 1 character the model never saw.\n"
+    gone = sample("--prime", "ÁÉ", "--unknown", "skip", "-l", "5")  # nothing left of the prime
+    assert gone.exit_code == 0 and len(gone.stdout) == 5, gone.stderr
+    assert "left out 2 characters the model never saw (the whole prime" in gone.stderr
 
 
 def test_a_prime_file_in_another_encoding(sample, tmp_path):

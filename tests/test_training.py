@@ -342,7 +342,15 @@ def test_a_log_without_a_terminal_gets_lines_of_progress_between_evaluations(
     monkeypatch.setattr(train_cli, "PROGRESS_EVERY_S", 0.0)  # a line at every step
     result = train(env, corpus_file, "--eval-every", "16", "--name", "logged", steps=40)
     assert result.exit_code == 0, result.stderr
+    reading = [line for line in result.stderr.splitlines() if " | evaluating (" in line]
     lines = [line for line in result.stderr.splitlines() if line.startswith("step ")]
+    lines = [line for line in lines if line not in reading]
+    # each evaluation says what it reads as it reads it (here at each of its looks for a stop)
+    assert {line.split(" | ")[0] for line in reading} == {f"step {s:>7,}" for s in (16, 32, 40)}
+    assert {line.split("(")[1].split(")")[0] for line in reading} == {
+        "validation split",
+        "cold starts",
+    }
     # --eval-every 16: a training record of every step, its loss that step's
     metrics = tmp_path / "checkpoints/logged/metrics.jsonl"
     records = [json.loads(line) for line in metrics.read_text().splitlines()]

@@ -203,6 +203,36 @@ def test_a_really_read_only_folder(env, tmp_path, corpus_file):
     assert_one_error(r, 1)
 
 
+def test_a_stop_signal_mid_write_stays_a_stop_and_leaves_the_previous_checkpoint(
+    trained_run, tmp_path, monkeypatch
+):
+    """A second Ctrl-C that lands inside torch.save: its zip writer, closing, raises a
+    RuntimeError of its own over the interrupt. The interrupt is what comes out (the CLI exits
+    130 on it, without a traceback), and the file before is kept whole."""
+    from charrnn import fsutil
+    from charrnn.cli.signals import Interrupted
+
+    target = tmp_path / "last.pt"
+    payload = checkpoint.load(trained_run.last)
+    checkpoint.save(payload, target)
+    before = target.read_bytes()
+    writes = [0]
+    real_write = fsutil._Watched.write
+
+    def write(self, data):
+        writes[0] += 1
+        if writes[0] == 3:
+            raise Interrupted(2)
+        return real_write(self, data)
+
+    monkeypatch.setattr(fsutil._Watched, "write", write)
+    with pytest.raises(Interrupted):
+        checkpoint.save(payload, target)
+    assert writes[0] == 3  # torch wrote on through the wrapper: the interrupt came mid-write
+    assert target.read_bytes() == before
+    assert os.listdir(tmp_path) == ["last.pt"]
+
+
 def test_stale_temp_files_of_a_killed_writer_are_removed(tmp_path):
     run = RunDir(tmp_path / "r")
     run.path.mkdir()

@@ -62,11 +62,18 @@ def say(message: str, quiet: bool = False) -> None:
         click.echo(message, err=True)
 
 
-def note_unknown(text: str, vocab, unknown: str, quiet: bool = False) -> None:
-    """Say how many characters of `text` --unknown skip or replace changes (none: nothing)."""
+def note_unknown(text: str, vocab, unknown: str, quiet: bool = False, prime: bool = False) -> None:
+    """Say how many characters of `text` --unknown skip or replace changes (none: nothing); of a
+    `prime`, also where none of it is left."""
     if unknown != "error" and (n := sum(ch not in vocab.index for ch in text)):
         done = "left out" if unknown == "skip" else "replaced"
-        say(f"Note: --unknown {unknown} {done} {count(n, 'character')} the model never saw.", quiet)
+        left = ""
+        if prime and unknown == "skip" and n == len(text):
+            left = " (the whole prime: the text starts unprimed)"
+        say(
+            f"Note: --unknown {unknown} {done} {count(n, 'character')} the model never saw{left}.",
+            quiet,
+        )
 
 
 def known_text(text: str, vocab, unknown: str, label: str, task: str, quiet: bool = False) -> str:
@@ -308,11 +315,13 @@ def refuse_saved_model(output: str, name: str | None = None, strict: bool = True
     `-o best.pt` must not replace a model with text."""
     import zipfile
 
+    from charrnn.fsutil import ZIP
+
     name = name or output
     try:
         with open(output, "rb") as f:  # a link: the file it points to, which is what is written
             head = f.read(32)
-        if head.startswith(b"PK\x03\x04"):
+        if head.startswith(ZIP):
             with zipfile.ZipFile(output) as archive:
                 saved = any(n.endswith("data.pkl") for n in archive.namelist())
         else:

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from charrnn.cli.common import binary, load_model, say, write_output
+from charrnn.cli.common import binary, load_model, note_unknown, say, write_output
 from charrnn.cli.options import (
     checkpoint_dir_option,
     checkpoint_option,
@@ -71,6 +71,7 @@ def export(out, checkpoint, fmt, precision, prime, unknown, quiet, checkpoint_di
         from charrnn.use.export_page import export_page
 
         page = export_page(model, path.parent.name or str(path), precision, prime, unknown)
+        note_unknown(prime, model.vocab, unknown, quiet, prime=True)
         write_output(out, lambda stream: stream.write(page))
         size = len(page.encode())
     hint = ": open it in a browser" if fmt == "html" and os.path.isfile(out) else ""

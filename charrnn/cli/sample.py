@@ -9,7 +9,7 @@ import time
 
 import click
 
-from charrnn.cli.common import load_model, read_stdin, shown_path, write_output
+from charrnn.cli.common import load_model, note_unknown, read_stdin, shown_path, write_output
 from charrnn.cli.options import (
     Number,
     Text,
@@ -126,7 +126,9 @@ def sample(
     # every field of SampleConfig is an option of the same name
     config = SampleConfig(**{f.name: opts[f.name] for f in dataclasses.fields(SampleConfig)})
     path, model = load_model(checkpoint, checkpoint_dir, None)
-    text = apply_unknown(read_prime(prime, prime_file, encoding), model.vocab, unknown)
+    given = read_prime(prime, prime_file, encoding)
+    text = apply_unknown(given, model.vocab, unknown)
+    note_unknown(given, model.vocab, unknown, prime=True)
     model = model.to(resolve_device(device))
     stops = [unescape(s) for s in opts["stop"]]
     job = SampleJob(model, config, opts["length"], text, stops, opts["as_json"])

@@ -361,7 +361,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
     status."""
     from tqdm import tqdm
 
-    from charrnn.cli.report import eval_line, progress_line, rollback_line
+    from charrnn.cli.report import eval_line, fmt_time, progress_line, rollback_line
     from charrnn.train.events import DoneEvent, EvalEvent, RollbackEvent, StepEvent
 
     bar = tqdm(
@@ -382,10 +382,28 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
         bar.write(line, file=sys.stderr)
         written = time.monotonic()
 
+    step, evaluating = trainer.pos.step, None  # evaluating: since when (None: not evaluating)
+    shown = 0.0  # when the bar last showed the evaluation's time
+
+    def on_evaluating(what: str) -> None:
+        """The evaluation under way, shown as it goes: a wide model's takes minutes."""
+        nonlocal evaluating, shown
+        now = time.monotonic()
+        evaluating = now if evaluating is None else evaluating
+        so_far = fmt_time(now - evaluating)
+        if not bar.disable and now - shown >= 1.0:
+            bar.set_postfix_str(f"step {step:,} evaluating: {what}, {so_far}", refresh=True)
+            shown = now
+        elif lines and now - written >= PROGRESS_EVERY_S:
+            write(f"step {step:>7,} | evaluating ({what}), {so_far} so far")
+
+    trainer.on_evaluating = on_evaluating
+
     with stop_signals(trainer.request_stop) as signals, _hard_stop(trainer):
         for event in trainer.run():
+            evaluating = None  # any event ends the evaluation that was shown
             if isinstance(event, StepEvent):
-                now = event.chars_per_s
+                step, now = event.step, event.chars_per_s
                 speed = now if speed is None else 0.9 * speed + 0.1 * now
                 losses = [losses[0] + event.loss, losses[1] + 1]
                 bar.update(int(1000 * event.progress) - bar.n)
@@ -401,6 +419,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
                 evals, losses = evals + 1, [0.0, 0]
                 best = event.record if event.improved else best
             elif isinstance(event, RollbackEvent) and not quiet:
+                step = event.to_step
                 write(rollback_line(event))
                 losses = [0.0, 0]  # the steps rolled back are not the run's
             elif isinstance(event, DoneEvent):

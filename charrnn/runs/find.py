@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 
 from charrnn.errors import RunError
+from charrnn.fsutil import ZIP
 from charrnn.runs.folder import RunDir, path_kind
 from charrnn.runs.info import RunInfo, inspect, pid_text
 from charrnn.runs.names import CHECKPOINT_SUFFIX, is_path, name_problem, safe_name
@@ -86,6 +87,11 @@ def _run_folder(spec: str, base: Path) -> RunDir:
     """The folder `spec` names (a path, or a run name under `base`), which must be a folder."""
     if is_path(spec):
         run = RunDir(Path(spec).expanduser(), given=spec)
+        if path_kind(run.path) == "file" and run.path.name.endswith(CHECKPOINT_SUFFIX):
+            folder = os.path.dirname(spec) or "."
+            raise RunError(
+                f"{spec} is a checkpoint file, not a run folder: give its folder, {folder}"
+            )
         if path_kind(run.path) != "dir":
             raise RunError(
                 f"no run folder at {spec}{_meant(spec, base)}; `charrnn runs` lists the runs"
@@ -93,10 +99,21 @@ def _run_folder(spec: str, base: Path) -> RunDir:
         return run
     run = RunDir(Path(base) / spec, given=spec)
     if path_kind(run.path) != "dir":
-        here = f"; to use {spec} in this folder, write ./{spec}" if os.path.lexists(spec) else ""
+        here = ""
+        if path_kind(spec) == "dir" or _is_zip(spec):  # a run's folder or a checkpoint here
+            here = f"; to use {spec} in this folder, write ./{spec}"
+        elif os.path.lexists(spec):
+            here = f"; the file {spec} in this folder is no checkpoint (a run's best.pt or last.pt)"
         hint = _meant(spec, base) or run_folder_hint(base)
         raise RunError(f"no run {spec!r} in {base}{here}{hint}; `charrnn runs` lists the runs")
     return run
+
+
+def _is_zip(path: str) -> bool:
+    """Whether `path` is a file that starts as a zip archive does (torch.save's checkpoints)."""
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        return f.read(4) == ZIP
+    return False
 
 
 def run_folder_hint(base: Path) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 
 from charrnn.defaults import ENCODING
 from charrnn.errors import CorpusError
+from charrnn.fsutil import ZIP
 
 ENCODINGS = "any text encoding Python knows, e.g. utf-8, utf-16, latin-1 or cp1252"
 
@@ -59,6 +60,11 @@ class Decoder:
 
     def decode(self, chunk: bytes, final: bool = False) -> str:
         if not self.nul_is_text and b"\x00" in chunk:  # binary, whatever else is wrong with it
+            if self.offset == 0 and chunk.startswith(ZIP) and b"data.pkl" in chunk[:4096]:
+                raise CorpusError(  # torch.save's archive: its first entry is NAME/data.pkl
+                    f"{self.label} is a PyTorch checkpoint, not text: a model goes to -c "
+                    "(sample, score, inspect, export), or to --resume or --init-from (train)"
+                )
             raise CorpusError(
                 f"{self.label} looks like a binary file (NUL byte at offset "
                 f"{self.offset + chunk.index(0)}); give text files, or pass --encoding if it "

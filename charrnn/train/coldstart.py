@@ -22,6 +22,7 @@ MIN_SPAN = 20  # the fewest characters per start the check scores (after at leas
 # Multiply-adds between two looks for a stop: a tenth of a second on a laptop core, so that a stop
 # asked for during the check is seen within a second, whatever the model and the vocabulary.
 _WORK_BUDGET = 1 << 33
+ROWS = 256  # rows read side by side at most (a check's starts: 256 by default)
 
 
 @dataclass
@@ -125,28 +126,39 @@ def span_loss(model, x, targets, device, should_stop=None) -> torch.Tensor | Non
     """Mean nats per character on the last targets.shape[1] predictions of reading x from a zero
     state: x (n, t), targets (n, span) -> (n,); None if `should_stop()` turns true on the way.
 
-    The work comes in pieces of about _WORK_BUDGET multiply-adds, with a look at `should_stop`
-    between two, whatever the model and the vocabulary: rows read together through the
-    recurrent part, then their scored positions through the output layer (whose cost grows with
-    the vocabulary, and which is applied to those positions only)."""
+    The rows are read side by side, ROWS at a time, a block of columns after another with the
+    state carried between them: each block about _WORK_BUDGET multiply-adds, with a look at
+    `should_stop` between two, whatever the model and the vocabulary. Many rows at once keep each
+    character's products matrix products: a few rows at a time, a wide model reads all its
+    weights again for each character of each few (a 2x1536 LSTM's check, a row at a time, took
+    20 minutes). The scored positions go through the output layer (whose cost grows with the
+    vocabulary) in pieces of their own."""
     n, t = x.shape
     span = targets.shape[1]
     c = model.config
     recurrent = model.num_params(embedding=False) - model.head.weight.numel() - c.vocab_size
-    rows = max(1, _WORK_BUDGET // (t * recurrent))  # read together: a batch keeps it fast
+    rows = min(n, ROWS)
+    cols = max(1, _WORK_BUDGET // (rows * recurrent))  # columns of a block
     positions = max(1, _WORK_BUDGET // (c.hidden_size * c.vocab_size))  # through the head at once
     out = []
     for i in range(0, n, rows):
-        if should_stop is not None and should_stop():
-            return None
-        hidden, _ = model.read(x[i : i + rows].to(device))  # (r, t, H) from a zero state
-        hidden = hidden[:, -span:].reshape(-1, c.hidden_size)  # (r * span, H): the scored ones
-        ys = targets[i : i + rows].reshape(-1).to(device)  # (r * span,)
-        nats = torch.empty(len(ys), device=device)
-        for j in range(0, len(ys), positions):
+        xs, ys = x[i : i + rows].to(device), targets[i : i + rows].to(device)  # (r, t), (r, span)
+        state, total = None, torch.zeros(len(xs), device=device)  # (r,): nats summed per row
+        for a in range(0, t, cols):
             if should_stop is not None and should_stop():
                 return None
-            piece = slice(j, j + positions)
-            nats[piece] = model.nats(hidden[piece], ys[piece])
-        out.append(nats.view(-1, span).mean(1).cpu())
+            hidden, state = model.read(xs[:, a : a + cols], state)  # (r, k, H)
+            first = max(a, t - span)  # the block's first scored column
+            if first >= a + hidden.shape[1]:  # the block is all lead (nothing scored yet)
+                continue
+            scored = hidden[:, first - a :].reshape(-1, c.hidden_size)  # (r * s, H)
+            ys_block = ys[:, first - (t - span) : a + cols - (t - span)].reshape(-1)  # (r * s,)
+            nats = torch.empty(len(ys_block), device=device)
+            for j in range(0, len(ys_block), positions):
+                if should_stop is not None and should_stop():
+                    return None
+                piece = slice(j, j + positions)
+                nats[piece] = model.nats(scored[piece], ys_block[piece])
+            total += nats.view(len(xs), -1).sum(1)
+        out.append((total / span).cpu())
     return torch.cat(out)

@@ -4,11 +4,11 @@ last one, so that evaluations spend at most SHARE of the budget and the run ends
 An evaluation reads the first `chars` characters of `streams` validation streams side by side,
 and checks `starts` cold starts (coldstart.py). Reading n streams side by side costs a + b * n
 seconds a character: a for the sequential step (what a small model's time is), b for each stream
-(the output layer's, which grows with the vocabulary); a cold start costs c. So an evaluation
-costs about
-    chars * (a + b * streams) + c * starts * min(1, chars / WHOLE_WINDOWS)
-with a, b and c from a probe (a piece of the validation read timed at two widths, a few cold
-starts checked), then the seconds each evaluation measured. The size is chosen once for a run
+(the output layer's, which grows with the vocabulary). The check reads its starts side by side
+the same way, WINDOW characters each, twice. So an evaluation costs about
+    chars * (a + b * streams) + 2 * WINDOW * (a + b * starts) * min(1, chars / WHOLE_WINDOWS)
+with a and b from a probe (a piece of the validation read timed at two widths), then the seconds
+each evaluation measured. The size is chosen once for a run
 (kept in its checkpoints), so that every evaluation reads the same text and their losses compare
 (best.pt is chosen by them); the schedule then spends what is left of the allowance.
 """
@@ -22,7 +22,7 @@ import torch
 
 from charrnn.runs import is_evaluation
 from charrnn.text.data import StreamBatcher
-from charrnn.train.coldstart import span_loss
+from charrnn.train import coldstart
 from charrnn.train.config import TrainConfig
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.state import Position
@@ -37,7 +37,7 @@ MAX_EVALS = 16  # evaluations planned at most in a budget: enough to keep the be
 MIN_STREAMS = 4
 MIN_CHARS = 500  # characters of each stream read at least (the cold-start windows shrink to fit)
 MIN_STARTS = 64  # cold starts checked at least (docs/evaluation-cost.md: what still catches one)
-PROBE_STARTS = 4  # cold starts the probe checks
+WINDOW = 300  # characters each cold start reads (coldstart.check's skip + span), twice a check
 WHOLE_WINDOWS = 1000  # characters of a stream read in which the check's windows are whole
 # Below the floors where nothing else fits: one stream and 16 starts, but still MIN_CHARS of it:
 # in a shorter stream the check's windows shrink until a runaway no longer shows in them
@@ -68,12 +68,14 @@ class EvalSize:
 @dataclass
 class EvalCost:
     """Seconds an evaluation costs: `step` a character read whatever the streams side by side,
-    `row` a character of each stream, `start` a cold start checked, `fixed` besides (writing the
-    checkpoints); `probe`: the seconds the probe took."""
+    `row` a character of each stream, `start` a cold start checked beside the others and
+    `check_step` a check whatever its starts (its characters read in turn, coldstart.ROWS starts
+    at a time), `fixed` besides (writing the checkpoints); `probe`: the seconds the probe took."""
 
     step: float
     row: float
     start: float
+    check_step: float = 0.0
     fixed: float = 0.0
     probe: float = 0.0
 
@@ -84,7 +86,9 @@ class EvalCost:
         """Seconds of an evaluation of `size`: its read, its check, its checkpoints."""
         read = size.chars * (self.step + self.row * size.streams)
         shrunk = min(1.0, size.chars / WHOLE_WINDOWS)  # the check's windows, in short streams
-        return read, self.start * shrunk * size.starts, self.fixed
+        turns = math.ceil(size.starts / coldstart.ROWS)  # reads of starts side by side
+        check = shrunk * (self.check_step * turns + self.start * size.starts)
+        return read, check, self.fixed
 
 
 def whole(c: TrainConfig, batches: StreamBatcher) -> EvalSize:
@@ -97,8 +101,8 @@ def whole(c: TrainConfig, batches: StreamBatcher) -> EvalSize:
 def probe(model, batches: StreamBatcher, clock, dist: Dist = SINGLE) -> EvalCost:
     """The cost model of evaluating `model` (a trained.Model) on `batches`, the mean over the ranks:
     a piece of the validation read timed at two widths (each the better of two reads: the first
-    warms up), and PROBE_STARTS cold-start windows read from a zero state (the check reads each
-    twice)."""
+    warms up). The cold-start check reads its starts side by side as the validation read reads its
+    streams, so its cost comes from the same two figures."""
     device = model.device
 
     def now() -> float:  # a GPU's calls return before their work is done: wait for it
@@ -119,24 +123,11 @@ def probe(model, batches: StreamBatcher, clock, dist: Dist = SINGLE) -> EvalCost
                 net.nats(out, ys)
                 best = min(best, now() - start)
             seconds.append(best / cols)
-        windows = _windows(batches.ids, PROBE_STARTS)
-        start = now()
-        if windows is not None:
-            span_loss(net, *windows, device)
-        seconds.append(2 * (now() - start) / PROBE_STARTS)
-    wide, narrow, check = (t / dist.world for t in dist.all_sum(seconds))
+    wide, narrow = (t / dist.world for t in dist.all_sum(seconds))
     row = max(0.0, (wide - narrow) / max(b - few, 1))
-    return EvalCost(max(narrow - row * few, 0.0), row, check, probe=now() - begun)
-
-
-def _windows(ids: torch.Tensor, n: int, skip: int = 100, span: int = 200):
-    """n cold-start windows from the start of `ids` and their scored targets, as the check reads
-    them: (n, skip + span) and (n, span); None where `ids` is too short."""
-    t = skip + span
-    if len(ids) < n * t + 1:
-        return None
-    x = ids[: n * t].long().view(n, t)
-    return x, ids[1 : n * t + 1].long().view(n, t)[:, skip:]
+    step = max(narrow - row * few, 0.0)
+    check = 2 * WINDOW  # characters of each start a check reads
+    return EvalCost(step, row, check * row, check * step, probe=now() - begun)
 
 
 def choose_size(max_time: float, full: EvalSize, cost: EvalCost, evals: int) -> EvalSize:

@@ -20,7 +20,7 @@ import os
 import statistics
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -108,6 +108,9 @@ class Trainer:
         self.streams: State = model.init_state(c.batch_size)  # this rank's carried state
         self._stop = False  # agreed by every rank (set only between steps when distributed)
         self._requested = False  # asked for on this rank (by a signal)
+        # Told what an evaluation reads ("validation", "cold starts") at each of its looks for a
+        # stop, a few a second: for a progress display (a wide model's takes minutes).
+        self.on_evaluating: Callable[[str], None] | None = None
         self._rollbacks = 0  # in a row, since the last good checkpoint
         self._time_up = False  # an evaluation found the time left only for itself (_ends_after)
         # Fit torch's thread count to the cores free now (threads.py); False keeps the count the
@@ -249,7 +252,7 @@ class Trainer:
         """Evaluate, then write last.pt (and best.pt if better); None if a stop cut it short.
         `final`: the run ends after it (one that ends by its patience or a limit is found out)."""
         size, t0 = self.budget.size, self.clock()
-        batches, stop, dist = self.val_batches, self._stopping, self.dist
+        batches, stop, dist = self.val_batches, self._polled("validation split"), self.dist
         with self._precision():
             result = evaluate(
                 self.trained, batches, stop, dist, streams=size.streams, chars=size.chars
@@ -266,8 +269,9 @@ class Trainer:
         cold = None
         if checked:
             with self._precision():
+                polled = self._polled("cold starts")
                 cold = coldstart.check(
-                    self.trained, ids, result, size.starts, dist=dist, should_stop=self._stopping
+                    self.trained, ids, result, size.starts, dist=dist, should_stop=polled
                 )
         if self._stop:  # asked to stop during the check: the evaluation as a whole is cut short
             return None
@@ -390,6 +394,17 @@ class Trainer:
     def _stopping(self) -> bool:
         """Whether a stop was asked for: what an evaluation looks at between its pieces of work."""
         return self._stop
+
+    def _polled(self, what: str) -> Callable[[], bool]:
+        """_stopping, telling on_evaluating that the evaluation is reading `what` at each look."""
+        if self.on_evaluating is None:
+            return self._stopping
+
+        def stopping() -> bool:
+            self.on_evaluating(what)
+            return self._stop
+
+        return stopping
 
     def _agree(self) -> None:
         """Distributed: every rank takes the mean clock and stops if any rank was asked to, so all
