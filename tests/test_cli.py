@@ -133,6 +133,7 @@ CASES = [
     (["train", "latin.txt"], 1, "not valid utf-8 text: byte 0xef at offset 2"),
     (["train", "empty.txt"], 1, "corpus is empty"),
     (["train", "-"], 1, "corpus is empty (standard input)"),
+    (["train", "-", "ok.txt", "-"], 2, "'-' (standard input) is given twice: give it once"),
     (["train", "onechar.txt"], 1, "nothing to learn"),
     (["train", "small.txt"], 1, "too few for windows of 32"),
     (["train", "hugevocab.txt"], 1, "100,000 distinct characters"),

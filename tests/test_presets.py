@@ -70,6 +70,7 @@ def test_auto_sets_dropout_by_the_passes_over_the_text():
     assert (
         for_passes(medium, FEW_PASSES, early_stop=False) == medium
     )  # a few times: the preset's, unsaid
+    assert "reads the text about 1,122 times" in for_passes(medium, 1122, early_stop=False).reason
     # from none it rises in lines, in steps of 0.05, and never falls as the passes grow
     ramp = [for_passes(medium, p / 4, early_stop=False).preset.dropout for p in range(1, 200)]
     halfway = (NO_DROPOUT_PASSES + FEW_PASSES) / 2

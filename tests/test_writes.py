@@ -24,7 +24,7 @@ from helpers.cli import assert_one_error, command, invoke, popen, run
 
 from charrnn import checkpoint
 from charrnn.cli import main
-from charrnn.errors import CheckpointError
+from charrnn.errors import CheckpointError, RunError
 from charrnn.runs import RunDir
 
 LIMIT = 64 * 1024  # bytes a process may write to one file: less than a tiny model's checkpoint
@@ -582,3 +582,19 @@ def test_output_to_an_inherited_descriptor_writes_where_the_shell_opened_it(trai
     p.stdout.read(5)
     p.stdout.close()
     assert p.wait(timeout=DEADLINE) == 0 and p.stderr.read() == b""
+
+
+def test_a_run_folder_that_cannot_be_written_is_named_for_what_failed(tmp_path, monkeypatch):
+    """On a read-only disk a run's folder that exists (a resume) cannot be written in; one that
+    does not cannot be made: the error says which."""
+    from charrnn.runs import folder
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    (tmp_path / "there").mkdir()
+    for name, doing in (("there", "write in the run folder"), ("new", "create the run folder")):
+        monkeypatch.setattr(folder.os, "open", refuse)
+        with pytest.raises(RunError, match=f"cannot {doing} .*{name}.*read-only"):
+            RunDir(tmp_path / name).session().__enter__()
+        monkeypatch.undo()

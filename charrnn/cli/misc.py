@@ -132,6 +132,7 @@ def corpus_list(as_json):
     """Show the corpora `charrnn train NAME` knows, and whether each is already here. On a
     terminal a table; piped, tab-separated lines in full under a header line."""
     from charrnn.text.catalog import cached, load_catalog
+    from charrnn.use.budget import size_text
 
     header = ("name", "size", "kind", "here", "description", "licence")
     records = [
@@ -152,7 +153,7 @@ def corpus_list(as_json):
     rows = [
         (
             r["name"],
-            f"{r['bytes'] / 1e6:.1f} MB",
+            size_text(r["bytes"]),
             r["kind"],
             r["here"],
             r["description"],

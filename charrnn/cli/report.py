@@ -36,7 +36,7 @@ def describe(opened, request, device) -> str:
     vocab = f" (vocabulary {len(trainer.vocab)})" if distinct != len(trainer.vocab) else ""
     return (
         f"{verb} {trainer.run_dir.name!r}: {opened.chars:,} characters, {distinct} distinct"
-        f"{vocab}; {m.num_layers}x{m.hidden_size} {m.cell.upper()}, {params / 1e6:.2f}M "
+        f"{vocab}; {m.num_layers}x{m.hidden_size} {m.cell.upper()}, {_millions(params)} "
         f"parameters{f', dropout {m.dropout:g}' if m.dropout else ''}; batch "
         f"{c.batch_size}x{c.seq_len}; budget "
         f"{', '.join(x for x in limits if x)}; {device}"
@@ -230,3 +230,8 @@ def _cold_start_text(c: dict | None, first: bool) -> str:
     window = c.get("skip", 100), c.get("skip", 100) + c.get("span", 200)
     chars = "" if window == (100, 300) else f" (characters {window[0]}-{window[1]})"
     return f" | cold {runaways}/{c['starts']} runaway, gap {gap:+.3f}{chars}"
+
+
+def _millions(n: int) -> str:
+    """A parameter count for a person: 28.83M, 0.46M, and below 10,000 the count itself."""
+    return f"{n / 1e6:.2f}M" if n >= 10_000 else f"{n:,}"

@@ -289,6 +289,8 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
 
     if not corpus and not resume:
         raise click.UsageError("give a CORPUS to train on (or --resume RUN)")
+    if corpus.count("-") > 1:  # the text of a pipe is read once: a second '-' would repeat it
+        raise click.UsageError("'-' (standard input) is given twice: give it once")
     if resume and init_from:
         raise click.UsageError(
             "--init-from starts a new run and --resume continues one: give one of them"

@@ -230,7 +230,7 @@ def _along(points: list[tuple[float, float]], x: float) -> float:
 def _times(passes: float) -> str:
     if passes < 1.5:
         return "less than once" if passes < 1 else "about once"
-    return f"about {passes:.0f} times"
+    return f"about {passes:,.0f} times"
 
 
 def for_cell(preset: Preset, cell: str, vocab_size: int) -> Preset:

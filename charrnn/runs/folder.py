@@ -82,13 +82,12 @@ class RunDir:
         previous run's files first (--force). Left-over temp files of a killed writer are removed.
         The lock is an flock, so the kernel releases it when the process dies, even by SIGKILL.
         """
+        doing = "write in the run folder" if self.path.is_dir() else "create the run folder"
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise RunError(
-                cannot_write(self.path, e, _ELSEWHERE, doing="create the run folder")
-            ) from None
+            raise RunError(cannot_write(self.path, e, _ELSEWHERE, doing=doing)) from None
         try:
             _lock(fd, self)
             if clear:
