@@ -697,7 +697,9 @@ def test_corpus_list_and_get(env, tmp_path):
         r["name"]: r for r in map(json.loads, env(["corpus", "list", "--json"]).stdout.splitlines())
     }
     assert records.keys() == rows.keys() - {"name"}  # the piped lines' header
-    assert records["tinyshakespeare"]["bytes"] == 1_115_394
+    assert records["tinyshakespeare"]["bytes"] == 1_115_394  # the catalog's: this file differs
+    built = catalog.load_catalog()["pystdlib"].cache_file(tmp_path / "cache")
+    assert records["pystdlib"]["bytes"] == built.stat().st_size  # its own, not the target's
     assert [records[n]["here"] for n in ("tinyshakespeare", "pystdlib")] == ["differs", "yes"]
     assert "SHA-256 differs" in env(["corpus", "get", "tinyshakespeare"]).stderr
 

@@ -135,17 +135,21 @@ def corpus_list(as_json):
     from charrnn.use.budget import size_text
 
     header = ("name", "size", "kind", "here", "description", "licence")
-    records = [
-        {
-            "name": entry.name,
-            "bytes": entry.size,
-            "kind": "built-in" if entry.builtin else "download",
-            "here": cached(entry, cache_dir()),
-            "description": entry.description,
-            "licence": entry.licence,
-        }
-        for entry in load_catalog().values()
-    ]
+    records = []
+    for entry in load_catalog().values():
+        here = cached(entry, cache_dir())
+        # a built-in corpus's own size is known once it is built (the catalog's is a target)
+        size = entry.cache_file(cache_dir()).stat().st_size if here == "yes" else entry.size
+        records.append(
+            {
+                "name": entry.name,
+                "bytes": size,
+                "kind": "built-in" if entry.builtin else "download",
+                "here": here,
+                "description": entry.description,
+                "licence": entry.licence,
+            }
+        )
     if as_json:
         for r in records:
             click.echo(json_line(r))
