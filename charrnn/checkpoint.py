@@ -75,7 +75,7 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
     values only, such as `charrnn runs`)."""
     path = Path(path)
     if path.is_dir():
-        raise CheckpointError(f"{path} is a folder; pass a checkpoint file or a run folder")
+        raise CheckpointError(f"{path} is a folder: give a checkpoint file (a run's best.pt)")
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     if reason := _not_a_torch_archive(path):
@@ -220,8 +220,10 @@ def load_model(
     device: torch.device | str | None = None,
     verify: bool | Collection[str] = MODEL_PARTS,
 ) -> Model:
-    """The trained model of the checkpoint at `path`, whole (in eval mode, on `device`, else the
-    CPU): what `sample`, `score` and `inspect` read text with."""
+    """The trained model of the checkpoint at `path` (a run's folder: its best.pt), whole (in eval
+    mode, on `device`, else the CPU): what `sample`, `score` and `inspect` read text with."""
+    if Path(path).is_dir() and (Path(path) / "best.pt").is_file():
+        path = Path(path) / "best.pt"
     model = restore(load(path, verify=verify), path)
     return model.to(device) if device is not None else model
 

@@ -492,3 +492,16 @@ def test_a_page_into_stdout_and_a_prime_from_endless_stdin(runs_by_cell, tmp_pat
     code, out, err = with_endless_stdin([*args, "--prime", "-", "--max-chars", "50"])
     assert code == 2 and out == b""
     assert b"is longer than --max-chars 50" in err
+
+
+def test_a_certain_guess_has_a_surprise_of_zero_not_minus_zero():
+    """A model sure of every next character (a head that always says 'a'): each surprise is 0,
+    written `0.0000`, never `-0.0000` or a hair below 0."""
+    model = model_for("lstm", 1)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.fill_(-100.0)
+        model.head.bias[VOCAB.encode("a")[0]] = 100.0
+    rec = record(Model(model, VOCAB), "aaaa")
+    assert [math.copysign(1.0, float(s)) for s in rec.surprise] == [1.0] * 4
+    assert rec.surprise.tolist() == [0.0] * 4

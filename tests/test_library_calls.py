@@ -15,7 +15,7 @@ from charrnn.use.bits import line_bits
 from charrnn.use.budget import recording_budget
 from charrnn.use.report import inspect
 from charrnn.use.sample_job import SampleJob
-from charrnn.use.sampler import SampleConfig, Sampler
+from charrnn.use.sampler import SampleConfig, Sampler, sample_text
 from charrnn.use.units import most_varied
 
 VOCAB = CharVocab.from_text("abcdefg \n()\"'")
@@ -99,3 +99,55 @@ def test_line_bits_name_the_lines_with_unseen_characters_and_leave_the_lines_alo
     assert math.isnan(found.bits[1]) and not math.isnan(found.bits[0])
     assert found.where.startswith("'x' (U+0078) at 1")
     assert line_bits(model_for(), lines, "skip").unseen == []
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("max_steps", 0),
+        ("max_steps", -5),
+        ("max_epochs", -1.0),
+        ("max_time", -3.0),
+        ("max_time", math.inf),
+        ("batch_size", 0),
+        ("seq_len", 0),
+        ("lr", -0.01),
+        ("lr", math.nan),
+        ("val_frac", 1.0),
+        ("weight_decay", -0.1),
+        ("patience", 0),
+        ("eval_every", 0),
+    ],
+)
+def test_a_training_call_refuses_what_the_command_refuses(tmp_path, field, value):
+    """A library caller's budget of 0 steps or a negative rate is a ConfigError before anything
+    is made, as `charrnn train` refuses it, not a run folder that trained nothing."""
+    from charrnn.runs import RunDir
+    from charrnn.text.encoded import encode_text
+    from charrnn.train.start import start
+
+    train = {"batch_size": 4, "seq_len": 8, "max_steps": 2, field: value}
+    with pytest.raises(ConfigError, match=field):
+        start(encode_text("a few words of text, " * 40), RunDir(tmp_path / "r"), train=train)
+    assert not (tmp_path / "r").exists()
+
+
+def test_sample_text_refuses_what_cannot_be_sampled():
+    model = model_for()
+    with pytest.raises(ConfigError, match=r"--temp must be 0 or more, not -1$"):
+        sample_text(model, "ab", 10, temperature=-1)
+    with pytest.raises(ConfigError, match="length must be 0 or more"):
+        sample_text(model, "ab", -5)
+    with pytest.raises(ConfigError, match="prime must be text"):
+        sample_text(model, 123, 10)
+    assert sample_text(model, "ab", 0) == ""
+
+
+def test_load_model_reads_a_run_folder_as_its_best_pt(trained_run):
+    from charrnn import checkpoint
+
+    from_folder = checkpoint.load_model(trained_run.path)
+    from_file = checkpoint.load_model(trained_run.best)
+    assert from_folder.vocab.chars == from_file.vocab.chars
+    for a, b in zip(from_folder.net.parameters(), from_file.net.parameters(), strict=True):
+        assert a.equal(b)

@@ -35,7 +35,7 @@ def describe(opened, request, device) -> str:
     # a fine-tuning run's vocabulary is the base model's and the text's together
     vocab = f" (vocabulary {len(trainer.vocab)})" if distinct != len(trainer.vocab) else ""
     return (
-        f"{verb} {trainer.run_dir.name!r}: {opened.chars:,} characters, {distinct} distinct"
+        f"{verb} {trainer.run_dir.name!r}: {opened.chars:,} characters, {distinct:,} distinct"
         f"{vocab}; {m.num_layers}x{m.hidden_size} {m.cell.upper()}, {_millions(params)} "
         f"parameters{f', dropout {m.dropout:g}' if m.dropout else ''}; batch "
         f"{c.batch_size}x{c.seq_len}; budget "

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from charrnn.defaults import SEED, VAL_FRAC
+from charrnn.errors import ConfigError
 
 # Characters trained between evaluations by default: an evaluation costs ~10% of that much
 # training, where every 250 steps of 32x32 (the old default) spent a sixth of a short budget.
@@ -68,6 +70,34 @@ class TrainConfig:
     # four evaluations in a short run are too few points for a learning curve, and the records
     # are small (every one is kept in the checkpoint: ~150 bytes, 16 per million characters).
     records_per_eval: int = 16
+
+    def __post_init__(self):
+        """A library caller's values held to what the command line accepts: a budget of 0 steps
+        or a negative rate would make a run folder that trained nothing, or fail deep inside."""
+        at_least = {"batch_size": 1, "seq_len": 1, "warmup_steps": 0, "max_val_chars": 1}
+        at_least |= {"eval_every": 1, "max_steps": 1, "patience": 1, "cold_start_checks": 1}
+        at_least |= {"records_per_eval": 1, "max_rollbacks": 0, "seed": 0}
+        for name, least in at_least.items():
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < least):
+                raise ConfigError(
+                    f"{name} must be a whole number of {least} or more, not {value!r}"
+                )
+        above_zero = ("lr", "grad_clip", "max_epochs", "max_time")
+        for name in above_zero:
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float) and 0 < value < math.inf):
+                raise ConfigError(f"{name} must be a number above 0, not {value!r}")
+        for name, low, high in (
+            ("min_lr_frac", 0.0, 1.0),
+            ("weight_decay", 0.0, math.inf),
+            ("cold_start_prob", 0.0, 1.0),
+        ):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and low <= value <= high):
+                raise ConfigError(f"{name} must be from {low:g} to {high:g}, not {value!r}")
+        if not (isinstance(self.val_frac, int | float) and 0 < self.val_frac < 1):
+            raise ConfigError(f"val_frac must be between 0 and 1, not {self.val_frac!r}")
 
     @property
     def steps_per_eval(self) -> int:

@@ -84,7 +84,9 @@ def record(
                 ids.append(int(sampler.choose(logits, t - len(given))[0]))
             idx = ids[t]
             # how surprising it was, the state after it, and the odds for the one after it
-            surprise[t] = -F.log_softmax(logits[0].float(), -1)[idx] / math.log(2)
+            # (at least 0: a certain guess's log-probability can round above 0, or read -0)
+            nats = -F.log_softmax(logits[0].float(), -1)[idx]
+            surprise[t] = nats.clamp(min=0.0) / math.log(2) + 0.0
             probes: list[dict] = [{} for _ in range(c.num_layers)]
             logits = stepper(torch.tensor([idx], device=model.device), probes)
             for layer, probe in enumerate(probes):

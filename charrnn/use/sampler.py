@@ -47,8 +47,9 @@ class SampleConfig:
         if isinstance(self.temperature, int | float):
             self.temperature = (float(self.temperature),)
         self.temperature = tuple(float(t) for t in self.temperature)
-        if not self.temperature or any(t < 0 for t in self.temperature):
-            raise ConfigError(f"--temp must be 0 or more, not {self.temperature}")
+        if not self.temperature or any(not t >= 0 for t in self.temperature):  # nan too
+            shown = ", ".join(f"{t:g}" for t in self.temperature) or "none"
+            raise ConfigError(f"--temp must be 0 or more, not {shown}")
         if self.top_k is not None and self.top_k < 1:
             raise ConfigError(f"--top-k must be at least 1, not {self.top_k}")
         if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
@@ -207,6 +208,10 @@ def sample_text(
     """A short sample, to watch a model learn during training: it draws from its own Generator
     only (the run's random state is untouched, so a run sampled along the way ends with the same
     weights) and leaves the model in the mode it found it in."""
+    if not isinstance(prime, str):
+        raise ConfigError(f"the prime must be text (a str), not {type(prime).__name__}")
+    if length < 0:
+        raise ConfigError(f"the length must be 0 or more characters, not {length}")
     with model.evaluating():
         config = SampleConfig(temperature=temperature, seed=seed)
         sampler = Sampler(model, config, track_logprob=False)
