@@ -75,6 +75,11 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
     values only, such as `charrnn runs`)."""
     path = Path(path)
     if path.is_dir():
+        if (path / "last.pt").is_file():
+            raise CheckpointError(
+                f"{path} is a run folder without a best.pt (no evaluation yet): give its "
+                "last.pt, or resume the run"
+            )
         raise CheckpointError(f"{path} is a folder: give a checkpoint file (a run's best.pt)")
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")

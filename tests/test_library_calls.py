@@ -7,7 +7,7 @@ import math
 import pytest
 from test_cells import tiny
 
-from charrnn.errors import ConfigError
+from charrnn.errors import CheckpointError, ConfigError
 from charrnn.model.trained import Model
 from charrnn.text.vocab import CharVocab
 from charrnn.use import budget as budget_mod
@@ -117,6 +117,9 @@ def test_line_bits_name_the_lines_with_unseen_characters_and_leave_the_lines_alo
         ("weight_decay", -0.1),
         ("patience", 0),
         ("eval_every", 0),
+        ("max_steps", True),
+        ("seed", 2**64),
+        ("weight_decay", 2.0),
     ],
 )
 def test_a_training_call_refuses_what_the_command_refuses(tmp_path, field, value):
@@ -136,17 +139,23 @@ def test_sample_text_refuses_what_cannot_be_sampled():
     model = model_for()
     with pytest.raises(ConfigError, match=r"--temp must be 0 or more, not -1$"):
         sample_text(model, "ab", 10, temperature=-1)
-    with pytest.raises(ConfigError, match="length must be 0 or more"):
-        sample_text(model, "ab", -5)
+    for length in (-5, 5.0, "5", True):
+        with pytest.raises(ConfigError, match="length must be a whole number of 0 or more"):
+            sample_text(model, "ab", length)
     with pytest.raises(ConfigError, match="prime must be text"):
         sample_text(model, 123, 10)
     assert sample_text(model, "ab", 0) == ""
 
 
-def test_load_model_reads_a_run_folder_as_its_best_pt(trained_run):
+def test_load_model_reads_a_run_folder_as_its_best_pt(trained_run, tmp_path):
     from charrnn import checkpoint
 
     from_folder = checkpoint.load_model(trained_run.path)
+    folder = tmp_path / "young"  # a run stopped before its first evaluation
+    folder.mkdir()
+    (folder / "last.pt").write_bytes(trained_run.last.read_bytes())
+    with pytest.raises(CheckpointError, match=r"without a best\.pt .* give its last\.pt"):
+        checkpoint.load_model(folder)
     from_file = checkpoint.load_model(trained_run.best)
     assert from_folder.vocab.chars == from_file.vocab.chars
     for a, b in zip(from_folder.net.parameters(), from_file.net.parameters(), strict=True):

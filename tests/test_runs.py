@@ -994,3 +994,20 @@ def test_a_resume_with_no_time_left_says_no_step_was_trained(trained_run, text, 
     assert advised == fmt_time(math.ceil(so_far) + 60)
     r = invoke(["train", "-", "--resume", str(run), "--steps", "201"], input=text)
     assert r.exit_code == 0 and "no step was trained" not in r.stderr  # it trained one
+
+
+def test_a_checkpoint_given_as_a_run_folder_is_sent_to_its_folder(
+    trained_run, tmp_path, monkeypatch
+):
+    """`plot best.pt` names the folder to give: the file's own, the one a link points into, and
+    with a trailing slash the same. The advice, followed, plots."""
+    monkeypatch.chdir(tmp_path)
+    run = Path("runs") / "a"
+    shutil.copytree(trained_run.path, run)
+    Path("links").mkdir()
+    os.symlink(os.path.join("..", run, "best.pt"), Path("links") / "a.pt")
+    for spec in (f"{run}/best.pt", f"{run}/best.pt/", "links/a.pt"):
+        line = assert_one_error(invoke(["plot", spec]), 1, "is a checkpoint file, not a run")
+        folder = line.rsplit("give its folder, ", 1)[1]
+        assert folder == str(run)
+        assert invoke(["plot", folder]).exit_code == 0

@@ -215,6 +215,24 @@ def test_a_small_text_is_evaluated_at_least_once_an_epoch(tmp_path, n_chars):
     assert steps[0] <= per_epoch and all(b - a <= per_epoch for a, b in pairwise(steps))
 
 
+def test_a_stop_during_the_final_evaluation_is_resumed_by_making_it(tmp_path, corpus, text):
+    """Ctrl-C while the last step is evaluated: the budget is spent but the run is not done. A
+    resume with the same budget makes that evaluation (and best.pt) instead of refusing."""
+    train = {**TINY_TRAIN, "max_steps": 12, "eval_every": 100}  # the only evaluation: the final
+    trainer = start(corpus, tmp_path / "r", model=TINY_MODEL, train=train).trainer
+    trainer.on_evaluating = lambda what: trainer.request_stop()  # as Ctrl-C during it does
+    events = drain(trainer)
+    assert not any(isinstance(e, EvalEvent) for e in events)
+    assert trainer.pos.step == 12 and not trainer.run_dir.best.exists()
+    read = lambda specs, encoding: encode_text(text, "tiny")  # noqa: E731
+    resumed = resume(tmp_path / "r", read, corpus_specs=["-"]).trainer
+    events = drain(resumed)
+    assert [e.record["step"] for e in events if isinstance(e, EvalEvent)] == [12]
+    assert resumed.pos.step == 12 and resumed.run_dir.best.exists()  # no step trained again
+    with pytest.raises(RunError, match="already used its budget"):  # now it is done
+        resume(tmp_path / "r", read, corpus_specs=["-"])
+
+
 def test_early_on_every_other_scheduled_evaluation_runs_and_an_eval_every_given_on_resume_all(
     tmp_path, text
 ):

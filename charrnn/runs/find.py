@@ -88,7 +88,10 @@ def _run_folder(spec: str, base: Path) -> RunDir:
     if is_path(spec):
         run = RunDir(Path(spec).expanduser(), given=spec)
         if path_kind(run.path) == "file" and run.path.name.endswith(CHECKPOINT_SUFFIX):
-            folder = os.path.dirname(spec) or "."
+            file = os.path.normpath(spec)  # ("best.pt/" is best.pt)
+            if os.path.islink(file):  # its run is where the link points
+                file = os.path.relpath(os.path.realpath(file))
+            folder = os.path.dirname(file) or "."
             raise RunError(
                 f"{spec} is a checkpoint file, not a run folder: give its folder, {folder}"
             )

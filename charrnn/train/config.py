@@ -79,10 +79,13 @@ class TrainConfig:
         at_least |= {"records_per_eval": 1, "max_rollbacks": 0, "seed": 0}
         for name, least in at_least.items():
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < least):
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if value is not None and (not whole or value < least):
                 raise ConfigError(
                     f"{name} must be a whole number of {least} or more, not {value!r}"
                 )
+        if self.seed > 2**63 - 1:  # what torch's generators take
+            raise ConfigError(f"seed must be at most 2^63-1, not {self.seed}")
         above_zero = ("lr", "grad_clip", "max_epochs", "max_time")
         for name in above_zero:
             value = getattr(self, name)
@@ -90,7 +93,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a number above 0, not {value!r}")
         for name, low, high in (
             ("min_lr_frac", 0.0, 1.0),
-            ("weight_decay", 0.0, math.inf),
+            ("weight_decay", 0.0, 1.0),
             ("cold_start_prob", 0.0, 1.0),
         ):
             value = getattr(self, name)

@@ -91,7 +91,7 @@ def _check_budget(trainer: Trainer) -> Trainer:
             f"run {name!r} stopped early: no better validation loss in its last "
             f"{trainer.config.patience} evaluations; to go on, give a larger --patience"
         )
-    if trainer.budget_spent():
+    if trainer.budget_spent() and trainer.last_evaluated() == trainer.pos.step:
         raise RunError(
             f"run {name!r} has already used its budget ({trainer.pos.step:,} steps, "
             f"{trainer.pos.elapsed:.0f}s); give a larger --steps, --epochs or --time in all"

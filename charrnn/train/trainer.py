@@ -156,7 +156,7 @@ class Trainer:
         at_start = c.eval_at_start and self.pos.step == 0 and not evaluated
         if at_start and (event := self._evaluate_and_save(math.nan)):  # no training loss yet
             yield event
-        last_eval = self.pos.step
+        last_eval = self.last_evaluated()  # a resume after a stop in the final evaluation makes it
         while True:
             self._advance()
             self._agree()
@@ -390,6 +390,12 @@ class Trainer:
         self._requested = True
         if not self.dist.active:
             self._stop = True
+
+    def last_evaluated(self) -> int | None:
+        """The step of the run's last evaluation (None: none yet). Short of the step the run is
+        at, where a stop cut the final evaluation short: the run is not done until it is made."""
+        steps = [r.get("step") for r in self.pos.metrics if is_evaluation(r)]
+        return steps[-1] if steps else None
 
     def _stopping(self) -> bool:
         """Whether a stop was asked for: what an evaluation looks at between its pieces of work."""

@@ -210,8 +210,8 @@ def sample_text(
     weights) and leaves the model in the mode it found it in."""
     if not isinstance(prime, str):
         raise ConfigError(f"the prime must be text (a str), not {type(prime).__name__}")
-    if length < 0:
-        raise ConfigError(f"the length must be 0 or more characters, not {length}")
+    if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+        raise ConfigError(f"the length must be a whole number of 0 or more, not {length!r}")
     with model.evaluating():
         config = SampleConfig(temperature=temperature, seed=seed)
         sampler = Sampler(model, config, track_logprob=False)
