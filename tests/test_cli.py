@@ -134,6 +134,7 @@ CASES = [
     (["train", "empty.txt"], 1, "corpus is empty"),
     (["train", "-"], 1, "corpus is empty (standard input)"),
     (["train", "-", "ok.txt", "-"], 2, "'-' (standard input) is given twice: give it once"),
+    (["train", "ok.txt", "./ok.txt"], 1, "ok.txt is given twice: give each file once"),
     (["train", "onechar.txt"], 1, "nothing to learn"),
     (["train", "small.txt"], 1, "too few for windows of 32"),
     (["train", "hugevocab.txt"], 1, "100,000 distinct characters"),

@@ -38,7 +38,27 @@ def resolve(
         files += found
         skipped += left_out
         origins.append(origin)
+    _refuse_repeats(files)
     return Sources(files, _default_name(specs[0]), origins, encoding, skipped)
+
+
+def _refuse_repeats(files: list[Source]) -> None:
+    """A CorpusError where one file comes twice (named twice, through a link, or in a folder
+    also named): its text twice would weigh it double and put training text in the validation
+    split, which is the corpus's end."""
+    seen: dict[tuple[int, int], str] = {}
+    for src in files:
+        if src.path is None:
+            continue
+        info = src.path.stat()
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            also = "" if seen[key] == src.label else f" (as {seen[key]} too)"
+            raise CorpusError(
+                f"{src.label} is given twice{also}: give each file once (a file read twice would "
+                "put its text in both the training and the validation split)"
+            )
+        seen[key] = src.label
 
 
 def _resolve_one(spec, cache_dir, encoding, stdin, progress) -> tuple[list[Source], str, list]:
