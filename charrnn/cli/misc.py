@@ -211,7 +211,7 @@ def corpus_cache(clear, as_json):
     where = cache_dir()
     if clear:
         freed = clear_cache(where)
-        click.echo(f"Freed {freed / 1e6:,.1f} MB of encoded corpora in {where}", err=True)
+        click.echo(f"Freed {size_text(freed)} of encoded corpora in {where}", err=True)
         return
     entries = cache_entries(where)
     if not entries:
