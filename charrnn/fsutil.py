@@ -156,3 +156,11 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def size_text(n: int) -> str:
+    """Bytes for a person: 12.3 GB, 45.6 MB, 7.8 KB."""
+    for unit, scale in (("GB", 2**30), ("MB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n / 2**10:,.1f} KB"

@@ -17,6 +17,7 @@ from charrnn.cli.options import (
     quiet_option,
     unknown_option,
 )
+from charrnn.fsutil import size_text
 
 FORMATS = {".html": "html", ".htm": "html", ".onnx": "onnx"}
 
@@ -76,7 +77,7 @@ def export(out, checkpoint, fmt, precision, prime, unknown, quiet, checkpoint_di
         size = len(page.encode())
     hint = ": open it in a browser" if fmt == "html" and os.path.isfile(out) else ""
     what, where = ("page" if fmt == "html" else "ONNX model"), ("stdout" if out == "-" else out)
-    say(f"Wrote the {what} to {where} ({_size(size)}){hint}.", quiet)
+    say(f"Wrote the {what} to {where} ({size_text(size)}){hint}.", quiet)
 
 
 def _format_of(out: str) -> str:
@@ -100,9 +101,3 @@ def _onnx(model) -> bytes:
     from charrnn.use.onnx_export import onnx_bytes  # here: `charrnn --help` loads no torch
 
     return onnx_bytes(model)
-
-
-def _size(n: int) -> str:
-    from charrnn.use.budget import size_text
-
-    return size_text(n)

@@ -36,6 +36,7 @@ from charrnn.cli.options import (
     temperature_option,
     unknown_option,
 )
+from charrnn.fsutil import size_text
 from charrnn.jsonl import json_line
 from charrnn.model.config import FIELDS
 
@@ -350,7 +351,6 @@ def _read_text(file: str, label: str, encoding: str, max_chars: int) -> tuple[st
 
 def _write_page(path: str, page: tuple, quiet: bool) -> None:
     """page.render(*page), written to `path` as `sample -o` writes: atomically to a file."""
-    from charrnn.use.budget import size_text
     from charrnn.use.page import render
 
     html = render(*page)

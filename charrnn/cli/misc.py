@@ -9,6 +9,7 @@ import click
 from charrnn.cli.common import cache_dir, download_bar, print_table, shown_name
 from charrnn.cli.options import checkpoint_dir_option, json_option, not_empty, quiet_option
 from charrnn.cli.report import fmt_time
+from charrnn.fsutil import size_text
 from charrnn.jsonl import json_line
 
 
@@ -132,7 +133,6 @@ def corpus_list(as_json):
     """Show the corpora `charrnn train NAME` knows, and whether each is already here. On a
     terminal a table; piped, tab-separated lines in full under a header line."""
     from charrnn.text.catalog import cached, load_catalog
-    from charrnn.use.budget import size_text
 
     header = ("name", "size", "kind", "here", "description", "licence")
     records = []
@@ -206,7 +206,6 @@ def corpus_cache(clear, as_json):
     """List the encoded corpora in the cache (ids kept so training starts at once next time). On
     a terminal a table; piped, tab-separated lines in full under a header line."""
     from charrnn.text.encoded import cache_entries, clear_cache
-    from charrnn.use.budget import size_text
 
     where = cache_dir()
     if clear:

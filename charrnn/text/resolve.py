@@ -48,9 +48,12 @@ def _refuse_repeats(files: list[Source]) -> None:
     split, which is the corpus's end."""
     seen: dict[tuple[int, int], str] = {}
     for src in files:
-        if src.path is None:
+        if src.path is None:  # in memory: standard input, a pipe
             continue
-        info = src.path.stat()
+        try:
+            info = src.path.stat()
+        except OSError:  # gone since it was found: reading it says so
+            continue
         key = (info.st_dev, info.st_ino)
         if key in seen:
             also = "" if seen[key] == src.label else f" (as {seen[key]} too)"

@@ -152,8 +152,7 @@ class Trainer:
 
     def _loop(self) -> Iterator[Event]:
         c, losses = self.config, []  # the losses since the last evaluation
-        evaluated = any(is_evaluation(r) for r in self.pos.metrics)
-        at_start = c.eval_at_start and self.pos.step == 0 and not evaluated
+        at_start = c.eval_at_start and self.pos.step == 0 and self.last_evaluated() is None
         if at_start and (event := self._evaluate_and_save(math.nan)):  # no training loss yet
             yield event
         last_eval = self.last_evaluated()  # a resume after a stop in the final evaluation makes it

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 
 from charrnn.errors import ConfigError
+from charrnn.fsutil import size_text
 from charrnn.model.config import ModelConfig
 from charrnn.use import page
 from charrnn.use.inspection import recorded_values
@@ -69,11 +70,3 @@ def free_memory() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not on this platform: assume 8 GB
         return 8 * 2**30
-
-
-def size_text(n: int) -> str:
-    """Bytes for a person: 12.3 GB, 45.6 MB, 7.8 KB."""
-    for unit, scale in (("GB", 2**30), ("MB", 2**20)):
-        if n >= scale:
-            return f"{n / scale:,.1f} {unit}"
-    return f"{n / 2**10:,.1f} KB"
