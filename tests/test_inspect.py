@@ -230,6 +230,14 @@ def test_piped_it_writes_one_line_of_plain_data_per_character(env, runs_by_cell,
     assert result.stderr == ""
 
 
+def test_json_values_that_round_to_zero_from_below_are_zero():
+    from charrnn.use.report import _rounded
+
+    assert json.dumps(_rounded(torch.tensor([[-4e-5, -0.12344], [0.5, 1e-9]]))) == (
+        "[[0.0, -0.1234], [0.5, 0.0]]"
+    )
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_json_lines_hold_every_layer_for_every_cell(env, runs_by_cell, cell):
     result = invoke(

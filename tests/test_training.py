@@ -556,6 +556,24 @@ def test_the_done_line_gives_the_best_loss_as_its_evaluation_line_did():
     assert said.endswith(": no evaluation yet, so no best.pt.") and "inf" not in said
 
 
+def test_a_gap_that_rounds_to_zero_from_below_is_written_as_zero():
+    import math
+    from types import SimpleNamespace
+
+    from charrnn.cli.report import eval_line
+    from charrnn.train import records
+    from charrnn.train.coldstart import ColdStartReport
+
+    cold = ColdStartReport(256, 0, 0, gap=-4e-6, gap_lead_in=-2e-6, warm_loss=1.5).to_dict()
+    assert cold["gap"] == 0 and math.copysign(1, cold["gap"]) == 1  # not -0.0 in metrics.jsonl
+    val = SimpleNamespace(loss=1.5, worst=1.6, runaway_streams=0, unlike_streams=0, typical=1.5)
+    pos = SimpleNamespace(step=7, epoch=0, batch=1, elapsed=3.0)
+    record = records.evaluation(pos, 10, 1024, 1e-3, 1.6, val, None)
+    record["cold_start"] = ColdStartReport(256, 0, 0, -4e-4, -3e-4, 1.5).to_dict()
+    line = eval_line(SimpleNamespace(record=record, improved=False), first=False)
+    assert "gap +0.000" in line and "-0.000" not in line
+
+
 def test_an_existing_run_is_never_overwritten_silently(env, corpus_file, tmp_path):
     train(env, corpus_file)
     before = (tmp_path / "checkpoints/tiny/best.pt").read_bytes()

@@ -226,7 +226,7 @@ def _cold_start_text(c: dict | None, first: bool) -> str:
     if not c:
         return " | cold-start check skipped: the validation split is too short" * first
     runaways = max(c["runaways"], c["runaways_lead_in"])
-    gap = max(c["gap"], c["gap_lead_in"])
+    gap = round(max(c["gap"], c["gap_lead_in"]), 3) + 0.0  # + 0.0: never "-0.000"
     window = c.get("skip", 100), c.get("skip", 100) + c.get("span", 200)
     chars = "" if window == (100, 300) else f" (characters {window[0]}-{window[1]})"
     return f" | cold {runaways}/{c['starts']} runaway, gap {gap:+.3f}{chars}"

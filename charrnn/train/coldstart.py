@@ -39,7 +39,9 @@ class ColdStartReport:
     span: int = 200
 
     def to_dict(self) -> dict:
-        return {k: round(v, 5) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        # + 0.0: a gap that rounds to zero from below is 0.0 in the record, not -0.0
+        fields = asdict(self).items()
+        return {k: round(v, 5) + 0.0 if isinstance(v, float) else v for k, v in fields}
 
 
 @torch.no_grad()

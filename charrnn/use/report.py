@@ -88,8 +88,9 @@ def _char_records(r: Recording) -> Iterator[dict]:
 
 
 def _rounded(x: torch.Tensor):
-    """A tensor as lists of floats to 4 places (float64 first: 0.1234, not 0.12340000271)."""
-    return ((x.double() * 1e4).round() / 1e4).tolist()
+    """A tensor as lists of floats to 4 places (float64 first: 0.1234, not 0.12340000271; + 0.0:
+    a value that rounds to zero from below is 0.0, not -0.0)."""
+    return ((x.double() * 1e4).round() / 1e4 + 0.0).tolist()
 
 
 def inspect(
