@@ -12,6 +12,7 @@ from click.core import ParameterSource
 
 from charrnn.defaults import CHECKPOINT_DIR, ENCODING, MAX_SEED, TEMPERATURE, UNKNOWN
 from charrnn.errors import CharRNNError
+from charrnn.text.decode import line_ends_as_read
 from charrnn.text.vocab import UNKNOWN_POLICIES
 
 CHECKPOINT_DIR_ENV = "CHARRNN_CHECKPOINT_DIR"
@@ -104,6 +105,15 @@ class Text(click.ParamType):
                 ctx,
             )
         return value
+
+
+class Prime(Text):
+    """Text a model reads first, typed on the command line: its line ends read as a file's are
+    (\\r\\n or a lone \\r as \\n), so that a prime copied from a Windows file is text the model
+    knows, as the file itself would be."""
+
+    def convert(self, value, param, ctx):
+        return line_ends_as_read(super().convert(value, param, ctx))
 
 
 def not_empty(ctx, param, value):
@@ -206,7 +216,7 @@ def seed_option(help: str):
 
 
 def prime_option(help: str):
-    return click.option("-p", "--prime", type=Text(), default="", show_default=False, help=help)
+    return click.option("-p", "--prime", type=Prime(), default="", show_default=False, help=help)
 
 
 PRIME_UNKNOWN = (

@@ -16,6 +16,7 @@ from charrnn.cli.common import cache_dir, download_bar, phase_bar, read_stdin, s
 from charrnn.cli.options import (
     Duration,
     Number,
+    Prime,
     checkpoint_dir_option,
     device_option,
     encoding_option,
@@ -229,6 +230,7 @@ Examples:
 )
 @click.option(
     "--sample-prime",
+    type=Prime(),
     default="",
     show_default=False,
     help="Text the --sample-every samples continue.",

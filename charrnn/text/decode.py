@@ -37,7 +37,12 @@ def decode_chunks(chunks: Iterable[bytes], label: str, encoding: str = ENCODING)
         if cr:
             text = text[:-1]
         if text:
-            yield text.replace("\r\n", "\n").replace("\r", "\n")
+            yield line_ends_as_read(text)
+
+
+def line_ends_as_read(text: str) -> str:
+    """\\r\\n or a lone \\r as \\n: how every text is read, a file or a prime typed out."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 class Decoder:
