@@ -225,6 +225,38 @@ def test_text_in_any_encoding_with_or_without_bom_and_crlf_reads_back(
     assert outcome(chunked(data, size), encoding) == ("ok", expected)
 
 
+@MANY
+@given(
+    text=st.text(st.characters(blacklist_categories=("Cs",)), max_size=40),
+    encoding=st.sampled_from(["utf-16", "utf-16-be", "utf-32", "utf-32-be"]),
+    size=tiny_chunks,
+)
+def test_utf16_and_utf32_with_a_bom_read_as_such_where_utf8_is_expected(text, encoding, size):
+    """Windows' "Unicode" text: the byte-order mark names the encoding, --encoding or not."""
+    mark = "\ufeff" if encoding.endswith("-be") else ""  # the plain codecs write their own
+    data = (mark + text).encode(encoding)
+    expected = text.replace("\r\n", "\n").replace("\r", "\n")
+    assert outcome(chunked(data, size), "utf-8") == ("ok", expected)
+
+
+@MANY
+@given(
+    before=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0\ufeff")),
+    last=st.characters(min_codepoint=0x80, blacklist_categories=("Cs",)),
+    encoding=st.sampled_from(["utf-8", "utf-16", "utf-32"]),
+    size=tiny_chunks,
+)
+def test_a_file_cut_inside_its_last_character_says_so(before, last, encoding, size):
+    """Not a byte that "cannot be decoded", whose advice (another --encoding) would garble it."""
+    whole = (before + last).encode(encoding)
+    unit = {"utf-16": "utf-16-le", "utf-32": "utf-32-le"}.get(encoding, encoding)
+    start = len(whole) - len(last.encode(unit))  # where the last character's bytes begin
+    for cut in range(1, len(last.encode(unit))):
+        kind, message = outcome(chunked(whole[:-cut], size), encoding)
+        assert kind == "error" and "ends in the middle of a character" in message, message
+        assert f"from offset {start})" in message, message
+
+
 @pytest.mark.parametrize("family", ["utf-16", "utf-32"])
 def test_utf16_and_utf32_without_a_bom_say_which_byte_order_to_pass(tmp_path, family):
     f = tmp_path / "nobom.txt"

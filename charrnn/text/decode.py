@@ -49,10 +49,16 @@ class Decoder:
     """Incremental strict decoding whose errors name the file and the byte offset in it."""
 
     def __init__(self, label: str, encoding: str = ENCODING):
-        codec = text_encoding(encoding)
+        self.label, self.offset = label, 0  # offset: bytes decoded so far
+        self._use(text_encoding(encoding))
+        # A UTF-16 or UTF-32 byte-order mark where UTF-8 is expected (Windows' "Unicode" text):
+        # the mark says the encoding, and read as UTF-8 the file would be refused as binary.
+        self.sniff: bytes | None = b"" if self.encoding in ("utf-8", "utf-8-sig") else None
+
+    def _use(self, codec: str) -> None:
         # utf-8-sig counts error offsets after the BOM it drops: decode_chunks drops it instead
         self.decoder = codecs.getincrementaldecoder("utf-8" if codec == "utf-8-sig" else codec)()
-        self.label, self.encoding, self.offset = label, codec, 0  # offset: bytes decoded so far
+        self.encoding = codec
         try:  # UTF-16 and UTF-32 text holds NUL bytes: there a NUL is not binary
             self.nul_is_text = b"\x00" in "a".encode(codec)
         except UnicodeError:
@@ -64,6 +70,15 @@ class Decoder:
         self.drops_bom = codec in _BOMS  # the codec reads the mark and drops it itself
 
     def decode(self, chunk: bytes, final: bool = False) -> str:
+        if self.sniff is not None:  # the first 4 bytes, for a UTF-16/32 byte-order mark
+            chunk, self.sniff = self.sniff + chunk, None
+            if len(chunk) < 4 and not final:
+                self.sniff = chunk
+                return ""
+            for codec, marks in _BOMS.items():  # UTF-32's first: FF FE 00 00 begins with FF FE
+                if chunk.startswith(marks):
+                    self._use(codec)
+                    break
         if not self.nul_is_text and b"\x00" in chunk:  # binary, whatever else is wrong with it
             if self.offset == 0 and chunk.startswith(ZIP) and b"data.pkl" in chunk[:4096]:
                 raise CorpusError(  # torch.save's archive: its first entry is NAME/data.pkl
@@ -87,7 +102,7 @@ class Decoder:
         try:
             text = self.decoder.decode(chunk, final)
         except UnicodeError as e:  # incl. UTF-16/32 without a byte-order mark, and codec bugs
-            raise CorpusError(self._undecodable(e, start)) from None
+            raise CorpusError(self._undecodable(e, start, final)) from None
         self.offset += len(chunk)
         return text
 
@@ -98,8 +113,17 @@ class Decoder:
             f"{self.encoding}-be for its byte order"
         )
 
-    def _undecodable(self, e: UnicodeError, start: int) -> str:
+    def _undecodable(self, e: UnicodeError, start: int, final: bool) -> str:
         what = f"{self.label} is not valid {self.encoding} text"
+        cut = isinstance(e, UnicodeDecodeError) and e.end == len(e.object)
+        if final and cut and e.reason in ("unexpected end of data", "truncated data"):
+            n = e.end - e.start  # the start of a character (UTF-8's reason; UTF-16/32's)
+            last = f"its last {n} bytes" if n > 1 else "its last byte"
+            return (
+                f"{what}: it ends in the middle of a character ({last}, from offset "
+                f"{start + e.start}); the file was cut short: remove {'them' if n > 1 else 'it'}, "
+                "or cut it at a line end"
+            )
         if isinstance(e, UnicodeDecodeError) and e.start < len(e.object):
             return (
                 f"{what}: byte 0x{e.object[e.start]:02x} at offset {start + e.start} cannot be "
@@ -110,8 +134,8 @@ class Decoder:
 
 
 _BOMS = {  # the byte-order marks a file in these encodings must start with
-    "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
     "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
+    "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
 }
 
 
