@@ -533,6 +533,13 @@ def test_a_run_ended_by_its_epochs_says_how_often_it_read_the_text(env, tmp_path
     result = env(["train", str(corpus), *TINY_CLI, "--epochs", "2", "--name", "e"])
     assert result.exit_code == 0, result.stderr
     assert "Done (the text read 2 times) after " in result.stderr
+    # a budget under one step still trains one: the line says what was read, not what was asked
+    result = env(["train", str(corpus), *TINY_CLI, "--epochs", "0.001", "--name", "f"])
+    read = float(
+        re.search(r"Done \(the text read ([\d.]+) times\) after 1 step,", result.stderr)[1]
+    )
+    shown = float(re.findall(r"epoch +([\d.]+)", result.stderr)[-1])  # the evaluation's line
+    assert abs(read - shown) <= 0.005 and read > 0.01, result.stderr
 
 
 def test_the_done_line_gives_the_best_loss_as_its_evaluation_line_did():
