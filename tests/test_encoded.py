@@ -118,7 +118,9 @@ def test_places_say_the_files_and_their_lines_or_characters_of_any_span(files, d
             if "\n" in text[begin : end - 1]:
                 lines = 1 + text[begin:a].count("\n"), 1 + text[begin:b].count("\n")
                 want.append(Place(f"f{k}", "line", *lines))
-            else:
+            else:  # the line end closing a file of one line is not counted (the reader's
+                # file may not have it: one is added after a file that lacks it, not the last)
+                b -= b > a and b == end - 1 and text[b] == "\n"
                 want.append(Place(f"f{k}", "character", 1 + a - begin, 1 + b - begin))
         begin = end
     assert places == want

@@ -1,5 +1,6 @@
 """Where a stretch of the validation split is in the files it came from, as a reader looks it up:
-the file, and its lines (1-based), or its characters in a file without line breaks."""
+the file, and its lines (1-based), or its characters in a file without line breaks (its visible
+ones: not the line end that closes it, which is added where a file of several lacks one)."""
 
 from __future__ import annotations
 
@@ -80,5 +81,7 @@ class Places:
             a = part.number + int((val_ids[part.start : first] == self.newline).sum())
             b = part.number + int((val_ids[part.start : last] == self.newline).sum())
             return Place(part.file, "line", a, b)
+        if last > first and last == part.end - 1 and int(val_ids[last]) == self.newline:
+            last -= 1  # the line end a file of a line ends with (or was given, to end its line)
         a, b = part.number + first - part.start, part.number + last - part.start
         return Place(part.file, "character", a, b)
