@@ -990,7 +990,7 @@ def test_a_resume_with_no_time_left_says_no_step_was_trained(trained_run, text, 
 
     so_far = checkpoint.load(run / "last.pt")["trainer"]["elapsed"]
     assert so_far > used
-    advised = re.search(r"give a --time of at least (\S+) to train it further", warning)[1]
+    advised = re.search(r"give a --time well above it to train it further, e.g. (\S+)$", warning)[1]
     assert advised == fmt_time(math.ceil(so_far) + 60)
     r = invoke(["train", "-", "--resume", str(run), "--steps", "201"], input=text)
     assert r.exit_code == 0 and "no step was trained" not in r.stderr  # it trained one

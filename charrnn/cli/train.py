@@ -475,9 +475,9 @@ def _finish(trainer, done, signals, quiet: bool, trained: bool, best: dict | Non
         # a --time just above its time so far would train nothing again: a minute more.
         so_far = trainer.pos.elapsed
         say(
-            "Warning: no step was trained: the time the run had left went to starting it; give "
-            f"a --time of at least {fmt_time(math.ceil(so_far) + MORE_TIME_S)} to train it "
-            f"further (its time so far, {fmt_time(so_far)}, counts every start-up)",
+            "Warning: no step was trained: the time the run had left went to starting it; its "
+            f"time so far, {fmt_time(so_far)}, counts every start-up, so give a --time well "
+            f"above it to train it further, e.g. {fmt_time(math.ceil(so_far) + MORE_TIME_S)}",
             quiet,
         )
     if done.reason == "stopped":
