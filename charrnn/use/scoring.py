@@ -8,7 +8,8 @@ characters).
 
 A long text is read as several streams side by side (`split`), each after a warm-up on the text
 just before its piece, which is several times faster than one stream and agreed with it within
-0.0001 nats per character in every model measured (docs/commands.md, `charrnn score`);
+0.0001 nats per character on the texts measured (docs/commands.md, `charrnn score`; more on a
+text that repeats itself for thousands of characters, whose state 256 do not reach);
 `streams=1` reads it as one stream, exactly.
 """
 
