@@ -906,3 +906,10 @@ def test_a_catalog_that_is_a_device_is_refused_at_once(catalog, monkeypatch):
         f"Error: the corpus catalog {catalog} is not a file or a pipe; point CHARRNN_CATALOG at "
         "a JSON file\n"
     )
+
+
+def test_sizes_read_in_decimal_units_never_a_thousand_of_the_smaller():
+    from charrnn.fsutil import size_text
+
+    sizes = (999, 949_999, 999_999, 2_044_015, 12_300_000_000)
+    assert [size_text(n) for n in sizes] == ["1.0 KB", "950.0 KB", "1.0 MB", "2.0 MB", "12.3 GB"]
