@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from helpers.cli import invoke
+from helpers.cli import assert_one_error, invoke
 
 from charrnn import checkpoint
 from charrnn.model.config import ModelConfig, parameter_count
@@ -125,6 +125,20 @@ def test_the_speed_measurement_leaves_the_random_state_and_threads_as_they_were(
     assert torch.equal(torch.get_rng_state(), rng) and torch.get_num_threads() == threads
 
 
+def test_the_speed_measurement_takes_two_steps_where_its_time_is_up(monkeypatch):
+    """A model whose step takes seconds must not spend a short --time being measured: past
+    `within` seconds, the first step and one timed step are all it takes."""
+    from charrnn.train.trainer import Trainer
+
+    steps, train_step = [], Trainer.train_step
+    monkeypatch.setattr(Trainer, "train_step", lambda self: steps.append(1) or train_step(self))
+    config = ModelConfig(vocab_size=20, embedding_dim=8, hidden_size=16, num_layers=1)
+    train = TrainConfig(batch_size=4, seq_len=8, lr=1e-3)
+    assert training_speed(config, train, within=0.0) > 0 and len(steps) == 2
+    steps.clear()
+    assert training_speed(config, train, within=None) > 0 and len(steps) > 4  # a dozen or so
+
+
 @pytest.mark.parametrize(
     ("rate", "bf16", "options", "size", "shape"),
     [
@@ -152,6 +166,20 @@ def test_the_cli_says_what_auto_chose_and_why(
     assert f"(--size auto: {size}: {timed}" in r.stderr and " would train " in r.stderr
     assert f"({rate:,.0f}/s measured)" in r.stderr
     assert ("as it trains in float32" in r.stderr) == (shape[0] == "1x384 LSTM")
+
+
+def test_a_model_whose_step_outlasts_the_whole_budget_is_refused_before_training(
+    tmp_path, monkeypatch, corpus_file
+):
+    """Not a run that ends minutes after its --time: one step of 32x32 characters at 100 a
+    second is 10 s, more than a budget of 5 (the speed stood in for: no test depends on timing)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(start, "training_speed", lambda *a, **k: 100.0)
+    r = invoke(["train", str(corpus_file), "--time", "5s", "--hidden", "2048"])
+    assert_one_error(r, 1, "one training step of a 1x2048 model takes about 10s here")
+    assert "longer --time" in r.stderr and not (tmp_path / "checkpoints").exists()
+    r = invoke(["train", str(corpus_file), "--time", "15s", "--steps", "1", "--hidden", "16"])
+    assert r.exit_code == 0, r.stderr  # 10 s a step fits in 15
 
 
 @pytest.mark.parametrize(

@@ -24,11 +24,16 @@ from charrnn.train.trainer import Trainer
 
 
 def training_speed(
-    config: ModelConfig, train: TrainConfig, device: torch.device | str = "cpu"
+    config: ModelConfig,
+    train: TrainConfig,
+    device: torch.device | str = "cpu",
+    within: float | None = None,
 ) -> float:
     """Characters per second that training a fresh `config` model with `train`'s batch shape
     reaches here now: the real training step (Trainer.train_step) on random characters, with
-    the thread count tuned as a run tunes it (threads.py), timed over about a dozen steps.
+    the thread count tuned as a run tunes it (threads.py), timed over about a dozen steps, or
+    fewer where they would take more than `within` seconds (one at least, after the first): a
+    model whose step takes a second must not spend a short budget being measured.
 
     The global random state is left as it was: a run seeded after this trains the same."""
     b, t = train.batch_size, train.seq_len
@@ -43,11 +48,14 @@ def training_speed(
         with tuned_threads(trainer.tune_threads) as tuner:
             trainer.train_step()  # the first step pays for allocations and kernel choice
             timings: list[float] = []
+            began = time.perf_counter()
             # TRIAL steps; with a tuner on all threads, until its first trial is done: up to TRIAL
             # at a neighbouring count and TRIAL at the first again (two, where the first timing of
             # a count is clearly slower). A tuner started on the cores left free runs on them.
             tuning = tuner is not None and tuner.most > 1
             while len(timings) < TRIAL or (tuning and tuner.first_trial_pending()):
+                if timings and within is not None and time.perf_counter() - began >= within:
+                    break
                 with timed(tuner):
                     start = time.perf_counter()
                     trainer.train_step()  # ends with loss.item(): the device has finished

@@ -324,6 +324,10 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
     return for_passes(choice, read, "dropout" not in model, early_stop, schedule)
 
 
+# The share of a time budget that measuring the speed may take (after one step, and a timed one):
+# about a dozen steps of medium are half a second, but a model of a few thousand units can take a
+# second a step, and `--time` is what the user waits, start-up included.
+PROBE_SHARE = 0.03
 # Where the first reading of medium's speed puts the budget at this share of MEDIUM_FROM_CHARS or
 # more, but under it, `auto` reads the speed again (a second or so more of start-up).
 NEAR_THE_LINE = 0.6
@@ -336,15 +340,24 @@ def _by_speed(medium, cell, model, train, vocab, device, dist: Dist) -> tuple[Ch
     small is SMALL_FLOAT32 (unless the options give its width, depth or streams)."""
     shape = _shape(medium, cell, vocab, model)
     config = _train_config(medium, train)
-    rate = training_speed(shape, config, device)
+    within = PROBE_SHARE * config.max_time
+    rate = training_speed(shape, config, device, within)
     device = torch.device(device)
     float32 = device.type == "cpu" and autocast_dtype(config.precision, device) is None
     rate, float32_ranks = dist.all_sum([rate, float(float32)])
+    step_s = config.batch_size * config.seq_len * dist.world / rate
+    if step_s > config.max_time:  # not one step would fit: say so now, not after the budget
+        raise ConfigError(
+            f"one training step of a {shape.num_layers}x{shape.hidden_size} model takes about "
+            f"{step_s:.0f}s here, more than the whole time budget ({config.max_time:g}s); give a "
+            "longer --time, or a smaller model (--hidden, --layers) or batch (--batch-size, "
+            "--seq-len)"
+        )
     if NEAR_THE_LINE * MEDIUM_FROM_CHARS <= rate * config.max_time < MEDIUM_FROM_CHARS:
         # Small by a reading that a moment's slowness could make: read again, keep the faster.
         # (Seen: one reading of eight a third below the rest, which put a run on small where
         # medium, at the line, did 0.036 better: docs/performance.md, "medium or small".)
-        again = dist.all_sum([training_speed(shape, config, device)])[0]
+        again = dist.all_sum([training_speed(shape, config, device, within)])[0]
         rate = max(rate, again)
     # A user who gives the width, the depth or the streams shapes the model: small stays small.
     shaped = any(k in model for k in ("hidden_size", "num_layers")) or "batch_size" in train
