@@ -147,7 +147,7 @@ def test_the_speed_measurement_takes_two_steps_where_its_time_is_up(monkeypatch)
         (2_000.0, False, ["--cell", "gru"], "small", ("GRU", "batch 32x32")),
         (200_000.0, False, [], "medium", ("1x768 LSTM", "batch 32x32")),
         # options that shape the model: the one timed is named, and small stays small
-        (2_000.0, False, ["--hidden", "40"], "small", ("1x40 LSTM", "batch 32x32", "(1x40)")),
+        (2_000.0, False, ["--hidden", "40"], "small", ("1x40 LSTM", "batch 32x32", "the 1x40 ")),
         (2_000.0, False, ["--batch-size", "8"], "small", ("1x512 LSTM", "batch 8x32")),
     ],
 )
@@ -162,7 +162,7 @@ def test_the_cli_says_what_auto_chose_and_why(
     r = invoke(["train", str(corpus_file), "--time", "1m", "--steps", "1", *options])
     assert r.exit_code == 0, r.stderr
     assert all(part in r.stderr for part in shape)
-    timed = "medium as the options shape it" if "--hidden" in options else "medium"
+    timed = "the 1x40 model the options shape" if "--hidden" in options else "medium"
     assert f"(--size auto: {size}: {timed}" in r.stderr and " would train " in r.stderr
     assert f"({rate:,.0f}/s measured)" in r.stderr
     assert ("as it trains in float32" in r.stderr) == (shape[0] == "1x384 LSTM")

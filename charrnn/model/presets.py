@@ -159,7 +159,8 @@ def choose(
         reason = (
             f"{timed} would train {budget / 1e6:.2f}M characters here "
             f"({medium_chars_per_s:,.0f}/s measured), {'under' if few else 'over'} "
-            f"the {MEDIUM_FROM_CHARS / 1e6:g}M it needs"
+            f"the {MEDIUM_FROM_CHARS / 1e6:g}M "
+            f"{'it needs' if timed == 'medium' else 'that medium' + chr(39) + 's settings need'}"
         )
     preset = PRESETS[name]
     if name == "small" and float32_lstm:

@@ -364,7 +364,7 @@ def _by_speed(medium, cell, model, train, vocab, device, dist: Dist) -> tuple[Ch
     float32_lstm = cell == "lstm" and float32_ranks == dist.world and not shaped  # every rank
     timed = "medium"
     if any(k in model for k in ("hidden_size", "num_layers", "embedding_dim")):
-        timed = f"medium as the options shape it ({shape.num_layers}x{shape.hidden_size})"
+        timed = f"the {shape.num_layers}x{shape.hidden_size} model the options shape"
     choice = choose("auto", config.max_time, rate, float32_lstm=float32_lstm, timed=timed)
     return choice, rate
 
