@@ -316,7 +316,7 @@ def test_a_second_trainer_of_the_same_run_is_refused(env, tmp_path, corpus_file)
             ["train", str(corpus_file), *TINY_CLI, "--steps", "10", "--force"],
         ):
             message = f"being trained by another process (pid {os.getpid()})"
-            assert_one_error(env(args), 1, message, alone=False)
+            assert_one_error(env(args), 1, message)  # alone: no header of a run it cannot train
         assert run.best.read_bytes() == before  # --force deleted nothing
         with pytest.raises(RunError), run.session():
             pass

@@ -70,8 +70,8 @@ def open_run(
     on_open: Callable[[Opened], None] | None = None,
 ) -> Iterator[Opened]:
     """The run `request` asks for, ready to train, its folder locked until the block ends.
-    `on_open` is called with it as soon as it is built: a new run's before its folder is made, a
-    resumed run's under the lock, taken before its checkpoint is read."""
+    `on_open` is called with it as soon as it is built and its folder locked (a resumed run's
+    lock is taken before its checkpoint is read)."""
     if request.resume:
         run, file = runs.find_resume(request.resume, request.checkpoint_dir)
         with _locked(run, dist):  # no other trainer can move last.pt while it is read
@@ -89,9 +89,10 @@ def open_run(
             )
             yield _told(opened, request.prime, on_open)
         return
-    opened = _told(_start(request, reader, device, dist), request.prime, on_open)
+    opened = _told(_start(request, reader, device, dist), request.prime, None)
+    # told under the lock: a second trainer of the run is refused before it says anything
     with _locked(opened.trainer.run_dir, dist, new=True, clear=request.replace):
-        yield opened
+        yield _told(opened, "", on_open)
 
 
 def _start(request: RunRequest, reader: TextReader, device, dist: Dist) -> Opened:
