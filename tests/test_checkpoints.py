@@ -241,6 +241,9 @@ def test_resume_checks_the_optimizer_and_the_state_too(trained_run, tmp_path, en
     with pytest.raises(CheckpointError, match="its optimizer does not match the digest"):
         checkpoint.load(run / "last.pt")
     checkpoint.load(run / "last.pt", verify=checkpoint.MODEL_PARTS)  # what sampling reads: intact
+    # ... and a fine-tune, which reads the model alone and starts a fresh optimizer
+    new = ["train", "-", "--init-from", str(run / "last.pt"), "--name", "ft", "--steps", "1"]
+    assert env(new, input="ANNA:\nthe cat sat on the mat.\n" * 40).exit_code == 0
     older = {k: v for k, v in payload.items() if k != "digests"}  # as written before digests
     torch.save(older, run / "last.pt")
     assert checkpoint.load(run / "last.pt")["trainer"]["step"] == 200

@@ -199,7 +199,8 @@ def _load_base(path: Path):
     """The payload and model of the checkpoint to start from, and the batch shape and peak rate it
     was trained with."""
     try:
-        payload = checkpoint.load(path)
+        # the model's parts checked, as sample's: a fine-tune reads no optimizer or trainer state
+        payload = checkpoint.load(path, verify=checkpoint.MODEL_PARTS)
         model = checkpoint.restore(payload, path)
         train, trainer = payload["train_config"], payload["trainer"]
         if not isinstance(train, dict) or not isinstance(trainer, dict):
