@@ -95,7 +95,7 @@ def memorised_note(trainer) -> str | None:
         f"Note: the validation loss rose from {best['val_loss']:.4f} nats at step "
         f"{best['step']:,} to {last['val_loss']:.4f} at step {last['step']:,}: the model went on "
         "to learn the training text by heart; best.pt holds the best, and --patience 4 (or a "
-        "shorter budget) would stop such a run sooner"
+        "shorter budget) would stop such a run sooner."
     )
 
 

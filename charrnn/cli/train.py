@@ -467,7 +467,7 @@ def _finish(trainer, done, signals, quiet: bool, trained: bool, best: dict | Non
         # A fine-tune that made nothing better: its best.pt is the model it started from
         say(
             "Note: no evaluation found a better model than the one this fine-tune started from: "
-            f"best.pt is that model; {trainer.run_dir.last} holds the fine-tuned one",
+            f"best.pt is that model; {trainer.run_dir.last} holds the fine-tuned one.",
             quiet,
         )
     if done.reason == "time" and not trained:
