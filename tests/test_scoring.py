@@ -180,6 +180,11 @@ def test_lines_end_at_a_newline_only_as_paste_counts_them():
     assert _lines("", b"", "utf-8") == [] and _lines("x\n", b"x\r", "utf-8") == ["x\n"]
     utf16 = "a\rb\nc".encode("utf-16")
     assert _lines("a\nb\nc", utf16, "utf-16") == ["a\nb\n", "c"]
+    # a UTF-16 or UTF-32 file with its byte-order mark, read where UTF-8 is asked for (Windows'
+    # "Unicode" text, CRLF, and a 0x0d byte inside a character: U+010D)
+    for codec in ("utf-16", "utf-16-be", "utf-32", "utf-32-be"):
+        raw = ("\ufeff" * codec.endswith("-be") + "č\r\nb\rx\nc").encode(codec)
+        assert _lines("č\nb\nx\nc", raw, "utf-8") == ["č\n", "b\nx\n", "c"], codec
 
 
 def test_unseen_characters_in_a_line_score_nan_with_one_warning(score):

@@ -51,8 +51,7 @@ class Decoder:
     def __init__(self, label: str, encoding: str = ENCODING):
         self.label, self.offset = label, 0  # offset: bytes decoded so far
         self._use(text_encoding(encoding))
-        # A UTF-16 or UTF-32 byte-order mark where UTF-8 is expected (Windows' "Unicode" text):
-        # the mark says the encoding, and read as UTF-8 the file would be refused as binary.
+        # The first 4 bytes, held until there are 4: a byte-order mark may name another encoding
         self.sniff: bytes | None = b"" if self.encoding in ("utf-8", "utf-8-sig") else None
 
     def _use(self, codec: str) -> None:
@@ -75,10 +74,8 @@ class Decoder:
             if len(chunk) < 4 and not final:
                 self.sniff = chunk
                 return ""
-            for codec, marks in _BOMS.items():  # UTF-32's first: FF FE 00 00 begins with FF FE
-                if chunk.startswith(marks):
-                    self._use(codec)
-                    break
+            if (marked := encoding_read(chunk, self.encoding)) != self.encoding:
+                self._use(marked)
         if not self.nul_is_text and b"\x00" in chunk:  # binary, whatever else is wrong with it
             if self.offset == 0 and chunk.startswith(ZIP) and b"data.pkl" in chunk[:4096]:
                 raise CorpusError(  # torch.save's archive: its first entry is NAME/data.pkl
@@ -137,6 +134,17 @@ _BOMS = {  # the byte-order marks a file in these encodings must start with
     "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
     "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
 }
+
+
+def encoding_read(head: bytes, encoding: str) -> str:
+    """The encoding a text that begins with the bytes `head` is read in, asked for in `encoding`
+    (a canonical name): a UTF-16 or UTF-32 byte-order mark where UTF-8 is asked for names its own
+    encoding (Windows' "Unicode" text, which read as UTF-8 would be refused as binary)."""
+    if encoding in ("utf-8", "utf-8-sig"):
+        for codec, marks in _BOMS.items():  # UTF-32's first: FF FE 00 00 begins with FF FE
+            if head.startswith(marks):
+                return codec
+    return encoding
 
 
 def text_encoding(name: str) -> str:

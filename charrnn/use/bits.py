@@ -9,6 +9,7 @@ from pathlib import Path
 
 from charrnn.errors import CheckpointError
 from charrnn.model.trained import Model
+from charrnn.text.decode import encoding_read, text_encoding
 from charrnn.text.vocab import apply_unknown, locate_unknown
 from charrnn.use.scoring import score_lines, score_text
 
@@ -66,7 +67,7 @@ def split_lines(text: str, raw: bytes, encoding: str) -> list[str]:
     if b"\r" not in raw:  # no \r in the input (every encoding writes \r with a byte 0x0d)
         return segments
     # Join the segments a lone \r cut: each input line is 1 + (its lone \r's) segments.
-    pieces = raw.decode(encoding, "replace").split("\n")
+    pieces = raw.decode(encoding_read(raw, text_encoding(encoding)), "replace").split("\n")
     lines, at = [], 0
     for j, piece in enumerate(pieces):
         cuts = 1 + piece.count("\r") - (j < len(pieces) - 1 and piece.endswith("\r"))
