@@ -913,3 +913,13 @@ def test_sizes_read_in_decimal_units_never_a_thousand_of_the_smaller():
 
     sizes = (999, 949_999, 999_999, 2_044_015, 12_300_000_000)
     assert [size_text(n) for n in sizes] == ["1.0 KB", "950.0 KB", "1.0 MB", "2.0 MB", "12.3 GB"]
+
+
+def test_a_file_cut_short_in_a_folder_is_text_cut_short_not_skipped(tmp_path):
+    """A cut is no sign of another encoding: the file is named with what is wrong with it."""
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a.txt").write_text("hello world\n" * 50)
+    (d / "cut.txt").write_bytes(("日本語のテキスト。\n" * 30).encode()[:-3])
+    with pytest.raises(CorpusError, match=r"cut\.txt is not valid utf-8 text: it ends in the mid"):
+        load(tmp_path, str(d))

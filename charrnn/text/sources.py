@@ -157,11 +157,12 @@ def folder_sources(folder: Path, encoding: str) -> tuple[list[Source], list[str]
 
 def sniff(src: Source, encoding: str) -> str | None:
     """Why a file is not text in `encoding` (a NUL byte, or bytes that do not decode), or None if
-    it is: judged on its first block, as grep and git do."""
+    it is: judged on its first block, as grep and git do. A file cut inside its last character
+    is text (reading it says it was cut short, and where)."""
     with contextlib.closing(src.chunks(SNIFF)) as chunks:
         head = next(chunks, b"")
     try:
-        Decoder(src.label, encoding).decode(head, final=len(head) < SNIFF)
+        Decoder(src.label, encoding).decode(head)
     except CorpusError as e:
         return str(e)
     return None
