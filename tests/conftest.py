@@ -314,3 +314,15 @@ def _speed_stood_in(monkeypatch):
     from charrnn.train import start
 
     monkeypatch.setattr(start, "training_speed", lambda *a, **k: 10_000.0)
+
+
+@pytest.fixture(autouse=True)
+def _commands_begin_when_invoked(monkeypatch):
+    """A command run in-process (CliRunner) begins when it is invoked: its --time counts from
+    there, not from the test process's start, which may be minutes before (a real command's
+    process starts with it)."""
+    import importlib
+    import time
+
+    train = importlib.import_module("charrnn.cli.train")  # the module: `train` is its command
+    monkeypatch.setattr(train, "_process_started", time.perf_counter)

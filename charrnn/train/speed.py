@@ -32,8 +32,9 @@ def training_speed(
     """Characters per second that training a fresh `config` model with `train`'s batch shape
     reaches here now: the real training step (Trainer.train_step) on random characters, with
     the thread count tuned as a run tunes it (threads.py), timed over about a dozen steps, or
-    fewer where they would take more than `within` seconds (one at least, after the first): a
-    model whose step takes a second must not spend a short budget being measured.
+    fewer where they would take more than `within` seconds (one at least, after the first; the
+    first alone where it takes that long): a model whose step takes a second must not spend a
+    short budget being measured.
 
     The global random state is left as it was: a run seeded after this trains the same."""
     b, t = train.batch_size, train.seq_len
@@ -46,7 +47,12 @@ def training_speed(
         state = RunState(CharRNN(config).to(device), vocab, train, corpus={})
         trainer = Trainer(state, ids, RunDir(tmp))
         with tuned_threads(trainer.tune_threads) as tuner:
+            began = time.perf_counter()
             trainer.train_step()  # the first step pays for allocations and kernel choice
+            if within is not None and time.perf_counter() - began >= within:
+                # a step this long is the measurement: a slower one than the next (too slow
+                # for a budget this short, whichever)
+                return b * t / (time.perf_counter() - began)
             timings: list[float] = []
             began = time.perf_counter()
             # TRIAL steps; with a tuner on all threads, until its first trial is done: up to TRIAL

@@ -6,7 +6,9 @@ a preset scaled to the cell with the options over it, or from a trained model's 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,7 +99,7 @@ def start(
     cell = cell or CELL
     if all(train.get(k) is None for k in BUDGETS):
         train["max_time"] = DEFAULT_TIME
-    choice = _choose(size, cell, model, train, corpus, device, dist)
+    choice = _choose(size, cell, model, train, corpus, device, dist, started)
     if choice.patience is not None:
         train["patience"] = choice.patience
     if choice.max_epochs is not None:
@@ -298,7 +300,7 @@ def _fitting_batch(n_chars: int, val_frac: float, seq_len: int, world: int) -> i
     )
 
 
-def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
+def _choose(size, cell, model, train, corpus, device, dist: Dist, started=None) -> Choice:
     """The preset (for `auto` with a time budget, by _by_speed), and unless the options give
     them, the dropout and early stopping for the passes over the text that the budget allows the
     model chosen (presets.for_passes)."""
@@ -310,7 +312,7 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist) -> Choice:
     if max_time is None:
         choice, rate = choose(size, None), None
     else:
-        choice, rate = _by_speed(medium, cell, model, train, vocab, device, dist)
+        choice, rate = _by_speed(medium, cell, model, train, vocab, device, dist, started)
     chosen = _with_options(choice.preset, cell, vocab, model)
     if rate:  # the chosen model's speed, from medium's by their arithmetic a character
         rate *= parameter_count(_shape(medium, cell, vocab, model))
@@ -334,7 +336,9 @@ PROBE_SHARE = 0.03
 NEAR_THE_LINE = 0.6
 
 
-def _by_speed(medium, cell, model, train, vocab, device, dist: Dist) -> tuple[Choice, float]:
+def _by_speed(
+    medium, cell, model, train, vocab, device, dist: Dist, started: float | None = None
+) -> tuple[Choice, float]:
     """`auto`'s preset by the `medium` model's speed measured here (characters a second), shaped
     as this run would shape it (cell, options given), summed over the ranks so that every rank
     makes the same choice; and whether this run's LSTM would train in float32 on a CPU, where
@@ -347,12 +351,14 @@ def _by_speed(medium, cell, model, train, vocab, device, dist: Dist) -> tuple[Ch
     float32 = device.type == "cpu" and autocast_dtype(config.precision, device) is None
     rate, float32_ranks = dist.all_sum([rate, float(float32)])
     step_s = config.batch_size * config.seq_len * dist.world / rate
-    if step_s > config.max_time:  # not one step would fit: say so now, not after the budget
+    spent = 0.0 if started is None else time.perf_counter() - started  # start-up, this included
+    if step_s > config.max_time - spent:  # not one step would fit: say so now, not after it
         raise ConfigError(
             f"one training step of a {shape.num_layers}x{shape.hidden_size} model takes about "
-            f"{step_s:.0f}s here, more than the whole time budget ({config.max_time:g}s); give a "
-            "longer --time, or a smaller model (--hidden, --layers) or batch (--batch-size, "
-            "--seq-len)"
+            f"{step_s:.0f}s here, more than the {max(config.max_time - spent, 0):.0f}s the time "
+            f"budget ({config.max_time:g}s) has left after {spent:.0f}s of start-up; give a "
+            f"--time of {math.ceil(spent + 10 * step_s)}s or more, or a smaller model (--hidden, "
+            "--layers) or batch (--batch-size, --seq-len)"
         )
     if NEAR_THE_LINE * MEDIUM_FROM_CHARS <= rate * config.max_time < MEDIUM_FROM_CHARS:
         # Small by a reading that a moment's slowness could make: read again, keep the faster.
