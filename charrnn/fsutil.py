@@ -159,9 +159,9 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def size_text(n: int) -> str:
-    """Bytes for a person: 12.3 GB, 45.6 MB, 7.8 KB (decimal units, as the names say: a MB is
-    1,000,000 bytes, so that 2,044,015 bytes read 2.0 MB, not 1.9)."""
-    for unit, scale in (("GB", 10**9), ("MB", 10**6)):
+    """Bytes for a person: 12.3 GB, 45.6 MB, 7.8 KB, 8 bytes (decimal units, as the names say: a
+    MB is 1,000,000 bytes, so that 2,044,015 bytes read 2.0 MB, not 1.9)."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
         if round(n / scale, 1) >= 1:  # as it will read: 999,999 bytes are 1.0 MB, not 1,000.0 KB
             return f"{n / scale:,.1f} {unit}"
-    return f"{n / 10**3:,.1f} KB"
+    return f"{n} byte{'s' * (n != 1)}"  # not 0.0 KB

@@ -734,6 +734,18 @@ def test_corpus_list_and_get(env, tmp_path):
     assert records["pystdlib"]["bytes"] == built.stat().st_size  # its own, not the target's
     assert [records[n]["here"] for n in ("tinyshakespeare", "pystdlib")] == ["differs", "yes"]
     assert "SHA-256 differs" in env(["corpus", "get", "tinyshakespeare"]).stderr
+    # a built-in corpus cut short or replaced after it was built here: its digest, kept from the
+    # build, says so as the catalog's does for a download
+    built.write_bytes(built.read_bytes()[:-40])
+
+    def here() -> str:
+        lines = env(["corpus", "list", "--json"]).stdout.splitlines()
+        return {r["name"]: r["here"] for r in map(json.loads, lines)}["pystdlib"]
+
+    assert here() == "differs"
+    assert_one_error(env(["corpus", "get", "pystdlib"]), 1, "SHA-256 differs")
+    built.unlink()  # gone: built again, and good
+    assert env(["corpus", "get", "pystdlib"]).exit_code == 0 and here() == "yes"
 
 
 @pytest.fixture
@@ -911,8 +923,11 @@ def test_a_catalog_that_is_a_device_is_refused_at_once(catalog, monkeypatch):
 def test_sizes_read_in_decimal_units_never_a_thousand_of_the_smaller():
     from charrnn.fsutil import size_text
 
-    sizes = (999, 949_999, 999_999, 2_044_015, 12_300_000_000)
-    assert [size_text(n) for n in sizes] == ["1.0 KB", "950.0 KB", "1.0 MB", "2.0 MB", "12.3 GB"]
+    sizes = (1, 8, 949, 999, 949_999, 999_999, 2_044_015, 12_300_000_000)
+    assert [size_text(n) for n in sizes] == [
+        *("1 byte", "8 bytes", "949 bytes", "1.0 KB"),
+        *("950.0 KB", "1.0 MB", "2.0 MB", "12.3 GB"),
+    ]
 
 
 def test_a_file_cut_short_in_a_folder_is_text_cut_short_not_skipped(tmp_path):

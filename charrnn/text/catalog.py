@@ -117,31 +117,54 @@ def _catalog_entries(raw) -> list[CatalogEntry]:
 
 def cached(entry: CatalogEntry, cache_dir: Path) -> str:
     """Whether `entry` is in the cache: "yes", "no", or "differs" (a file by its name that is not
-    the one the catalog names, which `fetch` refuses: saved by hand, or damaged)."""
+    the one the catalog names, or the one built here, which `fetch` refuses: saved by hand, or
+    damaged)."""
     target = entry.cache_file(cache_dir)
     if not target.is_file():
         return "no"
-    return "differs" if entry.sha256 and _sha256(target) != entry.sha256 else "yes"
+    expected = _expected_sha256(entry, target)
+    return "differs" if expected and _sha256(target) != expected else "yes"
 
 
 def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None) -> Path:
     """The cached file of a catalog corpus, downloading (and verifying) or building it if needed."""
     target = entry.cache_file(cache_dir)
     if target.is_file():
-        if entry.sha256 and (got := _sha256(target)) != entry.sha256:  # saved by hand, or damaged
+        expected = _expected_sha256(entry, target)
+        if expected and (got := _sha256(target)) != expected:  # saved by hand, or damaged
             raise CorpusError(
                 f"{target} is not the {entry.name} the catalog names: its SHA-256 differs "
-                f"(got {got[:16]}..., expected {entry.sha256[:16]}...); remove it and run "
+                f"(got {got[:16]}..., expected {expected[:16]}...); remove it and run "
                 f"`charrnn corpus get {entry.name}` again, or train on that file by its path"
             )
         return target
     with cache_writing(cache_dir, f".{target.name}.*.tmp"):  # the folder may hold others' files
         if entry.builtin:  # a name of BUILTINS: the catalog is checked as it loads
             text = BUILTINS[entry.name](entry.size).encode("utf-8")
+            digest = hashlib.sha256(text).hexdigest().encode()
+            # the digest first, so that the corpus file is never there without it
+            write_cached(_digest_file(target), lambda f: f.write(digest))
             write_cached(target, lambda f: f.write(text))
         else:
             download(entry, target, progress)
     return target
+
+
+def _digest_file(target: Path) -> Path:
+    """Where the SHA-256 of a built-in corpus built here is kept, beside it."""
+    return target.with_name(target.name + ".sha256")
+
+
+def _expected_sha256(entry: CatalogEntry, target: Path) -> str | None:
+    """The SHA-256 the cached file must have: the catalog's, or for a built-in one the digest
+    kept when it was built here (None: built before digests were kept, taken as it is)."""
+    if entry.sha256:
+        return entry.sha256
+    try:
+        kept = _digest_file(target).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeError):
+        return None
+    return kept if re.fullmatch(r"[0-9a-f]{64}", kept) else None
 
 
 def _sha256(path: Path) -> str:
