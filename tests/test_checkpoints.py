@@ -244,6 +244,9 @@ def test_resume_checks_the_optimizer_and_the_state_too(trained_run, tmp_path, en
     # ... and a fine-tune, which reads the model alone and starts a fresh optimizer
     new = ["train", "-", "--init-from", str(run / "last.pt"), "--name", "ft", "--steps", "1"]
     assert env(new, input="ANNA:\nthe cat sat on the mat.\n" * 40).exit_code == 0
+    torch.save({**payload, "trainer": "junk"}, run / "junk.pt")  # its trainer state too
+    new = [*new[:3], str(run / "junk.pt"), "--name", "ft2", *new[-2:]]
+    assert env(new, input="ANNA:\nthe cat sat on the mat.\n" * 40).exit_code == 0
     older = {k: v for k, v in payload.items() if k != "digests"}  # as written before digests
     torch.save(older, run / "last.pt")
     assert checkpoint.load(run / "last.pt")["trainer"]["step"] == 200

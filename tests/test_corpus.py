@@ -196,6 +196,8 @@ def test_an_error_names_the_offset_of_the_bad_byte_in_the_file(encoding, bom, be
     kind, message = outcome(chunked(data, size), encoding)
     assert kind == "error" and offsets(message) == [len(head)], message
     assert f"byte 0x{bad[0]:02x} at offset {len(head)}" in message
+    # no advice to read UTF-16/32 (the mark or --encoding said which) as another encoding
+    assert ("--encoding" in message) != encoding.startswith(("utf-16", "utf-32")), message
 
 
 @MANY

@@ -277,7 +277,7 @@ def test_a_fine_tune_that_finds_nothing_better_says_best_pt_is_where_it_started(
     assert min(losses) == losses[0] and len(losses) > 1
     assert (
         "Note: no evaluation found a better model than the one this fine-tune started from: "
-        "best.pt is that model; checkpoints/odd/last.pt holds the fine-tuned one"
+        "best.pt is that model; checkpoints/odd/last.pt holds the fine-tuned one."
     ) in r.stderr.splitlines()
     plain = env(["train", "base.txt", "--init-from", "base", "--steps", "40", "--name", "same"])
     assert plain.exit_code == 0 and "no evaluation found a better model" not in plain.stderr

@@ -280,6 +280,7 @@ def test_prime_from_a_file_or_stdin_never_implicitly(sample, tmp_path):
     a = sample("--prime-file", "p.txt", "-l", "20", "-s", "1")
     b = sample("--prime", "-", "-l", "20", "-s", "1", input="ANNA:\n")
     assert a.exit_code == 0 and a.stdout.startswith("ANNA:\n") and a.stdout == b.stdout
+    assert sample("--prime-file", "-", "-l", "20", "-s", "1", input="ANNA:\n").stdout == b.stdout
     typed = sample("--prime", "ANNA:\r\n", "-l", "20", "-s", "1")  # line ends as a file's
     assert (
         typed.stdout == a.stdout

@@ -305,13 +305,13 @@ def _input_text(vocab, file, opts, budget) -> str:
     text, cut = _read_text(file, label, opts["encoding"], budget.fits)
     if cut and (error := budget.error(budget.fits + 1, "--max-chars")) is not None:
         raise error
-    if cut:
+    text = known_text(text, vocab, opts["unknown"], label, "inspect", opts["quiet"])
+    if cut:  # said once the text is known to be readable: not before an error about it
         say(
             f"Inspecting the first {count(budget.fits, 'character')} of {label} "
             "(--max-chars sets how many).",
             opts["quiet"],
         )
-    text = known_text(text, vocab, opts["unknown"], label, "inspect", opts["quiet"])
     return text
 
 

@@ -70,7 +70,7 @@ Examples:
     type=click.Path(),  # read by corpus.input_file, as every command reads a file
     metavar="FILE",
     callback=not_empty,
-    help="Read the prime from a file.",
+    help="Read the prime from a file ('-': standard input, as --prime -).",
 )
 @encoding_option("Encoding of the prime read from --prime-file or stdin.")
 @unknown_option()
@@ -214,16 +214,16 @@ def _warn_runaways(results) -> None:
 
 
 def read_prime(prime: str, prime_file: str | None, encoding: str) -> str:
-    """The prime: --prime as given, '-' for stdin, or --prime-file."""
+    """The prime: --prime as given, or --prime-file; '-' for either: stdin."""
     from charrnn.text.sources import input_file, read_all
 
     if prime and prime_file:
         raise click.UsageError("give --prime or --prime-file, not both")
-    if prime == "-":  # read stdin only when asked to, never implicitly
+    if prime == "-" or prime_file == "-":  # stdin only when asked for, never implicitly
         text = read_stdin("the prime on stdin", encoding)[1]
         if not text:  # asked for and not there: an upstream command that wrote nothing
             raise click.ClickException(
-                "standard input is empty: there is no prime; pipe text in, or leave --prime out"
+                "standard input is empty: there is no prime; pipe text in, or leave the prime out"
             )
         return text
     if prime_file:

@@ -122,10 +122,12 @@ class Decoder:
                 "or cut it at a line end"
             )
         if isinstance(e, UnicodeDecodeError) and e.start < len(e.object):
+            at = f"byte 0x{e.object[e.start]:02x} at offset {start + e.start} cannot be decoded"
+            if self.encoding.startswith(("utf-16", "utf-32")):  # its mark or --encoding said so
+                return f"{what}: {at} ({e.reason}); the file is damaged there"
             return (
-                f"{what}: byte 0x{e.object[e.start]:02x} at offset {start + e.start} cannot be "
-                "decoded; pass --encoding (e.g. --encoding latin-1) if the file uses another "
-                "encoding"
+                f"{what}: {at}; pass --encoding (e.g. --encoding latin-1) if the file uses "
+                "another encoding"
             )
         return f"{what}: {str(e).rstrip('.')} (at offset {start}); pass --encoding for its encoding"
 

@@ -174,7 +174,7 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist, start
     origin = {
         "checkpoint": str(base.resolve()),
         "run": base.parent.name if base.name in ("best.pt", "last.pt") else base.stem,
-        "step": int(payload["trainer"].get("step", 0)),
+        "step": _base_step(payload),
         "corpus": base_run.get("name") if isinstance(base_run, dict) else None,
         "vocab_size": len(base_vocab),
         "new_chars": "".join(new),
@@ -204,8 +204,8 @@ def _load_base(path: Path):
         # the model's parts checked, as sample's: a fine-tune reads no optimizer or trainer state
         payload = checkpoint.load(path, verify=checkpoint.MODEL_PARTS)
         model = checkpoint.restore(payload, path)
-        train, trainer = payload["train_config"], payload["trainer"]
-        if not isinstance(train, dict) or not isinstance(trainer, dict):
+        train = payload["train_config"]
+        if not isinstance(train, dict):
             raise CheckpointError(f"{path} is inconsistent: its training config is broken")
         shape = {k: train.get(k) for k in ("batch_size", "seq_len", "lr")}
         if not all(
@@ -215,6 +215,14 @@ def _load_base(path: Path):
     except CheckpointError as e:
         raise CheckpointError(f"{e}; cannot start a run from it") from None
     return payload, model, shape
+
+
+def _base_step(payload: dict) -> int:
+    """The step the model started from was trained to, for the record (0 where its trainer's
+    state, which a fine-tune does not read, is not what it should be)."""
+    trainer = payload.get("trainer")
+    step = trainer.get("step") if isinstance(trainer, dict) else None
+    return step if isinstance(step, int) and not isinstance(step, bool) and step >= 0 else 0
 
 
 def _fine_tune_config(base: dict, train: dict, n_chars: int, dist: Dist):
