@@ -180,6 +180,10 @@ def test_a_model_whose_step_outlasts_the_whole_budget_is_refused_before_training
     assert "give a --time of 10" in r.stderr and not (tmp_path / "checkpoints").exists()
     r = invoke(["train", str(corpus_file), "--time", "15s", "--steps", "1", "--hidden", "16"])
     assert r.exit_code == 0, r.stderr  # 10 s a step fits in 15
+    # medium's step (the one timed) would not fit in 5 s, but small's, which auto then picks, does
+    monkeypatch.setattr(start, "training_speed", lambda *a, **k: 32 * 32 / 6.0)
+    r = invoke(["train", str(corpus_file), "--time", "5s", "--steps", "1", "--name", "s"])
+    assert r.exit_code == 0 and "(--size auto: small: " in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize(

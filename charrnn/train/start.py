@@ -325,6 +325,12 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist, started=None) 
     if rate:  # the chosen model's speed, from medium's by their arithmetic a character
         rate *= parameter_count(_shape(medium, cell, vocab, model))
         rate /= parameter_count(_shape(chosen, cell, vocab, model))
+        _refuse_a_step_too_long(
+            _shape(chosen, cell, vocab, model),
+            _train_config(chosen, train),
+            rate / dist.world,
+            started,
+        )
     read = passes(_train_config(chosen, train), len(corpus), rate, dist.world)
     if read is None:
         return choice
@@ -333,6 +339,22 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist, started=None) 
     early_stop = all(train.get(k) is None for k in ("max_steps", "max_epochs", "patience"))
     schedule = train.get("eval_every") is None  # an --eval-every given is the user's schedule
     return for_passes(choice, read, "dropout" not in model, early_stop, schedule)
+
+
+def _refuse_a_step_too_long(shape: ModelConfig, config: TrainConfig, rate: float, started):
+    """A ConfigError where one training step (`config`'s batch at `rate` characters a second)
+    does not fit in what the time budget leaves after start-up (which began at `started`, by
+    time.perf_counter): said now, not after a budget overrun several times over."""
+    step_s = config.batch_size * config.seq_len / rate
+    spent = 0.0 if started is None else time.perf_counter() - started  # this included
+    if step_s > config.max_time - spent:
+        raise ConfigError(
+            f"one training step of a {shape.num_layers}x{shape.hidden_size} model takes about "
+            f"{step_s:.0f}s here, more than the {max(config.max_time - spent, 0):.0f}s the time "
+            f"budget ({config.max_time:g}s) has left after {spent:.0f}s of start-up; give a "
+            f"--time of {math.ceil(spent + 10 * step_s)}s or more, or a smaller model (--hidden, "
+            "--layers) or batch (--batch-size, --seq-len)"
+        )
 
 
 # The share of a time budget that measuring the speed may take (after one step, and a timed one):
@@ -358,16 +380,6 @@ def _by_speed(
     device = torch.device(device)
     float32 = device.type == "cpu" and autocast_dtype(config.precision, device) is None
     rate, float32_ranks = dist.all_sum([rate, float(float32)])
-    step_s = config.batch_size * config.seq_len * dist.world / rate
-    spent = 0.0 if started is None else time.perf_counter() - started  # start-up, this included
-    if step_s > config.max_time - spent:  # not one step would fit: say so now, not after it
-        raise ConfigError(
-            f"one training step of a {shape.num_layers}x{shape.hidden_size} model takes about "
-            f"{step_s:.0f}s here, more than the {max(config.max_time - spent, 0):.0f}s the time "
-            f"budget ({config.max_time:g}s) has left after {spent:.0f}s of start-up; give a "
-            f"--time of {math.ceil(spent + 10 * step_s)}s or more, or a smaller model (--hidden, "
-            "--layers) or batch (--batch-size, --seq-len)"
-        )
     if NEAR_THE_LINE * MEDIUM_FROM_CHARS <= rate * config.max_time < MEDIUM_FROM_CHARS:
         # Small by a reading that a moment's slowness could make: read again, keep the faster.
         # (Seen: one reading of eight a third below the rest, which put a run on small where
