@@ -748,6 +748,15 @@ def test_corpus_list_and_get(env, tmp_path):
     assert_one_error(env(["corpus", "get", "pystdlib"]), 1, "SHA-256 differs")
     built.unlink()  # gone: built again, and good
     assert env(["corpus", "get", "pystdlib"]).exit_code == 0 and here() == "yes"
+    # a cache from before digests were kept (or with its digest junk): built again to compare
+    good = built.read_bytes()
+    for digest in (None, "junk"):
+        sidecar = built.with_name(built.name + ".sha256")
+        sidecar.unlink() if digest is None else sidecar.write_text(digest)
+        built.write_bytes(good[:-40])
+        assert here() == "differs"
+        built.write_bytes(good)
+        assert here() == "yes"
 
 
 @pytest.fixture

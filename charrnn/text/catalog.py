@@ -7,6 +7,7 @@ No printing: downloads report progress through a callback the caller supplies.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -157,14 +158,19 @@ def _digest_file(target: Path) -> Path:
 
 def _expected_sha256(entry: CatalogEntry, target: Path) -> str | None:
     """The SHA-256 the cached file must have: the catalog's, or for a built-in one the digest
-    kept when it was built here (None: built before digests were kept, taken as it is)."""
+    kept when it was built here; where that is missing or not a digest (a cache from before
+    digests were kept), the digest of the corpus built again (a second), kept for next time."""
     if entry.sha256:
         return entry.sha256
-    try:
+    kept = ""
+    with contextlib.suppress(OSError, UnicodeError):
         kept = _digest_file(target).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeError):
-        return None
-    return kept if re.fullmatch(r"[0-9a-f]{64}", kept) else None
+    if re.fullmatch(r"[0-9a-f]{64}", kept):
+        return kept
+    digest = hashlib.sha256(BUILTINS[entry.name](entry.size).encode("utf-8")).hexdigest()
+    with contextlib.suppress(OSError), cache_writing(target.parent, f".{target.name}.*.tmp"):
+        write_cached(_digest_file(target), lambda f: f.write(digest.encode()))
+    return digest
 
 
 def _sha256(path: Path) -> str:

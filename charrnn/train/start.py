@@ -350,11 +350,17 @@ def _refuse_a_step_too_long(shape: ModelConfig, config: TrainConfig, rate: float
     if step_s > config.max_time - spent:
         raise ConfigError(
             f"one training step of a {shape.num_layers}x{shape.hidden_size} model takes about "
-            f"{step_s:.0f}s here, more than the {max(config.max_time - spent, 0):.0f}s the time "
-            f"budget ({config.max_time:g}s) has left after {spent:.0f}s of start-up; give a "
+            f"{_seconds(step_s)} here, more than the {_seconds(config.max_time - spent)} the "
+            f"time budget ({config.max_time:g}s) has left after {_seconds(spent)} of start-up; "
+            "give a "
             f"--time of {math.ceil(spent + 10 * step_s)}s or more, or a smaller model (--hidden, "
             "--layers) or batch (--batch-size, --seq-len)"
         )
+
+
+def _seconds(s: float) -> str:
+    """Seconds said so that two of them compare as they are: 0.4s, 12s (never "0s")."""
+    return f"{max(s, 0.0):.1f}s" if s < 10 else f"{s:.0f}s"
 
 
 # The share of a time budget that measuring the speed may take (after one step, and a timed one):
