@@ -17,7 +17,7 @@ from charrnn.cli.report import fmt_time
 from charrnn.curves import X_AXES  # no torch: `charrnn --help` stays quick
 from charrnn.jsonl import json_line
 
-EXTRA = "pip install 'charrnn[plot]'"
+EXTRA = "pip install matplotlib"  # the [plot] extra's one package, installed beside charrnn
 FIGURE_TYPES = (".png", ".svg")
 X_TITLES = {"time": "training time", "chars": "characters trained", "steps": "steps"}
 TSV_X = {"time": "seconds", "chars": "chars", "steps": "step"}  # the x column's header
