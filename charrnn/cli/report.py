@@ -62,9 +62,10 @@ def done_line(trainer, done) -> str:
         best = "no evaluation yet, so no best.pt"
     why = f"{done.reason} budget spent"
     if done.reason == "epochs":  # given, or auto's for a short text: said as passes, as it chose
+        from charrnn.train.records import epochs  # torch: loaded by a run, not by --help
+
         # the passes made, not the budget: --epochs 0.001 still trains a whole step, 0.11 of one
-        pos = trainer.pos
-        n = float(f"{pos.epoch + pos.batch / len(trainer.train_batches):.3g}")
+        n = float(f"{epochs(trainer.pos, len(trainer.train_batches)):.3g}")
         why = f"the text read {n:g} time{'s' * (n != 1)}"
     if done.reason == "patience":
         why = f"stopped early: no better validation loss in {trainer.config.patience} evaluations"

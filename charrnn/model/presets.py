@@ -156,11 +156,11 @@ def choose(
         budget = max_time * medium_chars_per_s
         few = budget < MEDIUM_FROM_CHARS
         name = "small" if few else "medium"
+        needs = "it needs" if timed == "medium" else "that medium's settings need"
         reason = (
             f"{timed} would train {budget / 1e6:.2f}M characters here "
             f"({medium_chars_per_s:,.0f}/s measured), {'under' if few else 'over'} "
-            f"the {MEDIUM_FROM_CHARS / 1e6:g}M "
-            f"{'it needs' if timed == 'medium' else 'that medium' + chr(39) + 's settings need'}"
+            f"the {MEDIUM_FROM_CHARS / 1e6:g}M {needs}"
         )
     preset = PRESETS[name]
     if name == "small" and float32_lstm:

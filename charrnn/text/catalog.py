@@ -142,9 +142,8 @@ def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None
     with cache_writing(cache_dir, f".{target.name}.*.tmp"):  # the folder may hold others' files
         if entry.builtin:  # a name of BUILTINS: the catalog is checked as it loads
             text = BUILTINS[entry.name](entry.size).encode("utf-8")
-            digest = hashlib.sha256(text).hexdigest().encode()
             # the digest first, so that the corpus file is never there without it
-            write_cached(_digest_file(target), lambda f: f.write(digest))
+            _keep_digest(target, hashlib.sha256(text).hexdigest())
             write_cached(target, lambda f: f.write(text))
         else:
             download(entry, target, progress)
@@ -169,8 +168,13 @@ def _expected_sha256(entry: CatalogEntry, target: Path) -> str | None:
         return kept
     digest = hashlib.sha256(BUILTINS[entry.name](entry.size).encode("utf-8")).hexdigest()
     with contextlib.suppress(OSError), cache_writing(target.parent, f".{target.name}.*.tmp"):
-        write_cached(_digest_file(target), lambda f: f.write(digest.encode()))
+        _keep_digest(target, digest)  # for next time, where the cache can be written
     return digest
+
+
+def _keep_digest(target: Path, digest: str) -> None:
+    """Keep `digest`, the SHA-256 of the built-in corpus `target` holds (or will), beside it."""
+    write_cached(_digest_file(target), lambda f: f.write(digest.encode()))
 
 
 def _sha256(path: Path) -> str:

@@ -23,6 +23,7 @@ MIN_SPAN = 20  # the fewest characters per start the check scores (after at leas
 # asked for during the check is seen within a second, whatever the model and the vocabulary.
 _WORK_BUDGET = 1 << 33
 ROWS = 256  # rows read side by side at most (a check's starts: 256 by default)
+SKIP, SPAN = 100, 200  # after each start, characters read unscored, then scored
 
 
 @dataclass
@@ -35,8 +36,8 @@ class ColdStartReport:
     gap: float  # mean (zero-state loss - warm loss) over the span, nats/char
     gap_lead_in: float
     warm_loss: float  # mean warm loss over the span: the reference
-    skip: int = 100  # the characters scored: skip+1 .. skip+span after each start
-    span: int = 200
+    skip: int = SKIP  # the characters scored: skip+1 .. skip+span after each start
+    span: int = SPAN
 
     def to_dict(self) -> dict:
         # + 0.0: a gap that rounds to zero from below is 0.0 in the record, not -0.0
@@ -50,8 +51,8 @@ def check(
     ids: torch.Tensor,
     warm: Warm,
     starts: int = 256,
-    skip: int = 100,
-    span: int = 200,
+    skip: int = SKIP,
+    span: int = SPAN,
     min_context: int = 300,
     seed: int = 0,
     dist: Dist = SINGLE,

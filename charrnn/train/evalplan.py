@@ -37,7 +37,7 @@ MAX_EVALS = 16  # evaluations planned at most in a budget: enough to keep the be
 MIN_STREAMS = 4
 MIN_CHARS = 500  # characters of each stream read at least (the cold-start windows shrink to fit)
 MIN_STARTS = 64  # cold starts checked at least (docs/evaluation-cost.md: what still catches one)
-WINDOW = 300  # characters each cold start reads (coldstart.check's skip + span), twice a check
+WINDOW = coldstart.SKIP + coldstart.SPAN  # characters each cold start reads, twice a check
 WHOLE_WINDOWS = 1000  # characters of a stream read in which the check's windows are whole
 # Below the floors where nothing else fits: one stream and 16 starts, but still MIN_CHARS of it:
 # in a shorter stream the check's windows shrink until a runaway no longer shows in them

@@ -87,12 +87,17 @@ def open_run(
                 checkpoint_file=file,
                 started=request.started,
             )
-            yield _told(opened, request.prime, on_open)
+            _check_prime(opened, request.prime)
+            if on_open:
+                on_open(opened)
+            yield opened
         return
-    opened = _told(_start(request, reader, device, dist), request.prime, None)
-    # told under the lock: a second trainer of the run is refused before it says anything
+    opened = _start(request, reader, device, dist)
+    _check_prime(opened, request.prime)
     with _locked(opened.trainer.run_dir, dist, new=True, clear=request.replace):
-        yield _told(opened, "", on_open)
+        if on_open:  # under the lock: a second trainer of the run is refused before it says a word
+            on_open(opened)
+        yield opened
 
 
 def _start(request: RunRequest, reader: TextReader, device, dist: Dist) -> Opened:
@@ -122,16 +127,13 @@ def _locked(run: runs.RunDir, dist: Dist, **kw):
     return run.session(**kw) if dist.is_main else contextlib.nullcontext()
 
 
-def _told(opened: Opened, prime: str, on_open: Callable[[Opened], None] | None) -> Opened:
-    """`opened`, told to `on_open`, once the samples during training are known to begin with text
-    the model can read (`prime`): checked before anything is trained."""
+def _check_prime(opened: Opened, prime: str) -> None:
+    """That the samples during training begin with text the model can read (`prime`): checked
+    before anything is trained, or any folder made."""
     if unknown := sorted({c for c in prime if c not in opened.trainer.vocab}):
         raise VocabError(
             f"--sample-prime has characters the corpus lacks: {''.join(unknown)!r}; leave them out"
         )
-    if on_open:
-        on_open(opened)
-    return opened
 
 
 def read_corpus(specs, encoding: str, reader: TextReader, dist: Dist = SINGLE) -> EncodedCorpus:

@@ -49,10 +49,11 @@ def training_speed(
         with tuned_threads(trainer.tune_threads) as tuner:
             began = time.perf_counter()
             trainer.train_step()  # the first step pays for allocations and kernel choice
-            if within is not None and time.perf_counter() - began >= within:
+            first = time.perf_counter() - began
+            if within is not None and first >= within:
                 # a step this long is the measurement: a slower one than the next (too slow
                 # for a budget this short, whichever)
-                return b * t / (time.perf_counter() - began)
+                return b * t / first
             timings: list[float] = []
             began = time.perf_counter()
             # TRIAL steps; with a tuner on all threads, until its first trial is done: up to TRIAL

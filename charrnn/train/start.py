@@ -322,16 +322,11 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist, started=None) 
     else:
         choice, rate = _by_speed(medium, cell, model, train, vocab, device, dist, started)
     chosen = _with_options(choice.preset, cell, vocab, model)
+    shape, config = _shape(chosen, cell, vocab, model), _train_config(chosen, train)
     if rate:  # the chosen model's speed, from medium's by their arithmetic a character
-        rate *= parameter_count(_shape(medium, cell, vocab, model))
-        rate /= parameter_count(_shape(chosen, cell, vocab, model))
-        _refuse_a_step_too_long(
-            _shape(chosen, cell, vocab, model),
-            _train_config(chosen, train),
-            rate / dist.world,
-            started,
-        )
-    read = passes(_train_config(chosen, train), len(corpus), rate, dist.world)
+        rate *= parameter_count(_shape(medium, cell, vocab, model)) / parameter_count(shape)
+        _refuse_a_step_too_long(shape, config, rate / dist.world, started)
+    read = passes(config, len(corpus), rate, dist.world)
     if read is None:
         return choice
     # Early stopping only where the time budget is what ends the run: steps or epochs given are
