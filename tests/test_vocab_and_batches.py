@@ -57,6 +57,10 @@ def test_unseen_characters_are_named_with_their_code_points_and_positions():
         apply_unknown("aébzé", vocab)
     assert apply_unknown("aébzé", vocab, "skip") == "ab"
     assert apply_unknown("café “déjà” — ok…", vocab, "replace") == 'ca e "de a" -   ...'
+    # where the vocabulary has one case only, the other case reads as it: a lowercase model's Z
+    lower, upper = CharVocab.from_text("abcez "), CharVocab.from_text("ABCEZ ")
+    assert apply_unknown("Zebra É", lower, "replace") == "zeb a e"
+    assert apply_unknown("zebra é", upper, "replace") == "ZEB A E"
 
 
 @pytest.mark.parametrize(

@@ -220,8 +220,8 @@ def prime_option(help: str):
 
 
 PRIME_UNKNOWN = (
-    "Prime characters the model never saw: refuse, drop them, or replace them (é -> e, else a "
-    "space, or nothing where the model has no space)."
+    "Prime characters the model never saw: refuse, drop them, or replace them (é -> e, Z -> z "
+    "where the model saw one case only, else a space, or nothing where it has no space)."
 )
 
 

@@ -105,10 +105,12 @@ def locate_unknown(text: str, vocab: CharVocab, offset: int = 0, limit: int = 10
 
 
 def lookalike(ch: str, vocab: CharVocab) -> str:
-    """What `ch` looks like in the vocabulary's characters (é -> e, “ -> ", … -> ...), or ""."""
+    """What `ch` looks like in the vocabulary's characters (é -> e, “ -> ", … -> ...), or the
+    other case's where the vocabulary has one case only (Z -> z, É -> e), or ""."""
     import unicodedata
 
-    for candidate in (_LOOKALIKES.get(ch, ""), unicodedata.normalize("NFKD", ch)):
+    nfkd = unicodedata.normalize("NFKD", ch)
+    for candidate in (_LOOKALIKES.get(ch, ""), nfkd, nfkd.lower(), nfkd.upper()):
         kept = "".join(c for c in candidate if c in vocab)
         if kept:
             return kept
