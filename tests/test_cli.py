@@ -324,7 +324,7 @@ def test_memory_that_runs_out_is_one_error_line(in_workspace, monkeypatch, args,
         raise RuntimeError(TORCH_OOM)
 
     monkeypatch.setattr(where, refused)
-    line = assert_one_error(invoke(args), 1, "Error: out of memory (it asked for 1.00 GiB more): ")
+    line = assert_one_error(invoke(args), 1, "Error: out of memory (it asked for 1.1 GB more): ")
     assert advice in line
 
 

@@ -216,7 +216,12 @@ def test_a_model_too_large_for_a_page_is_one_error(runs_by_cell, tmp_path, monke
 
     monkeypatch.setattr(export, "PAGE_LIMIT", 20_000)
     out = tmp_path / "p.html"
-    line = assert_one_error(invoke(export_args(runs_by_cell, str(out))), 1, "too large", "MiB")
+    line = assert_one_error(
+        invoke(export_args(runs_by_cell, str(out))),
+        1,
+        "too large",
+        " KB of float16 weights where a page holds at most 20.0 KB (",
+    )
     assert "ending in .onnx" in line and not out.exists()
 
 

@@ -15,6 +15,7 @@ import click
 
 from charrnn.cli.common import cannot_write, drop_stdout
 from charrnn.errors import CharRNNError
+from charrnn.fsutil import size_text
 
 # How an output that cannot take what is written fails: a full disk or quota, a device error, a
 # stdout that was closed (`>&-`), a file over its size limit. EPIPE (the reader left) is no error.
@@ -45,7 +46,7 @@ def out_of_memory_message(e: BaseException) -> str:
     if asked:
         n, unit = float(asked.group(1)), asked.group(2)
         n *= 1 if unit == "bytes" else 1024 ** "_KMGT".index(unit[0])
-        size = f" (it asked for {n / 2**30:.2f} GiB more)"
+        size = f" (it asked for {size_text(round(n))} more)"
     ctx = click.get_current_context(silent=True)
     command = ctx and (ctx.invoked_subcommand or ctx.command.name)  # the group's, or its own
     advice = TRAIN_NEEDS_LESS if command == "train" else FREE_MEMORY

@@ -21,6 +21,7 @@ import torch
 from charrnn import jsonl
 from charrnn.defaults import UNKNOWN
 from charrnn.errors import ConfigError
+from charrnn.fsutil import size_text
 from charrnn.model.config import FIELDS, STATES
 from charrnn.model.trained import Model
 from charrnn.text.vocab import apply_unknown
@@ -57,8 +58,8 @@ def export_page(
     size = page_size(model, precision)
     if size > PAGE_LIMIT:
         raise ConfigError(
-            f"the model is too large for a page: {size / 2**20:.0f} MiB of {precision} weights "
-            f"where a page holds at most {PAGE_LIMIT // 2**20} MiB (what a browser opens at once); "
+            f"the model is too large for a page: {size_text(size)} of {precision} weights where "
+            f"a page holds at most {size_text(PAGE_LIMIT)} (what a browser opens at once); "
             + ("try --precision float16, or " if precision == "float32" else "")
             + "export it as ONNX (an OUT ending in .onnx)"
         )
