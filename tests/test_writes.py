@@ -598,3 +598,25 @@ def test_a_run_folder_that_cannot_be_written_is_named_for_what_failed(tmp_path, 
         with pytest.raises(RunError, match=f"cannot {doing} .*{name}.*read-only"):
             RunDir(tmp_path / name).session().__enter__()
         monkeypatch.undo()
+
+
+def test_files_that_cannot_be_removed_from_a_run_folder_are_one_error(tmp_path, monkeypatch):
+    """--force in a folder whose files cannot be unlinked (a folder of mode 555 for a user other
+    than root), and left-over temp files there: one RunError naming the folder, no OSError."""
+    run_dir = RunDir(tmp_path / "run")
+    run_dir.path.mkdir()
+    run_dir.last.write_bytes(b"old")
+    (run_dir.path / ".last.pt.x.tmp").write_bytes(b"left over")
+
+    def refuse(self, missing_ok=False):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    for clear, doing in (
+        (True, "replace the run's files in"),
+        (False, "remove left-over files in"),
+    ):
+        with pytest.raises(
+            RunError, match=f"cannot {doing} .*run: Permission denied; .*--checkpoint-dir"
+        ):
+            run_dir.session(clear=clear).__enter__()

@@ -26,6 +26,15 @@ from charrnn.runs.names import is_path, too_long
 _ELSEWHERE = "train with another --checkpoint-dir"  # where a run's files can go instead
 
 
+def _remove(files: list[Path], doing: str) -> None:
+    """Unlink `files` where they exist; RunError (one line, with advice) where the folder refuses."""
+    for file in files:
+        try:
+            file.unlink(missing_ok=True)
+        except OSError as e:
+            raise RunError(cannot_write(file.parent, e, _ELSEWHERE, doing=doing)) from None
+
+
 @dataclass(frozen=True)
 class RunDir:
     """One training run's folder."""
@@ -91,12 +100,10 @@ class RunDir:
         try:
             _lock(fd, self)
             if clear:
-                for stale in (self.best, self.last, self.metrics):
-                    stale.unlink(missing_ok=True)
+                _remove([self.best, self.last, self.metrics], "replace the run's files in")
             elif new and self.has_checkpoint():
                 raise RunError(f"run {self.name!r} was just created by another process")
-            for tmp in self.path.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
+            _remove(list(self.path.glob(".*.tmp")), "remove left-over files in")
             yield self
         finally:
             os.close(fd)  # closing releases the lock
