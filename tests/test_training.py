@@ -314,6 +314,7 @@ def test_a_second_trainer_of_the_same_run_is_refused(env, tmp_path, corpus_file)
         for args in (
             ["train", "--resume", "tiny", "--steps", "20"],
             ["train", str(corpus_file), *TINY_CLI, "--steps", "10", "--force"],
+            ["train", str(corpus_file), *TINY_CLI, "--steps", "10"],  # not "exists: --resume"
         ):
             message = f"being trained by another process (pid {os.getpid()})"
             assert_one_error(env(args), 1, message)  # alone: no header of a run it cannot train

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from charrnn.errors import RunError
 from charrnn.fsutil import ZIP
-from charrnn.runs.folder import RunDir, path_kind
+from charrnn.runs.folder import RunDir, being_trained, path_kind
 from charrnn.runs.info import RunInfo, inspect, pid_text
 from charrnn.runs.names import CHECKPOINT_SUFFIX, is_path, name_problem, safe_name
 
@@ -30,6 +30,8 @@ def plan_run(base: Path, name: str, force: bool = False, init_from: Path | None 
         raise RunError(f"the checkpoint folder {base} is a file; pass another --checkpoint-dir")
     if path_kind(run.path) not in (None, "dir"):
         raise RunError(f"{run.path} exists and is not a folder; choose another --name")
+    if (pid := run.trainer()) is not None:  # neither --resume nor --force would help
+        raise RunError(being_trained(run, pid or "?"))
     if run.has_checkpoint() and not force:
         raise RunError(
             f"run {name!r} already exists in {run.path}; continue it with --resume {name}, "

@@ -27,7 +27,7 @@ _ELSEWHERE = "train with another --checkpoint-dir"  # where a run's files can go
 
 
 def _remove(files: list[Path], doing: str) -> None:
-    """Unlink `files` where they exist; RunError (one line, with advice) where the folder refuses."""
+    """Unlink `files` where they exist; a RunError (one line, with advice) where that is refused."""
     for file in files:
         try:
             file.unlink(missing_ok=True)
@@ -187,17 +187,21 @@ def is_evaluation(record) -> bool:
 LOCK_PATIENCE_S = 0.5
 
 
+def being_trained(run: RunDir, pid: int | str) -> str:
+    """The one line for a run whose lock another trainer holds, by its process id."""
+    return (
+        f"run {run.name!r} is being trained by another process (pid {str(pid).strip() or '?'}); "
+        "wait for it to finish, stop it, or train under another --name"
+    )
+
+
 def _lock(fd: int, run: RunDir) -> None:
     if fcntl is None:  # Windows: no flock; runs are not protected against a second trainer
         return
     deadline = time.monotonic() + LOCK_PATIENCE_S
     while not _took_lock(fd):
         if time.monotonic() >= deadline:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise RunError(
-                f"run {run.name!r} is being trained by another process (pid {holder}); wait for "
-                "it to finish, stop it, or train under another --name"
-            )
+            raise RunError(being_trained(run, os.pread(fd, 32, 0).decode(errors="replace")))
         time.sleep(0.005)
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
