@@ -305,6 +305,24 @@ def test_a_stop_during_evaluation_cuts_it_short_and_saves_last(tmp_path, text):
     assert [r["kind"] for r in records] == ["train"] * 10  # steps 1 to 10, and no evaluation
 
 
+def test_a_stop_after_the_final_evaluation_finds_the_run_done(tmp_path, text):
+    """A stop that comes once the budget is spent and its last evaluation made (the CLI printing
+    that evaluation's line, the process about to end) stops nothing: the run is done, not a run
+    to resume; as is a stop after the loop where the last step's evaluation was made."""
+    for eval_every in (7, 10):  # a final evaluation at step 10; the 10th step's own
+        trainer = make_trainer(
+            text, tmp_path / f"r{eval_every}", max_steps=10, eval_every=eval_every
+        )
+        events = []
+        for event in trainer.run():
+            events.append(event)
+            if isinstance(event, EvalEvent) and event.record["step"] == 10:
+                trainer.request_stop()
+        assert events[-1].reason == "steps" and events[-1].step == 10
+        last = checkpoint.load(trainer.run_dir.last)["trainer"]
+        assert last["step"] == 10 and last["ended"] == "steps"
+
+
 def test_a_second_trainer_of_the_same_run_is_refused(env, tmp_path, corpus_file):
     r = env(["train", str(corpus_file), *TINY_CLI, "--steps", "10"])
     assert r.exit_code == 0

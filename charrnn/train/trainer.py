@@ -192,8 +192,11 @@ class Trainer:
         train_loss = sum(losses) / len(losses) if losses else math.nan
         self.pos.ended = reason  # for the files written from here: how the run ended
         if final and (event := self._evaluate_and_save(train_loss, final=True)):
+            last_eval = self.pos.step
             yield event
-        if self._stop:  # also when the stop came during the evaluation just above
+        # Stopped: before the budget was spent or before its final evaluation was made (also when
+        # the stop cut that evaluation short). A stop after it, as the run ends, finds it whole.
+        if self._stop and (reason is None or last_eval != self.pos.step):
             reason = self.pos.ended = "stopped"
             self._save()
         elif not final:  # the last step's evaluation wrote last.pt before the run knew it ended
