@@ -513,3 +513,19 @@ def test_a_certain_guess_has_a_surprise_of_zero_not_minus_zero():
     rec = record(Model(model, VOCAB), "aaaa")
     assert [math.copysign(1.0, float(s)) for s in rec.surprise] == [1.0] * 4
     assert rec.surprise.tolist() == [0.0] * 4
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+def test_max_chars_reads_the_first_characters_wherever_it_cuts(tmp_path, encoding):
+    """Every --max-chars of a text of multi-byte characters and lone \\r line ends reads its first
+    characters: a cut inside a character, or where the decoder still holds bytes back (a byte-order
+    mark's first four, a \\r that may open \\r\\n), is not a file cut short."""
+    from charrnn.cli.inspect import _read_text
+
+    text = "Я помню\rчудное\r\nмгновенье 🐈\r" * 3
+    path = tmp_path / "in.txt"
+    path.write_bytes(text.encode(encoding))
+    read = text.replace("\r\n", "\n").replace("\r", "\n")
+    for max_chars in range(1, len(read) + 2):
+        got, more = _read_text(str(path), "in.txt", encoding, max_chars)
+        assert got == read[:max_chars] and more == (max_chars < len(read)), max_chars

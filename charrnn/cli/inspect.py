@@ -341,7 +341,7 @@ def _read_text(file: str, label: str, encoding: str, max_chars: int) -> tuple[st
                 yield chunk[:size]
                 chunk = chunk[size:]
 
-    for piece in decode_chunks(needed(), label, encoding):
+    for piece in decode_chunks(needed(), label, encoding, enough=lambda: n >= max_chars):
         parts.append(piece)
         n += len(piece)
     text = "".join(parts)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import codecs
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from charrnn.defaults import ENCODING
 from charrnn.errors import CorpusError
@@ -17,12 +17,22 @@ from charrnn.fsutil import ZIP
 ENCODINGS = "any text encoding Python knows, e.g. utf-8, utf-16, latin-1 or cp1252"
 
 
-def decode_chunks(chunks: Iterable[bytes], label: str, encoding: str = ENCODING) -> Iterator[str]:
+def decode_chunks(
+    chunks: Iterable[bytes],
+    label: str,
+    encoding: str = ENCODING,
+    enough: Callable[[], bool] | None = None,
+) -> Iterator[str]:
     """Text of a file arriving in chunks, a byte-order mark dropped and \\r\\n or a lone \\r read
-    as \\n: errors name the offset in the file, a \\r\\n split across two chunks is one line end."""
+    as \\n: errors name the offset in the file, a \\r\\n split across two chunks is one line end.
+    `enough`: asked where the chunks end; true for a reader that stopped once it had the text it
+    needs, so what the decoder still holds (a character cut where the reader stopped) is dropped,
+    not an error of a file cut short."""
     decoder = Decoder(label, encoding)
     first, cr = True, False  # a \\r held back
     for chunk in itertools.chain(chunks, [None]):  # None: the end, to flush the decoder
+        if chunk is None and enough is not None and enough():
+            return
         final = chunk is None
         text = decoder.decode(b"" if final else chunk, final)
         if first and text:
