@@ -2,12 +2,14 @@
 corpus size; explicit options win."""
 
 import math
+import time
 
 import pytest
 import torch
 from helpers.cli import assert_one_error, invoke
 
 from charrnn import checkpoint
+from charrnn.errors import ConfigError
 from charrnn.model.config import ModelConfig, parameter_count
 from charrnn.model.presets import (
     DENSE_EVALS_FROM,
@@ -184,6 +186,20 @@ def test_a_model_whose_step_outlasts_the_whole_budget_is_refused_before_training
     monkeypatch.setattr(start, "training_speed", lambda *a, **k: 32 * 32 / 6.0)
     r = invoke(["train", str(corpus_file), "--time", "5s", "--steps", "1", "--name", "s"])
     assert r.exit_code == 0 and "(--size auto: small: " in r.stderr, r.stderr
+
+
+def test_a_start_up_that_took_the_budget_still_trains_a_short_step():
+    """Where start-up alone used the budget (a busy machine, --time 3s), a step of a fraction of
+    it is trained, as for a named size: the model is not the cause, so not refused; a step that
+    would take the run well past it is, saying that the budget has nothing left."""
+    shape = ModelConfig(vocab_size=65, embedding_dim=64, hidden_size=512, num_layers=1)
+    config = TrainConfig(lr=5e-3, max_time=3.0, batch_size=32, seq_len=32)
+    started = time.perf_counter() - 4.8  # start-up took 4.8 s
+    start._refuse_a_step_too_long(shape, config, 32 * 32 / 0.1, started)  # 0.1 s a step: trained
+    with pytest.raises(ConfigError, match=r"takes about 2\.0s here, .* start-up \(none\); give"):
+        start._refuse_a_step_too_long(shape, config, 32 * 32 / 2.0, started)
+    started = time.perf_counter()  # 0.1 s over a budget of 3 s: within its 5%
+    start._refuse_a_step_too_long(shape, config, 32 * 32 / 3.1, started)
 
 
 @pytest.mark.parametrize(

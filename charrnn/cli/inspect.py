@@ -341,7 +341,10 @@ def _read_text(file: str, label: str, encoding: str, max_chars: int) -> tuple[st
                 yield chunk[:size]
                 chunk = chunk[size:]
 
-    for piece in decode_chunks(needed(), label, encoding, enough=lambda: n >= max_chars):
+    def enough() -> bool:  # where the reading stopped: the characters wanted are in
+        return n >= max_chars
+
+    for piece in decode_chunks(needed(), label, encoding, enough=enough):
         parts.append(piece)
         n += len(piece)
     text = "".join(parts)

@@ -336,26 +336,32 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist, started=None) 
     return for_passes(choice, read, "dropout" not in model, early_stop, schedule)
 
 
+# How far one step may take a run past its --time before the model is refused: the budget's
+# allowance (its whole command within T + 5%). A start-up that took the budget trains a step still.
+STEP_OVERRUN = 0.05
+
+
 def _refuse_a_step_too_long(shape: ModelConfig, config: TrainConfig, rate: float, started):
     """A ConfigError where one training step (`config`'s batch at `rate` characters a second)
-    does not fit in what the time budget leaves after start-up (which began at `started`, by
-    time.perf_counter): said now, not after a budget overrun several times over."""
+    takes the run more than STEP_OVERRUN of the budget past what the budget leaves after start-up
+    (which began at `started`, by time.perf_counter): said now, not after a budget overrun several
+    times over."""
     step_s = config.batch_size * config.seq_len / rate
     spent = 0.0 if started is None else time.perf_counter() - started  # this included
-    if step_s > config.max_time - spent:
+    left = config.max_time - spent
+    if step_s - max(left, 0.0) > STEP_OVERRUN * config.max_time:
         raise ConfigError(
             f"one training step of a {shape.num_layers}x{shape.hidden_size} model takes about "
-            f"{_seconds(step_s)} here, more than the {_seconds(config.max_time - spent)} the "
-            f"time budget ({config.max_time:g}s) has left after {_seconds(spent)} of start-up; "
-            "give a "
-            f"--time of {math.ceil(spent + 10 * step_s)}s or more, or a smaller model (--hidden, "
-            "--layers) or batch (--batch-size, --seq-len)"
+            f"{_seconds(step_s)} here, more than the time budget ({config.max_time:g}s) has left "
+            f"after {_seconds(spent)} of start-up ({_seconds(left) if left > 0 else 'none'}); "
+            f"give a --time of {math.ceil(spent + 10 * step_s)}s or more, or a smaller model "
+            "(--hidden, --layers) or batch (--batch-size, --seq-len)"
         )
 
 
 def _seconds(s: float) -> str:
-    """Seconds said so that two of them compare as they are: 0.4s, 12s (never "0s")."""
-    return f"{max(s, 0.0):.1f}s" if s < 10 else f"{s:.0f}s"
+    """Seconds said so that two of them compare as they are: 0.04s, 0.4s, 12s (never "0s")."""
+    return f"{s:.0f}s" if s >= 10 else f"{max(s, 0.0):.{1 if s >= 0.1 else 2}f}s"
 
 
 # The share of a time budget that measuring the speed may take (after one step, and a timed one):
