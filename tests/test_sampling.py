@@ -423,7 +423,7 @@ def test_an_empty_file_argument_is_a_usage_error(sample, option):
     assert "is empty" in r.stderr
 
 
-def test_one_character_written_for_ever_is_a_runaway_at_any_temperature(trained_run, tmp_path, env):
+def test_one_character_written_for_ever_is_a_runaway_when_drawn(trained_run, tmp_path, env):
     """A model stuck on one character (a finite but huge bias) is flagged even above temperature
     1, where rarer characters are not judged; a sample too short to judge says null."""
     import json
@@ -442,6 +442,10 @@ def test_one_character_written_for_ever_is_a_runaway_at_any_temperature(trained_
         assert record["runaway"] is True and "one character repeated" in r.stderr
     short = json.loads(env([*base, "-t", "2", "-l", "49"]).stdout)
     assert short["runaway"] is None
+    # greedy decoding loops by its nature (a line of spaces in indented code): not a runaway
+    greedy = env([*base, "-t", "0", "-l", "60"])
+    record = json.loads(greedy.stdout)
+    assert len(set(record["text"])) == 1 and record["runaway"] is False and greedy.stderr == ""
 
 
 # -------------------------------------------------------------------- seeds a JSON reader keeps

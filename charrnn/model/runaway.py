@@ -26,11 +26,15 @@ def char_surprise(text: str, vocab: CharVocab, counts: list[int]) -> float | Non
     return float(surprise[seen].mean()) - entropy
 
 
-def looks_runaway(text: str, vocab: CharVocab, counts: list[int] | None) -> str | None:
+def looks_runaway(
+    text: str, vocab: CharVocab, counts: list[int] | None, repeats: bool = True
+) -> str | None:
     """What shows that a sample comes from a runaway state (as a phrase about the sample), or
-    None: one character repeated throughout, or characters far rarer than the corpus's (their
-    char_surprise over RUNAWAY_NATS). Too short a sample (under MIN_JUDGED) is not judged."""
-    if len(text) >= MIN_JUDGED and len(set(text)) == 1:  # a stuck state, whatever the character
+    None: one character repeated throughout (unless `repeats` is False: greedy decoding, whose
+    loops are its nature: 300 spaces of indented code), or characters far rarer than the
+    corpus's (their char_surprise over RUNAWAY_NATS). Too short a sample (under MIN_JUDGED) is
+    not judged."""
+    if repeats and len(text) >= MIN_JUDGED and len(set(text)) == 1:  # a stuck state
         return f"it is one character repeated ({text[0]!r})"
     value = char_surprise(text, vocab, counts) if counts else None
     if value is None or value <= RUNAWAY_NATS:

@@ -84,6 +84,7 @@ class SampleJob:
         texts = ["".join(p) for p in self.pieces]
         # above temperature 1 only the repetition is judged: rarer characters were asked for
         cool = max(self.sampler.config.temperature) <= 1.0
+        greedy = max(self.sampler.config.temperature) == 0.0  # loops by its nature (--temp 0)
         counts = self.counts if cool else None
         # Each mean covers exactly the characters of its text: not a stop string, nor what a sample
         # that had stopped went on generating while the rest of the batch ran.
@@ -94,7 +95,7 @@ class SampleJob:
                 text=text,
                 seed=seed,
                 mean_logprob=logprob if tracked else None,
-                runaway=looks_runaway(text, self.sampler.model.vocab, counts),
+                runaway=looks_runaway(text, self.sampler.model.vocab, counts, not greedy),
                 judged=bool(self.counts) and cool and len(text) >= MIN_JUDGED,
             )
             for text, seed, logprob in zip(texts, self.sampler.seeds, logprobs, strict=True)
