@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import encodings.aliases
+import errno
 import hashlib
 import http.server
 import json
@@ -89,6 +90,25 @@ def test_a_folder_reads_every_text_file_in_order_skipping_hidden(tmp_path):
     (tmp_path / "void").mkdir()
     with pytest.raises(CorpusError, match="holds no files"):
         load(tmp_path, str(tmp_path / "void"))
+
+
+@pytest.mark.parametrize("where", ["notes", "notes/sub"])
+def test_a_folder_that_cannot_be_read_is_named_not_found_empty(tmp_path, monkeypatch, where):
+    """A folder of mode 000 (for a user other than root: stood in for) is an error naming it, as
+    a file that cannot be read is; not "holds no files", nor its files quietly left out."""
+    (tmp_path / "notes" / "sub").mkdir(parents=True)
+    (tmp_path / "notes" / "sub" / "c.txt").write_text("sea\n")
+    real = os.scandir
+
+    def scandir(path):
+        if os.fspath(path) == str(tmp_path / where):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    message = f"cannot read the folder {tmp_path / where}: Permission denied; make it readable"
+    with pytest.raises(CorpusError, match=re.escape(message)):
+        load(tmp_path, str(tmp_path / "notes"))
 
 
 def test_stdin_and_several_sources(tmp_path):

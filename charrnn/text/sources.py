@@ -169,9 +169,17 @@ def sniff(src: Source, encoding: str) -> str | None:
 
 
 def _text_files(folder: Path) -> list[Path]:
-    """Every regular file under `folder`, sorted, hidden files and folders left out."""
+    """Every regular file under `folder`, sorted, hidden files and folders left out; a folder
+    that cannot be read is a CorpusError, as a file that cannot be read is (not one found empty)."""
+
+    def unreadable(e: OSError) -> None:
+        raise CorpusError(
+            f"cannot read the folder {e.filename}: {e.strerror or e}; make it readable, or move it "
+            f"out of {folder}"
+        )
+
     files = []
-    for root, dirs, names in os.walk(folder):
+    for root, dirs, names in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         files += [Path(root) / n for n in sorted(names) if not n.startswith(".")]
     return [f for f in files if f.is_file()]
