@@ -11,7 +11,7 @@ from pathlib import Path
 from charrnn.errors import RunError
 from charrnn.fsutil import ZIP
 from charrnn.runs.folder import RunDir, being_trained, path_kind
-from charrnn.runs.info import RunInfo, inspect, pid_text
+from charrnn.runs.info import RunInfo, inspect, pid_text, times
 from charrnn.runs.names import CHECKPOINT_SUFFIX, is_path, name_problem, safe_name
 
 RESUMABLE_FILES = ("last.pt", "best.pt")
@@ -236,7 +236,7 @@ def _pick(run: RunDir, spec: str) -> Path:
         if (evaluated := len(info.metrics)) > 0:
             raise RunError(
                 f"run {spec} has no best.pt: it is missing, though the run was evaluated "
-                f"{evaluated} times; give the file {run.last} instead of the run to use its "
+                f"{times(evaluated)}; give the file {run.last} instead of the run to use its "
                 "latest weights"
             )
         if info.trainer is not None:

@@ -12,6 +12,11 @@ from charrnn.runs.folder import RunDir, is_evaluation, path_kind
 from charrnn.train.events import ENDINGS
 
 
+def times(n: int) -> str:
+    """'once', '2 times': how often a run was evaluated, as a sentence says it."""
+    return "once" if n == 1 else f"{n:,} times"
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """One run as its checkpoints tell it; `problem` says why a file of it cannot be read."""
@@ -90,8 +95,8 @@ class RunInfo:
             return f"damaged: {self.problem}"
         if self.lost_best:
             return (
-                f"damaged: its best.pt is missing, though it was evaluated {len(self.metrics)} "
-                f"times; its latest weights are in {self.run.last}"
+                f"damaged: its best.pt is missing, though it was evaluated "
+                f"{times(len(self.metrics))}; its latest weights are in {self.run.last}"
             )
         if not self.has_best and self.trainer is not None:  # its last.pt: as it started
             who = pid_text(self.trainer)

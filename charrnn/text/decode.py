@@ -126,10 +126,14 @@ class Decoder:
         if final and cut and e.reason in ("unexpected end of data", "truncated data"):
             n = e.end - e.start  # the start of a character (UTF-8's reason; UTF-16/32's)
             last = f"its last {n} bytes" if n > 1 else "its last byte"
+            if "standard input" in self.label or "stdin" in self.label:  # a pipe: no file to cut
+                advice = "the input was cut short: send it whole, or end it at a line end"
+            else:
+                them = "them" if n > 1 else "it"
+                advice = f"the file was cut short: remove {them}, or cut it at a line end"
             return (
                 f"{what}: it ends in the middle of a character ({last}, from offset "
-                f"{start + e.start}); the file was cut short: remove {'them' if n > 1 else 'it'}, "
-                "or cut it at a line end"
+                f"{start + e.start}); {advice}"
             )
         if isinstance(e, UnicodeDecodeError) and e.start < len(e.object):
             at = f"byte 0x{e.object[e.start]:02x} at offset {start + e.start} cannot be decoded"
