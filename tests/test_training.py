@@ -676,6 +676,22 @@ def test_a_prime_the_corpus_cannot_spell_is_one_error_line(env, corpus_file, tmp
     assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_stop_during_start_up_says_that_nothing_was_trained(env, monkeypatch, corpus_file, quiet):
+    """Ctrl-C while the text is read or the model built: one line (not silence), exit 130; after
+    the first step the trainer says where it stopped (the tests above and below)."""
+    from charrnn.cli.signals import Interrupted
+    from charrnn.train import open as opening
+
+    def interrupted(*args, **kwargs):
+        raise Interrupted(signal.SIGINT)
+
+    monkeypatch.setattr(opening, "open_run", interrupted)
+    r = env(["train", str(corpus_file), *TINY_CLI, "--steps", "5", *(["-q"] * quiet)])
+    said = "Stopped during start-up, before the first step: nothing was trained or saved.\n"
+    assert (r.exit_code, r.stdout, r.stderr) == (130, "", "" if quiet else said)
+
+
 def test_ctrl_c_saves_last_and_resume_matches_an_uninterrupted_run(tmp_path, corpus_file):
     # the installed command: the one beside this Python, whether or not its folder is on PATH
     exe = shutil.which("charrnn", path=os.path.dirname(sys.executable)) or shutil.which("charrnn")

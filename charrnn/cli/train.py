@@ -350,8 +350,18 @@ def _train(request, device, d, quiet: bool, opts: dict) -> int:
         say(describe(opened, request, device), quiet)
 
     reader = TextReader(cache_dir(), stdin, download_bar(quiet), phase_bar(quiet), note)
-    with open_run(request, reader, device, d, on_open=tell) as opened:
-        return _run(opened.trainer, quiet, opts)
+    running = False  # from here on, a stop is the trainer's to make and to say
+    try:
+        with open_run(request, reader, device, d, on_open=tell) as opened:
+            running = True
+            return _run(opened.trainer, quiet, opts)
+    except KeyboardInterrupt:
+        if not running:  # reading the text, building the model: no run folder written yet
+            say(
+                "Stopped during start-up, before the first step: nothing was trained or saved.",
+                quiet,
+            )
+        raise
 
 
 # Without a terminal for the progress bar (stderr to a file or a pipe), a line saying where the
