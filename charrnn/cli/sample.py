@@ -43,7 +43,7 @@ Examples:
   charrnn sample --temp 0.4,1.2 --top-p 0.95    # a temperature schedule, nucleus sampling
   charrnn sample -n 4 --stop '\\n\\n' --prime "JULIET:"   # four speeches, one paragraph each
   charrnn sample -n 8 --json | jq -r .text      # one JSON object per sample
-  echo "To be" | charrnn sample --prime - --no-echo-prime
+  printf "To be" | charrnn sample --prime - --no-echo-prime   # (echo's line end is read too)
   charrnn sample --length 1000000 | head -c 200 # stops quietly when the reader leaves
 """
 )
@@ -64,13 +64,15 @@ Examples:
     default=500,
     help="Characters to generate (at most; see --stop).",
 )
-@prime_option("Text to start from; '-' reads it from stdin.")
+@prime_option(
+    "Text to start from; '-' reads it from stdin, exactly: a last line end (echo's) is kept."
+)
 @click.option(
     "--prime-file",
     type=click.Path(),  # read by corpus.input_file, as every command reads a file
     metavar="FILE",
     callback=not_empty,
-    help="Read the prime from a file ('-': standard input, as --prime -).",
+    help="Read the prime from a file, exactly, its last line end kept ('-': as --prime -).",
 )
 @encoding_option("Encoding of the prime read from --prime-file or stdin.")
 @unknown_option()
