@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from charrnn.model.network import CharRNN
 from charrnn.model.trained import Model, lead_in
+from charrnn.text.decode import decode_lines
 from charrnn.use import scoring
-from charrnn.use.bits import split_lines as _lines
 from charrnn.use.sampler import SampleConfig, Sampler
 from charrnn.use.scoring import (
     CHUNK,
@@ -173,18 +173,41 @@ def test_blank_and_one_character_lines_score_one_number_each(score):
     assert r.exit_code == 0 and len(r.stdout.split()) == 3
 
 
+def _lines(raw: bytes, encoding: str) -> list[str]:
+    """The lines of `raw` as `score --per-line` reads them, fed one byte at a time and whole: the
+    same lines whatever the pieces a pipe delivers."""
+    whole = [line for group in decode_lines([raw], "t", encoding) for line in group]
+    bytewise = (raw[i : i + 1] for i in range(len(raw)))
+    assert [line for group in decode_lines(bytewise, "t", encoding) for line in group] == whole
+    return whole
+
+
 def test_lines_end_at_a_newline_only_as_paste_counts_them():
     raw = "a\fb\x1cc\x85d\u2028e\nf\rg\r\nh\r\r\ni".encode()
-    text = raw.decode().replace("\r\n", "\n").replace("\r", "\n")  # as decode_chunks reads it
-    assert _lines(text, raw, "utf-8") == ["a\fb\x1cc\x85d\u2028e\n", "f\ng\n", "h\n\n", "i"]
-    assert _lines("", b"", "utf-8") == [] and _lines("x\n", b"x\r", "utf-8") == ["x\n"]
-    utf16 = "a\rb\nc".encode("utf-16")
-    assert _lines("a\nb\nc", utf16, "utf-16") == ["a\nb\n", "c"]
+    assert _lines(raw, "utf-8") == ["a\fb\x1cc\x85d\u2028e\n", "f\ng\n", "h\n\n", "i"]
+    assert _lines(b"", "utf-8") == [] and _lines(b"x\r", "utf-8") == ["x\n"]
+    assert _lines(b"\xef\xbb\xbfx\r\n\r\n", "utf-8") == ["x\n", "\n"]  # the BOM is no text
+    assert _lines("a\rb\nc".encode("utf-16"), "utf-16") == ["a\nb\n", "c"]
     # a UTF-16 or UTF-32 file with its byte-order mark, read where UTF-8 is asked for (Windows'
     # "Unicode" text, CRLF, and a 0x0d byte inside a character: U+010D)
     for codec in ("utf-16", "utf-16-be", "utf-32", "utf-32-be"):
         raw = ("\ufeff" * codec.endswith("-be") + "č\r\nb\rx\nc").encode(codec)
-        assert _lines("č\nb\nx\nc", raw, "utf-8") == ["č\n", "b\nx\n", "c"], codec
+        assert _lines(raw, "utf-8") == ["č\n", "b\nx\n", "c"], codec
+
+
+def test_per_line_scores_each_line_of_a_pipe_as_it_arrives(trained_run, tmp_path):
+    """`tail -f log | charrnn score --per-line`: a line's number is written while the pipe is
+    still open (the command waits for the next line, not for the end), and the rest follow."""
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    p = popen(["score", "-c", str(trained_run.best), "--per-line", "-"], cwd=tmp_path, **pipes)
+    p.stdin.write(b"ANNA:\n")
+    p.stdin.flush()
+    ready, _, _ = select.select([p.stdout], [], [], DEADLINE)
+    first = p.stdout.readline() if ready else b""
+    rest, err = p.communicate(b"the cat\nsat", timeout=DEADLINE)
+    assert p.returncode == 0, err
+    one = invoke(["score", "-c", str(trained_run.best), "--per-line", "-"], input="ANNA:\n")
+    assert first.decode() == one.stdout and len(rest.split()) == 2
 
 
 def test_unseen_characters_in_a_line_score_nan_with_one_warning(score):

@@ -66,12 +66,16 @@ def note_unknown(text: str, vocab, unknown: str, quiet: bool = False, prime: boo
     """Say how many characters of `text` --unknown skip or replace changes (none: nothing); of a
     `prime`, also where none of it is left."""
     if unknown != "error" and (n := sum(ch not in vocab.index for ch in text)):
+        whole = prime and unknown == "skip" and n == len(text)
+        say_unknown(n, unknown, quiet, " (the whole prime: the text starts unprimed)" * whole)
+
+
+def say_unknown(n: int, unknown: str, quiet: bool = False, more: str = "") -> None:
+    """The note of `n` characters --unknown skip or replace changed (none: nothing said)."""
+    if unknown != "error" and n:
         done = "left out" if unknown == "skip" else "replaced"
-        left = ""
-        if prime and unknown == "skip" and n == len(text):
-            left = " (the whole prime: the text starts unprimed)"
         say(
-            f"Note: --unknown {unknown} {done} {count(n, 'character')} the model never saw{left}.",
+            f"Note: --unknown {unknown} {done} {count(n, 'character')} the model never saw{more}.",
             quiet,
         )
 
@@ -112,14 +116,19 @@ def read_stdin(
     return read_all(stdin_chunks(1 << 20, quiet), label, encoding, text)
 
 
-def stdin_chunks(size: int = 1 << 16, quiet: bool = False):
+def stdin_chunks(size: int = 1 << 16, quiet: bool = False, live: bool = False):
     """Standard input, `size` bytes at a time, for a reader that may stop early (sources.read_all
-    checks each chunk as it comes: binary content stops the reading there, as for a file). A
-    closed or unreadable standard input is one `Error:` line, not a traceback."""
+    checks each chunk as it comes: binary content stops the reading there, as for a file); `live`:
+    what has arrived, at most `size` bytes, as soon as it has (a line typed, a line of `tail -f`).
+    A closed or unreadable standard input is one `Error:` line, not a traceback."""
     try:
         stream = click.get_binary_stream("stdin")  # RuntimeError when stdin is closed (<&-)
         if stream.isatty():
             say("Reading standard input until Ctrl-D (or pipe a file into it)...", quiet)
+        if live:  # a short read is no end here: only an empty one is (Ctrl-D on a line of its own)
+            while chunk := stream.read1(size):
+                yield chunk
+            return
         while chunk := stream.read(size):
             yield chunk
             if len(chunk) < size:  # a buffered read is short only at the end: one Ctrl-D ends

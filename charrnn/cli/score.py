@@ -10,10 +10,11 @@ from charrnn.cli.common import (
     count,
     known_text,
     load_model,
-    note_unknown,
     read_stdin,
     refuse_run_as_file,
     say,
+    say_unknown,
+    stdin_chunks,
 )
 from charrnn.cli.options import (
     checkpoint_dir_option,
@@ -43,7 +44,8 @@ Examples:
     "--per-line",
     is_flag=True,
     help="One number per input line, as `wc -l` and `paste` count lines (ended by \\n; the last "
-    "may lack it); each line read on its own, with its line break.",
+    "may lack it); each line read on its own, with its line break, and its number written as the "
+    "line arrives (`tail -f log | charrnn score --per-line -`).",
 )
 @click.option(
     "--exact",
@@ -66,23 +68,21 @@ def score(file, checkpoint, per_line, exact, unknown, encoding, quiet, device, c
     """Print the model's bits per character on FILE ('-' or nothing: stdin): lower is more
     typical of what the model was trained on."""
     from charrnn.text.sources import input_file, read_all
-    from charrnn.use.bits import line_bits, split_lines, text_nats
+    from charrnn.use.bits import text_nats
 
     label = "standard input" if file == "-" else file
     refuse_run_as_file(file, checkpoint_dir)
     # Checked before the model loads (a folder, a device: refused), read after it.
     source = None if file == "-" else input_file(file, label, SCORE_HINT)
     path, model = load_model(checkpoint, checkpoint_dir, device)
-    if source is None:
-        raw, text = read_stdin(label, encoding)
-    else:
-        raw, text = read_all(source.chunks(), label, encoding)
     if per_line:
-        note_unknown(text, model.vocab, unknown, quiet)
-        found = line_bits(model, split_lines(text, raw, encoding), unknown)
-        _warn_unseen(found, label)
-        click.echo("".join(f"{b:.4f}\n" for b in found.bits), nl=False)
+        chunks = stdin_chunks(quiet=quiet, live=True) if source is None else source.chunks()
+        _score_lines(model, chunks, label, encoding, unknown, quiet)
         return
+    if source is None:
+        _, text = read_stdin(label, encoding)
+    else:
+        _, text = read_all(source.chunks(), label, encoding)
     text = known_text(text, model.vocab, unknown, label, "score", quiet)
     nats = text_nats(model, text, path, exact)
     click.echo(f"{nats / math.log(2):.4f}")
@@ -91,6 +91,23 @@ def score(file, checkpoint, per_line, exact, unknown, encoding, quiet, device, c
         f"bits per character under {path}",
         quiet,
     )
+
+
+def _score_lines(model, chunks, label: str, encoding: str, unknown: str, quiet: bool) -> None:
+    """One number a line on stdout, each group of lines as it arrives (a pipe's lines are not
+    held until it ends); what --unknown changed and the lines scored nan said at the end."""
+    from charrnn.text.decode import decode_lines
+    from charrnn.use.bits import LineBits, lines_bits
+
+    seen = LineBits([], [])  # over all the lines: which scored nan, and why
+    for found in lines_bits(model, decode_lines(chunks, label, encoding), unknown):
+        click.echo("".join(f"{b:.4f}\n" for b in found.bits), nl=False)  # and flushed
+        seen.where = seen.where or found.where
+        seen.unseen += found.unseen
+        seen.emptied += found.emptied
+        seen.changed += found.changed
+    say_unknown(seen.changed, unknown, quiet)
+    _warn_unseen(seen, label)
 
 
 def _warn_unseen(found, label: str) -> None:

@@ -50,6 +50,35 @@ def decode_chunks(
             yield line_ends_as_read(text)
 
 
+def decode_lines(
+    chunks: Iterable[bytes], label: str, encoding: str = ENCODING
+) -> Iterator[list[str]]:
+    """The lines of a text arriving in chunks, as `wc -l` and `paste` count them (each ended by
+    \\n, the last maybe not; a lone \\r does not end one), read as decode_chunks reads them (a
+    byte-order mark dropped, \\r\\n and a lone \\r as \\n): each chunk's complete lines as
+    it arrives, so that a reader of a live pipe (`tail -f log | ...`) gets each line at once."""
+    decoder = Decoder(label, encoding)
+    first, pending = True, []  # pending: the pieces of a line not yet ended
+    for chunk in itertools.chain(chunks, [None]):  # None: the end, to flush the decoder
+        final = chunk is None
+        text = decoder.decode(b"" if final else chunk, final)
+        if first and text:
+            first = False
+            if text.startswith("\ufeff") and not decoder.drops_bom:  # as decode_chunks
+                text = text[1:]
+        lines = []
+        if "\n" in text:
+            *ended, rest = text.split("\n")
+            ended[0] = "".join(pending) + ended[0]
+            lines, pending = [line + "\n" for line in ended], [rest] * bool(rest)
+        elif text:
+            pending.append(text)  # a long line comes in many chunks: joined once, when it ends
+        if final and pending:
+            lines.append("".join(pending))
+        if lines:
+            yield [line_ends_as_read(line) for line in lines]
+
+
 def line_ends_as_read(text: str) -> str:
     """\\r\\n or a lone \\r as \\n: how every text is read, a file or a prime typed out."""
     return text.replace("\r\n", "\n").replace("\r", "\n")
