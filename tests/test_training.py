@@ -34,6 +34,7 @@ from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError, 
 from charrnn.model.trained import Model
 from charrnn.runs import RunDir
 from charrnn.text.encoded import encode_text
+from charrnn.text.vocab import CharVocab
 from charrnn.train.evaluate import evaluate
 from charrnn.train.resume import resume
 from charrnn.train.start import start
@@ -810,18 +811,32 @@ def test_a_run_whose_validation_loss_rose_well_after_its_best_says_it_learned_th
 
     from charrnn.cli.report import memorised_note
 
-    def run(losses, patience=None):
+    def run(losses, patience=None, val="abcab"):
         metrics = [{"kind": "train", "step": 5, "train_loss": 0.1}]
         metrics += [
             {"kind": "eval", "step": 10 * (i + 1), "val_loss": v} for i, v in enumerate(losses)
         ]
+        vocab = CharVocab.from_text("abcé")
+        ids = lambda text: SimpleNamespace(ids=torch.tensor(vocab.encode(text)))  # noqa: E731
         return SimpleNamespace(
-            pos=SimpleNamespace(metrics=metrics), config=SimpleNamespace(patience=patience)
+            pos=SimpleNamespace(metrics=metrics),
+            config=SimpleNamespace(patience=patience, val_frac=0.1),
+            vocab=vocab,
+            train_batches=ids("abcabcabc" * 20),
+            val_batches=ids(val),
         )
 
     note = memorised_note(run([3.0, 2.0, 2.5]))
     assert note.startswith("Note: the validation loss rose from 2.0000 nats at step 20 to 2.5000")
-    assert "best.pt holds the best" in note and "--patience 4" in note
+    assert "by heart" in note and "best.pt holds the best" in note and "--patience 4" in note
+    # a validation part in characters the training part never has (a last file in French): no
+    # training teaches them; that, not learning by heart, is why the loss rose
+    note = memorised_note(run([3.0, 2.0, 2.5], val="abcé" * 25))
+    assert "by heart" not in note and note.endswith(
+        ": 25% of the validation characters (the text's last 10%) never occur in the training "
+        "part, and no training teaches them; with several files, the last in sorted order "
+        "validate: put one like the rest last, or give --val-frac."
+    )
     assert memorised_note(run([3.0, 2.0, 2.09])) is None  # within the noise of a short split
     assert memorised_note(run([3.0, 2.0, 2.5], patience=4)) is None  # its early stop says so
     assert memorised_note(run([])) is None

@@ -87,6 +87,16 @@ def char_counts(ids: torch.Tensor, vocab_size: int) -> list[int]:
     return counts.tolist()
 
 
+def unseen_share(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: int) -> float:
+    """The share of the validation characters `val_ids` (N,) that the training part `train_ids`
+    never has: what no training can teach (a last file in another language, a table at the end)."""
+    if not len(val_ids):
+        return 0.0
+    never = [n == 0 for n in char_counts(train_ids, vocab_size)]
+    counts = char_counts(val_ids, vocab_size)
+    return sum(c for c, unseen in zip(counts, never, strict=True) if unseen) / len(val_ids)
+
+
 def train_length(n_chars: int, val_frac: float) -> int:
     """Characters of a text of `n_chars` that `split` gives to training."""
     return int(n_chars * (1.0 - val_frac))
