@@ -239,6 +239,7 @@ CASES = [
     (["runs", ""], 2, "an empty argument (an unset shell variable?)"),
     (["sample", "-c", "tiny", "x", ""], 2, "an empty argument"),
     (["sample", "-c", "tiny", "--prime", "-"], 1, "standard input is empty: there is no prime"),
+    (["sample", "-c", "tiny", "--prime-file", "empty.txt"], 1, "empty.txt is empty: there is no"),
     # inspect
     (["inspect", "ok.txt", "-c", "evil.pt"], 1, "refused: it asks to load posix.system"),
     (["inspect", "ok.txt", "-c", "junk.pt"], 1, "not a charrnn checkpoint"),

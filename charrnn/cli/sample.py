@@ -230,5 +230,11 @@ def read_prime(prime: str, prime_file: str | None, encoding: str) -> str:
         return text
     if prime_file:
         source = input_file(prime_file, f"the prime file {prime_file}", PRIME_HINT)
-        return read_all(source.chunks(), source.label, encoding)[1]
+        text = read_all(source.chunks(), source.label, encoding)[1]
+        if not text:  # asked for and not there, as for stdin: never a silently unprimed text
+            raise click.ClickException(
+                f"the prime file {prime_file} is empty: there is no prime; write one into it, or "
+                "leave --prime-file out"
+            )
+        return text
     return prime
