@@ -146,6 +146,13 @@ def test_find_units_finds_a_planted_unit_and_says_what_chance_gives():
     assert found["line position"].chance < 0.5
     assert found["double quotes"].units == []  # make_text has no quotes
 
+    # one word of 500 letters: a single word start and one line's ramp, which a unit that only
+    # drifts from its cold start tracks at 0.99: too few to say anything, so not claimed
+    text = "a" * 500
+    drift = torch.linspace(0, 1, len(text))[None, :, None].expand(1, -1, 4).clone()  # (1, T, 4)
+    rec = planted({"cell": drift, "hidden": drift}, text)
+    assert all(f.units == [] for f in find_units(rec))
+
 
 def test_gate_saturation_counts_the_shares_below_and_above():
     n = 10

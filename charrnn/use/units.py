@@ -138,7 +138,7 @@ def find_units(recording: Recording, top: int = 3) -> list[Found]:
     properties, found = text_properties(recording.text), []
     for prop in PROPERTIES:
         values = properties[prop.name]
-        if len(values) < 3 or values.std() == 0:  # nothing to track in this text
+        if episodes(values) < MIN_EPISODES:  # too little of it in this text to track
             found.append(Found(prop, [], 0.0))
             continue
         values = _standardise(values[:, None])[:, 0].float()  # (T,)
@@ -148,6 +148,20 @@ def find_units(recording: Recording, top: int = 3) -> list[Found]:
         chance = max(float((values.roll(s) @ states).abs().max()) / len(values) for s in shifts)
         found.append(Found(prop, [(labels[i], float(r[i])) for i in order], chance))
     return found
+
+
+# How many times a property must come back to its resting value (a line ends, a word starts and
+# is over, a bracket closes) for a correlation with it to say anything: in 500 characters of one
+# word, "word start" is a single spike and "to line end" one ramp, and a unit that only drifts
+# from its cold start correlates with either at 0.99.
+MIN_EPISODES = 5
+
+
+def episodes(values: torch.Tensor) -> int:
+    """How many times `values` (T,) returns to its least value after leaving it (a property's
+    occurrences: lines for a position on the line, words for a word start); 0 for a constant."""
+    at_least = values == values.min()  # (T,)
+    return int((at_least[1:] & ~at_least[:-1]).sum())
 
 
 def _standardise(x: torch.Tensor) -> torch.Tensor:
