@@ -3,6 +3,7 @@ option (one line, the right exit code, no traceback, nothing written); Ctrl-C at
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import click
 import pytest
 import torch
 from conftest import DEADLINE
-from helpers.cli import assert_one_error, invoke
+from helpers.cli import assert_one_error, invoke, run
 
 from charrnn.cli.options import parse_duration
 from charrnn.jsonl import json_line
@@ -416,6 +417,17 @@ load_torch_whole()  # as main() does: its finder first, then this one, before Py
 sys.meta_path.insert(1, Block())
 main()
 """
+
+
+def test_standard_input_named_beside_dash_is_given_twice(tmp_path):
+    """`train - /dev/stdin`, or `train - f.txt < f.txt`: the same text twice (or a pipe found
+    empty the second time), refused as '-' given twice is."""
+    (tmp_path / "f.txt").write_text("the cat sat\n" * 50)
+    for other, given in (("/dev/stdin", None), ("f.txt", tmp_path / "f.txt")):
+        with open(given or os.devnull) as stdin:
+            kw = {"input": "the cat sat\n"} if given is None else {"stdin": stdin}
+            r = run(["train", "-", other, "--steps", "1"], cwd=tmp_path, **kw)
+        assert_one_error(r, 2, f"{other} is standard input, as '-' is: give it once")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

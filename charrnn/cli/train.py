@@ -293,6 +293,8 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
         raise click.UsageError("give a CORPUS to train on (or --resume RUN)")
     if corpus.count("-") > 1:  # the text of a pipe is read once: a second '-' would repeat it
         raise click.UsageError("'-' (standard input) is given twice: give it once")
+    if "-" in corpus and (same := next((c for c in corpus if c != "-" and _is_stdin(c)), None)):
+        raise click.UsageError(f"{same} is standard input, as '-' is: give it once")
     if resume and init_from:
         raise click.UsageError(
             "--init-from starts a new run and --resume continues one: give one of them"
@@ -328,6 +330,15 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
         encoding=opts["encoding"],
         prime=opts["sample_prime"] if opts["sample_every"] else "",
     )
+
+
+def _is_stdin(path: str) -> bool:
+    """Whether `path` names what standard input reads (/dev/stdin, /dev/fd/0, or the file that
+    `< file` gave it): with '-' as well, its text would be read twice, or found gone."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(0))
+    except (OSError, ValueError):  # no such file, or no standard input at all
+        return False
 
 
 def _given_fields(opts, names: dict) -> dict:
