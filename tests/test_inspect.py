@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 from conftest import DEADLINE, make_text, page_data, tiny
-from helpers.cli import popen, run
+from helpers.cli import assert_one_error, popen, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -536,3 +536,24 @@ def test_max_chars_reads_the_first_characters_wherever_it_cuts(tmp_path, encodin
     for max_chars in range(1, len(read) + 2):
         got, more = _read_text(str(path), "in.txt", encoding, max_chars)
         assert got == read[:max_chars] and more == (max_chars < len(read)), max_chars
+
+
+def test_a_prime_from_a_file_is_the_prime_given_otherwise(env, runs_by_cell, tmp_path):
+    """--prime-file reads the prime as `sample` does (exactly, its line end kept) and writes what
+    --prime with the same text writes; empty, beside --prime, or without --sample: refused."""
+    (tmp_path / "p.txt").write_text("ANNA:\n")
+    (tmp_path / "e.txt").write_text("")
+    base = ["-c", "lstm", "--sample", "20", "--seed", "3"]
+    by_file = invoke(env, runs_by_cell, *base, "--prime-file", "p.txt")
+    assert by_file.exit_code == 0, by_file.stderr
+    assert by_file.stdout == invoke(env, runs_by_cell, *base, "--prime", "ANNA:\n").stdout
+    assert (
+        by_file.stdout
+        == invoke(env, runs_by_cell, *base, "--prime-file", "-", input="ANNA:\n").stdout
+    )
+    empty = invoke(env, runs_by_cell, *base, "--prime-file", "e.txt")
+    assert_one_error(empty, 1, "the prime file e.txt is empty")
+    both = invoke(env, runs_by_cell, *base, "--prime", "x", "--prime-file", "p.txt")
+    assert_one_error(both, 2, "not both")
+    alone = invoke(env, runs_by_cell, "-c", "lstm", "p.txt", "--prime-file", "p.txt")
+    assert_one_error(alone, 2, "--prime-file is for --sample N")

@@ -85,6 +85,13 @@ Examples:
     "instead of reading FILE.",
 )
 @prime_option("With --sample: text to start from ('-' reads it from stdin).")
+@click.option(
+    "--prime-file",
+    type=click.Path(),  # read as FILE is read, no further than --max-chars
+    metavar="FILE",
+    callback=not_empty,
+    help="With --sample: read the prime from a file, exactly ('-': as --prime -).",
+)
 @temperature_option("With --sample: the temperature (or a schedule, cycled per character).")
 @seed_option("With --sample: the same seed, the same text as `charrnn sample --seed`.")
 @click.option(
@@ -187,20 +194,29 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
 
 def _check_options(ctx, file, opts) -> None:
     """Every check that needs no model: what goes together, the prime, the page's file."""
+    given = [n for n in ("prime", "prime_file", "seed", "temperature") if _given(ctx, n)]
+    prime_file = opts.pop("prime_file")
     if opts["sample_length"] is None:
-        for name, flag in (("prime", "--prime"), ("seed", "--seed"), ("temperature", "--temp")):
-            if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
-                raise click.UsageError(f"{flag} is for --sample N; FILE is read as it is")
+        flags = {"prime_file": "--prime-file", "temperature": "--temp"}
+        for name in given:
+            flag = flags.get(name, f"--{name}")
+            raise click.UsageError(f"{flag} is for --sample N; FILE is read as it is")
     elif file is not None:
         raise click.UsageError("give FILE or --sample N, not both")
     else:
-        if opts["prime"] == "-":  # read no more than fits
-            label = "the prime on standard input"
-            opts["prime"], cut = _read_text("-", label, opts["encoding"], opts["max_chars"])
+        if "prime" in given and "prime_file" in given:
+            raise click.UsageError("give --prime or --prime-file, not both")
+        source = prime_file or (opts["prime"] == "-" and "-")
+        if source:  # read no more than fits
+            label = "the prime on standard input" if source == "-" else f"the prime file {source}"
+            opts["prime"], cut = _read_text(source, label, opts["encoding"], opts["max_chars"])
+            hint = "'--prime'" if source == "-" and "prime" in given else "'--prime-file'"
             if cut:
                 raise click.BadParameter(
-                    f"is longer than --max-chars {opts['max_chars']}", param_hint="'--prime'"
+                    f"is longer than --max-chars {opts['max_chars']}", param_hint=hint
                 )
+            if not opts["prime"]:  # asked for and not there, as sample says
+                raise click.ClickException(f"{label} is empty: there is no prime")
         if opts["sample_length"] + len(opts["prime"]) > opts["max_chars"]:
             raise click.BadParameter(
                 f"--sample {opts['sample_length']} with a prime of {len(opts['prime'])} "
@@ -313,6 +329,10 @@ def _input_text(vocab, file, opts, budget) -> str:
             opts["quiet"],
         )
     return text
+
+
+def _given(ctx, name: str) -> bool:
+    return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
 
 
 def _read_text(file: str, label: str, encoding: str, max_chars: int) -> tuple[str, bool]:
