@@ -201,6 +201,28 @@ def test_resume_run_continues_exactly_and_refuses_what_cannot_change(tmp_path, c
         resume(tmp_path / "half", read, corpus_specs=["-"])
 
 
+def test_a_resume_with_a_larger_budget_goes_on_at_the_rate_it_left(tmp_path, corpus, text):
+    """A finished run given more steps (or time) goes on from its last, low rate and decays from
+    there, not from where the new budget's cosine puts it (several times higher: it unlearns);
+    a resume of the same budget keeps its rates exactly (the test above)."""
+    run = start(corpus, tmp_path / "r", model=TINY_MODEL, train={**TINY_TRAIN, "max_steps": 40})
+    drain(run.trainer)
+    last = run.trainer.lr()  # the rate of its last step, near the floor
+
+    def read(specs, encoding):
+        return encode_text(text, "tiny")
+
+    more = resume(tmp_path / "r", read, corpus_specs=["-"], train={"max_steps": 80}).trainer
+    rates = []
+    for event in more.run():
+        if isinstance(event, StepEvent):
+            rates.append(event.lr)
+    assert rates[0] == pytest.approx(last, rel=0.1)  # not 0.26 of the peak, as the new cosine
+    assert rates == sorted(rates, reverse=True) and rates[-1] < last
+    again = checkpoint.load(tmp_path / "r" / "last.pt")["trainer"]["lr_scale"]
+    assert again == pytest.approx(more.pos.lr_scale) and again < 0.5  # kept for a later resume
+
+
 @pytest.mark.parametrize("n_chars", [2_000, 12_000])
 def test_a_small_text_is_evaluated_at_least_once_an_epoch(tmp_path, n_chars):
     # a million characters between evaluations would be hundreds of epochs of these texts:

@@ -75,7 +75,7 @@ def done_line(trainer, done) -> str:
 
 
 # How far above best.pt's the last evaluation's validation loss must be (nats) for the end of a
-# run to say that the model went on to learn its text by heart: a helper's hour of a tiny model
+# run to say that the model went on to learn its text by heart: an hour of a tiny model
 # on a 35 K text read 3.08 bits at its best and 6.73 at the end, worse than a uniform guess.
 MEMORISED_NATS = 0.1
 # The share of validation characters the training part never has from which they, not learning

@@ -15,6 +15,7 @@ from charrnn.runs import RunDir
 from charrnn.runs.advice import pipe_sources, resume_command, text_to_give
 from charrnn.text import data
 from charrnn.text.encoded import EncodedCorpus
+from charrnn.train import schedule
 from charrnn.train.config import TrainConfig
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.start import BUDGETS, RESUMABLE, Opened, check_fields
@@ -68,7 +69,7 @@ def resume(
             "resume with the same text, or start a new run"
         )
     state = checkpoint.run_state(payload, model.to(device))
-    config = _extended(state.config, train)
+    config, before = _extended(state.config, train), state.config
     provenance = {**saved, "sources": corpus.sources}  # where it is now, if it moved
     state = dataclasses.replace(state, config=config, corpus=provenance)
     # From another file than last.pt: last.pt (damaged, or further on) is replaced by this state
@@ -79,6 +80,7 @@ def resume(
         state, ids, run, dist, save_last_first=elsewhere, started=started, files=corpus.files
     )
     trainer = _check_budget(trainer)
+    _rate_goes_on(before, trainer)
     given = Path(checkpoint_file) if checkpoint_file is not None and elsewhere else None
     return Opened(trainer, resumed_from=given, chars=saved["chars"])
 
@@ -97,6 +99,21 @@ def _check_budget(trainer: Trainer) -> Trainer:
             f"{trainer.pos.elapsed:.0f}s); give a larger --steps, --epochs or --time in all"
         )
     return trainer
+
+
+def _rate_goes_on(before: TrainConfig, trainer: Trainer) -> None:
+    """Where the resume changed the budget, the learning rate goes on from where the run left it
+    and decays from there to the end of the new budget: the new budget's cosine would put a run
+    that had finished at several times its last rate (which unlearns what the low rate settled,
+    and can leave the added time worse than none). The ratio of the two goes into pos.lr_scale,
+    which every later step's rate (and a resume after this one) carries."""
+    pos, per_epoch = trainer.pos, len(trainer.train_batches)
+    was, now = (
+        schedule.decay(before, pos, per_epoch),
+        schedule.decay(trainer.config, pos, per_epoch),
+    )
+    if was != now:
+        pos.lr_scale *= was / now
 
 
 def _extended(config: TrainConfig, train: dict) -> TrainConfig:

@@ -32,8 +32,14 @@ def progress(c: TrainConfig, pos: Position, per_epoch: int, keep: float = 0.0) -
 def learning_rate(c: TrainConfig, pos: Position, per_epoch: int, keep: float = 0.0) -> float:
     """Linear warm-up, then cosine decay to lr * min_lr_frac at the end of the budget."""
     warm = min(1.0, (pos.step + 1) / max(c.warmup_steps, 1))
+    return warm * c.lr * pos.lr_scale * decay(c, pos, per_epoch, keep)
+
+
+def decay(c: TrainConfig, pos: Position, per_epoch: int, keep: float = 0.0) -> float:
+    """The share of the peak rate the cosine gives at `pos`: 1 at the start, min_lr_frac at the
+    end of the budget."""
     cosine = 0.5 * (1.0 + math.cos(math.pi * progress(c, pos, per_epoch, keep)))
-    return warm * c.lr * pos.lr_scale * (c.min_lr_frac + (1 - c.min_lr_frac) * cosine)
+    return c.min_lr_frac + (1 - c.min_lr_frac) * cosine
 
 
 def budget_spent(c: TrainConfig, pos: Position, per_epoch: int, keep: float = 0.0) -> str | None:
