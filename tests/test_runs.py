@@ -973,12 +973,23 @@ def test_a_run_trained_on_a_pipe_is_not_read_from_it_again_unasked(text):
         assert again.trainer.pos.step == 2
 
 
-def test_a_resume_with_no_time_left_says_no_step_was_trained(trained_run, text, tmp_path):
-    """A --time hardly above what the run has used: start-up takes it all; the user is told, with
-    the time to give instead, not left with a quiet exit 0."""
+def test_a_resume_with_no_time_left_says_no_step_was_trained(
+    trained_run, text, tmp_path, monkeypatch
+):
+    """A --time hardly above what the run has used: less than a start-up is refused before it
+    starts (it would only add its start-up to the run's time); where a start-up (on a slow
+    machine) takes more than was left, the user is told, with the time to give instead, not left
+    with a quiet exit 0."""
+    from charrnn.train import resume as resuming
+
     run = tmp_path / "r"
     shutil.copytree(trained_run.path, run)
     used = checkpoint.load(run / "last.pt")["trainer"]["elapsed"]
+    args = ["train", "-", "--resume", str(run), "--time", f"{used + 1:.3f}s"]
+    refused = invoke(args, input=text)
+    assert_one_error(refused, 1, "s left, less than starting it takes", f"well above {used:.0f}s")
+    assert checkpoint.load(run / "last.pt")["trainer"]["elapsed"] == used  # nothing added
+    monkeypatch.setattr(resuming, "START_UP_S", 0.0)  # a start-up slower than the time left
     args = ["train", "-", "--resume", str(run), "--time", f"{used + 0.001:.3f}s"]
     r = invoke(args, input=text)
     assert r.exit_code == 0 and r.stdout == f"{run / 'best.pt'}\n"

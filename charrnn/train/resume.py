@@ -93,12 +93,28 @@ def _check_budget(trainer: Trainer) -> Trainer:
             f"run {name!r} stopped early: no better validation loss in its last "
             f"{trainer.config.patience} evaluations; to go on, give a larger --patience"
         )
-    if trainer.budget_spent() and trainer.last_evaluated() == trainer.pos.step:
+    c, pos = trainer.config, trainer.pos
+    left = None if c.max_time is None else c.max_time - pos.elapsed
+    if trainer.last_evaluated() != pos.step:  # its final evaluation to make: it goes on
+        return trainer
+    if trainer.budget_spent():
         raise RunError(
-            f"run {name!r} has already used its budget ({trainer.pos.step:,} steps, "
-            f"{trainer.pos.elapsed:.0f}s); give a larger --steps, --epochs or --time in all"
+            f"run {name!r} has already used its budget ({pos.step:,} steps, "
+            f"{pos.elapsed:.0f}s); give a larger --steps, --epochs or --time in all"
+        )
+    if left is not None and left < START_UP_S:
+        raise RunError(
+            f"run {name!r} has {left:.1f}s of its --time {c.max_time:g}s left, less than starting "
+            f"it takes ({pos.step:,} steps trained); give a --time well above {pos.elapsed:.0f}s "
+            "in all"
         )
     return trainer
+
+
+# Seconds of a time budget under which a resume is refused as spent: about what starting one takes
+# (reading the text, building the model), which counts to the run's time; with less left it
+# would train nothing and only add its start-up to the time the run has used.
+START_UP_S = 5.0
 
 
 def _rate_goes_on(before: TrainConfig, trainer: Trainer) -> None:
