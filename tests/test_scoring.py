@@ -15,6 +15,7 @@ from helpers.cli import assert_one_error, invoke, popen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from charrnn.errors import CorpusError
 from charrnn.model.network import CharRNN
 from charrnn.model.trained import Model, lead_in
 from charrnn.text.decode import decode_lines
@@ -195,19 +196,41 @@ def test_lines_end_at_a_newline_only_as_paste_counts_them():
         assert _lines(raw, "utf-8") == ["č\n", "b\nx\n", "c"], codec
 
 
-def test_per_line_scores_each_line_of_a_pipe_as_it_arrives(trained_run, tmp_path):
-    """`tail -f log | charrnn score --per-line`: a line's number is written while the pipe is
-    still open (the command waits for the next line, not for the end), and the rest follow."""
-    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-    p = popen(["score", "-c", str(trained_run.best), "--per-line", "-"], cwd=tmp_path, **pipes)
-    p.stdin.write(b"ANNA:\n")
-    p.stdin.flush()
+@pytest.mark.parametrize("through", ["stdin", "named pipe"])
+def test_per_line_scores_each_line_of_a_pipe_as_it_arrives(trained_run, tmp_path, through):
+    """`tail -f log | charrnn score --per-line -` (or `<(tail -f log)`, a named pipe): a line's
+    number is written while the pipe is still open (the command waits for the next line, not for
+    the end or a block of bytes), a first line of two bytes too (not held for a byte-order mark's
+    four), and the rest follow."""
+    args = ["score", "-c", str(trained_run.best), "--per-line"]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    if through == "stdin":
+        p = popen([*args, "-"], cwd=tmp_path, stdin=subprocess.PIPE, **pipes)
+        writer = p.stdin
+    else:
+        os.mkfifo(tmp_path / "fifo")
+        p = popen([*args, "fifo"], cwd=tmp_path, **pipes)
+        writer = open(tmp_path / "fifo", "wb")  # noqa: SIM115 (closed below, as a pipe's end)
+    writer.write(b"A\n")
+    writer.flush()
     ready, _, _ = select.select([p.stdout], [], [], DEADLINE)
     first = p.stdout.readline() if ready else b""
-    rest, err = p.communicate(b"the cat\nsat", timeout=DEADLINE)
-    assert p.returncode == 0, err
-    one = invoke(["score", "-c", str(trained_run.best), "--per-line", "-"], input="ANNA:\n")
+    writer.write(b"the cat\nsat")
+    writer.close()
+    rest, err = p.stdout.read(), p.stderr.read()
+    assert p.wait(DEADLINE) == 0, err
+    one = invoke(["score", "-c", str(trained_run.best), "--per-line", "-"], input="A\n")
     assert first.decode() == one.stdout and len(rest.split()) == 2
+
+
+def test_a_nul_past_the_first_block_is_a_character_of_its_line():
+    """A binary file shows in its first block (refused, as grep judges one); a NUL byte later, in
+    a stream of lines, is a character of its line (scored nan, as any unseen character), not the
+    end of the stream at a place that depends on how the bytes arrived."""
+    lines = lambda chunks: [x for group in decode_lines(chunks, "t") for x in group]  # noqa: E731
+    assert lines([b"ok\n" * 30_000, b"a\x00b\n", b"c"]) == ["ok\n"] * 30_000 + ["a\x00b\n", "c"]
+    with pytest.raises(CorpusError, match="binary"):
+        lines([b"ok\na\x00b\n"])
 
 
 def test_unseen_characters_in_a_line_score_nan_with_one_warning(score):

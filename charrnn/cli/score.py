@@ -76,7 +76,11 @@ def score(file, checkpoint, per_line, exact, unknown, encoding, quiet, device, c
     source = None if file == "-" else input_file(file, label, SCORE_HINT)
     path, model = load_model(checkpoint, checkpoint_dir, device)
     if per_line:
-        chunks = stdin_chunks(quiet=quiet, live=True) if source is None else source.chunks()
+        size = 1 << 16  # what has arrived, at most this: lines scored as they come
+        if source is None:
+            chunks = stdin_chunks(size, quiet, live=True)
+        else:
+            chunks = source.chunks(size, live=True)
         _score_lines(model, chunks, label, encoding, unknown, quiet)
         return
     if source is None:
@@ -100,14 +104,16 @@ def _score_lines(model, chunks, label: str, encoding: str, unknown: str, quiet: 
     from charrnn.use.bits import LineBits, lines_bits
 
     seen = LineBits([], [])  # over all the lines: which scored nan, and why
-    for found in lines_bits(model, decode_lines(chunks, label, encoding), unknown):
-        click.echo("".join(f"{b:.4f}\n" for b in found.bits), nl=False)  # and flushed
-        seen.where = seen.where or found.where
-        seen.unseen += found.unseen
-        seen.emptied += found.emptied
-        seen.changed += found.changed
-    say_unknown(seen.changed, unknown, quiet)
-    _warn_unseen(seen, label)
+    try:
+        for found in lines_bits(model, decode_lines(chunks, label, encoding), unknown):
+            click.echo("".join(f"{b:.4f}\n" for b in found.bits), nl=False)  # and flushed
+            seen.where = seen.where or found.where
+            seen.unseen += found.unseen
+            seen.emptied += found.emptied
+            seen.changed += found.changed
+    finally:  # also where Ctrl-C or an error ends the stream: the numbers written are explained
+        say_unknown(seen.changed, unknown, quiet)
+        _warn_unseen(seen, label)
 
 
 def _warn_unseen(found, label: str) -> None:

@@ -62,6 +62,9 @@ def decode_lines(
     for chunk in itertools.chain(chunks, [None]):  # None: the end, to flush the decoder
         final = chunk is None
         text = decoder.decode(b"" if final else chunk, final)
+        # A binary file shows in its first block, as grep judges one; a NUL after it is a
+        # character of its line (one odd line must not stop a stream of a million)
+        decoder.binary_check = decoder.sniff is not None  # (until bytes past the mark's are read)
         if first and text:
             first = False
             if text.startswith("\ufeff") and not decoder.drops_bom:  # as decode_chunks
@@ -92,6 +95,7 @@ class Decoder:
         self._use(text_encoding(encoding))
         # The first 4 bytes, held until there are 4: a byte-order mark may name another encoding
         self.sniff: bytes | None = b"" if self.encoding in ("utf-8", "utf-8-sig") else None
+        self.binary_check = True  # a NUL byte refused as binary (decode_lines: the first chunk's)
 
     def _use(self, codec: str) -> None:
         # utf-8-sig counts error offsets after the BOM it drops: decode_chunks drops it instead
@@ -110,12 +114,14 @@ class Decoder:
     def decode(self, chunk: bytes, final: bool = False) -> str:
         if self.sniff is not None:  # the first 4 bytes, for a UTF-16/32 byte-order mark
             chunk, self.sniff = self.sniff + chunk, None
-            if len(chunk) < 4 and not final:
+            # Held until there are 4, or until they can begin no mark: a line of `ab\n` typed
+            # into a pipe is read at once.
+            if len(chunk) < 4 and not final and any(m.startswith(chunk) for m in _MARKS):
                 self.sniff = chunk
                 return ""
             if (marked := encoding_read(chunk, self.encoding)) != self.encoding:
                 self._use(marked)
-        if not self.nul_is_text and b"\x00" in chunk:  # binary, whatever else is wrong with it
+        if self.binary_check and not self.nul_is_text and b"\x00" in chunk:  # binary
             if self.offset == 0 and chunk.startswith(ZIP) and b"data.pkl" in chunk[:4096]:
                 raise CorpusError(  # torch.save's archive: its first entry is NAME/data.pkl
                     f"{self.label} is a PyTorch checkpoint, not text: a model goes to -c "
@@ -179,6 +185,7 @@ _BOMS = {  # the byte-order marks a file in these encodings must start with
     "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
     "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
 }
+_MARKS = [mark for marks in _BOMS.values() for mark in marks]
 
 
 def encoding_read(head: bytes, encoding: str) -> str:

@@ -34,14 +34,17 @@ class Source:
     def size(self) -> int:
         return len(self.data) if self.data is not None else _stat(self.path, self.label).st_size
 
-    def chunks(self, size: int | None = None) -> Iterator[bytes]:
+    def chunks(self, size: int | None = None, live: bool = False) -> Iterator[bytes]:
+        """The bytes, `size` at a time; `live`: what has arrived, at most `size`, as soon as it
+        has (a named pipe's line), not `size` bytes or the end."""
         size = size or CHUNK
         if self.data is not None:
             yield from (self.data[i : i + size] for i in range(0, len(self.data), size))
             return
         try:
             with open(self.path, "rb") as f:
-                while chunk := f.read(size):
+                read = f.read1 if live else f.read
+                while chunk := read(size):
                     yield chunk
         except OSError as e:
             raise CorpusError(f"cannot read {self.path}: {e.strerror or e}") from None
