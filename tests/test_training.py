@@ -695,7 +695,9 @@ def test_samples_go_to_stderr_and_leave_the_run_unchanged(env, corpus_file, tmp_
 def test_a_prime_the_corpus_cannot_spell_is_one_error_line(env, corpus_file, tmp_path):
     args = ["train", str(corpus_file), "--steps", "5", *TINY_CLI, "--sample-every", "2"]
     r = env([*args, "--sample-prime", "zq€"])
-    assert assert_one_error(r).startswith("Error: --sample-prime has characters the corpus lacks")
+    line = assert_one_error(r)
+    assert line.startswith("Error: --sample-prime has characters the corpus lacks: ")
+    assert "'€' (U+20AC) at 3" in line  # named as `sample` names a prime's
     assert not (tmp_path / "checkpoints").exists()
 
 

@@ -23,6 +23,7 @@ from charrnn.text.catalog import Progress
 from charrnn.text.encoded import EncodedCorpus, encode_corpus
 from charrnn.text.encoded import Progress as PhaseProgress
 from charrnn.text.resolve import resolve
+from charrnn.text.vocab import locate_unknown
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.resume import resume
 from charrnn.train.start import RESUMABLE, Opened, start
@@ -130,9 +131,10 @@ def _locked(run: runs.RunDir, dist: Dist, **kw):
 def _check_prime(opened: Opened, prime: str) -> None:
     """That the samples during training begin with text the model can read (`prime`): checked
     before anything is trained, or any folder made."""
-    if unknown := sorted({c for c in prime if c not in opened.trainer.vocab}):
+    if not set(prime) <= opened.trainer.vocab.index.keys():  # named as sample names them
         raise VocabError(
-            f"--sample-prime has characters the corpus lacks: {''.join(unknown)!r}; leave them out"
+            "--sample-prime has characters the corpus lacks: "
+            f"{locate_unknown(prime, opened.trainer.vocab)}; leave them out"
         )
 
 
