@@ -428,6 +428,8 @@ def test_standard_input_named_beside_dash_is_given_twice(tmp_path):
             kw = {"input": "the cat sat\n"} if given is None else {"stdin": stdin}
             r = run(["train", "-", other, "--steps", "1"], cwd=tmp_path, **kw)
         assert_one_error(r, 2, f"{other} is standard input, as '-' is: give it once")
+    r = run(["train", "/dev/stdin", "/dev/fd/0", "--steps", "1"], cwd=tmp_path, input="the cat\n")
+    assert_one_error(r, 2, "/dev/fd/0 is standard input, as /dev/stdin is: give it once")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -107,8 +107,9 @@ def test_a_folder_that_cannot_be_read_is_named_not_found_empty(tmp_path, monkeyp
 
     monkeypatch.setattr(os, "scandir", scandir)
     message = f"cannot read the folder {tmp_path / where}: Permission denied; make it readable"
-    with pytest.raises(CorpusError, match=re.escape(message)):
+    with pytest.raises(CorpusError, match=re.escape(message)) as raised:
         load(tmp_path, str(tmp_path / "notes"))
+    assert ("move it out" in str(raised.value)) == (where != "notes")  # not out of itself
 
 
 def test_stdin_and_several_sources(tmp_path):

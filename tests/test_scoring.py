@@ -229,8 +229,9 @@ def test_a_nul_past_the_first_block_is_a_character_of_its_line():
     end of the stream at a place that depends on how the bytes arrived."""
     lines = lambda chunks: [x for group in decode_lines(chunks, "t") for x in group]  # noqa: E731
     assert lines([b"ok\n" * 30_000, b"a\x00b\n", b"c"]) == ["ok\n"] * 30_000 + ["a\x00b\n", "c"]
-    with pytest.raises(CorpusError, match="binary"):
-        lines([b"ok\na\x00b\n"])
+    for chunks in ([b"ok\na\x00b\n"], [b"ok\n", b"a\x00", b"b\n"]):  # however it arrives
+        with pytest.raises(CorpusError, match="binary"):
+            lines(chunks)
 
 
 def test_unseen_characters_in_a_line_score_nan_with_one_warning(score):

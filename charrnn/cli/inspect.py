@@ -340,10 +340,10 @@ def _read_text(file: str, label: str, encoding: str, max_chars: int) -> tuple[st
     from charrnn.text.decode import decode_chunks
     from charrnn.text.sources import input_file
 
-    if file == "-":
-        chunks = stdin_chunks(CHUNK)
+    if file == "-":  # what has arrived: `tail -f log | charrnn inspect --max-chars N` ends
+        chunks = stdin_chunks(CHUNK, live=True)
     else:
-        chunks = input_file(file, label, INSPECT_HINT).chunks(CHUNK)
+        chunks = input_file(file, label, INSPECT_HINT).chunks(CHUNK, live=True)
     parts, n, rest, after = [], 0, iter(chunks), b""
 
     def needed():

@@ -293,8 +293,10 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
         raise click.UsageError("give a CORPUS to train on (or --resume RUN)")
     if corpus.count("-") > 1:  # the text of a pipe is read once: a second '-' would repeat it
         raise click.UsageError("'-' (standard input) is given twice: give it once")
-    if "-" in corpus and (same := next((c for c in corpus if c != "-" and _is_stdin(c)), None)):
-        raise click.UsageError(f"{same} is standard input, as '-' is: give it once")
+    stdin = [c for c in corpus if c == "-" or _is_stdin(c)]  # /dev/stdin, /dev/fd/0, `< file`
+    if len(stdin) > 1:
+        first = "'-'" if stdin[0] == "-" else stdin[0]
+        raise click.UsageError(f"{stdin[1]} is standard input, as {first} is: give it once")
     if resume and init_from:
         raise click.UsageError(
             "--init-from starts a new run and --resume continues one: give one of them"
@@ -449,8 +451,9 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
                 losses = [0.0, 0]  # the steps rolled back are not the run's
             elif isinstance(event, DoneEvent):
                 done = event
-    bar.close()
-    return _finish(trainer, done, signals, quiet, trained=done.step > start, best=best)
+        bar.close()
+        # Still under the stop signals: one that comes as the run ends finds it done (exit 0)
+        return _finish(trainer, done, signals, quiet, trained=done.step > start, best=best)
 
 
 def _progress_due(trainer, event, written: float) -> bool:

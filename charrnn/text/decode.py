@@ -58,13 +58,14 @@ def decode_lines(
     byte-order mark dropped, \\r\\n and a lone \\r as \\n): each chunk's complete lines as
     it arrives, so that a reader of a live pipe (`tail -f log | ...`) gets each line at once."""
     decoder = Decoder(label, encoding)
+    # A binary file shows in its first bytes, as git and grep judge one: a NUL past them is a
+    # character of its line (one odd line must not stop a stream of a million), however the
+    # bytes arrived
+    decoder.binary_window = BINARY_WINDOW
     first, pending = True, []  # pending: the pieces of a line not yet ended
     for chunk in itertools.chain(chunks, [None]):  # None: the end, to flush the decoder
         final = chunk is None
         text = decoder.decode(b"" if final else chunk, final)
-        # A binary file shows in its first block, as grep judges one; a NUL after it is a
-        # character of its line (one odd line must not stop a stream of a million)
-        decoder.binary_check = decoder.sniff is not None  # (until bytes past the mark's are read)
         if first and text:
             first = False
             if text.startswith("\ufeff") and not decoder.drops_bom:  # as decode_chunks
@@ -82,6 +83,9 @@ def decode_lines(
             yield [line_ends_as_read(line) for line in lines]
 
 
+BINARY_WINDOW = 8000  # the first bytes of a stream of lines in which a NUL makes it binary (git's)
+
+
 def line_ends_as_read(text: str) -> str:
     """\\r\\n or a lone \\r as \\n: how every text is read, a file or a prime typed out."""
     return text.replace("\r\n", "\n").replace("\r", "\n")
@@ -95,7 +99,7 @@ class Decoder:
         self._use(text_encoding(encoding))
         # The first 4 bytes, held until there are 4: a byte-order mark may name another encoding
         self.sniff: bytes | None = b"" if self.encoding in ("utf-8", "utf-8-sig") else None
-        self.binary_check = True  # a NUL byte refused as binary (decode_lines: the first chunk's)
+        self.binary_window: int | None = None  # bytes in which a NUL is binary (None: all)
 
     def _use(self, codec: str) -> None:
         # utf-8-sig counts error offsets after the BOM it drops: decode_chunks drops it instead
@@ -121,7 +125,10 @@ class Decoder:
                 return ""
             if (marked := encoding_read(chunk, self.encoding)) != self.encoding:
                 self._use(marked)
-        if self.binary_check and not self.nul_is_text and b"\x00" in chunk:  # binary
+        window = chunk  # where a NUL is binary
+        if self.binary_window is not None:
+            window = chunk[: max(0, self.binary_window - self.offset)]
+        if not self.nul_is_text and b"\x00" in window:  # binary, whatever else is wrong with it
             if self.offset == 0 and chunk.startswith(ZIP) and b"data.pkl" in chunk[:4096]:
                 raise CorpusError(  # torch.save's archive: its first entry is NAME/data.pkl
                     f"{self.label} is a PyTorch checkpoint, not text: a model goes to -c "

@@ -176,9 +176,10 @@ def _text_files(folder: Path) -> list[Path]:
     that cannot be read is a CorpusError, as a file that cannot be read is (not one found empty)."""
 
     def unreadable(e: OSError) -> None:
+        inside = os.path.normpath(e.filename) != os.path.normpath(folder)
+        elsewhere = f", or move it out of {folder}" if inside else ""
         raise CorpusError(
-            f"cannot read the folder {e.filename}: {e.strerror or e}; make it readable, or move it "
-            f"out of {folder}"
+            f"cannot read the folder {e.filename}: {e.strerror or e}; make it readable{elsewhere}"
         )
 
     files = []

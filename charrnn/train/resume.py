@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -106,7 +107,7 @@ def _check_budget(trainer: Trainer) -> Trainer:
         raise RunError(
             f"run {name!r} has {left:.1f}s of its --time {c.max_time:g}s left, less than starting "
             f"it takes ({pos.step:,} steps trained); give a --time well above {pos.elapsed:.0f}s "
-            "in all"
+            f"in all, e.g. {math.ceil(pos.elapsed) + MORE_TIME_S}s"
         )
     return trainer
 
@@ -115,6 +116,7 @@ def _check_budget(trainer: Trainer) -> Trainer:
 # (reading the text, building the model), which counts to the run's time; with less left it
 # would train nothing and only add its start-up to the time the run has used.
 START_UP_S = 5.0
+MORE_TIME_S = 60  # seconds more than the run has used that the refusal offers as an example
 
 
 def _rate_goes_on(before: TrainConfig, trainer: Trainer) -> None:
