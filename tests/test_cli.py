@@ -420,8 +420,8 @@ main()
 
 
 def test_standard_input_named_beside_dash_is_given_twice(tmp_path):
-    """`train - /dev/stdin`, or `train - f.txt < f.txt`: the same text twice (or a pipe found
-    empty the second time), refused as '-' given twice is."""
+    """`train - /dev/stdin`, `train - f.txt < f.txt` or `train - dd < dd/f.txt`: the same text
+    twice (or a pipe found empty the second time), refused as '-' given twice is."""
     (tmp_path / "f.txt").write_text("the cat sat\n" * 50)
     for other, given in (("/dev/stdin", None), ("f.txt", tmp_path / "f.txt")):
         with open(given or os.devnull) as stdin:
@@ -430,6 +430,11 @@ def test_standard_input_named_beside_dash_is_given_twice(tmp_path):
         assert_one_error(r, 2, f"{other} is standard input, as '-' is: give it once")
     r = run(["train", "/dev/stdin", "/dev/fd/0", "--steps", "1"], cwd=tmp_path, input="the cat\n")
     assert_one_error(r, 2, "/dev/fd/0 is standard input, as /dev/stdin is: give it once")
+    (tmp_path / "dd").mkdir()  # inside a folder also named: found as the folder is walked
+    (tmp_path / "f.txt").rename(tmp_path / "dd" / "f.txt")
+    with open(tmp_path / "dd" / "f.txt") as stdin:
+        r = run(["train", "-", "dd", "--steps", "1"], cwd=tmp_path, stdin=stdin)
+    assert_one_error(r, 1, "dd/f.txt is given twice (as standard input too): give each file once")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

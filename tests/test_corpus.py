@@ -92,6 +92,38 @@ def test_a_folder_reads_every_text_file_in_order_skipping_hidden(tmp_path):
         load(tmp_path, str(tmp_path / "void"))
 
 
+def test_a_folder_follows_its_links_once_each_and_names_those_to_nothing(tmp_path):
+    """A corpus gathered by links is read whole: a link to a file or to a folder is followed, a
+    link back up the tree is not a loop (each folder is read once), and a link that leads
+    nowhere is named, not quietly read as nothing."""
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "far.txt").write_text("far\n")
+    (tmp_path / "one.txt").write_text("one\n")
+    d = tmp_path / "notes"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.txt").write_text("ay\n")
+    (d / "b.txt").symlink_to(tmp_path / "one.txt")
+    (d / "gone.txt").symlink_to(tmp_path / "nothing.txt")
+    (d / "linked").symlink_to(tmp_path / "elsewhere")
+    (d / "sub" / "up").symlink_to(d)  # back to the top: read once, not forever
+    (d / "sub" / "c.txt").write_text("sea\n")
+    found = resolve.resolve([str(d)], tmp_path / "cache")
+    assert [src.label for src in found.files] == [
+        str(d / "a.txt"),
+        str(d / "b.txt"),
+        str(d / "linked" / "far.txt"),
+        str(d / "sub" / "c.txt"),
+    ]
+    assert found.dangling == [str(d / "gone.txt")]
+    assert load(tmp_path, str(d)).text == "ay\none\nfar\nsea\n"
+    (tmp_path / "dead").mkdir()
+    (tmp_path / "dead" / "x.txt").symlink_to(tmp_path / "nothing.txt")
+    with pytest.raises(
+        CorpusError, match=re.escape("holds no files to train on (1 link to nothing)")
+    ):
+        load(tmp_path, str(tmp_path / "dead"))
+
+
 @pytest.mark.parametrize("where", ["notes", "notes/sub"])
 def test_a_folder_that_cannot_be_read_is_named_not_found_empty(tmp_path, monkeypatch, where):
     """A folder of mode 000 (for a user other than root: stood in for) is an error naming it, as
@@ -399,6 +431,7 @@ def test_train_on_a_folder_with_binary_files_notes_them_once(env, tmp_path):
     (tmp_path / "src" / "a.txt").write_text(make_text(4000))
     for i in range(7):
         (tmp_path / "src" / "__pycache__" / f"m{i}.pyc").write_bytes(b"\xa7\r\r\n\x00\x00" * 9)
+    (tmp_path / "src" / "moved.txt").symlink_to(tmp_path / "away.txt")
     r = env(["train", "src", *TINY_CLI, "--steps", "1"])
     assert r.exit_code == 0, r.stderr
     assert r.stdout == os.path.join("checkpoints", "src", "best.pt") + "\n"
@@ -406,7 +439,8 @@ def test_train_on_a_folder_with_binary_files_notes_them_once(env, tmp_path):
     assert notes == [
         "Note: skipped 7 files that are not utf-8 text (binary, or another encoding): "
         + ", ".join(os.path.join("src", "__pycache__", f"m{i}.pyc") for i in range(5))
-        + " and 2 more"
+        + " and 2 more",
+        "Note: skipped 1 link to nothing: " + os.path.join("src", "moved.txt"),
     ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -343,6 +344,15 @@ def _is_stdin(path: str) -> bool:
         return False
 
 
+def _stdin_file() -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the file standard input was redirected from (`< file`), else None."""
+    try:
+        info = os.fstat(0)
+    except (OSError, ValueError):
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None
+
+
 def _given_fields(opts, names: dict) -> dict:
     return {field: opts[option] for option, field in names.items() if opts[option] is not None}
 
@@ -362,7 +372,14 @@ def _train(request, device, d, quiet: bool, opts: dict) -> int:
     def tell(opened) -> None:
         say(describe(opened, request, device), quiet)
 
-    reader = TextReader(cache_dir(), stdin, download_bar(quiet), phase_bar(quiet), note)
+    reader = TextReader(
+        cache_dir(),
+        stdin,
+        stdin_file=_stdin_file(),
+        download=download_bar(quiet),
+        progress=phase_bar(quiet),
+        note=note,
+    )
     running = False  # from here on, a stop is the trainer's to make and to say
     try:
         with open_run(request, reader, device, d, on_open=tell) as opened:

@@ -26,20 +26,26 @@ def resolve(
     encoding: str = ENCODING,
     stdin: bytes | None = None,
     progress: Progress | None = None,
+    stdin_file: tuple[int, int] | None = None,
 ) -> Sources:
     """Find every source: a file, a folder of text files (others are skipped: see sources.sniff),
-    "-" for stdin, a named pipe (read once, whole, like stdin), or a catalog name."""
+    "-" for stdin, a named pipe (read once, whole, like stdin), or a catalog name. `stdin_file`:
+    (st_dev, st_ino) of the file standard input was redirected from, so that it is not named
+    again (in a folder, say)."""
     if not specs:
         raise CorpusError("no corpus given; pass a text file, a folder, '-' for stdin, or a name")
     encoding = text_encoding(encoding)
-    files, origins, skipped = [], [], []
+    files, origins, skipped, dangling = [], [], [], []
     for spec in specs:
-        found, origin, left_out = _resolve_one(spec, cache_dir, encoding, stdin, progress)
+        found, origin, left_out, nowhere = _resolve_one(spec, cache_dir, encoding, stdin, progress)
+        if spec == "-":
+            found[0].file_id = stdin_file
         files += found
         skipped += left_out
+        dangling += nowhere
         origins.append(origin)
     _refuse_repeats(files)
-    return Sources(files, _default_name(specs[0]), origins, encoding, skipped)
+    return Sources(files, _default_name(specs[0]), origins, encoding, skipped, dangling)
 
 
 def _refuse_repeats(files: list[Source]) -> None:
@@ -48,13 +54,16 @@ def _refuse_repeats(files: list[Source]) -> None:
     split, which is the corpus's end."""
     seen: dict[tuple[int, int], str] = {}
     for src in files:
-        if src.path is None:  # in memory: standard input, a pipe
+        if src.path is None:  # in memory: standard input (from a file, it is that file), a pipe
+            key = src.file_id
+        else:
+            try:
+                info = src.path.stat()
+            except OSError:  # gone since it was found: reading it says so
+                continue
+            key = (info.st_dev, info.st_ino)
+        if key is None:
             continue
-        try:
-            info = src.path.stat()
-        except OSError:  # gone since it was found: reading it says so
-            continue
-        key = (info.st_dev, info.st_ino)
         if key in seen:
             also = "" if seen[key] == src.label else f" (as {seen[key]} too)"
             raise CorpusError(
@@ -64,28 +73,29 @@ def _refuse_repeats(files: list[Source]) -> None:
         seen[key] = src.label
 
 
-def _resolve_one(spec, cache_dir, encoding, stdin, progress) -> tuple[list[Source], str, list]:
-    """The files of one spec, its origin, and the files of a folder skipped as not text."""
+def _resolve_one(spec, cache_dir, encoding, stdin, progress) -> tuple[list, str, list, list]:
+    """The files of one spec, its origin, and the files of a folder skipped as not text and its
+    links that lead nowhere."""
     if spec == "-":
         if stdin is None:
             raise CorpusError("'-' means standard input, but none was given")
-        return [Source("standard input", data=stdin)], "-", []
+        return [Source("standard input", data=stdin)], "-", [], []
     path = Path(spec).expanduser()
     mode = _mode(path)
     if stat.S_ISDIR(mode):
-        text, skipped = folder_sources(path, encoding)
-        return text, str(path.resolve()), skipped
+        text, skipped, dangling = folder_sources(path, encoding)
+        return text, str(path.resolve()), skipped, dangling
     if mode:
         refuse_devices(str(path), mode, "a file, a folder or a pipe", TRAIN_HINT)
     if stat.S_ISREG(mode):
-        return [Source(str(path), path=path)], str(path.resolve()), []
+        return [Source(str(path), path=path)], str(path.resolve()), [], []
     if stat.S_ISFIFO(mode):  # a pipe or <(...) can be read only once: read it whole, as stdin
         data, _ = read_all(Source(str(path), path=path).chunks(), str(path), encoding, text=False)
-        return [Source(str(path), data=data)], os.path.abspath(path), []
+        return [Source(str(path), data=data)], os.path.abspath(path), [], []
     catalog = load_catalog()
     if spec in catalog:
         target = fetch(catalog[spec], cache_dir, progress)
-        return [Source(str(target), path=target)], spec, []
+        return [Source(str(target), path=target)], spec, [], []
     raise CorpusError(
         f"no such file, folder or corpus: {spec!r}; `charrnn corpus list` shows the named corpora"
     )

@@ -30,6 +30,9 @@ class Source:
     label: str  # what messages call it: a path, or "standard input"
     path: Path | None = None
     data: bytes | None = None
+    # (st_dev, st_ino) of the file `data` was read from (standard input given `< file`): the
+    # same file named as well would be read twice.
+    file_id: tuple[int, int] | None = None
 
     def size(self) -> int:
         return len(self.data) if self.data is not None else _stat(self.path, self.label).st_size
@@ -59,6 +62,7 @@ class Sources:
     origins: list[str]  # one per spec: absolute path, catalog name, or "-" (kept in checkpoints)
     encoding: str = ENCODING
     skipped: list[str] = field(default_factory=list)  # files of folders left out as not text
+    dangling: list[str] = field(default_factory=list)  # links in folders that lead nowhere
 
     def text_chunks(self) -> Iterator[str]:
         """The whole corpus as normalised text, in pieces; files joined so none runs into the next
@@ -141,12 +145,14 @@ def read_all(
 # Folders: every text file under one, the rest skipped
 
 
-def folder_sources(folder: Path, encoding: str) -> tuple[list[Source], list[str]]:
-    """The text files under `folder` in reading order, and the labels of the files skipped as
-    not `encoding` text (see sniff)."""
-    files = _text_files(folder)
+def folder_sources(folder: Path, encoding: str) -> tuple[list[Source], list[str], list[str]]:
+    """The text files under `folder` in reading order, the labels of the files skipped as not
+    `encoding` text (see sniff), and of the links that lead nowhere."""
+    files, dangling = _walk(folder)
     if not files:
-        raise CorpusError(f"the folder {folder} holds no files to train on")
+        n = len(dangling)
+        nowhere = f" ({n:,} link{'s' * (n > 1)} to nothing)" if n else ""
+        raise CorpusError(f"the folder {folder} holds no files to train on{nowhere}")
     found = [Source(str(f), path=f) for f in files]
     why = {src.label: sniff(src, encoding) for src in found}
     text = [src for src in found if why[src.label] is None]
@@ -155,7 +161,7 @@ def folder_sources(folder: Path, encoding: str) -> tuple[list[Source], list[str]
             f"the folder {folder} holds no {encoding} text files to train on: "
             f"{len(found)} skipped, e.g. {why[found[0].label]}"
         )
-    return text, [label for label, reason in why.items() if reason is not None]
+    return text, [label for label, reason in why.items() if reason is not None], dangling
 
 
 def sniff(src: Source, encoding: str) -> str | None:
@@ -172,8 +178,16 @@ def sniff(src: Source, encoding: str) -> str | None:
 
 
 def _text_files(folder: Path) -> list[Path]:
-    """Every regular file under `folder`, sorted, hidden files and folders left out; a folder
-    that cannot be read is a CorpusError, as a file that cannot be read is (not one found empty)."""
+    """Every regular file under `folder` in reading order (see _walk)."""
+    return _walk(folder)[0]
+
+
+def _walk(folder: Path) -> tuple[list[Path], list[str]]:
+    """Every regular file under `folder`, sorted, a folder's files before its subfolders', hidden
+    files and folders left out, and the links that lead nowhere. Links are followed, to files and
+    to folders (a corpus gathered by links is read whole), each folder once: a link back up the
+    tree is no loop. A folder that cannot be read is a CorpusError, as a file that cannot be read
+    is (not one found empty)."""
 
     def unreadable(e: OSError) -> None:
         inside = os.path.normpath(e.filename) != os.path.normpath(folder)
@@ -182,8 +196,20 @@ def _text_files(folder: Path) -> list[Path]:
             f"cannot read the folder {e.filename}: {e.strerror or e}; make it readable{elsewhere}"
         )
 
-    files = []
-    for root, dirs, names in os.walk(folder, onerror=unreadable):
+    files, dangling, seen = [], [], set()
+    for root, dirs, names in os.walk(folder, onerror=unreadable, followlinks=True):
+        try:
+            info = os.stat(root)
+        except OSError as e:  # gone, or a link that leads nowhere now
+            unreadable(e)
+        if (info.st_dev, info.st_ino) in seen:  # reached again through a link: read once
+            dirs[:] = []
+            continue
+        seen.add((info.st_dev, info.st_ino))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        files += [Path(root) / n for n in sorted(names) if not n.startswith(".")]
-    return [f for f in files if f.is_file()]
+        for path in (Path(root) / n for n in sorted(names) if not n.startswith(".")):
+            if path.is_file():
+                files.append(path)
+            elif path.is_symlink() and not path.exists():
+                dangling.append(str(path))
+    return files, dangling

@@ -57,6 +57,7 @@ class TextReader:
 
     cache: Path
     stdin: Callable[[str], bytes] | None = None  # standard input (for '-'), read as (encoding)
+    stdin_file: tuple[int, int] | None = None  # (st_dev, st_ino) of the file it was given, if one
     download: Progress | None = None  # progress of a catalog corpus's download
     progress: PhaseProgress | None = None  # progress of the encoding, phase by phase
     note: Callable[[str], None] | None = None  # one line on what was done besides asked
@@ -144,9 +145,13 @@ def read_corpus(specs, encoding: str, reader: TextReader, dist: Dist = SINGLE) -
     stdin = reader.stdin(encoding) if "-" in specs and reader.stdin else None
     if dist.local_rank != 0:
         dist.barrier()
-    sources = resolve(list(specs), reader.cache, encoding, stdin, reader.download)
+    sources = resolve(
+        list(specs), reader.cache, encoding, stdin, reader.download, reader.stdin_file
+    )
     if sources.skipped and reader.note:
         reader.note(_skipped_note(sources))
+    if sources.dangling and reader.note:
+        reader.note(_dangling_note(sources.dangling))
     corpus = encode_corpus(sources, reader.cache, reader.progress)
     if dist.local_rank == 0:
         dist.barrier()
@@ -156,6 +161,13 @@ def read_corpus(specs, encoding: str, reader: TextReader, dist: Dist = SINGLE) -
             "encoded it again."
         )
     return corpus
+
+
+def _dangling_note(links: list[str]) -> str:
+    """One line for the links of folders that lead nowhere: their text, if meant, is missing."""
+    n, names = len(links), ", ".join(links[:5])
+    more = f" and {n - 5:,} more" if n > 5 else ""
+    return f"Note: skipped {n:,} link{'s' * (n > 1)} to nothing: {names}{more}"
 
 
 def _skipped_note(sources) -> str:
