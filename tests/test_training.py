@@ -294,6 +294,38 @@ def test_a_nan_loss_rolls_back_lowers_the_lr_and_training_goes_on(tmp_path, text
     assert last["trainer"]["lr_scale"] == 0.5  # the lower rate survives a resume
 
 
+@pytest.mark.parametrize("at", [20, 40])  # an evaluation in the run, and its final one
+def test_weights_blown_up_by_a_step_whose_loss_was_fine_roll_back_at_the_evaluation(
+    tmp_path, text, at
+):
+    """A rate that sends the weights to inf in one update reads as a fine loss on that step: its
+    evaluation finds nan, and the run goes back to last.pt as for a nan loss (never a nan model
+    saved, nor a run ended with nan as its last loss)."""
+    trainer = make_trainer(text, tmp_path / "r", max_steps=40, eval_every=10)
+    real_step, blown = trainer.train_step, []
+
+    def train_step():
+        loss = real_step()
+        if trainer.pos.step == at and not blown:
+            blown.append(at)
+            with torch.no_grad():
+                trainer.model.head.weight.fill_(math.inf)
+        return loss
+
+    trainer.train_step = train_step
+    events = drain(trainer)
+    rollbacks = [e for e in events if isinstance(e, RollbackEvent)]
+    assert [(e.to_step, e.lr_scale) for e in rollbacks] == [(at - 10, 0.5)]
+    assert f"the validation loss became nan at step {at}" in rollbacks[0].reason
+    assert events[-1] == DoneEvent("steps", 40, trainer.pos.best_val)
+    evals = [r for r in trainer.pos.metrics if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [10, 20, 30, 40]
+    assert all(math.isfinite(r["val_loss"]) for r in evals)
+    for path in (trainer.run_dir.last, trainer.run_dir.best):
+        weights = checkpoint.load(path)["model"]
+        assert all(torch.isfinite(w).all() for w in weights.values())
+
+
 def test_it_gives_up_after_repeated_failures_with_a_clear_message(tmp_path, text):
     trainer = make_trainer(text, tmp_path / "r", max_steps=40, eval_every=10)
     poison(trainer, at_steps=set(range(15, 41)), once=False)

@@ -151,6 +151,15 @@ class Trainer:
             yield from self._loop()
 
     def _loop(self) -> Iterator[Event]:
+        """The run to its end; a step or an evaluation that blows up rolls back and goes on."""
+        while True:
+            try:
+                yield from self._train_to_end()
+                return
+            except _Diverged as e:  # the run goes on from last.pt, at half the rate
+                yield self._roll_back(str(e))
+
+    def _train_to_end(self) -> Iterator[Event]:
         c, losses = self.config, []  # the losses since the last evaluation
         at_start = c.eval_at_start and self.pos.step == 0 and self.last_evaluated() is None
         if at_start and (event := self._evaluate_and_save(math.nan)):  # no training loss yet
@@ -163,13 +172,8 @@ class Trainer:
             if reason is not None or self._stop:
                 break
             start = self.clock()
-            try:
-                with timed(self.tuner):
-                    loss = self.train_step()
-            except _Diverged as e:
-                yield self._roll_back(str(e))
-                losses = []
-                continue
+            with timed(self.tuner):
+                loss = self.train_step()
             took = self.clock() - start
             self._recent.append(took)
             self._step_s = statistics.median(self._recent)
@@ -261,6 +265,8 @@ class Trainer:
             )
         if result is None:
             return None
+        if not math.isfinite(result.loss):  # the weights blew up in a step whose loss was fine
+            raise _Diverged(f"the validation loss became {result.loss:.4g} at step {self.pos.step}")
         t1, ids = self.clock(), self.val_batches.ids
         improved = result.loss < self.pos.best_val
         ends, time_up = self._ends_after(result.loss, t1 - t0)
@@ -505,4 +511,5 @@ def _adamw(model, c: TrainConfig) -> torch.optim.AdamW:
 
 
 class _Diverged(Exception):
-    """The loss or gradient blew up on this step (internal: turned into a rollback)."""
+    """The loss or gradient blew up on this step, or the validation loss at an evaluation
+    (internal: turned into a rollback)."""
