@@ -206,6 +206,14 @@ CASES = [
     (["export", "-c", "tiny", "--format", "html", "statedict.pt"], 1, "holds a saved model"),
     (["inspect", "ok.txt", "-c", "tiny", "--html", "statedict.pt"], 1, "holds a saved model"),
     (["sample", "-c", "tiny", "-o", "legacy.pt"], 1, "legacy.pt holds a saved model"),
+    # an output over the text the command reads: it would be lost
+    (["sample", "-c", "tiny", "--prime-file", "ok.txt", "-o", "ok.txt"], 1, "is the prime file"),
+    (["inspect", "ok.txt", "-c", "tiny", "--html", "./ok.txt"], 1, "ok.txt is the text to insp"),
+    (
+        ["inspect", "-c", "tiny", "--sample", "5", "--prime-file", "ok.txt", "--html", "ok.txt"],
+        1,
+        "ok.txt is the prime to sample from: writing over it would lose that text",
+    ),
     (["export", "-c", "tiny", "--format", "html", "legacy5.pt"], 1, "holds a saved model"),
     # a read-only file: root could replace it, and must not
     (["sample", "-c", "tiny", "-o", "readonly.txt"], 1, "cannot write the output: readonly.txt"),
@@ -285,6 +293,22 @@ def test_bad_input(in_workspace, args, code, message):
     assert_one_error(invoke(args, input=""), code, message)
     assert snapshot(in_workspace) == before  # nothing written, nothing changed, no folder made
     assert not (in_workspace / "pwned-marker").exists()
+
+
+def test_an_output_over_standard_input_s_file_is_refused(trained_run, tmp_path):
+    """`sample --prime - -o p.txt < p.txt`, `inspect --html t.txt < t.txt`: the text read is
+    the file written, and would be lost, as for a file named twice."""
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat\n")
+    ck = str(trained_run.best)
+    for args, what in (
+        (["sample", "-c", ck, "--prime", "-", "-o", "t.txt"], "the prime on stdin"),
+        (["inspect", "-c", ck, "--html", "t.txt"], "the text to inspect"),
+    ):
+        with open(text) as stdin:
+            r = run(args, cwd=tmp_path, stdin=stdin)
+        assert_one_error(r, 1, f"t.txt is {what}: writing over it would lose that text")
+        assert text.read_text() == "the cat sat\n"
 
 
 def test_a_failed_start_in_an_empty_folder_leaves_nothing_behind(env, tmp_path):

@@ -10,6 +10,7 @@ import os
 import re
 import stat
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -311,6 +312,31 @@ def refuse_to_replace(path: str) -> None:
     # by its mode bits too: root may write any file, and would replace one marked read-only
     if not os.access(path, os.W_OK) or not os.stat(path).st_mode & 0o222:
         raise cannot_write(PermissionError(errno.EACCES, os.strerror(errno.EACCES)), path)
+
+
+def refuse_reading_into(output: str | None, inputs: Sequence[tuple[str, str | None]]) -> None:
+    """An error where the output file `output` is a file the command reads: `inputs` gives each
+    as (what the message calls it, its path or '-' for standard input, or None where not read).
+    Written over, that text would be lost (an atomic write reads it whole first, then replaces
+    it)."""
+    if output is None or output == "-":
+        return
+    try:
+        out = os.stat(output)
+    except (OSError, ValueError):  # not there yet; or write_output says what it cannot write
+        return
+    if not stat.S_ISREG(out.st_mode):
+        return
+    for label, path in inputs:
+        try:
+            info = None if path is None else os.fstat(0) if path == "-" else os.stat(path)
+        except (OSError, ValueError):
+            continue
+        if info is not None and os.path.samestat(out, info):
+            raise click.ClickException(
+                f"{output} is {label}: writing over it would lose that text; "
+                "give another output file"
+            )
 
 
 # What torch.save writes: a zip archive holding a pickle, or (before PyTorch 1.6) a pickle whose

@@ -14,6 +14,7 @@ from charrnn.cli.common import (
     count,
     known_text,
     load_model,
+    refuse_reading_into,
     refuse_run_as_file,
     refuse_to_replace,
     say,
@@ -196,6 +197,11 @@ def _check_options(ctx, file, opts) -> None:
     """Every check that needs no model: what goes together, the prime, the page's file."""
     given = [n for n in ("prime", "prime_file", "seed", "temperature") if _given(ctx, n)]
     prime_file = opts.pop("prime_file")
+    text = file or ("-" if opts["sample_length"] is None else None)  # FILE, or stdin's
+    prime = prime_file or ("-" if opts["prime"] == "-" else None)
+    refuse_reading_into(
+        opts["html_path"], [("the text to inspect", text), ("the prime to sample from", prime)]
+    )
     if opts["sample_length"] is None:
         flags = {"prime_file": "--prime-file", "temperature": "--temp"}
         for name in given:

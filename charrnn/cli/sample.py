@@ -9,7 +9,14 @@ import time
 
 import click
 
-from charrnn.cli.common import load_model, note_unknown, read_stdin, shown_path, write_output
+from charrnn.cli.common import (
+    load_model,
+    note_unknown,
+    read_stdin,
+    refuse_reading_into,
+    shown_path,
+    write_output,
+)
 from charrnn.cli.options import (
     Number,
     Text,
@@ -125,6 +132,8 @@ def sample(
             " (sample i uses seed+i, at most 2^53-1)",
             param_hint="'-s' / '--seed'",
         )
+    read = "-" if prime == "-" and not prime_file else prime_file
+    refuse_reading_into(output, [("the prime file" if prime_file else "the prime on stdin", read)])
     # every field of SampleConfig is an option of the same name
     config = SampleConfig(**{f.name: opts[f.name] for f in dataclasses.fields(SampleConfig)})
     path, model = load_model(checkpoint, checkpoint_dir, None)
