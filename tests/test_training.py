@@ -724,6 +724,38 @@ def test_samples_go_to_stderr_and_leave_the_run_unchanged(env, corpus_file, tmp_
         assert torch.equal(weight, b[name]), name
 
 
+@pytest.mark.parametrize("why", ["a stop", "the time"])
+def test_a_sample_between_steps_ends_where_a_stop_comes_or_the_budget_is_spent(tmp_path, text, why):
+    """A --sample-every sample of any length is inside the run's time and its stop signals: a
+    stop (SIGTERM) or a clock past the budget during it ends it at its next look, and the run
+    ends at once, by the stop or by the time (not after the sample's hours of text)."""
+    from charrnn.use.sampler import STOP_POLL, sample_text
+
+    budget = {"max_time": 3600.0} if why == "the time" else {"max_steps": 40}
+    trainer = make_trainer(text, tmp_path / "r", eval_every=10, **budget)
+    looks, cut, real_clock = [], None, trainer.clock
+
+    def signal_on_the_third_look() -> bool:
+        looks.append(trainer.pos.step)
+        if len(looks) == 3 and why == "a stop":
+            trainer.request_stop()  # what the SIGTERM handler calls
+        elif len(looks) == 3:
+            trainer.clock = lambda: real_clock() + 7200.0  # the sample ran past the budget
+        return trainer.must_stop()
+
+    events = []
+    for event in trainer.run():
+        events.append(event)
+        if isinstance(event, StepEvent) and event.step == 5:
+            assert not trainer.must_stop()
+            cut = sample_text(trainer.trained, "", 50 * STOP_POLL, 0.8, 5, signal_on_the_third_look)
+    assert len(cut) == 2 * STOP_POLL and len(looks) == 3
+    steps = [e.step for e in events if isinstance(e, StepEvent)]
+    assert steps == [1, 2, 3, 4, 5]  # no step after the sample
+    done = events[-1]
+    assert done.reason == ("stopped" if why == "a stop" else "time") and done.step == 5
+
+
 def test_a_prime_the_corpus_cannot_spell_is_one_error_line(env, corpus_file, tmp_path):
     args = ["train", str(corpus_file), "--steps", "5", *TINY_CLI, "--sample-every", "2"]
     r = env([*args, "--sample-prime", "zq€"])

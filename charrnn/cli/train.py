@@ -485,9 +485,12 @@ def _sample(trainer, step: int, opts: dict) -> str:
     """A --sample-every sample at `step`, with its heading."""
     from charrnn.use.sampler import sample_text
 
-    prime, temp = opts["sample_prime"], opts["sample_temp"]
-    text = sample_text(trainer.trained, prime, opts["sample_length"], temp, seed=step)
-    return f"sample at step {step:,} (temperature {temp:g}):\n{prime}{text}\n"
+    prime, temp, length = opts["sample_prime"], opts["sample_temp"], opts["sample_length"]
+    text = sample_text(trainer.trained, prime, length, temp, step, should_stop=trainer.must_stop)
+    cut = (
+        f"; cut short at {len(text):,} characters: the run is ending" if len(text) < length else ""
+    )
+    return f"sample at step {step:,} (temperature {temp:g}{cut}):\n{prime}{text}\n"
 
 
 MORE_TIME_S = 60  # seconds of training the advice after a resume that trained nothing adds

@@ -399,6 +399,17 @@ class Trainer:
         if not self.dist.active:
             self._stop = True
 
+    def must_stop(self) -> bool:
+        """Whether work done between the run's events (a sample at a step) should end now: a stop
+        was asked for, or the clock has spent the time budget, less what is kept for a step and
+        the final evaluation."""
+        if self._stop:
+            return True
+        if self.config.max_time is None:
+            return False
+        elapsed = self.pos.elapsed + self.clock() - self._tick
+        return elapsed + self._keep() >= self.config.max_time
+
     def last_evaluated(self) -> int | None:
         """The step of the run's last evaluation (None: none yet). Short of the step the run is
         at, where a stop cut the final evaluation short: the run is not done until it is made."""

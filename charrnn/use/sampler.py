@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -198,16 +198,21 @@ def _tiny(dtype: torch.dtype) -> float:
     return torch.finfo(dtype).tiny
 
 
+STOP_POLL = 64  # characters between two looks at sample_text's should_stop
+
+
 def sample_text(
     model: Model,
     prime: str = "",
     length: int = SAMPLE_LENGTH,
     temperature: float = TEMPERATURE,
     seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> str:
     """A short sample, to watch a model learn during training: it draws from its own Generator
     only (the run's random state is untouched, so a run sampled along the way ends with the same
-    weights) and leaves the model in the mode it found it in."""
+    weights) and leaves the model in the mode it found it in. `should_stop`, asked every
+    STOP_POLL characters: True ends the sample there (a stop signal, a time budget spent)."""
     if not isinstance(prime, str):
         raise ConfigError(f"the prime must be text (a str), not {type(prime).__name__}")
     if not isinstance(length, int) or isinstance(length, bool) or length < 0:
@@ -216,7 +221,12 @@ def sample_text(
         config = SampleConfig(temperature=temperature, seed=seed)
         sampler = Sampler(model, config, track_logprob=False)
         sampler.prime(prime)
-        return "".join(chars[0] for chars in sampler.generate(length))
+        text = []
+        for i, chars in enumerate(sampler.generate(length)):
+            if should_stop is not None and i % STOP_POLL == 0 and should_stop():
+                break
+            text.append(chars[0])
+        return "".join(text)
 
 
 class StopCutter:
