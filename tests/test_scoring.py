@@ -126,6 +126,28 @@ def test_a_text_is_read_in_passes_the_thread_tuner_can_time(model_vocab, monkeyp
     assert max(widths) > PASS_COLS
 
 
+def test_a_long_prime_is_read_in_passes_the_thread_tuner_can_time(model_vocab, monkeypatch):
+    """`sample --prime-file` reads a long prime as `score` reads: passes of PASS_COLS at most,
+    each timed for a ThreadTuner (two threads beside a busy process read at half the speed of
+    one), to the state the long passes of a plain Model.start reach."""
+    model = Model(*model_vocab)
+    prime = "the cat sat on a mat.\n" * 100  # 2,200 characters
+    widths, read = [], CharRNN.read
+
+    def recorded(self, idx, state=None):
+        widths.append(idx.shape[1])
+        return read(self, idx, state)
+
+    monkeypatch.setattr(CharRNN, "read", recorded)
+    sampler = Sampler(model, SampleConfig(seed=1))
+    sampler.prime(prime)
+    assert max(widths) == PASS_COLS and len(widths) > len(prime) // PASS_COLS
+    widths.clear()
+    whole = model.start(1, prime)  # no tuner: one pass of the whole prime
+    assert widths == [len(model.lead_in) + len(prime)]
+    assert torch.allclose(sampler.logits, whole.logits, atol=1e-5)
+
+
 def test_a_long_line_and_a_long_prime_through_the_command_line(
     score, trained_run, tmp_path, passes
 ):

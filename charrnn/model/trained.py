@@ -17,8 +17,17 @@ import torch
 
 from charrnn.model.network import CharRNN, State, expand_state
 from charrnn.text.vocab import CharVocab
+from charrnn.threads import ThreadTuner, timed
 
 CHUNK = 8192  # positions (streams x characters) read per pass: any length in bounded memory
+# Characters per stream a pass reads at most where a ThreadTuner times the passes. A thread count
+# that loses (two threads beside a busy process: every character of the recurrence waits at a
+# barrier for a thread the other process holds) can cost 10x: passes this short give the tuner
+# its units in the first second, where one of CHUNK characters gave none.
+PASS_COLS = 256
+# ... and while the tuner runs a trial: a count on trial that stalls costs a pass this short
+# (beside a busy process, a stalled pass of PASS_COLS took 4.2 s where one thread read it in 0.35)
+TRIAL_COLS = 32
 LEAD_IN_SCAN = 10_000_000  # characters of a text read for its lead-in: its start says enough
 
 
@@ -106,24 +115,40 @@ class Model:
         return torch.cat([lead.expand(len(ids), -1), ids], 1)
 
     @torch.no_grad()
-    def start(self, n: int = 1, prime: str = "", chunk: int = CHUNK) -> Start:
+    def start(
+        self, n: int = 1, prime: str = "", chunk: int = CHUNK, tuner: ThreadTuner | None = None
+    ) -> Start:
         """A cold start for n streams: a zero state that has read the lead-in, then `prime` (every
-        stream alike: read once, then copied), `chunk` characters per pass."""
+        stream alike: read once, then copied), `chunk` characters per pass (see read: `tuner`)."""
         ids = self.with_lead_in(torch.tensor([self.vocab.encode(prime)], dtype=torch.long))
-        _, out, state = deque(self.read(ids, chunk=chunk), maxlen=1)[0]  # the last pass (1, w, H)
+        last = deque(self.read(ids, chunk=chunk, tuner=tuner), maxlen=1)[0]
+        _, out, state = last  # the last pass (1, w, H)
         # (1, V): the head over the whole last pass, the product a forward pass makes (same floats)
         logits = self.net.logits(out)[:, -1]
         h = out[:, -1:].expand(n, -1, -1)  # (n, 1, H)
         return Start(logits.expand(n, -1).contiguous(), h, expand_state(state, n))
 
     def read(
-        self, ids: torch.Tensor, state: State | None = None, chunk: int = CHUNK
+        self,
+        ids: torch.Tensor,
+        state: State | None = None,
+        chunk: int = CHUNK,
+        tuner: ThreadTuner | None = None,
     ) -> Iterator[tuple[int, torch.Tensor, State]]:
         """Read ids (B, T) on from `state` (None: zero), chunk positions (B x characters) per
         pass with the state carried: yields, per pass, the column it began at, the top layer's
-        h after each character it read (B, w, H) and the state after them."""
+        h after each character it read (B, w, H) and the state after them. With a `tuner`, each
+        pass is a unit it times, PASS_COLS characters at most (TRIAL_COLS in its trials), so that
+        a thread count that loses to the load of the moment is soon left."""
         state = self.net.init_state(len(ids)) if state is None else state
-        width = max(1, chunk // len(ids))
-        for t in range(0, ids.shape[1], width):
-            out, state = self.net.read(ids[:, t : t + width].to(self.device), state)  # (B, w, H)
+        t, most = 0, max(1, chunk // len(ids))
+        while t < ids.shape[1]:
+            width = (
+                most if tuner is None else min(most, TRIAL_COLS if tuner.before() else PASS_COLS)
+            )
+            with timed(tuner, len(ids) * width):
+                out, state = self.net.read(
+                    ids[:, t : t + width].to(self.device), state
+                )  # (B, w, H)
             yield t, out, state
+            t += width

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from charrnn.defaults import MAX_SEED, SAMPLE_LENGTH, TEMPERATURE
 from charrnn.errors import ConfigError
 from charrnn.model.network import CharRNN
-from charrnn.model.trained import CHUNK, Model
-from charrnn.threads import ThreadTuner, default_threads
+from charrnn.model.trained import CHUNK, PASS_COLS, Model
+from charrnn.threads import ThreadTuner, default_threads, tuned_threads
 
 # When a sampling step may be worth sharing among threads (see sampling_threads), in its
 # multiply-adds: for the weights it reads, one stream's (each weight is read once a step, however
@@ -88,8 +88,12 @@ class Sampler:
     @torch.inference_mode()
     def prime(self, text: str, chunk: int = CHUNK) -> None:
         """Read `text` after the model's lead-in; every sample starts from that state. A prime
-        of any length fits in memory: it is read `chunk` characters a pass (Model.start)."""
-        start = self.model.start(self.config.num_samples, text, chunk)
+        of any length fits in memory: it is read `chunk` characters a pass (Model.start), a long
+        one on the thread count a ThreadTuner finds fastest under the load of the moment, as
+        `score` reads (two threads beside a busy process read it at half the speed of one)."""
+        long = self.device.type == "cpu" and len(text) > PASS_COLS
+        with tuned_threads(long) as tuner:
+            start = self.model.start(self.config.num_samples, text, chunk, tuner)
         self.stepper.start(start.state)
         self.logits = start.logits
 

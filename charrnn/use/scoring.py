@@ -23,21 +23,13 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from charrnn.model.network import select_streams
-from charrnn.model.trained import CHUNK, Model
+from charrnn.model.trained import CHUNK, PASS_COLS, TRIAL_COLS, Model
 from charrnn.threads import ThreadTuner, timed, tuned_threads
 
 # How a long text is split, chosen by measurement (bench/score_speed.py, docs/commands.md):
 STREAMS = 32  # streams at most: about the most that still speeds up a pass on a CPU
 WARMUP = 256  # characters each later stream reads, unscored, before its piece
 MIN_PIECE = 4096  # characters scored per stream at least: a shorter text is read as one stream
-# Characters per stream a pass reads at most. Each pass is a unit the thread tuner times, and a
-# thread count that loses (two threads beside a busy process: every character of the recurrence
-# waits at a barrier for a thread the other process holds) can cost 10x: passes this short
-# give the tuner its units in the first second, where one of CHUNK characters gave none.
-PASS_COLS = 256
-# ... and while the tuner runs a trial: a count on trial that stalls costs a pass this short
-# (beside a busy process, a stalled pass of PASS_COLS took 4.2 s where one thread read it in 0.35)
-TRIAL_COLS = 32
 
 
 class Row(NamedTuple):
