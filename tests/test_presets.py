@@ -1,7 +1,9 @@
 """--size auto: the preset follows the characters this machine can train in the budget and the
 corpus size; explicit options win."""
 
+import json
 import math
+import re
 import time
 
 import pytest
@@ -362,3 +364,20 @@ def test_the_passes_count_the_model_auto_chose(tmp_path, monkeypatch, corpus_fil
         parameter_count(p.model_config(vocab)) for p in (PRESETS["medium"], SMALL_FLOAT32)
     )
     assert seen["rate"] == pytest.approx(2_000.0 * medium / small)
+
+
+def test_the_passes_count_the_streams_a_short_text_fits(tmp_path, monkeypatch):
+    """A text too short for the preset's 32 streams trains on fewer, and so reads fewer
+    characters a step: the passes the first line claims (and the dropout chosen by them) are
+    those the run makes, not 32 streams' (which claimed 5 passes of a run that made 2.2)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "short.txt").write_text("Grüße aus Köln\n" * 300)  # 4,500 characters: 14 streams
+    r = invoke(["train", "short.txt", "--steps", "20", "--name", "s"])
+    assert r.exit_code == 0, r.stderr
+    assert "(14 streams, not 32, to fit 4,500 characters)" in r.stderr
+    claimed = float(re.search(r"reads the text about ([\d.,]+) times", r.stderr)[1])
+    records = (tmp_path / "checkpoints" / "s" / "metrics.jsonl").read_text().splitlines()
+    made = json.loads(records[-1])["epoch"]
+    assert made == pytest.approx(2.22, abs=0.01) and abs(claimed - made) < 0.5
+    saved = checkpoint.load(tmp_path / "checkpoints" / "s" / "last.pt")
+    assert saved["model_config"]["dropout"] == 0.0  # read fewer than FEW_PASSES times

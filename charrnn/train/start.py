@@ -322,7 +322,10 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist, started=None) 
     else:
         choice, rate = _by_speed(medium, cell, model, train, vocab, device, dist, started)
     chosen = _with_options(choice.preset, cell, vocab, model)
-    shape, config = _shape(chosen, cell, vocab, model), _train_config(chosen, train)
+    # the streams the run will train with: a short text fits fewer than the preset's, and reads
+    # fewer characters a step
+    config, _ = _fitted(_train_config(chosen, train), train, len(corpus), dist)
+    shape = _shape(chosen, cell, vocab, model)
     if rate:  # the chosen model's speed, from medium's by their arithmetic a character
         rate *= parameter_count(_shape(medium, cell, vocab, model)) / parameter_count(shape)
         _refuse_a_step_too_long(shape, config, rate / dist.world, started)
