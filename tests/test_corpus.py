@@ -124,6 +124,25 @@ def test_a_folder_follows_its_links_once_each_and_names_those_to_nothing(tmp_pat
         load(tmp_path, str(tmp_path / "dead"))
 
 
+def test_a_folder_never_reads_the_runs_or_the_cache_kept_in_it(env, tmp_path):
+    """`train .` where the runs and the cache are kept: their files (metrics.jsonl, the encoded
+    corpora) are not text to train on, and read they would change the corpus under a resume;
+    a run's folder is left out wherever the runs of this command are kept."""
+    (tmp_path / "a.txt").write_text(make_text(4000))
+    told = re.compile(r"Training '\w+': ([\d,]+) characters")
+    first = env(["train", ".", *TINY_CLI, "--steps", "1", "--name", "r1"])
+    second = env(["train", ".", *TINY_CLI, "--steps", "1", "--name", "r2"])
+    assert first.exit_code == 0 and second.exit_code == 0, second.stderr
+    assert told.search(first.stderr)[1] == told.search(second.stderr)[1] == "4,000"
+    assert "skipped" not in second.stderr
+    (tmp_path / "elsewhere").mkdir()
+    third = env(["train", ".", *TINY_CLI, "--steps", "1", "--name", "r3", "--checkpoint-dir",
+                 "elsewhere"])  # fmt: skip
+    assert third.exit_code == 0 and told.search(third.stderr)[1] == "4,000", third.stderr
+    again = env(["train", ".", "--resume", "r1", "--steps", "2"])
+    assert again.exit_code == 0, again.stderr
+
+
 @pytest.mark.parametrize("where", ["notes", "notes/sub"])
 def test_a_folder_that_cannot_be_read_is_named_not_found_empty(tmp_path, monkeypatch, where):
     """A folder of mode 000 (for a user other than root: stood in for) is an error naming it, as

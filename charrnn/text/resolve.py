@@ -15,7 +15,14 @@ from charrnn.defaults import ENCODING
 from charrnn.errors import CorpusError
 from charrnn.text.catalog import Progress, fetch, load_catalog
 from charrnn.text.decode import text_encoding
-from charrnn.text.sources import Source, Sources, folder_sources, read_all, refuse_devices
+from charrnn.text.sources import (
+    LeaveOut,
+    Source,
+    Sources,
+    folder_sources,
+    read_all,
+    refuse_devices,
+)
 
 TRAIN_HINT = "to train on a stream, pipe it in and use - to read standard input"
 
@@ -27,17 +34,21 @@ def resolve(
     stdin: bytes | None = None,
     progress: Progress | None = None,
     stdin_file: tuple[int, int] | None = None,
+    leave_out: LeaveOut = None,
 ) -> Sources:
     """Find every source: a file, a folder of text files (others are skipped: see sources.sniff),
     "-" for stdin, a named pipe (read once, whole, like stdin), or a catalog name. `stdin_file`:
     (st_dev, st_ino) of the file standard input was redirected from, so that it is not named
-    again (in a folder, say)."""
+    again (in a folder, say). A folder given never reads the folders under it that `leave_out`
+    picks (run folders, the cache)."""
     if not specs:
         raise CorpusError("no corpus given; pass a text file, a folder, '-' for stdin, or a name")
     encoding = text_encoding(encoding)
     files, origins, skipped, dangling = [], [], [], []
     for spec in specs:
-        found, origin, left_out, nowhere = _resolve_one(spec, cache_dir, encoding, stdin, progress)
+        found, origin, left_out, nowhere = _resolve_one(
+            spec, cache_dir, encoding, stdin, progress, leave_out
+        )
         if spec == "-":
             found[0].file_id = stdin_file
         files += found
@@ -73,7 +84,9 @@ def _refuse_repeats(files: list[Source]) -> None:
         seen[key] = src.label
 
 
-def _resolve_one(spec, cache_dir, encoding, stdin, progress) -> tuple[list, str, list, list]:
+def _resolve_one(
+    spec, cache_dir, encoding, stdin, progress, leave_out
+) -> tuple[list, str, list, list]:
     """The files of one spec, its origin, and the files of a folder skipped as not text and its
     links that lead nowhere."""
     if spec == "-":
@@ -83,7 +96,7 @@ def _resolve_one(spec, cache_dir, encoding, stdin, progress) -> tuple[list, str,
     path = Path(spec).expanduser()
     mode = _mode(path)
     if stat.S_ISDIR(mode):
-        text, skipped, dangling = folder_sources(path, encoding)
+        text, skipped, dangling = folder_sources(path, encoding, leave_out)
         return text, str(path.resolve()), skipped, dangling
     if mode:
         refuse_devices(str(path), mode, "a file, a folder or a pipe", TRAIN_HINT)

@@ -11,7 +11,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +19,8 @@ from charrnn.defaults import ENCODING
 from charrnn.errors import CorpusError
 from charrnn.text.decode import Decoder, decode_chunks
 
+# Which folders under a corpus folder are not read (a folder -> True to leave it out), or None
+LeaveOut = Callable[[Path], bool] | None
 CHUNK = 1 << 24  # bytes read at a time: a corpus of any size streams through a fixed buffer
 SNIFF = 8192  # bytes of a file in a folder that decide whether it is text (git reads 8000)
 
@@ -145,10 +147,13 @@ def read_all(
 # Folders: every text file under one, the rest skipped
 
 
-def folder_sources(folder: Path, encoding: str) -> tuple[list[Source], list[str], list[str]]:
-    """The text files under `folder` in reading order, the labels of the files skipped as not
-    `encoding` text (see sniff), and of the links that lead nowhere."""
-    files, dangling = _walk(folder)
+def folder_sources(
+    folder: Path, encoding: str, leave_out: LeaveOut = None
+) -> tuple[list[Source], list[str], list[str]]:
+    """The text files under `folder` in reading order (never under a folder `leave_out` picks),
+    the labels of the files skipped as not `encoding` text (see sniff), and of the links that
+    lead nowhere."""
+    files, dangling = _walk(folder, leave_out)
     if not files:
         n = len(dangling)
         nowhere = f" ({n:,} link{'s' * (n > 1)} to nothing)" if n else ""
@@ -182,12 +187,13 @@ def _text_files(folder: Path) -> list[Path]:
     return _walk(folder)[0]
 
 
-def _walk(folder: Path) -> tuple[list[Path], list[str]]:
+def _walk(folder: Path, leave_out: LeaveOut = None) -> tuple[list[Path], list[str]]:
     """Every regular file under `folder`, sorted, a folder's files before its subfolders', hidden
-    files and folders left out, and the links that lead nowhere. Links are followed, to files and
-    to folders (a corpus gathered by links is read whole), each folder once: a link back up the
-    tree is no loop. A folder that cannot be read is a CorpusError, as a file that cannot be read
-    is (not one found empty)."""
+    files and folders left out, and those `leave_out` picks (run folders, the cache: `train .`
+    must not read its own checkpoints and metrics), and the links that lead nowhere. Links are
+    followed, to files and to folders (a corpus gathered by links is read whole), each folder
+    once: a link back up the tree is no loop. A folder that cannot be read is a CorpusError, as
+    a file that cannot be read is (not one found empty)."""
 
     def unreadable(e: OSError) -> None:
         inside = os.path.normpath(e.filename) != os.path.normpath(folder)
@@ -202,10 +208,12 @@ def _walk(folder: Path) -> tuple[list[Path], list[str]]:
             info = os.stat(root)
         except OSError as e:  # gone, or a link that leads nowhere now
             unreadable(e)
-        if (info.st_dev, info.st_ino) in seen:  # reached again through a link: read once
+        key = (info.st_dev, info.st_ino)
+        # reached again through a link (read once), or a folder left out (the folder named is not)
+        if key in seen or (leave_out and root != str(folder) and leave_out(Path(root))):
             dirs[:] = []
             continue
-        seen.add((info.st_dev, info.st_ino))
+        seen.add(key)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for path in (Path(root) / n for n in sorted(names) if not n.startswith(".")):
             if path.is_file():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 
 from charrnn import runs
 from charrnn.defaults import CELL, ENCODING, SIZE
-from charrnn.errors import VocabError
+from charrnn.errors import RunError, VocabError
 from charrnn.text.catalog import Progress
 from charrnn.text.encoded import EncodedCorpus, encode_corpus
 from charrnn.text.encoded import Progress as PhaseProgress
@@ -141,12 +142,19 @@ def _check_prime(opened: Opened, prime: str) -> None:
 
 def read_corpus(specs, encoding: str, reader: TextReader, dist: Dist = SINGLE) -> EncodedCorpus:
     """The corpus as memory-mapped ids, encoded once and then read from the cache (under torchrun
-    the first rank of each machine encodes; the others wait, then find it cached)."""
+    the first rank of each machine encodes; the others wait, then find it cached). A folder given
+    never reads a run folder under it, nor the cache (_not_text)."""
     stdin = reader.stdin(encoding) if "-" in specs and reader.stdin else None
     if dist.local_rank != 0:
         dist.barrier()
     sources = resolve(
-        list(specs), reader.cache, encoding, stdin, reader.download, reader.stdin_file
+        list(specs),
+        reader.cache,
+        encoding,
+        stdin,
+        reader.download,
+        reader.stdin_file,
+        leave_out=_not_text(reader.cache),
     )
     if sources.skipped and reader.note:
         reader.note(_skipped_note(sources))
@@ -161,6 +169,25 @@ def read_corpus(specs, encoding: str, reader: TextReader, dist: Dist = SINGLE) -
             "encoded it again."
         )
     return corpus
+
+
+def _not_text(cache: Path) -> Callable[[Path], bool]:
+    """Which folders under a corpus folder are charrnn's own, not text to train on: a run's (its
+    checkpoints and metrics.jsonl), wherever its runs are kept, and the cache."""
+    try:
+        cached = os.stat(cache)
+    except OSError:  # none yet
+        cached = None
+
+    def ours(folder: Path) -> bool:
+        try:
+            if cached is not None and os.path.samestat(os.stat(folder), cached):
+                return True
+            return runs.RunDir(folder).has_checkpoint()
+        except (OSError, RunError):  # unreadable: reading it says so
+            return False
+
+    return ours
 
 
 def _dangling_note(links: list[str]) -> str:
