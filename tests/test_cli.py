@@ -140,6 +140,12 @@ CASES = [
     (["train", "small.txt"], 1, "too few for windows of 32"),
     (["train", "hugevocab.txt"], 1, "100,000 distinct characters"),
     (["train", "ok.txt", "--encoding", "klingon"], 2, "unknown encoding"),
+    # options that would do nothing here
+    (["train", "ok.txt", "--sample-prime", "ZZ"], 2, "--sample-prime shapes the samples of --sa"),
+    (["train", "ok.txt", "--sample-length", "9", "--sample-temp", "1"], 2, "leave them out"),
+    (["sample", "-c", "tiny", "-p", "the", "--encoding", "utf-16"], 2, "neither is given (a --p"),
+    (["sample", "-c", "tiny", "--encoding", "latin-1"], 2, "--encoding is how --prime-file or"),
+    (["inspect", "-c", "tiny", "--sample", "5", "-p", "a", "--encoding", "utf-16"], 2, "none is"),
     # train: sizes and settings
     (["train", "ok.txt", "--hidden", "0"], 2, "--hidden"),
     (["train", "ok.txt", "--layers", "-1"], 2, "--layers"),

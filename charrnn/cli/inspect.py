@@ -212,6 +212,11 @@ def _check_options(ctx, file, opts) -> None:
     else:
         if "prime" in given and "prime_file" in given:
             raise click.UsageError("give --prime or --prime-file, not both")
+        if _given(ctx, "encoding") and not prime_file and opts["prime"] != "-":
+            raise click.UsageError(
+                "--encoding is how FILE, --prime-file or a prime on stdin (--prime -) is read, "
+                "and none is given (a --prime TEXT is read as typed): leave --encoding out"
+            )
         source = prime_file or (opts["prime"] == "-" and "-")
         if source:  # read no more than fits
             label = "the prime on standard input" if source == "-" else f"the prime file {source}"

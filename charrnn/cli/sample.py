@@ -24,6 +24,7 @@ from charrnn.cli.options import (
     checkpoint_option,
     device_option,
     encoding_option,
+    given,
     json_option,
     not_empty,
     output_name,
@@ -132,14 +133,19 @@ def sample(
             " (sample i uses seed+i, at most 2^53-1)",
             param_hint="'-s' / '--seed'",
         )
+    if given(click.get_current_context(), "encoding") and not prime_file and prime != "-":
+        raise click.UsageError(
+            "--encoding is how --prime-file or a prime on stdin (--prime -) is read, and neither "
+            "is given (a --prime TEXT is read as typed): leave --encoding out"
+        )
     read = "-" if prime == "-" and not prime_file else prime_file
     refuse_reading_into(output, [("the prime file" if prime_file else "the prime on stdin", read)])
     # every field of SampleConfig is an option of the same name
     config = SampleConfig(**{f.name: opts[f.name] for f in dataclasses.fields(SampleConfig)})
     path, model = load_model(checkpoint, checkpoint_dir, None)
-    given = read_prime(prime, prime_file, encoding)
-    text = apply_unknown(given, model.vocab, unknown)
-    note_unknown(given, model.vocab, unknown, prime=True)
+    typed = read_prime(prime, prime_file, encoding)
+    text = apply_unknown(typed, model.vocab, unknown)
+    note_unknown(typed, model.vocab, unknown, prime=True)
     model = model.to(resolve_device(device))
     stops = [unescape(s) for s in opts["stop"]]
     job = SampleJob(model, config, opts["length"], text, stops, opts["as_json"])

@@ -298,6 +298,13 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
     if len(stdin) > 1:
         first = "'-'" if stdin[0] == "-" else stdin[0]
         raise click.UsageError(f"{stdin[1]} is standard input, as {first} is: give it once")
+    watch = ("sample_length", "sample_temp", "sample_prime")
+    if not opts["sample_every"] and (idle := [_flag(n) for n in watch if given(ctx, n)]):
+        one = len(idle) == 1
+        raise click.UsageError(
+            f"{', '.join(idle)} {'shapes' if one else 'shape'} the samples of --sample-every N: "
+            f"give it too, or leave {'it' if one else 'them'} out"
+        )
     if resume and init_from:
         raise click.UsageError(
             "--init-from starts a new run and --resume continues one: give one of them"
@@ -307,7 +314,7 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
             "--force starts a run over and --resume continues one: give one of them"
         )
     fixed = [n for n in (*RUN_OPTIONS, "init_from") if TRAIN_OPTIONS.get(n) not in RESUMABLE]
-    if resume and (kept := [f"--{n.replace('_', '-')}" for n in fixed if given(ctx, n)]):
+    if resume and (kept := [_flag(n) for n in fixed if given(ctx, n)]):
         raise click.UsageError(
             f"{', '.join(kept)} cannot change when resuming a run: leave "
             f"{'it' if len(kept) == 1 else 'them'} out, the run keeps its own"
@@ -333,6 +340,11 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
         encoding=opts["encoding"],
         prime=opts["sample_prime"] if opts["sample_every"] else "",
     )
+
+
+def _flag(name: str) -> str:
+    """The option of parameter `name`, as the user writes it: sample_temp -> --sample-temp."""
+    return "--" + name.replace("_", "-")
 
 
 def _is_stdin(path: str) -> bool:
