@@ -928,3 +928,26 @@ def test_a_run_whose_validation_loss_rose_well_after_its_best_says_it_learned_th
     assert memorised_note(run([3.0, 2.0, 2.09])) is None  # within the noise of a short split
     assert memorised_note(run([3.0, 2.0, 2.5], patience=4)) is None  # its early stop says so
     assert memorised_note(run([])) is None
+
+
+def test_a_new_run_whose_validation_part_holds_characters_training_lacks_says_so_first(env):
+    """The text's last part in characters its first part never has (a table of figures at the
+    end): said as the run starts, naming them, so that a validation loss no training lowers is
+    not read as a model that learns nothing. Once: a resume does not say it again."""
+    with open("t.txt", "w") as f:
+        f.write(make_text(4000) + "0123456789" * 40)  # the last 440 validate: 400 are figures
+    r = env(["train", "t.txt", *TINY_CLI, "--steps", "2", "--name", "t"])
+    assert r.exit_code == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if "never occur in the training" in line]
+    assert notes == [
+        "Note: 91% of the validation characters (the text's last 10%) never occur in the training "
+        "part ('0', '1', '2', '3', '4', '5', '6', '7' and 2 more): no training teaches them, and "
+        "the validation loss counts them however well the model learns; with several files, the "
+        "last in sorted order validate: put one like the rest last, or give --val-frac."
+    ]
+    again = env(["train", "--resume", "t", "--steps", "3"])
+    assert again.exit_code == 0 and "never occur" not in again.stderr, again.stderr
+    with open("p.txt", "w") as f:
+        f.write("0123456789" * 40 + make_text(4000))  # the figures first: trained on
+    plain = env(["train", "p.txt", *TINY_CLI, "--steps", "2", "--name", "p"])
+    assert plain.exit_code == 0 and "never occur" not in plain.stderr, plain.stderr

@@ -117,6 +117,32 @@ def memorised_note(trainer) -> str | None:
     )
 
 
+def unseen_note(trainer) -> str | None:
+    """A note, as a new run starts, where UNSEEN_SHARE or more of the validation characters
+    never occur in the training part: what they are, and that the validation loss will count
+    them however well the model learns. None otherwise."""
+    from charrnn.text.data import unseen_chars
+
+    ids = trainer.train_batches.ids, trainer.val_batches.ids
+    unseen = unseen_chars(*ids, len(trainer.vocab))
+    share = sum(unseen.values()) / max(1, len(ids[1]))
+    if share < UNSEEN_SHARE:
+        return None
+    chars = [trainer.vocab.chars[i] for i in unseen]
+    named = ", ".join(repr(ch) for ch in chars[:SAID_CHARS])
+    more = f" and {len(chars) - SAID_CHARS:,} more" if len(chars) > SAID_CHARS else ""
+    return (
+        f"Note: {share:.0%} of the validation characters (the text's last "
+        f"{trainer.config.val_frac:.0%}) never occur in the training part ({named}{more}): no "
+        "training teaches them, and the validation loss counts them however well the model "
+        "learns; with several files, the last in sorted order validate: put one like the rest "
+        "last, or give --val-frac."
+    )
+
+
+SAID_CHARS = 8  # the characters unseen_note names, the most frequent first
+
+
 # How much the streams of text unlike the rest must raise best.pt's validation loss (nats) for the
 # end of a run to say so: below it they change no reading of the figure.
 UNLIKE_NOTE_NATS = 0.05

@@ -371,7 +371,7 @@ def _given_fields(opts, names: dict) -> dict:
 
 def _train(request, device, d, quiet: bool, opts: dict) -> int:
     """Open the run, say what it is, train it; returns the exit status."""
-    from charrnn.cli.report import describe
+    from charrnn.cli.report import describe, unseen_note
     from charrnn.train.open import TextReader, open_run
 
     def stdin(encoding: str) -> bytes:
@@ -383,6 +383,9 @@ def _train(request, device, d, quiet: bool, opts: dict) -> int:
 
     def tell(opened) -> None:
         say(describe(opened, request, device), quiet)
+        new = not request.resume and opened.trainer.origin is None  # a fine-tune's model knows more
+        if new and (unseen := unseen_note(opened.trainer)):
+            say(unseen, quiet)
 
     reader = TextReader(
         cache_dir(),

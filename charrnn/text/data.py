@@ -92,9 +92,16 @@ def unseen_share(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: int
     never has: what no training can teach (a last file in another language, a table at the end)."""
     if not len(val_ids):
         return 0.0
+    return sum(unseen_chars(train_ids, val_ids, vocab_size).values()) / len(val_ids)
+
+
+def unseen_chars(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: int) -> dict:
+    """{id: its count in `val_ids`} for the ids of the validation part that the training part
+    never has, most frequent first."""
     never = [n == 0 for n in char_counts(train_ids, vocab_size)]
     counts = char_counts(val_ids, vocab_size)
-    return sum(c for c, unseen in zip(counts, never, strict=True) if unseen) / len(val_ids)
+    found = {i: c for i, (c, unseen) in enumerate(zip(counts, never, strict=True)) if unseen and c}
+    return dict(sorted(found.items(), key=lambda kv: -kv[1]))
 
 
 def train_length(n_chars: int, val_frac: float) -> int:
