@@ -26,14 +26,20 @@ def char_surprise(text: str, vocab: CharVocab, counts: list[int]) -> float | Non
     return float(surprise[seen].mean()) - entropy
 
 
+# Below this temperature (and under any --top-k or --top-p) a sample keeps only the model's
+# likeliest characters, and one character repeated is what such a draw does from a sound state too
+# (a line of spaces in indented code): only the rarity of its characters is judged there.
+REPEATS_JUDGED_TEMP = 0.5
+
+
 def looks_runaway(
     text: str, vocab: CharVocab, counts: list[int] | None, repeats: bool = True
 ) -> str | None:
     """What shows that a sample comes from a runaway state (as a phrase about the sample), or
-    None: one character repeated throughout (unless `repeats` is False: greedy decoding, whose
-    loops are its nature: 300 spaces of indented code), or characters far rarer than the
-    corpus's (their char_surprise over RUNAWAY_NATS). Too short a sample (under MIN_JUDGED) is
-    not judged."""
+    None: one character repeated throughout (unless `repeats` is False: a draw of the likeliest
+    characters, whose loops are its nature: 300 spaces of indented code), or characters far rarer
+    than the corpus's (their char_surprise over RUNAWAY_NATS). Too short a sample (under
+    MIN_JUDGED) is not judged."""
     if repeats and len(text) >= MIN_JUDGED and len(set(text)) == 1:  # a stuck state
         return f"it is one character repeated ({text[0]!r})"
     value = char_surprise(text, vocab, counts) if counts else None
