@@ -788,6 +788,43 @@ def test_a_run_whose_best_pt_is_gone_is_damaged_not_untrained(damaged):
         assert r.exit_code == 0 and len(r.stdout) == 5, r.stderr
 
 
+def test_runs_check_reads_every_checkpoint_and_finds_one_changed_on_disk(damaged):
+    """A byte flipped inside a tensor of last.pt (a disk's fault): a plain `runs` reads only what
+    the checkpoints say, and lists it ok; `runs --check` reads them whole against their digests,
+    and calls it damaged, as the resume that would load it does."""
+    import zipfile
+
+    with workspace() as root:
+        run = root / "ck" / "r"
+        run.mkdir(parents=True)
+        for name in ("best.pt", "last.pt", "metrics.jsonl"):
+            (run / name).write_bytes((damaged / name).read_bytes())
+        with zipfile.ZipFile(run / "last.pt") as archive:  # the largest tensor's bytes
+            tensors = [e for e in archive.infolist() if "/data/" in e.filename]
+            entry = max(tensors, key=lambda e: e.file_size)
+        with open(run / "last.pt", "r+b") as f:
+            f.seek(entry.header_offset + 26)
+            names = int.from_bytes(f.read(2), "little") + int.from_bytes(f.read(2), "little")
+            f.seek(entry.header_offset + 30 + names + entry.file_size // 2)
+            byte = f.read(1)
+            f.seek(-1, os.SEEK_CUR)
+            f.write(bytes([byte[0] ^ 0xFF]))
+        plain, checked = (
+            [
+                json.loads(line)
+                for line in invoke(
+                    ["runs", "--json", "--checkpoint-dir", "ck", *a]
+                ).stdout.splitlines()
+            ]
+            for a in ([], ["--check"])
+        )
+        assert [rec["status"] for rec in plain] == ["ok"], plain[0]["note"]
+        assert [rec["status"] for rec in checked] == ["damaged"]
+        assert "last.pt is damaged" in checked[0]["note"] and "digest" in checked[0]["note"]
+        line = assert_one_error(invoke(["train", "--resume", "ck/r"]), 1, "last.pt is damaged")
+        assert "digest" in line
+
+
 def advised(r) -> list[str]:
     """The arguments of the `charrnn train ...` a one-line error advises."""
     assert_contract(r, ok_codes=())

@@ -18,6 +18,7 @@ from charrnn.jsonl import json_line
 Examples:
   charrnn runs
   charrnn runs --checkpoint-dir ~/models
+  charrnn runs --check                          # every checkpoint read whole and checked
   charrnn runs | cut -f1,2                      # piped: tab-separated, one run a line
   charrnn runs --json | jq -r 'select(.status == "ok") | .run'"""
 )
@@ -27,8 +28,15 @@ Examples:
     "epochs, time, patience, stopped, or null while it trains, or where it ended without "
     "saying: killed, or a failed write), training_pid (the process training it now, else null)."
 )
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Read every checkpoint whole and check it against the digests saved with it: a file "
+    "damaged on disk shows as damaged here, not when it is next loaded (slower: without it only "
+    "what each checkpoint says of its run is read).",
+)
 @checkpoint_dir_option
-def runs(checkpoint_dir, as_json):
+def runs(checkpoint_dir, as_json, check):
     """List the runs in the checkpoint folder, most recent first: the step of each one's newest
     checkpoint, its scores, its status: ok, untrained (no evaluation yet: `sample` skips it) or
     damaged (a file that cannot be read; the others are listed all the same), and what ended it
@@ -40,7 +48,7 @@ def runs(checkpoint_dir, as_json):
     from charrnn import runs as runs_mod
     from charrnn.runs.find import run_folder_hint
 
-    found = runs_mod.list_runs(checkpoint_dir)
+    found = runs_mod.list_runs(checkpoint_dir, verify=check)
     if not found and (hint := run_folder_hint(checkpoint_dir)):  # a run's own folder
         click.echo(f"no runs in {checkpoint_dir}{hint}", err=True)
         return

@@ -180,9 +180,10 @@ def scan(base: Path) -> list[RunDir]:
     return sorted(found, key=lambda r: r.updated(), reverse=True)
 
 
-def list_runs(base: Path) -> list[RunInfo]:
-    """What is known of every run under `base` (see `scan`), most recently updated first."""
-    return [inspect(run) for run in scan(base)]
+def list_runs(base: Path, verify: bool = False) -> list[RunInfo]:
+    """What is known of every run under `base` (see `scan`), most recently updated first;
+    `verify`: every checkpoint read whole and checked against its digests (see info.inspect)."""
+    return [inspect(run, verify) for run in scan(base)]
 
 
 def resolve_checkpoint(spec: str | Path | None, base: Path, note=None) -> Path:

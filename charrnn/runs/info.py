@@ -110,8 +110,9 @@ class RunInfo:
         return ""
 
 
-def inspect(run: RunDir) -> RunInfo:
-    """Read a run's checkpoints (mmap: the weights are not read) and what they say."""
+def inspect(run: RunDir, verify: bool = False) -> RunInfo:
+    """Read a run's checkpoints (mmap: the weights are not read, unless `verify`: then every
+    part is read and checked against the digests saved with it) and what they say."""
     from charrnn import checkpoint  # torch: only where a checkpoint is opened
 
     loaded, problems = {}, []
@@ -124,7 +125,7 @@ def inspect(run: RunDir) -> RunInfo:
                 raise RunError(f"{path} is not a file")
             if kind == "file":
                 try:
-                    loaded[path.name] = checkpoint.load(path, verify=False)  # values only
+                    loaded[path.name] = checkpoint.load(path, verify=verify)
                 except CharRNNError as e:
                     problems.append(str(e))
     except CharRNNError as e:
