@@ -796,6 +796,23 @@ def test_pystdlib_is_built_offline_and_cached(tmp_path):
     assert load(tmp_path, "pystdlib").text == c.text  # same text from the cache
 
 
+def test_a_built_in_corpus_that_cannot_be_written_leaves_no_digest_of_it(tmp_path, monkeypatch):
+    """A full disk as `recall` is built: its digest was written first, and goes with the failure,
+    so that the cache holds nothing of a corpus that is not there."""
+    real = catalog.write_cached
+
+    def full(path, write, *args, **kw):
+        if path.suffix != ".sha256":
+            raise CorpusError(f"cannot write {path}: No space left on device")
+        return real(path, write, *args, **kw)
+
+    monkeypatch.setattr(catalog, "write_cached", full)
+    with pytest.raises(CorpusError, match="No space left on device"):
+        catalog.fetch(catalog.load_catalog()["recall"], tmp_path / "cache")
+    left = [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")]
+    assert left == []
+
+
 def test_corpus_list_and_get(env, tmp_path):
     listing = env(["corpus", "list"]).stdout.splitlines()  # piped: a header, then a line each
     rows = {line.split("\t")[0]: line.split("\t") for line in listing[1:]}

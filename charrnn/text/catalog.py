@@ -144,7 +144,11 @@ def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None
             text = BUILTINS[entry.name](entry.size).encode("utf-8")
             # the digest first, so that the corpus file is never there without it
             _keep_digest(target, hashlib.sha256(text).hexdigest())
-            write_cached(target, lambda f: f.write(text))
+            try:
+                write_cached(target, lambda f: f.write(text))
+            except BaseException:  # a full disk: no digest of a corpus that is not there
+                _digest_file(target).unlink(missing_ok=True)
+                raise
         else:
             download(entry, target, progress)
     return target

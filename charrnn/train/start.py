@@ -303,7 +303,7 @@ def _fitting_batch(n_chars: int, val_frac: float, seq_len: int, world: int) -> i
     advice = data.fit_advice(n_chars, 1, seq_len, val_frac, world, batch_given=False)
     raise ConfigError(
         f"the text has {n_chars:,} characters, too few for windows of {seq_len}: its last "
-        f"{val_frac * 100:g}% validates, and each split needs {seq_len * world + 1} characters; "
+        f"{val_frac * 100:.10g}% validates, and each split needs {seq_len * world + 1} characters; "
         f"{advice}"
     )
 
