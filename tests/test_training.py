@@ -294,13 +294,17 @@ def test_a_nan_loss_rolls_back_lowers_the_lr_and_training_goes_on(tmp_path, text
     assert last["trainer"]["lr_scale"] == 0.5  # the lower rate survives a resume
 
 
-@pytest.mark.parametrize("at", [20, 40])  # an evaluation in the run, and its final one
+@pytest.mark.parametrize(
+    ("at", "blown_to"),
+    [(20, math.inf), (40, math.inf), (20, 1e6)],  # an evaluation in the run, and its final one
+)
 def test_weights_blown_up_by_a_step_whose_loss_was_fine_roll_back_at_the_evaluation(
-    tmp_path, text, at
+    tmp_path, text, at, blown_to
 ):
     """A rate that sends the weights to inf in one update reads as a fine loss on that step: its
     evaluation finds nan, and the run goes back to last.pt as for a nan loss (never a nan model
-    saved, nor a run ended with nan as its last loss)."""
+    saved, nor a run ended with nan as its last loss); so does a finite loss of millions of nats
+    a character, which no text gives a sound model."""
     trainer = make_trainer(text, tmp_path / "r", max_steps=40, eval_every=10)
     real_step, blown = trainer.train_step, []
 
@@ -309,14 +313,17 @@ def test_weights_blown_up_by_a_step_whose_loss_was_fine_roll_back_at_the_evaluat
         if trainer.pos.step == at and not blown:
             blown.append(at)
             with torch.no_grad():
-                trainer.model.head.weight.fill_(math.inf)
+                trainer.model.head.bias[0] = blown_to  # one character certain, always
         return loss
 
     trainer.train_step = train_step
     events = drain(trainer)
     rollbacks = [e for e in events if isinstance(e, RollbackEvent)]
     assert [(e.to_step, e.lr_scale) for e in rollbacks] == [(at - 10, 0.5)]
-    assert f"the validation loss became nan at step {at}" in rollbacks[0].reason
+    assert f"the validation loss became {'nan' if blown_to == math.inf else ''}" in (
+        rollbacks[0].reason
+    )
+    assert rollbacks[0].reason.endswith(f" at step {at}")
     assert events[-1] == DoneEvent("steps", 40, trainer.pos.best_val)
     evals = [r for r in trainer.pos.metrics if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [10, 20, 30, 40]
@@ -329,7 +336,9 @@ def test_weights_blown_up_by_a_step_whose_loss_was_fine_roll_back_at_the_evaluat
 def test_it_gives_up_after_repeated_failures_with_a_clear_message(tmp_path, text):
     trainer = make_trainer(text, tmp_path / "r", max_steps=40, eval_every=10)
     poison(trainer, at_steps=set(range(15, 41)), once=False)
-    with pytest.raises(TrainingError, match=r"diverged 4 times in a row.*try a lower --lr"):
+    with pytest.raises(
+        TrainingError, match=r"diverged 4 times in a row.*over with a lower --lr \(and --force"
+    ):
         drain(trainer)
     assert checkpoint.load(trainer.run_dir.last)["trainer"]["step"] == 10  # the last good state
 

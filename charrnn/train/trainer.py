@@ -52,6 +52,8 @@ from charrnn.train.state import Generators, Position, RunState
 # evaluation's (scaled by how much slower steps got) from its end, so a lasting slowdown must
 # count at once, but a stall of a step or two (the machine paused) must not end the run early.
 PACE_STEPS = 9
+# A validation loss this many times a step's bound (explode_at) is a blow-up, not a hard text.
+VAL_EXPLODES = 10.0
 
 
 class Trainer:
@@ -265,7 +267,10 @@ class Trainer:
             )
         if result is None:
             return None
-        if not math.isfinite(result.loss):  # the weights blew up in a step whose loss was fine
+        # The weights blew up in a step whose own loss was fine (the update came after it). Far
+        # looser than a step's bound: a validation part in characters the training part never
+        # has reads tens of nats a character above the training loss, and is no blow-up.
+        if not math.isfinite(result.loss) or result.loss > VAL_EXPLODES * self.explode_at:
             raise _Diverged(f"the validation loss became {result.loss:.4g} at step {self.pos.step}")
         t1, ids = self.clock(), self.val_batches.ids
         improved = result.loss < self.pos.best_val
@@ -360,8 +365,9 @@ class Trainer:
         if self._rollbacks > self.config.max_rollbacks:
             raise TrainingError(
                 f"training diverged {self._rollbacks} times in a row ({reason}), even at "
-                f"{self.pos.lr_scale:g} of the learning rate; {self.run_dir.last} holds the last "
-                "good state: try a lower --lr, or check the corpus"
+                f"{self.pos.lr_scale:g} of the learning rate: start the run over with a lower "
+                f"--lr (and --force: a resume keeps its rate of {self.config.lr:g}), or check "
+                "the corpus"
             )
         elapsed, scale = self.pos.elapsed, self.pos.lr_scale / 2
         self.restore(checkpoint.load_run(self.run_dir.last))
