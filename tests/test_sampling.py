@@ -449,6 +449,10 @@ def test_one_character_written_for_ever_is_a_runaway_when_drawn(trained_run, tmp
         record = json.loads(cold.stdout)
         assert len(set(record["text"])) == 1 and record["runaway"] is False, drawn
         assert cold.stderr == "", cold.stderr
+    # ... but a cut that keeps most of the odds (the README's --top-p 0.9) still follows them
+    for drawn in (["--top-p", "0.9"], ["--top-k", "40"]):
+        r = env([*base, *drawn, "-l", "60"])
+        assert json.loads(r.stdout)["runaway"] is True and "one character repeated" in r.stderr
 
 
 # -------------------------------------------------------------------- seeds a JSON reader keeps

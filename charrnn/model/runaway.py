@@ -26,10 +26,23 @@ def char_surprise(text: str, vocab: CharVocab, counts: list[int]) -> float | Non
     return float(surprise[seen].mean()) - entropy
 
 
-# Below this temperature (and under any --top-k or --top-p) a sample keeps only the model's
-# likeliest characters, and one character repeated is what such a draw does from a sound state too
-# (a line of spaces in indented code): only the rarity of its characters is judged there.
+# Below this temperature, or under a --top-k or --top-p below these, a sample keeps only the
+# model's likeliest few characters, and one character repeated is what such a draw does from a
+# sound state too (a line of spaces in indented code): only the rarity of its characters is judged
+# there. Above them (--top-p 0.9, --top-k 40) a repetition still is.
 REPEATS_JUDGED_TEMP = 0.5
+REPEATS_JUDGED_TOP_K = 10
+REPEATS_JUDGED_TOP_P = 0.9
+
+
+def follows_the_model(temperatures, top_k: int | None, top_p: float | None) -> bool:
+    """Whether a draw at these settings follows the model's odds closely enough that one
+    character repeated says something of the model, not of the draw (see REPEATS_JUDGED_TEMP)."""
+    return (
+        min(temperatures) >= REPEATS_JUDGED_TEMP
+        and (top_k is None or top_k >= REPEATS_JUDGED_TOP_K)
+        and (top_p is None or top_p >= REPEATS_JUDGED_TOP_P)
+    )
 
 
 def looks_runaway(

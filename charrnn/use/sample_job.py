@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from charrnn.model.runaway import MIN_JUDGED, REPEATS_JUDGED_TEMP, looks_runaway
+from charrnn.model.runaway import MIN_JUDGED, follows_the_model, looks_runaway
 from charrnn.model.trained import Model
 from charrnn.use.sampler import SampleConfig, Sampler, StopCutter
 
@@ -85,10 +85,10 @@ class SampleJob:
         # above temperature 1 only the repetition is judged: rarer characters were asked for
         cool = max(self.sampler.config.temperature) <= 1.0
         c = self.sampler.config
-        # a draw that follows the model's odds; a colder one, or a top-k or top-p, keeps only its
-        # likeliest characters, and loops by its nature: --temp 0.1 writes what --temp 0 and
-        # --top-k 1 write, and a repetition there is no verdict on the model
-        follows = min(c.temperature) >= REPEATS_JUDGED_TEMP and c.top_k is None and c.top_p is None
+        # a colder draw, or a narrow top-k or top-p, keeps only the likeliest few characters and
+        # loops by its nature: --temp 0.1 writes what --temp 0 and --top-k 1 write, and a
+        # repetition there is no verdict on the model
+        follows = follows_the_model(c.temperature, c.top_k, c.top_p)
         counts = self.counts if cool else None
         # Each mean covers exactly the characters of its text: not a stop string, nor what a sample
         # that had stopped went on generating while the rest of the batch ran.
