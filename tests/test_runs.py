@@ -791,7 +791,7 @@ def test_a_run_whose_best_pt_is_gone_is_damaged_not_untrained(damaged):
 def test_runs_check_reads_every_checkpoint_and_finds_one_changed_on_disk(damaged):
     """A byte flipped inside a tensor of last.pt (a disk's fault): a plain `runs` reads only what
     the checkpoints say, and lists it ok; `runs --check` reads them whole against their digests,
-    and calls it damaged, as the resume that would load it does."""
+    calls it damaged, as the resume that would load it does, and exits 1 (`runs --check && ...`)."""
     import zipfile
 
     with workspace() as root:
@@ -809,17 +809,15 @@ def test_runs_check_reads_every_checkpoint_and_finds_one_changed_on_disk(damaged
             byte = f.read(1)
             f.seek(-1, os.SEEK_CUR)
             f.write(bytes([byte[0] ^ 0xFF]))
+        listed = invoke(["runs", "--json", "--checkpoint-dir", "ck"])
+        checking = invoke(["runs", "--json", "--check", "--checkpoint-dir", "ck"])
         plain, checked = (
-            [
-                json.loads(line)
-                for line in invoke(
-                    ["runs", "--json", "--checkpoint-dir", "ck", *a]
-                ).stdout.splitlines()
-            ]
-            for a in ([], ["--check"])
+            [json.loads(x) for x in r.stdout.splitlines()] for r in (listed, checking)
         )
-        assert [rec["status"] for rec in plain] == ["ok"], plain[0]["note"]
-        assert [rec["status"] for rec in checked] == ["damaged"]
+        assert listed.exit_code == 0 and [rec["status"] for rec in plain] == ["ok"]
+        assert [rec["status"] for rec in checked] == ["damaged"]  # listed, then exit 1
+        assert checking.exit_code == 1
+        assert checking.stderr == "Error: 1 run damaged: r (see its note)\n"
         assert "last.pt is damaged" in checked[0]["note"] and "digest" in checked[0]["note"]
         line = assert_one_error(invoke(["train", "--resume", "ck/r"]), 1, "last.pt is damaged")
         assert "digest" in line

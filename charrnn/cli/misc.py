@@ -6,7 +6,7 @@ import os
 
 import click
 
-from charrnn.cli.common import cache_dir, download_bar, print_table, shown_name
+from charrnn.cli.common import cache_dir, count, download_bar, print_table, shown_name
 from charrnn.cli.options import checkpoint_dir_option, json_option, not_empty, quiet_option
 from charrnn.cli.report import fmt_time
 from charrnn.fsutil import size_text
@@ -32,8 +32,8 @@ Examples:
     "--check",
     is_flag=True,
     help="Read every checkpoint whole and check it against the digests saved with it: a file "
-    "damaged on disk shows as damaged here, not when it is next loaded (slower: without it only "
-    "what each checkpoint says of its run is read).",
+    "damaged on disk shows as damaged here, not when it is next loaded, and the command exits 1 "
+    "after the listing (slower: without it only what each checkpoint says of its run is read).",
 )
 @checkpoint_dir_option
 def runs(checkpoint_dir, as_json, check):
@@ -61,7 +61,18 @@ def runs(checkpoint_dir, as_json, check):
     if as_json:
         for info in found:
             click.echo(json_line(_run_record(info)))
-        return
+    else:
+        _runs_table(found)
+    damaged = [info.run.name for info in found if info.status == "damaged"]
+    if check and damaged:  # the listing is written; the status says what the check found
+        raise click.ClickException(
+            f"{count(len(damaged), 'run')} damaged: {', '.join(damaged)} (see "
+            f"{'its' if len(damaged) == 1 else 'their'} note)"
+        )
+
+
+def _runs_table(found) -> None:
+    """The runs as a table on a terminal, tab-separated lines piped."""
     header = (
         "run",
         "model",
