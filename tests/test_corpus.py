@@ -141,6 +141,16 @@ def test_a_folder_never_reads_the_runs_or_the_cache_kept_in_it(env, tmp_path):
     assert third.exit_code == 0 and told.search(third.stderr)[1] == "4,000", third.stderr
     again = env(["train", ".", "--resume", "r1", "--steps", "2"])
     assert again.exit_code == 0, again.stderr
+    (tmp_path / "notes").mkdir()  # a link to a run's file is the run's file
+    (tmp_path / "notes" / "a.txt").write_text(make_text(4000))
+    (tmp_path / "notes" / "m.jsonl").symlink_to(tmp_path / "checkpoints" / "r1" / "metrics.jsonl")
+    linked = env(["train", "notes", *TINY_CLI, "--steps", "1", "--name", "n"])
+    assert linked.exit_code == 0 and told.search(linked.stderr)[1] == "4,000", linked.stderr
+    only = env(["train", "checkpoints", *TINY_CLI, "--steps", "1", "--name", "o"])
+    assert_one_error(
+        only, 1, "the folder checkpoints holds no files to train on (charrnn's own run folders or "
+        "cache left out: checkpoints/n, checkpoints/r1, checkpoints/r2)"
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("where", ["notes", "notes/sub"])

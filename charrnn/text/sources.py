@@ -153,11 +153,16 @@ def folder_sources(
     """The text files under `folder` in reading order (never under a folder `leave_out` picks),
     the labels of the files skipped as not `encoding` text (see sniff), and of the links that
     lead nowhere."""
-    files, dangling = _walk(folder, leave_out)
+    files, dangling, ours = _walk(folder, leave_out)
     if not files:
-        n = len(dangling)
-        nowhere = f" ({n:,} link{'s' * (n > 1)} to nothing)" if n else ""
-        raise CorpusError(f"the folder {folder} holds no files to train on{nowhere}")
+        n, k = len(dangling), len(ours)
+        why = [f"{n:,} link{'s' * (n > 1)} to nothing"] if n else []
+        more = f" and {k - 5:,} more" if k > 5 else ""
+        why += [f"charrnn's own run folders or cache left out: {', '.join(ours[:5])}{more}"] * bool(
+            k
+        )
+        said = f" ({'; '.join(why)})" if why else ""
+        raise CorpusError(f"the folder {folder} holds no files to train on{said}")
     found = [Source(str(f), path=f) for f in files]
     why = {src.label: sniff(src, encoding) for src in found}
     text = [src for src in found if why[src.label] is None]
@@ -187,10 +192,11 @@ def _text_files(folder: Path) -> list[Path]:
     return _walk(folder)[0]
 
 
-def _walk(folder: Path, leave_out: LeaveOut = None) -> tuple[list[Path], list[str]]:
+def _walk(folder: Path, leave_out: LeaveOut = None) -> tuple[list[Path], list[str], list[str]]:
     """Every regular file under `folder`, sorted, a folder's files before its subfolders', hidden
     files and folders left out, and those `leave_out` picks (run folders, the cache: `train .`
-    must not read its own checkpoints and metrics), and the links that lead nowhere. Links are
+    must not read its own checkpoints and metrics, nor a link to one of their files); the links
+    that lead nowhere; and the folders (or links) left out as `leave_out` picked them. Links are
     followed, to files and to folders (a corpus gathered by links is read whole), each folder
     once: a link back up the tree is no loop. A folder that cannot be read is a CorpusError, as
     a file that cannot be read is (not one found empty)."""
@@ -202,22 +208,28 @@ def _walk(folder: Path, leave_out: LeaveOut = None) -> tuple[list[Path], list[st
             f"cannot read the folder {e.filename}: {e.strerror or e}; make it readable{elsewhere}"
         )
 
-    files, dangling, seen = [], [], set()
+    files, dangling, ours, seen = [], [], [], set()
     for root, dirs, names in os.walk(folder, onerror=unreadable, followlinks=True):
         try:
             info = os.stat(root)
         except OSError as e:  # gone, or a link that leads nowhere now
             unreadable(e)
         key = (info.st_dev, info.st_ino)
-        # reached again through a link (read once), or a folder left out (the folder named is not)
-        if key in seen or (leave_out and root != str(folder) and leave_out(Path(root))):
+        if key in seen:  # reached again through a link: read once
             dirs[:] = []
             continue
         seen.add(key)
+        if leave_out and root != str(folder) and leave_out(Path(root)):  # not the folder named
+            ours.append(root)
+            dirs[:] = []
+            continue
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for path in (Path(root) / n for n in sorted(names) if not n.startswith(".")):
-            if path.is_file():
+            if not path.is_file():
+                if path.is_symlink() and not path.exists():
+                    dangling.append(str(path))
+            elif path.is_symlink() and leave_out and leave_out(path.resolve().parent):
+                ours.append(str(path))  # a link into a run folder or the cache
+            else:
                 files.append(path)
-            elif path.is_symlink() and not path.exists():
-                dangling.append(str(path))
-    return files, dangling
+    return files, dangling, ours
