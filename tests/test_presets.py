@@ -117,6 +117,9 @@ def test_the_passes_a_run_makes_are_the_least_its_budgets_allow(budget, expected
     config = TrainConfig(batch_size=8, seq_len=16, lr=1e-3, val_frac=0.1, **budget)
     assert start.passes(config, 1000, 50.0) == pytest.approx(expected)
     assert start.passes(TrainConfig(batch_size=8, seq_len=16, lr=1e-3), 1000, 50.0) is None
+    if "max_steps" not in budget and "max_epochs" not in budget:  # a start-up's seconds are spent
+        assert start.passes(config, 1000, 50.0, spent=15.0) == pytest.approx(45 * 50 / 900)
+        assert start.passes(config, 1000, 50.0, spent=99.0) == 0.0
 
 
 def test_the_speed_measurement_leaves_the_random_state_and_threads_as_they_were():
@@ -348,7 +351,7 @@ def test_the_passes_count_the_model_auto_chose(tmp_path, monkeypatch, corpus_fil
     are small's, at medium's speed scaled by their arithmetic a character."""
     seen = {}
 
-    def passes(config, n_chars, chars_per_s, world=1):
+    def passes(config, n_chars, chars_per_s, world=1, spent=0.0):
         seen.update(streams=config.batch_size, rate=chars_per_s)
         return 2.0
 

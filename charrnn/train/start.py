@@ -329,7 +329,8 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist, started=None) 
     if rate:  # the chosen model's speed, from medium's by their arithmetic a character
         rate *= parameter_count(_shape(medium, cell, vocab, model)) / parameter_count(shape)
         _refuse_a_step_too_long(shape, config, rate / dist.world, started)
-    read = passes(config, len(corpus), rate, dist.world)
+    spent = 0.0 if started is None else time.perf_counter() - started  # reading, timing medium
+    read = passes(config, len(corpus), rate, dist.world, spent)
     if read is None:
         return choice
     # Early stopping only where the time budget is what ends the run: steps or epochs given are
@@ -411,11 +412,15 @@ def _shape(preset: Preset, cell: str, vocab: int, model: dict) -> ModelConfig:
 
 
 def passes(
-    config: TrainConfig, n_chars: int, chars_per_s: float | None, world: int = 1
+    config: TrainConfig,
+    n_chars: int,
+    chars_per_s: float | None,
+    world: int = 1,
+    spent: float = 0.0,
 ) -> float | None:
     """About how many times a run of `config` reads the training split of a text of `n_chars`
     characters: the least its budgets allow, a time budget at `chars_per_s` (all `world` ranks
-    together); None where no budget says."""
+    together) less the `spent` seconds of its start-up; None where no budget says."""
     n_train = max(1, data.train_length(n_chars, config.val_frac))
     read = []
     if config.max_epochs is not None:
@@ -423,7 +428,7 @@ def passes(
     if config.max_steps is not None:
         read.append(config.max_steps * config.batch_size * config.seq_len * world / n_train)
     if config.max_time is not None and chars_per_s:
-        read.append(config.max_time * chars_per_s / n_train)
+        read.append(max(0.0, config.max_time - spent) * chars_per_s / n_train)
     return min(read, default=None)
 
 
