@@ -296,15 +296,17 @@ def test_a_nan_loss_rolls_back_lowers_the_lr_and_training_goes_on(tmp_path, text
 
 @pytest.mark.parametrize(
     ("at", "blown_to"),
-    [(20, math.inf), (40, math.inf), (20, 1e6)],  # an evaluation in the run, and its final one
+    [(20, math.inf), (40, math.inf), (20, 60.0)],  # an evaluation in the run, and its final one
 )
 def test_weights_blown_up_by_a_step_whose_loss_was_fine_roll_back_at_the_evaluation(
     tmp_path, text, at, blown_to
 ):
     """A rate that sends the weights to inf in one update reads as a fine loss on that step: its
     evaluation finds nan, and the run goes back to last.pt as for a nan loss (never a nan model
-    saved, nor a run ended with nan as its last loss); so does a finite loss of millions of nats
-    a character, which no text gives a sound model."""
+    saved, nor a run ended with nan as its last loss); so does a finite loss of tens of nats a
+    character. Read, as a step reads it, on the batch of training text the next step trains on:
+    a validation part in characters the training part never has reads that high from a sound
+    model."""
     trainer = make_trainer(text, tmp_path / "r", max_steps=40, eval_every=10)
     real_step, blown = trainer.train_step, []
 
@@ -320,10 +322,8 @@ def test_weights_blown_up_by_a_step_whose_loss_was_fine_roll_back_at_the_evaluat
     events = drain(trainer)
     rollbacks = [e for e in events if isinstance(e, RollbackEvent)]
     assert [(e.to_step, e.lr_scale) for e in rollbacks] == [(at - 10, 0.5)]
-    assert f"the validation loss became {'nan' if blown_to == math.inf else ''}" in (
-        rollbacks[0].reason
-    )
-    assert rollbacks[0].reason.endswith(f" at step {at}")
+    assert rollbacks[0].reason.startswith("the loss became ")  # on the next step's batch
+    assert rollbacks[0].reason.endswith(f" after step {at}")
     assert events[-1] == DoneEvent("steps", 40, trainer.pos.best_val)
     evals = [r for r in trainer.pos.metrics if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [10, 20, 30, 40]

@@ -52,8 +52,6 @@ from charrnn.train.state import Generators, Position, RunState
 # evaluation's (scaled by how much slower steps got) from its end, so a lasting slowdown must
 # count at once, but a stall of a step or two (the machine paused) must not end the run early.
 PACE_STEPS = 9
-# A validation loss this many times a step's bound (explode_at) is a blow-up, not a hard text.
-VAL_EXPLODES = 10.0
 
 
 class Trainer:
@@ -228,7 +226,7 @@ class Trainer:
             value = self.dist.all_sum([value])[0] / self.dist.world
         if self.pos.start_loss is None and math.isfinite(value):
             self.pos.start_loss = value
-        if not math.isfinite(value) or value > max(self.explode_at, self.pos.start_loss + 5.0):
+        if self._exploded(value):
             raise _Diverged(f"the loss became {value:.4g} at step {self.pos.step + 1}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -241,6 +239,32 @@ class Trainer:
         if self.pos.batch == len(self.train_batches):
             self.pos.epoch, self.pos.batch = self.pos.epoch + 1, 0
         return value
+
+    def _exploded(self, loss: float) -> bool:
+        """Whether a training loss says the weights blew up: not a number, or far above where
+        the run began (on a batch of the training text, which holds every character it has)."""
+        return not math.isfinite(loss) or loss > max(self.explode_at, self.pos.start_loss + 5.0)
+
+    @torch.no_grad()
+    def _sound(self) -> str | None:
+        """Why the weights are not fit to save, read on the batch the next step trains on (as a
+        step reads it, by _exploded), or None. A step's loss is read before its update, so an
+        update that blew the weights up shows only at the next step: an evaluation (the last of
+        a run, or the first, which any model passes as best) must not save them first."""
+        if self.pos.start_loss is None:  # no step yet: the weights are those the run began with
+            return None
+        c = self.config
+        streams = self.model.init_state(c.batch_size) if self.pos.batch == 0 else self.streams
+        x, y = self.train_batches[self.pos.batch]  # (B, T), (B, T)
+        self.model.eval()  # no dropout: it would draw from the run's random state
+        with self._precision():
+            logits, _ = self.net(x.to(self.device), streams)  # (B, T, V)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.to(self.device).flatten()).item()
+        if self.dist.active:  # every rank must agree to roll back
+            loss = self.dist.all_sum([loss])[0] / self.dist.world
+        return (
+            f"the loss became {loss:.4g} after step {self.pos.step}" * self._exploded(loss) or None
+        )
 
     def _precision(self):
         """The training step's arithmetic (autocast to bfloat16 where the CPU has it, or none),
@@ -259,6 +283,8 @@ class Trainer:
     def _evaluate_and_save(self, train_loss: float, final: bool = False) -> EvalEvent | None:
         """Evaluate, then write last.pt (and best.pt if better); None if a stop cut it short.
         `final`: the run ends after it (one that ends by its patience or a limit is found out)."""
+        if blown := self._sound():
+            raise _Diverged(blown)
         size, t0 = self.budget.size, self.clock()
         batches, stop, dist = self.val_batches, self._polled("validation split"), self.dist
         with self._precision():
@@ -267,10 +293,7 @@ class Trainer:
             )
         if result is None:
             return None
-        # The weights blew up in a step whose own loss was fine (the update came after it). Far
-        # looser than a step's bound: a validation part in characters the training part never
-        # has reads tens of nats a character above the training loss, and is no blow-up.
-        if not math.isfinite(result.loss) or result.loss > VAL_EXPLODES * self.explode_at:
+        if not math.isfinite(result.loss):  # what _sound's batch did not show
             raise _Diverged(f"the validation loss became {result.loss:.4g} at step {self.pos.step}")
         t1, ids = self.clock(), self.val_batches.ids
         improved = result.loss < self.pos.best_val
