@@ -146,6 +146,11 @@ def test_a_folder_never_reads_the_runs_or_the_cache_kept_in_it(env, tmp_path):
     (tmp_path / "notes" / "m.jsonl").symlink_to(tmp_path / "checkpoints" / "r1" / "metrics.jsonl")
     linked = env(["train", "notes", *TINY_CLI, "--steps", "1", "--name", "n"])
     assert linked.exit_code == 0 and told.search(linked.stderr)[1] == "4,000", linked.stderr
+    for ours in ("checkpoints/r1", "cache"):  # named themselves: refused as they are left out
+        assert_one_error(
+            env(["train", ours, *TINY_CLI, "--steps", "1", "--name", "o"]), 1,
+            f"{ours} is one of charrnn's own folders (a run's, or the cache), not text to train on"
+        )  # fmt: skip
     only = env(["train", "checkpoints", *TINY_CLI, "--steps", "1", "--name", "o"])
     assert_one_error(
         only, 1, "the folder checkpoints holds no files to train on (charrnn's own run folders or "

@@ -96,6 +96,11 @@ def _resolve_one(
     path = Path(spec).expanduser()
     mode = _mode(path)
     if stat.S_ISDIR(mode):
+        if leave_out and leave_out(path):  # as inside a folder: its files are not text
+            raise CorpusError(
+                f"{path} is one of charrnn's own folders (a run's, or the cache), not text to "
+                "train on: give the file or folder that holds your text"
+            )
         text, skipped, dangling = folder_sources(path, encoding, leave_out)
         return text, str(path.resolve()), skipped, dangling
     if mode:
