@@ -274,13 +274,14 @@ def tiny(cell: str, num_layers: int = 2, vocab_size: int = 11, seed: int = 0) ->
 
 
 def poison(trainer, at_steps, once=True):
-    """Make the loss NaN when the trainer takes one of `at_steps` (the first time only, if once)."""
+    """Make the loss NaN when the trainer takes one of `at_steps` (the first time only, if once):
+    the step's own read, not the check of its batch before an evaluation (in eval mode)."""
     real, fired = trainer.net, set()
 
     def net(*args, **kwargs):
         logits, state = real(*args, **kwargs)
         step = trainer.pos.step + 1
-        if step in at_steps and not (once and step in fired):
+        if trainer.model.training and step in at_steps and not (once and step in fired):
             fired.add(step)
             logits = logits * float("nan")
         return logits, state

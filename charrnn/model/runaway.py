@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from charrnn.text.vocab import CharVocab
@@ -33,6 +35,9 @@ def char_surprise(text: str, vocab: CharVocab, counts: list[int]) -> float | Non
 REPEATS_JUDGED_TEMP = 0.5
 REPEATS_JUDGED_TOP_K = 10
 REPEATS_JUDGED_TOP_P = 0.9
+# ... unless the model itself gave the sample's characters this much on average (log 0.99): a cut
+# that keeps what the model is sure of changes nothing, and the repetition is the model's.
+CERTAIN_LOGPROB = math.log(0.99)
 
 
 def follows_the_model(temperatures, top_k: int | None, top_p: float | None) -> bool:

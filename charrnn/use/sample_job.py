@@ -7,7 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from charrnn.model.runaway import MIN_JUDGED, follows_the_model, looks_runaway
+from charrnn.model.runaway import (
+    CERTAIN_LOGPROB,
+    MIN_JUDGED,
+    follows_the_model,
+    looks_runaway,
+)
 from charrnn.model.trained import Model
 from charrnn.use.sampler import SampleConfig, Sampler, StopCutter
 
@@ -99,7 +104,12 @@ class SampleJob:
                 text=text,
                 seed=seed,
                 mean_logprob=logprob if tracked else None,
-                runaway=looks_runaway(text, self.sampler.model.vocab, counts, follows),
+                runaway=looks_runaway(
+                    text,
+                    self.sampler.model.vocab,
+                    counts,
+                    follows or (tracked and logprob is not None and logprob > CERTAIN_LOGPROB),
+                ),
                 judged=bool(self.counts) and cool and len(text) >= MIN_JUDGED,
             )
             for text, seed, logprob in zip(texts, self.sampler.seeds, logprobs, strict=True)
