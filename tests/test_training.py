@@ -337,10 +337,19 @@ def test_it_gives_up_after_repeated_failures_with_a_clear_message(tmp_path, text
     trainer = make_trainer(text, tmp_path / "r", max_steps=40, eval_every=10)
     poison(trainer, at_steps=set(range(15, 41)), once=False)
     with pytest.raises(
-        TrainingError, match=r"diverged 4 times in a row.*over with a lower --lr \(and --force"
+        TrainingError, match=r"diverged 4 times in a row.*even at 0.125 of the learning rate: st"
     ):
         drain(trainer)
-    assert checkpoint.load(trainer.run_dir.last)["trainer"]["step"] == 10  # the last good state
+    last = checkpoint.load(trainer.run_dir.last)["trainer"]
+    assert last["step"] == 10 and last["ended"] == "diverged"  # the last good state, so marked
+    # a resume would blow up as it did at the rate it keeps; `runs` says to start over instead
+    read = lambda specs, encoding: encode_text(text, "tiny")  # noqa: E731
+    with pytest.raises(RunError, match=r"diverged at its learning rate of 0\.01, which a resume"):
+        resume(trainer.run_dir.path, read, corpus_specs=["-"], train={"max_steps": 80})
+    from charrnn.runs import list_runs
+
+    (info,) = list_runs(tmp_path)
+    assert info.ended == "diverged" and info.note.startswith("diverged: training blew up")
 
 
 def test_a_rollback_before_the_first_evaluation_goes_back_to_step_0(tmp_path, text):

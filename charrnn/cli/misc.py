@@ -25,7 +25,7 @@ Examples:
 @json_option(
     "One JSON object per run and line: run, folder, status, cell, shape, dropout, lr (its peak "
     "learning rate), from (the run it was fine-tuned from), step, scores, note, ended (steps, "
-    "epochs, time, patience, stopped, or null while it trains, or where it ended without "
+    "epochs, time, patience, stopped, diverged, or null while it trains, or where it ended without "
     "saying: killed, or a failed write), training_pid (the process training it now, else null)."
 )
 @click.option(

@@ -98,6 +98,11 @@ class RunInfo:
                 f"damaged: its best.pt is missing, though it was evaluated "
                 f"{times(len(self.metrics))}; its latest weights are in {self.run.last}"
             )
+        if self.ended == "diverged":
+            return (
+                "diverged: training blew up at every rate it tried; start it over with a "
+                "lower --lr and --force (a resume keeps its rate)"
+            )
         if not self.has_best and self.trainer is not None:  # its last.pt: as it started
             who = pid_text(self.trainer)
             return f"being trained now ({who}); best.pt comes with its first evaluation"

@@ -30,8 +30,9 @@ class RollbackEvent:
 
 
 # How a run ends: a budget spent ("steps", "epochs", "time"), an early stop ("patience"), or a stop
-# asked for ("stopped"): DoneEvent.reason, and Position.ended in its checkpoints.
-ENDINGS = ("steps", "epochs", "time", "patience", "stopped")
+# asked for ("stopped"): DoneEvent.reason, and Position.ended in its checkpoints; or training that
+# blew up at every rate it tried ("diverged": a TrainingError, its last good state kept so marked).
+ENDINGS = ("steps", "epochs", "time", "patience", "stopped", "diverged")
 
 
 @dataclass

@@ -95,6 +95,11 @@ def _check_budget(trainer: Trainer) -> Trainer:
             f"{trainer.config.patience} evaluations; to go on, give a larger --patience"
         )
     c, pos = trainer.config, trainer.pos
+    if pos.ended == "diverged":
+        raise RunError(
+            f"run {name!r} diverged at its learning rate of {c.lr:g}, which a resume keeps: "
+            "start it over with a lower --lr and --force"
+        )
     left = None if c.max_time is None else c.max_time - pos.elapsed
     if trainer.last_evaluated() != pos.step:  # its final evaluation to make: it goes on
         return trainer

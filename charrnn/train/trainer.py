@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn import checkpoint
-from charrnn.errors import CheckpointError, TrainingError
+from charrnn.errors import CharRNNError, CheckpointError, TrainingError
 from charrnn.model.network import (
     State,
     detach_state,
@@ -386,18 +386,30 @@ class Trainer:
         """Go back to last.pt with half the learning rate; give up after repeated failures."""
         self._rollbacks += 1
         if self._rollbacks > self.config.max_rollbacks:
-            raise TrainingError(
+            error = TrainingError(
                 f"training diverged {self._rollbacks} times in a row ({reason}), even at "
                 f"{self.pos.lr_scale:g} of the learning rate: start the run over with a lower "
                 f"--lr (and --force: a resume keeps its rate of {self.config.lr:g}), or check "
                 "the corpus"
             )
+            self._mark_diverged()  # (which goes back to last.pt's rate: said first)
+            raise error
         elapsed, scale = self.pos.elapsed, self.pos.lr_scale / 2
         self.restore(checkpoint.load_run(self.run_dir.last))
         self.pos.elapsed, self.pos.lr_scale = elapsed, scale  # the clock does not go back
         if self.dist.is_main:  # drop the training records made since last.pt: redone from it
             self.run_dir.rewrite_metrics(self.pos.metrics)
         return RollbackEvent(reason, self.pos.step, scale)
+
+    def _mark_diverged(self) -> None:
+        """Keep in last.pt, the last good state, that the run diverged from it: `runs` and a
+        resume say so (a resume keeps the rate that blew up), not that it is waiting to go on."""
+        try:
+            self.restore(checkpoint.load_run(self.run_dir.last))
+            self.pos.ended = "diverged"
+            self._save()
+        except (CharRNNError, OSError):  # unreadable or unwritable: the error says the rest
+            pass
 
     # ------------------------------------------------------------------ budget and schedule
     def progress(self) -> float:
