@@ -82,6 +82,10 @@ MEMORISED_NATS = 0.1
 # by heart, are what a rising validation loss is said to come from: at 1%, a model that gives each
 # a millionth of its probability reads 0.14 nats a character worse for them alone.
 UNSEEN_SHARE = 0.01
+UNSEEN_ADVICE = (
+    "with several files, the last in sorted order validate: put one like the rest last, or give "
+    "--val-frac."
+)
 
 
 def memorised_note(trainer) -> str | None:
@@ -108,8 +112,7 @@ def memorised_note(trainer) -> str | None:
         return rose + (
             f"{unseen:.0%} of the validation characters (the text's last "
             f"{trainer.config.val_frac:.0%}) never occur in the training part, and no training "
-            "teaches them; with several files, the last in sorted order validate: put one like "
-            "the rest last, or give --val-frac."
+            f"teaches them; {UNSEEN_ADVICE}"
         )
     return rose + (
         "the model went on to learn the training text by heart; best.pt holds the best, and "
@@ -135,8 +138,7 @@ def unseen_note(trainer) -> str | None:
         f"Note: {share:.0%} of the validation characters (the text's last "
         f"{trainer.config.val_frac:.0%}) never occur in the training part ({named}{more}): no "
         "training teaches them, and the validation loss counts them however well the model "
-        "learns; with several files, the last in sorted order validate: put one like the rest "
-        "last, or give --val-frac."
+        f"learns; {UNSEEN_ADVICE}"
     )
 
 

@@ -40,14 +40,18 @@ REPEATS_JUDGED_TOP_P = 0.9
 CERTAIN_LOGPROB = math.log(0.99)
 
 
-def follows_the_model(temperatures, top_k: int | None, top_p: float | None) -> bool:
-    """Whether a draw at these settings follows the model's odds closely enough that one
-    character repeated says something of the model, not of the draw (see REPEATS_JUDGED_TEMP)."""
-    return (
+def repeats_judged(
+    temperatures, top_k: int | None, top_p: float | None, mean_logprob: float | None
+) -> bool:
+    """Whether one character repeated says something of the model, not of the draw: the draw
+    follows the model's odds closely (see REPEATS_JUDGED_TEMP), or the model itself was sure of
+    the sample (its `mean_logprob`, None where not tracked, over CERTAIN_LOGPROB)."""
+    follows = (
         min(temperatures) >= REPEATS_JUDGED_TEMP
         and (top_k is None or top_k >= REPEATS_JUDGED_TOP_K)
         and (top_p is None or top_p >= REPEATS_JUDGED_TOP_P)
     )
+    return follows or (mean_logprob is not None and mean_logprob > CERTAIN_LOGPROB)
 
 
 def looks_runaway(

@@ -121,8 +121,8 @@ class Model:
         """A cold start for n streams: a zero state that has read the lead-in, then `prime` (every
         stream alike: read once, then copied), `chunk` characters per pass (see read: `tuner`)."""
         ids = self.with_lead_in(torch.tensor([self.vocab.encode(prime)], dtype=torch.long))
-        last = deque(self.read(ids, chunk=chunk, tuner=tuner), maxlen=1)[0]
-        _, out, state = last  # the last pass (1, w, H)
+        passes = self.read(ids, chunk=chunk, tuner=tuner)
+        _, out, state = deque(passes, maxlen=1)[0]  # the last pass (1, w, H)
         # (1, V): the head over the whole last pass, the product a forward pass makes (same floats)
         logits = self.net.logits(out)[:, -1]
         h = out[:, -1:].expand(n, -1, -1)  # (n, 1, H)
@@ -143,12 +143,11 @@ class Model:
         state = self.net.init_state(len(ids)) if state is None else state
         t, most = 0, max(1, chunk // len(ids))
         while t < ids.shape[1]:
-            width = (
-                most if tuner is None else min(most, TRIAL_COLS if tuner.before() else PASS_COLS)
-            )
-            with timed(tuner, len(ids) * width):
-                out, state = self.net.read(
-                    ids[:, t : t + width].to(self.device), state
-                )  # (B, w, H)
+            width = most
+            if tuner is not None:  # the count this pass runs on is set by before()
+                width = min(most, TRIAL_COLS if tuner.before() else PASS_COLS)
+            cols = ids[:, t : t + width].to(self.device)  # (B, w)
+            with timed(tuner, cols.numel()):
+                out, state = self.net.read(cols, state)  # (B, w, H)
             yield t, out, state
             t += width

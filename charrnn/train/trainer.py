@@ -262,9 +262,9 @@ class Trainer:
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.to(self.device).flatten()).item()
         if self.dist.active:  # every rank must agree to roll back
             loss = self.dist.all_sum([loss])[0] / self.dist.world
-        return (
-            f"the loss became {loss:.4g} after step {self.pos.step}" * self._exploded(loss) or None
-        )
+        if self._exploded(loss):
+            return f"the loss became {loss:.4g} after step {self.pos.step}"
+        return None
 
     def _precision(self):
         """The training step's arithmetic (autocast to bfloat16 where the CPU has it, or none),
@@ -563,5 +563,5 @@ def _adamw(model, c: TrainConfig) -> torch.optim.AdamW:
 
 
 class _Diverged(Exception):
-    """The loss or gradient blew up on this step, or the validation loss at an evaluation
+    """The loss or gradient blew up on this step, or the weights an evaluation would save
     (internal: turned into a rollback)."""

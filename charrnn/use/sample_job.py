@@ -7,12 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from charrnn.model.runaway import (
-    CERTAIN_LOGPROB,
-    MIN_JUDGED,
-    follows_the_model,
-    looks_runaway,
-)
+from charrnn.model.runaway import MIN_JUDGED, looks_runaway, repeats_judged
 from charrnn.model.trained import Model
 from charrnn.use.sampler import SampleConfig, Sampler, StopCutter
 
@@ -90,10 +85,6 @@ class SampleJob:
         # above temperature 1 only the repetition is judged: rarer characters were asked for
         cool = max(self.sampler.config.temperature) <= 1.0
         c = self.sampler.config
-        # a colder draw, or a narrow top-k or top-p, keeps only the likeliest few characters and
-        # loops by its nature: --temp 0.1 writes what --temp 0 and --top-k 1 write, and a
-        # repetition there is no verdict on the model
-        follows = follows_the_model(c.temperature, c.top_k, c.top_p)
         counts = self.counts if cool else None
         # Each mean covers exactly the characters of its text: not a stop string, nor what a sample
         # that had stopped went on generating while the rest of the batch ran.
@@ -104,11 +95,13 @@ class SampleJob:
                 text=text,
                 seed=seed,
                 mean_logprob=logprob if tracked else None,
+                # a colder draw, or a narrow top-k or top-p, keeps the likeliest few characters
+                # and loops by its nature (--temp 0.1 writes what --temp 0 does): no verdict
                 runaway=looks_runaway(
                     text,
                     self.sampler.model.vocab,
                     counts,
-                    follows or (tracked and logprob is not None and logprob > CERTAIN_LOGPROB),
+                    repeats_judged(c.temperature, c.top_k, c.top_p, logprob if tracked else None),
                 ),
                 judged=bool(self.counts) and cool and len(text) >= MIN_JUDGED,
             )
