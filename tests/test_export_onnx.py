@@ -22,7 +22,7 @@ from charrnn.model.trained import Model
 from charrnn.text.vocab import CharVocab
 from charrnn.use.sampler import SampleConfig, Sampler
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+COMMANDS = Path(__file__).resolve().parents[1] / "docs" / "commands.md"
 TEXT = make_text(200, seed=3)  # 200 characters read after the lead-in
 CASES = [(cell, layers) for cell in ("lstm", "gru", "rnn") for layers in (1, 2)]
 
@@ -139,19 +139,19 @@ def test_a_sample_through_onnxruntime_is_charrnn_samples(trained_run, env, seed)
     assert r.stdout == draw_through_onnx(session, model, "AN", config, 300)
 
 
-def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
-    """The README's Python lines, run as written on a model.onnx of a vocabulary they can prime
-    (ROMEO:): the prime, then 200 characters of the vocabulary."""
+def test_the_documented_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    """docs/commands.md's Python lines, run as written on a model.onnx of a vocabulary they can
+    prime (ROMEO:): the prime, then 200 characters of the vocabulary."""
     vocab = CharVocab(sorted(set(string.ascii_letters + " \n.,:;!?'")))
     net = tiny("lstm", 2, vocab_size=len(vocab.chars))
     session_of(Model(net, vocab))  # skips without onnxruntime
     from charrnn.use.onnx_export import onnx_bytes
 
-    part = README.read_text(encoding="utf-8").split("#### ONNX", 1)[1]
+    part = COMMANDS.read_text(encoding="utf-8").split("### Text from the ONNX file", 1)[1]
     code = re.search(r"```python\n(.*?)```", part, re.S).group(1)
     (tmp_path / "model.onnx").write_bytes(onnx_bytes(Model(net, vocab)))
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
+    exec(compile(code, "commands.md", "exec"), {})
     out = capsys.readouterr().out
     assert out.startswith("ROMEO:") and len(out) == len("ROMEO:") + 200 + 1
     assert set(out) <= set(vocab.chars)
