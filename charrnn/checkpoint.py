@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from charrnn.errors import CharRNNError, CheckpointError
+from charrnn.errors import CharRNNError, CheckpointError, DamagedCheckpoint
 from charrnn.fsutil import ZIP, atomic_write, cannot_write
 from charrnn.model.config import ModelConfig, parameter_shapes
 from charrnn.model.network import CharRNN
@@ -145,15 +145,14 @@ def _verify(payload: dict[str, Any], path: Path, parts: Collection[str] | None) 
     if digests is None:
         return
     if not isinstance(digests, dict):
-        raise CheckpointError(f"{path} is damaged: its digests are not readable")
+        raise DamagedCheckpoint(f"{path} is damaged: its digests are not readable")
     for part, expected in digests.items():
         if parts is not None and part not in parts:
             continue
         if part not in payload or _digest(payload[part]) != expected:
-            raise CheckpointError(
+            raise DamagedCheckpoint(
                 f"{path} is damaged: its {part} does not match the digest saved with it (the "
-                "file changed after it was written); use the run's other checkpoint, or train "
-                "again"
+                "file changed after it was written)"
             )
 
 
@@ -273,10 +272,9 @@ def _check_shapes(config: ModelConfig, weights: Any, path: Path) -> None:
         if not tensor.is_floating_point():
             raise CheckpointError(f"{path} is inconsistent: {name} is not a float tensor")
         if not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(
+            raise DamagedCheckpoint(
                 f"{path} is damaged: its weights hold values that are not numbers (NaN or "
-                f"infinity, in {name}), so it would write garbage; use the run's other "
-                "checkpoint, or train again"
+                f"infinity, in {name}), so it would write garbage"
             )
 
 

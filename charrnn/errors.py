@@ -20,6 +20,17 @@ class CheckpointError(CharRNNError):
     """A checkpoint is missing, unreadable, unsafe, or not a charrnn checkpoint."""
 
 
+class DamagedCheckpoint(CheckpointError):
+    """A checkpoint file that was whole once and is not now (cut short, changed after it was
+    written, weights that are not numbers): `what` says how, `advice` what to use instead."""
+
+    def __init__(
+        self, what: str, advice: str = "use another checkpoint of its run, or train again"
+    ):
+        super().__init__(f"{what}; {advice}")
+        self.what, self.advice = what, advice
+
+
 class RunError(CharRNNError):
     """A run folder is missing, already exists, or cannot be written."""
 

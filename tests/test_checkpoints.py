@@ -231,6 +231,30 @@ def test_a_checkpoint_is_checked_before_it_is_trusted(untrustworthy, env, comman
     assert_one_error(r, 1, f"{run}/best.pt is damaged: its ", why)
 
 
+def test_a_damaged_checkpoint_names_the_one_to_read_instead(trained_run, tmp_path, env):
+    """A damaged best.pt: the error names its run's last.pt as a -c that works, while that one
+    loads; once it is damaged too, the advice is to train again, never the other checkpoint; a
+    resume says what to do once, its own way."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.path, run)
+    _flip_a_byte_of_the_first_tensor(trained_run.best, run / "best.pt")
+    r = env(["sample", "-c", str(run), "-l", "20", "--seed", "1"])
+    line = assert_one_error(r, 1, f"{run}/best.pt is damaged", "does not match the digest")
+    assert line.endswith(f"give -c {run}/last.pt instead (the run's latest weights, not its best)")
+    again = env(["sample", "-c", f"{run}/last.pt", "-l", "20", "--seed", "1"])
+    assert again.exit_code == 0 and len(again.stdout) >= 20, again.stderr
+
+    _flip_a_byte_of_the_first_tensor(trained_run.last, run / "last.pt")
+    for command in (["sample", "-c", str(run)], ["score", "-c", str(run), "-"]):
+        line = assert_one_error(env(command, input="ANNA:\n"), 1, f"{run}/best.pt is damaged")
+        assert line.endswith(
+            "its run's last.pt does not load either: train the run again, "
+            "with --force to replace it"
+        )
+    line = assert_one_error(env(["train", "--resume", str(run)]), 1, "last.pt is damaged")
+    assert "no other checkpoint that loads" in line and "another checkpoint" not in line
+
+
 def test_resume_checks_the_optimizer_and_the_state_too(trained_run, tmp_path, env):
 
     run = tmp_path / "run"

@@ -131,8 +131,8 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
             if kind == "file":
                 try:
                     loaded[path.name] = checkpoint.load(path, verify=verify)
-                except CharRNNError as e:
-                    problems.append(str(e))
+                except CharRNNError as e:  # what is wrong; the listing says what to do
+                    problems.append(getattr(e, "what", str(e)))
     except CharRNNError as e:
         problems.append(str(e))
     newest = loaded.get("last.pt") or loaded.get("best.pt")

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from charrnn import checkpoint
-from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError
+from charrnn.errors import CheckpointError, ConfigError, CorpusError, DamagedCheckpoint, RunError
 from charrnn.runs import RunDir
 from charrnn.runs.advice import pipe_sources, resume_command, text_to_give
 from charrnn.text import data
@@ -58,7 +58,10 @@ def resume(
         payload = checkpoint.load(path)
         model = checkpoint.restore(payload, path)
     except CheckpointError as e:
-        raise CheckpointError(f"{e}; {_resume_instead(run, path, corpus_specs, train)}") from None
+        what = e.what if isinstance(e, DamagedCheckpoint) else e  # without a reader's advice
+        raise CheckpointError(
+            f"{what}; {_resume_instead(run, path, corpus_specs, train)}"
+        ) from None
     saved = payload["corpus"]
     specs = corpus_specs or _saved_sources(saved["sources"], run, again, train)
     corpus = read_corpus(specs, saved.get("encoding", "utf-8"))  # as the run first read it

@@ -18,7 +18,7 @@ import torch
 from charrnn import checkpoint
 from charrnn.defaults import CELL, SIZE, VAL_FRAC
 from charrnn.devices import autocast_dtype
-from charrnn.errors import CheckpointError, ConfigError, RunError
+from charrnn.errors import CheckpointError, ConfigError, DamagedCheckpoint, RunError
 from charrnn.model.config import parameter_count
 from charrnn.model.network import CELLS, CharRNN, ModelConfig, grown_weights
 from charrnn.model.presets import (
@@ -212,6 +212,10 @@ def _load_base(path: Path):
             isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in shape.values()
         ):
             raise CheckpointError(f"its training config is broken ({shape})")
+    except DamagedCheckpoint as e:
+        raise CheckpointError(
+            f"{e.what}; cannot start a run from it (--init-from another checkpoint of its run)"
+        ) from None
     except CheckpointError as e:
         raise CheckpointError(f"{e}; cannot start a run from it") from None
     return payload, model, shape
