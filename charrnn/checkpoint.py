@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from charrnn.devices import as_device
 from charrnn.errors import CharRNNError, CheckpointError, DamagedCheckpoint
 from charrnn.fsutil import ZIP, atomic_write, cannot_write
 from charrnn.model.config import ModelConfig, parameter_shapes
@@ -229,7 +230,7 @@ def load_model(
     if Path(path).is_dir() and (Path(path) / "best.pt").is_file():
         path = Path(path) / "best.pt"
     model = restore(load(path, verify=verify), path)
-    return model.to(device) if device is not None else model
+    return model.to(as_device(device)) if device is not None else model
 
 
 def restore(payload: dict[str, Any], path: Path) -> Model:

@@ -46,6 +46,26 @@ def resolve_device(name: str, index: int = 0) -> torch.device:
     return torch.device(name)
 
 
+def as_device(device: torch.device | str) -> torch.device:
+    """A device a library caller gave (a torch.device, or a name: "cpu", "cuda", "cuda:1", "mps",
+    "auto"), checked to be here: a ConfigError, as for --device, where it is not."""
+    import torch
+
+    if isinstance(device, str) and device in ("auto", "cuda", "mps"):
+        return resolve_device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(
+            f"{device!r} is not a device: give cpu, cuda, cuda:N, mps or auto"
+        ) from None
+    if device.type in ("cuda", "mps"):
+        resolve_device(device.type)  # is there one at all
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"there is no {device}: {torch.cuda.device_count()} CUDA GPUs here")
+    return device
+
+
 # A training step's arithmetic (TrainConfig.precision).
 PRECISIONS = ("auto", "float32", "bfloat16")
 

@@ -147,7 +147,7 @@ def good(trained_run):
         ({"num_layers": 3}, "not those of a LSTM"),
         ({"cell": "gru"}, "do not fit its config"),  # an LSTM's weights called a GRU's
         ({"cell": "transformer"}, "broken vocabulary or model config"),
-        ({"embedding_dim": -4}, "impossible model config"),
+        ({"embedding_dim": -4}, r"broken vocabulary or model config \(embedding_dim must be"),
         ({"vocab_size": 5}, "inconsistent"),
         ({"colour": "blue"}, "broken vocabulary or model config"),
     ],

@@ -212,6 +212,9 @@ CASES = [
     (["export", "-c", "tiny", "--format", "html", "statedict.pt"], 1, "holds a saved model"),
     (["inspect", "ok.txt", "-c", "tiny", "--html", "statedict.pt"], 1, "holds a saved model"),
     (["sample", "-c", "tiny", "-o", "legacy.pt"], 1, "legacy.pt holds a saved model"),
+    # or onto a run's record of its training, which runs and plot read
+    (["sample", "-c", "tiny", "-o", "checkpoints/tiny/metrics.jsonl"], 1, "a run's record of"),
+    (["export", "-c", "tiny", "--format", "html", "checkpoints/tiny/metrics.jsonl"], 1, "a run's"),
     # an output over the text the command reads: it would be lost
     (["sample", "-c", "tiny", "--prime-file", "ok.txt", "-o", "ok.txt"], 1, "is the prime file"),
     (["inspect", "ok.txt", "-c", "tiny", "--html", "./ok.txt"], 1, "ok.txt is the text to insp"),
@@ -507,3 +510,13 @@ def test_every_option_the_code_tells_users_of_exists():
                 for option in re.findall(r"(?<![\w-])--[a-z][a-z0-9_-]*", node.value):
                     named.setdefault(option, path.name)
     assert {o: f for o, f in named.items() if o not in known} == {}
+
+
+def test_an_onnx_model_is_not_written_to_a_terminal(env, trained_run, monkeypatch):
+    """`export - --format onnx` on a terminal is a usage error (binary would garble it), as gzip
+    refuses; piped or redirected, the same command writes the model."""
+    from click.testing import _NamedTextIOWrapper
+
+    monkeypatch.setattr(_NamedTextIOWrapper, "isatty", lambda self: True)
+    r = env(["export", "-c", str(trained_run.best), "-", "--format", "onnx"])
+    assert r.exit_code == 2 and r.stdout == "" and "binary, not for a terminal" in r.stderr

@@ -147,6 +147,52 @@ def test_sample_text_refuses_what_cannot_be_sampled():
     assert sample_text(model, "ab", 0) == ""
 
 
+def test_library_calls_refuse_what_the_commands_refuse(tmp_path, trained_run):
+    """What a library caller can get wrong is a ConfigError (a CharRNNError) that says which
+    value, as the command line's checks say it, never torch's own error from deep inside."""
+    import torch
+
+    from charrnn import checkpoint
+    from charrnn.runs import RunDir
+    from charrnn.text.encoded import encode_text
+    from charrnn.train.start import start
+    from charrnn.use.export_page import export_page
+    from charrnn.use.scoring import score_lines, score_text
+
+    text = encode_text("a few words of text, " * 40)
+    train = {"batch_size": 4, "seq_len": 8, "max_steps": 2}
+    for shape, field in [
+        ({"hidden_size": 0}, "hidden_size"),
+        ({"num_layers": 1.5}, "num_layers"),
+        ({"embedding_dim": -1}, "embedding_dim"),
+        ({"dropout": 1.0}, "dropout"),
+    ]:
+        with pytest.raises(ConfigError, match=field):
+            start(text, RunDir(tmp_path / "r"), model=shape, train=train)
+    unusable = ["tpu9", "cuda:x", 3.5] + ([] if torch.cuda.is_available() else ["cuda", "cuda:1"])
+    for device in unusable:
+        with pytest.raises(ConfigError, match=r"device|CUDA|cuda"):
+            checkpoint.load_model(trained_run.best, device=device)
+        with pytest.raises(ConfigError, match=r"device|CUDA|cuda"):
+            start(text, RunDir(tmp_path / "r"), train=train, device=device)
+    assert not (tmp_path / "r").exists()
+    model = model_for()
+    for kwargs, field in [
+        ({"streams": 0}, "streams"),
+        ({"streams": -2}, "streams"),
+        ({"chunk": 0}, "chunk"),
+        ({"warmup": -1}, "warmup"),
+    ]:
+        with pytest.raises(ConfigError, match=field):
+            score_text(model, "abc " * 100, **kwargs)
+    with pytest.raises(ConfigError, match="must be a str"):
+        score_text(model, b"abc")
+    with pytest.raises(ConfigError, match="batch"):
+        score_lines(model, ["ab\n"], batch=0)
+    with pytest.raises(ConfigError, match="prime must be text"):
+        export_page(model, "m", "float16", None)
+
+
 def test_load_model_reads_a_run_folder_as_its_best_pt(trained_run, tmp_path):
     from charrnn import checkpoint
 

@@ -8,8 +8,6 @@ library modules are imported inside the commands, so `charrnn --help` answers at
 
 from __future__ import annotations
 
-import warnings
-
 import click
 
 from charrnn import __version__
@@ -21,9 +19,6 @@ from charrnn.cli.sample import sample
 from charrnn.cli.score import score
 from charrnn.cli.signals import command_boundary, hold_closed_stderr, load_torch_whole
 from charrnn.cli.train import train
-
-# torch warns on import when numpy is absent; charrnn never uses numpy, so users need not see it.
-warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 
 class _Commands(click.Group):

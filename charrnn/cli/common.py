@@ -57,7 +57,10 @@ def instead_of_damaged(path: Path) -> str:
     try:
         ckpt.load_model(path.parent / other)
     except CheckpointError:
-        return f"its run's {other} does not load either: train the run again, with --force to replace it"
+        return (
+            f"its run's {other} does not load either: train the run again, with --force to "
+            "replace it"
+        )
     latest = " (the run's latest weights, not its best)" if other == "last.pt" else ""
     return f"give -c {shlex.quote(str(path.parent / other))} instead{latest}"
 
@@ -332,9 +335,25 @@ def refuse_to_replace(path: str) -> None:
     a saved model (refuse_saved_model), or it is read-only (an atomic replace needs only its
     folder's permission, so the file's own is checked here)."""
     refuse_saved_model(path)
+    real = Path(os.path.realpath(path))
+    if real.name == "metrics.jsonl" and _in_a_run(real.parent):
+        raise click.ClickException(
+            f"{path} is a run's record of its training (metrics.jsonl, which runs and plot read); "
+            "writing over it would lose it: give another output file"
+        )
     # by its mode bits too: root may write any file, and would replace one marked read-only
     if not os.access(path, os.W_OK) or not os.stat(path).st_mode & 0o222:
         raise cannot_write(PermissionError(errno.EACCES, os.strerror(errno.EACCES)), path)
+
+
+def _in_a_run(folder: Path) -> bool:
+    from charrnn.errors import CharRNNError
+    from charrnn.runs import RunDir
+
+    try:
+        return RunDir(folder).has_checkpoint()
+    except CharRNNError:
+        return False
 
 
 def refuse_reading_into(output: str | None, inputs: Sequence[tuple[str, str | None]]) -> None:

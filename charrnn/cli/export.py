@@ -4,6 +4,7 @@ in the browser, offline, or an ONNX file."""
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -62,6 +63,11 @@ def export(out, checkpoint, fmt, precision, prime, unknown, quiet, checkpoint_di
             f"{', '.join(page_only)} {'is' if len(page_only) == 1 else 'are'} for a page (.html); "
             "an ONNX model holds float32 weights and takes its prime when it runs: leave "
             f"{'it' if len(page_only) == 1 else 'them'} out"
+        )
+    if fmt == "onnx" and out == "-" and sys.stdout.isatty():
+        raise click.UsageError(
+            "an ONNX model is binary, not for a terminal: give a file (model.onnx), or redirect "
+            "standard output (> model.onnx, | ...)"
         )
     path, model = load_model(checkpoint, checkpoint_dir, None)
     if fmt == "onnx":

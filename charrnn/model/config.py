@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from charrnn.errors import ConfigError
+
 CELLS = ("lstm", "gru", "rnn")
 GATE_ROWS = {"lstm": 4, "gru": 3, "rnn": 1}  # weight_ih is (rows * H, I): the gates stacked
 # What each cell's readable step computes and can record, by name: state first, then the gates
@@ -38,8 +40,20 @@ class ModelConfig:
     lead_in: str | None = None
 
     def __post_init__(self):
+        """A library caller's values held to what the command line accepts (a width of 0 would
+        fail deep inside torch; a checkpoint's, refused as a broken config)."""
         if self.cell not in CELLS:
             raise ValueError(f"unknown cell {self.cell!r}: one of {', '.join(CELLS)}")
+        for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a whole number of 1 or more, not {value!r}")
+        if not (isinstance(self.dropout, int | float) and 0 <= self.dropout < 1):
+            raise ConfigError(
+                f"dropout must be from 0 up to (not including) 1, not {self.dropout!r}"
+            )
+        if not (isinstance(self.forget_bias, int | float) and math.isfinite(self.forget_bias)):
+            raise ConfigError(f"forget_bias must be a finite number, not {self.forget_bias!r}")
 
 
 def parameter_shapes(c: ModelConfig) -> dict[str, tuple[int, ...]]:

@@ -86,6 +86,7 @@ class Model:
 
     @property
     def device(self) -> torch.device:
+        """Where the network's weights are."""
         return next(self.net.parameters()).device
 
     @property
@@ -94,6 +95,7 @@ class Model:
         return lead_in(self.vocab, self.net)
 
     def to(self, device: torch.device | str) -> Model:
+        """The model moved to `device` in place (as nn.Module.to), returned for chaining."""
         self.net.to(device)
         return self
 

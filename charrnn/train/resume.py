@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from charrnn import checkpoint
+from charrnn.devices import as_device
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, DamagedCheckpoint, RunError
 from charrnn.runs import RunDir
 from charrnn.runs.advice import pipe_sources, resume_command, text_to_give
@@ -44,6 +45,7 @@ def resume(
     limits), eval_every, patience and precision; `started` as start.start's. A checkpoint that
     cannot be read is an error that offers the run's other one where that one loads."""
     train = dict(train or {})
+    device = as_device(device)
     run = run if isinstance(run, RunDir) else RunDir(Path(run))
     check_fields(train, TrainConfig, "train")
     if fixed := set(train) - set(RESUMABLE):

@@ -17,7 +17,7 @@ import torch
 
 from charrnn import checkpoint
 from charrnn.defaults import CELL, SIZE, VAL_FRAC
-from charrnn.devices import autocast_dtype
+from charrnn.devices import as_device, autocast_dtype
 from charrnn.errors import CheckpointError, ConfigError, DamagedCheckpoint, RunError
 from charrnn.model.config import parameter_count
 from charrnn.model.network import CELLS, CharRNN, ModelConfig, grown_weights
@@ -83,6 +83,7 @@ def start(
     `init_from`, a checkpoint file, starts from its model instead (see _start_from). `started`:
     when the caller began, by time.perf_counter: a time budget counts from there (Trainer)."""
     model, train = dict(model or {}), dict(train or {})
+    device = as_device(device)
     run = run if isinstance(run, RunDir) else RunDir(Path(run))
     if cell is not None and cell not in CELLS:
         raise ConfigError(f"unknown cell {cell!r}: one of {', '.join(CELLS)}")

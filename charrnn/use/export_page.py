@@ -54,6 +54,8 @@ def export_page(
     ConfigError if the page would pass PAGE_LIMIT or `precision` is not one of PRECISIONS."""
     if precision not in PRECISIONS:
         raise ConfigError(f"the page's weights are float16 or float32, not {precision!r}")
+    if not isinstance(prime, str):
+        raise ConfigError(f"the prime must be text (a str), not {type(prime).__name__}")
     prime = apply_unknown(prime, model.vocab, unknown)  # what the page could not read
     size = page_size(model, precision)
     if size > PAGE_LIMIT:

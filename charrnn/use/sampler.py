@@ -213,7 +213,8 @@ def sample_text(
     seed: int = 0,
     should_stop: Callable[[], bool] | None = None,
 ) -> str:
-    """A short sample, to watch a model learn during training: it draws from its own Generator
+    """`length` characters written after `prime` (the prime itself is not in the text returned),
+    at one temperature, as training's samples are written: it draws from its own Generator
     only (the run's random state is untouched, so a run sampled along the way ends with the same
     weights) and leaves the model in the mode it found it in. `should_stop`, asked every
     STOP_POLL characters: True ends the sample there (a stop signal, a time budget spent)."""

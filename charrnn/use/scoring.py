@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from charrnn.errors import ConfigError
 from charrnn.model.network import select_streams
 from charrnn.model.trained import CHUNK, PASS_COLS, TRIAL_COLS, Model
 from charrnn.threads import ThreadTuner, timed, tuned_threads
@@ -30,6 +31,17 @@ from charrnn.threads import ThreadTuner, timed, tuned_threads
 STREAMS = 32  # streams at most: about the most that still speeds up a pass on a CPU
 WARMUP = 256  # characters each later stream reads, unscored, before its piece
 MIN_PIECE = 4096  # characters scored per stream at least: a shorter text is read as one stream
+
+
+def _check_whole(**values: int | None) -> None:
+    """A library caller's counts: each a whole number of 1 or more (a warm-up may be 0), or None
+    where None means the default."""
+    for name, value in values.items():
+        least = 0 if name == "warmup" else 1
+        if value is None and name == "streams":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"{name} must be a whole number of {least} or more, not {value!r}")
 
 
 class Row(NamedTuple):
@@ -64,7 +76,13 @@ def score_text(
     warmup: int = WARMUP,
 ) -> float:
     """Total nats the model spends on `text`, from a cold start: read as one stream where
-    `streams` is 1 (or the text is short), else as `split` cuts it."""
+    `streams` is 1 (or the text is short), else as `split` cuts it, in at most one stream per
+    MIN_PIECE characters (more would read the warm-ups more than the text)."""
+    if not isinstance(text, str):
+        raise ConfigError(f"the text must be a str, not {type(text).__name__}")
+    _check_whole(chunk=chunk, streams=streams, warmup=warmup)
+    if streams is not None:
+        streams = max(1, min(streams, len(text) // MIN_PIECE))
     rows = sorted(split(len(text), streams, warmup), key=lambda r: r.end - r.start)
     with tuned_threads(model.device.type == "cpu") as tuner:
         pieces = [text[r.start : r.end] for r in rows]
@@ -77,6 +95,7 @@ def score_lines(model: Model, lines: list[str], batch: int = 64, chunk: int = CH
     """Nats per character of each line (with its line break), each read on its own from a cold
     start, so lines compare whatever their order; nan for an empty line. Runs lines of similar
     length as one batch."""
+    _check_whole(batch=batch, chunk=chunk)
     scores = [float("nan")] * len(lines)
     order = sorted((i for i, line in enumerate(lines) if line), key=lambda i: len(lines[i]))
     with tuned_threads(model.device.type == "cpu") as tuner:
