@@ -281,7 +281,7 @@ def main() -> None:
         "--closers",
         nargs="+",
         metavar="CKPT",
-        help="the real-text table of these trained checkpoints instead of training new ones",
+        help="only the real-text table, of these trained checkpoints (nothing is trained)",
     )
     p.add_argument("--closers-text", metavar="FILE", help="their corpus, if it moved")
     p.add_argument("--limit", type=int, default=100_000, help="validation characters read")
@@ -312,9 +312,9 @@ def main() -> None:
     seq_lens = [int(t) for t in args.seq_lens.split(",")]
     out: dict = {"recall": [], "real": []}
     folder = args.keep or tempfile.mkdtemp(prefix="charrnn-memory-")
-    print(f"{args.jobs} processes of 1 thread at once.")
+    print(f"{args.jobs} process{'es' * (args.jobs != 1)} of 1 thread at once.")
     with ProcessPoolExecutor(args.jobs) as pool:
-        recall = [] if args.no_recall else [
+        recall = [] if args.no_recall or args.closers else [
             pool.submit(train_recall, RecallJob(cell, t, int(args.chars), size=args.size))
             for cell in cells for t in seq_lens
         ]  # fmt: skip

@@ -247,8 +247,9 @@ def test_json_values_that_round_to_zero_from_below_are_zero():
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_json_lines_hold_every_layer_for_every_cell(env, runs_by_cell, cell):
+    gates = ["--gates"] if GATES[cell] else []  # an RNN has none: a usage error, below
     result = invoke(
-        env, runs_by_cell, "-c", cell, "-", "--json", "--find-units", "--gates", input="the cat\n"
+        env, runs_by_cell, "-c", cell, "-", "--json", "--find-units", *gates, input="the cat\n"
     )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -315,6 +316,8 @@ def test_the_bounds_and_the_unknown(env, runs_by_cell, tmp_path):
         (["-c", "lstm", "-", "--unit", "a:b"], "is not LAYER:INDEX"),
         (["-c", "gru", "-", "--show", "forget"], "a GRU has no forget"),
         (["-c", "rnn", "-", "--show", "update"], "an RNN has no update"),
+        (["-c", "rnn", "-", "--gates"], "an RNN has no gates (an LSTM and a GRU have)"),
+        (["-c", "lstm", "-", "--json", "--unit", "0:5"], "--json writes every unit"),
         (["-c", "gru", "-", "--show", "surprise", "--unit", "5"], "no unit's: leave out --unit"),
         (["-c", "lstm", "f.txt", "--sample", "10"], "not both"),
         (["-c", "lstm", "-", "--prime", "x"], "--prime is for --sample"),

@@ -39,7 +39,7 @@ from charrnn.cli.options import (
 )
 from charrnn.fsutil import size_text
 from charrnn.jsonl import json_line
-from charrnn.model.config import FIELDS
+from charrnn.model.config import FIELDS, GATES
 
 # Every field of every cell, once each, and the surprise (checked against the cell later).
 SHOWS = (*dict.fromkeys(f for fields in FIELDS.values() for f in fields), "surprise")
@@ -164,6 +164,11 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     path, model = load_model(checkpoint, checkpoint_dir, device)
     c = model.config
     show, unit = _check_view(opts["show"], opts["unit"], c)
+    if opts["gates"] and not GATES[c.cell]:  # before the text is read
+        raise click.BadParameter(
+            "an RNN has no gates (an LSTM and a GRU have): leave out --gates",
+            param_hint="'--gates'",
+        )
     # The most characters this command may record: its bound, the memory free, a page's size.
     budget = recording_budget(c, opts["max_chars"], with_page=bool(opts["html_path"]))
     result = _inspect(model, file, opts, budget)
@@ -241,6 +246,11 @@ def _check_options(ctx, file, opts) -> None:
             f"--html - writes the page to stdout, where {given} would write too; "
             "give the page a file name"
         )
+    if opts["as_json"] and (chosen := [f"--{f}" for f in ("unit", "show") if opts[f]]):
+        raise click.UsageError(
+            f"--json writes every unit of every layer; {' and '.join(chosen)} choose one to draw "
+            "on the terminal: leave out one or the other"
+        )
     if opts["html_path"] and opts["html_path"] != "-":
         _check_writable(opts["html_path"])
 
@@ -269,9 +279,6 @@ def _inspect(model, file, opts, budget):
             "mostly chance; give --find-units a few thousand (see the chance column).",
             opts["quiet"],
         )
-    if result.gates == []:
-        cell = model.config.cell.upper()
-        say(f"The {cell} has no gates: --gates has nothing to show.", opts["quiet"])
     return result
 
 
