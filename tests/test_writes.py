@@ -283,7 +283,7 @@ def test_an_encoded_corpus_over_the_limit(tmp_path):
     [
         (["sample", "-c", "notes", "-l", "30000", "-o", "out.txt"], "out.txt"),
         (["inspect", "notes.txt", "-c", "notes", "--html", "out.html"], "out.html"),
-        (["corpus", "get", "recall"], "recall-py"),
+        (["corpus", "get", "recall"], "recall.txt"),
     ],
 )
 def test_an_output_over_the_limit_keeps_the_file_that_was_there(trained, args, target):

@@ -43,7 +43,7 @@ class CatalogEntry:
     builtin: bool = False
 
     def cache_file(self, cache_dir: Path) -> Path:
-        if self.builtin:  # built from this machine's own files, which differ per Python version
+        if self.name in PER_PYTHON:  # built from this machine's own files: per Python version
             return cache_dir / f"{self.name}-py{sys.version_info[0]}.{sys.version_info[1]}.txt"
         return cache_dir / f"{self.name}.txt"
 
@@ -257,6 +257,8 @@ def python_stdlib_text(size: int) -> str:
     return "".join(parts).replace("\r\n", "\n").replace("\r", "\n")
 
 
+# The built-in corpora whose text differs with the Python that builds them.
+PER_PYTHON = {"pystdlib"}
 BUILTINS = {  # built-in corpus name -> its builder(size)
     "pystdlib": python_stdlib_text,
     "recall": recall_text,  # the recall task of use/memory.py: seed 0, the same on every machine
