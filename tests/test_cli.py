@@ -520,3 +520,34 @@ def test_an_onnx_model_is_not_written_to_a_terminal(env, trained_run, monkeypatc
     monkeypatch.setattr(_NamedTextIOWrapper, "isatty", lambda self: True)
     r = env(["export", "-c", str(trained_run.best), "-", "--format", "onnx"])
     assert r.exit_code == 2 and r.stdout == "" and "binary, not for a terminal" in r.stderr
+
+
+# The command line's own process, sent a second Ctrl-C while Python shuts down, where GNU timeout's
+# second signal (to the command's process group) can land.
+SHUTDOWN_DRIVER = """
+import atexit, signal, sys
+atexit.register(signal.raise_signal, signal.SIGINT)  # runs last: during the interpreter's exit
+sys.argv[0] = "charrnn"
+from charrnn.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("stopped", [False, True])
+def test_a_stop_signal_while_the_process_ends_is_ignored(stopped, trained_run, tmp_path):
+    """A command done (exit 0) or stopped by Ctrl-C (exit 130) ends with its own status and no
+    traceback when another stop signal comes as the process exits."""
+    length = "100000" if stopped else "20"  # the long one fills the pipe and waits there
+    args = ["sample", "-c", str(trained_run.best), "-l", length]
+    p = subprocess.Popen(
+        [sys.executable, "-c", SHUTDOWN_DRIVER, *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    if stopped:
+        assert p.stdout.read(1)  # it is writing: then Ctrl-C
+        p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=DEADLINE)
+    assert p.returncode == (130 if stopped else 0), err
+    assert b"Traceback" not in err and b"Aborted" not in err and b"Exception" not in err, err

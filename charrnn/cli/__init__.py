@@ -17,7 +17,13 @@ from charrnn.cli.misc import corpus, runs
 from charrnn.cli.plot import plot
 from charrnn.cli.sample import sample
 from charrnn.cli.score import score
-from charrnn.cli.signals import command_boundary, hold_closed_stderr, load_torch_whole
+from charrnn.cli.signals import (
+    command_boundary,
+    hold_closed_stderr,
+    ignore_stops,
+    load_torch_whole,
+    own_the_process,
+)
 from charrnn.cli.train import train
 
 
@@ -72,7 +78,11 @@ def cli():
 def main():
     hold_closed_stderr()
     load_torch_whole()
-    cli(prog_name="charrnn")
+    own_the_process()
+    try:
+        cli(prog_name="charrnn")
+    finally:  # done, or stopping: a stop signal now has nothing left to stop
+        ignore_stops()
 
 
 for command in (train, sample, score, inspect, export, runs, plot, corpus):

@@ -142,6 +142,31 @@ def _interrupt(signum, frame):
     raise Interrupted(signum)
 
 
+def _process_stop(signum, frame):
+    """Ctrl-C's handler in the command line's own process (own_the_process): Python's default,
+    an Interrupted where the program is. That it is the one installed is how command_boundary
+    knows that the process ends with the command."""
+    raise Interrupted(signum)
+
+
+def own_the_process() -> None:
+    """For the command line's own process (main): Ctrl-C as _process_stop (where it is not
+    ignored: a background job's)."""
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _process_stop)
+
+
+def ignore_stops() -> None:
+    """Ignore the stop signals from now on: the process is ending. GNU timeout sends its signal
+    to the command and to its process group, so two arrive; the second, raised while Python
+    shuts down, printed a traceback from an exit handler (or "Aborted!" and exit 1 from click)."""
+    if threading.current_thread() is threading.main_thread():
+        for s in STOP_SIGNALS:
+            if _installable(s):
+                signal.signal(s, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def _deferred_stops():
     """The stop signals held back for the block, then acted on: one that arrives is raised as
@@ -282,6 +307,8 @@ def command_boundary():
     except CharRNNError as e:
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt as e:
+        if main and signal.getsignal(signal.SIGINT) is _process_stop:  # the process's end
+            ignore_stops()
         sys.exit(exit_status(e))
     except ImportError as e:
         if not _torch_failed(e):
