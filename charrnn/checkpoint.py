@@ -344,6 +344,9 @@ def run_state(payload: dict[str, Any], model: Model) -> RunState:
             start_loss=None if t.get("start_loss") is None else float(t["start_loss"]),
             eval_size=_eval_size(t.get("eval_size")),  # absent before evaluations were sized
             ended=_ended(t.get("ended")),  # absent before it was kept
+            eval_window_loss=float(t.get("eval_window_loss", 0.0)),  # absent before they were
+            eval_window_steps=int(t.get("eval_window_steps", 0)),
+            eval_due=bool(t.get("eval_due", False)),
         )
         rng = t["rng_cpu"], t.get("rng_ranks"), t.get("rng_cold"), t.get("rng_cuda")
         return RunState(

@@ -256,6 +256,35 @@ def test_a_stop_during_the_final_evaluation_is_resumed_by_making_it(tmp_path, co
         resume(tmp_path / "r", read, corpus_specs=["-"])
 
 
+@pytest.mark.parametrize("at", [12, 18])  # a scheduled evaluation mid-run; the last step's
+def test_a_stop_during_a_scheduled_evaluation_is_resumed_by_making_it(tmp_path, corpus, text, at):
+    """Ctrl-C while a scheduled evaluation reads: the run is stopped, not done (even where its
+    last step was the budget's), and a resume makes that evaluation first. So the resumed run
+    records, keeps as best.pt and ends with what an uninterrupted one does."""
+    train = {**TINY_TRAIN, "max_steps": 18, "eval_every": 6}
+    whole = start(corpus, tmp_path / "whole", model=TINY_MODEL, train=train).trainer
+    drain(whole)
+    cut = start(corpus, tmp_path / "cut", model=TINY_MODEL, train=train).trainer
+    cut.on_evaluating = lambda what: cut.pos.step == at and cut.request_stop()
+    done = drain(cut)[-1]
+    assert (done.reason, done.step) == ("stopped", at)
+    assert checkpoint.load(cut.run_dir.last)["trainer"]["ended"] == "stopped"
+    read = lambda specs, encoding: encode_text(text, "tiny")  # noqa: E731
+    resumed = resume(tmp_path / "cut", read, corpus_specs=["-"]).trainer
+    evals = [e.record["step"] for e in drain(resumed) if isinstance(e, EvalEvent)]
+    assert evals[0] == at
+
+    def timeless(records):  # the clock differs
+        return [
+            {k: v for k, v in r.items() if k not in ("elapsed", "eval_seconds")} for r in records
+        ]
+
+    assert timeless(resumed.pos.metrics) == timeless(whole.pos.metrics)
+    for name in ("best.pt", "last.pt"):
+        a, b = (checkpoint.load(t.run_dir.path / name)["model"] for t in (whole, resumed))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
 def test_early_on_every_other_scheduled_evaluation_runs_and_an_eval_every_given_on_resume_all(
     tmp_path, text
 ):

@@ -38,6 +38,13 @@ class Position:
     # How the run ended, as its DoneEvent says it ("steps", "epochs", "time", "patience",
     # "stopped"); None while it trains (and in files from before it was kept).
     ended: str | None = None
+    # The training loss summed over the steps since the last evaluation, and their count (the
+    # `train` an evaluation reports): saved, so that a resumed run reports what it would have.
+    eval_window_loss: float = 0.0
+    eval_window_steps: int = 0
+    # An evaluation was due at `step` when a stop cut it short: a resume makes it first, as the
+    # run would have (it chooses best.pt and counts towards --patience).
+    eval_due: bool = False
 
 
 @dataclass

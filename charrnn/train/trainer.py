@@ -160,9 +160,15 @@ class Trainer:
                 yield self._roll_back(str(e))
 
     def _train_to_end(self) -> Iterator[Event]:
-        c, losses = self.config, []  # the losses since the last evaluation
-        at_start = c.eval_at_start and self.pos.step == 0 and self.last_evaluated() is None
+        c, pos = self.config, self.pos
+        at_start = c.eval_at_start and pos.step == 0 and self.last_evaluated() is None
         if at_start and (event := self._evaluate_and_save(math.nan)):  # no training loss yet
+            yield event
+        # An evaluation that a stop cut short is made first on resume, as the run would have made
+        # it; the run's last one, where the budget ends here, is the final evaluation below.
+        if pos.eval_due and self.budget_spent(final=True):
+            pos.eval_due = False
+        elif pos.eval_due and (event := self._evaluate_and_save(self._train_loss())):
             yield event
         last_eval = self.last_evaluated()  # a resume after a stop in the final evaluation makes it
         while True:
@@ -178,24 +184,24 @@ class Trainer:
             self._recent.append(took)
             self._step_s = statistics.median(self._recent)
             self.budget.stepped(self._step_s)
-            losses.append(loss)
+            pos.eval_window_loss += loss
+            pos.eval_window_steps += 1
             due = c.evaluates_at(self.pos.step) and self.budget.due(self.pos.elapsed)
+            pos.eval_due = due  # saved as such if a stop cuts the evaluation short
             self._add_to_window(loss, ends=due)
             chars_per_s = c.batch_size * c.seq_len * self.dist.world / max(took, 1e-9)
             epoch, elapsed = records.epochs(self.pos, len(self.train_batches)), self.pos.elapsed
             yield StepEvent(
                 self.pos.step, loss, self.lr(), self.progress(), chars_per_s, epoch, elapsed
             )
-            if due and not self._stop:
-                if event := self._evaluate_and_save(sum(losses) / len(losses)):
-                    yield event
-                last_eval, losses = self.pos.step, []
+            if due and not self._stop and (event := self._evaluate_and_save(self._train_loss())):
+                last_eval = self.pos.step
+                yield event
         if not self._stop and self.pos.window_steps:
             self._record_training()  # the budget's last steps, saved by the evaluation below
         final = not self._stop and last_eval != self.pos.step  # steps since the last evaluation
-        train_loss = sum(losses) / len(losses) if losses else math.nan
         self.pos.ended = reason  # for the files written from here: how the run ended
-        if final and (event := self._evaluate_and_save(train_loss, final=True)):
+        if final and (event := self._evaluate_and_save(self._train_loss(), final=True)):
             last_eval = self.pos.step
             yield event
         # Stopped: before the budget was spent or before its final evaluation was made (also when
@@ -322,6 +328,7 @@ class Trainer:
             self.pos, per_epoch, chars, lr, train_loss, result, cold, cost, where
         )
         self.pos.metrics.append(record)
+        self.pos.eval_window_loss, self.pos.eval_window_steps, self.pos.eval_due = 0.0, 0, False
         self._save(best=improved)
         if self.dist.is_main:
             self.run_dir.append_metrics(record)
@@ -450,6 +457,11 @@ class Trainer:
             return False
         elapsed = self.pos.elapsed + self.clock() - self._tick
         return elapsed + self._keep() >= self.config.max_time
+
+    def _train_loss(self) -> float:
+        """The mean training loss since the last evaluation (nan: no step since)."""
+        steps = self.pos.eval_window_steps
+        return self.pos.eval_window_loss / steps if steps else math.nan
 
     def last_evaluated(self) -> int | None:
         """The step of the run's last evaluation (None: none yet). Short of the step the run is
