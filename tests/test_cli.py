@@ -182,7 +182,11 @@ CASES = [
     (["train", "ok.txt", "--name", "tiny"], 1, "already exists"),
     (["train", "--resume", "nothing"], 1, "no run 'nothing'"),
     (["train", "--resume", "tiny"], 1, "already used its budget"),
-    (["train", "--resume", "tiny", "--lr", "1", "--steps", "99"], 2, "--lr cannot change"),
+    (
+        ["train", "--resume", "tiny", "--lr", "1", "--steps", "99"],
+        2,
+        "--lr is not taken with --resume",
+    ),
     (["train", "--resume", "tiny", "--force"], 2, "--force starts a run over and --resume"),
     (["train", "--resume", "tiny", "--steps", "99", "--checkpoint-dir", "emptydir"], 1, "no run"),
     # sample
@@ -257,6 +261,9 @@ CASES = [
     (["runs", ""], 2, "an empty argument (an unset shell variable?)"),
     (["sample", "-c", "tiny", "x", ""], 2, "an empty argument"),
     (["sample", "-c", "tiny", "--prime", "-"], 1, "standard input is empty: there is no prime"),
+    (["sample", "-c", "tiny", "--prime", ""], 2, "'-p' / '--prime': is empty"),
+    (["export", "-c", "tiny", "p.html", "--prime", ""], 2, "'-p' / '--prime': is empty"),
+    (["train", "--resume", "tiny", "--size", "tiny"], 2, "--size is not taken with --resume"),
     (["sample", "-c", "tiny", "--prime-file", "empty.txt"], 1, "empty.txt is empty: there is no"),
     # inspect
     (["inspect", "ok.txt", "-c", "evil.pt"], 1, "refused: it asks to load posix.system"),

@@ -520,8 +520,9 @@ def test_sample_keeps_its_contract_for_any_options(
     r = sample(*args, *["--json"] * as_json)
     if r.exit_code != 0:
         assert_one_error(r, (1, 2))
-        # the user errors here: characters the model never saw, an empty --stop (exit 2)
-        assert set(prime) - set(model_vocab[1].chars) or (r.exit_code == 2 and "" in stops)
+        # the user errors here: characters the model never saw, an empty --stop or --prime (2)
+        empty = "" in stops or prime == ""
+        assert set(prime) - set(model_vocab[1].chars) or (r.exit_code == 2 and empty)
         return
     cuts = [s.replace("\\n", "\n").replace("\\t", "\t") for s in stops if s]
     cuts = [s.replace("\\\\", "\\") for s in cuts]
@@ -567,6 +568,20 @@ def test_raw_bytes_on_a_real_command_line(trained_run):
 
 
 # -------------------------------------------------------------------------------------- signals
+
+
+def test_a_stop_is_read_as_the_model_writes_text(sample):
+    """A line break typed as \r\n ends a sample where the model's \n does (train reads every line
+    break as \n); a stop of characters the model never writes says so, and never ends one."""
+    crlf = sample("--stop", "\r\n", "-l", "400", "-s", "2")
+    lf = sample("--stop", "\n", "-l", "400", "-s", "2")
+    assert crlf.exit_code == 0 and crlf.stdout == lf.stdout and "\n" not in crlf.stdout.rstrip("\n")
+    never = sample("--stop", "Ω", "-l", "50", "-s", "2")
+    assert never.exit_code == 0 and len(never.stdout.rstrip("\n")) == 50
+    assert (
+        never.stderr == "Note: --stop 'Ω' has characters the model never writes ('Ω'): it "
+        "will not end a sample\n"
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

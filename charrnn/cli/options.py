@@ -216,7 +216,15 @@ def seed_option(help: str):
 
 
 def prime_option(help: str):
-    return click.option("-p", "--prime", type=Prime(), default="", show_default=False, help=help)
+    return click.option(
+        "-p", "--prime", type=Prime(), show_default=False, callback=_prime, help=help
+    )
+
+
+def _prime(ctx, param, value):
+    """--prime, "" where it is not given; `--prime ""` typed (often an unset shell variable) is
+    a usage error, as an empty prime file is an error, never an unprimed text."""
+    return "" if value is None else not_empty(ctx, param, value)
 
 
 PRIME_UNKNOWN = (

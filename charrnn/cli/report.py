@@ -6,6 +6,8 @@ import math
 
 from charrnn.cli.common import count
 
+NEW_SHOWN = 60  # a fine-tune's new characters named on its first line, at most
+
 
 def describe(opened, request, device) -> str:
     """The line that says what is trained: the run, its text, model, batch, budget and device."""
@@ -16,7 +18,8 @@ def describe(opened, request, device) -> str:
         chosen = f" (fine-tuned from {o['run']!r} at step {o['step']:,})" if o else ""
     elif o is not None:
         new = o["new_chars"]
-        grown = f"{count(len(new), 'new character')}: {new!r}" if new else "none new"
+        shown = repr(new) if len(new) <= NEW_SHOWN else f"{new[:NEW_SHOWN]!r} and more"
+        grown = f"{count(len(new), 'new character')}: {shown}" if new else "none new"
         verb = "Fine-tuning"
         chosen = f" (from {o['run']!r} at step {o['step']:,}; {grown})"
     else:

@@ -14,6 +14,7 @@ from charrnn.cli.common import (
     note_unknown,
     read_stdin,
     refuse_reading_into,
+    say,
     shown_path,
     write_output,
 )
@@ -147,7 +148,7 @@ def sample(
     text = apply_unknown(typed, model.vocab, unknown)
     note_unknown(typed, model.vocab, unknown, prime=True)
     model = model.to(resolve_device(device))
-    stops = [unescape(s) for s in opts["stop"]]
+    stops = _as_written([unescape(s) for s in opts["stop"]], model.vocab)
     job = SampleJob(model, config, opts["length"], text, stops, opts["as_json"])
     # Ctrl-C stops sampling (what was made is printed, exit 130) even where we were started with
     # SIGINT ignored, as a non-interactive shell starts background jobs; `train` does the same.
@@ -253,3 +254,20 @@ def read_prime(prime: str, prime_file: str | None, encoding: str) -> str:
             )
         return text
     return prime
+
+
+def _as_written(stops: list[str], vocab) -> list[str]:
+    """The --stop strings as the model writes text: a line break typed as \r\n or \r is its \n
+    where it never writes \r (train reads every line break as \n); a note for a stop with
+    characters it never writes, which can never end a sample."""
+    written = []
+    for stop in stops:
+        if "\r" not in vocab.index:
+            stop = stop.replace("\r\n", "\n").replace("\r", "\n")
+        if missing := "".join(sorted(set(stop) - set(vocab.index))):
+            say(
+                f"Note: --stop {stop!r} has characters the model never writes ({missing!r}): it "
+                "will not end a sample"
+            )
+        written.append(stop)
+    return written

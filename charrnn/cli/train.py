@@ -316,8 +316,8 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
     fixed = [n for n in (*RUN_OPTIONS, "init_from") if TRAIN_OPTIONS.get(n) not in RESUMABLE]
     if resume and (kept := [_flag(n) for n in fixed if given(ctx, n)]):
         raise click.UsageError(
-            f"{', '.join(kept)} cannot change when resuming a run: leave "
-            f"{'it' if len(kept) == 1 else 'them'} out, the run keeps its own"
+            f"{', '.join(kept)} {'is' if len(kept) == 1 else 'are'} not taken with --resume (the "
+            f"run keeps its own): leave {'it' if len(kept) == 1 else 'them'} out"
         )
     if init_from and (shape := [f"--{n}" for n in SHAPE_OPTIONS if given(ctx, n)]):
         raise click.UsageError(

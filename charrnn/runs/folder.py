@@ -102,7 +102,10 @@ class RunDir:
             if clear:
                 _remove([self.best, self.last, self.metrics], "replace the run's files in")
             elif new and self.has_checkpoint():
-                raise RunError(f"run {self.name!r} was just created by another process")
+                raise RunError(
+                    f"run {self.name!r} was just created by another process, which trains it "
+                    "now; wait for it to finish, stop it, or train under another --name"
+                )
             _remove(list(self.path.glob(".*.tmp")), "remove left-over files in")
             yield self
         finally:
