@@ -290,7 +290,7 @@ def test_the_cli_trains_resumes_samples_scores_and_lists_each_cell(env, corpus_f
     r = env(["train", "--resume", "c", "--steps", "30"])
     assert r.exit_code == 0, r.stderr
     r = env(["train", "--resume", "c", "--steps", "40", "--cell", "lstm"])
-    assert r.exit_code == 2 and "--cell cannot change" in r.stderr
+    assert r.exit_code == 2 and "--cell is not taken with --resume" in r.stderr
     r = env(["sample", "-c", "c", "--seed", "1", "-l", "50"])
     assert r.exit_code == 0 and len(r.stdout) >= 50, r.stderr
     r = env(["score", "-c", "c", str(corpus_file)])

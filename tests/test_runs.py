@@ -19,6 +19,7 @@ import re
 import shlex
 import shutil
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -655,7 +656,7 @@ def test_a_typed_name_is_refused_with_a_usable_one_or_kept_and_found(corpus_file
             assert too_long == (f"the file system allows {LIMIT} in a folder name" in r.stderr)
             r = invoke([*train, "--name", used])
         else:
-            used = name
+            used = unicodedata.normalize("NFC", name)  # a run's name is made composed
         assert r.exit_code == 0, r.stderr
         assert r.stdout == f"checkpoints/{used}/best.pt\n"
         assert r.stderr == ""  # -q: the name was the user's own, or refused: nothing to say
@@ -665,6 +666,22 @@ def test_a_typed_name_is_refused_with_a_usable_one_or_kept_and_found(corpus_file
         assert r.exit_code == 0 and len(r.stdout) == 5, r.stderr
         r = invoke(["train", "--resume", used, "-q"])  # found: its budget is spent
         assert r.exit_code == 1 and "has already used its budget" in r.stderr, r.stderr
+
+
+def test_a_name_is_one_run_however_its_accents_are_typed(corpus_file):
+    """`chät` typed composed (NFC) or decomposed (NFD, as a Mac's keyboard and file system write
+    it) is one run: made composed, found by either spelling, also where its folder was written
+    decomposed."""
+    nfc, nfd = "chät", unicodedata.normalize("NFD", "chät")
+    with workspace():
+        r = invoke(["train", str(corpus_file), *TINY_CLI, "--steps", "10", "-q", "--name", nfd])
+        assert r.exit_code == 0 and r.stdout == f"checkpoints/{nfc}/best.pt\n", r.stderr
+        for folder in (nfc, nfd):
+            if folder == nfd:
+                os.rename(f"checkpoints/{nfc}", f"checkpoints/{nfd}")  # a folder a Mac wrote
+            for typed in (nfc, nfd):
+                r = invoke(["sample", "-c", typed, "-l", "5", "-s", "1"])
+                assert r.exit_code == 0 and len(r.stdout) == 5, (folder, typed, r.stderr)
 
 
 def test_a_name_derived_from_the_corpus_is_cleaned_and_said(text):

@@ -12,7 +12,13 @@ from charrnn.errors import RunError
 from charrnn.fsutil import ZIP
 from charrnn.runs.folder import RunDir, being_trained, path_kind
 from charrnn.runs.info import RunInfo, inspect, pid_text, times
-from charrnn.runs.names import CHECKPOINT_SUFFIX, is_path, name_problem, safe_name
+from charrnn.runs.names import (
+    CHECKPOINT_SUFFIX,
+    is_path,
+    name_problem,
+    safe_name,
+    spellings,
+)
 
 RESUMABLE_FILES = ("last.pt", "best.pt")
 
@@ -102,7 +108,8 @@ def _run_folder(spec: str, base: Path) -> RunDir:
                 f"no run folder at {spec}{_meant(spec, base)}; `charrnn runs` lists the runs"
             )
         return run
-    run = RunDir(Path(base) / spec, given=spec)
+    found = (n for n in spellings(spec) if path_kind(Path(base) / n) == "dir")
+    run = RunDir(Path(base) / next(found, spec), given=spec)
     if path_kind(run.path) != "dir":
         here = ""
         if path_kind(spec) == "dir" or _is_zip(spec):  # a run's folder or a checkpoint here

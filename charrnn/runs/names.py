@@ -71,13 +71,21 @@ def _plain(name: str) -> str:
 def safe_name(name: str, base: str | os.PathLike | None = None) -> str:
     """The run name charrnn makes of `name`: one plain folder name (see PLAIN) that `-c`,
     `--resume` and `runs` all read back as this run, cut to what the file system of `base` allows
-    in a folder name (NAME_MAX bytes without a `base`). A plain name that fits is kept as it is."""
-    cleaned = _plain(name)
+    in a folder name (NAME_MAX bytes without a `base`), in composed Unicode (NFC: `chät` typed
+    on a Mac, decomposed, names the same run). A plain name that fits is kept as it is."""
+    cleaned = _plain(unicodedata.normalize("NFC", name))
     limit = name_limit(base) if base is not None else NAME_MAX
     if _size(cleaned) > limit:  # cut at a character's end: a partial one is dropped
         cut = os.fsencode(cleaned)[:limit].decode(sys.getfilesystemencoding(), errors="ignore")
         cleaned = _plain(cut)  # never longer: a final .pt becomes -pt, the same length
     return cleaned
+
+
+def spellings(name: str) -> list[str]:
+    """`name` as typed, then composed and decomposed (NFC, NFD): the folders a run name may be
+    found under, however the keyboard or the file system wrote its accents."""
+    forms = [name, unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name)]
+    return list(dict.fromkeys(forms))
 
 
 def name_problem(name: str, base: str | os.PathLike) -> str | None:
