@@ -13,6 +13,7 @@ import ctypes
 import hashlib
 import pickle
 import re
+import shlex
 import shutil
 import warnings
 import zipfile
@@ -85,7 +86,8 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     if reason := _not_a_torch_archive(path):
-        raise CheckpointError(f"{path} is not a charrnn checkpoint ({reason})")
+        error = DamagedCheckpoint if reason == TRUNCATED else CheckpointError
+        raise error(f"{path} is not a charrnn checkpoint ({reason})")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols on foreign files
             warnings.simplefilter("ignore")
@@ -157,6 +159,28 @@ def _verify(payload: dict[str, Any], path: Path, parts: Collection[str] | None) 
             )
 
 
+TRUNCATED = "a zip archive cut short: the file is truncated"
+
+
+def instead_of_damaged(path: Path, option: str) -> str:
+    """What to read instead of the damaged checkpoint at `path`, given as `option` (-c,
+    --init-from): its run's other one (best.pt for last.pt, and back), where that one loads;
+    else train again."""
+    path = Path(path)
+    other = {"best.pt": "last.pt", "last.pt": "best.pt"}.get(path.name)
+    if other is None or not (path.parent / other).is_file():
+        return "train again, or give another checkpoint"
+    try:
+        load_model(path.parent / other)
+    except CheckpointError:
+        return (
+            f"its run's {other} does not load either: train the run again, with --force to "
+            "replace it"
+        )
+    latest = " (the run's latest weights, not its best)" if other == "last.pt" else ""
+    return f"give {option} {shlex.quote(str(path.parent / other))} instead{latest}"
+
+
 def _not_a_torch_archive(path: Path) -> str | None:
     """Why `path` cannot be a checkpoint at all (torch saves zip archives), or None if it may be."""
     try:
@@ -166,7 +190,7 @@ def _not_a_torch_archive(path: Path) -> str | None:
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
     if head.startswith(ZIP):  # where torch looks for a zip archive: its start
-        return None if whole else "a zip archive cut short: the file is truncated"
+        return None if whole else TRUNCATED
     if not head:
         return "the file is empty"
     try:  # incremental: a character cut at byte 512 is not an error

@@ -101,7 +101,8 @@ def test_a_file_that_is_not_a_checkpoint_is_one_clear_line(trained_run, env, con
     Path("bad.pt").write_bytes(content)
     r = env(["sample", "-c", "bad.pt"])
     assert r.exit_code == 1 and r.stdout == ""
-    assert r.stderr == f"Error: bad.pt is not a charrnn checkpoint ({reason})\n"
+    advice = "; train again, or give another checkpoint" * ("truncated" in reason)  # damaged
+    assert r.stderr == f"Error: bad.pt is not a charrnn checkpoint ({reason}){advice}\n"
 
 
 @settings(max_examples=60, deadline=None)
@@ -243,10 +244,18 @@ def test_a_damaged_checkpoint_names_the_one_to_read_instead(trained_run, tmp_pat
     assert line.endswith(f"give -c {run}/last.pt instead (the run's latest weights, not its best)")
     again = env(["sample", "-c", f"{run}/last.pt", "-l", "20", "--seed", "1"])
     assert again.exit_code == 0 and len(again.stdout) >= 20, again.stderr
+    line = assert_one_error(env(["train", "-", "--init-from", str(run)], input="ab\n"), 1)
+    assert line.endswith(
+        f"cannot start a run from it: give --init-from {run}/last.pt instead "
+        "(the run's latest weights, not its best)"
+    )
+    (run / "best.pt").write_bytes(trained_run.best.read_bytes()[:5000])  # cut short: the same
+    line = assert_one_error(env(["sample", "-c", str(run)]), 1, "truncated")
+    assert line.endswith(f"give -c {run}/last.pt instead (the run's latest weights, not its best)")
 
     _flip_a_byte_of_the_first_tensor(trained_run.last, run / "last.pt")
     for command in (["sample", "-c", str(run)], ["score", "-c", str(run), "-"]):
-        line = assert_one_error(env(command, input="ANNA:\n"), 1, f"{run}/best.pt is damaged")
+        line = assert_one_error(env(command, input="ANNA:\n"), 1, f"{run}/best.pt is")
         assert line.endswith(
             "its run's last.pt does not load either: train the run again, "
             "with --force to replace it"

@@ -682,6 +682,10 @@ def test_a_name_is_one_run_however_its_accents_are_typed(corpus_file):
             for typed in (nfc, nfd):
                 r = invoke(["sample", "-c", typed, "-l", "5", "-s", "1"])
                 assert r.exit_code == 0 and len(r.stdout) == 5, (folder, typed, r.stderr)
+            for typed in (nfc, nfd):  # the same run: never a second one beside it
+                r = invoke(["train", str(corpus_file), *TINY_CLI, "--steps", "10", "--name", typed])
+                assert r.exit_code == 1 and "already exists" in r.stderr, r.stderr
+            assert os.listdir("checkpoints") == [folder]
 
 
 def test_a_name_derived_from_the_corpus_is_cleaned_and_said(text):

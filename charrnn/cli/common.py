@@ -8,7 +8,6 @@ import codecs
 import errno
 import os
 import re
-import shlex
 import stat
 import sys
 from collections.abc import Sequence
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from charrnn.errors import CheckpointError, DamagedCheckpoint
+from charrnn.errors import DamagedCheckpoint
 
 CACHE_DIR_ENV = "CHARRNN_CACHE_DIR"
 
@@ -39,30 +38,10 @@ def load_model(checkpoint: str | None, checkpoint_dir, device: str | None):
     try:
         model = ckpt.load_model(path)
     except DamagedCheckpoint as e:
-        raise DamagedCheckpoint(e.what, instead_of_damaged(path)) from None
+        raise DamagedCheckpoint(e.what, ckpt.instead_of_damaged(path, "-c")) from None
     if device is not None:
         model = model.to(resolve_device(device))
     return path, model
-
-
-def instead_of_damaged(path: Path) -> str:
-    """What to read instead of the damaged checkpoint at `path`: its run's other one (best.pt
-    for last.pt, and back), named as a -c value, where that one loads; else train again."""
-    from charrnn import checkpoint as ckpt
-
-    path = Path(path)
-    other = {"best.pt": "last.pt", "last.pt": "best.pt"}.get(path.name)
-    if other is None or not (path.parent / other).is_file():
-        return "train again, or give another checkpoint"
-    try:
-        ckpt.load_model(path.parent / other)
-    except CheckpointError:
-        return (
-            f"its run's {other} does not load either: train the run again, with --force to "
-            "replace it"
-        )
-    latest = " (the run's latest weights, not its best)" if other == "last.pt" else ""
-    return f"give -c {shlex.quote(str(path.parent / other))} instead{latest}"
 
 
 def refuse_run_as_file(file: str | None, checkpoint_dir) -> None:

@@ -248,8 +248,9 @@ def _check_options(ctx, file, opts) -> None:
         )
     if opts["as_json"] and (chosen := [f"--{f}" for f in ("unit", "show") if opts[f]]):
         raise click.UsageError(
-            f"--json writes every unit of every layer; {' and '.join(chosen)} choose one to draw "
-            "on the terminal: leave out one or the other"
+            f"--json writes every unit of every layer; {' and '.join(chosen)} "
+            f"{'choose' if len(chosen) > 1 else 'chooses'} one to draw on the terminal: leave "
+            f"{'them' if len(chosen) > 1 else 'it'} out, or --json"
         )
     if opts["html_path"] and opts["html_path"] != "-":
         _check_writable(opts["html_path"])

@@ -253,11 +253,11 @@ def quiet_option(help: str):
 
 
 def unescape(text: str) -> str:
-    r"""`\n`, `\t` and `\\` typed on a command line, as the characters they stand for."""
+    r"""`\n`, `\r`, `\t` and `\\` typed on a command line, as the characters they stand for."""
     out, i = [], 0
     while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in "nt\\":
-            out.append({"n": "\n", "t": "\t", "\\": "\\"}[text[i + 1]])
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in "nrt\\":
+            out.append({"n": "\n", "r": "\r", "t": "\t", "\\": "\\"}[text[i + 1]])
             i += 2
         else:
             out.append(text[i])

@@ -102,7 +102,7 @@ Examples:
     callback=not_empty,
     multiple=True,
     metavar="TEXT",
-    help="End a sample where TEXT appears (not printed); repeatable; \\n understood.",
+    help="End a sample where TEXT appears (not printed); repeatable; \\n, \\r and \\t understood.",
 )
 @json_option("One JSON object per sample: text, seed, settings, mean log-probability.")
 @click.option(

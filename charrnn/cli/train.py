@@ -488,7 +488,8 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
                 done = event
         bar.close()
         # Still under the stop signals: one that comes as the run ends finds it done (exit 0)
-        return _finish(trainer, done, signals, quiet, trained=done.step > start, best=best)
+        trained = done.step > start
+        return _finish(trainer, done, signals, quiet, trained, best=best, evaluated=evals > 0)
 
 
 def _progress_due(trainer, event, written: float) -> bool:
@@ -514,10 +515,12 @@ def _sample(trainer, step: int, opts: dict) -> str:
 MORE_TIME_S = 60  # seconds of training the advice after a resume that trained nothing adds
 
 
-def _finish(trainer, done, signals, quiet: bool, trained: bool, best: dict | None) -> int:
+def _finish(
+    trainer, done, signals, quiet: bool, trained: bool, best: dict | None, evaluated: bool = False
+) -> int:
     """Say how the run ended (and print the checkpoint to use on stdout); the exit status.
     `trained`: whether this command trained a step (a resume may have had no time left); `best`:
-    the record of its best evaluation, if it wrote best.pt."""
+    the record of its best evaluation, if it wrote best.pt; `evaluated`: whether it made one."""
     from charrnn.cli.report import done_line, fmt_time, memorised_note, unlike_note
 
     say(done_line(trainer, done), quiet)
@@ -532,7 +535,8 @@ def _finish(trainer, done, signals, quiet: bool, trained: bool, best: dict | Non
             f"best.pt is that model; {trainer.run_dir.last} holds the fine-tuned one.",
             quiet,
         )
-    if done.reason == "time" and not trained:
+    # (a resume that made the evaluation a stop cut short did what it was for: no warning)
+    if done.reason == "time" and not trained and not (evaluated and done.step > 0):
         # Each start-up (reading the text, building the model) counts towards the run's time, so
         # a --time just above its time so far would train nothing again: a minute more.
         so_far = trainer.pos.elapsed

@@ -30,7 +30,9 @@ def plan_run(base: Path, name: str, force: bool = False, init_from: Path | None 
     the run starts from, even with `force`."""
     if (problem := name_problem(name, base)) is not None:
         raise RunError(f"the run name {problem}")
-    run = RunDir(Path(base) / name, given=name)
+    # a run of that name whose folder spells its accents another way (a Mac's) is that run
+    folder = next((n for n in spellings(name) if path_kind(Path(base) / n) == "dir"), name)
+    run = RunDir(Path(base) / folder, given=name)
     check_not_replacing(init_from, run)
     if path_kind(Path(base)) not in (None, "dir"):
         raise RunError(f"the checkpoint folder {base} is a file; pass another --checkpoint-dir")

@@ -214,9 +214,8 @@ def _load_base(path: Path):
         ):
             raise CheckpointError(f"its training config is broken ({shape})")
     except DamagedCheckpoint as e:
-        raise CheckpointError(
-            f"{e.what}; cannot start a run from it (--init-from another checkpoint of its run)"
-        ) from None
+        instead = checkpoint.instead_of_damaged(path, "--init-from")
+        raise CheckpointError(f"{e.what}; cannot start a run from it: {instead}") from None
     except CheckpointError as e:
         raise CheckpointError(f"{e}; cannot start a run from it") from None
     return payload, model, shape
