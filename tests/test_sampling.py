@@ -621,3 +621,17 @@ def test_sigterm_leaves_no_half_written_output_file(tmp_path, trained_run):
     assert p.returncode == 143 and b"Traceback" not in err, err
     assert 0 < len(out.read_text()) < 100_000_000
     assert [f.name for f in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_replace_says_what_it_left_out_where_the_model_has_no_space(env, tmp_path):
+    """--unknown replace puts a look-alike or a space in place of a character the model never
+    saw; a model with no space gets nothing there, and the note says so."""
+    (tmp_path / "t.txt").write_text("abcabc\nabab\n" * 300)
+    r = env(["train", "t.txt", "--size", "tiny", "--steps", "5", "-q", "--name", "ns"])
+    assert r.exit_code == 0, r.stderr
+    r = env(["sample", "-c", "ns", "--prime", "ab Zé", "--unknown", "replace", "-l", "5"])
+    assert r.exit_code == 0 and r.stdout.startswith("ab")
+    assert r.stderr == (
+        "Note: --unknown replace replaced 3 characters the model never saw (3 by nothing: the "
+        "model has no space, nor a look-alike).\n"
+    )

@@ -73,7 +73,13 @@ def note_unknown(text: str, vocab, unknown: str, quiet: bool = False, prime: boo
     `prime`, also where none of it is left."""
     if unknown != "error" and (n := sum(ch not in vocab.index for ch in text)):
         whole = prime and unknown == "skip" and n == len(text)
-        say_unknown(n, unknown, quiet, " (the whole prime: the text starts unprimed)" * whole)
+        more = " (the whole prime: the text starts unprimed)" * whole
+        if unknown == "replace" and " " not in vocab.index:  # nothing to put where none looks alike
+            from charrnn.text.vocab import lookalike
+
+            if dropped := sum(ch not in vocab.index and not lookalike(ch, vocab) for ch in text):
+                more = f" ({dropped:,} by nothing: the model has no space, nor a look-alike)"
+        say_unknown(n, unknown, quiet, more)
 
 
 def say_unknown(n: int, unknown: str, quiet: bool = False, more: str = "") -> None:
