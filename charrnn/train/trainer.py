@@ -218,18 +218,12 @@ class Trainer:
         if self.pos.batch == 0:  # a new epoch restarts every stream from the beginning
             self.streams = self.model.init_state(self.config.batch_size)
         self.streams = restart_streams(self.streams, self._cold_starts())
-        x, y = self.train_batches[self.pos.batch]  # (B, T), (B, T)
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr()
         self.model.train()
-        with self._precision():
-            logits, state = self.net(x, self.streams)  # (B, T, V)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        loss, state = self._batch_loss(self.streams)
         self.streams = detach_state(state)  # carried to the next batch, cut from this graph
-        value = loss.item()
-        if self.dist.active:  # the mean over ranks: every rank must agree to roll back
-            value = self.dist.all_sum([value])[0] / self.dist.world
+        value = self._over_ranks(loss.item())
         if self.pos.start_loss is None and math.isfinite(value):
             self.pos.start_loss = value
         if self._exploded(value):
@@ -246,6 +240,19 @@ class Trainer:
             self.pos.epoch, self.pos.batch = self.pos.epoch + 1, 0
         return value
 
+    def _batch_loss(self, streams: State) -> tuple[torch.Tensor, State]:
+        """The loss on the batch the next step trains on, read from `streams`, in the step's
+        arithmetic: (the scalar loss, the streams' state after the batch)."""
+        x, y = self.train_batches[self.pos.batch]  # (B, T), (B, T)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        with self._precision():
+            logits, state = self.net(x, streams)  # (B, T, V)
+        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten()), state
+
+    def _over_ranks(self, loss: float) -> float:
+        """The mean of `loss` over the ranks: every rank must agree to roll back."""
+        return self.dist.all_sum([loss])[0] / self.dist.world if self.dist.active else loss
+
     def _exploded(self, loss: float) -> bool:
         """Whether a training loss says the weights blew up: not a number, or far above where
         the run began (on a batch of the training text, which holds every character it has)."""
@@ -259,15 +266,10 @@ class Trainer:
         a run, or the first, which any model passes as best) must not save them first."""
         if self.pos.start_loss is None:  # no step yet: the weights are those the run began with
             return None
-        c = self.config
-        streams = self.model.init_state(c.batch_size) if self.pos.batch == 0 else self.streams
-        x, y = self.train_batches[self.pos.batch]  # (B, T), (B, T)
+        batch = self.config.batch_size
+        streams = self.model.init_state(batch) if self.pos.batch == 0 else self.streams
         self.model.eval()  # no dropout: it would draw from the run's random state
-        with self._precision():
-            logits, _ = self.net(x.to(self.device), streams)  # (B, T, V)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.to(self.device).flatten()).item()
-        if self.dist.active:  # every rank must agree to roll back
-            loss = self.dist.all_sum([loss])[0] / self.dist.world
+        loss = self._over_ranks(self._batch_loss(streams)[0].item())
         if self._exploded(loss):
             return f"the loss became {loss:.4g} after step {self.pos.step}"
         return None
