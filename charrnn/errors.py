@@ -45,3 +45,10 @@ class ConfigError(CharRNNError):
 
 class ExportError(CharRNNError):
     """A model cannot be written in the format asked for (e.g. the package it needs is missing)."""
+
+
+def require_whole(name: str, value, least: int) -> None:
+    """A ConfigError unless `value` (a library caller's count, called `name`) is a whole number
+    of `least` or more: not a float, not a bool."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise ConfigError(f"{name} must be a whole number of {least} or more, not {value!r}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from charrnn.errors import ConfigError
+from charrnn.errors import ConfigError, require_whole
 
 CELLS = ("lstm", "gru", "rnn")
 GATE_ROWS = {"lstm": 4, "gru": 3, "rnn": 1}  # weight_ih is (rows * H, I): the gates stacked
@@ -45,9 +45,7 @@ class ModelConfig:
         if self.cell not in CELLS:
             raise ValueError(f"unknown cell {self.cell!r}: one of {', '.join(CELLS)}")
         for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be a whole number of 1 or more, not {value!r}")
+            require_whole(name, getattr(self, name), 1)
         if not (isinstance(self.dropout, int | float) and 0 <= self.dropout < 1):
             raise ConfigError(
                 f"dropout must be from 0 up to (not including) 1, not {self.dropout!r}"

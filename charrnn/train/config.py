@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from charrnn.defaults import SEED, VAL_FRAC
-from charrnn.errors import ConfigError
+from charrnn.errors import ConfigError, require_whole
 
 # Characters trained between evaluations by default: an evaluation costs ~10% of that much
 # training, where every 250 steps of 32x32 (the old default) spent a sixth of a short budget.
@@ -78,12 +78,8 @@ class TrainConfig:
         at_least |= {"eval_every": 1, "max_steps": 1, "patience": 1, "cold_start_checks": 1}
         at_least |= {"records_per_eval": 1, "max_rollbacks": 0, "seed": 0}
         for name, least in at_least.items():
-            value = getattr(self, name)
-            whole = isinstance(value, int) and not isinstance(value, bool)
-            if value is not None and (not whole or value < least):
-                raise ConfigError(
-                    f"{name} must be a whole number of {least} or more, not {value!r}"
-                )
+            if getattr(self, name) is not None:
+                require_whole(name, getattr(self, name), least)
         if self.seed > 2**63 - 1:  # what torch's generators take
             raise ConfigError(f"seed must be at most 2^63-1, not {self.seed}")
         above_zero = ("lr", "grad_clip", "max_epochs", "max_time")

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.defaults import MAX_SEED, SAMPLE_LENGTH, TEMPERATURE
-from charrnn.errors import ConfigError
+from charrnn.errors import ConfigError, require_whole
 from charrnn.model.network import CharRNN
 from charrnn.model.trained import CHUNK, PASS_COLS, Model
 from charrnn.threads import ThreadTuner, default_threads, tuned_threads
@@ -220,8 +220,7 @@ def sample_text(
     STOP_POLL characters: True ends the sample there (a stop signal, a time budget spent)."""
     if not isinstance(prime, str):
         raise ConfigError(f"the prime must be text (a str), not {type(prime).__name__}")
-    if not isinstance(length, int) or isinstance(length, bool) or length < 0:
-        raise ConfigError(f"the length must be a whole number of 0 or more, not {length!r}")
+    require_whole("the length", length, 0)
     with model.evaluating():
         config = SampleConfig(temperature=temperature, seed=seed)
         sampler = Sampler(model, config, track_logprob=False)

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from charrnn.errors import ConfigError
+from charrnn.errors import ConfigError, require_whole
 from charrnn.model.network import select_streams
 from charrnn.model.trained import CHUNK, PASS_COLS, TRIAL_COLS, Model
 from charrnn.threads import ThreadTuner, timed, tuned_threads
@@ -31,17 +31,6 @@ from charrnn.threads import ThreadTuner, timed, tuned_threads
 STREAMS = 32  # streams at most: about the most that still speeds up a pass on a CPU
 WARMUP = 256  # characters each later stream reads, unscored, before its piece
 MIN_PIECE = 4096  # characters scored per stream at least: a shorter text is read as one stream
-
-
-def _check_whole(**values: int | None) -> None:
-    """A library caller's counts: each a whole number of 1 or more (a warm-up may be 0), or None
-    where None means the default."""
-    for name, value in values.items():
-        least = 0 if name == "warmup" else 1
-        if value is None and name == "streams":
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise ConfigError(f"{name} must be a whole number of {least} or more, not {value!r}")
 
 
 class Row(NamedTuple):
@@ -80,8 +69,10 @@ def score_text(
     MIN_PIECE characters (more would read the warm-ups more than the text)."""
     if not isinstance(text, str):
         raise ConfigError(f"the text must be a str, not {type(text).__name__}")
-    _check_whole(chunk=chunk, streams=streams, warmup=warmup)
-    if streams is not None:
+    require_whole("chunk", chunk, 1)
+    require_whole("warmup", warmup, 0)
+    if streams is not None:  # None: as many as the length makes worth it
+        require_whole("streams", streams, 1)
         streams = max(1, min(streams, len(text) // MIN_PIECE))
     rows = sorted(split(len(text), streams, warmup), key=lambda r: r.end - r.start)
     with tuned_threads(model.device.type == "cpu") as tuner:
@@ -95,7 +86,8 @@ def score_lines(model: Model, lines: list[str], batch: int = 64, chunk: int = CH
     """Nats per character of each line (with its line break), each read on its own from a cold
     start, so lines compare whatever their order; nan for an empty line. Runs lines of similar
     length as one batch."""
-    _check_whole(batch=batch, chunk=chunk)
+    require_whole("batch", batch, 1)
+    require_whole("chunk", chunk, 1)
     scores = [float("nan")] * len(lines)
     order = sorted((i for i, line in enumerate(lines) if line), key=lambda i: len(lines[i]))
     with tuned_threads(model.device.type == "cpu") as tuner:
