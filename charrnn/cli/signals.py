@@ -142,19 +142,13 @@ def _interrupt(signum, frame):
     raise Interrupted(signum)
 
 
-def _process_stop(signum, frame):
-    """Ctrl-C's handler in the command line's own process (own_the_process): Python's default,
-    an Interrupted where the program is. That it is the one installed is how command_boundary
-    knows that the process ends with the command."""
-    raise Interrupted(signum)
-
-
 def own_the_process() -> None:
-    """For the command line's own process (main): Ctrl-C as _process_stop (where it is not
-    ignored: a background job's)."""
+    """For the command line's own process (main): Ctrl-C raises Interrupted as Python's default
+    handler would (where it is not ignored: a background job's). That _interrupt is Ctrl-C's
+    handler is how command_boundary knows that the process ends with the command."""
     main = threading.current_thread() is threading.main_thread()
     if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _process_stop)
+        signal.signal(signal.SIGINT, _interrupt)
 
 
 def ignore_stops() -> None:
@@ -307,7 +301,7 @@ def command_boundary():
     except CharRNNError as e:
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt as e:
-        if main and signal.getsignal(signal.SIGINT) is _process_stop:  # the process's end
+        if main and signal.getsignal(signal.SIGINT) is _interrupt:  # the process's end
             ignore_stops()
         sys.exit(exit_status(e))
     except ImportError as e:

@@ -9,7 +9,6 @@ import os
 import stat
 import sys
 import time
-import unicodedata
 from pathlib import Path
 
 import click
@@ -325,8 +324,6 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
             f"{', '.join(shape)} cannot be given with --init-from: the model keeps the size and "
             "cell of the checkpoint it starts from (--dropout may change)"
         )
-    if opts["name"] is not None:  # composed, as every run name is made (runs.safe_name)
-        opts["name"] = unicodedata.normalize("NFC", opts["name"])
     if opts["name"] is not None and (problem := runs.name_problem(opts["name"], checkpoint_dir)):
         raise click.BadParameter(problem, ctx=ctx, param_hint="'--name'")
     return RunRequest(

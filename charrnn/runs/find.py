@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import unicodedata
 from pathlib import Path
 
 from charrnn.errors import RunError
@@ -31,7 +32,8 @@ def plan_run(base: Path, name: str, force: bool = False, init_from: Path | None 
     if (problem := name_problem(name, base)) is not None:
         raise RunError(f"the run name {problem}")
     # a run of that name whose folder spells its accents another way (a Mac's) is that run
-    folder = next((n for n in spellings(name) if path_kind(Path(base) / n) == "dir"), name)
+    folder = next((n for n in spellings(name) if path_kind(Path(base) / n) == "dir"), None)
+    folder = folder or unicodedata.normalize("NFC", name)  # a new run's name is made composed
     run = RunDir(Path(base) / folder, given=name)
     check_not_replacing(init_from, run)
     if path_kind(Path(base)) not in (None, "dir"):

@@ -92,7 +92,7 @@ def name_problem(name: str, base: str | os.PathLike) -> str | None:
     """Why `name`, given for a new run under `base`, cannot be that run's folder name as it is,
     and the name to use instead (one line); None where it can."""
     usable = safe_name(name, base)
-    if usable == name:
+    if usable == unicodedata.normalize("NFC", name):  # accents typed either way: the same name
         return None
     shown = repr(name) if len(name) <= 40 else f"{name[:30]!r}... ({len(name):,} characters)"
     why = []
