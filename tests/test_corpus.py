@@ -478,6 +478,18 @@ def test_train_on_a_folder_with_binary_files_notes_them_once(env, tmp_path):
     ]
 
 
+def test_a_file_named_as_a_catalog_corpus_is_read_and_says_so(env, tmp_path):
+    (tmp_path / "recall").write_text(make_text(4000))  # a file of the built-in corpus's name
+    r = env(["train", "recall", *TINY_CLI, "--steps", "1"])
+    assert r.exit_code == 0, r.stderr
+    assert "Training 'recall': 4,000 characters" in r.stderr  # the file, not 2 MB of the corpus
+    notes = [line for line in r.stderr.splitlines() if line.startswith("Note: read")]
+    assert notes == [
+        "Note: read recall, the file here, not the named corpus 'recall' "
+        "(`charrnn corpus get recall` prints that one's path)"
+    ]
+
+
 # ----------------------- pipes, devices and standard input, for every command that reads a file
 
 

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from charrnn import checkpoint
+from charrnn.cli.report import done_line
 from charrnn.errors import CheckpointError, ConfigError, RunError
 from charrnn.model.presets import FINE_TUNE
 from charrnn.model.trained import Model, lead_in
@@ -196,6 +197,7 @@ def test_patience_stops_a_run_that_no_longer_improves_and_resume_says_so(tmp_pat
     trainer = start(corpus, tmp_path / "r", model=TINY_MODEL, train=train).trainer
     done = drain(trainer)[-1]
     assert done.reason == "patience" and done.step == 30  # evaluations at 10, 20, 30
+    assert "(stopped early: no better validation loss in 2 evaluations)" in done_line(trainer, done)
     with pytest.raises(RunError, match=r"stopped early.*larger --patience"):
         resume(tmp_path / "r", lambda s, e: corpus, corpus_specs=["-"])
     again = resume(

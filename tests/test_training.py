@@ -946,7 +946,7 @@ def test_a_run_whose_validation_loss_rose_well_after_its_best_says_it_learned_th
 
     from charrnn.cli.report import memorised_note
 
-    def run(losses, patience=None, val="abcab"):
+    def run(losses, patience=None, val="abcab", one_text=False):
         metrics = [{"kind": "train", "step": 5, "train_loss": 0.1}]
         metrics += [
             {"kind": "eval", "step": 10 * (i + 1), "val_loss": v} for i, v in enumerate(losses)
@@ -957,6 +957,7 @@ def test_a_run_whose_validation_loss_rose_well_after_its_best_says_it_learned_th
             pos=SimpleNamespace(metrics=metrics),
             config=SimpleNamespace(patience=patience, val_frac=0.1),
             vocab=vocab,
+            one_text=one_text,
             train_batches=ids("abcabcabc" * 20),
             val_batches=ids(val),
         )
@@ -971,6 +972,11 @@ def test_a_run_whose_validation_loss_rose_well_after_its_best_says_it_learned_th
         ": 25% of the validation characters (the text's last 10%) never occur in the training "
         "part, and no training teaches them; with several files, the last in sorted order "
         "validate: put one like the rest last, or give --val-frac."
+    )
+    # in one text, no file order to change: they come only in its last part
+    note = memorised_note(run([3.0, 2.0, 2.5], val="abcé" * 25, one_text=True))
+    assert note.endswith(
+        "they come only in the text's last part: put some of it earlier if they matter."
     )
     assert memorised_note(run([3.0, 2.0, 2.09])) is None  # within the noise of a short split
     assert memorised_note(run([3.0, 2.0, 2.5], patience=4)) is None  # its early stop says so
@@ -989,8 +995,8 @@ def test_a_new_run_whose_validation_part_holds_characters_training_lacks_says_so
     assert notes == [
         "Note: 91% of the validation characters (the text's last 10%) never occur in the training "
         "part ('0', '1', '2', '3', '4', '5', '6', '7' and 2 more): no training teaches them, and "
-        "the validation loss counts them however well the model learns; with several files, the "
-        "last in sorted order validate: put one like the rest last, or give --val-frac."
+        "the validation loss counts them however well the model learns; they come only in the "
+        "text's last part: put some of it earlier if they matter."
     ]
     again = env(["train", "--resume", "t", "--steps", "3"])
     assert again.exit_code == 0 and "never occur" not in again.stderr, again.stderr

@@ -145,7 +145,8 @@ Examples:
   charrnn corpus list --json | jq -r 'select(.here == "yes") | .name'""",
 )
 @json_option(
-    "One JSON object per corpus and line: name, bytes, kind (built-in or download), here (yes, "
+    "One JSON object per corpus and line: name, bytes (of a built-in corpus not built here yet, "
+    "about that many), kind (built-in or download), here (yes, "
     "no, or differs: a file by its name that is not the catalog's), description, licence."
 )
 def corpus_list(as_json):

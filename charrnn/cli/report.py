@@ -71,7 +71,8 @@ def done_line(trainer, done) -> str:
         n = float(f"{epochs(trainer.pos, len(trainer.train_batches)):.3g}")
         why = f"the text read {n:g} time{'s' * (n != 1)}"
     if done.reason == "patience":
-        why = f"stopped early: no better validation loss in {trainer.config.patience} evaluations"
+        evaluations = count(trainer.config.patience, "evaluation")
+        why = f"stopped early: no better validation loss in {evaluations}"
     return (
         f"Done ({why}) after {count(done.step, 'step')}, {fmt_time(trainer.pos.elapsed)}: {best}."
     )
@@ -85,10 +86,17 @@ MEMORISED_NATS = 0.1
 # by heart, are what a rising validation loss is said to come from: at 1%, a model that gives each
 # a millionth of its probability reads 0.14 nats a character worse for them alone.
 UNSEEN_SHARE = 0.01
-UNSEEN_ADVICE = (
-    "with several files, the last in sorted order validate: put one like the rest last, or give "
-    "--val-frac."
-)
+
+
+def unseen_advice(trainer) -> str:
+    """What to do where validation characters never occur in the training part: with several
+    files, the last validates; in one text, they come only in its last part."""
+    if not trainer.one_text:
+        return (
+            "with several files, the last in sorted order validate: put one like the rest last, "
+            "or give --val-frac."
+        )
+    return "they come only in the text's last part: put some of it earlier if they matter."
 
 
 def memorised_note(trainer) -> str | None:
@@ -115,7 +123,7 @@ def memorised_note(trainer) -> str | None:
         return rose + (
             f"{unseen:.0%} of the validation characters (the text's last "
             f"{trainer.config.val_frac:.0%}) never occur in the training part, and no training "
-            f"teaches them; {UNSEEN_ADVICE}"
+            f"teaches them; {unseen_advice(trainer)}"
         )
     return rose + (
         "the model went on to learn the training text by heart; best.pt holds the best, and "
@@ -141,7 +149,7 @@ def unseen_note(trainer) -> str | None:
         f"Note: {share:.0%} of the validation characters (the text's last "
         f"{trainer.config.val_frac:.0%}) never occur in the training part ({named}{more}): no "
         "training teaches them, and the validation loss counts them however well the model "
-        f"learns; {UNSEEN_ADVICE}"
+        f"learns; {unseen_advice(trainer)}"
     )
 
 

@@ -160,6 +160,11 @@ def read_corpus(specs, encoding: str, reader: TextReader, dist: Dist = SINGLE) -
         reader.note(_skipped_note(sources))
     if sources.dangling and reader.note:
         reader.note(_dangling_note(sources.dangling))
+    for spec in _shadowing(specs) if reader.note else ():
+        reader.note(
+            f"Note: read {spec}, the {'folder' if os.path.isdir(spec) else 'file'} here, not the "
+            f"named corpus {spec!r} (`charrnn corpus get {spec}` prints that one's path)"
+        )
     corpus = encode_corpus(sources, reader.cache, reader.progress)
     if dist.local_rank == 0:
         dist.barrier()
@@ -169,6 +174,15 @@ def read_corpus(specs, encoding: str, reader: TextReader, dist: Dist = SINGLE) -
             "encoded it again."
         )
     return corpus
+
+
+def _shadowing(specs) -> list[str]:
+    """The specs that name both a file or folder here and a corpus of the catalog: the file is
+    read (resolve), which a user who meant the corpus would not otherwise see."""
+    from charrnn.text.catalog import load_catalog
+
+    named = [s for s in specs if s != "-" and os.path.exists(s)]
+    return [s for s in named if s in load_catalog()] if named else []
 
 
 def _not_text(cache: Path) -> Callable[[Path], bool]:

@@ -92,9 +92,9 @@ class Trainer:
         # lines (or characters) of a text that is one file (a pipe, a built-in corpus's file, a
         # string), and of several files (a folder) which file too, where their lengths are known.
         sources = state.corpus.get("sources") or []
-        one_text = not sources or (len(sources) == 1 and not os.path.isdir(sources[0]))
+        self.one_text = not sources or (len(sources) == 1 and not os.path.isdir(sources[0]))
         nl = vocab.index.get("\n")  # a fine-tune's vocabulary may have it, its text not
-        parts = [(None, len(ids))] if one_text else list(files)
+        parts = [(None, len(ids))] if self.one_text else list(files)
         self._places = Places(ids, len(train_ids), nl, parts) if parts else None
         self.net = d.wrap(model)  # what the training step calls
         # None: float32 all through. Evaluations read in it too (_precision). `precision_note`:
