@@ -59,6 +59,10 @@ def as_device(device: torch.device | str) -> torch.device:
         raise ConfigError(
             f"{device!r} is not a device: give cpu, cuda, cuda:N, mps or auto"
         ) from None
+    if device.type not in ("cpu", "cuda", "mps"):  # meta, xpu, ...: nothing charrnn runs on
+        raise ConfigError(
+            f"{device} is not a device charrnn runs on: give cpu, cuda, cuda:N or mps"
+        )
     if device.type in ("cuda", "mps"):
         resolve_device(device.type)  # is there one at all
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():

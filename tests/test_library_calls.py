@@ -169,7 +169,9 @@ def test_library_calls_refuse_what_the_commands_refuse(tmp_path, trained_run):
     ]:
         with pytest.raises(ConfigError, match=field):
             start(text, RunDir(tmp_path / "r"), model=shape, train=train)
-    unusable = ["tpu9", "cuda:x", 3.5] + ([] if torch.cuda.is_available() else ["cuda", "cuda:1"])
+    unusable = ["tpu9", "cuda:x", 3.5, "meta"] + (
+        [] if torch.cuda.is_available() else ["cuda", "cuda:1"]
+    )
     for device in unusable:
         with pytest.raises(ConfigError, match=r"device|CUDA|cuda"):
             checkpoint.load_model(trained_run.best, device=device)
