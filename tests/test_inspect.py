@@ -103,6 +103,10 @@ def test_text_properties_on_a_worked_example():
     assert p["upper-case run"][text.index("KING") + 2] == 1 and p["upper-case run"][0] == 0
     assert p["single quotes"][text.index("s ")] == 0  # x's: an apostrophe
     assert p["single quotes"][at["y"]] == 1
+    # a ' at a word's edge with no partner on its line is an apostrophe, not a quote to line end
+    line = "the boys' toys, 'tis\nsaid 'aye' twice"
+    q = text_properties(line)["single quotes"].tolist()
+    assert "".join(ch for ch, v in zip(line, q, strict=True) if v) == "'aye"
     assert p["word start"][at["b"]] == 1 and p["word start"][text.index("ING")] == 0
 
 
@@ -300,12 +304,27 @@ def test_the_bounds_and_the_unknown(env, runs_by_cell, tmp_path):
     result = invoke(env, runs_by_cell, "-c", "lstm", "long.txt", "--max-chars", "40", "--json")
     assert json.loads(result.stdout.splitlines()[0])["text"] == make_text(500)[:40]
     assert "first 40 characters" in result.stderr
+    # --find-units' rankings need text: it reads 10,000 characters unless told; a view, 2,000
+    (tmp_path / "longer.txt").write_text(make_text(12_000))
+    ranked = invoke(env, runs_by_cell, "-c", "lstm", "longer.txt", "--find-units")
+    assert ranked.exit_code == 0 and "first 10,000 characters" in ranked.stderr, ranked.stderr
+    viewed = invoke(env, runs_by_cell, "-c", "lstm", "longer.txt", "--color", "never")
+    assert len(viewed.stdout.splitlines()) == 1 + 2000 and "first 2,000" in viewed.stderr
     (tmp_path / "odd.txt").write_text("the cat é\n")
     refused = invoke(env, runs_by_cell, "-c", "lstm", "odd.txt")
     assert refused.exit_code == 1 and refused.stdout == ""
     assert refused.stderr.startswith("Error: odd.txt has characters the model has never seen")
     skipped = invoke(env, runs_by_cell, "-c", "lstm", "odd.txt", "--unknown", "skip", "--json")
     assert json.loads(skipped.stdout.splitlines()[0])["text"] == "the cat \n"
+    # a prime the model cannot read says so, as `sample` says it
+    primed = invoke(
+        env, runs_by_cell, "-c", "lstm", "--sample", "5", "--prime", "éé", "--unknown", "skip"
+    )
+    assert primed.exit_code == 0, primed.stderr
+    assert (
+        "Note: --unknown skip left out 2 characters the model never saw (the whole prime"
+        in primed.stderr
+    )
 
 
 @pytest.mark.parametrize(
@@ -483,7 +502,9 @@ def test_the_legend_says_where_white_is(env, runs_by_cell):
     surprise = invoke(env, runs_by_cell, *args, input="the cat\n").stdout.splitlines()[0]
     assert "8 bits or more" in surprise and "(white: 0)" in surprise
     gate = invoke(env, runs_by_cell, *args, "-u", "1:2", "--show", "forget", input="the cat\n")
-    assert "(white: 0.5)" in gate.stdout.splitlines()[0]
+    legend = re.sub(r"\x1b\[[0-9;]*m", "", gate.stdout.splitlines()[0])
+    assert "(white: 0.5)" in legend  # and what a gate's ends do, in words
+    assert legend.startswith("forget 1:2:  0 (erase the cell) ") and " 1 (keep it) " in legend
 
 
 def test_html_dash_writes_the_page_to_stdout_alone(env, runs_by_cell, tmp_path):
@@ -508,8 +529,8 @@ def test_a_page_into_stdout_and_a_prime_from_endless_stdin(runs_by_cell, tmp_pat
     assert page_data(page.stdout.decode("utf-8"))["text"] == "the cat sat\n"
     args = ["inspect", "--checkpoint-dir", str(runs_by_cell), "-c", "lstm", "--sample", "5"]
     code, out, err = with_endless_stdin([*args, "--prime", "-", "--max-chars", "50"])
-    assert code == 2 and out == b""
-    assert b"is longer than --max-chars 50" in err
+    assert code == 1 and out == b""  # the prime's length, not the usage, is at fault
+    assert b"Error: the prime on standard input is longer than --max-chars 50: raise" in err
 
 
 def test_a_certain_guess_has_a_surprise_of_zero_not_minus_zero():

@@ -14,6 +14,7 @@ from charrnn.cli.common import (
     count,
     known_text,
     load_model,
+    note_unknown,
     refuse_reading_into,
     refuse_run_as_file,
     refuse_to_replace,
@@ -44,6 +45,9 @@ from charrnn.model.config import FIELDS, GATES
 # Every field of every cell, once each, and the surprise (checked against the cell later).
 SHOWS = (*dict.fromkeys(f for fields in FIELDS.values() for f in fields), "surprise")
 MAX_CHARS = 2000  # a page of this many characters opens at once in a browser
+# --find-units' default, where no page is written: on 2,000 characters the chance levels rise to
+# 0.2-0.47 and the rankings change (docs/inside-a-model.md)
+FIND_UNITS_CHARS = 10_000
 CHUNK = 1 << 16  # bytes read at a time: reading stops once --max-chars characters are in
 INSPECT_HINT = "to inspect a stream, pipe it in and use - to read standard input"
 
@@ -99,8 +103,8 @@ Examples:
     "-u",
     "--unit",
     type=UnitSpec(),
-    help="The unit to colour the text by: LAYER:INDEX, or INDEX for layer 0 (default: the one "
-    "that varies most).",
+    help="The unit to colour the text by: LAYER:INDEX, or INDEX for layer 0 (with --show alone: "
+    "the one whose values vary most).",
 )
 @click.option(
     "--show",
@@ -134,8 +138,8 @@ Examples:
 @click.option(
     "--max-chars",
     type=click.IntRange(1),
-    default=MAX_CHARS,
-    help="Read at most this many characters of FILE (or prime and sample together).",
+    help=f"Read at most this many characters of FILE (or prime and sample together). Default: "
+    f"{MAX_CHARS:,}; {FIND_UNITS_CHARS:,} with --find-units and no --html.",
 )
 @unknown_option("Characters the model never saw: refuse, skip or replace them.")
 @encoding_option()
@@ -159,6 +163,9 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     from charrnn.use.budget import recording_budget
     from charrnn.use.units import most_varied
 
+    if opts["max_chars"] is None:  # the rankings need text; a page, a size a browser opens
+        wide = opts["find_units"] and not opts["html_path"]
+        opts["max_chars"] = FIND_UNITS_CHARS if wide else MAX_CHARS
     _check_options(ctx, file, opts)
     refuse_run_as_file(file, checkpoint_dir)
     path, model = load_model(checkpoint, checkpoint_dir, device)
@@ -226,10 +233,10 @@ def _check_options(ctx, file, opts) -> None:
         if source:  # read no more than fits
             label = "the prime on standard input" if source == "-" else f"the prime file {source}"
             opts["prime"], cut = _read_text(source, label, opts["encoding"], opts["max_chars"])
-            hint = "'--prime'" if source == "-" and "prime" in given else "'--prime-file'"
             if cut:
-                raise click.BadParameter(
-                    f"is longer than --max-chars {opts['max_chars']}", param_hint=hint
+                raise click.ClickException(
+                    f"{label} is longer than --max-chars {opts['max_chars']}: raise --max-chars, "
+                    "or give a shorter prime"
                 )
             if not opts["prime"]:  # asked for and not there, as sample says
                 raise click.ClickException(f"{label} is empty: there is no prime")
@@ -270,6 +277,7 @@ def _inspect(model, file, opts, budget):
         if length + len(opts["prime"]) > budget.fits:
             raise budget.error(length + len(opts["prime"]), "--sample")
         prime = apply_unknown(opts["prime"], model.vocab, opts["unknown"])
+        note_unknown(opts["prime"], model.vocab, opts["unknown"], opts["quiet"], prime=True)
         config = SampleConfig(temperature=opts["temperature"], seed=opts["seed"])
         result = inspect_model(model, length=length, prime=prime, config=config, **asked)
         seed = result.recording.seed

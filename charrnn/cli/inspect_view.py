@@ -11,6 +11,15 @@ from charrnn.cli.common import print_table, stdout_console
 from charrnn.model.config import GATES
 
 ALL_GATES = {g for gates in GATES.values() for g in gates}  # from 0 to 1, not -1 to 1
+# What a gate's 0 and 1 do, for the legend (the GRU keeps its old h where update is 1:
+# h = (1 - z) n + z h, as PyTorch writes it)
+GATE_ENDS = {
+    "forget": ("erase the cell", "keep it"),
+    "input": ("write nothing", "write the candidate"),
+    "output": ("hide the cell", "show it as h"),
+    "reset": ("ignore the old h", "use it"),
+    "update": ("take the candidate", "keep the old h"),
+}
 
 
 def draw_unit(recording, show: str, unit, color: str) -> None:
@@ -121,7 +130,10 @@ def _print_coloured(console, recording, show: str, unit) -> None:
     lo, mid, hi = {
         "surprise": ("0", "0", "8 bits or more"),
         "cell": (f"-{cell_scale:.3g}", "0", f"+{cell_scale:.3g} (this unit's largest |c| here)"),
-    }.get(show, ("0", "0.5", "1") if gate else ("-1", "0", "+1"))
+    }.get(show, ("-1", "0", "+1"))
+    if gate:
+        shut, open_ = GATE_ENDS[show]
+        lo, mid, hi = f"0 ({shut})", "0.5", f"1 ({open_})"
     label = "surprise (bits)" if show == "surprise" else f"{show} {unit[0]}:{unit[1]}"
     legend = RichText(f"{label}:  {lo} ")
     steps = [i / 8 for i in range(-8, 9)] if show != "surprise" else [i / 8 for i in range(9)]

@@ -26,7 +26,11 @@ class Property:
 
 PROPERTIES = (
     Property("double quotes", 'inside "double quotes" (a blank line ends an unclosed one)'),
-    Property("single quotes", "inside 'single quotes' (not an apostrophe; a line end ends one)"),
+    Property(
+        "single quotes",
+        "inside 'single quotes' closed on the same line (not an apostrophe: don't, or a ' at a "
+        "word's edge with no partner on its line)",
+    ),
     Property("in brackets", "inside (), [] or {} (a blank line ends unclosed ones)"),
     Property("bracket depth", "how many (), [] or {} are open"),
     Property("line position", "characters since the start of the line"),
@@ -41,17 +45,17 @@ def text_properties(text: str) -> dict[str, torch.Tensor]:
     """Each property's value at each character of `text`, (T,) float64 each: what holds once the
     character has been read."""
     n = len(text)
-    double, single, inside, depth, column, indent, start, upper = ([0.0] * n for _ in range(8))
-    in_double = in_single = False
+    double, inside, depth, column, indent, start, upper = ([0.0] * n for _ in range(7))
+    single = _single_quotes(text)
+    in_double = False
     open_brackets = col = lead = 0
     leading = True  # still in the line's leading whitespace
     for t, ch in enumerate(text):
         before = text[t - 1] if t else "\n"
-        after = text[t + 1] if t + 1 < n else " "
         if ch == "\n":
             if before == "\n":  # a blank line ends an unbalanced quote or bracket
                 in_double, open_brackets = False, 0
-            in_single, col, lead, leading = False, 0, 0, True
+            col, lead, leading = 0, 0, True
         else:
             col += 1
             if leading and ch in " \t":
@@ -60,13 +64,11 @@ def text_properties(text: str) -> dict[str, torch.Tensor]:
                 leading = False
         if ch == '"':
             in_double = not in_double
-        elif ch == "'" and not (before.isalpha() and after.isalpha()):  # don't, o'er: apostrophes
-            in_single = not in_single
         elif ch in OPENING:
             open_brackets += 1
         elif ch in CLOSING:
             open_brackets = max(0, open_brackets - 1)
-        double[t], single[t] = float(in_double), float(in_single)
+        double[t] = float(in_double)
         inside[t], depth[t] = float(open_brackets > 0), float(open_brackets)
         column[t], indent[t] = float(col), float(lead)
         start[t] = float(ch.isalnum() and not (before.isalnum() or before == "_"))
@@ -84,6 +86,39 @@ def text_properties(text: str) -> dict[str, torch.Tensor]:
         p.name: torch.tensor(values, dtype=torch.float64)
         for p, values in zip(PROPERTIES, columns, strict=True)
     }
+
+
+def _single_quotes(text: str) -> list[float]:
+    """1.0 from an opening ' to its closing one on the same line (the closing one 0.0, as the
+    state once it is read), else 0.0. An opening ' follows no letter or digit and comes before
+    a character; its closing one follows a character and comes before no letter or digit. One
+    with no closing one on its line is an apostrophe ('tis, o' the, boys'), as is one inside a
+    word (don't). Elisions can still pair ('tis ... o' the): English gives no surer sign."""
+    inside, t = [0.0] * len(text), 0
+    for line in text.split("\n"):
+        i = 0
+        while (i := line.find("'", i)) >= 0:
+            before, after = line[i - 1 : i] or " ", line[i + 1 : i + 2] or " "
+            if before.isalnum() or after.isspace() or after == "'":
+                i += 1  # not an opening one
+                continue
+            close = next(
+                (
+                    j
+                    for j in range(i + 1, len(line))
+                    if line[j] == "'"
+                    and not line[j - 1].isspace()
+                    and not line[j + 1 : j + 2].isalnum()
+                ),
+                None,
+            )
+            if close is None:  # an apostrophe that starts a word
+                i += 1
+                continue
+            inside[t + i : t + close] = [1.0] * (close - i)
+            i = close + 1
+        t += len(line) + 1
+    return inside
 
 
 def _words(text: str):
