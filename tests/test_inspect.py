@@ -156,6 +156,7 @@ def test_find_units_finds_a_planted_unit_and_says_what_chance_gives():
     drift = torch.linspace(0, 1, len(text))[None, :, None].expand(1, -1, 4).clone()  # (1, T, 4)
     rec = planted({"cell": drift, "hidden": drift}, text)
     assert all(f.units == [] for f in find_units(rec))
+    assert all(f.units == [] for f in find_units(record(Model(model_for("lstm", 1), VOCAB), "")))
 
 
 def test_gate_saturation_counts_the_shares_below_and_above():

@@ -162,6 +162,8 @@ class Found:
 
 def find_units(recording: Recording, top: int = 3) -> list[Found]:
     """For each property of the recorded text, the `top` units that track it best."""
+    if not recording.text:  # nothing read: no property occurs
+        return [Found(prop, [], 0.0) for prop in PROPERTIES]
     labels, columns = [], []
     for field in STATES[recording.cell]:
         values = recording.values[field]  # (L, T, H)
