@@ -961,6 +961,31 @@ def test_a_catalog_name_downloads_through_train_sources(server, tmp_path, monkey
     assert Path(tmp_path / "cache" / "demo.txt").is_file()
 
 
+def test_a_resume_reads_its_catalog_corpus_whatever_file_here_has_its_name(
+    server, env, tmp_path, monkeypatch
+):
+    www, base = server
+    body = make_text(4000).encode()
+    (www / "demo.txt").write_bytes(body)
+    (tmp_path / "catalog.json").write_text(
+        json.dumps({"corpora": [entry_for(f"{base}/demo.txt", body).__dict__]})
+    )
+    monkeypatch.setenv("CHARRNN_CATALOG", str(tmp_path / "catalog.json"))
+    first = env(["train", "demo", *TINY_CLI, "--steps", "1", "--name", "d"])
+    assert first.exit_code == 0, first.stderr
+    (tmp_path / "demo").write_text("another text\n")  # made later, beside the run
+    again = env(["train", "--resume", "d", "--steps", "2"])
+    assert again.exit_code == 0 and "Note: read" not in again.stderr, again.stderr
+    new = env(["train", "demo", *TINY_CLI, "--steps", "1", "--name", "n", "--val-frac", "0.5"])
+    assert "Note: read demo, the file here" in new.stderr  # a new run: the file, said
+    (tmp_path / "demo").unlink()
+    (tmp_path / "demo").symlink_to(tmp_path / "gone.txt")  # meant, though it leads nowhere
+    dangling = env(["train", "demo", *TINY_CLI, "--steps", "1", "--name", "g"])
+    assert dangling.exit_code == 1 and dangling.stderr == (
+        f"Error: demo is a link to nothing ({tmp_path / 'gone.txt'}): give its text\n"
+    )
+
+
 def test_a_download_sweeps_only_its_own_temporaries(tmp_path):
     """The cache folder may be one shared with other programs: only our files are ours."""
     entry = catalog.CatalogEntry("pystdlib", "d", 1000, "l", builtin=True)

@@ -35,19 +35,21 @@ def resolve(
     progress: Progress | None = None,
     stdin_file: tuple[int, int] | None = None,
     leave_out: LeaveOut = None,
+    catalog_first: bool = False,
 ) -> Sources:
     """Find every source: a file, a folder of text files (others are skipped: see sources.sniff),
     "-" for stdin, a named pipe (read once, whole, like stdin), or a catalog name. `stdin_file`:
     (st_dev, st_ino) of the file standard input was redirected from, so that it is not named
     again (in a folder, say). A folder given never reads the folders under it that `leave_out`
-    picks (run folders, the cache)."""
+    picks (run folders, the cache). A name that is both a path here and a catalog corpus is the
+    path, unless `catalog_first` (a resume's saved sources: a name there is the catalog's)."""
     if not specs:
         raise CorpusError("no corpus given; pass a text file, a folder, '-' for stdin, or a name")
     encoding = text_encoding(encoding)
     files, origins, skipped, dangling = [], [], [], []
     for spec in specs:
         found, origin, left_out, nowhere = _resolve_one(
-            spec, cache_dir, encoding, stdin, progress, leave_out
+            spec, cache_dir, encoding, stdin, progress, leave_out, catalog_first
         )
         if spec == "-":
             found[0].file_id = stdin_file
@@ -85,7 +87,7 @@ def _refuse_repeats(files: list[Source]) -> None:
 
 
 def _resolve_one(
-    spec, cache_dir, encoding, stdin, progress, leave_out
+    spec, cache_dir, encoding, stdin, progress, leave_out, catalog_first=False
 ) -> tuple[list, str, list, list]:
     """The files of one spec, its origin, and the files of a folder skipped as not text and its
     links that lead nowhere."""
@@ -93,6 +95,10 @@ def _resolve_one(
         if stdin is None:
             raise CorpusError("'-' means standard input, but none was given")
         return [Source("standard input", data=stdin)], "-", [], []
+    catalog = load_catalog()
+    if catalog_first and spec in catalog:
+        target = fetch(catalog[spec], cache_dir, progress)
+        return [Source(str(target), path=target)], spec, [], []
     path = Path(spec).expanduser()
     mode = _mode(path)
     if stat.S_ISDIR(mode):
@@ -110,7 +116,8 @@ def _resolve_one(
     if stat.S_ISFIFO(mode):  # a pipe or <(...) can be read only once: read it whole, as stdin
         data, _ = read_all(Source(str(path), path=path).chunks(), str(path), encoding, text=False)
         return [Source(str(path), data=data)], os.path.abspath(path), [], []
-    catalog = load_catalog()
+    if not mode and path.is_symlink():  # meant, and leading nowhere: never a corpus in its place
+        raise CorpusError(f"{path} is a link to nothing ({os.readlink(path)}): give its text")
     if spec in catalog:
         target = fetch(catalog[spec], cache_dir, progress)
         return [Source(str(target), path=target)], spec, [], []

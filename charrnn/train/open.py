@@ -79,7 +79,9 @@ def open_run(
         run, file = runs.find_resume(request.resume, request.checkpoint_dir)
         with _locked(run, dist):  # no other trainer can move last.pt while it is read
             given = {k: v for k, v in request.train.items() if k in RESUMABLE}
-            read = functools.partial(read_corpus, reader=reader, dist=dist)
+            # the run's saved sources: a name there is a catalog corpus, whatever is here
+            saved = not request.corpus
+            read = functools.partial(read_corpus, reader=reader, dist=dist, catalog_first=saved)
             opened = resume(
                 run,
                 read,
@@ -140,7 +142,9 @@ def _check_prime(opened: Opened, prime: str) -> None:
         )
 
 
-def read_corpus(specs, encoding: str, reader: TextReader, dist: Dist = SINGLE) -> EncodedCorpus:
+def read_corpus(
+    specs, encoding: str, reader: TextReader, dist: Dist = SINGLE, catalog_first: bool = False
+) -> EncodedCorpus:
     """The corpus as memory-mapped ids, encoded once and then read from the cache (under torchrun
     the first rank of each machine encodes; the others wait, then find it cached). A folder given
     never reads a run folder under it, nor the cache (_not_text)."""
@@ -155,12 +159,13 @@ def read_corpus(specs, encoding: str, reader: TextReader, dist: Dist = SINGLE) -
         reader.download,
         reader.stdin_file,
         leave_out=_not_text(reader.cache),
+        catalog_first=catalog_first,
     )
     if sources.skipped and reader.note:
         reader.note(_skipped_note(sources))
     if sources.dangling and reader.note:
         reader.note(_dangling_note(sources.dangling))
-    for spec in _shadowing(specs) if reader.note else ():
+    for spec in _shadowing(specs) if reader.note and not catalog_first else ():
         reader.note(
             f"Note: read {spec}, the {'folder' if os.path.isdir(spec) else 'file'} here, not the "
             f"named corpus {spec!r} (`charrnn corpus get {spec}` prints that one's path)"

@@ -97,7 +97,8 @@ def _check_budget(trainer: Trainer) -> Trainer:
     if trainer.budget_spent() == "patience":
         raise RunError(
             f"run {name!r} stopped early: no better validation loss in its last "
-            f"{trainer.config.patience} evaluation(s); to go on, give a larger --patience"
+            f"{trainer.config.patience} evaluation{'s' * (trainer.config.patience != 1)}; to go "
+            "on, give a larger --patience"
         )
     c, pos = trainer.config, trainer.pos
     if pos.ended == "diverged":
