@@ -107,6 +107,9 @@ def test_text_properties_on_a_worked_example():
     line = "the boys' toys, 'tis\nsaid 'aye' twice"
     q = text_properties(line)["single quotes"].tolist()
     assert "".join(ch for ch, v in zip(line, q, strict=True) if v) == "'aye"
+    code = "s = ' '.join(w) + r'\\d' + 'it''s'"  # code: a space, a prefix, two strings abutting
+    q = text_properties(code)["single quotes"].tolist()
+    assert "".join(ch for ch, v in zip(code, q, strict=True) if v) == "' '\\d'it's"
     assert p["word start"][at["b"]] == 1 and p["word start"][text.index("ING")] == 0
 
 

@@ -7,6 +7,7 @@ property shifted along the text). What each measure means: docs/commands.md (`in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -88,31 +89,36 @@ def text_properties(text: str) -> dict[str, torch.Tensor]:
     }
 
 
+# Letters that may come right before a string's opening quote in code (r'...', b'...', f'...')
+STRING_PREFIXES = {"r", "b", "f", "u", "rb", "br", "fr", "rf"}
+
+
 def _single_quotes(text: str) -> list[float]:
     """1.0 from an opening ' to its closing one on the same line (the closing one 0.0, as the
-    state once it is read), else 0.0. An opening ' follows no letter or digit and comes before
-    a character; its closing one follows a character and comes before no letter or digit. One
-    with no closing one on its line is an apostrophe ('tis, o' the, boys'), as is one inside a
-    word (don't). Elisions can still pair ('tis ... o' the): English gives no surer sign."""
+    state once it is read), else 0.0. An opening ' follows no letter or digit (but may follow a
+    string prefix, as r'), and its closing one is the next ' before no letter or digit. One with
+    no closing one on its line is an apostrophe ('tis, boys'), as is one inside a word (don't).
+    Elisions can still pair ('tis ... o' the): English gives no surer sign."""
     inside, t = [0.0] * len(text), 0
     for line in text.split("\n"):
         i = 0
         while (i := line.find("'", i)) >= 0:
-            before, after = line[i - 1 : i] or " ", line[i + 1 : i + 2] or " "
-            if before.isalnum() or after.isspace() or after == "'":
-                i += 1  # not an opening one
+            word = re.search(r"\w*$", line[:i]).group()  # the letters right before it
+            if word and (
+                word.lower() not in STRING_PREFIXES
+                or line[i - len(word) - 1 : i - len(word)].isalnum()
+            ):
+                i += 1  # inside or at the end of a word: an apostrophe
                 continue
             close = next(
                 (
                     j
                     for j in range(i + 1, len(line))
-                    if line[j] == "'"
-                    and not line[j - 1].isspace()
-                    and not line[j + 1 : j + 2].isalnum()
+                    if line[j] == "'" and not line[j + 1 : j + 2].isalnum()
                 ),
                 None,
             )
-            if close is None:  # an apostrophe that starts a word
+            if close is None:  # no partner on its line: an apostrophe that starts a word
                 i += 1
                 continue
             inside[t + i : t + close] = [1.0] * (close - i)
