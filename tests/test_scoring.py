@@ -177,6 +177,9 @@ def test_score_a_file_whole_and_per_line(score, model_vocab, tmp_path):
     assert lines == [bits(n) for n in nats]
     assert float(lines[1]) < float(lines[3])  # words beat gibberish
     assert score(["-"], input=text).stdout == whole.stdout  # stdin, as a file
+    # a last line without its line break scores as it does ended: lines rank wherever they are
+    unended = score(["--per-line", "-"], input="the cat sat.\nANNA:").stdout.split()
+    assert unended == [lines[1], lines[0]]
 
 
 def test_score_options(score, tmp_path):
@@ -265,16 +268,15 @@ def test_unseen_characters_in_a_line_score_nan_with_one_warning(score):
     assert "(lines 2, 4; line 2: 'Ω' (U+03A9) at 1)" in r.stderr and "--unknown skip" in r.stderr
     whole = score(["-"], input="ANNA:\nΩ\n")  # the whole text stays refused
     assert_one_error(whole, 1, "'Ω' (U+03A9) at 7")
-    skip = score(["--per-line", "--unknown", "skip", "-"], input="ANNA:\nΩ\n")
-    assert skip.exit_code == 0 and len(skip.stdout.split()) == 2
-    assert skip.stderr == "Note: --unknown skip left out 1 character the model never saw.\n"
-    # a line that --unknown skip leaves with nothing: nan, and a warning saying which
-    skip = score(["--per-line", "--unknown", "skip", "-"], input="ANNA:\nΩΩ")
-    assert skip.stdout.split()[1] == "nan"
-    assert skip.stderr == (
-        "Note: --unknown skip left out 2 characters the model never saw.\n"
-        "Warning: 1 line of standard input has no character the model reads, scored nan (line 2)\n"
-    )
+    # a line that --unknown skip leaves with nothing (but its line break): nan, and a warning
+    for unknown_line in ("ΩΩ\n", "ΩΩ"):  # ended or not
+        skip = score(["--per-line", "--unknown", "skip", "-"], input="ANNA:\n" + unknown_line)
+        assert skip.stdout.split()[1] == "nan"
+        assert skip.stderr == (
+            "Note: --unknown skip left out 2 characters the model never saw.\n"
+            "Warning: 1 line of standard input has no character the model reads, scored nan "
+            "(line 2)\n"
+        )
     whole = score(["--unknown", "replace", "-"], input="ANNA:\nΩΩ\n")
     assert whole.stderr.startswith(
         "Note: --unknown replace replaced 2 characters the model never saw.\n"

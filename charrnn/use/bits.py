@@ -50,14 +50,18 @@ def line_bits(model: Model, lines: list[str], unknown: str, first: int = 0) -> L
     given = lines
     if "\n" not in vocab:  # a model that never saw a line break scores lines without theirs
         lines = [line.removesuffix("\n") for line in lines]
+    else:  # a text's last line, unended, is read as if ended: a line scores the same anywhere
+        lines = [line if not line or line.endswith("\n") else line + "\n" for line in lines]
     changed = 0
     if unknown != "error":
         changed = sum(ch not in vocab.index for line in lines for ch in line)
         lines = [apply_unknown(line, vocab, unknown) for line in lines]
-    emptied = [i for i, line in enumerate(lines) if given[i] and not line]
+    # lines that had characters and lost them all (a line break left alone is not a reading)
+    text = lambda line: line.removesuffix("\n")  # noqa: E731
+    emptied = [i for i, line in enumerate(lines) if text(given[i]) and not text(line)]
     unseen = [i for i, line in enumerate(lines) if not set(line) <= vocab.index.keys()]
     where = locate_unknown(lines[unseen[0]], vocab) if unseen else ""
-    blank = set(unseen)
+    blank = set(unseen) | set(emptied)
     lines = ["" if i in blank else line for i, line in enumerate(lines)]  # the caller's kept
     bits = [nats / math.log(2) for nats in score_lines(model, lines)]
     numbered = lambda indices: [first + i for i in indices]  # noqa: E731
