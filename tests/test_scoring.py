@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 import torch
-from conftest import DEADLINE, make_text
+from conftest import DEADLINE, make_text, tiny
 from helpers.cli import assert_one_error, invoke, popen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -190,6 +190,18 @@ def test_score_options(score, tmp_path):
     r = score(["l1.txt", "--encoding", "latin-1", "--unknown", "skip", "-q"])
     assert r.exit_code == 0 and r.stderr == ""
     assert r.stdout == score(["-q", "-"], input="the cat sat \n").stdout
+
+
+def test_a_model_that_never_saw_a_line_break_warns_of_the_blank_lines_it_cannot_score():
+    """Its lines are read without their line breaks: a blank line is left with nothing, nan,
+    and counted in the warning, as a line of characters it never saw is."""
+    from charrnn.text.vocab import CharVocab
+    from charrnn.use.bits import line_bits
+
+    vocab = CharVocab(list(" ab"))
+    model = Model(tiny("lstm", 1, vocab_size=len(vocab)), vocab)
+    found = line_bits(model, ["ab\n", "\n", "ba"], "skip")
+    assert [math.isnan(b) for b in found.bits] == [False, True, False] and found.emptied == [1]
 
 
 def test_blank_and_one_character_lines_score_one_number_each(score):

@@ -56,9 +56,14 @@ def line_bits(model: Model, lines: list[str], unknown: str, first: int = 0) -> L
     if unknown != "error":
         changed = sum(ch not in vocab.index for line in lines for ch in line)
         lines = [apply_unknown(line, vocab, unknown) for line in lines]
-    # lines that had characters and lost them all (a line break left alone is not a reading)
+    # lines that had characters and lost them all: a line break the model never saw, or all
+    # but the line break (which alone is not a reading of the line)
     text = lambda line: line.removesuffix("\n")  # noqa: E731
-    emptied = [i for i, line in enumerate(lines) if text(given[i]) and not text(line)]
+    emptied = [
+        i
+        for i, line in enumerate(lines)
+        if given[i] and (not line or (text(given[i]) and not text(line)))
+    ]
     unseen = [i for i, line in enumerate(lines) if not set(line) <= vocab.index.keys()]
     where = locate_unknown(lines[unseen[0]], vocab) if unseen else ""
     blank = set(unseen) | set(emptied)

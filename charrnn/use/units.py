@@ -7,7 +7,7 @@ property shifted along the text). What each measure means: docs/commands.md (`in
 
 from __future__ import annotations
 
-import re
+import bisect
 from dataclasses import dataclass
 
 import torch
@@ -101,26 +101,31 @@ def _single_quotes(text: str) -> list[float]:
     Elisions can still pair ('tis ... o' the): English gives no surer sign."""
     inside, t = [0.0] * len(text), 0
     for line in text.split("\n"):
+        # where a quote may close: a ' before no letter or digit (found once: a line of many
+        # quotes is read in one pass, not once a quote)
+        closes = [j for j, ch in enumerate(line) if ch == "'" and not line[j + 1 : j + 2].isalnum()]
         i = 0
         while (i := line.find("'", i)) >= 0:
-            word = re.search(r"\w*$", line[:i]).group()  # the letters right before it
+            start = i  # the word right before it: a string prefix at most (two letters)
+            while (
+                start > 0
+                and i - start < 3
+                and (line[start - 1].isalnum() or line[start - 1] == "_")
+            ):
+                start -= 1
+            word = line[start:i]
             if word and (
                 word.lower() not in STRING_PREFIXES
-                or line[i - len(word) - 1 : i - len(word)].isalnum()
+                or i - start > 2
+                or line[start - 1 : start].isalnum()
             ):
                 i += 1  # inside or at the end of a word: an apostrophe
                 continue
-            close = next(
-                (
-                    j
-                    for j in range(i + 1, len(line))
-                    if line[j] == "'" and not line[j + 1 : j + 2].isalnum()
-                ),
-                None,
-            )
-            if close is None:  # no partner on its line: an apostrophe that starts a word
+            k = bisect.bisect_right(closes, i)
+            if k == len(closes):  # no partner on its line: an apostrophe that starts a word
                 i += 1
                 continue
+            close = closes[k]
             inside[t + i : t + close] = [1.0] * (close - i)
             i = close + 1
         t += len(line) + 1
