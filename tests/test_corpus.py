@@ -478,7 +478,7 @@ def test_train_on_a_folder_with_binary_files_notes_them_once(env, tmp_path):
     ]
 
 
-def test_a_file_named_as_a_catalog_corpus_is_read_and_says_so(env, tmp_path):
+def test_a_file_named_as_a_catalog_corpus_is_read_and_says_so(env, tmp_path, monkeypatch):
     (tmp_path / "recall").write_text(make_text(4000))  # a file of the built-in corpus's name
     r = env(["train", "recall", *TINY_CLI, "--steps", "1"])
     assert r.exit_code == 0, r.stderr
@@ -488,6 +488,11 @@ def test_a_file_named_as_a_catalog_corpus_is_read_and_says_so(env, tmp_path):
         "Note: read recall, the file here, not the named corpus 'recall' "
         "(`charrnn corpus get recall` prints that one's path)"
     ]
+    # files given never need the catalog: one that cannot be read stops nothing but its names
+    (tmp_path / "broken.json").write_text("{not json")
+    monkeypatch.setenv("CHARRNN_CATALOG", str(tmp_path / "broken.json"))
+    plain = env(["train", "recall", *TINY_CLI, "--steps", "1", "--name", "p"])
+    assert plain.exit_code == 0 and "Note: read" not in plain.stderr, plain.stderr
 
 
 # ----------------------- pipes, devices and standard input, for every command that reads a file

@@ -95,10 +95,9 @@ def _resolve_one(
         if stdin is None:
             raise CorpusError("'-' means standard input, but none was given")
         return [Source("standard input", data=stdin)], "-", [], []
-    catalog = load_catalog()
-    if catalog_first and spec in catalog:
-        target = fetch(catalog[spec], cache_dir, progress)
-        return [Source(str(target), path=target)], spec, [], []
+    saved_name = catalog_first and not os.path.isabs(spec)  # a saved file is an absolute path
+    if saved_name and (found := _from_catalog(spec, cache_dir, progress)):
+        return found
     path = Path(spec).expanduser()
     mode = _mode(path)
     if stat.S_ISDIR(mode):
@@ -118,12 +117,21 @@ def _resolve_one(
         return [Source(str(path), data=data)], os.path.abspath(path), [], []
     if not mode and path.is_symlink():  # meant, and leading nowhere: never a corpus in its place
         raise CorpusError(f"{path} is a link to nothing ({os.readlink(path)}): give its text")
-    if spec in catalog:
-        target = fetch(catalog[spec], cache_dir, progress)
-        return [Source(str(target), path=target)], spec, [], []
+    if found := _from_catalog(spec, cache_dir, progress):
+        return found
     raise CorpusError(
         f"no such file, folder or corpus: {spec!r}; `charrnn corpus list` shows the named corpora"
     )
+
+
+def _from_catalog(spec, cache_dir, progress) -> tuple[list, str, list, list] | None:
+    """The catalog's corpus named `spec`, fetched into the cache if need be; None where the
+    catalog has no such name (it is read only here: a file given never needs it)."""
+    catalog = load_catalog()
+    if spec not in catalog:
+        return None
+    target = fetch(catalog[spec], cache_dir, progress)
+    return [Source(str(target), path=target)], spec, [], []
 
 
 def _mode(path: Path) -> int:

@@ -19,7 +19,7 @@ import torch
 
 from charrnn import runs
 from charrnn.defaults import CELL, ENCODING, SIZE
-from charrnn.errors import RunError, VocabError
+from charrnn.errors import CorpusError, RunError, VocabError
 from charrnn.text.catalog import Progress
 from charrnn.text.encoded import EncodedCorpus, encode_corpus
 from charrnn.text.encoded import Progress as PhaseProgress
@@ -186,8 +186,12 @@ def _shadowing(specs) -> list[str]:
     read (resolve), which a user who meant the corpus would not otherwise see."""
     from charrnn.text.catalog import load_catalog
 
-    named = [s for s in specs if s != "-" and os.path.exists(s)]
-    return [s for s in named if s in load_catalog()] if named else []
+    named = [s for s in specs if s != "-" and os.sep not in s and os.path.exists(s)]
+    try:
+        catalog = load_catalog() if named else {}
+    except CorpusError:  # a catalog that cannot be read names nothing: training files needs none
+        return []
+    return [s for s in named if s in catalog]
 
 
 def _not_text(cache: Path) -> Callable[[Path], bool]:

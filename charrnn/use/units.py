@@ -113,12 +113,8 @@ def _single_quotes(text: str) -> list[float]:
                 and (line[start - 1].isalnum() or line[start - 1] == "_")
             ):
                 start -= 1
-            word = line[start:i]
-            if word and (
-                word.lower() not in STRING_PREFIXES
-                or i - start > 2
-                or line[start - 1 : start].isalnum()
-            ):
+            word = line[start:i]  # three characters where the word is longer: no prefix
+            if word and word.lower() not in STRING_PREFIXES:
                 i += 1  # inside or at the end of a word: an apostrophe
                 continue
             k = bisect.bisect_right(closes, i)
