@@ -87,10 +87,12 @@ def train_charrnn(
         "corpus": corpus.name,
         "corpus_chars": saved["corpus"]["chars"],
         "dropout": mc["dropout"],
+        "input_dropout": mc.get("input_dropout", 0.0),
         "options": " ".join(extra) or "(defaults)",
         "model": f"{mc.get('cell', 'lstm').upper()} {mc['num_layers']}x{mc['hidden_size']} "
         f"emb {mc['embedding_dim']} "
-        f"dropout {mc['dropout']}",
+        f"dropout {mc['dropout']}"
+        + (f" input dropout {mc['input_dropout']}" if mc.get("input_dropout") else ""),
         "train": f"B {tc['batch_size']} T {tc['seq_len']} lr {tc['lr']:g}",
         "best_val": whole,
         "best_val_bpc": round(whole / math.log(2), 4),

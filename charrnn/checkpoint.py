@@ -1,9 +1,11 @@
 """One self-contained checkpoint file: save atomically, load safely, every version readable.
 
 The file is a dict of tensors and plain Python values only, so `torch.load(weights_only=True)`
-reads it and no code in it ever runs; docs/checkpoint-format.md lists its parts. Version 3 may
-hold a grown vocabulary (not sorted as a whole), `origin` and `patience`, which a charrnn that
-reads only 2 would misread, so it refuses them as newer; version 1 (LSTM only) is upgraded on load.
+reads it and no code in it ever runs; docs/checkpoint-format.md lists its parts. A version is
+raised where a charrnn that reads only the one before would misread the file or call it broken,
+so that it refuses it as newer: version 4 keeps the input dropout in its model config; version 3
+may hold a grown vocabulary (not sorted as a whole), `origin` and `patience`; version 1 (LSTM
+only) is upgraded on load.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from charrnn.train.events import ENDINGS
 from charrnn.train.state import Generators, Position, RunState
 
 FORMAT = "charrnn"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # What a reader of the model alone checks (`load(verify=MODEL_PARTS)`): everything but the
 # optimizer's and the trainer's tensors, which it never reads.
 MODEL_PARTS = ("format", "format_version", "model_config", "train_config", "vocab", "model")

@@ -1,6 +1,7 @@
 """The three cells: one readable step each, equal to PyTorch's fused kernel; the opaque state;
 sizes at equal parameter count; and each cell through training, resume, sampling and scoring."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -126,6 +127,23 @@ def test_the_state_is_the_models_own_form_and_survives_the_checkpoint_round_trip
         state_from_list(tiny(other), saved)
 
 
+def test_input_dropout_acts_in_training_only():
+    """The embedded input is dropped while training (a new mask each call); evaluation,
+    sampling and scoring read it whole, as a model without input dropout would."""
+    plain = tiny("lstm")
+    dropping = CharRNN(dataclasses.replace(plain.config, input_dropout=0.5)).eval()
+    dropping.load_state_dict(plain.state_dict())
+    idx = torch.randint(0, 11, (3, 7))
+    assert torch.equal(dropping(idx)[0], plain(idx)[0])  # eval mode: no dropout
+    dropping.train()
+    a, b = dropping(idx)[0], dropping(idx)[0]
+    assert not torch.allclose(a, b) and not torch.allclose(a, plain(idx)[0])
+    torch.manual_seed(3)
+    first = dropping(idx)[0]
+    torch.manual_seed(3)
+    assert torch.equal(dropping(idx)[0], first)  # the masks come from torch's generator
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_parameter_shapes_are_the_models(cell):
     model = tiny(cell, num_layers=3)
@@ -240,17 +258,18 @@ def test_sampling_through_the_readable_step_writes_what_the_fused_kernel_writes(
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_each_cell_learns_resumes_exactly_samples_and_scores(tmp_path, text, cell):
-    # dropout on, so the random state must come back too; past an epoch, so that the resumed
+    # dropout on (of the input too), so the random state must come back too; past an epoch, so
+    # that the resumed
     # half crosses the epoch rollover
     steps = len(make_trainer(text, tmp_path / "probe", cell=cell).train_batches) + 7
     whole = make_trainer(text, tmp_path / "whole", cell=cell, max_steps=steps)
-    whole.model.drop.p = 0.2
+    whole.model.drop.p = whole.model.drop_in.p = 0.2
     events = drain(whole)
     first = next(e for e in events if isinstance(e, StepEvent)).loss
     assert whole.pos.best_val < 0.75 * first  # it learns
 
     cut = make_trainer(text, tmp_path / "cut", cell=cell, max_steps=steps)
-    cut.model.drop.p = 0.2
+    cut.model.drop.p = cut.model.drop_in.p = 0.2
     for event in cut.run():
         if isinstance(event, StepEvent) and event.step == steps // 2 + 3:  # mid-epoch, not at eval
             cut.request_stop()
@@ -259,7 +278,7 @@ def test_each_cell_learns_resumes_exactly_samples_and_scores(tmp_path, text, cel
     assert payload["model_config"]["cell"] == cell
     torch.manual_seed(12345)  # a resumed process starts with some other RNG state
     resumed = make_trainer(text, tmp_path / "cut", cell=cell, seed=99, max_steps=steps)
-    resumed.model.drop.p = 0.2
+    resumed.model.drop.p = resumed.model.drop_in.p = 0.2
     resumed.restore(checkpoint.run_state(payload, checkpoint.restore(payload, "x")))
     events = drain(resumed)
     assert isinstance(events[-1], DoneEvent) and events[-1].reason == "steps"
@@ -284,9 +303,10 @@ def test_each_cell_learns_resumes_exactly_samples_and_scores(tmp_path, text, cel
 
 @pytest.mark.parametrize("cell", ["gru", "rnn"])
 def test_the_cli_trains_resumes_samples_scores_and_lists_each_cell(env, corpus_file, cell):
-    r = env(["train", str(corpus_file), "--cell", cell, "--steps", "20", "--name", "c", *TINY_CLI])
+    options = ["--cell", cell, "--steps", "20", "--name", "c", "--input-dropout", "0.2"]
+    r = env(["train", str(corpus_file), *options, *TINY_CLI])
     assert r.exit_code == 0, r.stderr
-    assert f"2x24 {cell.upper()}" in r.stderr
+    assert f"2x24 {cell.upper()}" in r.stderr and "input dropout 0.2; batch" in r.stderr
     r = env(["train", "--resume", "c", "--steps", "30"])
     assert r.exit_code == 0, r.stderr
     r = env(["train", "--resume", "c", "--steps", "40", "--cell", "lstm"])
@@ -300,6 +320,7 @@ def test_the_cli_trains_resumes_samples_scores_and_lists_each_cell(env, corpus_f
     assert (record["cell"], record["shape"], record["step"]) == (cell, "2x24", 30)
     saved = checkpoint.load(Path(record["folder"]) / "last.pt")
     assert record["dropout"] == saved["model_config"]["dropout"]
+    assert record["input_dropout"] == saved["model_config"]["input_dropout"] == 0.2  # resumed so
     assert record["lr"] == saved["train_config"]["lr"]  # the cell's own peak rate
 
 

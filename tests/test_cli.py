@@ -161,13 +161,21 @@ CASES = [
     (["train", "ok.txt", "--time", "9" * 20 + "h"], 2, "longer than any run can take"),
     (["train", "ok.txt", "--lr", "0"], 2, "--lr"),
     (["train", "ok.txt", "--dropout", "1"], 2, "--dropout"),
+    (["train", "ok.txt", "--input-dropout", "1"], 2, "--input-dropout"),
     (["train", "ok.txt", "--val-frac", "0"], 2, "--val-frac"),
     (["train", "ok.txt", "--size", "huge"], 2, "--size"),
     (["train", "ok.txt", "--device", "tpu"], 2, "--device"),
     # nan passes every range check (its comparisons are all false): each number option refuses it
     *[
         (["train", "ok.txt", option, "nan"], 2, f"'{option}': 'nan' is not a number")
-        for option in ("--lr", "--dropout", "--val-frac", "--epochs", "--weight-decay")
+        for option in (
+            "--lr",
+            "--dropout",
+            "--input-dropout",
+            "--val-frac",
+            "--epochs",
+            "--weight-decay",
+        )
     ],
     (["train", "ok.txt", "--sample-temp", "nan"], 2, "'--sample-temp': 'nan' is not a number"),
     # ... and inf, or a number too big for a float, where a range has no upper end

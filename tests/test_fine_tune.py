@@ -345,20 +345,29 @@ def test_a_missing_base_run_is_an_error_that_names_it(env, tmp_path):
     assert not (tmp_path / "checkpoints" / "new").exists()
 
 
-def test_a_format_2_checkpoint_resumes_and_is_a_base_to_start_from(tmp_path, text):
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_older_checkpoint_resumes_and_is_a_base_to_start_from(tmp_path, text, version):
     corpus = encode_text(text, "tiny")
     train = {**TINY_TRAIN, "max_steps": 20}
     drain(start(corpus, tmp_path / "r", model=TINY_MODEL, train=train).trainer)
-    (tmp_path / "v2").mkdir()
-    for name in ("last.pt", "best.pt"):  # as charrnn wrote them before --init-from
-        payload = checkpoint.load(tmp_path / "r" / name)
-        config = {k: v for k, v in payload["train_config"].items() if k != "patience"}
-        v2 = {k: v for k, v in payload.items() if k != "digests"}  # format 2 had none
-        torch.save({**v2, "format_version": 2, "train_config": config}, tmp_path / "v2" / name)
-    resumed = resume(
-        tmp_path / "v2", lambda s, e: corpus, corpus_specs=["-"], train={"max_steps": 30}
-    ).trainer
-    assert resumed.config.patience is None and drain(resumed)[-1].step == 30
-    tuned = fine_tune(tmp_path / "tuned", tmp_path / "v2" / "best.pt", max_steps=5)
+    old = tmp_path / f"v{version}"
+    old.mkdir()
+    for name in ("last.pt", "best.pt"):  # as charrnn wrote them before --init-from (2), or
+        payload = checkpoint.load(tmp_path / "r" / name)  # before --input-dropout (3)
+        model = {k: v for k, v in payload["model_config"].items() if k != "input_dropout"}
+        payload = {**payload, "format_version": version, "model_config": model}
+        if version == 2:
+            config = {k: v for k, v in payload["train_config"].items() if k != "patience"}
+            v2 = {k: v for k, v in payload.items() if k != "digests"}  # format 2 had none
+            torch.save({**v2, "train_config": config}, old / name)
+        else:
+            checkpoint.save(payload, old / name)
+        assert checkpoint.load(old / name)["format_version"] == version
+    resumed = resume(old, lambda s, e: corpus, corpus_specs=["-"], train={"max_steps": 30}).trainer
+    assert resumed.model.config.input_dropout == 0.0 and drain(resumed)[-1].step == 30
+    assert version > 2 or resumed.config.patience is None
+    tuned = fine_tune(tmp_path / "tuned", old / "best.pt", max_steps=5)
     assert drain(tuned)[-1].step == 5
-    assert checkpoint.load(tmp_path / "tuned" / "last.pt")["format_version"] == 3
+    saved = checkpoint.load(tmp_path / "tuned" / "last.pt")
+    assert saved["format_version"] == checkpoint.FORMAT_VERSION
+    assert saved["model_config"]["input_dropout"] == 0.0

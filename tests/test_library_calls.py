@@ -166,6 +166,8 @@ def test_library_calls_refuse_what_the_commands_refuse(tmp_path, trained_run):
         ({"num_layers": 1.5}, "num_layers"),
         ({"embedding_dim": -1}, "embedding_dim"),
         ({"dropout": 1.0}, "dropout"),
+        ({"input_dropout": -0.1}, "input_dropout"),
+        ({"input_dropout": False}, "input_dropout"),  # a flag, not a rate
     ]:
         with pytest.raises(ConfigError, match=field):
             start(text, RunDir(tmp_path / "r"), model=shape, train=train)

@@ -17,6 +17,8 @@ from charrnn.model.presets import (
     DENSE_EVALS_FROM,
     EARLY_STOP_PASSES,
     FEW_PASSES,
+    INPUT_DROPOUT,
+    INPUT_DROPOUT_PASSES,
     MANY_PASSES,
     MANY_PASSES_DROPOUT,
     MAX_PASSES,
@@ -71,9 +73,11 @@ def test_auto_sets_dropout_by_the_passes_over_the_text():
         few = for_passes(medium, passes, early_stop=False)  # a few times: none yet, and said
         assert few.preset.dropout == 0.0 and passes <= NO_DROPOUT_PASSES
         assert f"dropout 0, as the budget reads the text {said}" in few.reason
-    assert (
-        for_passes(medium, FEW_PASSES, early_stop=False) == medium
-    )  # a few times: the preset's, unsaid
+        assert few.preset.input_dropout == 0.0 and "input dropout" not in few.reason
+    at_few = for_passes(medium, FEW_PASSES, early_stop=False)  # the preset's dropout, unsaid
+    assert at_few.preset.dropout == medium.preset.dropout
+    said = "input dropout 0.05, as the budget reads the text about 4 times"
+    assert at_few.reason == f"{medium.reason}; {said}"
     assert "reads the text about 1,122 times" in for_passes(medium, 1122, early_stop=False).reason
     # from none it rises in lines, in steps of 0.05, and never falls as the passes grow
     ramp = [for_passes(medium, p / 4, early_stop=False).preset.dropout for p in range(1, 200)]
@@ -82,15 +86,27 @@ def test_auto_sets_dropout_by_the_passes_over_the_text():
         PRESETS["medium"].dropout / 2, abs=0.03
     )
     assert ramp == sorted(ramp) and {round(d * 20, 9) % 1 for d in ramp} == {0}
+    # the input's: none up to NO_DROPOUT_PASSES, then a line to INPUT_DROPOUT, flat on
+    ramp_in = [for_passes(medium, p / 4, early_stop=False).preset.input_dropout for p in range(200)]
+    assert ramp_in == sorted(ramp_in) and {round(d * 20, 9) % 1 for d in ramp_in} == {0}
+    assert ramp_in[4 * int(NO_DROPOUT_PASSES)] == 0.0 and ramp_in[-1] == INPUT_DROPOUT
+    halfway = (NO_DROPOUT_PASSES + INPUT_DROPOUT_PASSES) / 2
+    assert for_passes(medium, halfway, early_stop=False).preset.input_dropout == pytest.approx(
+        INPUT_DROPOUT / 2
+    )
+    assert for_passes(medium, INPUT_DROPOUT_PASSES, early_stop=False).preset.input_dropout == (
+        INPUT_DROPOUT
+    )
     middle = for_passes(medium, (FEW_PASSES + MANY_PASSES) / 2, early_stop=False).preset.dropout
     assert middle == pytest.approx((PRESETS["medium"].dropout + MANY_PASSES_DROPOUT) / 2, abs=0.03)
     for choice in (choose("auto", 60.0, 10_000.0), medium):  # small and medium
         often = for_passes(choice, MANY_PASSES, early_stop=False)
         assert often.name == choice.name and often.preset.dropout == MANY_PASSES_DROPOUT
         assert often.reason.startswith(choice.reason)
+        assert often.preset.input_dropout == INPUT_DROPOUT
         assert (
-            f"; dropout 0.5, as the budget reads the text about {MANY_PASSES:.0f} times"
-            in often.reason
+            f"; dropout 0.5 and input dropout {INPUT_DROPOUT:g}, as the budget reads the text "
+            f"about {MANY_PASSES:.0f} times" in often.reason
         )
         # on past it, in a second line, to its top from MOST_PASSES
         between = for_passes(
@@ -256,20 +272,22 @@ def test_auto_stops_a_text_read_many_times_early_and_says_so_in_one_clause():
     stopped = for_passes(medium, EARLY_STOP_PASSES)
     assert stopped.patience == PATIENCE and stopped.max_epochs is None
     assert stopped.reason == (
-        f"{medium.reason}; dropout 0.7 and a stop after {PATIENCE} evaluations (one a pass, every "
-        "other pass before the 6th) without a better validation loss, as the budget reads the "
-        "text about 20 times"
+        f"{medium.reason}; dropout 0.7, input dropout {INPUT_DROPOUT:g} and a stop after "
+        f"{PATIENCE} evaluations (one a pass, every other pass before the 6th) without a better "
+        "validation loss, as the budget reads the text about 20 times"
     )
     # more passes than help: MAX_PASSES of them, the dropout theirs
     capped = for_passes(medium, 4 * MAX_PASSES)
     assert capped.max_epochs == MAX_PASSES and capped.patience == PATIENCE
     assert capped.preset == for_passes(medium, MAX_PASSES).preset
     assert capped.reason == (
-        f"{medium.reason}; dropout 0.7, {MAX_PASSES:g} passes and a stop after {PATIENCE} "
-        "evaluations (one a pass, every other pass before the 6th) without a better validation "
-        f"loss, as the budget would read the text about {4 * MAX_PASSES:g} times"
+        f"{medium.reason}; dropout 0.7, input dropout {INPUT_DROPOUT:g}, {MAX_PASSES:g} passes and "
+        f"a stop after {PATIENCE} evaluations (one a pass, every other pass before the 6th) "
+        "without a better validation loss, as the budget would read the text about "
+        f"{4 * MAX_PASSES:g} times"
     )
-    stop_only = for_passes(medium, 40.0, dropout=False)  # the user's dropout: the preset's kept
+    # the user's dropouts: the preset's kept
+    stop_only = for_passes(medium, 40.0, dropout=False, input_dropout=False)
     assert stop_only.patience == PATIENCE and stop_only.preset == medium.preset
     assert stop_only.reason.startswith(f"{medium.reason}; {MAX_PASSES:g} passes and a stop")
     plain = for_passes(
@@ -328,11 +346,16 @@ def test_an_eval_every_given_keeps_its_schedule_and_the_first_line_claims_no_oth
 
 
 @pytest.mark.parametrize(
-    ("options", "dropout"),
-    [([], MANY_PASSES_DROPOUT), (["--dropout", "0.2"], 0.2), (["--size", "medium"], 0.1)],
+    ("options", "dropout", "input_dropout"),
+    [
+        ([], MANY_PASSES_DROPOUT, INPUT_DROPOUT),
+        (["--dropout", "0.2"], 0.2, INPUT_DROPOUT),  # each rate auto's unless given
+        (["--input-dropout", "0.3"], MANY_PASSES_DROPOUT, 0.3),
+        (["--size", "medium"], 0.1, 0.0),
+    ],
 )
 def test_a_run_that_reads_its_text_many_times_gets_more_dropout_unless_given(
-    tmp_path, monkeypatch, corpus_file, options, dropout
+    tmp_path, monkeypatch, corpus_file, options, dropout, input_dropout
 ):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(start, "training_speed", lambda *a, **k: 200_000.0)  # medium
@@ -341,9 +364,12 @@ def test_a_run_that_reads_its_text_many_times_gets_more_dropout_unless_given(
         ["train", str(corpus_file), "--time", "10m", "--steps", "1", "--name", "d", *options]
     )
     assert r.exit_code == 0, r.stderr
-    assert ("dropout 0.5, as the budget reads the text about 10 times" in r.stderr) == (not options)
+    said = f"dropout 0.5 and input dropout {INPUT_DROPOUT:g}, as the budget reads the text"
+    assert (said in r.stderr) == (not options)
     saved = checkpoint.load(tmp_path / "checkpoints" / "d" / "last.pt")
     assert saved["model_config"]["dropout"] == dropout
+    assert saved["model_config"]["input_dropout"] == input_dropout
+    assert (f"input dropout {input_dropout:g}; batch" in r.stderr) == bool(input_dropout)
 
 
 def test_the_passes_count_the_model_auto_chose(tmp_path, monkeypatch, corpus_file):

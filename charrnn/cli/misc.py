@@ -23,10 +23,11 @@ Examples:
   charrnn runs --json | jq -r 'select(.status == "ok") | .run'"""
 )
 @json_option(
-    "One JSON object per run and line: run, folder, status, cell, shape, dropout, lr (its peak "
-    "learning rate), from (the run it was fine-tuned from), step, scores, note, ended (steps, "
-    "epochs, time, patience, stopped, diverged, or null while it trains, or where it ended without "
-    "saying: killed, or a failed write), training_pid (the process training it now, else null)."
+    "One JSON object per run and line: run, folder, status, cell, shape, dropout, input_dropout, "
+    "lr (its peak learning rate), from (the run it was fine-tuned from), step, scores, note, "
+    "ended (steps, epochs, time, patience, stopped, diverged, or null while it trains, or where "
+    "it ended without saying: killed, or a failed write), training_pid (the process training it "
+    "now, else null)."
 )
 @click.option(
     "--check",

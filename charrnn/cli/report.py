@@ -40,7 +40,8 @@ def describe(opened, request, device) -> str:
     return (
         f"{verb} {trainer.run_dir.name!r}: {opened.chars:,} characters, {distinct:,} distinct"
         f"{vocab}; {m.num_layers}x{m.hidden_size} {m.cell.upper()}, {_millions(params)} "
-        f"parameters{f', dropout {m.dropout:g}' if m.dropout else ''}; batch "
+        f"parameters{f', dropout {m.dropout:g}' if m.dropout else ''}"
+        f"{f', input dropout {m.input_dropout:g}' if m.input_dropout else ''}; batch "
         f"{c.batch_size}x{c.seq_len}; budget "
         f"{', '.join(x for x in limits if x)}; {device}"
         + (" (bfloat16 mixed precision)" if trainer.autocast is not None else "")

@@ -33,6 +33,8 @@ from charrnn.model.presets import (
     DENSE_EVALS_FROM,
     EARLY_STOP_PASSES,
     FINE_TUNE,
+    INPUT_DROPOUT,
+    INPUT_DROPOUT_PASSES,
     MAX_PASSES,
     MEDIUM_FROM_CHARS,
     PATIENCE,
@@ -45,6 +47,7 @@ MODEL_OPTIONS = {
     "hidden": "hidden_size",
     "embedding": "embedding_dim",
     "dropout": "dropout",
+    "input_dropout": "input_dropout",
 }
 TRAIN_OPTIONS = {
     "batch_size": "batch_size",
@@ -119,7 +122,9 @@ Examples:
     "in --time, else small (an LSTM in float32: 1x384 over 16 streams, unless --hidden, "
     "--layers or --batch-size is given); auto also sets the dropout by how many times the "
     "budget reads the text: none up to 3 times, rising to the preset's at 4, 0.5 at 10 and "
-    f"0.7 at 20; a --time budget that reads the text {EARLY_STOP_PASSES:g} times or more gets "
+    f"0.7 at 20, and the input dropout, from none at 3 times to {INPUT_DROPOUT:g} from "
+    f"{INPUT_DROPOUT_PASSES:g}; a --time "
+    f"budget that reads the text {EARLY_STOP_PASSES:g} times or more gets "
     f"--patience {PATIENCE} with an evaluation a pass (every other pass before the "
     f"{DENSE_EVALS_FROM:.0f}th), and --epochs {MAX_PASSES:g} where it would read it more often: "
     "a run stops once more passes no longer help.",
@@ -138,8 +143,15 @@ Examples:
 @click.option(
     "--dropout",
     type=Number(0, 1, max_open=True),
-    help="Dropout rate, between the layers and before the head  [default: the preset's; with "
-    "--size auto, by the passes over the text].",
+    help="Dropout rate, between the layers and before the head  [default: with --size auto, by "
+    "the passes over the text; with a named --size, the preset's; with --init-from, the base's].",
+)
+@click.option(
+    "--input-dropout",
+    type=Number(0, 1, max_open=True),
+    help="Dropout rate of the characters' embeddings (a share of each one's values zeroed), before "
+    "the first layer  [default: with --size auto, by the passes over the text; with a named "
+    "--size, 0; with --init-from, the base's].",
 )
 @click.option(
     "--batch-size",
@@ -322,7 +334,7 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
     if init_from and (shape := [f"--{n}" for n in SHAPE_OPTIONS if given(ctx, n)]):
         raise click.UsageError(
             f"{', '.join(shape)} cannot be given with --init-from: the model keeps the size and "
-            "cell of the checkpoint it starts from (--dropout may change)"
+            "cell of the checkpoint it starts from (--dropout and --input-dropout may change)"
         )
     if opts["name"] is not None and (problem := runs.name_problem(opts["name"], checkpoint_dir)):
         raise click.BadParameter(problem, ctx=ctx, param_hint="'--name'")

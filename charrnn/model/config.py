@@ -22,6 +22,8 @@ FIELDS = {
 # What each cell carries from one character to the next: (h, c) for the LSTM, (h,) for the others.
 STATES = {"lstm": ("cell", "hidden"), "gru": ("hidden",), "rnn": ("hidden",)}
 GATES = {"lstm": ("forget", "input", "output"), "gru": ("reset", "update"), "rnn": ()}
+# The rates of a ModelConfig that are not its shape: a run started from a model may change them.
+DROPOUTS = ("dropout", "input_dropout")
 
 
 @dataclass
@@ -33,6 +35,10 @@ class ModelConfig:
     hidden_size: int
     num_layers: int
     dropout: float = 0.0  # between layers and before the head; 0 for short runs
+    # Of the embedded characters, before the first layer, in training: a share of each input
+    # vector is zeroed, so the cells learn not to lean on any one of its features (0 in
+    # checkpoints before it).
+    input_dropout: float = 0.0
     cell: str = "lstm"  # "lstm", "gru" or "rnn" (tanh); checkpoints without one are LSTMs
     forget_bias: float = 1.0  # LSTM only: start with the belt open, remember by default
     # What the model reads before any text (sampling, scoring, validation): how its training text
@@ -46,10 +52,10 @@ class ModelConfig:
             raise ValueError(f"unknown cell {self.cell!r}: one of {', '.join(CELLS)}")
         for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers"):
             require_whole(name, getattr(self, name), 1)
-        if not (isinstance(self.dropout, int | float) and 0 <= self.dropout < 1):
-            raise ConfigError(
-                f"dropout must be from 0 up to (not including) 1, not {self.dropout!r}"
-            )
+        for name in DROPOUTS:
+            rate = getattr(self, name)
+            if isinstance(rate, bool) or not (isinstance(rate, int | float) and 0 <= rate < 1):
+                raise ConfigError(f"{name} must be from 0 up to (not including) 1, not {rate!r}")
         if not (isinstance(self.forget_bias, int | float) and math.isfinite(self.forget_bias)):
             raise ConfigError(f"forget_bias must be a finite number, not {self.forget_bias!r}")
 

@@ -34,6 +34,7 @@ class CharRNN(nn.Module):
         super().__init__()
         self.config = c = config
         self.embed = nn.Embedding(c.vocab_size, c.embedding_dim)
+        self.drop_in = nn.Dropout(c.input_dropout)
         kernel_options = {"nonlinearity": "tanh"} if c.cell == "rnn" else {}
         self.rnn = _KERNELS[c.cell](
             c.embedding_dim,
@@ -74,7 +75,7 @@ class CharRNN(nn.Module):
     def read(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """The recurrent part alone: idx (B, T), state -> the top layer's h (B, T, H), the state
         after idx. For readers that need the logits at some positions only (`logits`)."""
-        x = self.embed(idx)  # (B, T, E)
+        x = self.drop_in(self.embed(idx))  # (B, T, E)
         if state is not None:
             state = state if self.config.cell == "lstm" else state[0]  # the kernel's own form
         out, state = self.rnn(x, state)  # (B, T, H)

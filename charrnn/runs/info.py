@@ -30,6 +30,7 @@ class RunInfo:
     cell: str | None = None  # "lstm", "gru" or "rnn"
     shape: str | None = None  # layers x width, e.g. "1x512"
     dropout: float | None = None  # what it trains with (--size auto sets it by the passes)
+    input_dropout: float | None = None  # ... of the embedded characters
     lr: float | None = None  # its peak learning rate (its preset's, or a share of its base's)
     origin: str | None = None  # the run it was fine-tuned from (train --init-from), if any
     origin_step: int | None = None  # ... at that run's step
@@ -59,6 +60,7 @@ class RunInfo:
             "cell": self.cell,
             "shape": self.shape,
             "dropout": self.dropout,
+            "input_dropout": self.input_dropout,
             "lr": self.lr,
             "from": self.origin,
             "from_step": self.origin_step,
@@ -155,6 +157,8 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
         cell=config.get("cell") if isinstance(config.get("cell"), str) else None,
         shape=f"{layers}x{width}" if layers and width else None,
         dropout=_number(config.get("dropout"), float),
+        # 0 in a model from before it was kept
+        input_dropout=_number(config.get("input_dropout", 0.0 if config else None), float),
         lr=_number(train.get("lr"), float),
         origin=origin.get("run") if isinstance(origin.get("run"), str) else None,
         origin_step=_number(origin.get("step"), int),

@@ -71,7 +71,10 @@ def _agree(key: tuple, batch_size: int, seq_len: int, dtype: torch.dtype, device
                 embedding_dim=embedding_dim,
                 hidden_size=hidden_size,
                 num_layers=num_layers,
+                # no dropout of any kind: the two passes would draw different masks, and their
+                # gradients would differ whatever the kernel
                 dropout=0.0,
+                input_dropout=0.0,
                 cell=cell,
             )
         ).to(device)

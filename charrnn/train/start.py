@@ -19,7 +19,7 @@ from charrnn import checkpoint
 from charrnn.defaults import CELL, SIZE, VAL_FRAC
 from charrnn.devices import as_device, autocast_dtype
 from charrnn.errors import CheckpointError, ConfigError, DamagedCheckpoint, RunError
-from charrnn.model.config import parameter_count
+from charrnn.model.config import DROPOUTS, parameter_count
 from charrnn.model.network import CELLS, CharRNN, ModelConfig, grown_weights
 from charrnn.model.presets import (
     DENSE_EVALS_FROM,
@@ -152,7 +152,7 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist, start
     it knows keep their ids, and its predictions over them start as they were."""
     payload, base_model, base_shape = _load_base(base)
     c, base_vocab = base_model.config, base_model.vocab
-    shape = {k: getattr(c, k) for k in _fields(ModelConfig) - {"dropout", "lead_in"}}
+    shape = {k: getattr(c, k) for k in _fields(ModelConfig) - {*DROPOUTS, "lead_in"}}
     asked = {**model, **({"cell": cell} if cell is not None else {})}
     if clash := {k: v for k, v in asked.items() if k in shape and v != shape[k]}:
         given = ", ".join(f"{k} {v}" for k, v in clash.items())
@@ -168,9 +168,9 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist, start
     like = [base_vocab.index[t[0]] if (t := lookalike(ch, base_vocab)) else None for ch in new]
     ids = data.reindex(corpus.ids, corpus.vocab, vocab)
     config, notes = _fine_tune_config(base_shape, train, len(ids), dist)
-    dropout = model.get("dropout", c.dropout)
+    dropouts = {k: model.get(k, getattr(c, k)) for k in DROPOUTS}  # the base's unless given
     lead = lead_in_for(ids, vocab)  # the new text's, not the base's
-    tuned = dataclasses.replace(c, vocab_size=len(vocab), dropout=dropout, lead_in=lead)
+    tuned = dataclasses.replace(c, vocab_size=len(vocab), lead_in=lead, **dropouts)
     base_run = payload.get("corpus", {})
     origin = {
         "checkpoint": str(base.resolve()),
@@ -341,7 +341,8 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist, started=None) 
     # the user's measure of it, and a patience given is the user's own.
     early_stop = all(train.get(k) is None for k in ("max_steps", "max_epochs", "patience"))
     schedule = train.get("eval_every") is None  # an --eval-every given is the user's schedule
-    return for_passes(choice, read, "dropout" not in model, early_stop, schedule)
+    mine = {"dropout": "dropout" not in model, "input_dropout": "input_dropout" not in model}
+    return for_passes(choice, read, early_stop=early_stop, schedule=schedule, **mine)
 
 
 # How far one step may take a run past its --time before the model is refused: the budget's
