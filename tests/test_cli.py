@@ -264,7 +264,7 @@ CASES = [
     (["export", "-c", "tiny", "--format", "html", "  "], 2, "'OUT': is only blanks ('  ')"),
     (["sample", "-c", "tiny", "-o", " "], 2, "'-o' / '--output': is only blanks"),
     (["sample", "-c", "tiny", "-o", "new/"], 2, "'new/' is a folder; give a file's name in it"),
-    (["score", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
+    (["score", "", "-c", "tiny"], 2, "'[FILE]...': is empty"),
     (["inspect", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
     (["runs", ""], 2, "an empty argument (an unset shell variable?)"),
     (["sample", "-c", "tiny", "x", ""], 2, "an empty argument"),
@@ -427,6 +427,7 @@ main()
     ],
 )
 def test_ctrl_c_during_start_up_exits_130_quietly(args, tmp_path):
+    (tmp_path / "x.txt").write_text("ANNA:\n")  # there: a missing file is refused before torch
     p = subprocess.Popen(
         [sys.executable, "-c", STARTUP_DRIVER, *args],
         cwd=tmp_path,

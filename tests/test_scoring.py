@@ -2,6 +2,7 @@
 as if alone, texts and lines of any length read in bounded chunks with the state carried, the
 contract for any text, and the streams around it."""
 
+import json
 import math
 import os
 import pty
@@ -180,6 +181,57 @@ def test_score_a_file_whole_and_per_line(score, model_vocab, tmp_path):
     # a last line without its line break scores as it does ended: lines rank wherever they are
     unended = score(["--per-line", "-"], input="the cat sat.\nANNA:").stdout.split()
     assert unended == [lines[1], lines[0]]
+
+
+def test_several_files_one_line_each_and_one_that_cannot_be_scored_stops_none(score, tmp_path):
+    """Of several texts, each is the number one alone gets, a tab, its name, in the order given;
+    a text that cannot be scored is an Error line on stderr, the others still scored, exit 1."""
+    texts = {"a.txt": "ANNA:\nthe cat sat.\n", "b.txt": "mgmgrwrwuu\n", "c.txt": "the cat\n"}
+    for name, text in texts.items():
+        (tmp_path / name).write_text(text)
+    alone = {name: score(["-q", name]).stdout.strip() for name in texts}
+    r = score(["-q", "a.txt", "b.txt", "-", "c.txt"], input=texts["b.txt"])
+    assert r.exit_code == 0 and r.stderr == ""
+    want = [f"{alone[n]}\t{n}" for n in ("a.txt", "b.txt")] + [f"{alone['b.txt']}\t-"]
+    assert r.stdout.splitlines() == [*want, f"{alone['c.txt']}\tc.txt"]
+    (tmp_path / "bad.txt").write_text("Ω\n")
+    (tmp_path / "empty.txt").write_text("")
+    r = score(["-q", "a.txt", "bad.txt", "empty.txt", "c.txt"])
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    assert r.stdout.splitlines() == [f"{alone['a.txt']}\ta.txt", f"{alone['c.txt']}\tc.txt"]
+    errors = r.stderr.splitlines()
+    assert len(errors) == 2 and all(e.startswith("Error: ") for e in errors)
+    assert "bad.txt" in errors[0] and "empty.txt is empty" in errors[1]
+    # refused before the model loads: a file that is not there, stdin twice, --per-line of two
+    assert_one_error(score(["a.txt", "gone.txt"]), 1, "cannot read gone.txt")
+    assert_one_error(score(["-", "a.txt", "-"]), 2, "standard input (-) more than once")
+    assert_one_error(score(["--per-line", "a.txt", "c.txt"]), 2, "--per-line reads one FILE")
+
+
+def test_json_gives_each_text_and_each_line_its_record(score, tmp_path):
+    """--json: the figures printed, unrounded to 6 places, with what they are of; a line that
+    scores nan is null, its text kept."""
+    text = "ANNA:\r\nthe cat sat.\nwhy \u00e9\n\nend"
+    (tmp_path / "t.txt").write_text(text, newline="")
+    plain = score(["--per-line", "-q", "t.txt"]).stdout.split()
+    r = score(["--per-line", "--json", "-q", "t.txt"])
+    assert r.exit_code == 0 and r.stderr.startswith("Warning: 1 line")
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["line"] for x in records] == [1, 2, 3, 4, 5]
+    assert [x["text"] for x in records] == ["ANNA:", "the cat sat.", "why \u00e9", "", "end"]
+    assert records[2]["bpc"] is None and plain[2] == "nan"
+    for record, number in zip(records, plain, strict=True):
+        if record["bpc"] is not None:
+            assert f"{record['bpc']:.4f}" == number
+    (tmp_path / "u.txt").write_text("the cat sat.\n")
+    r = score(["--json", "-q", "u.txt", "-"], input="ANNA:\n")
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(x["file"], x["characters"]) for x in records] == [("u.txt", 13), ("-", 6)]
+    for record, name in zip(records, ("u.txt", "-"), strict=True):
+        alone = score(["-q", name], input="ANNA:\n").stdout.strip()
+        assert f"{record['bpc']:.4f}" == alone
+        assert record["nats"] == pytest.approx(record["bpc"] * math.log(2), abs=2e-6)
+        assert record["checkpoint"].endswith("best.pt")
 
 
 def test_score_options(score, tmp_path):

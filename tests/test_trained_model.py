@@ -7,10 +7,13 @@ import torch
 from test_cells import tiny
 
 from charrnn import checkpoint
-from charrnn.model.config import CELLS
+from charrnn.model.config import CELLS, ModelConfig
+from charrnn.model.network import CharRNN
 from charrnn.model.trained import Model
 from charrnn.text.vocab import CharVocab
 from charrnn.train.evaluate import evaluate
+from charrnn.use.inspection import record
+from charrnn.use.scoring import score_lines, score_text
 
 VOCAB = CharVocab.from_text("abcdefg \n")
 
@@ -81,3 +84,21 @@ def test_evaluation_starts_each_stream_from_the_cold_start(trained_run, monkeypa
     evaluate(model, batches, cold=False)
     assert all(not s.any() for s in seen[0])  # a zero state alone
     assert model.net.training is False  # the mode it was in
+
+
+def test_a_network_in_training_mode_is_read_without_dropout_and_left_training():
+    """A library caller's fresh CharRNN is in training mode: every reader gives the numbers of
+    eval mode (the same at each call, whatever the dropouts) and hands the network back as it
+    found it."""
+    torch.manual_seed(0)
+    config = ModelConfig(len(VOCAB), 8, 16, 2, dropout=0.5, input_dropout=0.5)
+    model = Model(CharRNN(config), VOCAB)
+    text, lines = "abc de fg\ngfe dcba\n" * 30, ["abc de\n", "fg gfe dcba\n"]
+    model.net.eval()
+    want = score_text(model, text), score_lines(model, lines), record(model, text[:40]).surprise
+    model.net.train()
+    for _ in range(2):
+        torch.testing.assert_close(score_text(model, text), want[0], rtol=1e-6, atol=0)
+        torch.testing.assert_close(score_lines(model, lines), want[1], rtol=1e-6, atol=0)
+        torch.testing.assert_close(record(model, text[:40]).surprise, want[2])
+        assert model.net.training

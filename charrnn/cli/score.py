@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import click
 
@@ -21,24 +22,41 @@ from charrnn.cli.options import (
     checkpoint_option,
     device_option,
     encoding_option,
+    json_option,
     not_empty,
     quiet_option,
     unknown_option,
 )
+from charrnn.errors import CharRNNError
+from charrnn.jsonl import json_line
 
 SCORE_HINT = "to score a stream, pipe it in and use - to read standard input"
+
+
+def _files(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
+    """FILE...: none is standard input; standard input can be read once."""
+    value = not_empty(ctx, param, value) or ("-",)
+    if value.count("-") > 1:
+        raise click.BadParameter("names standard input (-) more than once; it can be read once")
+    return value
+
+
+def _label(file: str) -> str:
+    return "standard input" if file == "-" else file
 
 
 @click.command(
     epilog="""\b
 Examples:
   charrnn score poem.txt                        # bits per character of the whole text
+  charrnn score *.txt | sort -g                 # several texts: the number, a tab, the name
   charrnn score --per-line lines.txt            # one number per input line
   paste <(charrnn score --per-line f.txt) f.txt | sort -g | head   # the most typical lines
+  charrnn score --per-line --json f.txt | jq -r 'select(.bpc > 3) | .text'   # the odd lines
   fortune | charrnn score - -c shakespeare
 """
 )
-@click.argument("file", default="-", callback=not_empty)
+@click.argument("files", metavar="[FILE]...", nargs=-1, callback=_files)
 @checkpoint_option
 @click.option(
     "--per-line",
@@ -61,52 +79,103 @@ Examples:
     "'error' prints nan for such a line (one warning on stderr names them) and goes on."
 )
 @encoding_option()
+@json_option(
+    "One JSON object per line of output: per text `file`, `characters`, `bpc`, `nats` (per "
+    "character) and `checkpoint`; with --per-line, per line `line` (from 1), `bpc` (null where "
+    "the text prints nan) and `text` (the line as read, without its line break)."
+)
 @quiet_option("No summary on stderr.")
 @device_option("cpu")
 @checkpoint_dir_option
-def score(file, checkpoint, per_line, exact, unknown, encoding, quiet, device, checkpoint_dir):
-    """Print the model's bits per character on FILE ('-' or nothing: stdin): lower is more
-    typical of what the model was trained on."""
-    from charrnn.text.sources import input_file, read_all
-    from charrnn.use.bits import text_nats
+def score(
+    files, checkpoint, per_line, exact, unknown, encoding, as_json, quiet, device, checkpoint_dir
+):
+    """Print the model's bits per character on each FILE ('-' or nothing: stdin): lower is more
+    typical of what the model was trained on. Of several files, one line each: the number, a
+    tab, the file; one that cannot be scored is an Error line, and the others are still scored
+    (exit 1 at the end)."""
+    from charrnn.text.sources import input_file
 
-    label = "standard input" if file == "-" else file
-    refuse_run_as_file(file, checkpoint_dir)
-    # Checked before the model loads (a folder, a device: refused), read after it.
-    source = None if file == "-" else input_file(file, label, SCORE_HINT)
+    if per_line and len(files) > 1:
+        raise click.UsageError("--per-line reads one FILE; score the files one at a time")
+    for file in files:
+        refuse_run_as_file(file, checkpoint_dir)
+    # Checked before the model loads (missing, a folder, a device: refused), read after it.
+    sources = [None if f == "-" else input_file(f, _label(f), SCORE_HINT) for f in files]
     path, model = load_model(checkpoint, checkpoint_dir, device)
     if per_line:
         size = 1 << 16  # what has arrived, at most this: lines scored as they come
+        source, label = sources[0], _label(files[0])
         if source is None:
             chunks = stdin_chunks(size, quiet, live=True)
         else:
             chunks = source.chunks(size, live=True)
-        _score_lines(model, chunks, label, encoding, unknown, quiet)
+        _score_lines(model, chunks, label, encoding, unknown, quiet, as_json)
         return
+    named, failed = len(files) > 1, False
+    for file, source in zip(files, sources, strict=True):
+        try:
+            _score_text(model, path, file, source, exact, unknown, encoding, quiet, as_json, named)
+        except CharRNNError as e:
+            if not named:  # one text: its error is the command's
+                raise
+            click.echo(f"Error: {e}", err=True)  # one file's: said, and the others still scored
+            failed = True
+    if failed:
+        sys.exit(1)
+
+
+def _score_text(
+    model, path, file, source, exact, unknown, encoding, quiet, as_json, named=False
+) -> None:
+    """One text's number on stdout (after a tab, its name, where `named`), or its JSON object;
+    the summary on stderr."""
+    from charrnn.text.sources import read_all
+    from charrnn.use.bits import text_nats
+
+    label = _label(file)
     if source is None:
         _, text = read_stdin(label, encoding)
     else:
         _, text = read_all(source.chunks(), label, encoding)
     text = known_text(text, model.vocab, unknown, label, "score", quiet)
     nats = text_nats(model, text, path, exact)
-    click.echo(f"{nats / math.log(2):.4f}")
+    bpc = nats / math.log(2)
+    if as_json:
+        record = {"file": file, "characters": len(text), "bpc": round(bpc, 6)}
+        click.echo(json_line({**record, "nats": round(nats, 6), "checkpoint": str(path)}))
+    else:
+        click.echo(f"{bpc:.4f}" + f"\t{file}" * named)
     say(
-        f"{label}: {count(len(text), 'character')}, {nats:.4f} nats = {nats / math.log(2):.4f} "
+        f"{label}: {count(len(text), 'character')}, {nats:.4f} nats = {bpc:.4f} "
         f"bits per character under {path}",
         quiet,
     )
 
 
-def _score_lines(model, chunks, label: str, encoding: str, unknown: str, quiet: bool) -> None:
-    """One number a line on stdout, each group of lines as it arrives (a pipe's lines are not
-    held until it ends); what --unknown changed and the lines scored nan said at the end."""
+def _score_lines(
+    model, chunks, label: str, encoding: str, unknown: str, quiet: bool, as_json: bool
+) -> None:
+    """One number a line on stdout (or one JSON object), each group of lines as it arrives (a
+    pipe's lines are not held until it ends); what --unknown changed and the lines scored nan
+    said at the end."""
     from charrnn.text.decode import decode_lines
-    from charrnn.use.bits import LineBits, lines_bits
+    from charrnn.use.bits import LineBits, line_bits
 
     seen = LineBits([], [])  # over all the lines: which scored nan, and why
+    number = 0  # lines written so far
     try:
-        for found in lines_bits(model, decode_lines(chunks, label, encoding), unknown):
-            click.echo("".join(f"{b:.4f}\n" for b in found.bits), nl=False)  # and flushed
+        for lines in decode_lines(chunks, label, encoding):
+            found = line_bits(model, lines, unknown, first=number)
+            if as_json:
+                records = (
+                    {"line": number + i + 1, "bpc": round(b, 6), "text": line.removesuffix("\n")}
+                    for i, (b, line) in enumerate(zip(found.bits, lines, strict=True))
+                )
+                click.echo("".join(json_line(r) + "\n" for r in records), nl=False)
+            else:
+                click.echo("".join(f"{b:.4f}\n" for b in found.bits), nl=False)  # and flushed
+            number += len(lines)
             seen.where = seen.where or found.where
             seen.unseen += found.unseen
             seen.emptied += found.emptied

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,12 +70,3 @@ def line_bits(model: Model, lines: list[str], unknown: str, first: int = 0) -> L
     bits = [nats / math.log(2) for nats in score_lines(model, lines)]
     numbered = lambda indices: [first + i for i in indices]  # noqa: E731
     return LineBits(bits, numbered(unseen), where, numbered(emptied), changed)
-
-
-def lines_bits(model: Model, groups: Iterable[list[str]], unknown: str) -> Iterator[LineBits]:
-    """line_bits of each group of lines as it comes (decode.decode_lines reads a stream so), each
-    line numbered by its place in all of them: a pipe's lines scored as they arrive."""
-    first = 0
-    for lines in groups:
-        yield line_bits(model, lines, unknown, first)
-        first += len(lines)

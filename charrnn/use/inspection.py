@@ -65,11 +65,15 @@ def record(
 ) -> Recording:
     """Read `given` (every character in the vocabulary) and, with a sampling `config`, then write
     `length` characters as `charrnn sample` would (one sample: the same seed gives the same text),
-    recording every character of both."""
+    recording every character of both. Read without dropout, the network left in its mode."""
+    with model.evaluating():
+        return _record(model, given, length, config)
+
+
+def _record(model: Model, given: str, length: int, config: SampleConfig | None) -> Recording:
     sampler = None
     if config is not None:  # for its choice of characters
         sampler = Sampler(model, replace(config, num_samples=1), track_logprob=False)
-    model.net.eval()
     c, ids = model.config, model.vocab.encode(given)
     n, k = len(ids) + length, min(TOP_K, len(model.vocab))
     values = {f: torch.zeros(c.num_layers, n, c.hidden_size) for f in FIELDS[c.cell]}  # (L, T, H)

@@ -63,7 +63,8 @@ class SampleConfig:
 
 
 class Sampler:
-    """Generates N samples at once from `model`, after a common prime."""
+    """Generates N samples at once from `model`, after a common prime; it puts the network in
+    eval mode (no dropout) for good: sample_text, below, is the reader that puts it back."""
 
     def __init__(self, model: Model, config: SampleConfig, track_logprob: bool = True):
         self.model, self.config = model, config

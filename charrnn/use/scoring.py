@@ -66,7 +66,8 @@ def score_text(
 ) -> float:
     """Total nats the model spends on `text`, from a cold start: read as one stream where
     `streams` is 1 (or the text is short), else as `split` cuts it, in at most one stream per
-    MIN_PIECE characters (more would read the warm-ups more than the text)."""
+    MIN_PIECE characters (more would read the warm-ups more than the text). Read without
+    dropout, whatever mode the network is in (and left in it)."""
     if not isinstance(text, str):
         raise ConfigError(f"the text must be a str, not {type(text).__name__}")
     require_whole("chunk", chunk, 1)
@@ -75,7 +76,7 @@ def score_text(
         require_whole("streams", streams, 1)
         streams = max(1, min(streams, len(text) // MIN_PIECE))
     rows = sorted(split(len(text), streams, warmup), key=lambda r: r.end - r.start)
-    with tuned_threads(model.device.type == "cpu") as tuner:
+    with model.evaluating(), tuned_threads(model.device.type == "cpu") as tuner:
         pieces = [text[r.start : r.end] for r in rows]
         skips = [r.scored - r.start for r in rows]
         return float(_total_nats(model, pieces, chunk, tuner, skips if any(skips) else None).sum())
@@ -85,12 +86,12 @@ def score_text(
 def score_lines(model: Model, lines: list[str], batch: int = 64, chunk: int = CHUNK) -> list[float]:
     """Nats per character of each line (with its line break), each read on its own from a cold
     start, so lines compare whatever their order; nan for an empty line. Runs lines of similar
-    length as one batch."""
+    length as one batch; without dropout, as score_text."""
     require_whole("batch", batch, 1)
     require_whole("chunk", chunk, 1)
     scores = [float("nan")] * len(lines)
     order = sorted((i for i, line in enumerate(lines) if line), key=lambda i: len(lines[i]))
-    with tuned_threads(model.device.type == "cpu") as tuner:
+    with model.evaluating(), tuned_threads(model.device.type == "cpu") as tuner:
         for start in range(0, len(order), batch):
             rows = order[start : start + batch]
             totals = _total_nats(model, [lines[i] for i in rows], chunk, tuner)
