@@ -202,10 +202,41 @@ def test_several_files_one_line_each_and_one_that_cannot_be_scored_stops_none(sc
     errors = r.stderr.splitlines()
     assert len(errors) == 2 and all(e.startswith("Error: ") for e in errors)
     assert "bad.txt" in errors[0] and "empty.txt is empty" in errors[1]
-    # refused before the model loads: a file that is not there, stdin twice, --per-line of two
-    assert_one_error(score(["a.txt", "gone.txt"]), 1, "cannot read gone.txt")
+    # a file that is not there, or a folder: each an Error line, before the model loads
+    (tmp_path / "dir").mkdir()
+    r = score(["-q", "gone.txt", "a.txt", "dir", "gone2.txt"])
+    assert r.exit_code == 1 and r.stdout == f"{alone['a.txt']}\ta.txt\n"
+    errors = r.stderr.splitlines()
+    assert [e.split(": ")[0] for e in errors] == ["Error"] * 3
+    assert ["gone.txt" in errors[0], "dir" in errors[1], "gone2.txt" in errors[2]] == [True] * 3
+    none = score(["gone.txt", "gone2.txt"])
+    assert none.exit_code == 1 and none.stdout == "" and none.stderr.count("Error: ") == 2
     assert_one_error(score(["-", "a.txt", "-"]), 2, "standard input (-) more than once")
     assert_one_error(score(["--per-line", "a.txt", "c.txt"]), 2, "--per-line reads one FILE")
+
+
+def test_several_files_names_stay_one_field_and_notes_say_whose(score, tmp_path):
+    """A name with a tab or a line break is escaped in its field (the line stays one row); one
+    that is not UTF-8 shows its bytes as \\xNN, in JSON too; --unknown's note names its file."""
+    text = "the cat sat.\n"
+    names = ["tab\tname.txt", "new\nline.txt", os.fsdecode(b"bad\xffname.txt")]
+    for name in names:
+        (tmp_path / name).write_text(text)
+    r = score(["-q", *names])
+    number = score(["-q", "-"], input=text).stdout.strip()
+    shown = ["tab\\tname.txt", "new\\nline.txt", "bad\\\\xffname.txt"]  # \\ escaped too
+    assert r.exit_code == 0 and r.stdout.splitlines() == [f"{number}\t{n}" for n in shown]
+    as_json = score(["-q", "--json", *names]).stdout_bytes.decode("utf-8")  # strict UTF-8
+    assert [json.loads(line)["file"] for line in as_json.splitlines()] == [
+        "tab\tname.txt",
+        "new\nline.txt",
+        "bad\\xffname.txt",
+    ]
+    (tmp_path / "odd.txt").write_text("the cat \u03a9\n")
+    r = score(["--unknown", "skip", names[0], "odd.txt"])
+    assert "Note: --unknown skip left out 1 character the model never saw in odd.txt." in r.stderr
+    r = score(["--unknown", "skip", "odd.txt"])  # one file: the note needs no name
+    assert "Note: --unknown skip left out 1 character the model never saw.\n" in r.stderr
 
 
 def test_json_gives_each_text_and_each_line_its_record(score, tmp_path):

@@ -68,9 +68,11 @@ def say(message: str, quiet: bool = False) -> None:
         click.echo(message, err=True)
 
 
-def note_unknown(text: str, vocab, unknown: str, quiet: bool = False, prime: bool = False) -> None:
+def note_unknown(
+    text: str, vocab, unknown: str, quiet: bool = False, prime: bool = False, where: str = ""
+) -> None:
     """Say how many characters of `text` --unknown skip or replace changes (none: nothing); of a
-    `prime`, also where none of it is left."""
+    `prime`, also where none of it is left; `where`: the text's name, where there are several."""
     if unknown != "error" and (n := sum(ch not in vocab.index for ch in text)):
         whole = prime and unknown == "skip" and n == len(text)
         more = " (the whole prime: the text starts unprimed)" * whole
@@ -79,7 +81,7 @@ def note_unknown(text: str, vocab, unknown: str, quiet: bool = False, prime: boo
 
             if dropped := sum(ch not in vocab.index and not lookalike(ch, vocab) for ch in text):
                 more = f" ({dropped:,} by nothing: the model has no space, nor a look-alike)"
-        say_unknown(n, unknown, quiet, more)
+        say_unknown(n, unknown, quiet, more + f" in {where}" * bool(where))
 
 
 def say_unknown(n: int, unknown: str, quiet: bool = False, more: str = "") -> None:
@@ -92,16 +94,19 @@ def say_unknown(n: int, unknown: str, quiet: bool = False, more: str = "") -> No
         )
 
 
-def known_text(text: str, vocab, unknown: str, label: str, task: str, quiet: bool = False) -> str:
+def known_text(
+    text: str, vocab, unknown: str, label: str, task: str, quiet: bool = False, name_it=False
+) -> str:
     """`text` as the model reads it under --unknown (vocab.apply_unknown), with a note of how many
-    characters were skipped or replaced; an error where nothing is left, saying whether the text
-    was empty or held no character the model knows."""
+    characters were skipped or replaced (naming `label` if `name_it`: one of several texts); an
+    error where nothing is left, saying whether the text was empty or held no character the
+    model knows."""
     from charrnn.errors import CorpusError
     from charrnn.text.vocab import apply_unknown
 
     kept = apply_unknown(text, vocab, unknown, label)
     if kept:
-        note_unknown(text, vocab, unknown, quiet)
+        note_unknown(text, vocab, unknown, quiet, where=label if name_it else "")
         return kept
     if text:
         raise CorpusError(

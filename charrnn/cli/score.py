@@ -15,7 +15,10 @@ from charrnn.cli.common import (
     refuse_run_as_file,
     say,
     say_unknown,
+    shown_name,
+    shown_path,
     stdin_chunks,
+    tsv_field,
 )
 from charrnn.cli.options import (
     checkpoint_dir_option,
@@ -51,7 +54,7 @@ Examples:
   charrnn score poem.txt                        # bits per character of the whole text
   charrnn score *.txt | sort -g                 # several texts: the number, a tab, the name
   charrnn score --per-line lines.txt            # one number per input line
-  paste <(charrnn score --per-line f.txt) f.txt | sort -g | head   # the most typical lines
+  paste <(charrnn score --per-line f.txt) f.txt | grep -v ^nan | sort -g | head   # most typical
   charrnn score --per-line --json f.txt | jq -r 'select(.bpc > 3) | .text'   # the odd lines
   fortune | charrnn score - -c shakespeare
 """
@@ -84,7 +87,7 @@ Examples:
     "character) and `checkpoint`; with --per-line, per line `line` (from 1), `bpc` (null where "
     "the text prints nan) and `text` (the line as read, without its line break)."
 )
-@quiet_option("No summary on stderr.")
+@quiet_option("No summary or notes on stderr (warnings and errors still).")
 @device_option("cpu")
 @checkpoint_dir_option
 def score(
@@ -98,29 +101,44 @@ def score(
 
     if per_line and len(files) > 1:
         raise click.UsageError("--per-line reads one FILE; score the files one at a time")
-    for file in files:
-        refuse_run_as_file(file, checkpoint_dir)
+    named, failed = len(files) > 1, False
+
+    def refused(e: CharRNNError) -> None:
+        """A file's error: the command's where it is the one file, else said, and the others
+        still scored."""
+        nonlocal failed
+        if not named:
+            raise e
+        click.echo(f"Error: {e}", err=True)
+        failed = True
+
     # Checked before the model loads (missing, a folder, a device: refused), read after it.
-    sources = [None if f == "-" else input_file(f, _label(f), SCORE_HINT) for f in files]
+    sources = []  # (file, its Source; None for stdin)
+    for file in files:
+        try:
+            refuse_run_as_file(file, checkpoint_dir)
+            source = None if file == "-" else input_file(file, _label(file), SCORE_HINT)
+            sources.append((file, source))
+        except CharRNNError as e:
+            refused(e)
+    if not sources:  # every file refused: no model to load
+        sys.exit(1)
     path, model = load_model(checkpoint, checkpoint_dir, device)
     if per_line:
         size = 1 << 16  # what has arrived, at most this: lines scored as they come
-        source, label = sources[0], _label(files[0])
+        file, source = sources[0]
+        label = _label(file)
         if source is None:
             chunks = stdin_chunks(size, quiet, live=True)
         else:
             chunks = source.chunks(size, live=True)
         _score_lines(model, chunks, label, encoding, unknown, quiet, as_json)
         return
-    named, failed = len(files) > 1, False
-    for file, source in zip(files, sources, strict=True):
+    for file, source in sources:
         try:
             _score_text(model, path, file, source, exact, unknown, encoding, quiet, as_json, named)
         except CharRNNError as e:
-            if not named:  # one text: its error is the command's
-                raise
-            click.echo(f"Error: {e}", err=True)  # one file's: said, and the others still scored
-            failed = True
+            refused(e)
     if failed:
         sys.exit(1)
 
@@ -138,14 +156,14 @@ def _score_text(
         _, text = read_stdin(label, encoding)
     else:
         _, text = read_all(source.chunks(), label, encoding)
-    text = known_text(text, model.vocab, unknown, label, "score", quiet)
+    text = known_text(text, model.vocab, unknown, label, "score", quiet, name_it=named)
     nats = text_nats(model, text, path, exact)
     bpc = nats / math.log(2)
     if as_json:
-        record = {"file": file, "characters": len(text), "bpc": round(bpc, 6)}
-        click.echo(json_line({**record, "nats": round(nats, 6), "checkpoint": str(path)}))
-    else:
-        click.echo(f"{bpc:.4f}" + f"\t{file}" * named)
+        record = {"file": shown_name(file), "characters": len(text), "bpc": round(bpc, 6)}
+        click.echo(json_line({**record, "nats": round(nats, 6), "checkpoint": shown_path(path)}))
+    else:  # a name as one field of one line, whatever its characters (a tab, a line break)
+        click.echo(f"{bpc:.4f}" + f"\t{tsv_field(shown_name(file))}" * named)
     say(
         f"{label}: {count(len(text), 'character')}, {nats:.4f} nats = {bpc:.4f} "
         f"bits per character under {path}",
