@@ -468,6 +468,20 @@ def test_a_reader_that_leaves_early_is_a_quiet_exit_0(trained_run, tmp_path):
         assert p.returncode == 0 and err == b"", err
 
 
+def test_a_reader_that_leaves_after_a_file_failed_still_gets_its_status(trained_run, tmp_path):
+    """Of several files, one that failed before the reader left decides the exit status: 1."""
+    (tmp_path / "some.txt").write_text("the cat\n" * 100)
+    read, write = os.pipe()
+    os.close(read)  # gone before the first number is written
+    args = ["score", "-q", "-c", str(trained_run.best), "gone.txt", "some.txt", "some.txt"]
+    p = popen(args, tmp_path, stdout=write, stderr=subprocess.PIPE)
+    os.close(write)
+    _, err = p.communicate(timeout=DEADLINE)
+    assert p.returncode == 1 and err.decode().splitlines() == [
+        "Error: cannot read gone.txt: No such file or directory"
+    ], err
+
+
 def test_closed_stdin_is_one_error_line(trained_run, tmp_path):
     p = popen(
         ["score", "-c", str(trained_run.best), "-"],

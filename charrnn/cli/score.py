@@ -9,6 +9,7 @@ import click
 
 from charrnn.cli.common import (
     count,
+    drop_stdout,
     known_text,
     load_model,
     read_stdin,
@@ -134,11 +135,18 @@ def score(
             chunks = source.chunks(size, live=True)
         _score_lines(model, chunks, label, encoding, unknown, quiet, as_json)
         return
-    for file, source in sources:
-        try:
-            _score_text(model, path, file, source, exact, unknown, encoding, quiet, as_json, named)
-        except CharRNNError as e:
-            refused(e)
+    try:
+        for file, source in sources:
+            try:
+                _score_text(
+                    model, path, file, source, exact, unknown, encoding, quiet, as_json, named
+                )
+            except CharRNNError as e:
+                refused(e)
+    except BrokenPipeError:  # the reader left (`| head -1`): quietly, but a file that failed
+        if not failed:  # before still decides the status
+            raise
+        drop_stdout()
     if failed:
         sys.exit(1)
 
