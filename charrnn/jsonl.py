@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 
@@ -35,6 +36,10 @@ def dumps(value: Any, **options) -> str:
 
 def json_line(record: dict) -> str:
     """One JSON object on one line, text kept readable (ensure_ascii=False) but with the characters
-    that JSON leaves raw and line-based readers split at (U+0085, U+2028, U+2029) escaped."""
-    text = dumps(record, ensure_ascii=False)
-    return text.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    that JSON leaves raw and line-based readers split at (U+0085, U+2028, U+2029) escaped, and
+    lone surrogates (a file name's bytes that are not UTF-8, a text read as UTF-7) as \\udXXX:
+    raw, they cannot be written as UTF-8 at all."""
+    return _RAW.sub(lambda m: f"\\u{ord(m[0]):04x}", dumps(record, ensure_ascii=False))
+
+
+_RAW = re.compile("[\x85\u2028\u2029\ud800-\udfff]")

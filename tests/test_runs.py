@@ -151,10 +151,10 @@ def assert_contract(r, ok_codes=(0,)):
 
 
 def tsv(field: str) -> str:
-    """A field as piped `runs` writes it: a backslash doubled, a tab and anything a reader may
-    take for a line break written as its Python escape."""
+    """A field as piped `runs` writes it: a backslash doubled, a tab, anything a reader may take
+    for a line break and any other control character written as its Python escape."""
     out = field.replace("\\", "\\\\")
-    for c in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029":
+    for c in "\u2028\u2029" + "".join(map(chr, [*range(32), 127, *range(128, 160)])):
         out = out.replace(c, c.encode("unicode_escape").decode())
     return out
 

@@ -216,27 +216,44 @@ def test_several_files_one_line_each_and_one_that_cannot_be_scored_stops_none(sc
 
 
 def test_several_files_names_stay_one_field_and_notes_say_whose(score, tmp_path):
-    """A name with a tab or a line break is escaped in its field (the line stays one row); one
-    that is not UTF-8 shows its bytes as \\xNN, in JSON too; --unknown's note names its file."""
+    """A name's tab, line break, backslash or terminal escape is escaped in its field (the line
+    stays one row, the name whole); bytes that are not UTF-8 show as \\xNN, told apart from a
+    backslash of the name; JSON gives each name back exactly; --unknown's note names its file."""
     text = "the cat sat.\n"
-    names = ["tab\tname.txt", "new\nline.txt", os.fsdecode(b"bad\xffname.txt")]
+    bad = os.fsdecode(b"bad\xffname.txt")
+    names = ["tab\tname.txt", "new\nline.txt", bad, "lit\\xffname.txt", "esc\x1b[2Jname.txt"]
     for name in names:
         (tmp_path / name).write_text(text)
     r = score(["-q", *names])
     number = score(["-q", "-"], input=text).stdout.strip()
-    shown = ["tab\\tname.txt", "new\\nline.txt", "bad\\\\xffname.txt"]  # \\ escaped too
+    shown = [
+        r"tab\tname.txt",
+        r"new\nline.txt",
+        r"bad\xffname.txt",
+        r"lit\\xffname.txt",
+        r"esc\x1b[2Jname.txt",
+    ]
     assert r.exit_code == 0 and r.stdout.splitlines() == [f"{number}\t{n}" for n in shown]
     as_json = score(["-q", "--json", *names]).stdout_bytes.decode("utf-8")  # strict UTF-8
-    assert [json.loads(line)["file"] for line in as_json.splitlines()] == [
-        "tab\tname.txt",
-        "new\nline.txt",
-        "bad\\xffname.txt",
-    ]
+    assert [json.loads(line)["file"] for line in as_json.splitlines()] == names
+    r = score(["new\nline.txt", "gone\n.txt"])  # an Error line stays one line too
+    assert r.exit_code == 1 and r.stderr.splitlines()[0] == (
+        r"Error: cannot read gone\n.txt: No such file or directory"
+    )
     (tmp_path / "odd.txt").write_text("the cat \u03a9\n")
     r = score(["--unknown", "skip", names[0], "odd.txt"])
     assert "Note: --unknown skip left out 1 character the model never saw in odd.txt." in r.stderr
     r = score(["--unknown", "skip", "odd.txt"])  # one file: the note needs no name
     assert "Note: --unknown skip left out 1 character the model never saw.\n" in r.stderr
+
+
+def test_a_lone_surrogate_in_a_line_is_escaped_in_json(score, tmp_path):
+    """UTF-7 can spell a lone surrogate: plain numbers never write it, and JSON's text escapes it
+    (raw, it cannot be written as UTF-8)."""
+    (tmp_path / "u7.txt").write_bytes(b"the +2AA- cat\n")
+    r = score(["--per-line", "--json", "-q", "--encoding", "utf-7", "--unknown", "skip", "u7.txt"])
+    assert r.exit_code == 0 and "Traceback" not in r.stderr
+    assert json.loads(r.stdout_bytes.decode("utf-8"))["text"] == "the \ud800 cat"
 
 
 def test_json_gives_each_text_and_each_line_its_record(score, tmp_path):

@@ -493,9 +493,16 @@ def print_tsv(header, rows) -> None:
 
 def tsv_field(field: str) -> str:
     """One tab-separated field on one line: a backslash as \\\\, a tab or line break as its escape
-    (\\t, \\n, \\r; the others as \\xNN or \\uNNNN), so every reader sees one row per record."""
-    table = {ord(c): c.encode("unicode_escape").decode() for c in _BREAKS}
-    return field.translate({92: "\\\\", **table})
+    (\\t, \\n, \\r; the others as \\xNN or \\uNNNN), so every reader sees one row per record;
+    other control characters too (\\x1b: a terminal's escape sequence, which click would strip
+    from a pipe's copy and a terminal would act on)."""
+    return field.translate(_FIELD_ESCAPES)
+
+
+_FIELD_ESCAPES = {
+    ord(c): c.encode("unicode_escape").decode()
+    for c in _BREAKS + "".join(map(chr, [*range(32), 127, *range(128, 160)]))
+} | {92: "\\\\"}
 
 
 def shown_name(name: str) -> str:

@@ -46,7 +46,9 @@ def _files(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _label(file: str) -> str:
-    return "standard input" if file == "-" else file
+    """FILE as messages and the table name it: one field of one line whatever its characters
+    (tsv_field), bytes that are not UTF-8 as \\xNN (a backslash of the name itself doubled)."""
+    return "standard input" if file == "-" else shown_name(tsv_field(file))
 
 
 @click.command(
@@ -161,17 +163,17 @@ def _score_text(
 
     label = _label(file)
     if source is None:
-        _, text = read_stdin(label, encoding)
+        _, text = read_stdin(label, encoding, quiet)
     else:
         _, text = read_all(source.chunks(), label, encoding)
     text = known_text(text, model.vocab, unknown, label, "score", quiet, name_it=named)
     nats = text_nats(model, text, path, exact)
     bpc = nats / math.log(2)
     if as_json:
-        record = {"file": shown_name(file), "characters": len(text), "bpc": round(bpc, 6)}
+        record = {"file": file, "characters": len(text), "bpc": round(bpc, 6)}
         click.echo(json_line({**record, "nats": round(nats, 6), "checkpoint": shown_path(path)}))
     else:  # a name as one field of one line, whatever its characters (a tab, a line break)
-        click.echo(f"{bpc:.4f}" + f"\t{tsv_field(shown_name(file))}" * named)
+        click.echo(f"{bpc:.4f}" + f"\t{'-' if file == '-' else label}" * named)
     say(
         f"{label}: {count(len(text), 'character')}, {nats:.4f} nats = {bpc:.4f} "
         f"bits per character under {path}",
