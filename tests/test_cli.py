@@ -136,6 +136,7 @@ CASES = [
     (["train", "-"], 1, "corpus is empty (standard input)"),
     (["train", "-", "ok.txt", "-"], 2, "'-' (standard input) is given twice: give it once"),
     (["train", "ok.txt", "./ok.txt"], 1, "ok.txt is given twice: give each file once"),
+    (["train", "ok.txt/"], 1, "ok.txt/ is not a folder: give the file without the slash"),
     (["train", "onechar.txt"], 1, "nothing to learn"),
     (["train", "small.txt"], 1, "too few for windows of 32"),
     (["train", "hugevocab.txt"], 1, "100,000 distinct characters"),
@@ -205,6 +206,8 @@ CASES = [
     (["sample", "-c", "newer.pt"], 1, "format version 99, newer than this charrnn reads"),
     (["score", "ok.txt", "-c", "junk.pt"], 1, "not a charrnn checkpoint"),
     (["score", "missing.txt", "-c", "tiny"], 1, "cannot read missing.txt"),
+    (["score", "ok.txt/", "-c", "tiny"], 1, "cannot read ok.txt/: Not a directory"),
+    (["sample", "-c", "tiny", "--prime-file", "ok.txt/"], 1, "ok.txt/: Not a directory"),
     # a run's name given as the text to read: -c was meant
     (["score", "tiny"], 1, "there is a run of that name: to read a text through it, give -c"),
     (["inspect", "tiny"], 1, "a run of that name: to read a text through it, give -c tiny"),

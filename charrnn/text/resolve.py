@@ -108,6 +108,8 @@ def _resolve_one(
             )
         text, skipped, dangling = folder_sources(path, encoding, leave_out)
         return text, str(path.resolve()), skipped, dangling
+    if mode and os.fspath(spec).endswith(("/", os.sep)):  # Path drops the slash of "a folder"
+        raise CorpusError(f"{spec} is not a folder: give the file without the slash")
     if mode:
         refuse_devices(str(path), mode, "a file, a folder or a pipe", TRAIN_HINT)
     if stat.S_ISREG(mode):

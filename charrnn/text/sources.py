@@ -107,6 +107,8 @@ def input_file(spec: str | os.PathLike, label: str, hint: str) -> Source:
         raise CorpusError(
             f"cannot read {label}: {os.strerror(errno.EISDIR)}; give a file, not a folder"
         )
+    if os.fspath(spec).endswith(("/", os.sep)):  # Path drops the slash that says "a folder"
+        raise CorpusError(f"cannot read {label}: {os.strerror(errno.ENOTDIR)}")
     refuse_devices(label, mode, "a file or a pipe", hint)
     return Source(label, path=path)
 
