@@ -154,8 +154,10 @@ def tsv(field: str) -> str:
     """A field as piped `runs` writes it: a backslash doubled, a tab, anything a reader may take
     for a line break and any other control character written as its Python escape."""
     out = field.replace("\\", "\\\\")
-    for c in "\u2028\u2029" + "".join(map(chr, [*range(32), 127, *range(128, 160)])):
+    for c in "".join(map(chr, [*range(32), 127])):
         out = out.replace(c, c.encode("unicode_escape").decode())
+    for c in "\u2028\u2029" + "".join(map(chr, range(128, 160))):  # \u00NN: \xNN is a byte's
+        out = out.replace(c, f"\\u{ord(c):04x}")
     return out
 
 

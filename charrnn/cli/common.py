@@ -499,8 +499,9 @@ def tsv_field(field: str) -> str:
     return field.translate(_FIELD_ESCAPES)
 
 
+# Beyond ASCII as \\u00NN, never \\xNN: that is how shown_name writes a byte that is not UTF-8.
 _FIELD_ESCAPES = {
-    ord(c): c.encode("unicode_escape").decode()
+    ord(c): c.encode("unicode_escape").decode() if c < "\x80" else f"\\u{ord(c):04x}"
     for c in _BREAKS + "".join(map(chr, [*range(32), 127, *range(128, 160)]))
 } | {92: "\\\\"}
 

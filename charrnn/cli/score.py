@@ -176,7 +176,7 @@ def _score_text(
         click.echo(f"{bpc:.4f}" + f"\t{'-' if file == '-' else label}" * named)
     say(
         f"{label}: {count(len(text), 'character')}, {nats:.4f} nats = {bpc:.4f} "
-        f"bits per character under {path}",
+        f"bits per character under {shown_name(tsv_field(str(path)))}",
         quiet,
     )
 

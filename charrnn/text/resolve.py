@@ -99,7 +99,7 @@ def _resolve_one(
     if saved_name and (found := _from_catalog(spec, cache_dir, progress)):
         return found
     path = Path(spec).expanduser()
-    mode = _mode(path)
+    mode = _mode(os.path.expanduser(spec))  # as typed: see _mode
     if stat.S_ISDIR(mode):
         if leave_out and leave_out(path):  # as inside a folder: its files are not text
             raise CorpusError(
@@ -108,8 +108,6 @@ def _resolve_one(
             )
         text, skipped, dangling = folder_sources(path, encoding, leave_out)
         return text, str(path.resolve()), skipped, dangling
-    if mode and os.fspath(spec).endswith(("/", os.sep)):  # Path drops the slash of "a folder"
-        raise CorpusError(f"{spec} is not a folder: give the file without the slash")
     if mode:
         refuse_devices(str(path), mode, "a file, a folder or a pipe", TRAIN_HINT)
     if stat.S_ISREG(mode):
@@ -136,11 +134,15 @@ def _from_catalog(spec, cache_dir, progress) -> tuple[list, str, list, list] | N
     return [Source(str(target), path=target)], spec, [], []
 
 
-def _mode(path: Path) -> int:
-    """What `path` is (stat's st_mode, following links), or 0 where nothing is."""
+def _mode(path: str) -> int:
+    """What `path`, as typed, is (stat's st_mode, following links), or 0 where nothing is; a
+    file named as a folder (`ok.txt/`, `ok.txt/.`, which Path would read as `ok.txt`, or
+    `ok.txt/x`) is an error, as the system has it."""
     try:
-        return path.stat().st_mode
-    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the name
+        return os.stat(path).st_mode
+    except NotADirectoryError as e:
+        raise CorpusError(f"cannot read {path}: {e.strerror}") from None
+    except (FileNotFoundError, ValueError):  # ValueError: a NUL in the name
         return 0
     except OSError as e:
         raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None

@@ -88,9 +88,11 @@ class Sources:
         return sum(s.size() for s in self.files)
 
 
-def _stat(path: Path, label: str) -> os.stat_result:
+def _stat(path: str, label: str) -> os.stat_result:
+    """`path` as typed (Path would drop the slash of `ok.txt/` and the `/.` of `ok.txt/.`, which
+    the system refuses after a file: Not a directory)."""
     try:
-        return path.stat()
+        return os.stat(path)
     except (OSError, ValueError) as e:  # ValueError: a NUL in the name
         raise CorpusError(f"cannot read {label}: {getattr(e, 'strerror', None) or e}") from None
 
@@ -102,13 +104,11 @@ def input_file(spec: str | os.PathLike, label: str, hint: str) -> Source:
     end: read whole, they fill the memory), with `hint` saying how to read a stream instead."""
     path = Path(spec).expanduser()
     label = label or str(path)  # an empty FILE is the current folder, '.', and says so
-    mode = _stat(path, label).st_mode
+    mode = _stat(os.path.expanduser(spec) or ".", label).st_mode
     if stat.S_ISDIR(mode):
         raise CorpusError(
             f"cannot read {label}: {os.strerror(errno.EISDIR)}; give a file, not a folder"
         )
-    if os.fspath(spec).endswith(("/", os.sep)):  # Path drops the slash that says "a folder"
-        raise CorpusError(f"cannot read {label}: {os.strerror(errno.ENOTDIR)}")
     refuse_devices(label, mode, "a file or a pipe", hint)
     return Source(label, path=path)
 
