@@ -510,6 +510,19 @@ def test_piped_runs_are_plain_and_complete_and_a_terminal_gets_a_table(files, mo
         assert "not trained" in r.stdout and "last val bpc" in head and "train time" in head
 
 
+def test_a_byte_that_is_not_utf8_is_told_apart_from_a_backslash_of_the_name(files):
+    """Piped, a run's name is one field: its own backslash doubled, a byte that is not UTF-8 as
+    \\xNN (escaped in that order, so that the two never read alike), as score writes names."""
+    with workspace() as root:
+        base = root / "checkpoints"
+        base.mkdir()
+        for name in (os.fsdecode(b"b\xffyte"), "lit\\xffyte"):
+            make_run(base, name, "good", files)
+        r = invoke(["runs", "--checkpoint-dir", str(base)])
+        names = sorted(line.split("\t")[0] for line in r.stdout.splitlines()[1:])
+        assert r.exit_code == 0 and names == ["b\\xffyte", "lit\\\\xffyte"]
+
+
 def test_runs_of_a_run_folder_names_the_folder_of_runs(files):
     """`--checkpoint-dir` given a run's own folder (a slip: a run, not the folder of runs) says so
     and what to type, where it said there were no runs."""

@@ -95,10 +95,10 @@ def say_unknown(n: int, unknown: str, quiet: bool = False, more: str = "") -> No
 
 
 def known_text(
-    text: str, vocab, unknown: str, label: str, task: str, quiet: bool = False, name_it=False
+    text: str, vocab, unknown: str, label: str, task: str, quiet: bool = False, where: str = ""
 ) -> str:
     """`text` as the model reads it under --unknown (vocab.apply_unknown), with a note of how many
-    characters were skipped or replaced (naming `label` if `name_it`: one of several texts); an
+    characters were skipped or replaced (naming `where`, one of several texts, if given); an
     error where nothing is left, saying whether the text was empty or held no character the
     model knows."""
     from charrnn.errors import CorpusError
@@ -106,7 +106,7 @@ def known_text(
 
     kept = apply_unknown(text, vocab, unknown, label)
     if kept:
-        note_unknown(text, vocab, unknown, quiet, where=label if name_it else "")
+        note_unknown(text, vocab, unknown, quiet, where=where)
         return kept
     if text:
         raise CorpusError(
@@ -436,6 +436,7 @@ def print_table(
     if not sys.stdout.isatty():
         print_tsv(header, rows)
         return
+    rows = [[shown_name(cell) for cell in row] for row in rows]  # bytes not UTF-8 as \\xNN
     from rich.table import Table
     from rich.text import Text
 
@@ -486,9 +487,10 @@ WORD_WIDTH = 12  # a table's text is folded inside a word longer than this ("int
 
 
 def print_tsv(header, rows) -> None:
-    """Tab-separated lines under a header line, for scripts: every character as it is."""
+    """Tab-separated lines under a header line, for scripts: every field whole on its line, as
+    shown_field writes it (so names come here as they are, bytes that are not UTF-8 included)."""
     for row in (header, *rows):
-        click.echo("\t".join(tsv_field(field) for field in row))
+        click.echo("\t".join(shown_field(field) for field in row))
 
 
 def tsv_field(field: str) -> str:
@@ -509,6 +511,12 @@ _FIELD_ESCAPES = {
 def shown_name(name: str) -> str:
     """A file name as text: bytes that are not UTF-8 (surrogate escapes) as \\xNN."""
     return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def shown_field(name: str) -> str:
+    """A name as one field of one line (tsv_field), then its bytes that are not UTF-8 as \\xNN:
+    in this order, a byte stays apart from a backslash of the name itself (written \\\\)."""
+    return shown_name(tsv_field(name))
 
 
 def shown_path(path) -> str:

@@ -107,8 +107,9 @@ def _run_record(info) -> dict:
 
 
 def _run_row(info) -> tuple[str, ...]:
-    """A run as a line of the table: text cells, '-' where a value is unknown."""
-    r = _run_record(info)
+    """A run as a line of the table: text cells (names as they are: print_table shows them),
+    '-' where a value is unknown."""
+    r = info.summary()
 
     def fmt(value, spec: str) -> str:
         return "-" if value is None else format(value, spec)

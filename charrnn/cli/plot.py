@@ -161,7 +161,7 @@ def _point_row(c, curve: str, p, x_axis: str) -> tuple[str, ...]:
     so that scripts that cut the columns before it keep working; two runs of one name differ in
     it)."""
     x = f"{p.seconds:.2f}" if x_axis == "time" else str(int(p.x(x_axis)))
-    return (shown_name(c.name), c.cell, curve, x, f"{p.bpc:.5f}", shown_name(str(c.folder)))
+    return (c.name, c.cell, curve, x, f"{p.bpc:.5f}", str(c.folder))  # print_tsv shows names
 
 
 # --------------------------------------------------------------------------- the text chart

@@ -16,10 +16,9 @@ from charrnn.cli.common import (
     refuse_run_as_file,
     say,
     say_unknown,
-    shown_name,
+    shown_field,
     shown_path,
     stdin_chunks,
-    tsv_field,
 )
 from charrnn.cli.options import (
     checkpoint_dir_option,
@@ -46,9 +45,8 @@ def _files(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _label(file: str) -> str:
-    """FILE as messages and the table name it: one field of one line whatever its characters
-    (tsv_field), bytes that are not UTF-8 as \\xNN (a backslash of the name itself doubled)."""
-    return "standard input" if file == "-" else shown_name(tsv_field(file))
+    """FILE as messages and the table name it: one field of one line (shown_field)."""
+    return "standard input" if file == "-" else shown_field(file)
 
 
 @click.command(
@@ -166,7 +164,7 @@ def _score_text(
         _, text = read_stdin(label, encoding, quiet)
     else:
         _, text = read_all(source.chunks(), label, encoding)
-    text = known_text(text, model.vocab, unknown, label, "score", quiet, name_it=named)
+    text = known_text(text, model.vocab, unknown, label, "score", quiet, label * named)
     nats = text_nats(model, text, path, exact)
     bpc = nats / math.log(2)
     if as_json:
@@ -176,7 +174,7 @@ def _score_text(
         click.echo(f"{bpc:.4f}" + f"\t{'-' if file == '-' else label}" * named)
     say(
         f"{label}: {count(len(text), 'character')}, {nats:.4f} nats = {bpc:.4f} "
-        f"bits per character under {shown_name(tsv_field(str(path)))}",
+        f"bits per character under {shown_field(str(path))}",
         quiet,
     )
 
