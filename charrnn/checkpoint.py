@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import hashlib
+import os
 import pickle
 import re
 import shlex
@@ -93,8 +94,7 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols on foreign files
             warnings.simplefilter("ignore")
-            # mmap: only the tensors used are read (sampling never touches the optimizer state)
-            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            payload = _torch_load(path)
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
     except pickle.UnpicklingError as e:
@@ -114,6 +114,18 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
     if verify:
         _verify(payload, path, None if verify is True else verify)
     return payload
+
+
+def _torch_load(path: Path) -> Any:
+    """torch.load's payload of `path`, mapped (only the tensors used are read: sampling never
+    touches the optimizer state), or read whole where the name holds bytes that are not UTF-8
+    (a folder named in Latin-1 on Linux), which torch's mapping cannot take."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        with open(path, "rb") as f:
+            return torch.load(f, map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
 
 
 def _digest(value: Any) -> str:

@@ -41,6 +41,22 @@ def test_round_trip_gives_identical_logits(trained_run, tmp_path):
     assert torch.equal(model(idx)[0], model2(idx)[0])
 
 
+def test_a_checkpoint_in_a_folder_whose_name_is_not_utf8_loads(trained_run, tmp_path):
+    """A folder named in Latin-1 (`caf\\xe9`): torch's mapped read takes only UTF-8 names, and
+    the file was called corrupted."""
+    folder = os.fsencode(tmp_path) + b"/caf\xe9"
+    try:
+        os.mkdir(folder)
+    except OSError:  # a file system that takes UTF-8 names only
+        pytest.skip("this file system refuses a name that is not UTF-8")
+    path = Path(os.fsdecode(folder)) / "best.pt"
+    shutil.copy(trained_run.best, path)
+    assert torch.equal(
+        checkpoint.load_model(path).net.head.weight,
+        checkpoint.load_model(trained_run.best).net.head.weight,
+    )
+
+
 # --------------------------------------------------------------- files that are not checkpoints
 
 

@@ -210,6 +210,8 @@ CASES = [
     (["score", "missing.txt", "-c", "tiny"], 1, "cannot read missing.txt"),
     (["score", "ok.txt/", "-c", "tiny"], 1, "cannot read ok.txt/: Not a directory"),
     (["sample", "-c", "tiny", "--prime-file", "ok.txt/"], 1, "ok.txt/: Not a directory"),
+    (["sample", "-c", "checkpoints/tiny/best.pt/"], 1, "read checkpoints/tiny/best.pt/: Not a"),
+    (["train", "--resume", "checkpoints/tiny/last.pt/."], 1, "tiny/last.pt/.: Not a directory"),
     # a run's name given as the text to read: -c was meant
     (["score", "tiny"], 1, "there is a run of that name: to read a text through it, give -c"),
     (["inspect", "tiny"], 1, "a run of that name: to read a text through it, give -c tiny"),
@@ -322,6 +324,36 @@ def test_bad_input(in_workspace, args, code, message):
     assert_one_error(invoke(args, input=""), code, message)
     assert snapshot(in_workspace) == before  # nothing written, nothing changed, no folder made
     assert not (in_workspace / "pwned-marker").exists()
+
+
+ODD = "a\tb\nc\x1b[31md\udcff"  # a tab, a line break, a terminal's escape, a byte not UTF-8
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", ODD],
+        ["train", "--resume", f"{ODD}/last.pt"],
+        ["inspect", "-c", "tiny", ODD],
+        ["sample", "-c", "tiny", "--prime-file", ODD],
+        ["sample", "-c", f"{ODD}.pt"],
+        ["score", "-c", "tiny", ODD],
+        ["plot", f"./{ODD}"],
+    ],
+    ids=lambda a: a[0] + " " + a[1],
+)
+def test_a_name_in_an_error_line_is_shown_on_it_as_text(in_workspace, args):
+    """Whatever a file's name holds, its Error line is one line of text, the name escaped."""
+    r = invoke(args)
+    line = assert_one_error(r, 1, "a\\tb\\nc\\x1b[31md\\xff", alone=False)
+    assert not any(ch < " " or "\x7f" <= ch < "\xa0" for ch in r.stderr.replace("\n", "")), line
+
+
+def test_a_name_among_several_to_score_is_shown_on_its_error_line_as_text(in_workspace):
+    r = invoke(["score", "-c", "tiny", ODD, "ok.txt"])
+    assert r.exit_code == 1 and r.stdout.endswith("\tok.txt\n") and r.stdout.count("\n") == 1
+    assert r.stderr.startswith("Error: cannot read a\\tb\\nc\\x1b[31md\\xff: No such file")
+    assert r.stderr.count("\n") == 2 and "\x1b" not in r.stderr  # and the summary of ok.txt
 
 
 def test_an_output_over_standard_input_s_file_is_refused(trained_run, tmp_path):

@@ -513,6 +513,16 @@ def shown_name(name: str) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
+def shown_message(message: str) -> str:
+    """An Error line's text as one line that is only text: the control characters of a name in it
+    escaped (a tab, a line break, a terminal's escape sequence), bytes that are not UTF-8 as
+    \\xNN. Its backslashes stay as they are: a message is read, not split into fields."""
+    return shown_name(message.translate(_CONTROL_ESCAPES))
+
+
+_CONTROL_ESCAPES = {k: v for k, v in _FIELD_ESCAPES.items() if k != ord("\\")}
+
+
 def shown_field(name: str) -> str:
     """A name as one field of one line (tsv_field), then its bytes that are not UTF-8 as \\xNN:
     in this order, a byte stays apart from a backslash of the name itself (written \\\\)."""

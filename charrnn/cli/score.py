@@ -17,6 +17,7 @@ from charrnn.cli.common import (
     say,
     say_unknown,
     shown_field,
+    shown_message,
     shown_path,
     stdin_chunks,
 )
@@ -110,7 +111,7 @@ def score(
         nonlocal failed
         if not named:
             raise e
-        click.echo(f"Error: {e}", err=True)
+        click.echo(f"Error: {shown_message(str(e))}", err=True)
         failed = True
 
     # Checked before the model loads (missing, a folder, a device: refused), read after it.

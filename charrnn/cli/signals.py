@@ -13,7 +13,7 @@ import threading
 
 import click
 
-from charrnn.cli.common import cannot_write, drop_stdout
+from charrnn.cli.common import cannot_write, drop_stdout, shown_message
 from charrnn.errors import CharRNNError
 from charrnn.fsutil import size_text
 
@@ -299,7 +299,10 @@ def command_boundary():
         with _routed(others, _interrupt), _messages_may_close():
             yield
     except CharRNNError as e:
-        raise click.ClickException(str(e)) from None
+        raise click.ClickException(shown_message(str(e))) from None
+    except click.ClickException as e:  # the commands' own, and bad usage: names in one line too
+        e.message = shown_message(e.message)
+        raise
     except KeyboardInterrupt as e:
         if main and signal.getsignal(signal.SIGINT) is _interrupt:  # the process's end
             ignore_stops()

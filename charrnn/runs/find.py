@@ -74,7 +74,7 @@ def find_resume(spec: str | Path, base: Path) -> tuple[RunDir, Path | None]:
     run's last.pt or best.pt (a value `is_path` reads as a path), which continues in its folder."""
     spec = str(spec)
     if is_path(spec):
-        path = Path(spec).expanduser()
+        path = _typed_path(spec)
         kind = path_kind(path)
         if kind is None:
             raise RunError(
@@ -93,6 +93,18 @@ def find_resume(spec: str | Path, base: Path) -> tuple[RunDir, Path | None]:
             given = folder if is_path(folder) else f".{os.sep}{folder}"
             return RunDir(path.parent, given=given), path
     return find_run(spec, base), None
+
+
+def _typed_path(spec: str) -> Path:
+    """The path `spec` names, where a file named as a folder (`best.pt/`, `best.pt/.`, which
+    Path reads as best.pt) is refused as the system refuses it."""
+    try:
+        os.stat(os.path.expanduser(spec))
+    except NotADirectoryError as e:
+        raise RunError(f"cannot read {spec}: {e.strerror}") from None
+    except (OSError, ValueError):  # nothing there, or no path at all: path_kind tells
+        pass
+    return Path(spec).expanduser()
 
 
 def _run_folder(spec: str, base: Path) -> RunDir:
@@ -206,7 +218,7 @@ def resolve_checkpoint(spec: str | Path | None, base: Path, note=None) -> Path:
         return _latest(base, note)
     spec = str(spec)
     if is_path(spec):
-        path = Path(spec).expanduser()
+        path = _typed_path(spec)
         kind = path_kind(path)
         if kind == "dir":
             return _pick(RunDir(path), spec)

@@ -120,7 +120,7 @@ def _resolve_one(
     if found := _from_catalog(spec, cache_dir, progress):
         return found
     raise CorpusError(
-        f"no such file, folder or corpus: {spec!r}; `charrnn corpus list` shows the named corpora"
+        f"no such file, folder or corpus: {spec}; `charrnn corpus list` shows the named corpora"
     )
 
 
