@@ -74,8 +74,10 @@ class Sampler:
         base = config.seed if config.seed is not None else torch.seed() % (MAX_SEED - n + 2)
         self.seeds = [base + i for i in range(n)]
         self.generators = [torch.Generator(self.device).manual_seed(s) for s in self.seeds]
-        self._log_e = torch.empty(n, 0, 0)  # (N, k, V): drawn a block at a time, a row per step
-        self._used = 0  # columns of the block used
+        # log E for the next characters, (N, V) each: drawn a block at a time, one taken a step
+        # (split when drawn: indexing the block each step cost more than the draw's arithmetic)
+        self._log_e: Sequence[torch.Tensor] = ()
+        self._used = 0  # of the block
         self.stepper = model.net.stepper(n)  # holds the N streams' state between characters
         self.threads = sampling_threads(model.net, n)  # the most; a ThreadTuner fits it to the load
         self.tuner: ThreadTuner | None = None
@@ -163,9 +165,9 @@ class Sampler:
         character, where an inverse-CDF draw takes about ten (the softmax, the cumulative sum,
         the search...), each of which costs several microseconds a step of a large model has
         pushed out of the caches (docs/sampling-speed.md)."""
-        if self._used == self._log_e.shape[1]:
-            self._log_e, self._used = self._log_exponentials(z.shape[-1]), 0
-        log_e = self._log_e[:, self._used]  # (N, V)
+        if self._used == len(self._log_e):
+            self._log_e, self._used = self._log_exponentials(z.shape[-1]).unbind(1), 0
+        log_e = self._log_e[self._used]  # (N, V)
         self._used += 1
         return torch.add(z, log_e, alpha=-temperature).argmax(-1)  # (N,)
 
