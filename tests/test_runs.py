@@ -523,6 +523,31 @@ def test_a_byte_that_is_not_utf8_is_told_apart_from_a_backslash_of_the_name(file
         assert r.exit_code == 0 and names == ["b\\xffyte", "lit\\\\xffyte"]
 
 
+def test_every_json_gives_a_name_that_is_not_utf8_back_exactly(files, text):
+    """runs, sample, score and inspect --json: a folder named in Latin-1 comes back as the
+    \\udcNN escapes that os.fsencode turns back into its bytes (not U+FFFD, not a \\xNN text)."""
+    with workspace() as root:
+        base = root / os.fsdecode(b"caf\xe9")
+        try:
+            base.mkdir()
+        except OSError:  # a file system that takes UTF-8 names only
+            pytest.skip("this file system refuses a name that is not UTF-8")
+        make_run(base, "r", "good", files)
+        Path("t.txt").write_text(text[:300])
+        best = str(base / "r" / "best.pt")
+        got = {
+            "runs": json.loads(invoke(["runs", "--checkpoint-dir", str(base), "--json"]).stdout),
+            "sample": json.loads(invoke(["sample", "-c", best, "-l", "3", "--json"]).stdout),
+            "score": json.loads(invoke(["score", "-c", best, "t.txt", "--json"]).stdout),
+            "inspect": json.loads(
+                invoke(["inspect", "-c", best, "t.txt", "--json"]).stdout[:-1].split("\n")[0]
+            ),
+        }
+        assert os.fsencode(got["runs"]["folder"]).endswith(b"/caf\xe9/r"), got["runs"]
+        for command in ("sample", "score", "inspect"):
+            assert os.fsencode(got[command]["checkpoint"]) == os.fsencode(best), got[command]
+
+
 def test_runs_of_a_run_folder_names_the_folder_of_runs(files):
     """`--checkpoint-dir` given a run's own folder (a slip: a run, not the folder of runs) says so
     and what to type, where it said there were no runs."""

@@ -530,5 +530,6 @@ def shown_field(name: str) -> str:
 
 
 def shown_path(path) -> str:
-    """A path as text for JSON or a page: bytes that are not UTF-8 show as U+FFFD."""
+    """A path as text for a page: bytes that are not UTF-8 show as U+FFFD (JSON gives the path
+    exact: json_line)."""
     return os.fsencode(str(path)).decode("utf-8", "replace")

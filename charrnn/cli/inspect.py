@@ -193,7 +193,7 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
         _write_page(opts["html_path"], page, opts["quiet"])
     if opts["as_json"]:
         out = click.get_text_stream("stdout")
-        for record in result.records(shown_path(path)):
+        for record in result.records(str(path)):  # exact, as json_line writes it
             out.write(json_line(record) + "\n")
         out.flush()
         return

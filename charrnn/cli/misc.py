@@ -6,7 +6,7 @@ import os
 
 import click
 
-from charrnn.cli.common import cache_dir, count, download_bar, print_table, shown_name
+from charrnn.cli.common import cache_dir, count, download_bar, print_table
 from charrnn.cli.options import checkpoint_dir_option, json_option, not_empty, quiet_option
 from charrnn.cli.report import fmt_time
 from charrnn.fsutil import size_text
@@ -102,8 +102,9 @@ def _numeric(i: int, col: str) -> bool:
 
 
 def _run_record(info) -> dict:
-    """A run as `runs --json` writes it: names and paths as text."""
-    return {k: shown_name(v) if isinstance(v, str) else v for k, v in info.summary().items()}
+    """A run as `runs --json` writes it: names and paths exact (json_line writes a byte that is
+    not UTF-8 as the \\udcNN escape os.fsencode turns back into it)."""
+    return info.summary()
 
 
 def _run_row(info) -> tuple[str, ...]:
@@ -239,12 +240,9 @@ def corpus_cache(clear, as_json):
         click.echo(f"no encoded corpora in {where}; `charrnn train` makes them", err=True)
         return
     if as_json:
-        for e in entries:
-            sources = [shown_name(x) for x in e.sources]
-            file = shown_name(str(e.ids_path))
-            click.echo(
-                json_line({"bytes": e.size, "chars": e.chars, "sources": sources, "file": file})
-            )
+        for e in entries:  # names exact, as every --json gives them (json_line)
+            record = {"bytes": e.size, "chars": e.chars, "sources": list(e.sources)}
+            click.echo(json_line({**record, "file": str(e.ids_path)}))
         return
     rows = [
         (

@@ -15,7 +15,6 @@ from charrnn.cli.common import (
     read_stdin,
     refuse_reading_into,
     say,
-    shown_path,
     write_output,
 )
 from charrnn.cli.options import (
@@ -157,7 +156,7 @@ def sample(
     def emit(out) -> int:
         """Sample onto `out`; the exit status of the stop signal that cut it short (what was made
         is still written), else 0."""
-        writer = _Writer(job, out, opts, shown_path(path))
+        writer = _Writer(job, out, opts, str(path))  # --json's, exact (json_line)
         try:
             writer.run()
         except KeyboardInterrupt as e:

@@ -18,7 +18,6 @@ from charrnn.cli.common import (
     say_unknown,
     shown_field,
     shown_message,
-    shown_path,
     stdin_chunks,
 )
 from charrnn.cli.options import (
@@ -170,7 +169,7 @@ def _score_text(
     bpc = nats / math.log(2)
     if as_json:
         record = {"file": file, "characters": len(text), "bpc": round(bpc, 6)}
-        click.echo(json_line({**record, "nats": round(nats, 6), "checkpoint": shown_path(path)}))
+        click.echo(json_line({**record, "nats": round(nats, 6), "checkpoint": str(path)}))
     else:  # a name as one field of one line, whatever its characters (a tab, a line break)
         click.echo(f"{bpc:.4f}" + f"\t{'-' if file == '-' else label}" * named)
     say(
