@@ -188,6 +188,7 @@ CASES = [
         for value in ("inf", "1e400")
     ],
     (["train", "ok.txt", "--checkpoint-dir", "blocker"], 2, "is a file"),
+    (["train", "ok.txt", "--checkpoint-dir", "ok.txt/"], 2, "cannot read 'ok.txt/': Not a dir"),
     # train: runs
     (["train"], 2, "give a CORPUS"),
     (["train", "ok.txt", "--name", "tiny"], 1, "already exists"),
@@ -271,6 +272,12 @@ CASES = [
     (["export", "-c", "tiny", "--format", "html", "  "], 2, "'OUT': is only blanks ('  ')"),
     (["sample", "-c", "tiny", "-o", " "], 2, "'-o' / '--output': is only blanks"),
     (["sample", "-c", "tiny", "-o", "new/"], 2, "'new/' is a folder; give a file's name in it"),
+    # a name under a file, which Path would read as the file itself: never written over
+    (["sample", "-c", "tiny", "-o", "checkpoints/tiny/best.pt/."], 2, "best.pt/.': Not a dir"),
+    (["plot", "tiny", "-o", "ok.txt/"], 2, "cannot write 'ok.txt/': Not a directory"),
+    (["export", "-c", "tiny", "ok.txt/x/.."], 2, "cannot write 'ok.txt/x/..': Not a directory"),
+    (["inspect", "ok.txt", "-c", "tiny", "--html", "ok.txt/."], 2, "'ok.txt/.': Not a directory"),
+    (["sample", "-c", "tiny", "-o", "new/."], 2, "'new/.' is a folder; give a file's name in it"),
     (["score", "", "-c", "tiny"], 2, "'[FILE]...': is empty"),
     (["inspect", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
     (["runs", ""], 2, "an empty argument (an unset shell variable?)"),
@@ -330,23 +337,35 @@ ODD = "a\tb\nc\x1b[31md\udcff"  # a tab, a line break, a terminal's escape, a by
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "code"),
     [
-        ["train", ODD],
-        ["train", "--resume", f"{ODD}/last.pt"],
-        ["inspect", "-c", "tiny", ODD],
-        ["sample", "-c", "tiny", "--prime-file", ODD],
-        ["sample", "-c", f"{ODD}.pt"],
-        ["score", "-c", "tiny", ODD],
-        ["plot", f"./{ODD}"],
+        (["train", ODD], 1),
+        (["train", "--resume", f"{ODD}/last.pt"], 1),
+        (["inspect", "-c", "tiny", ODD], 1),
+        (["sample", "-c", "tiny", "--prime-file", ODD], 1),
+        (["sample", "-c", f"{ODD}.pt"], 1),
+        (["sample", "-c", ODD], 1),  # a run's name, quoted by its repr
+        (["score", "-c", "tiny", ODD], 1),
+        (["plot", f"./{ODD}"], 1),
+        (["runs", "--checkpoint-dir", f"ok.txt/{ODD}"], 2),
+        (["sample", "-c", "tiny", "-o", f"{ODD}/."], 2),
+        (["runs", "--checkpoint-dir", "the-file"], 2),  # named ODD: click's message lost bytes
     ],
-    ids=lambda a: a[0] + " " + a[1],
+    ids=lambda a: " ".join(a[:2]) if isinstance(a, list) else None,
 )
-def test_a_name_in_an_error_line_is_shown_on_it_as_text(in_workspace, args):
+def test_a_name_in_an_error_line_is_shown_on_it_as_text(in_workspace, tmp_path, args, code):
     """Whatever a file's name holds, its Error line is one line of text, the name escaped."""
-    r = invoke(args)
-    line = assert_one_error(r, 1, "a\\tb\\nc\\x1b[31md\\xff", alone=False)
+    (tmp_path / ODD).write_text("a file")
+    r = invoke([str(tmp_path / ODD) if a == "the-file" else a for a in args])
+    line = assert_one_error(r, code, "a\\tb\\nc\\x1b[31md\\xff", alone=False)
     assert not any(ch < " " or "\x7f" <= ch < "\xa0" for ch in r.stderr.replace("\n", "")), line
+
+
+def test_a_name_in_a_message_is_shown_on_its_one_line_as_text(in_workspace):
+    r = invoke(["runs", "--checkpoint-dir", ODD])
+    assert r.exit_code == 0 and r.stdout == ""
+    assert r.stderr.startswith("no runs in a\\tb\\nc\\x1b[31md\\xff (there is no such folder)")
+    assert r.stderr.count("\n") == 1 and "\x1b" not in r.stderr
 
 
 def test_a_name_among_several_to_score_is_shown_on_its_error_line_as_text(in_workspace):

@@ -524,7 +524,7 @@ def test_a_byte_that_is_not_utf8_is_told_apart_from_a_backslash_of_the_name(file
 
 
 def test_every_json_gives_a_name_that_is_not_utf8_back_exactly(files, text):
-    """runs, sample, score and inspect --json: a folder named in Latin-1 comes back as the
+    """runs, plot, sample, score and inspect --json: a folder named in Latin-1 comes back as the
     \\udcNN escapes that os.fsencode turns back into its bytes (not U+FFFD, not a \\xNN text)."""
     with workspace() as root:
         base = root / os.fsdecode(b"caf\xe9")
@@ -537,13 +537,17 @@ def test_every_json_gives_a_name_that_is_not_utf8_back_exactly(files, text):
         best = str(base / "r" / "best.pt")
         got = {
             "runs": json.loads(invoke(["runs", "--checkpoint-dir", str(base), "--json"]).stdout),
+            "plot": json.loads(
+                invoke(["plot", "r", "--checkpoint-dir", str(base), "--json"]).stdout.split("\n")[0]
+            ),
             "sample": json.loads(invoke(["sample", "-c", best, "-l", "3", "--json"]).stdout),
             "score": json.loads(invoke(["score", "-c", best, "t.txt", "--json"]).stdout),
             "inspect": json.loads(
                 invoke(["inspect", "-c", best, "t.txt", "--json"]).stdout[:-1].split("\n")[0]
             ),
         }
-        assert os.fsencode(got["runs"]["folder"]).endswith(b"/caf\xe9/r"), got["runs"]
+        for command in ("runs", "plot"):
+            assert os.fsencode(got[command]["folder"]).endswith(b"/caf\xe9/r"), got[command]
         for command in ("sample", "score", "inspect"):
             assert os.fsencode(got[command]["checkpoint"]) == os.fsencode(best), got[command]
 

@@ -63,9 +63,10 @@ def refuse_run_as_file(file: str | None, checkpoint_dir) -> None:
 
 
 def say(message: str, quiet: bool = False) -> None:
-    """A message for the person at the terminal: stderr, never stdout."""
+    """A message for the person at the terminal: stderr, never stdout; one line of text, whatever
+    the names in it hold (shown_message: a terminal never acts on a name's escape sequence)."""
     if not quiet:
-        click.echo(message, err=True)
+        click.echo(shown_message(message), err=True)
 
 
 def note_unknown(
@@ -514,10 +515,16 @@ def shown_name(name: str) -> str:
 
 
 def shown_message(message: str) -> str:
-    """An Error line's text as one line that is only text: the control characters of a name in it
+    """A message's text as one line that is only text: the control characters of a name in it
     escaped (a tab, a line break, a terminal's escape sequence), bytes that are not UTF-8 as
-    \\xNN. Its backslashes stay as they are: a message is read, not split into fields."""
+    \\xNN, also where a message quotes a name by its repr (which writes such a byte \\udcNN).
+    Its backslashes stay as they are: a message is read, not split into fields."""
+    message = _REPR_BYTE.sub(lambda m: f"{m[1]}\\x{m[2]}", message)
     return shown_name(message.translate(_CONTROL_ESCAPES))
+
+
+# repr's escape of a byte that is not UTF-8, `\udcNN`, where its backslash is not escaped itself
+_REPR_BYTE = re.compile(r"(?<!\\)((?:\\\\)*)\\udc([89a-f][0-9a-f])")
 
 
 _CONTROL_ESCAPES = {k: v for k, v in _FIELD_ESCAPES.items() if k != ord("\\")}

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from charrnn.cli.common import cache_dir, count, download_bar, print_table
+from charrnn.cli.common import cache_dir, count, download_bar, print_table, say
 from charrnn.cli.options import checkpoint_dir_option, json_option, not_empty, quiet_option
 from charrnn.cli.report import fmt_time
 from charrnn.fsutil import size_text
@@ -51,13 +51,11 @@ def runs(checkpoint_dir, as_json, check):
 
     found = runs_mod.list_runs(checkpoint_dir, verify=check)
     if not found and (hint := run_folder_hint(checkpoint_dir)):  # a run's own folder
-        click.echo(f"no runs in {checkpoint_dir}{hint}", err=True)
+        say(f"no runs in {checkpoint_dir}{hint}")
         return
     if not found:
         missing = "" if os.path.isdir(checkpoint_dir) else " (there is no such folder)"
-        click.echo(
-            f"no runs in {checkpoint_dir}{missing}; train one with `charrnn train CORPUS`", err=True
-        )
+        say(f"no runs in {checkpoint_dir}{missing}; train one with `charrnn train CORPUS`")
         return
     if as_json:
         for info in found:
@@ -233,11 +231,11 @@ def corpus_cache(clear, as_json):
     where = cache_dir()
     if clear:
         freed = clear_cache(where)
-        click.echo(f"Freed {size_text(freed)} of encoded corpora in {where}", err=True)
+        say(f"Freed {size_text(freed)} of encoded corpora in {where}")
         return
     entries = cache_entries(where)
     if not entries:
-        click.echo(f"no encoded corpora in {where}; `charrnn train` makes them", err=True)
+        say(f"no encoded corpora in {where}; `charrnn train` makes them")
         return
     if as_json:
         for e in entries:  # names exact, as every --json gives them (json_line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 import click
@@ -134,9 +135,25 @@ def output_name(ctx, param, value):
         return value
     if not value.strip():
         raise click.BadParameter(f"is only blanks ({value!r}); give a file's name")
-    if value.endswith("/") or os.path.isdir(value):  # `dir/` would be written as a file `dir`
-        raise click.BadParameter(f"{value!r} is a folder; give a file's name in it")
+    names_a_file(value)
     return value
+
+
+def names_a_file(value: str) -> None:
+    """A usage error unless `value`, as typed, can name a file to write: not a folder (`dir`),
+    nor a name spelt as one (`new/`, `new/.`, `best.pt/.`, `ok.txt/x/..`), which the writer would
+    read as another file (`best.pt` itself) and replace; the shell refuses `echo > best.pt/.`."""
+    separators = tuple(s for s in (os.sep, os.altsep) if s)
+    spelt = value.endswith(separators) or os.path.basename(value) in (".", "..")
+    if spelt:
+        try:
+            os.stat(value)
+        except NotADirectoryError as e:  # a file's name, spelt as a folder's
+            raise click.BadParameter(f"cannot write {value!r}: {e.strerror}") from None
+        except (OSError, ValueError):  # nothing there
+            pass
+    if spelt or os.path.isdir(value):
+        raise click.BadParameter(f"{value!r} is a folder; give a file's name in it")
 
 
 class _Folder(click.Path):
@@ -148,6 +165,14 @@ class _Folder(click.Path):
             self.fail("is empty; give a folder ('.' for the current one)", param, ctx)
         if isinstance(value, str):
             value = os.path.expanduser(value)
+            try:  # as typed: `best.pt/` is no folder, though Path reads it as best.pt
+                mode = os.stat(value).st_mode
+            except NotADirectoryError as e:
+                self.fail(f"cannot read {value!r}: {e.strerror}", param, ctx)
+            except (OSError, ValueError):  # not there (made when needed), or not a name at all
+                mode = None
+            if mode is not None and not stat.S_ISDIR(mode):  # said here: click's message would
+                self.fail(f"{value!r} is a file, not a folder", param, ctx)  # lose its bytes
         try:
             return super().convert(value, param, ctx)
         except ValueError:  # a NUL byte: no system takes it in a path

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from charrnn.cli.common import binary, print_tsv, say, shown_name, tsv_field, write_output
-from charrnn.cli.options import checkpoint_dir_option, json_option, not_empty
+from charrnn.cli.options import checkpoint_dir_option, json_option, names_a_file, not_empty
 from charrnn.cli.report import fmt_time
 from charrnn.curves import X_AXES  # no torch: `charrnn --help` stays quick
 from charrnn.jsonl import json_line
@@ -32,6 +32,7 @@ def _figure_path(ctx, param, value):
     value = not_empty(ctx, param, value)
     if value is None:
         return value
+    names_a_file(value)
     if Path(value).name.lower() in FIGURE_TYPES:  # `.png` is a hidden file's name, with no type
         raise click.BadParameter(f"{value!r} has no name before its type: give one, as curves.png")
     if Path(value).suffix.lower() not in FIGURE_TYPES:
@@ -144,9 +145,10 @@ def _series(drawn, wanted) -> list[tuple]:
 
 
 def _point_record(c, curve: str, p) -> dict:
+    """A point as `plot --json` writes it: names exact, as every --json gives them (json_line)."""
     return {
-        "run": shown_name(c.name),
-        "folder": shown_name(str(c.folder)),
+        "run": c.name,
+        "folder": str(c.folder),
         "cell": c.cell,
         "curve": curve,
         "step": p.step,
