@@ -410,3 +410,23 @@ def test_the_passes_count_the_streams_a_short_text_fits(tmp_path, monkeypatch):
     assert made == pytest.approx(2.22, abs=0.01) and abs(claimed - made) < 0.5
     saved = checkpoint.load(tmp_path / "checkpoints" / "s" / "last.pt")
     assert saved["model_config"]["dropout"] == 0.0  # read fewer than FEW_PASSES times
+
+
+@pytest.mark.parametrize(
+    ("cell", "input_dropout"), [("lstm", INPUT_DROPOUT), ("gru", 0.0), ("rnn", 0.0)]
+)
+def test_auto_gives_input_dropout_to_the_lstm_alone(
+    tmp_path, monkeypatch, text, cell, input_dropout
+):
+    """The GRU's and the RNN's validation it did not help (presets.INPUT_DROPOUT_CELLS); the
+    dropout after the layer each cell gets."""
+    from charrnn.runs import RunDir
+    from charrnn.text.encoded import encode_text
+
+    monkeypatch.setattr(start, "training_speed", lambda *a, **k: 200_000.0)  # medium
+    corpus = encode_text(text, "t")
+    model = {"hidden_size": 16, "embedding_dim": 8}
+    opened = start.start(corpus, RunDir(tmp_path / "r"), model=model, cell=cell, train={})
+    c = opened.trainer.model.config
+    assert c.cell == cell and c.input_dropout == input_dropout and c.dropout >= 0.5
+    assert ("input dropout" in opened.choice.reason) == (input_dropout > 0)

@@ -24,6 +24,7 @@ from charrnn.model.network import CELLS, CharRNN, ModelConfig, grown_weights
 from charrnn.model.presets import (
     DENSE_EVALS_FROM,
     FINE_TUNE,
+    INPUT_DROPOUT_CELLS,
     MEDIUM_FROM_CHARS,
     PRESETS,
     Choice,
@@ -341,7 +342,10 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist, started=None) 
     # the user's measure of it, and a patience given is the user's own.
     early_stop = all(train.get(k) is None for k in ("max_steps", "max_epochs", "patience"))
     schedule = train.get("eval_every") is None  # an --eval-every given is the user's schedule
-    mine = {"dropout": "dropout" not in model, "input_dropout": "input_dropout" not in model}
+    mine = {
+        "dropout": "dropout" not in model,
+        "input_dropout": "input_dropout" not in model and cell in INPUT_DROPOUT_CELLS,
+    }
     return for_passes(choice, read, early_stop=early_stop, schedule=schedule, **mine)
 
 
