@@ -523,6 +523,23 @@ def test_a_byte_that_is_not_utf8_is_told_apart_from_a_backslash_of_the_name(file
         assert r.exit_code == 0 and names == ["b\\xffyte", "lit\\\\xffyte"]
 
 
+def test_a_name_on_a_terminal_s_table_is_text_there_too(files, monkeypatch):
+    """A run named with a terminal's escape sequences and a line break: on a terminal as piped,
+    each an escape on the name's one line, never obeyed."""
+    from click.testing import _NamedTextIOWrapper
+
+    with workspace() as root:
+        base = root / "checkpoints"
+        base.mkdir()
+        make_run(base, "r\x1b]0;title\x07\nz", "good", files)
+        monkeypatch.setattr(_NamedTextIOWrapper, "isatty", lambda self: True)
+        monkeypatch.setenv("COLUMNS", "400")
+        r = invoke(["runs", "--checkpoint-dir", str(base)])
+        shown = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout)  # the table's own styles left out
+        assert r.exit_code == 0 and "r\\x1b]0;title\\x07\\nz" in shown
+        assert "\x1b" not in shown and "\x07" not in shown and len(shown.splitlines()) == 2
+
+
 def test_every_json_gives_a_name_that_is_not_utf8_back_exactly(files, text):
     """runs, plot, sample, score and inspect --json: a folder named in Latin-1 comes back as the
     \\udcNN escapes that os.fsencode turns back into its bytes (not U+FFFD, not a \\xNN text)."""

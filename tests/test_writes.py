@@ -359,11 +359,14 @@ def test_output_where_no_file_can_be_made_says_why(sample, tmp_path):
     """ "No such file or directory" of a file being created says which part of the path is
     wrong: a folder that is missing, a file where a folder should be, a folder that takes none."""
     (tmp_path / "notes").write_text("a file\n")
-    cases = {
-        tmp_path / "missing" / "deeper" / "out.txt": "missing/deeper does not exist; create it",
+    cases = {  # the first part of the path that is missing, or that is a file
+        tmp_path / "missing" / "deeper" / "out.txt": "missing does not exist; create it",
         tmp_path / "notes" / "out.txt": "notes is a file, not a folder",
         tmp_path / "notes" / "a" / "out.txt": "notes is a file, not a folder",
-        tmp_path / "dangling.txt": "gone/deeper does not exist; create it",  # a link's target's
+        tmp_path / "dangling.txt": "gone does not exist; create it",  # a link's target's
+        # the system's reading, part by part, where Path's cancels `x/..` on paper
+        tmp_path / "notes" / ".." / "out.txt": "notes is a file, not a folder",
+        tmp_path / "missing" / ".." / "out.txt": "missing does not exist; create it",
     }
     (tmp_path / "dangling.txt").symlink_to(tmp_path / "gone" / "deeper" / "out.txt")
     if Path("/proc/self").is_dir():  # Linux: /proc exists and takes no new files
@@ -373,6 +376,21 @@ def test_output_where_no_file_can_be_made_says_why(sample, tmp_path):
         assert_one_error(r, 1)
         assert why in r.stderr and r.stderr.rstrip().endswith("write to another file")
         assert not target.exists()  # (a dangling link: its target still does not)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling.txt", "notes"]
+
+
+def test_a_name_the_system_refuses_never_reaches_a_file_by_another_way(sample, tmp_path):
+    """`notes/../notes`, `gone/../notes`, a link to `notes/.`: the system refuses each, where a
+    path cancelled on paper named the file itself, which no check had seen (a saved model, the
+    prime file: replaced)."""
+    notes = tmp_path / "notes"
+    notes.write_text("a text\n")
+    os.symlink(f"{notes}/.", tmp_path / "to-dot")  # as a string: Path would drop the "."
+    os.symlink(f"{tmp_path}/gone/../notes", tmp_path / "to-gone")
+    for name in ("notes/../notes", "gone/../notes", "to-dot", "to-gone"):
+        r = sample("-o", f"{tmp_path}/{name}", "-l", "5")
+        assert_one_error(r, 1, "cannot write the output")
+        assert notes.read_text() == "a text\n"
 
 
 def test_a_cache_folder_that_is_a_file_says_so(tmp_path, monkeypatch):

@@ -252,7 +252,14 @@ def write_output(output: str | None, emit):
         if os.path.exists(output) and not regular:  # a FIFO, a device, >(cmd)
             with open(output, "w", encoding="utf-8", newline="") as out:
                 return _whole(out, emit)
-        target = os.path.realpath(output)  # a link stays a link; its target gets the text
+        try:
+            target = output_target(output)  # a link stays a link; its target gets the text
+        except (FileNotFoundError, NotADirectoryError) as e:
+            what = "is a file, not a folder;" if e.errno == errno.ENOTDIR else "does not exist;"
+            what += " create it first, or" * (e.errno == errno.ENOENT)
+            raise click.ClickException(
+                f"cannot write the output: {output}: {e.filename} {what} write to another file"
+            ) from None
         result = []
         atomic_write(Path(target), lambda f: result.append(emit(codecs.getwriter("utf-8")(f))))
         return result[0]
@@ -260,6 +267,41 @@ def write_output(output: str | None, emit):
         if e.errno == errno.EPIPE:  # the reader left (`-o /dev/stdout | head`): as for stdout
             raise
         raise cannot_write(e, output) from None
+
+
+def output_target(output: str, links: int = 40) -> str:
+    """The file that opening `output` to write creates or replaces, found as the system finds it,
+    part by part; OSError where the system refuses the name, its filename the part at fault: a
+    part before the last that is a file or is not there (`best.pt/../best.pt`, `gone/../p.txt`),
+    at the end of a link too. (os.path.realpath cancels `x/..` on paper, and would name best.pt,
+    a file no check saw.)"""
+    parent, name = os.path.split(output)
+    _walk_folder(parent or ".")
+    if name in ("", ".", ".."):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), output)
+    path = os.path.join(os.path.realpath(parent or "."), name)
+    if not os.path.islink(path):
+        return path
+    if links == 0:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), output)
+    return output_target(os.path.join(os.path.dirname(path), os.readlink(path)), links - 1)
+
+
+def _walk_folder(folder: str) -> None:
+    """Nothing where `folder` is one, walked as the system walks it; else NotADirectoryError or
+    FileNotFoundError whose filename is its first part that is a file, or is not there."""
+    if os.path.isdir(folder):
+        return
+    parts = folder.split(os.sep)
+    for i in range(1, len(parts) + 1):
+        part = os.sep.join(parts[:i]) or os.sep
+        try:
+            mode = os.stat(part).st_mode
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), part) from None
+        if not stat.S_ISDIR(mode):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), part)
+    raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), folder)
 
 
 def binary(stream):
@@ -437,7 +479,9 @@ def print_table(
     if not sys.stdout.isatty():
         print_tsv(header, rows)
         return
-    rows = [[shown_name(cell) for cell in row] for row in rows]  # bytes not UTF-8 as \\xNN
+    # as piped: control characters escaped (a name's escape sequence or line break is text, never
+    # obeyed by the terminal), bytes not UTF-8 as \\xNN
+    rows = [[shown_field(cell) for cell in row] for row in rows]
     from rich.table import Table
     from rich.text import Text
 
