@@ -575,15 +575,18 @@ def test_output_to_an_inherited_descriptor_writes_where_the_shell_opened_it(trai
     log.write_text("kept\n")
     base = ["sample", "-c", str(trained_run.best), "-l", "20", "-s", "1"]
     alone = run(base).stdout
-    for through in ("stdout", "fd"):
+    # by any spelling: /dev//stdout was written as a file (the log replaced)
+    spellings = ["/dev/stdout", "/dev//stdout", "/dev/./stdout"]
+    spellings += ["/proc/self/../self/fd/1"] * Path("/proc/self/fd").is_dir()
+    for through in [*spellings, "fd"]:
         with open(log, "a") as appended:
-            if through == "stdout":
-                r = run([*base, "-o", "/dev/stdout"], stdout=appended, stderr=subprocess.PIPE)
+            if through != "fd":
+                r = run([*base, "-o", through], stdout=appended, stderr=subprocess.PIPE)
             else:  # the descriptor's own number in the child: /dev/fd/N
                 fd = appended.fileno()
                 r = run([*base, "-o", f"/dev/fd/{fd}"], pass_fds=(fd,))
         assert r.returncode == 0, r.stderr
-    assert log.read_text() == "kept\n" + alone + alone
+    assert log.read_text() == "kept\n" + alone * (len(spellings) + 1)
     model = tmp_path / "model.pt"
     model.write_bytes(trained_run.best.read_bytes())
     for output in (["-o", "/dev/stdout"], ["-o", "-"], []):  # `>> model.pt` by any name

@@ -349,11 +349,17 @@ def _regular_file_fd(stream) -> int | None:
 
 def _descriptor(path: str) -> int | None:
     """The open descriptor `path` names (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N),
-    or None."""
-    if path in ("/dev/stdout", "/dev/stderr"):
-        fd = 1 if path == "/dev/stdout" else 2
-    elif match := re.fullmatch(r"/dev/fd/(\d+)|/proc/self/fd/(\d+)", path):
-        fd = int(match[1] or match[2])
+    however it is spelt (/dev//stdout, /proc/thread-self/fd/1: its folder as the system finds
+    it), or None. Missed, a spelling would be written as a file: `>> log` replaced, not appended."""
+    try:
+        folder, name = os.path.realpath(os.path.dirname(path) or "."), os.path.basename(path)
+    except (OSError, ValueError):
+        return None
+    own = rf"/proc/{os.getpid()}(/task/\d+)?/fd"  # what /dev/fd and /proc/self/fd lead to
+    if folder == "/dev" and name in ("stdout", "stderr"):
+        fd = 1 if name == "stdout" else 2
+    elif re.fullmatch(r"\d+", name, re.ASCII) and re.fullmatch(rf"/dev/fd|{own}", folder):
+        fd = int(name)
     else:
         return None
     try:
