@@ -391,6 +391,23 @@ def test_an_output_over_standard_input_s_file_is_refused(trained_run, tmp_path):
         assert text.read_text() == "the cat sat\n"
 
 
+def test_standard_output_onto_the_text_read_is_refused(trained_run, tmp_path):
+    """`sample --prime-file t.txt >> t.txt`, `inspect t.txt >> t.txt`: the shell's file is the
+    text read (cat refuses it too: input file is output file), left as it was."""
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat\n")
+    ck = str(trained_run.best)
+    for args, what in (
+        (["sample", "-c", ck, "--prime-file", "t.txt", "-l", "5"], "the prime file"),
+        (["sample", "-c", ck, "--prime", "-", "-l", "5"], "the prime on stdin"),
+        (["inspect", "-c", ck, "t.txt"], "the text to inspect"),
+    ):
+        with open(text) as stdin, open(text, "a") as stdout:
+            r = run(args, cwd=tmp_path, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+        assert r.returncode == 1 and r.stderr.startswith(f"Error: standard output is {what}")
+        assert text.read_text() == "the cat sat\n"
+
+
 def test_a_failed_start_in_an_empty_folder_leaves_nothing_behind(env, tmp_path):
     """Where there is no run yet (the cases above run beside one): no folder is made."""
     (tmp_path / "empty.txt").write_text("")

@@ -396,16 +396,20 @@ def _in_a_run(folder: Path) -> bool:
 
 
 def refuse_reading_into(output: str | None, inputs: Sequence[tuple[str, str | None]]) -> None:
-    """An error where the output file `output` is a file the command reads: `inputs` gives each
-    as (what the message calls it, its path or '-' for standard input, or None where not read).
-    Written over, that text would be lost (an atomic write reads it whole first, then replaces
-    it)."""
-    if output is None or output == "-":
-        return
-    try:
-        out = os.stat(output)
-    except (OSError, ValueError):  # not there yet; or write_output says what it cannot write
-        return
+    """An error where the output file `output` (None or '-': standard output's file) is a file
+    the command reads: `inputs` gives each as (what the message calls it, its path or '-' for
+    standard input, or None where not read). Written over, that text would be lost (an atomic
+    write reads it whole first, then replaces it); written into, changed as it is read."""
+    if output is None or output == "-":  # stdout: a file the shell opened (`>> p.txt`), as cat
+        if (fd := _regular_file_fd(sys.stdout)) is None:  # refuses "input file is output file"
+            return
+        out, output, instead = os.fstat(fd), "standard output", "send the output elsewhere"
+    else:
+        instead = "give another output file"
+        try:
+            out = os.stat(output)
+        except (OSError, ValueError):  # not there yet; or write_output says what it cannot write
+            return
     if not stat.S_ISREG(out.st_mode):
         return
     for label, path in inputs:
@@ -415,8 +419,7 @@ def refuse_reading_into(output: str | None, inputs: Sequence[tuple[str, str | No
             continue
         if info is not None and os.path.samestat(out, info):
             raise click.ClickException(
-                f"{output} is {label}: writing over it would lose that text; "
-                "give another output file"
+                f"{output} is {label}: writing over it would lose that text; {instead}"
             )
 
 
