@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 import torch
 
 TRIAL = 4  # timings per count in a trial; the first after a change is dropped (threads wake up)
-MARGIN = 0.05  # a count must be this much faster than the one in use to replace it
+MARGIN = 0.05  # more threads must be this much faster than the count in use to replace it;
+# fewer need only be as fast (a tie leaves a core to the machine's other work)
 CLEAR = 1.2  # a count whose first timing is this much slower than its rival has lost: the trial
 # ends there, so a clear loser costs two units of work, not a whole trial (a win takes a whole one)
 STALL = 5.0  # a count whose dropped timing is this much slower has lost at once: waking threads
@@ -179,6 +180,12 @@ class ThreadTuner:
         self._apply(self.trial[0][0] if self.trial else self.threads)
         return self.trial is not None
 
+    def waking(self) -> bool:
+        """Whether the unit `before` set up is the first a trial times on its count: it wakes the
+        threads and is dropped, and a count that stalls shows there, so a reader that can make
+        its units smaller keeps this one smallest and the trial's others a little larger."""
+        return self.trial is not None and not self.trial[0][1]
+
     def _neighbour(self) -> int:
         n = self.threads + self.direction
         return n if 1 <= n <= self.most else self.threads - self.direction
@@ -241,9 +248,12 @@ class ThreadTuner:
 
     def _decide(self) -> None:
         tried = next(n for n in self.results if n != self.threads)
-        if self.results[tried] < (1 - MARGIN) * self.results[self.threads]:
+        if _beats(tried, self.results[tried], self.threads, self.results[self.threads]):
             self.extra = {self.threads: self.results[self.threads] - self.results[tried]}
-            self.confirm = (self.threads, self.results[self.threads])
+            # the old count's mean over the trial and the units just before it: seven timings,
+            # not three, for the new count's first units to be held against
+            old = (TRIAL - 1) * self.results[self.threads] + TRIAL * self.reference
+            self.confirm = (self.threads, old / (2 * TRIAL - 1))
             self.threads, self.period, self.changes = tried, PERIOD[0], self.changes + 1
             self.direction, self.calm = -self.direction, 0.0  # keep going the way that helped
         else:
@@ -258,7 +268,7 @@ class ThreadTuner:
         back: a trial that happened to time its winner in a quiet moment is undone at once."""
         (old, seconds), self.confirm = self.confirm, None
         now = statistics.fmean(self.recent)
-        if now >= (1 - MARGIN) * seconds:
+        if not _beats(self.threads, now, old, seconds):
             self.extra = {self.threads: now - seconds}
             self.threads, self.changes = old, self.changes + 1
             self.period = min(2 * self.period, PERIOD[1])
@@ -270,3 +280,14 @@ class ThreadTuner:
         self.recent = deque(maxlen=TRIAL)
         self.last_trial, self.next_trial = self.worked, self.worked + self.period
         self._apply(self.threads)
+
+
+def _beats(count: int, seconds: float, rival: int, rival_seconds: float) -> bool:
+    """Whether `count` threads, timed at `seconds` a unit, should replace `rival` at
+    `rival_seconds`: more threads must be MARGIN faster; fewer need only be as fast. Sharing a
+    step costs a barrier at every product and a core that other work could have, so a count that
+    gains less than the noise of a trial is not worth them (one stream of a 1x512 LSTM on an AMD
+    EPYC: one thread as fast or 5% faster, where a tie kept two; docs/commands.md, "Threads")."""
+    if count > rival:
+        return seconds < (1 - MARGIN) * rival_seconds
+    return seconds <= rival_seconds

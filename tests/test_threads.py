@@ -236,6 +236,24 @@ def test_noise_below_the_margin_does_not_move_it():
     assert tuner.changes == 0
 
 
+def test_a_tie_goes_to_fewer_threads_and_more_must_win_by_the_margin():
+    """Sharing a step costs barriers and a core: fewer threads replace more when as fast, more
+    replace fewer only when MARGIN faster, both at a trial and at the check of the first units."""
+    for cost in (
+        {1: 0.97, 2: 1.0},
+        {1: 1.0, 2: 1.0},
+    ):  # one thread 3% faster (below the margin), level
+        m = Machine(cost)
+        tuner = m.tuner(2)
+        m.run(tuner, 1000)
+        assert tuner.threads == 1 and tuner.changes == 1  # adopted at the first trial, and kept
+        assert m.share_of_best() >= 0.995  # the periodic trials of two included
+    m = Machine({1: 1.0, 2: 0.97})  # two threads 3% faster: not worth a second core
+    tuner = m.tuner(2, start=1)
+    m.run(tuner, 1000)
+    assert tuner.threads == 1 and tuner.trials >= 1 and tuner.changes == 0
+
+
 def test_tuned_threads_restores_torchs_count():
     before = torch.get_num_threads()
     with tuned_threads() as tuner:
@@ -313,17 +331,18 @@ def test_one_stream_of_a_large_model_samples_on_the_count_that_steps_faster(
 ):
     """Two cores that read memory faster than one (or not): the tuner keeps the count whose
     steps are faster, fed units of TUNED_STEPS steps (a trial's of one step, so that a count
-    that stalls costs little), and the text is what one thread writes."""
+    that stalls costs little, the others of TRIAL_STEPS), and the text is what one thread
+    writes."""
     monkeypatch.setattr(sampler, "default_threads", lambda: 2)
     monkeypatch.setattr(sampler, "STREAM_MACS", 0)  # the tiny model as if its weights were large
     model = checkpoint.load_model(trained_run.best)
     assert sampler.sampling_threads(model.net, 1) == 2
     per_step = {faster: 1e-3, 3 - faster: 1.5e-3}  # simulated seconds a step, by thread count
-    units = []  # (steps, whether a trial's) of each unit recorded
+    units = []  # (steps, whether a trial's, whether its count's first in the trial) of each unit
 
     class Simulated(ThreadTuner):
         def record(self, seconds: float, work: float = 1.0) -> None:
-            units.append((work, self.trial is not None))
+            units.append((work, self.trial is not None, self.waking()))
             super().record(per_step[self._applied] * work, work)
 
     tuned = Sampler(model, SampleConfig(seed=4))
@@ -331,9 +350,9 @@ def test_one_stream_of_a_large_model_samples_on_the_count_that_steps_faster(
     length = 30 * sampler.TUNED_STEPS
     text = "".join(c for [c] in tuned.generate(length))
     assert tuned.tuner.threads == faster and tuned.tuner.trials >= 1
-    trials = [steps for steps, trial in units if trial]
-    assert trials and set(trials) == {1}
-    assert {steps for steps, trial in units if not trial} == {sampler.TUNED_STEPS}
-    assert sum(steps for steps, _ in units) > length - sampler.TUNED_STEPS  # all but a last part
+    assert {steps for steps, trial, first in units if first} == {1}
+    assert {steps for steps, trial, first in units if trial and not first} == {sampler.TRIAL_STEPS}
+    assert {steps for steps, trial, _ in units if not trial} == {sampler.TUNED_STEPS}
+    assert sum(steps for steps, _, _ in units) > length - sampler.TUNED_STEPS  # all but a last part
     monkeypatch.setattr(sampler, "default_threads", lambda: 1)
     assert text == "".join(c for [c] in Sampler(model, SampleConfig(seed=4)).generate(length))

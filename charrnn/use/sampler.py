@@ -31,6 +31,8 @@ from charrnn.threads import ThreadTuner, default_threads, tuned_threads
 STREAM_MACS = 400_000
 BATCH_MACS = 64_000_000
 TUNED_STEPS = 16  # steps timed as one unit for the tuner: a timing per step cost 5% of small's
+TRIAL_STEPS = 4  # a trial's units after each count's first (one step: a count that stalls costs
+# one): timed one step each, a trial of one stream of 1x512 read single steps off by up to 2x
 
 
 @dataclass
@@ -118,9 +120,10 @@ class Sampler:
                 if tuner is None:
                     self.logits = self.stepper(idx)  # (N, V)
                     continue
-                if steps == 0:  # the count this unit runs on; a trial's units are one step:
-                    # a count that stalls (a busy core) then costs a step, not TUNED_STEPS
-                    unit = 1 if tuner.before() else TUNED_STEPS
+                if steps == 0:  # the count this unit runs on; a trial's units are short: a
+                    # count that stalls (a busy core) costs a step (its first), not TUNED_STEPS
+                    trial = tuner.before()
+                    unit = (1 if tuner.waking() else TRIAL_STEPS) if trial else TUNED_STEPS
                 begun = clock()
                 self.logits = self.stepper(idx)
                 spent, steps = spent + clock() - begun, steps + 1
