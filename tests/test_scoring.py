@@ -127,6 +127,47 @@ def test_a_text_is_read_in_passes_the_thread_tuner_can_time(model_vocab, monkeyp
     assert max(widths) > PASS_COLS
 
 
+def latched(vocab_size: int, latch: int) -> CharRNN:
+    """An LSTM whose hidden unit 0 switches on at character `latch` and stays on for good (its
+    forget gate shut open), and whose predictions lean on that unit: a stream that starts cold
+    after the latch never reads the text as one stream from the start does, however long its
+    warm-up (as a young model's cold start that runs away)."""
+    model = tiny("lstm", num_layers=1, vocab_size=vocab_size)
+    h = model.config.hidden_size
+    i, f, g, o = (gate * h for gate in range(4))  # unit 0's row of each gate (PyTorch's order)
+    with torch.no_grad():
+        model.embed.weight[:, 0] = (torch.arange(vocab_size) == latch).float()
+        for rows in (model.rnn.weight_ih_l0, model.rnn.weight_hh_l0):
+            rows[[i, f, g, o]] = 0.0
+        model.rnn.bias_hh_l0[[i, f, g, o]] = 0.0
+        model.rnn.weight_ih_l0[i, 0] = 40.0  # the input gate opens at the latch only
+        model.rnn.bias_ih_l0[[i, f, g, o]] = torch.tensor([-20.0, 40.0, 20.0, 40.0])
+        model.head.weight[:, 0] = 20 * torch.randn(vocab_size)
+    return model
+
+
+def test_a_split_read_whose_warm_up_cannot_catch_up_is_read_as_one_stream(passes):
+    """Each warm-up's last characters, read by the stream before too, must read alike: where
+    they do not, the streams are read again as one, and the figure is the exact one-stream
+    read's, where the warm-ups alone were 5 nats a character off."""
+    from charrnn.text.vocab import CharVocab
+
+    vocab = CharVocab(list(" \nLabc"))
+    model = Model(latched(len(vocab), vocab.index["L"]), vocab)
+    text = "L" + make_text(4 * MIN_PIECE, seed=3).translate(str.maketrans("", "", "L"))[:20_000]
+    text = "".join(ch if ch in vocab.index else "abc"[ord(ch) % 3] for ch in text)
+    exact = score_text(model, text, streams=1)
+    assert abs(score_text(model, text) - exact) <= 1e-6 * exact
+    cold = score_text(model, text[MIN_PIECE:], streams=1)  # a piece's stream, as the split read it
+    warm = exact - score_text(model, text[:MIN_PIECE], streams=1)  # as read after the latch
+    assert abs(cold - warm) > len(text[MIN_PIECE:])  # a nat a character apart or more
+    passes.clear()
+    later = "\n" + text[1:]  # no latch: every warm-up agrees, and nothing is read twice
+    split_read, reads = score_text(model, later), sum(passes)
+    assert split_read == pytest.approx(score_text(model, later, streams=1), rel=1e-4)
+    assert reads <= 1.1 * len(later) and len(split(len(later))) > 1
+
+
 def test_a_long_prime_is_read_in_passes_the_thread_tuner_can_time(model_vocab, monkeypatch):
     """`sample --prime-file` reads a long prime as `score` reads: passes of PASS_COLS at most,
     each timed for a ThreadTuner (two threads beside a busy process read at half the speed of

@@ -10,7 +10,9 @@ A long text is read as several streams side by side (`split`), each after a warm
 just before its piece, which is several times faster than one stream and agreed with it within
 0.0001 nats per character on the texts measured (docs/commands.md, `charrnn score`; more on a
 text that repeats itself for thousands of characters, whose state 256 do not reach);
-`streams=1` reads it as one stream, exactly.
+`streams=1` reads it as one stream, exactly. The end of each warm-up is the end of the piece
+before it, read by both streams: where the two readings differ (a young model's cold start that
+runs away and stays away), the pieces are read again as one stream (`_read_split`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from charrnn.threads import ThreadTuner, timed, tuned_threads
 STREAMS = 32  # streams at most: about the most that still speeds up a pass on a CPU
 WARMUP = 256  # characters each later stream reads, unscored, before its piece
 MIN_PIECE = 4096  # characters scored per stream at least: a shorter text is read as one stream
+CHECKED = 64  # characters at the end of each warm-up, read by the stream before it too, whose
+AGREE = 0.05  # mean nats per character by the two readings differ by at most this much: 0.001
+# at most for the models and texts measured, 5.5-5.9 where a young model's warm-up ran away
 
 
 class Row(NamedTuple):
@@ -75,11 +80,41 @@ def score_text(
     if streams is not None:  # None: as many as the length makes worth it
         require_whole("streams", streams, 1)
         streams = max(1, min(streams, len(text) // MIN_PIECE))
-    rows = sorted(split(len(text), streams, warmup), key=lambda r: r.end - r.start)
+    rows = split(len(text), streams, warmup)
     with model.evaluating(), tuned_threads(model.device.type == "cpu") as tuner:
-        pieces = [text[r.start : r.end] for r in rows]
-        skips = [r.scored - r.start for r in rows]
-        return float(_total_nats(model, pieces, chunk, tuner, skips if any(skips) else None).sum())
+        return _read_split(model, text, rows, chunk, tuner, min(CHECKED, warmup))
+
+
+def _read_split(
+    model: Model, text: str, rows: list[Row], chunk: int, tuner: ThreadTuner | None, checked: int
+) -> float:
+    """Total nats of `text` read as `rows` (in the text's order) side by side. Where a row's
+    warm-up reads its last `checked` characters differently from the row before, whose piece
+    ends with them, the warm-up has not brought the row to the state the text had there: the two
+    rows are read again as one, until every warm-up agrees (at worst one row, the exact read).
+    Rows read once are not read again."""
+    totals, heads, tails = [0.0] * len(rows), [0.0] * len(rows), [0.0] * len(rows)
+    todo = range(len(rows))  # the rows not read yet, by index
+    while True:
+        order = sorted(todo, key=lambda i: rows[i].end - rows[i].start)  # shortest first
+        pieces = [text[rows[i].start : rows[i].end] for i in order]
+        skips = [rows[i].scored - rows[i].start for i in order]
+        read = _total_nats(model, pieces, chunk, tuner, skips, checked)
+        for k, i in enumerate(order):
+            totals[i], heads[i], tails[i] = (float(x[k]) for x in read)
+        apart = {j for j in range(1, len(rows)) if abs(heads[j] - tails[j - 1]) > AGREE * checked}
+        if not apart:
+            return sum(totals)
+        merged, kept, again = [], [], set()  # a row apart from the one before joins it
+        for j, row in enumerate(rows):
+            if j in apart:  # never the first
+                merged[-1] = Row(merged[-1].start, merged[-1].scored, row.end)
+                again.add(len(merged) - 1)
+            else:
+                merged.append(row)
+                kept.append((totals[j], heads[j], tails[j]))
+        rows, todo = merged, sorted(again)
+        totals, heads, tails = (list(x) for x in zip(*kept, strict=True))
 
 
 @torch.inference_mode()
@@ -94,7 +129,7 @@ def score_lines(model: Model, lines: list[str], batch: int = 64, chunk: int = CH
     with model.evaluating(), tuned_threads(model.device.type == "cpu") as tuner:
         for start in range(0, len(order), batch):
             rows = order[start : start + batch]
-            totals = _total_nats(model, [lines[i] for i in rows], chunk, tuner)
+            totals, _, _ = _total_nats(model, [lines[i] for i in rows], chunk, tuner)
             for i, total in zip(rows, totals.tolist(), strict=True):
                 scores[i] = total / len(lines[i])
     return scores
@@ -106,10 +141,12 @@ def _total_nats(
     chunk: int,
     tuner: ThreadTuner | None,
     skips: list[int] | None = None,
-) -> torch.Tensor:
+    checked: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Total nats of each of `texts` (shortest first), read side by side from a cold start, all
     but the first skips[i] characters of text i (a warm-up) scored; each pass timed for `tuner`
-    by the characters it reads."""
+    by the characters it reads. Also the nats of the last `checked` characters of each warm-up
+    (0 where there is none) and of each text: (n,) float64 each."""
     device, net = model.device, model.net
     ids = [torch.tensor(model.vocab.encode(t), dtype=torch.long) for t in texts]
     lengths = [len(x) for x in ids]
@@ -118,6 +155,7 @@ def _total_nats(
     skip = torch.tensor(skips or [0] * n, device=device)  # (n,)
     _, last, state = model.start(n)  # last (B, 1, H): each row's h before its next character
     totals = torch.zeros(n, dtype=torch.float64)
+    heads, tails = torch.zeros_like(totals), torch.zeros_like(totals)  # the checked ends
     done, t = 0, 0  # rows before `done` have ended; t characters of the others were read
     while (first := bisect.bisect_right(lengths, t)) < n:
         # Rows that ended drop out: time goes to the characters left, not to padding.
@@ -133,9 +171,13 @@ def _total_nats(
         left = torch.tensor(lengths[done:], device=device) - t
         at = torch.arange(y.shape[1], device=device)
         real = at < left[:, None]  # not padding
-        if skips:
-            real &= at >= (skip[done:] - t)[:, None]  # not a warm-up
+        scored = at >= (skip[done:] - t)[:, None]  # not a warm-up
         # summed in float64, for long texts, on the CPU, as MPS has no float64
-        totals[done:] += (nats * real).sum(1).cpu().double()
+        totals[done:] += (nats * (real & scored)).sum(1).cpu().double()
+        if checked:
+            head = ~scored & (at >= (skip[done:] - checked - t)[:, None])
+            tail = real & (at >= left[:, None] - checked)
+            heads[done:] += (nats * head).sum(1).cpu().double()
+            tails[done:] += (nats * tail).sum(1).cpu().double()
         last, t = out[:, -1:], t + y.shape[1]
-    return totals
+    return totals, heads, tails
