@@ -199,6 +199,12 @@ def test_sample_flags_a_runaway_on_stderr_and_in_json(mid_epoch, tmp_path):
     lines = [json.loads(line) for line in both.stdout.splitlines()]
     assert [x["runaway"] for x in lines] == [True, True]
     assert both.stderr.count("Warning: sample") == 2
+    many = invoke(["sample", "-c", str(odd), "-n", "9", "-l", "200", "--json"])
+    assert [json.loads(line)["runaway"] for line in many.stdout.splitlines()] == [True] * 9
+    counted = (
+        "Warning: 9 of 9 samples look like runaways (samples 1, 2, 3, 4, 5 and 4 more; sample 1:"
+    )
+    assert many.stderr.startswith(counted) and many.stderr.count("\n") == 1  # one line, not nine
     clean = invoke(["sample", "-c", str(good), "-n", "2", "-l", "200", "--json"])
     assert [json.loads(x)["runaway"] for x in clean.stdout.splitlines()] == [False, False]
     # Above temperature 1 rare characters are what was asked for: not judged, no warning.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import json
 import os
 import resource
@@ -26,6 +27,7 @@ from charrnn import checkpoint
 from charrnn.cli import main
 from charrnn.errors import CheckpointError, RunError
 from charrnn.runs import RunDir
+from charrnn.use.sampler import Sampler
 
 LIMIT = 64 * 1024  # bytes a process may write to one file: less than a tiny model's checkpoint
 
@@ -487,6 +489,31 @@ def test_every_command_reports_output_it_cannot_write(name, commands, monkeypatc
     with open(w, "w") as gone:
         code, err = run_main(args, gone, monkeypatch, capsys)
     assert code == 0 and err == ""
+
+
+@pytest.mark.parametrize("args", [["-n", "2", "--json"], ["-n", "3"], []])
+def test_a_reader_that_leaves_stops_the_samples_where_nothing_was_written_yet(
+    trained_run, args, monkeypatch, capsys
+):
+    """`sample -n 4 --json | head -c 100`: the JSON lines come at the end, and the samples after
+    the first (which is written live) too; the reader's leaving stops the work all the same."""
+    steps, generate = [], Sampler.generate
+
+    def counted(self, length):
+        for chars in generate(self, length):
+            steps.append(len(chars))
+            yield chars
+
+    monkeypatch.setattr(Sampler, "generate", counted)
+    writer = importlib.import_module("charrnn.cli.sample")  # the module, not the command
+    monkeypatch.setattr(writer, "READER_POLL", 0.0)  # at once, not after 20 ms
+    r, w = os.pipe()
+    os.close(r)  # the reader left before anything was written
+    with open(w, "w") as gone:
+        args = ["sample", "-c", str(trained_run.best), "-l", "100000", *args]
+        code, err = run_main(args, gone, monkeypatch, capsys)
+    assert code == 0 and err == ""
+    assert 0 < len(steps) < 100  # where the whole job is 100,000 steps
 
 
 def test_a_full_disk_or_closed_stdout_in_a_real_process(trained_run):

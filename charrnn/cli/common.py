@@ -315,9 +315,16 @@ def _whole(stream, emit):
     write would have raised (so no `Wrote ...` follows it)."""
     result = emit(stream)
     stream.flush()
+    check_reader(stream)
+    return result
+
+
+def check_reader(stream) -> None:
+    """A BrokenPipeError, as a failed write would raise, where `stream` is a pipe whose reader
+    has left: for an output written whole at the end (`sample -n 4 --json | head -c 100`), asked
+    along the way, so that the work stops when the reader does."""
     if _reader_left(stream):
         raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
-    return result
 
 
 def _reader_left(stream) -> bool:

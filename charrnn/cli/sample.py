@@ -10,6 +10,7 @@ import time
 import click
 
 from charrnn.cli.common import (
+    check_reader,
     load_model,
     note_unknown,
     read_stdin,
@@ -121,7 +122,8 @@ Examples:
 def sample(
     checkpoint, checkpoint_dir, device, prime, prime_file, encoding, unknown, output, **opts
 ):
-    """Write new text in the style of a trained run, streamed to stdout as it is generated."""
+    """Write new text in the style of a trained run, streamed to stdout as it is generated (of
+    -n N, the first sample; the others follow it at the end)."""
     from charrnn.devices import resolve_device
     from charrnn.text.vocab import apply_unknown
     from charrnn.use.sample_job import SampleJob
@@ -168,22 +170,31 @@ def sample(
         sys.exit(status)
 
 
+READER_POLL = 0.02  # seconds between two looks at whether the reader of the output has left
+
+
 class _Writer:
-    """Writes a job: live, piece by piece, for a single sample; the whole batch at the end
-    otherwise (or as JSON lines)."""
+    """Writes a job: the first sample live, piece by piece (of -n N, the others after it at the
+    end), or JSON lines at the end. A reader that leaves (`| head`) stops the work within
+    READER_POLL seconds, also where nothing was written yet."""
 
     def __init__(self, job, out, opts, checkpoint: str):
         self.job, self.out, self.opts, self.checkpoint = job, out, opts, checkpoint
-        self.live = len(job.pieces) == 1 and not opts["as_json"]
+        self.live = not opts["as_json"]  # the first sample: samples are written in order
         self.echo = "" if opts["no_echo_prime"] else job.prime
         self.finished = False
         self.tty, self.flushed = out.isatty(), time.monotonic()
+        self.polled = self.flushed
 
     def run(self) -> None:
         if self.live:
             self.out.write(self.echo)
-        for _, piece in self.job:
-            self._write(piece)
+        for row, piece in self.job:
+            if row == 0:
+                self._write(piece)
+            if (now := time.monotonic()) - self.polled > READER_POLL:
+                self.polled = now
+                check_reader(self.out)
         self.finish()
 
     def _write(self, piece: str) -> None:
@@ -201,33 +212,49 @@ class _Writer:
         if self.finished:
             return
         self.finished = True
-        for _, rest in self.job.flush():
-            self._write(rest)
+        for row, rest in self.job.flush():
+            if row == 0:
+                self._write(rest)
         results = self.job.results()
         _warn_runaways(results)
         texts = [r.text for r in results]
         if self.opts["as_json"]:
             for record in self.job.records(results, self.checkpoint):
                 self.out.write(json_line(record) + "\n")
-        elif not self.live:
-            self.out.write(unescape(self.opts["separator"]).join(self.echo + t for t in texts))
+        else:  # after the first, written live
+            separator = unescape(self.opts["separator"])
+            self.out.write("".join(separator + self.echo + t for t in texts[1:]))
         last = (self.echo + texts[-1])[-1:] if not self.opts["as_json"] else "\n"
         if self.out.isatty() and last != "\n":
             self.out.write("\n")
         self.out.flush()
 
 
+RUNAWAY_LINES = 3  # runaway samples warned about a line each; more are counted in one line
+RUNAWAY_NAMED = 5  # samples that one line names by number
+
+
 def _warn_runaways(results) -> None:
-    """Warn on stderr about each sample whose characters show a runaway state."""
-    for i, result in enumerate(results):
-        if result.runaway is not None:
-            which = f"sample {i + 1} (seed {result.seed})" if len(results) > 1 else "the sample"
-            click.echo(
-                f"Warning: {which} looks like a runaway: {result.runaway}; the model is unsound "
-                "from a cold start (train it longer, or retrain it if it was trained before "
-                "charrnn's cold starts)",
-                err=True,
-            )
+    """Warn on stderr about each sample whose characters show a runaway state; of many (-n 400 of
+    a young model), one line that counts them (--json marks each record)."""
+    advice = (
+        "the model is unsound from a cold start (train it longer, or retrain it if it was trained "
+        "before charrnn's cold starts)"
+    )
+    ran = [(i, r) for i, r in enumerate(results) if r.runaway is not None]
+    if len(ran) > RUNAWAY_LINES:
+        named = ", ".join(str(i + 1) for i, _ in ran[:RUNAWAY_NAMED])
+        more = f" and {len(ran) - RUNAWAY_NAMED} more" if len(ran) > RUNAWAY_NAMED else ""
+        (first, result), *_ = ran
+        click.echo(
+            f"Warning: {len(ran)} of {len(results)} samples look like runaways (samples {named}"
+            f"{more}; sample {first + 1}: {result.runaway}); {advice}",
+            err=True,
+        )
+        return
+    for i, result in ran:
+        which = f"sample {i + 1} (seed {result.seed})" if len(results) > 1 else "the sample"
+        click.echo(f"Warning: {which} looks like a runaway: {result.runaway}; {advice}", err=True)
 
 
 def read_prime(prime: str, prime_file: str | None, encoding: str) -> str:
