@@ -76,8 +76,8 @@ Examples:
     "characters or more is read as up to 32 streams side by side, each warmed up on the 256 "
     "characters before its piece: several times faster, and within 0.0001 nats per character of "
     "it on the texts measured; pieces whose warm-up ends reading the text unlike the piece before "
-    "(a young model's runaway, a long repeat) are read again as one stream. --per-line is exact "
-    "either way.",
+    "(a young model's runaway) are read again as one stream. On a text with runs of thousands of "
+    "one character, a GRU's may differ by a few thousandths. --per-line is exact either way.",
 )
 @unknown_option(
     "Characters the model never saw: refuse, skip or replace them. With --per-line, "
