@@ -34,9 +34,9 @@ from charrnn.threads import ThreadTuner, timed, tuned_threads
 STREAMS = 32  # streams at most: about the most that still speeds up a pass on a CPU
 WARMUP = 256  # characters each later stream reads, unscored, before its piece
 MIN_PIECE = 4096  # characters scored per stream at least: a shorter text is read as one stream
-CHECKED = 64  # characters at the end of each warm-up, read by the stream before it too, whose
-AGREE = 0.05  # mean nats per character by the two readings differ by at most this much: 0.001
-# at most for the models and texts measured, 5.5-5.9 where a young model's warm-up ran away
+CHECKED = 64  # characters at the end of each warm-up: the stream before reads them too
+AGREE = 0.05  # nats a character the two readings of them may differ by, on the mean (measured:
+# 0.001 at most for sound models, 5.5-5.9 where a young model's warm-up ran away)
 
 
 class Row(NamedTuple):
@@ -97,9 +97,9 @@ def _read_split(
     read's (a young model on random text merged round after round, reading its text 7 times)."""
     totals, heads, tails = [0.0] * len(rows), [0.0] * len(rows), [0.0] * len(rows)
     todo = range(len(rows))  # the rows not read yet, by index
-    for again_round in itertools.count():
-        again_chars = sum(rows[i].end - rows[i].start for i in todo)
-        if again_round == 2 or (again_round == 1 and again_chars > len(text) / 2):
+    for rounds in itertools.count():  # rounds of reading done so far
+        rereading = sum(rows[i].end - rows[i].start for i in todo)
+        if rounds == 2 or (rounds == 1 and rereading > len(text) / 2):
             rows, todo = [Row(0, 0, len(text))], [0]  # the exact read
             totals, heads, tails = [0.0], [0.0], [0.0]
         order = sorted(todo, key=lambda i: rows[i].end - rows[i].start)  # shortest first
