@@ -148,6 +148,7 @@ CASES = [
     (["train", "ok.txt", "--sample-length", "9", "--sample-temp", "1"], 2, "leave them out"),
     (["sample", "-c", "tiny", "-p", "the", "--encoding", "utf-16"], 2, "neither is given (a --p"),
     (["sample", "-c", "tiny", "--encoding", "latin-1"], 2, "--encoding is how --prime-file or"),
+    (["sample", "-c", "tiny", "--json", "--separator", "x"], 2, "leave --separator out"),
     (["inspect", "-c", "tiny", "--sample", "5", "-p", "a", "--encoding", "utf-16"], 2, "none is"),
     # train: sizes and settings
     (["train", "ok.txt", "--hidden", "0"], 2, "--hidden"),

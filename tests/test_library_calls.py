@@ -59,6 +59,29 @@ def test_a_runaway_is_judged_where_it_can_be_and_null_where_not():
     assert short.results()[0].mean_logprob is not None
 
 
+def test_each_sample_says_why_it_ends_where_it_does():
+    """`ended`: all the characters asked for, a stop string, or a stop signal that cut the job
+    short (the writer's finish after Ctrl-C), which --json's records must not pass off as whole."""
+    config = SampleConfig(temperature=1.0, seed=2, num_samples=2)
+    whole = SampleJob(model_for(), config, 40)
+    list(whole)
+    assert [r.ended for r in whole.results()] == ["length", "length"]
+    cut = SampleJob(model_for(), config, 40)
+    for _ in zip(range(5), cut, strict=False):  # a signal arrives after five pieces
+        pass
+    cut.flush()
+    results = cut.results()
+    assert [r.ended for r in results] == ["stopped", "stopped"]
+    assert [r["ended"] for r in cut.records(results, "x.pt")] == ["stopped", "stopped"]
+    texts = [r.text for r in whole.results()]
+    stop = texts[0][10:12]  # met by the first sample at 10 at the latest
+    stopped = SampleJob(model_for(), config, 40, stops=[stop])
+    list(stopped)
+    ends = [(r.ended, len(r.text)) for r in stopped.results()]
+    expected = [("stop", t.find(stop)) if stop in t else ("length", 40) for t in texts]
+    assert ends == expected and expected[0] == ("stop", texts[0].find(stop))
+
+
 def test_an_inspection_writes_a_header_its_characters_then_what_was_found():
     found = inspect(model_for("gru"), "(a 'b' c)\n", units=True, gates=True)
     kinds = [r["kind"] for r in found.records("m.pt")]

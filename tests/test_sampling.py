@@ -513,7 +513,7 @@ def test_sample_keeps_its_contract_for_any_options(
     sample, model_vocab, prime, stops, separator, n, temps, top_k, top_p, length, as_json, seed
 ):
     args = ["-n", str(n), "-l", str(length), "-s", str(seed), "-t", ",".join(temps)]
-    args += ["--prime", prime, "--separator", separator, "--unknown", "error"]
+    args += ["--prime", prime, "--unknown", "error"] + ["--separator", separator] * (not as_json)
     for stop in stops:
         args += ["--stop", stop]
     args += ["--top-k", str(top_k)] * (top_k is not None) + ["--top-p", str(top_p)] * bool(top_p)
@@ -532,6 +532,7 @@ def test_sample_keeps_its_contract_for_any_options(
         for row in rows:
             assert len(row["text"]) <= length and row["prime"] == prime
             assert not any(c in row["text"] for c in cuts)
+            assert row["ended"] == ("stop" if len(row["text"]) < length else "length")
             if row["text"]:
                 assert -math.inf < row["mean_logprob"] <= 0
             else:  # nothing to average

@@ -223,6 +223,32 @@ def test_a_resume_with_a_larger_budget_goes_on_at_the_rate_it_left(tmp_path, cor
     assert again == pytest.approx(more.pos.lr_scale) and again < 0.5  # kept for a later resume
 
 
+@pytest.mark.parametrize("damage", ["cut short", "missing"])
+def test_a_resume_writes_a_best_pt_that_was_damaged_even_without_a_better_loss(
+    tmp_path, text, damage
+):
+    """A resume that never beats the recorded best would leave a damaged best.pt in place (and
+    the command would name it as the run's best): it says so, and its first evaluation writes
+    a new one."""
+    trainer = make_trainer(text, tmp_path / "r", max_steps=20, eval_every=10)
+    drain(trainer)
+    run = trainer.run_dir
+    if damage == "cut short":
+        run.best.write_bytes(run.best.read_bytes()[:3000])
+    else:
+        run.best.unlink()
+    read = lambda specs, encoding: encode_text(text, "tiny")  # noqa: E731
+    opened = resume(run.path, read, corpus_specs=["-"], train={"max_steps": 30, "eval_every": 10})
+    (warning,) = opened.warnings
+    assert warning.startswith(str(run.best)) and warning.endswith("writes a new one")
+    opened.trainer.pos.best_val = 0.0  # a best no evaluation beats
+    drain(opened.trainer)
+    best, last = checkpoint.load(run.best), checkpoint.load(run.last)
+    assert best["trainer"]["step"] == last["trainer"]["step"] == 30  # the resume's evaluation
+    again = resume(run.path, read, corpus_specs=["-"], train={"max_steps": 40})
+    assert again.warnings == []  # a sound best.pt is left to the loss to replace
+
+
 @pytest.mark.parametrize("n_chars", [2_000, 12_000])
 def test_a_small_text_is_evaluated_at_least_once_an_epoch(tmp_path, n_chars):
     # a million characters between evaluations would be hundreds of epochs of these texts:
@@ -379,6 +405,20 @@ def test_it_gives_up_after_repeated_failures_with_a_clear_message(tmp_path, text
 
     (info,) = list_runs(tmp_path)
     assert info.ended == "diverged" and info.note.startswith("diverged: training blew up")
+
+
+def test_a_run_that_diverged_before_its_first_evaluation_is_not_sent_to_resume(tmp_path, text):
+    """With no best.pt, `sample -c RUN` gives advice: not the resume that would refuse."""
+    trainer = make_trainer(text, tmp_path / "r", max_steps=40, eval_every=10)
+    poison(trainer, at_steps=set(range(3, 41)), once=False)
+    with pytest.raises(TrainingError, match="diverged 4 times in a row"):
+        drain(trainer)
+    from charrnn.runs import resolve_checkpoint
+
+    with pytest.raises(RunError) as e:
+        resolve_checkpoint("r", tmp_path)
+    assert "diverged at its learning rate of 0.01 before its first evaluation" in str(e.value)
+    assert "--resume" not in str(e.value) and "--force" in str(e.value)
 
 
 def test_a_rollback_before_the_first_evaluation_goes_back_to_step_0(tmp_path, text):

@@ -26,6 +26,7 @@ from helpers.cli import assert_one_error, command, invoke, popen, run
 from charrnn import checkpoint
 from charrnn.cli import main
 from charrnn.errors import CheckpointError, RunError
+from charrnn.model.network import CharRNN
 from charrnn.runs import RunDir
 from charrnn.use.sampler import Sampler
 
@@ -514,6 +515,28 @@ def test_a_reader_that_leaves_stops_the_samples_where_nothing_was_written_yet(
         code, err = run_main(args, gone, monkeypatch, capsys)
     assert code == 0 and err == ""
     assert 0 < len(steps) < 100  # where the whole job is 100,000 steps
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_a_reader_that_leaves_stops_score(trained_run, tmp_path, exact, monkeypatch, capsys):
+    """`charrnn score big.txt | true`: the number comes at the end of the read, and the reader's
+    leaving before it stops the read (it ran to its end: 48 s of a 1 MB text)."""
+    passes, read = [], CharRNN.read
+
+    def counted(self, *args, **kwargs):
+        passes.append(1)
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(CharRNN, "read", counted)
+    big = tmp_path / "big.txt"
+    big.write_text(make_text(200_000))
+    r, w = os.pipe()
+    os.close(r)  # the reader left before anything was written
+    with open(w, "w") as gone:
+        args = ["score", "-c", str(trained_run.best), str(big), *["--exact"] * exact]
+        code, err = run_main(args, gone, monkeypatch, capsys)
+    assert code == 0 and err == ""
+    assert 0 < len(passes) <= 2  # of about 800 one stream takes, 25 split
 
 
 def test_a_full_disk_or_closed_stdout_in_a_real_process(trained_run):

@@ -309,13 +309,13 @@ def _check_view(show: str | None, unit, c) -> tuple[str, tuple | None]:
         raise click.BadParameter(
             "--show surprise is each character's surprise, no unit's: leave out --unit, or show "
             f"a unit's value ({', '.join(FIELDS[cell])})",
-            param_hint="'--unit'",
+            param_hint="'-u' / '--unit'",
         )
     if unit is not None and (unit[0] >= c.num_layers or unit[1] >= c.hidden_size):
         raise click.BadParameter(
             f"{unit[0]}:{unit[1]} is not in this model: layers 0 to {c.num_layers - 1}, "
             f"units 0 to {c.hidden_size - 1}",
-            param_hint="'--unit'",
+            param_hint="'-u' / '--unit'",
         )
     return show, unit
 

@@ -123,7 +123,9 @@ def not_empty(ctx, param, value):
     if value == "" or (isinstance(value, tuple) and "" in value):
         if isinstance(param, click.Argument):
             raise click.BadParameter("is empty (an unset shell variable?); give a value")
-        raise click.BadParameter("is empty; give a value, or leave the option out")
+        raise click.BadParameter(
+            "is empty (an unset shell variable?); give a value, or leave the option out"
+        )
     return value
 
 

@@ -104,7 +104,10 @@ Examples:
     metavar="TEXT",
     help="End a sample where TEXT appears (not printed); repeatable; \\n, \\r and \\t understood.",
 )
-@json_option("One JSON object per sample: text, seed, settings, mean log-probability.")
+@json_option(
+    "One JSON object per sample: text, seed, settings, mean log-probability, whether it looks "
+    "like a runaway, and why it ended (length, stop, or stopped by a signal)."
+)
 @click.option(
     "-o",
     "--output",
@@ -139,6 +142,11 @@ def sample(
         raise click.UsageError(
             "--encoding is how --prime-file or a prime on stdin (--prime -) is read, and neither "
             "is given (a --prime TEXT is read as typed): leave --encoding out"
+        )
+    if given(click.get_current_context(), "separator") and opts["as_json"]:
+        raise click.UsageError(
+            "--separator goes between samples written as text, and --json writes each sample as "
+            "a line of its own: leave --separator out"
         )
     read = "-" if prime == "-" and not prime_file else prime_file
     refuse_reading_into(output, [("the prime file" if prime_file else "the prime on stdin", read)])

@@ -8,6 +8,7 @@ import sys
 import click
 
 from charrnn.cli.common import (
+    check_reader,
     count,
     drop_stdout,
     known_text,
@@ -166,7 +167,8 @@ def _score_text(
     else:
         _, text = read_all(source.chunks(), label, encoding)
     text = known_text(text, model.vocab, unknown, label, "score", quiet, label * named)
-    nats = text_nats(model, text, path, exact)
+    # a reader that leaves (`| head -c 1`, `| true`) stops the read, as a failed write would
+    nats = text_nats(model, text, path, exact, between=lambda: check_reader(sys.stdout))
     bpc = nats / math.log(2)
     if as_json:
         record = {"file": file, "characters": len(text), "bpc": round(bpc, 6)}

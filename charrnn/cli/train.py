@@ -13,7 +13,14 @@ from pathlib import Path
 
 import click
 
-from charrnn.cli.common import cache_dir, download_bar, phase_bar, read_stdin, say
+from charrnn.cli.common import (
+    cache_dir,
+    download_bar,
+    phase_bar,
+    read_stdin,
+    say,
+    shown_message,
+)
 from charrnn.cli.options import (
     Duration,
     Number,
@@ -395,6 +402,8 @@ def _train(request, device, d, quiet: bool, opts: dict) -> int:
 
     def tell(opened) -> None:
         say(describe(opened, request, device), quiet)
+        for warning in opened.warnings:
+            click.echo(f"Warning: {shown_message(warning)}", err=True)
         new = not request.resume and opened.trainer.origin is None  # a fine-tune's model knows more
         if new and (unseen := unseen_note(opened.trainer)):
             say(unseen, quiet)

@@ -67,4 +67,4 @@ def looks_runaway(
     value = char_surprise(text, vocab, counts) if counts else None
     if value is None or value <= RUNAWAY_NATS:
         return None
-    return f"its characters are {value:.1f} nats rarer than the corpus's"
+    return f"its characters are {value:.1f} nats a character rarer than the corpus's"

@@ -269,6 +269,12 @@ def _pick(run: RunDir, spec: str) -> Path:
                 "its first evaluation, so it has no best.pt yet; wait for it (`charrnn runs` "
                 f"says when), or give the file {run.last} to use its untrained weights as they are"
             )
+        if info.ended == "diverged":  # a resume keeps its rate, and would refuse
+            rate = f" at its learning rate of {info.lr:g}" if info.lr is not None else ""
+            raise RunError(
+                f"run {spec} diverged{rate} before its first evaluation, so it has no best.pt; "
+                "start it over with a lower --lr and --force"
+            )
         raise RunError(
             f"run {spec} has not trained to its first evaluation yet, so it has no best.pt; "
             f"continue it with `{info.resume_advice()}`, or give the file {run.last} "

@@ -13,7 +13,7 @@ import torch
 from charrnn import checkpoint
 from charrnn.devices import as_device
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, DamagedCheckpoint, RunError
-from charrnn.runs import RunDir
+from charrnn.runs import RunDir, is_evaluation
 from charrnn.runs.advice import pipe_sources, resume_command, text_to_give
 from charrnn.text import data
 from charrnn.text.encoded import EncodedCorpus
@@ -88,7 +88,25 @@ def resume(
     trainer = _check_budget(trainer)
     _rate_goes_on(before, trainer)
     given = Path(checkpoint_file) if checkpoint_file is not None and elsewhere else None
-    return Opened(trainer, resumed_from=given, chars=saved["chars"])
+    warnings = []
+    if path.absolute() != run.best.absolute() and (lost := _lost_best(run, trainer.pos.metrics)):
+        trainer.replace_best = True
+        warnings.append(f"{lost}; the resume's first evaluation writes a new one")
+    return Opened(trainer, resumed_from=given, chars=saved["chars"], warnings=warnings)
+
+
+def _lost_best(run: RunDir, metrics: list[dict]) -> str | None:
+    """Why `run`'s best.pt no longer holds its best model (damaged, or missing though the run
+    was evaluated), or None: a resume that found no better loss would leave it so, and print
+    its name as the run's best."""
+    if not run.best.exists():
+        evaluated = any(is_evaluation(r) for r in metrics)
+        return f"{run.best} is missing, though the run was evaluated" if evaluated else None
+    try:
+        checkpoint.load(run.best)  # every part checked, as a resume from it would
+    except CheckpointError as e:
+        return e.what if isinstance(e, DamagedCheckpoint) else str(e)
+    return None
 
 
 def _check_budget(trainer: Trainer) -> Trainer:

@@ -60,6 +60,7 @@ class Opened:
     notes: list[str] = field(default_factory=list)  # what was chosen for this text, and why
     resumed_from: Path | None = None  # the file a resume continues from, where not last.pt
     chars: int = 0  # characters of the text
+    warnings: list[str] = field(default_factory=list)  # what the caller should warn of
 
 
 def start(

@@ -119,6 +119,9 @@ class Trainer:
         self.tune_threads = self.device.type == "cpu" and not d.active
         self.tuner: ThreadTuner | None = None  # while run() runs, if tune_threads
         self.save_last_first = save_last_first
+        # best.pt lost or damaged (a resume found it so): the next evaluation writes it, better
+        # than the loss recorded as best or not, so that the run's best.pt is a model again.
+        self.replace_best = False
         self.clock, self.started, self._tick = clock, started, 0.0
         self.budget = evalplan.Unbounded(evalplan.whole(c, self.val_batches))  # run() plans one
         self._step_s = self._save_s = 0.0  # a step's seconds now (PACE_STEPS), a file's to write
@@ -304,7 +307,7 @@ class Trainer:
         if not math.isfinite(result.loss):  # what _sound's batch did not show
             raise _Diverged(f"the validation loss became {result.loss:.4g} at step {self.pos.step}")
         t1, ids = self.clock(), self.val_batches.ids
-        improved = result.loss < self.pos.best_val
+        improved = result.loss < self.pos.best_val or self.replace_best
         ends, time_up = self._ends_after(result.loss, t1 - t0)
         checked = self.budget.check_due(self.progress(), final or ends, t1 - t0)
         # every rank alike (the check is a collective; the loop ends on every rank or none)
@@ -332,6 +335,7 @@ class Trainer:
         self.pos.metrics.append(record)
         self.pos.eval_window_loss, self.pos.eval_window_steps, self.pos.eval_due = 0.0, 0, False
         self._save(best=improved)
+        self.replace_best = False
         if self.dist.is_main:
             self.run_dir.append_metrics(record)
         took = self.dist.all_sum([t1 - t0, t2 - t1, self.clock() - t2])  # every rank plans alike

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,11 +14,17 @@ from charrnn.text.vocab import apply_unknown, locate_unknown
 from charrnn.use.scoring import score_lines, score_text
 
 
-def text_nats(model: Model, text: str, checkpoint: Path | str, exact: bool = False) -> float:
+def text_nats(
+    model: Model,
+    text: str,
+    checkpoint: Path | str,
+    exact: bool = False,
+    between: Callable[[], None] | None = None,
+) -> float:
     """Nats per character of `text` (every character in the vocabulary, one at least), read as
-    one stream if `exact`, else split as score_text splits a long text; a loss that is not a
-    number is the `checkpoint`'s fault, an error."""
-    nats = score_text(model, text, streams=1 if exact else None) / len(text)
+    one stream if `exact`, else split as score_text splits a long text (`between`: as there); a
+    loss that is not a number is the `checkpoint`'s fault, an error."""
+    nats = score_text(model, text, streams=1 if exact else None, between=between) / len(text)
     if not math.isfinite(nats):  # finite weights so large that the logits overflow
         raise CheckpointError(
             f"{checkpoint} gives this text a loss that is not a number ({nats}): its weights are "

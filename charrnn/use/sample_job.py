@@ -16,13 +16,16 @@ from charrnn.use.sampler import SampleConfig, Sampler, StopCutter
 class SampleResult:
     """One sample of a job: its text (cut before a stop string) and its seed. `runaway` says what
     shows it comes from a runaway state (None: nothing did); `judged`, whether its characters were
-    weighed against the corpus's (a temperature up to 1, counts known, long enough)."""
+    weighed against the corpus's (a temperature up to 1, counts known, long enough); `ended`, why
+    it ends where it does: "length" (all the characters asked for), "stop" (a stop string) or
+    "stopped" (sampling was cut short: a stop signal)."""
 
     text: str
     seed: int
     mean_logprob: float | None  # nats per character of `text`; None where not tracked or empty
     runaway: str | None
     judged: bool
+    ended: str = "length"
 
     @property
     def looks_runaway(self) -> bool | None:
@@ -57,6 +60,7 @@ class SampleJob:
         self.cutter = StopCutter(n, self.stops)
         self.pieces: list[list[str]] = [[] for _ in range(n)]
         self.flushed = False
+        self.steps = 0  # characters generated for every sample, and fed to the cutter
 
     def __iter__(self) -> Iterator[tuple[int, str]]:
         for chars in self.sampler.generate(self.length):
@@ -64,6 +68,7 @@ class SampleJob:
                 if piece := self.cutter.feed(row, ch):
                     self.pieces[row].append(piece)
                     yield row, piece
+            self.steps += 1
             if self.cutter.all_done():
                 break
         yield from self.flush()
@@ -90,6 +95,7 @@ class SampleJob:
         # that had stopped went on generating while the rest of the batch ran.
         logprobs = self.sampler.mean_logprob([len(t) for t in texts])
         tracked = self.sampler.track_logprob
+        whole = "length" if self.steps >= self.length else "stopped"
         return [
             SampleResult(
                 text=text,
@@ -104,8 +110,11 @@ class SampleJob:
                     repeats_judged(c.temperature, c.top_k, c.top_p, logprob if tracked else None),
                 ),
                 judged=bool(self.counts) and cool and len(text) >= MIN_JUDGED,
+                ended="stop" if met else whole,
             )
-            for text, seed, logprob in zip(texts, self.sampler.seeds, logprobs, strict=True)
+            for text, seed, logprob, met in zip(
+                texts, self.sampler.seeds, logprobs, self.cutter.done, strict=True
+            )
         ]
 
     def records(self, results: list[SampleResult], checkpoint: str) -> Iterator[dict]:
@@ -129,4 +138,5 @@ class SampleJob:
                 "mean_logprob": None if (x := result.mean_logprob) is None else round(x, 6),
                 # null where not judged (a temperature above 1, or an older checkpoint)
                 "runaway": result.looks_runaway,
+                "ended": result.ended,  # "stopped": cut short by Ctrl-C or another stop signal
             }

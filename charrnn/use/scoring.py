@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -69,11 +70,13 @@ def score_text(
     chunk: int = CHUNK,
     streams: int | None = None,
     warmup: int = WARMUP,
+    between: Callable[[], None] | None = None,
 ) -> float:
     """Total nats the model spends on `text`, from a cold start: read as one stream where
     `streams` is 1 (or the text is short), else as `split` cuts it, in at most one stream per
     MIN_PIECE characters (more would read the warm-ups more than the text). Read without
-    dropout, whatever mode the network is in (and left in it)."""
+    dropout, whatever mode the network is in (and left in it). `between` is called after each
+    pass: what it raises ends the read (the command's reader has left)."""
     if not isinstance(text, str):
         raise ConfigError(f"the text must be a str, not {type(text).__name__}")
     require_whole("chunk", chunk, 1)
@@ -83,11 +86,17 @@ def score_text(
         streams = max(1, min(streams, len(text) // MIN_PIECE))
     rows = split(len(text), streams, warmup)
     with model.evaluating(), tuned_threads(model.device.type == "cpu") as tuner:
-        return _read_split(model, text, rows, chunk, tuner, min(CHECKED, warmup))
+        return _read_split(model, text, rows, chunk, tuner, min(CHECKED, warmup), between)
 
 
 def _read_split(
-    model: Model, text: str, rows: list[Row], chunk: int, tuner: ThreadTuner | None, checked: int
+    model: Model,
+    text: str,
+    rows: list[Row],
+    chunk: int,
+    tuner: ThreadTuner | None,
+    checked: int,
+    between: Callable[[], None] | None = None,
 ) -> float:
     """Total nats of `text` read as `rows` (in the text's order) side by side. Where a row's
     warm-up reads its last `checked` characters differently from the row before, whose piece
@@ -105,7 +114,7 @@ def _read_split(
         order = sorted(todo, key=lambda i: rows[i].end - rows[i].start)  # shortest first
         pieces = [text[rows[i].start : rows[i].end] for i in order]
         skips = [rows[i].scored - rows[i].start for i in order]
-        read = _total_nats(model, pieces, chunk, tuner, skips, checked)
+        read = _total_nats(model, pieces, chunk, tuner, skips, checked, between)
         for k, i in enumerate(order):
             totals[i], heads[i], tails[i] = (float(x[k]) for x in read)
         apart = {j for j in range(1, len(rows)) if abs(heads[j] - tails[j - 1]) > AGREE * checked}
@@ -148,11 +157,13 @@ def _total_nats(
     tuner: ThreadTuner | None,
     skips: list[int] | None = None,
     checked: int = 0,
+    between: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Total nats of each of `texts` (shortest first), read side by side from a cold start, all
     but the first skips[i] characters of text i (a warm-up) scored; each pass timed for `tuner`
     by the characters it reads. Also the nats of the last `checked` characters of each warm-up
-    (0 where there is none) and of each text: (n,) float64 each."""
+    (0 where there is none) and of each text: (n,) float64 each. `between`: called after each
+    pass."""
     device, net = model.device, model.net
     ids = [torch.tensor(model.vocab.encode(t), dtype=torch.long) for t in texts]
     lengths = [len(x) for x in ids]
@@ -186,4 +197,6 @@ def _total_nats(
             heads[done:] += (nats * head).sum(1).cpu().double()
             tails[done:] += (nats * tail).sum(1).cpu().double()
         last, t = out[:, -1:], t + y.shape[1]
+        if between is not None:
+            between()
     return totals, heads, tails
