@@ -88,8 +88,11 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
         raise CheckpointError(f"{path} is a folder: give a checkpoint file (a run's best.pt)")
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    # A run's own file was a checkpoint once: whatever it holds now, it is damaged, and the
+    # reader's advice (the run's other checkpoint) applies. Another file may never have been one.
+    damaged = DamagedCheckpoint if _in_a_run(path) else CheckpointError
     if reason := _not_a_torch_archive(path):
-        error = DamagedCheckpoint if reason == TRUNCATED else CheckpointError
+        error = DamagedCheckpoint if reason == TRUNCATED else damaged
         raise error(f"{path} is not a charrnn checkpoint ({reason})")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols on foreign files
@@ -103,17 +106,24 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
                 f"{path} was refused: it asks to load {found.group(1)}, which is code, not data "
                 "(charrnn checkpoints hold only tensors and plain values); nothing in it was run"
             ) from None
-        raise CheckpointError(
+        raise damaged(
             f"{path} is not a charrnn checkpoint (its data is not a torch pickle)"
         ) from None
     except Exception as e:  # garbage can fail anywhere in the parser; weights_only ran no code
-        raise CheckpointError(
-            f"{path} is not a charrnn checkpoint (corrupted: {_gist(e)})"
-        ) from None
+        raise damaged(f"{path} is not a charrnn checkpoint (corrupted: {_gist(e)})") from None
     payload = validate(payload, path)
     if verify:
         _verify(payload, path, None if verify is True else verify)
     return payload
+
+
+def _in_a_run(path: Path) -> bool:
+    """Whether `path` is a run's best.pt or last.pt: so named, beside the run's metrics.jsonl or
+    its other checkpoint."""
+    other = {"best.pt": "last.pt", "last.pt": "best.pt"}.get(path.name)
+    return other is not None and any(
+        (path.parent / name).is_file() for name in (other, "metrics.jsonl")
+    )
 
 
 def _torch_load(path: Path) -> Any:

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from charrnn.errors import CharRNNError, RunError
+from charrnn.errors import CharRNNError, CheckpointError, RunError
 from charrnn.jsonl import number
 from charrnn.runs import RunDir, is_evaluation
 from charrnn.runs.info import RunInfo, pid_text, sources_of
@@ -52,7 +52,7 @@ class RunCurves:
     # per curve, the records whose figure is not a finite number (a model whose weights broke
     # down evaluates to NaN): they are not drawn, and a curve made only of them says so
     not_finite: dict[str, int]
-    resume: str = ""  # the command that trains it on (runs/advice.py)
+    go_on: str = ""  # what trains it on (RunInfo.go_on), as advice
     trainer: int | None = None  # the process id training it now (0: not said yet), or None
 
     def points(self, curve: str) -> tuple[Point, ...]:
@@ -95,7 +95,9 @@ def read_curves(run: RunDir) -> RunCurves:
         val=tuple(val),
         train=tuple(training or old_train),
         not_finite=not_finite,
-        resume=RunInfo(run, sources=sources_of(payload.get("corpus"))).resume_advice(),
+        go_on=RunInfo(
+            run, sources=sources_of(payload.get("corpus")), ended=trainer.get("ended")
+        ).go_on(),
         trainer=pid,
     )
 
@@ -120,13 +122,16 @@ def _newest_checkpoint(run: RunDir) -> dict:
     try:
         return checkpoint.load(run.last, verify=False)  # its plain values only
     except CharRNNError as e:
+        first = getattr(e, "what", str(e))  # without a reader's advice: plot reads no model
         if not run.best.is_file():
-            raise
-        first = e
+            raise CheckpointError(f"{first}; the run has no other checkpoint: {AGAIN}") from None
     try:
         return checkpoint.load(run.best, verify=False)
     except CharRNNError:
-        raise first from None
+        raise CheckpointError(f"{first}; its best.pt does not load either: {AGAIN}") from None
+
+
+AGAIN = "train the run again, with --force to replace it"
 
 
 def _read_jsonl(path: Path) -> list | None:
@@ -185,7 +190,7 @@ def no_points(curves: RunCurves, wanted: tuple[str, ...]) -> str | None:
         at = f" (it is being trained now, {pid_text(curves.trainer)})"
         then = "wait for its first evaluation"
     else:
-        then = f"train it on: {curves.resume}"
+        then = curves.go_on
     if curves.train and "train" not in wanted:
         return (
             f"run {curves.name!r} has no evaluation yet{at}; --train draws its training loss, "

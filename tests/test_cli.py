@@ -149,6 +149,7 @@ CASES = [
     (["sample", "-c", "tiny", "-p", "the", "--encoding", "utf-16"], 2, "neither is given (a --p"),
     (["sample", "-c", "tiny", "--encoding", "latin-1"], 2, "--encoding is how --prime-file or"),
     (["sample", "-c", "tiny", "--json", "--separator", "x"], 2, "leave --separator out"),
+    (["train", "ok.txt", "--init-from", "tiny", "--name", "tiny"], 1, "the one this --name would"),
     (["inspect", "-c", "tiny", "--sample", "5", "-p", "a", "--encoding", "utf-16"], 2, "none is"),
     # train: sizes and settings
     (["train", "ok.txt", "--hidden", "0"], 2, "--hidden"),

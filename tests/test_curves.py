@@ -225,6 +225,37 @@ def test_plot_on_a_terminal_draws_a_labelled_text_chart(env, runs_dir, monkeypat
     assert all(marker in "".join(area) for marker in "AaBb")
 
 
+def test_plot_of_a_run_that_diverged_before_any_record_says_to_start_over(env, tmp_path, text):
+    """Its resume would refuse (it keeps the rate that blew up): not that advice."""
+    trainer = make_trainer(text, tmp_path / "ck" / "blown", max_steps=40, eval_every=10)
+    poison(trainer, at_steps=set(range(1, 41)), once=False)
+    with pytest.raises(Exception, match="diverged 4 times in a row"):
+        drain(trainer)
+    r = env(["plot", "blown", "--checkpoint-dir", str(tmp_path / "ck")])
+    line = assert_one_error(r, 1, "run 'blown' has no records yet")
+    assert line.endswith("start it over with a lower --lr and --force (a resume keeps its rate)")
+
+
+def test_plot_of_a_run_whose_checkpoints_do_not_load(env, runs_dir, tmp_path):
+    """Alone: one line that says to train it again (plot reads no model: no other checkpoint to
+    give); beside others: left out with a note, as a run without records is."""
+    import shutil
+
+    base = ["--checkpoint-dir", str(tmp_path / "ck")]
+    shutil.copytree(runs_dir / "a", tmp_path / "ck" / "a")
+    shutil.copytree(runs_dir / "a", tmp_path / "ck" / "bad")
+    for name in ("best.pt", "last.pt"):
+        path = tmp_path / "ck" / "bad" / name
+        path.write_bytes(path.read_bytes()[:3000])
+    line = assert_one_error(env(["plot", "bad", *base]), 1, "bad/last.pt is not a charrnn")
+    assert line.endswith(
+        "its best.pt does not load either: train the run again, with --force to replace it"
+    )
+    r = env(["plot", "a", "bad", *base])
+    assert r.exit_code == 0 and "\na\t" in r.stdout and "bad" not in r.stdout
+    assert r.stderr.startswith("Note: left out: ") and "bad/last.pt" in r.stderr
+
+
 def test_plot_of_a_run_without_records_says_so(env, runs_dir):
     base = ["--checkpoint-dir", str(runs_dir)]
     r = env(["plot", "young", *base])

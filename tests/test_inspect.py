@@ -297,7 +297,7 @@ def test_find_units_and_gates_print_tables(env, runs_by_cell, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].split("\t")[:3] == ["property", "best unit", "r"]
     by_name = {line.split("\t")[0]: line.split("\t") for line in lines}
-    assert by_name["double quotes"][1] == "not in this text"
+    assert by_name["double quotes"][1] == "too rare in this text"
     assert re.fullmatch(r"(cell|hidden) [01]:\d+", by_name["line position"][1])
     gates = [line.split("\t") for line in lines if line.split("\t")[1] in GATES["lstm"]]
     assert len(gates) == 2 * 3 and all(g[2].endswith("%") for g in gates)

@@ -148,6 +148,13 @@ def test_the_speed_measurement_leaves_the_random_state_and_threads_as_they_were(
     assert torch.equal(torch.get_rng_state(), rng) and torch.get_num_threads() == threads
 
 
+def test_the_speed_measurement_times_a_rate_that_would_blow_up():
+    """`train --time 20s --lr 1e9`: the run says it diverged, in one Error line; the measurement
+    that `auto` makes first must not raise it from inside (a traceback)."""
+    config = ModelConfig(vocab_size=20, embedding_dim=8, hidden_size=16, num_layers=1)
+    assert training_speed(config, TrainConfig(batch_size=4, seq_len=8, lr=1e9)) > 0
+
+
 def test_the_speed_measurement_stops_where_its_time_is_up(monkeypatch):
     """A model whose step takes seconds must not spend a short --time being measured: a first
     step that takes `within` seconds or more is all it takes."""

@@ -870,6 +870,35 @@ def test_a_run_whose_best_pt_is_gone_is_damaged_not_untrained(damaged):
         assert r.exit_code == 0 and len(r.stdout) == 5, r.stderr
 
 
+@pytest.mark.parametrize("junk", [b"junk\n", bytes(range(256)) * 8, "cut"])
+def test_a_run_file_damaged_any_way_gets_advice_that_works(damaged, junk):
+    """best.pt overwritten with text or bytes is damaged as one cut short is: `sample -c RUN`
+    names last.pt, and the listing's note says what to do with each file that does not load."""
+    with workspace() as root:
+        run = root / "ck" / "r"
+        copy_run(damaged, run)
+        (run / "last.pt").write_bytes((damaged / "last.pt").read_bytes())  # whole again
+        best = (damaged / "best.pt").read_bytes()
+        (run / "best.pt").write_bytes(best[: len(best) // 2] if junk == "cut" else junk)
+        line = assert_one_error(invoke(["sample", "-c", "ck/r"]), 1, "ck/r/best.pt is not a")
+        assert line.endswith(
+            "give -c ck/r/last.pt instead (the run's latest weights, not its best)"
+        )
+
+        def note() -> str:
+            return json.loads(invoke(["runs", "--json", "--checkpoint-dir", "ck"]).stdout)["note"]
+
+        assert "its last.pt loads: give -c ck/r/last.pt, or resume the run" in note()
+        assert invoke(["sample", "-c", "ck/r/last.pt", "-l", "5"]).exit_code == 0
+        (run / "best.pt").write_bytes(best)
+        (run / "last.pt").write_bytes(junk if junk != "cut" else b"")
+        assert "go on from its best.pt: `charrnn train --resume ck/r/best.pt" in note()
+        (run / "best.pt").write_bytes(b"junk\n")
+        assert note().endswith(
+            "neither checkpoint loads: train it again, with --force to replace it"
+        )
+
+
 def test_runs_check_reads_every_checkpoint_and_finds_one_changed_on_disk(damaged):
     """A byte flipped inside a tensor of last.pt (a disk's fault): a plain `runs` reads only what
     the checkpoints say, and lists it ok; `runs --check` reads them whole against their digests,

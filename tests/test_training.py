@@ -230,6 +230,9 @@ def test_a_resume_writes_a_best_pt_that_was_damaged_even_without_a_better_loss(
     """A resume that never beats the recorded best would leave a damaged best.pt in place (and
     the command would name it as the run's best): it says so, and its first evaluation writes
     a new one."""
+    from charrnn.runs import list_runs
+    from charrnn.train.schedule import evals_since_best
+
     trainer = make_trainer(text, tmp_path / "r", max_steps=20, eval_every=10)
     drain(trainer)
     run = trainer.run_dir
@@ -245,8 +248,29 @@ def test_a_resume_writes_a_best_pt_that_was_damaged_even_without_a_better_loss(
     drain(opened.trainer)
     best, last = checkpoint.load(run.best), checkpoint.load(run.last)
     assert best["trainer"]["step"] == last["trainer"]["step"] == 30  # the resume's evaluation
+    # what says which loss best.pt has counts from there: the listing, patience, the notes
+    evals = [r for r in last["metrics"] if r["kind"] == "eval"]
+    assert [r.get("best_restarted", False) for r in evals] == [False, False, True]
+    (info,) = list_runs(tmp_path)
+    assert info.summary()["best_val_bpc"] == evals[-1]["val_bpc"]
+    assert evals_since_best([*evals[:2], {**evals[-1], "val_loss": 99.0}]) == 0
     again = resume(run.path, read, corpus_specs=["-"], train={"max_steps": 40})
     assert again.warnings == []  # a sound best.pt is left to the loss to replace
+
+
+def test_a_resume_without_last_pt_says_it_goes_back_to_best_pt(tmp_path, text):
+    """The steps after best.pt are lost with last.pt: said, not passed over."""
+    trainer = make_trainer(text, tmp_path / "r", max_steps=25, eval_every=10)
+    drain(trainer)
+    run = trainer.run_dir
+    best_step = checkpoint.load(run.best)["trainer"]["step"]
+    run.last.unlink()
+    read = lambda specs, encoding: encode_text(text, "tiny")  # noqa: E731
+    opened = resume(run.path, read, corpus_specs=["-"], train={"max_steps": 40})
+    assert opened.resumed_from == run.best and opened.trainer.pos.step == best_step
+    assert opened.warnings == [
+        f"{run.last} is missing: the run goes on from its best.pt, at step {best_step}"
+    ]
 
 
 @pytest.mark.parametrize("n_chars", [2_000, 12_000])

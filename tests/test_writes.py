@@ -539,6 +539,30 @@ def test_a_reader_that_leaves_stops_score(trained_run, tmp_path, exact, monkeypa
     assert 0 < len(passes) <= 2  # of about 800 one stream takes, 25 split
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_reader_that_leaves_stops_inspect(trained_run, tmp_path, as_json, monkeypatch, capsys):
+    """`charrnn inspect big.txt --max-chars 200000 | true`: the table comes after the recording,
+    which the reader's leaving stops (it ran to its end: 21 s)."""
+    from charrnn.model.network import Stepper
+
+    steps, step = [], Stepper.__call__
+
+    def counted(self, *args, **kwargs):
+        steps.append(1)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(Stepper, "__call__", counted)
+    big = tmp_path / "big.txt"
+    big.write_text(make_text(20_000))
+    r, w = os.pipe()
+    os.close(r)  # the reader left before anything was written
+    with open(w, "w") as gone:
+        args = ["inspect", "-c", str(trained_run.best), str(big), "--max-chars", "20000"]
+        code, err = run_main([*args, *["--json"] * as_json], gone, monkeypatch, capsys)
+    assert code == 0 and "Error" not in err and "Traceback" not in err
+    assert len(steps) <= 64  # of 20,000
+
+
 def test_a_full_disk_or_closed_stdout_in_a_real_process(trained_run):
     base = command(["sample", "-c", str(trained_run.best), "-l", "99"])
     with open("/dev/full", "wb") as full:

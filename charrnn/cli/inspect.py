@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import tempfile
 
 import click
 
 from charrnn.cli.common import (
     cannot_write,
+    check_reader,
     count,
     known_text,
     load_model,
@@ -269,7 +271,12 @@ def _inspect(model, file, opts, budget):
     from charrnn.use.report import inspect as inspect_model
     from charrnn.use.sampler import SampleConfig
 
-    asked = {"units": opts["find_units"], "gates": opts["gates"]}
+    # a reader of stdout that leaves (`| head -1`) stops the recording, as a failed write would
+    asked = {
+        "units": opts["find_units"],
+        "gates": opts["gates"],
+        "between": lambda: check_reader(sys.stdout),
+    }
     if opts["sample_length"] is None:
         result = inspect_model(model, _input_text(model.vocab, file, opts, budget), **asked)
     else:

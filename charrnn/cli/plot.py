@@ -87,18 +87,23 @@ def plot(specs, output, x_axis, with_train, as_json, checkpoint_dir):
     as its metrics.jsonl."""
     from charrnn import runs
     from charrnn.curves import no_points, read_curves
-    from charrnn.errors import RunError
+    from charrnn.errors import CheckpointError, RunError
 
     figure = _figure_class() if output else None  # a missing extra is said before any work
     wanted = ("val", "train") if with_train else ("val",)
-    found, seen = [], set()
+    found, seen, unread = [], set(), []
     for spec in specs:
         run = runs.find_run(spec, checkpoint_dir)
         if (key := os.path.realpath(run.path)) not in seen:  # the same run named twice: once
             seen.add(key)
-            found.append(read_curves(run))
+            try:
+                found.append(read_curves(run))
+            except CheckpointError as e:  # damaged: the others are drawn, as an empty run's are
+                if len(specs) == 1:
+                    raise
+                unread.append(str(e))
     drawn = [c for c in found if no_points(c, wanted) is None]
-    empty = [why for c in found if (why := no_points(c, wanted)) is not None]
+    empty = unread + [why for c in found if (why := no_points(c, wanted)) is not None]
     if not drawn:
         raise RunError(
             "; ".join(empty) if len(empty) == 1 else "nothing to plot: " + "; ".join(empty)

@@ -104,10 +104,10 @@ def memorised_note(trainer) -> str | None:
     """A note where the run's last evaluation read MEMORISED_NATS or more above its best (the
     model learned the text by heart after best.pt): where best.pt is, and how to stop such a run
     sooner. None otherwise, and under a patience (which ends such a run, and says so)."""
-    from charrnn.runs import is_evaluation
+    from charrnn.runs import best_candidates
     from charrnn.text.data import unseen_share
 
-    evals = [r for r in trainer.pos.metrics if is_evaluation(r) and "val_loss" in r]
+    evals = [r for r in best_candidates(trainer.pos.metrics) if "val_loss" in r]
     if not evals or trainer.config.patience:
         return None
     best, last = min(evals, key=lambda r: r["val_loss"]), evals[-1]

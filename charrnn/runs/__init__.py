@@ -12,6 +12,6 @@ from charrnn.runs.find import (
     plan_run,
     resolve_checkpoint,
 )
-from charrnn.runs.folder import RunDir, is_evaluation
+from charrnn.runs.folder import RunDir, best_candidates, is_evaluation
 from charrnn.runs.info import inspect
 from charrnn.runs.names import _plain, is_path, name_limit, name_problem, safe_name

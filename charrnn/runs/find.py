@@ -54,8 +54,8 @@ def check_not_replacing(init_from: Path | None, run: RunDir) -> None:
     """A new run must not replace the run folder of the checkpoint it starts from."""
     if init_from is not None and Path(init_from).resolve().is_relative_to(run.path.resolve()):
         raise RunError(
-            f"the model to start from ({init_from}) is in the run {run.path.name!r} that "
-            f"would be replaced; give the new run another --name"
+            f"the model to start from ({init_from}) is in the run {run.path.name!r}, the one "
+            "this --name would write; give the new run another --name"
         )
 
 

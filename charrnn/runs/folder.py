@@ -185,6 +185,15 @@ def is_evaluation(record) -> bool:
     return isinstance(record, dict) and record.get("kind", "eval") == "eval"
 
 
+def best_candidates(records) -> list[dict]:
+    """The evaluations whose models best.pt holds the best of: all of them, or those from the
+    last one marked `best_restarted` (best.pt was lost or damaged, and a resume wrote it
+    again there, whatever the loss before)."""
+    evals = [r for r in records if is_evaluation(r)]
+    starts = [i for i, r in enumerate(evals) if r.get("best_restarted")]
+    return evals[starts[-1] :] if starts else evals
+
+
 # How long a trainer waits for the run's lock before it takes it as another trainer's: a probe
 # (RunDir.trainer: `charrnn runs`, `sample` of a run) holds it for microseconds.
 LOCK_PATIENCE_S = 0.5

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from charrnn.errors import CharRNNError, RunError
 from charrnn.jsonl import number
 from charrnn.runs.advice import resume_command, text_to_give
-from charrnn.runs.folder import RunDir, is_evaluation, path_kind
+from charrnn.runs.folder import RunDir, best_candidates, is_evaluation, path_kind
 from charrnn.train.events import ENDINGS
+
+BUDGET_ENDINGS = ("steps", "epochs", "time")  # how a run that spent its budget ended
 
 
 def times(n: int) -> str:
@@ -27,6 +29,7 @@ class RunInfo:
     metrics: tuple[dict, ...] = ()  # its evaluations, from that checkpoint
     has_best: bool = False  # best.pt is there and loads: it trained to one evaluation at least
     problem: str | None = None
+    broken: tuple[str, ...] = ()  # its checkpoint files that are there and do not load
     cell: str | None = None  # "lstm", "gru" or "rnn"
     shape: str | None = None  # layers x width, e.g. "1x512"
     dropout: float | None = None  # what it trains with (--size auto sets it by the passes)
@@ -44,6 +47,32 @@ class RunInfo:
     # The process id of a `charrnn train` training it now (0: not written yet), or None.
     trainer: int | None = None
 
+    def _repair(self) -> str:
+        """What to do about a damaged file: use or resume from the run's other one, which loads
+        (a resume from last.pt writes a new best.pt at its first evaluation), or train again."""
+        given = text_to_give(self.sources) if self.sources is not None else []
+        if self.broken == ("best.pt",):
+            spent = self.ended in BUDGET_ENDINGS
+            more = " with a larger --steps, --epochs or --time" if spent else ""
+            return (
+                f"; its last.pt loads: give -c {self.run.file_ref('last.pt')}, or resume the run "
+                f"(`{resume_command(self.run.ref, given, {})}`{more}), which writes a new best.pt "
+                "at its first evaluation"
+            )
+        if self.broken == ("last.pt",) and self.has_best:
+            again = resume_command(self.run.file_ref("best.pt"), given, {})
+            return f"; go on from its best.pt: `{again}`"
+        if set(self.broken) == {"best.pt", "last.pt"}:
+            return "; neither checkpoint loads: train it again, with --force to replace it"
+        return ""
+
+    def go_on(self) -> str:
+        """What trains the run on, as advice: its resume, or, where it diverged at the rate a
+        resume keeps, a new start."""
+        if self.ended == "diverged":
+            return "start it over with a lower --lr and --force (a resume keeps its rate)"
+        return f"train it on: {self.resume_advice()}"
+
     def resume_advice(self) -> str:
         """The command that continues the run, with the text it must be given again."""
         given = text_to_give(self.sources) if self.sources is not None else []
@@ -52,7 +81,7 @@ class RunInfo:
     def summary(self) -> dict:
         """Plain values (None where unknown), as `charrnn runs --json` writes them."""
         last = self.metrics[-1] if self.metrics else {}
-        scores = [_number(r.get("val_bpc"), float) for r in self.metrics]
+        scores = [_number(r.get("val_bpc"), float) for r in best_candidates(self.metrics)]
         return {
             "run": self.run.name,
             "folder": str(self.run.path),
@@ -94,7 +123,7 @@ class RunInfo:
     def note(self) -> str:
         """Why the run is not 'ok', and what to do; empty when it is."""
         if self.problem:
-            return f"damaged: {self.problem}"
+            return f"damaged: {self.problem}{self._repair()}"
         if self.lost_best:
             return (
                 f"damaged: its best.pt is missing, though it was evaluated "
@@ -122,7 +151,7 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
     part is read and checked against the digests saved with it) and what they say."""
     from charrnn import checkpoint  # torch: only where a checkpoint is opened
 
-    loaded, problems = {}, []
+    loaded, problems, broken = {}, [], []
     try:
         if path_kind(run.path) != "dir":
             raise RunError(f"{run.path} is not a folder")
@@ -135,11 +164,13 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
                     loaded[path.name] = checkpoint.load(path, verify=verify)
                 except CharRNNError as e:  # what is wrong; the listing says what to do
                     problems.append(getattr(e, "what", str(e)))
+                    broken.append(path.name)
     except CharRNNError as e:
         problems.append(str(e))
     newest = loaded.get("last.pt") or loaded.get("best.pt")
     if newest is None:
-        return RunInfo(run, problem="; ".join(problems) or f"{run.path} holds no checkpoint")
+        problem = "; ".join(problems) or f"{run.path} holds no checkpoint"
+        return RunInfo(run, problem=problem, broken=tuple(broken))
     trainer = newest["trainer"] if isinstance(newest["trainer"], dict) else {}
     records = newest["metrics"] if isinstance(newest["metrics"], list) else []
     config = newest["model_config"] if isinstance(newest["model_config"], dict) else {}
@@ -154,6 +185,7 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
         metrics=tuple(r for r in records if is_evaluation(r)),
         has_best="best.pt" in loaded,
         problem="; ".join(problems) or None,
+        broken=tuple(broken),
         cell=config.get("cell") if isinstance(config.get("cell"), str) else None,
         shape=f"{layers}x{width}" if layers and width else None,
         dropout=_number(config.get("dropout"), float),

@@ -89,6 +89,11 @@ def resume(
     _rate_goes_on(before, trainer)
     given = Path(checkpoint_file) if checkpoint_file is not None and elsewhere else None
     warnings = []
+    if checkpoint_file is None and path == run.best:  # last.pt is gone: the steps after best.pt
+        given = run.best
+        warnings.append(
+            f"{run.last} is missing: the run goes on from its best.pt, at step {trainer.pos.step:,}"
+        )
     if path.absolute() != run.best.absolute() and (lost := _lost_best(run, trainer.pos.metrics)):
         trainer.replace_best = True
         warnings.append(f"{lost}; the resume's first evaluation writes a new one")

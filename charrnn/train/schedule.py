@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from charrnn.runs import is_evaluation
+from charrnn.runs import best_candidates
 from charrnn.train.config import TrainConfig
 from charrnn.train.state import Position
 
@@ -57,6 +57,7 @@ def budget_spent(c: TrainConfig, pos: Position, per_epoch: int, keep: float = 0.
 
 
 def evals_since_best(metrics: list[dict]) -> int:
-    """Evaluations after the one with the best validation loss (0: the last was the best)."""
-    losses = [r["val_loss"] for r in metrics if is_evaluation(r)]
+    """Evaluations after the one with the best validation loss, best.pt's (0: the last was the
+    best)."""
+    losses = [r["val_loss"] for r in best_candidates(metrics)]
     return len(losses) - 1 - losses.index(min(losses)) if losses else 0

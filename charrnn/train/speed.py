@@ -22,6 +22,8 @@ from charrnn.train.config import TrainConfig
 from charrnn.train.state import RunState
 from charrnn.train.trainer import Trainer
 
+PROBE_LR = 1e-3  # the learning rate of the steps timed
+
 
 def training_speed(
     config: ModelConfig,
@@ -43,7 +45,9 @@ def training_speed(
         vocab = CharVocab([chr(32 + i) for i in range(config.vocab_size)])
         # any vocabulary size; a fifth, b * t + 1, validates: one batch's worth
         ids = torch.randint(0, config.vocab_size, (5 * b * t + 3,))
-        train = dataclasses.replace(train, val_frac=0.2, cold_start_prob=0.0)
+        # The rate changes nothing of a step's time, and one that blows the model up (--lr 1e9)
+        # would end the measurement, not the run, which says so itself: a modest rate is timed.
+        train = dataclasses.replace(train, val_frac=0.2, cold_start_prob=0.0, lr=PROBE_LR)
         state = RunState(CharRNN(config).to(device), vocab, train, corpus={})
         trainer = Trainer(state, ids, RunDir(tmp))
         with tuned_threads(trainer.tune_threads) as tuner:

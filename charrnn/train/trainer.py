@@ -332,6 +332,8 @@ class Trainer:
         record = records.evaluation(
             self.pos, per_epoch, chars, lr, train_loss, result, cold, cost, where
         )
+        if self.replace_best:  # the best before it is lost with the old best.pt
+            record["best_restarted"] = True
         self.pos.metrics.append(record)
         self.pos.eval_window_loss, self.pos.eval_window_steps, self.pos.eval_due = 0.0, 0, False
         self._save(best=improved)

@@ -7,6 +7,7 @@ step sampling uses, with a probe on every layer (the fields of model/config.py's
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -61,16 +62,31 @@ class Recording:
 
 @torch.inference_mode()
 def record(
-    model: Model, given: str, length: int = 0, config: SampleConfig | None = None
+    model: Model,
+    given: str,
+    length: int = 0,
+    config: SampleConfig | None = None,
+    between: Callable[[], None] | None = None,
 ) -> Recording:
     """Read `given` (every character in the vocabulary) and, with a sampling `config`, then write
     `length` characters as `charrnn sample` would (one sample: the same seed gives the same text),
-    recording every character of both. Read without dropout, the network left in its mode."""
+    recording every character of both. Read without dropout, the network left in its mode.
+    `between` is called every BETWEEN characters: what it raises ends the recording (the
+    command's reader has left)."""
     with model.evaluating():
-        return _record(model, given, length, config)
+        return _record(model, given, length, config, between)
 
 
-def _record(model: Model, given: str, length: int, config: SampleConfig | None) -> Recording:
+BETWEEN = 64  # characters recorded between two calls of `between`
+
+
+def _record(
+    model: Model,
+    given: str,
+    length: int,
+    config: SampleConfig | None,
+    between: Callable[[], None] | None,
+) -> Recording:
     sampler = None
     if config is not None:  # for its choice of characters
         sampler = Sampler(model, replace(config, num_samples=1), track_logprob=False)
@@ -84,6 +100,8 @@ def _record(model: Model, given: str, length: int, config: SampleConfig | None) 
     logits = start.logits  # (1, V): the odds for the next character
     with step_threads(1):  # one stream, untimed: no tuner to tell whether two threads pay
         for t in range(n):
+            if between is not None and t % BETWEEN == 0:
+                between()
             if t >= len(given):  # past the given text: the sampler's choice
                 ids.append(int(sampler.choose(logits, t - len(given))[0]))
             idx = ids[t]

@@ -3,7 +3,7 @@ units that track the text, how the gates saturate, and all of it as JSON records
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -102,15 +102,16 @@ def inspect(
     config: SampleConfig | None = None,
     units: bool = False,
     gates: bool = False,
+    between: Callable[[], None] | None = None,
 ) -> Inspection:
     """Record `text` (every character in the vocabulary) through the model or, with `text` None,
     `prime` and then `length` characters sampled with `config` (the same seed, the same text as
     `charrnn sample`); with `units`, find the units that track the text, with `gates`, how the
-    gates saturate."""
+    gates saturate. `between`: as record's."""
     if text is not None:
-        recording = record(model, text)
+        recording = record(model, text, between=between)
     else:
-        recording = record(model, prime, length, config or SampleConfig())
+        recording = record(model, prime, length, config or SampleConfig(), between)
     return Inspection(
         recording,
         find_units(recording) if units else None,
