@@ -85,6 +85,8 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
                 f"{path} is a run folder without a best.pt (no evaluation yet): give its "
                 "last.pt, or resume the run"
             )
+        if _in_a_run(path):  # a run's own file, damaged: the reader offers the other one
+            raise DamagedCheckpoint(f"{path} is a folder, not a checkpoint file")
         raise CheckpointError(f"{path} is a folder: give a checkpoint file (a run's best.pt)")
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")

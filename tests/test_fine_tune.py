@@ -198,12 +198,27 @@ def test_patience_stops_a_run_that_no_longer_improves_and_resume_says_so(tmp_pat
     done = drain(trainer)[-1]
     assert done.reason == "patience" and done.step == 30  # evaluations at 10, 20, 30
     assert "(stopped early: no better validation loss in 2 evaluations)" in done_line(trainer, done)
-    with pytest.raises(RunError, match=r"stopped early.*larger --patience"):
+    with pytest.raises(RunError, match=r"stopped early: .* its last 2 evaluations; .* above 2"):
         resume(tmp_path / "r", lambda s, e: corpus, corpus_specs=["-"])
     again = resume(
         tmp_path / "r", lambda s, e: corpus, corpus_specs=["-"], train={"patience": 3}
     ).trainer
     assert drain(again)[-1].step == 40
+    # a run that ended by its steps, given a patience its evaluations already exhaust: it did
+    # not stop early, and the patience that lets it go on is said, not found by trial
+    train = {**TINY_TRAIN, "lr": 1e-9, "max_steps": 40, "eval_every": 10}
+    drain(start(corpus, tmp_path / "s", model=TINY_MODEL, train=train).trainer)
+    more = {"max_steps": 80, "patience": 1}
+    with pytest.raises(RunError) as e:
+        resume(tmp_path / "s", lambda s, e: corpus, corpus_specs=["-"], train=more)
+    found = re.search(
+        r"in its last (\d+) evaluations?, so --patience 1 would stop it at once; "
+        r"to go on, give a --patience above (\d+)$",
+        str(e.value),
+    )
+    assert found and found[1] == found[2] and int(found[1]) >= 1, str(e.value)
+    more["patience"] = int(found[1]) + 1
+    assert resume(tmp_path / "s", lambda s, e: corpus, corpus_specs=["-"], train=more).trainer
 
 
 @given(st.text(min_size=1, max_size=40), st.text(max_size=40))

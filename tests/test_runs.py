@@ -899,6 +899,48 @@ def test_a_run_file_damaged_any_way_gets_advice_that_works(damaged, junk):
         )
 
 
+@pytest.mark.parametrize("name", ["best.pt", "last.pt"])
+@pytest.mark.parametrize("what", ["folder", "broken link", "missing"])
+def test_a_checkpoint_that_is_a_folder_a_broken_link_or_gone(damaged, name, what):
+    """A folder where a checkpoint goes stops a resume before it trains (it failed at its first
+    save, its steps lost); a broken link or a missing file is written again. `runs` keeps the
+    run's figures from the other file and says what to do; `sample -c RUN` offers last.pt."""
+    with workspace() as root:
+        run = root / "ck" / "r"
+        copy_run(damaged, run)
+        (run / "last.pt").write_bytes((damaged / "last.pt").read_bytes())  # whole again
+        (run / name).unlink()
+        if what == "folder":
+            (run / name).mkdir()
+        elif what == "broken link":
+            (run / name).symlink_to(root / "nowhere")
+        listed = invoke(["runs", "--json", "--checkpoint-dir", "ck"]).stdout
+        [rec] = map(json.loads, listed.splitlines())
+        assert rec["status"] == "damaged" and rec["step"] is not None, rec
+        if what == "folder":
+            assert f"move its {name} out of the run folder" in rec["note"]
+        resumed = invoke(["train", "--resume", "ck/r", "--steps", "30"])
+        if what == "folder":
+            line = assert_one_error(resumed, 1, f"ck/r/{name} is a folder, where the run writes")
+            assert line.endswith("move it out of the run folder, then resume")
+            assert checkpoint.load(run / ("last.pt" if name == "best.pt" else "best.pt"))
+            return
+        assert resumed.exit_code == 0, resumed.stderr
+        gone = "is a broken link" if what == "broken link" else "is missing"
+        assert f"Warning: ck/r/{name} {gone}" in resumed.stderr
+        assert checkpoint.load(run / name)  # written again, a file
+
+
+def test_a_run_nothing_can_resume_is_not_offered_a_resume(damaged):
+    with workspace() as root:
+        run = root / "ck" / "r"
+        copy_run(damaged, run)  # last.pt cut short
+        (run / "best.pt").write_bytes(b"junk")
+        r = invoke(["train", "-", "--name", "r", "--checkpoint-dir", "ck"], input="ab\n" * 500)
+        line = assert_one_error(r, 1, "run 'r' already exists")
+        assert "(no checkpoint of it loads)" in line and "--resume" not in line
+
+
 def test_runs_check_reads_every_checkpoint_and_finds_one_changed_on_disk(damaged):
     """A byte flipped inside a tensor of last.pt (a disk's fault): a plain `runs` reads only what
     the checkpoints say, and lists it ok; `runs --check` reads them whole against their digests,

@@ -273,6 +273,21 @@ def test_a_resume_without_last_pt_says_it_goes_back_to_best_pt(tmp_path, text):
     ]
 
 
+def test_a_resume_from_best_pt_says_what_of_last_pt_it_replaces(tmp_path, text):
+    trainer = make_trainer(text, tmp_path / "r", max_steps=10, eval_every=10)
+    drain(trainer)
+    run, early = trainer.run_dir, trainer.run_dir.best.read_bytes()  # best.pt at step 10
+    read = lambda specs, encoding: encode_text(text, "tiny")  # noqa: E731
+    drain(resume(run.path, read, corpus_specs=["-"], train={"max_steps": 30}).trainer)
+    run.best.write_bytes(early)
+    more = {"max_steps": 40}
+    opened = resume(run.path, read, corpus_specs=["-"], train=more, checkpoint_file=run.best)
+    assert opened.warnings == [
+        f"{run.last} is at step 30: this resume from step 10 replaces it, and the steps after "
+        "it are trained again"
+    ]
+
+
 @pytest.mark.parametrize("n_chars", [2_000, 12_000])
 def test_a_small_text_is_evaluated_at_least_once_an_epoch(tmp_path, n_chars):
     # a million characters between evaluations would be hundreds of epochs of these texts:

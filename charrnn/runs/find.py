@@ -43,6 +43,18 @@ def plan_run(base: Path, name: str, force: bool = False, init_from: Path | None 
     if (pid := run.trainer()) is not None:  # neither --resume nor --force would help
         raise RunError(being_trained(run, pid or "?"))
     if run.has_checkpoint() and not force:
+        info = inspect(run)
+        loads = info.has_best or (run.last.is_file() and "last.pt" not in info.broken)
+        if not loads or info.ended == "diverged":  # a resume would refuse: not offered
+            why = (
+                "no checkpoint of it loads"
+                if not loads
+                else "it diverged at the rate a resume keeps"
+            )
+            raise RunError(
+                f"run {name!r} already exists in {run.path} ({why}); start another with "
+                "--name NEW, or replace it with --force"
+            )
         raise RunError(
             f"run {name!r} already exists in {run.path}; continue it with --resume {name}, "
             "start another with --name NEW, or replace it with --force"
@@ -64,6 +76,11 @@ def find_run(spec: str | Path, base: Path) -> RunDir:
     checkpoint."""
     run = _run_folder(str(spec), base)
     if not run.has_checkpoint():
+        if os.path.isfile(run.metrics):  # a run's folder once: its checkpoints are gone
+            raise RunError(
+                f"the run folder {spec} holds no checkpoint (best.pt or last.pt) any more: "
+                "train the run again, with --force to replace it"
+            )
         raise RunError(f"the run folder {spec} holds no checkpoint; `charrnn runs` lists the runs")
     return run
 
@@ -253,13 +270,15 @@ def _latest(base: Path, note) -> Path:
 def _pick(run: RunDir, spec: str) -> Path:
     """A run's best.pt; a run without one has not trained to its first evaluation and is refused
     (its last.pt is at most a few steps in: sampling it would be noise), unless named as a file."""
-    if path_kind(run.best) is not None:
+    broken_link = os.path.islink(run.best) and not os.path.exists(run.best)  # as if missing
+    if not broken_link and path_kind(run.best) is not None:
         return run.best
     if path_kind(run.last) is not None:
         info = inspect(run)
         if (evaluated := len(info.metrics)) > 0:
+            gone = "is a broken link" if broken_link else "is missing"
             raise RunError(
-                f"run {spec} has no best.pt: it is missing, though the run was evaluated "
+                f"run {spec} has no best.pt: it {gone}, though the run was evaluated "
                 f"{times(evaluated)}; give the file {run.last} instead of the run to use its "
                 "latest weights"
             )

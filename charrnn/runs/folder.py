@@ -134,8 +134,13 @@ class RunDir:
             os.close(fd)
 
     def has_checkpoint(self) -> bool:
-        """best.pt or last.pt is a file here (RunError if the folder cannot be read)."""
-        return path_kind(self.best) == "file" or path_kind(self.last) == "file"
+        """best.pt or last.pt is a file here (RunError if the folder cannot be read); a broken
+        link holds none."""
+        return any(
+            path_kind(path) == "file"
+            for path in (self.best, self.last)
+            if os.path.exists(path) or not os.path.islink(path)
+        )
 
     def updated(self) -> float:
         """When a checkpoint in it was last written (0 if none, or if it cannot be read)."""

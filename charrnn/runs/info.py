@@ -3,6 +3,7 @@ run it was fine-tuned from, or why it cannot be read."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from charrnn.errors import CharRNNError, RunError
@@ -49,22 +50,28 @@ class RunInfo:
 
     def _repair(self) -> str:
         """What to do about a damaged file: use or resume from the run's other one, which loads
-        (a resume from last.pt writes a new best.pt at its first evaluation), or train again."""
+        (a resume from last.pt writes a new best.pt at its first evaluation), or train again; a
+        folder where a checkpoint goes is moved out first (a resume refuses to start)."""
         given = text_to_give(self.sources) if self.sources is not None else []
+        in_the_way = [n for n in self.broken if os.path.isdir(self.run.path / n)]
+        move = f"; move its {' and '.join(in_the_way)} out of the run folder" if in_the_way else ""
         if self.broken == ("best.pt",):
             spent = self.ended in BUDGET_ENDINGS
             more = " with a larger --steps, --epochs or --time" if spent else ""
             return (
-                f"; its last.pt loads: give -c {self.run.file_ref('last.pt')}, or resume the run "
-                f"(`{resume_command(self.run.ref, given, {})}`{more}), which writes a new best.pt "
-                "at its first evaluation"
+                f"{move}; its last.pt loads: give -c {self.run.file_ref('last.pt')}, or resume the "
+                f"run (`{resume_command(self.run.ref, given, {})}`{more}), which writes a new "
+                "best.pt at its first evaluation"
             )
         if self.broken == ("last.pt",) and self.has_best:
             again = resume_command(self.run.file_ref("best.pt"), given, {})
-            return f"; go on from its best.pt: `{again}`"
+            return (
+                f"{move}; go on from its best.pt: `{again}` (with a larger --steps, --epochs or "
+                "--time if its budget is spent)"
+            )
         if set(self.broken) == {"best.pt", "last.pt"}:
-            return "; neither checkpoint loads: train it again, with --force to replace it"
-        return ""
+            return f"{move}; neither checkpoint loads: train it again, with --force to replace it"
+        return move
 
     def go_on(self) -> str:
         """What trains the run on, as advice: its resume, or, where it diverged at the rate a
@@ -108,11 +115,16 @@ class RunInfo:
 
     @property
     def status(self) -> str:
-        """'damaged' (a file cannot be read, or best.pt is gone though the run was evaluated),
-        'untrained' (no evaluation yet) or 'ok'."""
-        if self.problem or self.lost_best:
+        """'damaged' (a file cannot be read, best.pt is gone though the run was evaluated, or
+        last.pt is gone), 'untrained' (no evaluation yet) or 'ok'."""
+        if self.problem or self.lost_best or self.lost_last:
             return "damaged"
         return "ok" if self.has_best else "untrained"
+
+    @property
+    def lost_last(self) -> bool:
+        """last.pt is missing beside best.pt: the steps after best.pt are gone."""
+        return self.has_best and not os.path.lexists(self.run.last)
 
     @property
     def lost_best(self) -> bool:
@@ -128,6 +140,12 @@ class RunInfo:
             return (
                 f"damaged: its best.pt is missing, though it was evaluated "
                 f"{times(len(self.metrics))}; its latest weights are in {self.run.last}"
+            )
+        if self.lost_last:
+            at = f" (step {self.step:,})" if self.step is not None else ""
+            return (
+                f"damaged: its last.pt is missing; a resume goes on from its best.pt{at}: "
+                f"`{self.resume_advice()}`"
             )
         if self.ended == "diverged":
             return (
@@ -156,9 +174,17 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
         if path_kind(run.path) != "dir":
             raise RunError(f"{run.path} is not a folder")
         for path in (run.last, run.best):
-            kind = path_kind(path)
+            try:
+                kind = path_kind(path)
+            except RunError as e:  # a broken link: this file's problem, not the run's
+                if not os.path.islink(path):  # the folder's (no permission): the run's
+                    raise
+                problems.append(str(e))
+                broken.append(path.name)
+                continue
             if kind is not None and kind != "file":
-                raise RunError(f"{path} is not a file")
+                problems.append(f"{path} is {'a folder' if kind == 'dir' else 'not a file'}")
+                broken.append(path.name)
             if kind == "file":
                 try:
                     loaded[path.name] = checkpoint.load(path, verify=verify)

@@ -50,6 +50,7 @@ def resume(
     check_fields(train, TrainConfig, "train")
     if fixed := set(train) - set(RESUMABLE):
         raise ConfigError(f"{', '.join(sorted(fixed))} cannot change when resuming a run")
+    _refuse_blocked(run)
     if checkpoint_file is not None:
         path = Path(checkpoint_file)
     else:
@@ -92,7 +93,13 @@ def resume(
     if checkpoint_file is None and path == run.best:  # last.pt is gone: the steps after best.pt
         given = run.best
         warnings.append(
-            f"{run.last} is missing: the run goes on from its best.pt, at step {trainer.pos.step:,}"
+            f"{run.last} {_gone(run.last)}: the run goes on from its best.pt, at step "
+            f"{trainer.pos.step:,}"
+        )
+    if given is not None and (later := _later_step(run.last, trainer.pos.step)) is not None:
+        warnings.append(
+            f"{run.last} is at step {later:,}: this resume from step {trainer.pos.step:,} "
+            "replaces it, and the steps after it are trained again"
         )
     if path.absolute() != run.best.absolute() and (lost := _lost_best(run, trainer.pos.metrics)):
         trainer.replace_best = True
@@ -106,7 +113,7 @@ def _lost_best(run: RunDir, metrics: list[dict]) -> str | None:
     its name as the run's best."""
     if not run.best.exists():
         evaluated = any(is_evaluation(r) for r in metrics)
-        return f"{run.best} is missing, though the run was evaluated" if evaluated else None
+        return f"{run.best} {_gone(run.best)}, though the run was evaluated" if evaluated else None
     try:
         checkpoint.load(run.best)  # every part checked, as a resume from it would
     except CheckpointError as e:
@@ -114,16 +121,48 @@ def _lost_best(run: RunDir, metrics: list[dict]) -> str | None:
     return None
 
 
+def _later_step(last: Path, step: int) -> int | None:
+    """The step of `last` (a run's last.pt) where it loads and is past `step`, else None."""
+    try:
+        trainer = checkpoint.load(last, verify=False)["trainer"]
+    except CheckpointError:
+        return None
+    later = trainer.get("step") if isinstance(trainer, dict) else None
+    return later if isinstance(later, int) and later > step else None
+
+
+def _gone(path: Path) -> str:
+    """How a checkpoint file that is not there is not there."""
+    return "is a broken link" if path.is_symlink() else "is missing"
+
+
+def _refuse_blocked(run: RunDir) -> None:
+    """A RunError where the place of a checkpoint holds what no checkpoint can be written over (a
+    folder, a device): found before the resume trains, not at its first save."""
+    for path in (run.last, run.best):
+        if path.exists() and not path.is_file():
+            what = "a folder" if path.is_dir() else "not a file"
+            raise RunError(
+                f"{path} is {what}, where the run writes its {path.name}: move it out of the "
+                "run folder, then resume"
+            )
+
+
 def _check_budget(trainer: Trainer) -> Trainer:
     """`trainer`, if its budget (as extended) is not spent yet; else a RunError saying so."""
     name = trainer.run_dir.name
-    if trainer.budget_spent() == "patience":
-        raise RunError(
-            f"run {name!r} stopped early: no better validation loss in its last "
-            f"{trainer.config.patience} evaluation{'s' * (trainer.config.patience != 1)}; to go "
-            "on, give a larger --patience"
-        )
     c, pos = trainer.config, trainer.pos
+    if trainer.budget_spent() == "patience":
+        since = schedule.evals_since_best(pos.metrics)
+        evals = f"{since} evaluation{'s' * (since != 1)}"
+        if pos.ended == "patience":
+            said = f"run {name!r} stopped early: no better validation loss in its last {evals}"
+        else:  # a patience given now, which the evaluations since the best already exhaust
+            said = (
+                f"run {name!r} has had no better validation loss in its last {evals}, so "
+                f"--patience {c.patience} would stop it at once"
+            )
+        raise RunError(f"{said}; to go on, give a --patience above {since}")
     if pos.ended == "diverged":
         raise RunError(
             f"run {name!r} diverged at its learning rate of {c.lr:g}, which a resume keeps: "
