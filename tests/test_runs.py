@@ -870,7 +870,9 @@ def test_a_run_whose_best_pt_is_gone_is_damaged_not_untrained(damaged):
         assert r.exit_code == 0 and len(r.stdout) == 5, r.stderr
 
 
-@pytest.mark.parametrize("junk", [b"junk\n", bytes(range(256)) * 8, "cut"])
+@pytest.mark.parametrize(
+    "junk", [b"junk\n", bytes(range(256)) * 8, "cut"], ids=["text", "bytes", "cut"]
+)
 def test_a_run_file_damaged_any_way_gets_advice_that_works(damaged, junk):
     """best.pt overwritten with text or bytes is damaged as one cut short is: `sample -c RUN`
     names last.pt, and the listing's note says what to do with each file that does not load."""
@@ -895,7 +897,7 @@ def test_a_run_file_damaged_any_way_gets_advice_that_works(damaged, junk):
         assert "go on from its best.pt: `charrnn train --resume ck/r/best.pt" in note()
         (run / "best.pt").write_bytes(b"junk\n")
         assert note().endswith(
-            "neither checkpoint loads: train it again, with --force to replace it"
+            "no checkpoint of it loads: train it again, with --force to replace it"
         )
 
 
@@ -931,14 +933,28 @@ def test_a_checkpoint_that_is_a_folder_a_broken_link_or_gone(damaged, name, what
         assert checkpoint.load(run / name)  # written again, a file
 
 
-def test_a_run_nothing_can_resume_is_not_offered_a_resume(damaged):
+@pytest.mark.parametrize("state", ["junk", "links", "metrics only", "last cut short"])
+def test_a_new_run_never_takes_over_a_run_folder_without_force(damaged, state):
+    """Whatever state a run's files are in, its history (metrics.jsonl) is not replaced without
+    --force, and the refusal offers the resume that works, or none where nothing resumes."""
     with workspace() as root:
         run = root / "ck" / "r"
         copy_run(damaged, run)  # last.pt cut short
-        (run / "best.pt").write_bytes(b"junk")
+        history = (run / "metrics.jsonl").read_bytes()
+        if state != "last cut short":
+            for name in ("best.pt", "last.pt"):
+                (run / name).unlink()
+                if state == "junk":
+                    (run / name).write_bytes(b"junk")
+                elif state == "links":
+                    (run / name).symlink_to(root / "nowhere")
         r = invoke(["train", "-", "--name", "r", "--checkpoint-dir", "ck"], input="ab\n" * 500)
         line = assert_one_error(r, 1, "run 'r' already exists")
-        assert "(no checkpoint of it loads)" in line and "--resume" not in line
+        assert (run / "metrics.jsonl").read_bytes() == history
+        if state == "last cut short":
+            assert "continue it with --resume ck/r/best.pt" in line
+        else:
+            assert "(no checkpoint of it loads)" in line and "--resume" not in line
 
 
 def test_runs_check_reads_every_checkpoint_and_finds_one_changed_on_disk(damaged):

@@ -4,6 +4,7 @@ means, and every run under a checkpoint folder."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import unicodedata
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from charrnn.errors import RunError
 from charrnn.fsutil import ZIP
-from charrnn.runs.folder import RunDir, being_trained, path_kind
+from charrnn.runs.folder import RunDir, being_trained, is_evaluation, path_kind
 from charrnn.runs.info import RunInfo, inspect, pid_text, times
 from charrnn.runs.names import (
     CHECKPOINT_SUFFIX,
@@ -42,24 +43,48 @@ def plan_run(base: Path, name: str, force: bool = False, init_from: Path | None 
         raise RunError(f"{run.path} exists and is not a folder; choose another --name")
     if (pid := run.trainer()) is not None:  # neither --resume nor --force would help
         raise RunError(being_trained(run, pid or "?"))
-    if run.has_checkpoint() and not force:
+    # A run's folder, whatever state its files are in (a checkpoint damaged, a broken link, a
+    # folder in its place, only the history of its evaluations left): never taken over without
+    # --force. (A start killed before its first save leaves training records alone: no run.)
+    there = any(os.path.lexists(p) for p in (run.best, run.last)) or _evaluated(run.metrics)
+    if there and not force:
         info = inspect(run)
-        loads = info.has_best or (run.last.is_file() and "last.pt" not in info.broken)
-        if not loads or info.ended == "diverged":  # a resume would refuse: not offered
+        if info.resumes_from is None or info.ended == "diverged":  # a resume would refuse
             why = (
-                "no checkpoint of it loads"
-                if not loads
-                else "it diverged at the rate a resume keeps"
+                "it diverged at the rate a resume keeps"
+                if info.resumes_from
+                else ("no checkpoint of it loads")
             )
             raise RunError(
                 f"run {name!r} already exists in {run.path} ({why}); start another with "
                 "--name NEW, or replace it with --force"
             )
+        again = name if info.resumes_from == "last.pt" else run.file_ref("best.pt")
         raise RunError(
-            f"run {name!r} already exists in {run.path}; continue it with --resume {name}, "
-            "start another with --name NEW, or replace it with --force"
+            f"run {name!r} already exists in {run.path}; continue it with --resume "
+            f"{shlex.quote(again)}, start another with --name NEW, or replace it with --force"
         )
+    for path in (run.best, run.last):  # what the run's files cannot be written over
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise RunError(
+                f"{path} is a folder, where the run writes its {path.name}: move it out of the "
+                "run folder, then train"
+            )
     return run
+
+
+def _evaluated(metrics: Path) -> bool:
+    """Whether the metrics.jsonl at `metrics` records an evaluation (unreadable lines skipped)."""
+    try:
+        lines = metrics.read_bytes().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if is_evaluation(record) and "val_loss" in record:
+                return True
+    return False
 
 
 def check_not_replacing(init_from: Path | None, run: RunDir) -> None:
@@ -273,8 +298,13 @@ def _pick(run: RunDir, spec: str) -> Path:
     broken_link = os.path.islink(run.best) and not os.path.exists(run.best)  # as if missing
     if not broken_link and path_kind(run.best) is not None:
         return run.best
-    if path_kind(run.last) is not None:
+    if os.path.lexists(run.last):
         info = inspect(run)
+        if "last.pt" in info.broken:  # and no best.pt: nothing of the run can be read
+            raise RunError(
+                f"run {spec} has no best.pt, and {info.problem}: no checkpoint of it loads; "
+                "train it again, with --force to replace it"
+            )
         if (evaluated := len(info.metrics)) > 0:
             gone = "is a broken link" if broken_link else "is missing"
             raise RunError(

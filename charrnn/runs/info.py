@@ -55,7 +55,9 @@ class RunInfo:
         given = text_to_give(self.sources) if self.sources is not None else []
         in_the_way = [n for n in self.broken if os.path.isdir(self.run.path / n)]
         move = f"; move its {' and '.join(in_the_way)} out of the run folder" if in_the_way else ""
-        if self.broken == ("best.pt",):
+        if self.resumes_from is None and self.broken:  # (not a folder without permission)
+            return f"{move}; no checkpoint of it loads: train it again, with --force to replace it"
+        if self.resumes_from == "last.pt" and "best.pt" in self.broken:
             spent = self.ended in BUDGET_ENDINGS
             more = " with a larger --steps, --epochs or --time" if spent else ""
             return (
@@ -63,14 +65,12 @@ class RunInfo:
                 f"run (`{resume_command(self.run.ref, given, {})}`{more}), which writes a new "
                 "best.pt at its first evaluation"
             )
-        if self.broken == ("last.pt",) and self.has_best:
+        if "last.pt" in self.broken:
             again = resume_command(self.run.file_ref("best.pt"), given, {})
             return (
                 f"{move}; go on from its best.pt: `{again}` (with a larger --steps, --epochs or "
                 "--time if its budget is spent)"
             )
-        if set(self.broken) == {"best.pt", "last.pt"}:
-            return f"{move}; neither checkpoint loads: train it again, with --force to replace it"
         return move
 
     def go_on(self) -> str:
@@ -120,6 +120,14 @@ class RunInfo:
         if self.problem or self.lost_best or self.lost_last:
             return "damaged"
         return "ok" if self.has_best else "untrained"
+
+    @property
+    def resumes_from(self) -> str | None:
+        """The file a resume of the run goes on from: last.pt where it loads, else best.pt where
+        that loads, else None (nothing can resume it)."""
+        if os.path.isfile(self.run.last) and "last.pt" not in self.broken and self.step is not None:
+            return "last.pt"
+        return "best.pt" if self.has_best else None
 
     @property
     def lost_last(self) -> bool:
