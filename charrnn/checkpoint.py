@@ -194,6 +194,8 @@ def instead_of_damaged(path: Path, option: str) -> str:
     else train again."""
     path = Path(path)
     other = {"best.pt": "last.pt", "last.pt": "best.pt"}.get(path.name)
+    if other is not None and _in_a_run(path) and not (path.parent / other).is_file():
+        return "its run has no other checkpoint: train the run again, with --force to replace it"
     if other is None or not (path.parent / other).is_file():
         return "train again, or give another checkpoint"
     try:

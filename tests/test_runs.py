@@ -899,6 +899,11 @@ def test_a_run_file_damaged_any_way_gets_advice_that_works(damaged, junk):
         assert note().endswith(
             "no checkpoint of it loads: train it again, with --force to replace it"
         )
+        (run / "last.pt").unlink()  # best.pt damaged, and no other checkpoint
+        line = assert_one_error(invoke(["sample", "-c", "ck/r"]), 1, "ck/r/best.pt is not a")
+        assert line.endswith(
+            "its run has no other checkpoint: train the run again, with --force to replace it"
+        )
 
 
 @pytest.mark.parametrize("name", ["best.pt", "last.pt"])
