@@ -517,24 +517,35 @@ def test_a_reader_that_leaves_stops_the_samples_where_nothing_was_written_yet(
     assert 0 < len(steps) < 100  # where the whole job is 100,000 steps
 
 
+def counted_calls(monkeypatch, owner, name: str) -> list:
+    """A list that grows by one at each call of `owner.name` (the work a command does)."""
+    calls, real = [], getattr(owner, name)
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
+def run_into_a_closed_pipe(args, monkeypatch, capsys):
+    """`charrnn ARGS | true` where the reader left before anything was written: (code, err)."""
+    r, w = os.pipe()
+    os.close(r)
+    with open(w, "w") as gone:
+        return run_main(args, gone, monkeypatch, capsys)
+
+
 @pytest.mark.parametrize("exact", [True, False])
 def test_a_reader_that_leaves_stops_score(trained_run, tmp_path, exact, monkeypatch, capsys):
     """`charrnn score big.txt | true`: the number comes at the end of the read, and the reader's
     leaving before it stops the read (it ran to its end: 48 s of a 1 MB text)."""
-    passes, read = [], CharRNN.read
-
-    def counted(self, *args, **kwargs):
-        passes.append(1)
-        return read(self, *args, **kwargs)
-
-    monkeypatch.setattr(CharRNN, "read", counted)
+    passes = counted_calls(monkeypatch, CharRNN, "read")
     big = tmp_path / "big.txt"
     big.write_text(make_text(200_000))
-    r, w = os.pipe()
-    os.close(r)  # the reader left before anything was written
-    with open(w, "w") as gone:
-        args = ["score", "-c", str(trained_run.best), str(big), *["--exact"] * exact]
-        code, err = run_main(args, gone, monkeypatch, capsys)
+    args = ["score", "-c", str(trained_run.best), str(big), *["--exact"] * exact]
+    code, err = run_into_a_closed_pipe(args, monkeypatch, capsys)
     assert code == 0 and err == ""
     assert 0 < len(passes) <= 2  # of about 800 one stream takes, 25 split
 
@@ -545,20 +556,11 @@ def test_a_reader_that_leaves_stops_inspect(trained_run, tmp_path, as_json, monk
     which the reader's leaving stops (it ran to its end: 21 s)."""
     from charrnn.model.network import Stepper
 
-    steps, step = [], Stepper.__call__
-
-    def counted(self, *args, **kwargs):
-        steps.append(1)
-        return step(self, *args, **kwargs)
-
-    monkeypatch.setattr(Stepper, "__call__", counted)
+    steps = counted_calls(monkeypatch, Stepper, "__call__")
     big = tmp_path / "big.txt"
     big.write_text(make_text(20_000))
-    r, w = os.pipe()
-    os.close(r)  # the reader left before anything was written
-    with open(w, "w") as gone:
-        args = ["inspect", "-c", str(trained_run.best), str(big), "--max-chars", "20000"]
-        code, err = run_main([*args, *["--json"] * as_json], gone, monkeypatch, capsys)
+    args = ["inspect", "-c", str(trained_run.best), str(big), "--max-chars", "20000"]
+    code, err = run_into_a_closed_pipe([*args, *["--json"] * as_json], monkeypatch, capsys)
     assert code == 0 and "Error" not in err and "Traceback" not in err
     assert len(steps) <= 64  # of 20,000
 

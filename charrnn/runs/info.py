@@ -156,10 +156,7 @@ class RunInfo:
                 f"`{self.resume_advice()}`"
             )
         if self.ended == "diverged":
-            return (
-                "diverged: training blew up at every rate it tried; start it over with a "
-                "lower --lr and --force (a resume keeps its rate)"
-            )
+            return f"diverged: training blew up at every rate it tried; {self.go_on()}"
         if not self.has_best and self.trainer is not None:  # its last.pt: as it started
             who = pid_text(self.trainer)
             return f"being trained now ({who}); best.pt comes with its first evaluation"
