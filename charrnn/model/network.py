@@ -24,7 +24,7 @@ State = tuple[torch.Tensor, ...]  # opaque; each tensor (num_layers, B, hidden_s
 Probe = dict[str, torch.Tensor] | None  # where a step leaves what it computed, by name, (B, H)
 
 _KERNELS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
-LOGITS_BUDGET = 1 << 24  # floats of logits a reader holds at once (64 MB), whatever the vocabulary
+LOGITS_BUDGET = 1 << 20  # floats of logits a reader holds at once (4 MB): bench/logits_pieces.py
 
 
 class CharRNN(nn.Module):
