@@ -4,6 +4,7 @@ about the weights, damage, changed bits."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -278,6 +279,30 @@ def test_a_damaged_checkpoint_names_the_one_to_read_instead(trained_run, tmp_pat
         )
     line = assert_one_error(env(["train", "--resume", str(run)]), 1, "last.pt is damaged")
     assert "no other checkpoint that loads" in line and "another checkpoint" not in line
+
+
+def test_a_flipped_bit_is_found_before_a_run_is_chosen_or_advised(trained_run, tmp_path, env):
+    """A run whose best.pt reads as sound until it is read whole (a flipped bit): without -c,
+    `sample` and `score` skip it for an older run with a Note, as they skip a file cut short;
+    `runs` never advises a resume from it where its last.pt is damaged."""
+    base = tmp_path / "checkpoints"
+    shutil.copytree(trained_run.path, base / "older")
+    for p in (base / "older").iterdir():
+        os.utime(p, (0, 0))
+    shutil.copytree(trained_run.path, base / "newer")
+    _flip_a_byte_of_the_first_tensor(trained_run.best, base / "newer" / "best.pt")
+    for command in (["sample", "-l", "20", "-s", "1"], ["score", "-"]):
+        r = env(command, input="ANNA:\n")
+        assert r.exit_code == 0 and r.stdout, r.stderr
+        assert r.stderr.startswith("Note: using run 'older', skipping newer runs")
+        assert "'newer': checkpoints/newer/best.pt is damaged: its model does not match" in r.stderr
+    (base / "newer" / "last.pt").write_bytes(trained_run.last.read_bytes()[:1000])
+    r = env(["runs", "--json"])
+    rec = next(r for r in map(json.loads, r.stdout.splitlines()) if r["run"] == "newer")
+    assert "--resume" not in rec["note"] and "does not match the digest" in rec["note"]
+    assert rec["note"].endswith(
+        "no checkpoint of it loads: train it again, with --force to replace it"
+    )
 
 
 def test_resume_checks_the_optimizer_and_the_state_too(trained_run, tmp_path, env):

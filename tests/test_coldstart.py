@@ -196,6 +196,8 @@ def test_sample_flags_a_runaway_on_stderr_and_in_json(mid_epoch, tmp_path):
     bad = invoke(["sample", "-c", str(odd), "-l", "200", "-s", "1"])
     assert bad.exit_code == 0 and bad.stdout == ok.stdout  # the text is still written
     assert bad.stderr.startswith("Warning: the sample looks like a runaway")
+    two = invoke(["sample", "-c", str(odd), "-n", "2", "-l", "200", "-s", "1"])
+    assert two.output == two.stdout + two.stderr  # a terminal: every sample, then the warnings
     both = invoke(["sample", "-c", str(odd), "-n", "2", "-l", "200", "--json"])
     lines = [json.loads(line) for line in both.stdout.splitlines()]
     assert [x["runaway"] for x in lines] == [True, True]

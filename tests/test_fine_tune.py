@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from charrnn import checkpoint
+from charrnn.cli.common import shown_chars
 from charrnn.cli.report import done_line
 from charrnn.errors import CheckpointError, ConfigError, RunError
 from charrnn.model.presets import FINE_TUNE
@@ -230,6 +231,18 @@ def test_a_grown_vocabulary_encodes_and_decodes_every_text(first, second):
 
 
 # ------------------------------------------------------------------------------- the CLI
+
+
+@given(st.text())
+def test_new_characters_are_shown_as_a_literal_without_a_mark_to_stack(text):
+    """The first line's list of new characters reads back as the characters (a Python literal),
+    and no combining mark in it stacks on the quote or character before it on a terminal."""
+    import ast
+    import unicodedata
+
+    shown = shown_chars(text)
+    assert ast.literal_eval(shown) == text
+    assert not any(unicodedata.category(c).startswith("M") for c in shown)
 
 
 def test_the_cli_fine_tunes_a_run_and_lists_where_it_came_from(env, tmp_path):

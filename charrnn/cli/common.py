@@ -10,6 +10,7 @@ import os
 import re
 import stat
 import sys
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,9 +35,14 @@ def load_model(checkpoint: str | None, checkpoint_dir, device: str | None):
     from charrnn import runs
     from charrnn.devices import resolve_device
 
-    path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say)
+    loaded = {}  # the latest run's model, read whole to choose it: not read twice
+
+    def sound(path):
+        loaded[path] = ckpt.load_model(path)
+
+    path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say, check=sound)
     try:
-        model = ckpt.load_model(path)
+        model = loaded[path] if path in loaded else ckpt.load_model(path)
     except DamagedCheckpoint as e:
         raise DamagedCheckpoint(e.what, ckpt.instead_of_damaged(path, "-c")) from None
     if device is not None:
@@ -588,6 +594,14 @@ _REPR_BYTE = re.compile(r"(?<!\\)((?:\\\\)*)\\udc([89a-f][0-9a-f])")
 
 
 _CONTROL_ESCAPES = {k: v for k, v in _FIELD_ESCAPES.items() if k != ord("\\")}
+
+
+def shown_chars(text: str) -> str:
+    """Characters as a quoted literal (repr), its combining marks escaped (\\u0301) as repr
+    escapes a zero-width joiner: a mark printed raw stacks on the quote before it."""
+    return "".join(
+        f"\\u{ord(c):04x}" if unicodedata.category(c).startswith("M") else c for c in repr(text)
+    )
 
 
 def shown_field(name: str) -> str:

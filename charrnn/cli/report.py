@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from charrnn.cli.common import count
+from charrnn.cli.common import count, shown_chars
 
 NEW_SHOWN = 60  # a fine-tune's new characters named on its first line, at most
 
@@ -18,7 +18,7 @@ def describe(opened, request, device) -> str:
         chosen = f" (fine-tuned from {o['run']!r} at step {o['step']:,})" if o else ""
     elif o is not None:
         new = o["new_chars"]
-        shown = repr(new) if len(new) <= NEW_SHOWN else f"{new[:NEW_SHOWN]!r} and more"
+        shown = shown_chars(new[:NEW_SHOWN]) + (" and more" if len(new) > NEW_SHOWN else "")
         grown = f"{count(len(new), 'new character')}: {shown}" if new else "none new"
         verb = "Fine-tuning"
         chosen = f" (from {o['run']!r} at step {o['step']:,}; {grown})"

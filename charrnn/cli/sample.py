@@ -224,7 +224,6 @@ class _Writer:
             if row == 0:
                 self._write(rest)
         results = self.job.results()
-        _warn_runaways(results)
         texts = [r.text for r in results]
         if self.opts["as_json"]:
             for record in self.job.records(results, self.checkpoint):
@@ -236,6 +235,7 @@ class _Writer:
         if self.out.isatty() and last != "\n":
             self.out.write("\n")
         self.out.flush()
+        _warn_runaways(results)  # after the text: on a terminal, on a line of its own
 
 
 RUNAWAY_LINES = 3  # runaway samples warned about a line each; more are counted in one line

@@ -10,7 +10,7 @@ import shlex
 import unicodedata
 from pathlib import Path
 
-from charrnn.errors import RunError
+from charrnn.errors import CharRNNError, RunError
 from charrnn.fsutil import ZIP
 from charrnn.runs.folder import RunDir, being_trained, is_evaluation, path_kind
 from charrnn.runs.info import RunInfo, inspect, pid_text, times
@@ -251,13 +251,15 @@ def list_runs(base: Path, verify: bool = False) -> list[RunInfo]:
     return [inspect(run, verify) for run in scan(base)]
 
 
-def resolve_checkpoint(spec: str | Path | None, base: Path, note=None) -> Path:
+def resolve_checkpoint(spec: str | Path | None, base: Path, note=None, check=None) -> Path:
     """The checkpoint file meant by `spec`: a path (see `is_path`) to a file, or to a run folder
     (its best.pt); a run name (its best.pt); or None for the best.pt of the most recently updated
     run under `base` that has trained to its first evaluation. Newer runs that cannot be used are
-    skipped, and `note` (if given) is called with one line that says so."""
+    skipped, and `note` (if given) is called with one line that says so; `check` (if given) is
+    called with such a best.pt before it is chosen, and a CharRNNError from it skips that run too
+    (a file whose parts fail their digests reads as sound until it is read whole)."""
     if spec is None:
-        return _latest(base, note)
+        return _latest(base, note, check)
     spec = str(spec)
     if is_path(spec):
         path = _typed_path(spec)
@@ -270,10 +272,16 @@ def resolve_checkpoint(spec: str | Path | None, base: Path, note=None) -> Path:
     return _pick(_run_folder(spec, base), spec)
 
 
-def _latest(base: Path, note) -> Path:
+def _latest(base: Path, note, check) -> Path:
     skipped = []
     for run in scan(base):
         info = inspect(run)
+        if info.has_best and check is not None:
+            try:
+                check(run.best)
+            except CharRNNError as e:
+                skipped.append(f"{run.name!r}: {getattr(e, 'what', e)}")
+                continue
         if info.has_best:
             if skipped and note:
                 note(

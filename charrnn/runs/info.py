@@ -196,6 +196,15 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
                 except CharRNNError as e:  # what is wrong; the listing says what to do
                     problems.append(getattr(e, "what", str(e)))
                     broken.append(path.name)
+        # Where one file is damaged or last.pt is gone, the advice names the other: read it whole
+        if (broken or not os.path.lexists(run.last)) and not verify:
+            for name in [n for n in loaded if n not in broken]:
+                try:
+                    checkpoint.load(run.path / name, verify=True)
+                except CharRNNError as e:
+                    problems.append(getattr(e, "what", str(e)))
+                    broken.append(name)
+                    del loaded[name]
     except CharRNNError as e:
         problems.append(str(e))
     newest = loaded.get("last.pt") or loaded.get("best.pt")
