@@ -29,6 +29,8 @@ from charrnn.model.presets import (
     PATIENCE,
     PRESETS,
     SMALL_FLOAT32,
+    SMALL_FLOAT32_FROM_CHARS,
+    SMALL_FROM_CHARS,
     choose,
     for_passes,
 )
@@ -48,6 +50,15 @@ def test_auto_picks_by_the_characters_the_budget_buys_here():
     assert choose("auto", 1.01 * edge / 3, 3 * rate).name == "medium"
     small = choose("auto", 136.5, rate)
     assert small.preset == PRESETS["small"] and "1.36M characters" in small.reason
+    # too few for small to learn much: tiny, by a line of its own in float32, unless shaped
+    tiny = choose("auto", 0.99 * SMALL_FROM_CHARS / rate, rate)
+    assert tiny.name == "tiny" and "under the 0.5M that small needs" in tiny.reason
+    assert choose("auto", 1.01 * SMALL_FROM_CHARS / rate, rate).name == "small"
+    between = 0.99 * SMALL_FROM_CHARS / rate
+    assert between * rate > SMALL_FLOAT32_FROM_CHARS  # a float32 run's small learns more here
+    assert choose("auto", between, rate, float32_lstm=True).preset == SMALL_FLOAT32
+    assert choose("auto", 0.99 * SMALL_FLOAT32_FROM_CHARS / rate, rate, True).name == "tiny"
+    assert choose("auto", 1.0, rate, shaped=True).name == "small"
     assert choose("auto", None).name == "medium"  # a --steps or --epochs budget
     assert PRESETS["medium"].dropout > 0
 
@@ -172,9 +183,11 @@ def test_the_speed_measurement_stops_where_its_time_is_up(monkeypatch):
 @pytest.mark.parametrize(
     ("rate", "bf16", "options", "size", "shape"),
     [
-        (2_000.0, True, [], "small", ("1x512 LSTM", "batch 32x32")),
-        (2_000.0, False, [], "small", ("1x384 LSTM", "batch 16x32")),  # SMALL_FLOAT32
-        (2_000.0, False, ["--cell", "gru"], "small", ("GRU", "batch 32x32")),
+        (20_000.0, True, [], "small", ("1x512 LSTM", "batch 32x32")),
+        (20_000.0, False, [], "small", ("1x384 LSTM", "batch 16x32")),  # SMALL_FLOAT32
+        (20_000.0, False, ["--cell", "gru"], "small", ("GRU", "batch 32x32")),
+        (2_000.0, True, [], "tiny", ("1x128 LSTM", "batch 32x32")),
+        (2_000.0, False, [], "tiny", ("1x128 LSTM", "batch 32x32")),
         (200_000.0, False, [], "medium", ("1x768 LSTM", "batch 32x32")),
         # options that shape the model: the one timed is named, and small stays small
         (2_000.0, False, ["--hidden", "40"], "small", ("1x40 LSTM", "batch 32x32", "the 1x40 ")),
@@ -210,10 +223,12 @@ def test_a_model_whose_step_outlasts_the_whole_budget_is_refused_before_training
     assert "give a --time of 10" in r.stderr and not (tmp_path / "checkpoints").exists()
     r = invoke(["train", str(corpus_file), "--time", "15s", "--steps", "1", "--hidden", "16"])
     assert r.exit_code == 0, r.stderr  # 10 s a step fits in 15
-    # medium's step (the one timed) would not fit in 5 s, but small's, which auto then picks, does
-    monkeypatch.setattr(start, "training_speed", lambda *a, **k: 32 * 32 / 6.0)
+    # medium's step (the one timed) would not fit in 5 s, but tiny's, which auto then picks and
+    # times itself, does
+    rates = {768: 32 * 32 / 6.0, 128: 32 * 32 / 0.1}  # by the model's width
+    monkeypatch.setattr(start, "training_speed", lambda shape, *a, **k: rates[shape.hidden_size])
     r = invoke(["train", str(corpus_file), "--time", "5s", "--steps", "1", "--name", "s"])
-    assert r.exit_code == 0 and "(--size auto: small: " in r.stderr, r.stderr
+    assert r.exit_code == 0 and "(--size auto: tiny: " in r.stderr, r.stderr
 
 
 def test_a_start_up_that_took_the_budget_still_trains_a_short_step():
@@ -389,7 +404,7 @@ def test_the_passes_count_the_model_auto_chose(tmp_path, monkeypatch, corpus_fil
         return 2.0
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(start, "training_speed", lambda *a, **k: 2_000.0)  # small is chosen
+    monkeypatch.setattr(start, "training_speed", lambda *a, **k: 20_000.0)  # small is chosen
     monkeypatch.setattr(start, "autocast_dtype", lambda *a: None)  # float32: SMALL_FLOAT32
     monkeypatch.setattr(start, "passes", passes)
     r = invoke(["train", str(corpus_file), "--time", "1m", "--steps", "1", "--name", "s"])
@@ -399,7 +414,7 @@ def test_the_passes_count_the_model_auto_chose(tmp_path, monkeypatch, corpus_fil
     medium, small = (
         parameter_count(p.model_config(vocab)) for p in (PRESETS["medium"], SMALL_FLOAT32)
     )
-    assert seen["rate"] == pytest.approx(2_000.0 * medium / small)
+    assert seen["rate"] == pytest.approx(20_000.0 * medium / small)
 
 
 def test_the_passes_count_the_streams_a_short_text_fits(tmp_path, monkeypatch):

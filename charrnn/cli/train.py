@@ -46,6 +46,8 @@ from charrnn.model.presets import (
     MEDIUM_FROM_CHARS,
     PATIENCE,
     PRESETS,
+    SMALL_FLOAT32_FROM_CHARS,
+    SMALL_FROM_CHARS,
 )
 
 # Command-line option -> the ModelConfig / TrainConfig field it sets (None: not given).
@@ -127,8 +129,10 @@ Examples:
     help="Model preset: tiny 1x128, small 1x512, medium 1x768, large 3x512; auto times a few "
     f"steps of medium here and picks it if it can train {MEDIUM_FROM_CHARS / 1e6:g}M+ characters "
     "in --time, else small (an LSTM in float32: 1x384 over 16 streams, unless --hidden, "
-    "--layers or --batch-size is given); auto also sets the dropout by how many times the "
-    "budget reads the text: none up to 3 times, rising to the preset's at 4, 0.5 at 10 and "
+    "--layers or --batch-size is given), or tiny where medium would train under "
+    f"{SMALL_FROM_CHARS / 1e6:g}M ({SMALL_FLOAT32_FROM_CHARS / 1e6:g}M in float32; unless "
+    "they are given); auto also sets the dropout by how many times the budget reads the text: "
+    "none up to 3 times, rising to the preset's at 4, 0.5 at 10 and "
     f"0.7 at 20, and the input dropout, from none at 3 times to {INPUT_DROPOUT:g} from "
     f"{INPUT_DROPOUT_PASSES:g}; a --time "
     f"budget that reads the text {EARLY_STOP_PASSES:g} times or more gets "

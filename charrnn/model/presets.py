@@ -59,6 +59,14 @@ PRESETS = {
 # them) for `auto` to pick it over small: small wins at 0.6-1.3M, medium from 2.6M
 # (docs/performance.md); the line sits between the two.
 MEDIUM_FROM_CHARS = 2_000_000
+# ... and for it to pick small over tiny: below this many (medium's) characters small makes too
+# few steps to learn much, and writes runaways from a cold start; tiny makes 5-7 times its steps.
+# Tinyshakespeare, the AMD machine, bfloat16 (medium ~14,000/s): tiny ahead by 0.18 nats at 10 s
+# and 0.13 at 20 s (0.28M), level at 40 s (0.56M), behind by 0.12 at 80 s (docs/performance.md).
+SMALL_FROM_CHARS = 500_000
+# ... where small is SMALL_FLOAT32, which learns more in a short time (in float32, medium 8,700/s:
+# tiny ahead of it by 0.12 at 10 s and 0.05 at 20 s (0.17M), behind by 0.05 at 40 s (0.35M)).
+SMALL_FLOAT32_FROM_CHARS = 250_000
 # What `auto` picks in small's place where a CPU trains in float32 (no native bfloat16: an AVX2
 # machine, or --precision float32): there small's step costs about 1.4x more, and a narrower
 # model over half the streams makes 2.1-2.6x the steps: 0.014-0.022 nats better in 136.5-180 s,
@@ -153,10 +161,13 @@ def choose(
     medium_chars_per_s: float | None = None,
     float32_lstm: bool = False,
     timed: str = "medium",
+    shaped: bool = False,
 ) -> Choice:
     """The preset for --size `size`. For "auto": small when the medium model could train fewer
     than MEDIUM_FROM_CHARS characters in `max_time` seconds at `medium_chars_per_s` (this
-    machine's rate, measured: speed.training_speed), else medium; medium without a time budget
+    machine's rate, measured: speed.training_speed), tiny when fewer than SMALL_FROM_CHARS
+    (SMALL_FLOAT32_FROM_CHARS for `float32_lstm`; unless the options shape the model: `shaped`),
+    else medium; medium without a time budget
     or a measured rate (`timed` names the model measured, for the reason). Small is
     SMALL_FLOAT32 for an LSTM trained in float32 on a CPU (`float32_lstm`). Its dropout is the
     preset's: for_passes sets it by the passes over the text."""
@@ -166,13 +177,18 @@ def choose(
         name, reason = "medium", "no time budget" if max_time is None else "speed not measured"
     else:
         budget = max_time * medium_chars_per_s
-        few = budget < MEDIUM_FROM_CHARS
-        name = "small" if few else "medium"
-        needs = "it needs" if timed == "medium" else "that medium's settings need"
+        least = SMALL_FLOAT32_FROM_CHARS if float32_lstm else SMALL_FROM_CHARS  # for small
+        if budget >= MEDIUM_FROM_CHARS:
+            name, line = "medium", f"over the {MEDIUM_FROM_CHARS / 1e6:g}M it needs"
+        elif budget >= least or shaped:
+            name, line = "small", f"under the {MEDIUM_FROM_CHARS / 1e6:g}M it needs"
+        else:
+            name, line = "tiny", f"under the {least / 1e6:g}M that small needs"
+        if timed != "medium":
+            line = line.replace("it needs", "that medium's settings need")
         reason = (
             f"{timed} would train {budget / 1e6:.2f}M characters here "
-            f"({medium_chars_per_s:,.0f}/s measured), {'under' if few else 'over'} "
-            f"the {MEDIUM_FROM_CHARS / 1e6:g}M {needs}"
+            f"({medium_chars_per_s:,.0f}/s measured), {line}"
         )
     preset = PRESETS[name]
     if name == "small" and float32_lstm:

@@ -332,8 +332,12 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist, started=None) 
     # fewer characters a step
     config, _ = _fitted(_train_config(chosen, train), train, len(corpus), dist)
     shape = _shape(chosen, cell, vocab, model)
-    if rate:  # the chosen model's speed, from medium's by their arithmetic a character
+    if rate and choice.name == "tiny":  # timed itself: its steps cost more than their arithmetic
+        within = PROBE_SHARE * config.max_time
+        rate = dist.all_sum([training_speed(shape, config, device, within)])[0]
+    elif rate:  # the chosen model's speed, from medium's by their arithmetic a character
         rate *= parameter_count(_shape(medium, cell, vocab, model)) / parameter_count(shape)
+    if rate:
         _refuse_a_step_too_long(shape, config, rate / dist.world, started)
     spent = 0.0 if started is None else time.perf_counter() - started  # reading, timing medium
     read = passes(config, len(corpus), rate, dist.world, spent)
@@ -413,7 +417,9 @@ def _by_speed(
     timed = "medium"
     if any(k in model for k in ("hidden_size", "num_layers", "embedding_dim")):
         timed = f"the {shape.num_layers}x{shape.hidden_size} model the options shape"
-    choice = choose("auto", config.max_time, rate, float32_lstm=float32_lstm, timed=timed)
+    choice = choose(
+        "auto", config.max_time, rate, float32_lstm=float32_lstm, timed=timed, shaped=shaped
+    )
     return choice, rate
 
 
