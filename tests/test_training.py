@@ -3,11 +3,13 @@ start and resume, rollbacks and stops, locks, samples while training, and the co
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -623,6 +625,41 @@ def test_text_unlike_the_rest_in_validation_is_said_once_with_the_loss_without_i
             "character."
         ]
         assert " ran away" not in r.stderr
+
+
+def test_a_run_whose_best_runs_away_from_cold_starts_ends_saying_to_train_it_longer(
+    env, tmp_path, corpus_file, monkeypatch
+):
+    """A run too short to learn a sound state (a few hundred steps of a wide model): its best.pt's
+    cold-start runaways are said once at the end, with the resume that trains it longer, and a
+    resume of it as that says works. A sound run says nothing (the check stood in for: which
+    young model runs away is not what this tests)."""
+    from charrnn.train import coldstart
+
+    check = coldstart.check
+    runaways = {"n": 3}
+
+    def stood_in(*args, **kwargs):
+        found = check(*args, **kwargs)
+        return dataclasses.replace(found, runaways=runaways["n"])
+
+    monkeypatch.setattr(coldstart, "check", stood_in)
+    args = ["train", str(corpus_file), *TINY_CLI, "--steps", "20", "--eval-every", "10"]
+    r = env([*args, "--name", "young"])
+    assert r.exit_code == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("Warning: ")]
+    assert len(warnings) == 1 and warnings[0].startswith("Warning: best.pt ran away from 3 of "), (
+        r.stderr
+    )
+    assert (
+        "samples from it can turn to noise; train it longer: charrnn train --resume young "
+        in (warnings[0])
+    )
+    again = shlex.split(warnings[0].split("train it longer: ", 1)[1])
+    assert again[:4] == ["charrnn", "train", "--resume", "young"] and again[4] == "--time"
+    runaways["n"] = 0
+    r = env([*again[1:], "--steps", "30"])
+    assert r.exit_code == 0 and "Resuming at step 20" in r.stderr and "Warning" not in r.stderr
 
 
 def test_where_unlike_streams_are_said_in_characters_for_one_line_and_by_file_for_a_folder(

@@ -543,10 +543,18 @@ def _finish(
     """Say how the run ended (and print the checkpoint to use on stdout); the exit status.
     `trained`: whether this command trained a step (a resume may have had no time left); `best`:
     the record of its best evaluation, if it wrote best.pt; `evaluated`: whether it made one."""
-    from charrnn.cli.report import done_line, fmt_time, memorised_note, unlike_note
+    from charrnn.cli.report import (
+        done_line,
+        fmt_time,
+        memorised_note,
+        runaway_note,
+        unlike_note,
+    )
 
     say(done_line(trainer, done), quiet)
     if done.reason != "stopped" and (note := unlike_note(best)):
+        say(note, quiet)
+    if done.reason != "stopped" and (note := runaway_note(trainer, best)):
         say(note, quiet)
     if done.reason != "stopped" and (note := memorised_note(trainer)):
         say(note, quiet)
