@@ -110,6 +110,9 @@ def test_auto_sets_dropout_by_the_passes_over_the_text():
     )
     middle = for_passes(medium, (FEW_PASSES + MANY_PASSES) / 2, early_stop=False).preset.dropout
     assert middle == pytest.approx((PRESETS["medium"].dropout + MANY_PASSES_DROPOUT) / 2, abs=0.03)
+    tiny = for_passes(choose("auto", 10.0, 10_000.0), MOST_PASSES, early_stop=False)
+    assert tiny.name == "tiny" and tiny.preset.dropout == 0.0  # too small to learn it by heart
+    assert tiny.preset.input_dropout == INPUT_DROPOUT and "; input dropout 0.1, as" in tiny.reason
     for choice in (choose("auto", 60.0, 10_000.0), medium):  # small and medium
         often = for_passes(choice, MANY_PASSES, early_stop=False)
         assert often.name == choice.name and often.preset.dropout == MANY_PASSES_DROPOUT
