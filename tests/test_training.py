@@ -203,10 +203,11 @@ def test_resume_run_continues_exactly_and_refuses_what_cannot_change(tmp_path, c
         resume(tmp_path / "half", read, corpus_specs=["-"])
 
 
-def test_a_resume_with_a_larger_budget_goes_on_at_the_rate_it_left(tmp_path, corpus, text):
-    """A finished run given more steps (or time) goes on from its last, low rate and decays from
-    there, not from where the new budget's cosine puts it (several times higher: it unlearns);
-    a resume of the same budget keeps its rates exactly (the test above)."""
+def test_a_resume_with_a_larger_budget_follows_the_new_budgets_schedule(tmp_path, corpus, text):
+    """A finished run given more steps (or time) goes back up to where the new budget's cosine
+    puts it, as a run of that whole budget would be there (kept at its last, lowest rate, a short
+    run given three times its steps ended 0.17 nats worse: docs/performance.md), and decays to
+    the new end; a resume of the same budget keeps its rates exactly (the test above)."""
     run = start(corpus, tmp_path / "r", model=TINY_MODEL, train={**TINY_TRAIN, "max_steps": 40})
     drain(run.trainer)
     last = run.trainer.lr()  # the rate of its last step, near the floor
@@ -219,10 +220,10 @@ def test_a_resume_with_a_larger_budget_goes_on_at_the_rate_it_left(tmp_path, cor
     for event in more.run():
         if isinstance(event, StepEvent):
             rates.append(event.lr)
-    assert rates[0] == pytest.approx(last, rel=0.1)  # not 0.26 of the peak, as the new cosine
-    assert rates == sorted(rates, reverse=True) and rates[-1] < last
-    again = checkpoint.load(tmp_path / "r" / "last.pt")["trainer"]["lr_scale"]
-    assert again == pytest.approx(more.pos.lr_scale) and again < 0.5  # kept for a later resume
+    peak = more.config.lr
+    assert rates[0] > 0.45 * peak > 5 * last  # halfway through the new budget's cosine
+    assert rates == sorted(rates, reverse=True) and rates[-1] < 0.1 * peak
+    assert checkpoint.load(tmp_path / "r" / "last.pt")["trainer"]["lr_scale"] == 1.0
 
 
 @pytest.mark.parametrize("damage", ["cut short", "missing"])

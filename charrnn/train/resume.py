@@ -76,7 +76,7 @@ def resume(
             "resume with the same text, or start a new run"
         )
     state = checkpoint.run_state(payload, model.to(device))
-    config, before = _extended(state.config, train), state.config
+    config = _extended(state.config, train)
     provenance = {**saved, "sources": corpus.sources}  # where it is now, if it moved
     state = dataclasses.replace(state, config=config, corpus=provenance)
     # From another file than last.pt: last.pt (damaged, or further on) is replaced by this state
@@ -86,8 +86,9 @@ def resume(
     trainer = Trainer(
         state, ids, run, dist, save_last_first=elsewhere, started=started, files=corpus.files
     )
+    # Another budget: the rate follows its cosine from where the run is (a finished run given
+    # more goes back up, as a run of the whole budget would be there; docs/performance.md)
     trainer = _check_budget(trainer)
-    _rate_goes_on(before, trainer)
     given = Path(checkpoint_file) if checkpoint_file is not None and elsewhere else None
     warnings = []
     if checkpoint_file is None and path == run.best:  # last.pt is gone: the steps after best.pt
@@ -190,21 +191,6 @@ def _check_budget(trainer: Trainer) -> Trainer:
 # would train nothing and only add its start-up to the time the run has used.
 START_UP_S = 5.0
 MORE_TIME_S = 60  # seconds more than the run has used that the refusal offers as an example
-
-
-def _rate_goes_on(before: TrainConfig, trainer: Trainer) -> None:
-    """Where the resume changed the budget, the learning rate goes on from where the run left it
-    and decays from there to the end of the new budget: the new budget's cosine would put a run
-    that had finished at several times its last rate (which unlearns what the low rate settled,
-    and can leave the added time worse than none). The ratio of the two goes into pos.lr_scale,
-    which every later step's rate (and a resume after this one) carries."""
-    pos, per_epoch = trainer.pos, len(trainer.train_batches)
-    was, now = (
-        schedule.decay(before, pos, per_epoch),
-        schedule.decay(trainer.config, pos, per_epoch),
-    )
-    if was != now:
-        pos.lr_scale *= was / now
 
 
 def _extended(config: TrainConfig, train: dict) -> TrainConfig:
