@@ -33,6 +33,7 @@ from charrnn.model.presets import (
     SMALL_FROM_CHARS,
     choose,
     for_passes,
+    untimed,
 )
 from charrnn.train import config as config_module
 from charrnn.train import start
@@ -232,6 +233,53 @@ def test_a_model_whose_step_outlasts_the_whole_budget_is_refused_before_training
     monkeypatch.setattr(start, "training_speed", lambda shape, *a, **k: rates[shape.hidden_size])
     r = invoke(["train", str(corpus_file), "--time", "5s", "--steps", "1", "--name", "s"])
     assert r.exit_code == 0 and "(--size auto: tiny: " in r.stderr, r.stderr
+
+
+def test_a_budget_of_seconds_gets_tiny_without_timing_medium(tmp_path, monkeypatch, corpus_file):
+    """Where small could not learn enough even were medium as fast as the fastest CPU (twice it),
+    medium is not timed (its first steps were 3 s of a 10 s budget): tiny, timed itself, is
+    chosen at once, and the first line says why; a longer budget, or a shaped model, is timed."""
+    assert untimed(10.0, False, 40_000.0).name == "tiny"
+    assert untimed(20.0, False, 40_000.0) is None
+    assert untimed(8.0, True, 40_000.0) is None  # float32's small needs only 0.25M
+    timed = []
+
+    def speed(shape, *args, **kwargs):
+        timed.append(shape.hidden_size)
+        return 50_000.0
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(start, "training_speed", speed)
+    monkeypatch.setattr(start, "autocast_dtype", lambda *a: torch.bfloat16)
+    r = invoke(["train", str(corpus_file), "--time", "8s", "--steps", "1", "--name", "a"])
+    assert r.exit_code == 0, r.stderr
+    assert "(--size auto: tiny: a --time of 8s is too short for small: " in r.stderr
+    assert timed == [PRESETS["tiny"].hidden_size]  # tiny alone, for its passes
+    timed.clear()
+    r = invoke(["train", str(corpus_file), "--time", "30s", "--steps", "1", "--name", "b"])
+    assert r.exit_code == 0 and timed[0] == PRESETS["medium"].hidden_size, r.stderr
+
+
+def test_a_run_past_its_time_says_so_and_what_budget_trains(tmp_path, monkeypatch, corpus_file):
+    """--time is the whole command's wall time: where start-up alone took more (stood in for: the
+    command's start moved 3 s back), the run still trains a step, and ends saying it overran and
+    what --time would train it; a run within its budget says nothing of it."""
+    import importlib
+    import time
+
+    train = importlib.import_module("charrnn.cli.train")
+    monkeypatch.chdir(tmp_path)
+    r = invoke(["train", str(corpus_file), "--time", "60s", "--steps", "2", "--name", "ok"])
+    assert r.exit_code == 0 and "over its --time" not in r.stderr, r.stderr
+    monkeypatch.setattr(train, "_process_started", lambda: time.perf_counter() - 3.0)
+    monkeypatch.setattr(start, "training_speed", lambda *a, **k: 1e6)  # a step of 1 ms
+    r = invoke(["train", str(corpus_file), "--time", "1s", "--name", "late"])
+    assert r.exit_code == 0 and "Done (time budget spent) after 1 step" in r.stderr, r.stderr
+    [line] = [x for x in r.stderr.splitlines() if x.startswith("Warning: the run took ")]
+    assert line.endswith(
+        "s, over its --time of 1s: a budget this short goes to starting the command; give a "
+        "--time of 10s or more to train it"
+    )
 
 
 def test_a_start_up_that_took_the_budget_still_trains_a_short_step():

@@ -536,6 +536,8 @@ def _sample(trainer, step: int, opts: dict) -> str:
 
 
 MORE_TIME_S = 60  # seconds of training the advice after a resume that trained nothing adds
+OVERRUN_SAID = 0.05  # a run past its --time by more than this share of it says so at the end
+SHORT_BUDGET_S = 10.0  # a --time under this is mostly start-up (importing torch, reading the text)
 
 
 def _finish(
@@ -575,6 +577,21 @@ def _finish(
             "Warning: no step was trained: the time the run had left went to starting it; its "
             f"time so far, {fmt_time(so_far)}, counts every start-up, so give a --time well "
             f"above it to train it further, e.g. {fmt_time(math.ceil(so_far) + MORE_TIME_S)}",
+            quiet,
+        )
+    c, took = trainer.config, trainer.pos.elapsed
+    if done.reason == "time" and trained and took > c.max_time * (1 + OVERRUN_SAID):
+        # --time is the whole command's wall time: said where it was not kept (start-up alone
+        # takes seconds; a step or the last evaluation of a large model can outlast a short one)
+        short = c.max_time < SHORT_BUDGET_S
+        say(
+            f"Warning: the run took {took:.1f}s, over its --time of {c.max_time:g}s"
+            + (
+                f": a budget this short goes to starting the command; give a --time of "
+                f"{SHORT_BUDGET_S:g}s or more to train it"
+                if short
+                else ""
+            ),
             quiet,
         )
     if done.reason == "stopped":

@@ -202,6 +202,22 @@ def choose(
     return Choice(name, preset, reason)
 
 
+def untimed(max_time: float, float32_lstm: bool, ceiling: float) -> Choice | None:
+    """tiny, for `auto`, where `max_time` is too short for small even were medium as fast as
+    `ceiling` (characters a second): said without timing medium, whose first steps would take a
+    good part of such a budget. None where it must be timed."""
+    least = SMALL_FLOAT32_FROM_CHARS if float32_lstm else SMALL_FROM_CHARS
+    if max_time * ceiling >= least:
+        return None
+    return Choice(
+        "tiny",
+        PRESETS["tiny"],
+        f"a --time of {max_time:g}s is too short for small: medium would train under the "
+        f"{least / 1e6:g}M characters small needs even at {ceiling:,.0f}/s, more than any CPU "
+        "measured, so it was not timed",
+    )
+
+
 def for_passes(
     choice: Choice,
     passes: float,

@@ -32,6 +32,7 @@ from charrnn.model.presets import (
     choose,
     for_cell,
     for_passes,
+    untimed,
 )
 from charrnn.model.trained import lead_in_for
 from charrnn.runs import RunDir, check_not_replacing
@@ -332,7 +333,7 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist, started=None) 
     # fewer characters a step
     config, _ = _fitted(_train_config(chosen, train), train, len(corpus), dist)
     shape = _shape(chosen, cell, vocab, model)
-    if rate and choice.name == "tiny":  # timed itself: its steps cost more than their arithmetic
+    if rate is not None and choice.name == "tiny":  # timed itself: steps cost beyond arithmetic
         within = PROBE_SHARE * config.max_time
         rate = dist.all_sum([training_speed(shape, config, device, within)])[0]
     elif rate:  # the chosen model's speed, from medium's by their arithmetic a character
@@ -386,6 +387,10 @@ def _seconds(s: float) -> str:
 # about a dozen steps of medium are half a second, but a model of a few thousand units can take a
 # second a step, and `--time` is what the user waits, start-up included.
 PROBE_SHARE = 0.03
+# The most characters a second medium is taken to train on a CPU: twice the fastest measured
+# (22,000, the Intel machine with AMX). A --time too short for small even at this speed picks tiny
+# without timing medium, whose first steps took 3 s of a 10 s budget on a busy machine.
+FASTEST_CPU_MEDIUM = 40_000.0
 # Where the first reading of medium's speed puts the budget at this share of MEDIUM_FROM_CHARS or
 # more, but under it, `auto` reads the speed again (a second or so more of start-up).
 NEAR_THE_LINE = 0.6
@@ -401,19 +406,25 @@ def _by_speed(
     shape = _shape(medium, cell, vocab, model)
     config = _train_config(medium, train)
     within = PROBE_SHARE * config.max_time
-    rate = training_speed(shape, config, device, within)
-    device = torch.device(device)
-    float32 = device.type == "cpu" and autocast_dtype(config.precision, device) is None
-    rate, float32_ranks = dist.all_sum([rate, float(float32)])
+    on = torch.device(device)
+    float32 = on.type == "cpu" and autocast_dtype(config.precision, on) is None
+    # A user who gives the width, the depth or the streams shapes the model: small stays small.
+    shaped = any(k in model for k in ("hidden_size", "num_layers")) or "batch_size" in train
+    float32_lstm = cell == "lstm" and not shaped and dist.all_sum([float(float32)])[0] == dist.world
+    ceiling = FASTEST_CPU_MEDIUM * dist.world
+    if (
+        on.type == "cpu"
+        and not shaped
+        and (seconds := untimed(config.max_time, float32_lstm, ceiling))
+    ):
+        return seconds, 0.0
+    rate = dist.all_sum([training_speed(shape, config, device, within)])[0]
     if NEAR_THE_LINE * MEDIUM_FROM_CHARS <= rate * config.max_time < MEDIUM_FROM_CHARS:
         # Small by a reading that a moment's slowness could make: read again, keep the faster.
         # (Seen: one reading of eight a third below the rest, which put a run on small where
         # medium, at the line, did 0.036 better: docs/performance.md, "medium or small".)
         again = dist.all_sum([training_speed(shape, config, device, within)])[0]
         rate = max(rate, again)
-    # A user who gives the width, the depth or the streams shapes the model: small stays small.
-    shaped = any(k in model for k in ("hidden_size", "num_layers")) or "batch_size" in train
-    float32_lstm = cell == "lstm" and float32_ranks == dist.world and not shaped  # every rank
     timed = "medium"
     if any(k in model for k in ("hidden_size", "num_layers", "embedding_dim")):
         timed = f"the {shape.num_layers}x{shape.hidden_size} model the options shape"
