@@ -113,7 +113,7 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
         ) from None
     except Exception as e:  # garbage can fail anywhere in the parser; weights_only ran no code
         raise damaged(f"{path} is not a charrnn checkpoint (corrupted: {_gist(e)})") from None
-    payload = validate(payload, path)
+    payload = validate(payload, path, damaged)
     if verify:
         _verify(payload, path, None if verify is True else verify)
     return payload
@@ -235,10 +235,11 @@ def _gist(e: Exception) -> str:
     return first if len(first) <= 150 else first[:149] + "…"
 
 
-def validate(payload: Any, path: Path) -> dict[str, Any]:
-    """Check the layout and version of a loaded checkpoint; raise CheckpointError otherwise."""
+def validate(payload: Any, path: Path, damaged: type = CheckpointError) -> dict[str, Any]:
+    """Check the layout and version of a loaded checkpoint; raise CheckpointError otherwise
+    (`damaged` where it lacks what every checkpoint has: a run's own file, changed since)."""
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a charrnn checkpoint")
+        raise damaged(f"{path} is not a charrnn checkpoint")
     version = payload.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
@@ -247,7 +248,7 @@ def validate(payload: Any, path: Path) -> dict[str, Any]:
         )
     missing = [k for k in REQUIRED if k not in payload]
     if missing:
-        raise CheckpointError(f"{path} is incomplete: it lacks {', '.join(missing)}")
+        raise damaged(f"{path} is incomplete: it lacks {', '.join(missing)}")
     return _upgrade(payload) if version == 1 else payload
 
 

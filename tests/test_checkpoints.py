@@ -281,6 +281,22 @@ def test_a_damaged_checkpoint_names_the_one_to_read_instead(trained_run, tmp_pat
     assert "no other checkpoint that loads" in line and "another checkpoint" not in line
 
 
+def test_a_runs_file_that_lost_a_part_is_damaged_and_names_the_other(trained_run, tmp_path, env):
+    """A bit flipped in the pickle can drop a key a checkpoint always has: in a run, that file
+    was whole once, so it is damaged as any other change is, and the error names last.pt."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.path, run)
+    payload = torch.load(trained_run.best, weights_only=True)
+    del payload["metrics"]
+    torch.save(payload, run / "best.pt")
+    line = assert_one_error(env(["sample", "-c", str(run)]), 1, "is incomplete: it lacks metrics")
+    assert line.endswith(f"give -c {run}/last.pt instead (the run's latest weights, not its best)")
+    alone = tmp_path / "alone.pt"  # not in a run: never known whole, so not "damaged"
+    alone.write_bytes((run / "best.pt").read_bytes())
+    line = assert_one_error(env(["sample", "-c", str(alone)]), 1, "is incomplete: it lacks")
+    assert "last.pt" not in line
+
+
 def test_a_flipped_bit_is_found_before_a_run_is_chosen_or_advised(trained_run, tmp_path, env):
     """A run whose best.pt reads as sound until it is read whole (a flipped bit): without -c,
     `sample` and `score` skip it for an older run with a Note, as they skip a file cut short;

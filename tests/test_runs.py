@@ -926,6 +926,8 @@ def test_a_checkpoint_that_is_a_folder_a_broken_link_or_gone(damaged, name, what
         assert rec["status"] == "damaged" and rec["step"] is not None, rec
         if what == "folder":
             assert f"move its {name} out of the run folder" in rec["note"]
+        if (what, name) == ("missing", "last.pt"):  # a spent budget must be given more
+            assert "`charrnn train --resume ck/r` (with a larger --steps, --epochs" in rec["note"]
         resumed = invoke(["train", "--resume", "ck/r", "--steps", "30"])
         if what == "folder":
             line = assert_one_error(resumed, 1, f"ck/r/{name} is a folder, where the run writes")

@@ -448,6 +448,7 @@ def test_one_character_written_for_ever_is_a_runaway_when_drawn(trained_run, tmp
         record, err = sample_with(1e4, *drawn, "-l", "60")
         assert len(set(record["text"])) == 1 and record["runaway"] is True, drawn
         assert "one character repeated" in err
+        assert err.rstrip().endswith("a higher --temp or a --prime may lead it out)")  # a loop
     assert sample_with(1e4, "-t", "2", "-l", "49")[0]["runaway"] is None
     # leaning: the likeliest everywhere, but short of sure (the smallest lean that is)
     for lean in (2.0, 3.0, 4.0, 5.0, 6.0):

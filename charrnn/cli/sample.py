@@ -250,6 +250,13 @@ def _warn_runaways(results) -> None:
         "before charrnn's cold starts)"
     )
     ran = [(i, r) for i, r in enumerate(results) if r.runaway is not None]
+    if ran and all(r.runaway.startswith("it is one character repeated") for _, r in ran):
+        # a loop, not noise: a text with long runs of one character (spaces in a table) teaches a
+        # young model to stay in them, the more so at a low temperature
+        advice = (
+            "the model's state stays in a loop (train it longer; a higher --temp or a --prime "
+            "may lead it out)"
+        )
     if len(ran) > RUNAWAY_LINES:
         named = ", ".join(str(i + 1) for i, _ in ran[:RUNAWAY_NAMED])
         more = f" and {len(ran) - RUNAWAY_NAMED} more" if len(ran) > RUNAWAY_NAMED else ""

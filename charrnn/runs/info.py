@@ -153,7 +153,8 @@ class RunInfo:
             at = f" (step {self.step:,})" if self.step is not None else ""
             return (
                 f"damaged: its last.pt is missing; a resume goes on from its best.pt{at}: "
-                f"`{self.resume_advice()}`"
+                f"`{self.resume_advice()}` (with a larger --steps, --epochs or --time where "
+                "the run spent its budget)"
             )
         if self.ended == "diverged":
             return f"diverged: training blew up at every rate it tried; {self.go_on()}"
