@@ -940,6 +940,20 @@ def test_a_checkpoint_that_is_a_folder_a_broken_link_or_gone(damaged, name, what
         assert checkpoint.load(run / name)  # written again, a file
 
 
+def test_a_folder_in_the_place_of_metrics_jsonl_stops_a_resume_before_it_trains(damaged):
+    """The record a resume appends to, a folder: said before any step, as for a checkpoint."""
+    with workspace() as root:
+        run = root / "ck" / "r"
+        copy_run(damaged, run)
+        (run / "last.pt").write_bytes((damaged / "last.pt").read_bytes())  # whole again
+        (run / "metrics.jsonl").unlink()
+        (run / "metrics.jsonl").mkdir()
+        resumed = invoke(["train", "--resume", "ck/r", "--steps", "30"])
+        line = assert_one_error(resumed, 1, "ck/r/metrics.jsonl is a folder, where the run")
+        assert line.endswith("move it out of the run folder, then resume")
+        assert "Resuming" not in resumed.stderr
+
+
 @pytest.mark.parametrize("state", ["junk", "links", "metrics only", "last cut short"])
 def test_a_new_run_never_takes_over_a_run_folder_without_force(damaged, state):
     """Whatever state a run's files are in, its history (metrics.jsonl) is not replaced without

@@ -138,9 +138,10 @@ def _gone(path: Path) -> str:
 
 
 def _refuse_blocked(run: RunDir) -> None:
-    """A RunError where the place of a checkpoint holds what no checkpoint can be written over (a
-    folder, a device): found before the resume trains, not at its first save."""
-    for path in (run.last, run.best):
+    """A RunError where the place of a checkpoint, or of the record it appends to, holds what
+    neither can be written to (a folder, a device): found before the resume trains, not at its
+    first save."""
+    for path in (run.last, run.best, run.metrics):
         if path.exists() and not path.is_file():
             what = "a folder" if path.is_dir() else "not a file"
             raise RunError(
