@@ -1087,9 +1087,11 @@ def test_every_resume_error_names_the_folder_given_and_nothing_destructive(damag
         (run / "best.pt").write_bytes(b"junk")
         r = invoke(["train", "--resume", "ck/r/best.pt"])
         assert advised(r) == ["--resume", "ck/r/last.pt"] and "--force" not in r.stderr
+        assert "instead, with a larger --steps, --epochs or --time where the run spent" in r.stderr
         # the text and budget given come with the advice (a text that moved, 90 seconds more)
         r = invoke(["train", "my text.txt", "--resume", "ck/r/best.pt", "--time", "1m30s"])
         assert advised(r) == ["my text.txt", "--resume", "ck/r/last.pt", "--time", "90s"]
+        assert "with a larger" not in r.stderr  # the budget given is the user's
         # both damaged: no advice to replace it
         (run / "last.pt").write_bytes(b"junk")
         for spec in ("ck/r", "ck/r/best.pt", "ck/r/last.pt"):

@@ -600,8 +600,13 @@ def shown_chars(text: str) -> str:
     """Characters as a quoted literal (repr), its combining marks escaped (\\u0301) as repr
     escapes a zero-width joiner: a mark printed raw stacks on the quote before it."""
     return "".join(
-        f"\\u{ord(c):04x}" if unicodedata.category(c).startswith("M") else c for c in repr(text)
+        _escaped(c) if unicodedata.category(c).startswith("M") else c for c in repr(text)
     )
+
+
+def _escaped(c: str) -> str:
+    """One character as Python writes its escape: \\u0301, or \\U000e0100 beyond 16 bits."""
+    return f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
 
 
 def shown_field(name: str) -> str:

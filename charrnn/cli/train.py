@@ -15,6 +15,7 @@ import click
 
 from charrnn.cli.common import (
     cache_dir,
+    count,
     download_bar,
     phase_bar,
     read_stdin,
@@ -580,20 +581,19 @@ def _finish(
             quiet,
         )
     c, took = trainer.config, trainer.pos.elapsed
-    if done.reason == "time" and trained and took > c.max_time * (1 + OVERRUN_SAID):
-        # --time is the whole command's wall time: said where it was not kept (start-up alone
-        # takes seconds; a step or the last evaluation of a large model can outlast a short one)
-        short = c.max_time < SHORT_BUDGET_S
-        say(
-            f"Warning: the run took {took:.1f}s, over its --time of {c.max_time:g}s"
-            + (
-                f": a budget this short goes to starting the command; give a --time of "
-                f"{SHORT_BUDGET_S:g}s or more to train it"
-                if short
-                else ""
-            ),
-            quiet,
-        )
+    over = took > c.max_time * (1 + OVERRUN_SAID) if c.max_time else False
+    short = c.max_time is not None and c.max_time < SHORT_BUDGET_S
+    if done.reason == "time" and trained and (over or short):
+        # --time is the whole command's wall time: said where it was not kept (a step or the last
+        # evaluation of a large model can outlast a short one), and where start-up (seconds)
+        # left the model a few steps
+        said = [f"the run took {took:.1f}s, over its --time of {c.max_time:g}s"] if over else []
+        if short:
+            said.append(
+                f"a --time of {c.max_time:g}s goes mostly to starting the command (the model "
+                f"trained {count(done.step, 'step')}); give {SHORT_BUDGET_S:g}s or more to train it"
+            )
+        say("Warning: " + ": ".join(said), quiet)
     if done.reason == "stopped":
         return 128 + signals[0] if signals else 130
     if trainer.dist.is_main:

@@ -187,6 +187,8 @@ def choose(
             name, line = "medium", f"over the {MEDIUM_FROM_CHARS / 1e6:g}M it needs"
         elif budget >= least or shaped:
             name, line = "small", f"under the {MEDIUM_FROM_CHARS / 1e6:g}M it needs"
+            if budget < least:  # tiny would be chosen, but for the options
+                line += " (not tiny: the options shape the model)"
         else:
             name, line = "tiny", f"under the {least / 1e6:g}M that small needs"
         if timed != "medium":

@@ -280,7 +280,7 @@ def _latest(base: Path, note, check) -> Path:
             try:
                 check(run.best)
             except CharRNNError as e:
-                skipped.append(f"{run.name!r}: {getattr(e, 'what', e)}")
+                skipped.append(f"{run.name!r}: damaged: {getattr(e, 'what', e)}")
                 continue
         if info.has_best:
             if skipped and note:

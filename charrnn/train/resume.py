@@ -225,8 +225,11 @@ def _resume_instead(
             if corpus_specs is None:  # the text it needs given again (stdin, a pipe), if any
                 corpus_specs = text_to_give(payload["corpus"]["sources"])
             at = f" (step {step:,})" if isinstance(step, int) and not isinstance(step, bool) else ""
+            more = ""  # a budget given is the user's; none given may be spent already
+            if all(train.get(k) is None for k in BUDGETS):
+                more = ", with a larger --steps, --epochs or --time where the run spent its budget"
             return (
-                f"run {run.ref!r} can go on from its {other.name}{at} instead: "
+                f"run {run.ref!r} can go on from its {other.name}{at} instead{more}: "
                 f"{resume_command(run.file_ref(other.name), corpus_specs, train)}"
             )
     return (
