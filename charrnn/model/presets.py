@@ -182,17 +182,16 @@ def choose(
         name, reason = "medium", "no time budget" if max_time is None else "speed not measured"
     else:
         budget = max_time * medium_chars_per_s
-        least = SMALL_FLOAT32_FROM_CHARS if float32_lstm else SMALL_FROM_CHARS  # for small
+        least = _small_from(float32_lstm)
+        needs = "it needs" if timed == "medium" else "that medium's settings need"
         if budget >= MEDIUM_FROM_CHARS:
-            name, line = "medium", f"over the {MEDIUM_FROM_CHARS / 1e6:g}M it needs"
+            name, line = "medium", f"over the {MEDIUM_FROM_CHARS / 1e6:g}M {needs}"
         elif budget >= least or shaped:
-            name, line = "small", f"under the {MEDIUM_FROM_CHARS / 1e6:g}M it needs"
+            name, line = "small", f"under the {MEDIUM_FROM_CHARS / 1e6:g}M {needs}"
             if budget < least:  # tiny would be chosen, but for the options
                 line += " (not tiny: the options shape the model)"
         else:
             name, line = "tiny", f"under the {least / 1e6:g}M that small needs"
-        if timed != "medium":
-            line = line.replace("it needs", "that medium's settings need")
         reason = (
             f"{timed} would train {budget / 1e6:.2f}M characters here "
             f"({medium_chars_per_s:,.0f}/s measured), {line}"
@@ -204,11 +203,16 @@ def choose(
     return Choice(name, preset, reason)
 
 
+def _small_from(float32_lstm: bool) -> int:
+    """Medium's characters in the budget from which `auto` picks small over tiny."""
+    return SMALL_FLOAT32_FROM_CHARS if float32_lstm else SMALL_FROM_CHARS
+
+
 def untimed(max_time: float, float32_lstm: bool, ceiling: float) -> Choice | None:
     """tiny, for `auto`, where `max_time` is too short for small even were medium as fast as
     `ceiling` (characters a second): said without timing medium, whose first steps would take a
     good part of such a budget. None where it must be timed."""
-    least = SMALL_FLOAT32_FROM_CHARS if float32_lstm else SMALL_FROM_CHARS
+    least = _small_from(float32_lstm)
     if max_time * ceiling >= least:
         return None
     return Choice(

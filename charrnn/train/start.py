@@ -410,14 +410,15 @@ def _by_speed(
     float32 = on.type == "cpu" and autocast_dtype(config.precision, on) is None
     # A user who gives the width, the depth or the streams shapes the model: small stays small.
     shaped = any(k in model for k in ("hidden_size", "num_layers")) or "batch_size" in train
-    float32_lstm = cell == "lstm" and not shaped and dist.all_sum([float(float32)])[0] == dist.world
+    float32_ranks = dist.all_sum([float(float32)])[0]  # every rank takes part, whatever it has
+    float32_lstm = cell == "lstm" and not shaped and float32_ranks == dist.world
     ceiling = FASTEST_CPU_MEDIUM * dist.world
     if (
         on.type == "cpu"
         and not shaped
         and (seconds := untimed(config.max_time, float32_lstm, ceiling))
     ):
-        return seconds, 0.0
+        return seconds, 0.0  # no rate measured: the model chosen is timed itself
     rate = dist.all_sum([training_speed(shape, config, device, within)])[0]
     if NEAR_THE_LINE * MEDIUM_FROM_CHARS <= rate * config.max_time < MEDIUM_FROM_CHARS:
         # Small by a reading that a moment's slowness could make: read again, keep the faster.
