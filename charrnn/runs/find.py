@@ -64,12 +64,7 @@ def plan_run(base: Path, name: str, force: bool = False, init_from: Path | None 
             f"run {name!r} already exists in {run.path}; continue it with --resume "
             f"{shlex.quote(again)}, start another with --name NEW, or replace it with --force"
         )
-    for path in (run.best, run.last):  # what the run's files cannot be written over
-        if os.path.isdir(path) and not os.path.islink(path):
-            raise RunError(
-                f"{path} is a folder, where the run writes its {path.name}: move it out of the "
-                "run folder, then train"
-            )
+    run.refuse_blocked("train")
     return run
 
 

@@ -133,6 +133,21 @@ class RunDir:
         finally:
             os.close(fd)
 
+    def refuse_blocked(self, then: str) -> None:
+        """A RunError where the place of a checkpoint, or of the record training appends to,
+        holds what none can be written to (a folder, a device): said before training, not at its
+        first save; `then` is what to do once it is moved ("train", "resume")."""
+        for path in (self.last, self.best, self.metrics):
+            replaced = (
+                path.is_symlink() and path.suffix == ".pt"
+            )  # the atomic write replaces a link
+            if path.exists() and not path.is_file() and not replaced:
+                what = "a folder" if path.is_dir() else "not a file"
+                raise RunError(
+                    f"{path} is {what}, where the run writes its {path.name}: move it out of the "
+                    f"run folder, then {then}"
+                )
+
     def has_checkpoint(self) -> bool:
         """best.pt or last.pt is a file here (RunError if the folder cannot be read); a broken
         link holds none."""

@@ -50,7 +50,7 @@ def resume(
     check_fields(train, TrainConfig, "train")
     if fixed := set(train) - set(RESUMABLE):
         raise ConfigError(f"{', '.join(sorted(fixed))} cannot change when resuming a run")
-    _refuse_blocked(run)
+    run.refuse_blocked("resume")
     if checkpoint_file is not None:
         path = Path(checkpoint_file)
     else:
@@ -135,19 +135,6 @@ def _later_step(last: Path, step: int) -> int | None:
 def _gone(path: Path) -> str:
     """How a checkpoint file that is not there is not there."""
     return "is a broken link" if path.is_symlink() else "is missing"
-
-
-def _refuse_blocked(run: RunDir) -> None:
-    """A RunError where the place of a checkpoint, or of the record it appends to, holds what
-    neither can be written to (a folder, a device): found before the resume trains, not at its
-    first save."""
-    for path in (run.last, run.best, run.metrics):
-        if path.exists() and not path.is_file():
-            what = "a folder" if path.is_dir() else "not a file"
-            raise RunError(
-                f"{path} is {what}, where the run writes its {path.name}: move it out of the "
-                "run folder, then resume"
-            )
 
 
 def _check_budget(trainer: Trainer) -> Trainer:
