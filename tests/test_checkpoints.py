@@ -344,6 +344,32 @@ def test_resume_checks_the_optimizer_and_the_state_too(trained_run, tmp_path, en
     assert checkpoint.load(run / "last.pt")["trainer"]["step"] == 200
 
 
+def test_a_best_pt_damaged_in_its_optimizer_alone_is_said_to_sample_still(
+    trained_run, tmp_path, env
+):
+    """`runs --check` of a best.pt whose optimizer's state changed: damaged, and its model sound
+    (what samples reads it, as `sample` does), never advice to read last.pt in its place."""
+    run = tmp_path / "checkpoints" / "opt"
+    shutil.copytree(trained_run.path, run)
+    payload = torch.load(run / "best.pt", weights_only=True)
+    payload["optimizer"]["state"][0]["exp_avg"][0] += 1.0  # changed, digest left as it was
+    torch.save(payload, run / "best.pt")
+    r = env(["runs", "--check", "--json"])
+    assert r.exit_code == 1 and r.stderr == "Error: 1 run damaged: opt (see its note)\n"
+    (rec,) = map(json.loads, r.stdout.splitlines())
+    assert rec["status"] == "damaged" and "its optimizer does not match the digest" in rec["note"]
+    assert rec["note"].endswith(
+        "its model is sound (sample, score, inspect and export read it), and a resume goes on "
+        "from its last.pt"
+    )
+    again = env(["sample", "-c", "opt", "-l", "20", "--seed", "1"])
+    assert again.exit_code == 0 and again.stderr == "" and len(again.stdout) >= 20
+    payload["model"][next(iter(payload["model"]))].view(-1)[0] += 1.0  # and now its model too
+    torch.save(payload, run / "best.pt")
+    rec = json.loads(env(["runs", "--check", "--json"]).stdout)
+    assert "its model does not match" in rec["note"] and "give -c" in rec["note"]
+
+
 @pytest.mark.parametrize("part", ["vocab", "model_config", "corpus"])
 def test_a_changed_plain_value_is_found_too(trained_run, tmp_path, part):
     """The digests cover the plain values as well: a character of the vocabulary, the lead-in,

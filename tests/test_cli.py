@@ -492,6 +492,31 @@ main()
 """
 
 
+LEAVE_DRIVER = """
+import atexit, sys
+from charrnn.__main__ import leave
+atexit.register(lambda: sys.stderr.write("teardown"))
+sys.stdout.write("written")  # buffered: a pipe
+sys.stderr.write("said ")
+leave(eval(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize(("code", "status"), [("None", 0), ("3", 3), ("'Error: x'", 1)])
+def test_the_command_leaves_without_the_teardown_once_its_output_is_out(code, status):
+    """The entry point's exit: stdout and stderr flushed, the status kept, and the interpreter's
+    teardown (torch's half second; here an exit handler) skipped; a message exits as Python
+    exits with one (its teardown then runs: rare, and it says the message)."""
+    p = subprocess.run(
+        [sys.executable, "-c", LEAVE_DRIVER, code], capture_output=True, timeout=DEADLINE
+    )
+    assert p.returncode == status and p.stdout == b"written"
+    if status == 1:
+        assert p.stderr == b"said Error: x\nteardown"
+    else:
+        assert p.stderr == b"said "
+
+
 @pytest.mark.parametrize(
     "args",
     [

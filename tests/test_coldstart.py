@@ -3,6 +3,7 @@ agrees with `score`, and `sample` flags a sample whose characters show a runaway
 
 import json
 import math
+import shlex
 
 import pytest
 import torch
@@ -202,6 +203,17 @@ def test_sample_flags_a_runaway_on_stderr_and_in_json(mid_epoch, tmp_path):
     lines = [json.loads(line) for line in both.stdout.splitlines()]
     assert [x["runaway"] for x in lines] == [True, True]
     assert both.stderr.count("Warning: sample") == 2
+    assert both.stderr.count("unsound from a cold start") == 1  # the advice once, after the last
+    # In a run's folder the advice is the resume that trains it longer: 3 times its time so far.
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("best.pt", "last.pt"):
+        checkpoint.save(payload, run / name)
+    told = invoke(["sample", "-c", str(run), "-l", "200", "-s", "1"])
+    again = shlex.split(told.stderr.split("train it longer: ", 1)[1])
+    seconds = 3 * math.ceil(max(payload["trainer"]["elapsed"], 20))
+    assert again[-4:] == ["--resume", str(run), "--time", f"{seconds}s"]
+    assert "charrnn train" in " ".join(again)  # after `... |` where the text came on stdin
     many = invoke(["sample", "-c", str(odd), "-n", "9", "-l", "200", "--json"])
     assert [json.loads(line)["runaway"] for line in many.stdout.splitlines()] == [True] * 9
     counted = (

@@ -952,6 +952,12 @@ def test_a_folder_in_the_place_of_metrics_jsonl_stops_a_resume_before_it_trains(
         line = assert_one_error(resumed, 1, "ck/r/metrics.jsonl is a folder, where the run")
         assert line.endswith("move it out of the run folder, then resume")
         assert "Resuming" not in resumed.stderr
+        listed = invoke(["runs", "--checkpoint-dir", "ck", "--json"])  # said there too
+        [rec] = map(json.loads, listed.stdout.splitlines())
+        assert rec["status"] == "damaged" and rec["note"] == (
+            "damaged: ck/r/metrics.jsonl is a folder, where the run writes its metrics.jsonl: "
+            "move it out of the run folder, then resume it"
+        )
 
 
 @pytest.mark.parametrize("state", ["junk", "links", "metrics only", "last cut short"])

@@ -594,6 +594,22 @@ def test_a_log_without_a_terminal_gets_lines_of_progress_between_evaluations(
     assert sparse.stderr.count("of the budget") == 39  # evaluations far apart: lines go on
 
 
+def test_evaluations_close_together_show_the_first_and_the_last_line(
+    env, corpus_file, tmp_path, monkeypatch
+):
+    """Evaluations faster than EVAL_LINES_EVERY_S (a short text's): the first line, then the
+    newest held until a line may come, the last one always; metrics.jsonl keeps every one."""
+    train_cli = importlib.import_module("charrnn.cli.train")
+    monkeypatch.setattr(train_cli, "EVAL_LINES_EVERY_S", math.inf)  # never time for another
+    result = train(env, corpus_file, "--eval-every", "8", "--name", "often", steps=40)
+    assert result.exit_code == 0, result.stderr
+    shown = [line.split(" | ")[0] for line in result.stderr.splitlines() if " | val " in line]
+    assert shown == [f"step {8:>7,}", f"step {40:>7,}"]
+    metrics = tmp_path / "checkpoints/often/metrics.jsonl"
+    records = map(json.loads, metrics.read_text().splitlines())
+    assert [r["step"] for r in records if r["kind"] == "eval"] == [8, 16, 24, 32, 40]
+
+
 def test_text_unlike_the_rest_in_validation_is_said_once_with_the_loss_without_it(env, tmp_path):
     symbols = "QZXJK0123456789"  # in the training part once: the model learns them as rare
     words = "the quick brown fox jumps over the lazy dog and then runs far away\n"

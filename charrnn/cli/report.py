@@ -180,23 +180,17 @@ def unlike_note(best: dict | None) -> str | None:
     )
 
 
-# A run whose best.pt runs away from cold starts is told to train this many times as long as it
-# has (--time counts the whole run): a few times more steps, not a few more.
-RUNAWAY_MORE = 3
-
-
 def runaway_note(trainer, best: dict | None) -> str | None:
     """A warning where best.pt's evaluation record `best` found its state running away from cold
     starts (a model trained too little: samples from it can turn to noise): how many, and the
-    resume that trains it longer (RUNAWAY_MORE times its time so far). None otherwise."""
-    from charrnn.runs.advice import resume_command, text_to_give
+    resume that trains it longer (advice.train_longer). None otherwise."""
+    from charrnn.runs.advice import train_longer
 
     cold = (best or {}).get("cold_start")
     runaways = max(cold["runaways"], cold["runaways_lead_in"]) if cold else 0
     if not runaways:
         return None
-    more = {"max_time": RUNAWAY_MORE * math.ceil(max(trainer.pos.elapsed, 20.0))}
-    again = resume_command(trainer.run_dir.ref, text_to_give(trainer.corpus["sources"]), more)
+    again = train_longer(trainer.run_dir.ref, trainer.corpus["sources"], trainer.pos.elapsed)
     return (
         f"Warning: best.pt ran away from {runaways} of {cold['starts']} cold starts at its "
         f"evaluation (step {best['step']:,}): samples from it can turn to noise; train it "

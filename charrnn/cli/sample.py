@@ -6,6 +6,7 @@ import dataclasses
 import signal
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -235,22 +236,28 @@ class _Writer:
         if self.out.isatty() and last != "\n":
             self.out.write("\n")
         self.out.flush()
-        _warn_runaways(results)  # after the text: on a terminal, on a line of its own
+        _warn_runaways(results, self.checkpoint)  # after the text: on a line of its own
 
 
 RUNAWAY_LINES = 3  # runaway samples warned about a line each; more are counted in one line
 RUNAWAY_NAMED = 5  # samples that one line names by number
 
 
-def _warn_runaways(results) -> None:
+def _warn_runaways(results, checkpoint: str) -> None:
     """Warn on stderr about each sample whose characters show a runaway state; of many (-n 400 of
-    a young model), one line that counts them (--json marks each record)."""
-    advice = (
-        "the model is unsound from a cold start (train it longer, or retrain it if it was trained "
-        "before charrnn's cold starts)"
-    )
+    a young model), one line that counts them (--json marks each record). The advice names the
+    resume that trains the model longer where `checkpoint` is a run's that can resume."""
     ran = [(i, r) for i, r in enumerate(results) if r.runaway is not None]
-    if ran and all(r.runaway.startswith("it is one character repeated") for _, r in ran):
+    if not ran:
+        return
+    if again := _train_longer(checkpoint):
+        advice = f"the model is unsound from a cold start: train it longer: {again}"
+    else:
+        advice = (
+            "the model is unsound from a cold start (train it longer, or retrain it if it was "
+            "trained before charrnn's cold starts)"
+        )
+    if all(r.runaway.startswith("it is one character repeated") for _, r in ran):
         # a loop, not noise: a text with long runs of one character (spaces in a table) teaches a
         # young model to stay in them, the more so at a low temperature
         advice = (
@@ -267,9 +274,25 @@ def _warn_runaways(results) -> None:
             err=True,
         )
         return
-    for i, result in ran:
+    for n, (i, result) in enumerate(ran, 1):
         which = f"sample {i + 1} (seed {result.seed})" if len(results) > 1 else "the sample"
-        click.echo(f"Warning: {which} looks like a runaway: {result.runaway}; {advice}", err=True)
+        said = f"; {advice}" if n == len(ran) else ""  # once, after the last
+        click.echo(f"Warning: {which} looks like a runaway: {result.runaway}{said}", err=True)
+
+
+def _train_longer(checkpoint: str) -> str | None:
+    """The resume that trains the run of `checkpoint` (its best.pt or last.pt) longer; None
+    where it is not a run's file, or the run cannot resume (no sound last.pt, no text known)."""
+    from charrnn import runs
+    from charrnn.runs.advice import train_longer
+
+    path = Path(checkpoint)
+    if path.name not in ("best.pt", "last.pt") or not (path.parent / "last.pt").is_file():
+        return None
+    info = runs.inspect(runs.RunDir(path.parent))
+    if "last.pt" in info.broken or info.elapsed is None or info.sources is None:
+        return None
+    return train_longer(info.run.ref, info.sources, info.elapsed)
 
 
 def read_prime(prime: str, prime_file: str | None, encoding: str) -> str:

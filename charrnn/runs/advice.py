@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import stat
@@ -31,6 +32,19 @@ def resume_command(file: str, corpus_specs: Sequence[str] | None, train: dict) -
             options += [flag, shlex.quote(str(value))]
     piped = "... | " if "-" in (corpus_specs or ()) else ""
     return " ".join([f"{piped}charrnn train", *specs, "--resume", shlex.quote(file), *options])
+
+
+# A run whose state runs away from cold starts has trained too little: the resume advised gives it
+# this many times the time it has had (--time counts the whole run, 20 s at least): a few times
+# more steps, not a few more.
+RUNAWAY_MORE = 3
+
+
+def train_longer(ref: str, sources: Sequence[str], elapsed: float) -> str:
+    """The resume that trains a run (`ref`, as --resume takes it) RUNAWAY_MORE times longer than
+    its `elapsed` seconds so far: advice for a model whose state runs away from cold starts."""
+    more = {"max_time": RUNAWAY_MORE * math.ceil(max(elapsed, 20.0))}
+    return resume_command(ref, text_to_give(sources), more)
 
 
 def text_to_give(sources: Sequence[str]) -> list[str]:

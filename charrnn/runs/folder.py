@@ -133,11 +133,12 @@ class RunDir:
         finally:
             os.close(fd)
 
-    def refuse_blocked(self, then: str) -> None:
+    def refuse_blocked(self, then: str, paths: tuple[Path, ...] | None = None) -> None:
         """A RunError where the place of a checkpoint, or of the record training appends to,
         holds what none can be written to (a folder, a device): said before training, not at its
-        first save; `then` is what to do once it is moved ("train", "resume")."""
-        for path in (self.last, self.best, self.metrics):
+        first save; `then` is what to do once it is moved ("train", "resume"). `paths`: those
+        places to look at (None: all three)."""
+        for path in paths or (self.last, self.best, self.metrics):
             replaced = (
                 path.is_symlink() and path.suffix == ".pt"
             )  # the atomic write replaces a link

@@ -195,8 +195,22 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
                 try:
                     loaded[path.name] = checkpoint.load(path, verify=verify)
                 except CharRNNError as e:  # what is wrong; the listing says what to do
-                    problems.append(getattr(e, "what", str(e)))
+                    what = getattr(e, "what", str(e))
+                    if path == run.best and "last.pt" in loaded and _model_sound(path):
+                        # its optimizer's state alone: what reads text reads it as trained, and
+                        # a resume goes on from last.pt
+                        loaded[path.name] = checkpoint.load(path, verify=False)
+                        problems.append(
+                            f"{what}; its model is sound ({MODEL_READERS} read it), and a "
+                            "resume goes on from its last.pt"
+                        )
+                        continue
+                    problems.append(what)
                     broken.append(path.name)
+        try:  # a folder where metrics.jsonl goes: a resume refuses to start (a save would fail)
+            run.refuse_blocked("resume it", (run.metrics,))
+        except RunError as e:
+            problems.append(str(e))
         # Where one file is damaged or last.pt is gone, the advice names the other: read it whole
         if (broken or not os.path.lexists(run.last)) and not verify:
             for name in [n for n in loaded if n not in broken]:
@@ -240,6 +254,21 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
         sources=sources_of(newest.get("corpus")),
         trainer=run.trainer(),
     )
+
+
+MODEL_READERS = "sample, score, inspect and export"
+
+
+def _model_sound(path) -> bool:
+    """Whether the checkpoint at `path` holds a sound model: the parts its readers check load and
+    match their digests (what else it holds may not)."""
+    from charrnn import checkpoint
+
+    try:
+        checkpoint.load(path, verify=checkpoint.MODEL_PARTS)
+    except CharRNNError:
+        return False
+    return True
 
 
 def sources_of(corpus) -> tuple[str, ...] | None:
