@@ -60,7 +60,8 @@ def test_two_ranks_train_and_loss_falls(two_rank_runs):
     assert straight.stdout.strip() == str(ck / "straight" / "best.pt")  # rank 0 only, once
     assert straight.stderr.count("Training 'straight'") == 1 and "x 2 processes" in straight.stderr
     vals = [r["val_loss"] for r in records(ck / "straight")]
-    assert len(vals) == 6 and vals[-1] < vals[0] - 0.3
+    # from the characters' frequencies (the head's start) down, evaluation after evaluation
+    assert len(vals) == 6 and vals[-1] < vals[0] - 0.15 and vals == sorted(vals, reverse=True)
 
 
 def test_the_checkpoint_loads_and_samples_in_one_process(two_rank_runs):

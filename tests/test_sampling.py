@@ -451,10 +451,12 @@ def test_one_character_written_for_ever_is_a_runaway_when_drawn(trained_run, tmp
         assert err.rstrip().endswith("a higher --temp or a --prime may lead it out)")  # a loop
     assert sample_with(1e4, "-t", "2", "-l", "49")[0]["runaway"] is None
     # leaning: the likeliest everywhere, but short of sure (the smallest lean that is)
-    for lean in (2.0, 3.0, 4.0, 5.0, 6.0):
-        greedy, _ = sample_with(lean, "-t", "0", "-l", "60")
+    for lean in range(2, 13):
+        greedy, _ = sample_with(float(lean), "-t", "0", "-l", "60")
         if set(greedy["text"]) == {greedy["text"][0]}:
             break
+    else:
+        pytest.fail("no lean up to 12 nats makes the greedy draw one character")
     assert greedy["mean_logprob"] < math.log(0.99), greedy["mean_logprob"]
     for drawn in (["-t", "0"], ["-t", "0.01"], ["--top-k", "1"]):  # the same text, one verdict
         record, err = sample_with(lean, *drawn, "-l", "60")

@@ -1029,6 +1029,32 @@ def test_open_run_starts_then_resumes_one_run_holding_its_lock(tmp_path, corpus_
         assert drain(opened.trainer)[-1].step == 20
 
 
+def test_a_new_model_starts_from_the_training_parts_character_frequencies(tmp_path, trained_run):
+    """A new run's output bias is the log of each character's add-one frequency in the part it
+    trains on (not validation's); a fine-tune keeps its base's, as it keeps every weight."""
+    from charrnn import checkpoint
+    from charrnn.train.open import RunRequest, TextReader, open_run
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a" * 550 + "b" * 300 + "ab" * 25 + "c" * 100)  # the last 100: validation
+    reader = TextReader(tmp_path / "cache")
+    new = RunRequest(tmp_path / "ck", corpus=(str(corpus),), model=TINY_MODEL, train=TINY_TRAIN)
+    with open_run(new, reader) as opened:
+        bias = opened.trainer.trained.net.head.bias.detach()
+        chars = opened.trainer.vocab.chars
+        stored = opened.trainer.corpus["char_counts"]
+    counts = {"a": 575, "b": 325, "c": 0}  # (+1 each): the first 900 characters
+    expected = torch.tensor([math.log((counts[ch] + 1) / 903) for ch in chars])
+    torch.testing.assert_close(bias, expected)
+    assert dict(zip(chars, stored, strict=True)) == {"a": 575, "b": 325, "c": 100}  # the whole
+    base = checkpoint.load(trained_run.best)["model"]["head.bias"]
+    text = tmp_path / "t.txt"
+    text.write_text(make_text(2000, seed=3))  # the base's kind of text: no new characters
+    tune = RunRequest(tmp_path / "ck", corpus=(str(text),), init_from=str(trained_run.best))
+    with open_run(tune, reader) as opened:
+        torch.testing.assert_close(opened.trainer.trained.net.head.bias.detach(), base)
+
+
 def test_a_short_text_trains_on_the_streams_that_fit_it_unless_a_batch_is_given(env, tmp_path):
     corpus = tmp_path / "short.txt"  # 1,000 characters: its last 100 validate, 3 windows of 32
     corpus.write_text(make_text(1_000, seed=5))

@@ -57,6 +57,14 @@ class CharRNN(nn.Module):
                 self.layer_weights(layer)[2][h : 2 * h].fill_(value)
                 self.layer_weights(layer)[3][h : 2 * h].zero_()
 
+    def start_from_frequencies(self, counts: Sequence[int]) -> None:
+        """Set the output layer's bias to the log of each character's add-one frequency in the
+        training text (`counts`, per vocabulary id): untrained, the model predicts each character
+        as often as the text has it, so its first steps go to context, not to learning that."""
+        freq = torch.tensor(counts, dtype=torch.float64) + 1.0  # (V,)
+        with torch.no_grad():
+            self.head.bias.copy_((freq / freq.sum()).log())
+
     @property
     def device(self) -> torch.device:
         return self.head.weight.device

@@ -127,10 +127,15 @@ def _opened(
     seeded (`weights`, if given, over the initial ones) alike on every rank, each rank's
     generator then seeded apart so that its dropout masks differ; and what the checkpoint records
     of the text."""
+    n_train = data.train_length(len(ids), config.val_frac)
+    counts = data.char_counts(ids[:n_train], len(vocab))  # (V,) of the part trained on
+    val_counts = data.char_counts(ids[n_train:], len(vocab))
     torch.manual_seed(config.seed)
     net = CharRNN(model_config)
     if weights is not None:
         net.load_state_dict(weights)
+    else:
+        net.start_from_frequencies(counts)
     net.to(device)
     if dist.rank:
         torch.manual_seed(config.seed + dist.rank)
@@ -140,7 +145,8 @@ def _opened(
         "chars": len(corpus),
         "sha256": corpus.sha256,
         "encoding": corpus.encoding,
-        "char_counts": data.char_counts(ids, len(vocab)),  # sample checks by it
+        # the whole text's: sample checks by it
+        "char_counts": [a + b for a, b in zip(counts, val_counts, strict=True)],
     }
     state = RunState(net, vocab, config, provenance, origin=origin)
     started = told.pop("started", None)
