@@ -211,8 +211,8 @@ def test_sample_flags_a_runaway_on_stderr_and_in_json(mid_epoch, tmp_path):
         checkpoint.save(payload, run / name)
     told = invoke(["sample", "-c", str(run), "-l", "200", "-s", "1"])
     again = shlex.split(told.stderr.split("train it longer: ", 1)[1])
-    seconds = 3 * math.ceil(max(payload["trainer"]["elapsed"], 20))
-    assert again[-4:] == ["--resume", str(run), "--time", f"{seconds}s"]
+    steps = 3 * payload["trainer"]["step"]  # by steps, as it trained (--steps)
+    assert again[-4:] == ["--resume", str(run), "--steps", str(steps)]
     assert "charrnn train" in " ".join(again)  # after `... |` where the text came on stdin
     many = invoke(["sample", "-c", str(odd), "-n", "9", "-l", "200", "--json"])
     assert [json.loads(line)["runaway"] for line in many.stdout.splitlines()] == [True] * 9

@@ -956,7 +956,8 @@ def test_a_folder_in_the_place_of_metrics_jsonl_stops_a_resume_before_it_trains(
         [rec] = map(json.loads, listed.stdout.splitlines())
         assert rec["status"] == "damaged" and rec["note"] == (
             "damaged: ck/r/metrics.jsonl is a folder, where the run writes its metrics.jsonl: "
-            "move it out of the run folder, then resume it"
+            "move it out of the run folder (its checkpoints keep its records: a resume writes it "
+            "again)"
         )
 
 

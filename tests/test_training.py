@@ -599,15 +599,30 @@ def test_evaluations_close_together_show_the_first_and_the_last_line(
 ):
     """Evaluations faster than EVAL_LINES_EVERY_S (a short text's): the first line, then the
     newest held until a line may come, the last one always; metrics.jsonl keeps every one."""
+    from charrnn.train import trainer as trainer_module
+
     train_cli = importlib.import_module("charrnn.cli.train")
     monkeypatch.setattr(train_cli, "EVAL_LINES_EVERY_S", math.inf)  # never time for another
     result = train(env, corpus_file, "--eval-every", "8", "--name", "often", steps=40)
     assert result.exit_code == 0, result.stderr
     shown = [line.split(" | ")[0] for line in result.stderr.splitlines() if " | val " in line]
-    assert shown == [f"step {8:>7,}", f"step {40:>7,}"]
+    assert shown == [f"step {8:>7,}", f"step {40:>7,}"]  # the last, a new best too
     metrics = tmp_path / "checkpoints/often/metrics.jsonl"
     records = map(json.loads, metrics.read_text().splitlines())
     assert [r["step"] for r in records if r["kind"] == "eval"] == [8, 16, 24, 32, 40]
+    # The best held back where a later line is not one: shown before the last, with its mark.
+    real, calls = trainer_module.evaluate, []
+
+    def worse_after_the_third(*args, **kwargs):
+        calls.append(1)
+        found = real(*args, **kwargs)
+        return dataclasses.replace(found, loss=found.loss + 1.0) if len(calls) > 3 else found
+
+    monkeypatch.setattr(trainer_module, "evaluate", worse_after_the_third)
+    result = train(env, corpus_file, "--eval-every", "8", "--name", "worse", steps=40)
+    lines = [line for line in result.stderr.splitlines() if " | val " in line]
+    assert [line.split(" | ")[0] for line in lines] == [f"step {s:>7,}" for s in (8, 24, 40)]
+    assert lines[1].endswith("* best") and not lines[2].endswith("* best")
 
 
 def test_text_unlike_the_rest_in_validation_is_said_once_with_the_loss_without_it(env, tmp_path):
@@ -673,10 +688,32 @@ def test_a_run_whose_best_runs_away_from_cold_starts_ends_saying_to_train_it_lon
         in (warnings[0])
     )
     again = shlex.split(warnings[0].split("train it longer: ", 1)[1])
-    assert again[:4] == ["charrnn", "train", "--resume", "young"] and again[4] == "--time"
+    # by steps, as it trained: on its own schedule of evaluations (a time budget plans its own)
+    assert again == ["charrnn", "train", "--resume", "young", "--steps", "60"]
     runaways["n"] = 0
-    r = env([*again[1:], "--steps", "30"])
+    r = env(again[1:])
     assert r.exit_code == 0 and "Resuming at step 20" in r.stderr and "Warning" not in r.stderr
+    evaluated = [json.loads(line) for line in (tmp_path / "checkpoints/young/metrics.jsonl").open()]
+    assert [e["step"] for e in evaluated if e["kind"] == "eval"] == [10, 20, 30, 40, 50, 60]
+
+
+def test_the_advice_to_train_longer_keeps_the_kind_of_budget_a_run_had():
+    """Three times as long, by steps or epochs where the run had no time budget, else by time
+    (20 s at least)."""
+    from charrnn.runs.advice import train_longer
+
+    at = {"step": 120, "epoch": 0.4, "elapsed": 9.5}
+    tail = {
+        "max_steps": ["--steps", "360"],
+        "max_epochs": ["--epochs", "1.2"],
+        "max_time": ["--time", "60s"],
+    }
+    for budget, expected in tail.items():
+        said = train_longer("r", ["a.txt"], {budget: 1}, at)
+        assert shlex.split(said) == ["charrnn", "train", "--resume", "r", *expected]
+    both = train_longer("r", ["-"], {"max_steps": 1, "max_time": 30.0}, {**at, "elapsed": 40.2})
+    assert shlex.split(said)[-2:] == ["--time", "60s"] and both.endswith("--time 123s")
+    assert both.startswith("... | charrnn train - --resume r")  # its text, again on stdin
 
 
 def test_where_unlike_streams_are_said_in_characters_for_one_line_and_by_file_for_a_folder(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 from charrnn.cli.common import count, shown_chars
 
@@ -190,7 +191,9 @@ def runaway_note(trainer, best: dict | None) -> str | None:
     runaways = max(cold["runaways"], cold["runaways_lead_in"]) if cold else 0
     if not runaways:
         return None
-    again = train_longer(trainer.run_dir.ref, trainer.corpus["sources"], trainer.pos.elapsed)
+    last = trainer.pos.metrics[-1] if trainer.pos.metrics else {}  # the run's latest record
+    at = {"step": trainer.pos.step, "epoch": last.get("epoch", 0.0), "elapsed": trainer.pos.elapsed}
+    again = train_longer(trainer.run_dir.ref, trainer.corpus["sources"], asdict(trainer.config), at)
     return (
         f"Warning: best.pt ran away from {runaways} of {cold['starts']} cold starts at its "
         f"evaluation (step {best['step']:,}): samples from it can turn to noise; train it "

@@ -467,15 +467,18 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
     losses = [0.0, 0]  # the steps' loss summed since the last evaluation, and their count
     best = None  # the record of this command's best evaluation
 
-    held = None  # an evaluation line not written yet (EVAL_LINES_EVERY_S)
+    # Evaluation lines not written yet (EVAL_LINES_EVERY_S), each with whether it found a new
+    # best: the newest, after the latest '* best' one where that is another.
+    held: list[tuple[str, bool]] = []
     said = -math.inf  # when an evaluation line was last written
 
-    def write(line: str) -> None:
-        nonlocal written, held
-        if held is not None:
-            bar.write(held, file=sys.stderr)
-            held = None
-        bar.write(line, file=sys.stderr)
+    def write(line: str | None) -> None:
+        nonlocal written
+        for waiting, _ in held:
+            bar.write(waiting, file=sys.stderr)
+        held.clear()
+        if line is not None:
+            bar.write(line, file=sys.stderr)
         written = time.monotonic()
 
     step, evaluating = trainer.pos.step, None  # evaluating: since when (None: not evaluating)
@@ -515,8 +518,9 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
                 if time.monotonic() - said >= EVAL_LINES_EVERY_S:
                     write(line)
                     said = written
-                else:
-                    held = line  # in place of one held before: the newest is the one to show
+                else:  # in place of those held: the newest, and the best where it is not
+                    best_held = [] if event.improved else [h for h in held if h[1]][-1:]
+                    held[:] = [*best_held, (line, event.improved)]
                 evals, losses = evals + 1, [0.0, 0]
                 best = event.record if event.improved else best
             elif isinstance(event, RollbackEvent) and not quiet:
@@ -525,9 +529,8 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
                 losses = [0.0, 0]  # the steps rolled back are not the run's
             elif isinstance(event, DoneEvent):
                 done = event
-        if held is not None:  # the last evaluation's line
-            line, held = held, None
-            write(line)
+        if held:  # the last evaluation's line (and the best's)
+            write(None)
         bar.close()
         # Still under the stop signals: one that comes as the run ends finds it done (exit 0)
         trained = done.step > start

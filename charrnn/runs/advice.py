@@ -40,10 +40,19 @@ def resume_command(file: str, corpus_specs: Sequence[str] | None, train: dict) -
 RUNAWAY_MORE = 3
 
 
-def train_longer(ref: str, sources: Sequence[str], elapsed: float) -> str:
-    """The resume that trains a run (`ref`, as --resume takes it) RUNAWAY_MORE times longer than
-    its `elapsed` seconds so far: advice for a model whose state runs away from cold starts."""
-    more = {"max_time": RUNAWAY_MORE * math.ceil(max(elapsed, 20.0))}
+def train_longer(ref: str, sources: Sequence[str], train: dict, at: dict) -> str:
+    """The resume that trains a run (`ref`, as --resume takes it) RUNAWAY_MORE times as long as
+    it has: advice for a model whose state runs away from cold starts. By the budget it trained
+    by (`train`: its train_config; `at`: its step, epoch and elapsed seconds): steps or epochs
+    where it had no time budget, so that it evaluates on the schedule it had (a time budget
+    plans evaluations to fit the time), else time."""
+    timed = train.get("max_time") is not None
+    if not timed and train.get("max_steps") is not None:
+        more = {"max_steps": RUNAWAY_MORE * max(int(at["step"]), 1)}
+    elif not timed and train.get("max_epochs") is not None:
+        more = {"max_epochs": max(round(RUNAWAY_MORE * float(at["epoch"]), 2), 0.01)}
+    else:
+        more = {"max_time": RUNAWAY_MORE * math.ceil(max(float(at["elapsed"]), 20.0))}
     return resume_command(ref, text_to_give(sources), more)
 
 

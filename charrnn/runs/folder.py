@@ -133,7 +133,7 @@ class RunDir:
         finally:
             os.close(fd)
 
-    def refuse_blocked(self, then: str, paths: tuple[Path, ...] | None = None) -> None:
+    def refuse_blocked(self, then: str | None, paths: tuple[Path, ...] | None = None) -> None:
         """A RunError where the place of a checkpoint, or of the record training appends to,
         holds what none can be written to (a folder, a device): said before training, not at its
         first save; `then` is what to do once it is moved ("train", "resume"). `paths`: those
@@ -144,9 +144,10 @@ class RunDir:
             )  # the atomic write replaces a link
             if path.exists() and not path.is_file() and not replaced:
                 what = "a folder" if path.is_dir() else "not a file"
+                then = f", then {then}" if then else ""
                 raise RunError(
                     f"{path} is {what}, where the run writes its {path.name}: move it out of the "
-                    f"run folder, then {then}"
+                    f"run folder{then}"
                 )
 
     def has_checkpoint(self) -> bool:

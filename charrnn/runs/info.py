@@ -208,9 +208,9 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
                     problems.append(what)
                     broken.append(path.name)
         try:  # a folder where metrics.jsonl goes: a resume refuses to start (a save would fail)
-            run.refuse_blocked("resume it", (run.metrics,))
+            run.refuse_blocked(None, (run.metrics,))
         except RunError as e:
-            problems.append(str(e))
+            problems.append(f"{e} (its checkpoints keep its records: a resume writes it again)")
         # Where one file is damaged or last.pt is gone, the advice names the other: read it whole
         if (broken or not os.path.lexists(run.last)) and not verify:
             for name in [n for n in loaded if n not in broken]:
