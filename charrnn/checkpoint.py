@@ -217,6 +217,8 @@ def _not_a_torch_archive(path: Path) -> str | None:
         whole = zipfile.is_zipfile(path)  # its end (the central directory) is there
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    except Exception:  # an end record damaged so that zipfile's own parser fails ("span disks")
+        whole = False
     if head.startswith(ZIP):  # where torch looks for a zip archive: its start
         return None if whole else TRUNCATED
     if not head:

@@ -147,6 +147,25 @@ def test_a_damaged_file_is_refused_in_one_complete_line(trained_run, blob, cut):
                 assert all(torch.equal(w, loaded["model"][k]) for k, w in original.items())
 
 
+def test_an_end_record_that_breaks_the_zip_parser_is_refused_in_one_line(
+    trained_run, tmp_path, env
+):
+    """A flipped byte in the ZIP64 end locator torch writes ("two disks") makes zipfile's own
+    check raise, where a damaged archive makes it say False: refused all the same, in one line."""
+    damaged = bytearray(trained_run.best.read_bytes())
+    at = damaged.rfind(b"PK\x06\x07")  # the locator, 20 bytes before the end record
+    assert at > 0
+    damaged[at + 16 : at + 20] = (2).to_bytes(4, "little")  # the number of disks
+    (tmp_path / "c.pt").write_bytes(bytes(damaged))
+    with pytest.raises(CheckpointError, match="is not a charrnn checkpoint"):
+        checkpoint.load(tmp_path / "c.pt")
+    r = env(["sample", "-c", str(tmp_path / "c.pt")])
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1 and r.stderr.startswith("Error: ")
+    # ... and as an output, checked for a saved model before it is written over: no longer one
+    r = env(["sample", "-c", str(trained_run.best), "-l", "20", "-o", str(tmp_path / "c.pt")])
+    assert r.exit_code == 0 and len((tmp_path / "c.pt").read_text()) == 20, r.stderr
+
+
 # ---------------------------------------------------------------------------------- lying files
 
 
