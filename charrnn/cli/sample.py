@@ -283,20 +283,12 @@ def _warn_runaways(results, checkpoint: str) -> None:
 def _train_longer(checkpoint: str) -> str | None:
     """The resume that trains the run of `checkpoint` (its best.pt or last.pt) longer; None
     where it is not a run's file, or the run cannot resume (no sound last.pt, no text known)."""
-    from charrnn import checkpoint as ckpt
     from charrnn import runs
-    from charrnn.runs.advice import train_longer
 
     path = Path(checkpoint)
     if path.name not in ("best.pt", "last.pt") or not (path.parent / "last.pt").is_file():
         return None
-    info = runs.inspect(runs.RunDir(path.parent))
-    if "last.pt" in info.broken or None in (info.step, info.elapsed, info.sources):
-        return None
-    train = ckpt.load(info.run.last, verify=False)["train_config"]  # its plain values
-    last = info.metrics[-1] if info.metrics else {}
-    at = {"step": info.step, "epoch": last.get("epoch", 0.0), "elapsed": info.elapsed}
-    return train_longer(info.run.ref, info.sources, train if isinstance(train, dict) else {}, at)
+    return runs.inspect(runs.RunDir(path.parent)).train_longer()
 
 
 def read_prime(prime: str, prime_file: str | None, encoding: str) -> str:

@@ -4,11 +4,11 @@ run it was fine-tuned from, or why it cannot be read."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from charrnn.errors import CharRNNError, RunError
 from charrnn.jsonl import number
-from charrnn.runs.advice import resume_command, text_to_give
+from charrnn.runs.advice import resume_command, text_to_give, train_longer
 from charrnn.runs.folder import RunDir, best_candidates, is_evaluation, path_kind
 from charrnn.train.events import ENDINGS
 
@@ -47,6 +47,8 @@ class RunInfo:
     sources: tuple[str, ...] | None = None
     # The process id of a `charrnn train` training it now (0: not written yet), or None.
     trainer: int | None = None
+    # The budget it trains to (max_steps, max_epochs, max_time: None where not given)
+    limits: dict = field(default_factory=dict)
 
     def _repair(self) -> str:
         """What to do about a damaged file: use or resume from the run's other one, which loads
@@ -79,6 +81,15 @@ class RunInfo:
         if self.ended == "diverged":
             return "start it over with a lower --lr and --force (a resume keeps its rate)"
         return f"train it on: {self.resume_advice()}"
+
+    def train_longer(self) -> str | None:
+        """The resume that trains the run longer (advice.train_longer), or None where it cannot
+        resume from its last.pt or its text is not known."""
+        if "last.pt" in self.broken or None in (self.step, self.elapsed, self.sources):
+            return None
+        last = self.metrics[-1] if self.metrics else {}
+        at = {"step": self.step, "epoch": last.get("epoch", 0.0), "elapsed": self.elapsed}
+        return train_longer(self.run.ref, self.sources, self.limits, at)
 
     def resume_advice(self) -> str:
         """The command that continues the run, with the text it must be given again."""
@@ -253,6 +264,7 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
         ended=trainer.get("ended") if trainer.get("ended") in ENDINGS else None,
         sources=sources_of(newest.get("corpus")),
         trainer=run.trainer(),
+        limits={k: train.get(k) for k in ("max_steps", "max_epochs", "max_time")},
     )
 
 
