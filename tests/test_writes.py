@@ -627,20 +627,23 @@ def test_a_stderr_that_cannot_be_written_silences_the_messages_not_the_run(
     assert last["trainer"]["step"] == 30
 
 
+@pytest.mark.parametrize("stderr", ["closed", "/dev/full"])
 @pytest.mark.parametrize(
     "args, code",
     [(["score", "missing.txt"], 1), (["train", "missing.txt"], 1), (["sample", "--bogus"], 2)],
 )
-def test_errors_with_stderr_closed_never_reach_stdout(tmp_path, args, code):
-    """`2>&-`: an `Error:` line or a usage error has nowhere to go but must not become the
-    product; the exit status still says what happened."""
-    r = subprocess.run(
-        command(args),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        preexec_fn=lambda: os.close(2),
-        timeout=DEADLINE,
-    )
+def test_errors_with_stderr_closed_never_reach_stdout(tmp_path, args, code, stderr):
+    """`2>&-`, `2>/dev/full`: an `Error:` line or a usage error has nowhere to go but must not
+    become the product; the exit status still says what happened."""
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(
+            command(args),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=full if stderr == "/dev/full" else None,
+            preexec_fn=(lambda: os.close(2)) if stderr == "closed" else None,
+            timeout=DEADLINE,
+        )
     assert (r.returncode, r.stdout) == (code, b"")
 
 

@@ -22,6 +22,7 @@ from charrnn.cli.signals import (
     hold_closed_stderr,
     ignore_stops,
     load_torch_whole,
+    messages_may_close,
     own_the_process,
 )
 from charrnn.cli.train import train
@@ -80,7 +81,10 @@ def main():
     load_torch_whole()
     own_the_process()
     try:
-        cli(prog_name="charrnn")
+        # click shows a usage error or an `Error:` line after the command's own boundary: a
+        # stderr that cannot be written must not turn its exit status 2 into Python's 1
+        with messages_may_close():
+            cli(prog_name="charrnn")
     finally:  # done, or stopping: a stop signal now has nothing left to stop
         ignore_stops()
 

@@ -248,7 +248,7 @@ class _Messages:
 
 
 @contextlib.contextmanager
-def _messages_may_close():
+def messages_may_close():
     """sys.stderr as _Messages for the block (once, where blocks nest); where it was closed
     (`2>&-`), /dev/null, held open so that no file opened meanwhile (a run's lock) becomes fd 2."""
     if isinstance(sys.stderr, _Messages):
@@ -296,7 +296,7 @@ def command_boundary():
     main = threading.current_thread() is threading.main_thread()
     others = [s for s in STOP_SIGNALS if s != signal.SIGINT and _installable(s) and main]
     try:
-        with _routed(others, _interrupt), _messages_may_close():
+        with _routed(others, _interrupt), messages_may_close():
             yield
     except CharRNNError as e:
         raise click.ClickException(shown_message(str(e))) from None
