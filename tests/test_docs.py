@@ -42,3 +42,18 @@ def test_the_python_examples_run_as_written(tmp_path):
     *sample, per_char = outputs[1].splitlines()  # 200 characters, then the score
     assert len("\n".join(sample)) >= 199 and 0 < float(per_char) < 5
     assert outputs[2].strip()  # a line per property the units were sought for
+
+
+def test_the_readme_tour_is_what_bench_tour_runs():
+    """bench/tour.sh regenerates the README's tour: each command the tour shows is one it runs
+    (but the one whose unit the run before it finds)."""
+    root = DOCS.parent.parent
+    readme = (root / "README.md").read_text()
+    tour = readme[readme.index("\n## A tour") : readme.index("\n## How it works")]
+    shown = [line[2:] for line in tour.splitlines() if line.startswith("$ ")]
+    script = (root / "bench" / "tour.sh").read_text()
+    runs = re.findall(r"^(?:run|on_a_terminal) '(.*)'$", script, re.M)
+    runs += [c.replace('\\"', '"') for c in re.findall(r'^run "(.*)"$', script, re.M)]
+    assert len(shown) >= 15
+    missing = [c for c in shown if c not in runs and "--unit" not in c]
+    assert missing == []
