@@ -56,14 +56,16 @@ PRESETS = {
     "large": Preset(3, 512, 128, 0.25, 32, 64, 3e-3, 0.01),
 }
 # Characters the medium model must be able to train in the budget (as its start-up probe measures
-# them) for `auto` to pick it over small: small wins at 0.6-1.3M, medium from 2.6M
-# (docs/performance.md); the line sits between the two.
-MEDIUM_FROM_CHARS = 2_000_000
+# them) for `auto` to pick it over small. With the output layer started at the text's character
+# frequencies, on tinyshakespeare (the AMD machine, by time): small 0.020 nats ahead at 1.2M,
+# medium 0.018-0.024 ahead at 1.6M, in bfloat16 and in float32 (docs/performance.md, "auto's lines
+# measured again"); the line sits between the two.
+MEDIUM_FROM_CHARS = 1_500_000
 # ... and for it to pick small over tiny: below this many (medium's) characters small makes too
 # few steps to learn much, and writes runaways from a cold start; tiny makes 5-7 times its steps.
-# Tinyshakespeare, the AMD machine, bfloat16 (medium ~14,000/s): tiny ahead by 0.18 nats at 10 s
-# and 0.13 at 20 s (0.28M), level at 40 s (0.56M), behind by 0.12 at 80 s (docs/performance.md).
-SMALL_FROM_CHARS = 500_000
+# Tinyshakespeare, the AMD machine, bfloat16 (medium 10,000-12,000/s): tiny ahead by 0.066 nats
+# at 20 s (0.23M), behind by 0.034 at 40 s (0.46M) (docs/performance.md).
+SMALL_FROM_CHARS = 400_000
 # ... where small is SMALL_FLOAT32, which learns more in a short time (in float32, medium 8,700/s:
 # tiny ahead of it by 0.12 at 10 s and 0.05 at 20 s (0.17M), behind by 0.05 at 40 s (0.35M)).
 SMALL_FLOAT32_FROM_CHARS = 250_000
