@@ -34,9 +34,9 @@ run() {  # a command line, printed, then run with its stderr beside its stdout
     printf '$ %s\n' "$1"
     bash -c "$1" 2>&1 | ends_a_line
 }
-on_a_terminal() {  # the same, on a pseudo-terminal 200 columns wide, without its colours
-    printf '$ %s\n' "$1"
-    COLUMNS=200 script -qec "$1" /dev/null | tr -d '\r' | sed 's/\x1b\[[0-9;]*m//g'
+on_a_terminal() {  # the same, on a pseudo-terminal 200 columns wide, without colours or the
+    printf '$ %s\n' "$1"  # spaces that end a table's lines
+    COLUMNS=200 script -qec "$1" /dev/null | tr -d '\r' | sed 's/\x1b\[[0-9;]*m//g; s/ *$//'
 }
 
 run 'charrnn train tinyshakespeare.txt --size tiny --steps 5328'

@@ -281,6 +281,11 @@ def fail_closed_stdout() -> None:
         sys.stdout = open(os.open(os.devnull, os.O_RDONLY), "w", encoding="utf-8")  # noqa: SIM115
 
 
+# What click (8.2 on) raises for a group called without a command (`charrnn`, `charrnn corpus`):
+# its message is the group's help, whole, lines and all
+_HELP_AS_AN_ERROR = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 @contextlib.contextmanager
 def command_boundary():
     """What every command shares at its edge, from start-up on: an error a user can cause
@@ -301,7 +306,8 @@ def command_boundary():
     except CharRNNError as e:
         raise click.ClickException(shown_message(str(e))) from None
     except click.ClickException as e:  # the commands' own, and bad usage: names in one line too
-        e.message = shown_message(e.message)
+        if not isinstance(e, _HELP_AS_AN_ERROR):
+            e.message = shown_message(e.message)
         raise
     except KeyboardInterrupt as e:
         if main and signal.getsignal(signal.SIGINT) is _interrupt:  # the process's end
