@@ -207,10 +207,11 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
                     loaded[path.name] = checkpoint.load(path, verify=verify)
                 except CharRNNError as e:  # what is wrong; the listing says what to do
                     what = getattr(e, "what", str(e))
-                    if path == run.best and "last.pt" in loaded and _model_sound(path):
+                    sound = path == run.best and "last.pt" in loaded and _sound_model(path)
+                    if sound:
                         # its optimizer's state alone: what reads text reads it as trained, and
                         # a resume goes on from last.pt
-                        loaded[path.name] = checkpoint.load(path, verify=False)
+                        loaded[path.name] = sound
                         problems.append(
                             f"{what}; its model is sound ({MODEL_READERS} read it), and a "
                             "resume goes on from its last.pt"
@@ -271,16 +272,15 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
 MODEL_READERS = "sample, score, inspect and export"
 
 
-def _model_sound(path) -> bool:
-    """Whether the checkpoint at `path` holds a sound model: the parts its readers check load and
-    match their digests (what else it holds may not)."""
+def _sound_model(path) -> dict | None:
+    """The checkpoint at `path`, where it holds a sound model: the parts its readers check load
+    and match their digests (what else it holds may not); None where they do not."""
     from charrnn import checkpoint
 
     try:
-        checkpoint.load(path, verify=checkpoint.MODEL_PARTS)
+        return checkpoint.load(path, verify=checkpoint.MODEL_PARTS)
     except CharRNNError:
-        return False
-    return True
+        return None
 
 
 def sources_of(corpus) -> tuple[str, ...] | None:
