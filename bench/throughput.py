@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from report import header
 
+from charrnn.devices import autocast_dtype
 from charrnn.model.config import CELLS
 from charrnn.model.network import CharRNN
 from charrnn.model.presets import PRESETS, SMALL_FLOAT32, Preset, for_cell
@@ -42,14 +43,18 @@ from charrnn.train.start import start
 from charrnn.train.trainer import StepEvent, Trainer
 
 VOCAB = 65  # tinyshakespeare's; speed does not depend on what the text says
+FLOAT32_ROW = "small for float32"  # trained in float32, as `auto` trains it (where it picks it)
 
 
-def matmul_peak(seconds: float = 1.0, device: str = "cpu") -> tuple[float, int]:
-    """The best GFLOP/s of torch.mm over a few square sizes (each timed for ~`seconds`)."""
+def matmul_peak(
+    seconds: float = 1.0, device: str = "cpu", dtype: torch.dtype = torch.float32
+) -> tuple[float, int]:
+    """The best GFLOP/s of torch.mm in `dtype` over a few square sizes (each timed for about
+    `seconds`)."""
     best = (0.0, 0)
     sizes = (512, 1024, 2048, 3072) if device == "cpu" else (2048, 4096, 8192)
     for n in sizes:
-        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
         for _ in range(3):
             torch.mm(a, b)
         sync(device)
@@ -70,7 +75,12 @@ def sync(device: str) -> None:
 
 
 def make_trainer(
-    p: Preset, cell: str, folder: Path, eval_every: int | None = None, device: str = "cpu"
+    p: Preset,
+    cell: str,
+    folder: Path,
+    eval_every: int | None = None,
+    device: str = "cpu",
+    precision: str = "auto",
 ) -> Trainer:
     """A run of preset `p` (sized for `cell`) on 2M random characters, as `train` starts one."""
     g = torch.Generator().manual_seed(0)
@@ -79,7 +89,7 @@ def make_trainer(
     shape = {"num_layers": p.num_layers, "hidden_size": p.hidden_size}
     shape |= {"embedding_dim": p.embedding_dim, "dropout": p.dropout}
     train = {"batch_size": p.batch_size, "seq_len": p.seq_len, "lr": p.lr, "max_steps": 10**9}
-    train["eval_every"] = eval_every
+    train["eval_every"], train["precision"] = eval_every, precision
     return start(corpus, RunDir(folder), cell=cell, model=shape, train=train, device=device).trainer
 
 
@@ -101,22 +111,30 @@ def time_steps(fn, steps: int, warmup: int = 5, device: str = "cpu") -> float:
     return statistics.median(times)
 
 
+def arithmetic(tr: Trainer):
+    """The context the trainer's step runs in: autocast to its dtype, or float32 all through."""
+    return torch.autocast(tr.device.type, tr.autocast, enabled=tr.autocast is not None)
+
+
 def breakdown(tr: Trainer) -> dict[str, float]:
-    """Seconds per step in its parts, each timed on its own."""
+    """Seconds per step in its parts, each timed on its own, in the step's arithmetic."""
     m, c, device = tr.model, tr.config, tr.device
     x, y = (t.to(device) for t in tr.train_batches[0])
     state = m.init_state(c.batch_size)
     params = list(m.parameters())
 
     def cells():
-        out, _ = m(x, state)
-        out.sum().backward()
+        with arithmetic(tr):
+            out, _ = m(x, state)
+        out.float().sum().backward()
 
     hidden = torch.randn(c.batch_size, c.seq_len, m.config.hidden_size, device=device)
     hidden.requires_grad_()
 
     def head():
-        loss = F.cross_entropy(m.head(m.drop(hidden)).flatten(0, 1), y.flatten())
+        with arithmetic(tr):
+            logits = m.head(m.drop(hidden))
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         loss.backward()
 
     def optimizer():
@@ -137,8 +155,9 @@ def breakdown(tr: Trainer) -> dict[str, float]:
 
 def measure(name: str, p: Preset, cell: str, steps: int, peaks: dict, device: str) -> dict:
     b, t = p.batch_size, p.seq_len
+    precision = "float32" if name == FLOAT32_ROW else "auto"  # as `auto` trains each
     with tempfile.TemporaryDirectory() as tmp:
-        tr = make_trainer(p, cell, Path(tmp), device=device)
+        tr = make_trainer(p, cell, Path(tmp), device=device, precision=precision)
         step = time_steps(tr.train_step, steps, device=device)
         start = time.perf_counter()
         evaluate(tr.trained, tr.val_batches, cold=False)
@@ -155,6 +174,7 @@ def measure(name: str, p: Preset, cell: str, steps: int, peaks: dict, device: st
         "chars_s": chars,
         "gflops": gflops,
         "shares": {kind: gflops / peak for kind, peak in peaks.items()},
+        "arithmetic": "bf16" if tr.autocast == torch.bfloat16 else "fp32",
         "parts": parts,
         "eval_chars_s": eval_rate,
     }
@@ -256,8 +276,11 @@ def throughput_table(cells: tuple, steps: int, device: str) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         peaks["TF32"], sizes["TF32"] = matmul_peak(device=device)
         torch.backends.cuda.matmul.allow_tf32 = False
+    elif autocast_dtype("auto", torch.device(device)) == torch.bfloat16:
+        # the presets' steps run in bfloat16 here: their share is of bfloat16's own peak
+        peaks["bf16"], sizes["bf16"] = matmul_peak(device=device, dtype=torch.bfloat16)
     models = [(name, PRESETS[name]) for name in ("small", "medium")]  # what --size auto picks
-    models.insert(1, ("small for float32", SMALL_FLOAT32))  # auto's small without bfloat16
+    models.insert(1, (FLOAT32_ROW, SMALL_FLOAT32))  # auto's small without bfloat16
     models.append(("2x512", Preset(2, 512, 64, 0.0, 32, 32, 5e-3, 0.01)))
     if device == "cuda":  # what a GPU could do with more streams than the CPU's presets take
         models.append(("large", PRESETS["large"]))
@@ -277,14 +300,25 @@ def throughput_table(cells: tuple, steps: int, device: str) -> None:
         f"{measured}.\n"
     )
     of = " | ".join(f"of {kind} peak" for kind in peaks)
-    print(f"| model | non-embedding params | ms/step | chars/s trained | GFLOP/s (6N) | {of} |")
-    print("| --- | --- | --- | --- | --- |" + " --- |" * len(peaks))
+    print(
+        "| model | arithmetic | non-embedding params | ms/step | chars/s trained "
+        f"| GFLOP/s (6N) | {of} |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |" + " --- |" * len(peaks))
     for r in rows:
-        shares = " | ".join(f"**{share:.0%}**" for share in r["shares"].values())
-        print(
-            f"| {r['name']}: {r['shape']} | {r['params'] / 1e6:.2f}M | {r['step_ms']:.1f} "
-            f"| {r['chars_s']:,.0f} | {r['gflops']:.1f} | {shares} |"
+        own = r["arithmetic"] if r["arithmetic"] in peaks else "fp32"  # on a GPU: fp32 and TF32
+        shares = " | ".join(
+            f"**{share:.0%}**" if kind == own or device == "cuda" else f"{share:.0%}"
+            for kind, share in r["shares"].items()
         )
+        print(
+            f"| {r['name']}: {r['shape']} | {r['arithmetic']} | {r['params'] / 1e6:.2f}M "
+            f"| {r['step_ms']:.1f} | {r['chars_s']:,.0f} | {r['gflops']:.1f} | {shares} |"
+        )
+    print(
+        "\nA share in bold is of the peak of the arithmetic the step runs in (bf16: autocast to "
+        "bfloat16, as `--precision auto` trains on a CPU with native bfloat16)."
+    )
     print()
     for r in rows:
         parts = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in r["parts"].items())

@@ -13,7 +13,9 @@ from charrnn import checkpoint
 from charrnn.model.config import CELLS
 from charrnn.model.network import (
     CharRNN,
+    Dropout,
     ModelConfig,
+    drop_share,
     expand_state,
     gru_step,
     lstm_step,
@@ -142,6 +144,42 @@ def test_input_dropout_acts_in_training_only():
     first = dropping(idx)[0]
     torch.manual_seed(3)
     assert torch.equal(dropping(idx)[0], first)  # the masks come from torch's generator
+
+
+@pytest.mark.parametrize("p", [0.05, 0.1, 0.3, 0.55, 0.7])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dropout_drops_its_share_and_scales_the_rest_as_torchs_does(p, dtype):
+    """The cheaper mask keeps torch's contract: each value dropped with probability p (in every
+    one of the four places a 64-bit draw gives a value, so no place is biased), the rest scaled
+    by 1 / (1 - p), gradients through the kept values alone, nothing in evaluation."""
+    torch.manual_seed(0)
+    n = 400_000
+    x = torch.ones(n, dtype=dtype, requires_grad=True)
+    y = Dropout(p)(x)
+    dropped = y.detach() == 0
+    sd = (p * (1 - p) / (n / 4)) ** 0.5  # of one place's share
+    for place in range(4):
+        assert abs(dropped[place::4].float().mean().item() - p) < 5 * sd
+    kept, scale = y.detach()[~dropped].float(), 1 / (1 - drop_share(p))  # p to 1/65536
+    assert abs(drop_share(p) - p) <= 2**-17
+    assert torch.equal(kept, torch.full_like(kept, float(torch.tensor(scale, dtype=dtype))))
+    y.float().sum().backward()
+    assert torch.equal(x.grad, y.detach())  # d(y)/d(x) is the mask itself
+    assert Dropout(p).eval()(x) is x
+    # the mask is fresh each call and torch's generator decides it
+    torch.manual_seed(1)
+    a = Dropout(p)(x.detach())
+    assert not torch.equal(a, Dropout(p)(x.detach()))
+    torch.manual_seed(1)
+    assert torch.equal(a, Dropout(p)(x.detach()))
+
+
+def test_dropout_of_one_or_none_and_of_any_shape():
+    x = torch.randn(3, 5, 7)
+    assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
+    assert Dropout(0.0)(x) is x
+    y = Dropout(0.5)(x)  # an odd count of values, not a multiple of the four a draw gives
+    assert y.shape == x.shape and torch.all((y == 0) | torch.isclose(y, 2 * x))
 
 
 @pytest.mark.parametrize("cell", CELLS)
