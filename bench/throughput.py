@@ -1,11 +1,12 @@
-"""Training throughput against the machine's fp32 matmul peak: `python bench/throughput.py`.
+"""Training throughput against the machine's matmul peak: `python bench/throughput.py`.
 
-In one run: the best fp32 GEMM rate torch reaches here (square matrices, all threads), then for
+In one run: the best fp32 GEMM rate torch reaches here (square matrices, all threads), and the
+bfloat16 one where the presets' steps run in bfloat16 (a CPU with native bfloat16), then for
 charrnn's default models and for 2x512 (of any cell, `--cell`, sized as --size sizes it) the
 characters per second of the real training step (Trainer.train_step: batch, forward,
-cross-entropy, backward, clipping, AdamW) and the share of that peak it reaches, counting
-6 x non-embedding parameters FLOPs per character. A breakdown of one step shows where the rest
-of the time goes; evaluation speed is given too.
+cross-entropy, backward, clipping, AdamW, in the arithmetic `charrnn train` uses) and the share
+of each peak it reaches, counting 6 x non-embedding parameters FLOPs per character. A breakdown
+of one step shows where the rest of the time goes; evaluation speed is given too.
 
 Then a machine that is not idle: the small and medium presets' training (Trainer.run, thread
 count tuned as `charrnn train` tunes it) idle and beside one busy process (`while True: pass`),

@@ -300,12 +300,14 @@ def test_a_step_budget_reads_the_whole_validation_split(tmp_path, text):
     assert trainer.pos.eval_size is None
 
 
-def test_best_checkpoint_is_the_same_by_the_smallest_evaluation(tmp_path):
+def test_the_smallest_evaluation_picks_a_best_checkpoint_as_good_as_the_full_reads(tmp_path):
     """Over the evaluations of one small run that learns its text by heart (so that its best is
-    not its last), the full validation read and the floor of a time budget's agree on the best."""
-    text = make_text(30_000, seed=11)
+    not its last), the floor of a time budget's evaluation picks a best that the full validation
+    read finds as good as its own pick, to 0.005 nats (near-ties may go either way)."""
+    text = make_text(20_000, seed=11)
     train = {"batch_size": 16, "lr": 3e-2, "max_steps": 480, "eval_every": 40}
-    trainer = make_trainer(text, tmp_path / "r", model={"hidden_size": 64}, **train)
+    model = {"hidden_size": 64, "input_dropout": 0.0}
+    trainer = make_trainer(text, tmp_path / "r", model=model, **train)
     full, part = [], []
     few = EvalSize(evalplan.MIN_STREAMS, evalplan.MIN_CHARS, evalplan.MIN_STARTS)
     for event in trainer.run():
@@ -313,10 +315,10 @@ def test_best_checkpoint_is_the_same_by_the_smallest_evaluation(tmp_path):
             full.append(event.record["val_loss"])
             small = evaluate(trainer.trained, trainer.val_batches, streams=few.streams)
             part.append(small.loss)
-    best = min(range(len(full)), key=full.__getitem__)
-    assert 0 < best < len(full) - 1  # the run overfits: its best is in the middle
-    assert min(range(len(part)), key=part.__getitem__) == best
-    assert torch.tensor(part).argmin() == best
+    best = min(full)
+    assert full[0] > best and full[-1] > best + 0.005  # the run overfits: the choice matters
+    picked = min(range(len(part)), key=part.__getitem__)
+    assert full[picked] - best < 0.005, (full, part)
 
 
 def test_early_stopping_checks_cold_starts_first_last_and_as_the_allowance_pays(
