@@ -124,17 +124,19 @@ def breakdown(tr: Trainer) -> dict[str, float]:
     state = m.init_state(c.batch_size)
     params = list(m.parameters())
 
-    def cells():
+    def cells():  # the embedding, the input dropout and the recurrent layers
         with arithmetic(tr):
-            out, _ = m(x, state)
+            out, _ = m.read(x, state)  # (B, T, H)
         out.float().sum().backward()
 
-    hidden = torch.randn(c.batch_size, c.seq_len, m.config.hidden_size, device=device)
+    with torch.no_grad(), arithmetic(tr):  # the head reads h in the dtype the layers give it
+        dtype = m.read(x, state)[0].dtype
+    hidden = torch.randn(c.batch_size, c.seq_len, m.config.hidden_size, device=device, dtype=dtype)
     hidden.requires_grad_()
 
-    def head():
+    def head():  # the dropout after the layers, the output layer and the loss
         with arithmetic(tr):
-            logits = m.head(m.drop(hidden))
+            logits = m.logits(hidden)  # (B, T, V)
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         loss.backward()
 
@@ -147,8 +149,8 @@ def breakdown(tr: Trainer) -> dict[str, float]:
 
     d = device.type
     return {
-        f"{m.config.cell.upper()} + head forward+backward": time_steps(cells, 20, device=d),
-        "head + cross-entropy forward+backward": time_steps(head, 20, device=d),
+        f"{m.config.cell.upper()} forward+backward": time_steps(cells, 20, device=d),
+        "dropout + head + cross-entropy forward+backward": time_steps(head, 20, device=d),
         "clip + AdamW": time_steps(optimizer, 20, device=d),
         "fetch batch": time_steps(batch, 20, device=d),
     }

@@ -180,6 +180,11 @@ def test_dropout_of_one_or_none_and_of_any_shape():
     assert Dropout(0.0)(x) is x
     y = Dropout(0.5)(x)  # an odd count of values, not a multiple of the four a draw gives
     assert y.shape == x.shape and torch.all((y == 0) | torch.isclose(y, 2 * x))
+    # a rate a hair from 0 or 1 (a user may give 0.999995) neither drops nothing nor everything
+    assert 0 < drop_share(1e-7) <= 2**-16 and 1 - 2**-16 <= drop_share(0.999995) < 1
+    torch.manual_seed(0)
+    kept = Dropout(0.999995)(torch.ones(1_000_000)) != 0
+    assert 0 < kept.sum() < 100
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -163,8 +163,8 @@ Examples:
     "--input-dropout",
     type=Number(0, 1, max_open=True),
     help="Dropout rate of the characters' embeddings (a share of each one's values zeroed), before "
-    "the first layer  [default: with --size auto, by the passes over the text; with a named "
-    "--size, 0; with --init-from, the base's].",
+    "the first layer  [default: with --size auto, for an LSTM by the passes over the text, else 0; "
+    "with a named --size, 0; with --init-from, the base's].",
 )
 @click.option(
     "--batch-size",

@@ -56,8 +56,12 @@ class Dropout(nn.Module):
 
 
 def drop_share(p: float) -> float:
-    """The share Dropout(p) drops: p rounded to the 1/65536 its 16 bits a value can say."""
-    return round(p * 65536) / 65536
+    """The share Dropout(p) drops: p rounded to the 1/65536 its 16 bits a value can say, and for
+    0 < p < 1 kept inside (0, 1), so that a rate just above 0 still drops and one just below 1
+    still keeps."""
+    if p <= 0 or p >= 1:
+        return min(max(p, 0.0), 1.0)
+    return min(max(round(p * 65536), 1), 65535) / 65536
 
 
 def random_16_bits(n: int, device: torch.device) -> torch.Tensor:
