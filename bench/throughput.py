@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from report import header
 
+from charrnn.devices import arithmetic as step_arithmetic
 from charrnn.devices import autocast_dtype
 from charrnn.model.config import CELLS
 from charrnn.model.network import CharRNN
@@ -114,7 +115,7 @@ def time_steps(fn, steps: int, warmup: int = 5, device: str = "cpu") -> float:
 
 def arithmetic(tr: Trainer):
     """The context the trainer's step runs in: autocast to its dtype, or float32 all through."""
-    return torch.autocast(tr.device.type, tr.autocast, enabled=tr.autocast is not None)
+    return step_arithmetic(tr.device, tr.autocast)
 
 
 def breakdown(tr: Trainer) -> dict[str, float]:

@@ -96,6 +96,14 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
+def arithmetic(device: torch.device, dtype: torch.dtype | None):
+    """The context a step or a read runs in: autocast to `dtype` (autocast_dtype's), or float32
+    all through where it is None."""
+    import torch
+
+    return torch.autocast(device.type, dtype or torch.bfloat16, enabled=dtype is not None)
+
+
 def _native_bf16(device: torch.device) -> bool:
     import torch
 

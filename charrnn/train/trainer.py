@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn import checkpoint
+from charrnn.devices import arithmetic
 from charrnn.errors import CharRNNError, CheckpointError, TrainingError
 from charrnn.model.network import (
     State,
@@ -281,7 +282,7 @@ class Trainer:
         """The training step's arithmetic (autocast to bfloat16 where the CPU has it, or none),
         in which evaluations read too: on the AMD machine with AVX-512 BF16, 1.6-2.1x faster than in
         float32, the loss about 0.0002 nats from float32's (docs/evaluation-cost.md)."""
-        return torch.autocast(self.device.type, self.autocast, enabled=self.autocast is not None)
+        return arithmetic(self.device, self.autocast)
 
     def _cold_starts(self) -> torch.Tensor:
         """(B,) bool: this rank's streams that restart cold at this step. Drawn from the run's

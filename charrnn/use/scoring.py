@@ -22,7 +22,6 @@ runs away and stays away), the pieces are read again as one stream, or the whole
 from __future__ import annotations
 
 import bisect
-import contextlib
 import itertools
 from collections.abc import Callable
 from typing import NamedTuple
@@ -30,7 +29,7 @@ from typing import NamedTuple
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from charrnn.devices import autocast_dtype
+from charrnn.devices import arithmetic, autocast_dtype
 from charrnn.errors import ConfigError, require_whole
 from charrnn.model.network import select_streams
 from charrnn.model.trained import CHUNK, PASS_COLS, TRIAL_COLS, Model
@@ -124,7 +123,7 @@ def _read_split(
         order = sorted(todo, key=lambda i: rows[i].end - rows[i].start)  # shortest first
         pieces = [text[rows[i].start : rows[i].end] for i in order]
         skips = [rows[i].scored - rows[i].start for i in order]
-        with _arithmetic(model, dtype if len(pieces) > 1 else None):
+        with arithmetic(model.device, dtype if len(pieces) > 1 else None):
             read = _total_nats(model, pieces, chunk, tuner, skips, checked, between)
         for k, i in enumerate(order):
             totals[i], heads[i], tails[i] = (float(x[k]) for x in read)
@@ -141,13 +140,6 @@ def _read_split(
                 kept.append((totals[j], heads[j], tails[j]))
         rows, todo = merged, sorted(again)
         totals, heads, tails = (list(x) for x in zip(*kept, strict=True))
-
-
-def _arithmetic(model: Model, dtype: torch.dtype | None):
-    """The context a read runs in: autocast to `dtype`, or float32 all through (None)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(model.device.type, dtype)
 
 
 @torch.inference_mode()
