@@ -16,8 +16,7 @@ from helpers.cli import assert_one_error, invoke, popen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charrnn.devices import autocast_dtype
-from charrnn.errors import ConfigError, CorpusError
+from charrnn.errors import CorpusError
 from charrnn.model.network import CharRNN
 from charrnn.model.trained import Model, lead_in
 from charrnn.text.decode import decode_lines
@@ -629,25 +628,6 @@ def test_a_long_text_split_agrees_with_the_one_stream_read(model_vocab):
     # The warm-up matters: read cold, each piece's start costs more.
     cold = score_text(m, text, warmup=0) / len(text)
     assert cold - exact > abs(score_text(m, text) / len(text) - exact)
-
-
-def test_a_split_read_runs_in_the_trainings_arithmetic_and_one_stream_in_float32(model_vocab):
-    """Several streams read in bfloat16 where the CPU has it natively (as evaluations do), within
-    0.005 nats a character of float32's read; one stream (`--exact`) is float32 whatever is asked;
-    a precision the machine lacks or that does not exist is refused."""
-    model, vocab = model_vocab
-    text = make_text(30_000, seed=3)
-    m = Model(model, vocab)
-    as32 = score_text(m, text, precision="float32")
-    auto = score_text(m, text)
-    if autocast_dtype("auto", m.device) is None:
-        assert auto == as32
-    else:
-        assert auto != as32 and abs(auto - as32) / len(text) < 0.005
-    exact = score_text(m, text, streams=1, precision="float32")
-    assert score_text(m, text, streams=1) == exact
-    with pytest.raises(ConfigError):
-        score_text(m, text, precision="float16")
 
 
 def test_the_one_stream_read_is_the_models_cross_entropy_and_a_short_text_is_read_so(

@@ -10,10 +10,7 @@ A long text is read as several streams side by side (`split`), each after a warm
 just before its piece, which is several times faster than one stream and agreed with it within
 0.0001 nats per character on the texts measured (docs/commands.md, `charrnn score`; more on a
 text that repeats itself for thousands of characters, whose state 256 do not reach);
-`streams=1` reads it as one stream, exactly. A split read runs in the arithmetic training's
-evaluations use (`precision`, "auto": bfloat16 where the CPU has it natively), about twice as fast
-there, within 0.0001 nats of float32 (docs/commands.md); one stream is read in float32. The end
-of each warm-up is the end of the piece
+`streams=1` reads it as one stream, exactly. The end of each warm-up is the end of the piece
 before it, read by both streams: where the two readings differ (a young model's cold start that
 runs away and stays away), the pieces are read again as one stream, or the whole text is
 (`_read_split`).
@@ -29,7 +26,6 @@ from typing import NamedTuple
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from charrnn.devices import arithmetic, autocast_dtype
 from charrnn.errors import ConfigError, require_whole
 from charrnn.model.network import select_streams
 from charrnn.model.trained import CHUNK, PASS_COLS, TRIAL_COLS, Model
@@ -75,14 +71,12 @@ def score_text(
     streams: int | None = None,
     warmup: int = WARMUP,
     between: Callable[[], None] | None = None,
-    precision: str = "auto",
 ) -> float:
     """Total nats the model spends on `text`, from a cold start: read as one stream where
     `streams` is 1 (or the text is short), else as `split` cuts it, in at most one stream per
     MIN_PIECE characters (more would read the warm-ups more than the text). Read without
     dropout, whatever mode the network is in (and left in it). `between` is called after each
-    pass: what it raises ends the read (the command's reader has left). `precision`: the
-    arithmetic of a read of several streams (devices.PRECISIONS; one stream reads in float32)."""
+    pass: what it raises ends the read (the command's reader has left)."""
     if not isinstance(text, str):
         raise ConfigError(f"the text must be a str, not {type(text).__name__}")
     require_whole("chunk", chunk, 1)
@@ -91,9 +85,8 @@ def score_text(
         require_whole("streams", streams, 1)
         streams = max(1, min(streams, len(text) // MIN_PIECE))
     rows = split(len(text), streams, warmup)
-    dtype = autocast_dtype(precision, model.device)
     with model.evaluating(), tuned_threads(model.device.type == "cpu") as tuner:
-        return _read_split(model, text, rows, chunk, tuner, min(CHECKED, warmup), between, dtype)
+        return _read_split(model, text, rows, chunk, tuner, min(CHECKED, warmup), between)
 
 
 def _read_split(
@@ -104,10 +97,8 @@ def _read_split(
     tuner: ThreadTuner | None,
     checked: int,
     between: Callable[[], None] | None = None,
-    dtype: torch.dtype | None = None,
 ) -> float:
-    """Total nats of `text` read as `rows` (in the text's order) side by side, autocast to
-    `dtype` where they are several (None: float32). Where a row's
+    """Total nats of `text` read as `rows` (in the text's order) side by side. Where a row's
     warm-up reads its last `checked` characters differently from the row before, whose piece
     ends with them, the warm-up has not brought the row to the state the text had there: the two
     rows are read again as one. Where that is not enough after one such round, or would read half
@@ -123,8 +114,7 @@ def _read_split(
         order = sorted(todo, key=lambda i: rows[i].end - rows[i].start)  # shortest first
         pieces = [text[rows[i].start : rows[i].end] for i in order]
         skips = [rows[i].scored - rows[i].start for i in order]
-        with arithmetic(model.device, dtype if len(pieces) > 1 else None):
-            read = _total_nats(model, pieces, chunk, tuner, skips, checked, between)
+        read = _total_nats(model, pieces, chunk, tuner, skips, checked, between)
         for k, i in enumerate(order):
             totals[i], heads[i], tails[i] = (float(x[k]) for x in read)
         apart = {j for j in range(1, len(rows)) if abs(heads[j] - tails[j - 1]) > AGREE * checked}
