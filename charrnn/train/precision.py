@@ -16,7 +16,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from charrnn.devices import autocast_dtype
+from charrnn.devices import arithmetic, autocast_dtype
 from charrnn.errors import ConfigError
 from charrnn.model.config import ModelConfig
 from charrnn.model.network import CharRNN
@@ -91,7 +91,7 @@ def _agree(key: tuple, batch_size: int, seq_len: int, dtype: torch.dtype, device
 def _gradients(net: CharRNN, x: torch.Tensor, dtype: torch.dtype | None) -> list[torch.Tensor]:
     """The recurrent layers' weight gradients of one step's loss over x (B, T+1), autocast to
     `dtype` (None: float32), as the trainer's step computes them."""
-    with torch.autocast(x.device.type, dtype or torch.bfloat16, enabled=dtype is not None):
+    with arithmetic(x.device, dtype):
         logits, _ = net(x[:, :-1])  # (B, T, V)
     loss = F.cross_entropy(logits.float().flatten(0, 1), x[:, 1:].flatten())
     return list(torch.autograd.grad(loss, list(net.rnn.parameters())))
