@@ -188,6 +188,45 @@ def test_dropout_of_one_or_none_and_of_any_shape():
 
 
 @pytest.mark.parametrize("cell", CELLS)
+def test_a_stack_in_training_is_one_layer_kernels_with_charrnns_mask_between(cell):
+    """Training a stack on a CPU, dropout between layers is charrnn's mask (the kernel's own is
+    PyTorch's slow one): the read, its state and its gradients are those of one-layer kernels of
+    the same weights with Dropout between them, drawing the same masks from the same seed."""
+    plain = tiny(cell, num_layers=3)
+    model = CharRNN(dataclasses.replace(plain.config, dropout=0.3, input_dropout=0.1)).train()
+    model.load_state_dict(plain.state_dict())
+    idx = torch.randint(0, 11, (4, 9))
+    start = tuple(torch.randn_like(s) for s in model.init_state(4))
+    torch.manual_seed(7)
+    out, state = model.read(idx, start)  # (B, T, H)
+    out.square().sum().backward()
+
+    names, ones = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"), []
+    for layer, width in enumerate(
+        (model.config.embedding_dim, 24, 24)
+    ):  # one layer of the same kind, the same weights
+        ones.append(type(model.rnn)(width, 24, batch_first=True))
+        ones[-1].load_state_dict(dict(zip(names, model.layer_weights(layer), strict=True)))
+    torch.manual_seed(7)  # the same draws in the same order: input, then between each two layers
+    x, ref_state = model.drop_in(model.embed(idx)), []
+    for layer, one in enumerate(ones):
+        hx = tuple(s[layer : layer + 1] for s in start)
+        x = Dropout(0.3)(x) if layer > 0 else x
+        x, after = one(x, hx if cell == "lstm" else hx[0])
+        ref_state.append(after if cell == "lstm" else (after,))
+    x.square().sum().backward()
+    assert torch.equal(out, x)
+    for a, b in zip(state, map(torch.cat, zip(*ref_state, strict=True)), strict=True):
+        assert torch.equal(a, b)
+    ours = [w.grad for layer in range(3) for w in model.layer_weights(layer)]
+    for a, b in zip(ours, (w.grad for one in ones for w in one.parameters()), strict=True):
+        torch.testing.assert_close(a, b)
+    torch.manual_seed(7)  # and the mask between does act: without it the read differs
+    model.drop_between.p = 0.0
+    assert not torch.allclose(model.read(idx, start)[0], out)
+
+
+@pytest.mark.parametrize("cell", CELLS)
 def test_parameter_shapes_are_the_models(cell):
     model = tiny(cell, num_layers=3)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}

@@ -1,10 +1,11 @@
 """CharRNN: embedding -> a stack of recurrent cells (LSTM, GRU or vanilla RNN) -> linear head.
 
 Two paths through the same cell, held equal by tests: `forward` runs PyTorch's fused kernel over
-whole sequences (training, scoring, priming); `Stepper` reads one character per stream, through
-the cell's step written out gate by gate (the reference; inspection reads its gates) or through
-PyTorch's one-step cell kernel, one call a layer (sampling). The recurrent state is a tuple of
-(num_layers, B, hidden_size) tensors, opaque outside this module. Why each cell works as it does:
+whole sequences (training, scoring, priming; a stack training on a CPU, one call a layer, for the
+dropout between them); `Stepper` reads one character per stream, through the cell's step written
+out gate by gate (the reference; inspection reads its gates) or through PyTorch's one-step cell
+kernel, one call a layer (sampling). The recurrent state is a tuple of (num_layers, B,
+hidden_size) tensors, opaque outside this module. Why each cell works as it does:
 docs/how-it-works.md.
 """
 
@@ -24,6 +25,7 @@ State = tuple[torch.Tensor, ...]  # opaque; each tensor (num_layers, B, hidden_s
 Probe = dict[str, torch.Tensor] | None  # where a step leaves what it computed, by name, (B, H)
 
 _KERNELS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+_LAYER_KERNELS = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}  # what they call
 LOGITS_BUDGET = 1 << 20  # floats of logits a reader holds at once (4 MB): bench/logits_pieces.py
 
 
@@ -88,6 +90,9 @@ class CharRNN(nn.Module):
             batch_first=True,
             **kernel_options,
         )
+        # Between layers the kernel's own dropout draws PyTorch's slow CPU mask, so on a CPU a
+        # training read runs the layers one call each with this one between (`_read_by_layer`).
+        self.drop_between = Dropout(c.dropout if c.num_layers > 1 else 0.0)
         self.drop = Dropout(c.dropout)
         self.head = nn.Linear(c.hidden_size, c.vocab_size)
         if c.cell == "lstm":
@@ -128,10 +133,29 @@ class CharRNN(nn.Module):
         """The recurrent part alone: idx (B, T), state -> the top layer's h (B, T, H), the state
         after idx. For readers that need the logits at some positions only (`logits`)."""
         x = self.drop_in(self.embed(idx))  # (B, T, E)
+        if self.training and self.drop_between.p > 0 and x.device.type == "cpu":
+            return self._read_by_layer(x, state)
         if state is not None:
             state = state if self.config.cell == "lstm" else state[0]  # the kernel's own form
         out, state = self.rnn(x, state)  # (B, T, H)
         return out, state if self.config.cell == "lstm" else (state,)
+
+    def _read_by_layer(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """What self.rnn computes in training, one layer a call with drop_between between them:
+        x (B, T, E), state -> the top layer's h (B, T, H), the state after x."""
+        c = self.config
+        state = self.init_state(x.shape[0]) if state is None else state
+        kernel, after = _LAYER_KERNELS[c.cell], []  # after: each layer's new state
+        for layer in range(c.num_layers):
+            if layer > 0:
+                x = self.drop_between(x)  # (B, T, H)
+            hx = tuple(s[layer : layer + 1] for s in state)  # (1, B, H) each
+            hx = hx if c.cell == "lstm" else hx[0]  # the kernel's own form
+            # (input, hx, weights, has_biases, num_layers, dropout, train, bidirectional,
+            # batch_first), as nn.LSTM, nn.GRU and nn.RNN call it
+            x, *new = kernel(x, hx, self.layer_weights(layer), True, 1, 0.0, True, False, True)
+            after.append(new)
+        return x, tuple(torch.cat(parts) for parts in zip(*after, strict=True))
 
     def logits(self, out: torch.Tensor) -> torch.Tensor:
         """The output layer: the top layer's h (..., H) -> logits (..., V). Its cost is the one
