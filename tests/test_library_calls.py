@@ -160,7 +160,9 @@ def test_a_training_call_refuses_what_the_command_refuses(tmp_path, field, value
 
 def test_sample_text_refuses_what_cannot_be_sampled():
     model = model_for()
-    with pytest.raises(ConfigError, match=r"--temp must be 0 or more, not -1$"):
+    with pytest.raises(
+        ConfigError, match=r"temperature \(--temp\) must be 0 or more and finite, not -1$"
+    ):
         sample_text(model, "ab", 10, temperature=-1)
     for length in (-5, 5.0, "5", True):
         with pytest.raises(ConfigError, match="length must be a whole number of 0 or more"):
@@ -218,6 +220,99 @@ def test_library_calls_refuse_what_the_commands_refuse(tmp_path, trained_run):
         score_lines(model, ["ab\n"], batch=0)
     with pytest.raises(ConfigError, match="prime must be text"):
         export_page(model, "m", "float16", None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"temperature": "0.8"}, "temperature"),  # not read a character at a time
+        ({"temperature": math.inf}, "temperature"),  # as --temp refuses it
+        ({"temperature": [0.5, math.nan]}, "temperature"),
+        ({"temperature": []}, "temperature"),
+        ({"temperature": None}, "temperature"),
+        ({"temperature": True}, "temperature"),
+        ({"seed": "1"}, "seed"),
+        ({"seed": 1.5}, "seed"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**53 - 1, "num_samples": 2}, "seed"),  # seed+1 is out of range
+        ({"num_samples": "2"}, "num_samples"),
+        ({"num_samples": 2.0}, "num_samples"),
+        ({"num_samples": 0}, "num_samples"),
+        ({"top_k": 2.5}, "top_k"),
+        ({"top_k": True}, "top_k"),
+        ({"top_k": 0}, "top_k"),
+        ({"top_p": True}, "top_p"),
+        ({"top_p": "0.9"}, "top_p"),
+        ({"top_p": 0.0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+    ],
+)
+def test_a_sampling_config_refuses_what_the_command_refuses_and_names_the_field(kwargs, field):
+    """A wrong type or value is a ConfigError that names the field (and its option) when the
+    config is made, never a TypeError from inside the sampler later, nor a value taken silently."""
+    with pytest.raises(ConfigError, match=rf"^{field} \("):
+        SampleConfig(**kwargs)
+
+
+def test_good_sampling_configs_are_taken_as_given():
+    assert SampleConfig(temperature=1).temperature == (1.0,)
+    assert SampleConfig(temperature=(0, 0.5)).temperature == (0.0, 0.5)
+    config = SampleConfig(top_k=3, top_p=1, seed=2**53 - 2, num_samples=2)
+    assert (config.top_k, config.top_p, config.seed) == (3, 1, 2**53 - 2)
+
+
+def test_sampling_without_a_seed_leaves_the_callers_generator_alone():
+    """A fresh seed comes from the system: the caller's seeded torch code draws what it drew."""
+    import torch
+
+    model = model_for()
+    torch.manual_seed(42)
+    expected = torch.rand(3)
+    for write in (
+        lambda: sample_text(model, "ab", 20, seed=None),
+        lambda: Sampler(model, SampleConfig()).generate(5),
+    ):
+        torch.manual_seed(42)
+        write()
+        assert torch.equal(torch.rand(3), expected)
+    seeds = {Sampler(model, SampleConfig()).seeds[0] for _ in range(5)}
+    assert len(seeds) > 1  # still fresh each time
+
+
+def test_the_readers_refuse_what_is_not_a_model_or_not_text(trained_run):
+    """A path for a model, bytes for text, one text for its lines: a ConfigError that says what
+    to give, not an AttributeError from inside the reader."""
+    from charrnn.use.inspection import record
+    from charrnn.use.scoring import score_lines, score_text
+
+    path = str(trained_run.best)
+    for call in (
+        lambda: sample_text(path, "", 10),
+        lambda: Sampler(path, SampleConfig()),
+        lambda: score_text(path, "abc"),
+        lambda: score_lines(path, ["abc\n"]),
+        lambda: record(path, "abc"),
+    ):
+        with pytest.raises(ConfigError, match=r"must be a charrnn Model .*load_model"):
+            call()
+    model = model_for()
+    with pytest.raises(ConfigError, match="the config must be a SampleConfig"):
+        Sampler(model, {"seed": 1})
+    for lines in ("ab\ncd\n", ["ab\n", b"cd\n"], iter(["ab\n"])):
+        with pytest.raises(ConfigError, match=r"lines must be a list of str"):
+            score_lines(model, lines)
+    assert score_lines(model, ("ab\n", "")) == [
+        pytest.approx(score_lines(model, ["ab\n"])[0]),
+        pytest.approx(math.nan, nan_ok=True),
+    ]
+    with pytest.raises(ConfigError, match="the text must be a str"):
+        record(model, b"abc")
+    for length in (-1, 2.0):
+        with pytest.raises(ConfigError, match="length must be a whole number"):
+            record(model, "abc", length, SampleConfig(seed=1))
+    with pytest.raises(ConfigError, match="needs a SampleConfig"):
+        record(model, "abc", 5)
+    assert record(model, "abc").text == "abc"
 
 
 def test_load_model_reads_a_run_folder_as_its_best_pt(trained_run, tmp_path):

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import torch
 
+from charrnn.errors import ConfigError
 from charrnn.model.network import CharRNN, State, expand_state
 from charrnn.text.vocab import CharVocab
 from charrnn.threads import ThreadTuner, timed
@@ -68,6 +69,16 @@ class Start(NamedTuple):
     logits: torch.Tensor
     h: torch.Tensor
     state: State
+
+
+def require_model(model) -> None:
+    """A ConfigError unless `model` is a Model: a library caller may pass a path or a bare
+    network, which would otherwise fail deep inside a reader with an AttributeError."""
+    if not isinstance(model, Model):
+        raise ConfigError(
+            f"the model must be a charrnn Model (charrnn.checkpoint.load_model(PATH) gives one), "
+            f"not {type(model).__name__}"
+        )
 
 
 @dataclass

@@ -13,8 +13,9 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from charrnn.errors import ConfigError, require_whole
 from charrnn.model.config import FIELDS
-from charrnn.model.trained import Model
+from charrnn.model.trained import Model, require_model
 from charrnn.text.vocab import CharVocab
 from charrnn.use.sampler import SampleConfig, Sampler, step_threads
 
@@ -73,6 +74,12 @@ def record(
     recording every character of both. Read without dropout, the network left in its mode.
     `between` is called every BETWEEN characters: what it raises ends the recording (the
     command's reader has left)."""
+    require_model(model)
+    if not isinstance(given, str):
+        raise ConfigError(f"the text must be a str, not {type(given).__name__}")
+    require_whole("the length", length, 0)
+    if length and config is None:
+        raise ConfigError("writing characters after the text needs a SampleConfig: give config")
     with model.evaluating():
         return _record(model, given, length, config, between)
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
+import numbers
+import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,7 +22,7 @@ import torch.nn.functional as F
 from charrnn.defaults import MAX_SEED, SAMPLE_LENGTH, TEMPERATURE
 from charrnn.errors import ConfigError, require_whole
 from charrnn.model.network import CharRNN
-from charrnn.model.trained import CHUNK, PASS_COLS, Model
+from charrnn.model.trained import CHUNK, PASS_COLS, Model, require_model
 from charrnn.threads import ThreadTuner, default_threads, tuned_threads
 
 # When a sampling step may be worth sharing among threads (see sampling_threads), in its
@@ -46,22 +49,33 @@ class SampleConfig:
     num_samples: int = 1
 
     def __post_init__(self):
-        if isinstance(self.temperature, int | float):
-            self.temperature = (float(self.temperature),)
-        self.temperature = tuple(float(t) for t in self.temperature)
-        if not self.temperature or any(not t >= 0 for t in self.temperature):  # nan too
-            shown = ", ".join(f"{t:g}" for t in self.temperature) or "none"
-            raise ConfigError(f"--temp must be 0 or more, not {shown}")
-        if self.top_k is not None and self.top_k < 1:
-            raise ConfigError(f"--top-k must be at least 1, not {self.top_k}")
-        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
-            raise ConfigError(f"--top-p must be in (0, 1], not {self.top_p}")
-        if self.num_samples < 1:
-            raise ConfigError(f"--num-samples must be at least 1, not {self.num_samples}")
-        if self.seed is not None and not 0 <= self.seed <= MAX_SEED - self.num_samples + 1:
-            raise ConfigError(
-                f"--seed must be 0 to 2^53-1 for every sample (seed+i), not {self.seed}"
-            )
+        # Each field named as a library caller gives it, with the option that sets it.
+        temps = self.temperature
+        temps = [temps] if _real(temps) or isinstance(temps, str | bytes) else temps
+        try:
+            temps = list(temps)
+        except TypeError:
+            temps = [temps]
+        if not temps or any(not _real(t) or not 0 <= t < math.inf for t in temps):  # nan too
+            shown = ", ".join(map(repr, temps)) or "none"
+            raise ConfigError(f"temperature (--temp) must be 0 or more and finite, not {shown}")
+        self.temperature = tuple(float(t) for t in temps)
+        require_whole("num_samples (--num-samples)", self.num_samples, 1)
+        if self.top_k is not None:
+            require_whole("top_k (--top-k)", self.top_k, 1)
+        if self.top_p is not None and not (_real(self.top_p) and 0.0 < self.top_p <= 1.0):
+            raise ConfigError(f"top_p (--top-p) must be a number in (0, 1], not {self.top_p!r}")
+        if self.seed is not None:
+            require_whole("seed (--seed)", self.seed, 0)
+            if self.seed > MAX_SEED - self.num_samples + 1:
+                raise ConfigError(
+                    f"seed (--seed) must be 0 to 2^53-1 for every sample (seed+i), not {self.seed}"
+                )
+
+
+def _real(x) -> bool:
+    """A real number (of Python's, NumPy's...), not a bool."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 class Sampler:
@@ -69,11 +83,15 @@ class Sampler:
     eval mode (no dropout) for good: sample_text, below, is the reader that puts it back."""
 
     def __init__(self, model: Model, config: SampleConfig, track_logprob: bool = True):
+        require_model(model)
+        if not isinstance(config, SampleConfig):
+            raise ConfigError(f"the config must be a SampleConfig, not {type(config).__name__}")
         self.model, self.config = model, config
         model.net.eval()
         self.device = model.device
         n = config.num_samples
-        base = config.seed if config.seed is not None else torch.seed() % (MAX_SEED - n + 2)
+        # a fresh seed from the system, not torch.seed(): that would reseed the caller's generator
+        base = config.seed if config.seed is not None else secrets.randbelow(MAX_SEED - n + 2)
         self.seeds = [base + i for i in range(n)]
         self.generators = [torch.Generator(self.device).manual_seed(s) for s in self.seeds]
         # log E for the next characters, (N, V) each: drawn a block at a time, one taken a step
@@ -224,6 +242,7 @@ def sample_text(
     only (the run's random state is untouched, so a run sampled along the way ends with the same
     weights) and leaves the model in the mode it found it in. `should_stop`, asked every
     STOP_POLL characters: True ends the sample there (a stop signal, a time budget spent)."""
+    require_model(model)
     if not isinstance(prime, str):
         raise ConfigError(f"the prime must be text (a str), not {type(prime).__name__}")
     require_whole("the length", length, 0)

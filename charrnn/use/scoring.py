@@ -28,7 +28,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from charrnn.errors import ConfigError, require_whole
 from charrnn.model.network import select_streams
-from charrnn.model.trained import CHUNK, PASS_COLS, TRIAL_COLS, Model
+from charrnn.model.trained import CHUNK, PASS_COLS, TRIAL_COLS, Model, require_model
 from charrnn.threads import ThreadTuner, timed, tuned_threads
 
 # How a long text is split, chosen by measurement (bench/score_speed.py, docs/commands.md):
@@ -77,6 +77,7 @@ def score_text(
     MIN_PIECE characters (more would read the warm-ups more than the text). Read without
     dropout, whatever mode the network is in (and left in it). `between` is called after each
     pass: what it raises ends the read (the command's reader has left)."""
+    require_model(model)
     if not isinstance(text, str):
         raise ConfigError(f"the text must be a str, not {type(text).__name__}")
     require_whole("chunk", chunk, 1)
@@ -134,9 +135,14 @@ def _read_split(
 
 @torch.inference_mode()
 def score_lines(model: Model, lines: list[str], batch: int = 64, chunk: int = CHUNK) -> list[float]:
-    """Nats per character of each line (with its line break), each read on its own from a cold
-    start, so lines compare whatever their order; nan for an empty line. Runs lines of similar
-    length as one batch; without dropout, as score_text."""
+    """Nats per character of each line, each read on its own from a cold start, so lines compare
+    whatever their order; nan for an empty line. A line is scored as given: with the \\n that ends
+    it, as `charrnn score --per-line` reads it. Runs lines of similar length as one batch; without
+    dropout, as score_text."""
+    require_model(model)
+    given = lines if isinstance(lines, list | tuple) else None  # not one text, a line a character
+    if given is None or not all(isinstance(line, str) for line in given):
+        raise ConfigError("the lines must be a list of str, each with the \\n that ends it")
     require_whole("batch", batch, 1)
     require_whole("chunk", chunk, 1)
     scores = [float("nan")] * len(lines)
