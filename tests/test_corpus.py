@@ -178,6 +178,25 @@ def test_a_folder_that_cannot_be_read_is_named_not_found_empty(tmp_path, monkeyp
     assert ("move it out" in str(raised.value)) == (where != "notes")  # not out of itself
 
 
+def test_a_folder_gone_as_it_is_walked_is_skipped_and_the_root_is_refused(tmp_path):
+    """A subfolder removed between its listing and its reading (a temporary one, a process's in
+    /proc) is skipped, as a file that went is; the whole file system is no corpus to walk."""
+    import shutil
+
+    for sub in ("a", "b"):
+        (tmp_path / "notes" / sub).mkdir(parents=True)
+        (tmp_path / "notes" / sub / "t.txt").write_text(f"{sub}\n")
+
+    def remove_b(folder: Path) -> bool:  # called as the walk reaches each folder, a before b
+        shutil.rmtree(tmp_path / "notes" / "b", ignore_errors=True)
+        return False
+
+    files = sources._walk(tmp_path / "notes", remove_b)[0]
+    assert files == [tmp_path / "notes" / "a" / "t.txt"]
+    with pytest.raises(CorpusError, match="/ is the whole file system: give the folder"):
+        load(tmp_path, "/")
+
+
 def test_stdin_and_several_sources(tmp_path):
     (tmp_path / "x.txt").write_text("from a file")
     c = load(tmp_path, "-", str(tmp_path / "x.txt"), stdin=b"from stdin")

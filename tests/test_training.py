@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 import torch
@@ -1060,10 +1061,35 @@ def test_open_run_starts_then_resumes_one_run_holding_its_lock(tmp_path, corpus_
         with pytest.raises(RunError, match="being trained by another process"):
             opened.trainer.run_dir.session().__enter__()
         drain(opened.trainer)
-    resumed = RunRequest(tmp_path / "ck", resume="tiny", train={"max_steps": 20, "seed": 3})
+    # what the run keeps its own of is refused, as `train --resume` refuses it, not dropped
+    for train, why in [
+        ({"max_steps": 20, "seed": 3}, "seed cannot change when resuming"),
+        ({"max_step": 20}, "unknown train option.*max_step"),
+    ]:
+        with (
+            pytest.raises(ConfigError, match=why),
+            open_run(RunRequest(tmp_path / "ck", resume="tiny", train=train), reader),
+        ):
+            pass
+    for kept in ({"cell": "gru"}, {"size": "large"}, {"model": {"hidden_size": 9}}, {"name": "x"}):
+        with pytest.raises(ConfigError, match="cannot be given when resuming a run"):
+            RunRequest(tmp_path / "ck", resume="tiny", **kept)
+    resumed = RunRequest(str(tmp_path / "ck"), resume="tiny", train={"max_steps": 20})
     with open_run(resumed, reader) as opened:
         assert opened.trainer.pos.step == 10 and opened.chars == len(corpus_file.read_text())
         assert drain(opened.trainer)[-1].step == 20
+
+
+@pytest.mark.parametrize("as_given", [str, Path, lambda p: [str(p)]])
+def test_a_run_requests_corpus_may_be_one_path(tmp_path, corpus_file, as_given):
+    """A library caller's one file, as a str or a Path, is that file: not a corpus a character."""
+    from charrnn.train.open import RunRequest
+
+    request = RunRequest(str(tmp_path / "ck"), corpus=as_given(corpus_file))
+    assert request.corpus == (str(corpus_file),) and request.checkpoint_dir == tmp_path / "ck"
+    for wrong in (3, [corpus_file, None], b"a.txt"):
+        with pytest.raises(ConfigError, match="corpus must be a path or a tuple of paths"):
+            RunRequest(tmp_path / "ck", corpus=wrong)
 
 
 def test_a_new_model_starts_from_the_training_parts_character_frequencies(tmp_path, trained_run):

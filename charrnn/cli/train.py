@@ -351,6 +351,9 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
         )
     if opts["name"] is not None and (problem := runs.name_problem(opts["name"], checkpoint_dir)):
         raise click.BadParameter(problem, ctx=ctx, param_hint="'--name'")
+    train = _given_fields(opts, TRAIN_OPTIONS)
+    if resume:  # the others were refused if given: what is left are defaults, the run's own kept
+        train = {name: value for name, value in train.items() if name in RESUMABLE}
     return RunRequest(
         checkpoint_dir,
         corpus=tuple(corpus),
@@ -361,7 +364,7 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
         size=opts["size"],
         cell=opts["cell"],
         model=_given_fields(opts, MODEL_OPTIONS),
-        train=_given_fields(opts, TRAIN_OPTIONS),
+        train=train,
         encoding=opts["encoding"],
         prime=opts["sample_prime"] if opts["sample_every"] else "",
     )

@@ -155,6 +155,8 @@ def folder_sources(
     """The text files under `folder` in reading order (never under a folder `leave_out` picks),
     the labels of the files skipped as not `encoding` text (see sniff), and of the links that
     lead nowhere."""
+    if folder.resolve().parent == folder.resolve():  # its special files would be read, or hang
+        raise CorpusError(f"{folder} is the whole file system: give the folder your texts are in")
     files, dangling, ours = _walk(folder, leave_out)
     if not files:
         n, k = len(dangling), len(ours)
@@ -201,10 +203,13 @@ def _walk(folder: Path, leave_out: LeaveOut = None) -> tuple[list[Path], list[st
     that lead nowhere; and the folders (or links) left out as `leave_out` picked them. Links are
     followed, to files and to folders (a corpus gathered by links is read whole), each folder
     once: a link back up the tree is no loop. A folder that cannot be read is a CorpusError, as
-    a file that cannot be read is (not one found empty)."""
+    a file that cannot be read is (not one found empty); one that went as it was walked is
+    skipped, as a file that went is."""
 
     def unreadable(e: OSError) -> None:
         inside = os.path.normpath(e.filename) != os.path.normpath(folder)
+        if isinstance(e, FileNotFoundError) and inside:
+            return  # gone since its folder was listed (a temporary file's folder, a process's)
         elsewhere = f", or move it out of {folder}" if inside else ""
         raise CorpusError(
             f"cannot read the folder {e.filename}: {e.strerror or e}; make it readable{elsewhere}"
@@ -216,6 +221,8 @@ def _walk(folder: Path, leave_out: LeaveOut = None) -> tuple[list[Path], list[st
             info = os.stat(root)
         except OSError as e:  # gone, or a link that leads nowhere now
             unreadable(e)
+            dirs[:] = []
+            continue
         key = (info.st_dev, info.st_ino)
         if key in seen:  # reached again through a link: read once
             dirs[:] = []

@@ -19,7 +19,7 @@ import torch
 
 from charrnn import runs
 from charrnn.defaults import CELL, ENCODING, SIZE
-from charrnn.errors import CorpusError, RunError, VocabError
+from charrnn.errors import ConfigError, CorpusError, RunError, VocabError
 from charrnn.text.catalog import Progress
 from charrnn.text.encoded import EncodedCorpus, encode_corpus
 from charrnn.text.encoded import Progress as PhaseProgress
@@ -27,7 +27,7 @@ from charrnn.text.resolve import resolve
 from charrnn.text.vocab import locate_unknown
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.resume import resume
-from charrnn.train.start import RESUMABLE, Opened, start
+from charrnn.train.start import Opened, start
 
 
 @dataclass
@@ -50,6 +50,39 @@ class RunRequest:
     # When the command began, by time.perf_counter: a time budget counts from there, so that
     # reading the text and building the model are inside it (None: from the first step's run).
     started: float | None = None
+
+    def __post_init__(self):
+        # A library caller's one file or folder is one corpus, not one a character ("a.txt")
+        corpus = self.corpus
+        corpus = (corpus,) if isinstance(corpus, str | os.PathLike) else corpus
+        if not isinstance(corpus, list | tuple) or not all(
+            isinstance(c, str | os.PathLike) for c in corpus
+        ):
+            raise ConfigError(f"corpus must be a path or a tuple of paths, not {corpus!r}")
+        self.corpus = tuple(os.fspath(c) for c in corpus)
+        self.checkpoint_dir = Path(self.checkpoint_dir)
+        if self.resume:  # what the run keeps its own of: refused, never dropped unsaid
+            fixed = [
+                name for name, default in RESUME_KEEPS.items() if getattr(self, name) != default
+            ]
+            fixed += [f"model[{key!r}]" for key in self.model]
+            if fixed:
+                raise ConfigError(
+                    f"{', '.join(fixed)} cannot be given when resuming a run (it keeps its own): "
+                    "leave them out"
+                )
+
+
+# What a resumed run keeps its own of, with the RunRequest default that means "not given"; of
+# `train`, a resume takes start.RESUMABLE's fields alone (resume refuses the rest).
+RESUME_KEEPS = {
+    "name": None,
+    "init_from": None,
+    "replace": False,
+    "size": SIZE,
+    "cell": CELL,
+    "encoding": ENCODING,
+}
 
 
 @dataclass
@@ -78,7 +111,6 @@ def open_run(
     if request.resume:
         run, file = runs.find_resume(request.resume, request.checkpoint_dir)
         with _locked(run, dist):  # no other trainer can move last.pt while it is read
-            given = {k: v for k, v in request.train.items() if k in RESUMABLE}
             # the run's saved sources: a name there is a catalog corpus, whatever is here
             saved = not request.corpus
             read = functools.partial(read_corpus, reader=reader, dist=dist, catalog_first=saved)
@@ -86,7 +118,7 @@ def open_run(
                 run,
                 read,
                 corpus_specs=request.corpus or None,
-                train=given,
+                train=request.train,
                 device=device,
                 dist=dist,
                 checkpoint_file=file,
