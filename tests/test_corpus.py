@@ -414,7 +414,10 @@ names = st.text(
 )
 
 
-file_kinds = st.sampled_from(["text", "text", "bom-crlf", "empty", "binary", "latin-1"])
+file_kinds = st.sampled_from(
+    ["text", "text", "bom-crlf", "empty", "binary", "latin-1", "late-latin-1", "late-nul"]
+)
+LONG_TEXT = b"a line of plain text\n" * 1000  # 21 KB: past the first block grep and git judge
 
 
 def make_file(path: Path, kind: str, body: str) -> bool:
@@ -425,9 +428,12 @@ def make_file(path: Path, kind: str, body: str) -> bool:
         "empty": b"",
         "binary": b"\x89PNG\r\n\x1a\n\x00\x00" + body.encode("utf-8"),  # NUL in the first block
         "latin-1": "caf\u00e9 ".encode("latin-1") + body.encode("utf-8"),  # not UTF-8 at byte 3
+        # one bad byte deep in the file: the file is skipped, not the whole corpus refused
+        "late-latin-1": LONG_TEXT + "caf\u00e9 ".encode("latin-1") + body.encode("utf-8"),
+        "late-nul": LONG_TEXT + b"\x00" + body.encode("utf-8"),
     }[kind]
     path.write_bytes(data)
-    return kind not in ("binary", "latin-1")
+    return kind not in ("binary", "latin-1", "late-latin-1", "late-nul")
 
 
 folders = st.lists(
