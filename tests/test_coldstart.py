@@ -164,6 +164,15 @@ def test_char_surprise_tells_corpus_like_text_from_garbage(long_text):
     assert runaway.looks_runaway("$&Q" * 100, vocab, None) is None  # older checkpoints
     found = runaway.looks_runaway("$&Q" * 100, vocab, counts)
     assert "nats a character rarer than the corpus's" in found
+    # the mean surprise of the characters less the corpus's entropy, under add-one frequencies
+    p = (torch.tensor(counts, dtype=torch.float64) + 1) / (sum(counts) + len(counts))
+    ids = data.encode(long_text[:500], vocab).long()
+    direct = float(-p.log()[ids].mean() + (p * p.log()).sum())
+    assert runaway.char_surprise(long_text[:500], vocab, counts) == pytest.approx(direct)
+    made = runaway._surprise.cache_info().misses
+    for i in range(100):  # the samples of a batch: the table is made once for all of them
+        runaway.looks_runaway(long_text[i : i + 100], vocab, counts)
+    assert runaway._surprise.cache_info().misses == made
 
 
 @pytest.mark.parametrize("char", ["e", " ", "z", "\n"])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -21,11 +22,19 @@ def char_surprise(text: str, vocab: CharVocab, counts: list[int]) -> float | Non
     """
     if len(text) < MIN_JUDGED or len(counts) != len(vocab) or not sum(counts):
         return None
+    surprise, entropy = _surprise(tuple(counts))
+    seen = [surprise[i] for c in text if (i := vocab.index.get(c)) is not None]
+    return sum(seen) / len(seen) - entropy if seen else None
+
+
+@functools.lru_cache(maxsize=8)
+def _surprise(counts: tuple[int, ...]) -> tuple[list[float], float]:
+    """Each character's surprise under the add-one frequencies `counts` (nats), and their mean
+    (the corpus's own): made once for all the samples of a batch (-n 4096 of 4,000 distinct
+    characters judged in 33 s, each making its own, after a stop signal that asked for an end)."""
     freq = torch.tensor(counts, dtype=torch.float64) + 1.0  # (V,), no character impossible
     surprise = -(freq / freq.sum()).log()  # (V,) nats
-    entropy = float((freq / freq.sum() * surprise).sum())
-    seen = torch.tensor(vocab.encode("".join(c for c in text if c in vocab)), dtype=torch.long)
-    return float(surprise[seen].mean()) - entropy
+    return surprise.tolist(), float((freq / freq.sum() * surprise).sum())
 
 
 # Below this temperature, or under a --top-k or --top-p below these, a sample keeps only the
