@@ -12,6 +12,11 @@ class CorpusError(CharRNNError):
     """The text to train on cannot be read, decoded or used as it is."""
 
 
+class CacheUnwritable(CorpusError):
+    """The corpus cache cannot be written (a read-only home, a full disk): encoding can go on
+    without it (encoded.encode_corpus)."""
+
+
 class VocabError(CharRNNError):
     """Text holds characters the model's vocabulary does not have."""
 

@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -224,16 +225,37 @@ def test_decoding_in_chunks_equals_decoding_at_once(text, cuts):
     assert "\r" not in whole
 
 
-def test_an_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch):
+def test_a_cache_that_cannot_be_written_is_done_without_and_nowhere_to_write_is_an_error(
+    tmp_path, monkeypatch, env
+):
+    """A cache folder that cannot be made (a read-only home; here, under a file) costs the run
+    nothing but the cache: the corpus is encoded in a temporary folder, the same ids, and `train`
+    notes it; where no file can be written at all (a full disk), the cache's error says so."""
     f = tmp_path / "c.txt"
-    f.write_text("some text\n" * 10)
+    f.write_text(make_text(3000, seed=4))
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    sources_ = resolve.resolve([str(f)], blocked / "cache")
+    corpus = encoded.encode_corpus(sources_, blocked / "cache")
+    assert "cannot create the corpus cache" in corpus.uncached and not corpus.hit
+    _, vocab, ids = in_memory(tmp_path, str(f))
+    assert corpus.vocab.chars == vocab.chars and torch.equal(corpus.ids.long(), ids.long())
+    assert not list((tmp_path / "tmp").iterdir())  # nothing left behind
+    args = ["train", str(f), "--steps", "2", "--seq-len", "16", "--batch-size", "4"]
+    r = env([*args, *TINY_CLI], env={"CHARRNN_CACHE_DIR": str(blocked / "cache")})
+    assert r.exit_code == 0, r.stderr
+    (note,) = [line for line in r.stderr.splitlines() if line.startswith("Note: cannot create")]
+    assert note.endswith("; encoded the corpus for this run alone")
 
     def full(path, write):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(cache, "atomic_write", full)
-    with pytest.raises(CorpusError, match=r"No space left.*CHARRNN_CACHE_DIR"):
+    with pytest.raises(CorpusError, match=r"No space left.*CHARRNN_CACHE_DIR") as raised:
         encode(tmp_path, str(f))
+    assert str(tmp_path / "cache") in str(raised.value)  # the cache's, not a temporary folder
 
 
 def test_cli_warns_about_a_damaged_entry_lists_and_clears_the_cache(env, tmp_path):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from charrnn.errors import CorpusError
+from charrnn.errors import CacheUnwritable
 from charrnn.fsutil import atomic_write, cannot_write
 
 try:
@@ -35,7 +35,7 @@ def cache_writing(folder: Path, temporaries: str = ".*.tmp") -> Iterator[int]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise CorpusError(
+        raise CacheUnwritable(
             cannot_write(folder, e, OTHER_CACHE, doing="create the corpus cache")
         ) from None
     try:
@@ -62,12 +62,12 @@ def cache_writing(folder: Path, temporaries: str = ".*.tmp") -> Iterator[int]:
 def write_cached(
     path: Path, write: Callable[[BinaryIO], None], doing: str = "write", named: Path | None = None
 ) -> None:
-    """atomic_write into the cache, under cache_writing: a failed write is a CorpusError naming
-    `named` (else `path`) that says how to put the cache elsewhere."""
+    """atomic_write into the cache, under cache_writing: a failed write is a CacheUnwritable
+    naming `named` (else `path`) that says how to put the cache elsewhere."""
     try:
         atomic_write(path, write)
     except OSError as e:
-        raise CorpusError(cannot_write(named or path, e, OTHER_CACHE, doing=doing)) from None
+        raise CacheUnwritable(cannot_write(named or path, e, OTHER_CACHE, doing=doing)) from None
 
 
 def _try_lock(fd: int) -> bool:

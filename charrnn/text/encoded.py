@@ -6,8 +6,10 @@ the raw bytes and the encoding. How and why: docs/commands.md, "Corpora of any s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
+import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ import torch
 
 from charrnn import jsonl
 from charrnn.defaults import ENCODING
-from charrnn.errors import CorpusError, VocabError
+from charrnn.errors import CacheUnwritable, CorpusError, VocabError
 from charrnn.text.cache import cache_writing, write_cached
 from charrnn.text.data import check_vocab, code_points, encode, id_dtype
 from charrnn.text.sources import CHUNK, Sources
@@ -46,6 +48,7 @@ class EncodedCorpus:
     # Each file's label and length in characters, in reading order, to say where in which file a
     # place in the text is; [] where not known (a cache entry from before they were kept).
     files: list[tuple[str, int]] = field(default_factory=list)
+    uncached: str | None = None  # why the cache could not keep it, where it could not
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -54,9 +57,24 @@ class EncodedCorpus:
 def encode_corpus(
     sources: Sources, cache_dir: Path, progress: Progress | None = None
 ) -> EncodedCorpus:
-    """The ids of `sources`, from the cache if it holds them, else encoded and cached now."""
-    folder = cache_dir / "encoded"
+    """The ids of `sources`, from the cache if it holds them, else encoded and cached now; where
+    the cache cannot be written (a read-only home, a full disk), encoded in a temporary folder,
+    mapped, and the folder removed: the cache only saves the encoding, the run needs none."""
     key = content_key(sources, progress)
+    try:
+        return _encoded(sources, cache_dir / "encoded", key, progress)
+    except CacheUnwritable as e:
+        try:
+            with tempfile.TemporaryDirectory(
+                prefix="charrnn-encoded-", ignore_cleanup_errors=True
+            ) as tmp:
+                corpus = _encoded(sources, Path(tmp), key, progress)
+        except CacheUnwritable:  # nowhere to write (a full disk): the cache's error says what to do
+            raise e from None
+        return dataclasses.replace(corpus, uncached=str(e))
+
+
+def _encoded(sources: Sources, folder: Path, key: str, progress) -> EncodedCorpus:
     meta_path, ids_path = folder / f"{key}.json", folder / f"{key}.ids"
     rebuilt = None
     if meta_path.exists() or ids_path.exists():

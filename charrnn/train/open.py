@@ -205,6 +205,8 @@ def read_corpus(
     corpus = encode_corpus(sources, reader.cache, reader.progress)
     if dist.local_rank == 0:
         dist.barrier()
+    if corpus.uncached and reader.note:
+        reader.note(f"Note: {corpus.uncached}; encoded the corpus for this run alone")
     if corpus.rebuilt and reader.note:
         reader.note(
             f"Warning: the cached encoding of this corpus was damaged ({corpus.rebuilt}); "
