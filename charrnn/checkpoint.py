@@ -89,7 +89,8 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
             raise DamagedCheckpoint(f"{path} is a folder, not a checkpoint file")
         raise CheckpointError(f"{path} is a folder: give a checkpoint file (a run's best.pt)")
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
+        what = f"{path} is not a file" if path.exists() else f"nothing at {path}"  # /dev/null
+        raise CheckpointError(f"{what}: give a checkpoint file (a run's best.pt)")
     # A run's own file was a checkpoint once: whatever it holds now, it is damaged, and the
     # reader's advice (the run's other checkpoint) applies. Another file may never have been one.
     damaged = DamagedCheckpoint if _in_a_run(path) else CheckpointError

@@ -98,8 +98,10 @@ def test_other_files_and_newer_versions_get_their_own_errors(trained_run, tmp_pa
     truncated.write_bytes(trained_run.best.read_bytes()[:5000])
     with pytest.raises(CheckpointError, match="not a charrnn checkpoint"):
         checkpoint.load(truncated)
-    with pytest.raises(CheckpointError, match="no checkpoint at"):
+    with pytest.raises(CheckpointError, match=r"nothing at .*missing.pt: give a checkpoint file"):
         checkpoint.load(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match=r"/dev/null is not a file: give a checkpoint file"):
+        checkpoint.load("/dev/null")
 
 
 @pytest.mark.parametrize(

@@ -442,6 +442,10 @@ def test_a_bare_name_is_a_run_and_a_path_is_a_path(files):
         assert invoke(["sample", "-c", "./other", "-l", "5"]).exit_code == 0
         r = invoke(["sample", "-c", "x.pt"])  # ends in .pt: a file path, not the run x.pt
         assert r.exit_code == 1 and "no checkpoint file or run folder at x.pt" in r.stderr
+        r = invoke(["sample", "-c", "x.pt/best.pt"])  # a run's file, named from inside its base
+        assert_one_error(r, 1, "at x.pt/best.pt; did you mean checkpoints/x.pt/best.pt?")
+        r = invoke(["sample", "-c", "nowhere/best.pt"])
+        assert_one_error(r, 1, "give a run's name (`charrnn runs` lists them) or a checkpoint's")
         assert invoke(["sample", "-c", "checkpoints/x.pt", "-l", "5"]).exit_code == 0
         r = invoke(["train", "--resume", "other"])
         assert r.exit_code == 1 and "no run 'other' in checkpoints" in r.stderr

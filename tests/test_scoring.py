@@ -281,7 +281,7 @@ def test_several_files_names_stay_one_field_and_notes_say_whose(score, tmp_path)
     assert [json.loads(line)["file"] for line in as_json.splitlines()] == names
     r = score(["new\nline.txt", "gone\n.txt"])  # an Error line stays one line too
     assert r.exit_code == 1 and r.stderr.splitlines()[0] == (
-        r"Error: cannot read gone\n.txt: No such file or directory"
+        r"Error: cannot read gone\n.txt: No such file or directory; check the name and the folder"
     )
     (tmp_path / "odd.txt").write_text("the cat \u03a9\n")
     r = score(["--unknown", "skip", names[0], "odd.txt"])
@@ -538,7 +538,7 @@ def test_a_reader_that_leaves_after_a_file_failed_still_gets_its_status(trained_
     os.close(write)
     _, err = p.communicate(timeout=DEADLINE)
     assert p.returncode == 1 and err.decode().splitlines() == [
-        "Error: cannot read gone.txt: No such file or directory"
+        "Error: cannot read gone.txt: No such file or directory; check the name and the folder"
     ], err
 
 

@@ -204,7 +204,9 @@ def as_path(folder: str | Path) -> str:
 def _meant(spec: str, base: Path) -> str:
     """For a `spec` that names nothing, a hint at the run under `base` it may mean: the one a run
     called `spec` was named (`safe_name`: how names were made before a name that is not plain
-    was refused), or, for a value read as a path, the run named just so ('x.pt'); '' if none."""
+    was refused), or, for a value read as a path, the run named just so ('x.pt'), or that path
+    inside `base` (early/last.pt, a run's file named as `ls CHECKPOINT_DIR` shows it); '' if
+    none."""
     plain = {os.sep, os.altsep} - {None}
     names = [safe_name(spec, base)]
     if is_path(spec) and spec not in (".", "..") and not any(s in spec for s in plain):
@@ -216,6 +218,10 @@ def _meant(spec: str, base: Path) -> str:
             if path_kind(Path(base) / name) == "dir":
                 use = str(Path(base) / name) if is_path(name) else name
                 return f"; did you mean the run {name!r} in {base}? give {shlex.quote(use)}"
+    inside = Path(base) / spec  # a run's file named from inside the checkpoint folder
+    with contextlib.suppress(RunError):
+        if not Path(spec).is_absolute() and path_kind(inside) in ("file", "dir"):
+            return f"; did you mean {shlex.quote(str(inside))}?"
     return ""
 
 
@@ -262,7 +268,10 @@ def resolve_checkpoint(spec: str | Path | None, base: Path, note=None, check=Non
         if kind == "dir":
             return _pick(RunDir(path), spec)
         if kind is None:
-            raise RunError(f"no checkpoint file or run folder at {spec}{_meant(spec, base)}")
+            meant = _meant(spec, base) or (
+                "; give a run's name (`charrnn runs` lists them) or a checkpoint's path"
+            )
+            raise RunError(f"no checkpoint file or run folder at {spec}{meant}")
         return path  # a file: checkpoint.load says what is wrong with it, if anything
     return _pick(_run_folder(spec, base), spec)
 

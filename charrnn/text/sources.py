@@ -92,7 +92,9 @@ def _stat(path: str, label: str) -> os.stat_result:
     try:
         return os.stat(path)
     except (OSError, ValueError) as e:  # ValueError: a NUL in the name
-        raise CorpusError(f"cannot read {label}: {getattr(e, 'strerror', None) or e}") from None
+        todo = "; check the name and the folder" * isinstance(e, FileNotFoundError)
+        why = getattr(e, "strerror", None) or e
+        raise CorpusError(f"cannot read {label}: {why}{todo}") from None
 
 
 def input_file(spec: str | os.PathLike, label: str, hint: str) -> Source:
