@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -385,6 +386,23 @@ def test_a_best_pt_damaged_in_its_optimizer_alone_is_said_to_sample_still(
     )
     again = env(["sample", "-c", "opt", "-l", "20", "--seed", "1"])
     assert again.exit_code == 0 and again.stderr == "" and len(again.stdout) >= 20
+    # last.pt's model damaged as well: nothing resumes, but best.pt still reads text, and the
+    # advice goes on from its weights (never to train again from nothing, or --force it away)
+    last = torch.load(run / "last.pt", weights_only=True)
+    last["model"][next(iter(last["model"]))].view(-1)[0] += 1.0
+    torch.save(last, run / "last.pt")
+    rec = json.loads(env(["runs", "--check", "--json"]).stdout)
+    assert "--force" not in rec["note"] and "train it again" not in rec["note"]
+    assert re.search(
+        r"nothing resumes it, but its best.pt reads text \(sample, score, inspect and export\): "
+        r"train on from its weights as a new run, `charrnn train \S+ --init-from checkpoints/opt/best.pt`$",
+        rec["note"],
+    ), rec["note"]
+    assert env(["sample", "-c", "opt", "-l", "20", "--seed", "1"]).stdout == again.stdout
+    r = env(["train", "--resume", "opt"])
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    torch.save(payload, run / "best.pt")
+    shutil.copy(trained_run.last, run / "last.pt")
     payload["model"][next(iter(payload["model"]))].view(-1)[0] += 1.0  # and now its model too
     torch.save(payload, run / "best.pt")
     rec = json.loads(env(["runs", "--check", "--json"]).stdout)

@@ -146,9 +146,9 @@ def test_top_k_and_top_p_keep_the_characters_they_should(browser, tmp_path):
 
 @needs_browser
 def test_text_that_could_break_out_of_the_page_is_inert(browser, tmp_path):
-    chars = "</script><!--\u2028\u2029\ufeff\"'&`${}ab"
+    chars = "</script><!--\u2028\u2029\ufeff\"'&`${}ab\u200d"
     vocab = CharVocab.from_text(chars)
-    prime = "</script>\u2028\ufeff<!--${a}"
+    prime = "</script>\u2028\ufeff<!--${a}a\u200db"  # a joiner joins: shown as itself
     model = Model(tiny("lstm", 1, len(vocab)), vocab)
     page = opened(browser, tmp_path, model, prime=prime, name="evil")
     raw = page.read_text(encoding="utf-8")

@@ -4,11 +4,12 @@ run it was fine-tuned from, or why it cannot be read."""
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 
 from charrnn.errors import CharRNNError, RunError
 from charrnn.jsonl import number
-from charrnn.runs.advice import resume_command, text_to_give, train_longer
+from charrnn.runs.advice import pipe_sources, resume_command, text_to_give, train_longer
 from charrnn.runs.folder import RunDir, best_candidates, is_evaluation, path_kind
 from charrnn.train.events import ENDINGS
 
@@ -57,6 +58,11 @@ class RunInfo:
         given = text_to_give(self.sources) if self.sources is not None else []
         in_the_way = [n for n in self.broken if os.path.isdir(self.run.path / n)]
         move = f"; move its {' and '.join(in_the_way)} out of the run folder" if in_the_way else ""
+        if self.resumes_from is None and self.has_best:  # best.pt's model alone is sound
+            return (
+                f"{move}; nothing resumes it, but its best.pt reads text ({MODEL_READERS}): train "
+                f"on from its weights as a new run, `{self._from_best()}`"
+            )
         if self.resumes_from is None and self.broken:  # (not a folder without permission)
             return f"{move}; no checkpoint of it loads: train it again, with --force to replace it"
         if self.resumes_from == "last.pt" and "best.pt" in self.broken:
@@ -74,6 +80,14 @@ class RunInfo:
                 "--time if its budget is spent)"
             )
         return move
+
+    def _from_best(self) -> str:
+        """The new run that starts from best.pt's weights on the run's own text (--init-from)."""
+        pipes = pipe_sources(self.sources or ())
+        texts = ["FILE" if s in pipes else shlex.quote(s) for s in self.sources or ()]
+        piped = "... | " if "-" in texts else ""
+        best = shlex.quote(self.run.file_ref("best.pt"))
+        return f"{piped}charrnn train {' '.join(texts) or 'CORPUS'} --init-from {best}"
 
     def go_on(self) -> str:
         """What trains the run on, as advice: its resume, or, where it diverged at the rate a
@@ -138,7 +152,7 @@ class RunInfo:
         that loads, else None (nothing can resume it)."""
         if os.path.isfile(self.run.last) and "last.pt" not in self.broken and self.step is not None:
             return "last.pt"
-        return "best.pt" if self.has_best else None
+        return "best.pt" if self.has_best and "best.pt" not in self.broken else None
 
     @property
     def lost_last(self) -> bool:
@@ -207,15 +221,19 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
                     loaded[path.name] = checkpoint.load(path, verify=verify)
                 except CharRNNError as e:  # what is wrong; the listing says what to do
                     what = getattr(e, "what", str(e))
-                    sound = path == run.best and "last.pt" in loaded and _sound_model(path)
+                    sound = path == run.best and _sound_model(path)
                     if sound:
-                        # its optimizer's state alone: what reads text reads it as trained, and
-                        # a resume goes on from last.pt
+                        # its training state alone: what reads text reads it as trained, and a
+                        # resume goes on from last.pt, where that loads (else from nothing)
                         loaded[path.name] = sound
-                        problems.append(
-                            f"{what}; its model is sound ({MODEL_READERS} read it), and a "
-                            "resume goes on from its last.pt"
-                        )
+                        if "last.pt" in loaded:
+                            problems.append(
+                                f"{what}; its model is sound ({MODEL_READERS} read it), and a "
+                                "resume goes on from its last.pt"
+                            )
+                        else:
+                            problems.append(f"{what}, though its model is sound")
+                            broken.append(path.name)  # nothing resumes from it
                         continue
                     problems.append(what)
                     broken.append(path.name)
