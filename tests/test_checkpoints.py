@@ -395,7 +395,8 @@ def test_a_best_pt_damaged_in_its_optimizer_alone_is_said_to_sample_still(
     assert "--force" not in rec["note"] and "train it again" not in rec["note"]
     assert re.search(
         r"nothing resumes it, but its best.pt reads text \(sample, score, inspect and export\): "
-        r"train on from its weights as a new run, `charrnn train \S+ --init-from checkpoints/opt/best.pt`$",
+        r"train on from its weights as a new run, "
+        r"`charrnn train \S+ --init-from checkpoints/opt/best.pt`$",
         rec["note"],
     ), rec["note"]
     assert env(["sample", "-c", "opt", "-l", "20", "--seed", "1"]).stdout == again.stdout

@@ -1,6 +1,8 @@
 """The vocabulary (round trips, compact ids, unseen characters named), the split, and stateful
 stream batching."""
 
+import unicodedata
+
 import pytest
 import torch
 from conftest import shakespeare
@@ -61,6 +63,14 @@ def test_unseen_characters_are_named_with_their_code_points_and_positions():
     lower, upper = CharVocab.from_text("abcez "), CharVocab.from_text("ABCEZ ")
     assert apply_unknown("Zebra É", lower, "replace") == "zeb a e"
     assert apply_unknown("zebra é", upper, "replace") == "ZEB A E"
+    # é typed as one code point to a model that read e + U+0301 (and the other way): the same
+    # text in the other Unicode form, which the error names and replace writes
+    for typed, known in (("NFC", "NFD"), ("NFD", "NFC")):
+        vocab = CharVocab.from_text(unicodedata.normalize(known, "été naïve"))
+        text = unicodedata.normalize(typed, "été")
+        with pytest.raises(VocabError, match=f"the model knows them written in Unicode {known}"):
+            apply_unknown(text, vocab)
+        assert apply_unknown(text, vocab, "replace") == unicodedata.normalize(known, "été")
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 from charrnn.defaults import UNKNOWN
@@ -81,11 +82,19 @@ def apply_unknown(
     if policy == "skip":
         return "".join(ch for ch in text if ch in vocab)
     if policy == "replace":
-        # the nearest text the vocabulary has (é -> e, “ -> ", … -> ...), else a space or nothing
+        # the same text in the Unicode form the model read most of (é as e + U+0301, or the other
+        # way), then the nearest the vocabulary has (é -> e, “ -> ", … -> ...), else a space
+        forms = [text, *(unicodedata.normalize(f, text) for f in ("NFC", "NFD"))]
+        text = min(forms, key=lambda t: sum(ch not in vocab.index for ch in t))
         space = " " if " " in vocab else ""
         return "".join(ch if ch in vocab else lookalike(ch, vocab) or space for ch in text)
+    # é typed as one code point to a model that read e + U+0301 (or the other way): the same text
+    other = [f for f in ("NFC", "NFD") if set(unicodedata.normalize(f, text)) <= vocab.index.keys()]
+    form = ""
+    if other:
+        form = f" (the model knows them written in Unicode {other[0]}, which replace writes)"
     raise VocabError(
-        f"{what} has characters the model has never seen: {locate_unknown(text, vocab)}; "
+        f"{what} has characters the model has never seen: {locate_unknown(text, vocab)}{form}; "
         "remove them, or pass --unknown skip or --unknown replace"
     )
 
@@ -107,8 +116,6 @@ def locate_unknown(text: str, vocab: CharVocab, offset: int = 0, limit: int = 10
 def lookalike(ch: str, vocab: CharVocab) -> str:
     """What `ch` looks like in the vocabulary's characters (é -> e, “ -> ", … -> ...), or the
     other case's where the vocabulary has one case only (Z -> z, É -> e), or ""."""
-    import unicodedata
-
     nfkd = unicodedata.normalize("NFKD", ch)
     for candidate in (_LOOKALIKES.get(ch, ""), nfkd, nfkd.lower(), nfkd.upper()):
         kept = "".join(c for c in candidate if c in vocab)
