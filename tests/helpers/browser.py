@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -48,6 +49,7 @@ class Browser:
             ],
             pass_fds=(3, 4),
             preexec_fn=on_fds_3_and_4,
+            start_new_session=True,  # its helpers too are ended with it (close)
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -145,7 +147,9 @@ class Browser:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self._commands)
-        self.process.kill()
+        # The whole group: a helper process left alive wrote into the profile after it was removed
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
         shutil.rmtree(self.profile, ignore_errors=True)
 
