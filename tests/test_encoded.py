@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charrnn.errors import CorpusError
-from charrnn.text import cache, data, decode, encoded, resolve, sources
+from charrnn.text import cache, catalog, data, decode, encoded, resolve, sources
 from charrnn.text.vocab import CharVocab
 
 
@@ -243,6 +243,12 @@ def test_a_cache_that_cannot_be_written_is_done_without_and_nowhere_to_write_is_
     _, vocab, ids = in_memory(tmp_path, str(f))
     assert corpus.vocab.chars == vocab.chars and torch.equal(corpus.ids.long(), ids.long())
     assert not list((tmp_path / "tmp").iterdir())  # nothing left behind
+    # a named corpus (built or downloaded into the cache) is fetched for the run alone, likewise
+    named = resolve.resolve(["recall"], blocked / "cache")
+    entry = catalog.load_catalog()["recall"]
+    assert named.origins == ["recall"] and named.files[0].label == "recall"
+    assert named.files[0].data == catalog.BUILTINS["recall"](entry.size).encode()
+    assert not list((tmp_path / "tmp").iterdir())
     args = ["train", str(f), "--steps", "2", "--seq-len", "16", "--batch-size", "4"]
     r = env([*args, *TINY_CLI], env={"CHARRNN_CACHE_DIR": str(blocked / "cache")})
     assert r.exit_code == 0, r.stderr

@@ -106,8 +106,9 @@ Examples:
     help="End a sample where TEXT appears (not printed); repeatable; \\n, \\r and \\t understood.",
 )
 @json_option(
-    "One JSON object per sample: text, seed, settings, mean log-probability, whether it looks "
-    "like a runaway, and why it ended (length, stop, or stopped by a signal)."
+    "One JSON object per sample, written when the samples are done: text, seed, settings, mean "
+    "log-probability, whether it looks like a runaway, and why it ended (length, stop, or "
+    "stopped by a signal)."
 )
 @click.option(
     "-o",

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from charrnn.defaults import ENCODING
-from charrnn.errors import CorpusError
+from charrnn.errors import CacheUnwritable, CorpusError
 from charrnn.text.catalog import Progress, fetch, load_catalog
 from charrnn.text.decode import text_encoding
 from charrnn.text.sources import (
@@ -130,7 +131,19 @@ def _from_catalog(spec, cache_dir, progress) -> tuple[list, str, list, list] | N
     catalog = load_catalog()
     if spec not in catalog:
         return None
-    target = fetch(catalog[spec], cache_dir, progress)
+    try:
+        target = fetch(catalog[spec], cache_dir, progress)
+    except CacheUnwritable as e:
+        # The cache only saves fetching it again: fetched for this run alone and held in memory
+        # (the encoding's own fallback notes why the cache is not kept).
+        try:
+            with tempfile.TemporaryDirectory(
+                prefix="charrnn-corpus-", ignore_cleanup_errors=True
+            ) as tmp:
+                data = fetch(catalog[spec], Path(tmp), progress).read_bytes()
+        except CacheUnwritable:  # nowhere to write (a full disk): the cache's error says what to do
+            raise e from None
+        return [Source(spec, data=data)], spec, [], []
     return [Source(str(target), path=target)], spec, [], []
 
 
