@@ -42,7 +42,7 @@ from charrnn.train.start import start
 from charrnn.train.trainer import EvalEvent
 from charrnn.use import memory
 
-QUICK_GAPS = (4, 16, 64)
+QUICK_GAPS = (4, 16, 64, 256)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,7 +244,7 @@ def draw(out: dict, path: Path) -> None:
 
 
 def quick() -> list[dict]:
-    """The CI-sized run: an LSTM (1x24) and an RNN as big, K=4, gaps 4/16/64, T=32."""
+    """The CI-sized run: an LSTM (1x24) and an RNN as big, K=4, gaps 4/16/64/256, T=32."""
     jobs = [
         RecallJob(
             cell,

@@ -17,6 +17,7 @@ def test_the_lstm_remembers_across_a_gap_where_the_rnn_forgets():
     assert (lstm["cell"], rnn["cell"]) == ("lstm", "rnn")
     assert abs(lstm["params"] / rnn["params"] - 1) < 0.1  # the same size, about
     assert lstm["chance"] == rnn["chance"] == 2.0  # K = 4 kinds of opener
-    longest = max(bench.QUICK_GAPS)
-    assert lstm["bits"][longest] < 0.5  # it remembers which opener, 66 characters back
-    assert rnn["bits"][longest] > lstm["bits"][longest] + 0.75  # the RNN far less (chance: 2)
+    # (among gaps of up to 256: with 64 the longest, the RNN learned to hold the opener from
+    # some seeds and not others, on one machine's arithmetic and another's)
+    assert lstm["bits"][64] < 0.5  # it remembers which opener, 66 characters back
+    assert rnn["bits"][64] > lstm["bits"][64] + 0.75  # the RNN far less (chance: 2)
