@@ -28,7 +28,13 @@ from typing import Any
 import torch
 
 from charrnn.devices import as_device
-from charrnn.errors import CharRNNError, CheckpointError, DamagedCheckpoint
+from charrnn.errors import (
+    CharRNNError,
+    CheckpointError,
+    ConfigError,
+    DamagedCheckpoint,
+    require_type,
+)
 from charrnn.fsutil import ZIP, atomic_write, cannot_write
 from charrnn.model.config import ModelConfig, parameter_shapes
 from charrnn.model.network import CharRNN
@@ -78,7 +84,15 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
     `verify`: the parts whose digests are checked (True: all; a reader of the model alone gives
     MODEL_PARTS, so the optimizer's tensors are never read; False: none, for a reader of the plain
     values only, such as `charrnn runs`)."""
-    path = Path(path)
+    path = Path(require_type("path", path, (str, os.PathLike), "a checkpoint's path"))
+    if not isinstance(verify, bool) and (
+        isinstance(verify, str)
+        or not isinstance(verify, Collection)
+        or not all(isinstance(part, str) for part in verify)
+    ):
+        raise ConfigError(
+            f"verify must be True, False or a set of a checkpoint's parts, not {verify!r}"
+        )
     if path.is_dir():
         if (path / "last.pt").is_file():
             raise CheckpointError(
@@ -283,6 +297,7 @@ def load_model(
 ) -> Model:
     """The trained model of the checkpoint at `path` (a run's folder: its best.pt), whole (in eval
     mode, on `device`, else the CPU): what `sample`, `score` and `inspect` read text with."""
+    require_type("path", path, (str, os.PathLike), "a checkpoint's path")
     if Path(path).is_dir() and (Path(path) / "best.pt").is_file():
         path = Path(path) / "best.pt"
     model = restore(load(path, verify=verify), path)

@@ -56,4 +56,28 @@ def require_whole(name: str, value, least: int) -> None:
     """A ConfigError unless `value` (a library caller's count, called `name`) is a whole number
     of `least` or more: not a float, not a bool."""
     if not isinstance(value, int) or isinstance(value, bool) or value < least:
-        raise ConfigError(f"{name} must be a whole number of {least} or more, not {value!r}")
+        raise ConfigError(f"{name} must be a whole number of {least} or more, not {_shown(value)}")
+
+
+def require_type(name: str, value, types: type | tuple[type, ...], what: str, none: bool = False):
+    """`value` where it is one of `types` (or None, with `none`), else a ConfigError saying that
+    `name`, what a library caller gave, must be `what`: never a TypeError from deep inside. A bool
+    is no number here unless `types` names bool."""
+    if value is None and none:
+        return value
+    wanted = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+        raise ConfigError(f"{name} must be {what}{' or None' * none}, not {_shown(value)}")
+    return value
+
+
+def require_callable(name: str, value) -> None:
+    """A ConfigError unless `value`, a library caller's hook called `name`, is callable or None."""
+    if value is not None and not callable(value):
+        raise ConfigError(f"{name} must be a function (or None), not {_shown(value)}")
+
+
+def _shown(value) -> str:
+    """`value` as a message shows it: its repr, cut short (a tensor, a model, a long text)."""
+    shown = repr(value)
+    return shown if len(shown) <= 60 else f"{shown[:57]}..."

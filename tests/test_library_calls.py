@@ -270,7 +270,7 @@ def test_sampling_without_a_seed_leaves_the_callers_generator_alone():
     expected = torch.rand(3)
     for write in (
         lambda: sample_text(model, "ab", 20, seed=None),
-        lambda: Sampler(model, SampleConfig()).generate(5),
+        lambda: list(Sampler(model, SampleConfig()).generate(5)),
     ):
         torch.manual_seed(42)
         write()
@@ -313,6 +313,67 @@ def test_the_readers_refuse_what_is_not_a_model_or_not_text(trained_run):
     with pytest.raises(ConfigError, match="needs a SampleConfig"):
         record(model, "abc", 5)
     assert record(model, "abc").text == "abc"
+
+
+def _wrong_arguments(best):
+    """(call, the field its error names): a library call given what it cannot take."""
+    from charrnn import checkpoint
+    from charrnn.train.open import RunRequest, TextReader
+    from charrnn.use.inspection import record
+    from charrnn.use.scoring import score_text
+
+    model = model_for()
+    recording = record(model, "abc")
+    return [
+        (lambda: RunRequest(None), "checkpoint_dir"),
+        (lambda: RunRequest("ck", name=5), "name"),
+        (lambda: RunRequest("ck", name=""), "name"),
+        (lambda: RunRequest("ck", resume=3), "resume"),
+        (lambda: RunRequest("ck", init_from=["a"]), "init_from"),
+        (lambda: RunRequest("ck", replace="yes"), "replace"),
+        (lambda: RunRequest("ck", size=None), "size"),
+        (lambda: RunRequest("ck", cell=None), "cell"),
+        (lambda: RunRequest("ck", model=[1]), "model"),
+        (lambda: RunRequest("ck", train=5), "train"),
+        (lambda: RunRequest("ck", encoding=None), "encoding"),
+        (lambda: RunRequest("ck", prime=5), "prime"),
+        (lambda: RunRequest("ck", started="now"), "started"),
+        (lambda: TextReader(None), "cache"),
+        (lambda: TextReader("cache", note="print"), "note"),
+        (lambda: TextReader("cache", stdin_file=[1, 2]), "stdin_file"),
+        (lambda: checkpoint.load_model(5), "path"),
+        (lambda: checkpoint.load_model(None), "path"),
+        (lambda: checkpoint.load(best, verify=5), "verify"),
+        (lambda: checkpoint.load(best, verify="model"), "verify"),
+        (lambda: sample_text(model, "ab", 5, should_stop="yes"), "should_stop"),
+        (lambda: score_text(model, "abc " * 300, between=5), "between"),
+        (lambda: record(model, "abc", between=5), "between"),
+        (lambda: record(model, "abc", 5, {"seed": 1}), "config"),
+        (lambda: record(model, "abc", 5, SampleConfig(num_samples=2)), "num_samples"),
+        (lambda: Sampler(model, SampleConfig()).generate("5"), "length"),
+        (lambda: Sampler(model, SampleConfig()).generate(-1), "length"),
+        (lambda: Sampler(model, SampleConfig()).generate(None), "length"),
+        (lambda: Sampler(model, SampleConfig()).prime(5), "prime"),
+        (lambda: recording.top(3), "t must be a position in the 3"),
+        (lambda: recording.top("1"), "t must be"),
+        (lambda: recording.top(True), "t must be"),
+        (lambda: SampleConfig(temperature={0.5: 1}), "temperature"),
+        (lambda: SampleConfig(temperature={0.5}), "temperature"),
+    ]
+
+
+def test_every_library_call_names_the_argument_it_cannot_take(trained_run):
+    """A wrong type or value given to any library call is a ConfigError naming it, raised when the
+    call is made (a generator's too), never a TypeError or IndexError from deep inside, nor a
+    default taken in its place (an empty name, a cell of None)."""
+    from charrnn.use.inspection import record
+
+    for call, field in _wrong_arguments(trained_run.best):
+        with pytest.raises(ConfigError, match=field):
+            call()
+    model = model_for()
+    assert [len(s) for s in Sampler(model, SampleConfig(num_samples=2)).generate(3)] == [2, 2, 2]
+    assert record(model, "abc").top(-1) == record(model, "abc").top(2)
 
 
 def test_load_model_reads_a_run_folder_as_its_best_pt(trained_run, tmp_path):

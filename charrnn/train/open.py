@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import numbers
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,14 @@ import torch
 
 from charrnn import runs
 from charrnn.defaults import CELL, ENCODING, SIZE
-from charrnn.errors import ConfigError, CorpusError, RunError, VocabError
+from charrnn.errors import (
+    ConfigError,
+    CorpusError,
+    RunError,
+    VocabError,
+    require_callable,
+    require_type,
+)
 from charrnn.text.catalog import Progress
 from charrnn.text.encoded import EncodedCorpus, encode_corpus
 from charrnn.text.encoded import Progress as PhaseProgress
@@ -28,6 +36,8 @@ from charrnn.text.vocab import locate_unknown
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.resume import resume
 from charrnn.train.start import Opened, start
+
+PATH = (str, os.PathLike)  # what a path may be given as
 
 
 @dataclass
@@ -60,7 +70,21 @@ class RunRequest:
         ):
             raise ConfigError(f"corpus must be a path or a tuple of paths, not {corpus!r}")
         self.corpus = tuple(os.fspath(c) for c in corpus)
-        self.checkpoint_dir = Path(self.checkpoint_dir)
+        self.checkpoint_dir = Path(
+            require_type("checkpoint_dir", self.checkpoint_dir, PATH, "a path")
+        )
+        require_type("name", self.name, str, "a run name", none=True)
+        if self.name == "":
+            raise ConfigError("name must not be empty: leave it None for a name after the corpus")
+        for key in ("resume", "init_from"):
+            value = require_type(key, getattr(self, key), PATH, "a run name or path", none=True)
+            setattr(self, key, os.fspath(value) if value is not None else None)
+        require_type("replace", self.replace, bool, "True or False")
+        for key in ("size", "cell", "encoding", "prime"):
+            require_type(key, getattr(self, key), str, "a str")
+        for key in ("model", "train"):
+            require_type(key, getattr(self, key), dict, "a dict of config fields")
+        require_type("started", self.started, numbers.Real, "a time.perf_counter() time", none=True)
         if self.resume:  # what the run keeps its own of: refused, never dropped unsaid
             fixed = [
                 name for name, default in RESUME_KEEPS.items() if getattr(self, name) != default
@@ -95,6 +119,12 @@ class TextReader:
     download: Progress | None = None  # progress of a catalog corpus's download
     progress: PhaseProgress | None = None  # progress of the encoding, phase by phase
     note: Callable[[str], None] | None = None  # one line on what was done besides asked
+
+    def __post_init__(self):
+        self.cache = Path(require_type("cache", self.cache, PATH, "a path"))
+        for key in ("stdin", "download", "progress", "note"):
+            require_callable(key, getattr(self, key))
+        require_type("stdin_file", self.stdin_file, tuple, "(st_dev, st_ino)", none=True)
 
 
 @contextlib.contextmanager

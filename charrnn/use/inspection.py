@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from charrnn.errors import ConfigError, require_whole
+from charrnn.errors import ConfigError, require_callable, require_whole
 from charrnn.model.config import FIELDS
 from charrnn.model.trained import Model, require_model
 from charrnn.text.vocab import CharVocab
@@ -56,7 +56,11 @@ class Recording:
         return next(iter(self.values.values())).shape[2]
 
     def top(self, t: int) -> list[tuple[str, float]]:
-        """The likeliest characters after character t, with their probabilities."""
+        """The likeliest characters after character t (as a list indexes: -1 is the last), with
+        their probabilities."""
+        n = len(self.text)
+        if not isinstance(t, int) or isinstance(t, bool) or not -n <= t < n:
+            raise ConfigError(f"t must be a position in the {n:,} characters recorded, not {t!r}")
         ids, probs = self.top_ids[t].tolist(), self.top_probs[t].tolist()
         return [(self.vocab.chars[i], p) for i, p in zip(ids, probs, strict=True)]
 
@@ -78,6 +82,13 @@ def record(
     if not isinstance(given, str):
         raise ConfigError(f"the text must be a str, not {type(given).__name__}")
     require_whole("the length", length, 0)
+    require_callable("between", between)
+    if config is not None and not isinstance(config, SampleConfig):
+        raise ConfigError(f"the config must be a SampleConfig, not {type(config).__name__}")
+    if config is not None and config.num_samples != 1:
+        raise ConfigError(
+            f"record writes one sample: num_samples must be 1, not {config.num_samples}"
+        )
     if length and config is None:
         raise ConfigError("writing characters after the text needs a SampleConfig: give config")
     with model.evaluating():
@@ -96,7 +107,7 @@ def _record(
 ) -> Recording:
     sampler = None
     if config is not None:  # for its choice of characters
-        sampler = Sampler(model, replace(config, num_samples=1), track_logprob=False)
+        sampler = Sampler(model, config, track_logprob=False)
     c, ids = model.config, model.vocab.encode(given)
     n, k = len(ids) + length, min(TOP_K, len(model.vocab))
     values = {f: torch.zeros(c.num_layers, n, c.hidden_size) for f in FIELDS[c.cell]}  # (L, T, H)

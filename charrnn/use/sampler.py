@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.defaults import MAX_SEED, SAMPLE_LENGTH, TEMPERATURE
-from charrnn.errors import ConfigError, require_whole
+from charrnn.errors import ConfigError, require_callable, require_whole
 from charrnn.model.network import CharRNN
 from charrnn.model.trained import CHUNK, PASS_COLS, Model, require_model
 from charrnn.threads import ThreadTuner, default_threads, tuned_threads
@@ -51,11 +51,9 @@ class SampleConfig:
     def __post_init__(self):
         # Each field named as a library caller gives it, with the option that sets it.
         temps = self.temperature
-        temps = [temps] if _real(temps) or isinstance(temps, str | bytes) else temps
-        try:
-            temps = list(temps)
-        except TypeError:
-            temps = [temps]
+        # one number, or a sequence of them (not a set or a dict: cycled in an order)
+        many = isinstance(temps, Sequence) and not isinstance(temps, str | bytes)
+        temps = list(temps) if many else [temps]
         if not temps or any(not _real(t) or not 0 <= t < math.inf for t in temps):  # nan too
             shown = ", ".join(map(repr, temps)) or "none"
             raise ConfigError(f"temperature (--temp) must be 0 or more and finite, not {shown}")
@@ -114,6 +112,9 @@ class Sampler:
         of any length fits in memory: it is read `chunk` characters a pass (Model.start), a long
         one on the thread count a ThreadTuner finds fastest under the load of the moment, as
         `score` reads (two threads beside a busy process read it at half the speed of one)."""
+        if not isinstance(text, str):
+            raise ConfigError(f"the prime must be text (a str), not {type(text).__name__}")
+        require_whole("chunk", chunk, 1)
         long = self.device.type == "cpu" and len(text) > PASS_COLS
         with tuned_threads(long) as tuner:
             start = self.model.start(self.config.num_samples, text, chunk, tuner)
@@ -124,6 +125,10 @@ class Sampler:
         """Yield `length` steps; each is the list of N new characters, one per sample. (No
         inference mode: nothing here needs a gradient (the stepper's weights are detached), and a
         mode entered at each resume of this generator costs 1.5 µs a character.)"""
+        require_whole("the length", length, 0)  # here, not at the first step: a generator's body
+        return self._generate(length)
+
+    def _generate(self, length: int) -> Iterator[list[str]]:
         if self.logits is None:
             self.prime("")
         chars = self.model.vocab.chars
@@ -246,6 +251,7 @@ def sample_text(
     if not isinstance(prime, str):
         raise ConfigError(f"the prime must be text (a str), not {type(prime).__name__}")
     require_whole("the length", length, 0)
+    require_callable("should_stop", should_stop)
     with model.evaluating():
         config = SampleConfig(temperature=temperature, seed=seed)
         sampler = Sampler(model, config, track_logprob=False)

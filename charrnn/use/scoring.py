@@ -26,7 +26,7 @@ from typing import NamedTuple
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from charrnn.errors import ConfigError, require_whole
+from charrnn.errors import ConfigError, require_callable, require_whole
 from charrnn.model.network import select_streams
 from charrnn.model.trained import CHUNK, PASS_COLS, TRIAL_COLS, Model, require_model
 from charrnn.threads import ThreadTuner, timed, tuned_threads
@@ -82,6 +82,7 @@ def score_text(
         raise ConfigError(f"the text must be a str, not {type(text).__name__}")
     require_whole("chunk", chunk, 1)
     require_whole("warmup", warmup, 0)
+    require_callable("between", between)
     if streams is not None:  # None: as many as the length makes worth it
         require_whole("streams", streams, 1)
         streams = max(1, min(streams, len(text) // MIN_PIECE))
