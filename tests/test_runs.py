@@ -792,6 +792,11 @@ def test_a_lookup_of_a_name_charrnn_would_have_cleaned_names_the_run(files, corp
         assert invoke(["sample", "-c", "checkpoints/x.pt", "-l", "5"]).exit_code == 0
         r = invoke(["sample", "-c", "nothing"])
         assert r.stderr == "Error: no run 'nothing' in checkpoints; `charrnn runs` lists the runs\n"
+        for typo in ("x.p", "X.PT"):  # a name mistyped, or in another case: the run nearest it
+            r = invoke(["sample", "-c", typo])
+            assert (
+                r.stderr == f"Error: no run {typo!r} in checkpoints; did you mean the run 'x.pt'?\n"
+            )
 
 
 def test_a_name_too_long_for_the_file_system_says_so_and_gives_the_limit(files, corpus_file):
@@ -872,6 +877,9 @@ def test_a_run_whose_best_pt_is_gone_is_damaged_not_untrained(damaged):
             assert "--resume" not in line and "last.pt" in line
         r = invoke(["sample", "-c", "ck/r/last.pt", "-l", "5"])
         assert r.exit_code == 0 and len(r.stdout) == 5, r.stderr
+        assert rec["note"].endswith("training it on writes a new best.pt at its first evaluation")
+        resumed = invoke(["train", "--resume", "ck/r", "--steps", "30"])
+        assert resumed.exit_code == 0 and checkpoint.load(run / "best.pt"), resumed.stderr
 
 
 @pytest.mark.parametrize(
@@ -910,6 +918,27 @@ def test_a_run_file_damaged_any_way_gets_advice_that_works(damaged, junk):
         )
 
 
+def test_a_checkpoint_of_another_runs_text_copied_in_is_refused_not_resumed(damaged):
+    """last.pt of a run of another text, copied over a run's own: `runs --check` says the two
+    files are of different texts, and a resume refuses before it reads a character, where it
+    would train the other text in this folder and replace its best.pt."""
+    with workspace() as root:
+        (root / "other.txt").write_text("another text, of other words entirely\n" * 200)
+        other = ["train", "other.txt", *TINY_CLI, "--steps", "2", "--name", "o", "-q"]
+        assert invoke([*other, "--checkpoint-dir", "ck"]).exit_code == 0
+        run = root / "ck" / "r"
+        copy_run(damaged, run)
+        (run / "last.pt").write_bytes((root / "ck" / "o" / "last.pt").read_bytes())
+        best = (run / "best.pt").read_bytes()
+        listed = invoke(["runs", "--check", "--json", "--checkpoint-dir", "ck"])
+        [rec] = [r for r in map(json.loads, listed.stdout.splitlines()) if r["run"] == "r"]
+        assert rec["status"] == "damaged" and "hold models of different texts" in rec["note"]
+        resumed = invoke(["train", "--resume", "ck/r", "--steps", "30"])
+        line = assert_one_error(resumed, 1, "ck/r/best.pt and ck/r/last.pt hold models of")
+        assert line.endswith("move the one that is not this run's out of ck/r, then resume")
+        assert "Resuming" not in resumed.stderr and (run / "best.pt").read_bytes() == best
+
+
 @pytest.mark.parametrize("name", ["best.pt", "last.pt"])
 @pytest.mark.parametrize("what", ["folder", "broken link", "missing"])
 def test_a_checkpoint_that_is_a_folder_a_broken_link_or_gone(damaged, name, what):
@@ -929,7 +958,7 @@ def test_a_checkpoint_that_is_a_folder_a_broken_link_or_gone(damaged, name, what
         [rec] = map(json.loads, listed.splitlines())
         assert rec["status"] == "damaged" and rec["step"] is not None, rec
         if what == "folder":
-            assert f"move its {name} out of the run folder" in rec["note"]
+            assert f"first move the folder {name} out of the run folder, then " in rec["note"]
         if (what, name) == ("missing", "last.pt"):  # a spent budget must be given more
             assert "`charrnn train --resume ck/r` (with a larger --steps, --epochs" in rec["note"]
         resumed = invoke(["train", "--resume", "ck/r", "--steps", "30"])
@@ -937,6 +966,9 @@ def test_a_checkpoint_that_is_a_folder_a_broken_link_or_gone(damaged, name, what
             line = assert_one_error(resumed, 1, f"ck/r/{name} is a folder, where the run writes")
             assert line.endswith("move it out of the run folder, then resume")
             assert checkpoint.load(run / ("last.pt" if name == "best.pt" else "best.pt"))
+            (run / name).rename(root / "moved")  # as the advice says: then the resume goes on
+            resumed = invoke(["train", "--resume", "ck/r", "--steps", "30"])
+            assert resumed.exit_code == 0, resumed.stderr
             return
         assert resumed.exit_code == 0, resumed.stderr
         gone = "is a broken link" if what == "broken link" else "is missing"

@@ -1,6 +1,7 @@
 """The vocabulary (round trips, compact ids, unseen characters named), the split, and stateful
 stream batching."""
 
+import importlib
 import unicodedata
 
 import pytest
@@ -71,6 +72,9 @@ def test_unseen_characters_are_named_with_their_code_points_and_positions():
         with pytest.raises(VocabError, match=f"the model knows them written in Unicode {known}"):
             apply_unknown(text, vocab)
         assert apply_unknown(text, vocab, "replace") == unicodedata.normalize(known, "été")
+        # a --stop string too is matched in the form the model writes
+        stops = importlib.import_module("charrnn.cli.sample")._as_written([text], vocab)
+        assert stops == [unicodedata.normalize(known, "été")]
 
 
 @pytest.mark.parametrize(

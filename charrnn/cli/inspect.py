@@ -27,6 +27,7 @@ from charrnn.cli.common import (
 )
 from charrnn.cli.inspect_view import draw_unit, print_found, print_gates
 from charrnn.cli.options import (
+    Whole,
     checkpoint_dir_option,
     checkpoint_option,
     device_option,
@@ -86,7 +87,7 @@ Examples:
 @click.option(
     "--sample",
     "sample_length",
-    type=click.IntRange(1),
+    type=Whole(1),
     metavar="N",
     help="Write N characters (as `charrnn sample` would) and show the state while writing them, "
     "instead of reading FILE.",
@@ -139,7 +140,7 @@ Examples:
 )
 @click.option(
     "--max-chars",
-    type=click.IntRange(1),
+    type=Whole(1),
     help=f"Read at most this many characters of FILE (or prime and sample together). Default: "
     f"{MAX_CHARS:,}; {FIND_UNITS_CHARS:,} with --find-units and no --html.",
 )

@@ -58,10 +58,18 @@ class Duration(click.ParamType):
         return seconds
 
 
+class Whole(click.IntRange):
+    """click.IntRange, whose refusal of 1.5 says "not a valid integer", not "integer range"."""
+
+    name = "integer"
+
+
 class Number(click.FloatRange):
     """click.FloatRange of finite numbers: every comparison with nan is false, so a range lets it
     through, and inf (or 1e400) passes a range without an upper end; the library then fails on
     either with a traceback (an inf epoch budget has no step count)."""
+
+    name = "number"  # "'abc' is not a valid number", not "float range"
 
     def convert(self, value, param, ctx):
         number = super().convert(value, param, ctx)
@@ -239,7 +247,7 @@ def temperature_option(help: str):
 
 
 def seed_option(help: str):
-    return click.option("-s", "--seed", type=click.IntRange(0, MAX_SEED), help=help)
+    return click.option("-s", "--seed", type=Whole(0, MAX_SEED), help=help)
 
 
 def prime_option(help: str):

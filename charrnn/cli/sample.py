@@ -22,6 +22,7 @@ from charrnn.cli.common import (
 from charrnn.cli.options import (
     Number,
     Text,
+    Whole,
     checkpoint_dir_option,
     checkpoint_option,
     device_option,
@@ -61,7 +62,7 @@ Examples:
 @temperature_option(
     "Temperature: 0 greedy, <1 safer, >1 wilder; a list (0.5,1.0) is cycled per character."
 )
-@click.option("--top-k", type=click.IntRange(1), help="Sample among the k likeliest characters.")
+@click.option("--top-k", type=Whole(1), help="Sample among the k likeliest characters.")
 @click.option(
     "--top-p",
     type=Number(0, 1, min_open=True),
@@ -70,7 +71,7 @@ Examples:
 @click.option(
     "-l",
     "--length",
-    type=click.IntRange(0, MAX_LENGTH),
+    type=Whole(0, MAX_LENGTH),
     default=500,
     help="Characters to generate (at most; see --stop).",
 )
@@ -90,7 +91,7 @@ Examples:
 @click.option(
     "-n",
     "--num-samples",
-    type=click.IntRange(1, 4096),
+    type=Whole(1, 4096),
     default=1,
     help="Samples, generated together as one batch; sample i uses seed+i.",
 )
@@ -319,12 +320,16 @@ def read_prime(prime: str, prime_file: str | None, encoding: str) -> str:
 
 def _as_written(stops: list[str], vocab) -> list[str]:
     """The --stop strings as the model writes text: a line break typed as \r\n or \r is its \n
-    where it never writes \r (train reads every line break as \n); a note for a stop with
-    characters it never writes, which can never end a sample."""
+    where it never writes \r (train reads every line break as \n), an accent in the Unicode form
+    it writes (é as e + U+0301, or the other way); a note for a stop with characters it never
+    writes, which can never end a sample."""
+    from charrnn.text.vocab import known_form
+
     written = []
     for stop in stops:
         if "\r" not in vocab.index:
             stop = stop.replace("\r\n", "\n").replace("\r", "\n")
+        stop = known_form(stop, vocab)
         if missing := "".join(sorted(set(stop) - set(vocab.index))):
             say(
                 f"Note: --stop {stop!r} has characters the model never writes ({missing!r}): it "

@@ -26,6 +26,7 @@ from charrnn.cli.options import (
     Duration,
     Number,
     Prime,
+    Whole,
     checkpoint_dir_option,
     device_option,
     encoding_option,
@@ -150,9 +151,9 @@ Examples:
     "gates), or rnn (vanilla tanh RNN: short memory). --size gives each about the same number "
     "of parameters: a GRU or RNN is made wider than the LSTM.",
 )
-@click.option("--layers", type=click.IntRange(1, 16), help="Layers of cells (overrides --size).")
-@click.option("--hidden", type=click.IntRange(1, 8192), help="Cell width (overrides --size).")
-@click.option("--embedding", type=click.IntRange(1, 4096), help="Embedding width.")
+@click.option("--layers", type=Whole(1, 16), help="Layers of cells (overrides --size).")
+@click.option("--hidden", type=Whole(1, 8192), help="Cell width (overrides --size).")
+@click.option("--embedding", type=Whole(1, 4096), help="Embedding width.")
 @click.option(
     "--dropout",
     type=Number(0, 1, max_open=True),
@@ -168,13 +169,13 @@ Examples:
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(1),
+    type=Whole(1),
     help="Streams trained side by side (B)  [default: the preset's, 32; 16 in auto's float32 "
     "small].",
 )
 @click.option(
     "--seq-len",
-    type=click.IntRange(1),
+    type=Whole(1),
     help="Characters per stream per step: the backprop window (T)  [default: the preset's].",
 )
 @click.option(
@@ -198,7 +199,7 @@ Examples:
     "it natively (AVX-512 BF16 or AMX: ~1.4x the steps), else float32; the run's evaluations "
     "read in it too; the weights and samples are float32 either way  [default: auto].",
 )
-@click.option("--steps", type=click.IntRange(1), help="Stop after this many steps in all.")
+@click.option("--steps", type=Whole(1), help="Stop after this many steps in all.")
 @click.option("--epochs", type=Number(0, min_open=True), help="Stop after N epochs.")
 @click.option(
     "--time",
@@ -210,7 +211,7 @@ Examples:
 )
 @click.option(
     "--eval-every",
-    type=click.IntRange(1),
+    type=Whole(1),
     help="Steps between evaluations and checkpoints  [default: about every million "
     "characters (1,024 steps at 32x32), and at least once an epoch of a small text; under "
     "--time, fewer where they would cost over 3% of it; with auto's early stop, once a pass, "
@@ -218,7 +219,7 @@ Examples:
 )
 @click.option(
     "--patience",
-    type=click.IntRange(1),
+    type=Whole(1),
     metavar="N",
     help="Stop early after N evaluations in a row without a better validation loss (best.pt "
     f"keeps the best)  [default: none; {FINE_TUNE.patience} with --init-from; {PATIENCE} with "
@@ -232,19 +233,19 @@ Examples:
 )
 @click.option(
     "--seed",
-    type=click.IntRange(0, 2**63 - 1),
+    type=Whole(0, 2**63 - 1),
     default=SEED,
     help="Seed of the run (0 to 2^63-1, what torch takes).",
 )
 @click.option(
     "--sample-every",
-    type=click.IntRange(1),
+    type=Whole(1),
     metavar="N",
     help="Every N steps, write a short sample to stderr, to watch the text take shape.",
 )
 @click.option(
     "--sample-length",
-    type=click.IntRange(1),
+    type=Whole(1),
     default=SAMPLE_LENGTH,
     help="Characters per --sample-every sample.",
 )

@@ -4,6 +4,7 @@ means, and every run under a checkpoint folder."""
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import os
 import shlex
@@ -144,6 +145,9 @@ def _typed_path(spec: str) -> Path:
     return Path(spec).expanduser()
 
 
+LISTS = "; `charrnn runs` lists the runs"  # where no nearer hint is
+
+
 def _run_folder(spec: str, base: Path) -> RunDir:
     """The folder `spec` names (a path, or a run name under `base`), which must be a folder."""
     if is_path(spec):
@@ -157,9 +161,7 @@ def _run_folder(spec: str, base: Path) -> RunDir:
                 f"{spec} is a checkpoint file, not a run folder: give its folder, {folder}"
             )
         if path_kind(run.path) != "dir":
-            raise RunError(
-                f"no run folder at {spec}{_meant(spec, base)}; `charrnn runs` lists the runs"
-            )
+            raise RunError(f"no run folder at {spec}{_meant(spec, base) or LISTS}")
         return run
     found = (n for n in spellings(spec) if path_kind(Path(base) / n) == "dir")
     run = RunDir(Path(base) / next(found, spec), given=spec)
@@ -169,8 +171,8 @@ def _run_folder(spec: str, base: Path) -> RunDir:
             here = f"; to use {spec} in this folder, write ./{spec}"
         elif os.path.lexists(spec):
             here = f"; the file {spec} in this folder is no checkpoint (a run's best.pt or last.pt)"
-        hint = _meant(spec, base) or run_folder_hint(base)
-        raise RunError(f"no run {spec!r} in {base}{here}{hint}; `charrnn runs` lists the runs")
+        hint = _meant(spec, base) or f"{run_folder_hint(base)}{LISTS}"
+        raise RunError(f"no run {spec!r} in {base}{here}{hint}")
     return run
 
 
@@ -222,6 +224,14 @@ def _meant(spec: str, base: Path) -> str:
     with contextlib.suppress(RunError):
         if not Path(spec).is_absolute() and path_kind(inside) in ("file", "dir"):
             return f"; did you mean {shlex.quote(str(inside))}?"
+    if not is_path(spec):  # a run's name mistyped: the closest name of a run there, if one is
+        runs = []
+        with contextlib.suppress(RunError):
+            runs = [run.name for run in scan(base)]
+        by_case = {name.casefold(): name for name in runs}
+        close = difflib.get_close_matches(spec, runs, n=1, cutoff=0.75)
+        if near := by_case.get(spec.casefold()) or next(iter(close), None):
+            return f"; did you mean the run {near!r}?"
     return ""
 
 
@@ -340,5 +350,17 @@ def _pick(run: RunDir, spec: str) -> Path:
             f"run {spec} has not trained to its first evaluation yet, so it has no best.pt; "
             f"continue it with `{info.resume_advice()}`, or give the file {run.last} "
             "instead of the run to use its untrained weights as they are"
+        )
+    if run.path.name in (run.best.name, run.last.name):  # a folder in a checkpoint's place
+        raise RunError(f"{spec} is a folder, not a checkpoint file: give the file a run wrote")
+    inner = []
+    with contextlib.suppress(RunError):  # (a folder that cannot be listed: the plain error)
+        inner = scan(run.path)
+    if inner:  # the folder of runs itself, given as one run
+        names = ", ".join(r.name for r in inner[:3]) + (", ..." if len(inner) > 3 else "")
+        raise RunError(
+            f"{spec} is a folder of runs ({names}), not one run: give a run in it, e.g. "
+            f"--checkpoint {as_path(inner[0].path)}, or --checkpoint-dir {as_path(spec)} "
+            "for its newest"
         )
     raise RunError(f"no checkpoint in the run folder {spec}; `charrnn runs` lists the runs")

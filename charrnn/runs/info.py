@@ -55,31 +55,39 @@ class RunInfo:
         """What to do about a damaged file: use or resume from the run's other one, which loads
         (a resume from last.pt writes a new best.pt at its first evaluation), or train again; a
         folder where a checkpoint goes is moved out first (a resume refuses to start)."""
-        given = text_to_give(self.sources) if self.sources is not None else []
         in_the_way = [n for n in self.broken if os.path.isdir(self.run.path / n)]
-        move = f"; move its {' and '.join(in_the_way)} out of the run folder" if in_the_way else ""
+        rest = self._what_then()
+        if not in_the_way or self.resumes_from is None:  # a new run, or --force, needs no move
+            return f"; {rest}" if rest else ""
+        folders = f"the folder{'s' * (len(in_the_way) > 1)} {' and '.join(in_the_way)}"
+        then = f", then {rest}" if rest else ""
+        return f"; first move {folders} out of the run folder{then}"
+
+    def _what_then(self) -> str:
+        """_repair's advice, with nothing in the way."""
+        given = text_to_give(self.sources) if self.sources is not None else []
         if self.resumes_from is None and self.has_best:  # best.pt's model alone is sound
             return (
-                f"{move}; nothing resumes it, but its best.pt reads text ({MODEL_READERS}): train "
+                f"nothing resumes it, but its best.pt reads text ({MODEL_READERS}): train "
                 f"on from its weights as a new run, `{self._from_best()}`"
             )
         if self.resumes_from is None and self.broken:  # (not a folder without permission)
-            return f"{move}; no checkpoint of it loads: train it again, with --force to replace it"
+            return "no checkpoint of it loads: train it again, with --force to replace it"
         if self.resumes_from == "last.pt" and "best.pt" in self.broken:
             spent = self.ended in BUDGET_ENDINGS
             more = " with a larger --steps, --epochs or --time" if spent else ""
             return (
-                f"{move}; its last.pt loads: give -c {self.run.file_ref('last.pt')}, or resume the "
+                f"its last.pt loads: give -c {self.run.file_ref('last.pt')}, or resume the "
                 f"run (`{resume_command(self.run.ref, given, {})}`{more}), which writes a new "
                 "best.pt at its first evaluation"
             )
         if "last.pt" in self.broken:
             again = resume_command(self.run.file_ref("best.pt"), given, {})
             return (
-                f"{move}; go on from its best.pt: `{again}` (with a larger --steps, --epochs or "
+                f"go on from its best.pt: `{again}` (with a larger --steps, --epochs or "
                 "--time if its budget is spent)"
             )
-        return move
+        return ""
 
     def _from_best(self) -> str:
         """The new run that starts from best.pt's weights on the run's own text (--init-from)."""
@@ -172,7 +180,9 @@ class RunInfo:
         if self.lost_best:
             return (
                 f"damaged: its best.pt is missing, though it was evaluated "
-                f"{times(len(self.metrics))}; its latest weights are in {self.run.last}"
+                f"{times(len(self.metrics))}; its latest weights are in {self.run.last} (give "
+                f"-c {self.run.file_ref('last.pt')}), and training it on writes a new best.pt "
+                "at its first evaluation"
             )
         if self.lost_last:
             at = f" (step {self.step:,})" if self.step is not None else ""
@@ -250,6 +260,13 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
                     problems.append(getattr(e, "what", str(e)))
                     broken.append(name)
                     del loaded[name]
+        texts = {_corpus_sha(loaded[n]) for n in ("best.pt", "last.pt") if n in loaded} - {None}
+        if len(texts) > 1:  # as a resume refuses it (resume._best_problem)
+            problems.append(
+                "its best.pt and last.pt hold models of different texts (their SHA-256 differ): "
+                "one was copied in from another run; move the one that is not this run's out of "
+                "the run folder"
+            )
     except CharRNNError as e:
         problems.append(str(e))
     newest = loaded.get("last.pt") or loaded.get("best.pt")
@@ -299,6 +316,13 @@ def _sound_model(path) -> dict | None:
         return checkpoint.load(path, verify=checkpoint.MODEL_PARTS)
     except CharRNNError:
         return None
+
+
+def _corpus_sha(payload: dict) -> str | None:
+    """The SHA-256 of the text a loaded checkpoint's model was trained on, where it says."""
+    corpus = payload.get("corpus")
+    sha = corpus.get("sha256") if isinstance(corpus, dict) else None
+    return sha if isinstance(sha, str) else None
 
 
 def sources_of(corpus) -> tuple[str, ...] | None:

@@ -73,6 +73,13 @@ UNKNOWN_POLICIES = ("error", "skip", "replace")
 _LOOKALIKES = {"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "\u00a0": " "}
 
 
+def known_form(text: str, vocab: CharVocab) -> str:
+    """`text` in the Unicode form, as typed, NFC or NFD, with the fewest characters `vocab` lacks:
+    the same text as the model reads and writes it (é as e + U+0301 where it read that)."""
+    forms = [text, *(unicodedata.normalize(f, text) for f in ("NFC", "NFD"))]
+    return min(forms, key=lambda t: sum(ch not in vocab.index for ch in t))
+
+
 def apply_unknown(
     text: str, vocab: CharVocab, policy: str = UNKNOWN, what: str = "the prime"
 ) -> str:
@@ -82,10 +89,9 @@ def apply_unknown(
     if policy == "skip":
         return "".join(ch for ch in text if ch in vocab)
     if policy == "replace":
-        # the same text in the Unicode form the model read most of (é as e + U+0301, or the other
-        # way), then the nearest the vocabulary has (é -> e, “ -> ", … -> ...), else a space
-        forms = [text, *(unicodedata.normalize(f, text) for f in ("NFC", "NFD"))]
-        text = min(forms, key=lambda t: sum(ch not in vocab.index for ch in t))
+        # the same text in the model's Unicode form, then the nearest the vocabulary has
+        # (é -> e, “ -> ", … -> ...), else a space
+        text = known_form(text, vocab)
         space = " " if " " in vocab else ""
         return "".join(ch if ch in vocab else lookalike(ch, vocab) or space for ch in text)
     # é typed as one code point to a model that read e + U+0301 (or the other way): the same text

@@ -66,6 +66,12 @@ def resume(
             f"{what}; {_resume_instead(run, path, corpus_specs, train)}"
         ) from None
     saved = payload["corpus"]
+    # best.pt, read once: whether it still holds the run's best model, and that it is this run's
+    best_problem = (
+        _best_problem(run, path, saved["sha256"])
+        if path.absolute() != run.best.absolute()
+        else None
+    )
     specs = corpus_specs or _saved_sources(saved["sources"], run, again, train)
     corpus = read_corpus(specs, saved.get("encoding", "utf-8"))  # as the run first read it
     # The model's vocabulary is the text's, or grown from a base model's to hold it (init_from).
@@ -102,23 +108,34 @@ def resume(
             f"{run.last} is at step {later:,}: this resume from step {trainer.pos.step:,} "
             "replaces it, and the steps after it are trained again"
         )
-    if path.absolute() != run.best.absolute() and (lost := _lost_best(run, trainer.pos.metrics)):
-        trainer.replace_best = True
-        warnings.append(f"{lost}; the resume's first evaluation writes a new one")
+    if path.absolute() != run.best.absolute():
+        lost = best_problem
+        if lost is None and not run.best.exists() and any(map(is_evaluation, trainer.pos.metrics)):
+            lost = f"{run.best} {_gone(run.best)}, though the run was evaluated"
+        if lost is not None:
+            trainer.replace_best = True
+            warnings.append(f"{lost}; the resume's first evaluation writes a new one")
     return Opened(trainer, resumed_from=given, chars=saved["chars"], warnings=warnings)
 
 
-def _lost_best(run: RunDir, metrics: list[dict]) -> str | None:
-    """Why `run`'s best.pt no longer holds its best model (damaged, or missing though the run
-    was evaluated), or None: a resume that found no better loss would leave it so, and print
-    its name as the run's best."""
+def _best_problem(run: RunDir, path: Path, sha256: str) -> str | None:
+    """Why `run`'s best.pt, where there is one, no longer holds its best model (damaged), or None;
+    a CheckpointError where it holds another text's model than the checkpoint resumed (of SHA-256
+    `sha256`): one of the two was copied in from another run, and a resume would train that text
+    here and replace the other."""
     if not run.best.exists():
-        evaluated = any(is_evaluation(r) for r in metrics)
-        return f"{run.best} {_gone(run.best)}, though the run was evaluated" if evaluated else None
+        return None
     try:
-        checkpoint.load(run.best)  # every part checked, as a resume from it would
+        best = checkpoint.load(run.best)  # every part checked, as a resume from it would
     except CheckpointError as e:
         return e.what if isinstance(e, DamagedCheckpoint) else str(e)
+    theirs = best["corpus"].get("sha256") if isinstance(best.get("corpus"), dict) else None
+    if isinstance(theirs, str) and theirs != sha256:
+        raise CheckpointError(
+            f"{run.best} and {path} hold models of different texts (their SHA-256 differ): "
+            "one was copied in from another run; move the one that is not this run's out of "
+            f"{run.path}, then resume"
+        )
     return None
 
 
