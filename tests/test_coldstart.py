@@ -3,6 +3,7 @@ agrees with `score`, and `sample` flags a sample whose characters show a runaway
 
 import json
 import math
+import random
 import shlex
 
 import pytest
@@ -169,6 +170,16 @@ def test_char_surprise_tells_corpus_like_text_from_garbage(long_text):
     ids = data.encode(long_text[:500], vocab).long()
     direct = float(-p.log()[ids].mean() + (p * p.log()).sum())
     assert runaway.char_surprise(long_text[:500], vocab, counts) == pytest.approx(direct)
+    # A draw of the likeliest characters that closes on a loop of rare ones (a line of code
+    # written again and again at --temp 0) is the draw's nature; the same loop from a draw that
+    # follows the model's odds, or rare characters that never settle into one, still show.
+    loop = long_text[:40] + "'MODULE_$&Q': 'yes',\n" * 8
+    assert runaway.char_surprise(loop, vocab, counts) > runaway.RUNAWAY_NATS
+    assert runaway.looks_runaway(loop, vocab, counts, repeats=False) is None
+    assert "rarer than the corpus's" in runaway.looks_runaway(loop, vocab, counts)
+    draw = random.Random(0)
+    noise = "".join(draw.choice("$&Q") for _ in range(300))
+    assert "rarer than the corpus's" in runaway.looks_runaway(noise, vocab, counts, repeats=False)
     made = runaway._surprise.cache_info().misses
     for i in range(100):  # the samples of a batch: the table is made once for all of them
         runaway.looks_runaway(long_text[i : i + 100], vocab, counts)

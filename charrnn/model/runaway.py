@@ -69,11 +69,25 @@ def looks_runaway(
     """What shows that a sample comes from a runaway state (as a phrase about the sample), or
     None: one character repeated throughout (unless `repeats` is False: a draw of the likeliest
     characters, whose loops are its nature: 300 spaces of indented code), or characters far rarer
-    than the corpus's (their char_surprise over RUNAWAY_NATS). Too short a sample (under
-    MIN_JUDGED) is not judged."""
+    than the corpus's (their char_surprise over RUNAWAY_NATS; for such a draw, unless the sample
+    ends in a loop). Too short a sample (under MIN_JUDGED) is not judged."""
     if repeats and len(text) >= MIN_JUDGED and len(set(text)) == 1:  # a stuck state
         return f"it is one character repeated ({text[0]!r})"
     value = char_surprise(text, vocab, counts) if counts else None
     if value is None or value <= RUNAWAY_NATS:
         return None
+    if not repeats and loops(text):
+        # A draw of the likeliest characters closes on a loop (one line of code written again and
+        # again): which line it closes on, not the model's state, makes its characters rare.
+        return None
     return f"its characters are {value:.1f} nats a character rarer than the corpus's"
+
+
+MAX_LOOP = 1000  # characters: the longest cycle `loops` looks for
+
+
+def loops(text: str) -> bool:
+    """Whether the second half of `text` is one stretch of up to MAX_LOOP characters written
+    again and again (twice at least)."""
+    tail = text[len(text) // 2 :]
+    return any(tail[p:] == tail[:-p] for p in range(1, min(MAX_LOOP, len(tail) // 2) + 1))
