@@ -267,6 +267,25 @@ def test_stop_cutter_ends_before_the_stop_and_streams_the_rest():
     assert [plain.feed(0, ch) for ch in "xy"] == ["x", "y"]  # no stops: nothing held back
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet="abé\n", max_size=40),
+    stops=st.lists(st.text(alphabet="abé\n", min_size=1, max_size=6), max_size=3),
+)
+def test_stop_cutter_fed_a_character_at_a_time_cuts_where_the_first_stop_begins(text, stops):
+    """Whatever the stops' lengths (a stop of 4 characters once never matched: too little was
+    held back), what comes out, the held-back rest included, is the text up to where the first
+    stop to appear whole begins (as the characters come, the sample ends there), and no
+    character of it comes out before."""
+    cut = StopCutter(1, stops)
+    out = "".join(cut.feed(0, ch) for ch in text)
+    ends = {s: text.find(s) + len(s) for s in stops if s in text}  # where each first appears
+    first = min(ends.values(), default=None)
+    at = min((e - len(s) for s, e in ends.items() if e == first), default=len(text))
+    assert out + ("" if cut.done[0] else cut.flush(0)) == text[:at]
+    assert cut.done[0] == bool(ends)
+
+
 # ---------------------------------------------------------------------------------- the command
 
 

@@ -286,7 +286,7 @@ class StopCutter:
         if cuts:
             self.done[row], self.pending[row] = True, ""
             return text[: min(cuts)]
-        keep = len(text) - self.hold if self.hold else len(text)
+        keep = max(0, len(text) - self.hold)  # (never negative: that would hold back too little)
         self.pending[row] = text[keep:]
         return text[:keep]
 
