@@ -249,6 +249,13 @@ def test_a_cache_that_cannot_be_written_is_done_without_and_nowhere_to_write_is_
     assert named.origins == ["recall"] and named.files[0].label == "recall"
     assert named.files[0].data == catalog.BUILTINS["recall"](entry.size).encode()
     assert not list((tmp_path / "tmp").iterdir())
+
+    def offline(entry, target, progress=None):  # whose advice would name the temporary folder
+        raise CorpusError(f"cannot download {entry.name}: save it yourself as {target}")
+
+    monkeypatch.setattr(catalog, "download", offline)
+    with pytest.raises(CorpusError, match=r"^cannot create the corpus cache .*CHARRNN_CACHE_DIR"):
+        resolve.resolve(["tinyshakespeare"], blocked / "cache")
     args = ["train", str(f), "--steps", "2", "--seq-len", "16", "--batch-size", "4"]
     r = env([*args, *TINY_CLI], env={"CHARRNN_CACHE_DIR": str(blocked / "cache")})
     assert r.exit_code == 0, r.stderr

@@ -792,6 +792,14 @@ def test_a_lookup_of_a_name_charrnn_would_have_cleaned_names_the_run(files, corp
         assert invoke(["sample", "-c", "checkpoints/x.pt", "-l", "5"]).exit_code == 0
         r = invoke(["sample", "-c", "nothing"])
         assert r.stderr == "Error: no run 'nothing' in checkpoints; `charrnn runs` lists the runs\n"
+        for args in (["sample", "-c"], ["plot"], ["train", "--resume"], ["score", "-c"]):
+            r = invoke([*args, "./checkpoints"], input="ANNA:\n")  # the folder of runs itself
+            line = assert_one_error(r, 1, "./checkpoints is a folder of runs (")
+            assert "not one run: give a run in it, e.g. checkpoints/" in line, args
+        Path("d", "best.pt").mkdir(parents=True)  # a folder in a checkpoint file's place
+        for args in (["sample", "-c"], ["plot"], ["train", "--resume"]):
+            r = invoke([*args, "d/best.pt"])
+            assert_one_error(r, 1, "d/best.pt is a folder, not a checkpoint file"), args
         for typo in ("x.p", "X.PT"):  # a name mistyped, or in another case: the run nearest it
             r = invoke(["sample", "-c", typo])
             assert (

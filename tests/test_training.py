@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import unicodedata
 from itertools import pairwise
 from pathlib import Path
 
@@ -981,6 +982,12 @@ def test_a_prime_the_corpus_cannot_spell_is_one_error_line(env, corpus_file, tmp
     assert line.startswith("Error: --sample-prime has characters the corpus lacks: ")
     assert "'€' (U+20AC) at 3" in line  # named as `sample` names a prime's
     assert not (tmp_path / "checkpoints").exists()
+    # é typed as e + U+0301 where the text has it as one code point: the same prime, in its form
+    (tmp_path / "fr.txt").write_text("l'été est là, très tôt\n" * 300)
+    args = ["train", str(tmp_path / "fr.txt"), "--steps", "2", *TINY_CLI, "--sample-every", "2"]
+    r = env([*args, "--sample-prime", unicodedata.normalize("NFD", "l'été"), "--name", "fr"])
+    assert r.exit_code == 0, r.stderr
+    assert "sample at step 2 (temperature" in r.stderr and "\nl'\u00e9t\u00e9" in r.stderr
 
 
 @pytest.mark.parametrize("quiet", [False, True])

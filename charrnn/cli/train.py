@@ -551,9 +551,11 @@ def _progress_due(trainer, event, written: float) -> bool:
 
 def _sample(trainer, step: int, opts: dict) -> str:
     """A --sample-every sample at `step`, with its heading."""
+    from charrnn.text.vocab import known_form
     from charrnn.use.sampler import sample_text
 
     prime, temp, length = opts["sample_prime"], opts["sample_temp"], opts["sample_length"]
+    prime = known_form(prime, trainer.vocab)  # é typed in the other Unicode form than the text's
     text = sample_text(trainer.trained, prime, length, temp, step, should_stop=trainer.must_stop)
     cut = (
         f"; cut short at {len(text):,} characters: the run is ending" if len(text) < length else ""

@@ -98,10 +98,15 @@ def find_run(spec: str | Path, base: Path) -> RunDir:
     run = _run_folder(str(spec), base)
     if not run.has_checkpoint():
         if os.path.isfile(run.metrics):  # a run's folder once: its checkpoints are gone
-            raise RunError(
-                f"the run folder {spec} holds no checkpoint (best.pt or last.pt) any more: "
-                "train the run again, with --force to replace it"
+            folders = [f.name for f in (run.best, run.last) if os.path.isdir(f)]
+            what = (
+                f" ({' and '.join(folders)} {'are folders' if len(folders) > 1 else 'is a folder'})"
             )
+            raise RunError(
+                f"the run folder {spec} holds no checkpoint (best.pt or last.pt) any more"
+                f"{what if folders else ''}: train the run again, with --force to replace it"
+            )
+        _refuse_not_a_run(run, str(spec))
         raise RunError(f"the run folder {spec} holds no checkpoint; `charrnn runs` lists the runs")
     return run
 
@@ -351,7 +356,14 @@ def _pick(run: RunDir, spec: str) -> Path:
             f"continue it with `{info.resume_advice()}`, or give the file {run.last} "
             "instead of the run to use its untrained weights as they are"
         )
-    if run.path.name in (run.best.name, run.last.name):  # a folder in a checkpoint's place
+    _refuse_not_a_run(run, spec)
+    raise RunError(f"no checkpoint in the run folder {spec}; `charrnn runs` lists the runs")
+
+
+def _refuse_not_a_run(run: RunDir, spec: str) -> None:
+    """A RunError where `run`, a folder without checkpoints, is not a run's folder at all: a
+    folder in a checkpoint file's place (`x/best.pt`), or the folder of runs itself."""
+    if run.path.name in (run.best.name, run.last.name):
         raise RunError(f"{spec} is a folder, not a checkpoint file: give the file a run wrote")
     inner = []
     with contextlib.suppress(RunError):  # (a folder that cannot be listed: the plain error)
@@ -360,7 +372,5 @@ def _pick(run: RunDir, spec: str) -> Path:
         names = ", ".join(r.name for r in inner[:3]) + (", ..." if len(inner) > 3 else "")
         raise RunError(
             f"{spec} is a folder of runs ({names}), not one run: give a run in it, e.g. "
-            f"--checkpoint {as_path(inner[0].path)}, or --checkpoint-dir {as_path(spec)} "
-            "for its newest"
+            f"{as_path(inner[0].path)}"
         )
-    raise RunError(f"no checkpoint in the run folder {spec}; `charrnn runs` lists the runs")

@@ -141,8 +141,8 @@ def _from_catalog(spec, cache_dir, progress) -> tuple[list, str, list, list] | N
                 prefix="charrnn-corpus-", ignore_cleanup_errors=True
             ) as tmp:
                 data = fetch(catalog[spec], Path(tmp), progress).read_bytes()
-        except CacheUnwritable:  # nowhere to write (a full disk): the cache's error says what to do
-            raise e from None
+        except CorpusError:  # nowhere to write, or a download that failed: the cache's error
+            raise e from None  # says what to do (a download's would name the temporary folder)
         return [Source(spec, data=data)], spec, [], []
     return [Source(str(target), path=target)], spec, [], []
 

@@ -32,7 +32,7 @@ from charrnn.text.catalog import Progress
 from charrnn.text.encoded import EncodedCorpus, encode_corpus
 from charrnn.text.encoded import Progress as PhaseProgress
 from charrnn.text.resolve import resolve
-from charrnn.text.vocab import locate_unknown
+from charrnn.text.vocab import known_form, locate_unknown
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.resume import resume
 from charrnn.train.start import Opened, start
@@ -197,7 +197,9 @@ def _locked(run: runs.RunDir, dist: Dist, **kw):
 def _check_prime(opened: Opened, prime: str) -> None:
     """That the samples during training begin with text the model can read (`prime`): checked
     before anything is trained, or any folder made."""
-    if not set(prime) <= opened.trainer.vocab.index.keys():  # named as sample names them
+    # (é typed as one code point where the text has e + U+0301, or the other way, is the same:
+    # the samples are primed in the text's form)
+    if not set(known_form(prime, opened.trainer.vocab)) <= opened.trainer.vocab.index.keys():
         raise VocabError(
             "--sample-prime has characters the corpus lacks: "
             f"{locate_unknown(prime, opened.trainer.vocab)}; leave them out"
