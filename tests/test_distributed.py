@@ -124,3 +124,23 @@ def test_two_ranks_fine_tune_from_a_run_with_new_characters(two_rank_runs, tmp_p
         saved["vocab"][: saved["origin"]["vocab_size"]]
         == checkpoint.load(ck / "straight" / "best.pt")["vocab"]
     )
+
+
+def test_torchruns_variables_are_read_and_values_it_never_sets_are_one_error():
+    """The ranks come from RANK / WORLD_SIZE / LOCAL_RANK; a value torchrun never writes (set by
+    hand, or a launcher's slip) is a ConfigError that says how to start the ranks, never a
+    ValueError or KeyError from inside the command."""
+    from charrnn.errors import ConfigError
+    from charrnn.train.distributed import SINGLE, Dist, from_env
+
+    assert from_env({}) == SINGLE and from_env({"WORLD_SIZE": "1"}) == SINGLE
+    assert from_env({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}) == Dist(1, 2, 1)
+    for env, said in [
+        ({"WORLD_SIZE": "1.5"}, "WORLD_SIZE='1.5' is not a whole number"),
+        ({"WORLD_SIZE": "2"}, "RANK is not set"),
+        ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "x"}, "LOCAL_RANK='x' is not a whole"),
+        ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK=2 and LOCAL_RANK=0 do not fit WORLD_SIZE=2"),
+        ({"WORLD_SIZE": "2", "RANK": "-1"}, "do not fit"),
+    ]:
+        with pytest.raises(ConfigError, match=said):
+            from_env(env)

@@ -280,7 +280,7 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
 
     request = _request(ctx, corpus, resume, init_from, checkpoint_dir, opts)
     request.started = started
-    d = distributed.from_env()  # one process, or one rank of a torchrun job
+    d = distributed.from_env(os.environ)  # one process, or one rank of a torchrun job
     device = resolve_device(opts["device"], d.local_rank)
     distributed.start(d, device)
     quiet = quiet or not d.is_main  # only rank 0 prints

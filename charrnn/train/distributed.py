@@ -5,11 +5,13 @@ owns streams r*B .. r*B+B-1 of the B x world, and only rank 0 writes checkpoints
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from charrnn.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,32 @@ class Dist:
 SINGLE = Dist()  # a process on its own
 
 
-def from_env() -> Dist:
-    """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK (absent: a single process)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+def from_env(env: Mapping[str, str]) -> Dist:
+    """The ranks torchrun's RANK / WORLD_SIZE / LOCAL_RANK in `env` (the command's environment)
+    say (WORLD_SIZE absent or 1: a single process); a ConfigError for values torchrun never sets
+    (a rank missing, not a whole number, or out of range)."""
+
+    def whole(name: str, default: str | None = None) -> int:
+        value = env.get(name, default)
+        if value is None:
+            raise ConfigError(f"{name} is not set, though WORLD_SIZE is: {LAUNCH}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{name}={value!r} is not a whole number: {LAUNCH}") from None
+
+    world = whole("WORLD_SIZE", "1")
     if world <= 1:
         return SINGLE
-    return Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    rank, local = whole("RANK"), whole("LOCAL_RANK", "0")
+    if not 0 <= rank < world or local < 0:
+        raise ConfigError(
+            f"RANK={rank} and LOCAL_RANK={local} do not fit WORLD_SIZE={world}: {LAUNCH}"
+        )
+    return Dist(rank, world, local)
+
+
+LAUNCH = "start the processes with torchrun, which sets RANK, WORLD_SIZE and LOCAL_RANK"
 
 
 def start(d: Dist, device: torch.device) -> None:
