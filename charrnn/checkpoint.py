@@ -50,6 +50,7 @@ FORMAT_VERSION = 4
 # optimizer's and the trainer's tensors, which it never reads.
 MODEL_PARTS = ("format", "format_version", "model_config", "train_config", "vocab", "model")
 MODEL_PARTS += ("metrics", "corpus", "origin")
+PARTS = (*MODEL_PARTS, "optimizer", "trainer")  # every part a checkpoint may hold, digested
 REQUIRED = ("model_config", "train_config", "vocab", "model", "trainer", "metrics", "corpus")
 
 
@@ -92,6 +93,10 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
     ):
         raise ConfigError(
             f"verify must be True, False or a set of a checkpoint's parts, not {verify!r}"
+        )
+    if not isinstance(verify, bool) and (not verify or set(verify) - set(PARTS)):
+        raise ConfigError(
+            f"verify must name parts of a checkpoint ({', '.join(PARTS)}), not {verify!r}"
         )
     if path.is_dir():
         if (path / "last.pt").is_file():

@@ -3,6 +3,7 @@ per-sample results, runaway judgement, the JSON records), the inspection and its
 budget of a recording; what `score` computes line by line."""
 
 import math
+import time
 
 import pytest
 from test_cells import tiny
@@ -143,6 +144,8 @@ def test_line_bits_name_the_lines_with_unseen_characters_and_leave_the_lines_alo
         ("max_steps", True),
         ("seed", 2**64),
         ("weight_decay", 2.0),
+        ("eval_at_start", "yes"),  # a flag
+        ("precision", 16),
     ],
 )
 def test_a_training_call_refuses_what_the_command_refuses(tmp_path, field, value):
@@ -318,7 +321,7 @@ def test_the_readers_refuse_what_is_not_a_model_or_not_text(trained_run):
 def _wrong_arguments(best):
     """(call, the field its error names): a library call given what it cannot take."""
     from charrnn import checkpoint
-    from charrnn.train.open import RunRequest, TextReader
+    from charrnn.train.open import RunRequest, TextReader, open_run
     from charrnn.use.inspection import record
     from charrnn.use.scoring import score_text
 
@@ -338,6 +341,16 @@ def _wrong_arguments(best):
         (lambda: RunRequest("ck", encoding=None), "encoding"),
         (lambda: RunRequest("ck", prime=5), "prime"),
         (lambda: RunRequest("ck", started="now"), "started"),
+        (lambda: RunRequest("ck", started=math.nan), "started"),
+        (lambda: RunRequest("ck", started=time.perf_counter() + 60), "started"),
+        (lambda: RunRequest(""), "checkpoint_dir"),
+        (lambda: RunRequest("ck", resume=""), "resume"),
+        (lambda: RunRequest("ck", init_from=""), "init_from"),
+        (lambda: TextReader(""), "cache"),
+        (lambda: checkpoint.load(best, verify={"bogus"}), "verify"),
+        (lambda: checkpoint.load(best, verify=[]), "verify"),
+        (lambda: open_run({}, TextReader("cache")).__enter__(), "request"),
+        (lambda: open_run(RunRequest("ck"), None).__enter__(), "reader"),
         (lambda: TextReader(None), "cache"),
         (lambda: TextReader("cache", note="print"), "note"),
         (lambda: TextReader("cache", stdin_file=[1, 2]), "stdin_file"),

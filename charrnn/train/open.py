@@ -12,6 +12,7 @@ import contextlib
 import functools
 import numbers
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,15 @@ from charrnn.train.resume import resume
 from charrnn.train.start import Opened, start
 
 PATH = (str, os.PathLike)  # what a path may be given as
+
+
+def _path(name: str, value, what: str = "a path") -> str:
+    """`value`, a library caller's path called `name`, as a str; a ConfigError where it is not
+    one, or is empty (which would mean the current folder without a word)."""
+    path = os.fspath(require_type(name, value, PATH, what))
+    if not path:
+        raise ConfigError(f"{name} must be {what}, not empty (the current folder is '.')")
+    return path
 
 
 @dataclass
@@ -70,21 +80,25 @@ class RunRequest:
         ):
             raise ConfigError(f"corpus must be a path or a tuple of paths, not {corpus!r}")
         self.corpus = tuple(os.fspath(c) for c in corpus)
-        self.checkpoint_dir = Path(
-            require_type("checkpoint_dir", self.checkpoint_dir, PATH, "a path")
-        )
+        self.checkpoint_dir = Path(_path("checkpoint_dir", self.checkpoint_dir))
         require_type("name", self.name, str, "a run name", none=True)
         if self.name == "":
             raise ConfigError("name must not be empty: leave it None for a name after the corpus")
         for key in ("resume", "init_from"):
-            value = require_type(key, getattr(self, key), PATH, "a run name or path", none=True)
-            setattr(self, key, os.fspath(value) if value is not None else None)
+            value = getattr(self, key)
+            setattr(
+                self, key, _path(key, value, "a run name or path") if value is not None else None
+            )
         require_type("replace", self.replace, bool, "True or False")
         for key in ("size", "cell", "encoding", "prime"):
             require_type(key, getattr(self, key), str, "a str")
         for key in ("model", "train"):
             require_type(key, getattr(self, key), dict, "a dict of config fields")
         require_type("started", self.started, numbers.Real, "a time.perf_counter() time", none=True)
+        if self.started is not None and not self.started <= time.perf_counter():  # nan: not <=
+            raise ConfigError(
+                f"started must be a time.perf_counter() time, not later than now: {self.started!r}"
+            )
         if self.resume:  # what the run keeps its own of: refused, never dropped unsaid
             fixed = [
                 name for name, default in RESUME_KEEPS.items() if getattr(self, name) != default
@@ -121,7 +135,7 @@ class TextReader:
     note: Callable[[str], None] | None = None  # one line on what was done besides asked
 
     def __post_init__(self):
-        self.cache = Path(require_type("cache", self.cache, PATH, "a path"))
+        self.cache = Path(_path("cache", self.cache))
         for key in ("stdin", "download", "progress", "note"):
             require_callable(key, getattr(self, key))
         require_type("stdin_file", self.stdin_file, tuple, "(st_dev, st_ino)", none=True)
@@ -138,6 +152,9 @@ def open_run(
     """The run `request` asks for, ready to train, its folder locked until the block ends.
     `on_open` is called with it as soon as it is built and its folder locked (a resumed run's
     lock is taken before its checkpoint is read)."""
+    for name, value, kind in (("request", request, RunRequest), ("reader", reader, TextReader)):
+        if not isinstance(value, kind):
+            raise ConfigError(f"the {name} must be a {kind.__name__}, not {type(value).__name__}")
     if request.resume:
         run, file = runs.find_resume(request.resume, request.checkpoint_dir)
         with _locked(run, dist):  # no other trainer can move last.pt while it is read
@@ -213,6 +230,8 @@ def read_corpus(
     the first rank of each machine encodes; the others wait, then find it cached). A folder given
     never reads a run folder under it, nor the cache (_not_text)."""
     stdin = reader.stdin(encoding) if "-" in specs and reader.stdin else None
+    if stdin is not None and not isinstance(stdin, bytes):  # decoded by the corpus's --encoding
+        raise ConfigError(f"stdin must give the bytes of the text, not {type(stdin).__name__}")
     if dist.local_rank != 0:
         dist.barrier()
     sources = resolve(

@@ -495,3 +495,7 @@ def check_fields(options: dict, cls, what: str, exclude: Sequence[str] = ()) -> 
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
         if numeric and not is_number and not (value is None and "None" in types[name]):
             raise ConfigError(f"{what} option {name} must be a number, not {value!r}")
+        if types[name] == "bool" and not isinstance(value, bool):
+            raise ConfigError(f"{what} option {name} must be True or False, not {value!r}")
+        if types[name] == "str" and not isinstance(value, str):
+            raise ConfigError(f"{what} option {name} must be a str, not {value!r}")
