@@ -39,6 +39,16 @@ def test_round_trip_any_unicode(s):
     assert data.encode(s, vocab).tolist() == vocab.encode(s)
 
 
+def test_an_id_outside_the_vocabulary_is_named_not_read_as_another_character():
+    vocab = CharVocab.from_text("abc")
+    assert vocab.decode([0, 2]) == vocab.decode(torch.tensor([0, 2])) == "ac"
+    for ids in ([3], [-1], [1.0], [True], ["a"]):  # -1 would read as the last: c
+        with pytest.raises(VocabError, match=r"is not an id of this vocabulary \(0 to 2\)"):
+            vocab.decode(ids)
+    with pytest.raises(VocabError, match="made from a str, not NoneType"):
+        CharVocab.from_text(None)
+
+
 def test_vocab_is_sorted_code_points_and_round_trips_as_a_list():
     vocab = CharVocab.from_text("banana🙂A")
     assert vocab.chars == ["A", "a", "b", "n", "🙂"]

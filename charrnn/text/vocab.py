@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import operator
 import unicodedata
 from collections.abc import Iterable, Sequence
 
@@ -28,6 +29,8 @@ class CharVocab:
     @classmethod
     def from_text(cls, text: str) -> CharVocab:
         """The vocabulary of every distinct character in `text`."""
+        if not isinstance(text, str):
+            raise VocabError(f"a vocabulary is made from a str, not {type(text).__name__}")
         return cls(sorted(set(text)))
 
     def grown(self, text_chars: Iterable[str]) -> CharVocab:
@@ -56,9 +59,18 @@ class CharVocab:
             raise VocabError(f"the vocabulary lacks {locate_unknown(text, self)}") from None
 
     def decode(self, ids: Iterable[int]) -> str:
-        """ids -> str; the inverse of encode."""
-        chars = self.chars
-        return "".join(chars[i] for i in ids)
+        """ids -> str; the inverse of encode; an id outside the vocabulary (-1 too, which would
+        read as the last character) is a VocabError."""
+        chars, out = self.chars, []
+        for i in ids:
+            try:
+                k = -1 if isinstance(i, bool) else operator.index(i)  # an int, NumPy's, a tensor's
+            except TypeError:
+                k = -1
+            if not 0 <= k < len(chars):
+                raise VocabError(f"{i!r} is not an id of this vocabulary (0 to {len(chars) - 1})")
+            out.append(chars[k])
+        return "".join(out)
 
     def to_list(self) -> list[str]:
         """The plain-data form stored in checkpoints."""
