@@ -324,6 +324,7 @@ def _wrong_arguments(best):
     from charrnn.train.open import RunRequest, TextReader, open_run
     from charrnn.use.inspection import record
     from charrnn.use.scoring import score_text
+    from charrnn.use.units import find_units, gate_saturation
 
     model = model_for()
     recording = record(model, "abc")
@@ -370,6 +371,13 @@ def _wrong_arguments(best):
         (lambda: recording.top(3), "t must be a position in the 3"),
         (lambda: recording.top("1"), "t must be"),
         (lambda: recording.top(True), "t must be"),
+        (lambda: find_units(recording, top=1.5), "top"),
+        (lambda: find_units(recording, top=0), "top"),
+        (lambda: find_units(None), "recording"),
+        (lambda: gate_saturation(recording, low="0.1"), "low and high"),
+        (lambda: gate_saturation(recording, low=0.9, high=0.1), "low and high"),
+        (lambda: most_varied(recording, "bogus"), "field must be one of"),
+        (lambda: most_varied(record(model, ""), "hidden"), "nothing was recorded"),
         (lambda: SampleConfig(temperature={0.5: 1}), "temperature"),
         (lambda: SampleConfig(temperature={0.5}), "temperature"),
     ]

@@ -8,10 +8,12 @@ property shifted along the text). What each measure means: docs/commands.md (`in
 from __future__ import annotations
 
 import bisect
+import numbers
 from dataclasses import dataclass
 
 import torch
 
+from charrnn.errors import ConfigError, require_whole
 from charrnn.model.config import GATES, STATES
 from charrnn.use.inspection import Recording
 
@@ -167,8 +169,16 @@ class Found:
         return abs(self.units[0][1]) if self.units else 0.0
 
 
+def _require_recording(recording) -> None:
+    """A ConfigError unless `recording` is what inspection.record returns."""
+    if not isinstance(recording, Recording):
+        raise ConfigError(f"the recording must be a Recording, not {type(recording).__name__}")
+
+
 def find_units(recording: Recording, top: int = 3) -> list[Found]:
     """For each property of the recorded text, the `top` units that track it best."""
+    _require_recording(recording)
+    require_whole("top", top, 1)
     if not recording.text:  # nothing read: no property occurs
         return [Found(prop, [], 0.0) for prop in PROPERTIES]
     labels, columns = [], []
@@ -226,6 +236,13 @@ class Saturation:
 
 def gate_saturation(recording: Recording, low: float = 0.1, high: float = 0.9) -> list[Saturation]:
     """Each gate's saturation per unit, as in the paper's figure (empty for the RNN: no gates)."""
+    _require_recording(recording)
+    if not all(
+        isinstance(x, numbers.Real) and not isinstance(x, bool) for x in (low, high)
+    ) or not (0.0 <= low <= high <= 1.0):
+        raise ConfigError(
+            f"low and high must be numbers with 0 <= low <= high <= 1, not {low!r}, {high!r}"
+        )
     return [
         Saturation(
             gate,
@@ -238,7 +255,12 @@ def gate_saturation(recording: Recording, low: float = 0.1, high: float = 0.9) -
 
 def most_varied(recording: Recording, field: str) -> tuple[int, int]:
     """(layer, index) of the unit whose `field` varies most over the recording."""
+    _require_recording(recording)
+    if field not in recording.values:
+        raise ConfigError(f"field must be one of {', '.join(recording.values)}, not {field!r}")
     values = recording.values[field]  # (L, T, H)
+    if values.shape[1] == 0:
+        raise ConfigError("nothing was recorded: record a text of one character at least")
     std = values.std(1) if values.shape[1] > 1 else values.abs()[:, 0]  # (L, H)
     flat = int(std.flatten().argmax())
     return flat // values.shape[2], flat % values.shape[2]
