@@ -322,6 +322,7 @@ def _wrong_arguments(best):
     """(call, the field its error names): a library call given what it cannot take."""
     from charrnn import checkpoint
     from charrnn.train.open import RunRequest, TextReader, open_run
+    from charrnn.use.export_page import export_page, page_size
     from charrnn.use.inspection import record
     from charrnn.use.scoring import score_text
     from charrnn.use.units import find_units, gate_saturation
@@ -378,6 +379,11 @@ def _wrong_arguments(best):
         (lambda: gate_saturation(recording, low=0.9, high=0.1), "low and high"),
         (lambda: most_varied(recording, "bogus"), "field must be one of"),
         (lambda: most_varied(record(model, ""), "hidden"), "nothing was recorded"),
+        (lambda: export_page(model, None), "name must be a str"),
+        (lambda: export_page(model, "m", ["float16"]), "float16 or float32"),
+        (lambda: export_page(model, "m", prime="x", unknown="bogus"), "unknown must be one of"),
+        (lambda: page_size(model, "f8"), "float16 or float32"),
+        (lambda: page_size(None), "must be a charrnn Model"),
         (lambda: SampleConfig(temperature={0.5: 1}), "temperature"),
         (lambda: SampleConfig(temperature={0.5}), "temperature"),
     ]
@@ -394,6 +400,10 @@ def test_every_library_call_names_the_argument_it_cannot_take(trained_run):
             call()
     model = model_for()
     assert [len(s) for s in Sampler(model, SampleConfig(num_samples=2)).generate(3)] == [2, 2, 2]
+    from charrnn.text.encoded import cache_entries, clear_cache
+
+    folder = str(trained_run.best.parent)  # a str is a path here too: no encoded corpora in it
+    assert cache_entries(folder) == [] and clear_cache(folder) == 0
     assert record(model, "abc").top(-1) == record(model, "abc").top(2)
 
 

@@ -294,7 +294,7 @@ class CacheEntry:
 
 def cache_entries(cache_dir: Path) -> list[CacheEntry]:
     """Every encoded corpus in the cache, largest first."""
-    folder = cache_dir / "encoded"
+    folder = Path(cache_dir) / "encoded"
     entries = []
     for ids in folder.glob("*.ids") if folder.is_dir() else []:
         meta_path = ids.with_suffix(".json")
@@ -318,7 +318,7 @@ def _size(path: Path) -> int:
 def clear_cache(cache_dir: Path) -> int:
     """Delete every encoded corpus (a training run that has one mapped keeps reading it), and
     what killed encodings left; returns the bytes freed. Downloaded corpora are kept."""
-    folder = cache_dir / "encoded"
+    folder = Path(cache_dir) / "encoded"
     if not folder.is_dir():
         return 0
     with cache_writing(folder) as freed:

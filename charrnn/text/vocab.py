@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 
 from charrnn.defaults import UNKNOWN
-from charrnn.errors import VocabError
+from charrnn.errors import ConfigError, VocabError
 
 
 class CharVocab:
@@ -96,6 +96,8 @@ def apply_unknown(
     text: str, vocab: CharVocab, policy: str = UNKNOWN, what: str = "the prime"
 ) -> str:
     """Text the vocabulary can read: unknown characters are an error, skipped, or replaced."""
+    if not isinstance(policy, str) or policy not in UNKNOWN_POLICIES:
+        raise ConfigError(f"unknown must be one of {', '.join(UNKNOWN_POLICIES)}, not {policy!r}")
     if not (set(text) - set(vocab.index)):
         return text
     if policy == "skip":

@@ -23,7 +23,7 @@ from charrnn.defaults import UNKNOWN
 from charrnn.errors import ConfigError
 from charrnn.fsutil import size_text
 from charrnn.model.config import FIELDS, STATES
-from charrnn.model.trained import Model
+from charrnn.model.trained import Model, require_model
 from charrnn.text.vocab import apply_unknown
 from charrnn.use.page import PAGE_BYTES, fill, tensor_bytes
 
@@ -39,8 +39,15 @@ TEMPLATE = (HERE / "export_page.html").read_text(encoding="utf-8")
 MODEL_JS = (HERE / "export_page.js").read_text(encoding="utf-8")
 
 
+def _require_precision(precision) -> None:
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise ConfigError(f"the page's weights are float16 or float32, not {precision!r}")
+
+
 def page_size(model: Model, precision: str = "float16") -> int:
     """About how many bytes the page of `model` takes: its weights in base64, and the page."""
+    require_model(model)
+    _require_precision(precision)
     weights = sum(t.numel() for t in _tensors(model).values())
     page = len(TEMPLATE) + len(MODEL_JS) + 4096  # and the title, the vocabulary, the prime
     return (weights * PRECISIONS[precision].itemsize + 2) // 3 * 4 + page
@@ -52,8 +59,10 @@ def export_page(
     """The page of `model` as one string of HTML, titled `name`, its prime box holding `prime`
     (characters the model never saw refused, skipped or replaced: `unknown`, as sample does).
     ConfigError if the page would pass PAGE_LIMIT or `precision` is not one of PRECISIONS."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"the page's weights are float16 or float32, not {precision!r}")
+    require_model(model)
+    _require_precision(precision)
+    if not isinstance(name, str):
+        raise ConfigError(f"the page's name must be a str, not {type(name).__name__}")
     if not isinstance(prime, str):
         raise ConfigError(f"the prime must be text (a str), not {type(prime).__name__}")
     prime = apply_unknown(prime, model.vocab, unknown)  # what the page could not read
