@@ -137,11 +137,17 @@ def test_the_same_seed_gives_the_same_text_and_another_seed_another():
         {"gaps": (5, -1)},
         {"filler": "ab("},
         {"filler": ""},
+        {"gaps": 5},
+        {"kinds": "3"},
+        {"kinds": 2.5},
+        {"size": "100"},
+        {"size": -1},
+        {"filler": None},
     ],
 )
 def test_settings_that_cannot_make_a_corpus_are_refused(settings):
     with pytest.raises(ConfigError):
-        recall_text(100, **settings)
+        recall_text(**{"size": 100, **settings})
 
 
 def test_parsing_finds_the_closers_and_refuses_what_is_not_a_record():

@@ -9,7 +9,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from charrnn.errors import ConfigError, CorpusError
+from charrnn.errors import ConfigError, CorpusError, require_whole
 
 GAPS = (5, 10, 20, 50, 100, 200, 400)  # filler characters between opener and cue
 # Opener + closer of each kind, in the order kinds are taken: K kinds are the first K.
@@ -36,6 +36,12 @@ def recall_text(
     Deterministic across machines and Python versions: only Random.random() is guaranteed to give
     the same numbers for the same seed everywhere, so every draw is made from it.
     """
+    require_whole("size", size, 0)
+    require_whole("kinds", kinds, 1)
+    if not isinstance(gaps, Sequence) or isinstance(gaps, str):
+        raise ConfigError(f"the gaps must be a sequence of whole numbers, not {gaps!r}")
+    if not isinstance(filler, str):
+        raise ConfigError(f"the filler must be a str, not {type(filler).__name__}")
     gaps = list(gaps)
     if not gaps or any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in gaps):
         raise ConfigError(f"the gaps must be whole numbers of 0 or more, not {gaps}")
