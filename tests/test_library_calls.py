@@ -320,7 +320,7 @@ def test_the_readers_refuse_what_is_not_a_model_or_not_text(trained_run):
 
 def _wrong_arguments(best):
     """(call, the field its error names): a library call given what it cannot take."""
-    from charrnn import checkpoint
+    from charrnn import checkpoint, runs
     from charrnn.train.open import RunRequest, TextReader, open_run
     from charrnn.use.export_page import export_page, page_size
     from charrnn.use.inspection import record
@@ -384,6 +384,10 @@ def _wrong_arguments(best):
         (lambda: export_page(model, "m", prime="x", unknown="bogus"), "unknown must be one of"),
         (lambda: page_size(model, "f8"), "float16 or float32"),
         (lambda: page_size(None), "must be a charrnn Model"),
+        (lambda: runs.list_runs(None), "folder of runs must be a path"),
+        (lambda: runs.find_run(None, best.parent.parent), "the run must be"),
+        (lambda: runs.find_run("", best.parent.parent), "the run must be"),
+        (lambda: runs.resolve_checkpoint("", best.parent.parent), "the checkpoint must be"),
         (lambda: SampleConfig(temperature={0.5: 1}), "temperature"),
         (lambda: SampleConfig(temperature={0.5}), "temperature"),
     ]
