@@ -33,7 +33,7 @@ from charrnn.errors import (
     CheckpointError,
     ConfigError,
     DamagedCheckpoint,
-    require_type,
+    require_path,
 )
 from charrnn.fsutil import ZIP, atomic_write, cannot_write
 from charrnn.model.config import ModelConfig, parameter_shapes
@@ -85,7 +85,7 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
     `verify`: the parts whose digests are checked (True: all; a reader of the model alone gives
     MODEL_PARTS, so the optimizer's tensors are never read; False: none, for a reader of the plain
     values only, such as `charrnn runs`)."""
-    path = Path(require_type("path", path, (str, os.PathLike), "a checkpoint's path"))
+    path = Path(require_path("path", path, "a checkpoint's path"))
     if not isinstance(verify, bool) and (
         isinstance(verify, str)
         or not isinstance(verify, Collection)
@@ -302,7 +302,7 @@ def load_model(
 ) -> Model:
     """The trained model of the checkpoint at `path` (a run's folder: its best.pt), whole (in eval
     mode, on `device`, else the CPU): what `sample`, `score` and `inspect` read text with."""
-    require_type("path", path, (str, os.PathLike), "a checkpoint's path")
+    require_path("path", path, "a checkpoint's path")
     if Path(path).is_dir() and (Path(path) / "best.pt").is_file():
         path = Path(path) / "best.pt"
     model = restore(load(path, verify=verify), path)

@@ -3,6 +3,8 @@
 Each message says what went wrong and what to do about it; library code raises, never prints.
 """
 
+import os
+
 
 class CharRNNError(Exception):
     """Base class for every error a user can cause and fix."""
@@ -69,6 +71,15 @@ def require_type(name: str, value, types: type | tuple[type, ...], what: str, no
     if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
         raise ConfigError(f"{name} must be {what}{' or None' * none}, not {_shown(value)}")
     return value
+
+
+def require_path(name: str, value, what: str = "a path") -> str:
+    """`value`, a library caller's path called `name` (a str or os.PathLike), as a str; a
+    ConfigError where it is not one, or is empty (which would mean the current folder unsaid)."""
+    path = os.fspath(require_type(name, value, (str, os.PathLike), what))
+    if not path:
+        raise ConfigError(f"{name} must be {what}, not empty (the current folder is '.')")
+    return path
 
 
 def require_callable(name: str, value) -> None:

@@ -4,14 +4,13 @@ means, and every run under a checkpoint folder."""
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import os
 import shlex
 import unicodedata
 from pathlib import Path
 
-from charrnn.errors import CharRNNError, ConfigError, RunError
+from charrnn.errors import CharRNNError, RunError, require_path
 from charrnn.fsutil import ZIP
 from charrnn.runs.folder import RunDir, being_trained, is_evaluation, path_kind
 from charrnn.runs.info import RunInfo, inspect, pid_text, times
@@ -95,10 +94,8 @@ def check_not_replacing(init_from: Path | None, run: RunDir) -> None:
 def find_run(spec: str | Path, base: Path) -> RunDir:
     """A run given by folder path or by name under `base` (see `is_path`); it must hold a
     checkpoint."""
-    base = _base(base)
-    if not isinstance(spec, str | os.PathLike) or not os.fspath(spec):
-        raise ConfigError(f"the run must be a run's name or folder, not {spec!r}")
-    run = _run_folder(str(spec), base)
+    base = Path(require_path("base", base, FOLDER))
+    run = _run_folder(require_path("spec", spec, "a run's name or folder"), base)
     if not run.has_checkpoint():
         if os.path.isfile(run.metrics):  # a run's folder once: its checkpoints are gone
             folders = [f.name for f in (run.best, run.last) if os.path.isdir(f)]
@@ -233,6 +230,8 @@ def _meant(spec: str, base: Path) -> str:
         if not Path(spec).is_absolute() and path_kind(inside) in ("file", "dir"):
             return f"; did you mean {shlex.quote(str(inside))}?"
     if not is_path(spec):  # a run's name mistyped: the closest name of a run there, if one is
+        import difflib  # (here: an error's hint, not every command's start-up)
+
         runs = []
         with contextlib.suppress(RunError):
             runs = [run.name for run in scan(base)]
@@ -267,14 +266,10 @@ def scan(base: Path) -> list[RunDir]:
 def list_runs(base: Path, verify: bool = False) -> list[RunInfo]:
     """What is known of every run under `base` (see `scan`), most recently updated first;
     `verify`: every checkpoint read whole and checked against its digests (see info.inspect)."""
-    return [inspect(run, verify) for run in scan(_base(base))]
+    return [inspect(run, verify) for run in scan(Path(require_path("base", base, FOLDER)))]
 
 
-def _base(base) -> Path:
-    """`base`, a library caller's folder of runs, as a Path; a ConfigError where it is none."""
-    if isinstance(base, bool) or not isinstance(base, str | os.PathLike) or not os.fspath(base):
-        raise ConfigError(f"the folder of runs must be a path, not {base!r}")
-    return Path(base)
+FOLDER = "a path to the folder of runs"  # what a library caller's `base` is
 
 
 def resolve_checkpoint(spec: str | Path | None, base: Path, note=None, check=None) -> Path:
@@ -284,12 +279,10 @@ def resolve_checkpoint(spec: str | Path | None, base: Path, note=None, check=Non
     skipped, and `note` (if given) is called with one line that says so; `check` (if given) is
     called with such a best.pt before it is chosen, and a CharRNNError from it skips that run too
     (a file whose parts fail their digests reads as sound until it is read whole)."""
-    base = _base(base)
+    base = Path(require_path("base", base, FOLDER))
     if spec is None:
         return _latest(base, note, check)
-    if not isinstance(spec, str | os.PathLike) or not os.fspath(spec):
-        raise ConfigError(f"the checkpoint must be a run's name or a path, not {spec!r}")
-    spec = str(spec)
+    spec = require_path("spec", spec, "a run's name or a checkpoint's path")
     if is_path(spec):
         path = _typed_path(spec)
         kind = path_kind(path)

@@ -27,6 +27,7 @@ from charrnn.errors import (
     RunError,
     VocabError,
     require_callable,
+    require_path,
     require_type,
 )
 from charrnn.text.catalog import Progress
@@ -37,17 +38,6 @@ from charrnn.text.vocab import known_form, locate_unknown
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.resume import resume
 from charrnn.train.start import Opened, start
-
-PATH = (str, os.PathLike)  # what a path may be given as
-
-
-def _path(name: str, value, what: str = "a path") -> str:
-    """`value`, a library caller's path called `name`, as a str; a ConfigError where it is not
-    one, or is empty (which would mean the current folder without a word)."""
-    path = os.fspath(require_type(name, value, PATH, what))
-    if not path:
-        raise ConfigError(f"{name} must be {what}, not empty (the current folder is '.')")
-    return path
 
 
 @dataclass
@@ -80,15 +70,13 @@ class RunRequest:
         ):
             raise ConfigError(f"corpus must be a path or a tuple of paths, not {corpus!r}")
         self.corpus = tuple(os.fspath(c) for c in corpus)
-        self.checkpoint_dir = Path(_path("checkpoint_dir", self.checkpoint_dir))
+        self.checkpoint_dir = Path(require_path("checkpoint_dir", self.checkpoint_dir))
         require_type("name", self.name, str, "a run name", none=True)
         if self.name == "":
             raise ConfigError("name must not be empty: leave it None for a name after the corpus")
         for key in ("resume", "init_from"):
-            value = getattr(self, key)
-            setattr(
-                self, key, _path(key, value, "a run name or path") if value is not None else None
-            )
+            if (value := getattr(self, key)) is not None:
+                setattr(self, key, require_path(key, value, "a run name or path"))
         require_type("replace", self.replace, bool, "True or False")
         for key in ("size", "cell", "encoding", "prime"):
             require_type(key, getattr(self, key), str, "a str")
@@ -135,7 +123,7 @@ class TextReader:
     note: Callable[[str], None] | None = None  # one line on what was done besides asked
 
     def __post_init__(self):
-        self.cache = Path(_path("cache", self.cache))
+        self.cache = Path(require_path("cache", self.cache))
         for key in ("stdin", "download", "progress", "note"):
             require_callable(key, getattr(self, key))
         require_type("stdin_file", self.stdin_file, tuple, "(st_dev, st_ino)", none=True)

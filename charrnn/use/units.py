@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from charrnn.errors import ConfigError, require_whole
+from charrnn.errors import ConfigError, require_type, require_whole
 from charrnn.model.config import GATES, STATES
 from charrnn.use.inspection import Recording
 
@@ -237,12 +237,10 @@ class Saturation:
 def gate_saturation(recording: Recording, low: float = 0.1, high: float = 0.9) -> list[Saturation]:
     """Each gate's saturation per unit, as in the paper's figure (empty for the RNN: no gates)."""
     _require_recording(recording)
-    if not all(
-        isinstance(x, numbers.Real) and not isinstance(x, bool) for x in (low, high)
-    ) or not (0.0 <= low <= high <= 1.0):
-        raise ConfigError(
-            f"low and high must be numbers with 0 <= low <= high <= 1, not {low!r}, {high!r}"
-        )
+    for name, value in (("low", low), ("high", high)):
+        require_type(name, value, numbers.Real, "a number")
+    if not 0.0 <= low <= high <= 1.0:
+        raise ConfigError(f"low and high must be 0 <= low <= high <= 1, not {low!r} and {high!r}")
     return [
         Saturation(
             gate,
