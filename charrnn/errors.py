@@ -58,7 +58,9 @@ def require_whole(name: str, value, least: int) -> None:
     """A ConfigError unless `value` (a library caller's count, called `name`) is a whole number
     of `least` or more: not a float, not a bool."""
     if not isinstance(value, int) or isinstance(value, bool) or value < least:
-        raise ConfigError(f"{name} must be a whole number of {least} or more, not {_shown(value)}")
+        raise ConfigError(
+            f"{name} must be a whole number of {least} or more, not {shown_value(value)}"
+        )
 
 
 def require_type(name: str, value, types: type | tuple[type, ...], what: str, none: bool = False):
@@ -69,7 +71,7 @@ def require_type(name: str, value, types: type | tuple[type, ...], what: str, no
         return value
     wanted = types if isinstance(types, tuple) else (types,)
     if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
-        raise ConfigError(f"{name} must be {what}{' or None' * none}, not {_shown(value)}")
+        raise ConfigError(f"{name} must be {what}{' or None' * none}, not {shown_value(value)}")
     return value
 
 
@@ -85,10 +87,10 @@ def require_path(name: str, value, what: str = "a path") -> str:
 def require_callable(name: str, value) -> None:
     """A ConfigError unless `value`, a library caller's hook called `name`, is callable or None."""
     if value is not None and not callable(value):
-        raise ConfigError(f"{name} must be a function (or None), not {_shown(value)}")
+        raise ConfigError(f"{name} must be a function (or None), not {shown_value(value)}")
 
 
-def _shown(value) -> str:
+def shown_value(value) -> str:
     """`value` as a message shows it: its repr, cut short (a tensor, a model, a long text)."""
     shown = repr(value)
     return shown if len(shown) <= 60 else f"{shown[:57]}..."

@@ -159,6 +159,8 @@ def test_parsing_finds_the_closers_and_refuses_what_is_not_a_record():
             parse_recall(bad)
     with pytest.raises(CorpusError, match="no records"):
         parse_recall("(ab=)")
+    with pytest.raises(ConfigError, match="text must be a str, not None"):
+        parse_recall(None)
 
 
 def test_the_catalog_has_recall_and_corpus_get_builds_it_offline(env):

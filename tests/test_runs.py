@@ -947,6 +947,32 @@ def test_a_checkpoint_of_another_runs_text_copied_in_is_refused_not_resumed(dama
         assert "Resuming" not in resumed.stderr and (run / "best.pt").read_bytes() == best
 
 
+def test_another_runs_last_pt_where_best_pt_is_gone_is_refused_by_its_records(damaged):
+    """With no best.pt to compare texts with, another run's last.pt copied in is told by its
+    records: metrics.jsonl begins with this run's first record, the checkpoint with another."""
+    with workspace() as root:
+        (root / "other.txt").write_text("another text, of other words entirely\n" * 200)
+        other = ["train", "other.txt", *TINY_CLI, "--steps", "2", "--name", "o", "-q"]
+        assert invoke([*other, "--checkpoint-dir", "ck"]).exit_code == 0
+        run = root / "ck" / "r"
+        copy_run(damaged, run)
+        (run / "best.pt").unlink()
+        (run / "last.pt").write_bytes((root / "ck" / "o" / "last.pt").read_bytes())
+        metrics = (run / "metrics.jsonl").read_bytes()
+        listed = invoke(["runs", "--check", "--json", "--checkpoint-dir", "ck"])
+        [rec] = [r for r in map(json.loads, listed.stdout.splitlines()) if r["run"] == "r"]
+        assert rec["status"] == "damaged"
+        assert "its last.pt and metrics.jsonl are of different runs" in rec["note"]
+        resumed = invoke(["train", "--resume", "ck/r", "--steps", "30"])
+        line = assert_one_error(resumed, 1, "ck/r/last.pt and ck/r/metrics.jsonl are of differ")
+        assert line.endswith(
+            "(a resume writes metrics.jsonl again from its checkpoint), then resume"
+        )
+        assert (run / "metrics.jsonl").read_bytes() == metrics and not (run / "best.pt").exists()
+        (run / "metrics.jsonl").unlink()  # the one that was not this run's moved out: it goes on
+        assert invoke(["train", "--resume", "ck/r", "--steps", "4", "-q"]).exit_code == 0
+
+
 @pytest.mark.parametrize("name", ["best.pt", "last.pt"])
 @pytest.mark.parametrize("what", ["folder", "broken link", "missing"])
 def test_a_checkpoint_that_is_a_folder_a_broken_link_or_gone(damaged, name, what):

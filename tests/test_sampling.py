@@ -221,6 +221,11 @@ def test_mean_logprob_is_what_the_model_gives_the_text(model_vocab):
     text = "".join(chars[0] for chars in s.generate(50))
     expected = mean_logprob(model, vocab, "ANNA:", text)
     assert s.mean_logprob()[0] == pytest.approx(expected, abs=1e-5)
+    assert s.mean_logprob([10])[0] == pytest.approx(s._logprobs[0, :10].mean().item())
+    assert s.mean_logprob([0]) == [None]
+    for bad in ["abc", [51], [-1], [1, 2], [2.5], [True], 3]:
+        with pytest.raises(ConfigError, match="lengths must be 1 whole number"):
+            s.mean_logprob(bad)
 
 
 def test_a_short_prime_is_continued_as_the_corpus_would(model_vocab):

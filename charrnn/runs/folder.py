@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import stat
 import time
@@ -23,6 +24,9 @@ from charrnn.errors import RunError
 from charrnn.fsutil import atomic_write, cannot_write
 from charrnn.runs.names import is_path, too_long
 
+# What tells two runs' first records apart (records_differ): a second run of the same text and
+# seed has the same losses but not the same elapsed time and (under a time budget) rate.
+KEYS = ("step", "elapsed", "lr", "train_loss", "val_loss")
 _ELSEWHERE = "train with another --checkpoint-dir"  # where a run's files can go instead
 
 
@@ -191,6 +195,22 @@ class RunDir:
                     raise
         except OSError as e:
             raise RunError(cannot_write(self.metrics, e, _ELSEWHERE)) from None
+
+    def records_differ(self, records) -> bool:
+        """Whether a checkpoint's metrics history `records` is of another run than metrics.jsonl:
+        every training session starts by rewriting the file to its checkpoint's records, so the
+        two begin with the same record. False where either has none, or the file cannot be read:
+        nothing to compare."""
+        try:
+            with open(self.metrics, "rb") as f:
+                first = json.loads(f.readline(1 << 16))
+        except (OSError, ValueError):
+            return False
+        theirs = records[0] if isinstance(records, list) and records else None
+        if not isinstance(first, dict) or not isinstance(theirs, dict):
+            return False
+        pairs = [(jsonl.number(first.get(k)), jsonl.number(theirs.get(k))) for k in KEYS]
+        return any(None not in (a, b) and a != b for a, b in pairs)
 
     def rewrite_metrics(self, records: list[dict]) -> None:
         """Make metrics.jsonl match a checkpoint's own history (used on resume and rollback)."""

@@ -267,6 +267,13 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
                 "one was copied in from another run; move the one that is not this run's out of "
                 "the run folder"
             )
+        for name, payload in loaded.items() if len(texts) <= 1 else ():  # as a resume refuses
+            if run.records_differ(payload.get("metrics")):
+                problems.append(
+                    f"its {name} and metrics.jsonl are of different runs (their first records "
+                    "differ): one was copied in from another run; move the one that is not this "
+                    "run's out of the run folder"
+                )
     except CharRNNError as e:
         problems.append(str(e))
     newest = loaded.get("last.pt") or loaded.get("best.pt")

@@ -9,7 +9,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from charrnn.errors import ConfigError, CorpusError, require_whole
+from charrnn.errors import ConfigError, CorpusError, require_type, require_whole
 
 GAPS = (5, 10, 20, 50, 100, 200, 400)  # filler characters between opener and cue
 # Opener + closer of each kind, in the order kinds are taken: K kinds are the first K.
@@ -86,6 +86,7 @@ def parse_recall(text: str) -> list[RecallRecord]:
     line without a line break (a text cut short) is left out. CorpusError names a line that is
     not a record.
     """
+    require_type("text", text, str, "a str")
     kind_of = {pair[0]: k for k, pair in enumerate(PAIRS)}
     special = set("".join(PAIRS)) | {CUE}
     records, at = [], 0

@@ -72,6 +72,12 @@ def resume(
         if path.absolute() != run.best.absolute()
         else None
     )
+    if run.records_differ(payload["metrics"]):
+        raise CheckpointError(
+            f"{path} and {run.metrics} are of different runs (their first records differ): one "
+            f"was copied in from another run; move the one that is not this run's out of "
+            f"{run.path} (a resume writes metrics.jsonl again from its checkpoint), then resume"
+        )
     specs = corpus_specs or _saved_sources(saved["sources"], run, again, train)
     corpus = read_corpus(specs, saved.get("encoding", "utf-8"))  # as the run first read it
     # The model's vocabulary is the text's, or grown from a base model's to hold it (init_from).

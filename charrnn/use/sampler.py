@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.defaults import MAX_SEED, SAMPLE_LENGTH, TEMPERATURE
-from charrnn.errors import ConfigError, require_callable, require_whole
+from charrnn.errors import ConfigError, require_callable, require_whole, shown_value
 from charrnn.model.network import CharRNN
 from charrnn.model.trained import CHUNK, PASS_COLS, Model, require_model
 from charrnn.threads import ThreadTuner, default_threads, tuned_threads
@@ -215,6 +215,17 @@ class Sampler:
         the first lengths[i] of them for sample i (default: all); None for none (no mean)."""
         if lengths is None:
             lengths = [self.count] * len(self.seeds)
+        elif (
+            isinstance(lengths, str)
+            or not isinstance(lengths, Sequence)
+            or len(lengths) != len(self.seeds)
+            or not all(isinstance(k, int) and not isinstance(k, bool) for k in lengths)
+            or not all(0 <= k <= self.count for k in lengths)
+        ):
+            raise ConfigError(
+                f"lengths must be {len(self.seeds)} whole number(s) from 0 to {self.count} "
+                f"(one a sample, at most the characters generated), not {shown_value(lengths)}"
+            )
         sums = [self._logprobs[i, :k].sum().item() for i, k in enumerate(lengths)]
         return [total / k if k else None for total, k in zip(sums, lengths, strict=True)]
 
