@@ -805,6 +805,14 @@ def test_a_lookup_of_a_name_charrnn_would_have_cleaned_names_the_run(files, corp
             assert (
                 r.stderr == f"Error: no run {typo!r} in checkpoints; did you mean the run 'x.pt'?\n"
             )
+        for typo, meant in [  # a path mistyped: the run or checkpoint nearest it, in its folder
+            ("checkpoints/A-B/", "checkpoints/a-b"),
+            ("./checkpoints/a-bb", "./checkpoints/a-b"),
+            ("checkpoints/a-b/Best.pt", "checkpoints/a-b/best.pt"),
+        ]:
+            for args in (["sample", "-c"], ["plot"], ["train", "--resume"]):
+                line = assert_one_error(invoke([*args, typo]), 1, f"at {typo}; did you mean")
+                assert line.endswith(f"did you mean {meant}?"), (args, line)
 
 
 def test_a_name_too_long_for_the_file_system_says_so_and_gives_the_limit(files, corpus_file):

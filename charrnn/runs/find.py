@@ -121,8 +121,7 @@ def find_resume(spec: str | Path, base: Path) -> tuple[RunDir, Path | None]:
         kind = path_kind(path)
         if kind is None:
             raise RunError(
-                f"no run folder or checkpoint file at {spec}{_meant(spec, base)}; "
-                "`charrnn runs` lists the runs"
+                f"no run folder or checkpoint file at {spec}{_meant(spec, base) or LISTS}"
             )
         if kind != "dir":
             if path.name not in RESUMABLE_FILES:
@@ -230,16 +229,30 @@ def _meant(spec: str, base: Path) -> str:
         if not Path(spec).is_absolute() and path_kind(inside) in ("file", "dir"):
             return f"; did you mean {shlex.quote(str(inside))}?"
     if not is_path(spec):  # a run's name mistyped: the closest name of a run there, if one is
-        import difflib  # (here: an error's hint, not every command's start-up)
-
-        runs = []
-        with contextlib.suppress(RunError):
-            runs = [run.name for run in scan(base)]
-        by_case = {name.casefold(): name for name in runs}
-        close = difflib.get_close_matches(spec, runs, n=1, cutoff=0.75)
-        if near := by_case.get(spec.casefold()) or next(iter(close), None):
+        if near := _nearest_run(spec, base):
             return f"; did you mean the run {near!r}?"
+    elif (name := os.path.basename(spec.rstrip(os.sep))) not in ("", ".", ".."):
+        # a run's folder or checkpoint mistyped (`FR/` for `fr`, `fr/Best.pt`): the closest run
+        # or checkpoint file in the folder above it
+        above = os.path.dirname(spec.rstrip(os.sep))
+        if near := _nearest_run(name, Path(above or "."), files=True):
+            return f"; did you mean {as_path(os.path.join(above, near))}?"
     return ""
+
+
+def _nearest_run(name: str, base: Path, files: bool = False) -> str | None:
+    """The name of the run under `base` (or with `files`, of a checkpoint file there) that `name`
+    most likely meant: the same but for case, or the closest spelling; None where none is close."""
+    import difflib  # (here: an error's hint, not every command's start-up)
+
+    runs = []
+    with contextlib.suppress(RunError, OSError):
+        runs = [run.name for run in scan(base)]
+        if files:
+            runs += [f for f in os.listdir(base) if f.endswith(CHECKPOINT_SUFFIX)]
+    by_case = {run.casefold(): run for run in runs}
+    close = difflib.get_close_matches(name, runs, n=1, cutoff=0.75)
+    return by_case.get(name.casefold()) or next(iter(close), None)
 
 
 def scan(base: Path) -> list[RunDir]:
