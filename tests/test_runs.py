@@ -934,25 +934,72 @@ def test_a_run_file_damaged_any_way_gets_advice_that_works(damaged, junk):
         )
 
 
-def test_a_checkpoint_of_another_runs_text_copied_in_is_refused_not_resumed(damaged):
-    """last.pt of a run of another text, copied over a run's own: `runs --check` says the two
-    files are of different texts, and a resume refuses before it reads a character, where it
-    would train the other text in this folder and replace its best.pt."""
+@pytest.fixture(scope="module")
+def moments(tmp_path_factory, corpus_file) -> Path:
+    """One run's files at two moments (`early/`: step 10, `late/`: step 40, its best.pt later than
+    step 10) and a GRU's of the same text and one of another text (`gru/`, `other/`)."""
+    where = tmp_path_factory.mktemp("moments")
+    with contextlib.chdir(where):
+        (where / "other.txt").write_text("another text, of other words entirely\n" * 200)
+        train = ["train", *TINY_CLI, "-q", "--checkpoint-dir", "ck"]
+        for args in (
+            [str(corpus_file), "--steps", "10", "--name", "r"],
+            [str(corpus_file), "--steps", "10", "--name", "gru", "--cell", "gru"],
+            ["other.txt", "--steps", "10", "--name", "other"],
+        ):
+            assert invoke([*train, *args]).exit_code == 0
+        shutil.copytree("ck/r", "early")
+        assert invoke(["train", "--resume", "ck/r", "--steps", "40", "-q"]).exit_code == 0
+    shutil.copytree(where / "ck" / "r", where / "late")
+    shutil.copytree(where / "ck" / "gru", where / "gru")
+    shutil.copytree(where / "ck" / "other", where / "other")
+    assert checkpoint.load(where / "late" / "best.pt")["trainer"]["step"] > 10
+    return where
+
+
+@pytest.mark.parametrize(
+    "put, refused",
+    [
+        ("other/last.pt", "best.pt and last.pt hold models of different texts"),
+        ("gru/last.pt", "best.pt and last.pt hold different models (LSTM 2x24, embedding 8; GRU"),
+        ("early/last.pt", "last.pt (step 10) is older than best.pt (step "),
+        ("early/best.pt", None),  # best.pt put back from an older copy: replaced, with a warning
+    ],
+)
+def test_a_checkpoint_copied_in_or_put_back_is_told_and_never_replaces_the_runs_best(
+    moments, put, refused
+):
+    """best.pt and last.pt that are not two moments of one run (another text's or another
+    cell's copied in, or one put back from an older copy): `runs --check` calls the run damaged,
+    a reader of the run says so, and a resume refuses where it would replace the later best.pt
+    or train another run's model here, and otherwise writes a best.pt of its own."""
     with workspace() as root:
-        (root / "other.txt").write_text("another text, of other words entirely\n" * 200)
-        other = ["train", "other.txt", *TINY_CLI, "--steps", "2", "--name", "o", "-q"]
-        assert invoke([*other, "--checkpoint-dir", "ck"]).exit_code == 0
         run = root / "ck" / "r"
-        copy_run(damaged, run)
-        (run / "last.pt").write_bytes((root / "ck" / "o" / "last.pt").read_bytes())
+        shutil.copytree(moments / "late", run)
+        (run / Path(put).name).write_bytes((moments / put).read_bytes())
         best = (run / "best.pt").read_bytes()
         listed = invoke(["runs", "--check", "--json", "--checkpoint-dir", "ck"])
-        [rec] = [r for r in map(json.loads, listed.stdout.splitlines()) if r["run"] == "r"]
-        assert rec["status"] == "damaged" and "hold models of different texts" in rec["note"]
-        resumed = invoke(["train", "--resume", "ck/r", "--steps", "30"])
-        line = assert_one_error(resumed, 1, "ck/r/best.pt and ck/r/last.pt hold models of")
-        assert line.endswith("move the one that is not this run's out of ck/r, then resume")
-        assert "Resuming" not in resumed.stderr and (run / "best.pt").read_bytes() == best
+        [rec] = map(json.loads, listed.stdout.splitlines())
+        assert listed.exit_code == 1 and rec["status"] == "damaged", rec
+        said = refused or "best.pt (step 10, "
+        assert f"its {said}" in rec["note"], rec["note"]
+        read = invoke(["sample", "-c", "ck/r", "-l", "5", "--seed", "1"])
+        assert read.exit_code == 0 and f"Note: in ck/r, {said}" in read.stderr
+        resumed = invoke(["train", "--resume", "ck/r", "--steps", "60", "-q"])
+        if refused is None:
+            assert (
+                resumed.exit_code == 0 and "Warning: in ck/r, best.pt (step 10, " in resumed.stderr
+            )
+            assert checkpoint.load(run / "best.pt")["trainer"]["step"] > 40
+            ok = invoke(["runs", "--check", "--json", "--checkpoint-dir", "ck"])
+            assert ok.exit_code == 0 and json.loads(ok.stdout)["status"] == "ok"
+            return
+        line = assert_one_error(resumed, 1, f"in ck/r, {refused}")
+        if "older" in refused:
+            assert "to go on from best.pt: `charrnn train --resume ck/r/best.pt`" in line
+        else:
+            assert line.endswith("move the one that is not this run's out of ck/r, then resume")
+        assert (run / "best.pt").read_bytes() == best
 
 
 def test_another_runs_last_pt_where_best_pt_is_gone_is_refused_by_its_records(damaged):

@@ -13,7 +13,7 @@ from pathlib import Path
 from charrnn.errors import CharRNNError, RunError, require_path
 from charrnn.fsutil import ZIP
 from charrnn.runs.folder import RunDir, being_trained, is_evaluation, path_kind
-from charrnn.runs.info import RunInfo, inspect, pid_text, times
+from charrnn.runs.info import RunInfo, inspect, pid_text, run_mismatch, times
 from charrnn.runs.names import (
     CHECKPOINT_SUFFIX,
     is_path,
@@ -294,20 +294,28 @@ def resolve_checkpoint(spec: str | Path | None, base: Path, note=None, check=Non
     (a file whose parts fail their digests reads as sound until it is read whole)."""
     base = Path(require_path("base", base, FOLDER))
     if spec is None:
-        return _latest(base, note, check)
+        return _noted(_latest(base, note, check), note)
     spec = require_path("spec", spec, "a run's name or a checkpoint's path")
     if is_path(spec):
         path = _typed_path(spec)
         kind = path_kind(path)
         if kind == "dir":
-            return _pick(RunDir(path), spec)
+            return _noted(_pick(RunDir(path), spec), note)
         if kind is None:
             meant = _meant(spec, base) or (
                 "; give a run's name (`charrnn runs` lists them) or a checkpoint's path"
             )
             raise RunError(f"no checkpoint file or run folder at {spec}{meant}")
         return path  # a file: checkpoint.load says what is wrong with it, if anything
-    return _pick(_run_folder(spec, base), spec)
+    return _noted(_pick(_run_folder(spec, base), spec), note)
+
+
+def _noted(best: Path, note) -> Path:
+    """`best`, the best.pt of the run a reader was given; where it and the run's last.pt are not
+    two moments of one run (a file copied in, or put back), first a `note` that says so."""
+    if note is not None and (pair := run_mismatch(RunDir(best.parent))):
+        note(f"Note: in {best.parent}, {pair.what}: {pair.cause}; reading its best.pt")
+    return best
 
 
 def _latest(base: Path, note, check) -> Path:

@@ -26,7 +26,7 @@ from charrnn.runs.names import is_path, too_long
 
 # What tells two runs' first records apart (records_differ): a second run of the same text and
 # seed has the same losses but not the same elapsed time and (under a time budget) rate.
-KEYS = ("step", "elapsed", "lr", "train_loss", "val_loss")
+RECORD_KEYS = ("step", "elapsed", "lr", "train_loss", "val_loss")
 _ELSEWHERE = "train with another --checkpoint-dir"  # where a run's files can go instead
 
 
@@ -196,7 +196,7 @@ class RunDir:
         except OSError as e:
             raise RunError(cannot_write(self.metrics, e, _ELSEWHERE)) from None
 
-    def records_differ(self, records) -> bool:
+    def metrics_disagree(self, records) -> bool:
         """Whether a checkpoint's metrics history `records` is of another run than metrics.jsonl:
         every training session starts by rewriting the file to its checkpoint's records, so the
         two begin with the same record. False where either has none, or the file cannot be read:
@@ -206,11 +206,7 @@ class RunDir:
                 first = json.loads(f.readline(1 << 16))
         except (OSError, ValueError):
             return False
-        theirs = records[0] if isinstance(records, list) and records else None
-        if not isinstance(first, dict) or not isinstance(theirs, dict):
-            return False
-        pairs = [(jsonl.number(first.get(k)), jsonl.number(theirs.get(k))) for k in KEYS]
-        return any(None not in (a, b) and a != b for a, b in pairs)
+        return records_differ(first, records[0] if isinstance(records, list) and records else None)
 
     def rewrite_metrics(self, records: list[dict]) -> None:
         """Make metrics.jsonl match a checkpoint's own history (used on resume and rollback)."""
@@ -219,6 +215,15 @@ class RunDir:
             atomic_write(self.metrics, lambda f: f.write(lines))
         except OSError as e:
             raise RunError(cannot_write(self.metrics, e, _ELSEWHERE)) from None
+
+
+def records_differ(first, other) -> bool:
+    """Whether two runs' first records (`first`, `other`: dicts, else nothing to compare) are of
+    different runs: a number they both give differs."""
+    if not isinstance(first, dict) or not isinstance(other, dict):
+        return False
+    pairs = [(jsonl.number(first.get(k)), jsonl.number(other.get(k))) for k in RECORD_KEYS]
+    return any(None not in (a, b) and a != b for a, b in pairs)
 
 
 def is_evaluation(record) -> bool:

@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from charrnn.errors import CharRNNError, RunError
 from charrnn.jsonl import number
 from charrnn.runs.advice import pipe_sources, resume_command, text_to_give, train_longer
-from charrnn.runs.folder import RunDir, best_candidates, is_evaluation, path_kind
+from charrnn.runs.folder import (
+    RunDir,
+    best_candidates,
+    is_evaluation,
+    path_kind,
+    records_differ,
+)
 from charrnn.train.events import ENDINGS
 
 BUDGET_ENDINGS = ("steps", "epochs", "time")  # how a run that spent its budget ended
@@ -260,15 +266,11 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
                     problems.append(getattr(e, "what", str(e)))
                     broken.append(name)
                     del loaded[name]
-        texts = {_corpus_sha(loaded[n]) for n in ("best.pt", "last.pt") if n in loaded} - {None}
-        if len(texts) > 1:  # as a resume refuses it (resume._best_problem)
-            problems.append(
-                "its best.pt and last.pt hold models of different texts (their SHA-256 differ): "
-                "one was copied in from another run; move the one that is not this run's out of "
-                "the run folder"
-            )
-        for name, payload in loaded.items() if len(texts) <= 1 else ():  # as a resume refuses
-            if run.records_differ(payload.get("metrics")):
+        both = "best.pt" in loaded and "last.pt" in loaded  # as a resume refuses it (resume.py)
+        if pair := both and pair_mismatch(loaded["best.pt"], loaded["last.pt"]):
+            problems.append(f"its {pair.what}: {pair.advice('the run folder')}")
+        for name, payload in loaded.items() if not (pair and pair.foreign) else ():
+            if run.metrics_disagree(payload.get("metrics")):
                 problems.append(
                     f"its {name} and metrics.jsonl are of different runs (their first records "
                     "differ): one was copied in from another run; move the one that is not this "
@@ -323,6 +325,108 @@ def _sound_model(path) -> dict | None:
         return checkpoint.load(path, verify=checkpoint.MODEL_PARTS)
     except CharRNNError:
         return None
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Why a run's best.pt and last.pt are not two moments of one run: `what` says it (of
+    "best.pt" and "last.pt"); `foreign`: one of them was copied in from another run; otherwise
+    one was put back from an older copy of this run."""
+
+    what: str
+    foreign: bool
+    best_step: int | None = None
+    last_step: int | None = None
+
+    def advice(self, folder: str, resume: str = "charrnn train --resume RUN/best.pt") -> str:
+        """What to do, for a run in `folder` (a path, or "the run folder"); `resume`: the
+        command that goes on from its best.pt."""
+        if self.foreign:
+            return f"{self.cause}; move the one that is not this run's out of {folder}"
+        if self.last_older:
+            return (
+                f"{self.cause}; to go on from best.pt: `{resume}`, or first move best.pt out of "
+                f"{folder} to go on from last.pt"
+            )
+        return f"{self.cause}; a resume's first evaluation writes a new best.pt"
+
+    @property
+    def cause(self) -> str:
+        """How the two came to differ."""
+        return (
+            "one was copied in from another run" if self.foreign else "one was put back from a copy"
+        )
+
+    @property
+    def last_older(self) -> bool:
+        """last.pt is from before best.pt: a resume from it would replace a later best."""
+        steps = (self.best_step, self.last_step)
+        return None not in steps and self.last_step < self.best_step
+
+
+BOTH = "best.pt and last.pt"
+MODEL_KEYS = ("cell", "num_layers", "hidden_size", "embedding_dim")  # what a model's shape is
+
+
+def pair_mismatch(best: dict, last: dict) -> Mismatch | None:
+    """What makes a run's best.pt and last.pt (loaded payloads) not two moments of one run, or
+    None where they are: every save writes last.pt and then copies it to best.pt where the loss
+    improved, so the two hold one text, one model's shape and vocabulary, one first record, and
+    one best validation loss, best.pt at or before last.pt's step."""
+    if None not in (a := _corpus_sha(best), b := _corpus_sha(last)) and a != b:
+        return Mismatch(f"{BOTH} hold models of different texts (their SHA-256 differ)", True)
+    shapes = [_model_shape(p) for p in (best, last)]
+    if None not in shapes and shapes[0] != shapes[1]:
+        return Mismatch(f"{BOTH} hold different models ({shapes[0]}; {shapes[1]})", True)
+    if best.get("vocab") != last.get("vocab"):
+        return Mismatch(f"{BOTH} hold models of different alphabets", True)
+    if records_differ(*map(_first_record, (best, last))):
+        return Mismatch(f"{BOTH} are of different runs (their first records differ)", True)
+    (sb, vb), (sl, vl) = _trainer_at(best), _trainer_at(last)
+    if None not in (sb, sl) and sb > sl:
+        return Mismatch(f"last.pt (step {sl:,}) is older than best.pt (step {sb:,})", False, sb, sl)
+    if None not in (sb, sl, vb, vl) and vb != vl:
+        return Mismatch(
+            f"best.pt (step {sb:,}, {vb:.4f} nats) is not the best that last.pt (step {sl:,}) "
+            f"records ({vl:.4f} nats)",
+            False,
+            sb,
+            sl,
+        )
+    return None
+
+
+def run_mismatch(run: RunDir) -> Mismatch | None:
+    """pair_mismatch of `run`'s best.pt and last.pt, read without their weights; None where
+    either is not there or does not load (a reader of that file says so)."""
+    from charrnn import checkpoint  # torch: only where a checkpoint is opened
+
+    try:
+        best, last = (checkpoint.load(p, verify=False) for p in (run.best, run.last))
+    except (CharRNNError, OSError):
+        return None
+    return pair_mismatch(best, last)
+
+
+def _first_record(payload: dict) -> dict | None:
+    records = payload.get("metrics")
+    return records[0] if isinstance(records, list) and records else None
+
+
+def _model_shape(payload: dict) -> str | None:
+    """A checkpoint's model as `LSTM 1x128, embedding 32`, where its config says it."""
+    config = payload.get("model_config")
+    if not isinstance(config, dict) or any(k not in config for k in MODEL_KEYS):
+        return None
+    cell, layers, width, emb = (config[k] for k in MODEL_KEYS)
+    return f"{str(cell).upper()} {layers}x{width}, embedding {emb}"
+
+
+def _trainer_at(payload: dict) -> tuple[int | None, float | None]:
+    """A checkpoint's step and the best validation loss its run had reached (None: not said)."""
+    trainer = payload.get("trainer") if isinstance(payload.get("trainer"), dict) else {}
+    step, best = trainer.get("step"), number(trainer.get("best_val"))
+    return (step if isinstance(step, int) and not isinstance(step, bool) else None), best
 
 
 def _corpus_sha(payload: dict) -> str | None:

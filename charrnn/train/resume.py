@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from charrnn.devices import as_device
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, DamagedCheckpoint, RunError
 from charrnn.runs import RunDir, is_evaluation
 from charrnn.runs.advice import pipe_sources, resume_command, text_to_give
+from charrnn.runs.info import pair_mismatch
 from charrnn.text import data
 from charrnn.text.encoded import EncodedCorpus
 from charrnn.train import schedule
@@ -68,11 +70,9 @@ def resume(
     saved = payload["corpus"]
     # best.pt, read once: whether it still holds the run's best model, and that it is this run's
     best_problem = (
-        _best_problem(run, path, saved["sha256"])
-        if path.absolute() != run.best.absolute()
-        else None
+        _best_problem(run, path, payload) if path.absolute() != run.best.absolute() else None
     )
-    if run.records_differ(payload["metrics"]):
+    if run.metrics_disagree(payload["metrics"]):
         raise CheckpointError(
             f"{path} and {run.metrics} are of different runs (their first records differ): one "
             f"was copied in from another run; move the one that is not this run's out of "
@@ -124,25 +124,24 @@ def resume(
     return Opened(trainer, resumed_from=given, chars=saved["chars"], warnings=warnings)
 
 
-def _best_problem(run: RunDir, path: Path, sha256: str) -> str | None:
-    """Why `run`'s best.pt, where there is one, no longer holds its best model (damaged), or None;
-    a CheckpointError where it holds another text's model than the checkpoint resumed (of SHA-256
-    `sha256`): one of the two was copied in from another run, and a resume would train that text
-    here and replace the other."""
+def _best_problem(run: RunDir, path: Path, payload: dict) -> str | None:
+    """Why `run`'s best.pt, where there is one, no longer holds its best model (damaged, or put
+    back from an older copy), or None; a CheckpointError where it and `payload` (loaded from
+    `path`, its last.pt) are not of one run (runs.pair_mismatch): one was copied in from another
+    run, or last.pt is older than best.pt, and a resume would replace the other's best."""
     if not run.best.exists():
         return None
     try:
         best = checkpoint.load(run.best)  # every part checked, as a resume from it would
     except CheckpointError as e:
         return e.what if isinstance(e, DamagedCheckpoint) else str(e)
-    theirs = best["corpus"].get("sha256") if isinstance(best.get("corpus"), dict) else None
-    if isinstance(theirs, str) and theirs != sha256:
-        raise CheckpointError(
-            f"{run.best} and {path} hold models of different texts (their SHA-256 differ): "
-            "one was copied in from another run; move the one that is not this run's out of "
-            f"{run.path}, then resume"
-        )
-    return None
+    if (pair := pair_mismatch(best, payload)) is None:
+        return None
+    if not (pair.foreign or pair.last_older):  # best.pt is stale: it is replaced, with a warning
+        return f"in {run.path}, {pair.what}: {pair.cause}"
+    again = f"charrnn train --resume {shlex.quote(run.file_ref('best.pt'))}"
+    said = f"in {run.path}, {pair.what}: {pair.advice(str(run.path), again)}"
+    raise CheckpointError(f"{said}, then resume" if pair.foreign else said)
 
 
 def _later_step(last: Path, step: int) -> int | None:
