@@ -877,6 +877,36 @@ def copy_run(run: Path, to: Path) -> Path:
     return to
 
 
+def test_a_run_whose_checkpoints_are_both_gone_is_listed_damaged_and_skipped_with_a_note(
+    damaged, corpus_file
+):
+    """Both checkpoints deleted, metrics.jsonl left: the run is listed (damaged, with what to
+    do), not dropped, and a sample of the latest run says it skipped it."""
+    with workspace() as root:
+        args = ["train", str(corpus_file), *TINY_CLI, "--steps", "10", "--name", "old", "-q"]
+        assert invoke([*args, "--checkpoint-dir", "ck"]).exit_code == 0
+        run = copy_run(damaged, root / "ck" / "r")
+        (run / "best.pt").unlink()
+        (run / "last.pt").unlink()
+        os.utime(run / "metrics.jsonl")  # the newest run
+        listed = invoke(["runs", "--check", "--json", "--checkpoint-dir", "ck"])
+        assert listed.exit_code == 1
+        [rec, _] = map(json.loads, listed.stdout.splitlines())
+        assert rec["run"] == "r" and rec["status"] == "damaged"
+        assert (
+            "holds no checkpoint (best.pt or last.pt) any more: train the run again" in rec["note"]
+        )
+        sampled = invoke(["sample", "--checkpoint-dir", "ck", "-l", "5"])
+        assert sampled.exit_code == 0 and sampled.stdout
+        assert "Note: using run 'old', skipping newer runs that cannot be sampled" in sampled.stderr
+        assert "'r': damaged: " in sampled.stderr
+        for reader in (["sample", "-c", "ck/r"], ["score", "-c", "ck/r", "-"], ["plot", "ck/r"]):
+            r = invoke(reader, input="ANNA:\n")
+            assert_one_error(
+                r, 1, "the run folder ck/r holds no checkpoint (best.pt or last.pt) any"
+            )
+
+
 def test_a_run_whose_best_pt_is_gone_is_damaged_not_untrained(damaged):
     """An evaluated run without its best.pt (deleted by hand) is not one that has yet to train:
     `runs` calls it damaged and `sample` points to its last.pt, never to more training."""
@@ -1248,6 +1278,7 @@ def test_every_resume_error_names_the_folder_given_and_nothing_destructive(damag
         assert r.stderr.endswith("... | charrnn train - --resume ck/mem --steps 999\n"), r.stderr
         r = invoke(["train", "-", "--resume", "ck/mem", "--steps", "999", "-q"], input="xy" * 99)
         assert "the corpus differs" in r.stderr  # the advice, followed, reaches the run
+        assert r.stderr.endswith("from its weights (--init-from ck/mem --name NEW)\n"), r.stderr
         # its last.pt damaged: the advice to go on from best.pt pipes the text too
         with open(root / "ck" / "mem" / "last.pt", "r+b") as f:
             f.truncate(100)

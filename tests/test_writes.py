@@ -693,10 +693,14 @@ def test_a_run_folder_that_cannot_be_written_is_named_for_what_failed(tmp_path, 
         raise OSError(errno.EROFS, "Read-only file system")
 
     (tmp_path / "there").mkdir()
-    for name, doing in (("there", "write in the run folder"), ("new", "create the run folder")):
+    for name, doing, new, then in (
+        ("there", "write in the run folder", False, "copy the run folder where you can write"),
+        ("there", "write in the run folder", True, "train with another --checkpoint-dir"),
+        ("new", "create the run folder", True, "train with another --checkpoint-dir"),
+    ):
         monkeypatch.setattr(folder.os, "open", refuse)
-        with pytest.raises(RunError, match=f"cannot {doing} .*{name}.*read-only"):
-            RunDir(tmp_path / name).session().__enter__()
+        with pytest.raises(RunError, match=f"cannot {doing} .*{name}.*read-only.*; {then}"):
+            RunDir(tmp_path / name).session(new=new).__enter__()
         monkeypatch.undo()
 
 

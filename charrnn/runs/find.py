@@ -97,18 +97,22 @@ def find_run(spec: str | Path, base: Path) -> RunDir:
     base = Path(require_path("base", base, FOLDER))
     run = _run_folder(require_path("spec", spec, "a run's name or folder"), base)
     if not run.has_checkpoint():
-        if os.path.isfile(run.metrics):  # a run's folder once: its checkpoints are gone
-            folders = [f.name for f in (run.best, run.last) if os.path.isdir(f)]
-            what = (
-                f" ({' and '.join(folders)} {'are folders' if len(folders) > 1 else 'is a folder'})"
-            )
-            raise RunError(
-                f"the run folder {spec} holds no checkpoint (best.pt or last.pt) any more"
-                f"{what if folders else ''}: train the run again, with --force to replace it"
-            )
+        _refuse_checkpoints_gone(run, str(spec))
         _refuse_not_a_run(run, str(spec))
         raise RunError(f"the run folder {spec} holds no checkpoint; `charrnn runs` lists the runs")
     return run
+
+
+def _refuse_checkpoints_gone(run: RunDir, spec: str) -> None:
+    """A RunError where `run`, which holds no checkpoint, was a run's folder once (its
+    metrics.jsonl is there): its checkpoints were deleted, or folders put in their place."""
+    if os.path.isfile(run.metrics):
+        folders = [f.name for f in (run.best, run.last) if os.path.isdir(f)]
+        what = f" ({' and '.join(folders)} {'are folders' if len(folders) > 1 else 'is a folder'})"
+        raise RunError(
+            f"the run folder {spec} holds no checkpoint (best.pt or last.pt) any more"
+            f"{what if folders else ''}: train the run again, with --force to replace it"
+        )
 
 
 def find_resume(spec: str | Path, base: Path) -> tuple[RunDir, Path | None]:
@@ -257,8 +261,9 @@ def _nearest_run(name: str, base: Path, files: bool = False) -> str | None:
 
 def scan(base: Path) -> list[RunDir]:
     """The run folders under `base`, most recently updated first: folders holding best.pt or
-    last.pt, and entries that cannot be read (a folder without permission, a broken link), which
-    `inspect` then reports as damaged. Plain files beside them are not runs."""
+    last.pt (or metrics.jsonl alone: its checkpoints deleted), and entries that cannot be read (a
+    folder without permission, a broken link), which `inspect` then reports as damaged. Plain
+    files beside them are not runs."""
     try:
         names = sorted(os.listdir(base))
     except (FileNotFoundError, NotADirectoryError):
@@ -269,8 +274,10 @@ def scan(base: Path) -> list[RunDir]:
     for name in names:
         run = RunDir(Path(base) / name)
         try:
-            if path_kind(run.path) == "dir" and (path_kind(run.best) or path_kind(run.last)):
+            if path_kind(run.path) == "dir" and any(map(path_kind, (run.best, run.last))):
                 found.append(run)
+            elif path_kind(run.path) == "dir" and path_kind(run.metrics) == "file":
+                found.append(run)  # a run whose checkpoints were deleted: damaged, not gone
         except RunError:
             found.append(run)
     return sorted(found, key=lambda r: r.updated(), reverse=True)
@@ -383,6 +390,7 @@ def _pick(run: RunDir, spec: str) -> Path:
             f"continue it with `{info.resume_advice()}`, or give the file {run.last} "
             "instead of the run to use its untrained weights as they are"
         )
+    _refuse_checkpoints_gone(run, spec)
     _refuse_not_a_run(run, spec)
     raise RunError(f"no checkpoint in the run folder {spec}; `charrnn runs` lists the runs")
 

@@ -28,6 +28,7 @@ from charrnn.runs.names import is_path, too_long
 # seed has the same losses but not the same elapsed time and (under a time budget) rate.
 RECORD_KEYS = ("step", "elapsed", "lr", "train_loss", "val_loss")
 _ELSEWHERE = "train with another --checkpoint-dir"  # where a run's files can go instead
+_COPY = "copy the run folder where you can write, and resume it there (--resume THE-COPY)"
 
 
 def _remove(files: list[Path], doing: str) -> None:
@@ -100,7 +101,8 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise RunError(cannot_write(self.path, e, _ELSEWHERE, doing=doing)) from None
+            elsewhere = _ELSEWHERE if new else _COPY  # a resume: the run's files go with it
+            raise RunError(cannot_write(self.path, e, elsewhere, doing=doing)) from None
         try:
             _lock(fd, self)
             if clear:
@@ -164,9 +166,10 @@ class RunDir:
         )
 
     def updated(self) -> float:
-        """When a checkpoint in it was last written (0 if none, or if it cannot be read)."""
+        """When a checkpoint or its metrics were last written (0 if none, or if they cannot be
+        read)."""
         times = []
-        for path in (self.best, self.last):
+        for path in (self.best, self.last, self.metrics):
             with contextlib.suppress(OSError, ValueError):
                 times.append(path.stat().st_mtime)
         return max(times, default=0.0)

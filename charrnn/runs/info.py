@@ -280,7 +280,10 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
         problems.append(str(e))
     newest = loaded.get("last.pt") or loaded.get("best.pt")
     if newest is None:
-        problem = "; ".join(problems) or f"{run.path} holds no checkpoint"
+        problem = "; ".join(problems) or (
+            f"{run.path} holds no checkpoint (best.pt or last.pt) any more: train the run again, "
+            "with --force to replace it"
+        )
         return RunInfo(run, problem=problem, broken=tuple(broken))
     trainer = newest["trainer"] if isinstance(newest["trainer"], dict) else {}
     records = newest["metrics"] if isinstance(newest["metrics"], list) else []

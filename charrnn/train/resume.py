@@ -85,7 +85,8 @@ def resume(
         raise CorpusError(
             f"the corpus differs from the one run {run.name!r} was trained on "
             f"({len(corpus):,} vs {saved['chars']:,} characters, SHA-256 differs); "
-            "resume with the same text, or start a new run"
+            "resume with the same text, or start a new run on this one from its weights "
+            f"(--init-from {shlex.quote(run.ref)} --name NEW)"
         )
     state = checkpoint.run_state(payload, model.to(device))
     config = _extended(state.config, train)
