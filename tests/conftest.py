@@ -225,6 +225,7 @@ def workspace(tmp_path_factory):
     (root / "onechar.txt").write_text("a" * 50_000)
     (root / "hugevocab.txt").write_text("".join(chr(0x10000 + i) for i in range(100_000)))
     (root / "emptydir").mkdir()
+    (root / "dangling").symlink_to("nowhere.txt")  # a link to nothing
     (root / "hiddenonly").mkdir()
     (root / "hiddenonly" / ".notes").write_text("hidden text " * 1000)
     (root / "blocker").write_text("a file where a folder should be")

@@ -224,6 +224,9 @@ CASES = [
     (["score", "missing.txt", "-c", "tiny"], 1, "cannot read missing.txt"),
     (["score", "ok.txt/", "-c", "tiny"], 1, "cannot read ok.txt/: Not a directory"),
     (["sample", "-c", "tiny", "--prime-file", "ok.txt/"], 1, "ok.txt/: Not a directory"),
+    (["sample", "-c", "tiny", "--prime-file", "dangling"], 1, "link to nothing (nowhere.txt)"),
+    (["score", "-c", "tiny", "dangling"], 1, "cannot read dangling: it is a link to nothing"),
+    (["inspect", "-c", "tiny", "dangling"], 1, "cannot read dangling: it is a link to nothing"),
     (["sample", "-c", "checkpoints/tiny/best.pt/"], 1, "read checkpoints/tiny/best.pt/: Not a"),
     (["train", "--resume", "checkpoints/tiny/last.pt/."], 1, "tiny/last.pt/.: Not a directory"),
     # a run's name given as the text to read: -c was meant
@@ -344,6 +347,29 @@ def test_bad_input(in_workspace, args, code, message):
     assert_one_error(invoke(args, input=""), code, message)
     assert snapshot(in_workspace) == before  # nothing written, nothing changed, no folder made
     assert not (in_workspace / "pwned-marker").exists()
+
+
+def test_a_file_the_user_cannot_read_is_ours_to_refuse_not_clicks(in_workspace, monkeypatch):
+    """click.Path's access checks (a usage error, exit 2, for a prime file of mode 000) are left
+    off: the file is read, or refused in one Error line with exit 1, as every command's files
+    are. (As root every file reads: os.access stands in for a user who may not.)"""
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)
+    for args in (
+        ["sample", "-c", "tiny", "--prime-file", "ok.txt", "-l", "3"],
+        [
+            "inspect",
+            "-c",
+            "tiny",
+            "--sample",
+            "3",
+            "--prime-file",
+            "ok.txt",
+            "--max-chars",
+            "99999",
+        ],
+    ):
+        r = invoke(args)
+        assert r.exit_code == 0 and "Usage" not in r.stderr, (args, r.stderr)
 
 
 ODD = "a\tb\nc\x1b[31md\udcff"  # a tab, a line break, a terminal's escape, a byte not UTF-8

@@ -178,6 +178,36 @@ def test_a_folder_that_cannot_be_read_is_named_not_found_empty(tmp_path, monkeyp
     assert ("move it out" in str(raised.value)) == (where != "notes")  # not out of itself
 
 
+def test_a_file_of_a_folder_that_cannot_be_read_is_named_not_skipped_as_not_text(
+    tmp_path, monkeypatch
+):
+    """A file of mode 000 in a corpus folder (for a user other than root: stood in for) is an
+    error that says so, as an unreadable subfolder is; not "skipped: not utf-8 text". One gone
+    since the folder was listed is left out without a word, as a subfolder that went is."""
+    (tmp_path / "notes").mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / "notes" / name).write_text("the sea, the sea\n" * 50)
+    real = open
+
+    def refusing(path, *args, **kwargs):
+        if os.fspath(path).endswith("b.txt"):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        if os.fspath(path).endswith("c.txt"):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", refusing)
+    message = f"cannot read {tmp_path / 'notes' / 'b.txt'}: Permission denied; make it readable, "
+    with pytest.raises(
+        CorpusError, match=re.escape(message + f"or move it out of {tmp_path / 'notes'}")
+    ):
+        load(tmp_path, str(tmp_path / "notes"))
+    (tmp_path / "notes" / "b.txt").unlink()
+    sources = resolve.resolve([str(tmp_path / "notes")], tmp_path / "cache")
+    assert [s.label for s in sources.files] == [str(tmp_path / "notes" / "a.txt")]
+    assert sources.skipped == []
+
+
 def test_a_folder_gone_as_it_is_walked_is_skipped_and_the_root_is_refused(tmp_path):
     """A subfolder removed between its listing and its reading (a temporary one, a process's in
     /proc) is skipped, as a file that went is; the whole file system is no corpus to walk."""

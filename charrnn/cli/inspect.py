@@ -95,7 +95,7 @@ Examples:
 @prime_option("With --sample: text to start from ('-' reads it from stdin).")
 @click.option(
     "--prime-file",
-    type=click.Path(),  # read as FILE is read, no further than --max-chars
+    type=click.Path(readable=False),  # read as FILE is read, no further than --max-chars
     metavar="FILE",
     callback=not_empty,
     help="With --sample: read the prime from a file, exactly ('-': as --prime -).",

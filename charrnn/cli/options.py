@@ -209,7 +209,9 @@ class Temperatures(click.ParamType):
 def checkpoint_dir_option(fn):
     return click.option(
         "--checkpoint-dir",
-        type=_Folder(path_type=Path, file_okay=False),
+        type=_Folder(
+            path_type=Path, file_okay=False, readable=False
+        ),  # scan says what it cannot read
         default=CHECKPOINT_DIR,
         envvar=CHECKPOINT_DIR_ENV,
         show_envvar=True,

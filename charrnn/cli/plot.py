@@ -53,7 +53,7 @@ Examples:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, writable=True),
+    type=click.Path(dir_okay=False),  # write_output says what it cannot write
     callback=_figure_path,
     metavar="FILE",
     help=f"Write a figure to FILE, .png or .svg (needs matplotlib: {EXTRA}).",

@@ -80,7 +80,7 @@ Examples:
 )
 @click.option(
     "--prime-file",
-    type=click.Path(),  # read by corpus.input_file, as every command reads a file
+    type=click.Path(readable=False),  # read by corpus.input_file, as every command reads a file
     metavar="FILE",
     callback=not_empty,
     help="Read the prime from a file, exactly, its last line end kept ('-': as --prime -).",

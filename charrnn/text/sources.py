@@ -50,7 +50,15 @@ class Source:
                 while chunk := read(size):
                     yield chunk
         except OSError as e:
-            raise CorpusError(f"cannot read {self.path}: {e.strerror or e}") from None
+            raise CannotRead(f"cannot read {self.path}: {e.strerror or e}", e) from None
+
+
+class CannotRead(CorpusError):
+    """A file's bytes could not be read (`error`: the OSError): not a question of its text."""
+
+    def __init__(self, message: str, error: OSError):
+        super().__init__(message)
+        self.error = error
 
 
 @dataclass
@@ -92,6 +100,11 @@ def _stat(path: str, label: str) -> os.stat_result:
     try:
         return os.stat(path)
     except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+        if isinstance(e, FileNotFoundError) and os.path.islink(path):  # the name is right
+            raise CorpusError(
+                f"cannot read {label}: it is a link to nothing ({os.readlink(path)}); point it "
+                "at a file, or give the file"
+            ) from None
         todo = "; check the name and the folder" * isinstance(e, FileNotFoundError)
         why = getattr(e, "strerror", None) or e
         raise CorpusError(f"cannot read {label}: {why}{todo}") from None
@@ -168,8 +181,18 @@ def folder_sources(
         said = f" ({'; '.join(why)})" if why else ""
         raise CorpusError(f"the folder {folder} holds no files to train on{said}")
     found = [Source(str(f), path=f) for f in files]
-    why = {src.label: sniff(src, encoding) for src in found}
+    why = {}
+    for src in found:
+        try:
+            why[src.label] = sniff(src, encoding)
+        except CannotRead as e:  # not a file that is not text: one the user cannot read
+            if isinstance(e.error, FileNotFoundError):
+                continue  # gone since its folder was listed, as _walk skips it
+            raise CorpusError(f"{e}; make it readable, or move it out of {folder}") from None
+    found = [src for src in found if src.label in why]
     text = [src for src in found if why[src.label] is None]
+    if not found:  # every one gone as it was read
+        raise CorpusError(f"the folder {folder} holds no files to train on")
     if not text:
         raise CorpusError(
             f"the folder {folder} holds no {encoding} text files to train on: "
@@ -185,11 +208,13 @@ def sniff(src: Source, encoding: str) -> str | None:
     the whole corpus (and --encoding, the way on, would garble the others). The cost, a read at
     each start: ASCII decodes 3x faster than the hash every file goes through anyway, Chinese at a
     fifth of its speed (400 MB/s). A file cut inside its last character is text (reading it says
-    it was cut short, and where)."""
+    it was cut short, and where). A file that cannot be read is a CannotRead."""
     decoder = Decoder(src.label, encoding)
     try:
         for chunk in src.chunks():
             decoder.decode(chunk)
+    except CannotRead:  # not the text's fault: the caller says what it is
+        raise
     except CorpusError as e:
         return str(e)
     return None
