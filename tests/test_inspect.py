@@ -152,13 +152,18 @@ def test_find_units_finds_a_planted_unit_and_says_what_chance_gives():
     assert (unit.layer, unit.index, unit.field) == (1, 5, "cell") and r > 0.99
     assert found["line position"].chance < 0.5
     assert found["double quotes"].units == []  # make_text has no quotes
+    assert found["double quotes"].unfound == "does not vary in this text"
+    assert found["line position"].unfound == ""
 
     # one word of 500 letters: a single word start and one line's ramp, which a unit that only
     # drifts from its cold start tracks at 0.99: too few to say anything, so not claimed
     text = "a" * 500
     drift = torch.linspace(0, 1, len(text))[None, :, None].expand(1, -1, 4).clone()  # (1, T, 4)
     rec = planted({"cell": drift, "hidden": drift}, text)
-    assert all(f.units == [] for f in find_units(rec))
+    found = {f.property.name: f for f in find_units(rec)}
+    assert all(f.units == [] for f in found.values())
+    assert found["word start"].unfound == "too rare in this text"  # it occurs, once
+    assert found["line position"].unfound == "too rare in this text"
     assert all(f.units == [] for f in find_units(record(Model(model_for("lstm", 1), VOCAB), "")))
 
 
@@ -182,12 +187,18 @@ def test_the_page_is_self_contained_and_holds_the_record():
     vocab = CharVocab.from_text(text)
     model = tiny("lstm", vocab_size=len(vocab))
     rec = record(Model(model, vocab), text)
-    html = render(rec, "runs/x/best.pt", find_units(rec), gate_saturation(rec))
+    found = find_units(rec)
+    html = render(rec, "runs/x/best.pt", found, gate_saturation(rec))
     assert "default-src 'none'" in html
     assert not re.search(r"<(script|img|link|iframe)[^>]*\b(src|href)=", html)
     assert "<script>alert" not in html
     data = page_data(html)
     assert data["text"] == text and data["given"] == len(text)
+    # r and chance unrounded, for the page to round once as the terminal does
+    assert [[u[3] for u in f["units"]] for f in data["found"]] == [
+        [r for _, r in f.units] for f in found
+    ]
+    assert [f["unfound"] for f in data["found"]] == [f.unfound for f in found]
     cell = torch.frombuffer(bytearray(base64.b64decode(data["values"]["cell"])), dtype=torch.uint8)
     cell = cell.float().reshape(rec.values["cell"].shape) / 255 * 2 - 1
     scale = torch.tensor(data["cell_scale"])[:, None, :]  # (L, 1, H): each unit's largest |c|
@@ -297,7 +308,7 @@ def test_find_units_and_gates_print_tables(env, runs_by_cell, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].split("\t")[:3] == ["property", "best unit", "r"]
     by_name = {line.split("\t")[0]: line.split("\t") for line in lines}
-    assert by_name["double quotes"][1] == "too rare in this text"
+    assert by_name["double quotes"][1] == "does not vary in this text"  # the text has none
     assert re.fullmatch(r"(cell|hidden) [01]:\d+", by_name["line position"][1])
     gates = [line.split("\t") for line in lines if line.split("\t")[1] in GATES["lstm"]]
     assert len(gates) == 2 * 3 and all(g[2].endswith("%") for g in gates)
@@ -320,6 +331,11 @@ def test_the_bounds_and_the_unknown(env, runs_by_cell, tmp_path):
     assert refused.stderr.startswith("Error: odd.txt has characters the model has never seen")
     skipped = invoke(env, runs_by_cell, "-c", "lstm", "odd.txt", "--unknown", "skip", "--json")
     assert json.loads(skipped.stdout.splitlines()[0])["text"] == "the cat \n"
+    (tmp_path / "odder.txt").write_text("éé the cat " * 20)  # 2 of the first 10 skipped
+    args = ["-c", "lstm", "odder.txt", "--unknown", "skip", "--max-chars", "10", "--json"]
+    skipped = invoke(env, runs_by_cell, *args)
+    assert json.loads(skipped.stdout.splitlines()[0])["text"] == " the cat"
+    assert "first 10 characters of odder.txt, 8 of them after --unknown skip" in skipped.stderr
     # a prime the model cannot read says so, as `sample` says it
     primed = invoke(
         env, runs_by_cell, "-c", "lstm", "--sample", "5", "--prime", "éé", "--unknown", "skip"

@@ -356,10 +356,12 @@ def _input_text(vocab, file, opts, budget) -> str:
     text, cut = _read_text(file, label, opts["encoding"], budget.fits)
     if cut and (error := budget.error(budget.fits + 1, "--max-chars")) is not None:
         raise error
+    read = len(text)
     text = known_text(text, vocab, opts["unknown"], label, "inspect", opts["quiet"])
     if cut:  # said once the text is known to be readable: not before an error about it
+        left = f", {len(text):,} of them after --unknown skip" if len(text) < read else ""
         say(
-            f"Inspecting the first {count(budget.fits, 'character')} of {label} "
+            f"Inspecting the first {count(budget.fits, 'character')} of {label}{left} "
             "(--max-chars sets how many).",
             opts["quiet"],
         )

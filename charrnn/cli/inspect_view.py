@@ -160,7 +160,7 @@ def print_found(found) -> None:
     rows = []
     for f in found:
         if not f.units:
-            rows.append((f.property.name, "too rare in this text", "", "", "", ""))
+            rows.append((f.property.name, f.unfound, "", "", "", ""))
             continue
         (best, r), rest = f.units[0], f.units[1:]
         rows.append(

@@ -61,8 +61,11 @@ def render(
             {
                 "property": f.property.name,
                 "description": f.property.description,
-                "chance": round(f.chance, 3),
-                "units": [[u.layer, u.index, u.field, round(corr, 3)] for u, corr in f.units],
+                # unrounded: the page rounds them once, as the terminal's table does (r -0.6953
+                # kept to 3 places, -0.695, read -0.69 there)
+                "chance": f.chance,
+                "units": [[u.layer, u.index, u.field, corr] for u, corr in f.units],
+                "unfound": f.unfound,
             }
             for f in found or []
         ],

@@ -161,8 +161,9 @@ class Found:
     """The units whose state correlates best with a property, best first, and the chance level."""
 
     property: Property
-    units: list[tuple[Unit, float]]  # (unit, Pearson r); empty when the property never varies
+    units: list[tuple[Unit, float]]  # (unit, Pearson r); empty where `unfound` says why
     chance: float  # the best |r| of any unit against the property shifted along the text
+    unfound: str = ""  # why no unit is given: TOO_RARE or CONSTANT
 
     @property
     def best(self) -> float:
@@ -180,7 +181,7 @@ def find_units(recording: Recording, top: int = 3) -> list[Found]:
     _require_recording(recording)
     require_whole("top", top, 1)
     if not recording.text:  # nothing read: no property occurs
-        return [Found(prop, [], 0.0) for prop in PROPERTIES]
+        return [Found(prop, [], 0.0, CONSTANT) for prop in PROPERTIES]
     labels, columns = [], []
     for field in STATES[recording.cell]:
         values = recording.values[field]  # (L, T, H)
@@ -193,7 +194,8 @@ def find_units(recording: Recording, top: int = 3) -> list[Found]:
     for prop in PROPERTIES:
         values = properties[prop.name]
         if episodes(values) < MIN_EPISODES:  # too little of it in this text to track
-            found.append(Found(prop, [], 0.0))
+            unfound = CONSTANT if bool((values == values[0]).all()) else TOO_RARE
+            found.append(Found(prop, [], 0.0, unfound))
             continue
         values = _standardise(values[:, None])[:, 0].float()  # (T,)
         r = values @ states / len(values)  # (U,)
@@ -209,6 +211,8 @@ def find_units(recording: Recording, top: int = 3) -> list[Found]:
 # word, "word start" is a single spike and "to line end" one ramp, and a unit that only drifts
 # from its cold start correlates with either at 0.99.
 MIN_EPISODES = 5
+TOO_RARE = "too rare in this text"  # fewer than MIN_EPISODES
+CONSTANT = "does not vary in this text"  # (all one line, no word, no bracket: nothing to follow)
 
 
 def episodes(values: torch.Tensor) -> int:
