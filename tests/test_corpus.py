@@ -94,8 +94,9 @@ def test_a_folder_reads_every_text_file_in_order_skipping_hidden(tmp_path):
 
 def test_a_folder_follows_its_links_once_each_and_names_those_to_nothing(tmp_path):
     """A corpus gathered by links is read whole: a link to a file or to a folder is followed, a
-    link back up the tree is not a loop (each folder is read once), and a link that leads
-    nowhere is named, not quietly read as nothing."""
+    link back up the tree is not a loop (each folder is read once), a second link to a file of
+    the folder is not a second copy of it (each file read once: /etc holds such pairs), and a
+    link that leads nowhere is named, not quietly read as nothing."""
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "far.txt").write_text("far\n")
     (tmp_path / "one.txt").write_text("one\n")
@@ -107,6 +108,8 @@ def test_a_folder_follows_its_links_once_each_and_names_those_to_nothing(tmp_pat
     (d / "linked").symlink_to(tmp_path / "elsewhere")
     (d / "sub" / "up").symlink_to(d)  # back to the top: read once, not forever
     (d / "sub" / "c.txt").write_text("sea\n")
+    (d / "sub" / "d.txt").symlink_to(d / "a.txt")  # a.txt again, through a link
+    (d / "sub" / "e.txt").symlink_to(tmp_path / "one.txt")
     found = resolve.resolve([str(d)], tmp_path / "cache")
     assert [src.label for src in found.files] == [
         str(d / "a.txt"),

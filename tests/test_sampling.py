@@ -451,8 +451,9 @@ def test_one_character_written_for_ever_is_a_runaway_when_drawn(trained_run, tmp
     """A model stuck on one character (a finite but huge bias) is flagged even above temperature
     1, where rarer characters are not judged, and under any cut or temperature: the model itself
     is sure of it. A model that only leans to one character is not blamed where a cold or cut draw
-    keeps the likeliest (it loops by its nature, as on a line of spaces in indented code). A
-    sample too short to judge says null."""
+    keeps the likeliest (it loops by its nature, as on a line of spaces in indented code): such a
+    sample is not judged (null) and a Note says what it is. A sample too short to judge says
+    null."""
     import json
 
     payload = checkpoint.load(trained_run.best)
@@ -484,8 +485,11 @@ def test_one_character_written_for_ever_is_a_runaway_when_drawn(trained_run, tmp
     assert greedy["mean_logprob"] < math.log(0.99), greedy["mean_logprob"]
     for drawn in (["-t", "0"], ["-t", "0.01"], ["--top-k", "1"]):  # the same text, one verdict
         record, err = sample_with(lean, *drawn, "-l", "60")
-        assert len(set(record["text"])) == 1 and record["runaway"] is False, drawn
-        assert err == "", err
+        assert len(set(record["text"])) == 1 and record["runaway"] is None, drawn
+        assert err.startswith("Note: the sample is one character repeated ("), err
+        assert "a higher --temp or a --prime leads it out" in err and "Warning" not in err
+    assert sample_with(lean, "-t", "0", "-l", "60", "-q")[1] == ""  # a note: --quiet leaves it
+    assert "Warning: " in sample_with(1e4, "-t", "0", "-l", "60", "-q")[1]  # a warning stays
 
 
 # -------------------------------------------------------------------- seeds a JSON reader keeps
@@ -610,6 +614,8 @@ def test_a_stop_is_read_as_the_model_writes_text(sample):
         never.stderr == "Note: --stop 'Ω' has characters the model never writes ('Ω'): it "
         "will not end a sample\n"
     )
+    quiet = sample("--stop", "Ω", "-l", "50", "-s", "2", "--prime", "ΩA", "--unknown", "skip", "-q")
+    assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout.startswith("A")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -653,8 +653,9 @@ def test_text_unlike_the_rest_in_validation_is_said_once_with_the_loss_without_i
         where = f"line {first}" if first == last else f"lines {first}-{last}"
         assert notes == [
             f"Note: 1 validation stream ({where} of the text) reads far worse "
-            "than the rest because of the text (symbols, a table, characters the training part "
-            "rarely has), not because the model went wrong; over the others best.pt reads "
+            "than the rest because the text there is unlike the training part (symbols, names or "
+            "characters it rarely has), not because the model went wrong; over the others "
+            "best.pt reads "
             f"{best['val_typical']:.4f} nats = {best['val_typical'] / math.log(2):.3f} bits per "
             "character."
         ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import errno
+import functools
 import os
 import re
 import stat
@@ -28,9 +29,10 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "charrnn"
 
 
-def load_model(checkpoint: str | None, checkpoint_dir, device: str | None):
+def load_model(checkpoint: str | None, checkpoint_dir, device: str | None, quiet: bool = False):
     """The checkpoint -c names (or the latest run's), restored onto --device (None: left on the
-    CPU, for a command that checks more before it picks one): (path, the model whole)."""
+    CPU, for a command that checks more before it picks one): (path, the model whole); its notes
+    (newer runs skipped, a run's files that do not belong together) unless `quiet`."""
     from charrnn import checkpoint as ckpt
     from charrnn import runs
     from charrnn.devices import resolve_device
@@ -40,7 +42,8 @@ def load_model(checkpoint: str | None, checkpoint_dir, device: str | None):
     def sound(path):
         loaded[path] = ckpt.load_model(path)
 
-    path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=say, check=sound)
+    note = functools.partial(say, quiet=quiet)
+    path = runs.resolve_checkpoint(checkpoint, checkpoint_dir, note=note, check=sound)
     try:
         model = loaded[path] if path in loaded else ckpt.load_model(path)
     except DamagedCheckpoint as e:

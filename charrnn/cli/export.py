@@ -69,7 +69,7 @@ def export(out, checkpoint, fmt, precision, prime, unknown, quiet, checkpoint_di
             "an ONNX model is binary, not for a terminal: give a file (model.onnx), or redirect "
             "standard output (> model.onnx, | ...)"
         )
-    path, model = load_model(checkpoint, checkpoint_dir, None)
+    path, model = load_model(checkpoint, checkpoint_dir, None, quiet)
     if fmt == "onnx":
         data = _onnx(model)
         write_output(out, lambda stream: binary(stream).write(data))

@@ -171,7 +171,7 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
         opts["max_chars"] = FIND_UNITS_CHARS if wide else MAX_CHARS
     _check_options(ctx, file, opts)
     refuse_run_as_file(file, checkpoint_dir)
-    path, model = load_model(checkpoint, checkpoint_dir, device)
+    path, model = load_model(checkpoint, checkpoint_dir, device, opts["quiet"])
     c = model.config
     show, unit = _check_view(opts["show"], opts["unit"], c)
     if opts["gates"] and not GATES[c.cell]:  # before the text is read

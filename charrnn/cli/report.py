@@ -175,8 +175,9 @@ def unlike_note(best: dict | None) -> str | None:
     if where := _where_text(best):  # for a reader to look at
         streams = streams.replace(" read", f" ({where}) read", 1)
     return (
-        f"Note: {streams} far worse than the rest because of the text (symbols, a table, "
-        "characters the training part rarely has), not because the model went wrong; over the "
+        f"Note: {streams} far worse than the rest because the text there is unlike the training "
+        "part (symbols, names or characters it rarely has), not because the model went wrong; "
+        "over the "
         f"others best.pt reads {typical:.4f} nats = {typical / math.log(2):.3f} bits per character."
     )
 

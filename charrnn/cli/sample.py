@@ -12,6 +12,7 @@ import click
 
 from charrnn.cli.common import (
     check_reader,
+    count,
     load_model,
     note_unknown,
     read_stdin,
@@ -32,6 +33,7 @@ from charrnn.cli.options import (
     not_empty,
     output_name,
     prime_option,
+    quiet_option,
     seed_option,
     temperature_option,
     unescape,
@@ -124,6 +126,7 @@ Examples:
     "(sample i uses seed+i, which must stay in that range)."
 )
 @device_option("cpu", " One character at a time is fastest on the CPU.")
+@quiet_option("No notes on stderr (warnings and errors still).")
 @checkpoint_dir_option
 def sample(
     checkpoint, checkpoint_dir, device, prime, prime_file, encoding, unknown, output, **opts
@@ -155,12 +158,13 @@ def sample(
     refuse_reading_into(output, [("the prime file" if prime_file else "the prime on stdin", read)])
     # every field of SampleConfig is an option of the same name
     config = SampleConfig(**{f.name: opts[f.name] for f in dataclasses.fields(SampleConfig)})
-    path, model = load_model(checkpoint, checkpoint_dir, None)
+    quiet = opts["quiet"]
+    path, model = load_model(checkpoint, checkpoint_dir, None, quiet)
     typed = read_prime(prime, prime_file, encoding)
     text = apply_unknown(typed, model.vocab, unknown)
-    note_unknown(typed, model.vocab, unknown, prime=True)
+    note_unknown(typed, model.vocab, unknown, quiet, prime=True)
     model = model.to(resolve_device(device))
-    stops = _as_written([unescape(s) for s in opts["stop"]], model.vocab)
+    stops = _as_written([unescape(s) for s in opts["stop"]], model.vocab, quiet)
     job = SampleJob(model, config, opts["length"], text, stops, opts["as_json"])
     # Ctrl-C stops sampling (what was made is printed, exit 130) even where we were started with
     # SIGINT ignored, as a non-interactive shell starts background jobs; `train` does the same.
@@ -238,18 +242,29 @@ class _Writer:
         if self.out.isatty() and last != "\n":
             self.out.write("\n")
         self.out.flush()
-        _warn_runaways(results, self.checkpoint)  # after the text: on a line of its own
+        _warn_runaways(results, self.checkpoint, self.opts["quiet"])  # after the text
 
 
 RUNAWAY_LINES = 3  # runaway samples warned about a line each; more are counted in one line
 RUNAWAY_NAMED = 5  # samples that one line names by number
 
 
-def _warn_runaways(results, checkpoint: str) -> None:
+def _warn_runaways(results, checkpoint: str, quiet: bool = False) -> None:
     """Warn on stderr about each sample whose characters show a runaway state; of many (-n 400 of
     a young model), one line that counts them (--json marks each record). The advice names the
-    resume that trains the model longer where `checkpoint` is a run's that can resume."""
+    resume that trains the model longer where `checkpoint` is a run's that can resume. Samples
+    stuck on one character by a cold draw get a note, unless `quiet`."""
+    from charrnn.model.runaway import REPEATS_JUDGED_TEMP
+
     ran = [(i, r) for i, r in enumerate(results) if r.runaway is not None]
+    if (stuck := [i for i, r in enumerate(results) if r.stuck]) and not quiet:
+        which = "the sample is" if len(results) == 1 else f"{count(len(stuck), 'sample')} are"
+        click.echo(
+            f"Note: {which} one character repeated ({results[stuck[0]].text[0]!r}), as a draw of "
+            f"the likeliest characters (--temp under {REPEATS_JUDGED_TEMP:g}, or a narrow --top-k "
+            "or --top-p) can loop from a sound state; a higher --temp or a --prime leads it out",
+            err=True,
+        )
     if not ran:
         return
     if again := _train_longer(checkpoint):
@@ -318,7 +333,7 @@ def read_prime(prime: str, prime_file: str | None, encoding: str) -> str:
     return prime
 
 
-def _as_written(stops: list[str], vocab) -> list[str]:
+def _as_written(stops: list[str], vocab, quiet: bool = False) -> list[str]:
     """The --stop strings as the model writes text: a line break typed as \r\n or \r is its \n
     where it never writes \r (train reads every line break as \n), an accent in the Unicode form
     it writes (é as e + U+0301, or the other way); a note for a stop with characters it never
@@ -333,7 +348,8 @@ def _as_written(stops: list[str], vocab) -> list[str]:
         if missing := "".join(sorted(set(stop) - set(vocab.index))):
             say(
                 f"Note: --stop {stop!r} has characters the model never writes ({missing!r}): it "
-                "will not end a sample"
+                "will not end a sample",
+                quiet,
             )
         written.append(stop)
     return written

@@ -126,7 +126,7 @@ def score(
             refused(e)
     if not sources:  # every file refused: no model to load
         sys.exit(1)
-    path, model = load_model(checkpoint, checkpoint_dir, device)
+    path, model = load_model(checkpoint, checkpoint_dir, device, quiet)
     if per_line:
         size = 1 << 16  # what has arrived, at most this: lines scored as they come
         file, source = sources[0]

@@ -231,9 +231,9 @@ def _walk(folder: Path, leave_out: LeaveOut = None) -> tuple[list[Path], list[st
     must not read its own checkpoints and metrics, nor a link to one of their files); the links
     that lead nowhere; and the folders (or links) left out as `leave_out` picked them. Links are
     followed, to files and to folders (a corpus gathered by links is read whole), each folder
-    once: a link back up the tree is no loop. A folder that cannot be read is a CorpusError, as
-    a file that cannot be read is (not one found empty); one that went as it was walked is
-    skipped, as a file that went is."""
+    and file once: a link back up the tree is no loop, a second link to a file no second copy. A
+    folder that cannot be read is a CorpusError, as a file that cannot be read is (not one found
+    empty); one that went as it was walked is skipped, as a file that went is."""
 
     def unreadable(e: OSError) -> None:
         inside = os.path.normpath(e.filename) != os.path.normpath(folder)
@@ -244,7 +244,7 @@ def _walk(folder: Path, leave_out: LeaveOut = None) -> tuple[list[Path], list[st
             f"cannot read the folder {e.filename}: {e.strerror or e}; make it readable{elsewhere}"
         )
 
-    files, dangling, ours, seen = [], [], [], set()
+    files, dangling, ours, seen, read = [], [], [], set(), set()
     for root, dirs, names in os.walk(folder, onerror=unreadable, followlinks=True):
         try:
             info = os.stat(root)
@@ -268,6 +268,17 @@ def _walk(folder: Path, leave_out: LeaveOut = None) -> tuple[list[Path], list[st
                     dangling.append(str(path))
             elif path.is_symlink() and leave_out and leave_out(path.resolve().parent):
                 ours.append(str(path))  # a link into a run folder or the cache
-            else:
+            elif (key := _file_key(path)) not in read:  # a second link to a file: read once
+                read.add(key)
                 files.append(path)
     return files, dangling, ours
+
+
+def _file_key(path: Path) -> tuple[int, int] | Path:
+    """What tells one file from another: its device and inode (a link and its file are one), or
+    the path where it cannot be asked (gone since listed: reading it says so)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return path
+    return info.st_dev, info.st_ino

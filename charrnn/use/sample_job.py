@@ -26,6 +26,9 @@ class SampleResult:
     runaway: str | None
     judged: bool
     ended: str = "length"
+    # one character repeated throughout by a draw of the likeliest characters, whose loops are
+    # its nature (see runaway.repeats_judged): not judged a runaway, nor called sound
+    stuck: bool = False
 
     @property
     def looks_runaway(self) -> bool | None:
@@ -96,26 +99,27 @@ class SampleJob:
         logprobs = self.sampler.mean_logprob([len(t) for t in texts])
         tracked = self.sampler.track_logprob
         whole = "length" if self.steps >= self.length else "stopped"
-        return [
-            SampleResult(
-                text=text,
-                seed=seed,
-                mean_logprob=logprob if tracked else None,
-                # a colder draw, or a narrow top-k or top-p, keeps the likeliest few characters
-                # and loops by its nature (--temp 0.1 writes what --temp 0 does): no verdict
-                runaway=looks_runaway(
-                    text,
-                    self.sampler.model.vocab,
-                    counts,
-                    repeats_judged(c.temperature, c.top_k, c.top_p, logprob if tracked else None),
-                ),
-                judged=bool(self.counts) and cool and len(text) >= MIN_JUDGED,
-                ended="stop" if met else whole,
+        results = []
+        for text, seed, logprob, met in zip(
+            texts, self.sampler.seeds, logprobs, self.cutter.done, strict=True
+        ):
+            # a colder draw, or a narrow top-k or top-p, keeps the likeliest few characters and
+            # loops by its nature (--temp 0.1 writes what --temp 0 does): no verdict on a loop
+            repeats = repeats_judged(c.temperature, c.top_k, c.top_p, logprob if tracked else None)
+            long = len(text) >= MIN_JUDGED
+            stuck = not repeats and long and len(set(text)) == 1
+            results.append(
+                SampleResult(
+                    text=text,
+                    seed=seed,
+                    mean_logprob=logprob if tracked else None,
+                    runaway=looks_runaway(text, self.sampler.model.vocab, counts, repeats),
+                    judged=bool(self.counts) and cool and long and not stuck,
+                    ended="stop" if met else whole,
+                    stuck=stuck,
+                )
             )
-            for text, seed, logprob, met in zip(
-                texts, self.sampler.seeds, logprobs, self.cutter.done, strict=True
-            )
-        ]
+        return results
 
     def records(self, results: list[SampleResult], checkpoint: str) -> Iterator[dict]:
         """The `sample --json` objects, one per result (`checkpoint`: the path as text)."""
@@ -136,7 +140,8 @@ class SampleJob:
                 "settings": settings,
                 # null for an empty text (`-l 0`, a stop string at its start): nothing to average
                 "mean_logprob": None if (x := result.mean_logprob) is None else round(x, 6),
-                # null where not judged (a temperature above 1, or an older checkpoint)
+                # null where not judged (a temperature above 1, an older checkpoint, a cold draw
+                # stuck on one character)
                 "runaway": result.looks_runaway,
                 "ended": result.ended,  # "stopped": cut short by Ctrl-C or another stop signal
             }
