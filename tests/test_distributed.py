@@ -92,7 +92,7 @@ def test_a_distributed_run_cannot_resume_in_one_process(two_rank_runs, monkeypat
 
     ck = two_rank_runs[0]
     result = invoke(["train", "--resume", "halves", "--steps", "70", "--checkpoint-dir", str(ck)])
-    assert_one_error(result, 1, "trained by 2 process(es)", alone=False)
+    assert_one_error(result, 1, "trained by 2 processes; resume it", alone=False)
 
 
 def test_ranks_own_disjoint_blocks_of_the_streams():

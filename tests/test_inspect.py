@@ -280,6 +280,9 @@ def test_json_lines_hold_every_layer_for_every_cell(env, runs_by_cell, cell):
     assert all(len(r["layers"][0]["hidden"]) == header["hidden_size"] for r in chars)
     kinds = [r["kind"] for r in records]
     assert kinds.count("units") == len(PROPERTIES)
+    found = {r["property"]: r for r in records if r["kind"] == "units"}  # 8 characters: none
+    assert found["double quotes"]["unfound"] == "does not vary in this text"
+    assert found["word start"]["unfound"] == "too rare in this text"  # twice: a word, a word
     assert kinds.count("gates") == 2 * len(GATES[cell])
 
 

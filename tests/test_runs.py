@@ -894,7 +894,8 @@ def test_a_run_whose_checkpoints_are_both_gone_is_listed_damaged_and_skipped_wit
         [rec, _] = map(json.loads, listed.stdout.splitlines())
         assert rec["run"] == "r" and rec["status"] == "damaged"
         assert (
-            "holds no checkpoint (best.pt or last.pt) any more: train the run again" in rec["note"]
+            "holds no checkpoint (best.pt or last.pt), though its metrics.jsonl is there"
+            in rec["note"]
         )
         sampled = invoke(["sample", "--checkpoint-dir", "ck", "-l", "5"])
         assert sampled.exit_code == 0 and sampled.stdout
@@ -903,7 +904,7 @@ def test_a_run_whose_checkpoints_are_both_gone_is_listed_damaged_and_skipped_wit
         for reader in (["sample", "-c", "ck/r"], ["score", "-c", "ck/r", "-"], ["plot", "ck/r"]):
             r = invoke(reader, input="ANNA:\n")
             assert_one_error(
-                r, 1, "the run folder ck/r holds no checkpoint (best.pt or last.pt) any"
+                r, 1, "the run folder ck/r holds no checkpoint (best.pt or last.pt), though"
             )
 
 
@@ -1015,6 +1016,11 @@ def test_a_checkpoint_copied_in_or_put_back_is_told_and_never_replaces_the_runs_
         assert f"its {said}" in rec["note"], rec["note"]
         read = invoke(["sample", "-c", "ck/r", "-l", "5", "--seed", "1"])
         assert read.exit_code == 0 and f"Note: in ck/r, {said}" in read.stderr
+        plotted = invoke(["plot", "ck/r"])
+        assert plotted.exit_code == 0 and f"Note: in ck/r, {said}" in plotted.stderr
+        with RunDir(run).session():  # a trainer between its two writes: not told while it trains
+            assert runs.inspect(RunDir(run)).problem is None
+            assert "Note" not in invoke(["sample", "-c", "ck/r", "-l", "5"]).stderr
         resumed = invoke(["train", "--resume", "ck/r", "--steps", "60", "-q"])
         if refused is None:
             assert (
@@ -1030,6 +1036,13 @@ def test_a_checkpoint_copied_in_or_put_back_is_told_and_never_replaces_the_runs_
         else:
             assert line.endswith("move the one that is not this run's out of ck/r, then resume")
         assert (run / "best.pt").read_bytes() == best
+        last = (run / "last.pt").read_bytes()
+        from_best = invoke(["train", "--resume", "ck/r/best.pt", "--steps", "60", "-q"])
+        if "older" in refused:  # going on from the later file, as advised
+            assert from_best.exit_code == 0, from_best.stderr
+        else:  # best.pt named: the other run's model must not replace this run's last.pt
+            assert_one_error(from_best, 1, f"in ck/r, {refused}")
+            assert (run / "last.pt").read_bytes() == last
 
 
 def test_another_runs_last_pt_where_best_pt_is_gone_is_refused_by_its_records(damaged):

@@ -704,6 +704,29 @@ def test_a_run_folder_that_cannot_be_written_is_named_for_what_failed(tmp_path, 
         monkeypatch.undo()
 
 
+def test_a_resume_finds_a_folder_or_metrics_it_cannot_write_before_it_starts(tmp_path, monkeypatch):
+    """A run folder of mode 555, or a metrics.jsonl of 444 (for a user other than root: stood in
+    for), whose lock file still opens: the resume's session says so at once, with a resume's
+    advice (copy the run), not at its first write after 'Resuming'."""
+    from charrnn.runs import folder
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.metrics.write_text("")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    for target, where in ((folder.tempfile, "mkstemp"), (folder, "open")):
+        with monkeypatch.context() as m:
+            m.setattr(target, where, refuse, raising=False)
+            with pytest.raises(RunError, match=r"Permission denied; .*copy the run folder where"):
+                run.session().__enter__()
+            with run.session(new=True, clear=True):  # a new run's files are made, not appended
+                pass
+        run.metrics.write_text("")
+
+
 def test_files_that_cannot_be_removed_from_a_run_folder_are_one_error(tmp_path, monkeypatch):
     """--force in a folder whose files cannot be unlinked (a folder of mode 555 for a user other
     than root), and left-over temp files there: one RunError naming the folder, no OSError."""

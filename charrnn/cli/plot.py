@@ -96,6 +96,8 @@ def plot(specs, output, x_axis, with_train, as_json, checkpoint_dir):
         run = runs.find_run(spec, checkpoint_dir)
         if (key := os.path.realpath(run.path)) not in seen:  # the same run named twice: once
             seen.add(key)
+            if pair := runs.run_mismatch(run):  # its curves are last.pt's, its readers' best.pt
+                say(f"Note: in {run.path}, {pair.what}: {pair.cause}; plotting last.pt's records")
             try:
                 found.append(read_curves(run))
             except CheckpointError as e:  # damaged: the others are drawn, as an empty run's are

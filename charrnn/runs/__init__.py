@@ -13,5 +13,5 @@ from charrnn.runs.find import (
     resolve_checkpoint,
 )
 from charrnn.runs.folder import RunDir, best_candidates, is_evaluation
-from charrnn.runs.info import inspect
+from charrnn.runs.info import inspect, run_mismatch
 from charrnn.runs.names import _plain, is_path, name_limit, name_problem, safe_name

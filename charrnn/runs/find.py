@@ -109,9 +109,10 @@ def _refuse_checkpoints_gone(run: RunDir, spec: str) -> None:
     if os.path.isfile(run.metrics):
         folders = [f.name for f in (run.best, run.last) if os.path.isdir(f)]
         what = f" ({' and '.join(folders)} {'are folders' if len(folders) > 1 else 'is a folder'})"
+        why = what if folders else ", though its metrics.jsonl is there (deleted, or never saved)"
         raise RunError(
-            f"the run folder {spec} holds no checkpoint (best.pt or last.pt) any more"
-            f"{what if folders else ''}: train the run again, with --force to replace it"
+            f"the run folder {spec} holds no checkpoint (best.pt or last.pt){why}: train the run "
+            "again, with --force to replace it"
         )
 
 

@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import stat
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -113,9 +114,28 @@ class RunDir:
                     "now; wait for it to finish, stop it, or train under another --name"
                 )
             _remove(list(self.path.glob(".*.tmp")), "remove left-over files in")
+            if not new:  # a resume: a folder it cannot write stops it now, not at its first write
+                self._check_writable()
             yield self
         finally:
             os.close(fd)  # closing releases the lock
+
+    def _check_writable(self) -> None:
+        """A RunError, with a resume's advice, where the run's folder or metrics.jsonl cannot be
+        written (a folder of mode 555, files of 444, a read-only disk whose lock file opened)."""
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".charrnn-probe.", suffix=".tmp", dir=self.path)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise RunError(
+                cannot_write(self.path, e, _COPY, doing="write in the run folder")
+            ) from None
+        if os.path.isfile(self.metrics):
+            try:
+                open(self.metrics, "ab").close()  # appended to as it trains: nothing written now
+            except OSError as e:
+                raise RunError(cannot_write(self.metrics, e, _COPY)) from None
 
     def trainer(self) -> int | None:
         """The process id of a `charrnn train` training in this run now (0 where it has not

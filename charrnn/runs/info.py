@@ -266,10 +266,12 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
                     problems.append(getattr(e, "what", str(e)))
                     broken.append(name)
                     del loaded[name]
-        both = "best.pt" in loaded and "last.pt" in loaded  # as a resume refuses it (resume.py)
+        # as a resume refuses it (resume.py); not while a trainer writes them (one, then the other)
+        settled = run.trainer() is None
+        both = "best.pt" in loaded and "last.pt" in loaded and settled
         if pair := both and pair_mismatch(loaded["best.pt"], loaded["last.pt"]):
             problems.append(f"its {pair.what}: {pair.advice('the run folder')}")
-        for name, payload in loaded.items() if not (pair and pair.foreign) else ():
+        for name, payload in loaded.items() if settled and not (pair and pair.foreign) else ():
             if run.metrics_disagree(payload.get("metrics")):
                 problems.append(
                     f"its {name} and metrics.jsonl are of different runs (their first records "
@@ -279,10 +281,12 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
     except CharRNNError as e:
         problems.append(str(e))
     newest = loaded.get("last.pt") or loaded.get("best.pt")
+    if newest is None and not problems and (pid := run.trainer()) is not None:
+        return RunInfo(run, trainer=pid)  # started over (--force): its first save is to come
     if newest is None:
         problem = "; ".join(problems) or (
-            f"{run.path} holds no checkpoint (best.pt or last.pt) any more: train the run again, "
-            "with --force to replace it"
+            f"{run.path} holds no checkpoint (best.pt or last.pt), though its metrics.jsonl is "
+            "there (deleted, or never saved): train the run again, with --force to replace it"
         )
         return RunInfo(run, problem=problem, broken=tuple(broken))
     trainer = newest["trainer"] if isinstance(newest["trainer"], dict) else {}
@@ -356,8 +360,13 @@ class Mismatch:
     @property
     def cause(self) -> str:
         """How the two came to differ."""
+        if self.foreign:
+            return "one was copied in from another run"
+        if self.last_older:
+            return "one was put back from a copy"
         return (
-            "one was copied in from another run" if self.foreign else "one was put back from a copy"
+            "a save was cut short (the trainer killed between writing last.pt and copying it to "
+            "best.pt), or best.pt was put back from a copy"
         )
 
     @property
@@ -401,9 +410,12 @@ def pair_mismatch(best: dict, last: dict) -> Mismatch | None:
 
 def run_mismatch(run: RunDir) -> Mismatch | None:
     """pair_mismatch of `run`'s best.pt and last.pt, read without their weights; None where
-    either is not there or does not load (a reader of that file says so)."""
+    either is not there or does not load (a reader of that file says so), or while a trainer
+    writes them (last.pt, then best.pt: a moment apart)."""
     from charrnn import checkpoint  # torch: only where a checkpoint is opened
 
+    if run.trainer() is not None:
+        return None
     try:
         best, last = (checkpoint.load(p, verify=False) for p in (run.best, run.last))
     except (CharRNNError, OSError):

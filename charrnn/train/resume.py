@@ -69,9 +69,10 @@ def resume(
         ) from None
     saved = payload["corpus"]
     # best.pt, read once: whether it still holds the run's best model, and that it is this run's
-    best_problem = (
-        _best_problem(run, path, payload) if path.absolute() != run.best.absolute() else None
-    )
+    from_best = path.absolute() == run.best.absolute()
+    best_problem = _best_problem(run, path, payload) if not from_best else None
+    if from_best:  # chosen over last.pt (later, or damaged): it must be this run's all the same
+        _refuse_foreign_best(run, payload)
     if run.metrics_disagree(payload["metrics"]):
         raise CheckpointError(
             f"{path} and {run.metrics} are of different runs (their first records differ): one "
@@ -143,6 +144,19 @@ def _best_problem(run: RunDir, path: Path, payload: dict) -> str | None:
     again = f"charrnn train --resume {shlex.quote(run.file_ref('best.pt'))}"
     said = f"in {run.path}, {pair.what}: {pair.advice(str(run.path), again)}"
     raise CheckpointError(f"{said}, then resume" if pair.foreign else said)
+
+
+def _refuse_foreign_best(run: RunDir, best: dict) -> None:
+    """A CheckpointError where `best` (run's best.pt, loaded) and its last.pt, where that loads,
+    are of different runs: a resume from best.pt would train the other run's model here and
+    replace this run's last.pt."""
+    try:
+        last = checkpoint.load(run.last, verify=False)
+    except (CheckpointError, OSError):
+        return
+    if (pair := pair_mismatch(best, last)) is not None and pair.foreign:
+        said = f"in {run.path}, {pair.what}: {pair.advice(str(run.path))}"
+        raise CheckpointError(f"{said}, then resume")
 
 
 def _later_step(last: Path, step: int) -> int | None:

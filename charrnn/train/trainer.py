@@ -535,7 +535,8 @@ class Trainer:
                 self.optimizer.load_state_dict(state.optimizer)
             if state.world_size is not None and state.world_size != self.dist.world:
                 raise CheckpointError(
-                    f"run {self.run_dir.name!r} was trained by {state.world_size} process(es); "
+                    f"run {self.run_dir.name!r} was trained by {state.world_size} "
+                    f"process{'es' * (state.world_size != 1)}; "
                     "resume it with the same number (torchrun --nproc_per_node ... for more "
                     "than one)"
                 )

@@ -58,6 +58,7 @@ class Inspection:
                 "description": f.property.description,
                 "chance": round(f.chance, 4),
                 "units": units,
+                "unfound": f.unfound or None,  # why `units` is empty: too rare, or no change
             }
         for s in self.gates or []:
             for layer in range(s.left.shape[0]):
