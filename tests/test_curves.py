@@ -129,9 +129,10 @@ def runs_dir(tmp_path_factory, text):
     base = tmp_path_factory.mktemp("plot") / "checkpoints"
     drain(make_trainer(text, base / "a", max_steps=30, **RECORDS))
     drain(make_trainer(text, base / "b", seed=1, max_steps=20, **RECORDS))
-    last = base / "b" / "last.pt"
-    payload = torch.load(last, weights_only=True)
-    torch.save({**payload, "model_config": {**payload["model_config"], "cell": "gru"}}, last)
+    for file in ("best.pt", "last.pt"):  # both: files of two cells are two runs' (runs --check)
+        path = base / "b" / file
+        payload = torch.load(path, weights_only=True)
+        torch.save({**payload, "model_config": {**payload["model_config"], "cell": "gru"}}, path)
     for name, stop_at in (("young", 5), ("newborn", 0)):
         trainer = make_trainer(text, base / name, max_steps=30, **RECORDS)
         if stop_at == 0:

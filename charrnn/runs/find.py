@@ -262,9 +262,9 @@ def _nearest_run(name: str, base: Path, files: bool = False) -> str | None:
 
 def scan(base: Path) -> list[RunDir]:
     """The run folders under `base`, most recently updated first: folders holding best.pt or
-    last.pt (or metrics.jsonl alone: its checkpoints deleted), and entries that cannot be read (a
-    folder without permission, a broken link), which `inspect` then reports as damaged. Plain
-    files beside them are not runs."""
+    last.pt (or records in metrics.jsonl alone: its checkpoints deleted), and entries that
+    cannot be read (a folder without permission, a broken link), which `inspect` then reports as
+    damaged. Plain files beside them are not runs."""
     try:
         names = sorted(os.listdir(base))
     except (FileNotFoundError, NotADirectoryError):
@@ -277,11 +277,20 @@ def scan(base: Path) -> list[RunDir]:
         try:
             if path_kind(run.path) == "dir" and any(map(path_kind, (run.best, run.last))):
                 found.append(run)
-            elif path_kind(run.path) == "dir" and path_kind(run.metrics) == "file":
+            elif path_kind(run.path) == "dir" and _has_records(run):
                 found.append(run)  # a run whose checkpoints were deleted: damaged, not gone
         except RunError:
             found.append(run)
     return sorted(found, key=lambda r: r.updated(), reverse=True)
+
+
+def _has_records(run: RunDir) -> bool:
+    """Whether `run`'s metrics.jsonl holds records: an empty one is a run killed before its
+    first checkpoint (not a run yet), one with records a run whose checkpoints were deleted."""
+    try:
+        return path_kind(run.metrics) == "file" and run.metrics.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def list_runs(base: Path, verify: bool = False) -> list[RunInfo]:
