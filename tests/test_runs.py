@@ -908,6 +908,21 @@ def test_a_run_whose_checkpoints_are_both_gone_is_listed_damaged_and_skipped_wit
             )
 
 
+def test_a_run_whose_trainer_is_between_its_writes_is_not_damaged(damaged):
+    """`train --force` clears a run's files and writes them again, last.pt before best.pt: while
+    its trainer holds the run, a file missing is one to come, not damage."""
+    with workspace() as root:
+        run = copy_run(damaged, root / "ck" / "r")
+        (run / "last.pt").write_bytes((damaged / "last.pt").read_bytes())
+        for gone in ("last.pt", "best.pt"):
+            moved = (run / gone).read_bytes()
+            (run / gone).unlink()
+            assert runs.inspect(RunDir(run)).status == "damaged"
+            with RunDir(run).session():
+                assert runs.inspect(RunDir(run)).status != "damaged"
+            (run / gone).write_bytes(moved)
+
+
 def test_a_run_whose_best_pt_is_gone_is_damaged_not_untrained(damaged):
     """An evaluated run without its best.pt (deleted by hand) is not one that has yet to train:
     `runs` calls it damaged and `sample` points to its last.pt, never to more training."""
@@ -1014,6 +1029,8 @@ def test_a_checkpoint_copied_in_or_put_back_is_told_and_never_replaces_the_runs_
         assert listed.exit_code == 1 and rec["status"] == "damaged", rec
         said = refused or "best.pt (step 10, "
         assert f"its {said}" in rec["note"], rec["note"]
+        if refused and "older" in refused:  # advice to follow as it is
+            assert "go on from best.pt: `charrnn train --resume ck/r/best.pt`" in rec["note"]
         read = invoke(["sample", "-c", "ck/r", "-l", "5", "--seed", "1"])
         assert read.exit_code == 0 and f"Note: in ck/r, {said}" in read.stderr
         plotted = invoke(["plot", "ck/r"])

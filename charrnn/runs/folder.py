@@ -29,7 +29,10 @@ from charrnn.runs.names import is_path, too_long
 # seed has the same losses but not the same elapsed time and (under a time budget) rate.
 RECORD_KEYS = ("step", "elapsed", "lr", "train_loss", "val_loss")
 _ELSEWHERE = "train with another --checkpoint-dir"  # where a run's files can go instead
-_COPY = "copy the run folder where you can write, and resume it there (--resume THE-COPY)"
+_COPY = (
+    "copy the run folder where you can write (`cp -r RUN COPY && chmod -R u+w COPY`) and resume "
+    "the copy (--resume COPY)"
+)
 
 
 def _remove(files: list[Path], doing: str) -> None:

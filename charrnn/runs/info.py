@@ -170,13 +170,15 @@ class RunInfo:
 
     @property
     def lost_last(self) -> bool:
-        """last.pt is missing beside best.pt: the steps after best.pt are gone."""
-        return self.has_best and not os.path.lexists(self.run.last)
+        """last.pt is missing beside best.pt: the steps after best.pt are gone (not while a
+        trainer replaces the run's files: --force clears them, then writes them again)."""
+        return self.has_best and not os.path.lexists(self.run.last) and self.trainer is None
 
     @property
     def lost_best(self) -> bool:
-        """best.pt is missing though the run was evaluated (it is written at the first one)."""
-        return not self.has_best and bool(self.metrics)
+        """best.pt is missing though the run was evaluated (it is written at the first one), and
+        no trainer is writing it now (last.pt, then best.pt)."""
+        return not self.has_best and bool(self.metrics) and self.trainer is None
 
     @property
     def note(self) -> str:
@@ -217,6 +219,7 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
     from charrnn import checkpoint  # torch: only where a checkpoint is opened
 
     loaded, problems, broken = {}, [], []
+    idle = run.trainer() is None  # before the reads, as after them: no save between the two
     try:
         if path_kind(run.path) != "dir":
             raise RunError(f"{run.path} is not a folder")
@@ -267,10 +270,11 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
                     broken.append(name)
                     del loaded[name]
         # as a resume refuses it (resume.py); not while a trainer writes them (one, then the other)
-        settled = run.trainer() is None
+        settled = idle and run.trainer() is None
         both = "best.pt" in loaded and "last.pt" in loaded and settled
         if pair := both and pair_mismatch(loaded["best.pt"], loaded["last.pt"]):
-            problems.append(f"its {pair.what}: {pair.advice('the run folder')}")
+            again = f"charrnn train --resume {shlex.quote(run.file_ref('best.pt'))}"
+            problems.append(f"its {pair.what}: {pair.advice('the run folder', again)}")
         for name, payload in loaded.items() if settled and not (pair and pair.foreign) else ():
             if run.metrics_disagree(payload.get("metrics")):
                 problems.append(
@@ -345,7 +349,7 @@ class Mismatch:
     best_step: int | None = None
     last_step: int | None = None
 
-    def advice(self, folder: str, resume: str = "charrnn train --resume RUN/best.pt") -> str:
+    def advice(self, folder: str, resume: str) -> str:
         """What to do, for a run in `folder` (a path, or "the run folder"); `resume`: the
         command that goes on from its best.pt."""
         if self.foreign:

@@ -155,7 +155,7 @@ def _refuse_foreign_best(run: RunDir, best: dict) -> None:
     except (CheckpointError, OSError):
         return
     if (pair := pair_mismatch(best, last)) is not None and pair.foreign:
-        said = f"in {run.path}, {pair.what}: {pair.advice(str(run.path))}"
+        said = f"in {run.path}, {pair.what}: {pair.advice(str(run.path), '')}"
         raise CheckpointError(f"{said}, then resume")
 
 
