@@ -12,6 +12,14 @@ from typing import BinaryIO
 ZIP = b"PK\x03\x04"  # how a zip archive starts: torch.save's checkpoints are ones
 
 
+def probe_writable(folder) -> None:
+    """An OSError, the real one (no permission, a read-only disk, a full inode table), where a
+    file cannot be made in `folder`: a file made and removed at once."""
+    fd, probe = tempfile.mkstemp(prefix=".charrnn-probe.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Call write(f) on a temp file beside `path`, fsync it, then rename it over `path`.
 

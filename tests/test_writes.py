@@ -717,7 +717,7 @@ def test_a_resume_finds_a_folder_or_metrics_it_cannot_write_before_it_starts(tmp
     def refuse(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    for target, where in ((folder.tempfile, "mkstemp"), (folder, "open")):
+    for target, where in ((folder, "probe_writable"), (folder, "open")):
         with monkeypatch.context() as m:
             m.setattr(target, where, refuse, raising=False)
             with pytest.raises(RunError, match=r"Permission denied; .*copy the run folder where"):

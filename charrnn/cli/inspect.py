@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import sys
-import tempfile
 
 import click
 
@@ -41,7 +40,7 @@ from charrnn.cli.options import (
     temperature_option,
     unknown_option,
 )
-from charrnn.fsutil import size_text
+from charrnn.fsutil import probe_writable, size_text
 from charrnn.jsonl import json_line
 from charrnn.model.config import FIELDS, GATES
 
@@ -338,12 +337,10 @@ def _check_writable(path: str) -> None:
     if not os.path.isdir(folder):
         code = errno.ENOTDIR if os.path.exists(folder) else errno.ENOENT
         raise cannot_write(OSError(code, os.strerror(code)), path)
-    try:  # a file made and removed: the real reason (no permission, a read-only disk) if any
-        fd, probe = tempfile.mkstemp(prefix=".charrnn-probe.", suffix=".tmp", dir=folder)
+    try:
+        probe_writable(folder)
     except OSError as e:
         raise cannot_write(e, path) from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 def _input_text(vocab, file, opts, budget) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from charrnn.errors import CharRNNError, RunError, require_path
 from charrnn.fsutil import ZIP
 from charrnn.runs.folder import RunDir, being_trained, is_evaluation, path_kind
-from charrnn.runs.info import RunInfo, inspect, pid_text, run_mismatch, times
+from charrnn.runs.info import Mismatch, RunInfo, inspect, pid_text, run_mismatch, times
 from charrnn.runs.names import (
     CHECKPOINT_SUFFIX,
     is_path,
@@ -275,10 +275,10 @@ def scan(base: Path) -> list[RunDir]:
     for name in names:
         run = RunDir(Path(base) / name)
         try:
-            if path_kind(run.path) == "dir" and any(map(path_kind, (run.best, run.last))):
+            # (records alone: a run whose checkpoints were deleted, damaged, not gone)
+            checkpoints = any(map(path_kind, (run.best, run.last)))
+            if path_kind(run.path) == "dir" and (checkpoints or _has_records(run)):
                 found.append(run)
-            elif path_kind(run.path) == "dir" and _has_records(run):
-                found.append(run)  # a run whose checkpoints were deleted: damaged, not gone
         except RunError:
             found.append(run)
     return sorted(found, key=lambda r: r.updated(), reverse=True)
@@ -311,7 +311,7 @@ def resolve_checkpoint(spec: str | Path | None, base: Path, note=None, check=Non
     (a file whose parts fail their digests reads as sound until it is read whole)."""
     base = Path(require_path("base", base, FOLDER))
     if spec is None:
-        return _noted(_latest(base, note, check), note)
+        return _latest(base, note, check)
     spec = require_path("spec", spec, "a run's name or a checkpoint's path")
     if is_path(spec):
         path = _typed_path(spec)
@@ -327,10 +327,11 @@ def resolve_checkpoint(spec: str | Path | None, base: Path, note=None, check=Non
     return _noted(_pick(_run_folder(spec, base), spec), note)
 
 
-def _noted(best: Path, note) -> Path:
+def _noted(best: Path, note, pair: Mismatch | None = None) -> Path:
     """`best`, the best.pt of the run a reader was given; where it and the run's last.pt are not
-    two moments of one run (a file copied in, or put back), first a `note` that says so."""
-    if note is not None and (pair := run_mismatch(RunDir(best.parent))):
+    two moments of one run (`pair`, where already known: a file copied in, or put back), first a
+    `note` that says so."""
+    if note is not None and (pair := pair or run_mismatch(RunDir(best.parent))):
         note(f"Note: in {best.parent}, {pair.what}: {pair.cause}; reading its best.pt")
     return best
 
@@ -351,7 +352,7 @@ def _latest(base: Path, note, check) -> Path:
                     f"Note: using run {run.name!r}, skipping newer runs that cannot be sampled "
                     f"(`charrnn runs` lists them): {'; '.join(skipped)}"
                 )
-            return run.best
+            return _noted(run.best, note, info.mismatch) if info.mismatch else run.best
         skipped.append(f"{run.name!r}: {info.note}")
     if not skipped and (hint := run_folder_hint(base)):
         raise RunError(f"no trained runs in {base}{hint}, or pass --checkpoint {as_path(base)}")

@@ -8,7 +8,6 @@ import errno
 import json
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ except ImportError:  # pragma: no cover - Windows
 from charrnn import jsonl
 from charrnn.defaults import CHECKPOINT_DIR
 from charrnn.errors import RunError
-from charrnn.fsutil import atomic_write, cannot_write
+from charrnn.fsutil import atomic_write, cannot_write, probe_writable
 from charrnn.runs.names import is_path, too_long
 
 # What tells two runs' first records apart (records_differ): a second run of the same text and
@@ -127,9 +126,7 @@ class RunDir:
         """A RunError, with a resume's advice, where the run's folder or metrics.jsonl cannot be
         written (a folder of mode 555, files of 444, a read-only disk whose lock file opened)."""
         try:
-            fd, probe = tempfile.mkstemp(prefix=".charrnn-probe.", suffix=".tmp", dir=self.path)
-            os.close(fd)
-            os.unlink(probe)
+            probe_writable(self.path)
         except OSError as e:
             raise RunError(
                 cannot_write(self.path, e, _COPY, doing="write in the run folder")

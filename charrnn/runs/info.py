@@ -37,6 +37,7 @@ class RunInfo:
     metrics: tuple[dict, ...] = ()  # its evaluations, from that checkpoint
     has_best: bool = False  # best.pt is there and loads: it trained to one evaluation at least
     problem: str | None = None
+    mismatch: Mismatch | None = None  # why best.pt and last.pt are not of one run (in `problem`)
     broken: tuple[str, ...] = ()  # its checkpoint files that are there and do not load
     cell: str | None = None  # "lstm", "gru" or "rnn"
     shape: str | None = None  # layers x width, e.g. "1x512"
@@ -218,7 +219,7 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
     part is read and checked against the digests saved with it) and what they say."""
     from charrnn import checkpoint  # torch: only where a checkpoint is opened
 
-    loaded, problems, broken = {}, [], []
+    loaded, problems, broken, pair = {}, [], [], None
     idle = run.trainer() is None  # before the reads, as after them: no save between the two
     try:
         if path_kind(run.path) != "dir":
@@ -270,7 +271,8 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
                     broken.append(name)
                     del loaded[name]
         # as a resume refuses it (resume.py); not while a trainer writes them (one, then the other)
-        settled = idle and run.trainer() is None
+        pid = run.trainer()
+        settled = idle and pid is None
         both = "best.pt" in loaded and "last.pt" in loaded and settled
         if pair := both and pair_mismatch(loaded["best.pt"], loaded["last.pt"]):
             again = f"charrnn train --resume {shlex.quote(run.file_ref('best.pt'))}"
@@ -284,8 +286,9 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
                 )
     except CharRNNError as e:
         problems.append(str(e))
+        pid = run.trainer()
     newest = loaded.get("last.pt") or loaded.get("best.pt")
-    if newest is None and not problems and (pid := run.trainer()) is not None:
+    if newest is None and not problems and pid is not None:
         return RunInfo(run, trainer=pid)  # started over (--force): its first save is to come
     if newest is None:
         problem = "; ".join(problems) or (
@@ -319,7 +322,8 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
         origin_checkpoint=base if isinstance(base, str) else None,
         ended=trainer.get("ended") if trainer.get("ended") in ENDINGS else None,
         sources=sources_of(newest.get("corpus")),
-        trainer=run.trainer(),
+        trainer=pid,
+        mismatch=pair or None,
         limits={k: train.get(k) for k in ("max_steps", "max_epochs", "max_time")},
     )
 

@@ -68,11 +68,9 @@ def resume(
             f"{what}; {_resume_instead(run, path, corpus_specs, train)}"
         ) from None
     saved = payload["corpus"]
-    # best.pt, read once: whether it still holds the run's best model, and that it is this run's
-    from_best = path.absolute() == run.best.absolute()
-    best_problem = _best_problem(run, path, payload) if not from_best else None
-    if from_best:  # chosen over last.pt (later, or damaged): it must be this run's all the same
-        _refuse_foreign_best(run, payload)
+    # the run's other checkpoint, read once: whether best.pt still holds its best model, and that
+    # the two are this run's
+    best_problem = _pair_problem(run, path, payload)
     if run.metrics_disagree(payload["metrics"]):
         raise CheckpointError(
             f"{path} and {run.metrics} are of different runs (their first records differ): one "
@@ -126,37 +124,31 @@ def resume(
     return Opened(trainer, resumed_from=given, chars=saved["chars"], warnings=warnings)
 
 
-def _best_problem(run: RunDir, path: Path, payload: dict) -> str | None:
-    """Why `run`'s best.pt, where there is one, no longer holds its best model (damaged, or put
-    back from an older copy), or None; a CheckpointError where it and `payload` (loaded from
-    `path`, its last.pt) are not of one run (runs.pair_mismatch): one was copied in from another
-    run, or last.pt is older than best.pt, and a resume would replace the other's best."""
-    if not run.best.exists():
+def _pair_problem(run: RunDir, path: Path, payload: dict) -> str | None:
+    """Why `run`'s best.pt no longer holds its best model (damaged, or older than the best
+    last.pt records: replaced at the first evaluation, with a warning), or None, for a resume
+    from `path` (loaded as `payload`). A CheckpointError where best.pt and last.pt are not of one
+    run (runs.pair_mismatch): a file copied in from another run, whose model a resume would train
+    here, or, going on from last.pt, a last.pt older than best.pt, whose resume would replace the
+    later best (a resume from best.pt replaces last.pt with a warning: see _later_step)."""
+    from_best = path.absolute() == run.best.absolute()
+    other = run.last if from_best else run.best
+    if not other.exists():
         return None
-    try:
-        best = checkpoint.load(run.best)  # every part checked, as a resume from it would
+    try:  # best.pt, as a resume from it would read it: whole; last.pt as runs reads it
+        loaded = checkpoint.load(other, verify=not from_best)
     except CheckpointError as e:
+        if from_best:  # last.pt damaged: why a resume goes on from best.pt
+            return None
         return e.what if isinstance(e, DamagedCheckpoint) else str(e)
-    if (pair := pair_mismatch(best, payload)) is None:
+    best, last = (payload, loaded) if from_best else (loaded, payload)
+    if (pair := pair_mismatch(best, last)) is None or (from_best and not pair.foreign):
         return None
-    if not (pair.foreign or pair.last_older):  # best.pt is stale: it is replaced, with a warning
+    if not (pair.foreign or pair.last_older):  # best.pt is stale
         return f"in {run.path}, {pair.what}: {pair.cause}"
     again = f"charrnn train --resume {shlex.quote(run.file_ref('best.pt'))}"
     said = f"in {run.path}, {pair.what}: {pair.advice(str(run.path), again)}"
     raise CheckpointError(f"{said}, then resume" if pair.foreign else said)
-
-
-def _refuse_foreign_best(run: RunDir, best: dict) -> None:
-    """A CheckpointError where `best` (run's best.pt, loaded) and its last.pt, where that loads,
-    are of different runs: a resume from best.pt would train the other run's model here and
-    replace this run's last.pt."""
-    try:
-        last = checkpoint.load(run.last, verify=False)
-    except (CheckpointError, OSError):
-        return
-    if (pair := pair_mismatch(best, last)) is not None and pair.foreign:
-        said = f"in {run.path}, {pair.what}: {pair.advice(str(run.path), '')}"
-        raise CheckpointError(f"{said}, then resume")
 
 
 def _later_step(last: Path, step: int) -> int | None:
