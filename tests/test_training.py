@@ -326,6 +326,30 @@ def test_a_stop_during_the_final_evaluation_is_resumed_by_making_it(tmp_path, co
         resume(tmp_path / "r", read, corpus_specs=["-"])
 
 
+@pytest.mark.parametrize(("given", "said"), [({}, None), ({"max_steps": 5}, "--steps 1012")])
+def test_a_budget_given_below_a_stopped_runs_steps_is_said_to_count_in_all(
+    tmp_path, corpus, text, given, said
+):
+    """`--resume RUN --steps 5` of a run stopped at step 12 before its final evaluation makes
+    that evaluation alone: the resume says that --steps counts in all (a user meant 5 more)."""
+    train = {**TINY_TRAIN, "max_steps": 12, "eval_every": 100}
+    trainer = start(corpus, tmp_path / "r", model=TINY_MODEL, train=train).trainer
+    trainer.on_evaluating = lambda what: trainer.request_stop()
+    drain(trainer)
+    read = lambda specs, encoding: encode_text(text, "tiny")  # noqa: E731
+    opened = resume(tmp_path / "r", read, corpus_specs=["-"], train=given)
+    late = [w for w in opened.warnings if "in all" in w]
+    if said is None:
+        assert late == []
+    else:
+        assert late == [
+            "--steps counts the run's steps in all and run 'r' is at step 12: this resume only "
+            f"makes its final evaluation; give {said} for 1,000 more"
+        ]
+    events = drain(opened.trainer)
+    assert [e.record["step"] for e in events if isinstance(e, EvalEvent)] == [12]
+
+
 @pytest.mark.parametrize("at", [12, 18])  # a scheduled evaluation mid-run; the last step's
 def test_a_stop_during_a_scheduled_evaluation_is_resumed_by_making_it(tmp_path, corpus, text, at):
     """Ctrl-C while a scheduled evaluation reads: the run is stopped, not done (even where its

@@ -19,7 +19,7 @@ from charrnn.runs.advice import pipe_sources, resume_command, text_to_give
 from charrnn.runs.info import pair_mismatch
 from charrnn.text import data
 from charrnn.text.encoded import EncodedCorpus
-from charrnn.train import schedule
+from charrnn.train import records, schedule
 from charrnn.train.config import TrainConfig
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.start import BUDGETS, RESUMABLE, Opened, check_fields
@@ -102,7 +102,7 @@ def resume(
     # more goes back up, as a run of the whole budget would be there; docs/performance.md)
     trainer = _check_budget(trainer)
     given = Path(checkpoint_file) if checkpoint_file is not None and elsewhere else None
-    warnings = []
+    warnings = [late] if (late := _past_budget(trainer, train)) else []
     if checkpoint_file is None and path == run.best:  # last.pt is gone: the steps after best.pt
         given = run.best
         warnings.append(
@@ -201,6 +201,33 @@ def _check_budget(trainer: Trainer) -> Trainer:
             f"in all, e.g. {math.ceil(pos.elapsed) + MORE_TIME_S}s"
         )
     return trainer
+
+
+def _past_budget(trainer: Trainer, train: dict) -> str | None:
+    """Where a limit given with this resume is one the run has already passed (it stopped before
+    its final evaluation, which is all the resume will do): that the limit counts in all, and
+    what to give for more; else None."""
+    reason = trainer.budget_spent()
+    option = {"steps": "--steps", "epochs": "--epochs", "time": "--time"}.get(reason or "")
+    if option is None or train.get(f"max_{reason}") is None:
+        return None
+    if trainer.last_evaluated() == trainer.pos.step:  # refused by _check_budget
+        return None
+    pos = trainer.pos
+    done = {
+        "steps": f"at step {pos.step:,}",
+        "epochs": f"{records.epochs(pos, len(trainer.train_batches)):.2f} epochs in",
+        "time": f"{pos.elapsed:.0f}s in",
+    }[reason]
+    more = {
+        "steps": f"--steps {pos.step + 1000} for 1,000 more",
+        "epochs": f"an --epochs above {records.epochs(pos, len(trainer.train_batches)):.2f}",
+        "time": f"--time {math.ceil(pos.elapsed) + MORE_TIME_S}s for {MORE_TIME_S}s more",
+    }[reason]
+    return (
+        f"{option} counts the run's {reason} in all and run {trainer.run_dir.name!r} is {done}: "
+        f"this resume only makes its final evaluation; give {more}"
+    )
 
 
 # Seconds of a time budget under which a resume is refused as spent: about what starting one takes
