@@ -1035,6 +1035,9 @@ def test_a_checkpoint_copied_in_or_put_back_is_told_and_never_replaces_the_runs_
         assert read.exit_code == 0 and f"Note: in ck/r, {said}" in read.stderr
         plotted = invoke(["plot", "ck/r"])
         assert plotted.exit_code == 0 and f"Note: in ck/r, {said}" in plotted.stderr
+        Path("ft.txt").write_text("a text to fine-tune on. " * 40)
+        tuned = invoke(["train", "ft.txt", "--init-from", "ck/r", "--steps", "1"])
+        assert tuned.exit_code == 0 and f"Note: in ck/r, {said}" in tuned.stderr, tuned.stderr
         with RunDir(run).session():  # a trainer between its two writes: not told while it trains
             assert runs.inspect(RunDir(run)).problem is None
             assert "Note" not in invoke(["sample", "-c", "ck/r", "-l", "5"]).stderr

@@ -175,7 +175,8 @@ def open_run(
 def _start(request: RunRequest, reader: TextReader, device, dist: Dist) -> Opened:
     """A new run, everything checked (the model to start from first) before its folder is made."""
     base_dir, init = request.checkpoint_dir, request.init_from
-    base = runs.resolve_checkpoint(init, base_dir) if init else None
+    # a run's best.pt that is not its last.pt's run is started from, with a note, as readers do
+    base = runs.resolve_checkpoint(init, base_dir, reader.note) if init else None
     corpus = read_corpus(request.corpus, request.encoding, reader, dist)
     name = request.name or runs.safe_name(corpus.name, base_dir)  # a name given is checked
     run = runs.plan_run(base_dir, name, request.replace, init_from=base)
