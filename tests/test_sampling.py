@@ -226,6 +226,13 @@ def test_mean_logprob_is_what_the_model_gives_the_text(model_vocab):
     for bad in ["abc", [51], [-1], [1, 2], [2.5], [True], 3]:
         with pytest.raises(ConfigError, match="lengths must be 1 whole number"):
             s.mean_logprob(bad)
+    # read again from where the samples began, after they were drawn (the stepper moved on)
+    assert s.reread_logprob(text) == pytest.approx(expected, abs=1e-5)
+    assert s.reread_logprob(text[:10]) == pytest.approx(s.mean_logprob([10])[0], abs=1e-5)
+    assert s.reread_logprob("") is None
+    for bad in ["€", 3]:
+        with pytest.raises(ConfigError, match="characters in the model's vocabulary"):
+            s.reread_logprob(bad)
 
 
 def test_a_short_prime_is_continued_as_the_corpus_would(model_vocab):
@@ -460,13 +467,13 @@ def test_one_character_written_for_ever_is_a_runaway_when_drawn(trained_run, tmp
     kept = {k: v for k, v in payload.items() if not k.startswith("format") and k != "digests"}
     (tmp_path / "m").mkdir()
 
-    def sample_with(lean: float, *args: str):
+    def sample_with(lean: float, *args: str, as_json: bool = True):
         weights = {k: v.clone() for k, v in payload["model"].items()}
         weights["head.bias"][0] = weights["head.bias"].max() + lean  # character 0, above all
         checkpoint.save({**kept, "model": weights}, tmp_path / "m" / "best.pt")
-        r = env(["sample", "-c", str(tmp_path / "m"), "--json", "-s", "1", *args])
+        r = env(["sample", "-c", str(tmp_path / "m"), *["--json"] * as_json, "-s", "1", *args])
         assert r.exit_code == 0, r.stderr
-        return json.loads(r.stdout), r.stderr
+        return json.loads(r.stdout) if as_json else r.stdout, r.stderr
 
     everywhere = (["-t", "0.8"], ["-t", "2"], ["-t", "0"], ["-t", "0.1"], ["--top-k", "3"])
     for drawn in (*everywhere, ["--top-p", "0.5"], ["--top-p", "0.9"], ["--top-k", "40"]):
@@ -489,6 +496,10 @@ def test_one_character_written_for_ever_is_a_runaway_when_drawn(trained_run, tmp
         assert err.startswith("Note: the sample is one character repeated ("), err
         assert "a higher --temp or a --prime leads it out" in err and "Warning" not in err
     assert sample_with(lean, "-t", "0", "-l", "60", "-q")[1] == ""  # a note: --quiet leaves it
+    # without --json (the draws' log-probabilities not tracked), the same verdicts
+    for how_sure in (lean, 1e4):
+        _, err = sample_with(how_sure, "-t", "0", "-l", "60")
+        assert sample_with(how_sure, "-t", "0", "-l", "60", as_json=False)[1] == err
     assert "Warning: " in sample_with(1e4, "-t", "0", "-l", "60", "-q")[1]  # a warning stays
 
 

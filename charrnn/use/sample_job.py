@@ -99,14 +99,21 @@ class SampleJob:
         logprobs = self.sampler.mean_logprob([len(t) for t in texts])
         tracked = self.sampler.track_logprob
         whole = "length" if self.steps >= self.length else "stopped"
-        results = []
+        results, reread = [], {}  # every sample began alike: a text's reading is the same
         for text, seed, logprob, met in zip(
             texts, self.sampler.seeds, logprobs, self.cutter.done, strict=True
         ):
-            # a colder draw, or a narrow top-k or top-p, keeps the likeliest few characters and
-            # loops by its nature (--temp 0.1 writes what --temp 0 does): no verdict on a loop
-            repeats = repeats_judged(c.temperature, c.top_k, c.top_p, logprob if tracked else None)
             long = len(text) >= MIN_JUDGED
+            # a colder draw, or a narrow top-k or top-p, keeps the likeliest few characters and
+            # loops by its nature (--temp 0.1 writes what --temp 0 does): no verdict on a loop,
+            # unless the model itself was that sure of it (its log-probabilities, read again
+            # where the draws did not track them, so that the verdict is the same either way)
+            certainty = logprob if tracked else None
+            if not tracked and long and len(set(text)) == 1:
+                if text not in reread:
+                    reread[text] = self.sampler.reread_logprob(text)
+                certainty = reread[text]
+            repeats = repeats_judged(c.temperature, c.top_k, c.top_p, certainty)
             stuck = not repeats and long and len(set(text)) == 1
             results.append(
                 SampleResult(

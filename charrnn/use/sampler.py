@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 from charrnn.defaults import MAX_SEED, SAMPLE_LENGTH, TEMPERATURE
 from charrnn.errors import ConfigError, require_callable, require_whole, shown_value
-from charrnn.model.network import CharRNN
-from charrnn.model.trained import CHUNK, PASS_COLS, Model, require_model
+from charrnn.model.network import CharRNN, select_streams
+from charrnn.model.trained import CHUNK, PASS_COLS, Model, Start, require_model
 from charrnn.threads import ThreadTuner, default_threads, tuned_threads
 
 # When a sampling step may be worth sharing among threads (see sampling_threads), in its
@@ -101,6 +101,7 @@ class Sampler:
         self.tuner: ThreadTuner | None = None
         self.track_logprob = track_logprob
         self.logits: torch.Tensor | None = None  # (N, V): odds for the next character
+        self._primed: Start | None = None  # where every sample began: after the lead-in and prime
         # (N, capacity): the model's log-prob of each generated character, so that a mean can
         # cover exactly the characters a caller kept (a stop string cuts a sample short).
         self._logprobs = torch.zeros(n, 0, dtype=torch.float64, device=self.device)
@@ -119,7 +120,7 @@ class Sampler:
         with tuned_threads(long) as tuner:
             start = self.model.start(self.config.num_samples, text, chunk, tuner)
         self.stepper.start(start.state)
-        self.logits = start.logits
+        self.logits, self._primed = start.logits, start
 
     def generate(self, length: int) -> Iterator[list[str]]:
         """Yield `length` steps; each is the list of N new characters, one per sample. (No
@@ -228,6 +229,26 @@ class Sampler:
             )
         sums = [self._logprobs[i, :k].sum().item() for i, k in enumerate(lengths)]
         return [total / k if k else None for total, k in zip(sums, lengths, strict=True)]
+
+    @torch.inference_mode()
+    def reread_logprob(self, text: str) -> float | None:
+        """Mean log-probability (nats) the model gives `text` after the prime, read again from
+        where every sample began: what mean_logprob says of a sample that wrote `text`, where the
+        draws were not tracked (track_logprob False). None for an empty text."""
+        if not isinstance(text, str) or not set(text) <= set(self.model.vocab.chars):
+            raise ConfigError("the text must be a str of characters in the model's vocabulary")
+        if not text:
+            return None
+        start = self._primed or self.model.start(1)  # a cold start, if nothing was primed yet
+        ids = torch.tensor([self.model.vocab.encode(text)], device=self.device)  # (1, L)
+        state = select_streams(start.state, slice(0, 1))  # every row's is the same
+        last, total = start.h[:1], 0.0  # (1, 1, H): the h the next character is read after
+        for t, out, _ in self.model.read(ids, state):  # out (1, w, H)
+            before = torch.cat([last, out[:, :-1]], 1)  # (1, w, H): the h each character follows
+            y = ids[:, t : t + out.shape[1]]  # (1, w)
+            total += self.model.net.nats(before, y).double().sum().item()
+            last = out[:, -1:]
+        return -total / len(text)
 
 
 NOISE_STEPS = 256  # characters whose noise a generator draws at a time, at most
