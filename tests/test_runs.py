@@ -809,6 +809,8 @@ def test_a_lookup_of_a_name_charrnn_would_have_cleaned_names_the_run(files, corp
             ("checkpoints/A-B/", "checkpoints/a-b"),
             ("./checkpoints/a-bb", "./checkpoints/a-b"),
             ("checkpoints/a-b/Best.pt", "checkpoints/a-b/best.pt"),
+            ("checkpoints/A-B/best.pt", "checkpoints/a-b/best.pt"),  # the run's folder mistyped
+            ("checkpoints/a-bb/Last.pt", "checkpoints/a-b/last.pt"),
         ]:
             for args in (["sample", "-c"], ["plot"], ["train", "--resume"]):
                 line = assert_one_error(invoke([*args, typo]), 1, f"at {typo}; did you mean")

@@ -242,6 +242,16 @@ def _meant(spec: str, base: Path) -> str:
         above = os.path.dirname(spec.rstrip(os.sep))
         if near := _nearest_run(name, Path(above or "."), files=True):
             return f"; did you mean {as_path(os.path.join(above, near))}?"
+        # or the run's folder mistyped before a checkpoint's name (`FR/best.pt`): the closest run
+        # in the folder above that, and the file there, or the closest file there
+        folder, grand = os.path.basename(above), os.path.dirname(above)
+        with contextlib.suppress(RunError):
+            missing = folder and path_kind(Path(above)) is None
+            if missing and (run := _nearest_run(folder, Path(grand or "."))):
+                there = os.path.join(grand, run)
+                file = name if path_kind(Path(there) / name) == "file" else None
+                if file := file or _nearest_run(name, Path(there), files=True):
+                    return f"; did you mean {as_path(os.path.join(there, file))}?"
     return ""
 
 
