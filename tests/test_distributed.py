@@ -144,3 +144,16 @@ def test_torchruns_variables_are_read_and_values_it_never_sets_are_one_error():
     ]:
         with pytest.raises(ConfigError, match=said):
             from_env(env)
+
+
+def test_a_users_error_under_torchrun_is_one_error_line_and_no_rank_prints_a_traceback(tmp_path):
+    """Rank 0 meets the error (a corpus that is not there) while rank 1 waits for it: rank 1's
+    broken connection is said as a consequence in one line, not a traceback from gloo (it may
+    also be killed by torchrun first, and say nothing)."""
+    r = torchrun(tmp_path, str(tmp_path / "nothing.txt"), *TINY_CLI, "--steps", "5")
+    assert r.returncode != 0
+    ours = [line for line in r.stderr.splitlines() if line.startswith("Error: ")]
+    assert sum("no such file, folder or corpus" in x for x in ours) == 1, ours
+    consequence = "Error: rank 1 of 2: another process of this torchrun job stopped first"
+    assert all("no such file" in x or x.startswith(consequence) for x in ours), ours
+    assert "[rank1]: Traceback" not in r.stderr and "[rank0]: Traceback" not in r.stderr

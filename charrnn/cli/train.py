@@ -37,6 +37,7 @@ from charrnn.cli.options import (
 from charrnn.cli.signals import exit_status, stop_signals
 from charrnn.defaults import CELL, SAMPLE_LENGTH, SEED, SIZE, TEMPERATURE, VAL_FRAC
 from charrnn.devices import PRECISIONS, resolve_device
+from charrnn.errors import RunError
 from charrnn.model.config import CELLS
 from charrnn.model.presets import (
     DENSE_EVALS_FROM,
@@ -287,6 +288,14 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
     code = None
     try:
         code = _train(request, device, d, quiet, opts)
+    except RuntimeError as e:
+        if not (d.active and distributed.lost_peer(e)):
+            raise
+        # a consequence, not a cause: the rank that stopped first has printed why
+        raise RunError(
+            f"rank {d.rank} of {d.world}: another process of this torchrun job stopped first, so "
+            "this one cannot go on; that process's own Error line says why"
+        ) from None
     finally:
         distributed.stop(d, finished=code is not None)
     if d.active:

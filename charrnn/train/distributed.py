@@ -108,6 +108,18 @@ def start(d: Dist, device: torch.device) -> None:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
+# What a collective operation raises where another rank has gone (it stopped on an error of its
+# own, or was killed): gloo's RuntimeError names the closed connection; NCCL's is a DistError.
+PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+
+
+def lost_peer(e: BaseException) -> bool:
+    """Whether `e`, raised while training under torchrun, says another rank of the job has gone."""
+    if isinstance(e, getattr(dist, "DistError", ())):
+        return True
+    return isinstance(e, RuntimeError) and any(s in str(e) for s in PEER_GONE)
+
+
 def stop(d: Dist, finished: bool = True) -> None:
     """Leave the process group. After a finished run every rank first waits for the others: gloo
     torn down while another rank still talks to it aborts the process at exit ("terminate called
