@@ -3,6 +3,7 @@ error, choosing a unit recolours the text with that unit's values, the units fou
 plots select their unit in one click, and a character shows what the model expected next.
 Skipped where no Chromium is installed (Debian: apt-get install chromium)."""
 
+import json
 import math
 import re
 
@@ -52,7 +53,7 @@ def expected(data, layer: int, unit: int, field: str) -> list[tuple[int, ...]]:
     n, h = len(data["text"]), data["hidden"]
     out = []
     for t in range(n):
-        q = raw[(layer * n + t) * h + unit] / 255
+        q = raw[(layer * n + t) * h + unit] / data["levels"]
         x = 2 * q - 1  # both a signed value and a gate span [-1, 1] on the colour scale
         end = (214, 47, 39) if x >= 0 else (33, 102, 172)
         out.append(tuple(math.floor(255 + (e - 255) * abs(x) + 0.5) for e in end))
@@ -106,14 +107,25 @@ def test_a_found_unit_and_a_gate_dot_select_their_unit_in_one_click(browser, pag
     assert browser.exceptions() == []
 
 
-def test_a_character_shows_what_came_next_and_the_page_is_seen(browser, page, tmp_path):
+def test_a_character_shows_what_came_next_and_the_page_is_seen(
+    browser, page, tmp_path, runs_by_cell
+):
     data = page_data(page.read_text(encoding="utf-8"))
+    browser.evaluate("choose(0, 3, 'cell')")  # a cell: its byte's step is the unit's scale's
     browser.evaluate("document.querySelectorAll('#text span')[7].id = 'char7'")
     browser.click("#char7")
     info = browser.evaluate("document.getElementById('info').innerText")
     _, p = data["top"][7][0]
     assert "character 7" in info and "what it expected next" in info
     assert f"{100 * p:.1f}%" in info
+    # the unit's value, to the half step its byte holds: the recorded value is within it
+    layer, unit, show = re.match(r"#(\d+):(\d+):(\w+)", browser.evaluate("location.hash")).groups()
+    shown, half = re.search(r"([-0-9.]+) \u00b1 ([0-9.]+)", info).groups()
+    rounding = 10 ** -len(half.split(".")[-1]) / 2 if "." in half else 0.5  # of the figures shown
+    args = ["inspect", "--checkpoint-dir", str(runs_by_cell), "-c", "lstm", "--json"]
+    records = invoke([*args, str(page.parent / "in.txt")]).stdout.splitlines()
+    true = json.loads(records[1 + 7])["layers"][int(layer)][show][int(unit)]
+    assert float(half) > 0 and abs(float(shown) - true) <= float(half) + rounding + 1e-4
     shot = browser.screenshot()
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 10_000
     (tmp_path / "page.png").write_bytes(shot)
@@ -137,6 +149,10 @@ def test_the_page_of_a_gru_and_of_an_rnn(runs_by_cell, tmp_path, cell):
         assert close(colours(b), expected(data, 1, 4, "hidden"))
         plots = b.evaluate("document.querySelectorAll('#gates svg').length")
         assert plots == {"gru": 2, "rnn": 0}[cell]
+        if cell == "gru":  # the legend says what each end of a gate does, as the terminal's
+            b.evaluate("choose(0, 2, 'update')")
+            legend = b.evaluate("document.getElementById('legend').textContent")
+            assert "0 (take the candidate)" in legend and "1 (keep the old h)" in legend, legend
         assert b.exceptions() == []
 
 

@@ -8,18 +8,9 @@ import sys
 import click
 
 from charrnn.cli.common import print_table, stdout_console
-from charrnn.model.config import GATES
+from charrnn.model.config import GATE_ENDS, GATES
 
 ALL_GATES = {g for gates in GATES.values() for g in gates}  # from 0 to 1, not -1 to 1
-# What a gate's 0 and 1 do, for the legend (the GRU keeps its old h where update is 1:
-# h = (1 - z) n + z h, as PyTorch writes it)
-GATE_ENDS = {
-    "forget": ("erase the cell", "keep it"),
-    "input": ("write nothing", "write the candidate"),
-    "output": ("hide the cell", "show it as h"),
-    "reset": ("ignore the old h", "use it"),
-    "update": ("take the candidate", "keep the old h"),
-}
 
 
 def draw_unit(recording, show: str, unit, color: str) -> None:

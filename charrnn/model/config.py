@@ -22,6 +22,15 @@ FIELDS = {
 # What each cell carries from one character to the next: (h, c) for the LSTM, (h,) for the others.
 STATES = {"lstm": ("cell", "hidden"), "gru": ("hidden",), "rnn": ("hidden",)}
 GATES = {"lstm": ("forget", "input", "output"), "gru": ("reset", "update"), "rnn": ()}
+# What a gate's 0 and 1 do, for legends (the GRU keeps its old h where update is 1:
+# h = (1 - z) n + z h, as PyTorch writes it)
+GATE_ENDS = {
+    "forget": ("erase the cell", "keep it"),
+    "input": ("write nothing", "write the candidate"),
+    "output": ("hide the cell", "show it as h"),
+    "reset": ("ignore the old h", "use it"),
+    "update": ("take the candidate", "keep the old h"),
+}
 # The rates of a ModelConfig that are not its shape: a run started from a model may change them.
 DROPOUTS = ("dropout", "input_dropout")
 

@@ -2,7 +2,8 @@
 
 Everything is inline (docs/commands.md, `--html`). Each value travels as one byte, base64-encoded:
 hidden states and candidates from -1 to 1, gates from 0 to 1, and the cell state divided by the
-unit's largest |c| over the text (`cell_scale`), so that a counting cell shows its count.
+unit's largest |c| over the text (`cell_scale`), so that a counting cell shows its count; in
+LEVELS steps, an even number, so that 0 (and a gate's 0.5) travel exactly.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from pathlib import Path
 import torch
 
 from charrnn import jsonl
-from charrnn.model.config import GATES
+from charrnn.model.config import GATE_ENDS, GATES
 from charrnn.use.inspection import Recording
 from charrnn.use.units import Found, Saturation
 
+LEVELS = 254  # steps of a byte's value: 0 .. LEVELS, the middle one exact
 PAGE_BYTES = 64 * 2**20  # the most recorded values a page may hold (one byte each)
 # The page itself (markup, style and script), filled in by `fill`: %TITLE% and %DATA%.
 TEMPLATE = (Path(__file__).resolve().parent / "page.html").read_text(encoding="utf-8")
@@ -42,7 +44,7 @@ def render(
             cell_scale = v.abs().amax(1).clamp_min(1e-6)  # (L, H): each unit's largest |c|
             v = v / cell_scale[:, None, :]
         unit = (v + 1) / 2 if signed[field] else v
-        q = (unit.clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
+        q = (unit.clamp(0, 1) * LEVELS).round().to(torch.uint8).contiguous()
         values[field] = base64.b64encode(tensor_bytes(q)).decode("ascii")
     data = {
         "checkpoint": checkpoint,
@@ -54,6 +56,8 @@ def render(
         "fields": list(r.values),
         "signed": signed,
         "cell_scale": _rounded(cell_scale, 4) if cell_scale is not None else None,
+        "levels": LEVELS,
+        "gate_ends": {g: GATE_ENDS[g] for g in GATES[r.cell]},  # what a gate's 0 and 1 do
         "values": values,
         "surprise": [round(s, 2) for s in r.surprise.tolist()],
         "top": [[[ch, round(p, 3)] for ch, p in r.top(t)] for t in range(len(r.text))],
