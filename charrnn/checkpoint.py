@@ -99,6 +99,11 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
             f"verify must name parts of a checkpoint ({', '.join(PARTS)}), not {verify!r}"
         )
     if path.is_dir():
+        if (path / "best.pt").is_file():  # (load_model takes a run folder for its best.pt)
+            raise CheckpointError(
+                f"{path} is a run folder: give one of its checkpoint files, {path / 'best.pt'} "
+                "or its last.pt"
+            )
         if (path / "last.pt").is_file():
             raise CheckpointError(
                 f"{path} is a run folder without a best.pt (no evaluation yet): give its "

@@ -60,7 +60,20 @@ def require_whole(name: str, value, least: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < least:
         raise ConfigError(
             f"{name} must be a whole number of {least} or more, not {shown_value(value)}"
+            f"{foreign_number(value, 'int')}"
         )
+
+
+def foreign_number(value, kind: str) -> str:
+    """For a number of another library's type (NumPy's int64, a 0-d tensor...) that a Python
+    `kind` is wanted in place of: a hint that names the conversion; else ''."""
+    import numbers
+
+    if isinstance(value, bool) or type(value) in (int, float):
+        return ""
+    if isinstance(value, numbers.Number) or hasattr(value, "item"):
+        return f" (a Python {kind} is wanted: {kind}(x) converts it)"
+    return ""
 
 
 def require_type(name: str, value, types: type | tuple[type, ...], what: str, none: bool = False):

@@ -6,9 +6,11 @@ import math
 import time
 
 import pytest
+import torch
 from test_cells import tiny
 
-from charrnn.errors import CheckpointError, ConfigError
+from charrnn.errors import CheckpointError, ConfigError, VocabError
+from charrnn.model.config import ModelConfig
 from charrnn.model.trained import Model
 from charrnn.text.vocab import CharVocab
 from charrnn.use import budget as budget_mod
@@ -324,6 +326,7 @@ def _wrong_arguments(best):
     from charrnn.train.open import RunRequest, TextReader, open_run
     from charrnn.use.export_page import export_page, page_size
     from charrnn.use.inspection import record
+    from charrnn.use.onnx_export import onnx_bytes
     from charrnn.use.scoring import score_text
     from charrnn.use.units import find_units, gate_saturation
 
@@ -393,6 +396,21 @@ def _wrong_arguments(best):
         ),
         (lambda: SampleConfig(temperature={0.5: 1}), "temperature"),
         (lambda: SampleConfig(temperature={0.5}), "temperature"),
+        (lambda: runs.find_resume(None, best.parent.parent), "spec must be a run's name"),
+        (lambda: runs.find_resume(5, best.parent.parent), "spec must be a run's name"),
+        (lambda: gate_saturation(record(model, "")), "nothing was recorded"),
+        (lambda: SampleJob(model, SampleConfig(), 5, stops=[None]), "stops must be a str or"),
+        (lambda: SampleJob(model, SampleConfig(), 5, stops=5), "stops must be a str or"),
+        (lambda: onnx_bytes(str(best)), "must be a charrnn Model"),  # before onnx is looked for
+        (lambda: model_for().to("meta"), "not a device charrnn runs on"),
+        (lambda: model_for().to(torch.float16), "is not a device"),
+        (lambda: model_for().to("banana"), "is not a device"),
+        (lambda: ModelConfig(5, 8, 8193, 1), "hidden_size must be at most 8192"),
+        (lambda: ModelConfig(5, 4097, 8, 1), "embedding_dim must be at most 4096"),
+        (lambda: ModelConfig(5, 8, 8, 17), "num_layers must be at most 16"),
+        # another library's whole number: the conversion named
+        (lambda: sample_text(model, "ab", torch.tensor(5)), r"a Python int is wanted: int\(x\)"),
+        (lambda: SampleConfig(top_k=torch.tensor(3)), r"a Python int is wanted"),
     ]
 
 
@@ -423,7 +441,39 @@ def test_load_model_reads_a_run_folder_as_its_best_pt(trained_run, tmp_path):
     (folder / "last.pt").write_bytes(trained_run.last.read_bytes())
     with pytest.raises(CheckpointError, match=r"without a best\.pt .* give its last\.pt"):
         checkpoint.load_model(folder)
+    for load in (checkpoint.load, checkpoint.load_run):  # a folder with a best.pt: not "without"
+        with pytest.raises(CheckpointError, match=r"is a run folder: give one of its checkpoint"):
+            load(trained_run.path)
     from_file = checkpoint.load_model(trained_run.best)
     assert from_folder.vocab.chars == from_file.vocab.chars
     for a, b in zip(from_folder.net.parameters(), from_file.net.parameters(), strict=True):
         assert a.equal(b)
+
+
+def test_stop_strings_are_read_as_the_command_reads_them():
+    """One str is one stop string (`--stop '\\n\\n'`), never one a character; None is none."""
+    config = SampleConfig(temperature=1.5, seed=7, num_samples=2)
+    texts = {}
+    for stops in ("ab", ["ab"], None, []):
+        job = SampleJob(model_for(), config, 300, stops=stops)
+        list(job)
+        texts[repr(stops)] = [r.text for r in job.results()]
+        assert job.stops == ([] if stops in (None, []) else ["ab"])
+    assert texts["'ab'"] == texts["['ab']"] and texts["None"] == texts["[]"]
+    assert texts["'ab'"] != texts["None"]  # (the seed writes "ab" in its 300 characters)
+
+
+def test_unseen_characters_are_named_where_they_are_whatever_the_split():
+    from charrnn.use.scoring import MIN_PIECE, score_lines, score_text
+
+    text = "abc de\n" * (3 * MIN_PIECE // 7)
+    text = text[: 2 * MIN_PIECE + 5] + "Z" + text[2 * MIN_PIECE + 6 :]
+    said = set()
+    for streams in (1, None, 3):
+        with pytest.raises(VocabError) as e:
+            score_text(model_for(), text, streams=streams)
+        said.add(str(e.value))
+    assert said == {f"the vocabulary lacks 'Z' (U+005A) at {2 * MIN_PIECE + 6}"}
+    said = r"^lines\[2\]: the vocabulary lacks 'Z' \(U\+005A\) at 2$"
+    with pytest.raises(VocabError, match=said):
+        score_lines(model_for(), ["ab\n", "cd\n", "aZ\n"])

@@ -539,12 +539,13 @@ def test_a_second_trainer_of_the_same_run_is_refused(env, tmp_path, corpus_file)
     run = RunDir(tmp_path / "checkpoints" / "tiny")
     before = run.best.read_bytes()
     with run.session():  # another trainer holds the run
+        (run.path / ".lock").write_text("4242")  # its pid: not this process's
         for args in (
             ["train", "--resume", "tiny", "--steps", "20"],
             ["train", str(corpus_file), *TINY_CLI, "--steps", "10", "--force"],
             ["train", str(corpus_file), *TINY_CLI, "--steps", "10"],  # not "exists: --resume"
         ):
-            message = f"being trained by another process (pid {os.getpid()})"
+            message = "being trained by another process (pid 4242)"
             assert_one_error(env(args), 1, message)  # alone: no header of a run it cannot train
         assert run.best.read_bytes() == before  # --force deleted nothing
         with pytest.raises(RunError), run.session():
@@ -1090,9 +1091,19 @@ def test_open_run_starts_then_resumes_one_run_holding_its_lock(tmp_path, corpus_
     told = []
     with open_run(new, reader, on_open=told.append) as opened:
         assert told == [opened] and opened.trainer.run_dir.name == "tiny"
-        with pytest.raises(RunError, match="being trained by another process"):
+        with pytest.raises(RunError, match=r"is open already in this process \(pid \d+\)"):
             opened.trainer.run_dir.session().__enter__()
         drain(opened.trainer)
+    # a new run left before it trains leaves no folder behind (its lock alone)
+    with open_run(RunRequest(tmp_path / "ck", corpus=(str(corpus_file),), name="left"), reader):
+        assert (tmp_path / "ck" / "left").is_dir()
+    assert not (tmp_path / "ck" / "left").exists()
+    # a cell that is not the base's is refused with a base, as `--cell` with `--init-from` is
+    base = str(tmp_path / "ck" / "tiny")
+    corpus = (str(corpus_file),)
+    tune = RunRequest(tmp_path / "ck", corpus=corpus, name="t", init_from=base, cell="gru")
+    with pytest.raises(ConfigError, match="cell gru contradicts the model to start from"):
+        open_run(tune, reader).__enter__()
     # what the run keeps its own of is refused, as `train --resume` refuses it, not dropped
     for train, why in [
         ({"max_steps": 20, "seed": 3}, "seed cannot change when resuming"),

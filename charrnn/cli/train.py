@@ -38,7 +38,7 @@ from charrnn.cli.signals import exit_status, stop_signals
 from charrnn.defaults import CELL, SAMPLE_LENGTH, SEED, SIZE, TEMPERATURE, VAL_FRAC
 from charrnn.devices import PRECISIONS, resolve_device
 from charrnn.errors import RunError
-from charrnn.model.config import CELLS
+from charrnn.model.config import CELLS, LARGEST
 from charrnn.model.presets import (
     DENSE_EVALS_FROM,
     EARLY_STOP_PASSES,
@@ -152,9 +152,13 @@ Examples:
     "gates), or rnn (vanilla tanh RNN: short memory). --size gives each about the same number "
     "of parameters: a GRU or RNN is made wider than the LSTM.",
 )
-@click.option("--layers", type=Whole(1, 16), help="Layers of cells (overrides --size).")
-@click.option("--hidden", type=Whole(1, 8192), help="Cell width (overrides --size).")
-@click.option("--embedding", type=Whole(1, 4096), help="Embedding width.")
+@click.option(
+    "--layers", type=Whole(1, LARGEST["num_layers"]), help="Layers of cells (overrides --size)."
+)
+@click.option(
+    "--hidden", type=Whole(1, LARGEST["hidden_size"]), help="Cell width (overrides --size)."
+)
+@click.option("--embedding", type=Whole(1, LARGEST["embedding_dim"]), help="Embedding width.")
 @click.option(
     "--dropout",
     type=Number(0, 1, max_open=True),

@@ -31,6 +31,9 @@ GATE_ENDS = {
     "reset": ("ignore the old h", "use it"),
     "update": ("take the candidate", "keep the old h"),
 }
+# The largest shape the command line accepts (--embedding, --hidden, --layers), and a library
+# caller: far past what a CPU trains, and a slip of a digit would allocate terabytes
+LARGEST = {"embedding_dim": 4096, "hidden_size": 8192, "num_layers": 16}
 # The rates of a ModelConfig that are not its shape: a run started from a model may change them.
 DROPOUTS = ("dropout", "input_dropout")
 
@@ -61,6 +64,10 @@ class ModelConfig:
             raise ValueError(f"unknown cell {self.cell!r}: one of {', '.join(CELLS)}")
         for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers"):
             require_whole(name, getattr(self, name), 1)
+            if getattr(self, name) > LARGEST.get(name, math.inf):
+                raise ConfigError(
+                    f"{name} must be at most {LARGEST[name]}, not {getattr(self, name)}"
+                )
         for name in DROPOUTS:
             rate = getattr(self, name)
             if isinstance(rate, bool) or not (isinstance(rate, int | float) and 0 <= rate < 1):

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import torch
 
+from charrnn.devices import as_device
 from charrnn.errors import ConfigError
 from charrnn.model.network import CharRNN, State, expand_state
 from charrnn.text.vocab import CharVocab
@@ -106,8 +107,10 @@ class Model:
         return lead_in(self.vocab, self.net)
 
     def to(self, device: torch.device | str) -> Model:
-        """The model moved to `device` in place (as nn.Module.to), returned for chaining."""
-        self.net.to(device)
+        """The model moved to `device` in place (as nn.Module.to), returned for chaining: a device
+        charrnn runs on and this machine has (devices.as_device), never a dtype, whose weights
+        every reader would refuse deep inside torch."""
+        self.net.to(as_device(device))
         return self
 
     @contextlib.contextmanager

@@ -120,7 +120,8 @@ def find_resume(spec: str | Path, base: Path) -> tuple[RunDir, Path | None]:
     """The run `--resume` continues, and the checkpoint file to continue from (None: the run's
     own choice, see train.resume): a run name or folder as for `find_run`, or a path to a
     run's last.pt or best.pt (a value `is_path` reads as a path), which continues in its folder."""
-    spec = str(spec)
+    base = Path(require_path("base", base, FOLDER))
+    spec = str(require_path("spec", spec, "a run's name, folder or checkpoint file"))
     if is_path(spec):
         path = _typed_path(spec)
         kind = path_kind(path)

@@ -99,7 +99,8 @@ class RunDir:
         previous run's files first (--force). Left-over temp files of a killed writer are removed.
         The lock is an flock, so the kernel releases it when the process dies, even by SIGKILL.
         """
-        doing = "write in the run folder" if self.path.is_dir() else "create the run folder"
+        created = not self.path.is_dir()  # a new run's folder: not left behind empty
+        doing = "create the run folder" if created else "write in the run folder"
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -120,6 +121,11 @@ class RunDir:
                 self._check_writable()
             yield self
         finally:
+            if created:  # nothing written (a start that went no further): no folder of a lock
+                with contextlib.suppress(OSError):
+                    if os.listdir(self.path) == [".lock"]:
+                        os.unlink(self.path / ".lock")
+                        os.rmdir(self.path)
             os.close(fd)  # closing releases the lock
 
     def _check_writable(self) -> None:
@@ -271,6 +277,11 @@ LOCK_PATIENCE_S = 0.5
 
 def being_trained(run: RunDir, pid: int | str) -> str:
     """The one line for a run whose lock another trainer holds, by its process id."""
+    if str(pid).strip() == str(os.getpid()):  # a library caller that opened it twice
+        return (
+            f"run {run.name!r} is open already in this process (pid {os.getpid()}): leave the "
+            "block that opened it before opening it again"
+        )
     return (
         f"run {run.name!r} is being trained by another process (pid {str(pid).strip() or '?'}); "
         "wait for it to finish, stop it, or train under another --name"

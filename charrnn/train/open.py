@@ -185,7 +185,8 @@ def _start(request: RunRequest, reader: TextReader, device, dist: Dist) -> Opene
         run,
         replace=request.replace,
         size=request.size,
-        cell=request.cell if base is None else None,
+        # with a base, a cell given (not the default) must be its own: start says so if not
+        cell=request.cell if base is None or request.cell != CELL else None,
         model=request.model,
         train=request.train,
         init_from=base,

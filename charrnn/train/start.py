@@ -18,7 +18,13 @@ import torch
 from charrnn import checkpoint
 from charrnn.defaults import CELL, SIZE, VAL_FRAC
 from charrnn.devices import as_device, autocast_dtype
-from charrnn.errors import CheckpointError, ConfigError, DamagedCheckpoint, RunError
+from charrnn.errors import (
+    CheckpointError,
+    ConfigError,
+    DamagedCheckpoint,
+    RunError,
+    foreign_number,
+)
 from charrnn.model.config import DROPOUTS, parameter_count
 from charrnn.model.network import CELLS, CharRNN, ModelConfig, grown_weights
 from charrnn.model.presets import (
@@ -494,7 +500,10 @@ def check_fields(options: dict, cls, what: str, exclude: Sequence[str] = ()) -> 
         numeric = any(t in types[name] for t in ("int", "float"))
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
         if numeric and not is_number and not (value is None and "None" in types[name]):
-            raise ConfigError(f"{what} option {name} must be a number, not {value!r}")
+            kind = "int" if "int" in types[name] and "float" not in types[name] else "float"
+            raise ConfigError(
+                f"{what} option {name} must be a number, not {value!r}{foreign_number(value, kind)}"
+            )
         if types[name] == "bool" and not isinstance(value, bool):
             raise ConfigError(f"{what} option {name} must be True or False, not {value!r}")
         if types[name] == "str" and not isinstance(value, str):

@@ -21,7 +21,7 @@ import torch
 
 import charrnn
 from charrnn.errors import ExportError
-from charrnn.model.trained import Model
+from charrnn.model.trained import Model, require_model
 
 OPSET = 17
 IR_VERSION = 8  # the IR that opset 17 came with: older runtimes read it
@@ -39,6 +39,7 @@ HOW_TO_START = (
 
 def onnx_bytes(model: Model) -> bytes:
     """The serialized ONNX ModelProto of `model`'s one step (see the module's docstring)."""
+    require_model(model)  # before onnx is looked for: the first mistake is the one to say
     onnx, np = _onnx()
     net, c = model.net, model.config
     if 4 * net.num_params() > PROTOBUF_LIMIT - (1 << 20):

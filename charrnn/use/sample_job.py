@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from charrnn.model.runaway import MIN_JUDGED, looks_runaway, repeats_judged
 from charrnn.model.trained import Model
-from charrnn.use.sampler import SampleConfig, Sampler, StopCutter
+from charrnn.use.sampler import SampleConfig, Sampler, StopCutter, stop_strings
 
 
 @dataclass
@@ -52,12 +52,13 @@ class SampleJob:
         config: SampleConfig,
         length: int,
         prime: str = "",
-        stops: Sequence[str] = (),
+        stops: Sequence[str] | str | None = (),
         track_logprob: bool = True,
     ):
+        self.stops = stop_strings(stops)  # (checked before a long prime is read)
         self.sampler = Sampler(model, config, track_logprob=track_logprob)
         self.sampler.prime(prime)
-        self.length, self.prime, self.stops = length, prime, list(stops)
+        self.length, self.prime = length, prime
         self.counts = model.char_counts
         n = config.num_samples
         self.cutter = StopCutter(n, self.stops)

@@ -13,7 +13,7 @@ import math
 import numbers
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -296,6 +296,21 @@ def sample_text(
         return "".join(text)
 
 
+def stop_strings(stops: Sequence[str] | str | None) -> list[str]:
+    """The stop strings a caller gave: a list of str; one str is one stop string (not one a
+    character), None none; anything else a ConfigError."""
+    if stops is None:
+        return []
+    if isinstance(stops, str):
+        return [stops]
+    if isinstance(stops, bytes) or not isinstance(stops, Iterable):
+        raise ConfigError(f"stops must be a str or a list of str, not {shown_value(stops)}")
+    stops = list(stops)
+    if not all(isinstance(s, str) for s in stops):
+        raise ConfigError(f"stops must be a str or a list of str, not {shown_value(stops)}")
+    return stops
+
+
 class StopCutter:
     """Ends each sample just before the first stop string in its generated text.
 
@@ -303,8 +318,8 @@ class StopCutter:
     string, and lets everything before them through at once, so streaming stays live.
     """
 
-    def __init__(self, num_samples: int, stops: Sequence[str] = ()):
-        self.stops = [s for s in stops if s]
+    def __init__(self, num_samples: int, stops: Sequence[str] | str | None = ()):
+        self.stops = [s for s in stop_strings(stops) if s]
         self.hold = max((len(s) for s in self.stops), default=1) - 1
         self.pending = [""] * num_samples
         self.done = [False] * num_samples

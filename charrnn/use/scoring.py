@@ -26,9 +26,10 @@ from typing import NamedTuple
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from charrnn.errors import ConfigError, require_callable, require_whole
+from charrnn.errors import ConfigError, VocabError, require_callable, require_whole
 from charrnn.model.network import select_streams
 from charrnn.model.trained import CHUNK, PASS_COLS, TRIAL_COLS, Model, require_model
+from charrnn.text.vocab import locate_unknown
 from charrnn.threads import ThreadTuner, timed, tuned_threads
 
 # How a long text is split, chosen by measurement (bench/score_speed.py, docs/commands.md):
@@ -86,6 +87,8 @@ def score_text(
     if streams is not None:  # None: as many as the length makes worth it
         require_whole("streams", streams, 1)
         streams = max(1, min(streams, len(text) // MIN_PIECE))
+    if not set(text) <= model.vocab.index.keys():  # named where they are in the whole text
+        model.vocab.encode(text)  # (its VocabError, not one a piece of a split text would give)
     rows = split(len(text), streams, warmup)
     with model.evaluating(), tuned_threads(model.device.type == "cpu") as tuner:
         return _read_split(model, text, rows, chunk, tuner, min(CHECKED, warmup), between)
@@ -146,6 +149,12 @@ def score_lines(model: Model, lines: list[str], batch: int = 64, chunk: int = CH
         raise ConfigError("the lines must be a list of str, each with the \\n that ends it")
     require_whole("batch", batch, 1)
     require_whole("chunk", chunk, 1)
+    known = model.vocab.index.keys()
+    for i, line in enumerate(lines):
+        if not set(line) <= known:
+            raise VocabError(
+                f"lines[{i}]: the vocabulary lacks {locate_unknown(line, model.vocab)}"
+            )
     scores = [float("nan")] * len(lines)
     order = sorted((i for i, line in enumerate(lines) if line), key=lambda i: len(lines[i]))
     with model.evaluating(), tuned_threads(model.device.type == "cpu") as tuner:

@@ -245,6 +245,8 @@ def gate_saturation(recording: Recording, low: float = 0.1, high: float = 0.9) -
         require_type(name, value, numbers.Real, "a number")
     if not 0.0 <= low <= high <= 1.0:
         raise ConfigError(f"low and high must be 0 <= low <= high <= 1, not {low!r} and {high!r}")
+    if not recording.text:  # no character: no share of them (nan)
+        raise ConfigError("nothing was recorded: record a text of one character at least")
     return [
         Saturation(
             gate,
