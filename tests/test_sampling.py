@@ -496,10 +496,16 @@ def test_one_character_written_for_ever_is_a_runaway_when_drawn(trained_run, tmp
         assert err.startswith("Note: the sample is one character repeated ("), err
         assert "a higher --temp or a --prime leads it out" in err and "Warning" not in err
     assert sample_with(lean, "-t", "0", "-l", "60", "-q")[1] == ""  # a note: --quiet leaves it
-    # without --json (the draws' log-probabilities not tracked), the same verdicts
+    # without --json (the draws' log-probabilities not tracked), the same verdicts; and
+    # `inspect --sample`, which writes the same text, says the same after it
     for how_sure in (lean, 1e4):
         _, err = sample_with(how_sure, "-t", "0", "-l", "60")
         assert sample_with(how_sure, "-t", "0", "-l", "60", as_json=False)[1] == err
+        shown = env(["inspect", "-c", str(tmp_path / "m"), "--sample", "60", "-t", "0", "-s", "1"])
+        assert shown.exit_code == 0 and shown.stderr.endswith(err), (shown.stderr, err)
+    # a prime given: the advice is another one
+    _, err = sample_with(lean, "-t", "0", "-l", "60", "--prime", "a")
+    assert "a higher --temp or another --prime leads it out" in err
     assert "Warning: " in sample_with(1e4, "-t", "0", "-l", "60", "-q")[1]  # a warning stays
 
 

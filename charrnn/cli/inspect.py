@@ -198,13 +198,17 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
         for record in result.records(str(path)):  # exact, as json_line writes it
             out.write(json_line(record) + "\n")
         out.flush()
-        return
-    if asked or not (result.found is not None or result.gates is not None or opts["html_path"]):
-        draw_unit(result.recording, show, unit, opts["color"])
-    if result.found is not None:
-        print_found(result.found)
-    if result.gates:
-        print_gates(result.gates, c.cell)
+    else:
+        if asked or not (result.found is not None or result.gates is not None or opts["html_path"]):
+            draw_unit(result.recording, show, unit, opts["color"])
+        if result.found is not None:
+            print_found(result.found)
+        if result.gates:
+            print_gates(result.gates, c.cell)
+    if result.sample is not None:  # what `sample` says of the same text, after it
+        from charrnn.cli.sample import warn_runaways
+
+        warn_runaways([result.sample], str(path), opts["quiet"], primed=bool(opts["prime"]))
 
 
 def _check_options(ctx, file, opts) -> None:

@@ -242,27 +242,30 @@ class _Writer:
         if self.out.isatty() and last != "\n":
             self.out.write("\n")
         self.out.flush()
-        _warn_runaways(results, self.checkpoint, self.opts["quiet"])  # after the text
+        primed = bool(self.job.prime)
+        warn_runaways(results, self.checkpoint, self.opts["quiet"], primed)  # after the text
 
 
 RUNAWAY_LINES = 3  # runaway samples warned about a line each; more are counted in one line
 RUNAWAY_NAMED = 5  # samples that one line names by number
 
 
-def _warn_runaways(results, checkpoint: str, quiet: bool = False) -> None:
+def warn_runaways(results, checkpoint: str, quiet: bool = False, primed: bool = False) -> None:
     """Warn on stderr about each sample whose characters show a runaway state; of many (-n 400 of
     a young model), one line that counts them (--json marks each record). The advice names the
     resume that trains the model longer where `checkpoint` is a run's that can resume. Samples
-    stuck on one character by a cold draw get a note, unless `quiet`."""
+    stuck on one character by a cold draw get a note, unless `quiet`. `primed`: a prime was
+    given (the advice is another one)."""
     from charrnn.model.runaway import REPEATS_JUDGED_TEMP
 
+    prime = "another --prime" if primed else "a --prime"
     ran = [(i, r) for i, r in enumerate(results) if r.runaway is not None]
     if (stuck := [i for i, r in enumerate(results) if r.stuck]) and not quiet:
         which = "the sample is" if len(results) == 1 else f"{count(len(stuck), 'sample')} are"
         click.echo(
             f"Note: {which} one character repeated ({results[stuck[0]].text[0]!r}), as a draw of "
             f"the likeliest characters (--temp under {REPEATS_JUDGED_TEMP:g}, or a narrow --top-k "
-            "or --top-p) can loop from a sound state; a higher --temp or a --prime leads it out",
+            f"or --top-p) can loop from a sound state; a higher --temp or {prime} leads it out",
             err=True,
         )
     if not ran:
@@ -278,7 +281,7 @@ def _warn_runaways(results, checkpoint: str, quiet: bool = False) -> None:
         # a loop, not noise: a text with long runs of one character (spaces in a table) teaches a
         # young model to stay in them, the more so at a low temperature
         advice = (
-            "the model's state stays in a loop (train it longer; a higher --temp or a --prime "
+            f"the model's state stays in a loop (train it longer; a higher --temp or {prime} "
             "may lead it out)"
         )
     if len(ran) > RUNAWAY_LINES:

@@ -3,6 +3,7 @@ units that track the text, how the gates saturate, and all of it as JSON records
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ import torch
 
 from charrnn.model.trained import Model
 from charrnn.use.inspection import Recording, record
+from charrnn.use.sample_job import SampleResult, judge
 from charrnn.use.sampler import SampleConfig
 from charrnn.use.units import Found, Saturation, find_units, gate_saturation
 
@@ -24,6 +26,7 @@ class Inspection:
     recording: Recording
     found: list[Found] | None = None
     gates: list[Saturation] | None = None
+    sample: SampleResult | None = None  # what the written part is (a runaway?), where sampled
 
     @property
     def few_chars(self) -> bool:
@@ -109,12 +112,19 @@ def inspect(
     `prime` and then `length` characters sampled with `config` (the same seed, the same text as
     `charrnn sample`); with `units`, find the units that track the text, with `gates`, how the
     gates saturate. `between`: as record's."""
+    sample = None
     if text is not None:
         recording = record(model, text, between=between)
     else:
-        recording = record(model, prime, length, config or SampleConfig(), between)
+        config = config or SampleConfig()
+        recording = record(model, prime, length, config, between)
+        written = recording.surprise[recording.given :]  # bits
+        nats = -float(written.double().mean()) * math.log(2) if len(written) else None
+        text = recording.text[recording.given :]
+        sample = judge(model, text, recording.seed, config, nats)  # as `sample` judges it
     return Inspection(
         recording,
         find_units(recording) if units else None,
         gate_saturation(recording) if gates else None,
+        sample,
     )

@@ -4,7 +4,8 @@ mean log-probability and whether it looks like a runaway, and the JSON record of
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from charrnn.model.runaway import MIN_JUDGED, looks_runaway, repeats_judged
@@ -37,6 +38,42 @@ class SampleResult:
         if self.runaway is not None:
             return True
         return False if self.judged else None
+
+
+def judge(
+    model: Model,
+    text: str,
+    seed: int,
+    config: SampleConfig,
+    mean_logprob: float | None,
+    ended: str = "length",
+    reread: Callable[[str], float | None] | None = None,
+) -> SampleResult:
+    """What a sample the model wrote with `config` is: its runaway judgement by the training
+    text's character counts (model.char_counts) and, where the draw keeps the likeliest
+    characters, by how sure the model was of it: its `mean_logprob` (None where the draws were not
+    tracked; then `reread`, given the text, reads it again where the verdict needs it)."""
+    # above temperature 1 only the repetition is judged: rarer characters were asked for
+    cool = max(config.temperature) <= 1.0
+    long, one = len(text) >= MIN_JUDGED, len(set(text)) == 1
+    # a colder draw, or a narrow top-k or top-p, keeps the likeliest few characters and loops by
+    # its nature (--temp 0.1 writes what --temp 0 does): no verdict on a loop, unless the model
+    # itself was that sure of it (so that the verdict is the same whether the draws were tracked)
+    certainty = mean_logprob
+    if certainty is None and reread is not None and long and one:
+        certainty = reread(text)
+    repeats = repeats_judged(config.temperature, config.top_k, config.top_p, certainty)
+    stuck = not repeats and long and one
+    counts = model.char_counts if cool else None
+    return SampleResult(
+        text=text,
+        seed=seed,
+        mean_logprob=mean_logprob,
+        runaway=looks_runaway(text, model.vocab, counts, repeats),
+        judged=bool(model.char_counts) and cool and long and not stuck,
+        ended=ended,
+        stuck=stuck,
+    )
 
 
 class SampleJob:
@@ -91,43 +128,26 @@ class SampleJob:
     def results(self) -> list[SampleResult]:
         """Each sample's text so far, its seed, mean log-probability and runaway judgement."""
         texts = ["".join(p) for p in self.pieces]
-        # above temperature 1 only the repetition is judged: rarer characters were asked for
-        cool = max(self.sampler.config.temperature) <= 1.0
-        c = self.sampler.config
-        counts = self.counts if cool else None
         # Each mean covers exactly the characters of its text: not a stop string, nor what a sample
         # that had stopped went on generating while the rest of the batch ran.
         logprobs = self.sampler.mean_logprob([len(t) for t in texts])
         tracked = self.sampler.track_logprob
+        reread = functools.cache(self.sampler.reread_logprob)  # every sample began alike
         whole = "length" if self.steps >= self.length else "stopped"
-        results, reread = [], {}  # every sample began alike: a text's reading is the same
-        for text, seed, logprob, met in zip(
-            texts, self.sampler.seeds, logprobs, self.cutter.done, strict=True
-        ):
-            long = len(text) >= MIN_JUDGED
-            # a colder draw, or a narrow top-k or top-p, keeps the likeliest few characters and
-            # loops by its nature (--temp 0.1 writes what --temp 0 does): no verdict on a loop,
-            # unless the model itself was that sure of it (its log-probabilities, read again
-            # where the draws did not track them, so that the verdict is the same either way)
-            certainty = logprob if tracked else None
-            if not tracked and long and len(set(text)) == 1:
-                if text not in reread:
-                    reread[text] = self.sampler.reread_logprob(text)
-                certainty = reread[text]
-            repeats = repeats_judged(c.temperature, c.top_k, c.top_p, certainty)
-            stuck = not repeats and long and len(set(text)) == 1
-            results.append(
-                SampleResult(
-                    text=text,
-                    seed=seed,
-                    mean_logprob=logprob if tracked else None,
-                    runaway=looks_runaway(text, self.sampler.model.vocab, counts, repeats),
-                    judged=bool(self.counts) and cool and long and not stuck,
-                    ended="stop" if met else whole,
-                    stuck=stuck,
-                )
+        return [
+            judge(
+                self.sampler.model,
+                text,
+                seed,
+                self.sampler.config,
+                logprob if tracked else None,
+                "stop" if met else whole,
+                None if tracked else reread,
             )
-        return results
+            for text, seed, logprob, met in zip(
+                texts, self.sampler.seeds, logprobs, self.cutter.done, strict=True
+            )
+        ]
 
     def records(self, results: list[SampleResult], checkpoint: str) -> Iterator[dict]:
         """The `sample --json` objects, one per result (`checkpoint`: the path as text)."""
