@@ -181,9 +181,11 @@ def good(trained_run):
     ("change", "message"),
     [
         ({"hidden_size": 99}, "do not fit its config"),
-        ({"hidden_size": 10**5}, "do not fit its config"),  # 160 GB if it were built
-        ({"hidden_size": 10**9}, "do not fit its config"),  # exabytes, never allocated
-        ({"hidden_size": 2**40}, "impossible model config"),
+        ({"hidden_size": 8192}, "do not fit its config"),  # the widest a config may say
+        # wider than the command line (or a library caller) can make: 160 GB, exabytes
+        ({"hidden_size": 10**5}, r"model config \(hidden_size must be at most 8192"),
+        ({"hidden_size": 10**9}, r"model config \(hidden_size must be at most 8192"),
+        ({"hidden_size": 2**40}, r"model config \(hidden_size must be at most 8192"),
         ({"num_layers": 3}, "not those of a LSTM"),
         ({"cell": "gru"}, "do not fit its config"),  # an LSTM's weights called a GRU's
         ({"cell": "transformer"}, "broken vocabulary or model config"),
