@@ -185,6 +185,21 @@ def test_the_command_writes_a_page_to_a_file_and_to_stdout(runs_by_cell, tmp_pat
     assert piped.stdout == page
 
 
+def test_a_run_named_with_any_bytes_titles_its_page_in_text(runs_by_cell, tmp_path):
+    """A run folder whose name holds a tab, a terminal's escape or a byte that is not UTF-8: the
+    page is written, titled with them escaped (not a UnicodeEncodeError from the write)."""
+    import os
+    import shutil
+
+    for name, shown in ((b"bad\xff", "bad\\xff"), (b"t\tab\x1b[31m", "t\\tab\\x1b[31m")):
+        folder = tmp_path / os.fsdecode(name)
+        shutil.copytree(runs_by_cell / "lstm", folder, ignore=shutil.ignore_patterns(".lock"))
+        out = tmp_path / "page.html"
+        result = invoke(["export", "-c", str(folder / "best.pt"), str(out)])
+        assert result.exit_code == 0, result.output
+        assert f"<title>charrnn: {shown}</title>" in out.read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize(
     ("args", "code", "word"),
     [

@@ -8,7 +8,14 @@ import sys
 
 import click
 
-from charrnn.cli.common import binary, load_model, note_unknown, say, write_output
+from charrnn.cli.common import (
+    binary,
+    load_model,
+    note_unknown,
+    say,
+    shown_message,
+    write_output,
+)
 from charrnn.cli.options import (
     checkpoint_dir_option,
     checkpoint_option,
@@ -77,7 +84,9 @@ def export(out, checkpoint, fmt, precision, prime, unknown, quiet, checkpoint_di
     else:
         from charrnn.use.export_page import export_page
 
-        page = export_page(model, path.parent.name or str(path), precision, prime, unknown)
+        # the run's name as text: its control characters and bytes that are not UTF-8 escaped
+        name = shown_message(path.parent.name or str(path))
+        page = export_page(model, name, precision, prime, unknown)
         note_unknown(prime, model.vocab, unknown, quiet, prime=True)
         write_output(out, lambda stream: stream.write(page))
         size = len(page.encode())
