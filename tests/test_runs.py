@@ -895,6 +895,7 @@ def test_a_run_whose_checkpoints_are_both_gone_is_listed_damaged_and_skipped_wit
         assert listed.exit_code == 1
         [rec, _] = map(json.loads, listed.stdout.splitlines())
         assert rec["run"] == "r" and rec["status"] == "damaged"
+        assert rec["evaluations"] is None and rec["step"] is None  # unknown, not 0
         assert (
             "holds no checkpoint (best.pt or last.pt), though its metrics.jsonl is there"
             in rec["note"]
@@ -1065,6 +1066,24 @@ def test_a_checkpoint_copied_in_or_put_back_is_told_and_never_replaces_the_runs_
         else:  # best.pt named: the other run's model must not replace this run's last.pt
             assert_one_error(from_best, 1, f"in ck/r, {refused}")
             assert (run / "last.pt").read_bytes() == last
+
+
+def test_another_runs_metrics_jsonl_copied_in_is_told_by_every_reader(moments):
+    """metrics.jsonl of another run put in a sound run's folder: `runs` calls the run damaged and
+    every reader of the run says so in a Note, as for a checkpoint copied in."""
+    with workspace() as root:
+        run = root / "ck" / "r"
+        shutil.copytree(moments / "late", run)
+        (run / "metrics.jsonl").write_bytes((moments / "other" / "metrics.jsonl").read_bytes())
+        said = "best.pt and last.pt are of another run than metrics.jsonl (their first records"
+        listed = invoke(["runs", "--check", "--json", "--checkpoint-dir", "ck"])
+        [rec] = map(json.loads, listed.stdout.splitlines())
+        assert listed.exit_code == 1 and f"its {said}" in rec["note"], rec["note"]
+        for args in (["sample", "-c", "ck/r", "-l", "5"], ["plot", "ck/r"]):
+            read = invoke(args)
+            assert read.exit_code == 0 and f"Note: in ck/r, {said}" in read.stderr, args
+        read = invoke(["export", "-c", "ck/r", "page.html"])
+        assert read.exit_code == 0 and f"Note: in ck/r, {said}" in read.stderr
 
 
 def test_another_runs_last_pt_where_best_pt_is_gone_is_refused_by_its_records(damaged):

@@ -3,6 +3,7 @@ run it was fine-tuned from, or why it cannot be read."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -143,7 +144,8 @@ class RunInfo:
             "from_checkpoint": self.origin_checkpoint,
             "step": self.step,
             "train_seconds": self.elapsed,
-            "evaluations": len(self.metrics),
+            # null where no checkpoint was read: its count is unknown, not 0
+            "evaluations": len(self.metrics) if self.step is not None else None,
             "best_val_bpc": min((v for v in scores if v is not None), default=None),
             "last_val_bpc": _number(last.get("val_bpc"), float),
             "last_eval_step": _number(last.get("step"), int),
@@ -277,13 +279,9 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
         if pair := both and pair_mismatch(loaded["best.pt"], loaded["last.pt"]):
             again = f"charrnn train --resume {shlex.quote(run.file_ref('best.pt'))}"
             problems.append(f"its {pair.what}: {pair.advice('the run folder', again)}")
-        for name, payload in loaded.items() if settled and not (pair and pair.foreign) else ():
-            if run.metrics_disagree(payload.get("metrics")):
-                problems.append(
-                    f"its {name} and metrics.jsonl are of different runs (their first records "
-                    "differ): one was copied in from another run; move the one that is not this "
-                    "run's out of the run folder"
-                )
+        if settled and not (pair and pair.foreign) and (records := records_mismatch(run, loaded)):
+            problems.append(f"its {records.what}: {records.advice('the run folder', '')}")
+            pair = pair or records
     except CharRNNError as e:
         problems.append(str(e))
         pid = run.trainer()
@@ -417,18 +415,35 @@ def pair_mismatch(best: dict, last: dict) -> Mismatch | None:
 
 
 def run_mismatch(run: RunDir) -> Mismatch | None:
-    """pair_mismatch of `run`'s best.pt and last.pt, read without their weights; None where
-    either is not there or does not load (a reader of that file says so), or while a trainer
-    writes them (last.pt, then best.pt: a moment apart)."""
+    """pair_mismatch of `run`'s best.pt and last.pt, read without their weights (where both
+    load: a reader of a damaged file says so), else records_mismatch of the one or two that load;
+    None while a trainer writes them (last.pt, then best.pt: a moment apart)."""
     from charrnn import checkpoint  # torch: only where a checkpoint is opened
 
     if run.trainer() is not None:
         return None
-    try:
-        best, last = (checkpoint.load(p, verify=False) for p in (run.best, run.last))
-    except (CharRNNError, OSError):
+    loaded = {}
+    for path in (run.best, run.last):
+        with contextlib.suppress(CharRNNError, OSError):
+            loaded[path.name] = checkpoint.load(path, verify=False)
+    if len(loaded) == 2 and (pair := pair_mismatch(loaded["best.pt"], loaded["last.pt"])):
+        return pair
+    return records_mismatch(run, loaded)
+
+
+def records_mismatch(run: RunDir, loaded: dict[str, dict]) -> Mismatch | None:
+    """Where one of `run`'s checkpoints (`loaded`: payloads by file name) and its metrics.jsonl
+    are of different runs (every training session rewrites the file from its checkpoint, so the
+    two begin with the same record), what says so; else None."""
+    names = [n for n in ("best.pt", "last.pt") if n in loaded]
+    apart = [n for n in names if run.metrics_disagree(loaded[n].get("metrics"))]
+    if not apart:
         return None
-    return pair_mismatch(best, last)
+    if len(apart) == 2:
+        what = f"{BOTH} are of another run than metrics.jsonl (their first records differ)"
+    else:
+        what = f"{apart[0]} and metrics.jsonl are of different runs (their first records differ)"
+    return Mismatch(what, foreign=True)
 
 
 def _first_record(payload: dict) -> dict | None:
