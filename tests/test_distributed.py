@@ -157,3 +157,13 @@ def test_a_users_error_under_torchrun_is_one_error_line_and_no_rank_prints_a_tra
     consequence = "Error: rank 1 of 2: another process of this torchrun job stopped first"
     assert all("no such file" in x or x.startswith(consequence) for x in ours), ours
     assert "[rank1]: Traceback" not in r.stderr and "[rank0]: Traceback" not in r.stderr
+
+
+def test_a_resumes_warning_is_said_once_whatever_the_ranks(tmp_path, corpus_file):
+    """Every rank opens the run, and so meets its warnings: rank 0 alone says them."""
+    common = [str(corpus_file), "--steps", "60", *TINY_CLI, "--name", "w"]
+    # stopped between evaluations (TINY_CLI's every 10 steps), so a resume has one to make
+    assert "Stopped at step 25" in torchrun(tmp_path, *common, stop_at=25).stderr
+    r = torchrun(tmp_path, "--resume", "w", "--steps", "10")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.count("Warning: --steps counts the run's steps in all") == 1, r.stderr

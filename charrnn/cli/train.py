@@ -298,7 +298,8 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
         # a consequence, not a cause: the rank that stopped first has printed why
         raise RunError(
             f"rank {d.rank} of {d.world}: another process of this torchrun job stopped first, so "
-            "this one cannot go on; that process's own Error line says why"
+            "this one cannot go on; that process's own Error line says why, unless it was killed "
+            "(out of memory, say), which leaves none"
         ) from None
     finally:
         distributed.stop(d, finished=code is not None)
@@ -425,7 +426,7 @@ def _train(request, device, d, quiet: bool, opts: dict) -> int:
 
     def tell(opened) -> None:
         say(describe(opened, request, device), quiet)
-        for warning in opened.warnings:
+        for warning in opened.warnings if d.is_main else ():  # (every rank opens the run)
             click.echo(f"Warning: {shown_message(warning)}", err=True)
         new = not request.resume and opened.trainer.origin is None  # a fine-tune's model knows more
         if new and (unseen := unseen_note(opened.trainer)):
