@@ -811,10 +811,14 @@ def test_a_lookup_of_a_name_charrnn_would_have_cleaned_names_the_run(files, corp
             ("checkpoints/a-b/Best.pt", "checkpoints/a-b/best.pt"),
             ("checkpoints/A-B/best.pt", "checkpoints/a-b/best.pt"),  # the run's folder mistyped
             ("checkpoints/a-bb/Last.pt", "checkpoints/a-b/last.pt"),
+            ("checkpoints/A-B/metrics.jsonl", "checkpoints/a-b"),  # no checkpoint: the folder
         ]:
             for args in (["sample", "-c"], ["plot"], ["train", "--resume"]):
                 line = assert_one_error(invoke([*args, typo]), 1, f"at {typo}; did you mean")
-                assert line.endswith(f"did you mean {meant}?"), (args, line)
+                hint = meant
+                if args == ["plot"]:  # a run's folder is what it takes: never a file as the hint
+                    hint = os.path.dirname(meant) if meant.endswith(".pt") else meant
+                assert line.endswith(f"did you mean {hint}?"), (args, line)
 
 
 def test_a_name_too_long_for_the_file_system_says_so_and_gives_the_limit(files, corpus_file):

@@ -170,8 +170,8 @@ def _run_folder(spec: str, base: Path) -> RunDir:
             raise RunError(
                 f"{spec} is a checkpoint file, not a run folder: give its folder, {folder}"
             )
-        if path_kind(run.path) != "dir":
-            raise RunError(f"no run folder at {spec}{_meant(spec, base) or LISTS}")
+        if path_kind(run.path) != "dir":  # (a run's folder wanted: never a file as the hint)
+            raise RunError(f"no run folder at {spec}{_meant(spec, base, files=False) or LISTS}")
         return run
     found = (n for n in spellings(spec) if path_kind(Path(base) / n) == "dir")
     run = RunDir(Path(base) / next(found, spec), given=spec)
@@ -213,12 +213,12 @@ def as_path(folder: str | Path) -> str:
     return shlex.quote(folder if is_path(folder) else os.path.join(".", folder))
 
 
-def _meant(spec: str, base: Path) -> str:
+def _meant(spec: str, base: Path, files: bool = True) -> str:
     """For a `spec` that names nothing, a hint at the run under `base` it may mean: the one a run
     called `spec` was named (`safe_name`: how names were made before a name that is not plain
     was refused), or, for a value read as a path, the run named just so ('x.pt'), or that path
-    inside `base` (early/last.pt, a run's file named as `ls CHECKPOINT_DIR` shows it); '' if
-    none."""
+    inside `base` (early/last.pt, a run's file named as `ls CHECKPOINT_DIR` shows it), or the
+    closest run folder or (with `files`: the command takes one) checkpoint file; '' if none."""
     plain = {os.sep, os.altsep} - {None}
     names = [safe_name(spec, base)]
     if is_path(spec) and spec not in (".", "..") and not any(s in spec for s in plain):
@@ -241,18 +241,23 @@ def _meant(spec: str, base: Path) -> str:
         # a run's folder or checkpoint mistyped (`FR/` for `fr`, `fr/Best.pt`): the closest run
         # or checkpoint file in the folder above it
         above = os.path.dirname(spec.rstrip(os.sep))
-        if near := _nearest_run(name, Path(above or "."), files=True):
+        if near := _nearest_run(name, Path(above or "."), files=files):
             return f"; did you mean {as_path(os.path.join(above, near))}?"
+        with contextlib.suppress(RunError):  # a file in a run's folder, where a folder is taken
+            if not files and above and RunDir(Path(above)).has_checkpoint():
+                return f"; did you mean {as_path(above)}?"
         # or the run's folder mistyped before a checkpoint's name (`FR/best.pt`): the closest run
-        # in the folder above that, and the file there, or the closest file there
+        # in the folder above that, and (where the command takes a file) that checkpoint there,
+        # the closest one there, or else the run's folder
         folder, grand = os.path.basename(above), os.path.dirname(above)
         with contextlib.suppress(RunError):
             missing = folder and path_kind(Path(above)) is None
             if missing and (run := _nearest_run(folder, Path(grand or "."))):
-                there = os.path.join(grand, run)
-                file = name if path_kind(Path(there) / name) == "file" else None
-                if file := file or _nearest_run(name, Path(there), files=True):
-                    return f"; did you mean {as_path(os.path.join(there, file))}?"
+                there, file = os.path.join(grand, run), None
+                if files and name.endswith(CHECKPOINT_SUFFIX):
+                    file = name if path_kind(Path(there) / name) == "file" else None
+                    file = file or _nearest_run(name, Path(there), files=True)
+                return f"; did you mean {as_path(os.path.join(there, file) if file else there)}?"
     return ""
 
 
