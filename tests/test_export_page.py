@@ -5,6 +5,7 @@ tests skip where no Chromium is installed (Debian: apt-get install chromium)."""
 
 import math
 import os
+import re
 import sys
 
 import pytest
@@ -94,6 +95,17 @@ def test_a_seed_writes_the_same_text_every_time(browser, tmp_path):
         "Array.from(document.querySelectorAll('#text span'), s => s.style.backgroundColor)"
     )
     assert {"rgb(214, 47, 39)", "rgb(33, 102, 172)"} & set(styles)
+    # a gate: its legend says what its ends do, and a character shows the gate's value to the
+    # half step its byte holds
+    browser.evaluate(
+        "(() => { const s = document.getElementById('show'); s.value = 'forget';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    legend = browser.evaluate("document.getElementById('legend').textContent")
+    assert "0 (erase the cell)" in legend and "1 (keep it)" in legend, legend
+    browser.evaluate("describe(3)")
+    info = browser.evaluate("document.getElementById('info').textContent")
+    assert re.search(r": [01]\.\d{3} \u00b1 0\.002$", info), info  # a gate: 0 to 1
     assert browser.exceptions() == []
 
 

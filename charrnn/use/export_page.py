@@ -22,7 +22,7 @@ from charrnn import jsonl
 from charrnn.defaults import UNKNOWN
 from charrnn.errors import ConfigError
 from charrnn.fsutil import size_text
-from charrnn.model.config import FIELDS, STATES
+from charrnn.model.config import FIELDS, GATE_ENDS, GATES, STATES
 from charrnn.model.trained import Model, require_model
 from charrnn.text.vocab import apply_unknown
 from charrnn.use.page import PAGE_BYTES, fill, tensor_bytes
@@ -86,6 +86,7 @@ def export_page(
         "prime": prime,
         "fields": list(FIELDS[c.cell]),
         "states": list(STATES[c.cell]),
+        "gate_ends": {g: GATE_ENDS[g] for g in GATES[c.cell]},  # what a gate's 0 and 1 do
         "precision": precision,
         "weights": {k: _base64(t, precision) for k, t in _tensors(model).items()},
     }
