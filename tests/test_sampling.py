@@ -503,6 +503,10 @@ def test_one_character_written_for_ever_is_a_runaway_when_drawn(trained_run, tmp
         assert sample_with(how_sure, "-t", "0", "-l", "60", as_json=False)[1] == err
         shown = env(["inspect", "-c", str(tmp_path / "m"), "--sample", "60", "-t", "0", "-s", "1"])
         assert shown.exit_code == 0 and shown.stderr.endswith(err), (shown.stderr, err)
+        record, _ = sample_with(how_sure, "-t", "0", "-l", "60")
+        args = ["inspect", "-c", str(tmp_path / "m"), "--sample", "60", "-t", "0", "-s", "1"]
+        header = json.loads(env([*args, "--json"]).stdout.splitlines()[0])
+        assert header["runaway"] == record["runaway"]  # True where sure, else null (a loop)
     # a prime given: the advice is another one
     _, err = sample_with(lean, "-t", "0", "-l", "60", "--prime", "a")
     assert "a higher --temp or another --prime leads it out" in err

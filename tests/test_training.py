@@ -1098,6 +1098,11 @@ def test_open_run_starts_then_resumes_one_run_holding_its_lock(tmp_path, corpus_
     with open_run(RunRequest(tmp_path / "ck", corpus=(str(corpus_file),), name="left"), reader):
         assert (tmp_path / "ck" / "left").is_dir()
     assert not (tmp_path / "ck" / "left").exists()
+    shutil.copytree(tmp_path / "ck" / "tiny", tmp_path / "ck" / "copy")
+    again = RunRequest(tmp_path / "ck", corpus=(str(corpus_file),), name="copy", replace=True)
+    with open_run(again, reader):  # replacing a run: the old one is gone, and so is its folder
+        assert not (tmp_path / "ck" / "copy" / "best.pt").exists()
+    assert not (tmp_path / "ck" / "copy").exists()
     # a cell that is not the base's is refused with a base, as `--cell` with `--init-from` is
     base = str(tmp_path / "ck" / "tiny")
     corpus = (str(corpus_file),)

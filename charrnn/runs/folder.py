@@ -107,8 +107,10 @@ class RunDir:
         except OSError as e:
             elsewhere = _ELSEWHERE if new else _COPY  # a resume: the run's files go with it
             raise RunError(cannot_write(self.path, e, elsewhere, doing=doing)) from None
+        locked = False
         try:
             _lock(fd, self)
+            locked = True
             if clear:
                 _remove([self.best, self.last, self.metrics], "replace the run's files in")
             elif new and self.has_checkpoint():
@@ -121,7 +123,9 @@ class RunDir:
                 self._check_writable()
             yield self
         finally:
-            if created:  # nothing written (a start that went no further): no folder of a lock
+            # Nothing written (a start that went no further): no folder of a lock alone (--force's
+            # clearing has removed the run it replaces already); never another trainer's folder
+            if locked and (created or clear):
                 with contextlib.suppress(OSError):
                     if os.listdir(self.path) == [".lock"]:
                         os.unlink(self.path / ".lock")

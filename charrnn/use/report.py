@@ -48,6 +48,8 @@ class Inspection:
             "text": r.text,
             "given": r.given,
             "seed": r.seed,
+            # of the sampled part, as `sample --json` says it (null: not judged, or not sampled)
+            "runaway": self.sample.looks_runaway if self.sample is not None else None,
         }
         yield from _char_records(r)
         for f in self.found or []:
