@@ -52,6 +52,8 @@ class RunRequest:
     init_from: str | None = None  # a run or checkpoint file to fine-tune
     replace: bool = False  # replace a run of the same name
     size: str = SIZE
+    # With init_from, the base's cell is kept: a cell given other than the default must be it
+    # (the default cannot be told from one not given)
     cell: str = CELL
     model: dict = field(default_factory=dict)  # ModelConfig fields given
     train: dict = field(default_factory=dict)  # TrainConfig fields given (a resume: RESUMABLE's)
