@@ -126,6 +126,23 @@ def test_empty_and_out_of_range_arguments_are_usage_errors(env, args):
     assert_one_error(env(args), 2)
 
 
+@pytest.mark.parametrize(
+    ("args", "usage"),
+    [
+        (["sample", "-c"], " sample [OPTIONS]"),
+        (["train", "x.txt", "--name"], " train [OPTIONS] [CORPUS]..."),
+        (["inspect", "x.txt", "--sample"], " inspect [OPTIONS] [FILE]"),
+    ],
+)
+def test_an_option_without_its_value_gets_the_usage_lines_every_usage_error_gets(env, args, usage):
+    """click's parser raises "requires an argument" without a context (its usage lines left out,
+    as no other usage error leaves them): the command's usage and its --help."""
+    r = env(args)
+    assert_one_error(r, 2, "requires an argument")
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("Usage: ") and usage in first and "--help' for help." in r.stderr
+
+
 # --------------------------------------------------------------------- bad input, every command
 
 

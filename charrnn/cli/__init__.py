@@ -44,6 +44,10 @@ class _Commands(click.Group):
             except click.UsageError as e:
                 if e.message.startswith("Got unexpected extra argument") and "" in given:
                     e.message += ": an empty argument (an unset shell variable?) is one too"
+                # click's parser says "Option '-c' requires an argument" with no context, so
+                # without the usage lines every other usage error has: the command's, here
+                if e.ctx is None and given and (cmd := self.get_command(ctx, given[0])):
+                    e.ctx = click.Context(cmd, info_name=given[0], parent=ctx)
                 raise
 
 
