@@ -13,7 +13,7 @@ import click
 import pytest
 import torch
 from conftest import DEADLINE
-from helpers.cli import assert_one_error, invoke, run
+from helpers.cli import as_from_a_terminal, assert_one_error, invoke, run
 
 from charrnn.cli.options import parse_duration
 from charrnn.jsonl import json_line
@@ -587,6 +587,7 @@ def test_ctrl_c_during_start_up_exits_130_quietly(args, tmp_path):
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=as_from_a_terminal,
     )
     assert p.stderr.readline() == b"READY\n"
     p.send_signal(signal.SIGINT)
@@ -648,6 +649,7 @@ def test_a_stop_while_torch_loads_waits_for_torch_then_stops_quietly(signum, tra
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=as_from_a_terminal,
     )
     assert p.stderr.readline() == b"READY\n"
     p.send_signal(signum)
@@ -714,6 +716,7 @@ def test_a_stop_signal_while_the_process_ends_is_ignored(stopped, trained_run, t
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=as_from_a_terminal,
     )
     if stopped:
         assert p.stdout.read(1)  # it is writing: then Ctrl-C

@@ -20,18 +20,13 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import DEADLINE, TINY_CLI, make_text
+from helpers.cli import as_from_a_terminal
 
 from charrnn import checkpoint
 
 pytestmark = pytest.mark.torture
 DRIVER = Path(__file__).parent / "helpers" / "train_driver.py"
 STEPS, INTERVAL = 240, 10  # TINY_CLI evaluates and checkpoints every 10 steps
-
-
-def _hangup_as_in_a_terminal() -> None:
-    """SIGHUP's default in the child, as a terminal's command has it: where the suite itself runs
-    under nohup, the child would inherit SIGHUP ignored, and rightly keep ignoring it."""
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 class Driven:
@@ -49,7 +44,7 @@ class Driven:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=_hangup_as_in_a_terminal,
+            preexec_fn=as_from_a_terminal,
         )
         self.lines: queue.Queue = queue.Queue()
         self.out: list[str] = []

@@ -31,7 +31,7 @@ from conftest import (
     make_trainer,
     poison,
 )
-from helpers.cli import assert_one_error
+from helpers.cli import as_from_a_terminal, assert_one_error, popen
 
 from charrnn import checkpoint
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, RunError, TrainingError
@@ -531,6 +531,28 @@ def test_a_stop_after_the_final_evaluation_finds_the_run_done(tmp_path, text):
         assert events[-1].reason == "steps" and events[-1].step == 10
         last = checkpoint.load(trainer.run_dir.last)["trainer"]
         assert last["step"] == 10 and last["ended"] == "steps"
+
+
+def test_a_ctrl_c_its_shell_ignores_for_it_stays_ignored(tmp_path, corpus_file):
+    """Started with SIGINT ignored (a script's `charrnn train ... &`: a Ctrl-C at the terminal
+    is not for it), training leaves it ignored: the SIGTERM sent after it is what stops the run
+    (143). Had the SIGINT been taken, it would have stopped it first (130)."""
+
+    def ignoring_ctrl_c():
+        as_from_a_terminal()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    args = ["train", str(corpus_file), *TINY_CLI, "--steps", "100000"]
+    p = popen(args, tmp_path, stderr=subprocess.PIPE, text=True, preexec_fn=ignoring_ctrl_c)
+    metrics = tmp_path / "checkpoints" / "tiny" / "metrics.jsonl"
+    deadline = time.time() + DEADLINE
+    while (not metrics.is_file() or not metrics.read_text()) and time.time() < deadline:
+        time.sleep(0.02)  # until it trains: its first evaluation is written
+    p.send_signal(signal.SIGINT)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=DEADLINE)
+    assert p.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    assert "Stopped at step" in err
 
 
 def test_a_second_trainer_of_the_same_run_is_refused(env, tmp_path, corpus_file):
@@ -1047,6 +1069,7 @@ def test_ctrl_c_saves_last_and_resume_matches_an_uninterrupted_run(tmp_path, cor
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_from_a_terminal,
     )
     metrics = tmp_path / "checkpoints/cut/metrics.jsonl"
     deadline = time.time() + DEADLINE

@@ -97,15 +97,17 @@ def exit_status(interrupt: KeyboardInterrupt) -> int:
     return 128 + getattr(interrupt, "signum", signal.SIGINT)
 
 
-# The signals that ask a command to stop. SIGHUP (the terminal went away) only where it is not
-# ignored: `nohup charrnn train ...` must go on.
+# The signals that ask a command to stop, each only where it is not ignored: `nohup charrnn
+# train ...` must go on when the terminal goes away (SIGHUP), and a script's `charrnn train ... &`
+# when Ctrl-C stops the script (a shell without job control starts its background jobs with
+# SIGINT ignored, so that Ctrl-C does not reach them).
 STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
 
 
 def _installable(signum: int) -> bool:
-    return signum != getattr(signal, "SIGHUP", None) or signal.getsignal(signum) != signal.SIG_IGN
+    return signal.getsignal(signum) != signal.SIG_IGN
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ as a real process; and the one check every refusal must pass."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -32,8 +33,18 @@ def run(args, cwd=None, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(command(args), cwd=cwd, **kw)
 
 
+def as_from_a_terminal() -> None:
+    """The stop signals' defaults in a child, as a terminal's command has them: where the suite
+    itself runs as a script's background job (SIGINT ignored) or under nohup (SIGHUP ignored),
+    the child would inherit them ignored, and rightly keep ignoring them. (A preexec_fn.)"""
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
 def popen(args, cwd=None, **kw) -> subprocess.Popen:
-    """`charrnn ARGS` as a process of its own, started and left running."""
+    """`charrnn ARGS` as a process of its own, started and left running (its stop signals as
+    from a terminal, unless a preexec_fn is given)."""
+    kw.setdefault("preexec_fn", as_from_a_terminal)
     return subprocess.Popen(command(args), cwd=cwd, **kw)
 
 
