@@ -20,7 +20,7 @@ import shlex
 import shutil
 import warnings
 import zipfile
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,7 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
         raise CheckpointError(f"{what}: give a checkpoint file (a run's best.pt)")
     # A run's own file was a checkpoint once: whatever it holds now, it is damaged, and the
     # reader's advice (the run's other checkpoint) applies. Another file may never have been one.
-    damaged = DamagedCheckpoint if _in_a_run(path) else CheckpointError
+    damaged = DamagedCheckpoint if _in_a_run(path) else _not_one
     if reason := _not_a_torch_archive(path):
         error = DamagedCheckpoint if reason == TRUNCATED else damaged
         raise error(f"{path} is not a charrnn checkpoint ({reason})")
@@ -142,6 +142,12 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
     if verify:
         _verify(payload, path, None if verify is True else verify)
     return payload
+
+
+def _not_one(message: str) -> CheckpointError:
+    """The error of a file that is no checkpoint (not a run's own: no other one of it to offer),
+    with what to give instead."""
+    return CheckpointError(f"{message}: give a charrnn checkpoint (a run's best.pt) instead")
 
 
 def _in_a_run(path: Path) -> bool:
@@ -262,7 +268,7 @@ def _gist(e: Exception) -> str:
     return first if len(first) <= 150 else first[:149] + "…"
 
 
-def validate(payload: Any, path: Path, damaged: type = CheckpointError) -> dict[str, Any]:
+def validate(payload: Any, path: Path, damaged: Callable = CheckpointError) -> dict[str, Any]:
     """Check the layout and version of a loaded checkpoint; raise CheckpointError otherwise
     (`damaged` where it lacks what every checkpoint has: a run's own file, changed since)."""
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -121,7 +121,9 @@ def test_a_file_that_is_not_a_checkpoint_is_one_clear_line(trained_run, env, con
     Path("bad.pt").write_bytes(content)
     r = env(["sample", "-c", "bad.pt"])
     assert r.exit_code == 1 and r.stdout == ""
-    advice = "; train again, or give another checkpoint" * ("truncated" in reason)  # damaged
+    advice = ": give a charrnn checkpoint (a run's best.pt) instead"  # what to give
+    if "truncated" in reason:  # a checkpoint damaged
+        advice = "; train again, or give another checkpoint"
     assert r.stderr == f"Error: bad.pt is not a charrnn checkpoint ({reason}){advice}\n"
 
 
