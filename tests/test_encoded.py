@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import DEADLINE, TINY_CLI, json_values, make_text, temporaries
-from helpers.cli import invoke
+from helpers.cli import assert_one_error, invoke
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -290,6 +290,15 @@ def test_cli_warns_about_a_damaged_entry_lists_and_clears_the_cache(env, tmp_pat
     assert cleared.exit_code == 0 and cleared.stdout == "" and "Freed" in cleared.stderr
     assert not list((tmp_path / "cache" / "encoded").glob("*"))
     assert "no encoded corpora" in env(["corpus", "cache"]).stderr
+
+
+def test_a_cache_that_is_a_file_is_one_error_for_every_corpus_command(env, tmp_path, monkeypatch):
+    """CHARRNN_CACHE_DIR pointed at a file: `corpus cache` (and --clear) say so as `get` does,
+    not "no encoded corpora" with exit 0."""
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "file"))
+    for args in (["corpus", "cache"], ["corpus", "cache", "--clear"], ["corpus", "get", "recall"]):
+        assert_one_error(env(args), 1, "is a file, not a folder", "CHARRNN_CACHE_DIR")
 
 
 # -------------------------------------------- temporaries of killed encodings, and any metadata

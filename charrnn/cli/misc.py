@@ -226,9 +226,14 @@ Examples:
 def corpus_cache(clear, as_json):
     """List the encoded corpora in the cache (ids kept so training starts at once next time). On
     a terminal a table; piped, tab-separated lines in full under a header line."""
+    from charrnn.text.cache import OTHER_CACHE
     from charrnn.text.encoded import cache_entries, clear_cache
 
     where = cache_dir()
+    if os.path.exists(where) and not os.path.isdir(where):  # as `get` and `train` refuse it
+        raise click.ClickException(
+            f"cannot read the corpus cache {where}: it is a file, not a folder; {OTHER_CACHE}"
+        )
     if clear:
         freed = clear_cache(where)
         say(f"Freed {size_text(freed)} of encoded corpora in {where}")
