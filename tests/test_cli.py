@@ -126,6 +126,14 @@ def test_empty_and_out_of_range_arguments_are_usage_errors(env, args):
     assert_one_error(env(args), 2)
 
 
+@pytest.mark.parametrize("option", ["-c", "--temp", "--seed"])
+def test_a_value_of_thousands_of_characters_is_shown_cut_in_its_error(env, option):
+    """One Error line of a readable length, its start, its end and how long it was."""
+    r = env(["sample", option, "x" * 10_000])
+    line = assert_one_error(r, (1, 2))
+    assert len(line) < 600 and "…(10," in line and "characters)…xxx" in line, line
+
+
 @pytest.mark.parametrize(
     ("args", "usage"),
     [

@@ -587,9 +587,22 @@ def shown_message(message: str) -> str:
     """A message's text as one line that is only text: the control characters of a name in it
     escaped (a tab, a line break, a terminal's escape sequence), bytes that are not UTF-8 as
     \\xNN, also where a message quotes a name by its repr (which writes such a byte \\udcNN).
-    Its backslashes stay as they are: a message is read, not split into fields."""
+    Its backslashes stay as they are: a message is read, not split into fields. A value of
+    thousands of characters in it (a 10,000-character -c) is cut to its start and its length."""
     message = _REPR_BYTE.sub(lambda m: f"{m[1]}\\x{m[2]}", message)
-    return shown_name(message.translate(_CONTROL_ESCAPES))
+    message = shown_name(message.translate(_CONTROL_ESCAPES))
+    return _LONG_VALUE.sub(_cut, message)
+
+
+def _cut(value: re.Match) -> str:
+    """A long value as its start and end (its punctuation after it too) and its length."""
+    v = value[0]
+    return f"{v[:LONG_SHOWN]}…({len(v):,} characters)…{v[-LONG_SHOWN // 5 :]}"
+
+
+# A run of this many characters without a space in a message is a value given, cut to its start
+_LONG_VALUE = re.compile(r"\S{1000,}")
+LONG_SHOWN = 100
 
 
 # repr's escape of a byte that is not UTF-8, `\udcNN`, where its backslash is not escaped itself
