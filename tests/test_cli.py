@@ -163,8 +163,8 @@ CASES = [
     # a checkpoint given as text, a text as a checkpoint, a checkpoint as a run's folder
     (["train", "checkpoints/tiny/best.pt"], 1, "is a PyTorch checkpoint, not text: a model goes"),
     (["score", "-c", "tiny", "checkpoints/tiny/best.pt"], 1, "a PyTorch checkpoint, not text"),
-    (["sample", "-c", "ok.txt"], 1, "the file ok.txt in this folder is no checkpoint"),
-    (["train", "ok.txt", "--init-from", "ok.txt"], 1, "ok.txt in this folder is no checkpoint"),
+    (["sample", "-c", "ok.txt"], 1, "the file ok.txt in the current folder is no checkpoint"),
+    (["train", "ok.txt", "--init-from", "ok.txt"], 1, "ok.txt in the current folder is no"),
     (["sample", "-c", "junk.pt"], 1, "junk.pt is not a charrnn checkpoint (not a torch archive)"),
     (["plot", "checkpoints/tiny/best.pt"], 1, "a checkpoint file, not a run folder: give its"),
     (["train", "latin.txt"], 1, "not valid utf-8 text: byte 0xef at offset 2"),

@@ -178,9 +178,12 @@ def _run_folder(spec: str, base: Path) -> RunDir:
     if path_kind(run.path) != "dir":
         here = ""
         if path_kind(spec) == "dir" or _is_zip(spec):  # a run's folder or a checkpoint here
-            here = f"; to use {spec} in this folder, write ./{spec}"
+            here = f"; to use {spec} in the current folder, write ./{spec}"
         elif os.path.lexists(spec):
-            here = f"; the file {spec} in this folder is no checkpoint (a run's best.pt or last.pt)"
+            here = (
+                f"; the file {spec} in the current folder is no checkpoint (a run's best.pt or "
+                "last.pt)"
+            )
         hint = _meant(spec, base) or f"{run_folder_hint(base)}{LISTS}"
         raise RunError(f"no run {spec!r} in {base}{here}{hint}")
     return run
