@@ -229,17 +229,21 @@ class RunDir:
         except OSError as e:
             raise RunError(cannot_write(self.metrics, e, _ELSEWHERE)) from None
 
+    def first_record(self) -> dict | None:
+        """metrics.jsonl's first record, where it reads as one; else None (nothing to compare)."""
+        try:
+            with open(self.metrics, "rb") as f:
+                first = json.loads(f.readline(1 << 16))
+        except (OSError, ValueError):
+            return None
+        return first if isinstance(first, dict) else None
+
     def metrics_disagree(self, records) -> bool:
         """Whether a checkpoint's metrics history `records` is of another run than metrics.jsonl:
         every training session starts by rewriting the file to its checkpoint's records, so the
         two begin with the same record. False where either has none, or the file cannot be read:
         nothing to compare."""
-        try:
-            with open(self.metrics, "rb") as f:
-                first = json.loads(f.readline(1 << 16))
-        except (OSError, ValueError):
-            return False
-        return records_differ(first, records[0] if isinstance(records, list) and records else None)
+        return records_differ(self.first_record(), first_of(records))
 
     def rewrite_metrics(self, records: list[dict]) -> None:
         """Make metrics.jsonl match a checkpoint's own history (used on resume and rollback)."""
@@ -248,6 +252,11 @@ class RunDir:
             atomic_write(self.metrics, lambda f: f.write(lines))
         except OSError as e:
             raise RunError(cannot_write(self.metrics, e, _ELSEWHERE)) from None
+
+
+def first_of(records) -> dict | None:
+    """The first of a metrics history (a list of records), or None where it has none."""
+    return records[0] if isinstance(records, list) and records else None
 
 
 def records_differ(first, other) -> bool:

@@ -14,6 +14,7 @@ from charrnn.runs.advice import pipe_sources, resume_command, text_to_give, trai
 from charrnn.runs.folder import (
     RunDir,
     best_candidates,
+    first_of,
     is_evaluation,
     path_kind,
     records_differ,
@@ -398,7 +399,7 @@ def pair_mismatch(best: dict, last: dict) -> Mismatch | None:
         return Mismatch(f"{BOTH} hold different models ({shapes[0]}; {shapes[1]})", True)
     if best.get("vocab") != last.get("vocab"):
         return Mismatch(f"{BOTH} hold models of different alphabets", True)
-    if records_differ(*map(_first_record, (best, last))):
+    if records_differ(*(first_of(p.get("metrics")) for p in (best, last))):
         return Mismatch(f"{BOTH} are of different runs (their first records differ)", True)
     (sb, vb), (sl, vl) = _trainer_at(best), _trainer_at(last)
     if None not in (sb, sl) and sb > sl:
@@ -436,7 +437,8 @@ def records_mismatch(run: RunDir, loaded: dict[str, dict]) -> Mismatch | None:
     are of different runs (every training session rewrites the file from its checkpoint, so the
     two begin with the same record), what says so; else None."""
     names = [n for n in ("best.pt", "last.pt") if n in loaded]
-    apart = [n for n in names if run.metrics_disagree(loaded[n].get("metrics"))]
+    first = run.first_record()  # metrics.jsonl's, read once for both
+    apart = [n for n in names if records_differ(first, first_of(loaded[n].get("metrics")))]
     if not apart:
         return None
     if len(apart) == 2:
@@ -444,11 +446,6 @@ def records_mismatch(run: RunDir, loaded: dict[str, dict]) -> Mismatch | None:
     else:
         what = f"{apart[0]} and metrics.jsonl are of different runs (their first records differ)"
     return Mismatch(what, foreign=True)
-
-
-def _first_record(payload: dict) -> dict | None:
-    records = payload.get("metrics")
-    return records[0] if isinstance(records, list) and records else None
 
 
 def _model_shape(payload: dict) -> str | None:

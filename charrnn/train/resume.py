@@ -16,7 +16,7 @@ from charrnn.devices import as_device
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, DamagedCheckpoint, RunError
 from charrnn.runs import RunDir, is_evaluation
 from charrnn.runs.advice import pipe_sources, resume_command, text_to_give
-from charrnn.runs.info import pair_mismatch
+from charrnn.runs.info import BUDGET_ENDINGS, pair_mismatch
 from charrnn.text import data
 from charrnn.text.encoded import EncodedCorpus
 from charrnn.train import records, schedule
@@ -208,24 +208,22 @@ def _past_budget(trainer: Trainer, train: dict) -> str | None:
     its final evaluation, which is all the resume will do): that the limit counts in all, and
     what to give for more; else None."""
     reason = trainer.budget_spent()
-    option = {"steps": "--steps", "epochs": "--epochs", "time": "--time"}.get(reason or "")
-    if option is None or train.get(f"max_{reason}") is None:
+    if reason not in BUDGET_ENDINGS or train.get(f"max_{reason}") is None:
         return None
     if trainer.last_evaluated() == trainer.pos.step:  # refused by _check_budget
         return None
     pos = trainer.pos
-    done = {
-        "steps": f"at step {pos.step:,}",
-        "epochs": f"{records.epochs(pos, len(trainer.train_batches)):.2f} epochs in",
-        "time": f"{pos.elapsed:.0f}s in",
-    }[reason]
-    more = {
-        "steps": f"--steps {pos.step + 1000} for 1,000 more",
-        "epochs": f"an --epochs above {records.epochs(pos, len(trainer.train_batches)):.2f}",
-        "time": f"--time {math.ceil(pos.elapsed) + MORE_TIME_S}s for {MORE_TIME_S}s more",
+    epochs = records.epochs(pos, len(trainer.train_batches))
+    done, more = {
+        "steps": (f"at step {pos.step:,}", f"--steps {pos.step + 1000} for 1,000 more"),
+        "epochs": (f"{epochs:.2f} epochs in", f"an --epochs above {epochs:.2f}"),
+        "time": (
+            f"{pos.elapsed:.0f}s in",
+            f"--time {math.ceil(pos.elapsed) + MORE_TIME_S}s for {MORE_TIME_S}s more",
+        ),
     }[reason]
     return (
-        f"{option} counts the run's {reason} in all and run {trainer.run_dir.name!r} is {done}: "
+        f"--{reason} counts the run's {reason} in all and run {trainer.run_dir.name!r} is {done}: "
         f"this resume only makes its final evaluation; give {more}"
     )
 
