@@ -903,6 +903,24 @@ def test_a_built_in_corpus_that_cannot_be_written_leaves_no_digest_of_it(tmp_pat
     assert left == []
 
 
+def test_corpus_list_on_a_terminal_wraps_the_description_rather_than_drop_it(env, monkeypatch):
+    from click.testing import _NamedTextIOWrapper
+
+    monkeypatch.setattr(_NamedTextIOWrapper, "isatty", lambda self: True)
+    described = catalog.load_catalog()["recall"].description
+    for columns, shown in ((100, ["description"]), (160, ["description", "licence"])):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        r = env(["corpus", "list"])
+        lines = [line.rstrip() for line in re.sub(r"\x1b\[[0-9;]*m", "", r.stdout).splitlines()]
+        assert r.exit_code == 0 and max(map(len, lines)) <= columns
+        assert lines[0].split()[4:] == shown
+        # every word of a description, in its order, on the lines that wrap it
+        start, end = lines[0].index("description"), lines[0].find("licence")
+        column = " ".join(line[start : end if end > 0 else None] for line in lines[1:]).split()
+        at = column.index(described.split()[0])
+        assert column[at : at + len(described.split())] == described.split()
+
+
 def test_corpus_list_and_get(env, tmp_path):
     listing = env(["corpus", "list"]).stdout.splitlines()  # piped: a header, then a line each
     rows = {line.split("\t")[0]: line.split("\t") for line in listing[1:]}

@@ -186,9 +186,16 @@ def corpus_list(as_json):
         )
         for r in records
     ]
-    # on a narrow terminal the licence, then the description, make room for the rest
+    # the prose wraps; on a narrow terminal the licence, then the description, make room
     spare = ("licence", "description")
-    print_table(header, rows, lambda i, name: name == "size", overflow="fold", spare=spare)
+    print_table(
+        header,
+        rows,
+        lambda i, name: name == "size",
+        overflow="fold",
+        spare=spare,
+        prose=("description", "licence"),
+    )
 
 
 @corpus.command(
