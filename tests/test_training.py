@@ -1297,3 +1297,28 @@ def test_a_new_run_whose_validation_part_holds_characters_training_lacks_says_so
         f.write("0123456789" * 40 + make_text(4000))  # the figures first: trained on
     plain = env(["train", "p.txt", *TINY_CLI, "--steps", "2", "--name", "p"])
     assert plain.exit_code == 0 and "never occur" not in plain.stderr, plain.stderr
+
+
+def test_eval_every_under_a_time_budget_says_how_many_of_its_evaluations_were_made(env, tmp_path):
+    """--time keeps evaluations within its share; an --eval-every given that it thins is said,
+    once, after the Done line (stderr), with the count the run's records show."""
+    from charrnn.cli.report import thinned_note
+    from charrnn.train.config import TrainConfig
+
+    timed = TrainConfig(batch_size=4, seq_len=8, lr=1e-3, eval_every=50, max_time=60.0)
+    assert thinned_note(timed, 0, 210, 4) is None  # 50, 100, 150, 200: all made
+    assert "1 of the 4 evaluations --eval-every 50 asked for was made" in thinned_note(
+        timed, 0, 210, 1
+    )
+    assert thinned_note(dataclasses.replace(timed, max_time=None), 0, 210, 1) is None
+    (tmp_path / "t.txt").write_text(make_text(40_000))
+    r = env(["train", "t.txt", *TINY_CLI, "--time", "6s", "--eval-every", "1"])
+    assert r.exit_code == 0 and "Note:" not in r.stdout
+    lines = r.stderr.splitlines()
+    notes = [i for i, line in enumerate(lines) if "evaluations --eval-every 1 asked" in line]
+    assert len(notes) == 1 and lines[notes[0] - 1].startswith("Done (")
+    said = re.findall(r"Note: ([\d,]+) of the ([\d,]+) ", lines[notes[0]])[0]
+    made, asked = (int(n.replace(",", "")) for n in said)
+    records = [json.loads(line) for line in (tmp_path / "checkpoints/t/metrics.jsonl").open()]
+    steps = [e["step"] for e in records if e["kind"] == "eval"]
+    assert made < asked == max(steps) and made == len([s for s in steps if s > 0])

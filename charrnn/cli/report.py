@@ -101,6 +101,22 @@ def unseen_advice(trainer) -> str:
     return "they come only in the text's last part: put some of it earlier if they matter."
 
 
+def thinned_note(c, start: int, end: int, made: int) -> str | None:
+    """A note where a --time run made fewer of the evaluations its --eval-every asked for (steps
+    `start` to `end`) than the schedule has: `made` of them. None where it made them all."""
+    from charrnn.train.evalplan import SHARE
+
+    asked = sum(c.evaluates_at(step) for step in range(start + 1, end + 1))
+    if c.max_time is None or made >= asked:
+        return None
+    return (
+        f"Note: {made:,} of the {asked:,} evaluations --eval-every {c.eval_every:,} asked for "
+        f"{'was' if made == 1 else 'were'} made (last.pt is written at each): under --time "
+        f"they spend at most {SHARE:.0%} of it; give --steps or --epochs to evaluate on your "
+        "own schedule"
+    )
+
+
 def memorised_note(trainer) -> str | None:
     """A note where the run's last evaluation read MEMORISED_NATS or more above its best (the
     model learned the text by heart after best.pt): where best.pt is, and how to stop such a run

@@ -469,7 +469,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
     status."""
     from tqdm import tqdm
 
-    from charrnn.cli.report import eval_line, fmt_time, progress_line, rollback_line
+    from charrnn.cli.report import eval_line, fmt_time, progress_line, rollback_line, thinned_note
     from charrnn.train.events import DoneEvent, EvalEvent, RollbackEvent, StepEvent
 
     bar = tqdm(
@@ -481,6 +481,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
     )
     lines = not quiet and bar.disable  # progress as lines, not as a bar
     speed, done, evals = None, None, 0  # evals: evaluation lines written
+    scheduled = 0  # evaluations made at the schedule's steps (--eval-every's, where given)
     start, written = trainer.pos.step, time.monotonic()  # written: when stderr last had a line
     losses = [0.0, 0]  # the steps' loss summed since the last evaluation, and their count
     best = None  # the record of this command's best evaluation
@@ -540,6 +541,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
                     best_held = [] if event.improved else [h for h in held if h[1]][-1:]
                     held[:] = [*best_held, (line, event.improved)]
                 evals, losses = evals + 1, [0.0, 0]
+                scheduled += trainer.config.evaluates_at(event.record["step"])
                 best = event.record if event.improved else best
             elif isinstance(event, RollbackEvent) and not quiet:
                 step = event.to_step
@@ -552,7 +554,11 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
         bar.close()
         # Still under the stop signals: one that comes as the run ends finds it done (exit 0)
         trained = done.step > start
-        return _finish(trainer, done, signals, quiet, trained, best=best, evaluated=evals > 0)
+        given = opts["eval_every"] is not None and done.reason != "stopped"
+        thinned = thinned_note(trainer.config, start, done.step, scheduled) if given else None
+        return _finish(
+            trainer, done, signals, quiet, trained, best=best, evaluated=evals > 0, thinned=thinned
+        )
 
 
 def _progress_due(trainer, event, written: float) -> bool:
@@ -583,11 +589,19 @@ SHORT_BUDGET_S = 10.0  # a --time under this is mostly start-up (importing torch
 
 
 def _finish(
-    trainer, done, signals, quiet: bool, trained: bool, best: dict | None, evaluated: bool = False
+    trainer,
+    done,
+    signals,
+    quiet: bool,
+    trained: bool,
+    best: dict | None,
+    evaluated: bool = False,
+    thinned: str | None = None,
 ) -> int:
     """Say how the run ended (and print the checkpoint to use on stdout); the exit status.
     `trained`: whether this command trained a step (a resume may have had no time left); `best`:
-    the record of its best evaluation, if it wrote best.pt; `evaluated`: whether it made one."""
+    the record of its best evaluation, if it wrote best.pt; `evaluated`: whether it made one;
+    `thinned`: the note on the --eval-every evaluations a time budget left out, if any."""
     from charrnn.cli.report import (
         done_line,
         fmt_time,
@@ -597,6 +611,8 @@ def _finish(
     )
 
     say(done_line(trainer, done), quiet)
+    if thinned:
+        say(thinned, quiet)
     if done.reason != "stopped" and (note := unlike_note(best)):
         say(note, quiet)
     if done.reason != "stopped" and (note := runaway_note(trainer, best)):
