@@ -239,7 +239,7 @@ class _Writer:
             separator = unescape(self.opts["separator"])
             self.out.write("".join(separator + self.echo + t for t in texts[1:]))
         last = (self.echo + texts[-1])[-1:] if not self.opts["as_json"] else "\n"
-        if self.out.isatty() and last != "\n":
+        if last != "\n":  # a text file's last line ends with a line break (`wc -l` counts it)
             self.out.write("\n")
         self.out.flush()
         primed = bool(self.job.prime)

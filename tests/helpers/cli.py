@@ -12,6 +12,12 @@ from click.testing import CliRunner, Result
 DEADLINE = 300.0  # conftest.DEADLINE: a wait for an event from another process, never a clock
 
 
+def ended(text: str) -> str:
+    """`text` as `sample` writes it: its last line ended with a line break (none added after
+    one)."""
+    return text if text.endswith("\n") else text + "\n"
+
+
 def invoke(args, input=None, env: dict | None = None) -> Result:
     """`charrnn ARGS` in this process, in the current folder. An exception the command does not
     turn into an exit status is raised here: a traceback is never a result."""
