@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_text, tiny
+from helpers.cli import ended
 
 import charrnn
 from charrnn import checkpoint
@@ -136,7 +137,7 @@ def test_a_sample_through_onnxruntime_is_charrnn_samples(trained_run, env, seed)
     r = env(["sample", "-c", str(trained_run.best), "--seed", str(seed), "-l", "300", "-p", "AN"])
     assert r.exit_code == 0, r.stderr
     config = SampleConfig(temperature=0.8, seed=seed)
-    assert r.stdout == draw_through_onnx(session, model, "AN", config, 300)
+    assert r.stdout == ended(draw_through_onnx(session, model, "AN", config, 300))
 
 
 def test_the_documented_example_runs_as_written(tmp_path, monkeypatch, capsys):
