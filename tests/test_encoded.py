@@ -423,3 +423,28 @@ def test_corpus_cache_lists_and_clears_whatever_is_in_it(tmp_path_factory, junk)
     cleared = invoke(["corpus", "cache", "--clear"], env=env)
     assert cleared.exit_code == 0 and cleared.stdout == "" and "Freed" in cleared.stderr
     assert not list(folder.glob("*.ids")) and not list(folder.glob("*.tmp"))
+
+
+def test_a_cache_that_cannot_be_searched_is_said_in_one_line_and_a_training_gets_round_it(
+    env, tmp_path
+):
+    """A cache this user may not open (a sudo-made folder) or whose path is past PATH_MAX: Path's
+    checks raise there, where a missing file is False. Root opens any folder, so the path too
+    long stands for both: `train` encodes for itself with a note; `corpus` says so and exits 1."""
+    f = tmp_path / "c.txt"
+    f.write_text(make_text(3000, seed=5))
+    deep = tmp_path.joinpath(*["d" * 200] * 21)  # 4,200 characters: no cache can be read there
+    home = {"CHARRNN_CACHE_DIR": str(deep)}
+    args = ["train", str(f), "--steps", "2", "--seq-len", "16", "--batch-size", "4", *TINY_CLI]
+    r = env(args, env=home)
+    assert r.exit_code == 0 and r.stdout.strip().endswith("best.pt"), r.stderr
+    (note,) = [line for line in r.stderr.splitlines() if "corpus cache" in line]
+    assert note.startswith("Note: cannot read the corpus cache folder ")
+    assert note.endswith("at another folder; encoded the corpus for this run alone")
+    for command in (["list"], ["get", "recall"], ["cache"], ["cache", "--clear"]):
+        r = env(["corpus", *command], env=home)
+        line = assert_one_error(r, 1, "cannot read the corpus cache folder")
+        assert "CHARRNN_CACHE_DIR" in line and "give this user" not in line  # not a permission
+    # a named corpus trains as a file does, fetched for the run alone
+    r = env(["train", "recall", "--name", "r", *args[2:]], env=home)
+    assert r.exit_code == 0 and "encoded the corpus for this run alone" in r.stderr, r.stderr

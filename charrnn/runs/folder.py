@@ -175,11 +175,11 @@ class RunDir:
         first save; `then` is what to do once it is moved ("train", "resume"). `paths`: those
         places to look at (None: all three)."""
         for path in paths or (self.last, self.best, self.metrics):
-            replaced = (
-                path.is_symlink() and path.suffix == ".pt"
-            )  # the atomic write replaces a link
-            if path.exists() and not path.is_file() and not replaced:
-                what = "a folder" if path.is_dir() else "not a file"
+            if os.path.islink(path) and path.suffix == ".pt":  # the atomic write replaces a link
+                continue
+            kind = path_kind(path)  # (a RunError where the folder cannot be read)
+            if kind not in (None, "file"):
+                what = "a folder" if kind == "dir" else "not a file"
                 then = f", then {then}" if then else ""
                 raise RunError(
                     f"{path} is {what}, where the run writes its {path.name}: move it out of the "

@@ -6,6 +6,7 @@ what killed writers left.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,21 @@ except ImportError:  # Windows: no flock; stale temporaries are then left for `c
     fcntl = None
 
 OTHER_CACHE = "point CHARRNN_CACHE_DIR at another folder"  # how to put the cache elsewhere
+
+
+def in_cache(check: Callable[[Path], bool], path: Path) -> bool:
+    """`check(path)` (Path.is_file, is_dir, exists) of a path in the cache; a cache that cannot be
+    searched (a folder this user may not open, a path too long) is a CacheUnwritable saying so,
+    which a training gets round (it encodes for itself) and a `corpus` command says."""
+    try:
+        return check(path)
+    except OSError as e:  # the folder that holds it is what cannot be searched
+        denied = e.errno in (errno.EACCES, errno.EPERM)
+        access = "give this user access to it, or " if denied else ""
+        raise CacheUnwritable(
+            f"cannot read the corpus cache folder {path.parent}: {e.strerror or e}; "
+            f"{access}{OTHER_CACHE}"
+        ) from None
 
 
 @contextlib.contextmanager

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from charrnn.errors import CorpusError
+from charrnn.errors import CacheUnwritable, CorpusError
 from charrnn.fsutil import atomic_write, cannot_write
-from charrnn.text.cache import OTHER_CACHE, cache_writing, write_cached
+from charrnn.text.cache import OTHER_CACHE, cache_writing, in_cache, write_cached
 from charrnn.text.recall import recall_text
 from charrnn.text.sources import input_file, read_all
 
@@ -121,7 +121,7 @@ def cached(entry: CatalogEntry, cache_dir: Path) -> str:
     the one the catalog names, or the one built here, which `fetch` refuses: saved by hand, or
     damaged)."""
     target = entry.cache_file(cache_dir)
-    if not target.is_file():
+    if not in_cache(Path.is_file, target):
         return "no"
     expected = _expected_sha256(entry, target)
     return "differs" if expected and _sha256(target) != expected else "yes"
@@ -130,7 +130,7 @@ def cached(entry: CatalogEntry, cache_dir: Path) -> str:
 def fetch(entry: CatalogEntry, cache_dir: Path, progress: Progress | None = None) -> Path:
     """The cached file of a catalog corpus, downloading (and verifying) or building it if needed."""
     target = entry.cache_file(cache_dir)
-    if target.is_file():
+    if in_cache(Path.is_file, target):
         expected = _expected_sha256(entry, target)
         if expected and (got := _sha256(target)) != expected:  # saved by hand, or damaged
             raise CorpusError(
@@ -182,10 +182,15 @@ def _keep_digest(target: Path, digest: str) -> None:
 
 
 def _sha256(path: Path) -> str:
+    """The SHA-256 of a file in the cache; one this user may not read is a CacheUnwritable (a
+    training fetches the corpus for itself; `corpus` says it)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError as e:
+        raise CacheUnwritable(f"cannot read {path}: {e.strerror or e}; {OTHER_CACHE}") from None
     return digest.hexdigest()
 
 

@@ -20,7 +20,7 @@ import torch
 from charrnn import jsonl
 from charrnn.defaults import ENCODING
 from charrnn.errors import CacheUnwritable, CorpusError, VocabError
-from charrnn.text.cache import cache_writing, write_cached
+from charrnn.text.cache import cache_writing, in_cache, write_cached
 from charrnn.text.data import check_vocab, code_points, encode, id_dtype
 from charrnn.text.sources import CHUNK, Sources
 from charrnn.text.vocab import CharVocab
@@ -77,7 +77,7 @@ def encode_corpus(
 def _encoded(sources: Sources, folder: Path, key: str, progress) -> EncodedCorpus:
     meta_path, ids_path = folder / f"{key}.json", folder / f"{key}.ids"
     rebuilt = None
-    if meta_path.exists() or ids_path.exists():
+    if in_cache(Path.exists, meta_path) or in_cache(Path.exists, ids_path):
         try:
             meta = _open(key, meta_path, ids_path, progress)
             if "file_chars" not in meta and len(sources.files) > 1:  # made before they were kept
@@ -296,7 +296,7 @@ def cache_entries(cache_dir: Path) -> list[CacheEntry]:
     """Every encoded corpus in the cache, largest first."""
     folder = Path(cache_dir) / "encoded"
     entries = []
-    for ids in folder.glob("*.ids") if folder.is_dir() else []:
+    for ids in folder.glob("*.ids") if in_cache(Path.is_dir, folder) else []:
         meta_path = ids.with_suffix(".json")
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -319,7 +319,7 @@ def clear_cache(cache_dir: Path) -> int:
     """Delete every encoded corpus (a training run that has one mapped keeps reading it), and
     what killed encodings left; returns the bytes freed. Downloaded corpora are kept."""
     folder = Path(cache_dir) / "encoded"
-    if not folder.is_dir():
+    if not in_cache(Path.is_dir, folder):
         return 0
     with cache_writing(folder) as freed:
         for e in cache_entries(cache_dir):
