@@ -30,7 +30,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise _named(e, path) from None
     try:
@@ -55,6 +55,20 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+NAME_MAX = 255  # bytes of a file's name that Linux's and macOS's file systems take at most
+_TEMP_EXTRA = len("..XXXXXXXX.tmp")  # what mkstemp adds around the name: dots, 8 random, suffix
+
+
+def _temp_prefix(path: Path) -> str:
+    """`.NAME.` for the temporary file beside `path`, NAME cut (at a character) so that the
+    temporary's name is no longer than the file system takes where `path`'s own fits."""
+    name = os.fsencode(path.name)
+    room = NAME_MAX - _TEMP_EXTRA
+    if len(name) > room:
+        name = name[:room].decode("utf-8", "ignore").encode()  # a character is never cut in two
+    return f".{os.fsdecode(name)}."
 
 
 def _interrupt_behind(e: BaseException) -> KeyboardInterrupt | None:
@@ -107,6 +121,8 @@ _ADVICE = {
     errno.EACCES: _DENIED,
     errno.EPERM: _DENIED,
     errno.EIO: "the device reported an error; check the disk, or {elsewhere}",
+    errno.ENAMETOOLONG: "a name in the path, or the whole path, is longer than the system "
+    "takes; give a shorter one, or {elsewhere}",
 }
 
 

@@ -748,3 +748,23 @@ def test_files_that_cannot_be_removed_from_a_run_folder_are_one_error(tmp_path, 
             RunError, match=f"cannot {doing} .*run: Permission denied; .*--checkpoint-dir"
         ):
             run_dir.session(clear=clear).__enter__()
+
+
+def test_any_name_the_file_system_takes_is_written_atomically_and_a_longer_one_is_said(
+    tmp_path, trained_run, monkeypatch
+):
+    """The temporary beside the output (`.NAME.XXXXXXXX.tmp`) is 14 bytes longer than NAME: a
+    name of up to 255 bytes (multi-byte characters among them) is written all the same."""
+    from charrnn.fsutil import atomic_write
+
+    monkeypatch.chdir(tmp_path)
+    names = ["y" * 251 + ".txt", "é" * 125 + ".txt", "y" * 240 + "é" + "y" * 9 + ".txt"]
+    for name in names:  # the last one's é stands where the temporary's NAME is cut
+        assert len(os.fsencode(name)) in (254, 255)
+        atomic_write(Path(name), lambda f: f.write(b"text"))
+        assert Path(name).read_bytes() == b"text"
+        r = invoke(["sample", "-c", str(trained_run.best), "-l", "3", "-o", name])
+        assert r.exit_code == 0 and r.stderr == "" and len(Path(name).read_text()) in (3, 4)
+    assert sorted(os.listdir()) == sorted(names)  # no temporary left
+    r = invoke(["sample", "-c", str(trained_run.best), "-l", "3", "-o", "y" * 256])
+    assert_one_error(r, 1, "File name too long", "give a shorter one")
