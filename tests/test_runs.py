@@ -1477,3 +1477,21 @@ def test_a_checkpoint_given_as_a_run_folder_is_sent_to_its_folder(
         folder = line.rsplit("give its folder, ", 1)[1]
         assert folder == str(run)
         assert invoke(["plot", folder]).exit_code == 0
+
+
+def test_a_run_whose_checkpoints_are_broken_links_is_said_so_by_every_command(tmp_path):
+    """best.pt and last.pt linked to each other (a loop) or to nothing: not a folder of runs
+    (which the links, read as entries, made it look), whichever command is given the run."""
+    base = tmp_path / "checkpoints"
+    (base / "loop").mkdir(parents=True)
+    (base / "loop" / "last.pt").symlink_to("best.pt")
+    (base / "loop" / "best.pt").symlink_to("last.pt")
+    (base / "gone").mkdir()
+    (base / "gone" / "best.pt").symlink_to(tmp_path / "nowhere")
+    said = {"loop": "Too many levels of symbolic links", "gone": "best.pt is a broken link"}
+    for run, why in said.items():
+        resume = ["train", "--resume", run, "--steps", "2"]
+        for args in (["plot", run], resume, ["sample", "-c", run]):
+            r = invoke([*args, "--checkpoint-dir", str(base)])
+            line = assert_one_error(r, 1, why)
+            assert "folder of runs" not in line, args

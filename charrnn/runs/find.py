@@ -430,6 +430,9 @@ def _refuse_not_a_run(run: RunDir, spec: str) -> None:
     folder in a checkpoint file's place (`x/best.pt`), or the folder of runs itself."""
     if run.path.name in (run.best.name, run.last.name):
         raise RunError(f"{spec} is a folder, not a checkpoint file: give the file a run wrote")
+    for path in (run.best, run.last):  # a link to nothing, or a loop: a run's, damaged
+        if os.path.islink(path):
+            path_kind(path)  # (a RunError saying which)
     inner = []
     with contextlib.suppress(RunError):  # (a folder that cannot be listed: the plain error)
         inner = scan(run.path)
