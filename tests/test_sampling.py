@@ -330,6 +330,9 @@ def test_unseen_prime_characters_are_named_or_skipped_or_replaced(sample, model_
     with pytest.raises(VocabError, match=r"'Z' \(U\+005A\).*'€'"):
         Sampler(Model(model, vocab), SampleConfig()).prime("Zoo €")
     assert_one_error(sample("--prime", "ANNÁ:"), 1, "'Á' (U+00C1) at 4")
+    # a `\n` typed in quotes (two characters) where a line break was meant: how to type one
+    assert_one_error(sample("--prime", "ANNA:\\n"), 1, "at 6 (\\n typed in quotes", "$'...\\n'")
+    assert "typed in quotes" not in sample("--prime", "ANNA:\\").stderr  # a backslash alone
     for policy, echoed, done in (("skip", "ANN:", "left out"), ("replace", "ANNA:", "replaced")):
         r = sample("--prime", "ANNÁ:", "--unknown", policy, "-l", "5")
         assert r.exit_code == 0 and r.stdout.startswith(echoed), r.stderr

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import operator
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
@@ -113,6 +114,12 @@ def apply_unknown(
     form = ""
     if other:
         form = f" (the model knows them written in Unicode {other[0]}, which replace writes)"
+    elif "\\" not in vocab and "\n" in vocab and re.search(r"\\n", text):
+        # `\n` in quotes on a command line is a backslash and an n, not a line break
+        form = (
+            " (\\n typed in quotes is a backslash and an n: type a line break itself, as "
+            "$'...\\n' in bash does, or read the text from a file)"
+        )
     raise VocabError(
         f"{what} has characters the model has never seen: {locate_unknown(text, vocab)}{form}; "
         "remove them, or pass --unknown skip or --unknown replace"
