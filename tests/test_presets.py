@@ -217,6 +217,19 @@ def test_the_cli_says_what_auto_chose_and_why(
     assert ("as it trains in float32" in r.stderr) == (shape[0] == "1x384 LSTM")
 
 
+def test_auto_without_a_time_budget_names_the_shape_the_options_give(
+    tmp_path, monkeypatch, corpus_file
+):
+    """medium's settings (embedding, weight decay...) around a width or depth given: said so."""
+    monkeypatch.chdir(tmp_path)
+    r = invoke(["train", str(corpus_file), "--steps", "1", "--hidden", "40", "--layers", "2"])
+    assert r.exit_code == 0 and "2x40 LSTM" in r.stderr, r.stderr
+    said = "(--size auto: medium: no time budget: medium's other settings for the 2x40 model"
+    assert said in r.stderr
+    r = invoke(["train", str(corpus_file), "--steps", "1", "--name", "plain", "--size", "tiny"])
+    assert r.exit_code == 0 and "other settings" not in r.stderr
+
+
 def test_a_model_whose_step_outlasts_the_whole_budget_is_refused_before_training(
     tmp_path, monkeypatch, corpus_file
 ):

@@ -327,6 +327,9 @@ def _fitting_batch(n_chars: int, val_frac: float, seq_len: int, world: int) -> i
     )
 
 
+SHAPING = ("hidden_size", "num_layers", "embedding_dim")  # options that shape auto's model
+
+
 def _choose(size, cell, model, train, corpus, device, dist: Dist, started=None) -> Choice:
     """The preset (for `auto` with a time budget, by _by_speed), and unless the options give
     them, the dropout and early stopping for the passes over the text that the budget allows the
@@ -338,6 +341,12 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist, started=None) 
     medium = _with_options(PRESETS["medium"], cell, vocab, model)
     if max_time is None:
         choice, rate = choose(size, None), None
+        if any(k in model for k in SHAPING):  # medium's settings, around the user's shape
+            shape = _shape(medium, cell, vocab, model)
+            around = f"{shape.num_layers}x{shape.hidden_size} model the options shape"
+            choice = dataclasses.replace(
+                choice, reason=f"{choice.reason}: medium's other settings for the {around}"
+            )
     else:
         choice, rate = _by_speed(medium, cell, model, train, vocab, device, dist, started)
     chosen = _with_options(choice.preset, cell, vocab, model)
@@ -439,7 +448,7 @@ def _by_speed(
         again = dist.all_sum([training_speed(shape, config, device, within)])[0]
         rate = max(rate, again)
     timed = "medium"
-    if any(k in model for k in ("hidden_size", "num_layers", "embedding_dim")):
+    if any(k in model for k in SHAPING):
         timed = f"the {shape.num_layers}x{shape.hidden_size} model the options shape"
     choice = choose(
         "auto", config.max_time, rate, float32_lstm=float32_lstm, timed=timed, shaped=shaped
