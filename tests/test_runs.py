@@ -624,6 +624,34 @@ def test_runs_json_is_one_object_per_run(files):
         assert {rec["run"]: rec["status"] for rec in records} == {"a": "ok", "b": "untrained"}
 
 
+def test_runs_of_one_text_validated_on_unlike_numbers_of_characters_get_a_note(trained_run):
+    """A time budget reads part of the validation split: two runs of one text whose evaluations
+    read different numbers of characters have val bpc that do not compare, and runs says so
+    (stderr; --json's val_chars says how many), never for runs that read alike."""
+    payload = torch.load(trained_run.last, weights_only=True)
+    read = payload["metrics"][-1]["val_chars"]
+    part = {k: v for k, v in payload.items() if not k.startswith("format") and k != "digests"}
+    part["metrics"] = [*payload["metrics"][:-1], {**payload["metrics"][-1], "val_chars": 500}]
+    with workspace() as root:
+        base = root / "checkpoints"
+        for name in ("whole", "alike"):
+            (base / name).mkdir(parents=True)
+            for f in ("best.pt", "last.pt"):
+                shutil.copyfile(getattr(trained_run, f[:4]), base / name / f)
+        r = invoke(["runs"])
+        assert r.exit_code == 0 and r.stderr == ""
+        (base / "part").mkdir()
+        checkpoint.save(part, base / "part" / "last.pt")
+        shutil.copyfile(trained_run.best, base / "part" / "best.pt")
+        for args in (["runs"], ["runs", "--json"]):
+            r = invoke(args)
+            assert r.exit_code == 0 and "Note" not in r.stdout
+            assert r.stderr.startswith("Note: runs of the same text read different numbers of ")
+            assert "(part: 500; " in r.stderr and f": {read:,})" in r.stderr
+        chars = {rec["run"]: rec["val_chars"] for rec in map(json.loads, r.stdout.splitlines())}
+        assert chars == {"part": 500, "whole": read, "alike": read}
+
+
 def test_runs_shows_the_step_of_the_checkpoint_not_of_the_last_evaluation(trained_run):
     payload = torch.load(trained_run.last, weights_only=True)
     assert payload["metrics"][-1]["step"] == 200

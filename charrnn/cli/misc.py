@@ -24,7 +24,8 @@ Examples:
 )
 @json_option(
     "One JSON object per run and line: run, folder, status, cell, shape, dropout, input_dropout, "
-    "lr (its peak learning rate), from (the run it was fine-tuned from), step, scores, note, "
+    "lr (its peak learning rate), from (the run it was fine-tuned from), step, scores, val_chars "
+    "(the validation characters its evaluations read), note, "
     "ended (steps, epochs, time, patience, stopped, diverged, or null while it trains, or where "
     "it ended without saying: killed, or a failed write), training_pid (the process training it "
     "now, else null)."
@@ -62,12 +63,39 @@ def runs(checkpoint_dir, as_json, check):
             click.echo(json_line(_run_record(info)))
     else:
         _runs_table(found)
+    if note := unlike_reads(found):
+        say(note)
     damaged = [info.run.name for info in found if info.status == "damaged"]
     if check and damaged:  # the listing is written; the status says what the check found
         raise click.ClickException(
             f"{count(len(damaged), 'run')} damaged: {', '.join(damaged)} (see "
             f"{'its' if len(damaged) == 1 else 'their'} note)"
         )
+
+
+def unlike_reads(found) -> str | None:
+    """A note where runs of one text (and validation split) had their validation read on
+    different numbers of its characters (a time budget reads part of it): their val bpc do not
+    compare, which a reader of the table would do. None where every such group read alike."""
+    groups: dict[tuple, dict[int, list[str]]] = {}
+    for info in found:
+        chars = info.summary()["val_chars"]
+        if info.validates_on is not None and chars is not None:
+            groups.setdefault(info.validates_on, {}).setdefault(chars, []).append(info.run.name)
+    unlike = [reads for reads in groups.values() if len(reads) > 1]
+    if not unlike:
+        return None
+    reads = unlike[0]
+    said = "; ".join(
+        f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}: {chars:,}"
+        for chars, names in sorted(reads.items())
+    )
+    more = " (and other runs alike)" if len(unlike) > 1 else ""
+    return (
+        f"Note: runs of the same text read different numbers of its validation characters ({said})"
+        f"{more}: their val bpc do not compare; `charrnn score -c RUN FILE` reads each run on "
+        "the same text"
+    )
 
 
 def _runs_table(found) -> None:

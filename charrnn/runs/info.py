@@ -57,6 +57,9 @@ class RunInfo:
     sources: tuple[str, ...] | None = None
     # The process id of a `charrnn train` training it now (0: not written yet), or None.
     trainer: int | None = None
+    # Its text's SHA-256 and the share of it at the end that validates: runs alike in both
+    # validate on the same characters (None where unknown)
+    validates_on: tuple[str, float] | None = None
     # The budget it trains to (max_steps, max_epochs, max_time: None where not given)
     limits: dict = field(default_factory=dict)
 
@@ -148,6 +151,8 @@ class RunInfo:
             # null where no checkpoint was read: its count is unknown, not 0
             "evaluations": len(self.metrics) if self.step is not None else None,
             "best_val_bpc": min((v for v in scores if v is not None), default=None),
+            # validation characters the evaluations read (--time reads part of the split)
+            "val_chars": _number(last.get("val_chars"), int),
             "last_val_bpc": _number(last.get("val_bpc"), float),
             "last_eval_step": _number(last.get("step"), int),
             "last_eval_epoch": _number(last.get("epoch"), float),
@@ -324,7 +329,15 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
         trainer=pid,
         mismatch=pair or None,
         limits={k: train.get(k) for k in ("max_steps", "max_epochs", "max_time")},
+        validates_on=_validates_on(newest.get("corpus"), train.get("val_frac")),
     )
+
+
+def _validates_on(corpus, val_frac) -> tuple[str, float] | None:
+    """(the text's SHA-256, its validation share) as a checkpoint keeps them; None if unknown."""
+    sha = corpus.get("sha256") if isinstance(corpus, dict) else None
+    share = _number(val_frac, float)
+    return (sha, share) if isinstance(sha, str) and share is not None else None
 
 
 MODEL_READERS = "sample, score, inspect and export"
