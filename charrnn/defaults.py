@@ -7,6 +7,7 @@ written (ModelConfig's cell, a run's encoding), whatever these become.
 
 SEED = 1337  # of a training run: the same corpus, options and seed give the same weights
 VAL_FRAC = 0.1  # share of the text, at its end, to validate on
+GRAD_CLIP = 1.0  # the gradient's norm before a step is scaled down to this at most
 CELL = "lstm"  # the recurrent cell of a new model
 SIZE = "auto"  # the model preset: chosen from the time budget and the corpus (presets.choose)
 CHECKPOINT_DIR = "checkpoints"  # where runs are kept, under the current folder

@@ -932,18 +932,22 @@ def test_an_existing_run_is_never_overwritten_silently(env, corpus_file, tmp_pat
 
 
 def test_resume_continues_the_step_count(env, corpus_file, tmp_path):
-    train(env, corpus_file, "--weight-decay", "0.5", steps=20)
+    train(env, corpus_file, "--weight-decay", "0.5", "--grad-clip", "0.25", steps=20)
     r = env(["train", "--resume", "tiny", "--steps", "40", "-q"])
     assert r.exit_code == 0, r.stderr
     assert r.stderr == "" and r.stdout.strip().endswith("best.pt")
     last = torch.load(tmp_path / "checkpoints/tiny/last.pt", weights_only=True)
     assert last["trainer"]["step"] == 40
-    assert last["train_config"]["weight_decay"] == 0.5  # the run's own, kept on resume
-    decay = env(["train", "--resume", "tiny", "--weight-decay", "0", "--steps", "50"])
-    assert decay.exit_code == 2 and "--weight-decay is not taken with --resume" in decay.stderr
-    for bad in ("inf", "1.5", "-0.1"):  # refused before anything is read or written
-        r = env(["train", str(corpus_file), "--name", "x", "--weight-decay", bad])
-        assert r.exit_code == 2 and "--weight-decay" in r.stderr and not r.stdout
+    # the run's own, kept on resume
+    assert (last["train_config"]["weight_decay"], last["train_config"]["grad_clip"]) == (0.5, 0.25)
+    for option in ("--weight-decay", "--grad-clip"):
+        decay = env(["train", "--resume", "tiny", option, "0.1", "--steps", "50"])
+        assert decay.exit_code == 2 and f"{option} is not taken with --resume" in decay.stderr
+    for option, bad in [("--weight-decay", b) for b in ("inf", "1.5", "-0.1")] + [
+        ("--grad-clip", b) for b in ("0", "-1", "inf", "nan")
+    ]:  # refused before anything is read or written
+        r = env(["train", str(corpus_file), "--name", "x", option, bad])
+        assert r.exit_code == 2 and option in r.stderr and not r.stdout
     again = env(["train", "--resume", "tiny"])
     assert_one_error(again, 1, "already used its budget")
     fixed = env(["train", "--resume", "tiny", "--lr", "1", "--steps", "50"])

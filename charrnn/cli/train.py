@@ -35,7 +35,7 @@ from charrnn.cli.options import (
     quiet_option,
 )
 from charrnn.cli.signals import exit_status, stop_signals
-from charrnn.defaults import CELL, SAMPLE_LENGTH, SEED, SIZE, TEMPERATURE, VAL_FRAC
+from charrnn.defaults import CELL, GRAD_CLIP, SAMPLE_LENGTH, SEED, SIZE, TEMPERATURE, VAL_FRAC
 from charrnn.devices import PRECISIONS, resolve_device
 from charrnn.errors import RunError
 from charrnn.model.config import CELLS, LARGEST
@@ -66,6 +66,7 @@ TRAIN_OPTIONS = {
     "seq_len": "seq_len",
     "lr": "lr",
     "weight_decay": "weight_decay",
+    "grad_clip": "grad_clip",
     "steps": "max_steps",
     "epochs": "max_epochs",
     "time_budget": "max_time",
@@ -196,6 +197,13 @@ Examples:
     "costs no time  [default: the preset's, "
     + ", ".join(f"{p.weight_decay:g} {name}" for name, p in PRESETS.items())
     + f"; {FINE_TUNE.weight_decay:g} with --init-from].",
+)
+@click.option(
+    "--grad-clip",
+    type=Number(0, min_open=True),
+    help="The gradient's norm is scaled down to this at most before each step: a long window's "
+    "exploding gradients kept in bounds  [default: "
+    f"{GRAD_CLIP:g}].",
 )
 @click.option(
     "--precision",

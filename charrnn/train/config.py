@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from charrnn.defaults import SEED, VAL_FRAC
+from charrnn.defaults import GRAD_CLIP, SEED, VAL_FRAC
 from charrnn.errors import ConfigError, require_whole
 
 # Characters trained between evaluations by default: an evaluation costs ~10% of that much
@@ -31,7 +31,7 @@ class TrainConfig:
     min_lr_frac: float = 0.05  # the learning rate decays to lr * min_lr_frac at the budget's end
     warmup_steps: int = 50
     weight_decay: float = 0.01  # of the weight matrices, not the biases; presets set theirs
-    grad_clip: float = 1.0
+    grad_clip: float = GRAD_CLIP
     # The training step's arithmetic (devices.PRECISIONS): "auto" is bfloat16 mixed precision
     # where the CPU computes bf16 natively (its steps ~1.4x faster, learning per step about the
     # same: docs/performance.md), float32 elsewhere. The run's evaluations read in it too; the
