@@ -1523,3 +1523,20 @@ def test_a_run_whose_checkpoints_are_broken_links_is_said_so_by_every_command(tm
             r = invoke([*args, "--checkpoint-dir", str(base)])
             line = assert_one_error(r, 1, why)
             assert "folder of runs" not in line, args
+
+
+def test_a_run_folder_left_before_its_first_save_is_trained_again_as_it_says(corpus_file):
+    """A run killed (or out of disk) before its first checkpoint leaves its lock and an empty
+    metrics.jsonl: not a run for `runs`, and the readers say to train it again without --force,
+    which works."""
+    with workspace() as root:
+        (root / "checkpoints" / "f1").mkdir(parents=True)
+        for name in (".lock", "metrics.jsonl"):
+            (root / "checkpoints" / "f1" / name).write_text("")
+        assert invoke(["runs"]).stderr.startswith("no runs in checkpoints")
+        resume = ["train", "--resume", "f1", "--steps", "2"]
+        for args in (resume, ["sample", "-c", "f1"], ["plot", "f1"]):
+            line = assert_one_error(invoke(args), 1, "stopped before its first save")
+            assert "no --force needed" in line, args
+        r = invoke(["train", str(corpus_file), *TINY_CLI, "--steps", "2", "--name", "f1", "-q"])
+        assert r.exit_code == 0 and r.stdout.strip().endswith("best.pt"), r.stderr

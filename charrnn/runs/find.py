@@ -106,6 +106,11 @@ def find_run(spec: str | Path, base: Path) -> RunDir:
 def _refuse_checkpoints_gone(run: RunDir, spec: str) -> None:
     """A RunError where `run`, which holds no checkpoint, was a run's folder once (its
     metrics.jsonl is there): its checkpoints were deleted, or folders put in their place."""
+    if os.path.isfile(run.metrics) and not _has_records(run):  # its first save never came
+        raise RunError(
+            f"the run folder {spec} holds no checkpoint: the run stopped before its first save "
+            "(killed, or a full disk); train it again with its first command (no --force needed)"
+        )
     if os.path.isfile(run.metrics):
         folders = [f.name for f in (run.best, run.last) if os.path.isdir(f)]
         what = f" ({' and '.join(folders)} {'are folders' if len(folders) > 1 else 'is a folder'})"
