@@ -126,6 +126,15 @@ _ADVICE = {
 }
 
 
+def _there(path: Path) -> bool:
+    """Whether something is at `path`; False also where that cannot be told (a path over the
+    system's limit, a folder this user may not search): advice is never an error of its own."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def write_advice(e: OSError, elsewhere: str = "write it elsewhere", path=None) -> str:
     """What to do about a write to `path` (default: `e`'s file) that failed with `e` ("" where
     nothing useful can be said); `elsewhere` names the way to write somewhere else (an option, a
@@ -136,7 +145,7 @@ def write_advice(e: OSError, elsewhere: str = "write it elsewhere", path=None) -
         # "No such file or directory" of a file being created: its folder is missing (or a part
         # of the path is a file), or the folder takes no new files (/proc, /sys)
         folder = Path(os.path.realpath(os.fsdecode(path))).parent  # a link: where it points
-        found = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        found = next((p for p in (folder, *folder.parents) if _there(p)), None)
         if found is not None and not found.is_dir():
             advice = f"{found} is a file, not a folder; {{elsewhere}}"
         elif found != folder:
@@ -146,7 +155,7 @@ def write_advice(e: OSError, elsewhere: str = "write it elsewhere", path=None) -
     if advice is None and e.errno == errno.EEXIST and path is not None:
         # a folder being made where a file is
         made = Path(os.fsdecode(path))
-        if made.exists() and not made.is_dir():
+        if _there(made) and not made.is_dir():
             advice = f"{made} is a file, not a folder; {{elsewhere}}"
     return advice.format(elsewhere=elsewhere) if advice else ""
 

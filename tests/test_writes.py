@@ -768,3 +768,14 @@ def test_any_name_the_file_system_takes_is_written_atomically_and_a_longer_one_i
     assert sorted(os.listdir()) == sorted(names)  # no temporary left
     r = invoke(["sample", "-c", str(trained_run.best), "-l", "3", "-o", "y" * 256])
     assert_one_error(r, 1, "File name too long", "give a shorter one")
+    # a path past the system's limit, each writer of a file alike (its advice looked for the
+    # folders and met the same error)
+    deep = str(tmp_path.joinpath(*["d" * 200] * 21, "out"))
+    Path("t.txt").write_text("ANNA: the cat.\n")
+    best = str(trained_run.best)
+    for args in (
+        ["sample", "-c", best, "-l", "3", "-o", deep + ".txt"],
+        ["export", "-c", best, deep + ".html"],
+        ["inspect", "-c", best, "t.txt", "--html", deep + ".html"],
+    ):
+        assert_one_error(invoke(args), 1, "cannot write the output: ")
