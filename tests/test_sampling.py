@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -333,6 +334,8 @@ def test_unseen_prime_characters_are_named_or_skipped_or_replaced(sample, model_
     # a `\n` typed in quotes (two characters) where a line break was meant: how to type one
     assert_one_error(sample("--prime", "ANNA:\\n"), 1, "at 6 (\\n typed in quotes", "$'...\\n'")
     assert "typed in quotes" not in sample("--prime", "ANNA:\\").stderr  # a backslash alone
+    Path("p.txt").write_text("ANNA:\\n")  # not typed: no word of typing
+    assert "typed in quotes" not in sample("--prime-file", "p.txt").stderr
     for policy, echoed, done in (("skip", "ANN:", "left out"), ("replace", "ANNA:", "replaced")):
         r = sample("--prime", "ANNÁ:", "--unknown", policy, "-l", "5")
         assert r.exit_code == 0 and r.stdout.startswith(echoed), r.stderr

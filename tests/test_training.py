@@ -1034,6 +1034,8 @@ def test_a_prime_the_corpus_cannot_spell_is_one_error_line(env, corpus_file, tmp
     assert line.startswith("Error: --sample-prime has characters the corpus lacks: ")
     assert "'€' (U+20AC) at 3" in line  # named as `sample` names a prime's
     assert not (tmp_path / "checkpoints").exists()
+    line = assert_one_error(env([*args, "--sample-prime", "ANNA:\\n"]))  # a backslash and an n
+    assert "(\\n typed in quotes is a backslash and an n: type a line break itself" in line
     # é typed as e + U+0301 where the text has it as one code point: the same prime, in its form
     (tmp_path / "fr.txt").write_text("l'été est là, très tôt\n" * 300)
     args = ["train", str(tmp_path / "fr.txt"), "--steps", "2", *TINY_CLI, "--sample-every", "2"]

@@ -82,10 +82,12 @@ def export(out, checkpoint, fmt, precision, prime, unknown, quiet, checkpoint_di
         write_output(out, lambda stream: binary(stream).write(data))
         size = len(data)
     else:
+        from charrnn.text.vocab import apply_unknown
         from charrnn.use.export_page import export_page
 
         # the run's name as text: its control characters and bytes that are not UTF-8 escaped
         name = shown_message(path.parent.name or str(path))
+        apply_unknown(prime, model.vocab, unknown, typed=True)  # refused as typed, if it is
         page = export_page(model, name, precision, prime, unknown)
         note_unknown(prime, model.vocab, unknown, quiet, prime=True)
         write_output(out, lambda stream: stream.write(page))

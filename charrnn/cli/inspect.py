@@ -287,7 +287,7 @@ def _inspect(model, file, opts, budget):
         length = opts["sample_length"]
         if length + len(opts["prime"]) > budget.fits:
             raise budget.error(length + len(opts["prime"]), "--sample")
-        prime = apply_unknown(opts["prime"], model.vocab, opts["unknown"])
+        prime = apply_unknown(opts["prime"], model.vocab, opts["unknown"], typed=True)
         note_unknown(opts["prime"], model.vocab, opts["unknown"], opts["quiet"], prime=True)
         config = SampleConfig(temperature=opts["temperature"], seed=opts["seed"])
         result = inspect_model(model, length=length, prime=prime, config=config, **asked)

@@ -161,7 +161,7 @@ def sample(
     quiet = opts["quiet"]
     path, model = load_model(checkpoint, checkpoint_dir, None, quiet)
     typed = read_prime(prime, prime_file, encoding)
-    text = apply_unknown(typed, model.vocab, unknown)
+    text = apply_unknown(typed, model.vocab, unknown, typed=prime_file is None and prime != "-")
     note_unknown(typed, model.vocab, unknown, quiet, prime=True)
     model = model.to(resolve_device(device))
     stops = _as_written([unescape(s) for s in opts["stop"]], model.vocab, quiet)

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import operator
-import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
@@ -94,9 +93,11 @@ def known_form(text: str, vocab: CharVocab) -> str:
 
 
 def apply_unknown(
-    text: str, vocab: CharVocab, policy: str = UNKNOWN, what: str = "the prime"
+    text: str, vocab: CharVocab, policy: str = UNKNOWN, what: str = "the prime", typed: bool = False
 ) -> str:
-    """Text the vocabulary can read: unknown characters are an error, skipped, or replaced."""
+    """Text the vocabulary can read: unknown characters are an error, skipped, or replaced;
+    `typed`: the text was typed on a command line (the error then says how to type a line break
+    where it holds a backslash and an n)."""
     if not isinstance(policy, str) or policy not in UNKNOWN_POLICIES:
         raise ConfigError(f"unknown must be one of {', '.join(UNKNOWN_POLICIES)}, not {policy!r}")
     if not (set(text) - set(vocab.index)):
@@ -114,15 +115,23 @@ def apply_unknown(
     form = ""
     if other:
         form = f" (the model knows them written in Unicode {other[0]}, which replace writes)"
-    elif "\\" not in vocab and "\n" in vocab and re.search(r"\\n", text):
-        # `\n` in quotes on a command line is a backslash and an n, not a line break
-        form = (
-            " (\\n typed in quotes is a backslash and an n: type a line break itself, as "
-            "$'...\\n' in bash does, or read the text from a file)"
-        )
+    elif typed:
+        form = typed_line_breaks(text, vocab)
     raise VocabError(
         f"{what} has characters the model has never seen: {locate_unknown(text, vocab)}{form}; "
         "remove them, or pass --unknown skip or --unknown replace"
+    )
+
+
+def typed_line_breaks(text: str, vocab: CharVocab) -> str:
+    """For a text typed on a command line that the vocabulary cannot read: where it holds `\\n`
+    (in quotes, a backslash and an n) and the vocabulary has line breaks but no backslash, how to
+    type a line break; else ""."""
+    if "\\" in vocab or "\n" not in vocab or "\\n" not in text:
+        return ""
+    return (
+        " (\\n typed in quotes is a backslash and an n: type a line break itself, as $'...\\n'"
+        " does in bash)"
     )
 
 
