@@ -1317,6 +1317,11 @@ def test_eval_every_under_a_time_budget_says_how_many_of_its_evaluations_were_ma
         timed, 0, 210, 1
     )
     assert thinned_note(dataclasses.replace(timed, max_time=None), 0, 210, 1) is None
+    one = thinned_note(timed, 0, 60, 0)
+    assert "0 of the 1 evaluation --eval-every 50 asked for was made" in one
+    assert one.endswith("; give --steps or --epochs to evaluate on your own schedule")
+    both = thinned_note(dataclasses.replace(timed, max_steps=210), 0, 210, 2)
+    assert "2 of the 4 evaluations" in both and "; leave out --time to evaluate" in both
     (tmp_path / "t.txt").write_text(make_text(40_000))
     r = env(["train", "t.txt", *TINY_CLI, "--time", "6s", "--eval-every", "1"])
     assert r.exit_code == 0 and "Note:" not in r.stdout

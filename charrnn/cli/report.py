@@ -109,11 +109,15 @@ def thinned_note(c, start: int, end: int, made: int) -> str | None:
     asked = sum(c.evaluates_at(step) for step in range(start + 1, end + 1))
     if c.max_time is None or made >= asked:
         return None
+    what = "evaluation" if asked == 1 else "evaluations"
+    was = "was" if made == 1 or asked == 1 else "were"
+    # --steps or --epochs evaluate on their own schedule; given beside --time, it is --time
+    # that thins it
+    instead = "leave out --time" if c.max_steps or c.max_epochs else "give --steps or --epochs"
     return (
-        f"Note: {made:,} of the {asked:,} evaluations --eval-every {c.eval_every:,} asked for "
-        f"{'was' if made == 1 else 'were'} made (last.pt is written at each): under --time "
-        f"they spend at most {SHARE:.0%} of it; give --steps or --epochs to evaluate on your "
-        "own schedule"
+        f"Note: {made:,} of the {asked:,} {what} --eval-every {c.eval_every:,} asked for "
+        f"{was} made (last.pt is written at each): under --time they spend at most "
+        f"{SHARE:.0%} of it; {instead} to evaluate on your own schedule"
     )
 
 
