@@ -908,7 +908,8 @@ def test_corpus_list_on_a_terminal_wraps_the_description_rather_than_drop_it(env
 
     monkeypatch.setattr(_NamedTextIOWrapper, "isatty", lambda self: True)
     described = catalog.load_catalog()["recall"].description
-    for columns, shown in ((100, ["description"]), (160, ["description", "licence"])):
+    both = ["description", "licence"]
+    for columns, shown in ((72, ["description"]), (100, both), (300, both)):
         monkeypatch.setenv("COLUMNS", str(columns))
         r = env(["corpus", "list"])
         lines = [line.rstrip() for line in re.sub(r"\x1b\[[0-9;]*m", "", r.stdout).splitlines()]
@@ -919,6 +920,7 @@ def test_corpus_list_on_a_terminal_wraps_the_description_rather_than_drop_it(env
         column = " ".join(line[start : end if end > 0 else None] for line in lines[1:]).split()
         at = column.index(described.split()[0])
         assert column[at : at + len(described.split())] == described.split()
+    assert len(lines) == 1 + len(catalog.load_catalog())  # wide enough: a corpus a line
 
 
 def test_corpus_list_and_get(env, tmp_path):

@@ -517,14 +517,14 @@ def print_table(
             return max(map(len, cells))
         return min(WORD_WIDTH, max((len(w) for c in cells for w in c.split()), default=1))
 
-    def table_of(shown: list[int]) -> Table:
+    def table_of(shown: list[int], prose_width: int | None = PROSE_WIDTH) -> Table:
         table = Table(title=title, title_justify="left", box=None)
         for i in shown:
             if right(i, header[i]):  # a figure: whole on one line, whatever else must give way
                 table.add_column(header[i], justify="right", no_wrap=True, min_width=least(i))
                 continue
             # prose wraps at PROSE_WIDTH, so that one long note does not push out the figures
-            limit = PROSE_WIDTH if header[i] in prose else None
+            limit = prose_width if header[i] in prose else None
             table.add_column(header[i], overflow=overflow, min_width=least(i), max_width=limit)
         for row in rows:  # Text: a name is never read as markup
             table.add_row(*(Text(row[i]) for i in shown))
@@ -535,15 +535,24 @@ def print_table(
         i for i, col in enumerate(header) if col not in optional or any(row[i] for row in rows)
     ]
     left_out: list[str] = []
-    table = table_of(shown)
     unbounded = console.options.update_width(1 << 20)  # its natural width, not the terminal's
-    for col in spare:
-        if console.measure(table, options=unbounded).maximum <= console.width:
-            break
-        if header.index(col) in shown:
-            shown.remove(header.index(col))
-            left_out.append(col)
-            table = table_of(shown)
+
+    def fits(table: Table, narrowed: int = 0) -> bool:
+        """Whether `table` fits the terminal, its `narrowed` prose columns each wrapped as
+        narrow as PROSE_NARROWEST (rich narrows them to fit where needed)."""
+        slack = narrowed * (PROSE_WIDTH - PROSE_NARROWEST)
+        return console.measure(table, options=unbounded).maximum - slack <= console.width
+
+    table = table_of(shown, None)  # prose on one line where the terminal is wide enough
+    if not fits(table):
+        table = table_of(shown)
+        for col in spare:
+            if fits(table, sum(header[i] in prose for i in shown)):
+                break
+            if header.index(col) in shown:
+                shown.remove(header.index(col))
+                left_out.append(col)
+                table = table_of(shown)
     terminal = console.width  # a table narrower than its figures would cut them: made wider
     console.width = max(terminal, sum(least(i) + 2 for i in shown))  # (+ its cell padding)
     console.print(table, crop=False)  # where rich still makes it wider: wrapped, never cut
@@ -553,6 +562,7 @@ def print_table(
 
 
 PROSE_WIDTH = 40  # characters a line of a table's prose column (print_table) holds at most
+PROSE_NARROWEST = 24  # ... and at least, before a spare column is left out to make room
 WORD_WIDTH = 12  # a table's text is folded inside a word longer than this ("interrupted" is not)
 
 
