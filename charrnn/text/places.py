@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+COUNT_PIECE = 1 << 22  # characters compared at a time when line breaks are counted
+
 
 @dataclass(frozen=True)
 class Place:
@@ -45,32 +47,52 @@ class Places:
         newline: int | None,
         files: Sequence[tuple[str | None, int]],
     ):
-        self.newline, self.parts = newline, []
-        end = 0
-        for file, length in files:
-            start, end = end, end + length
-            if end <= val_start or length == 0:  # wholly in the training part, or empty
-                continue
-            first = max(start, val_start)
-            # line breaks before the split's first character, and after it (but the last's): one
-            # pass over the file, which may be most of a large text
-            before = int((ids[start:first] == newline).sum()) if newline is not None else 0
-            after = int((ids[first : end - 1] == newline).sum()) if newline is not None else 0
-            lines = before + after > 0
-            number = 1 + (before if lines else first - start)
-            self.parts.append(_Part(file, first - val_start, end - val_start, number, lines))
-        self._starts = [p.start for p in self.parts]
+        # counted when first asked (where): a pass over what may be most of a large text, which
+        # a run that never needs to say where something is should not wait for
+        self._ids, self._val_start, self._files = ids, val_start, list(files)
+        self.newline, self._parts = newline, None
+
+    @property
+    def parts(self) -> list[_Part]:
+        """The files the validation split runs through, and their numbering (counted once)."""
+        if self._parts is None:
+            self._parts, end = [], 0
+            for file, length in self._files:
+                start, end = end, end + length
+                if end <= self._val_start or length == 0:  # in the training part, or empty
+                    continue
+                first = max(start, self._val_start)
+                # line breaks before the split's first character, and after it (but the last's)
+                before = self._count(self._ids, start, first)
+                after = self._count(self._ids, first, end - 1)
+                lines = before + after > 0
+                number = 1 + (before if lines else first - start)
+                at = first - self._val_start
+                self._parts.append(_Part(file, at, end - self._val_start, number, lines))
+        return self._parts
+
+    def _count(self, ids: torch.Tensor, start: int, end: int) -> int:
+        """Line breaks in ids[start:end], read a piece at a time: a mask of a whole large text
+        (and its sum, in int64) would hold gigabytes."""
+        if self.newline is None:
+            return 0
+        return sum(
+            int((ids[i : min(i + COUNT_PIECE, end)] == self.newline).sum())
+            for i in range(start, end, COUNT_PIECE)
+        )
 
     def where(self, val_ids: torch.Tensor, spans: Sequence[tuple[int, int]]) -> list[Place]:
         """Each span (start, end) of `val_ids` (the split's first characters, (n,)) as the places
         it covers in the order of the text: one per file it runs through."""
+        parts = self.parts
+        starts = [p.start for p in parts]
         places = []
         for i, j in spans:
-            k = max(bisect.bisect_right(self._starts, i) - 1, 0)
+            k = max(bisect.bisect_right(starts, i) - 1, 0)
             while True:
-                part = self.parts[k]
+                part = parts[k]
                 places.append(self._place(part, val_ids, i, min(j, part.end) - 1))
-                if j <= part.end or k + 1 == len(self.parts):
+                if j <= part.end or k + 1 == len(parts):
                     break
                 k, i = k + 1, part.end  # on into the next file, which begins there
         return places
@@ -78,8 +100,8 @@ class Places:
     def _place(self, part: _Part, val_ids: torch.Tensor, first: int, last: int) -> Place:
         """Characters first..last of the split, all in `part`'s file, numbered in that file."""
         if part.lines:  # a character's line: the part's first, and the breaks before it
-            a = part.number + int((val_ids[part.start : first] == self.newline).sum())
-            b = part.number + int((val_ids[part.start : last] == self.newline).sum())
+            a = part.number + self._count(val_ids, part.start, first)
+            b = part.number + self._count(val_ids, part.start, last)
             return Place(part.file, "line", a, b)
         if last > first and last == part.end - 1 and int(val_ids[last]) == self.newline:
             last -= 1  # the line end a file of a line ends with (or was given, to end its line)
