@@ -1244,6 +1244,7 @@ def test_a_run_whose_validation_loss_rose_well_after_its_best_says_it_learned_th
     from types import SimpleNamespace
 
     from charrnn.cli.report import memorised_note
+    from charrnn.text.data import char_counts
 
     def run(losses, patience=None, val="abcab", one_text=False):
         metrics = [{"kind": "train", "step": 5, "train_loss": 0.1}]
@@ -1259,6 +1260,7 @@ def test_a_run_whose_validation_loss_rose_well_after_its_best_says_it_learned_th
             one_text=one_text,
             train_batches=ids("abcabcabc" * 20),
             val_batches=ids(val),
+            train_char_counts=lambda: char_counts(ids("abcabcabc" * 20).ids, len(vocab)),
         )
 
     note = memorised_note(run([3.0, 2.0, 2.5]))
@@ -1333,3 +1335,15 @@ def test_eval_every_under_a_time_budget_says_how_many_of_its_evaluations_were_ma
     records = [json.loads(line) for line in (tmp_path / "checkpoints/t/metrics.jsonl").open()]
     steps = [e["step"] for e in records if e["kind"] == "eval"]
     assert made < asked == max(steps) and made == len([s for s in steps if s > 0])
+
+
+def test_the_training_parts_counts_a_new_run_is_given_are_those_of_its_split(tmp_path):
+    """start counts the characters of the part trained on (the output layer starts from them)
+    and hands them to the trainer, so that a note never reads a large text a second time: they
+    must be the counts of the trainer's own training part."""
+    from charrnn.text.data import char_counts
+
+    trainer = make_trainer(make_text(3000) + "é" * 40, tmp_path / "r", val_frac=0.2)
+    given = trainer.train_char_counts()
+    assert given == char_counts(trainer.train_batches.ids, len(trainer.vocab))
+    assert given[trainer.vocab.index["é"]] == 0 and sum(given) == len(trainer.train_batches.ids)

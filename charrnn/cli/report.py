@@ -138,8 +138,8 @@ def memorised_note(trainer) -> str | None:
         f"Note: the validation loss rose from {best['val_loss']:.4f} nats at step "
         f"{best['step']:,} to {last['val_loss']:.4f} at step {last['step']:,}: "
     )
-    ids = trainer.train_batches.ids, trainer.val_batches.ids
-    if (unseen := unseen_share(*ids, len(trainer.vocab))) >= UNSEEN_SHARE:
+    unseen = unseen_share(trainer.train_char_counts(), trainer.val_batches.ids)
+    if unseen >= UNSEEN_SHARE:
         # Not learned by heart: the better the model reads the training part, the surer it is
         # that these characters do not come, and the worse it reads them.
         return rose + (
@@ -159,9 +159,9 @@ def unseen_note(trainer) -> str | None:
     them however well the model learns. None otherwise."""
     from charrnn.text.data import unseen_chars
 
-    ids = trainer.train_batches.ids, trainer.val_batches.ids
-    unseen = unseen_chars(*ids, len(trainer.vocab))
-    share = sum(unseen.values()) / max(1, len(ids[1]))
+    val_ids = trainer.val_batches.ids
+    unseen = unseen_chars(trainer.train_char_counts(), val_ids)
+    share = sum(unseen.values()) / max(1, len(val_ids))
     if share < UNSEEN_SHARE:
         return None
     chars = [trainer.vocab.chars[i] for i in unseen]

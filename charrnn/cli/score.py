@@ -158,14 +158,15 @@ def _score_text(
 ) -> None:
     """One text's number on stdout (after a tab, its name, where `named`), or its JSON object;
     the summary on stderr."""
-    from charrnn.text.sources import read_all
+    from charrnn.text.decode import decode_chunks
     from charrnn.use.bits import text_nats
 
     label = _label(file)
     if source is None:
         _, text = read_stdin(label, encoding, quiet)
     else:
-        _, text = read_all(source.chunks(), label, encoding)
+        # the text alone (read_all would keep the bytes too, a second copy of a long text)
+        text = "".join(decode_chunks(source.chunks(), label, encoding))
     text = known_text(text, model.vocab, unknown, label, "score", quiet, label * named)
     # a reader that leaves (`| head -c 1`, `| true`) stops the read, as a failed write would
     nats = text_nats(model, text, path, exact, between=lambda: check_reader(sys.stdout))

@@ -87,18 +87,20 @@ def char_counts(ids: torch.Tensor, vocab_size: int) -> list[int]:
     return counts.tolist()
 
 
-def unseen_share(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: int) -> float:
-    """The share of the validation characters `val_ids` (N,) that the training part `train_ids`
-    never has: what no training can teach (a last file in another language, a table at the end)."""
+def unseen_share(train_counts: list[int], val_ids: torch.Tensor) -> float:
+    """The share of the validation characters `val_ids` (N,) that the training part (its
+    char_counts, `train_counts`) never has: what no training can teach (a last file in another
+    language, a table at the end)."""
     if not len(val_ids):
         return 0.0
-    return sum(unseen_chars(train_ids, val_ids, vocab_size).values()) / len(val_ids)
+    return sum(unseen_chars(train_counts, val_ids).values()) / len(val_ids)
 
 
-def unseen_chars(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: int) -> dict:
+def unseen_chars(train_counts: list[int], val_ids: torch.Tensor) -> dict:
     """{id: its count in `val_ids`} for the ids of the validation part that the training part
-    never has, most frequent first."""
-    never = [n == 0 for n in char_counts(train_ids, vocab_size)]
+    (its char_counts, `train_counts`) never has, most frequent first."""
+    vocab_size = len(train_counts)
+    never = [n == 0 for n in train_counts]
     counts = char_counts(val_ids, vocab_size)
     found = {i: c for i, (c, unseen) in enumerate(zip(counts, never, strict=True)) if unseen and c}
     return dict(sorted(found.items(), key=lambda kv: -kv[1]))

@@ -156,7 +156,9 @@ def _opened(
     }
     state = RunState(net, vocab, config, provenance, origin=origin)
     started = told.pop("started", None)
-    trainer = Trainer(state, ids, run, dist, started=started, files=corpus.files)
+    trainer = Trainer(
+        state, ids, run, dist, started=started, files=corpus.files, train_counts=counts
+    )
     return Opened(trainer, chars=len(corpus), **told)
 
 

@@ -38,7 +38,14 @@ from charrnn.model.network import (
 )
 from charrnn.model.trained import Model
 from charrnn.runs import RunDir, is_evaluation
-from charrnn.text.data import StreamBatcher, check_fits, check_vocab, fit_advice, split
+from charrnn.text.data import (
+    StreamBatcher,
+    char_counts,
+    check_fits,
+    check_vocab,
+    fit_advice,
+    split,
+)
 from charrnn.text.places import Places
 from charrnn.threads import ThreadTuner, timed, tuned_threads
 from charrnn.train import coldstart, evalplan, records, schedule
@@ -63,7 +70,9 @@ class Trainer:
     resumed from another file (best.pt beside a damaged last.pt), which last.pt must then hold.
     `started`: when the command began, by `clock`: a time budget counts from there (None: run()).
     `files`: each file's label and length where the text is several files (EncodedCorpus.files),
-    so that a note can say in which file something in the validation split is."""
+    so that a note can say in which file something in the validation split is. `train_counts`:
+    how often each id occurs in the training part, where the caller has counted it (else it is
+    counted when first asked for: a pass over what may be gigabytes)."""
 
     def __init__(
         self,
@@ -75,6 +84,7 @@ class Trainer:
         started: float | None = None,
         clock=time.perf_counter,
         files: Sequence[tuple[str, int]] = (),
+        train_counts: list[int] | None = None,
     ):
         c, d, model, vocab = state.config, dist, state.model, state.vocab
         check_vocab(vocab)
@@ -97,6 +107,7 @@ class Trainer:
         nl = vocab.index.get("\n")  # a fine-tune's vocabulary may have it, its text not
         parts = [(None, len(ids))] if self.one_text else list(files)
         self._places = Places(ids, len(train_ids), nl, parts) if parts else None
+        self._train_counts = train_counts
         self.net = d.wrap(model)  # what the training step calls
         # None: float32 all through. Evaluations read in it too (_precision). `precision_note`:
         # why it is float32 where `precision` would be bfloat16 ("" where it is not).
@@ -428,6 +439,12 @@ class Trainer:
             pass
 
     # ------------------------------------------------------------------ budget and schedule
+    def train_char_counts(self) -> list[int]:
+        """How often each id occurs in the training part (V,), counted once."""
+        if self._train_counts is None:
+            self._train_counts = char_counts(self.train_batches.ids, len(self.vocab))
+        return self._train_counts
+
     def progress(self) -> float:
         return schedule.progress(self.config, self.pos, len(self.train_batches), self._keep())
 

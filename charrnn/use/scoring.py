@@ -29,6 +29,7 @@ from torch.nn.utils.rnn import pad_sequence
 from charrnn.errors import ConfigError, VocabError, require_callable, require_whole
 from charrnn.model.network import select_streams
 from charrnn.model.trained import CHUNK, PASS_COLS, TRIAL_COLS, Model, require_model
+from charrnn.text.data import encode
 from charrnn.text.vocab import locate_unknown
 from charrnn.threads import ThreadTuner, timed, tuned_threads
 
@@ -90,34 +91,38 @@ def score_text(
     if not set(text) <= model.vocab.index.keys():  # named where they are in the whole text
         model.vocab.encode(text)  # (its VocabError, not one a piece of a split text would give)
     rows = split(len(text), streams, warmup)
+    # the text's ids once, in the vocabulary's smallest dtype (a byte a character, mostly): the
+    # rows read views of them, where the text's pieces and their ids would be copies
+    ids = encode(text, model.vocab)  # (N,)
     with model.evaluating(), tuned_threads(model.device.type == "cpu") as tuner:
-        return _read_split(model, text, rows, chunk, tuner, min(CHECKED, warmup), between)
+        return _read_split(model, ids, rows, chunk, tuner, min(CHECKED, warmup), between)
 
 
 def _read_split(
     model: Model,
-    text: str,
+    ids: torch.Tensor,
     rows: list[Row],
     chunk: int,
     tuner: ThreadTuner | None,
     checked: int,
     between: Callable[[], None] | None = None,
 ) -> float:
-    """Total nats of `text` read as `rows` (in the text's order) side by side. Where a row's
-    warm-up reads its last `checked` characters differently from the row before, whose piece
-    ends with them, the warm-up has not brought the row to the state the text had there: the two
-    rows are read again as one. Where that is not enough after one such round, or would read half
-    the text again, the whole text is read as one stream: the cost stays under twice the exact
-    read's (a young model on random text merged round after round, reading its text 7 times)."""
+    """Total nats of a text, its `ids` (N,), read as `rows` (in the text's order) side by side.
+    Where a row's warm-up reads its last `checked` characters differently from the row before,
+    whose piece ends with them, the warm-up has not brought the row to the state the text had
+    there: the two rows are read again as one. Where that is not enough after one such round, or
+    would read half the text again, the whole text is read as one stream: the cost stays under
+    twice the exact read's (a young model on random text merged round after round, reading its
+    text 7 times)."""
     totals, heads, tails = [0.0] * len(rows), [0.0] * len(rows), [0.0] * len(rows)
     todo = range(len(rows))  # the rows not read yet, by index
     for rounds in itertools.count():  # rounds of reading done so far
         rereading = sum(rows[i].end - rows[i].start for i in todo)
-        if rounds == 2 or (rounds == 1 and rereading > len(text) / 2):
-            rows, todo = [Row(0, 0, len(text))], [0]  # the exact read
+        if rounds == 2 or (rounds == 1 and rereading > len(ids) / 2):
+            rows, todo = [Row(0, 0, len(ids))], [0]  # the exact read
             totals, heads, tails = [0.0], [0.0], [0.0]
         order = sorted(todo, key=lambda i: rows[i].end - rows[i].start)  # shortest first
-        pieces = [text[rows[i].start : rows[i].end] for i in order]
+        pieces = [ids[rows[i].start : rows[i].end] for i in order]  # views
         skips = [rows[i].scored - rows[i].start for i in order]
         read = _total_nats(model, pieces, chunk, tuner, skips, checked, between)
         for k, i in enumerate(order):
@@ -160,7 +165,8 @@ def score_lines(model: Model, lines: list[str], batch: int = 64, chunk: int = CH
     with model.evaluating(), tuned_threads(model.device.type == "cpu") as tuner:
         for start in range(0, len(order), batch):
             rows = order[start : start + batch]
-            totals, _, _ = _total_nats(model, [lines[i] for i in rows], chunk, tuner)
+            texts = [encode(lines[i], model.vocab) for i in rows]
+            totals, _, _ = _total_nats(model, texts, chunk, tuner)
             for i, total in zip(rows, totals.tolist(), strict=True):
                 scores[i] = total / len(lines[i])
     return scores
@@ -168,23 +174,23 @@ def score_lines(model: Model, lines: list[str], batch: int = 64, chunk: int = CH
 
 def _total_nats(
     model: Model,
-    texts: list[str],
+    ids: list[torch.Tensor],
     chunk: int,
     tuner: ThreadTuner | None,
     skips: list[int] | None = None,
     checked: int = 0,
     between: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Total nats of each of `texts` (shortest first), read side by side from a cold start, all
-    but the first skips[i] characters of text i (a warm-up) scored; each pass timed for `tuner`
+    """Total nats of each of the texts whose `ids` are given ((n_i,) each, in any integer dtype;
+    shortest first), read side by side from a cold start, all but the first skips[i] characters
+    of text i (a warm-up) scored; each pass timed for `tuner`
     by the characters it reads. Also the nats of the last `checked` characters of each warm-up
     (0 where there is none) and of each text: (n,) float64 each. `between`: called after each
     pass."""
     device, net = model.device, model.net
-    ids = [torch.tensor(model.vocab.encode(t), dtype=torch.long) for t in texts]
     lengths = [len(x) for x in ids]
     assert lengths == sorted(lengths), "texts must come shortest first"
-    n = len(texts)
+    n = len(ids)
     skip = torch.tensor(skips or [0] * n, device=device)  # (n,)
     _, last, state = model.start(n)  # last (B, 1, H): each row's h before its next character
     totals = torch.zeros(n, dtype=torch.float64)
@@ -196,7 +202,9 @@ def _total_nats(
         state, last = select_streams(state, slice(k, None)), last[k:]
         trial = tuner is not None and tuner.before()  # the count this pass runs on is set here
         width = max(1, min(TRIAL_COLS if trial else PASS_COLS, chunk // (n - done)))
-        y = pad_sequence([x[t : t + width] for x in ids[done:]], batch_first=True).to(device)
+        # a pass's few columns as int64 (the whole text as int64 would be 8 bytes a character)
+        y = pad_sequence([x[t : t + width].long() for x in ids[done:]], batch_first=True)
+        y = y.to(device)  # (B, w)
         with timed(tuner, y.numel()):
             out, state = net.read(y, state)  # (B, w, H)
             before = torch.cat([last, out[:, :-1]], 1)  # (B, w, H): the h each y was read after
