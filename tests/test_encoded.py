@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -454,3 +455,25 @@ def test_a_cache_that_cannot_be_searched_is_said_in_one_line_and_a_training_gets
     # a named corpus trains as a file does, fetched for the run alone
     r = env(["train", "recall", "--name", "r", *args[2:]], env=home)
     assert r.exit_code == 0 and "encoded the corpus for this run alone" in r.stderr, r.stderr
+
+
+def test_an_encoded_folder_that_cannot_be_listed_is_said_not_taken_for_an_empty_cache(
+    env, tmp_path, monkeypatch
+):
+    """A glob of a folder this user may not read finds nothing: `corpus cache` called such a
+    cache empty and --clear freed 0 bytes (simulated: root reads any folder)."""
+    f = tmp_path / "c.txt"
+    f.write_text(make_text(3000, seed=6))
+    encode(tmp_path, str(f))
+    real = os.listdir
+    folder = str(tmp_path / "cache" / "encoded")
+
+    def listdir(path="."):
+        if os.fspath(path) == folder:
+            raise PermissionError(13, "Permission denied", folder)
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    for args in (["corpus", "cache"], ["corpus", "cache", "--clear"]):
+        line = assert_one_error(env(args), 1, f"cannot read the corpus cache folder {folder}: ")
+        assert "Permission denied; give this user access to it" in line

@@ -10,7 +10,7 @@ import errno
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from charrnn.errors import CacheUnwritable
 from charrnn.fsutil import atomic_write, cannot_write
@@ -20,20 +20,24 @@ try:
 except ImportError:  # Windows: no flock; stale temporaries are then left for `corpus cache --clear`
     fcntl = None
 
+T = TypeVar("T")
+
 OTHER_CACHE = "point CHARRNN_CACHE_DIR at another folder"  # how to put the cache elsewhere
 
 
-def in_cache(check: Callable[[Path], bool], path: Path) -> bool:
-    """`check(path)` (Path.is_file, is_dir, exists) of a path in the cache; a cache that cannot be
-    searched (a folder this user may not open, a path too long) is a CacheUnwritable saying so,
-    which a training gets round (it encodes for itself) and a `corpus` command says."""
+def in_cache(check: Callable[[Path], T], path: Path) -> T:
+    """`check(path)` (Path.is_file, is_dir, exists; os.listdir) of a path in the cache; a cache
+    that cannot be searched (a folder this user may not open, a path too long) is a
+    CacheUnwritable saying so, which a training gets round (it encodes for itself) and a `corpus`
+    command says."""
     try:
         return check(path)
-    except OSError as e:  # the folder that holds it is what cannot be searched
+    except OSError as e:  # the folder that holds it (or, listed, itself) cannot be read
         denied = e.errno in (errno.EACCES, errno.EPERM)
         access = "give this user access to it, or " if denied else ""
+        folder = path if check is os.listdir else path.parent
         raise CacheUnwritable(
-            f"cannot read the corpus cache folder {path.parent}: {e.strerror or e}; "
+            f"cannot read the corpus cache folder {folder}: {e.strerror or e}; "
             f"{access}{OTHER_CACHE}"
         ) from None
 

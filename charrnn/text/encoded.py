@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import tempfile
 import zlib
 from collections.abc import Callable
@@ -296,7 +297,9 @@ def cache_entries(cache_dir: Path) -> list[CacheEntry]:
     """Every encoded corpus in the cache, largest first."""
     folder = Path(cache_dir) / "encoded"
     entries = []
-    for ids in folder.glob("*.ids") if in_cache(Path.is_dir, folder) else []:
+    # listed, not globbed: a folder this user may not read would glob as empty, an empty cache
+    names = sorted(in_cache(os.listdir, folder)) if in_cache(Path.is_dir, folder) else []
+    for ids in (folder / n for n in names if n.endswith(".ids")):
         meta_path = ids.with_suffix(".json")
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
