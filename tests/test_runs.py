@@ -650,6 +650,15 @@ def test_runs_of_one_text_validated_on_unlike_numbers_of_characters_get_a_note(t
             assert "(part: 500; " in r.stderr and f": {read:,})" in r.stderr
         chars = {rec["run"]: rec["val_chars"] for rec in map(json.loads, r.stdout.splitlines())}
         assert chars == {"part": 500, "whole": read, "alike": read}
+        # runs of another split, fewer, unlike too: the text with the most runs is the one said
+        for name, n in (("o1", 100), ("o2", 200)):
+            other = {**part, "train_config": {**part["train_config"], "val_frac": 0.2}}
+            other["metrics"] = [*part["metrics"][:-1], {**part["metrics"][-1], "val_chars": n}]
+            (base / name).mkdir()
+            checkpoint.save(other, base / name / "last.pt")
+            shutil.copyfile(trained_run.best, base / name / "best.pt")
+        said = invoke(["runs"]).stderr
+        assert "(part: 500; " in said and "o1" not in said and "(and other runs alike)" in said
 
 
 def test_runs_shows_the_step_of_the_checkpoint_not_of_the_last_evaluation(trained_run):

@@ -85,7 +85,8 @@ def unlike_reads(found) -> str | None:
     unlike = [reads for reads in groups.values() if len(reads) > 1]
     if not unlike:
         return None
-    reads = unlike[0]
+    # the text with the most runs said (the one a reader compares most), the others counted
+    reads = max(unlike, key=lambda r: sum(map(len, r.values())))
     said = "; ".join(
         f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}: {chars:,}"
         for chars, names in sorted(reads.items())
