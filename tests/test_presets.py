@@ -224,8 +224,10 @@ def test_auto_without_a_time_budget_names_the_shape_the_options_give(
     monkeypatch.chdir(tmp_path)
     r = invoke(["train", str(corpus_file), "--steps", "1", "--hidden", "40", "--layers", "2"])
     assert r.exit_code == 0 and "2x40 LSTM" in r.stderr, r.stderr
-    said = "(--size auto: medium: no time budget: medium's other settings for the 2x40 model"
+    said = "(--size auto: medium: no time budget; medium's other settings around the 2x40 shape"
     assert said in r.stderr
+    r = invoke(["train", str(corpus_file), "--steps", "1", "--embedding", "16", "--name", "e"])
+    assert "medium's other settings around the embedding of 16 given;" in r.stderr, r.stderr
     r = invoke(["train", str(corpus_file), "--steps", "1", "--name", "plain", "--size", "tiny"])
     assert r.exit_code == 0 and "other settings" not in r.stderr
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import DEADLINE
-from helpers.cli import assert_one_error, ended, popen, run
+from helpers.cli import as_from_a_terminal, assert_one_error, ended, popen, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -665,6 +665,27 @@ def test_a_stop_signal_prints_what_was_made_and_exits_128_plus_it(tmp_path, trai
     rest, err = p.communicate(timeout=DEADLINE)
     assert p.returncode == 128 + sig and len(first) == 200 and b"Traceback" not in err
     assert len(first + rest) < 100_000_000
+
+
+def test_a_ctrl_c_its_shell_ignores_for_it_stays_ignored(tmp_path, trained_run):
+    """Started with SIGINT ignored (a script's `charrnn sample ... &`: a Ctrl-C at the terminal
+    is not for it), sampling leaves it ignored, as training does: the SIGTERM sent after it is
+    what stops it (143; had the SIGINT been taken, 130)."""
+
+    def ignoring_ctrl_c():
+        as_from_a_terminal()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    args = ["sample", "-c", str(trained_run.best), "-l", "100000000"]
+    p = popen(
+        args, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ignoring_ctrl_c
+    )
+    first = p.stdout.read(200)  # it is streaming
+    p.send_signal(signal.SIGINT)
+    p.send_signal(signal.SIGTERM)
+    rest, err = p.communicate(timeout=DEADLINE)
+    assert p.returncode == 128 + signal.SIGTERM and b"Traceback" not in err, err
+    assert len(first) == 200 and len(first + rest) < 100_000_000
 
 
 def test_sigterm_leaves_no_half_written_output_file(tmp_path, trained_run):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import signal
 import sys
 import time
 from pathlib import Path
@@ -166,9 +165,6 @@ def sample(
     model = model.to(resolve_device(device))
     stops = _as_written([unescape(s) for s in opts["stop"]], model.vocab, quiet)
     job = SampleJob(model, config, opts["length"], text, stops, opts["as_json"])
-    # Ctrl-C stops sampling (what was made is printed, exit 130) even where we were started with
-    # SIGINT ignored, as a non-interactive shell starts background jobs; `train` does the same.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def emit(out) -> int:
         """Sample onto `out`; the exit status of the stop signal that cut it short (what was made

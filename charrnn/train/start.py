@@ -345,10 +345,13 @@ def _choose(size, cell, model, train, corpus, device, dist: Dist, started=None) 
         choice, rate = choose(size, None), None
         if any(k in model for k in SHAPING):  # medium's settings, around the user's shape
             shape = _shape(medium, cell, vocab, model)
-            around = f"{shape.num_layers}x{shape.hidden_size} model the options shape"
-            choice = dataclasses.replace(
-                choice, reason=f"{choice.reason}: medium's other settings for the {around}"
-            )
+            given = []
+            if "hidden_size" in model or "num_layers" in model:
+                given.append(f"{shape.num_layers}x{shape.hidden_size} shape")
+            if "embedding_dim" in model:
+                given.append(f"embedding of {shape.embedding_dim}")
+            around = f"medium's other settings around the {' and '.join(given)} given"
+            choice = dataclasses.replace(choice, reason=f"{choice.reason}; {around}")
     else:
         choice, rate = _by_speed(medium, cell, model, train, vocab, device, dist, started)
     chosen = _with_options(choice.preset, cell, vocab, model)
