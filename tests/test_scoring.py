@@ -2,6 +2,7 @@
 as if alone, texts and lines of any length read in bounded chunks with the state carried, the
 contract for any text, and the streams around it."""
 
+import itertools
 import json
 import math
 import os
@@ -158,8 +159,15 @@ def test_a_split_read_whose_warm_up_cannot_catch_up_is_read_as_one_stream(passes
     text = "".join(ch if ch in vocab.index else "abc"[ord(ch) % 3] for ch in text)
     exact = score_text(model, text, streams=1)
     passes.clear()
-    assert abs(score_text(model, text) - exact) <= 1e-6 * exact
+    said = []
+    assert abs(score_text(model, text, progress=lambda *a: said.append(a)) - exact) <= 1e-6 * exact
     assert sum(passes) <= 2.2 * len(text)  # every piece apart: one exact read after the split
+    # progress: the split's round, then the text again as one stream, each to its total
+    ends = [i for i, (done, total) in enumerate(said) if done == total]
+    assert len(ends) == 2 and said[-1] == (len(text), len(text)) and ends[-1] == len(said) - 1
+    assert said[ends[0] + 1][0] < said[ends[0]][0]  # the second round starts from 0
+    for (a, n), (b, m) in itertools.pairwise(said):
+        assert (b > a and m == n) or b < a  # grows, but where a round begins
     cold = score_text(model, text[MIN_PIECE:], streams=1)  # a piece's stream, as the split read it
     warm = exact - score_text(model, text[:MIN_PIECE], streams=1)  # as read after the latch
     assert abs(cold - warm) > len(text[MIN_PIECE:])  # a nat a character apart or more

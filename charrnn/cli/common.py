@@ -174,9 +174,10 @@ def download_bar(quiet: bool):
     return lambda done, total: bar("download", done, total)
 
 
-def phase_bar(quiet: bool, min_total: int = 1 << 26):
-    """A progress callback (phase, done, total) in bytes: one tqdm bar per phase on stderr, shown
-    only for work big enough to wait for (64 MB and up, or a download of any size)."""
+def phase_bar(quiet: bool, min_total: int = 1 << 26, unit: str = "B"):
+    """A progress callback (phase, done, total) in bytes (or `unit`s): one tqdm bar per phase on
+    stderr, shown only for work big enough to wait for (64 MB and up, `min_total`, or a download
+    of any size)."""
     bar, current = None, None
 
     def progress(phase: str, done: int, total: int | None) -> None:
@@ -189,7 +190,7 @@ def phase_bar(quiet: bool, min_total: int = 1 << 26):
             small = phase != "download" and (total or 0) < min_total
             bar = tqdm(
                 total=total,
-                unit="B",
+                unit=unit,
                 unit_scale=True,
                 desc=phase,
                 file=sys.stderr,
@@ -199,6 +200,11 @@ def phase_bar(quiet: bool, min_total: int = 1 << 26):
             current = phase
         bar.update(done - bar.n)
 
+    def close() -> None:  # the last phase's bar, off the terminal
+        if bar is not None:
+            bar.close()
+
+    progress.close = close
     return progress
 
 

@@ -13,6 +13,7 @@ from charrnn.cli.common import (
     drop_stdout,
     known_text,
     load_model,
+    phase_bar,
     read_stdin,
     refuse_run_as_file,
     say,
@@ -169,7 +170,12 @@ def _score_text(
         text = "".join(decode_chunks(source.chunks(), label, encoding))
     text = known_text(text, model.vocab, unknown, label, "score", quiet, label * named)
     # a reader that leaves (`| head -c 1`, `| true`) stops the read, as a failed write would
-    nats = text_nats(model, text, path, exact, between=lambda: check_reader(sys.stdout))
+    between = lambda: check_reader(sys.stdout)  # noqa: E731
+    bar = _reading_bar(quiet)
+    try:
+        nats = text_nats(model, text, path, exact, between=between, progress=bar)
+    finally:
+        bar.close()
     bpc = nats / math.log(2)
     if as_json:
         record = {"file": file, "characters": len(text), "bpc": round(bpc, 6)}
@@ -181,6 +187,26 @@ def _score_text(
         f"bits per character under {shown_field(str(path))}",
         quiet,
     )
+
+
+# characters of a text to score from which a terminal shows a bar: about a minute of reading
+# for a medium model on two cores
+BAR_FROM_CHARS = 1_000_000
+
+
+def _reading_bar(quiet: bool):
+    """score_text's progress as a bar on stderr (a terminal's, for a text of BAR_FROM_CHARS or
+    more): "scoring", then "reading again" for a round that reads pieces again."""
+    bar, last = phase_bar(quiet, BAR_FROM_CHARS, unit="char"), [0, "scoring"]
+
+    def progress(done: int, total: int) -> None:
+        if done < last[0]:  # a new round, of pieces read again
+            last[1] = "reading again"
+        last[0] = done
+        bar(last[1], done, total)
+
+    progress.close = bar.close
+    return progress
 
 
 def _score_lines(

@@ -20,11 +20,14 @@ def text_nats(
     checkpoint: Path | str,
     exact: bool = False,
     between: Callable[[], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> float:
     """Nats per character of `text` (every character in the vocabulary, one at least), read as
-    one stream if `exact`, else split as score_text splits a long text (`between`: as there); a
-    loss that is not a number is the `checkpoint`'s fault, an error."""
-    nats = score_text(model, text, streams=1 if exact else None, between=between) / len(text)
+    one stream if `exact`, else split as score_text splits a long text (`between`, `progress`:
+    as there); a loss that is not a number is the `checkpoint`'s fault, an error."""
+    streams = 1 if exact else None
+    nats = score_text(model, text, streams=streams, between=between, progress=progress)
+    nats /= len(text)
     if not math.isfinite(nats):  # finite weights so large that the logits overflow
         raise CheckpointError(
             f"{checkpoint} gives this text a loss that is not a number ({nats}): its weights are "

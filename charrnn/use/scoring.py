@@ -73,18 +73,22 @@ def score_text(
     streams: int | None = None,
     warmup: int = WARMUP,
     between: Callable[[], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> float:
     """Total nats the model spends on `text`, from a cold start: read as one stream where
     `streams` is 1 (or the text is short), else as `split` cuts it, in at most one stream per
     MIN_PIECE characters (more would read the warm-ups more than the text). Read without
     dropout, whatever mode the network is in (and left in it). `between` is called after each
-    pass: what it raises ends the read (the command's reader has left)."""
+    pass: what it raises ends the read (the command's reader has left); `progress(done, total)`
+    too, with the characters read so far of those the round reads (a round that reads pieces
+    again starts from 0)."""
     require_model(model)
     if not isinstance(text, str):
         raise ConfigError(f"the text must be a str, not {type(text).__name__}")
     require_whole("chunk", chunk, 1)
     require_whole("warmup", warmup, 0)
     require_callable("between", between)
+    require_callable("progress", progress)
     if streams is not None:  # None: as many as the length makes worth it
         require_whole("streams", streams, 1)
         streams = max(1, min(streams, len(text) // MIN_PIECE))
@@ -95,7 +99,8 @@ def score_text(
     # rows read views of them, where the text's pieces and their ids would be copies
     ids = encode(text, model.vocab)  # (N,)
     with model.evaluating(), tuned_threads(model.device.type == "cpu") as tuner:
-        return _read_split(model, ids, rows, chunk, tuner, min(CHECKED, warmup), between)
+        checked = min(CHECKED, warmup)
+        return _read_split(model, ids, rows, chunk, tuner, checked, between, progress)
 
 
 def _read_split(
@@ -106,6 +111,7 @@ def _read_split(
     tuner: ThreadTuner | None,
     checked: int,
     between: Callable[[], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> float:
     """Total nats of a text, its `ids` (N,), read as `rows` (in the text's order) side by side.
     Where a row's warm-up reads its last `checked` characters differently from the row before,
@@ -124,7 +130,7 @@ def _read_split(
         order = sorted(todo, key=lambda i: rows[i].end - rows[i].start)  # shortest first
         pieces = [ids[rows[i].start : rows[i].end] for i in order]  # views
         skips = [rows[i].scored - rows[i].start for i in order]
-        read = _total_nats(model, pieces, chunk, tuner, skips, checked, between)
+        read = _total_nats(model, pieces, chunk, tuner, skips, checked, between, progress)
         for k, i in enumerate(order):
             totals[i], heads[i], tails[i] = (float(x[k]) for x in read)
         apart = {j for j in range(1, len(rows)) if abs(heads[j] - tails[j - 1]) > AGREE * checked}
@@ -180,13 +186,14 @@ def _total_nats(
     skips: list[int] | None = None,
     checked: int = 0,
     between: Callable[[], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Total nats of each of the texts whose `ids` are given ((n_i,) each, in any integer dtype;
     shortest first), read side by side from a cold start, all but the first skips[i] characters
     of text i (a warm-up) scored; each pass timed for `tuner`
     by the characters it reads. Also the nats of the last `checked` characters of each warm-up
     (0 where there is none) and of each text: (n,) float64 each. `between`: called after each
-    pass."""
+    pass, and `progress(done, total)` with the characters read of all of them."""
     device, net = model.device, model.net
     lengths = [len(x) for x in ids]
     assert lengths == sorted(lengths), "texts must come shortest first"
@@ -223,4 +230,6 @@ def _total_nats(
         last, t = out[:, -1:], t + y.shape[1]
         if between is not None:
             between()
+        if progress is not None:
+            progress(sum(min(t, n) for n in lengths), sum(lengths))
     return totals, heads, tails
