@@ -379,6 +379,15 @@ def test_an_unreadable_run_folder_is_listed_as_damaged_and_hides_nothing(files, 
         Path("t.txt").write_text("ANNA: the cat sat on the mat.\n" * 200)
         r = invoke(["train", "t.txt", "--name", "locked", "--force", *TINY_CLI, "--steps", "2"])
         assert_one_error(r, 1, "cannot read checkpoints/locked/", "Permission denied")
+        # where this user may not search the folder (what a stat's EACCES means), it is named
+        real_access = os.access
+        closed = os.path.abspath(base / "locked")
+        monkeypatch.setattr(
+            os, "access", lambda p, mode: os.fspath(p) != closed and real_access(p, mode)
+        )
+        for args in (["sample", "-c", "locked"], ["plot", "locked"]):
+            line = assert_one_error(invoke(args), 1, f"may not open its folder {closed} (")
+            assert line.startswith("Error: cannot read checkpoints/locked/best.pt: this user")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
@@ -1549,3 +1558,22 @@ def test_a_run_folder_left_before_its_first_save_is_trained_again_as_it_says(cor
             assert "no --force needed" in line, args
         r = invoke(["train", str(corpus_file), *TINY_CLI, "--steps", "2", "--name", "f1", "-q"])
         assert r.exit_code == 0 and r.stdout.strip().endswith("best.pt"), r.stderr
+
+
+def test_a_lock_file_this_user_may_not_open_is_named(corpus_file, monkeypatch):
+    """The run's .lock left by another user (its folder open to this one): the lock is named,
+    and what to do, not the folder's permissions (simulated: root opens any file)."""
+    with workspace() as root:
+        args = ["train", str(corpus_file), *TINY_CLI, "--steps", "2", "--name", "r", "-q"]
+        assert invoke(args).exit_code == 0
+        lock, real_open = str(root / "checkpoints" / "r" / ".lock"), os.open
+
+        def opening(path, flags, *a, **kw):
+            if os.path.abspath(os.fspath(path)) == os.path.abspath(lock):
+                raise PermissionError(13, "Permission denied", path)
+            return real_open(path, flags, *a, **kw)
+
+        monkeypatch.setattr(os, "open", opening)
+        r = invoke(["train", "--resume", "r", "--steps", "4"])
+        line = assert_one_error(r, 1, "cannot open the run's lock file checkpoints/r/.lock: ")
+        assert "remove it (it holds no data) while no charrnn trains the run" in line

@@ -105,6 +105,12 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
+            lock = self.path / ".lock"
+            if e.errno in (errno.EACCES, errno.EPERM) and os.path.lexists(lock):
+                raise RunError(
+                    f"cannot open the run's lock file {lock}: {e.strerror}; change its "
+                    "permissions, or remove it (it holds no data) while no charrnn trains the run"
+                ) from None
             elsewhere = _ELSEWHERE if new else _COPY  # a resume: the run's files go with it
             raise RunError(cannot_write(self.path, e, elsewhere, doing=doing)) from None
         locked = False
@@ -321,6 +327,14 @@ def _took_lock(fd: int) -> bool:
     return True
 
 
+def _closed_folder(path: Path) -> Path | None:
+    """The first folder on the way to `path` that this user may not search, if any."""
+    for folder in reversed(Path(os.path.abspath(path)).parents):
+        if not os.access(folder, os.X_OK):
+            return folder
+    return None
+
+
 def path_kind(path: Path) -> str | None:
     """'dir', 'file' or 'other' for what is at `path`, None for nothing; RunError if that cannot
     be told (no permission, a broken link, a name the system refuses)."""
@@ -333,6 +347,12 @@ def path_kind(path: Path) -> str | None:
     except OSError as e:
         if e.errno == errno.ENAMETOOLONG:
             raise RunError(f"cannot read {path}: {too_long(Path(path))}") from None
+        if e.errno == errno.EACCES and (closed := _closed_folder(Path(path))) is not None:
+            # a stat needs no permission on the file itself: a folder on the way is closed
+            raise RunError(
+                f"cannot read {path}: this user may not open its folder {closed} (Permission "
+                "denied); change that folder's permissions, or run as its owner"
+            ) from None
         raise RunError(f"cannot read {path}: {e.strerror or e}") from None
     except ValueError:  # a NUL byte, or characters the file system cannot encode
         raise RunError(f"{path!r} is not a possible path") from None
