@@ -56,7 +56,7 @@ class Places:
     def parts(self) -> list[_Part]:
         """The files the validation split runs through, and their numbering (counted once)."""
         if self._parts is None:
-            self._parts, end = [], 0
+            parts, end = [], 0
             for file, length in self._files:
                 start, end = end, end + length
                 if end <= self._val_start or length == 0:  # in the training part, or empty
@@ -68,7 +68,8 @@ class Places:
                 lines = before + after > 0
                 number = 1 + (before if lines else first - start)
                 at = first - self._val_start
-                self._parts.append(_Part(file, at, end - self._val_start, number, lines))
+                parts.append(_Part(file, at, end - self._val_start, number, lines))
+            self._parts = parts  # whole: a count cut short (a stop) is made again, not kept
         return self._parts
 
     def _count(self, ids: torch.Tensor, start: int, end: int) -> int:
