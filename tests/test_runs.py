@@ -521,6 +521,15 @@ def test_piped_runs_are_plain_and_complete_and_a_terminal_gets_a_table(files, mo
         assert name in lines[1] and "folder" not in lines[0] and "200" in lines[1]
         caption = lines[-1].strip()  # "from", empty in every row, was never shown
         assert caption.startswith("(left out at this width: folder") and "from" not in caption
+        # a run's name is what the user types: never folded, however narrow the terminal
+        make_run(base, "interrupted_shakespeare_run", "good", files)
+        for columns in ("50", "80", "100"):
+            monkeypatch.setenv("COLUMNS", columns)
+            shown = re.sub(
+                r"\x1b\[[0-9;]*m", "", invoke(["runs", "--checkpoint-dir", str(base)]).stdout
+            )
+            assert " interrupted_shakespeare_run " in shown, columns
+        shutil.rmtree(base / "interrupted_shakespeare_run")
         # a run's long note wraps: it does not push the figures out of a wide terminal
         make_run(base, "new", "step 0", files)
         monkeypatch.setenv("COLUMNS", "150")

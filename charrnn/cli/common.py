@@ -498,6 +498,7 @@ def print_table(
     optional: tuple[str, ...] = (),
     spare: tuple[str, ...] = (),
     prose: tuple[str, ...] = (),
+    whole: tuple[str, ...] = (),
 ) -> None:
     """A table on a terminal (column i right-aligned where right(i, name)); piped, tab-separated
     lines under a header line, for scripts: every character as it is, nothing cut or styled. The
@@ -505,8 +506,9 @@ def print_table(
     `spare` ones, in their order, while it is wider than the terminal (room for the others on a
     narrow terminal, rather than every cell folded); the `prose` columns wrap at PROSE_WIDTH;
     the lines keep every column, in full, for scripts. A figure (a right-aligned column) is never
-    folded or cut, nor a word of text of up to WORD_WIDTH characters: a terminal too narrow for
-    them gets the table wider than itself (its lines wrap), not a figure in pieces."""
+    folded or cut, nor a `whole` column's text (a name the user types), nor a word of text of up
+    to WORD_WIDTH characters: a terminal too narrow for them gets the table wider than itself
+    (its lines wrap), not a figure or a name in pieces."""
     if not sys.stdout.isatty():
         print_tsv(header, rows)
         return
@@ -519,7 +521,7 @@ def print_table(
     def least(i: int) -> int:
         """Column i's narrowest: a figure whole (its header too), text's words up to WORD_WIDTH."""
         cells = [header[i], *(row[i] for row in rows)]
-        if right(i, header[i]):
+        if right(i, header[i]) or header[i] in whole:
             return max(map(len, cells))
         return min(WORD_WIDTH, max((len(w) for c in cells for w in c.split()), default=1))
 
@@ -528,6 +530,9 @@ def print_table(
         for i in shown:
             if right(i, header[i]):  # a figure: whole on one line, whatever else must give way
                 table.add_column(header[i], justify="right", no_wrap=True, min_width=least(i))
+                continue
+            if header[i] in whole:  # a name: on one line, whole
+                table.add_column(header[i], no_wrap=True, min_width=least(i))
                 continue
             # prose wraps at PROSE_WIDTH, so that one long note does not push out the figures
             limit = prose_width if header[i] in prose else None

@@ -119,7 +119,14 @@ def _runs_table(found) -> None:
     # checkpoint folder's path and the run's name; piped lines and --json keep every column.
     spare = ("folder", "from", "last val bpc", "train time")
     print_table(
-        header, rows, _numeric, overflow="fold", optional=optional, spare=spare, prose=("note",)
+        header,
+        rows,
+        _numeric,
+        overflow="fold",
+        optional=optional,
+        spare=spare,
+        prose=("note",),
+        whole=("run",),  # what the user types
     )
 
 
