@@ -79,9 +79,9 @@ def unlike_reads(found) -> str | None:
     compare, which a reader of the table would do. None where every such group read alike."""
     groups: dict[tuple, dict[int, list[str]]] = {}
     for info in found:
-        chars = info.summary()["val_chars"]
-        if info.validates_on is not None and chars is not None:
-            groups.setdefault(info.validates_on, {}).setdefault(chars, []).append(info.run.name)
+        if info.validates_on is not None and info.val_chars is not None:
+            by_reads = groups.setdefault(info.validates_on, {})
+            by_reads.setdefault(info.val_chars, []).append(info.run.name)
     unlike = [reads for reads in groups.values() if len(reads) > 1]
     if not unlike:
         return None

@@ -151,8 +151,7 @@ class RunInfo:
             # null where no checkpoint was read: its count is unknown, not 0
             "evaluations": len(self.metrics) if self.step is not None else None,
             "best_val_bpc": min((v for v in scores if v is not None), default=None),
-            # validation characters the evaluations read (--time reads part of the split)
-            "val_chars": _number(last.get("val_chars"), int),
+            "val_chars": self.val_chars,
             "last_val_bpc": _number(last.get("val_bpc"), float),
             "last_eval_step": _number(last.get("step"), int),
             "last_eval_epoch": _number(last.get("epoch"), float),
@@ -160,6 +159,11 @@ class RunInfo:
             "ended": self.ended,
             "training_pid": self.trainer,
         }
+
+    @property
+    def val_chars(self) -> int | None:
+        """Validation characters its evaluations read (a time budget reads part of the split)."""
+        return _number(self.metrics[-1].get("val_chars"), int) if self.metrics else None
 
     @property
     def status(self) -> str:
