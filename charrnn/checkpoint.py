@@ -54,29 +54,26 @@ PARTS = (*MODEL_PARTS, "optimizer", "trainer")  # every part a checkpoint may ho
 REQUIRED = ("model_config", "train_config", "vocab", "model", "trainer", "metrics", "corpus")
 
 
-def save(payload: dict[str, Any], path: Path) -> None:
-    """Write `payload` to `path` atomically: temp file in the same folder, fsync, rename."""
+def save(payload: dict[str, Any], path: Path, elsewhere: str = "save it elsewhere") -> None:
+    """Write `payload` to `path` atomically: temp file in the same folder, fsync, rename; a
+    failed write's error ends with `elsewhere`, the way to write it somewhere else."""
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
     payload.pop("digests", None)  # a loaded payload saved again: its digests are made anew
     payload["digests"] = {part: _digest(value) for part, value in payload.items()}
     try:
         atomic_write(Path(path), lambda f: torch.save(payload, f))
     except OSError as e:
-        raise CheckpointError(
-            cannot_write(path, e, "train with another --checkpoint-dir")
-        ) from None
+        raise CheckpointError(cannot_write(path, e, elsewhere)) from None
 
 
-def copy(source: Path, path: Path) -> None:
+def copy(source: Path, path: Path, elsewhere: str = "save it elsewhere") -> None:
     """Write the checkpoint file `source` to `path` atomically, byte for byte: a second file of
-    the same state costs a copy, not another serialization."""
+    the same state costs a copy, not another serialization (`elsewhere`: as for save)."""
     try:
         with open(source, "rb") as f:
             atomic_write(Path(path), lambda out: shutil.copyfileobj(f, out, 1 << 20))
     except OSError as e:
-        raise CheckpointError(
-            cannot_write(path, e, "train with another --checkpoint-dir")
-        ) from None
+        raise CheckpointError(cannot_write(path, e, elsewhere)) from None
 
 
 def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:

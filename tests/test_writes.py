@@ -147,7 +147,9 @@ def test_disk_full_mid_run_is_one_line_and_keeps_the_previous_checkpoint(
 
     monkeypatch.setattr(torch, "save", save)
     r = env(["train", str(corpus_file), *TINY_CLI, "--steps", "40"])
-    assert one_error(r, "No space left on device").startswith("Error: cannot write")
+    # the run has steps to keep: its folder goes elsewhere with them, not a new run
+    last = one_error(r, "No space left on device", "free some space", "--resume COPY")
+    assert last.startswith("Error: cannot write") and "--checkpoint-dir" not in last
     run = RunDir(tmp_path / "checkpoints" / "tiny")
     assert checkpoint.load(run.last)["trainer"]["step"] == 10  # untouched, loads
     assert checkpoint.load(run.best)["trainer"]["step"] == 10
@@ -156,12 +158,18 @@ def test_disk_full_mid_run_is_one_line_and_keeps_the_previous_checkpoint(
 
 def test_a_read_only_checkpoint_folder_is_one_line(env, tmp_path, monkeypatch, corpus_file):
 
-    def refuse(*args, **kwargs):
-        raise OSError(errno.EROFS, "Read-only file system")
+    real = tempfile.mkstemp
+
+    def refuse(*args, dir=None, **kwargs):
+        if "checkpoints" in str(dir):  # the run's folder; the cache takes its encoding
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*args, dir=dir, **kwargs)
 
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     r = env(["train", str(corpus_file), *TINY_CLI, "--steps", "10"])
-    assert one_error(r, "Read-only file system").startswith("Error: cannot write")
+    # nothing saved yet: the run starts over wherever it can be written
+    last = one_error(r, "Read-only file system", "train with another --checkpoint-dir")
+    assert last.startswith("Error: cannot write")
     assert not (tmp_path / "checkpoints" / "tiny" / "last.pt").exists()
 
 

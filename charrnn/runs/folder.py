@@ -214,9 +214,15 @@ class RunDir:
         """Write `state` (a train.state.RunState) to last.pt, and to best.pt if `best`."""
         from charrnn import checkpoint  # torch: only where a checkpoint is written
 
-        checkpoint.save(checkpoint.to_payload(state), self.last)
+        elsewhere = self._elsewhere()
+        checkpoint.save(checkpoint.to_payload(state), self.last, elsewhere)
         if best:  # the same state: its bytes copied, not serialized again
-            checkpoint.copy(self.last, self.best)
+            checkpoint.copy(self.last, self.best, elsewhere)
+
+    def _elsewhere(self) -> str:
+        """How a write that fails here can go elsewhere: a run with a last.pt keeps its steps
+        only where its folder goes with it (another --checkpoint-dir would start it over)."""
+        return _COPY if os.path.lexists(self.last) else _ELSEWHERE
 
     def append_metrics(self, record: dict) -> None:
         """Add one record to metrics.jsonl; a write that fails leaves the file as it was (a line
@@ -233,7 +239,7 @@ class RunDir:
                         os.ftruncate(f.fileno(), size)
                     raise
         except OSError as e:
-            raise RunError(cannot_write(self.metrics, e, _ELSEWHERE)) from None
+            raise RunError(cannot_write(self.metrics, e, self._elsewhere())) from None
 
     def first_record(self) -> dict | None:
         """metrics.jsonl's first record, where it reads as one; else None (nothing to compare)."""
@@ -257,7 +263,7 @@ class RunDir:
         try:
             atomic_write(self.metrics, lambda f: f.write(lines))
         except OSError as e:
-            raise RunError(cannot_write(self.metrics, e, _ELSEWHERE)) from None
+            raise RunError(cannot_write(self.metrics, e, self._elsewhere())) from None
 
 
 def first_of(records) -> dict | None:
