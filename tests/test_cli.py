@@ -14,6 +14,7 @@ import pytest
 import torch
 from conftest import DEADLINE
 from helpers.cli import as_from_a_terminal, assert_one_error, invoke, run
+from helpers.cli import command as command_line
 
 from charrnn.cli.options import parse_duration
 from charrnn.jsonl import json_line
@@ -529,6 +530,56 @@ def test_torch_that_cannot_load_is_one_error_line(in_workspace, monkeypatch):
         "Error: cannot load torch (libtorch_cpu.so: failed to map segment from shared object); "
         "memory ran out: close other programs, or raise the memory limit (ulimit -v)"
     )
+
+
+@pytest.mark.parametrize(
+    "raised", [MemoryError(), SystemError("error return without exception set")]
+)
+def test_torch_half_made_under_a_memory_limit_is_one_error_line(raised):
+    """Under `ulimit -v` torch's import can fail as a MemoryError, or as a SystemError from an
+    extension that could not allocate: the import fails as torch's, whose error says memory."""
+    from charrnn.cli.signals import _cannot_load_torch, _Whole
+
+    class Failing:
+        def exec_module(self, module):
+            raise raised
+
+    class Module:
+        __name__ = "torch"
+
+    with pytest.raises(ImportError) as caught:
+        _Whole(Failing()).exec_module(Module())
+    assert caught.value.name == "torch" and caught.value.__cause__ is raised
+    assert _cannot_load_torch(caught.value).endswith(
+        "memory ran out: close other programs, or raise the memory limit (ulimit -v)"
+    )
+
+
+def test_a_deleted_current_folder_is_one_error_line(workspace, tmp_path):
+    """torch cannot load in a folder that is gone (oneMKL ends the process with exit 2)."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = f'cd "{gone}" && rmdir "{gone}" && exec "$@"'
+    args = ["sample", "-c", str(workspace / "checkpoints/tiny/best.pt"), "-l", "5"]
+    shell = ["sh", "-c", script, "sh", *command_line(args)]
+    r = subprocess.run(shell, capture_output=True, text=True, timeout=DEADLINE)
+    assert_one_error(r, 1, "the current folder no longer exists", "cd into one")
+
+
+def test_a_stdout_encoding_without_a_character_is_one_error_line(workspace, tmp_path):
+    """PYTHONIOENCODING=latin-1 and a line holding the euro sign: one line that says what to set;
+    a warning on stderr naming a character its encoding lacks writes it escaped."""
+    text = tmp_path / "caf\u20ac.txt"
+    text.write_text("the cat \u20ac\n", encoding="utf-8")
+    args = ["score", "-c", str(workspace / "checkpoints/tiny/best.pt"), "--per-line", "--json"]
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1"}
+    r = run([*args, "--unknown", "skip", str(text)], env=env, text=False)
+    assert_one_error(r, 1, "standard output's encoding (latin-1) cannot write U+20AC",
+                     "PYTHONIOENCODING=utf-8")  # fmt: skip
+    r = run([*args[:-1], str(text)], env=env, text=False)  # nan, a warning naming the character
+    assert (r.returncode, r.stdout) == (0, b"nan\n")
+    err = r.stderr.decode("latin-1")
+    assert "'\\u20ac' (U+20AC)" in err and "Traceback" not in err
 
 
 # ----------------------------------------------------------------------- Ctrl-C during start-up

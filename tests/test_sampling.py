@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import click
 import pytest
 import torch
 from conftest import DEADLINE
@@ -612,9 +613,10 @@ def test_sample_keeps_its_contract_for_any_options(
     option=st.sampled_from(["--prime", "--stop", "--separator"]),
     raw=st.binary(min_size=1, max_size=6),
     as_json=st.booleans(),
+    locale=st.sampled_from(["utf-8", "ascii"]),  # the C locale's, without UTF-8 mode
 )
-def test_text_options_refuse_bytes_that_are_not_utf8(sample, option, raw, as_json):
-    value = raw.decode("utf-8", "surrogateescape")  # what Python makes of such an argv
+def test_text_options_refuse_bytes_that_are_not_utf8(sample, option, raw, as_json, locale):
+    value = raw.decode(locale, "surrogateescape")  # what Python makes of such an argv
     r = sample(option, value, "-n", "2", "-l", "10", "--unknown", "skip", *["--json"] * as_json)
     try:
         raw.decode("utf-8")
@@ -624,6 +626,20 @@ def test_text_options_refuse_bytes_that_are_not_utf8(sample, option, raw, as_jso
     else:
         assert r.exit_code == 0 or r.stdout == "", r.stderr
         assert "Traceback" not in r.stderr
+
+
+def test_text_typed_in_the_c_locale_is_its_utf8():
+    """Python in the C locale (no UTF-8 mode) passes on every byte beyond ASCII as a surrogate
+    escape: UTF-8 text typed there is that text, in options and in the names shown."""
+    from charrnn.cli.common import shown_name
+    from charrnn.cli.options import Text
+
+    typed = "café €".encode().decode("ascii", "surrogateescape")
+    assert Text().convert(typed, None, None) == "café €"
+    assert shown_name(typed) == shown_name("café €") == "café €"
+    assert shown_name("caf\udce9") == "caf\\xe9"  # Latin-1's é: a byte that is not UTF-8
+    with pytest.raises(click.BadParameter, match="at character 4"):
+        Text().convert("caf\udce9", None, None)
 
 
 def test_raw_bytes_on_a_real_command_line(trained_run):

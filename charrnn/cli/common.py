@@ -600,8 +600,17 @@ _FIELD_ESCAPES = {
 
 
 def shown_name(name: str) -> str:
-    """A file name as text: bytes that are not UTF-8 (surrogate escapes) as \\xNN."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
+    """A file name as text: bytes that are not UTF-8 (surrogate escapes) as \\xNN; those Python's
+    locale could not decode that are UTF-8 (the C locale's beyond ASCII) as their text."""
+    return as_bytes(name).decode("utf-8", "backslashreplace")
+
+
+def as_bytes(name: str) -> bytes:
+    """`name`'s bytes: its text as UTF-8, its surrogate escapes as the bytes they stand for."""
+    try:
+        return name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte (not from a file name)
+        return name.encode("utf-8", "surrogatepass")
 
 
 def shown_message(message: str) -> str:
@@ -655,4 +664,4 @@ def shown_field(name: str) -> str:
 def shown_path(path) -> str:
     """A path as text for a page: bytes that are not UTF-8 show as U+FFFD (JSON gives the path
     exact: json_line)."""
-    return os.fsencode(str(path)).decode("utf-8", "replace")
+    return as_bytes(str(path)).decode("utf-8", "replace")

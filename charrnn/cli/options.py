@@ -97,23 +97,25 @@ class Encoding(click.ParamType):
 
 
 class Text(click.ParamType):
-    """Text given on the command line. Bytes that are not UTF-8 (which Python passes on as
-    surrogate escapes) are a usage error that names the option, never text that cannot be printed
-    or put in JSON later."""
+    """Text given on the command line, as UTF-8. Python passes on the bytes its locale's encoding
+    cannot decode as surrogate escapes: all beyond ASCII in the C locale, where they are UTF-8
+    text all the same; bytes that are not UTF-8 are a usage error that names the option, never
+    text that cannot be printed or put in JSON later."""
 
     name = "TEXT"
 
     def convert(self, value, param, ctx):
         try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as e:
+            raw = value.encode("utf-8", "surrogateescape")  # the bytes as typed
+            return raw.decode("utf-8")
+        except UnicodeError as e:  # (encoding: a surrogate no byte was escaped as)
+            typed = isinstance(e, UnicodeEncodeError)
+            at = 1 + (e.start if typed else len(raw[: e.start].decode("utf-8")))
             self.fail(
-                f"holds a byte that is not UTF-8 text (at character {e.start}); "
-                "give the text in UTF-8",
+                f"holds a byte that is not UTF-8 text (at character {at}); give the text in UTF-8",
                 param,
                 ctx,
             )
-        return value
 
 
 class Prime(Text):

@@ -3,6 +3,7 @@ Ctrl-C, SIGTERM and SIGHUP end a command with its clean-up run and 128 + the sig
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import os
@@ -76,7 +77,10 @@ def _cannot_load_torch(e: ImportError) -> str:
     (numpy's message is a page of advice around it), and what to do."""
     text = next((str(c).strip() for c in reversed(_causes(e)) if str(c).strip()), "")
     why = text.splitlines()[0] if text else type(e).__name__
-    if any(word in why.lower() for word in ("map segment", "allocate", "memory")):
+    words = ("map segment", "allocate", "memory", "bad_alloc")
+    # a SystemError in torch's import is an extension that failed to allocate, without saying so
+    ran_out = any(isinstance(c, (MemoryError, SystemError)) for c in _causes(e))
+    if ran_out or any(w in why.lower() for w in words):
         advice = f"memory ran out: {FREE_MEMORY}"
     else:
         advice = "reinstall it: pip install -c constraints.txt torch"
@@ -185,10 +189,16 @@ class _Whole:
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
-        if threading.current_thread() is not threading.main_thread():  # signals go to main's
-            return self.loader.exec_module(module)
-        with _deferred_stops():
-            self.loader.exec_module(module)
+        try:
+            if threading.current_thread() is not threading.main_thread():  # signals: main's
+                return self.loader.exec_module(module)
+            with _deferred_stops():
+                self.loader.exec_module(module)
+        except (ImportError, KeyboardInterrupt):
+            raise
+        except Exception as e:  # MemoryError, bad_alloc, SystemError: torch half-made (ulimit -v)
+            why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            raise ImportError(why, name=module.__name__) from e
 
     def __getattr__(self, name):  # get_resource_reader, is_package...: the loader's own
         return getattr(self.loader, name)
@@ -204,6 +214,13 @@ class _TorchLoadsWhole:
         if name != "torch":
             return None
         sys.meta_path.remove(self)  # once; the other finders find torch itself
+        try:
+            os.getcwd()
+        except FileNotFoundError:  # oneMKL, loading with torch, ends the process (exit 2)
+            raise click.ClickException(
+                "the current folder no longer exists (deleted or moved away): cd into one that "
+                "does, and run the command again"
+            ) from None
         for finder in list(sys.meta_path):
             spec = getattr(finder, "find_spec", lambda *a: None)(name, path, target)
             if spec is not None:
@@ -222,6 +239,14 @@ def load_torch_whole() -> None:
         sys.meta_path.insert(0, _TorchLoadsWhole())
 
 
+def _stdout_encoding(encoding: str) -> bool:
+    """Whether `encoding` is standard output's (by the codec: latin-1 is iso8859-1)."""
+    try:
+        return codecs.lookup(encoding).name == codecs.lookup(sys.stdout.encoding).name
+    except (LookupError, TypeError, AttributeError):  # no such codec, no stdout, no encoding
+        return False
+
+
 class _Messages:
     """stderr, where a reader that left (`2> >(head -1)`) or a stderr that cannot be written
     silences the messages instead of stopping the command: they are not its product, and a run
@@ -233,7 +258,11 @@ class _Messages:
     def write(self, text: str) -> int:
         if not self.gone:
             try:
-                self.stream.write(text)
+                try:
+                    self.stream.write(text)
+                except UnicodeEncodeError:  # a name its encoding lacks (PYTHONIOENCODING)
+                    encoding = self.stream.encoding
+                    self.stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
             except OSError:  # the reader left, a full disk (`2>/dev/full`), a closed fd 2
                 self.gone = True
         return len(text)
@@ -323,6 +352,14 @@ def command_boundary():
         if not out_of_memory(e):
             raise
         raise click.ClickException(out_of_memory_message(e)) from None
+    except UnicodeEncodeError as e:  # stdout's encoding lacks a character (PYTHONIOENCODING)
+        if not _stdout_encoding(e.encoding):
+            raise
+        drop_stdout()
+        raise click.ClickException(
+            f"standard output's encoding ({e.encoding}) cannot write U+{ord(e.object[e.start]):04X}"
+            " of the output; set PYTHONIOENCODING=utf-8, or use a UTF-8 locale"
+        ) from None
     except OSError as e:
         if e.errno == errno.EPIPE:
             drop_stdout()  # the reader went away (`| head`): stop quietly, like any Unix filter
