@@ -330,7 +330,8 @@ def restore(payload: dict[str, Any], path: Path) -> Model:
             f"its vocabulary has {len(vocab)}"
         )
     _check_shapes(config, payload["model"], path)  # before allocating what the config claims
-    net = CharRNN(config)
+    with torch.random.fork_rng(devices=[]):  # its initial weights, replaced: the caller's draws
+        net = CharRNN(config)  # stay as they were
     net.load_state_dict(payload["model"])
     counts = (payload.get("corpus") or {}).get("char_counts")  # None in older checkpoints
     return Model(net.eval(), vocab, counts)

@@ -16,6 +16,7 @@ from charrnn.text.vocab import CharVocab
 from charrnn.use import budget as budget_mod
 from charrnn.use.bits import line_bits
 from charrnn.use.budget import recording_budget
+from charrnn.use.inspection import record
 from charrnn.use.report import inspect
 from charrnn.use.sample_job import SampleJob
 from charrnn.use.sampler import SampleConfig, Sampler, sample_text
@@ -94,6 +95,21 @@ def test_an_inspection_writes_a_header_its_characters_then_what_was_found():
     layer, index = most_varied(found.recording, "hidden")
     values = found.recording.values["hidden"].std(1)  # (L, H)
     assert values[layer, index] == values.max()
+
+
+def test_what_a_reader_returns_is_an_ordinary_tensor():
+    """Not an inference tensor: a caller may change it in place or train on it."""
+    import torch
+
+    recording = record(model_for(), "abc")
+    sampler = Sampler(model_for(), SampleConfig(seed=1))
+    sampler.prime("ab")
+    for t in (*recording.values.values(), recording.surprise, sampler.logits):
+        assert not t.is_inference()
+        t.add_(0)
+    probe = torch.nn.Linear(recording.values["cell"].shape[-1], 1)
+    probe(recording.values["cell"][0]).sum().backward()
+    assert probe.weight.grad is not None
 
 
 def test_a_sampled_inspection_is_the_sample():
@@ -264,6 +280,7 @@ def test_good_sampling_configs_are_taken_as_given():
     assert SampleConfig(temperature=(0, 0.5)).temperature == (0.0, 0.5)
     config = SampleConfig(top_k=3, top_p=1, seed=2**53 - 2, num_samples=2)
     assert (config.top_k, config.top_p, config.seed) == (3, 1, 2**53 - 2)
+    assert type(config.top_p) is float and type(config.temperature[0]) is float
 
 
 def test_sampling_without_a_seed_leaves_the_callers_generator_alone():
@@ -274,7 +291,7 @@ def test_sampling_without_a_seed_leaves_the_callers_generator_alone():
     torch.manual_seed(42)
     expected = torch.rand(3)
     for write in (
-        lambda: sample_text(model, "ab", 20, seed=None),
+        lambda: sample_text(model, "ab", 20),
         lambda: list(Sampler(model, SampleConfig()).generate(5)),
     ):
         torch.manual_seed(42)
@@ -282,6 +299,7 @@ def test_sampling_without_a_seed_leaves_the_callers_generator_alone():
         assert torch.equal(torch.rand(3), expected)
     seeds = {Sampler(model, SampleConfig()).seeds[0] for _ in range(5)}
     assert len(seeds) > 1  # still fresh each time
+    assert len({sample_text(model, "ab", 40) for _ in range(3)}) > 1
 
 
 def test_the_readers_refuse_what_is_not_a_model_or_not_text(trained_run):
@@ -375,6 +393,7 @@ def _wrong_arguments(best):
         (lambda: recording.top(3), "t must be a position in the 3"),
         (lambda: recording.top("1"), "t must be"),
         (lambda: recording.top(True), "t must be"),
+        (lambda: recording.top(torch.tensor(1)), r"a Python int is wanted: int\(x\)"),
         (lambda: find_units(recording, top=1.5), "top"),
         (lambda: find_units(recording, top=0), "top"),
         (lambda: find_units(None), "recording"),

@@ -167,6 +167,54 @@ def test_a_run_is_never_replaced_unless_asked(tmp_path, corpus):
     assert again.model.config.cell == "gru"
 
 
+def test_a_run_draws_from_its_own_generator_and_leaves_the_callers(tmp_path, corpus):
+    """torch's generator is the caller's between the run's events and after them: what the
+    caller draws leaves the run's dropout masks as they were, and the run leaves the caller's
+    draws as they were; loading a model draws nothing of the caller's either."""
+    opts = {"model": {**TINY_MODEL, "dropout": 0.3}, "train": {**TINY_TRAIN, "max_steps": 20}}
+    torch.manual_seed(1)
+    expected = torch.rand(4)
+    torch.manual_seed(1)
+    drain(start(corpus, tmp_path / "quiet", **opts).trainer)
+    checkpoint.load_model(tmp_path / "quiet")
+    assert torch.equal(torch.rand(4), expected)  # as though nothing had drawn
+    torch.manual_seed(2)
+    for _ in start(corpus, tmp_path / "busy", **opts).trainer.run():
+        torch.rand(7)  # the caller's own draws, between events
+    quiet, busy = (checkpoint.load(tmp_path / r / "last.pt")["model"] for r in ("quiet", "busy"))
+    assert all(torch.equal(quiet[k], busy[k]) for k in quiet)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_callers_default_dtype_changes_nothing(tmp_path, corpus, cell):
+    """torch.set_default_dtype(torch.float64) in the caller's code: the run trains the same
+    float32 weights, a model loads and writes the same text, and the caller's default stays."""
+    from charrnn.use.sampler import sample_text
+
+    opts = {"cell": cell, "model": TINY_MODEL, "train": {**TINY_TRAIN, "max_steps": 12}}
+    drain(start(corpus, tmp_path / "f32", **opts).trainer)
+    text = sample_text(checkpoint.load_model(tmp_path / "f32"), "the", 30, seed=1)
+    torch.set_default_dtype(torch.float64)
+    try:
+        drain(start(corpus, tmp_path / "f64", **opts).trainer)
+        model = checkpoint.load_model(tmp_path / "f64")
+        assert next(model.net.parameters()).dtype == torch.float32
+        assert sample_text(model, "the", 30, seed=1) == text
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(torch.float32)
+    f32, f64 = (checkpoint.load(tmp_path / r / "last.pt")["model"] for r in ("f32", "f64"))
+    assert all(torch.equal(f32[k], f64[k]) for k in f32)
+
+
+def test_the_model_a_run_trains_is_the_model_its_checkpoint_restores(tmp_path, corpus):
+    opened = start(corpus, tmp_path / "r", model=TINY_MODEL, train={**TINY_TRAIN, "max_steps": 5})
+    drain(opened.trainer)
+    trained, restored = opened.trainer.trained, checkpoint.load_model(tmp_path / "r" / "last.pt")
+    assert trained.char_counts == restored.char_counts is not None  # (sample's runaway check)
+    assert trained.vocab.chars == restored.vocab.chars
+
+
 def test_resume_run_continues_exactly_and_refuses_what_cannot_change(tmp_path, corpus, text):
     options = {"model": TINY_MODEL, "cell": "rnn"}
     whole = start(

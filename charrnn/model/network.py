@@ -11,7 +11,8 @@ docs/how-it-works.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -73,13 +74,27 @@ def random_16_bits(n: int, device: torch.device) -> torch.Tensor:
     return words.view(torch.int16)[:n]  # (n,)
 
 
+@contextlib.contextmanager
+def float32_default() -> Iterator[None]:
+    """torch's default dtype float32 for the block: the tensors charrnn makes without naming a
+    dtype match its float32 weights, whatever a caller set (torch.set_default_dtype)."""
+    was = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(was)
+
+
 class CharRNN(nn.Module):
     """Next-character model: ids (B, T) and a state -> logits (B, T, V) and the new state."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = c = config
-        self.embed = nn.Embedding(c.vocab_size, c.embedding_dim)
+        # float32 whatever torch's default dtype (a caller's torch.set_default_dtype)
+        f32 = {"dtype": torch.float32}
+        self.embed = nn.Embedding(c.vocab_size, c.embedding_dim, **f32)
         self.drop_in = Dropout(c.input_dropout)
         kernel_options = {"nonlinearity": "tanh"} if c.cell == "rnn" else {}
         self.rnn = _KERNELS[c.cell](
@@ -89,12 +104,13 @@ class CharRNN(nn.Module):
             dropout=c.dropout if c.num_layers > 1 else 0.0,
             batch_first=True,
             **kernel_options,
+            **f32,
         )
         # Between layers the kernel's own dropout draws PyTorch's slow CPU mask, so on a CPU a
         # training read runs the layers one call each with this one between (`_read_by_layer`).
         self.drop_between = Dropout(c.dropout if c.num_layers > 1 else 0.0)
         self.drop = Dropout(c.dropout)
-        self.head = nn.Linear(c.hidden_size, c.vocab_size)
+        self.head = nn.Linear(c.hidden_size, c.vocab_size, **f32)
         if c.cell == "lstm":
             self._init_forget_bias(c.forget_bias)
 
@@ -122,7 +138,10 @@ class CharRNN(nn.Module):
         """The all-zero state: before the first character of `batch_size` streams."""
         c = self.config
         shape = (c.num_layers, batch_size, c.hidden_size)
-        return tuple(torch.zeros(shape, device=self.device) for _ in STATES[c.cell])
+        weights = self.head.weight
+        return tuple(
+            torch.zeros(shape, dtype=weights.dtype, device=weights.device) for _ in STATES[c.cell]
+        )
 
     def forward(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """idx (B, T) int64, state or None (zero) -> logits (B, T, V), the state after idx."""
@@ -168,7 +187,7 @@ class CharRNN(nn.Module):
         length holds stays bounded, whatever the vocabulary."""
         out, flat = out.reshape(-1, out.shape[-1]), targets.reshape(-1)  # (N, H), (N,)
         rows = max(1, LOGITS_BUDGET // self.config.vocab_size)
-        nats = torch.empty(flat.shape, device=out.device)  # (N,)
+        nats = torch.empty(flat.shape, dtype=torch.float32, device=out.device)  # (N,)
         for i in range(0, len(flat), rows):
             piece = slice(i, i + rows)
             nats[piece] = F.cross_entropy(self.logits(out[piece]), flat[piece], reduction="none")

@@ -17,7 +17,7 @@ import torch
 
 from charrnn.devices import as_device
 from charrnn.errors import ConfigError
-from charrnn.model.network import CharRNN, State, expand_state
+from charrnn.model.network import CharRNN, State, expand_state, float32_default
 from charrnn.text.vocab import CharVocab
 from charrnn.threads import ThreadTuner, timed
 
@@ -116,11 +116,12 @@ class Model:
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[Model]:
         """The network in eval mode (no dropout) for the block, then in the mode it was in: a
-        reader in the middle of training leaves it training."""
+        reader in the middle of training leaves it training (and float32_default's)."""
         was_training = self.net.training
         self.net.eval()
         try:
-            yield self
+            with float32_default():
+                yield self
         finally:
             self.net.train(was_training)
 

@@ -48,7 +48,7 @@ from charrnn.text.vocab import lookalike
 from charrnn.train.config import MIN_EVALS_PER_EPOCH, TrainConfig
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.speed import training_speed
-from charrnn.train.state import RunState
+from charrnn.train.state import Generators, RunState
 from charrnn.train.trainer import Trainer
 
 DEFAULT_TIME = 600.0  # seconds of training when no steps, epochs or time budget is given
@@ -136,15 +136,18 @@ def _opened(
     n_train = data.train_length(len(ids), config.val_frac)
     counts = data.char_counts(ids[:n_train], len(vocab))  # (V,) of the part trained on
     val_counts = data.char_counts(ids[n_train:], len(vocab))
-    torch.manual_seed(config.seed)
-    net = CharRNN(model_config)
-    if weights is not None:
-        net.load_state_dict(weights)
-    else:
-        net.start_from_frequencies(counts)
-    net.to(device)
-    if dist.rank:
-        torch.manual_seed(config.seed + dist.rank)
+    # seeded in a fork of torch's generator: the run's own from here, the caller's as it was
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        net = CharRNN(model_config)
+        if weights is not None:
+            net.load_state_dict(weights)
+        else:
+            net.start_from_frequencies(counts)
+        net.to(device)
+        if dist.rank:
+            torch.manual_seed(config.seed + dist.rank)
+        drawn = Generators(cpu=torch.get_rng_state())  # this rank's, for its dropout
     provenance = {
         "name": corpus.name,
         "sources": corpus.sources,
@@ -154,7 +157,7 @@ def _opened(
         # the whole text's: sample checks by it
         "char_counts": [a + b for a, b in zip(counts, val_counts, strict=True)],
     }
-    state = RunState(net, vocab, config, provenance, origin=origin)
+    state = RunState(net, vocab, config, provenance, origin=origin, generators=drawn)
     started = told.pop("started", None)
     trainer = Trainer(
         state, ids, run, dist, started=started, files=corpus.files, train_counts=counts

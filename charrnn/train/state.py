@@ -59,8 +59,9 @@ class Generators:
 
 @dataclass
 class RunState:
-    """A run at a step. A new run has only the first four fields (and `origin` if fine-tuned);
-    a checkpoint's has them all. `streams` and the generators cover every rank's streams."""
+    """A run at a step. A new run has only the first four fields (and `origin` if fine-tuned,
+    its seeded `generators`); a checkpoint's has them all. `streams` and the generators cover
+    every rank's streams."""
 
     model: CharRNN  # the weights, with their config and lead-in
     vocab: CharVocab
@@ -70,6 +71,6 @@ class RunState:
     optimizer: dict | None = None  # AdamW's state_dict (None: a fresh optimizer)
     streams: list[torch.Tensor] | None = None  # the carried state, B x world streams, as the
     # model lists it (model.state_to_list); None: every stream starts cold
-    generators: Generators | None = None  # None: as the run was seeded
+    generators: Generators | None = None  # None: torch's as the Trainer is built
     world_size: int | None = None  # processes that trained it (None: none yet)
     origin: dict | None = None  # the model it was fine-tuned from (start.py), kept in every file

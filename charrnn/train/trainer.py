@@ -14,6 +14,7 @@ one (evalplan.py).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -31,6 +32,7 @@ from charrnn.errors import CharRNNError, CheckpointError, TrainingError
 from charrnn.model.network import (
     State,
     detach_state,
+    float32_default,
     map_state,
     restart_streams,
     state_from_list,
@@ -98,7 +100,8 @@ class Trainer:
         self.device = model.device
         self.train_batches = StreamBatcher(train_ids, c.batch_size, c.seq_len, d.rank, d.world)
         self.val_batches = StreamBatcher(val_ids, c.batch_size, c.seq_len, d.rank, d.world)
-        self.trained = Model(model, vocab)  # the model whole, as evaluation and samples read it
+        # the model whole, as evaluation and samples read it (and as a checkpoint restores it)
+        self.trained = Model(model, vocab, (state.corpus or {}).get("char_counts"))
         # Where the validation split's characters are, to say where something is (_where): the
         # lines (or characters) of a text that is one file (a pipe, a built-in corpus's file, a
         # string), and of several files (a folder) which file too, where their lengths are known.
@@ -140,11 +143,45 @@ class Trainer:
         self._recent: deque[float] = deque(maxlen=PACE_STEPS)  # the last steps' seconds
         # Far worse than guessing uniformly: the optimisation has blown up, not merely stalled.
         self.explode_at = 2.0 * math.log(max(len(vocab), 2)) + 5.0
+        # torch's generator as the run's dropout draws it: the run's own (seeded by its builder,
+        # or its checkpoint's), in torch's place only while run() works, the caller's kept
+        self._rng, self._rng_in_place = torch.get_rng_state(), False
         self.restore(state)
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> Iterator[Event]:
-        """Train until the budget is spent or a stop is requested; checkpoints on the way."""
+        """Train until the budget is spent or a stop is requested; checkpoints on the way. torch's
+        generator is the run's own while it trains, and the caller's at each event."""
+        return self._with_own_rng(self._run())
+
+    def _with_own_rng(self, events: Iterator[Event]) -> Iterator[Event]:
+        """`events`, each made with the run's generator in torch's place, the caller's put back
+        while the caller has it (whatever the caller draws leaves the run's draws as they were)."""
+        try:
+            while True:
+                with self._own_rng():
+                    event = next(events, None)
+                if event is None:
+                    return
+                yield event
+        finally:  # closed early (a loop left with break): its clean-up draws as the run
+            with self._own_rng():
+                events.close()
+
+    @contextlib.contextmanager
+    def _own_rng(self):
+        """The run's generator in torch's place for the block (and float32_default's)."""
+        caller = torch.get_rng_state()
+        torch.set_rng_state(self._rng)
+        self._rng_in_place = True
+        try:
+            with float32_default():
+                yield
+        finally:
+            self._rng, self._rng_in_place = torch.get_rng_state(), False
+            torch.set_rng_state(caller)
+
+    def _run(self) -> Iterator[Event]:
         self._tick = self.clock() if self.started is None else self.started
         self.pos.ended = None  # a resumed run goes on
         if self.dist.is_main:
@@ -522,7 +559,7 @@ class Trainer:
         """What the run is now (a collective when distributed: every rank calls it, and the
         state and generators of every rank's streams are gathered)."""
         streams = map_state(self.streams, lambda s: self.dist.all_gather(s.detach(), dim=1))
-        rng = torch.get_rng_state()
+        rng = torch.get_rng_state() if self._rng_in_place else self._rng
         generators = Generators(
             cpu=rng,
             ranks=self.dist.all_gather(rng.unsqueeze(0), dim=0),
@@ -564,7 +601,13 @@ class Trainer:
                 raise ValueError(f"batch {state.position.batch} is outside the epoch")
             if (g := state.generators) is not None:
                 rank = self.dist.rank
-                torch.set_rng_state((g.cpu if g.ranks is None else g.ranks[rank]).clone())
+                rng = (g.cpu if g.ranks is None else g.ranks[rank]).clone()
+                if self._rng_in_place:  # a rollback, while the run draws
+                    torch.set_rng_state(rng)
+                else:
+                    with torch.random.fork_rng(devices=[]):
+                        torch.set_rng_state(rng)  # checked, as torch checks it
+                    self._rng = rng
                 if g.cold is not None:  # absent before cold starts were trained
                     self.cold_rng.set_state(g.cold[rank].clone())
                 if g.cuda is not None and self.device.type == "cuda":

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from charrnn.errors import ConfigError, require_callable, require_whole
+from charrnn.errors import (
+    ConfigError,
+    foreign_number,
+    require_callable,
+    require_whole,
+    shown_value,
+)
 from charrnn.model.config import FIELDS
 from charrnn.model.trained import Model, require_model
 from charrnn.text.vocab import CharVocab
@@ -60,12 +66,15 @@ class Recording:
         their probabilities."""
         n = len(self.text)
         if not isinstance(t, int) or isinstance(t, bool) or not -n <= t < n:
-            raise ConfigError(f"t must be a position in the {n:,} characters recorded, not {t!r}")
+            raise ConfigError(
+                f"t must be a position in the {n:,} characters recorded, not {shown_value(t)}"
+                f"{foreign_number(t, 'int')}"
+            )
         ids, probs = self.top_ids[t].tolist(), self.top_probs[t].tolist()
         return [(self.vocab.chars[i], p) for i, p in zip(ids, probs, strict=True)]
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference mode: what it returns is a caller's to use in any torch code
 def record(
     model: Model,
     given: str,

@@ -63,6 +63,8 @@ class SampleConfig:
             require_whole("top_k (--top-k)", self.top_k, 1)
         if self.top_p is not None and not (_real(self.top_p) and 0.0 < self.top_p <= 1.0):
             raise ConfigError(f"top_p (--top-p) must be a number in (0, 1], not {self.top_p!r}")
+        if self.top_p is not None:  # a Python float, as the temperatures (NumPy's float64 too)
+            self.top_p = float(self.top_p)
         if self.seed is not None:
             require_whole("seed (--seed)", self.seed, 0)
             if self.seed > MAX_SEED - self.num_samples + 1:
@@ -107,7 +109,7 @@ class Sampler:
         self._logprobs = torch.zeros(n, 0, dtype=torch.float64, device=self.device)
         self.count = 0
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference mode: `logits` is a caller's to use in any torch code
     def prime(self, text: str, chunk: int = CHUNK) -> None:
         """Read `text` after the model's lead-in; every sample starts from that state. A prime
         of any length fits in memory: it is read `chunk` characters a pass (Model.start), a long
@@ -271,11 +273,12 @@ def sample_text(
     prime: str = "",
     length: int = SAMPLE_LENGTH,
     temperature: float = TEMPERATURE,
-    seed: int = 0,
+    seed: int | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> str:
     """`length` characters written after `prime` (the prime itself is not in the text returned),
-    at one temperature, as training's samples are written: it draws from its own Generator
+    at one temperature, from `seed` (None: a fresh one from the system, as `charrnn sample`
+    without --seed), as training's samples are written: it draws from its own Generator
     only (the run's random state is untouched, so a run sampled along the way ends with the same
     weights) and leaves the model in the mode it found it in. `should_stop`, asked every
     STOP_POLL characters: True ends the sample there (a stop signal, a time budget spent)."""
