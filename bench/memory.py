@@ -149,19 +149,13 @@ def closers(path: Path, limit: int, text_file: Path | None = None) -> dict:
     text = "".join(resolve(specs, cache).text_chunks())
     n_train = int(len(text) * (1.0 - payload["train_config"]["val_frac"]))  # as data.split cuts
     held_out = text[n_train:][:limit]
-    table = memory.closer_loss_by_distance(model, held_out, limit=limit)
-    bins = {}  # all closers together, per distance bin
-    for found in table.values():
-        for b in found:
-            total = bins.setdefault(b.label, [0, 0.0])
-            if b.count:
-                total[0] += b.count
-                total[1] += b.count * b.bits
+    bins = memory.merged(memory.closer_loss_by_distance(model, held_out, limit=limit))
     return {
+        "run": path.parent.name,  # the row's name: runs given (--closers) may share a cell
         "cell": model.config.cell,
         "params": model.net.num_params(),
         "val_bpc": min(r["val_bpc"] for r in payload["metrics"] if "val_bpc" in r),
-        "closers": {k: (n, s / n if n else math.nan) for k, (n, s) in bins.items()},
+        "closers": {b.label: (b.count, b.bits) for b in bins},  # all pairs together
     }
 
 
@@ -185,13 +179,15 @@ def recall_table(rows: list[dict]) -> str:
 
 def real_table(rows: list[dict]) -> str:
     labels = list(rows[0]["closers"])
+    named = "run" in rows[0]  # each by its run's name (absent in a --from-json of before)
     lines = [
-        "| cell | val bpc | " + " | ".join(f"{b} back" for b in labels) + " |",
-        "|" + " --- |" * (len(labels) + 2),
+        f"| {'run | ' * named}cell | val bpc | " + " | ".join(f"{b} back" for b in labels) + " |",
+        "|" + " --- |" * (len(labels) + 2 + named),
     ]
     for r in rows:
         cells = " | ".join(f"{bits:.2f} ({n})" for n, bits in r["closers"].values())
-        lines.append(f"| {r['cell'].upper()} | {r['val_bpc']:.3f} | {cells} |")
+        run = f"{r['run']} | " if named else ""
+        lines.append(f"| {run}{r['cell'].upper()} | {r['val_bpc']:.3f} | {cells} |")
     return "\n".join(lines)
 
 
@@ -312,7 +308,8 @@ def main() -> None:
     seq_lens = [int(t) for t in args.seq_lens.split(",")]
     out: dict = {"recall": [], "real": []}
     folder = args.keep or tempfile.mkdtemp(prefix="charrnn-memory-")
-    print(f"{args.jobs} process{'es' * (args.jobs != 1)} of 1 thread at once.")
+    doing = "measuring" if args.closers else "training"
+    print(f"{args.jobs} process{'es' * (args.jobs != 1)} of 1 thread at once, {doing}.")
     with ProcessPoolExecutor(args.jobs) as pool:
         recall = [] if args.no_recall or args.closers else [
             pool.submit(train_recall, RecallJob(cell, t, int(args.chars), size=args.size))

@@ -8,6 +8,7 @@ from pathlib import Path
 import charrnn.text
 from charrnn import defaults
 from charrnn.cli.inspect import inspect
+from charrnn.cli.memory import memory
 from charrnn.cli.sample import sample
 from charrnn.cli.score import score
 from charrnn.cli.train import train
@@ -35,9 +36,9 @@ def test_the_options_and_the_configs_take_their_defaults_from_one_place():
     assert SampleConfig().temperature == (defaults.TEMPERATURE,)
     for command in (sample, inspect):
         assert float(option(command, "temperature").default) == defaults.TEMPERATURE
-    for command in (train, sample, score, inspect):
+    for command in (train, sample, score, inspect, memory):
         assert option(command, "encoding").default == defaults.ENCODING
-    for command in (sample, score, inspect):
+    for command in (sample, score, inspect, memory):
         assert option(command, "unknown").default == defaults.UNKNOWN
     assert defaults.UNKNOWN in vocab.UNKNOWN_POLICIES
     assert option(sample, "seed").type.max == defaults.MAX_SEED

@@ -300,3 +300,78 @@ def test_a_real_model_reads_code_and_prose():
     )
     assert sum(b.count for b in out["()"]) == 60 and sum(b.count for b in out['""']) == 20
     assert all(b.bits > 0 for bins in out.values() for b in bins if b.count)
+
+
+def test_merged_bins_weigh_each_pairs_mean_by_its_closers():
+    bin_ = memory.DistanceBin
+    found = {
+        "()": [bin_(1, 5, 3, 1.0, 1.0), bin_(6, None, 0, math.nan, math.nan)],
+        "[]": [bin_(1, 5, 1, 5.0, 0.0), bin_(6, None, 2, 4.0, 0.5)],
+    }
+    first, rest = memory.merged(found)
+    assert (first.count, first.bits, first.accuracy) == (4, 2.0, 0.75)  # (3*1 + 5) / 4
+    assert (rest.lo, rest.hi, rest.count, rest.bits, rest.accuracy) == (6, None, 2, 4.0, 0.5)
+    empty = memory.merged({"()": [bin_(1, 5, 0, math.nan, math.nan)]})[0]
+    assert empty.count == 0 and math.isnan(empty.bits)
+
+
+CODE = "".join(f"def f{i}(x):\n    return g(x[{i}], {{'a': ({i}, 2)}})\n" for i in range(150))
+
+
+@pytest.fixture(scope="module")
+def code_run(tmp_path_factory):
+    """A tiny run trained a few steps on code, and its text."""
+    from helpers.cli import invoke
+
+    folder = tmp_path_factory.mktemp("memory")
+    (folder / "code.py").write_text(CODE)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        mp.setenv("CHARRNN_CACHE_DIR", str(folder / "cache"))
+        mp.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
+        r = invoke(["train", "code.py", *TINY_CLI, "--steps", "5", "--name", "code"])
+    assert r.exit_code == 0, r.stderr
+    return folder
+
+
+def test_the_memory_command_is_the_library_call_per_checkpoint(code_run, monkeypatch):
+    from helpers.cli import invoke
+
+    from charrnn import checkpoint
+
+    monkeypatch.chdir(code_run)
+    best = code_run / "checkpoints/code/best.pt"
+    r = invoke(["memory", "code.py", "-c", "code", "-c", str(best), "--json"])
+    assert r.exit_code == 0, r.stderr
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    model = checkpoint.load_model(best)
+    expected = memory.merged(closer_loss_by_distance(model, CODE, ("()", "[]", "{}"), limit=None))
+    assert len(records) == 2 and records[0]["bins"] == records[1]["bins"]
+    assert (records[0]["cell"], records[0]["characters"]) == ("lstm", len(CODE))
+    for got, b in zip(records[0]["bins"], expected, strict=True):
+        assert (got["back"], got["closers"]) == (b.label, b.count)
+        assert got["bits"] == (None if b.count == 0 else pytest.approx(b.bits, abs=1e-5))
+    assert sum(b["closers"] for b in records[0]["bins"]) == len(match_pairs(CODE)) == 750
+    table = invoke(["memory", "-", "-c", "code", "--max-chars", "2000"], input=CODE)
+    lines = table.stdout.splitlines()  # piped: a header line, then one line a checkpoint
+    assert table.exit_code == 0 and len(lines) == 2 and lines[0].startswith("checkpoint\tmodel")
+    assert lines[1].startswith("checkpoints/code/best.pt\tLSTM 2x24\t")
+    assert "2,000 characters of standard input" in table.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["--pairs", "()["], 2, "odd number of characters"),
+        (["--pairs", "()(]"], 2, "pairs must be"),
+        (["--pairs", "<>"], 1, "has no closer of <> after its opener"),
+        (["--max-chars", "0"], 2, "--max-chars"),
+    ],
+)
+def test_the_memory_command_refuses_what_it_cannot_measure(
+    code_run, monkeypatch, args, code, words
+):
+    from helpers.cli import assert_one_error, invoke
+
+    monkeypatch.chdir(code_run)
+    assert_one_error(invoke(["memory", "code.py", "-c", "code", *args]), code, words)

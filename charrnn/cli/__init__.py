@@ -13,6 +13,7 @@ import click
 from charrnn import __version__
 from charrnn.cli.export import export
 from charrnn.cli.inspect import inspect
+from charrnn.cli.memory import memory
 from charrnn.cli.misc import corpus, runs
 from charrnn.cli.plot import plot
 from charrnn.cli.sample import sample
@@ -93,5 +94,5 @@ def main():
         ignore_stops()
 
 
-for command in (train, sample, score, inspect, export, runs, plot, corpus):
+for command in (train, sample, score, inspect, memory, export, runs, plot, corpus):
     cli.add_command(command)

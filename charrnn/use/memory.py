@@ -185,6 +185,19 @@ def closer_loss_by_distance(
     return results
 
 
+def merged(found: dict[str, list[DistanceBin]]) -> list[DistanceBin]:
+    """closer_loss_by_distance's bins of every pair together: per distance bin, all its
+    closers, their mean bits and how often the closer was the likeliest character."""
+    out = []
+    for same in zip(*found.values(), strict=True):  # one bin, of each pair
+        counted = [b for b in same if b.count]  # (an empty bin's means are nan)
+        n = sum(b.count for b in counted)
+        bits = sum(b.count * b.bits for b in counted) / n if n else math.nan
+        right = sum(b.count * b.accuracy for b in counted) / n if n else math.nan
+        out.append(DistanceBin(same[0].lo, same[0].hi, n, bits, right))
+    return out
+
+
 def _groups(keys: Iterable) -> dict:
     """key -> the indices of `keys` that hold it, in order."""
     groups: dict = {}

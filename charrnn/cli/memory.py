@@ -1,0 +1,160 @@
+"""`charrnn memory`: how far back a model remembers, measured on a text's brackets and quotes."""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+from charrnn.cli.common import (
+    count,
+    known_text,
+    load_model,
+    print_table,
+    read_stdin,
+    refuse_run_as_file,
+    say,
+    shown_field,
+)
+from charrnn.cli.options import (
+    Text,
+    checkpoint_dir_option,
+    device_option,
+    encoding_option,
+    json_option,
+    quiet_option,
+    unknown_option,
+)
+from charrnn.errors import ConfigError, CorpusError
+from charrnn.jsonl import json_line
+
+MEMORY_HINT = "to measure on a stream, pipe it in and use - to read standard input"
+MAX_CHARS = 100_000  # read as one stream from a cold start: about 20 s for a medium model
+FEW = 30  # closers in a bin below which its mean is noise, and the table says so
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  charrnn memory held-out.py -c lstm -c gru -c rnn     # three cells side by side
+  tail -c 100000 notes.txt | charrnn memory - --pairs '()""'   # brackets and quotes in prose
+  charrnn memory code.py --json | jq '.bins[] | [.back, .bits]'
+"""
+)
+@click.argument("file", metavar="FILE")
+@click.option(
+    "-c",
+    "--checkpoint",
+    "checkpoints",
+    metavar="PATH|RUN",
+    multiple=True,
+    help="A run or checkpoint to measure, as `sample -c` takes it; give it again for each model "
+    "to set beside the others (default: the most recently updated run).",
+)
+@click.option(
+    "--pairs",
+    type=Text(),
+    default="()[]{}",
+    help="The pairs whose closers are measured, each an opener and its closer; a character "
+    "twice is a quote (\"\" or ''), which pairs within a line.",
+)
+@click.option(
+    "--max-chars",
+    type=click.IntRange(min=1),
+    default=MAX_CHARS,
+    help="Read at most this many characters of FILE, as one stream from a cold start.",
+)
+@unknown_option("Characters a model never saw: refuse, skip or replace them.")
+@encoding_option()
+@json_option(
+    "One JSON object per checkpoint: checkpoint, cell, shape, characters, pairs, and bins: per "
+    "distance `back` (e.g. 6-10), `closers`, `bits` (mean, on the closer) and `top1` (how often "
+    "the closer was the likeliest next character), null where a bin is empty."
+)
+@quiet_option("No summary or notes on stderr.")
+@device_option("cpu")
+@checkpoint_dir_option
+def memory(
+    file, checkpoints, pairs, max_chars, unknown, encoding, as_json, quiet, device, checkpoint_dir
+):
+    """How far back each model remembers: the bits it spends on every closing bracket of FILE
+    ('-': stdin), by how many characters back its opener is. A model that has forgotten the
+    opener pays as much as for any other character there; a vanilla RNN's cost climbs with the
+    distance sooner than an LSTM's or a GRU's (docs/cells-and-memory.md). On a terminal a table;
+    piped, tab-separated lines under a header line."""
+    from charrnn.text.sources import input_file
+    from charrnn.use.memory import closer_loss_by_distance, match_pairs, merged
+
+    try:
+        match_pairs("", _pair_list(pairs))  # checked before anything is read
+    except ConfigError as e:
+        raise click.BadParameter(str(e), param_hint="'--pairs'") from None
+    refuse_run_as_file(file, checkpoint_dir)
+    source = None if file == "-" else input_file(file, _label(file), MEMORY_HINT)
+    if source is None:
+        _, text = read_stdin(_label(file), encoding, quiet)
+    else:
+        from charrnn.text.decode import decode_chunks
+
+        text = "".join(decode_chunks(source.chunks(), _label(file), encoding))
+    text = text[:max_chars]
+    header, rows, shown, noted = None, [], len(checkpoints or [None]) > 1, False
+    for checkpoint in checkpoints or [None]:
+        path, model = load_model(checkpoint, checkpoint_dir, device, quiet)
+        where = shown_field(str(path)) * shown
+        read = known_text(text, model.vocab, unknown, _label(file), "read", quiet, where)
+        found = merged(closer_loss_by_distance(model, read, _pair_list(pairs), limit=None))
+        closers = sum(b.count for b in found)
+        if not closers:
+            raise CorpusError(
+                f"{_label(file)} has no closer of {pairs} after its opener in the "
+                f"{count(len(read), 'character')} read: give a text with them (code, for "
+                "brackets), or other --pairs"
+            )
+        c = model.config
+        shape = f"{c.num_layers}x{c.hidden_size}"
+        if as_json:
+            bins = [
+                {
+                    "back": b.label,
+                    "closers": b.count,
+                    "bits": _number(b.bits),
+                    "top1": _number(b.accuracy),
+                }
+                for b in found
+            ]
+            record = {"checkpoint": str(path), "cell": c.cell, "shape": shape}
+            record |= {"characters": len(read), "pairs": pairs, "bins": bins}
+            click.echo(json_line(record))
+        else:
+            header = ("checkpoint", "model", *(f"{b.label} back" for b in found))
+            cells = (f"{b.bits:.2f} ({b.count:,})" if b.count else "-" for b in found)
+            rows.append((str(path), f"{c.cell.upper()} {shape}", *cells))
+        say(
+            f"{shown_field(str(path))}: {count(closers, 'closer')} of {pairs} in "
+            f"{count(len(read), 'character')} of {_label(file)}",
+            quiet,
+        )
+        if not noted and (few := [b.label for b in found if 0 < b.count < FEW]):
+            noted = True  # (the same text: the same closers for every model)
+            say(f"Note: under {FEW} closers {', '.join(few)} back: their means are noise", quiet)
+    if rows:
+        print_table(header, rows, lambda i, name: i > 1, whole=("checkpoint",))
+
+
+def _pair_list(pairs: str) -> list[str]:
+    """'()[]{}' -> ['()', '[]', '{}']: two characters a pair."""
+    if len(pairs) % 2:
+        raise click.BadParameter(
+            f"{pairs!r} has an odd number of characters: give each pair as opener and closer",
+            param_hint="'--pairs'",
+        )
+    return [pairs[i : i + 2] for i in range(0, len(pairs), 2)]
+
+
+def _number(x: float) -> float | None:
+    return None if math.isnan(x) else round(x, 6)
+
+
+def _label(file: str) -> str:
+    return "standard input" if file == "-" else shown_field(file)
