@@ -167,6 +167,33 @@ def test_find_units_finds_a_planted_unit_and_says_what_chance_gives():
     assert all(f.units == [] for f in find_units(record(Model(model_for("lstm", 1), VOCAB), "")))
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_an_untrained_network_is_the_level_a_learnt_unit_must_pass(cell):
+    """Each property's `untrained` level is the best |r| a network of the model's shape reaches
+    at its initial weights: for a model that is that network, its own best, and its JSON."""
+    from conftest import TINY_MODEL
+
+    from charrnn.model.network import CharRNN, ModelConfig
+    from charrnn.use.report import UNTRAINED_SEED, inspect
+
+    text = make_text(1500)
+    vocab = CharVocab.from_text(text)
+    torch.manual_seed(UNTRAINED_SEED)
+    net = CharRNN(ModelConfig(vocab_size=len(vocab), cell=cell, **TINY_MODEL))
+    torch.manual_seed(5)
+    expected = torch.rand(2)
+    torch.manual_seed(5)
+    found = inspect(Model(net.eval(), vocab), text, units=True)
+    assert torch.equal(torch.rand(2), expected)  # the caller's generator as it was
+    assert any(f.units for f in found.found)
+    for f in found.found:
+        assert f.untrained == (pytest.approx(f.best, abs=1e-6) if f.units else None)
+    records = [r for r in found.records("m.pt") if r["kind"] == "units"]
+    assert [r["untrained"] for r in records] == [
+        None if f.untrained is None else round(f.untrained, 4) for f in found.found
+    ]
+
+
 def test_gate_saturation_counts_the_shares_below_and_above():
     n = 10
     forget = torch.full((1, n, 3), 0.5)

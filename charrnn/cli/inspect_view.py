@@ -146,12 +146,13 @@ def _print_coloured(console, recording, show: str, unit) -> None:
 
 
 def print_found(found) -> None:
-    """The units found, one property a row: the best unit, the next best, the chance level."""
-    header = ("property", "best unit", "r", "next best", "chance", "best/chance")
+    """The units found, one property a row: the best unit, the next best, the chance level and
+    an untrained network's best."""
+    header = ("property", "best unit", "r", "next best", "chance", "best/chance", "untrained")
     rows = []
     for f in found:
         if not f.units:
-            rows.append((f.property.name, f.unfound, "", "", "", ""))
+            rows.append((f.property.name, f.unfound, "", "", "", "", ""))
             continue
         (best, r), rest = f.units[0], f.units[1:]
         rows.append(
@@ -162,6 +163,7 @@ def print_found(found) -> None:
                 ", ".join(f"{u} {v:+.2f}" for u, v in rest),
                 f"{f.chance:.2f}",
                 f"{f.best / f.chance:.1f}x" if f.chance > 0 else "",
+                "" if f.untrained is None else f"{f.untrained:.2f}",
             )
         )
     title = "Units that track the text (Pearson r over the characters read)"

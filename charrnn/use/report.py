@@ -62,6 +62,7 @@ class Inspection:
                 "property": f.property.name,
                 "description": f.property.description,
                 "chance": round(f.chance, 4),
+                "untrained": None if f.untrained is None else round(f.untrained, 4),
                 "units": units,
                 "unfound": f.unfound or None,  # why `units` is empty: too rare, or no change
             }
@@ -124,9 +125,27 @@ def inspect(
         nats = -float(written.double().mean()) * math.log(2) if len(written) else None
         text = recording.text[recording.given :]
         sample = judge(model, text, recording.seed, config, nats)  # as `sample` judges it
-    return Inspection(
-        recording,
-        find_units(recording) if units else None,
-        gate_saturation(recording) if gates else None,
-        sample,
-    )
+    found = None
+    if units:
+        found = find_units(recording)
+        # the same text through the same shape untrained: how far a unit follows a property from
+        # the characters alone (a space starts a word), which a learnt unit must pass
+        blank = untrained(model)
+        blank_found = find_units(record(blank, recording.text, between=between))
+        for f, level in zip(found, blank_found, strict=True):
+            f.untrained = level.best if f.units else None
+    return Inspection(recording, found, gate_saturation(recording) if gates else None, sample)
+
+
+UNTRAINED_SEED = 0  # the untrained network's: the same level for a model, run after run
+
+
+def untrained(model: Model) -> Model:
+    """A network of `model`'s shape, vocabulary and lead-in at its initial weights (seeded, the
+    caller's generator as it was), on its device."""
+    from charrnn.model.network import CharRNN
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(UNTRAINED_SEED)
+        net = CharRNN(model.config)
+    return Model(net.to(model.device).eval(), model.vocab)

@@ -164,6 +164,9 @@ class Found:
     units: list[tuple[Unit, float]]  # (unit, Pearson r); empty where `unfound` says why
     chance: float  # the best |r| of any unit against the property shifted along the text
     unfound: str = ""  # why no unit is given: TOO_RARE or CONSTANT
+    # The best |r| of any unit of an untrained network of the same shape, on the same text: what
+    # following the characters read gives, before any learning (None: not measured)
+    untrained: float | None = None
 
     @property
     def best(self) -> float:
