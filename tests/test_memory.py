@@ -366,6 +366,7 @@ def test_the_memory_command_is_the_library_call_per_checkpoint(code_run, monkeyp
         (["--pairs", "()(]"], 2, "pairs must be"),
         (["--pairs", "<>"], 1, "has no closer of <> after its opener"),
         (["--max-chars", "0"], 2, "--max-chars"),
+        (["-c", "nonesuch", "--json"], 1, "nonesuch"),  # a later model: nothing written before
     ],
 )
 def test_the_memory_command_refuses_what_it_cannot_measure(

@@ -30,7 +30,7 @@ from charrnn.jsonl import json_line
 
 MEMORY_HINT = "to measure on a stream, pipe it in and use - to read standard input"
 MAX_CHARS = 100_000  # read as one stream from a cold start: about 20 s for a medium model
-FEW = 30  # closers in a bin below which its mean is noise, and the table says so
+FEW = 30  # closers in a bin below which its mean is noise, as a note says
 
 
 @click.command(
@@ -78,15 +78,15 @@ def memory(
     file, checkpoints, pairs, max_chars, unknown, encoding, as_json, quiet, device, checkpoint_dir
 ):
     """How far back each model remembers: the bits it spends on every closing bracket of FILE
-    ('-': stdin), by how many characters back its opener is. A model that has forgotten the
-    opener pays as much as for any other character there; a vanilla RNN's cost climbs with the
-    distance sooner than an LSTM's or a GRU's (docs/cells-and-memory.md). On a terminal a table;
-    piped, tab-separated lines under a header line."""
+    ('-': stdin), by how many characters back its opener is. For every cell the cost rises with
+    the distance (far from its opener, when to close is the harder part, which no memory
+    settles): compare models side by side, on the same text, at the same distance, where one that
+    remembers its openers pays less (docs/cells-and-memory.md). On a terminal a table; piped,
+    tab-separated lines under a header line."""
     from charrnn.text.sources import input_file
-    from charrnn.use.memory import closer_loss_by_distance, match_pairs, merged
 
     try:
-        match_pairs("", _pair_list(pairs))  # checked before anything is read
+        _pair_list(pairs)  # checked before anything is read
     except ConfigError as e:
         raise click.BadParameter(str(e), param_hint="'--pairs'") from None
     refuse_run_as_file(file, checkpoint_dir)
@@ -98,58 +98,78 @@ def memory(
 
         text = "".join(decode_chunks(source.chunks(), _label(file), encoding))
     text = text[:max_chars]
-    header, rows, shown, noted = None, [], len(checkpoints or [None]) > 1, False
-    for checkpoint in checkpoints or [None]:
-        path, model = load_model(checkpoint, checkpoint_dir, device, quiet)
-        where = shown_field(str(path)) * shown
-        read = known_text(text, model.vocab, unknown, _label(file), "read", quiet, where)
-        found = merged(closer_loss_by_distance(model, read, _pair_list(pairs), limit=None))
-        closers = sum(b.count for b in found)
-        if not closers:
-            raise CorpusError(
-                f"{_label(file)} has no closer of {pairs} after its opener in the "
-                f"{count(len(read), 'character')} read: give a text with them (code, for "
-                "brackets), or other --pairs"
-            )
-        c = model.config
-        shape = f"{c.num_layers}x{c.hidden_size}"
-        if as_json:
+    several = len(checkpoints) > 1
+    # every model measured before a line is written: an error is the command's, with no output
+    measured = [
+        _measured(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, quiet, several)
+        for checkpoint in checkpoints or [None]
+    ]
+    if as_json:
+        for path, model, read, found in measured:
+            c = model.config
             bins = [
-                {
-                    "back": b.label,
-                    "closers": b.count,
-                    "bits": _number(b.bits),
-                    "top1": _number(b.accuracy),
-                }
+                {"back": b.label, "closers": b.count, "bits": _number(b.bits)}
+                | {"top1": _number(b.accuracy)}
                 for b in found
             ]
-            record = {"checkpoint": str(path), "cell": c.cell, "shape": shape}
+            record = {"checkpoint": str(path), "cell": c.cell, "shape": _shape(c)}
             record |= {"characters": len(read), "pairs": pairs, "bins": bins}
             click.echo(json_line(record))
-        else:
-            header = ("checkpoint", "model", *(f"{b.label} back" for b in found))
-            cells = (f"{b.bits:.2f} ({b.count:,})" if b.count else "-" for b in found)
-            rows.append((str(path), f"{c.cell.upper()} {shape}", *cells))
-        say(
-            f"{shown_field(str(path))}: {count(closers, 'closer')} of {pairs} in "
-            f"{count(len(read), 'character')} of {_label(file)}",
-            quiet,
+        return
+    header = ("checkpoint", "model", *(f"{b.label} back" for b in measured[0][3]))
+    rows = [
+        (
+            str(path),
+            f"{model.config.cell.upper()} {_shape(model.config)}",
+            *(f"{b.bits:.2f} ({b.count:,})" if b.count else "-" for b in found),
         )
-        if not noted and (few := [b.label for b in found if 0 < b.count < FEW]):
-            noted = True  # (the same text: the same closers for every model)
-            say(f"Note: under {FEW} closers {', '.join(few)} back: their means are noise", quiet)
-    if rows:
-        print_table(header, rows, lambda i, name: i > 1, whole=("checkpoint",))
+        for path, model, _, found in measured
+    ]
+    print_table(header, rows, lambda i, name: i > 1, whole=("checkpoint", "model"))
+
+
+def _measured(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, quiet, several):
+    """One model's (path, model, the text as it read it, the bins of all its closers), with its
+    summary and, where a bin holds few closers, a note on stderr."""
+    from charrnn.use.memory import closer_loss_by_distance, merged
+
+    path, model = load_model(checkpoint, checkpoint_dir, device, quiet)
+    where = shown_field(str(path)) * several
+    read = known_text(text, model.vocab, unknown, _label(file), "read", quiet, where)
+    found = merged(closer_loss_by_distance(model, read, _pair_list(pairs), limit=None))
+    closers = sum(b.count for b in found)
+    if not closers:
+        raise CorpusError(
+            f"{_label(file)} has no closer of {pairs} after its opener in the "
+            f"{count(len(read), 'character')} read{f' through {where}' * several}: give a text "
+            "with them (code, for brackets), or other --pairs"
+        )
+    say(
+        f"{shown_field(str(path))}: {count(closers, 'closer')} of {pairs} in "
+        f"{count(len(read), 'character')} of {_label(file)}",
+        quiet,
+    )
+    if few := [b.label for b in found if 0 < b.count < FEW]:
+        say(f"Note: under {FEW} closers {', '.join(few)} back: their means are noise", quiet)
+    return path, model, read, found
+
+
+def _shape(config) -> str:
+    return f"{config.num_layers}x{config.hidden_size}"
 
 
 def _pair_list(pairs: str) -> list[str]:
-    """'()[]{}' -> ['()', '[]', '{}']: two characters a pair."""
+    """'()[]{}' -> ['()', '[]', '{}']: two characters a pair, checked as match_pairs checks
+    them (a ConfigError)."""
+    from charrnn.use.memory import match_pairs
+
     if len(pairs) % 2:
-        raise click.BadParameter(
-            f"{pairs!r} has an odd number of characters: give each pair as opener and closer",
-            param_hint="'--pairs'",
+        raise ConfigError(
+            f"{pairs!r} has an odd number of characters: give each pair as opener and closer"
         )
-    return [pairs[i : i + 2] for i in range(0, len(pairs), 2)]
+    listed = [pairs[i : i + 2] for i in range(0, len(pairs), 2)]
+    match_pairs("", listed)
+    return listed
 
 
 def _number(x: float) -> float | None:
