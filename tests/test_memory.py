@@ -335,7 +335,7 @@ def code_run(tmp_path_factory):
 
 
 def test_the_memory_command_is_the_library_call_per_checkpoint(code_run, monkeypatch):
-    from helpers.cli import invoke
+    from helpers.cli import assert_one_error, invoke
 
     from charrnn import checkpoint
 
@@ -357,6 +357,9 @@ def test_the_memory_command_is_the_library_call_per_checkpoint(code_run, monkeyp
     assert table.exit_code == 0 and len(lines) == 2 and lines[0].startswith("checkpoint\tmodel")
     assert lines[1].startswith("checkpoints/code/best.pt\tLSTM 2x24\t")
     assert "2,000 characters of standard input" in table.stderr
+    # a later model that cannot be read: the command's error, with nothing written before it
+    failed = invoke(["memory", "code.py", "-c", "code", "-c", "nonesuch", "--json"])
+    assert_one_error(failed, 1, "nonesuch", alone=False)
 
 
 @pytest.mark.parametrize(
@@ -366,7 +369,6 @@ def test_the_memory_command_is_the_library_call_per_checkpoint(code_run, monkeyp
         (["--pairs", "()(]"], 2, "pairs must be"),
         (["--pairs", "<>"], 1, "has no closer of <> after its opener"),
         (["--max-chars", "0"], 2, "--max-chars"),
-        (["-c", "nonesuch", "--json"], 1, "nonesuch"),  # a later model: nothing written before
     ],
 )
 def test_the_memory_command_refuses_what_it_cannot_measure(
