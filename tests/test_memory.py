@@ -362,6 +362,18 @@ def test_the_memory_command_is_the_library_call_per_checkpoint(code_run, monkeyp
     assert_one_error(failed, 1, "nonesuch", alone=False)
 
 
+def test_the_memory_command_reads_no_further_than_it_measures(code_run):
+    """An endless standard input (`yes`) is read up to --max-chars, then the command ends."""
+    from helpers.cli import command
+
+    line = "def f(x):\n    return g(x[0], {'a': (1, 2)})\n"
+    memory_ = " ".join(command(["memory", "-", "-c", "code", "--max-chars", "3000"]))
+    r = subprocess.run(["sh", "-c", f'yes "{line}" | {memory_}'], cwd=code_run,
+                       capture_output=True, text=True, timeout=DEADLINE)  # fmt: skip
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r.stderr
+    assert "in 3,000 characters of standard input" in r.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "code", "words"),
     [

@@ -11,10 +11,10 @@ from charrnn.cli.common import (
     known_text,
     load_model,
     print_table,
-    read_stdin,
     refuse_run_as_file,
     say,
     shown_field,
+    stdin_chunks,
 )
 from charrnn.cli.options import (
     Text,
@@ -91,13 +91,8 @@ def memory(
         raise click.BadParameter(str(e), param_hint="'--pairs'") from None
     refuse_run_as_file(file, checkpoint_dir)
     source = None if file == "-" else input_file(file, _label(file), MEMORY_HINT)
-    if source is None:
-        _, text = read_stdin(_label(file), encoding, quiet)
-    else:
-        from charrnn.text.decode import decode_chunks
-
-        text = "".join(decode_chunks(source.chunks(), _label(file), encoding))
-    text = text[:max_chars]
+    chunks = stdin_chunks(1 << 16, quiet) if source is None else source.chunks()
+    text = _head(chunks, _label(file), encoding, max_chars)
     several = len(checkpoints) > 1
     # every model measured before a line is written: an error is the command's, with no output
     measured = [
@@ -152,6 +147,19 @@ def _measured(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, qu
     if few := [b.label for b in found if 0 < b.count < FEW]:
         say(f"Note: under {FEW} closers {', '.join(few)} back: their means are noise", quiet)
     return path, model, read, found
+
+
+def _head(chunks, label: str, encoding: str, n: int) -> str:
+    """The first `n` characters of the text in `chunks` (bytes), read no further than they are."""
+    from charrnn.text.decode import decode_chunks
+
+    pieces, have = [], 0
+    for piece in decode_chunks(chunks, label, encoding):
+        pieces.append(piece)
+        have += len(piece)
+        if have >= n:
+            break
+    return "".join(pieces)[:n]
 
 
 def _shape(config) -> str:
