@@ -62,6 +62,11 @@ run 'charrnn export -c tinyshakespeare page.html --prime "ROMEO:"'
 run "python3 -c \"from pydoc_data.topics import topics; import sys; sys.stdout.write(''.join(topics[k] for k in sorted(topics))[:40000])\" > pydocs.txt"
 run 'charrnn train pydocs.txt --init-from tinyshakespeare --time 30s'
 run 'charrnn sample -c pydocs --seed 1 --prime "The " -l 120'
-run 'charrnn memory pydocs.txt -c pydocs --max-chars 20000'
 on_a_terminal 'charrnn runs'
 run 'OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node=2 -m charrnn train tinyshakespeare.txt --name two --size tiny --steps 300'
+# how far back a model remembers: an LSTM and a vanilla RNN of the same size on Python source,
+# measured on its last 100,000 characters (the validation split's)
+run 'tail -c 100000 "$(charrnn corpus get pystdlib)" > held-out.py'
+run 'charrnn train pystdlib --size tiny --steps 1500 --name code-lstm -q'
+run 'charrnn train pystdlib --size tiny --steps 1500 --cell rnn --name code-rnn -q'
+run 'charrnn memory held-out.py -c code-lstm -c code-rnn'

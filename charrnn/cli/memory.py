@@ -99,6 +99,10 @@ def memory(
         _measured(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, quiet, several)
         for checkpoint in checkpoints or [None]
     ]
+    # bins of few closers, said once for the models that read the same (all, but under --unknown)
+    for few in dict.fromkeys(tuple(b.label for b in m[3] if 0 < b.count < FEW) for m in measured):
+        if few:
+            say(f"Note: under {FEW} closers {', '.join(few)} back: their means are noise", quiet)
     if as_json:
         for path, model, read, found in measured:
             c = model.config
@@ -125,7 +129,7 @@ def memory(
 
 def _measured(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, quiet, several):
     """One model's (path, model, the text as it read it, the bins of all its closers), with its
-    summary and, where a bin holds few closers, a note on stderr."""
+    summary on stderr."""
     from charrnn.use.memory import closer_loss_by_distance, merged
 
     path, model = load_model(checkpoint, checkpoint_dir, device, quiet)
@@ -144,8 +148,6 @@ def _measured(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, qu
         f"{count(len(read), 'character')} of {_label(file)}",
         quiet,
     )
-    if few := [b.label for b in found if 0 < b.count < FEW]:
-        say(f"Note: under {FEW} closers {', '.join(few)} back: their means are noise", quiet)
     return path, model, read, found
 
 
