@@ -245,6 +245,8 @@ def _log_probs_at(
     import torch
     import torch.nn.functional as F
 
+    from charrnn.threads import tuned_threads
+
     device, lead = model.device, len(model.lead_in)
     pairs = itertools.pairwise([*starts, len(text)])
     rows = [torch.tensor(model.vocab.encode(text[a:b]), dtype=torch.long) for a, b in pairs]
@@ -257,8 +259,11 @@ def _log_probs_at(
     order = sorted(range(len(targets)), key=col.__getitem__)
     cols = [col[i] for i in order]
     out = torch.empty(len(targets), len(model.vocab))
-    with model.evaluating(), torch.inference_mode():
-        for t, h, _ in model.read(ids, chunk=chunk):  # h (B, w, H)
+    # a thread count fitted to the load of the moment, as `score` reads: one stream's passes
+    # are small, and two threads where another process holds a core wait at every character
+    cpu = model.device.type == "cpu"
+    with model.evaluating(), torch.inference_mode(), tuned_threads(cpu) as tuner:
+        for t, h, _ in model.read(ids, chunk=chunk, tuner=tuner):  # h (B, w, H)
             a, b = bisect.bisect_left(cols, t), bisect.bisect_left(cols, t + h.shape[1])
             if a == b:
                 continue
