@@ -132,6 +132,9 @@ def test_the_budget_is_the_smallest_bound_and_says_what_to_pass(monkeypatch):
     assert memory.bound == "memory" and memory.fits == 400 * 1024 // 2 // (2 * 4 * 2 * 24 * 6)
     with pytest.raises(ConfigError, match=f"pass --max-chars {memory.fits} or less"):
         raise memory.error(memory.fits + 1, "--max-chars")
+    # finding units records the text a second time, untrained: one recording more at the peak
+    units = recording_budget(c, 10**6, with_page=False, units=True)
+    assert units.fits == 400 * 1024 // 2 // (3 * 4 * 2 * 24 * 6)
 
 
 def test_line_bits_name_the_lines_with_unseen_characters_and_leave_the_lines_alone():

@@ -179,7 +179,9 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
             param_hint="'--gates'",
         )
     # The most characters this command may record: its bound, the memory free, a page's size.
-    budget = recording_budget(c, opts["max_chars"], with_page=bool(opts["html_path"]))
+    budget = recording_budget(
+        c, opts["max_chars"], with_page=bool(opts["html_path"]), units=opts["find_units"]
+    )
     result = _inspect(model, file, opts, budget)
     asked = opts["unit"] is not None or opts["show"] is not None  # a view of one unit
     if unit is None and show != "surprise":

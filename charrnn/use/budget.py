@@ -14,6 +14,7 @@ from charrnn.use.inspection import recorded_values
 
 # A recording's values, and at the peak about as much again: --find-units' standardised copy of
 # the states, or the page's quantised bytes and text (measured: 715 MB for a 368 MB recording).
+# --find-units also records the text through an untrained network (its level), beside the first.
 PEAK_PER_RECORDED = 2
 VALUE_BYTES = 4  # a recording holds float32 values; a page, one byte each
 
@@ -28,6 +29,7 @@ class Budget:
     bound: str
     config: ModelConfig
     free: int  # bytes of memory free when the budget was set
+    recordings: int = 1  # held at once: 2 where the units are found (the untrained level's)
 
     def error(self, chars: int, option: str) -> ConfigError | None:
         """Why `chars` characters (asked for by `option`) are refused; None where the caller's own
@@ -35,7 +37,7 @@ class Budget:
         c, more = self.config, "+" if option == "--max-chars" else ""
         shape = f"{c.num_layers}x{c.hidden_size} {c.cell.upper()}"
         if self.bound == "memory":
-            peak = PEAK_PER_RECORDED * VALUE_BYTES * recorded_values(c, chars)
+            peak = _peak(c, chars, self.recordings)
             return ConfigError(
                 f"recording {chars:,}{more} characters of this {shape} takes "
                 f"{size_text(peak)} of memory or more at its peak, more than half of the "
@@ -51,17 +53,24 @@ class Budget:
         return None
 
 
-def recording_budget(config: ModelConfig, max_chars: int, with_page: bool) -> Budget:
-    """The budget of a recording of `config`: at most `max_chars`, what memory holds and, for a
-    page (`with_page`), what a page holds; the first of the smallest."""
-    free = free_memory()
+def recording_budget(
+    config: ModelConfig, max_chars: int, with_page: bool, units: bool = False
+) -> Budget:
+    """The budget of a recording of `config`: at most `max_chars`, what memory holds (with
+    `units`, beside the untrained network's recording) and, for a page (`with_page`), what a page
+    holds; the first of the smallest."""
+    free, recordings = free_memory(), 2 if units else 1
     limits = [(max_chars, "chars")]
-    peak = PEAK_PER_RECORDED * VALUE_BYTES * recorded_values(config, 1)
-    limits.append((free // 2 // peak, "memory"))
+    limits.append((free // 2 // _peak(config, 1, recordings), "memory"))
     if with_page:
         limits.append((page.PAGE_BYTES // recorded_values(config, 1), "page"))
     fits, bound = min(limits, key=lambda limit: limit[0])
-    return Budget(fits, bound, config, free)
+    return Budget(fits, bound, config, free, recordings)
+
+
+def _peak(config: ModelConfig, chars: int, recordings: int) -> int:
+    """Bytes at the peak of `recordings` recordings of `chars` characters, one at its peak."""
+    return (PEAK_PER_RECORDED + recordings - 1) * VALUE_BYTES * recorded_values(config, chars)
 
 
 def free_memory() -> int:
