@@ -37,7 +37,7 @@ from charrnn.errors import (
 )
 from charrnn.fsutil import ZIP, atomic_write, cannot_write
 from charrnn.model.config import ModelConfig, parameter_shapes
-from charrnn.model.network import CharRNN
+from charrnn.model.network import initial_network
 from charrnn.model.trained import Model
 from charrnn.text.vocab import CharVocab
 from charrnn.train.config import TrainConfig
@@ -330,8 +330,7 @@ def restore(payload: dict[str, Any], path: Path) -> Model:
             f"its vocabulary has {len(vocab)}"
         )
     _check_shapes(config, payload["model"], path)  # before allocating what the config claims
-    with torch.random.fork_rng(devices=[]):  # its initial weights, replaced: the caller's draws
-        net = CharRNN(config)  # stay as they were
+    net = initial_network(config)  # its initial weights replaced at once
     net.load_state_dict(payload["model"])
     counts = (payload.get("corpus") or {}).get("char_counts")  # None in older checkpoints
     return Model(net.eval(), vocab, counts)

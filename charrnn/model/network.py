@@ -86,6 +86,14 @@ def float32_default() -> Iterator[None]:
         torch.set_default_dtype(was)
 
 
+def initial_network(config: ModelConfig, seed: int = 0) -> CharRNN:
+    """A network of `config` at initial weights drawn from `seed`, in a fork of torch's
+    generator: the caller's draws stay as they were."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return CharRNN(config)
+
+
 class CharRNN(nn.Module):
     """Next-character model: ids (B, T) and a state -> logits (B, T, V) and the new state."""
 

@@ -143,9 +143,7 @@ UNTRAINED_SEED = 0  # the untrained network's: the same level for a model, run a
 def untrained(model: Model) -> Model:
     """A network of `model`'s shape, vocabulary and lead-in at its initial weights (seeded, the
     caller's generator as it was), on its device."""
-    from charrnn.model.network import CharRNN
+    from charrnn.model.network import initial_network
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(UNTRAINED_SEED)
-        net = CharRNN(model.config)
+    net = initial_network(model.config, UNTRAINED_SEED)
     return Model(net.to(model.device).eval(), model.vocab)
