@@ -181,6 +181,10 @@ class Decoder:
         if isinstance(e, UnicodeDecodeError) and e.start < len(e.object):
             at = f"byte 0x{e.object[e.start]:02x} at offset {start + e.start} cannot be decoded"
             if self.encoding.startswith(("utf-16", "utf-32")):  # its mark or --encoding said so
+                # a unit of 2 or 4 bytes is what fails: its first byte alone (0x00 of an
+                # illegal surrogate 00 d8) would send the reader looking for a NUL
+                unit = " ".join(f"{b:02x}" for b in e.object[e.start : e.end])
+                at = f"the bytes {unit} at offset {start + e.start} cannot be decoded"
                 return f"{what}: {at} ({e.reason}); the file is damaged there"
             return (
                 f"{what}: {at}; pass --encoding (e.g. --encoding latin-1) if the file uses "
