@@ -7,13 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
 import pytest
 import torch
 from conftest import DEADLINE
-from helpers.cli import as_from_a_terminal, assert_one_error, invoke, run
+from helpers.cli import as_from_a_terminal, assert_one_error, invoke, popen, run
 from helpers.cli import command as command_line
 
 from charrnn.cli.options import parse_duration
@@ -796,3 +797,54 @@ def test_a_stop_signal_while_the_process_ends_is_ignored(stopped, trained_run, t
     _, err = p.communicate(timeout=DEADLINE)
     assert p.returncode == (130 if stopped else 0), err
     assert b"Traceback" not in err and b"Aborted" not in err and b"Exception" not in err, err
+
+
+def _waits_on_its_reader(p: subprocess.Popen, read_end: int, size: int) -> bool:
+    """Whether `p` is blocked writing to a pipe: the kernel says so, or the pipe is full."""
+    import fcntl
+    import termios
+
+    try:
+        if "pipe_write" in Path(f"/proc/{p.pid}/wchan").read_text():
+            return True
+    except OSError:  # no /proc: the pipe's fill alone
+        pass
+    waiting = bytearray(4)
+    fcntl.ioctl(read_end, termios.FIONREAD, waiting)
+    return int.from_bytes(waiting, sys.byteorder) >= size
+
+
+@pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_GETPIPE_SZ"), reason="Linux pipes")
+@pytest.mark.parametrize(
+    "args, signum",
+    [
+        (["score", "--per-line", "--json", "t.txt"], signal.SIGINT),
+        (["sample", "-n", "40", "-l", "2000", "--json", "--seed", "3"], signal.SIGTERM),
+    ],
+)
+def test_a_stop_while_a_slow_reader_holds_the_output_leaves_whole_lines(
+    args, signum, trained_run, text, tmp_path
+):
+    """A stop that arrives while a write waits on its reader (a full pipe) lets that write end
+    first: the reader gets whole JSON lines, never one cut where the pipe filled (CPython's text
+    stream lost the rest of a long write that a handled signal cut short)."""
+    import fcntl
+
+    lines = [text[i : i + 60] for i in range(0, len(text), 60)] * 5  # JSON twice the pipe's
+    (tmp_path / "t.txt").write_text("\n".join(lines))
+    read_end, write_end = os.pipe()
+    size = fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
+    command = [args[0], "-c", str(trained_run.best), *args[1:]]
+    p = popen(command, tmp_path, stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    deadline = time.monotonic() + DEADLINE
+    while not _waits_on_its_reader(p, read_end, size):
+        assert p.poll() is None and time.monotonic() < deadline, p.stderr.read()
+        time.sleep(0.02)
+    p.send_signal(signum)  # while a write waits on the pipe, with more to come
+    with open(read_end, "rb") as reader:
+        out = reader.read()
+    err = p.stderr.read()
+    assert p.wait(timeout=DEADLINE) == 128 + signum and b"Traceback" not in err, err
+    assert out.endswith(b"\n"), out[-200:]  # JSON lines, each whole (a pipe is full at a few)
+    assert len([json.loads(line) for line in out.decode().splitlines()]) > 1

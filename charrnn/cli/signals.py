@@ -145,7 +145,92 @@ def stop_signals(on_stop):
 
 
 def _interrupt(signum, frame):
+    if _WholeWrites.depth:  # a write to stdout waits on its reader
+        if _WholeWrites.held is None:  # it ends first, then the stop acts: whole lines out
+            _WholeWrites.held = signum
+            return
+        # a second stop while it waits: the reader may never read; give the output up and stop
+        _WholeWrites.held = None
+        drop_stdout()
     raise Interrupted(signum)
+
+
+_PIECE = 2048  # characters: at most 8 KB in UTF-8, what io.BufferedWriter takes into its buffer
+
+
+class _WholeWrites:
+    """stdout whose writes end before a stop signal acts. A stop that arrives while a write waits
+    on a slow reader (a full pipe) is raised where the write ends, so that the reader gets whole
+    lines (`--json` lines a parser can read), not one cut where the pipe filled and the rest of
+    its block lost; a second stop meanwhile gives the output up and stops at once."""
+
+    depth = 0  # writes in progress in the main thread (signals are acted on there)
+    held: int | None = None  # the stop that arrived during one
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        return self._whole(self._pieces, text)
+
+    def _pieces(self, text) -> int:
+        # CPython's TextIOWrapper hands a text over 8 KB to its buffer in one call, and a write
+        # that a handled signal cut short there is lost past what the pipe took: the buffer
+        # reports a short count, which the wrapper ignores. Pieces of at most 8 KB (2,048
+        # characters of up to 4 bytes) go through the buffer, which writes them whole.
+        if not isinstance(text, str) or len(text) <= _PIECE:
+            return self.stream.write(text)
+        for i in range(0, len(text), _PIECE):
+            self.stream.write(text[i : i + _PIECE])
+        return len(text)
+
+    def flush(self):
+        return self._whole(self.stream.flush)
+
+    def __getattr__(self, name):  # isatty, fileno, encoding...: the stream's own
+        return getattr(self.stream, name)
+
+    @classmethod
+    def _whole(cls, call, *args):
+        if threading.current_thread() is not threading.main_thread():
+            return call(*args)
+        cls.depth += 1
+        try:
+            result = call(*args)
+        except BaseException:
+            cls.depth -= 1
+            if not cls.depth:
+                cls.held = None  # the write's own failure (a reader that left) says how it ends
+            raise
+        cls.depth -= 1
+        if cls.held is not None and not cls.depth:
+            signum, cls.held = cls.held, None
+            raise Interrupted(signum)
+        return result
+
+
+@contextlib.contextmanager
+def _whole_writes():
+    """sys.stdout as _WholeWrites for the block (once, where blocks nest)."""
+    if isinstance(sys.stdout, _WholeWrites) or sys.stdout is None:
+        yield
+        return
+    real = sys.stdout
+    sys.stdout = _WholeWrites(real)
+    try:
+        yield
+    finally:
+        sys.stdout = real
+
+
+def _flush_whole() -> None:
+    """Stopping: what whole lines stdout still holds go to its reader, with Ctrl-C still acting,
+    so that a second stop (a reader that never reads) ends the wait and gives them up."""
+    try:
+        _WholeWrites(sys.stdout).flush()
+    except (KeyboardInterrupt, OSError, ValueError, AttributeError):  # ValueError: closed
+        _WholeWrites.held = None
+        drop_stdout()
 
 
 def own_the_process() -> None:
@@ -332,7 +417,7 @@ def command_boundary():
     main = threading.current_thread() is threading.main_thread()
     others = [s for s in STOP_SIGNALS if s != signal.SIGINT and _installable(s) and main]
     try:
-        with _routed(others, _interrupt), messages_may_close():
+        with _routed(others, _interrupt), messages_may_close(), _whole_writes():
             yield
     except CharRNNError as e:
         raise click.ClickException(shown_message(str(e))) from None
@@ -342,6 +427,7 @@ def command_boundary():
         raise
     except KeyboardInterrupt as e:
         if main and signal.getsignal(signal.SIGINT) is _interrupt:  # the process's end
+            _flush_whole()
             ignore_stops()
         sys.exit(exit_status(e))
     except ImportError as e:
