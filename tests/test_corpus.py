@@ -926,6 +926,18 @@ def test_corpus_list_on_a_terminal_wraps_the_description_rather_than_drop_it(env
     assert len(lines) == 1 + len(catalog.load_catalog())  # wide enough: a corpus a line
 
 
+@pytest.mark.parametrize("columns", [20, 40])
+def test_corpus_list_on_a_narrow_terminal_keeps_each_name_whole(env, monkeypatch, columns):
+    """A name is what the user types (`charrnn train tinyshakespeare`): never in two pieces."""
+    from click.testing import _NamedTextIOWrapper
+
+    monkeypatch.setattr(_NamedTextIOWrapper, "isatty", lambda self: True)
+    monkeypatch.setenv("COLUMNS", str(columns))
+    r = env(["corpus", "list"])
+    tokens = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout).split()
+    assert r.exit_code == 0 and set(catalog.load_catalog()) <= set(tokens), r.stdout
+
+
 def test_corpus_list_and_get(env, tmp_path):
     listing = env(["corpus", "list"]).stdout.splitlines()  # piped: a header, then a line each
     rows = {line.split("\t")[0]: line.split("\t") for line in listing[1:]}

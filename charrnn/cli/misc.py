@@ -231,6 +231,7 @@ def corpus_list(as_json):
         overflow="fold",
         spare=spare,
         prose=("description", "licence"),
+        whole=("name",),  # what the user types
     )
 
 
