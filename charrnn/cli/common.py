@@ -322,7 +322,9 @@ def _walk_folder(folder: str) -> None:
 def binary(stream):
     """The byte stream under a text stream that write_output gives: the file's (an atomic write)
     or stdout's, for an output of bytes (a figure, an ONNX model)."""
-    return getattr(stream, "stream", None) or stream.buffer
+    if isinstance(stream, codecs.StreamWriter):  # the atomic file's writer
+        return stream.stream
+    return stream.buffer  # stdout's, under any wrapper of it
 
 
 def _whole(stream, emit):
