@@ -799,6 +799,40 @@ def test_a_stop_signal_while_the_process_ends_is_ignored(stopped, trained_run, t
     assert b"Traceback" not in err and b"Aborted" not in err and b"Exception" not in err, err
 
 
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="no pseudo-terminals here")
+def test_a_terminal_that_hangs_up_ends_sample_as_a_hang_up(trained_run, tmp_path):
+    """A terminal that hangs up fails sample's writes (EIO) before its SIGHUP is acted on: the
+    command ends as a hang-up ends it (129), without an Error line blaming a disk."""
+    import fcntl
+    import termios
+
+    def on_its_own_terminal():  # the pseudo-terminal (stdin, stdout) controls the session
+        as_from_a_terminal()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    terminal, its_end = os.openpty()
+    command = ["sample", "-c", str(trained_run.best), "-l", "100000000", "--seed", "1"]
+    p = popen(
+        command,
+        tmp_path,
+        stdin=its_end,
+        stdout=its_end,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=on_its_own_terminal,
+    )
+    os.close(its_end)
+    shown = b""
+    while len(shown) < 1000:  # the text has begun to reach the terminal
+        try:
+            shown += os.read(terminal, 4096)
+        except OSError:  # it ended before writing that much
+            pytest.fail(p.stderr.read().decode())
+    os.close(terminal)  # the terminal goes away: a hang-up
+    err = p.stderr.read()
+    assert p.wait(timeout=DEADLINE) == 128 + signal.SIGHUP and err == b"", err
+
+
 def _waits_on_its_reader(p: subprocess.Popen, read_end: int, size: int) -> bool:
     """Whether `p` is blocked writing to a pipe: the kernel says so, or the pipe is full."""
     import fcntl

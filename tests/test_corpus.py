@@ -11,6 +11,7 @@ import encodings.aliases
 import errno
 import hashlib
 import http.server
+import itertools
 import json
 import os
 import re
@@ -912,7 +913,12 @@ def test_corpus_list_on_a_terminal_wraps_the_description_rather_than_drop_it(env
     monkeypatch.setattr(_NamedTextIOWrapper, "isatty", lambda self: True)
     described = catalog.load_catalog()["recall"].description
     both = ["description", "licence"]
-    for columns, shown in ((72, ["description"]), (100, both), (300, both)):
+    terms = ("xterm-256color", "dumb")  # dumb: a plain terminal (Emacs' shell), its width too
+    monkeypatch.delenv("LINES", raising=False)  # (rich took a dumb one for 80 columns unless set)
+    for term, (columns, shown) in itertools.product(
+        terms, ((72, ["description"]), (100, both), (300, both))
+    ):
+        monkeypatch.setenv("TERM", term)
         monkeypatch.setenv("COLUMNS", str(columns))
         r = env(["corpus", "list"])
         lines = [line.rstrip() for line in re.sub(r"\x1b\[[0-9;]*m", "", r.stdout).splitlines()]

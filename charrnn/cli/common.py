@@ -9,6 +9,7 @@ import errno
 import functools
 import os
 import re
+import shutil
 import stat
 import sys
 import unicodedata
@@ -234,14 +235,20 @@ def drop_stdout() -> None:
 
 def stdout_console(**options):
     """A rich Console onto stdout that leaves a reader that went away (`| head`) to the command
-    boundary, like every other output (rich on its own exits 1)."""
+    boundary, like every other output (rich on its own exits 1). Its width is the terminal's, a
+    plain one's too (TERM=dumb: Emacs' shell), which rich would take for 80 columns whatever
+    COLUMNS says."""
     from rich.console import Console
 
     class _Console(Console):
         def on_broken_pipe(self) -> None:
             raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
-    return _Console(file=sys.stdout, **options)
+    console = _Console(file=sys.stdout, **options)
+    if console.is_dumb_terminal and "width" not in options:
+        size = shutil.get_terminal_size()  # COLUMNS and LINES, else the terminal's own
+        console.size = (size.columns, size.lines)  # rich keeps its 80 unless given both
+    return console
 
 
 def write_output(output: str | None, emit):

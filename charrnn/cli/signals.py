@@ -397,6 +397,13 @@ def fail_closed_stdout() -> None:
         sys.stdout = open(os.open(os.devnull, os.O_RDONLY), "w", encoding="utf-8")  # noqa: SIM115
 
 
+def _a_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):  # no stream, a closed one, an in-memory one
+        return False
+
+
 # What click (8.2 on) raises for a group called without a command (`charrnn`, `charrnn corpus`):
 # its message is the group's help, whole, lines and all
 _HELP_AS_AN_ERROR = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -411,6 +418,7 @@ def command_boundary():
     like any Unix filter, while a reader of stderr that left only silences the messages. SIGTERM
     and SIGHUP end it as Ctrl-C does (exit 143, 129), with its clean-up run."""
     fail_closed_stdout()
+    on_a_terminal = _a_terminal(sys.stdout)  # asked now: a terminal that hung up says it is none
     # SIGTERM and SIGHUP stop a command as Ctrl-C does, by an exception where it is, so that its
     # clean-up runs (a half-written output file is removed) and the exit status names the signal.
     # Outside the main thread (tests calling commands from other threads) nothing changes.
@@ -450,6 +458,12 @@ def command_boundary():
         if e.errno == errno.EPIPE:
             drop_stdout()  # the reader went away (`| head`): stop quietly, like any Unix filter
             sys.exit(0)
+        if e.errno == errno.EIO and on_a_terminal and hasattr(signal, "SIGHUP"):
+            # the terminal hung up: its writes fail before its SIGHUP is acted on, and the
+            # command ends as that hang-up ends it (129), not with advice about a disk
+            drop_stdout()
+            ignore_stops()
+            sys.exit(128 + signal.SIGHUP)
         if e.errno not in OUTPUT_ERRNOS:
             raise
         drop_stdout()

@@ -484,6 +484,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
         total=1000,
         file=sys.stderr,
         disable=quiet or not sys.stderr.isatty(),
+        dynamic_ncols=True,  # a terminal resized meanwhile: each line fits it, never wraps
         bar_format="{percentage:3.0f}%|{bar:24}| {elapsed}<{remaining}{postfix}",
         initial=int(1000 * trainer.progress()),
     )
