@@ -310,6 +310,8 @@ SPEC = st.one_of(
     here=st.booleans(),
     base=st.sampled_from(["", ".", "checkpoints", "nowhere", "afile"]),
 )
+@example(layout={"a": "stopped", "b": "step 0"}, spec="a", here=False, base="")
+@example(layout={"a": "stopped", "b": "step 0"}, spec="b", here=False, base="")
 def test_any_checkpoint_and_checkpoint_dir_value_keeps_the_contract(
     files, layout, spec, here, base
 ):
@@ -329,6 +331,9 @@ def test_any_checkpoint_and_checkpoint_dir_value_keeps_the_contract(
             assert r.exit_code == 0 and r.stdout == ended(r.stdout[:5]), r.stderr
         elif not is_path(spec) and layout.get(spec) in UNTRAINED:
             assert r.exit_code == 1 and "has not trained to its first evaluation" in r.stderr
+            # its last.pt: untrained at step 0, else as far as the run got (step 7)
+            held = "untrained weights" if layout[spec] == "step 0" else "weights at step 7 "
+            assert held in r.stderr, r.stderr
         for args in (
             ["runs", "--checkpoint-dir", base],
             ["runs", "--json", "--checkpoint-dir", base],

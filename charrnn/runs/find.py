@@ -412,7 +412,7 @@ def _pick(run: RunDir, spec: str) -> Path:
             raise RunError(
                 f"run {spec} is being trained now ({pid_text(info.trainer)}) and has not reached "
                 "its first evaluation, so it has no best.pt yet; wait for it (`charrnn runs` "
-                f"says when), or give the file {run.last} to use its untrained weights as they are"
+                f"says when), or give the file {run.last} to use {_weights_of(info)} as they are"
             )
         if info.ended == "diverged":  # a resume keeps its rate, and would refuse
             rate = f" at its learning rate of {info.lr:g}" if info.lr is not None else ""
@@ -423,11 +423,17 @@ def _pick(run: RunDir, spec: str) -> Path:
         raise RunError(
             f"run {spec} has not trained to its first evaluation yet, so it has no best.pt; "
             f"continue it with `{info.resume_advice()}`, or give the file {run.last} "
-            "instead of the run to use its untrained weights as they are"
+            f"instead of the run to use {_weights_of(info)} as they are"
         )
     _refuse_checkpoints_gone(run, spec)
     _refuse_not_a_run(run, spec)
     raise RunError(f"no checkpoint in the run folder {spec}; `charrnn runs` lists the runs")
+
+
+def _weights_of(info) -> str:
+    """What a run's last.pt holds before its first evaluation: untrained weights at step 0, else
+    those of a run stopped on its way there (during its first evaluation, say)."""
+    return f"its weights at step {info.step:,}" if info.step else "its untrained weights"
 
 
 def _refuse_not_a_run(run: RunDir, spec: str) -> None:
