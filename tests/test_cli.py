@@ -153,6 +153,46 @@ def test_an_option_without_its_value_gets_the_usage_lines_every_usage_error_gets
     assert first.startswith("Usage: ") and usage in first and "--help' for help." in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "meant"),
+    [
+        (["train", "x.txt", "--rnn_size", "128"], "Did you mean --hidden?"),  # not --size
+        (["train", "x.txt", "--learning_rate", "2e-3"], "Did you mean --lr?"),
+        (["train", "x.txt", "--checkpoint_every", "100"], "Did you mean --eval-every?"),
+        (["train", "x.txt", "--decay_rate", "0.9"], "cosine schedule"),  # none: why
+        (["sample", "--gpu", "0"], "Did you mean --device?"),
+        (["sample", "-length", "50"], "takes two dashes here: --length"),  # not `-l ength`
+        (["sample", "-l", "40", "-primetext", "--seed", "1"], "Did you mean --prime?"),
+        (["train", "x.txt", "-rnn_size", "128"], "Did you mean --hidden?"),
+        (["corpus", "list", "-json"], "takes two dashes here: --json"),
+    ],
+)
+def test_another_char_rnn_tools_option_names_say_which_option_is_meant(env, args, meant):
+    """char-rnn's, torch-rnn's and nanoGPT's names, and Lua's single dash (`-primetext ROMEO:`
+    was read as `-p rimetext`: a sample from the wrong prime, exit 0)."""
+    assert meant in assert_one_error(env(args), 2)
+
+
+def test_a_single_dash_word_of_every_commands_long_options_is_a_usage_error(env):
+    """Every command's every long option, typed with one dash as in Lua, says which option is
+    meant: never a short option with the rest as its value, nor a value read wrong."""
+    from charrnn.cli import cli
+
+    commands = {(name,): c for name, c in cli.commands.items() if not isinstance(c, click.Group)}
+    commands.update({("corpus", name): c for name, c in cli.commands["corpus"].commands.items()})
+    for path, command in commands.items():
+        for p in command.params:
+            for option in (o for o in p.opts if o.startswith("--") and len(o) > 3):
+                assert_one_error(env([*path, option[1:]]), 2, f"dashes here: {option}")
+
+
+def test_a_value_that_looks_like_an_option_word_is_still_a_value(sample):
+    """`--prime -seed` primes with the text "-seed": the check of single-dash words skips the
+    value of an option that takes one."""
+    r = sample("--prime", "-seed", "-l", "10", "--seed", "1", "--unknown", "skip")
+    assert r.exit_code == 0 and r.stdout.startswith("seed"), r.stderr  # its "-" unknown here
+
+
 # --------------------------------------------------------------------- bad input, every command
 
 
@@ -831,6 +871,32 @@ def test_a_terminal_that_hangs_up_ends_sample_as_a_hang_up(trained_run, tmp_path
     os.close(terminal)  # the terminal goes away: a hang-up
     err = p.stderr.read()
     assert p.wait(timeout=DEADLINE) == 128 + signal.SIGHUP and err == b"", err
+
+
+@pytest.mark.parametrize("errors", ["strict", "surrogateescape"])  # the C.UTF-8 locale's
+@pytest.mark.parametrize("encoding", ["utf-8", "ascii"])  # ascii: the C locale's, by mistake
+def test_every_write_to_stdout_goes_through_the_writer_a_stop_waits_for(
+    monkeypatch, encoding, errors
+):
+    """write_output, click.echo and inspect's stream all write through the command boundary's
+    stdout, whatever its error mode (click made a stream of its own for "strict" where stdout was
+    not, past the writes a stop lets end), and text still goes out as UTF-8."""
+    import io
+
+    from charrnn.cli.common import write_output
+    from charrnn.cli.signals import _WholeWrites, command_boundary
+
+    written = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(written, encoding, errors))
+    streams = []
+    with command_boundary():
+        write_output(None, lambda out: streams.append(out) or out.write("é\n"))
+        click.echo("ü")
+        streams.append(click.get_text_stream("stdout", errors=None))
+        streams.append(sys.stdout)
+    assert all(isinstance(out, _WholeWrites) for out in streams), streams
+    sys.stdout.flush()
+    assert written.getvalue() == "é\nü\n".encode()
 
 
 def _waits_on_its_reader(p: subprocess.Popen, read_end: int, size: int) -> bool:

@@ -57,3 +57,15 @@ def test_the_readme_tour_is_what_bench_tour_runs():
     assert len(shown) >= 15
     missing = [c for c in shown if c not in runs and "--unit" not in c]
     assert missing == []
+
+
+def test_the_table_of_other_tools_names_holds_each_name_the_command_line_knows():
+    """Every name of another char-rnn tool that a usage error answers is in docs/commands.md's
+    table, so the page and the errors agree on what each means here."""
+    from charrnn.cli.other_names import OTHER_NAMES
+
+    text = DOCS.read_text(encoding="utf-8")
+    section = text.split("## Coming from char-rnn", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ")[0] for line in section.splitlines() if line.startswith("| `")]
+    named = {name for row in rows for name in re.findall(r"`([a-z_0-9]+)`", row)}
+    assert set(OTHER_NAMES) <= named, set(OTHER_NAMES) - named

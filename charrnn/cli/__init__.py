@@ -15,6 +15,7 @@ from charrnn.cli.export import export
 from charrnn.cli.inspect import inspect
 from charrnn.cli.memory import memory
 from charrnn.cli.misc import corpus, runs
+from charrnn.cli.other_names import check_single_dash_words, other_name_hint
 from charrnn.cli.plot import plot
 from charrnn.cli.sample import sample
 from charrnn.cli.score import score
@@ -41,10 +42,16 @@ class _Commands(click.Group):
         given = [*getattr(ctx, "_protected_args", ()), *ctx.args]  # the command's own, as typed
         with command_boundary():
             try:
+                if given and (cmd := self.get_command(ctx, given[0])):
+                    check_single_dash_words(cmd, given[1:])  # `-length 50`, as in Lua
                 return super().invoke(ctx)
             except click.UsageError as e:
                 if e.message.startswith("Got unexpected extra argument") and "" in given:
                     e.message += ": an empty argument (an unset shell variable?) is one too"
+                # a name from another char-rnn tool (rnn_size): the option it means here
+                hint = isinstance(e, click.NoSuchOption) and e.ctx is not None
+                if hint and (hint := other_name_hint(e.ctx.command, e.option_name)):
+                    e.message, e.possibilities = f"{e.message.rstrip('.')}. {hint}", None
                 # click's parser says "Option '-c' requires an argument" with no context, so
                 # without the usage lines every other usage error has: the command's, here
                 if e.ctx is None and given and (cmd := self.get_command(ctx, given[0])):

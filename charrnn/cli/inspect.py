@@ -196,7 +196,7 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
         page = (result.recording, shown_path(path), result.found, result.gates, view)
         _write_page(opts["html_path"], page, opts["quiet"])
     if opts["as_json"]:
-        out = click.get_text_stream("stdout")
+        out = click.get_text_stream("stdout", errors=None)  # the boundary's
         for record in result.records(str(path)):  # exact, as json_line writes it
             out.write(json_line(record) + "\n")
         out.flush()

@@ -145,6 +145,8 @@ def stop_signals(on_stop):
 
 
 def _interrupt(signum, frame):
+    if signum == getattr(signal, "SIGHUP", None):  # the terminal is gone: the kernel may send
+        signal.signal(signum, signal.SIG_IGN)  # it twice, and again means nothing more
     if _WholeWrites.depth:  # a write to stdout waits on its reader
         if _WholeWrites.held is None:  # it ends first, then the stop acts: whole lines out
             _WholeWrites.held = signum
@@ -197,10 +199,16 @@ class _WholeWrites:
         cls.depth += 1
         try:
             result = call(*args)
-        except BaseException:
+        except BaseException as e:
             cls.depth -= 1
             if not cls.depth:
                 cls.held = None  # the write's own failure (a reader that left) says how it ends
+            # a terminal that hung up fails the write before its SIGHUP arrives: the command
+            # ends as hung up (command_boundary), and that signal, due any moment, must not break
+            # into the clean-up on the way there
+            hung_up = isinstance(e, OSError) and e.errno == errno.EIO
+            if hung_up and hasattr(signal, "SIGHUP") and _installable(signal.SIGHUP):
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
             raise
         cls.depth -= 1
         if cls.held is not None and not cls.depth:
@@ -211,14 +219,21 @@ class _WholeWrites:
 
 @contextlib.contextmanager
 def _whole_writes():
-    """sys.stdout as _WholeWrites for the block (once, where blocks nest)."""
+    """sys.stdout as _WholeWrites for the block (once, where blocks nest), around the text stream
+    click writes through (stdout itself, or where its encoding is ASCII by mistake a UTF-8 one on
+    the same file), so that click.echo and click.get_text_stream keep to the wrapper."""
     if isinstance(sys.stdout, _WholeWrites) or sys.stdout is None:
         yield
         return
     real = sys.stdout
-    sys.stdout = _WholeWrites(real)
+    text = click.get_text_stream("stdout", errors=None)
+    if text is not real:
+        real.flush()  # what it holds goes first
+    sys.stdout = _WholeWrites(text)
     try:
         yield
+        if text is not real:
+            sys.stdout.flush()  # (a failure to write it is the command's)
     finally:
         sys.stdout = real
 

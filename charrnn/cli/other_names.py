@@ -1,0 +1,120 @@
+"""What other character-level tools (karpathy/char-rnn, torch-rnn, char-rnn-tensorflow, nanoGPT)
+call charrnn's options, so that a usage error typed from habit says which option is meant; and
+Lua's single-dash words (`-length 50`), which click would read as a short option and its value
+(`-l ength`), caught before they are."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+# Their name (underscores, as they spell it) -> charrnn's option, and what to know beside it.
+# Only names with a counterpart in charrnn's commands, or whose answer is "nothing: here is why".
+OTHER_NAMES: dict[str, tuple[str, str]] = {
+    "rnn_size": ("--hidden", "units a layer"),
+    "n_embd": ("--hidden", "units a layer"),
+    "num_layers": ("--layers", ""),
+    "n_layer": ("--layers", ""),
+    "model": ("--cell", "lstm, gru or rnn"),
+    "model_type": ("--cell", "lstm, gru or rnn"),
+    "wordvec_size": ("--embedding", ""),
+    "learning_rate": ("--lr", "the peak of a cosine schedule over the budget"),
+    "seq_length": ("--seq-len", ""),
+    "block_size": ("--seq-len", ""),
+    "max_epochs": ("--epochs", ""),
+    "num_epochs": ("--epochs", ""),
+    "max_iters": ("--steps", ""),
+    "train_frac": ("--val-frac", "the share held out for validation"),
+    "checkpoint_every": ("--eval-every", "last.pt and best.pt are written at each evaluation"),
+    "save_every": ("--eval-every", "last.pt and best.pt are written at each evaluation"),
+    "eval_val_every": ("--eval-every", ""),
+    "eval_interval": ("--eval-every", ""),
+    "save_dir": ("--checkpoint-dir", ""),
+    "out_dir": ("--checkpoint-dir", ""),
+    "checkpoint_name": ("--name", "the run's folder under --checkpoint-dir"),
+    "savefile": ("--name", "the run's folder under --checkpoint-dir"),
+    "gpuid": ("--device", "cpu, cuda or mps"),
+    "gpu": ("--device", "cpu, cuda or mps"),
+    "gpu_backend": ("--device", "cpu, cuda or mps"),
+    "output_keep_prob": ("--dropout", "a probability to drop: 1 minus theirs"),
+    "input_keep_prob": ("--input-dropout", "a probability to drop: 1 minus theirs"),
+    "primetext": ("--prime", ""),
+    "start_text": ("--prime", ""),
+    "start": ("--prime", ""),
+    "temperature": ("--temp", ""),
+    "sample": ("--temp", "--temp 0 takes the likeliest character each step, as -sample 0"),
+    "max_new_tokens": ("--length", "characters"),
+    "top_k": ("--top-k", ""),
+    "verbose": ("--quiet", "progress and notes go to stderr; -q silences them"),
+    "data_dir": ("", "the corpus is the command's argument: charrnn train FILE"),
+    "input_h5": ("", "the corpus is the command's argument: charrnn train FILE"),
+    "input_json": ("", "the corpus is the command's argument: charrnn train FILE"),
+    "learning_rate_decay": ("", "the rate follows a cosine schedule over the budget (--lr)"),
+    "decay_rate": ("", "the rate follows a cosine schedule over the budget (--lr)"),
+    "lr_decay_every": ("", "the rate follows a cosine schedule over the budget (--lr)"),
+    "lr_decay_factor": ("", "the rate follows a cosine schedule over the budget (--lr)"),
+    "print_every": ("", "a line at each evaluation (--eval-every); a bar on a terminal"),
+}
+
+
+def _word(name: str) -> str:
+    return name.lstrip("-").replace("-", "_").lower()
+
+
+def _long_names(command: click.Command) -> set[str]:
+    return {opt for p in command.params for opt in p.opts + p.secondary_opts if opt[:2] == "--"}
+
+
+def _value_options(command: click.Command) -> set[str]:
+    """The option strings whose next argument is their value (`--prime -seed` is a prime)."""
+    return {
+        opt
+        for p in command.params
+        if isinstance(p, click.Option) and not p.is_flag and not p.count
+        for opt in p.opts
+    }
+
+
+def other_name_hint(command: click.Command, name: str) -> str | None:
+    """What to say of an option `command` lacks that another tool calls `name` (rnn_size):
+    the option meant here (where this command has it) and what to know, or None."""
+    if (entry := OTHER_NAMES.get(_word(name))) is None:
+        return None
+    target, why = entry
+    if not target:
+        return f"charrnn has no {name}: {why}"
+    if target not in _long_names(command):
+        return None
+    return f"Did you mean {target}? ({why})" if why else f"Did you mean {target}?"
+
+
+def check_single_dash_words(command: click.Command, args: list[str]) -> None:
+    """A UsageError for an argument like `-length` (Lua's way, char-rnn's and torch-rnn's) that
+    names one of `command`'s long options or another tool's name for one: click would read it as
+    `-l` with the value `ength`, or a prime `rimetext` from `-primetext`."""
+    while isinstance(command, click.Group):  # `corpus list ...`: its command's arguments
+        at = next((i for i, arg in enumerate(args) if not arg.startswith("-")), None)
+        if at is None:
+            return
+        command, args = command.commands.get(args[at]), args[at + 1 :]
+    if command is None:
+        return
+    longs, values = _long_names(command), _value_options(command)
+    takes_value = False
+    for arg in args:
+        if takes_value:
+            takes_value = False
+            continue
+        if arg == "--":
+            return
+        if arg in values:
+            takes_value = True
+            continue
+        if not re.fullmatch(r"-[A-Za-z][A-Za-z0-9_-]+", arg):
+            continue
+        meant = "--" + _word(arg).replace("_", "-")
+        if meant in longs:
+            raise click.UsageError(f"{arg}: an option's name takes two dashes here: {meant}")
+        if (hint := other_name_hint(command, arg)) is not None:
+            raise click.UsageError(f"{arg}: no such option. {hint}")
