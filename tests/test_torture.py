@@ -11,10 +11,12 @@ import json
 import os
 import queue
 import random
+import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -185,6 +187,27 @@ def test_a_stop_signal_during_the_cold_start_check_stops_promptly_and_saves(tmp_
     evals = [r for r in map(json.loads, metrics.read_text().splitlines()) if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [5]  # the evaluation at 10 was cut short
     assert checkpoint.load(metrics.parent / "last.pt")["trainer"]["step"] == 10
+
+
+def test_the_time_the_process_is_stopped_is_left_out_of_its_time_budget(tmp_path, corpus_file):
+    """Ctrl-Z's stop (SIGSTOP here) and `fg` (SIGCONT) in the middle of a run with --time: the
+    seconds stopped are not spent from the budget (nor taken for a step's or an evaluation's
+    cost), and the run says how long it was stopped."""
+    stopped_s = 5  # what is measured: the process stands still meanwhile
+    args = ["train", str(corpus_file), *TINY_CLI, "--steps", "200", "--time", "10m"]
+    began = time.monotonic()
+    p = Driven(args, tmp_path)
+    assert p.wait_for(after_steps(20))
+    p.p.send_signal(signal.SIGSTOP)
+    time.sleep(stopped_s)
+    p.p.send_signal(signal.SIGCONT)
+    code, _, err = p.finish()
+    wall = time.monotonic() - began
+    said = re.search(r"Note: the process was stopped \(suspended\) for (\d+)s", err)
+    assert code == 0 and said and int(said.group(1)) >= stopped_s - 1, err
+    metrics = tmp_path / "checkpoints" / corpus_file.stem / "metrics.jsonl"
+    spent = json.loads(metrics.read_text().splitlines()[-1])["elapsed"]
+    assert spent <= wall - (stopped_s - 1), (spent, wall)  # the run's own time: without the stop
 
 
 def test_a_second_stop_signal_of_any_kind_stops_without_saving(tmp_path, corpus_file):

@@ -219,8 +219,8 @@ Examples:
     "time_budget",
     type=Duration(),
     help="The wall-clock time the whole command may take, start-up and the final evaluation "
-    "included (with --resume, the run's total over its commands): 90s, 10m, 1h30m (default 10m "
-    "when no other limit is given).",
+    "included, time stopped by Ctrl-Z left out (with --resume, the run's total over its "
+    "commands): 90s, 10m, 1h30m (default 10m when no other limit is given).",
 )
 @click.option(
     "--eval-every",
@@ -422,6 +422,7 @@ def _given_fields(opts, names: dict) -> dict:
 
 def _train(request, device, d, quiet: bool, opts: dict) -> int:
     """Open the run, say what it is, train it; returns the exit status."""
+    from charrnn.cli.pauses import pause_clock
     from charrnn.cli.report import describe, unseen_note
     from charrnn.train.open import TextReader, open_run
 
@@ -433,6 +434,8 @@ def _train(request, device, d, quiet: bool, opts: dict) -> int:
         say(line, quiet)
 
     def tell(opened) -> None:
+        if clock is not None:  # the time budget leaves out the time the process is stopped
+            opened.trainer.clock = clock
         say(describe(opened, request, device), quiet)
         for warning in opened.warnings if d.is_main else ():  # (every rank opens the run)
             click.echo(f"Warning: {shown_message(warning)}", err=True)
@@ -450,7 +453,7 @@ def _train(request, device, d, quiet: bool, opts: dict) -> int:
     )
     running = False  # from here on, a stop is the trainer's to make and to say
     try:
-        with open_run(request, reader, device, d, on_open=tell) as opened:
+        with pause_clock() as clock, open_run(request, reader, device, d, on_open=tell) as opened:
             running = True
             return _run(opened.trainer, quiet, opts)
     except KeyboardInterrupt:
@@ -620,6 +623,12 @@ def _finish(
     )
 
     say(done_line(trainer, done), quiet)
+    if (stopped := getattr(trainer.clock, "stopped", 0.0)) >= 1 and trainer.config.max_time:
+        say(
+            f"Note: the process was stopped (suspended) for {fmt_time(stopped)}; the time budget "
+            "left that out.",
+            quiet,
+        )
     if thinned:
         say(thinned, quiet)
     if done.reason != "stopped" and (note := unlike_note(best)):

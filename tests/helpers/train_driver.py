@@ -45,10 +45,10 @@ def slow_save(obj, f, *args, **kwargs):
 evaluating = [0]  # the step of the evaluation under way
 
 
-def evaluate_and_save(self, train_loss):
+def evaluate_and_save(self, train_loss, **kw):
     print(f"evaluating {self.pos.step}", flush=True)
     evaluating[0] = self.pos.step
-    return real_evaluate_and_save(self, train_loss)
+    return real_evaluate_and_save(self, train_loss, **kw)
 
 
 def slow_evaluate(model, batches, should_stop=None, dist=trainer.SINGLE, cold=True, **part):
