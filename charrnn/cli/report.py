@@ -19,8 +19,7 @@ def describe(opened, request, device) -> str:
         chosen = f" (fine-tuned from {o['run']!r} at step {o['step']:,})" if o else ""
     elif o is not None:
         new = o["new_chars"]
-        shown = shown_chars(new[:NEW_SHOWN]) + (" and more" if len(new) > NEW_SHOWN else "")
-        grown = f"{count(len(new), 'new character')}: {shown}" if new else "none new"
+        grown = f"{count(len(new), 'new character')}: {_named(new)}" if new else "none new"
         verb = "Fine-tuning"
         chosen = f" (from {o['run']!r} at step {o['step']:,}; {grown})"
     else:
@@ -184,6 +183,11 @@ UNLIKE_NOTE_NATS = 0.05
 SAID_SPANS = 3  # where the note says the first few of them are; metrics.jsonl has every one
 
 
+def _named(new: str) -> str:
+    """A fine-tune's new characters as its lines name them: the first NEW_SHOWN."""
+    return shown_chars(new[:NEW_SHOWN]) + (" and more" if len(new) > NEW_SHOWN else "")
+
+
 def unlike_note(best: dict | None) -> str | None:
     """A note on best.pt's evaluation record `best`, where validation streams of text unlike the
     rest (symbols, a table, characters the training part rarely has) raise its loss by
@@ -194,11 +198,16 @@ def unlike_note(best: dict | None) -> str | None:
     streams = f"{n} validation streams read" if n > 1 else "1 validation stream reads"
     if where := _where_text(best):  # for a reader to look at
         streams = streams.replace(" read", f" ({where}) read", 1)
+    why = "the text there is unlike the training part (symbols, names or characters it rarely has)"
+    if new := best.get("val_unlike_new_chars"):  # a fine-tune: they may be all it is
+        why = (
+            f"they hold characters new to the model it started from ({_named(new)}), which it "
+            "has not learned well yet, or text unlike the training part"
+        )
     return (
-        f"Note: {streams} far worse than the rest because the text there is unlike the training "
-        "part (symbols, names or characters it rarely has), not because the model went wrong; "
-        "over the "
-        f"others best.pt reads {typical:.4f} nats = {typical / math.log(2):.3f} bits per character."
+        f"Note: {streams} far worse than the rest because {why}, not because the model went "
+        f"wrong; over the others best.pt reads {typical:.4f} nats = "
+        f"{typical / math.log(2):.3f} bits per character."
     )
 
 

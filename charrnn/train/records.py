@@ -36,7 +36,8 @@ def evaluation(
     cold-start check's report (None: none made, the split being too short or early stopping's
     schedule skipping it), `cost` what it read
     and took (val_chars, eval_seconds), `unlike_where` where in the text the streams of text
-    unlike the rest are (val.unlike_at as "lines" and "chars": [first, last] each, 1-based)."""
+    unlike the rest are (val.unlike_at as "lines" and "chars": [first, last] each, 1-based) and,
+    in a fine-tune, which characters new to its model they hold ("new_chars")."""
     return {
         **_where("eval", pos, per_epoch, chars),
         # null where no step was trained since the last evaluation (NaN is not JSON)
@@ -53,6 +54,8 @@ def evaluation(
         "val_unlike_chars": (unlike_where or {}).get("chars", []),
         # in a text of several files: [file, "line" or "character", first, last]
         "val_unlike_files": (unlike_where or {}).get("files", []),
+        # in a fine-tune: the characters new to the model started from that they hold
+        "val_unlike_new_chars": (unlike_where or {}).get("new_chars", ""),
         "lr": lr,
         "cold_start": cold.to_dict() if cold is not None else None,
         **{k: round(v, 3) for k, v in (cost or {}).items()},

@@ -377,7 +377,7 @@ class Trainer:
         self._advance()  # the record and the checkpoint count the evaluation's time
         per_epoch, chars, lr = len(self.train_batches), self._chars_seen(), self.lr()
         cost = {"val_chars": size.streams * size.chars * dist.world, "eval_seconds": t2 - t0}
-        where = self._where(result.unlike_at)
+        where = {**self._where(result.unlike_at), "new_chars": self._new_in(result.unlike_at)}
         record = records.evaluation(
             self.pos, per_epoch, chars, lr, train_loss, result, cold, cost, where
         )
@@ -406,6 +406,17 @@ class Trainer:
             key = "lines" if places[0].unit == "line" else "chars"
             return {key: [[p.first, p.last] for p in places]}
         return {"files": [[p.file, p.unit, p.first, p.last] for p in places]}
+
+    def _new_in(self, spans: list[tuple[int, int]]) -> str:
+        """The characters new to the model a fine-tune started from (its base lacked them) that
+        characters start .. end-1 of the validation split hold, for each (start, end) of `spans`:
+        a stream far worse than the rest may owe it to them, not yet learned, not to its text."""
+        base = (self.origin or {}).get("vocab_size")
+        if not isinstance(base, int) or not spans:
+            return ""
+        ids = self.val_batches.ids
+        held = {int(t) for i, j in spans for t in ids[i:j].unique() if t >= base}
+        return "".join(self.trained.vocab.chars[t] for t in sorted(held))
 
     def _ends_after(self, loss: float, read_s: float) -> tuple[bool, bool]:
         """Whether the run ends after the evaluation under way, whose read found `loss` in
