@@ -165,6 +165,12 @@ def test_an_option_without_its_value_gets_the_usage_lines_every_usage_error_gets
         (["sample", "-l", "40", "-primetext", "--seed", "1"], "Did you mean --prime?"),
         (["train", "x.txt", "-rnn_size", "128"], "Did you mean --hidden?"),
         (["corpus", "list", "-json"], "takes two dashes here: --json"),
+        # another command's option: named with its command
+        (["sample", "-n_layer", "3"], "Did you mean `charrnn train --layers`?"),  # not -n _layer
+        (["score", "--rnn_size", "4", "x.txt"], "Did you mean `charrnn train --hidden`?"),
+        (["sample", "--learning_rate", "0.1"], "`charrnn train --lr`"),  # not --length
+        (["train", "x.txt", "-length", "50"], "--length is an option of `charrnn sample`."),
+        (["train", "x.txt", "--length", "5"], "sample`. Did you mean '--sample-length'?"),
     ],
 )
 def test_another_char_rnn_tools_option_names_say_which_option_is_meant(env, args, meant):
@@ -174,16 +180,22 @@ def test_another_char_rnn_tools_option_names_say_which_option_is_meant(env, args
 
 
 def test_a_single_dash_word_of_every_commands_long_options_is_a_usage_error(env):
-    """Every command's every long option, typed with one dash as in Lua, says which option is
-    meant: never a short option with the rest as its value, nor a value read wrong."""
+    """Every long option of any command, typed with one dash as in Lua to any command, says which
+    option is meant, and where: never a short option with the rest as its value, nor a value read
+    wrong."""
     from charrnn.cli import cli
 
     commands = {(name,): c for name, c in cli.commands.items() if not isinstance(c, click.Group)}
     commands.update({("corpus", name): c for name, c in cli.commands["corpus"].commands.items()})
+    options = {o for c in commands.values() for p in c.params for o in p.opts if o[:2] == "--"}
     for path, command in commands.items():
-        for p in command.params:
-            for option in (o for o in p.opts if o.startswith("--") and len(o) > 3):
-                assert_one_error(env([*path, option[1:]]), 2, f"dashes here: {option}")
+        own = {o for p in command.params for o in p.opts}
+        for option in (o for o in options if len(o) > 3):
+            line = assert_one_error(env([*path, option[1:]]), 2, option[1:])
+            if option in own:
+                assert f"dashes here: {option}" in line, line
+            else:  # where it is (or, for char-rnn's -sample, the option meant here: --temp)
+                assert f"{option} is an option of" in line or "Did you mean --" in line, line
 
 
 def test_a_value_that_looks_like_an_option_word_is_still_a_value(sample):

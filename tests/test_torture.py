@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import DEADLINE, TINY_CLI, make_text
-from helpers.cli import as_from_a_terminal
+from helpers.cli import as_from_a_terminal, popen
 
 from charrnn import checkpoint
 
@@ -189,25 +189,52 @@ def test_a_stop_signal_during_the_cold_start_check_stops_promptly_and_saves(tmp_
     assert checkpoint.load(metrics.parent / "last.pt")["trainer"]["step"] == 10
 
 
+STOPPED_S = 5  # a stop's length: what is measured (the process stands still meanwhile)
+
+
+def stopped_a_while(p: subprocess.Popen) -> None:
+    p.send_signal(signal.SIGSTOP)
+    time.sleep(STOPPED_S)
+    p.send_signal(signal.SIGCONT)
+
+
+def assert_the_stop_left_out(run: Path, code: int, err: str, wall: float) -> None:
+    said = re.search(r"Note: the process was stopped \(suspended\) for (\d+)s", err)
+    assert code == 0 and said and int(said.group(1)) >= STOPPED_S - 1, err
+    spent = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["elapsed"]
+    assert spent <= wall - (STOPPED_S - 1), (spent, wall)  # the run's own time: without the stop
+
+
 def test_the_time_the_process_is_stopped_is_left_out_of_its_time_budget(tmp_path, corpus_file):
     """Ctrl-Z's stop (SIGSTOP here) and `fg` (SIGCONT) in the middle of a run with --time: the
     seconds stopped are not spent from the budget (nor taken for a step's or an evaluation's
     cost), and the run says how long it was stopped."""
-    stopped_s = 5  # what is measured: the process stands still meanwhile
     args = ["train", str(corpus_file), *TINY_CLI, "--steps", "200", "--time", "10m"]
     began = time.monotonic()
     p = Driven(args, tmp_path)
     assert p.wait_for(after_steps(20))
-    p.p.send_signal(signal.SIGSTOP)
-    time.sleep(stopped_s)
-    p.p.send_signal(signal.SIGCONT)
+    stopped_a_while(p.p)
     code, _, err = p.finish()
-    wall = time.monotonic() - began
-    said = re.search(r"Note: the process was stopped \(suspended\) for (\d+)s", err)
-    assert code == 0 and said and int(said.group(1)) >= stopped_s - 1, err
-    metrics = tmp_path / "checkpoints" / corpus_file.stem / "metrics.jsonl"
-    spent = json.loads(metrics.read_text().splitlines()[-1])["elapsed"]
-    assert spent <= wall - (stopped_s - 1), (spent, wall)  # the run's own time: without the stop
+    assert_the_stop_left_out(
+        tmp_path / "checkpoints" / corpus_file.stem, code, err, time.monotonic() - began
+    )
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="no /proc to watch threads in")
+def test_a_stop_during_start_up_is_left_out_of_the_time_budget_too(tmp_path, corpus_file):
+    """A stop while the command starts (importing torch, reading the text), once it watches for
+    stops (its watcher thread runs: the process has a second thread)."""
+    args = ["train", str(corpus_file), *TINY_CLI, "--steps", "50", "--time", "10m"]
+    began = time.monotonic()
+    p = popen(args, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while len(os.listdir(f"/proc/{p.pid}/task")) < 2:  # the watcher first: before torch loads
+        assert p.poll() is None and time.monotonic() - began < DEADLINE, p.stderr.read()
+        time.sleep(0.005)
+    stopped_a_while(p)
+    _, err = p.communicate(timeout=DEADLINE)
+    assert_the_stop_left_out(
+        tmp_path / "checkpoints" / corpus_file.stem, p.returncode, err, time.monotonic() - began
+    )
 
 
 def test_a_second_stop_signal_of_any_kind_stops_without_saving(tmp_path, corpus_file):

@@ -920,6 +920,12 @@ def test_the_note_says_where_the_first_unlike_streams_are():
     assert "(lines 6-17, 22-31 and 39-48 of b.md and 1 more) read" in unlike_note(best)
     del best["val_unlike_lines"], best["val_unlike_chars"], best["val_unlike_files"]  # older
     assert unlike_note(best).startswith("Note: 6 validation streams read far worse")
+    # a fine-tune's: the characters new to its model that they hold, said of one stream as one
+    best.update(val_unlike_streams=1, val_unlike_new_chars="éï")
+    assert (
+        "1 validation stream reads far worse than the rest because it holds characters new to"
+        " the model it started from ('éï')" in unlike_note(best)
+    )
 
 
 def test_a_run_ended_by_its_epochs_says_how_often_it_read_the_text(env, tmp_path):

@@ -15,7 +15,12 @@ from charrnn.cli.export import export
 from charrnn.cli.inspect import inspect
 from charrnn.cli.memory import memory
 from charrnn.cli.misc import corpus, runs
-from charrnn.cli.other_names import check_single_dash_words, other_name_hint
+from charrnn.cli.other_names import (
+    another_tools_name,
+    check_single_dash_words,
+    other_name_hint,
+)
+from charrnn.cli.pauses import pause_clock
 from charrnn.cli.plot import plot
 from charrnn.cli.sample import sample
 from charrnn.cli.score import score
@@ -43,15 +48,17 @@ class _Commands(click.Group):
         with command_boundary():
             try:
                 if given and (cmd := self.get_command(ctx, given[0])):
-                    check_single_dash_words(cmd, given[1:])  # `-length 50`, as in Lua
+                    check_single_dash_words(cmd, given[1:], self)  # `-length 50`, as in Lua
                 return super().invoke(ctx)
             except click.UsageError as e:
                 if e.message.startswith("Got unexpected extra argument") and "" in given:
                     e.message += ": an empty argument (an unset shell variable?) is one too"
                 # a name from another char-rnn tool (rnn_size): the option it means here
                 hint = isinstance(e, click.NoSuchOption) and e.ctx is not None
-                if hint and (hint := other_name_hint(e.ctx.command, e.option_name)):
-                    e.message, e.possibilities = f"{e.message.rstrip('.')}. {hint}", None
+                if hint and (hint := other_name_hint(e.ctx.command, e.option_name, self)):
+                    e.message = f"{e.message.rstrip('.')}. {hint}"
+                    if another_tools_name(e.option_name):  # click's guess (--size) misleads
+                        e.possibilities = None
                 # click's parser says "Option '-c' requires an argument" with no context, so
                 # without the usage lines every other usage error has: the command's, here
                 if e.ctx is None and given and (cmd := self.get_command(ctx, given[0])):
@@ -90,15 +97,17 @@ def cli():
 
 def main():
     hold_closed_stderr()
-    load_torch_whole()
-    own_the_process()
-    try:
-        # click shows a usage error or an `Error:` line after the command's own boundary: a
-        # stderr that cannot be written must not turn its exit status 2 into Python's 1
-        with messages_may_close():
-            cli(prog_name="charrnn")
-    finally:  # done, or stopping: a stop signal now has nothing left to stop
-        ignore_stops()
+    # from the start: a train's time budget leaves out a stop (Ctrl-Z) even while torch loads
+    with pause_clock() as clock:
+        load_torch_whole()
+        own_the_process()
+        try:
+            # click shows a usage error or an `Error:` line after the command's own boundary: a
+            # stderr that cannot be written must not turn its exit status 2 into Python's 1
+            with messages_may_close():
+                cli(prog_name="charrnn", obj=clock)
+        finally:  # done, or stopping: a stop signal now has nothing left to stop
+            ignore_stops()
 
 
 for command in (train, sample, score, inspect, memory, export, runs, plot, corpus):

@@ -62,6 +62,11 @@ def _word(name: str) -> str:
     return name.lstrip("-").replace("-", "_").lower()
 
 
+def another_tools_name(name: str) -> bool:
+    """Whether `name` (rnn_size, with its dashes) is another tool's name for an option."""
+    return _word(name) in OTHER_NAMES
+
+
 def _long_names(command: click.Command) -> set[str]:
     return {opt for p in command.params for opt in p.opts + p.secondary_opts if opt[:2] == "--"}
 
@@ -76,23 +81,43 @@ def _value_options(command: click.Command) -> set[str]:
     }
 
 
-def other_name_hint(command: click.Command, name: str) -> str | None:
-    """What to say of an option `command` lacks that another tool calls `name` (rnn_size):
-    the option meant here (where this command has it) and what to know, or None."""
-    if (entry := OTHER_NAMES.get(_word(name))) is None:
+def _having(root: click.Group, option: str) -> str | None:
+    """The first of `root`'s commands (`train`, `corpus list`) that has `option`, or None."""
+    for name, command in root.commands.items():
+        if isinstance(command, click.Group):
+            if found := _having(command, option):
+                return f"{name} {found}"
+        elif option in _long_names(command):
+            return name
+    return None
+
+
+def other_name_hint(command: click.Command, name: str, root: click.Group) -> str | None:
+    """What to say of an option `command` lacks, typed as `name`: another tool's name for one of
+    charrnn's options (rnn_size: --hidden), or the name of another command's option (-length:
+    sample's): the option meant, where it is, and what to know; None where neither."""
+    entry = OTHER_NAMES.get(_word(name))
+    target, why = entry or ("", "")
+    said = f" ({why})" if why else ""
+    if target and target in _long_names(command):
+        return f"Did you mean {target}?{said}"
+    meant = "--" + _word(name).replace("_", "-")  # charrnn's own option, of another command
+    if meant not in _long_names(command) and (elsewhere := _having(root, meant)) is not None:
+        return f"{meant} is an option of `charrnn {elsewhere}`."
+    if entry is None:
         return None
-    target, why = entry
     if not target:
         return f"charrnn has no {name}: {why}"
-    if target not in _long_names(command):
-        return None
-    return f"Did you mean {target}? ({why})" if why else f"Did you mean {target}?"
+    if (elsewhere := _having(root, target)) is not None:
+        return f"Did you mean `charrnn {elsewhere} {target}`?{said}"
+    return None
 
 
-def check_single_dash_words(command: click.Command, args: list[str]) -> None:
+def check_single_dash_words(command: click.Command, args: list[str], root: click.Group) -> None:
     """A UsageError for an argument like `-length` (Lua's way, char-rnn's and torch-rnn's) that
-    names one of `command`'s long options or another tool's name for one: click would read it as
-    `-l` with the value `ength`, or a prime `rimetext` from `-primetext`."""
+    names a long option of `command` or of another of `root`'s commands, or another tool's name
+    for one: click would read it as `-l` with the value `ength`, or a prime `rimetext` from
+    `-primetext`."""
     while isinstance(command, click.Group):  # `corpus list ...`: its command's arguments
         at = next((i for i, arg in enumerate(args) if not arg.startswith("-")), None)
         if at is None:
@@ -116,5 +141,5 @@ def check_single_dash_words(command: click.Command, args: list[str]) -> None:
         meant = "--" + _word(arg).replace("_", "-")
         if meant in longs:
             raise click.UsageError(f"{arg}: an option's name takes two dashes here: {meant}")
-        if (hint := other_name_hint(command, arg)) is not None:
+        if (hint := other_name_hint(command, arg, root)) is not None:
             raise click.UsageError(f"{arg}: no such option. {hint}")

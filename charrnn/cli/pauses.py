@@ -57,13 +57,19 @@ def pause_clock():
     """A PauseClock for the block, watching the process's stops, or None where it cannot (no
     SIGCONT, not the main thread: time.perf_counter then serves)."""
     main = threading.current_thread() is threading.main_thread()
-    if not hasattr(signal, "SIGCONT") or not main:
+    if not hasattr(signal, "SIGCONT") or not hasattr(signal, "pthread_sigmask") or not main:
         yield None
         return
     clock = PauseClock()
     watcher = threading.Thread(target=clock._watch, name="charrnn-pauses", daemon=True)
     previous = signal.signal(signal.SIGCONT, clock._continued)
-    watcher.start()
+    # the watcher takes no signal: each goes to the main thread, as if it were alone (a stop
+    # signal held back while torch loads stays held, and is not taken by the watcher instead)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        watcher.start()  # with every signal blocked, as it was started
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     try:
         yield clock
     finally:

@@ -201,8 +201,9 @@ def unlike_note(best: dict | None) -> str | None:
     why = "the text there is unlike the training part (symbols, names or characters it rarely has)"
     if new := best.get("val_unlike_new_chars"):  # a fine-tune: they may be all it is
         why = (
-            f"they hold characters new to the model it started from ({_named(new)}), which it "
-            "has not learned well yet, or text unlike the training part"
+            f"{'they hold' if n > 1 else 'it holds'} characters new to the model it started "
+            f"from ({_named(new)}), which it has not learned well yet, or text unlike the "
+            "training part"
         )
     return (
         f"Note: {streams} far worse than the rest because {why}, not because the model went "

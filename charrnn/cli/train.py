@@ -289,6 +289,7 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
     cleanly after saving last.pt; `--resume NAME` continues exactly where it stopped.
     """
     started = _process_started()  # the time budget counts from here: start-up is inside it
+    from charrnn.cli.pauses import PauseClock
     from charrnn.train import distributed
 
     request = _request(ctx, corpus, resume, init_from, checkpoint_dir, opts)
@@ -299,7 +300,7 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
     quiet = quiet or not d.is_main  # only rank 0 prints
     code = None
     try:
-        code = _train(request, device, d, quiet, opts)
+        code = _train(request, device, d, quiet, opts, ctx.find_object(PauseClock))
     except RuntimeError as e:
         if not (d.active and distributed.lost_peer(e)):
             raise
@@ -420,8 +421,9 @@ def _given_fields(opts, names: dict) -> dict:
     return {field: opts[option] for option, field in names.items() if opts[option] is not None}
 
 
-def _train(request, device, d, quiet: bool, opts: dict) -> int:
-    """Open the run, say what it is, train it; returns the exit status."""
+def _train(request, device, d, quiet: bool, opts: dict, clock=None) -> int:
+    """Open the run, say what it is, train it, on `clock` (the command line's PauseClock, else
+    one from here); returns the exit status."""
     from charrnn.cli.pauses import pause_clock
     from charrnn.cli.report import describe, unseen_note
     from charrnn.train.open import TextReader, open_run
@@ -453,7 +455,8 @@ def _train(request, device, d, quiet: bool, opts: dict) -> int:
     )
     running = False  # from here on, a stop is the trainer's to make and to say
     try:
-        with pause_clock() as clock, open_run(request, reader, device, d, on_open=tell) as opened:
+        pauses = contextlib.nullcontext(clock) if clock is not None else pause_clock()
+        with pauses as clock, open_run(request, reader, device, d, on_open=tell) as opened:
             running = True
             return _run(opened.trainer, quiet, opts)
     except KeyboardInterrupt:
