@@ -69,3 +69,39 @@ def test_the_table_of_other_tools_names_holds_each_name_the_command_line_knows()
     rows = [line.split(" | ")[0] for line in section.splitlines() if line.startswith("| `")]
     named = {name for row in rows for name in re.findall(r"`([a-z_0-9]+)`", row)}
     assert set(OTHER_NAMES) <= named, set(OTHER_NAMES) - named
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation but '-' and '_' left
+    out, each space a '-'."""
+    text = re.sub(r"[`*]", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def test_every_link_between_the_docs_reaches_a_file_and_a_heading():
+    """A link from the README or a page of docs/ to a file of the repository names one that
+    exists, and its #anchor a heading there (a page's sections get renamed and moved)."""
+    root = DOCS.parent.parent
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    anchors = {}
+    for page in pages:
+        seen = {}
+        for heading in re.findall(
+            r"^#+ (.*)$", re.sub(r"(?ms)^```.*?^```", "", page.read_text()), re.M
+        ):
+            slug = github_anchor(heading)
+            n = seen.get(slug, 0)
+            seen[slug] = n + 1
+            anchors.setdefault(page, set()).add(slug if n == 0 else f"{slug}-{n}")
+        anchors[page] |= set(re.findall(r'<a id="([^"]+)"', page.read_text()))
+    broken = []
+    for page in pages:
+        prose = re.sub(r"(?ms)^```.*?^```", "", page.read_text())
+        for target in re.findall(r"\]\(([^)\s]+)\)", prose):
+            if re.match(r"[a-z]+:", target):
+                continue  # a web address
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists() or (anchor and anchor not in anchors.get(linked, set())):
+                broken.append(f"{page.name}: {target}")
+    assert broken == []
