@@ -171,12 +171,14 @@ def test_an_option_without_its_value_gets_the_usage_lines_every_usage_error_gets
         (["sample", "--learning_rate", "0.1"], "`charrnn train --lr`"),  # not --length
         (["train", "x.txt", "-length", "50"], "--length is an option of `charrnn sample`."),
         (["train", "x.txt", "--length", "5"], "sample`. Did you mean '--sample-length'?"),
+        (["export", "--lr", "1", "p.html"], "--lr is an option of `charrnn train`."),  # no --help
     ],
 )
 def test_another_char_rnn_tools_option_names_say_which_option_is_meant(env, args, meant):
     """char-rnn's, torch-rnn's and nanoGPT's names, and Lua's single dash (`-primetext ROMEO:`
     was read as `-p rimetext`: a sample from the wrong prime, exit 0)."""
-    assert meant in assert_one_error(env(args), 2)
+    line = assert_one_error(env(args), 2)
+    assert meant in line and "'--help'" not in line, line
 
 
 def test_a_single_dash_word_of_every_commands_long_options_is_a_usage_error(env):
@@ -366,13 +368,18 @@ CASES = [
     ),
     (["export", "-c", "tiny", "--format", "html", "  "], 2, "'OUT': is only blanks ('  ')"),
     (["sample", "-c", "tiny", "-o", " "], 2, "'-o' / '--output': is only blanks"),
-    (["sample", "-c", "tiny", "-o", "new/"], 2, "'new/' is a folder; give a file's name in it"),
+    (
+        ["export", "-c", "tiny", "emptydir"],
+        2,
+        "'emptydir' is a folder; give a file's name in",
+    ),
+    (["sample", "-c", "tiny", "-o", "new/"], 2, "'new/' ends in '/', as a folder's name does"),
     # a name under a file, which Path would read as the file itself: never written over
     (["sample", "-c", "tiny", "-o", "checkpoints/tiny/best.pt/."], 2, "best.pt/.': Not a dir"),
     (["plot", "tiny", "-o", "ok.txt/"], 2, "cannot write 'ok.txt/': Not a directory"),
     (["export", "-c", "tiny", "ok.txt/x/.."], 2, "cannot write 'ok.txt/x/..': Not a directory"),
     (["inspect", "ok.txt", "-c", "tiny", "--html", "ok.txt/."], 2, "'ok.txt/.': Not a directory"),
-    (["sample", "-c", "tiny", "-o", "new/."], 2, "'new/.' is a folder; give a file's name in it"),
+    (["sample", "-c", "tiny", "-o", "new/."], 2, "'new/.' ends in '/.', as a folder's"),
     (["score", "", "-c", "tiny"], 2, "'[FILE]...': is empty"),
     (["inspect", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
     (["runs", ""], 2, "an empty argument (an unset shell variable?)"),

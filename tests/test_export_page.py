@@ -195,6 +195,13 @@ def test_the_command_writes_a_page_to_a_file_and_to_stdout(runs_by_cell, tmp_pat
     piped = invoke(export_args(runs_by_cell, "-", "--format", "html", "--prime", "a", "-q"))
     assert piped.exit_code == 0 and piped.stderr == ""
     assert piped.stdout == page
+    # a name whose extension says another format: written as --format asks, with a note
+    named = invoke(
+        export_args(runs_by_cell, str(tmp_path / "page.onnx"), "--format", "html", "--prime", "a")
+    )
+    assert named.exit_code == 0 and (tmp_path / "page.onnx").read_text(encoding="utf-8") == page
+    assert "Note: " in named.stderr and "ends in .onnx but holds a page" in named.stderr
+    assert "Note" not in result.stderr
 
 
 def test_a_run_named_with_any_bytes_titles_its_page_in_text(runs_by_cell, tmp_path):

@@ -95,6 +95,10 @@ def export(out, checkpoint, fmt, precision, prime, unknown, quiet, checkpoint_di
     hint = ": open it in a browser" if fmt == "html" and os.path.isfile(out) else ""
     what, where = ("page" if fmt == "html" else "ONNX model"), ("stdout" if out == "-" else out)
     say(f"Wrote the {what} to {where} ({size_text(size)}){hint}.", quiet)
+    ext = os.path.splitext(out)[1]
+    if FORMATS.get(ext.lower(), fmt) != fmt:  # as --format asked, but others go by the name
+        held = "a page" if fmt == "html" else "an ONNX model"
+        say(f"Note: {out} ends in {ext} but holds {held} (--format {fmt}).", quiet)
 
 
 def _format_of(out: str) -> str:

@@ -164,8 +164,13 @@ def names_a_file(value: str) -> None:
             raise click.BadParameter(f"cannot write {value!r}: {e.strerror}") from None
         except (OSError, ValueError):  # nothing there
             pass
-    if spelt or os.path.isdir(value):
+    if os.path.isdir(value):
         raise click.BadParameter(f"{value!r} is a folder; give a file's name in it")
+    if spelt:  # no folder there: say what makes it read as one
+        tail = value[-1] if value.endswith(separators) else os.sep + os.path.basename(value)
+        raise click.BadParameter(
+            f"{value!r} ends in {tail!r}, as a folder's name does; give a file's name"
+        )
 
 
 class _Folder(click.Path):
