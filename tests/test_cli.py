@@ -513,6 +513,16 @@ def test_a_name_among_several_to_score_is_shown_on_its_error_line_as_text(in_wor
     assert r.stderr.count("\n") == 2 and "\x1b" not in r.stderr  # and the summary of ok.txt
 
 
+def test_a_command_on_the_latest_run_names_its_model(in_workspace):
+    """inspect's and export's figures and files are of a model the user did not name: said."""
+    said = "The latest run's model: checkpoints/tiny/best.pt (-c picks another)."
+    for args in (["inspect", "ok.txt", "--max-chars", "50"], ["export", "p.html"]):
+        r = invoke(args)
+        assert r.exit_code == 0 and said in r.stderr.splitlines(), r.stderr
+        named = invoke([*args, "-c", "tiny"])
+        assert named.exit_code == 0 and "latest run" not in named.stderr, named.stderr
+
+
 def test_an_output_over_standard_input_s_file_is_refused(trained_run, tmp_path):
     """`sample --prime - -o p.txt < p.txt`, `inspect --html t.txt < t.txt`: the text read is
     the file written, and would be lost, as for a file named twice."""
@@ -530,8 +540,9 @@ def test_an_output_over_standard_input_s_file_is_refused(trained_run, tmp_path):
 
 
 def test_standard_output_onto_the_text_read_is_refused(trained_run, tmp_path):
-    """`sample --prime-file t.txt >> t.txt`, `inspect t.txt >> t.txt`: the shell's file is the
-    text read (cat refuses it too: input file is output file), left as it was."""
+    """`sample --prime-file t.txt >> t.txt`, `inspect t.txt >> t.txt`, `train . > t.txt`: the
+    shell's file is the text read (cat refuses it too: input file is output file), left as it
+    was."""
     text = tmp_path / "t.txt"
     text.write_text("the cat sat\n")
     ck = str(trained_run.best)
@@ -539,6 +550,11 @@ def test_standard_output_onto_the_text_read_is_refused(trained_run, tmp_path):
         (["sample", "-c", ck, "--prime-file", "t.txt", "-l", "5"], "the prime file"),
         (["sample", "-c", ck, "--prime", "-", "-l", "5"], "the prime on stdin"),
         (["inspect", "-c", ck, "t.txt"], "the text to inspect"),
+        (["memory", "-c", ck, "t.txt"], "the text to measure"),
+        (["score", "-c", ck, "-"], "a text to score"),
+        (["train", "t.txt", "--steps", "1"], "the corpus"),
+        (["train", "-", "--steps", "1"], "the corpus"),
+        (["train", ".", "--steps", "1"], "./t.txt, a file of the corpus"),  # a folder's file
     ):
         with open(text) as stdin, open(text, "a") as stdout:
             r = run(args, cwd=tmp_path, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)

@@ -153,6 +153,7 @@ def test_find_units_finds_a_planted_unit_and_says_what_chance_gives():
     assert found["line position"].chance < 0.5
     assert found["double quotes"].units == []  # make_text has no quotes
     assert found["double quotes"].unfound == "does not vary in this text"
+    assert found["double quotes"].chance is None  # not measured
     assert found["line position"].unfound == ""
 
     # one word of 500 letters: a single word start and one line's ramp, which a unit that only
@@ -312,6 +313,7 @@ def test_json_lines_hold_every_layer_for_every_cell(env, runs_by_cell, cell):
     found = {r["property"]: r for r in records if r["kind"] == "units"}  # 8 characters: none
     assert found["double quotes"]["unfound"] == "does not vary in this text"
     assert found["word start"]["unfound"] == "too rare in this text"  # twice: a word, a word
+    assert found["word start"]["chance"] is None  # not measured, as `untrained`
     assert kinds.count("gates") == 2 * len(GATES[cell])
 
 

@@ -450,10 +450,28 @@ def refuse_reading_into(output: str | None, inputs: Sequence[tuple[str, str | No
             info = None if path is None else os.fstat(0) if path == "-" else os.stat(path)
         except (OSError, ValueError):
             continue
+        if info is not None and stat.S_ISDIR(info.st_mode) and (inside := _holding(path, out)):
+            label, info = f"{inside}, a file of {label}", out
         if info is not None and os.path.samestat(out, info):
             raise click.ClickException(
                 f"{output} is {label}: writing over it would lose that text; {instead}"
             )
+
+
+def _holding(folder: str, wanted: os.stat_result) -> str | None:
+    """The path of a file under `folder` (hidden ones left out, as a corpus folder is read) that
+    is the file `wanted`, or None."""
+    for root, dirs, names in os.walk(folder):  # not into links: one back up would loop
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            try:
+                if not name.startswith(".") and os.path.samestat(
+                    wanted, os.stat(os.path.join(root, name))
+                ):
+                    return os.path.join(root, name)
+            except OSError:
+                continue
+    return None
 
 
 # What torch.save writes: a zip archive holding a pickle, or (before PyTorch 1.6) a pickle whose

@@ -14,6 +14,7 @@ from charrnn.cli.common import (
     note_unknown,
     say,
     shown_message,
+    shown_path,
     write_output,
 )
 from charrnn.cli.options import (
@@ -77,6 +78,8 @@ def export(out, checkpoint, fmt, precision, prime, unknown, quiet, checkpoint_di
             "standard output (> model.onnx, | ...)"
         )
     path, model = load_model(checkpoint, checkpoint_dir, None, quiet)
+    if checkpoint is None:
+        say(f"The latest run's model: {shown_path(path)} (-c picks another).", quiet)
     if fmt == "onnx":
         data = _onnx(model)
         write_output(out, lambda stream: binary(stream).write(data))

@@ -171,6 +171,8 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     _check_options(ctx, file, opts)
     refuse_run_as_file(file, checkpoint_dir)
     path, model = load_model(checkpoint, checkpoint_dir, device, opts["quiet"])
+    if checkpoint is None:  # which run's model says what the figures are of
+        say(f"The latest run's model: {shown_path(path)} (-c picks another).", opts["quiet"])
     c = model.config
     show, unit = _check_view(opts["show"], opts["unit"], c)
     if opts["gates"] and not GATES[c.cell]:  # before the text is read

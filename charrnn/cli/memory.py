@@ -11,6 +11,7 @@ from charrnn.cli.common import (
     known_text,
     load_model,
     print_table,
+    refuse_reading_into,
     refuse_run_as_file,
     say,
     shown_field,
@@ -90,6 +91,7 @@ def memory(
     except ConfigError as e:
         raise click.BadParameter(str(e), param_hint="'--pairs'") from None
     refuse_run_as_file(file, checkpoint_dir)
+    refuse_reading_into(None, [("the text to measure", file)])
     source = None if file == "-" else input_file(file, _label(file), MEMORY_HINT)
     chunks = stdin_chunks(1 << 16, quiet) if source is None else source.chunks()
     text = _head(chunks, _label(file), encoding, max_chars)

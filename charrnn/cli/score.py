@@ -15,6 +15,7 @@ from charrnn.cli.common import (
     load_model,
     phase_bar,
     read_stdin,
+    refuse_reading_into,
     refuse_run_as_file,
     say,
     say_unknown,
@@ -118,6 +119,7 @@ def score(
 
     # Checked before the model loads (missing, a folder, a device: refused), read after it.
     sources = []  # (file, its Source; None for stdin)
+    refuse_reading_into(None, [("a text to score", file) for file in files])
     for file in files:
         try:
             refuse_run_as_file(file, checkpoint_dir)

@@ -19,6 +19,7 @@ from charrnn.cli.common import (
     download_bar,
     phase_bar,
     read_stdin,
+    refuse_reading_into,
     say,
     shown_message,
 )
@@ -347,6 +348,7 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
     if len(stdin) > 1:
         first = "'-'" if stdin[0] == "-" else stdin[0]
         raise click.UsageError(f"{stdin[1]} is standard input, as {first} is: give it once")
+    refuse_reading_into(None, [("the corpus", c) for c in corpus])  # `train notes.txt >> notes.txt`
     watch = ("sample_length", "sample_temp", "sample_prime")
     if not opts["sample_every"] and (idle := [_flag(n) for n in watch if given(ctx, n)]):
         one = len(idle) == 1

@@ -61,7 +61,7 @@ class Inspection:
                 "kind": "units",
                 "property": f.property.name,
                 "description": f.property.description,
-                "chance": round(f.chance, 4),
+                "chance": None if f.chance is None else round(f.chance, 4),
                 "untrained": None if f.untrained is None else round(f.untrained, 4),
                 "units": units,
                 "unfound": f.unfound or None,  # why `units` is empty: too rare, or no change

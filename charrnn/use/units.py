@@ -162,7 +162,7 @@ class Found:
 
     property: Property
     units: list[tuple[Unit, float]]  # (unit, Pearson r); empty where `unfound` says why
-    chance: float  # the best |r| of any unit against the property shifted along the text
+    chance: float | None  # the best |r| of any unit against the property shifted along the text
     unfound: str = ""  # why no unit is given: TOO_RARE or CONSTANT
     # The best |r| of any unit of an untrained network of the same shape, on the same text: what
     # following the characters read gives, before any learning (None: not measured)
@@ -184,7 +184,7 @@ def find_units(recording: Recording, top: int = 3) -> list[Found]:
     _require_recording(recording)
     require_whole("top", top, 1)
     if not recording.text:  # nothing read: no property occurs
-        return [Found(prop, [], 0.0, CONSTANT) for prop in PROPERTIES]
+        return [Found(prop, [], None, CONSTANT) for prop in PROPERTIES]
     labels, columns = [], []
     for field in STATES[recording.cell]:
         values = recording.values[field]  # (L, T, H)
@@ -198,7 +198,7 @@ def find_units(recording: Recording, top: int = 3) -> list[Found]:
         values = properties[prop.name]
         if episodes(values) < MIN_EPISODES:  # too little of it in this text to track
             unfound = CONSTANT if bool((values == values[0]).all()) else TOO_RARE
-            found.append(Found(prop, [], 0.0, unfound))
+            found.append(Found(prop, [], None, unfound))  # not measured: no chance level
             continue
         values = _standardise(values[:, None])[:, 0].float()  # (T,)
         r = values @ states / len(values)  # (U,)
