@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_CLI
+from conftest import TINY_CLI, make_text
 from helpers.cli import assert_one_error, ended, invoke
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -818,6 +818,19 @@ def test_a_name_is_one_run_however_its_accents_are_typed(corpus_file):
                 r = invoke(["train", str(corpus_file), *TINY_CLI, "--steps", "10", "--name", typed])
                 assert r.exit_code == 1 and "already exists" in r.stderr, r.stderr
             assert os.listdir("checkpoints") == [folder]
+
+
+def test_a_name_that_fits_composed_but_not_decomposed_is_a_run():
+    """100 `é`: 200 bytes composed, 300 decomposed, over the file system's 255: the decomposed
+    spelling cannot be a folder there, and is not looked for (the system refuses the look)."""
+    name = "\u00e9" * 100
+    with workspace() as root:
+        (root / "t.txt").write_text(make_text(3000))
+        (root / "checkpoints").mkdir()  # (where it is missing, the look fails for that first)
+        r = invoke(["train", "t.txt", *TINY_CLI, "--steps", "2", "-q", "--name", name])
+        assert r.exit_code == 0 and r.stdout == f"checkpoints/{name}/best.pt\n", r.stderr
+        r = invoke(["sample", "-c", name, "-l", "5", "-s", "1"])
+        assert r.exit_code == 0 and len(r.stdout) >= 5, r.stderr
 
 
 def test_a_name_derived_from_the_corpus_is_cleaned_and_said(text):

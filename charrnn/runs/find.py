@@ -33,7 +33,7 @@ def plan_run(base: Path, name: str, force: bool = False, init_from: Path | None 
     if (problem := name_problem(name, base)) is not None:
         raise RunError(f"the run name {problem}")
     # a run of that name whose folder spells its accents another way (a Mac's) is that run
-    folder = next((n for n in spellings(name) if path_kind(Path(base) / n) == "dir"), None)
+    folder = next((n for n in spellings(name, base) if path_kind(Path(base) / n) == "dir"), None)
     folder = folder or unicodedata.normalize("NFC", name)  # a new run's name is made composed
     run = RunDir(Path(base) / folder, given=name)
     check_not_replacing(init_from, run)
@@ -178,7 +178,7 @@ def _run_folder(spec: str, base: Path) -> RunDir:
         if path_kind(run.path) != "dir":  # (a run's folder wanted: never a file as the hint)
             raise RunError(f"no run folder at {spec}{_meant(spec, base, files=False) or LISTS}")
         return run
-    found = (n for n in spellings(spec) if path_kind(Path(base) / n) == "dir")
+    found = (n for n in spellings(spec, base) if path_kind(Path(base) / n) == "dir")
     run = RunDir(Path(base) / next(found, spec), given=spec)
     if path_kind(run.path) != "dir":
         here = ""

@@ -81,11 +81,14 @@ def safe_name(name: str, base: str | os.PathLike | None = None) -> str:
     return cleaned
 
 
-def spellings(name: str) -> list[str]:
-    """`name` as typed, then composed and decomposed (NFC, NFD): the folders a run name may be
-    found under, however the keyboard or the file system wrote its accents."""
-    forms = [name, unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name)]
-    return list(dict.fromkeys(forms))
+def spellings(name: str, base: str | os.PathLike) -> list[str]:
+    """`name` as typed, then composed and decomposed (NFC, NFD): the folders under `base` a run
+    name may be found under, however the keyboard or the file system wrote its accents. A form
+    longer than the file system allows cannot be there, and is left out (a decomposed `é` takes
+    3 bytes: the system would refuse to look for it)."""
+    forms = [unicodedata.normalize(form, name) for form in ("NFC", "NFD")]
+    limit = name_limit(base)
+    return list(dict.fromkeys([name, *(f for f in forms if _size(f) <= limit)]))
 
 
 def name_problem(name: str, base: str | os.PathLike) -> str | None:
