@@ -11,6 +11,7 @@ a run's best.pt or last.pt as a file."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import json
 import math
@@ -1604,3 +1605,20 @@ def test_a_lock_file_this_user_may_not_open_is_named(corpus_file, monkeypatch):
         r = invoke(["train", "--resume", "r", "--steps", "4"])
         line = assert_one_error(r, 1, "cannot open the run's lock file checkpoints/r/.lock: ")
         assert "remove it (it holds no data) while no charrnn trains the run" in line
+
+
+def test_a_disk_too_full_for_the_lock_refuses_the_start_and_leaves_no_folder(tmp_path, monkeypatch):
+    """The trainer's pid is the lock file's one write: where the disk is full, the run is refused
+    there, naming the file and what to do (not an error about "the output"), and the new run's
+    folder goes with its lock."""
+    from charrnn.runs import folder as folder_module
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(folder_module.os, "pwrite", full)
+    run = RunDir(tmp_path / "ck" / "new")
+    said = r"cannot write .*new/\.lock: No space left on device; "
+    with pytest.raises(RunError, match=said), run.session(new=True):
+        pass
+    assert os.listdir(tmp_path / "ck") == []

@@ -117,6 +117,12 @@ class RunDir:
         try:
             _lock(fd, self)
             locked = True
+            try:  # who trains it, for a second trainer's refusal; a full disk stops it here
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+            except OSError as e:
+                elsewhere = _ELSEWHERE if new else _COPY
+                raise RunError(cannot_write(self.path / ".lock", e, elsewhere)) from None
             if clear:
                 _remove([self.best, self.last, self.metrics], "replace the run's files in")
             elif new and self.has_checkpoint():
@@ -321,8 +327,6 @@ def _lock(fd: int, run: RunDir) -> None:
         if time.monotonic() >= deadline:
             raise RunError(being_trained(run, os.pread(fd, 32, 0).decode(errors="replace")))
         time.sleep(0.005)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
 
 
 def _took_lock(fd: int) -> bool:
