@@ -32,6 +32,8 @@ def plan_run(base: Path, name: str, force: bool = False, init_from: Path | None 
     the run starts from, even with `force`."""
     if (problem := name_problem(name, base)) is not None:
         raise RunError(f"the run name {problem}")
+    if hint := run_folder_hint(base):  # `runs` would never list a run made in there
+        raise RunError(f"cannot start run {name!r} inside another run{hint}")
     # a run of that name whose folder spells its accents another way (a Mac's) is that run
     folder = next((n for n in spellings(name, base) if path_kind(Path(base) / n) == "dir"), None)
     folder = folder or unicodedata.normalize("NFC", name)  # a new run's name is made composed
