@@ -322,6 +322,8 @@ CASES = [
     (["score", "empty.txt", "-c", "tiny"], 1, "nothing to score"),
     (["sample", "-c", "emptydir"], 1, "no run"),
     (["sample", "--checkpoint-dir", "emptydir"], 1, "no trained runs"),
+    (["sample", "--checkpoint-dir", "dangling"], 1, "a link to nowhere.txt, which is not there"),
+    (["plot", "x", "--checkpoint-dir", "dangling"], 1, "a link to nowhere.txt, which is not"),
     (["sample", "--temp", "-1"], 2, "--temp"),
     (["sample", "--top-k", "0"], 2, "--top-k"),
     (["sample", "--top-p", "1.5"], 2, "--top-p"),

@@ -48,13 +48,16 @@ def runs(checkpoint_dir, as_json, check):
     until it fits, and says so); piped, tab-separated lines in full under a header line, as
     --json keeps every field."""
     from charrnn import runs as runs_mod
-    from charrnn.runs.find import run_folder_hint
+    from charrnn.runs.find import broken_link, run_folder_hint
 
     found = runs_mod.list_runs(checkpoint_dir, verify=check)
     if not found and (hint := run_folder_hint(checkpoint_dir)):  # a run's own folder
         say(f"no runs in {checkpoint_dir}{hint}")
         return
     if not found:
+        if broken := broken_link(checkpoint_dir):
+            say(f"no runs in {checkpoint_dir}{broken}")
+            return
         missing = "" if os.path.isdir(checkpoint_dir) else " (there is no such folder)"
         say(f"no runs in {checkpoint_dir}{missing}; train one with `charrnn train CORPUS`")
         return

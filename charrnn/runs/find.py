@@ -191,7 +191,7 @@ def _run_folder(spec: str, base: Path) -> RunDir:
                 f"; the file {spec} in the current folder is no checkpoint (a run's best.pt or "
                 "last.pt)"
             )
-        hint = _meant(spec, base) or f"{run_folder_hint(base)}{LISTS}"
+        hint = broken_link(base) or _meant(spec, base) or f"{run_folder_hint(base)}{LISTS}"
         raise RunError(f"no run {spec!r} in {base}{here}{hint}")
     return run
 
@@ -201,6 +201,17 @@ def _is_zip(path: str) -> bool:
     with contextlib.suppress(OSError), open(path, "rb") as f:
         return f.read(4) == ZIP
     return False
+
+
+def broken_link(base: Path) -> str:
+    """Where the folder of runs is a link to nothing, a clause that says so and what to do; ''
+    otherwise."""
+    if not os.path.islink(base) or os.path.exists(base):
+        return ""
+    return (
+        f": it is a link to {os.readlink(base)}, which is not there; mend the link, or give "
+        "another --checkpoint-dir"
+    )
 
 
 def run_folder_hint(base: Path) -> str:
@@ -382,6 +393,8 @@ def _latest(base: Path, note, check) -> Path:
         skipped.append(f"{run.name!r}: {info.note}")
     if not skipped and (hint := run_folder_hint(base)):
         raise RunError(f"no trained runs in {base}{hint}, or pass --checkpoint {as_path(base)}")
+    if not skipped and (broken := broken_link(base)):
+        raise RunError(f"no trained runs in {base}{broken}")
     if not skipped:
         raise RunError(
             f"no trained runs in {base}; train one with `charrnn train CORPUS`, "
