@@ -465,6 +465,9 @@ def test_a_bare_name_is_a_run_and_a_path_is_a_path(files):
         assert r.exit_code == 1 and "no checkpoint file or run folder at x.pt" in r.stderr
         r = invoke(["sample", "-c", "x.pt/best.pt"])  # a run's file, named from inside its base
         assert_one_error(r, 1, "at x.pt/best.pt; did you mean checkpoints/x.pt/best.pt?")
+        (base / "notes.txt").write_text("not a model\n")  # a text file there: never offered
+        r = invoke(["sample", "-c", "notes.txt"])
+        assert "did you mean" not in assert_one_error(r, 1, "no run 'notes.txt'")
         r = invoke(["sample", "-c", "nowhere/best.pt"])
         assert_one_error(r, 1, "give a run's name (`charrnn runs` lists them) or a checkpoint's")
         assert invoke(["sample", "-c", "checkpoints/x.pt", "-l", "5"]).exit_code == 0

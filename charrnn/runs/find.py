@@ -253,7 +253,8 @@ def _meant(spec: str, base: Path, files: bool = True) -> str:
                 return f"; did you mean the run {name!r} in {base}? give {shlex.quote(use)}"
     inside = Path(base) / spec  # a run's file named from inside the checkpoint folder
     with contextlib.suppress(RunError):
-        if not Path(spec).is_absolute() and path_kind(inside) in ("file", "dir"):
+        kind = None if Path(spec).is_absolute() else path_kind(inside)
+        if kind == "dir" or (kind == "file" and _is_zip(str(inside))):  # never a text file
             return f"; did you mean {shlex.quote(str(inside))}?"
     if not is_path(spec):  # a run's name mistyped: the closest name of a run there, if one is
         if near := _nearest_run(spec, base):
