@@ -142,7 +142,7 @@ def test_line_bits_name_the_lines_with_unseen_characters_and_leave_the_lines_alo
     found = line_bits(model_for(), lines, "error")
     assert lines == ["abc\n", "xyz\n", "a\n"] and found.unseen == [1]
     assert math.isnan(found.bits[1]) and not math.isnan(found.bits[0])
-    assert found.where.startswith("'x' (U+0078) at 1")
+    assert found.where.startswith("'x' (U+0078) at character 1")
     assert line_bits(model_for(), lines, "skip").unseen == []
 
 
@@ -495,7 +495,7 @@ def test_unseen_characters_are_named_where_they_are_whatever_the_split():
         with pytest.raises(VocabError) as e:
             score_text(model_for(), text, streams=streams)
         said.add(str(e.value))
-    assert said == {f"the vocabulary lacks 'Z' (U+005A) at {2 * MIN_PIECE + 6}"}
-    said = r"^lines\[2\]: the vocabulary lacks 'Z' \(U\+005A\) at 2$"
+    assert said == {f"the vocabulary lacks 'Z' (U+005A) at character {2 * MIN_PIECE + 6}"}
+    said = r"^lines\[2\]: the vocabulary lacks 'Z' \(U\+005A\) at character 2$"
     with pytest.raises(VocabError, match=said):
         score_lines(model_for(), ["ab\n", "cd\n", "aZ\n"])

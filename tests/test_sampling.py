@@ -331,9 +331,11 @@ def test_unseen_prime_characters_are_named_or_skipped_or_replaced(sample, model_
     model, vocab = model_vocab
     with pytest.raises(VocabError, match=r"'Z' \(U\+005A\).*'€'"):
         Sampler(Model(model, vocab), SampleConfig()).prime("Zoo €")
-    assert_one_error(sample("--prime", "ANNÁ:"), 1, "'Á' (U+00C1) at 4")
+    assert_one_error(sample("--prime", "ANNÁ:"), 1, "'Á' (U+00C1) at character 4")
     # a `\n` typed in quotes (two characters) where a line break was meant: how to type one
-    assert_one_error(sample("--prime", "ANNA:\\n"), 1, "at 6 (\\n typed in quotes", "$'...\\n'")
+    assert_one_error(
+        sample("--prime", "ANNA:\\n"), 1, "at character 6 (\\n typed in quotes", "$'...\\n'"
+    )
     assert "typed in quotes" not in sample("--prime", "ANNA:\\").stderr  # a backslash alone
     Path("p.txt").write_text("ANNA:\\n")  # not typed: no word of typing
     assert "typed in quotes" not in sample("--prime-file", "p.txt").stderr

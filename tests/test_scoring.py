@@ -428,9 +428,12 @@ def test_unseen_characters_in_a_line_score_nan_with_one_warning(score):
     numbers = r.stdout.split()
     assert [math.isnan(float(n)) for n in numbers] == [False, True, False, True]
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("Warning: 2 lines")
-    assert "(lines 2, 4; line 2: 'Ω' (U+03A9) at 1)" in r.stderr and "--unknown skip" in r.stderr
+    assert (
+        "(lines 2, 4; line 2: 'Ω' (U+03A9) at character 1)" in r.stderr
+        and "--unknown skip" in r.stderr
+    )
     whole = score(["-"], input="ANNA:\nΩ\n")  # the whole text stays refused
-    assert_one_error(whole, 1, "'Ω' (U+03A9) at 7")
+    assert_one_error(whole, 1, "'Ω' (U+03A9) at character 7")
     # a line that --unknown skip leaves with nothing (but its line break): nan, and a warning
     for unknown_line in ("ΩΩ\n", "ΩΩ"):  # ended or not
         skip = score(["--per-line", "--unknown", "skip", "-"], input="ANNA:\n" + unknown_line)

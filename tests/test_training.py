@@ -1092,7 +1092,7 @@ def test_a_prime_the_corpus_cannot_spell_is_one_error_line(env, corpus_file, tmp
     r = env([*args, "--sample-prime", "zq€"])
     line = assert_one_error(r)
     assert line.startswith("Error: --sample-prime has characters the corpus lacks: ")
-    assert "'€' (U+20AC) at 3" in line  # named as `sample` names a prime's
+    assert "'€' (U+20AC) at character 3" in line  # named as `sample` names a prime's
     assert not (tmp_path / "checkpoints").exists()
     line = assert_one_error(env([*args, "--sample-prime", "ANNA:\\n"]))  # a backslash and an n
     assert "(\\n typed in quotes is a backslash and an n: type a line break itself" in line

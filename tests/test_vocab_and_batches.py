@@ -61,12 +61,16 @@ def test_unseen_characters_are_named_with_their_code_points_and_positions():
     (The sampler's prime: test_sampling.py; score's lines: test_scoring.py; the table of bad
     input: test_cli.py.)"""
     vocab = CharVocab.from_text("abc")
-    with pytest.raises(VocabError, match=r"'é' \(U\+00E9\) at 3; 'z' \(U\+007A\) at 4"):
+    with pytest.raises(
+        VocabError, match=r"'é' \(U\+00E9\) at character 3; 'z' \(U\+007A\) at character 4"
+    ):
         vocab.encode("abéz")
-    with pytest.raises(VocabError, match=r"'é' \(U\+00E9\) at 3$"):
+    with pytest.raises(VocabError, match=r"'é' \(U\+00E9\) at character 3$"):
         data.encode("abé", vocab)
     vocab = CharVocab.from_text("abcde \"'-.")
-    with pytest.raises(VocabError, match=r"'é' \(U\+00E9\) at 2, 5; 'z' \(U\+007A\) at 4"):
+    with pytest.raises(
+        VocabError, match=r"'é' \(U\+00E9\) at characters 2, 5; 'z' \(U\+007A\) at character 4"
+    ):
         apply_unknown("aébzé", vocab)
     assert apply_unknown("aébzé", vocab, "skip") == "ab"
     assert apply_unknown("café “déjà” — ok…", vocab, "replace") == 'ca e "de a" -   ...'

@@ -136,7 +136,8 @@ def typed_line_breaks(text: str, vocab: CharVocab) -> str:
 
 
 def locate_unknown(text: str, vocab: CharVocab, offset: int = 0, limit: int = 10) -> str:
-    """e.g. `'é' (U+00E9) at 4, 11; '€' (U+20AC) at 20` (1-based positions, after `offset`)."""
+    """e.g. `'é' (U+00E9) at characters 4, 11; '€' (U+20AC) at character 20` (counted from 1,
+    as a reader counts, after `offset`)."""
     where: dict[str, list[int]] = {}
     for i, ch in enumerate(text, start=offset + 1):
         if ch not in vocab.index:
@@ -144,7 +145,8 @@ def locate_unknown(text: str, vocab: CharVocab, offset: int = 0, limit: int = 10
     parts = []
     for ch, places in list(where.items())[:limit]:
         shown = ", ".join(map(str, places[:5])) + (", ..." if len(places) > 5 else "")
-        parts.append(f"{ch!r} (U+{ord(ch):04X}) at {shown}")
+        which = "characters" if len(places) > 1 else "character"
+        parts.append(f"{ch!r} (U+{ord(ch):04X}) at {which} {shown}")
     more = f"; and {len(where) - limit} more" if len(where) > limit else ""
     return "; ".join(parts) + more
 
