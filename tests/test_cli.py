@@ -430,7 +430,7 @@ CASES = [
     (["memory", "small.txt", "-c", "tiny"], 1, "never seen: 'j' (U+006A) at character 1"),
     (["memory", "ok.txt", "-c", "tiny"], 1, "no closer of ()[]{} after its opener"),
     (["memory", "tiny"], 1, "but there is a run of that name: to read a text through it"),
-    (["memory", "ok.txt", "-c", "tiny", "--pairs", ""], 2, "--pairs"),
+    (["memory", "ok.txt", "-c", "tiny", "--pairs", ""], 2, "'--pairs': is empty: give each pair"),
     # elsewhere
     (["corpus", "get", "nonesuch"], 1, "no corpus named"),
     (["runs", "--checkpoint-dir", "blocker"], 2, "is a file"),

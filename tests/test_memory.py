@@ -378,7 +378,8 @@ def test_the_memory_command_reads_no_further_than_it_measures(code_run):
     ("args", "code", "words"),
     [
         (["--pairs", "()["], 2, "odd number of characters"),
-        (["--pairs", "()(]"], 2, "pairs must be"),
+        (["--pairs", "()(]"], 2, "'()(]' has '(' in two pairs: give each once"),  # as typed
+        (["--pairs", "(\n"], 2, "a line break cannot open or close a pair"),
         (["--pairs", "<>"], 1, "has no closer of <> after its opener"),
         (["--max-chars", "0"], 2, "--max-chars"),
     ],

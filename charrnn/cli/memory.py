@@ -180,7 +180,16 @@ def _pair_list(pairs: str) -> list[str]:
             f"{pairs!r} has an odd number of characters: give each pair as opener and closer"
         )
     listed = [pairs[i : i + 2] for i in range(0, len(pairs), 2)]
-    match_pairs("", listed)
+    if not listed:
+        raise ConfigError("is empty: give each pair as opener and closer, e.g. '()[]{}'")
+    if "\n" in pairs:
+        raise ConfigError("a line break cannot open or close a pair")
+    seen = set()
+    for pair in listed:  # a quote's one character twice is one pair, not two
+        if twice := seen & set(pair):
+            raise ConfigError(f"{pairs!r} has {twice.pop()!r} in two pairs: give each once")
+        seen |= set(pair)
+    match_pairs("", listed)  # the library's own checks, which these have covered
     return listed
 
 
