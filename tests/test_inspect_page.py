@@ -181,3 +181,26 @@ def test_every_character_is_one_span_whatever_it_is(tmp_path):
         b.click("#text span:nth-child(3)")  # the emoji
         assert "character 2: 🙂" in b.evaluate("document.getElementById('info').innerText")
         assert b.exceptions() == []
+
+
+def test_an_address_the_model_has_no_view_for_says_so(page):
+    """`page.html#0:999:cell` (a unit past the last), a field of another cell, a layer too many:
+    the page shows another view and says why; an address it has shows that view, nothing said."""
+    data = page_data(page.read_text(encoding="utf-8"))
+    last = data["hidden"] - 1
+    with Browser(CHROMIUM, DEADLINE) as b:
+        for address, shown in (
+            (f"#0:{last}:cell", True),
+            ("#0:999:cell", False),
+            ("#0:3:update", False),  # a GRU's gate, on an LSTM's page
+            (f"#{data['layers']}:0:cell", False),
+        ):
+            b.open("about:blank", "true")  # a fresh document: the page reads its address once
+            b.open(page.as_uri() + address, "document.querySelectorAll('#text span').length")
+            notice = b.evaluate("document.getElementById('notice').textContent")
+            if shown:
+                assert notice == "" and b.evaluate("location.hash") == address
+            else:
+                assert f"The address {address} names no view of this model" in notice
+                assert f"units 0-{last}" in notice and b.evaluate("location.hash") != address
+        assert b.exceptions() == []
