@@ -79,8 +79,8 @@ def memory(
     file, checkpoints, pairs, max_chars, unknown, encoding, as_json, quiet, device, checkpoint_dir
 ):
     """How far back each model remembers: the bits it spends on every closing bracket of FILE
-    ('-': stdin), by how many characters back its opener is. For every cell the cost rises with
-    the distance (far from its opener, when to close is the harder part, which no memory
+    ('-': stdin), by how many characters back its opener is. For any cell the cost tends to rise
+    with the distance (far from its opener, when to close is the harder part, which no memory
     settles): compare models side by side, on the same text, at the same distance, where one that
     remembers its openers pays less (docs/cells-and-memory.md). On a terminal a table; piped,
     tab-separated lines under a header line."""

@@ -46,7 +46,7 @@ Examples:
   charrnn plot tinyshakespeare                   # validation bpc against time, as text
   charrnn plot lstm gru rnn --train -o cells.png # three runs, training loss too, as a figure
   charrnn plot lstm gru --x chars -o cells.svg   # against characters trained
-  charrnn plot lstm gru | cut -f1,4,5            # piped: run, cell, curve, x, bpc, folder
+  charrnn plot lstm gru | cut -f1,4,5            # run, x, bpc (of run, cell, curve, x, bpc, folder)
   charrnn plot lstm --json | jq -r .bpc"""
 )
 @click.argument("specs", nargs=-1, required=True, metavar="RUN...", callback=not_empty)
