@@ -280,7 +280,7 @@ def test_any_checkpoint_folder_lists_every_run_and_samples_a_trained_one(files, 
             if kind in ("good", "binary metrics"):
                 assert row[1] == "LSTM 2x24" and row[2] == "200" and row[7] == ""
                 assert row[9] == "steps"  # how it ended: its steps spent
-                assert re.fullmatch(r"(\d+m)?\d+s", row[3])  # as `train` writes a time
+                assert re.fullmatch(r"\d+\.\d", row[3])  # seconds, plain for a script
 
         r = invoke(["sample", "-l", "5", "-s", "1"])
         assert_contract(r)
@@ -1625,3 +1625,26 @@ def test_a_disk_too_full_for_the_lock_refuses_the_start_and_leaves_no_folder(tmp
     with pytest.raises(RunError, match=said), run.session(new=True):
         pass
     assert os.listdir(tmp_path / "ck") == []
+
+
+def test_runs_piped_writes_plain_figures_for_scripts():
+    """Piped, a run's step and training time are numbers a script adds up (awk reads `1,806` as
+    1); the table on a terminal keeps 1,806 and 39s."""
+    from charrnn.cli.misc import _run_row
+
+    class Info:
+        def summary(self):
+            return {
+                "run": "r", "cell": "lstm", "shape": "1x128", "step": 1806, "train_seconds": 39.24,
+                "best_val_bpc": 2.0, "last_val_bpc": 2.1, "folder": "ck/r", "note": "",
+                "from": None, "ended": "steps", "training_pid": None,
+            }  # fmt: skip
+
+    assert _run_row(Info(), piped=True)[2:4] == ("1806", "39.2")
+    assert _run_row(Info())[2:4] == ("1,806", "39s")
+    with workspace() as root:
+        (root / "t.txt").write_text(make_text(3000))
+        r = invoke(["train", "t.txt", *TINY_CLI, "--steps", "2", "-q"])
+        listed = invoke(["runs"]).stdout.splitlines()
+        assert r.exit_code == 0 and listed[0].split("\t")[2:4] == ["step", "train seconds"]
+        assert re.fullmatch(r"2\t\d+\.\d", "\t".join(listed[1].split("\t")[2:4])), listed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -45,8 +46,8 @@ def runs(checkpoint_dir, as_json, check):
     (its time, steps or epochs, an early stop, or interrupted: `train --resume` goes on), or
     "training now" while a `charrnn train` trains it. On a
     terminal a table (a narrow one leaves out folder, from, last val bpc and train time in turn
-    until it fits, and says so); piped, tab-separated lines in full under a header line, as
-    --json keeps every field."""
+    until it fits, and says so); piped, tab-separated lines in full under a header line, their
+    figures plain (step 1806, train seconds 39.2), as --json keeps every field."""
     from charrnn import runs as runs_mod
     from charrnn.runs.find import broken_link, run_folder_hint
 
@@ -116,7 +117,10 @@ def _runs_table(found) -> None:
         "from",  # scripts that cut the columns before it keep working
         "ended",
     )
-    rows = [_run_row(info) for info in found]
+    piped = not sys.stdout.isatty()
+    if piped:  # for scripts: plain numbers (1806, seconds), as plot's lines write them
+        header = tuple("train seconds" if h == "train time" else h for h in header)
+    rows = [_run_row(info, piped) for info in found]
     optional = ("note", "from", "ended")  # often empty in every row
     # Left out, in this order, where the table is wider than the terminal: the folder is the
     # checkpoint folder's path and the run's name; piped lines and --json keep every column.
@@ -144,20 +148,21 @@ def _run_record(info) -> dict:
     return info.summary()
 
 
-def _run_row(info) -> tuple[str, ...]:
-    """A run as a line of the table: text cells (names as they are: print_table shows them),
-    '-' where a value is unknown."""
+def _run_row(info, piped: bool = False) -> tuple[str, ...]:
+    """A run as a line of the table (`piped`: of the tab-separated lines, its figures plain):
+    text cells (names as they are: print_table shows them), '-' where a value is unknown."""
     r = info.summary()
 
     def fmt(value, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
     model = " ".join(x for x in ((r["cell"] or "").upper(), r["shape"] or "") if x) or "-"
+    seconds = r["train_seconds"]
     return (
         r["run"],
         model,
-        fmt(r["step"], ",d"),
-        "-" if r["train_seconds"] is None else fmt_time(r["train_seconds"]),  # as `train` says it
+        fmt(r["step"], "d" if piped else ",d"),
+        fmt(seconds, ".1f") if piped or seconds is None else fmt_time(seconds),  # as `train` says
         fmt(r["best_val_bpc"], ".3f"),
         fmt(r["last_val_bpc"], ".3f"),
         r["folder"],

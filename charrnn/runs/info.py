@@ -218,7 +218,7 @@ class RunInfo:
             who = pid_text(self.trainer)
             return f"being trained now ({who}); best.pt comes with its first evaluation"
         if not self.has_best:
-            at = f" (step {self.step})" if self.step is not None else ""
+            at = f" (step {self.step:,})" if self.step is not None else ""
             return (
                 f"not trained to its first evaluation yet{at}; continue it with "
                 f"`{self.resume_advice()}`"
