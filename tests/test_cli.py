@@ -572,6 +572,11 @@ def test_standard_output_onto_the_text_read_is_refused(trained_run, tmp_path):
             r = run(args, cwd=tmp_path, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
         assert r.returncode == 1 and r.stderr.startswith(f"Error: standard output is {what}")
         assert text.read_text() == "the cat sat\n"
+    # a folder where a file is read: that is the error, whatever stdout is in it
+    with open(text, "a") as stdout:
+        args = ["sample", "-c", ck, "--prime-file", ".", "-l", "5"]
+        r = run(args, cwd=tmp_path, stdout=stdout, stderr=subprocess.PIPE)
+    assert r.returncode == 1 and "cannot read the prime file .: Is a directory" in r.stderr
 
 
 def test_a_failed_start_in_an_empty_folder_leaves_nothing_behind(env, tmp_path):

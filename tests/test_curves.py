@@ -2,6 +2,7 @@
 back on a rollback), and `charrnn plot`, which draws them."""
 
 import importlib
+import itertools
 import json
 import math
 from pathlib import Path
@@ -202,6 +203,7 @@ def test_plot_on_a_terminal_draws_a_labelled_text_chart(env, runs_dir, monkeypat
 
     monkeypatch.setattr(_NamedTextIOWrapper, "isatty", lambda self: True)
     monkeypatch.setenv("COLUMNS", "90")
+    monkeypatch.setenv("LINES", "40")
     r = env(["plot", "a", "b", "--train", "--x", "chars", "--checkpoint-dir", str(runs_dir)])
     assert r.exit_code == 0 and r.stderr == ""
     lines = r.stdout.splitlines()
@@ -225,6 +227,39 @@ def test_plot_on_a_terminal_draws_a_labelled_text_chart(env, runs_dir, monkeypat
     assert area[0].split("|")[0].strip() == f"{top:.2f}"
     assert area[-1].split("|")[0].strip() == f"{bottom:.2f}"
     assert all(marker in "".join(area) for marker in "AaBb")
+    # the x axis labelled at round values (0, 1k, 2k...), each under its column
+    scale = {"k": 1e3, "M": 1e6}
+    ticks = [float(t.rstrip("kM")) * scale.get(t[-1], 1) for t in lines[-6].split()]
+    step = ticks[1] - ticks[0]
+    assert ticks[0] == 0 and all(b - a == pytest.approx(step) for a, b in itertools.pairwise(ticks))
+    assert step / 10 ** math.floor(math.log10(step)) in (1, 2, 2.5, 5), ticks
+    # a terminal of 20 lines holds the whole chart, its legend too
+    monkeypatch.setenv("LINES", "20")
+    r = env(["plot", "a", "b", "--train", "--x", "chars", "--checkpoint-dir", str(runs_dir)])
+    assert r.exit_code == 0 and len(r.stdout.splitlines()) < 20
+
+
+def test_plot_of_runs_that_do_not_compare_says_so(env, runs_dir, tmp_path, text):
+    """Curves of runs validated on different texts share a chart, said in a note (as `runs`
+    says of runs of one text that read different numbers of its characters); a run named
+    after its cell is labelled once, not `lstm (lstm)`."""
+    import shutil
+
+    base = tmp_path / "ck"
+    shutil.copytree(runs_dir / "a", base / "lstm")
+    drain(make_trainer(text[::-1], base / "other", max_steps=10, **RECORDS))
+    r = env(["plot", "lstm", "other", "--checkpoint-dir", str(base)])
+    assert r.exit_code == 0 and r.stderr == (
+        "Note: the runs drawn were validated on 2 different texts (or splits of one: lstm | "
+        "other): their bits per character do not compare across them\n"
+    )
+    assert env(["plot", "lstm", "--checkpoint-dir", str(base)]).stderr == ""  # one run: nothing
+    from charrnn.cli.plot import _series
+    from charrnn.curves import read_curves
+    from charrnn.runs import RunDir
+
+    labels = [s[3] for s in _series([read_curves(RunDir(base / "lstm"))], ("val",))]
+    assert labels == ["lstm validation"]
 
 
 def test_plot_of_a_run_that_diverged_before_any_record_says_to_start_over(env, tmp_path, text):
@@ -360,6 +395,8 @@ def test_a_figure_without_matplotlib_is_one_line_naming_the_extra(env, runs_dir,
 
 def test_plot_writes_a_png_and_an_svg(env, runs_dir):
     pytest.importorskip("matplotlib")  # an extra: CI installs only '.[test]'
+    import shutil
+    import warnings
     from xml.etree import ElementTree
 
     for name in ("curves.png", "curves.SVG"):
@@ -368,6 +405,17 @@ def test_plot_writes_a_png_and_an_svg(env, runs_dir):
     assert Path("curves.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert ElementTree.parse("curves.SVG").getroot().tag == "{http://www.w3.org/2000/svg}svg"
     assert sorted(p.name for p in Path.cwd().iterdir()) == ["curves.SVG", "curves.png"]
+    # a name the font cannot draw: one note (where the font lacks it), no warning of matplotlib's
+    shutil.copytree(runs_dir / "a", runs_dir.parent / "cjk" / "\u65e5\u672c")
+    with warnings.catch_warnings():  # in a process of its own, a warning would go to stderr
+        warnings.simplefilter("error")
+        base = ["--checkpoint-dir", str(runs_dir.parent / "cjk")]
+        r = env(["plot", "\u65e5\u672c", "-o", "cjk.png", *base])
+    assert r.exit_code == 0 and "Warning" not in r.stderr, r.stderr
+    assert all(
+        line.startswith(("Note: the figure's font", "Wrote")) for line in r.stderr.splitlines()
+    )
+    Path("cjk.png").unlink()
     Path("figures").mkdir()
     Path("figures/latest.png").symlink_to("../curves.png")  # a link: its target is replaced
     r = env(["plot", "b", "-o", "figures/latest.png", "--checkpoint-dir", str(runs_dir)])

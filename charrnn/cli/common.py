@@ -428,11 +428,15 @@ def _in_a_run(folder: Path) -> bool:
         return False
 
 
-def refuse_reading_into(output: str | None, inputs: Sequence[tuple[str, str | None]]) -> None:
+def refuse_reading_into(
+    output: str | None, inputs: Sequence[tuple[str, str | None]], folders: bool = False
+) -> None:
     """An error where the output file `output` (None or '-': standard output's file) is a file
     the command reads: `inputs` gives each as (what the message calls it, its path or '-' for
     standard input, or None where not read). Written over, that text would be lost (an atomic
-    write reads it whole first, then replaces it); written into, changed as it is read."""
+    write reads it whole first, then replaces it); written into, changed as it is read.
+    `folders`: an input may be a folder, whose files are read (train's corpus); elsewhere a
+    folder is no text, and its reader says so."""
     if output is None or output == "-":  # stdout: a file the shell opened (`>> p.txt`), as cat
         if (fd := _regular_file_fd(sys.stdout)) is None:  # refuses "input file is output file"
             return
@@ -450,7 +454,8 @@ def refuse_reading_into(output: str | None, inputs: Sequence[tuple[str, str | No
             info = None if path is None else os.fstat(0) if path == "-" else os.stat(path)
         except (OSError, ValueError):
             continue
-        if info is not None and stat.S_ISDIR(info.st_mode) and (inside := _holding(path, out)):
+        is_folder = folders and info is not None and stat.S_ISDIR(info.st_mode)
+        if is_folder and (inside := _holding(path, out)):
             label, info = f"{inside}, a file of {label}", out
         if info is not None and os.path.samestat(out, info):
             raise click.ClickException(

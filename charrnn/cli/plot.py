@@ -4,9 +4,12 @@ tab-separated lines in a pipe, JSON lines, or a PNG/SVG figure (with matplotlib,
 from __future__ import annotations
 
 import itertools
+import math
 import os
+import re
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -19,11 +22,16 @@ from charrnn.jsonl import json_line
 
 EXTRA = "pip install matplotlib"  # the [plot] extra's one package, installed beside charrnn
 FIGURE_TYPES = (".png", ".svg")
-X_TITLES = {"time": "training time", "chars": "characters trained", "steps": "steps"}
+# time: the run's wall clock, as --time counts it (each command's start-up and evaluations in it)
+X_TITLES = {"time": "time, start-up included", "chars": "characters trained", "steps": "steps"}
 TSV_X = {"time": "seconds", "chars": "chars", "steps": "step"}  # the x column's header
 CURVE_NAMES = {"val": "validation", "train": "training"}
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # the text chart's markers: a run's letter
 CHART_ROWS = 17  # rows of the text chart's plotting area: 4 x 4 between its 5 labels
+# a time axis's round steps, in seconds, where they are a minute or more apart
+TIME_STEPS = (30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+MIN_ROWS = 9  # on a terminal too short for CHART_ROWS (and the legend): no fewer than these
+LEGEND_INSIDE, LABEL_INSIDE = 4, 32  # more labels, or a longer one: the legend beside the axes
 
 
 def _figure_path(ctx, param, value):
@@ -112,6 +120,8 @@ def plot(specs, output, x_axis, with_train, as_json, checkpoint_dir):
         )
     for why in empty:
         say(f"Note: left out: {why}")
+    if note := _unlike(drawn):
+        say(note)
     series = _series(drawn, wanted)
     points = [(c, curve, p) for c, curve, _, _ in series for p in c.points(curve)]
     if output:
@@ -128,11 +138,36 @@ def plot(specs, output, x_axis, with_train, as_json, checkpoint_dir):
                 f"Note: the text chart tells {len(LETTERS)} runs apart; from run "
                 f"{len(LETTERS) + 1} on, letters repeat: draw them with -o FILE.png, or fewer"
             )
-        columns = shutil.get_terminal_size().columns
-        click.echo("\n".join(text_chart(series, points, x_axis, columns)))
+        columns, lines = shutil.get_terminal_size()
+        rows = max(MIN_ROWS, min(CHART_ROWS, lines - len(series) - 6))  # it all fits, legend too
+        click.echo("\n".join(text_chart(series, points, x_axis, columns, rows)))
     else:  # for scripts: one point a line, every name in full
         rows = [_point_row(c, curve, p, x_axis) for c, curve, p in points]
         print_tsv(("run", "cell", "curve", TSV_X[x_axis], "bpc", "folder"), rows)
+
+
+def _unlike(drawn) -> str | None:
+    """A note where the runs drawn on one chart do not compare: validated on different texts (or
+    splits of one), or on different numbers of one text's validation characters (as `runs`
+    says); None where they compare, or one run is drawn."""
+    from charrnn.cli.misc import unlike_reads
+    from charrnn.runs import RunDir
+    from charrnn.runs.info import inspect
+
+    if len(drawn) < 2:
+        return None
+    infos = [inspect(RunDir(c.folder)) for c in drawn]  # what each checkpoint says: no weights
+    texts = {}  # the runs by the text they validate on (one that does not say: left out)
+    for c, info in zip(drawn, infos, strict=True):
+        if info.validates_on is not None:
+            texts.setdefault(info.validates_on, []).append(shown_name(c.name))
+    if len(texts) > 1:
+        groups = " | ".join(", ".join(n[:3]) + ", ..." * (len(n) > 3) for n in texts.values())
+        return (
+            f"Note: the runs drawn were validated on {len(texts)} different texts (or splits of "
+            f"one: {groups}): their bits per character do not compare across them"
+        )
+    return unlike_reads(infos)
 
 
 def _series(drawn, wanted) -> list[tuple]:
@@ -147,7 +182,8 @@ def _series(drawn, wanted) -> list[tuple]:
         for curve in wanted:
             if c.points(curve):
                 marker = letter if curve == "val" else letter.lower()
-                out.append((c, curve, marker, f"{shown_name(who)} ({c.cell}) {CURVE_NAMES[curve]}"))
+                cell = "" if who == c.cell else f" ({c.cell})"  # not `lstm (lstm)`
+                out.append((c, curve, marker, f"{shown_name(who)}{cell} {CURVE_NAMES[curve]}"))
     return out
 
 
@@ -176,9 +212,9 @@ def _point_row(c, curve: str, p, x_axis: str) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- the text chart
 
 
-def text_chart(series, points, x_axis: str, columns: int) -> list[str]:
+def text_chart(series, points, x_axis: str, columns: int, rows: int = CHART_ROWS) -> list[str]:
     """The curves (`points`: the series' (curves, curve, point) triples) as lines of plain text
-    `columns` wide (40 at least): a plotting area of CHART_ROWS rows, bits per character up the
+    `columns` wide (40 at least): a plotting area of `rows` rows, bits per character up the
     left, `x_axis` along the bottom from 0, and a legend. Each curve is drawn as a line of its
     marker through its points; training curves first, so a validation curve stays visible where
     they cross."""
@@ -189,13 +225,13 @@ def text_chart(series, points, x_axis: str, columns: int) -> list[str]:
     digits = 3 if y_hi - y_lo < 0.1 else 2
     margin = max(len(f"{v:.{digits}f}") for v in (y_lo, y_hi)) + 1
     width = max(40, columns - 1) - margin - 2
-    grid = [[" "] * width for _ in range(CHART_ROWS)]
+    grid = [[" "] * width for _ in range(rows)]
 
     def col(x: float) -> int:
         return round(x / x_hi * (width - 1))
 
     def row(y: float) -> int:
-        return round((y_hi - y) / (y_hi - y_lo) * (CHART_ROWS - 1))
+        return round((y_hi - y) / (y_hi - y_lo) * (rows - 1))
 
     for c, curve, marker, _ in sorted(series, key=lambda s: s[1] == "val"):
         pts = c.points(curve)
@@ -211,10 +247,10 @@ def text_chart(series, points, x_axis: str, columns: int) -> list[str]:
                 grid[between][k] = marker
         for k, r in path:
             grid[r][k] = marker
-    labelled = {round(r * (CHART_ROWS - 1) / 4): r for r in range(5)}
+    labelled = {round(r * (rows - 1) / 4): r for r in range(5)}
     lines = ["bits per character"]
     for r, cells in enumerate(grid):
-        value = y_hi - (y_hi - y_lo) * r / (CHART_ROWS - 1)
+        value = y_hi - (y_hi - y_lo) * r / (rows - 1)
         label = f"{value:.{digits}f}" if r in labelled else ""
         lines.append(f"{label:>{margin}} |{''.join(cells)}".rstrip())
     lines.append(" " * margin + " +" + "-" * width)
@@ -226,19 +262,30 @@ def text_chart(series, points, x_axis: str, columns: int) -> list[str]:
 
 
 def _ticks(x_axis: str, x_hi: float, width: int) -> str:
-    """The x axis's labels under their columns: at 0, the end and (room allowing) between."""
+    """The x axis's labels under their columns: at 0 and at every multiple of a round step
+    (10s, 2.5M, 500 steps) up to the end, as many as fit."""
     line = [" "] * width
-    parts = 4 if width >= 60 else 2
+    step = _round_step(x_axis, x_hi / (4 if width >= 60 else 2))
     free = 0  # the first column a label may take
-    for i in range(parts + 1):
-        text = _x_text(x_axis, x_hi * i / parts, x_hi)
-        at = round((width - 1) * i / parts)
+    for k in range(int(x_hi / step + 1e-9) + 1):
+        text = _x_text(x_axis, k * step, x_hi)
+        at = round(k * step / x_hi * (width - 1))
         start = min(max(at - len(text) // 2, 0), width - len(text))
         if start < free:
             continue
         line[start : start + len(text)] = text
         free = start + len(text) + 1
     return "".join(line).rstrip()
+
+
+def _round_step(x_axis: str, least: float) -> float:
+    """The smallest round step of `x_axis` at least `least`: 1, 2, 2.5 or 5 times a power of ten;
+    on a time axis of a minute or more, a round number of seconds or minutes; whole steps."""
+    if x_axis == "time" and least >= 30:
+        return next((s for s in TIME_STEPS if s >= least), math.ceil(least / 3600) * 3600)
+    power = 10 ** math.floor(math.log10(least)) if least > 0 else 1
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= least)
+    return max(1, round(step)) if x_axis == "steps" else step
 
 
 def _x_text(x_axis: str, value: float, x_hi: float) -> str:
@@ -291,10 +338,25 @@ def _write_figure(figure_class, series, points, x_axis: str, output: str) -> Non
     ax.set_ylabel("bits per character")
     ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if len(series) > LEGEND_INSIDE or max(len(s[3]) for s in series) > LABEL_INSIDE:
+        # beside the axes, where it covers no curve (constrained layout makes room for it)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, fontsize="small")
+    else:
+        ax.legend()
     kind = Path(output).suffix.lower()[1:]
     metadata = {"Date": None} if kind == "svg" else None  # the same curves, the same file
-    write_output(output, lambda out: fig.savefig(binary(out), format=kind, metadata=metadata))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_output(output, lambda out: fig.savefig(binary(out), format=kind, metadata=metadata))
+    missing = {chr(int(n)) for w in caught for n in re.findall(r"Glyph (\d+)", str(w.message))}
+    for w in caught:  # anything else matplotlib warns of: its message, as one line
+        if not re.match(r"Glyph \d+", str(w.message)):
+            say(f"Note: {w.message}")
+    if missing:  # one note, not matplotlib's warning (with a line of code) per glyph
+        say(
+            f"Note: the figure's font has no glyph for {''.join(sorted(missing))!r} in a run's "
+            "name: it shows as a box there (the text chart and `charrnn runs` show it)"
+        )
 
 
 def _x_unit(x_axis: str, x_hi: float) -> tuple[float, str]:

@@ -348,7 +348,8 @@ def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
     if len(stdin) > 1:
         first = "'-'" if stdin[0] == "-" else stdin[0]
         raise click.UsageError(f"{stdin[1]} is standard input, as {first} is: give it once")
-    refuse_reading_into(None, [("the corpus", c) for c in corpus])  # `train notes.txt >> notes.txt`
+    # `train notes.txt >> notes.txt`, `train notes/ > notes/out.txt`
+    refuse_reading_into(None, [("the corpus", c) for c in corpus], folders=True)
     watch = ("sample_length", "sample_temp", "sample_prime")
     if not opts["sample_every"] and (idle := [_flag(n) for n in watch if given(ctx, n)]):
         one = len(idle) == 1
