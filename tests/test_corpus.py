@@ -786,7 +786,9 @@ def test_every_reader_reads_dev_stdin_fed_by_a_pipe(in_process_of_its_own, reade
 @pytest.mark.parametrize("reader", FILE_READERS)
 def test_every_reader_refuses_a_folder_and_binary_content(in_workspace, tmp_path, reader):
     folder = "holds no files" if reader == "train CORPUS" else "emptydir: Is a directory; give a"
-    binary = "binary.bin looks like a binary file (NUL byte at offset 8); give text files"
+    binary = (
+        "binary.bin looks like a binary file (NUL byte at offset 8); give text, or pass --encoding"
+    )
     for file, message in (("emptydir", folder), ("binary.bin", binary)):
         assert_one_error(invoke(command(FILE_READERS[reader], file, tmp_path)), 1, message)
 

@@ -97,7 +97,10 @@ Examples:
     help="Samples, generated together as one batch; sample i uses seed+i.",
 )
 @click.option(
-    "--separator", type=Text(), default="\\n\\n", help="Between samples (\\n and \\t understood)."
+    "--separator",
+    type=Text(),
+    default="\\n\\n",
+    help="Between samples (\\n, \\r, \\t and \\\\ understood).",
 )
 @click.option(
     "--stop",
@@ -105,7 +108,9 @@ Examples:
     callback=not_empty,
     multiple=True,
     metavar="TEXT",
-    help="End a sample where TEXT appears (not printed); repeatable; \\n, \\r and \\t understood.",
+    help="End a sample where TEXT appears in what it writes (the prime is not searched; TEXT is "
+    "not printed): plain text, not a pattern; repeatable (the first to appear ends it); \\n, \\r, "
+    "\\t and \\\\ understood.",
 )
 @json_option(
     "One JSON object per sample, written when the samples are done: text, seed, settings, mean "

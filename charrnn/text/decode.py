@@ -137,8 +137,8 @@ class Decoder:
             at = self.offset + chunk.index(0)
             stray = "; if it is text with stray NULs, tr -d '\\000' removes them" * (at > 0)
             raise CorpusError(
-                f"{self.label} looks like a binary file (NUL byte at offset {at}); give text "
-                f"files, or pass --encoding if it is UTF-16 or UTF-32 text{stray}"
+                f"{self.label} looks like a binary file (NUL byte at offset {at}); give text, "
+                f"or pass --encoding if it is UTF-16 or UTF-32 text{stray}"
             )
         if self.head is not None:
             chunk, self.head = self.head + chunk, None
