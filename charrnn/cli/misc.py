@@ -133,7 +133,7 @@ def _runs_table(found) -> None:
         optional=optional,
         spare=spare,
         prose=("note",),
-        whole=("run",),  # what the user types
+        whole=("run", "model"),  # what the user types; LSTM 1x128, short, read as one
     )
 
 
