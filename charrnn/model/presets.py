@@ -48,10 +48,10 @@ PRESETS = {
     "tiny": Preset(1, 128, 32, 0.0, 32, 32, 1e-2, 0.01),
     "small": Preset(1, 512, 64, 0.0, 32, 32, 5e-3, 0.01),  # one wide layer: fastest to learn
     # Weight decay 0.1: ahead at every evaluation over 10 minutes on tinyshakespeare, where 0.01
-    # elsewhere: not measured to help small or tiny (docs/performance.md). A peak rate of 0.012:
-    # 0.02-0.05 nats below 0.005 at 136.5 s and 10 minutes, in float32 and bfloat16, on short
-    # texts under early stopping and on Python's standard library; the GRU of the same size was
-    # 0.05 worse at 0.012 than at its 0.005 (docs/performance.md, "a higher learning rate").
+    # elsewhere: not measured to help small or tiny (docs/performance-history.md). A peak rate of
+    # 0.012: 0.02-0.05 nats below 0.005 at 136.5 s and 10 minutes, in float32 and bfloat16, on short
+    # texts under early stopping and on Python's standard library; the GRU of the same size was 0.05
+    # worse at 0.012 than at its 0.005 (docs/performance-history.md, "a higher learning rate").
     "medium": Preset(1, 768, 64, 0.1, 32, 32, 1.2e-2, 0.1, gru_lr=5e-3),
     "large": Preset(3, 512, 128, 0.25, 32, 64, 3e-3, 0.01),
 }
@@ -72,18 +72,18 @@ SMALL_FLOAT32_FROM_CHARS = 250_000
 # What `auto` picks in small's place where a CPU trains in float32 (no native bfloat16: an AVX2
 # machine, or --precision float32): there small's step costs about 1.4x more, and a narrower
 # model over half the streams makes 2.1-2.6x the steps: 0.014-0.022 nats better in 136.5-180 s,
-# level by 240 s (docs/performance.md). Measured for the LSTM; a GRU or an RNN keeps small.
+# level by 240 s (docs/performance-history.md). Measured for the LSTM; a GRU or an RNN keeps small.
 SMALL_FLOAT32 = replace(PRESETS["small"], hidden_size=384, batch_size=16)
-# Dropout by how many times the run will read its training text (`auto` only): text read a few
-# times needs none (dropout slows learning, and pays only where text repeats often); text read
-# many times is memorised without more (docs/performance.md, "dropout by the passes over the
-# text"). It rises in lines, from none at NO_DROPOUT_PASSES to the preset's at FEW_PASSES, to
-# MANY_PASSES_DROPOUT at MANY_PASSES and on to MOST_PASSES_DROPOUT at MOST_PASSES, so that a
-# little more budget never flips it: medium on tinyshakespeare at 1.9 and 3 passes was 0.004-0.010
-# better without dropout than with its 0.1 (same steps, three seeds and one; the GRU of medium's
-# size level, 0.003 better without in the mean of two seeds); at 136.5 s on texts
-# of 0.6M, 0.3M and 0.1M characters (5, 10 and 29 passes) best at 0.1-0.3, 0.5 and 0.5 of 0.1, 0.3
-# and 0.5; by steps, 0.7 beat 0.5 on texts read 22 and 43 times by 0.03.
+# Dropout by how many times the run will read its training text (`auto` only): text read a few times
+# needs none (dropout slows learning, and pays only where text repeats often); text read many times
+# is memorised without more (docs/performance-history.md, "dropout by the passes over the text"). It
+# rises in lines, from none at NO_DROPOUT_PASSES to the preset's at FEW_PASSES, to
+# MANY_PASSES_DROPOUT at MANY_PASSES and on to MOST_PASSES_DROPOUT at MOST_PASSES, so that a little
+# more budget never flips it: medium on tinyshakespeare at 1.9 and 3 passes was 0.004-0.010 better
+# without dropout than with its 0.1 (same steps, three seeds and one; the GRU of medium's size
+# level, 0.003 better without in the mean of two seeds); at 136.5 s on texts of 0.6M, 0.3M and 0.1M
+# characters (5, 10 and 29 passes) best at 0.1-0.3, 0.5 and 0.5 of 0.1, 0.3 and 0.5; by steps, 0.7
+# beat 0.5 on texts read 22 and 43 times by 0.03.
 NO_DROPOUT_PASSES = 3.0  # passes: up to here, no dropout
 FEW_PASSES = 4.0  # passes: here, the preset's
 MANY_PASSES = 10.0  # passes: here, MANY_PASSES_DROPOUT
@@ -109,8 +109,8 @@ INPUT_DROPOUT_CELLS = ("lstm",)
 # in a row (one a pass: DENSE_EVALS_FROM) without a better validation loss: medium on texts of
 # 14 K to 300 K characters reached its best validation loss at 11-18 passes, whether the run was
 # to read the text 15, 25, 40, 60 or 310 times, and only worsened after it; a 10-minute budget
-# that reads a 50 K text 310 times ran nine minutes for nothing (docs/performance.md, "a short
-# text read 25 times at most").
+# that reads a 50 K text 310 times ran nine minutes for nothing (docs/performance-history.md,
+# "a short text read 25 times at most").
 EARLY_STOP_PASSES = 20.0
 PATIENCE = 4
 # Such a run evaluates every other pass before this one (the second and the fourth), and every
@@ -135,7 +135,7 @@ class FineTune:
     # kilobytes would overwrite in a few hundred steps what the base learned from megabytes.
     # (From a medium base trained at 0.012, 0.0015 read 0.012 nats better than this 0.0024, but
     # a fixed cap lost as much from a tiny base, which does best at 0.2 of its 0.01:
-    # docs/performance.md.)
+    # docs/performance-history.md, "a fine-tune from a base trained at 0.012".)
     lr_scale: float = 0.2
     # Seconds, without another budget: a small text is seen dozens of times in two minutes,
     # and early stopping ends the run sooner once more passes only memorise it.
