@@ -59,8 +59,9 @@ class _Commands(click.Group):
                     e.message = f"{e.message.rstrip('.')}. {hint}"
                     if another_tools_name(e.option_name):  # click's guess (--size) misleads
                         e.possibilities = None
-                    else:  # --lr, sample's: not --help, which merely shares letters with it
-                        guesses = [p for p in e.possibilities or () if p not in ("--help", "-h")]
+                    else:  # named where it is: a guess here only where it holds the word typed
+                        word = e.option_name.lstrip("-")  # (--prime: --sample-prime; --lr: none)
+                        guesses = [p for p in e.possibilities or () if word in p]
                         e.possibilities = guesses or None
                 # click's parser says "Option '-c' requires an argument" with no context, so
                 # without the usage lines every other usage error has: the command's, here
