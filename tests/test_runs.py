@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import importlib
 import json
 import math
@@ -833,8 +834,13 @@ def test_a_name_that_fits_composed_but_not_decomposed_is_a_run():
         (root / "checkpoints").mkdir()  # (where it is missing, the look fails for that first)
         r = invoke(["train", "t.txt", *TINY_CLI, "--steps", "2", "-q", "--name", name])
         assert r.exit_code == 0 and r.stdout == f"checkpoints/{name}/best.pt\n", r.stderr
-        r = invoke(["sample", "-c", name, "-l", "5", "-s", "1"])
-        assert r.exit_code == 0 and len(r.stdout) >= 5, r.stderr
+        nfd = functools.partial(unicodedata.normalize, "NFD")
+        for typed in (name, nfd(name)):  # typed decomposed: 300 bytes
+            r = invoke(["sample", "-c", typed, "-l", "5", "-s", "1"])
+            assert r.exit_code == 0 and len(r.stdout) >= 5, r.stderr
+        composed = "\u00f3" * 90  # a new run's name typed decomposed: made composed
+        r = invoke(["train", "t.txt", *TINY_CLI, "--steps", "2", "-q", "--name", nfd(composed)])
+        assert r.exit_code == 0 and r.stdout == f"checkpoints/{composed}/best.pt\n", r.stderr
 
 
 def test_a_name_derived_from_the_corpus_is_cleaned_and_said(text):

@@ -84,11 +84,12 @@ def safe_name(name: str, base: str | os.PathLike | None = None) -> str:
 def spellings(name: str, base: str | os.PathLike) -> list[str]:
     """`name` as typed, then composed and decomposed (NFC, NFD): the folders under `base` a run
     name may be found under, however the keyboard or the file system wrote its accents. A form
-    longer than the file system allows cannot be there, and is left out (a decomposed `é` takes
-    3 bytes: the system would refuse to look for it)."""
-    forms = [unicodedata.normalize(form, name) for form in ("NFC", "NFD")]
+    longer than the file system allows cannot be there, and is left out, the typed one too (a
+    decomposed `é` takes 3 bytes: the system would refuse to look for it)."""
+    forms = [name, *(unicodedata.normalize(form, name) for form in ("NFC", "NFD"))]
     limit = name_limit(base)
-    return list(dict.fromkeys([name, *(f for f in forms if _size(f) <= limit)]))
+    fit = [f for f in forms if _size(f) <= limit]  # typed decomposed, it may fit only composed
+    return list(dict.fromkeys(fit or [name]))  # none fits: the name, for its error
 
 
 def name_problem(name: str, base: str | os.PathLike) -> str | None:
