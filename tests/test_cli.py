@@ -299,11 +299,8 @@ CASES = [
     (["train", "--resume", "tiny", "--force"], 2, "--force starts a run over and --resume"),
     (["train", "--resume", "tiny", "--steps", "99", "--checkpoint-dir", "emptydir"], 1, "no run"),
     # a run's own folder as the folder of runs: a run made in there would never be listed
-    (
-        ["train", "ok.txt", "--checkpoint-dir", "checkpoints/tiny"],
-        1,
-        "give --checkpoint-dir checkp",
-    ),
+    (["train", "ok.txt", "--checkpoint-dir", "checkpoints/tiny"], 1, "is the run folder"),
+    (["train", "ok.txt", "--checkpoint-dir", "checkpoints/tiny/x"], 1, "is in the run folder"),
     # sample
     (["sample", "-c", "missing.pt"], 1, "no checkpoint file or run folder"),
     (["sample", "-c", "empty.pt"], 1, "not a charrnn checkpoint (the file is empty)"),

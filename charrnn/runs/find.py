@@ -32,8 +32,12 @@ def plan_run(base: Path, name: str, force: bool = False, init_from: Path | None 
     the run starts from, even with `force`."""
     if (problem := name_problem(name, base)) is not None:
         raise RunError(f"the run name {problem}")
-    if hint := run_folder_hint(base):  # `runs` would never list a run made in there
-        raise RunError(f"cannot start run {name!r} inside another run{hint}")
+    if (inside := _run_around(base)) is not None:  # `runs` would never list a run made there
+        parent, where = shlex.quote(str(inside.parent)), "is" if _is(base, inside) else "is in"
+        raise RunError(
+            f"cannot start run {name!r} inside another run: {base} {where} the run folder "
+            f"{inside}, not a folder of runs; give --checkpoint-dir {parent}"
+        )
     # a run of that name whose folder spells its accents another way (a Mac's) is that run
     folder = next((n for n in spellings(name, base) if path_kind(Path(base) / n) == "dir"), None)
     folder = folder or unicodedata.normalize("NFC", name)  # a new run's name is made composed
@@ -212,6 +216,25 @@ def broken_link(base: Path) -> str:
         f": it is a link to {os.readlink(base)}, which is not there; mend the link, or give "
         "another --checkpoint-dir"
     )
+
+
+def _is(a: Path, b: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return os.path.samefile(a, b)
+    return False
+
+
+def _run_around(base: Path) -> Path | None:
+    """The run folder that `base` is, or is inside (followed through links), or None. A folder
+    above it counts with its metrics.jsonl too: a best.pt of another tool's in a project's
+    folder does not make it a run."""
+    with contextlib.suppress(OSError, RunError):
+        real = Path(os.path.realpath(base))
+        for folder in (real, *real.parents):
+            run = RunDir(folder)
+            if run.has_checkpoint() and (folder == real or run.metrics.is_file()):
+                return folder
+    return None
 
 
 def run_folder_hint(base: Path) -> str:
