@@ -579,6 +579,38 @@ def test_standard_output_onto_the_text_read_is_refused(trained_run, tmp_path):
     assert r.returncode == 1 and "cannot read the prime file .: Is a directory" in r.stderr
 
 
+def test_standard_output_onto_a_file_charrnn_reads_is_refused_for_every_command(
+    trained_run, tmp_path
+):
+    """`>> best.pt`, `>> metrics.jsonl`, `>> a corpus of the cache`: a model, a run's record,
+    a text training reads, changed by any command's output (score, runs, plot; corpus get into
+    its own file); refused before the command does anything, the file as it was."""
+    import shutil
+
+    base = tmp_path / "ck"
+    shutil.copytree(trained_run.path, base / "tiny", ignore=shutil.ignore_patterns(".lock"))
+    (tmp_path / "cache" / "encoded").mkdir(parents=True)
+    encoded = tmp_path / "cache" / "encoded" / "some.ids"
+    encoded.write_bytes(b"\x00\x01")
+    (tmp_path / "t.txt").write_text("the cat sat\n")
+    env = {
+        **os.environ,
+        "CHARRNN_CHECKPOINT_DIR": str(base),
+        "CHARRNN_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    for args, target, said in (
+        (["score", "-c", "tiny", "t.txt"], base / "tiny" / "best.pt", "holds a saved model"),
+        (["runs"], base / "tiny" / "metrics.jsonl", "a run's record of its training"),
+        (["plot", "tiny"], base / "tiny" / "metrics.jsonl", "a run's record of its training"),
+        (["runs"], encoded, "a file of the corpus cache"),
+    ):
+        before = target.read_bytes()
+        with open(target, "a") as stdout:
+            r = run(args, cwd=tmp_path, env=env, stdout=stdout, stderr=subprocess.PIPE)
+        assert r.returncode == 1 and r.stderr.startswith("Error: standard output "), r.stderr
+        assert said in r.stderr and target.read_bytes() == before
+
+
 def test_a_failed_start_in_an_empty_folder_leaves_nothing_behind(env, tmp_path):
     """Where there is no run yet (the cases above run beside one): no folder is made."""
     (tmp_path / "empty.txt").write_text("")

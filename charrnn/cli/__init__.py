@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from charrnn import __version__
+from charrnn.cli.common import refuse_stdout_onto_own_files
 from charrnn.cli.export import export
 from charrnn.cli.inspect import inspect
 from charrnn.cli.memory import memory
@@ -49,6 +50,7 @@ class _Commands(click.Group):
             try:
                 if given and (cmd := self.get_command(ctx, given[0])):
                     check_single_dash_words(cmd, given[1:], self)  # `-length 50`, as in Lua
+                refuse_stdout_onto_own_files()  # `>> best.pt`, `>> metrics.jsonl`, the cache's
                 return super().invoke(ctx)
             except click.UsageError as e:
                 if e.message.startswith("Got unexpected extra argument") and "" in given:

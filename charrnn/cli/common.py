@@ -370,6 +370,31 @@ def _reader_left(stream) -> bool:
         return False
 
 
+def refuse_stdout_onto_own_files() -> None:
+    """An error where standard output is a regular file charrnn itself reads: a saved model (a
+    run's best.pt, `>> best.pt`), a run's metrics.jsonl, or a file of the corpus cache (`train
+    pystdlib >> ~/.cache/charrnn/pystdlib-py3.11.txt` would change the corpus every later run
+    reads, and fail its checksum). Checked for every command, before it reads anything."""
+    if (fd := _regular_file_fd(sys.stdout)) is None:
+        return
+    refuse_saved_model(f"/dev/fd/{fd}", "standard output", strict=False)
+    try:  # its path, where the system says it (Linux); elsewhere the model check alone
+        path = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        cache = Path(os.path.realpath(cache_dir()))
+    except (OSError, ValueError):
+        return
+    if path.name == "metrics.jsonl" and _in_a_run(path.parent):
+        raise click.ClickException(
+            f"standard output is {path}, a run's record of its training (which runs and plot "
+            "read); writing into it would change that record: send the output elsewhere"
+        )
+    if cache in path.parents:
+        raise click.ClickException(
+            f"standard output is {path}, a file of the corpus cache ({cache}), which training "
+            "reads; writing into it would change that corpus: send the output elsewhere"
+        )
+
+
 def _regular_file_fd(stream) -> int | None:
     """The descriptor of `stream` where it is a regular file, else None (a pipe, a terminal, a
     stream without one)."""
