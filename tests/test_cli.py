@@ -322,8 +322,12 @@ CASES = [
     (["score", "empty.txt", "-c", "tiny"], 1, "nothing to score"),
     (["sample", "-c", "emptydir"], 1, "no run"),
     (["sample", "--checkpoint-dir", "emptydir"], 1, "no trained runs"),
-    (["sample", "--checkpoint-dir", "dangling"], 1, "a link to nowhere.txt, which is not there"),
-    (["plot", "x", "--checkpoint-dir", "dangling"], 1, "a link to nowhere.txt, which is not"),
+    (
+        ["sample", "--checkpoint-dir", "dangling"],
+        1,
+        "nowhere.txt, which is not there; mend the link",
+    ),
+    (["plot", "x", "--checkpoint-dir", "dangling"], 1, "nowhere.txt, which is not there"),
     (["sample", "--temp", "-1"], 2, "--temp"),
     (["sample", "--top-k", "0"], 2, "--top-k"),
     (["sample", "--top-p", "1.5"], 2, "--top-p"),
@@ -523,6 +527,15 @@ def test_a_name_among_several_to_score_is_shown_on_its_error_line_as_text(in_wor
     assert r.exit_code == 1 and r.stdout.endswith("\tok.txt\n") and r.stdout.count("\n") == 1
     assert r.stderr.startswith("Error: cannot read a\\tb\\nc\\x1b[31md\\xff: No such file")
     assert r.stderr.count("\n") == 2 and "\x1b" not in r.stderr  # and the summary of ok.txt
+
+
+def test_a_corpus_cache_that_is_a_link_to_nothing_says_so(in_workspace, monkeypatch):
+    """Not "File exists" (mkdir's word for a dangling link) nor "no encoded corpora"."""
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", "dangling")
+    line = assert_one_error(invoke(["corpus", "get", "recall"]), 1, "nowhere.txt, which is not")
+    assert "dangling is a link to" in line and "mend the link" in line
+    r = invoke(["corpus", "cache"])
+    assert r.exit_code == 0 and "nowhere.txt, which is not there; mend the link" in r.stderr
 
 
 def test_a_command_on_the_latest_run_names_its_model(in_workspace):

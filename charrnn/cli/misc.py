@@ -291,6 +291,12 @@ def corpus_cache(clear, as_json):
         say(f"Freed {size_text(freed)} of encoded corpora in {where}")
         return
     entries = cache_entries(where)
+    if not entries and os.path.islink(where) and not os.path.exists(where):
+        say(
+            f"no encoded corpora in {where}: it is a link to {os.path.realpath(where)}, which is "
+            f"not there; mend the link, or {OTHER_CACHE}"
+        )
+        return
     if not entries:
         say(f"no encoded corpora in {where}; `charrnn train` makes them")
         return

@@ -213,7 +213,7 @@ def broken_link(base: Path) -> str:
     if not os.path.islink(base) or os.path.exists(base):
         return ""
     return (
-        f": it is a link to {os.readlink(base)}, which is not there; mend the link, or give "
+        f": it is a link to {os.path.realpath(base)}, which is not there; mend the link, or give "
         "another --checkpoint-dir"
     )
 

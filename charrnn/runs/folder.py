@@ -352,7 +352,8 @@ def path_kind(path: Path) -> str | None:
         mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
         if os.path.islink(path):
-            raise RunError(f"{path} is a broken link") from None
+            to = os.path.realpath(path)  # where a chain of links ends
+            raise RunError(f"{path} is a broken link (to {to}, which is not there)") from None
         return None
     except OSError as e:
         if e.errno == errno.ENAMETOOLONG:
