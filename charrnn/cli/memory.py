@@ -186,8 +186,8 @@ def _pair_list(pairs: str) -> list[str]:
         raise ConfigError("a line break cannot open or close a pair")
     seen = set()
     for pair in listed:  # a quote's one character twice is one pair, not two
-        if twice := seen & set(pair):
-            raise ConfigError(f"{pairs!r} has {twice.pop()!r} in two pairs: give each once")
+        if twice := [c for c in pair if c in seen]:  # the first, as typed
+            raise ConfigError(f"{pairs!r} has {twice[0]!r} in two pairs: give each once")
         seen |= set(pair)
     match_pairs("", listed)  # the library's own checks, which these have covered
     return listed
