@@ -384,11 +384,9 @@ CASES = [
     ),
     (["export", "-c", "tiny", "--format", "html", "  "], 2, "'OUT': is only blanks ('  ')"),
     (["sample", "-c", "tiny", "-o", " "], 2, "'-o' / '--output': is only blanks"),
-    (
-        ["export", "-c", "tiny", "emptydir"],
-        2,
-        "'emptydir' is a folder; give a file's name in",
-    ),
+    (["export", "-c", "tiny", "emptydir"], 2, "'emptydir' is a folder; give a file's name"),
+    (["sample", "-c", "tiny", "-o", "emptydir"], 2, "'emptydir' is a folder; give a file's name"),
+    (["plot", "tiny", "-o", "emptydir"], 2, "'emptydir' is a folder; give a file's name"),
     (["sample", "-c", "tiny", "-o", "new/"], 2, "'new/' ends in '/', as a folder's name does"),
     # a name under a file, which Path would read as the file itself: never written over
     (["sample", "-c", "tiny", "-o", "checkpoints/tiny/best.pt/."], 2, "best.pt/.': Not a dir"),

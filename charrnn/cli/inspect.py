@@ -117,7 +117,7 @@ Examples:
 @click.option(
     "--html",
     "html_path",
-    type=click.Path(dir_okay=False, readable=False),  # _check_writable says what it cannot write
+    type=click.Path(readable=False),  # output_name refuses a folder; _check_writable the rest
     callback=output_name,
     help="Write a self-contained page to explore every unit in the browser (no network); "
     "'-' writes it to stdout.",

@@ -61,7 +61,7 @@ Examples:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False),  # write_output says what it cannot write
+    type=click.Path(),  # _figure_path refuses a folder; write_output the rest
     callback=_figure_path,
     metavar="FILE",
     help=f"Write a figure to FILE, .png or .svg (needs matplotlib: {EXTRA}).",

@@ -120,7 +120,7 @@ Examples:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, readable=False),  # write_output says what it cannot write
+    type=click.Path(readable=False),  # output_name refuses a folder; write_output the rest
     callback=output_name,
     help="Write to this file instead of stdout ('-': stdout; all or nothing: a failed write "
     "leaves FILE as it was).",
