@@ -290,7 +290,8 @@ CASES = [
     (["train"], 2, "give a CORPUS"),
     (["train", "ok.txt", "--name", "tiny"], 1, "already exists"),
     (["train", "--resume", "nothing"], 1, "no run 'nothing'"),
-    (["train", "--resume", "tiny"], 1, "already used its budget"),
+    (["train", "--resume", "tiny"], 1, "already used its budget (20 steps, "),
+    (["train", "--resume", "tiny", "--time", "1s"], 1, "s) (its --time is spent); give a larger"),
     (
         ["train", "--resume", "tiny", "--lr", "1", "--steps", "99"],
         2,

@@ -159,6 +159,10 @@ def test_the_fine_tune_rate_is_a_share_of_the_base_rate_and_an_lr_given_wins(tmp
         assert tuned.config.lr == pytest.approx(FINE_TUNE.lr_scale * rate)
     given = fine_tune(tmp_path / "given", base / "best.pt", max_steps=1, lr=5e-3)
     assert given.config.lr == 5e-3
+    # a fine-tune of a fine-tune: its base's own rate, not a fifth of a fifth (which stalled)
+    drain(tuned)
+    again = fine_tune(tmp_path / "again", tmp_path / f"tuned{rate}" / "best.pt", max_steps=1)
+    assert again.config.lr == pytest.approx(tuned.config.lr)
 
 
 def test_shape_options_that_contradict_the_base_are_refused(tmp_path, runs_by_cell):

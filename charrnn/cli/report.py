@@ -276,8 +276,10 @@ def _and(items: list[str]) -> str:
 
 
 def _budget_time(seconds: float) -> str:
-    """A time budget as fmt_time writes it, but one under 10 s with its tenths (`0.5s`): the
-    budget as the user gave it, not `0s`."""
+    """A time budget as fmt_time writes it, but one under 10 s with its tenths (`0.5s`), or under
+    a tenth as given (`0.001s`): the budget as the user gave it, never `0s`."""
+    if seconds < 0.1:
+        return f"{seconds:.3g}s"
     if seconds < 10 and round(seconds, 1) != round(seconds):
         return f"{seconds:.1f}s"
     return fmt_time(seconds)

@@ -189,10 +189,12 @@ def _check_budget(trainer: Trainer) -> Trainer:
     left = None if c.max_time is None else c.max_time - pos.elapsed
     if trainer.last_evaluated() != pos.step:  # its final evaluation to make: it goes on
         return trainer
-    if trainer.budget_spent():
+    if reason := trainer.budget_spent():  # which limit: the one to give larger
+        flag = {"steps": "--steps", "epochs": "--epochs", "time": "--time"}.get(reason)
+        which = f" (its {flag} is spent)" if flag else ""
         raise RunError(
             f"run {name!r} has already used its budget ({pos.step:,} steps, "
-            f"{pos.elapsed:.0f}s); give a larger --steps, --epochs or --time in all"
+            f"{pos.elapsed:.0f}s){which}; give a larger --steps, --epochs or --time in all"
         )
     if left is not None and left < START_UP_S:
         raise RunError(

@@ -229,8 +229,10 @@ def _load_base(path: Path):
         if not isinstance(train, dict):
             raise CheckpointError(f"{path} is inconsistent: its training config is broken")
         shape = {k: train.get(k) for k in ("batch_size", "seq_len", "lr")}
+        shape["fine_tuned"] = isinstance(payload.get("origin"), dict)  # itself a fine-tune
+        numbers = [shape[k] for k in ("batch_size", "seq_len", "lr")]
         if not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in shape.values()
+            isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in numbers
         ):
             raise CheckpointError(f"its training config is broken ({shape})")
     except DamagedCheckpoint as e:
@@ -251,13 +253,15 @@ def _base_step(payload: dict) -> int:
 
 def _fine_tune_config(base: dict, train: dict, n_chars: int, dist: Dist):
     """TrainConfig for fine-tuning: the base run's batch shape (`base`, from _load_base) at
-    FINE_TUNE.lr_scale of its rate, FINE_TUNE's budget, patience and evaluations, under the
-    options given; a batch size that fits a text too small for the base run's (unless given),
-    with the note saying so (_fitted)."""
+    FINE_TUNE.lr_scale of its rate (a base itself a fine-tune: its own rate, already scaled, not
+    a fifth of a fifth), FINE_TUNE's budget, patience and evaluations, under the options given; a
+    batch size that fits a text too small for the base run's (unless given), with the note
+    saying so (_fitted)."""
+    scale = 1.0 if base.get("fine_tuned") else FINE_TUNE.lr_scale
     defaults = {
         "batch_size": int(base["batch_size"]),
         "seq_len": int(base["seq_len"]),
-        "lr": base["lr"] * FINE_TUNE.lr_scale,
+        "lr": base["lr"] * scale,
         "weight_decay": FINE_TUNE.weight_decay,
         "patience": FINE_TUNE.patience,
         "eval_at_start": True,
