@@ -1407,3 +1407,11 @@ def test_the_training_parts_counts_a_new_run_is_given_are_those_of_its_split(tmp
     given = trainer.train_char_counts()
     assert given == char_counts(trainer.train_batches.ids, len(trainer.vocab))
     assert given[trainer.vocab.index["é"]] == 0 and sum(given) == len(trainer.train_batches.ids)
+
+
+def test_a_time_budget_is_said_as_given_however_short():
+    """`--time 0.001s` said as `budget 0s` read as no budget at all."""
+    from charrnn.cli.report import _budget_time
+
+    said = [_budget_time(s) for s in (0.001, 0.05, 0.5, 2.0, 90.0)]
+    assert said == ["0.001s", "0.05s", "0.5s", "2s", "1m30s"]
