@@ -160,6 +160,16 @@ def write_advice(e: OSError, elsewhere: str = "write it elsewhere", path=None) -
     return advice.format(elsewhere=elsewhere) if advice else ""
 
 
+def link_to_nothing(path) -> str | None:
+    """Where `path`, or a folder above it, is a link to nothing (the end of its chain of links
+    missing), what to say of it: `LINK is a link to TARGET, which is not there`; else None. (The
+    system says "File exists" or "No such file" of it, which misleads.)"""
+    for link in (Path(path), *Path(path).parents):
+        if os.path.islink(link) and not os.path.exists(link):
+            return f"{link} is a link to {os.path.realpath(link)}, which is not there"
+    return None
+
+
 def cannot_write(
     path, e: OSError, elsewhere: str = "write it elsewhere", doing: str = "write"
 ) -> str:

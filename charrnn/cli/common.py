@@ -261,8 +261,7 @@ def write_output(output: str | None, emit):
     from charrnn.fsutil import atomic_write
 
     if output is None or output == "-":  # '-' is stdout, as for every Unix tool
-        if (fd := _regular_file_fd(sys.stdout)) is not None:  # `>> best.pt`: appended to
-            refuse_saved_model(f"/dev/fd/{fd}", "standard output", strict=False)
+        # (`>> best.pt` was refused as the command began: refuse_stdout_onto_own_files)
         # errors=None: stdout as the command boundary set it up (a stop's writes kept whole),
         # which "strict" would replace with a stream of its own where stdout is not strict
         return _whole(click.get_text_stream("stdout", errors=None), emit)

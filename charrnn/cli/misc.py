@@ -10,7 +10,7 @@ import click
 from charrnn.cli.common import cache_dir, count, download_bar, print_table, say
 from charrnn.cli.options import checkpoint_dir_option, json_option, not_empty, quiet_option
 from charrnn.cli.report import fmt_time
-from charrnn.fsutil import size_text
+from charrnn.fsutil import link_to_nothing, size_text
 from charrnn.jsonl import json_line
 
 
@@ -291,11 +291,8 @@ def corpus_cache(clear, as_json):
         say(f"Freed {size_text(freed)} of encoded corpora in {where}")
         return
     entries = cache_entries(where)
-    if not entries and os.path.islink(where) and not os.path.exists(where):
-        say(
-            f"no encoded corpora in {where}: it is a link to {os.path.realpath(where)}, which is "
-            f"not there; mend the link, or {OTHER_CACHE}"
-        )
+    if not entries and (dangling := link_to_nothing(where)):
+        say(f"no encoded corpora in {where}: {dangling}; mend the link, or {OTHER_CACHE}")
         return
     if not entries:
         say(f"no encoded corpora in {where}; `charrnn train` makes them")

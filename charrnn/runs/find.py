@@ -11,7 +11,7 @@ import unicodedata
 from pathlib import Path
 
 from charrnn.errors import CharRNNError, RunError, require_path
-from charrnn.fsutil import ZIP
+from charrnn.fsutil import ZIP, link_to_nothing
 from charrnn.runs.folder import RunDir, being_trained, is_evaluation, path_kind
 from charrnn.runs.info import Mismatch, RunInfo, inspect, pid_text, run_mismatch, times
 from charrnn.runs.names import (
@@ -210,12 +210,8 @@ def _is_zip(path: str) -> bool:
 def broken_link(base: Path) -> str:
     """Where the folder of runs is a link to nothing, a clause that says so and what to do; ''
     otherwise."""
-    if not os.path.islink(base) or os.path.exists(base):
-        return ""
-    return (
-        f": it is a link to {os.path.realpath(base)}, which is not there; mend the link, or give "
-        "another --checkpoint-dir"
-    )
+    dangling = link_to_nothing(base)
+    return f": {dangling}; mend the link, or give another --checkpoint-dir" if dangling else ""
 
 
 def _is(a: Path, b: Path) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from charrnn.errors import CacheUnwritable
-from charrnn.fsutil import atomic_write, cannot_write
+from charrnn.fsutil import atomic_write, cannot_write, link_to_nothing
 
 try:
     import fcntl
@@ -55,13 +55,11 @@ def cache_writing(folder: Path, temporaries: str = ".*.tmp") -> Iterator[int]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        for link in (folder, *folder.parents):  # "File exists" says nothing of a dangling link
-            if os.path.islink(link) and not os.path.exists(link):
-                raise CacheUnwritable(
-                    f"cannot create the corpus cache {folder}: {link} is a link to "
-                    f"{os.path.realpath(link)}, which is not there; mend the link, or "
-                    f"{OTHER_CACHE}"
-                ) from None
+        if dangling := link_to_nothing(folder):  # which mkdir calls "File exists"
+            raise CacheUnwritable(
+                f"cannot create the corpus cache {folder}: {dangling}; mend the link, or "
+                f"{OTHER_CACHE}"
+            ) from None
         raise CacheUnwritable(
             cannot_write(folder, e, OTHER_CACHE, doing="create the corpus cache")
         ) from None
