@@ -650,6 +650,11 @@ def test_runs_json_is_one_object_per_run(files):
         keys = {"run", "folder", "status", "step", "train_seconds", "evaluations", "best_val_bpc"}
         assert all(keys <= set(rec) for rec in records)
         assert {rec["run"]: rec["status"] for rec in records} == {"a": "ok", "b": "untrained"}
+        # every setting the run trains with, as its checkpoint keeps it
+        saved = torch.load(root / "checkpoints" / "a" / "last.pt", weights_only=True)
+        (a,) = [rec for rec in records if rec["run"] == "a"]
+        assert a["train_config"] == saved["train_config"] and a["train_config"]["batch_size"]
+        assert a["model_config"] == saved["model_config"]
 
 
 def test_runs_of_one_text_validated_on_unlike_numbers_of_characters_get_a_note(trained_run):

@@ -62,6 +62,10 @@ class RunInfo:
     validates_on: tuple[str, float] | None = None
     # The budget it trains to (max_steps, max_epochs, max_time: None where not given)
     limits: dict = field(default_factory=dict)
+    # Every setting it trains with, as its newest checkpoint keeps them (ModelConfig and
+    # TrainConfig as dicts: batch_size, seq_len, weight_decay, seed, precision, ...)
+    model_config: dict = field(default_factory=dict)
+    train_config: dict = field(default_factory=dict)
 
     def _repair(self) -> str:
         """What to do about a damaged file: use or resume from the run's other one, which loads
@@ -158,6 +162,8 @@ class RunInfo:
             "note": self.note,
             "ended": self.ended,
             "training_pid": self.trainer,
+            "model_config": self.model_config or None,
+            "train_config": self.train_config or None,
         }
 
     @property
@@ -334,6 +340,8 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
         mismatch=pair or None,
         limits={k: train.get(k) for k in ("max_steps", "max_epochs", "max_time")},
         validates_on=_validates_on(newest.get("corpus"), train.get("val_frac")),
+        model_config=_settings(config),
+        train_config=_settings(train),
     )
 
 
@@ -499,6 +507,12 @@ def sources_of(corpus) -> tuple[str, ...] | None:
 def pid_text(pid: int) -> str:
     """A trainer's process id as messages give it (0: not written yet)."""
     return f"pid {pid}" if pid else "by another process"
+
+
+def _settings(config: dict) -> dict:
+    """A saved config's plain settings (a damaged or foreign file's other values left out)."""
+    plain = (str, int, float, bool, type(None))
+    return {k: v for k, v in config.items() if isinstance(k, str) and isinstance(v, plain)}
 
 
 def _number(value, kind):
