@@ -325,13 +325,19 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
 def _process_started() -> float:
     """When this process began, on time.perf_counter's clock (from /proc on Linux; elsewhere,
     now: Python's own start-up is then outside the budget)."""
-    now = time.perf_counter()
     try:
+        # its start, in clock ticks since boot (CLOCK_BOOTTIME's count)
         ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        return now - min(max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK")), 60.0)
-    except (OSError, ValueError, IndexError, AttributeError):
-        return now
+        for _ in range(3):
+            # The two clocks read side by side, again where a stop (Ctrl-Z) fell between them:
+            # its seconds would be in the process's age and not in `now`, and counted twice.
+            since_boot, now = time.clock_gettime(time.CLOCK_BOOTTIME), time.perf_counter()
+            if time.clock_gettime(time.CLOCK_BOOTTIME) - since_boot < 0.01:
+                break
+        age = since_boot - ticks / os.sysconf("SC_CLK_TCK")
+        return now - min(max(0.0, age), 60.0)
+    except (OSError, ValueError, IndexError, AttributeError):  # no /proc, no CLOCK_BOOTTIME
+        return time.perf_counter()
 
 
 def _request(ctx, corpus, resume, init_from, checkpoint_dir, opts):
@@ -593,7 +599,7 @@ def _sample(trainer, step: int, opts: dict) -> str:
     from charrnn.use.sampler import sample_text
 
     prime, temp, length = opts["sample_prime"], opts["sample_temp"], opts["sample_length"]
-    prime = known_form(prime, trainer.vocab)  # é typed in the other Unicode form than the text's
+    prime = known_form(prime, trainer.vocab)  # echoed as the model reads it (sample_text's form)
     text = sample_text(trainer.trained, prime, length, temp, step, should_stop=trainer.must_stop)
     cut = (
         f"; cut short at {len(text):,} characters: the run is ending" if len(text) < length else ""
