@@ -349,7 +349,7 @@ def _wrong_arguments(best):
     from charrnn.use.inspection import record
     from charrnn.use.onnx_export import onnx_bytes
     from charrnn.use.scoring import score_text
-    from charrnn.use.units import find_units, gate_saturation
+    from charrnn.use.units import episodes, find_units, gate_saturation, text_properties
 
     model = model_for()
     recording = record(model, "abc")
@@ -433,6 +433,11 @@ def _wrong_arguments(best):
         # another library's whole number: the conversion named
         (lambda: sample_text(model, "ab", torch.tensor(5)), r"a Python int is wanted: int\(x\)"),
         (lambda: SampleConfig(top_k=torch.tensor(3)), r"a Python int is wanted"),
+        (lambda: SampleConfig(temperature=torch.tensor(0.5)), r"a Python float is wanted"),
+        (lambda: SampleConfig(top_p=torch.tensor(0.5)), r"a Python float is wanted"),
+        (lambda: Sampler(model, SampleConfig(), track_logprob=False).mean_logprob(), "track"),
+        (lambda: text_properties(b"ab"), "text must be a str"),
+        (lambda: episodes([0, 1, 0]), "values must be a tensor"),
     ]
 
 

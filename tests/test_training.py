@@ -1215,6 +1215,20 @@ def test_open_run_starts_then_resumes_one_run_holding_its_lock(tmp_path, corpus_
     with open_run(resumed, reader) as opened:
         assert opened.trainer.pos.step == 10 and opened.chars == len(corpus_file.read_text())
         assert drain(opened.trainer)[-1].step == 20
+    # a hook that cannot be called is refused before a run to be replaced is touched
+    again = RunRequest(tmp_path / "ck", resume="tiny", train={"max_steps": 30})
+    replace = RunRequest(tmp_path / "ck", corpus=(str(corpus_file),), name="tiny", replace=True)
+    for wrong in ({"on_open": 3}, {"dist": "x"}):
+        with pytest.raises(ConfigError, match=next(iter(wrong))):
+            open_run(replace, reader, **wrong).__enter__()
+    assert (tmp_path / "ck" / "tiny" / "best.pt").is_file()
+    # its lock released, a run made inside the block trains no more: another may own it now
+    with open_run(again, reader) as opened:
+        events = opened.trainer.run()
+        next(events)
+    with pytest.raises(RunError, match="open_run block has ended"):
+        list(events)
+    assert checkpoint.load(tmp_path / "ck" / "tiny" / "last.pt")["trainer"]["step"] == 20
 
 
 @pytest.mark.parametrize("as_given", [str, Path, lambda p: [str(p)]])

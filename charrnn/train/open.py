@@ -145,6 +145,8 @@ def open_run(
     for name, value, kind in (("request", request, RunRequest), ("reader", reader, TextReader)):
         if not isinstance(value, kind):
             raise ConfigError(f"the {name} must be a {kind.__name__}, not {type(value).__name__}")
+    require_type("dist", dist, Dist, "a Dist (charrnn.train.distributed)")
+    require_callable("on_open", on_open)
     if request.resume:
         run, file = runs.find_resume(request.resume, request.checkpoint_dir)
         with _locked(run, dist):  # no other trainer can move last.pt while it is read
@@ -164,14 +166,20 @@ def open_run(
             _check_prime(opened, request.prime)
             if on_open:
                 on_open(opened)
-            yield opened
+            try:
+                yield opened
+            finally:
+                opened.trainer.released = True
         return
     opened = _start(request, reader, device, dist)
     _check_prime(opened, request.prime)
     with _locked(opened.trainer.run_dir, dist, new=True, clear=request.replace):
         if on_open:  # under the lock: a second trainer of the run is refused before it says a word
             on_open(opened)
-        yield opened
+        try:
+            yield opened
+        finally:
+            opened.trainer.released = True
 
 
 def _start(request: RunRequest, reader: TextReader, device, dist: Dist) -> Opened:

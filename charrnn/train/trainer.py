@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from charrnn import checkpoint
 from charrnn.devices import arithmetic
-from charrnn.errors import CharRNNError, CheckpointError, TrainingError
+from charrnn.errors import CharRNNError, CheckpointError, RunError, TrainingError
 from charrnn.model.network import (
     State,
     detach_state,
@@ -122,6 +122,9 @@ class Trainer:
         self.pos = Position()
         self.streams: State = model.init_state(c.batch_size)  # this rank's carried state
         self._stop = False  # agreed by every rank (set only between steps when distributed)
+        # Set where open_run's block ends: the run's folder is no longer locked, so a run() made
+        # inside it and iterated after it must not write there (another trainer may own it now)
+        self.released = False
         self._requested = False  # asked for on this rank (by a signal)
         # Told what an evaluation reads ("validation", "cold starts") at each of its looks for a
         # stop, a few a second: for a progress display (a wide model's takes minutes).
@@ -182,6 +185,7 @@ class Trainer:
             torch.set_rng_state(caller)
 
     def _run(self) -> Iterator[Event]:
+        self._refuse_released()
         self._tick = self.clock() if self.started is None else self.started
         self.pos.ended = None  # a resumed run goes on
         if self.dist.is_main:
@@ -224,6 +228,7 @@ class Trainer:
             yield event
         last_eval = self.last_evaluated()  # a resume after a stop in the final evaluation makes it
         while True:
+            self._refuse_released()
             self._advance()
             self._agree()
             reason = self.budget_spent(final=True) or ("time" if self._time_up else None)
@@ -433,6 +438,14 @@ class Trainer:
         if reason == "time" and pos.step == 0:  # a new run trains a step (budget_spent)
             reason = None
         return reason is not None, reason == "time"
+
+    def _refuse_released(self) -> None:
+        if self.released:
+            raise RunError(
+                f"the run in {self.run_dir.path} was released (its open_run block has ended, and "
+                "with it the lock that keeps other trainers out): train it inside the block, or "
+                "open it again"
+            )
 
     def _advance(self) -> None:
         """Count the wall clock since the last count (start-up, steps, evaluations) as elapsed."""

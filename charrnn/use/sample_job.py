@@ -130,8 +130,9 @@ class SampleJob:
         texts = ["".join(p) for p in self.pieces]
         # Each mean covers exactly the characters of its text: not a stop string, nor what a sample
         # that had stopped went on generating while the rest of the batch ran.
-        logprobs = self.sampler.mean_logprob([len(t) for t in texts])
         tracked = self.sampler.track_logprob
+        lengths = [len(t) for t in texts]
+        logprobs = self.sampler.mean_logprob(lengths) if tracked else [None] * len(texts)
         reread = functools.cache(self.sampler.reread_logprob)  # every sample began alike
         whole = "length" if self.steps >= self.length else "stopped"
         return [
@@ -140,7 +141,7 @@ class SampleJob:
                 text,
                 seed,
                 self.sampler.config,
-                logprob if tracked else None,
+                logprob,
                 "stop" if met else whole,
                 None if tracked else reread,
             )

@@ -20,9 +20,16 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.defaults import MAX_SEED, SAMPLE_LENGTH, TEMPERATURE
-from charrnn.errors import ConfigError, require_callable, require_whole, shown_value
+from charrnn.errors import (
+    ConfigError,
+    foreign_number,
+    require_callable,
+    require_whole,
+    shown_value,
+)
 from charrnn.model.network import CharRNN, select_streams
 from charrnn.model.trained import CHUNK, PASS_COLS, Model, Start, require_model
+from charrnn.text.vocab import known_form
 from charrnn.threads import ThreadTuner, default_threads, tuned_threads
 
 # When a sampling step may be worth sharing among threads (see sampling_threads), in its
@@ -56,13 +63,19 @@ class SampleConfig:
         temps = list(temps) if many else [temps]
         if not temps or any(not _real(t) or not 0 <= t < math.inf for t in temps):  # nan too
             shown = ", ".join(map(repr, temps)) or "none"
-            raise ConfigError(f"temperature (--temp) must be 0 or more and finite, not {shown}")
+            hint = next((foreign_number(t, "float") for t in temps if not _real(t)), "")
+            raise ConfigError(
+                f"temperature (--temp) must be 0 or more and finite, not {shown}{hint}"
+            )
         self.temperature = tuple(float(t) for t in temps)
         require_whole("num_samples (--num-samples)", self.num_samples, 1)
         if self.top_k is not None:
             require_whole("top_k (--top-k)", self.top_k, 1)
         if self.top_p is not None and not (_real(self.top_p) and 0.0 < self.top_p <= 1.0):
-            raise ConfigError(f"top_p (--top-p) must be a number in (0, 1], not {self.top_p!r}")
+            hint = "" if _real(self.top_p) else foreign_number(self.top_p, "float")
+            raise ConfigError(
+                f"top_p (--top-p) must be a number in (0, 1], not {self.top_p!r}{hint}"
+            )
         if self.top_p is not None:  # a Python float, as the temperatures (NumPy's float64 too)
             self.top_p = float(self.top_p)
         if self.seed is not None:
@@ -216,6 +229,11 @@ class Sampler:
     def mean_logprob(self, lengths: Sequence[int] | None = None) -> list[float | None]:
         """Per sample: mean log-probability (nats) the model gave to its generated characters, to
         the first lengths[i] of them for sample i (default: all); None for none (no mean)."""
+        if not self.track_logprob:
+            raise ConfigError(
+                "this sampler does not keep the log-probabilities of its draws (track_logprob="
+                "False): make it with track_logprob=True, or read a text again (reread_logprob)"
+            )
         if lengths is None:
             lengths = [self.count] * len(self.seeds)
         elif (
@@ -281,10 +299,13 @@ def sample_text(
     without --seed), as training's samples are written: it draws from its own Generator
     only (the run's random state is untouched, so a run sampled along the way ends with the same
     weights) and leaves the model in the mode it found it in. `should_stop`, asked every
-    STOP_POLL characters: True ends the sample there (a stop signal, a time budget spent)."""
+    STOP_POLL characters: True ends the sample there (a stop signal, a time budget spent). The
+    prime is read in the Unicode form the model knows (é typed composed where its text has e +
+    U+0301 is the same text), as open_run checks a RunRequest's prime."""
     require_model(model)
     if not isinstance(prime, str):
         raise ConfigError(f"the prime must be text (a str), not {type(prime).__name__}")
+    prime = known_form(prime, model.vocab)
     require_whole("the length", length, 0)
     require_callable("should_stop", should_stop)
     with model.evaluating():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from charrnn.errors import ConfigError, require_type, require_whole
+from charrnn.errors import ConfigError, require_type, require_whole, shown_value
 from charrnn.model.config import GATES, STATES
 from charrnn.use.inspection import Recording
 
@@ -47,6 +47,7 @@ PROPERTIES = (
 def text_properties(text: str) -> dict[str, torch.Tensor]:
     """Each property's value at each character of `text`, (T,) float64 each: what holds once the
     character has been read."""
+    require_type("text", text, str, "a str")
     n = len(text)
     double, inside, depth, column, indent, start, upper = ([0.0] * n for _ in range(7))
     single = _single_quotes(text)
@@ -221,6 +222,10 @@ CONSTANT = "does not vary in this text"  # (all one line, no word, no bracket: n
 def episodes(values: torch.Tensor) -> int:
     """How many times `values` (T,) returns to its least value after leaving it (a property's
     occurrences: lines for a position on the line, words for a word start); 0 for a constant."""
+    if not isinstance(values, torch.Tensor) or values.dim() != 1:
+        raise ConfigError(f"values must be a tensor (T,), not {shown_value(values)}")
+    if values.numel() == 0:
+        return 0
     at_least = values == values.min()  # (T,)
     return int((at_least[1:] & ~at_least[:-1]).sum())
 
