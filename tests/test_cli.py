@@ -708,12 +708,19 @@ def test_torch_half_made_under_a_memory_limit_is_one_error_line(raised):
 def test_a_deleted_current_folder_is_one_error_line(workspace, tmp_path):
     """torch cannot load in a folder that is gone (oneMKL ends the process with exit 2)."""
     gone = tmp_path / "gone"
-    gone.mkdir()
     script = f'cd "{gone}" && rmdir "{gone}" && exec "$@"'
-    args = ["sample", "-c", str(workspace / "checkpoints/tiny/best.pt"), "-l", "5"]
-    shell = ["sh", "-c", script, "sh", *command_line(args)]
+    for args in (
+        ["sample", "-c", str(workspace / "checkpoints/tiny/best.pt"), "-l", "5"],
+        ["runs"],  # not "no runs in checkpoints", as if ./checkpoints were empty
+    ):
+        gone.mkdir()
+        shell = ["sh", "-c", script, "sh", *command_line(args)]
+        r = subprocess.run(shell, capture_output=True, text=True, timeout=DEADLINE)
+        assert_one_error(r, 1, "the current folder no longer exists", "cd into one")
+    gone.mkdir()
+    shell = ["sh", "-c", script, "sh", *command_line(["runs", "--help"])]
     r = subprocess.run(shell, capture_output=True, text=True, timeout=DEADLINE)
-    assert_one_error(r, 1, "the current folder no longer exists", "cd into one")
+    assert r.returncode == 0 and r.stdout.startswith("Usage: charrnn runs"), r.stderr
 
 
 def test_a_stdout_encoding_without_a_character_is_one_error_line(workspace, tmp_path):

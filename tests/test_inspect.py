@@ -561,6 +561,15 @@ def test_the_legend_says_where_white_is(env, runs_by_cell):
     assert legend.startswith("forget 1:2:  0 (erase the cell) ") and " 1 (keep it) " in legend
 
 
+@pytest.mark.parametrize("columns", ["0", "-5", "abc"])
+def test_a_terminal_width_that_is_no_count_is_left_out(env, runs_by_cell, monkeypatch, columns):
+    """COLUMNS=0 (rich took it for a screen of no columns: nothing drawn, exit 0)."""
+    monkeypatch.setenv("COLUMNS", columns)
+    shown = invoke(env, runs_by_cell, "-c", "lstm", "-", "--color", "always", input="the cat\n")
+    assert shown.exit_code == 0 and "8 bits or more" in shown.stdout.splitlines()[0]
+    assert "the cat" in re.sub(r"\x1b\[[0-9;]*m", "", shown.stdout)
+
+
 def test_html_dash_writes_the_page_to_stdout_alone(env, runs_by_cell, tmp_path):
     page = invoke(env, runs_by_cell, "-c", "lstm", "-", "--html", "-", input="the cat\n")
     assert page.exit_code == 0 and page_data(page.stdout)["text"] == "the cat\n"

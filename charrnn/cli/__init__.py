@@ -32,6 +32,8 @@ from charrnn.cli.signals import (
     load_torch_whole,
     messages_may_close,
     own_the_process,
+    refuse_a_deleted_folder,
+    usable_terminal_size,
 )
 from charrnn.cli.train import train
 
@@ -41,6 +43,7 @@ class _Commands(click.Group):
     parsing of its arguments on."""
 
     def make_context(self, *args, **kwargs):
+        usable_terminal_size()  # (for the help too)
         with command_boundary():  # what it writes too: `charrnn --help > /dev/full`
             return super().make_context(*args, **kwargs)
 
@@ -50,6 +53,8 @@ class _Commands(click.Group):
             try:
                 if given and (cmd := self.get_command(ctx, given[0])):
                     check_single_dash_words(cmd, given[1:], self)  # `-length 50`, as in Lua
+                if not {"-h", "--help"} & set(given):  # the help reads no file
+                    refuse_a_deleted_folder()
                 refuse_stdout_onto_own_files()  # `>> best.pt`, `>> metrics.jsonl`, the cache's
                 return super().invoke(ctx)
             except click.UsageError as e:

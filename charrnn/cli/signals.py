@@ -304,6 +304,29 @@ class _Whole:
         return getattr(self.loader, name)
 
 
+def refuse_a_deleted_folder() -> None:
+    """A one-line error where the current folder was deleted (or moved away) under the shell: a
+    relative path would name nothing (`runs` would find no runs in ./checkpoints), and torch's
+    oneMKL ends the process as it loads."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise click.ClickException(
+            "the current folder no longer exists (deleted or moved away): cd into one that "
+            "does, and run the command again"
+        ) from None
+
+
+def usable_terminal_size() -> None:
+    """COLUMNS and LINES that are not a count of one or more (COLUMNS=0, LINES=abc) left out of
+    the environment, as shutil leaves them out: rich would take COLUMNS=0 for a screen of no
+    columns and draw nothing."""
+    for name in ("COLUMNS", "LINES"):
+        value = os.environ.get(name)
+        if value is not None and not (value.strip().isdigit() and int(value) > 0):
+            del os.environ[name]
+
+
 class _TorchLoadsWhole:
     """A finder that makes torch's import uninterruptible: Ctrl-C in the second it takes (inside
     numpy's or a C extension's initialisation) can abort the interpreter or leave it half-made,
@@ -314,13 +337,7 @@ class _TorchLoadsWhole:
         if name != "torch":
             return None
         sys.meta_path.remove(self)  # once; the other finders find torch itself
-        try:
-            os.getcwd()
-        except FileNotFoundError:  # oneMKL, loading with torch, ends the process (exit 2)
-            raise click.ClickException(
-                "the current folder no longer exists (deleted or moved away): cd into one that "
-                "does, and run the command again"
-            ) from None
+        refuse_a_deleted_folder()  # oneMKL, loading with torch, ends the process (exit 2)
         for finder in list(sys.meta_path):
             spec = getattr(finder, "find_spec", lambda *a: None)(name, path, target)
             if spec is not None:
