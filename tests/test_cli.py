@@ -737,6 +737,19 @@ def test_a_stdout_encoding_without_a_character_is_one_error_line(workspace, tmp_
     assert (r.returncode, r.stdout) == (0, b"nan\n")
     err = r.stderr.decode("latin-1")
     assert "'\\u20ac' (U+20AC)" in err and "Traceback" not in err
+    # a run whose path it cannot write, which train ends by writing: refused before it trains
+    corpus = tmp_path / "\u65e5.txt"
+    corpus.write_text("abc def\n" * 500)
+    ck = tmp_path / "ck"
+    r = run(["train", str(corpus), "--size", "tiny", "--checkpoint-dir", ck], env=env)
+    assert_one_error(r, 1, "encoding (latin-1) cannot write U+65E5 of the run's path", "--name")
+    assert not (ck / "\u65e5").exists()
+    # a path that cannot be written at the end (a full disk): the run is saved, and it says where
+    with open("/dev/full", "w") as full:
+        args = ["train", str(corpus), "--size", "tiny", "--steps", "3", "--checkpoint-dir", ck]
+        r = run(args, stdout=full, stderr=subprocess.PIPE)
+    best = ck / "\u65e5" / "best.pt"
+    assert r.returncode == 1 and f"The run is saved: {best}\n" in r.stderr and best.is_file()
 
 
 # ----------------------------------------------------------------------- Ctrl-C during start-up

@@ -4,6 +4,7 @@ events as progress on stderr."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import stat
@@ -445,6 +446,8 @@ def _train(request, device, d, quiet: bool, opts: dict, clock=None) -> int:
         say(line, quiet)
 
     def tell(opened) -> None:
+        if d.is_main:  # before the run trains: the path it ends by writing must be writable
+            _refuse_an_unwritable_path(opened.trainer.run_dir.best)
         if clock is not None:  # the time budget leaves out the time the process is stopped
             opened.trainer.clock = clock
         say(describe(opened, request, device), quiet)
@@ -685,8 +688,32 @@ def _finish(
         return 128 + signals[0] if signals else 130
     if trainer.dist.is_main:
         run = trainer.run_dir
-        click.echo(str(run.best if run.best.is_file() else run.last))
+        path = str(run.best if run.best.is_file() else run.last)
+        try:
+            click.echo(path)
+            sys.stdout.flush()
+        except OSError as e:  # a full disk, a closed stdout: the run is saved all the same
+            if e.errno != errno.EPIPE:
+                say(f"The run is saved: {path}")
+            raise
     return 0
+
+
+def _refuse_an_unwritable_path(path) -> None:
+    """A one-line error, before training, where stdout's encoding (PYTHONIOENCODING)
+    cannot write the path that the run ends by writing there."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        str(path).encode(encoding, getattr(sys.stdout, "errors", None) or "strict")
+    except UnicodeEncodeError as e:
+        char = f"U+{ord(e.object[e.start]):04X}"
+        raise click.ClickException(
+            f"standard output's encoding ({e.encoding}) cannot write {char} of the run's path "
+            f"({path}), which the run ends by writing there; set "
+            "PYTHONIOENCODING=utf-8, use a UTF-8 locale, or give a --name it can write"
+        ) from None
+    except LookupError:  # an encoding Python does not know: writing finds out
+        pass
 
 
 @contextlib.contextmanager
