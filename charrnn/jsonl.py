@@ -34,11 +34,14 @@ def dumps(value: Any, **options) -> str:
     return json.dumps(finite(value), allow_nan=False, **options)
 
 
-def json_line(record: dict) -> str:
+def json_line(record: dict, ascii_only: bool = False) -> str:
     """One JSON object on one line, text kept readable (ensure_ascii=False) but with the characters
     that JSON leaves raw and line-based readers split at (U+0085, U+2028, U+2029) escaped, and
     lone surrogates (a file name's bytes that are not UTF-8, a text read as UTF-7) as \\udXXX:
-    raw, they cannot be written as UTF-8 at all."""
+    raw, they cannot be written as UTF-8 at all. `ascii_only`: every character past ASCII
+    escaped (\\u65e5), the same JSON, for an output whose encoding has no room for them."""
+    if ascii_only:
+        return dumps(record, ensure_ascii=True)
     return _RAW.sub(lambda m: f"\\u{ord(m[0]):04x}", dumps(record, ensure_ascii=False))
 
 

@@ -730,9 +730,14 @@ def test_a_stdout_encoding_without_a_character_is_one_error_line(workspace, tmp_
     text.write_text("the cat \u20ac\n", encoding="utf-8")
     args = ["score", "-c", str(workspace / "checkpoints/tiny/best.pt"), "--per-line", "--json"]
     env = {**os.environ, "PYTHONIOENCODING": "latin-1"}
-    r = run([*args, "--unknown", "skip", str(text)], env=env, text=False)
+    other = tmp_path / "other.txt"
+    other.write_text("the cat\n")
+    score = ["score", "-qc", str(workspace / "checkpoints/tiny/best.pt"), "--unknown", "skip"]
+    r = run([*score, str(text), str(other)], env=env, text=False)  # bits, tab, each file's name
     assert_one_error(r, 1, "standard output's encoding (latin-1) cannot write U+20AC",
                      "PYTHONIOENCODING=utf-8")  # fmt: skip
+    r = run([*args, "--unknown", "skip", str(text)], env=env)  # JSON: the character escaped
+    assert r.returncode == 0 and json.loads(r.stdout)["text"] == "the cat \u20ac", r.stderr
     r = run([*args[:-1], str(text)], env=env, text=False)  # nan, a warning naming the character
     assert (r.returncode, r.stdout) == (0, b"nan\n")
     err = r.stderr.decode("latin-1")
@@ -750,6 +755,10 @@ def test_a_stdout_encoding_without_a_character_is_one_error_line(workspace, tmp_
         r = run(args, stdout=full, stderr=subprocess.PIPE)
     best = ck / "\u65e5" / "best.pt"
     assert r.returncode == 1 and f"The run is saved: {best}\n" in r.stderr and best.is_file()
+    # --json writes what its encoding lacks escaped: the same JSON (a table cannot, and says so)
+    r = run(["runs", "--json", "--checkpoint-dir", ck], env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["run"] == "\u65e5", r.stderr
+    assert r.stdout.isascii()
 
 
 # ----------------------------------------------------------------------- Ctrl-C during start-up

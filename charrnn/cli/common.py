@@ -72,6 +72,20 @@ def refuse_run_as_file(file: str | None, checkpoint_dir) -> None:
     )
 
 
+def json_out(record: dict, stream=None) -> str:
+    """`record` as --json writes it onto `stream` (stdout by default): json_line, with every
+    character past ASCII escaped where the stream's encoding is not Unicode's
+    (PYTHONIOENCODING=latin-1), so that a name holding one never stops the listing."""
+    from charrnn.jsonl import json_line
+
+    encoding = getattr(sys.stdout if stream is None else stream, "encoding", None) or "utf-8"
+    try:
+        unicode = codecs.lookup(encoding).name.startswith("utf")
+    except LookupError:
+        unicode = False
+    return json_line(record, ascii_only=not unicode)
+
+
 def say(message: str, quiet: bool = False) -> None:
     """A message for the person at the terminal: stderr, never stdout; one line of text, whatever
     the names in it hold (shown_message: a terminal never acts on a name's escape sequence)."""

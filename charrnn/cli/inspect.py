@@ -13,6 +13,7 @@ from charrnn.cli.common import (
     cannot_write,
     check_reader,
     count,
+    json_out,
     known_text,
     load_model,
     note_unknown,
@@ -41,7 +42,6 @@ from charrnn.cli.options import (
     unknown_option,
 )
 from charrnn.fsutil import probe_writable, size_text
-from charrnn.jsonl import json_line
 from charrnn.model.config import FIELDS, GATES
 
 # Every field of every cell, once each, and the surprise (checked against the cell later).
@@ -200,7 +200,7 @@ def inspect(ctx, file, checkpoint, checkpoint_dir, device, **opts):
     if opts["as_json"]:
         out = click.get_text_stream("stdout", errors=None)  # the boundary's
         for record in result.records(str(path)):  # exact, as json_line writes it
-            out.write(json_line(record) + "\n")
+            out.write(json_out(record, out) + "\n")
         out.flush()
     else:
         if asked or not (result.found is not None or result.gates is not None or opts["html_path"]):

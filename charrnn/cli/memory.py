@@ -8,6 +8,7 @@ import click
 
 from charrnn.cli.common import (
     count,
+    json_out,
     known_text,
     load_model,
     print_table,
@@ -27,7 +28,6 @@ from charrnn.cli.options import (
     unknown_option,
 )
 from charrnn.errors import ConfigError, CorpusError
-from charrnn.jsonl import json_line
 
 MEMORY_HINT = "to measure on a stream, pipe it in and use - to read standard input"
 MAX_CHARS = 100_000  # read as one stream from a cold start: about 20 s for a medium model
@@ -115,7 +115,7 @@ def memory(
             ]
             record = {"checkpoint": str(path), "cell": c.cell, "shape": _shape(c)}
             record |= {"characters": len(read), "pairs": pairs, "bins": bins}
-            click.echo(json_line(record))
+            click.echo(json_out(record))
         return
     header = ("checkpoint", "model", *(f"{b.label} back" for b in measured[0][3]))
     rows = [

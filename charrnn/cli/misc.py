@@ -7,11 +7,10 @@ import sys
 
 import click
 
-from charrnn.cli.common import cache_dir, count, download_bar, print_table, say
+from charrnn.cli.common import cache_dir, count, download_bar, json_out, print_table, say
 from charrnn.cli.options import checkpoint_dir_option, json_option, not_empty, quiet_option
 from charrnn.cli.report import fmt_time
 from charrnn.fsutil import link_to_nothing, size_text
-from charrnn.jsonl import json_line
 
 
 @click.command(
@@ -64,7 +63,7 @@ def runs(checkpoint_dir, as_json, check):
         return
     if as_json:
         for info in found:
-            click.echo(json_line(_run_record(info)))
+            click.echo(json_out(_run_record(info)))
     else:
         _runs_table(found)
     if note := unlike_reads(found):
@@ -217,7 +216,7 @@ def corpus_list(as_json):
         )
     if as_json:
         for r in records:
-            click.echo(json_line(r))
+            click.echo(json_out(r))
         return
     rows = [
         (
@@ -300,7 +299,7 @@ def corpus_cache(clear, as_json):
     if as_json:
         for e in entries:  # names exact, as every --json gives them (json_line)
             record = {"bytes": e.size, "chars": e.chars, "sources": list(e.sources)}
-            click.echo(json_line({**record, "file": str(e.ids_path)}))
+            click.echo(json_out({**record, "file": str(e.ids_path)}))
         return
     rows = [
         (

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import click
 
-from charrnn.cli.common import binary, print_tsv, say, shown_name, tsv_field, write_output
+from charrnn.cli.common import binary, json_out, print_tsv, say, shown_name, tsv_field, write_output
 from charrnn.cli.options import checkpoint_dir_option, json_option, names_a_file, not_empty
 from charrnn.cli.report import fmt_time
 from charrnn.curves import X_AXES  # no torch: `charrnn --help` stays quick
-from charrnn.jsonl import json_line
 
 EXTRA = "pip install matplotlib"  # the [plot] extra's one package, installed beside charrnn
 FIGURE_TYPES = (".png", ".svg")
@@ -129,7 +128,7 @@ def plot(specs, output, x_axis, with_train, as_json, checkpoint_dir):
         say(f"Wrote {output}")
     if as_json:
         for c, curve, p in points:
-            click.echo(json_line(_point_record(c, curve, p)))
+            click.echo(json_out(_point_record(c, curve, p)))
     elif output:
         return
     elif sys.stdout.isatty():

@@ -12,6 +12,7 @@ import click
 from charrnn.cli.common import (
     check_reader,
     count,
+    json_out,
     load_model,
     note_unknown,
     read_stdin,
@@ -40,7 +41,6 @@ from charrnn.cli.options import (
 )
 from charrnn.cli.signals import exit_status
 from charrnn.defaults import MAX_SEED
-from charrnn.jsonl import json_line
 
 MAX_LENGTH = 10**9
 PRIME_HINT = "to prime from a stream, pipe it in and use --prime - to read standard input"
@@ -235,7 +235,7 @@ class _Writer:
         texts = [r.text for r in results]
         if self.opts["as_json"]:
             for record in self.job.records(results, self.checkpoint):
-                self.out.write(json_line(record) + "\n")
+                self.out.write(json_out(record, self.out) + "\n")
         else:  # after the first, written live
             separator = unescape(self.opts["separator"])
             self.out.write("".join(separator + self.echo + t for t in texts[1:]))

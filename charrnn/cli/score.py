@@ -11,6 +11,7 @@ from charrnn.cli.common import (
     check_reader,
     count,
     drop_stdout,
+    json_out,
     known_text,
     load_model,
     phase_bar,
@@ -34,7 +35,6 @@ from charrnn.cli.options import (
     unknown_option,
 )
 from charrnn.errors import CharRNNError
-from charrnn.jsonl import json_line
 
 SCORE_HINT = "to score a stream, pipe it in and use - to read standard input"
 
@@ -181,7 +181,7 @@ def _score_text(
     bpc = nats / math.log(2)
     if as_json:
         record = {"file": file, "characters": len(text), "bpc": round(bpc, 6)}
-        click.echo(json_line({**record, "nats": round(nats, 6), "checkpoint": str(path)}))
+        click.echo(json_out({**record, "nats": round(nats, 6), "checkpoint": str(path)}))
     else:  # a name as one field of one line, whatever its characters (a tab, a line break)
         click.echo(f"{bpc:.4f}" + f"\t{'-' if file == '-' else label}" * named)
     say(
@@ -230,7 +230,7 @@ def _score_lines(
                     {"line": number + i + 1, "bpc": round(b, 6), "text": line.removesuffix("\n")}
                     for i, (b, line) in enumerate(zip(found.bits, lines, strict=True))
                 )
-                click.echo("".join(json_line(r) + "\n" for r in records), nl=False)
+                click.echo("".join(json_out(r) + "\n" for r in records), nl=False)
             else:
                 click.echo("".join(f"{b:.4f}\n" for b in found.bits), nl=False)  # and flushed
             number += len(lines)
