@@ -17,6 +17,7 @@ import importlib
 import json
 import math
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -226,6 +227,14 @@ def test_tilde_is_expanded_in_the_environment(files, monkeypatch):
         assert invoke(["sample", "-l", "5"]).exit_code == 0
         monkeypatch.setenv("CHARRNN_CACHE_DIR", "~/cache")
         assert cache_dir() == root / "cache"
+    # unset: XDG's folder where it is absolute; an empty HOME is no home (not the root folder)
+    monkeypatch.delenv("CHARRNN_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", "/x")
+    assert cache_dir() == Path("/x/charrnn")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")
+    monkeypatch.setenv("HOME", "")
+    account = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    assert cache_dir() == account / ".cache" / "charrnn"
 
 
 # ------------------------------------------------------------------------ any checkpoint folder
@@ -942,7 +951,13 @@ def test_the_library_refuses_a_name_that_is_not_plain(tmp_path):
     with pytest.raises(RunError, match=r"'a/b' is not a plain folder name .*; use 'a-b'"):
         runs.plan_run(tmp_path, "a/b")
     assert runs.plan_run(tmp_path, "a-b").path == tmp_path / "a-b"
-    for name in ("a/b", "..", ".x", "x.pt", "~", "a" * 400, "ü" * 200, "\udcff", "x" * 252 + ".pt"):
+    # a file name's bytes that are not UTF-8 kept as their hex: two such texts are two runs
+    assert [runs.safe_name(os.fsdecode(b)) for b in (b"caf\xe9", b"x\xed\xa0y")] == [
+        "caf-e9",
+        "x-ed-a0-y",
+    ]
+    many = ("\udcff", "\udce9" * 200)
+    for name in ("a/b", "..", ".x", "x.pt", "~", "a" * 400, "ü" * 200, *many, "x" * 252 + ".pt"):
         made = runs.safe_name(name, tmp_path)
         assert runs.safe_name(made, tmp_path) == made and runs.name_problem(made, tmp_path) is None
         assert not runs.is_path(made) and not made.startswith((".", "-"))

@@ -24,10 +24,27 @@ CACHE_DIR_ENV = "CHARRNN_CACHE_DIR"
 
 
 def cache_dir() -> Path:
+    """Where encoded corpora are kept: CHARRNN_CACHE_DIR, else $XDG_CACHE_HOME/charrnn (an
+    absolute one, as the XDG spec has it), else ~/.cache/charrnn."""
     if env := os.environ.get(CACHE_DIR_ENV):
         return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "charrnn"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "charrnn"
+    return _home() / ".cache" / "charrnn"
+
+
+def _home() -> Path:
+    """The user's home: $HOME, else (unset or empty: `HOME= cmd`, which Python reads as the
+    root folder) the account's own, as a login gives it."""
+    if home := os.environ.get("HOME"):
+        return Path(home)
+    try:
+        import pwd
+
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except (ImportError, KeyError):  # no pwd (Windows), no such account
+        return Path.home()
 
 
 def load_model(checkpoint: str | None, checkpoint_dir, device: str | None, quiet: bool = False):
