@@ -568,6 +568,13 @@ def test_a_byte_that_is_not_utf8_is_told_apart_from_a_backslash_of_the_name(file
         r = invoke(["runs", "--checkpoint-dir", str(base)])
         names = sorted(line.split("\t")[0] for line in r.stdout.splitlines()[1:])
         assert r.exit_code == 0 and names == ["b\\xffyte", "lit\\\\xffyte"]
+        make_run(base, "esc\x1b[31m", "good", files)
+        # a name given as the line writes it: the run it names, and how to type it in bash
+        for typed, meant in (("b\\xffyte", "$'b\\xffyte'"), ("esc\\x1b[31m", "$'esc\\x1b[31m'")):
+            r = invoke(["sample", "-c", typed, "--checkpoint-dir", str(base), "-l", "5"])
+            assert r.exit_code == 1 and f"; did you mean {meant}? (a piped `runs`" in r.stderr
+        r = invoke(["sample", "-c", "lit\\xffyte", "--checkpoint-dir", str(base), "-l", "5"])
+        assert r.exit_code == 0  # the name itself, backslash and all, where it is one
 
 
 def test_a_name_on_a_terminal_s_table_is_text_there_too(files, monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import unicodedata
 from pathlib import Path
@@ -259,6 +260,14 @@ def _meant(spec: str, base: Path, files: bool = True) -> str:
     was refused), or, for a value read as a path, the run named just so ('x.pt'), or that path
     inside `base` (early/last.pt, a run's file named as `ls CHECKPOINT_DIR` shows it), or the
     closest run folder or (with `files`: the command takes one) checkpoint file; '' if none."""
+    if (real := _unescaped(spec)) is not None:  # a name as `runs` writes it piped: `a\\x1bb`
+        with contextlib.suppress(RunError):
+            if path_kind(Path(real) if is_path(real) else Path(base) / real) is not None:
+                return (
+                    f"; did you mean {bash_word(real)}? (a piped `runs` writes the characters "
+                    "of a name that are not text escaped, as typed here; `runs --json` gives "
+                    "names exact)"
+                )
     plain = {os.sep, os.altsep} - {None}
     names = [safe_name(spec, base)]
     if is_path(spec) and spec not in (".", "..") and not any(s in spec for s in plain):
@@ -300,6 +309,43 @@ def _meant(spec: str, base: Path, files: bool = True) -> str:
                     file = file or _nearest_run(name, Path(there), files=True)
                 return f"; did you mean {as_path(os.path.join(there, file) if file else there)}?"
     return ""
+
+
+# An escape as a piped table writes a name's character that is not text: \\, \t, \xNN, \uNNNN
+_ESCAPE = re.compile(r"\\(?:([\\tnrfvab])|x([0-9a-f]{2})|u([0-9a-f]{4}))")
+_NAMED = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "f": "\f", "v": "\v", "a": "\a", "b": "\b"}
+
+
+def _unescaped(spec: str) -> str | None:
+    """`spec` read as a piped `runs` line writes a name (\\x1b a control character, \\xe9 past
+    ASCII a byte that is not UTF-8, \\\\ a backslash); None where it holds no such escape."""
+
+    def one(m: re.Match) -> str:
+        if m[1]:
+            return _NAMED[m[1]]
+        if m[2]:
+            n = int(m[2], 16)
+            return chr(n) if n < 0x80 else chr(0xDC00 + n)  # a byte, as os.fsdecode reads it
+        return chr(int(m[3], 16))
+
+    real = _ESCAPE.sub(one, spec)
+    return real if real != spec else None
+
+
+def bash_word(text: str) -> str:
+    """`text` quoted for a shell: shlex's quoting, or where it holds a character that is not
+    text (a control character, a byte that is not UTF-8) bash's $'...' with \\xNN escapes."""
+    if text.isprintable() and not any("\udc80" <= c <= "\udcff" for c in text):
+        return shlex.quote(text)
+    out = []
+    for c in text:
+        if "\udc80" <= c <= "\udcff":
+            out.append(f"\\x{ord(c) - 0xDC00:02x}")
+        elif c.isprintable() and c not in "'\\":
+            out.append(c)
+        else:
+            out.append("".join(f"\\x{b:02x}" for b in c.encode("utf-8", "surrogatepass")))
+    return "$'" + "".join(out) + "'"
 
 
 def _nearest_run(name: str, base: Path, files: bool = False) -> str | None:
