@@ -949,7 +949,8 @@ def test_corpus_list_on_a_narrow_terminal_keeps_each_name_whole(env, monkeypatch
 def test_corpus_list_and_get(env, tmp_path):
     listing = env(["corpus", "list"]).stdout.splitlines()  # piped: a header, then a line each
     rows = {line.split("\t")[0]: line.split("\t") for line in listing[1:]}
-    assert listing[0].split("\t")[:4] == ["name", "size", "kind", "here"]
+    assert listing[0].split("\t")[:4] == ["name", "bytes", "kind", "here"]  # piped: plain figures
+    assert rows["tinyshakespeare"][1] == "1115394"
     assert rows["pystdlib"][2:4] == ["built-in", "no"] and rows["tinyshakespeare"][2] == "download"
     r = env(["corpus", "get", "pystdlib"])
     assert r.exit_code == 0 and r.stdout.startswith(str(tmp_path / "cache"))

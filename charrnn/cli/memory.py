@@ -50,7 +50,8 @@ Examples:
     metavar="PATH|RUN",
     multiple=True,
     help="A run or checkpoint to measure, as `sample -c` takes it; give it again for each model "
-    "to set beside the others (default: the most recently updated run).",
+    "to set beside the others (default: the most recently updated run trained to one evaluation "
+    "at least).",
 )
 @click.option(
     "--pairs",

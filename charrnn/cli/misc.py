@@ -218,10 +218,13 @@ def corpus_list(as_json):
         for r in records:
             click.echo(json_out(r))
         return
+    piped = not sys.stdout.isatty()
+    if piped:  # for scripts: plain numbers, as runs writes them
+        header = tuple("bytes" if h == "size" else h for h in header)
     rows = [
         (
             r["name"],
-            size_text(r["bytes"]),
+            str(r["bytes"]) if piped else size_text(r["bytes"]),
             r["kind"],
             r["here"],
             r["description"],
@@ -234,7 +237,7 @@ def corpus_list(as_json):
     print_table(
         header,
         rows,
-        lambda i, name: name == "size",
+        lambda i, name: name in ("size", "bytes"),
         overflow="fold",
         spare=spare,
         prose=("description", "licence"),
@@ -301,15 +304,17 @@ def corpus_cache(clear, as_json):
             record = {"bytes": e.size, "chars": e.chars, "sources": list(e.sources)}
             click.echo(json_out({**record, "file": str(e.ids_path)}))
         return
+    piped = not sys.stdout.isatty()  # for scripts: plain numbers, as runs writes them
+    header = ("bytes" if piped else "size", "characters", "corpus", "encoded file")
     rows = [
         (
-            size_text(e.size),
-            f"{e.chars:,}" if e.chars is not None else "unreadable (rebuilt on use)",
+            str(e.size) if piped else size_text(e.size),
+            format(e.chars, "d" if piped else ",d")
+            if e.chars is not None
+            else "unreadable (rebuilt on use)",
             ", ".join(e.sources) or "?",
             str(e.ids_path),
         )
         for e in entries
     ]
-    print_table(
-        ("size", "characters", "corpus", "encoded file"), rows, lambda i, _: i < 2, overflow="fold"
-    )
+    print_table(header, rows, lambda i, _: i < 2, overflow="fold")
