@@ -117,3 +117,35 @@ def _native_bf16(device: torch.device) -> bool:
     except (AttributeError, RuntimeError):
         return False
     return bool(usable and fast)
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes of memory a new allocation can take on `device` now: a GPU's free memory; on a
+    CPU, what the system says is available (MemAvailable), less where this process's control
+    group (a container's limit) leaves less; None where it cannot be told (macOS, mps)."""
+    import torch
+
+    if device.type == "cuda":
+        try:
+            return torch.cuda.mem_get_info(device)[0]
+        except RuntimeError:
+            return None
+    if device.type != "cpu":
+        return None
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # cgroup v2: the group's limit ("max": none) less what it holds now
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current") as f:
+                found.append(max(int(limit) - int(f.read().strip()), 0))
+    except (OSError, ValueError):
+        pass
+    return min(found, default=None)

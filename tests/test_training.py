@@ -1087,6 +1087,26 @@ def test_a_sample_between_steps_ends_where_a_stop_comes_or_the_budget_is_spent(t
     assert done.reason == ("stopped" if why == "a stop" else "time") and done.step == 5
 
 
+@pytest.mark.parametrize("size", ["tiny", "auto"])
+def test_a_model_too_large_for_the_memory_free_is_refused_before_it_is_built(
+    env, corpus_file, tmp_path, monkeypatch, size
+):
+    """16 bytes a parameter at the least: a 2x512 LSTM (about 3.2M parameters, 51 MB) where
+    50 MB are free is refused in one line, before it is built (or timed by `auto`), no folder left
+    (a 16x8192 one on 24 GB was killed by the system after minutes of swapping)."""
+    import charrnn.train.fits as fits
+
+    monkeypatch.setattr(fits, "free_memory", lambda device: 50_000_000)
+    args = ["train", str(corpus_file), "--size", size, "--hidden", "512", "--layers", "2"]
+    r = env([*args, "--time", "30s"])
+    line = assert_one_error(r)
+    assert re.search(r"a 2x512 LSTM has 3\.\d million parameters: training it takes 5\d MB", line)
+    assert "more than the 50 MB free on cpu; give a smaller --hidden or --layers" in line
+    assert not (tmp_path / "checkpoints").exists()
+    monkeypatch.setattr(fits, "free_memory", lambda device: None)  # not known: trained
+    assert env([*args, "--steps", "1", "-q"]).exit_code == 0
+
+
 def test_a_prime_the_corpus_cannot_spell_is_one_error_line(env, corpus_file, tmp_path):
     args = ["train", str(corpus_file), "--steps", "5", *TINY_CLI, "--sample-every", "2"]
     r = env([*args, "--sample-prime", "zq€"])

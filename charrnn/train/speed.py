@@ -19,6 +19,7 @@ from charrnn.runs import RunDir
 from charrnn.text.vocab import CharVocab
 from charrnn.threads import TRIAL, timed, tuned_threads
 from charrnn.train.config import TrainConfig
+from charrnn.train.fits import refuse_too_large
 from charrnn.train.state import RunState
 from charrnn.train.trainer import Trainer
 
@@ -39,6 +40,7 @@ def training_speed(
     short budget being measured.
 
     The global random state is left as it was: a run seeded after this trains the same."""
+    refuse_too_large(config, device)  # before it is built
     b, t = train.batch_size, train.seq_len
     with torch.random.fork_rng(devices=[]), tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)

@@ -47,6 +47,7 @@ from charrnn.text.encoded import EncodedCorpus
 from charrnn.text.vocab import lookalike
 from charrnn.train.config import MIN_EVALS_PER_EPOCH, TrainConfig
 from charrnn.train.distributed import SINGLE, Dist
+from charrnn.train.fits import refuse_too_large
 from charrnn.train.speed import training_speed
 from charrnn.train.state import Generators, RunState
 from charrnn.train.trainer import Trainer
@@ -133,6 +134,7 @@ def _opened(
     seeded (`weights`, if given, over the initial ones) alike on every rank, each rank's
     generator then seeded apart so that its dropout masks differ; and what the checkpoint records
     of the text."""
+    refuse_too_large(model_config, device)
     n_train = data.train_length(len(ids), config.val_frac)
     counts = data.char_counts(ids[:n_train], len(vocab))  # (V,) of the part trained on
     val_counts = data.char_counts(ids[n_train:], len(vocab))
