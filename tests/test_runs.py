@@ -673,6 +673,29 @@ def test_runs_json_is_one_object_per_run(files):
         assert a["model_config"] == saved["model_config"]
 
 
+def test_a_run_that_ended_without_saying_how_is_cut_off_and_says_how_to_go_on(trained_run):
+    """Killed (SIGKILL, out of memory): its newest checkpoint was saved while it trained, and no
+    process trains it; one from before the ending was kept says nothing of it."""
+    payload = torch.load(trained_run.last, weights_only=True)
+    part = {k: v for k, v in payload.items() if not k.startswith("format") and k != "digests"}
+    with workspace() as root:
+        for name, trainer in (("killed", {"ended": None}), ("older", {})):
+            (root / "checkpoints" / name).mkdir(parents=True)
+            shutil.copyfile(trained_run.best, root / "checkpoints" / name / "best.pt")
+            kept = {k: v for k, v in payload["trainer"].items() if k != "ended"}
+            saved = {**part, "trainer": {**kept, **trainer}}
+            checkpoint.save(saved, root / "checkpoints" / name / "last.pt")
+        lines = invoke(["runs"]).stdout.splitlines()
+        rows = {line.split("\t")[0]: line.split("\t") for line in lines}
+        assert rows["killed"][9] == "cut off" and rows["older"][9] == ""
+        assert rows["killed"][7].startswith("cut off: it ended without saying how (killed")
+        assert "; continue it with `" in rows["killed"][7]
+        assert rows["killed"][7].endswith(" --resume killed`")
+        listed = invoke(["runs", "--json"]).stdout.splitlines()
+        records = {r["run"]: r for r in map(json.loads, listed)}
+        assert records["killed"]["ended"] is None and records["killed"]["status"] == "ok"
+
+
 def test_runs_of_one_text_validated_on_unlike_numbers_of_characters_get_a_note(trained_run):
     """A time budget reads part of the validation split: two runs of one text whose evaluations
     read different numbers of characters have val bpc that do not compare, and runs says so
@@ -1666,6 +1689,8 @@ def test_runs_piped_writes_plain_figures_for_scripts():
     from charrnn.cli.misc import _run_row
 
     class Info:
+        cut_off = False
+
         def summary(self):
             return {
                 "run": "r", "cell": "lstm", "shape": "1x128", "step": 1806, "train_seconds": 39.24,

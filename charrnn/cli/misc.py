@@ -42,8 +42,9 @@ def runs(checkpoint_dir, as_json, check):
     """List the runs in the checkpoint folder, most recent first: the step of each one's newest
     checkpoint, its scores, its status: ok, untrained (no evaluation yet: `sample` skips it) or
     damaged (a file that cannot be read; the others are listed all the same), and what ended it
-    (its time, steps or epochs, an early stop, or interrupted: `train --resume` goes on), or
-    "training now" while a `charrnn train` trains it. On a
+    (its time, steps or epochs, an early stop, or interrupted: `train --resume` goes on; cut
+    off where it ended without saying how: killed), or "training now" while a `charrnn train`
+    trains it. On a
     terminal a table (a narrow one leaves out folder, from, last val bpc and train time in turn
     until it fits, and says so); piped, tab-separated lines in full under a header line, their
     figures plain (step 1806, train seconds 39.2), as --json keeps every field."""
@@ -156,6 +157,12 @@ def _run_row(info, piped: bool = False) -> tuple[str, ...]:
         return "-" if value is None else format(value, spec)
 
     model = " ".join(x for x in ((r["cell"] or "").upper(), r["shape"] or "") if x) or "-"
+    if r["training_pid"] is not None:
+        ended = "training now"
+    elif info.cut_off:  # killed: its checkpoint does not say how it ended
+        ended = "cut off"
+    else:
+        ended = ENDED.get(r["ended"], r["ended"] or "")
     seconds = r["train_seconds"]
     return (
         r["run"],
@@ -167,7 +174,7 @@ def _run_row(info, piped: bool = False) -> tuple[str, ...]:
         r["folder"],
         r["note"],
         r["from"] or "",
-        ENDED.get(r["ended"], r["ended"] or "") if r["training_pid"] is None else "training now",
+        ended,
     )
 
 

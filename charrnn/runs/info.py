@@ -52,6 +52,9 @@ class RunInfo:
     # How it ended (events.ENDINGS: a budget spent, "patience", "stopped" by a signal);
     # None while it trains, or from a charrnn that did not keep it.
     ended: str | None = None
+    # It ended without saying how (killed, out of memory, the machine stopped): its newest
+    # checkpoint was saved while it trained, and no process trains it now.
+    cut_off: bool = False
     # What it was trained on (absolute paths, catalog names, "-" for standard input), for the
     # advice to continue it; None where unknown.
     sources: tuple[str, ...] | None = None
@@ -229,6 +232,12 @@ class RunInfo:
                 f"not trained to its first evaluation yet{at}; continue it with "
                 f"`{self.resume_advice()}`"
             )
+        if self.cut_off:
+            at = f" at step {self.step:,}" if self.step is not None else ""
+            return (
+                f"cut off: it ended without saying how (killed, out of memory, or the machine "
+                f"stopped), after its save{at}; continue it with `{self.resume_advice()}`"
+            )
         return ""
 
 
@@ -335,6 +344,8 @@ def inspect(run: RunDir, verify: bool = False) -> RunInfo:
         origin_step=_number(origin.get("step"), int),
         origin_checkpoint=base if isinstance(base, str) else None,
         ended=trainer.get("ended") if trainer.get("ended") in ENDINGS else None,
+        # (a checkpoint from before `ended` was kept has no such key: nothing is known)
+        cut_off="ended" in trainer and trainer["ended"] is None and pid is None,
         sources=sources_of(newest.get("corpus")),
         trainer=pid,
         mismatch=pair or None,
