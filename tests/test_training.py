@@ -1087,6 +1087,47 @@ def test_a_sample_between_steps_ends_where_a_stop_comes_or_the_budget_is_spent(t
     assert done.reason == ("stopped" if why == "a stop" else "time") and done.step == 5
 
 
+def test_the_bars_of_reading_the_text_are_off_the_terminal_before_the_run_says_a_word(
+    env, corpus_file, monkeypatch
+):
+    """A phase's bar left open was drawn again under every later line, its clock running (encode
+    100% [00:24]), as if the run were still reading its text."""
+    import io
+
+    import charrnn.cli.common as common
+
+    train_cli = importlib.import_module("charrnn.cli.train")
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(common, "BAR_AFTER_S", 0)
+    made = []
+
+    def recorded(quiet, *args, **kw):  # the bars train makes, drawn on a terminal of their own
+        bar = common.phase_bar(False, *args, **kw)
+
+        def progress(phase, done, total):
+            with monkeypatch.context() as m:
+                m.setattr(sys, "stderr", screen)
+                bar(phase, done, total)
+
+        progress("hash", 1, 10)  # a phase under way as the text is read, cached or not
+        progress.close = bar.close
+        made.append(bar)
+        return progress
+
+    monkeypatch.setattr(train_cli, "phase_bar", recorded)
+    assert env(["train", str(corpus_file), *TINY_CLI, "--steps", "1", "--force"]).exit_code == 0
+    assert made and "hash" in screen.getvalue()
+    for bar in made:  # closed: a bar's close() writes nothing more the second time
+        before = screen.getvalue()
+        bar.close()
+        assert screen.getvalue() == before
+
+
 @pytest.mark.parametrize("size", ["tiny", "auto"])
 def test_a_model_too_large_for_the_memory_free_is_refused_before_it_is_built(
     env, corpus_file, tmp_path, monkeypatch, size

@@ -269,7 +269,10 @@ def corpus_get(name, quiet):
     catalog = load_catalog()
     if name not in catalog:
         raise CorpusError(f"no corpus named {name!r}; known: {', '.join(catalog)}")
-    click.echo(str(fetch(catalog[name], cache_dir(), download_bar(quiet))))
+    bar = download_bar(quiet)
+    path = fetch(catalog[name], cache_dir(), bar)
+    bar.close()  # off the terminal before the path is written
+    click.echo(str(path))
 
 
 @corpus.command(

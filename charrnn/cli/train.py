@@ -446,6 +446,8 @@ def _train(request, device, d, quiet: bool, opts: dict, clock=None) -> int:
         say(line, quiet)
 
     def tell(opened) -> None:
+        reader.download.close()  # the bars of reading the text, off the terminal before a word
+        reader.progress.close()
         if d.is_main:  # before the run trains: the path it ends by writing must be writable
             _refuse_an_unwritable_path(opened.trainer.run_dir.best)
         if clock is not None:  # the time budget leaves out the time the process is stopped
