@@ -1141,9 +1141,14 @@ def test_a_model_too_large_for_the_memory_free_is_refused_before_it_is_built(
     args = ["train", str(corpus_file), "--size", size, "--hidden", "512", "--layers", "2"]
     r = env([*args, "--time", "30s"])
     line = assert_one_error(r)
-    assert re.search(r"a 2x512 LSTM has 3\.\d million parameters: training it takes 5\d MB", line)
+    assert re.search(r"a 2x512 LSTM has 3\.\d million parameters, and a batch of \d+x\d+: ", line)
+    assert re.search(r"takes \d+ MB of memory at least \(5\d MB for its weights, their ", line)
     assert "more than the 50 MB free on cpu; give a smaller --hidden or --layers" in line
     assert not (tmp_path / "checkpoints").exists()
+    # what a step keeps for its backward pass counts too: 2 bytes x 6 numbers a unit at least
+    monkeypatch.setattr(fits, "free_memory", lambda device: 1_000_000_000)
+    line = assert_one_error(env([*args, "--batch-size", "64", "--seq-len", "8192", "--steps", "1"]))
+    assert re.search(r"\(5\d MB for its weights, .*, 6\.4 GB for what a step keeps for", line)
     monkeypatch.setattr(fits, "free_memory", lambda device: None)  # not known: trained
     assert env([*args, "--steps", "1", "-q"]).exit_code == 0
 

@@ -15,19 +15,33 @@ from charrnn.model.config import ModelConfig, parameter_count
 TRAINING_BYTES_PER_PARAMETER = 16
 
 
-def refuse_too_large(shape: ModelConfig, device: torch.device | str) -> None:
-    """A ConfigError where training a `shape` model cannot fit the memory free on `device`."""
+# Numbers a step keeps for its backward pass, per character, layer and unit, at the least: each
+# gate's and the candidate's values and the state (the LSTM's cell too), in 2-byte bfloat16 at the
+# least. (A 2x4096 LSTM at a batch of 240x1024 asked for 42.4 GB in one allocation.)
+KEPT_PER_UNIT = {"lstm": 6, "gru": 4, "rnn": 1}
+ACTIVATION_BYTES = 2
+
+
+def refuse_too_large(
+    shape: ModelConfig, device: torch.device | str, batch_size: int = 1, seq_len: int = 1
+) -> None:
+    """A ConfigError where training a `shape` model on batches of `batch_size` x `seq_len`
+    characters cannot fit the memory free on `device`."""
     device = torch.device(device)
     n = parameter_count(shape)
-    need, free = n * TRAINING_BYTES_PER_PARAMETER, free_memory(device)
+    weights = n * TRAINING_BYTES_PER_PARAMETER
+    kept = KEPT_PER_UNIT.get(shape.cell, 1) * shape.num_layers * shape.hidden_size
+    step = batch_size * seq_len * kept * ACTIVATION_BYTES
+    need, free = weights + step, free_memory(device)
     if free is not None and need > free:
         count = f"{n / 1e9:.2f} billion" if n >= 1e9 else f"{n / 1e6:.1f} million"
         raise ConfigError(
             f"a {shape.num_layers}x{shape.hidden_size} {shape.cell.upper()} has {count} "
-            f"parameters: training it takes {_bytes(need)} of memory at least "
-            f"({TRAINING_BYTES_PER_PARAMETER} bytes a parameter: its weights, their gradients "
-            f"and the optimizer's two moments), more than the {_bytes(free)} free on "
-            f"{device.type}; give a smaller --hidden or --layers"
+            f"parameters, and a batch of {batch_size}x{seq_len}: training it takes "
+            f"{_bytes(need)} of memory at least ({_bytes(weights)} for its weights, their "
+            f"gradients and the optimizer's two moments, {_bytes(step)} for what a step keeps "
+            f"for its backward pass), more than the {_bytes(free)} free on {device.type}; give "
+            "a smaller --hidden or --layers, or a smaller --batch-size or --seq-len"
         )
 
 

@@ -40,7 +40,7 @@ def training_speed(
     short budget being measured.
 
     The global random state is left as it was: a run seeded after this trains the same."""
-    refuse_too_large(config, device)  # before it is built
+    refuse_too_large(config, device, train.batch_size, train.seq_len)  # before it is built
     b, t = train.batch_size, train.seq_len
     with torch.random.fork_rng(devices=[]), tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)

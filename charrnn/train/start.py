@@ -134,7 +134,7 @@ def _opened(
     seeded (`weights`, if given, over the initial ones) alike on every rank, each rank's
     generator then seeded apart so that its dropout masks differ; and what the checkpoint records
     of the text."""
-    refuse_too_large(model_config, device)
+    refuse_too_large(model_config, device, config.batch_size, config.seq_len)
     n_train = data.train_length(len(ids), config.val_frac)
     counts = data.char_counts(ids[:n_train], len(vocab))  # (V,) of the part trained on
     val_counts = data.char_counts(ids[n_train:], len(vocab))
