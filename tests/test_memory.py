@@ -357,6 +357,12 @@ def test_the_memory_command_is_the_library_call_per_checkpoint(code_run, monkeyp
     assert table.exit_code == 0 and len(lines) == 2 and lines[0].startswith("checkpoint\tmodel")
     assert lines[1].startswith("checkpoints/code/best.pt\tLSTM 2x24\t")
     assert "2,000 characters of standard input" in table.stderr
+    whole = invoke(["memory", "-", "-c", "code"], input=CODE * 4).stdout.splitlines()[1]
+    assert re.search(r"\t\d+\.\d\d \(1240\)\t", whole), whole  # plain figures, not 1,240
+    # a pair the model never saw is left out, and said to be, not blamed on the text
+    r = invoke(["memory", "code.py", "-c", "code", "--pairs", "<>()"])
+    assert r.exit_code == 0 and "has never seen <>: those pairs are left out" in r.stderr
+    assert "450 closers of () in" in r.stderr  # three a line: f(x), g(...), (i, 2)
     # a later model that cannot be read: the command's error, with nothing written before it
     failed = invoke(["memory", "code.py", "-c", "code", "-c", "nonesuch", "--json"])
     assert_one_error(failed, 1, "nonesuch", alone=False)
@@ -380,7 +386,8 @@ def test_the_memory_command_reads_no_further_than_it_measures(code_run):
         (["--pairs", "()["], 2, "odd number of characters"),
         (["--pairs", "()(]"], 2, "'()(]' has '(' in two pairs: give each once"),  # as typed
         (["--pairs", "(\n"], 2, "a line break cannot open or close a pair"),
-        (["--pairs", "<>"], 1, "has no closer of <> after its opener"),
+        (["--pairs", "::"], 1, "has no closer of :: after its opener"),  # one a line
+        (["--pairs", "<>"], 1, "has never seen <> of --pairs <>: a model cannot be measured"),
         (["--max-chars", "0"], 2, "--max-chars"),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import click
 
@@ -119,11 +120,12 @@ def memory(
             click.echo(json_out(record))
         return
     header = ("checkpoint", "model", *(f"{b.label} back" for b in measured[0][3]))
+    grouped = "," if sys.stdout.isatty() else ""  # piped: plain figures, as runs writes them
     rows = [
         (
             str(path),
             f"{model.config.cell.upper()} {_shape(model.config)}",
-            *(f"{b.bits:.2f} ({b.count:,})" if b.count else "-" for b in found),
+            *(f"{b.bits:.2f} ({b.count:{grouped}})" if b.count else "-" for b in found),
         )
         for path, model, _, found in measured
     ]
@@ -137,17 +139,31 @@ def _measured(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, qu
 
     path, model = load_model(checkpoint, checkpoint_dir, device, quiet)
     where = shown_field(str(path)) * several
+    listed = _pair_list(pairs)
+    # a pair the model cannot read is not measured (--unknown would take its characters out of
+    # the text, and the text be blamed for having none)
+    unseen = [p for p in listed if not set(p) <= model.vocab.index.keys()]
+    name = shown_field(str(path))
+    if len(unseen) == len(listed):
+        raise CorpusError(
+            f"{name} has never seen {' '.join(unseen)} of --pairs {pairs}: a model cannot be "
+            "measured on characters it cannot read; give --pairs of characters it knows (quotes: "
+            "--pairs \"''\")"
+        )
+    if unseen:
+        say(f"Note: {name} has never seen {' '.join(unseen)}: those pairs are left out.", quiet)
+        listed = [p for p in listed if p not in unseen]
     read = known_text(text, model.vocab, unknown, _label(file), "read", quiet, where)
-    found = merged(closer_loss_by_distance(model, read, _pair_list(pairs), limit=None))
+    found = merged(closer_loss_by_distance(model, read, listed, limit=None))
     closers = sum(b.count for b in found)
     if not closers:
         raise CorpusError(
-            f"{_label(file)} has no closer of {pairs} after its opener in the "
+            f"{_label(file)} has no closer of {''.join(listed)} after its opener in the "
             f"{count(len(read), 'character')} read{f' through {where}' * several}: give a text "
             "with them (code, for brackets), or other --pairs"
         )
     say(
-        f"{shown_field(str(path))}: {count(closers, 'closer')} of {pairs} in "
+        f"{shown_field(str(path))}: {count(closers, 'closer')} of {''.join(listed)} in "
         f"{count(len(read), 'character')} of {_label(file)}",
         quiet,
     )
