@@ -504,3 +504,17 @@ def test_unseen_characters_are_named_where_they_are_whatever_the_split():
     said = r"^lines\[2\]: the vocabulary lacks 'Z' \(U\+005A\) at character 2$"
     with pytest.raises(VocabError, match=said):
         score_lines(model_for(), ["ab\n", "cd\n", "aZ\n"])
+
+
+def test_a_prime_in_the_other_unicode_form_is_the_same_prime():
+    """é typed as e + U+0301 to a model that read it as one code point: the same text, read in
+    the model's form by every sampler (the command line's too: apply_unknown)."""
+    import unicodedata
+
+    vocab = CharVocab.from_text("ab é\n")
+    model = Model(tiny("lstm", 2, vocab_size=len(vocab)), vocab)
+    typed = unicodedata.normalize("NFD", "a é")
+    assert sample_text(model, typed, 20, seed=3) == sample_text(model, "a é", 20, seed=3)
+    sampler = Sampler(model, SampleConfig(seed=3))
+    sampler.prime(typed)
+    assert "".join(c[0] for c in sampler.generate(20)) == sample_text(model, "a é", 20, seed=3)

@@ -102,21 +102,17 @@ def apply_unknown(
         raise ConfigError(f"unknown must be one of {', '.join(UNKNOWN_POLICIES)}, not {policy!r}")
     if not (set(text) - set(vocab.index)):
         return text
+    # é typed as one code point to a model that read e + U+0301 (or the other way) is the same
+    # text: read in the model's Unicode form, whatever the policy
+    text = known_form(text, vocab)
+    if not (set(text) - set(vocab.index)):
+        return text
     if policy == "skip":
         return "".join(ch for ch in text if ch in vocab)
-    if policy == "replace":
-        # the same text in the model's Unicode form, then the nearest the vocabulary has
-        # (é -> e, “ -> ", … -> ...), else a space
-        text = known_form(text, vocab)
+    if policy == "replace":  # the nearest the vocabulary has (é -> e, “ -> ", … -> ...), or a space
         space = " " if " " in vocab else ""
         return "".join(ch if ch in vocab else lookalike(ch, vocab) or space for ch in text)
-    # é typed as one code point to a model that read e + U+0301 (or the other way): the same text
-    other = [f for f in ("NFC", "NFD") if set(unicodedata.normalize(f, text)) <= vocab.index.keys()]
-    form = ""
-    if other:
-        form = f" (the model knows them written in Unicode {other[0]}, which replace writes)"
-    elif typed:
-        form = typed_line_breaks(text, vocab)
+    form = typed_line_breaks(text, vocab) if typed else ""
     raise VocabError(
         f"{what} has characters the model has never seen: {locate_unknown(text, vocab)}{form}; "
         "remove them, or pass --unknown skip or --unknown replace"

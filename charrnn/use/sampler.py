@@ -131,6 +131,8 @@ class Sampler:
         if not isinstance(text, str):
             raise ConfigError(f"the prime must be text (a str), not {type(text).__name__}")
         require_whole("chunk", chunk, 1)
+        if not set(text) <= self.model.vocab.index.keys():  # é typed in the other Unicode form
+            text = known_form(text, self.model.vocab)
         long = self.device.type == "cpu" and len(text) > PASS_COLS
         with tuned_threads(long) as tuner:
             start = self.model.start(self.config.num_samples, text, chunk, tuner)
@@ -300,12 +302,11 @@ def sample_text(
     only (the run's random state is untouched, so a run sampled along the way ends with the same
     weights) and leaves the model in the mode it found it in. `should_stop`, asked every
     STOP_POLL characters: True ends the sample there (a stop signal, a time budget spent). The
-    prime is read in the Unicode form the model knows (é typed composed where its text has e +
-    U+0301 is the same text), as open_run checks a RunRequest's prime."""
+    prime is read in the Unicode form the model knows (Sampler.prime), as open_run checks a
+    RunRequest's prime."""
     require_model(model)
     if not isinstance(prime, str):
         raise ConfigError(f"the prime must be text (a str), not {type(prime).__name__}")
-    prime = known_form(prime, model.vocab)
     require_whole("the length", length, 0)
     require_callable("should_stop", should_stop)
     with model.evaluating():
