@@ -749,6 +749,10 @@ def test_a_stdout_encoding_without_a_character_is_one_error_line(workspace, tmp_
     r = run(["train", str(corpus), "--size", "tiny", "--checkpoint-dir", ck], env=env)
     assert_one_error(r, 1, "encoding (latin-1) cannot write U+65E5 of the run's path", "--name")
     assert not (ck / "\u65e5").exists()
+    deep = tmp_path / "\u65b0" / "deep"  # a folder of runs it cannot write: none made for it
+    r = run(["train", str(other), "--name", "x", "--checkpoint-dir", deep], env=env)
+    assert_one_error(r, 1, "cannot write U+65B0", "give a --checkpoint-dir it can write")
+    assert not deep.parent.exists()
     # a path that cannot be written at the end (a full disk): the run is saved, and it says where
     with open("/dev/full", "w") as full:
         args = ["train", str(corpus), "--size", "tiny", "--steps", "3", "--checkpoint-dir", ck]

@@ -437,7 +437,8 @@ def _wrong_arguments(best):
         (lambda: SampleConfig(top_p=torch.tensor(0.5)), r"a Python float is wanted"),
         (lambda: Sampler(model, SampleConfig(), track_logprob=False).mean_logprob(), "track"),
         (lambda: text_properties(b"ab"), "text must be a str"),
-        (lambda: episodes([0, 1, 0]), "values must be a tensor"),
+        (lambda: episodes([0, 1, 0]), "values must be a real tensor"),
+        (lambda: episodes(torch.tensor([1j, 0j])), "values must be a real tensor"),
     ]
 
 

@@ -232,9 +232,10 @@ def test_tilde_is_expanded_in_the_environment(files, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", "/x")
     assert cache_dir() == Path("/x/charrnn")
     monkeypatch.setenv("XDG_CACHE_HOME", "relative")
-    monkeypatch.setenv("HOME", "")
     account = Path(pwd.getpwuid(os.getuid()).pw_dir)
-    assert cache_dir() == account / ".cache" / "charrnn"
+    for home in ("", "relative"):
+        monkeypatch.setenv("HOME", home)
+        assert cache_dir() == account / ".cache" / "charrnn"
 
 
 # ------------------------------------------------------------------------ any checkpoint folder

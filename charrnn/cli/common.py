@@ -35,9 +35,9 @@ def cache_dir() -> Path:
 
 
 def _home() -> Path:
-    """The user's home: $HOME, else (unset or empty: `HOME= cmd`, which Python reads as the
-    root folder) the account's own, as a login gives it."""
-    if home := os.environ.get("HOME"):
+    """The user's home: $HOME, else (unset, empty: `HOME= cmd`, which Python reads as the root
+    folder, or relative) the account's own, as a login gives it."""
+    if os.path.isabs(home := os.environ.get("HOME", "")):  # (a relative one names no home)
         return Path(home)
     try:
         import pwd

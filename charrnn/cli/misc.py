@@ -28,7 +28,8 @@ Examples:
     "(the validation characters its evaluations read), note, "
     "ended (steps, epochs, time, patience, stopped, diverged, or null while it trains, or where "
     "it ended without saying: killed, or a failed write), training_pid (the process training it "
-    "now, else null)."
+    "now, else null), model_config and train_config (every setting it trains with, as its "
+    "checkpoint keeps them: precision auto is picked again at each start)."
 )
 @click.option(
     "--check",

@@ -297,6 +297,8 @@ def train(ctx, corpus, resume, init_from, checkpoint_dir, quiet, **opts):
     request = _request(ctx, corpus, resume, init_from, checkpoint_dir, opts)
     request.started = started
     d = distributed.from_env(os.environ)  # one process, or one rank of a torchrun job
+    if d.is_main and not resume:  # before a folder is made for it
+        _refuse_an_unwritable_path(request.checkpoint_dir, "--checkpoint-dir")
     device = resolve_device(opts["device"], d.local_rank)
     distributed.start(d, device)
     quiet = quiet or not d.is_main  # only rank 0 prints
@@ -701,9 +703,9 @@ def _finish(
     return 0
 
 
-def _refuse_an_unwritable_path(path) -> None:
+def _refuse_an_unwritable_path(path, option: str = "--name") -> None:
     """A one-line error, before training, where stdout's encoding (PYTHONIOENCODING)
-    cannot write the path that the run ends by writing there."""
+    cannot write the path that the run ends by writing there (`option` changes it)."""
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     try:
         str(path).encode(encoding, getattr(sys.stdout, "errors", None) or "strict")
@@ -712,7 +714,7 @@ def _refuse_an_unwritable_path(path) -> None:
         raise click.ClickException(
             f"standard output's encoding ({e.encoding}) cannot write {char} of the run's path "
             f"({path}), which the run ends by writing there; set "
-            "PYTHONIOENCODING=utf-8, use a UTF-8 locale, or give a --name it can write"
+            f"PYTHONIOENCODING=utf-8, use a UTF-8 locale, or give a {option} it can write"
         ) from None
     except LookupError:  # an encoding Python does not know: writing finds out
         pass

@@ -222,8 +222,8 @@ CONSTANT = "does not vary in this text"  # (all one line, no word, no bracket: n
 def episodes(values: torch.Tensor) -> int:
     """How many times `values` (T,) returns to its least value after leaving it (a property's
     occurrences: lines for a position on the line, words for a word start); 0 for a constant."""
-    if not isinstance(values, torch.Tensor) or values.dim() != 1:
-        raise ConfigError(f"values must be a tensor (T,), not {shown_value(values)}")
+    if not isinstance(values, torch.Tensor) or values.dim() != 1 or values.is_complex():
+        raise ConfigError(f"values must be a real tensor (T,), not {shown_value(values)}")
     if values.numel() == 0:
         return 0
     at_least = values == values.min()  # (T,)
