@@ -431,7 +431,7 @@ CASES = [
     (["memory", "latin.txt", "-c", "tiny"], 1, "not valid utf-8 text"),
     (["memory", "checkpoints/tiny/best.pt", "-c", "tiny"], 1, "a PyTorch checkpoint, not text"),
     (["memory", "small.txt", "-c", "tiny"], 1, "never seen: 'j' (U+006A) at character 1"),
-    (["memory", "ok.txt", "-c", "tiny"], 1, "no closer of ()[]{} after its opener"),
+    (["memory", "ok.txt", "-c", "tiny"], 1, "has never seen () [] {} of --pairs ()[]{}"),
     (["memory", "tiny"], 1, "but there is a run of that name: to read a text through it"),
     (["memory", "ok.txt", "-c", "tiny", "--pairs", ""], 2, "'--pairs': is empty: give each pair"),
     # elsewhere
@@ -1077,3 +1077,37 @@ def test_a_stop_while_a_slow_reader_holds_the_output_leaves_whole_lines(
     assert p.wait(timeout=DEADLINE) == 128 + signum and b"Traceback" not in err, err
     assert out.endswith(b"\n"), out[-200:]  # JSON lines, each whole (a pipe is full at a few)
     assert len([json.loads(line) for line in out.decode().splitlines()]) > 1
+
+
+def test_a_bar_is_drawn_on_a_pseudo_terminal_with_no_size(monkeypatch):
+    """`script` run by a program gives a terminal of 0x0: tqdm took its bar to be below the
+    screen and drew nothing; the size COLUMNS and LINES say is used instead."""
+    import fcntl
+    import struct
+    import termios
+
+    from charrnn.cli import common
+
+    master, slave = os.openpty()
+    try:
+        with open(slave, "w", closefd=False) as screen:
+            monkeypatch.setattr(sys, "stderr", screen)
+            monkeypatch.setenv("COLUMNS", "77")
+            monkeypatch.setenv("LINES", "11")
+            assert common.fixed_bar_size() == {"ncols": 77, "nrows": 11}
+            monkeypatch.setattr(common, "BAR_AFTER_S", 0)
+            bar = common.phase_bar(False, unit="char")
+            bar("reading", 5, 10)
+            bar.close()
+            screen.flush()
+            os.set_blocking(master, False)  # written already: what is there, or nothing
+            try:
+                drawn = os.read(master, 4096)
+            except BlockingIOError:
+                drawn = b""
+            assert b"\rreading:   0%|" in drawn  # drawn, then cleared
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 20, 50, 0, 0))
+            assert common.fixed_bar_size() == {}  # a size of its own: tqdm reads it
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -216,6 +216,19 @@ def download_bar(quiet: bool):
     return progress
 
 
+def fixed_bar_size() -> dict:
+    """tqdm's size options: none where tqdm can read stderr's terminal size itself; else (a
+    pseudo-terminal with no size, 0x0: `script` run by a program, where tqdm took the bar to be
+    below the screen and drew nothing at all) the size COLUMNS and LINES say, or 80x24."""
+    try:
+        if os.get_terminal_size(sys.stderr.fileno()).columns > 0:
+            return {}
+    except (OSError, ValueError, AttributeError):  # not a terminal, no descriptor
+        return {}
+    size = shutil.get_terminal_size()
+    return {"ncols": size.columns, "nrows": size.lines}
+
+
 # A phase shows its bar once it has taken this long: the reading of a folder of 20,000 files or a
 # text of 20,000 distinct characters took 6-10 s with nothing said.
 BAR_AFTER_S = 1.0
@@ -245,6 +258,7 @@ def phase_bar(quiet: bool, min_total: int = 0, unit: str = "B"):
                 disable=quiet or small or not sys.stderr.isatty(),
                 leave=False,
                 delay=0 if phase == "download" else BAR_AFTER_S,
+                **fixed_bar_size(),
             )
             current = phase
         bar.update(done - bar.n)

@@ -12,6 +12,7 @@ from charrnn.cli.common import (
     json_out,
     known_text,
     load_model,
+    phase_bar,
     print_table,
     refuse_reading_into,
     refuse_run_as_file,
@@ -140,6 +141,7 @@ def _measured(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, qu
     path, model = load_model(checkpoint, checkpoint_dir, device, quiet)
     where = shown_field(str(path)) * several
     listed = _pair_list(pairs)
+    read = known_text(text, model.vocab, unknown, _label(file), "read", quiet, where)
     # a pair the model cannot read is not measured (--unknown would take its characters out of
     # the text, and the text be blamed for having none)
     unseen = [p for p in listed if not set(p) <= model.vocab.index.keys()]
@@ -153,8 +155,13 @@ def _measured(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, qu
     if unseen:
         say(f"Note: {name} has never seen {' '.join(unseen)}: those pairs are left out.", quiet)
         listed = [p for p in listed if p not in unseen]
-    read = known_text(text, model.vocab, unknown, _label(file), "read", quiet, where)
-    found = merged(closer_loss_by_distance(model, read, listed, limit=None))
+    bar = phase_bar(quiet, unit="char")  # one stream, a character at a time: minutes for 50M
+
+    def progress(done: int, total: int) -> None:
+        bar("reading", done, total)
+
+    found = merged(closer_loss_by_distance(model, read, listed, limit=None, progress=progress))
+    bar.close()
     closers = sum(b.count for b in found)
     if not closers:
         raise CorpusError(

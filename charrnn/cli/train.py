@@ -18,6 +18,7 @@ from charrnn.cli.common import (
     cache_dir,
     count,
     download_bar,
+    fixed_bar_size,
     phase_bar,
     read_stdin,
     refuse_reading_into,
@@ -502,11 +503,13 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
     from charrnn.cli.report import eval_line, fmt_time, progress_line, rollback_line, thinned_note
     from charrnn.train.events import DoneEvent, EvalEvent, RollbackEvent, StepEvent
 
+    fixed = fixed_bar_size()
     bar = tqdm(
         total=1000,
         file=sys.stderr,
         disable=quiet or not sys.stderr.isatty(),
-        dynamic_ncols=True,  # a terminal resized meanwhile: each line fits it, never wraps
+        dynamic_ncols=not fixed,  # a terminal resized meanwhile: each line fits it, never wraps
+        **fixed,
         bar_format="{percentage:3.0f}%|{bar:24}| {elapsed}<{remaining}{postfix}",
         initial=int(1000 * trainer.progress()),
     )

@@ -11,11 +11,11 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from charrnn.errors import ConfigError
+from charrnn.errors import ConfigError, require_callable
 from charrnn.text.recall import PAIRS, parse_recall
 
 if TYPE_CHECKING:
@@ -159,20 +159,22 @@ def closer_loss_by_distance(
     bins: Sequence[int] = DISTANCE_BINS,
     limit: int | None = 200_000,
     chunk: int = CHUNK,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, list[DistanceBin]]:
     """Per pair (in the order given): the model's loss on its closers, binned by the distance in
     characters from opener to closer (1 for `()`); bins' upper ends ascending, the last bin open.
 
     Reads the first `limit` characters (None: all) as one stream, from a cold start, so every
     opener the model is asked to remember is in what it has read. Pairs are matched by
-    match_pairs.
+    match_pairs. `progress(done, total)` is called after each pass with the characters read.
     """
+    require_callable("progress", progress)
     bins = list(bins)
     if not bins or bins[0] < 1 or bins != sorted(set(bins)):
         raise ConfigError(f"the distance bins must be ascending whole numbers from 1, not {bins}")
     text = text if limit is None else text[:limit]
     found = match_pairs(text, pairs)
-    bits, right = _closer_bits(model, text, [c for _, c in found], [0], None, chunk)
+    bits, right = _closer_bits(model, text, [c for _, c in found], [0], None, chunk, progress)
     pair_of = {p[1]: p for p in pairs}
     # (pair, bin) -> indices into found
     cells = _groups((pair_of[text[c]], bisect.bisect_left(bins, c - o)) for o, c in found)
@@ -221,6 +223,7 @@ def _closer_bits(
     starts: Sequence[int],
     choices: Sequence[int] | None,
     chunk: int,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[float], list[bool]]:
     """Per target p, read as _log_probs_at reads: the bits the model spent on text[p], and whether
     text[p] was the likeliest of `choices` (ids; None: of every character)."""
@@ -228,7 +231,7 @@ def _closer_bits(
 
     if not targets:
         return [], []
-    logp = _log_probs_at(model, text, targets, starts, chunk)  # (N, V)
+    logp = _log_probs_at(model, text, targets, starts, chunk, progress)  # (N, V)
     truth = torch.tensor(model.vocab.encode("".join(text[p] for p in targets)))  # (N,)
     bits = -logp.gather(1, truth[:, None])[:, 0] / math.log(2)  # (N,)
     ids = torch.arange(logp.shape[1]) if choices is None else torch.tensor(choices)  # (K,)
@@ -237,7 +240,12 @@ def _closer_bits(
 
 
 def _log_probs_at(
-    model: Model, text: str, targets: Sequence[int], starts: Sequence[int], chunk: int = CHUNK
+    model: Model,
+    text: str,
+    targets: Sequence[int],
+    starts: Sequence[int],
+    chunk: int = CHUNK,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """(N, V) log-probabilities the model gave text[targets[i]] before reading it; the text is
     read as len(starts) streams side by side, stream s from starts[s] to the next start, each
@@ -264,6 +272,8 @@ def _log_probs_at(
     cpu = model.device.type == "cpu"
     with model.evaluating(), torch.inference_mode(), tuned_threads(cpu) as tuner:
         for t, h, _ in model.read(ids, chunk=chunk, tuner=tuner):  # h (B, w, H)
+            if progress is not None:
+                progress(min(t + h.shape[1] - lead, len(text)), len(text))
             a, b = bisect.bisect_left(cols, t), bisect.bisect_left(cols, t + h.shape[1])
             if a == b:
                 continue
