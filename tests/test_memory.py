@@ -363,6 +363,8 @@ def test_the_memory_command_is_the_library_call_per_checkpoint(code_run, monkeyp
     r = invoke(["memory", "code.py", "-c", "code", "--pairs", "<>()"])
     assert r.exit_code == 0 and "has never seen <>: those pairs are left out" in r.stderr
     assert "450 closers of () in" in r.stderr  # three a line: f(x), g(...), (i, 2)
+    r = invoke(["memory", "code.py", "-c", "code", "--pairs", "<>()", "--json", "-q"])
+    assert json.loads(r.stdout)["pairs"] == "()"  # those measured, where no note is said
     # a later model that cannot be read: the command's error, with nothing written before it
     failed = invoke(["memory", "code.py", "-c", "code", "-c", "nonesuch", "--json"])
     assert_one_error(failed, 1, "nonesuch", alone=False)

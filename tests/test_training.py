@@ -1168,6 +1168,10 @@ def test_a_prime_the_corpus_cannot_spell_is_one_error_line(env, corpus_file, tmp
     r = env([*args, "--sample-prime", unicodedata.normalize("NFD", "l'été"), "--name", "fr"])
     assert r.exit_code == 0, r.stderr
     assert "sample at step 2 (temperature" in r.stderr and "\nl'\u00e9t\u00e9" in r.stderr
+    # with a character the text lacks: that one alone, where it is as typed
+    typed = unicodedata.normalize("NFD", "l'étéZ")
+    line = assert_one_error(env([*args, "--sample-prime", typed, "--name", "fr2"]))
+    assert line.endswith("the corpus lacks: 'Z' (U+005A) at character 8; leave them out")
 
 
 @pytest.mark.parametrize("quiet", [False, True])

@@ -71,7 +71,8 @@ Examples:
 @unknown_option("Characters a model never saw: refuse, skip or replace them.")
 @encoding_option()
 @json_option(
-    "One JSON object per checkpoint: checkpoint, cell, shape, characters, pairs, and bins: per "
+    "One JSON object per checkpoint: checkpoint, cell, shape, characters, pairs (those measured: "
+    "one the model never saw is left out), and bins: per "
     "distance `back` (e.g. 6-10), `closers`, `bits` (mean, on the closer) and `top1` (how often "
     "the closer was the likeliest next character), null where a bin is empty."
 )
@@ -99,17 +100,19 @@ def memory(
     chunks = stdin_chunks(1 << 16, quiet) if source is None else source.chunks()
     text = _head(chunks, _label(file), encoding, max_chars)
     several = len(checkpoints) > 1
-    # every model measured before a line is written: an error is the command's, with no output
-    measured = [
-        _measured(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, quiet, several)
+    # every model read and checked before one is measured, and measured before a line is
+    # written: an error is the command's, with no output and no reading wasted
+    ready = [
+        _ready(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, quiet, several)
         for checkpoint in checkpoints or [None]
     ]
+    measured = [_measured(*r, file, quiet, several) for r in ready]
     # bins of few closers, said once for the models that read the same (all, but under --unknown)
     for few in dict.fromkeys(tuple(b.label for b in m[3] if 0 < b.count < FEW) for m in measured):
         if few:
             say(f"Note: under {FEW} closers {', '.join(few)} back: their means are noise", quiet)
     if as_json:
-        for path, model, read, found in measured:
+        for path, model, read, found, listed in measured:
             c = model.config
             bins = [
                 {"back": b.label, "closers": b.count, "bits": _number(b.bits)}
@@ -117,7 +120,7 @@ def memory(
                 for b in found
             ]
             record = {"checkpoint": str(path), "cell": c.cell, "shape": _shape(c)}
-            record |= {"characters": len(read), "pairs": pairs, "bins": bins}
+            record |= {"characters": len(read), "pairs": "".join(listed), "bins": bins}
             click.echo(json_out(record))
         return
     header = ("checkpoint", "model", *(f"{b.label} back" for b in measured[0][3]))
@@ -128,16 +131,13 @@ def memory(
             f"{model.config.cell.upper()} {_shape(model.config)}",
             *(f"{b.bits:.2f} ({b.count:{grouped}})" if b.count else "-" for b in found),
         )
-        for path, model, _, found in measured
+        for path, model, _, found, _ in measured
     ]
     print_table(header, rows, lambda i, name: i > 1, whole=("checkpoint", "model"))
 
 
-def _measured(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, quiet, several):
-    """One model's (path, model, the text as it read it, the bins of all its closers), with its
-    summary on stderr."""
-    from charrnn.use.memory import closer_loss_by_distance, merged
-
+def _ready(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, quiet, several):
+    """One model to measure: (path, model, the text as it reads it, the pairs it can read)."""
     path, model = load_model(checkpoint, checkpoint_dir, device, quiet)
     where = shown_field(str(path)) * several
     listed = _pair_list(pairs)
@@ -155,6 +155,15 @@ def _measured(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, qu
     if unseen:
         say(f"Note: {name} has never seen {' '.join(unseen)}: those pairs are left out.", quiet)
         listed = [p for p in listed if p not in unseen]
+    return path, model, read, listed
+
+
+def _measured(path, model, read, listed, file, quiet, several):
+    """One model's (path, model, the text as it read it, the bins of all its closers, the pairs
+    measured), with its summary on stderr."""
+    from charrnn.use.memory import closer_loss_by_distance, merged
+
+    where = shown_field(str(path)) * several
     bar = phase_bar(quiet, unit="char")  # one stream, a character at a time: minutes for 50M
 
     def progress(done: int, total: int) -> None:
@@ -174,7 +183,7 @@ def _measured(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, qu
         f"{count(len(read), 'character')} of {_label(file)}",
         quiet,
     )
-    return path, model, read, found
+    return path, model, read, found, listed
 
 
 def _head(chunks, label: str, encoding: str, n: int) -> str:

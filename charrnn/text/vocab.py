@@ -104,7 +104,7 @@ def apply_unknown(
         return text
     # é typed as one code point to a model that read e + U+0301 (or the other way) is the same
     # text: read in the model's Unicode form, whatever the policy
-    text = known_form(text, vocab)
+    given, text = text, known_form(text, vocab)
     if not (set(text) - set(vocab.index)):
         return text
     if policy == "skip":
@@ -114,8 +114,8 @@ def apply_unknown(
         return "".join(ch if ch in vocab else lookalike(ch, vocab) or space for ch in text)
     form = typed_line_breaks(text, vocab) if typed else ""
     raise VocabError(
-        f"{what} has characters the model has never seen: {locate_unknown(text, vocab)}{form}; "
-        "remove them, or pass --unknown skip or --unknown replace"
+        f"{what} has characters the model has never seen: {locate_unknown_as_typed(given, vocab)}"
+        f"{form}; remove them, or pass --unknown skip or --unknown replace"
     )
 
 
@@ -138,6 +138,26 @@ def locate_unknown(text: str, vocab: CharVocab, offset: int = 0, limit: int = 10
     for i, ch in enumerate(text, start=offset + 1):
         if ch not in vocab.index:
             where.setdefault(ch, []).append(i)
+    return _places(where, limit)
+
+
+def locate_unknown_as_typed(text: str, vocab: CharVocab, limit: int = 10) -> str:
+    """locate_unknown of what `vocab` lacks in `text` read in its Unicode form (e + U+0301 typed
+    where it knows é is no unknown character), each where it is in `text` as typed: a character
+    with its combining marks is read in the form with fewest unknown characters, and what is left
+    unknown is placed where that character begins."""
+    where: dict[str, list[int]] = {}
+    starts = [i for i, ch in enumerate(text) if i == 0 or not unicodedata.combining(ch)]
+    for a, b in zip(starts, [*starts[1:], len(text)], strict=True):
+        if not set(text[a:b]) <= vocab.index.keys():
+            for ch in known_form(text[a:b], vocab):
+                if ch not in vocab.index:
+                    where.setdefault(ch, []).append(a + 1)
+    return _places(where, limit)
+
+
+def _places(where: dict[str, list[int]], limit: int) -> str:
+    """Each character at its places (from 1), the first `limit` characters and 5 places each."""
     parts = []
     for ch, places in list(where.items())[:limit]:
         shown = ", ".join(map(str, places[:5])) + (", ..." if len(places) > 5 else "")

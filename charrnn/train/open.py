@@ -34,7 +34,7 @@ from charrnn.text.catalog import Progress
 from charrnn.text.encoded import EncodedCorpus, encode_corpus
 from charrnn.text.encoded import Progress as PhaseProgress
 from charrnn.text.resolve import resolve
-from charrnn.text.vocab import known_form, locate_unknown, typed_line_breaks
+from charrnn.text.vocab import known_form, locate_unknown_as_typed, typed_line_breaks
 from charrnn.train.distributed import SINGLE, Dist
 from charrnn.train.resume import resume
 from charrnn.train.start import Opened, start
@@ -219,7 +219,7 @@ def _check_prime(opened: Opened, prime: str) -> None:
     if not set(known_form(prime, opened.trainer.vocab)) <= opened.trainer.vocab.index.keys():
         raise VocabError(
             "--sample-prime has characters the corpus lacks: "
-            f"{locate_unknown(prime, opened.trainer.vocab)}"
+            f"{locate_unknown_as_typed(prime, opened.trainer.vocab)}"
             f"{typed_line_breaks(prime, opened.trainer.vocab)}; leave them out"
         )
 
