@@ -117,7 +117,7 @@ def note_unknown(
     `prime`, also where none of it is left; `where`: the text's name, where there are several."""
     from charrnn.text.vocab import known_form
 
-    if unknown != "error" and set(text) - vocab.index.keys():
+    if unknown != "error":
         text = known_form(text, vocab)  # as apply_unknown reads it: the model's Unicode form
     if unknown != "error" and (n := sum(ch not in vocab.index for ch in text)):
         whole = prime and unknown == "skip" and n == len(text)

@@ -17,6 +17,7 @@ from charrnn.runs.folder import RunDir, being_trained, is_evaluation, path_kind
 from charrnn.runs.info import Mismatch, RunInfo, inspect, pid_text, run_mismatch, times
 from charrnn.runs.names import (
     CHECKPOINT_SUFFIX,
+    is_byte,
     is_path,
     name_problem,
     safe_name,
@@ -311,9 +312,10 @@ def _meant(spec: str, base: Path, files: bool = True) -> str:
     return ""
 
 
-# An escape as a piped table writes a name's character that is not text: \\, \t, \xNN, \uNNNN
-_ESCAPE = re.compile(r"\\(?:([\\tnrfvab])|x([0-9a-f]{2})|u([0-9a-f]{4}))")
-_NAMED = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "f": "\f", "v": "\v", "a": "\a", "b": "\b"}
+# An escape as a piped table writes a name's character that is not text (shown_field): \\, \t,
+# \n, \r, \xNN (a control character, or a byte that is not UTF-8), \uNNNN
+_ESCAPE = re.compile(r"\\(?:([\\tnr])|x([0-9a-f]{2})|u([0-9a-f]{4}))")
+_NAMED = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
 
 
 def _unescaped(spec: str) -> str | None:
@@ -335,11 +337,11 @@ def _unescaped(spec: str) -> str | None:
 def bash_word(text: str) -> str:
     """`text` quoted for a shell: shlex's quoting, or where it holds a character that is not
     text (a control character, a byte that is not UTF-8) bash's $'...' with \\xNN escapes."""
-    if text.isprintable() and not any("\udc80" <= c <= "\udcff" for c in text):
+    if text.isprintable():  # (a byte that is not UTF-8, a surrogate, is not printable)
         return shlex.quote(text)
     out = []
     for c in text:
-        if "\udc80" <= c <= "\udcff":
+        if is_byte(c):
             out.append(f"\\x{ord(c) - 0xDC00:02x}")
         elif c.isprintable() and c not in "'\\":
             out.append(c)

@@ -58,7 +58,7 @@ def _plain_char(ch: str) -> bool:
     return True
 
 
-def _byte(ch: str) -> bool:
+def is_byte(ch: str) -> bool:
     """Whether `ch` is a byte that was not UTF-8, as os.fsdecode reads it (U+DC80 to U+DCFF)."""
     return "\udc80" <= ch <= "\udcff"
 
@@ -69,7 +69,7 @@ def _plain(name: str) -> str:
     UTF-8 (read as the surrogate U+DCxx) is kept as its hex, so that `caf\\xe9.txt` and
     `caf\\xe8.txt` make two runs (caf-e9, caf-e8), not one `caf`."""
     marked = "".join(
-        c if _plain_char(c) else f"\0{ord(c) - 0xDC00:02x}\0" if _byte(c) else "\0" for c in name
+        c if _plain_char(c) else f"\0{ord(c) - 0xDC00:02x}\0" if is_byte(c) else "\0" for c in name
     )
     cleaned = re.sub("\0+", "-", marked).strip(".-")
     if cleaned.endswith(CHECKPOINT_SUFFIX):

@@ -87,7 +87,10 @@ _LOOKALIKES = {"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–"
 
 def known_form(text: str, vocab: CharVocab) -> str:
     """`text` in the Unicode form, as typed, NFC or NFD, with the fewest characters `vocab` lacks:
-    the same text as the model reads and writes it (é as e + U+0301 where it read that)."""
+    the same text as the model reads and writes it (é as e + U+0301 where it read that); the text
+    itself, unread twice, where the vocabulary has every character of it."""
+    if set(text) <= vocab.index.keys():
+        return text
     forms = [text, *(unicodedata.normalize(f, text) for f in ("NFC", "NFD"))]
     return min(forms, key=lambda t: sum(ch not in vocab.index for ch in t))
 
@@ -100,8 +103,6 @@ def apply_unknown(
     where it holds a backslash and an n)."""
     if not isinstance(policy, str) or policy not in UNKNOWN_POLICIES:
         raise ConfigError(f"unknown must be one of {', '.join(UNKNOWN_POLICIES)}, not {policy!r}")
-    if not (set(text) - set(vocab.index)):
-        return text
     # é typed as one code point to a model that read e + U+0301 (or the other way) is the same
     # text: read in the model's Unicode form, whatever the policy
     given, text = text, known_form(text, vocab)

@@ -7,7 +7,7 @@ import torch
 
 from charrnn.devices import free_memory
 from charrnn.errors import ConfigError
-from charrnn.model.config import ModelConfig, parameter_count
+from charrnn.model.config import GATES, STATES, ModelConfig, parameter_count
 
 # Bytes a parameter takes in training at the least: float32 weights, their gradients and Adam's
 # two moments. (A step's activations, bfloat16 copies and a save's copy add more: a 2x2048 LSTM,
@@ -15,10 +15,9 @@ from charrnn.model.config import ModelConfig, parameter_count
 TRAINING_BYTES_PER_PARAMETER = 16
 
 
-# Numbers a step keeps for its backward pass, per character, layer and unit, at the least: each
-# gate's and the candidate's values and the state (the LSTM's cell too), in 2-byte bfloat16 at the
+# A step keeps for its backward pass, per character, layer and unit, at the least each gate's and
+# the candidate's value and the states (the LSTM's cell and hidden), in 2-byte bfloat16 at the
 # least. (A 2x4096 LSTM at a batch of 240x1024 asked for 42.4 GB in one allocation.)
-KEPT_PER_UNIT = {"lstm": 6, "gru": 4, "rnn": 1}
 ACTIVATION_BYTES = 2
 
 
@@ -30,7 +29,8 @@ def refuse_too_large(
     device = torch.device(device)
     n = parameter_count(shape)
     weights = n * TRAINING_BYTES_PER_PARAMETER
-    kept = KEPT_PER_UNIT.get(shape.cell, 1) * shape.num_layers * shape.hidden_size
+    per_unit = len(GATES[shape.cell]) + 1 + len(STATES[shape.cell])  # gates, candidate, states
+    kept = per_unit * shape.num_layers * shape.hidden_size
     step = batch_size * seq_len * kept * ACTIVATION_BYTES
     need, free = weights + step, free_memory(device)
     if free is not None and need > free:

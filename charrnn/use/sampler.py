@@ -131,8 +131,7 @@ class Sampler:
         if not isinstance(text, str):
             raise ConfigError(f"the prime must be text (a str), not {type(text).__name__}")
         require_whole("chunk", chunk, 1)
-        if not set(text) <= self.model.vocab.index.keys():  # é typed in the other Unicode form
-            text = known_form(text, self.model.vocab)
+        text = known_form(text, self.model.vocab)  # é typed in the other Unicode form
         long = self.device.type == "cpu" and len(text) > PASS_COLS
         with tuned_threads(long) as tuner:
             start = self.model.start(self.config.num_samples, text, chunk, tuner)
