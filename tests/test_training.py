@@ -1128,6 +1128,30 @@ def test_the_bars_of_reading_the_text_are_off_the_terminal_before_the_run_says_a
         assert screen.getvalue() == before
 
 
+def test_the_training_bar_says_what_it_is_doing_after_an_evaluation(env, corpus_file, monkeypatch):
+    """The bar's label showed "evaluating: validation split" for the rest of the run (and was
+    left on the terminal so) once an evaluation had set it: the steps' label comes back."""
+    import io
+
+    import tqdm
+
+    labels = []
+
+    class Drawn(tqdm.tqdm):  # the bar train makes, drawn on a terminal of its own
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **{**kw, "disable": False, "file": io.StringIO()})
+
+        def set_postfix_str(self, s="", refresh=True):
+            labels.append(s)
+            super().set_postfix_str(s, refresh)
+
+    monkeypatch.setattr(tqdm, "tqdm", Drawn)
+    args = ["train", str(corpus_file), *TINY_CLI, "--steps", "6", "--eval-every", "6", "--force"]
+    assert env(args).exit_code == 0
+    assert any("evaluating" in label for label in labels)  # shown while it evaluated
+    assert labels[-1].startswith("step 6 loss ")
+
+
 @pytest.mark.parametrize("size", ["tiny", "auto"])
 def test_a_model_too_large_for_the_memory_free_is_refused_before_it_is_built(
     env, corpus_file, tmp_path, monkeypatch, size

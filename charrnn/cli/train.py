@@ -536,6 +536,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
 
     step, evaluating = trainer.pos.step, None  # evaluating: since when (None: not evaluating)
     shown = 0.0  # when the bar last showed the evaluation's time
+    stepping = ""  # the bar's label between evaluations: the latest step's loss and speed
 
     def on_evaluating(what: str) -> None:
         """The evaluation under way, shown as it goes: a wide model's takes minutes."""
@@ -553,15 +554,16 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
 
     with stop_signals(trainer.request_stop) as signals, _hard_stop(trainer):
         for event in trainer.run():
+            if evaluating is not None and not bar.disable:  # the bar's label, the steps' again
+                bar.set_postfix_str(stepping, refresh=False)
             evaluating = None  # any event ends the evaluation that was shown
             if isinstance(event, StepEvent):
                 step, now = event.step, event.chars_per_s
                 speed = now if speed is None else 0.9 * speed + 0.1 * now
                 losses = [losses[0] + event.loss, losses[1] + 1]
                 bar.update(int(1000 * event.progress) - bar.n)
-                bar.set_postfix_str(
-                    f"step {event.step:,} loss {event.loss:.3f} {speed:,.0f} char/s", refresh=False
-                )
+                stepping = f"step {event.step:,} loss {event.loss:.3f} {speed:,.0f} char/s"
+                bar.set_postfix_str(stepping, refresh=False)
                 if opts["sample_every"] and event.step % opts["sample_every"] == 0 and not quiet:
                     write(_sample(trainer, event.step, opts))
                 elif lines and _progress_due(trainer, event, written):
