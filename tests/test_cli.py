@@ -174,6 +174,9 @@ def test_an_option_without_its_value_gets_the_usage_lines_every_usage_error_gets
         (["export", "--lr", "1", "p.html"], "--lr is an option of `charrnn train`."),  # no --help
         (["train", "x.txt", "--format", "x"], "--format is an option of `charrnn export`."),
         (["memory", "--time", "1", "x.txt"], "--time is an option of `charrnn train`."),
+        (["sample", "-skip_unk", "1"], "Did you mean --unknown?"),  # not -s kip_unk
+        (["train", "x.txt", "--dtype=float32"], "Did you mean --precision?"),  # not --time
+        (["train", "x.txt", "--min_lr", "1e-4"], "ends at 5% of the peak"),  # not --lr
     ],
 )
 def test_another_char_rnn_tools_option_names_say_which_option_is_meant(env, args, meant):
@@ -201,6 +204,43 @@ def test_a_single_dash_word_of_every_commands_long_options_is_a_usage_error(env)
                 assert f"dashes here: {option}" in line, line
             else:  # where it is (or, for char-rnn's -sample, the option meant here: --temp)
                 assert f"{option} is an option of" in line or "Did you mean --" in line, line
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["sample", "-outfile"], "-outfile: no such option (to give -o the value 'utfile', write"),
+        (["sample", "-cshakespeare"], "(to give -c the value 'shakespeare', write -c shakespeare)"),
+        (["train", "x.txt", "-batchnorm", "1"], "-batchnorm: no such option"),  # not "-b"
+        (["runs", "-jx"], "-jx: no such option"),
+    ],
+)
+def test_a_single_dash_word_is_never_read_as_short_options(env, tmp_path, args, said):
+    """A single-dash word of no tool's options (`-outfile`, as torch-rnn's -opencl was) was read
+    as `-o utfile`: the sample went to a file named utfile, exit 0; or as flags, one of them
+    unknown (`no such option -b`)."""
+    assert said in assert_one_error(env(args), 2)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        ("cv/lm.pt", "given with -c (charrnn sample -c cv/lm.pt)"),  # `th sample.lua cv/x.t7`
+        ("ROMEO:", "takes none (a run or a checkpoint goes with -c, a prime with --prime)"),
+    ],
+)
+def test_an_argument_to_sample_says_which_option_takes_it(env, extra, said):
+    line = assert_one_error(env(["sample", extra]), 2, "Got unexpected extra argument")
+    assert said in line
+
+
+def test_a_short_option_s_value_in_the_same_word_is_still_its_value(sample, tmp_path):
+    """`-l20`, `-t1e-3`, `-s7` and `-o-` (stdout) are what they always were: a number, or no
+    word, in the same argument as its option."""
+    r = sample("-l20", "-t1e-3", "-s7", "-o-", "-n1")
+    assert r.exit_code == 0 and r.stdout, r.stderr
+    assert r.stdout == sample("--length", "20", "--temp", "0.001", "--seed", "7").stdout
 
 
 def test_a_value_that_looks_like_an_option_word_is_still_a_value(sample):

@@ -700,13 +700,20 @@ def test_evaluations_close_together_show_the_first_and_the_last_line(
 
     train_cli = importlib.import_module("charrnn.cli.train")
     monkeypatch.setattr(train_cli, "EVAL_LINES_EVERY_S", math.inf)  # never time for another
-    result = train(env, corpus_file, "--eval-every", "8", "--name", "often", steps=40)
+    short = tmp_path / "short.txt"  # an epoch of 9 steps, each evaluated (--eval-every not given)
+    short.write_text(make_text(700), encoding="utf-8")
+    given = [*TINY_CLI[: TINY_CLI.index("--eval-every")], "--steps", "40", "--name"]
+    result = env(["train", str(short), *given, "often"])
     assert result.exit_code == 0, result.stderr
     shown = [line.split(" | ")[0] for line in result.stderr.splitlines() if " | val " in line]
-    assert shown == [f"step {8:>7,}", f"step {40:>7,}"]  # the last, a new best too
+    assert shown == [f"step {9:>7,}", f"step {40:>7,}"]  # the last, a new best too
     metrics = tmp_path / "checkpoints/often/metrics.jsonl"
     records = map(json.loads, metrics.read_text().splitlines())
-    assert [r["step"] for r in records if r["kind"] == "eval"] == [8, 16, 24, 32, 40]
+    assert [r["step"] for r in records if r["kind"] == "eval"] == [9, 18, 27, 36, 40]
+    # those of a --eval-every, asked for, are each shown
+    result = env(["train", str(short), *given, "asked", "--eval-every", "8"])
+    shown = [line.split(" | ")[0] for line in result.stderr.splitlines() if " | val " in line]
+    assert shown == [f"step {s:>7,}" for s in (8, 16, 24, 32, 40)]
     # The best held back where a later line is not one: shown before the last, with its mark.
     real, calls = trainer_module.evaluate, []
 
@@ -716,9 +723,9 @@ def test_evaluations_close_together_show_the_first_and_the_last_line(
         return dataclasses.replace(found, loss=found.loss + 1.0) if len(calls) > 3 else found
 
     monkeypatch.setattr(trainer_module, "evaluate", worse_after_the_third)
-    result = train(env, corpus_file, "--eval-every", "8", "--name", "worse", steps=40)
+    result = env(["train", str(short), *given, "worse"])
     lines = [line for line in result.stderr.splitlines() if " | val " in line]
-    assert [line.split(" | ")[0] for line in lines] == [f"step {s:>7,}" for s in (8, 24, 40)]
+    assert [line.split(" | ")[0] for line in lines] == [f"step {s:>7,}" for s in (9, 27, 40)]
     assert lines[1].endswith("* best") and not lines[2].endswith("* best")
 
 

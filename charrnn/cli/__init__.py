@@ -19,6 +19,7 @@ from charrnn.cli.misc import corpus, runs
 from charrnn.cli.other_names import (
     another_tools_name,
     check_single_dash_words,
+    checkpoint_as_argument,
     other_name_hint,
 )
 from charrnn.cli.pauses import pause_clock
@@ -60,6 +61,8 @@ class _Commands(click.Group):
             except click.UsageError as e:
                 if e.message.startswith("Got unexpected extra argument") and "" in given:
                     e.message += ": an empty argument (an unset shell variable?) is one too"
+                elif e.message.startswith("Got unexpected extra argument") and e.ctx is not None:
+                    e.message += checkpoint_as_argument(e.ctx.command, given[1:], e.message)
                 # a name from another char-rnn tool (rnn_size): the option it means here
                 hint = isinstance(e, click.NoSuchOption) and e.ctx is not None
                 if hint and (hint := other_name_hint(e.ctx.command, e.option_name, self)):

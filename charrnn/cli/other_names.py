@@ -6,6 +6,7 @@ Lua's single-dash words (`-length 50`), which click would read as a short option
 from __future__ import annotations
 
 import re
+import shlex
 
 import click
 
@@ -55,6 +56,23 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "lr_decay_every": ("", "the rate follows a cosine schedule over the budget (--lr)"),
     "lr_decay_factor": ("", "the rate follows a cosine schedule over the budget (--lr)"),
     "print_every": ("", "a line at each evaluation (--eval-every); a bar on a terminal"),
+    "log_interval": ("", "a line at each evaluation (--eval-every); a bar on a terminal"),
+    "skip_unk": ("--unknown", "--unknown skip drops the characters the model never saw"),
+    "dtype": ("--precision", "auto, float32 or bfloat16"),
+    "opencl": ("--device", "cpu, cuda or mps"),
+    "always_save_checkpoint": ("--eval-every", "last.pt and best.pt are written at each one"),
+    "dataset": ("", "the corpus is the command's argument: charrnn train FILE"),
+    "decay_lr": ("", "the rate follows a cosine schedule over the budget (--lr)"),
+    "lr_decay_iters": ("", "the cosine schedule spans the budget (--time, --steps or --epochs)"),
+    "min_lr": ("", "the cosine schedule ends at 5% of the peak rate (--lr)"),
+    "warmup_iters": ("", "the rate warms up over the first 50 steps"),
+    "beta1": ("", "AdamW's betas are 0.9 and 0.99"),
+    "beta2": ("", "AdamW's betas are 0.9 and 0.99"),
+    "gradient_accumulation_steps": ("", "a step reads one batch: --batch-size streams"),
+    "eval_iters": ("", "an evaluation reads the validation split, as much as the budget allows"),
+    "eval_only": ("", "charrnn score -c RUN FILE reads a text through a model"),
+    "compile": ("", "training runs PyTorch's fused kernels, with nothing to compile"),
+    "reset_iterations": ("", "--resume RUN goes on from its step; --init-from RUN starts anew"),
 }
 
 
@@ -143,3 +161,52 @@ def check_single_dash_words(command: click.Command, args: list[str], root: click
             raise click.UsageError(f"{arg}: an option's name takes two dashes here: {meant}")
         if (hint := other_name_hint(command, arg, root)) is not None:
             raise click.UsageError(f"{arg}: no such option. {hint}")
+        _refuse_a_word_read_as_short_options(command, arg, values)
+
+
+def _refuse_a_word_read_as_short_options(command: click.Command, arg: str, values: set[str]):
+    """A UsageError for a single-dash word of no tool's options (`-outfile`, `-batchnorm`) that
+    click would read as short options, the rest of the word the value of one that takes a value
+    (`-o utfile`: a file written, exit 0), or as flags of which one is unknown (`-batchnorm`: "no
+    such option -b"). Flags together (`-qh`, `-qc RUN`) and a number in the same word as its
+    option (`-l20`, `-t1e-3`) are what they were."""
+    flags = {o for p in command.params for o in p.opts if len(o) == 2 and o not in values}
+    flags.add("-h")  # the help's, which is not among the command's own parameters
+    for at, letter in enumerate(arg[1:], start=2):
+        short, rest = f"-{letter}", arg[at:]
+        if short in values:
+            if not re.search(r"[A-Za-z_]", rest) or _number(rest):  # `-l20`, `-o-`, `-qc`
+                return
+            raise click.UsageError(
+                f"{arg}: no such option (to give {short} the value {rest!r}, write {short} {rest})"
+            )
+        if short not in flags:
+            raise click.UsageError(f"{arg}: no such option")
+
+
+def checkpoint_as_argument(command: click.Command, args: list[str], message: str) -> str:
+    """What to add to "Got unexpected extra argument (X)" where X is a checkpoint or a run's
+    folder and `command` reads one with -c (`th sample.lua cv/x.t7`, char-rnn's way): "", or the
+    option to give it with."""
+    from pathlib import Path
+
+    longs = _long_names(command)
+    if "--checkpoint" not in longs:
+        return ""
+    for arg in args:
+        saved = ((Path(arg) / f).is_file() for f in ("best.pt", "last.pt"))  # a run's folder
+        model = arg.endswith(".pt") or any(saved)
+        if model and f"({arg}" in message:
+            return f": a checkpoint is given with -c (charrnn {command.name} -c {shlex.quote(arg)})"
+    if any(isinstance(p, click.Argument) for p in command.params):
+        return ""
+    prime = ", a prime with --prime" if "--prime" in longs else ""
+    return f": `charrnn {command.name}` takes none (a run or a checkpoint goes with -c{prime})"
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

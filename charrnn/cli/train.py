@@ -492,6 +492,7 @@ PROGRESS_EVERY_S = 30.0
 # An evaluation line at most this often: a short text is evaluated twice a pass, several times a
 # second (a 5 KB fine-tune wrote 109 lines in 14 s). One held back is written before the next
 # line of any kind, or at the end, so the last evaluation is always shown; metrics.jsonl has all.
+# The evaluations of a --eval-every get a line each: the user asked for them.
 EVAL_LINES_EVERY_S = 5.0
 
 
@@ -570,7 +571,8 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
                     write(progress_line(event, losses[0] / losses[1], speed))
             elif isinstance(event, EvalEvent) and not quiet:
                 line = eval_line(event, first=not evals)
-                if time.monotonic() - said >= EVAL_LINES_EVERY_S:
+                asked = opts["eval_every"] is not None  # a line for each of those asked for
+                if asked or time.monotonic() - said >= EVAL_LINES_EVERY_S:
                     write(line)
                     said = written
                 else:  # in place of those held: the newest, and the best where it is not
