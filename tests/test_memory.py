@@ -389,7 +389,7 @@ def test_the_memory_command_reads_no_further_than_it_measures(code_run):
         (["--pairs", "()(]"], 2, "'()(]' has '(' in two pairs: give each once"),  # as typed
         (["--pairs", "(\n"], 2, "a line break cannot open or close a pair"),
         (["--pairs", "::"], 1, "has no closer of :: after its opener"),  # one a line
-        (["--pairs", "<>"], 1, "has never seen <> of --pairs <>: a model cannot be measured"),
+        (["--pairs", "<>"], 1, "has never seen <>: a model is measured on characters it can "),
         (["--max-chars", "0"], 2, "--max-chars"),
     ],
 )
@@ -400,3 +400,17 @@ def test_the_memory_command_refuses_what_it_cannot_measure(
 
     monkeypatch.chdir(code_run)
     assert_one_error(invoke(["memory", "code.py", "-c", "code", *args]), code, words)
+
+
+def test_a_model_that_knows_none_of_the_pairs_is_offered_those_it_knows_never_apostrophes():
+    """A model of prose was told to try --pairs "''", which pairs apostrophes (o'er ... 'tis):
+    the offer is the brackets and double quotes it knows, or why there are none."""
+    from types import SimpleNamespace
+
+    from charrnn.cli.memory import _pairs_it_knows
+
+    def knowing(chars):
+        return SimpleNamespace(vocab=SimpleNamespace(index=dict.fromkeys(chars, 0)))
+
+    assert _pairs_it_knows(knowing("ab()\"'{")).endswith("""give --pairs '()""'""")
+    assert "knows no brackets nor double quotes" in _pairs_it_knows(knowing("abc'"))

@@ -147,11 +147,7 @@ def _ready(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, quiet
     unseen = [p for p in listed if not set(p) <= model.vocab.index.keys()]
     name = shown_field(str(path))
     if len(unseen) == len(listed):
-        raise CorpusError(
-            f"{name} has never seen {' '.join(unseen)} of --pairs {pairs}: a model cannot be "
-            "measured on characters it cannot read; give --pairs of characters it knows (quotes: "
-            "--pairs \"''\")"
-        )
+        raise CorpusError(f"{name} has never seen {' '.join(unseen)}: {_pairs_it_knows(model)}")
     if unseen:
         say(f"Note: {name} has never seen {' '.join(unseen)}: those pairs are left out.", quiet)
         listed = [p for p in listed if p not in unseen]
@@ -201,6 +197,24 @@ def _head(chunks, label: str, encoding: str, n: int) -> str:
 
 def _shape(config) -> str:
     return f"{config.num_layers}x{config.hidden_size}"
+
+
+# Pairs to offer a model that knows none of those asked for: brackets and double quotes, whose
+# closer is always a closer (a single quote is an apostrophe in prose: docs/commands.md)
+OFFERED = ("()", "[]", "{}", "<>", '""')
+
+
+def _pairs_it_knows(model) -> str:
+    """What to do where a model knows none of --pairs: the offered pairs it knows, or why none."""
+    import shlex
+
+    known = "".join(p for p in OFFERED if set(p) <= model.vocab.index.keys())
+    if known:
+        return f"a model is measured on characters it can read: give --pairs {shlex.quote(known)}"
+    return (
+        "it knows no brackets nor double quotes (its text had none): memory is measured on a "
+        "model of a text with pairs, code for one (--pairs names other pairs it knows)"
+    )
 
 
 def _pair_list(pairs: str) -> list[str]:
