@@ -2,6 +2,7 @@
 sampler), the text's properties, the units found, gate saturation, the page, and the command."""
 
 import base64
+import dataclasses
 import json
 import math
 import re
@@ -215,7 +216,7 @@ def test_the_page_is_self_contained_and_holds_the_record():
     vocab = CharVocab.from_text(text)
     model = tiny("lstm", vocab_size=len(vocab))
     rec = record(Model(model, vocab), text)
-    found = find_units(rec)
+    found = [dataclasses.replace(f, untrained=n / 10) for n, f in enumerate(find_units(rec))]
     html = render(rec, "runs/x/best.pt", found, gate_saturation(rec))
     assert "default-src 'none'" in html
     assert not re.search(r"<(script|img|link|iframe)[^>]*\b(src|href)=", html)
@@ -227,6 +228,7 @@ def test_the_page_is_self_contained_and_holds_the_record():
         [r for _, r in f.units] for f in found
     ]
     assert [f["unfound"] for f in data["found"]] == [f.unfound for f in found]
+    assert [f["untrained"] for f in data["found"]] == [f.untrained for f in found]
     cell = torch.frombuffer(bytearray(base64.b64decode(data["values"]["cell"])), dtype=torch.uint8)
     levels = data["levels"]  # a byte's steps: an even number, so that 0 travels exactly
     assert levels % 2 == 0 and levels <= 255

@@ -204,3 +204,28 @@ def test_an_address_the_model_has_no_view_for_says_so(page):
                 assert f"The address {address} names no view of this model" in notice
                 assert f"units 0-{last}" in notice and b.evaluate("location.hash") != address
         assert b.exceptions() == []
+
+
+def test_the_units_found_show_both_baselines_and_the_page_opens_on_the_most_learned(page):
+    """The page's table had chance alone, not what an untrained network reaches (an upper-case
+    run's unit at r 0.72 against 0.61 untrained looked learned), and opened on the unit furthest
+    above chance: it opens on the one furthest above both."""
+    data = page_data(page.read_text(encoding="utf-8"))
+    found = [f for f in data["found"] if f["units"]]
+    assert found and all(f["untrained"] is not None for f in found)
+    with Browser(CHROMIUM, DEADLINE) as b:
+        b.open(page.as_uri(), "document.querySelectorAll('#found tr').length > 1")
+        rows = b.evaluate(
+            "Array.from(document.querySelectorAll('#found tr'),"
+            " r => Array.from(r.cells, c => c.textContent))"
+        )
+        opened = b.evaluate("location.hash")
+    assert rows[0][2:] == ["chance", "untrained"]
+    shown = {row[0]: row for row in rows[1:]}
+    for f in found:
+        row = shown[f["property"]]
+        assert float(row[2]) == pytest.approx(f["chance"], abs=0.0051)
+        assert float(row[3]) == pytest.approx(f["untrained"], abs=0.0051)
+    best = max(found, key=lambda f: abs(f["units"][0][3]) - max(f["chance"], f["untrained"]))
+    layer, unit, field, _ = best["units"][0]
+    assert opened == f"#{layer}:{unit}:{field}"

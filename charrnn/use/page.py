@@ -68,6 +68,7 @@ def render(
                 # unrounded: the page rounds them once, as the terminal's table does (r -0.6953
                 # kept to 3 places, -0.695, read -0.69 there)
                 "chance": f.chance,
+                "untrained": f.untrained,  # None where not measured
                 "units": [[u.layer, u.index, u.field, corr] for u, corr in f.units],
                 "unfound": f.unfound,
             }
