@@ -1021,6 +1021,32 @@ def test_resume_continues_the_step_count(env, corpus_file, tmp_path):
     assert fixed.exit_code == 2 and "--lr is not taken with --resume" in fixed.stderr
 
 
+def test_keep_every_keeps_a_checkpoint_along_the_run_that_samples_and_resumes(
+    env, corpus_file, tmp_path
+):
+    """--keep-every N: the checkpoint of the first evaluation after each N steps stays as
+    step-N.pt (char-rnn's cv/lm_..._epochE.t7), each the run at that step; a resume keeps on
+    counting from its step, and --force takes the old run's away with it."""
+    run = tmp_path / "checkpoints/tiny"
+    r = train(env, corpus_file, "--eval-every", "10", "--keep-every", "25", steps=60)
+    assert r.exit_code == 0, r.stderr
+    assert [p.name for p in sorted(run.glob("step-*.pt"))] == ["step-30.pt", "step-50.pt"]
+    for step in (30, 50):
+        kept = checkpoint.load(run / f"step-{step}.pt")
+        record = [m for m in kept["metrics"] if m["kind"] == "eval"][-1]
+        assert kept["trainer"]["step"] == record["step"] == step
+    said = env(["sample", "-c", str(run / "step-30.pt"), "-l", "20", "--seed", "1"])
+    assert said.exit_code == 0 and said.stdout
+    r = env(["train", "--resume", "tiny", "--steps", "100", "-q"])
+    assert r.exit_code == 0, r.stderr
+    names = sorted((p.name for p in run.glob("step-*.pt")), key=lambda n: int(n[5:-3]))
+    assert names == ["step-30.pt", "step-50.pt", "step-80.pt", "step-100.pt"]
+    listed = json.loads(env(["runs", "--json"]).stdout.splitlines()[0])
+    assert [Path(p).name for p in listed["kept"]] == names
+    assert train(env, corpus_file, "--force", steps=5).exit_code == 0
+    assert list(run.glob("step-*.pt")) == []
+
+
 def test_stdin_training_with_a_name(env, text, tmp_path):
     r = env(["train", "-", "--name", "mixed", *TINY_CLI, "--steps", "10"], input=text)
     assert r.exit_code == 0, r.stderr

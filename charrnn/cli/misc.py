@@ -29,7 +29,8 @@ Examples:
     "ended (steps, epochs, time, patience, stopped, diverged, or null while it trains, or where "
     "it ended without saying: killed, or a failed write), training_pid (the process training it "
     "now, else null), model_config and train_config (every setting it trains with, as its "
-    "checkpoint keeps them: precision auto is picked again at each start)."
+    "checkpoint keeps them: precision auto is picked again at each start), kept (the checkpoints "
+    "--keep-every kept, step-N.pt, by step)."
 )
 @click.option(
     "--check",

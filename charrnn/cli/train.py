@@ -74,6 +74,7 @@ TRAIN_OPTIONS = {
     "epochs": "max_epochs",
     "time_budget": "max_time",
     "eval_every": "eval_every",
+    "keep_every": "keep_every",
     "val_frac": "val_frac",
     "seed": "seed",
     "patience": "patience",
@@ -232,6 +233,14 @@ Examples:
     "characters (1,024 steps at 32x32), and at least once an epoch of a small text; under "
     "--time, fewer where they would cost over 3% of it; with auto's early stop, once a pass, "
     f"every other pass before the {DENSE_EVALS_FROM:.0f}th].",
+)
+@click.option(
+    "--keep-every",
+    type=Whole(1),
+    metavar="N",
+    help="Keep the checkpoint of the first evaluation after each N steps as step-N.pt in the "
+    "run's folder (best.pt and last.pt are written over at each): `charrnn sample -c "
+    "checkpoints/NAME/step-5000.pt`  [default: keep none].",
 )
 @click.option(
     "--patience",

@@ -124,7 +124,8 @@ class RunDir:
                 elsewhere = _ELSEWHERE if new else _COPY
                 raise RunError(cannot_write(self.path / ".lock", e, elsewhere)) from None
             if clear:
-                _remove([self.best, self.last, self.metrics], "replace the run's files in")
+                old = [self.best, self.last, self.metrics, *self.kept()]
+                _remove(old, "replace the run's files in")
             elif new and self.has_checkpoint():
                 raise RunError(
                     f"run {self.name!r} was just created by another process, which trains it "
@@ -224,6 +225,19 @@ class RunDir:
         checkpoint.save(checkpoint.to_payload(state), self.last, elsewhere)
         if best:  # the same state: its bytes copied, not serialized again
             checkpoint.copy(self.last, self.best, elsewhere)
+
+    def keep(self, step: int) -> Path:
+        """last.pt copied to step-N.pt (TrainConfig.keep_every); returns its path."""
+        from charrnn import checkpoint
+
+        kept = self.path / f"step-{step}.pt"
+        checkpoint.copy(self.last, kept, self._elsewhere())
+        return kept
+
+    def kept(self) -> list[Path]:
+        """The checkpoints kept along the run (step-N.pt), by step."""
+        found = [(p, p.name[5:-3]) for p in self.path.glob("step-*.pt")]
+        return [p for p, n in sorted(found, key=lambda f: int(f[1]) if f[1].isdigit() else -1)]
 
     def _elsewhere(self) -> str:
         """How a write that fails here can go elsewhere: a run with a last.pt keeps its steps

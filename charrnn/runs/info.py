@@ -167,6 +167,7 @@ class RunInfo:
             "training_pid": self.trainer,
             "model_config": self.model_config or None,
             "train_config": self.train_config or None,
+            "kept": [str(p) for p in self.run.kept()],  # --keep-every's checkpoints, by step
         }
 
     @property

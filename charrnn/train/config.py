@@ -43,6 +43,9 @@ class TrainConfig:
     max_val_chars: int = 250_000
     # Steps between evaluations (and checkpoints); None: about every EVAL_CHARS characters trained.
     eval_every: int | None = None
+    # Keep a copy of the checkpoint of the first evaluation after each this many steps, as
+    # step-N.pt beside best.pt and last.pt (each of those is written over); None: keep none.
+    keep_every: int | None = None
     max_steps: int | None = None
     max_epochs: float | None = None
     max_time: float | None = None  # seconds of wall-clock training
@@ -76,6 +79,7 @@ class TrainConfig:
         or a negative rate would make a run folder that trained nothing, or fail deep inside."""
         at_least = {"batch_size": 1, "seq_len": 1, "warmup_steps": 0, "max_val_chars": 1}
         at_least |= {"eval_every": 1, "max_steps": 1, "patience": 1, "cold_start_checks": 1}
+        at_least |= {"keep_every": 1}
         at_least |= {"records_per_eval": 1, "max_rollbacks": 0, "seed": 0}
         for name, least in at_least.items():
             if getattr(self, name) is not None:

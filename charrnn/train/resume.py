@@ -239,8 +239,9 @@ MORE_TIME_S = 60  # seconds more than the run has used that the refusal offers a
 
 def _extended(config: TrainConfig, train: dict) -> TrainConfig:
     """`config` with the budget given (all three limits replaced), eval_every (every one of its
-    evaluations: none left out early on), patience and precision."""
-    given = {k: train[k] for k in ("eval_every", "patience", "precision") if train.get(k)}
+    evaluations: none left out early on), keep_every, patience and precision."""
+    changeable = ("eval_every", "keep_every", "patience", "precision")
+    given = {k: train[k] for k in changeable if train.get(k)}
     if "eval_every" in given:
         given["sparse_evals_until"] = None
     if any(train.get(k) is not None for k in BUDGETS):

@@ -54,9 +54,9 @@ from charrnn.train.trainer import Trainer
 
 DEFAULT_TIME = 600.0  # seconds of training when no steps, epochs or time budget is given
 BUDGETS = ("max_steps", "max_epochs", "max_time")
-# What a resumed run may change: its budget, how often it evaluates and the step's arithmetic. The
-# rest shapes the model or the data, fixed for the life of a run.
-RESUMABLE = (*BUDGETS, "eval_every", "patience", "precision")
+# What a resumed run may change: its budget, how often it evaluates and keeps a checkpoint, and the
+# step's arithmetic. The rest shapes the model or the data, fixed for the life of a run.
+RESUMABLE = (*BUDGETS, "eval_every", "keep_every", "patience", "precision")
 
 
 @dataclass

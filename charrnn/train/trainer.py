@@ -188,6 +188,7 @@ class Trainer:
         self._refuse_released()
         self._tick = self.clock() if self.started is None else self.started
         self.pos.ended = None  # a resumed run goes on
+        self._kept = self.pos.step  # keep_every counts from here (a resume: from its step)
         if self.dist.is_main:
             try:  # a library caller need not make the folder first
                 self.run_dir.path.mkdir(parents=True, exist_ok=True)
@@ -391,6 +392,7 @@ class Trainer:
         self.pos.metrics.append(record)
         self.pos.eval_window_loss, self.pos.eval_window_steps, self.pos.eval_due = 0.0, 0, False
         self._save(best=improved)
+        self._keep_a_copy()
         self.replace_best = False
         if self.dist.is_main:
             self.run_dir.append_metrics(record)
@@ -647,6 +649,15 @@ class Trainer:
         if any(s.shape[1] != b for s in state):
             raise ValueError("the carried state does not fit the batch size")
         return state
+
+    def _keep_a_copy(self) -> None:
+        """last.pt copied to step-N.pt where keep_every steps have passed since the step of the
+        last one kept (or, the first, since this trainer's start)."""
+        every = self.config.keep_every
+        if every and self.pos.step // every > self._kept // every:
+            if self.dist.is_main:
+                self.run_dir.keep(self.pos.step)
+            self._kept = self.pos.step
 
     def _save(self, best: bool = False) -> None:
         """Write last.pt (and best.pt): rank 0 only, but every rank helps gather the state."""
