@@ -220,6 +220,7 @@ def workspace(tmp_path_factory):
     (root / "ok.txt").write_text(make_text(), encoding="utf-8")
     (root / "empty.txt").write_text("")
     (root / "latin.txt").write_bytes("naïve café ".encode("latin-1") * 100)
+    (root / "utf7.txt").write_bytes(b"hello +2D0-" + b" world (x)\n" * 300)  # a lone U+D83D
     (root / "binary.bin").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 50)
     (root / "small.txt").write_text("just a few words\n")
     (root / "onechar.txt").write_text("a" * 50_000)

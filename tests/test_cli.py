@@ -267,6 +267,8 @@ CASES = [
     (["sample", "-c", "junk.pt"], 1, "junk.pt is not a charrnn checkpoint (not a torch archive)"),
     (["plot", "checkpoints/tiny/best.pt"], 1, "a checkpoint file, not a run folder: give its"),
     (["train", "latin.txt"], 1, "not valid utf-8 text: byte 0xef at offset 2"),
+    # a model of a lone surrogate could not write its text
+    (["train", "utf7.txt", "--encoding", "utf-7"], 1, "holds U+D83D, a lone surrogate"),
     (["train", "empty.txt"], 1, "corpus is empty"),
     (["train", "-"], 1, "corpus is empty (standard input)"),
     (["train", "-", "ok.txt", "-"], 2, "'-' (standard input) is given twice: give it once"),
@@ -471,7 +473,7 @@ CASES = [
     (["memory", "latin.txt", "-c", "tiny"], 1, "not valid utf-8 text"),
     (["memory", "checkpoints/tiny/best.pt", "-c", "tiny"], 1, "a PyTorch checkpoint, not text"),
     (["memory", "small.txt", "-c", "tiny"], 1, "never seen: 'j' (U+006A) at character 1"),
-    (["memory", "ok.txt", "-c", "tiny"], 1, "has never seen () [] {} of --pairs ()[]{}"),
+    (["memory", "ok.txt", "-c", "tiny"], 1, "has never seen () [] {}: it knows no brackets nor"),
     (["memory", "tiny"], 1, "but there is a run of that name: to read a text through it"),
     (["memory", "ok.txt", "-c", "tiny", "--pairs", ""], 2, "'--pairs': is empty: give each pair"),
     # elsewhere

@@ -402,6 +402,15 @@ def test_the_memory_command_refuses_what_it_cannot_measure(
     assert_one_error(invoke(["memory", "code.py", "-c", "code", *args]), code, words)
 
 
+def test_a_text_one_of_several_models_cannot_read_names_that_model(code_run, trained_run):
+    from helpers.cli import assert_one_error, invoke
+
+    prose = str(trained_run.best)  # a model of English words: no brackets
+    args = ["memory", "-", "-c", str(code_run / "checkpoints/code/best.pt"), "-c", prose]
+    line = assert_one_error(invoke([*args, "--unknown", "skip"], input="()" * 500), 1)
+    assert f"has no character {prose} knows" in line, line
+
+
 def test_a_model_that_knows_none_of_the_pairs_is_offered_those_it_knows_never_apostrophes():
     """A model of prose was told to try --pairs "''", which pairs apostrophes (o'er ... 'tis):
     the offer is the brackets and double quotes it knows, or why there are none."""

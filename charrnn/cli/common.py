@@ -141,12 +141,19 @@ def say_unknown(n: int, unknown: str, quiet: bool = False, more: str = "") -> No
 
 
 def known_text(
-    text: str, vocab, unknown: str, label: str, task: str, quiet: bool = False, where: str = ""
+    text: str,
+    vocab,
+    unknown: str,
+    label: str,
+    task: str,
+    quiet: bool = False,
+    where: str = "",
+    model: str = "the model",
 ) -> str:
     """`text` as the model reads it under --unknown (vocab.apply_unknown), with a note of how many
-    characters were skipped or replaced (naming `where`, one of several texts, if given); an
-    error where nothing is left, saying whether the text was empty or held no character the
-    model knows."""
+    characters were skipped or replaced (naming `where`, one of several texts or models, if
+    given); an error where nothing is left, saying whether the text was empty or held no
+    character the model (`model`: its name, one of several) knows."""
     from charrnn.errors import CorpusError
     from charrnn.text.vocab import apply_unknown
 
@@ -156,7 +163,7 @@ def known_text(
         return kept
     if text:
         raise CorpusError(
-            f"{label} has no character the model knows (--unknown {unknown} left none of its "
+            f"{label} has no character {model} knows (--unknown {unknown} left none of its "
             f"{count(len(text), 'character')}): there is nothing to {task}; give a text in the "
             "model's alphabet, or a model trained on text like it"
         )

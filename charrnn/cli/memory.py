@@ -141,7 +141,8 @@ def _ready(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, quiet
     path, model = load_model(checkpoint, checkpoint_dir, device, quiet)
     where = shown_field(str(path)) * several
     listed = _pair_list(pairs)
-    read = known_text(text, model.vocab, unknown, _label(file), "read", quiet, where)
+    named = where or "the model"
+    read = known_text(text, model.vocab, unknown, _label(file), "read", quiet, where, named)
     # a pair the model cannot read is not measured (--unknown would take its characters out of
     # the text, and the text be blamed for having none)
     unseen = [p for p in listed if not set(p) <= model.vocab.index.keys()]

@@ -482,9 +482,16 @@ def command_boundary():
         if not _stdout_encoding(e.encoding):
             raise
         drop_stdout()
+        code = ord(e.object[e.start])
+        if 0xD800 <= code <= 0xDFFF:  # no encoding of text writes one: not the locale's doing
+            raise click.ClickException(
+                f"the output holds U+{code:04X}, a lone surrogate (half of a UTF-16 pair, no "
+                "character), which the model learned from its text and no text file can hold; "
+                "train it on the text without it"
+            ) from None
         raise click.ClickException(
-            f"standard output's encoding ({e.encoding}) cannot write U+{ord(e.object[e.start]):04X}"
-            " of the output; set PYTHONIOENCODING=utf-8, or use a UTF-8 locale"
+            f"standard output's encoding ({e.encoding}) cannot write U+{code:04X} of the output; "
+            "set PYTHONIOENCODING=utf-8, or use a UTF-8 locale"
         ) from None
     except OSError as e:
         if e.errno == errno.EPIPE:

@@ -126,6 +126,12 @@ def check_vocab(vocab: CharVocab) -> None:
             f"the corpus is one character ({vocab.chars[0]!r}) repeated: there is nothing to "
             "learn; train on real text"
         )
+    if lone := [c for c in vocab.chars if 0xD800 <= ord(c) <= 0xDFFF]:
+        raise CorpusError(
+            f"the corpus holds U+{ord(lone[0]):04X}, a lone surrogate (half of a UTF-16 pair, no "
+            "character, which text read as UTF-7 or broken UTF-16 can hold): a model could not "
+            "write it as text; take it out of the text"
+        )
     if len(vocab) > MAX_VOCAB:
         raise CorpusError(
             f"the corpus has {len(vocab):,} distinct characters, more than the {MAX_VOCAB:,} a "
