@@ -378,6 +378,16 @@ def test_several_samples_with_a_separator(sample):
     assert one.stdout == ended(parts[1])  # sample i is seed + i
 
 
+@pytest.mark.parametrize(("prime", "between"), [("AN", "\n"), ("A\nN", "\n\n")])
+def test_samples_of_one_line_each_are_one_line_each_by_default(sample, prime, between):
+    """`--stop '\n'` makes each sample one line: a line each, no blank line between (a list of
+    names was one every other line); a prime of two lines keeps the blank line between them."""
+    args = ["-n", "4", "-l", "60", "-s", "3", "--prime", prime, "--stop", "\\n"]
+    texts = [json.loads(line)["text"] for line in sample(*args, "--json").stdout.splitlines()]
+    r = sample(*args)
+    assert r.exit_code == 0 and r.stdout == between.join(prime + t for t in texts) + "\n"
+
+
 def test_json_lines_for_scripts(sample, trained_run):
     r = sample("-n", "2", "-l", "30", "-s", "100", "--json", "--top-k", "5", "--temp", "0.5,1")
     rows = [json.loads(line) for line in r.stdout.splitlines()]

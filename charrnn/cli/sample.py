@@ -99,8 +99,10 @@ Examples:
 @click.option(
     "--separator",
     type=Text(),
-    default="\\n\\n",
-    help="Between samples (\\n, \\r, \\t and \\\\ understood).",
+    default=None,
+    show_default=False,
+    help="Between samples (\\n, \\r, \\t and \\\\ understood)  [default: a blank line, \\n\\n; "
+    "a line break, \\n, where --stop '\\n' makes each sample one line].",
 )
 @click.option(
     "--stop",
@@ -224,6 +226,14 @@ class _Writer:
             self.out.flush()
             self.flushed = now
 
+    def separator(self) -> str:
+        """--separator's, else a blank line between samples, or a line break where each is one
+        line (a --stop at a line break, and no line break in the prime written before each)."""
+        if self.opts["separator"] is not None:
+            return unescape(self.opts["separator"])
+        one_line = "\n" in self.job.stops and "\n" not in self.echo
+        return "\n" if one_line else "\n\n"
+
     def finish(self) -> None:
         if self.finished:
             return
@@ -237,7 +247,7 @@ class _Writer:
             for record in self.job.records(results, self.checkpoint):
                 self.out.write(json_out(record, self.out) + "\n")
         else:  # after the first, written live
-            separator = unescape(self.opts["separator"])
+            separator = self.separator()
             self.out.write("".join(separator + self.echo + t for t in texts[1:]))
         last = (self.echo + texts[-1])[-1:] if not self.opts["as_json"] else "\n"
         if last != "\n":  # a text file's last line ends with a line break (`wc -l` counts it)
