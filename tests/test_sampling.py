@@ -197,7 +197,14 @@ def test_lead_in_is_a_paragraph_break_or_what_the_vocabulary_has():
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("a b\n\nc d\n", "\n\n"), ("1\t2\n3\t4\n", "\n"), ("a b c", " "), ("abc", "a")],
+    [
+        ("a b\n\nc d\n", "\n\n"),
+        ("1\t2\n3\t4\n", "\n"),
+        ("a b c", " "),
+        ("abc", "a"),
+        ("Names\n\n" + "Ann\nBo\n" * 40, "\n"),  # a list whose title ends in a blank line
+        ("Names\n\n" + "Ann\nBo\n" * 20, "\n\n"),  # one in 41 line breaks: paragraphs
+    ],
 )
 def test_a_model_reads_how_its_own_text_starts_a_paragraph(text, expected):
     # The vocabulary may hold a line break the text never doubles (a fine-tune keeps its base's)

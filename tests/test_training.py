@@ -1480,9 +1480,42 @@ def test_a_run_whose_validation_loss_rose_well_after_its_best_says_it_learned_th
     assert note.endswith(
         "they come only in the text's last part: put some of it earlier if they matter."
     )
+    # a rise far beyond what so few such characters can add (1% of them: 0.2 nats at most) is
+    # learning by heart, said as such (the Zen of Python's one '!': 2.4 nats of rise)
+    one_in_100 = "abcab" * 19 + "abcaé"
+    assert "by heart" in memorised_note(run([3.0, 2.0, 4.4], val=one_in_100))
+    assert "by heart" not in memorised_note(run([3.0, 2.0, 2.15], val=one_in_100))
     assert memorised_note(run([3.0, 2.0, 2.09])) is None  # within the noise of a short split
     assert memorised_note(run([3.0, 2.0, 2.5], patience=4)) is None  # its early stop says so
     assert memorised_note(run([])) is None
+
+
+def test_a_list_sorted_or_of_repeats_is_told_of_as_its_run_starts(env, tmp_path):
+    """A list of names sorted A to Z validates on its T-Z alone, which training never reads; one
+    of repeated lines validates on lines training holds (0.3 bits a character, samples copies):
+    each said as the run starts; a list shuffled once, of each name once, is not."""
+    import random
+
+    rng = random.Random(0)
+    names = sorted({"".join(rng.choice("bdklmnrst") + rng.choice("aeiou") for _ in range(3))
+                    for _ in range(400)})  # fmt: skip
+    shuffled = rng.sample(names, len(names))
+    lists = {"sorted": names, "repeats": shuffled * 4, "plain": shuffled}
+    said = {}
+    for name, lines in lists.items():
+        (tmp_path / f"{name}.txt").write_text("Names\n\n" + "\n".join(lines) + "\n")
+        args = ["train", f"{name}.txt", *TINY_CLI[: TINY_CLI.index("--eval-every")], "--steps", "1"]
+        r = env([*args, "--seq-len", "8"])
+        assert r.exit_code == 0, r.stderr
+        said[name] = [line for line in r.stderr.splitlines() if line.startswith("Note: ")]
+    assert len(said["sorted"]) == 1 and "lines are in sorted order ('Names'" in said["sorted"][0]
+    assert "shuf" in said["sorted"][0]
+    assert (
+        len(said["repeats"]) == 1 and "% of the lines of the validation part" in said["repeats"][0]
+    )
+    assert said["plain"] == []
+    lead = checkpoint.load(tmp_path / "checkpoints/plain/best.pt")["model_config"]["lead_in"]
+    assert lead == "\n"  # a list whose title ends in a blank line is still a list
 
 
 def test_a_new_run_whose_validation_part_holds_characters_training_lacks_says_so_first(env):

@@ -87,6 +87,10 @@ MEMORISED_NATS = 0.1
 # by heart, are what a rising validation loss is said to come from: at 1%, a model that gives each
 # a millionth of its probability reads 0.14 nats a character worse for them alone.
 UNSEEN_SHARE = 0.01
+# ... and the most such a character can add to the validation loss in the model's certainty that
+# it never comes (nats: a probability of 2e-9): a rise larger than their share of it is learning
+# by heart, whatever they add (1% of them in the Zen of Python, 2.4 nats of rise).
+UNSEEN_NATS = 20.0
 
 
 def unseen_advice(trainer) -> str:
@@ -138,7 +142,8 @@ def memorised_note(trainer) -> str | None:
         f"{best['step']:,} to {last['val_loss']:.4f} at step {last['step']:,}: "
     )
     unseen = unseen_share(trainer.train_char_counts(), trainer.val_batches.ids)
-    if unseen >= UNSEEN_SHARE:
+    rise = last["val_loss"] - best["val_loss"]
+    if unseen >= UNSEEN_SHARE and rise <= unseen * UNSEEN_NATS:
         # Not learned by heart: the better the model reads the training part, the surer it is
         # that these characters do not come, and the worse it reads them.
         return rose + (
@@ -175,6 +180,40 @@ def unseen_note(trainer) -> str | None:
 
 
 SAID_CHARS = 8  # the characters unseen_note names, the most frequent first
+# A list whose lines are at least this share in order is a sorted one; one whose validation lines
+# the training part holds at least this share of, one of repeats
+SORTED_SHARE = 0.9
+REPEATED_SHARE = 0.3
+
+
+def list_notes(trainer) -> list[str]:
+    """Notes, as a new run starts, for a text of one item a line (a list: a line break its lead-in)
+    that validates badly: its lines sorted, so that the validation part holds only the end of the
+    order, which training never reads; or repeated, so that validation mostly reads lines the
+    training part holds, and samples copy them."""
+    from charrnn.text.data import list_shape
+
+    if trainer.trained.lead_in != "\n":
+        return []
+    shape = list_shape(trainer.train_batches.ids, trainer.val_batches.ids, trainer.vocab)
+    if shape is None:
+        return []
+    part = f"the validation part (the text's last {trainer.config.val_frac:.0%})"
+    notes = []
+    if shape.in_order >= SORTED_SHARE:
+        ends = f"{shape.first[:20]!r} to {shape.last[:20]!r}"
+        notes.append(
+            f"Note: the text's lines are in sorted order ({ends}), so {part} holds only the "
+            "end of the order, which training never reads: shuffle them first (`shuf list.txt > "
+            "shuffled.txt`)"
+        )
+    if shape.repeated >= REPEATED_SHARE:
+        notes.append(
+            f"Note: {shape.repeated:.0%} of the lines of {part} occur in the training part too: "
+            "its loss reads how well the model recalls them, and samples will copy them; remove "
+            "the repeats first (`awk '!seen[$0]++' list.txt > once.txt`)"
+        )
+    return notes
 
 
 # How much the streams of text unlike the rest must raise best.pt's validation loss (nats) for the

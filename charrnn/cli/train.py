@@ -447,7 +447,7 @@ def _train(request, device, d, quiet: bool, opts: dict, clock=None) -> int:
     """Open the run, say what it is, train it, on `clock` (the command line's PauseClock, else
     one from here); returns the exit status."""
     from charrnn.cli.pauses import pause_clock
-    from charrnn.cli.report import describe, unseen_note
+    from charrnn.cli.report import describe, list_notes, unseen_note
     from charrnn.train.open import TextReader, open_run
 
     def stdin(encoding: str) -> bytes:
@@ -470,6 +470,8 @@ def _train(request, device, d, quiet: bool, opts: dict, clock=None) -> int:
         new = not request.resume and opened.trainer.origin is None  # a fine-tune's model knows more
         if new and (unseen := unseen_note(opened.trainer)):
             say(unseen, quiet)
+        for note in list_notes(opened.trainer) if new else ():
+            say(note, quiet)
 
     reader = TextReader(
         cache_dir(),

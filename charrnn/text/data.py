@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from itertools import pairwise
+
 import torch
 
 from charrnn.errors import ConfigError, CorpusError, VocabError
@@ -104,6 +107,42 @@ def unseen_chars(train_counts: list[int], val_ids: torch.Tensor) -> dict:
     counts = char_counts(val_ids, vocab_size)
     found = {i: c for i, (c, unseen) in enumerate(zip(counts, never, strict=True)) if unseen and c}
     return dict(sorted(found.items(), key=lambda kv: -kv[1]))
+
+
+# Characters of a list (one item a line) that list_shape reads at most: lists are short, and
+# it holds the lines as Python strings
+LIST_SHAPE_CHARS = 5_000_000
+
+
+@dataclass
+class ListShape:
+    """How a list's split reads (list_shape): whether its lines are in sorted order (the share of
+    neighbours in order, the first and last line), and the share of the validation part's whole
+    lines that the training part holds too."""
+
+    in_order: float
+    first: str
+    last: str
+    repeated: float
+
+
+def list_shape(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab: CharVocab):
+    """A text of one item a line, its training (N,) and validation (M,) ids: its ListShape, or
+    None where it is too long (LIST_SHAPE_CHARS) or holds too few lines to say."""
+    if len(train_ids) + len(val_ids) > LIST_SHAPE_CHARS:
+        return None
+    chars = vocab.chars
+    train = "".join(map(chars.__getitem__, train_ids.tolist())).split("\n")
+    val = "".join(map(chars.__getitem__, val_ids.tolist())).split("\n")[1:-1]  # whole lines
+    lines = [line for line in train + val if line.strip()]
+    val = [line for line in val if line.strip()]
+    if len(lines) < 20 or len(val) < 5:
+        return None
+    folded = [line.casefold() for line in lines]
+    in_order = sum(a <= b for a, b in pairwise(folded)) / (len(lines) - 1)
+    known = set(train)
+    repeated = sum(line in known for line in val) / len(val)
+    return ListShape(in_order, lines[0], lines[-1], repeated)
 
 
 def train_length(n_chars: int, val_frac: float) -> int:
