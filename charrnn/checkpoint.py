@@ -133,8 +133,12 @@ def load(path: Path, verify: bool | Collection[str] = True) -> dict[str, Any]:
         raise damaged(
             f"{path} is not a charrnn checkpoint (its data is not a torch pickle)"
         ) from None
-    except Exception as e:  # garbage can fail anywhere in the parser; weights_only ran no code
-        raise damaged(f"{path} is not a charrnn checkpoint (corrupted: {_gist(e)})") from None
+    except Exception:  # garbage can fail anywhere in the parser; weights_only ran no code
+        # (torch's own words name its C++ source: "enforce fail at inline_container.cc")
+        raise damaged(
+            f"{path} is not a charrnn checkpoint (a zip archive, but its parts are not those of a "
+            "torch file, or are damaged)"
+        ) from None
     payload = validate(payload, path, damaged)
     if verify:
         _verify(payload, path, None if verify is True else verify)
@@ -258,25 +262,21 @@ def _not_a_torch_archive(path: Path) -> str | None:
     return "a text file, not a torch archive" if text else "not a torch archive"
 
 
-def _gist(e: Exception) -> str:
-    """The first sentence of an error from torch's parser (its later ones advise developers)."""
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    first = first.split(". ")[0].rstrip(".")
-    return first if len(first) <= 150 else first[:149] + "…"
-
-
 def validate(payload: Any, path: Path, damaged: Callable = CheckpointError) -> dict[str, Any]:
     """Check the layout and version of a loaded checkpoint; raise CheckpointError otherwise
     (`damaged` where it lacks what every checkpoint has: a run's own file, changed since)."""
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise damaged(f"{path} is not a charrnn checkpoint")
     version = payload.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise damaged(f"{path} is damaged: its format_version ({version!r}) is no version number")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has format version {version}, newer than this charrnn reads "
             f"({FORMAT_VERSION}); upgrade charrnn"
         )
-    missing = [k for k in REQUIRED if k not in payload]
+    # every file of format 4 was written with its digests: one without has had them taken out
+    missing = [k for k in (*REQUIRED, *("digests",) * (version >= 4)) if k not in payload]
     if missing:
         raise damaged(f"{path} is incomplete: it lacks {', '.join(missing)}")
     return _upgrade(payload) if version == 1 else payload

@@ -4,12 +4,14 @@ about the weights, damage, changed bits."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
 import re
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -112,12 +114,18 @@ def test_other_files_and_newer_versions_get_their_own_errors(trained_run, tmp_pa
         (b"hello, I am text\n" * 10, "a text file, not a torch archive"),
         (bytes(range(256)) * 4, "not a torch archive"),
         ("half", "a zip archive cut short: the file is truncated"),
+        # torch's parser said "[enforce fail at inline_container.cc:180]"
+        ("zip", "a zip archive, but its parts are not those of a torch file, or are damaged"),
     ],
 )
 def test_a_file_that_is_not_a_checkpoint_is_one_clear_line(trained_run, env, content, reason):
     if content == "half":
         blob = trained_run.best.read_bytes()
         content = blob[: len(blob) // 3]
+    elif content == "zip":
+        with zipfile.ZipFile(buffer := io.BytesIO(), "w") as archive:
+            archive.writestr("hello.txt", "hi")
+        content = buffer.getvalue()
     Path("bad.pt").write_bytes(content)
     r = env(["sample", "-c", "bad.pt"])
     assert r.exit_code == 1 and r.stdout == ""
@@ -214,8 +222,13 @@ def test_other_lies_are_refused(good):
     weights["head.bias"] = torch.zeros(3, dtype=torch.int64)
     with pytest.raises(CheckpointError, match="do not fit"):
         checkpoint.restore({**payload, "model": weights}, path)
-    with pytest.raises(CheckpointError, match="format version"):
-        checkpoint.validate({**payload, "format_version": "1"}, path)
+    # a version that is no number is damage, not a newer charrnn's file ("upgrade charrnn")
+    with pytest.raises(CheckpointError, match=r"its format_version \('4'\) is no version number"):
+        checkpoint.validate({**payload, "format_version": "4"}, path)
+    # a file of format 4 is written with its digests: taken out, every check would be off
+    unchecked = {k: v for k, v in payload.items() if k != "digests"}
+    with pytest.raises(CheckpointError, match="lacks digests"):
+        checkpoint.validate(unchecked, path)
 
 
 # -------------------------------------------------------------------------------------- digests
@@ -367,7 +380,7 @@ def test_resume_checks_the_optimizer_and_the_state_too(trained_run, tmp_path, en
     new = [*new[:3], str(run / "junk.pt"), "--name", "ft2", *new[-2:]]
     assert env(new, input="ANNA:\nthe cat sat on the mat.\n" * 40).exit_code == 0
     older = {k: v for k, v in payload.items() if k != "digests"}  # as written before digests
-    torch.save(older, run / "last.pt")
+    torch.save({**older, "format_version": 3}, run / "last.pt")
     assert checkpoint.load(run / "last.pt")["trainer"]["step"] == 200
 
 

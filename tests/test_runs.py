@@ -1636,16 +1636,20 @@ def test_a_run_folder_left_before_its_first_save_is_trained_again_as_it_says(cor
     metrics.jsonl: not a run for `runs`, and the readers say to train it again without --force,
     which works."""
     with workspace() as root:
-        (root / "checkpoints" / "f1").mkdir(parents=True)
-        for name in (".lock", "metrics.jsonl"):
-            (root / "checkpoints" / "f1" / name).write_text("")
+        left = {"f1": (".lock", "metrics.jsonl"), "f2": (".lock", ".metrics.jsonl.x1.tmp")}
+        for run, names in left.items():  # f2: killed before metrics.jsonl was whole
+            (root / "checkpoints" / run).mkdir(parents=True)
+            for name in names:
+                (root / "checkpoints" / run / name).write_text("")
         assert invoke(["runs"]).stderr.startswith("no runs in checkpoints")
-        resume = ["train", "--resume", "f1", "--steps", "2"]
-        for args in (resume, ["sample", "-c", "f1"], ["plot", "f1"]):
-            line = assert_one_error(invoke(args), 1, "stopped before its first save")
-            assert "no --force needed" in line, args
-        r = invoke(["train", str(corpus_file), *TINY_CLI, "--steps", "2", "--name", "f1", "-q"])
-        assert r.exit_code == 0 and r.stdout.strip().endswith("best.pt"), r.stderr
+        for run in left:
+            resume = ["train", "--resume", run, "--steps", "2"]
+            for args in (resume, ["sample", "-c", run], ["plot", run]):
+                line = assert_one_error(invoke(args), 1, "stopped before its first save")
+                assert "no --force needed" in line, args
+            args = ["train", str(corpus_file), *TINY_CLI, "--steps", "2", "--name", run, "-q"]
+            r = invoke(args)
+            assert r.exit_code == 0 and r.stdout.strip().endswith("best.pt"), r.stderr
 
 
 def test_a_lock_file_this_user_may_not_open_is_named(corpus_file, monkeypatch):

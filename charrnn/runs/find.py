@@ -113,8 +113,9 @@ def find_run(spec: str | Path, base: Path) -> RunDir:
 
 def _refuse_checkpoints_gone(run: RunDir, spec: str) -> None:
     """A RunError where `run`, which holds no checkpoint, was a run's folder once (its
-    metrics.jsonl is there): its checkpoints were deleted, or folders put in their place."""
-    if os.path.isfile(run.metrics) and not _has_records(run):  # its first save never came
+    metrics.jsonl is there): its checkpoints were deleted, or folders put in their place; or a
+    run's folder begun (its lock, and a first file half written at most), never saved in."""
+    if _begun_only(run) or (os.path.isfile(run.metrics) and not _has_records(run)):
         raise RunError(
             f"the run folder {spec} holds no checkpoint: the run stopped before its first save "
             "(killed, or a full disk); train it again with its first command (no --force needed)"
@@ -127,6 +128,16 @@ def _refuse_checkpoints_gone(run: RunDir, spec: str) -> None:
             f"the run folder {spec} holds no checkpoint (best.pt or last.pt){why}: train the run "
             "again, with --force to replace it"
         )
+
+
+def _begun_only(run: RunDir) -> bool:
+    """Whether `run`'s folder holds its lock and nothing else but a trainer's unfinished writes
+    (.NAME.tmp): a train killed as it began, before its first file was whole."""
+    try:
+        names = os.listdir(run.path)
+    except OSError:
+        return False
+    return ".lock" in names and all(n == ".lock" or n.endswith(".tmp") for n in names)
 
 
 def find_resume(spec: str | Path, base: Path) -> tuple[RunDir, Path | None]:

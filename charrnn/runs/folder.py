@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - Windows
 
 from charrnn import jsonl
 from charrnn.defaults import CHECKPOINT_DIR
-from charrnn.errors import RunError
+from charrnn.errors import CharRNNError, RunError
 from charrnn.fsutil import atomic_write, cannot_write, probe_writable
 from charrnn.runs.names import is_path, too_long
 
@@ -222,9 +222,22 @@ class RunDir:
         from charrnn import checkpoint  # torch: only where a checkpoint is written
 
         elsewhere = self._elsewhere()
-        checkpoint.save(checkpoint.to_payload(state), self.last, elsewhere)
-        if best:  # the same state: its bytes copied, not serialized again
-            checkpoint.copy(self.last, self.best, elsewhere)
+        try:
+            checkpoint.save(checkpoint.to_payload(state), self.last, elsewhere)
+            if best:  # the same state: its bytes copied, not serialized again
+                checkpoint.copy(self.last, self.best, elsewhere)
+        except CharRNNError:
+            self._refuse_gone()
+            raise
+
+    def _refuse_gone(self) -> None:
+        """A RunError where the run's folder is gone as it trains (moved, renamed, deleted): "create
+        it first" would split the run between two folders."""
+        if not self.path.is_dir():
+            raise RunError(
+                f"the run folder {self.path} was moved or removed while the run trained: resume "
+                "it where it is now (`charrnn train --resume FOLDER`), or train it again"
+            ) from None
 
     def keep(self, step: int) -> Path:
         """last.pt copied to step-N.pt (TrainConfig.keep_every); returns its path."""
@@ -259,6 +272,7 @@ class RunDir:
                         os.ftruncate(f.fileno(), size)
                     raise
         except OSError as e:
+            self._refuse_gone()
             raise RunError(cannot_write(self.metrics, e, self._elsewhere())) from None
 
     def first_record(self) -> dict | None:
@@ -283,6 +297,7 @@ class RunDir:
         try:
             atomic_write(self.metrics, lambda f: f.write(lines))
         except OSError as e:
+            self._refuse_gone()
             raise RunError(cannot_write(self.metrics, e, self._elsewhere())) from None
 
 
