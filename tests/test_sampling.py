@@ -395,6 +395,13 @@ def test_samples_of_one_line_each_are_one_line_each_by_default(sample, prime, be
     assert r.exit_code == 0 and r.stdout == between.join(prime + t for t in texts) + "\n"
 
 
+def test_greedy_samples_of_a_batch_are_said_to_be_one_text(sample):
+    r = sample("-n", "3", "-t", "0", "-l", "20", "--json")
+    assert r.exit_code == 0 and "the 3 samples are one text" in r.stderr
+    assert len({json.loads(line)["text"] for line in r.stdout.splitlines()}) == 1
+    assert "one text" not in sample("-n", "3", "-t", "0,0.5", "-l", "20").stderr
+
+
 def test_json_lines_for_scripts(sample, trained_run):
     r = sample("-n", "2", "-l", "30", "-s", "100", "--json", "--top-k", "5", "--temp", "0.5,1")
     rows = [json.loads(line) for line in r.stdout.splitlines()]

@@ -165,6 +165,12 @@ def sample(
     # every field of SampleConfig is an option of the same name
     config = SampleConfig(**{f.name: opts[f.name] for f in dataclasses.fields(SampleConfig)})
     quiet = opts["quiet"]
+    if config.num_samples > 1 and not any(config.temperature):
+        say(
+            f"Note: --temp 0 takes the likeliest character each step, so the {config.num_samples} "
+            "samples are one text; a temperature above 0 draws different ones",
+            quiet,
+        )
     path, model = load_model(checkpoint, checkpoint_dir, None, quiet)
     typed = read_prime(prime, prime_file, encoding)
     text = apply_unknown(typed, model.vocab, unknown, typed=prime_file is None and prime != "-")
