@@ -290,6 +290,19 @@ def test_cli_warns_about_a_damaged_entry_lists_and_clears_the_cache(env, tmp_pat
     size, chars, source, path = row.split("\t")
     assert chars == str(len(f.read_text())) and source == str(f.resolve())
     assert Path(path).is_file() and int(size) >= Path(path).stat().st_size  # and its notes
+    # an ids file cut short (a full disk, a copy): not whole, so its count is not known; its
+    # metadata unreadable: nor are its sources (null, as every --json says what it does not know)
+    ids, meta = _entry(tmp_path)
+    whole = ids.read_bytes()
+    ids.write_bytes(whole[:100])
+    assert env(["corpus", "cache"]).stdout.splitlines()[1].split("\t")[1] == "nan"
+    assert json.loads(env(["corpus", "cache", "--json"]).stdout)["chars"] is None
+    ids.write_bytes(whole)
+    kept, meta_text = json.loads(env(["corpus", "cache", "--json"]).stdout), meta.read_text()
+    assert kept["chars"] == len(f.read_text()) and kept["sources"] == [str(f.resolve())]
+    meta.write_text("{")
+    assert json.loads(env(["corpus", "cache", "--json"]).stdout)["sources"] is None
+    meta.write_text(meta_text)
     _flip_a_byte(*_entry(tmp_path))
     again = env(["train", str(f), *TINY_CLI, "--steps", "2", "--force"])
     assert again.exit_code == 0 and again.stdout.strip().endswith("best.pt")

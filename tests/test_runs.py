@@ -556,6 +556,12 @@ def test_piped_runs_are_plain_and_complete_and_a_terminal_gets_a_table(files, mo
         r = invoke(["runs", "--checkpoint-dir", str(base)])
         head = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout.splitlines()[0])
         assert "not trained" in r.stdout and "last val bpc" in head and "train time" in head
+        # piped, its figures unknown are nan, no number to awk and first to `sort -g` (a '-'
+        # read as 0 to awk: the best score of all)
+        monkeypatch.setattr(_NamedTextIOWrapper, "isatty", lambda self: False)
+        rows = invoke(["runs", "--checkpoint-dir", str(base)]).stdout.splitlines()
+        [new] = [row.split("\t") for row in rows if row.startswith("new\t")]
+        assert new[4:6] == ["nan", "nan"]
 
 
 def test_a_byte_that_is_not_utf8_is_told_apart_from_a_backslash_of_the_name(files):

@@ -24,7 +24,9 @@ Examples:
 )
 @json_option(
     "One JSON object per run and line: run, folder, status, cell, shape, dropout, input_dropout, "
-    "lr (its peak learning rate), from (the run it was fine-tuned from), step, scores, val_chars "
+    "lr (its peak learning rate), from (the run it was fine-tuned from), from_step, "
+    "from_checkpoint, step, train_seconds, evaluations, best_val_bpc, last_val_bpc, "
+    "last_eval_step, last_eval_epoch, val_chars "
     "(the validation characters its evaluations read), note, "
     "ended (steps, epochs, time, patience, stopped, diverged, or null while it trains, or where "
     "it ended without saying: killed, or a failed write), training_pid (the process training it "
@@ -152,11 +154,14 @@ def _run_record(info) -> dict:
 
 def _run_row(info, piped: bool = False) -> tuple[str, ...]:
     """A run as a line of the table (`piped`: of the tab-separated lines, its figures plain):
-    text cells (names as they are: print_table shows them), '-' where a value is unknown."""
+    text cells (names as they are: print_table shows them), '-' where a value is unknown (piped,
+    `nan`: what `sort -g` puts before every figure and awk reads as no number, where '-' and an
+    empty cell read as 0, the best of scores)."""
     r = info.summary()
+    unknown = "nan" if piped else "-"
 
     def fmt(value, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
+        return unknown if value is None else format(value, spec)
 
     model = " ".join(x for x in ((r["cell"] or "").upper(), r["shape"] or "") if x) or "-"
     if r["training_pid"] is not None:
@@ -313,7 +318,8 @@ def corpus_cache(clear, as_json):
         return
     if as_json:
         for e in entries:  # names exact, as every --json gives them (json_line)
-            record = {"bytes": e.size, "chars": e.chars, "sources": list(e.sources)}
+            sources = None if e.sources is None else list(e.sources)
+            record = {"bytes": e.size, "chars": e.chars, "sources": sources}
             click.echo(json_out({**record, "file": str(e.ids_path)}))
         return
     piped = not sys.stdout.isatty()  # for scripts: plain numbers, as runs writes them
@@ -323,8 +329,10 @@ def corpus_cache(clear, as_json):
             str(e.size) if piped else size_text(e.size),
             format(e.chars, "d" if piped else ",d")
             if e.chars is not None
+            else "nan"
+            if piped  # a figure's column: `sort -g` and awk read no number, not 0
             else "unreadable (rebuilt on use)",
-            ", ".join(e.sources) or "?",
+            ", ".join(e.sources or []) or "?",
             str(e.ids_path),
         )
         for e in entries

@@ -289,8 +289,8 @@ class CacheEntry:
     key: str
     ids_path: Path
     size: int  # bytes on disk (ids and metadata)
-    chars: int | None  # None when the metadata is unreadable
-    sources: list[str]
+    chars: int | None  # None when the metadata is unreadable, or the ids file is not whole
+    sources: list[str] | None  # None when the metadata is unreadable
 
 
 def cache_entries(cache_dir: Path) -> list[CacheEntry]:
@@ -304,8 +304,10 @@ def cache_entries(cache_dir: Path) -> list[CacheEntry]:
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             chars, sources = int(meta["length"]), [str(s) for s in meta.get("sources", [])]
+            if _size(ids) != chars * _DTYPES[meta["dtype"]].itemsize:  # cut short: rebuilt on use
+                chars = None
         except _UNREADABLE:
-            chars, sources = None, []
+            chars, sources = None, None
         size = sum(_size(p) for p in (ids, meta_path))
         entries.append(CacheEntry(ids.stem, ids, size, chars, sources))
     return sorted(entries, key=lambda e: -e.size)
