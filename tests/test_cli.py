@@ -177,6 +177,7 @@ def test_an_option_without_its_value_gets_the_usage_lines_every_usage_error_gets
         (["sample", "-skip_unk", "1"], "Did you mean --unknown?"),  # not -s kip_unk
         (["train", "x.txt", "--dtype=float32"], "Did you mean --precision?"),  # not --time
         (["train", "x.txt", "--min_lr", "1e-4"], "ends at 5% of the peak"),  # not --lr
+        (["sample", "--num_samples", "2"], "Did you mean --num-samples?"),  # as Python spells it
     ],
 )
 def test_another_char_rnn_tools_option_names_say_which_option_is_meant(env, args, meant):
@@ -213,6 +214,11 @@ def test_a_single_dash_word_of_every_commands_long_options_is_a_usage_error(env)
         (["sample", "-cshakespeare"], "(to give -c the value 'shakespeare', write -c shakespeare)"),
         (["train", "x.txt", "-batchnorm", "1"], "-batchnorm: no such option"),  # not "-b"
         (["runs", "-jx"], "-jx: no such option"),
+        # before any command: click read `-help` as -h -e... ("no such option -e")
+        (["-help"], "-help: an option's name takes two dashes here: --help"),
+        (["-version"], "-version: an option's name takes two dashes here: --version"),
+        (["corpus", "-list"], "-list: no such option; list is a command, named without a dash"),
+        (["-time", "3m", "train"], "-time: no such option (a command's options come after"),
     ],
 )
 def test_a_single_dash_word_is_never_read_as_short_options(env, tmp_path, args, said):

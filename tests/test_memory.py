@@ -409,6 +409,8 @@ def test_a_text_one_of_several_models_cannot_read_names_that_model(code_run, tra
     args = ["memory", "-", "-c", str(code_run / "checkpoints/code/best.pt"), "-c", prose]
     line = assert_one_error(invoke([*args, "--unknown", "skip"], input="()" * 500), 1)
     assert f"has no character {prose} knows" in line, line
+    line = assert_one_error(invoke(args, input="()" * 500), 1)  # --unknown error: the same
+    assert f"has characters {prose} has never seen" in line, line
 
 
 def test_a_model_that_knows_none_of_the_pairs_is_offered_those_it_knows_never_apostrophes():

@@ -1039,6 +1039,10 @@ def test_keep_every_keeps_a_checkpoint_along_the_run_that_samples_and_resumes(
         assert kept["trainer"]["step"] == record["step"] == step
     said = env(["sample", "-c", str(run / "step-30.pt"), "-l", "20", "--seed", "1"])
     assert said.exit_code == 0 and said.stdout
+    tuned = ["train", str(corpus_file), "--init-from", str(run / "step-30.pt"), "--name", "ft"]
+    assert env([*tuned, "--steps", "2"]).exit_code == 0
+    runs = [json.loads(line) for line in env(["runs", "--json"]).stdout.splitlines()]
+    assert {r["run"]: r["from"] for r in runs}["ft"] == "tiny"  # the run, not "step-30"
     r = env(["train", "--resume", "tiny", "--steps", "100", "-q"])
     assert r.exit_code == 0, r.stderr
     names = sorted((p.name for p in run.glob("step-*.pt")), key=lambda n: int(n[5:-3]))
@@ -1513,7 +1517,7 @@ def test_a_list_sorted_or_of_repeats_is_told_of_as_its_run_starts(env, tmp_path)
     names = sorted({"".join(rng.choice("bdklmnrst") + rng.choice("aeiou") for _ in range(3))
                     for _ in range(400)})  # fmt: skip
     shuffled = rng.sample(names, len(names))
-    lists = {"sorted": names, "repeats": shuffled * 4, "plain": shuffled}
+    lists = {"sorted": names, "reversed": names[::-1], "repeats": shuffled * 4, "plain": shuffled}
     said = {}
     for name, lines in lists.items():
         (tmp_path / f"{name}.txt").write_text("Names\n\n" + "\n".join(lines) + "\n")
@@ -1522,6 +1526,7 @@ def test_a_list_sorted_or_of_repeats_is_told_of_as_its_run_starts(env, tmp_path)
         assert r.exit_code == 0, r.stderr
         said[name] = [line for line in r.stderr.splitlines() if line.startswith("Note: ")]
     assert len(said["sorted"]) == 1 and "lines are in sorted order ('Names'" in said["sorted"][0]
+    assert len(said["reversed"]) == 1 and "lines are in sorted order" in said["reversed"][0]
     assert "shuf" in said["sorted"][0]
     assert (
         len(said["repeats"]) == 1 and "% of the lines of the validation part" in said["repeats"][0]

@@ -17,6 +17,7 @@ from charrnn.cli.inspect import inspect
 from charrnn.cli.memory import memory
 from charrnn.cli.misc import corpus, runs
 from charrnn.cli.other_names import (
+    SingleDashGroup,
     another_tools_name,
     check_single_dash_words,
     checkpoint_as_argument,
@@ -39,7 +40,7 @@ from charrnn.cli.signals import (
 from charrnn.cli.train import train
 
 
-class _Commands(click.Group):
+class _Commands(SingleDashGroup):
     """The `charrnn` group: every command runs inside the shared command_boundary, from the
     parsing of its arguments on."""
 

@@ -157,7 +157,7 @@ def known_text(
     from charrnn.errors import CorpusError
     from charrnn.text.vocab import apply_unknown
 
-    kept = apply_unknown(text, vocab, unknown, label)
+    kept = apply_unknown(text, vocab, unknown, label, model=model)
     if kept:
         note_unknown(text, vocab, unknown, quiet, where=where)
         return kept

@@ -9,6 +9,7 @@ import click
 
 from charrnn.cli.common import cache_dir, count, download_bar, json_out, print_table, say
 from charrnn.cli.options import checkpoint_dir_option, json_option, not_empty, quiet_option
+from charrnn.cli.other_names import SingleDashGroup
 from charrnn.cli.report import fmt_time
 from charrnn.fsutil import link_to_nothing, size_text
 
@@ -190,7 +191,7 @@ def _run_row(info, piped: bool = False) -> tuple[str, ...]:
 ENDED = {"patience": "early stop", "stopped": "interrupted"}
 
 
-@click.group()
+@click.group(cls=SingleDashGroup)
 def corpus():
     """Named corpora: a catalog of public ones (downloaded once) and built-in ones (offline)."""
 

@@ -120,6 +120,8 @@ def other_name_hint(command: click.Command, name: str, root: click.Group) -> str
     if target and target in _long_names(command):
         return f"Did you mean {target}?{said}"
     meant = "--" + _word(name).replace("_", "-")  # charrnn's own option, of another command
+    if meant in _long_names(command) and meant != name:  # --num_samples, as Python spells it
+        return f"Did you mean {meant}?"
     if meant not in _long_names(command) and (elsewhere := _having(root, meant)) is not None:
         return f"{meant} is an option of `charrnn {elsewhere}`."
     if entry is None:
@@ -184,6 +186,25 @@ def _refuse_a_word_read_as_short_options(command: click.Command, arg: str, value
             raise click.UsageError(f"{arg}: no such option")
 
 
+def single_dash_before_a_command(
+    args: list[str], longs: tuple[str, ...], commands: tuple[str, ...] = ()
+) -> str | None:
+    """What to say of a single-dash word given before any command (`charrnn -help`, or a group's
+    `charrnn corpus -list`), whose `longs` are its options and `commands` its commands: the
+    option or command meant, or that there is none there; None where there is no such word."""
+    for arg in args:
+        if not arg.startswith("-"):
+            return None  # a command's name: its words are the command's to check
+        if re.fullmatch(r"-[A-Za-z][A-Za-z0-9_-]+", arg):
+            meant = "--" + _word(arg).replace("_", "-")
+            if meant in longs:
+                return f"{arg}: an option's name takes two dashes here: {meant}"
+            if arg[1:] in commands:
+                return f"{arg}: no such option; {arg[1:]} is a command, named without a dash"
+            return f"{arg}: no such option (a command's options come after its name)"
+    return None
+
+
 def checkpoint_as_argument(command: click.Command, args: list[str], message: str) -> str:
     """What to add to "Got unexpected extra argument (X)" where X is a checkpoint or a run's
     folder and `command` reads one with -c (`th sample.lua cv/x.t7`, char-rnn's way): "", or the
@@ -210,3 +231,19 @@ def _number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class SingleDashGroup(click.Group):
+    """A group that reads a single-dash word before its command's name (`charrnn -help`,
+    `charrnn corpus -list`) as such, where click would read short options (no such option -e)."""
+
+    def make_context(self, info_name, args, *rest, **kwargs):
+        given = list(args)  # (click's parser takes them off the list it is given)
+        try:
+            return super().make_context(info_name, args, *rest, **kwargs)
+        except click.NoSuchOption as e:
+            longs = (*(o for p in self.params for o in p.opts if o[:2] == "--"), "--help")
+            said = single_dash_before_a_command(given, longs, tuple(self.commands))
+            if said is None:
+                raise
+            raise click.UsageError(said, e.ctx) from None

@@ -117,8 +117,8 @@ LIST_SHAPE_CHARS = 5_000_000
 @dataclass
 class ListShape:
     """How a list's split reads (list_shape): whether its lines are in sorted order (the share of
-    neighbours in strict order, the first and last line), and the share of the validation part's
-    whole lines that the training part holds too."""
+    neighbours in strict order, either way, the first and last line), and the share of the
+    validation part's whole lines that the training part holds too."""
 
     in_order: float
     first: str
@@ -139,7 +139,9 @@ def list_shape(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab: CharVocab)
     if len(lines) < 20 or len(val) < 5:
         return None
     folded = [line.casefold() for line in lines]
-    in_order = sum(a < b for a, b in pairwise(folded)) / (len(lines) - 1)  # (one line: none)
+    pairs = list(pairwise(folded))
+    up, down = sum(a < b for a, b in pairs), sum(a > b for a, b in pairs)  # (one line: neither)
+    in_order = max(up, down) / len(pairs)  # A to Z, or Z to A
     known = set(train)
     repeated = sum(line in known for line in val) / len(val)
     return ListShape(in_order, lines[0], lines[-1], repeated)

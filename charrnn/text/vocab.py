@@ -96,11 +96,16 @@ def known_form(text: str, vocab: CharVocab) -> str:
 
 
 def apply_unknown(
-    text: str, vocab: CharVocab, policy: str = UNKNOWN, what: str = "the prime", typed: bool = False
+    text: str,
+    vocab: CharVocab,
+    policy: str = UNKNOWN,
+    what: str = "the prime",
+    typed: bool = False,
+    model: str = "the model",
 ) -> str:
     """Text the vocabulary can read: unknown characters are an error, skipped, or replaced;
     `typed`: the text was typed on a command line (the error then says how to type a line break
-    where it holds a backslash and an n)."""
+    where it holds a backslash and an n); `model`: the model's name in the error, one of several."""
     if not isinstance(policy, str) or policy not in UNKNOWN_POLICIES:
         raise ConfigError(f"unknown must be one of {', '.join(UNKNOWN_POLICIES)}, not {policy!r}")
     # é typed as one code point to a model that read e + U+0301 (or the other way) is the same
@@ -115,7 +120,7 @@ def apply_unknown(
         return "".join(ch if ch in vocab else lookalike(ch, vocab) or space for ch in text)
     form = typed_line_breaks(text, vocab) if typed else ""
     raise VocabError(
-        f"{what} has characters the model has never seen: {locate_unknown_as_typed(given, vocab)}"
+        f"{what} has characters {model} has never seen: {locate_unknown_as_typed(given, vocab)}"
         f"{form}; remove them, or pass --unknown skip or --unknown replace"
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -196,7 +197,7 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist, start
     base_run = payload.get("corpus", {})
     origin = {
         "checkpoint": str(base.resolve()),
-        "run": base.parent.name if base.name in ("best.pt", "last.pt") else base.stem,
+        "run": base.parent.name if _a_runs_own(base.name) else base.stem,
         "step": _base_step(payload),
         "corpus": base_run.get("name") if isinstance(base_run, dict) else None,
         "vocab_size": len(base_vocab),
@@ -218,6 +219,12 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist, start
 # so: a German base fine-tuned on 2 KB of Russian (53 of its 59 characters new) ended at 5.73
 # bits a character where a new run of the same 30 s read 4.44.
 MOSTLY_NEW = 0.5
+
+
+def _a_runs_own(name: str) -> bool:
+    """Whether a checkpoint's file name is one a run writes in its folder (best.pt, last.pt,
+    --keep-every's step-N.pt), whose run is the folder's."""
+    return name in ("best.pt", "last.pt") or re.fullmatch(r"step-\d+\.pt", name) is not None
 
 
 def _load_base(path: Path):
