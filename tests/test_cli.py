@@ -218,7 +218,13 @@ def test_a_single_dash_word_of_every_commands_long_options_is_a_usage_error(env)
         (["-help"], "-help: an option's name takes two dashes here: --help"),
         (["-version"], "-version: an option's name takes two dashes here: --version"),
         (["corpus", "-list"], "-list: no such option; list is a command, named without a dash"),
-        (["-time", "3m", "train"], "-time: no such option (a command's options come after"),
+        (["-time", "3m", "train"], "-time: no such option; --time is an option of `charrnn train`"),
+        (["sample", "-outfile=x"], "-outfile: no such option"),  # not -o with "utfile=x"
+        (["sample", "-seed=3"], "-seed: an option's name takes two dashes here: --seed"),
+        (["runs", "-help"], "-help: an option's name takes two dashes here: --help"),
+        # a command's option before its name
+        (["--json", "runs"], "--json is an option of `charrnn runs`: give it after its name"),
+        (["corpus", "--json", "cache"], "--json is an option of `charrnn corpus cache`: give"),
     ],
 )
 def test_a_single_dash_word_is_never_read_as_short_options(env, tmp_path, args, said):

@@ -356,6 +356,9 @@ def test_the_memory_command_is_the_library_call_per_checkpoint(code_run, monkeyp
     lines = table.stdout.splitlines()  # piped: a header line, then one line a checkpoint
     assert table.exit_code == 0 and len(lines) == 2 and lines[0].startswith("checkpoint\tmodel")
     assert lines[1].startswith("checkpoints/code/best.pt\tLSTM 2x24\t")
+    cells = lines[1].split("\t")[2:]  # piped: a bin without closers is nan, as runs writes it
+    assert all(re.fullmatch(r"\d+\.\d\d \(\d+\)|nan \(0\)", cell) for cell in cells), cells
+    assert "nan (0)" in cells  # (2,000 characters hold no closer 401 back)
     assert "2,000 characters of standard input" in table.stderr
     whole = invoke(["memory", "-", "-c", "code"], input=CODE * 4).stdout.splitlines()[1]
     assert re.search(r"\t\d+\.\d\d \(1240\)\t", whole), whole  # plain figures, not 1,240

@@ -400,6 +400,7 @@ def test_greedy_samples_of_a_batch_are_said_to_be_one_text(sample):
     assert r.exit_code == 0 and "the 3 samples are one text" in r.stderr
     assert len({json.loads(line)["text"] for line in r.stdout.splitlines()}) == 1
     assert "one text" not in sample("-n", "3", "-t", "0,0.5", "-l", "20").stderr
+    assert "--top-k 1 takes the likeliest" in sample("-n", "2", "--top-k", "1", "-l", "5").stderr
 
 
 def test_json_lines_for_scripts(sample, trained_run):

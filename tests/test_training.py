@@ -1518,6 +1518,7 @@ def test_a_list_sorted_or_of_repeats_is_told_of_as_its_run_starts(env, tmp_path)
                     for _ in range(400)})  # fmt: skip
     shuffled = rng.sample(names, len(names))
     lists = {"sorted": names, "reversed": names[::-1], "repeats": shuffled * 4, "plain": shuffled}
+    lists["ties"] = sorted(names + names[::4])  # sorted, some lines twice: in order all the same
     said = {}
     for name, lines in lists.items():
         (tmp_path / f"{name}.txt").write_text("Names\n\n" + "\n".join(lines) + "\n")
@@ -1527,6 +1528,7 @@ def test_a_list_sorted_or_of_repeats_is_told_of_as_its_run_starts(env, tmp_path)
         said[name] = [line for line in r.stderr.splitlines() if line.startswith("Note: ")]
     assert len(said["sorted"]) == 1 and "lines are in sorted order ('Names'" in said["sorted"][0]
     assert len(said["reversed"]) == 1 and "lines are in sorted order" in said["reversed"][0]
+    assert any("lines are in sorted order" in note for note in said["ties"])
     assert "shuf" in said["sorted"][0]
     assert (
         len(said["repeats"]) == 1 and "% of the lines of the validation part" in said["repeats"][0]

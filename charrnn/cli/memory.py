@@ -125,11 +125,12 @@ def memory(
         return
     header = ("checkpoint", "model", *(f"{b.label} back" for b in measured[0][3]))
     grouped = "," if sys.stdout.isatty() else ""  # piped: plain figures, as runs writes them
+    empty = "-" if grouped else "nan (0)"  # a bin without closers, piped as runs writes it
     rows = [
         (
             str(path),
             f"{model.config.cell.upper()} {_shape(model.config)}",
-            *(f"{b.bits:.2f} ({b.count:{grouped}})" if b.count else "-" for b in found),
+            *(f"{b.bits:.2f} ({b.count:{grouped}})" if b.count else empty for b in found),
         )
         for path, model, _, found, _ in measured
     ]

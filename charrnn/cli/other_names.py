@@ -145,7 +145,7 @@ def check_single_dash_words(command: click.Command, args: list[str], root: click
         command, args = command.commands.get(args[at]), args[at + 1 :]
     if command is None:
         return
-    longs, values = _long_names(command), _value_options(command)
+    longs, values = _long_names(command) | {"--help"}, _value_options(command)
     takes_value = False
     for arg in args:
         if takes_value:
@@ -156,13 +156,16 @@ def check_single_dash_words(command: click.Command, args: list[str], root: click
         if arg in values:
             takes_value = True
             continue
-        if not re.fullmatch(r"-[A-Za-z][A-Za-z0-9_-]+", arg):
+        if not (found := re.fullmatch(r"(-[A-Za-z][A-Za-z0-9_-]+)(=.*)?", arg, re.S)):
             continue
-        meant = "--" + _word(arg).replace("_", "-")
+        name, given = found.groups()  # `-seed=3`: the name, and a value in the same word
+        meant = "--" + _word(name).replace("_", "-")
         if meant in longs:
-            raise click.UsageError(f"{arg}: an option's name takes two dashes here: {meant}")
-        if (hint := other_name_hint(command, arg, root)) is not None:
-            raise click.UsageError(f"{arg}: no such option. {hint}")
+            raise click.UsageError(f"{name}: an option's name takes two dashes here: {meant}")
+        if (hint := other_name_hint(command, name, root)) is not None:
+            raise click.UsageError(f"{name}: no such option. {hint}")
+        if given is not None:  # `-outfile=x`: click's `-o utfile=x`
+            raise click.UsageError(f"{name}: no such option")
         _refuse_a_word_read_as_short_options(command, arg, values)
 
 
@@ -195,14 +198,33 @@ def single_dash_before_a_command(
     for arg in args:
         if not arg.startswith("-"):
             return None  # a command's name: its words are the command's to check
-        if re.fullmatch(r"-[A-Za-z][A-Za-z0-9_-]+", arg):
-            meant = "--" + _word(arg).replace("_", "-")
+        if found := re.fullmatch(r"(-[A-Za-z][A-Za-z0-9_-]+)(=.*)?", arg, re.S):
+            name = found.group(1)
+            meant = "--" + _word(name).replace("_", "-")
             if meant in longs:
-                return f"{arg}: an option's name takes two dashes here: {meant}"
-            if arg[1:] in commands:
-                return f"{arg}: no such option; {arg[1:]} is a command, named without a dash"
-            return f"{arg}: no such option (a command's options come after its name)"
+                return f"{name}: an option's name takes two dashes here: {meant}"
+            if name[1:] in commands:
+                return f"{name}: no such option; {name[1:]} is a command, named without a dash"
+            return f"{name}: no such option"
     return None
+
+
+def before_its_command(group: click.Group, args: list[str], option: str, path: str) -> str:
+    """What to add where `option` (`--time`, or `-time`) came before the name of the command
+    that has it (`charrnn --time 3m train x`): that command, `path` the group's own (`charrnn
+    corpus`); "" where no command of the group has it."""
+    meant = "--" + _word(option.split("=")[0]).replace("_", "-")
+    names, command, rest = [], group, args
+    while isinstance(command, click.Group):  # the command named after it, as typed
+        at = next((i for i, arg in enumerate(rest) if not arg.startswith("-")), None)
+        if at is None or (sub := command.commands.get(rest[at])) is None:
+            break
+        names, command, rest = [*names, rest[at]], sub, rest[at + 1 :]
+    if names and not isinstance(command, click.Group) and meant in _long_names(command):
+        return f"; {meant} is an option of `{path} {' '.join(names)}`: give it after its name"
+    if (elsewhere := _having(group, meant)) is not None:
+        return f"; {meant} is an option of `{path} {elsewhere}`, given after its name"
+    return ""
 
 
 def checkpoint_as_argument(command: click.Command, args: list[str], message: str) -> str:
@@ -244,6 +266,14 @@ class SingleDashGroup(click.Group):
         except click.NoSuchOption as e:
             longs = (*(o for p in self.params for o in p.opts if o[:2] == "--"), "--help")
             said = single_dash_before_a_command(given, longs, tuple(self.commands))
-            if said is None:
-                raise
-            raise click.UsageError(said, e.ctx) from None
+            # the group's words as typed after the program's name, whatever it was called
+            path = " ".join(["charrnn", *(e.ctx.command_path.split(" ")[1:] if e.ctx else ())])
+            extra = ""
+            if said is None or said.endswith(": no such option"):  # an option of a command?
+                extra = before_its_command(
+                    self, given, said.split(":")[0] if said else e.option_name, path
+                )
+                if said is None and not extra:
+                    raise  # click's own, with its guesses (--verison: --version)
+                said = said or e.message.rstrip(".")
+            raise click.UsageError(said + extra, e.ctx) from None

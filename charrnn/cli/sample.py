@@ -165,10 +165,11 @@ def sample(
     # every field of SampleConfig is an option of the same name
     config = SampleConfig(**{f.name: opts[f.name] for f in dataclasses.fields(SampleConfig)})
     quiet = opts["quiet"]
-    if config.num_samples > 1 and not any(config.temperature):
+    greedy = "--temp 0" if not any(config.temperature) else "--top-k 1" * (config.top_k == 1)
+    if config.num_samples > 1 and greedy:
         say(
-            f"Note: --temp 0 takes the likeliest character each step, so the {config.num_samples} "
-            "samples are one text; a temperature above 0 draws different ones",
+            f"Note: {greedy} takes the likeliest character each step, so the "
+            f"{config.num_samples} samples are one text; leave it out to draw different ones",
             quiet,
         )
     path, model = load_model(checkpoint, checkpoint_dir, None, quiet)

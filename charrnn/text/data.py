@@ -140,8 +140,10 @@ def list_shape(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab: CharVocab)
         return None
     folded = [line.casefold() for line in lines]
     pairs = list(pairwise(folded))
-    up, down = sum(a < b for a, b in pairs), sum(a > b for a, b in pairs)  # (one line: neither)
-    in_order = max(up, down) / len(pairs)  # A to Z, or Z to A
+    up, down = sum(a < b for a, b in pairs), sum(a > b for a, b in pairs)
+    # A to Z, or Z to A, of the neighbours that differ (a line repeated, `And` beside `and`, is
+    # in either order), where most do (one line repeated is no order)
+    in_order = max(up, down) / (up + down) if up + down >= len(pairs) / 2 else 0.0
     known = set(train)
     repeated = sum(line in known for line in val) / len(val)
     return ListShape(in_order, lines[0], lines[-1], repeated)

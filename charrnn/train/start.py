@@ -197,7 +197,7 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist, start
     base_run = payload.get("corpus", {})
     origin = {
         "checkpoint": str(base.resolve()),
-        "run": base.parent.name if _a_runs_own(base.name) else base.stem,
+        "run": base.parent.name if _a_runs_own(base) else base.stem,
         "step": _base_step(payload),
         "corpus": base_run.get("name") if isinstance(base_run, dict) else None,
         "vocab_size": len(base_vocab),
@@ -221,10 +221,11 @@ def _start_from(corpus, run, base, size, cell, model, train, device, dist, start
 MOSTLY_NEW = 0.5
 
 
-def _a_runs_own(name: str) -> bool:
-    """Whether a checkpoint's file name is one a run writes in its folder (best.pt, last.pt,
-    --keep-every's step-N.pt), whose run is the folder's."""
-    return name in ("best.pt", "last.pt") or re.fullmatch(r"step-\d+\.pt", name) is not None
+def _a_runs_own(path: Path) -> bool:
+    """Whether a checkpoint is one a run writes in its folder (best.pt, last.pt, --keep-every's
+    step-N.pt), in a run's folder (with its metrics.jsonl), whose run is the folder's."""
+    named = path.name in ("best.pt", "last.pt") or re.fullmatch(r"step-\d+\.pt", path.name)
+    return bool(named) and (path.parent / "metrics.jsonl").is_file()
 
 
 def _load_base(path: Path):
