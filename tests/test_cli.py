@@ -279,6 +279,12 @@ CASES = [
     (["sample", "-c", "junk.pt"], 1, "junk.pt is not a charrnn checkpoint (not a torch archive)"),
     (["plot", "checkpoints/tiny/best.pt"], 1, "a checkpoint file, not a run folder: give its"),
     (["train", "latin.txt"], 1, "not valid utf-8 text: byte 0xef at offset 2"),
+    # latin-1 alone would make Chinese or Russian text mojibake
+    (
+        ["score", "-c", "tiny", "latin.txt"],
+        1,
+        "(cp1252 or latin-1 for Western European text, cp1251",
+    ),
     # a model of a lone surrogate could not write its text
     (["train", "utf7.txt", "--encoding", "utf-7"], 1, "holds U+D83D, a lone surrogate"),
     (["train", "empty.txt"], 1, "corpus is empty"),

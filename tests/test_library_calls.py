@@ -507,6 +507,24 @@ def test_unseen_characters_are_named_where_they_are_whatever_the_split():
         score_lines(model_for(), ["ab\n", "cd\n", "aZ\n"])
 
 
+def test_a_line_in_the_other_unicode_form_scores_as_the_same_line():
+    """`score --per-line` read é typed as e + U+0301 as an unseen U+0301 (nan), where the whole
+    text, a prime and inspect read it in the model's form; and an unseen character is placed
+    where it stands in the line as typed."""
+    import unicodedata
+
+    from charrnn.use.bits import line_bits
+
+    vocab = CharVocab.from_text("ab é\n")
+    model = Model(tiny("lstm", 2, vocab_size=len(vocab)), vocab)
+    typed = unicodedata.normalize("NFD", "a é\n")
+    found = line_bits(model, [typed, "a é\n", "éé Z\n"], "error")
+    assert found.bits[0] == found.bits[1] and not math.isnan(found.bits[0])
+    assert found.unseen == [2] and "'Z' (U+005A) at character 4" in found.where
+    typed_z = unicodedata.normalize("NFD", "éé Z\n")  # counted as typed, as a prime's are
+    assert "at character 6" in line_bits(model, [typed_z], "error").where
+
+
 def test_a_prime_in_the_other_unicode_form_is_the_same_prime():
     """é typed as e + U+0301 to a model that read it as one code point: the same text, read in
     the model's form by every sampler (the command line's too: apply_unknown)."""

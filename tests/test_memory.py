@@ -427,4 +427,5 @@ def test_a_model_that_knows_none_of_the_pairs_is_offered_those_it_knows_never_ap
         return SimpleNamespace(vocab=SimpleNamespace(index=dict.fromkeys(chars, 0)))
 
     assert _pairs_it_knows(knowing("ab()\"'{")).endswith("""give --pairs '()""'""")
-    assert "knows no brackets nor double quotes" in _pairs_it_knows(knowing("abc'"))
+    assert "knows no brackets nor quotes that pair" in _pairs_it_knows(knowing("abc'’"))
+    assert _pairs_it_knows(knowing("ab«»「」")).endswith("give --pairs '«»「」'")  # prose's own

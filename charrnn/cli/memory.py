@@ -201,9 +201,10 @@ def _shape(config) -> str:
     return f"{config.num_layers}x{config.hidden_size}"
 
 
-# Pairs to offer a model that knows none of those asked for: brackets and double quotes, whose
-# closer is always a closer (a single quote is an apostrophe in prose: docs/commands.md)
-OFFERED = ("()", "[]", "{}", "<>", '""')
+# Pairs to offer a model that knows none of those asked for: brackets and quotes whose closer is
+# always a closer (a single quote, ' or ’, is an apostrophe in prose: docs/commands.md), in the
+# Latin, Cyrillic and CJK scripts' forms
+OFFERED = ("()", "[]", "{}", "<>", '""', "“”", "«»", "「」", "『』", "《》", "【】", "（）")
 
 
 def _pairs_it_knows(model) -> str:
@@ -214,7 +215,7 @@ def _pairs_it_knows(model) -> str:
     if known:
         return f"a model is measured on characters it can read: give --pairs {shlex.quote(known)}"
     return (
-        "it knows no brackets nor double quotes (its text had none): memory is measured on a "
+        "it knows no brackets nor quotes that pair (its text had none): memory is measured on a "
         "model of a text with pairs, code for one (--pairs names other pairs it knows)"
     )
 

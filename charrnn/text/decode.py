@@ -187,8 +187,8 @@ class Decoder:
                 at = f"the bytes {unit} at offset {start + e.start} cannot be decoded"
                 return f"{what}: {at} ({e.reason}); the file is damaged there"
             return (
-                f"{what}: {at}; pass --encoding (e.g. --encoding latin-1) if the file uses "
-                "another encoding"
+                f"{what}: {at}; pass --encoding with the file's encoding (cp1252 or latin-1 for "
+                "Western European text, cp1251 Cyrillic, gb18030 Chinese, shift_jis Japanese...)"
             )
         return f"{what}: {str(e).rstrip('.')} (at offset {start}); pass --encoding for its encoding"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from charrnn.errors import CheckpointError
 from charrnn.model.trained import Model
-from charrnn.text.vocab import apply_unknown, locate_unknown
+from charrnn.text.vocab import apply_unknown, known_form, locate_unknown_as_typed
 from charrnn.use.scoring import score_lines, score_text
 
 
@@ -61,6 +61,10 @@ def line_bits(model: Model, lines: list[str], unknown: str, first: int = 0) -> L
         lines = [line.removesuffix("\n") for line in lines]
     else:  # a text's last line, unended, is read as if ended: a line scores the same anywhere
         lines = [line if not line or line.endswith("\n") else line + "\n" for line in lines]
+    typed = lines
+    # an accent in the other Unicode form than the model's text (e + U+0301 for é) is read in
+    # the model's, as a whole text is
+    lines = [known_form(line, vocab) for line in lines]
     changed = 0
     if unknown != "error":
         changed = sum(ch not in vocab.index for line in lines for ch in line)
@@ -74,7 +78,7 @@ def line_bits(model: Model, lines: list[str], unknown: str, first: int = 0) -> L
         if given[i] and (not line or (text(given[i]) and not text(line)))
     ]
     unseen = [i for i, line in enumerate(lines) if not set(line) <= vocab.index.keys()]
-    where = locate_unknown(lines[unseen[0]], vocab) if unseen else ""
+    where = locate_unknown_as_typed(typed[unseen[0]], vocab) if unseen else ""  # as typed
     blank = set(unseen) | set(emptied)
     lines = ["" if i in blank else line for i, line in enumerate(lines)]  # the caller's kept
     bits = [nats / math.log(2) for nats in score_lines(model, lines)]
