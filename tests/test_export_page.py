@@ -61,6 +61,22 @@ def test_the_pages_probabilities_are_the_models(browser, tmp_path, cell, layers)
 
 
 @needs_browser
+def test_a_prime_typed_in_the_other_unicode_form_is_read_in_the_models(browser, tmp_path):
+    """A page of a model of decomposed text (e + U+0301, Korean letters) refused the composed
+    prime a keyboard types ("characters the model never saw"), which the command line reads in
+    the model's form."""
+    import unicodedata
+
+    vocab = CharVocab.from_text(unicodedata.normalize("NFD", "café ab\n"))
+    opened(browser, tmp_path, Model(tiny("lstm", 2, len(vocab)), vocab), name="nfd")
+    browser.evaluate("document.getElementById('prime').value = 'caf\u00e9'")
+    assert browser.evaluate("options().prime") == "cafe\u0301"
+    browser.evaluate("document.getElementById('prime').value = 'caf\u00e9 Z'")
+    with pytest.raises(Exception, match="never saw"):  # what is unseen in any form still is
+        browser.evaluate("options().prime")
+
+
+@needs_browser
 def test_a_seed_writes_the_same_text_every_time(browser, tmp_path):
     opened(browser, tmp_path, Model(tiny("lstm", 2, len(VOCAB)), VOCAB))
 

@@ -183,6 +183,30 @@ def test_every_character_is_one_span_whatever_it_is(tmp_path):
         assert b.exceptions() == []
 
 
+def test_a_line_of_right_to_left_text_reads_right_to_left(tmp_path):
+    """A Hebrew line's question mark stood at its far right, where a reader of Hebrew finds the
+    line's start: each line takes the direction of its first letter, an English one its own."""
+    from charrnn.model.trained import Model
+    from charrnn.text.vocab import CharVocab
+    from charrnn.use.inspection import record
+    from charrnn.use.page import render
+
+    text = "מה שלומך?\nhow are you?\n"
+    vocab = CharVocab.from_text(text)
+    rec = record(Model(tiny("lstm", vocab_size=len(vocab)), vocab), text)
+    out = tmp_path / "page.html"
+    out.write_text(render(rec, "tiny"), encoding="utf-8")
+    with Browser(CHROMIUM, DEADLINE) as b:
+        b.open(out.as_uri(), "document.querySelectorAll('#text span').length")
+        x = b.evaluate(
+            "Array.from(document.querySelectorAll('#text span'),"
+            " e => e.getBoundingClientRect().left)"
+        )
+    hebrew, english = text.index("?"), text.rindex("?")
+    assert x[hebrew] < x[0]  # the Hebrew line's mark left of its first letter
+    assert x[english] > x[text.index("h")]  # the English line's right of its own
+
+
 def test_an_address_the_model_has_no_view_for_says_so(page):
     """`page.html#0:999:cell` (a unit past the last), a field of another cell, a layer too many:
     the page shows another view and says why; an address it has shows that view, nothing said."""
