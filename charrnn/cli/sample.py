@@ -165,13 +165,6 @@ def sample(
     # every field of SampleConfig is an option of the same name
     config = SampleConfig(**{f.name: opts[f.name] for f in dataclasses.fields(SampleConfig)})
     quiet = opts["quiet"]
-    greedy = "--temp 0" if not any(config.temperature) else "--top-k 1" * (config.top_k == 1)
-    if config.num_samples > 1 and greedy:
-        say(
-            f"Note: {greedy} takes the likeliest character each step, so the "
-            f"{config.num_samples} samples are one text; leave it out to draw different ones",
-            quiet,
-        )
     path, model = load_model(checkpoint, checkpoint_dir, None, quiet)
     typed = read_prime(prime, prime_file, encoding)
     text = apply_unknown(typed, model.vocab, unknown, typed=prime_file is None and prime != "-")
@@ -179,10 +172,17 @@ def sample(
     model = model.to(resolve_device(device))
     stops = _as_written([unescape(s) for s in opts["stop"]], model.vocab, quiet)
     job = SampleJob(model, config, opts["length"], text, stops, opts["as_json"])
+    greedy = "--temp 0" if not any(config.temperature) else "--top-k 1" * (config.top_k == 1)
 
     def emit(out) -> int:
         """Sample onto `out`; the exit status of the stop signal that cut it short (what was made
         is still written), else 0."""
+        if config.num_samples > 1 and greedy:  # (said once the output is open: an error that
+            say(  # refuses the command is its only line)
+                f"Note: {greedy} takes the likeliest character each step, so the "
+                f"{config.num_samples} samples are one text; leave it out to draw different ones",
+                quiet,
+            )
         writer = _Writer(job, out, opts, str(path))  # --json's, exact (json_line)
         try:
             writer.run()
