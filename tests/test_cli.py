@@ -286,7 +286,8 @@ CASES = [
         "(cp1252 or latin-1 for Western European text, cp1251",
     ),
     # a model of a lone surrogate could not write its text
-    (["train", "utf7.txt", "--encoding", "utf-7"], 1, "holds U+D83D, a lone surrogate"),
+    (["train", "utf7.txt", "--encoding", "utf-7"], 1, "utf7.txt holds U+D83D, a lone surrogate"),
+    (["train", "utf7.txt", "--encoding", "utf-7"], 1, "UTF-16 can hold), at character 7: a model"),
     (["train", "empty.txt"], 1, "corpus is empty"),
     (["train", "-"], 1, "corpus is empty (standard input)"),
     (["train", "-", "ok.txt", "-"], 2, "'-' (standard input) is given twice: give it once"),

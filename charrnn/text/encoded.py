@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zlib
 from collections.abc import Callable
@@ -115,6 +116,8 @@ def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress
         what = "standard input" if sources.origins == ["-"] else ", ".join(sources.origins)
         raise CorpusError(f"the corpus is empty ({what}); give it some text to learn from")
     vocab = CharVocab.from_list([chr(c) for c in torch.nonzero(counts).flatten().tolist()])
+    if bool(counts[0xD800:0xE000].any()):  # check_vocab would refuse it, but not say where
+        _refuse_a_surrogate(sources, progress)
     check_vocab(vocab)
     dtype = id_dtype(len(vocab))
     crc = 0
@@ -174,6 +177,24 @@ def _count(sources: Sources, progress) -> tuple[torch.Tensor, int, str, list[int
         hist = torch.bincount(code_points(text))
         counts[: len(hist)] += hist
     return counts, n, digest.hexdigest(), per_file
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_a_surrogate(sources: Sources, progress) -> None:
+    """A CorpusError naming the file and the character where the corpus holds its first lone
+    surrogate (what check_vocab refuses, from the counts alone)."""
+    read = [0] * len(sources.files)  # characters of each file before the piece
+    for i, text in _pieces(sources, progress, "count"):
+        if found := _SURROGATE.search(text):
+            raise CorpusError(
+                f"{sources.files[i].label} holds U+{ord(found.group()):04X}, a lone surrogate "
+                "(half of a UTF-16 pair, no character, which text read as UTF-7 or broken UTF-16 "
+                f"can hold), at character {read[i] + found.start() + 1:,}: a model could not "
+                "write it as text; take it out of the text"
+            )
+        read[i] += len(text)
 
 
 def _id_chunks(sources: Sources, vocab: CharVocab, dtype: torch.dtype, progress):
