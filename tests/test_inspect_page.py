@@ -6,6 +6,7 @@ Skipped where no Chromium is installed (Debian: apt-get install chromium)."""
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 from conftest import DEADLINE, make_text, page_data, tiny
@@ -156,19 +157,25 @@ def test_the_page_of_a_gru_and_of_an_rnn(runs_by_cell, tmp_path, cell):
         assert b.exceptions() == []
 
 
-def test_every_character_is_one_span_whatever_it_is(tmp_path):
-    """Characters outside the Basic Multilingual Plane (two UTF-16 units in JavaScript), markup
-    and quotes in the text: one span per character of the record, the text as it was read."""
+def page_of(text: str, folder) -> Path:
+    """The page of an untrained tiny LSTM of `text`'s characters reading `text`, in `folder`."""
     from charrnn.model.trained import Model
     from charrnn.text.vocab import CharVocab
     from charrnn.use.inspection import record
     from charrnn.use.page import render
 
-    text = 'a 🙂 b</script>\n"\\x" 𝄞 é\te\u202eright to left\n'
     vocab = CharVocab.from_text(text)
     rec = record(Model(tiny("lstm", vocab_size=len(vocab)), vocab), text)
-    out = tmp_path / "page.html"
+    out = folder / "page.html"
     out.write_text(render(rec, "tiny"), encoding="utf-8")
+    return out
+
+
+def test_every_character_is_one_span_whatever_it_is(tmp_path):
+    """Characters outside the Basic Multilingual Plane (two UTF-16 units in JavaScript), markup
+    and quotes in the text: one span per character of the record, the text as it was read."""
+    text = 'a 🙂 b</script>\n"\\x" 𝄞 é\te\u202eright to left\n'
+    out = page_of(text, tmp_path)
     with Browser(CHROMIUM, DEADLINE) as b:
         b.open(out.as_uri(), "document.querySelectorAll('#text span').length")
         spans = b.evaluate(
@@ -186,16 +193,8 @@ def test_every_character_is_one_span_whatever_it_is(tmp_path):
 def test_a_line_of_right_to_left_text_reads_right_to_left(tmp_path):
     """A Hebrew line's question mark stood at its far right, where a reader of Hebrew finds the
     line's start: each line takes the direction of its first letter, an English one its own."""
-    from charrnn.model.trained import Model
-    from charrnn.text.vocab import CharVocab
-    from charrnn.use.inspection import record
-    from charrnn.use.page import render
-
     text = "מה שלומך?\nhow are you?\n"
-    vocab = CharVocab.from_text(text)
-    rec = record(Model(tiny("lstm", vocab_size=len(vocab)), vocab), text)
-    out = tmp_path / "page.html"
-    out.write_text(render(rec, "tiny"), encoding="utf-8")
+    out = page_of(text, tmp_path)
     with Browser(CHROMIUM, DEADLINE) as b:
         b.open(out.as_uri(), "document.querySelectorAll('#text span').length")
         x = b.evaluate(

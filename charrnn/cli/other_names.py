@@ -80,6 +80,16 @@ def _word(name: str) -> str:
     return name.lstrip("-").replace("-", "_").lower()
 
 
+def _as_long(name: str) -> str:
+    """A name typed with one dash or two, its words joined by `_` or `-`, as charrnn spells an
+    option: two dashes, words joined by `-`."""
+    return "--" + _word(name).replace("_", "-")
+
+
+# A single-dash word (`-length`), with a value in the same word where one is given (`-seed=3`)
+SINGLE_DASH_WORD = re.compile(r"(-[A-Za-z][A-Za-z0-9_-]+)(=.*)?", re.S)
+
+
 def another_tools_name(name: str) -> bool:
     """Whether `name` (rnn_size, with its dashes) is another tool's name for an option."""
     return _word(name) in OTHER_NAMES
@@ -119,7 +129,7 @@ def other_name_hint(command: click.Command, name: str, root: click.Group) -> str
     said = f" ({why})" if why else ""
     if target and target in _long_names(command):
         return f"Did you mean {target}?{said}"
-    meant = "--" + _word(name).replace("_", "-")  # charrnn's own option, of another command
+    meant = _as_long(name)  # charrnn's own option, of another command
     if meant in _long_names(command) and meant != name:  # --num_samples, as Python spells it
         return f"Did you mean {meant}?"
     if meant not in _long_names(command) and (elsewhere := _having(root, meant)) is not None:
@@ -156,10 +166,10 @@ def check_single_dash_words(command: click.Command, args: list[str], root: click
         if arg in values:
             takes_value = True
             continue
-        if not (found := re.fullmatch(r"(-[A-Za-z][A-Za-z0-9_-]+)(=.*)?", arg, re.S)):
+        if not (found := SINGLE_DASH_WORD.fullmatch(arg)):
             continue
         name, given = found.groups()  # `-seed=3`: the name, and a value in the same word
-        meant = "--" + _word(name).replace("_", "-")
+        meant = _as_long(name)
         if meant in longs:
             raise click.UsageError(f"{name}: an option's name takes two dashes here: {meant}")
         if (hint := other_name_hint(command, name, root)) is not None:
@@ -198,9 +208,9 @@ def single_dash_before_a_command(
     for arg in args:
         if not arg.startswith("-"):
             return None  # a command's name: its words are the command's to check
-        if found := re.fullmatch(r"(-[A-Za-z][A-Za-z0-9_-]+)(=.*)?", arg, re.S):
+        if found := SINGLE_DASH_WORD.fullmatch(arg):
             name = found.group(1)
-            meant = "--" + _word(name).replace("_", "-")
+            meant = _as_long(name)
             if meant in longs:
                 return f"{name}: an option's name takes two dashes here: {meant}"
             if name[1:] in commands:
@@ -213,7 +223,7 @@ def before_its_command(group: click.Group, args: list[str], option: str, path: s
     """What to add where `option` (`--time`, or `-time`) came before the name of the command
     that has it (`charrnn --time 3m train x`): that command, `path` the group's own (`charrnn
     corpus`); "" where no command of the group has it."""
-    meant = "--" + _word(option.split("=")[0]).replace("_", "-")
+    meant = _as_long(option.split("=")[0])
     names, command, rest = [], group, args
     while isinstance(command, click.Group):  # the command named after it, as typed
         at = next((i for i, arg in enumerate(rest) if not arg.startswith("-")), None)
