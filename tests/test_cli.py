@@ -456,6 +456,10 @@ CASES = [
     (["export", "-c", "tiny", "ok.txt/x/.."], 2, "cannot write 'ok.txt/x/..': Not a directory"),
     (["inspect", "ok.txt", "-c", "tiny", "--html", "ok.txt/."], 2, "'ok.txt/.': Not a directory"),
     (["sample", "-c", "tiny", "-o", "new/."], 2, "'new/.' ends in '/.', as a folder's"),
+    # a file to write spelt as an option, its name forgotten: no file `-l5` written
+    (["sample", "-c", "tiny", "-o", "-l5"], 2, "'-l5' is an option (-l), not a file's name"),
+    (["inspect", "ok.txt", "--html", "-c", "tiny"], 2, "'-c' is an option (-c), not a file's"),
+    (["plot", "tiny", "-o", "--json"], 2, "'--json' is an option (--json), not a file's name"),
     (["score", "", "-c", "tiny"], 2, "'[FILE]...': is empty"),
     (["inspect", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
     (["runs", ""], 2, "an empty argument (an unset shell variable?)"),

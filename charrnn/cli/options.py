@@ -147,8 +147,26 @@ def output_name(ctx, param, value):
         return value
     if not value.strip():
         raise click.BadParameter(f"is only blanks ({value!r}); give a file's name")
+    not_an_option(ctx, param, value)
     names_a_file(value)
     return value
+
+
+def not_an_option(ctx, param, value: str) -> None:
+    """A usage error where an option's file to write is spelt as one of the command's options
+    (`sample -o -l5`, the file's name forgotten): click takes it for the name, and a file `-l5`
+    would be written with the length left at its default."""
+    if not isinstance(param, click.Option) or not value.startswith("-") or value == "-":
+        return
+    names = {o for p in ctx.command.params for o in (*p.opts, *p.secondary_opts)} | {"-h"}
+    name = value.split("=", 1)[0]
+    if name not in names and value[:2] in names and value[1] != "-":  # -l5, -qc, -length
+        name = value[:2]
+    if name in names or name == "--help":
+        raise click.BadParameter(
+            f"{value!r} is an option ({name}), not a file's name: give the file's name first "
+            f"(./{value} for a file of that name)"
+        )
 
 
 def names_a_file(value: str) -> None:

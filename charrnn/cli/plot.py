@@ -15,7 +15,13 @@ from pathlib import Path
 import click
 
 from charrnn.cli.common import binary, json_out, print_tsv, say, shown_name, tsv_field, write_output
-from charrnn.cli.options import checkpoint_dir_option, json_option, names_a_file, not_empty
+from charrnn.cli.options import (
+    checkpoint_dir_option,
+    json_option,
+    names_a_file,
+    not_an_option,
+    not_empty,
+)
 from charrnn.cli.report import fmt_time
 from charrnn.curves import X_AXES  # no torch: `charrnn --help` stays quick
 
@@ -39,6 +45,7 @@ def _figure_path(ctx, param, value):
     value = not_empty(ctx, param, value)
     if value is None:
         return value
+    not_an_option(ctx, param, value)
     names_a_file(value)
     if Path(value).name.lower() in FIGURE_TYPES:  # `.png` is a hidden file's name, with no type
         raise click.BadParameter(f"{value!r} has no name before its type: give one, as curves.png")
