@@ -254,6 +254,28 @@ def test_plot_of_runs_that_do_not_compare_says_so(env, runs_dir, tmp_path, text)
         "other): their bits per character do not compare across them\n"
     )
     assert env(["plot", "lstm", "--checkpoint-dir", str(base)]).stderr == ""  # one run: nothing
+    # ... and beside it, runs of one of those texts that read it unlike: both notes
+    import json
+
+    import torch
+
+    from charrnn import checkpoint
+
+    shutil.copytree(runs_dir / "a", base / "part")
+    last = torch.load(base / "part" / "last.pt", weights_only=True)
+    records = [*last["metrics"][:-1], {**last["metrics"][-1], "val_chars": 500}]
+    kept = {k: v for k, v in last.items() if not k.startswith("format") and k != "digests"}
+    checkpoint.save({**kept, "metrics": records}, base / "part" / "last.pt")
+    lines = (base / "part" / "metrics.jsonl").read_text().splitlines()
+    (base / "part" / "metrics.jsonl").write_text(
+        "\n".join([*lines[:-1], json.dumps({**json.loads(lines[-1]), "val_chars": 500})]) + "\n"
+    )
+    said = env(["plot", "lstm", "other", "part", "--checkpoint-dir", str(base)]).stderr
+
+    first, second = said.splitlines()
+    assert first.startswith("Note: the runs drawn were validated on 2 different texts")
+    assert second.startswith("Note: runs of the same text read different numbers of its")
+    assert "(part: 500; lstm: " in second
     from charrnn.cli.plot import _series
     from charrnn.curves import read_curves
     from charrnn.runs import RunDir

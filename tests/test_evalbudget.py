@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charrnn import checkpoint
+from charrnn.cli.report import part_read_note
 from charrnn.train import coldstart, evalplan
 from charrnn.train import trainer as trainer_module
 from charrnn.train.evalplan import EvalBudget, EvalCost, EvalSize
@@ -248,6 +249,11 @@ def test_a_time_budget_keeps_its_final_evaluation_and_ends_within_it(tmp_path, s
     assert all(r["val_chars"] == evals[0]["val_chars"] for r in evals)  # one size for the run
     assert trainer.pos.eval_size == trainer.budget.size.to_dict()
     assert steps[-1].lr < 0.1 * trainer.config.lr  # the schedule ends where training does
+    # a part of the split read, which the end of the run says
+    b = trainer.val_batches
+    read, whole = trainer.val_read()
+    assert read == evals[-1]["val_chars"] < whole == b.batch_size * b.stream_len
+    assert f" read {read:,} of the {whole:,} validation characters" in part_read_note(trainer)
 
 
 def test_with_early_stopping_every_scheduled_evaluation_runs_in_time(tmp_path, slow):
@@ -296,6 +302,7 @@ def test_a_step_budget_reads_the_whole_validation_split(tmp_path, text):
     records = [e.record for e in drain(trainer) if isinstance(e, EvalEvent)]
     b = trainer.val_batches
     assert all(r["val_chars"] == b.batch_size * b.stream_len for r in records)
+    assert trainer.val_read() == (records[-1]["val_chars"],) * 2 and not part_read_note(trainer)
     assert all(r["cold_start"]["starts"] == 256 for r in records if r["cold_start"])
     assert trainer.pos.eval_size is None
 

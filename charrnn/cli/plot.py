@@ -126,7 +126,7 @@ def plot(specs, output, x_axis, with_train, as_json, checkpoint_dir):
         )
     for why in empty:
         say(f"Note: left out: {why}")
-    if note := _unlike(drawn):
+    for note in _unlike(drawn):
         say(note)
     series = _series(drawn, wanted)
     points = [(c, curve, p) for c, curve, _, _ in series for p in c.points(curve)]
@@ -152,28 +152,31 @@ def plot(specs, output, x_axis, with_train, as_json, checkpoint_dir):
         print_tsv(("run", "cell", "curve", TSV_X[x_axis], "bpc", "folder"), rows)
 
 
-def _unlike(drawn) -> str | None:
-    """A note where the runs drawn on one chart do not compare: validated on different texts (or
-    splits of one), or on different numbers of one text's validation characters (as `runs`
-    says); None where they compare, or one run is drawn."""
+def _unlike(drawn) -> list[str]:
+    """The notes where the runs drawn on one chart do not compare: validated on different texts
+    (or splits of one), and on different numbers of one text's validation characters (as `runs`
+    says); none where they compare, or one run is drawn."""
     from charrnn.cli.misc import unlike_reads
     from charrnn.runs import RunDir
     from charrnn.runs.info import inspect
 
     if len(drawn) < 2:
-        return None
+        return []
     infos = [inspect(RunDir(c.folder)) for c in drawn]  # what each checkpoint says: no weights
     texts = {}  # the runs by the text they validate on (one that does not say: left out)
     for c, info in zip(drawn, infos, strict=True):
         if info.validates_on is not None:
             texts.setdefault(info.validates_on, []).append(shown_name(c.name))
+    notes = []
     if len(texts) > 1:
         groups = " | ".join(", ".join(n[:3]) + ", ..." * (len(n) > 3) for n in texts.values())
-        return (
+        notes.append(
             f"Note: the runs drawn were validated on {len(texts)} different texts (or splits of "
             f"one: {groups}): their bits per character do not compare across them"
         )
-    return unlike_reads(infos)
+    if reads := unlike_reads(infos):  # runs of one of those texts that read it unlike
+        notes.append(reads)
+    return notes
 
 
 def _series(drawn, wanted) -> list[tuple]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import asdict
 
 from charrnn.cli.common import count, shown_chars
@@ -121,6 +122,22 @@ def thinned_note(c, start: int, end: int, made: int) -> str | None:
         f"Note: {made:,} of the {asked:,} {what} --eval-every {c.eval_every:,} asked for "
         f"{was} made (last.pt is written at each): under --time they spend at most "
         f"{SHARE:.0%} of it; {instead} to evaluate on your own schedule"
+    )
+
+
+def part_read_note(trainer) -> str | None:
+    """A note where the time budget made each evaluation read part of the validation split: its
+    figures read higher than the whole's, and compare only with runs that read as many (runs
+    trained side by side time their reads alike only by chance). None where it read it whole."""
+    read, whole = trainer.val_read()
+    if read >= whole:
+        return None
+    run = shlex.quote(trainer.run_dir.ref)
+    return (
+        f"Note: each evaluation read {read:,} of the {whole:,} validation characters (what the "
+        "time budget allowed): its bits per character compare with runs that read as many, and "
+        f"mostly read higher than the whole split's; `charrnn score -c {run} FILE` reads a text "
+        "whole"
     )
 
 

@@ -655,6 +655,7 @@ def _finish(
         done_line,
         fmt_time,
         memorised_note,
+        part_read_note,
         runaway_note,
         unlike_note,
     )
@@ -673,6 +674,8 @@ def _finish(
     if done.reason != "stopped" and (note := runaway_note(trainer, best)):
         say(note, quiet)
     if done.reason != "stopped" and (note := memorised_note(trainer)):
+        say(note, quiet)
+    if evaluated and done.reason != "stopped" and (note := part_read_note(trainer)):
         say(note, quiet)
     if done.reason != "stopped" and trainer.origin and best and best["step"] == 0 and trained:
         # A fine-tune that made nothing better: its best.pt is the model it started from

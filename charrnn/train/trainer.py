@@ -508,6 +508,13 @@ class Trainer:
             self._train_counts = char_counts(self.train_batches.ids, len(self.vocab))
         return self._train_counts
 
+    def val_read(self) -> tuple[int, int]:
+        """Validation characters each evaluation reads, and those a whole read would (all the
+        streams of the split, up to max_val_chars): fewer where a time budget made it a part."""
+        whole = evalplan.whole(self.config, self.val_batches)
+        size, world = self.budget.size, self.dist.world
+        return size.streams * size.chars * world, whole.streams * whole.chars * world
+
     def progress(self) -> float:
         return schedule.progress(self.config, self.pos, len(self.train_batches), self._keep())
 
