@@ -126,6 +126,42 @@ def test_a_seed_writes_the_same_text_every_time(browser, tmp_path):
 
 
 @needs_browser
+def test_the_pages_controls_say_what_they_cannot_take(browser, tmp_path):
+    """A number the field cannot read, or one out of range, is said and nothing written; one
+    given while a text is being written stops it, the error staying on screen (a next batch of
+    characters once wrote its count over it); an empty field is its default."""
+    opened(browser, tmp_path, Model(tiny("lstm", 1, len(VOCAB)), VOCAB))
+    status = "(() => { const s = document.getElementById('status'); return [s.className, " \
+        "s.textContent]; })()"  # fmt: skip
+    browser.type_into("#temp", "1e400")
+    browser.click("#write")
+    assert browser.evaluate(status) == ["error", "temperature: not a number the page can read"]
+    browser.type_into("#temp", "")  # empty: the default, 0.8
+    browser.type_into("#length", "100001")
+    browser.click("#write")
+    assert browser.evaluate(status) == ["error", "length: a whole number from 1 to 100,000"]
+    # a long text started and a bad top-k given in one turn of the page: before its next batch
+    started = browser.evaluate(
+        "(() => { const set = (id, v) => document.getElementById(id).value = v;"
+        " set('length', '100000'); document.getElementById('write').click();"
+        " const left = job.writer.left; set('topk', '0');"
+        " document.getElementById('write').click(); return left; })()"
+    )
+    assert 0 < started < 100_000
+    assert browser.evaluate("[job.running, job.writer.left]") == [False, started]
+    assert browser.evaluate(status) == ["error", "top-k: 1 or more"]
+    assert browser.evaluate("document.getElementById('pause').textContent") == "Continue"
+    browser.evaluate("document.getElementById('topk').value = ''; document.getElementById('seed')"
+                     ".value = ''; document.getElementById('length').value = '20'")  # fmt: skip
+    browser.click("#write")
+    browser.wait_for(WRITTEN)
+    text = browser.evaluate("chars.join('')")
+    same = "{prime: '', temperature: 0.8, topK: null, topP: null, length: 20, seed: 1}"
+    assert text == browser.evaluate(f"charrnn.write({same})")  # the seed's default is 1
+    assert browser.exceptions() == []
+
+
+@needs_browser
 def test_the_draws_follow_the_probabilities(browser, tmp_path):
     """Chi-square over 20,000 draws from one fixed distribution, a fixed seed: it fails (p
     0.001) where the draw leans, and a character of zero odds is never drawn."""

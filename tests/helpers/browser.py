@@ -134,6 +134,12 @@ class Browser:
                 session=True,
             )
 
+    def type_into(self, selector: str, text: str) -> None:
+        """Replace what the field holds with `text`, typed as a person types it (a number field
+        keeps what it cannot read as typed, where a script's value would be emptied)."""
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).select()")
+        self.call("Input.insertText", {"text": text}, session=True)
+
     def exceptions(self) -> list[dict]:
         """Uncaught script errors so far."""
         with self._cv:
