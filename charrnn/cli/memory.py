@@ -134,7 +134,11 @@ def memory(
         )
         for path, model, _, found, _ in measured
     ]
-    print_table(header, rows, lambda i, name: i > 1, whole=("checkpoint", "model"))
+    title = (
+        "Bits spent on each closing character (how many closers), by how far back its opener "
+        "is: lower, remembered better"
+    )
+    print_table(header, rows, lambda i, name: i > 1, title, whole=("checkpoint", "model"))
 
 
 def _ready(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, quiet, several):
