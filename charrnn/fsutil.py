@@ -1,4 +1,5 @@
-"""Crash-safe file writing: a file is either its complete old version or its complete new one."""
+"""Crash-safe file writing (a file is either its complete old version or its complete new one),
+and paths as typed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 ZIP = b"PK\x03\x04"  # how a zip archive starts: torch.save's checkpoints are ones
+
+
+def expand_home(spec: str | os.PathLike) -> str:
+    """`spec` with a leading `~` or `~user` read as that home folder, as a shell reads it where
+    it was quoted or set in a variable; a file of that name that exists (`~notes.txt`, even
+    `~root`) is that file, and a `~name` of no user stays as typed (never an error)."""
+    spec = os.fspath(spec)
+    if not spec.startswith("~") or os.path.lexists(spec):
+        return spec
+    return os.path.expanduser(spec)
 
 
 def probe_writable(folder) -> None:

@@ -456,6 +456,17 @@ CASES = [
     (["export", "-c", "tiny", "ok.txt/x/.."], 2, "cannot write 'ok.txt/x/..': Not a directory"),
     (["inspect", "ok.txt", "-c", "tiny", "--html", "ok.txt/."], 2, "'ok.txt/.': Not a directory"),
     (["sample", "-c", "tiny", "-o", "new/."], 2, "'new/.' ends in '/.', as a folder's"),
+    # a `~name` of no user: a path as typed, not found (pathlib's expanduser raised)
+    (["sample", "-c", "~nosuchuser/x.pt"], 1, "no checkpoint file or run folder at ~nosuchuser/x"),
+    (["score", "~nosuchuser/x", "-c", "tiny"], 1, "cannot read ~nosuchuser/x: No such file"),
+    (["train", "~nosuchuser/x.txt"], 1, "no such file, folder or corpus: ~nosuchuser/x.txt"),
+    (["train", "--resume", "~nosuchuser/x"], 1, "no run folder or checkpoint file at ~nosuchuser"),
+    (["plot", "~nosuchuser/x"], 1, "no run folder at ~nosuchuser/x"),
+    (
+        ["sample", "-c", "tiny", "--prime-file", "~nosuchuser/p"],
+        1,
+        "prime file ~nosuchuser/p: No such",
+    ),
     # a file to write spelt as an option, its name forgotten: no file `-l5` written
     (["sample", "-c", "tiny", "-o", "-l5"], 2, "'-l5' is an option (-l), not a file's name"),
     (["inspect", "ok.txt", "--html", "-c", "tiny"], 2, "'-c' is an option (-c), not a file's"),
@@ -526,6 +537,28 @@ def test_bad_input(in_workspace, args, code, message):
     assert_one_error(invoke(args, input=""), code, message)
     assert snapshot(in_workspace) == before  # nothing written, nothing changed, no folder made
     assert not (in_workspace / "pwned-marker").exists()
+
+
+def test_a_file_whose_name_begins_with_a_tilde_is_that_file(workspace, tmp_path, monkeypatch):
+    """`~notes.txt` (no user of that name) and `./~root` (a user's name) are files here, read as
+    typed, where pathlib read them as a home folder (a traceback, or /root read); `~/x` and a
+    `~user/x` that is not a file still name a home folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    run = str(workspace / "checkpoints" / "tiny")
+    text = (workspace / "ok.txt").read_text(encoding="utf-8")[:3000]
+    for name in ("~notes.txt", "~root"):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "x.txt").write_text(text, encoding="utf-8")
+    scores = set()
+    for spec in ("~notes.txt", "./~notes.txt", "~root", "./~root", "~/x.txt"):
+        r = invoke(["score", "-c", run, "-q", spec])
+        assert r.exit_code == 0 and r.stderr == "", (spec, r.stderr)
+        scores.add(r.stdout)
+    assert len(scores) == 1
+    r = invoke(["sample", "-c", run, "--prime-file", "./~root", "-l", "3", "-q"])
+    assert r.exit_code == 0 and r.stdout.startswith(text)
 
 
 def test_a_file_the_user_cannot_read_is_ours_to_refuse_not_clicks(in_workspace, monkeypatch):

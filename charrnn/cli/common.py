@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from charrnn.errors import DamagedCheckpoint
+from charrnn.fsutil import expand_home
 
 CACHE_DIR_ENV = "CHARRNN_CACHE_DIR"
 
@@ -27,7 +28,7 @@ def cache_dir() -> Path:
     """Where encoded corpora are kept: CHARRNN_CACHE_DIR, else $XDG_CACHE_HOME/charrnn (an
     absolute one, as the XDG spec has it), else ~/.cache/charrnn."""
     if env := os.environ.get(CACHE_DIR_ENV):
-        return Path(env).expanduser()
+        return Path(expand_home(env))
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     if os.path.isabs(xdg):
         return Path(xdg) / "charrnn"

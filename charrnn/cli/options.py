@@ -13,6 +13,7 @@ from click.core import ParameterSource
 
 from charrnn.defaults import CHECKPOINT_DIR, ENCODING, MAX_SEED, TEMPERATURE, UNKNOWN
 from charrnn.errors import CharRNNError
+from charrnn.fsutil import expand_home
 from charrnn.text.decode import line_ends_as_read
 from charrnn.text.vocab import UNKNOWN_POLICIES
 
@@ -199,7 +200,7 @@ class _Folder(click.Path):
         if value == "":
             self.fail("is empty; give a folder ('.' for the current one)", param, ctx)
         if isinstance(value, str):
-            value = os.path.expanduser(value)
+            value = expand_home(value)
             try:  # as typed: `best.pt/` is no folder, though Path reads it as best.pt
                 mode = os.stat(value).st_mode
             except NotADirectoryError as e:

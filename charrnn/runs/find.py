@@ -12,7 +12,7 @@ import unicodedata
 from pathlib import Path
 
 from charrnn.errors import CharRNNError, RunError, require_path
-from charrnn.fsutil import ZIP, link_to_nothing
+from charrnn.fsutil import ZIP, expand_home, link_to_nothing
 from charrnn.runs.folder import RunDir, being_trained, is_evaluation, path_kind
 from charrnn.runs.info import Mismatch, RunInfo, inspect, pid_text, run_mismatch, times
 from charrnn.runs.names import (
@@ -171,12 +171,12 @@ def _typed_path(spec: str) -> Path:
     """The path `spec` names, where a file named as a folder (`best.pt/`, `best.pt/.`, which
     Path reads as best.pt) is refused as the system refuses it."""
     try:
-        os.stat(os.path.expanduser(spec))
+        os.stat(expand_home(spec))
     except NotADirectoryError as e:
         raise RunError(f"cannot read {spec}: {e.strerror}") from None
     except (OSError, ValueError):  # nothing there, or no path at all: path_kind tells
         pass
-    return Path(spec).expanduser()
+    return Path(expand_home(spec))
 
 
 LISTS = "; `charrnn runs` lists the runs"  # where no nearer hint is
@@ -185,7 +185,7 @@ LISTS = "; `charrnn runs` lists the runs"  # where no nearer hint is
 def _run_folder(spec: str, base: Path) -> RunDir:
     """The folder `spec` names (a path, or a run name under `base`), which must be a folder."""
     if is_path(spec):
-        run = RunDir(Path(spec).expanduser(), given=spec)
+        run = RunDir(Path(expand_home(spec)), given=spec)
         if path_kind(run.path) == "file" and run.path.name.endswith(CHECKPOINT_SUFFIX):
             file = os.path.normpath(spec)  # ("best.pt/" is best.pt)
             if os.path.islink(file):  # its run is where the link points

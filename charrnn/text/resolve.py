@@ -14,6 +14,7 @@ from pathlib import Path
 
 from charrnn.defaults import ENCODING
 from charrnn.errors import CacheUnwritable, CorpusError
+from charrnn.fsutil import expand_home
 from charrnn.text.catalog import Progress, fetch, load_catalog
 from charrnn.text.decode import text_encoding
 from charrnn.text.sources import (
@@ -99,8 +100,8 @@ def _resolve_one(
     saved_name = catalog_first and not os.path.isabs(spec)  # a saved file is an absolute path
     if saved_name and (found := _from_catalog(spec, cache_dir, progress)):
         return found
-    path = Path(spec).expanduser()
-    mode = _mode(os.path.expanduser(spec))  # as typed: see _mode
+    path = Path(expand_home(spec))
+    mode = _mode(expand_home(spec))  # as typed: see _mode
     if stat.S_ISDIR(mode):
         if leave_out and leave_out(path):  # as inside a folder: its files are not text
             raise CorpusError(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from charrnn.defaults import ENCODING
 from charrnn.errors import CorpusError
+from charrnn.fsutil import expand_home
 from charrnn.text.decode import Decoder, decode_chunks
 
 # Which folders under a corpus folder are not read (a folder -> True to leave it out), or None
@@ -115,9 +116,9 @@ def input_file(spec: str | os.PathLike, label: str, hint: str) -> Source:
     regular file, or a pipe (a FIFO, <(...), /dev/stdin fed by a shell pipe), read once. Anything
     else is a CorpusError: a missing file, a folder, and a device (/dev/zero, /dev/urandom never
     end: read whole, they fill the memory), with `hint` saying how to read a stream instead."""
-    path = Path(spec).expanduser()
+    path = Path(expand_home(spec))
     label = label or str(path)  # an empty FILE is the current folder, '.', and says so
-    mode = _stat(os.path.expanduser(spec) or ".", label).st_mode
+    mode = _stat(expand_home(spec) or ".", label).st_mode
     if stat.S_ISDIR(mode):
         raise CorpusError(
             f"cannot read {label}: {os.strerror(errno.EISDIR)}; give a file, not a folder"
