@@ -473,6 +473,7 @@ CASES = [
     (["plot", "tiny", "-o", "--json"], 2, "'--json' is an option (--json), not a file's name"),
     (["score", "", "-c", "tiny"], 2, "'[FILE]...': is empty"),
     (["inspect", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
+    (["memory", "", "-c", "tiny"], 2, "'FILE': is empty"),
     (["runs", ""], 2, "an empty argument (an unset shell variable?)"),
     (["sample", "-c", "tiny", "x", ""], 2, "an empty argument"),
     (["sample", "-c", "tiny", "--prime", "-"], 1, "standard input is empty: there is no prime"),

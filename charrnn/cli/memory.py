@@ -26,6 +26,7 @@ from charrnn.cli.options import (
     device_option,
     encoding_option,
     json_option,
+    not_empty,
     quiet_option,
     unknown_option,
 )
@@ -44,7 +45,7 @@ Examples:
   charrnn memory code.py --json | jq '.bins[] | [.back, .bits]'
 """
 )
-@click.argument("file", metavar="FILE")
+@click.argument("file", metavar="FILE", callback=not_empty)
 @click.option(
     "-c",
     "--checkpoint",
