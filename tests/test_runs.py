@@ -937,6 +937,12 @@ def test_a_lookup_of_a_name_charrnn_would_have_cleaned_names_the_run(files, corp
             r = invoke([*args, "./checkpoints"], input="ANNA:\n")  # the folder of runs itself
             line = assert_one_error(r, 1, "./checkpoints is a folder of runs (")
             assert "not one run: give a run in it, e.g. checkpoints/" in line, args
+        Path("files").mkdir()  # files and a broken link: no run in it, not a folder of runs
+        Path("files", "notes.txt").write_text("text")
+        Path("files", "gone").symlink_to("nowhere")
+        for args in (["sample", "-c"], ["plot"]):
+            line = assert_one_error(invoke([*args, "./files"]), 1, "./files")
+            assert "folder of runs" not in line and "no checkpoint" in line, line
         Path("d", "best.pt").mkdir(parents=True)  # a folder in a checkpoint file's place
         for args in (["sample", "-c"], ["plot"], ["train", "--resume"]):
             r = invoke([*args, "d/best.pt"])

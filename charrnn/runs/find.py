@@ -540,7 +540,8 @@ def _refuse_not_a_run(run: RunDir, spec: str) -> None:
             path_kind(path)  # (a RunError saying which)
     inner = []
     with contextlib.suppress(RunError):  # (a folder that cannot be listed: the plain error)
-        inner = scan(run.path)
+        # runs' folders, not a broken link beside files (which `runs` lists as a damaged run)
+        inner = [r for r in scan(run.path) if os.path.isdir(r.path)]
     if inner:  # the folder of runs itself, given as one run
         names = ", ".join(r.name for r in inner[:3]) + (", ..." if len(inner) > 3 else "")
         raise RunError(
