@@ -1264,6 +1264,35 @@ def test_a_stop_during_start_up_says_that_nothing_was_trained(env, monkeypatch, 
     assert (r.exit_code, r.stdout, r.stderr) == (130, "", "" if quiet else said)
 
 
+def test_a_stop_during_the_start_of_a_force_leaves_the_run_it_would_replace(
+    env, monkeypatch, tmp_path, corpus_file
+):
+    """--force's old run is removed as the new one begins to write: Ctrl-C after the run's lock
+    is taken and its first line said (the list notes decode the text) leaves it whole."""
+    from charrnn.cli import report
+    from charrnn.cli.signals import Interrupted
+
+    args = ["train", str(corpus_file), *TINY_CLI, "--steps", "5", "--name", "x"]
+    assert env(args).exit_code == 0
+    folder = tmp_path / "checkpoints" / "x"
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".lock"}
+    assert {"best.pt", "last.pt", "metrics.jsonl"} <= set(before)
+
+    def interrupted(*args, **kwargs):
+        raise Interrupted(signal.SIGINT)
+
+    with monkeypatch.context() as m:
+        m.setattr(report, "list_notes", interrupted)
+        r = env([*args, "--force"])
+    assert r.exit_code == 130 and r.stderr.endswith(
+        "Stopped during start-up, before the first step: nothing was trained or saved (the run "
+        "--force would replace is as it was).\n"
+    )
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".lock"} == before
+    r = env([*args, "--force", "--steps", "3"])  # and --force replaces it
+    assert r.exit_code == 0 and torch.load(folder / "last.pt")["trainer"]["step"] == 3
+
+
 def test_ctrl_c_saves_last_and_resume_matches_an_uninterrupted_run(tmp_path, corpus_file):
     # the installed command: the one beside this Python, whether or not its folder is on PATH
     exe = shutil.which("charrnn", path=os.path.dirname(sys.executable)) or shutil.which("charrnn")

@@ -739,7 +739,7 @@ def test_a_resume_finds_a_folder_or_metrics_it_cannot_write_before_it_starts(tmp
             m.setattr(target, where, refuse, raising=False)
             with pytest.raises(RunError, match=r"Permission denied; .*copy the run folder where"):
                 run.session().__enter__()
-            with run.session(new=True, clear=True):  # a new run's files are made, not appended
+            with run.session(new=True, replacing=True):  # a new run's files: made, not appended
                 pass
         run.path.mkdir(exist_ok=True)  # (a replacement that wrote nothing leaves no folder)
         run.metrics.write_text("")
@@ -757,14 +757,14 @@ def test_files_that_cannot_be_removed_from_a_run_folder_are_one_error(tmp_path, 
         raise PermissionError(errno.EACCES, "Permission denied", str(self))
 
     monkeypatch.setattr(Path, "unlink", refuse)
-    for clear, doing in (
-        (True, "replace the run's files in"),
-        (False, "remove left-over files in"),
+    for remove, doing in (
+        (run_dir.remove_run_files, "replace the run's files in"),
+        (lambda: run_dir.session().__enter__(), "remove left-over files in"),
     ):
         with pytest.raises(
             RunError, match=f"cannot {doing} .*run: Permission denied; .*--checkpoint-dir"
         ):
-            run_dir.session(clear=clear).__enter__()
+            remove()
 
 
 def test_any_name_the_file_system_takes_is_written_atomically_and_a_longer_one_is_said(

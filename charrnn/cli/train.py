@@ -489,8 +489,10 @@ def _train(request, device, d, quiet: bool, opts: dict, clock=None) -> int:
             return _run(opened.trainer, quiet, opts)
     except KeyboardInterrupt:
         if not running:  # reading the text, building the model: no run folder written yet
+            kept = " (the run --force would replace is as it was)" if request.replace else ""
             say(
-                "Stopped during start-up, before the first step: nothing was trained or saved.",
+                f"Stopped during start-up, before the first step: nothing was trained or saved"
+                f"{kept}.",
                 quiet,
             )
         raise

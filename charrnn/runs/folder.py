@@ -92,11 +92,12 @@ class RunDir:
         return self.path / "metrics.jsonl"
 
     @contextlib.contextmanager
-    def session(self, new: bool = False, clear: bool = False) -> Iterator[RunDir]:
+    def session(self, new: bool = False, replacing: bool = False) -> Iterator[RunDir]:
         """Hold the run's lock while training in it: a second trainer of the same run is refused.
 
-        `new`: the run must hold no checkpoint (re-checked under the lock); `clear`: remove a
-        previous run's files first (--force). Left-over temp files of a killed writer are removed.
+        `new`: the run must hold no checkpoint (re-checked under the lock) unless `replacing` a
+        previous run's (--force: the trainer removes them, remove_run_files, as it begins to
+        write). Left-over temp files of a killed writer are removed.
         The lock is an flock, so the kernel releases it when the process dies, even by SIGKILL.
         """
         created = not self.path.is_dir()  # a new run's folder: not left behind empty
@@ -123,10 +124,7 @@ class RunDir:
             except OSError as e:
                 elsewhere = _ELSEWHERE if new else _COPY
                 raise RunError(cannot_write(self.path / ".lock", e, elsewhere)) from None
-            if clear:
-                old = [self.best, self.last, self.metrics, *self.kept()]
-                _remove(old, "replace the run's files in")
-            elif new and self.has_checkpoint():
+            if new and not replacing and self.has_checkpoint():
                 raise RunError(
                     f"run {self.name!r} was just created by another process, which trains it "
                     "now; wait for it to finish, stop it, or train under another --name"
@@ -136,9 +134,9 @@ class RunDir:
                 self._check_writable()
             yield self
         finally:
-            # Nothing written (a start that went no further): no folder of a lock alone (--force's
-            # clearing has removed the run it replaces already); never another trainer's folder
-            if locked and (created or clear):
+            # Nothing written (a start that went no further): no folder of a lock alone (a
+            # replaced run's files removed, none written since); never another trainer's folder
+            if locked and (created or replacing):
                 with contextlib.suppress(OSError):
                     if os.listdir(self.path) == [".lock"]:
                         os.unlink(self.path / ".lock")
@@ -246,6 +244,11 @@ class RunDir:
         kept = self.path / f"step-{step}.pt"
         checkpoint.copy(self.last, kept, self._elsewhere())
         return kept
+
+    def remove_run_files(self) -> None:
+        """Remove a run's checkpoints (kept ones too) and records, for a new run in its place; a
+        RunError where the folder refuses it."""
+        _remove([self.best, self.last, self.metrics, *self.kept()], "replace the run's files in")
 
     def kept(self) -> list[Path]:
         """The checkpoints kept along the run (step-N.pt), by step."""

@@ -173,7 +173,7 @@ def open_run(
         return
     opened = _start(request, reader, device, dist)
     _check_prime(opened, request.prime)
-    with _locked(opened.trainer.run_dir, dist, new=True, clear=request.replace):
+    with _locked(opened.trainer.run_dir, dist, new=True, replacing=request.replace):
         if on_open:  # under the lock: a second trainer of the run is refused before it says a word
             on_open(opened)
         try:

@@ -107,7 +107,15 @@ def start(
         raise RunError(f"{run.path} holds a run already; resume it (resume), or pass replace=True")
     if init_from is not None:
         base = Path(init_from)
-        return _start_from(corpus, run, base, size, cell, model, train, device, dist, started)
+        opened = _start_from(corpus, run, base, size, cell, model, train, device, dist, started)
+    else:
+        opened = _start_new(corpus, run, size, cell, model, train, device, dist, started)
+    opened.trainer.replaces_run = replace  # removed as it begins to write, not before
+    return opened
+
+
+def _start_new(corpus, run, size, cell, model, train, device, dist, started) -> Opened:
+    """A new run on `corpus` from untrained weights, of the preset `size` names (auto: chosen)."""
     cell = cell or CELL
     if all(train.get(k) is None for k in BUDGETS):
         train["max_time"] = DEFAULT_TIME

@@ -137,6 +137,10 @@ class Trainer:
         self.tune_threads = self.device.type == "cpu" and not d.active
         self.tuner: ThreadTuner | None = None  # while run() runs, if tune_threads
         self.save_last_first = save_last_first
+        # A previous run's files in the folder, which this run replaces (start's `replace`, the
+        # command's --force): removed as run() begins to write, so that a start stopped before
+        # then (Ctrl-C while the text is read) leaves that run as it was.
+        self.replaces_run = False
         # best.pt lost or damaged (a resume found it so): the next evaluation writes it, better
         # than the loss recorded as best or not, so that the run's best.pt is a model again.
         self.replace_best = False
@@ -194,6 +198,9 @@ class Trainer:
                 self.run_dir.path.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise TrainingError(f"cannot create {self.run_dir.path}: {e.strerror}") from None
+            if self.replaces_run:
+                self.run_dir.remove_run_files()
+                self.replaces_run = False
             self.run_dir.rewrite_metrics(self.pos.metrics)
         # From step 0 on there is a state to go back to (rank 0's disk decides, for every rank).
         missing = self.dist.is_main and not self.run_dir.last.is_file()
