@@ -680,17 +680,25 @@ def test_runs_json_is_one_object_per_run(files):
         assert a["model_config"] == saved["model_config"]
 
 
-def test_a_run_that_ended_without_saying_how_is_cut_off_and_says_how_to_go_on(trained_run):
+def test_a_run_that_ended_without_saying_how_is_cut_off_and_says_how_to_go_on(trained_run, text):
     """Killed (SIGKILL, out of memory): its newest checkpoint was saved while it trained, and no
-    process trains it; one from before the ending was kept says nothing of it."""
+    process trains it; one from before the ending was kept says nothing of it. Killed as its last
+    save was written, its budget spent, it is said to have finished: its resume with a larger
+    budget, where the plain one would be refused."""
     payload = torch.load(trained_run.last, weights_only=True)
     part = {k: v for k, v in payload.items() if not k.startswith("format") and k != "digests"}
+    assert part["train_config"]["max_steps"] == part["trainer"]["step"] == 200
+    longer = {**part["train_config"], "max_steps": 400}
     with workspace() as root:
-        for name, trainer in (("killed", {"ended": None}), ("older", {})):
+        for name, trainer, train in (
+            ("killed", {"ended": None}, longer),
+            ("at-end", {"ended": None}, part["train_config"]),
+            ("older", {}, longer),
+        ):
             (root / "checkpoints" / name).mkdir(parents=True)
             shutil.copyfile(trained_run.best, root / "checkpoints" / name / "best.pt")
             kept = {k: v for k, v in payload["trainer"].items() if k != "ended"}
-            saved = {**part, "trainer": {**kept, **trainer}}
+            saved = {**part, "trainer": {**kept, **trainer}, "train_config": train}
             checkpoint.save(saved, root / "checkpoints" / name / "last.pt")
         lines = invoke(["runs"]).stdout.splitlines()
         rows = {line.split("\t")[0]: line.split("\t") for line in lines}
@@ -698,6 +706,12 @@ def test_a_run_that_ended_without_saying_how_is_cut_off_and_says_how_to_go_on(tr
         assert rows["killed"][7].startswith("cut off: it ended without saying how (killed")
         assert "; continue it with `" in rows["killed"][7]
         assert rows["killed"][7].endswith(" --resume killed`")
+        assert rows["at-end"][7].endswith(
+            "after its save at step 200, its --steps spent: it had finished training; to train "
+            "it on: `... | charrnn train - --resume at-end --steps 600`"
+        )
+        r = invoke(["train", "-", "--resume", "at-end"], input=text)  # as its plain resume says
+        assert_one_error(r, 1, "run 'at-end' has already used its budget (200 steps, ")
         listed = invoke(["runs", "--json"]).stdout.splitlines()
         records = {r["run"]: r for r in map(json.loads, listed)}
         assert records["killed"]["ended"] is None and records["killed"]["status"] == "ok"

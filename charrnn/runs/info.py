@@ -22,6 +22,10 @@ from charrnn.runs.folder import (
 from charrnn.train.events import ENDINGS
 
 BUDGET_ENDINGS = ("steps", "epochs", "time")  # how a run that spent its budget ended
+# Seconds of a time budget under which a resume is refused as spent: about what starting one takes
+# (reading the text, building the model), which counts to the run's time; with less left it
+# would train nothing and only add its start-up to the time the run has used.
+START_UP_S = 5.0
 
 
 def times(n: int) -> str:
@@ -235,11 +239,31 @@ class RunInfo:
             )
         if self.cut_off:
             at = f" at step {self.step:,}" if self.step is not None else ""
-            return (
-                f"cut off: it ended without saying how (killed, out of memory, or the machine "
-                f"stopped), after its save{at}; continue it with `{self.resume_advice()}`"
+            cut = (
+                f"cut off: it ended without saying how (killed, interrupted twice, out of memory, "
+                f"or the machine stopped), after its save{at}"
             )
+            if (spent := self._spent()) and (longer := self.train_longer()):
+                finished = f"its {spent} spent: it had finished training"
+                return f"{cut}, {finished}; to train it on: `{longer}`"
+            return f"{cut}; continue it with `{self.resume_advice()}`"
         return ""
+
+    def _spent(self) -> str | None:
+        """The budget a run's last.pt had reached ("--steps", "--epochs", "--time"), as its
+        resume finds it (its last evaluation's epoch standing for the checkpoint's), or None."""
+        evals = [r for r in self.metrics if is_evaluation(r)]
+        if self.step is None or not evals or evals[-1].get("step") != self.step:
+            return None  # its final evaluation to make: a resume goes on to make it
+        limits = (self.limits.get(k) for k in ("max_steps", "max_epochs", "max_time"))
+        steps, epochs, seconds = limits
+        if steps is not None and self.step >= steps:
+            return "--steps"
+        if epochs is not None and (evals[-1].get("epoch") or 0.0) >= epochs:
+            return "--epochs"
+        if seconds is not None and (self.elapsed or 0.0) > seconds - START_UP_S:
+            return "--time"
+        return None
 
 
 def inspect(run: RunDir, verify: bool = False) -> RunInfo:

@@ -16,7 +16,7 @@ from charrnn.devices import as_device
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, DamagedCheckpoint, RunError
 from charrnn.runs import RunDir, is_evaluation
 from charrnn.runs.advice import pipe_sources, resume_command, text_to_give
-from charrnn.runs.info import BUDGET_ENDINGS, pair_mismatch
+from charrnn.runs.info import BUDGET_ENDINGS, START_UP_S, pair_mismatch
 from charrnn.text import data
 from charrnn.text.encoded import EncodedCorpus
 from charrnn.train import records, schedule
@@ -230,10 +230,6 @@ def _past_budget(trainer: Trainer, train: dict) -> str | None:
     )
 
 
-# Seconds of a time budget under which a resume is refused as spent: about what starting one takes
-# (reading the text, building the model), which counts to the run's time; with less left it
-# would train nothing and only add its start-up to the time the run has used.
-START_UP_S = 5.0
 MORE_TIME_S = 60  # seconds more than the run has used that the refusal offers as an example
 
 
