@@ -1479,13 +1479,13 @@ def test_every_resume_error_names_the_folder_given_and_nothing_destructive(damag
         r = invoke(["train", "my text.txt", "--resume", "ck/r/best.pt", "--time", "1m30s"])
         assert advised(r) == ["my text.txt", "--resume", "ck/r/last.pt", "--time", "90s"]
         assert "with a larger" not in r.stderr  # the budget given is the user's
-        # both damaged: no advice to replace it
+        # both damaged: nothing left to keep, so the advice of `runs --check` and `sample`
         (run / "last.pt").write_bytes(b"junk")
         for spec in ("ck/r", "ck/r/best.pt", "ck/r/last.pt"):
             r = invoke(["train", "--resume", spec])
             assert_contract(r, ok_codes=())
             assert "has no other checkpoint that loads, so it cannot be resumed" in r.stderr
-            assert "--force" not in r.stderr
+            assert "; train it again, with --force to replace it (or under another" in r.stderr
         # a run trained on text in memory: the advice to pipe it names the run as given
         make_run(root / "ck", "mem", "good", files)
         for spec, again in (

@@ -274,7 +274,7 @@ def _resume_instead(
             )
     return (
         f"run {run.ref!r} has no other checkpoint that loads, so it cannot be resumed; "
-        "train a new run under another --name"
+        "train it again, with --force to replace it (or under another --name)"
     )
 
 
