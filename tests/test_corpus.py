@@ -793,6 +793,31 @@ def test_every_reader_refuses_a_folder_and_binary_content(in_workspace, tmp_path
         assert_one_error(invoke(command(FILE_READERS[reader], file, tmp_path)), 1, message)
 
 
+@pytest.mark.parametrize("reader", FILE_READERS)
+def test_every_reader_says_a_compressed_file_or_a_document_is_one(in_workspace, tmp_path, reader):
+    """notes.txt.gz is not "a binary file" with a NUL at offset 3: it is gzip, to decompress."""
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    text = make_text(3000).encode()
+    with zipfile.ZipFile(tmp_path / "notes.zip", "w") as z:
+        z.writestr("notes.txt", text)
+    packed = {
+        "notes.txt.gz": (gzip.compress(text), "a gzip file, not text: decompress it first (gunz"),
+        "notes.txt.bz2": (bz2.compress(text), "a bzip2 file, not text: decompress it first (bun"),
+        "notes.txt.xz": (lzma.compress(text), "an xz file, not text: decompress it first (unxz"),
+        "notes.zip": (None, "a zip archive, not text: unzip it and give its text files"),
+        "notes.pdf": (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "a PDF document, not text: extract"),
+    }
+    for name, (data, message) in packed.items():
+        if data is not None:
+            (tmp_path / name).write_bytes(data)
+        r = invoke(command(FILE_READERS[reader], str(tmp_path / name), tmp_path / "runs"))
+        assert_one_error(r, 1, f"{tmp_path / name} is {message}")
+
+
 @pytest.mark.parametrize("reader", STDIN_READERS)
 def test_every_reader_of_stdin_stops_at_binary_content(in_workspace, tmp_path, reader):
     data = (in_workspace / "binary.bin").read_bytes()

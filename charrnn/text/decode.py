@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import itertools
+import shlex
 from collections.abc import Callable, Iterable, Iterator
 
 from charrnn.defaults import ENCODING
@@ -100,6 +101,7 @@ class Decoder:
         # The first 4 bytes, held until there are 4: a byte-order mark may name another encoding
         self.sniff: bytes | None = b"" if self.encoding in ("utf-8", "utf-8-sig") else None
         self.binary_window: int | None = None  # bytes in which a NUL is binary (None: all)
+        self.packed: str | None = None  # what a compressed file or a document is, and advice
 
     def _use(self, codec: str) -> None:
         # utf-8-sig counts error offsets after the BOM it drops: decode_chunks drops it instead
@@ -125,6 +127,8 @@ class Decoder:
                 return ""
             if (marked := encoding_read(chunk, self.encoding)) != self.encoding:
                 self._use(marked)
+        if self.offset == 0 and (packed := _packed(chunk, self.label)):  # undecodable, or not text
+            self.packed = packed
         window = chunk  # where a NUL is binary
         if self.binary_window is not None:
             window = chunk[: max(0, self.binary_window - self.offset)]
@@ -134,6 +138,8 @@ class Decoder:
                     f"{self.label} is a PyTorch checkpoint, not text: a model goes to -c "
                     "(sample, score, inspect, export), or to --resume or --init-from (train)"
                 )
+            if self.packed:
+                raise CorpusError(f"{self.label} is {self.packed}")
             at = self.offset + chunk.index(0)
             stray = "; if it is text with stray NULs, tr -d '\\000' removes them" * (at > 0)
             raise CorpusError(
@@ -165,6 +171,8 @@ class Decoder:
 
     def _undecodable(self, e: UnicodeError, start: int, final: bool) -> str:
         what = f"{self.label} is not valid {self.encoding} text"
+        if self.packed:
+            return f"{self.label} is {self.packed}"
         cut = isinstance(e, UnicodeDecodeError) and e.end == len(e.object)
         if final and cut and e.reason in ("unexpected end of data", "truncated data"):
             n = e.end - e.start  # the start of a character (UTF-8's reason; UTF-16/32's)
@@ -191,6 +199,29 @@ class Decoder:
                 "Western European text, cp1251 Cyrillic, gb18030 Chinese, shift_jis Japanese...)"
             )
         return f"{what}: {str(e).rstrip('.')} (at offset {start}); pass --encoding for its encoding"
+
+
+# How compressed files, archives and documents begin, each with what gives its text: a user
+# who trains on notes.txt.gz is told to decompress it, not that a NUL makes it binary.
+_PACKED = (
+    (b"\x1f\x8b", "a gzip file", "decompress it first (gunzip -k {file}) and give the text"),
+    (b"BZh", "a bzip2 file", "decompress it first (bunzip2 -k {file}) and give the text"),
+    (b"\xfd7zXZ\x00", "an xz file", "decompress it first (unxz -k {file}) and give the text"),
+    (b"(\xb5/\xfd", "a zstd file", "decompress it first (unzstd {file}) and give the text"),
+    (b"PK\x03\x04", "a zip archive", "unzip it and give its text files (a folder is a corpus)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7z archive", "extract it and give its text files"),
+    (b"%PDF-", "a PDF document", "extract its text first (pdftotext {file}) and give that"),
+)
+
+
+def _packed(head: bytes, label: str) -> str | None:
+    """What a file (`label`) beginning with `head` is, if compressed or a document, with the
+    command that gives its text."""
+    file = "FILE" if label == "standard input" else shlex.quote(label)
+    for magic, kind, advice in _PACKED:
+        if head.startswith(magic):
+            return f"{kind}, not text: {advice.format(file=file)}"
+    return None
 
 
 _BOMS = {  # the byte-order marks a file in these encodings must start with

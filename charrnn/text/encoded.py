@@ -130,7 +130,10 @@ def _build(sources: Sources, key: str, meta_path: Path, ids_path: Path, progress
             crc = zlib.crc32(ids, crc)
             written += len(ids)
         if written != n * dtype.itemsize:  # the files changed between the two passes
-            raise CorpusError("the corpus changed while it was being encoded; try again")
+            raise CorpusError(
+                "the corpus changed while it was being encoded; try again, or, for a file still "
+                "being written (a log), train on a copy of it (cp log.txt snapshot.txt)"
+            )
 
     write_cached(ids_path, write, _WRITING, ids_path.parent)
     meta = {
