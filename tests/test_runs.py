@@ -845,6 +845,8 @@ def refused_for(r) -> str:
 @example(name="x.pt")
 @example(name="a" * (LIMIT + 45))
 @example(name="plain-name_1.0")
+@example(name="CON")  # a device's name on Windows, with an extension too
+@example(name="lpt1.notes")
 def test_a_typed_name_is_refused_with_a_usable_one_or_kept_and_found(corpus_file, name):
     with workspace():
         train = ["train", str(corpus_file), *TINY_CLI, "--steps", "10", "-q"]
@@ -915,6 +917,9 @@ def test_a_name_derived_from_the_corpus_is_cleaned_and_said(text):
         assert r.exit_code == 0, r.stderr
         assert r.stderr.startswith("Training 'my-notes-pt': ")
         assert r.stdout == "checkpoints/my-notes-pt/best.pt\n"
+        (root / "Con.txt").write_text(text)  # a device's name on Windows: no folder there
+        r = invoke(["train", "Con.txt", *TINY_CLI, "--steps", "10", "-q"])
+        assert r.exit_code == 0 and r.stdout == "checkpoints/Con_/best.pt\n"
         long = "b" * (LIMIT + 20)
         (root / long[: LIMIT - 4]).mkdir()  # a folder corpus: its name is the run's
         (root / long[: LIMIT - 4] / "t.txt").write_text(text)

@@ -12,6 +12,9 @@ from pathlib import Path
 CHECKPOINT_SUFFIX = ".pt"
 NAME_MAX = 255  # bytes in a folder name where the file system does not say (most allow 255)
 PLAIN = "letters, digits and _ . -, with no . or - at either end, not ending in .pt"
+# Names Windows keeps for its devices, with any extension (`con.txt` too): no folder can have one
+# there, so a run of that name could not move to a Windows machine, nor be made on one.
+DEVICE_NAMES = {"CON", "PRN", "AUX", "NUL"} | {f"{d}{i}" for d in ("COM", "LPT") for i in range(10)}
 
 
 def is_path(spec: str) -> bool:
@@ -74,7 +77,14 @@ def _plain(name: str) -> str:
     cleaned = re.sub("\0+", "-", marked).strip(".-")
     if cleaned.endswith(CHECKPOINT_SUFFIX):
         cleaned = cleaned[: -len(CHECKPOINT_SUFFIX)] + "-" + CHECKPOINT_SUFFIX[1:]
+    if _a_device_name(cleaned):  # CON -> CON_, con.txt -> con_.txt
+        stem, dot, rest = cleaned.partition(".")
+        cleaned = f"{stem}_{dot}{rest}"
     return cleaned or "run"
+
+
+def _a_device_name(name: str) -> bool:
+    return name.partition(".")[0].upper() in DEVICE_NAMES
 
 
 def safe_name(name: str, base: str | os.PathLike | None = None) -> str:
@@ -109,7 +119,9 @@ def name_problem(name: str, base: str | os.PathLike) -> str | None:
         return None
     shown = repr(name) if len(name) <= 40 else f"{name[:30]!r}... ({len(name):,} characters)"
     why = []
-    if _plain(name) != name:
+    if _a_device_name(name):
+        why.append("is the name of a device on Windows, where no folder may have it")
+    elif _plain(name) != name:
         why.append(f"is not a plain folder name ({PLAIN})")
     if _size(_plain(name)) > (limit := name_limit(base)):
         why.append(
