@@ -491,7 +491,11 @@ CASES = [
     (["inspect", "latin.txt", "-c", "tiny"], 1, "not valid utf-8 text"),
     (["inspect", "small.txt", "-c", "tiny"], 1, "never seen: 'j' (U+006A) at character 1"),
     (["inspect", "ok.txt", "-c", "tiny", "--html", "emptydir"], 2, "--html"),
-    (["inspect", "ok.txt", "-c", "tiny", "--html", "nowhere/p.html"], 1, "cannot write"),
+    (
+        ["inspect", "ok.txt", "-c", "tiny", "--html", "nowhere/p.html"],
+        1,
+        "cannot write the output: nowhere/p.html: nowhere does not exist; create it first",
+    ),
     (["inspect", "ok.txt", "-c", "tiny", "--html", ""], 2, "is empty"),
     (["inspect", "ok.txt", "-c", "tiny", "--max-chars", "0"], 2, "--max-chars"),
     (["inspect", "-c", "tiny", "--sample", "0"], 2, "--sample"),

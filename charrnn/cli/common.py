@@ -345,14 +345,7 @@ def write_output(output: str | None, emit):
         if os.path.exists(output) and not regular:  # a FIFO, a device, >(cmd)
             with open(output, "w", encoding="utf-8", newline="") as out:
                 return _whole(out, emit)
-        try:
-            target = output_target(output)  # a link stays a link; its target gets the text
-        except (FileNotFoundError, NotADirectoryError) as e:
-            what = "is a file, not a folder;" if e.errno == errno.ENOTDIR else "does not exist;"
-            what += " create it first, or" * (e.errno == errno.ENOENT)
-            raise click.ClickException(
-                f"cannot write the output: {output}: {e.filename} {what} write to another file"
-            ) from None
+        target = output_place(output)  # a link stays a link; its target gets the text
         result = []
         atomic_write(Path(target), lambda f: result.append(emit(codecs.getwriter("utf-8")(f))))
         return result[0]
@@ -360,6 +353,18 @@ def write_output(output: str | None, emit):
         if e.errno == errno.EPIPE:  # the reader left (`-o /dev/stdout | head`): as for stdout
             raise
         raise cannot_write(e, output) from None
+
+
+def output_place(output: str) -> str:
+    """output_target, or the one-line error where a folder on its way is missing or a file."""
+    try:
+        return output_target(output)
+    except (FileNotFoundError, NotADirectoryError) as e:
+        what = "is a file, not a folder;" if e.errno == errno.ENOTDIR else "does not exist;"
+        what += " create it first, or" * (e.errno == errno.ENOENT)
+        raise click.ClickException(
+            f"cannot write the output: {output}: {e.filename} {what} write to another file"
+        ) from None
 
 
 def output_target(output: str, links: int = 40) -> str:

@@ -3,7 +3,6 @@ or as a page in the browser."""
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 
@@ -17,6 +16,7 @@ from charrnn.cli.common import (
     known_text,
     load_model,
     note_unknown,
+    output_place,
     refuse_reading_into,
     refuse_run_as_file,
     refuse_to_replace,
@@ -341,10 +341,7 @@ def _check_writable(path: str) -> None:
         return
     if os.path.isfile(path):
         refuse_to_replace(path)  # as write_output will
-    folder = os.path.dirname(os.path.realpath(path)) or "."
-    if not os.path.isdir(folder):
-        code = errno.ENOTDIR if os.path.exists(folder) else errno.ENOENT
-        raise cannot_write(OSError(code, os.strerror(code)), path)
+    folder = os.path.dirname(output_place(path)) or "."  # said as write_output says it
     try:
         probe_writable(folder)
     except OSError as e:
