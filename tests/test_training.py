@@ -1362,9 +1362,16 @@ def test_open_run_starts_then_resumes_one_run_holding_its_lock(tmp_path, corpus_
     assert not (tmp_path / "ck" / "left").exists()
     shutil.copytree(tmp_path / "ck" / "tiny", tmp_path / "ck" / "copy")
     again = RunRequest(tmp_path / "ck", corpus=(str(corpus_file),), name="copy", replace=True)
-    with open_run(again, reader):  # replacing a run: the old one is gone, and so is its folder
-        assert not (tmp_path / "ck" / "copy" / "best.pt").exists()
-    assert not (tmp_path / "ck" / "copy").exists()
+    with open_run(again, reader):  # replacing a run: its files go as the new one first writes
+        assert (tmp_path / "ck" / "copy" / "best.pt").exists()
+    assert (tmp_path / "ck" / "copy" / "best.pt").exists()  # left before: the old run as it was
+    with open_run(again, reader) as opened:
+        opened.trainer.config.max_steps = 1
+        drain(opened.trainer)
+    assert sorted(p.name for p in (tmp_path / "ck" / "copy").iterdir()) == [
+        ".lock", "best.pt", "last.pt", "metrics.jsonl",
+    ]  # fmt: skip
+    assert torch.load(tmp_path / "ck" / "copy" / "last.pt")["trainer"]["step"] == 1
     # a cell that is not the base's is refused with a base, as `--cell` with `--init-from` is
     base = str(tmp_path / "ck" / "tiny")
     corpus = (str(corpus_file),)

@@ -102,6 +102,9 @@ class Decoder:
         self.sniff: bytes | None = b"" if self.encoding in ("utf-8", "utf-8-sig") else None
         self.binary_window: int | None = None  # bytes in which a NUL is binary (None: all)
         self.packed: str | None = None  # what a compressed file or a document is, and advice
+        # The first bytes, held while they may still begin a compressed file's or a document's
+        # signature (_PACKED), so that it is told whatever sizes the bytes come in
+        self.signature: bytes | None = b""
 
     def _use(self, codec: str) -> None:
         # utf-8-sig counts error offsets after the BOM it drops: decode_chunks drops it instead
@@ -118,6 +121,12 @@ class Decoder:
         self.drops_bom = codec in _BOMS  # the codec reads the mark and drops it itself
 
     def decode(self, chunk: bytes, final: bool = False) -> str:
+        if self.signature is not None:
+            chunk, self.signature = self.signature + chunk, None
+            if not final and any(m.startswith(chunk) and len(m) > len(chunk) for m, *_ in _PACKED):
+                self.signature = chunk  # a line of `ab` typed into a pipe is read at once
+                return ""
+            self.packed = _packed(chunk, self.label)  # said where the bytes do not decode
         if self.sniff is not None:  # the first 4 bytes, for a UTF-16/32 byte-order mark
             chunk, self.sniff = self.sniff + chunk, None
             # Held until there are 4, or until they can begin no mark: a line of `ab\n` typed
@@ -127,8 +136,6 @@ class Decoder:
                 return ""
             if (marked := encoding_read(chunk, self.encoding)) != self.encoding:
                 self._use(marked)
-        if self.offset == 0 and (packed := _packed(chunk, self.label)):  # undecodable, or not text
-            self.packed = packed
         window = chunk  # where a NUL is binary
         if self.binary_window is not None:
             window = chunk[: max(0, self.binary_window - self.offset)]
