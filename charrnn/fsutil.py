@@ -134,6 +134,8 @@ _ADVICE = {
     errno.EIO: "the device reported an error; check the disk, or {elsewhere}",
     errno.ENAMETOOLONG: "a name in the path, or the whole path, is longer than the system "
     "takes; give a shorter one, or {elsewhere}",
+    errno.EMFILE: "this process may open no more files; raise the limit (`ulimit -n`)",
+    errno.ENFILE: "the system has too many files open; close some programs",
 }
 
 

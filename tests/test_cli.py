@@ -474,6 +474,7 @@ CASES = [
     (["score", "", "-c", "tiny"], 2, "'[FILE]...': is empty"),
     (["inspect", "", "-c", "tiny"], 2, "'[FILE]': is empty"),
     (["memory", "", "-c", "tiny"], 2, "'FILE': is empty"),
+    (["memory", "ok.txt", "-c", ""], 2, "'-c' / '--checkpoint': is empty"),
     (["runs", ""], 2, "an empty argument (an unset shell variable?)"),
     (["sample", "-c", "tiny", "x", ""], 2, "an empty argument"),
     (["sample", "-c", "tiny", "--prime", "-"], 1, "standard input is empty: there is no prime"),
@@ -564,6 +565,11 @@ def test_a_file_whose_name_begins_with_a_tilde_is_that_file(workspace, tmp_path,
     assert len(scores) == 1
     r = invoke(["sample", "-c", run, "--prime-file", "./~root", "-l", "3", "-q"])
     assert r.exit_code == 0 and r.stdout.startswith(text)
+    # and a file to write: `~/x` in the home folder, `~notes.out` here
+    written = {"~/out.txt": tmp_path / "home" / "out.txt", "~n.out": tmp_path / "~n.out"}
+    for spec, where in written.items():
+        r = invoke(["sample", "-c", run, "-l", "3", "-q", "-o", spec])
+        assert r.exit_code == 0 and r.stdout == "" and where.is_file(), (spec, r.stderr)
 
 
 def test_a_file_the_user_cannot_read_is_ours_to_refuse_not_clicks(in_workspace, monkeypatch):
@@ -766,7 +772,7 @@ def test_memory_that_runs_out_is_one_error_line(in_workspace, monkeypatch, args,
 
     monkeypatch.setattr(where, refused)
     line = assert_one_error(invoke(args), 1, "Error: out of memory (it asked for 1.1 GB more): ")
-    assert advice in line
+    assert advice in line and line.endswith("raise the memory limit (ulimit -v)")
 
 
 def test_torch_that_cannot_load_is_one_error_line(in_workspace, monkeypatch):

@@ -69,7 +69,7 @@ def test_binary_and_empty_files_are_refused(tmp_path):
     ):
         load(tmp_path, str(tmp_path / "a.bin"))
     (tmp_path / "a.zip").write_bytes(b"PK\x03\x04\x00\x00binary")
-    with pytest.raises(CorpusError, match=r"a\.zip is a zip archive, not text: unzip it"):
+    with pytest.raises(CorpusError, match=r"a\.zip is a zip archive, not text: unzip "):
         load(tmp_path, str(tmp_path / "a.zip"))
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(CorpusError, match="corpus is empty"):
@@ -811,18 +811,28 @@ def test_every_reader_says_a_compressed_file_or_a_document_is_one(in_workspace, 
     text = make_text(3000).encode()
     with zipfile.ZipFile(tmp_path / "notes.zip", "w") as z:
         z.writestr("notes.txt", text)
-    packed = {
-        "notes.txt.gz": (gzip.compress(text), "a gzip file, not text: decompress it first (gunz"),
-        "notes.txt.bz2": (bz2.compress(text), "a bzip2 file, not text: decompress it first (bun"),
-        "notes.txt.xz": (lzma.compress(text), "an xz file, not text: decompress it first (unxz"),
-        "notes.zip": (None, "a zip archive, not text: unzip it and give its text files"),
-        "notes.pdf": (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "a PDF document, not text: extract"),
+    pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj"
+    packed = {  # the command for a file named as such (a prime file is a description: FILE)
+        "notes.txt.gz": (gzip.compress(text), "a gzip file", "gunzip -k "),
+        "notes.txt.bz2": (bz2.compress(text), "a bzip2 file", "bunzip2 -k "),
+        "notes.txt.xz": (lzma.compress(text), "an xz file", "unxz -k "),
+        "notes.zip": (None, "a zip archive", "unzip "),
+        "notes.pdf": (pdf, "a PDF document", "pdftotext "),
     }
-    for name, (data, message) in packed.items():
+    named = reader != "sample --prime-file"
+    for name, (data, kind, advice) in packed.items():
         if data is not None:
             (tmp_path / name).write_bytes(data)
         r = invoke(command(FILE_READERS[reader], str(tmp_path / name), tmp_path / "runs"))
-        assert_one_error(r, 1, f"{tmp_path / name} is {message}")
+        line = assert_one_error(r, 1, f"{tmp_path / name} is {kind}, not text: ")
+        assert line.endswith((", then give the text", "(a folder is a corpus)")), line
+        assert not named or f": {advice}{tmp_path / name}, then" in line, line
+    (tmp_path / "gzip.txt").write_bytes(gzip.compress(text))  # gunzip would refuse its name
+    r = invoke(command(FILE_READERS[reader], str(tmp_path / "gzip.txt"), tmp_path / "runs"))
+    if named:
+        assert f": zcat {tmp_path}/gzip.txt > {tmp_path}/gzip.txt.txt, then" in r.stderr
+    else:
+        assert ": zcat FILE > FILE.txt, then give the text" in r.stderr
 
 
 @pytest.mark.parametrize("reader", STDIN_READERS)

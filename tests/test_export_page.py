@@ -149,7 +149,7 @@ def test_the_pages_controls_say_what_they_cannot_take(browser, tmp_path):
     )
     assert 0 < started < 100_000
     assert browser.evaluate("[job.running, job.writer.left]") == [False, started]
-    assert browser.evaluate(status) == ["error", "top-k: 1 or more"]
+    assert browser.evaluate(status) == ["error", "top-k: a whole number, 1 or more"]
     assert browser.evaluate("document.getElementById('pause').textContent") == "Continue"
     browser.evaluate("document.getElementById('topk').value = ''; document.getElementById('seed')"
                      ".value = ''; document.getElementById('length').value = '20'")  # fmt: skip

@@ -847,6 +847,7 @@ def refused_for(r) -> str:
 @example(name="plain-name_1.0")
 @example(name="CON")  # a device's name on Windows, with an extension too
 @example(name="lpt1.notes")
+@example(name="COM¹")
 def test_a_typed_name_is_refused_with_a_usable_one_or_kept_and_found(corpus_file, name):
     with workspace():
         train = ["train", str(corpus_file), *TINY_CLI, "--steps", "10", "-q"]

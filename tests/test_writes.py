@@ -173,6 +173,20 @@ def test_a_read_only_checkpoint_folder_is_one_line(env, tmp_path, monkeypatch, c
     assert not (tmp_path / "checkpoints" / "tiny" / "last.pt").exists()
 
 
+def test_too_many_open_files_says_to_raise_the_limit(env, tmp_path, monkeypatch, corpus_file):
+    """`ulimit -n 5`: the save that finds no descriptor left says which limit to raise."""
+    real = tempfile.mkstemp
+
+    def refuse(*args, dir=None, **kwargs):
+        if "checkpoints" in str(dir):
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    r = env(["train", str(corpus_file), *TINY_CLI, "--steps", "10"])
+    one_error(r, "Too many open files; this process may open no more files; raise the limit")
+
+
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A real, nearly full disk: a tmpfs with room for 2.5 tiny checkpoints (root only)."""

@@ -52,6 +52,7 @@ Examples:
     "checkpoints",
     metavar="PATH|RUN",
     multiple=True,
+    callback=not_empty,
     help="A run or checkpoint to measure, as `sample -c` takes it; give it again for each model "
     "to set beside the others (default: the most recently updated run trained to one evaluation "
     "at least).",

@@ -149,6 +149,7 @@ def output_name(ctx, param, value):
     if not value.strip():
         raise click.BadParameter(f"is only blanks ({value!r}); give a file's name")
     not_an_option(ctx, param, value)
+    value = expand_home(value)  # `-o '~/out.txt'`, as every path read is
     names_a_file(value)
     return value
 

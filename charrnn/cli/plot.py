@@ -24,6 +24,7 @@ from charrnn.cli.options import (
 )
 from charrnn.cli.report import fmt_time
 from charrnn.curves import X_AXES  # no torch: `charrnn --help` stays quick
+from charrnn.fsutil import expand_home
 
 EXTRA = "pip install matplotlib"  # the [plot] extra's one package, installed beside charrnn
 FIGURE_TYPES = (".png", ".svg")
@@ -46,6 +47,7 @@ def _figure_path(ctx, param, value):
     if value is None:
         return value
     not_an_option(ctx, param, value)
+    value = expand_home(value)
     names_a_file(value)
     if Path(value).name.lower() in FIGURE_TYPES:  # `.png` is a hidden file's name, with no type
         raise click.BadParameter(f"{value!r} has no name before its type: give one, as curves.png")

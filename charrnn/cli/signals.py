@@ -25,7 +25,8 @@ OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF, errno.EFBIG
 
 # What to do when memory runs out: train can ask for less; every command can free some.
 TRAIN_NEEDS_LESS = (
-    "a smaller model (--size, --hidden, --layers), --batch-size or --seq-len needs less"
+    "a smaller model (--size, --hidden, --layers), --batch-size or --seq-len needs less; or "
+    "close other programs, or raise the memory limit (ulimit -v)"
 )
 FREE_MEMORY = "close other programs, or raise the memory limit (ulimit -v)"
 

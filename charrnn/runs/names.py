@@ -14,7 +14,8 @@ NAME_MAX = 255  # bytes in a folder name where the file system does not say (mos
 PLAIN = "letters, digits and _ . -, with no . or - at either end, not ending in .pt"
 # Names Windows keeps for its devices, with any extension (`con.txt` too): no folder can have one
 # there, so a run of that name could not move to a Windows machine, nor be made on one.
-DEVICE_NAMES = {"CON", "PRN", "AUX", "NUL"} | {f"{d}{i}" for d in ("COM", "LPT") for i in range(10)}
+PORTS = "0123456789¹²³"  # COM1, LPT² ...
+DEVICE_NAMES = {"CON", "PRN", "AUX", "NUL"} | {f"{d}{i}" for d in ("COM", "LPT") for i in PORTS}
 
 
 def is_path(spec: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import itertools
+import os
 import shlex
 from collections.abc import Callable, Iterable, Iterator
 
@@ -208,27 +209,36 @@ class Decoder:
         return f"{what}: {str(e).rstrip('.')} (at offset {start}); pass --encoding for its encoding"
 
 
-# How compressed files, archives and documents begin, each with what gives its text: a user
-# who trains on notes.txt.gz is told to decompress it, not that a NUL makes it binary.
+# How compressed files, archives and documents begin, each with the commands that give its text:
+# a user who trains on notes.txt.gz is told to decompress it, not that a NUL makes it binary. The
+# first command is for a file with its usual suffix (it writes the text beside it, and refuses
+# to replace a file), the second for any other name (and for a description: standard input).
 _PACKED = (
-    (b"\x1f\x8b", "a gzip file", "decompress it first (gunzip -k {file}) and give the text"),
-    (b"BZh", "a bzip2 file", "decompress it first (bunzip2 -k {file}) and give the text"),
-    (b"\xfd7zXZ\x00", "an xz file", "decompress it first (unxz -k {file}) and give the text"),
-    (b"(\xb5/\xfd", "a zstd file", "decompress it first (unzstd {file}) and give the text"),
-    (b"PK\x03\x04", "a zip archive", "unzip it and give its text files (a folder is a corpus)"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7z archive", "extract it and give its text files"),
-    (b"%PDF-", "a PDF document", "extract its text first (pdftotext {file}) and give that"),
+    (b"\x1f\x8b", "a gzip file", ".gz", "gunzip -k {file}", "zcat {file} > {text}"),
+    (b"BZh", "a bzip2 file", ".bz2", "bunzip2 -k {file}", "bzcat {file} > {text}"),
+    (b"\xfd7zXZ\x00", "an xz file", ".xz", "unxz -k {file}", "xzcat {file} > {text}"),
+    (b"(\xb5/\xfd", "a zstd file", ".zst", "unzstd {file}", "zstdcat {file} > {text}"),
+    (b"%PDF-", "a PDF document", ".pdf", "pdftotext {file}", "pdftotext {file} {text}"),
+    (b"PK\x03\x04", "a zip archive", "", "unzip {file}", "unzip {file}"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7z archive", "", "7z x {file}", "7z x {file}"),
 )
 
 
 def _packed(head: bytes, label: str) -> str | None:
-    """What a file (`label`) beginning with `head` is, if compressed or a document, with the
-    command that gives its text."""
-    file = "FILE" if label == "standard input" else shlex.quote(label)
-    for magic, kind, advice in _PACKED:
-        if head.startswith(magic):
-            return f"{kind}, not text: {advice.format(file=file)}"
-    return None
+    """What a file (`label`, a path or a description) beginning with `head` is, if compressed,
+    an archive or a document, with the command that gives its text."""
+    found = next((p for p in _PACKED if head.startswith(p[0])), None)
+    if found is None:
+        return None
+    _, kind, suffix, usual, other = found
+    if not os.path.isfile(label):  # a description: "standard input", "the prime file x.pdf"
+        command = other.format(file="FILE", text="FILE.txt")
+    elif suffix and label.endswith(suffix):
+        command = usual.format(file=shlex.quote(label))
+    else:  # gzip in notes.txt: the text beside it, never over it
+        command = other.format(file=shlex.quote(label), text=shlex.quote(f"{label}.txt"))
+    then = "give the text" if suffix else "give its text files (a folder is a corpus)"
+    return f"{kind}, not text: {command}, then {then}"
 
 
 _BOMS = {  # the byte-order marks a file in these encodings must start with
