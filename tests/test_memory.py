@@ -429,3 +429,103 @@ def test_a_model_that_knows_none_of_the_pairs_is_offered_those_it_knows_never_ap
     assert _pairs_it_knows(knowing("ab()\"'{")).endswith("""give --pairs '()""'""")
     assert "knows no brackets nor quotes that pair" in _pairs_it_knows(knowing("abc'’"))
     assert _pairs_it_knows(knowing("ab«»「」")).endswith("give --pairs '«»「」'")  # prose's own
+
+
+# ---------------------------------------------------------------------------------------------
+# The gradient's reach
+
+
+def cell_model(cell: str, recurrent: bool = True, seed: int = 0) -> Model:
+    """A tiny untrained one-layer model of `cell` over RECALL_VOCAB; without its recurrent
+    weights (W_hh = 0) where `recurrent` is False."""
+    torch.manual_seed(seed)
+    config = ModelConfig(vocab_size=len(RECALL_VOCAB), cell=cell, **{**TINY_MODEL, "num_layers": 1})
+    net = CharRNN(config).eval()
+    if not recurrent:
+        with torch.no_grad():
+            net.layer_weights(0)[1].zero_()  # W_hh: the recurrence, all of it
+    return Model(net, RECALL_VOCAB)
+
+
+TRACED = recall_text(6000, seed=3)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_the_gradient_is_traced_back_exactly_k_characters(cell):
+    """Without W_hh a vanilla RNN's h reads the last character alone: the loss's gradient reaches
+    1 character back and no further (an index off by one would show it 2 back, or nowhere). An
+    LSTM's cell state is its own path: the conveyor belt carries the gradient back without W_hh
+    (f times c, step after step), and a GRU's (1 - z) h does the same."""
+    floor = math.log10(torch.finfo(torch.float64).tiny)
+    logs = memory.gradient_profile(cell_model(cell, recurrent=False), TRACED, window=20, targets=8)
+    assert logs.shape == (20,) and logs[0] > -3
+    if cell == "rnn":
+        assert logs[1:].tolist() == pytest.approx([floor] * 19)  # at float64's floor: none
+    else:
+        assert (logs[1:] > floor + 10).all() and (logs.diff() < 0).all()  # fading, not gone
+
+
+def test_one_back_is_the_gradient_of_the_next_character_s_loss_at_the_last_one_read():
+    """Without W_hh an RNN's prediction of text[p] reads text[p - 1] alone: the size one back is
+    that of d nats(text[p]) / d embedding(text[p - 1]), here taken as the gradient of the
+    embedding table's row, one character read from a cold start."""
+    model = cell_model("rnn", recurrent=False, seed=4)
+    net, ids = model.net.double(), torch.tensor(RECALL_VOCAB.encode(TRACED))
+    sizes = []
+    for p in memory.traced_positions(len(ids), 16, 24).tolist():
+        net.zero_grad()
+        logits, _ = net(ids[p - 1 : p][None])  # (1, 1, V)
+        F.cross_entropy(logits[0, -1:], ids[p : p + 1]).backward()
+        sizes.append(math.log10(net.embed.weight.grad[ids[p - 1]].norm()))
+    logs = memory.gradient_profile(model, TRACED, window=16, targets=24)
+    assert float(logs[0]) == pytest.approx(sum(sizes) / len(sizes), abs=1e-9)
+
+
+def test_tracing_positions_together_is_tracing_each_alone():
+    model = cell_model("lstm", seed=1)
+    together = memory.gradient_profile(model, TRACED, window=30, targets=12, batch=12)
+    alone = memory.gradient_profile(model, TRACED, window=30, targets=12, batch=1)
+    torch.testing.assert_close(together, alone, rtol=0, atol=1e-9)
+
+
+def test_the_bins_are_the_profile_s_means_relative_to_one_back():
+    model = cell_model("gru", seed=2)
+    logs = memory.gradient_profile(model, TRACED, window=10, targets=16)
+    bins = memory.gradient_by_distance(model, TRACED, bins=(1, 4, 10), targets=16)
+    assert [b.label for b in bins] == ["1-1", "2-4", "5-10"]
+    assert bins[0].relative == pytest.approx(1.0)
+    for b, (lo, hi) in zip(bins, [(1, 1), (2, 4), (5, 10)], strict=True):
+        assert math.log10(b.absolute) == pytest.approx(float(logs[lo - 1 : hi].mean()))
+        assert math.log10(b.relative) == pytest.approx(float(logs[lo - 1 : hi].mean() - logs[0]))
+    with pytest.raises(ConfigError, match="tracing a loss 10 characters back needs 11"):
+        memory.gradient_profile(model, TRACED[:10], window=10)
+
+
+def test_the_memory_command_traces_gradients_as_the_library_does(code_run, monkeypatch):
+    from helpers.cli import assert_one_error, invoke
+
+    from charrnn import checkpoint
+
+    monkeypatch.chdir(code_run)
+    text = CODE * 2
+    (code_run / "long.py").write_text(text)
+    r = invoke(["memory", "long.py", "-c", "code", "--gradients", "--json"])
+    assert r.exit_code == 0, r.stderr
+    record = json.loads(r.stdout)
+    model = checkpoint.load_model(code_run / "checkpoints/code")
+    expected = memory.gradient_by_distance(model, text)
+    assert [g["back"] for g in record["gradients"]] == [b.label for b in expected]
+    for got, b in zip(record["gradients"], expected, strict=True):
+        assert got["relative"] == pytest.approx(b.relative, rel=1e-3)
+        assert got["absolute"] == pytest.approx(b.absolute, rel=1e-3)
+    piped = invoke(["memory", "long.py", "-c", "code", "--gradients"])
+    header, row = piped.stdout.splitlines()
+    assert header.split("\t")[2:] == [f"{b.label} back" for b in expected]
+    assert [float(x) for x in row.split("\t")[2:]] == pytest.approx(
+        [b.relative for b in expected], rel=0.05
+    )
+    assert "the loss of 128 characters of long.py traced 400 characters back" in piped.stderr
+    r = invoke(["memory", "long.py", "-c", "code", "--gradients", "--pairs", "()"])
+    assert_one_error(r, 2, "--pairs is for the closers' bits: --gradients reads every character")
+    r = invoke(["memory", "-", "-c", "code", "--gradients"], input=CODE[:300])
+    assert_one_error(r, 1, "the text is 300 characters: tracing a loss 400 characters back needs")

@@ -1,4 +1,5 @@
-"""`charrnn memory`: how far back a model remembers, measured on a text's brackets and quotes."""
+"""`charrnn memory`: how far back a model remembers, measured on a text's brackets and quotes, or
+by how far back the gradient of a character's loss reaches (--gradients)."""
 
 from __future__ import annotations
 
@@ -25,12 +26,14 @@ from charrnn.cli.options import (
     checkpoint_dir_option,
     device_option,
     encoding_option,
+    given,
     json_option,
     not_empty,
     quiet_option,
     unknown_option,
 )
 from charrnn.errors import ConfigError, CorpusError
+from charrnn.use.memory import DISTANCE_BINS, GRADIENT_TARGETS
 
 MEMORY_HINT = "to measure on a stream, pipe it in and use - to read standard input"
 MAX_CHARS = 100_000  # read as one stream from a cold start: about 20 s for a medium model
@@ -43,6 +46,7 @@ Examples:
   charrnn memory held-out.py -c lstm -c gru -c rnn     # three cells side by side
   tail -c 100000 notes.txt | charrnn memory - --pairs '()""'   # brackets and quotes in prose
   charrnn memory code.py --json | jq '.bins[] | [.back, .bits]'
+  charrnn memory notes.txt -c lstm -c rnn --gradients   # why a vanilla RNN forgets
 """
 )
 @click.argument("file", metavar="FILE", callback=not_empty)
@@ -70,28 +74,54 @@ Examples:
     default=MAX_CHARS,
     help="Read at most this many characters of FILE, as one stream from a cold start.",
 )
+@click.option(
+    "--gradients",
+    is_flag=True,
+    help="Measure instead how much of the gradient of a character's loss reaches each character "
+    f"back, up to {DISTANCE_BINS[-1]} (its typical size over {GRADIENT_TARGETS} positions, each "
+    "read from a cold start that far back, over its size one character back): where it vanishes, "
+    "training cannot teach the model to remember; any text, no pairs needed.",
+)
 @unknown_option("Characters a model never saw: refuse, skip or replace them.")
 @encoding_option()
 @json_option(
     "One JSON object per checkpoint: checkpoint, cell, shape, characters, pairs (those measured: "
     "one the model never saw is left out), and bins: per "
     "distance `back` (e.g. 6-10), `closers`, `bits` (mean, on the closer) and `top1` (how often "
-    "the closer was the likeliest next character), null where a bin is empty."
+    "the closer was the likeliest next character), null where a bin is empty; with --gradients, "
+    "gradients: per distance `back`, `relative` and `absolute` (its typical size)."
 )
 @quiet_option("No summary or notes on stderr.")
 @device_option("cpu")
 @checkpoint_dir_option
 def memory(
-    file, checkpoints, pairs, max_chars, unknown, encoding, as_json, quiet, device, checkpoint_dir
+    file,
+    checkpoints,
+    pairs,
+    max_chars,
+    gradients,
+    unknown,
+    encoding,
+    as_json,
+    quiet,
+    device,
+    checkpoint_dir,
 ):
     """How far back each model remembers: the bits it spends on every closing bracket of FILE
     ('-': stdin), by how many characters back its opener is. For any cell the cost tends to rise
     with the distance (far from its opener, when to close is the harder part, which no memory
     settles): compare models side by side, on the same text, at the same distance, where one that
-    remembers its openers pays less (docs/cells-and-memory.md). On a terminal a table; piped,
-    tab-separated lines under a header line."""
+    remembers its openers pays less (docs/cells-and-memory.md). With --gradients, how much of the
+    gradient of a character's loss reaches each character back: the signal that teaches a model
+    to remember, which vanishes in a vanilla RNN. On a terminal a table; piped, tab-separated
+    lines under a header line."""
     from charrnn.text.sources import input_file
 
+    ctx = click.get_current_context()
+    if gradients and given(ctx, "pairs"):
+        raise click.UsageError(
+            "--pairs is for the closers' bits: --gradients reads every character"
+        )
     try:
         _pair_list(pairs)  # checked before anything is read
     except ConfigError as e:
@@ -104,10 +134,14 @@ def memory(
     several = len(checkpoints) > 1
     # every model read and checked before one is measured, and measured before a line is
     # written: an error is the command's, with no output and no reading wasted
+    pairs = None if gradients else pairs  # every character is read: none to check
     ready = [
         _ready(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, quiet, several)
         for checkpoint in checkpoints or [None]
     ]
+    if gradients:
+        _print_gradients([_traced(*r, file, quiet) for r in ready], as_json)
+        return
     measured = [_measured(*r, file, quiet, several) for r in ready]
     # bins of few closers, said once for the models that read the same (all, but under --unknown)
     for few in dict.fromkeys(tuple(b.label for b in m[3] if 0 < b.count < FEW) for m in measured):
@@ -147,9 +181,11 @@ def _ready(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, quiet
     """One model to measure: (path, model, the text as it reads it, the pairs it can read)."""
     path, model = load_model(checkpoint, checkpoint_dir, device, quiet)
     where = shown_field(str(path)) * several
-    listed = _pair_list(pairs)
     named = where or "the model"
     read = known_text(text, model.vocab, unknown, _label(file), "read", quiet, where, named)
+    if pairs is None:  # --gradients
+        return path, model, read, []
+    listed = _pair_list(pairs)
     # a pair the model cannot read is not measured (--unknown would take its characters out of
     # the text, and the text be blamed for having none)
     unseen = [p for p in listed if not set(p) <= model.vocab.index.keys()]
@@ -188,6 +224,59 @@ def _measured(path, model, read, listed, file, quiet, several):
         quiet,
     )
     return path, model, read, found, listed
+
+
+def _traced(path, model, read, listed, file, quiet):
+    """One model's (path, model, the gradient's size by distance), its summary on stderr."""
+    from charrnn.use.memory import gradient_by_distance
+
+    bar, traced = phase_bar(quiet, unit="position"), [0]
+
+    def progress(done: int, total: int) -> None:
+        bar("tracing gradients", done, total)
+        traced[0] = done
+
+    found = gradient_by_distance(model, read, progress=progress)
+    bar.close()
+    say(
+        f"{shown_field(str(path))}: the loss of {count(traced[0], 'character')} of "
+        f"{_label(file)} traced {DISTANCE_BINS[-1]} characters back",
+        quiet,
+    )
+    return path, model, found
+
+
+def _print_gradients(traced, as_json: bool) -> None:
+    """The gradient's size by distance, one row (or JSON object) a model."""
+    if as_json:
+        for path, model, found in traced:
+            c = model.config
+            record = {"checkpoint": str(path), "cell": c.cell, "shape": _shape(c)}
+            record["gradients"] = [
+                {"back": b.label, "relative": _figure(b.relative), "absolute": _figure(b.absolute)}
+                for b in found
+            ]
+            click.echo(json_out(record))
+        return
+    header = ("checkpoint", "model", *(f"{b.label} back" for b in traced[0][2]))
+    rows = [
+        (
+            str(path),
+            f"{model.config.cell.upper()} {_shape(model.config)}",
+            *(f"{b.relative:.2g}" for b in found),
+        )
+        for path, model, found in traced
+    ]
+    title = (
+        "Gradient of a character's loss that reaches each character back (its typical size, over "
+        "its size 1 back): where it vanishes, training cannot teach the model to remember"
+    )
+    print_table(header, rows, lambda i, name: i > 1, title, whole=("checkpoint", "model"))
+
+
+def _figure(x: float) -> float:
+    """A figure of any size to 4 significant digits (a gradient 300 back may be 1e-40)."""
+    return float(f"{x:.4g}")
 
 
 def _head(chunks, label: str, encoding: str, n: int) -> str:

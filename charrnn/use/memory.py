@@ -1,9 +1,11 @@
-"""Memory, measured: the bits a model spends on a closer, by how far back its opener is.
+"""Memory, measured: the bits a model spends on a closer, by how far back its opener is, and how
+much of the gradient of a character's loss reaches each character before it.
 
 On a recall text (text/recall.py) per gap d, where only memory of *which* opener predicts the
 closer; on real text per distance bin (brackets in code, quotes in prose). What the two show and
 why: docs/cells-and-memory.md. Both read like scoring.py: from the model's cold start, a few
-thousand positions per forward pass with the state carried (Model.read).
+thousand positions per forward pass with the state carried (Model.read). The gradient's reach
+(gradient_by_distance) is why a vanilla RNN forgets, measured on any text.
 """
 
 from __future__ import annotations
@@ -282,4 +284,130 @@ def _log_probs_at(
             r = torch.tensor([stream[i] for i in which], device=device)
             c = torch.tensor([col[i] - t for i in which], device=device)
             out[which] = F.log_softmax(logits[r, c].float(), -1).cpu()  # (n, V)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The gradient's reach: how much of a character's loss reaches back to each character read
+
+
+@dataclass(frozen=True)
+class GradientBin:
+    """The characters lo to hi back from the one predicted: the typical size (geometric mean over
+    the positions read) of the gradient of its loss with respect to their embedded input,
+    `absolute`, and that size over the size one character back, `relative`."""
+
+    lo: int
+    hi: int
+    absolute: float
+    relative: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.lo}-{self.hi}"
+
+
+# Positions whose loss is traced back: the profile's noise, and its cost (in float64, about
+# 2.5 s for a tiny model on 2 cores, a minute for medium)
+GRADIENT_TARGETS = 128
+GRADIENT_BATCH = 32  # of them traced back at once
+
+
+def gradient_profile(
+    model: Model,
+    text: str,
+    window: int = DISTANCE_BINS[-1],
+    targets: int = GRADIENT_TARGETS,
+    batch: int = GRADIENT_BATCH,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """(window,) log10 of the typical size of d nats(text[p]) / d x_{p-k}, k = 1 to window (index
+    k - 1): x is a character's embedding as the first layer reads it, the mean taken over up to
+    `targets` positions p spread over the text, each read from a cold start `window` characters
+    before it. What backprop through time would carry from p's loss to k characters before it:
+    a vanilla RNN's shrinks by a factor at every step; an LSTM's cell state carries it on.
+    `progress(done, total)` is called after each batch with the positions traced."""
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    require_callable("progress", progress)
+    if window < 1 or targets < 1 or batch < 1:
+        given = (window, targets, batch)
+        raise ConfigError(f"window, targets and batch must be 1 or more, not {given}")
+    ids = torch.tensor(model.vocab.encode(text), dtype=torch.long)  # (N,)
+    if len(ids) <= window:
+        raise ConfigError(
+            f"the text is {len(ids):,} characters: tracing a loss {window:,} characters back "
+            f"needs {window + 1:,} or more"
+        )
+    at = traced_positions(len(ids), window, targets)  # (n,)
+    # In float64: a vanilla RNN's gradient 100 characters back is far below float32's smallest
+    # number (1e-38), where float32 would read 0 and the curve would stop; its size is measured.
+    net, captured = copy.deepcopy(model.net).double().eval(), []
+
+    def leaf(module, inputs, output):  # the embedded input, made a leaf its gradient is taken of
+        captured.append(output.detach().requires_grad_(True))
+        return captured[-1]
+
+    total = torch.zeros(window, dtype=torch.float64)  # sum over positions of log10 |grad|
+    done = 0
+    net.embed.register_forward_hook(leaf)
+    tiny = torch.finfo(torch.float64).tiny  # a gradient that underflows even float64: at its floor
+    # a GPU's fused RNN takes its backward pass in training mode only: the plain kernel
+    with torch.enable_grad(), _plain_kernels(model.device):
+        for rows in at.split(batch):
+            windows = torch.stack([ids[p - window : p] for p in rows.tolist()])  # (b, W)
+            captured.clear()
+            out, _ = net.read(windows.to(model.device))  # (b, W, H), from a cold start
+            logits = net.logits(out[:, -1])  # (b, V)
+            nats = F.cross_entropy(logits, ids[rows].to(model.device), reduction="sum")
+            (grad,) = torch.autograd.grad(nats, captured[0])  # (b, W, E)
+            size = grad.norm(dim=-1).clamp_min(tiny).log10()  # (b, W)
+            total += size.flip(1).sum(0).cpu()  # column k - 1: k characters back
+            done += len(rows)
+            if progress is not None:
+                progress(done, len(at))
+    return total / len(at)  # (W,)
+
+
+def traced_positions(length: int, window: int, targets: int) -> torch.Tensor:
+    """The characters whose loss gradient_profile traces back (n,): up to `targets` spread over
+    a text of `length`, from `window` on (each has a window before it)."""
+    import torch
+
+    count = min(targets, length - window)
+    return torch.linspace(window, length - 1, count).round().long().unique()
+
+
+def _plain_kernels(device):
+    """cuDNN's RNN kernels without their training-mode-only backward, where the device has them."""
+    import contextlib
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.backends.cudnn.flags(enabled=False)
+    return contextlib.nullcontext()
+
+
+def gradient_by_distance(
+    model: Model,
+    text: str,
+    bins: Sequence[int] = DISTANCE_BINS,
+    targets: int = GRADIENT_TARGETS,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[GradientBin]:
+    """gradient_profile binned by distance (bins' upper ends, ascending; the last is the window
+    traced back): each bin's typical size, absolute and over the size one character back."""
+    bins = list(bins)
+    if not bins or bins[0] < 1 or bins != sorted(set(bins)):
+        raise ConfigError(f"the distance bins must be ascending whole numbers from 1, not {bins}")
+    logs = gradient_profile(model, text, window=bins[-1], targets=targets, progress=progress)
+    first = float(logs[0])
+    out = []
+    for lo, hi in zip([1, *(e + 1 for e in bins[:-1])], bins, strict=True):
+        mean = float(logs[lo - 1 : hi].mean())  # the bin's typical size: a mean of logs
+        out.append(GradientBin(lo, hi, 10**mean, 10 ** (mean - first)))
     return out
