@@ -345,7 +345,9 @@ def gradient_profile(
     at = traced_positions(len(ids), window, targets)  # (n,)
     # In float64: a vanilla RNN's gradient 100 characters back is far below float32's smallest
     # number (1e-38), where float32 would read 0 and the curve would stop; its size is measured.
-    net, captured = copy.deepcopy(model.net).double().eval(), []
+    # (Apple's MPS has no float64: there the CPU computes it)
+    device = torch.device("cpu") if model.device.type == "mps" else model.device
+    net, captured = copy.deepcopy(model.net).to(device).double().eval(), []
 
     def leaf(module, inputs, output):  # the embedded input, made a leaf its gradient is taken of
         captured.append(output.detach().requires_grad_(True))
@@ -356,13 +358,13 @@ def gradient_profile(
     net.embed.register_forward_hook(leaf)
     tiny = torch.finfo(torch.float64).tiny  # a gradient that underflows even float64: at its floor
     # a GPU's fused RNN takes its backward pass in training mode only: the plain kernel
-    with torch.enable_grad(), _plain_kernels(model.device):
+    with torch.enable_grad(), _plain_kernels(device):
         for rows in at.split(batch):
             windows = torch.stack([ids[p - window : p] for p in rows.tolist()])  # (b, W)
             captured.clear()
-            out, _ = net.read(windows.to(model.device))  # (b, W, H), from a cold start
+            out, _ = net.read(windows.to(device))  # (b, W, H), from a cold start
             logits = net.logits(out[:, -1])  # (b, V)
-            nats = F.cross_entropy(logits, ids[rows].to(model.device), reduction="sum")
+            nats = F.cross_entropy(logits, ids[rows].to(device), reduction="sum")
             (grad,) = torch.autograd.grad(nats, captured[0])  # (b, W, E)
             size = grad.norm(dim=-1).clamp_min(tiny).log10()  # (b, W)
             total += size.flip(1).sum(0).cpu()  # column k - 1: k characters back
