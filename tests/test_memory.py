@@ -527,5 +527,12 @@ def test_the_memory_command_traces_gradients_as_the_library_does(code_run, monke
     assert "the loss of 128 characters of long.py traced 400 characters back" in piped.stderr
     r = invoke(["memory", "long.py", "-c", "code", "--gradients", "--pairs", "()"])
     assert_one_error(r, 2, "--pairs is for the closers' bits: --gradients reads every character")
+    assert record["positions"] == 128
     r = invoke(["memory", "-", "-c", "code", "--gradients"], input=CODE[:300])
-    assert_one_error(r, 1, "the text is 300 characters: tracing a loss 400 characters back needs")
+    line = assert_one_error(r, 1, "standard input holds 300 characters to read: tracing a loss 400")
+    assert line.endswith("needs 401 or more; give a longer text")
+    r = invoke(["memory", "long.py", "-c", "code", "--gradients", "--max-chars", "300"])
+    assert_one_error(r, 1, "needs 401 or more; give a longer text, or a larger --max-chars")
+    r = invoke(["memory", "-", "-c", "code", "--gradients", "--json"], input=CODE[:410])
+    assert json.loads(r.stdout)["positions"] == 10
+    assert "Note: under 30 characters traced: the sizes are noise" in r.stderr

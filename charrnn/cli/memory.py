@@ -89,7 +89,8 @@ Examples:
     "one the model never saw is left out), and bins: per "
     "distance `back` (e.g. 6-10), `closers`, `bits` (mean, on the closer) and `top1` (how often "
     "the closer was the likeliest next character), null where a bin is empty; with --gradients, "
-    "gradients: per distance `back`, `relative` and `absolute` (its typical size)."
+    "positions (the characters traced) and gradients: per distance `back`, `relative` and "
+    "`absolute` (its typical size)."
 )
 @quiet_option("No summary or notes on stderr.")
 @device_option("cpu")
@@ -140,7 +141,8 @@ def memory(
         for checkpoint in checkpoints or [None]
     ]
     if gradients:
-        _print_gradients([_traced(*r, file, quiet) for r in ready], as_json)
+        cut = len(text) >= max_chars  # --max-chars may have cut a longer text
+        _print_gradients([_traced(*r, file, quiet, cut) for r in ready], as_json)
         return
     measured = [_measured(*r, file, quiet, several) for r in ready]
     # bins of few closers, said once for the models that read the same (all, but under --unknown)
@@ -226,10 +228,18 @@ def _measured(path, model, read, listed, file, quiet, several):
     return path, model, read, found, listed
 
 
-def _traced(path, model, read, listed, file, quiet):
-    """One model's (path, model, the gradient's size by distance), its summary on stderr."""
+def _traced(path, model, read, listed, file, quiet, cut: bool):
+    """One model's (path, model, the gradient's size by distance, the positions traced), its
+    summary on stderr; `cut`: --max-chars may have cut the text short."""
     from charrnn.use.memory import gradient_by_distance
 
+    window = DISTANCE_BINS[-1]
+    if len(read) <= window:
+        longer = "a longer text, or a larger --max-chars" if cut else "a longer text"
+        raise CorpusError(
+            f"{_label(file)} holds {count(len(read), 'character')} to read: tracing a loss "
+            f"{window} characters back needs {window + 1} or more; give {longer}"
+        )
     bar, traced = phase_bar(quiet, unit="position"), [0]
 
     def progress(done: int, total: int) -> None:
@@ -240,18 +250,21 @@ def _traced(path, model, read, listed, file, quiet):
     bar.close()
     say(
         f"{shown_field(str(path))}: the loss of {count(traced[0], 'character')} of "
-        f"{_label(file)} traced {DISTANCE_BINS[-1]} characters back",
+        f"{_label(file)} traced {window} characters back",
         quiet,
     )
-    return path, model, found
+    if traced[0] < FEW:
+        say(f"Note: under {FEW} characters traced: the sizes are noise; give a longer text", quiet)
+    return path, model, found, traced[0]
 
 
 def _print_gradients(traced, as_json: bool) -> None:
     """The gradient's size by distance, one row (or JSON object) a model."""
     if as_json:
-        for path, model, found in traced:
+        for path, model, found, positions in traced:
             c = model.config
             record = {"checkpoint": str(path), "cell": c.cell, "shape": _shape(c)}
+            record["positions"] = positions  # the characters whose loss was traced back
             record["gradients"] = [
                 {"back": b.label, "relative": _figure(b.relative), "absolute": _figure(b.absolute)}
                 for b in found
@@ -265,7 +278,7 @@ def _print_gradients(traced, as_json: bool) -> None:
             f"{model.config.cell.upper()} {_shape(model.config)}",
             *(f"{b.relative:.2g}" for b in found),
         )
-        for path, model, found in traced
+        for path, model, found, _ in traced
     ]
     title = (
         "Gradient of a character's loss that reaches each character back (its typical size, over "

@@ -310,7 +310,7 @@ class GradientBin:
 # Positions whose loss is traced back: the profile's noise, and its cost (in float64, about
 # 2.5 s for a tiny model on 2 cores, a minute for medium)
 GRADIENT_TARGETS = 128
-GRADIENT_BATCH = 32  # of them traced back at once
+GRADIENT_BATCH = 16  # of them traced back at once (a progress display moves with each batch)
 
 
 def gradient_profile(
@@ -355,6 +355,8 @@ def gradient_profile(
 
     total = torch.zeros(window, dtype=torch.float64)  # sum over positions of log10 |grad|
     done = 0
+    if progress is not None:  # a display shown from the start: a batch of a large model is slow
+        progress(0, len(at))
     net.embed.register_forward_hook(leaf)
     tiny = torch.finfo(torch.float64).tiny  # a gradient that underflows even float64: at its floor
     # a GPU's fused RNN takes its backward pass in training mode only: the plain kernel
