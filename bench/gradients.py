@@ -4,7 +4,8 @@ Each cell (LSTM, GRU, vanilla RNN) at the `tiny` preset (the same parameter coun
 after the same number of steps on each corpus; then `charrnn memory --gradients`'s library call
 (memory.gradient_by_distance) on the corpus's held-out end: how much of the gradient of a
 character's loss reaches 1-5, 6-10, ... 201-400 characters back, over its size one character
-back. Prints one table per corpus, with the command, date and machine; `--quick` is CI-sized.
+back, and its size itself (absolute). Prints two tables per corpus, with the command, date and
+machine; `--quick` is CI-sized.
 """
 
 from __future__ import annotations
@@ -43,14 +44,15 @@ def measured(corpus_spec: str, cell: str, steps: int, folder: Path) -> tuple[lis
     return before, after
 
 
-def table(rows: list[tuple[str, list]]) -> str:
+def table(rows: list[tuple[str, list]], field: str) -> str:
+    """A markdown table of each model's bins, their `relative` or `absolute` size."""
     labels = [b.label for b in rows[0][1]]
     lines = [
         "| model | " + " | ".join(f"{label} back" for label in labels) + " |",
         "|---|" + "---|" * len(labels),
     ]
     for name, bins in rows:
-        lines.append(f"| {name} | " + " | ".join(f"{b.relative:.2g}" for b in bins) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{getattr(b, field):.2g}" for b in bins) + " |")
     return "\n".join(lines)
 
 
@@ -71,7 +73,9 @@ def main() -> None:
                 name = cell.upper()
                 rows += [(f"{name} untrained", before), (f"{name} {steps:,} steps", after)]
             print(f"\n{spec}: the gradient's size k characters back, over its size 1 back\n")
-            print(table(rows))
+            print(table(rows, "relative"))
+            print(f"\n{spec}: the gradient's size k characters back (absolute)\n")
+            print(table(rows, "absolute"))
             sys.stdout.flush()
 
 
