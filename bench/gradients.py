@@ -4,8 +4,9 @@ Each cell (LSTM, GRU, vanilla RNN) at the `tiny` preset (the same parameter coun
 after the same number of steps on each corpus; then `charrnn memory --gradients`'s library call
 (memory.gradient_by_distance) on the corpus's held-out end: how much of the gradient of a
 character's loss reaches 1-5, 6-10, ... 201-400 characters back, over its size one character
-back, and its size itself (absolute). Prints two tables per corpus, with the command, date and
-machine; `--quick` is CI-sized.
+back, and its size itself (absolute); on the recall corpus, also the loss of its closers alone
+(the characters that depend on what came long before). Prints two tables per corpus and trace,
+with the command, date and machine; `--quick` is CI-sized.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from charrnn import checkpoint
 from charrnn.model.config import CELLS
 from charrnn.runs import RunDir
 from charrnn.text.encoded import encode_corpus
+from charrnn.text.recall import PAIRS
 from charrnn.text.resolve import resolve
 from charrnn.train.start import start
 from charrnn.use import memory
@@ -29,19 +31,27 @@ from charrnn.use import memory
 HELD_OUT = 100_000  # characters at the corpus's end read (its validation split holds them)
 
 
-def measured(corpus_spec: str, cell: str, steps: int, folder: Path) -> tuple[list, list]:
-    """(untrained bins, trained bins) of one cell on one corpus."""
+def measured(corpus_spec: str, cell: str, steps: int, folder: Path) -> dict[str, tuple]:
+    """{what is traced: (untrained bins, trained bins)} of one cell on one corpus: every
+    character's loss, and on the recall corpus its closers' alone."""
     cache = folder / "cache"
     corpus = encode_corpus(resolve([corpus_spec], cache), cache)
     text = corpus.vocab.decode(corpus.ids[-HELD_OUT:].tolist())
     run = RunDir(folder / f"{Path(corpus_spec).stem}-{cell}")
     run.path.mkdir(parents=True, exist_ok=True)
     opened = start(corpus, run, size="tiny", cell=cell, train={"max_steps": steps})
-    before = memory.gradient_by_distance(opened.trainer.trained, text)
+    traced = {"every character": None}
+    if corpus_spec == "recall":  # the closers, whose loss depends on their opener far back
+        traced["the closers"] = [c for _, c in memory.match_pairs(text, PAIRS)]
+    before = {k: memory.gradient_by_distance(opened.trainer.trained, text, among=among)
+              for k, among in traced.items()}  # fmt: skip
     for _ in opened.trainer.run():
         pass
-    after = memory.gradient_by_distance(checkpoint.load_model(run.best), text)
-    return before, after
+    model = checkpoint.load_model(run.best)
+    return {
+        k: (before[k], memory.gradient_by_distance(model, text, among=among))
+        for k, among in traced.items()
+    }
 
 
 def table(rows: list[tuple[str, list]], field: str) -> str:
@@ -67,15 +77,18 @@ def main() -> None:
     print(header())
     with tempfile.TemporaryDirectory() as tmp:
         for spec in args.corpora:
-            rows = []
+            rows: dict[str, list] = {}
             for cell in args.cells.split(","):
-                before, after = measured(spec, cell, steps, Path(tmp))
                 name = cell.upper()
-                rows += [(f"{name} untrained", before), (f"{name} {steps:,} steps", after)]
-            print(f"\n{spec}: the gradient's size k characters back, over its size 1 back\n")
-            print(table(rows, "relative"))
-            print(f"\n{spec}: the gradient's size k characters back (absolute)\n")
-            print(table(rows, "absolute"))
+                for what, (before, after) in measured(spec, cell, steps, Path(tmp)).items():
+                    pair = [(f"{name} untrained", before), (f"{name} {steps:,} steps", after)]
+                    rows.setdefault(what, []).extend(pair)
+            for what, found in rows.items():
+                title = f"{spec}, the loss of {what}: its gradient k characters back"
+                print(f"\n{title}, over 1 back\n")
+                print(table(found, "relative"))
+                print(f"\n{title} (absolute)\n")
+                print(table(found, "absolute"))
             sys.stdout.flush()
 
 

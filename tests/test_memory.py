@@ -488,6 +488,20 @@ def test_tracing_positions_together_is_tracing_each_alone():
     torch.testing.assert_close(together, alone, rtol=0, atol=1e-9)
 
 
+def test_the_positions_traced_are_chosen_among_those_given_that_have_a_window_before_them():
+    among = [3, 50, 17, 50, 99, 100, 64, 20]
+    assert memory.traced_positions(100, 20, 8, among).tolist() == [20, 50, 64, 99]
+    assert memory.traced_positions(100, 20, 2, among).tolist() == [20, 99]
+    assert memory.traced_positions(100, 20, 3, among).tolist() == [20, 64, 99]
+    model = cell_model("lstm", seed=1)
+    with pytest.raises(ConfigError, match="none of the positions given stands 20 characters"):
+        memory.gradient_profile(model, TRACED, window=20, among=[3, 19])
+    # tracing the positions chosen equals tracing them as the only text's positions there are
+    one = memory.gradient_profile(model, TRACED, window=20, among=[40])
+    alone = memory.gradient_profile(model, TRACED[20:41], window=20, targets=1)
+    assert torch.equal(one, alone)
+
+
 def test_the_bins_are_the_profile_s_means_relative_to_one_back():
     model = cell_model("gru", seed=2)
     logs = memory.gradient_profile(model, TRACED, window=10, targets=16)
@@ -524,10 +538,22 @@ def test_the_memory_command_traces_gradients_as_the_library_does(code_run, monke
     assert [float(x) for x in row.split("\t")[2:]] == pytest.approx(
         [b.relative for b in expected], rel=0.05
     )
-    assert "the loss of 128 characters of long.py traced 400 characters back" in piped.stderr
-    r = invoke(["memory", "long.py", "-c", "code", "--gradients", "--pairs", "()"])
-    assert_one_error(r, 2, "--pairs is for the closers' bits: --gradients reads every character")
-    assert record["positions"] == 128
+    assert "the loss of 128 characters in long.py traced 400 characters back" in piped.stderr
+    assert record["positions"] == 128 and "pairs" not in record
+    every = record
+    # with --pairs, the closers' loss alone: the library's figures traced over the closers
+    r = invoke(["memory", "long.py", "-c", "code", "--gradients", "--pairs", "()", "--json"])
+    closers = [c for _, c in memory.match_pairs(text, ["()"]) if c >= 400]
+    expected = memory.gradient_by_distance(model, text, among=closers)
+    record = json.loads(r.stdout)
+    assert record["pairs"] == "()" and record["positions"] == min(128, len(closers))
+    assert record["gradients"] != every["gradients"]  # other positions traced: other sizes
+    got = [g[k] for g in record["gradients"] for k in ("relative", "absolute")]
+    assert got == pytest.approx([x for b in expected for x in (b.relative, b.absolute)], rel=1e-3)
+    assert f"the loss of {record['positions']} closers of () in long.py traced" in r.stderr
+    early = "()" + " " * 500  # its one closer too near the start to trace 400 back
+    r = invoke(["memory", "-", "-c", "code", "--gradients", "--pairs", "()"], input=early)
+    assert_one_error(r, 1, "standard input has no closer of () 400 or more characters into the")
     r = invoke(["memory", "-", "-c", "code", "--gradients"], input=CODE[:300])
     line = assert_one_error(r, 1, "standard input holds 300 characters to read: tracing a loss 400")
     assert line.endswith("needs 401 or more; give a longer text")

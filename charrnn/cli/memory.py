@@ -80,7 +80,8 @@ Examples:
     help="Measure instead how much of the gradient of a character's loss reaches each character "
     f"back, up to {DISTANCE_BINS[-1]} (its typical size over {GRADIENT_TARGETS} positions, each "
     "read from a cold start that far back, over its size one character back): where it vanishes, "
-    "training cannot teach the model to remember; any text, no pairs needed.",
+    "training cannot teach the model to remember; any text, no pairs needed. With --pairs, the "
+    "loss of their closers only, which depends on an opener far back.",
 )
 @unknown_option("Characters a model never saw: refuse, skip or replace them.")
 @encoding_option()
@@ -89,8 +90,8 @@ Examples:
     "one the model never saw is left out), and bins: per "
     "distance `back` (e.g. 6-10), `closers`, `bits` (mean, on the closer) and `top1` (how often "
     "the closer was the likeliest next character), null where a bin is empty; with --gradients, "
-    "positions (the characters traced) and gradients: per distance `back`, `relative` and "
-    "`absolute` (its typical size)."
+    "positions (the characters traced), pairs (with --pairs: their closers were traced) and "
+    "gradients: per distance `back`, `relative` and `absolute` (its typical size)."
 )
 @quiet_option("No summary or notes on stderr.")
 @device_option("cpu")
@@ -119,10 +120,6 @@ def memory(
     from charrnn.text.sources import input_file
 
     ctx = click.get_current_context()
-    if gradients and given(ctx, "pairs"):
-        raise click.UsageError(
-            "--pairs is for the closers' bits: --gradients reads every character"
-        )
     try:
         _pair_list(pairs)  # checked before anything is read
     except ConfigError as e:
@@ -135,7 +132,8 @@ def memory(
     several = len(checkpoints) > 1
     # every model read and checked before one is measured, and measured before a line is
     # written: an error is the command's, with no output and no reading wasted
-    pairs = None if gradients else pairs  # every character is read: none to check
+    # --gradients traces every character's loss, or with --pairs the closers'
+    pairs = None if gradients and not given(ctx, "pairs") else pairs
     ready = [
         _ready(checkpoint, checkpoint_dir, device, text, file, pairs, unknown, quiet, several)
         for checkpoint in checkpoints or [None]
@@ -231,40 +229,56 @@ def _measured(path, model, read, listed, file, quiet, several):
 def _traced(path, model, read, listed, file, quiet, cut: bool):
     """One model's (path, model, the gradient's size by distance, the positions traced), its
     summary on stderr; `cut`: --max-chars may have cut the text short."""
-    from charrnn.use.memory import gradient_by_distance
+    from charrnn.use.memory import gradient_by_distance, match_pairs
 
     window = DISTANCE_BINS[-1]
     if len(read) <= window:
-        longer = "a longer text, or a larger --max-chars" if cut else "a longer text"
         raise CorpusError(
             f"{_label(file)} holds {count(len(read), 'character')} to read: tracing a loss "
-            f"{window} characters back needs {window + 1} or more; give {longer}"
+            f"{window} characters back needs {window + 1} or more; give {longer_text(cut)}"
         )
-    bar, traced = phase_bar(quiet, unit="position"), [0]
+    among, what = None, "character"
+    if listed:  # the closers' loss: what depends on an opener far back
+        among, what = [c for _, c in match_pairs(read, listed)], "closer"
+        if not any(c >= window for c in among):
+            raise CorpusError(
+                f"{_label(file)} has no closer of {''.join(listed)} {window} or more characters "
+                f"into the {count(len(read), 'character')} read: give {longer_text(cut)} with "
+                "them, or other --pairs"
+            )
+    bar, traced = phase_bar(quiet, unit=what), [0]
 
     def progress(done: int, total: int) -> None:
         bar("tracing gradients", done, total)
         traced[0] = done
 
-    found = gradient_by_distance(model, read, progress=progress)
+    found = gradient_by_distance(model, read, progress=progress, among=among)
     bar.close()
+    of = f" of {''.join(listed)}" * bool(listed)
     say(
-        f"{shown_field(str(path))}: the loss of {count(traced[0], 'character')} of "
+        f"{shown_field(str(path))}: the loss of {count(traced[0], what)}{of} in "
         f"{_label(file)} traced {window} characters back",
         quiet,
     )
     if traced[0] < FEW:
-        say(f"Note: under {FEW} characters traced: the sizes are noise; give a longer text", quiet)
-    return path, model, found, traced[0]
+        say(f"Note: under {FEW} {what}s traced: the sizes are noise; give a longer text", quiet)
+    return path, model, found, traced[0], "".join(listed)
+
+
+def longer_text(cut: bool) -> str:
+    """What to give where the text read is too short: more of it where --max-chars cut it."""
+    return "a longer text, or a larger --max-chars" if cut else "a longer text"
 
 
 def _print_gradients(traced, as_json: bool) -> None:
     """The gradient's size by distance, one row (or JSON object) a model."""
     if as_json:
-        for path, model, found, positions in traced:
+        for path, model, found, positions, pairs in traced:
             c = model.config
             record = {"checkpoint": str(path), "cell": c.cell, "shape": _shape(c)}
             record["positions"] = positions  # the characters whose loss was traced back
+            if pairs:  # only closers of these were traced
+                record["pairs"] = pairs
             record["gradients"] = [
                 {"back": b.label, "relative": _figure(b.relative), "absolute": _figure(b.absolute)}
                 for b in found
@@ -278,10 +292,11 @@ def _print_gradients(traced, as_json: bool) -> None:
             f"{model.config.cell.upper()} {_shape(model.config)}",
             *(f"{b.relative:.2g}" for b in found),
         )
-        for path, model, found, _ in traced
+        for path, model, found, _, _ in traced
     ]
+    whose = "a closer's" if traced[0][4] else "a character's"
     title = (
-        "Gradient of a character's loss that reaches each character back (its typical size, over "
+        f"Gradient of {whose} loss that reaches each character back (its typical size, over "
         "its size 1 back): where it vanishes, training cannot teach the model to remember"
     )
     print_table(header, rows, lambda i, name: i > 1, title, whole=("checkpoint", "model"))

@@ -320,13 +320,16 @@ def gradient_profile(
     targets: int = GRADIENT_TARGETS,
     batch: int = GRADIENT_BATCH,
     progress: Callable[[int, int], None] | None = None,
+    among: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """(window,) log10 of the typical size of d nats(text[p]) / d x_{p-k}, k = 1 to window (index
     k - 1): x is a character's embedding as the first layer reads it, the mean taken over up to
     `targets` positions p spread over the text, each read from a cold start `window` characters
     before it. What backprop through time would carry from p's loss to k characters before it:
     a vanilla RNN's shrinks by a factor at every step; an LSTM's cell state carries it on.
-    `progress(done, total)` is called after each batch with the positions traced."""
+    `among`: the positions to choose from (e.g. closers, whose loss depends on what came long
+    before), default every one. `progress(done, total)` is called after each batch with the
+    positions traced."""
     import copy
 
     import torch
@@ -342,7 +345,9 @@ def gradient_profile(
             f"the text is {len(ids):,} characters: tracing a loss {window:,} characters back "
             f"needs {window + 1:,} or more"
         )
-    at = traced_positions(len(ids), window, targets)  # (n,)
+    at = traced_positions(len(ids), window, targets, among)  # (n,)
+    if not len(at):
+        raise ConfigError(f"none of the positions given stands {window:,} characters into the text")
     # In float64: a vanilla RNN's gradient 100 characters back is far below float32's smallest
     # number (1e-38), where float32 would read 0 and the curve would stop; its size is measured.
     # (Apple's MPS has no float64: there the CPU computes it)
@@ -376,13 +381,21 @@ def gradient_profile(
     return total / len(at)  # (W,)
 
 
-def traced_positions(length: int, window: int, targets: int) -> torch.Tensor:
+def traced_positions(
+    length: int, window: int, targets: int, among: Sequence[int] | None = None
+) -> torch.Tensor:
     """The characters whose loss gradient_profile traces back (n,): up to `targets` spread over
-    a text of `length`, from `window` on (each has a window before it)."""
+    a text of `length` (or over the positions `among` it), from `window` on (each has a window
+    before it)."""
     import torch
 
-    count = min(targets, length - window)
-    return torch.linspace(window, length - 1, count).round().long().unique()
+    if among is None:
+        count = min(targets, length - window)
+        return torch.linspace(window, length - 1, count).round().long().unique()
+    fit = torch.tensor(sorted({p for p in among if window <= p < length}), dtype=torch.long)
+    if len(fit) <= targets:
+        return fit
+    return fit[torch.linspace(0, len(fit) - 1, targets).round().long().unique()]
 
 
 def _plain_kernels(device):
@@ -402,13 +415,17 @@ def gradient_by_distance(
     bins: Sequence[int] = DISTANCE_BINS,
     targets: int = GRADIENT_TARGETS,
     progress: Callable[[int, int], None] | None = None,
+    among: Sequence[int] | None = None,
 ) -> list[GradientBin]:
     """gradient_profile binned by distance (bins' upper ends, ascending; the last is the window
-    traced back): each bin's typical size, absolute and over the size one character back."""
+    traced back): each bin's typical size, absolute and over the size one character back;
+    `among` as gradient_profile takes it."""
     bins = list(bins)
     if not bins or bins[0] < 1 or bins != sorted(set(bins)):
         raise ConfigError(f"the distance bins must be ascending whole numbers from 1, not {bins}")
-    logs = gradient_profile(model, text, window=bins[-1], targets=targets, progress=progress)
+    logs = gradient_profile(
+        model, text, window=bins[-1], targets=targets, progress=progress, among=among
+    )
     first = float(logs[0])
     out = []
     for lo, hi in zip([1, *(e + 1 for e in bins[:-1])], bins, strict=True):
