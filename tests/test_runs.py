@@ -1119,7 +1119,10 @@ def test_a_run_whose_best_pt_is_gone_is_damaged_not_untrained(damaged):
             assert "--resume" not in line and "last.pt" in line
         r = invoke(["sample", "-c", "ck/r/last.pt", "-l", "5"])
         assert r.exit_code == 0 and r.stdout == ended(r.stdout[:5]), r.stderr
-        assert rec["note"].endswith("training it on writes a new best.pt at its first evaluation")
+        assert rec["note"].endswith(
+            "and a resume writes a new best.pt (a copy of last.pt where that holds the best "
+            "model, else at its first evaluation)"
+        )
         resumed = invoke(["train", "--resume", "ck/r", "--steps", "30"])
         assert resumed.exit_code == 0 and checkpoint.load(run / "best.pt"), resumed.stderr
 
@@ -1324,6 +1327,58 @@ def test_a_checkpoint_that_is_a_folder_a_broken_link_or_gone(damaged, name, what
         gone = "is a broken link" if what == "broken link" else "is missing"
         assert f"Warning: ck/r/{name} {gone}" in resumed.stderr
         assert checkpoint.load(run / name)  # written again, a file
+
+
+def test_a_finished_run_whose_best_pt_is_lost_is_mended_by_a_resume_or_told_how(
+    damaged, monkeypatch
+):
+    """A run that wrote last.pt at its final evaluation and could not copy it to best.pt (a full
+    disk): a resume with no more budget writes best.pt from last.pt where that holds the best
+    model, and exits 0; where its best model is lost, the error says how a new one is written."""
+    resume = importlib.import_module("charrnn.train.resume")
+    with workspace() as root:
+        run = root / "ck" / "r"
+        copy_run(damaged, run)
+        (run / "last.pt").write_bytes((damaged / "last.pt").read_bytes())  # whole again
+        assert checkpoint.load(run / "best.pt")["trainer"]["step"] == 20  # its last, its best
+        (run / "best.pt").unlink()
+        with monkeypatch.context() as m:  # as where an earlier evaluation was the best
+            m.setattr(resume, "_holds_best", lambda trainer: False)
+            resumed = invoke(["train", "--resume", "ck/r"])
+        line = assert_one_error(resumed, 1, "run 'r' has already used its budget")
+        assert "(its best model is lost: ck/r/best.pt is missing" in line
+        assert line.endswith("or sample its last.pt with -c ck/r/last.pt)")
+        assert not (run / "best.pt").exists()
+        resumed = invoke(["train", "--resume", "ck/r"])
+        assert resumed.exit_code == 0, resumed.stderr
+        assert (
+            "Warning: ck/r/best.pt is missing, though the run was evaluated; written again "
+            "from last.pt, which holds its best model (step 20)"
+        ) in resumed.stderr
+        best, last = (checkpoint.load(run / f) for f in ("best.pt", "last.pt"))
+        assert best["trainer"]["step"] == 20 and best["model"].keys() == last["model"].keys()
+        assert all(torch.equal(best["model"][k], last["model"][k]) for k in best["model"])
+        assert invoke(["runs", "--check", "--checkpoint-dir", "ck"]).exit_code == 0
+
+
+def test_the_last_pt_holds_the_best_model_where_the_last_evaluation_is_the_best():
+    from types import SimpleNamespace
+
+    from charrnn.train.resume import _holds_best
+
+    def trainer(step, *evals, restarted=None):
+        metrics = [{"kind": "train", "step": 1}]
+        metrics += [{"kind": "eval", "step": s, "val_loss": v} for s, v in evals]
+        if restarted is not None:
+            metrics[restarted + 1]["best_restarted"] = True
+        return SimpleNamespace(pos=SimpleNamespace(step=step, metrics=metrics))
+
+    assert _holds_best(trainer(20, (10, 2.0), (20, 1.9)))
+    assert not _holds_best(trainer(20, (10, 1.8), (20, 1.9)))
+    assert not _holds_best(trainer(20, (10, 1.9), (20, 1.9)))  # a tie: the earlier is best
+    assert not _holds_best(trainer(25, (10, 2.0), (20, 1.9)))  # steps since the evaluation
+    assert not _holds_best(trainer(0))
+    assert _holds_best(trainer(20, (10, 1.8), (20, 1.9), restarted=1))  # the best before is lost
 
 
 def test_a_folder_in_the_place_of_metrics_jsonl_stops_a_resume_before_it_trains(damaged):

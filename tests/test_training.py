@@ -278,11 +278,12 @@ def test_a_resume_with_a_larger_budget_follows_the_new_budgets_schedule(tmp_path
 
 @pytest.mark.parametrize("damage", ["cut short", "missing"])
 def test_a_resume_writes_a_best_pt_that_was_damaged_even_without_a_better_loss(
-    tmp_path, text, damage
+    tmp_path, text, damage, monkeypatch
 ):
     """A resume that never beats the recorded best would leave a damaged best.pt in place (and
     the command would name it as the run's best): it says so, and its first evaluation writes
-    a new one."""
+    a new one (where last.pt holds the best model, a copy of it is written at once: the test
+    after this one)."""
     from charrnn.runs import list_runs
     from charrnn.train.schedule import evals_since_best
 
@@ -294,7 +295,10 @@ def test_a_resume_writes_a_best_pt_that_was_damaged_even_without_a_better_loss(
     else:
         run.best.unlink()
     read = lambda specs, encoding: encode_text(text, "tiny")  # noqa: E731
-    opened = resume(run.path, read, corpus_specs=["-"], train={"max_steps": 30, "eval_every": 10})
+    with monkeypatch.context() as m:  # as where an earlier evaluation was the best
+        m.setattr(importlib.import_module("charrnn.train.resume"), "_holds_best", lambda t: False)
+        train = {"max_steps": 30, "eval_every": 10}
+        opened = resume(run.path, read, corpus_specs=["-"], train=train)
     (warning,) = opened.warnings
     assert warning.startswith(str(run.best)) and warning.endswith("writes a new one")
     opened.trainer.pos.best_val = 0.0  # a best no evaluation beats
@@ -309,6 +313,25 @@ def test_a_resume_writes_a_best_pt_that_was_damaged_even_without_a_better_loss(
     assert evals_since_best([*evals[:2], {**evals[-1], "val_loss": 99.0}]) == 0
     again = resume(run.path, read, corpus_specs=["-"], train={"max_steps": 40})
     assert again.warnings == []  # a sound best.pt is left to the loss to replace
+
+
+def test_a_resume_writes_a_lost_best_pt_from_last_pt_where_that_holds_the_best(tmp_path, text):
+    """A save that wrote last.pt and failed to copy it to best.pt (a full disk): a resume,
+    even of a run whose budget is spent, writes best.pt as that copy."""
+    trainer = make_trainer(text, tmp_path / "r", max_steps=20, eval_every=10)
+    drain(trainer)
+    run = trainer.run_dir
+    assert checkpoint.load(run.best)["trainer"]["step"] == 20  # its final evaluation, its best
+    run.best.unlink()
+    read = lambda specs, encoding: encode_text(text, "tiny")  # noqa: E731
+    opened = resume(run.path, read, corpus_specs=["-"])
+    (warning,) = opened.warnings
+    assert warning.endswith("written again from last.pt, which holds its best model (step 20)")
+    assert run.best.read_bytes() == run.last.read_bytes()
+    drain(opened.trainer)  # nothing to train: it ends at once
+    assert checkpoint.load(run.last)["trainer"]["step"] == 20
+    with pytest.raises(RunError, match="already used its budget"):  # mended: refused as before
+        resume(run.path, read, corpus_specs=["-"])
 
 
 def test_a_resume_without_last_pt_says_it_goes_back_to_best_pt(tmp_path, text):

@@ -237,6 +237,13 @@ class RunDir:
                 "it where it is now (`charrnn train --resume FOLDER`), or train it again"
             ) from None
 
+    def best_from_last(self) -> None:
+        """best.pt written again as a copy of last.pt, which holds the run's best model (a save
+        that wrote last.pt and failed to copy it to best.pt)."""
+        from charrnn import checkpoint
+
+        checkpoint.copy(self.last, self.best, self._elsewhere())
+
     def keep(self, step: int) -> Path:
         """last.pt copied to step-N.pt (TrainConfig.keep_every); returns its path."""
         from charrnn import checkpoint

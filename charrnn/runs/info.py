@@ -25,6 +25,8 @@ BUDGET_ENDINGS = ("steps", "epochs", "time")  # how a run that spent its budget 
 # Seconds of a time budget under which a resume is refused as spent: about what starting one takes
 # (reading the text, building the model), which counts to the run's time; with less left it
 # would train nothing and only add its start-up to the time the run has used.
+# how a resume writes a run's lost best.pt again (train.resume)
+BEST_AGAIN = " (a copy of last.pt where that holds the best model, else at its first evaluation)"
 START_UP_S = 5.0
 
 
@@ -216,8 +218,8 @@ class RunInfo:
             return (
                 f"damaged: its best.pt is missing, though it was evaluated "
                 f"{times(len(self.metrics))}; its latest weights are in {self.run.last} (give "
-                f"-c {self.run.file_ref('last.pt')}), and training it on writes a new best.pt "
-                "at its first evaluation"
+                f"-c {self.run.file_ref('last.pt')}), and a resume writes a new best.pt"
+                f"{BEST_AGAIN}"
             )
         if self.lost_last:
             at = f" (step {self.step:,})" if self.step is not None else ""
@@ -423,7 +425,7 @@ class Mismatch:
                 f"{self.cause}; to go on from best.pt: `{resume}`, or first move best.pt out of "
                 f"{folder} to go on from last.pt"
             )
-        return f"{self.cause}; a resume's first evaluation writes a new best.pt"
+        return f"{self.cause}; a resume writes a new best.pt{BEST_AGAIN}"
 
     @property
     def cause(self) -> str:

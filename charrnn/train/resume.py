@@ -14,7 +14,7 @@ import torch
 from charrnn import checkpoint
 from charrnn.devices import as_device
 from charrnn.errors import CheckpointError, ConfigError, CorpusError, DamagedCheckpoint, RunError
-from charrnn.runs import RunDir, is_evaluation
+from charrnn.runs import RunDir, best_candidates, is_evaluation
 from charrnn.runs.advice import pipe_sources, resume_command, text_to_give
 from charrnn.runs.info import BUDGET_ENDINGS, START_UP_S, pair_mismatch
 from charrnn.text import data
@@ -98,11 +98,25 @@ def resume(
     trainer = Trainer(
         state, ids, run, dist, save_last_first=elsewhere, started=started, files=corpus.files
     )
+    warnings, mended = [], False
+    lost = None  # why best.pt does not hold the run's best model, where it does not
+    if path.absolute() != run.best.absolute():
+        lost = best_problem
+        if lost is None and not run.best.exists() and any(map(is_evaluation, trainer.pos.metrics)):
+            lost = f"{run.best} {_gone(run.best)}, though the run was evaluated"
+    if lost is not None and _holds_best(trainer):  # best.pt's copy of last.pt failed: made now
+        run.best_from_last()
+        step = f"step {trainer.pos.step:,}"
+        warnings.append(f"{lost}; written again from last.pt, which holds its best model ({step})")
+        lost, mended = None, True
+    elif lost is not None:
+        trainer.replace_best = True
+        warnings.append(f"{lost}; the resume's first evaluation writes a new one")
     # Another budget: the rate follows its cosine from where the run is (a finished run given
     # more goes back up, as a run of the whole budget would be there; docs/performance.md)
-    trainer = _check_budget(trainer)
+    trainer = _check_budget(trainer, lost, mended=mended)
     given = Path(checkpoint_file) if checkpoint_file is not None and elsewhere else None
-    warnings = [late] if (late := _past_budget(trainer, train)) else []
+    warnings += [late] if (late := _past_budget(trainer, train)) else []
     if checkpoint_file is None and path == run.best:  # last.pt is gone: the steps after best.pt
         given = run.best
         warnings.append(
@@ -114,13 +128,6 @@ def resume(
             f"{run.last} is at step {later:,}: this resume from step {trainer.pos.step:,} "
             "replaces it, and the steps after it are trained again"
         )
-    if path.absolute() != run.best.absolute():
-        lost = best_problem
-        if lost is None and not run.best.exists() and any(map(is_evaluation, trainer.pos.metrics)):
-            lost = f"{run.best} {_gone(run.best)}, though the run was evaluated"
-        if lost is not None:
-            trainer.replace_best = True
-            warnings.append(f"{lost}; the resume's first evaluation writes a new one")
     return Opened(trainer, resumed_from=given, chars=saved["chars"], warnings=warnings)
 
 
@@ -166,8 +173,22 @@ def _gone(path: Path) -> str:
     return "is a broken link" if path.is_symlink() else "is missing"
 
 
-def _check_budget(trainer: Trainer) -> Trainer:
-    """`trainer`, if its budget (as extended) is not spent yet; else a RunError saying so."""
+def _holds_best(trainer: Trainer) -> bool:
+    """Whether the run's last evaluation, at the step it is at, is its best: the model last.pt
+    holds is the one best.pt should."""
+    evals = best_candidates(trainer.pos.metrics)
+    if not evals or evals[-1].get("step") != trainer.pos.step:
+        return False
+    losses = [r.get("val_loss") for r in evals]
+    if not all(isinstance(x, (int, float)) for x in losses):
+        return False
+    return losses[-1] < min(losses[:-1], default=math.inf)  # a tie: the earlier one is best
+
+
+def _check_budget(trainer: Trainer, lost: str | None = None, mended: bool = False) -> Trainer:
+    """`trainer`, if its budget (as extended) is not spent yet, or if a resume that trains no
+    further `mended` its best.pt; else a RunError saying so (and where best.pt is `lost`, how
+    a new one is written)."""
     name = trainer.run_dir.name
     c, pos = trainer.config, trainer.pos
     if trainer.budget_spent() == "patience":
@@ -189,12 +210,19 @@ def _check_budget(trainer: Trainer) -> Trainer:
     left = None if c.max_time is None else c.max_time - pos.elapsed
     if trainer.last_evaluated() != pos.step:  # its final evaluation to make: it goes on
         return trainer
-    if reason := trainer.budget_spent():  # which limit: the one to give larger
+    if (reason := trainer.budget_spent()) and not mended:  # which limit: the one to give larger
         flag = {"steps": "--steps", "epochs": "--epochs", "time": "--time"}.get(reason)
         which = f" (its {flag} is spent)" if flag else ""
+        then = ""
+        if lost is not None:  # the best model is lost with it: the resume's evaluations make one
+            last = trainer.run_dir.file_ref("last.pt")
+            then = (
+                f" (its best model is lost: {lost}; the resume's first evaluation writes a new "
+                f"best.pt, or sample its last.pt with -c {shlex.quote(last)})"
+            )
         raise RunError(
             f"run {name!r} has already used its budget ({pos.step:,} steps, "
-            f"{pos.elapsed:.0f}s){which}; give a larger --steps, --epochs or --time in all"
+            f"{pos.elapsed:.0f}s){which}; give a larger --steps, --epochs or --time in all{then}"
         )
     if left is not None and left < START_UP_S:
         raise RunError(
