@@ -4,6 +4,12 @@ in the moment it takes to load exits 130 quietly, as it does once a command runs
 import os
 import sys
 
+# Made before it is needed: where memory ran out so far that the error could not be told, its
+# line is written without allocating anything more
+OUT_OF_MEMORY = (
+    b"Error: out of memory: close other programs, or raise the memory limit (ulimit -v)\n"
+)
+
 
 def main() -> None:
     try:
@@ -14,6 +20,9 @@ def main() -> None:
         run()
     except SystemExit as e:
         leave(e.code)
+    except MemoryError:  # raised again as the command's own error was being written
+        os.write(2, OUT_OF_MEMORY)
+        os._exit(1)
 
 
 def leave(code) -> None:

@@ -775,6 +775,63 @@ def test_memory_that_runs_out_is_one_error_line(in_workspace, monkeypatch, args,
     assert advice in line and line.endswith("raise the memory limit (ulimit -v)")
 
 
+@pytest.mark.parametrize(
+    "raised",
+    [
+        RuntimeError("could not create a primitive"),
+        SystemError("error return without exception set"),
+    ],
+)
+def test_what_torch_raises_under_a_memory_limit_is_out_of_memory(in_workspace, monkeypatch, raised):
+    """Under `ulimit -v` oneDNN and a module torch imports as it trains fail to allocate without
+    saying so: out of memory where a limit is set, torch's own error where none is."""
+    from charrnn.cli import signals
+
+    def refused(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr("charrnn.train.open.open_run", refused)
+    monkeypatch.setattr(signals, "memory_limited", lambda: True)
+    line = assert_one_error(invoke(["train", "ok.txt"]), 1, "Error: out of memory: a smaller")
+    assert line.endswith("raise the memory limit (ulimit -v)")
+    monkeypatch.setattr(signals, "memory_limited", lambda: False)
+    with pytest.raises(type(raised)):
+        invoke(["train", "ok.txt"])
+
+
+@pytest.mark.parametrize("limited", [True, False])
+def test_a_half_made_torch_module_is_told_by_the_memory_limit(in_workspace, monkeypatch, limited):
+    """A module torch imports as it trains, left half-made by an allocation that failed under
+    `ulimit -v`, fails the next import of a name from it: memory, where a limit is set."""
+    from charrnn.cli import signals
+
+    def half_made(*args, **kwargs):
+        raise ImportError("cannot import name 'X' from 'torch._dynamo.utils'", name="torch._dynamo")
+
+    monkeypatch.setattr("charrnn.train.open.open_run", half_made)
+    monkeypatch.setattr(signals, "memory_limited", lambda: limited)
+    line = assert_one_error(invoke(["train", "ok.txt"]), 1, "Error: cannot load torch (cannot")
+    said = "under a memory limit this is memory that ran out: raise the limit (ulimit -v)"
+    assert (said in line) is limited
+    assert line.endswith("reinstall it: pip install -c constraints.txt torch")
+
+
+def test_memory_too_short_to_tell_its_error_still_gets_one_line():
+    """At the edge of a memory limit the command's own error can fail to be written (a
+    MemoryError in the handler): the entry point writes a line made in advance, exit 1."""
+    code = (
+        "import charrnn.cli, charrnn.__main__ as m\n"
+        "def short(): raise MemoryError\n"
+        "charrnn.cli.main = short\n"
+        "m.main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "Error: out of memory: close other programs, or raise the memory limit (ulimit -v)\n"
+    )
+
+
 def test_torch_that_cannot_load_is_one_error_line(in_workspace, monkeypatch):
     """Under a memory limit (`ulimit -v`) torch's libraries fail to map: no traceback."""
 

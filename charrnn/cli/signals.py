@@ -31,19 +31,37 @@ TRAIN_NEEDS_LESS = (
 FREE_MEMORY = "close other programs, or raise the memory limit (ulimit -v)"
 
 
+# compiled as the module loads: compiling it as memory runs out would fail too
+ASKED = re.compile(r"tried to allocate (\d+(?:\.\d+)?) ?(bytes|[KMGT]iB)")
+
+
 def out_of_memory(e: BaseException) -> bool:
     """Whether `e` says memory ran out: Python's MemoryError, or torch's allocators (CPU: "can't
-    allocate memory"; CUDA and others: "out of memory")."""
+    allocate memory"; CUDA and others: "out of memory"); under a memory limit, also what torch's
+    libraries raise when they cannot allocate without saying so (oneDNN's "could not create a
+    primitive", a SystemError from a module torch imports as it runs)."""
     text = str(e).lower()
-    return isinstance(e, MemoryError) or any(
+    if isinstance(e, MemoryError) or any(
         words in text for words in ("can't allocate memory", "out of memory", "bad_alloc")
-    )
+    ):
+        return True
+    unsaid = isinstance(e, SystemError) or "could not create a primitive" in text
+    return unsaid and memory_limited()
+
+
+def memory_limited() -> bool:
+    """Whether the process runs under a limit of its address space (`ulimit -v`)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return False
+    return resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
 
 
 def out_of_memory_message(e: BaseException) -> str:
     """One line for memory that ran out: how much was asked for, where torch says, and what to
     ask for less of, for the command that ran."""
-    asked = re.search(r"tried to allocate (\d+(?:\.\d+)?) ?(bytes|[KMGT]iB)", str(e))
+    asked = ASKED.search(str(e))
     size = ""
     if asked:
         n, unit = float(asked.group(1)), asked.group(2)
@@ -83,6 +101,11 @@ def _cannot_load_torch(e: ImportError) -> str:
     ran_out = any(isinstance(c, (MemoryError, SystemError)) for c in _causes(e))
     if ran_out or any(w in why.lower() for w in words):
         advice = f"memory ran out: {FREE_MEMORY}"
+    elif memory_limited():  # a module left half-made by an allocation that failed unsaid
+        advice = (
+            "under a memory limit this is memory that ran out: raise the limit (ulimit -v); if "
+            "it is not that, reinstall it: pip install -c constraints.txt torch"
+        )
     else:
         advice = "reinstall it: pip install -c constraints.txt torch"
     return f"cannot load torch ({why}); {advice}"
@@ -475,7 +498,7 @@ def command_boundary():
         if not _torch_failed(e):
             raise
         raise click.ClickException(_cannot_load_torch(e)) from None
-    except (MemoryError, RuntimeError) as e:  # torch's allocators raise RuntimeError
+    except (MemoryError, RuntimeError, SystemError) as e:  # torch's allocators: RuntimeError
         if not out_of_memory(e):
             raise
         raise click.ClickException(out_of_memory_message(e)) from None
