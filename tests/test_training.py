@@ -737,6 +737,14 @@ def test_evaluations_close_together_show_the_first_and_the_last_line(
     result = env(["train", str(short), *given, "asked", "--eval-every", "8"])
     shown = [line.split(" | ")[0] for line in result.stderr.splitlines() if " | val " in line]
     assert shown == [f"step {s:>7,}" for s in (8, 16, 24, 32, 40)]
+    # and so are they on a resume, which keeps the run's --eval-every without its being given
+    result = env(["train", "--resume", "asked", "--steps", "64"])
+    shown = [line.split(" | ")[0] for line in result.stderr.splitlines() if " | val " in line]
+    assert shown == [f"step {s:>7,}" for s in (48, 56, 64)]
+    # the schedule's own evaluations, resumed, are thinned as they were (not asked for)
+    result = env(["train", "--resume", "often", "--steps", "80"])
+    shown = [line.split(" | ")[0] for line in result.stderr.splitlines() if " | val " in line]
+    assert shown == [f"step {s:>7,}" for s in (45, 80)]
     # The best held back where a later line is not one: shown before the last, with its mark.
     real, calls = trainer_module.evaluate, []
 

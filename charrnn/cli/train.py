@@ -584,7 +584,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
                     write(progress_line(event, losses[0] / losses[1], speed))
             elif isinstance(event, EvalEvent) and not quiet:
                 line = eval_line(event, first=not evals)
-                asked = opts["eval_every"] is not None  # a line for each of those asked for
+                asked = trainer.config.eval_every_given  # a line for each of those asked for
                 if asked or time.monotonic() - said >= EVAL_LINES_EVERY_S:
                     write(line)
                     said = written
@@ -605,7 +605,7 @@ def _run(trainer, quiet: bool, opts: dict) -> int:
         bar.close()
         # Still under the stop signals: one that comes as the run ends finds it done (exit 0)
         trained = done.step > start
-        given = opts["eval_every"] is not None and done.reason != "stopped"
+        given = trainer.config.eval_every_given and done.reason != "stopped"
         thinned = thinned_note(trainer.config, start, done.step, scheduled) if given else None
         return _finish(
             trainer, done, signals, quiet, trained, best=best, evaluated=evals > 0, thinned=thinned

@@ -43,6 +43,9 @@ class TrainConfig:
     max_val_chars: int = 250_000
     # Steps between evaluations (and checkpoints); None: about every EVAL_CHARS characters trained.
     eval_every: int | None = None
+    # Whether eval_every is the user's (each of its evaluations gets a line, and thinning them
+    # is said), not the schedule's
+    eval_every_given: bool = False
     # Keep a copy of the checkpoint of the first evaluation after each this many steps, as
     # step-N.pt beside best.pt and last.pt (each of those is written over); None: keep none.
     keep_every: int | None = None

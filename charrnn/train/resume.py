@@ -267,7 +267,7 @@ def _extended(config: TrainConfig, train: dict) -> TrainConfig:
     changeable = ("eval_every", "keep_every", "patience", "precision")
     given = {k: train[k] for k in changeable if train.get(k)}
     if "eval_every" in given:
-        given["sparse_evals_until"] = None
+        given |= {"sparse_evals_until": None, "eval_every_given": True}
     if any(train.get(k) is not None for k in BUDGETS):
         given.update({k: train.get(k) for k in BUDGETS})
     return dataclasses.replace(config, **given)

@@ -325,7 +325,7 @@ def _evaluating(
     stopping's), `per_epoch` times an epoch whatever the text's length, every other pass before
     that many. An eval_every given wins."""
     if train.get("eval_every") is not None:
-        return config
+        return dataclasses.replace(config, eval_every_given=True)
     n_train = data.train_length(n_chars, config.val_frac)
     steps_per_epoch = n_train // (config.batch_size * dist.world) // config.seq_len
     every = max(1, steps_per_epoch // per_epoch)
