@@ -3,6 +3,7 @@ damaged entries that are rebuilt rather than trusted."""
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -278,7 +279,7 @@ def test_a_cache_that_cannot_be_written_is_done_without_and_nowhere_to_write_is_
     assert str(tmp_path / "cache") in str(raised.value)  # the cache's, not a temporary folder
 
 
-def test_cli_warns_about_a_damaged_entry_lists_and_clears_the_cache(env, tmp_path):
+def test_cli_warns_about_a_damaged_entry_lists_and_clears_the_cache(env, tmp_path, monkeypatch):
     f = tmp_path / "c.txt"
     f.write_text(make_text(6000))
     assert env(["train", str(f), *TINY_CLI, "--steps", "2"]).exit_code == 0
@@ -307,6 +308,21 @@ def test_cli_warns_about_a_damaged_entry_lists_and_clears_the_cache(env, tmp_pat
     again = env(["train", str(f), *TINY_CLI, "--steps", "2", "--force"])
     assert again.exit_code == 0 and again.stdout.strip().endswith("best.pt")
     assert "Warning: the cached encoding of this corpus was damaged" in again.stderr
+    real_unlink = Path.unlink
+
+    def read_only(path, *args, **kwargs):  # a cache on a read-only disk (root writes any mode)
+        if path.suffix in (".ids", ".json"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_unlink(path, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "unlink", read_only)
+        refused = env(["corpus", "cache", "--clear"])
+    line = assert_one_error(refused, 1, "cannot delete ")
+    assert line.endswith(
+        "Read-only file system; make the cache folder writable, or set CHARRNN_CACHE_DIR to "
+        "another folder (a cache left as it is costs nothing but its space)"
+    )
     cleared = env(["corpus", "cache", "--clear"])
     assert cleared.exit_code == 0 and cleared.stdout == "" and "Freed" in cleared.stderr
     assert not list((tmp_path / "cache" / "encoded").glob("*"))

@@ -1755,7 +1755,8 @@ def test_a_lock_file_this_user_may_not_open_is_named(corpus_file, monkeypatch):
         monkeypatch.setattr(os, "open", opening)
         r = invoke(["train", "--resume", "r", "--steps", "4"])
         line = assert_one_error(r, 1, "cannot open the run's lock file checkpoints/r/.lock: ")
-        assert "remove it (it holds no data) while no charrnn trains the run" in line
+        assert "remove it (it holds no data) while no charrnn trains the run; or, where " in line
+        assert line.endswith("and resume the copy (--resume COPY)")
 
 
 def test_a_disk_too_full_for_the_lock_refuses_the_start_and_leaves_no_folder(tmp_path, monkeypatch):

@@ -108,9 +108,12 @@ class RunDir:
         except OSError as e:
             lock = self.path / ".lock"
             if e.errno in (errno.EACCES, errno.EPERM) and os.path.lexists(lock):
+                # a folder not the user's to write in leaves neither to do: a copy of the run
+                copy = "" if new else f"; or, where the run folder is not yours to change, {_COPY}"
                 raise RunError(
                     f"cannot open the run's lock file {lock}: {e.strerror}; change its "
-                    "permissions, or remove it (it holds no data) while no charrnn trains the run"
+                    "permissions, or remove it (it holds no data) while no charrnn trains the "
+                    f"run{copy}"
                 ) from None
             elsewhere = _ELSEWHERE if new else _COPY  # a resume: the run's files go with it
             raise RunError(cannot_write(self.path, e, elsewhere, doing=doing)) from None

@@ -344,6 +344,13 @@ def _size(path: Path) -> int:
         return 0
 
 
+# What to do where the cache cannot be changed: it is only a cache, so another one will do
+CACHE_NOT_YOURS = (
+    "make the cache folder writable, or set CHARRNN_CACHE_DIR to another folder (a cache left "
+    "as it is costs nothing but its space)"
+)
+
+
 def clear_cache(cache_dir: Path) -> int:
     """Delete every encoded corpus (a training run that has one mapped keeps reading it), and
     what killed encodings left; returns the bytes freed. Downloaded corpora are kept."""
@@ -359,6 +366,8 @@ def clear_cache(cache_dir: Path) -> int:
                 except FileNotFoundError:
                     continue
                 except OSError as err:
-                    raise CorpusError(f"cannot delete {path}: {err.strerror or err}") from None
+                    raise CorpusError(
+                        f"cannot delete {path}: {err.strerror or err}; {CACHE_NOT_YOURS}"
+                    ) from None
                 freed += size
     return freed
