@@ -122,7 +122,8 @@ def _native_bf16(device: torch.device) -> bool:
 def free_memory(device: torch.device) -> int | None:
     """Bytes of memory a new allocation can take on `device` now: a GPU's free memory; on a
     CPU, what the system says is available (MemAvailable), less where this process's control
-    group (a container's limit) leaves less; None where it cannot be told (macOS, mps)."""
+    group (a container's limit) or its address-space limit (`ulimit -v`) leaves less; None where
+    it cannot be told (macOS, mps)."""
     import torch
 
     if device.type == "cuda":
@@ -148,4 +149,26 @@ def free_memory(device: torch.device) -> int | None:
                 found.append(max(int(limit) - int(f.read().strip()), 0))
     except (OSError, ValueError):
         pass
+    if (left := _address_space_left()) is not None:
+        found.append(left)
     return min(found, default=None)
+
+
+def _address_space_left() -> int | None:
+    """Bytes this process may still map under its address-space limit (`ulimit -v`); None where
+    there is none, or it cannot be told."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit == resource.RLIM_INFINITY:
+        return None
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):  # what the process has mapped already
+                    return max(limit - int(line.split()[1]) * 1024, 0)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

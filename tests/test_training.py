@@ -1233,6 +1233,26 @@ def test_the_training_bar_says_what_it_is_doing_after_an_evaluation(env, corpus_
     assert labels[-1].startswith("step 6 loss ")
 
 
+def test_the_memory_free_counts_an_address_space_limit(monkeypatch):
+    """Under `ulimit -v` what may still be mapped is the memory free, where it is less than the
+    system's: a model the limit cannot hold is refused before it is built, as one the machine
+    cannot."""
+    import resource
+
+    from charrnn.devices import free_memory
+
+    cpu = torch.device("cpu")
+    system = free_memory(cpu)
+    with open("/proc/self/status") as f:
+        mapped = next(int(x.split()[1]) * 1024 for x in f if x.startswith("VmSize:"))
+    real = resource.getrlimit
+    limited = lambda which: (mapped + 10**8, -1) if which == resource.RLIMIT_AS else real(which)  # noqa: E731
+    monkeypatch.setattr(resource, "getrlimit", limited)
+    left = free_memory(cpu)
+    assert left <= 10**8 and left > 10**8 - 50 * 2**20  # less what was mapped since
+    assert system is None or system > 10**8
+
+
 @pytest.mark.parametrize("size", ["tiny", "auto"])
 def test_a_model_too_large_for_the_memory_free_is_refused_before_it_is_built(
     env, corpus_file, tmp_path, monkeypatch, size
