@@ -553,7 +553,7 @@ def test_the_memory_command_traces_gradients_as_the_library_does(code_run, monke
     assert f"the loss of {record['positions']} closers of () in long.py traced" in r.stderr
     early = "()" + " " * 500  # its one closer too near the start to trace 400 back
     r = invoke(["memory", "-", "-c", "code", "--gradients", "--pairs", "()"], input=early)
-    assert_one_error(r, 1, "standard input has no closer of () 400 or more characters into the")
+    assert_one_error(r, 1, "standard input has no closer of () after its opener 400 or more")
     r = invoke(["memory", "-", "-c", "code", "--gradients"], input=CODE[:300])
     line = assert_one_error(r, 1, "standard input holds 300 characters to read: tracing a loss 400")
     assert line.endswith("needs 401 or more; give a longer text")

@@ -1253,6 +1253,23 @@ def test_the_memory_free_counts_an_address_space_limit(monkeypatch):
     assert system is None or system > 10**8
 
 
+def test_a_refusal_by_memory_shows_the_need_and_the_free_apart(monkeypatch):
+    """Where the two round alike to a tenth of a GB, a second digit tells them apart."""
+    import charrnn.train.fits as fits
+    from charrnn.model.config import ModelConfig
+
+    shape = ModelConfig(vocab_size=65, embedding_dim=64, hidden_size=2700, num_layers=3)
+    monkeypatch.setattr(fits, "free_memory", lambda device: 0)
+    with pytest.raises(ConfigError) as refused:
+        fits.refuse_too_large(shape, "cpu", 32, 32)
+    need = float(re.search(r"takes (\d+\.\d) GB", str(refused.value)).group(1))
+    monkeypatch.setattr(fits, "free_memory", lambda device: int((need - 0.04) * 1e9))
+    with pytest.raises(ConfigError) as refused:
+        fits.refuse_too_large(shape, "cpu", 32, 32)
+    found = re.search(r"takes (\d\.\d+) GB .* more than the (\d\.\d+) GB free", str(refused.value))
+    assert found and found.group(1) != found.group(2), str(refused.value)
+
+
 @pytest.mark.parametrize("size", ["tiny", "auto"])
 def test_a_model_too_large_for_the_memory_free_is_refused_before_it_is_built(
     env, corpus_file, tmp_path, monkeypatch, size

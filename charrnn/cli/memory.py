@@ -242,9 +242,9 @@ def _traced(path, model, read, listed, file, quiet, cut: bool):
         among, what = [c for _, c in match_pairs(read, listed)], "closer"
         if not any(c >= window for c in among):
             raise CorpusError(
-                f"{_label(file)} has no closer of {''.join(listed)} {window} or more characters "
-                f"into the {count(len(read), 'character')} read: give {longer_text(cut)} with "
-                "them, or other --pairs"
+                f"{_label(file)} has no closer of {''.join(listed)} after its opener {window} "
+                f"or more characters into the {count(len(read), 'character')} read: give "
+                f"{longer_text(cut)} with them, or other --pairs"
             )
     bar, traced = phase_bar(quiet, unit=what), [0]
 

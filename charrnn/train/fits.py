@@ -34,16 +34,18 @@ def refuse_too_large(
     step = batch_size * seq_len * kept * ACTIVATION_BYTES
     need, free = weights + step, free_memory(device)
     if free is not None and need > free:
+        digits = 1 if _bytes(need) != _bytes(free) else 2  # never "2.4 GB, more than 2.4 GB"
         count = f"{n / 1e9:.2f} billion" if n >= 1e9 else f"{n / 1e6:.1f} million"
         raise ConfigError(
             f"a {shape.num_layers}x{shape.hidden_size} {shape.cell.upper()} has {count} "
             f"parameters, and a batch of {batch_size}x{seq_len}: training it takes "
-            f"{_bytes(need)} of memory at least ({_bytes(weights)} for its weights, their "
-            f"gradients and the optimizer's two moments, {_bytes(step)} for what a step keeps "
-            f"for its backward pass), more than the {_bytes(free)} free on {device.type}; give "
+            f"{_bytes(need, digits)} of memory at least ({_bytes(weights)} for its weights, "
+            f"their gradients and the optimizer's two moments, {_bytes(step)} for what a step "
+            f"keeps for its backward pass), more than the {_bytes(free, digits)} free on "
+            f"{device.type}; give "
             "a smaller --hidden or --layers, or a smaller --batch-size or --seq-len"
         )
 
 
-def _bytes(n: int) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+def _bytes(n: int, digits: int = 1) -> str:
+    return f"{n / 1e9:.{digits}f} GB" if n >= 1e9 else f"{n / 1e6:.{digits - 1}f} MB"
