@@ -154,15 +154,20 @@ def free_memory(device: torch.device) -> int | None:
     return min(found, default=None)
 
 
-def _address_space_left() -> int | None:
-    """Bytes this process may still map under its address-space limit (`ulimit -v`); None where
-    there is none, or it cannot be told."""
+def address_space_limit() -> int | None:
+    """Bytes of this process's address-space limit (`ulimit -v`); None where there is none."""
     try:
         import resource
     except ImportError:  # Windows
         return None
     limit = resource.getrlimit(resource.RLIMIT_AS)[0]
-    if limit == resource.RLIM_INFINITY:
+    return None if limit == resource.RLIM_INFINITY else limit
+
+
+def _address_space_left() -> int | None:
+    """Bytes this process may still map under its address-space limit (`ulimit -v`); None where
+    there is none, or it cannot be told."""
+    if (limit := address_space_limit()) is None:
         return None
     try:
         with open("/proc/self/status") as f:

@@ -15,6 +15,7 @@ import threading
 import click
 
 from charrnn.cli.common import cannot_write, drop_stdout, shown_message
+from charrnn.devices import address_space_limit
 from charrnn.errors import CharRNNError
 from charrnn.fsutil import size_text
 
@@ -51,11 +52,7 @@ def out_of_memory(e: BaseException) -> bool:
 
 def memory_limited() -> bool:
     """Whether the process runs under a limit of its address space (`ulimit -v`)."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return False
-    return resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
+    return address_space_limit() is not None
 
 
 def out_of_memory_message(e: BaseException) -> str:
